@@ -1,0 +1,16 @@
+//! taskweave inside a tokio application: the client picks up the ambient runtime.
+//!
+//! ```text
+//! cargo run --example tokio_app --features tokio
+//! ```
+
+#[tokio::main]
+async fn main() -> Result<(), taskweave::Error> {
+    let client = taskweave::Client::builder().workers(2).build().await?;
+    println!("{client:?}");
+    let future = client.submit(|x: i64| x + 1, 10);
+    println!("submit(x + 1, 10) = {}", future.await?);
+    let cubes = client.map(|x: i64| x * x * x, 1..=5);
+    println!("cubes = {:?}", client.gather(&cubes).await?);
+    client.close().await
+}

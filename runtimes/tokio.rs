@@ -1,0 +1,108 @@
+//! The tokio adapter (feature `tokio`).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+
+use crate::Error;
+use crate::executor::{BoxFuture, Executor};
+
+/// Runs taskweave on a tokio runtime.
+///
+/// Picked automatically when a client is built inside a tokio runtime with the `tokio`
+/// feature on. Timers use tokio's timer when the runtime has it enabled, and the embedded
+/// timer otherwise, so a runtime built without `enable_time` still works.
+///
+/// # Examples
+///
+/// ```
+/// use taskweave::runtimes::tokio::TokioExecutor;
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), taskweave::Error> {
+///     let client = taskweave::Client::builder().executor(TokioExecutor::current()?).build().await?;
+///     assert_eq!(client.submit(|x: i64| x + 1, 10).await?, 11);
+///     client.close().await
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TokioExecutor {
+    handle: Handle,
+    timer_enabled: bool,
+}
+
+impl TokioExecutor {
+    /// The runtime this thread is running in.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoRuntime`] outside a tokio runtime.
+    pub fn current() -> Result<TokioExecutor, Error> {
+        Handle::try_current()
+            .map(TokioExecutor::from_handle)
+            .map_err(|_| Error::NoRuntime { runtime: "tokio" })
+    }
+
+    /// The runtime behind `handle` (for example `runtime.handle().clone()`).
+    pub fn from_handle(handle: Handle) -> TokioExecutor {
+        // Creating a `Sleep` panics when the runtime has no timer; find out once, here,
+        // instead of at the first timeout.
+        let timer_enabled = {
+            let _entered = handle.enter();
+            std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
+        };
+        TokioExecutor { handle, timer_enabled }
+    }
+
+    /// Whether this thread is inside a tokio runtime.
+    pub fn is_inside_runtime() -> bool {
+        Handle::try_current().is_ok()
+    }
+
+    /// Spawns and tells whether the runtime took the task: a shut-down runtime drops the task
+    /// at once, unpolled.
+    fn spawn_checked<F: Future<Output = ()> + Send + 'static>(
+        &self,
+        future: F,
+    ) -> Result<(), Error> {
+        let started = Arc::new(AtomicBool::new(false));
+        let started_in_task = Arc::clone(&started);
+        let join = self.handle.spawn(async move {
+            started_in_task.store(true, Ordering::Release);
+            future.await;
+        });
+        if join.is_finished() && !started.load(Ordering::Acquire) {
+            return Err(Error::RuntimeShutDown { runtime: "tokio" });
+        }
+        Ok(())
+    }
+}
+
+impl Executor for TokioExecutor {
+    fn name(&self) -> &'static str {
+        "tokio"
+    }
+
+    fn spawn(&self, future: BoxFuture<()>) -> Result<(), Error> {
+        self.spawn_checked(future)
+    }
+
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) -> Result<(), Error> {
+        drop(self.handle.spawn_blocking(work));
+        Ok(())
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<()> {
+        if self.timer_enabled {
+            let _entered = self.handle.enter();
+            Box::pin(tokio::time::sleep(duration))
+        } else {
+            Box::pin(async move {
+                async_io::Timer::after(duration).await;
+            })
+        }
+    }
+}

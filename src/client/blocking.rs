@@ -1,0 +1,58 @@
+//! The blocking view of a client: the same client, for code that is not async.
+
+use std::future::Future;
+
+use super::{Client, TaskFuture};
+use crate::Error;
+use crate::executor::is_async_context;
+
+/// Runs `future` to completion on the caller's own thread (the one place where taskweave
+/// blocks a thread it does not own), refusing to when that thread drives async work.
+pub(crate) fn block_on_caller_thread<F: Future>(future: F) -> Result<F::Output, Error> {
+    if is_async_context() {
+        return Err(Error::BlockingInAsyncContext);
+    }
+    Ok(futures::executor::block_on(future))
+}
+
+/// The blocking twin of a [`Client`]'s async methods, for scripts, threads and synchronous
+/// handlers. Get one with [`Client::blocking`].
+///
+/// Every method refuses to block inside an async context and returns
+/// [`Error::BlockingInAsyncContext`] instead, so a mistake shows up as an error rather than a
+/// stalled runtime.
+///
+/// # Examples
+///
+/// ```
+/// let client = taskweave::Client::new()?;
+/// let futures = client.map(|x: u64| x * x, 0..4);
+/// assert_eq!(client.blocking().gather(&futures)?, vec![0, 1, 4, 9]);
+/// client.blocking().close()?;
+/// # Ok::<(), taskweave::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct BlockingClient<'a> {
+    pub(crate) client: &'a Client,
+}
+
+impl BlockingClient<'_> {
+    /// Waits for every future and returns their values in input order.
+    ///
+    /// # Errors
+    ///
+    /// The first task error in input order, as [`Error::Task`]; or
+    /// [`Error::BlockingInAsyncContext`].
+    pub fn gather<T: Clone + 'static>(&self, futures: &[TaskFuture<T>]) -> Result<Vec<T>, Error> {
+        block_on_caller_thread(self.client.gather(futures))?
+    }
+
+    /// Closes the client and waits until its workers have stopped. Idempotent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BlockingInAsyncContext`] when called from async code.
+    pub fn close(&self) -> Result<(), Error> {
+        block_on_caller_thread(self.client.close())?
+    }
+}

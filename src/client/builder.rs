@@ -1,0 +1,134 @@
+//! [`ClientBuilder`]: how a client is configured.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::Client;
+use super::blocking::block_on_caller_thread;
+use super::core::{Core, sink_for};
+use crate::Error;
+use crate::executor::Executor;
+use crate::transport::{InProcessTransport, Transport};
+
+/// Configures and starts a [`Client`].
+///
+/// # Examples
+///
+/// ```
+/// # async fn run() -> Result<(), taskweave::Error> {
+/// let client = taskweave::Client::builder()
+///     .workers(4)
+///     .build()
+///     .await?;
+/// println!("{client:?}");
+/// # client.close().await }
+/// # futures::executor::block_on(run()).unwrap();
+/// ```
+#[derive(Default)]
+pub struct ClientBuilder {
+    executor: Option<Arc<dyn Executor>>,
+    workers: Option<usize>,
+    transport: Option<Arc<dyn Transport>>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("executor", &self.executor.as_ref().map(|executor| executor.name()))
+            .field("workers", &self.workers)
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
+
+impl ClientBuilder {
+    /// Runs the client on `executor` instead of the ambient one.
+    pub fn executor(mut self, executor: impl Executor) -> Self {
+        self.executor = Some(Arc::new(executor));
+        self
+    }
+
+    /// Runs the client on an executor that is already shared.
+    pub fn shared_executor(mut self, executor: Arc<dyn Executor>) -> Self {
+        self.executor = Some(executor);
+        self
+    }
+
+    /// How many in-process workers to run (default: one per core). Must be at least 1.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// Uses `transport` instead of the default in-process cluster.
+    pub fn transport(mut self, transport: impl Transport) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// Starts the client.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for unusable settings (such as zero workers), or the error of
+    /// a transport that cannot start.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it resolves starts nothing.
+    pub async fn build(self) -> Result<Client, Error> {
+        self.build_now()
+    }
+
+    /// Starts the client from blocking code.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](ClientBuilder::build), and [`Error::BlockingInAsyncContext`] inside async
+    /// code (use `build().await` there).
+    pub fn build_blocking(self) -> Result<Client, Error> {
+        block_on_caller_thread(self.build())?
+    }
+
+    /// Starts the client without waiting for anything (the in-process transport starts at
+    /// once).
+    pub(crate) fn build_now(self) -> Result<Client, Error> {
+        if self.workers == Some(0) {
+            return Err(Error::InvalidConfig {
+                message: "workers(0): a client needs at least one worker; use workers(1) or more"
+                    .into(),
+            });
+        }
+        if self.workers.is_some() && self.transport.is_some() {
+            return Err(Error::InvalidConfig {
+                message: "workers(..) configures the default in-process transport; with an \
+                          explicit transport, configure the workers on the transport instead"
+                    .into(),
+            });
+        }
+        let executor = match self.executor {
+            Some(executor) => executor,
+            None => crate::runtimes::ambient_executor(),
+        };
+        let transport = match self.transport {
+            Some(transport) => transport,
+            None => {
+                let workers = self.workers.unwrap_or_else(default_worker_count);
+                Arc::new(InProcessTransport::new(workers))
+            }
+        };
+        let core = Arc::new(Core::new(Arc::clone(&transport), Arc::clone(&executor)));
+        transport.start(executor, sink_for(&core))?;
+        tracing::debug!(
+            executor = core.executor.name(),
+            transport = transport.name(),
+            "client started"
+        );
+        Ok(Client::from_core(core))
+    }
+}
+
+/// One worker per core the process may use.
+fn default_worker_count() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}

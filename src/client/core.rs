@@ -1,0 +1,355 @@
+//! The client core: the scheduler behind a lock, the jobs it schedules, and the code that
+//! carries out the scheduler's actions.
+//!
+//! There is no scheduler task and no event channel: whoever produces an event (a submitting
+//! thread, a worker reporting a result, a dropped handle) feeds it to the scheduler under a
+//! short lock and then carries out the actions itself, after the lock is released. That keeps
+//! a submit and a completion free of thread hops, and keeps the scheduler a plain value.
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use futures::future::AbortHandle;
+use parking_lot::Mutex;
+
+use crate::error::TaskError;
+use crate::executor::{BoxFuture, Executor};
+use crate::scheduler::{
+    Action, Event, Scheduler, SchedulerCounts, TaskId, TaskKey, TaskSpec, TaskState,
+};
+use crate::transport::{CompletionSink, ReadyTask, Transport};
+
+/// A task's value, shared by every handle and every dependent (no copy per reader).
+pub(crate) type Value = Arc<dyn Any + Send + Sync>;
+
+/// How a body ended, before the scheduler decides what that means for the task.
+pub(crate) enum BodyOutcome {
+    Value(Value),
+    Failed(String),
+    Panicked(String),
+}
+
+/// A blocking body: reads its dependencies' values and returns its own.
+pub(crate) type BlockingBody = Box<dyn Fn(&[Value]) -> Result<Value, String> + Send + Sync>;
+/// An async body: the same, as a future run on the executor.
+pub(crate) type AsyncBody =
+    Box<dyn Fn(Vec<Value>) -> BoxFuture<Result<Value, String>> + Send + Sync>;
+
+/// What a task runs.
+pub(crate) enum Body {
+    Blocking(BlockingBody),
+    Async(AsyncBody),
+}
+
+/// One task: its identity, what it runs, what it reads, and where its outcome is published.
+pub(crate) struct Job {
+    pub(crate) id: TaskId,
+    pub(crate) key: TaskKey,
+    /// The jobs whose values this one reads, in argument order.
+    deps: Vec<Arc<Job>>,
+    body: Body,
+    /// The published outcome and the wakers of everyone waiting for it.
+    cell: Mutex<Cell>,
+    /// Stops a running async body when the task is cancelled.
+    abort: Mutex<Option<AbortHandle>>,
+}
+
+#[derive(Default)]
+struct Cell {
+    outcome: Option<Result<Value, TaskError>>,
+    wakers: Vec<Waker>,
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job").field("id", &self.id).field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+impl Job {
+    pub(crate) fn new(id: TaskId, key: TaskKey, deps: Vec<Arc<Job>>, body: Body) -> Job {
+        Job { id, key, deps, body, cell: Mutex::new(Cell::default()), abort: Mutex::new(None) }
+    }
+
+    pub(crate) fn is_async(&self) -> bool {
+        matches!(self.body, Body::Async(_))
+    }
+
+    fn dep_values(&self) -> Result<Vec<Value>, String> {
+        self.deps
+            .iter()
+            .map(|dep| match &dep.cell.lock().outcome {
+                Some(Ok(value)) => Ok(Arc::clone(value)),
+                _ => Err(format!("dependency {} has no value", dep.key)),
+            })
+            .collect()
+    }
+
+    /// Runs a blocking body on the current thread; a panic becomes `Panicked`.
+    pub(crate) fn run_blocking(&self) -> BodyOutcome {
+        let Body::Blocking(body) = &self.body else {
+            return BodyOutcome::Failed("an async task was run as a blocking one".into());
+        };
+        let inputs = match self.dep_values() {
+            Ok(inputs) => inputs,
+            Err(message) => return BodyOutcome::Failed(message),
+        };
+        match catch_unwind(AssertUnwindSafe(|| body(&inputs))) {
+            Ok(Ok(value)) => BodyOutcome::Value(value),
+            Ok(Err(message)) => BodyOutcome::Failed(message),
+            Err(panic) => BodyOutcome::Panicked(panic_message(&*panic)),
+        }
+    }
+
+    /// Runs an async body; a panic while polling becomes `Panicked`.
+    pub(crate) fn run_async(self: &Arc<Self>) -> BoxFuture<BodyOutcome> {
+        use futures::FutureExt;
+        let Body::Async(body) = &self.body else {
+            return Box::pin(async {
+                BodyOutcome::Failed("a blocking task was run as an async one".into())
+            });
+        };
+        let inputs = match self.dep_values() {
+            Ok(inputs) => inputs,
+            Err(message) => return Box::pin(async move { BodyOutcome::Failed(message) }),
+        };
+        let future = match catch_unwind(AssertUnwindSafe(|| body(inputs))) {
+            Ok(future) => future,
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                return Box::pin(async move { BodyOutcome::Panicked(message) });
+            }
+        };
+        Box::pin(AssertUnwindSafe(future).catch_unwind().map(|result| match result {
+            Ok(Ok(value)) => BodyOutcome::Value(value),
+            Ok(Err(message)) => BodyOutcome::Failed(message),
+            Err(panic) => BodyOutcome::Panicked(panic_message(&*panic)),
+        }))
+    }
+
+    pub(crate) fn set_abort_handle(&self, handle: AbortHandle) {
+        *self.abort.lock() = Some(handle);
+    }
+
+    fn abort(&self) {
+        if let Some(handle) = self.abort.lock().take() {
+            handle.abort();
+        }
+    }
+
+    /// Publishes the outcome and wakes every waiter. A second outcome is ignored.
+    fn resolve(&self, outcome: Result<Value, TaskError>) {
+        let wakers = {
+            let mut cell = self.cell.lock();
+            if cell.outcome.is_some() {
+                return;
+            }
+            cell.outcome = Some(outcome);
+            std::mem::take(&mut cell.wakers)
+        };
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// The outcome if published; otherwise registers `cx`'s waker.
+    pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<Result<Value, TaskError>> {
+        let mut cell = self.cell.lock();
+        match &cell.outcome {
+            Some(outcome) => Poll::Ready(outcome.clone()),
+            None => {
+                if !cell.wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
+                    cell.wakers.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The outcome if published, without waiting.
+    pub(crate) fn peek_outcome(&self) -> Option<Result<Value, TaskError>> {
+        self.cell.lock().outcome.clone()
+    }
+}
+
+/// Turns a panic payload into text.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&'static str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic with a non-text payload".to_owned()
+    }
+}
+
+/// Options of one submission, as given by the user.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SubmitOptions {
+    pub(crate) key: Option<TaskKey>,
+    pub(crate) priority: i32,
+    pub(crate) retries: u32,
+    pub(crate) allowed_failures: u32,
+    pub(crate) pinned: bool,
+}
+
+/// The shared heart of a client.
+pub(crate) struct Core {
+    scheduler: Mutex<Scheduler<Arc<Job>>>,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) executor: Arc<dyn Executor>,
+    next_id: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core")
+            .field("executor", &self.executor.name())
+            .field("transport", &self.transport.name())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    pub(crate) fn new(transport: Arc<dyn Transport>, executor: Arc<dyn Executor>) -> Core {
+        Core {
+            scheduler: Mutex::new(Scheduler::new(transport.capacity())),
+            transport,
+            executor,
+            next_id: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn next_id(&self) -> TaskId {
+        TaskId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Submits a job; returns the job that holds the key (the given one, or an existing task
+    /// with the same shared key).
+    pub(crate) fn submit(&self, job: Arc<Job>, options: &SubmitOptions) -> Arc<Job> {
+        let mut actions = Vec::new();
+        let job = {
+            let mut scheduler = self.scheduler.lock();
+            let shared_key = options.key.is_some();
+            if shared_key {
+                if let Some(existing) = scheduler.lookup(&job.key) {
+                    let existing_job = scheduler.payload(existing).cloned();
+                    if let Some(existing_job) = existing_job {
+                        scheduler.handle(Event::Retained { id: existing }, &mut actions);
+                        return existing_job;
+                    }
+                }
+            }
+            let spec = TaskSpec {
+                id: job.id,
+                key: job.key.clone(),
+                deps: job.deps.iter().map(|dep| dep.id).collect(),
+                priority: options.priority,
+                retries: options.retries,
+                allowed_failures: options.allowed_failures,
+                uses_worker: !job.is_async(),
+                pinned: options.pinned,
+                shared_key,
+                payload: Arc::clone(&job),
+            };
+            scheduler.handle(Event::Submitted(spec), &mut actions);
+            job
+        };
+        self.apply(actions, None);
+        job
+    }
+
+    /// Feeds one event and carries out what the scheduler answers.
+    pub(crate) fn feed(&self, event: Event<Arc<Job>>) {
+        let mut actions = Vec::new();
+        self.scheduler.lock().handle(event, &mut actions);
+        self.apply(actions, None);
+    }
+
+    /// A worker reports the outcome of a body.
+    pub(crate) fn complete(&self, job: &Arc<Job>, outcome: BodyOutcome) {
+        let (event, value) = match outcome {
+            BodyOutcome::Value(value) => (Event::Finished { id: job.id }, Some((job.id, value))),
+            BodyOutcome::Failed(message) => (
+                Event::Failed {
+                    id: job.id,
+                    error: TaskError::Failed { key: job.key.clone(), message },
+                },
+                None,
+            ),
+            BodyOutcome::Panicked(message) => (
+                Event::Failed {
+                    id: job.id,
+                    error: TaskError::Panicked { key: job.key.clone(), message },
+                },
+                None,
+            ),
+        };
+        let mut actions = Vec::new();
+        self.scheduler.lock().handle(event, &mut actions);
+        self.apply(actions, value);
+    }
+
+    /// The transport lost the worker running `job`.
+    pub(crate) fn lost(&self, job: &Arc<Job>) {
+        self.feed(Event::Lost { id: job.id });
+    }
+
+    fn apply(&self, actions: Vec<Action<Arc<Job>>>, mut value: Option<(TaskId, Value)>) {
+        for action in actions {
+            match action {
+                Action::Dispatch { payload, attempt, .. } => {
+                    self.transport.dispatch(ReadyTask::new(payload, attempt));
+                }
+                Action::Resolve { id, payload, outcome } => match outcome {
+                    Ok(()) => match value.take() {
+                        Some((value_id, value)) if value_id == id => payload.resolve(Ok(value)),
+                        _ => payload.resolve(Err(TaskError::Failed {
+                            key: payload.key.clone(),
+                            message: "internal error: finished without a value".into(),
+                        })),
+                    },
+                    Err(error) => payload.resolve(Err(error)),
+                },
+                Action::Abort { payload, .. } => payload.abort(),
+                Action::Forget { payload, .. } => self.transport.release(&payload.key),
+            }
+        }
+    }
+
+    /// Task counts by state.
+    pub(crate) fn counts(&self) -> SchedulerCounts {
+        self.scheduler.lock().counts()
+    }
+
+    /// The scheduler's state of one task.
+    pub(crate) fn state(&self, id: TaskId) -> Option<TaskState> {
+        self.scheduler.lock().state(id)
+    }
+
+    /// Stops accepting work, cancels what is unfinished and tells the transport to stop.
+    /// Returns the transport's "stopped" future the first time, `None` after.
+    pub(crate) fn shut_down(&self) -> Option<BoxFuture<()>> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        self.feed(Event::Closed);
+        Some(self.transport.close())
+    }
+}
+
+/// The sink the transport reports to; see [`CompletionSink`].
+pub(crate) fn sink_for(core: &Arc<Core>) -> CompletionSink {
+    CompletionSink::new(Arc::downgrade(core))
+}

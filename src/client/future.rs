@@ -1,0 +1,177 @@
+//! [`TaskFuture`]: the handle to one task's result.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::blocking::block_on_caller_thread;
+use super::core::{Core, Job, Value};
+use crate::error::{Error, TaskError};
+use crate::scheduler::{Event, TaskKey, TaskState};
+
+/// One client handle on a task; the last one dropped releases the task.
+pub(crate) struct Handle {
+    pub(crate) job: Arc<Job>,
+    pub(crate) core: Arc<Core>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.core.feed(Event::Released { id: self.job.id });
+    }
+}
+
+/// The result of a submitted task, to await (it is a [`Future`]) or to wait for
+/// ([`result`](TaskFuture::result)).
+///
+/// A `TaskFuture` is a handle: clones share one task and see one result, each getting its own
+/// copy of the value (hence `T: Clone` to read it; wrap large values in an `Arc`).
+///
+/// # Drop behaviour
+///
+/// Dropping a handle does not cancel the task; dropping the **last** handle *releases* it, as
+/// in Dask: the client forgets the task and frees its value. A task released before it
+/// started does not start (use [`Client::fire_and_forget`](crate::Client::fire_and_forget) to
+/// keep it), a running one finishes and its value is discarded. To stop work, call
+/// [`cancel`](TaskFuture::cancel).
+///
+/// # Examples
+///
+/// ```
+/// let client = taskweave::Client::new()?;
+/// let future = client.submit(|x: i64| x + 1, 10);
+/// let copy = future.clone();
+/// assert_eq!(future.result()?, 11);
+/// assert_eq!(copy.result()?, 11);
+/// # Ok::<(), taskweave::Error>(())
+/// ```
+pub struct TaskFuture<T> {
+    pub(crate) handle: Arc<Handle>,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for TaskFuture<T> {
+    fn clone(&self) -> Self {
+        TaskFuture { handle: Arc::clone(&self.handle), _value: PhantomData }
+    }
+}
+
+impl<T> fmt::Debug for TaskFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskFuture")
+            .field("key", &self.handle.job.key)
+            .field("done", &self.is_done())
+            .finish()
+    }
+}
+
+impl<T> TaskFuture<T> {
+    pub(crate) fn from_job(job: Arc<Job>, core: Arc<Core>) -> TaskFuture<T> {
+        TaskFuture { handle: Arc::new(Handle { job, core }), _value: PhantomData }
+    }
+
+    /// The task's key, as in Dask (`inc-3f2a...`, or the key you chose).
+    pub fn key(&self) -> &TaskKey {
+        &self.handle.job.key
+    }
+
+    /// Whether the task has an outcome (a value or an error). Never blocks.
+    pub fn is_done(&self) -> bool {
+        self.handle.job.peek_outcome().is_some()
+    }
+
+    /// Where the task is in its life; `None` when the client no longer tracks it (it was
+    /// closed).
+    pub fn state(&self) -> Option<TaskState> {
+        self.handle.core.state(self.handle.job.id)
+    }
+
+    /// Cancels the task, and every task depending on it, if it has not finished.
+    ///
+    /// Awaiting it then gives [`TaskError::Cancelled`]. A running async body is dropped; a
+    /// running blocking body runs to its end and its value is discarded.
+    pub fn cancel(&self) {
+        self.cancel_with_reason("cancelled by the user")
+    }
+
+    pub(crate) fn cancel_with_reason(&self, reason: &str) {
+        self.handle
+            .core
+            .feed(Event::CancelRequested { id: self.handle.job.id, reason: reason.to_owned() });
+    }
+}
+
+impl<T: Clone + 'static> TaskFuture<T> {
+    /// Blocks the calling thread until the task has an outcome.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Task`] with the task's error; [`Error::BlockingInAsyncContext`] when called
+    /// from a thread that drives async work (use `.await` there).
+    ///
+    /// # Examples
+    ///
+    /// The pitfall, and the right way:
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let future = client.submit(|x: i64| x * 2, 4);
+    /// let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// runtime.block_on(async {
+    ///     // Wrong: blocking inside async code would stall the runtime.
+    ///     assert!(matches!(future.result(), Err(taskweave::Error::BlockingInAsyncContext)));
+    ///     // Right: await it.
+    ///     assert_eq!(future.clone().await.unwrap(), 8);
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn result(&self) -> Result<T, Error> {
+        block_on_caller_thread(self.clone())?.map_err(Error::Task)
+    }
+
+    /// The outcome if there is one, without waiting.
+    pub fn try_result(&self) -> Option<Result<T, TaskError>> {
+        self.handle.job.peek_outcome().map(|outcome| read_value(&self.handle.job.key, outcome))
+    }
+}
+
+/// Copies a typed value out of a shared one.
+pub(crate) fn read_value<T: Clone + 'static>(
+    key: &TaskKey,
+    outcome: Result<Value, TaskError>,
+) -> Result<T, TaskError> {
+    let value = outcome?;
+    match value.downcast_ref::<T>() {
+        Some(typed) => Ok(typed.clone()),
+        None => Err(TaskError::Failed {
+            key: key.clone(),
+            message: format!(
+                "the task's value is not a {}: its key was reused for a task of another type",
+                std::any::type_name::<T>()
+            ),
+        }),
+    }
+}
+
+impl<T: Clone + 'static> Future for TaskFuture<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let job = &self.handle.job;
+        job.poll_outcome(cx).map(|outcome| read_value(&job.key, outcome))
+    }
+}
+
+/// Awaiting a reference waits without giving up the handle: `(&future).await`.
+impl<T: Clone + 'static> IntoFuture for &TaskFuture<T> {
+    type Output = Result<T, TaskError>;
+    type IntoFuture = TaskFuture<T>;
+
+    fn into_future(self) -> TaskFuture<T> {
+        self.clone()
+    }
+}

@@ -1,0 +1,290 @@
+//! The user-facing API: [`Client`], [`TaskFuture`], the blocking view.
+
+mod blocking;
+mod builder;
+pub(crate) mod core;
+mod future;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use blocking::BlockingClient;
+pub use builder::ClientBuilder;
+pub use future::TaskFuture;
+
+use self::core::{Body, Core, Job, SubmitOptions, Value};
+use crate::error::Error;
+use crate::executor::Executor;
+use crate::scheduler::{SchedulerCounts, TaskKey, prefix_for_type_name, spread_token};
+
+/// A handle on a cluster of workers: submit work, get [`TaskFuture`]s back, gather results.
+///
+/// `Client` is `Clone + Send + Sync`: clones share one cluster, and any thread may submit.
+/// Submitting never blocks and needs no `.await`. The same client serves async code (its
+/// `async` methods) and blocking code ([`blocking`](Client::blocking),
+/// [`TaskFuture::result`]).
+///
+/// Dropping the last clone closes the client without waiting; call
+/// [`close`](Client::close) to wait until the workers have stopped.
+///
+/// # Examples
+///
+/// ```
+/// # async fn run() -> Result<(), taskweave::Error> {
+/// let client = taskweave::Client::builder().workers(2).build().await?;
+/// let future = client.submit(|x: i64| x + 1, 10);
+/// assert_eq!(future.await?, 11);
+/// let squares = client.map(|x: i64| x * x, 0..5);
+/// assert_eq!(client.gather(&squares).await?, vec![0, 1, 4, 9, 16]);
+/// client.close().await?;
+/// # Ok(()) }
+/// # futures::executor::block_on(run()).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+/// Lives as long as some `Client` clone does; closes the core when the last one goes.
+struct Shared {
+    core: Arc<Core>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Start the shutdown; nobody is left to wait for it.
+        drop(self.core.shut_down());
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("executor", &self.shared.core.executor.name())
+            .field("transport", &self.shared.core.transport)
+            .field("closed", &self.shared.core.is_closed())
+            .finish()
+    }
+}
+
+/// A snapshot of what a client holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientStats {
+    /// Tasks by state, and totals since the client started.
+    pub tasks: SchedulerCounts,
+}
+
+/// Numbers generated keys, so that every impure submission gets a new key.
+static KEY_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn fresh_key<F>() -> TaskKey {
+    let prefix = prefix_for_type_name(std::any::type_name::<F>());
+    TaskKey::generated(prefix, spread_token(KEY_COUNTER.fetch_add(1, Ordering::Relaxed)))
+}
+
+impl Client {
+    /// Starts configuring a client. See [`ClientBuilder`].
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client with the defaults: the ambient executor (see
+    /// [Choosing an executor](crate#choosing-an-executor)) and one in-process worker per core.
+    ///
+    /// # Errors
+    ///
+    /// When the workers cannot be started.
+    pub fn new() -> Result<Client, Error> {
+        Client::builder().build_now()
+    }
+
+    pub(crate) fn from_core(core: Arc<Core>) -> Client {
+        Client { shared: Arc::new(Shared { core }) }
+    }
+
+    fn core(&self) -> &Arc<Core> {
+        &self.shared.core
+    }
+
+    /// The executor this client runs on.
+    pub fn executor(&self) -> &Arc<dyn Executor> {
+        &self.core().executor
+    }
+
+    /// The blocking view of this client, for code that is not async.
+    pub fn blocking(&self) -> BlockingClient<'_> {
+        BlockingClient { client: self }
+    }
+
+    /// Whether [`close`](Client::close) was called (or the last clone dropped).
+    pub fn is_closed(&self) -> bool {
+        self.core().is_closed()
+    }
+
+    /// What the client holds right now (counters; cheap).
+    pub fn stats(&self) -> ClientStats {
+        ClientStats { tasks: self.core().counts() }
+    }
+
+    fn submit_body<T>(&self, key: TaskKey, body: Body, options: &SubmitOptions) -> TaskFuture<T> {
+        let core = self.core();
+        let job = Arc::new(Job::new(core.next_id(), key, Vec::new(), body));
+        let job = core.submit(job, options);
+        TaskFuture::from_job(job, Arc::clone(core))
+    }
+
+    /// Runs `function(argument)` on a worker and returns its future at once.
+    ///
+    /// Never blocks and needs no `.await`. A panic in `function` becomes
+    /// [`TaskError::Panicked`](crate::TaskError::Panicked) on the future; the worker survives.
+    /// After [`close`](Client::close), the future resolves at once to
+    /// [`TaskError::Cancelled`](crate::TaskError::Cancelled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let future = client.submit(|x: i64| x + 1, 10);
+    /// assert_eq!(future.result()?, 11);
+    /// # Ok(()) }
+    /// ```
+    pub fn submit<F, A, R>(&self, function: F, argument: A) -> TaskFuture<R>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Clone + Send + Sync + 'static,
+        R: Send + Sync + 'static,
+    {
+        let body = Body::Blocking(Box::new(move |_inputs: &[Value]| {
+            Ok(Arc::new(function(argument.clone())) as Value)
+        }));
+        self.submit_body(fresh_key::<F>(), body, &SubmitOptions::default())
+    }
+
+    /// Like [`submit`](Client::submit) for a function that can fail: an `Err` becomes
+    /// [`TaskError::Failed`](crate::TaskError::Failed) with the error's text.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let parsed = client.try_submit(|text: &'static str| text.parse::<i32>(), "nope");
+    /// let error = parsed.result().unwrap_err();
+    /// assert!(error.to_string().contains("invalid digit"));
+    /// # Ok(()) }
+    /// ```
+    pub fn try_submit<F, A, T, E>(&self, function: F, argument: A) -> TaskFuture<T>
+    where
+        F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
+        A: Clone + Send + Sync + 'static,
+        T: Send + Sync + 'static,
+        E: fmt::Display,
+    {
+        let body =
+            Body::Blocking(Box::new(move |_inputs: &[Value]| match function(argument.clone()) {
+                Ok(value) => Ok(Arc::new(value) as Value),
+                Err(error) => Err(error.to_string()),
+            }));
+        self.submit_body(fresh_key::<F>(), body, &SubmitOptions::default())
+    }
+
+    /// Runs an async body on the client's executor instead of a worker: for I/O-bound work
+    /// that waits rather than computes. The future has the same semantics as
+    /// [`submit`](Client::submit)'s; cancelling it drops the running body.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let future = client.submit_async(|x: u64| async move { x * 3 }, 5);
+    /// assert_eq!(future.result()?, 15);
+    /// # Ok(()) }
+    /// ```
+    pub fn submit_async<F, A, Fut, R>(&self, function: F, argument: A) -> TaskFuture<R>
+    where
+        F: Fn(A) -> Fut + Send + Sync + 'static,
+        A: Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+        R: Send + Sync + 'static,
+    {
+        let body = Body::Async(Box::new(move |_inputs: Vec<Value>| {
+            let running = function(argument.clone());
+            Box::pin(async move { Ok(Arc::new(running.await) as Value) })
+        }));
+        self.submit_body(fresh_key::<F>(), body, &SubmitOptions::default())
+    }
+
+    /// Submits `function(item)` for every item, in order; returns the futures in the same
+    /// order. An empty input gives an empty vector.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let futures = client.map(|x: i32| x * 10, vec![1, 2, 3]);
+    /// assert_eq!(client.blocking().gather(&futures)?, vec![10, 20, 30]);
+    /// # Ok(()) }
+    /// ```
+    pub fn map<F, I, R>(&self, function: F, items: I) -> Vec<TaskFuture<R>>
+    where
+        F: Fn(I::Item) -> R + Send + Sync + 'static,
+        I: IntoIterator,
+        I::Item: Clone + Send + Sync + 'static,
+        R: Send + Sync + 'static,
+    {
+        let function = Arc::new(function);
+        items
+            .into_iter()
+            .map(|item| {
+                let function = Arc::clone(&function);
+                let body = Body::Blocking(Box::new(move |_inputs: &[Value]| {
+                    Ok(Arc::new(function(item.clone())) as Value)
+                }));
+                self.submit_body(fresh_key::<F>(), body, &SubmitOptions::default())
+            })
+            .collect()
+    }
+
+    /// Waits for every future and returns the values in input order.
+    ///
+    /// # Errors
+    ///
+    /// The first task error in input order, as [`Error::Task`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future stops waiting; the tasks keep running.
+    pub async fn gather<T: Clone + 'static>(
+        &self,
+        futures: &[TaskFuture<T>],
+    ) -> Result<Vec<T>, Error> {
+        let mut values = Vec::with_capacity(futures.len());
+        for future in futures {
+            values.push(future.await?);
+        }
+        Ok(values)
+    }
+
+    /// Closes the client: nothing new is accepted, unfinished tasks resolve to
+    /// [`TaskError::Cancelled`](crate::TaskError::Cancelled), and the workers stop. Resolves
+    /// when they have. Calling it again (from any clone) returns at once.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` leaves room for transports whose shutdown can fail.
+    ///
+    /// # Cancel safety
+    ///
+    /// The shutdown starts at the first poll and goes on if the future is dropped.
+    pub async fn close(&self) -> Result<(), Error> {
+        if let Some(stopped) = self.core().shut_down() {
+            stopped.await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,256 @@
+//! The runtime seam: everything taskweave does that needs a runtime goes through [`Executor`].
+//!
+//! # The model
+//!
+//! taskweave never names tokio, smol or async-std outside `runtimes/`. The client, the
+//! scheduler driver, the transports and the workers ask an `Executor` to
+//!
+//! - [`spawn`](Executor::spawn) a future (async task bodies, background loops),
+//! - [`spawn_blocking`](Executor::spawn_blocking) a closure that may block,
+//! - [`spawn_dedicated`](Executor::spawn_dedicated) a long-lived loop that may block (a worker),
+//! - [`sleep`](Executor::sleep) for a while (timeouts, back-off, heartbeats),
+//! - tell the time with [`now`](Executor::now).
+//!
+//! Nothing else in the crate creates a thread, sleeps, reads the clock or blocks on a
+//! channel (the caller's own thread in the blocking view aside). That is what lets one
+//! implementation of this trait — a deterministic simulation with virtual time — run the
+//! whole system unchanged, and what lets a user bring a runtime taskweave has never heard of.
+//!
+//! The trait is object safe: a client holds an `Arc<dyn Executor>`. Typed conveniences live in
+//! [`ExecutorExt`], implemented for every executor.
+//!
+//! # Implementing an executor
+//!
+//! Four methods are required. This one runs every future on its own thread; it is slow but
+//! complete, and the conformance suite runs a similar one (`examples/custom_runtime.rs`):
+//!
+//! ```
+//! use std::time::Duration;
+//! use taskweave::executor::{BoxFuture, Executor};
+//! use taskweave::Error;
+//!
+//! #[derive(Debug)]
+//! struct ThreadPerTask;
+//!
+//! impl Executor for ThreadPerTask {
+//!     fn name(&self) -> &'static str {
+//!         "thread-per-task"
+//!     }
+//!     fn spawn(&self, future: BoxFuture<()>) -> Result<(), Error> {
+//!         self.spawn_dedicated("task", future)
+//!     }
+//!     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) -> Result<(), Error> {
+//!         self.spawn_dedicated("blocking", Box::pin(async move { work() }))
+//!     }
+//!     fn sleep(&self, duration: Duration) -> BoxFuture<()> {
+//!         // A real runtime has a timer; this one parks a helper thread.
+//!         let (done, wait) = futures::channel::oneshot::channel::<()>();
+//!         let _ = self.spawn_blocking(Box::new(move || {
+//!             std::thread::sleep(duration);
+//!             let _ = done.send(());
+//!         }));
+//!         Box::pin(async move {
+//!             let _ = wait.await;
+//!         })
+//!     }
+//! }
+//!
+//! let client = taskweave::Client::builder()
+//!     .executor(ThreadPerTask)
+//!     .workers(1)
+//!     .build_blocking()?;
+//! let future = client.submit(|x: i64| x * 2, 21);
+//! assert_eq!(future.result()?, 42);
+//! # Ok::<(), taskweave::Error>(())
+//! ```
+
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::Error;
+
+/// A boxed, sendable future: what crosses the object-safe [`Executor`] seam.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A runtime that taskweave can run on. See the [module docs](self) for the model and a
+/// complete implementation.
+pub trait Executor: Send + Sync + fmt::Debug + 'static {
+    /// A short name for logs, `Debug` output and statistics, such as `"tokio"`.
+    fn name(&self) -> &'static str;
+
+    /// Runs `future` to completion in the background.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RuntimeShutDown`] when the runtime no longer accepts work.
+    fn spawn(&self, future: BoxFuture<()>) -> Result<(), Error>;
+
+    /// Runs `work`, which may block, away from the threads that drive async tasks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RuntimeShutDown`] when the runtime no longer accepts work.
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) -> Result<(), Error>;
+
+    /// A future that completes after `duration`, measured by this executor's clock.
+    fn sleep(&self, duration: Duration) -> BoxFuture<()>;
+
+    /// The current instant of this executor's monotonic clock.
+    ///
+    /// A simulated executor returns virtual time here; everything in taskweave that measures
+    /// time asks this method.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// The current wall-clock time (for time stamps that leave the process, such as expiry
+    /// times in a broker). Kept apart from [`now`](Executor::now) so that a simulation can
+    /// make the wall clock jump without disturbing timers.
+    fn wall_clock(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    /// Runs a long-lived loop that may block between awaits (a worker running task bodies
+    /// inline).
+    ///
+    /// The default gives the loop its own OS thread, named `name`, driven by a minimal
+    /// `block_on`. The thread counts as an async context (see [`enter_async_context`]). A
+    /// simulated executor overrides this to run the loop as an ordinary task.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ThreadSpawn`] when the operating system refuses a new thread.
+    fn spawn_dedicated(&self, name: &str, future: BoxFuture<()>) -> Result<(), Error> {
+        std::thread::Builder::new()
+            .name(format!("taskweave-{name}"))
+            .spawn(move || {
+                let _marker = enter_async_context();
+                futures::executor::block_on(future);
+            })
+            .map(drop)
+            .map_err(Error::ThreadSpawn)
+    }
+}
+
+impl<E: Executor + ?Sized> Executor for Arc<E> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn spawn(&self, future: BoxFuture<()>) -> Result<(), Error> {
+        (**self).spawn(future)
+    }
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) -> Result<(), Error> {
+        (**self).spawn_blocking(work)
+    }
+    fn sleep(&self, duration: Duration) -> BoxFuture<()> {
+        (**self).sleep(duration)
+    }
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+    fn wall_clock(&self) -> SystemTime {
+        (**self).wall_clock()
+    }
+    fn spawn_dedicated(&self, name: &str, future: BoxFuture<()>) -> Result<(), Error> {
+        (**self).spawn_dedicated(name, future)
+    }
+}
+
+/// Typed conveniences over any [`Executor`], including `dyn Executor`.
+pub trait ExecutorExt: Executor {
+    /// Spawns a typed future; while it is polled the thread counts as an async context, so
+    /// that a blocking taskweave call made from inside it is refused instead of stalling the
+    /// runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`Executor::spawn`].
+    fn spawn_task<F>(&self, future: F) -> Result<(), Error>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.spawn(Box::pin(MarkAsyncContext { inner: future }))
+    }
+
+    /// Awaits `future` for at most `limit`, measured by this executor's timer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when `limit` passes first; `future` is dropped then.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future drops `future` and the timer.
+    fn timeout<F: Future>(
+        &self,
+        limit: Duration,
+        future: F,
+    ) -> impl Future<Output = Result<F::Output, Error>> {
+        let timer = self.sleep(limit);
+        async move {
+            let future = std::pin::pin!(future);
+            match futures::future::select(future, timer).await {
+                futures::future::Either::Left((output, _)) => Ok(output),
+                futures::future::Either::Right(((), _)) => Err(Error::Timeout { after: limit }),
+            }
+        }
+    }
+}
+
+impl<E: Executor + ?Sized> ExecutorExt for E {}
+
+thread_local! {
+    /// How many [`AsyncContextGuard`]s are alive on this thread.
+    static ASYNC_CONTEXT_DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Marks the current thread as driving async work until the guard is dropped.
+///
+/// While a guard lives, blocking taskweave calls on this thread (such as
+/// [`TaskFuture::result`](crate::TaskFuture::result)) return
+/// [`Error::BlockingInAsyncContext`] instead of blocking. Executors call this on the threads
+/// they drive futures on; a custom executor should too.
+pub fn enter_async_context() -> AsyncContextGuard {
+    ASYNC_CONTEXT_DEPTH.with(|depth| depth.set(depth.get() + 1));
+    AsyncContextGuard { _not_send: std::marker::PhantomData }
+}
+
+/// Keeps the current thread marked as an async context; see [`enter_async_context`].
+#[derive(Debug)]
+pub struct AsyncContextGuard {
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for AsyncContextGuard {
+    fn drop(&mut self) {
+        ASYNC_CONTEXT_DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
+    }
+}
+
+/// Whether the current thread is driving async work: marked by [`enter_async_context`], or
+/// inside the ambient context of an enabled runtime adapter (tokio, async-std).
+pub fn is_async_context() -> bool {
+    ASYNC_CONTEXT_DEPTH.with(|depth| depth.get() > 0) || crate::runtimes::in_ambient_runtime()
+}
+
+pin_project_lite::pin_project! {
+    /// Wraps a future so that the thread counts as an async context while it is polled.
+    struct MarkAsyncContext<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for MarkAsyncContext<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _marker = enter_async_context();
+        self.project().inner.poll(cx)
+    }
+}

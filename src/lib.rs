@@ -1,0 +1,58 @@
+//! Dask-style futures for async Rust: submit work, get awaitable futures back, gather the
+//! results — on tokio, smol, async-std, the embedded default or a runtime of your own.
+//!
+//! ```
+//! # async fn run() -> Result<(), taskweave::Error> {
+//! let client = taskweave::Client::builder().workers(2).build().await?;
+//! let future = client.submit(|x: i64| x + 1, 10); // no await: submitting never blocks
+//! assert_eq!(future.await?, 11);
+//! client.close().await
+//! # }
+//! # futures::executor::block_on(run()).unwrap();
+//! ```
+//!
+//! # The model
+//!
+//! - A [`Client`] owns a cluster of workers (by default, threads in this process).
+//! - [`Client::submit`] and [`Client::map`] return [`TaskFuture`]s at once.
+//! - A `TaskFuture` is a `std::future::Future`; await it, or block on it with
+//!   [`TaskFuture::result`] from code that is not async.
+//! - The scheduler (a pure state machine, [`scheduler`]) decides what runs when; a
+//!   [`transport`] carries tasks to workers; an [`executor`] is the runtime underneath.
+//! - Dropping the last handle to a task releases it; [`TaskFuture::cancel`] stops it.
+//!
+//! # Feature flags
+//!
+//! No feature is on by default and every feature only adds:
+//!
+//! - `tokio`: [`runtimes::tokio::TokioExecutor`], picked up automatically inside a tokio
+//!   runtime;
+//! - `smol`: [`runtimes::smol::SmolExecutor`];
+//! - `async-std`: [`runtimes::async_std::AsyncStdExecutor`] (async-std is discontinued
+//!   upstream; prefer smol).
+//!
+//! # Choosing an executor
+//!
+//! Which executor a client runs on is decided once, when it is built:
+//!
+//! 1. the one given to [`ClientBuilder::executor`], if any;
+//! 2. else the ambient runtime of an enabled adapter: inside a tokio runtime with the `tokio`
+//!    feature, tokio; inside an async-std task with the `async-std` feature, async-std;
+//! 3. else the [embedded executor](runtimes::embedded::EmbeddedExecutor).
+//!
+//! `format!("{client:?}")` shows the choice. A runtime taskweave does not know is one
+//! `impl Executor` away; see [`executor`].
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod client;
+mod error;
+pub mod executor;
+pub mod runtimes;
+pub mod scheduler;
+pub mod transport;
+mod worker;
+
+pub use client::{BlockingClient, Client, ClientBuilder, ClientStats, TaskFuture};
+pub use error::{Error, TaskError};
+pub use executor::{Executor, ExecutorExt};

@@ -1,0 +1,111 @@
+//! What the scheduler is told ([`Event`], past-tense facts) and what it answers ([`Action`],
+//! commands for the client core to carry out).
+
+use super::key::{TaskId, TaskKey};
+use crate::error::TaskError;
+
+/// Everything the scheduler needs to know about a new task.
+#[derive(Debug, Clone)]
+pub struct TaskSpec<P> {
+    /// The new task's id; must not be in use.
+    pub id: TaskId,
+    /// The task's key.
+    pub key: TaskKey,
+    /// Tasks whose values this task needs; it runs after all of them finished.
+    pub deps: Vec<TaskId>,
+    /// Among ready tasks, higher priority is dispatched first (FIFO within one priority).
+    pub priority: i32,
+    /// How many times to re-run the task when its body fails or panics.
+    pub retries: u32,
+    /// How many lost deliveries (a worker died while running it) are tolerated.
+    pub allowed_failures: u32,
+    /// Whether the task occupies a worker slot (blocking bodies) or runs on the executor
+    /// (async bodies), outside the in-flight limit.
+    pub uses_worker: bool,
+    /// Run to completion even when every handle is dropped (`fire_and_forget`).
+    pub pinned: bool,
+    /// Whether another submission with the same key should find this task.
+    pub shared_key: bool,
+    /// What the core needs to run and resolve the task; opaque to the scheduler.
+    pub payload: P,
+}
+
+/// A fact reported to the scheduler.
+#[derive(Debug, Clone)]
+pub enum Event<P> {
+    /// A task was submitted; the client holds one handle to it.
+    Submitted(TaskSpec<P>),
+    /// One more client handle now refers to an existing task (same key submitted again).
+    Retained {
+        /// The task.
+        id: TaskId,
+    },
+    /// The task's body returned a value.
+    Finished {
+        /// The task.
+        id: TaskId,
+    },
+    /// The task's body returned an error or panicked.
+    Failed {
+        /// The task.
+        id: TaskId,
+        /// What went wrong.
+        error: TaskError,
+    },
+    /// The worker running the task was lost before it reported.
+    Lost {
+        /// The task.
+        id: TaskId,
+    },
+    /// Someone asked to cancel the task (and so every task depending on it).
+    CancelRequested {
+        /// The task.
+        id: TaskId,
+        /// Why, as the futures will report it.
+        reason: String,
+    },
+    /// One client handle to the task was dropped.
+    Released {
+        /// The task.
+        id: TaskId,
+    },
+    /// The client closed: every unfinished task is cancelled and nothing new is accepted.
+    Closed,
+}
+
+/// A command from the scheduler.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action<P> {
+    /// Send the task to a worker. `attempt` counts from 1.
+    Dispatch {
+        /// The task.
+        id: TaskId,
+        /// Which run of the task this is, counting from 1.
+        attempt: u32,
+        /// The task's payload.
+        payload: P,
+    },
+    /// Resolve the task's futures: `Ok` means "publish the value the worker reported".
+    Resolve {
+        /// The task.
+        id: TaskId,
+        /// The task's payload.
+        payload: P,
+        /// The outcome; `Ok(())` publishes the reported value.
+        outcome: Result<(), TaskError>,
+    },
+    /// Stop the running task if it can be stopped (async bodies); its result will be ignored.
+    Abort {
+        /// The task.
+        id: TaskId,
+        /// The task's payload.
+        payload: P,
+    },
+    /// Nothing refers to the task any more: free its value wherever it is stored.
+    Forget {
+        /// The task.
+        id: TaskId,
+        /// The task's payload.
+        payload: P,
+    },
+}

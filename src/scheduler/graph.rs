@@ -1,0 +1,707 @@
+//! The scheduler state machine: tasks, their dependencies and references, the ready queue.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::event::{Action, Event, TaskSpec};
+use super::key::{TaskId, TaskKey};
+use crate::error::TaskError;
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskState {
+    /// Submitted; some dependency has not finished yet.
+    Waiting,
+    /// Every dependency finished; queued for a worker.
+    Ready,
+    /// Sent to a worker (or running on the executor).
+    Running,
+    /// Produced a value.
+    Finished,
+    /// Failed for good (its own error, a dependency's, or lost workers).
+    Failed,
+    /// Cancelled (explicitly, through a dependency, or by closing the client).
+    Cancelled,
+}
+
+impl TaskState {
+    /// Whether the task will not change any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, TaskState::Finished | TaskState::Failed | TaskState::Cancelled)
+    }
+
+    const ALL: [TaskState; 6] = [
+        TaskState::Waiting,
+        TaskState::Ready,
+        TaskState::Running,
+        TaskState::Finished,
+        TaskState::Failed,
+        TaskState::Cancelled,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// How many tasks the scheduler holds, by state, plus totals since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedulerCounts {
+    /// Tasks waiting for dependencies.
+    pub waiting: usize,
+    /// Tasks queued for a worker.
+    pub ready: usize,
+    /// Tasks on a worker.
+    pub running: usize,
+    /// Finished tasks whose values are still held.
+    pub finished: usize,
+    /// Failed tasks still held.
+    pub failed: usize,
+    /// Cancelled tasks still held.
+    pub cancelled: usize,
+    /// Tasks that finished since the scheduler started.
+    pub total_finished: u64,
+    /// Tasks that failed for good since the scheduler started.
+    pub total_failed: u64,
+}
+
+impl SchedulerCounts {
+    /// Every task the scheduler holds, in any state.
+    pub fn held(&self) -> usize {
+        self.waiting + self.ready + self.running + self.finished + self.failed + self.cancelled
+    }
+}
+
+/// Task ids are sequential numbers: hashing them is the identity.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // Spread the bits so that the table's low bits differ between neighbours.
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 << 8) | u64::from(*byte);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+type IdMap<V> = HashMap<TaskId, V, BuildHasherDefault<IdHasher>>;
+
+/// One task, as the scheduler knows it.
+#[derive(Debug)]
+struct Record<P> {
+    key: TaskKey,
+    state: TaskState,
+    payload: P,
+    /// Tasks this one reads; their `dependent_refs` count this task until it is terminal.
+    deps: Vec<TaskId>,
+    /// Set once this task gave back its references to `deps`.
+    deps_released: bool,
+    /// Tasks that read this one.
+    dependents: Vec<TaskId>,
+    /// Dependencies that have not finished yet.
+    waiting_on: u32,
+    /// Live client handles.
+    client_refs: u32,
+    /// Unfinished dependents that will read this task's value.
+    dependent_refs: u32,
+    pinned: bool,
+    shared_key: bool,
+    uses_worker: bool,
+    /// Set while the task occupies one of the `capacity` in-flight slots.
+    holds_slot: bool,
+    priority: i32,
+    seq: u64,
+    retries_left: u32,
+    failures_left: u32,
+    attempts: u32,
+    lost: u32,
+    /// The error, once the task failed or was cancelled (dependents inherit it).
+    error: Option<TaskError>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct ReadyEntry {
+    priority: i32,
+    seq: Reverse<u64>,
+    id: TaskId,
+}
+
+impl Ord for ReadyEntry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.priority, self.seq).cmp(&(other.priority, other.seq))
+    }
+}
+
+impl PartialOrd for ReadyEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The task graph as a pure state machine: [`Event`]s in, [`Action`]s out, no I/O, no
+/// awaiting, no clock.
+///
+/// `P` is the payload the core attaches to each task (for the in-process client, the job to
+/// run); the scheduler only hands it back in actions.
+///
+/// **Invariant:** a task leaves the graph (an [`Action::Forget`]) only when no client handle
+/// and no unfinished dependent refers to it and it is not running.
+#[derive(Debug)]
+pub struct Scheduler<P> {
+    tasks: IdMap<Record<P>>,
+    by_key: HashMap<TaskKey, TaskId>,
+    ready: BinaryHeap<ReadyEntry>,
+    /// Slots taken by dispatched worker tasks.
+    in_flight: usize,
+    /// How many worker tasks may be dispatched at once.
+    capacity: usize,
+    next_seq: u64,
+    closed: bool,
+    counts_by_state: [usize; 6],
+    total_finished: u64,
+    total_failed: u64,
+    /// Reused work list for cascades and releases, so that long chains need no recursion.
+    worklist: Vec<TaskId>,
+}
+
+impl<P: Clone> Scheduler<P> {
+    /// A scheduler that keeps at most `capacity` worker tasks dispatched at once (at least 1).
+    pub fn new(capacity: usize) -> Scheduler<P> {
+        Scheduler {
+            tasks: IdMap::default(),
+            by_key: HashMap::new(),
+            ready: BinaryHeap::new(),
+            in_flight: 0,
+            capacity: capacity.max(1),
+            next_seq: 0,
+            closed: false,
+            counts_by_state: [0; 6],
+            total_finished: 0,
+            total_failed: 0,
+            worklist: Vec::new(),
+        }
+    }
+
+    /// The task that holds `key`, if it was submitted with a shared key and is still held.
+    pub fn lookup(&self, key: &TaskKey) -> Option<TaskId> {
+        self.by_key.get(key).copied()
+    }
+
+    /// The payload of a held task.
+    pub fn payload(&self, id: TaskId) -> Option<&P> {
+        self.tasks.get(&id).map(|record| &record.payload)
+    }
+
+    /// The state of a task, or `None` once it was forgotten.
+    pub fn state(&self, id: TaskId) -> Option<TaskState> {
+        self.tasks.get(&id).map(|record| record.state)
+    }
+
+    /// The key of a held task.
+    pub fn key(&self, id: TaskId) -> Option<&TaskKey> {
+        self.tasks.get(&id).map(|record| &record.key)
+    }
+
+    /// Whether [`Event::Closed`] was seen.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Task counts by state and totals.
+    pub fn counts(&self) -> SchedulerCounts {
+        let count = |state: TaskState| self.counts_by_state[state.index()];
+        SchedulerCounts {
+            waiting: count(TaskState::Waiting),
+            ready: count(TaskState::Ready),
+            running: count(TaskState::Running),
+            finished: count(TaskState::Finished),
+            failed: count(TaskState::Failed),
+            cancelled: count(TaskState::Cancelled),
+            total_finished: self.total_finished,
+            total_failed: self.total_failed,
+        }
+    }
+
+    /// Worker tasks dispatched and not yet reported.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Feeds one event and appends the resulting actions to `out`, in the order they must be
+    /// carried out (a task's value is published before any dependent is dispatched).
+    pub fn handle(&mut self, event: Event<P>, out: &mut Vec<Action<P>>) {
+        match event {
+            Event::Submitted(spec) => self.on_submitted(spec, out),
+            Event::Retained { id } => {
+                if let Some(record) = self.tasks.get_mut(&id) {
+                    record.client_refs += 1;
+                }
+            }
+            Event::Finished { id } => self.on_finished(id, out),
+            Event::Failed { id, error } => self.on_failed(id, error, out),
+            Event::Lost { id } => self.on_lost(id, out),
+            Event::CancelRequested { id, reason } => self.on_cancel(id, reason, out),
+            Event::Released { id } => {
+                if let Some(record) = self.tasks.get_mut(&id) {
+                    record.client_refs = record.client_refs.saturating_sub(1);
+                    self.forget_unneeded(id, out);
+                }
+            }
+            Event::Closed => self.on_closed(out),
+        }
+        self.pump(out);
+    }
+
+    fn set_state(&mut self, id: TaskId, state: TaskState) {
+        if let Some(record) = self.tasks.get_mut(&id) {
+            self.counts_by_state[record.state.index()] -= 1;
+            self.counts_by_state[state.index()] += 1;
+            record.state = state;
+        }
+    }
+
+    fn on_submitted(&mut self, spec: TaskSpec<P>, out: &mut Vec<Action<P>>) {
+        let id = spec.id;
+        if self.closed {
+            out.push(Action::Resolve {
+                id,
+                payload: spec.payload,
+                outcome: Err(TaskError::Cancelled {
+                    key: spec.key,
+                    reason: "the client was closed before this task was submitted; \
+                             build a new client to submit more work"
+                        .into(),
+                }),
+            });
+            return;
+        }
+        // Look at the dependencies first: a failed one fails this task at once.
+        let mut waiting_on = 0;
+        let mut inherited: Option<TaskError> = None;
+        for dep in &spec.deps {
+            match self.tasks.get(dep) {
+                Some(record) => match record.state {
+                    TaskState::Finished => {}
+                    TaskState::Failed | TaskState::Cancelled => {
+                        if inherited.is_none() {
+                            inherited = record.error.clone();
+                        }
+                    }
+                    _ => waiting_on += 1,
+                },
+                None => {
+                    if inherited.is_none() {
+                        inherited = Some(TaskError::Cancelled {
+                            key: spec.key.clone(),
+                            reason: format!(
+                                "its dependency {dep:?} was already released; keep a handle \
+                                 to a future for as long as new tasks may depend on it"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if spec.shared_key {
+            self.by_key.insert(spec.key.clone(), id);
+        }
+        let record = Record {
+            key: spec.key,
+            state: TaskState::Waiting,
+            payload: spec.payload,
+            deps: spec.deps,
+            deps_released: false,
+            dependents: Vec::new(),
+            waiting_on,
+            client_refs: 1,
+            dependent_refs: 0,
+            pinned: spec.pinned,
+            shared_key: spec.shared_key,
+            uses_worker: spec.uses_worker,
+            holds_slot: false,
+            priority: spec.priority,
+            seq,
+            retries_left: spec.retries,
+            failures_left: spec.allowed_failures,
+            attempts: 0,
+            lost: 0,
+            error: None,
+        };
+        self.counts_by_state[TaskState::Waiting.index()] += 1;
+        // Register with the dependencies that exist, so that they stay held until this
+        // task is done with them.
+        for dep in &record.deps {
+            if let Some(dep_record) = self.tasks.get_mut(dep) {
+                dep_record.dependents.push(id);
+                dep_record.dependent_refs += 1;
+            }
+        }
+        self.tasks.insert(id, record);
+        match inherited {
+            Some(root) => {
+                let error = self.dependency_error(id, root);
+                self.finish_with_error(id, TaskState::Failed, error, out);
+            }
+            None if waiting_on == 0 => self.make_ready(id, out),
+            None => {}
+        }
+    }
+
+    /// The error a dependent gets when `root` failed: cancellations stay cancellations,
+    /// everything else becomes `DependencyFailed` carrying the root cause.
+    fn dependency_error(&self, id: TaskId, root: TaskError) -> TaskError {
+        let key = self.tasks[&id].key.clone();
+        let root = match root {
+            TaskError::DependencyFailed { root, .. } => *root,
+            other => other,
+        };
+        match root {
+            TaskError::Cancelled { key: root_key, .. } => TaskError::Cancelled {
+                key,
+                reason: format!("its dependency {root_key} was cancelled"),
+            },
+            other => TaskError::DependencyFailed { key, root: Box::new(other) },
+        }
+    }
+
+    fn make_ready(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
+        let record = &self.tasks[&id];
+        if !record.uses_worker {
+            // Async bodies run on the executor, outside the worker slots.
+            self.dispatch(id, out);
+            return;
+        }
+        let entry = ReadyEntry { priority: record.priority, seq: Reverse(record.seq), id };
+        self.set_state(id, TaskState::Ready);
+        self.ready.push(entry);
+    }
+
+    fn dispatch(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
+        self.set_state(id, TaskState::Running);
+        let record = self.tasks.get_mut(&id).expect("dispatching a held task");
+        record.attempts += 1;
+        if record.uses_worker {
+            record.holds_slot = true;
+            self.in_flight += 1;
+        }
+        out.push(Action::Dispatch {
+            id,
+            attempt: record.attempts,
+            payload: record.payload.clone(),
+        });
+    }
+
+    /// Dispatches ready tasks, highest priority first, while worker slots are free.
+    fn pump(&mut self, out: &mut Vec<Action<P>>) {
+        while self.in_flight < self.capacity {
+            let Some(entry) = self.ready.pop() else { break };
+            // Entries of tasks cancelled or forgotten while queued are skipped here.
+            if self.tasks.get(&entry.id).is_some_and(|record| record.state == TaskState::Ready) {
+                self.dispatch(entry.id, out);
+            }
+        }
+    }
+
+    /// Takes a reported task off its slot; `None` when the report is stale.
+    fn take_report(&mut self, id: TaskId) -> Option<TaskState> {
+        let record = self.tasks.get_mut(&id)?;
+        if record.holds_slot {
+            record.holds_slot = false;
+            self.in_flight -= 1;
+        }
+        Some(record.state)
+    }
+
+    fn on_finished(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
+        match self.take_report(id) {
+            Some(TaskState::Running) => {}
+            Some(_) => {
+                // Cancelled while it ran: the value is discarded.
+                self.forget_unneeded(id, out);
+                return;
+            }
+            None => return,
+        }
+        self.set_state(id, TaskState::Finished);
+        self.total_finished += 1;
+        let record = &self.tasks[&id];
+        out.push(Action::Resolve { id, payload: record.payload.clone(), outcome: Ok(()) });
+        let dependents = record.dependents.clone();
+        for dependent in dependents {
+            if let Some(dependent_record) = self.tasks.get_mut(&dependent) {
+                if dependent_record.state == TaskState::Waiting {
+                    dependent_record.waiting_on -= 1;
+                    if dependent_record.waiting_on == 0 {
+                        self.make_ready(dependent, out);
+                    }
+                }
+            }
+        }
+        self.release_deps(id, out);
+        self.forget_unneeded(id, out);
+    }
+
+    fn on_failed(&mut self, id: TaskId, error: TaskError, out: &mut Vec<Action<P>>) {
+        match self.take_report(id) {
+            Some(TaskState::Running) => {}
+            Some(_) => {
+                self.forget_unneeded(id, out);
+                return;
+            }
+            None => return,
+        }
+        let record = self.tasks.get_mut(&id).expect("reported task is held");
+        if record.retries_left > 0 {
+            record.retries_left -= 1;
+            self.make_ready(id, out);
+            return;
+        }
+        let attempts = record.attempts;
+        let error = match error {
+            TaskError::Failed { key, message } if attempts > 1 => TaskError::Failed {
+                key,
+                message: format!("{message} (gave up after {attempts} attempts)"),
+            },
+            TaskError::Panicked { key, message } if attempts > 1 => TaskError::Panicked {
+                key,
+                message: format!("{message} (gave up after {attempts} attempts)"),
+            },
+            other => other,
+        };
+        self.finish_with_error(id, TaskState::Failed, error, out);
+    }
+
+    fn on_lost(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
+        match self.take_report(id) {
+            Some(TaskState::Running) => {}
+            Some(_) => {
+                self.forget_unneeded(id, out);
+                return;
+            }
+            None => return,
+        }
+        let record = self.tasks.get_mut(&id).expect("reported task is held");
+        record.lost += 1;
+        if record.failures_left > 0 {
+            record.failures_left -= 1;
+            self.make_ready(id, out);
+            return;
+        }
+        let error = TaskError::WorkerLost { key: record.key.clone(), attempts: record.lost };
+        self.finish_with_error(id, TaskState::Failed, error, out);
+    }
+
+    fn on_cancel(&mut self, id: TaskId, reason: String, out: &mut Vec<Action<P>>) {
+        let Some(record) = self.tasks.get(&id) else { return };
+        if record.state.is_terminal() {
+            return;
+        }
+        let error = TaskError::Cancelled { key: record.key.clone(), reason };
+        self.finish_with_error(id, TaskState::Cancelled, error, out);
+    }
+
+    /// Makes `id` terminal with `error`, resolves it, and cascades to every unfinished
+    /// dependent (iteratively: chains of any length are fine).
+    fn finish_with_error(
+        &mut self,
+        id: TaskId,
+        state: TaskState,
+        error: TaskError,
+        out: &mut Vec<Action<P>>,
+    ) {
+        let mut cascade = std::mem::take(&mut self.worklist);
+        cascade.clear();
+        self.terminate(id, state, error, out);
+        cascade.push(id);
+        while let Some(failed) = cascade.pop() {
+            let Some(root) = self.tasks.get(&failed).and_then(|record| record.error.clone()) else {
+                continue;
+            };
+            let dependents = self.tasks[&failed].dependents.clone();
+            for dependent in dependents {
+                let unfinished =
+                    self.tasks.get(&dependent).is_some_and(|record| !record.state.is_terminal());
+                if unfinished {
+                    let error = self.dependency_error(dependent, root.clone());
+                    let state =
+                        if error.is_cancelled() { TaskState::Cancelled } else { TaskState::Failed };
+                    self.terminate(dependent, state, error, out);
+                    cascade.push(dependent);
+                }
+            }
+        }
+        // Release references only after the whole cascade, so that no task in it is
+        // forgotten while the cascade still reads it.
+        self.worklist = cascade;
+        self.release_cascade(id, out);
+    }
+
+    fn terminate(
+        &mut self,
+        id: TaskId,
+        state: TaskState,
+        error: TaskError,
+        out: &mut Vec<Action<P>>,
+    ) {
+        let previous = self.tasks[&id].state;
+        self.set_state(id, state);
+        let record = self.tasks.get_mut(&id).expect("terminated task is held");
+        record.error = Some(error.clone());
+        if state == TaskState::Failed {
+            self.total_failed += 1;
+        }
+        if previous == TaskState::Running {
+            out.push(Action::Abort { id, payload: record.payload.clone() });
+        }
+        out.push(Action::Resolve { id, payload: record.payload.clone(), outcome: Err(error) });
+    }
+
+    /// After a cascade from `root`: every terminal task reachable through dependents gives
+    /// back its references, and whatever is no longer needed is forgotten.
+    fn release_cascade(&mut self, root: TaskId, out: &mut Vec<Action<P>>) {
+        let mut visit = vec![root];
+        let mut terminal = Vec::new();
+        while let Some(id) = visit.pop() {
+            let Some(record) = self.tasks.get(&id) else { continue };
+            if !record.state.is_terminal() || record.deps_released {
+                continue;
+            }
+            terminal.push(id);
+            visit.extend(record.dependents.iter().copied());
+        }
+        for id in &terminal {
+            self.release_deps(*id, out);
+        }
+        for id in terminal {
+            self.forget_unneeded(id, out);
+        }
+    }
+
+    /// `id` no longer needs its dependencies' values.
+    fn release_deps(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
+        let Some(record) = self.tasks.get_mut(&id) else { return };
+        if record.deps_released {
+            return;
+        }
+        record.deps_released = true;
+        let deps = std::mem::take(&mut record.deps);
+        for dep in &deps {
+            if let Some(dep_record) = self.tasks.get_mut(dep) {
+                dep_record.dependent_refs = dep_record.dependent_refs.saturating_sub(1);
+            }
+        }
+        for dep in deps {
+            self.forget_unneeded(dep, out);
+        }
+    }
+
+    /// Forgets `id` if nothing needs it any more, and then whatever that frees in turn.
+    fn forget_unneeded(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
+        let mut pending = vec![id];
+        while let Some(id) = pending.pop() {
+            let Some(record) = self.tasks.get(&id) else { continue };
+            let needed = record.client_refs > 0
+                || record.dependent_refs > 0
+                || record.holds_slot
+                || (record.pinned && !record.state.is_terminal())
+                || (record.state == TaskState::Running && !record.uses_worker);
+            if needed {
+                continue;
+            }
+            let record = self.tasks.remove(&id).expect("checked above");
+            self.counts_by_state[record.state.index()] -= 1;
+            if record.shared_key && self.by_key.get(&record.key) == Some(&id) {
+                self.by_key.remove(&record.key);
+            }
+            if !record.deps_released {
+                for dep in &record.deps {
+                    if let Some(dep_record) = self.tasks.get_mut(dep) {
+                        dep_record.dependent_refs = dep_record.dependent_refs.saturating_sub(1);
+                        pending.push(*dep);
+                    }
+                }
+            }
+            out.push(Action::Forget { id, payload: record.payload });
+        }
+    }
+
+    fn on_closed(&mut self, out: &mut Vec<Action<P>>) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let mut unfinished: Vec<(u64, TaskId)> = self
+            .tasks
+            .iter()
+            .filter(|(_, record)| !record.state.is_terminal())
+            .map(|(id, record)| (record.seq, *id))
+            .collect();
+        // Resolve in submission order so that the outcome does not depend on hashing.
+        unfinished.sort_unstable();
+        for (_, id) in &unfinished {
+            let key = self.tasks[id].key.clone();
+            let error = TaskError::Cancelled { key, reason: "the client was closed".into() };
+            self.terminate(*id, TaskState::Cancelled, error, out);
+        }
+        self.ready.clear();
+        for (_, id) in &unfinished {
+            self.release_deps(*id, out);
+        }
+        for (_, id) in unfinished {
+            self.forget_unneeded(id, out);
+        }
+    }
+
+    /// Checks the internal bookkeeping; used by tests after every event.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut by_state = [0usize; 6];
+        let mut slots = 0;
+        for (id, record) in &self.tasks {
+            by_state[record.state.index()] += 1;
+            if record.holds_slot {
+                slots += 1;
+            }
+            let live_dependents = record
+                .dependents
+                .iter()
+                .filter(|dependent| {
+                    self.tasks
+                        .get(dependent)
+                        .is_some_and(|d| !d.deps_released && d.deps.contains(id))
+                })
+                .count() as u32;
+            if live_dependents != record.dependent_refs {
+                return Err(format!(
+                    "{id:?}: dependent_refs {} but {live_dependents} live dependents",
+                    record.dependent_refs
+                ));
+            }
+            if record.state.is_terminal()
+                && record.state != TaskState::Finished
+                && record.error.is_none()
+            {
+                return Err(format!("{id:?}: terminal without an error"));
+            }
+        }
+        for state in TaskState::ALL {
+            if by_state[state.index()] != self.counts_by_state[state.index()] {
+                return Err(format!("count of {state:?} is off"));
+            }
+        }
+        if slots != self.in_flight {
+            return Err(format!("{slots} slots held but in_flight is {}", self.in_flight));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,156 @@
+//! The in-process backend: worker loops in this process pulling from one MPMC queue.
+//! Tasks are closures and values stay typed Rust values; nothing is serialized.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::OnceLock;
+
+use futures::future::{AbortHandle, Abortable};
+
+use super::{CompletionSink, ReadyTask, Transport};
+use crate::Error;
+use crate::executor::{BoxFuture, Executor, ExecutorExt};
+use crate::worker::{WorkerMessage, run_local_worker};
+
+/// How many dispatched tasks each worker may have queued, so that a worker finishing a task
+/// finds the next one without waiting for the scheduler.
+const QUEUED_PER_WORKER: usize = 2;
+
+/// A local cluster of worker loops sharing one queue (the default transport).
+///
+/// Each worker is a long-lived loop started with [`Executor::spawn_dedicated`] (by default its
+/// own OS thread); it receives ready tasks asynchronously and runs blocking bodies inline,
+/// without a thread hop per task. Async bodies run on the executor instead and take no worker.
+///
+/// # Examples
+///
+/// ```
+/// use taskweave::{Client, transport::InProcessTransport};
+///
+/// let client = Client::builder().transport(InProcessTransport::new(2)).build_blocking()?;
+/// assert_eq!(client.submit(|x: u32| x + 1, 1).result()?, 2);
+/// # Ok::<(), taskweave::Error>(())
+/// ```
+pub struct InProcessTransport {
+    workers: usize,
+    queue: (flume::Sender<WorkerMessage>, flume::Receiver<WorkerMessage>),
+    started: OnceLock<Started>,
+}
+
+struct Started {
+    executor: Arc<dyn Executor>,
+    sink: CompletionSink,
+    /// Disconnects when every worker has stopped (each holds a sender).
+    stopped: flume::Receiver<()>,
+}
+
+impl fmt::Debug for InProcessTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InProcessTransport")
+            .field("workers", &self.workers)
+            .field("queued", &self.queue.0.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl InProcessTransport {
+    /// A cluster of `workers` worker loops (at least one).
+    pub fn new(workers: usize) -> InProcessTransport {
+        InProcessTransport {
+            workers: workers.max(1),
+            queue: flume::unbounded(),
+            started: OnceLock::new(),
+        }
+    }
+
+    /// How many worker loops this cluster runs.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    fn run_async_task(&self, started: &Started, task: ReadyTask) {
+        let (abort_handle, registration) = AbortHandle::new_pair();
+        task.set_abort_handle(abort_handle);
+        let sink = started.sink.clone();
+        let report = ReportOnDrop { task: Some(task.clone()), sink: sink.clone() };
+        let body = async move {
+            let outcome = task.run_async().await;
+            report.disarm();
+            sink.complete(&task, outcome);
+        };
+        let spawned = started.executor.spawn_task(async move {
+            let _ = Abortable::new(body, registration).await;
+        });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "could not spawn an async task body");
+        }
+    }
+}
+
+/// Reports a task as dropped by its executor if its future is dropped before it finished
+/// (a runtime shutting down drops its tasks); an aborted task's report is ignored by the
+/// scheduler, which already resolved it as cancelled.
+struct ReportOnDrop {
+    task: Option<ReadyTask>,
+    sink: CompletionSink,
+}
+
+impl ReportOnDrop {
+    fn disarm(mut self) {
+        self.task = None;
+    }
+}
+
+impl Drop for ReportOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            self.sink.complete(&task, super::TaskOutcome::dropped_by_executor());
+        }
+    }
+}
+
+impl Transport for InProcessTransport {
+    fn name(&self) -> &'static str {
+        "in-process"
+    }
+
+    fn capacity(&self) -> usize {
+        self.workers * QUEUED_PER_WORKER
+    }
+
+    fn start(&self, executor: Arc<dyn Executor>, sink: CompletionSink) -> Result<(), Error> {
+        let (stopped_sender, stopped) = flume::bounded::<()>(1);
+        for index in 0..self.workers {
+            let loop_future =
+                run_local_worker(self.queue.1.clone(), sink.clone(), stopped_sender.clone());
+            executor.spawn_dedicated(&format!("worker-{index}"), Box::pin(loop_future))?;
+        }
+        drop(stopped_sender);
+        let _ = self.started.set(Started { executor, sink, stopped });
+        Ok(())
+    }
+
+    fn dispatch(&self, task: ReadyTask) {
+        if task.is_async() {
+            if let Some(started) = self.started.get() {
+                self.run_async_task(started, task);
+            }
+            return;
+        }
+        // The receiver lives in `self`, so sending cannot fail while the transport exists.
+        let _ = self.queue.0.send(WorkerMessage::Run(task));
+    }
+
+    fn close(&self) -> BoxFuture<()> {
+        for _ in 0..self.workers {
+            let _ = self.queue.0.send(WorkerMessage::Stop);
+        }
+        let stopped = self.started.get().map(|started| started.stopped.clone());
+        Box::pin(async move {
+            if let Some(stopped) = stopped {
+                // Every worker drops its sender when it stops; then this returns an error.
+                while stopped.recv_async().await.is_ok() {}
+            }
+        })
+    }
+}

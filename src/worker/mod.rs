@@ -1,0 +1,39 @@
+//! Workers: loops that take ready tasks, run their bodies and report the outcomes.
+
+use crate::transport::{CompletionSink, ReadyTask};
+
+/// What the in-process queue carries to a worker.
+pub(crate) enum WorkerMessage {
+    /// Run this task and report its outcome.
+    Run(ReadyTask),
+    /// Stop after the tasks already taken.
+    Stop,
+}
+
+/// The in-process worker loop: receives asynchronously, runs each blocking body inline on
+/// this loop's thread, and reports to `sink`. Ends on `Stop` or when the queue closes;
+/// dropping `_stopped` then tells the transport this worker is gone.
+pub(crate) async fn run_local_worker(
+    queue: flume::Receiver<WorkerMessage>,
+    sink: CompletionSink,
+    _stopped: flume::Sender<()>,
+) {
+    loop {
+        // Take what is already queued without touching the waker machinery.
+        let message = match queue.try_recv() {
+            Ok(message) => message,
+            Err(flume::TryRecvError::Empty) => match queue.recv_async().await {
+                Ok(message) => message,
+                Err(flume::RecvError::Disconnected) => break,
+            },
+            Err(flume::TryRecvError::Disconnected) => break,
+        };
+        match message {
+            WorkerMessage::Run(task) => {
+                let outcome = task.run();
+                sink.complete(&task, outcome);
+            }
+            WorkerMessage::Stop => break,
+        }
+    }
+}
