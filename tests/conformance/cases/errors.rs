@@ -1,0 +1,65 @@
+use taskweave::{Client, Error, ExecutorExt, TaskError};
+
+pub async fn panicking_task_gives_panicked_and_next_task_still_runs(client: Client) {
+    let boom = client.submit(|_: ()| -> i32 { panic!("boom at the worker") }, ());
+    match boom.await {
+        Err(TaskError::Panicked { key, message }) => {
+            assert!(message.contains("boom at the worker"), "message: {message}");
+            assert!(key.to_string().starts_with("closure-"), "key: {key}");
+        }
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+    // Every worker is still there: more tasks than workers all run.
+    let after = client.map(|x: i32| x + 1, 0..8);
+    assert_eq!(client.gather(&after).await.unwrap(), (1..9).collect::<Vec<_>>());
+}
+
+pub async fn failing_task_gives_failed_with_its_message(client: Client) {
+    let parsed = client.try_submit(|text: String| text.parse::<i32>(), "forty-two".to_string());
+    let error = parsed.await.unwrap_err();
+    match &error {
+        TaskError::Failed { message, .. } => {
+            assert!(message.contains("invalid digit"), "{message}")
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert!(error.to_string().starts_with("task closure-"), "{error}");
+    // The client keeps working.
+    assert_eq!(client.submit(|x: i32| x, 3).await.unwrap(), 3);
+}
+
+pub async fn gather_raises_the_first_error_in_input_order(client: Client) {
+    let futures: Vec<_> = (0..6)
+        .map(|i| {
+            client.try_submit(|x: i32| if x % 2 == 1 { Err(format!("odd {x}")) } else { Ok(x) }, i)
+        })
+        .collect();
+    match client.gather(&futures).await {
+        Err(Error::Task(TaskError::Failed { message, .. })) => assert_eq!(message, "odd 1"),
+        other => panic!("expected the error of item 1, got {other:?}"),
+    }
+}
+
+pub async fn blocking_call_inside_async_is_refused(client: Client) {
+    let future = client.submit(|x: i32| x, 1);
+    let (report, reported) = futures::channel::oneshot::channel();
+    let inside = future.clone();
+    let inside_client = client.clone();
+    client
+        .executor()
+        .spawn_task(async move {
+            let from_result = inside.result();
+            let from_view = inside_client.blocking().gather(std::slice::from_ref(&inside));
+            let _ = report.send((from_result, from_view));
+        })
+        .unwrap();
+    let (from_result, from_view) = reported.await.unwrap();
+    assert!(matches!(from_result, Err(Error::BlockingInAsyncContext)), "{from_result:?}");
+    assert!(matches!(from_view, Err(Error::BlockingInAsyncContext)), "{from_view:?}");
+    let message = from_result.unwrap_err().to_string();
+    assert!(message.contains("use the async method with .await"), "{message}");
+    // The same calls work from a plain thread.
+    let outside = future.clone();
+    let value = std::thread::spawn(move || outside.result()).join().unwrap().unwrap();
+    assert_eq!(value, 1);
+}

@@ -1,0 +1,87 @@
+use std::time::Duration;
+
+use taskweave::{Client, TaskError};
+
+use super::eventually;
+
+pub async fn close_twice_is_fine(client: Client) {
+    client.close().await.unwrap();
+    client.close().await.unwrap();
+    assert!(client.is_closed());
+}
+
+pub async fn submit_after_close_gives_a_clear_error(client: Client) {
+    client.close().await.unwrap();
+    let late = client.submit(|x: i32| x, 1);
+    match late.await {
+        Err(TaskError::Cancelled { reason, .. }) => {
+            assert!(reason.contains("client was closed"), "{reason}");
+            assert!(reason.contains("build a new client"), "{reason}");
+        }
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+}
+
+pub async fn close_resolves_pending_tasks_with_an_error(client: Client) {
+    let (release, gate) = flume::bounded::<()>(0);
+    // Occupy every worker, then queue more behind them.
+    let blockers: Vec<_> = (0..2)
+        .map(|_| {
+            let gate = gate.clone();
+            client.submit(move |_: ()| gate.recv().is_ok(), ())
+        })
+        .collect();
+    let queued = client.map(|x: i32| x, 0..10);
+    let closing = {
+        let client = client.clone();
+        std::thread::spawn(move || client.blocking().close())
+    };
+    for future in &queued {
+        let error = future.await.unwrap_err();
+        assert!(error.is_cancelled(), "{error:?}");
+        assert!(error.to_string().contains("client was closed"), "{error}");
+    }
+    drop(release); // let the running tasks end so the workers can stop
+    closing.join().unwrap().unwrap();
+    for blocker in &blockers {
+        assert!(blocker.await.is_err(), "running tasks are cancelled by close too");
+    }
+}
+
+pub async fn cancel_gives_cancelled(client: Client) {
+    let (release, gate) = flume::bounded::<()>(0);
+    let blockers: Vec<_> = (0..2)
+        .map(|_| {
+            let gate = gate.clone();
+            client.submit(move |_: ()| gate.recv().is_ok(), ())
+        })
+        .collect();
+    let queued = client.submit(|x: i32| x, 5);
+    queued.cancel();
+    match (&queued).await {
+        Err(TaskError::Cancelled { key, reason }) => {
+            assert_eq!(&key, queued.key());
+            assert!(reason.contains("cancelled by the user"), "{reason}");
+        }
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    drop(release);
+    for blocker in &blockers {
+        assert!(blocker.await.is_ok(), "running tasks are not touched by cancelling another");
+    }
+    // The client still works.
+    assert_eq!(client.submit(|x: i32| x * 2, 4).await.unwrap(), 8);
+}
+
+pub async fn released_tasks_are_forgotten(client: Client) {
+    let futures = client.map(|x: i32| x, 0..100);
+    assert_eq!(client.gather(&futures).await.unwrap().len(), 100);
+    assert_eq!(client.stats().tasks.finished, 100);
+    drop(futures);
+    let stats_client = client.clone();
+    eventually(&client, Duration::from_secs(10), "release of 100 tasks", move || {
+        stats_client.stats().tasks.held() == 0
+    })
+    .await;
+    assert_eq!(client.stats().tasks.total_finished, 100);
+}

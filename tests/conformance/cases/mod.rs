@@ -1,0 +1,29 @@
+//! The conformance cases, grouped by theme. Every case is `pub async fn(client: Client)`.
+
+pub mod basics;
+pub mod errors;
+pub mod lifecycle;
+pub mod threads;
+
+use std::time::Duration;
+
+use taskweave::{Client, ExecutorExt};
+
+/// Waits for `condition` to hold, checking after each short executor sleep; fails after
+/// `limit` instead of hanging.
+pub async fn eventually(
+    client: &Client,
+    limit: Duration,
+    what: &str,
+    condition: impl Fn() -> bool,
+) {
+    let executor = client.executor().clone();
+    let polled = executor
+        .timeout(limit, async {
+            while !condition() {
+                executor.sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+    assert!(polled.is_ok(), "{what} did not happen within {limit:?}");
+}

@@ -1,0 +1,143 @@
+//! One module per executor, each with `run(name, case)`.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use taskweave::Client;
+
+/// How long any one case may take before it counts as hung.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A case: an async test body given a fresh client.
+pub type Case = fn(Client) -> BoxFuture<'static, ()>;
+
+/// Runs `body` on its own thread and fails if it does not finish within [`DEADLINE`];
+/// re-raises a panic from the body (a failed assertion) on the test thread.
+pub fn with_deadline(name: &str, body: impl FnOnce() + Send + 'static) {
+    let (done, finished) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+        let _ = done.send(());
+        result
+    });
+    match finished.recv_timeout(DEADLINE) {
+        Ok(()) => {
+            if let Err(panic) = thread.join().expect("the case thread reports") {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(_) => panic!("case {name} did not finish within {DEADLINE:?}: it hangs"),
+    }
+}
+
+pub mod embedded {
+    use super::*;
+
+    pub fn run(name: &str, case: Case) {
+        with_deadline(name, move || {
+            futures::executor::block_on(async move {
+                let client = Client::builder()
+                    .executor(taskweave::runtimes::embedded::EmbeddedExecutor::global())
+                    .workers(2)
+                    .build()
+                    .await
+                    .expect("build a client");
+                assert_eq!(client.executor().name(), "embedded");
+                case(client).await;
+            })
+        });
+    }
+}
+
+pub mod custom {
+    use super::*;
+
+    use crate::thread_pool_executor;
+
+    pub fn run(name: &str, case: Case) {
+        with_deadline(name, move || {
+            let client = Client::builder()
+                .executor(thread_pool_executor::ThreadPoolExecutor::new(2))
+                .workers(2)
+                .build_blocking()
+                .expect("build a client");
+            assert_eq!(client.executor().name(), "custom-thread-pool");
+            futures::executor::block_on(case(client));
+        });
+    }
+}
+
+#[cfg(feature = "tokio")]
+pub mod tokio_current_thread {
+    use super::*;
+
+    pub fn run(name: &str, case: Case) {
+        with_deadline(name, move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                // Built inside the runtime: the ambient tokio runtime is picked up.
+                let client = Client::builder().workers(2).build().await.expect("build a client");
+                assert_eq!(client.executor().name(), "tokio");
+                case(client).await;
+            });
+        });
+    }
+}
+
+#[cfg(feature = "tokio")]
+pub mod tokio_multi_thread {
+    use super::*;
+
+    pub fn run(name: &str, case: Case) {
+        with_deadline(name, move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let client = Client::builder().workers(2).build().await.expect("build a client");
+                assert_eq!(client.executor().name(), "tokio");
+                case(client).await;
+            });
+        });
+    }
+}
+
+#[cfg(feature = "smol")]
+pub mod smol {
+    use super::*;
+    use taskweave::runtimes::smol::SmolExecutor;
+
+    pub fn run(name: &str, case: Case) {
+        with_deadline(name, move || {
+            ::smol::block_on(async move {
+                let client = Client::builder()
+                    .executor(SmolExecutor::global())
+                    .workers(2)
+                    .build()
+                    .await
+                    .expect("build a client");
+                assert_eq!(client.executor().name(), "smol");
+                case(client).await;
+            });
+        });
+    }
+}
+
+#[cfg(feature = "async-std")]
+pub mod async_std {
+    use super::*;
+
+    pub fn run(name: &str, case: Case) {
+        with_deadline(name, move || {
+            ::async_std::task::block_on(async move {
+                // Inside an async-std task, async-std is the ambient runtime.
+                let client = Client::builder().workers(2).build().await.expect("build a client");
+                assert_eq!(client.executor().name(), "async-std");
+                case(client).await;
+            });
+        });
+    }
+}

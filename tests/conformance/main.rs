@@ -1,0 +1,78 @@
+#![allow(unreachable_pub)]
+//! The conformance suite: the same test bodies (`cases/`) run against every executor.
+//!
+//! A case is an ordinary `async fn case(client: Client)`. Each harness below builds a client
+//! on its executor, runs the case inside its runtime, and fails the test if the case does not
+//! finish within [`DEADLINE`], so that a bug fails instead of hanging CI. Test names read
+//! `<harness>::<case>`, e.g. `tokio_multi_thread::submit_then_await_gives_value`.
+
+mod cases;
+mod harness;
+#[path = "../../examples/support/thread_pool_executor.rs"]
+mod thread_pool_executor;
+
+/// Lists every case once; `instantiate!` turns the list into one `#[test]` per case.
+macro_rules! for_each_case {
+    ($instantiate:ident, $harness:path) => {
+        $instantiate!(
+            $harness;
+            basics::submit_then_await_gives_value,
+            basics::map_then_gather_keeps_order,
+            basics::map_of_nothing_gives_nothing,
+            basics::ten_thousand_tasks_all_return,
+            basics::new_future_is_not_done_until_its_task_ran,
+            basics::async_body_runs_on_the_executor,
+            errors::panicking_task_gives_panicked_and_next_task_still_runs,
+            errors::failing_task_gives_failed_with_its_message,
+            errors::gather_raises_the_first_error_in_input_order,
+            errors::blocking_call_inside_async_is_refused,
+            threads::submit_from_twenty_threads_loses_nothing,
+            threads::futures_resolve_when_awaited_from_another_runtime,
+            lifecycle::close_twice_is_fine,
+            lifecycle::submit_after_close_gives_a_clear_error,
+            lifecycle::close_resolves_pending_tasks_with_an_error,
+            lifecycle::cancel_gives_cancelled,
+            lifecycle::released_tasks_are_forgotten,
+        );
+    };
+}
+
+macro_rules! instantiate {
+    ($harness:path; $($module:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                use $harness as harness;
+                harness::run(stringify!($case), |client| Box::pin(crate::cases::$module::$case(client)));
+            }
+        )*
+    };
+}
+
+mod embedded {
+    for_each_case!(instantiate, crate::harness::embedded);
+}
+
+mod custom_thread_pool {
+    for_each_case!(instantiate, crate::harness::custom);
+}
+
+#[cfg(feature = "tokio")]
+mod tokio_current_thread {
+    for_each_case!(instantiate, crate::harness::tokio_current_thread);
+}
+
+#[cfg(feature = "tokio")]
+mod tokio_multi_thread {
+    for_each_case!(instantiate, crate::harness::tokio_multi_thread);
+}
+
+#[cfg(feature = "smol")]
+mod smol {
+    for_each_case!(instantiate, crate::harness::smol);
+}
+
+#[cfg(feature = "async-std")]
+mod async_std {
+    for_each_case!(instantiate, crate::harness::async_std);
+}
