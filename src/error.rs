@@ -16,7 +16,8 @@ pub enum Error {
     /// An executor was looked up from the ambient runtime, but none is running on this thread.
     #[error(
         "no {runtime} runtime is running on this thread; call this from inside the runtime \
-         (for example within #[tokio::main]) or pass an executor with ClientBuilder::executor"
+         (for example from the async main function it runs) or pass an executor with \
+         ClientBuilder::executor"
     )]
     NoRuntime {
         /// The runtime that was looked for, such as `"tokio"`.

@@ -53,6 +53,8 @@ pub mod scheduler;
 pub mod transport;
 mod worker;
 
-pub use client::{BlockingClient, Client, ClientBuilder, ClientStats, TaskFuture};
+pub use client::{
+    BlockingClient, Client, ClientBuilder, ClientStats, Dependencies, TaskBuilder, TaskFuture,
+};
 pub use error::{Error, TaskError};
 pub use executor::{Executor, ExecutorExt};

@@ -49,8 +49,10 @@ pub(crate) enum Body {
 pub(crate) struct Job {
     pub(crate) id: TaskId,
     pub(crate) key: TaskKey,
-    /// The jobs whose values this one reads, in argument order.
-    deps: Vec<Arc<Job>>,
+    /// The jobs whose values this one reads, in argument order. Emptied once this job is
+    /// resolved, so that a long chain of finished jobs never forms a chain of `Arc`s whose
+    /// drop would recurse once per link.
+    deps: Mutex<Vec<Arc<Job>>>,
     body: Body,
     /// The published outcome and the wakers of everyone waiting for it.
     cell: Mutex<Cell>,
@@ -72,7 +74,14 @@ impl fmt::Debug for Job {
 
 impl Job {
     pub(crate) fn new(id: TaskId, key: TaskKey, deps: Vec<Arc<Job>>, body: Body) -> Job {
-        Job { id, key, deps, body, cell: Mutex::new(Cell::default()), abort: Mutex::new(None) }
+        Job {
+            id,
+            key,
+            deps: Mutex::new(deps),
+            body,
+            cell: Mutex::new(Cell::default()),
+            abort: Mutex::new(None),
+        }
     }
 
     pub(crate) fn is_async(&self) -> bool {
@@ -81,6 +90,7 @@ impl Job {
 
     fn dep_values(&self) -> Result<Vec<Value>, String> {
         self.deps
+            .lock()
             .iter()
             .map(|dep| match &dep.cell.lock().outcome {
                 Some(Ok(value)) => Ok(Arc::clone(value)),
@@ -151,9 +161,11 @@ impl Job {
             cell.outcome = Some(outcome);
             std::mem::take(&mut cell.wakers)
         };
+        let deps = std::mem::take(&mut *self.deps.lock());
         for waker in wakers {
             waker.wake();
         }
+        drop(deps);
     }
 
     /// The outcome if published; otherwise registers `cx`'s waker.
@@ -188,13 +200,20 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 /// Options of one submission, as given by the user.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct SubmitOptions {
     pub(crate) key: Option<TaskKey>,
     pub(crate) priority: i32,
     pub(crate) retries: u32,
     pub(crate) allowed_failures: u32,
     pub(crate) pinned: bool,
+}
+
+impl Default for SubmitOptions {
+    fn default() -> SubmitOptions {
+        // Two lost deliveries are tolerated (three in all), as in Dask's `allowed_failures`.
+        SubmitOptions { key: None, priority: 0, retries: 0, allowed_failures: 2, pinned: false }
+    }
 }
 
 /// The shared heart of a client.
@@ -237,16 +256,22 @@ impl Core {
 
     /// Submits a job; returns the job that holds the key (the given one, or an existing task
     /// with the same shared key).
-    pub(crate) fn submit(&self, job: Arc<Job>, options: &SubmitOptions) -> Arc<Job> {
+    pub(crate) fn submit(
+        &self,
+        job: Arc<Job>,
+        options: &SubmitOptions,
+        shared_key: bool,
+    ) -> Arc<Job> {
         let mut actions = Vec::new();
         let job = {
             let mut scheduler = self.scheduler.lock();
-            let shared_key = options.key.is_some();
             if shared_key {
                 if let Some(existing) = scheduler.lookup(&job.key) {
                     let existing_job = scheduler.payload(existing).cloned();
                     if let Some(existing_job) = existing_job {
                         scheduler.handle(Event::Retained { id: existing }, &mut actions);
+                        drop(scheduler);
+                        self.apply(actions, None);
                         return existing_job;
                     }
                 }
@@ -254,7 +279,7 @@ impl Core {
             let spec = TaskSpec {
                 id: job.id,
                 key: job.key.clone(),
-                deps: job.deps.iter().map(|dep| dep.id).collect(),
+                deps: job.deps.lock().iter().map(|dep| dep.id).collect(),
                 priority: options.priority,
                 retries: options.retries,
                 allowed_failures: options.allowed_failures,
@@ -267,6 +292,25 @@ impl Core {
             job
         };
         self.apply(actions, None);
+        job
+    }
+
+    /// Registers a job whose value already exists (`scatter`).
+    pub(crate) fn insert_value(&self, job: Arc<Job>, value: Value) -> Arc<Job> {
+        job.resolve(Ok(value));
+        let spec = TaskSpec {
+            id: job.id,
+            key: job.key.clone(),
+            deps: Vec::new(),
+            priority: 0,
+            retries: 0,
+            allowed_failures: 0,
+            uses_worker: false,
+            pinned: false,
+            shared_key: false,
+            payload: Arc::clone(&job),
+        };
+        self.feed(Event::Scattered(spec));
         job
     }
 

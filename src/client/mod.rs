@@ -3,20 +3,23 @@
 mod blocking;
 mod builder;
 pub(crate) mod core;
+mod deps;
 mod future;
+mod submit;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use blocking::BlockingClient;
 pub use builder::ClientBuilder;
+pub use deps::Dependencies;
 pub use future::TaskFuture;
+pub use submit::{After, Impure, NoDeps, Pure, TaskBuilder};
 
-use self::core::{Body, Core, Job, SubmitOptions, Value};
+use self::core::{Body, Core, Job, Value};
 use crate::error::Error;
 use crate::executor::Executor;
-use crate::scheduler::{SchedulerCounts, TaskKey, prefix_for_type_name, spread_token};
+use crate::scheduler::{Event, SchedulerCounts};
 
 /// A handle on a cluster of workers: submit work, get [`TaskFuture`]s back, gather results.
 ///
@@ -76,14 +79,6 @@ pub struct ClientStats {
     pub tasks: SchedulerCounts,
 }
 
-/// Numbers generated keys, so that every impure submission gets a new key.
-static KEY_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn fresh_key<F>() -> TaskKey {
-    let prefix = prefix_for_type_name(std::any::type_name::<F>());
-    TaskKey::generated(prefix, spread_token(KEY_COUNTER.fetch_add(1, Ordering::Relaxed)))
-}
-
 impl Client {
     /// Starts configuring a client. See [`ClientBuilder`].
     pub fn builder() -> ClientBuilder {
@@ -104,7 +99,7 @@ impl Client {
         Client { shared: Arc::new(Shared { core }) }
     }
 
-    fn core(&self) -> &Arc<Core> {
+    pub(crate) fn core(&self) -> &Arc<Core> {
         &self.shared.core
     }
 
@@ -128,11 +123,27 @@ impl Client {
         ClientStats { tasks: self.core().counts() }
     }
 
-    fn submit_body<T>(&self, key: TaskKey, body: Body, options: &SubmitOptions) -> TaskFuture<T> {
-        let core = self.core();
-        let job = Arc::new(Job::new(core.next_id(), key, Vec::new(), body));
-        let job = core.submit(job, options);
-        TaskFuture::from_job(job, Arc::clone(core))
+    /// Configures a submission: key, purity, priority, retries. See [`TaskBuilder`].
+    pub fn task(&self) -> TaskBuilder<'_> {
+        TaskBuilder::new(self)
+    }
+
+    /// Configures a task that runs after `deps` and receives their values. See
+    /// [`Dependencies`] for what `deps` can be.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let x = client.submit(|x: i64| x + 1, 1);
+    /// let y = client.after(&x).submit(|x: i64| x * 2);
+    /// let z = client.after((&x, &y)).submit(|(x, y): (i64, i64)| x + y);
+    /// assert_eq!(z.result()?, 6);
+    /// # Ok(()) }
+    /// ```
+    pub fn after<D: Dependencies>(&self, deps: D) -> TaskBuilder<'_, After<D>> {
+        TaskBuilder::after(self, deps)
     }
 
     /// Runs `function(argument)` on a worker and returns its future at once.
@@ -157,10 +168,7 @@ impl Client {
         A: Clone + Send + Sync + 'static,
         R: Send + Sync + 'static,
     {
-        let body = Body::Blocking(Box::new(move |_inputs: &[Value]| {
-            Ok(Arc::new(function(argument.clone())) as Value)
-        }));
-        self.submit_body(fresh_key::<F>(), body, &SubmitOptions::default())
+        self.task().submit(function, argument)
     }
 
     /// Like [`submit`](Client::submit) for a function that can fail: an `Err` becomes
@@ -183,12 +191,7 @@ impl Client {
         T: Send + Sync + 'static,
         E: fmt::Display,
     {
-        let body =
-            Body::Blocking(Box::new(move |_inputs: &[Value]| match function(argument.clone()) {
-                Ok(value) => Ok(Arc::new(value) as Value),
-                Err(error) => Err(error.to_string()),
-            }));
-        self.submit_body(fresh_key::<F>(), body, &SubmitOptions::default())
+        self.task().try_submit(function, argument)
     }
 
     /// Runs an async body on the client's executor instead of a worker: for I/O-bound work
@@ -211,11 +214,7 @@ impl Client {
         Fut: std::future::Future<Output = R> + Send + 'static,
         R: Send + Sync + 'static,
     {
-        let body = Body::Async(Box::new(move |_inputs: Vec<Value>| {
-            let running = function(argument.clone());
-            Box::pin(async move { Ok(Arc::new(running.await) as Value) })
-        }));
-        self.submit_body(fresh_key::<F>(), body, &SubmitOptions::default())
+        self.task().submit_async(function, argument)
     }
 
     /// Submits `function(item)` for every item, in order; returns the futures in the same
@@ -237,17 +236,49 @@ impl Client {
         I::Item: Clone + Send + Sync + 'static,
         R: Send + Sync + 'static,
     {
-        let function = Arc::new(function);
-        items
-            .into_iter()
-            .map(|item| {
-                let function = Arc::clone(&function);
-                let body = Body::Blocking(Box::new(move |_inputs: &[Value]| {
-                    Ok(Arc::new(function(item.clone())) as Value)
-                }));
-                self.submit_body(fresh_key::<F>(), body, &SubmitOptions::default())
-            })
-            .collect()
+        self.task().map(function, items)
+    }
+
+    /// Puts `value` into the cluster and returns a finished future for it, to pass to tasks
+    /// as a dependency: every dependent reads the one stored value, nothing is copied per
+    /// dependent (Dask's `scatter`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let table = client.scatter(std::sync::Arc::new(vec![1u64, 2, 3]));
+    /// assert!(table.is_done());
+    /// let sum = client.after(&table).submit(|table: std::sync::Arc<Vec<u64>>| table.iter().sum::<u64>());
+    /// assert_eq!(sum.result()?, 6);
+    /// # Ok(()) }
+    /// ```
+    pub fn scatter<T: Send + Sync + 'static>(&self, value: T) -> TaskFuture<T> {
+        let core = self.core();
+        let job = Arc::new(Job::new(
+            core.next_id(),
+            submit::fresh_key::<T>(),
+            Vec::new(),
+            Body::Blocking(Box::new(|_: &[Value]| Err("a scattered value is never run".into()))),
+        ));
+        let job = core.insert_value(job, Arc::new(value));
+        TaskFuture::from_job(job, Arc::clone(core))
+    }
+
+    /// Lets each task run to completion even if every handle to it is dropped (Dask's
+    /// `fire_and_forget`). Its value is released once it finishes.
+    pub fn fire_and_forget<T>(&self, futures: &[TaskFuture<T>]) {
+        for future in futures {
+            self.core().feed(Event::Pinned { id: future.handle.job.id });
+        }
+    }
+
+    /// Cancels each task (and everything depending on it); see [`TaskFuture::cancel`].
+    pub fn cancel<T>(&self, futures: &[TaskFuture<T>]) {
+        for future in futures {
+            future.cancel();
+        }
     }
 
     /// Waits for every future and returns the values in input order.

@@ -35,6 +35,14 @@ pub struct TaskSpec<P> {
 pub enum Event<P> {
     /// A task was submitted; the client holds one handle to it.
     Submitted(TaskSpec<P>),
+    /// A value was put into the cluster directly (`scatter`): the task is finished from the
+    /// start and never runs; the client holds one handle to it.
+    Scattered(TaskSpec<P>),
+    /// Keep the task until it finishes even if every handle is dropped (`fire_and_forget`).
+    Pinned {
+        /// The task.
+        id: TaskId,
+    },
     /// One more client handle now refers to an existing task (same key submitted again).
     Retained {
         /// The task.

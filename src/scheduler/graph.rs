@@ -240,6 +240,12 @@ impl<P: Clone> Scheduler<P> {
     pub fn handle(&mut self, event: Event<P>, out: &mut Vec<Action<P>>) {
         match event {
             Event::Submitted(spec) => self.on_submitted(spec, out),
+            Event::Scattered(spec) => self.on_scattered(spec),
+            Event::Pinned { id } => {
+                if let Some(record) = self.tasks.get_mut(&id) {
+                    record.pinned = true;
+                }
+            }
             Event::Retained { id } => {
                 if let Some(record) = self.tasks.get_mut(&id) {
                     record.client_refs += 1;
@@ -355,6 +361,41 @@ impl<P: Clone> Scheduler<P> {
             None if waiting_on == 0 => self.make_ready(id, out),
             None => {}
         }
+    }
+
+    fn on_scattered(&mut self, spec: TaskSpec<P>) {
+        let id = spec.id;
+        if spec.shared_key {
+            self.by_key.insert(spec.key.clone(), id);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.counts_by_state[TaskState::Finished.index()] += 1;
+        self.tasks.insert(
+            id,
+            Record {
+                key: spec.key,
+                state: TaskState::Finished,
+                payload: spec.payload,
+                deps: Vec::new(),
+                deps_released: true,
+                dependents: Vec::new(),
+                waiting_on: 0,
+                client_refs: 1,
+                dependent_refs: 0,
+                pinned: false,
+                shared_key: spec.shared_key,
+                uses_worker: false,
+                holds_slot: false,
+                priority: spec.priority,
+                seq,
+                retries_left: 0,
+                failures_left: 0,
+                attempts: 0,
+                lost: 0,
+                error: None,
+            },
+        );
     }
 
     /// The error a dependent gets when `root` failed: cancellations stay cancellations,

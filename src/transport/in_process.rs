@@ -12,9 +12,10 @@ use crate::Error;
 use crate::executor::{BoxFuture, Executor, ExecutorExt};
 use crate::worker::{WorkerMessage, run_local_worker};
 
-/// How many dispatched tasks each worker may have queued, so that a worker finishing a task
-/// finds the next one without waiting for the scheduler.
-const QUEUED_PER_WORKER: usize = 2;
+/// How many dispatched tasks each worker may have queued. One is enough to keep a worker busy:
+/// a worker reporting a result dispatches the next ready task before it asks the queue again.
+/// More would let queued tasks overtake higher priorities and run after being released.
+const QUEUED_PER_WORKER: usize = 1;
 
 /// A local cluster of worker loops sharing one queue (the default transport).
 ///

@@ -33,6 +33,19 @@ macro_rules! for_each_case {
             lifecycle::close_resolves_pending_tasks_with_an_error,
             lifecycle::cancel_gives_cancelled,
             lifecycle::released_tasks_are_forgotten,
+            semantics::dependents_receive_their_dependencies_values,
+            semantics::a_failed_dependency_fails_dependents_with_the_root_error,
+            semantics::a_chain_of_ten_thousand_tasks_runs_without_overflowing,
+            semantics::pure_submissions_share_one_key_and_one_result,
+            semantics::identical_pure_maps_share_keys,
+            semantics::an_explicit_key_is_shared_and_a_released_key_recomputes,
+            semantics::cancelling_the_middle_of_a_chain_cancels_what_follows,
+            semantics::cancel_of_many_and_of_a_queued_async_body,
+            semantics::retries_rerun_a_flaky_task_until_it_succeeds,
+            semantics::higher_priority_runs_first_with_one_worker,
+            semantics::scattered_values_feed_dependents_without_copies,
+            semantics::fire_and_forget_runs_to_completion_without_a_handle,
+            semantics::a_task_released_before_it_started_does_not_run,
         );
     };
 }

@@ -3,6 +3,7 @@
 pub mod basics;
 pub mod errors;
 pub mod lifecycle;
+pub mod semantics;
 pub mod threads;
 
 use std::time::Duration;

@@ -1,0 +1,436 @@
+//! [`TaskBuilder`]: submitting with options (key, purity, priority, retries) and dependencies.
+
+use std::any::TypeId;
+use std::fmt;
+use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::core::{Body, Job, SubmitOptions, Value};
+use super::deps::{Dependencies, DependencyList, DependencyReader};
+use super::{Client, TaskFuture};
+use crate::scheduler::{TaskKey, prefix_for_type_name, spread_token};
+
+/// Numbers generated keys, so that every impure submission gets a new key.
+static KEY_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A new key for an impure submission of `F`.
+pub(crate) fn fresh_key<F>() -> TaskKey {
+    let prefix = prefix_for_type_name(std::any::type_name::<F>());
+    TaskKey::generated(prefix, spread_token(KEY_COUNTER.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// The deterministic key of a pure submission of `F` with inputs hashed into `inputs`; `None`
+/// when `F` captures variables (their values cannot be hashed, so it is never pure).
+fn pure_key<F: 'static>(inputs: impl FnOnce(&mut DefaultHasher)) -> Option<TaskKey> {
+    if size_of::<F>() != 0 {
+        return None;
+    }
+    let mut hasher = DefaultHasher::new();
+    TypeId::of::<F>().hash(&mut hasher);
+    inputs(&mut hasher);
+    Some(TaskKey::generated(prefix_for_type_name(std::any::type_name::<F>()), hasher.finish()))
+}
+
+/// No dependencies: the task's function takes the argument given to `submit`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDeps;
+
+/// The task runs after `D` and its function takes their values.
+#[derive(Debug, Clone, Copy)]
+pub struct After<D>(D);
+
+/// Every submission gets a new key (the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Impure;
+
+/// Submissions of the same function and inputs share one key, one task and one result.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pure;
+
+/// Configures one or more submissions; made by [`Client::task`] or [`Client::after`].
+///
+/// The type parameters track the choices that change what `submit` accepts: `D` is
+/// [`NoDeps`] or [`After`] (the function then takes the dependencies' values), `P` is
+/// [`Impure`] or [`Pure`] (the argument must then be `Hash`).
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), taskweave::Error> {
+/// let client = taskweave::Client::new()?;
+/// // Options: a retried, high-priority task.
+/// let flaky = client.task().retries(2).priority(10).submit(|x: u32| x + 1, 1);
+/// assert_eq!(flaky.result()?, 2);
+/// // Dependencies: runs after `flaky`, receives its value.
+/// let next = client.after(&flaky).submit(|x: u32| x * 100);
+/// assert_eq!(next.result()?, 200);
+/// // Purity: the same function and argument share one task.
+/// fn square(x: u64) -> u64 { x * x }
+/// let first = client.task().pure().submit(square, 12);
+/// let again = client.task().pure().submit(square, 12);
+/// assert_eq!(first.key(), again.key());
+/// # Ok(()) }
+/// ```
+#[must_use = "a TaskBuilder does nothing until one of its submit methods is called"]
+pub struct TaskBuilder<'c, D = NoDeps, P = Impure> {
+    client: &'c Client,
+    options: SubmitOptions,
+    deps: D,
+    _purity: PhantomData<P>,
+}
+
+impl<D, P> fmt::Debug for TaskBuilder<'_, D, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskBuilder")
+            .field("options", &self.options)
+            .field("pure", &(std::any::type_name::<P>() == std::any::type_name::<Pure>()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'c> TaskBuilder<'c> {
+    pub(crate) fn new(client: &'c Client) -> TaskBuilder<'c> {
+        TaskBuilder {
+            client,
+            options: SubmitOptions::default(),
+            deps: NoDeps,
+            _purity: PhantomData,
+        }
+    }
+}
+
+impl<'c, D, P> TaskBuilder<'c, D, P> {
+    /// Gives the task exactly this key. Another submission with the same key, while the
+    /// first is held, returns the same task and result instead of running again.
+    pub fn key(mut self, key: impl Into<TaskKey>) -> Self {
+        self.options.key = Some(key.into());
+        self
+    }
+
+    /// Among ready tasks, higher priorities run first; equal priorities run in submission
+    /// order. The default is 0; negative values are fine.
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.options.priority = priority;
+        self
+    }
+
+    /// Re-runs the task up to `retries` more times when its body returns an error or panics.
+    /// The final error says how many attempts were made.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.options.retries = retries;
+        self
+    }
+
+    /// How many times the task may be lost with its worker (a crashed process on a
+    /// distributed backend) before it fails with
+    /// [`TaskError::WorkerLost`](crate::TaskError::WorkerLost). Separate from
+    /// [`retries`](TaskBuilder::retries). Default 2 (three deliveries).
+    pub fn allowed_failures(mut self, allowed_failures: u32) -> Self {
+        self.options.allowed_failures = allowed_failures;
+        self
+    }
+
+    /// Makes the task pure: its key is derived from the function and its inputs, so that
+    /// identical submissions share one task and one result (Dask's `pure=True`).
+    ///
+    /// Only functions that capture nothing (fn items and closures without captures) can be
+    /// pure: a capturing closure's captured values cannot be hashed, so it keeps getting new
+    /// keys. Inputs are the argument (which must be `Hash`) or the dependencies' keys.
+    pub fn pure(self) -> TaskBuilder<'c, D, Pure> {
+        TaskBuilder {
+            client: self.client,
+            options: self.options,
+            deps: self.deps,
+            _purity: PhantomData,
+        }
+    }
+
+    /// Submits one job under `key`; `shared` keys are found again by later submissions.
+    fn submit_keyed<T>(
+        &self,
+        key: (TaskKey, bool),
+        deps: DependencyList,
+        body: Body,
+    ) -> TaskFuture<T> {
+        let (key, shared) = key;
+        let core = self.client.core();
+        let job = Arc::new(Job::new(core.next_id(), key, deps.jobs, body));
+        let job = core.submit(job, &self.options, shared);
+        TaskFuture::from_job(job, Arc::clone(core))
+    }
+
+    /// The explicit key if one was given, else the pure key if there is one, else a fresh
+    /// key; and whether later submissions should find it.
+    fn key_or<F>(&self, pure: Option<TaskKey>) -> (TaskKey, bool) {
+        match (&self.options.key, pure) {
+            (Some(key), _) => (key.clone(), true),
+            (None, Some(key)) => (key, true),
+            (None, None) => (fresh_key::<F>(), false),
+        }
+    }
+}
+
+fn blocking_body<F, A, R>(function: F, argument: A) -> Body
+where
+    F: Fn(A) -> R + Send + Sync + 'static,
+    A: Clone + Send + Sync + 'static,
+    R: Send + Sync + 'static,
+{
+    Body::Blocking(Box::new(move |_: &[Value]| Ok(Arc::new(function(argument.clone())) as Value)))
+}
+
+fn fallible_body<F, A, T, E>(function: F, argument: A) -> Body
+where
+    F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
+    A: Clone + Send + Sync + 'static,
+    T: Send + Sync + 'static,
+    E: fmt::Display,
+{
+    Body::Blocking(Box::new(move |_: &[Value]| match function(argument.clone()) {
+        Ok(value) => Ok(Arc::new(value) as Value),
+        Err(error) => Err(error.to_string()),
+    }))
+}
+
+fn async_body<F, A, Fut, R>(function: F, argument: A) -> Body
+where
+    F: Fn(A) -> Fut + Send + Sync + 'static,
+    A: Clone + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: Send + Sync + 'static,
+{
+    Body::Async(Box::new(move |_: Vec<Value>| {
+        let running = function(argument.clone());
+        Box::pin(async move { Ok(Arc::new(running.await) as Value) })
+    }))
+}
+
+/// Methods for tasks without dependencies and with fresh keys.
+impl TaskBuilder<'_, NoDeps, Impure> {
+    /// Submits `function(argument)`; see [`Client::submit`].
+    pub fn submit<F, A, R>(&self, function: F, argument: A) -> TaskFuture<R>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Clone + Send + Sync + 'static,
+        R: Send + Sync + 'static,
+    {
+        let key = self.key_or::<F>(None);
+        self.submit_keyed(key, DependencyList::default(), blocking_body(function, argument))
+    }
+
+    /// Submits a fallible `function(argument)`; see [`Client::try_submit`].
+    pub fn try_submit<F, A, T, E>(&self, function: F, argument: A) -> TaskFuture<T>
+    where
+        F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
+        A: Clone + Send + Sync + 'static,
+        T: Send + Sync + 'static,
+        E: fmt::Display,
+    {
+        let key = self.key_or::<F>(None);
+        self.submit_keyed(key, DependencyList::default(), fallible_body(function, argument))
+    }
+
+    /// Submits an async `function(argument)`; see [`Client::submit_async`].
+    pub fn submit_async<F, A, Fut, R>(&self, function: F, argument: A) -> TaskFuture<R>
+    where
+        F: Fn(A) -> Fut + Send + Sync + 'static,
+        A: Clone + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: Send + Sync + 'static,
+    {
+        let key = self.key_or::<F>(None);
+        self.submit_keyed(key, DependencyList::default(), async_body(function, argument))
+    }
+
+    /// Submits `function(item)` for every item; see [`Client::map`]. With an explicit
+    /// [`key`](TaskBuilder::key), the items get `key-0`, `key-1`, ...
+    pub fn map<F, I, R>(&self, function: F, items: I) -> Vec<TaskFuture<R>>
+    where
+        F: Fn(I::Item) -> R + Send + Sync + 'static,
+        I: IntoIterator,
+        I::Item: Clone + Send + Sync + 'static,
+        R: Send + Sync + 'static,
+    {
+        let function = Arc::new(function);
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let function = Arc::clone(&function);
+                let key = match &self.options.key {
+                    Some(key) => (TaskKey::named(format!("{key}-{index}")), true),
+                    None => (fresh_key::<F>(), false),
+                };
+                let body = blocking_body(move |item| function(item), item);
+                self.submit_keyed(key, DependencyList::default(), body)
+            })
+            .collect()
+    }
+}
+
+/// Methods for pure tasks without dependencies: the key is derived from the function and the
+/// argument.
+impl TaskBuilder<'_, NoDeps, Pure> {
+    /// Submits `function(argument)` under a key derived from both.
+    pub fn submit<F, A, R>(&self, function: F, argument: A) -> TaskFuture<R>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Clone + Hash + Send + Sync + 'static,
+        R: Send + Sync + 'static,
+    {
+        let key = self.key_or::<F>(pure_key::<F>(|hasher| argument.hash(hasher)));
+        self.submit_keyed(key, DependencyList::default(), blocking_body(function, argument))
+    }
+
+    /// Submits a fallible `function(argument)` under a key derived from both.
+    pub fn try_submit<F, A, T, E>(&self, function: F, argument: A) -> TaskFuture<T>
+    where
+        F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
+        A: Clone + Hash + Send + Sync + 'static,
+        T: Send + Sync + 'static,
+        E: fmt::Display,
+    {
+        let key = self.key_or::<F>(pure_key::<F>(|hasher| argument.hash(hasher)));
+        self.submit_keyed(key, DependencyList::default(), fallible_body(function, argument))
+    }
+
+    /// Submits an async `function(argument)` under a key derived from both.
+    pub fn submit_async<F, A, Fut, R>(&self, function: F, argument: A) -> TaskFuture<R>
+    where
+        F: Fn(A) -> Fut + Send + Sync + 'static,
+        A: Clone + Hash + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: Send + Sync + 'static,
+    {
+        let key = self.key_or::<F>(pure_key::<F>(|hasher| argument.hash(hasher)));
+        self.submit_keyed(key, DependencyList::default(), async_body(function, argument))
+    }
+
+    /// Submits `function(item)` for every item, each under a key derived from the function
+    /// and the item: mapping the same function over the same items twice shares the tasks.
+    pub fn map<F, I, R>(&self, function: F, items: I) -> Vec<TaskFuture<R>>
+    where
+        F: Fn(I::Item) -> R + Send + Sync + 'static,
+        I: IntoIterator,
+        I::Item: Clone + Hash + Send + Sync + 'static,
+        R: Send + Sync + 'static,
+    {
+        let function = Arc::new(function);
+        items
+            .into_iter()
+            .map(|item| {
+                let key = self.key_or::<F>(pure_key::<F>(|hasher| item.hash(hasher)));
+                let function = Arc::clone(&function);
+                self.submit_keyed(
+                    key,
+                    DependencyList::default(),
+                    blocking_body(move |item| function(item), item),
+                )
+            })
+            .collect()
+    }
+}
+
+impl<'c, D: Dependencies, P: 'static> TaskBuilder<'c, After<D>, P> {
+    pub(crate) fn after(client: &'c Client, deps: D) -> Self {
+        TaskBuilder {
+            client,
+            options: SubmitOptions::default(),
+            deps: After(deps),
+            _purity: PhantomData,
+        }
+    }
+
+    /// The key for a function over these dependencies: pure ones hash the dependencies' keys.
+    fn dependent_key<F: 'static>(&self, list: &DependencyList) -> (TaskKey, bool) {
+        let pure = if TypeId::of::<P>() == TypeId::of::<Pure>() {
+            pure_key::<F>(|hasher| {
+                for job in &list.jobs {
+                    job.key.hash(hasher);
+                }
+                list.lengths.hash(hasher);
+            })
+        } else {
+            None
+        };
+        self.key_or::<F>(pure)
+    }
+
+    fn collect(&self) -> (DependencyList, Arc<[usize]>) {
+        let mut list = DependencyList::default();
+        self.deps.0.collect(&mut list);
+        let lengths: Arc<[usize]> = Arc::from(list.lengths.as_slice());
+        (list, lengths)
+    }
+
+    /// Submits `function(values)`, run once every dependency finished, with their values.
+    /// If a dependency fails, this task fails with
+    /// [`TaskError::DependencyFailed`](crate::TaskError::DependencyFailed) carrying the root
+    /// error; if one is cancelled, this one is cancelled too.
+    pub fn submit<F, R>(&self, function: F) -> TaskFuture<R>
+    where
+        F: Fn(D::Values) -> R + Send + Sync + 'static,
+        R: Send + Sync + 'static,
+    {
+        self.submit_dependent::<F, R>(move |values| Ok(Arc::new(function(values)) as Value))
+    }
+
+    /// Like [`submit`](TaskBuilder::submit) for a function that can fail: an `Err` becomes
+    /// [`TaskError::Failed`](crate::TaskError::Failed).
+    pub fn try_submit<F, T, E>(&self, function: F) -> TaskFuture<T>
+    where
+        F: Fn(D::Values) -> Result<T, E> + Send + Sync + 'static,
+        T: Send + Sync + 'static,
+        E: fmt::Display,
+    {
+        self.submit_dependent::<F, T>(move |values| {
+            function(values)
+                .map(|value| Arc::new(value) as Value)
+                .map_err(|error| error.to_string())
+        })
+    }
+
+    /// Submits a blocking body over the dependencies' values, keyed by the user's `F`.
+    fn submit_dependent<F: 'static, T>(
+        &self,
+        run: impl Fn(D::Values) -> Result<Value, String> + Send + Sync + 'static,
+    ) -> TaskFuture<T> {
+        let (list, lengths) = self.collect();
+        let key = self.dependent_key::<F>(&list);
+        let body = Body::Blocking(Box::new(move |inputs: &[Value]| {
+            let values =
+                D::read(&mut DependencyReader::new(inputs, &lengths)).ok_or_else(|| {
+                    "internal error: dependency values of an unexpected type".to_owned()
+                })?;
+            run(values)
+        }));
+        self.submit_keyed(key, list, body)
+    }
+
+    /// Submits an async `function(values)`, run on the executor once every dependency
+    /// finished.
+    pub fn submit_async<F, Fut, R>(&self, function: F) -> TaskFuture<R>
+    where
+        F: Fn(D::Values) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: Send + Sync + 'static,
+    {
+        let (list, lengths) = self.collect();
+        let key = self.dependent_key::<F>(&list);
+        let body = Body::Async(Box::new(move |inputs: Vec<Value>| {
+            match D::read(&mut DependencyReader::new(&inputs, &lengths)) {
+                Some(values) => {
+                    let running = function(values);
+                    Box::pin(async move { Ok(Arc::new(running.await) as Value) })
+                }
+                None => Box::pin(async {
+                    Err("internal error: dependency values of an unexpected type".to_owned())
+                }),
+            }
+        }));
+        self.submit_keyed(key, list, body)
+    }
+}

@@ -1,0 +1,286 @@
+//! Dask's futures semantics: dependencies, keys and purity, release, cancel, retries,
+//! priority, scatter, fire_and_forget.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use taskweave::{Client, TaskError};
+
+use super::eventually;
+
+/// Occupies every one of the client's `workers` until the returned sender is dropped.
+fn block_workers(
+    client: &Client,
+    workers: usize,
+) -> (flume::Sender<()>, Vec<taskweave::TaskFuture<bool>>) {
+    let (release, gate) = flume::bounded::<()>(0);
+    let blockers = (0..workers)
+        .map(|_| {
+            let gate = gate.clone();
+            client.submit(move |_: ()| gate.recv().is_ok(), ())
+        })
+        .collect();
+    (release, blockers)
+}
+
+fn inc(x: i64) -> i64 {
+    x + 1
+}
+
+pub async fn dependents_receive_their_dependencies_values(client: Client) {
+    let x = client.submit(inc, 1);
+    let y = client.after(&x).submit(|x: i64| x * 10);
+    let z = client.after((&x, &y)).submit(|(x, y): (i64, i64)| x + y);
+    let parts = vec![x.clone(), y.clone(), z.clone()];
+    let all = client.after(&parts).submit(|values: Vec<i64>| values);
+    assert_eq!(all.await.unwrap(), vec![2, 20, 22]);
+    let nested =
+        client.after((&x, &parts)).submit(|(x, list): (i64, Vec<i64>)| x * list.len() as i64);
+    assert_eq!(nested.await.unwrap(), 6);
+}
+
+pub async fn a_failed_dependency_fails_dependents_with_the_root_error(client: Client) {
+    let root = client.try_submit(|_: ()| Err::<i64, _>("disk on fire"), ());
+    let child = client.after(&root).submit(|x: i64| x + 1);
+    let grandchild = client.after(&child).submit(|x: i64| x + 1);
+    for dependent in [&child, &grandchild] {
+        match dependent.await {
+            Err(TaskError::DependencyFailed { key, root: cause }) => {
+                assert_eq!(&key, dependent.key());
+                assert_eq!(cause.key(), root.key(), "names the root, two levels down too");
+                assert!(cause.to_string().contains("disk on fire"), "{cause}");
+            }
+            other => panic!("expected DependencyFailed, got {other:?}"),
+        }
+    }
+    // A dependent submitted after the failure fails the same way.
+    let late = client.after(&root).submit(|x: i64| x);
+    assert!(matches!(late.await, Err(TaskError::DependencyFailed { .. })));
+}
+
+pub async fn a_chain_of_ten_thousand_tasks_runs_without_overflowing(client: Client) {
+    let mut last = client.submit(|x: u64| x, 0);
+    for _ in 0..10_000 {
+        last = client.after(&last).submit(|x: u64| x + 1);
+    }
+    assert_eq!((&last).await.unwrap(), 10_000);
+    drop(last);
+    let stats = client.clone();
+    eventually(&client, Duration::from_secs(20), "release of the chain", move || {
+        stats.stats().tasks.held() == 0
+    })
+    .await;
+}
+
+pub async fn pure_submissions_share_one_key_and_one_result(client: Client) {
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+    fn counted_square(x: u64) -> u64 {
+        RUNS.fetch_add(1, Ordering::SeqCst);
+        x * x
+    }
+    let before = RUNS.load(Ordering::SeqCst);
+    let first = client.task().pure().submit(counted_square, 9);
+    let second = client.task().pure().submit(counted_square, 9);
+    let other = client.task().pure().submit(counted_square, 10);
+    assert_eq!(first.key(), second.key());
+    assert_ne!(first.key(), other.key());
+    assert!(first.key().to_string().starts_with("counted_square-"), "{}", first.key());
+    assert_eq!(first.clone().await.unwrap(), 81);
+    assert_eq!(second.clone().await.unwrap(), 81);
+    // Submitting a finished key returns its result without recomputing.
+    let third = client.task().pure().submit(counted_square, 9);
+    assert_eq!(third.await.unwrap(), 81);
+    other.await.unwrap();
+    assert_eq!(RUNS.load(Ordering::SeqCst) - before, 2, "9 once, 10 once");
+    // Impure submissions always get new keys.
+    let a = client.submit(counted_square, 9);
+    let b = client.submit(counted_square, 9);
+    assert_ne!(a.key(), b.key());
+}
+
+pub async fn identical_pure_maps_share_keys(client: Client) {
+    let first = client.task().pure().map(inc, 0..5);
+    let second = client.task().pure().map(inc, 0..5);
+    let keys = |futures: &[taskweave::TaskFuture<i64>]| {
+        futures.iter().map(|f| f.key().clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&first), keys(&second));
+    assert_eq!(client.gather(&second).await.unwrap(), vec![1, 2, 3, 4, 5]);
+    // A pure dependent is keyed by its dependencies' keys.
+    fn total(values: Vec<i64>) -> i64 {
+        values.iter().sum()
+    }
+    let sum_a = client.after(&first).pure().submit(total);
+    let sum_b = client.after(&second).pure().submit(total);
+    assert_eq!(sum_a.key(), sum_b.key());
+    assert!(sum_a.key().to_string().starts_with("total-"), "{}", sum_a.key());
+    assert_eq!(sum_b.await.unwrap(), 15);
+}
+
+pub async fn an_explicit_key_is_shared_and_a_released_key_recomputes(client: Client) {
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = {
+        let runs = runs.clone();
+        move |x: i32| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            x
+        }
+    };
+    let first = client.task().key("report-2026").submit(counted.clone(), 1);
+    let second = client.task().key("report-2026").submit(counted.clone(), 2);
+    assert_eq!(first.key().to_string(), "report-2026");
+    assert_eq!(second.clone().await.unwrap(), 1, "the second submission shares the first task");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    drop((first, second));
+    let stats = client.clone();
+    eventually(&client, Duration::from_secs(10), "release", move || {
+        stats.stats().tasks.held() == 0
+    })
+    .await;
+    let again = client.task().key("report-2026").submit(counted, 3);
+    assert_eq!(again.await.unwrap(), 3, "a released key runs again");
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+pub async fn cancelling_the_middle_of_a_chain_cancels_what_follows(client: Client) {
+    let (release, blockers) = block_workers(&client, 2);
+    let x = client.submit(inc, 1);
+    let y = client.after(&x).submit(|x: i64| x + 1);
+    let z = client.after(&y).submit(|y: i64| y + 1);
+    y.cancel();
+    match (&z).await {
+        Err(TaskError::Cancelled { key, reason }) => {
+            assert_eq!(&key, z.key());
+            assert!(reason.contains(&y.key().to_string()), "{reason}");
+        }
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    assert!((&y).await.unwrap_err().is_cancelled());
+    drop(release);
+    assert_eq!(x.await.unwrap(), 2, "x is untouched");
+    for blocker in blockers {
+        blocker.await.unwrap();
+    }
+}
+
+pub async fn cancel_of_many_and_of_a_queued_async_body(client: Client) {
+    let (release, blockers) = block_workers(&client, 2);
+    let queued = client.map(inc, 0..5);
+    client.cancel(&queued);
+    for future in &queued {
+        assert!(future.await.unwrap_err().is_cancelled());
+    }
+    // A running async body is dropped: its completion never shows up.
+    let (never, _keep) = futures::channel::oneshot::channel::<()>();
+    let never = Arc::new(parking_lot::Mutex::new(Some(never)));
+    let waiting = client.submit_async(
+        move |_: ()| {
+            let never = never.clone();
+            async move {
+                let _receiver_alive = never.lock().take();
+                futures::future::pending::<()>().await;
+            }
+        },
+        (),
+    );
+    waiting.cancel();
+    assert!(waiting.await.unwrap_err().is_cancelled());
+    drop(release);
+    for blocker in blockers {
+        blocker.await.unwrap();
+    }
+}
+
+pub async fn retries_rerun_a_flaky_task_until_it_succeeds(client: Client) {
+    let attempts = Arc::new(AtomicU32::new(0));
+    let counter = attempts.clone();
+    let flaky = client.task().retries(3).try_submit(
+        move |_: ()| {
+            let attempt = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            if attempt < 3 { Err(format!("attempt {attempt} failed")) } else { Ok(attempt) }
+        },
+        (),
+    );
+    assert_eq!(flaky.await.unwrap(), 3, "succeeds on the third attempt");
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+
+    let hopeless = client.task().retries(2).submit(|_: ()| -> u8 { panic!("always") }, ());
+    match hopeless.await {
+        Err(TaskError::Panicked { message, .. }) => {
+            assert!(message.contains("always"), "{message}");
+            assert!(message.contains("gave up after 3 attempts"), "{message}");
+        }
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+}
+
+pub async fn higher_priority_runs_first_with_one_worker(client: Client) {
+    let single = Client::builder()
+        .shared_executor(client.executor().clone())
+        .workers(1)
+        .build()
+        .await
+        .unwrap();
+    let (release, blockers) = block_workers(&single, 1);
+    let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let mut futures = Vec::new();
+    for (name, priority) in
+        [("low", -1), ("normal-1", 0), ("high", 10), ("normal-2", 0), ("urgent", 20)]
+    {
+        let order = order.clone();
+        futures.push(
+            single
+                .task()
+                .priority(priority)
+                .submit(move |name: &'static str| order.lock().push(name), name),
+        );
+    }
+    drop(release);
+    single.gather(&futures).await.unwrap();
+    for blocker in blockers {
+        blocker.await.unwrap();
+    }
+    assert_eq!(*order.lock(), ["urgent", "high", "normal-1", "normal-2", "low"]);
+    single.close().await.unwrap();
+}
+
+pub async fn scattered_values_feed_dependents_without_copies(client: Client) {
+    let table = client.scatter(Arc::new((0..1000u64).collect::<Vec<_>>()));
+    assert!(table.is_done());
+    let sums: Vec<_> = (0..4u64)
+        .map(|offset| {
+            client.after(&table).submit(move |t: Arc<Vec<u64>>| t.iter().sum::<u64>() + offset)
+        })
+        .collect();
+    assert_eq!(client.gather(&sums).await.unwrap(), vec![499_500, 499_501, 499_502, 499_503]);
+    let value = (&table).await.unwrap();
+    assert_eq!(Arc::strong_count(&value), 2, "the client's copy and ours: dependents shared it");
+}
+
+pub async fn fire_and_forget_runs_to_completion_without_a_handle(client: Client) {
+    let (release, blockers) = block_workers(&client, 2);
+    let (done, finished) = flume::bounded::<i32>(1);
+    let future = client.submit(move |x: i32| done.send(x).unwrap(), 42);
+    client.fire_and_forget(std::slice::from_ref(&future));
+    drop(future);
+    drop(release);
+    assert_eq!(finished.recv_async().await.unwrap(), 42);
+    for blocker in blockers {
+        blocker.await.unwrap();
+    }
+}
+
+pub async fn a_task_released_before_it_started_does_not_run(client: Client) {
+    let (release, blockers) = block_workers(&client, 2);
+    let ran = Arc::new(AtomicU32::new(0));
+    let counter = ran.clone();
+    drop(client.submit(move |_: ()| counter.fetch_add(1, Ordering::SeqCst), ()));
+    drop(release);
+    for blocker in blockers {
+        blocker.await.unwrap();
+    }
+    // Everything submitted after it has run; it never did.
+    client.submit(|x: i32| x, 0).await.unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+}
