@@ -127,6 +127,14 @@ struct Record<P> {
     error: Option<TaskError>,
 }
 
+/// Whether a task being failed has just reported the end of its run (so there is nothing
+/// left to abort).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reported {
+    Yes,
+    No,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 struct ReadyEntry {
     priority: i32,
@@ -356,7 +364,7 @@ impl<P: Clone> Scheduler<P> {
         match inherited {
             Some(root) => {
                 let error = self.dependency_error(id, root);
-                self.finish_with_error(id, TaskState::Failed, error, out);
+                self.finish_with_error(id, TaskState::Failed, error, Reported::No, out);
             }
             None if waiting_on == 0 => self.make_ready(id, out),
             None => {}
@@ -519,7 +527,7 @@ impl<P: Clone> Scheduler<P> {
             },
             other => other,
         };
-        self.finish_with_error(id, TaskState::Failed, error, out);
+        self.finish_with_error(id, TaskState::Failed, error, Reported::Yes, out);
     }
 
     fn on_lost(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
@@ -539,7 +547,7 @@ impl<P: Clone> Scheduler<P> {
             return;
         }
         let error = TaskError::WorkerLost { key: record.key.clone(), attempts: record.lost };
-        self.finish_with_error(id, TaskState::Failed, error, out);
+        self.finish_with_error(id, TaskState::Failed, error, Reported::Yes, out);
     }
 
     fn on_cancel(&mut self, id: TaskId, reason: String, out: &mut Vec<Action<P>>) {
@@ -548,7 +556,7 @@ impl<P: Clone> Scheduler<P> {
             return;
         }
         let error = TaskError::Cancelled { key: record.key.clone(), reason };
-        self.finish_with_error(id, TaskState::Cancelled, error, out);
+        self.finish_with_error(id, TaskState::Cancelled, error, Reported::No, out);
     }
 
     /// Makes `id` terminal with `error`, resolves it, and cascades to every unfinished
@@ -558,10 +566,15 @@ impl<P: Clone> Scheduler<P> {
         id: TaskId,
         state: TaskState,
         error: TaskError,
+        reported: Reported,
         out: &mut Vec<Action<P>>,
     ) {
         let mut cascade = std::mem::take(&mut self.worklist);
         cascade.clear();
+        if reported == Reported::Yes {
+            // Its run already ended: nothing to abort.
+            self.set_state(id, TaskState::Ready);
+        }
         self.terminate(id, state, error, out);
         cascade.push(id);
         while let Some(failed) = cascade.pop() {

@@ -1,1 +1,421 @@
+//! Scheduler unit tests: feed events, assert the exact actions, and that nothing else came
+//! out. No runtime, no threads.
 
+use proptest::prelude::*;
+
+use super::*;
+use crate::error::TaskError;
+
+/// The payload is the task's number, so that expected actions read naturally.
+type Payload = u64;
+
+fn spec(id: u64, deps: &[u64]) -> TaskSpec<Payload> {
+    TaskSpec {
+        id: TaskId(id),
+        key: TaskKey::named(format!("t{id}")),
+        deps: deps.iter().map(|dep| TaskId(*dep)).collect(),
+        priority: 0,
+        retries: 0,
+        allowed_failures: 0,
+        uses_worker: true,
+        pinned: false,
+        shared_key: false,
+        payload: id,
+    }
+}
+
+fn dispatch(id: u64, attempt: u32) -> Action<Payload> {
+    Action::Dispatch { id: TaskId(id), attempt, payload: id }
+}
+
+fn resolved(id: u64) -> Action<Payload> {
+    Action::Resolve { id: TaskId(id), payload: id, outcome: Ok(()) }
+}
+
+fn failed_with(id: u64, error: TaskError) -> Action<Payload> {
+    Action::Resolve { id: TaskId(id), payload: id, outcome: Err(error) }
+}
+
+fn forget(id: u64) -> Action<Payload> {
+    Action::Forget { id: TaskId(id), payload: id }
+}
+
+fn key(id: u64) -> TaskKey {
+    TaskKey::named(format!("t{id}"))
+}
+
+/// Feeds `events` one by one; after each, the scheduler's bookkeeping must hold. Returns
+/// every action, in order.
+fn run(scheduler: &mut Scheduler<Payload>, events: Vec<Event<Payload>>) -> Vec<Action<Payload>> {
+    let mut actions = Vec::new();
+    for event in events {
+        scheduler.handle(event, &mut actions);
+        scheduler.check_invariants().unwrap();
+    }
+    actions
+}
+
+/// Feeds `events` to a fresh scheduler with `capacity` slots and checks that exactly the
+/// `expected` actions came out.
+fn check(
+    capacity: usize,
+    events: Vec<Event<Payload>>,
+    expected: Vec<Action<Payload>>,
+) -> Scheduler<Payload> {
+    let mut scheduler = Scheduler::new(capacity);
+    let actions = run(&mut scheduler, events);
+    assert_eq!(actions, expected);
+    scheduler
+}
+
+#[test]
+fn a_ready_task_is_dispatched_and_resolved_and_forgotten_after_release() {
+    let scheduler = check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Finished { id: TaskId(1) },
+            Event::Released { id: TaskId(1) },
+        ],
+        vec![dispatch(1, 1), resolved(1), forget(1)],
+    );
+    assert_eq!(scheduler.counts().held(), 0);
+    assert_eq!(scheduler.counts().total_finished, 1);
+}
+
+#[test]
+fn a_dependent_waits_for_its_dependency_and_keeps_it_alive() {
+    let scheduler = check(
+        4,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Submitted(spec(2, &[1])),
+            Event::Released { id: TaskId(1) },
+            Event::Finished { id: TaskId(1) },
+            Event::Finished { id: TaskId(2) },
+        ],
+        // 1 is released by the client but kept for 2, then forgotten once 2 has run.
+        vec![dispatch(1, 1), resolved(1), dispatch(2, 1), resolved(2), forget(1)],
+    );
+    assert_eq!(scheduler.state(TaskId(2)), Some(TaskState::Finished));
+    assert_eq!(scheduler.state(TaskId(1)), None);
+}
+
+#[test]
+fn capacity_limits_dispatch_and_priority_orders_the_queue() {
+    let mut low = spec(2, &[]);
+    low.priority = -5;
+    let mut high = spec(3, &[]);
+    high.priority = 5;
+    check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Submitted(low),
+            Event::Submitted(high),
+            Event::Submitted(spec(4, &[])),
+            Event::Finished { id: TaskId(1) },
+            Event::Finished { id: TaskId(3) },
+            Event::Finished { id: TaskId(4) },
+        ],
+        vec![
+            dispatch(1, 1),
+            resolved(1),
+            dispatch(3, 1),
+            resolved(3),
+            dispatch(4, 1),
+            resolved(4),
+            dispatch(2, 1),
+        ],
+    );
+}
+
+#[test]
+fn a_failure_cascades_to_every_dependent_with_the_root_error() {
+    let root = TaskError::Failed { key: key(1), message: "boom".into() };
+    check(
+        4,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Submitted(spec(2, &[1])),
+            Event::Submitted(spec(3, &[2])),
+            Event::Failed { id: TaskId(1), error: root.clone() },
+        ],
+        vec![
+            dispatch(1, 1),
+            failed_with(1, root.clone()),
+            failed_with(
+                2,
+                TaskError::DependencyFailed { key: key(2), root: Box::new(root.clone()) },
+            ),
+            failed_with(3, TaskError::DependencyFailed { key: key(3), root: Box::new(root) }),
+        ],
+    );
+}
+
+#[test]
+fn retries_redispatch_until_they_run_out() {
+    let mut flaky = spec(1, &[]);
+    flaky.retries = 1;
+    let error = TaskError::Failed { key: key(1), message: "nope".into() };
+    check(
+        1,
+        vec![
+            Event::Submitted(flaky),
+            Event::Failed { id: TaskId(1), error: error.clone() },
+            Event::Failed { id: TaskId(1), error },
+        ],
+        vec![
+            dispatch(1, 1),
+            dispatch(1, 2),
+            failed_with(
+                1,
+                TaskError::Failed {
+                    key: key(1),
+                    message: "nope (gave up after 2 attempts)".into(),
+                },
+            ),
+        ],
+    );
+}
+
+#[test]
+fn lost_workers_redispatch_then_fail_with_worker_lost() {
+    let mut task = spec(1, &[]);
+    task.allowed_failures = 1;
+    check(
+        1,
+        vec![Event::Submitted(task), Event::Lost { id: TaskId(1) }, Event::Lost { id: TaskId(1) }],
+        vec![
+            dispatch(1, 1),
+            dispatch(1, 2),
+            failed_with(1, TaskError::WorkerLost { key: key(1), attempts: 2 }),
+        ],
+    );
+}
+
+#[test]
+fn cancelling_a_running_task_aborts_it_and_ignores_its_late_result() {
+    let cancelled = TaskError::Cancelled { key: key(1), reason: "stop".into() };
+    let scheduler = check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Submitted(spec(2, &[])),
+            Event::CancelRequested { id: TaskId(1), reason: "stop".into() },
+            Event::Finished { id: TaskId(1) },
+        ],
+        vec![
+            dispatch(1, 1),
+            Action::Abort { id: TaskId(1), payload: 1 },
+            failed_with(1, cancelled),
+            // The slot frees only when the running body reports.
+            dispatch(2, 1),
+        ],
+    );
+    assert_eq!(scheduler.in_flight(), 1);
+}
+
+#[test]
+fn cancelling_cascades_as_cancellation_not_failure() {
+    check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Submitted(spec(2, &[1])),
+            Event::CancelRequested { id: TaskId(2), reason: "user".into() },
+            Event::Submitted(spec(3, &[2])),
+        ],
+        vec![
+            dispatch(1, 1),
+            failed_with(2, TaskError::Cancelled { key: key(2), reason: "user".into() }),
+            failed_with(
+                3,
+                TaskError::Cancelled {
+                    key: key(3),
+                    reason: "its dependency t2 was cancelled".into(),
+                },
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_released_queued_task_is_forgotten_without_running() {
+    check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Submitted(spec(2, &[])),
+            Event::Released { id: TaskId(2) },
+            Event::Finished { id: TaskId(1) },
+        ],
+        vec![dispatch(1, 1), forget(2), resolved(1)],
+    );
+}
+
+#[test]
+fn a_pinned_task_runs_although_released() {
+    check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Pinned { id: TaskId(1) },
+            Event::Released { id: TaskId(1) },
+            Event::Finished { id: TaskId(1) },
+        ],
+        vec![dispatch(1, 1), resolved(1), forget(1)],
+    );
+}
+
+#[test]
+fn shared_keys_are_found_until_forgotten() {
+    let mut shared = spec(1, &[]);
+    shared.shared_key = true;
+    let mut scheduler = check(1, vec![Event::Submitted(shared)], vec![dispatch(1, 1)]);
+    assert_eq!(scheduler.lookup(&key(1)), Some(TaskId(1)));
+    run(&mut scheduler, vec![Event::Finished { id: TaskId(1) }, Event::Released { id: TaskId(1) }]);
+    assert_eq!(scheduler.lookup(&key(1)), None);
+}
+
+#[test]
+fn closing_cancels_everything_unfinished_in_submission_order() {
+    let closed = |id| TaskError::Cancelled { key: key(id), reason: "the client was closed".into() };
+    let mut scheduler = check(
+        1,
+        vec![Event::Submitted(spec(1, &[])), Event::Submitted(spec(2, &[1])), Event::Closed],
+        vec![
+            dispatch(1, 1),
+            Action::Abort { id: TaskId(1), payload: 1 },
+            failed_with(1, closed(1)),
+            failed_with(2, closed(2)),
+        ],
+    );
+    let late = run(&mut scheduler, vec![Event::Submitted(spec(3, &[]))]);
+    assert!(matches!(
+        &late[..],
+        [Action::Resolve { outcome: Err(TaskError::Cancelled { .. }), .. }]
+    ));
+}
+
+#[test]
+fn a_long_chain_is_released_without_recursion() {
+    let mut scheduler = Scheduler::new(1);
+    let mut actions = Vec::new();
+    scheduler.handle(Event::Submitted(spec(0, &[])), &mut actions);
+    for id in 1..100_000 {
+        scheduler.handle(Event::Submitted(spec(id, &[id - 1])), &mut actions);
+        scheduler.handle(Event::Released { id: TaskId(id - 1) }, &mut actions);
+    }
+    scheduler.handle(Event::Released { id: TaskId(99_999) }, &mut actions);
+    // Everything but the running head is forgotten at once; the head when it reports.
+    assert_eq!(scheduler.counts().held(), 1);
+    scheduler.handle(Event::Finished { id: TaskId(0) }, &mut actions);
+    assert_eq!(scheduler.counts().held(), 0);
+    scheduler.check_invariants().unwrap();
+}
+
+/// One step of a random schedule; task numbers are taken modulo what exists.
+#[derive(Debug, Clone)]
+enum Step {
+    Submit { deps: Vec<usize>, retries: u32, priority: i8 },
+    Finish(usize),
+    Fail(usize),
+    Lose(usize),
+    Cancel(usize),
+    Release(usize),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (prop::collection::vec(0usize..64, 0..3), 0u32..2, -2i8..3)
+            .prop_map(|(deps, retries, priority)| Step::Submit { deps, retries, priority }),
+        3 => (0usize..64).prop_map(Step::Finish),
+        1 => (0usize..64).prop_map(Step::Fail),
+        1 => (0usize..64).prop_map(Step::Lose),
+        1 => (0usize..64).prop_map(Step::Cancel),
+        2 => (0usize..64).prop_map(Step::Release),
+    ]
+}
+
+proptest! {
+    /// Random schedules keep the bookkeeping consistent, resolve every task at most once,
+    /// and hold nothing once every handle is released and every dispatched task reported.
+    #[test]
+    fn random_schedules_keep_the_invariants(steps in prop::collection::vec(step(), 1..120), capacity in 1usize..4) {
+        let mut scheduler: Scheduler<u64> = Scheduler::new(capacity);
+        let mut submitted: Vec<u64> = Vec::new();
+        let mut held: Vec<bool> = Vec::new();
+        let mut running: Vec<u64> = Vec::new();
+        let mut resolutions = std::collections::HashMap::<u64, u32>::new();
+        let mut actions = Vec::new();
+        let mut feed = |scheduler: &mut Scheduler<u64>, event, running: &mut Vec<u64>, resolutions: &mut std::collections::HashMap<u64, u32>| {
+            actions.clear();
+            scheduler.handle(event, &mut actions);
+            for action in &actions {
+                match action {
+                    Action::Dispatch { payload, .. } => running.push(*payload),
+                    Action::Resolve { payload, .. } => *resolutions.entry(*payload).or_default() += 1,
+                    _ => {}
+                }
+            }
+            scheduler.check_invariants().map_err(TestCaseError::fail)
+        };
+        let pick = |index: usize, from: &[u64]| from.get(index % from.len().max(1)).copied();
+        for step in steps {
+            match step {
+                Step::Submit { deps, retries, priority } => {
+                    let id = submitted.len() as u64;
+                    // Only depend on tasks the client still holds, as a real client does.
+                    let live: Vec<u64> = submitted.iter().copied().filter(|t| held[*t as usize]).collect();
+                    let mut deps: Vec<u64> = deps.iter().filter_map(|d| pick(*d, &live)).collect();
+                    deps.sort_unstable();
+                    deps.dedup();
+                    let mut task = spec(id, &deps);
+                    task.retries = retries;
+                    task.priority = i32::from(priority);
+                    submitted.push(id);
+                    held.push(true);
+                    feed(&mut scheduler, Event::Submitted(task), &mut running, &mut resolutions)?;
+                }
+                Step::Finish(index) | Step::Fail(index) | Step::Lose(index) if !running.is_empty() => {
+                    let position = index % running.len();
+                    let id = TaskId(running.swap_remove(position));
+                    let event = match step {
+                        Step::Finish(_) => Event::Finished { id },
+                        Step::Fail(_) => Event::Failed { id, error: TaskError::Failed { key: key(id.0), message: "x".into() } },
+                        _ => Event::Lost { id },
+                    };
+                    feed(&mut scheduler, event, &mut running, &mut resolutions)?;
+                }
+                Step::Cancel(index) => {
+                    if let Some(id) = pick(index, &submitted) {
+                        feed(&mut scheduler, Event::CancelRequested { id: TaskId(id), reason: "p".into() }, &mut running, &mut resolutions)?;
+                    }
+                }
+                Step::Release(index) => {
+                    let live: Vec<u64> = submitted.iter().copied().filter(|t| held[*t as usize]).collect();
+                    if let Some(id) = pick(index, &live) {
+                        held[id as usize] = false;
+                        feed(&mut scheduler, Event::Released { id: TaskId(id) }, &mut running, &mut resolutions)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        prop_assert!(resolutions.values().all(|count| *count == 1), "a task resolved twice: {resolutions:?}");
+        // Release everything, let every dispatched task report: nothing may be held.
+        for id in 0..submitted.len() {
+            if held[id] {
+                held[id] = false;
+                feed(&mut scheduler, Event::Released { id: TaskId(id as u64) }, &mut running, &mut resolutions)?;
+            }
+        }
+        while let Some(id) = running.pop() {
+            feed(&mut scheduler, Event::Finished { id: TaskId(id) }, &mut running, &mut resolutions)?;
+        }
+        prop_assert_eq!(scheduler.counts().held(), 0);
+        prop_assert_eq!(scheduler.in_flight(), 0);
+        prop_assert!(resolutions.values().all(|count| *count == 1), "a task resolved twice: {resolutions:?}");
+    }
+}
