@@ -405,9 +405,9 @@ proptest! {
         }
         prop_assert!(resolutions.values().all(|count| *count == 1), "a task resolved twice: {resolutions:?}");
         // Release everything, let every dispatched task report: nothing may be held.
-        for id in 0..submitted.len() {
-            if held[id] {
-                held[id] = false;
+        for (id, still_held) in held.iter_mut().enumerate() {
+            if *still_held {
+                *still_held = false;
                 feed(&mut scheduler, Event::Released { id: TaskId(id as u64) }, &mut running, &mut resolutions)?;
             }
         }
