@@ -53,6 +53,11 @@ pub mod scheduler;
 pub mod transport;
 mod worker;
 
+/// The README's Rust code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use client::{
     BlockingClient, Client, ClientBuilder, ClientStats, Dependencies, TaskBuilder, TaskFuture,
 };

@@ -1,0 +1,91 @@
+//! The public surface: auto traits, "no runtime" messages, bad configuration, the blocking
+//! view's refusal inside async code.
+
+use taskweave::{BlockingClient, Client, ClientBuilder, Error, TaskError, TaskFuture};
+
+fn assert_send_sync<T: Send + Sync>() {}
+fn assert_clone<T: Clone>() {}
+
+#[test]
+fn public_types_are_send_and_sync() {
+    assert_send_sync::<Client>();
+    assert_send_sync::<ClientBuilder>();
+    assert_send_sync::<TaskFuture<i64>>();
+    assert_send_sync::<TaskFuture<String>>();
+    assert_send_sync::<BlockingClient<'static>>();
+    assert_send_sync::<Error>();
+    assert_send_sync::<TaskError>();
+    assert_clone::<Client>();
+    assert_clone::<TaskFuture<Vec<u8>>>();
+}
+
+#[test]
+fn zero_workers_is_a_clear_configuration_error() {
+    let error = Client::builder().workers(0).build_blocking().unwrap_err();
+    assert!(matches!(error, Error::InvalidConfig { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "invalid configuration: workers(0): a client needs at least one worker; use workers(1) or more"
+    );
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_current_outside_a_runtime_says_what_to_do() {
+    let error = taskweave::runtimes::tokio::TokioExecutor::current().unwrap_err();
+    assert!(matches!(error, Error::NoRuntime { runtime: "tokio" }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "no tokio runtime is running on this thread; call this from inside the runtime (for \
+         example from the async main function it runs) or pass an executor with \
+         ClientBuilder::executor"
+    );
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn a_dropped_tokio_runtime_refuses_new_work_with_an_error() {
+    use taskweave::Executor;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let executor = taskweave::runtimes::tokio::TokioExecutor::from_handle(runtime.handle().clone());
+    drop(runtime);
+    let error = executor.spawn(Box::pin(async {})).unwrap_err();
+    assert!(matches!(error, Error::RuntimeShutDown { runtime: "tokio" }), "{error:?}");
+    assert!(error.to_string().contains("has shut down"), "{error}");
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn blocking_inside_a_tokio_runtime_is_refused_not_deadlocked() {
+    let client = Client::new().unwrap();
+    let future = client.submit(|x: i32| x + 1, 1);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        assert!(matches!(future.result(), Err(Error::BlockingInAsyncContext)));
+        assert!(matches!(client.blocking().close(), Err(Error::BlockingInAsyncContext)));
+        assert!(matches!(Client::builder().build_blocking(), Err(Error::BlockingInAsyncContext)));
+        assert_eq!((&future).await.unwrap(), 2);
+    });
+    client.blocking().close().unwrap();
+}
+
+#[test]
+fn dropping_every_client_clone_shuts_the_cluster_down() {
+    let client = Client::builder().workers(1).build_blocking().unwrap();
+    let (release, gate) = flume::bounded::<()>(0);
+    let running = client.submit(move |_: ()| gate.recv().is_ok(), ());
+    let queued = client.submit(|x: i32| x, 1);
+    drop(client);
+    let error = queued.result().unwrap_err();
+    assert!(error.to_string().contains("client was closed"), "{error}");
+    drop(release);
+    assert!(running.result().is_err(), "a running task is cancelled by the shutdown too");
+}
+
+#[test]
+fn debug_output_names_the_executor_and_transport() {
+    let client = Client::builder().workers(1).build_blocking().unwrap();
+    let shown = format!("{client:?}");
+    assert!(shown.contains("executor: \"embedded\""), "{shown}");
+    assert!(shown.contains("InProcessTransport"), "{shown}");
+}
