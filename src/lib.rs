@@ -59,7 +59,8 @@ mod worker;
 struct ReadmeDoctests;
 
 pub use client::{
-    BlockingClient, Client, ClientBuilder, ClientStats, Dependencies, TaskBuilder, TaskFuture,
+    BlockingClient, Client, ClientBuilder, ClientStats, Delayed, Dependencies, TaskBuilder,
+    TaskFuture, delayed, delayed_after,
 };
 pub use error::{Error, TaskError};
 pub use executor::{Executor, ExecutorExt};

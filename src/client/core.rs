@@ -49,9 +49,8 @@ pub(crate) enum Body {
 pub(crate) struct Job {
     pub(crate) id: TaskId,
     pub(crate) key: TaskKey,
-    /// The jobs whose values this one reads, in argument order. Emptied once this job is
-    /// resolved, so that a long chain of finished jobs never forms a chain of `Arc`s whose
-    /// drop would recurse once per link.
+    /// The jobs whose values this one reads, in argument order. Emptied once this job has
+    /// its value; dropped iteratively (see `Drop`), so that long chains never recurse.
     deps: Mutex<Vec<Arc<Job>>>,
     body: Body,
     /// The published outcome and the wakers of everyone waiting for it.
@@ -64,6 +63,19 @@ pub(crate) struct Job {
 struct Cell {
     outcome: Option<Result<Value, TaskError>>,
     wakers: Vec<Waker>,
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        // Dropping the last `Arc` of a job would drop its inputs, and theirs, recursively:
+        // a chain of 100,000 failed jobs would overflow the stack. Unlink iteratively.
+        let mut unlinked = std::mem::take(self.deps.get_mut());
+        while let Some(dep) = unlinked.pop() {
+            if let Some(mut dep) = Arc::into_inner(dep) {
+                unlinked.append(dep.deps.get_mut());
+            }
+        }
+    }
 }
 
 impl fmt::Debug for Job {
@@ -153,6 +165,7 @@ impl Job {
 
     /// Publishes the outcome and wakes every waiter. A second outcome is ignored.
     fn resolve(&self, outcome: Result<Value, TaskError>) {
+        let succeeded = outcome.is_ok();
         let wakers = {
             let mut cell = self.cell.lock();
             if cell.outcome.is_some() {
@@ -161,7 +174,9 @@ impl Job {
             cell.outcome = Some(outcome);
             std::mem::take(&mut cell.wakers)
         };
-        let deps = std::mem::take(&mut *self.deps.lock());
+        // A finished job never reads its inputs again: let them go now. A failed one keeps
+        // them for `TaskFuture::retry`.
+        let deps = if succeeded { std::mem::take(&mut *self.deps.lock()) } else { Vec::new() };
         for waker in wakers {
             waker.wake();
         }
@@ -345,6 +360,11 @@ impl Core {
         self.apply(actions, value);
     }
 
+    /// Runs a failed job again, if the scheduler agrees (see `Event::RetryRequested`).
+    pub(crate) fn retry(&self, job: &Arc<Job>) {
+        self.feed(Event::RetryRequested { id: job.id });
+    }
+
     /// The transport lost the worker running `job`.
     pub(crate) fn lost(&self, job: &Arc<Job>) {
         self.feed(Event::Lost { id: job.id });
@@ -367,6 +387,7 @@ impl Core {
                     Err(error) => payload.resolve(Err(error)),
                 },
                 Action::Abort { payload, .. } => payload.abort(),
+                Action::Reset { payload, .. } => payload.cell.lock().outcome = None,
                 Action::Forget { payload, .. } => self.transport.release(&payload.key),
             }
         }

@@ -73,6 +73,11 @@ impl<T> TaskFuture<T> {
         TaskFuture { handle: Arc::new(Handle { job, core }), _value: PhantomData }
     }
 
+    /// The same handle with another value type (graph walks keep futures type-erased).
+    pub(crate) fn retype<U>(self) -> TaskFuture<U> {
+        TaskFuture { handle: self.handle, _value: PhantomData }
+    }
+
     /// The task's key, as in Dask (`inc-3f2a...`, or the key you chose).
     pub fn key(&self) -> &TaskKey {
         &self.handle.job.key
@@ -95,6 +100,30 @@ impl<T> TaskFuture<T> {
     /// running blocking body runs to its end and its value is discarded.
     pub fn cancel(&self) {
         self.cancel_with_reason("cancelled by the user")
+    }
+
+    /// Runs the task again if it failed on its own (its body returned an error, panicked,
+    /// or its workers were lost) and its dependencies still hold their values; otherwise does
+    /// nothing. Every handle then waits for the new outcome (Dask's `Future.retry`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// static CALLS: AtomicU32 = AtomicU32::new(0);
+    /// let client = taskweave::Client::new()?;
+    /// let flaky = client.try_submit(
+    ///     |_: ()| if CALLS.fetch_add(1, Ordering::SeqCst) == 0 { Err("first call fails") } else { Ok(7) },
+    ///     (),
+    /// );
+    /// assert!(flaky.result().is_err());
+    /// flaky.retry();
+    /// assert_eq!(flaky.result()?, 7);
+    /// # Ok(()) }
+    /// ```
+    pub fn retry(&self) {
+        self.handle.core.retry(&self.handle.job);
     }
 
     pub(crate) fn cancel_with_reason(&self, reason: &str) {

@@ -3,6 +3,7 @@
 mod blocking;
 mod builder;
 pub(crate) mod core;
+mod delayed;
 mod deps;
 mod future;
 mod submit;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 pub use blocking::BlockingClient;
 pub use builder::ClientBuilder;
+pub use delayed::{Delayed, DelayedInputs, delayed, delayed_after};
 pub use deps::Dependencies;
 pub use future::TaskFuture;
 pub use submit::{After, Impure, NoDeps, Pure, TaskBuilder};

@@ -77,6 +77,12 @@ pub enum Event<P> {
         /// The task.
         id: TaskId,
     },
+    /// Someone asked to run a failed task again (`TaskFuture::retry`). Ignored unless the
+    /// task failed on its own and its dependencies still hold their values.
+    RetryRequested {
+        /// The task.
+        id: TaskId,
+    },
     /// The client closed: every unfinished task is cancelled and nothing new is accepted.
     Closed,
 }
@@ -104,6 +110,13 @@ pub enum Action<P> {
     },
     /// Stop the running task if it can be stopped (async bodies); its result will be ignored.
     Abort {
+        /// The task.
+        id: TaskId,
+        /// The task's payload.
+        payload: P,
+    },
+    /// The task runs again: forget its published outcome so that a new one can be published.
+    Reset {
         /// The task.
         id: TaskId,
         /// The task's payload.

@@ -269,6 +269,7 @@ impl<P: Clone> Scheduler<P> {
                     self.forget_unneeded(id, out);
                 }
             }
+            Event::RetryRequested { id } => self.on_retry(id, out),
             Event::Closed => self.on_closed(out),
         }
         self.pump(out);
@@ -550,6 +551,33 @@ impl<P: Clone> Scheduler<P> {
         self.finish_with_error(id, TaskState::Failed, error, Reported::Yes, out);
     }
 
+    /// Re-runs a task that failed on its own (not through a dependency), if its
+    /// dependencies still hold their values.
+    fn on_retry(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
+        let Some(record) = self.tasks.get(&id) else { return };
+        let own_failure = record.state == TaskState::Failed
+            && !matches!(record.error, Some(TaskError::DependencyFailed { .. }));
+        let inputs_available = record.deps.iter().all(|dep| {
+            self.tasks.get(dep).is_some_and(|dep_record| dep_record.state == TaskState::Finished)
+        });
+        if self.closed || !own_failure || !inputs_available {
+            return;
+        }
+        let deps = record.deps.clone();
+        for dep in &deps {
+            if let Some(dep_record) = self.tasks.get_mut(dep) {
+                dep_record.dependent_refs += 1;
+            }
+        }
+        let record = self.tasks.get_mut(&id).expect("checked above");
+        record.deps_released = false;
+        record.error = None;
+        record.waiting_on = 0;
+        out.push(Action::Reset { id, payload: record.payload.clone() });
+        self.set_state(id, TaskState::Waiting);
+        self.make_ready(id, out);
+    }
+
     fn on_cancel(&mut self, id: TaskId, reason: String, out: &mut Vec<Action<P>>) {
         let Some(record) = self.tasks.get(&id) else { return };
         if record.state.is_terminal() {
@@ -648,7 +676,8 @@ impl<P: Clone> Scheduler<P> {
             return;
         }
         record.deps_released = true;
-        let deps = std::mem::take(&mut record.deps);
+        // The list stays: a retry of this task re-acquires its dependencies.
+        let deps = record.deps.clone();
         for dep in &deps {
             if let Some(dep_record) = self.tasks.get_mut(dep) {
                 dep_record.dependent_refs = dep_record.dependent_refs.saturating_sub(1);

@@ -46,6 +46,8 @@ macro_rules! for_each_case {
             semantics::scattered_values_feed_dependents_without_copies,
             semantics::fire_and_forget_runs_to_completion_without_a_handle,
             semantics::a_task_released_before_it_started_does_not_run,
+            semantics::graphs_are_submitted_in_one_call_and_shared_nodes_run_once,
+            semantics::retry_reruns_a_failed_task_on_demand,
         );
     };
 }

@@ -284,3 +284,54 @@ pub async fn a_task_released_before_it_started_does_not_run(client: Client) {
     client.submit(|x: i32| x, 0).await.unwrap();
     assert_eq!(ran.load(Ordering::SeqCst), 0);
 }
+
+pub async fn graphs_are_submitted_in_one_call_and_shared_nodes_run_once(client: Client) {
+    use taskweave::{delayed, delayed_after};
+    let runs = Arc::new(AtomicU32::new(0));
+    let counter = runs.clone();
+    let base = delayed(
+        move |x: i64| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            x + 1
+        },
+        1,
+    );
+    let left = base.then(|x: i64| x * 10);
+    let right = base.then(|x: i64| x * 100);
+    let total = delayed_after((&left, &right, &base), |(l, r, b): (i64, i64, i64)| l + r + b);
+    let leaves: Vec<_> = (0..4).map(|i| delayed(|x: i64| x * x, i)).collect();
+    let squares = delayed_after(leaves.as_slice(), |values: Vec<i64>| values.iter().sum::<i64>());
+    assert_eq!(client.compute(&total).await.unwrap(), 20 + 200 + 2);
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "a node used three times is submitted once");
+    let persisted = client.persist(&squares);
+    assert_eq!(persisted.await.unwrap(), 14);
+    // A failure inside a graph reaches the output as DependencyFailed naming the root.
+    let broken = delayed(|_: ()| -> i64 { panic!("bad leaf") }, ());
+    let output = broken.then(|x: i64| x + 1);
+    match client.compute(&output).await {
+        Err(taskweave::Error::Task(TaskError::DependencyFailed { root, .. })) => {
+            assert!(matches!(*root, TaskError::Panicked { .. }), "{root:?}");
+        }
+        other => panic!("expected DependencyFailed, got {other:?}"),
+    }
+}
+
+pub async fn retry_reruns_a_failed_task_on_demand(client: Client) {
+    let attempts = Arc::new(AtomicU32::new(0));
+    let counter = attempts.clone();
+    let input = client.submit(|x: u32| x, 5);
+    let flaky = client.after(&input).try_submit(move |x: u32| {
+        if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+            Err("first run fails".to_string())
+        } else {
+            Ok(x * 2)
+        }
+    });
+    assert!((&flaky).await.is_err());
+    flaky.retry();
+    assert_eq!((&flaky).await.unwrap(), 10, "the retried run read its input again");
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    flaky.retry(); // a finished task is not re-run
+    assert_eq!(flaky.await.unwrap(), 10);
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+}
