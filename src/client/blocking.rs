@@ -47,6 +47,16 @@ impl BlockingClient<'_> {
         block_on_caller_thread(self.client.gather(futures))?
     }
 
+    /// Submits the graph behind `delayed` and waits for its output; see
+    /// [`Client::compute`].
+    ///
+    /// # Errors
+    ///
+    /// The output task's error as [`Error::Task`]; or [`Error::BlockingInAsyncContext`].
+    pub fn compute<T: Clone + 'static>(&self, delayed: &crate::Delayed<T>) -> Result<T, Error> {
+        block_on_caller_thread(self.client.compute(delayed))?
+    }
+
     /// Closes the client and waits until its workers have stopped. Idempotent.
     ///
     /// # Errors
