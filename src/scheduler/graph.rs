@@ -599,11 +599,7 @@ impl<P: Clone> Scheduler<P> {
     ) {
         let mut cascade = std::mem::take(&mut self.worklist);
         cascade.clear();
-        if reported == Reported::Yes {
-            // Its run already ended: nothing to abort.
-            self.set_state(id, TaskState::Ready);
-        }
-        self.terminate(id, state, error, out);
+        self.terminate(id, state, error, reported, out);
         cascade.push(id);
         while let Some(failed) = cascade.pop() {
             let Some(root) = self.tasks.get(&failed).and_then(|record| record.error.clone()) else {
@@ -617,7 +613,7 @@ impl<P: Clone> Scheduler<P> {
                     let error = self.dependency_error(dependent, root.clone());
                     let state =
                         if error.is_cancelled() { TaskState::Cancelled } else { TaskState::Failed };
-                    self.terminate(dependent, state, error, out);
+                    self.terminate(dependent, state, error, Reported::No, out);
                     cascade.push(dependent);
                 }
             }
@@ -633,6 +629,7 @@ impl<P: Clone> Scheduler<P> {
         id: TaskId,
         state: TaskState,
         error: TaskError,
+        reported: Reported,
         out: &mut Vec<Action<P>>,
     ) {
         let previous = self.tasks[&id].state;
@@ -642,7 +639,8 @@ impl<P: Clone> Scheduler<P> {
         if state == TaskState::Failed {
             self.total_failed += 1;
         }
-        if previous == TaskState::Running {
+        // A run that has not reported yet is stopped; one that just reported has ended.
+        if previous == TaskState::Running && reported == Reported::No {
             out.push(Action::Abort { id, payload: record.payload.clone() });
         }
         out.push(Action::Resolve { id, payload: record.payload.clone(), outcome: Err(error) });
@@ -734,7 +732,7 @@ impl<P: Clone> Scheduler<P> {
         for (_, id) in &unfinished {
             let key = self.tasks[id].key.clone();
             let error = TaskError::Cancelled { key, reason: "the client was closed".into() };
-            self.terminate(*id, TaskState::Cancelled, error, out);
+            self.terminate(*id, TaskState::Cancelled, error, Reported::No, out);
         }
         self.ready.clear();
         for (_, id) in &unfinished {
