@@ -241,6 +241,36 @@ impl Client {
         self.task().map(function, items)
     }
 
+    /// Submits `function(value)` for each future, each task running after its own future:
+    /// Dask's `client.map(f, futures)`. To map over several inputs, zip them (the shortest
+    /// wins): `client.map(f, xs.into_iter().zip(ys))`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let numbers = client.map(|x: i64| x + 1, 0..3);
+    /// let doubled = client.map_after(&numbers, |x: i64| x * 2);
+    /// assert_eq!(client.blocking().gather(&doubled)?, vec![2, 4, 6]);
+    /// # Ok(()) }
+    /// ```
+    pub fn map_after<T, F, R>(&self, futures: &[TaskFuture<T>], function: F) -> Vec<TaskFuture<R>>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Fn(T) -> R + Send + Sync + 'static,
+        R: Send + Sync + 'static,
+    {
+        let function = Arc::new(function);
+        futures
+            .iter()
+            .map(|future| {
+                let function = Arc::clone(&function);
+                self.after(future).submit(move |value| function(value))
+            })
+            .collect()
+    }
+
     /// Puts `value` into the cluster and returns a finished future for it, to pass to tasks
     /// as a dependency: every dependent reads the one stored value, nothing is copied per
     /// dependent (Dask's `scatter`).

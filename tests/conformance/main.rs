@@ -48,6 +48,7 @@ macro_rules! for_each_case {
             semantics::a_task_released_before_it_started_does_not_run,
             semantics::graphs_are_submitted_in_one_call_and_shared_nodes_run_once,
             semantics::retry_reruns_a_failed_task_on_demand,
+            semantics::map_over_futures_and_over_zipped_iterables,
         );
     };
 }

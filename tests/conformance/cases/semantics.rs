@@ -335,3 +335,12 @@ pub async fn retry_reruns_a_failed_task_on_demand(client: Client) {
     assert_eq!(flaky.await.unwrap(), 10);
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
 }
+
+pub async fn map_over_futures_and_over_zipped_iterables(client: Client) {
+    let numbers = client.map(inc, 0..4);
+    let doubled = client.map_after(&numbers, |x: i64| x * 2);
+    assert_eq!(client.gather(&doubled).await.unwrap(), vec![2, 4, 6, 8]);
+    // Two iterables: zip them, the shortest wins (as in Dask's map over several lists).
+    let sums = client.map(|(a, b): (i64, i64)| a + b, vec![1, 2, 3].into_iter().zip(vec![10, 20]));
+    assert_eq!(client.gather(&sums).await.unwrap(), vec![11, 22]);
+}
