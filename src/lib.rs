@@ -29,7 +29,9 @@
 //!   runtime;
 //! - `smol`: [`runtimes::smol::SmolExecutor`];
 //! - `async-std`: [`runtimes::async_std::AsyncStdExecutor`] (async-std is discontinued
-//!   upstream; prefer smol).
+//!   upstream; prefer smol);
+//! - `sim`: [`runtimes::sim::SimExecutor`], a deterministic simulation executor (one thread,
+//!   virtual time, seeded scheduling and faults) for testing taskweave and code built on it.
 //!
 //! # Choosing an executor
 //!

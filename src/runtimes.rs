@@ -26,6 +26,11 @@ pub mod smol;
 #[path = "../runtimes/async_std.rs"]
 pub mod async_std;
 
+#[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
+#[path = "../runtimes/sim.rs"]
+pub mod sim;
+
 /// The executor a client uses when none was given: the ambient runtime of an enabled
 /// adapter (tokio, then async-std), else the embedded executor.
 pub(crate) fn ambient_executor() -> Arc<dyn Executor> {
