@@ -64,5 +64,7 @@ pub use client::{
     BlockingClient, Client, ClientBuilder, ClientStats, Delayed, Dependencies, TaskBuilder,
     TaskFuture, delayed, delayed_after,
 };
+// Waiting for many futures: `wait`, gather error modes, `as_completed`.
+pub use client::{AsCompleted, GatherErrors, Gathered, ReturnWhen, WaitOutcome};
 pub use error::{Error, TaskError};
 pub use executor::{Executor, ExecutorExt};

@@ -1,22 +1,30 @@
 //! The user-facing API: [`Client`], [`TaskFuture`], the blocking view.
 
+mod as_completed;
 mod blocking;
 mod builder;
 pub(crate) mod core;
 mod delayed;
 mod deps;
 mod future;
+mod gather;
 mod submit;
+mod wait;
 
 use std::fmt;
 use std::sync::Arc;
 
+pub use as_completed::{
+    AsCompleted, AsCompletedAdder, AsCompletedBatches, AsCompletedWithResults, BlockingAsCompleted,
+};
 pub use blocking::BlockingClient;
 pub use builder::ClientBuilder;
 pub use delayed::{Delayed, DelayedInputs, delayed, delayed_after};
 pub use deps::Dependencies;
 pub use future::TaskFuture;
+pub use gather::{GatherErrors, Gathered};
 pub use submit::{After, Impure, NoDeps, Pure, TaskBuilder};
+pub use wait::{ReturnWhen, WaitOutcome};
 
 use self::core::{Body, Core, Job, Value};
 use crate::error::Error;

@@ -16,6 +16,17 @@ macro_rules! for_each_case {
     ($instantiate:ident, $harness:path) => {
         $instantiate!(
             $harness;
+            waiting::gather_skip_returns_the_values_that_succeeded_with_their_indices,
+            waiting::wait_all_completed_waits_for_every_future_failed_or_not,
+            waiting::wait_first_completed_returns_while_the_others_are_blocked,
+            waiting::wait_first_exception_returns_as_soon_as_one_fails,
+            waiting::wait_timeout_gives_timeout_and_cancels_nothing,
+            waiting::as_completed_yields_ten_thousand_exactly_once_with_additions,
+            waiting::as_completed_follows_completion_order,
+            waiting::as_completed_with_results_gives_values_and_errors,
+            waiting::as_completed_batches_yield_everything_already_done,
+            waiting::as_completed_adder_adds_from_another_thread,
+            waiting::blocking_twins_work_from_a_plain_thread,
             basics::submit_then_await_gives_value,
             basics::map_then_gather_keeps_order,
             basics::map_of_nothing_gives_nothing,

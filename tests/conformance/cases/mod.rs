@@ -5,6 +5,7 @@ pub mod errors;
 pub mod lifecycle;
 pub mod semantics;
 pub mod threads;
+pub mod waiting;
 
 use std::time::Duration;
 

@@ -1,0 +1,543 @@
+//! [`Client::as_completed`]: futures in the order their tasks finish, with more added on the
+//! way.
+//!
+//! # How it works
+//!
+//! An [`AsCompleted`] keeps its pending futures in a `FuturesUnordered`, so a poll only
+//! touches the futures whose task resolved since the last one (each task wakes the waker its
+//! future registered), never the whole set. Futures added through [`AsCompleted::add`] or an
+//! [`AsCompletedAdder`] go to a small shared queue first; the stream moves them into the set
+//! when it is polled, and an add wakes a stream that is waiting. The stream ends when both
+//! are empty: nothing is pending.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker, ready};
+
+use futures::stream::{FuturesUnordered, Stream, StreamExt};
+use parking_lot::Mutex;
+
+use super::blocking::block_on_caller_thread;
+use super::core::Value;
+use super::future::read_value;
+use super::{BlockingClient, Client, TaskFuture};
+use crate::error::{Error, TaskError};
+
+/// A finished future with its outcome, as the task published it.
+type Settled<T> = (TaskFuture<T>, Result<Value, TaskError>);
+
+/// Resolves when its task has an outcome; gives back the handle and the raw outcome.
+struct Settle<T> {
+    future: TaskFuture<T>,
+}
+
+impl<T> Future for Settle<T> {
+    type Output = Settled<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let outcome = ready!(self.future.handle.job.poll_outcome(cx));
+        Poll::Ready((self.future.clone(), outcome))
+    }
+}
+
+/// Futures added but not yet moved into the pending set, and who to wake when one comes.
+struct Incoming<T> {
+    futures: Vec<TaskFuture<T>>,
+    /// The waker of the last poll that found nothing to yield.
+    waker: Option<Waker>,
+}
+
+/// The engine shared by the three stream shapes.
+struct Queue<T> {
+    incoming: Arc<Mutex<Incoming<T>>>,
+    pending: FuturesUnordered<Settle<T>>,
+}
+
+impl<T> Queue<T> {
+    fn new(futures: impl IntoIterator<Item = TaskFuture<T>>) -> Queue<T> {
+        Queue {
+            incoming: Arc::new(Mutex::new(Incoming { futures: Vec::new(), waker: None })),
+            pending: futures.into_iter().map(|future| Settle { future }).collect(),
+        }
+    }
+
+    fn adder(&self) -> AsCompletedAdder<T> {
+        AsCompletedAdder { incoming: Arc::clone(&self.incoming) }
+    }
+
+    fn len(&self) -> usize {
+        self.pending.len() + self.incoming.lock().futures.len()
+    }
+
+    fn take_incoming(&mut self) {
+        let added = std::mem::take(&mut self.incoming.lock().futures);
+        self.pending.extend(added.into_iter().map(|future| Settle { future }));
+    }
+
+    /// The next finished future with its outcome; `None` when nothing is pending.
+    fn poll_one(&mut self, cx: &mut Context<'_>) -> Poll<Option<Settled<T>>> {
+        loop {
+            self.take_incoming();
+            let polled = self.pending.poll_next_unpin(cx);
+            // An add may have come in since `take_incoming`: check under the lock, and leave
+            // the waker there only when nothing did, so that no add goes unnoticed.
+            let mut incoming = self.incoming.lock();
+            if !incoming.futures.is_empty() {
+                if let Poll::Ready(Some(item)) = polled {
+                    return Poll::Ready(Some(item));
+                }
+                continue;
+            }
+            return match polled {
+                Poll::Ready(item) => Poll::Ready(item),
+                Poll::Pending => {
+                    incoming.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            };
+        }
+    }
+
+    /// Everything finished by now (at least one); `None` when nothing is pending.
+    fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<Settled<T>>>> {
+        let Some(first) = ready!(self.poll_one(cx)) else {
+            return Poll::Ready(None);
+        };
+        let mut batch = vec![first];
+        loop {
+            self.take_incoming();
+            match self.pending.poll_next_unpin(cx) {
+                Poll::Ready(Some(item)) => batch.push(item),
+                Poll::Ready(None) | Poll::Pending => return Poll::Ready(Some(batch)),
+            }
+        }
+    }
+}
+
+/// A cloneable handle that adds futures to an [`AsCompleted`] (or its
+/// [`with_results`](AsCompleted::with_results) or [`batches`](AsCompleted::batches) form) from
+/// anywhere: another task, another thread, a callback.
+///
+/// An added future is yielded like the others, once its task is done. A future added after
+/// the stream ended (returned `None`) makes it yield again when polled again.
+///
+/// # Examples
+///
+/// ```
+/// use futures::StreamExt;
+/// # async fn run() -> Result<(), taskweave::Error> {
+/// let client = taskweave::Client::builder().workers(2).build().await?;
+/// // A task that waits for the other thread, so the stream cannot end before the add.
+/// let (release, gate) = flume::bounded::<()>(1);
+/// let gated = client.submit(move |_: ()| gate.recv().is_ok(), ());
+/// let mut completed = client.as_completed(vec![gated]);
+/// let adder = completed.adder();
+/// let producer = client.clone();
+/// std::thread::spawn(move || {
+///     adder.add(producer.submit(|x: bool| x, true));
+///     release.send(()).unwrap();
+/// });
+/// let mut seen = 0;
+/// while let Some(future) = completed.next().await {
+///     assert!(future.await?);
+///     seen += 1;
+/// }
+/// assert_eq!(seen, 2);
+/// # Ok(()) }
+/// # futures::executor::block_on(run()).unwrap();
+/// ```
+pub struct AsCompletedAdder<T> {
+    incoming: Arc<Mutex<Incoming<T>>>,
+}
+
+impl<T> Clone for AsCompletedAdder<T> {
+    fn clone(&self) -> Self {
+        AsCompletedAdder { incoming: Arc::clone(&self.incoming) }
+    }
+}
+
+impl<T> fmt::Debug for AsCompletedAdder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsCompletedAdder").finish_non_exhaustive()
+    }
+}
+
+impl<T> AsCompletedAdder<T> {
+    /// Adds one future; wakes the stream if it is waiting.
+    pub fn add(&self, future: TaskFuture<T>) {
+        self.update(std::iter::once(future));
+    }
+
+    /// Adds several futures; wakes the stream if it is waiting.
+    pub fn update(&self, futures: impl IntoIterator<Item = TaskFuture<T>>) {
+        let waker = {
+            let mut incoming = self.incoming.lock();
+            incoming.futures.extend(futures);
+            incoming.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// The methods every form of the stream shares.
+macro_rules! queue_methods {
+    () => {
+        /// Adds a future to the stream; it is yielded once its task is done.
+        ///
+        /// Takes `&self`, so it can be called in the body of a
+        /// `while let Some(..) = stream.next().await` loop. To add from elsewhere, use an
+        /// [`adder`](Self::adder).
+        pub fn add(&self, future: TaskFuture<T>) {
+            self.queue.adder().add(future);
+        }
+
+        /// Adds several futures to the stream.
+        pub fn update(&self, futures: impl IntoIterator<Item = TaskFuture<T>>) {
+            self.queue.adder().update(futures);
+        }
+
+        /// A cloneable handle that adds futures to this stream from another task or thread.
+        pub fn adder(&self) -> AsCompletedAdder<T> {
+            self.queue.adder()
+        }
+
+        /// How many futures have not been yielded yet.
+        pub fn len(&self) -> usize {
+            self.queue.len()
+        }
+
+        /// Whether every future has been yielded: the stream would end now.
+        pub fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+    };
+}
+
+/// A [`Stream`] of futures in the order their tasks finish (a value or an error alike), as
+/// Dask's `as_completed`. Made by [`Client::as_completed`].
+///
+/// Each future is yielded exactly once; the stream ends when nothing is pending. Futures can
+/// be added while iterating, with [`add`](AsCompleted::add) from the loop body or with an
+/// [`adder`](AsCompleted::adder) from elsewhere. Two other forms:
+/// [`with_results`](AsCompleted::with_results) yields each future with its result, and
+/// [`batches`](AsCompleted::batches) yields everything finished so far at once. For blocking
+/// code, [`BlockingClient::as_completed`] is an [`Iterator`].
+///
+/// Polling costs one wake-up per finished task, not a pass over every pending future.
+/// Dropping the stream drops its handles; it does not cancel anything.
+///
+/// # Examples
+///
+/// Start a few tasks, and from each finished one start another, until 10 have run:
+///
+/// ```
+/// use futures::StreamExt;
+/// # async fn run() -> Result<(), taskweave::Error> {
+/// let client = taskweave::Client::builder().workers(2).build().await?;
+/// let mut completed = client.as_completed(client.map(|x: u64| x * x, 0..3));
+/// let (mut started, mut sum) = (3, 0);
+/// while let Some(future) = completed.next().await {
+///     sum += future.await?;
+///     if started < 10 {
+///         completed.add(client.submit(|x: u64| x * x, started));
+///         started += 1;
+///     }
+/// }
+/// assert_eq!(sum, (0..10).map(|x| x * x).sum::<u64>());
+/// # Ok(()) }
+/// # futures::executor::block_on(run()).unwrap();
+/// ```
+///
+/// # Cancel safety
+///
+/// `next()` is cancel safe: a future is only removed from the stream when it is yielded.
+pub struct AsCompleted<T> {
+    queue: Queue<T>,
+}
+
+impl<T> fmt::Debug for AsCompleted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsCompleted").field("len", &self.len()).finish()
+    }
+}
+
+impl<T> AsCompleted<T> {
+    /// A stream over `futures`; the same as [`Client::as_completed`].
+    pub fn new(futures: impl IntoIterator<Item = TaskFuture<T>>) -> AsCompleted<T> {
+        AsCompleted { queue: Queue::new(futures) }
+    }
+
+    queue_methods!();
+
+    /// Yields each future together with its result, `(future, result)`, as Dask's
+    /// `with_results=True`. Reading the result copies the value (hence `T: Clone`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(2).build().await?;
+    /// let mut results = client.as_completed(client.map(|x: i32| x + 1, 0..4)).with_results();
+    /// let mut values = Vec::new();
+    /// while let Some((_future, result)) = results.next().await {
+    ///     values.push(result?);
+    /// }
+    /// values.sort();
+    /// assert_eq!(values, vec![1, 2, 3, 4]);
+    /// # Ok(()) }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    pub fn with_results(self) -> AsCompletedWithResults<T>
+    where
+        T: Clone + 'static,
+    {
+        AsCompletedWithResults { queue: self.queue }
+    }
+
+    /// Yields, each time, every future that is done by then (at least one), as Dask's
+    /// `as_completed(..).batches()`: fewer wake-ups when tasks finish faster than the
+    /// consumer handles them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use taskweave::ReturnWhen;
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(2).build().await?;
+    /// let futures = client.map(|x: i32| x, 0..5);
+    /// client.wait(&futures, ReturnWhen::AllCompleted, None).await?;
+    /// let mut batches = client.as_completed(futures).batches();
+    /// assert_eq!(batches.next().await.map(|batch| batch.len()), Some(5));
+    /// assert!(batches.next().await.is_none());
+    /// # Ok(()) }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    pub fn batches(self) -> AsCompletedBatches<T> {
+        AsCompletedBatches { queue: self.queue }
+    }
+}
+
+impl<T> Stream for AsCompleted<T> {
+    type Item = TaskFuture<T>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<TaskFuture<T>>> {
+        self.get_mut().queue.poll_one(cx).map(|item| item.map(|(future, _)| future))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        // More may be added, so there is no upper bound.
+        (self.len(), None)
+    }
+}
+
+/// The [`with_results`](AsCompleted::with_results) form of [`AsCompleted`]: yields
+/// `(future, result)` in completion order.
+///
+/// # Cancel safety
+///
+/// `next()` is cancel safe, as for [`AsCompleted`].
+pub struct AsCompletedWithResults<T> {
+    queue: Queue<T>,
+}
+
+impl<T> fmt::Debug for AsCompletedWithResults<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsCompletedWithResults").field("len", &self.len()).finish()
+    }
+}
+
+impl<T> AsCompletedWithResults<T> {
+    queue_methods!();
+}
+
+impl<T: Clone + 'static> Stream for AsCompletedWithResults<T> {
+    type Item = (TaskFuture<T>, Result<T, TaskError>);
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().queue.poll_one(cx).map(|item| {
+            item.map(|(future, outcome)| {
+                let result = read_value(future.key(), outcome);
+                (future, result)
+            })
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len(), None)
+    }
+}
+
+/// The [`batches`](AsCompleted::batches) form of [`AsCompleted`]: yields every future done
+/// by then, in a `Vec` of at least one.
+///
+/// # Cancel safety
+///
+/// `next()` is cancel safe, as for [`AsCompleted`].
+pub struct AsCompletedBatches<T> {
+    queue: Queue<T>,
+}
+
+impl<T> fmt::Debug for AsCompletedBatches<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsCompletedBatches").field("len", &self.len()).finish()
+    }
+}
+
+impl<T> AsCompletedBatches<T> {
+    queue_methods!();
+}
+
+impl<T> Stream for AsCompletedBatches<T> {
+    type Item = Vec<TaskFuture<T>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut()
+            .queue
+            .poll_batch(cx)
+            .map(|batch| batch.map(|batch| batch.into_iter().map(|(future, _)| future).collect()))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (usize::from(!self.is_empty()), None)
+    }
+}
+
+impl Client {
+    /// A [`Stream`] of `futures` in the order their tasks finish, to which more can be added
+    /// while iterating; see [`AsCompleted`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(2).build().await?;
+    /// let completed = client.as_completed(client.map(|x: i32| x * 2, 0..5));
+    /// let mut values: Vec<i32> = completed.then(|future| async move { future.await.unwrap() }).collect().await;
+    /// values.sort();
+    /// assert_eq!(values, vec![0, 2, 4, 6, 8]);
+    /// # Ok(()) }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    pub fn as_completed<T>(
+        &self,
+        futures: impl IntoIterator<Item = TaskFuture<T>>,
+    ) -> AsCompleted<T> {
+        AsCompleted::new(futures)
+    }
+}
+
+/// The blocking twin of an [`AsCompleted`] stream (or of its
+/// [`with_results`](BlockingAsCompleted::with_results) and
+/// [`batches`](BlockingAsCompleted::batches) forms): an [`Iterator`] that blocks the calling
+/// thread until the next task is done. Made by [`BlockingClient::as_completed`].
+///
+/// Each item is a `Result` because a blocking wait is refused inside async code
+/// ([`Error::BlockingInAsyncContext`]); it is never anything else.
+///
+/// # Examples
+///
+/// ```
+/// let client = taskweave::Client::new()?;
+/// let mut completed = client.blocking().as_completed(client.map(|x: u64| x + 1, 0..3));
+/// let mut total = 0;
+/// while let Some(future) = completed.next() {
+///     let value = future?.result()?;
+///     total += value;
+///     if value < 3 {
+///         completed.add(client.submit(|x: u64| x * 10, value));
+///     }
+/// }
+/// assert_eq!(total, (1 + 2 + 3) + (10 + 20));
+/// # Ok::<(), taskweave::Error>(())
+/// ```
+pub struct BlockingAsCompleted<S> {
+    stream: S,
+}
+
+impl<S: fmt::Debug> fmt::Debug for BlockingAsCompleted<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("BlockingAsCompleted").field(&self.stream).finish()
+    }
+}
+
+impl<S: Stream + Unpin> Iterator for BlockingAsCompleted<S> {
+    type Item = Result<S::Item, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        block_on_caller_thread(self.stream.next()).transpose()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, None)
+    }
+}
+
+impl<T> BlockingAsCompleted<AsCompleted<T>> {
+    /// Yields `(future, result)` pairs; see [`AsCompleted::with_results`].
+    pub fn with_results(self) -> BlockingAsCompleted<AsCompletedWithResults<T>>
+    where
+        T: Clone + 'static,
+    {
+        BlockingAsCompleted { stream: self.stream.with_results() }
+    }
+
+    /// Yields everything done by then; see [`AsCompleted::batches`].
+    pub fn batches(self) -> BlockingAsCompleted<AsCompletedBatches<T>> {
+        BlockingAsCompleted { stream: self.stream.batches() }
+    }
+}
+
+/// The stream's adding methods, on its blocking twin.
+macro_rules! blocking_queue_methods {
+    ($stream:ident) => {
+        impl<T> BlockingAsCompleted<$stream<T>> {
+            /// Adds a future; it is yielded once its task is done. Callable in the body of a
+            /// `while let Some(..) = iterator.next()` loop.
+            pub fn add(&self, future: TaskFuture<T>) {
+                self.stream.add(future);
+            }
+
+            /// Adds several futures.
+            pub fn update(&self, futures: impl IntoIterator<Item = TaskFuture<T>>) {
+                self.stream.update(futures);
+            }
+
+            /// A cloneable handle that adds futures from another thread.
+            pub fn adder(&self) -> AsCompletedAdder<T> {
+                self.stream.adder()
+            }
+
+            /// How many futures have not been yielded yet.
+            pub fn len(&self) -> usize {
+                self.stream.len()
+            }
+
+            /// Whether every future has been yielded.
+            pub fn is_empty(&self) -> bool {
+                self.stream.is_empty()
+            }
+        }
+    };
+}
+
+blocking_queue_methods!(AsCompleted);
+blocking_queue_methods!(AsCompletedWithResults);
+blocking_queue_methods!(AsCompletedBatches);
+
+impl BlockingClient<'_> {
+    /// The blocking twin of [`Client::as_completed`]: an [`Iterator`] of futures in the
+    /// order their tasks finish; see [`BlockingAsCompleted`].
+    pub fn as_completed<T>(
+        &self,
+        futures: impl IntoIterator<Item = TaskFuture<T>>,
+    ) -> BlockingAsCompleted<AsCompleted<T>> {
+        BlockingAsCompleted { stream: AsCompleted::new(futures) }
+    }
+}

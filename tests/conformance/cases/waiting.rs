@@ -1,0 +1,341 @@
+//! `wait`, `as_completed` and the gather error modes, async and blocking.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use taskweave::{Client, Error, ExecutorExt, GatherErrors, ReturnWhen, TaskError, TaskFuture};
+
+/// An async task that gives `value` once `gate` has a message or is dropped. Async bodies run
+/// on the executor, so any number of them can wait without holding a worker.
+fn gated<T: Clone + Send + Sync + 'static>(
+    client: &Client,
+    gate: &flume::Receiver<()>,
+    value: T,
+) -> TaskFuture<T> {
+    let gate = gate.clone();
+    client.submit_async(
+        move |value: T| {
+            let gate = gate.clone();
+            async move {
+                let _ = gate.recv_async().await;
+                value
+            }
+        },
+        value,
+    )
+}
+
+/// Tasks that give their index, except odd indices, which fail with `odd <i>`.
+fn evens_succeed(client: &Client, n: i32) -> Vec<TaskFuture<i32>> {
+    (0..n)
+        .map(|i| {
+            client.try_submit(|x: i32| if x % 2 == 1 { Err(format!("odd {x}")) } else { Ok(x) }, i)
+        })
+        .collect()
+}
+
+pub async fn gather_skip_returns_the_values_that_succeeded_with_their_indices(client: Client) {
+    let futures = evens_succeed(&client, 7);
+    let gathered = client.gather_with(&futures, GatherErrors::Skip).await.unwrap();
+    let indices: Vec<usize> = gathered.iter().map(|g| g.index).collect();
+    let values: Vec<i32> = gathered.iter().map(|g| g.value).collect();
+    assert_eq!(indices, vec![0, 2, 4, 6]);
+    assert_eq!(values, vec![0, 2, 4, 6]);
+    for g in &gathered {
+        assert_eq!(&g.key, futures[g.index].key());
+    }
+    // Raise (the default) is `gather`: the first error in input order.
+    match client.gather_with(&futures, GatherErrors::default()).await {
+        Err(Error::Task(TaskError::Failed { message, key })) => {
+            assert_eq!(message, "odd 1");
+            assert_eq!(&key, futures[1].key());
+        }
+        other => panic!("expected the error of item 1, got {other:?}"),
+    }
+    // Nothing failed: every value, in order.
+    let all = client.map(|x: u8| x, 0..5);
+    let gathered = client.gather_with(&all, GatherErrors::Skip).await.unwrap();
+    assert_eq!(gathered.iter().map(|g| g.value).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+}
+
+pub async fn wait_all_completed_waits_for_every_future_failed_or_not(client: Client) {
+    let (release, gate) = flume::bounded::<()>(0);
+    let mut futures = evens_succeed(&client, 5);
+    futures.push(gated(&client, &gate, 100));
+    let waiting = {
+        let client = client.clone();
+        let futures = futures.clone();
+        async move { client.wait(&futures, ReturnWhen::AllCompleted, None).await }
+    };
+    let (outcome, ()) = futures::join!(waiting, async move { drop(release) });
+    let outcome = outcome.unwrap();
+    assert_eq!(outcome.done.len(), 6);
+    assert!(outcome.not_done.is_empty());
+    let done_keys: Vec<_> = outcome.done.iter().map(|f| f.key().clone()).collect();
+    let input_keys: Vec<_> = futures.iter().map(|f| f.key().clone()).collect();
+    assert_eq!(done_keys, input_keys, "done keeps input order");
+    let failed: Vec<_> = outcome.failed().map(|(f, error)| (f.key().clone(), error)).collect();
+    assert_eq!(failed.len(), 2);
+    assert_eq!(&failed[0].0, futures[1].key());
+    assert!(failed[0].1.to_string().contains("odd 1"), "{}", failed[0].1);
+    assert_eq!(&failed[1].0, futures[3].key());
+    // No futures: nothing to wait for, in every mode.
+    for mode in [ReturnWhen::AllCompleted, ReturnWhen::FirstCompleted, ReturnWhen::FirstException] {
+        let empty: Vec<TaskFuture<i32>> = Vec::new();
+        let outcome = client.wait(&empty, mode, None).await.unwrap();
+        assert!(outcome.done.is_empty() && outcome.not_done.is_empty());
+    }
+}
+
+pub async fn wait_first_completed_returns_while_the_others_are_blocked(client: Client) {
+    let (release, gate) = flume::bounded::<()>(0);
+    let blocked_before = gated(&client, &gate, 1);
+    let quick = client.submit(|x: i32| x * 10, 2);
+    let blocked_after = gated(&client, &gate, 3);
+    let futures = vec![blocked_before.clone(), quick.clone(), blocked_after.clone()];
+    let outcome = client.wait(&futures, ReturnWhen::FirstCompleted, None).await.unwrap();
+    assert_eq!(outcome.done.len(), 1);
+    assert_eq!(outcome.done[0].key(), quick.key());
+    let not_done: Vec<_> = outcome.not_done.iter().map(|f| f.key().clone()).collect();
+    assert_eq!(not_done, vec![blocked_before.key().clone(), blocked_after.key().clone()]);
+    drop(release);
+    assert_eq!(client.gather(&futures).await.unwrap(), vec![1, 20, 3]);
+}
+
+pub async fn wait_first_exception_returns_as_soon_as_one_fails(client: Client) {
+    let (release, gate) = flume::bounded::<()>(0);
+    let blocked: Vec<_> = (0..3).map(|i| gated(&client, &gate, i)).collect();
+    let failing = client.try_submit(|x: i32| if x > 0 { Err("no good") } else { Ok(x) }, 1);
+    let mut futures = blocked.clone();
+    futures.insert(1, failing.clone());
+    let outcome = client.wait(&futures, ReturnWhen::FirstException, None).await.unwrap();
+    assert_eq!(outcome.done.len(), 1);
+    assert_eq!(outcome.done[0].key(), failing.key());
+    assert_eq!(outcome.not_done.len(), 3, "the blocked tasks are still running");
+    let failed: Vec<_> = outcome.failed().collect();
+    assert_eq!(failed.len(), 1);
+    match &failed[0].1 {
+        TaskError::Failed { key, message } => {
+            assert_eq!(key, failing.key());
+            assert_eq!(message, "no good");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    // Nothing was cancelled: the blocked tasks finish once released.
+    drop(release);
+    assert_eq!(client.gather(&blocked).await.unwrap(), vec![0, 1, 2]);
+    // With no failure, FirstException waits for everything.
+    let fine = client.map(|x: i32| x + 1, 0..20);
+    let outcome = client.wait(&fine, ReturnWhen::FirstException, None).await.unwrap();
+    assert_eq!(outcome.done.len(), 20);
+    assert!(outcome.not_done.is_empty());
+    assert_eq!(outcome.failed().count(), 0);
+}
+
+pub async fn wait_timeout_gives_timeout_and_cancels_nothing(client: Client) {
+    let (release, gate) = flume::bounded::<()>(0);
+    let blocked = gated(&client, &gate, 42);
+    let quick = client.submit(|x: i32| x, 7);
+    let futures = vec![quick.clone(), blocked.clone()];
+    let limit = Duration::from_millis(20);
+    match client.wait(&futures, ReturnWhen::AllCompleted, Some(limit)).await {
+        Err(error @ Error::Timeout { after }) => {
+            assert_eq!(after, limit);
+            assert!(error.to_string().contains("the tasks keep running"), "{error}");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(!blocked.is_done());
+    drop(release);
+    // The timed-out wait left everything in place: the task still gives its value.
+    let outcome =
+        client.wait(&futures, ReturnWhen::AllCompleted, Some(Duration::from_secs(30))).await;
+    assert_eq!(outcome.unwrap().done.len(), 2);
+    assert_eq!(blocked.await.unwrap(), 42);
+    assert_eq!(quick.await.unwrap(), 7);
+}
+
+pub async fn as_completed_yields_ten_thousand_exactly_once_with_additions(client: Client) {
+    const INITIAL: u64 = 5_000;
+    const TOTAL: u64 = 10_000;
+    let mut completed = client.as_completed(client.map(|x: u64| x, 0..INITIAL));
+    let mut next_to_add = INITIAL;
+    let mut seen = Vec::with_capacity(TOTAL as usize);
+    let mut keys = HashSet::new();
+    while let Some(future) = completed.next().await {
+        assert!(future.is_done(), "a yielded future is done");
+        assert!(keys.insert(future.key().clone()), "{} was yielded twice", future.key());
+        seen.push(future.await.unwrap());
+        if next_to_add < TOTAL {
+            completed.add(client.submit(|x: u64| x, next_to_add));
+            next_to_add += 1;
+        }
+    }
+    assert!(completed.is_empty());
+    seen.sort_unstable();
+    assert_eq!(seen, (0..TOTAL).collect::<Vec<_>>(), "every future exactly once");
+    // A stream over nothing ends at once.
+    let mut nothing = client.as_completed(Vec::<TaskFuture<u64>>::new());
+    assert!(nothing.next().await.is_none());
+}
+
+pub async fn as_completed_follows_completion_order(client: Client) {
+    let gates: Vec<_> = (0..3).map(|_| flume::bounded::<()>(0)).collect();
+    let futures: Vec<_> =
+        gates.iter().enumerate().map(|(i, (_, gate))| gated(&client, gate, i)).collect();
+    let mut completed = client.as_completed(futures.clone());
+    assert_eq!(completed.len(), 3);
+    let mut order = Vec::new();
+    let mut senders: Vec<_> = gates.into_iter().map(|(release, _)| Some(release)).collect();
+    for finish in [2, 0, 1] {
+        drop(senders[finish].take());
+        let future = completed.next().await.expect("a future per release");
+        order.push(future.await.unwrap());
+    }
+    assert_eq!(order, vec![2, 0, 1]);
+    assert!(completed.next().await.is_none());
+}
+
+pub async fn as_completed_with_results_gives_values_and_errors(client: Client) {
+    let mut all = evens_succeed(&client, 6);
+    let mut results = client.as_completed(all.clone()).with_results();
+    let mut seen = Vec::new();
+    while let Some((future, result)) = results.next().await {
+        let index = all.iter().position(|f| f.key() == future.key()).unwrap() as i32;
+        match result {
+            Ok(value) => assert_eq!(value, index),
+            Err(TaskError::Failed { key, message }) => {
+                assert_eq!(&key, future.key());
+                assert_eq!(message, format!("odd {index}"));
+            }
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+        seen.push(index);
+        // Adding works on this form too.
+        if index == 0 {
+            let added = client.submit(|x: i32| x, 6);
+            all.push(added.clone());
+            results.add(added);
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..7).collect::<Vec<_>>());
+}
+
+pub async fn as_completed_batches_yield_everything_already_done(client: Client) {
+    let (release, gate) = flume::bounded::<()>(0);
+    let quick = client.map(|x: i32| x, 0..5);
+    client.wait(&quick, ReturnWhen::AllCompleted, None).await.unwrap();
+    let blocked: Vec<_> = (10..13).map(|i| gated(&client, &gate, i)).collect();
+    let mut batches = client.as_completed(quick.iter().chain(&blocked).cloned()).batches();
+    let first = batches.next().await.unwrap();
+    let mut values = client.gather(&first).await.unwrap();
+    values.sort_unstable();
+    assert_eq!(values, vec![0, 1, 2, 3, 4], "the first batch is everything done");
+    // Each released task comes alone, as nothing else is done.
+    for _ in 0..3 {
+        release.send_async(()).await.unwrap();
+        let batch = batches.next().await.unwrap();
+        assert_eq!(batch.len(), 1);
+    }
+    assert!(batches.next().await.is_none());
+    assert!(blocked.iter().all(TaskFuture::is_done));
+}
+
+pub async fn as_completed_adder_adds_from_another_thread(client: Client) {
+    let (release, gate) = flume::bounded::<()>(0);
+    let mut completed = client.as_completed(vec![gated(&client, &gate, 0u32)]);
+    let adder = completed.adder();
+    let producer = client.clone();
+    // Adds 100 futures, then lets the first task end: the stream cannot end before.
+    let thread = std::thread::spawn(move || {
+        for i in 1..=100 {
+            adder.add(producer.submit(|x: u32| x, i));
+        }
+        drop(release);
+    });
+    let mut values = Vec::new();
+    while let Some(future) = completed.next().await {
+        values.push(future.await.unwrap());
+    }
+    thread.join().unwrap();
+    values.sort_unstable();
+    assert_eq!(values, (0..=100).collect::<Vec<_>>());
+}
+
+pub async fn blocking_twins_work_from_a_plain_thread(client: Client) {
+    let thread_client = client.clone();
+    let (finished, thread_finished) = futures::channel::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        // Reported when the thread ends, even by a failed assertion.
+        let _finished = finished;
+        let client = thread_client;
+        let blocking = client.blocking();
+        // gather_with
+        let futures = evens_succeed(&client, 4);
+        let kept = blocking.gather_with(&futures, GatherErrors::Skip).unwrap();
+        assert_eq!(kept.iter().map(|g| (g.index, g.value)).collect::<Vec<_>>(), [(0, 0), (2, 2)]);
+        // wait, with a timeout that passes and one that does not
+        let (release, gate) = flume::bounded::<()>(0);
+        let blocked = gated(&client, &gate, 5);
+        let both = vec![futures[1].clone(), blocked.clone()];
+        let outcome = blocking.wait(&both, ReturnWhen::FirstException, None).unwrap();
+        assert_eq!(outcome.done.len(), 1);
+        let timed_out =
+            blocking.wait(&both, ReturnWhen::AllCompleted, Some(Duration::from_millis(10)));
+        assert!(matches!(timed_out, Err(Error::Timeout { .. })), "{timed_out:?}");
+        drop(release);
+        let outcome = blocking.wait(&both, ReturnWhen::AllCompleted, None).unwrap();
+        assert_eq!(outcome.done.len(), 2);
+        // as_completed as an Iterator, adding while iterating
+        let mut completed = blocking.as_completed(client.map(|x: u64| x, 0..50));
+        let mut values = Vec::new();
+        while let Some(future) = completed.next() {
+            let value = future.unwrap().result().unwrap();
+            values.push(value);
+            if value < 50 {
+                completed.add(client.submit(|x: u64| x + 50, value));
+            }
+        }
+        values.sort_unstable();
+        assert_eq!(values, (0..100).collect::<Vec<_>>());
+        // with_results and batches
+        let results: Vec<_> = blocking
+            .as_completed(evens_succeed(&client, 4))
+            .with_results()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(results.len(), 4);
+        assert_eq!(results.iter().filter(|(_, result)| result.is_err()).count(), 2);
+        let batched: usize = blocking
+            .as_completed(client.map(|x: u8| x, 0..30))
+            .batches()
+            .map(|b| b.unwrap().len())
+            .sum();
+        assert_eq!(batched, 30);
+    });
+    // Await rather than join: on a current-thread runtime, blocking here would stall the
+    // async tasks the thread waits for.
+    let _ = thread_finished.await;
+    thread.join().unwrap();
+
+    // Inside async code the blocking twins refuse instead of stalling the runtime.
+    let (report, reported) = futures::channel::oneshot::channel();
+    let inside = client.clone();
+    let future = client.submit(|x: i32| x, 1);
+    client
+        .executor()
+        .spawn_task(async move {
+            let futures = vec![future];
+            let wait = inside.blocking().wait(&futures, ReturnWhen::AllCompleted, None).map(drop);
+            let gather = inside.blocking().gather_with(&futures, GatherErrors::Skip).map(drop);
+            let next = inside.blocking().as_completed(futures).next().map(|item| item.map(drop));
+            let _ = report.send((wait, gather, next));
+        })
+        .unwrap();
+    let (wait, gather, next) = reported.await.unwrap();
+    assert!(matches!(wait, Err(Error::BlockingInAsyncContext)), "{wait:?}");
+    assert!(matches!(gather, Err(Error::BlockingInAsyncContext)), "{gather:?}");
+    assert!(matches!(next, Some(Err(Error::BlockingInAsyncContext))), "{next:?}");
+}
