@@ -15,6 +15,14 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<BlockingClient<'static>>();
     assert_send_sync::<Error>();
     assert_send_sync::<TaskError>();
+    assert_send_sync::<taskweave::AsCompleted<i64>>();
+    assert_send_sync::<taskweave::client::AsCompletedWithResults<String>>();
+    assert_send_sync::<taskweave::client::AsCompletedBatches<String>>();
+    assert_send_sync::<taskweave::client::AsCompletedAdder<String>>();
+    assert_send_sync::<taskweave::client::BlockingAsCompleted<taskweave::AsCompleted<u8>>>();
+    assert_send_sync::<taskweave::WaitOutcome<String>>();
+    assert_send_sync::<taskweave::Gathered<String>>();
+    assert_clone::<taskweave::client::AsCompletedAdder<String>>();
     assert_clone::<Client>();
     assert_clone::<TaskFuture<Vec<u8>>>();
 }

@@ -228,7 +228,12 @@ macro_rules! queue_methods {
 /// code, [`BlockingClient::as_completed`] is an [`Iterator`].
 ///
 /// Polling costs one wake-up per finished task, not a pass over every pending future.
-/// Dropping the stream drops its handles; it does not cancel anything.
+///
+/// # Drop behaviour
+///
+/// The stream owns the handles it was given. Dropping it cancels nothing; like dropping any
+/// handle, it releases the tasks that no other handle holds (see [`TaskFuture`]). Keep clones
+/// of the futures to keep their tasks.
 ///
 /// # Examples
 ///
