@@ -1,0 +1,588 @@
+//! taskweave's overhead per task, next to the raw runtimes doing the same work.
+//!
+//! ```sh
+//! cargo bench --bench overhead                      # the full suite (under 5 minutes)
+//! cargo bench --bench overhead -- --quick           # a smaller version (under a minute)
+//! cargo bench --bench overhead -- --json rows.json  # also write the rows as JSON
+//! ```
+//!
+//! Every workload runs on the in-process backend with 2 workers, on every executor (embedded,
+//! tokio multi-thread, tokio current-thread, async-std, smol). The workloads are the ones used
+//! to measure Dask (`benches/compare/`), so the numbers compare one to one. Next to them, the
+//! raw runtime does the same work without taskweave (spawn + join of the same closures, a
+//! channel round trip to a thread), and every taskweave figure that has such a baseline is
+//! also printed as a ratio: taskweave's time divided by the raw runtime's.
+//!
+//! Each figure is the median of several repetitions. The memory figure comes from a fresh
+//! child process per executor, so that memory freed by earlier workloads does not hide the
+//! growth. See `BENCHMARKS.md` for the latest table.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use taskweave::Client;
+// The runtime adapters are behind cargo features, and a plain `cargo bench` enables none; so
+// this benchmark mounts the adapters' own source files (they use only the public API, through
+// `crate::Error` and `crate::executor`), and benchmarks exactly the code users get.
+use taskweave::{Error, executor};
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../runtimes/async_std.rs"]
+mod async_std_adapter;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../runtimes/smol.rs"]
+mod smol_adapter;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../runtimes/tokio.rs"]
+mod tokio_adapter;
+
+type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The trivial task of every workload (Dask's `inc`).
+fn inc(x: u64) -> u64 {
+    x + 1
+}
+
+// ---------------------------------------------------------------------------------------------
+// Executors
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavour {
+    Embedded,
+    TokioMultiThread,
+    TokioCurrentThread,
+    AsyncStd,
+    Smol,
+}
+
+impl Flavour {
+    const ALL: [Flavour; 5] = [
+        Flavour::Embedded,
+        Flavour::TokioMultiThread,
+        Flavour::TokioCurrentThread,
+        Flavour::AsyncStd,
+        Flavour::Smol,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Flavour::Embedded => "embedded",
+            Flavour::TokioMultiThread => "tokio-mt",
+            Flavour::TokioCurrentThread => "tokio-ct",
+            Flavour::AsyncStd => "async-std",
+            Flavour::Smol => "smol",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Flavour> {
+        Flavour::ALL.into_iter().find(|flavour| flavour.name() == name)
+    }
+
+    /// Runs `future` to completion on this flavour's runtime, from the calling thread.
+    fn block_on<T: Send + 'static>(self, future: LocalBoxFuture<T>) -> T {
+        match self {
+            Flavour::Embedded => futures::executor::block_on(future),
+            Flavour::TokioMultiThread => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("start a tokio runtime")
+                .block_on(future),
+            Flavour::TokioCurrentThread => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("start a tokio runtime")
+                .block_on(future),
+            Flavour::AsyncStd => async_std::task::block_on(future),
+            Flavour::Smol => smol::block_on(future),
+        }
+    }
+
+    /// A client with 2 in-process workers on this flavour's executor. Must be called from
+    /// inside [`block_on`](Flavour::block_on) (the tokio adapter takes the current runtime).
+    async fn client(self) -> Client {
+        let builder = Client::builder().workers(2);
+        let builder = match self {
+            Flavour::Embedded => {
+                builder.executor(taskweave::runtimes::embedded::EmbeddedExecutor::global())
+            }
+            Flavour::TokioMultiThread | Flavour::TokioCurrentThread => builder.executor(
+                tokio_adapter::TokioExecutor::current().expect("inside a tokio runtime"),
+            ),
+            Flavour::AsyncStd => builder.executor(async_std_adapter::AsyncStdExecutor::new()),
+            Flavour::Smol => builder.executor(smol_adapter::SmolExecutor::global()),
+        };
+        builder.build().await.expect("build a client")
+    }
+
+    /// Runs `body` with a fresh client on this flavour, then closes the client.
+    fn with_client<T, F, Fut>(self, body: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(Client) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        self.block_on(Box::pin(async move {
+            let client = self.client().await;
+            let output = body(client.clone()).await;
+            client.close().await.expect("close the client");
+            output
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+/// The median of `samples`.
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn micros(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e6
+}
+
+/// How big the run is.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    batch: &'static [usize],
+    round_trips: usize,
+    memory: usize,
+    repeats: usize,
+}
+
+const FULL: Sizes = Sizes {
+    batch: &[1_000, 10_000, 100_000],
+    round_trips: 1_000,
+    memory: 100_000,
+    repeats: 5,
+};
+
+const QUICK: Sizes = Sizes {
+    batch: &[1_000, 10_000],
+    round_trips: 300,
+    memory: 20_000,
+    repeats: 3,
+};
+
+// ---------------------------------------------------------------------------------------------
+// taskweave workloads
+
+/// `n` × `submit(inc, i)`, then `gather`, then drop the futures (which releases the tasks).
+async fn submit_then_gather(client: Client, n: usize) -> Duration {
+    let started = Instant::now();
+    let futures: Vec<_> = (0..n as u64).map(|i| client.submit(inc, i)).collect();
+    let values = client.gather(&futures).await.expect("every task succeeds");
+    drop(futures);
+    let elapsed = started.elapsed();
+    check_incremented(&values);
+    elapsed
+}
+
+/// `map(inc, 0..n)`, then `gather`, then drop the futures.
+async fn map_then_gather(client: Client, n: usize) -> Duration {
+    let started = Instant::now();
+    let futures = client.map(inc, 0..n as u64);
+    let values = client.gather(&futures).await.expect("every task succeeds");
+    drop(futures);
+    let elapsed = started.elapsed();
+    check_incremented(&values);
+    elapsed
+}
+
+fn check_incremented(values: &[u64]) {
+    for (index, value) in values.iter().enumerate() {
+        assert_eq!(*value, index as u64 + 1, "gather returned a wrong value");
+    }
+}
+
+/// `n` sequential `submit(inc, i).await`; the time of each, sorted.
+async fn round_trips(client: Client, n: usize) -> Vec<Duration> {
+    // Warm up: the first tasks pay for lazily grown tables and parked threads.
+    for i in 0..100 {
+        assert_eq!(client.submit(inc, i).await.expect("task succeeds"), i + 1);
+    }
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        let started = Instant::now();
+        let value = client.submit(inc, i).await.expect("task succeeds");
+        samples.push(started.elapsed());
+        assert_eq!(value, i + 1);
+    }
+    samples.sort();
+    samples
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw runtime baselines: the same closures without taskweave
+
+/// Spawns `n` tasks running `inc` on the flavour's own runtime and joins them in order.
+fn raw_spawn_join(flavour: Flavour, n: usize, repeats: usize) -> Duration {
+    flavour.block_on(Box::pin(async move {
+        let mut samples = Vec::with_capacity(repeats);
+        for _ in 0..repeats {
+            let started = Instant::now();
+            black_box(raw_spawn_join_once(flavour, n).await);
+            samples.push(started.elapsed());
+        }
+        median(samples)
+    }))
+}
+
+async fn raw_spawn_join_once(flavour: Flavour, n: usize) -> u64 {
+    let mut sum = 0;
+    match flavour {
+        Flavour::TokioMultiThread | Flavour::TokioCurrentThread => {
+            let handles: Vec<_> =
+                (0..n as u64).map(|i| tokio::spawn(async move { inc(black_box(i)) })).collect();
+            for handle in handles {
+                sum += handle.await.expect("the task ran");
+            }
+        }
+        Flavour::AsyncStd => {
+            let handles: Vec<_> = (0..n as u64)
+                .map(|i| async_std::task::spawn(async move { inc(black_box(i)) }))
+                .collect();
+            for handle in handles {
+                sum += handle.await;
+            }
+        }
+        // The embedded executor is built from smol's parts, so smol is its raw counterpart.
+        Flavour::Smol | Flavour::Embedded => {
+            let handles: Vec<_> =
+                (0..n as u64).map(|i| smol::spawn(async move { inc(black_box(i)) })).collect();
+            for handle in handles {
+                sum += handle.await;
+            }
+        }
+    }
+    sum
+}
+
+/// Round trips between a task on the flavour's runtime and an OS thread through flume
+/// channels: the raw cost of handing a value to a worker thread and being woken with the
+/// answer, which is what a taskweave round trip does. Returns the sorted samples.
+fn raw_round_trips(flavour: Flavour, n: usize) -> Vec<Duration> {
+    let (to_thread, requests) = flume::unbounded::<u64>();
+    let (to_task, replies) = flume::unbounded::<u64>();
+    let echo = std::thread::spawn(move || {
+        while let Ok(value) = requests.recv() {
+            if to_task.send(inc(value)).is_err() {
+                break;
+            }
+        }
+    });
+    let samples = flavour.block_on(Box::pin(async move {
+        for i in 0..100 {
+            to_thread.send(i).expect("echo thread runs");
+            replies.recv_async().await.expect("echo thread answers");
+        }
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..n as u64 {
+            let started = Instant::now();
+            to_thread.send(i).expect("echo thread runs");
+            let value = replies.recv_async().await.expect("echo thread answers");
+            samples.push(started.elapsed());
+            assert_eq!(value, i + 1);
+        }
+        samples.sort();
+        samples
+    }));
+    echo.join().expect("echo thread ends");
+    samples
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+/// Resident memory of this process in bytes (Linux `/proc`; `None` elsewhere).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kilobytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kilobytes * 1024)
+}
+
+/// Bytes of resident memory per pending task: both workers blocked, `n` tasks queued behind
+/// them. Runs in a fresh process (see [`memory_in_child`]).
+fn memory_per_pending_task(flavour: Flavour, n: usize) -> f64 {
+    flavour.with_client(move |client| async move {
+        let (open_gate, gate) = flume::unbounded::<()>();
+        // Occupy both workers and the tasks already handed to them.
+        let blockers: Vec<_> = (0..8)
+            .map(|_| {
+                let gate = gate.clone();
+                client.submit(move |()| gate.recv().is_ok(), ())
+            })
+            .collect();
+        // Let the lazily grown tables reach their size for a small load first.
+        let warm: Vec<_> = (0..1_000u64).map(|i| client.submit(inc, i)).collect();
+        let before = resident_bytes().expect("read /proc/self/status");
+        let pending: Vec<_> = (0..n as u64).map(|i| client.submit(inc, i)).collect();
+        let after = resident_bytes().expect("read /proc/self/status");
+        for _ in 0..blockers.len() {
+            open_gate.send(()).expect("blockers wait on the gate");
+        }
+        client.gather(&blockers).await.expect("blockers finish");
+        client.gather(&warm).await.expect("tasks finish");
+        let values = client.gather(&pending).await.expect("tasks finish");
+        check_incremented(&values);
+        after.saturating_sub(before) as f64 / n as f64
+    })
+}
+
+/// Runs [`memory_per_pending_task`] in a child process, so that the heap is fresh.
+fn memory_in_child(flavour: Flavour, n: usize) -> f64 {
+    let output = std::process::Command::new(std::env::current_exe().expect("find this binary"))
+        .args(["--memory-child", flavour.name(), &n.to_string()])
+        .output()
+        .expect("run the memory child process");
+    assert!(
+        output.status.success(),
+        "the memory child failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().parse().expect("the child prints a number")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+/// One line of the table and one object of the JSON output.
+#[derive(Debug, Clone)]
+struct Row {
+    workload: String,
+    executor: String,
+    n: usize,
+    value: f64,
+    unit: &'static str,
+    /// taskweave's time divided by the raw runtime's for the same work.
+    baseline_ratio: Option<f64>,
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!(
+        "{:<24} {:<10} {:>8} {:>14} {:<8} {:>10}",
+        "workload", "executor", "n", "value", "unit", "vs raw"
+    );
+    println!("{}", "-".repeat(79));
+    for row in rows {
+        let ratio = row.baseline_ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"));
+        println!(
+            "{:<24} {:<10} {:>8} {:>14} {:<8} {:>10}",
+            row.workload,
+            row.executor,
+            row.n,
+            format_value(row.value),
+            row.unit,
+            ratio
+        );
+    }
+}
+
+fn format_value(value: f64) -> String {
+    if value >= 1000.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+fn json_number(value: f64) -> String {
+    if value.is_finite() { format!("{value}") } else { "null".to_owned() }
+}
+
+fn json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for ch in text.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ch if (ch as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", ch as u32);
+            }
+            ch => out.push(ch),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn to_json(rows: &[Row]) -> String {
+    let objects: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            format!(
+                "  {{\"workload\": {}, \"executor\": {}, \"n\": {}, \"value\": {}, \
+                 \"unit\": {}, \"baseline_ratio\": {}}}",
+                json_string(&row.workload),
+                json_string(&row.executor),
+                row.n,
+                json_number(row.value),
+                json_string(row.unit),
+                row.baseline_ratio.map_or_else(|| "null".to_owned(), json_number),
+            )
+        })
+        .collect();
+    format!("[\n{}\n]\n", objects.join(",\n"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+struct Options {
+    quick: bool,
+    json: Option<String>,
+    only: Option<Flavour>,
+}
+
+fn parse_arguments() -> Result<Options, String> {
+    let mut options = Options { quick: false, json: None, only: None };
+    let mut arguments = std::env::args().skip(1);
+    while let Some(argument) = arguments.next() {
+        match argument.as_str() {
+            "--quick" => options.quick = true,
+            "--json" => {
+                options.json = Some(arguments.next().ok_or("--json needs a file path")?);
+            }
+            "--executor" => {
+                let name = arguments.next().ok_or("--executor needs a name")?;
+                options.only = Some(Flavour::from_name(&name).ok_or_else(|| {
+                    format!("unknown executor {name}; use embedded, tokio-mt, tokio-ct, async-std or smol")
+                })?);
+            }
+            // `cargo bench` passes `--bench`; filters are not supported.
+            "--bench" => {}
+            other => {
+                return Err(format!(
+                    "unknown argument {other}; use --quick, --json PATH, --executor NAME"
+                ));
+            }
+        }
+    }
+    Ok(options)
+}
+
+fn main() {
+    let arguments: Vec<String> = std::env::args().collect();
+    if arguments.get(1).map(String::as_str) == Some("--memory-child") {
+        let flavour = Flavour::from_name(&arguments[2]).expect("a known executor");
+        let n: usize = arguments[3].parse().expect("a task count");
+        println!("{}", memory_per_pending_task(flavour, n));
+        return;
+    }
+    let options = match parse_arguments() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("overhead: {message}");
+            std::process::exit(2);
+        }
+    };
+    let sizes = if options.quick { QUICK } else { FULL };
+    let flavours: Vec<Flavour> = match options.only {
+        Some(flavour) => vec![flavour],
+        None => Flavour::ALL.to_vec(),
+    };
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for flavour in flavours {
+        eprintln!("overhead: {} ...", flavour.name());
+        run_flavour(flavour, sizes, &mut rows);
+    }
+    print_table(&rows);
+    println!("\n(took {:.1} s)", started.elapsed().as_secs_f64());
+    if let Some(path) = options.json {
+        std::fs::write(&path, to_json(&rows)).expect("write the JSON file");
+        println!("wrote {} rows to {path}", rows.len());
+    }
+}
+
+fn run_flavour(flavour: Flavour, sizes: Sizes, rows: &mut Vec<Row>) {
+    let executor = flavour.name().to_owned();
+    let row = |workload: &str, n: usize, value: f64, unit: &'static str, ratio: Option<f64>| Row {
+        workload: workload.to_owned(),
+        executor: executor.clone(),
+        n,
+        value,
+        unit,
+        baseline_ratio: ratio,
+    };
+
+    // Raw baselines first, on the same runtime.
+    let mut raw_batch = Vec::new();
+    for &n in sizes.batch {
+        let raw = raw_spawn_join(flavour, n, sizes.repeats);
+        rows.push(row("raw spawn+join", n, micros(raw) / n as f64, "us/task", None));
+        raw_batch.push(raw);
+    }
+    let raw_trips = raw_round_trips(flavour, sizes.round_trips);
+    let raw_p50 = percentile(&raw_trips, 0.5);
+    rows.push(row("raw channel round trip", sizes.round_trips, micros(raw_p50), "us p50", None));
+    rows.push(row(
+        "raw channel round trip",
+        sizes.round_trips,
+        micros(percentile(&raw_trips, 0.99)),
+        "us p99",
+        None,
+    ));
+
+    for (index, &n) in sizes.batch.iter().enumerate() {
+        let repeats = if n >= 100_000 { sizes.repeats.min(3) } else { sizes.repeats };
+        let took = flavour.with_client(move |client| async move {
+            let mut samples = Vec::with_capacity(repeats);
+            for _ in 0..repeats {
+                samples.push(submit_then_gather(client.clone(), n).await);
+            }
+            median(samples)
+        });
+        let ratio = took.as_secs_f64() / raw_batch[index].as_secs_f64();
+        rows.push(row("submit+gather", n, n as f64 / took.as_secs_f64(), "tasks/s", Some(ratio)));
+        rows.push(row("submit+gather", n, micros(took) / n as f64, "us/task", Some(ratio)));
+    }
+    for (index, &n) in sizes.batch.iter().enumerate() {
+        let repeats = if n >= 100_000 { sizes.repeats.min(3) } else { sizes.repeats };
+        let took = flavour.with_client(move |client| async move {
+            let mut samples = Vec::with_capacity(repeats);
+            for _ in 0..repeats {
+                samples.push(map_then_gather(client.clone(), n).await);
+            }
+            median(samples)
+        });
+        let ratio = took.as_secs_f64() / raw_batch[index].as_secs_f64();
+        rows.push(row("map+gather", n, n as f64 / took.as_secs_f64(), "tasks/s", Some(ratio)));
+        rows.push(row("map+gather", n, micros(took) / n as f64, "us/task", Some(ratio)));
+    }
+
+    let trips = sizes.round_trips;
+    let samples = flavour.with_client(move |client| round_trips(client, trips));
+    let p50 = percentile(&samples, 0.5);
+    let p99 = percentile(&samples, 0.99);
+    rows.push(row("round trip", trips, micros(p50), "us p50", Some(ratio_of(p50, raw_p50))));
+    rows.push(row(
+        "round trip",
+        trips,
+        micros(p99),
+        "us p99",
+        Some(ratio_of(p99, percentile(&raw_trips, 0.99))),
+    ));
+
+    let bytes = memory_in_child(flavour, sizes.memory);
+    rows.push(row("memory per pending task", sizes.memory, bytes, "bytes", None));
+}
+
+fn ratio_of(taskweave: Duration, raw: Duration) -> f64 {
+    taskweave.as_secs_f64() / raw.as_secs_f64()
+}
