@@ -109,9 +109,8 @@ impl Flavour {
             Flavour::Embedded => {
                 builder.executor(taskweave::runtimes::embedded::EmbeddedExecutor::global())
             }
-            Flavour::TokioMultiThread | Flavour::TokioCurrentThread => builder.executor(
-                tokio_adapter::TokioExecutor::current().expect("inside a tokio runtime"),
-            ),
+            Flavour::TokioMultiThread | Flavour::TokioCurrentThread => builder
+                .executor(tokio_adapter::TokioExecutor::current().expect("inside a tokio runtime")),
             Flavour::AsyncStd => builder.executor(async_std_adapter::AsyncStdExecutor::new()),
             Flavour::Smol => builder.executor(smol_adapter::SmolExecutor::global()),
         };
@@ -161,19 +160,11 @@ struct Sizes {
     repeats: usize,
 }
 
-const FULL: Sizes = Sizes {
-    batch: &[1_000, 10_000, 100_000],
-    round_trips: 1_000,
-    memory: 100_000,
-    repeats: 5,
-};
+const FULL: Sizes =
+    Sizes { batch: &[1_000, 10_000, 100_000], round_trips: 1_000, memory: 100_000, repeats: 5 };
 
-const QUICK: Sizes = Sizes {
-    batch: &[1_000, 10_000],
-    round_trips: 300,
-    memory: 20_000,
-    repeats: 3,
-};
+const QUICK: Sizes =
+    Sizes { batch: &[1_000, 10_000], round_trips: 300, memory: 20_000, repeats: 3 };
 
 // ---------------------------------------------------------------------------------------------
 // taskweave workloads

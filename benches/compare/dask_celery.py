@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 
@@ -31,6 +30,12 @@ def inc(x):
 
 def add(x, y):
     return x + y
+
+
+def wait_for_gate(name):
+    # Runs on a worker thread: blocks it until the benchmark sets the event.
+    from distributed import Event
+    return Event(name).wait()
 
 
 def resident_bytes():
@@ -55,7 +60,7 @@ def percentile(sorted_samples, fraction):
 # Dask
 
 async def dask_suite(sizes):
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, Event, LocalCluster, as_completed
 
     rows = []
     async with LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
@@ -131,8 +136,10 @@ async def dask_suite(sizes):
 
             # Memory: both worker threads blocked, n tasks queued behind them.
             n = sizes["memory"]
-            gate = threading.Event()
-            blockers = [client.submit(gate.wait, pure=False) for _ in range(2)]
+            gate = Event("taskweave-bench-gate", client=client)
+            blockers = [client.submit(wait_for_gate, gate.name, pure=False) for _ in range(2)]
+            while len(client.cluster.scheduler.tasks) < 2:
+                await asyncio.sleep(0.05)
             before = resident_bytes()
             pending = [client.submit(inc, i, pure=False) for i in range(n)]
             # Let the scheduler register them (submission is asynchronous in Dask).
@@ -140,7 +147,7 @@ async def dask_suite(sizes):
             while len(client.cluster.scheduler.tasks) < n:
                 await asyncio.sleep(0.05)
             after = resident_bytes()
-            gate.set()
+            await gate.set()
             await client.gather(blockers)
             await client.gather(pending)
             rows.append(row("memory per pending task", "dask", n, (after - before) / n, "bytes"))

@@ -1,7 +1,7 @@
 //! The scheduler state machine: tasks, their dependencies and references, the ready queue.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::event::{Action, Event, TaskSpec};
@@ -101,7 +101,8 @@ struct Record<P> {
     state: TaskState,
     payload: P,
     /// Tasks this one reads; their `dependent_refs` count this task until it is terminal.
-    deps: Vec<TaskId>,
+    /// A boxed slice rather than a `Vec`: records are the bulk of the scheduler's memory.
+    deps: Box<[TaskId]>,
     /// Set once this task gave back its references to `deps`.
     deps_released: bool,
     /// Tasks that read this one.
@@ -123,8 +124,9 @@ struct Record<P> {
     failures_left: u32,
     attempts: u32,
     lost: u32,
-    /// The error, once the task failed or was cancelled (dependents inherit it).
-    error: Option<TaskError>,
+    /// The error, once the task failed or was cancelled (dependents inherit it). Boxed:
+    /// most tasks never fail, and a record per pending task should stay small.
+    error: Option<Box<TaskError>>,
 }
 
 /// Whether a task being failed has just reported the end of its run (so there is nothing
@@ -135,22 +137,52 @@ enum Reported {
     No,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-struct ReadyEntry {
-    priority: i32,
-    seq: Reverse<u64>,
-    id: TaskId,
+/// Ready worker tasks: highest priority first, and within one priority in submission order
+/// (`seq`).
+///
+/// Not a binary heap: almost every task has the default priority and becomes ready in
+/// submission order, so each level is a FIFO where pushing and popping are O(1) and an entry
+/// takes 16 bytes. A task that becomes ready out of order (a retry, a dependent submitted
+/// before tasks already queued) is inserted at its place by binary search.
+#[derive(Debug, Default)]
+struct ReadyQueue {
+    /// One queue per priority, highest first. **Invariant:** no level is empty, except a
+    /// single remaining one (kept so that its buffer is reused).
+    levels: BTreeMap<Reverse<i32>, VecDeque<(u64, TaskId)>>,
 }
 
-impl Ord for ReadyEntry {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.priority, self.seq).cmp(&(other.priority, other.seq))
+impl ReadyQueue {
+    fn push(&mut self, priority: i32, seq: u64, id: TaskId) {
+        if self.levels.len() == 1 {
+            // Drop the kept empty level if this push goes elsewhere.
+            if let Some(entry) = self.levels.first_entry() {
+                if entry.get().is_empty() && entry.key().0 != priority {
+                    entry.remove();
+                }
+            }
+        }
+        let level = self.levels.entry(Reverse(priority)).or_default();
+        match level.back() {
+            Some(&(last, _)) if last > seq => {
+                let at = level.partition_point(|&(queued, _)| queued < seq);
+                level.insert(at, (seq, id));
+            }
+            _ => level.push_back((seq, id)),
+        }
     }
-}
 
-impl PartialOrd for ReadyEntry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+    fn pop(&mut self) -> Option<TaskId> {
+        let n_levels = self.levels.len();
+        let mut entry = self.levels.first_entry()?;
+        let (_, id) = entry.get_mut().pop_front()?;
+        if entry.get().is_empty() && n_levels > 1 {
+            entry.remove();
+        }
+        Some(id)
+    }
+
+    fn clear(&mut self) {
+        self.levels.clear();
     }
 }
 
@@ -166,7 +198,7 @@ impl PartialOrd for ReadyEntry {
 pub struct Scheduler<P> {
     tasks: IdMap<Record<P>>,
     by_key: HashMap<TaskKey, TaskId>,
-    ready: BinaryHeap<ReadyEntry>,
+    ready: ReadyQueue,
     /// Slots taken by dispatched worker tasks.
     in_flight: usize,
     /// How many worker tasks may be dispatched at once.
@@ -186,7 +218,7 @@ impl<P: Clone> Scheduler<P> {
         Scheduler {
             tasks: IdMap::default(),
             by_key: HashMap::new(),
-            ready: BinaryHeap::new(),
+            ready: ReadyQueue::default(),
             in_flight: 0,
             capacity: capacity.max(1),
             next_seq: 0,
@@ -307,7 +339,7 @@ impl<P: Clone> Scheduler<P> {
                     TaskState::Finished => {}
                     TaskState::Failed | TaskState::Cancelled => {
                         if inherited.is_none() {
-                            inherited = record.error.clone();
+                            inherited = record.error.as_deref().cloned();
                         }
                     }
                     _ => waiting_on += 1,
@@ -334,7 +366,7 @@ impl<P: Clone> Scheduler<P> {
             key: spec.key,
             state: TaskState::Waiting,
             payload: spec.payload,
-            deps: spec.deps,
+            deps: spec.deps.into_boxed_slice(),
             deps_released: false,
             dependents: Vec::new(),
             waiting_on,
@@ -386,7 +418,7 @@ impl<P: Clone> Scheduler<P> {
                 key: spec.key,
                 state: TaskState::Finished,
                 payload: spec.payload,
-                deps: Vec::new(),
+                deps: Box::default(),
                 deps_released: true,
                 dependents: Vec::new(),
                 waiting_on: 0,
@@ -431,9 +463,9 @@ impl<P: Clone> Scheduler<P> {
             self.dispatch(id, out);
             return;
         }
-        let entry = ReadyEntry { priority: record.priority, seq: Reverse(record.seq), id };
+        let (priority, seq) = (record.priority, record.seq);
         self.set_state(id, TaskState::Ready);
-        self.ready.push(entry);
+        self.ready.push(priority, seq, id);
     }
 
     fn dispatch(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
@@ -454,10 +486,10 @@ impl<P: Clone> Scheduler<P> {
     /// Dispatches ready tasks, highest priority first, while worker slots are free.
     fn pump(&mut self, out: &mut Vec<Action<P>>) {
         while self.in_flight < self.capacity {
-            let Some(entry) = self.ready.pop() else { break };
+            let Some(id) = self.ready.pop() else { break };
             // Entries of tasks cancelled or forgotten while queued are skipped here.
-            if self.tasks.get(&entry.id).is_some_and(|record| record.state == TaskState::Ready) {
-                self.dispatch(entry.id, out);
+            if self.tasks.get(&id).is_some_and(|record| record.state == TaskState::Ready) {
+                self.dispatch(id, out);
             }
         }
     }
@@ -602,7 +634,9 @@ impl<P: Clone> Scheduler<P> {
         self.terminate(id, state, error, reported, out);
         cascade.push(id);
         while let Some(failed) = cascade.pop() {
-            let Some(root) = self.tasks.get(&failed).and_then(|record| record.error.clone()) else {
+            let Some(root) =
+                self.tasks.get(&failed).and_then(|record| record.error.as_deref().cloned())
+            else {
                 continue;
             };
             let dependents = self.tasks[&failed].dependents.clone();
@@ -635,7 +669,7 @@ impl<P: Clone> Scheduler<P> {
         let previous = self.tasks[&id].state;
         self.set_state(id, state);
         let record = self.tasks.get_mut(&id).expect("terminated task is held");
-        record.error = Some(error.clone());
+        record.error = Some(Box::new(error.clone()));
         if state == TaskState::Failed {
             self.total_failed += 1;
         }
