@@ -197,6 +197,12 @@ impl Job {
         }
     }
 
+    /// `None` while the task has no outcome; then whether the outcome is a value. Cheaper
+    /// than [`peek_outcome`](Job::peek_outcome): nothing is cloned.
+    pub(crate) fn status(&self) -> Option<bool> {
+        self.cell.lock().outcome.as_ref().map(Result::is_ok)
+    }
+
     /// The outcome if published, without waiting.
     pub(crate) fn peek_outcome(&self) -> Option<Result<Value, TaskError>> {
         self.cell.lock().outcome.clone()

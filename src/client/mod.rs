@@ -325,7 +325,10 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// The first task error in input order, as [`Error::Task`].
+    /// The first task error in input order, as [`Error::Task`]. It is reported once the tasks
+    /// before it have finished and gather wakes up, which happens when the last unfinished
+    /// task finishes: gather waits for the last task first, so that gathering many tasks costs
+    /// one wake-up rather than one per task.
     ///
     /// # Cancel safety
     ///
@@ -334,6 +337,7 @@ impl Client {
         &self,
         futures: &[TaskFuture<T>],
     ) -> Result<Vec<T>, Error> {
+        future::settle(futures).await;
         let mut values = Vec::with_capacity(futures.len());
         for future in futures {
             values.push(future.await?);
