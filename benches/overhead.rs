@@ -156,15 +156,29 @@ fn micros(duration: Duration) -> f64 {
 struct Sizes {
     batch: &'static [usize],
     round_trips: usize,
+    chain: usize,
+    tree_leaves: usize,
     memory: usize,
     repeats: usize,
 }
 
-const FULL: Sizes =
-    Sizes { batch: &[1_000, 10_000, 100_000], round_trips: 1_000, memory: 100_000, repeats: 5 };
+const FULL: Sizes = Sizes {
+    batch: &[1_000, 10_000, 100_000],
+    round_trips: 1_000,
+    chain: 2_000,
+    tree_leaves: 4_096,
+    memory: 100_000,
+    repeats: 5,
+};
 
-const QUICK: Sizes =
-    Sizes { batch: &[1_000, 10_000], round_trips: 300, memory: 20_000, repeats: 3 };
+const QUICK: Sizes = Sizes {
+    batch: &[1_000, 10_000],
+    round_trips: 300,
+    chain: 500,
+    tree_leaves: 1_024,
+    memory: 20_000,
+    repeats: 3,
+};
 
 // ---------------------------------------------------------------------------------------------
 // taskweave workloads
@@ -212,6 +226,50 @@ async fn round_trips(client: Client, n: usize) -> Vec<Duration> {
     }
     samples.sort();
     samples
+}
+
+/// `n` tasks, each depending on the previous one (`after(&previous).submit(inc)`), all
+/// submitted up front; the time until the last value is in.
+async fn chain(client: Client, n: usize) -> Duration {
+    let started = Instant::now();
+    let mut last = client.submit(inc, 0);
+    for _ in 1..n {
+        last = client.after(&last).submit(inc);
+    }
+    let value = last.await.expect("every task succeeds");
+    let elapsed = started.elapsed();
+    assert_eq!(value, n as u64);
+    elapsed
+}
+
+/// `leaves` tasks summed pairwise (`leaves` a power of two): `2 × leaves − 1` tasks, all
+/// submitted up front; the time until the root's value is in.
+async fn tree(client: Client, leaves: usize) -> Duration {
+    let started = Instant::now();
+    let mut level: Vec<_> = (0..leaves as u64).map(|i| client.submit(inc, i)).collect();
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| client.after((&pair[0], &pair[1])).submit(|(x, y): (u64, u64)| x + y))
+            .collect();
+    }
+    let value = level[0].clone().await.expect("every task succeeds");
+    let elapsed = started.elapsed();
+    let leaves = leaves as u64;
+    assert_eq!(value, leaves * (leaves + 1) / 2);
+    elapsed
+}
+
+/// Runs `workload` `repeats` times on one client and returns the median time.
+async fn median_time<Fut: Future<Output = Duration>>(
+    repeats: usize,
+    mut workload: impl FnMut() -> Fut,
+) -> Duration {
+    let mut samples = Vec::with_capacity(repeats);
+    for _ in 0..repeats.max(1) {
+        samples.push(workload().await);
+    }
+    median(samples)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -533,11 +591,7 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, rows: &mut Vec<Row>) {
     for (index, &n) in sizes.batch.iter().enumerate() {
         let repeats = if n >= 100_000 { sizes.repeats.min(3) } else { sizes.repeats };
         let took = flavour.with_client(move |client| async move {
-            let mut samples = Vec::with_capacity(repeats);
-            for _ in 0..repeats {
-                samples.push(submit_then_gather(client.clone(), n).await);
-            }
-            median(samples)
+            median_time(repeats, || submit_then_gather(client.clone(), n)).await
         });
         let ratio = took.as_secs_f64() / raw_batch[index].as_secs_f64();
         rows.push(row("submit+gather", n, n as f64 / took.as_secs_f64(), "tasks/s", Some(ratio)));
@@ -546,11 +600,7 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, rows: &mut Vec<Row>) {
     for (index, &n) in sizes.batch.iter().enumerate() {
         let repeats = if n >= 100_000 { sizes.repeats.min(3) } else { sizes.repeats };
         let took = flavour.with_client(move |client| async move {
-            let mut samples = Vec::with_capacity(repeats);
-            for _ in 0..repeats {
-                samples.push(map_then_gather(client.clone(), n).await);
-            }
-            median(samples)
+            median_time(repeats, || map_then_gather(client.clone(), n)).await
         });
         let ratio = took.as_secs_f64() / raw_batch[index].as_secs_f64();
         rows.push(row("map+gather", n, n as f64 / took.as_secs_f64(), "tasks/s", Some(ratio)));
@@ -569,6 +619,18 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, rows: &mut Vec<Row>) {
         "us p99",
         Some(ratio_of(p99, percentile(&raw_trips, 0.99))),
     ));
+
+    let (n, repeats) = (sizes.chain, sizes.repeats);
+    let took = flavour.with_client(move |client| async move {
+        median_time(repeats, || chain(client.clone(), n)).await
+    });
+    rows.push(row("chain", n, took.as_secs_f64() * 1e3, "ms", None));
+
+    let (leaves, repeats) = (sizes.tree_leaves, sizes.repeats);
+    let took = flavour.with_client(move |client| async move {
+        median_time(repeats, || tree(client.clone(), leaves)).await
+    });
+    rows.push(row("tree", 2 * leaves - 1, took.as_secs_f64() * 1e3, "ms", None));
 
     let bytes = memory_in_child(flavour, sizes.memory);
     rows.push(row("memory per pending task", sizes.memory, bytes, "bytes", None));
