@@ -131,6 +131,33 @@ fn capacity_limits_dispatch_and_priority_orders_the_queue() {
 }
 
 #[test]
+fn a_task_that_becomes_ready_late_still_runs_in_submission_order() {
+    // 2 waits for 1 while 3 and 4 queue up; once 1 finishes, 2 goes ahead of them because it
+    // was submitted first.
+    check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Submitted(spec(2, &[1])),
+            Event::Submitted(spec(3, &[])),
+            Event::Submitted(spec(4, &[])),
+            Event::Finished { id: TaskId(1) },
+            Event::Finished { id: TaskId(2) },
+            Event::Finished { id: TaskId(3) },
+        ],
+        vec![
+            dispatch(1, 1),
+            resolved(1),
+            dispatch(2, 1),
+            resolved(2),
+            dispatch(3, 1),
+            resolved(3),
+            dispatch(4, 1),
+        ],
+    );
+}
+
+#[test]
 fn a_failure_cascades_to_every_dependent_with_the_root_error() {
     let root = TaskError::Failed { key: key(1), message: "boom".into() };
     check(
