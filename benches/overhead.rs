@@ -158,6 +158,7 @@ struct Sizes {
     round_trips: usize,
     chain: usize,
     tree_leaves: usize,
+    as_completed: usize,
     memory: usize,
     repeats: usize,
 }
@@ -167,6 +168,7 @@ const FULL: Sizes = Sizes {
     round_trips: 1_000,
     chain: 2_000,
     tree_leaves: 4_096,
+    as_completed: 10_000,
     memory: 100_000,
     repeats: 5,
 };
@@ -176,6 +178,7 @@ const QUICK: Sizes = Sizes {
     round_trips: 300,
     chain: 500,
     tree_leaves: 1_024,
+    as_completed: 2_000,
     memory: 20_000,
     repeats: 3,
 };
@@ -257,6 +260,22 @@ async fn tree(client: Client, leaves: usize) -> Duration {
     let elapsed = started.elapsed();
     let leaves = leaves as u64;
     assert_eq!(value, leaves * (leaves + 1) / 2);
+    elapsed
+}
+
+/// `map(inc, 0..n)` consumed through `as_completed`, reading every value as it arrives.
+async fn as_completed(client: Client, n: usize) -> Duration {
+    use futures::StreamExt;
+    let started = Instant::now();
+    let mut completed = client.as_completed(client.map(inc, 0..n as u64));
+    let (mut count, mut total) = (0, 0);
+    while let Some(future) = completed.next().await {
+        total += future.await.expect("every task succeeds");
+        count += 1;
+    }
+    let elapsed = started.elapsed();
+    let n = n as u64;
+    assert_eq!((count, total), (n, n * (n + 1) / 2));
     elapsed
 }
 
@@ -631,6 +650,12 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, rows: &mut Vec<Row>) {
         median_time(repeats, || tree(client.clone(), leaves)).await
     });
     rows.push(row("tree", 2 * leaves - 1, took.as_secs_f64() * 1e3, "ms", None));
+
+    let (n, repeats) = (sizes.as_completed, sizes.repeats);
+    let took = flavour.with_client(move |client| async move {
+        median_time(repeats, || as_completed(client.clone(), n)).await
+    });
+    rows.push(row("as_completed", n, took.as_secs_f64() * 1e3, "ms", None));
 
     let bytes = memory_in_child(flavour, sizes.memory);
     rows.push(row("memory per pending task", sizes.memory, bytes, "bytes", None));

@@ -69,6 +69,26 @@ async def dask_suite(sizes):
             # Warm up: the first tasks pay for imports and connections.
             await client.gather(client.map(inc, range(200), pure=False))
 
+            # Memory first, while the heap is fresh (Python reuses freed memory, which would
+            # hide the growth after the other workloads).
+            # Both worker threads blocked, n tasks queued behind them.
+            n = sizes["memory"]
+            gate = Event("taskweave-bench-gate", client=client)
+            blockers = [client.submit(wait_for_gate, gate.name, pure=False) for _ in range(2)]
+            while len(client.cluster.scheduler.tasks) < 2:
+                await asyncio.sleep(0.05)
+            before = resident_bytes()
+            pending = [client.submit(inc, i, pure=False) for i in range(n)]
+            # Let the scheduler register them (submission is asynchronous in Dask).
+            await asyncio.sleep(0)
+            while len(client.cluster.scheduler.tasks) < n + 2:
+                await asyncio.sleep(0.05)
+            after = resident_bytes()
+            await gate.set()
+            await client.gather(blockers)
+            await client.gather(pending)
+            rows.append(row("memory per pending task", "dask", n, (after - before) / n, "bytes"))
+
             for n in sizes["batch"]:
                 started = time.perf_counter()
                 futures = [client.submit(inc, i, pure=False) for i in range(n)]
@@ -134,23 +154,6 @@ async def dask_suite(sizes):
             assert total == n * (n + 1) // 2
             rows.append(row("as_completed", "dask", n, took * 1e3, "ms"))
 
-            # Memory: both worker threads blocked, n tasks queued behind them.
-            n = sizes["memory"]
-            gate = Event("taskweave-bench-gate", client=client)
-            blockers = [client.submit(wait_for_gate, gate.name, pure=False) for _ in range(2)]
-            while len(client.cluster.scheduler.tasks) < 2:
-                await asyncio.sleep(0.05)
-            before = resident_bytes()
-            pending = [client.submit(inc, i, pure=False) for i in range(n)]
-            # Let the scheduler register them (submission is asynchronous in Dask).
-            await asyncio.sleep(0)
-            while len(client.cluster.scheduler.tasks) < n:
-                await asyncio.sleep(0.05)
-            after = resident_bytes()
-            await gate.set()
-            await client.gather(blockers)
-            await client.gather(pending)
-            rows.append(row("memory per pending task", "dask", n, (after - before) / n, "bytes"))
     return rows
 
 

@@ -588,7 +588,7 @@ impl<P: Clone> Scheduler<P> {
     fn on_retry(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
         let Some(record) = self.tasks.get(&id) else { return };
         let own_failure = record.state == TaskState::Failed
-            && !matches!(record.error, Some(TaskError::DependencyFailed { .. }));
+            && !matches!(record.error.as_deref(), Some(TaskError::DependencyFailed { .. }));
         let inputs_available = record.deps.iter().all(|dep| {
             self.tasks.get(dep).is_some_and(|dep_record| dep_record.state == TaskState::Finished)
         });
