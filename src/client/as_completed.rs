@@ -11,7 +11,6 @@
 //! are empty: nothing is pending.
 
 use std::fmt;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
@@ -20,27 +19,10 @@ use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use parking_lot::Mutex;
 
 use super::blocking::block_on_caller_thread;
-use super::core::Value;
 use super::future::read_value;
+use super::settle::{Settle, Settled};
 use super::{BlockingClient, Client, TaskFuture};
 use crate::error::{Error, TaskError};
-
-/// A finished future with its outcome, as the task published it.
-type Settled<T> = (TaskFuture<T>, Result<Value, TaskError>);
-
-/// Resolves when its task has an outcome; gives back the handle and the raw outcome.
-struct Settle<T> {
-    future: TaskFuture<T>,
-}
-
-impl<T> Future for Settle<T> {
-    type Output = Settled<T>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let outcome = ready!(self.future.handle.job.poll_outcome(cx));
-        Poll::Ready((self.future.clone(), outcome))
-    }
-}
 
 /// Futures added but not yet moved into the pending set, and who to wake when one comes.
 struct Incoming<T> {
@@ -59,7 +41,7 @@ impl<T> Queue<T> {
     fn new(futures: impl IntoIterator<Item = TaskFuture<T>>) -> Queue<T> {
         Queue {
             incoming: Arc::new(Mutex::new(Incoming { futures: Vec::new(), waker: None })),
-            pending: futures.into_iter().map(|future| Settle { future }).collect(),
+            pending: futures.into_iter().map(|future| Settle::new(future)).collect(),
         }
     }
 
@@ -73,7 +55,7 @@ impl<T> Queue<T> {
 
     fn take_incoming(&mut self) {
         let added = std::mem::take(&mut self.incoming.lock().futures);
-        self.pending.extend(added.into_iter().map(|future| Settle { future }));
+        self.pending.extend(added.into_iter().map(|future| Settle::new(future)));
     }
 
     /// The next finished future with its outcome; `None` when nothing is pending.

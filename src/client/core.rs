@@ -203,6 +203,28 @@ impl Job {
         self.cell.lock().outcome.as_ref().map(Result::is_ok)
     }
 
+    /// Forgets `waker`, registered by [`poll_outcome`](Job::poll_outcome), for a waiter that
+    /// stops waiting before the outcome: without it, a loop of timed-out waits would pile up
+    /// one waker per wait until the task ends.
+    pub(crate) fn unregister_waker(&self, waker: &Waker) {
+        let mut removed = Vec::new();
+        self.cell.lock().wakers.retain(|registered| {
+            let keep = !registered.will_wake(waker);
+            if !keep {
+                // Dropped after the lock: a waker's drop may run arbitrary code.
+                removed.push(registered.clone());
+            }
+            keep
+        });
+        drop(removed);
+    }
+
+    /// How many wakers wait for the outcome.
+    #[cfg(test)]
+    pub(crate) fn n_wakers(&self) -> usize {
+        self.cell.lock().wakers.len()
+    }
+
     /// The outcome if published, without waiting.
     pub(crate) fn peek_outcome(&self) -> Option<Result<Value, TaskError>> {
         self.cell.lock().outcome.clone()

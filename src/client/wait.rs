@@ -7,6 +7,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use super::blocking::block_on_caller_thread;
+use super::settle::Settle;
 use super::{BlockingClient, Client, TaskFuture};
 use crate::error::{Error, TaskError};
 use crate::executor::ExecutorExt;
@@ -124,20 +125,16 @@ impl Client {
 /// Resolves when the condition of `return_when` holds for `futures`.
 ///
 /// Every future is polled once by `FuturesUnordered`; after that only the ones whose task
-/// resolved (and so woke their own waker) are polled again.
+/// resolved (and so woke their own waker) are polled again. When the wait ends early (the
+/// condition holds, or it times out), the unfinished ones take their wakers back.
 async fn wait_until<T>(futures: &[TaskFuture<T>], return_when: ReturnWhen) {
-    let mut outcomes: FuturesUnordered<_> = futures
-        .iter()
-        .map(|future| {
-            let job = &future.handle.job;
-            futures::future::poll_fn(move |cx| job.poll_outcome(cx).map(|outcome| outcome.is_ok()))
-        })
-        .collect();
-    while let Some(succeeded) = outcomes.next().await {
+    let mut outcomes: FuturesUnordered<_> =
+        futures.iter().map(|future| Settle::new(future.clone())).collect();
+    while let Some((_, outcome)) = outcomes.next().await {
         match return_when {
             ReturnWhen::AllCompleted => {}
             ReturnWhen::FirstCompleted => return,
-            ReturnWhen::FirstException if !succeeded => return,
+            ReturnWhen::FirstException if outcome.is_err() => return,
             ReturnWhen::FirstException => {}
         }
     }
