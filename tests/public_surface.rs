@@ -18,6 +18,7 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<taskweave::AsCompleted<i64>>();
     assert_send_sync::<taskweave::client::AsCompletedWithResults<String>>();
     assert_send_sync::<taskweave::client::AsCompletedBatches<String>>();
+    assert_send_sync::<taskweave::client::AsCompletedResultBatches<String>>();
     assert_send_sync::<taskweave::client::AsCompletedAdder<String>>();
     assert_send_sync::<taskweave::client::BlockingAsCompleted<taskweave::AsCompleted<u8>>>();
     assert_send_sync::<taskweave::WaitOutcome<String>>();

@@ -204,10 +204,11 @@ macro_rules! queue_methods {
 ///
 /// Each future is yielded exactly once; the stream ends when nothing is pending. Futures can
 /// be added while iterating, with [`add`](AsCompleted::add) from the loop body or with an
-/// [`adder`](AsCompleted::adder) from elsewhere. Two other forms:
-/// [`with_results`](AsCompleted::with_results) yields each future with its result, and
-/// [`batches`](AsCompleted::batches) yields everything finished so far at once. For blocking
-/// code, [`BlockingClient::as_completed`] is an [`Iterator`].
+/// [`adder`](AsCompleted::adder) from elsewhere. Other forms:
+/// [`with_results`](AsCompleted::with_results) yields each future with its result,
+/// [`batches`](AsCompleted::batches) yields everything finished so far at once, and
+/// `with_results().batches()` does both. For blocking code,
+/// [`BlockingClient::as_completed`] is an [`Iterator`].
 ///
 /// Polling costs one wake-up per finished task, not a pass over every pending future.
 ///
@@ -341,6 +342,30 @@ impl<T> fmt::Debug for AsCompletedWithResults<T> {
 
 impl<T> AsCompletedWithResults<T> {
     queue_methods!();
+
+    /// Yields, each time, every future done by then with its result (at least one), as Dask's
+    /// `as_completed(.., with_results=True).batches()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use taskweave::ReturnWhen;
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(2).build().await?;
+    /// let futures = client.map(|x: i32| x * 2, 0..4);
+    /// client.wait(&futures, ReturnWhen::AllCompleted, None).await?;
+    /// let mut batches = client.as_completed(futures).with_results().batches();
+    /// let batch = batches.next().await.unwrap();
+    /// let mut values: Vec<i32> = batch.into_iter().map(|(_, result)| result.unwrap()).collect();
+    /// values.sort();
+    /// assert_eq!(values, vec![0, 2, 4, 6]);
+    /// # Ok(()) }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    pub fn batches(self) -> AsCompletedResultBatches<T> {
+        AsCompletedResultBatches { queue: self.queue }
+    }
 }
 
 impl<T: Clone + 'static> Stream for AsCompletedWithResults<T> {
@@ -388,6 +413,48 @@ impl<T> Stream for AsCompletedBatches<T> {
             .queue
             .poll_batch(cx)
             .map(|batch| batch.map(|batch| batch.into_iter().map(|(future, _)| future).collect()))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (usize::from(!self.is_empty()), None)
+    }
+}
+
+/// The [`batches`](AsCompletedWithResults::batches) form of [`AsCompletedWithResults`]: yields
+/// every future done by then with its result, in a `Vec` of at least one.
+///
+/// # Cancel safety
+///
+/// `next()` is cancel safe, as for [`AsCompleted`].
+pub struct AsCompletedResultBatches<T> {
+    queue: Queue<T>,
+}
+
+impl<T> fmt::Debug for AsCompletedResultBatches<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsCompletedResultBatches").field("len", &self.len()).finish()
+    }
+}
+
+impl<T> AsCompletedResultBatches<T> {
+    queue_methods!();
+}
+
+impl<T: Clone + 'static> Stream for AsCompletedResultBatches<T> {
+    type Item = Vec<(TaskFuture<T>, Result<T, TaskError>)>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().queue.poll_batch(cx).map(|batch| {
+            batch.map(|batch| {
+                batch
+                    .into_iter()
+                    .map(|(future, outcome)| {
+                        let result = read_value(future.key(), outcome);
+                        (future, result)
+                    })
+                    .collect()
+            })
+        })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -481,6 +548,14 @@ impl<T> BlockingAsCompleted<AsCompleted<T>> {
     }
 }
 
+impl<T> BlockingAsCompleted<AsCompletedWithResults<T>> {
+    /// Yields everything done by then, with results; see
+    /// [`AsCompletedWithResults::batches`].
+    pub fn batches(self) -> BlockingAsCompleted<AsCompletedResultBatches<T>> {
+        BlockingAsCompleted { stream: self.stream.batches() }
+    }
+}
+
 /// The stream's adding methods, on its blocking twin.
 macro_rules! blocking_queue_methods {
     ($stream:ident) => {
@@ -517,6 +592,7 @@ macro_rules! blocking_queue_methods {
 blocking_queue_methods!(AsCompleted);
 blocking_queue_methods!(AsCompletedWithResults);
 blocking_queue_methods!(AsCompletedBatches);
+blocking_queue_methods!(AsCompletedResultBatches);
 
 impl BlockingClient<'_> {
     /// The blocking twin of [`Client::as_completed`]: an [`Iterator`] of futures in the

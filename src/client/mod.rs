@@ -16,7 +16,8 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use as_completed::{
-    AsCompleted, AsCompletedAdder, AsCompletedBatches, AsCompletedWithResults, BlockingAsCompleted,
+    AsCompleted, AsCompletedAdder, AsCompletedBatches, AsCompletedResultBatches,
+    AsCompletedWithResults, BlockingAsCompleted,
 };
 pub use blocking::BlockingClient;
 pub use builder::ClientBuilder;

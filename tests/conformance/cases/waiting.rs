@@ -241,6 +241,20 @@ pub async fn as_completed_batches_yield_everything_already_done(client: Client) 
     }
     assert!(batches.next().await.is_none());
     assert!(blocked.iter().all(TaskFuture::is_done));
+    // With results: every failure and value of what is done, in one batch.
+    let mixed = evens_succeed(&client, 6);
+    client.wait(&mixed, ReturnWhen::AllCompleted, None).await.unwrap();
+    let mut batches = client.as_completed(mixed).with_results().batches();
+    let batch = batches.next().await.unwrap();
+    let mut values: Vec<i32> = batch.iter().filter_map(|(_, r)| r.as_ref().ok().copied()).collect();
+    values.sort_unstable();
+    assert_eq!(values, vec![0, 2, 4]);
+    let mut messages: Vec<String> =
+        batch.iter().filter_map(|(_, r)| r.as_ref().err().map(|e| e.to_string())).collect();
+    messages.sort_unstable();
+    assert_eq!(messages.len(), 3);
+    assert!(messages.iter().all(|m| m.contains("failed: odd")), "{messages:?}");
+    assert!(batches.next().await.is_none());
 }
 
 pub async fn as_completed_adder_adds_from_another_thread(client: Client) {
@@ -314,6 +328,14 @@ pub async fn blocking_twins_work_from_a_plain_thread(client: Client) {
             .map(|b| b.unwrap().len())
             .sum();
         assert_eq!(batched, 30);
+        let result_batches: Vec<_> = blocking
+            .as_completed(evens_succeed(&client, 4))
+            .with_results()
+            .batches()
+            .map(Result::unwrap)
+            .collect();
+        let n_ok = result_batches.iter().flatten().filter(|(_, result)| result.is_ok()).count();
+        assert_eq!(n_ok, 2);
     });
     // Await rather than join: on a current-thread runtime, blocking here would stall the
     // async tasks the thread waits for.
