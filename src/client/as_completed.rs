@@ -31,7 +31,7 @@ struct Incoming<T> {
     waker: Option<Waker>,
 }
 
-/// The engine shared by the three stream shapes.
+/// The engine behind every form of the stream.
 struct Queue<T> {
     incoming: Arc<Mutex<Incoming<T>>>,
     pending: FuturesUnordered<Settle<T>>,
@@ -41,7 +41,7 @@ impl<T> Queue<T> {
     fn new(futures: impl IntoIterator<Item = TaskFuture<T>>) -> Queue<T> {
         Queue {
             incoming: Arc::new(Mutex::new(Incoming { futures: Vec::new(), waker: None })),
-            pending: futures.into_iter().map(|future| Settle::new(future)).collect(),
+            pending: futures.into_iter().map(Settle::new).collect(),
         }
     }
 
@@ -55,7 +55,7 @@ impl<T> Queue<T> {
 
     fn take_incoming(&mut self) {
         let added = std::mem::take(&mut self.incoming.lock().futures);
-        self.pending.extend(added.into_iter().map(|future| Settle::new(future)));
+        self.pending.extend(added.into_iter().map(Settle::new));
     }
 
     /// The next finished future with its outcome; `None` when nothing is pending.
@@ -154,14 +154,22 @@ impl<T> AsCompletedAdder<T> {
 
     /// Adds several futures; wakes the stream if it is waiting.
     pub fn update(&self, futures: impl IntoIterator<Item = TaskFuture<T>>) {
-        let waker = {
-            let mut incoming = self.incoming.lock();
-            incoming.futures.extend(futures);
-            incoming.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        push(&self.incoming, futures);
+    }
+}
+
+/// Queues `futures` for the stream and wakes it if it is waiting.
+fn push<T>(incoming: &Mutex<Incoming<T>>, futures: impl IntoIterator<Item = TaskFuture<T>>) {
+    // Collected before taking the lock: the iterator is user code (it may submit, or even
+    // look at the stream), and the waker runs after the lock is released.
+    let mut futures: Vec<_> = futures.into_iter().collect();
+    let waker = {
+        let mut incoming = incoming.lock();
+        incoming.futures.append(&mut futures);
+        incoming.waker.take()
+    };
+    if let Some(waker) = waker {
+        waker.wake();
     }
 }
 
@@ -174,12 +182,12 @@ macro_rules! queue_methods {
         /// `while let Some(..) = stream.next().await` loop. To add from elsewhere, use an
         /// [`adder`](Self::adder).
         pub fn add(&self, future: TaskFuture<T>) {
-            self.queue.adder().add(future);
+            push(&self.queue.incoming, std::iter::once(future));
         }
 
         /// Adds several futures to the stream.
         pub fn update(&self, futures: impl IntoIterator<Item = TaskFuture<T>>) {
-            self.queue.adder().update(futures);
+            push(&self.queue.incoming, futures);
         }
 
         /// A cloneable handle that adds futures to this stream from another task or thread.

@@ -214,13 +214,17 @@ pub async fn as_completed_with_results_gives_values_and_errors(client: Client) {
         seen.push(index);
         // Adding works on this form too.
         if index == 0 {
-            let added = client.submit(|x: i32| x, 6);
-            all.push(added.clone());
-            results.add(added);
+            // A lazy iterator that submits, and looks at the stream, while it is added.
+            results.update((6..8).map(|i| {
+                let _pending = results.len(); // must not deadlock with the add in progress
+                let added = client.submit(|x: i32| x, i);
+                all.push(added.clone());
+                added
+            }));
         }
     }
     seen.sort_unstable();
-    assert_eq!(seen, (0..7).collect::<Vec<_>>());
+    assert_eq!(seen, (0..8).collect::<Vec<_>>());
 }
 
 pub async fn as_completed_batches_yield_everything_already_done(client: Client) {
