@@ -73,7 +73,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use crate::Error;
 use crate::executor::{BoxFuture, Executor, enter_async_context};
 
-/// How many trace events [`SimExecutor::recent_events`] keeps.
+/// How many trace events [`SimExecutor::recent_events`] keeps by default.
 const RECENT_EVENTS: usize = 64;
 
 /// The wall clock of every simulation starts here (2023-11-14T22:13:20Z), so that wall-clock
@@ -102,6 +102,7 @@ pub struct SimConfig {
     max_virtual_time: Duration,
     step_time: Duration,
     blocking_time: Duration,
+    recent_events: usize,
     faults: SimFaults,
 }
 
@@ -133,6 +134,7 @@ impl SimConfig {
             max_virtual_time: Duration::from_secs(24 * 3600),
             step_time: Duration::from_micros(50),
             blocking_time: Duration::from_millis(5),
+            recent_events: RECENT_EVENTS,
             faults: SimFaults::default(),
         }
     }
@@ -164,6 +166,13 @@ impl SimConfig {
     /// compute time up to `limit`.
     pub fn blocking_time(mut self, limit: Duration) -> SimConfig {
         self.blocking_time = limit;
+        self
+    }
+
+    /// How many of the last trace events [`SimExecutor::recent_events`] keeps (default 64);
+    /// raise it to read a whole run when replaying a seed.
+    pub fn recent_events(mut self, events: usize) -> SimConfig {
+        self.recent_events = events;
         self
     }
 
@@ -363,6 +372,7 @@ enum TraceEvent {
 struct Trace {
     hash: u64,
     events: u64,
+    capacity: usize,
     recent: VecDeque<(u64, Duration, TraceEvent)>,
 }
 
@@ -387,7 +397,10 @@ impl Trace {
         };
         self.hash = hash;
         self.events += 1;
-        if self.recent.len() == RECENT_EVENTS {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.recent.len() == self.capacity {
             self.recent.pop_front();
         }
         self.recent.push_back((step, at, event));
@@ -542,6 +555,7 @@ impl SimExecutor {
     /// A new simulation, at virtual time zero, with nothing spawned.
     pub fn new(config: SimConfig) -> SimExecutor {
         let seed = config.seed;
+        let capacity = config.recent_events;
         let state = State {
             config,
             elapsed: Duration::ZERO,
@@ -556,7 +570,7 @@ impl SimExecutor {
             order: SimRng::stream(seed, "order"),
             time: SimRng::stream(seed, "time"),
             faults: SimRng::stream(seed, "faults"),
-            trace: Trace { hash: FNV_OFFSET, events: 0, recent: VecDeque::new() },
+            trace: Trace { hash: FNV_OFFSET, events: 0, capacity, recent: VecDeque::new() },
             stats: SimStats::default(),
             panicked: None,
             running: false,
@@ -595,7 +609,8 @@ impl SimExecutor {
         self.shared.state.lock().trace.hash
     }
 
-    /// The last events of the trace (up to 64), oldest first, one line each.
+    /// The last events of the trace (64 unless [`SimConfig::recent_events`] says otherwise),
+    /// oldest first, one line each.
     pub fn recent_events(&self) -> Vec<String> {
         let state = self.shared.state.lock();
         state

@@ -397,7 +397,10 @@ impl<P: Clone> Scheduler<P> {
         match inherited {
             Some(root) => {
                 let error = self.dependency_error(id, root);
-                self.finish_with_error(id, TaskState::Failed, error, Reported::No, out);
+                // As in a cascade: a cancelled dependency makes this task cancelled, not failed.
+                let state =
+                    if error.is_cancelled() { TaskState::Cancelled } else { TaskState::Failed };
+                self.finish_with_error(id, state, error, Reported::No, out);
             }
             None if waiting_on == 0 => self.make_ready(id, out),
             None => {}

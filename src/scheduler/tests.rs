@@ -267,6 +267,35 @@ fn cancelling_cascades_as_cancellation_not_failure() {
     );
 }
 
+/// Found by the simulation (`dependencies 0` in `tests/sim-seeds.txt`): a task submitted
+/// after its dependency was cancelled was counted as failed, not cancelled.
+#[test]
+fn submitting_after_a_cancelled_dependency_is_a_cancellation_not_a_failure() {
+    let scheduler = check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::CancelRequested { id: TaskId(1), reason: "user".into() },
+            Event::Submitted(spec(2, &[1])),
+        ],
+        vec![
+            dispatch(1, 1),
+            Action::Abort { id: TaskId(1), payload: 1 },
+            failed_with(1, TaskError::Cancelled { key: key(1), reason: "user".into() }),
+            failed_with(
+                2,
+                TaskError::Cancelled {
+                    key: key(2),
+                    reason: "its dependency t1 was cancelled".into(),
+                },
+            ),
+        ],
+    );
+    assert_eq!(scheduler.state(TaskId(2)), Some(TaskState::Cancelled));
+    assert_eq!(scheduler.counts().cancelled, 2);
+    assert_eq!(scheduler.counts().total_failed, 0);
+}
+
 #[test]
 fn a_released_queued_task_is_forgotten_without_running() {
     check(

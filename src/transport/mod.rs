@@ -95,6 +95,13 @@ impl ReadyTask {
         self.attempt
     }
 
+    /// Whether the task already has an outcome: it was cancelled (or its client closed) after
+    /// it was dispatched, while it waited for a worker. A worker does not start such a task;
+    /// it reports [`TaskOutcome::not_run`] instead, which gives the worker slot back.
+    pub fn is_resolved(&self) -> bool {
+        self.job.peek_outcome().is_some()
+    }
+
     /// Whether the body is async (run it with [`run_async`](ReadyTask::run_async) on the
     /// executor) rather than blocking (run it with [`run`](ReadyTask::run) on a worker).
     pub fn is_async(&self) -> bool {
@@ -128,6 +135,14 @@ impl TaskOutcome {
     pub fn dropped_by_executor() -> TaskOutcome {
         TaskOutcome(BodyOutcome::Failed(
             "the executor dropped the task before it finished (has the runtime shut down?)".into(),
+        ))
+    }
+
+    /// The outcome reported for a task that was not started because it was already resolved
+    /// (see [`ReadyTask::is_resolved`]); the scheduler only frees the task's slot.
+    pub fn not_run() -> TaskOutcome {
+        TaskOutcome(BodyOutcome::Failed(
+            "the task was resolved (cancelled) before a worker started it".into(),
         ))
     }
 

@@ -1,6 +1,6 @@
 //! Workers: loops that take ready tasks, run their bodies and report the outcomes.
 
-use crate::transport::{CompletionSink, ReadyTask};
+use crate::transport::{CompletionSink, ReadyTask, TaskOutcome};
 
 /// What the in-process queue carries to a worker.
 pub(crate) enum WorkerMessage {
@@ -30,7 +30,10 @@ pub(crate) async fn run_local_worker(
         };
         match message {
             WorkerMessage::Run(task) => {
-                let outcome = task.run();
+                // Cancelled while it waited in the queue: it must not start (found by the
+                // simulation, `dependencies 0` in tests/sim-seeds.txt). Reporting it still
+                // gives the slot back.
+                let outcome = if task.is_resolved() { TaskOutcome::not_run() } else { task.run() };
                 sink.complete(&task, outcome);
             }
             WorkerMessage::Stop => break,

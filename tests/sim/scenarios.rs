@@ -1,0 +1,124 @@
+//! The scenarios: each a workload profile and a fault setting, run under many seeds.
+
+use crate::workload::{Scenario, Weights};
+
+/// Every scenario the runner cycles through.
+pub(crate) const SCENARIOS: &[Scenario] = &[
+    // Values, errors, panics and async bodies; no cancels or drops, so the scheduler's counts
+    // are checked exactly against what the handles saw.
+    Scenario {
+        name: "basics",
+        weights: Weights {
+            plain: 5,
+            fails: 2,
+            panics: 2,
+            async_body: 3,
+            await_one: 2,
+            sleep: 2,
+            ..Weights::ZERO
+        },
+        max_ops: 40,
+        close_midway: false,
+        faults: false,
+    },
+    // Graphs of dependent tasks with failing roots and cancels (cascades), all handles kept.
+    Scenario {
+        name: "dependencies",
+        weights: Weights {
+            plain: 4,
+            fails: 1,
+            panics: 1,
+            async_body: 2,
+            dependent: 6,
+            cancel: 2,
+            await_one: 2,
+            sleep: 2,
+            ..Weights::ZERO
+        },
+        max_ops: 60,
+        close_midway: false,
+        faults: false,
+    },
+    // Cancel, drop and resubmit storms on a few shared keys, with fire-and-forget.
+    Scenario {
+        name: "cancel_drop_storm",
+        weights: Weights {
+            plain: 3,
+            async_body: 2,
+            dependent: 3,
+            keyed: 4,
+            cancel: 4,
+            drop: 4,
+            fire_and_forget: 2,
+            await_one: 1,
+            sleep: 2,
+            ..Weights::ZERO
+        },
+        max_ops: 60,
+        close_midway: false,
+        faults: false,
+    },
+    // Flaky tasks with retries, `retry()` after exhaustion, dependents of flaky tasks.
+    Scenario {
+        name: "retries",
+        weights: Weights {
+            plain: 1,
+            flaky: 5,
+            dependent: 2,
+            retry: 3,
+            cancel: 1,
+            await_one: 2,
+            sleep: 2,
+            ..Weights::ZERO
+        },
+        max_ops: 50,
+        close_midway: false,
+        faults: false,
+    },
+    // Close part-way through: unfinished tasks are cancelled, later submissions too.
+    Scenario {
+        name: "close_midway",
+        weights: Weights {
+            plain: 3,
+            fails: 1,
+            async_body: 2,
+            dependent: 3,
+            flaky: 1,
+            cancel: 1,
+            await_one: 1,
+            sleep: 2,
+            ..Weights::ZERO
+        },
+        max_ops: 50,
+        close_midway: true,
+        faults: false,
+    },
+    // Everything at once, with worker crashes, dropped async bodies and wall-clock jumps
+    // switched on per seed.
+    Scenario {
+        name: "chaos",
+        weights: Weights {
+            plain: 3,
+            fails: 1,
+            panics: 1,
+            async_body: 3,
+            dependent: 4,
+            flaky: 2,
+            keyed: 2,
+            cancel: 2,
+            drop: 2,
+            fire_and_forget: 1,
+            retry: 1,
+            await_one: 2,
+            sleep: 3,
+        },
+        max_ops: 80,
+        close_midway: false,
+        faults: true,
+    },
+];
+
+/// The scenario called `name`.
+pub(crate) fn by_name(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|scenario| scenario.name == name)
+}

@@ -1,0 +1,963 @@
+//! One simulated run: a seeded workload driven through the real client, scheduler and
+//! in-process transport on a `SimExecutor`, and the oracle that checks what came out.
+//!
+//! The workload is a list of operations drawn from the seed's `workload` stream (submit the
+//! kinds of task below, cancel, drop, fire-and-forget, retry, await, sleep, close). Each task's
+//! body reports to a [`Probe`] when it starts, so that the oracle knows how often each ran.
+//! Because the simulation runs on one thread, nothing happens between two statements of the
+//! scenario: right after `cancel()` returns, the task and all its unfinished dependents must
+//! already be resolved as cancelled, and that is checked there and then.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use taskweave::runtimes::sim::{SimConfig, SimError, SimExecutor, SimRng};
+use taskweave::scheduler::TaskState;
+use taskweave::{Client, Executor, TaskError, TaskFuture};
+
+/// Relative weights of the operations a scenario draws.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Weights {
+    pub plain: u32,
+    pub fails: u32,
+    pub panics: u32,
+    pub async_body: u32,
+    pub dependent: u32,
+    pub flaky: u32,
+    pub keyed: u32,
+    pub cancel: u32,
+    pub drop: u32,
+    pub fire_and_forget: u32,
+    pub retry: u32,
+    pub await_one: u32,
+    pub sleep: u32,
+}
+
+impl Weights {
+    /// No operation at all; scenarios start from here.
+    pub(crate) const ZERO: Weights = Weights {
+        plain: 0,
+        fails: 0,
+        panics: 0,
+        async_body: 0,
+        dependent: 0,
+        flaky: 0,
+        keyed: 0,
+        cancel: 0,
+        drop: 0,
+        fire_and_forget: 0,
+        retry: 0,
+        await_one: 0,
+        sleep: 0,
+    };
+
+    fn total(&self) -> u32 {
+        self.plain
+            + self.fails
+            + self.panics
+            + self.async_body
+            + self.dependent
+            + self.flaky
+            + self.keyed
+            + self.cancel
+            + self.drop
+            + self.fire_and_forget
+            + self.retry
+            + self.await_one
+            + self.sleep
+    }
+}
+
+/// A named family of runs: what the workload does and which faults are on, each a function
+/// of the seed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scenario {
+    pub name: &'static str,
+    pub weights: Weights,
+    /// How many operations a run draws, at most.
+    pub max_ops: u64,
+    /// Close the client part-way through (then keep submitting).
+    pub close_midway: bool,
+    /// Switch executor faults on, swarm style (each kind on or off per seed).
+    pub faults: bool,
+}
+
+impl Scenario {
+    /// The executor configuration of `seed`: limits, and the faults this seed switches on.
+    pub(crate) fn config(&self, seed: u64, workers: usize) -> SimConfig {
+        let mut config = SimConfig::new(seed)
+            .max_steps(2_000_000)
+            .max_virtual_time(Duration::from_secs(6 * 3600));
+        if self.faults {
+            let mut swarm = SimRng::stream(seed, "swarm");
+            if swarm.chance(0.5) {
+                // Keep one worker alive: the in-process cluster does not restart workers.
+                let chance = [0.002, 0.02, 0.2][swarm.index(3)];
+                config = config.crash_dedicated(chance, workers - 1);
+            }
+            if swarm.chance(0.5) {
+                let chance = [0.01, 0.1][swarm.index(2)];
+                config = config.drop_spawned(chance, 3);
+            }
+            if swarm.chance(0.5) {
+                config = config.wall_clock_jumps(0.001, Duration::from_secs(3600));
+            }
+            if swarm.chance(0.3) {
+                config = config.step_time(Duration::from_millis(2));
+            }
+        }
+        config
+    }
+}
+
+/// What a task does when it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Returns `arg * 3 + 1`.
+    Plain { arg: i64 },
+    /// Returns an error whose text contains "boom".
+    Fails,
+    /// Panics with a message containing "planned panic".
+    Panics,
+    /// An async body that sleeps, then returns `arg + 7`.
+    Async { arg: i64 },
+    /// Reads its parents' values and returns their sum plus `add`.
+    Dependent { add: i64 },
+    /// Fails its first `fail_first` runs, then returns `arg + 5`; submitted with `retries`.
+    Flaky { arg: i64, fail_first: u32, retries: u32 },
+    /// Submitted with the key `key-<key>`; returns `key * 10 + 1`.
+    Keyed { key: u32 },
+}
+
+/// Where bodies report that they started. Shared with every body (they run on workers).
+#[derive(Debug, Default)]
+pub(crate) struct Probe {
+    state: Mutex<ProbeState>,
+}
+
+#[derive(Debug, Default)]
+struct ProbeState {
+    /// Runs started, by task index.
+    runs: Vec<u32>,
+    /// Runs started, by key (keyed tasks share a key's job).
+    key_runs: BTreeMap<u32, u32>,
+    /// Tasks that must not start any more (cancelled or released before they started).
+    forbidden: Vec<Option<&'static str>>,
+    violations: Vec<String>,
+}
+
+impl Probe {
+    fn add_task(&self) {
+        let mut state = self.state.lock();
+        state.runs.push(0);
+        state.forbidden.push(None);
+    }
+
+    /// A body of task `index` starts; returns which run of it this is (from 1).
+    fn start(&self, index: usize, key: Option<u32>) -> u32 {
+        let mut state = self.state.lock();
+        state.runs[index] += 1;
+        if let Some(key) = key {
+            *state.key_runs.entry(key).or_default() += 1;
+        }
+        if let Some(why) = state.forbidden[index] {
+            state.violations.push(format!("task #{index} started after it was {why}"));
+        }
+        state.runs[index]
+    }
+
+    fn runs(&self, index: usize) -> u32 {
+        self.state.lock().runs[index]
+    }
+
+    fn forbid(&self, index: usize, why: &'static str) {
+        self.state.lock().forbidden[index] = Some(why);
+    }
+}
+
+/// What a handle resolved to.
+#[derive(Debug, Clone, PartialEq)]
+enum Observed {
+    Value(i64),
+    Error(TaskError),
+}
+
+impl From<Result<i64, TaskError>> for Observed {
+    fn from(result: Result<i64, TaskError>) -> Observed {
+        match result {
+            Ok(value) => Observed::Value(value),
+            Err(error) => Observed::Error(error),
+        }
+    }
+}
+
+/// One submitted task, as the scenario sees it.
+#[derive(Debug)]
+struct Tracked {
+    kind: Kind,
+    /// Our handle; `None` once dropped.
+    handle: Option<TaskFuture<i64>>,
+    key_text: String,
+    parents: Vec<usize>,
+    /// Cancelled (by us, a cascade or close) while not done: must end cancelled.
+    must_cancel: bool,
+    /// Cancelled directly by us at some point.
+    cancel_requested: bool,
+    /// Whether close happened while it was not done.
+    hit_by_close: bool,
+    pinned: bool,
+    /// Has a dependent been submitted on it.
+    has_dependents: bool,
+    /// What it resolved to, the last time we looked (reset by `retry`).
+    observed: Option<Observed>,
+    /// Effective `retry()` calls.
+    retried: u32,
+}
+
+/// The outcome of one run.
+#[derive(Debug, Clone)]
+pub(crate) struct RunReport {
+    pub trace_hash: u64,
+    pub steps: u64,
+    pub tasks: usize,
+}
+
+/// A run that broke an invariant (or hung).
+#[derive(Debug, Clone)]
+pub(crate) struct RunFailure {
+    pub message: String,
+    pub recent_events: Vec<String>,
+    pub trace_hash: u64,
+    pub derived: String,
+}
+
+/// Runs `scenario` under `seed`.
+pub(crate) fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunFailure> {
+    let mut workload = SimRng::stream(seed, "workload");
+    let workers = workload.between(1, 4) as usize;
+    let mut config = scenario.config(seed, workers);
+    if let Some(events) = std::env::var("TASKWEAVE_SIM_TRACE").ok().and_then(|n| n.parse().ok()) {
+        config = config.recent_events(events);
+    }
+    let derived = format!("workers={workers} config={config:?}");
+    let sim = SimExecutor::new(config);
+    let outcome = run_on(scenario, &sim, workload, workers);
+    let report = match outcome {
+        Ok(tasks) => {
+            Ok(RunReport { trace_hash: sim.trace_hash(), steps: sim.stats().steps, tasks })
+        }
+        Err(message) => Err(RunFailure {
+            message,
+            recent_events: sim.recent_events(),
+            trace_hash: sim.trace_hash(),
+            derived,
+        }),
+    };
+    sim.shutdown();
+    report
+}
+
+fn sim_error(during: &str, error: SimError) -> String {
+    format!("{during}: {error}")
+}
+
+fn run_on(
+    scenario: &Scenario,
+    sim: &SimExecutor,
+    workload: SimRng,
+    workers: usize,
+) -> Result<usize, String> {
+    let client = Client::builder()
+        .executor(sim.clone())
+        .workers(workers)
+        .build_blocking()
+        .map_err(|error| format!("building the client failed: {error}"))?;
+    let probe = Arc::new(Probe::default());
+    let mut world = World {
+        scenario: *scenario,
+        sim: sim.clone(),
+        client: client.clone(),
+        probe: Arc::clone(&probe),
+        rng: workload,
+        tasks: Vec::new(),
+        closed: false,
+        key_live_submissions: BTreeMap::new(),
+        key_cancelled: BTreeSet::new(),
+        effective_retries: 0,
+    };
+    sim.block_on(world.drive())
+        .map_err(|error| sim_error("while running the workload", error))??;
+    // Every handle is dropped now; whatever is left must drain and be forgotten.
+    world.drop_all_handles();
+    sim.run_until_idle().map_err(|error| sim_error("while draining after the workload", error))?;
+    let stats = client.stats();
+    if stats.tasks.held() != 0 {
+        return Err(format!(
+            "the client still holds {} tasks after every handle was dropped: {:?}",
+            stats.tasks.held(),
+            stats.tasks
+        ));
+    }
+    world.check_runs_after_drain()?;
+    if let Some(violation) = probe.state.lock().violations.first() {
+        return Err(violation.clone());
+    }
+    let tasks = world.tasks.len();
+    drop(world);
+    sim.block_on(client.close())
+        .map_err(|error| sim_error("while closing", error))?
+        .map_err(|error| format!("close failed: {error}"))?;
+    drop(client);
+    sim.run_until_idle().map_err(|error| sim_error("while draining after close", error))?;
+    let stats = sim.stats();
+    if stats.alive != 0 {
+        return Err(format!(
+            "{} simulated tasks still alive after close: {:?}",
+            stats.alive,
+            sim.alive_tasks()
+        ));
+    }
+    if stats.timers != 0 {
+        return Err(format!("{} timers still set after close", stats.timers));
+    }
+    Ok(tasks)
+}
+
+/// The scenario's state while it runs.
+struct World {
+    scenario: Scenario,
+    sim: SimExecutor,
+    client: Client,
+    probe: Arc<Probe>,
+    rng: SimRng,
+    tasks: Vec<Tracked>,
+    closed: bool,
+    /// For each key, how many submissions found no live handle of that key (each may have
+    /// made a new task, so each may add one run).
+    key_live_submissions: BTreeMap<u32, u32>,
+    key_cancelled: BTreeSet<u32>,
+    effective_retries: u64,
+}
+
+impl World {
+    async fn drive(&mut self) -> Result<(), String> {
+        let ops = self.rng.between(5, self.scenario.max_ops);
+        let close_at = if self.scenario.close_midway { Some(self.rng.below(ops)) } else { None };
+        for op in 0..ops {
+            if close_at == Some(op) {
+                self.close().await?;
+            }
+            self.step().await?;
+            if self.rng.chance(0.2) {
+                self.observe_all()?;
+            }
+        }
+        // Wait for everything still held, then check every outcome.
+        for index in 0..self.tasks.len() {
+            self.await_task(index).await?;
+        }
+        self.observe_all()?;
+        for index in 0..self.tasks.len() {
+            self.check_outcome(index)?;
+        }
+        self.check_counts()?;
+        Ok(())
+    }
+
+    async fn step(&mut self) -> Result<(), String> {
+        let weights = self.scenario.weights;
+        let mut pick = self.rng.below(u64::from(weights.total())) as u32;
+        let mut take = |weight: u32| {
+            if pick < weight {
+                true
+            } else {
+                pick -= weight;
+                false
+            }
+        };
+        if take(weights.plain) {
+            let arg = self.rng.below(1000) as i64;
+            self.submit(Kind::Plain { arg }, Vec::new());
+        } else if take(weights.fails) {
+            self.submit(Kind::Fails, Vec::new());
+        } else if take(weights.panics) {
+            self.submit(Kind::Panics, Vec::new());
+        } else if take(weights.async_body) {
+            let arg = self.rng.below(1000) as i64;
+            self.submit(Kind::Async { arg }, Vec::new());
+        } else if take(weights.dependent) {
+            let live = self.live();
+            if live.is_empty() {
+                return Ok(());
+            }
+            let count = self.rng.between(1, 3) as usize;
+            let parents = (0..count).map(|_| live[self.rng.index(live.len())]).collect();
+            let add = self.rng.below(100) as i64;
+            self.submit(Kind::Dependent { add }, parents);
+        } else if take(weights.flaky) {
+            let arg = self.rng.below(1000) as i64;
+            let fail_first = self.rng.below(3) as u32;
+            let retries = self.rng.below(3) as u32;
+            self.submit(Kind::Flaky { arg, fail_first, retries }, Vec::new());
+        } else if take(weights.keyed) {
+            let key = self.rng.below(4) as u32;
+            self.submit(Kind::Keyed { key }, Vec::new());
+        } else if take(weights.cancel) {
+            if let Some(index) = self.pick_live() {
+                self.cancel(index)?;
+            }
+        } else if take(weights.drop) {
+            if let Some(index) = self.pick_live() {
+                self.drop_handle(index);
+            }
+        } else if take(weights.fire_and_forget) {
+            if let Some(index) = self.pick_live() {
+                let handle = self.tasks[index].handle.clone().expect("live");
+                self.sim.note(format_args!("fire_and_forget #{index}"));
+                self.client.fire_and_forget(&[handle]);
+                self.tasks[index].pinned = true;
+            }
+        } else if take(weights.retry) {
+            self.retry_one()?;
+        } else if take(weights.await_one) {
+            if let Some(index) = self.pick_live() {
+                self.await_task(index).await?;
+            }
+        } else {
+            let pause = self.rng.duration_up_to(Duration::from_millis(3));
+            self.sim.note(format_args!("sleep {pause:?}"));
+            self.sim.sleep(pause).await;
+        }
+        Ok(())
+    }
+
+    fn live(&self) -> Vec<usize> {
+        (0..self.tasks.len()).filter(|index| self.tasks[*index].handle.is_some()).collect()
+    }
+
+    fn pick_live(&mut self) -> Option<usize> {
+        let live = self.live();
+        if live.is_empty() { None } else { Some(live[self.rng.index(live.len())]) }
+    }
+
+    fn submit(&mut self, kind: Kind, parents: Vec<usize>) {
+        let index = self.tasks.len();
+        self.probe.add_task();
+        self.sim.note(format_args!("submit #{index} {kind:?} after {parents:?}"));
+        let probe = Arc::clone(&self.probe);
+        let client = &self.client;
+        let handle: TaskFuture<i64> = match kind {
+            Kind::Plain { arg } => client.submit(
+                move |arg: i64| {
+                    probe.start(index, None);
+                    arg * 3 + 1
+                },
+                arg,
+            ),
+            Kind::Fails => client.try_submit(
+                move |_: ()| -> Result<i64, String> {
+                    probe.start(index, None);
+                    Err(format!("boom from #{index}"))
+                },
+                (),
+            ),
+            Kind::Panics => client.submit(
+                move |_: ()| -> i64 {
+                    probe.start(index, None);
+                    panic!("planned panic in #{index}")
+                },
+                (),
+            ),
+            Kind::Async { arg } => {
+                let executor = Arc::clone(client.executor());
+                let pause = self.rng.duration_up_to(Duration::from_millis(5));
+                client.submit_async(
+                    move |arg: i64| {
+                        let probe = Arc::clone(&probe);
+                        let executor = Arc::clone(&executor);
+                        async move {
+                            probe.start(index, None);
+                            executor.sleep(pause).await;
+                            arg + 7
+                        }
+                    },
+                    arg,
+                )
+            }
+            Kind::Dependent { add } => {
+                let parent_handles: Vec<TaskFuture<i64>> = parents
+                    .iter()
+                    .map(|parent| self.tasks[*parent].handle.clone().expect("parents are live"))
+                    .collect();
+                for parent in &parents {
+                    self.tasks[*parent].has_dependents = true;
+                }
+                client.after(parent_handles).submit(move |values: Vec<i64>| {
+                    probe.start(index, None);
+                    values.iter().sum::<i64>() + add
+                })
+            }
+            Kind::Flaky { arg, fail_first, retries } => client.task().retries(retries).try_submit(
+                move |arg: i64| {
+                    let run = probe.start(index, None);
+                    if run <= fail_first {
+                        Err(format!("flaky #{index} failed run {run}"))
+                    } else {
+                        Ok(arg + 5)
+                    }
+                },
+                arg,
+            ),
+            Kind::Keyed { key } => {
+                let live_sibling = self
+                    .tasks
+                    .iter()
+                    .any(|task| task.kind == Kind::Keyed { key } && task.handle.is_some());
+                if !live_sibling {
+                    *self.key_live_submissions.entry(key).or_default() += 1;
+                }
+                client.task().key(format!("key-{key}")).submit(
+                    move |key: u32| {
+                        probe.start(index, Some(key));
+                        i64::from(key) * 10 + 1
+                    },
+                    key,
+                )
+            }
+        };
+        let after_close = self.closed;
+        self.tasks.push(Tracked {
+            kind,
+            key_text: handle.key().to_string(),
+            handle: Some(handle),
+            parents,
+            must_cancel: false,
+            cancel_requested: false,
+            hit_by_close: after_close,
+            pinned: false,
+            has_dependents: false,
+            observed: None,
+            retried: 0,
+        });
+    }
+
+    /// Every tracked task that (transitively) depends on `root`, plus keyed tasks sharing
+    /// its key, with `root` itself.
+    fn affected_by(&self, root: usize) -> BTreeSet<usize> {
+        let mut affected = BTreeSet::from([root]);
+        if let Kind::Keyed { key } = self.tasks[root].kind {
+            for (index, task) in self.tasks.iter().enumerate() {
+                if task.kind == (Kind::Keyed { key }) && task.handle.is_some() {
+                    affected.insert(index);
+                }
+            }
+        }
+        // Tasks are submitted after their parents: one pass in index order suffices.
+        for (index, task) in self.tasks.iter().enumerate() {
+            if task.parents.iter().any(|parent| affected.contains(parent)) {
+                affected.insert(index);
+            }
+        }
+        affected
+    }
+
+    fn cancel(&mut self, index: usize) -> Result<(), String> {
+        let affected = self.affected_by(index);
+        // Which of them are unfinished right now (nothing runs between here and the cancel).
+        let unfinished: Vec<usize> = affected
+            .iter()
+            .copied()
+            .filter(|task| {
+                self.tasks[*task].handle.as_ref().is_some_and(|handle| !handle.is_done())
+            })
+            .collect();
+        let root_unfinished = unfinished.contains(&index);
+        self.sim.note(format_args!("cancel #{index} (unfinished: {unfinished:?})"));
+        if let Kind::Keyed { key } = self.tasks[index].kind {
+            self.key_cancelled.insert(key);
+        }
+        let handle = self.tasks[index].handle.clone().expect("live");
+        handle.cancel();
+        self.tasks[index].cancel_requested = true;
+        if root_unfinished && self.probe.runs(index) == 0 {
+            self.probe.forbid(index, "cancelled");
+        }
+        if !root_unfinished {
+            return Ok(());
+        }
+        for task in unfinished {
+            self.tasks[task].must_cancel = true;
+            if self.probe.runs(task) == 0 {
+                self.probe.forbid(task, "cancelled");
+            }
+            let handle = self.tasks[task].handle.as_ref().expect("unfinished tasks are live");
+            match handle.try_result() {
+                Some(Err(error)) if error.is_cancelled() => {}
+                other => {
+                    return Err(format!(
+                        "right after cancelling #{index}, #{task} ({}) should be cancelled but is \
+                         {other:?}",
+                        self.tasks[task].key_text
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_handle(&mut self, index: usize) {
+        let task = &mut self.tasks[index];
+        let handle = task.handle.take().expect("live");
+        let done = handle.is_done();
+        // Only a task the scheduler has not dispatched yet is sure not to start: once it is on
+        // its way to a worker (`Running`), releasing it lets it finish and discards the value.
+        let dispatched = !matches!(handle.state(), Some(TaskState::Waiting | TaskState::Ready));
+        if let Some(outcome) = handle.try_result() {
+            task.observed = Some(outcome.into());
+        }
+        let keyed = matches!(task.kind, Kind::Keyed { .. });
+        let unstarted = self.probe.runs(index) == 0;
+        self.sim.note(format_args!("drop #{index}"));
+        drop(handle);
+        // Released before it started, and nothing else needs it: it must never start (the
+        // documented drop behaviour of `TaskFuture`).
+        if !done && !dispatched && unstarted && !task.pinned && !task.has_dependents && !keyed {
+            self.probe.forbid(index, "released");
+        }
+    }
+
+    fn drop_all_handles(&mut self) {
+        for task in &mut self.tasks {
+            task.handle = None;
+        }
+    }
+
+    fn retry_one(&mut self) -> Result<(), String> {
+        // A flaky task that failed on its own is run again by `retry`.
+        let candidates: Vec<usize> = (0..self.tasks.len())
+            .filter(|index| {
+                let task = &self.tasks[*index];
+                matches!(task.kind, Kind::Flaky { .. })
+                    && !self.closed
+                    && task.handle.as_ref().is_some_and(|handle| {
+                        matches!(handle.try_result(), Some(Err(TaskError::Failed { .. })))
+                    })
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let index = candidates[self.rng.index(candidates.len())];
+        self.sim.note(format_args!("retry #{index}"));
+        let handle = self.tasks[index].handle.clone().expect("live");
+        handle.retry();
+        self.tasks[index].retried += 1;
+        self.tasks[index].observed = None;
+        self.effective_retries += 1;
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<(), String> {
+        let unfinished: Vec<usize> = (0..self.tasks.len())
+            .filter(|index| {
+                self.tasks[*index].handle.as_ref().is_some_and(|handle| !handle.is_done())
+            })
+            .collect();
+        self.sim.note(format_args!("close (unfinished: {unfinished:?})"));
+        for task in &mut self.tasks {
+            if task.handle.as_ref().is_none_or(|handle| !handle.is_done()) {
+                task.hit_by_close = true;
+            }
+        }
+        self.closed = true;
+        for index in &unfinished {
+            if self.probe.runs(*index) == 0 {
+                self.probe.forbid(*index, "cancelled by close");
+            }
+        }
+        let mut closing = std::pin::pin!(self.client.close());
+        // The first poll cancels every unfinished task; check that before the workers stop.
+        let first = futures::poll!(closing.as_mut());
+        for index in unfinished {
+            self.tasks[index].must_cancel = true;
+            let handle = self.tasks[index].handle.as_ref().expect("live");
+            match handle.try_result() {
+                Some(Err(error)) if error.is_cancelled() => {}
+                other => {
+                    return Err(format!(
+                        "right after close, #{index} should be cancelled but is {other:?}"
+                    ));
+                }
+            }
+        }
+        if first.is_pending() {
+            closing.await.map_err(|error| format!("close failed: {error}"))?;
+        }
+        Ok(())
+    }
+
+    async fn await_task(&mut self, index: usize) -> Result<(), String> {
+        let Some(handle) = self.tasks[index].handle.clone() else { return Ok(()) };
+        let outcome: Observed = handle.await.into();
+        self.record(index, outcome)
+    }
+
+    fn observe_all(&mut self) -> Result<(), String> {
+        for index in 0..self.tasks.len() {
+            let outcome = self.tasks[index].handle.as_ref().and_then(|handle| handle.try_result());
+            if let Some(outcome) = outcome {
+                self.record(index, outcome.into())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records what a handle resolved to; an outcome never changes once seen.
+    fn record(&mut self, index: usize, outcome: Observed) -> Result<(), String> {
+        let task = &mut self.tasks[index];
+        match &task.observed {
+            Some(previous) if *previous != outcome => Err(format!(
+                "#{index} ({}) resolved twice: first {previous:?}, then {outcome:?}",
+                task.key_text
+            )),
+            _ => {
+                task.observed = Some(outcome);
+                Ok(())
+            }
+        }
+    }
+
+    /// The value task `index` produces if it runs to success.
+    fn expected_value(&self, index: usize) -> i64 {
+        match self.tasks[index].kind {
+            Kind::Plain { arg } => arg * 3 + 1,
+            Kind::Async { arg } => arg + 7,
+            Kind::Flaky { arg, .. } => arg + 5,
+            Kind::Keyed { key } => i64::from(key) * 10 + 1,
+            Kind::Dependent { add } => {
+                self.tasks[index]
+                    .parents
+                    .iter()
+                    .map(|parent| self.expected_value(*parent))
+                    .sum::<i64>()
+                    + add
+            }
+            Kind::Fails | Kind::Panics => i64::MIN,
+        }
+    }
+
+    /// Whether task `index` may end cancelled.
+    fn may_be_cancelled(&self, index: usize) -> bool {
+        let task = &self.tasks[index];
+        task.cancel_requested
+            || task.hit_by_close
+            || matches!(task.kind, Kind::Keyed { key } if self.key_cancelled.contains(&key))
+            || task.parents.iter().any(|parent| self.may_be_cancelled(*parent))
+    }
+
+    /// Whether task `index` may fail, by itself, with `error` (not through a dependency).
+    fn may_fail_with(&self, index: usize, error: &TaskError) -> bool {
+        let task = &self.tasks[index];
+        if error.key().to_string() != task.key_text {
+            return false;
+        }
+        match (error, task.kind) {
+            (TaskError::Failed { message, .. }, Kind::Fails) => message.contains("boom"),
+            (TaskError::Panicked { message, .. }, Kind::Panics) => {
+                message.contains("planned panic")
+            }
+            (TaskError::Failed { message, .. }, Kind::Flaky { fail_first, retries, .. }) => {
+                message.contains("flaky") && fail_first > retries
+            }
+            (TaskError::Failed { message, .. }, Kind::Async { .. }) => {
+                // The fault injector may drop an async body, as a runtime shutting down does.
+                message.contains("executor dropped")
+            }
+            _ => false,
+        }
+    }
+
+    /// Every task `index` depends on, transitively.
+    fn ancestors(&self, index: usize) -> BTreeSet<usize> {
+        let mut found = BTreeSet::new();
+        let mut stack = self.tasks[index].parents.clone();
+        while let Some(parent) = stack.pop() {
+            if found.insert(parent) {
+                stack.extend(self.tasks[parent].parents.iter().copied());
+            }
+        }
+        found
+    }
+
+    fn check_outcome(&self, index: usize) -> Result<(), String> {
+        let task = &self.tasks[index];
+        let Some(observed) = &task.observed else {
+            if task.handle.is_some() {
+                return Err(format!("#{index} ({}) was awaited but has no outcome", task.key_text));
+            }
+            return Ok(()); // dropped before it resolved: nothing to check here
+        };
+        let fail =
+            |why: String| Err(format!("#{index} ({}, {:?}): {why}", task.key_text, task.kind));
+        match observed {
+            Observed::Value(value) => {
+                if task.must_cancel {
+                    return fail(format!("resolved to {value} though it was cancelled unfinished"));
+                }
+                let can_succeed = match task.kind {
+                    Kind::Fails | Kind::Panics => false,
+                    Kind::Flaky { fail_first, retries, .. } => fail_first <= retries + task.retried,
+                    _ => true,
+                };
+                if !can_succeed {
+                    return fail(format!("resolved to {value} but cannot succeed"));
+                }
+                let expected = self.expected_value(index);
+                if *value != expected {
+                    return fail(format!("resolved to {value}, expected {expected}"));
+                }
+            }
+            Observed::Error(error) if error.is_cancelled() => {
+                if !self.may_be_cancelled(index) {
+                    return fail(format!("cancelled though nothing cancelled it: {error}"));
+                }
+            }
+            Observed::Error(error) => {
+                if task.must_cancel {
+                    return fail(format!("should be cancelled but failed: {error}"));
+                }
+                let own = self.may_fail_with(index, error);
+                let through_dependency = match error {
+                    TaskError::DependencyFailed { root, .. } => self
+                        .ancestors(index)
+                        .iter()
+                        .any(|ancestor| self.may_fail_with(*ancestor, root)),
+                    _ => false,
+                };
+                if !own && !through_dependency {
+                    return fail(format!("unexpected error: {error}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// With every task still held by its handle, the scheduler's counts must match what the
+    /// handles resolved to, exactly (a second accepted result, or a lost one, shows here).
+    fn check_counts(&self) -> Result<(), String> {
+        let all_held = self.tasks.iter().all(|task| task.handle.is_some());
+        let unique_keys = self.tasks.iter().all(|task| !matches!(task.kind, Kind::Keyed { .. }));
+        if !all_held || !unique_keys {
+            return Ok(());
+        }
+        let (mut finished, mut failed, mut cancelled) = (0usize, 0usize, 0usize);
+        for task in &self.tasks {
+            match &task.observed {
+                Some(Observed::Value(_)) => finished += 1,
+                Some(Observed::Error(error)) if error.is_cancelled() => cancelled += 1,
+                Some(Observed::Error(_)) => failed += 1,
+                None => return Err("a held task has no outcome at the end".into()),
+            }
+        }
+        let counts = self.client.stats().tasks;
+        if !self.closed {
+            // Before close, nothing is forgotten while its handle lives.
+            let held = (counts.finished, counts.failed, counts.cancelled);
+            if held != (finished, failed, cancelled) {
+                return Err(format!(
+                    "scheduler holds (finished, failed, cancelled) = {held:?} but the handles \
+                     saw {:?}; counts: {counts:?}",
+                    (finished, failed, cancelled)
+                ));
+            }
+        }
+        if counts.total_finished != finished as u64 {
+            return Err(format!(
+                "scheduler counted {} finished tasks but the handles saw {finished} values",
+                counts.total_finished
+            ));
+        }
+        let failed_runs_ended = failed as u64 + self.effective_retries;
+        if counts.total_failed != failed_runs_ended {
+            return Err(format!(
+                "scheduler counted {} failed tasks but the handles saw {failed} failures and \
+                 {} retries",
+                counts.total_failed, self.effective_retries
+            ));
+        }
+        Ok(())
+    }
+
+    /// After the drain: how often each body ran.
+    fn check_runs_after_drain(&self) -> Result<(), String> {
+        for (index, task) in self.tasks.iter().enumerate() {
+            let runs = self.probe.runs(index);
+            let fail =
+                |why: String| Err(format!("#{index} ({}, {:?}): {why}", task.key_text, task.kind));
+            let max_runs = match task.kind {
+                Kind::Flaky { retries, .. } => retries + 1 + task.retried,
+                Kind::Keyed { .. } => u32::MAX, // checked per key below
+                _ => 1,
+            };
+            if runs > max_runs {
+                return fail(format!("ran {runs} times, at most {max_runs} allowed"));
+            }
+            match (&task.observed, task.kind) {
+                (Some(Observed::Value(_)), Kind::Flaky { fail_first, .. })
+                    if runs != fail_first + 1 =>
+                {
+                    return fail(format!(
+                        "succeeded after {runs} runs, expected {}",
+                        fail_first + 1
+                    ));
+                }
+                (Some(Observed::Value(_)), Kind::Flaky { .. }) => {}
+                (Some(Observed::Error(TaskError::Failed { .. })), Kind::Flaky { retries, .. })
+                    if runs != retries + 1 + task.retried =>
+                {
+                    return fail(format!(
+                        "gave up after {runs} runs, expected {}",
+                        retries + 1 + task.retried
+                    ));
+                }
+                (Some(Observed::Value(_)), Kind::Keyed { .. }) => {}
+                (Some(Observed::Value(_)), _) if runs != 1 => {
+                    return fail(format!("has a value but ran {runs} times"));
+                }
+                _ => {}
+            }
+            // A fire-and-forget task runs to the end even with every handle dropped.
+            let droppable = matches!(task.kind, Kind::Async { .. }) && self.scenario.faults;
+            // A keyed handle may share an older task of its key, whose body is another's.
+            let runs = match task.kind {
+                Kind::Keyed { key } => {
+                    self.probe.state.lock().key_runs.get(&key).copied().unwrap_or(0)
+                }
+                _ => runs,
+            };
+            if task.pinned && runs == 0 && !self.may_be_cancelled(index) && !droppable {
+                // An ancestor that failed (even if retried since) may have failed it first.
+                let failed_dependency = self.ancestors(index).iter().any(|ancestor| {
+                    let ancestor = &self.tasks[*ancestor];
+                    ancestor.retried > 0 || !matches!(ancestor.observed, Some(Observed::Value(_)))
+                });
+                let failed = matches!(task.observed, Some(Observed::Error(_)));
+                if !failed_dependency && !failed {
+                    return fail("was fired and forgotten but never ran".into());
+                }
+            }
+        }
+        let key_runs = self.probe.state.lock().key_runs.clone();
+        for (key, runs) in key_runs {
+            let allowed = self.key_live_submissions.get(&key).copied().unwrap_or(0);
+            if runs > allowed {
+                return Err(format!(
+                    "key-{key} ran {runs} times but only {allowed} submissions could start a new task"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
