@@ -50,6 +50,8 @@
 pub mod client;
 mod error;
 pub mod executor;
+#[doc(hidden)]
+pub mod planted;
 pub mod runtimes;
 pub mod scheduler;
 pub mod transport;

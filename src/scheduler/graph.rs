@@ -7,6 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use super::event::{Action, Event, TaskSpec};
 use super::key::{TaskId, TaskKey};
 use crate::error::TaskError;
+use crate::planted::{PlantedBug, active as planted};
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -510,6 +511,7 @@ impl<P: Clone> Scheduler<P> {
     fn on_finished(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
         match self.take_report(id) {
             Some(TaskState::Running) => {}
+            Some(_) if planted(PlantedBug::AcceptSecondResult) => {}
             Some(_) => {
                 // Cancelled while it ran: the value is discarded.
                 self.forget_unneeded(id, out);
@@ -539,11 +541,15 @@ impl<P: Clone> Scheduler<P> {
     fn on_failed(&mut self, id: TaskId, error: TaskError, out: &mut Vec<Action<P>>) {
         match self.take_report(id) {
             Some(TaskState::Running) => {}
+            Some(_) if planted(PlantedBug::AcceptSecondResult) => {}
             Some(_) => {
                 self.forget_unneeded(id, out);
                 return;
             }
             None => return,
+        }
+        if planted(PlantedBug::LeakSlotOnFailure) {
+            self.in_flight += 1;
         }
         let record = self.tasks.get_mut(&id).expect("reported task is held");
         if record.retries_left > 0 {
@@ -635,7 +641,9 @@ impl<P: Clone> Scheduler<P> {
         let mut cascade = std::mem::take(&mut self.worklist);
         cascade.clear();
         self.terminate(id, state, error, reported, out);
-        cascade.push(id);
+        if !(state == TaskState::Cancelled && planted(PlantedBug::NoCancelCascade)) {
+            cascade.push(id);
+        }
         while let Some(failed) = cascade.pop() {
             let Some(root) =
                 self.tasks.get(&failed).and_then(|record| record.error.as_deref().cloned())

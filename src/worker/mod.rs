@@ -1,5 +1,6 @@
 //! Workers: loops that take ready tasks, run their bodies and report the outcomes.
 
+use crate::planted::{PlantedBug, active as planted};
 use crate::transport::{CompletionSink, ReadyTask, TaskOutcome};
 
 /// What the in-process queue carries to a worker.
@@ -33,7 +34,8 @@ pub(crate) async fn run_local_worker(
                 // Cancelled while it waited in the queue: it must not start (found by the
                 // simulation, `dependencies 0` in tests/sim-seeds.txt). Reporting it still
                 // gives the slot back.
-                let outcome = if task.is_resolved() { TaskOutcome::not_run() } else { task.run() };
+                let skip = task.is_resolved() && !planted(PlantedBug::RunCancelledTask);
+                let outcome = if skip { TaskOutcome::not_run() } else { task.run() };
                 sink.complete(&task, outcome);
             }
             WorkerMessage::Stop => break,

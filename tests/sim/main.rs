@@ -104,6 +104,17 @@ fn replay(seed: &str) -> i32 {
         },
         Err(_) => SCENARIOS.iter().collect(),
     };
+    // A planted bug (see tests/sim_planted.rs) stays on for this thread's runs.
+    let _planted = match std::env::var("TASKWEAVE_SIM_PLANT") {
+        Ok(name) => match planted_bug(&name) {
+            Some(bug) => Some(taskweave::planted::plant(bug)),
+            None => {
+                eprintln!("sim: no planted bug {name:?}");
+                return 2;
+            }
+        },
+        Err(_) => None,
+    };
     let mut code = 0;
     for scenario in chosen {
         match workload::run(scenario, seed) {
@@ -118,6 +129,18 @@ fn replay(seed: &str) -> i32 {
         }
     }
     code
+}
+
+fn planted_bug(name: &str) -> Option<taskweave::planted::PlantedBug> {
+    use taskweave::planted::PlantedBug;
+    [
+        PlantedBug::NoCancelCascade,
+        PlantedBug::AcceptSecondResult,
+        PlantedBug::LeakSlotOnFailure,
+        PlantedBug::RunCancelledTask,
+    ]
+    .into_iter()
+    .find(|bug| format!("{bug:?}") == name)
 }
 
 /// `scenario seed` pairs from `tests/sim-seeds.txt` (`#` starts a comment).

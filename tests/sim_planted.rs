@@ -1,0 +1,69 @@
+//! Planted bugs (`taskweave::planted`): each is switched on for the simulated runs of one test
+//! (on its own thread), and the simulation must catch it within a few thousand seeds. The
+//! failing seed must replay to the same trace hash, and must pass once the bug is gone.
+//!
+//! The runner replays a planted bug too:
+//! `TASKWEAVE_SIM_PLANT=<Bug> TASKWEAVE_SIM_SCENARIO=<name> TASKWEAVE_SIM_SEED=<seed> cargo test --all-features --test sim`.
+
+#[path = "sim/scenarios.rs"]
+mod scenarios;
+#[path = "sim/workload.rs"]
+mod workload;
+
+use taskweave::planted::{PlantedBug, plant};
+
+/// How many seeds a bug may take to be caught (a few seconds of simulation).
+const MAX_SEEDS: u64 = 3000;
+
+/// Runs `scenario` under seeds 0.. with `bug` planted until a run fails; the failure must
+/// mention one of `expected`, replay to the same trace hash, and go away without the bug.
+fn caught(bug: PlantedBug, scenario: &str, expected: &[&str]) -> u64 {
+    let scenario = scenarios::by_name(scenario).expect("a known scenario");
+    for seed in 0..MAX_SEEDS {
+        let planted = plant(bug);
+        let Err(failure) = workload::run(scenario, seed) else { continue };
+        assert!(
+            expected.iter().any(|text| failure.message.contains(text)),
+            "{bug:?} was caught by seed {seed}, but with an unexpected report: {}",
+            failure.message
+        );
+        let replayed = workload::run(scenario, seed).expect_err("the replay fails too");
+        assert_eq!(replayed.trace_hash, failure.trace_hash, "the replay takes the same path");
+        drop(planted);
+        println!(
+            "{bug:?} caught by seed {seed} of {}: {}\nreplay: TASKWEAVE_SIM_PLANT={bug:?} \
+             TASKWEAVE_SIM_SCENARIO={} TASKWEAVE_SIM_SEED={seed} cargo test --all-features --test sim \
+             (trace hash {:016x})",
+            scenario.name, failure.message, scenario.name, failure.trace_hash
+        );
+        if let Err(failure) = workload::run(scenario, seed) {
+            panic!("seed {seed} fails even without {bug:?}: {}", failure.message);
+        }
+        return seed;
+    }
+    panic!("{bug:?} was not caught by {MAX_SEEDS} seeds of {}", scenario.name);
+}
+
+#[test]
+fn a_forgotten_cancel_cascade_is_caught() {
+    caught(PlantedBug::NoCancelCascade, "dependencies", &["should be cancelled"]);
+}
+
+#[test]
+fn an_accepted_second_result_is_caught() {
+    caught(
+        PlantedBug::AcceptSecondResult,
+        "dependencies",
+        &["scheduler holds", "scheduler counted", "started after", "resolved twice"],
+    );
+}
+
+#[test]
+fn a_leaked_worker_slot_is_caught_as_a_deadlock() {
+    caught(PlantedBug::LeakSlotOnFailure, "basics", &["deadlock"]);
+}
+
+#[test]
+fn running_a_cancelled_queued_task_is_caught() {
+    caught(PlantedBug::RunCancelledTask, "dependencies", &["started after it was cancelled"]);
+}
