@@ -7,6 +7,8 @@
 
 #[path = "sim/scenarios.rs"]
 mod scenarios;
+// Shared with the runner, which reads the fields this file does not.
+#[allow(dead_code)]
 #[path = "sim/workload.rs"]
 mod workload;
 
