@@ -170,7 +170,7 @@ const FULL: Sizes = Sizes {
     tree_leaves: 4_096,
     as_completed: 10_000,
     memory: 100_000,
-    repeats: 5,
+    repeats: 9,
 };
 
 const QUICK: Sizes = Sizes {
@@ -515,10 +515,16 @@ struct Options {
     quick: bool,
     json: Option<String>,
     only: Option<Flavour>,
+    /// Run only this workload (for profiling one thing at a time).
+    workload: Option<String>,
 }
 
+/// The names `--workload` accepts.
+const WORKLOADS: [&str; 7] =
+    ["submit", "map", "round-trip", "chain", "tree", "as-completed", "memory"];
+
 fn parse_arguments() -> Result<Options, String> {
-    let mut options = Options { quick: false, json: None, only: None };
+    let mut options = Options { quick: false, json: None, only: None, workload: None };
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
         match argument.as_str() {
@@ -532,11 +538,19 @@ fn parse_arguments() -> Result<Options, String> {
                     format!("unknown executor {name}; use embedded, tokio-mt, tokio-ct, async-std or smol")
                 })?);
             }
+            "--workload" => {
+                let name = arguments.next().ok_or("--workload needs a name")?;
+                if !WORKLOADS.contains(&name.as_str()) {
+                    return Err(format!("unknown workload {name}; use one of {WORKLOADS:?}"));
+                }
+                options.workload = Some(name);
+            }
             // `cargo bench` passes `--bench`; filters are not supported.
             "--bench" => {}
             other => {
                 return Err(format!(
-                    "unknown argument {other}; use --quick, --json PATH, --executor NAME"
+                    "unknown argument {other}; use --quick, --json PATH, --executor NAME, \
+                     --workload NAME"
                 ));
             }
         }
@@ -568,7 +582,7 @@ fn main() {
     let mut rows = Vec::new();
     for flavour in flavours {
         eprintln!("overhead: {} ...", flavour.name());
-        run_flavour(flavour, sizes, &mut rows);
+        run_flavour(flavour, sizes, options.workload.as_deref(), &mut rows);
     }
     print_table(&rows);
     println!("\n(took {:.1} s)", started.elapsed().as_secs_f64());
@@ -578,7 +592,8 @@ fn main() {
     }
 }
 
-fn run_flavour(flavour: Flavour, sizes: Sizes, rows: &mut Vec<Row>) {
+fn run_flavour(flavour: Flavour, sizes: Sizes, only: Option<&str>, rows: &mut Vec<Row>) {
+    let wants = |workload: &str| only.is_none_or(|only| only == workload);
     let executor = flavour.name().to_owned();
     let row = |workload: &str, n: usize, value: f64, unit: &'static str, ratio: Option<f64>| Row {
         workload: workload.to_owned(),
@@ -591,24 +606,13 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, rows: &mut Vec<Row>) {
 
     // Raw baselines first, on the same runtime.
     let mut raw_batch = Vec::new();
-    for &n in sizes.batch {
+    for &n in sizes.batch.iter().filter(|_| wants("submit") || wants("map")) {
         let raw = raw_spawn_join(flavour, n, sizes.repeats);
         rows.push(row("raw spawn+join", n, micros(raw) / n as f64, "us/task", None));
         raw_batch.push(raw);
     }
-    let raw_trips = raw_round_trips(flavour, sizes.round_trips);
-    let raw_p50 = percentile(&raw_trips, 0.5);
-    rows.push(row("raw channel round trip", sizes.round_trips, micros(raw_p50), "us p50", None));
-    rows.push(row(
-        "raw channel round trip",
-        sizes.round_trips,
-        micros(percentile(&raw_trips, 0.99)),
-        "us p99",
-        None,
-    ));
-
-    for (index, &n) in sizes.batch.iter().enumerate() {
-        let repeats = if n >= 100_000 { sizes.repeats.min(3) } else { sizes.repeats };
+    for (index, &n) in sizes.batch.iter().enumerate().filter(|_| wants("submit")) {
+        let repeats = if n >= 100_000 { sizes.repeats.min(5) } else { sizes.repeats };
         let took = flavour.with_client(move |client| async move {
             median_time(repeats, || submit_then_gather(client.clone(), n)).await
         });
@@ -616,8 +620,8 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, rows: &mut Vec<Row>) {
         rows.push(row("submit+gather", n, n as f64 / took.as_secs_f64(), "tasks/s", Some(ratio)));
         rows.push(row("submit+gather", n, micros(took) / n as f64, "us/task", Some(ratio)));
     }
-    for (index, &n) in sizes.batch.iter().enumerate() {
-        let repeats = if n >= 100_000 { sizes.repeats.min(3) } else { sizes.repeats };
+    for (index, &n) in sizes.batch.iter().enumerate().filter(|_| wants("map")) {
+        let repeats = if n >= 100_000 { sizes.repeats.min(5) } else { sizes.repeats };
         let took = flavour.with_client(move |client| async move {
             median_time(repeats, || map_then_gather(client.clone(), n)).await
         });
@@ -626,39 +630,46 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, rows: &mut Vec<Row>) {
         rows.push(row("map+gather", n, micros(took) / n as f64, "us/task", Some(ratio)));
     }
 
-    let trips = sizes.round_trips;
-    let samples = flavour.with_client(move |client| round_trips(client, trips));
-    let p50 = percentile(&samples, 0.5);
-    let p99 = percentile(&samples, 0.99);
-    rows.push(row("round trip", trips, micros(p50), "us p50", Some(ratio_of(p50, raw_p50))));
-    rows.push(row(
-        "round trip",
-        trips,
-        micros(p99),
-        "us p99",
-        Some(ratio_of(p99, percentile(&raw_trips, 0.99))),
-    ));
+    if wants("round-trip") {
+        let trips = sizes.round_trips;
+        let raw_trips = raw_round_trips(flavour, trips);
+        let (raw_p50, raw_p99) = (percentile(&raw_trips, 0.5), percentile(&raw_trips, 0.99));
+        rows.push(row("raw channel round trip", trips, micros(raw_p50), "us p50", None));
+        rows.push(row("raw channel round trip", trips, micros(raw_p99), "us p99", None));
+        let samples = flavour.with_client(move |client| round_trips(client, trips));
+        let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
+        rows.push(row("round trip", trips, micros(p50), "us p50", Some(ratio_of(p50, raw_p50))));
+        rows.push(row("round trip", trips, micros(p99), "us p99", Some(ratio_of(p99, raw_p99))));
+    }
 
-    let (n, repeats) = (sizes.chain, sizes.repeats);
-    let took = flavour.with_client(move |client| async move {
-        median_time(repeats, || chain(client.clone(), n)).await
-    });
-    rows.push(row("chain", n, took.as_secs_f64() * 1e3, "ms", None));
+    if wants("chain") {
+        let (n, repeats) = (sizes.chain, sizes.repeats);
+        let took = flavour.with_client(move |client| async move {
+            median_time(repeats, || chain(client.clone(), n)).await
+        });
+        rows.push(row("chain", n, took.as_secs_f64() * 1e3, "ms", None));
+    }
 
-    let (leaves, repeats) = (sizes.tree_leaves, sizes.repeats);
-    let took = flavour.with_client(move |client| async move {
-        median_time(repeats, || tree(client.clone(), leaves)).await
-    });
-    rows.push(row("tree", 2 * leaves - 1, took.as_secs_f64() * 1e3, "ms", None));
+    if wants("tree") {
+        let (leaves, repeats) = (sizes.tree_leaves, sizes.repeats);
+        let took = flavour.with_client(move |client| async move {
+            median_time(repeats, || tree(client.clone(), leaves)).await
+        });
+        rows.push(row("tree", 2 * leaves - 1, took.as_secs_f64() * 1e3, "ms", None));
+    }
 
-    let (n, repeats) = (sizes.as_completed, sizes.repeats);
-    let took = flavour.with_client(move |client| async move {
-        median_time(repeats, || as_completed(client.clone(), n)).await
-    });
-    rows.push(row("as_completed", n, took.as_secs_f64() * 1e3, "ms", None));
+    if wants("as-completed") {
+        let (n, repeats) = (sizes.as_completed, sizes.repeats);
+        let took = flavour.with_client(move |client| async move {
+            median_time(repeats, || as_completed(client.clone(), n)).await
+        });
+        rows.push(row("as_completed", n, took.as_secs_f64() * 1e3, "ms", None));
+    }
 
-    let bytes = memory_in_child(flavour, sizes.memory);
-    rows.push(row("memory per pending task", sizes.memory, bytes, "bytes", None));
+    if wants("memory") {
+        let bytes = memory_in_child(flavour, sizes.memory);
+        rows.push(row("memory per pending task", sizes.memory, bytes, "bytes", None));
+    }
 }
 
 fn ratio_of(taskweave: Duration, raw: Duration) -> f64 {
