@@ -130,6 +130,18 @@ struct Record<P> {
     error: Option<Box<TaskError>>,
 }
 
+impl<P> Record<P> {
+    /// Whether something still refers to the task: a client handle, an unfinished dependent,
+    /// a worker slot, `fire_and_forget`, or a running async body.
+    fn is_needed(&self) -> bool {
+        self.client_refs > 0
+            || self.dependent_refs > 0
+            || self.holds_slot
+            || (self.pinned && !self.state.is_terminal())
+            || (self.state == TaskState::Running && !self.uses_worker)
+    }
+}
+
 /// Whether a task being failed has just reported the end of its run (so there is nothing
 /// left to abort).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -733,15 +745,14 @@ impl<P: Clone> Scheduler<P> {
 
     /// Forgets `id` if nothing needs it any more, and then whatever that frees in turn.
     fn forget_unneeded(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
+        // Most calls find the task still needed; answer those without allocating a work list.
+        if self.tasks.get(&id).is_none_or(Record::is_needed) {
+            return;
+        }
         let mut pending = vec![id];
         while let Some(id) = pending.pop() {
             let Some(record) = self.tasks.get(&id) else { continue };
-            let needed = record.client_refs > 0
-                || record.dependent_refs > 0
-                || record.holds_slot
-                || (record.pinned && !record.state.is_terminal())
-                || (record.state == TaskState::Running && !record.uses_worker);
-            if needed {
+            if record.is_needed() {
                 continue;
             }
             let record = self.tasks.remove(&id).expect("checked above");
