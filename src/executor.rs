@@ -330,3 +330,57 @@ impl<F: Future> Future for MarkAsyncContext<F> {
         self.project().inner.poll(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A caller that waits for each answer parks its thread, sometimes for longer than the
+    /// spin, so the dedicated loop is woken both while it still looks and after it parked.
+    #[test]
+    fn a_dedicated_loop_is_woken_whether_it_spins_or_parks() {
+        #[derive(Debug)]
+        struct DefaultsOnly;
+        impl Executor for DefaultsOnly {
+            fn name(&self) -> &'static str {
+                "defaults-only"
+            }
+            fn spawn(&self, future: BoxFuture<()>) -> Result<(), Error> {
+                self.spawn_dedicated("spawned", future)
+            }
+            fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) -> Result<(), Error> {
+                self.spawn_dedicated("blocking", Box::pin(async move { work() }))
+            }
+            fn sleep(&self, _duration: Duration) -> BoxFuture<()> {
+                Box::pin(std::future::pending())
+            }
+        }
+
+        let (requests, incoming) = flume::unbounded::<u64>();
+        let (outgoing, answers) = flume::unbounded::<u64>();
+        DefaultsOnly
+            .spawn_dedicated(
+                "echo",
+                Box::pin(async move {
+                    while let Ok(value) = incoming.recv_async().await {
+                        let _ = outgoing.send(value + 1);
+                    }
+                }),
+            )
+            .unwrap();
+        for value in 0..500 {
+            requests.send(value).unwrap();
+            let answer = answers.recv_timeout(Duration::from_secs(10));
+            assert_eq!(answer, Ok(value + 1), "the dedicated loop missed a wake-up");
+            if value % 50 == 0 {
+                // Outlast the spin so that the loop parks before the next request.
+                let quiet_until = Instant::now() + 2 * DEDICATED_SPIN;
+                while Instant::now() < quiet_until {
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+}
