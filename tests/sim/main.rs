@@ -186,7 +186,22 @@ impl Tally {
 /// Runs one seed and records it; returns whether it held.
 fn run_one(tally: &Mutex<Tally>, scenario: &'static Scenario, seed: u64) -> bool {
     let started = Instant::now();
-    let outcome = workload::run(scenario, seed);
+    // A panic (of the oracle, or of taskweave code called from the scenario) is a failure of
+    // this seed like any other: report it with the seed instead of losing the thread.
+    let outcome =
+        std::panic::catch_unwind(|| workload::run(scenario, seed)).unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+                .unwrap_or_else(|| "a panic with a non-text payload".into());
+            Err(RunFailure {
+                message: format!("panicked: {message}"),
+                recent_events: Vec::new(),
+                trace_hash: 0,
+                derived: "(lost with the panic; replay the seed)".into(),
+            })
+        });
     let spent = started.elapsed();
     let mut tally = tally.lock().unwrap();
     tally.add(scenario, spent);

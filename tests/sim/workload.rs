@@ -15,7 +15,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use taskweave::runtimes::sim::{SimConfig, SimError, SimExecutor, SimRng};
 use taskweave::scheduler::TaskState;
-use taskweave::{Client, Executor, TaskError, TaskFuture};
+use taskweave::{Client, Executor, ReturnWhen, TaskError, TaskFuture};
 
 /// Relative weights of the operations a scenario draws.
 #[derive(Debug, Clone, Copy)]
@@ -27,11 +27,15 @@ pub(crate) struct Weights {
     pub dependent: u32,
     pub flaky: u32,
     pub keyed: u32,
+    pub nested: u32,
+    pub scatter: u32,
     pub cancel: u32,
     pub drop: u32,
     pub fire_and_forget: u32,
     pub retry: u32,
     pub await_one: u32,
+    pub wait: u32,
+    pub as_completed: u32,
     pub sleep: u32,
 }
 
@@ -45,11 +49,15 @@ impl Weights {
         dependent: 0,
         flaky: 0,
         keyed: 0,
+        nested: 0,
+        scatter: 0,
         cancel: 0,
         drop: 0,
         fire_and_forget: 0,
         retry: 0,
         await_one: 0,
+        wait: 0,
+        as_completed: 0,
         sleep: 0,
     };
 
@@ -61,11 +69,15 @@ impl Weights {
             + self.dependent
             + self.flaky
             + self.keyed
+            + self.nested
+            + self.scatter
             + self.cancel
             + self.drop
             + self.fire_and_forget
             + self.retry
             + self.await_one
+            + self.wait
+            + self.as_completed
             + self.sleep
     }
 }
@@ -129,6 +141,10 @@ enum Kind {
     Flaky { arg: i64, fail_first: u32, retries: u32 },
     /// Submitted with the key `key-<key>`; returns `key * 10 + 1`.
     Keyed { key: u32 },
+    /// An async body that submits a plain task itself and returns its value plus one.
+    Nested { arg: i64 },
+    /// A value put into the cluster with `scatter`; never runs.
+    Scattered { value: i64 },
 }
 
 /// Where bodies report that they started. Shared with every body (they run on workers).
@@ -404,6 +420,12 @@ impl World {
         } else if take(weights.keyed) {
             let key = self.rng.below(4) as u32;
             self.submit(Kind::Keyed { key }, Vec::new());
+        } else if take(weights.nested) {
+            let arg = self.rng.below(1000) as i64;
+            self.submit(Kind::Nested { arg }, Vec::new());
+        } else if take(weights.scatter) {
+            let value = self.rng.below(1000) as i64;
+            self.submit(Kind::Scattered { value }, Vec::new());
         } else if take(weights.cancel) {
             if let Some(index) = self.pick_live() {
                 self.cancel(index)?;
@@ -425,6 +447,10 @@ impl World {
             if let Some(index) = self.pick_live() {
                 self.await_task(index).await?;
             }
+        } else if take(weights.wait) {
+            self.wait_some().await?;
+        } else if take(weights.as_completed) {
+            self.as_completed_some().await?;
         } else {
             let pause = self.rng.duration_up_to(Duration::from_millis(3));
             self.sim.note(format_args!("sleep {pause:?}"));
@@ -486,6 +512,29 @@ impl World {
                     arg,
                 )
             }
+            Kind::Nested { arg } => {
+                // The body holds a client clone: tasks that submit tasks, as Dask's
+                // `worker_client` allows.
+                let inner_client = client.clone();
+                client.submit_async(
+                    move |arg: i64| {
+                        let probe = Arc::clone(&probe);
+                        let inner_client = inner_client.clone();
+                        async move {
+                            probe.start(index, None);
+                            let inner = inner_client.submit(|arg: i64| arg * 3 + 1, arg);
+                            match inner.await {
+                                Ok(value) => value + 1,
+                                // Only a close (or the client going away) cancels the inner
+                                // task; the outer one is cancelled then too.
+                                Err(_) => i64::MIN,
+                            }
+                        }
+                    },
+                    arg,
+                )
+            }
+            Kind::Scattered { value } => client.scatter(value),
             Kind::Dependent { add } => {
                 let parent_handles: Vec<TaskFuture<i64>> = parents
                     .iter()
@@ -698,6 +747,104 @@ impl World {
         Ok(())
     }
 
+    /// A few live tasks (by index, without repeats).
+    fn pick_some_live(&mut self) -> Vec<usize> {
+        let live = self.live();
+        if live.is_empty() {
+            return Vec::new();
+        }
+        let count = self.rng.between(1, 5) as usize;
+        let picked: BTreeSet<usize> =
+            (0..count).map(|_| live[self.rng.index(live.len())]).collect();
+        picked.into_iter().collect()
+    }
+
+    /// `Client::wait` on a few live tasks: what it reports done is done, and it returns only
+    /// when `return_when` allows (or with a timeout error, after the limit in virtual time).
+    async fn wait_some(&mut self) -> Result<(), String> {
+        let picked = self.pick_some_live();
+        if picked.is_empty() {
+            return Ok(());
+        }
+        let return_when =
+            [ReturnWhen::AllCompleted, ReturnWhen::FirstCompleted, ReturnWhen::FirstException]
+                [self.rng.index(3)];
+        let timeout = if self.rng.chance(0.3) {
+            Some(self.rng.duration_up_to(Duration::from_millis(4)))
+        } else {
+            None
+        };
+        self.sim.note(format_args!("wait {return_when:?} {timeout:?} on {picked:?}"));
+        let handles: Vec<TaskFuture<i64>> =
+            picked.iter().map(|index| self.tasks[*index].handle.clone().expect("live")).collect();
+        let started = self.sim.elapsed();
+        let outcome = match self.client.wait(&handles, return_when, timeout).await {
+            Ok(outcome) => outcome,
+            Err(taskweave::Error::Timeout { after }) => {
+                if Some(after) != timeout || self.sim.elapsed() < started + after {
+                    return Err(format!("wait timed out early ({after:?}, asked {timeout:?})"));
+                }
+                return Ok(());
+            }
+            Err(error) => return Err(format!("wait failed: {error}")),
+        };
+        if outcome.done.len() + outcome.not_done.len() != handles.len() {
+            return Err(format!(
+                "wait split {} futures into {} + {}",
+                handles.len(),
+                outcome.done.len(),
+                outcome.not_done.len()
+            ));
+        }
+        if outcome.done.iter().any(|future| !future.is_done())
+            || outcome.not_done.iter().any(TaskFuture::is_done)
+        {
+            return Err("wait put a future on the wrong side".into());
+        }
+        let failed = outcome.failed().count();
+        let satisfied = match return_when {
+            ReturnWhen::FirstCompleted => !outcome.done.is_empty(),
+            ReturnWhen::FirstException => outcome.not_done.is_empty() || failed > 0,
+            _ => outcome.not_done.is_empty(),
+        };
+        if !satisfied {
+            return Err(format!(
+                "wait({return_when:?}) returned with {} done ({failed} failed) and {} not done",
+                outcome.done.len(),
+                outcome.not_done.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// `Client::as_completed` over a few live tasks: yields each exactly once, each done.
+    async fn as_completed_some(&mut self) -> Result<(), String> {
+        use futures::StreamExt;
+        let picked = self.pick_some_live();
+        if picked.is_empty() {
+            return Ok(());
+        }
+        self.sim.note(format_args!("as_completed on {picked:?}"));
+        let handles: Vec<TaskFuture<i64>> =
+            picked.iter().map(|index| self.tasks[*index].handle.clone().expect("live")).collect();
+        let mut expected: Vec<String> =
+            handles.iter().map(|handle| handle.key().to_string()).collect();
+        let mut yielded = Vec::new();
+        let mut completed = self.client.as_completed(handles);
+        while let Some(future) = completed.next().await {
+            if !future.is_done() {
+                return Err(format!("as_completed yielded {} before it was done", future.key()));
+            }
+            yielded.push(future.key().to_string());
+        }
+        expected.sort();
+        yielded.sort();
+        if expected != yielded {
+            return Err(format!("as_completed yielded {yielded:?} for {expected:?}"));
+        }
+        Ok(())
+    }
+
     async fn await_task(&mut self, index: usize) -> Result<(), String> {
         let Some(handle) = self.tasks[index].handle.clone() else { return Ok(()) };
         let outcome: Observed = handle.await.into();
@@ -734,6 +881,8 @@ impl World {
         match self.tasks[index].kind {
             Kind::Plain { arg } => arg * 3 + 1,
             Kind::Async { arg } => arg + 7,
+            Kind::Nested { arg } => arg * 3 + 2,
+            Kind::Scattered { value } => value,
             Kind::Flaky { arg, .. } => arg + 5,
             Kind::Keyed { key } => i64::from(key) * 10 + 1,
             Kind::Dependent { add } => {
@@ -771,7 +920,7 @@ impl World {
             (TaskError::Failed { message, .. }, Kind::Flaky { fail_first, retries, .. }) => {
                 message.contains("flaky") && fail_first > retries
             }
-            (TaskError::Failed { message, .. }, Kind::Async { .. }) => {
+            (TaskError::Failed { message, .. }, Kind::Async { .. } | Kind::Nested { .. }) => {
                 // The fault injector may drop an async body, as a runtime shutting down does.
                 message.contains("executor dropped")
             }
@@ -848,12 +997,21 @@ impl World {
     /// handles resolved to, exactly (a second accepted result, or a lost one, shows here).
     fn check_counts(&self) -> Result<(), String> {
         let all_held = self.tasks.iter().all(|task| task.handle.is_some());
-        let unique_keys = self.tasks.iter().all(|task| !matches!(task.kind, Kind::Keyed { .. }));
-        if !all_held || !unique_keys {
+        // Keyed handles share tasks, and nested tasks submit tasks of their own: neither maps
+        // one handle to one task.
+        let one_task_per_handle = self
+            .tasks
+            .iter()
+            .all(|task| !matches!(task.kind, Kind::Keyed { .. } | Kind::Nested { .. }));
+        if !all_held || !one_task_per_handle {
             return Ok(());
         }
         let (mut finished, mut failed, mut cancelled) = (0usize, 0usize, 0usize);
+        let mut scattered = 0u64;
         for task in &self.tasks {
+            if matches!(task.kind, Kind::Scattered { .. }) {
+                scattered += 1;
+            }
             match &task.observed {
                 Some(Observed::Value(_)) => finished += 1,
                 Some(Observed::Error(error)) if error.is_cancelled() => cancelled += 1,
@@ -873,9 +1031,11 @@ impl World {
                 ));
             }
         }
-        if counts.total_finished != finished as u64 {
+        // A scattered value is held as finished but never counted as a task that finished.
+        if counts.total_finished + scattered != finished as u64 {
             return Err(format!(
-                "scheduler counted {} finished tasks but the handles saw {finished} values",
+                "scheduler counted {} finished tasks but the handles saw {finished} values \
+                 ({scattered} of them scattered)",
                 counts.total_finished
             ));
         }
@@ -923,13 +1083,18 @@ impl World {
                     ));
                 }
                 (Some(Observed::Value(_)), Kind::Keyed { .. }) => {}
+                (_, Kind::Scattered { .. }) if runs != 0 => {
+                    return fail(format!("a scattered value ran {runs} times"));
+                }
+                (_, Kind::Scattered { .. }) => {}
                 (Some(Observed::Value(_)), _) if runs != 1 => {
                     return fail(format!("has a value but ran {runs} times"));
                 }
                 _ => {}
             }
             // A fire-and-forget task runs to the end even with every handle dropped.
-            let droppable = matches!(task.kind, Kind::Async { .. }) && self.scenario.faults;
+            let droppable = matches!(task.kind, Kind::Async { .. } | Kind::Nested { .. })
+                && self.scenario.faults;
             // A keyed handle may share an older task of its key, whose body is another's.
             let runs = match task.kind {
                 Kind::Keyed { key } => {
@@ -937,7 +1102,9 @@ impl World {
                 }
                 _ => runs,
             };
-            if task.pinned && runs == 0 && !self.may_be_cancelled(index) && !droppable {
+            let scattered = matches!(task.kind, Kind::Scattered { .. });
+            if task.pinned && runs == 0 && !self.may_be_cancelled(index) && !droppable && !scattered
+            {
                 // An ancestor that failed (even if retried since) may have failed it first.
                 let failed_dependency = self.ancestors(index).iter().any(|ancestor| {
                     let ancestor = &self.tasks[*ancestor];
