@@ -21,6 +21,8 @@ pub enum PlantedBug {
     LeakSlotOnFailure,
     /// An in-process worker starts a task that was cancelled while it waited in the queue.
     RunCancelledTask,
+    /// The scheduler makes a task ready when its first dependency finishes, not its last.
+    ReadyAfterFirstDependency,
 }
 
 thread_local! {

@@ -20,6 +20,8 @@ const MAX_SEEDS: u64 = 3000;
 /// Runs `scenario` under seeds 0.. with `bug` planted until a run fails; the failure must
 /// mention one of `expected`, replay to the same trace hash, and go away without the bug.
 fn caught(bug: PlantedBug, scenario: &str, expected: &[&str]) -> u64 {
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(workload::silence_planned_panics);
     let scenario = scenarios::by_name(scenario).expect("a known scenario");
     for seed in 0..MAX_SEEDS {
         let planted = plant(bug);
@@ -63,6 +65,15 @@ fn an_accepted_second_result_is_caught() {
 #[test]
 fn a_leaked_worker_slot_is_caught_as_a_deadlock() {
     caught(PlantedBug::LeakSlotOnFailure, "basics", &["deadlock"]);
+}
+
+#[test]
+fn a_dependent_started_before_its_inputs_is_caught() {
+    caught(
+        PlantedBug::ReadyAfterFirstDependency,
+        "dependencies",
+        &["started before its input", "has no value"],
+    );
 }
 
 #[test]

@@ -540,7 +540,9 @@ impl<P: Clone> Scheduler<P> {
             if let Some(dependent_record) = self.tasks.get_mut(&dependent) {
                 if dependent_record.state == TaskState::Waiting {
                     dependent_record.waiting_on -= 1;
-                    if dependent_record.waiting_on == 0 {
+                    if dependent_record.waiting_on == 0
+                        || planted(PlantedBug::ReadyAfterFirstDependency)
+                    {
                         self.make_ready(dependent, out);
                     }
                 }

@@ -31,27 +31,12 @@ use workload::{RunFailure, Scenario};
 const DETERMINISM_SEEDS: u64 = 3;
 
 fn main() {
-    silence_planned_panics();
+    workload::silence_planned_panics();
     let code = match std::env::var("TASKWEAVE_SIM_SEED") {
         Ok(seed) => replay(&seed),
         Err(_) => run_all(),
     };
     std::process::exit(code);
-}
-
-/// Task bodies panic on purpose (and taskweave catches it); printing each of those panics,
-/// with a backtrace, would bury the report and slow the run down. Other panics still print.
-fn silence_planned_panics() {
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let planned = info
-            .payload()
-            .downcast_ref::<String>()
-            .is_some_and(|message| message.starts_with("planned panic"));
-        if !planned {
-            default_hook(info);
-        }
-    }));
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -138,6 +123,7 @@ fn planted_bug(name: &str) -> Option<taskweave::planted::PlantedBug> {
         PlantedBug::AcceptSecondResult,
         PlantedBug::LeakSlotOnFailure,
         PlantedBug::RunCancelledTask,
+        PlantedBug::ReadyAfterFirstDependency,
     ]
     .into_iter()
     .find(|bug| format!("{bug:?}") == name)

@@ -17,6 +17,21 @@ use taskweave::runtimes::sim::{SimConfig, SimError, SimExecutor, SimRng};
 use taskweave::scheduler::TaskState;
 use taskweave::{Client, Executor, ReturnWhen, TaskError, TaskFuture};
 
+/// Task bodies panic on purpose (and taskweave catches it); printing each of those panics,
+/// with a backtrace, would bury the report and slow the run down. Other panics still print.
+pub(crate) fn silence_planned_panics() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let planned = info
+            .payload()
+            .downcast_ref::<String>()
+            .is_some_and(|message| message.starts_with("planned panic"));
+        if !planned {
+            default_hook(info);
+        }
+    }));
+}
+
 /// Relative weights of the operations a scenario draws.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Weights {
@@ -159,6 +174,9 @@ struct ProbeState {
     runs: Vec<u32>,
     /// Runs started, by key (keyed tasks share a key's job).
     key_runs: BTreeMap<u32, u32>,
+    /// Tasks whose body returned a value at least once, and keys whose task did.
+    ended_ok: Vec<bool>,
+    keys_ended_ok: BTreeSet<u32>,
     /// Tasks that must not start any more (cancelled or released before they started).
     forbidden: Vec<Option<&'static str>>,
     violations: Vec<String>,
@@ -168,6 +186,7 @@ impl Probe {
     fn add_task(&self) {
         let mut state = self.state.lock();
         state.runs.push(0);
+        state.ended_ok.push(false);
         state.forbidden.push(None);
     }
 
@@ -184,6 +203,32 @@ impl Probe {
         state.runs[index]
     }
 
+    /// A body of task `index` returned a value.
+    fn end_ok(&self, index: usize, key: Option<u32>) {
+        let mut state = self.state.lock();
+        state.ended_ok[index] = true;
+        if let Some(key) = key {
+            state.keys_ended_ok.insert(key);
+        }
+    }
+
+    /// A dependent starts: each of its inputs must have produced its value already.
+    fn check_inputs(&self, index: usize, inputs: &[Input]) {
+        let mut state = self.state.lock();
+        for input in inputs {
+            let ready = match *input {
+                Input::Task(parent) => state.ended_ok[parent],
+                Input::Key(key) => state.keys_ended_ok.contains(&key),
+                Input::Scattered => true,
+            };
+            if !ready {
+                state
+                    .violations
+                    .push(format!("task #{index} started before its input {input:?} had a value"));
+            }
+        }
+    }
+
     fn runs(&self, index: usize) -> u32 {
         self.state.lock().runs[index]
     }
@@ -191,6 +236,17 @@ impl Probe {
     fn forbid(&self, index: usize, why: &'static str) {
         self.state.lock().forbidden[index] = Some(why);
     }
+}
+
+/// Where a dependent's input comes from, for the dependency-order check.
+#[derive(Debug, Clone, Copy)]
+enum Input {
+    /// The body of this task.
+    Task(usize),
+    /// Whichever task of this key ran (keyed handles share a task).
+    Key(u32),
+    /// A scattered value, there from the start.
+    Scattered,
 }
 
 /// What a handle resolved to.
@@ -478,6 +534,7 @@ impl World {
             Kind::Plain { arg } => client.submit(
                 move |arg: i64| {
                     probe.start(index, None);
+                    probe.end_ok(index, None);
                     arg * 3 + 1
                 },
                 arg,
@@ -506,6 +563,7 @@ impl World {
                         async move {
                             probe.start(index, None);
                             executor.sleep(pause).await;
+                            probe.end_ok(index, None);
                             arg + 7
                         }
                     },
@@ -524,7 +582,10 @@ impl World {
                             probe.start(index, None);
                             let inner = inner_client.submit(|arg: i64| arg * 3 + 1, arg);
                             match inner.await {
-                                Ok(value) => value + 1,
+                                Ok(value) => {
+                                    probe.end_ok(index, None);
+                                    value + 1
+                                }
                                 // Only a close (or the client going away) cancels the inner
                                 // task; the outer one is cancelled then too.
                                 Err(_) => i64::MIN,
@@ -540,11 +601,21 @@ impl World {
                     .iter()
                     .map(|parent| self.tasks[*parent].handle.clone().expect("parents are live"))
                     .collect();
+                let inputs: Vec<Input> = parents
+                    .iter()
+                    .map(|parent| match self.tasks[*parent].kind {
+                        Kind::Keyed { key } => Input::Key(key),
+                        Kind::Scattered { .. } => Input::Scattered,
+                        _ => Input::Task(*parent),
+                    })
+                    .collect();
                 for parent in &parents {
                     self.tasks[*parent].has_dependents = true;
                 }
                 client.after(parent_handles).submit(move |values: Vec<i64>| {
                     probe.start(index, None);
+                    probe.check_inputs(index, &inputs);
+                    probe.end_ok(index, None);
                     values.iter().sum::<i64>() + add
                 })
             }
@@ -554,6 +625,7 @@ impl World {
                     if run <= fail_first {
                         Err(format!("flaky #{index} failed run {run}"))
                     } else {
+                        probe.end_ok(index, None);
                         Ok(arg + 5)
                     }
                 },
@@ -570,6 +642,7 @@ impl World {
                 client.task().key(format!("key-{key}")).submit(
                     move |key: u32| {
                         probe.start(index, Some(key));
+                        probe.end_ok(index, Some(key));
                         i64::from(key) * 10 + 1
                     },
                     key,
