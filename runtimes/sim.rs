@@ -118,6 +118,10 @@ struct SimFaults {
     drop_spawned: f64,
     /// At most this many spawned tasks are dropped in one run.
     max_spawned_drops: usize,
+    /// Chance that `spawn` refuses a future (as a runtime that is shutting down does).
+    refuse_spawn: f64,
+    /// At most this many spawns are refused in one run.
+    max_refused_spawns: usize,
     /// Chance per step that the wall clock jumps.
     wall_clock_jump: f64,
     /// How far a wall-clock jump goes, forward or back.
@@ -190,6 +194,15 @@ impl SimConfig {
     pub fn drop_spawned(mut self, chance: f64, max_drops: usize) -> SimConfig {
         self.faults.drop_spawned = chance;
         self.faults.max_spawned_drops = max_drops;
+        self
+    }
+
+    /// Refuses spawns (as a runtime that is shutting down does): each call to
+    /// [`Executor::spawn`] returns [`Error::RuntimeShutDown`] with probability `chance`, at
+    /// most `max_refusals` times in a run. The refused future is dropped unpolled.
+    pub fn refuse_spawns(mut self, chance: f64, max_refusals: usize) -> SimConfig {
+        self.faults.refuse_spawn = chance;
+        self.faults.max_refused_spawns = max_refusals;
         self
     }
 
@@ -360,6 +373,7 @@ enum TraceEvent {
     Poll { id: u64, name: Arc<str> },
     PollMain,
     Crash { id: u64, name: Arc<str> },
+    RefuseSpawn { name: Arc<str> },
     Finish { id: u64, name: Arc<str> },
     TimerFired { seq: u64 },
     TimeJump { to: Duration },
@@ -387,6 +401,7 @@ impl Trace {
             TraceEvent::Poll { id, .. } => fnv1a(hash ^ 2, &id.to_le_bytes()),
             TraceEvent::PollMain => fnv1a(hash ^ 3, &[]),
             TraceEvent::Crash { id, .. } => fnv1a(hash ^ 4, &id.to_le_bytes()),
+            TraceEvent::RefuseSpawn { name } => fnv1a(hash ^ 10, name.as_bytes()),
             TraceEvent::Finish { id, .. } => fnv1a(hash ^ 5, &id.to_le_bytes()),
             TraceEvent::TimerFired { seq } => fnv1a(hash ^ 6, &seq.to_le_bytes()),
             TraceEvent::TimeJump { to } => fnv1a(hash ^ 7, &to.as_nanos().to_le_bytes()),
@@ -414,6 +429,7 @@ impl fmt::Display for TraceEvent {
             TraceEvent::Poll { id, name } => write!(f, "poll #{id} {name}"),
             TraceEvent::PollMain => f.write_str("poll main"),
             TraceEvent::Crash { id, name } => write!(f, "crash #{id} {name}"),
+            TraceEvent::RefuseSpawn { name } => write!(f, "refuse to spawn {name}"),
             TraceEvent::Finish { id, name } => write!(f, "finish #{id} {name}"),
             TraceEvent::TimerFired { seq } => write!(f, "timer {seq} fired"),
             TraceEvent::TimeJump { to } => write!(f, "idle: jump to {to:?}"),
@@ -440,6 +456,8 @@ pub struct SimStats {
     pub dedicated_crashes: usize,
     /// Spawned tasks dropped by the fault injector.
     pub spawned_drops: usize,
+    /// Spawns refused by the fault injector.
+    pub refused_spawns: usize,
     /// Wall-clock jumps made (by the fault injector or by hand).
     pub wall_clock_jumps: usize,
 }
@@ -992,6 +1010,23 @@ impl Executor for SimExecutor {
     }
 
     fn spawn(&self, future: BoxFuture<()>) -> Result<(), Error> {
+        let refused = {
+            let mut state = self.shared.state.lock();
+            let faults = &state.config.faults;
+            let (chance, max) = (faults.refuse_spawn, faults.max_refused_spawns);
+            let refused =
+                chance > 0.0 && state.stats.refused_spawns < max && state.faults.chance(chance);
+            if refused {
+                state.stats.refused_spawns += 1;
+                state.record(TraceEvent::RefuseSpawn { name: "task".into() });
+            }
+            refused
+        };
+        if refused {
+            // Dropped after the lock: dropping a future may call back into the executor.
+            drop(future);
+            return Err(Error::RuntimeShutDown { runtime: "sim" });
+        }
         self.spawn_kind(TaskKind::Spawned, "task", future)
     }
 
@@ -1254,6 +1289,26 @@ mod tests {
         assert_eq!(polled.load(Ordering::SeqCst), 1);
         assert_eq!(sim.stats().dedicated_crashes, 2);
         assert_eq!(sim.stats().alive, 0);
+        sim.shutdown();
+    }
+
+    #[test]
+    fn refused_spawns_return_an_error_and_drop_the_future() {
+        let sim = SimExecutor::new(SimConfig::new(19).refuse_spawns(1.0, 2));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let mut refused = 0;
+        for _ in 0..3 {
+            let ran = Arc::clone(&ran);
+            let spawned = sim.spawn(Box::pin(async move {
+                ran.fetch_add(1, Ordering::SeqCst);
+            }));
+            if matches!(spawned, Err(Error::RuntimeShutDown { runtime: "sim" })) {
+                refused += 1;
+            }
+        }
+        sim.run_until_idle().unwrap();
+        assert_eq!((refused, ran.load(Ordering::SeqCst)), (2, 1));
+        assert_eq!(sim.stats().refused_spawns, 2);
         sim.shutdown();
     }
 

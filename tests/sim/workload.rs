@@ -128,6 +128,9 @@ impl Scenario {
                 let chance = [0.01, 0.1][swarm.index(2)];
                 config = config.drop_spawned(chance, 3);
             }
+            if swarm.chance(0.3) {
+                config = config.refuse_spawns([0.05, 0.3][swarm.index(2)], 3);
+            }
             if swarm.chance(0.5) {
                 config = config.wall_clock_jumps(0.001, Duration::from_secs(3600));
             }
