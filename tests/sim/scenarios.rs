@@ -81,6 +81,14 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         close_midway: false,
         faults: false,
     },
+    // Bursts of tasks with priorities: the order they start in is checked exactly.
+    Scenario {
+        name: "priorities",
+        weights: Weights { priority_batch: 4, plain: 1, await_one: 1, sleep: 1, ..Weights::ZERO },
+        max_ops: 20,
+        close_midway: false,
+        faults: false,
+    },
     // Close part-way through: unfinished tasks are cancelled, later submissions too.
     Scenario {
         name: "close_midway",
@@ -122,6 +130,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
             await_one: 2,
             wait: 1,
             as_completed: 1,
+            priority_batch: 0,
             sleep: 3,
         },
         max_ops: 80,

@@ -51,6 +51,7 @@ pub(crate) struct Weights {
     pub await_one: u32,
     pub wait: u32,
     pub as_completed: u32,
+    pub priority_batch: u32,
     pub sleep: u32,
 }
 
@@ -73,6 +74,7 @@ impl Weights {
         await_one: 0,
         wait: 0,
         as_completed: 0,
+        priority_batch: 0,
         sleep: 0,
     };
 
@@ -93,6 +95,7 @@ impl Weights {
             + self.await_one
             + self.wait
             + self.as_completed
+            + self.priority_batch
             + self.sleep
     }
 }
@@ -180,6 +183,8 @@ struct ProbeState {
     /// Tasks whose body returned a value at least once, and keys whose task did.
     ended_ok: Vec<bool>,
     keys_ended_ok: BTreeSet<u32>,
+    /// Every start, in order.
+    started: Vec<usize>,
     /// Tasks that must not start any more (cancelled or released before they started).
     forbidden: Vec<Option<&'static str>>,
     violations: Vec<String>,
@@ -197,6 +202,7 @@ impl Probe {
     fn start(&self, index: usize, key: Option<u32>) -> u32 {
         let mut state = self.state.lock();
         state.runs[index] += 1;
+        state.started.push(index);
         if let Some(key) = key {
             *state.key_runs.entry(key).or_default() += 1;
         }
@@ -356,6 +362,7 @@ fn run_on(
         client: client.clone(),
         probe: Arc::clone(&probe),
         rng: workload,
+        workers,
         tasks: Vec::new(),
         closed: false,
         key_live_submissions: BTreeMap::new(),
@@ -407,6 +414,7 @@ struct World {
     client: Client,
     probe: Arc<Probe>,
     rng: SimRng,
+    workers: usize,
     tasks: Vec<Tracked>,
     closed: bool,
     /// For each key, how many submissions found no live handle of that key (each may have
@@ -510,6 +518,8 @@ impl World {
             self.wait_some().await?;
         } else if take(weights.as_completed) {
             self.as_completed_some().await?;
+        } else if take(weights.priority_batch) {
+            self.priority_batch().await?;
         } else {
             let pause = self.rng.duration_up_to(Duration::from_millis(3));
             self.sim.note(format_args!("sleep {pause:?}"));
@@ -652,6 +662,10 @@ impl World {
                 )
             }
         };
+        self.track(kind, handle, parents);
+    }
+
+    fn track(&mut self, kind: Kind, handle: TaskFuture<i64>, parents: Vec<usize>) {
         let after_close = self.closed;
         self.tasks.push(Tracked {
             kind,
@@ -819,6 +833,56 @@ impl World {
         }
         if first.is_pending() {
             closing.await.map_err(|error| format!("close failed: {error}"))?;
+        }
+        Ok(())
+    }
+
+    /// With nothing else pending, submits a burst of plain tasks with random priorities and
+    /// checks the order they start in: the first ones take the free workers in submission
+    /// order, the rest wait and go highest priority first, first come first served within a
+    /// priority.
+    async fn priority_batch(&mut self) -> Result<(), String> {
+        for index in 0..self.tasks.len() {
+            self.await_task(index).await?;
+        }
+        let count = self.rng.between(2, 12) as usize;
+        let first = self.tasks.len();
+        let mut priorities = Vec::new();
+        for offset in 0..count {
+            let priority = self.rng.below(3) as i32 - 1;
+            priorities.push((first + offset, priority));
+            let index = self.tasks.len();
+            self.probe.add_task();
+            let probe = Arc::clone(&self.probe);
+            let arg = self.rng.below(1000) as i64;
+            self.sim
+                .note(format_args!("submit #{index} Plain {{ arg: {arg} }} priority {priority}"));
+            let handle = self.client.task().priority(priority).submit(
+                move |arg: i64| {
+                    probe.start(index, None);
+                    probe.end_ok(index, None);
+                    arg * 3 + 1
+                },
+                arg,
+            );
+            self.track(Kind::Plain { arg }, handle, Vec::new());
+        }
+        let started_before = self.probe.state.lock().started.len();
+        for index in first..first + count {
+            self.await_task(index).await?;
+        }
+        let order: Vec<usize> = self.probe.state.lock().started[started_before..].to_vec();
+        let (immediate, queued) = priorities.split_at(count.min(self.workers));
+        let mut queued = queued.to_vec();
+        queued.sort_by_key(|(index, priority)| (std::cmp::Reverse(*priority), *index));
+        let expected: Vec<usize> =
+            immediate.iter().chain(queued.iter()).map(|(index, _)| *index).collect();
+        if order != expected {
+            return Err(format!(
+                "tasks with priorities {priorities:?} started in the order {order:?}, expected \
+                 {expected:?} ({} workers)",
+                self.workers
+            ));
         }
         Ok(())
     }
