@@ -28,6 +28,12 @@
 //! of one seed can be compared with one number, and [`SimExecutor::recent_events`] shows the
 //! last steps when something fails.
 //!
+//! Tasks belong to **nodes**, the processes of the simulated system: a task spawned while
+//! another is polled joins that task's node. [`spawn_node`](SimExecutor::spawn_node) boots a
+//! node (again, after a crash: a new incarnation) and
+//! [`crash_node`](SimExecutor::crash_node) drops every task of one at once, as a process dying
+//! would.
+//!
 //! Time comes in two clocks: [`now`](Executor::now) is a base instant plus the virtual time
 //! elapsed (monotonic, it only moves forward); [`wall_clock`](Executor::wall_clock) starts at
 //! a fixed date and follows virtual time, but can be made to jump either way
@@ -364,7 +370,20 @@ struct TaskMeta {
     id: u64,
     kind: TaskKind,
     name: Arc<str>,
+    /// The node the task belongs to: inherited from the task that spawned it.
+    node: Arc<str>,
 }
+
+/// A task that is alive: its name, its node, and its handle (dropping it cancels the task).
+struct AliveTask {
+    name: Arc<str>,
+    node: Arc<str>,
+    handle: Task<(), TaskMeta>,
+}
+
+/// The node of whatever is spawned from outside any simulated task, and of the future given
+/// to `block_on`.
+const MAIN_NODE: &str = "main";
 
 /// One entry of the trace (kept compact; formatted only when shown).
 #[derive(Debug, Clone)]
@@ -475,7 +494,11 @@ struct State {
     /// Tasks scheduled to run, in the order they were woken (the `order` stream picks).
     ready: Vec<Runnable<TaskMeta>>,
     /// Every task alive, by id, with its handle (dropping the handle cancels it).
-    alive: BTreeMap<u64, (Arc<str>, Task<(), TaskMeta>)>,
+    alive: BTreeMap<u64, AliveTask>,
+    /// The node of the task being polled (`None` between polls: the main node).
+    current_node: Option<Arc<str>>,
+    /// How many times each node was started.
+    incarnations: BTreeMap<Arc<str>, u32>,
     /// Tasks whose future finished since the loop last looked.
     finished: Vec<u64>,
     /// Timers by (deadline, sequence number).
@@ -583,6 +606,8 @@ impl SimExecutor {
             next_timer_seq: 1,
             ready: Vec::new(),
             alive: BTreeMap::new(),
+            current_node: None,
+            incarnations: BTreeMap::new(),
             finished: Vec::new(),
             timers: BTreeMap::new(),
             order: SimRng::stream(seed, "order"),
@@ -648,7 +673,7 @@ impl SimExecutor {
     /// Names of the tasks still alive, in spawn order.
     pub fn alive_tasks(&self) -> Vec<String> {
         let state = self.shared.state.lock();
-        state.alive.iter().map(|(id, (name, _))| format!("#{id} {name}")).collect()
+        state.alive.iter().map(|(id, task)| format!("#{id} {}", task.name)).collect()
     }
 
     /// Moves the wall clock by `by`, forward or back; monotonic time and timers stay put.
@@ -728,7 +753,7 @@ impl SimExecutor {
         let handles: Vec<Task<(), TaskMeta>> = {
             let mut state = self.shared.state.lock();
             state.shut_down = true;
-            std::mem::take(&mut state.alive).into_values().map(|(_, task)| task).collect()
+            std::mem::take(&mut state.alive).into_values().map(|task| task.handle).collect()
         };
         // Dropping a handle cancels its task; one that is idle is scheduled once so that its
         // future gets dropped, which the loop below does without polling it.
@@ -763,7 +788,7 @@ impl SimExecutor {
         SimError::Deadlock {
             step: state.step,
             elapsed: state.elapsed,
-            waiting: state.alive.iter().map(|(id, (name, _))| format!("#{id} {name}")).collect(),
+            waiting: state.alive.iter().map(|(id, task)| format!("#{id} {}", task.name)).collect(),
         }
     }
 
@@ -866,8 +891,8 @@ impl SimExecutor {
                 TaskKind::Dedicated => state.stats.dedicated_crashes += 1,
                 _ => state.stats.spawned_drops += 1,
             }
-            if let Some((_, handle)) = state.alive.remove(&id) {
-                handles.push(handle);
+            if let Some(task) = state.alive.remove(&id) {
+                handles.push(task.handle);
             }
             state.record(TraceEvent::Crash { id, name });
             return Ok(Step::Crash(runnable));
@@ -879,9 +904,9 @@ impl SimExecutor {
     /// Takes the handles of tasks whose futures finished (to be dropped after the lock).
     fn reap_finished(state: &mut State, handles: &mut Vec<Task<(), TaskMeta>>) {
         for id in std::mem::take(&mut state.finished) {
-            if let Some((name, handle)) = state.alive.remove(&id) {
-                state.record(TraceEvent::Finish { id, name });
-                handles.push(handle);
+            if let Some(task) = state.alive.remove(&id) {
+                state.record(TraceEvent::Finish { id, name: task.name });
+                handles.push(task.handle);
             }
         }
     }
@@ -889,8 +914,12 @@ impl SimExecutor {
     /// Polls one task; a panic that escapes it is reported.
     fn run_task(&self, runnable: Runnable<TaskMeta>) -> Result<(), SimError> {
         let _marker = enter_async_context();
+        let node = Arc::clone(&runnable.metadata().node);
+        let outer = self.shared.state.lock().current_node.replace(node);
         runnable.run();
-        match self.shared.state.lock().panicked.take() {
+        let mut state = self.shared.state.lock();
+        state.current_node = outer;
+        match state.panicked.take() {
             Some((task, message)) => Err(SimError::TaskPanicked { task, message }),
             None => Ok(()),
         }
@@ -898,16 +927,29 @@ impl SimExecutor {
 
     /// Spawns a simulated task of `kind`.
     fn spawn_kind(&self, kind: TaskKind, name: &str, future: BoxFuture<()>) -> Result<(), Error> {
+        self.spawn_on(kind, name, None, future)
+    }
+
+    /// Spawns a simulated task of `kind` on `node` (by default the spawning task's node).
+    fn spawn_on(
+        &self,
+        kind: TaskKind,
+        name: &str,
+        node: Option<Arc<str>>,
+        future: BoxFuture<()>,
+    ) -> Result<(), Error> {
         let mut state = self.shared.state.lock();
         if state.shut_down {
             return Err(Error::RuntimeShutDown { runtime: "sim" });
         }
+        let node =
+            node.or_else(|| state.current_node.clone()).unwrap_or_else(|| Arc::from(MAIN_NODE));
         let id = state.next_task_id;
         state.next_task_id += 1;
         state.stats.spawned += 1;
         let name: Arc<str> = name.into();
         state.record(TraceEvent::Spawn { id, name: Arc::clone(&name) });
-        let meta = TaskMeta { id, kind, name: Arc::clone(&name) };
+        let meta = TaskMeta { id, kind, name: Arc::clone(&name), node: Arc::clone(&node) };
         let weak = Arc::downgrade(&self.shared);
         let on_finish = Arc::downgrade(&self.shared);
         let task_name = Arc::clone(&name);
@@ -930,9 +972,70 @@ impl SimExecutor {
         };
         let (runnable, handle) =
             async_task::Builder::new().metadata(meta).spawn(move |_| wrapped, schedule);
-        state.alive.insert(id, (name, handle));
+        state.alive.insert(id, AliveTask { name, node, handle });
         state.ready.push(runnable);
         Ok(())
+    }
+
+    /// Starts node `node` (a process of the simulated system: a worker, a Redis server) with
+    /// `future` as its first task; everything that task spawns, transitively, belongs to the
+    /// node too. Starting a node again after [`crash_node`](SimExecutor::crash_node) boots a
+    /// new incarnation; returns its number (1 for the first).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RuntimeShutDown`] after [`shutdown`](SimExecutor::shutdown).
+    pub fn spawn_node(&self, node: &str, future: BoxFuture<()>) -> Result<u32, Error> {
+        let node: Arc<str> = node.into();
+        self.spawn_on(TaskKind::Spawned, &node, Some(Arc::clone(&node)), future)?;
+        let mut state = self.shared.state.lock();
+        let incarnation = state.incarnations.entry(Arc::clone(&node)).or_default();
+        *incarnation += 1;
+        let incarnation = *incarnation;
+        state.record(TraceEvent::Note(format!("node {node} incarnation {incarnation}").into()));
+        Ok(incarnation)
+    }
+
+    /// How many times `node` was started (0 if never).
+    pub fn node_incarnation(&self, node: &str) -> u32 {
+        self.shared.state.lock().incarnations.get(node).copied().unwrap_or(0)
+    }
+
+    /// Crashes `node`: every task of it is dropped at once, as if its process died (nothing
+    /// it would have done next happens). Returns how many tasks died.
+    pub fn crash_node(&self, node: &str) -> usize {
+        let handles: Vec<Task<(), TaskMeta>> = {
+            let mut state = self.shared.state.lock();
+            let ids: Vec<u64> = state
+                .alive
+                .iter()
+                .filter(|(_, task)| &*task.node == node)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter()
+                .filter_map(|id| {
+                    let task = state.alive.remove(id)?;
+                    state.record(TraceEvent::Crash { id: *id, name: task.name });
+                    Some(task.handle)
+                })
+                .collect()
+        };
+        let died = handles.len();
+        // Dropping a handle cancels its task: one that is waiting is scheduled once so that
+        // its future is dropped; do that now rather than when the order stream picks it.
+        drop(handles);
+        let closed: Vec<Runnable<TaskMeta>> = {
+            let mut state = self.shared.state.lock();
+            let (closed, ready) = std::mem::take(&mut state.ready)
+                .into_iter()
+                .partition(|runnable| &*runnable.metadata().node == node);
+            state.ready = ready;
+            closed
+        };
+        for runnable in closed {
+            runnable.run();
+        }
+        died
     }
 }
 
@@ -1309,6 +1412,47 @@ mod tests {
         sim.run_until_idle().unwrap();
         assert_eq!((refused, ran.load(Ordering::SeqCst)), (2, 1));
         assert_eq!(sim.stats().refused_spawns, 2);
+        sim.shutdown();
+    }
+
+    #[test]
+    fn crashing_a_node_drops_every_task_it_spawned_and_restarts_boot_anew() {
+        let sim = sim(20);
+        let polls = Arc::new(AtomicUsize::new(0));
+        let boot = |sim: &SimExecutor, polls: &Arc<AtomicUsize>| {
+            let (inner, polls) = (sim.clone(), Arc::clone(polls));
+            sim.spawn_node(
+                "worker",
+                Box::pin(async move {
+                    // A child task: it belongs to the node too.
+                    let child_polls = Arc::clone(&polls);
+                    let timers = inner.clone();
+                    inner
+                        .spawn_task(async move {
+                            loop {
+                                child_polls.fetch_add(1, Ordering::SeqCst);
+                                timers.sleep(Duration::from_millis(1)).await;
+                            }
+                        })
+                        .unwrap();
+                    futures::future::pending::<()>().await;
+                }),
+            )
+            .unwrap()
+        };
+        assert_eq!(boot(&sim, &polls), 1);
+        sim.block_on(sim.sleep(Duration::from_millis(10))).unwrap();
+        assert!(polls.load(Ordering::SeqCst) > 0);
+        assert_eq!(sim.crash_node("worker"), 2);
+        assert_eq!(sim.stats().alive, 0);
+        let before = polls.load(Ordering::SeqCst);
+        sim.block_on(sim.sleep(Duration::from_millis(10))).unwrap();
+        assert_eq!(polls.load(Ordering::SeqCst), before, "nothing of the crashed node runs");
+        assert_eq!(sim.stats().timers, 0, "its timers went with it");
+        assert_eq!(boot(&sim, &polls), 2);
+        assert_eq!(sim.node_incarnation("worker"), 2);
+        sim.block_on(sim.sleep(Duration::from_millis(10))).unwrap();
+        assert!(polls.load(Ordering::SeqCst) > before);
         sim.shutdown();
     }
 
