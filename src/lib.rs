@@ -54,6 +54,7 @@ pub mod executor;
 pub mod planted;
 pub mod runtimes;
 pub mod scheduler;
+pub mod task;
 pub mod transport;
 mod worker;
 
@@ -70,3 +71,4 @@ pub use client::{
 pub use client::{AsCompleted, GatherErrors, Gathered, ReturnWhen, WaitOutcome};
 pub use error::{Error, TaskError};
 pub use executor::{Executor, ExecutorExt};
+pub use task::Task;

@@ -45,6 +45,21 @@ pub(crate) enum Body {
     Async(AsyncBody),
 }
 
+/// A call of a registered [`Task`](crate::Task): what a transport whose workers live in other
+/// processes sends instead of the body (a closure cannot cross machines).
+pub(crate) struct RegisteredCall {
+    /// The task's [`NAME`](crate::Task::NAME).
+    pub(crate) name: &'static str,
+    /// Encodes the input for the wire (`None` when the input is composed from the
+    /// dependencies' outputs); only transports that leave the process call it, so the
+    /// in-process transport never serializes a task without dependencies.
+    pub(crate) encode_input: Option<Box<dyn Fn() -> Result<Vec<u8>, String> + Send + Sync>>,
+    /// Turns the output's wire bytes into the typed value (monomorphized for the task).
+    pub(crate) decode_output: fn(&[u8]) -> Result<Value, String>,
+    /// Turns the typed value into wire bytes (for registered tasks that depend on this one).
+    pub(crate) encode_output: fn(&Value) -> Result<Vec<u8>, String>,
+}
+
 /// One task: its identity, what it runs, what it reads, and where its outcome is published.
 pub(crate) struct Job {
     pub(crate) id: TaskId,
@@ -53,6 +68,9 @@ pub(crate) struct Job {
     /// its value; dropped iteratively (see `Drop`), so that long chains never recurse.
     deps: Mutex<Vec<Arc<Job>>>,
     body: Body,
+    /// Set for registered tasks: what remote workers run instead of `body`. Boxed: most
+    /// tasks are closures, and a job's size is the client's memory per task.
+    pub(crate) call: Option<Box<RegisteredCall>>,
     /// The published outcome, the wakers of everyone waiting for it, and the abort handle.
     /// One lock for all three: a job lives as long as its value is held, so its size is the
     /// client's memory per task (see `benches/overhead.rs`).
@@ -89,7 +107,18 @@ impl fmt::Debug for Job {
 
 impl Job {
     pub(crate) fn new(id: TaskId, key: TaskKey, deps: Vec<Arc<Job>>, body: Body) -> Job {
-        Job { id, key, deps: Mutex::new(deps), body, cell: Mutex::new(Cell::default()) }
+        Job { id, key, deps: Mutex::new(deps), body, call: None, cell: Mutex::new(Cell::default()) }
+    }
+
+    /// The same job, carrying a registered call for transports that leave the process.
+    pub(crate) fn with_call(mut self, call: RegisteredCall) -> Job {
+        self.call = Some(Box::new(call));
+        self
+    }
+
+    /// The keys of the jobs this one reads, in argument order (empty once it has its value).
+    pub(crate) fn dep_keys(&self) -> Vec<TaskKey> {
+        self.deps.lock().iter().map(|dep| dep.key.clone()).collect()
     }
 
     pub(crate) fn is_async(&self) -> bool {
@@ -420,6 +449,15 @@ impl Core {
     /// The transport lost the worker running `job`.
     pub(crate) fn lost(&self, job: &Arc<Job>) {
         self.feed(Event::Lost { id: job.id });
+    }
+
+    /// The transport itself gave the task up after its workers were lost `attempts` times
+    /// (a transport that redelivers on its own, such as Redis with its dead-letter stream).
+    pub(crate) fn gave_up(&self, job: &Arc<Job>, attempts: u32) {
+        self.feed(Event::Failed {
+            id: job.id,
+            error: TaskError::WorkerLost { key: job.key.clone(), attempts },
+        });
     }
 
     fn apply(&self, mut actions: Vec<Action<Arc<Job>>>, mut value: Option<(TaskId, Value)>) {

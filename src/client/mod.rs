@@ -8,6 +8,7 @@ mod delayed;
 mod deps;
 mod future;
 mod gather;
+mod registered;
 mod settle;
 mod submit;
 mod wait;

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::core::{Body, Job, SubmitOptions, Value};
+use super::core::{Body, Job, RegisteredCall, SubmitOptions, Value};
 use super::deps::{Dependencies, DependencyList, DependencyReader};
 use super::{Client, TaskFuture};
 use crate::scheduler::{TaskKey, prefix_for_type_name, spread_token};
@@ -155,16 +155,30 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
         deps: DependencyList,
         body: Body,
     ) -> TaskFuture<T> {
+        self.submit_job(key, deps, body, None)
+    }
+
+    /// Submits one job, carrying a registered task's call when it is one.
+    pub(super) fn submit_job<T>(
+        &self,
+        key: (TaskKey, bool),
+        deps: DependencyList,
+        body: Body,
+        call: Option<RegisteredCall>,
+    ) -> TaskFuture<T> {
         let (key, shared) = key;
         let core = self.client.core();
-        let job = Arc::new(Job::new(core.next_id(), key, deps.jobs, body));
-        let job = core.submit(job, &self.options, shared);
+        let mut job = Job::new(core.next_id(), key, deps.jobs, body);
+        if let Some(call) = call {
+            job = job.with_call(call);
+        }
+        let job = core.submit(Arc::new(job), &self.options, shared);
         TaskFuture::from_job(job, Arc::clone(core))
     }
 
     /// The explicit key if one was given, else the pure key if there is one, else a fresh
     /// key; and whether later submissions should find it.
-    fn key_or<F>(&self, pure: Option<TaskKey>) -> (TaskKey, bool) {
+    pub(super) fn key_or<F>(&self, pure: Option<TaskKey>) -> (TaskKey, bool) {
         match (&self.options.key, pure) {
             (Some(key), _) => (key.clone(), true),
             (None, Some(key)) => (key, true),
@@ -345,7 +359,7 @@ impl<'c, D: Dependencies, P: 'static> TaskBuilder<'c, After<D>, P> {
     }
 
     /// The key for a function over these dependencies: pure ones hash the dependencies' keys.
-    fn dependent_key<F: 'static>(&self, list: &DependencyList) -> (TaskKey, bool) {
+    pub(super) fn dependent_key<F: 'static>(&self, list: &DependencyList) -> (TaskKey, bool) {
         let pure = if TypeId::of::<P>() == TypeId::of::<Pure>() {
             pure_key::<F>(|hasher| {
                 for job in &list.jobs {
@@ -359,7 +373,7 @@ impl<'c, D: Dependencies, P: 'static> TaskBuilder<'c, After<D>, P> {
         self.key_or::<F>(pure)
     }
 
-    fn collect(&self) -> (DependencyList, Arc<[usize]>) {
+    pub(super) fn collect(&self) -> (DependencyList, Arc<[usize]>) {
         let mut list = DependencyList::default();
         self.deps.0.collect(&mut list);
         let lengths: Arc<[usize]> = Arc::from(list.lengths.as_slice());

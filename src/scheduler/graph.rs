@@ -566,7 +566,10 @@ impl<P: Clone> Scheduler<P> {
             self.in_flight += 1;
         }
         let record = self.tasks.get_mut(&id).expect("reported task is held");
-        if record.retries_left > 0 {
+        // Retries are for errors the task raised; a transport that gave up on lost workers
+        // has already redelivered as often as allowed.
+        let raised_by_task = !matches!(error, TaskError::WorkerLost { .. });
+        if raised_by_task && record.retries_left > 0 {
             record.retries_left -= 1;
             self.make_ready(id, out);
             return;

@@ -120,6 +120,48 @@ impl ReadyTask {
         Box::pin(async move { TaskOutcome(future.await) })
     }
 
+    /// The [`Task::NAME`](crate::Task::NAME) of a registered task, `None` for a closure.
+    ///
+    /// A transport whose workers run in other processes can only carry registered tasks: it
+    /// sends this name and [`encode_input`](ReadyTask::encode_input) instead of the body.
+    pub fn task_name(&self) -> Option<&'static str> {
+        self.job.call.as_ref().map(|call| call.name)
+    }
+
+    /// The registered task's input, encoded as JSON; `None` for a closure and for a task
+    /// whose input is composed from its dependencies' outputs (see
+    /// [`dependency_keys`](ReadyTask::dependency_keys)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialization`] when the input cannot be encoded.
+    pub fn encode_input(&self) -> Option<Result<Vec<u8>, Error>> {
+        let encode = self.job.call.as_ref()?.encode_input.as_ref()?;
+        Some(encode().map_err(|message| Error::Serialization(message.into())))
+    }
+
+    /// Turns the JSON of a registered task's output, as a remote worker produced it, into the
+    /// outcome to [`complete`](CompletionSink::complete) the task with. Bytes that do not
+    /// decode into the task's output type give a failed outcome that says so.
+    pub fn decode_output(&self, bytes: &[u8]) -> TaskOutcome {
+        match &self.job.call {
+            Some(call) => match (call.decode_output)(bytes) {
+                Ok(value) => TaskOutcome(BodyOutcome::Value(value)),
+                Err(message) => TaskOutcome::failed(format!(
+                    "the worker's result does not decode as the output of {}: {message}; are \
+                     the client and the workers built from the same task definitions?",
+                    call.name
+                )),
+            },
+            None => TaskOutcome::failed("a closure's result cannot be decoded from bytes"),
+        }
+    }
+
+    /// The keys of the tasks whose values this task reads, in argument order.
+    pub fn dependency_keys(&self) -> Vec<TaskKey> {
+        self.job.dep_keys()
+    }
+
     /// Registers the handle that stops this task's async body when the task is cancelled.
     pub fn set_abort_handle(&self, handle: futures::future::AbortHandle) {
         self.job.set_abort_handle(handle);
@@ -144,6 +186,18 @@ impl TaskOutcome {
         TaskOutcome(BodyOutcome::Failed(
             "the task was resolved (cancelled) before a worker started it".into(),
         ))
+    }
+
+    /// A body that returned an error with this text
+    /// ([`TaskError::Failed`](crate::TaskError::Failed) once reported).
+    pub fn failed(message: impl Into<String>) -> TaskOutcome {
+        TaskOutcome(BodyOutcome::Failed(message.into()))
+    }
+
+    /// A body that panicked with this message
+    /// ([`TaskError::Panicked`](crate::TaskError::Panicked) once reported).
+    pub fn panicked(message: impl Into<String>) -> TaskOutcome {
+        TaskOutcome(BodyOutcome::Panicked(message.into()))
     }
 
     /// Whether the body produced a value.
@@ -194,6 +248,15 @@ impl CompletionSink {
     pub fn lost(&self, task: &ReadyTask) {
         if let Some(core) = self.core.upgrade() {
             core.lost(&task.job);
+        }
+    }
+
+    /// Reports that the transport gave `task` up after its workers were lost `attempts`
+    /// times, for transports that redeliver by themselves (the scheduler does not re-run it):
+    /// the task fails with [`TaskError::WorkerLost`](crate::TaskError::WorkerLost).
+    pub fn gave_up(&self, task: &ReadyTask, attempts: u32) {
+        if let Some(core) = self.core.upgrade() {
+            core.gave_up(&task.job, attempts);
         }
     }
 }

@@ -1,0 +1,204 @@
+//! Submitting registered [`Task`]s: one definition, run in this process or by workers in
+//! other processes, whichever transport the client has.
+
+use std::sync::Arc;
+
+use super::core::{Body, RegisteredCall, Value};
+use super::deps::{Dependencies, DependencyList};
+use super::submit::{After, Impure, NoDeps, TaskBuilder};
+use super::{Client, TaskFuture};
+use crate::task::{Task, dependency_input};
+
+/// Decodes the JSON of `T`'s output into a shared value.
+fn decode_output<T: Task>(bytes: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice::<T::Output>(bytes)
+        .map(|output| Arc::new(output) as Value)
+        .map_err(|error| error.to_string())
+}
+
+/// Encodes a shared value of `T`'s output as JSON.
+fn encode_output<T: Task>(value: &Value) -> Result<Vec<u8>, String> {
+    let output = value
+        .downcast_ref::<T::Output>()
+        .ok_or_else(|| format!("the value of a {} task is not its output type", T::NAME))?;
+    serde_json::to_vec(output).map_err(|error| error.to_string())
+}
+
+fn run<T: Task>(input: T::Input) -> Result<Value, String> {
+    T::run(input).map(|output| Arc::new(output) as Value).map_err(|error| error.to_string())
+}
+
+fn call<T: Task>(
+    encode_input: Option<Box<dyn Fn() -> Result<Vec<u8>, String> + Send + Sync>>,
+) -> RegisteredCall {
+    RegisteredCall {
+        name: T::NAME,
+        encode_input,
+        decode_output: decode_output::<T>,
+        encode_output: encode_output::<T>,
+    }
+}
+
+impl TaskBuilder<'_, NoDeps, Impure> {
+    /// Submits the registered task `T` with `input`; see [`Client::submit_task`].
+    pub fn submit_task<T: Task>(&self, input: T::Input) -> TaskFuture<T::Output> {
+        let input = Arc::new(input);
+        let body_input = Arc::clone(&input);
+        let body =
+            Body::Blocking(Box::new(move |_: &[Value]| run::<T>(T::Input::clone(&body_input))));
+        let encode =
+            Box::new(move || serde_json::to_vec(&*input).map_err(|error| error.to_string()));
+        let key = self.key_or::<T>(None);
+        self.submit_job(key, DependencyList::default(), body, Some(call::<T>(Some(encode))))
+    }
+
+    /// Submits `T` once per input, in order; see [`Client::map_task`].
+    pub fn map_task<T: Task>(
+        &self,
+        inputs: impl IntoIterator<Item = T::Input>,
+    ) -> Vec<TaskFuture<T::Output>> {
+        inputs.into_iter().map(|input| self.submit_task::<T>(input)).collect()
+    }
+}
+
+impl<D: Dependencies, P: 'static> TaskBuilder<'_, After<D>, P> {
+    /// Submits the registered task `T`, run once every dependency finished, with an input
+    /// made of the dependencies' outputs.
+    ///
+    /// The input is the JSON array of the dependencies' outputs in dependency order, so `T`
+    /// takes a tuple (`(A, B)` after `(&a, &b)`) or a `Vec` (after a slice of futures); after
+    /// a single dependency it may also take that dependency's output itself. The
+    /// dependencies must be registered tasks too: on a distributed transport, the worker
+    /// reads their results from the broker by key; the client sends none of them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::Task;
+    ///
+    /// struct Square;
+    /// impl Task for Square {
+    ///     const NAME: &'static str = "square";
+    ///     type Input = i64;
+    ///     type Output = i64;
+    ///     type Error = std::convert::Infallible;
+    ///     fn run(x: i64) -> Result<i64, Self::Error> {
+    ///         Ok(x * x)
+    ///     }
+    /// }
+    ///
+    /// struct Sum;
+    /// impl Task for Sum {
+    ///     const NAME: &'static str = "sum";
+    ///     type Input = Vec<i64>;
+    ///     type Output = i64;
+    ///     type Error = std::convert::Infallible;
+    ///     fn run(values: Vec<i64>) -> Result<i64, Self::Error> {
+    ///         Ok(values.iter().sum())
+    ///     }
+    /// }
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let squares = client.map_task::<Square>(1..=3);
+    /// let total = client.after(&squares).submit_task::<Sum>();
+    /// assert_eq!(total.result()?, 14);
+    /// // One dependency: its output is the input.
+    /// let again = client.after(&total).submit_task::<Square>();
+    /// assert_eq!(again.result()?, 196);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
+    pub fn submit_task<T: Task>(&self) -> TaskFuture<T::Output> {
+        let (list, _) = self.collect();
+        let key = self.dependent_key::<T>(&list);
+        let encoders: Result<Vec<_>, String> = list
+            .jobs
+            .iter()
+            .map(|job| match &job.call {
+                Some(call) => Ok(call.encode_output),
+                None => Err(format!(
+                    "registered task {:?} depends on {}, which is not a registered task; only \
+                     registered tasks' outputs can become a registered task's input",
+                    T::NAME,
+                    job.key
+                )),
+            })
+            .collect();
+        let body = Body::Blocking(Box::new(move |values: &[Value]| {
+            let encoders = encoders.as_ref().map_err(Clone::clone)?;
+            let outputs = values
+                .iter()
+                .zip(encoders)
+                .map(|(value, encode)| encode(value))
+                .collect::<Result<Vec<_>, _>>()?;
+            run::<T>(dependency_input::<T>(&outputs)?)
+        }));
+        self.submit_job(key, list, body, Some(call::<T>(None)))
+    }
+}
+
+impl Client {
+    /// Runs the registered task `T` with `input` and returns its future at once.
+    ///
+    /// Works on every transport: in this process `T::run` runs on a worker thread like a
+    /// closure given to [`submit`](Client::submit); on a transport whose workers are other
+    /// processes (Redis), the input travels as JSON under [`Task::NAME`] and the output comes
+    /// back the same way. Options (key, priority, retries) go through
+    /// [`task`](Client::task): `client.task().retries(2).submit_task::<T>(input)`;
+    /// dependencies through [`after`](Client::after):
+    /// `client.after(&a).submit_task::<T>()`. See [`crate::task`] for the model.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::Task;
+    ///
+    /// struct Double;
+    /// impl Task for Double {
+    ///     const NAME: &'static str = "double";
+    ///     type Input = u32;
+    ///     type Output = u32;
+    ///     type Error = std::convert::Infallible;
+    ///     fn run(x: u32) -> Result<u32, Self::Error> {
+    ///         Ok(x * 2)
+    ///     }
+    /// }
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// assert_eq!(client.submit_task::<Double>(21).result()?, 42);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
+    pub fn submit_task<T: Task>(&self, input: T::Input) -> TaskFuture<T::Output> {
+        self.task().submit_task::<T>(input)
+    }
+
+    /// Submits the registered task `T` once per input, in order; returns the futures in the
+    /// same order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::Task;
+    ///
+    /// struct Square;
+    /// impl Task for Square {
+    ///     const NAME: &'static str = "square";
+    ///     type Input = i64;
+    ///     type Output = i64;
+    ///     type Error = std::convert::Infallible;
+    ///     fn run(x: i64) -> Result<i64, Self::Error> {
+    ///         Ok(x * x)
+    ///     }
+    /// }
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let futures = client.map_task::<Square>(0..4);
+    /// assert_eq!(client.blocking().gather(&futures)?, vec![0, 1, 4, 9]);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
+    pub fn map_task<T: Task>(
+        &self,
+        inputs: impl IntoIterator<Item = T::Input>,
+    ) -> Vec<TaskFuture<T::Output>> {
+        self.task().map_task::<T>(inputs)
+    }
+}
