@@ -31,7 +31,16 @@
 //! - `async-std`: [`runtimes::async_std::AsyncStdExecutor`] (async-std is discontinued
 //!   upstream; prefer smol);
 //! - `sim`: [`runtimes::sim::SimExecutor`], a deterministic simulation executor (one thread,
-//!   virtual time, seeded scheduling and faults) for testing taskweave and code built on it.
+//!   virtual time, seeded scheduling and faults) for testing taskweave and code built on it;
+//! - `redis`: the Redis Streams transport ([`transport::redis`]) and the worker library
+//!   ([`worker::Worker`]), for registered [`Task`]s run by worker processes on any machine
+//!   (needs Rust 1.88, the redis crate's minimum).
+//!
+//! # Registered tasks
+//!
+//! Closures run on the in-process workers; a [`Task`] (a name, a `serde` input and output,
+//! and `run`) runs there too, and also on workers in other processes: moving from one machine
+//! to many is one `.transport(..)` line. See [`task`].
 //!
 //! # Choosing an executor
 //!
@@ -56,7 +65,7 @@ pub mod runtimes;
 pub mod scheduler;
 pub mod task;
 pub mod transport;
-mod worker;
+pub mod worker;
 
 /// The README's Rust code blocks, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,4 +1,15 @@
 //! Workers: loops that take ready tasks, run their bodies and report the outcomes.
+//!
+//! The in-process transport runs its worker loops itself. With the `redis` feature, this
+//! module also holds [`Worker`], the library side of a worker process that runs registered
+//! tasks from a Redis stream.
+
+#[cfg(feature = "redis")]
+mod redis;
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RunningWorker, Worker, WorkerBuilder};
 
 use crate::planted::{PlantedBug, active as planted};
 use crate::transport::{CompletionSink, ReadyTask, TaskOutcome};

@@ -1,0 +1,38 @@
+-- Moves one stream entry to the dead-letter stream, only if the caller owns it, and tells
+-- the submitting client when there is one to tell.
+--
+-- KEYS[1] task stream, KEYS[2] dead-letter stream, KEYS[3] the client's reply stream, or the
+-- task stream itself when there is no client to tell (nothing is written to it then)
+-- ARGV[1] group, ARGV[2] entry id, ARGV[3] consumer, ARGV[4] reason, ARGV[5] rid ('' when
+-- there is no client to tell), ARGV[6] status, ARGV[7] body, ARGV[8] ttl in ms
+--
+-- Returns 1 when moved, 0 when the entry is no longer pending, -1 when another consumer owns
+-- it now.
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #pending == 0 then
+  return 0
+end
+if pending[1][2] ~= ARGV[3] then
+  return -1
+end
+local deliveries = tostring(pending[1][4])
+local record = {'dead_reason', ARGV[4], 'dead_entry', ARGV[2], 'dead_deliveries', deliveries,
+  'dead_worker', ARGV[3]}
+local found = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #found > 0 and type(found[1][2]) == 'table' then
+  local fields = found[1][2]
+  -- Keep at most 64 original field-value pairs: a garbage entry must not make this script fail.
+  local limit = math.min(#fields, 128)
+  for i = 1, limit do
+    record[#record + 1] = fields[i]
+  end
+end
+redis.call('XADD', KEYS[2], '*', unpack(record))
+if ARGV[5] ~= '' then
+  redis.call('XADD', KEYS[3], '*', 'rid', ARGV[5], 'status', ARGV[6], 'body', ARGV[7],
+    'deliveries', deliveries)
+  redis.call('PEXPIRE', KEYS[3], ARGV[8])
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1

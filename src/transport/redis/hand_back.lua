@@ -1,0 +1,22 @@
+-- Gives entries the caller owns but has not started back to the queue (a worker shutting
+-- down): each is re-added as a new entry, then acknowledged and deleted, so another worker
+-- takes it at once and its delivery count starts again.
+--
+-- KEYS[1] task stream
+-- ARGV[1] group, ARGV[2] consumer, ARGV[3..] entry ids
+--
+-- Returns how many entries were handed back.
+local handed = 0
+for i = 3, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #pending > 0 and pending[1][2] == ARGV[2] then
+    local found = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+    if #found > 0 and type(found[1][2]) == 'table' and #found[1][2] > 0 then
+      redis.call('XADD', KEYS[1], '*', unpack(found[1][2]))
+    end
+    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    handed = handed + 1
+  end
+end
+return handed

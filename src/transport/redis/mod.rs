@@ -1,0 +1,624 @@
+//! The Redis Streams backend (feature `redis`): worker processes on any machine, fed through
+//! a Redis server.
+//!
+//! # The model
+//!
+//! - The client enqueues each ready task as an entry of the queue's stream: the registered
+//!   task's [`NAME`](crate::Task::NAME), its input as JSON, and where to put the outcome.
+//!   Closures cannot cross machines: on this transport only
+//!   [`submit_task`](crate::Client::submit_task) and [`map_task`](crate::Client::map_task)
+//!   run; a closure's future fails with an error that says so.
+//! - Worker processes ([`Worker`](crate::worker::Worker)) join the stream's consumer group,
+//!   run the entries they read, store each output under a result key with a time to live,
+//!   and push a completion to the submitting client's reply stream, which the client reads
+//!   with a blocking `XREAD`: a result reaches the client without polling delay.
+//! - A worker that dies leaves its entries pending; after the reclaim time another worker
+//!   claims them (`XAUTOCLAIM`) and runs them. An entry delivered more often than allowed
+//!   without finishing is poison: it goes to the dead-letter stream and its future fails
+//!   with [`TaskError::WorkerLost`](crate::TaskError::WorkerLost).
+//! - A completion is accepted atomically and only from the entry's current owner (a Lua
+//!   script checks the owner, stores the result, notifies the client and acknowledges in one
+//!   step), so a slow worker whose entry was reclaimed cannot ack it behind the new owner's
+//!   back, and a crash can never produce two accepted results.
+//! - Dropping the last handle to a future deletes its result from Redis.
+//!
+//! The key layout is documented in `ARCHITECTURE.md`.
+//!
+//! # Examples
+//!
+//! Moving an application from one machine to many is one builder line:
+//!
+//! ```no_run
+//! use taskweave::Task;
+//! use taskweave::transport::redis::RedisTransport;
+//!
+//! struct Add;
+//! impl Task for Add {
+//!     const NAME: &'static str = "add";
+//!     type Input = (i64, i64);
+//!     type Output = i64;
+//!     type Error = std::convert::Infallible;
+//!     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> {
+//!         Ok(a + b)
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), taskweave::Error> {
+//! let client = taskweave::Client::builder()
+//!     .transport(RedisTransport::connect("redis://127.0.0.1:6379").await?)
+//!     .build()
+//!     .await?;
+//! // A worker process running `Worker::builder().register::<Add>()` computes it.
+//! assert_eq!(client.submit_task::<Add>((2, 3)).await?, 5);
+//! client.close().await
+//! # }
+//! ```
+
+mod protocol;
+mod redis_store;
+pub(crate) mod store;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures::future::{Either, select};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use self::protocol::Reply;
+pub(crate) use self::protocol::{Keys, Notify, Rejection, Status, TaskEntry};
+pub(crate) use self::redis_store::{ConnectOptions, RedisStore};
+use self::store::{Store, StreamEntry};
+use super::{CompletionSink, ReadyTask, TaskOutcome, Transport};
+use crate::Error;
+use crate::executor::{BoxFuture, Executor, ExecutorExt};
+use crate::scheduler::TaskKey;
+
+/// The namespace every key starts with unless configured otherwise.
+pub const DEFAULT_NAMESPACE: &str = "taskweave";
+/// The queue clients and workers use unless configured otherwise.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// How long a blocking read waits on the server before it looks around (for a stop request).
+const BLOCK: Duration = Duration::from_secs(1);
+/// How many entries one batch of enqueues, completions or deletions holds at most.
+const BATCH: usize = 512;
+
+/// The client side of the Redis Streams backend: a [`Transport`] that enqueues registered
+/// tasks to a Redis stream for [`Worker`](crate::worker::Worker) processes. See the
+/// [module docs](self).
+///
+/// Cheap to clone: clones share one connection, so you can keep one to call
+/// [`workers`](RedisTransport::workers) after handing another to the client builder.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> Result<(), taskweave::Error> {
+/// use taskweave::transport::redis::RedisTransport;
+///
+/// let redis = RedisTransport::builder("redis://user:secret@127.0.0.1:6379")
+///     .queue("images")
+///     .connect()
+///     .await?;
+/// let client = taskweave::Client::builder().transport(redis.clone()).build().await?;
+/// for worker in redis.workers().await? {
+///     println!("{} runs {:?}", worker.name, worker.tasks);
+/// }
+/// # client.close().await }
+/// ```
+#[derive(Clone)]
+pub struct RedisTransport {
+    inner: Arc<Inner>,
+}
+
+/// Configures and connects a [`RedisTransport`].
+#[derive(Debug, Clone)]
+pub struct RedisTransportBuilder {
+    url: String,
+    namespace: String,
+    queue: String,
+    max_in_flight: usize,
+    max_payload_bytes: usize,
+    result_ttl: Duration,
+    allowed_failures: u32,
+    command_timeout: Duration,
+}
+
+/// What a live worker announced about itself (see [`RedisTransport::workers`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WorkerInfo {
+    /// The worker's consumer name in the group, unique per worker process.
+    pub name: String,
+    /// The queue it reads.
+    pub queue: String,
+    /// How many tasks it runs at once.
+    pub concurrency: usize,
+    /// The names of the tasks it registered.
+    pub tasks: Vec<String>,
+    /// The machine it runs on.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+}
+
+struct Inner {
+    keys: Keys,
+    store: Arc<dyn Store>,
+    client_id: String,
+    reply: String,
+    max_in_flight: usize,
+    max_payload_bytes: usize,
+    result_ttl: Duration,
+    max_deliveries: u32,
+    /// Entries waiting to be written to the stream (batched by the sender loop).
+    outbox: (flume::Sender<TaskEntry>, flume::Receiver<TaskEntry>),
+    /// Result keys to delete (batched by the janitor loop).
+    releases: (flume::Sender<String>, flume::Receiver<String>),
+    /// Dispatched tasks by delivery id (`rid`), until their completion arrives.
+    in_flight: Mutex<HashMap<String, ReadyTask>>,
+    /// Result keys of tasks the client holds, for dependents and release.
+    results: Mutex<HashMap<TaskKey, String>>,
+    started: OnceLock<Started>,
+    /// Dropped on close: every background loop watches it.
+    stop: Mutex<Option<flume::Sender<()>>>,
+    stop_signal: flume::Receiver<()>,
+}
+
+struct Started {
+    executor: Arc<dyn Executor>,
+    sink: CompletionSink,
+    /// Disconnects when every background loop has ended (each holds a sender).
+    stopped: flume::Receiver<()>,
+}
+
+impl fmt::Debug for RedisTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTransport")
+            .field("queue", &self.inner.keys.queue())
+            .field("client_id", &self.inner.client_id)
+            .field("in_flight", &self.inner.in_flight.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisTransportBuilder {
+    /// The namespace every key starts with (default `"taskweave"`); clients and workers
+    /// must agree on it.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The queue to submit to (default `"default"`); workers read the queue they are told to.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// How many tasks may be enqueued and unfinished at once (default 4096); the scheduler
+    /// holds the rest back, by priority.
+    pub fn max_in_flight(mut self, tasks: usize) -> Self {
+        self.max_in_flight = tasks.max(1);
+        self
+    }
+
+    /// The largest encoded input accepted (default 1 MiB). A bigger one fails its future at
+    /// submit with an error that says so; store large data elsewhere and pass a reference.
+    pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
+        self.max_payload_bytes = bytes;
+        self
+    }
+
+    /// How long results and completions live in Redis when nobody releases them (default one
+    /// hour). Released results are deleted at once.
+    pub fn result_ttl(mut self, ttl: Duration) -> Self {
+        self.result_ttl = ttl.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How many deliveries of one task may die with their worker before the task goes to
+    /// the dead-letter stream and fails with
+    /// [`TaskError::WorkerLost`](crate::TaskError::WorkerLost) (default 2: three deliveries).
+    pub fn allowed_failures(mut self, failures: u32) -> Self {
+        self.allowed_failures = failures;
+        self
+    }
+
+    /// How long one Redis command may take before it counts as failed (default 5 s).
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Connects, authenticates and checks that the server answers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Transport`] with the Redis message when the URL is invalid, the server cannot
+    /// be reached or refuses the credentials; [`Error::InvalidConfig`] for an empty queue
+    /// name.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the half-made connections.
+    pub async fn connect(self) -> Result<RedisTransport, Error> {
+        if self.queue.is_empty() || self.namespace.is_empty() {
+            return Err(Error::InvalidConfig {
+                message: "a Redis queue and namespace need non-empty names".into(),
+            });
+        }
+        let keys = Keys::new(&self.namespace, &self.queue);
+        let options = ConnectOptions { command_timeout: self.command_timeout, block: BLOCK };
+        let store = RedisStore::connect(&self.url, keys.clone(), &options).await?;
+        // The group exists before the first entry, so that workers started later see every
+        // entry.
+        store.ensure_group().await?;
+        let client_id = format!("c{}", store.next_number().await?);
+        let reply = keys.reply(&client_id);
+        let (stop, stop_signal) = flume::bounded(1);
+        Ok(RedisTransport {
+            inner: Arc::new(Inner {
+                keys,
+                store: Arc::new(store),
+                client_id,
+                reply,
+                max_in_flight: self.max_in_flight,
+                max_payload_bytes: self.max_payload_bytes,
+                result_ttl: self.result_ttl,
+                max_deliveries: self.allowed_failures.saturating_add(1),
+                outbox: flume::unbounded(),
+                releases: flume::unbounded(),
+                in_flight: Mutex::new(HashMap::new()),
+                results: Mutex::new(HashMap::new()),
+                started: OnceLock::new(),
+                stop: Mutex::new(Some(stop)),
+                stop_signal,
+            }),
+        })
+    }
+}
+
+impl RedisTransport {
+    /// Connects to the Redis server at `url` (`redis://[user:password@]host:port[/db]`) with
+    /// the default settings; see [`builder`](RedisTransport::builder) for the others.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisTransportBuilder::connect`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the half-made connections.
+    pub async fn connect(url: impl Into<String>) -> Result<RedisTransport, Error> {
+        RedisTransport::builder(url).connect().await
+    }
+
+    /// Starts configuring a transport for the server at `url`.
+    pub fn builder(url: impl Into<String>) -> RedisTransportBuilder {
+        RedisTransportBuilder {
+            url: url.into(),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            queue: DEFAULT_QUEUE.to_owned(),
+            max_in_flight: 4096,
+            max_payload_bytes: 1 << 20,
+            result_ttl: Duration::from_secs(3600),
+            allowed_failures: 2,
+            command_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// This client's id in Redis (its reply stream and result keys carry it).
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// The workers of this transport's queue whose heartbeat has not expired.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Transport`] when Redis cannot be asked.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future changes nothing (at worst, expired workers stay listed in Redis
+    /// until the next call).
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {
+        let announcements = self.inner.store.live_workers().await?;
+        let queue = self.inner.keys.queue();
+        Ok(announcements
+            .iter()
+            .filter_map(|raw| serde_json::from_slice::<WorkerInfo>(raw).ok())
+            .filter(|worker| worker.queue == queue)
+            .collect())
+    }
+}
+
+impl Inner {
+    fn started(&self) -> Option<&Started> {
+        self.started.get()
+    }
+
+    fn fail(&self, task: &ReadyTask, message: String) {
+        if let Some(started) = self.started() {
+            started.sink.complete(task, TaskOutcome::failed(message));
+        }
+    }
+
+    /// Reports one completion read from the reply stream.
+    fn deliver(&self, reply: Reply) {
+        let Some(started) = self.started() else { return };
+        let Some(task) = self.in_flight.lock().remove(&reply.rid) else {
+            tracing::debug!(rid = %reply.rid, "a completion for a task this client no longer waits for");
+            return;
+        };
+        let text = || String::from_utf8_lossy(&reply.body).into_owned();
+        match reply.status {
+            Status::Ok => started.sink.complete(&task, task.decode_output(&reply.body)),
+            Status::Failed => started.sink.complete(&task, TaskOutcome::failed(text())),
+            Status::Panicked => started.sink.complete(&task, TaskOutcome::panicked(text())),
+            Status::Lost => {
+                let attempts = text().parse().unwrap_or(reply.deliveries.saturating_sub(1));
+                tracing::warn!(key = %task.key(), attempts, "task given up after its workers died");
+                started.sink.gave_up(&task, attempts);
+            }
+            Status::Rejected => started.sink.complete(
+                &task,
+                TaskOutcome::failed(format!(
+                    "a worker could not run it and moved it to the dead-letter stream: {}",
+                    text()
+                )),
+            ),
+        }
+    }
+
+    /// Turns a ready task into a stream entry, or says why it cannot be one.
+    fn entry_for(&self, task: &ReadyTask) -> Result<TaskEntry, String> {
+        let Some(name) = task.task_name() else {
+            return Err("closures cannot cross machines; submit a registered Task \
+                        (client.submit_task::<T>(input)) to run it on Redis workers"
+                .to_owned());
+        };
+        let dependency_keys = task.dependency_keys();
+        let (input, deps) = if dependency_keys.is_empty() {
+            let input = match task.encode_input() {
+                Some(Ok(input)) => input,
+                Some(Err(error)) => return Err(format!("its input could not be encoded: {error}")),
+                None => return Err("it has no input to send".to_owned()),
+            };
+            if input.len() > self.max_payload_bytes {
+                return Err(format!(
+                    "its input is {} bytes, over the limit of {} bytes; store large data \
+                     elsewhere and pass a reference, or raise \
+                     RedisTransportBuilder::max_payload_bytes",
+                    input.len(),
+                    self.max_payload_bytes
+                ));
+            }
+            (Some(input), Vec::new())
+        } else {
+            let results = self.results.lock();
+            let deps = dependency_keys
+                .iter()
+                .map(|key| {
+                    results.get(key).cloned().ok_or_else(|| {
+                        format!("its dependency {key} did not run on this Redis transport")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (None, deps)
+        };
+        let rid = format!("{}:{}:{}", self.client_id, task.id().0, task.attempt());
+        let result = self.keys.result(&self.client_id, task.id().0);
+        Ok(TaskEntry {
+            task: name.to_owned(),
+            key: task.key().to_string(),
+            rid,
+            result,
+            reply: self.reply.clone(),
+            input,
+            deps,
+            max_deliveries: self.max_deliveries,
+            ttl_ms: u64::try_from(self.result_ttl.as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+}
+
+/// Exponential back-off between failed attempts, capped at two seconds.
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_secs(2);
+
+    pub(crate) fn new() -> Backoff {
+        Backoff { next: Backoff::FIRST }
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next = Backoff::FIRST;
+    }
+
+    /// The delay before the next attempt.
+    pub(crate) fn step(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Backoff::MAX);
+        delay
+    }
+}
+
+/// Waits for `future` unless the stop signal fires first (then `None`).
+pub(crate) async fn unless_stopped<F: std::future::Future>(
+    stop: &flume::Receiver<()>,
+    future: F,
+) -> Option<F::Output> {
+    let future = std::pin::pin!(future);
+    let stopped = stop.recv_async();
+    match select(future, stopped).await {
+        Either::Left((output, _)) => Some(output),
+        Either::Right(_) => None,
+    }
+}
+
+/// Writes queued entries to the stream in batches; retries a failed batch with back-off.
+async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume::Sender<()>) {
+    let stop = inner.stop_signal.clone();
+    let mut backoff = Backoff::new();
+    loop {
+        let Some(Ok(first)) = unless_stopped(&stop, inner.outbox.1.recv_async()).await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match inner.outbox.1.try_recv() {
+                Ok(entry) => batch.push(entry),
+                Err(_) => break,
+            }
+        }
+        loop {
+            match unless_stopped(&stop, inner.store.enqueue(&batch)).await {
+                None => return,
+                Some(Ok(())) => {
+                    backoff.reset();
+                    break;
+                }
+                Some(Err(error)) => {
+                    let delay = backoff.step();
+                    tracing::warn!(%error, retry_in = ?delay, tasks = batch.len(), "could not enqueue tasks; retrying");
+                    if unless_stopped(&stop, executor.sleep(delay)).await.is_none() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads completions from this client's reply stream and reports them.
+async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume::Sender<()>) {
+    let stop = inner.stop_signal.clone();
+    let mut after = "0-0".to_owned();
+    let mut backoff = Backoff::new();
+    loop {
+        let read = inner.store.read_replies(&inner.reply, &after, BATCH, BLOCK);
+        let entries: Vec<StreamEntry> = match unless_stopped(&stop, read).await {
+            None => return,
+            Some(Ok(entries)) => {
+                backoff.reset();
+                entries
+            }
+            Some(Err(error)) => {
+                let delay = backoff.step();
+                tracing::warn!(%error, retry_in = ?delay, "could not read completions; retrying");
+                if unless_stopped(&stop, executor.sleep(delay)).await.is_none() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut read_ids = Vec::with_capacity(entries.len());
+        for entry in entries {
+            after.clone_from(&entry.id);
+            match Reply::decode(&entry.fields) {
+                Ok(reply) => inner.deliver(reply),
+                Err(problem) => {
+                    tracing::warn!(entry = %entry.id, problem, "ignoring a malformed completion");
+                }
+            }
+            read_ids.push(entry.id);
+        }
+        if let Err(error) = inner.store.delete_replies(&inner.reply, &read_ids).await {
+            tracing::debug!(%error, "could not delete read completions (they expire)");
+        }
+    }
+}
+
+/// Deletes released results in batches.
+async fn janitor_loop(inner: Arc<Inner>, _done: flume::Sender<()>) {
+    let stop = inner.stop_signal.clone();
+    loop {
+        let Some(Ok(first)) = unless_stopped(&stop, inner.releases.1.recv_async()).await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match inner.releases.1.try_recv() {
+                Ok(key) => batch.push(key),
+                Err(_) => break,
+            }
+        }
+        if let Err(error) = inner.store.delete_keys(&batch).await {
+            tracing::debug!(%error, "could not delete released results (they expire)");
+        }
+    }
+}
+
+impl Transport for RedisTransport {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn capacity(&self) -> usize {
+        self.inner.max_in_flight
+    }
+
+    fn start(&self, executor: Arc<dyn Executor>, sink: CompletionSink) -> Result<(), Error> {
+        let (done, stopped) = flume::bounded::<()>(1);
+        let inner = &self.inner;
+        if inner.started.set(Started { executor: Arc::clone(&executor), sink, stopped }).is_err() {
+            return Err(Error::InvalidConfig {
+                message: "this RedisTransport already serves a client; connect another one \
+                          for a second client"
+                    .into(),
+            });
+        }
+        executor.spawn_task(sender_loop(Arc::clone(inner), Arc::clone(&executor), done.clone()))?;
+        executor.spawn_task(reply_loop(Arc::clone(inner), Arc::clone(&executor), done.clone()))?;
+        executor.spawn_task(janitor_loop(Arc::clone(inner), done))?;
+        Ok(())
+    }
+
+    fn dispatch(&self, task: ReadyTask) {
+        let inner = &self.inner;
+        match inner.entry_for(&task) {
+            Ok(entry) => {
+                inner.results.lock().insert(task.key().clone(), entry.result.clone());
+                inner.in_flight.lock().insert(entry.rid.clone(), task);
+                // The receiver lives in `inner`: sending cannot fail while it exists.
+                let _ = inner.outbox.0.send(entry);
+            }
+            Err(reason) => inner.fail(&task, reason),
+        }
+    }
+
+    fn release(&self, key: &TaskKey) {
+        if let Some(result) = self.inner.results.lock().remove(key) {
+            let _ = self.inner.releases.0.send(result);
+        }
+    }
+
+    fn close(&self) -> BoxFuture<()> {
+        let inner = Arc::clone(&self.inner);
+        drop(inner.stop.lock().take());
+        Box::pin(async move {
+            let Some(started) = inner.started() else { return };
+            while started.stopped.recv_async().await.is_ok() {}
+            // Best effort, bounded: Redis may be gone, and what is left expires anyway.
+            let mut leftovers: Vec<String> =
+                inner.results.lock().drain().map(|(_, key)| key).collect();
+            leftovers.extend(inner.releases.1.try_iter());
+            leftovers.push(inner.reply.clone());
+            let cleanup = inner.store.delete_keys(&leftovers);
+            if let Ok(Err(error)) = started.executor.timeout(Duration::from_secs(2), cleanup).await
+            {
+                tracing::debug!(%error, "could not delete this client's keys on close (they expire)");
+            }
+            inner.in_flight.lock().clear();
+        })
+    }
+}

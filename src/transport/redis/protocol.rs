@@ -1,0 +1,368 @@
+//! The wire format: key names, the fields of a task entry and of a completion.
+//!
+//! Everything read from Redis is untrusted: decoding returns an error that says what was
+//! wrong, and never panics.
+
+use std::fmt;
+
+/// The version written in every task entry (`v`). A worker rejects entries of another version
+/// to the dead-letter stream instead of misreading them.
+pub(crate) const FORMAT_VERSION: &str = "1";
+
+/// The consumer group every worker of a queue joins.
+pub(crate) const GROUP: &str = "workers";
+
+/// Key names of one queue under one namespace (see `ARCHITECTURE.md` for the layout).
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    namespace: String,
+    queue: String,
+}
+
+impl Keys {
+    pub(crate) fn new(namespace: &str, queue: &str) -> Keys {
+        Keys { namespace: namespace.to_owned(), queue: queue.to_owned() }
+    }
+
+    pub(crate) fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// The stream of task entries, read by the consumer group [`GROUP`].
+    pub(crate) fn tasks(&self) -> String {
+        format!("{}:{}:tasks", self.namespace, self.queue)
+    }
+
+    /// Entries that could not be run: undecodable, unknown, or poison.
+    pub(crate) fn dead(&self) -> String {
+        format!("{}:{}:dead", self.namespace, self.queue)
+    }
+
+    /// The set of worker names that announced themselves on this queue.
+    pub(crate) fn workers(&self) -> String {
+        format!("{}:{}:workers", self.namespace, self.queue)
+    }
+
+    /// One worker's heartbeat (a value with an expiry).
+    pub(crate) fn heartbeat(&self, worker: &str) -> String {
+        format!("{}:{}:worker:{worker}", self.namespace, self.queue)
+    }
+
+    /// A counter that hands out client and worker numbers.
+    pub(crate) fn sequence(&self) -> String {
+        format!("{}:seq", self.namespace)
+    }
+
+    /// The prefix of every result key.
+    pub(crate) fn result_prefix(&self) -> String {
+        format!("{}:result:", self.namespace)
+    }
+
+    /// The result of one task of one client.
+    pub(crate) fn result(&self, client: &str, task: u64) -> String {
+        format!("{}{client}:{task}", self.result_prefix())
+    }
+
+    /// The prefix of every client's reply stream.
+    pub(crate) fn reply_prefix(&self) -> String {
+        format!("{}:reply:", self.namespace)
+    }
+
+    /// The stream a client reads its completions from.
+    pub(crate) fn reply(&self, client: &str) -> String {
+        format!("{}{client}", self.reply_prefix())
+    }
+}
+
+/// One task entry, as the client writes it and a worker reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TaskEntry {
+    /// The registered task's name.
+    pub(crate) task: String,
+    /// The task's key, for logs and error messages.
+    pub(crate) key: String,
+    /// Identifies this delivery attempt in the client's completions.
+    pub(crate) rid: String,
+    /// Where the output goes (dependents and the client read it by this key).
+    pub(crate) result: String,
+    /// The client's reply stream.
+    pub(crate) reply: String,
+    /// The input as JSON, unless it is composed from dependencies.
+    pub(crate) input: Option<Vec<u8>>,
+    /// Result keys whose values, as a JSON array, make the input.
+    pub(crate) deps: Vec<String>,
+    /// How many deliveries may die before the entry goes to the dead-letter stream.
+    pub(crate) max_deliveries: u32,
+    /// How long results and replies live, in milliseconds.
+    pub(crate) ttl_ms: u64,
+}
+
+impl TaskEntry {
+    /// The entry's fields, in the order they are written.
+    pub(crate) fn fields(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let mut fields = vec![
+            ("v", FORMAT_VERSION.as_bytes().to_vec()),
+            ("task", self.task.as_bytes().to_vec()),
+            ("key", self.key.as_bytes().to_vec()),
+            ("rid", self.rid.as_bytes().to_vec()),
+            ("result", self.result.as_bytes().to_vec()),
+            ("reply", self.reply.as_bytes().to_vec()),
+            ("max_deliveries", self.max_deliveries.to_string().into_bytes()),
+            ("ttl_ms", self.ttl_ms.to_string().into_bytes()),
+        ];
+        if let Some(input) = &self.input {
+            fields.push(("input", input.clone()));
+        }
+        if !self.deps.is_empty() {
+            let deps = serde_json::to_vec(&self.deps).unwrap_or_default();
+            fields.push(("deps", deps));
+        }
+        fields
+    }
+
+    /// Decodes an entry read from the stream. `keys` says which reply and result keys are
+    /// acceptable (a garbage entry must not make a worker write to arbitrary keys).
+    pub(crate) fn decode(
+        fields: &[(Vec<u8>, Vec<u8>)],
+        keys: &Keys,
+    ) -> Result<TaskEntry, Rejection> {
+        let get = |name: &str| {
+            fields.iter().find(|(field, _)| field == name.as_bytes()).map(|(_, value)| value)
+        };
+        let text = |name: &str| get(name).and_then(|value| std::str::from_utf8(value).ok());
+        // Who to tell, if the entry says so in a form we can trust.
+        let reply = text("reply").filter(|reply| reply.starts_with(&keys.reply_prefix()));
+        let rid = text("rid").filter(|rid| !rid.is_empty());
+        let notify = match (reply, rid) {
+            (Some(reply), Some(rid)) => {
+                Some(Notify { reply: reply.to_owned(), rid: rid.to_owned() })
+            }
+            _ => None,
+        };
+        let reject = |reason: String| Rejection { reason, notify: notify.clone() };
+        if fields.is_empty() {
+            return Err(reject("the entry has no fields (was it deleted?)".into()));
+        }
+        match text("v") {
+            Some(FORMAT_VERSION) => {}
+            Some(other) => {
+                return Err(reject(format!(
+                    "the entry has format version {other:?}, this worker reads version \
+                     {FORMAT_VERSION:?}; run workers built from the same taskweave version as \
+                     the client"
+                )));
+            }
+            None => return Err(reject("the entry has no format version field `v`".into())),
+        }
+        let required = |name: &str| {
+            text(name)
+                .map(str::to_owned)
+                .ok_or_else(|| reject(format!("the entry has no text field `{name}`")))
+        };
+        let task = required("task")?;
+        let key = required("key")?;
+        let rid = required("rid")?;
+        let result = required("result")?;
+        if !result.starts_with(&keys.result_prefix()) {
+            return Err(reject(format!(
+                "the entry's result key {result:?} is not under {:?}",
+                keys.result_prefix()
+            )));
+        }
+        let reply = required("reply")?;
+        if !reply.starts_with(&keys.reply_prefix()) {
+            return Err(reject(format!(
+                "the entry's reply stream {reply:?} is not under {:?}",
+                keys.reply_prefix()
+            )));
+        }
+        let number = |name: &str| {
+            required(name)?
+                .parse::<u64>()
+                .map_err(|_| reject(format!("the entry's field `{name}` is not a number")))
+        };
+        let max_deliveries = u32::try_from(number("max_deliveries")?.max(1)).unwrap_or(u32::MAX);
+        let ttl_ms = number("ttl_ms")?.max(1);
+        let input = get("input").cloned();
+        let deps = match get("deps") {
+            Some(raw) => serde_json::from_slice::<Vec<String>>(raw)
+                .map_err(|error| reject(format!("the entry's `deps` is not a list: {error}")))?,
+            None => Vec::new(),
+        };
+        if let Some(bad) = deps.iter().find(|dep| !dep.starts_with(&keys.result_prefix())) {
+            return Err(reject(format!("the entry's dependency key {bad:?} is not a result key")));
+        }
+        if input.is_none() && deps.is_empty() {
+            return Err(reject("the entry has neither `input` nor `deps`".into()));
+        }
+        Ok(TaskEntry { task, key, rid, result, reply, input, deps, max_deliveries, ttl_ms })
+    }
+}
+
+/// Where to tell a client about an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Notify {
+    pub(crate) reply: String,
+    pub(crate) rid: String,
+}
+
+/// Why an entry cannot be run, and whom to tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    pub(crate) reason: String,
+    pub(crate) notify: Option<Notify>,
+}
+
+/// How a delivery ended, as a worker reports it to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// `body` is the output's JSON.
+    Ok,
+    /// The task returned an error; `body` is its text.
+    Failed,
+    /// The task panicked; `body` is the message.
+    Panicked,
+    /// The entry was delivered too often without finishing; `body` is the message.
+    Lost,
+    /// The worker could not run the entry (unknown task, bad input); `body` says why.
+    Rejected,
+}
+
+impl Status {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Panicked => "panicked",
+            Status::Lost => "lost",
+            Status::Rejected => "rejected",
+        }
+    }
+
+    pub(crate) fn parse(text: &[u8]) -> Option<Status> {
+        Some(match text {
+            b"ok" => Status::Ok,
+            b"failed" => Status::Failed,
+            b"panicked" => Status::Panicked,
+            b"lost" => Status::Lost,
+            b"rejected" => Status::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One completion, as a client reads it from its reply stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reply {
+    pub(crate) rid: String,
+    pub(crate) status: Status,
+    pub(crate) body: Vec<u8>,
+    pub(crate) deliveries: u32,
+}
+
+impl Reply {
+    pub(crate) fn decode(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Reply, String> {
+        let get = |name: &str| {
+            fields.iter().find(|(field, _)| field == name.as_bytes()).map(|(_, value)| value)
+        };
+        let rid = get("rid")
+            .and_then(|rid| std::str::from_utf8(rid).ok())
+            .ok_or("a reply without a text `rid`")?
+            .to_owned();
+        let status = get("status")
+            .and_then(|status| Status::parse(status))
+            .ok_or("a reply without a known `status`")?;
+        let body = get("body").cloned().unwrap_or_default();
+        let deliveries = get("deliveries")
+            .and_then(|text| std::str::from_utf8(text).ok())
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(0);
+        Ok(Reply { rid, status, body, deliveries })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::new("tw", "q")
+    }
+
+    fn entry() -> TaskEntry {
+        TaskEntry {
+            task: "add".into(),
+            key: "add-01".into(),
+            rid: "c1:1:1".into(),
+            result: keys().result("c1", 1),
+            reply: keys().reply("c1"),
+            input: Some(b"[1,2]".to_vec()),
+            deps: vec![],
+            max_deliveries: 3,
+            ttl_ms: 1000,
+        }
+    }
+
+    fn owned(fields: Vec<(&'static str, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        fields.into_iter().map(|(name, value)| (name.as_bytes().to_vec(), value)).collect()
+    }
+
+    #[test]
+    fn an_entry_decodes_to_what_was_encoded() {
+        let decoded = TaskEntry::decode(&owned(entry().fields()), &keys()).unwrap();
+        assert_eq!(decoded, entry());
+    }
+
+    #[test]
+    fn garbage_is_rejected_with_a_reason_and_no_one_to_tell() {
+        let garbage = vec![(b"hello".to_vec(), b"world".to_vec())];
+        let rejection = TaskEntry::decode(&garbage, &keys()).unwrap_err();
+        assert_eq!(rejection.reason, "the entry has no format version field `v`");
+        assert_eq!(rejection.notify, None);
+    }
+
+    #[test]
+    fn another_version_is_rejected_and_the_client_is_told() {
+        let mut fields = owned(entry().fields());
+        fields[0].1 = b"99".to_vec();
+        let rejection = TaskEntry::decode(&fields, &keys()).unwrap_err();
+        assert!(rejection.reason.contains("format version \"99\""), "{}", rejection.reason);
+        let notify = rejection.notify.unwrap();
+        assert_eq!(notify.reply, "tw:reply:c1");
+        assert_eq!(notify.rid, "c1:1:1");
+    }
+
+    #[test]
+    fn foreign_reply_and_result_keys_are_refused() {
+        let mut bad = entry();
+        bad.result = "some:other:key".into();
+        let rejection = TaskEntry::decode(&owned(bad.fields()), &keys()).unwrap_err();
+        assert!(rejection.reason.contains("result key"), "{}", rejection.reason);
+        let mut bad = entry();
+        bad.reply = "elsewhere".into();
+        let rejection = TaskEntry::decode(&owned(bad.fields()), &keys()).unwrap_err();
+        assert!(rejection.reason.contains("reply stream"), "{}", rejection.reason);
+        assert_eq!(rejection.notify, None, "a foreign reply stream is never written to");
+    }
+
+    #[test]
+    fn replies_decode_and_unknown_statuses_are_errors() {
+        let fields = owned(vec![
+            ("rid", b"c1:1:1".to_vec()),
+            ("status", b"ok".to_vec()),
+            ("body", b"3".to_vec()),
+            ("deliveries", b"2".to_vec()),
+        ]);
+        let reply = Reply::decode(&fields).unwrap();
+        assert_eq!(reply.status, Status::Ok);
+        assert_eq!(reply.deliveries, 2);
+        let fields = owned(vec![("rid", b"x".to_vec()), ("status", b"maybe".to_vec())]);
+        assert_eq!(Reply::decode(&fields).unwrap_err(), "a reply without a known `status`");
+    }
+}

@@ -1,0 +1,691 @@
+//! The redis-rs implementation of [`Store`]: commands on a connection manager (which
+//! reconnects by itself), blocking reads on a second one so they never hold up other
+//! commands, and the owner-checked operations as Lua scripts kept in `.lua` files.
+
+use std::fmt;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script, Value};
+
+use super::protocol::{GROUP, Keys, TaskEntry};
+use super::store::{
+    ClaimedEntry, Completion, DeadLetter, Fields, Ownership, Store, StoreError, StoreResult,
+    StreamEntry,
+};
+
+/// How a store connects: timeouts and reconnection back-off.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectOptions {
+    /// How long one command may take before it fails (blocking reads get their block time
+    /// on top).
+    pub(crate) command_timeout: Duration,
+    /// The longest a blocking read waits on the server.
+    pub(crate) block: Duration,
+}
+
+/// The scripts, loaded once per process and reloaded by hash when a server lost them
+/// (after a restart).
+struct Scripts {
+    complete: Script,
+    dead_letter: Script,
+    claim: Script,
+    touch: Script,
+    hand_back: Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        Scripts {
+            complete: Script::new(include_str!("complete.lua")),
+            dead_letter: Script::new(include_str!("dead_letter.lua")),
+            claim: Script::new(include_str!("claim.lua")),
+            touch: Script::new(include_str!("touch.lua")),
+            hand_back: Script::new(include_str!("hand_back.lua")),
+        }
+    }
+}
+
+/// [`Store`] on a Redis server.
+pub(crate) struct RedisStore {
+    keys: Keys,
+    /// Short commands and scripts, pipelined.
+    commands: ConnectionManager,
+    /// Blocking reads (`XREAD`/`XREADGROUP` with `BLOCK`) only.
+    blocking: ConnectionManager,
+    scripts: Scripts,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore").field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
+
+fn failed(operation: &'static str) -> impl FnOnce(RedisError) -> StoreError {
+    move |error| StoreError { operation, source: Box::new(error) }
+}
+
+/// Connection errors, with a hint for the ones a user fixes in the URL.
+fn connect_failed(error: RedisError) -> StoreError {
+    let source: Box<dyn std::error::Error + Send + Sync> =
+        if error.kind() == redis::ErrorKind::AuthenticationFailed {
+            format!(
+                "the server refused the credentials ({error}); check the user and password in \
+                 the URL (redis://user:password@host:port)"
+            )
+            .into()
+        } else if error.is_connection_refusal() || error.is_timeout() {
+            format!("{error}; is redis-server running at that address?").into()
+        } else {
+            Box::new(error)
+        };
+    StoreError { operation: "connect", source }
+}
+
+fn malformed(operation: &'static str, what: &str) -> StoreError {
+    StoreError { operation, source: format!("unexpected reply: {what}").into() }
+}
+
+impl RedisStore {
+    /// Connects twice to `url` (commands, blocking reads) and checks that the server answers.
+    pub(crate) async fn connect(
+        url: &str,
+        keys: Keys,
+        options: &ConnectOptions,
+    ) -> StoreResult<RedisStore> {
+        let client = redis::Client::open(url).map_err(connect_failed)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.command_timeout))
+            .set_response_timeout(Some(options.command_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let commands = ConnectionManager::new_with_config(client.clone(), config.clone())
+            .await
+            .map_err(connect_failed)?;
+        let blocking = ConnectionManager::new_with_config(
+            client,
+            config.set_response_timeout(Some(options.command_timeout + options.block)),
+        )
+        .await
+        .map_err(connect_failed)?;
+        let store = RedisStore { keys, commands, blocking, scripts: Scripts::new() };
+        let mut connection = store.commands.clone();
+        let _: Value =
+            redis::cmd("PING").query_async(&mut connection).await.map_err(failed("PING"))?;
+        Ok(store)
+    }
+}
+
+/// Text out of a reply value, if it is one.
+fn bytes_of(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes.clone()),
+        Value::SimpleString(text) => Some(text.as_bytes().to_vec()),
+        Value::VerbatimString { text, .. } => Some(text.as_bytes().to_vec()),
+        Value::Int(number) => Some(number.to_string().into_bytes()),
+        Value::Okay => Some(b"OK".to_vec()),
+        _ => None,
+    }
+}
+
+fn text_of(value: &Value) -> Option<String> {
+    bytes_of(value).and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
+fn int_of(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(number) => Some(*number),
+        other => text_of(other).and_then(|text| text.parse().ok()),
+    }
+}
+
+fn items(value: &Value) -> Option<&[Value]> {
+    match value {
+        Value::Array(items) | Value::Set(items) => Some(items),
+        _ => None,
+    }
+}
+
+/// Field-value pairs of an entry; a deleted entry (nil) has none.
+fn fields_of(value: &Value) -> Option<Fields> {
+    match value {
+        Value::Nil => Some(Vec::new()),
+        Value::Map(pairs) => {
+            pairs.iter().map(|(field, value)| Some((bytes_of(field)?, bytes_of(value)?))).collect()
+        }
+        other => {
+            let flat = items(other)?;
+            if flat.len() % 2 != 0 {
+                return None;
+            }
+            flat.chunks(2).map(|pair| Some((bytes_of(&pair[0])?, bytes_of(&pair[1])?))).collect()
+        }
+    }
+}
+
+/// `[id, fields]` pairs of one stream.
+fn entries_of(value: &Value) -> Option<Vec<StreamEntry>> {
+    items(value)?
+        .iter()
+        .map(|entry| {
+            let parts = items(entry)?;
+            let id = text_of(parts.first()?)?;
+            let fields = match parts.get(1) {
+                Some(fields) => fields_of(fields)?,
+                None => Vec::new(),
+            };
+            Some(StreamEntry { id, fields })
+        })
+        .collect()
+}
+
+/// The entries of an `XREAD`/`XREADGROUP` reply for one stream (nil when the block timed out).
+fn read_reply(value: &Value) -> Option<Vec<StreamEntry>> {
+    match value {
+        Value::Nil => Some(Vec::new()),
+        Value::Map(streams) => {
+            let mut all = Vec::new();
+            for (_, entries) in streams {
+                all.extend(entries_of(entries)?);
+            }
+            Some(all)
+        }
+        other => {
+            let mut all = Vec::new();
+            for stream in items(other)? {
+                let parts = items(stream)?;
+                all.extend(entries_of(parts.get(1)?)?);
+            }
+            Some(all)
+        }
+    }
+}
+
+fn ownership_of(value: &Value) -> Option<Ownership> {
+    match int_of(value)? {
+        1 => Some(Ownership::Done),
+        0 => Some(Ownership::Gone),
+        -1 => Some(Ownership::NotOwner),
+        _ => None,
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn is_busy_group(error: &RedisError) -> bool {
+    error.code() == Some("BUSYGROUP")
+}
+
+fn is_no_script(error: &RedisError) -> bool {
+    error.code() == Some("NOSCRIPT")
+}
+
+impl RedisStore {
+    fn complete_command(&self, consumer: &str, completion: &Completion) -> redis::Cmd {
+        let mut command = redis::cmd("EVALSHA");
+        command
+            .arg(self.scripts.complete.get_hash())
+            .arg(3)
+            .arg(self.keys.tasks())
+            .arg(&completion.reply)
+            .arg(&completion.result)
+            .arg(GROUP)
+            .arg(&completion.entry_id)
+            .arg(consumer)
+            .arg(&completion.rid)
+            .arg(completion.status.as_str())
+            .arg(&completion.body)
+            .arg(completion.ttl_ms);
+        command
+    }
+
+    async fn load_complete_script(&self) -> StoreResult<()> {
+        let mut connection = self.commands.clone();
+        let _: Value = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(include_str!("complete.lua"))
+            .query_async(&mut connection)
+            .await
+            .map_err(failed("SCRIPT LOAD"))?;
+        Ok(())
+    }
+
+    async fn complete_all(
+        &self,
+        consumer: &str,
+        completions: &[Completion],
+    ) -> StoreResult<Vec<Ownership>> {
+        let mut answers: Vec<Option<Ownership>> = vec![None; completions.len()];
+        // Two rounds: the second only for completions the server had no script for yet.
+        for _round in 0..2 {
+            let waiting: Vec<usize> =
+                (0..completions.len()).filter(|&i| answers[i].is_none()).collect();
+            if waiting.is_empty() {
+                break;
+            }
+            let mut pipeline = redis::pipe();
+            pipeline.ignore_errors();
+            for &index in &waiting {
+                pipeline.add_command(self.complete_command(consumer, &completions[index]));
+            }
+            let mut connection = self.commands.clone();
+            let replies: Vec<redis::RedisResult<Value>> =
+                pipeline.query_async(&mut connection).await.map_err(failed("complete"))?;
+            let mut missing_script = false;
+            for (&index, reply) in waiting.iter().zip(replies) {
+                match reply {
+                    Ok(value) => {
+                        answers[index] = Some(
+                            ownership_of(&value)
+                                .ok_or_else(|| malformed("complete", "not 1, 0 or -1"))?,
+                        );
+                    }
+                    Err(error) if is_no_script(&error) => missing_script = true,
+                    Err(error) => return Err(failed("complete")(error)),
+                }
+            }
+            if missing_script {
+                self.load_complete_script().await?;
+            }
+        }
+        answers
+            .into_iter()
+            .map(|answer| answer.ok_or_else(|| malformed("complete", "the script stayed missing")))
+            .collect()
+    }
+
+    async fn owner_checked_ids(
+        &self,
+        script: &Script,
+        operation: &'static str,
+        consumer: &str,
+        ids: &[String],
+    ) -> StoreResult<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut invocation = script.key(self.keys.tasks());
+        invocation.arg(GROUP).arg(consumer);
+        for id in ids {
+            invocation.arg(id);
+        }
+        let mut connection = self.commands.clone();
+        let value: Value =
+            invocation.invoke_async(&mut connection).await.map_err(failed(operation))?;
+        int_of(&value)
+            .and_then(|count| usize::try_from(count).ok())
+            .ok_or_else(|| malformed(operation, "not a count"))
+    }
+}
+
+impl Store for RedisStore {
+    fn enqueue<'a>(&'a self, entries: &'a [TaskEntry]) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let stream = self.keys.tasks();
+            let mut pipeline = redis::pipe();
+            for entry in entries {
+                let command = pipeline.cmd("XADD").arg(&stream).arg("*");
+                for (field, value) in entry.fields() {
+                    command.arg(field).arg(value);
+                }
+                command.ignore();
+            }
+            let mut connection = self.commands.clone();
+            let () = pipeline.query_async(&mut connection).await.map_err(failed("XADD"))?;
+            Ok(())
+        })
+    }
+
+    fn read_replies<'a>(
+        &'a self,
+        reply: &'a str,
+        after: &'a str,
+        count: usize,
+        block: Duration,
+    ) -> BoxFuture<'a, StoreResult<Vec<StreamEntry>>> {
+        Box::pin(async move {
+            let mut connection = self.blocking.clone();
+            let value: Value = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(count)
+                .arg("BLOCK")
+                .arg(millis(block))
+                .arg("STREAMS")
+                .arg(reply)
+                .arg(after)
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("XREAD"))?;
+            read_reply(&value).ok_or_else(|| malformed("XREAD", "not a stream read reply"))
+        })
+    }
+
+    fn delete_replies<'a>(
+        &'a self,
+        reply: &'a str,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(());
+            }
+            let mut connection = self.commands.clone();
+            let _: Value = redis::cmd("XDEL")
+                .arg(reply)
+                .arg(ids)
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("XDEL"))?;
+            Ok(())
+        })
+    }
+
+    fn delete_keys<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let mut connection = self.commands.clone();
+            let _: Value = redis::cmd("UNLINK")
+                .arg(keys)
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("UNLINK"))?;
+            Ok(())
+        })
+    }
+
+    fn next_number(&self) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let value: Value = redis::cmd("INCR")
+                .arg(self.keys.sequence())
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("INCR"))?;
+            int_of(&value)
+                .and_then(|number| u64::try_from(number).ok())
+                .ok_or_else(|| malformed("INCR", "not a number"))
+        })
+    }
+
+    fn live_workers(&self) -> BoxFuture<'_, StoreResult<Vec<Vec<u8>>>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let members: Value = redis::cmd("SMEMBERS")
+                .arg(self.keys.workers())
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("SMEMBERS"))?;
+            let names: Vec<String> = items(&members)
+                .ok_or_else(|| malformed("SMEMBERS", "not a set"))?
+                .iter()
+                .filter_map(text_of)
+                .collect();
+            if names.is_empty() {
+                return Ok(Vec::new());
+            }
+            let heartbeat_keys: Vec<String> =
+                names.iter().map(|name| self.keys.heartbeat(name)).collect();
+            let values: Value = redis::cmd("MGET")
+                .arg(&heartbeat_keys)
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("MGET"))?;
+            let values = items(&values).ok_or_else(|| malformed("MGET", "not a list"))?;
+            let mut live = Vec::new();
+            let mut expired = Vec::new();
+            for (name, value) in names.iter().zip(values) {
+                match bytes_of(value) {
+                    Some(announcement) => live.push(announcement),
+                    None => expired.push(name.clone()),
+                }
+            }
+            if !expired.is_empty() {
+                // Forget workers whose heartbeat expired (they died without signing off).
+                let _: Value = redis::cmd("SREM")
+                    .arg(self.keys.workers())
+                    .arg(&expired)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(failed("SREM"))?;
+            }
+            Ok(live)
+        })
+    }
+
+    fn ensure_group(&self) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let created: redis::RedisResult<Value> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(self.keys.tasks())
+                .arg(GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async(&mut connection)
+                .await;
+            match created {
+                Ok(_) => Ok(()),
+                Err(error) if is_busy_group(&error) => Ok(()),
+                Err(error) => Err(failed("XGROUP CREATE")(error)),
+            }
+        })
+    }
+
+    fn read_new<'a>(
+        &'a self,
+        consumer: &'a str,
+        count: usize,
+        block: Duration,
+    ) -> BoxFuture<'a, StoreResult<Vec<StreamEntry>>> {
+        Box::pin(async move {
+            let mut connection = self.blocking.clone();
+            let read: redis::RedisResult<Value> = redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(GROUP)
+                .arg(consumer)
+                .arg("COUNT")
+                .arg(count.max(1))
+                .arg("BLOCK")
+                .arg(millis(block))
+                .arg("STREAMS")
+                .arg(self.keys.tasks())
+                .arg(">")
+                .query_async(&mut connection)
+                .await;
+            let value = match read {
+                Ok(value) => value,
+                // The stream or group vanished (a server restart without persistence, or
+                // someone deleted the key): make them again and report an empty read.
+                Err(error) if error.code() == Some("NOGROUP") => {
+                    self.ensure_group().await?;
+                    return Ok(Vec::new());
+                }
+                Err(error) => return Err(failed("XREADGROUP")(error)),
+            };
+            read_reply(&value).ok_or_else(|| malformed("XREADGROUP", "not a stream read reply"))
+        })
+    }
+
+    fn claim_idle<'a>(
+        &'a self,
+        consumer: &'a str,
+        min_idle: Duration,
+        cursor: &'a str,
+        count: usize,
+    ) -> BoxFuture<'a, StoreResult<(String, Vec<ClaimedEntry>)>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let claimed: redis::RedisResult<Value> = self
+                .scripts
+                .claim
+                .key(self.keys.tasks())
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(millis(min_idle))
+                .arg(cursor)
+                .arg(count.max(1))
+                .invoke_async(&mut connection)
+                .await;
+            let value = match claimed {
+                Ok(value) => value,
+                Err(error) if error.to_string().contains("NOGROUP") => {
+                    self.ensure_group().await?;
+                    return Ok(("0-0".to_owned(), Vec::new()));
+                }
+                Err(error) => return Err(failed("claim")(error)),
+            };
+            let parts = items(&value).ok_or_else(|| malformed("claim", "not a list"))?;
+            let next = parts.first().and_then(text_of).unwrap_or_else(|| "0-0".to_owned());
+            let mut entries = Vec::new();
+            for entry in parts.get(1).and_then(items).unwrap_or_default() {
+                let parsed = items(entry).and_then(|parts| {
+                    let id = text_of(parts.first()?)?;
+                    let deliveries = int_of(parts.get(1)?)?;
+                    // A deleted entry comes back as `false` (nil in Lua): no fields.
+                    let fields = match parts.get(2) {
+                        Some(fields) => fields_of(fields).unwrap_or_default(),
+                        None => Vec::new(),
+                    };
+                    Some(ClaimedEntry {
+                        id,
+                        deliveries: u32::try_from(deliveries.max(0)).unwrap_or(u32::MAX),
+                        fields,
+                    })
+                });
+                entries.push(parsed.ok_or_else(|| malformed("claim", "not an entry"))?);
+            }
+            Ok((next, entries))
+        })
+    }
+
+    fn complete<'a>(
+        &'a self,
+        consumer: &'a str,
+        completions: &'a [Completion],
+    ) -> BoxFuture<'a, StoreResult<Vec<Ownership>>> {
+        Box::pin(self.complete_all(consumer, completions))
+    }
+
+    fn dead_letter<'a>(
+        &'a self,
+        consumer: &'a str,
+        letter: &'a DeadLetter,
+    ) -> BoxFuture<'a, StoreResult<Ownership>> {
+        Box::pin(async move {
+            let tasks = self.keys.tasks();
+            let (reply, rid, status, body) = match &letter.notify {
+                Some((notify, status, body)) => {
+                    (notify.reply.clone(), notify.rid.clone(), status.as_str(), body.clone())
+                }
+                None => (tasks.clone(), String::new(), "", Vec::new()),
+            };
+            let mut connection = self.commands.clone();
+            let value: Value = self
+                .scripts
+                .dead_letter
+                .key(&tasks)
+                .key(self.keys.dead())
+                .key(reply)
+                .arg(GROUP)
+                .arg(&letter.entry_id)
+                .arg(consumer)
+                .arg(&letter.reason)
+                .arg(rid)
+                .arg(status)
+                .arg(body)
+                .arg(letter.ttl_ms)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(failed("dead-letter"))?;
+            ownership_of(&value).ok_or_else(|| malformed("dead-letter", "not 1, 0 or -1"))
+        })
+    }
+
+    fn touch<'a>(
+        &'a self,
+        consumer: &'a str,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<usize>> {
+        Box::pin(self.owner_checked_ids(&self.scripts.touch, "touch", consumer, ids))
+    }
+
+    fn hand_back<'a>(
+        &'a self,
+        consumer: &'a str,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<usize>> {
+        Box::pin(self.owner_checked_ids(&self.scripts.hand_back, "hand back", consumer, ids))
+    }
+
+    fn read_values<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<Vec<Option<Vec<u8>>>>> {
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut connection = self.commands.clone();
+            let value: Value = redis::cmd("MGET")
+                .arg(keys)
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("MGET"))?;
+            let values = items(&value).ok_or_else(|| malformed("MGET", "not a list"))?;
+            Ok(values.iter().map(bytes_of).collect())
+        })
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        worker: &'a str,
+        announcement: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let () = redis::pipe()
+                .cmd("SET")
+                .arg(self.keys.heartbeat(worker))
+                .arg(announcement)
+                .arg("PX")
+                .arg(millis(ttl))
+                .ignore()
+                .cmd("SADD")
+                .arg(self.keys.workers())
+                .arg(worker)
+                .ignore()
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("heartbeat"))?;
+            Ok(())
+        })
+    }
+
+    fn sign_off<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let () = redis::pipe()
+                .cmd("DEL")
+                .arg(self.keys.heartbeat(worker))
+                .ignore()
+                .cmd("SREM")
+                .arg(self.keys.workers())
+                .arg(worker)
+                .ignore()
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("sign off"))?;
+            Ok(())
+        })
+    }
+}

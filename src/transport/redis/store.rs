@@ -1,0 +1,203 @@
+//! The storage seam: the few atomic stream operations that the client and the workers are
+//! built on, apart from the Redis calls that carry them out.
+//!
+//! The policy — what to run, when an entry is poison, what to tell the client, when to hand
+//! work back — lives in the transport and the worker, written against [`Store`]. The
+//! redis-rs implementation ([`super::redis_store::RedisStore`]) maps each operation to
+//! commands and Lua scripts; an in-memory model of the same operations can run the same
+//! policy under a deterministic simulation.
+//!
+//! Every operation that changes an entry a worker holds is **owner-checked**: it takes effect
+//! only if the caller is the entry's current owner in the consumer group, and reports
+//! [`Ownership`] otherwise. That closes the gap `XACK` leaves open (it acknowledges for
+//! anyone), so a slow worker whose entry was reclaimed cannot complete it behind the new
+//! owner's back.
+
+use std::fmt;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use super::protocol::{Notify, Status, TaskEntry};
+
+/// A stream entry's field-value pairs, as read (untrusted).
+pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// What a store operation failed with: which operation, and the backend's error.
+#[derive(Debug)]
+pub(crate) struct StoreError {
+    pub(crate) operation: &'static str,
+    pub(crate) source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "redis {} failed: {}", self.operation, self.source)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+impl From<StoreError> for crate::Error {
+    fn from(error: StoreError) -> crate::Error {
+        crate::Error::Transport(Box::new(error))
+    }
+}
+
+pub(crate) type StoreResult<T> = Result<T, StoreError>;
+
+/// One entry read from a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StreamEntry {
+    pub(crate) id: String,
+    pub(crate) fields: Fields,
+}
+
+/// An entry taken over from a worker that stopped touching it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClaimedEntry {
+    pub(crate) id: String,
+    /// How many times the entry has been delivered, this claim included.
+    pub(crate) deliveries: u32,
+    pub(crate) fields: Fields,
+}
+
+/// What an owner-checked operation found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ownership {
+    /// The caller owned the entry; the operation took effect.
+    Done,
+    /// The entry is no longer pending (completed, dead-lettered or handed back before).
+    Gone,
+    /// Another consumer owns the entry now; nothing changed.
+    NotOwner,
+}
+
+/// A worker's outcome for one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Completion {
+    pub(crate) entry_id: String,
+    pub(crate) reply: String,
+    pub(crate) result: String,
+    pub(crate) rid: String,
+    pub(crate) status: Status,
+    pub(crate) body: Vec<u8>,
+    pub(crate) ttl_ms: u64,
+}
+
+/// An entry to move to the dead-letter stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DeadLetter {
+    pub(crate) entry_id: String,
+    pub(crate) reason: String,
+    /// The client to tell, with what.
+    pub(crate) notify: Option<(Notify, Status, Vec<u8>)>,
+    pub(crate) ttl_ms: u64,
+}
+
+/// The stream operations of one queue. See the [module docs](self).
+pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
+    // ---- the client's side ----
+
+    /// Appends task entries to the queue's stream, in order.
+    fn enqueue<'a>(&'a self, entries: &'a [TaskEntry]) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// Reads completions after `after` from a reply stream, waiting up to `block` for one.
+    fn read_replies<'a>(
+        &'a self,
+        reply: &'a str,
+        after: &'a str,
+        count: usize,
+        block: Duration,
+    ) -> BoxFuture<'a, StoreResult<Vec<StreamEntry>>>;
+
+    /// Deletes read completions.
+    fn delete_replies<'a>(
+        &'a self,
+        reply: &'a str,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// Deletes keys (released results, a closed client's reply stream).
+    fn delete_keys<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// A number no other client or worker of this namespace gets.
+    fn next_number(&self) -> BoxFuture<'_, StoreResult<u64>>;
+
+    /// The announcements of the workers whose heartbeat has not expired.
+    fn live_workers(&self) -> BoxFuture<'_, StoreResult<Vec<Vec<u8>>>>;
+
+    // ---- the workers' side ----
+
+    /// Creates the consumer group if it does not exist (reading from the stream's start).
+    fn ensure_group(&self) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Reads entries never delivered to anyone, taking ownership of them.
+    fn read_new<'a>(
+        &'a self,
+        consumer: &'a str,
+        count: usize,
+        block: Duration,
+    ) -> BoxFuture<'a, StoreResult<Vec<StreamEntry>>>;
+
+    /// Takes ownership of entries idle for at least `min_idle`, scanning from `cursor`;
+    /// returns the next cursor (`"0-0"` after a full pass) and the entries.
+    fn claim_idle<'a>(
+        &'a self,
+        consumer: &'a str,
+        min_idle: Duration,
+        cursor: &'a str,
+        count: usize,
+    ) -> BoxFuture<'a, StoreResult<(String, Vec<ClaimedEntry>)>>;
+
+    /// Owner-checked, atomic per entry: stores the result (status ok), tells the client,
+    /// acknowledges and deletes the entry. One [`Ownership`] per completion, in order.
+    fn complete<'a>(
+        &'a self,
+        consumer: &'a str,
+        completions: &'a [Completion],
+    ) -> BoxFuture<'a, StoreResult<Vec<Ownership>>>;
+
+    /// Owner-checked, atomic: moves the entry to the dead-letter stream with a reason, tells
+    /// the client if there is one to tell, acknowledges and deletes the entry.
+    fn dead_letter<'a>(
+        &'a self,
+        consumer: &'a str,
+        letter: &'a DeadLetter,
+    ) -> BoxFuture<'a, StoreResult<Ownership>>;
+
+    /// Owner-checked: resets the idle time of entries the caller is running.
+    fn touch<'a>(
+        &'a self,
+        consumer: &'a str,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<usize>>;
+
+    /// Owner-checked: gives entries the caller has not started back to the queue.
+    fn hand_back<'a>(
+        &'a self,
+        consumer: &'a str,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<usize>>;
+
+    /// Reads result values by key (`None` for a missing one).
+    fn read_values<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<Vec<Option<Vec<u8>>>>>;
+
+    /// Announces a live worker for `ttl`.
+    fn heartbeat<'a>(
+        &'a self,
+        worker: &'a str,
+        announcement: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// Withdraws a worker's announcement.
+    fn sign_off<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<()>>;
+}

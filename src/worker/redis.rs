@@ -1,0 +1,817 @@
+//! The Redis worker: a process (or a part of one) that runs registered tasks read from a
+//! Redis stream. See [`Worker`].
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::{Either, select};
+use parking_lot::Mutex;
+
+use crate::Error;
+use crate::client::core::panic_message;
+use crate::executor::{Executor, ExecutorExt};
+use crate::task::Task;
+use crate::transport::redis::store::{
+    ClaimedEntry, Completion, DeadLetter, Ownership, Store, StreamEntry,
+};
+use crate::transport::redis::{
+    Backoff, ConnectOptions, DEFAULT_NAMESPACE, DEFAULT_QUEUE, Keys, Notify, RedisStore, Rejection,
+    Status, TaskEntry, WorkerInfo, unless_stopped,
+};
+
+/// How long a blocking read waits on the server before the worker looks around.
+const BLOCK: Duration = Duration::from_secs(1);
+/// The most entries one batch of completions holds.
+const BATCH: usize = 256;
+
+/// What running a registered task on some input gave.
+enum HandlerOutcome {
+    Output(Vec<u8>),
+    Failed(String),
+    Panicked(String),
+    /// The input did not decode into the task's input type.
+    BadInput(String),
+}
+
+type Handler = Arc<dyn Fn(&[u8]) -> HandlerOutcome + Send + Sync>;
+
+fn handler_for<T: Task>() -> Handler {
+    Arc::new(|input: &[u8]| {
+        let input = match serde_json::from_slice::<T::Input>(input) {
+            Ok(input) => input,
+            Err(error) => {
+                return HandlerOutcome::BadInput(format!(
+                    "the input does not decode as the input of task {:?}: {error}",
+                    T::NAME
+                ));
+            }
+        };
+        match catch_unwind(AssertUnwindSafe(|| T::run(input))) {
+            Ok(Ok(output)) => match serde_json::to_vec(&output) {
+                Ok(bytes) => HandlerOutcome::Output(bytes),
+                Err(error) => {
+                    HandlerOutcome::Failed(format!("its output could not be encoded: {error}"))
+                }
+            },
+            Ok(Err(error)) => HandlerOutcome::Failed(error.to_string()),
+            Err(panic) => HandlerOutcome::Panicked(panic_message(&*panic)),
+        }
+    })
+}
+
+/// A worker process for the Redis backend: joins a queue's consumer group, runs the
+/// registered tasks it reads, and reports their outcomes. Start one with
+/// [`Worker::builder`].
+///
+/// # What a worker guarantees
+///
+/// - It runs at most [`concurrency`](WorkerBuilder::concurrency) tasks at once, each on a
+///   worker thread (tasks may block).
+/// - It touches the entries it runs, so that other workers reclaim them only when this
+///   worker stopped (died, hung or lost Redis) for the [reclaim
+///   time](WorkerBuilder::reclaim_after); and it reclaims such entries of dead workers itself.
+/// - A result is accepted only while this worker still owns the entry, atomically with the
+///   acknowledgement (see [`crate::transport::redis`]).
+/// - An entry it cannot run (garbage, an unknown task, another format version, an input that
+///   does not decode) goes to the dead-letter stream with a reason and a log line; the
+///   client's future fails with that reason; the worker keeps going. So does an entry that
+///   was delivered more often than its client allows without finishing (a poison task).
+/// - On shutdown ([`RunningWorker::shutdown`], or Ctrl-C / SIGTERM under
+///   [`run`](WorkerBuilder::run)) it stops reading, finishes the tasks it runs, and hands the
+///   ones it took but did not start back to the queue.
+/// - When Redis goes away it logs the error and retries with back-off.
+///
+/// # Examples
+///
+/// ```no_run
+/// use taskweave::Task;
+/// use taskweave::worker::Worker;
+///
+/// struct Add;
+/// impl Task for Add {
+///     const NAME: &'static str = "add";
+///     type Input = (i64, i64);
+///     type Output = i64;
+///     type Error = std::convert::Infallible;
+///     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> {
+///         Ok(a + b)
+///     }
+/// }
+///
+/// # async fn run() -> Result<(), taskweave::Error> {
+/// // Runs until Ctrl-C or SIGTERM, then shuts down gracefully.
+/// Worker::builder()
+///     .redis("redis://127.0.0.1:6379")
+///     .queue("demo")
+///     .concurrency(4)
+///     .register::<Add>()
+///     .run()
+///     .await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Worker {
+    _private: (),
+}
+
+impl Worker {
+    /// Starts configuring a worker.
+    pub fn builder() -> WorkerBuilder {
+        WorkerBuilder {
+            url: None,
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            queue: DEFAULT_QUEUE.to_owned(),
+            concurrency: std::thread::available_parallelism().map_or(1, usize::from),
+            reclaim_after: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(5),
+            registry: HashMap::new(),
+            executor: None,
+        }
+    }
+}
+
+/// Configures and starts a [`Worker`].
+pub struct WorkerBuilder {
+    url: Option<String>,
+    namespace: String,
+    queue: String,
+    concurrency: usize,
+    reclaim_after: Duration,
+    command_timeout: Duration,
+    registry: HashMap<&'static str, Handler>,
+    executor: Option<Arc<dyn Executor>>,
+}
+
+impl fmt::Debug for WorkerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut tasks: Vec<_> = self.registry.keys().collect();
+        tasks.sort();
+        f.debug_struct("WorkerBuilder")
+            .field("queue", &self.queue)
+            .field("concurrency", &self.concurrency)
+            .field("reclaim_after", &self.reclaim_after)
+            .field("tasks", &tasks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerBuilder {
+    /// The Redis server to work for: `redis://[user:password@]host:port[/db]`. Required.
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// The key namespace (default `"taskweave"`); must match the clients'.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The queue to read (default `"default"`).
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// How many tasks run at once (default: one per core); each gets a worker thread.
+    pub fn concurrency(mut self, tasks: usize) -> Self {
+        self.concurrency = tasks;
+        self
+    }
+
+    /// How long an entry may sit unacknowledged and untouched (its worker dead or cut off)
+    /// before another worker takes it over (default 30 s). Running tasks are touched every
+    /// third of this, so a long task is not taken away from a live worker.
+    pub fn reclaim_after(mut self, time: Duration) -> Self {
+        self.reclaim_after = time;
+        self
+    }
+
+    /// How long one Redis command may take before it counts as failed (default 5 s).
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Registers the task `T`: entries named [`T::NAME`](Task::NAME) run `T::run`.
+    pub fn register<T: Task>(mut self) -> Self {
+        self.registry.insert(T::NAME, handler_for::<T>());
+        self
+    }
+
+    /// Runs the worker's loops on `executor` instead of the ambient one.
+    pub fn executor(mut self, executor: impl Executor) -> Self {
+        self.executor = Some(Arc::new(executor));
+        self
+    }
+
+    /// Connects and starts working; returns a handle to stop it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] without a Redis URL, with zero concurrency or no registered
+    /// task; [`Error::Transport`] with the Redis message when the server cannot be reached
+    /// or refuses the credentials.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it resolves starts nothing.
+    pub async fn start(self) -> Result<RunningWorker, Error> {
+        let Some(url) = self.url.clone() else {
+            return Err(Error::InvalidConfig {
+                message: "a worker needs a Redis server: call .redis(\"redis://host:6379\")".into(),
+            });
+        };
+        if self.concurrency == 0 {
+            return Err(Error::InvalidConfig {
+                message: "concurrency(0): a worker needs at least one task slot".into(),
+            });
+        }
+        if self.registry.is_empty() {
+            return Err(Error::InvalidConfig {
+                message: "a worker with no task to run: call .register::<T>() for each task".into(),
+            });
+        }
+        let executor = self.executor.clone().unwrap_or_else(crate::runtimes::ambient_executor);
+        let keys = Keys::new(&self.namespace, &self.queue);
+        let options = ConnectOptions { command_timeout: self.command_timeout, block: BLOCK };
+        let store = RedisStore::connect(&url, keys.clone(), &options).await?;
+        store.ensure_group().await?;
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_else(|_| "unknown-host".to_owned());
+        let pid = std::process::id();
+        let name = format!("{host}-{pid}-w{}", store.next_number().await?);
+        let mut tasks: Vec<String> = self.registry.keys().map(|name| (*name).to_owned()).collect();
+        tasks.sort();
+        let info = WorkerInfo {
+            name: name.clone(),
+            queue: self.queue.clone(),
+            concurrency: self.concurrency,
+            tasks,
+            host,
+            pid,
+        };
+        let (stop, stop_signal) = flume::bounded::<()>(1);
+        let shared = Arc::new(Shared {
+            name: name.clone(),
+            keys,
+            store: Arc::new(store),
+            registry: self.registry,
+            executor: Arc::clone(&executor),
+            reclaim_after: self.reclaim_after,
+            announcement: serde_json::to_vec(&info).unwrap_or_default(),
+            stop_signal,
+            capacity: self.concurrency * 2,
+            slot_freed: flume::bounded(1),
+            runnable: flume::unbounded(),
+            owned: Mutex::new(HashSet::new()),
+        });
+        shared.store.heartbeat(&name, &shared.announcement, shared.heartbeat_ttl()).await?;
+        let (stopped_sender, stopped) = flume::bounded::<()>(1);
+        executor.spawn_task(supervise(Arc::clone(&shared), self.concurrency, stopped_sender))?;
+        tracing::info!(worker = %name, queue = %self.queue, concurrency = self.concurrency, "worker started");
+        Ok(RunningWorker { name, stop: Mutex::new(Some(stop)), stopped })
+    }
+
+    /// Starts the worker and runs it until the process gets Ctrl-C (SIGINT) or SIGTERM,
+    /// then shuts down gracefully (a second signal stops waiting for running tasks).
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](WorkerBuilder::start); [`Error::Transport`] when the signal handlers
+    /// cannot be installed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future shuts the worker down gracefully in the background.
+    pub async fn run(self) -> Result<(), Error> {
+        use async_signal::{Signal, Signals};
+        let mut signals = Signals::new([Signal::Int, Signal::Term])
+            .map_err(|error| Error::Transport(Box::new(error)))?;
+        let worker = self.start().await?;
+        // Stop when a signal comes, or when the worker ended by itself.
+        match select(signals.next(), std::pin::pin!(worker.stopped())).await {
+            Either::Left((signal, _)) => {
+                tracing::info!(?signal, worker = %worker.name, "shutting down: finishing running tasks");
+                worker.shutdown();
+            }
+            Either::Right(((), _)) => return Ok(()),
+        }
+        match select(signals.next(), std::pin::pin!(worker.stopped())).await {
+            Either::Left(_) => {
+                tracing::warn!(worker = %worker.name, "second signal: not waiting for running tasks")
+            }
+            Either::Right(((), _)) => tracing::info!(worker = %worker.name, "worker stopped"),
+        }
+        Ok(())
+    }
+}
+
+/// A started worker. Dropping it shuts the worker down gracefully in the background.
+#[derive(Debug)]
+pub struct RunningWorker {
+    name: String,
+    stop: Mutex<Option<flume::Sender<()>>>,
+    stopped: flume::Receiver<()>,
+}
+
+impl RunningWorker {
+    /// The worker's consumer name (unique per worker).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Starts a graceful shutdown: no new task is taken, running ones finish, taken but
+    /// unstarted ones go back to the queue. Returns at once; see
+    /// [`stopped`](RunningWorker::stopped).
+    pub fn shutdown(&self) {
+        drop(self.stop.lock().take());
+    }
+
+    /// Resolves when the worker has stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future changes nothing.
+    pub async fn stopped(&self) {
+        while self.stopped.recv_async().await.is_ok() {}
+    }
+}
+
+/// What a worker's loops share.
+struct Shared {
+    name: String,
+    keys: Keys,
+    store: Arc<dyn Store>,
+    registry: HashMap<&'static str, Handler>,
+    executor: Arc<dyn Executor>,
+    reclaim_after: Duration,
+    announcement: Vec<u8>,
+    /// Disconnects when a shutdown starts.
+    stop_signal: flume::Receiver<()>,
+    /// How many entries this worker holds (taken, running or reporting) at most: twice its
+    /// concurrency, so that a runner finds its next task without a round trip. Reading and
+    /// reclaiming run concurrently and may overshoot it a little; it bounds, it does not
+    /// count exactly.
+    capacity: usize,
+    /// Signalled when the worker lets go of an entry (the reader waits on it when full).
+    slot_freed: (flume::Sender<()>, flume::Receiver<()>),
+    /// Entries taken and not yet started.
+    runnable: (flume::Sender<Delivery>, flume::Receiver<Delivery>),
+    /// Entries this worker owns and has not reported, touched so nobody reclaims them.
+    owned: Mutex<HashSet<String>>,
+}
+
+/// A decoded entry this worker owns, ready to run.
+struct Delivery {
+    entry_id: String,
+    entry: TaskEntry,
+}
+
+/// What a runner hands the reporter.
+enum Report {
+    Complete(Completion),
+    DeadLetter(DeadLetter),
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stop_signal.is_disconnected()
+    }
+
+    fn heartbeat_every(&self) -> Duration {
+        (self.reclaim_after / 3).clamp(Duration::from_millis(10), Duration::from_secs(10))
+    }
+
+    fn heartbeat_ttl(&self) -> Duration {
+        (self.heartbeat_every() * 3).max(Duration::from_secs(1))
+    }
+
+    /// How many more entries this worker may take now.
+    fn free_slots(&self) -> usize {
+        self.capacity.saturating_sub(self.owned.lock().len()).min(BATCH)
+    }
+
+    /// Lets go of entries (reported, dead-lettered or handed back).
+    fn release<'a>(&self, ids: impl IntoIterator<Item = &'a String>) {
+        {
+            let mut owned = self.owned.lock();
+            for id in ids {
+                owned.remove(id);
+            }
+        }
+        let _ = self.slot_freed.0.try_send(());
+    }
+
+    fn rejection_letter(&self, entry_id: &str, rejection: Rejection, ttl_ms: u64) -> DeadLetter {
+        tracing::warn!(
+            worker = %self.name,
+            entry = %entry_id,
+            reason = %rejection.reason,
+            "moving an entry that cannot be run to the dead-letter stream"
+        );
+        let reason = rejection.reason;
+        DeadLetter {
+            entry_id: entry_id.to_owned(),
+            notify: rejection
+                .notify
+                .map(|notify| (notify, Status::Rejected, reason.clone().into_bytes())),
+            reason,
+            ttl_ms,
+        }
+    }
+
+    /// Decides what to do with an entry this worker now owns: run it, or dead-letter it.
+    async fn take(&self, id: String, fields: &[(Vec<u8>, Vec<u8>)], deliveries: u32) {
+        self.owned.lock().insert(id.clone());
+        let letter = match TaskEntry::decode(fields, self.keys()) {
+            Err(rejection) => self.rejection_letter(&id, rejection, 3_600_000),
+            Ok(entry) if !self.registry.contains_key(entry.task.as_str()) => {
+                let mut known: Vec<_> = self.registry.keys().copied().collect();
+                known.sort_unstable();
+                let rejection = Rejection {
+                    reason: format!(
+                        "no task named {:?} is registered on worker {} (it runs {known:?}); \
+                         register it with Worker::builder().register::<T>()",
+                        entry.task, self.name
+                    ),
+                    notify: Some(Notify { reply: entry.reply.clone(), rid: entry.rid.clone() }),
+                };
+                self.rejection_letter(&id, rejection, entry.ttl_ms)
+            }
+            Ok(entry) if deliveries > entry.max_deliveries => {
+                let attempts = deliveries.saturating_sub(1);
+                tracing::error!(
+                    worker = %self.name,
+                    entry = %id,
+                    key = %entry.key,
+                    attempts,
+                    "task was delivered {attempts} times and never finished (does it crash its \
+                     worker?); moving it to the dead-letter stream"
+                );
+                DeadLetter {
+                    entry_id: id.clone(),
+                    reason: format!(
+                        "delivered {attempts} times without finishing: its workers died or hung"
+                    ),
+                    notify: Some((
+                        Notify { reply: entry.reply, rid: entry.rid },
+                        Status::Lost,
+                        attempts.to_string().into_bytes(),
+                    )),
+                    ttl_ms: entry.ttl_ms,
+                }
+            }
+            Ok(entry) => {
+                let _ = self.runnable.0.send(Delivery { entry_id: id, entry });
+                return;
+            }
+        };
+        self.report_dead_letter(&letter).await;
+    }
+
+    fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Dead-letters an entry, retrying while Redis is away (a bounded number of times once
+    /// shutting down), then lets go of it.
+    async fn report_dead_letter(&self, letter: &DeadLetter) {
+        let mut backoff = Backoff::new();
+        let mut failures = 0;
+        loop {
+            match self.store.dead_letter(&self.name, letter).await {
+                Ok(Ownership::NotOwner) => {
+                    tracing::warn!(worker = %self.name, entry = %letter.entry_id, "entry was reclaimed by another worker before it could be dead-lettered");
+                    break;
+                }
+                Ok(_) => break,
+                Err(error) => {
+                    failures += 1;
+                    if self.stopping() && failures >= 10 {
+                        tracing::error!(%error, entry = %letter.entry_id, "giving up dead-lettering; another worker will reclaim the entry");
+                        break;
+                    }
+                    let delay = backoff.step();
+                    tracing::warn!(%error, retry_in = ?delay, "could not dead-letter an entry; retrying");
+                    self.executor.sleep(delay).await;
+                }
+            }
+        }
+        self.release([&letter.entry_id]);
+    }
+
+    /// Runs one delivery and says what to report.
+    async fn run(&self, delivery: Delivery) -> Report {
+        let Delivery { entry_id, entry } = delivery;
+        let complete = |status: Status, body: Vec<u8>| {
+            Report::Complete(Completion {
+                entry_id: entry_id.clone(),
+                reply: entry.reply.clone(),
+                result: entry.result.clone(),
+                rid: entry.rid.clone(),
+                status,
+                body,
+                ttl_ms: entry.ttl_ms,
+            })
+        };
+        let input = match &entry.input {
+            Some(input) => input.clone(),
+            None => match self.dependency_input(&entry).await {
+                Ok(input) => input,
+                Err(message) => return complete(Status::Failed, message.into_bytes()),
+            },
+        };
+        let Some(handler) = self.registry.get(entry.task.as_str()) else {
+            // `take` checked the registry; this is unreachable in practice.
+            return complete(Status::Rejected, b"the task is not registered here".to_vec());
+        };
+        match handler(&input) {
+            HandlerOutcome::Output(output) => complete(Status::Ok, output),
+            HandlerOutcome::Failed(message) => complete(Status::Failed, message.into_bytes()),
+            HandlerOutcome::Panicked(message) => complete(Status::Panicked, message.into_bytes()),
+            HandlerOutcome::BadInput(reason) => {
+                let rejection = Rejection {
+                    reason,
+                    notify: Some(Notify { reply: entry.reply.clone(), rid: entry.rid.clone() }),
+                };
+                Report::DeadLetter(self.rejection_letter(&entry_id, rejection, entry.ttl_ms))
+            }
+        }
+    }
+
+    /// The input of a task that reads its dependencies' results: their JSON, as an array in
+    /// dependency order.
+    async fn dependency_input(&self, entry: &TaskEntry) -> Result<Vec<u8>, String> {
+        let mut backoff = Backoff::new();
+        let mut failures = 0;
+        let values = loop {
+            match self.store.read_values(&entry.deps).await {
+                Ok(values) => break values,
+                Err(error) => {
+                    failures += 1;
+                    if failures >= 5 {
+                        return Err(format!(
+                            "its dependencies' results could not be read: {error}"
+                        ));
+                    }
+                    self.executor.sleep(backoff.step()).await;
+                }
+            }
+        };
+        let mut input = b"[".to_vec();
+        for (index, (key, value)) in entry.deps.iter().zip(values).enumerate() {
+            let Some(value) = value else {
+                return Err(format!(
+                    "the result of its dependency ({key}) is gone from Redis: it expired or was \
+                     released before this task ran"
+                ));
+            };
+            if index > 0 {
+                input.push(b',');
+            }
+            input.extend_from_slice(&value);
+        }
+        input.push(b']');
+        Ok(input)
+    }
+}
+
+/// Starts every loop of a worker, waits for the shutdown signal, and shuts down in order:
+/// stop reading, let running tasks finish, hand back what was not started, flush reports,
+/// sign off.
+async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Sender<()>) {
+    let executor = Arc::clone(&shared.executor);
+    let (readers_done, readers_finished) = flume::bounded::<()>(1);
+    let (runners_done, runners_finished) = flume::bounded::<()>(1);
+    let (reporter_done, reporter_finished) = flume::bounded::<()>(1);
+    let (reports, reports_received) = flume::unbounded::<Report>();
+    let spawned = [
+        executor.spawn_task(fetch_loop(Arc::clone(&shared), readers_done.clone())),
+        executor.spawn_task(reclaim_loop(Arc::clone(&shared), readers_done)),
+        executor.spawn_task(reporter_loop(Arc::clone(&shared), reports_received, reporter_done)),
+        executor.spawn_task(heartbeat_loop(
+            Arc::clone(&shared),
+            runners_finished.clone(),
+            stopped.clone(),
+        )),
+    ];
+    for (index, result) in spawned.into_iter().enumerate() {
+        if let Err(error) = result {
+            tracing::error!(%error, loop_index = index, "could not start a worker loop");
+        }
+    }
+    for index in 0..concurrency {
+        let runner = runner_loop(Arc::clone(&shared), reports.clone(), runners_done.clone());
+        if let Err(error) =
+            executor.spawn_dedicated(&format!("redis-worker-{index}"), Box::pin(runner))
+        {
+            tracing::error!(%error, "could not start a worker thread");
+        }
+    }
+    drop((reports, runners_done));
+
+    // Nobody sends on the stop channel: it disconnects when a shutdown starts.
+    let _ = shared.stop_signal.recv_async().await;
+    while readers_finished.recv_async().await.is_ok() {}
+    while runners_finished.recv_async().await.is_ok() {}
+    let unstarted: Vec<String> =
+        shared.runnable.1.try_iter().map(|delivery| delivery.entry_id).collect();
+    if !unstarted.is_empty() {
+        let hand_back = shared.store.hand_back(&shared.name, &unstarted);
+        match executor.timeout(Duration::from_secs(5), hand_back).await {
+            Ok(Ok(count)) => {
+                tracing::info!(worker = %shared.name, count, "handed unstarted tasks back to the queue")
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "could not hand tasks back; other workers will reclaim them")
+            }
+            Err(_) => {
+                tracing::warn!("handing tasks back timed out; other workers will reclaim them")
+            }
+        }
+    }
+    while reporter_finished.recv_async().await.is_ok() {}
+    let sign_off = shared.store.sign_off(&shared.name);
+    if let Ok(Err(error)) = executor.timeout(Duration::from_secs(2), sign_off).await {
+        tracing::debug!(%error, "could not sign off (the heartbeat expires)");
+    }
+    drop(stopped);
+}
+
+/// Reads new entries while there are free slots.
+async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
+    let mut backoff = Backoff::new();
+    loop {
+        if shared.stopping() {
+            break;
+        }
+        let slots = shared.free_slots();
+        if slots == 0 {
+            // Full: wait until an entry is let go of, or the shutdown.
+            match select(shared.stop_signal.recv_async(), shared.slot_freed.1.recv_async()).await {
+                Either::Right((Ok(()), _)) => continue,
+                _ => break,
+            }
+        }
+        // Not raced against the shutdown: what this read takes is run or handed back.
+        match shared.store.read_new(&shared.name, slots, BLOCK).await {
+            Ok(entries) => {
+                backoff.reset();
+                for StreamEntry { id, fields } in entries {
+                    shared.take(id, &fields, 1).await;
+                }
+            }
+            Err(error) => {
+                let delay = backoff.step();
+                tracing::warn!(%error, retry_in = ?delay, worker = %shared.name, "could not read tasks; retrying");
+                if unless_stopped(&shared.stop_signal, shared.executor.sleep(delay)).await.is_none()
+                {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Takes over entries of workers that stopped touching them.
+async fn reclaim_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
+    let every = (shared.reclaim_after / 2).clamp(Duration::from_millis(10), Duration::from_secs(5));
+    let mut cursor = "0-0".to_owned();
+    loop {
+        if unless_stopped(&shared.stop_signal, shared.executor.sleep(every)).await.is_none() {
+            break;
+        }
+        let slots = shared.free_slots();
+        if slots == 0 {
+            continue;
+        }
+        let claim = shared.store.claim_idle(&shared.name, shared.reclaim_after, &cursor, slots);
+        match claim.await {
+            Ok((next, claimed)) => {
+                cursor = next;
+                for ClaimedEntry { id, deliveries, fields } in claimed {
+                    tracing::info!(worker = %shared.name, entry = %id, deliveries, "reclaimed an entry of a worker that stopped");
+                    shared.take(id, &fields, deliveries).await;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, worker = %shared.name, "could not reclaim idle tasks");
+            }
+        }
+    }
+}
+
+/// Runs deliveries one at a time on this loop's thread (bodies may block).
+async fn runner_loop(
+    shared: Arc<Shared>,
+    reports: flume::Sender<Report>,
+    _done: flume::Sender<()>,
+) {
+    loop {
+        if shared.stopping() {
+            break;
+        }
+        let delivery =
+            match select(shared.stop_signal.recv_async(), shared.runnable.1.recv_async()).await {
+                Either::Right((Ok(delivery), _)) => delivery,
+                _ => break,
+            };
+        let report = shared.run(delivery).await;
+        let _ = reports.send(report);
+    }
+}
+
+/// Reports outcomes in batches: owner-checked completions, then dead letters.
+async fn reporter_loop(
+    shared: Arc<Shared>,
+    reports: flume::Receiver<Report>,
+    _done: flume::Sender<()>,
+) {
+    let mut backoff = Backoff::new();
+    // Ends when every runner has stopped and everything they reported is written.
+    while let Ok(first) = reports.recv_async().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match reports.try_recv() {
+                Ok(report) => batch.push(report),
+                Err(_) => break,
+            }
+        }
+        let mut completions = Vec::new();
+        let mut letters = Vec::new();
+        for report in batch {
+            match report {
+                Report::Complete(completion) => completions.push(completion),
+                Report::DeadLetter(letter) => letters.push(letter),
+            }
+        }
+        let mut failures = 0;
+        while !completions.is_empty() {
+            match shared.store.complete(&shared.name, &completions).await {
+                Ok(ownerships) => {
+                    backoff.reset();
+                    for (completion, ownership) in completions.iter().zip(ownerships) {
+                        if ownership == Ownership::NotOwner {
+                            tracing::warn!(
+                                worker = %shared.name,
+                                entry = %completion.entry_id,
+                                "dropping a result: the entry was reclaimed by another worker \
+                                 (this one was too slow or cut off), which reports it instead"
+                            );
+                        }
+                    }
+                    break;
+                }
+                Err(error) => {
+                    failures += 1;
+                    if shared.stopping() && failures >= 10 {
+                        tracing::error!(%error, "giving up reporting results; other workers will reclaim and rerun these tasks");
+                        break;
+                    }
+                    let delay = backoff.step();
+                    tracing::warn!(%error, retry_in = ?delay, "could not report results; retrying");
+                    shared.executor.sleep(delay).await;
+                }
+            }
+        }
+        shared.release(completions.iter().map(|completion| &completion.entry_id));
+        for letter in &letters {
+            shared.report_dead_letter(letter).await;
+        }
+    }
+}
+
+/// Touches the entries this worker owns and refreshes its announcement, until the runners
+/// have stopped.
+async fn heartbeat_loop(
+    shared: Arc<Shared>,
+    runners_finished: flume::Receiver<()>,
+    _stopped: flume::Sender<()>,
+) {
+    let every = shared.heartbeat_every();
+    loop {
+        let owned: Vec<String> = shared.owned.lock().iter().cloned().collect();
+        if let Err(error) = shared.store.touch(&shared.name, &owned).await {
+            tracing::warn!(%error, worker = %shared.name, "could not touch running tasks");
+        }
+        if !shared.stopping() {
+            let ttl = shared.heartbeat_ttl();
+            if let Err(error) =
+                shared.store.heartbeat(&shared.name, &shared.announcement, ttl).await
+            {
+                tracing::warn!(%error, worker = %shared.name, "could not send a heartbeat");
+            }
+        }
+        match select(shared.executor.sleep(every), runners_finished.recv_async()).await {
+            Either::Left(_) => {}
+            Either::Right(_) => break,
+        }
+    }
+}
