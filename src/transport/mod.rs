@@ -14,6 +14,9 @@
 //! backend to hold them to this.
 
 mod in_process;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 
 use std::fmt;
 use std::sync::{Arc, Weak};

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use crate::Error;
 use crate::client::core::panic_message;
 use crate::executor::{Executor, ExecutorExt};
-use crate::task::Task;
+use crate::task::{Task, compose_outputs};
 use crate::transport::redis::store::{
     ClaimedEntry, Completion, DeadLetter, Ownership, Store, StreamEntry,
 };
@@ -521,10 +521,15 @@ impl Shared {
                 ttl_ms: entry.ttl_ms,
             })
         };
-        let input = match &entry.input {
-            Some(input) => input.clone(),
-            None => match self.dependency_input(&entry).await {
-                Ok(input) => input,
+        // A single dependency's output is also tried as the input itself (see `Task`).
+        let (input, single) = match &entry.input {
+            Some(input) => (input.clone(), None),
+            None => match self.dependency_outputs(&entry).await {
+                Ok(mut outputs) => {
+                    let input = compose_outputs(outputs.iter().map(Vec::as_slice));
+                    let single = if outputs.len() == 1 { outputs.pop() } else { None };
+                    (input, single)
+                }
                 Err(message) => return complete(Status::Failed, message.into_bytes()),
             },
         };
@@ -532,7 +537,11 @@ impl Shared {
             // `take` checked the registry; this is unreachable in practice.
             return complete(Status::Rejected, b"the task is not registered here".to_vec());
         };
-        match handler(&input) {
+        let mut outcome = handler(&input);
+        if let (HandlerOutcome::BadInput(_), Some(single)) = (&outcome, &single) {
+            outcome = handler(single);
+        }
+        match outcome {
             HandlerOutcome::Output(output) => complete(Status::Ok, output),
             HandlerOutcome::Failed(message) => complete(Status::Failed, message.into_bytes()),
             HandlerOutcome::Panicked(message) => complete(Status::Panicked, message.into_bytes()),
@@ -546,9 +555,8 @@ impl Shared {
         }
     }
 
-    /// The input of a task that reads its dependencies' results: their JSON, as an array in
-    /// dependency order.
-    async fn dependency_input(&self, entry: &TaskEntry) -> Result<Vec<u8>, String> {
+    /// The outputs of the dependencies of a task that reads them, in dependency order.
+    async fn dependency_outputs(&self, entry: &TaskEntry) -> Result<Vec<Vec<u8>>, String> {
         let mut backoff = Backoff::new();
         let mut failures = 0;
         let values = loop {
@@ -565,21 +573,19 @@ impl Shared {
                 }
             }
         };
-        let mut input = b"[".to_vec();
-        for (index, (key, value)) in entry.deps.iter().zip(values).enumerate() {
-            let Some(value) = value else {
-                return Err(format!(
-                    "the result of its dependency ({key}) is gone from Redis: it expired or was \
-                     released before this task ran"
-                ));
-            };
-            if index > 0 {
-                input.push(b',');
-            }
-            input.extend_from_slice(&value);
-        }
-        input.push(b']');
-        Ok(input)
+        entry
+            .deps
+            .iter()
+            .zip(values)
+            .map(|(key, value)| {
+                value.ok_or_else(|| {
+                    format!(
+                        "the result of its dependency ({key}) is gone from Redis: it expired or \
+                         was released before this task ran"
+                    )
+                })
+            })
+            .collect()
     }
 }
 

@@ -1,0 +1,52 @@
+//! A worker process for the Redis backend: runs the demo tasks (`add`, and the poison task
+//! `crash`) from a queue until Ctrl-C or SIGTERM.
+//!
+//! Start Redis, then this in one terminal and `redis_client` in another:
+//!
+//! ```text
+//! cargo run --example redis_worker --features redis -- --redis redis://127.0.0.1:6379 --queue demo --concurrency 2
+//! ```
+//!
+//! Flags: `--redis URL` (default `redis://127.0.0.1:6379`), `--queue NAME` (default `demo`),
+//! `--concurrency N` (default 2), `--sleep-ms M` (every task sleeps at least M ms),
+//! `--reclaim-after-ms T` (how long a dead worker's task waits before this one takes it over;
+//! default 30000).
+
+#[path = "support/demo_tasks.rs"]
+mod demo_tasks;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use demo_tasks::{Add, Crash, flag, number_flag};
+use taskweave::worker::Worker;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "taskweave=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args: Vec<String> = std::env::args().collect();
+    let url = flag(&args, "--redis").unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let queue = flag(&args, "--queue").unwrap_or_else(|| "demo".into());
+    let concurrency = number_flag(&args, "--concurrency", 2);
+    let reclaim_after = number_flag(&args, "--reclaim-after-ms", 30_000);
+    demo_tasks::WORKER_SLEEP_MS.store(number_flag(&args, "--sleep-ms", 0), Ordering::Relaxed);
+
+    let worker = Worker::builder()
+        .redis(url)
+        .queue(queue)
+        .concurrency(usize::try_from(concurrency).unwrap_or(1))
+        .reclaim_after(Duration::from_millis(reclaim_after))
+        .register::<Add>()
+        .register::<Crash>()
+        .run();
+    // The embedded executor drives the worker: no runtime feature needed.
+    if let Err(error) = futures::executor::block_on(worker) {
+        eprintln!("worker failed: {error}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,85 @@
+//! The Redis backend against a real `redis-server` (started per test on a free loopback
+//! port): registered tasks, the worker library, the example binaries, and faults.
+
+#![allow(unreachable_pub)]
+
+#[path = "../support/redis_server.rs"]
+mod redis_server;
+
+mod faults;
+mod processes;
+mod tasks;
+mod working;
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use taskweave::transport::redis::RedisTransport;
+use taskweave::worker::{RunningWorker, Worker};
+use taskweave::{Client, ExecutorExt};
+
+pub use redis_server::{RedisServer, ServerOptions};
+
+/// How long any one test may take before it counts as hung.
+pub const DEADLINE: Duration = Duration::from_secs(120);
+
+/// Runs an async test body on the embedded executor, failing it after [`DEADLINE`].
+pub fn run<F>(body: impl FnOnce() -> F + Send + 'static)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (done, finished) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            futures::executor::block_on(body())
+        }));
+        let _ = done.send(());
+        result
+    });
+    match finished.recv_timeout(DEADLINE) {
+        Ok(()) => {
+            if let Err(panic) = thread.join().expect("the test thread reports") {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(_) => panic!("the test did not finish within {DEADLINE:?}: it hangs"),
+    }
+}
+
+/// A client on the Redis transport for `queue`.
+pub async fn client(server: &RedisServer, queue: &str) -> Client {
+    let transport = RedisTransport::builder(server.url())
+        .queue(queue)
+        .connect()
+        .await
+        .expect("connect the client to redis");
+    Client::builder().transport(transport).build().await.expect("build a redis client")
+}
+
+/// An in-process worker for `queue` running the test tasks.
+pub async fn worker(server: &RedisServer, queue: &str, concurrency: usize) -> RunningWorker {
+    tasks::register_all(
+        Worker::builder()
+            .redis(server.url())
+            .queue(queue)
+            .concurrency(concurrency)
+            .reclaim_after(Duration::from_millis(500)),
+    )
+    .start()
+    .await
+    .expect("start a worker")
+}
+
+/// Awaits `future` for at most `limit` on the client's executor.
+pub async fn within<T>(
+    client: &Client,
+    limit: Duration,
+    what: &str,
+    future: BoxFuture<'_, T>,
+) -> T {
+    match client.executor().timeout(limit, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("{what} did not happen within {limit:?}"),
+    }
+}

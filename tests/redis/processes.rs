@@ -1,0 +1,276 @@
+//! The example binaries as separate processes: the two-terminal demo, 10,000 tasks on two
+//! worker processes, a worker killed with SIGKILL mid-run, and a poison task.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use taskweave::transport::redis::RedisTransport;
+use taskweave::{Client, TaskError};
+
+use crate::{RedisServer, run, within};
+
+#[path = "../../examples/support/demo_tasks.rs"]
+mod demo_tasks;
+
+use demo_tasks::{Add, AddInput, Crash};
+
+/// The path of an example binary, built (once per test run, with this test's features) so
+/// that it is never stale: `cargo test --test redis` alone does not build examples.
+fn example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut features = vec!["redis"];
+        if cfg!(feature = "tokio") {
+            features.push("tokio");
+        }
+        if cfg!(feature = "smol") {
+            features.push("smol");
+        }
+        if cfg!(feature = "async-std") {
+            features.push("async-std");
+        }
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", "redis_worker", "--example", "redis_client"])
+            .args(["--features", &features.join(",")])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo to build the examples");
+        assert!(status.success(), "could not build the redis examples");
+    });
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    profile_dir.join("examples").join(name)
+}
+
+/// Child output goes to the test's stderr when `TASKWEAVE_TEST_LOGS` is set.
+fn child_stderr() -> Stdio {
+    if std::env::var_os("TASKWEAVE_TEST_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() }
+}
+
+fn spawn_worker(server: &RedisServer, queue: &str, extra: &[&str]) -> Child {
+    Command::new(example("redis_worker"))
+        .args(["--redis", &server.url(), "--queue", queue])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(child_stderr())
+        .spawn()
+        .expect("start the example worker")
+}
+
+/// Kills workers left over when a test fails half-way.
+struct Workers(Vec<Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends SIGTERM (a graceful stop).
+fn terminate(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+/// Waits (bounded) for a child to exit.
+fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the worker did not exit within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn client_for(server: &RedisServer, queue: &str) -> Client {
+    let transport = RedisTransport::builder(server.url()).queue(queue).connect().await.unwrap();
+    Client::builder().transport(transport).build().await.unwrap()
+}
+
+fn inputs(range: std::ops::Range<i64>, sleep_ms: u64) -> impl Iterator<Item = AddInput> {
+    range.map(move |i| AddInput { a: i, b: i, sleep_ms })
+}
+
+#[test]
+fn the_two_terminal_example_prints_the_sum() {
+    let server = RedisServer::start();
+    let mut workers = Workers(vec![spawn_worker(&server, "demo", &["--concurrency", "2"])]);
+    let mut client = Command::new(example("redis_client"))
+        .args(["--redis", &server.url(), "--queue", "demo", "--tasks", "1000"])
+        .stdout(Stdio::piped())
+        .stderr(child_stderr())
+        .spawn()
+        .unwrap();
+    let status = wait_for_exit(&mut client, Duration::from_secs(60));
+    let mut output = String::new();
+    client.stdout.take().unwrap().read_to_string(&mut output).unwrap();
+    assert!(status.success(), "the client failed: {output}");
+    assert_eq!(output.lines().last(), Some("sum=999000"), "{output}");
+    // Ctrl-C / SIGTERM stops the worker gracefully, with a success status.
+    terminate(&workers.0[0]);
+    let status = wait_for_exit(&mut workers.0[0], Duration::from_secs(30));
+    assert!(status.success(), "the worker did not stop cleanly: {status}");
+}
+
+#[test]
+fn ten_thousand_tasks_on_two_worker_processes_all_return() {
+    let server = RedisServer::start();
+    let _workers = Workers(vec![
+        spawn_worker(&server, "many", &["--concurrency", "2"]),
+        spawn_worker(&server, "many", &["--concurrency", "2"]),
+    ]);
+    run(move || async move {
+        let client = client_for(&server, "many").await;
+        let started = Instant::now();
+        let futures = client.map_task::<Add>(inputs(0..10_000, 0));
+        let values = client.gather(&futures).await.unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(values.len(), 10_000);
+        for (i, value) in values.iter().enumerate() {
+            assert_eq!(*value, 2 * i as i64, "task {i}");
+        }
+        eprintln!(
+            "10000 trivial tasks on 2 worker processes: {:.3} s, {:.0} tasks/s",
+            elapsed.as_secs_f64(),
+            10_000.0 / elapsed.as_secs_f64()
+        );
+        client.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_worker_killed_mid_run_loses_nothing() {
+    let server = RedisServer::start();
+    let args = ["--concurrency", "2", "--sleep-ms", "20", "--reclaim-after-ms", "500"];
+    let workers =
+        Workers(vec![spawn_worker(&server, "kill", &args), spawn_worker(&server, "kill", &args)]);
+    run(move || async move {
+        let mut workers = workers;
+        let client = client_for(&server, "kill").await;
+        let futures = client.map_task::<Add>(inputs(0..200, 0));
+        // Kill one worker once work is flowing (it holds entries then).
+        within(
+            &client,
+            Duration::from_secs(30),
+            "the first results",
+            Box::pin(async {
+                for future in &futures[..10] {
+                    future.await.unwrap();
+                }
+            }),
+        )
+        .await;
+        let victim = &mut workers.0[0];
+        victim.kill().unwrap(); // SIGKILL: no chance to hand anything back
+        victim.wait().unwrap();
+        let values = client.gather(&futures).await.unwrap();
+        for (i, value) in values.iter().enumerate() {
+            assert_eq!(*value, 2 * i as i64, "task {i}");
+        }
+        client.close().await.unwrap();
+    });
+}
+
+/// Keeps one worker process alive: restarts it each time it dies, up to `limit` times.
+struct Respawning {
+    stop: Arc<AtomicBool>,
+    pid: Arc<AtomicU32>,
+    restarts: Arc<AtomicU32>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Respawning {
+    fn start(
+        server: &RedisServer,
+        queue: &str,
+        args: &'static [&'static str],
+        limit: u32,
+    ) -> Respawning {
+        let stop = Arc::new(AtomicBool::new(false));
+        let pid = Arc::new(AtomicU32::new(0));
+        let restarts = Arc::new(AtomicU32::new(0));
+        let (url, queue) = (server.url(), queue.to_owned());
+        let binary = example("redis_worker");
+        let thread = {
+            let (stop, pid, restarts) = (stop.clone(), pid.clone(), restarts.clone());
+            std::thread::spawn(move || {
+                for _ in 0..=limit {
+                    let mut child = Command::new(&binary)
+                        .args(["--redis", &url, "--queue", &queue])
+                        .args(args)
+                        .stdout(Stdio::null())
+                        .stderr(child_stderr())
+                        .spawn()
+                        .unwrap();
+                    pid.store(child.id(), Ordering::SeqCst);
+                    let _ = child.wait(); // the worker died (or was stopped)
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    restarts.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        Respawning { stop, pid, restarts, thread: Some(thread) }
+    }
+}
+
+impl Drop for Respawning {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let pid = self.pid.load(Ordering::SeqCst);
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn a_poison_task_goes_to_the_dead_letter_stream() {
+    let server = RedisServer::start();
+    let args: &'static [&'static str] = &["--concurrency", "1", "--reclaim-after-ms", "300"];
+    let worker = Respawning::start(&server, "poison", args, 10);
+    run(move || async move {
+        let client = client_for(&server, "poison").await;
+        let crash = client.submit_task::<Crash>(());
+        match crash.await {
+            Err(TaskError::WorkerLost { key, attempts }) => {
+                assert_eq!(attempts, 3, "allowed_failures 2 means three deliveries");
+                assert!(key.to_string().starts_with("Crash-"), "{key}");
+            }
+            other => panic!("expected WorkerLost, got {other:?}"),
+        }
+        assert_eq!(worker.restarts.load(Ordering::SeqCst), 3, "each delivery killed a worker");
+        // The entry is in the dead-letter stream, with its reason.
+        let mut connection = server.connection();
+        let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg("taskweave:poison:dead")
+            .arg("-")
+            .arg("+")
+            .query(&mut connection)
+            .unwrap();
+        assert_eq!(dead.ids.len(), 1);
+        let reason: String = dead.ids[0].get("dead_reason").unwrap();
+        assert_eq!(reason, "delivered 3 times without finishing: its workers died or hung");
+        let task: String = dead.ids[0].get("task").unwrap();
+        assert_eq!(task, "crash");
+        // Other tasks keep flowing.
+        let futures = client.map_task::<Add>(inputs(0..10, 0));
+        assert_eq!(
+            client.gather(&futures).await.unwrap(),
+            (0..10).map(|i| 2 * i).collect::<Vec<i64>>()
+        );
+        client.close().await.unwrap();
+        drop(worker);
+    });
+}

@@ -1,0 +1,88 @@
+//! Registered tasks used by the tests.
+
+use std::convert::Infallible;
+
+use taskweave::Task;
+use taskweave::worker::WorkerBuilder;
+
+/// Adds two numbers.
+pub struct Add;
+
+impl Task for Add {
+    const NAME: &'static str = "add";
+    type Input = (i64, i64);
+    type Output = i64;
+    type Error = Infallible;
+    fn run((a, b): (i64, i64)) -> Result<i64, Infallible> {
+        Ok(a + b)
+    }
+}
+
+/// Parses a number; fails on anything else.
+pub struct Parse;
+
+impl Task for Parse {
+    const NAME: &'static str = "parse";
+    type Input = String;
+    type Output = i32;
+    type Error = std::num::ParseIntError;
+    fn run(text: String) -> Result<i32, Self::Error> {
+        text.parse()
+    }
+}
+
+/// Panics with the given message.
+pub struct Explode;
+
+impl Task for Explode {
+    const NAME: &'static str = "explode";
+    type Input = String;
+    type Output = ();
+    type Error = Infallible;
+    fn run(message: String) -> Result<(), Infallible> {
+        panic!("{message}")
+    }
+}
+
+/// Sums a list (the input of a task that depends on several others).
+pub struct Sum;
+
+impl Task for Sum {
+    const NAME: &'static str = "sum";
+    type Input = Vec<i64>;
+    type Output = i64;
+    type Error = Infallible;
+    fn run(values: Vec<i64>) -> Result<i64, Infallible> {
+        Ok(values.iter().sum())
+    }
+}
+
+/// A task no worker registers.
+pub struct Unregistered;
+
+impl Task for Unregistered {
+    const NAME: &'static str = "nobody-runs-this";
+    type Input = u8;
+    type Output = u8;
+    type Error = Infallible;
+    fn run(x: u8) -> Result<u8, Infallible> {
+        Ok(x)
+    }
+}
+
+/// Takes the same name as [`Add`] with another input type (a client and workers out of step).
+pub struct AddWithText;
+
+impl Task for AddWithText {
+    const NAME: &'static str = "add";
+    type Input = String;
+    type Output = i64;
+    type Error = Infallible;
+    fn run(_: String) -> Result<i64, Infallible> {
+        Ok(0)
+    }
+}
+
+pub fn register_all(builder: WorkerBuilder) -> WorkerBuilder {
+    builder.register::<Add>().register::<Parse>().register::<Explode>().register::<Sum>()
+}

@@ -1,0 +1,206 @@
+//! The happy paths: registered tasks run on a worker and come back typed.
+
+use std::time::Duration;
+
+use taskweave::transport::redis::RedisTransport;
+use taskweave::{Client, Error, TaskError};
+
+use crate::tasks::{Add, Explode, Parse};
+use crate::{RedisServer, client, run, worker};
+
+#[test]
+fn registered_tasks_run_on_a_worker_and_come_back_typed() {
+    run(|| async {
+        let server = RedisServer::start();
+        let worker = worker(&server, "typed", 2).await;
+        let client = client(&server, "typed").await;
+        let sum = client.submit_task::<Add>((2, 3));
+        assert_eq!(sum.await.unwrap(), 5);
+        let futures = client.map_task::<Add>((0..200).map(|i| (i, 1)));
+        let values = client.gather(&futures).await.unwrap();
+        assert_eq!(values, (1..201).collect::<Vec<i64>>());
+        client.close().await.unwrap();
+        worker.shutdown();
+        worker.stopped().await;
+    });
+}
+
+#[test]
+fn task_errors_and_panics_reach_the_client_and_the_worker_survives() {
+    run(|| async {
+        let server = RedisServer::start();
+        let worker = worker(&server, "errors", 1).await;
+        let client = client(&server, "errors").await;
+        match client.submit_task::<Parse>("forty-two".into()).await {
+            Err(TaskError::Failed { key, message }) => {
+                assert!(message.contains("invalid digit"), "{message}");
+                assert!(key.to_string().starts_with("Parse-"), "{key}");
+            }
+            other => panic!("expected Failed, got {other:?}"),
+        }
+        match client.submit_task::<Explode>("boom on a remote worker".into()).await {
+            Err(TaskError::Panicked { message, .. }) => {
+                assert_eq!(message, "boom on a remote worker")
+            }
+            other => panic!("expected Panicked, got {other:?}"),
+        }
+        // The single worker thread survived both.
+        assert_eq!(client.submit_task::<Parse>("7".into()).await.unwrap(), 7);
+        client.close().await.unwrap();
+        worker.shutdown();
+        worker.stopped().await;
+    });
+}
+
+#[test]
+fn a_closure_cannot_cross_machines() {
+    run(|| async {
+        let server = RedisServer::start();
+        let client = client(&server, "closures").await;
+        let error = client.submit(|x: i32| x + 1, 1).await.unwrap_err();
+        match &error {
+            TaskError::Failed { message, .. } => assert!(
+                message.starts_with("closures cannot cross machines; submit a registered Task"),
+                "{message}"
+            ),
+            other => panic!("expected Failed, got {other:?}"),
+        }
+        client.close().await.unwrap();
+    });
+}
+
+#[test]
+fn an_oversized_input_fails_at_submit() {
+    run(|| async {
+        let server = RedisServer::start();
+        let transport = RedisTransport::builder(server.url())
+            .queue("big")
+            .max_payload_bytes(1000)
+            .connect()
+            .await
+            .unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        // No worker runs: the error comes from the client itself, at once.
+        let big = client.submit_task::<Parse>("9".repeat(5000));
+        match big.await {
+            Err(TaskError::Failed { message, .. }) => {
+                assert!(message.contains("5002 bytes, over the limit of 1000 bytes"), "{message}");
+                assert!(message.contains("max_payload_bytes"), "{message}");
+            }
+            other => panic!("expected Failed, got {other:?}"),
+        }
+        client.close().await.unwrap();
+    });
+}
+
+#[test]
+fn workers_are_listed_while_alive() {
+    run(|| async {
+        let server = RedisServer::start();
+        let running = worker(&server, "listed", 3).await;
+        let transport =
+            RedisTransport::builder(server.url()).queue("listed").connect().await.unwrap();
+        let workers = transport.workers().await.unwrap();
+        assert_eq!(workers.len(), 1);
+        assert_eq!(workers[0].name, running.name());
+        assert_eq!(workers[0].concurrency, 3);
+        assert_eq!(workers[0].tasks, ["add", "explode", "parse", "sum"]);
+        assert_eq!(workers[0].pid, std::process::id());
+        running.shutdown();
+        running.stopped().await;
+        assert!(transport.workers().await.unwrap().is_empty(), "a stopped worker signs off");
+    });
+}
+
+#[test]
+fn released_results_are_deleted_from_redis() {
+    run(|| async {
+        let server = RedisServer::start();
+        let worker = worker(&server, "release", 2).await;
+        let client = client(&server, "release").await;
+        let futures = client.map_task::<Add>((0..20).map(|i| (i, i)));
+        client.gather(&futures).await.unwrap();
+        let mut connection = server.connection();
+        let count = |connection: &mut redis::Connection| -> usize {
+            let keys: Vec<String> =
+                redis::cmd("KEYS").arg("taskweave:result:*").query(connection).unwrap();
+            keys.len()
+        };
+        assert_eq!(count(&mut connection), 20, "finished results live in redis while held");
+        drop(futures);
+        let executor = client.executor().clone();
+        let deleted = taskweave::ExecutorExt::timeout(&*executor, Duration::from_secs(10), async {
+            while count(&mut connection) > 0 {
+                executor.sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(deleted.is_ok(), "released results were not deleted");
+        client.close().await.unwrap();
+        worker.shutdown();
+        worker.stopped().await;
+    });
+}
+
+#[test]
+fn a_wrong_password_is_a_clear_error() {
+    run(|| async {
+        let server = RedisServer::start_with(crate::ServerOptions {
+            password: Some("right-secret".into()),
+            ..Default::default()
+        });
+        let error = RedisTransport::connect(server.url_with_password("wrong")).await.unwrap_err();
+        assert!(matches!(error, Error::Transport(_)), "{error:?}");
+        let message = error.to_string();
+        assert!(message.starts_with("transport failed: redis connect failed:"), "{message}");
+        assert!(message.contains("the server refused the credentials"), "{message}");
+        assert!(message.contains("check the user and password in the URL"), "{message}");
+        let worker_error = taskweave::worker::Worker::builder()
+            .redis(server.url_with_password("wrong"))
+            .register::<Add>()
+            .start()
+            .await
+            .unwrap_err();
+        assert!(worker_error.to_string().contains("refused the credentials"), "{worker_error}");
+        // The right password works end to end.
+        let worker = worker(&server, "default", 1).await;
+        let client = client(&server, "default").await;
+        assert_eq!(client.submit_task::<Add>((20, 22)).await.unwrap(), 42);
+        client.close().await.unwrap();
+        worker.shutdown();
+        worker.stopped().await;
+    });
+}
+
+#[test]
+fn dependents_read_their_inputs_from_redis_by_key() {
+    run(|| async {
+        let server = RedisServer::start();
+        let worker = worker(&server, "deps", 2).await;
+        let client = client(&server, "deps").await;
+        let a = client.submit_task::<Add>((1, 2));
+        let b = client.submit_task::<Add>((3, 4));
+        // A tuple of dependencies gives a tuple input.
+        let pair = client.after((&a, &b)).submit_task::<Add>();
+        // A list gives a list.
+        let parts = client.map_task::<Add>((0..5).map(|i| (i, i)));
+        let total = client.after(&parts).submit_task::<crate::tasks::Sum>();
+        // One dependency: its output is the input, or a one-element list.
+        let again = client.after(&total).submit_task::<crate::tasks::Sum>();
+        assert_eq!(pair.await.unwrap(), 10);
+        assert_eq!(total.await.unwrap(), 20);
+        assert_eq!(again.await.unwrap(), 20);
+        // A failed dependency fails the dependent with the root error, without running it.
+        let broken = client.submit_task::<Parse>("x".into());
+        let after_broken = client.after(&broken).submit_task::<Add>();
+        match after_broken.await {
+            Err(TaskError::DependencyFailed { root, .. }) => {
+                assert!(matches!(*root, TaskError::Failed { .. }), "{root:?}")
+            }
+            other => panic!("expected DependencyFailed, got {other:?}"),
+        }
+        client.close().await.unwrap();
+        worker.shutdown();
+        worker.stopped().await;
+    });
+}
