@@ -45,6 +45,9 @@ pub(crate) enum Body {
     Async(AsyncBody),
 }
 
+/// Encodes a registered task's input for the wire.
+pub(crate) type InputEncoder = Box<dyn Fn() -> Result<Vec<u8>, String> + Send + Sync>;
+
 /// A call of a registered [`Task`](crate::Task): what a transport whose workers live in other
 /// processes sends instead of the body (a closure cannot cross machines).
 pub(crate) struct RegisteredCall {
@@ -53,7 +56,7 @@ pub(crate) struct RegisteredCall {
     /// Encodes the input for the wire (`None` when the input is composed from the
     /// dependencies' outputs); only transports that leave the process call it, so the
     /// in-process transport never serializes a task without dependencies.
-    pub(crate) encode_input: Option<Box<dyn Fn() -> Result<Vec<u8>, String> + Send + Sync>>,
+    pub(crate) encode_input: Option<InputEncoder>,
     /// Turns the output's wire bytes into the typed value (monomorphized for the task).
     pub(crate) decode_output: fn(&[u8]) -> Result<Value, String>,
     /// Turns the typed value into wire bytes (for registered tasks that depend on this one).

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::core::{Body, RegisteredCall, Value};
+use super::core::{Body, InputEncoder, RegisteredCall, Value};
 use super::deps::{Dependencies, DependencyList};
 use super::submit::{After, Impure, NoDeps, TaskBuilder};
 use super::{Client, TaskFuture};
@@ -28,9 +28,7 @@ fn run<T: Task>(input: T::Input) -> Result<Value, String> {
     T::run(input).map(|output| Arc::new(output) as Value).map_err(|error| error.to_string())
 }
 
-fn call<T: Task>(
-    encode_input: Option<Box<dyn Fn() -> Result<Vec<u8>, String> + Send + Sync>>,
-) -> RegisteredCall {
+fn call<T: Task>(encode_input: Option<InputEncoder>) -> RegisteredCall {
     RegisteredCall {
         name: T::NAME,
         encode_input,
