@@ -10,6 +10,7 @@ mod future;
 mod gather;
 mod registered;
 mod settle;
+mod stats;
 mod submit;
 mod wait;
 
@@ -26,13 +27,15 @@ pub use delayed::{Delayed, DelayedInputs, delayed, delayed_after};
 pub use deps::Dependencies;
 pub use future::TaskFuture;
 pub use gather::{GatherErrors, Gathered};
+pub(crate) use stats::WorkerGauge;
+pub use stats::{ClientStats, StatsStream, TransportStats, WorkerStats};
 pub use submit::{After, Impure, NoDeps, Pure, TaskBuilder};
 pub use wait::{ReturnWhen, WaitOutcome};
 
 use self::core::{Body, Core, Job, Value};
 use crate::error::Error;
 use crate::executor::Executor;
-use crate::scheduler::{Event, SchedulerCounts};
+use crate::scheduler::Event;
 
 /// A handle on a cluster of workers: submit work, get [`TaskFuture`]s back, gather results.
 ///
@@ -84,14 +87,6 @@ impl fmt::Debug for Client {
     }
 }
 
-/// A snapshot of what a client holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ClientStats {
-    /// Tasks by state, and totals since the client started.
-    pub tasks: SchedulerCounts,
-}
-
 impl Client {
     /// Starts configuring a client. See [`ClientBuilder`].
     pub fn builder() -> ClientBuilder {
@@ -131,9 +126,49 @@ impl Client {
         self.core().is_closed()
     }
 
-    /// What the client holds right now (counters; cheap).
+    /// What the client holds and what its workers are doing, right now: tasks by state,
+    /// totals, values held, per-worker counts and the transport in use. See [`ClientStats`].
+    ///
+    /// Cheap: it reads counters kept anyway (one short lock, a few atomic loads), never scans
+    /// the tasks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let futures = client.map(|x: u64| x * 2, 0..10);
+    /// client.blocking().gather(&futures)?;
+    /// assert_eq!(client.stats().tasks.total_finished, 10);
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> ClientStats {
-        ClientStats { tasks: self.core().counts() }
+        stats::snapshot(self.core())
+    }
+
+    /// A [`futures::Stream`] of [`stats`](Client::stats) snapshots for dashboards: one at
+    /// once, then one every `interval` (timed by the client's executor), ending after the
+    /// client closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use std::time::Duration;
+    ///
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(1).build().await?;
+    /// let mut stats = client.stats_stream(Duration::from_millis(100));
+    /// let first = stats.next().await.expect("the first snapshot comes at once");
+    /// assert_eq!(first.tasks.held(), 0);
+    /// client.close().await?;
+    /// // After the close, at most one more snapshot, then the stream ends.
+    /// while stats.next().await.is_some() {}
+    /// # Ok(()) }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    pub fn stats_stream(&self, interval: std::time::Duration) -> StatsStream {
+        StatsStream::new(Arc::clone(self.core()), interval)
     }
 
     /// Configures a submission: key, purity, priority, retries. See [`TaskBuilder`].

@@ -7,8 +7,9 @@ use std::sync::OnceLock;
 
 use futures::future::{AbortHandle, Abortable};
 
-use super::{CompletionSink, ReadyTask, Transport};
+use super::{CompletionSink, ReadyTask, Transport, TransportStats};
 use crate::Error;
+use crate::client::WorkerGauge;
 use crate::executor::{BoxFuture, Executor, ExecutorExt};
 use crate::worker::{WorkerMessage, run_local_worker};
 
@@ -43,6 +44,8 @@ struct Started {
     sink: CompletionSink,
     /// Disconnects when every worker has stopped (each holds a sender).
     stopped: flume::Receiver<()>,
+    /// Each worker's counters, by index, for statistics.
+    gauges: Vec<Arc<WorkerGauge>>,
 }
 
 impl fmt::Debug for InProcessTransport {
@@ -121,13 +124,21 @@ impl Transport for InProcessTransport {
 
     fn start(&self, executor: Arc<dyn Executor>, sink: CompletionSink) -> Result<(), Error> {
         let (stopped_sender, stopped) = flume::bounded::<()>(1);
+        let mut gauges = Vec::with_capacity(self.workers);
         for index in 0..self.workers {
-            let loop_future =
-                run_local_worker(self.queue.1.clone(), sink.clone(), stopped_sender.clone());
+            let gauge = Arc::new(WorkerGauge::default());
+            let loop_future = run_local_worker(
+                self.queue.1.clone(),
+                sink.clone(),
+                Arc::clone(&gauge),
+                stopped_sender.clone(),
+            );
             executor.spawn_dedicated(&format!("worker-{index}"), Box::pin(loop_future))?;
+            tracing::debug!(worker = index, "worker joined");
+            gauges.push(gauge);
         }
         drop(stopped_sender);
-        let _ = self.started.set(Started { executor, sink, stopped });
+        let _ = self.started.set(Started { executor, sink, stopped, gauges });
         Ok(())
     }
 
@@ -140,6 +151,19 @@ impl Transport for InProcessTransport {
         }
         // The receiver lives in `self`, so sending cannot fail while the transport exists.
         let _ = self.queue.0.send(WorkerMessage::Run(task));
+    }
+
+    fn stats(&self) -> TransportStats {
+        let workers = match self.started.get() {
+            Some(started) => started
+                .gauges
+                .iter()
+                .enumerate()
+                .map(|(index, gauge)| gauge.snapshot(format!("worker-{index}")))
+                .collect(),
+            None => Vec::new(),
+        };
+        TransportStats::new(workers, None)
     }
 
     fn close(&self) -> BoxFuture<()> {

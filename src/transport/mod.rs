@@ -23,6 +23,8 @@ use std::sync::{Arc, Weak};
 
 pub use in_process::InProcessTransport;
 
+pub use crate::client::{TransportStats, WorkerStats};
+
 use crate::Error;
 use crate::client::core::{BodyOutcome, Core, Job};
 use crate::executor::{BoxFuture, Executor};
@@ -55,6 +57,13 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// The value of the task with `key` is no longer needed; free it wherever it is stored.
     fn release(&self, key: &TaskKey) {
         let _ = key;
+    }
+
+    /// What the transport knows of its workers and stored values, for
+    /// [`Client::stats`](crate::Client::stats). Called only when someone asks for statistics;
+    /// keep it to counter reads. The default knows nothing.
+    fn stats(&self) -> TransportStats {
+        TransportStats::default()
     }
 
     /// Stops the workers: no new task starts after this call. The returned future resolves

@@ -11,6 +11,9 @@ mod redis;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RunningWorker, Worker, WorkerBuilder};
 
+use std::sync::Arc;
+
+use crate::client::WorkerGauge;
 use crate::planted::{PlantedBug, active as planted};
 use crate::transport::{CompletionSink, ReadyTask, TaskOutcome};
 
@@ -24,10 +27,12 @@ pub(crate) enum WorkerMessage {
 
 /// The in-process worker loop: receives asynchronously, runs each blocking body inline on
 /// this loop's thread, and reports to `sink`. Ends on `Stop` or when the queue closes;
-/// dropping `_stopped` then tells the transport this worker is gone.
+/// dropping `_stopped` then tells the transport this worker is gone. `gauge` counts what it
+/// runs, for [`Client::stats`](crate::Client::stats).
 pub(crate) async fn run_local_worker(
     queue: flume::Receiver<WorkerMessage>,
     sink: CompletionSink,
+    gauge: Arc<WorkerGauge>,
     _stopped: flume::Sender<()>,
 ) {
     loop {
@@ -46,7 +51,14 @@ pub(crate) async fn run_local_worker(
                 // simulation, `dependencies 0` in tests/sim-seeds.txt). Reporting it still
                 // gives the slot back.
                 let skip = task.is_resolved() && !planted(PlantedBug::RunCancelledTask);
-                let outcome = if skip { TaskOutcome::not_run() } else { task.run() };
+                let outcome = if skip {
+                    TaskOutcome::not_run()
+                } else {
+                    gauge.started();
+                    let outcome = task.run();
+                    gauge.finished();
+                    outcome
+                };
                 sink.complete(&task, outcome);
             }
             WorkerMessage::Stop => break,

@@ -60,6 +60,8 @@ macro_rules! for_each_case {
             semantics::graphs_are_submitted_in_one_call_and_shared_nodes_run_once,
             semantics::retry_reruns_a_failed_task_on_demand,
             semantics::map_over_futures_and_over_zipped_iterables,
+            stats::stats_count_tasks_by_state_and_by_worker,
+            stats::stats_stream_yields_at_once_and_ends_after_close,
         );
     };
 }

@@ -4,6 +4,7 @@ pub mod basics;
 pub mod errors;
 pub mod lifecycle;
 pub mod semantics;
+pub mod stats;
 pub mod threads;
 pub mod waiting;
 
