@@ -390,6 +390,9 @@ impl Core {
             scheduler.handle(Event::Submitted(spec), &mut actions);
             job
         };
+        // Per-task events are at `trace`/`debug`: the macros check the level before the key
+        // is formatted, so a disabled level costs one comparison.
+        tracing::trace!(key = %job.key, "task submitted");
         self.apply(actions, None);
         job
     }
@@ -451,6 +454,7 @@ impl Core {
 
     /// The transport lost the worker running `job`.
     pub(crate) fn lost(&self, job: &Arc<Job>) {
+        tracing::warn!(key = %job.key, "the worker running a task was lost");
         self.feed(Event::Lost { id: job.id });
     }
 
@@ -467,21 +471,45 @@ impl Core {
         for action in actions.drain(..) {
             match action {
                 Action::Dispatch { payload, attempt, .. } => {
+                    if attempt == 1 {
+                        tracing::trace!(key = %payload.key, "task dispatched");
+                    } else {
+                        tracing::debug!(key = %payload.key, attempt, "task dispatched again");
+                    }
                     self.transport.dispatch(ReadyTask::new(payload, attempt));
                 }
                 Action::Resolve { id, payload, outcome } => match outcome {
                     Ok(()) => match value.take() {
-                        Some((value_id, value)) if value_id == id => payload.resolve(Ok(value)),
-                        _ => payload.resolve(Err(TaskError::Failed {
-                            key: payload.key.clone(),
-                            message: "internal error: finished without a value".into(),
-                        })),
+                        Some((value_id, value)) if value_id == id => {
+                            tracing::debug!(key = %payload.key, "task finished");
+                            payload.resolve(Ok(value))
+                        }
+                        _ => {
+                            let error = TaskError::Failed {
+                                key: payload.key.clone(),
+                                message: "internal error: finished without a value".into(),
+                            };
+                            trace_failure(&error);
+                            payload.resolve(Err(error))
+                        }
                     },
-                    Err(error) => payload.resolve(Err(error)),
+                    Err(error) => {
+                        trace_failure(&error);
+                        payload.resolve(Err(error))
+                    }
                 },
-                Action::Abort { payload, .. } => payload.abort(),
-                Action::Reset { payload, .. } => payload.cell.lock().outcome = None,
-                Action::Forget { payload, .. } => self.transport.release(&payload.key),
+                Action::Abort { payload, .. } => {
+                    tracing::debug!(key = %payload.key, "running task aborted");
+                    payload.abort()
+                }
+                Action::Reset { payload, .. } => {
+                    tracing::debug!(key = %payload.key, "task reset to run again");
+                    payload.cell.lock().outcome = None
+                }
+                Action::Forget { payload, .. } => {
+                    tracing::trace!(key = %payload.key, "task released");
+                    self.transport.release(&payload.key)
+                }
             }
         }
         recycle_actions(actions);
@@ -505,6 +533,21 @@ impl Core {
         }
         self.feed(Event::Closed);
         Some(self.transport.close())
+    }
+}
+
+/// Reports a task's final error at the level a user expects: its own failure (an error, a
+/// panic, lost workers) once at `warn`; a cancellation, or a failure inherited from a
+/// dependency (whose own failure was reported already), at `debug`.
+fn trace_failure(error: &TaskError) {
+    match error {
+        TaskError::Cancelled { key, reason } => {
+            tracing::debug!(key = %key, reason = %reason, "task cancelled");
+        }
+        TaskError::DependencyFailed { key, .. } => {
+            tracing::debug!(key = %key, %error, "task not run: a dependency failed");
+        }
+        _ => tracing::warn!(key = %error.key(), %error, "task failed"),
     }
 }
 

@@ -127,6 +127,7 @@ impl<T> TaskFuture<T> {
     }
 
     pub(crate) fn cancel_with_reason(&self, reason: &str) {
+        tracing::debug!(key = %self.handle.job.key, reason, "cancel requested");
         self.handle
             .core
             .feed(Event::CancelRequested { id: self.handle.job.id, reason: reason.to_owned() });

@@ -77,11 +77,15 @@ impl InProcessTransport {
         task.set_abort_handle(abort_handle);
         let sink = started.sink.clone();
         let report = ReportOnDrop { task: Some(task.clone()), sink: sink.clone() };
-        let body = async move {
-            let outcome = task.run_async().await;
-            report.disarm();
-            sink.complete(&task, outcome);
-        };
+        let span = tracing::debug_span!("task", key = %task.key(), attempt = task.attempt());
+        let body = tracing::Instrument::instrument(
+            async move {
+                let outcome = task.run_async().await;
+                report.disarm();
+                sink.complete(&task, outcome);
+            },
+            span,
+        );
         let spawned = started.executor.spawn_task(async move {
             let _ = Abortable::new(body, registration).await;
         });

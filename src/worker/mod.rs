@@ -54,9 +54,14 @@ pub(crate) async fn run_local_worker(
                 let outcome = if skip {
                     TaskOutcome::not_run()
                 } else {
+                    // A span per run: a subscriber sees the start, the end and the time taken.
+                    let span =
+                        tracing::debug_span!("task", key = %task.key(), attempt = task.attempt());
+                    let _entered = span.enter();
                     gauge.started();
                     let outcome = task.run();
                     gauge.finished();
+                    tracing::trace!(ok = outcome.is_value(), "task body returned");
                     outcome
                 };
                 sink.complete(&task, outcome);
@@ -64,4 +69,5 @@ pub(crate) async fn run_local_worker(
             WorkerMessage::Stop => break,
         }
     }
+    tracing::debug!("worker stopped");
 }
