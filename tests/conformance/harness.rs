@@ -141,3 +141,150 @@ pub mod async_std {
         });
     }
 }
+
+/// The Redis transport: a `redis-server` per case on a free loopback port, a client on the
+/// Redis transport and an in-process `Worker` (the worker library) running the registered
+/// tasks of `cases::registered`, both on the harness's executor.
+#[cfg(feature = "redis")]
+pub mod redis {
+    use std::sync::Arc;
+
+    use taskweave::Executor;
+    use taskweave::transport::redis::RedisTransport;
+    use taskweave::worker::Worker;
+
+    use super::*;
+    use crate::redis_server::RedisServer;
+
+    /// Runs `case` against `server` with a worker and a client on `executor`, then stops the
+    /// worker.
+    pub async fn run_case(server: &RedisServer, executor: Arc<dyn Executor>, case: Case) {
+        let worker = crate::cases::registered::register(
+            Worker::builder()
+                .redis(server.url())
+                .queue("conformance")
+                .concurrency(2)
+                .executor(Arc::clone(&executor)),
+        )
+        .start()
+        .await
+        .expect("start a redis worker");
+        let transport = RedisTransport::builder(server.url())
+            .queue("conformance")
+            .connect()
+            .await
+            .expect("connect a client to redis");
+        let client = Client::builder()
+            .shared_executor(Arc::clone(&executor))
+            .transport(transport)
+            .build()
+            .await
+            .expect("build a redis client");
+        assert_eq!(client.executor().name(), executor.name());
+        case(client.clone()).await;
+        client.close().await.expect("close the client");
+        worker.shutdown();
+        worker.stopped().await;
+    }
+}
+
+#[cfg(feature = "redis")]
+pub mod redis_embedded {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::redis_server::RedisServer;
+
+    pub fn run(name: &str, case: Case) {
+        let server = RedisServer::start();
+        with_deadline(name, move || {
+            let executor = Arc::new(taskweave::runtimes::embedded::EmbeddedExecutor::global());
+            futures::executor::block_on(super::redis::run_case(&server, executor, case));
+        });
+    }
+}
+
+#[cfg(all(feature = "redis", feature = "tokio"))]
+pub mod redis_tokio_current_thread {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::redis_server::RedisServer;
+    use taskweave::runtimes::tokio::TokioExecutor;
+
+    pub fn run(name: &str, case: Case) {
+        let server = RedisServer::start();
+        with_deadline(name, move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let executor = Arc::new(TokioExecutor::current().unwrap());
+                super::redis::run_case(&server, executor, case).await;
+            });
+        });
+    }
+}
+
+#[cfg(all(feature = "redis", feature = "tokio"))]
+pub mod redis_tokio_multi_thread {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::redis_server::RedisServer;
+    use taskweave::runtimes::tokio::TokioExecutor;
+
+    pub fn run(name: &str, case: Case) {
+        let server = RedisServer::start();
+        with_deadline(name, move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let executor = Arc::new(TokioExecutor::current().unwrap());
+                super::redis::run_case(&server, executor, case).await;
+            });
+        });
+    }
+}
+
+#[cfg(all(feature = "redis", feature = "smol"))]
+pub mod redis_smol {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::redis_server::RedisServer;
+    use taskweave::runtimes::smol::SmolExecutor;
+
+    pub fn run(name: &str, case: Case) {
+        let server = RedisServer::start();
+        with_deadline(name, move || {
+            ::smol::block_on(super::redis::run_case(
+                &server,
+                Arc::new(SmolExecutor::global()),
+                case,
+            ));
+        });
+    }
+}
+
+#[cfg(all(feature = "redis", feature = "async-std"))]
+pub mod redis_async_std {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::redis_server::RedisServer;
+    use taskweave::runtimes::async_std::AsyncStdExecutor;
+
+    pub fn run(name: &str, case: Case) {
+        let server = RedisServer::start();
+        with_deadline(name, move || {
+            ::async_std::task::block_on(super::redis::run_case(
+                &server,
+                Arc::new(AsyncStdExecutor::new()),
+                case,
+            ));
+        });
+    }
+}

@@ -5,9 +5,16 @@
 //! on its executor, runs the case inside its runtime, and fails the test if the case does not
 //! finish within [`DEADLINE`], so that a bug fails instead of hanging CI. Test names read
 //! `<harness>::<case>`, e.g. `tokio_multi_thread::submit_then_await_gives_value`.
+//!
+//! Cases that use closures run on the in-process transport only (a closure cannot cross
+//! machines); the registered-task cases (`for_each_registered_case!`) run on every harness,
+//! and also on the Redis transport for each runtime (`redis_*`, feature `redis`).
 
 mod cases;
 mod harness;
+#[cfg(feature = "redis")]
+#[path = "../support/redis_server.rs"]
+mod redis_server;
 #[path = "../../examples/support/thread_pool_executor.rs"]
 mod thread_pool_executor;
 
@@ -66,6 +73,26 @@ macro_rules! for_each_case {
     };
 }
 
+/// Lists the cases written with registered tasks only: they run on every transport.
+macro_rules! for_each_registered_case {
+    ($instantiate:ident, $harness:path) => {
+        $instantiate!(
+            $harness;
+            registered::registered_task_gives_its_value,
+            registered::map_task_then_gather_keeps_order,
+            registered::two_thousand_registered_tasks_all_return,
+            registered::registered_errors_and_panics_reach_the_future,
+            registered::gather_raises_the_first_registered_error_in_input_order,
+            registered::registered_dependents_receive_their_dependencies_outputs,
+            registered::registered_retries_rerun_and_then_give_up,
+            registered::wait_and_as_completed_work_on_registered_tasks,
+            registered::released_registered_tasks_are_forgotten,
+            registered::registered_tasks_from_a_plain_thread_with_the_blocking_view,
+            registered::close_cancels_what_is_unfinished_and_later_submits,
+        );
+    };
+}
+
 macro_rules! instantiate {
     ($harness:path; $($module:ident :: $case:ident),* $(,)?) => {
         $(
@@ -80,28 +107,59 @@ macro_rules! instantiate {
 
 mod embedded {
     for_each_case!(instantiate, crate::harness::embedded);
+    for_each_registered_case!(instantiate, crate::harness::embedded);
 }
 
 mod custom_thread_pool {
     for_each_case!(instantiate, crate::harness::custom);
+    for_each_registered_case!(instantiate, crate::harness::custom);
 }
 
 #[cfg(feature = "tokio")]
 mod tokio_current_thread {
     for_each_case!(instantiate, crate::harness::tokio_current_thread);
+    for_each_registered_case!(instantiate, crate::harness::tokio_current_thread);
 }
 
 #[cfg(feature = "tokio")]
 mod tokio_multi_thread {
     for_each_case!(instantiate, crate::harness::tokio_multi_thread);
+    for_each_registered_case!(instantiate, crate::harness::tokio_multi_thread);
 }
 
 #[cfg(feature = "smol")]
 mod smol {
     for_each_case!(instantiate, crate::harness::smol);
+    for_each_registered_case!(instantiate, crate::harness::smol);
 }
 
 #[cfg(feature = "async-std")]
 mod async_std {
     for_each_case!(instantiate, crate::harness::async_std);
+    for_each_registered_case!(instantiate, crate::harness::async_std);
+}
+
+#[cfg(feature = "redis")]
+mod redis_embedded {
+    for_each_registered_case!(instantiate, crate::harness::redis_embedded);
+}
+
+#[cfg(all(feature = "redis", feature = "tokio"))]
+mod redis_tokio_current_thread {
+    for_each_registered_case!(instantiate, crate::harness::redis_tokio_current_thread);
+}
+
+#[cfg(all(feature = "redis", feature = "tokio"))]
+mod redis_tokio_multi_thread {
+    for_each_registered_case!(instantiate, crate::harness::redis_tokio_multi_thread);
+}
+
+#[cfg(all(feature = "redis", feature = "smol"))]
+mod redis_smol {
+    for_each_registered_case!(instantiate, crate::harness::redis_smol);
+}
+
+#[cfg(all(feature = "redis", feature = "async-std"))]
+mod redis_async_std {
+    for_each_registered_case!(instantiate, crate::harness::redis_async_std);
 }

@@ -3,6 +3,7 @@
 pub mod basics;
 pub mod errors;
 pub mod lifecycle;
+pub mod registered;
 pub mod semantics;
 pub mod stats;
 pub mod threads;

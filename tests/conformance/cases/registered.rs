@@ -1,0 +1,222 @@
+//! Cases written with registered tasks only, so that they run on every transport: in-process
+//! and on workers fed through Redis (closures cannot cross machines).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use futures::StreamExt;
+use taskweave::{Client, Error, ReturnWhen, Task, TaskError};
+
+/// `a + b`.
+pub struct Add;
+
+impl Task for Add {
+    const NAME: &'static str = "conformance.add";
+    type Input = (i64, i64);
+    type Output = i64;
+    type Error = Infallible;
+    fn run((a, b): (i64, i64)) -> Result<i64, Infallible> {
+        Ok(a + b)
+    }
+}
+
+/// Sleeps `ms` milliseconds, then returns `value`.
+pub struct SleepThen;
+
+impl Task for SleepThen {
+    const NAME: &'static str = "conformance.sleep-then";
+    type Input = (u64, i64);
+    type Output = i64;
+    type Error = Infallible;
+    fn run((ms, value): (u64, i64)) -> Result<i64, Infallible> {
+        std::thread::sleep(Duration::from_millis(ms));
+        Ok(value)
+    }
+}
+
+/// Fails for odd numbers, with a message naming the number.
+pub struct EvenOnly;
+
+impl Task for EvenOnly {
+    const NAME: &'static str = "conformance.even-only";
+    type Input = i64;
+    type Output = i64;
+    type Error = String;
+    fn run(x: i64) -> Result<i64, String> {
+        if x % 2 == 0 { Ok(x) } else { Err(format!("odd {x}")) }
+    }
+}
+
+/// Panics with the given message.
+pub struct Explode;
+
+impl Task for Explode {
+    const NAME: &'static str = "conformance.explode";
+    type Input = String;
+    type Output = i64;
+    type Error = Infallible;
+    fn run(message: String) -> Result<i64, Infallible> {
+        panic!("{message}")
+    }
+}
+
+/// The sum of a list.
+pub struct Sum;
+
+impl Task for Sum {
+    const NAME: &'static str = "conformance.sum";
+    type Input = Vec<i64>;
+    type Output = i64;
+    type Error = Infallible;
+    fn run(values: Vec<i64>) -> Result<i64, Infallible> {
+        Ok(values.iter().sum())
+    }
+}
+
+/// Registers every task of these cases on a Redis worker.
+#[cfg(feature = "redis")]
+pub fn register(builder: taskweave::worker::WorkerBuilder) -> taskweave::worker::WorkerBuilder {
+    builder
+        .register::<Add>()
+        .register::<SleepThen>()
+        .register::<EvenOnly>()
+        .register::<Explode>()
+        .register::<Sum>()
+}
+
+pub async fn registered_task_gives_its_value(client: Client) {
+    assert_eq!(client.submit_task::<Add>((40, 2)).await.unwrap(), 42);
+}
+
+pub async fn map_task_then_gather_keeps_order(client: Client) {
+    // Later items finish first: gather must still return input order.
+    let futures = client.map_task::<SleepThen>((0..10).map(|i| (2 * (10 - i) as u64, i)));
+    assert_eq!(client.gather(&futures).await.unwrap(), (0..10).collect::<Vec<i64>>());
+    let empty = client.map_task::<Add>(Vec::new());
+    assert!(empty.is_empty());
+    assert_eq!(client.gather(&empty).await.unwrap(), Vec::<i64>::new());
+}
+
+pub async fn two_thousand_registered_tasks_all_return(client: Client) {
+    let futures = client.map_task::<Add>((0..2_000).map(|i| (i, i)));
+    let values = client.gather(&futures).await.unwrap();
+    assert_eq!(values.len(), 2_000);
+    for (i, value) in values.iter().enumerate() {
+        assert_eq!(*value, 2 * i as i64, "task {i}");
+    }
+}
+
+pub async fn registered_errors_and_panics_reach_the_future(client: Client) {
+    match client.submit_task::<EvenOnly>(3).await {
+        Err(TaskError::Failed { key, message }) => {
+            assert_eq!(message, "odd 3");
+            assert!(key.to_string().starts_with("EvenOnly-"), "{key}");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    match client.submit_task::<Explode>("boom in a registered task".into()).await {
+        Err(TaskError::Panicked { message, .. }) => {
+            assert_eq!(message, "boom in a registered task")
+        }
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+    // The workers survived.
+    let after = client.map_task::<Add>((0..8).map(|i| (i, 1)));
+    assert_eq!(client.gather(&after).await.unwrap(), (1..9).collect::<Vec<i64>>());
+}
+
+pub async fn gather_raises_the_first_registered_error_in_input_order(client: Client) {
+    let futures = client.map_task::<EvenOnly>(0..6);
+    match client.gather(&futures).await {
+        Err(Error::Task(TaskError::Failed { message, .. })) => assert_eq!(message, "odd 1"),
+        other => panic!("expected the error of item 1, got {other:?}"),
+    }
+}
+
+pub async fn registered_dependents_receive_their_dependencies_outputs(client: Client) {
+    let a = client.submit_task::<Add>((1, 2));
+    let b = client.submit_task::<Add>((3, 4));
+    let pair = client.after((&a, &b)).submit_task::<Add>();
+    let parts = client.map_task::<Add>((0..5).map(|i| (i, i)));
+    let total = client.after(&parts).submit_task::<Sum>();
+    let again = client.after(&total).submit_task::<Sum>();
+    assert_eq!(pair.await.unwrap(), 10);
+    assert_eq!(again.await.unwrap(), 20);
+    let broken = client.submit_task::<EvenOnly>(1);
+    match client.after(&broken).submit_task::<Sum>().await {
+        Err(TaskError::DependencyFailed { root, .. }) => {
+            assert!(matches!(*root, TaskError::Failed { ref message, .. } if message == "odd 1"))
+        }
+        other => panic!("expected DependencyFailed, got {other:?}"),
+    }
+}
+
+pub async fn registered_retries_rerun_and_then_give_up(client: Client) {
+    let failing = client.task().retries(2).submit_task::<EvenOnly>(5);
+    match failing.await {
+        Err(TaskError::Failed { message, .. }) => {
+            assert_eq!(message, "odd 5 (gave up after 3 attempts)")
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+pub async fn wait_and_as_completed_work_on_registered_tasks(client: Client) {
+    let slow = client.submit_task::<SleepThen>((300, 1));
+    let fast = client.submit_task::<SleepThen>((0, 2));
+    let futures = vec![slow.clone(), fast.clone()];
+    let outcome = client.wait(&futures, ReturnWhen::FirstCompleted, None).await.unwrap();
+    assert!(!outcome.done.is_empty());
+    let failing = client.submit_task::<EvenOnly>(7);
+    let mixed = vec![slow.clone(), failing];
+    let outcome = client.wait(&mixed, ReturnWhen::FirstException, None).await.unwrap();
+    assert!(outcome.done.iter().any(|future| future.try_result().is_some_and(|r| r.is_err())));
+    let mut values: Vec<i64> = client
+        .as_completed(client.map_task::<Add>((0..20).map(|i| (i, 0))))
+        .then(|future| async move { future.await.unwrap() })
+        .collect()
+        .await;
+    values.sort_unstable();
+    assert_eq!(values, (0..20).collect::<Vec<i64>>());
+}
+
+pub async fn released_registered_tasks_are_forgotten(client: Client) {
+    let futures = client.map_task::<Add>((0..100).map(|i| (i, 0)));
+    assert_eq!(client.gather(&futures).await.unwrap().len(), 100);
+    drop(futures);
+    let stats_client = client.clone();
+    super::eventually(&client, Duration::from_secs(10), "release of 100 tasks", move || {
+        stats_client.stats().tasks.held() == 0
+    })
+    .await;
+}
+
+pub async fn registered_tasks_from_a_plain_thread_with_the_blocking_view(client: Client) {
+    // The thread's answer is awaited, not joined: joining would block this executor's thread,
+    // which may be the one driving the transport's I/O (a current-thread runtime).
+    let (report, answer) = futures::channel::oneshot::channel();
+    std::thread::spawn(move || {
+        let futures = client.map_task::<Add>((0..50).map(|i| (i, 1)));
+        let values = client.blocking().gather(&futures).unwrap();
+        let single = client.submit_task::<Add>((2, 2)).result().unwrap();
+        let _ = report.send((values, single));
+    });
+    let (values, single) = answer.await.expect("the thread reports");
+    assert_eq!(values, (1..51).collect::<Vec<i64>>());
+    assert_eq!(single, 4);
+}
+
+pub async fn close_cancels_what_is_unfinished_and_later_submits(client: Client) {
+    let running = client.submit_task::<SleepThen>((200, 1));
+    client.close().await.unwrap();
+    client.close().await.unwrap();
+    assert!(client.is_closed());
+    let error = running.await.unwrap_err();
+    assert!(error.is_cancelled(), "{error:?}");
+    match client.submit_task::<Add>((1, 1)).await {
+        Err(TaskError::Cancelled { reason, .. }) => {
+            assert!(reason.contains("client was closed"), "{reason}")
+        }
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+}
