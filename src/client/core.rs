@@ -279,6 +279,11 @@ fn recycle_actions(mut actions: Vec<Action<Arc<Job>>>) {
     }
 }
 
+/// How many jobs [`Core::submit_many`] submits under one hold of the scheduler lock: enough
+/// to make the lock's cost small per job, few enough that a worker reporting a result waits
+/// only a few microseconds.
+const SUBMIT_BATCH: usize = 32;
+
 /// A copy of a published outcome, as the futures return it.
 fn unboxed(outcome: &Result<Value, Box<TaskError>>) -> Result<Value, TaskError> {
     match outcome {
@@ -362,38 +367,75 @@ impl Core {
         shared_key: bool,
     ) -> Arc<Job> {
         let mut actions = spare_actions();
-        let job = {
-            let mut scheduler = self.scheduler.lock();
-            if shared_key {
-                if let Some(existing) = scheduler.lookup(&job.key) {
-                    let existing_job = scheduler.payload(existing).cloned();
-                    if let Some(existing_job) = existing_job {
-                        scheduler.handle(Event::Retained { id: existing }, &mut actions);
-                        drop(scheduler);
-                        self.apply(actions, None);
-                        return existing_job;
-                    }
+        let job =
+            Self::submit_locked(&mut self.scheduler.lock(), job, options, shared_key, &mut actions);
+        self.apply(actions, None);
+        job
+    }
+
+    /// Submits `jobs` (each with whether its key is shared) in order, exactly as calling
+    /// [`submit`](Core::submit) for each would, but taking the scheduler lock once per
+    /// [`SUBMIT_BATCH`] jobs instead of once per job: `map` over many items would otherwise
+    /// contend with every worker's report for that lock. The jobs are made outside the lock.
+    pub(crate) fn submit_many(
+        &self,
+        jobs: impl IntoIterator<Item = (Arc<Job>, bool)>,
+        options: &SubmitOptions,
+    ) -> Vec<Arc<Job>> {
+        let mut jobs = jobs.into_iter();
+        let mut submitted = Vec::with_capacity(jobs.size_hint().0);
+        let mut chunk = Vec::with_capacity(SUBMIT_BATCH);
+        loop {
+            chunk.extend(jobs.by_ref().take(SUBMIT_BATCH));
+            if chunk.is_empty() {
+                return submitted;
+            }
+            let mut actions = spare_actions();
+            {
+                let mut scheduler = self.scheduler.lock();
+                for (job, shared_key) in chunk.drain(..) {
+                    let job =
+                        Self::submit_locked(&mut scheduler, job, options, shared_key, &mut actions);
+                    submitted.push(job);
                 }
             }
-            let spec = TaskSpec {
-                id: job.id,
-                key: job.key.clone(),
-                deps: job.deps.lock().iter().map(|dep| dep.id).collect(),
-                priority: options.priority,
-                retries: options.retries,
-                allowed_failures: options.allowed_failures,
-                uses_worker: !job.is_async(),
-                pinned: options.pinned,
-                shared_key,
-                payload: Arc::clone(&job),
-            };
-            scheduler.handle(Event::Submitted(spec), &mut actions);
-            job
+            self.apply(actions, None);
+        }
+    }
+
+    /// The part of a submission done under the scheduler lock; returns the job that holds the
+    /// key.
+    fn submit_locked(
+        scheduler: &mut Scheduler<Arc<Job>>,
+        job: Arc<Job>,
+        options: &SubmitOptions,
+        shared_key: bool,
+        actions: &mut Vec<Action<Arc<Job>>>,
+    ) -> Arc<Job> {
+        if shared_key {
+            if let Some(existing) = scheduler.lookup(&job.key) {
+                if let Some(existing_job) = scheduler.payload(existing).cloned() {
+                    scheduler.handle(Event::Retained { id: existing }, actions);
+                    return existing_job;
+                }
+            }
+        }
+        let spec = TaskSpec {
+            id: job.id,
+            key: job.key.clone(),
+            deps: job.deps.lock().iter().map(|dep| dep.id).collect(),
+            priority: options.priority,
+            retries: options.retries,
+            allowed_failures: options.allowed_failures,
+            uses_worker: !job.is_async(),
+            pinned: options.pinned,
+            shared_key,
+            payload: Arc::clone(&job),
         };
+        scheduler.handle(Event::Submitted(spec), actions);
         // Per-task events are at `trace`/`debug`: the macros check the level before the key
         // is formatted, so a disabled level costs one comparison.
         tracing::trace!(key = %job.key, "task submitted");
-        self.apply(actions, None);
         job
     }
 

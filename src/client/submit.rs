@@ -176,6 +176,24 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
         TaskFuture::from_job(job, Arc::clone(core))
     }
 
+    /// A job without dependencies, and whether its key is shared, for
+    /// [`submit_jobs`](TaskBuilder::submit_jobs).
+    fn job(&self, key: (TaskKey, bool), body: Body) -> (Arc<Job>, bool) {
+        let (key, shared) = key;
+        let core = self.client.core();
+        (Arc::new(Job::new(core.next_id(), key, Vec::new(), body)), shared)
+    }
+
+    /// Submits many jobs with this builder's options, in order (`map`): the scheduler lock is
+    /// taken once per batch rather than once per job.
+    fn submit_jobs<T>(&self, jobs: impl Iterator<Item = (Arc<Job>, bool)>) -> Vec<TaskFuture<T>> {
+        let core = self.client.core();
+        core.submit_many(jobs, &self.options)
+            .into_iter()
+            .map(|job| TaskFuture::from_job(job, Arc::clone(core)))
+            .collect()
+    }
+
     /// The explicit key if one was given, else the pure key if there is one, else a fresh
     /// key; and whether later submissions should find it.
     pub(super) fn key_or<F>(&self, pure: Option<TaskKey>) -> (TaskKey, bool) {
@@ -269,19 +287,15 @@ impl TaskBuilder<'_, NoDeps, Impure> {
         R: Send + Sync + 'static,
     {
         let function = Arc::new(function);
-        items
-            .into_iter()
-            .enumerate()
-            .map(|(index, item)| {
-                let function = Arc::clone(&function);
-                let key = match &self.options.key {
-                    Some(key) => (TaskKey::named(format!("{key}-{index}")), true),
-                    None => (fresh_key::<F>(), false),
-                };
-                let body = blocking_body(move |item| function(item), item);
-                self.submit_keyed(key, DependencyList::default(), body)
-            })
-            .collect()
+        let jobs = items.into_iter().enumerate().map(|(index, item)| {
+            let function = Arc::clone(&function);
+            let key = match &self.options.key {
+                Some(key) => (TaskKey::named(format!("{key}-{index}")), true),
+                None => (fresh_key::<F>(), false),
+            };
+            self.job(key, blocking_body(move |item| function(item), item))
+        });
+        self.submit_jobs(jobs)
     }
 }
 
@@ -333,18 +347,12 @@ impl TaskBuilder<'_, NoDeps, Pure> {
         R: Send + Sync + 'static,
     {
         let function = Arc::new(function);
-        items
-            .into_iter()
-            .map(|item| {
-                let key = self.key_or::<F>(pure_key::<F>(|hasher| item.hash(hasher)));
-                let function = Arc::clone(&function);
-                self.submit_keyed(
-                    key,
-                    DependencyList::default(),
-                    blocking_body(move |item| function(item), item),
-                )
-            })
-            .collect()
+        let jobs = items.into_iter().map(|item| {
+            let key = self.key_or::<F>(pure_key::<F>(|hasher| item.hash(hasher)));
+            let function = Arc::clone(&function);
+            self.job(key, blocking_body(move |item| function(item), item))
+        });
+        self.submit_jobs(jobs)
     }
 }
 

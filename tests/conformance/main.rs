@@ -37,6 +37,7 @@ macro_rules! for_each_case {
             basics::submit_then_await_gives_value,
             basics::map_then_gather_keeps_order,
             basics::map_of_nothing_gives_nothing,
+            basics::a_long_map_keeps_order_and_shares_repeated_pure_items,
             basics::ten_thousand_tasks_all_return,
             basics::new_future_is_not_done_until_its_task_ran,
             basics::async_body_runs_on_the_executor,

@@ -24,6 +24,24 @@ pub async fn map_of_nothing_gives_nothing(client: Client) {
     assert_eq!(client.gather(&futures).await.unwrap(), Vec::<i32>::new());
 }
 
+pub async fn a_long_map_keeps_order_and_shares_repeated_pure_items(client: Client) {
+    // Long enough to be submitted in several batches under the scheduler lock.
+    let futures = client.map(|x: u64| x + 1, 0..1_000);
+    let values = client.gather(&futures).await.unwrap();
+    assert_eq!(values, (1..=1_000).collect::<Vec<_>>());
+    // A pure map shares one task between equal items, also within one batch.
+    fn double(x: u64) -> u64 {
+        x * 2
+    }
+    let items: Vec<u64> = (0..200).map(|i| i % 7).collect();
+    let futures = client.task().pure().map(double, items.clone());
+    for (future, item) in futures.iter().zip(&items) {
+        assert_eq!(future.key(), futures[*item as usize].key());
+    }
+    let values = client.gather(&futures).await.unwrap();
+    assert_eq!(values, items.iter().map(|x| x * 2).collect::<Vec<_>>());
+}
+
 pub async fn ten_thousand_tasks_all_return(client: Client) {
     let futures: Vec<_> = (0..10_000u64).map(|i| client.submit(|x: u64| x * 2, i)).collect();
     let values = client.gather(&futures).await.unwrap();
