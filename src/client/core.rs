@@ -87,6 +87,11 @@ struct Cell {
     wakers: Vec<Waker>,
     /// Stops a running async body when the task is cancelled.
     abort: Option<AbortHandle>,
+    /// The value a body returned, stored before the worker reports it and kept until it is
+    /// published in `outcome`. Dependents read it from here when they run in that gap: the
+    /// scheduler may dispatch a dependent (on another thread, as soon as this task's report
+    /// is under its lock) before the reporting thread has published the value.
+    produced: Option<Value>,
 }
 
 impl Drop for Job {
@@ -132,9 +137,15 @@ impl Job {
         self.deps
             .lock()
             .iter()
-            .map(|dep| match &dep.cell.lock().outcome {
-                Some(Ok(value)) => Ok(Arc::clone(value)),
-                _ => Err(format!("dependency {} has no value", dep.key)),
+            .map(|dep| {
+                let cell = dep.cell.lock();
+                match (&cell.outcome, &cell.produced) {
+                    (Some(Ok(value)), _) | (None, Some(value)) => Ok(Arc::clone(value)),
+                    _ => Err(format!(
+                        "internal error: dependency {} has no value; please report this",
+                        dep.key
+                    )),
+                }
             })
             .collect()
     }
@@ -200,6 +211,7 @@ impl Job {
             if cell.outcome.is_some() {
                 return;
             }
+            cell.produced = None;
             cell.outcome = Some(outcome.map_err(Box::new));
             std::mem::take(&mut cell.wakers)
         };
@@ -467,6 +479,11 @@ impl Core {
 
     /// A worker reports the outcome of a body.
     pub(crate) fn complete(&self, job: &Arc<Job>, outcome: BodyOutcome) {
+        if let BodyOutcome::Value(value) = &outcome {
+            // Before the report: from the moment the scheduler hears of it, a dependent may
+            // be dispatched and read this value, before `apply` below publishes it.
+            job.cell.lock().produced = Some(Arc::clone(value));
+        }
         let (event, value) = match outcome {
             BodyOutcome::Value(value) => (Event::Finished { id: job.id }, Some((job.id, value))),
             BodyOutcome::Failed(message) => (
@@ -546,7 +563,9 @@ impl Core {
                 }
                 Action::Reset { payload, .. } => {
                     tracing::debug!(key = %payload.key, "task reset to run again");
-                    payload.cell.lock().outcome = None
+                    let mut cell = payload.cell.lock();
+                    cell.outcome = None;
+                    cell.produced = None;
                 }
                 Action::Forget { payload, .. } => {
                     tracing::trace!(key = %payload.key, "task released");

@@ -38,6 +38,7 @@ macro_rules! for_each_case {
             basics::map_then_gather_keeps_order,
             basics::map_of_nothing_gives_nothing,
             basics::a_long_map_keeps_order_and_shares_repeated_pure_items,
+            basics::a_tree_of_sums_sees_every_value_as_soon_as_it_is_reported,
             basics::ten_thousand_tasks_all_return,
             basics::new_future_is_not_done_until_its_task_ran,
             basics::async_body_runs_on_the_executor,

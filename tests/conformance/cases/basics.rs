@@ -42,6 +42,22 @@ pub async fn a_long_map_keeps_order_and_shares_repeated_pure_items(client: Clien
     assert_eq!(values, items.iter().map(|x| x * 2).collect::<Vec<_>>());
 }
 
+pub async fn a_tree_of_sums_sees_every_value_as_soon_as_it_is_reported(client: Client) {
+    // Two workers finishing siblings at the same moment: the dependent runs as soon as the
+    // second report reaches the scheduler, possibly before the first reporter has published
+    // its value. (A regression test: that gap once gave "dependency ... has no value".)
+    for _ in 0..4 {
+        let mut level: Vec<_> = (0..512u64).map(|i| client.submit(|x: u64| x + 1, i)).collect();
+        while level.len() > 1 {
+            level = level
+                .chunks(2)
+                .map(|pair| client.after((&pair[0], &pair[1])).submit(|(x, y): (u64, u64)| x + y))
+                .collect();
+        }
+        assert_eq!(level[0].clone().await.unwrap(), 512 * 513 / 2);
+    }
+}
+
 pub async fn ten_thousand_tasks_all_return(client: Client) {
     let futures: Vec<_> = (0..10_000u64).map(|i| client.submit(|x: u64| x * 2, i)).collect();
     let values = client.gather(&futures).await.unwrap();
