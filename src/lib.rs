@@ -23,8 +23,11 @@
 //!
 //! # Feature flags
 //!
-//! No feature is on by default and every feature only adds:
+//! Every feature only adds. One is on by default, `progress`, so that [`progress`] works out
+//! of the box as Dask's does; `default-features = false` leaves it (and indicatif) out.
 //!
+//! - `progress` (default): [`progress()`], a progress bar over task futures, drawn with
+//!   indicatif;
 //! - `tokio`: [`runtimes::tokio::TokioExecutor`], picked up automatically inside a tokio
 //!   runtime;
 //! - `smol`: [`runtimes::smol::SmolExecutor`];
@@ -61,6 +64,8 @@ mod error;
 pub mod executor;
 #[doc(hidden)]
 pub mod planted;
+#[cfg(feature = "progress")]
+mod progress;
 pub mod runtimes;
 pub mod scheduler;
 pub mod task;
@@ -82,3 +87,7 @@ pub use client::{StatsStream, WorkerStats};
 pub use error::{Error, TaskError};
 pub use executor::{Executor, ExecutorExt};
 pub use task::Task;
+
+#[cfg(feature = "progress")]
+#[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
+pub use progress::{Progress, ProgressSummary, progress};

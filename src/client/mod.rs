@@ -1,12 +1,12 @@
 //! The user-facing API: [`Client`], [`TaskFuture`], the blocking view.
 
 mod as_completed;
-mod blocking;
+pub(crate) mod blocking;
 mod builder;
 pub(crate) mod core;
 mod delayed;
 mod deps;
-mod future;
+pub(crate) mod future;
 mod gather;
 mod registered;
 mod settle;
