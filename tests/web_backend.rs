@@ -4,6 +4,13 @@
 #[path = "../examples/web_backend/service.rs"]
 mod service;
 
+// The helper that starts a real `redis-server` on a free loopback port; this file uses part
+// of it.
+#[cfg(feature = "redis")]
+#[allow(unreachable_pub)]
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -31,10 +38,15 @@ struct Server {
 }
 
 impl Server {
-    /// Serves the example's router on 127.0.0.1:0 with `workers` workers.
+    /// Serves the example's router on 127.0.0.1:0 with `workers` in-process workers.
     async fn start(workers: usize) -> Server {
         let client = Client::builder().workers(workers).build().await.expect("build a client");
-        let app = service::router(client.clone(), service::ServiceConfig::default());
+        Server::serve(client, service::ServiceConfig::default()).await
+    }
+
+    /// Serves the example's router over `client` on 127.0.0.1:0.
+    async fn serve(client: Client, config: service::ServiceConfig) -> Server {
+        let app = service::router(client.clone(), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local address");
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -98,7 +110,7 @@ async fn submit_then_poll_gives_the_result() {
     within_deadline(async {
         let server = Server::start(2).await;
         let key = server.submit(json!({"kind": "primes", "n": 2_000_000})).await;
-        assert!(key.starts_with("count_primes-"), "{key}");
+        assert!(key.starts_with("CountPrimes-"), "{key}");
 
         let (status, body) = server.get(&format!("/jobs/{key}")).await;
         assert_eq!(status, StatusCode::OK);
@@ -207,7 +219,7 @@ async fn bad_input_gets_a_4xx_with_a_json_error() {
             server.post_raw(&json!({"kind": "fail", "message": long_message}).to_string()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
-        let (status, answer) = server.get("/jobs/count_primes-0000000000000000").await;
+        let (status, answer) = server.get("/jobs/CountPrimes-0000000000000000").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(answer["error"].as_str().unwrap().contains("no job with key"), "{answer}");
         let (status, _) = server.delete("/jobs/nothing-here").await;
@@ -352,6 +364,47 @@ async fn stats_endpoint_shows_the_client_statistics() {
         let (status, health) = server.get("/health").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(health, json!({"status": "ok"}));
+    })
+    .await;
+}
+
+/// The Redis switch of the example: the same router over a client on the Redis transport,
+/// with the jobs run by a Redis worker (here in this process, as `--worker` would run it).
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_service_runs_its_jobs_on_redis_workers() {
+    use taskweave::transport::redis::RedisTransport;
+    use taskweave::worker::Worker;
+
+    within_deadline(async {
+        let redis = redis_server::RedisServer::start();
+        let worker = Worker::builder().redis(redis.url()).queue("web").concurrency(2);
+        let worker = service::register_tasks(worker).start().await.expect("start a worker");
+        let transport =
+            RedisTransport::builder(redis.url()).queue("web").connect().await.expect("connect");
+        let client = Client::builder().transport(transport).build().await.expect("a client");
+        let config = service::ServiceConfig { remote_workers: true, ..Default::default() };
+        let server = Server::serve(client.clone(), config).await;
+
+        let primes = server.submit(json!({"kind": "primes", "n": 100_000})).await;
+        let failing = server.submit(json!({"kind": "fail", "message": "no such file"})).await;
+        let sleeping = server.submit(json!({"kind": "sleep", "ms": 10})).await;
+        let body = server.outcome(&primes).await;
+        assert_eq!(body["result"], json!({"n": 100_000, "primes": 9_592}), "{body}");
+        let body = server.outcome(&failing).await;
+        assert_eq!(body["state"], "failed", "{body}");
+        assert!(body["error"].as_str().unwrap().contains("no such file"), "{body}");
+        let body = server.outcome(&sleeping).await;
+        assert_eq!(body["result"], json!({"slept_ms": 10}), "{body}");
+
+        let (_, stats) = server.get("/stats").await;
+        assert_eq!(stats["transport"], "redis", "{stats}");
+        assert_eq!(stats["tasks"]["total_finished"], 2, "{stats}");
+        assert_eq!(stats["tasks"]["total_failed"], 1, "{stats}");
+
+        client.close().await.expect("close the client");
+        worker.shutdown();
+        worker.stopped().await;
     })
     .await;
 }

@@ -6,7 +6,7 @@
 //! cargo run --example web_backend --features tokio                 # listens on 127.0.0.1:3000
 //! cargo run --example web_backend --features tokio -- --addr 127.0.0.1:8080 --workers 4
 //!
-//! curl -X POST localhost:3000/jobs -d '{"kind":"primes","n":2000000}'   # → {"key":"count_primes-…"}
+//! curl -X POST localhost:3000/jobs -d '{"kind":"primes","n":2000000}'   # → {"key":"CountPrimes-…"}
 //! curl localhost:3000/jobs/KEY?wait=10                                  # → {"state":"finished","result":…}
 //! curl -X DELETE localhost:3000/jobs/KEY                                # cancels
 //! curl localhost:3000/stats                                             # live statistics
@@ -14,6 +14,17 @@
 //!
 //! `RUST_LOG=taskweave=debug` shows what the engine does, task by task. Ctrl-C stops taking
 //! connections, lets the open requests finish, and closes the client.
+//!
+//! # On Redis workers
+//!
+//! With the `redis` feature, `--redis URL --queue Q` sends the jobs to worker processes on any
+//! machine instead of in-process workers — the same service, one builder line different. The
+//! same binary is such a worker with `--worker`:
+//!
+//! ```sh
+//! cargo run --example web_backend --features tokio,redis -- --redis redis://127.0.0.1:6379 --queue web --worker
+//! cargo run --example web_backend --features tokio,redis -- --redis redis://127.0.0.1:6379 --queue web
+//! ```
 
 mod service;
 
@@ -27,12 +38,19 @@ struct Args {
     addr: SocketAddr,
     workers: Option<usize>,
     max_jobs: usize,
+    /// The Redis URL, when the jobs go to Redis workers.
+    redis: Option<String>,
+    queue: String,
+    /// Run as a Redis worker instead of the web service.
+    worker: bool,
 }
 
 fn usage(problem: &str) -> String {
     format!(
-        "{problem}\nusage: web_backend [--addr HOST:PORT] [--workers N] [--max-jobs N]\n\
-         (defaults: --addr 127.0.0.1:3000, one worker per core, --max-jobs 10000)"
+        "{problem}\n\
+         usage: web_backend [--addr HOST:PORT] [--workers N] [--max-jobs N]\n\
+         \x20      [--redis URL [--queue NAME] [--worker]]   (these need --features tokio,redis)\n\
+         defaults: --addr 127.0.0.1:3000, one worker per core, --max-jobs 10000, --queue web"
     )
 }
 
@@ -41,6 +59,9 @@ fn parse_args() -> Result<Args, String> {
         addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
         workers: None,
         max_jobs: service::ServiceConfig::default().max_jobs,
+        redis: None,
+        queue: "web".to_owned(),
+        worker: false,
     };
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
@@ -55,10 +76,9 @@ fn parse_args() -> Result<Args, String> {
             "--workers" => {
                 let text = value()?;
                 let workers = text.parse().ok().filter(|&workers: &usize| workers > 0);
-                args.workers = Some(
-                    workers
-                        .ok_or_else(|| usage(&format!("--workers {text}: expected 1 or more")))?,
-                );
+                let workers = workers
+                    .ok_or_else(|| usage(&format!("--workers {text}: expected 1 or more")))?;
+                args.workers = Some(workers);
             }
             "--max-jobs" => {
                 let text = value()?;
@@ -66,17 +86,63 @@ fn parse_args() -> Result<Args, String> {
                 args.max_jobs = max_jobs
                     .ok_or_else(|| usage(&format!("--max-jobs {text}: expected 1 or more")))?;
             }
+            "--redis" => args.redis = Some(value()?),
+            "--queue" => args.queue = value()?,
+            "--worker" => args.worker = true,
             "--help" | "-h" => return Err(usage("a taskweave web backend")),
             other => return Err(usage(&format!("unknown argument {other}"))),
         }
     }
+    if args.redis.is_some() && !cfg!(feature = "redis") {
+        return Err(usage("--redis needs the redis feature: cargo run --features tokio,redis"));
+    }
+    if args.worker && args.redis.is_none() {
+        return Err(usage("--worker needs --redis URL: it serves the jobs of a Redis queue"));
+    }
     Ok(args)
+}
+
+/// Builds the client: in-process workers, or Redis workers with `--redis`.
+async fn build_client(args: &Args) -> Result<Client, Box<dyn std::error::Error>> {
+    #[cfg(feature = "redis")]
+    if let Some(url) = &args.redis {
+        let redis = taskweave::transport::redis::RedisTransport::builder(url.clone())
+            .queue(args.queue.clone())
+            .connect()
+            .await?;
+        // The one line that differs from the in-process service.
+        return Ok(Client::builder().transport(redis).build().await?);
+    }
+    let mut builder = Client::builder();
+    if let Some(workers) = args.workers {
+        builder = builder.workers(workers);
+    }
+    Ok(builder.build().await?)
+}
+
+/// Runs the jobs of the Redis queue until Ctrl-C.
+#[cfg(feature = "redis")]
+async fn run_worker(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let url = args.redis.clone().unwrap_or_default();
+    let worker = taskweave::worker::Worker::builder()
+        .redis(url)
+        .queue(args.queue.clone())
+        .concurrency(args.workers.unwrap_or(2));
+    service::register_tasks(worker).run().await?;
+    Ok(())
+}
+
+/// Without the redis feature there is no queue to serve (`parse_args` refuses `--worker`).
+#[cfg(not(feature = "redis"))]
+async fn run_worker(_args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    Err("--worker needs the redis feature: cargo run --features tokio,redis".into())
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
         .init();
     let args = match parse_args() {
         Ok(args) => args,
@@ -85,17 +151,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
+    if args.worker {
+        return run_worker(&args).await;
+    }
 
     // One client for the whole service: it is cheap to clone and every handler shares it.
-    let mut builder = Client::builder();
-    if let Some(workers) = args.workers {
-        builder = builder.workers(workers);
-    }
-    let client = builder.build().await?;
-
-    let app = service::router(client.clone(), service::ServiceConfig { max_jobs: args.max_jobs });
+    let client = build_client(&args).await?;
+    let config =
+        service::ServiceConfig { max_jobs: args.max_jobs, remote_workers: args.redis.is_some() };
+    let app = service::router(client.clone(), config);
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    println!("listening on http://{}", listener.local_addr()?);
+    println!("listening on http://{} ({client:?})", listener.local_addr()?);
 
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

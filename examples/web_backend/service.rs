@@ -2,9 +2,13 @@
 //! [`Client`]. `main.rs` serves it; `tests/web_backend.rs` serves the same router on a free
 //! loopback port and talks to it over real HTTP.
 //!
-//! Why the event loop never blocks: `Client::submit` only records the task and hands it to a
-//! worker queue, so `POST /jobs` answers at once; CPU-bound bodies run on the client's worker
-//! threads, not on the runtime's; waiting (`?wait=`) is an `.await` on the task future.
+//! Why the event loop never blocks: `Client::submit_task` only records the task and hands it
+//! to a worker queue, so `POST /jobs` answers at once; CPU-bound bodies run on the client's
+//! worker threads (or on Redis workers elsewhere), not on the runtime's; waiting (`?wait=`) is
+//! an `.await` on the task future.
+//!
+//! The jobs are registered [`Task`]s, so the same service runs them on in-process workers or,
+//! with a Redis transport, on worker processes on other machines (see `main.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,7 +23,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use taskweave::scheduler::TaskState;
-use taskweave::{Client, TaskFuture};
+use taskweave::{Client, Task, TaskFuture};
 
 /// The largest `n` a `primes` job accepts (the sieve takes `n` bytes).
 pub(crate) const MAX_PRIMES_N: u64 = 50_000_000;
@@ -57,11 +61,15 @@ pub(crate) struct ServiceConfig {
     /// How many jobs the service remembers; past it, the oldest finished ones are forgotten
     /// (their values released), and a submission finding only unfinished ones gets a 503.
     pub(crate) max_jobs: usize,
+    /// Whether the workers are in other processes (a Redis transport). Then `sleep` jobs are
+    /// sent to them as the registered [`SleepFor`] task, since an async body cannot travel;
+    /// in process they run on the runtime's timer and take no worker.
+    pub(crate) remote_workers: bool,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { max_jobs: 10_000 }
+        ServiceConfig { max_jobs: 10_000, remote_workers: false }
     }
 }
 
@@ -191,22 +199,69 @@ pub(crate) fn count_primes(n: u64) -> Value {
     json!({ "n": n, "primes": count })
 }
 
+/// Counts the primes up to `n` (see [`count_primes`]).
+pub(crate) struct CountPrimes;
+
+impl Task for CountPrimes {
+    const NAME: &'static str = "web_backend.count_primes";
+    type Input = u64;
+    type Output = Value;
+    type Error = std::convert::Infallible;
+
+    fn run(n: u64) -> Result<Value, Self::Error> {
+        Ok(count_primes(n))
+    }
+}
+
+/// Fails with the given message.
+pub(crate) struct FailWith;
+
+impl Task for FailWith {
+    const NAME: &'static str = "web_backend.fail";
+    type Input = String;
+    type Output = Value;
+    type Error = String;
+
+    fn run(message: String) -> Result<Value, String> {
+        Err(message)
+    }
+}
+
+/// Sleeps on a worker thread: the `sleep` job when the workers are in other processes.
+pub(crate) struct SleepFor;
+
+impl Task for SleepFor {
+    const NAME: &'static str = "web_backend.sleep";
+    type Input = u64;
+    type Output = Value;
+    type Error = std::convert::Infallible;
+
+    fn run(ms: u64) -> Result<Value, Self::Error> {
+        std::thread::sleep(Duration::from_millis(ms));
+        Ok(json!({ "slept_ms": ms }))
+    }
+}
+
+/// Registers every task of this service on a Redis worker.
+#[cfg(feature = "redis")]
+pub(crate) fn register_tasks(
+    worker: taskweave::worker::WorkerBuilder,
+) -> taskweave::worker::WorkerBuilder {
+    worker.register::<CountPrimes>().register::<FailWith>().register::<SleepFor>()
+}
+
 /// Waits `ms` milliseconds on the runtime's timer.
 async fn sleep(ms: u64) -> Value {
     tokio::time::sleep(Duration::from_millis(ms)).await;
     json!({ "slept_ms": ms })
 }
 
-/// Fails with `message`.
-fn fail(message: String) -> Result<Value, String> {
-    Err(message)
-}
-
-fn submit(client: &Client, request: JobRequest) -> TaskFuture<Value> {
+fn submit(client: &Client, config: &ServiceConfig, request: JobRequest) -> TaskFuture<Value> {
     match request {
-        JobRequest::Primes { n } => client.submit(count_primes, n),
+        JobRequest::Primes { n } => client.submit_task::<CountPrimes>(n),
+        JobRequest::Sleep { ms } if config.remote_workers => client.submit_task::<SleepFor>(ms),
         JobRequest::Sleep { ms } => client.submit_async(sleep, ms),
-        JobRequest::Fail { message } => client.try_submit(fail, message),
+        JobRequest::Fail { message } => client.submit_task::<FailWith>(message),
     }
 }
 
@@ -227,7 +282,7 @@ async fn submit_job(State(state): State<AppState>, body: Bytes) -> Result<Respon
         ));
     }
     // Submitting never blocks: the task is queued and its future returned at once.
-    let future = submit(&state.client, request);
+    let future = submit(&state.client, &state.config, request);
     let key = future.key().to_string();
     jobs.order.push_back(key.clone());
     jobs.by_key.insert(key.clone(), future);
