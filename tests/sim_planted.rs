@@ -5,6 +5,11 @@
 //! The runner replays a planted bug too:
 //! `TASKWEAVE_SIM_PLANT=<Bug> TASKWEAVE_SIM_SCENARIO=<name> TASKWEAVE_SIM_SEED=<seed> cargo test --all-features --test sim`.
 
+// Shared with the runner, which reads what this file does not.
+#[allow(dead_code)]
+#[path = "sim/redis.rs"]
+mod redis;
+#[allow(dead_code)]
 #[path = "sim/scenarios.rs"]
 mod scenarios;
 // Shared with the runner, which reads the fields this file does not.
@@ -25,27 +30,30 @@ fn caught(bug: PlantedBug, scenario: &str, expected: &[&str]) -> u64 {
     let scenario = scenarios::by_name(scenario).expect("a known scenario");
     for seed in 0..MAX_SEEDS {
         let planted = plant(bug);
-        let Err(failure) = workload::run(scenario, seed) else { continue };
+        let Err(failure) = scenario.run(seed) else { continue };
         assert!(
             expected.iter().any(|text| failure.message.contains(text)),
             "{bug:?} was caught by seed {seed}, but with an unexpected report: {}",
             failure.message
         );
-        let replayed = workload::run(scenario, seed).expect_err("the replay fails too");
+        let replayed = scenario.run(seed).expect_err("the replay fails too");
         assert_eq!(replayed.trace_hash, failure.trace_hash, "the replay takes the same path");
         drop(planted);
         println!(
             "{bug:?} caught by seed {seed} of {}: {}\nreplay: TASKWEAVE_SIM_PLANT={bug:?} \
              TASKWEAVE_SIM_SCENARIO={} TASKWEAVE_SIM_SEED={seed} cargo test --all-features --test sim \
              (trace hash {:016x})",
-            scenario.name, failure.message, scenario.name, failure.trace_hash
+            scenario.name(),
+            failure.message,
+            scenario.name(),
+            failure.trace_hash
         );
-        if let Err(failure) = workload::run(scenario, seed) {
+        if let Err(failure) = scenario.run(seed) {
             panic!("seed {seed} fails even without {bug:?}: {}", failure.message);
         }
         return seed;
     }
-    panic!("{bug:?} was not caught by {MAX_SEEDS} seeds of {}", scenario.name);
+    panic!("{bug:?} was not caught by {MAX_SEEDS} seeds of {}", scenario.name());
 }
 
 #[test]

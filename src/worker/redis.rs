@@ -237,10 +237,34 @@ impl WorkerBuilder {
                 message: "a worker with no task to run: call .register::<T>() for each task".into(),
             });
         }
-        let executor = self.executor.clone().unwrap_or_else(crate::runtimes::ambient_executor);
         let keys = Keys::new(&self.namespace, &self.queue);
         let options = ConnectOptions { command_timeout: self.command_timeout, block: BLOCK };
         let store = RedisStore::connect(&url, keys.clone(), &options).await?;
+        self.start_on(Arc::new(store), keys).await
+    }
+
+    /// The keys of the queue this worker reads.
+    pub(crate) fn keys(&self) -> Keys {
+        Keys::new(&self.namespace, &self.queue)
+    }
+
+    /// Starts working on `store` (a Redis server, or the simulation's model of one).
+    pub(crate) async fn start_on(
+        self,
+        store: Arc<dyn Store>,
+        keys: Keys,
+    ) -> Result<RunningWorker, Error> {
+        if self.concurrency == 0 {
+            return Err(Error::InvalidConfig {
+                message: "concurrency(0): a worker needs at least one task slot".into(),
+            });
+        }
+        if self.registry.is_empty() {
+            return Err(Error::InvalidConfig {
+                message: "a worker with no task to run: call .register::<T>() for each task".into(),
+            });
+        }
+        let executor = self.executor.clone().unwrap_or_else(crate::runtimes::ambient_executor);
         store.ensure_group().await?;
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|name| name.trim().to_owned())
@@ -261,7 +285,7 @@ impl WorkerBuilder {
         let shared = Arc::new(Shared {
             name: name.clone(),
             keys,
-            store: Arc::new(store),
+            store,
             registry: self.registry,
             executor: Arc::clone(&executor),
             reclaim_after: self.reclaim_after,

@@ -16,6 +16,7 @@
 //! `TASKWEAVE_SIM_BASE` fixes where new seeds start (default: taken from the clock, so each
 //! CI run explores new seeds; it is printed).
 
+mod redis;
 mod scenarios;
 mod workload;
 
@@ -24,8 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use scenarios::SCENARIOS;
-use workload::{RunFailure, Scenario};
+use scenarios::AnyScenario;
+use workload::RunFailure;
 
 /// How many seeds of each scenario are run twice to compare trace hashes.
 const DETERMINISM_SEEDS: u64 = 3;
@@ -43,10 +44,10 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
 }
 
-fn replay_command(scenario: &Scenario, seed: u64) -> String {
+fn replay_command(scenario: &AnyScenario, seed: u64) -> String {
     format!(
         "TASKWEAVE_SIM_SCENARIO={} TASKWEAVE_SIM_SEED={seed} cargo test --all-features --test sim",
-        scenario.name
+        scenario.name()
     )
 }
 
@@ -62,8 +63,8 @@ fn commit() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn print_failure(scenario: &Scenario, seed: u64, failure: &RunFailure) {
-    eprintln!("sim: scenario {} seed {seed} FAILED at commit {}", scenario.name, commit());
+fn print_failure(scenario: &AnyScenario, seed: u64, failure: &RunFailure) {
+    eprintln!("sim: scenario {} seed {seed} FAILED at commit {}", scenario.name(), commit());
     eprintln!("sim: {}", failure.message);
     eprintln!("sim: derived configuration: {}", failure.derived);
     eprintln!("sim: trace hash {:016x}; last events:", failure.trace_hash);
@@ -78,16 +79,17 @@ fn replay(seed: &str) -> i32 {
         eprintln!("sim: TASKWEAVE_SIM_SEED must be a number, got {seed:?}");
         return 2;
     };
-    let chosen: Vec<&Scenario> = match std::env::var("TASKWEAVE_SIM_SCENARIO") {
+    let chosen: Vec<AnyScenario> = match std::env::var("TASKWEAVE_SIM_SCENARIO") {
         Ok(name) => match scenarios::by_name(&name) {
             Some(scenario) => vec![scenario],
             None => {
-                let names: Vec<&str> = SCENARIOS.iter().map(|scenario| scenario.name).collect();
+                let names: Vec<&str> =
+                    scenarios::all().iter().map(|scenario| scenario.name()).collect();
                 eprintln!("sim: no scenario {name:?}; choose one of {names:?}");
                 return 2;
             }
         },
-        Err(_) => SCENARIOS.iter().collect(),
+        Err(_) => scenarios::all(),
     };
     // A planted bug (see tests/sim_planted.rs) stays on for this thread's runs.
     let _planted = match std::env::var("TASKWEAVE_SIM_PLANT") {
@@ -102,13 +104,16 @@ fn replay(seed: &str) -> i32 {
     };
     let mut code = 0;
     for scenario in chosen {
-        match workload::run(scenario, seed) {
+        match scenario.run(seed) {
             Ok(report) => println!(
                 "sim: scenario {} seed {seed}: all invariants held; trace hash {:016x}, {} steps, {} tasks",
-                scenario.name, report.trace_hash, report.steps, report.tasks
+                scenario.name(),
+                report.trace_hash,
+                report.steps,
+                report.tasks
             ),
             Err(failure) => {
-                print_failure(scenario, seed, &failure);
+                print_failure(&scenario, seed, &failure);
                 code = 1;
             }
         }
@@ -130,7 +135,7 @@ fn planted_bug(name: &str) -> Option<taskweave::planted::PlantedBug> {
 }
 
 /// `scenario seed` pairs from `tests/sim-seeds.txt` (`#` starts a comment).
-fn regression_seeds() -> Vec<(&'static Scenario, u64)> {
+fn regression_seeds() -> Vec<(AnyScenario, u64)> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sim-seeds.txt");
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut seeds = Vec::new();
@@ -158,8 +163,8 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, scenario: &Scenario, spent: Duration) {
-        let entry = self.seeds.entry(scenario.name).or_default();
+    fn add(&mut self, scenario: &AnyScenario, spent: Duration) {
+        let entry = self.seeds.entry(scenario.name()).or_default();
         entry.0 += 1;
         entry.1 += spent;
     }
@@ -170,36 +175,35 @@ impl Tally {
 }
 
 /// Runs one seed and records it; returns whether it held.
-fn run_one(tally: &Mutex<Tally>, scenario: &'static Scenario, seed: u64) -> bool {
+fn run_one(tally: &Mutex<Tally>, scenario: AnyScenario, seed: u64) -> bool {
     let started = Instant::now();
     // A panic (of the oracle, or of taskweave code called from the scenario) is a failure of
     // this seed like any other: report it with the seed instead of losing the thread.
-    let outcome =
-        std::panic::catch_unwind(|| workload::run(scenario, seed)).unwrap_or_else(|panic| {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
-                .unwrap_or_else(|| "a panic with a non-text payload".into());
-            Err(RunFailure {
-                message: format!("panicked: {message}"),
-                recent_events: Vec::new(),
-                trace_hash: 0,
-                derived: "(lost with the panic; replay the seed)".into(),
-            })
-        });
+    let outcome = std::panic::catch_unwind(|| scenario.run(seed)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+            .unwrap_or_else(|| "a panic with a non-text payload".into());
+        Err(RunFailure {
+            message: format!("panicked: {message}"),
+            recent_events: Vec::new(),
+            trace_hash: 0,
+            derived: "(lost with the panic; replay the seed)".into(),
+        })
+    });
     let spent = started.elapsed();
     let mut tally = tally.lock().unwrap();
-    tally.add(scenario, spent);
+    tally.add(&scenario, spent);
     match outcome {
         Ok(_) => true,
         Err(failure) => {
-            print_failure(scenario, seed, &failure);
+            print_failure(&scenario, seed, &failure);
             if tally.failure.is_none() {
                 tally.failure = Some(format!(
                     "sim: FAILED: scenario {} seed {seed}; replay: {}",
-                    scenario.name,
-                    replay_command(scenario, seed)
+                    scenario.name(),
+                    replay_command(&scenario, seed)
                 ));
             }
             false
@@ -234,18 +238,19 @@ fn run_all() -> i32 {
     }
 
     // 2. Same seed, same trace.
-    for scenario in SCENARIOS {
+    let all = scenarios::all();
+    for scenario in all.iter().copied() {
         for seed in 0..DETERMINISM_SEEDS {
-            let first = workload::run(scenario, seed).map(|report| report.trace_hash);
-            let second = workload::run(scenario, seed).map(|report| report.trace_hash);
+            let first = scenario.run(seed).map(|report| report.trace_hash);
+            let second = scenario.run(seed).map(|report| report.trace_hash);
             match (first, second) {
                 (Ok(first), Ok(second)) if first == second => {}
                 (Ok(first), Ok(second)) => {
                     tally.lock().unwrap().failure = Some(format!(
                         "sim: FAILED: scenario {} seed {seed} is not deterministic: trace hashes \
                          {first:016x} and {second:016x}; replay twice: {}",
-                        scenario.name,
-                        replay_command(scenario, seed)
+                        scenario.name(),
+                        replay_command(&scenario, seed)
                     ));
                     return finish(&tally, started);
                 }
@@ -266,10 +271,11 @@ fn run_all() -> i32 {
     let workers: Vec<_> = (0..threads)
         .map(|_| {
             let (tally, next, stop) = (Arc::clone(&tally), Arc::clone(&next), Arc::clone(&stop));
+            let all = all.clone();
             std::thread::spawn(move || {
                 while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
                     let index = next.fetch_add(1, Ordering::Relaxed);
-                    let scenario = &SCENARIOS[(index % SCENARIOS.len() as u64) as usize];
+                    let scenario = all[(index % all.len() as u64) as usize];
                     let seed = splitmix64(base.wrapping_add(index));
                     if !run_one(&tally, scenario, seed) {
                         stop.store(true, Ordering::Relaxed);

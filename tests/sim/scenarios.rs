@@ -1,6 +1,79 @@
 //! The scenarios: each a workload profile and a fault setting, run under many seeds.
 
-use crate::workload::{Scenario, Weights};
+use crate::redis::RedisScenario;
+use crate::workload::{RunFailure, RunReport, Scenario, Weights};
+
+/// A scenario of either kind.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AnyScenario {
+    /// The in-process transport.
+    InProcess(&'static Scenario),
+    /// The Redis transport and workers on the in-memory Redis model.
+    Redis(&'static RedisScenario),
+}
+
+impl AnyScenario {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            AnyScenario::InProcess(scenario) => scenario.name,
+            AnyScenario::Redis(scenario) => scenario.name,
+        }
+    }
+
+    pub(crate) fn run(&self, seed: u64) -> Result<RunReport, RunFailure> {
+        match self {
+            AnyScenario::InProcess(scenario) => crate::workload::run(scenario, seed),
+            AnyScenario::Redis(scenario) => crate::redis::run(scenario, seed),
+        }
+    }
+}
+
+/// Every scenario, in-process ones first.
+pub(crate) fn all() -> Vec<AnyScenario> {
+    SCENARIOS
+        .iter()
+        .map(AnyScenario::InProcess)
+        .chain(REDIS_SCENARIOS.iter().map(AnyScenario::Redis))
+        .collect()
+}
+
+/// The Redis scenarios.
+pub(crate) const REDIS_SCENARIOS: &[RedisScenario] = &[
+    // No faults: every body runs exactly once.
+    RedisScenario {
+        name: "redis_basics",
+        max_ops: 40,
+        crashes: false,
+        command_faults: false,
+        garbage: false,
+    },
+    // Worker processes crash at any point (between a result and its acknowledgement too) and
+    // boot again; their entries are reclaimed.
+    RedisScenario {
+        name: "redis_worker_crashes",
+        max_ops: 50,
+        crashes: true,
+        command_faults: false,
+        garbage: false,
+    },
+    // Redis commands fail before running, lose their reply after running (unknown results),
+    // or are delayed past the reclaim time (slow workers reclaimed while alive).
+    RedisScenario {
+        name: "redis_command_faults",
+        max_ops: 50,
+        crashes: false,
+        command_faults: true,
+        garbage: false,
+    },
+    // Everything, with garbage entries in the task stream.
+    RedisScenario {
+        name: "redis_chaos",
+        max_ops: 60,
+        crashes: true,
+        command_faults: true,
+        garbage: true,
+    },
+];
 
 /// Every scenario the runner cycles through.
 pub(crate) const SCENARIOS: &[Scenario] = &[
@@ -140,6 +213,6 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
 ];
 
 /// The scenario called `name`.
-pub(crate) fn by_name(name: &str) -> Option<&'static Scenario> {
-    SCENARIOS.iter().find(|scenario| scenario.name == name)
+pub(crate) fn by_name(name: &str) -> Option<AnyScenario> {
+    all().into_iter().find(|scenario| scenario.name() == name)
 }

@@ -54,9 +54,17 @@
 //! # }
 //! ```
 
+#[cfg(feature = "sim")]
+mod memory_store;
 mod protocol;
 mod redis_store;
+#[cfg(feature = "sim")]
+mod sim;
 pub(crate) mod store;
+
+#[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
+pub use self::sim::SimRedis;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -254,6 +262,15 @@ impl RedisTransportBuilder {
         let keys = Keys::new(&self.namespace, &self.queue);
         let options = ConnectOptions { command_timeout: self.command_timeout, block: BLOCK };
         let store = RedisStore::connect(&self.url, keys.clone(), &options).await?;
+        self.connect_store(Arc::new(store), keys).await
+    }
+
+    /// Sets the transport up on `store` (a Redis server, or the simulation's model of one).
+    pub(crate) async fn connect_store(
+        self,
+        store: Arc<dyn Store>,
+        keys: Keys,
+    ) -> Result<RedisTransport, Error> {
         // The group exists before the first entry, so that workers started later see every
         // entry.
         store.ensure_group().await?;
@@ -263,7 +280,7 @@ impl RedisTransportBuilder {
         Ok(RedisTransport {
             inner: Arc::new(Inner {
                 keys,
-                store: Arc::new(store),
+                store,
                 client_id,
                 reply,
                 max_in_flight: self.max_in_flight,

@@ -1,0 +1,782 @@
+//! An in-memory model of the Redis commands behind [`Store`], for the deterministic
+//! simulation (features `redis` and `sim`).
+//!
+//! The model keeps what a Redis server keeps for this transport — streams with a consumer
+//! group (last delivered id, pending entries with owner, delivery count and idle time),
+//! strings with expiry, sets, a counter — and carries out each [`Store`] operation as the
+//! commands and Lua scripts of `redis_store.rs` do: `XADD`, `XREADGROUP >`, the owner-checked
+//! scripts, `XAUTOCLAIM` (which drops pending entries whose stream entry was deleted), and so
+//! on. Time is the executor's: idle times and expiries follow virtual time, and stream ids
+//! follow the executor's wall clock (kept monotonic, as Redis does when the clock goes back).
+//!
+//! Faults, drawn from the seed's `redis` stream: a command that fails before it runs, a
+//! command whose reply is lost after it ran (an unknown result), and a delay before each
+//! command (so replies of different connections arrive reordered).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::future::{BoxFuture, Either, select};
+use parking_lot::Mutex;
+
+use super::protocol::{Keys, TaskEntry};
+use super::store::{
+    ClaimedEntry, Completion, DeadLetter, Fields, Ownership, Store, StoreError, StoreResult,
+    StreamEntry,
+};
+use crate::executor::Executor;
+use crate::runtimes::sim::{SimExecutor, SimRng};
+
+/// A stream id: milliseconds and a sequence number.
+type Id = (u64, u64);
+
+fn parse_id(text: &str) -> Option<Id> {
+    match text.split_once('-') {
+        Some((ms, seq)) => Some((ms.parse().ok()?, seq.parse().ok()?)),
+        None => Some((text.parse().ok()?, 0)),
+    }
+}
+
+fn show_id(id: Id) -> String {
+    format!("{}-{}", id.0, id.1)
+}
+
+/// One pending entry of a consumer group.
+#[derive(Debug, Clone)]
+struct Pending {
+    owner: String,
+    delivered_at: Instant,
+    deliveries: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Group {
+    last_delivered: Id,
+    pending: BTreeMap<Id, Pending>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Stream {
+    entries: BTreeMap<Id, Fields>,
+    last: Id,
+    group: Option<Group>,
+    expires: Option<Instant>,
+}
+
+/// What the modelled server holds.
+#[derive(Debug, Default)]
+struct Data {
+    streams: BTreeMap<String, Stream>,
+    strings: BTreeMap<String, (Vec<u8>, Option<Instant>)>,
+    sets: BTreeMap<String, BTreeSet<String>>,
+    /// Bumped by every append, so that blocked readers look again.
+    appends: u64,
+    waiters: Vec<Waker>,
+    /// Commands carried out, for statistics.
+    commands: u64,
+    /// Delivery ids (`rid`) of every task entry enqueued, and how many enqueues repeated one
+    /// (a client resending a batch whose reply it lost).
+    enqueued_rids: BTreeSet<String>,
+    duplicate_enqueues: usize,
+}
+
+/// The faults the model injects; all off by default.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ModelFaults {
+    pub(crate) fail_before: f64,
+    pub(crate) fail_after: f64,
+    pub(crate) max_delay: Duration,
+}
+
+/// The modelled server, shared by every connection ([`MemoryStore`]) to it.
+pub(crate) struct Model {
+    data: Mutex<Data>,
+    executor: SimExecutor,
+    faults: Mutex<(ModelFaults, SimRng)>,
+}
+
+impl fmt::Debug for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Model").field("commands", &self.data.lock().commands).finish()
+    }
+}
+
+/// The error of an injected fault.
+#[derive(Debug)]
+struct InjectedFault(&'static str);
+
+impl fmt::Display for InjectedFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for InjectedFault {}
+
+impl Model {
+    pub(crate) fn new(executor: SimExecutor) -> Model {
+        let rng = executor.rng("redis");
+        Model {
+            data: Mutex::new(Data::default()),
+            executor,
+            faults: Mutex::new((ModelFaults::default(), rng)),
+        }
+    }
+
+    pub(crate) fn set_faults(&self, faults: ModelFaults) {
+        self.faults.lock().0 = faults;
+    }
+
+    fn now(&self) -> Instant {
+        self.executor.now()
+    }
+
+    fn wall_ms(&self) -> u64 {
+        let since = self.executor.wall_clock().duration_since(SystemTime::UNIX_EPOCH);
+        since.map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Runs one command against the data, with the injected faults around it.
+    async fn command<T>(
+        &self,
+        operation: &'static str,
+        run: impl FnOnce(&mut Data, Instant, u64) -> T,
+    ) -> StoreResult<T> {
+        let (faults, delay, fail_before, fail_after) = {
+            let mut guard = self.faults.lock();
+            let (faults, rng) = &mut *guard;
+            let faults = *faults;
+            let delay = if faults.max_delay > Duration::ZERO {
+                rng.duration_up_to(faults.max_delay)
+            } else {
+                Duration::ZERO
+            };
+            let before = faults.fail_before > 0.0 && rng.chance(faults.fail_before);
+            let after = faults.fail_after > 0.0 && rng.chance(faults.fail_after);
+            (faults, delay, before, after)
+        };
+        let _ = faults;
+        if delay > Duration::ZERO {
+            self.executor.sleep(delay).await;
+        }
+        if fail_before {
+            self.executor.note(format_args!("redis: {operation} failed before running"));
+            return Err(StoreError {
+                operation,
+                source: Box::new(InjectedFault("connection reset before the command ran")),
+            });
+        }
+        let (now, wall) = (self.now(), self.wall_ms());
+        let (output, wake) = {
+            let mut data = self.data.lock();
+            data.commands += 1;
+            let appends = data.appends;
+            let output = run(&mut data, now, wall);
+            let wake = if data.appends != appends {
+                std::mem::take(&mut data.waiters)
+            } else {
+                Vec::new()
+            };
+            (output, wake)
+        };
+        for waker in wake {
+            waker.wake();
+        }
+        if fail_after {
+            self.executor.note(format_args!("redis: {operation} ran but its reply was lost"));
+            return Err(StoreError {
+                operation,
+                source: Box::new(InjectedFault("connection lost after the command ran")),
+            });
+        }
+        Ok(output)
+    }
+
+    /// Waits until something is appended anywhere, or `limit` passes.
+    async fn wait_for_append(&self, limit: Duration) {
+        let seen = self.data.lock().appends;
+        let appended = Appended { model: self, seen };
+        let timer = self.executor.sleep(limit);
+        let appended = std::pin::pin!(appended);
+        match select(appended, timer).await {
+            Either::Left(_) | Either::Right(_) => {}
+        }
+    }
+
+    /// Counters for the simulation's invariants: entries in `stream`, and how many of them
+    /// are pending.
+    pub(crate) fn stream_counts(&self, stream: &str) -> (usize, usize) {
+        let data = self.data.lock();
+        match data.streams.get(stream) {
+            Some(stream) => {
+                (stream.entries.len(), stream.group.as_ref().map_or(0, |group| group.pending.len()))
+            }
+            None => (0, 0),
+        }
+    }
+
+    /// How many task entries were enqueued again with a delivery id already enqueued.
+    pub(crate) fn duplicate_enqueues(&self) -> usize {
+        self.data.lock().duplicate_enqueues
+    }
+
+    /// How many string keys (results, heartbeats, counters) are alive, whose names start
+    /// with `prefix`.
+    pub(crate) fn live_strings(&self, prefix: &str) -> usize {
+        let now = self.now();
+        let data = self.data.lock();
+        data.strings
+            .iter()
+            .filter(|(key, (_, expires))| {
+                key.starts_with(prefix) && expires.is_none_or(|expires| expires > now)
+            })
+            .count()
+    }
+
+    /// Appends `fields` to `stream` as a client with bad manners would (garbage entries).
+    pub(crate) fn append_raw(&self, stream: &str, fields: Fields) {
+        let wall = self.wall_ms();
+        let wake = {
+            let mut data = self.data.lock();
+            xadd(&mut data, stream, wall, fields);
+            std::mem::take(&mut data.waiters)
+        };
+        for waker in wake {
+            waker.wake();
+        }
+    }
+
+    /// Deletes every entry of `stream` (`XTRIM MAXLEN 0`), pending ones included.
+    pub(crate) fn trim(&self, stream: &str) -> usize {
+        let mut data = self.data.lock();
+        data.streams.get_mut(stream).map_or(0, |stream| {
+            let count = stream.entries.len();
+            stream.entries.clear();
+            count
+        })
+    }
+}
+
+/// Resolves once something was appended after `seen`.
+struct Appended<'a> {
+    model: &'a Model,
+    seen: u64,
+}
+
+impl Future for Appended<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut data = self.model.data.lock();
+        if data.appends != self.seen {
+            return Poll::Ready(());
+        }
+        data.waiters.push(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+fn expired(expires: Option<Instant>, now: Instant) -> bool {
+    expires.is_some_and(|expires| expires <= now)
+}
+
+/// Drops `key` if it has expired.
+fn expire(data: &mut Data, key: &str, now: Instant) {
+    if data.strings.get(key).is_some_and(|(_, expires)| expired(*expires, now)) {
+        data.strings.remove(key);
+    }
+    if data.streams.get(key).is_some_and(|stream| expired(stream.expires, now)) {
+        data.streams.remove(key);
+    }
+}
+
+fn xadd(data: &mut Data, key: &str, wall_ms: u64, fields: Fields) -> Id {
+    let stream = data.streams.entry(key.to_owned()).or_default();
+    // Ids grow even when the wall clock goes back, as in Redis.
+    let id =
+        if wall_ms > stream.last.0 { (wall_ms, 0) } else { (stream.last.0, stream.last.1 + 1) };
+    stream.last = id;
+    stream.entries.insert(id, fields);
+    data.appends += 1;
+    id
+}
+
+fn owned_fields(entry: &TaskEntry) -> Fields {
+    entry.fields().into_iter().map(|(field, value)| (field.as_bytes().to_vec(), value)).collect()
+}
+
+fn reply_fields(rid: &str, status: &str, body: &[u8], deliveries: u32) -> Fields {
+    vec![
+        (b"rid".to_vec(), rid.as_bytes().to_vec()),
+        (b"status".to_vec(), status.as_bytes().to_vec()),
+        (b"body".to_vec(), body.to_vec()),
+        (b"deliveries".to_vec(), deliveries.to_string().into_bytes()),
+    ]
+}
+
+/// What an owner check of `id` in the tasks stream found; `Some(deliveries)` when `consumer`
+/// owns it.
+fn owner_check(data: &Data, tasks: &str, id: Id, consumer: &str) -> Result<u32, Ownership> {
+    let pending = data
+        .streams
+        .get(tasks)
+        .and_then(|stream| stream.group.as_ref())
+        .and_then(|group| group.pending.get(&id));
+    match pending {
+        None => Err(Ownership::Gone),
+        Some(pending) if pending.owner != consumer => Err(Ownership::NotOwner),
+        Some(pending) => Ok(pending.deliveries),
+    }
+}
+
+/// `XACK` + `XDEL` of one entry.
+fn ack_and_delete(data: &mut Data, tasks: &str, id: Id) {
+    if let Some(stream) = data.streams.get_mut(tasks) {
+        if let Some(group) = &mut stream.group {
+            group.pending.remove(&id);
+        }
+        stream.entries.remove(&id);
+    }
+}
+
+fn set_expiry(data: &mut Data, key: &str, now: Instant, ttl_ms: u64) {
+    let expires = now + Duration::from_millis(ttl_ms.max(1));
+    if let Some(stream) = data.streams.get_mut(key) {
+        stream.expires = Some(expires);
+    }
+}
+
+fn no_group(operation: &'static str) -> StoreError {
+    StoreError { operation, source: "NOGROUP no such key or consumer group".into() }
+}
+
+/// One connection to the modelled server, for one queue.
+pub(crate) struct MemoryStore {
+    model: Arc<Model>,
+    keys: Keys,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore").field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
+
+impl MemoryStore {
+    pub(crate) fn new(model: Arc<Model>, keys: Keys) -> MemoryStore {
+        MemoryStore { model, keys }
+    }
+
+    /// Reads entries after `after` from `stream` (`XREAD`), waiting up to `block`.
+    async fn blocking_read<T>(
+        &self,
+        operation: &'static str,
+        block: Duration,
+        mut read: impl FnMut(&mut Data, Instant) -> Result<Vec<T>, StoreError>,
+    ) -> StoreResult<Vec<T>> {
+        let deadline = self.model.now() + block;
+        loop {
+            let found = self.model.command(operation, |data, now, _| read(data, now)).await??;
+            let now = self.model.now();
+            if !found.is_empty() || now >= deadline {
+                return Ok(found);
+            }
+            self.model.wait_for_append(deadline - now).await;
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    fn enqueue<'a>(&'a self, entries: &'a [TaskEntry]) -> BoxFuture<'a, StoreResult<()>> {
+        let tasks = self.keys.tasks();
+        Box::pin(self.model.command("XADD", move |data, _, wall| {
+            for entry in entries {
+                if !data.enqueued_rids.insert(entry.rid.clone()) {
+                    data.duplicate_enqueues += 1;
+                }
+                xadd(data, &tasks, wall, owned_fields(entry));
+            }
+        }))
+    }
+
+    fn read_replies<'a>(
+        &'a self,
+        reply: &'a str,
+        after: &'a str,
+        count: usize,
+        block: Duration,
+    ) -> BoxFuture<'a, StoreResult<Vec<StreamEntry>>> {
+        Box::pin(self.blocking_read("XREAD", block, move |data, now| {
+            expire(data, reply, now);
+            let after = parse_id(after).unwrap_or((0, 0));
+            let Some(stream) = data.streams.get(reply) else { return Ok(Vec::new()) };
+            Ok(stream
+                .entries
+                .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                .take(count.max(1))
+                .map(|(id, fields)| StreamEntry { id: show_id(*id), fields: fields.clone() })
+                .collect())
+        }))
+    }
+
+    fn delete_replies<'a>(
+        &'a self,
+        reply: &'a str,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.model.command("XDEL", move |data, _, _| {
+            if let Some(stream) = data.streams.get_mut(reply) {
+                for id in ids.iter().filter_map(|id| parse_id(id)) {
+                    stream.entries.remove(&id);
+                }
+            }
+        }))
+    }
+
+    fn delete_keys<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.model.command("UNLINK", move |data, _, _| {
+            for key in keys {
+                data.strings.remove(key);
+                data.streams.remove(key);
+                data.sets.remove(key);
+            }
+        }))
+    }
+
+    fn next_number(&self) -> BoxFuture<'_, StoreResult<u64>> {
+        let key = self.keys.sequence();
+        Box::pin(self.model.command("INCR", move |data, _, _| {
+            let entry = data.strings.entry(key).or_insert_with(|| (b"0".to_vec(), None));
+            let next = std::str::from_utf8(&entry.0)
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+                .unwrap_or(0)
+                + 1;
+            entry.0 = next.to_string().into_bytes();
+            next
+        }))
+    }
+
+    fn live_workers(&self) -> BoxFuture<'_, StoreResult<Vec<Vec<u8>>>> {
+        let set = self.keys.workers();
+        let keys = self.keys.clone();
+        Box::pin(self.model.command("SMEMBERS", move |data, now, _| {
+            let names: Vec<String> = data
+                .sets
+                .get(&set)
+                .map(|names| names.iter().cloned().collect())
+                .unwrap_or_default();
+            let mut live = Vec::new();
+            for name in names {
+                let key = keys.heartbeat(&name);
+                expire(data, &key, now);
+                match data.strings.get(&key) {
+                    Some((announcement, _)) => live.push(announcement.clone()),
+                    None => {
+                        if let Some(names) = data.sets.get_mut(&set) {
+                            names.remove(&name);
+                        }
+                    }
+                }
+            }
+            live
+        }))
+    }
+
+    fn ensure_group(&self) -> BoxFuture<'_, StoreResult<()>> {
+        let tasks = self.keys.tasks();
+        Box::pin(self.model.command("XGROUP CREATE", move |data, _, _| {
+            let stream = data.streams.entry(tasks).or_default();
+            if stream.group.is_none() {
+                stream.group = Some(Group::default());
+            }
+        }))
+    }
+
+    fn read_new<'a>(
+        &'a self,
+        consumer: &'a str,
+        count: usize,
+        block: Duration,
+    ) -> BoxFuture<'a, StoreResult<Vec<StreamEntry>>> {
+        let tasks = self.keys.tasks();
+        Box::pin(async move {
+            let read = self.blocking_read("XREADGROUP", block, |data, now| {
+                let stream = data.streams.get_mut(&tasks).ok_or_else(|| no_group("XREADGROUP"))?;
+                let Stream { entries, group, .. } = stream;
+                let group = group.as_mut().ok_or_else(|| no_group("XREADGROUP"))?;
+                let taken: Vec<(Id, Fields)> = entries
+                    .range((
+                        std::ops::Bound::Excluded(group.last_delivered),
+                        std::ops::Bound::Unbounded,
+                    ))
+                    .take(count.max(1))
+                    .map(|(id, fields)| (*id, fields.clone()))
+                    .collect();
+                for (id, _) in &taken {
+                    group.last_delivered = *id;
+                    group.pending.insert(
+                        *id,
+                        Pending { owner: consumer.to_owned(), delivered_at: now, deliveries: 1 },
+                    );
+                }
+                Ok(taken
+                    .into_iter()
+                    .map(|(id, fields)| StreamEntry { id: show_id(id), fields })
+                    .collect())
+            });
+            match read.await {
+                Err(error) if error.source.to_string().starts_with("NOGROUP") => {
+                    self.ensure_group().await?;
+                    Ok(Vec::new())
+                }
+                other => other,
+            }
+        })
+    }
+
+    fn claim_idle<'a>(
+        &'a self,
+        consumer: &'a str,
+        min_idle: Duration,
+        cursor: &'a str,
+        count: usize,
+    ) -> BoxFuture<'a, StoreResult<(String, Vec<ClaimedEntry>)>> {
+        let tasks = self.keys.tasks();
+        Box::pin(self.model.command("claim", move |data, now, _| {
+            let Some(stream) = data.streams.get_mut(&tasks) else {
+                return ("0-0".to_owned(), Vec::new());
+            };
+            let Stream { entries, group, .. } = stream;
+            let Some(group) = group.as_mut() else { return ("0-0".to_owned(), Vec::new()) };
+            let start = parse_id(cursor).unwrap_or((0, 0));
+            let count = count.max(1);
+            // XAUTOCLAIM looks at up to `count * 10` pending entries from the cursor.
+            let scanned: Vec<Id> =
+                group.pending.range(start..).take(count * 10).map(|(id, _)| *id).collect();
+            let mut claimed = Vec::new();
+            let mut next = (0, 0);
+            let mut stopped_early = false;
+            for (position, id) in scanned.iter().enumerate() {
+                if claimed.len() == count {
+                    next = *id;
+                    stopped_early = true;
+                    break;
+                }
+                let pending = group.pending.get_mut(id).expect("scanned from the list");
+                if now.saturating_duration_since(pending.delivered_at) < min_idle {
+                    continue;
+                }
+                match entries.get(id) {
+                    None => {
+                        // Deleted from the stream: XAUTOCLAIM drops it from the pending list.
+                        group.pending.remove(id);
+                    }
+                    Some(fields) => {
+                        pending.owner = consumer.to_owned();
+                        pending.delivered_at = now;
+                        pending.deliveries += 1;
+                        claimed.push(ClaimedEntry {
+                            id: show_id(*id),
+                            deliveries: pending.deliveries,
+                            fields: fields.clone(),
+                        });
+                    }
+                }
+                if position + 1 == scanned.len() {
+                    // Scanned to the limit: continue after the last one next time.
+                    let after = group
+                        .pending
+                        .range((std::ops::Bound::Excluded(*id), std::ops::Bound::Unbounded))
+                        .next()
+                        .map(|(id, _)| *id);
+                    if let Some(after) = after {
+                        next = after;
+                        stopped_early = true;
+                    }
+                }
+            }
+            let next = if stopped_early { show_id(next) } else { "0-0".to_owned() };
+            (next, claimed)
+        }))
+    }
+
+    fn complete<'a>(
+        &'a self,
+        consumer: &'a str,
+        completions: &'a [Completion],
+    ) -> BoxFuture<'a, StoreResult<Vec<Ownership>>> {
+        let tasks = self.keys.tasks();
+        Box::pin(self.model.command("complete", move |data, now, wall| {
+            completions
+                .iter()
+                .map(|completion| {
+                    let Some(id) = parse_id(&completion.entry_id) else {
+                        return Ownership::Gone;
+                    };
+                    let deliveries = match owner_check(data, &tasks, id, consumer) {
+                        Ok(deliveries) => deliveries,
+                        Err(ownership) => return ownership,
+                    };
+                    let status = completion.status.as_str();
+                    if status == "ok" {
+                        let expires = now + Duration::from_millis(completion.ttl_ms.max(1));
+                        data.strings.insert(
+                            completion.result.clone(),
+                            (completion.body.clone(), Some(expires)),
+                        );
+                    }
+                    expire(data, &completion.reply, now);
+                    xadd(
+                        data,
+                        &completion.reply,
+                        wall,
+                        reply_fields(&completion.rid, status, &completion.body, deliveries),
+                    );
+                    set_expiry(data, &completion.reply, now, completion.ttl_ms);
+                    ack_and_delete(data, &tasks, id);
+                    Ownership::Done
+                })
+                .collect()
+        }))
+    }
+
+    fn dead_letter<'a>(
+        &'a self,
+        consumer: &'a str,
+        letter: &'a DeadLetter,
+    ) -> BoxFuture<'a, StoreResult<Ownership>> {
+        let tasks = self.keys.tasks();
+        let dead = self.keys.dead();
+        Box::pin(self.model.command("dead-letter", move |data, now, wall| {
+            let Some(id) = parse_id(&letter.entry_id) else { return Ownership::Gone };
+            let deliveries = match owner_check(data, &tasks, id, consumer) {
+                Ok(deliveries) => deliveries,
+                Err(ownership) => return ownership,
+            };
+            let mut record: Fields = vec![
+                (b"dead_reason".to_vec(), letter.reason.as_bytes().to_vec()),
+                (b"dead_entry".to_vec(), letter.entry_id.as_bytes().to_vec()),
+                (b"dead_deliveries".to_vec(), deliveries.to_string().into_bytes()),
+                (b"dead_worker".to_vec(), consumer.as_bytes().to_vec()),
+            ];
+            if let Some(fields) =
+                data.streams.get(&tasks).and_then(|stream| stream.entries.get(&id))
+            {
+                record.extend(fields.iter().take(64).cloned());
+            }
+            xadd(data, &dead, wall, record);
+            if let Some((notify, status, body)) = &letter.notify {
+                expire(data, &notify.reply, now);
+                xadd(
+                    data,
+                    &notify.reply,
+                    wall,
+                    reply_fields(&notify.rid, status.as_str(), body, deliveries),
+                );
+                set_expiry(data, &notify.reply, now, letter.ttl_ms);
+            }
+            ack_and_delete(data, &tasks, id);
+            Ownership::Done
+        }))
+    }
+
+    fn touch<'a>(
+        &'a self,
+        consumer: &'a str,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<usize>> {
+        let tasks = self.keys.tasks();
+        Box::pin(self.model.command("touch", move |data, now, _| {
+            let Some(group) = data.streams.get_mut(&tasks).and_then(|stream| stream.group.as_mut())
+            else {
+                return 0;
+            };
+            let mut touched = 0;
+            for id in ids.iter().filter_map(|id| parse_id(id)) {
+                if let Some(pending) = group.pending.get_mut(&id) {
+                    if pending.owner == consumer {
+                        pending.delivered_at = now;
+                        touched += 1;
+                    }
+                }
+            }
+            touched
+        }))
+    }
+
+    fn hand_back<'a>(
+        &'a self,
+        consumer: &'a str,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<usize>> {
+        let tasks = self.keys.tasks();
+        Box::pin(self.model.command("hand back", move |data, _, wall| {
+            let mut handed = 0;
+            for id in ids.iter().filter_map(|id| parse_id(id)) {
+                if owner_check(data, &tasks, id, consumer).is_err() {
+                    continue;
+                }
+                let fields = data
+                    .streams
+                    .get(&tasks)
+                    .and_then(|stream| stream.entries.get(&id))
+                    .cloned()
+                    .filter(|fields| !fields.is_empty());
+                if let Some(fields) = fields {
+                    xadd(data, &tasks, wall, fields);
+                }
+                ack_and_delete(data, &tasks, id);
+                handed += 1;
+            }
+            handed
+        }))
+    }
+
+    fn read_values<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<Vec<Option<Vec<u8>>>>> {
+        Box::pin(self.model.command("MGET", move |data, now, _| {
+            keys.iter()
+                .map(|key| {
+                    expire(data, key, now);
+                    data.strings.get(key).map(|(value, _)| value.clone())
+                })
+                .collect()
+        }))
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        worker: &'a str,
+        announcement: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let key = self.keys.heartbeat(worker);
+        let set = self.keys.workers();
+        Box::pin(self.model.command("heartbeat", move |data, now, _| {
+            data.strings.insert(
+                key,
+                (announcement.to_vec(), Some(now + ttl.max(Duration::from_millis(1)))),
+            );
+            data.sets.entry(set).or_default().insert(worker.to_owned());
+        }))
+    }
+
+    fn sign_off<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        let key = self.keys.heartbeat(worker);
+        let set = self.keys.workers();
+        Box::pin(self.model.command("sign off", move |data, _, _| {
+            data.strings.remove(&key);
+            if let Some(names) = data.sets.get_mut(&set) {
+                names.remove(worker);
+            }
+        }))
+    }
+}

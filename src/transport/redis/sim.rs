@@ -1,0 +1,143 @@
+//! [`SimRedis`]: the Redis transport and workers on an in-memory model of Redis, inside the
+//! deterministic simulation (features `redis` and `sim`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::memory_store::{MemoryStore, Model, ModelFaults};
+use super::{Keys, RedisTransport, RedisTransportBuilder};
+use crate::Error;
+use crate::runtimes::sim::SimExecutor;
+use crate::worker::{RunningWorker, WorkerBuilder};
+
+/// An in-memory Redis server for a [`SimExecutor`]: clients and workers connect to it instead
+/// of a real server, and the real claim, acknowledge and dead-letter logic runs against a
+/// model of the stream commands, in virtual time, with seeded faults.
+///
+/// # Examples
+///
+/// ```
+/// use taskweave::runtimes::sim::{SimConfig, SimExecutor};
+/// use taskweave::transport::redis::{RedisTransport, SimRedis};
+/// use taskweave::{Client, Task, worker::Worker};
+///
+/// struct Double;
+/// impl Task for Double {
+///     const NAME: &'static str = "double";
+///     type Input = i64;
+///     type Output = i64;
+///     type Error = std::convert::Infallible;
+///     fn run(x: i64) -> Result<i64, Self::Error> {
+///         Ok(x * 2)
+///     }
+/// }
+///
+/// let sim = SimExecutor::new(SimConfig::new(1));
+/// let redis = SimRedis::new(&sim);
+/// let value = sim.block_on(async {
+///     let builder = Worker::builder().executor(sim.clone()).concurrency(1).register::<Double>();
+///     let worker = redis.start_worker(builder).await?;
+///     let transport = redis.connect(RedisTransport::builder("redis://sim")).await?;
+///     let client = Client::builder().executor(sim.clone()).transport(transport).build().await?;
+///     let value = client.submit_task::<Double>(21).await?;
+///     client.close().await?;
+///     worker.shutdown();
+///     worker.stopped().await;
+///     Ok::<i64, taskweave::Error>(value)
+/// })??;
+/// assert_eq!(value, 42);
+/// sim.shutdown();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct SimRedis {
+    model: Arc<Model>,
+}
+
+impl fmt::Debug for SimRedis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimRedis").field("model", &self.model).finish()
+    }
+}
+
+impl SimRedis {
+    /// An empty server whose time and faults come from `executor`.
+    pub fn new(executor: &SimExecutor) -> SimRedis {
+        SimRedis { model: Arc::new(Model::new(executor.clone())) }
+    }
+
+    /// Injects faults into every command, drawn from the seed's `redis` stream: it fails
+    /// before running with probability `fail_before`, runs but loses its reply (an unknown
+    /// result) with probability `fail_after`, and is delayed by up to `max_delay`.
+    pub fn set_faults(&self, fail_before: f64, fail_after: f64, max_delay: Duration) {
+        self.model.set_faults(ModelFaults { fail_before, fail_after, max_delay });
+    }
+
+    /// Connects a client transport configured by `builder` (its URL is ignored).
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisTransportBuilder::connect`], including injected faults.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves nothing behind but a consumer group and a number taken.
+    pub async fn connect(&self, builder: RedisTransportBuilder) -> Result<RedisTransport, Error> {
+        let keys = Keys::new(&builder.namespace, &builder.queue);
+        let store = Arc::new(MemoryStore::new(Arc::clone(&self.model), keys.clone()));
+        builder.connect_store(store, keys).await
+    }
+
+    /// Starts a worker configured by `builder` (its URL, if any, is ignored). Its loops run
+    /// on the executor given to the builder: start it inside
+    /// [`SimExecutor::spawn_node`] to be able to crash it.
+    ///
+    /// # Errors
+    ///
+    /// As [`WorkerBuilder::start`], including injected faults.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it resolves starts nothing.
+    pub async fn start_worker(&self, builder: WorkerBuilder) -> Result<RunningWorker, Error> {
+        let keys = builder.keys();
+        let store = Arc::new(MemoryStore::new(Arc::clone(&self.model), keys.clone()));
+        builder.start_on(store, keys).await
+    }
+
+    /// How many entries the stream of `queue` (in `namespace`) holds, and how many of them
+    /// are pending (delivered, not acknowledged).
+    pub fn queue_counts(&self, namespace: &str, queue: &str) -> (usize, usize) {
+        self.model.stream_counts(&Keys::new(namespace, queue).tasks())
+    }
+
+    /// How many entries the dead-letter stream of `queue` holds.
+    pub fn dead_letters(&self, namespace: &str, queue: &str) -> usize {
+        self.model.stream_counts(&Keys::new(namespace, queue).dead()).0
+    }
+
+    /// How many results of `namespace` are stored and not expired.
+    pub fn stored_results(&self, namespace: &str) -> usize {
+        self.model.live_strings(&Keys::new(namespace, "").result_prefix())
+    }
+
+    /// How many task entries were enqueued a second time with the same delivery id: a client
+    /// resends a batch when it did not get the reply to the first `XADD` (an unknown result),
+    /// and the task then runs once per copy.
+    pub fn duplicate_enqueues(&self) -> usize {
+        self.model.duplicate_enqueues()
+    }
+
+    /// Appends an entry with these fields to the stream of `queue`, as a client with bad
+    /// manners would.
+    pub fn append_raw(&self, namespace: &str, queue: &str, fields: Vec<(Vec<u8>, Vec<u8>)>) {
+        self.model.append_raw(&Keys::new(namespace, queue).tasks(), fields);
+    }
+
+    /// Deletes every entry of the stream of `queue`, pending ones included (`XTRIM MAXLEN
+    /// 0`); returns how many went.
+    pub fn trim_queue(&self, namespace: &str, queue: &str) -> usize {
+        self.model.trim(&Keys::new(namespace, queue).tasks())
+    }
+}
