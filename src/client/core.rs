@@ -61,6 +61,9 @@ pub(crate) struct RegisteredCall {
     pub(crate) decode_output: fn(&[u8]) -> Result<Value, String>,
     /// Turns the typed value into wire bytes (for registered tasks that depend on this one).
     pub(crate) encode_output: fn(&Value) -> Result<Vec<u8>, String>,
+    /// How many deliveries may die with their worker (`TaskBuilder::allowed_failures`), for
+    /// transports that redeliver by themselves.
+    pub(crate) allowed_failures: u32,
 }
 
 /// One task: its identity, what it runs, what it reads, and where its outcome is published.

@@ -28,12 +28,13 @@ fn run<T: Task>(input: T::Input) -> Result<Value, String> {
     T::run(input).map(|output| Arc::new(output) as Value).map_err(|error| error.to_string())
 }
 
-fn call<T: Task>(encode_input: Option<InputEncoder>) -> RegisteredCall {
+fn call<T: Task>(encode_input: Option<InputEncoder>, allowed_failures: u32) -> RegisteredCall {
     RegisteredCall {
         name: T::NAME,
         encode_input,
         decode_output: decode_output::<T>,
         encode_output: encode_output::<T>,
+        allowed_failures,
     }
 }
 
@@ -47,7 +48,7 @@ impl TaskBuilder<'_, NoDeps, Impure> {
         let encode =
             Box::new(move || serde_json::to_vec(&*input).map_err(|error| error.to_string()));
         let key = self.key_or::<T>(None);
-        self.submit_job(key, DependencyList::default(), body, Some(call::<T>(Some(encode))))
+        self.submit_job(key, DependencyList::default(), body, Some(call::<T>(Some(encode), self.allowed_failures_option())))
     }
 
     /// Submits `T` once per input, in order; see [`Client::map_task`].
@@ -130,7 +131,7 @@ impl<D: Dependencies, P: 'static> TaskBuilder<'_, After<D>, P> {
                 .collect::<Result<Vec<_>, _>>()?;
             run::<T>(dependency_input::<T>(&outputs)?)
         }));
-        self.submit_job(key, list, body, Some(call::<T>(None)))
+        self.submit_job(key, list, body, Some(call::<T>(None, self.allowed_failures_option())))
     }
 }
 

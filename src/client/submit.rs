@@ -158,6 +158,11 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
         self.submit_job(key, deps, body, None)
     }
 
+    /// How many lost deliveries the submissions tolerate.
+    pub(super) fn allowed_failures_option(&self) -> u32 {
+        self.options.allowed_failures
+    }
+
     /// Submits one job, carrying a registered task's call when it is one.
     pub(super) fn submit_job<T>(
         &self,

@@ -169,6 +169,14 @@ impl ReadyTask {
         }
     }
 
+    /// How many deliveries of a registered task may die with their worker before it fails
+    /// with [`TaskError::WorkerLost`](crate::TaskError::WorkerLost)
+    /// ([`TaskBuilder::allowed_failures`](crate::client::TaskBuilder::allowed_failures)), for
+    /// transports that redeliver by themselves; `None` for a closure.
+    pub fn allowed_failures(&self) -> Option<u32> {
+        self.job.call.as_ref().map(|call| call.allowed_failures)
+    }
+
     /// The keys of the tasks whose values this task reads, in argument order.
     pub fn dependency_keys(&self) -> Vec<TaskKey> {
         self.job.dep_keys()

@@ -251,6 +251,13 @@ fn a_poison_task_goes_to_the_dead_letter_stream() {
             other => panic!("expected WorkerLost, got {other:?}"),
         }
         assert_eq!(worker.restarts.load(Ordering::SeqCst), 3, "each delivery killed a worker");
+        // A task's own allowed_failures counts: none allowed, one delivery.
+        let impatient = client.task().allowed_failures(0).submit_task::<Crash>(());
+        match impatient.await {
+            Err(TaskError::WorkerLost { attempts, .. }) => assert_eq!(attempts, 1),
+            other => panic!("expected WorkerLost, got {other:?}"),
+        }
+        assert_eq!(worker.restarts.load(Ordering::SeqCst), 4);
         // The entry is in the dead-letter stream, with its reason.
         let mut connection = server.connection();
         let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
@@ -259,7 +266,7 @@ fn a_poison_task_goes_to_the_dead_letter_stream() {
             .arg("+")
             .query(&mut connection)
             .unwrap();
-        assert_eq!(dead.ids.len(), 1);
+        assert_eq!(dead.ids.len(), 2);
         let reason: String = dead.ids[0].get("dead_reason").unwrap();
         assert_eq!(reason, "delivered 3 times without finishing: its workers died or hung");
         let task: String = dead.ids[0].get("task").unwrap();

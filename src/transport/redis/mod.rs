@@ -131,7 +131,6 @@ pub struct RedisTransportBuilder {
     max_in_flight: usize,
     max_payload_bytes: usize,
     result_ttl: Duration,
-    allowed_failures: u32,
     command_timeout: Duration,
 }
 
@@ -161,7 +160,6 @@ struct Inner {
     max_in_flight: usize,
     max_payload_bytes: usize,
     result_ttl: Duration,
-    max_deliveries: u32,
     /// Entries waiting to be written to the stream (batched by the sender loop).
     outbox: (flume::Sender<TaskEntry>, flume::Receiver<TaskEntry>),
     /// Result keys to delete (batched by the janitor loop).
@@ -228,14 +226,6 @@ impl RedisTransportBuilder {
         self
     }
 
-    /// How many deliveries of one task may die with their worker before the task goes to
-    /// the dead-letter stream and fails with
-    /// [`TaskError::WorkerLost`](crate::TaskError::WorkerLost) (default 2: three deliveries).
-    pub fn allowed_failures(mut self, failures: u32) -> Self {
-        self.allowed_failures = failures;
-        self
-    }
-
     /// How long one Redis command may take before it counts as failed (default 5 s).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout.max(Duration::from_millis(10));
@@ -286,7 +276,6 @@ impl RedisTransportBuilder {
                 max_in_flight: self.max_in_flight,
                 max_payload_bytes: self.max_payload_bytes,
                 result_ttl: self.result_ttl,
-                max_deliveries: self.allowed_failures.saturating_add(1),
                 outbox: flume::unbounded(),
                 releases: flume::unbounded(),
                 in_flight: Mutex::new(HashMap::new()),
@@ -323,7 +312,6 @@ impl RedisTransport {
             max_in_flight: 4096,
             max_payload_bytes: 1 << 20,
             result_ttl: Duration::from_secs(3600),
-            allowed_failures: 2,
             command_timeout: Duration::from_secs(5),
         }
     }
@@ -438,7 +426,8 @@ impl Inner {
             reply: self.reply.clone(),
             input,
             deps,
-            max_deliveries: self.max_deliveries,
+            // Each task's own `allowed_failures` (default 2: three deliveries).
+            max_deliveries: task.allowed_failures().unwrap_or(2).saturating_add(1),
             ttl_ms: u64::try_from(self.result_ttl.as_millis()).unwrap_or(u64::MAX),
         })
     }
