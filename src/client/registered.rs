@@ -48,7 +48,12 @@ impl TaskBuilder<'_, NoDeps, Impure> {
         let encode =
             Box::new(move || serde_json::to_vec(&*input).map_err(|error| error.to_string()));
         let key = self.key_or::<T>(None);
-        self.submit_job(key, DependencyList::default(), body, Some(call::<T>(Some(encode), self.allowed_failures_option())))
+        self.submit_job(
+            key,
+            DependencyList::default(),
+            body,
+            Some(call::<T>(Some(encode), self.allowed_failures_option())),
+        )
     }
 
     /// Submits `T` once per input, in order; see [`Client::map_task`].

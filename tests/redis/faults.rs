@@ -6,7 +6,7 @@ use redis::streams::StreamRangeReply;
 use taskweave::transport::redis::RedisTransport;
 use taskweave::{Client, TaskError};
 
-use crate::tasks::{Add, AddWithText, Unregistered};
+use crate::tasks::{Add, AddWithText, Sleepy, Unregistered};
 use crate::{RedisServer, run, within, worker};
 
 fn dead_letters(server: &RedisServer, queue: &str) -> StreamRangeReply {
@@ -203,5 +203,37 @@ fn a_client_whose_redis_is_gone_fails_fast_and_retries_without_hanging() {
         .await;
         assert!(matches!(waited, Err(taskweave::Error::Timeout { .. })), "{waited:?}");
         within(&client, Duration::from_secs(10), "close", Box::pin(client.close())).await.unwrap();
+    });
+}
+
+#[test]
+fn tasks_survive_a_redis_restart_with_append_only_persistence() {
+    run(|| async {
+        let mut server = RedisServer::start_with(crate::ServerOptions {
+            append_only: true,
+            ..Default::default()
+        });
+        let running = worker(&server, "restart", 2).await;
+        let client = crate::client(&server, "restart").await;
+        let futures = client.map_task::<Sleepy>((0..60).map(|i| (10, i)));
+        within(
+            &client,
+            Duration::from_secs(30),
+            "the first results",
+            Box::pin(async {
+                for future in &futures[..5] {
+                    future.await.unwrap();
+                }
+            }),
+        )
+        .await;
+        // Redis goes away mid-run and comes back with its data; client and worker reconnect.
+        server.restart();
+        let values = client.gather(&futures).await.unwrap();
+        assert_eq!(values, (0..60).collect::<Vec<i64>>());
+        assert_eq!(client.submit_task::<Add>((1, 1)).await.unwrap(), 2);
+        client.close().await.unwrap();
+        running.shutdown();
+        running.stopped().await;
     });
 }

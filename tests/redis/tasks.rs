@@ -84,5 +84,24 @@ impl Task for AddWithText {
 }
 
 pub fn register_all(builder: WorkerBuilder) -> WorkerBuilder {
-    builder.register::<Add>().register::<Parse>().register::<Explode>().register::<Sum>()
+    builder
+        .register::<Add>()
+        .register::<Parse>()
+        .register::<Explode>()
+        .register::<Sum>()
+        .register::<Sleepy>()
+}
+
+/// Sleeps `ms` milliseconds, then returns `value`.
+pub struct Sleepy;
+
+impl Task for Sleepy {
+    const NAME: &'static str = "sleepy";
+    type Input = (u64, i64);
+    type Output = i64;
+    type Error = Infallible;
+    fn run((ms, value): (u64, i64)) -> Result<i64, Infallible> {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        Ok(value)
+    }
 }
