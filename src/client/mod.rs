@@ -400,4 +400,30 @@ impl Client {
         }
         Ok(())
     }
+
+    /// The workers serving this client now: the in-process worker loops, or the worker
+    /// processes of a distributed transport whose heartbeat has not expired.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(3).build().await?;
+    /// let workers = client.workers().await?;
+    /// assert_eq!(workers.len(), 3);
+    /// assert_eq!(workers[0].queue, "in-process");
+    /// # client.close().await }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Transport`] when the transport cannot be asked (Redis is away).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future changes nothing.
+    pub async fn workers(&self) -> Result<Vec<crate::transport::WorkerInfo>, Error> {
+        self.core().transport.workers().await
+    }
 }

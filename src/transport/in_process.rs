@@ -170,6 +170,16 @@ impl Transport for InProcessTransport {
         TransportStats::new(workers, None)
     }
 
+    fn workers(&self) -> BoxFuture<Result<Vec<super::WorkerInfo>, Error>> {
+        let workers = (0..self.workers)
+            .map(|index| {
+                let name = format!("worker-{index}");
+                super::WorkerInfo::new(name, "in-process".to_owned(), 1, Vec::new())
+            })
+            .collect();
+        Box::pin(async move { Ok(workers) })
+    }
+
     fn close(&self) -> BoxFuture<()> {
         for _ in 0..self.workers {
             let _ = self.queue.0.send(WorkerMessage::Stop);

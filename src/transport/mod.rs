@@ -69,6 +69,49 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Stops the workers: no new task starts after this call. The returned future resolves
     /// when every worker has stopped.
     fn close(&self) -> BoxFuture<()>;
+
+    /// The workers serving this transport now (what [`Client::workers`](crate::Client::workers)
+    /// lists). The default lists none.
+    fn workers(&self) -> BoxFuture<Result<Vec<WorkerInfo>, Error>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// What a worker says about itself (see [`Client::workers`](crate::Client::workers)).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct WorkerInfo {
+    /// The worker's name, unique among the transport's workers (for Redis, its consumer
+    /// name in the group).
+    pub name: String,
+    /// The queue it serves (`"in-process"` for the in-process workers).
+    pub queue: String,
+    /// How many tasks it runs at once.
+    pub concurrency: usize,
+    /// The registered tasks it runs; empty for workers that run any closure.
+    pub tasks: Vec<String>,
+    /// The machine it runs on.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+}
+
+impl WorkerInfo {
+    /// A worker's announcement.
+    pub fn new(name: String, queue: String, concurrency: usize, tasks: Vec<String>) -> WorkerInfo {
+        WorkerInfo { name, queue, concurrency, tasks, host: host_name(), pid: std::process::id() }
+    }
+}
+
+/// This machine's name, as the kernel knows it (`"unknown-host"` when it cannot be read).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned())
 }
 
 /// A task whose dependencies have all finished, handed to a [`Transport`] to run.

@@ -266,21 +266,11 @@ impl WorkerBuilder {
         }
         let executor = self.executor.clone().unwrap_or_else(crate::runtimes::ambient_executor);
         store.ensure_group().await?;
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|name| name.trim().to_owned())
-            .unwrap_or_else(|_| "unknown-host".to_owned());
-        let pid = std::process::id();
-        let name = format!("{host}-{pid}-w{}", store.next_number().await?);
         let mut tasks: Vec<String> = self.registry.keys().map(|name| (*name).to_owned()).collect();
         tasks.sort();
-        let info = WorkerInfo {
-            name: name.clone(),
-            queue: self.queue.clone(),
-            concurrency: self.concurrency,
-            tasks,
-            host,
-            pid,
-        };
+        let mut info = WorkerInfo::new(String::new(), self.queue.clone(), self.concurrency, tasks);
+        info.name = format!("{}-{}-w{}", info.host, info.pid, store.next_number().await?);
+        let name = info.name.clone();
         let (stop, stop_signal) = flume::bounded::<()>(1);
         let shared = Arc::new(Shared {
             name: name.clone(),

@@ -106,6 +106,10 @@ fn workers_are_listed_while_alive() {
         assert_eq!(workers[0].concurrency, 3);
         assert_eq!(workers[0].tasks, ["add", "explode", "parse", "sleepy", "sum"]);
         assert_eq!(workers[0].pid, std::process::id());
+        // The client lists the same workers.
+        let client = client(&server, "listed").await;
+        assert_eq!(client.workers().await.unwrap(), workers);
+        client.close().await.unwrap();
         running.shutdown();
         running.stopped().await;
         assert!(transport.workers().await.unwrap().is_empty(), "a stopped worker signs off");

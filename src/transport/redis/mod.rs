@@ -73,12 +73,12 @@ use std::time::Duration;
 
 use futures::future::{Either, select};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 
 use self::protocol::Reply;
 pub(crate) use self::protocol::{Keys, Notify, Rejection, Status, TaskEntry};
 pub(crate) use self::redis_store::{ConnectOptions, RedisStore};
 use self::store::{Store, StreamEntry};
+pub use super::WorkerInfo;
 use super::{CompletionSink, ReadyTask, TaskOutcome, Transport};
 use crate::Error;
 use crate::executor::{BoxFuture, Executor, ExecutorExt};
@@ -132,24 +132,6 @@ pub struct RedisTransportBuilder {
     max_payload_bytes: usize,
     result_ttl: Duration,
     command_timeout: Duration,
-}
-
-/// What a live worker announced about itself (see [`RedisTransport::workers`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct WorkerInfo {
-    /// The worker's consumer name in the group, unique per worker process.
-    pub name: String,
-    /// The queue it reads.
-    pub queue: String,
-    /// How many tasks it runs at once.
-    pub concurrency: usize,
-    /// The names of the tasks it registered.
-    pub tasks: Vec<String>,
-    /// The machine it runs on.
-    pub host: String,
-    /// Its process id.
-    pub pid: u32,
 }
 
 struct Inner {
@@ -606,6 +588,11 @@ impl Transport for RedisTransport {
         if let Some(result) = self.inner.results.lock().remove(key) {
             let _ = self.inner.releases.0.send(result);
         }
+    }
+
+    fn workers(&self) -> BoxFuture<Result<Vec<WorkerInfo>, Error>> {
+        let transport = self.clone();
+        Box::pin(async move { RedisTransport::workers(&transport).await })
     }
 
     fn close(&self) -> BoxFuture<()> {
