@@ -37,7 +37,8 @@
 //!   virtual time, seeded scheduling and faults) for testing taskweave and code built on it;
 //! - `redis`: the Redis Streams transport ([`transport::redis`]) and the worker library
 //!   ([`worker::Worker`]), for registered [`Task`]s run by worker processes on any machine
-//!   (needs Rust 1.88, the redis crate's minimum).
+//!   (needs Rust 1.88, the redis crate's minimum);
+//! - `redis-tls`: `rediss://` URLs for the Redis transport and workers (rustls).
 //!
 //! # Registered tasks
 //!

@@ -128,6 +128,7 @@ impl Worker {
             concurrency: std::thread::available_parallelism().map_or(1, usize::from),
             reclaim_after: Duration::from_secs(30),
             command_timeout: Duration::from_secs(5),
+            tls_root_certificate: None,
             registry: HashMap::new(),
             executor: None,
         }
@@ -142,6 +143,7 @@ pub struct WorkerBuilder {
     concurrency: usize,
     reclaim_after: Duration,
     command_timeout: Duration,
+    tls_root_certificate: Option<Vec<u8>>,
     registry: HashMap<&'static str, Handler>,
     executor: Option<Arc<dyn Executor>>,
 }
@@ -160,7 +162,8 @@ impl fmt::Debug for WorkerBuilder {
 }
 
 impl WorkerBuilder {
-    /// The Redis server to work for: `redis://[user:password@]host:port[/db]`. Required.
+    /// The Redis server to work for: `redis://[user:password@]host:port[/db]` (or `rediss://`
+    /// for TLS, feature `redis-tls`). Required.
     pub fn redis(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
         self
@@ -195,6 +198,15 @@ impl WorkerBuilder {
     /// How long one Redis command may take before it counts as failed (default 5 s).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Trusts this CA certificate (PEM) for a `rediss://` server instead of the system's
+    /// roots (feature `redis-tls`).
+    #[cfg(feature = "redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certificate = Some(pem.into());
         self
     }
 
@@ -238,7 +250,11 @@ impl WorkerBuilder {
             });
         }
         let keys = Keys::new(&self.namespace, &self.queue);
-        let options = ConnectOptions { command_timeout: self.command_timeout, block: BLOCK };
+        let options = ConnectOptions {
+            command_timeout: self.command_timeout,
+            block: BLOCK,
+            tls_root_certificate: self.tls_root_certificate.clone(),
+        };
         let store = RedisStore::connect(&url, keys.clone(), &options).await?;
         self.start_on(Arc::new(store), keys).await
     }

@@ -208,3 +208,39 @@ fn dependents_read_their_inputs_from_redis_by_key() {
         worker.stopped().await;
     });
 }
+
+#[cfg(feature = "redis-tls")]
+#[test]
+fn tls_with_a_private_ca_works_end_to_end() {
+    run(|| async {
+        let server =
+            RedisServer::start_with(crate::ServerOptions { tls: true, ..Default::default() });
+        let ca = server.ca_certificate();
+        let worker = crate::tasks::register_all(
+            taskweave::worker::Worker::builder()
+                .redis(server.url())
+                .tls_root_certificate(ca.clone())
+                .queue("tls"),
+        )
+        .start()
+        .await
+        .unwrap();
+        let transport = RedisTransport::builder(server.url())
+            .queue("tls")
+            .tls_root_certificate(ca)
+            .connect()
+            .await
+            .unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        assert_eq!(client.submit_task::<Add>((40, 2)).await.unwrap(), 42);
+        // Without the CA, the server's certificate is not trusted: a clear connect error.
+        let error = RedisTransport::connect(server.url()).await.unwrap_err();
+        assert!(
+            error.to_string().starts_with("transport failed: redis connect failed:"),
+            "{error}"
+        );
+        client.close().await.unwrap();
+        worker.shutdown();
+        worker.stopped().await;
+    });
+}

@@ -22,6 +22,8 @@ pub struct ServerOptions {
     pub password: Option<String>,
     /// Append-only persistence on (`appendfsync always`), to survive a restart.
     pub append_only: bool,
+    /// Serve TLS only (a test CA and a certificate for 127.0.0.1, made with `openssl`).
+    pub tls: bool,
 }
 
 /// A running `redis-server` child process.
@@ -88,6 +90,15 @@ impl RedisServer {
         if let Some(password) = &self.options.password {
             command.arg("--requirepass").arg(password);
         }
+        if self.options.tls {
+            self.make_certificates();
+            let dir = &self.dir;
+            command.args(["--port", "0", "--tls-port"]).arg(self.port.to_string());
+            command.arg("--tls-cert-file").arg(dir.join("server.crt"));
+            command.arg("--tls-key-file").arg(dir.join("server.key"));
+            command.arg("--tls-ca-cert-file").arg(dir.join("ca.crt"));
+            command.args(["--tls-auth-clients", "no"]);
+        }
         command.stdout(Stdio::null()).stderr(Stdio::null());
         let child = match command.spawn() {
             Ok(child) => child,
@@ -104,6 +115,45 @@ impl RedisServer {
         }
     }
 
+    /// A test CA and a server certificate for 127.0.0.1 in the server's directory.
+    fn make_certificates(&self) {
+        if self.dir.join("server.crt").exists() {
+            return;
+        }
+        let run = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(&self.dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl is needed for the TLS test: apt-get install -y openssl");
+            assert!(status.success(), "openssl {args:?} failed");
+        };
+        run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key"]
+            .iter()
+            .chain(&["-out", "ca.crt", "-days", "2", "-subj", "/CN=taskweave-test-ca"])
+            .copied()
+            .collect::<Vec<_>>());
+        run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out"]
+            .iter()
+            .chain(&["server.csr", "-subj", "/CN=127.0.0.1"])
+            .copied()
+            .collect::<Vec<_>>());
+        std::fs::write(self.dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+            .unwrap();
+        run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key"]
+            .iter()
+            .chain(&["-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf"])
+            .copied()
+            .collect::<Vec<_>>());
+    }
+
+    /// The test CA's certificate (PEM), for clients of a TLS server.
+    pub fn ca_certificate(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("ca.crt")).expect("the test CA certificate")
+    }
+
     /// Waits (bounded) until the server answers a PING (or asks for a password).
     fn wait_until_ready(&mut self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
@@ -114,6 +164,9 @@ impl RedisServer {
                 }
             }
             if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                if self.options.tls {
+                    return true; // listening; a plain PING cannot be sent to a TLS port
+                }
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
                 let mut answer = [0u8; 64];
                 if stream.write_all(b"PING\r\n").is_ok() {
@@ -132,6 +185,9 @@ impl RedisServer {
 
     /// The server's URL, with the password when it has one.
     pub fn url(&self) -> String {
+        if self.options.tls {
+            return format!("rediss://127.0.0.1:{}", self.port);
+        }
         match &self.options.password {
             Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
             None => format!("redis://127.0.0.1:{}", self.port),

@@ -132,6 +132,7 @@ pub struct RedisTransportBuilder {
     max_payload_bytes: usize,
     result_ttl: Duration,
     command_timeout: Duration,
+    tls_root_certificate: Option<Vec<u8>>,
 }
 
 struct Inner {
@@ -214,6 +215,15 @@ impl RedisTransportBuilder {
         self
     }
 
+    /// Trusts this CA certificate (PEM) for a `rediss://` server instead of the system's
+    /// roots (feature `redis-tls`), for servers with certificates of a private CA.
+    #[cfg(feature = "redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certificate = Some(pem.into());
+        self
+    }
+
     /// Connects, authenticates and checks that the server answers.
     ///
     /// # Errors
@@ -232,7 +242,11 @@ impl RedisTransportBuilder {
             });
         }
         let keys = Keys::new(&self.namespace, &self.queue);
-        let options = ConnectOptions { command_timeout: self.command_timeout, block: BLOCK };
+        let options = ConnectOptions {
+            command_timeout: self.command_timeout,
+            block: BLOCK,
+            tls_root_certificate: self.tls_root_certificate,
+        };
         let store = RedisStore::connect(&self.url, keys.clone(), &options).await?;
         self.connect_store(Arc::new(store), keys).await
     }
@@ -271,7 +285,8 @@ impl RedisTransportBuilder {
 }
 
 impl RedisTransport {
-    /// Connects to the Redis server at `url` (`redis://[user:password@]host:port[/db]`) with
+    /// Connects to the Redis server at `url` (`redis://[user:password@]host:port[/db]`, or
+    /// `rediss://` for TLS with the `redis-tls` feature) with
     /// the default settings; see [`builder`](RedisTransport::builder) for the others.
     ///
     /// # Errors
@@ -295,6 +310,7 @@ impl RedisTransport {
             max_payload_bytes: 1 << 20,
             result_ttl: Duration::from_secs(3600),
             command_timeout: Duration::from_secs(5),
+            tls_root_certificate: None,
         }
     }
 

@@ -23,6 +23,46 @@ pub(crate) struct ConnectOptions {
     pub(crate) command_timeout: Duration,
     /// The longest a blocking read waits on the server.
     pub(crate) block: Duration,
+    /// A CA certificate (PEM) to trust for `rediss://` instead of the system's roots.
+    pub(crate) tls_root_certificate: Option<Vec<u8>>,
+}
+
+/// A redis-rs client for `url`: plain, or TLS for `rediss://` (feature `redis-tls`).
+fn open_client(url: &str, options: &ConnectOptions) -> Result<redis::Client, StoreError> {
+    if url.starts_with("rediss://") {
+        return open_tls_client(url, options);
+    }
+    if options.tls_root_certificate.is_some() {
+        return Err(StoreError {
+            operation: "connect",
+            source: "a TLS root certificate was given for a plain redis:// URL; use rediss:// \
+                     to connect with TLS"
+                .into(),
+        });
+    }
+    redis::Client::open(url).map_err(connect_failed)
+}
+
+#[cfg(feature = "redis-tls")]
+fn open_tls_client(url: &str, options: &ConnectOptions) -> Result<redis::Client, StoreError> {
+    // rustls needs a process-wide crypto provider; keep one the application installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match &options.tls_root_certificate {
+        Some(root) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates { client_tls: None, root_cert: Some(root.clone()) },
+        )
+        .map_err(connect_failed),
+        None => redis::Client::open(url).map_err(connect_failed),
+    }
+}
+
+#[cfg(not(feature = "redis-tls"))]
+fn open_tls_client(_url: &str, _options: &ConnectOptions) -> Result<redis::Client, StoreError> {
+    Err(StoreError {
+        operation: "connect",
+        source: "rediss:// URLs need TLS: enable taskweave's `redis-tls` feature".into(),
+    })
 }
 
 /// The scripts, loaded once per process and reloaded by hash when a server lost them
@@ -95,7 +135,7 @@ impl RedisStore {
         keys: Keys,
         options: &ConnectOptions,
     ) -> StoreResult<RedisStore> {
-        let client = redis::Client::open(url).map_err(connect_failed)?;
+        let client = open_client(url, options)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.command_timeout))
             .set_response_timeout(Some(options.command_timeout))
