@@ -32,6 +32,8 @@ pub(crate) struct RedisScenario {
     pub(crate) command_faults: bool,
     /// Append garbage entries to the task stream.
     pub(crate) garbage: bool,
+    /// Trim the task stream (`XTRIM MAXLEN 0`) while entries are pending.
+    pub(crate) trim: bool,
 }
 
 /// Runs in flight, by id: where the bodies of each run report.
@@ -302,6 +304,13 @@ impl World {
                         let handle = self.tasks[index].handle.clone();
                         self.tasks[index].observed = Some(handle.await);
                     }
+                }
+                17 if self.scenario.trim => {
+                    // Give the entries just submitted time to reach the stream first.
+                    let pause = self.rng.duration_up_to(Duration::from_millis(3));
+                    taskweave::Executor::sleep(&self.sim, pause).await;
+                    let trimmed = self.redis.trim_queue(NAMESPACE, QUEUE);
+                    self.sim.note(format_args!("trim the task stream: {trimmed} entries"));
                 }
                 15 if self.scenario.crashes => {
                     let index = self.rng.index(self.slots.len());

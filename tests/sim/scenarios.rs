@@ -46,6 +46,7 @@ pub(crate) const REDIS_SCENARIOS: &[RedisScenario] = &[
         crashes: false,
         command_faults: false,
         garbage: false,
+        trim: false,
     },
     // Worker processes crash at any point (between a result and its acknowledgement too) and
     // boot again; their entries are reclaimed.
@@ -55,6 +56,7 @@ pub(crate) const REDIS_SCENARIOS: &[RedisScenario] = &[
         crashes: true,
         command_faults: false,
         garbage: false,
+        trim: false,
     },
     // Redis commands fail before running, lose their reply after running (unknown results),
     // or are delayed past the reclaim time (slow workers reclaimed while alive).
@@ -64,6 +66,7 @@ pub(crate) const REDIS_SCENARIOS: &[RedisScenario] = &[
         crashes: false,
         command_faults: true,
         garbage: false,
+        trim: false,
     },
     // Everything, with garbage entries in the task stream.
     RedisScenario {
@@ -72,6 +75,7 @@ pub(crate) const REDIS_SCENARIOS: &[RedisScenario] = &[
         crashes: true,
         command_faults: true,
         garbage: true,
+        trim: false,
     },
 ];
 
@@ -212,7 +216,23 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     },
 ];
 
-/// The scenario called `name`.
+/// The scenario called `name` (known failing ones included).
 pub(crate) fn by_name(name: &str) -> Option<AnyScenario> {
-    all().into_iter().find(|scenario| scenario.name() == name)
+    all()
+        .into_iter()
+        .chain(KNOWN_FAILING.iter().map(AnyScenario::Redis))
+        .find(|scenario| scenario.name() == name)
 }
+
+/// Scenarios that fail today, kept out of the runner's rotation; replay them by name.
+pub(crate) const KNOWN_FAILING: &[RedisScenario] = &[
+    // An operator trims the task stream while entries are pending.
+    RedisScenario {
+        name: "redis_trim",
+        max_ops: 40,
+        crashes: false,
+        command_faults: false,
+        garbage: false,
+        trim: true,
+    },
+];
