@@ -202,7 +202,8 @@ impl World {
 
     async fn connect(&self) -> Client {
         loop {
-            let builder = RedisTransport::builder("redis://sim").allowed_failures(2);
+            // Tasks tolerate two lost deliveries by default (`TaskBuilder::allowed_failures`).
+            let builder = RedisTransport::builder("redis://sim");
             if let Ok(transport) = self.redis.connect(builder).await {
                 let client = Client::builder().executor(self.sim.clone()).transport(transport);
                 if let Ok(client) = client.build().await {

@@ -245,7 +245,7 @@ impl RedisTransportBuilder {
         let options = ConnectOptions {
             command_timeout: self.command_timeout,
             block: BLOCK,
-            tls_root_certificate: self.tls_root_certificate,
+            tls_root_certificate: self.tls_root_certificate.clone(),
         };
         let store = RedisStore::connect(&self.url, keys.clone(), &options).await?;
         self.connect_store(Arc::new(store), keys).await
