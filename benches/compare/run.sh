@@ -33,7 +33,14 @@ fi
 echo "run.sh: taskweave (cargo bench --bench overhead)" >&2
 cargo bench --bench overhead -- "${quick[@]}" --json "$out/taskweave.json"
 
+others=("$out/taskweave.json")
+if command -v redis-server >/dev/null 2>&1; then
+  echo "run.sh: taskweave on Redis (cargo bench --features redis --bench redis)" >&2
+  cargo bench --features redis --bench redis -- "${quick[@]}" --json "$out/taskweave-redis.json"
+  others+=("$out/taskweave-redis.json")
+fi
+
 echo "run.sh: Dask and Celery" >&2
 "$venv/bin/python" benches/compare/dask_celery.py "${quick[@]}" --json "$out/dask.json"
 
-"$venv/bin/python" benches/compare/ratios.py "$out/taskweave.json" "$out/dask.json"
+"$venv/bin/python" benches/compare/ratios.py "$out/dask.json" "${others[@]}"
