@@ -457,8 +457,9 @@ impl Shared {
         }
     }
 
-    /// Decides what to do with an entry this worker now owns: run it, or dead-letter it.
-    async fn take(&self, id: String, fields: &[(Vec<u8>, Vec<u8>)], deliveries: u32) {
+    /// Decides what to do with an entry this worker now owns: queue it to run, or dead-letter
+    /// it when it cannot run. (Poison is found when a runner begins it: see `begin`.)
+    async fn take(&self, id: String, fields: &[(Vec<u8>, Vec<u8>)]) {
         self.owned.lock().insert(id.clone());
         let letter = match TaskEntry::decode(fields, self.keys()) {
             Err(rejection) => self.rejection_letter(&id, rejection, 3_600_000),
@@ -474,29 +475,6 @@ impl Shared {
                     notify: Some(Notify { reply: entry.reply.clone(), rid: entry.rid.clone() }),
                 };
                 self.rejection_letter(&id, rejection, entry.ttl_ms)
-            }
-            Ok(entry) if deliveries > entry.max_deliveries => {
-                let attempts = deliveries.saturating_sub(1);
-                tracing::error!(
-                    worker = %self.name,
-                    entry = %id,
-                    key = %entry.key,
-                    attempts,
-                    "task was delivered {attempts} times and never finished (does it crash its \
-                     worker?); moving it to the dead-letter stream"
-                );
-                DeadLetter {
-                    entry_id: id.clone(),
-                    reason: format!(
-                        "delivered {attempts} times without finishing: its workers died or hung"
-                    ),
-                    notify: Some((
-                        Notify { reply: entry.reply, rid: entry.rid },
-                        Status::Lost,
-                        attempts.to_string().into_bytes(),
-                    )),
-                    ttl_ms: entry.ttl_ms,
-                }
             }
             Ok(entry) => {
                 let _ = self.runnable.0.send(Delivery { entry_id: id, entry });
@@ -535,6 +513,60 @@ impl Shared {
             }
         }
         self.release([&letter.entry_id]);
+    }
+
+    /// Records that this worker starts `delivery` and decides whether to run it: `None` when
+    /// it is not this worker's any more, a dead letter when it has started too often without
+    /// finishing (it crashes its workers), the delivery itself otherwise.
+    async fn begin(&self, delivery: Delivery) -> Option<Result<Delivery, DeadLetter>> {
+        let mut backoff = Backoff::new();
+        let mut failures = 0;
+        let starts = loop {
+            match self.store.begin(&self.name, &delivery.entry_id).await {
+                Ok(Ok(starts)) => break starts,
+                Ok(Err(ownership)) => {
+                    tracing::debug!(worker = %self.name, entry = %delivery.entry_id, ?ownership, "not running an entry this worker no longer owns");
+                    self.release([&delivery.entry_id]);
+                    return None;
+                }
+                Err(error) => {
+                    failures += 1;
+                    if self.stopping() && failures >= 10 {
+                        tracing::error!(%error, "giving up starting a task; another worker will reclaim it");
+                        self.release([&delivery.entry_id]);
+                        return None;
+                    }
+                    let delay = backoff.step();
+                    tracing::warn!(%error, retry_in = ?delay, "could not record the start of a task; retrying");
+                    self.executor.sleep(delay).await;
+                }
+            }
+        };
+        let entry = &delivery.entry;
+        if starts <= entry.max_deliveries {
+            return Some(Ok(delivery));
+        }
+        let attempts = starts.saturating_sub(1);
+        tracing::error!(
+            worker = %self.name,
+            entry = %delivery.entry_id,
+            key = %entry.key,
+            attempts,
+            "task was started {attempts} times and never finished (does it crash its worker?); \
+             moving it to the dead-letter stream"
+        );
+        Some(Err(DeadLetter {
+            entry_id: delivery.entry_id.clone(),
+            reason: format!(
+                "delivered {attempts} times without finishing: its workers died or hung"
+            ),
+            notify: Some((
+                Notify { reply: entry.reply.clone(), rid: entry.rid.clone() },
+                Status::Lost,
+                attempts.to_string().into_bytes(),
+            )),
+            ttl_ms: entry.ttl_ms,
+        }))
     }
 
     /// Runs one delivery and says what to report.
@@ -701,7 +733,7 @@ async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
             Ok(entries) => {
                 backoff.reset();
                 for StreamEntry { id, fields } in entries {
-                    shared.take(id, &fields, 1).await;
+                    shared.take(id, &fields).await;
                 }
             }
             Err(error) => {
@@ -734,7 +766,7 @@ async fn reclaim_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
                 cursor = next;
                 for ClaimedEntry { id, deliveries, fields } in claimed {
                     tracing::info!(worker = %shared.name, entry = %id, deliveries, "reclaimed an entry of a worker that stopped");
-                    shared.take(id, &fields, deliveries).await;
+                    shared.take(id, &fields).await;
                 }
             }
             Err(error) => {
@@ -759,7 +791,11 @@ async fn runner_loop(
                 Either::Right((Ok(delivery), _)) => delivery,
                 _ => break,
             };
-        let report = shared.run(delivery).await;
+        let report = match shared.begin(delivery).await {
+            None => continue,
+            Some(Ok(delivery)) => shared.run(delivery).await,
+            Some(Err(letter)) => Report::DeadLetter(letter),
+        };
         let _ = reports.send(report);
     }
 }
@@ -834,8 +870,12 @@ async fn heartbeat_loop(
     let every = shared.heartbeat_every();
     loop {
         let owned: Vec<String> = shared.owned.lock().iter().cloned().collect();
+        // A failed touch is tried again soon: entries left untouched for the reclaim time are
+        // taken over by other workers while this one still runs them.
+        let mut next = every;
         if let Err(error) = shared.store.touch(&shared.name, &owned).await {
             tracing::warn!(%error, worker = %shared.name, "could not touch running tasks");
+            next = every.min(Duration::from_millis(50));
         }
         if !shared.stopping() {
             let ttl = shared.heartbeat_ttl();
@@ -845,7 +885,7 @@ async fn heartbeat_loop(
                 tracing::warn!(%error, worker = %shared.name, "could not send a heartbeat");
             }
         }
-        match select(shared.executor.sleep(every), runners_finished.recv_async()).await {
+        match select(shared.executor.sleep(next), runners_finished.recv_async()).await {
             Either::Left(_) => {}
             Either::Right(_) => break,
         }

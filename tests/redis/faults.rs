@@ -100,6 +100,7 @@ fn complete_as(connection: &mut redis::Connection, consumer: &str, entry: &str, 
         .key("taskweave:trap:tasks")
         .key("taskweave:reply:c1")
         .key("taskweave:result:c1:1")
+        .key("taskweave:trap:starts")
         .arg("workers")
         .arg(entry)
         .arg(consumer)
@@ -151,6 +152,20 @@ fn only_the_current_owner_completes_an_entry_and_only_once() {
     let replies = |connection: &mut redis::Connection| -> usize {
         redis::cmd("XLEN").arg("taskweave:reply:c1").query(connection).unwrap()
     };
+    // Starts are counted once per delivery, and only for the owner.
+    let begin = |connection: &mut redis::Connection, consumer: &str| -> i64 {
+        redis::Script::new(include_str!("../../src/transport/redis/begin.lua"))
+            .key("taskweave:trap:tasks")
+            .key("taskweave:trap:starts")
+            .arg("workers")
+            .arg(&entry)
+            .arg(consumer)
+            .invoke(connection)
+            .unwrap()
+    };
+    assert_eq!(begin(&mut connection, "slow"), -2, "slow does not own the entry any more");
+    assert_eq!(begin(&mut connection, "fast"), 1);
+    assert_eq!(begin(&mut connection, "fast"), 1, "a repeated begin (lost reply) counts once");
     // The old owner's completion is refused: no result, no reply, the entry stays pending.
     assert_eq!(complete_as(&mut connection, "slow", &entry, "1"), -1);
     let result: Option<String> =
@@ -168,6 +183,9 @@ fn only_the_current_owner_completes_an_entry_and_only_once() {
     let length: usize =
         redis::cmd("XLEN").arg("taskweave:trap:tasks").query(&mut connection).unwrap();
     assert_eq!(length, 0, "the completed entry is acknowledged and deleted");
+    let starts: usize =
+        redis::cmd("HLEN").arg("taskweave:trap:starts").query(&mut connection).unwrap();
+    assert_eq!(starts, 0, "the completed entry's start count is deleted too");
 }
 
 #[test]

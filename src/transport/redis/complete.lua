@@ -1,7 +1,8 @@
 -- Accepts a worker's outcome for one stream entry, atomically and only from the entry's
 -- current owner (XACK alone does not check who acks).
 --
--- KEYS[1] task stream, KEYS[2] the client's reply stream, KEYS[3] the task's result key
+-- KEYS[1] task stream, KEYS[2] the client's reply stream, KEYS[3] the task's result key,
+-- KEYS[4] the queue's starts hash
 -- ARGV[1] group, ARGV[2] entry id, ARGV[3] consumer, ARGV[4] rid, ARGV[5] status,
 -- ARGV[6] body, ARGV[7] ttl in ms
 --
@@ -25,4 +26,5 @@ redis.call('XADD', KEYS[2], '*', 'rid', ARGV[4], 'status', ARGV[5], 'body', ARGV
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[2], ARGV[2] .. ':last')
 return 1

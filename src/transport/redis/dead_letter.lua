@@ -2,7 +2,8 @@
 -- the submitting client when there is one to tell.
 --
 -- KEYS[1] task stream, KEYS[2] dead-letter stream, KEYS[3] the client's reply stream, or the
--- task stream itself when there is no client to tell (nothing is written to it then)
+-- task stream itself when there is no client to tell (nothing is written to it then),
+-- KEYS[4] the queue's starts hash
 -- ARGV[1] group, ARGV[2] entry id, ARGV[3] consumer, ARGV[4] reason, ARGV[5] rid ('' when
 -- there is no client to tell), ARGV[6] status, ARGV[7] body, ARGV[8] ttl in ms
 --
@@ -35,4 +36,5 @@ if ARGV[5] ~= '' then
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[2], ARGV[2] .. ':last')
 return 1

@@ -2,7 +2,7 @@
 -- down): each is re-added as a new entry, then acknowledged and deleted, so another worker
 -- takes it at once and its delivery count starts again.
 --
--- KEYS[1] task stream
+-- KEYS[1] task stream, KEYS[2] the queue's starts hash
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3..] entry ids
 --
 -- Returns how many entries were handed back.
@@ -16,6 +16,7 @@ for i = 3, #ARGV do
     end
     redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
     redis.call('XDEL', KEYS[1], ARGV[i])
+    redis.call('HDEL', KEYS[2], ARGV[i], ARGV[i] .. ':last')
     handed = handed + 1
   end
 end

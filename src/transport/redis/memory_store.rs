@@ -83,6 +83,9 @@ struct Data {
     /// (a client resending a batch whose reply it lost).
     enqueued_rids: BTreeSet<String>,
     duplicate_enqueues: usize,
+    /// The starts hash of each queue: per entry, how many deliveries started, and the
+    /// `consumer/delivery` of the last one (as `begin.lua` keeps them).
+    starts: BTreeMap<(String, Id), (u32, String)>,
 }
 
 /// The faults the model injects; all off by default.
@@ -336,6 +339,7 @@ fn owner_check(data: &Data, tasks: &str, id: Id, consumer: &str) -> Result<u32, 
 
 /// `XACK` + `XDEL` of one entry.
 fn ack_and_delete(data: &mut Data, tasks: &str, id: Id) {
+    data.starts.remove(&(tasks.to_owned(), id));
     if let Some(stream) = data.streams.get_mut(tasks) {
         if let Some(group) = &mut stream.group {
             group.pending.remove(&id);
@@ -683,6 +687,25 @@ impl Store for MemoryStore {
             }
             ack_and_delete(data, &tasks, id);
             Ownership::Done
+        }))
+    }
+
+    fn begin<'a>(
+        &'a self,
+        consumer: &'a str,
+        entry_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Result<u32, Ownership>>> {
+        let tasks = self.keys.tasks();
+        Box::pin(self.model.command("begin", move |data, _, _| {
+            let Some(id) = parse_id(entry_id) else { return Err(Ownership::Gone) };
+            let deliveries = owner_check(data, &tasks, id, consumer)?;
+            let marker = format!("{consumer}/{deliveries}");
+            let (count, last) = data.starts.entry((tasks.clone(), id)).or_default();
+            if *last != marker {
+                *last = marker;
+                *count += 1;
+            }
+            Ok(*count)
         }))
     }
 

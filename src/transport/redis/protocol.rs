@@ -33,6 +33,11 @@ impl Keys {
         format!("{}:{}:tasks", self.namespace, self.queue)
     }
 
+    /// How many deliveries of each pending entry have started running (poison detection).
+    pub(crate) fn starts(&self) -> String {
+        format!("{}:{}:starts", self.namespace, self.queue)
+    }
+
     /// Entries that could not be run: undecodable, unknown, or poison.
     pub(crate) fn dead(&self) -> String {
         format!("{}:{}:dead", self.namespace, self.queue)

@@ -73,6 +73,7 @@ struct Scripts {
     claim: Script,
     touch: Script,
     hand_back: Script,
+    begin: Script,
 }
 
 impl Scripts {
@@ -83,6 +84,7 @@ impl Scripts {
             claim: Script::new(include_str!("claim.lua")),
             touch: Script::new(include_str!("touch.lua")),
             hand_back: Script::new(include_str!("hand_back.lua")),
+            begin: Script::new(include_str!("begin.lua")),
         }
     }
 }
@@ -269,10 +271,11 @@ impl RedisStore {
         let mut command = redis::cmd("EVALSHA");
         command
             .arg(self.scripts.complete.get_hash())
-            .arg(3)
+            .arg(4)
             .arg(self.keys.tasks())
             .arg(&completion.reply)
             .arg(&completion.result)
+            .arg(self.keys.starts())
             .arg(GROUP)
             .arg(&completion.entry_id)
             .arg(consumer)
@@ -344,11 +347,15 @@ impl RedisStore {
         operation: &'static str,
         consumer: &str,
         ids: &[String],
+        with_starts: bool,
     ) -> StoreResult<usize> {
         if ids.is_empty() {
             return Ok(0);
         }
         let mut invocation = script.key(self.keys.tasks());
+        if with_starts {
+            invocation.key(self.keys.starts());
+        }
         invocation.arg(GROUP).arg(consumer);
         for id in ids {
             invocation.arg(id);
@@ -635,6 +642,7 @@ impl Store for RedisStore {
                 .key(&tasks)
                 .key(self.keys.dead())
                 .key(reply)
+                .key(self.keys.starts())
                 .arg(GROUP)
                 .arg(&letter.entry_id)
                 .arg(consumer)
@@ -650,12 +658,39 @@ impl Store for RedisStore {
         })
     }
 
+    fn begin<'a>(
+        &'a self,
+        consumer: &'a str,
+        entry_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Result<u32, Ownership>>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let value: Value = self
+                .scripts
+                .begin
+                .key(self.keys.tasks())
+                .key(self.keys.starts())
+                .arg(GROUP)
+                .arg(entry_id)
+                .arg(consumer)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(failed("begin"))?;
+            match int_of(&value) {
+                Some(-1) => Ok(Err(Ownership::Gone)),
+                Some(-2) => Ok(Err(Ownership::NotOwner)),
+                Some(starts) if starts > 0 => Ok(Ok(u32::try_from(starts).unwrap_or(u32::MAX))),
+                _ => Err(malformed("begin", "not a count of starts")),
+            }
+        })
+    }
+
     fn touch<'a>(
         &'a self,
         consumer: &'a str,
         ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<usize>> {
-        Box::pin(self.owner_checked_ids(&self.scripts.touch, "touch", consumer, ids))
+        Box::pin(self.owner_checked_ids(&self.scripts.touch, "touch", consumer, ids, false))
     }
 
     fn hand_back<'a>(
@@ -663,7 +698,7 @@ impl Store for RedisStore {
         consumer: &'a str,
         ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<usize>> {
-        Box::pin(self.owner_checked_ids(&self.scripts.hand_back, "hand back", consumer, ids))
+        Box::pin(self.owner_checked_ids(&self.scripts.hand_back, "hand back", consumer, ids, true))
     }
 
     fn read_values<'a>(
