@@ -98,3 +98,19 @@ fn debug_output_names_the_executor_and_transport() {
     assert!(shown.contains("executor: \"embedded\""), "{shown}");
     assert!(shown.contains("InProcessTransport"), "{shown}");
 }
+
+#[test]
+fn statistics_and_progress_types_cross_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send_sync::<taskweave::ClientStats>();
+    assert_send_sync::<taskweave::WorkerStats>();
+    assert_send_sync::<taskweave::transport::TransportStats>();
+    assert_clone::<taskweave::ClientStats>();
+    // A stream of snapshots can be moved to the task that serves a dashboard.
+    assert_send::<taskweave::StatsStream>();
+    #[cfg(feature = "progress")]
+    {
+        assert_send_sync::<taskweave::Progress>();
+        assert_send_sync::<taskweave::ProgressSummary>();
+    }
+}
