@@ -13,7 +13,9 @@
 //! channel round trip to a thread), and every taskweave figure that has such a baseline is
 //! also printed as a ratio: taskweave's time divided by the raw runtime's.
 //!
-//! Each figure is the median of several repetitions. The memory figure comes from a fresh
+//! Each figure is the median of several repetitions, and the whole suite runs in 3 rounds
+//! (1 with `--quick`) whose medians are reported, so that a burst of other work on a shared
+//! machine does not decide how the executors compare. The memory figure comes from a fresh
 //! child process per executor, so that memory freed by earlier workloads does not hide the
 //! growth. See `BENCHMARKS.md` for the latest table.
 
@@ -161,6 +163,8 @@ struct Sizes {
     as_completed: usize,
     memory: usize,
     repeats: usize,
+    /// How many times the whole suite runs; each figure is the median over the rounds.
+    rounds: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -171,6 +175,7 @@ const FULL: Sizes = Sizes {
     as_completed: 10_000,
     memory: 100_000,
     repeats: 9,
+    rounds: 3,
 };
 
 const QUICK: Sizes = Sizes {
@@ -181,6 +186,7 @@ const QUICK: Sizes = Sizes {
     as_completed: 2_000,
     memory: 20_000,
     repeats: 3,
+    rounds: 1,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -579,11 +585,19 @@ fn main() {
         None => Flavour::ALL.to_vec(),
     };
     let started = Instant::now();
-    let mut rows = Vec::new();
-    for flavour in flavours {
-        eprintln!("overhead: {} ...", flavour.name());
-        run_flavour(flavour, sizes, options.workload.as_deref(), &mut rows);
+    // The machine may be shared: a burst of other work lands on whichever executor is being
+    // measured. Running the whole suite in rounds, executor after executor, and keeping each
+    // figure's median over the rounds, lets no single burst decide how executors compare.
+    let mut rounds = Vec::with_capacity(sizes.rounds);
+    for round in 1..=sizes.rounds {
+        let mut rows = Vec::new();
+        for &flavour in &flavours {
+            eprintln!("overhead: round {round}/{}: {} ...", sizes.rounds, flavour.name());
+            run_flavour(flavour, sizes, options.workload.as_deref(), &mut rows);
+        }
+        rounds.push(rows);
     }
+    let rows = median_over_rounds(rounds);
     print_table(&rows);
     println!("\n(took {:.1} s)", started.elapsed().as_secs_f64());
     if let Some(path) = options.json {
@@ -670,6 +684,31 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, only: Option<&str>, rows: &mut Ve
         let bytes = memory_in_child(flavour, sizes.memory);
         rows.push(row("memory per pending task", sizes.memory, bytes, "bytes", None));
     }
+}
+
+/// The rows of the first round, each with the median value (and ratio) over all rounds.
+fn median_over_rounds(rounds: Vec<Vec<Row>>) -> Vec<Row> {
+    fn median_of(mut values: Vec<f64>) -> f64 {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    }
+    let mut rounds = rounds.into_iter();
+    let Some(first) = rounds.next() else { return Vec::new() };
+    let others: Vec<Vec<Row>> = rounds.collect();
+    first
+        .into_iter()
+        .enumerate()
+        .map(|(index, row)| {
+            // Every round runs the same cells in the same order.
+            let same: Vec<&Row> = others.iter().map(|round| &round[index]).collect();
+            let values = std::iter::once(row.value).chain(same.iter().map(|r| r.value)).collect();
+            let ratio = row.baseline_ratio.map(|ratio| {
+                let ratios = same.iter().filter_map(|r| r.baseline_ratio);
+                median_of(std::iter::once(ratio).chain(ratios).collect())
+            });
+            Row { value: median_of(values), baseline_ratio: ratio, ..row }
+        })
+        .collect()
 }
 
 fn ratio_of(taskweave: Duration, raw: Duration) -> f64 {
