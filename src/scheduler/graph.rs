@@ -223,6 +223,8 @@ pub struct Scheduler<P> {
     total_failed: u64,
     /// Reused work list for cascades and releases, so that long chains need no recursion.
     worklist: Vec<TaskId>,
+    /// Reused work list of `forget_unneeded`.
+    forget_list: Vec<TaskId>,
 }
 
 impl<P: Clone> Scheduler<P> {
@@ -240,6 +242,7 @@ impl<P: Clone> Scheduler<P> {
             total_finished: 0,
             total_failed: 0,
             worklist: Vec::new(),
+            forget_list: Vec::new(),
         }
     }
 
@@ -375,7 +378,7 @@ impl<P: Clone> Scheduler<P> {
         if spec.shared_key {
             self.by_key.insert(spec.key.clone(), id);
         }
-        let record = Record {
+        let mut record = Record {
             key: spec.key,
             state: TaskState::Waiting,
             payload: spec.payload,
@@ -397,7 +400,6 @@ impl<P: Clone> Scheduler<P> {
             lost: 0,
             error: None,
         };
-        self.counts_by_state[TaskState::Waiting.index()] += 1;
         // Register with the dependencies that exist, so that they stay held until this
         // task is done with them.
         for dep in &record.deps {
@@ -406,7 +408,19 @@ impl<P: Clone> Scheduler<P> {
                 dep_record.dependent_refs += 1;
             }
         }
+        // The common case, a worker task with nothing to wait for, is queued as `Ready` right
+        // away: `make_ready` would look the record up twice more (every submission pays it).
+        let ready_now = inherited.is_none() && waiting_on == 0 && record.uses_worker;
+        if ready_now {
+            record.state = TaskState::Ready;
+        }
+        self.counts_by_state[record.state.index()] += 1;
+        let priority = record.priority;
         self.tasks.insert(id, record);
+        if ready_now {
+            self.ready.push(priority, seq, id);
+            return;
+        }
         match inherited {
             Some(root) => {
                 let error = self.dependency_error(id, root);
@@ -754,7 +768,10 @@ impl<P: Clone> Scheduler<P> {
         if self.tasks.get(&id).is_none_or(Record::is_needed) {
             return;
         }
-        let mut pending = vec![id];
+        // A reused list: every task's last release comes through here.
+        let mut pending = std::mem::take(&mut self.forget_list);
+        pending.clear();
+        pending.push(id);
         while let Some(id) = pending.pop() {
             let Some(record) = self.tasks.get(&id) else { continue };
             if record.is_needed() {
@@ -775,6 +792,7 @@ impl<P: Clone> Scheduler<P> {
             }
             out.push(Action::Forget { id, payload: record.payload });
         }
+        self.forget_list = pending;
     }
 
     fn on_closed(&mut self, out: &mut Vec<Action<P>>) {
