@@ -16,7 +16,7 @@ use crate::client::core::panic_message;
 use crate::executor::{Executor, ExecutorExt};
 use crate::task::{Task, compose_outputs};
 use crate::transport::redis::store::{
-    ClaimedEntry, Completion, DeadLetter, Ownership, Store, StreamEntry,
+    ClaimedEntry, Completion, DeadLetter, Fields, Ownership, Store, StreamEntry,
 };
 use crate::transport::redis::{
     Backoff, ConnectOptions, DEFAULT_NAMESPACE, DEFAULT_QUEUE, Keys, Notify, RedisStore, Rejection,
@@ -457,31 +457,98 @@ impl Shared {
         }
     }
 
-    /// Decides what to do with an entry this worker now owns: queue it to run, or dead-letter
-    /// it when it cannot run. (Poison is found when a runner begins it: see `begin`.)
-    async fn take(&self, id: String, fields: &[(Vec<u8>, Vec<u8>)]) {
-        self.owned.lock().insert(id.clone());
-        let letter = match TaskEntry::decode(fields, self.keys()) {
-            Err(rejection) => self.rejection_letter(&id, rejection, 3_600_000),
-            Ok(entry) if !self.registry.contains_key(entry.task.as_str()) => {
-                let mut known: Vec<_> = self.registry.keys().copied().collect();
-                known.sort_unstable();
-                let rejection = Rejection {
-                    reason: format!(
-                        "no task named {:?} is registered on worker {} (it runs {known:?}); \
-                         register it with Worker::builder().register::<T>()",
-                        entry.task, self.name
-                    ),
-                    notify: Some(Notify { reply: entry.reply.clone(), rid: entry.rid.clone() }),
-                };
-                self.rejection_letter(&id, rejection, entry.ttl_ms)
-            }
-            Ok(entry) => {
-                let _ = self.runnable.0.send(Delivery { entry_id: id, entry });
-                return;
+    /// Decides what to do with entries this worker now owns: dead-letter those that cannot
+    /// run, record the others as taken to run (`begin`, in one round trip), dead-letter those
+    /// taken too often without finishing (poison), and queue the rest for the runners.
+    async fn take(&self, entries: Vec<(String, Fields)>) {
+        let mut deliveries = Vec::new();
+        for (id, fields) in entries {
+            self.owned.lock().insert(id.clone());
+            let letter = match TaskEntry::decode(&fields, self.keys()) {
+                Err(rejection) => self.rejection_letter(&id, rejection, 3_600_000),
+                Ok(entry) if !self.registry.contains_key(entry.task.as_str()) => {
+                    let mut known: Vec<_> = self.registry.keys().copied().collect();
+                    known.sort_unstable();
+                    let rejection = Rejection {
+                        reason: format!(
+                            "no task named {:?} is registered on worker {} (it runs \
+                             {known:?}); register it with Worker::builder().register::<T>()",
+                            entry.task, self.name
+                        ),
+                        notify: Some(Notify { reply: entry.reply.clone(), rid: entry.rid.clone() }),
+                    };
+                    self.rejection_letter(&id, rejection, entry.ttl_ms)
+                }
+                Ok(entry) => {
+                    deliveries.push(Delivery { entry_id: id, entry });
+                    continue;
+                }
+            };
+            self.report_dead_letter(&letter).await;
+        }
+        if deliveries.is_empty() {
+            return;
+        }
+        let ids: Vec<String> =
+            deliveries.iter().map(|delivery| delivery.entry_id.clone()).collect();
+        let mut backoff = Backoff::new();
+        let mut failures = 0;
+        let starts = loop {
+            match self.store.begin(&self.name, &ids).await {
+                Ok(starts) => break starts,
+                Err(error) => {
+                    failures += 1;
+                    if self.stopping() && failures >= 10 {
+                        tracing::error!(%error, "giving up taking tasks; other workers will reclaim them");
+                        self.release(&ids);
+                        return;
+                    }
+                    let delay = backoff.step();
+                    tracing::warn!(%error, retry_in = ?delay, "could not record taking tasks; retrying");
+                    self.executor.sleep(delay).await;
+                }
             }
         };
-        self.report_dead_letter(&letter).await;
+        for (delivery, started) in deliveries.into_iter().zip(starts) {
+            match started {
+                Err(ownership) => {
+                    tracing::debug!(worker = %self.name, entry = %delivery.entry_id, ?ownership, "not running an entry this worker no longer owns");
+                    self.release([&delivery.entry_id]);
+                }
+                Ok(starts) if starts > delivery.entry.max_deliveries => {
+                    let letter = self.poison_letter(&delivery, starts.saturating_sub(1));
+                    self.report_dead_letter(&letter).await;
+                }
+                Ok(_) => {
+                    let _ = self.runnable.0.send(delivery);
+                }
+            }
+        }
+    }
+
+    /// The dead letter of a task taken `attempts` times that never finished.
+    fn poison_letter(&self, delivery: &Delivery, attempts: u32) -> DeadLetter {
+        let entry = &delivery.entry;
+        tracing::error!(
+            worker = %self.name,
+            entry = %delivery.entry_id,
+            key = %entry.key,
+            attempts,
+            "task was taken {attempts} times and never finished (does it crash its worker?); \
+             moving it to the dead-letter stream"
+        );
+        DeadLetter {
+            entry_id: delivery.entry_id.clone(),
+            reason: format!(
+                "delivered {attempts} times without finishing: its workers died or hung"
+            ),
+            notify: Some((
+                Notify { reply: entry.reply.clone(), rid: entry.rid.clone() },
+                Status::Lost,
+                attempts.to_string().into_bytes(),
+            )),
+            ttl_ms: entry.ttl_ms,
+        }
     }
 
     fn keys(&self) -> &Keys {
@@ -513,60 +580,6 @@ impl Shared {
             }
         }
         self.release([&letter.entry_id]);
-    }
-
-    /// Records that this worker starts `delivery` and decides whether to run it: `None` when
-    /// it is not this worker's any more, a dead letter when it has started too often without
-    /// finishing (it crashes its workers), the delivery itself otherwise.
-    async fn begin(&self, delivery: Delivery) -> Option<Result<Delivery, DeadLetter>> {
-        let mut backoff = Backoff::new();
-        let mut failures = 0;
-        let starts = loop {
-            match self.store.begin(&self.name, &delivery.entry_id).await {
-                Ok(Ok(starts)) => break starts,
-                Ok(Err(ownership)) => {
-                    tracing::debug!(worker = %self.name, entry = %delivery.entry_id, ?ownership, "not running an entry this worker no longer owns");
-                    self.release([&delivery.entry_id]);
-                    return None;
-                }
-                Err(error) => {
-                    failures += 1;
-                    if self.stopping() && failures >= 10 {
-                        tracing::error!(%error, "giving up starting a task; another worker will reclaim it");
-                        self.release([&delivery.entry_id]);
-                        return None;
-                    }
-                    let delay = backoff.step();
-                    tracing::warn!(%error, retry_in = ?delay, "could not record the start of a task; retrying");
-                    self.executor.sleep(delay).await;
-                }
-            }
-        };
-        let entry = &delivery.entry;
-        if starts <= entry.max_deliveries {
-            return Some(Ok(delivery));
-        }
-        let attempts = starts.saturating_sub(1);
-        tracing::error!(
-            worker = %self.name,
-            entry = %delivery.entry_id,
-            key = %entry.key,
-            attempts,
-            "task was started {attempts} times and never finished (does it crash its worker?); \
-             moving it to the dead-letter stream"
-        );
-        Some(Err(DeadLetter {
-            entry_id: delivery.entry_id.clone(),
-            reason: format!(
-                "delivered {attempts} times without finishing: its workers died or hung"
-            ),
-            notify: Some((
-                Notify { reply: entry.reply.clone(), rid: entry.rid.clone() },
-                Status::Lost,
-                attempts.to_string().into_bytes(),
-            )),
-            ttl_ms: entry.ttl_ms,
-        }))
     }
 
     /// Runs one delivery and says what to report.
@@ -732,9 +745,8 @@ async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
         match shared.store.read_new(&shared.name, slots, BLOCK).await {
             Ok(entries) => {
                 backoff.reset();
-                for StreamEntry { id, fields } in entries {
-                    shared.take(id, &fields).await;
-                }
+                let entries = entries.into_iter().map(|StreamEntry { id, fields }| (id, fields));
+                shared.take(entries.collect()).await;
             }
             Err(error) => {
                 let delay = backoff.step();
@@ -764,10 +776,12 @@ async fn reclaim_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
         match claim.await {
             Ok((next, claimed)) => {
                 cursor = next;
+                let mut entries = Vec::with_capacity(claimed.len());
                 for ClaimedEntry { id, deliveries, fields } in claimed {
                     tracing::info!(worker = %shared.name, entry = %id, deliveries, "reclaimed an entry of a worker that stopped");
-                    shared.take(id, &fields).await;
+                    entries.push((id, fields));
                 }
+                shared.take(entries).await;
             }
             Err(error) => {
                 tracing::warn!(%error, worker = %shared.name, "could not reclaim idle tasks");
@@ -791,11 +805,7 @@ async fn runner_loop(
                 Either::Right((Ok(delivery), _)) => delivery,
                 _ => break,
             };
-        let report = match shared.begin(delivery).await {
-            None => continue,
-            Some(Ok(delivery)) => shared.run(delivery).await,
-            Some(Err(letter)) => Report::DeadLetter(letter),
-        };
+        let report = shared.run(delivery).await;
         let _ = reports.send(report);
     }
 }

@@ -693,19 +693,24 @@ impl Store for MemoryStore {
     fn begin<'a>(
         &'a self,
         consumer: &'a str,
-        entry_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Result<u32, Ownership>>> {
+        entry_ids: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<Vec<Result<u32, Ownership>>>> {
         let tasks = self.keys.tasks();
         Box::pin(self.model.command("begin", move |data, _, _| {
-            let Some(id) = parse_id(entry_id) else { return Err(Ownership::Gone) };
-            let deliveries = owner_check(data, &tasks, id, consumer)?;
-            let marker = format!("{consumer}/{deliveries}");
-            let (count, last) = data.starts.entry((tasks.clone(), id)).or_default();
-            if *last != marker {
-                *last = marker;
-                *count += 1;
-            }
-            Ok(*count)
+            entry_ids
+                .iter()
+                .map(|entry_id| {
+                    let Some(id) = parse_id(entry_id) else { return Err(Ownership::Gone) };
+                    let deliveries = owner_check(data, &tasks, id, consumer)?;
+                    let marker = format!("{consumer}/{deliveries}");
+                    let (count, last) = data.starts.entry((tasks.clone(), id)).or_default();
+                    if *last != marker {
+                        *last = marker;
+                        *count += 1;
+                    }
+                    Ok(*count)
+                })
+                .collect()
         }))
     }
 

@@ -267,34 +267,56 @@ fn is_no_script(error: &RedisError) -> bool {
 }
 
 impl RedisStore {
-    fn complete_command(&self, consumer: &str, completion: &Completion) -> redis::Cmd {
-        let mut command = redis::cmd("EVALSHA");
-        command
-            .arg(self.scripts.complete.get_hash())
-            .arg(4)
-            .arg(self.keys.tasks())
-            .arg(&completion.reply)
-            .arg(&completion.result)
-            .arg(self.keys.starts())
-            .arg(GROUP)
-            .arg(&completion.entry_id)
-            .arg(consumer)
-            .arg(&completion.rid)
-            .arg(completion.status.as_str())
-            .arg(&completion.body)
-            .arg(completion.ttl_ms);
-        command
-    }
-
-    async fn load_complete_script(&self) -> StoreResult<()> {
-        let mut connection = self.commands.clone();
-        let _: Value = redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(include_str!("complete.lua"))
-            .query_async(&mut connection)
-            .await
-            .map_err(failed("SCRIPT LOAD"))?;
-        Ok(())
+    /// Runs one `EVALSHA` of `script` per command in a pipeline (one round trip), loading
+    /// the script and running again the commands the server had no script for (after a
+    /// restart). `build(i)` makes the i-th command's `EVALSHA` arguments after the hash.
+    async fn eval_pipelined(
+        &self,
+        operation: &'static str,
+        script: &Script,
+        source: &str,
+        count: usize,
+        build: impl Fn(usize, &mut redis::Cmd),
+    ) -> StoreResult<Vec<Value>> {
+        let mut answers: Vec<Option<Value>> = vec![None; count];
+        // Two rounds: the second only for commands the server had no script for yet.
+        for _round in 0..2 {
+            let waiting: Vec<usize> = (0..count).filter(|&i| answers[i].is_none()).collect();
+            if waiting.is_empty() {
+                break;
+            }
+            let mut pipeline = redis::pipe();
+            pipeline.ignore_errors();
+            for &index in &waiting {
+                let mut command = redis::cmd("EVALSHA");
+                command.arg(script.get_hash());
+                build(index, &mut command);
+                pipeline.add_command(command);
+            }
+            let mut connection = self.commands.clone();
+            let replies: Vec<redis::RedisResult<Value>> =
+                pipeline.query_async(&mut connection).await.map_err(failed(operation))?;
+            let mut missing_script = false;
+            for (&index, reply) in waiting.iter().zip(replies) {
+                match reply {
+                    Ok(value) => answers[index] = Some(value),
+                    Err(error) if is_no_script(&error) => missing_script = true,
+                    Err(error) => return Err(failed(operation)(error)),
+                }
+            }
+            if missing_script {
+                let _: Value = redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(source)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(failed("SCRIPT LOAD"))?;
+            }
+        }
+        answers
+            .into_iter()
+            .map(|answer| answer.ok_or_else(|| malformed(operation, "the script stayed missing")))
+            .collect()
     }
 
     async fn complete_all(
@@ -302,42 +324,35 @@ impl RedisStore {
         consumer: &str,
         completions: &[Completion],
     ) -> StoreResult<Vec<Ownership>> {
-        let mut answers: Vec<Option<Ownership>> = vec![None; completions.len()];
-        // Two rounds: the second only for completions the server had no script for yet.
-        for _round in 0..2 {
-            let waiting: Vec<usize> =
-                (0..completions.len()).filter(|&i| answers[i].is_none()).collect();
-            if waiting.is_empty() {
-                break;
-            }
-            let mut pipeline = redis::pipe();
-            pipeline.ignore_errors();
-            for &index in &waiting {
-                pipeline.add_command(self.complete_command(consumer, &completions[index]));
-            }
-            let mut connection = self.commands.clone();
-            let replies: Vec<redis::RedisResult<Value>> =
-                pipeline.query_async(&mut connection).await.map_err(failed("complete"))?;
-            let mut missing_script = false;
-            for (&index, reply) in waiting.iter().zip(replies) {
-                match reply {
-                    Ok(value) => {
-                        answers[index] = Some(
-                            ownership_of(&value)
-                                .ok_or_else(|| malformed("complete", "not 1, 0 or -1"))?,
-                        );
-                    }
-                    Err(error) if is_no_script(&error) => missing_script = true,
-                    Err(error) => return Err(failed("complete")(error)),
-                }
-            }
-            if missing_script {
-                self.load_complete_script().await?;
-            }
-        }
-        answers
-            .into_iter()
-            .map(|answer| answer.ok_or_else(|| malformed("complete", "the script stayed missing")))
+        let tasks = self.keys.tasks();
+        let starts = self.keys.starts();
+        let replies = self
+            .eval_pipelined(
+                "complete",
+                &self.scripts.complete,
+                include_str!("complete.lua"),
+                completions.len(),
+                |index, command| {
+                    let completion = &completions[index];
+                    command
+                        .arg(4)
+                        .arg(&tasks)
+                        .arg(&completion.reply)
+                        .arg(&completion.result)
+                        .arg(&starts)
+                        .arg(GROUP)
+                        .arg(&completion.entry_id)
+                        .arg(consumer)
+                        .arg(&completion.rid)
+                        .arg(completion.status.as_str())
+                        .arg(&completion.body)
+                        .arg(completion.ttl_ms);
+                },
+            )
+            .await?;
+        replies
+            .iter()
+            .map(|value| ownership_of(value).ok_or_else(|| malformed("complete", "not 1, 0 or -1")))
             .collect()
     }
 
@@ -661,27 +676,31 @@ impl Store for RedisStore {
     fn begin<'a>(
         &'a self,
         consumer: &'a str,
-        entry_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Result<u32, Ownership>>> {
+        entry_ids: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<Vec<Result<u32, Ownership>>>> {
         Box::pin(async move {
-            let mut connection = self.commands.clone();
-            let value: Value = self
-                .scripts
-                .begin
-                .key(self.keys.tasks())
-                .key(self.keys.starts())
-                .arg(GROUP)
-                .arg(entry_id)
-                .arg(consumer)
-                .invoke_async(&mut connection)
-                .await
-                .map_err(failed("begin"))?;
-            match int_of(&value) {
-                Some(-1) => Ok(Err(Ownership::Gone)),
-                Some(-2) => Ok(Err(Ownership::NotOwner)),
-                Some(starts) if starts > 0 => Ok(Ok(u32::try_from(starts).unwrap_or(u32::MAX))),
-                _ => Err(malformed("begin", "not a count of starts")),
-            }
+            let (tasks, starts) = (self.keys.tasks(), self.keys.starts());
+            let replies = self
+                .eval_pipelined(
+                    "begin",
+                    &self.scripts.begin,
+                    include_str!("begin.lua"),
+                    entry_ids.len(),
+                    |index, command| {
+                        command.arg(2).arg(&tasks).arg(&starts).arg(GROUP).arg(&entry_ids[index]);
+                        command.arg(consumer);
+                    },
+                )
+                .await?;
+            replies
+                .iter()
+                .map(|value| match int_of(value) {
+                    Some(-1) => Ok(Err(Ownership::Gone)),
+                    Some(-2) => Ok(Err(Ownership::NotOwner)),
+                    Some(starts) if starts > 0 => Ok(Ok(u32::try_from(starts).unwrap_or(u32::MAX))),
+                    _ => Err(malformed("begin", "not a count of starts")),
+                })
+                .collect()
         })
     }
 

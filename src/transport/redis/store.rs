@@ -170,14 +170,14 @@ pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
         letter: &'a DeadLetter,
     ) -> BoxFuture<'a, StoreResult<Ownership>>;
 
-    /// Owner-checked, once per delivery: records that the caller starts running the entry
-    /// and returns how many deliveries of it have started, this one included (a repeated call
-    /// for the same delivery counts once). Poison detection counts these starts.
+    /// Owner-checked, once per delivery: records that the caller takes each entry to run and
+    /// returns how many deliveries of it have been taken to run, this one included (a
+    /// repeated call for the same delivery counts once). Poison detection counts these.
     fn begin<'a>(
         &'a self,
         consumer: &'a str,
-        entry_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Result<u32, Ownership>>>;
+        entry_ids: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<Vec<Result<u32, Ownership>>>>;
 
     /// Owner-checked: resets the idle time of entries the caller is running.
     fn touch<'a>(
