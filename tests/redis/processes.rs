@@ -281,3 +281,40 @@ fn a_poison_task_goes_to_the_dead_letter_stream() {
         drop(worker);
     });
 }
+
+#[test]
+fn sigterm_finishes_running_tasks_and_hands_back_the_rest() {
+    let server = RedisServer::start();
+    // A reclaim time far beyond the test: only a hand-back can move the stopped worker's
+    // unstarted entries to the other worker in time.
+    let args = ["--concurrency", "1", "--sleep-ms", "100", "--reclaim-after-ms", "600000"];
+    let workers = Workers(vec![spawn_worker(&server, "handback", &args)]);
+    run(move || async move {
+        let mut workers = workers;
+        let client = client_for(&server, "handback").await;
+        let futures = client.map_task::<Add>(inputs(0..8, 0));
+        // The only worker holds two entries (one running, one taken) once the first is done.
+        within(
+            &client,
+            Duration::from_secs(30),
+            "the first result",
+            Box::pin(async {
+                (&futures[0]).await.unwrap();
+            }),
+        )
+        .await;
+        terminate(&workers.0[0]);
+        let status = wait_for_exit(&mut workers.0[0], Duration::from_secs(30));
+        assert!(status.success(), "the worker did not stop cleanly: {status}");
+        workers.0.push(spawn_worker(&server, "handback", &args));
+        let values = within(
+            &client,
+            Duration::from_secs(60),
+            "every result",
+            Box::pin(async { client.gather(&futures).await.unwrap() }),
+        )
+        .await;
+        assert_eq!(values, (0..8).map(|i| 2 * i).collect::<Vec<i64>>());
+        client.close().await.unwrap();
+    });
+}
