@@ -344,6 +344,43 @@ async fn two_hundred_concurrent_submissions_get_distinct_keys_and_right_answers(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_stream_sends_snapshots_as_server_sent_events() {
+    within_deadline(async {
+        let server = Server::start(2).await;
+        let key = server.submit(json!({"kind": "primes", "n": 100})).await;
+        assert_eq!(server.outcome(&key).await["state"], "finished");
+
+        let url = format!("{}/stats/stream?interval=0.1", server.base);
+        let mut response = server.http.get(url).send().await.expect("the stream starts");
+        assert_eq!(response.status(), StatusCode::OK);
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+        // Read until three snapshots have arrived (the first comes at once).
+        let mut text = String::new();
+        let mut snapshots = Vec::new();
+        while snapshots.len() < 3 {
+            let chunk = response.chunk().await.expect("read").expect("the stream goes on");
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = text.find("\n\n") {
+                let event: String = text.drain(..end + 2).collect();
+                if let Some(data) = event.lines().find_map(|line| line.strip_prefix("data: ")) {
+                    snapshots.push(serde_json::from_str::<Value>(data).expect("JSON data"));
+                }
+            }
+        }
+        for snapshot in &snapshots {
+            assert_eq!(snapshot["transport"], "in-process", "{snapshot}");
+            assert_eq!(snapshot["tasks"]["total_finished"], 1, "{snapshot}");
+        }
+        drop(response);
+
+        let (status, answer) = server.get("/stats/stream?interval=0").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_endpoint_shows_the_client_statistics() {
     within_deadline(async {
         let server = Server::start(2).await;

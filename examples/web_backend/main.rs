@@ -10,6 +10,7 @@
 //! curl localhost:3000/jobs/KEY?wait=10                                  # → {"state":"finished","result":…}
 //! curl -X DELETE localhost:3000/jobs/KEY                                # cancels
 //! curl localhost:3000/stats                                             # live statistics
+//! curl -N localhost:3000/stats/stream                                   # a snapshot a second
 //! ```
 //!
 //! `RUST_LOG=taskweave=debug` shows what the engine does, task by task. Ctrl-C stops taking

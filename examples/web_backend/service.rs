@@ -109,13 +109,15 @@ impl AppState {
 /// - `POST /jobs` submits a job and answers `202 {"key": ..}` at once;
 /// - `GET /jobs/{key}` answers its state (`?wait=SECONDS` awaits the outcome up to that long);
 /// - `DELETE /jobs/{key}` cancels it;
-/// - `GET /stats` answers the client's statistics; `GET /health` answers at once.
+/// - `GET /stats` answers the client's statistics, `GET /stats/stream?interval=SECONDS` sends
+///   them as server-sent events for a dashboard; `GET /health` answers at once.
 pub(crate) fn router(client: Client, config: ServiceConfig) -> Router {
     let state = AppState { client, jobs: Arc::default(), config };
     Router::new()
         .route("/jobs", axum::routing::post(submit_job))
         .route("/jobs/{key}", get(get_job).delete(cancel_job))
         .route("/stats", get(stats))
+        .route("/stats/stream", get(stats_stream))
         .route("/health", get(health))
         .fallback(|| async {
             error(
@@ -362,6 +364,31 @@ async fn cancel_job(
 
 async fn stats(State(state): State<AppState>) -> Response {
     axum::Json(state.client.stats()).into_response()
+}
+
+/// The statistics as server-sent events, one snapshot per `?interval=` (default 1 s), for as
+/// long as the client listens.
+async fn stats_stream(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures::StreamExt;
+
+    let interval = match query.get("interval") {
+        None => Duration::from_secs(1),
+        Some(text) => match text.parse::<f64>() {
+            Ok(seconds) if (0.1..=60.0).contains(&seconds) => Duration::from_secs_f64(seconds),
+            _ => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("interval={text} is not a number of seconds from 0.1 to 60"),
+                ));
+            }
+        },
+    };
+    let events = state.client.stats_stream(interval).map(|stats| Event::default().json_data(stats));
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }
 
 async fn health() -> Response {
