@@ -127,6 +127,7 @@ impl Worker {
             queue: DEFAULT_QUEUE.to_owned(),
             concurrency: std::thread::available_parallelism().map_or(1, usize::from),
             reclaim_after: Duration::from_secs(30),
+            prefetch: 8,
             command_timeout: Duration::from_secs(5),
             tls_root_certificate: None,
             registry: HashMap::new(),
@@ -142,6 +143,7 @@ pub struct WorkerBuilder {
     queue: String,
     concurrency: usize,
     reclaim_after: Duration,
+    prefetch: usize,
     command_timeout: Duration,
     tls_root_certificate: Option<Vec<u8>>,
     registry: HashMap<&'static str, Handler>,
@@ -198,6 +200,16 @@ impl WorkerBuilder {
     /// How long one Redis command may take before it counts as failed (default 5 s).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How many entries the worker takes ahead of the ones it runs (default 8), so that a
+    /// runner finds its next task without a round trip to Redis and reads come in batches.
+    /// More is faster for short tasks; but a worker that dies loses the entries it took
+    /// ahead until they are reclaimed, and each such loss counts towards their
+    /// `allowed_failures`. Use 0 for long or crash-prone tasks.
+    pub fn prefetch(mut self, entries: usize) -> Self {
+        self.prefetch = entries;
         self
     }
 
@@ -297,7 +309,7 @@ impl WorkerBuilder {
             reclaim_after: self.reclaim_after,
             announcement: serde_json::to_vec(&info).unwrap_or_default(),
             stop_signal,
-            capacity: self.concurrency * 2,
+            capacity: self.concurrency + self.prefetch,
             slot_freed: flume::bounded(1),
             runnable: flume::unbounded(),
             owned: Mutex::new(HashSet::new()),
@@ -385,8 +397,8 @@ struct Shared {
     announcement: Vec<u8>,
     /// Disconnects when a shutdown starts.
     stop_signal: flume::Receiver<()>,
-    /// How many entries this worker holds (taken, running or reporting) at most: twice its
-    /// concurrency, so that a runner finds its next task without a round trip. Reading and
+    /// How many entries this worker holds (taken, running or reporting) at most: its
+    /// concurrency plus its prefetch. Reading and
     /// reclaiming run concurrently and may overshoot it a little; it bounds, it does not
     /// count exactly.
     capacity: usize,

@@ -293,7 +293,7 @@ fn sigterm_finishes_running_tasks_and_hands_back_the_rest() {
         let mut workers = workers;
         let client = client_for(&server, "handback").await;
         let futures = client.map_task::<Add>(inputs(0..8, 0));
-        // The only worker holds two entries (one running, one taken) once the first is done.
+        // The only worker holds several entries (one running, the rest taken ahead).
         within(
             &client,
             Duration::from_secs(30),
