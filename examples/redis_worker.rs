@@ -10,7 +10,8 @@
 //! Flags: `--redis URL` (default `redis://127.0.0.1:6379`), `--queue NAME` (default `demo`),
 //! `--concurrency N` (default 2), `--sleep-ms M` (every task sleeps at least M ms),
 //! `--reclaim-after-ms T` (how long a dead worker's task waits before this one takes it over;
-//! default 30000).
+//! default 30000), `--prefetch P` (entries taken ahead of the running ones; default 8, use 0
+//! with crash-prone tasks).
 
 #[path = "support/demo_tasks.rs"]
 mod demo_tasks;
@@ -34,6 +35,7 @@ fn main() {
     let queue = flag(&args, "--queue").unwrap_or_else(|| "demo".into());
     let concurrency = number_flag(&args, "--concurrency", 2);
     let reclaim_after = number_flag(&args, "--reclaim-after-ms", 30_000);
+    let prefetch = number_flag(&args, "--prefetch", 8);
     demo_tasks::WORKER_SLEEP_MS.store(number_flag(&args, "--sleep-ms", 0), Ordering::Relaxed);
 
     let worker = Worker::builder()
@@ -41,6 +43,7 @@ fn main() {
         .queue(queue)
         .concurrency(usize::try_from(concurrency).unwrap_or(1))
         .reclaim_after(Duration::from_millis(reclaim_after))
+        .prefetch(usize::try_from(prefetch).unwrap_or(8))
         .register::<Add>()
         .register::<Crash>()
         .run();

@@ -238,11 +238,16 @@ impl Drop for Respawning {
 #[test]
 fn a_poison_task_goes_to_the_dead_letter_stream() {
     let server = RedisServer::start();
-    let args: &'static [&'static str] = &["--concurrency", "1", "--reclaim-after-ms", "300"];
+    // No prefetch: the worker holds only the task it runs, so the poison task takes no
+    // other task down with it.
+    let args: &'static [&'static str] =
+        &["--concurrency", "1", "--prefetch", "0", "--reclaim-after-ms", "300"];
     let worker = Respawning::start(&server, "poison", args, 10);
     run(move || async move {
         let client = client_for(&server, "poison").await;
+        let before = client.map_task::<Add>(inputs(0..10, 0));
         let crash = client.submit_task::<Crash>(());
+        let alongside = client.map_task::<Add>(inputs(10..20, 0));
         match crash.await {
             Err(TaskError::WorkerLost { key, attempts }) => {
                 assert_eq!(attempts, 3, "allowed_failures 2 means three deliveries");
@@ -251,6 +256,11 @@ fn a_poison_task_goes_to_the_dead_letter_stream() {
             other => panic!("expected WorkerLost, got {other:?}"),
         }
         assert_eq!(worker.restarts.load(Ordering::SeqCst), 3, "each delivery killed a worker");
+        // The tasks around it keep flowing.
+        let values = client.gather(&before).await.unwrap();
+        assert_eq!(values, (0..10).map(|i| 2 * i).collect::<Vec<i64>>());
+        let values = client.gather(&alongside).await.unwrap();
+        assert_eq!(values, (10..20).map(|i| 2 * i).collect::<Vec<i64>>());
         // A task's own allowed_failures counts: none allowed, one delivery.
         let impatient = client.task().allowed_failures(0).submit_task::<Crash>(());
         match impatient.await {
