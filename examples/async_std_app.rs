@@ -6,6 +6,11 @@
 //! ```
 
 fn main() -> Result<(), taskweave::Error> {
+    // `RUST_LOG=taskweave=debug` shows what the engine does, task by task (on stderr).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     async_std::task::block_on(async {
         // Inside an async-std task, the client picks async-std up as its ambient runtime.
         let client = taskweave::Client::builder().workers(2).build().await?;

@@ -26,6 +26,11 @@ fn parse(text: String) -> Vec<u64> {
 }
 
 fn main() -> Result<(), taskweave::Error> {
+    // `RUST_LOG=taskweave=debug` shows what the engine does, task by task (on stderr).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let client = Client::builder().workers(2).build_blocking()?;
 
     // 1. A graph built without the client, submitted in one call: fetch -> parse -> aggregate.

@@ -12,6 +12,11 @@ mod thread_pool_executor;
 use thread_pool_executor::ThreadPoolExecutor;
 
 fn main() -> Result<(), taskweave::Error> {
+    // `RUST_LOG=taskweave=debug` shows what the engine does, task by task (on stderr).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let client = taskweave::Client::builder()
         .executor(ThreadPoolExecutor::new(2))
         .workers(2)

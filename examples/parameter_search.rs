@@ -82,6 +82,11 @@ fn near(center: Point, spent: u64, rng: &mut Rng) -> Point {
 }
 
 fn main() -> Result<(), taskweave::Error> {
+    // `RUST_LOG=taskweave=debug` shows what the engine does, task by task (on stderr).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     futures::executor::block_on(async {
         let client = Client::builder().build().await?;
         let started_at = client.executor().now();

@@ -7,6 +7,11 @@
 //! ```
 
 fn main() -> Result<(), taskweave::Error> {
+    // `RUST_LOG=taskweave=debug` shows what the engine does, task by task (on stderr).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     // Any executor can drive the async code; the embedded one is used when none is named.
     futures::executor::block_on(async {
         let client = taskweave::Client::builder().build().await?;

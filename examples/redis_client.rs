@@ -19,6 +19,11 @@ use demo_tasks::{Add, AddInput, flag, number_flag};
 use taskweave::transport::redis::RedisTransport;
 
 fn main() {
+    // `RUST_LOG=taskweave=debug` shows what the engine does, task by task (on stderr).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args().collect();
     let url = flag(&args, "--redis").unwrap_or_else(|| "redis://127.0.0.1:6379".into());
     let queue = flag(&args, "--queue").unwrap_or_else(|| "demo".into());

@@ -6,6 +6,11 @@
 
 #[tokio::main]
 async fn main() -> Result<(), taskweave::Error> {
+    // `RUST_LOG=taskweave=debug` shows what the engine does, task by task (on stderr).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let client = taskweave::Client::builder().workers(2).build().await?;
     println!("{client:?}");
     let future = client.submit(|x: i64| x + 1, 10);
