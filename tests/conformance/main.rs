@@ -91,6 +91,7 @@ macro_rules! for_each_registered_case {
             registered::released_registered_tasks_are_forgotten,
             registered::registered_tasks_from_a_plain_thread_with_the_blocking_view,
             registered::close_cancels_what_is_unfinished_and_later_submits,
+            registered::cancelling_a_registered_task_cancels_it_and_its_dependents,
         );
     };
 }

@@ -220,3 +220,20 @@ pub async fn close_cancels_what_is_unfinished_and_later_submits(client: Client) 
         other => panic!("expected Cancelled, got {other:?}"),
     }
 }
+
+pub async fn cancelling_a_registered_task_cancels_it_and_its_dependents(client: Client) {
+    let slow = client.submit_task::<SleepThen>((200, 1));
+    let dependent = client.after(&slow).submit_task::<Sum>();
+    slow.cancel();
+    match (&slow).await {
+        Err(TaskError::Cancelled { key, reason }) => {
+            assert_eq!(&key, slow.key());
+            assert!(reason.contains("cancelled by the user"), "{reason}");
+        }
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    let error = dependent.await.unwrap_err();
+    assert!(error.is_cancelled(), "{error:?}");
+    // The client keeps working.
+    assert_eq!(client.submit_task::<Add>((1, 1)).await.unwrap(), 2);
+}
