@@ -401,6 +401,9 @@ async fn stats_endpoint_shows_the_client_statistics() {
         let (status, health) = server.get("/health").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(health, json!({"status": "ok"}));
+        let (status, workers) = server.get("/workers").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(workers["workers"].as_array().unwrap().len(), 2, "{workers}");
     })
     .await;
 }
@@ -434,6 +437,14 @@ async fn the_same_service_runs_its_jobs_on_redis_workers() {
         let body = server.outcome(&sleeping).await;
         assert_eq!(body["result"], json!({"slept_ms": 10}), "{body}");
 
+        let (status, workers) = server.get("/workers").await;
+        assert_eq!(status, StatusCode::OK);
+        let workers = workers["workers"].as_array().unwrap().clone();
+        assert_eq!(workers.len(), 1, "the one Redis worker announced itself: {workers:?}");
+        assert_eq!(workers[0]["concurrency"], 2, "{workers:?}");
+        assert!(
+            workers[0]["tasks"].as_array().unwrap().contains(&json!("web_backend.count_primes"))
+        );
         let (_, stats) = server.get("/stats").await;
         assert_eq!(stats["transport"], "redis", "{stats}");
         assert_eq!(stats["tasks"]["total_finished"], 2, "{stats}");

@@ -110,7 +110,8 @@ impl AppState {
 /// - `GET /jobs/{key}` answers its state (`?wait=SECONDS` awaits the outcome up to that long);
 /// - `DELETE /jobs/{key}` cancels it;
 /// - `GET /stats` answers the client's statistics, `GET /stats/stream?interval=SECONDS` sends
-///   them as server-sent events for a dashboard; `GET /health` answers at once.
+///   them as server-sent events for a dashboard; `GET /workers` lists the workers (on Redis,
+///   the worker processes that announced themselves); `GET /health` answers at once.
 pub(crate) fn router(client: Client, config: ServiceConfig) -> Router {
     let state = AppState { client, jobs: Arc::default(), config };
     Router::new()
@@ -118,12 +119,13 @@ pub(crate) fn router(client: Client, config: ServiceConfig) -> Router {
         .route("/jobs/{key}", get(get_job).delete(cancel_job))
         .route("/stats", get(stats))
         .route("/stats/stream", get(stats_stream))
+        .route("/workers", get(workers))
         .route("/health", get(health))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
                 "no such route; the routes are POST /jobs, GET and DELETE /jobs/{key}, \
-                 GET /stats and GET /health",
+                 GET /stats, GET /stats/stream, GET /workers and GET /health",
             )
         })
         .method_not_allowed_fallback(|| async {
@@ -389,6 +391,17 @@ async fn stats_stream(
     };
     let events = state.client.stats_stream(interval).map(|stats| Event::default().json_data(stats));
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// The workers serving this client, as the transport knows them.
+async fn workers(State(state): State<AppState>) -> Result<Response, ApiError> {
+    match state.client.workers().await {
+        Ok(workers) => Ok(axum::Json(json!({ "workers": workers })).into_response()),
+        Err(cause) => Err(error(
+            StatusCode::BAD_GATEWAY,
+            format!("could not list the workers: {cause}; check that the broker is reachable"),
+        )),
+    }
 }
 
 async fn health() -> Response {
