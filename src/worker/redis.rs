@@ -261,7 +261,7 @@ impl WorkerBuilder {
                 message: "a worker with no task to run: call .register::<T>() for each task".into(),
             });
         }
-        let keys = Keys::new(&self.namespace, &self.queue);
+        let keys = self.keys();
         let options = ConnectOptions {
             command_timeout: self.command_timeout,
             block: BLOCK,
