@@ -328,3 +328,45 @@ fn sigterm_finishes_running_tasks_and_hands_back_the_rest() {
         client.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_killed_worker_drops_off_the_list_when_its_heartbeat_expires() {
+    let server = RedisServer::start();
+    let args = ["--concurrency", "1", "--reclaim-after-ms", "300"];
+    let workers =
+        Workers(vec![spawn_worker(&server, "alive", &args), spawn_worker(&server, "alive", &args)]);
+    run(move || async move {
+        let mut workers = workers;
+        let client = client_for(&server, "alive").await;
+        let executor = client.executor().clone();
+        let count_becomes = |expected: usize| {
+            let client = client.clone();
+            let executor = executor.clone();
+            async move {
+                loop {
+                    if client.workers().await.map(|workers| workers.len()).ok() == Some(expected) {
+                        return;
+                    }
+                    executor.sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        within(&client, Duration::from_secs(30), "two live workers", Box::pin(count_becomes(2)))
+            .await;
+        let victim = &mut workers.0[0];
+        let victim_pid = victim.id();
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+        within(
+            &client,
+            Duration::from_secs(30),
+            "the dead worker's expiry",
+            Box::pin(count_becomes(1)),
+        )
+        .await;
+        let alive = client.workers().await.unwrap();
+        assert_ne!(alive[0].pid, victim_pid);
+        assert_eq!(alive[0].tasks, ["add", "crash"]);
+        client.close().await.unwrap();
+    });
+}
