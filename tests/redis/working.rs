@@ -171,6 +171,25 @@ fn a_wrong_password_is_a_clear_error() {
         let client = client(&server, "default").await;
         assert_eq!(client.submit_task::<Add>((20, 22)).await.unwrap(), 42);
         client.close().await.unwrap();
+        // An ACL user in the URL (`redis://user:password@host`) works too.
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("alice")
+            .arg("on")
+            .arg(">alice-secret")
+            .arg("~*")
+            .arg("&*")
+            .arg("+@all")
+            .query(&mut server.connection())
+            .unwrap();
+        let acl_url = format!("redis://alice:alice-secret@127.0.0.1:{}", server.port());
+        let transport = RedisTransport::connect(acl_url.clone()).await.unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        assert_eq!(client.submit_task::<Add>((1, 2)).await.unwrap(), 3);
+        client.close().await.unwrap();
+        let wrong_user = format!("redis://mallory:alice-secret@127.0.0.1:{}", server.port());
+        let error = RedisTransport::connect(wrong_user).await.unwrap_err();
+        assert!(error.to_string().contains("refused the credentials"), "{error}");
         worker.shutdown();
         worker.stopped().await;
     });
