@@ -342,6 +342,17 @@ pub(crate) struct Core {
     pub(crate) executor: Arc<dyn Executor>,
     next_id: AtomicU64,
     closed: AtomicBool,
+    /// Waiters to wake whenever a task fails: `gather`, which otherwise waits only for the
+    /// last of its tasks (see `future::settle`), so that it still reports the first error in
+    /// input order as soon as that task and the ones before it are done.
+    failure_watchers: Mutex<FailureWatchers>,
+}
+
+/// Wakers registered with [`Core::watch_failures`], by registration number.
+#[derive(Default)]
+struct FailureWatchers {
+    next: u64,
+    wakers: std::collections::HashMap<u64, Waker>,
 }
 
 impl fmt::Debug for Core {
@@ -362,6 +373,44 @@ impl Core {
             executor,
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
+            failure_watchers: Mutex::new(FailureWatchers::default()),
+        }
+    }
+
+    /// Wakes `waker` at the next task failure. `registration` is `None` the first time and
+    /// holds the registration afterwards (later calls replace the waker); end it with
+    /// [`unwatch_failures`](Core::unwatch_failures).
+    pub(crate) fn watch_failures(&self, registration: &mut Option<u64>, waker: &Waker) {
+        let mut watchers = self.failure_watchers.lock();
+        let id = *registration.get_or_insert_with(|| {
+            watchers.next += 1;
+            watchers.next
+        });
+        match watchers.wakers.get_mut(&id) {
+            Some(registered) if registered.will_wake(waker) => {}
+            Some(registered) => registered.clone_from(waker),
+            None => {
+                watchers.wakers.insert(id, waker.clone());
+            }
+        }
+    }
+
+    /// Ends a registration made with [`watch_failures`](Core::watch_failures).
+    pub(crate) fn unwatch_failures(&self, registration: u64) {
+        self.failure_watchers.lock().wakers.remove(&registration);
+    }
+
+    /// A task failed: wakes every watcher (they register again if they keep waiting).
+    fn wake_failure_watchers(&self) {
+        let wakers = {
+            let mut watchers = self.failure_watchers.lock();
+            if watchers.wakers.is_empty() {
+                return;
+            }
+            std::mem::take(&mut watchers.wakers)
+        };
+        for waker in wakers.into_values() {
+            waker.wake();
         }
     }
 
@@ -530,6 +579,7 @@ impl Core {
     }
 
     fn apply(&self, mut actions: Vec<Action<Arc<Job>>>, mut value: Option<(TaskId, Value)>) {
+        let mut failed = false;
         for action in actions.drain(..) {
             match action {
                 Action::Dispatch { payload, attempt, .. } => {
@@ -552,12 +602,14 @@ impl Core {
                                 message: "internal error: finished without a value".into(),
                             };
                             trace_failure(&error);
-                            payload.resolve(Err(error))
+                            payload.resolve(Err(error));
+                            failed = true;
                         }
                     },
                     Err(error) => {
                         trace_failure(&error);
-                        payload.resolve(Err(error))
+                        payload.resolve(Err(error));
+                        failed = true;
                     }
                 },
                 Action::Abort { payload, .. } => {
@@ -577,6 +629,9 @@ impl Core {
             }
         }
         recycle_actions(actions);
+        if failed {
+            self.wake_failure_watchers();
+        }
     }
 
     /// Task counts by state.

@@ -175,10 +175,14 @@ impl<T: Clone + 'static> TaskFuture<T> {
 /// It waits on the *last* unfinished future rather than on each in turn: tasks mostly finish
 /// in submission order, so one wake-up then finds (nearly) all of them done, where waiting in
 /// order costs a wake-up of the waiting thread per task. That wake-up (a futex call, a context
-/// switch) was the largest cost of gathering many small tasks.
+/// switch) was the largest cost of gathering many small tasks. So that a failure is still
+/// reported as soon as the tasks before it are done (not when the last task is), it also asks
+/// the client to wake it at any task failure (`Core::watch_failures`); failures are rare, so
+/// that costs one registration per wait.
 pub(crate) async fn settle<T>(futures: &[TaskFuture<T>]) {
     let mut front = 0;
     let mut back = futures.len();
+    let mut watching = FailureWatch { registrations: Vec::new() };
     std::future::poll_fn(|cx| {
         loop {
             while front < back {
@@ -194,12 +198,48 @@ pub(crate) async fn settle<T>(futures: &[TaskFuture<T>]) {
             if back == front {
                 return Poll::Ready(());
             }
+            watching.watch(&futures[front].handle.core, cx);
+            // The front may have failed between the look above and the registration.
+            if futures[front].handle.job.status().is_some() {
+                continue;
+            }
             if futures[back - 1].handle.job.poll_outcome(cx).is_pending() {
                 return Poll::Pending;
             }
         }
     })
     .await
+}
+
+/// The failure registrations of one `settle`, ended when it ends (or is dropped).
+struct FailureWatch {
+    /// Each client watched (futures of several clients can be gathered together), with its
+    /// registration.
+    registrations: Vec<(Arc<Core>, Option<u64>)>,
+}
+
+impl FailureWatch {
+    fn watch(&mut self, core: &Arc<Core>, cx: &Context<'_>) {
+        let index = match self.registrations.iter().position(|(c, _)| Arc::ptr_eq(c, core)) {
+            Some(index) => index,
+            None => {
+                self.registrations.push((Arc::clone(core), None));
+                self.registrations.len() - 1
+            }
+        };
+        let (core, registration) = &mut self.registrations[index];
+        core.watch_failures(registration, cx.waker());
+    }
+}
+
+impl Drop for FailureWatch {
+    fn drop(&mut self) {
+        for (core, registration) in &self.registrations {
+            if let Some(registration) = registration {
+                core.unwatch_failures(*registration);
+            }
+        }
+    }
 }
 
 /// Copies a typed value out of a shared one.

@@ -363,10 +363,10 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// The first task error in input order, as [`Error::Task`]. It is reported once the tasks
-    /// before it have finished and gather wakes up, which happens when the last unfinished
-    /// task finishes: gather waits for the last task first, so that gathering many tasks costs
-    /// one wake-up rather than one per task.
+    /// The first task error in input order, as [`Error::Task`], as soon as that task and the
+    /// ones before it have finished (later tasks may still be running). Gathering many tasks
+    /// costs one wake-up of the waiting task, not one per task: gather waits for the last
+    /// unfinished task, and is woken early only when some task fails.
     ///
     /// # Cancel safety
     ///

@@ -45,6 +45,7 @@ macro_rules! for_each_case {
             errors::panicking_task_gives_panicked_and_next_task_still_runs,
             errors::failing_task_gives_failed_with_its_message,
             errors::gather_raises_the_first_error_in_input_order,
+            errors::gather_reports_an_error_without_waiting_for_later_tasks,
             errors::blocking_call_inside_async_is_refused,
             threads::submit_from_twenty_threads_loses_nothing,
             threads::futures_resolve_when_awaited_from_another_runtime,

@@ -40,6 +40,20 @@ pub async fn gather_raises_the_first_error_in_input_order(client: Client) {
     }
 }
 
+pub async fn gather_reports_an_error_without_waiting_for_later_tasks(client: Client) {
+    // The last task cannot finish until gather has returned: gather must report the first
+    // task's error as soon as it is known, not wait for every task.
+    let (open_gate, gate) = flume::bounded::<()>(1);
+    let failing = client.try_submit(|x: i32| if x > 0 { Err("failed early") } else { Ok(x) }, 1);
+    let blocked = client.submit(move |x: i32| gate.recv().map_or(-1, |()| x), 7);
+    match client.gather(&[failing, blocked.clone()]).await {
+        Err(Error::Task(TaskError::Failed { message, .. })) => assert_eq!(message, "failed early"),
+        other => panic!("expected the first task's error, got {other:?}"),
+    }
+    open_gate.send(()).unwrap();
+    assert_eq!(blocked.await.unwrap(), 7);
+}
+
 pub async fn blocking_call_inside_async_is_refused(client: Client) {
     let future = client.submit(|x: i32| x, 1);
     let (report, reported) = futures::channel::oneshot::channel();
