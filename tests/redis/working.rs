@@ -263,3 +263,31 @@ fn tls_with_a_private_ca_works_end_to_end() {
         worker.stopped().await;
     });
 }
+
+#[test]
+fn closing_a_client_deletes_the_entries_of_its_unfinished_tasks() {
+    run(|| async {
+        let server = RedisServer::start();
+        let client = client(&server, "closing").await;
+        // No worker runs: the entries wait in the stream.
+        let futures = client.map_task::<Add>((0..30).map(|i| (i, i)));
+        let mut connection = server.connection();
+        let length = |connection: &mut redis::Connection| -> usize {
+            redis::cmd("XLEN").arg("taskweave:closing:tasks").query(connection).unwrap()
+        };
+        let executor = client.executor().clone();
+        let enqueued =
+            taskweave::ExecutorExt::timeout(&*executor, Duration::from_secs(10), async {
+                while length(&mut connection) < 30 {
+                    executor.sleep(Duration::from_millis(5)).await;
+                }
+            })
+            .await;
+        assert!(enqueued.is_ok(), "the entries were not enqueued");
+        client.close().await.unwrap();
+        for future in &futures {
+            assert!(future.await.unwrap_err().is_cancelled());
+        }
+        assert_eq!(length(&mut connection), 0, "a worker started now would find nothing to run");
+    });
+}

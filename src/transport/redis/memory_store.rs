@@ -396,15 +396,18 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn enqueue<'a>(&'a self, entries: &'a [TaskEntry]) -> BoxFuture<'a, StoreResult<()>> {
+    fn enqueue<'a>(&'a self, entries: &'a [TaskEntry]) -> BoxFuture<'a, StoreResult<Vec<String>>> {
         let tasks = self.keys.tasks();
         Box::pin(self.model.command("XADD", move |data, _, wall| {
-            for entry in entries {
-                if !data.enqueued_rids.insert(entry.rid.clone()) {
-                    data.duplicate_enqueues += 1;
-                }
-                xadd(data, &tasks, wall, owned_fields(entry));
-            }
+            entries
+                .iter()
+                .map(|entry| {
+                    if !data.enqueued_rids.insert(entry.rid.clone()) {
+                        data.duplicate_enqueues += 1;
+                    }
+                    show_id(xadd(data, &tasks, wall, owned_fields(entry)))
+                })
+                .collect()
         }))
     }
 

@@ -149,6 +149,9 @@ struct Inner {
     releases: (flume::Sender<String>, flume::Receiver<String>),
     /// Dispatched tasks by delivery id (`rid`), until their completion arrives.
     in_flight: Mutex<HashMap<String, ReadyTask>>,
+    /// Stream ids of enqueued entries by delivery id, until their completion arrives: a
+    /// closing client deletes the entries of its unfinished tasks.
+    entry_ids: Mutex<HashMap<String, String>>,
     /// Result keys of tasks the client holds, for dependents and release.
     results: Mutex<HashMap<TaskKey, String>>,
     started: OnceLock<Started>,
@@ -275,6 +278,7 @@ impl RedisTransportBuilder {
                 outbox: flume::unbounded(),
                 releases: flume::unbounded(),
                 in_flight: Mutex::new(HashMap::new()),
+                entry_ids: Mutex::new(HashMap::new()),
                 results: Mutex::new(HashMap::new()),
                 started: OnceLock::new(),
                 stop: Mutex::new(Some(stop)),
@@ -354,6 +358,7 @@ impl Inner {
     /// Reports one completion read from the reply stream.
     fn deliver(&self, reply: Reply) {
         let Some(started) = self.started() else { return };
+        self.entry_ids.lock().remove(&reply.rid);
         let Some(task) = self.in_flight.lock().remove(&reply.rid) else {
             tracing::debug!(rid = %reply.rid, "a completion for a task this client no longer waits for");
             return;
@@ -487,8 +492,16 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
         loop {
             match unless_stopped(&stop, inner.store.enqueue(&batch)).await {
                 None => return,
-                Some(Ok(())) => {
+                Some(Ok(ids)) => {
                     backoff.reset();
+                    let in_flight = inner.in_flight.lock();
+                    let mut entry_ids = inner.entry_ids.lock();
+                    for (entry, id) in batch.iter().zip(ids) {
+                        // A task whose completion already came needs no entry id.
+                        if in_flight.contains_key(&entry.rid) {
+                            entry_ids.insert(entry.rid.clone(), id);
+                        }
+                    }
                     break;
                 }
                 Some(Err(error)) => {
@@ -622,7 +635,15 @@ impl Transport for RedisTransport {
                 inner.results.lock().drain().map(|(_, key)| key).collect();
             leftovers.extend(inner.releases.1.try_iter());
             leftovers.push(inner.reply.clone());
-            let cleanup = inner.store.delete_keys(&leftovers);
+            // Entries of unfinished tasks are deleted: workers that have not taken them never
+            // will (nobody waits for their results any more).
+            let unfinished: Vec<String> =
+                inner.entry_ids.lock().drain().map(|(_, id)| id).collect();
+            let tasks = inner.keys.tasks();
+            let cleanup = async {
+                inner.store.delete_replies(&tasks, &unfinished).await?;
+                inner.store.delete_keys(&leftovers).await
+            };
             if let Ok(Err(error)) = started.executor.timeout(Duration::from_secs(2), cleanup).await
             {
                 tracing::debug!(%error, "could not delete this client's keys on close (they expire)");

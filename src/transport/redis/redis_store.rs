@@ -385,10 +385,10 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
-    fn enqueue<'a>(&'a self, entries: &'a [TaskEntry]) -> BoxFuture<'a, StoreResult<()>> {
+    fn enqueue<'a>(&'a self, entries: &'a [TaskEntry]) -> BoxFuture<'a, StoreResult<Vec<String>>> {
         Box::pin(async move {
             if entries.is_empty() {
-                return Ok(());
+                return Ok(Vec::new());
             }
             let stream = self.keys.tasks();
             let mut pipeline = redis::pipe();
@@ -397,11 +397,13 @@ impl Store for RedisStore {
                 for (field, value) in entry.fields() {
                     command.arg(field).arg(value);
                 }
-                command.ignore();
             }
             let mut connection = self.commands.clone();
-            let () = pipeline.query_async(&mut connection).await.map_err(failed("XADD"))?;
-            Ok(())
+            let ids: Vec<Value> =
+                pipeline.query_async(&mut connection).await.map_err(failed("XADD"))?;
+            ids.iter()
+                .map(|id| text_of(id).ok_or_else(|| malformed("XADD", "not an entry id")))
+                .collect()
         })
     }
 

@@ -103,8 +103,8 @@ pub(crate) struct DeadLetter {
 pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
     // ---- the client's side ----
 
-    /// Appends task entries to the queue's stream, in order.
-    fn enqueue<'a>(&'a self, entries: &'a [TaskEntry]) -> BoxFuture<'a, StoreResult<()>>;
+    /// Appends task entries to the queue's stream, in order; returns their stream ids.
+    fn enqueue<'a>(&'a self, entries: &'a [TaskEntry]) -> BoxFuture<'a, StoreResult<Vec<String>>>;
 
     /// Reads completions after `after` from a reply stream, waiting up to `block` for one.
     fn read_replies<'a>(
@@ -115,7 +115,9 @@ pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
         block: Duration,
     ) -> BoxFuture<'a, StoreResult<Vec<StreamEntry>>>;
 
-    /// Deletes read completions.
+    /// Deletes entries from a stream (`XDEL`): read completions from a reply stream, or a
+    /// closed client's unfinished entries from the task stream (a pending entry stays
+    /// pending, and its reclaim drops it).
     fn delete_replies<'a>(
         &'a self,
         reply: &'a str,
