@@ -34,6 +34,8 @@ pub(crate) struct RedisScenario {
     pub(crate) garbage: bool,
     /// Trim the task stream (`XTRIM MAXLEN 0`) while entries are pending.
     pub(crate) trim: bool,
+    /// Restart Redis, losing its last few writes.
+    pub(crate) restarts: bool,
 }
 
 /// Runs in flight, by id: where the bodies of each run report.
@@ -160,6 +162,7 @@ struct World {
     concurrency: usize,
     crashes: u32,
     garbage: usize,
+    restarts: u32,
     faulty: bool,
 }
 
@@ -313,6 +316,13 @@ impl World {
                     let trimmed = self.redis.trim_queue(NAMESPACE, QUEUE);
                     self.sim.note(format_args!("trim the task stream: {trimmed} entries"));
                 }
+                18 if self.scenario.restarts => {
+                    let pause = self.rng.duration_up_to(Duration::from_millis(3));
+                    taskweave::Executor::sleep(&self.sim, pause).await;
+                    let lost = self.redis.restart(self.rng.below(9) as usize);
+                    self.restarts += 1;
+                    self.sim.note(format_args!("redis restarted, {lost} writes lost"));
+                }
                 15 if self.scenario.crashes => {
                     let index = self.rng.index(self.slots.len());
                     self.crash_worker(index);
@@ -438,7 +448,9 @@ impl World {
             return false;
         }
         match (error, task.kind) {
-            (TaskError::WorkerLost { .. }, _) => self.faulty || self.crashes > 0,
+            (TaskError::WorkerLost { .. }, _) => {
+                self.faulty || self.crashes > 0 || self.restarts > 0
+            }
             (TaskError::Failed { message, .. }, Kind::Fails) => message.contains("boom"),
             (TaskError::Panicked { message, .. }, Kind::Panics) => {
                 message.contains("planned panic")
@@ -533,7 +545,14 @@ impl World {
             // Each copy of an entry is delivered at most `allowed_failures + 1` times; a copy
             // is made when an enqueue's reply is lost and the client sends it again.
             let copies = 1 + self.redis.duplicate_enqueues() as u32;
-            let max = if self.faulty || self.crashes > 0 { 3 * copies } else { 1 };
+            // A restart that loses a read or an acknowledgement delivers entries again.
+            let max = if self.restarts > 0 {
+                u32::MAX
+            } else if self.faulty || self.crashes > 0 {
+                3 * copies
+            } else {
+                1
+            };
             let resolved_by_a_run = matches!(
                 (&task.observed, task.kind),
                 (Some(Ok(_)), _)
@@ -557,7 +576,7 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
     let workers = rng.between(1, 3) as usize;
     let concurrency = rng.between(1, 2) as usize;
     let mut config =
-        SimConfig::new(seed).max_steps(5_000_000).max_virtual_time(Duration::from_secs(12 * 3600));
+        SimConfig::new(seed).max_steps(500_000).max_virtual_time(Duration::from_secs(3 * 3600));
     if let Some(events) = std::env::var("TASKWEAVE_SIM_TRACE").ok().and_then(|n| n.parse().ok()) {
         config = config.recent_events(events);
     }
@@ -593,6 +612,7 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
         concurrency,
         crashes: 0,
         garbage: 0,
+        restarts: 0,
         faulty,
     };
     let outcome = match sim.block_on(world.drive()) {
@@ -621,6 +641,12 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
         Ok(Err(message)) => Err(message),
         Err(error) => Err(format!("while running the workload: {error}")),
     };
+    // Replaying with TASKWEAVE_SIM_TRACE shows the trace of a run that held, too.
+    if outcome.is_ok() && std::env::var_os("TASKWEAVE_SIM_TRACE").is_some() {
+        for event in sim.recent_events() {
+            eprintln!("sim:   {event}");
+        }
+    }
     probes().lock().remove(&run_id);
     let report = match outcome {
         Ok(tasks) => {

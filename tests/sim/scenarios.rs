@@ -47,6 +47,7 @@ pub(crate) const REDIS_SCENARIOS: &[RedisScenario] = &[
         command_faults: false,
         garbage: false,
         trim: false,
+        restarts: false,
     },
     // Worker processes crash at any point (between a result and its acknowledgement too) and
     // boot again; their entries are reclaimed.
@@ -57,6 +58,7 @@ pub(crate) const REDIS_SCENARIOS: &[RedisScenario] = &[
         command_faults: false,
         garbage: false,
         trim: false,
+        restarts: false,
     },
     // Redis commands fail before running, lose their reply after running (unknown results),
     // or are delayed past the reclaim time (slow workers reclaimed while alive).
@@ -67,6 +69,7 @@ pub(crate) const REDIS_SCENARIOS: &[RedisScenario] = &[
         command_faults: true,
         garbage: false,
         trim: false,
+        restarts: false,
     },
     // Everything, with garbage entries in the task stream.
     RedisScenario {
@@ -76,6 +79,7 @@ pub(crate) const REDIS_SCENARIOS: &[RedisScenario] = &[
         command_faults: true,
         garbage: true,
         trim: false,
+        restarts: false,
     },
 ];
 
@@ -234,5 +238,16 @@ pub(crate) const KNOWN_FAILING: &[RedisScenario] = &[
         command_faults: false,
         garbage: false,
         trim: true,
+        restarts: false,
+    },
+    // Redis restarts and loses its last few writes (an append-only file not yet synced).
+    RedisScenario {
+        name: "redis_restarts",
+        max_ops: 40,
+        crashes: false,
+        command_faults: false,
+        garbage: false,
+        trim: false,
+        restarts: true,
     },
 ];

@@ -325,6 +325,12 @@ pub(crate) fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunFailur
     let derived = format!("workers={workers} config={config:?}");
     let sim = SimExecutor::new(config);
     let outcome = run_on(scenario, &sim, workload, workers);
+    // Replaying with TASKWEAVE_SIM_TRACE shows the trace of a run that held, too.
+    if outcome.is_ok() && std::env::var_os("TASKWEAVE_SIM_TRACE").is_some() {
+        for event in sim.recent_events() {
+            eprintln!("sim:   {event}");
+        }
+    }
     let report = match outcome {
         Ok(tasks) => {
             Ok(RunReport { trace_hash: sim.trace_hash(), steps: sim.stats().steps, tasks })

@@ -32,6 +32,9 @@ use super::store::{
 use crate::executor::Executor;
 use crate::runtimes::sim::{SimExecutor, SimRng};
 
+/// How many commands back a restart can lose.
+const HISTORY: usize = 8;
+
 /// A stream id: milliseconds and a sequence number.
 type Id = (u64, u64);
 
@@ -69,7 +72,7 @@ struct Stream {
 }
 
 /// What the modelled server holds.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Data {
     streams: BTreeMap<String, Stream>,
     strings: BTreeMap<String, (Vec<u8>, Option<Instant>)>,
@@ -99,6 +102,9 @@ pub(crate) struct ModelFaults {
 /// The modelled server, shared by every connection ([`MemoryStore`]) to it.
 pub(crate) struct Model {
     data: Mutex<Data>,
+    /// The data before each of the last commands, newest last, for a restart that loses the
+    /// last writes.
+    history: Mutex<std::collections::VecDeque<Data>>,
     executor: SimExecutor,
     faults: Mutex<(ModelFaults, SimRng)>,
 }
@@ -126,6 +132,7 @@ impl Model {
         let rng = executor.rng("redis");
         Model {
             data: Mutex::new(Data::default()),
+            history: Mutex::new(std::collections::VecDeque::new()),
             executor,
             faults: Mutex::new((ModelFaults::default(), rng)),
         }
@@ -177,6 +184,16 @@ impl Model {
         let (now, wall) = (self.now(), self.wall_ms());
         let (output, wake) = {
             let mut data = self.data.lock();
+            {
+                let mut history = self.history.lock();
+                if history.len() == HISTORY {
+                    history.pop_front();
+                }
+                // Wakers are not data: keep them out of the copy.
+                let waiters = std::mem::take(&mut data.waiters);
+                history.push_back(data.clone());
+                data.waiters = waiters;
+            }
             data.commands += 1;
             let appends = data.appends;
             let output = run(&mut data, now, wall);
@@ -221,6 +238,37 @@ impl Model {
             }
             None => (0, 0),
         }
+    }
+
+    /// Restarts the server, losing the effects of the last `lose_last` commands (at most 8),
+    /// as a server whose append-only file was not yet synced does. Blocked readers wake up.
+    pub(crate) fn restart(&self, lose_last: usize) -> usize {
+        let wake = {
+            let mut data = self.data.lock();
+            let mut history = self.history.lock();
+            let lose = lose_last.min(history.len());
+            let mut restored = None;
+            for _ in 0..lose {
+                restored = history.pop_back();
+            }
+            let waiters = std::mem::take(&mut data.waiters);
+            if let Some(mut restored) = restored {
+                // The simulation's own counters are not data: they survive.
+                restored.enqueued_rids = std::mem::take(&mut data.enqueued_rids);
+                restored.duplicate_enqueues = data.duplicate_enqueues;
+                restored.commands = data.commands;
+                restored.appends = data.appends + 1;
+                *data = restored;
+            }
+            history.clear();
+            self.executor.note(format_args!("redis: restarted, {lose} writes lost"));
+            (waiters, lose)
+        };
+        let (waiters, lose) = wake;
+        for waker in waiters {
+            waker.wake();
+        }
+        lose
     }
 
     /// How many task entries were enqueued again with a delivery id already enqueued.
@@ -279,7 +327,9 @@ impl Future for Appended<'_> {
         if data.appends != self.seen {
             return Poll::Ready(());
         }
-        data.waiters.push(cx.waker().clone());
+        if !data.waiters.iter().any(|waiter| waiter.will_wake(cx.waker())) {
+            data.waiters.push(cx.waker().clone());
+        }
         Poll::Pending
     }
 }

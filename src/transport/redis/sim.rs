@@ -129,6 +129,13 @@ impl SimRedis {
         self.model.duplicate_enqueues()
     }
 
+    /// Restarts the server, losing the effects of its last `lose_last` commands (at most 8),
+    /// as a server whose append-only file had not been synced does; returns how many were
+    /// lost. Blocked readers wake up and read again.
+    pub fn restart(&self, lose_last: usize) -> usize {
+        self.model.restart(lose_last)
+    }
+
     /// Appends an entry with these fields to the stream of `queue`, as a client with bad
     /// manners would.
     pub fn append_raw(&self, namespace: &str, queue: &str, fields: Vec<(Vec<u8>, Vec<u8>)>) {
