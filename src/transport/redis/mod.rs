@@ -54,6 +54,8 @@
 //! # }
 //! ```
 
+#[cfg(test)]
+mod decode_fuzz;
 #[cfg(feature = "sim")]
 mod memory_store;
 mod protocol;
