@@ -476,6 +476,9 @@ pub(crate) async fn unless_stopped<F: std::future::Future>(
     }
 }
 
+/// How long a closing client still waits for the reply to an enqueue already sent.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
 /// Writes queued entries to the stream in batches; retries a failed batch with back-off.
 async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume::Sender<()>) {
     let stop = inner.stop_signal.clone();
@@ -492,9 +495,18 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
             }
         }
         loop {
-            match unless_stopped(&stop, inner.store.enqueue(&batch)).await {
-                None => return,
-                Some(Ok(ids)) => {
+            let mut enqueue = std::pin::pin!(inner.store.enqueue(&batch));
+            let outcome = match unless_stopped(&stop, enqueue.as_mut()).await {
+                Some(outcome) => outcome,
+                // Closing: the batch may already be in the stream. Wait a bounded while for the
+                // reply, so that its entry ids are known and `close` can delete the entries.
+                None => match executor.timeout(CLOSE_GRACE, enqueue).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => return,
+                },
+            };
+            match outcome {
+                Ok(ids) => {
                     backoff.reset();
                     let in_flight = inner.in_flight.lock();
                     let mut entry_ids = inner.entry_ids.lock();
@@ -504,9 +516,12 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                             entry_ids.insert(entry.rid.clone(), id);
                         }
                     }
+                    if stop.is_disconnected() {
+                        return;
+                    }
                     break;
                 }
-                Some(Err(error)) => {
+                Err(error) => {
                     let delay = backoff.step();
                     tracing::warn!(%error, retry_in = ?delay, tasks = batch.len(), "could not enqueue tasks; retrying");
                     if unless_stopped(&stop, executor.sleep(delay)).await.is_none() {
