@@ -33,9 +33,10 @@ impl Drop for Handle {
 /// # Drop behaviour
 ///
 /// Dropping a handle does not cancel the task; dropping the **last** handle *releases* it, as
-/// in Dask: the client forgets the task and frees its value. A task released before it
-/// started does not start (use [`Client::fire_and_forget`](crate::Client::fire_and_forget) to
-/// keep it), a running one finishes and its value is discarded. To stop work, call
+/// in Dask: the client forgets the task and frees its value. A task released while it waits in
+/// the scheduler's queue never starts (use
+/// [`Client::fire_and_forget`](crate::Client::fire_and_forget) to keep it); one already handed
+/// to a worker runs to its end and its value is discarded. To stop work, call
 /// [`cancel`](TaskFuture::cancel).
 ///
 /// # Examples

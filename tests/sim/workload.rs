@@ -927,7 +927,9 @@ impl World {
         let outcome = match self.client.wait(&handles, return_when, timeout).await {
             Ok(outcome) => outcome,
             Err(taskweave::Error::Timeout { after }) => {
-                if Some(after) != timeout || self.sim.elapsed() < started + after {
+                // Virtual time: a timeout must not fire before its limit has passed.
+                let virtual_now = self.sim.elapsed();
+                if Some(after) != timeout || virtual_now < started + after {
                     return Err(format!("wait timed out early ({after:?}, asked {timeout:?})"));
                 }
                 return Ok(());
