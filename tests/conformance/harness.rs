@@ -30,6 +30,23 @@ pub fn with_deadline(name: &str, body: impl FnOnce() + Send + 'static) {
     }
 }
 
+/// Runs `future` on a fresh tokio current-thread runtime with every driver enabled.
+#[cfg(feature = "tokio")]
+pub fn on_tokio_current_thread<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
+}
+
+/// Runs `future` on a fresh two-worker tokio multi-thread runtime with every driver enabled.
+#[cfg(feature = "tokio")]
+pub fn on_tokio_multi_thread<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
 pub mod embedded {
     use super::*;
 
@@ -73,9 +90,7 @@ pub mod tokio_current_thread {
 
     pub fn run(name: &str, case: Case) {
         with_deadline(name, move || {
-            let runtime =
-                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
+            crate::harness::on_tokio_current_thread(async move {
                 // Built inside the runtime: the ambient tokio runtime is picked up.
                 let client = Client::builder().workers(2).build().await.expect("build a client");
                 assert_eq!(client.executor().name(), "tokio");
@@ -91,12 +106,7 @@ pub mod tokio_multi_thread {
 
     pub fn run(name: &str, case: Case) {
         with_deadline(name, move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
+            crate::harness::on_tokio_multi_thread(async move {
                 let client = Client::builder().workers(2).build().await.expect("build a client");
                 assert_eq!(client.executor().name(), "tokio");
                 case(client).await;
@@ -215,9 +225,7 @@ pub mod redis_tokio_current_thread {
     pub fn run(name: &str, case: Case) {
         let server = RedisServer::start();
         with_deadline(name, move || {
-            let runtime =
-                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
+            crate::harness::on_tokio_current_thread(async move {
                 let executor = Arc::new(TokioExecutor::current().unwrap());
                 super::redis::run_case(&server, executor, case).await;
             });
@@ -236,12 +244,7 @@ pub mod redis_tokio_multi_thread {
     pub fn run(name: &str, case: Case) {
         let server = RedisServer::start();
         with_deadline(name, move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
+            crate::harness::on_tokio_multi_thread(async move {
                 let executor = Arc::new(TokioExecutor::current().unwrap());
                 super::redis::run_case(&server, executor, case).await;
             });
