@@ -38,7 +38,7 @@ const TICK: Duration = Duration::from_millis(200);
 /// Dropping the future stops drawing (the bar is left as it was); the tasks keep running.
 #[must_use = "a progress bar does nothing until awaited or run with `.blocking()`"]
 pub struct Progress {
-    handles: Vec<Arc<Handle>>,
+    handles: Vec<Handle>,
     draw: Draw,
 }
 
@@ -106,7 +106,7 @@ pub struct ProgressSummary {
 /// ```
 pub fn progress<T>(futures: &[TaskFuture<T>]) -> Progress {
     Progress {
-        handles: futures.iter().map(|future| Arc::clone(&future.handle)).collect(),
+        handles: futures.iter().map(|future| future.handle.clone()).collect(),
         draw: Draw::Auto,
     }
 }

@@ -10,7 +10,7 @@ use std::any::Any;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use futures::future::AbortHandle;
@@ -33,16 +33,57 @@ pub(crate) enum BodyOutcome {
     Panicked(String),
 }
 
-/// A blocking body: reads its dependencies' values and returns its own.
-pub(crate) type BlockingBody = Box<dyn Fn(&[Value]) -> Result<Value, String> + Send + Sync>;
-/// An async body: the same, as a future run on the executor.
-pub(crate) type AsyncBody =
-    Box<dyn Fn(Vec<Value>) -> BoxFuture<Result<Value, String>> + Send + Sync>;
+/// What a task runs: a blocking function of its dependencies' values, or an async one.
+///
+/// A job stores its body inline (see [`JobOf`]), so the body is a trait rather than a boxed
+/// closure: one allocation per task fewer.
+pub(crate) trait Body: Send + Sync + 'static {
+    /// Whether the body is async (run on the executor; takes no worker).
+    fn is_async(&self) -> bool;
+    /// Runs a blocking body on the current thread.
+    fn call_blocking(&self, inputs: &[Value]) -> Result<Value, String>;
+    /// Starts an async body.
+    fn call_async(&self, inputs: Vec<Value>) -> BoxFuture<Result<Value, String>>;
+}
 
-/// What a task runs.
-pub(crate) enum Body {
-    Blocking(BlockingBody),
-    Async(AsyncBody),
+/// A blocking body: reads its dependencies' values and returns its own.
+pub(crate) struct BlockingBody<F>(pub(crate) F);
+
+impl<F> Body for BlockingBody<F>
+where
+    F: Fn(&[Value]) -> Result<Value, String> + Send + Sync + 'static,
+{
+    fn is_async(&self) -> bool {
+        false
+    }
+
+    fn call_blocking(&self, inputs: &[Value]) -> Result<Value, String> {
+        (self.0)(inputs)
+    }
+
+    fn call_async(&self, _: Vec<Value>) -> BoxFuture<Result<Value, String>> {
+        Box::pin(async { Err("internal error: a blocking task was run as an async one".into()) })
+    }
+}
+
+/// An async body: the same, as a future run on the executor.
+pub(crate) struct AsyncBody<F>(pub(crate) F);
+
+impl<F> Body for AsyncBody<F>
+where
+    F: Fn(Vec<Value>) -> BoxFuture<Result<Value, String>> + Send + Sync + 'static,
+{
+    fn is_async(&self) -> bool {
+        true
+    }
+
+    fn call_blocking(&self, _: &[Value]) -> Result<Value, String> {
+        Err("internal error: an async task was run as a blocking one".into())
+    }
+
+    fn call_async(&self, inputs: Vec<Value>) -> BoxFuture<Result<Value, String>> {
+        (self.0)(inputs)
+    }
 }
 
 /// Encodes a registered task's input for the wire.
@@ -67,13 +108,15 @@ pub(crate) struct RegisteredCall {
 }
 
 /// One task: its identity, what it runs, what it reads, and where its outcome is published.
-pub(crate) struct Job {
+///
+/// Generic over the body so that the closure is stored inline, in the job's own allocation;
+/// everything outside this module sees the type-erased [`Job`].
+pub(crate) struct JobOf<B: ?Sized> {
     pub(crate) id: TaskId,
     pub(crate) key: TaskKey,
     /// The jobs whose values this one reads, in argument order. Emptied once this job has
     /// its value; dropped iteratively (see `Drop`), so that long chains never recurse.
     deps: Mutex<Vec<Arc<Job>>>,
-    body: Body,
     /// Set for registered tasks: what remote workers run instead of `body`. Boxed: most
     /// tasks are closures, and a job's size is the client's memory per task.
     pub(crate) call: Option<Box<RegisteredCall>>,
@@ -81,7 +124,21 @@ pub(crate) struct Job {
     /// One lock for all three: a job lives as long as its value is held, so its size is the
     /// client's memory per task (see `benches/overhead.rs`).
     cell: Mutex<Cell>,
+    /// How many client handles ([`Handle`](super::future::Handle)s, one per `TaskFuture`)
+    /// refer to the task. The scheduler hears only of the changes from none to some
+    /// (`Submitted`, `Retained`) and from some to none (`Released`), so cloning and dropping
+    /// a handle that is not the last one never takes the scheduler lock.
+    ///
+    /// **Invariant:** the scheduler's `client_refs` of the task equals the number of those
+    /// changes up (under the scheduler lock) minus the number of changes down it has been
+    /// told of; every change down is followed by one `Released` event.
+    pub(crate) handles: AtomicUsize,
+    /// What the task runs. Last: it is the unsized part of a [`Job`].
+    body: B,
 }
+
+/// A job whose body type is erased: what the scheduler, the transports and the futures hold.
+pub(crate) type Job = JobOf<dyn Body>;
 
 #[derive(Default)]
 struct Cell {
@@ -97,13 +154,15 @@ struct Cell {
     produced: Option<Value>,
 }
 
-impl Drop for Job {
+impl<B: ?Sized> Drop for JobOf<B> {
     fn drop(&mut self) {
         // Dropping the last `Arc` of a job would drop its inputs, and theirs, recursively:
-        // a chain of 100,000 failed jobs would overflow the stack. Unlink iteratively.
+        // a chain of 100,000 failed jobs would overflow the stack. Unlink iteratively: a
+        // dependency held only here gives up its own inputs before it is dropped. (One held
+        // elsewhere too is dropped by its last holder, which unlinks in turn.)
         let mut unlinked = std::mem::take(self.deps.get_mut());
-        while let Some(dep) = unlinked.pop() {
-            if let Some(mut dep) = Arc::into_inner(dep) {
+        while let Some(mut dep) = unlinked.pop() {
+            if let Some(dep) = Arc::get_mut(&mut dep) {
                 unlinked.append(dep.deps.get_mut());
             }
         }
@@ -117,14 +176,24 @@ impl fmt::Debug for Job {
 }
 
 impl Job {
-    pub(crate) fn new(id: TaskId, key: TaskKey, deps: Vec<Arc<Job>>, body: Body) -> Job {
-        Job { id, key, deps: Mutex::new(deps), body, call: None, cell: Mutex::new(Cell::default()) }
-    }
-
-    /// The same job, carrying a registered call for transports that leave the process.
-    pub(crate) fn with_call(mut self, call: RegisteredCall) -> Job {
-        self.call = Some(Box::new(call));
-        self
+    /// A job with one client handle (the submission's), carrying a registered call for
+    /// transports that leave the process when `call` is set.
+    pub(crate) fn new(
+        id: TaskId,
+        key: TaskKey,
+        deps: Vec<Arc<Job>>,
+        body: impl Body,
+        call: Option<RegisteredCall>,
+    ) -> Arc<Job> {
+        Arc::new(JobOf {
+            id,
+            key,
+            deps: Mutex::new(deps),
+            call: call.map(Box::new),
+            cell: Mutex::new(Cell::default()),
+            handles: AtomicUsize::new(1),
+            body,
+        })
     }
 
     /// The keys of the jobs this one reads, in argument order (empty once it has its value).
@@ -133,7 +202,7 @@ impl Job {
     }
 
     pub(crate) fn is_async(&self) -> bool {
-        matches!(self.body, Body::Async(_))
+        self.body.is_async()
     }
 
     fn dep_values(&self) -> Result<Vec<Value>, String> {
@@ -155,14 +224,11 @@ impl Job {
 
     /// Runs a blocking body on the current thread; a panic becomes `Panicked`.
     pub(crate) fn run_blocking(&self) -> BodyOutcome {
-        let Body::Blocking(body) = &self.body else {
-            return BodyOutcome::Failed("an async task was run as a blocking one".into());
-        };
         let inputs = match self.dep_values() {
             Ok(inputs) => inputs,
             Err(message) => return BodyOutcome::Failed(message),
         };
-        match catch_unwind(AssertUnwindSafe(|| body(&inputs))) {
+        match catch_unwind(AssertUnwindSafe(|| self.body.call_blocking(&inputs))) {
             Ok(Ok(value)) => BodyOutcome::Value(value),
             Ok(Err(message)) => BodyOutcome::Failed(message),
             Err(panic) => BodyOutcome::Panicked(panic_message(&*panic)),
@@ -172,16 +238,11 @@ impl Job {
     /// Runs an async body; a panic while polling becomes `Panicked`.
     pub(crate) fn run_async(self: &Arc<Self>) -> BoxFuture<BodyOutcome> {
         use futures::FutureExt;
-        let Body::Async(body) = &self.body else {
-            return Box::pin(async {
-                BodyOutcome::Failed("a blocking task was run as an async one".into())
-            });
-        };
         let inputs = match self.dep_values() {
             Ok(inputs) => inputs,
             Err(message) => return Box::pin(async move { BodyOutcome::Failed(message) }),
         };
-        let future = match catch_unwind(AssertUnwindSafe(|| body(inputs))) {
+        let future = match catch_unwind(AssertUnwindSafe(|| self.body.call_async(inputs))) {
             Ok(future) => future,
             Err(panic) => {
                 let message = panic_message(&*panic);
@@ -289,8 +350,10 @@ fn spare_actions() -> Vec<Action<Arc<Job>>> {
 fn recycle_actions(mut actions: Vec<Action<Arc<Job>>>) {
     actions.clear();
     // Keep small lists only: a cascade's long list would pin its memory on this thread.
+    // (`replace` rather than `set`: `LocalKey::set` goes through its lazy-initialisation
+    // path on every call, measured at ~80 instructions per event.)
     if actions.capacity() <= 64 {
-        SPARE_ACTIONS.set(actions);
+        drop(SPARE_ACTIONS.replace(actions));
     }
 }
 
@@ -479,7 +542,12 @@ impl Core {
         if shared_key {
             if let Some(existing) = scheduler.lookup(&job.key) {
                 if let Some(existing_job) = scheduler.payload(existing).cloned() {
-                    scheduler.handle(Event::Retained { id: existing }, actions);
+                    // The scheduler hears only of a change from no handles to some (see
+                    // `JobOf::handles`); the count changes under its lock here, so a last
+                    // handle dropped at the same time is told apart by its own count.
+                    if existing_job.handles.fetch_add(1, Ordering::AcqRel) == 0 {
+                        scheduler.handle(Event::Retained { id: existing }, actions);
+                    }
                     return existing_job;
                 }
             }

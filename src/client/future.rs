@@ -5,6 +5,7 @@ use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use super::blocking::block_on_caller_thread;
@@ -13,14 +14,35 @@ use crate::error::{Error, TaskError};
 use crate::scheduler::{Event, TaskKey, TaskState};
 
 /// One client handle on a task; the last one dropped releases the task.
+///
+/// Not an `Arc` of its own: the job counts its handles (`JobOf::handles`), so a task costs
+/// no allocation for its handle, and only the last drop talks to the scheduler.
 pub(crate) struct Handle {
     pub(crate) job: Arc<Job>,
     pub(crate) core: Arc<Core>,
 }
 
+impl Handle {
+    /// Takes over the handle a submission counted in `job.handles` for its caller.
+    fn counted(job: Arc<Job>, core: Arc<Core>) -> Handle {
+        Handle { job, core }
+    }
+}
+
+impl Clone for Handle {
+    fn clone(&self) -> Handle {
+        // Relaxed as `Arc::clone`: a new handle is made from one that keeps the count above
+        // zero, so no change from none to some can happen here.
+        self.job.handles.fetch_add(1, Ordering::Relaxed);
+        Handle { job: Arc::clone(&self.job), core: Arc::clone(&self.core) }
+    }
+}
+
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.core.feed(Event::Released { id: self.job.id });
+        if self.job.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.core.feed(Event::Released { id: self.job.id });
+        }
     }
 }
 
@@ -50,13 +72,13 @@ impl Drop for Handle {
 /// # Ok::<(), taskweave::Error>(())
 /// ```
 pub struct TaskFuture<T> {
-    pub(crate) handle: Arc<Handle>,
+    pub(crate) handle: Handle,
     _value: PhantomData<fn() -> T>,
 }
 
 impl<T> Clone for TaskFuture<T> {
     fn clone(&self) -> Self {
-        TaskFuture { handle: Arc::clone(&self.handle), _value: PhantomData }
+        TaskFuture { handle: self.handle.clone(), _value: PhantomData }
     }
 }
 
@@ -70,8 +92,9 @@ impl<T> fmt::Debug for TaskFuture<T> {
 }
 
 impl<T> TaskFuture<T> {
+    /// The future of a submission; `job.handles` already counts it (see `Core::submit`).
     pub(crate) fn from_job(job: Arc<Job>, core: Arc<Core>) -> TaskFuture<T> {
-        TaskFuture { handle: Arc::new(Handle { job, core }), _value: PhantomData }
+        TaskFuture { handle: Handle::counted(job, core), _value: PhantomData }
     }
 
     /// The same handle with another value type (graph walks keep futures type-erased).

@@ -32,7 +32,7 @@ pub use stats::{ClientStats, StatsStream, TransportStats, WorkerStats};
 pub use submit::{After, Impure, NoDeps, Pure, TaskBuilder};
 pub use wait::{ReturnWhen, WaitOutcome};
 
-use self::core::{Body, Core, Job, Value};
+use self::core::{BlockingBody, Core, Job, Value};
 use crate::error::Error;
 use crate::executor::Executor;
 use crate::scheduler::Event;
@@ -334,12 +334,13 @@ impl Client {
     /// ```
     pub fn scatter<T: Send + Sync + 'static>(&self, value: T) -> TaskFuture<T> {
         let core = self.core();
-        let job = Arc::new(Job::new(
+        let job = Job::new(
             core.next_id(),
             submit::fresh_key::<T>(),
             Vec::new(),
-            Body::Blocking(Box::new(|_: &[Value]| Err("a scattered value is never run".into()))),
-        ));
+            BlockingBody(|_: &[Value]| Err("a scattered value is never run".into())),
+            None,
+        );
         let job = core.insert_value(job, Arc::new(value));
         TaskFuture::from_job(job, Arc::clone(core))
     }

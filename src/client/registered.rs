@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::core::{Body, InputEncoder, RegisteredCall, Value};
+use super::core::{BlockingBody, InputEncoder, RegisteredCall, Value};
 use super::deps::{Dependencies, DependencyList};
 use super::submit::{After, Impure, NoDeps, TaskBuilder};
 use super::{Client, TaskFuture};
@@ -43,8 +43,7 @@ impl TaskBuilder<'_, NoDeps, Impure> {
     pub fn submit_task<T: Task>(&self, input: T::Input) -> TaskFuture<T::Output> {
         let input = Arc::new(input);
         let body_input = Arc::clone(&input);
-        let body =
-            Body::Blocking(Box::new(move |_: &[Value]| run::<T>(T::Input::clone(&body_input))));
+        let body = BlockingBody(move |_: &[Value]| run::<T>(T::Input::clone(&body_input)));
         let encode =
             Box::new(move || serde_json::to_vec(&*input).map_err(|error| error.to_string()));
         let key = self.key_or::<T>(None);
@@ -127,7 +126,7 @@ impl<D: Dependencies, P: 'static> TaskBuilder<'_, After<D>, P> {
                 )),
             })
             .collect();
-        let body = Body::Blocking(Box::new(move |values: &[Value]| {
+        let body = BlockingBody(move |values: &[Value]| {
             let encoders = encoders.as_ref().map_err(Clone::clone)?;
             let outputs = values
                 .iter()
@@ -135,7 +134,7 @@ impl<D: Dependencies, P: 'static> TaskBuilder<'_, After<D>, P> {
                 .map(|(value, encode)| encode(value))
                 .collect::<Result<Vec<_>, _>>()?;
             run::<T>(dependency_input::<T>(&outputs)?)
-        }));
+        });
         self.submit_job(key, list, body, Some(call::<T>(None, self.allowed_failures_option())))
     }
 }

@@ -8,9 +8,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::core::{Body, Job, RegisteredCall, SubmitOptions, Value};
+use super::core::{AsyncBody, BlockingBody, Body, Job, RegisteredCall, SubmitOptions, Value};
 use super::deps::{Dependencies, DependencyList, DependencyReader};
 use super::{Client, TaskFuture};
+use crate::executor::BoxFuture;
 use crate::scheduler::{TaskKey, prefix_for_type_name, spread_token};
 
 /// Numbers generated keys, so that every impure submission gets a new key.
@@ -18,8 +19,29 @@ static KEY_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A new key for an impure submission of `F`.
 pub(crate) fn fresh_key<F>() -> TaskKey {
-    let prefix = prefix_for_type_name(std::any::type_name::<F>());
+    let prefix = prefix_of::<F>();
     TaskKey::generated(prefix, spread_token(KEY_COUNTER.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// The key prefix of `F` (see [`prefix_for_type_name`]), remembered for the last type this
+/// thread asked about: a loop of submissions of one function scans its type name once, not
+/// once per task (the scan was about a tenth of a submission's instructions).
+fn prefix_of<F>() -> &'static str {
+    thread_local! {
+        static LAST: std::cell::Cell<(&'static str, &'static str)> =
+            const { std::cell::Cell::new(("", "")) };
+    }
+    let type_name = std::any::type_name::<F>();
+    LAST.with(|last| {
+        let (name, prefix) = last.get();
+        // The same `&'static str` (address and length): the same type name.
+        if std::ptr::eq(name, type_name) {
+            return prefix;
+        }
+        let prefix = prefix_for_type_name(type_name);
+        last.set((type_name, prefix));
+        prefix
+    })
 }
 
 /// The deterministic key of a pure submission of `F` with inputs hashed into `inputs`; `None`
@@ -31,7 +53,7 @@ fn pure_key<F: 'static>(inputs: impl FnOnce(&mut DefaultHasher)) -> Option<TaskK
     let mut hasher = DefaultHasher::new();
     TypeId::of::<F>().hash(&mut hasher);
     inputs(&mut hasher);
-    Some(TaskKey::generated(prefix_for_type_name(std::any::type_name::<F>()), hasher.finish()))
+    Some(TaskKey::generated(prefix_of::<F>(), hasher.finish()))
 }
 
 /// No dependencies: the task's function takes the argument given to `submit`.
@@ -153,7 +175,7 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
         &self,
         key: (TaskKey, bool),
         deps: DependencyList,
-        body: Body,
+        body: impl Body,
     ) -> TaskFuture<T> {
         self.submit_job(key, deps, body, None)
     }
@@ -168,25 +190,22 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
         &self,
         key: (TaskKey, bool),
         deps: DependencyList,
-        body: Body,
+        body: impl Body,
         call: Option<RegisteredCall>,
     ) -> TaskFuture<T> {
         let (key, shared) = key;
         let core = self.client.core();
-        let mut job = Job::new(core.next_id(), key, deps.jobs, body);
-        if let Some(call) = call {
-            job = job.with_call(call);
-        }
-        let job = core.submit(Arc::new(job), &self.options, shared);
+        let job = Job::new(core.next_id(), key, deps.jobs, body, call);
+        let job = core.submit(job, &self.options, shared);
         TaskFuture::from_job(job, Arc::clone(core))
     }
 
     /// A job without dependencies, and whether its key is shared, for
     /// [`submit_jobs`](TaskBuilder::submit_jobs).
-    fn job(&self, key: (TaskKey, bool), body: Body) -> (Arc<Job>, bool) {
+    fn job(&self, key: (TaskKey, bool), body: impl Body) -> (Arc<Job>, bool) {
         let (key, shared) = key;
         let core = self.client.core();
-        (Arc::new(Job::new(core.next_id(), key, Vec::new(), body)), shared)
+        (Job::new(core.next_id(), key, Vec::new(), body, None), shared)
     }
 
     /// Submits many jobs with this builder's options, in order (`map`): the scheduler lock is
@@ -210,39 +229,39 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
     }
 }
 
-fn blocking_body<F, A, R>(function: F, argument: A) -> Body
+fn blocking_body<F, A, R>(function: F, argument: A) -> impl Body
 where
     F: Fn(A) -> R + Send + Sync + 'static,
     A: Clone + Send + Sync + 'static,
     R: Send + Sync + 'static,
 {
-    Body::Blocking(Box::new(move |_: &[Value]| Ok(Arc::new(function(argument.clone())) as Value)))
+    BlockingBody(move |_: &[Value]| Ok(Arc::new(function(argument.clone())) as Value))
 }
 
-fn fallible_body<F, A, T, E>(function: F, argument: A) -> Body
+fn fallible_body<F, A, T, E>(function: F, argument: A) -> impl Body
 where
     F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
     A: Clone + Send + Sync + 'static,
     T: Send + Sync + 'static,
     E: fmt::Display,
 {
-    Body::Blocking(Box::new(move |_: &[Value]| match function(argument.clone()) {
+    BlockingBody(move |_: &[Value]| match function(argument.clone()) {
         Ok(value) => Ok(Arc::new(value) as Value),
         Err(error) => Err(error.to_string()),
-    }))
+    })
 }
 
-fn async_body<F, A, Fut, R>(function: F, argument: A) -> Body
+fn async_body<F, A, Fut, R>(function: F, argument: A) -> impl Body
 where
     F: Fn(A) -> Fut + Send + Sync + 'static,
     A: Clone + Send + Sync + 'static,
     Fut: Future<Output = R> + Send + 'static,
     R: Send + Sync + 'static,
 {
-    Body::Async(Box::new(move |_: Vec<Value>| {
+    AsyncBody(move |_: Vec<Value>| -> BoxFuture<Result<Value, String>> {
         let running = function(argument.clone());
         Box::pin(async move { Ok(Arc::new(running.await) as Value) })
-    }))
+    })
 }
 
 /// Methods for tasks without dependencies and with fresh keys.
@@ -427,13 +446,13 @@ impl<'c, D: Dependencies, P: 'static> TaskBuilder<'c, After<D>, P> {
     ) -> TaskFuture<T> {
         let (list, lengths) = self.collect();
         let key = self.dependent_key::<F>(&list);
-        let body = Body::Blocking(Box::new(move |inputs: &[Value]| {
+        let body = BlockingBody(move |inputs: &[Value]| {
             let values =
                 D::read(&mut DependencyReader::new(inputs, &lengths)).ok_or_else(|| {
                     "internal error: dependency values of an unexpected type".to_owned()
                 })?;
             run(values)
-        }));
+        });
         self.submit_keyed(key, list, body)
     }
 
@@ -447,7 +466,7 @@ impl<'c, D: Dependencies, P: 'static> TaskBuilder<'c, After<D>, P> {
     {
         let (list, lengths) = self.collect();
         let key = self.dependent_key::<F>(&list);
-        let body = Body::Async(Box::new(move |inputs: Vec<Value>| {
+        let body = AsyncBody(move |inputs: Vec<Value>| -> BoxFuture<Result<Value, String>> {
             match D::read(&mut DependencyReader::new(&inputs, &lengths)) {
                 Some(values) => {
                     let running = function(values);
@@ -457,7 +476,7 @@ impl<'c, D: Dependencies, P: 'static> TaskBuilder<'c, After<D>, P> {
                     Err("internal error: dependency values of an unexpected type".to_owned())
                 }),
             }
-        }));
+        });
         self.submit_keyed(key, list, body)
     }
 }

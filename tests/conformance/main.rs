@@ -49,6 +49,7 @@ macro_rules! for_each_case {
             errors::blocking_call_inside_async_is_refused,
             threads::submit_from_twenty_threads_loses_nothing,
             threads::futures_resolve_when_awaited_from_another_runtime,
+            threads::shared_keys_held_and_dropped_from_many_threads_are_released,
             lifecycle::close_twice_is_fine,
             lifecycle::submit_after_close_gives_a_clear_error,
             lifecycle::close_resolves_pending_tasks_with_an_error,

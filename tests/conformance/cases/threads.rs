@@ -1,4 +1,8 @@
+use std::time::Duration;
+
 use taskweave::Client;
+
+use super::eventually;
 
 pub async fn submit_from_twenty_threads_loses_nothing(client: Client) {
     let threads: Vec<_> = (0..20u64)
@@ -36,4 +40,47 @@ pub async fn futures_resolve_when_awaited_from_another_runtime(client: Client) {
     .join()
     .unwrap();
     assert_eq!(values, (0..10).map(|x| x * 3).collect::<Vec<_>>());
+}
+
+pub async fn shared_keys_held_and_dropped_from_many_threads_are_released(client: Client) {
+    // Eight threads submit three shared keys over and over, and keep, clone, await or drop
+    // the handles while other threads do the same: the last handle of a key can go at the
+    // very moment another thread submits that key again. Every handle must see the value, and
+    // once all are dropped nothing may stay held (a lost or doubled release would show here).
+    let threads: Vec<_> = (0..8u64)
+        .map(|thread| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                let mut kept = Vec::new();
+                for i in 0..300u64 {
+                    let key = format!("shared-{}", (thread + i) % 3);
+                    let future = client.task().key(key).submit(|x: u64| x * 2, 21);
+                    match i % 4 {
+                        0 => {
+                            let copy = future.clone();
+                            drop(future);
+                            assert_eq!(copy.result().unwrap(), 42);
+                        }
+                        1 => assert_eq!(future.result().unwrap(), 42),
+                        2 => kept.push(future),
+                        _ => drop(future),
+                    }
+                    if kept.len() > 5 {
+                        kept.remove(0);
+                    }
+                }
+                for future in &kept {
+                    assert_eq!(future.result().unwrap(), 42);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let stats_client = client.clone();
+    eventually(&client, Duration::from_secs(10), "release of every shared key", move || {
+        stats_client.stats().tasks.held() == 0
+    })
+    .await;
 }
