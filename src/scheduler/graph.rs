@@ -2,10 +2,10 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 
 use super::event::{Action, Event, TaskSpec};
 use super::key::{TaskId, TaskKey};
+use super::table::TaskTable;
 use crate::error::TaskError;
 use crate::planted::{PlantedBug, active as planted};
 
@@ -73,27 +73,6 @@ impl SchedulerCounts {
         self.waiting + self.ready + self.running + self.finished + self.failed + self.cancelled
     }
 }
-
-/// Task ids are sequential numbers: hashing them is the identity.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        // Spread the bits so that the table's low bits differ between neighbours.
-        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = (self.0 << 8) | u64::from(*byte);
-        }
-    }
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
-}
-
-type IdMap<V> = HashMap<TaskId, V, BuildHasherDefault<IdHasher>>;
 
 /// One task, as the scheduler knows it.
 #[derive(Debug)]
@@ -209,7 +188,7 @@ impl ReadyQueue {
 /// and no unfinished dependent refers to it and it is not running.
 #[derive(Debug)]
 pub struct Scheduler<P> {
-    tasks: IdMap<Record<P>>,
+    tasks: TaskTable<Record<P>>,
     by_key: HashMap<TaskKey, TaskId>,
     ready: ReadyQueue,
     /// Slots taken by dispatched worker tasks.
@@ -231,7 +210,7 @@ impl<P: Clone> Scheduler<P> {
     /// A scheduler that keeps at most `capacity` worker tasks dispatched at once (at least 1).
     pub fn new(capacity: usize) -> Scheduler<P> {
         Scheduler {
-            tasks: IdMap::default(),
+            tasks: TaskTable::default(),
             by_key: HashMap::new(),
             ready: ReadyQueue::default(),
             in_flight: 0,
@@ -804,7 +783,7 @@ impl<P: Clone> Scheduler<P> {
             .tasks
             .iter()
             .filter(|(_, record)| !record.state.is_terminal())
-            .map(|(id, record)| (record.seq, *id))
+            .map(|(id, record)| (record.seq, id))
             .collect();
         // Resolve in submission order so that the outcome does not depend on hashing.
         unfinished.sort_unstable();
@@ -827,7 +806,7 @@ impl<P: Clone> Scheduler<P> {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut by_state = [0usize; 6];
         let mut slots = 0;
-        for (id, record) in &self.tasks {
+        for (id, record) in self.tasks.iter() {
             by_state[record.state.index()] += 1;
             if record.holds_slot {
                 slots += 1;
@@ -838,7 +817,7 @@ impl<P: Clone> Scheduler<P> {
                 .filter(|dependent| {
                     self.tasks
                         .get(dependent)
-                        .is_some_and(|d| !d.deps_released && d.deps.contains(id))
+                        .is_some_and(|d| !d.deps_released && d.deps.contains(&id))
                 })
                 .count() as u32;
             if live_dependents != record.dependent_refs {

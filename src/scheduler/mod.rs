@@ -30,6 +30,7 @@
 mod event;
 mod graph;
 mod key;
+mod table;
 #[cfg(test)]
 mod tests;
 
