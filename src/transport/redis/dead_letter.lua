@@ -9,7 +9,16 @@
 --
 -- Returns 1 when moved, 0 when the entry is no longer pending, -1 when another consumer owns
 -- it now.
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+-- Without the stream or its group (deleted, or lost in a restart without persistence)
+-- nothing is pending: XPENDING fails with NOGROUP, and failing here too would make the worker
+-- retry forever, so report the entry gone instead.
+local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if type(pending) == 'table' and pending.err then
+  if string.find(pending.err, 'NOGROUP', 1, true) then
+    return 0
+  end
+  return pending
+end
 if #pending == 0 then
   return 0
 end

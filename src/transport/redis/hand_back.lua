@@ -8,7 +8,16 @@
 -- Returns how many entries were handed back.
 local handed = 0
 for i = 3, #ARGV do
-  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  -- Without the stream or its group (deleted, or lost in a restart without persistence)
+  -- nothing is pending: XPENDING fails with NOGROUP, and failing here too would make the worker
+  -- retry forever, so report the entry gone instead.
+  local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if type(pending) == 'table' and pending.err then
+    if string.find(pending.err, 'NOGROUP', 1, true) then
+      return handed
+    end
+    return pending
+  end
   if #pending > 0 and pending[1][2] == ARGV[2] then
     local found = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
     if #found > 0 and type(found[1][2]) == 'table' and #found[1][2] > 0 then
