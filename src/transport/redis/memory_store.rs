@@ -472,10 +472,12 @@ impl Store for MemoryStore {
             expire(data, reply, now);
             let after = parse_id(after).unwrap_or((0, 0));
             let Some(stream) = data.streams.get(reply) else { return Ok(Vec::new()) };
+            // `XREAD COUNT 0` has no limit.
+            let limit = if count == 0 { usize::MAX } else { count };
             Ok(stream
                 .entries
                 .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
-                .take(count.max(1))
+                .take(limit)
                 .map(|(id, fields)| StreamEntry { id: show_id(*id), fields: fields.clone() })
                 .collect())
         }))
@@ -496,11 +498,15 @@ impl Store for MemoryStore {
     }
 
     fn delete_keys<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, StoreResult<()>> {
+        let (starts, tasks) = (self.keys.starts(), self.keys.tasks());
         Box::pin(self.model.command("UNLINK", move |data, _, _| {
             for key in keys {
                 data.strings.remove(key);
                 data.streams.remove(key);
                 data.sets.remove(key);
+                if *key == starts {
+                    data.starts.retain(|(stream, _), _| *stream != tasks);
+                }
             }
         }))
     }
@@ -606,59 +612,53 @@ impl Store for MemoryStore {
     ) -> BoxFuture<'a, StoreResult<(String, Vec<ClaimedEntry>)>> {
         let tasks = self.keys.tasks();
         Box::pin(self.model.command("claim", move |data, now, _| {
-            let Some(stream) = data.streams.get_mut(&tasks) else {
+            // Without the stream or its group, XAUTOCLAIM fails with NOGROUP and the store
+            // makes them (`XGROUP CREATE .. MKSTREAM`), as a read does.
+            let stream = data.streams.entry(tasks).or_default();
+            let Stream { entries, group, .. } = stream;
+            let Some(group) = group.as_mut() else {
+                *group = Some(Group::default());
                 return ("0-0".to_owned(), Vec::new());
             };
-            let Stream { entries, group, .. } = stream;
-            let Some(group) = group.as_mut() else { return ("0-0".to_owned(), Vec::new()) };
             let start = parse_id(cursor).unwrap_or((0, 0));
-            let count = count.max(1);
-            // XAUTOCLAIM looks at up to `count * 10` pending entries from the cursor.
-            let scanned: Vec<Id> =
-                group.pending.range(start..).take(count * 10).map(|(id, _)| *id).collect();
+            // XAUTOCLAIM as Redis 7.0 runs it: it examines at most `count * 10` pending
+            // entries from the cursor and stops once `count` of them were used up, where a
+            // claimed entry and a deleted one (dropped from the pending list whatever its idle
+            // time, and reported apart) both use one up; an entry not idle long enough is
+            // skipped. The next cursor is the first pending entry not examined, or `0-0`.
+            let mut remaining = count.max(1);
+            let mut attempts = remaining.saturating_mul(10);
             let mut claimed = Vec::new();
-            let mut next = (0, 0);
-            let mut stopped_early = false;
-            for (position, id) in scanned.iter().enumerate() {
-                if claimed.len() == count {
-                    next = *id;
-                    stopped_early = true;
-                    break;
-                }
-                let pending = group.pending.get_mut(id).expect("scanned from the list");
-                if now.saturating_duration_since(pending.delivered_at) < min_idle {
-                    continue;
-                }
-                match entries.get(id) {
+            let mut next = group.pending.range(start..).next().map(|(id, _)| *id);
+            while attempts > 0 && remaining > 0 {
+                let Some(id) = next else { break };
+                attempts -= 1;
+                next = group
+                    .pending
+                    .range((std::ops::Bound::Excluded(id), std::ops::Bound::Unbounded))
+                    .next()
+                    .map(|(id, _)| *id);
+                let pending = group.pending.get_mut(&id).expect("found in the list");
+                match entries.get(&id) {
                     None => {
-                        // Deleted from the stream: XAUTOCLAIM drops it from the pending list.
-                        group.pending.remove(id);
+                        group.pending.remove(&id);
+                        remaining -= 1;
                     }
+                    Some(_) if now.saturating_duration_since(pending.delivered_at) < min_idle => {}
                     Some(fields) => {
                         pending.owner = consumer.to_owned();
                         pending.delivered_at = now;
                         pending.deliveries += 1;
                         claimed.push(ClaimedEntry {
-                            id: show_id(*id),
+                            id: show_id(id),
                             deliveries: pending.deliveries,
                             fields: fields.clone(),
                         });
-                    }
-                }
-                if position + 1 == scanned.len() {
-                    // Scanned to the limit: continue after the last one next time.
-                    let after = group
-                        .pending
-                        .range((std::ops::Bound::Excluded(*id), std::ops::Bound::Unbounded))
-                        .next()
-                        .map(|(id, _)| *id);
-                    if let Some(after) = after {
-                        next = after;
-                        stopped_early = true;
+                        remaining -= 1;
                     }
                 }
             }
-            let next = if stopped_early { show_id(next) } else { "0-0".to_owned() };
+            let next = next.map_or_else(|| "0-0".to_owned(), show_id);
             (next, claimed)
         }))
     }
@@ -774,16 +774,22 @@ impl Store for MemoryStore {
     ) -> BoxFuture<'a, StoreResult<usize>> {
         let tasks = self.keys.tasks();
         Box::pin(self.model.command("touch", move |data, now, _| {
-            let Some(group) = data.streams.get_mut(&tasks).and_then(|stream| stream.group.as_mut())
+            let Some(Stream { entries, group: Some(group), .. }) = data.streams.get_mut(&tasks)
             else {
                 return 0;
             };
             let mut touched = 0;
             for id in ids.iter().filter_map(|id| parse_id(id)) {
                 if let Some(pending) = group.pending.get_mut(&id) {
-                    if pending.owner == consumer {
+                    if pending.owner != consumer {
+                        continue;
+                    }
+                    if entries.contains_key(&id) {
                         pending.delivered_at = now;
                         touched += 1;
+                    } else {
+                        // XCLAIM drops a pending entry whose stream entry was deleted.
+                        group.pending.remove(&id);
                     }
                 }
             }
