@@ -58,6 +58,10 @@
 mod decode_fuzz;
 #[cfg(feature = "sim")]
 mod memory_store;
+// The model checked against a real redis-server: a unit test, because the store seam is
+// crate-private (see its module docs).
+#[cfg(all(test, feature = "sim"))]
+mod model_vs_redis;
 mod protocol;
 mod redis_store;
 #[cfg(feature = "sim")]
