@@ -224,7 +224,7 @@ fn entries_of(value: &Value) -> Option<Vec<StreamEntry>> {
 }
 
 /// The entries of an `XREAD`/`XREADGROUP` reply for one stream (nil when the block timed out).
-fn read_reply(value: &Value) -> Option<Vec<StreamEntry>> {
+pub(super) fn read_reply(value: &Value) -> Option<Vec<StreamEntry>> {
     match value {
         Value::Nil => Some(Vec::new()),
         Value::Map(streams) => {
@@ -245,13 +245,61 @@ fn read_reply(value: &Value) -> Option<Vec<StreamEntry>> {
     }
 }
 
-fn ownership_of(value: &Value) -> Option<Ownership> {
+pub(super) fn ownership_of(value: &Value) -> Option<Ownership> {
     match int_of(value)? {
         1 => Some(Ownership::Done),
         0 => Some(Ownership::Gone),
         -1 => Some(Ownership::NotOwner),
         _ => None,
     }
+}
+
+/// The reply of `claim.lua`: `{next cursor, {{id, deliveries, fields or false}, ...}}`.
+pub(super) fn claim_reply(value: &Value) -> StoreResult<(String, Vec<ClaimedEntry>)> {
+    let parts = items(value).ok_or_else(|| malformed("claim", "not a list"))?;
+    let next = parts.first().and_then(text_of).unwrap_or_else(|| "0-0".to_owned());
+    let mut entries = Vec::new();
+    for entry in parts.get(1).and_then(items).unwrap_or_default() {
+        let parsed = items(entry).and_then(|parts| {
+            let id = text_of(parts.first()?)?;
+            let deliveries = int_of(parts.get(1)?)?;
+            // A deleted entry comes back as `false` (nil in Lua): no fields.
+            let fields = match parts.get(2) {
+                Some(fields) => fields_of(fields).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            Some(ClaimedEntry {
+                id,
+                deliveries: u32::try_from(deliveries.max(0)).unwrap_or(u32::MAX),
+                fields,
+            })
+        });
+        entries.push(parsed.ok_or_else(|| malformed("claim", "not an entry"))?);
+    }
+    Ok((next, entries))
+}
+
+/// One reply of `begin.lua`: a count of starts, or why the caller may not start the entry.
+pub(super) fn begin_reply(value: &Value) -> StoreResult<Result<u32, Ownership>> {
+    match int_of(value) {
+        Some(-1) => Ok(Err(Ownership::Gone)),
+        Some(-2) => Ok(Err(Ownership::NotOwner)),
+        Some(starts) if starts > 0 => Ok(Ok(u32::try_from(starts).unwrap_or(u32::MAX))),
+        _ => Err(malformed("begin", "not a count of starts")),
+    }
+}
+
+/// The reply of `MGET`: one value or nil per key.
+pub(super) fn values_reply(value: &Value) -> StoreResult<Vec<Option<Vec<u8>>>> {
+    let values = items(value).ok_or_else(|| malformed("MGET", "not a list"))?;
+    Ok(values.iter().map(bytes_of).collect())
+}
+
+/// A count returned by a script (`touch.lua`, `hand_back.lua`).
+pub(super) fn count_reply(operation: &'static str, value: &Value) -> StoreResult<usize> {
+    int_of(value)
+        .and_then(|count| usize::try_from(count).ok())
+        .ok_or_else(|| malformed(operation, "not a count"))
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -378,9 +426,7 @@ impl RedisStore {
         let mut connection = self.commands.clone();
         let value: Value =
             invocation.invoke_async(&mut connection).await.map_err(failed(operation))?;
-        int_of(&value)
-            .and_then(|count| usize::try_from(count).ok())
-            .ok_or_else(|| malformed(operation, "not a count"))
+        count_reply(operation, &value)
     }
 }
 
@@ -607,27 +653,7 @@ impl Store for RedisStore {
                 }
                 Err(error) => return Err(failed("claim")(error)),
             };
-            let parts = items(&value).ok_or_else(|| malformed("claim", "not a list"))?;
-            let next = parts.first().and_then(text_of).unwrap_or_else(|| "0-0".to_owned());
-            let mut entries = Vec::new();
-            for entry in parts.get(1).and_then(items).unwrap_or_default() {
-                let parsed = items(entry).and_then(|parts| {
-                    let id = text_of(parts.first()?)?;
-                    let deliveries = int_of(parts.get(1)?)?;
-                    // A deleted entry comes back as `false` (nil in Lua): no fields.
-                    let fields = match parts.get(2) {
-                        Some(fields) => fields_of(fields).unwrap_or_default(),
-                        None => Vec::new(),
-                    };
-                    Some(ClaimedEntry {
-                        id,
-                        deliveries: u32::try_from(deliveries.max(0)).unwrap_or(u32::MAX),
-                        fields,
-                    })
-                });
-                entries.push(parsed.ok_or_else(|| malformed("claim", "not an entry"))?);
-            }
-            Ok((next, entries))
+            claim_reply(&value)
         })
     }
 
@@ -694,15 +720,7 @@ impl Store for RedisStore {
                     },
                 )
                 .await?;
-            replies
-                .iter()
-                .map(|value| match int_of(value) {
-                    Some(-1) => Ok(Err(Ownership::Gone)),
-                    Some(-2) => Ok(Err(Ownership::NotOwner)),
-                    Some(starts) if starts > 0 => Ok(Ok(u32::try_from(starts).unwrap_or(u32::MAX))),
-                    _ => Err(malformed("begin", "not a count of starts")),
-                })
-                .collect()
+            replies.iter().map(begin_reply).collect()
         })
     }
 
@@ -736,8 +754,7 @@ impl Store for RedisStore {
                 .query_async(&mut connection)
                 .await
                 .map_err(failed("MGET"))?;
-            let values = items(&value).ok_or_else(|| malformed("MGET", "not a list"))?;
-            Ok(values.iter().map(bytes_of).collect())
+            values_reply(&value)
         })
     }
 
