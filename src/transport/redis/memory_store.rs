@@ -271,6 +271,13 @@ impl Model {
         lose
     }
 
+    /// How many entries of the task stream `tasks` have a count of starts (each is two
+    /// fields of the starts hash in Redis: the count and the last start).
+    #[cfg(test)]
+    pub(crate) fn started_entries(&self, tasks: &str) -> usize {
+        self.data.lock().starts.keys().filter(|(stream, _)| stream == tasks).count()
+    }
+
     /// How many task entries were enqueued again with a delivery id already enqueued.
     pub(crate) fn duplicate_enqueues(&self) -> usize {
         self.data.lock().duplicate_enqueues
@@ -614,7 +621,7 @@ impl Store for MemoryStore {
         Box::pin(self.model.command("claim", move |data, now, _| {
             // Without the stream or its group, XAUTOCLAIM fails with NOGROUP and the store
             // makes them (`XGROUP CREATE .. MKSTREAM`), as a read does.
-            let stream = data.streams.entry(tasks).or_default();
+            let stream = data.streams.entry(tasks.clone()).or_default();
             let Stream { entries, group, .. } = stream;
             let Some(group) = group.as_mut() else {
                 *group = Some(Group::default());
@@ -629,6 +636,7 @@ impl Store for MemoryStore {
             let mut remaining = count.max(1);
             let mut attempts = remaining.saturating_mul(10);
             let mut claimed = Vec::new();
+            let mut dropped = Vec::new();
             let mut next = group.pending.range(start..).next().map(|(id, _)| *id);
             while attempts > 0 && remaining > 0 {
                 let Some(id) = next else { break };
@@ -642,6 +650,7 @@ impl Store for MemoryStore {
                 match entries.get(&id) {
                     None => {
                         group.pending.remove(&id);
+                        dropped.push(id);
                         remaining -= 1;
                     }
                     Some(_) if now.saturating_duration_since(pending.delivered_at) < min_idle => {}
@@ -659,6 +668,10 @@ impl Store for MemoryStore {
                 }
             }
             let next = next.map_or_else(|| "0-0".to_owned(), show_id);
+            // `claim.lua` forgets the starts of the entries XAUTOCLAIM dropped.
+            for id in dropped {
+                data.starts.remove(&(tasks.clone(), id));
+            }
             (next, claimed)
         }))
     }
@@ -779,6 +792,7 @@ impl Store for MemoryStore {
                 return 0;
             };
             let mut touched = 0;
+            let mut dropped = Vec::new();
             for id in ids.iter().filter_map(|id| parse_id(id)) {
                 if let Some(pending) = group.pending.get_mut(&id) {
                     if pending.owner != consumer {
@@ -788,10 +802,15 @@ impl Store for MemoryStore {
                         pending.delivered_at = now;
                         touched += 1;
                     } else {
-                        // XCLAIM drops a pending entry whose stream entry was deleted.
+                        // XCLAIM drops a pending entry whose stream entry was deleted, and
+                        // `touch.lua` forgets its starts.
                         group.pending.remove(&id);
+                        dropped.push(id);
                     }
                 }
+            }
+            for id in dropped {
+                data.starts.remove(&(tasks.clone(), id));
             }
             touched
         }))

@@ -916,8 +916,8 @@ impl Pair {
         }
     }
 
-    /// The task and dead-letter streams hold as many entries on both sides, and as many of
-    /// the task entries are pending.
+    /// The task and dead-letter streams hold as many entries on both sides, as many of the
+    /// task entries are pending, and as many have a count of starts.
     fn check_counts(&self) {
         let tasks = self.keys.tasks();
         let dead = self.keys.dead();
@@ -937,11 +937,15 @@ impl Pair {
             .unwrap_or(0);
         let (model_dead, _) = self.model.stream_counts(&dead);
         let redis_dead: usize = self.raw(redis::cmd("XLEN").arg(&dead)).expect("XLEN");
+        // Two fields per started entry: its count and its last start.
+        let model_starts = 2 * self.model.started_entries(&tasks);
+        let redis_starts: usize =
+            self.raw(redis::cmd("HLEN").arg(self.keys.starts())).expect("HLEN");
         assert_eq!(
-            (model_entries, model_pending, model_dead),
-            (redis_entries, redis_pending, redis_dead),
-            "(task entries, pending, dead letters) differ: model left, redis-server right; \
-             steps so far:\n{}",
+            (model_entries, model_pending, model_dead, model_starts),
+            (redis_entries, redis_pending, redis_dead, redis_starts),
+            "(task entries, pending, dead letters, starts fields) differ: model left, \
+             redis-server right; steps so far:\n{}",
             self.log.join("\n")
         );
     }
@@ -972,14 +976,20 @@ impl StateMachineTest for ModelVsRedis {
     }
 }
 
-/// Runs `ops` on a fresh pair of stores, checking after each as the property does.
-fn check(ops: &[Op]) {
+/// Runs `ops` on a fresh pair of stores, checking after each as the property does, and
+/// returns the pair for more checks.
+fn run(ops: &[Op]) -> Pair {
     let mut pair = Pair::new();
     for op in ops {
         pair.apply(op);
         pair.check_counts();
     }
-    pair.sim.shutdown();
+    pair
+}
+
+/// Runs `ops` as [`run`] does.
+fn check(ops: &[Op]) {
+    run(ops).sim.shutdown();
 }
 
 #[test]
@@ -1153,5 +1163,27 @@ fn deleting_the_starts_hash_forgets_the_starts() {
             Op::Claim { consumer: 0, idle: Idle::Zero, cursor: None, count: 1 },
             Op::Begin { consumer: 0, entries: vec![first_seen()] },
         ]);
+    });
+}
+
+/// An entry that started, was deleted from the stream (its client closed) and then dropped
+/// from the pending list by a claim or a touch leaves no count of starts behind. Both sides
+/// used to keep its two fields in the starts hash forever; `claim.lua` and `touch.lua` now
+/// delete them (the property's invariant compares the hash's size).
+#[test]
+fn entries_dropped_by_a_claim_or_a_touch_forget_their_starts() {
+    with_server(|| {
+        let pair = run(&[
+            Op::EnsureGroup,
+            Op::Enqueue(vec![entry(0, 0), entry(0, 1)]),
+            Op::ReadNew { consumer: 0, count: 2 },
+            Op::Begin { consumer: 0, entries: vec![Pick::Seen(0), Pick::Seen(1)] },
+            Op::DeleteEntries(vec![Pick::Seen(0), Pick::Seen(1)]),
+            Op::Claim { consumer: 1, idle: Idle::Hour, cursor: None, count: 1 },
+            Op::Touch { consumer: 0, entries: vec![Pick::Seen(1)] },
+        ]);
+        let starts: usize = pair.raw(redis::cmd("HLEN").arg(pair.keys.starts())).unwrap();
+        assert_eq!((starts, pair.model.started_entries(&pair.keys.tasks())), (0, 0));
+        pair.sim.shutdown();
     });
 }

@@ -638,6 +638,7 @@ impl Store for RedisStore {
                 .scripts
                 .claim
                 .key(self.keys.tasks())
+                .key(self.keys.starts())
                 .arg(GROUP)
                 .arg(consumer)
                 .arg(millis(min_idle))
@@ -729,7 +730,7 @@ impl Store for RedisStore {
         consumer: &'a str,
         ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<usize>> {
-        Box::pin(self.owner_checked_ids(&self.scripts.touch, "touch", consumer, ids, false))
+        Box::pin(self.owner_checked_ids(&self.scripts.touch, "touch", consumer, ids, true))
     }
 
     fn hand_back<'a>(

@@ -1,7 +1,7 @@
 -- Resets the idle time of entries the caller still owns (the tasks it is running), so that
 -- other workers do not reclaim them. Entries another consumer owns by now are left alone.
 --
--- KEYS[1] task stream
+-- KEYS[1] task stream, KEYS[2] the queue's starts hash
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3..] entry ids
 --
 -- Returns how many entries were touched. An owned pending entry whose stream entry was
@@ -24,6 +24,8 @@ for i = 3, #ARGV do
     local claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
     if #claimed > 0 then
       touched = touched + 1
+    else
+      redis.call('HDEL', KEYS[2], ARGV[i], ARGV[i] .. ':last')
     end
   end
 end
