@@ -499,6 +499,9 @@ struct State {
     current_node: Option<Arc<str>>,
     /// How many times each node was started.
     incarnations: BTreeMap<Arc<str>, u32>,
+    /// Paused nodes, with the virtual time at which each resumes: none of their tasks is
+    /// polled before then.
+    paused: BTreeMap<Arc<str>, Duration>,
     /// Tasks whose future finished since the loop last looked.
     finished: Vec<u64>,
     /// Timers by (deadline, sequence number).
@@ -515,6 +518,29 @@ struct State {
 }
 
 impl State {
+    /// Forgets pauses that are over; whether a task of `node` may be polled now.
+    fn runnable_now(&self, node: &str) -> bool {
+        self.paused.get(node).is_none_or(|resume| *resume <= self.elapsed)
+    }
+
+    /// Indexes of the ready tasks that may be polled now (all of them unless a node is
+    /// paused).
+    fn eligible(&mut self) -> Option<Vec<usize>> {
+        if self.paused.is_empty() {
+            return None;
+        }
+        let elapsed = self.elapsed;
+        self.paused.retain(|_, resume| *resume > elapsed);
+        if self.paused.is_empty() {
+            return None;
+        }
+        Some(
+            (0..self.ready.len())
+                .filter(|index| self.runnable_now(&self.ready[*index].metadata().node))
+                .collect(),
+        )
+    }
+
     fn record(&mut self, event: TraceEvent) {
         let (step, at) = (self.step, self.elapsed);
         self.trace.record(step, at, event);
@@ -608,6 +634,7 @@ impl SimExecutor {
             alive: BTreeMap::new(),
             current_node: None,
             incarnations: BTreeMap::new(),
+            paused: BTreeMap::new(),
             finished: Vec::new(),
             timers: BTreeMap::new(),
             order: SimRng::stream(seed, "order"),
@@ -808,9 +835,18 @@ impl SimExecutor {
                 }
                 Self::reap_finished(&mut state, &mut handles);
                 state.take_due_timers(&mut wake);
-                if state.ready.is_empty() && !main_ready && wake.is_empty() {
-                    // Idle: jump to the next timer, if any.
-                    let next_deadline = state.timers.keys().next().map(|(deadline, _)| *deadline);
+                let nothing_ready = match state.eligible() {
+                    None => state.ready.is_empty(),
+                    Some(eligible) => eligible.is_empty(),
+                };
+                if nothing_ready && !main_ready && wake.is_empty() {
+                    // Idle: jump to the next timer or the end of a pause, if any.
+                    let next_timer = state.timers.keys().next().map(|(deadline, _)| *deadline);
+                    let next_resume = state.paused.values().min().copied();
+                    let next_deadline = match (next_timer, next_resume) {
+                        (Some(timer), Some(resume)) => Some(timer.min(resume)),
+                        (timer, resume) => timer.or(resume),
+                    };
                     match next_deadline {
                         Some(deadline) => {
                             state.elapsed = state.elapsed.max(deadline);
@@ -861,12 +897,16 @@ impl SimExecutor {
             let by = state.config.faults.wall_clock_jump_by;
             Self::apply_wall_jump(state, forward, by);
         }
-        let choices = state.ready.len() + usize::from(main_ready);
+        // Without a paused node every ready task is a choice, drawn as it always was.
+        let eligible = state.eligible();
+        let candidates = eligible.as_ref().map_or(state.ready.len(), Vec::len);
+        let choices = candidates + usize::from(main_ready);
         let pick = state.order.index(choices);
-        if pick == state.ready.len() {
+        if pick == candidates {
             state.record(TraceEvent::PollMain);
             return Ok(Step::Main);
         }
+        let pick = eligible.map_or(pick, |eligible| eligible[pick]);
         let runnable = state.ready.swap_remove(pick);
         let (id, kind, name) = {
             let meta = runnable.metadata();
@@ -1035,7 +1075,57 @@ impl SimExecutor {
         for runnable in closed {
             runnable.run();
         }
+        self.shared.state.lock().paused.remove(node);
         died
+    }
+
+    /// The node of the task being polled (`None` outside a simulated task's poll, such as
+    /// in the future given to [`block_on`](SimExecutor::block_on)).
+    pub fn current_node(&self) -> Option<String> {
+        self.shared.state.lock().current_node.as_deref().map(str::to_owned)
+    }
+
+    /// Pauses `node` for `duration` of virtual time, as a process stopped by `SIGSTOP`, a long
+    /// garbage-collection pause or a migrating virtual machine is: none of its tasks is
+    /// polled until the pause is over, while the rest of the system goes on. Its timers
+    /// still fire; the tasks they wake run when the node resumes. A crash ends the pause.
+    pub fn pause_node(&self, node: &str, duration: Duration) {
+        let mut state = self.shared.state.lock();
+        let resume = state.elapsed.saturating_add(duration);
+        let node: Arc<str> = node.into();
+        state.record(TraceEvent::Note(format!("pause {node} for {duration:?}").into()));
+        let until = state.paused.entry(node).or_default();
+        *until = (*until).max(resume);
+    }
+
+    /// Lets `duration` of virtual time pass while the calling task stays busy, as a task
+    /// body that computes (or blocks its thread) for that long does: meanwhile the other
+    /// tasks run and timers fire, but the caller is not polled again before this returns.
+    /// Call it from inside a simulated task (a worker's task body, say); called elsewhere it
+    /// runs the other tasks in the same way.
+    ///
+    /// # Errors
+    ///
+    /// As [`run_until_idle`](SimExecutor::run_until_idle): a step or time limit reached, or
+    /// a panic that escaped a task, while the time passed.
+    pub fn spend(&self, duration: Duration) -> Result<(), SimError> {
+        let done = Arc::new(MainWaker { woken: AtomicBool::new(false) });
+        let waker = Waker::from(Arc::clone(&done));
+        let mut timer = self.sleep(duration);
+        if timer.as_mut().poll(&mut Context::from_waker(&waker)).is_ready() {
+            return Ok(());
+        }
+        // The caller is in the middle of a poll: this is a loop inside the simulation's loop,
+        // which never picks the main future, and ends when the timer fires.
+        while !done.woken.load(Ordering::Acquire) {
+            match self.next_step(None)? {
+                Step::Main => {}
+                Step::Run(runnable) => self.run_task(runnable)?,
+                Step::Crash(runnable) => drop(runnable),
+                Step::Idle => break,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1370,6 +1460,64 @@ mod tests {
         assert_eq!(ran.load(Ordering::SeqCst), 10);
         assert!(sim.elapsed() > Duration::ZERO);
         assert_eq!(sim.stats().alive, 0);
+        sim.shutdown();
+    }
+
+    #[test]
+    fn a_paused_node_is_not_polled_until_it_resumes() {
+        let sim = sim(11);
+        let ticks = Arc::new(Mutex::new(Vec::new()));
+        for node in ["steady", "paused"] {
+            let (ticks, timer) = (Arc::clone(&ticks), sim.clone());
+            sim.spawn_node(
+                node,
+                Box::pin(async move {
+                    for _ in 0..5 {
+                        timer.sleep(Duration::from_millis(100)).await;
+                        ticks.lock().push((node, timer.elapsed()));
+                    }
+                }),
+            )
+            .unwrap();
+        }
+        sim.pause_node("paused", Duration::from_millis(450));
+        sim.run_until_idle().unwrap();
+        let ticks = ticks.lock().clone();
+        let paused: Vec<Duration> =
+            ticks.iter().filter(|(node, _)| *node == "paused").map(|(_, at)| *at).collect();
+        let steady = ticks.iter().filter(|(node, _)| *node == "steady").count();
+        assert_eq!((paused.len(), steady), (5, 5));
+        // Its first tick waited for the end of the pause; the others came after it.
+        assert!(paused[0] >= Duration::from_millis(450), "{paused:?}");
+        assert!(ticks.iter().position(|(node, _)| *node == "paused") > Some(3), "{ticks:?}");
+        sim.shutdown();
+    }
+
+    #[test]
+    fn time_spent_in_a_task_lets_the_others_run() {
+        let sim = sim(12);
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let (counter, timer) = (Arc::clone(&ticks), sim.clone());
+        sim.spawn(Box::pin(async move {
+            loop {
+                timer.sleep(Duration::from_millis(10)).await;
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        }))
+        .unwrap();
+        let (spender, seen) = (sim.clone(), Arc::clone(&ticks));
+        let during = Arc::new(AtomicUsize::new(usize::MAX));
+        let record = Arc::clone(&during);
+        sim.spawn(Box::pin(async move {
+            let before = seen.load(Ordering::SeqCst);
+            spender.spend(Duration::from_millis(100)).unwrap();
+            record.store(seen.load(Ordering::SeqCst) - before, Ordering::SeqCst);
+        }))
+        .unwrap();
+        sim.block_on(sim.sleep(Duration::from_millis(200))).unwrap();
+        // The ticker ran about ten times while the other task was busy.
+        let during = during.load(Ordering::SeqCst);
+        assert!((9..=11).contains(&during), "{during} ticks while busy");
         sim.shutdown();
     }
 
