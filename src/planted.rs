@@ -23,6 +23,17 @@ pub enum PlantedBug {
     RunCancelledTask,
     /// The scheduler makes a task ready when its first dependency finishes, not its last.
     ReadyAfterFirstDependency,
+    /// Redis: completing an entry acknowledges it first and stores the result and the
+    /// client's notification in a second round trip, so a worker that dies (or a command that
+    /// fails) in between loses the result while the entry is gone from the queue.
+    RedisAckBeforeResult,
+    /// Redis: the client matches a completion to its task by the task's id instead of the
+    /// delivery id, so a second (duplicated or stale) completion is accepted for whichever
+    /// attempt of the task is running now.
+    RedisAcceptSecondResult,
+    /// Redis: completing an entry does not check that the worker still owns it, so a slow
+    /// worker whose entry was reclaimed (or completed) by another still publishes its result.
+    RedisNoOwnerCheckOnComplete,
 }
 
 thread_local! {

@@ -11,7 +11,13 @@
 //!
 //! Faults, drawn from the seed's `redis` stream: a command that fails before it runs, a
 //! command whose reply is lost after it ran (an unknown result), and a delay before each
-//! command (so replies of different connections arrive reordered).
+//! command (so replies of different connections arrive reordered); completions read from a
+//! reply stream that come reordered within a read or twice (a notification delivered more
+//! than once); an entry a worker already holds delivered to it again (as a reconnecting
+//! consumer re-reading its pending entries gets it, with its delivery count raised).
+//!
+//! The model also keeps counters for the simulation's invariants: how many copies of each
+//! delivery id were enqueued, and how many completions were published for it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -30,6 +36,7 @@ use super::store::{
     StreamEntry,
 };
 use crate::executor::Executor;
+use crate::planted::{PlantedBug, active as planted};
 use crate::runtimes::sim::{SimExecutor, SimRng};
 
 /// How many commands back a restart can lose.
@@ -82,10 +89,13 @@ struct Data {
     waiters: Vec<Waker>,
     /// Commands carried out, for statistics.
     commands: u64,
-    /// Delivery ids (`rid`) of every task entry enqueued, and how many enqueues repeated one
-    /// (a client resending a batch whose reply it lost).
-    enqueued_rids: BTreeSet<String>,
+    /// Delivery ids (`rid`) of every task entry enqueued, with how many copies were
+    /// enqueued (a client resends a batch whose reply it lost), and how many enqueues
+    /// repeated one.
+    enqueued_rids: BTreeMap<String, u32>,
     duplicate_enqueues: usize,
+    /// Completions published (to a reply stream) per delivery id.
+    replies: BTreeMap<String, u32>,
     /// The starts hash of each queue: per entry, how many deliveries started, and the
     /// `consumer/delivery` of the last one (as `begin.lua` keeps them).
     starts: BTreeMap<(String, Id), (u32, String)>,
@@ -97,6 +107,12 @@ pub(crate) struct ModelFaults {
     pub(crate) fail_before: f64,
     pub(crate) fail_after: f64,
     pub(crate) max_delay: Duration,
+    /// Chance that one read of a reply stream returns its entries shuffled.
+    pub(crate) reorder_replies: f64,
+    /// Chance per completion read that it is returned twice.
+    pub(crate) duplicate_replies: f64,
+    /// Chance per read of new entries that it also returns one the reader already holds.
+    pub(crate) duplicate_deliveries: f64,
 }
 
 /// The modelled server, shared by every connection ([`MemoryStore`]) to it.
@@ -140,6 +156,56 @@ impl Model {
 
     pub(crate) fn set_faults(&self, faults: ModelFaults) {
         self.faults.lock().0 = faults;
+    }
+
+    pub(crate) fn faults(&self) -> ModelFaults {
+        self.faults.lock().0
+    }
+
+    /// Draws `true` with probability `chance` from the `redis` stream (nothing is drawn when
+    /// `chance` is zero, so a fault switched off leaves the stream as it was).
+    fn draw(&self, chance: f64) -> bool {
+        chance > 0.0 && self.faults.lock().1.chance(chance)
+    }
+
+    /// Reorders and duplicates completions read from a reply stream, as the faults say.
+    fn disturb_replies(&self, mut entries: Vec<StreamEntry>) -> Vec<StreamEntry> {
+        let faults = self.faults();
+        if entries.len() > 1 && self.draw(faults.reorder_replies) {
+            let mut guard = self.faults.lock();
+            for index in (1..entries.len()).rev() {
+                let other = guard.1.index(index + 1);
+                entries.swap(index, other);
+            }
+            drop(guard);
+            self.executor.note(format_args!("redis: {} completions read reordered", entries.len()));
+        }
+        if faults.duplicate_replies > 0.0 {
+            let mut disturbed = Vec::with_capacity(entries.len());
+            for entry in entries {
+                let twice = self.draw(faults.duplicate_replies);
+                if twice {
+                    self.executor.note(format_args!("redis: completion {} read twice", entry.id));
+                    disturbed.push(entry.clone());
+                }
+                disturbed.push(entry);
+            }
+            entries = disturbed;
+        }
+        entries
+    }
+
+    /// Completions published beyond one per enqueued copy of their delivery id: a second
+    /// accepted outcome for one entry.
+    pub(crate) fn surplus_replies(&self) -> usize {
+        let data = self.data.lock();
+        data.replies
+            .iter()
+            .map(|(rid, replies)| {
+                let copies = data.enqueued_rids.get(rid).copied().unwrap_or(0);
+                replies.saturating_sub(copies) as usize
+            })
+            .sum()
     }
 
     fn now(&self) -> Instant {
@@ -255,6 +321,7 @@ impl Model {
             if let Some(mut restored) = restored {
                 // The simulation's own counters are not data: they survive.
                 restored.enqueued_rids = std::mem::take(&mut data.enqueued_rids);
+                restored.replies = std::mem::take(&mut data.replies);
                 restored.duplicate_enqueues = data.duplicate_enqueues;
                 restored.commands = data.commands;
                 restored.appends = data.appends + 1;
@@ -296,6 +363,16 @@ impl Model {
             .count()
     }
 
+    /// How many streams whose names start with `prefix` exist and have not expired.
+    pub(crate) fn live_streams(&self, prefix: &str) -> usize {
+        let now = self.now();
+        let data = self.data.lock();
+        data.streams
+            .iter()
+            .filter(|(key, stream)| key.starts_with(prefix) && !expired(stream.expires, now))
+            .count()
+    }
+
     /// Appends `fields` to `stream` as a client with bad manners would (garbage entries).
     pub(crate) fn append_raw(&self, stream: &str, fields: Fields) {
         let wall = self.wall_ms();
@@ -317,6 +394,23 @@ impl Model {
             stream.entries.clear();
             count
         })
+    }
+}
+
+/// Returns `Pending` once (waking itself), so that other tasks may run in between: the gap
+/// between two round trips.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -370,6 +464,12 @@ fn owned_fields(entry: &TaskEntry) -> Fields {
     entry.fields().into_iter().map(|(field, value)| (field.as_bytes().to_vec(), value)).collect()
 }
 
+/// Publishes a completion for delivery `rid` on the client's `reply` stream (and counts it).
+fn publish_reply(data: &mut Data, reply: &str, wall: u64, rid: &str, fields: Fields) {
+    *data.replies.entry(rid.to_owned()).or_default() += 1;
+    xadd(data, reply, wall, fields);
+}
+
 fn reply_fields(rid: &str, status: &str, body: &[u8], deliveries: u32) -> Fields {
     vec![
         (b"rid".to_vec(), rid.as_bytes().to_vec()),
@@ -392,6 +492,25 @@ fn owner_check(data: &Data, tasks: &str, id: Id, consumer: &str) -> Result<u32, 
         Some(pending) if pending.owner != consumer => Err(Ownership::NotOwner),
         Some(pending) => Ok(pending.deliveries),
     }
+}
+
+/// Stores a completion's result (status ok) and publishes it on the client's reply stream.
+fn store_outcome(
+    data: &mut Data,
+    completion: &Completion,
+    now: Instant,
+    wall: u64,
+    deliveries: u32,
+) {
+    let status = completion.status.as_str();
+    if status == "ok" {
+        let expires = now + Duration::from_millis(completion.ttl_ms.max(1));
+        data.strings.insert(completion.result.clone(), (completion.body.clone(), Some(expires)));
+    }
+    expire(data, &completion.reply, now);
+    let fields = reply_fields(&completion.rid, status, &completion.body, deliveries);
+    publish_reply(data, &completion.reply, wall, &completion.rid, fields);
+    set_expiry(data, &completion.reply, now, completion.ttl_ms);
 }
 
 /// `XACK` + `XDEL` of one entry.
@@ -433,6 +552,43 @@ impl MemoryStore {
         MemoryStore { model, keys }
     }
 
+    /// `complete` with the planted bug [`PlantedBug::RedisAckBeforeResult`]: the
+    /// owner-checked acknowledgement in one round trip, the result and the notification in a
+    /// second one. A failure or a crash in between loses the result; a retry finds the entry
+    /// gone.
+    async fn ack_then_store(
+        &self,
+        consumer: &str,
+        completions: &[Completion],
+    ) -> StoreResult<Vec<Ownership>> {
+        let tasks = self.keys.tasks();
+        let acknowledged = self
+            .model
+            .command("XACK", |data, _, _| {
+                completions
+                    .iter()
+                    .map(|completion| {
+                        let id = parse_id(&completion.entry_id).ok_or(Ownership::Gone)?;
+                        let deliveries = owner_check(data, &tasks, id, consumer)?;
+                        ack_and_delete(data, &tasks, id);
+                        Ok(deliveries)
+                    })
+                    .collect::<Vec<Result<u32, Ownership>>>()
+            })
+            .await?;
+        YieldOnce(false).await;
+        self.model
+            .command("SET + XADD", |data, now, wall| {
+                for (completion, acknowledged) in completions.iter().zip(&acknowledged) {
+                    if let Ok(deliveries) = acknowledged {
+                        store_outcome(data, completion, now, wall, *deliveries);
+                    }
+                }
+            })
+            .await?;
+        Ok(acknowledged.iter().map(|outcome| outcome.err().unwrap_or(Ownership::Done)).collect())
+    }
+
     /// Reads entries after `after` from `stream` (`XREAD`), waiting up to `block`.
     async fn blocking_read<T>(
         &self,
@@ -459,7 +615,9 @@ impl Store for MemoryStore {
             entries
                 .iter()
                 .map(|entry| {
-                    if !data.enqueued_rids.insert(entry.rid.clone()) {
+                    let copies = data.enqueued_rids.entry(entry.rid.clone()).or_default();
+                    *copies += 1;
+                    if *copies > 1 {
                         data.duplicate_enqueues += 1;
                     }
                     show_id(xadd(data, &tasks, wall, owned_fields(entry)))
@@ -475,19 +633,22 @@ impl Store for MemoryStore {
         count: usize,
         block: Duration,
     ) -> BoxFuture<'a, StoreResult<Vec<StreamEntry>>> {
-        Box::pin(self.blocking_read("XREAD", block, move |data, now| {
-            expire(data, reply, now);
-            let after = parse_id(after).unwrap_or((0, 0));
-            let Some(stream) = data.streams.get(reply) else { return Ok(Vec::new()) };
-            // `XREAD COUNT 0` has no limit.
-            let limit = if count == 0 { usize::MAX } else { count };
-            Ok(stream
-                .entries
-                .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
-                .take(limit)
-                .map(|(id, fields)| StreamEntry { id: show_id(*id), fields: fields.clone() })
-                .collect())
-        }))
+        Box::pin(async move {
+            let read = self.blocking_read("XREAD", block, move |data, now| {
+                expire(data, reply, now);
+                let after = parse_id(after).unwrap_or((0, 0));
+                let Some(stream) = data.streams.get(reply) else { return Ok(Vec::new()) };
+                // `XREAD COUNT 0` has no limit.
+                let limit = if count == 0 { usize::MAX } else { count };
+                Ok(stream
+                    .entries
+                    .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                    .take(limit)
+                    .map(|(id, fields)| StreamEntry { id: show_id(*id), fields: fields.clone() })
+                    .collect())
+            });
+            Ok(self.model.disturb_replies(read.await?))
+        })
     }
 
     fn delete_replies<'a>(
@@ -575,6 +736,7 @@ impl Store for MemoryStore {
         block: Duration,
     ) -> BoxFuture<'a, StoreResult<Vec<StreamEntry>>> {
         let tasks = self.keys.tasks();
+        let duplicate_deliveries = self.model.faults().duplicate_deliveries;
         Box::pin(async move {
             let read = self.blocking_read("XREADGROUP", block, |data, now| {
                 let stream = data.streams.get_mut(&tasks).ok_or_else(|| no_group("XREADGROUP"))?;
@@ -594,6 +756,25 @@ impl Store for MemoryStore {
                         *id,
                         Pending { owner: consumer.to_owned(), delivered_at: now, deliveries: 1 },
                     );
+                }
+                let mut taken = taken;
+                if !taken.is_empty() && self.model.draw(duplicate_deliveries) {
+                    // Delivered again: the oldest other entry this consumer holds, as a
+                    // consumer re-reading its pending entries (`XREADGROUP ... 0`) gets it.
+                    let again = group.pending.iter_mut().find(|(id, pending)| {
+                        pending.owner == consumer
+                            && entries.contains_key(*id)
+                            && !taken.iter().any(|(taken, _)| taken == *id)
+                    });
+                    if let Some((id, pending)) = again {
+                        pending.deliveries += 1;
+                        pending.delivered_at = now;
+                        self.model.executor.note(format_args!(
+                            "redis: entry {} delivered again to {consumer}",
+                            show_id(*id)
+                        ));
+                        taken.push((*id, entries[id].clone()));
+                    }
                 }
                 Ok(taken
                     .into_iter()
@@ -682,6 +863,10 @@ impl Store for MemoryStore {
         completions: &'a [Completion],
     ) -> BoxFuture<'a, StoreResult<Vec<Ownership>>> {
         let tasks = self.keys.tasks();
+        if planted(PlantedBug::RedisAckBeforeResult) {
+            return Box::pin(self.ack_then_store(consumer, completions));
+        }
+        let check_owner = !planted(PlantedBug::RedisNoOwnerCheckOnComplete);
         Box::pin(self.model.command("complete", move |data, now, wall| {
             completions
                 .iter()
@@ -691,24 +876,11 @@ impl Store for MemoryStore {
                     };
                     let deliveries = match owner_check(data, &tasks, id, consumer) {
                         Ok(deliveries) => deliveries,
-                        Err(ownership) => return ownership,
+                        Err(ownership) if check_owner => return ownership,
+                        // The planted bug: a script without the owner check publishes anyway.
+                        Err(_) => 0,
                     };
-                    let status = completion.status.as_str();
-                    if status == "ok" {
-                        let expires = now + Duration::from_millis(completion.ttl_ms.max(1));
-                        data.strings.insert(
-                            completion.result.clone(),
-                            (completion.body.clone(), Some(expires)),
-                        );
-                    }
-                    expire(data, &completion.reply, now);
-                    xadd(
-                        data,
-                        &completion.reply,
-                        wall,
-                        reply_fields(&completion.rid, status, &completion.body, deliveries),
-                    );
-                    set_expiry(data, &completion.reply, now, completion.ttl_ms);
+                    store_outcome(data, completion, now, wall, deliveries);
                     ack_and_delete(data, &tasks, id);
                     Ownership::Done
                 })
@@ -743,12 +915,8 @@ impl Store for MemoryStore {
             xadd(data, &dead, wall, record);
             if let Some((notify, status, body)) = &letter.notify {
                 expire(data, &notify.reply, now);
-                xadd(
-                    data,
-                    &notify.reply,
-                    wall,
-                    reply_fields(&notify.rid, status.as_str(), body, deliveries),
-                );
+                let fields = reply_fields(&notify.rid, status.as_str(), body, deliveries);
+                publish_reply(data, &notify.reply, wall, &notify.rid, fields);
                 set_expiry(data, &notify.reply, now, letter.ttl_ms);
             }
             ack_and_delete(data, &tasks, id);

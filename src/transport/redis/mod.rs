@@ -365,7 +365,7 @@ impl Inner {
     fn deliver(&self, reply: Reply) {
         let Some(started) = self.started() else { return };
         self.entry_ids.lock().remove(&reply.rid);
-        let Some(task) = self.in_flight.lock().remove(&reply.rid) else {
+        let Some(task) = self.take_in_flight(&reply.rid) else {
             tracing::debug!(rid = %reply.rid, "a completion for a task this client no longer waits for");
             return;
         };
@@ -387,6 +387,23 @@ impl Inner {
                 )),
             ),
         }
+    }
+
+    /// The task waiting for the completion of delivery `rid`, no longer waiting. A
+    /// completion is matched by its delivery id (task and attempt), so that a duplicated or
+    /// stale completion of an earlier attempt is never taken for the current one.
+    fn take_in_flight(&self, rid: &str) -> Option<ReadyTask> {
+        let mut in_flight = self.in_flight.lock();
+        if let Some(task) = in_flight.remove(rid) {
+            return Some(task);
+        }
+        if crate::planted::active(crate::planted::PlantedBug::RedisAcceptSecondResult) {
+            // The planted bug: match by task (`{client}:{task id}:`), whatever the attempt.
+            let task_prefix = rid.rsplit_once(':').map(|(task, _)| format!("{task}:"))?;
+            let current = in_flight.keys().find(|other| other.starts_with(&task_prefix)).cloned();
+            return current.and_then(|current| in_flight.remove(&current));
+        }
+        None
     }
 
     /// Turns a ready task into a stream entry, or says why it cannot be one.

@@ -71,7 +71,36 @@ impl SimRedis {
     /// before running with probability `fail_before`, runs but loses its reply (an unknown
     /// result) with probability `fail_after`, and is delayed by up to `max_delay`.
     pub fn set_faults(&self, fail_before: f64, fail_after: f64, max_delay: Duration) {
-        self.model.set_faults(ModelFaults { fail_before, fail_after, max_delay });
+        let faults = self.model.faults();
+        self.model.set_faults(ModelFaults { fail_before, fail_after, max_delay, ..faults });
+    }
+
+    /// Injects faults into message delivery, drawn from the seed's `redis` stream: a read of
+    /// a client's reply stream returns its completions shuffled with probability `reorder`,
+    /// each completion read is returned twice with probability `duplicate` (a notification
+    /// delivered more than once), and a worker's read of new entries also returns an entry
+    /// it already holds with probability `redeliver` (its delivery count raised, as a
+    /// consumer re-reading its pending entries after a reconnect gets it).
+    pub fn set_delivery_faults(&self, reorder: f64, duplicate: f64, redeliver: f64) {
+        let faults = self.model.faults();
+        self.model.set_faults(ModelFaults {
+            reorder_replies: reorder,
+            duplicate_replies: duplicate,
+            duplicate_deliveries: redeliver,
+            ..faults
+        });
+    }
+
+    /// How many completions were published beyond one per enqueued copy of their task entry:
+    /// a second accepted outcome for one entry (a slow worker's result accepted after the
+    /// entry was reclaimed, say). Always 0 unless Redis lost writes in a restart.
+    pub fn surplus_completions(&self) -> usize {
+        self.model.surplus_replies()
+    }
+
+    /// How many reply streams (one per client) of `namespace` exist and have not expired.
+    pub fn reply_streams(&self, namespace: &str) -> usize {
+        self.model.live_streams(&Keys::new(namespace, "").reply_prefix())
     }
 
     /// Connects a client transport configured by `builder` (its URL is ignored).
