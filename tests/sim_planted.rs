@@ -7,6 +7,9 @@
 
 // Shared with the runner, which reads what this file does not.
 #[allow(dead_code)]
+#[path = "sim/oracle.rs"]
+mod oracle;
+#[allow(dead_code)]
 #[path = "sim/redis.rs"]
 mod redis;
 #[allow(dead_code)]
@@ -87,4 +90,31 @@ fn a_dependent_started_before_its_inputs_is_caught() {
 #[test]
 fn running_a_cancelled_queued_task_is_caught() {
     caught(PlantedBug::RunCancelledTask, "dependencies", &["started after it was cancelled"]);
+}
+
+#[test]
+fn a_redis_ack_before_the_result_is_stored_is_caught() {
+    // A command that fails (or a worker that dies) between the acknowledgement and the
+    // result loses the result: the future never resolves.
+    caught(PlantedBug::RedisAckBeforeResult, "redis_command_faults", &["did not resolve within"]);
+}
+
+#[test]
+fn a_redis_second_result_accepted_for_a_task_is_caught() {
+    // A duplicated completion of a failed attempt is taken for the retry's.
+    caught(
+        PlantedBug::RedisAcceptSecondResult,
+        "redis_retries",
+        &["ran", "unexpected error", "resolved to", "scheduler counts"],
+    );
+}
+
+#[test]
+fn a_redis_completion_without_an_owner_check_is_caught() {
+    // A slow worker's result is published after its entry was reclaimed and completed.
+    caught(
+        PlantedBug::RedisNoOwnerCheckOnComplete,
+        "redis_slow_worker",
+        &["completions were published for entries that had one already"],
+    );
 }

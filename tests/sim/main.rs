@@ -1,7 +1,10 @@
 //! The deterministic simulation runner: the real client, scheduler and in-process transport
 //! on a `SimExecutor`, under seeded workloads and faults, checked against an oracle.
 //!
-//! Run: `cargo test --all-features --test sim` (part of `scripts/test`).
+//! Run: `cargo test --profile sim --features sim,redis --test sim` (`scripts/test` does, with
+//! a budget of 150 s; the `sim` profile is a release build with debug assertions and overflow
+//! checks). `cargo test --all-features` runs it too, in the debug build: `scripts/test` keeps
+//! that run to a few seconds (`TASKWEAVE_SIM_SECS=5`).
 //!
 //! 1. Regression seeds from `tests/sim-seeds.txt` run first (one `scenario seed` per line).
 //! 2. Each scenario's first seeds run twice: the same seed must give the same trace hash.
@@ -16,6 +19,7 @@
 //! `TASKWEAVE_SIM_BASE` fixes where new seeds start (default: taken from the clock, so each
 //! CI run explores new seeds; it is printed).
 
+mod oracle;
 mod redis;
 mod scenarios;
 mod workload;
@@ -129,6 +133,9 @@ fn planted_bug(name: &str) -> Option<taskweave::planted::PlantedBug> {
         PlantedBug::LeakSlotOnFailure,
         PlantedBug::RunCancelledTask,
         PlantedBug::ReadyAfterFirstDependency,
+        PlantedBug::RedisAckBeforeResult,
+        PlantedBug::RedisAcceptSecondResult,
+        PlantedBug::RedisNoOwnerCheckOnComplete,
     ]
     .into_iter()
     .find(|bug| format!("{bug:?}") == name)
@@ -298,7 +305,7 @@ fn finish(tally: &Mutex<Tally>, started: Instant) -> i32 {
     println!("sim: {:?} in all", started.elapsed());
     for (name, (seeds, spent)) in &tally.seeds {
         let rate = *seeds as f64 / spent.as_secs_f64().max(1e-9);
-        println!("sim:   {name:<18} {seeds:>6} seeds, {rate:>8.1} seeds/s per thread");
+        println!("sim:   {name:<24} {seeds:>7} seeds, {rate:>8.1} seeds/s per thread");
     }
     match &tally.failure {
         Some(line) => {

@@ -1,41 +1,215 @@
 //! Redis scenarios: the real client, Redis transport and worker library on `SimRedis` (an
 //! in-memory model of the stream commands) inside the simulation, with worker processes as
-//! nodes that crash and boot again, and faults in the Redis commands.
+//! nodes that crash, pause and boot again, and faults in the Redis commands and messages.
 //!
-//! Task bodies are registered `Task`s; their input carries the run's id and the task's index,
-//! so that a body (a plain function, run by a worker) can report to the run's probe.
+//! Task bodies are one registered `Task` ([`Body`]); its input carries the run's id, the
+//! task's index and how it behaves, so that a body (a plain function, run by a worker) can
+//! report to the run's [`Probe`], take virtual time, or crash its own worker.
+//!
+//! A run has a fault phase (the workload's operations, with the faults the seed switched on
+//! injected between them from the seed's `redis-faults` stream, so the workload is the same
+//! whichever faults are on) and a quiet phase: once faults stop, every future must resolve
+//! within [`QUIET_BOUND`].
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use futures::future::{Either, select};
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 use taskweave::runtimes::sim::{SimConfig, SimExecutor, SimRng};
 use taskweave::transport::redis::{RedisTransport, SimRedis};
 use taskweave::worker::{RunningWorker, Worker, WorkerBuilder};
-use taskweave::{Client, Task, TaskError, TaskFuture};
+use taskweave::{Client, Executor, Task, TaskError, TaskFuture};
 
+use crate::oracle::TaskGraph;
 use crate::workload::{RunFailure, RunReport};
 
 const NAMESPACE: &str = "taskweave";
 const QUEUE: &str = "default";
 
-/// A Redis scenario: which faults are on (each switched on per seed, swarm style).
+/// The workers' reclaim time: how long an entry may sit untouched before another worker
+/// takes it over. Workers touch what they hold every third of it.
+const RECLAIM_AFTER: Duration = Duration::from_millis(300);
+
+/// How many deliveries of an entry may be taken before it is poison (`allowed_failures`
+/// of 2, the default, plus one).
+const MAX_DELIVERIES: u32 = 3;
+
+/// Every future resolves within this much virtual time after the last fault (plus the time
+/// the long task bodies take, which may run one after another). Derived from the intervals
+/// of the transport and the workers, with a margin of about two:
+/// - an entry held by a dead or paused worker is reclaimed after [`RECLAIM_AFTER`] plus one
+///   period of the reclaim loop (half of it): 450 ms; a poison entry needs [`MAX_DELIVERIES`]
+///   of those before it is dead-lettered: 1.35 s;
+/// - a loop whose command failed sleeps at most `Backoff::MAX` (2 s) before it tries again;
+///   a task passes three such loops (the client's sender, the worker's reporter, the
+///   client's reply loop): 6 s;
+/// - a crashed worker boots again within 50 ms (its supervisor's retry), and blocking reads
+///   wake on the first append.
+///
+/// (When the transport gets a client-side reconciliation interval for lost entries, that
+/// interval adds to this bound.)
+const QUIET_BOUND: Duration = Duration::from_secs(15);
+
+/// The fault kinds a Redis scenario may switch on; each is on or off per seed (swarm style).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RedisFaults {
+    /// Crash worker processes (and boot them again).
+    pub(crate) crashes: bool,
+    /// A worker crashes right after a task body returned: the result is computed but neither
+    /// stored nor acknowledged.
+    pub(crate) crash_after_body: bool,
+    /// Redis commands fail before running, lose their reply after running, or are delayed.
+    pub(crate) command_faults: bool,
+    /// Completions read by the client come reordered within a read, or twice.
+    pub(crate) message_faults: bool,
+    /// A worker gets an entry it already holds delivered again (delivery count raised).
+    pub(crate) redeliveries: bool,
+    /// Worker processes pause (stop the world) for longer than the reclaim time: slow but
+    /// alive, their entries reclaimed while they still run them.
+    pub(crate) pauses: bool,
+    /// Garbage entries in the task stream.
+    pub(crate) garbage: bool,
+    /// The wall clock jumps an hour forward or back.
+    pub(crate) wall_clock: bool,
+    /// A worker is replaced by a new generation that starts while the old one drains
+    /// (a rolling deploy).
+    pub(crate) generations: bool,
+    /// The task stream is trimmed (`XTRIM MAXLEN 0`) while entries are pending.
+    pub(crate) trim: bool,
+    /// Redis restarts, losing its last few writes.
+    pub(crate) restarts: bool,
+}
+
+impl RedisFaults {
+    /// No fault at all; scenarios start from here.
+    pub(crate) const NONE: RedisFaults = RedisFaults {
+        crashes: false,
+        crash_after_body: false,
+        command_faults: false,
+        message_faults: false,
+        redeliveries: false,
+        pauses: false,
+        garbage: false,
+        wall_clock: false,
+        generations: false,
+        trim: false,
+        restarts: false,
+    };
+
+    /// Every fault kind that keeps Redis's data (not trims, not restarts).
+    pub(crate) const ALL: RedisFaults = RedisFaults {
+        crashes: true,
+        crash_after_body: true,
+        command_faults: true,
+        message_faults: true,
+        redeliveries: true,
+        pauses: true,
+        garbage: true,
+        wall_clock: true,
+        generations: true,
+        trim: false,
+        restarts: false,
+    };
+}
+
+/// A Redis scenario: what the workload submits, and which faults may be on.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RedisScenario {
     pub(crate) name: &'static str,
     pub(crate) max_ops: u64,
-    /// Crash worker nodes (and boot them again).
-    pub(crate) crashes: bool,
-    /// Fail Redis commands before or after they run, delay them.
-    pub(crate) command_faults: bool,
-    /// Append garbage entries to the task stream.
-    pub(crate) garbage: bool,
-    /// Trim the task stream (`XTRIM MAXLEN 0`) while entries are pending.
-    pub(crate) trim: bool,
-    /// Restart Redis, losing its last few writes.
-    pub(crate) restarts: bool,
+    pub(crate) faults: RedisFaults,
+    /// Submit flaky tasks with retries.
+    pub(crate) flaky: bool,
+    /// Submit tasks that run longer than the reclaim time.
+    pub(crate) long_tasks: bool,
+    /// Submit poison tasks (each run crashes its worker).
+    pub(crate) poison: bool,
+    /// Submit mostly dependents.
+    pub(crate) dependents: bool,
+    /// Allow for a known bug: an entry a draining worker hands back is appended again as a
+    /// new entry, whose count of starts begins at zero, so a poison entry gets
+    /// `MAX_DELIVERIES` more runs per hand-back (see `tests/sim-seeds.txt`).
+    pub(crate) hand_back_resets_starts: bool,
+}
+
+impl RedisScenario {
+    /// Plain, failing, panicking and dependent tasks, no fault; scenarios start from here.
+    pub(crate) const BASE: RedisScenario = RedisScenario {
+        name: "",
+        max_ops: 40,
+        faults: RedisFaults::NONE,
+        flaky: false,
+        long_tasks: false,
+        poison: false,
+        dependents: false,
+        hand_back_resets_starts: true,
+    };
+}
+
+/// The faults one seed switched on, with their rates.
+#[derive(Debug, Clone, Copy, Default)]
+struct ActiveFaults {
+    /// Chance per operation of each fault injected between operations.
+    crash: f64,
+    pause: f64,
+    garbage: f64,
+    wall_clock: f64,
+    generation: f64,
+    trim: f64,
+    restart: f64,
+    /// Chance per task body that its worker crashes right after it.
+    crash_after_body: f64,
+    /// Redis command faults: fail before, fail after, max delay.
+    command: (f64, f64, Duration),
+    /// Reply stream faults: reorder, duplicate; and redeliveries.
+    message: (f64, f64, f64),
+}
+
+impl ActiveFaults {
+    /// Draws which of the scenario's fault kinds are on for `seed`, and how often they hit.
+    fn draw(faults: &RedisFaults, seed: u64) -> ActiveFaults {
+        let mut swarm = SimRng::stream(seed, "swarm");
+        let mut on = |allowed: bool, levels: &[f64]| {
+            let switched_on = allowed && swarm.chance(0.8);
+            let level = levels[swarm.index(levels.len())];
+            if switched_on { level } else { 0.0 }
+        };
+        ActiveFaults {
+            crash: on(faults.crashes, &[0.05, 0.15]),
+            pause: on(faults.pauses, &[0.05, 0.2]),
+            garbage: on(faults.garbage, &[0.05, 0.1]),
+            wall_clock: on(faults.wall_clock, &[0.05, 0.2]),
+            generation: on(faults.generations, &[0.05, 0.15]),
+            trim: on(faults.trim, &[0.05]),
+            restart: on(faults.restarts, &[0.05]),
+            crash_after_body: on(faults.crash_after_body, &[0.05, 0.2]),
+            command: (
+                on(faults.command_faults, &[0.0, 0.01, 0.05]),
+                on(faults.command_faults, &[0.0, 0.01, 0.05]),
+                Duration::from_millis(on(faults.command_faults, &[0.0, 5.0, 100.0]) as u64),
+            ),
+            message: (
+                on(faults.message_faults, &[0.1, 0.5]),
+                on(faults.message_faults, &[0.05, 0.3]),
+                on(faults.redeliveries, &[0.02, 0.1]),
+            ),
+        }
+    }
+
+    /// Whether these faults can make a body run again (a delivery lost or repeated).
+    fn cause_reruns(&self) -> bool {
+        self.crash > 0.0
+            || self.crash_after_body > 0.0
+            || self.pause > 0.0
+            || self.command != (0.0, 0.0, Duration::ZERO)
+            || self.message.2 > 0.0
+            || self.restart > 0.0
+            || self.trim > 0.0
+    }
 }
 
 /// Runs in flight, by id: where the bodies of each run report.
@@ -46,61 +220,96 @@ fn probes() -> &'static Mutex<BTreeMap<u64, Arc<Probe>>> {
 
 static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
 
-/// How often each task's body ran, in one run.
-#[derive(Debug, Default)]
+/// What the bodies of one run see and do: how often each ran, and the worker processes
+/// (so that a body can crash its own).
 struct Probe {
     runs: Mutex<BTreeMap<usize, u32>>,
+    cluster: Arc<Cluster>,
+    /// Chance that a body's worker crashes right after it, and the stream it is drawn from.
+    crash_after_body: Mutex<(f64, SimRng)>,
 }
 
-fn report_start(run: u64, index: usize) {
-    let probe = probes().lock().get(&run).cloned();
-    if let Some(probe) = probe {
-        *probe.runs.lock().entry(index).or_default() += 1;
+impl Probe {
+    fn of(run: u64) -> Option<Arc<Probe>> {
+        probes().lock().get(&run).cloned()
+    }
+
+    /// Counts a start of task `index`; returns how many runs it had, this one included.
+    fn start(&self, index: usize) -> u32 {
+        let mut runs = self.runs.lock();
+        let count = runs.entry(index).or_default();
+        *count += 1;
+        *count
+    }
+
+    /// After a body returned: its worker may crash before reporting.
+    fn after_body(&self) {
+        let crash = {
+            let mut guard = self.crash_after_body.lock();
+            let (chance, rng) = &mut *guard;
+            *chance > 0.0 && rng.chance(*chance)
+        };
+        if crash {
+            self.cluster.crash_current("right after a task body");
+        }
     }
 }
 
-/// Returns `3 * arg + 1`.
-struct Triple;
-
-impl Task for Triple {
-    const NAME: &'static str = "triple";
-    type Input = (u64, usize, i64);
-    type Output = i64;
-    type Error = String;
-
-    fn run((run, index, arg): (u64, usize, i64)) -> Result<i64, String> {
-        report_start(run, index);
-        Ok(arg * 3 + 1)
-    }
+/// How a [`Body`] behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Behaviour {
+    /// Returns `3 * arg + 1`.
+    Value,
+    /// Fails.
+    Fails,
+    /// Panics.
+    Panics,
+    /// Fails its first `fail_first` runs, then returns `3 * arg + 1`.
+    Flaky { fail_first: u32 },
+    /// Takes `millis` of virtual time (longer than the reclaim time), then returns
+    /// `3 * arg + 1`.
+    Long { millis: u64 },
+    /// Crashes the worker that runs it, every time.
+    Poison,
 }
 
-/// Always fails.
-struct Fails;
+/// The one registered task of the Redis scenarios; see [`Behaviour`].
+struct Body;
 
-impl Task for Fails {
-    const NAME: &'static str = "fails";
-    type Input = (u64, usize);
+impl Task for Body {
+    const NAME: &'static str = "body";
+    type Input = (u64, usize, i64, Behaviour);
     type Output = i64;
     type Error = String;
 
-    fn run((run, index): (u64, usize)) -> Result<i64, String> {
-        report_start(run, index);
-        Err(format!("boom from #{index}"))
-    }
-}
-
-/// Always panics.
-struct Panics;
-
-impl Task for Panics {
-    const NAME: &'static str = "panics";
-    type Input = (u64, usize);
-    type Output = i64;
-    type Error = String;
-
-    fn run((run, index): (u64, usize)) -> Result<i64, String> {
-        report_start(run, index);
-        panic!("planned panic in #{index}")
+    fn run((run, index, arg, behaviour): (u64, usize, i64, Behaviour)) -> Result<i64, String> {
+        let Some(probe) = Probe::of(run) else { return Err("no probe".into()) };
+        let runs = probe.start(index);
+        let sim = &probe.cluster.sim;
+        sim.note(format_args!(
+            "#{index} runs ({runs}) on {}",
+            sim.current_node().unwrap_or_default()
+        ));
+        let outcome = match behaviour {
+            Behaviour::Value => Ok(arg * 3 + 1),
+            Behaviour::Fails => Err(format!("boom from #{index}")),
+            Behaviour::Panics => panic!("planned panic in #{index}"),
+            Behaviour::Flaky { fail_first } if runs <= fail_first => {
+                Err(format!("flaky #{index} failed run {runs}"))
+            }
+            Behaviour::Flaky { .. } => Ok(arg * 3 + 1),
+            Behaviour::Long { millis } => {
+                // The body keeps its worker thread busy; the rest of the system goes on.
+                let _ = probe.cluster.sim.spend(Duration::from_millis(millis));
+                Ok(arg * 3 + 1)
+            }
+            Behaviour::Poison => {
+                probe.cluster.crash_current("by a poison task");
+                Ok(0)
+            }
+        };
+        probe.after_body();
+        outcome
     }
 }
 
@@ -120,9 +329,7 @@ impl Task for Sum {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    Triple { arg: i64 },
-    Fails,
-    Panics,
+    Body { arg: i64, behaviour: Behaviour, retries: u32 },
     Sum,
 }
 
@@ -141,52 +348,52 @@ fn worker_builder(sim: &SimExecutor, concurrency: usize) -> WorkerBuilder {
     Worker::builder()
         .executor(sim.clone())
         .concurrency(concurrency)
-        .reclaim_after(Duration::from_millis(300))
-        .register::<Triple>()
-        .register::<Fails>()
-        .register::<Panics>()
+        .reclaim_after(RECLAIM_AFTER)
+        .register::<Body>()
         .register::<Sum>()
 }
 
-type WorkerSlot = Arc<Mutex<Option<Arc<RunningWorker>>>>;
-
-struct World {
-    scenario: RedisScenario,
-    sim: SimExecutor,
-    redis: SimRedis,
-    rng: SimRng,
-    run: u64,
-    probe: Arc<Probe>,
-    tasks: Vec<Tracked>,
-    slots: Vec<WorkerSlot>,
-    concurrency: usize,
-    crashes: u32,
-    garbage: usize,
-    restarts: u32,
-    faulty: bool,
+/// One worker process slot: the node that runs it now and its handle once started.
+struct Slot {
+    node: String,
+    worker: Option<Arc<RunningWorker>>,
 }
 
-impl World {
-    /// Boots worker `index` as node `worker-<index>` (again, after a crash).
-    fn boot_worker(&self, index: usize) {
+/// The worker processes of a run: booted, crashed, paused and replaced by the driver, and
+/// crashed by task bodies.
+struct Cluster {
+    sim: SimExecutor,
+    redis: SimRedis,
+    concurrency: usize,
+    slots: Vec<Arc<Mutex<Slot>>>,
+    /// Workers of earlier generations, draining after a rolling replacement.
+    retiring: Mutex<Vec<Arc<RunningWorker>>>,
+    crashes: AtomicU32,
+    generations: AtomicU32,
+    /// Set when the run is over: crashed workers are not booted again.
+    over: AtomicBool,
+}
+
+impl Cluster {
+    /// Boots the worker of slot `index` on its node (again, after a crash).
+    fn boot(&self, index: usize) {
         let slot = Arc::clone(&self.slots[index]);
+        let node = slot.lock().node.clone();
         let (redis, sim, concurrency) = (self.redis.clone(), self.sim.clone(), self.concurrency);
         let booted = self.sim.spawn_node(
-            &format!("worker-{index}"),
+            &node,
             Box::pin(async move {
                 // A command fault can fail the start; try again, as a supervisor would.
                 loop {
                     match redis.start_worker(worker_builder(&sim, concurrency)).await {
                         Ok(worker) => {
                             let worker = Arc::new(worker);
-                            *slot.lock() = Some(Arc::clone(&worker));
+                            slot.lock().worker = Some(Arc::clone(&worker));
                             // The node's first task lives as long as the worker.
                             worker.stopped().await;
                             return;
                         }
-                        Err(_) => {
-                            taskweave::Executor::sleep(&sim, Duration::from_millis(50)).await;
-                        }
+                        Err(_) => sim.sleep(Duration::from_millis(50)).await,
                     }
                 }
             }),
@@ -194,13 +401,116 @@ impl World {
         drop(booted);
     }
 
-    fn crash_worker(&mut self, index: usize) {
-        self.sim.note(format_args!("crash worker-{index}"));
-        self.sim.crash_node(&format!("worker-{index}"));
+    /// Crashes the worker of slot `index` and boots it again.
+    fn crash(&self, index: usize, why: &str) {
+        let node = self.slots[index].lock().node.clone();
+        self.sim.note(format_args!("crash {node} {why}"));
+        self.sim.crash_node(&node);
         // Its handle would start a graceful shutdown when dropped; its loops are gone already.
-        drop(self.slots[index].lock().take());
-        self.crashes += 1;
-        self.boot_worker(index);
+        let dead = self.slots[index].lock().worker.take();
+        drop(dead);
+        self.crashes.fetch_add(1, Ordering::Relaxed);
+        if !self.over.load(Ordering::Relaxed) {
+            self.boot(index);
+        }
+    }
+
+    /// Crashes the worker whose task is running now (a body's own worker).
+    fn crash_current(&self, why: &str) {
+        let Some(node) = self.sim.current_node() else { return };
+        match self.slots.iter().position(|slot| slot.lock().node == node) {
+            Some(index) => self.crash(index, why),
+            None => {
+                // A worker of an earlier generation, draining: it is not booted again.
+                self.sim.note(format_args!("crash {node} {why}"));
+                self.sim.crash_node(&node);
+                self.crashes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Replaces the worker of slot `index` with a new generation, started before the old
+    /// one drains (a rolling deploy). Returns `false` if the slot's worker is still starting.
+    fn replace(&self, index: usize) -> bool {
+        let old = {
+            let mut slot = self.slots[index].lock();
+            let Some(old) = slot.worker.take() else { return false };
+            let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+            slot.node = format!("worker-{index}.{generation}");
+            old
+        };
+        self.sim.note(format_args!("replace {} with a new generation", old.name()));
+        self.boot(index);
+        old.shutdown();
+        self.retiring.lock().push(old);
+        true
+    }
+}
+
+struct World {
+    scenario: RedisScenario,
+    sim: SimExecutor,
+    redis: SimRedis,
+    rng: SimRng,
+    /// Draws the faults injected between operations (not the workload's stream).
+    fault_rng: SimRng,
+    active: ActiveFaults,
+    run: u64,
+    probe: Arc<Probe>,
+    cluster: Arc<Cluster>,
+    tasks: Vec<Tracked>,
+    garbage: usize,
+    restarts: u32,
+    /// Virtual time of the end of the last pause.
+    paused_until: Duration,
+    /// The long bodies' total time: they may run one after the other.
+    long_time: Duration,
+}
+
+impl TaskGraph for World {
+    fn parents(&self, index: usize) -> &[usize] {
+        &self.tasks[index].parents
+    }
+
+    fn cancelled_directly(&self, index: usize) -> bool {
+        self.tasks[index].cancel_requested
+    }
+
+    fn may_fail_with(&self, index: usize, error: &TaskError) -> bool {
+        let task = &self.tasks[index];
+        if error.key().to_string() != task.key_text {
+            return false;
+        }
+        let behaviour = match task.kind {
+            Kind::Body { behaviour, .. } => Some(behaviour),
+            Kind::Sum => None,
+        };
+        match (error, behaviour) {
+            (TaskError::WorkerLost { .. }, Some(Behaviour::Poison)) => true,
+            (TaskError::WorkerLost { .. }, _) => self.lossy(),
+            (TaskError::Failed { message, .. }, Some(Behaviour::Fails)) => message.contains("boom"),
+            (TaskError::Panicked { message, .. }, Some(Behaviour::Panics)) => {
+                message.contains("planned panic")
+            }
+            (TaskError::Failed { message, .. }, Some(Behaviour::Flaky { fail_first })) => {
+                let Kind::Body { retries, .. } = task.kind else { return false };
+                // Extra runs (reclaims) only ever use up the failures sooner.
+                message.contains("flaky") && (fail_first > retries || self.active.cause_reruns())
+            }
+            (TaskError::Failed { message, .. }, None) => {
+                self.active.command.0 + self.active.command.1 > 0.0
+                    && message.contains("could not be read")
+            }
+            _ => false,
+        }
+    }
+}
+
+impl World {
+    /// Whether deliveries can be lost (or counted against a task) for reasons other than
+    /// the task itself.
+    fn lossy(&self) -> bool {
+        self.active.cause_reruns() || self.scenario.poison || self.restarts > 0
     }
 
     async fn connect(&self) -> Client {
@@ -213,24 +523,27 @@ impl World {
                     return client;
                 }
             }
-            taskweave::Executor::sleep(&self.sim, Duration::from_millis(50)).await;
+            self.sim.sleep(Duration::from_millis(50)).await;
         }
     }
 
     fn submit(&mut self, client: &Client, kind: Kind, parents: Vec<usize>) {
         let index = self.tasks.len();
         self.sim.note(format_args!("submit #{index} {kind:?} after {parents:?}"));
-        let run = self.run;
         let handle = match kind {
-            Kind::Triple { arg } => client.submit_task::<Triple>((run, index, arg)),
-            Kind::Fails => client.submit_task::<Fails>((run, index)),
-            Kind::Panics => client.submit_task::<Panics>((run, index)),
+            Kind::Body { arg, behaviour, retries } => {
+                let input = (self.run, index, arg, behaviour);
+                client.task().retries(retries).submit_task::<Body>(input)
+            }
             Kind::Sum => {
                 let handles: Vec<TaskFuture<i64>> =
                     parents.iter().map(|parent| self.tasks[*parent].handle.clone()).collect();
                 client.after(&handles).submit_task::<Sum>()
             }
         };
+        if let Kind::Body { behaviour: Behaviour::Long { millis }, .. } = kind {
+            self.long_time += Duration::from_millis(millis);
+        }
         self.tasks.push(Tracked {
             kind,
             key_text: handle.key().to_string(),
@@ -244,7 +557,7 @@ impl World {
 
     fn cancel(&mut self, index: usize) -> Result<(), String> {
         // The task and its dependents, transitively (parents come first).
-        let mut affected = std::collections::BTreeSet::from([index]);
+        let mut affected = BTreeSet::from([index]);
         for (task, tracked) in self.tasks.iter().enumerate() {
             if tracked.parents.iter().any(|parent| affected.contains(parent)) {
                 affected.insert(task);
@@ -273,85 +586,158 @@ impl World {
         Ok(())
     }
 
+    /// Draws one workload operation and carries it out (from the `workload` stream only).
+    async fn operate(&mut self, client: &Client) -> Result<(), String> {
+        let op = self.rng.below(24);
+        let arg = self.rng.below(1000) as i64;
+        let body = |behaviour| Kind::Body { arg, behaviour, retries: 0 };
+        match op {
+            0..=6 if !self.scenario.dependents || op < 3 => {
+                self.submit(client, body(Behaviour::Value), Vec::new())
+            }
+            7 => self.submit(client, body(Behaviour::Fails), Vec::new()),
+            8 => self.submit(client, body(Behaviour::Panics), Vec::new()),
+            0..=6 | 9..=11 => {
+                if self.tasks.is_empty() {
+                    return Ok(());
+                }
+                let count = self.rng.between(1, 3) as usize;
+                let parents = (0..count).map(|_| self.rng.index(self.tasks.len())).collect();
+                self.submit(client, Kind::Sum, parents);
+            }
+            12 => {
+                if !self.tasks.is_empty() {
+                    let index = self.rng.index(self.tasks.len());
+                    self.cancel(index)?;
+                }
+            }
+            13..=14 => {
+                if !self.tasks.is_empty() {
+                    let index = self.rng.index(self.tasks.len());
+                    self.sim.note(format_args!("await #{index}"));
+                    // Faults are still on: no bound holds yet, so give up waiting after a
+                    // while (the end of the run checks the bound).
+                    let handle = self.tasks[index].handle.clone();
+                    match select(handle, self.sim.sleep(QUIET_BOUND)).await {
+                        Either::Left((outcome, _)) => self.tasks[index].observed = Some(outcome),
+                        Either::Right(_) => self.sim.note(format_args!("#{index} still pending")),
+                    }
+                }
+            }
+            15..=16 if self.scenario.flaky => {
+                let fail_first = self.rng.below(4) as u32;
+                let retries = self.rng.below(4) as u32;
+                let kind = Kind::Body { arg, behaviour: Behaviour::Flaky { fail_first }, retries };
+                self.submit(client, kind, Vec::new());
+            }
+            17 if self.scenario.long_tasks => {
+                // One to four reclaim times.
+                let millis = self.rng.between(300, 1200);
+                self.submit(client, body(Behaviour::Long { millis }), Vec::new());
+            }
+            18 if self.scenario.poison => {
+                self.submit(client, body(Behaviour::Poison), Vec::new());
+            }
+            _ => {
+                let pause = self.rng.duration_up_to(Duration::from_millis(400));
+                self.sim.note(format_args!("sleep {pause:?}"));
+                self.sim.sleep(pause).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Injects the faults this seed switched on, each with its rate (from `redis-faults`).
+    async fn inject_faults(&mut self) {
+        let active = self.active;
+        let workers = self.cluster.slots.len();
+        if self.fault_rng.chance(active.crash) {
+            let index = self.fault_rng.index(workers);
+            self.cluster.crash(index, "by the scenario");
+        }
+        if self.fault_rng.chance(active.pause) {
+            let index = self.fault_rng.index(workers);
+            let pause = RECLAIM_AFTER + self.fault_rng.duration_up_to(3 * RECLAIM_AFTER);
+            let node = self.cluster.slots[index].lock().node.clone();
+            self.sim.pause_node(&node, pause);
+            self.paused_until = self.paused_until.max(self.sim.elapsed() + pause);
+        }
+        if self.fault_rng.chance(active.garbage) {
+            let fields = match self.fault_rng.below(3) {
+                0 => Vec::new(),
+                1 => vec![(b"v".to_vec(), b"1".to_vec()), (b"task".to_vec(), b"nope".to_vec())],
+                _ => vec![(vec![0xff, 0xfe], vec![0x00; 7])],
+            };
+            self.sim.note(format_args!("garbage entry {fields:?}"));
+            self.redis.append_raw(NAMESPACE, QUEUE, fields);
+            self.garbage += 1;
+        }
+        if self.fault_rng.chance(active.wall_clock) {
+            let forward = self.fault_rng.chance(0.5);
+            self.sim.jump_wall_clock(forward, Duration::from_secs(3600));
+        }
+        if self.fault_rng.chance(active.generation) {
+            let index = self.fault_rng.index(workers);
+            self.cluster.replace(index);
+        }
+        if self.fault_rng.chance(active.trim) {
+            // Give the entries just submitted time to reach the stream first.
+            let pause = self.fault_rng.duration_up_to(Duration::from_millis(3));
+            self.sim.sleep(pause).await;
+            let trimmed = self.redis.trim_queue(NAMESPACE, QUEUE);
+            self.sim.note(format_args!("trim the task stream: {trimmed} entries"));
+        }
+        if self.fault_rng.chance(active.restart) {
+            let pause = self.fault_rng.duration_up_to(Duration::from_millis(3));
+            self.sim.sleep(pause).await;
+            let lost = self.redis.restart(self.fault_rng.below(9) as usize);
+            self.restarts += 1;
+            self.sim.note(format_args!("redis restarted, {lost} writes lost"));
+        }
+    }
+
+    /// Ends the fault phase; returns the virtual time from which the system is quiet.
+    fn stop_faults(&mut self) -> Duration {
+        self.redis.set_faults(0.0, 0.0, Duration::ZERO);
+        self.redis.set_delivery_faults(0.0, 0.0, 0.0);
+        self.probe.crash_after_body.lock().0 = 0.0;
+        let quiet_from = self.sim.elapsed().max(self.paused_until);
+        self.sim.note(format_args!("faults stop; quiet from {quiet_from:?}"));
+        quiet_from
+    }
+
     async fn drive(&mut self) -> Result<(), String> {
-        for index in 0..self.slots.len() {
-            self.boot_worker(index);
+        for index in 0..self.cluster.slots.len() {
+            self.cluster.boot(index);
         }
         let client = self.connect().await;
         let ops = self.rng.between(5, self.scenario.max_ops);
         for _ in 0..ops {
-            match self.rng.below(20) {
-                0..=6 => {
-                    let arg = self.rng.below(1000) as i64;
-                    self.submit(&client, Kind::Triple { arg }, Vec::new());
-                }
-                7 => self.submit(&client, Kind::Fails, Vec::new()),
-                8 => self.submit(&client, Kind::Panics, Vec::new()),
-                9..=11 => {
-                    if self.tasks.is_empty() {
-                        continue;
-                    }
-                    let count = self.rng.between(1, 3) as usize;
-                    let parents = (0..count).map(|_| self.rng.index(self.tasks.len())).collect();
-                    self.submit(&client, Kind::Sum, parents);
-                }
-                12 => {
-                    if !self.tasks.is_empty() {
-                        let index = self.rng.index(self.tasks.len());
-                        self.cancel(index)?;
-                    }
-                }
-                13..=14 => {
-                    if !self.tasks.is_empty() {
-                        let index = self.rng.index(self.tasks.len());
-                        self.sim.note(format_args!("await #{index}"));
-                        let handle = self.tasks[index].handle.clone();
-                        self.tasks[index].observed = Some(handle.await);
-                    }
-                }
-                17 if self.scenario.trim => {
-                    // Give the entries just submitted time to reach the stream first.
-                    let pause = self.rng.duration_up_to(Duration::from_millis(3));
-                    taskweave::Executor::sleep(&self.sim, pause).await;
-                    let trimmed = self.redis.trim_queue(NAMESPACE, QUEUE);
-                    self.sim.note(format_args!("trim the task stream: {trimmed} entries"));
-                }
-                18 if self.scenario.restarts => {
-                    let pause = self.rng.duration_up_to(Duration::from_millis(3));
-                    taskweave::Executor::sleep(&self.sim, pause).await;
-                    let lost = self.redis.restart(self.rng.below(9) as usize);
-                    self.restarts += 1;
-                    self.sim.note(format_args!("redis restarted, {lost} writes lost"));
-                }
-                15 if self.scenario.crashes => {
-                    let index = self.rng.index(self.slots.len());
-                    self.crash_worker(index);
-                }
-                16 if self.scenario.garbage => {
-                    let fields = match self.rng.below(3) {
-                        0 => Vec::new(),
-                        1 => vec![
-                            (b"v".to_vec(), b"1".to_vec()),
-                            (b"task".to_vec(), b"nope".to_vec()),
-                        ],
-                        _ => vec![(vec![0xff, 0xfe], vec![0x00; 7])],
-                    };
-                    self.sim.note(format_args!("garbage entry {fields:?}"));
-                    self.redis.append_raw(NAMESPACE, QUEUE, fields);
-                    self.garbage += 1;
-                }
-                _ => {
-                    let pause = self.rng.duration_up_to(Duration::from_millis(400));
-                    self.sim.note(format_args!("sleep {pause:?}"));
-                    taskweave::Executor::sleep(&self.sim, pause).await;
-                }
-            }
+            self.operate(&client).await?;
+            self.inject_faults().await;
         }
-        // Every future resolves; the outcomes must be explainable.
+        // Every future resolves, within the bound after the faults stop; the outcomes must
+        // be explainable.
+        let quiet_from = self.stop_faults();
+        let bound = QUIET_BOUND + self.long_time;
+        let deadline = quiet_from + bound;
         for index in 0..self.tasks.len() {
             self.sim.note(format_args!("await #{index}"));
             let handle = self.tasks[index].handle.clone();
-            let outcome = handle.await;
+            let left = deadline.saturating_sub(self.sim.elapsed());
+            let outcome = match select(handle, self.sim.sleep(left)).await {
+                Either::Left((outcome, _)) => outcome,
+                Either::Right(_) => {
+                    let task = &self.tasks[index];
+                    return Err(format!(
+                        "#{index} ({}, {:?}) did not resolve within {bound:?} after the faults \
+                         stopped (quiet from {quiet_from:?}); (entries, pending) = {:?}",
+                        task.key_text,
+                        task.kind,
+                        self.redis.queue_counts(NAMESPACE, QUEUE)
+                    ));
+                }
+            };
             // Keys are left out: their numbers are per process, the trace is per seed.
             self.sim.note(format_args!(
                 "#{index} resolved: {}",
@@ -383,39 +769,40 @@ impl World {
                     self.redis.queue_counts(NAMESPACE, QUEUE)
                 ));
             }
-            taskweave::Executor::sleep(&self.sim, Duration::from_millis(100)).await;
+            self.sim.sleep(Duration::from_millis(100)).await;
             waited += Duration::from_millis(100);
         }
-        let lost = self
-            .tasks
-            .iter()
-            .filter(|task| matches!(task.observed, Some(Err(TaskError::WorkerLost { .. }))))
-            .count();
-        let cancelled = self.tasks.iter().filter(|task| task.must_cancel).count();
-        let dead = self.redis.dead_letters(NAMESPACE, QUEUE);
-        if dead < self.garbage + lost || dead > self.garbage + lost + cancelled {
+        self.check_dead_letters()?;
+        // First accepted outcome wins: a late one (a slow worker's) is dropped.
+        let surplus = self.redis.surplus_completions();
+        if surplus > 0 && self.restarts == 0 {
             return Err(format!(
-                "{dead} dead letters for {} garbage entries, {lost} lost tasks and {cancelled} \
-                 cancelled ones",
-                self.garbage
+                "{surplus} completions were published for entries that had one already (a \
+                 result accepted from a worker that no longer owned its entry)"
             ));
         }
-        // Shut down: the client, then every worker, gracefully.
+        self.shut_down(client).await
+    }
+
+    /// Closes the client, then stops every worker gracefully.
+    async fn shut_down(&mut self, client: Client) -> Result<(), String> {
         self.sim.note("queue drained; closing the client");
         client.close().await.map_err(|error| format!("close failed: {error}"))?;
         drop(client);
         self.sim.note("client closed; stopping the workers");
+        self.cluster.over.store(true, Ordering::Relaxed);
         // A worker booted again after a crash may still be starting; wait for it.
         let mut waited = Duration::ZERO;
-        while self.slots.iter().any(|slot| slot.lock().is_none()) {
+        while self.cluster.slots.iter().any(|slot| slot.lock().worker.is_none()) {
             if waited > Duration::from_secs(60) {
                 return Err("a worker did not finish starting within a minute".into());
             }
-            taskweave::Executor::sleep(&self.sim, Duration::from_millis(10)).await;
+            self.sim.sleep(Duration::from_millis(10)).await;
             waited += Duration::from_millis(10);
         }
-        let workers: Vec<Arc<RunningWorker>> =
-            self.slots.iter().filter_map(|slot| slot.lock().take()).collect();
+        let mut workers: Vec<Arc<RunningWorker>> =
+            self.cluster.slots.iter().filter_map(|slot| slot.lock().worker.take()).collect();
+        workers.extend(self.cluster.retiring.lock().drain(..));
         for worker in &workers {
             worker.shutdown();
         }
@@ -426,51 +813,36 @@ impl World {
         Ok(())
     }
 
+    /// Every garbage entry and every lost task is dead-lettered exactly once.
+    fn check_dead_letters(&self) -> Result<(), String> {
+        let lost = self
+            .tasks
+            .iter()
+            .filter(|task| matches!(task.observed, Some(Err(TaskError::WorkerLost { .. }))))
+            .count();
+        // A cancelled task's entry may still be dead-lettered; so may a second copy.
+        let slack = self.tasks.iter().filter(|task| task.cancel_requested).count()
+            + self.redis.duplicate_enqueues();
+        let dead = self.redis.dead_letters(NAMESPACE, QUEUE);
+        if dead < self.garbage + lost || dead > self.garbage + lost + slack {
+            return Err(format!(
+                "{dead} dead letters for {} garbage entries and {lost} lost tasks (at most \
+                 {slack} more for cancelled tasks and copies)",
+                self.garbage
+            ));
+        }
+        Ok(())
+    }
+
     /// The value task `index` produces if everything it needs succeeds.
     fn expected_value(&self, index: usize) -> Option<i64> {
         let task = &self.tasks[index];
         match task.kind {
-            Kind::Triple { arg } => Some(arg * 3 + 1),
-            Kind::Fails | Kind::Panics => None,
+            Kind::Body { behaviour: Behaviour::Fails | Behaviour::Panics, .. } => None,
+            Kind::Body { behaviour: Behaviour::Poison, .. } => None,
+            Kind::Body { arg, .. } => Some(arg * 3 + 1),
             Kind::Sum => task.parents.iter().map(|parent| self.expected_value(*parent)).sum(),
         }
-    }
-
-    fn may_be_cancelled(&self, index: usize) -> bool {
-        let task = &self.tasks[index];
-        task.cancel_requested || task.parents.iter().any(|parent| self.may_be_cancelled(*parent))
-    }
-
-    /// Whether task `index` may fail by itself with `error`.
-    fn may_fail_with(&self, index: usize, error: &TaskError) -> bool {
-        let task = &self.tasks[index];
-        if error.key().to_string() != task.key_text {
-            return false;
-        }
-        match (error, task.kind) {
-            (TaskError::WorkerLost { .. }, _) => {
-                self.faulty || self.crashes > 0 || self.restarts > 0
-            }
-            (TaskError::Failed { message, .. }, Kind::Fails) => message.contains("boom"),
-            (TaskError::Panicked { message, .. }, Kind::Panics) => {
-                message.contains("planned panic")
-            }
-            (TaskError::Failed { message, .. }, Kind::Sum) => {
-                self.faulty && message.contains("could not be read")
-            }
-            _ => false,
-        }
-    }
-
-    fn ancestors(&self, index: usize) -> Vec<usize> {
-        let mut found = std::collections::BTreeSet::new();
-        let mut stack = self.tasks[index].parents.clone();
-        while let Some(parent) = stack.pop() {
-            if found.insert(parent) {
-                stack.extend(self.tasks[parent].parents.iter().copied());
-            }
-        }
-        found.into_iter().collect()
     }
 
     fn check_outcome(&self, index: usize) -> Result<(), String> {
@@ -481,6 +853,16 @@ impl World {
             Ok(value) => {
                 if task.must_cancel {
                     return fail(format!("resolved to {value} though it was cancelled unfinished"));
+                }
+                if let Kind::Body { behaviour: Behaviour::Flaky { fail_first }, retries, .. } =
+                    task.kind
+                {
+                    if fail_first > retries && !self.active.cause_reruns() {
+                        return fail(format!(
+                            "resolved to {value} but fails {fail_first} times with {retries} \
+                             retries"
+                        ));
+                    }
                 }
                 match self.expected_value(index) {
                     Some(expected) if expected == *value => {}
@@ -496,15 +878,7 @@ impl World {
                 if task.must_cancel {
                     return fail(format!("should be cancelled but failed: {error}"));
                 }
-                let own = self.may_fail_with(index, error);
-                let through_dependency = match error {
-                    TaskError::DependencyFailed { root, .. } => self
-                        .ancestors(index)
-                        .iter()
-                        .any(|ancestor| self.may_fail_with(*ancestor, root)),
-                    _ => false,
-                };
-                if !own && !through_dependency {
+                if !self.explains_error(index, error) {
                     return fail(format!("unexpected error: {error}"));
                 }
             }
@@ -533,35 +907,82 @@ impl World {
         Ok(())
     }
 
-    /// Bodies run once, unless faults explain more (each delivery runs at most once, and an
-    /// entry is delivered at most `allowed_failures + 1` times).
+    /// How often each body ran. Without faults that lose or repeat deliveries, exactly: once
+    /// per attempt that the outcome needed (a long task that refreshes its claim is not run
+    /// twice; a flaky task that exhausts its retries ran `retries + 1` times; a poison task
+    /// ran `MAX_DELIVERIES` times). With them, each copy of an entry runs at most
+    /// `MAX_DELIVERIES` times per attempt.
     fn check_runs(&self) -> Result<(), String> {
         let runs = self.probe.runs.lock().clone();
+        let copies = 1 + self.redis.duplicate_enqueues() as u32;
+        let poison_tasks = self
+            .tasks
+            .iter()
+            .filter(|task| matches!(task.kind, Kind::Body { behaviour: Behaviour::Poison, .. }))
+            .count();
         for (index, task) in self.tasks.iter().enumerate() {
-            if task.kind == Kind::Sum {
-                continue; // its input is its parents' outputs: no probe
-            }
+            let Kind::Body { behaviour, retries, .. } = task.kind else {
+                continue; // a sum's input is its parents' outputs: no probe
+            };
             let count = runs.get(&index).copied().unwrap_or(0);
-            // Each copy of an entry is delivered at most `allowed_failures + 1` times; a copy
-            // is made when an enqueue's reply is lost and the client sends it again.
-            let copies = 1 + self.redis.duplicate_enqueues() as u32;
-            // A restart that loses a read or an acknowledgement delivers entries again.
-            let max = if self.restarts > 0 {
+            let per_attempt = if self.restarts > 0 {
                 u32::MAX
-            } else if self.faulty || self.crashes > 0 {
-                3 * copies
+            } else if self.lossy() {
+                MAX_DELIVERIES * copies
             } else {
                 1
             };
-            let resolved_by_a_run = matches!(
-                (&task.observed, task.kind),
+            // Each replacement hands back what its old worker took but had not started.
+            let hand_backs = if self.scenario.hand_back_resets_starts {
+                self.cluster.generations.load(Ordering::Relaxed)
+            } else {
+                0
+            };
+            let per_attempt = per_attempt.saturating_mul(1 + hand_backs);
+            let max = per_attempt.saturating_mul(retries + 1);
+            // Exact counts hold when nothing else loses or repeats deliveries; a poison task
+            // alone only loses its own.
+            let exact_runs = copies == 1 && self.restarts == 0 && !self.active.cause_reruns();
+            let alone = exact_runs && (!self.scenario.poison || poison_tasks == 0);
+            let exact = match (&task.observed, behaviour) {
+                (Some(Ok(_)), Behaviour::Flaky { fail_first }) if alone => Some(fail_first + 1),
+                (Some(Err(TaskError::Failed { .. })), Behaviour::Flaky { .. }) if alone => {
+                    Some(retries + 1)
+                }
+                (Some(Err(TaskError::WorkerLost { .. })), Behaviour::Poison)
+                    if exact_runs && poison_tasks == 1 && !task.cancel_requested =>
+                {
+                    Some(MAX_DELIVERIES)
+                }
                 (Some(Ok(_)), _)
-                    | (Some(Err(TaskError::Failed { .. })), Kind::Fails)
-                    | (Some(Err(TaskError::Panicked { .. })), Kind::Panics)
+                | (Some(Err(TaskError::Failed { .. })), Behaviour::Fails)
+                | (Some(Err(TaskError::Panicked { .. })), Behaviour::Panics)
+                    if alone =>
+                {
+                    Some(1)
+                }
+                _ => None,
+            };
+            let resolved_by_a_run = matches!(
+                (&task.observed, behaviour),
+                (Some(Ok(_)), _)
+                    | (
+                        Some(Err(TaskError::Failed { .. })),
+                        Behaviour::Fails | Behaviour::Flaky { .. }
+                    )
+                    | (Some(Err(TaskError::Panicked { .. })), Behaviour::Panics)
             );
-            if count > max || (resolved_by_a_run && count == 0) {
+            let max = match behaviour {
+                Behaviour::Poison => MAX_DELIVERIES * copies * (1 + hand_backs),
+                _ => max,
+            };
+            if count > max
+                || (resolved_by_a_run && count == 0)
+                || exact.is_some_and(|exact| exact != count)
+            {
                 return Err(format!(
-                    "#{index} ({:?}) ran {count} times (at most {max}), outcome {:?}",
+                    "#{index} ({:?}) ran {count} times (at most {max}, exactly {exact:?}), \
+                     outcome {:?}",
                     task.kind, task.observed
                 ));
             }
@@ -572,7 +993,6 @@ impl World {
 
 pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunFailure> {
     let mut rng = SimRng::stream(seed, "workload");
-    let mut swarm = SimRng::stream(seed, "swarm");
     let workers = rng.between(1, 3) as usize;
     let concurrency = rng.between(1, 2) as usize;
     let mut config =
@@ -583,44 +1003,56 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
     let shown_config = format!("{config:?}");
     let sim = SimExecutor::new(config);
     let redis = SimRedis::new(&sim);
-    let mut faults = (0.0, 0.0, Duration::ZERO);
-    if scenario.command_faults && swarm.chance(0.8) {
-        faults = (
-            [0.0, 0.01, 0.05][swarm.index(3)],
-            [0.0, 0.01, 0.05][swarm.index(3)],
-            [Duration::ZERO, Duration::from_millis(5), Duration::from_millis(100)][swarm.index(3)],
-        );
-        redis.set_faults(faults.0, faults.1, faults.2);
-    }
-    let faulty = faults != (0.0, 0.0, Duration::ZERO);
+    let active = ActiveFaults::draw(&scenario.faults, seed);
+    let (fail_before, fail_after, max_delay) = active.command;
+    redis.set_faults(fail_before, fail_after, max_delay);
+    redis.set_delivery_faults(active.message.0, active.message.1, active.message.2);
     let derived = format!(
-        "workers={workers} concurrency={concurrency} redis faults (fail before, fail after, \
-         max delay)={faults:?} config={shown_config}"
+        "workers={workers} concurrency={concurrency} faults={active:?} config={shown_config}"
     );
     let run_id = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
-    let probe = Arc::new(Probe::default());
+    let cluster = Arc::new(Cluster {
+        sim: sim.clone(),
+        redis: redis.clone(),
+        concurrency,
+        slots: (0..workers)
+            .map(|index| {
+                Arc::new(Mutex::new(Slot { node: format!("worker-{index}"), worker: None }))
+            })
+            .collect(),
+        retiring: Mutex::new(Vec::new()),
+        crashes: AtomicU32::new(0),
+        generations: AtomicU32::new(0),
+        over: AtomicBool::new(false),
+    });
+    let probe = Arc::new(Probe {
+        runs: Mutex::new(BTreeMap::new()),
+        cluster: Arc::clone(&cluster),
+        crash_after_body: Mutex::new((active.crash_after_body, SimRng::stream(seed, "bodies"))),
+    });
     probes().lock().insert(run_id, Arc::clone(&probe));
     let mut world = World {
         scenario: *scenario,
         sim: sim.clone(),
         redis: redis.clone(),
         rng,
+        fault_rng: SimRng::stream(seed, "redis-faults"),
+        active,
         run: run_id,
         probe,
+        cluster: Arc::clone(&cluster),
         tasks: Vec::new(),
-        slots: (0..workers).map(|_| Arc::new(Mutex::new(None))).collect(),
-        concurrency,
-        crashes: 0,
         garbage: 0,
         restarts: 0,
-        faulty,
+        paused_until: Duration::ZERO,
+        long_time: Duration::ZERO,
     };
     let outcome = match sim.block_on(world.drive()) {
         Ok(Ok(())) => {
             let tasks = world.tasks.len();
             drop(world);
             // Leftover results and replies expire (one hour); afterwards nothing is left.
-            sim.block_on(taskweave::Executor::sleep(&sim, Duration::from_secs(2 * 3600)))
+            sim.block_on(sim.sleep(Duration::from_secs(2 * 3600)))
                 .map_err(|error| format!("while waiting for expiry: {error}"))
                 .and_then(|()| sim.run_until_idle().map_err(|error| error.to_string()))
                 .and_then(|()| {
@@ -641,24 +1073,6 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
         Ok(Err(message)) => Err(message),
         Err(error) => Err(format!("while running the workload: {error}")),
     };
-    // Replaying with TASKWEAVE_SIM_TRACE shows the trace of a run that held, too.
-    if outcome.is_ok() && std::env::var_os("TASKWEAVE_SIM_TRACE").is_some() {
-        for event in sim.recent_events() {
-            eprintln!("sim:   {event}");
-        }
-    }
     probes().lock().remove(&run_id);
-    let report = match outcome {
-        Ok(tasks) => {
-            Ok(RunReport { trace_hash: sim.trace_hash(), steps: sim.stats().steps, tasks })
-        }
-        Err(message) => Err(RunFailure {
-            message,
-            recent_events: sim.recent_events(),
-            trace_hash: sim.trace_hash(),
-            derived,
-        }),
-    };
-    sim.shutdown();
-    report
+    crate::workload::report(&sim, outcome, derived)
 }

@@ -1,6 +1,6 @@
 //! The scenarios: each a workload profile and a fault setting, run under many seeds.
 
-use crate::redis::RedisScenario;
+use crate::redis::{RedisFaults, RedisScenario};
 use crate::workload::{RunFailure, RunReport, Scenario, Weights};
 
 /// A scenario of either kind.
@@ -37,49 +37,128 @@ pub(crate) fn all() -> Vec<AnyScenario> {
         .collect()
 }
 
-/// The Redis scenarios.
+/// The Redis scenarios. Each fault kind a scenario allows is switched on or off per seed.
 pub(crate) const REDIS_SCENARIOS: &[RedisScenario] = &[
     // No faults: every body runs exactly once.
-    RedisScenario {
-        name: "redis_basics",
-        max_ops: 40,
-        crashes: false,
-        command_faults: false,
-        garbage: false,
-        trim: false,
-        restarts: false,
-    },
-    // Worker processes crash at any point (between a result and its acknowledgement too) and
-    // boot again; their entries are reclaimed.
+    RedisScenario { name: "redis_basics", ..RedisScenario::BASE },
+    // Worker processes crash at any point and boot again; their entries are reclaimed.
     RedisScenario {
         name: "redis_worker_crashes",
         max_ops: 50,
-        crashes: true,
-        command_faults: false,
-        garbage: false,
-        trim: false,
-        restarts: false,
+        faults: RedisFaults { crashes: true, ..RedisFaults::NONE },
+        ..RedisScenario::BASE
+    },
+    // Crash between result and ack: a worker dies right after a body returned, before the
+    // result is stored and the entry acknowledged; the entry is reclaimed and run again.
+    RedisScenario {
+        name: "redis_crash_before_ack",
+        max_ops: 50,
+        faults: RedisFaults { crash_after_body: true, ..RedisFaults::NONE },
+        ..RedisScenario::BASE
     },
     // Redis commands fail before running, lose their reply after running (unknown results),
-    // or are delayed past the reclaim time (slow workers reclaimed while alive).
+    // or are delayed past the reclaim time.
     RedisScenario {
         name: "redis_command_faults",
         max_ops: 50,
-        crashes: false,
-        command_faults: true,
-        garbage: false,
-        trim: false,
-        restarts: false,
+        faults: RedisFaults { command_faults: true, ..RedisFaults::NONE },
+        ..RedisScenario::BASE
     },
-    // Everything, with garbage entries in the task stream.
+    // Messages delayed, reordered and duplicated: completions read by the client, and
+    // deliveries of entries to workers.
+    RedisScenario {
+        name: "redis_message_faults",
+        max_ops: 50,
+        faults: RedisFaults {
+            message_faults: true,
+            redeliveries: true,
+            command_faults: true,
+            ..RedisFaults::NONE
+        },
+        ..RedisScenario::BASE
+    },
+    // A slow live worker reclaimed: workers pause for longer than the reclaim time while
+    // they hold entries, others take them over, and the first accepted result wins.
+    RedisScenario {
+        name: "redis_slow_worker",
+        max_ops: 50,
+        faults: RedisFaults { pauses: true, ..RedisFaults::NONE },
+        ..RedisScenario::BASE
+    },
+    // A stale ack after a reclaim, then the new owner crashes: the task must still complete.
+    RedisScenario {
+        name: "redis_stale_ack",
+        max_ops: 50,
+        faults: RedisFaults {
+            pauses: true,
+            crashes: true,
+            crash_after_body: true,
+            ..RedisFaults::NONE
+        },
+        ..RedisScenario::BASE
+    },
+    // A long task refreshes its claim: bodies that run up to four reclaim times while their
+    // worker touches the entry are neither reclaimed nor run twice.
+    RedisScenario {
+        name: "redis_long_tasks",
+        max_ops: 30,
+        faults: RedisFaults { wall_clock: true, generations: true, ..RedisFaults::NONE },
+        long_tasks: true,
+        ..RedisScenario::BASE
+    },
+    // Overlapping worker generations: a rolling deploy starts a new worker before the old
+    // one drains (finishes what it runs, hands back what it took).
+    RedisScenario {
+        name: "redis_generations",
+        max_ops: 50,
+        faults: RedisFaults { generations: true, ..RedisFaults::NONE },
+        ..RedisScenario::BASE
+    },
+    // Poison entries: a task that crashes every worker that runs it is dead-lettered
+    // exactly once, after `allowed_failures + 1` runs, and fails with `WorkerLost`.
+    RedisScenario { name: "redis_poison", poison: true, ..RedisScenario::BASE },
+    // Garbage entries in the task stream are dead-lettered; the workers keep going.
+    RedisScenario {
+        name: "redis_garbage",
+        faults: RedisFaults { garbage: true, ..RedisFaults::NONE },
+        ..RedisScenario::BASE
+    },
+    // A dependency lost with its worker: mostly dependents, whose parents' workers crash
+    // before or after running them.
+    RedisScenario {
+        name: "redis_dependency_lost",
+        max_ops: 50,
+        faults: RedisFaults { crashes: true, crash_after_body: true, ..RedisFaults::NONE },
+        dependents: true,
+        ..RedisScenario::BASE
+    },
+    // Retries exhausted: flaky tasks with retries run exactly `retries + 1` times when they
+    // keep failing; completions come reordered and twice.
+    RedisScenario {
+        name: "redis_retries",
+        max_ops: 50,
+        faults: RedisFaults { message_faults: true, ..RedisFaults::NONE },
+        flaky: true,
+        ..RedisScenario::BASE
+    },
+    // The wall clock jumps an hour forward or back: no mass reclaim, no stuck timer (every
+    // body still runs exactly once).
+    RedisScenario {
+        name: "redis_wall_clock",
+        max_ops: 50,
+        faults: RedisFaults { wall_clock: true, ..RedisFaults::NONE },
+        ..RedisScenario::BASE
+    },
+    // Chaos: every fault kind that keeps Redis's data, and every kind of task.
     RedisScenario {
         name: "redis_chaos",
         max_ops: 60,
-        crashes: true,
-        command_faults: true,
-        garbage: true,
-        trim: false,
-        restarts: false,
+        faults: RedisFaults::ALL,
+        flaky: true,
+        long_tasks: true,
+        poison: true,
+        dependents: false,
+        hand_back_resets_starts: true,
     },
 ];
 
@@ -233,21 +312,23 @@ pub(crate) const KNOWN_FAILING: &[RedisScenario] = &[
     // An operator trims the task stream while entries are pending.
     RedisScenario {
         name: "redis_trim",
-        max_ops: 40,
-        crashes: false,
-        command_faults: false,
-        garbage: false,
-        trim: true,
-        restarts: false,
+        faults: RedisFaults { trim: true, ..RedisFaults::NONE },
+        ..RedisScenario::BASE
     },
     // Redis restarts and loses its last few writes (an append-only file not yet synced).
     RedisScenario {
         name: "redis_restarts",
-        max_ops: 40,
-        crashes: false,
-        command_faults: false,
-        garbage: false,
-        trim: false,
-        restarts: true,
+        faults: RedisFaults { restarts: true, ..RedisFaults::NONE },
+        ..RedisScenario::BASE
+    },
+    // Poison entries during rolling deploys: a draining worker hands an entry back as a new
+    // entry whose count of starts begins again, so a poison task runs more than
+    // `allowed_failures + 1` times.
+    RedisScenario {
+        name: "redis_poison_deploys",
+        faults: RedisFaults { generations: true, pauses: true, ..RedisFaults::NONE },
+        poison: true,
+        hand_back_resets_starts: false,
+        ..RedisScenario::BASE
     },
 ];

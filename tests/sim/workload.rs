@@ -17,6 +17,8 @@ use taskweave::runtimes::sim::{SimConfig, SimError, SimExecutor, SimRng};
 use taskweave::scheduler::TaskState;
 use taskweave::{Client, Executor, ReturnWhen, TaskError, TaskFuture};
 
+use crate::oracle::TaskGraph;
+
 /// Task bodies panic on purpose (and taskweave catches it); printing each of those panics,
 /// with a backtrace, would bury the report and slow the run down. Other panics still print.
 pub(crate) fn silence_planned_panics() {
@@ -325,6 +327,16 @@ pub(crate) fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunFailur
     let derived = format!("workers={workers} config={config:?}");
     let sim = SimExecutor::new(config);
     let outcome = run_on(scenario, &sim, workload, workers);
+    report(&sim, outcome, derived)
+}
+
+/// Turns the outcome of a run on `sim` (how many tasks it submitted, or what broke) into its
+/// report, and shuts the simulation down.
+pub(crate) fn report(
+    sim: &SimExecutor,
+    outcome: Result<usize, String>,
+    derived: String,
+) -> Result<RunReport, RunFailure> {
     // Replaying with TASKWEAVE_SIM_TRACE shows the trace of a run that held, too.
     if outcome.is_ok() && std::env::var_os("TASKWEAVE_SIM_TRACE").is_some() {
         for event in sim.recent_events() {
@@ -428,6 +440,41 @@ struct World {
     key_live_submissions: BTreeMap<u32, u32>,
     key_cancelled: BTreeSet<u32>,
     effective_retries: u64,
+}
+
+impl TaskGraph for World {
+    fn parents(&self, index: usize) -> &[usize] {
+        &self.tasks[index].parents
+    }
+
+    fn cancelled_directly(&self, index: usize) -> bool {
+        let task = &self.tasks[index];
+        task.cancel_requested
+            || task.hit_by_close
+            || matches!(task.kind, Kind::Keyed { key } if self.key_cancelled.contains(&key))
+    }
+
+    /// Whether task `index` may fail, by itself, with `error` (not through a dependency).
+    fn may_fail_with(&self, index: usize, error: &TaskError) -> bool {
+        let task = &self.tasks[index];
+        if error.key().to_string() != task.key_text {
+            return false;
+        }
+        match (error, task.kind) {
+            (TaskError::Failed { message, .. }, Kind::Fails) => message.contains("boom"),
+            (TaskError::Panicked { message, .. }, Kind::Panics) => {
+                message.contains("planned panic")
+            }
+            (TaskError::Failed { message, .. }, Kind::Flaky { fail_first, retries, .. }) => {
+                message.contains("flaky") && fail_first > retries
+            }
+            (TaskError::Failed { message, .. }, Kind::Async { .. } | Kind::Nested { .. }) => {
+                // The fault injector may drop an async body, as a runtime shutting down does.
+                message.contains("executor dropped")
+            }
+            _ => false,
+        }
+    }
 }
 
 impl World {
@@ -1045,49 +1092,6 @@ impl World {
         }
     }
 
-    /// Whether task `index` may end cancelled.
-    fn may_be_cancelled(&self, index: usize) -> bool {
-        let task = &self.tasks[index];
-        task.cancel_requested
-            || task.hit_by_close
-            || matches!(task.kind, Kind::Keyed { key } if self.key_cancelled.contains(&key))
-            || task.parents.iter().any(|parent| self.may_be_cancelled(*parent))
-    }
-
-    /// Whether task `index` may fail, by itself, with `error` (not through a dependency).
-    fn may_fail_with(&self, index: usize, error: &TaskError) -> bool {
-        let task = &self.tasks[index];
-        if error.key().to_string() != task.key_text {
-            return false;
-        }
-        match (error, task.kind) {
-            (TaskError::Failed { message, .. }, Kind::Fails) => message.contains("boom"),
-            (TaskError::Panicked { message, .. }, Kind::Panics) => {
-                message.contains("planned panic")
-            }
-            (TaskError::Failed { message, .. }, Kind::Flaky { fail_first, retries, .. }) => {
-                message.contains("flaky") && fail_first > retries
-            }
-            (TaskError::Failed { message, .. }, Kind::Async { .. } | Kind::Nested { .. }) => {
-                // The fault injector may drop an async body, as a runtime shutting down does.
-                message.contains("executor dropped")
-            }
-            _ => false,
-        }
-    }
-
-    /// Every task `index` depends on, transitively.
-    fn ancestors(&self, index: usize) -> BTreeSet<usize> {
-        let mut found = BTreeSet::new();
-        let mut stack = self.tasks[index].parents.clone();
-        while let Some(parent) = stack.pop() {
-            if found.insert(parent) {
-                stack.extend(self.tasks[parent].parents.iter().copied());
-            }
-        }
-        found
-    }
-
     fn check_outcome(&self, index: usize) -> Result<(), String> {
         let task = &self.tasks[index];
         let Some(observed) = &task.observed else {
@@ -1125,15 +1129,7 @@ impl World {
                 if task.must_cancel {
                     return fail(format!("should be cancelled but failed: {error}"));
                 }
-                let own = self.may_fail_with(index, error);
-                let through_dependency = match error {
-                    TaskError::DependencyFailed { root, .. } => self
-                        .ancestors(index)
-                        .iter()
-                        .any(|ancestor| self.may_fail_with(*ancestor, root)),
-                    _ => false,
-                };
-                if !own && !through_dependency {
+                if !self.explains_error(index, error) {
                     return fail(format!("unexpected error: {error}"));
                 }
             }
