@@ -1079,6 +1079,15 @@ impl SimExecutor {
         died
     }
 
+    /// Switches off every fault the executor injects (crashes, dropped and refused spawns,
+    /// wall-clock jumps) from now on: the quiet phase of a run, after which the system must
+    /// settle within a bound.
+    pub fn stop_faults(&self) {
+        let mut state = self.shared.state.lock();
+        state.config.faults = SimFaults::default();
+        state.record(TraceEvent::Note("faults stop".into()));
+    }
+
     /// The node of the task being polled (`None` outside a simulated task's poll, such as
     /// in the future given to [`block_on`](SimExecutor::block_on)).
     pub fn current_node(&self) -> Option<String> {
@@ -1490,6 +1499,21 @@ mod tests {
         // Its first tick waited for the end of the pause; the others came after it.
         assert!(paused[0] >= Duration::from_millis(450), "{paused:?}");
         assert!(ticks.iter().position(|(node, _)| *node == "paused") > Some(3), "{ticks:?}");
+        sim.shutdown();
+    }
+
+    #[test]
+    fn no_fault_is_injected_after_stop_faults() {
+        let sim =
+            SimExecutor::new(SimConfig::new(13).wall_clock_jumps(1.0, Duration::from_secs(3600)));
+        sim.block_on(sim.sleep(Duration::from_millis(1))).unwrap();
+        let jumps = sim.stats().wall_clock_jumps;
+        assert!(jumps > 0);
+        sim.stop_faults();
+        for _ in 0..10 {
+            sim.block_on(sim.sleep(Duration::from_millis(1))).unwrap();
+        }
+        assert_eq!(sim.stats().wall_clock_jumps, jumps);
         sim.shutdown();
     }
 
