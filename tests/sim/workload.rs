@@ -19,6 +19,14 @@ use taskweave::{Client, Executor, ReturnWhen, TaskError, TaskFuture};
 
 use crate::oracle::TaskGraph;
 
+/// Every future resolves within this much virtual time after the faults stop. The in-process
+/// transport has no timer of its own (no reclaim, no back-off); a body takes at most 5 ms of
+/// virtual time (async bodies sleep up to 5 ms, blocking ones compute up to
+/// `SimConfig::blocking_time`, 5 ms), at least one worker survives the crashes, and a run
+/// submits at most a few hundred tasks: one after the other on one worker they take about a
+/// second. The bound is ten times that.
+const QUIET_BOUND: Duration = Duration::from_secs(10);
+
 /// Task bodies panic on purpose (and taskweave catches it); printing each of those panics,
 /// with a backtrace, would bury the report and slow the run down. Other panics still print.
 pub(crate) fn silence_planned_panics() {
@@ -490,9 +498,19 @@ impl World {
                 self.observe_all()?;
             }
         }
-        // Wait for everything still held, then check every outcome.
+        // Faults stop; everything still held resolves within the bound, and every outcome is
+        // checked.
+        self.sim.stop_faults();
+        let quiet_from = self.sim.elapsed();
         for index in 0..self.tasks.len() {
             self.await_task(index).await?;
+        }
+        let settled_in = self.sim.elapsed().saturating_sub(quiet_from);
+        if settled_in > QUIET_BOUND {
+            return Err(format!(
+                "the futures took {settled_in:?} to resolve after the faults stopped (at \
+                 {quiet_from:?}), more than the bound of {QUIET_BOUND:?}"
+            ));
         }
         self.observe_all()?;
         for index in 0..self.tasks.len() {
