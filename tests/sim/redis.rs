@@ -133,8 +133,8 @@ pub(crate) struct RedisScenario {
     /// Allow for the known bugs (see `tests/sim-seeds.txt`) in the count of runs: an entry a
     /// draining worker hands back is appended again as a new entry whose count of starts
     /// begins at zero (a poison entry gets `MAX_DELIVERIES` more runs per hand-back); a worker
-    /// that gets an entry delivered again while it holds it runs it once per delivery, which
-    /// its count of starts may count once.
+    /// that gets an entry delivered again while it holds it (redelivered, or claimed by itself
+    /// after a pause) runs it once per delivery, which its count of starts may count once.
     pub(crate) allow_known_bugs: bool,
 }
 
@@ -935,9 +935,9 @@ impl World {
                 1
             };
             // Each replacement hands back what its old worker took but had not started; each
-            // redelivery may add a run.
+            // repeated delivery to a worker that held the entry may add a run.
             let (hand_backs, redelivered) = if self.scenario.allow_known_bugs {
-                let redelivered = u32::try_from(self.redis.redeliveries()).unwrap_or(u32::MAX);
+                let redelivered = u32::try_from(self.redis.repeat_deliveries()).unwrap_or(u32::MAX);
                 (self.cluster.generations.load(Ordering::Relaxed), redelivered)
             } else {
                 (0, 0)

@@ -96,8 +96,9 @@ struct Data {
     duplicate_enqueues: usize,
     /// Completions published (to a reply stream) per delivery id.
     replies: BTreeMap<String, u32>,
-    /// Entries delivered again to a consumer that held them (the redelivery fault).
-    redeliveries: usize,
+    /// Entries delivered again to the consumer that held them: by the redelivery fault, or
+    /// claimed by their own owner (which had not touched them within the reclaim time).
+    repeat_deliveries: usize,
     /// The starts hash of each queue: per entry, how many deliveries started, and the
     /// `consumer/delivery` of the last one (as `begin.lua` keeps them).
     starts: BTreeMap<(String, Id), (u32, String)>,
@@ -197,9 +198,9 @@ impl Model {
         entries
     }
 
-    /// How many entries were delivered again to a consumer that held them.
-    pub(crate) fn redeliveries(&self) -> usize {
-        self.data.lock().redeliveries
+    /// How many entries were delivered again to the consumer that held them.
+    pub(crate) fn repeat_deliveries(&self) -> usize {
+        self.data.lock().repeat_deliveries
     }
 
     /// Completions published beyond one per enqueued copy of their delivery id: a second
@@ -329,7 +330,7 @@ impl Model {
                 // The simulation's own counters are not data: they survive.
                 restored.enqueued_rids = std::mem::take(&mut data.enqueued_rids);
                 restored.replies = std::mem::take(&mut data.replies);
-                restored.redeliveries = data.redeliveries;
+                restored.repeat_deliveries = data.repeat_deliveries;
                 restored.duplicate_enqueues = data.duplicate_enqueues;
                 restored.commands = data.commands;
                 restored.appends = data.appends + 1;
@@ -787,7 +788,7 @@ impl Store for MemoryStore {
                     }
                 }
                 if redelivered {
-                    data.redeliveries += 1;
+                    data.repeat_deliveries += 1;
                 }
                 Ok(taken
                     .into_iter()
@@ -831,6 +832,7 @@ impl Store for MemoryStore {
             let mut attempts = remaining.saturating_mul(10);
             let mut claimed = Vec::new();
             let mut dropped = Vec::new();
+            let mut repeated = 0;
             let mut next = group.pending.range(start..).next().map(|(id, _)| *id);
             while attempts > 0 && remaining > 0 {
                 let Some(id) = next else { break };
@@ -849,6 +851,9 @@ impl Store for MemoryStore {
                     }
                     Some(_) if now.saturating_duration_since(pending.delivered_at) < min_idle => {}
                     Some(fields) => {
+                        if pending.owner == consumer {
+                            repeated += 1;
+                        }
                         pending.owner = consumer.to_owned();
                         pending.delivered_at = now;
                         pending.deliveries += 1;
@@ -862,6 +867,7 @@ impl Store for MemoryStore {
                 }
             }
             let next = next.map_or_else(|| "0-0".to_owned(), show_id);
+            data.repeat_deliveries += repeated;
             // `claim.lua` forgets the starts of the entries XAUTOCLAIM dropped.
             for id in dropped {
                 data.starts.remove(&(tasks.clone(), id));

@@ -98,10 +98,12 @@ impl SimRedis {
         self.model.surplus_replies()
     }
 
-    /// How many times an entry was delivered again to a worker that held it (see
-    /// [`set_delivery_faults`](SimRedis::set_delivery_faults)).
-    pub fn redeliveries(&self) -> usize {
-        self.model.redeliveries()
+    /// How many times an entry was delivered to the worker that already held it: by the
+    /// redelivery fault (see [`set_delivery_faults`](SimRedis::set_delivery_faults)), or
+    /// claimed by that worker itself after it had not touched it within the reclaim time
+    /// (a worker paused between taking an entry and running it).
+    pub fn repeat_deliveries(&self) -> usize {
+        self.model.repeat_deliveries()
     }
 
     /// How many reply streams (one per client) of `namespace` exist and have not expired.
