@@ -32,7 +32,7 @@
 //! Redis is the reference for what its commands do; our Lua scripts are the reference for
 //! what the scripts do. The regression tests at the end pin each difference this test found.
 //!
-//! Bounded: `TASKWEAVE_MODEL_CASES` cases (96 unless set) of up to 32 operations.
+//! Bounded: `TASKWEAVE_MODEL_CASES` cases (128 unless set) of 4 to 32 operations.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -84,10 +84,12 @@ fn nth() -> impl Strategy<Value = Nth> {
     0usize..16
 }
 
-/// Which entry id an operation names: one the test has seen on the tasks stream (the n-th,
-/// modulo how many there are), or a valid id that names no entry.
+/// Which entry id an operation names: one that is pending now (the n-th in id order, modulo
+/// how many there are), one the test has seen on the tasks stream (the n-th it saw), or a
+/// valid id that names no entry.
 #[derive(Debug, Clone)]
 enum Pick {
+    Pending(Nth),
     Seen(Nth),
     Unknown,
 }
@@ -272,15 +274,20 @@ fn span() -> impl Strategy<Value = Span> {
 }
 
 fn pick() -> impl Strategy<Value = Pick> {
-    prop_oneof![8 => nth().prop_map(Pick::Seen), 1 => Just(Pick::Unknown)]
+    prop_oneof![
+        6 => nth().prop_map(Pick::Pending),
+        3 => nth().prop_map(Pick::Seen),
+        1 => Just(Pick::Unknown),
+    ]
 }
 
 fn picks() -> impl Strategy<Value = Vec<Pick>> {
     prop::collection::vec(pick(), 1..4)
 }
 
+/// Mostly the first consumer, so that the one that read an entry often acts on it next.
 fn consumer() -> impl Strategy<Value = usize> {
-    0..CONSUMERS.len()
+    prop_oneof![4 => Just(0), 1 => Just(1), 1 => Just(2)]
 }
 
 fn client() -> impl Strategy<Value = usize> {
@@ -340,7 +347,7 @@ fn key_pick() -> impl Strategy<Value = KeyPick> {
 fn stream_pick() -> impl Strategy<Value = StreamPick> {
     prop_oneof![
         3 => client().prop_map(StreamPick::Reply),
-        2 => Just(StreamPick::Dead),
+        3 => Just(StreamPick::Dead),
         2 => Just(StreamPick::Tasks),
     ]
 }
@@ -362,7 +369,7 @@ impl ReferenceStateMachine for Reference {
         let (enqueue, read, work) = match (state.added, state.read) {
             (0, _) => (12, 2, 1),
             (_, 0) => (3, 10, 1),
-            _ => (3, 4, 4),
+            _ => (3, 6, 4),
         };
         let group = if state.grouped { 1 } else { 6 };
         prop_oneof![
@@ -598,6 +605,38 @@ impl Pair {
     /// The ids of one pick on each side.
     fn pick(&self, pick: &Pick) -> [String; 2] {
         match pick {
+            Pick::Pending(index) => {
+                // Both sides hold the same pending entries (checked after every step): list
+                // Redis's, and find the model's id of the same number.
+                let tasks = self.keys.tasks();
+                let pending: Vec<Value> = self
+                    .raw(
+                        redis::cmd("XPENDING")
+                            .arg(&tasks)
+                            .arg(super::protocol::GROUP)
+                            .arg("-")
+                            .arg("+")
+                            .arg(1000),
+                    )
+                    .unwrap_or_default();
+                let ids: Vec<String> = pending
+                    .iter()
+                    .filter_map(|entry| match entry {
+                        Value::Array(parts) => match parts.first() {
+                            Some(Value::BulkString(id)) => String::from_utf8(id.clone()).ok(),
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .collect();
+                let found =
+                    (!ids.is_empty()).then(|| &ids[index % ids.len()]).and_then(|redis_id| {
+                        let [model, redis] = self.ids.seen.get(&tasks)?;
+                        let number = redis.iter().position(|seen| seen == redis_id)?;
+                        Some([model.get(number)?.clone(), redis_id.clone()])
+                    });
+                found.unwrap_or_else(|| self.pick(&Pick::Seen(*index)))
+            }
             Pick::Seen(index) => self
                 .ids
                 .pair(&self.keys.tasks(), index)
@@ -997,7 +1036,7 @@ fn the_model_answers_every_store_operation_as_redis_does() {
     let cases = std::env::var("TASKWEAVE_MODEL_CASES")
         .ok()
         .and_then(|cases| cases.parse().ok())
-        .unwrap_or(96);
+        .unwrap_or(128);
     let config = Config {
         cases,
         max_shrink_iters: 4096,
@@ -1007,7 +1046,7 @@ fn the_model_answers_every_store_operation_as_redis_does() {
     };
     with_server(|| {
         let mut runner = TestRunner::new(config.clone());
-        let outcome = runner.run(&Reference::sequential_strategy(1..=32), |(state, ops, seen)| {
+        let outcome = runner.run(&Reference::sequential_strategy(4..=32), |(state, ops, seen)| {
             ModelVsRedis::test_sequential(config.clone(), state, ops, seen);
             Ok(())
         });
