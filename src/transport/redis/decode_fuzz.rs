@@ -5,13 +5,17 @@
 //!
 //! Each harness is an ordinary `#[test]`: under `cargo test` bolero runs it on a fixed number
 //! of random inputs (`ITERATIONS`; a failure prints the seed, replay it with
-//! `BOLERO_RANDOM_SEED=<seed>`). For deeper, coverage-guided fuzzing, install `cargo-bolero`
-//! (a nightly toolchain for the libFuzzer engine) and run one harness at a time, for example:
+//! `BOLERO_RANDOM_SEED=<seed>`). For deeper, coverage-guided fuzzing with libFuzzer, install
+//! `cargo-bolero` (`cargo install cargo-bolero`; CI does not need it) and run one harness at a
+//! time on a nightly toolchain, for example for a minute:
 //!
 //! ```text
-//! cargo bolero test --all-features \
+//! cargo +nightly bolero test --all-features -T 60s \
 //!     transport::redis::decode_fuzz::any_reply_value_decodes_or_fails_with_a_typed_error
 //! ```
+//!
+//! It builds with the `fuzz` profile of `Cargo.toml` and keeps its corpus and crashes in
+//! `src/transport/redis/__fuzz__/` (ignored by git).
 //!
 //! The harnesses:
 //! - **task entries and completions** — [`TaskEntry::decode`], [`Reply::decode`] and
