@@ -123,10 +123,12 @@ pub enum TaskError {
         reason: String,
     },
 
-    /// The workers running the task were lost too many times.
+    /// The task was lost too many times: the workers running it died, or (on Redis) its
+    /// queue entry vanished before a worker ran it.
     #[error(
-        "task {key} was lost with its worker {attempts} times and was given up; \
-         check the workers' logs for a crash this task causes"
+        "task {key} was lost {attempts} times (its worker died, or its queue entry vanished) \
+         and was given up; check the workers' logs for a crash this task causes, and that \
+         nothing trims or deletes the task queue"
     )]
     WorkerLost {
         /// The task's key.

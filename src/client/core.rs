@@ -680,9 +680,10 @@ impl Core {
                         failed = true;
                     }
                 },
-                Action::Abort { payload, .. } => {
+                Action::Abort { id, payload } => {
                     tracing::debug!(key = %payload.key, "running task aborted");
-                    payload.abort()
+                    payload.abort();
+                    self.transport.abort(id);
                 }
                 Action::Reset { payload, .. } => {
                     tracing::debug!(key = %payload.key, "task reset to run again");

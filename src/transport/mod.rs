@@ -54,6 +54,16 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Sends one ready task to a worker. Must not block.
     fn dispatch(&self, task: ReadyTask);
 
+    /// The task `id`, dispatched and not yet reported, no longer needs to run: it was
+    /// cancelled, or its client is closing. A transport that can should keep it from
+    /// starting — the in-process workers check [`ReadyTask::is_resolved`] themselves, the
+    /// Redis transport removes its stream entry if no worker has begun it. Either way the
+    /// transport still reports the task once, with [`TaskOutcome::not_run`] if it never ran,
+    /// so that its slot is given back. Must not block. The default does nothing.
+    fn abort(&self, id: TaskId) {
+        let _ = id;
+    }
+
     /// The value of the task with `key` is no longer needed; free it wherever it is stored.
     fn release(&self, key: &TaskKey) {
         let _ = key;

@@ -2,7 +2,7 @@
 -- current owner (XACK alone does not check who acks).
 --
 -- KEYS[1] task stream, KEYS[2] the client's reply stream, KEYS[3] the task's result key,
--- KEYS[4] the queue's starts hash
+-- KEYS[4] the queue's starts hash, KEYS[5] the delivery's entry_of key
 -- ARGV[1] group, ARGV[2] entry id, ARGV[3] consumer, ARGV[4] rid, ARGV[5] status,
 -- ARGV[6] body, ARGV[7] ttl in ms
 --
@@ -33,6 +33,8 @@ end
 redis.call('XADD', KEYS[2], '*', 'rid', ARGV[4], 'status', ARGV[5], 'body', ARGV[6],
   'deliveries', tostring(pending[1][4]))
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
+-- The client's reconciliation pass must not take a reported delivery for a lost one.
+redis.call('SET', KEYS[5], 'done', 'PX', ARGV[7])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[4], ARGV[2], ARGV[2] .. ':last')

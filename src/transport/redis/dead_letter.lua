@@ -3,7 +3,8 @@
 --
 -- KEYS[1] task stream, KEYS[2] dead-letter stream, KEYS[3] the client's reply stream, or the
 -- task stream itself when there is no client to tell (nothing is written to it then),
--- KEYS[4] the queue's starts hash
+-- KEYS[4] the queue's starts hash, KEYS[5] the delivery's entry_of key (the task stream when
+-- there is no client to tell; nothing is written to it then)
 -- ARGV[1] group, ARGV[2] entry id, ARGV[3] consumer, ARGV[4] reason, ARGV[5] rid ('' when
 -- there is no client to tell), ARGV[6] status, ARGV[7] body, ARGV[8] ttl in ms
 --
@@ -42,6 +43,7 @@ if ARGV[5] ~= '' then
   redis.call('XADD', KEYS[3], '*', 'rid', ARGV[5], 'status', ARGV[6], 'body', ARGV[7],
     'deliveries', deliveries)
   redis.call('PEXPIRE', KEYS[3], ARGV[8])
+  redis.call('SET', KEYS[5], 'done', 'PX', ARGV[8])
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])

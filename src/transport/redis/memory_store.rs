@@ -30,10 +30,10 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::future::{BoxFuture, Either, select};
 use parking_lot::Mutex;
 
-use super::protocol::{Keys, TaskEntry};
+use super::protocol::{DONE, ENTRY_KEY_TTL_MS, Keys, TaskEntry};
 use super::store::{
-    ClaimedEntry, Completion, DeadLetter, Fields, Ownership, Store, StoreError, StoreResult,
-    StreamEntry,
+    Cancelled, ClaimedEntry, Completion, DeadLetter, Dispatched, Fields, Located, Ownership, Store,
+    StoreError, StoreResult, StreamEntry,
 };
 use crate::executor::Executor;
 use crate::planted::{PlantedBug, active as planted};
@@ -90,8 +90,8 @@ struct Data {
     /// Commands carried out, for statistics.
     commands: u64,
     /// Delivery ids (`rid`) of every task entry enqueued, with how many copies were
-    /// enqueued (a client resends a batch whose reply it lost), and how many enqueues
-    /// repeated one.
+    /// enqueued (entries added for it: a resend after a lost reply adds none, as the enqueue
+    /// is idempotent), and how many enqueues repeated one.
     enqueued_rids: BTreeMap<String, u32>,
     duplicate_enqueues: usize,
     /// Completions published (to a reply stream) per delivery id.
@@ -99,6 +99,9 @@ struct Data {
     /// Entries delivered again to the consumer that held them: by the redelivery fault, or
     /// claimed by their own owner (which had not touched them within the reclaim time).
     repeat_deliveries: usize,
+    /// Task keys (the entries' `key` field) of entries a cancel removed that no delivery had
+    /// begun (data: a restart that loses the cancel forgets it).
+    cancel_removed: BTreeSet<String>,
     /// The starts hash of each queue: per entry, how many deliveries started, and the
     /// `consumer/delivery` of the last one (as `begin.lua` keeps them).
     starts: BTreeMap<(String, Id), (u32, String)>,
@@ -359,6 +362,11 @@ impl Model {
         self.data.lock().duplicate_enqueues
     }
 
+    /// The task keys of entries a cancel removed that no delivery had begun.
+    pub(crate) fn cancel_removed(&self) -> BTreeSet<String> {
+        self.data.lock().cancel_removed.clone()
+    }
+
     /// How many string keys (results, heartbeats, counters) are alive, whose names start
     /// with `prefix`.
     pub(crate) fn live_strings(&self, prefix: &str) -> usize {
@@ -506,6 +514,7 @@ fn owner_check(data: &Data, tasks: &str, id: Id, consumer: &str) -> Result<u32, 
 /// Stores a completion's result (status ok) and publishes it on the client's reply stream.
 fn store_outcome(
     data: &mut Data,
+    keys: &Keys,
     completion: &Completion,
     now: Instant,
     wall: u64,
@@ -520,6 +529,9 @@ fn store_outcome(
     let fields = reply_fields(&completion.rid, status, &completion.body, deliveries);
     publish_reply(data, &completion.reply, wall, &completion.rid, fields);
     set_expiry(data, &completion.reply, now, completion.ttl_ms);
+    // The client's reconciliation pass must not take a reported delivery for a lost one.
+    let marker = keys.entry_of(&completion.rid);
+    set_string(data, marker, DONE.as_bytes(), now, completion.ttl_ms);
 }
 
 /// `XACK` + `XDEL` of one entry.
@@ -531,6 +543,38 @@ fn ack_and_delete(data: &mut Data, tasks: &str, id: Id) {
         }
         stream.entries.remove(&id);
     }
+}
+
+/// `GET` of a string key (after expiring it).
+fn get_string(data: &mut Data, key: &str, now: Instant) -> Option<Vec<u8>> {
+    expire(data, key, now);
+    data.strings.get(key).map(|(value, _)| value.clone())
+}
+
+/// `SET key value PX ttl_ms`.
+fn set_string(data: &mut Data, key: String, value: &[u8], now: Instant, ttl_ms: u64) {
+    let expires = now + Duration::from_millis(ttl_ms.max(1));
+    data.strings.insert(key, (value.to_vec(), Some(expires)));
+}
+
+/// The entry id a delivery's `entry_of` key holds, else the one its client knows (as
+/// `locate.lua` and `cancel.lua` choose); `Err(())` once the delivery is done.
+fn entry_id_of(
+    data: &mut Data,
+    keys: &Keys,
+    delivery: &Dispatched,
+    now: Instant,
+) -> Result<Option<Id>, ()> {
+    match get_string(data, &keys.entry_of(&delivery.rid), now) {
+        Some(value) if value == DONE.as_bytes() => Err(()),
+        Some(value) => Ok(std::str::from_utf8(&value).ok().and_then(parse_id)),
+        None => Ok(delivery.entry_id.as_deref().and_then(parse_id)),
+    }
+}
+
+/// The value of a field of an entry.
+fn field<'a>(fields: &'a Fields, name: &str) -> Option<&'a [u8]> {
+    fields.iter().find(|(field, _)| field == name.as_bytes()).map(|(_, value)| value.as_slice())
 }
 
 fn set_expiry(data: &mut Data, key: &str, now: Instant, ttl_ms: u64) {
@@ -590,7 +634,7 @@ impl MemoryStore {
             .command("SET + XADD", |data, now, wall| {
                 for (completion, acknowledged) in completions.iter().zip(&acknowledged) {
                     if let Ok(deliveries) = acknowledged {
-                        store_outcome(data, completion, now, wall, *deliveries);
+                        store_outcome(data, &self.keys, completion, now, wall, *deliveries);
                     }
                 }
             })
@@ -618,18 +662,101 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn enqueue<'a>(&'a self, entries: &'a [TaskEntry]) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+    fn enqueue<'a>(
+        &'a self,
+        entries: &'a [TaskEntry],
+    ) -> BoxFuture<'a, StoreResult<Vec<Option<String>>>> {
         let tasks = self.keys.tasks();
-        Box::pin(self.model.command("XADD", move |data, _, wall| {
+        let keys = self.keys.clone();
+        Box::pin(self.model.command("enqueue", move |data, now, wall| {
             entries
                 .iter()
                 .map(|entry| {
+                    let marker = keys.entry_of(&entry.rid);
+                    if let Some(existing) = get_string(data, &marker, now) {
+                        let existing = String::from_utf8_lossy(&existing).into_owned();
+                        return (existing != DONE).then_some(existing);
+                    }
                     let copies = data.enqueued_rids.entry(entry.rid.clone()).or_default();
                     *copies += 1;
                     if *copies > 1 {
                         data.duplicate_enqueues += 1;
                     }
-                    show_id(xadd(data, &tasks, wall, owned_fields(entry)))
+                    let id = show_id(xadd(data, &tasks, wall, owned_fields(entry)));
+                    set_string(data, marker, id.as_bytes(), now, ENTRY_KEY_TTL_MS);
+                    Some(id)
+                })
+                .collect()
+        }))
+    }
+
+    fn locate<'a>(
+        &'a self,
+        deliveries: &'a [Dispatched],
+    ) -> BoxFuture<'a, StoreResult<Vec<Located>>> {
+        let tasks = self.keys.tasks();
+        let keys = self.keys.clone();
+        Box::pin(self.model.command("locate", move |data, now, _| {
+            deliveries
+                .iter()
+                .map(|delivery| {
+                    let id = match entry_id_of(data, &keys, delivery, now) {
+                        Err(()) => return Located::Done,
+                        Ok(None) => return Located::Missing,
+                        Ok(Some(id)) => id,
+                    };
+                    let stream = data.streams.get(&tasks);
+                    let in_stream = stream.is_some_and(|stream| stream.entries.contains_key(&id));
+                    let pending = stream
+                        .and_then(|stream| stream.group.as_ref())
+                        .is_some_and(|group| group.pending.contains_key(&id));
+                    if in_stream || pending { Located::Queued } else { Located::Missing }
+                })
+                .collect()
+        }))
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        deliveries: &'a [Dispatched],
+    ) -> BoxFuture<'a, StoreResult<Vec<Cancelled>>> {
+        let tasks = self.keys.tasks();
+        let keys = self.keys.clone();
+        Box::pin(self.model.command("cancel", move |data, now, _| {
+            deliveries
+                .iter()
+                .map(|delivery| {
+                    let id = match entry_id_of(data, &keys, delivery, now) {
+                        Err(()) | Ok(None) => return Cancelled::NotQueued,
+                        Ok(Some(id)) => id,
+                    };
+                    let pending = data
+                        .streams
+                        .get(&tasks)
+                        .and_then(|stream| stream.group.as_ref())
+                        .and_then(|group| group.pending.get(&id))
+                        .cloned();
+                    if let Some(pending) = pending {
+                        let begun = format!("{}/{}", pending.owner, pending.deliveries);
+                        let last = data.starts.get(&(tasks.clone(), id)).map(|(_, last)| last);
+                        if last == Some(&begun) {
+                            return Cancelled::Started;
+                        }
+                    }
+                    // For the simulation's check: an entry no delivery began never runs now.
+                    let never_begun = !data.starts.contains_key(&(tasks.clone(), id));
+                    let key = data
+                        .streams
+                        .get(&tasks)
+                        .and_then(|stream| stream.entries.get(&id))
+                        .and_then(|fields| field(fields, "key"))
+                        .map(|key| String::from_utf8_lossy(key).into_owned());
+                    ack_and_delete(data, &tasks, id);
+                    data.strings.remove(&keys.entry_of(&delivery.rid));
+                    if let (Some(key), true) = (key, never_begun) {
+                        data.cancel_removed.insert(key);
+                    }
+                    Cancelled::Removed
                 })
                 .collect()
         }))
@@ -882,6 +1009,7 @@ impl Store for MemoryStore {
         completions: &'a [Completion],
     ) -> BoxFuture<'a, StoreResult<Vec<Ownership>>> {
         let tasks = self.keys.tasks();
+        let keys = self.keys.clone();
         if planted(PlantedBug::RedisAckBeforeResult) {
             return Box::pin(self.ack_then_store(consumer, completions));
         }
@@ -899,7 +1027,7 @@ impl Store for MemoryStore {
                         // The planted bug: a script without the owner check publishes anyway.
                         Err(_) => 0,
                     };
-                    store_outcome(data, completion, now, wall, deliveries);
+                    store_outcome(data, &keys, completion, now, wall, deliveries);
                     ack_and_delete(data, &tasks, id);
                     Ownership::Done
                 })
@@ -914,6 +1042,7 @@ impl Store for MemoryStore {
     ) -> BoxFuture<'a, StoreResult<Ownership>> {
         let tasks = self.keys.tasks();
         let dead = self.keys.dead();
+        let keys = self.keys.clone();
         Box::pin(self.model.command("dead-letter", move |data, now, wall| {
             let Some(id) = parse_id(&letter.entry_id) else { return Ownership::Gone };
             let deliveries = match owner_check(data, &tasks, id, consumer) {
@@ -937,6 +1066,8 @@ impl Store for MemoryStore {
                 let fields = reply_fields(&notify.rid, status.as_str(), body, deliveries);
                 publish_reply(data, &notify.reply, wall, &notify.rid, fields);
                 set_expiry(data, &notify.reply, now, letter.ttl_ms);
+                let marker = keys.entry_of(&notify.rid);
+                set_string(data, marker, DONE.as_bytes(), now, letter.ttl_ms);
             }
             ack_and_delete(data, &tasks, id);
             Ownership::Done
@@ -1009,6 +1140,7 @@ impl Store for MemoryStore {
         ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<usize>> {
         let tasks = self.keys.tasks();
+        let keys = self.keys.clone();
         Box::pin(self.model.command("hand back", move |data, _, wall| {
             let mut handed = 0;
             for id in ids.iter().filter_map(|id| parse_id(id)) {
@@ -1022,7 +1154,13 @@ impl Store for MemoryStore {
                     .cloned()
                     .filter(|fields| !fields.is_empty());
                 if let Some(fields) = fields {
-                    xadd(data, &tasks, wall, fields);
+                    let rid = field(&fields, "rid").map(|rid| String::from_utf8_lossy(rid));
+                    let marker = rid.map(|rid| keys.entry_of(&rid));
+                    let new_id = xadd(data, &tasks, wall, fields.clone());
+                    // The delivery's entry_of key follows it (KEEPTTL).
+                    if let Some((value, _)) = marker.and_then(|key| data.strings.get_mut(&key)) {
+                        *value = show_id(new_id).into_bytes();
+                    }
                 }
                 ack_and_delete(data, &tasks, id);
                 handed += 1;

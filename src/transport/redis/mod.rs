@@ -83,12 +83,12 @@ use parking_lot::Mutex;
 use self::protocol::Reply;
 pub(crate) use self::protocol::{Keys, Notify, Rejection, Status, TaskEntry};
 pub(crate) use self::redis_store::{ConnectOptions, RedisStore};
-use self::store::{Store, StreamEntry};
+use self::store::{Cancelled, Dispatched, Located, Store, StreamEntry};
 pub use super::WorkerInfo;
 use super::{CompletionSink, ReadyTask, TaskOutcome, Transport};
 use crate::Error;
 use crate::executor::{BoxFuture, Executor, ExecutorExt};
-use crate::scheduler::TaskKey;
+use crate::scheduler::{TaskId, TaskKey};
 
 /// The namespace every key starts with unless configured otherwise.
 pub const DEFAULT_NAMESPACE: &str = "taskweave";
@@ -139,6 +139,7 @@ pub struct RedisTransportBuilder {
     result_ttl: Duration,
     command_timeout: Duration,
     tls_root_certificate: Option<Vec<u8>>,
+    reconcile_every: Duration,
 }
 
 struct Inner {
@@ -153,11 +154,13 @@ struct Inner {
     outbox: (flume::Sender<TaskEntry>, flume::Receiver<TaskEntry>),
     /// Result keys to delete (batched by the janitor loop).
     releases: (flume::Sender<String>, flume::Receiver<String>),
-    /// Dispatched tasks by delivery id (`rid`), until their completion arrives.
-    in_flight: Mutex<HashMap<String, ReadyTask>>,
-    /// Stream ids of enqueued entries by delivery id, until their completion arrives: a
-    /// closing client deletes the entries of its unfinished tasks.
-    entry_ids: Mutex<HashMap<String, String>>,
+    /// Dispatched tasks, until their completion arrives (or they are found lost, or a cancel
+    /// removed their entry).
+    in_flight: Mutex<InFlight>,
+    /// Delivery ids of cancelled tasks whose entries are to be removed (the cancel loop).
+    cancels: (flume::Sender<String>, flume::Receiver<String>),
+    /// How often the reconciliation loop looks for entries that vanished.
+    reconcile_every: Duration,
     /// Result keys of tasks the client holds, for dependents and release.
     results: Mutex<HashMap<TaskKey, String>>,
     started: OnceLock<Started>,
@@ -165,6 +168,52 @@ struct Inner {
     stop: Mutex<Option<flume::Sender<()>>>,
     stop_signal: flume::Receiver<()>,
 }
+
+/// The deliveries a client has dispatched and not seen completed.
+#[derive(Default)]
+struct InFlight {
+    by_rid: HashMap<String, Flight>,
+    /// The delivery id of each task's current attempt (for [`Transport::abort`]).
+    rid_of: HashMap<TaskId, String>,
+}
+
+/// One dispatched delivery, from `dispatch` to its completion.
+struct Flight {
+    task: ReadyTask,
+    /// Set once the enqueue was acknowledged: the entry's stream id (`None` when the
+    /// delivery had been reported by then).
+    enqueued: Option<Option<String>>,
+    /// Cancelled: it is not sent, or, once enqueued, the cancel loop removes its entry.
+    cancelled: bool,
+    /// Reconciliation passes in a row that found the delivery reported while its
+    /// completion had not arrived.
+    done_passes: u32,
+}
+
+impl InFlight {
+    fn insert(&mut self, rid: String, task: ReadyTask) {
+        self.rid_of.insert(task.id(), rid.clone());
+        self.by_rid.insert(rid, Flight { task, enqueued: None, cancelled: false, done_passes: 0 });
+    }
+
+    fn remove(&mut self, rid: &str) -> Option<Flight> {
+        let flight = self.by_rid.remove(rid)?;
+        if self.rid_of.get(&flight.task.id()).is_some_and(|current| current == rid) {
+            self.rid_of.remove(&flight.task.id());
+        }
+        Some(flight)
+    }
+
+    /// The enqueued deliveries, as the store's `locate` and `cancel` take them.
+    fn dispatched(&self, rid: &str) -> Option<Dispatched> {
+        let entry_id = self.by_rid.get(rid)?.enqueued.clone()?;
+        Some(Dispatched { rid: rid.to_owned(), entry_id })
+    }
+}
+
+/// How many passes in a row may find a delivery reported before its completion arrives;
+/// after that it counts as lost (its completion was lost with the reply stream).
+const DONE_PASSES: u32 = 3;
 
 struct Started {
     executor: Arc<dyn Executor>,
@@ -178,7 +227,7 @@ impl fmt::Debug for RedisTransport {
         f.debug_struct("RedisTransport")
             .field("queue", &self.inner.keys.queue())
             .field("client_id", &self.inner.client_id)
-            .field("in_flight", &self.inner.in_flight.lock().len())
+            .field("in_flight", &self.inner.in_flight.lock().by_rid.len())
             .finish_non_exhaustive()
     }
 }
@@ -221,6 +270,21 @@ impl RedisTransportBuilder {
     /// How long one Redis command may take before it counts as failed (default 5 s).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How often the client checks that the entries of its unfinished tasks still exist
+    /// (default 5 s; at least 10 ms). An entry can vanish without a worker ever seeing it:
+    /// someone trims the stream (`XTRIM`, `MAXLEN`) or deletes it, or the server restarts
+    /// and loses its last writes. Each pass asks Redis, in batches, whether every enqueued
+    /// task's entry is still in the stream, pending with a worker, or reported; a task whose
+    /// entry is gone is enqueued again as its next attempt, counted like a lost worker
+    /// against its [`allowed_failures`](crate::client::TaskBuilder::allowed_failures), and
+    /// fails with [`TaskError::WorkerLost`](crate::TaskError::WorkerLost) once they are
+    /// spent. A shorter interval finds lost entries sooner at the cost of a round trip per
+    /// 512 unfinished tasks each time.
+    pub fn reconcile_every(mut self, interval: Duration) -> Self {
+        self.reconcile_every = interval.max(Duration::from_millis(10));
         self
     }
 
@@ -283,8 +347,9 @@ impl RedisTransportBuilder {
                 result_ttl: self.result_ttl,
                 outbox: flume::unbounded(),
                 releases: flume::unbounded(),
-                in_flight: Mutex::new(HashMap::new()),
-                entry_ids: Mutex::new(HashMap::new()),
+                in_flight: Mutex::new(InFlight::default()),
+                cancels: flume::unbounded(),
+                reconcile_every: self.reconcile_every,
                 results: Mutex::new(HashMap::new()),
                 started: OnceLock::new(),
                 stop: Mutex::new(Some(stop)),
@@ -321,6 +386,7 @@ impl RedisTransport {
             result_ttl: Duration::from_secs(3600),
             command_timeout: Duration::from_secs(5),
             tls_root_certificate: None,
+            reconcile_every: Duration::from_secs(5),
         }
     }
 
@@ -364,11 +430,16 @@ impl Inner {
     /// Reports one completion read from the reply stream.
     fn deliver(&self, reply: Reply) {
         let Some(started) = self.started() else { return };
-        self.entry_ids.lock().remove(&reply.rid);
-        let Some(task) = self.take_in_flight(&reply.rid) else {
+        let Some(flight) = self.take_in_flight(&reply.rid) else {
             tracing::debug!(rid = %reply.rid, "a completion for a task this client no longer waits for");
             return;
         };
+        // Its entry_of key is not needed any more, once the enqueue was acknowledged (until
+        // then a resend must still find it; the sender deletes it after the acknowledgement).
+        if flight.enqueued.is_some() {
+            let _ = self.releases.0.send(self.keys.entry_of(&reply.rid));
+        }
+        let task = flight.task;
         let text = || String::from_utf8_lossy(&reply.body).into_owned();
         match reply.status {
             Status::Ok => started.sink.complete(&task, task.decode_output(&reply.body)),
@@ -392,15 +463,16 @@ impl Inner {
     /// The task waiting for the completion of delivery `rid`, no longer waiting. A
     /// completion is matched by its delivery id (task and attempt), so that a duplicated or
     /// stale completion of an earlier attempt is never taken for the current one.
-    fn take_in_flight(&self, rid: &str) -> Option<ReadyTask> {
+    fn take_in_flight(&self, rid: &str) -> Option<Flight> {
         let mut in_flight = self.in_flight.lock();
-        if let Some(task) = in_flight.remove(rid) {
-            return Some(task);
+        if let Some(flight) = in_flight.remove(rid) {
+            return Some(flight);
         }
         if crate::planted::active(crate::planted::PlantedBug::RedisAcceptSecondResult) {
             // The planted bug: match by task (`{client}:{task id}:`), whatever the attempt.
             let task_prefix = rid.rsplit_once(':').map(|(task, _)| format!("{task}:"))?;
-            let current = in_flight.keys().find(|other| other.starts_with(&task_prefix)).cloned();
+            let current =
+                in_flight.by_rid.keys().find(|other| other.starts_with(&task_prefix)).cloned();
             return current.and_then(|current| in_flight.remove(&current));
         }
         None
@@ -515,6 +587,25 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                 Err(_) => break,
             }
         }
+        // A task cancelled before it was sent is not sent: report that it never ran.
+        let not_sent: Vec<ReadyTask> = {
+            let mut in_flight = inner.in_flight.lock();
+            let cancelled: Vec<String> = batch
+                .iter()
+                .filter(|entry| in_flight.by_rid.get(&entry.rid).is_some_and(|f| f.cancelled))
+                .map(|entry| entry.rid.clone())
+                .collect();
+            batch.retain(|entry| !cancelled.contains(&entry.rid));
+            cancelled.iter().filter_map(|rid| in_flight.remove(rid)).map(|f| f.task).collect()
+        };
+        if let Some(started) = inner.started() {
+            for task in &not_sent {
+                started.sink.complete(task, TaskOutcome::not_run());
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
         loop {
             let mut enqueue = std::pin::pin!(inner.store.enqueue(&batch));
             let outcome = match unless_stopped(&stop, enqueue.as_mut()).await {
@@ -529,14 +620,23 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
             match outcome {
                 Ok(ids) => {
                     backoff.reset();
-                    let in_flight = inner.in_flight.lock();
-                    let mut entry_ids = inner.entry_ids.lock();
+                    let mut in_flight = inner.in_flight.lock();
                     for (entry, id) in batch.iter().zip(ids) {
-                        // A task whose completion already came needs no entry id.
-                        if in_flight.contains_key(&entry.rid) {
-                            entry_ids.insert(entry.rid.clone(), id);
+                        match in_flight.by_rid.get_mut(&entry.rid) {
+                            Some(flight) => {
+                                flight.enqueued = Some(id);
+                                if flight.cancelled {
+                                    let _ = inner.cancels.0.send(entry.rid.clone());
+                                }
+                            }
+                            // Its completion came already (or it was given up): the entry_of
+                            // key, kept so far for a resend to find, can go.
+                            None => {
+                                let _ = inner.releases.0.send(inner.keys.entry_of(&entry.rid));
+                            }
                         }
                     }
+                    drop(in_flight);
                     if stop.is_disconnected() {
                         return;
                     }
@@ -565,6 +665,13 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
             None => return,
             Some(Ok(entries)) => {
                 backoff.reset();
+                if entries.is_empty() {
+                    // Nothing new: next time read from the start. Read completions are
+                    // deleted, so this finds only ones left behind — a deletion that failed,
+                    // or a completion written after a restarted server gave out ids this
+                    // loop had read past.
+                    after = "0-0".to_owned();
+                }
                 entries
             }
             Some(Err(error)) => {
@@ -589,6 +696,133 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
         }
         if let Err(error) = inner.store.delete_replies(&inner.reply, &read_ids).await {
             tracing::debug!(%error, "could not delete read completions (they expire)");
+        }
+    }
+}
+
+/// Removes the entries of cancelled tasks that no worker has begun, in batches; reports the
+/// removed ones as never run. A cancel that fails is given up after a few tries: the task
+/// then runs and reports as it would have without it.
+async fn cancel_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume::Sender<()>) {
+    let stop = inner.stop_signal.clone();
+    loop {
+        let Some(Ok(first)) = unless_stopped(&stop, inner.cancels.1.recv_async()).await else {
+            return;
+        };
+        let mut rids = vec![first];
+        while rids.len() < BATCH {
+            match inner.cancels.1.try_recv() {
+                Ok(rid) => rids.push(rid),
+                Err(_) => break,
+            }
+        }
+        let deliveries: Vec<Dispatched> = {
+            let in_flight = inner.in_flight.lock();
+            rids.iter().filter_map(|rid| in_flight.dispatched(rid)).collect()
+        };
+        let mut backoff = Backoff::new();
+        let mut outcomes = None;
+        for _attempt in 0..5 {
+            match unless_stopped(&stop, inner.store.cancel(&deliveries)).await {
+                None => return,
+                Some(Ok(found)) => {
+                    outcomes = Some(found);
+                    break;
+                }
+                Some(Err(error)) => {
+                    let delay = backoff.step();
+                    tracing::debug!(%error, retry_in = ?delay, "could not remove cancelled tasks' entries; retrying");
+                    if unless_stopped(&stop, executor.sleep(delay)).await.is_none() {
+                        return;
+                    }
+                }
+            }
+        }
+        let Some(outcomes) = outcomes else {
+            tracing::debug!(
+                tasks = deliveries.len(),
+                "gave up removing cancelled tasks' entries; they run and report"
+            );
+            continue;
+        };
+        let removed: Vec<ReadyTask> = {
+            let mut in_flight = inner.in_flight.lock();
+            deliveries
+                .iter()
+                .zip(outcomes)
+                .filter(|(_, outcome)| *outcome == Cancelled::Removed)
+                .filter_map(|(delivery, _)| in_flight.remove(&delivery.rid))
+                .map(|flight| flight.task)
+                .collect()
+        };
+        if let Some(started) = inner.started() {
+            for task in &removed {
+                tracing::debug!(key = %task.key(), "removed a cancelled task's entry before any worker began it");
+                started.sink.complete(task, TaskOutcome::not_run());
+            }
+        }
+    }
+}
+
+/// Every `reconcile_every`, checks that each enqueued, unfinished task's entry still
+/// exists (in the stream, pending with a worker, or reported); a task whose entry vanished
+/// is reported lost, which enqueues it again as its next attempt (see
+/// [`RedisTransportBuilder::reconcile_every`]).
+async fn reconcile_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume::Sender<()>) {
+    let stop = inner.stop_signal.clone();
+    loop {
+        if unless_stopped(&stop, executor.sleep(inner.reconcile_every)).await.is_none() {
+            return;
+        }
+        let all: Vec<Dispatched> = {
+            let in_flight = inner.in_flight.lock();
+            in_flight.by_rid.keys().filter_map(|rid| in_flight.dispatched(rid)).collect()
+        };
+        for deliveries in all.chunks(BATCH) {
+            let located = match unless_stopped(&stop, inner.store.locate(deliveries)).await {
+                None => return,
+                Some(Ok(located)) => located,
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "could not check on enqueued tasks; trying again next pass");
+                    break;
+                }
+            };
+            let lost: Vec<(ReadyTask, bool)> = {
+                let mut in_flight = inner.in_flight.lock();
+                let mut lost = Vec::new();
+                for (delivery, found) in deliveries.iter().zip(located) {
+                    let Some(flight) = in_flight.by_rid.get_mut(&delivery.rid) else { continue };
+                    let reported = match found {
+                        Located::Queued => {
+                            flight.done_passes = 0;
+                            continue;
+                        }
+                        Located::Done => {
+                            flight.done_passes += 1;
+                            if flight.done_passes < DONE_PASSES {
+                                continue;
+                            }
+                            true
+                        }
+                        Located::Missing => false,
+                    };
+                    if let Some(flight) = in_flight.remove(&delivery.rid) {
+                        lost.push((flight.task, reported));
+                    }
+                }
+                lost
+            };
+            let Some(started) = inner.started() else { return };
+            for (task, reported) in lost {
+                let rid = format!("{}:{}:{}", inner.client_id, task.id().0, task.attempt());
+                let _ = inner.releases.0.send(inner.keys.entry_of(&rid));
+                if reported {
+                    tracing::warn!(key = %task.key(), attempt = task.attempt(), "a worker reported the task but its completion never arrived (was the reply stream deleted?); enqueueing it again");
+                } else {
+                    tracing::warn!(key = %task.key(), attempt = task.attempt(), "the task's entry vanished from the Redis stream before it ran (trimmed, deleted, or lost in a server restart); enqueueing it again");
+                }
+                started.sink.lost(&task);
+            }
         }
     }
 }
@@ -634,6 +868,12 @@ impl Transport for RedisTransport {
         }
         executor.spawn_task(sender_loop(Arc::clone(inner), Arc::clone(&executor), done.clone()))?;
         executor.spawn_task(reply_loop(Arc::clone(inner), Arc::clone(&executor), done.clone()))?;
+        executor.spawn_task(cancel_loop(Arc::clone(inner), Arc::clone(&executor), done.clone()))?;
+        executor.spawn_task(reconcile_loop(
+            Arc::clone(inner),
+            Arc::clone(&executor),
+            done.clone(),
+        ))?;
         executor.spawn_task(janitor_loop(Arc::clone(inner), done))?;
         Ok(())
     }
@@ -648,6 +888,19 @@ impl Transport for RedisTransport {
                 let _ = inner.outbox.0.send(entry);
             }
             Err(reason) => inner.fail(&task, reason),
+        }
+    }
+
+    fn abort(&self, id: TaskId) {
+        let inner = &self.inner;
+        let mut in_flight = inner.in_flight.lock();
+        let Some(rid) = in_flight.rid_of.get(&id).cloned() else { return };
+        let Some(flight) = in_flight.by_rid.get_mut(&rid) else { return };
+        flight.cancelled = true;
+        // Not yet enqueued: the sender drops it, or hands it to the cancel loop once its
+        // enqueue is acknowledged.
+        if flight.enqueued.is_some() {
+            let _ = inner.cancels.0.send(rid);
         }
     }
 
@@ -675,8 +928,18 @@ impl Transport for RedisTransport {
             leftovers.push(inner.reply.clone());
             // Entries of unfinished tasks are deleted: workers that have not taken them never
             // will (nobody waits for their results any more).
-            let unfinished: Vec<String> =
-                inner.entry_ids.lock().drain().map(|(_, id)| id).collect();
+            let flights: Vec<(String, Flight)> = {
+                let mut in_flight = inner.in_flight.lock();
+                in_flight.rid_of.clear();
+                in_flight.by_rid.drain().collect()
+            };
+            let mut unfinished = Vec::new();
+            for (rid, flight) in flights {
+                leftovers.push(inner.keys.entry_of(&rid));
+                if let Some(Some(id)) = flight.enqueued {
+                    unfinished.push(id);
+                }
+            }
             let tasks = inner.keys.tasks();
             let cleanup = async {
                 inner.store.delete_replies(&tasks, &unfinished).await?;
@@ -686,7 +949,6 @@ impl Transport for RedisTransport {
             {
                 tracing::debug!(%error, "could not delete this client's keys on close (they expire)");
             }
-            inner.in_flight.lock().clear();
         })
     }
 }

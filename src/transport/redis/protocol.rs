@@ -38,6 +38,19 @@ impl Keys {
         format!("{}:{}:starts", self.namespace, self.queue)
     }
 
+    /// Where the delivery `rid` is: the id of the stream entry that carries it, or `done`
+    /// once a worker reported it (see `ARCHITECTURE.md`). Written with the entry, so that a
+    /// resent enqueue finds it and adds no second entry, and read by the client's
+    /// reconciliation pass and by a cancel.
+    pub(crate) fn entry_of(&self, rid: &str) -> String {
+        format!("{}{rid}", self.entry_prefix())
+    }
+
+    /// The prefix of every [`entry_of`](Keys::entry_of) key of this queue.
+    pub(crate) fn entry_prefix(&self) -> String {
+        format!("{}:{}:entry:", self.namespace, self.queue)
+    }
+
     /// Entries that could not be run: undecodable, unknown, or poison.
     pub(crate) fn dead(&self) -> String {
         format!("{}:{}:dead", self.namespace, self.queue)
@@ -203,6 +216,13 @@ impl TaskEntry {
         Ok(TaskEntry { task, key, rid, result, reply, input, deps, max_deliveries, ttl_ms })
     }
 }
+
+/// The value of an [`entry_of`](Keys::entry_of) key once the delivery was reported.
+pub(crate) const DONE: &str = "done";
+
+/// How long an [`entry_of`](Keys::entry_of) key lives when its client does not delete it (a
+/// client that died): long enough for any queue to drain.
+pub(crate) const ENTRY_KEY_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// Where to tell a client about an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

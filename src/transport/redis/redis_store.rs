@@ -9,10 +9,10 @@ use futures::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script, Value};
 
-use super::protocol::{GROUP, Keys, TaskEntry};
+use super::protocol::{DONE, ENTRY_KEY_TTL_MS, GROUP, Keys, TaskEntry};
 use super::store::{
-    ClaimedEntry, Completion, DeadLetter, Fields, Ownership, Store, StoreError, StoreResult,
-    StreamEntry,
+    Cancelled, ClaimedEntry, Completion, DeadLetter, Dispatched, Fields, Located, Ownership, Store,
+    StoreError, StoreResult, StreamEntry,
 };
 
 /// How a store connects: timeouts and reconnection back-off.
@@ -74,6 +74,9 @@ struct Scripts {
     touch: Script,
     hand_back: Script,
     begin: Script,
+    enqueue: Script,
+    locate: Script,
+    cancel: Script,
 }
 
 impl Scripts {
@@ -85,6 +88,9 @@ impl Scripts {
             touch: Script::new(include_str!("touch.lua")),
             hand_back: Script::new(include_str!("hand_back.lua")),
             begin: Script::new(include_str!("begin.lua")),
+            enqueue: Script::new(include_str!("enqueue.lua")),
+            locate: Script::new(include_str!("locate.lua")),
+            cancel: Script::new(include_str!("cancel.lua")),
         }
     }
 }
@@ -383,11 +389,12 @@ impl RedisStore {
                 |index, command| {
                     let completion = &completions[index];
                     command
-                        .arg(4)
+                        .arg(5)
                         .arg(&tasks)
                         .arg(&completion.reply)
                         .arg(&completion.result)
                         .arg(&starts)
+                        .arg(self.keys.entry_of(&completion.rid))
                         .arg(GROUP)
                         .arg(&completion.entry_id)
                         .arg(consumer)
@@ -416,10 +423,12 @@ impl RedisStore {
             return Ok(0);
         }
         let mut invocation = script.key(self.keys.tasks());
-        if with_starts {
-            invocation.key(self.keys.starts());
-        }
         invocation.arg(GROUP).arg(consumer);
+        if with_starts {
+            // hand_back.lua: the starts hash, and where the entry_of keys are.
+            invocation.key(self.keys.starts());
+            invocation.arg(self.keys.entry_prefix());
+        }
         for id in ids {
             invocation.arg(id);
         }
@@ -431,24 +440,119 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
-    fn enqueue<'a>(&'a self, entries: &'a [TaskEntry]) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+    fn enqueue<'a>(
+        &'a self,
+        entries: &'a [TaskEntry],
+    ) -> BoxFuture<'a, StoreResult<Vec<Option<String>>>> {
         Box::pin(async move {
             if entries.is_empty() {
                 return Ok(Vec::new());
             }
             let stream = self.keys.tasks();
-            let mut pipeline = redis::pipe();
-            for entry in entries {
-                let command = pipeline.cmd("XADD").arg(&stream).arg("*");
-                for (field, value) in entry.fields() {
-                    command.arg(field).arg(value);
-                }
+            let fields: Vec<Vec<(&'static str, Vec<u8>)>> =
+                entries.iter().map(TaskEntry::fields).collect();
+            let replies = self
+                .eval_pipelined(
+                    "enqueue",
+                    &self.scripts.enqueue,
+                    include_str!("enqueue.lua"),
+                    entries.len(),
+                    |index, command| {
+                        command
+                            .arg(2)
+                            .arg(&stream)
+                            .arg(self.keys.entry_of(&entries[index].rid))
+                            .arg(ENTRY_KEY_TTL_MS);
+                        for (field, value) in &fields[index] {
+                            command.arg(*field).arg(value);
+                        }
+                    },
+                )
+                .await?;
+            replies
+                .iter()
+                .map(|value| match text_of(value) {
+                    Some(id) if id == DONE => Ok(None),
+                    Some(id) => Ok(Some(id)),
+                    None => Err(malformed("enqueue", "not an entry id")),
+                })
+                .collect()
+        })
+    }
+
+    fn locate<'a>(
+        &'a self,
+        deliveries: &'a [Dispatched],
+    ) -> BoxFuture<'a, StoreResult<Vec<Located>>> {
+        Box::pin(async move {
+            if deliveries.is_empty() {
+                return Ok(Vec::new());
             }
-            let mut connection = self.commands.clone();
-            let ids: Vec<Value> =
-                pipeline.query_async(&mut connection).await.map_err(failed("XADD"))?;
-            ids.iter()
-                .map(|id| text_of(id).ok_or_else(|| malformed("XADD", "not an entry id")))
+            let stream = self.keys.tasks();
+            let replies = self
+                .eval_pipelined(
+                    "locate",
+                    &self.scripts.locate,
+                    include_str!("locate.lua"),
+                    deliveries.len(),
+                    |index, command| {
+                        let delivery = &deliveries[index];
+                        command
+                            .arg(2)
+                            .arg(&stream)
+                            .arg(self.keys.entry_of(&delivery.rid))
+                            .arg(GROUP)
+                            .arg(delivery.entry_id.as_deref().unwrap_or(""));
+                    },
+                )
+                .await?;
+            replies
+                .iter()
+                .map(|value| match text_of(value).as_deref() {
+                    Some("queued") => Ok(Located::Queued),
+                    Some("done") => Ok(Located::Done),
+                    Some("missing") => Ok(Located::Missing),
+                    _ => Err(malformed("locate", "not queued, done or missing")),
+                })
+                .collect()
+        })
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        deliveries: &'a [Dispatched],
+    ) -> BoxFuture<'a, StoreResult<Vec<Cancelled>>> {
+        Box::pin(async move {
+            if deliveries.is_empty() {
+                return Ok(Vec::new());
+            }
+            let (stream, starts) = (self.keys.tasks(), self.keys.starts());
+            let replies = self
+                .eval_pipelined(
+                    "cancel",
+                    &self.scripts.cancel,
+                    include_str!("cancel.lua"),
+                    deliveries.len(),
+                    |index, command| {
+                        let delivery = &deliveries[index];
+                        command
+                            .arg(3)
+                            .arg(&stream)
+                            .arg(&starts)
+                            .arg(self.keys.entry_of(&delivery.rid))
+                            .arg(GROUP)
+                            .arg(delivery.entry_id.as_deref().unwrap_or(""));
+                    },
+                )
+                .await?;
+            replies
+                .iter()
+                .map(|value| match int_of(value) {
+                    Some(1) => Ok(Cancelled::Removed),
+                    Some(-1) => Ok(Cancelled::Started),
+                    Some(0) => Ok(Cancelled::NotQueued),
+                    _ => Err(malformed("cancel", "not 1, 0 or -1")),
+                })
                 .collect()
         })
     }
@@ -679,6 +783,7 @@ impl Store for RedisStore {
                 }
                 None => (tasks.clone(), String::new(), "", Vec::new()),
             };
+            let entry_of = if rid.is_empty() { tasks.clone() } else { self.keys.entry_of(&rid) };
             let mut connection = self.commands.clone();
             let value: Value = self
                 .scripts
@@ -687,6 +792,7 @@ impl Store for RedisStore {
                 .key(self.keys.dead())
                 .key(reply)
                 .key(self.keys.starts())
+                .key(entry_of)
                 .arg(GROUP)
                 .arg(&letter.entry_id)
                 .arg(consumer)

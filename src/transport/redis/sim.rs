@@ -159,11 +159,17 @@ impl SimRedis {
         self.model.live_strings(&Keys::new(namespace, "").result_prefix())
     }
 
-    /// How many task entries were enqueued a second time with the same delivery id: a client
-    /// resends a batch when it did not get the reply to the first `XADD` (an unknown result),
-    /// and the task then runs once per copy.
+    /// How many task entries were added for a delivery id that had one already. A client
+    /// resends a batch when it did not get the reply to the first enqueue (an unknown
+    /// result); the enqueue is idempotent per delivery, so this stays 0 unless that breaks.
     pub fn duplicate_enqueues(&self) -> usize {
         self.model.duplicate_enqueues()
+    }
+
+    /// The task keys of entries a cancel removed that no delivery had begun (no worker ran
+    /// them before, and none can after). A restart that loses the cancel forgets it.
+    pub fn cancel_removed(&self) -> std::collections::BTreeSet<String> {
+        self.model.cancel_removed()
     }
 
     /// Restarts the server, losing the effects of its last `lose_last` commands (at most 8),

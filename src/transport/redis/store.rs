@@ -77,6 +77,38 @@ pub(crate) enum Ownership {
     NotOwner,
 }
 
+/// Where a delivery the client dispatched stands, as its reconciliation pass finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Located {
+    /// Its entry is in the stream, or pending with a worker: it will run or be reclaimed.
+    Queued,
+    /// A worker reported it: the completion is in the client's reply stream.
+    Done,
+    /// Neither: the entry was trimmed, deleted, or lost with writes a restarted server
+    /// forgot, and nothing will ever run it.
+    Missing,
+}
+
+/// What a cancel did to a delivery's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cancelled {
+    /// The entry was removed before any worker began it: it will never run, and no
+    /// completion will come.
+    Removed,
+    /// A worker has begun it: it runs to the end and reports as usual.
+    Started,
+    /// The delivery was reported already, or is not known: nothing to remove.
+    NotQueued,
+}
+
+/// A delivery as the client knows it: its id (`rid`) and, if the client heard it, the id
+/// of the stream entry that was written for it (used when its `entry_of` key is gone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Dispatched {
+    pub(crate) rid: String,
+    pub(crate) entry_id: Option<String>,
+}
+
 /// A worker's outcome for one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Completion {
@@ -103,8 +135,27 @@ pub(crate) struct DeadLetter {
 pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
     // ---- the client's side ----
 
-    /// Appends task entries to the queue's stream, in order; returns their stream ids.
-    fn enqueue<'a>(&'a self, entries: &'a [TaskEntry]) -> BoxFuture<'a, StoreResult<Vec<String>>>;
+    /// Appends task entries to the queue's stream, in order, each atomically with its
+    /// `entry_of` key; returns their stream ids. Idempotent per delivery id (`rid`): an entry
+    /// whose delivery was enqueued before is not added again (a resend after a lost reply),
+    /// and its first id is returned — or `None` when it was reported already.
+    fn enqueue<'a>(
+        &'a self,
+        entries: &'a [TaskEntry],
+    ) -> BoxFuture<'a, StoreResult<Vec<Option<String>>>>;
+
+    /// Where each delivery stands (in order): still queued or pending, reported, or gone.
+    fn locate<'a>(
+        &'a self,
+        deliveries: &'a [Dispatched],
+    ) -> BoxFuture<'a, StoreResult<Vec<Located>>>;
+
+    /// Atomic per delivery: removes its entry if no worker has begun it (acknowledging it
+    /// if a worker took it but did not begin it, whose `begin` then finds it gone).
+    fn cancel<'a>(
+        &'a self,
+        deliveries: &'a [Dispatched],
+    ) -> BoxFuture<'a, StoreResult<Vec<Cancelled>>>;
 
     /// Reads completions after `after` from a reply stream, waiting up to `block` for one.
     fn read_replies<'a>(
@@ -157,7 +208,7 @@ pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> BoxFuture<'a, StoreResult<(String, Vec<ClaimedEntry>)>>;
 
     /// Owner-checked, atomic per entry: stores the result (status ok), tells the client,
-    /// acknowledges and deletes the entry. One [`Ownership`] per completion, in order.
+    /// marks the delivery done, acknowledges and deletes the entry. One [`Ownership`] per completion, in order.
     fn complete<'a>(
         &'a self,
         consumer: &'a str,
@@ -165,7 +216,8 @@ pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> BoxFuture<'a, StoreResult<Vec<Ownership>>>;
 
     /// Owner-checked, atomic: moves the entry to the dead-letter stream with a reason, tells
-    /// the client if there is one to tell, acknowledges and deletes the entry.
+    /// the client if there is one to tell (and marks its delivery done), acknowledges and
+    /// deletes the entry.
     fn dead_letter<'a>(
         &'a self,
         consumer: &'a str,
@@ -188,7 +240,8 @@ pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
         ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<usize>>;
 
-    /// Owner-checked: gives entries the caller has not started back to the queue.
+    /// Owner-checked: gives entries the caller has not started back to the queue (as new
+    /// entries, whose ids their deliveries' `entry_of` keys then hold).
     fn hand_back<'a>(
         &'a self,
         consumer: &'a str,
