@@ -101,6 +101,7 @@ fn complete_as(connection: &mut redis::Connection, consumer: &str, entry: &str, 
         .key("taskweave:reply:c1")
         .key("taskweave:result:c1:1")
         .key("taskweave:trap:starts")
+        .key("taskweave:trap:entry:c1:1:1")
         .arg("workers")
         .arg(entry)
         .arg(consumer)

@@ -7,6 +7,7 @@
 mod redis_server;
 
 mod faults;
+mod lost;
 mod processes;
 mod tasks;
 mod working;

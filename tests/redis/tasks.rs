@@ -90,6 +90,33 @@ pub fn register_all(builder: WorkerBuilder) -> WorkerBuilder {
         .register::<Explode>()
         .register::<Sum>()
         .register::<Sleepy>()
+        .register::<Counted>()
+}
+
+/// How often [`Counted`] ran, per tag (tests of one binary share it; each uses its own tags).
+fn counted_runs() -> &'static std::sync::Mutex<std::collections::BTreeMap<String, u32>> {
+    static RUNS: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeMap<String, u32>>> =
+        std::sync::OnceLock::new();
+    RUNS.get_or_init(Default::default)
+}
+
+/// How often [`Counted`] ran with `tag` in this process.
+pub fn runs_of(tag: &str) -> u32 {
+    counted_runs().lock().unwrap().get(tag).copied().unwrap_or(0)
+}
+
+/// Counts its runs under its tag (see [`runs_of`]), then returns `value`.
+pub struct Counted;
+
+impl Task for Counted {
+    const NAME: &'static str = "counted";
+    type Input = (String, i64);
+    type Output = i64;
+    type Error = Infallible;
+    fn run((tag, value): (String, i64)) -> Result<i64, Infallible> {
+        *counted_runs().lock().unwrap().entry(tag).or_default() += 1;
+        Ok(value)
+    }
 }
 
 /// Sleeps `ms` milliseconds, then returns `value`.

@@ -104,7 +104,7 @@ fn workers_are_listed_while_alive() {
         assert_eq!(workers.len(), 1);
         assert_eq!(workers[0].name, running.name());
         assert_eq!(workers[0].concurrency, 3);
-        assert_eq!(workers[0].tasks, ["add", "explode", "parse", "sleepy", "sum"]);
+        assert_eq!(workers[0].tasks, ["add", "counted", "explode", "parse", "sleepy", "sum"]);
         assert_eq!(workers[0].pid, std::process::id());
         // The client lists the same workers.
         let client = client(&server, "listed").await;

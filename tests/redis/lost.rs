@@ -1,0 +1,323 @@
+//! Entries that vanish from the task stream before a worker runs them (trimmed, deleted, or
+//! lost with a server that restarts without its data), an enqueue sent again after its reply
+//! was lost, and cancelling queued tasks: no future hangs, no task runs twice, a cancelled
+//! queued task never runs.
+
+use std::time::Duration;
+
+use taskweave::transport::redis::RedisTransport;
+use taskweave::{Client, Executor, TaskError};
+
+use crate::tasks::{Counted, runs_of};
+use crate::{RedisServer, run, within, worker};
+
+/// A client that checks on its enqueued tasks every 100 ms (instead of every 5 s).
+async fn reconciling_client(server: &RedisServer, queue: &str) -> Client {
+    let transport = RedisTransport::builder(server.url())
+        .queue(queue)
+        .reconcile_every(Duration::from_millis(100))
+        .connect()
+        .await
+        .expect("connect the client to redis");
+    Client::builder().transport(transport).build().await.expect("build a redis client")
+}
+
+fn stream_length(connection: &mut redis::Connection, queue: &str) -> usize {
+    redis::cmd("XLEN").arg(format!("taskweave:{queue}:tasks")).query(connection).unwrap()
+}
+
+fn stream_ids(connection: &mut redis::Connection, queue: &str) -> Vec<String> {
+    let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("taskweave:{queue}:tasks"))
+        .arg("-")
+        .arg("+")
+        .query(connection)
+        .unwrap();
+    entries.ids.into_iter().map(|entry| entry.id).collect()
+}
+
+/// Waits (at most 10 s, looking every 20 ms) until `done` holds.
+async fn until(client: &Client, what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        client.executor().sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what} did not happen within 10 s");
+}
+
+/// Counted tasks tagged `{prefix}-{i}`, returning `i`.
+fn counted(prefix: &str, count: i64) -> impl Iterator<Item = (String, i64)> + '_ {
+    (0..count).map(move |i| (format!("{prefix}-{i}"), i))
+}
+
+#[test]
+fn entries_trimmed_before_any_worker_read_them_still_resolve() {
+    run(|| async {
+        let server = RedisServer::start();
+        let client = reconciling_client(&server, "trim").await;
+        let futures = client.map_task::<Counted>(counted("trim", 20));
+        let mut connection = server.connection();
+        until(&client, "the entries reaching the stream", || {
+            stream_length(&mut connection, "trim") == 20
+        })
+        .await;
+        let trimmed: usize = redis::cmd("XTRIM")
+            .arg("taskweave:trim:tasks")
+            .arg("MAXLEN")
+            .arg(0)
+            .query(&mut connection)
+            .unwrap();
+        assert_eq!(trimmed, 20);
+        let running = worker(&server, "trim", 2).await;
+        let values = within(
+            &client,
+            Duration::from_secs(30),
+            "the results of the trimmed tasks",
+            Box::pin(client.gather(&futures)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(values, (0..20).collect::<Vec<i64>>());
+        for (tag, _) in counted("trim", 20) {
+            assert_eq!(runs_of(&tag), 1, "{tag} runs once");
+        }
+        client.close().await.unwrap();
+        running.shutdown();
+        running.stopped().await;
+    });
+}
+
+#[test]
+fn an_unread_entry_deleted_with_xdel_still_resolves_and_the_others_run_once() {
+    run(|| async {
+        let server = RedisServer::start();
+        let client = reconciling_client(&server, "xdel").await;
+        let futures = client.map_task::<Counted>(counted("xdel", 3));
+        let mut connection = server.connection();
+        until(&client, "the entries reaching the stream", || {
+            stream_length(&mut connection, "xdel") == 3
+        })
+        .await;
+        let ids = stream_ids(&mut connection, "xdel");
+        let deleted: usize = redis::cmd("XDEL")
+            .arg("taskweave:xdel:tasks")
+            .arg(&ids[1])
+            .query(&mut connection)
+            .unwrap();
+        assert_eq!(deleted, 1);
+        let running = worker(&server, "xdel", 1).await;
+        let values = within(
+            &client,
+            Duration::from_secs(30),
+            "the results",
+            Box::pin(client.gather(&futures)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(values, vec![0, 1, 2]);
+        for (tag, _) in counted("xdel", 3) {
+            assert_eq!(runs_of(&tag), 1, "{tag} runs once");
+        }
+        client.close().await.unwrap();
+        running.shutdown();
+        running.stopped().await;
+    });
+}
+
+#[test]
+fn tasks_whose_stream_was_deleted_or_lost_in_a_restart_still_resolve() {
+    run(|| async {
+        let mut server = RedisServer::start();
+        let client = reconciling_client(&server, "gone").await;
+        // The stream key itself deleted (with its consumer group).
+        let first = client.map_task::<Counted>(counted("del", 5));
+        let mut connection = server.connection();
+        until(&client, "the entries reaching the stream", || {
+            stream_length(&mut connection, "gone") == 5
+        })
+        .await;
+        let deleted: usize =
+            redis::cmd("DEL").arg("taskweave:gone:tasks").query(&mut connection).unwrap();
+        assert_eq!(deleted, 1);
+        let running = worker(&server, "gone", 2).await;
+        let values = within(
+            &client,
+            Duration::from_secs(30),
+            "the results after DEL",
+            Box::pin(client.gather(&first)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(values, (0..5).collect::<Vec<i64>>());
+        running.shutdown();
+        running.stopped().await;
+        // A server without persistence restarts: every entry (and entry_of key) is gone.
+        let second = client.map_task::<Counted>(counted("restart", 5));
+        until(&client, "the entries reaching the stream", || {
+            stream_length(&mut connection, "gone") == 5
+        })
+        .await;
+        server.restart();
+        let mut connection = server.connection();
+        assert_eq!(stream_length(&mut connection, "gone"), 0, "the restart lost the entries");
+        let running = worker(&server, "gone", 2).await;
+        let values = within(
+            &client,
+            Duration::from_secs(30),
+            "the results after the restart",
+            Box::pin(client.gather(&second)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(values, (0..5).collect::<Vec<i64>>());
+        for (tag, _) in counted("del", 5).chain(counted("restart", 5)) {
+            assert_eq!(runs_of(&tag), 1, "{tag} runs once");
+        }
+        client.close().await.unwrap();
+        running.shutdown();
+        running.stopped().await;
+    });
+}
+
+#[test]
+fn a_task_whose_entry_keeps_vanishing_fails_as_lost_after_its_allowed_failures() {
+    run(|| async {
+        let server = RedisServer::start();
+        let client = reconciling_client(&server, "vanish").await;
+        let future = client.task().allowed_failures(1).submit_task::<Counted>(("vanish".into(), 7));
+        let mut connection = server.connection();
+        // No worker: delete each attempt's entry as it arrives, twice (one allowed failure).
+        for attempt in 1..=2 {
+            until(&client, "an attempt's entry reaching the stream", || {
+                stream_length(&mut connection, "vanish") == 1
+            })
+            .await;
+            let trimmed: usize = redis::cmd("XTRIM")
+                .arg("taskweave:vanish:tasks")
+                .arg("MAXLEN")
+                .arg(0)
+                .query(&mut connection)
+                .unwrap();
+            assert_eq!(trimmed, 1, "attempt {attempt}");
+        }
+        let outcome =
+            within(&client, Duration::from_secs(30), "the task failing", Box::pin(future.clone()))
+                .await;
+        match outcome {
+            Err(TaskError::WorkerLost { attempts, .. }) => assert_eq!(attempts, 2),
+            other => panic!("expected WorkerLost, got {other:?}"),
+        }
+        let message = future.try_result().unwrap().unwrap_err().to_string();
+        assert!(message.contains("its queue entry vanished"), "{message}");
+        assert_eq!(runs_of("vanish"), 0);
+        client.close().await.unwrap();
+    });
+}
+
+#[test]
+fn an_enqueue_sent_again_after_its_reply_was_lost_runs_the_task_once() {
+    run(|| async {
+        let server = RedisServer::start();
+        let running = worker(&server, "resend", 1).await;
+        // Commands time out after 50 ms: while the server is paused, the client gives up on
+        // its enqueue (which the server carries out later) and sends it again.
+        let transport = RedisTransport::builder(server.url())
+            .queue("resend")
+            .command_timeout(Duration::from_millis(50))
+            .connect()
+            .await
+            .unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        let mut connection = server.connection();
+        let () =
+            redis::cmd("CLIENT").arg("PAUSE").arg(400).arg("WRITE").query(&mut connection).unwrap();
+        let futures = client.map_task::<Counted>(counted("resend", 5));
+        let values = within(
+            &client,
+            Duration::from_secs(30),
+            "the results",
+            Box::pin(client.gather(&futures)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(values, (0..5).collect::<Vec<i64>>());
+        // Any second copy would still be in the stream or running: wait for it to drain.
+        until(&client, "the stream draining", || stream_length(&mut connection, "resend") == 0)
+            .await;
+        running.shutdown();
+        running.stopped().await;
+        for (tag, _) in counted("resend", 5) {
+            assert_eq!(runs_of(&tag), 1, "{tag} runs once");
+        }
+        client.close().await.unwrap();
+    });
+}
+
+#[test]
+fn enqueue_is_idempotent_per_delivery() {
+    let server = RedisServer::start();
+    let mut connection = server.connection();
+    let enqueue = |connection: &mut redis::Connection, value: &str| -> String {
+        redis::Script::new(include_str!("../../src/transport/redis/enqueue.lua"))
+            .key("taskweave:idem:tasks")
+            .key("taskweave:idem:entry:c1:1:1")
+            .arg(60_000)
+            .arg("rid")
+            .arg("c1:1:1")
+            .arg("input")
+            .arg(value)
+            .invoke(connection)
+            .unwrap()
+    };
+    let first = enqueue(&mut connection, "1");
+    assert_eq!(enqueue(&mut connection, "2"), first, "a resend finds the first entry");
+    assert_eq!(stream_length(&mut connection, "idem"), 1);
+    let () = redis::cmd("SET")
+        .arg("taskweave:idem:entry:c1:1:1")
+        .arg("done")
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(enqueue(&mut connection, "3"), "done", "a reported delivery is not added again");
+    assert_eq!(stream_length(&mut connection, "idem"), 1);
+}
+
+#[test]
+fn cancelling_a_queued_task_removes_its_entry_and_it_never_runs() {
+    run(|| async {
+        let server = RedisServer::start();
+        // One task in flight at a time: the kept task below runs only if the cancelled one
+        // gave its slot back.
+        let transport = RedisTransport::builder(server.url())
+            .queue("cancel")
+            .max_in_flight(1)
+            .connect()
+            .await
+            .unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        let mut connection = server.connection();
+        let doomed = client.submit_task::<Counted>(("cancel-doomed".into(), 1));
+        until(&client, "the entry reaching the stream", || {
+            stream_length(&mut connection, "cancel") == 1
+        })
+        .await;
+        doomed.cancel();
+        assert!(
+            doomed.try_result().is_some_and(|outcome| outcome.is_err_and(|e| e.is_cancelled()))
+        );
+        until(&client, "the cancelled entry's removal", || {
+            stream_length(&mut connection, "cancel") == 0
+        })
+        .await;
+        // A worker started now finds nothing of it; the client's slot came back.
+        let running = worker(&server, "cancel", 1).await;
+        let kept = client.submit_task::<Counted>(("cancel-kept".into(), 2));
+        let value = within(&client, Duration::from_secs(30), "the next task", Box::pin(kept)).await;
+        assert_eq!(value.unwrap(), 2);
+        assert_eq!(runs_of("cancel-doomed"), 0);
+        client.close().await.unwrap();
+        running.shutdown();
+        running.stopped().await;
+    });
+}
