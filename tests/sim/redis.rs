@@ -50,9 +50,10 @@ const MAX_DELIVERIES: u32 = 3;
 /// - a crashed worker boots again within 50 ms (its supervisor's retry), and blocking reads
 ///   wake on the first append.
 ///
-/// (When the transport gets a client-side reconciliation interval for lost entries, that
-/// interval adds to this bound.)
-const QUIET_BOUND: Duration = Duration::from_secs(15);
+/// - an entry that vanished (trimmed, lost in a restart) is found by the client's
+///   reconciliation pass, every 5 s (`RedisTransportBuilder::reconcile_every`), and
+///   enqueued again: twice that, 10 s.
+const QUIET_BOUND: Duration = Duration::from_secs(25);
 
 /// The fault kinds a Redis scenario may switch on; each is on or off per seed (swarm style).
 #[derive(Debug, Clone, Copy)]
@@ -465,6 +466,12 @@ struct World {
     restarts: u32,
     /// Virtual time of the end of the last pause.
     paused_until: Duration,
+    /// The workers boot half-way through the workload (entries wait in the stream until
+    /// then, so that cancels and trims find them unread). Only in seeds without faults that
+    /// crash, pause or replace workers (which would boot them).
+    late_workers: bool,
+    /// Tasks cancelled (directly or by a cascade) before any worker booted.
+    cancelled_before_workers: BTreeSet<usize>,
     /// The long bodies' total time: they may run one after the other.
     long_time: Duration,
 }
@@ -500,8 +507,10 @@ impl TaskGraph for World {
                 message.contains("flaky") && (fail_first > retries || self.active.cause_reruns())
             }
             (TaskError::Failed { message, .. }, None) => {
-                self.active.command.0 + self.active.command.1 > 0.0
-                    && message.contains("could not be read")
+                (self.active.command.0 + self.active.command.1 > 0.0
+                    && message.contains("could not be read"))
+                    // A restart lost a dependency's stored result after its client read it.
+                    || (self.restarts > 0 && message.contains("is gone from Redis"))
             }
             _ => false,
         }
@@ -708,13 +717,30 @@ impl World {
         quiet_from
     }
 
-    async fn drive(&mut self) -> Result<(), String> {
+    /// Boots the workers half-way through a run with late workers.
+    async fn boot_late_workers(&mut self) {
+        // Let the client's loops carry out the cancels so far before any worker reads.
+        self.sim.sleep(Duration::from_millis(10)).await;
+        self.cancelled_before_workers =
+            (0..self.tasks.len()).filter(|task| self.tasks[*task].must_cancel).collect();
+        self.sim.note("booting the workers late");
         for index in 0..self.cluster.slots.len() {
             self.cluster.boot(index);
         }
+    }
+
+    async fn drive(&mut self) -> Result<(), String> {
+        if !self.late_workers {
+            for index in 0..self.cluster.slots.len() {
+                self.cluster.boot(index);
+            }
+        }
         let client = self.connect().await;
         let ops = self.rng.between(5, self.scenario.max_ops);
-        for _ in 0..ops {
+        for op in 0..ops {
+            if self.late_workers && op == ops / 2 {
+                self.boot_late_workers().await;
+            }
             self.operate(&client).await?;
             self.inject_faults().await;
         }
@@ -826,7 +852,11 @@ impl World {
         let slack = self.tasks.iter().filter(|task| task.cancel_requested).count()
             + self.redis.duplicate_enqueues();
         let dead = self.redis.dead_letters(NAMESPACE, QUEUE);
-        if dead < self.garbage + lost || dead > self.garbage + lost + slack {
+        // A task whose entry vanished (trimmed, lost in a restart) fails lost with no dead
+        // letter.
+        let vanishing = self.active.trim > 0.0 || self.restarts > 0;
+        let floor = if vanishing { self.garbage } else { self.garbage + lost };
+        if dead < floor || dead > self.garbage + lost + slack {
             return Err(format!(
                 "{dead} dead letters for {} garbage entries and {lost} lost tasks (at most \
                  {slack} more for cancelled tasks and copies)",
@@ -914,9 +944,45 @@ impl World {
     /// twice; a flaky task that exhausts its retries ran `retries + 1` times; a poison task
     /// ran `MAX_DELIVERIES` times). With them, each copy of an entry runs at most
     /// `MAX_DELIVERIES` times per attempt.
+    ///
+    /// And: an enqueue sent again after its reply was lost adds no second entry; a task whose
+    /// entry a cancel removed before any worker began it never runs; with late workers and
+    /// no command faults, a task cancelled before the workers booted never runs.
     fn check_runs(&self) -> Result<(), String> {
         let runs = self.probe.runs.lock().clone();
-        let copies = 1 + self.redis.duplicate_enqueues() as u32;
+        let duplicates = self.redis.duplicate_enqueues();
+        // (A restart can lose an entry whose enqueue is then sent again.)
+        if duplicates != 0 && self.restarts == 0 {
+            return Err(format!("{duplicates} task entries were enqueued twice"));
+        }
+        // A restart can bring back an entry whose runs the probe remembers.
+        if self.restarts == 0 {
+            let removed = self.redis.cancel_removed();
+            self.sim.note(format_args!("a cancel removed {} entries", removed.len()));
+            for (index, task) in self.tasks.iter().enumerate() {
+                let count = runs.get(&index).copied().unwrap_or(0);
+                if removed.contains(&task.key_text) && count != 0 {
+                    return Err(format!(
+                        "#{index} ({}) ran {count} times though a cancel removed its entry \
+                         before any worker began it",
+                        task.key_text
+                    ));
+                }
+            }
+            if self.active.command == (0.0, 0.0, Duration::ZERO) {
+                for index in &self.cancelled_before_workers {
+                    let count = runs.get(index).copied().unwrap_or(0);
+                    if count != 0 {
+                        return Err(format!(
+                            "#{index} ({}) ran {count} times though it was cancelled before \
+                             any worker started",
+                            self.tasks[*index].key_text
+                        ));
+                    }
+                }
+            }
+        }
+        let copies = 1 + duplicates as u32;
         let poison_tasks = self
             .tasks
             .iter()
@@ -1012,8 +1078,16 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
     let (fail_before, fail_after, max_delay) = active.command;
     redis.set_faults(fail_before, fail_after, max_delay);
     redis.set_delivery_faults(active.message.0, active.message.1, active.message.2);
+    // Late workers only where no fault would boot one early.
+    let late_workers = SimRng::stream(seed, "late-workers").chance(0.3)
+        && active.crash == 0.0
+        && active.pause == 0.0
+        && active.generation == 0.0
+        && active.crash_after_body == 0.0
+        && !scenario.poison;
     let derived = format!(
-        "workers={workers} concurrency={concurrency} faults={active:?} config={shown_config}"
+        "workers={workers} concurrency={concurrency} late_workers={late_workers} \
+         faults={active:?} config={shown_config}"
     );
     let run_id = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
     let cluster = Arc::new(Cluster {
@@ -1051,6 +1125,8 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
         restarts: 0,
         paused_until: Duration::ZERO,
         long_time: Duration::ZERO,
+        late_workers,
+        cancelled_before_workers: BTreeSet::new(),
     };
     let outcome = match sim.block_on(world.drive()) {
         Ok(Ok(())) => {

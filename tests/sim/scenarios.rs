@@ -160,6 +160,18 @@ pub(crate) const REDIS_SCENARIOS: &[RedisScenario] = &[
         dependents: false,
         allow_known_bugs: true,
     },
+    // An operator trims the task stream while entries are pending.
+    RedisScenario {
+        name: "redis_trim",
+        faults: RedisFaults { trim: true, ..RedisFaults::NONE },
+        ..RedisScenario::BASE
+    },
+    // Redis restarts and loses its last few writes (an append-only file not yet synced).
+    RedisScenario {
+        name: "redis_restarts",
+        faults: RedisFaults { restarts: true, ..RedisFaults::NONE },
+        ..RedisScenario::BASE
+    },
 ];
 
 /// Every scenario the runner cycles through.
@@ -309,18 +321,6 @@ pub(crate) fn by_name(name: &str) -> Option<AnyScenario> {
 
 /// Scenarios that fail today, kept out of the runner's rotation; replay them by name.
 pub(crate) const KNOWN_FAILING: &[RedisScenario] = &[
-    // An operator trims the task stream while entries are pending.
-    RedisScenario {
-        name: "redis_trim",
-        faults: RedisFaults { trim: true, ..RedisFaults::NONE },
-        ..RedisScenario::BASE
-    },
-    // Redis restarts and loses its last few writes (an append-only file not yet synced).
-    RedisScenario {
-        name: "redis_restarts",
-        faults: RedisFaults { restarts: true, ..RedisFaults::NONE },
-        ..RedisScenario::BASE
-    },
     // Poison entries during rolling deploys: a draining worker hands an entry back as a new
     // entry whose count of starts begins again, so a poison task runs more than
     // `allowed_failures + 1` times.
