@@ -207,7 +207,8 @@ impl WorkerBuilder {
     /// runner finds its next task without a round trip to Redis and reads come in batches.
     /// More is faster for short tasks; but a worker that dies loses the entries it took
     /// ahead until they are reclaimed, and each such loss counts towards their
-    /// `allowed_failures`. Use 0 for long or crash-prone tasks.
+    /// `allowed_failures`; and a task cancelled after the worker took it still runs (its
+    /// result is discarded). Use 0 for long or crash-prone tasks, or ones a cancel must stop.
     pub fn prefetch(mut self, entries: usize) -> Self {
         self.prefetch = entries;
         self

@@ -20,6 +20,19 @@
 //!   script checks the owner, stores the result, notifies the client and acknowledges in one
 //!   step), so a slow worker whose entry was reclaimed cannot ack it behind the new owner's
 //!   back, and a crash can never produce two accepted results.
+//! - Nothing is lost silently. The client checks on the entries of its unfinished tasks
+//!   every [`reconcile_every`](RedisTransportBuilder::reconcile_every): an entry that
+//!   vanished before a worker ran it (the stream trimmed or deleted, a server restarted
+//!   without its last writes) is enqueued again, counted like a lost worker against the
+//!   task's `allowed_failures`, and fails with
+//!   [`TaskError::WorkerLost`](crate::TaskError::WorkerLost) once they are spent. Delivery is
+//!   at least once, with a single accepted result.
+//! - Enqueueing is idempotent per delivery: an enqueue resent after its reply was lost finds
+//!   the entry it made and adds no second one.
+//! - Cancelling a task removes its entry if no worker has begun it, so it never runs. A
+//!   worker begins the entries it takes ahead of running them
+//!   ([`prefetch`](crate::worker::WorkerBuilder::prefetch)); those run and their results are
+//!   discarded. Use `prefetch(0)` for tasks a cancel must stop.
 //! - Dropping the last handle to a future deletes its result from Redis.
 //!
 //! The key layout is documented in `ARCHITECTURE.md`.
