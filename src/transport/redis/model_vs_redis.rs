@@ -48,7 +48,10 @@ use redis::Value;
 use super::memory_store::{MemoryStore, Model};
 use super::protocol::{Keys, Notify, Status, TaskEntry};
 use super::redis_store::{ConnectOptions, RedisStore};
-use super::store::{Completion, DeadLetter, Fields, Ownership, Store, StoreResult, StreamEntry};
+use super::store::{
+    Cancelled, Completion, DeadLetter, Dispatched, Fields, Located, Ownership, Store, StoreResult,
+    StreamEntry,
+};
 use crate::executor::Executor;
 use crate::runtimes::sim::{SimConfig, SimExecutor};
 
@@ -159,6 +162,8 @@ enum StreamPick {
 #[derive(Debug, Clone, Copy)]
 enum KeyPick {
     Result(usize, u64),
+    /// The `entry_of` key of delivery `{client}:{number}:1`.
+    EntryOf(usize, u64),
     Reply(usize),
     Heartbeat(usize),
     Tasks,
@@ -235,6 +240,24 @@ enum Op {
         entries: Vec<Nth>,
     },
     NextNumber,
+    /// Where deliveries `{client}:{number}:1` stand, each with an entry id the client might
+    /// know (or none).
+    Locate(Vec<DeliverySpec>),
+    /// Cancels deliveries, as `Locate` names them.
+    Cancel(Vec<DeliverySpec>),
+}
+
+/// A delivery as a client knows it: `{client}:{number}:1` and perhaps an entry id.
+#[derive(Debug, Clone)]
+struct DeliverySpec {
+    client: usize,
+    number: u64,
+    entry: Option<Pick>,
+}
+
+fn delivery() -> impl Strategy<Value = DeliverySpec> {
+    (client(), 0u64..4, prop::option::weighted(0.5, pick()))
+        .prop_map(|(client, number, entry)| DeliverySpec { client, number, entry })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -338,6 +361,7 @@ fn completion() -> impl Strategy<Value = CompletionSpec> {
 fn key_pick() -> impl Strategy<Value = KeyPick> {
     prop_oneof![
         4 => (client(), 0u64..4).prop_map(|(client, number)| KeyPick::Result(client, number)),
+        1 => (client(), 0u64..4).prop_map(|(client, number)| KeyPick::EntryOf(client, number)),
         2 => client().prop_map(KeyPick::Reply),
         1 => consumer().prop_map(KeyPick::Heartbeat),
         1 => Just(KeyPick::Tasks),
@@ -422,6 +446,8 @@ impl ReferenceStateMachine for Reference {
             1 => (client(), prop::collection::vec(nth(), 1..3))
                 .prop_map(|(client, entries)| Op::DeleteReplies { client, entries }),
             1 => Just(Op::NextNumber),
+            work => prop::collection::vec(delivery(), 1..4).prop_map(Op::Locate),
+            work => prop::collection::vec(delivery(), 1..3).prop_map(Op::Cancel),
         ]
         .boxed()
     }
@@ -545,9 +571,15 @@ type Shown = Vec<(Text, Text)>;
 enum Answer {
     Failed,
     Unit,
-    Ids(Vec<usize>),
+    /// Enqueued ids, `None` for a delivery reported already.
+    Enqueued(Vec<Option<usize>>),
+    Located(Vec<Located>),
+    Cancelled(Vec<Cancelled>),
     Entries(Vec<(usize, Shown)>),
-    Claimed { cursor: Option<usize>, entries: Vec<(usize, u32, Shown)> },
+    Claimed {
+        cursor: Option<usize>,
+        entries: Vec<(usize, u32, Shown)>,
+    },
     Ownerships(Vec<Ownership>),
     Begun(Vec<Result<u32, Ownership>>),
     Count(usize),
@@ -736,6 +768,20 @@ impl Pair {
             .collect()
     }
 
+    /// Each side's deliveries for `Locate` and `Cancel`.
+    fn deliveries(&self, specs: &[DeliverySpec]) -> [Vec<Dispatched>; 2] {
+        let mut sides = [Vec::new(), Vec::new()];
+        for spec in specs {
+            let rid = format!("{}:{}:1", CLIENTS[spec.client], spec.number);
+            let ids = spec.entry.as_ref().map(|pick| self.pick(pick));
+            for (side, deliveries) in sides.iter_mut().enumerate() {
+                let entry_id = ids.as_ref().map(|ids| ids[side].clone());
+                deliveries.push(Dispatched { rid: rid.clone(), entry_id });
+            }
+        }
+        sides
+    }
+
     fn stream_key(&self, stream: StreamPick) -> String {
         match stream {
             StreamPick::Reply(client) => self.keys.reply(CLIENTS[client]),
@@ -751,7 +797,11 @@ impl Pair {
                 let entries = self.task_entries(specs);
                 let answers = self.both(|store, _| store.enqueue(&entries));
                 self.compare(op, answers, |pair, side, ids| {
-                    Answer::Ids(ids.iter().map(|id| pair.ids.number(side, &tasks, id)).collect())
+                    Answer::Enqueued(
+                        ids.iter()
+                            .map(|id| id.as_ref().map(|id| pair.ids.number(side, &tasks, id)))
+                            .collect(),
+                    )
                 });
             }
             Op::Garbage(fields) => {
@@ -862,6 +912,16 @@ impl Pair {
                     self.pause();
                 }
             }
+            Op::Locate(specs) => {
+                let deliveries = self.deliveries(specs);
+                let answers = self.both(|store, side| store.locate(&deliveries[side]));
+                self.compare(op, answers, |_, _, located| Answer::Located(located));
+            }
+            Op::Cancel(specs) => {
+                let deliveries = self.deliveries(specs);
+                let answers = self.both(|store, side| store.cancel(&deliveries[side]));
+                self.compare(op, answers, |_, _, cancelled| Answer::Cancelled(cancelled));
+            }
             Op::Begin { consumer, entries } => {
                 let ids = self.picks(entries);
                 let answers =
@@ -894,6 +954,9 @@ impl Pair {
                     .map(|key| match key {
                         KeyPick::Result(client, number) => {
                             self.keys.result(CLIENTS[*client], *number)
+                        }
+                        KeyPick::EntryOf(client, number) => {
+                            self.keys.entry_of(&format!("{}:{number}:1", CLIENTS[*client]))
                         }
                         KeyPick::Reply(client) => self.keys.reply(CLIENTS[*client]),
                         KeyPick::Heartbeat(worker) => self.keys.heartbeat(CONSUMERS[*worker]),

@@ -418,15 +418,18 @@ impl RedisStore {
         consumer: &str,
         ids: &[String],
         with_starts: bool,
+        with_entry_prefix: bool,
     ) -> StoreResult<usize> {
         if ids.is_empty() {
             return Ok(0);
         }
         let mut invocation = script.key(self.keys.tasks());
-        invocation.arg(GROUP).arg(consumer);
         if with_starts {
-            // hand_back.lua: the starts hash, and where the entry_of keys are.
             invocation.key(self.keys.starts());
+        }
+        invocation.arg(GROUP).arg(consumer);
+        if with_entry_prefix {
+            // hand_back.lua: where the entry_of keys are, before the ids.
             invocation.arg(self.keys.entry_prefix());
         }
         for id in ids {
@@ -836,7 +839,7 @@ impl Store for RedisStore {
         consumer: &'a str,
         ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<usize>> {
-        Box::pin(self.owner_checked_ids(&self.scripts.touch, "touch", consumer, ids, true))
+        Box::pin(self.owner_checked_ids(&self.scripts.touch, "touch", consumer, ids, true, false))
     }
 
     fn hand_back<'a>(
@@ -844,7 +847,8 @@ impl Store for RedisStore {
         consumer: &'a str,
         ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<usize>> {
-        Box::pin(self.owner_checked_ids(&self.scripts.hand_back, "hand back", consumer, ids, true))
+        let hand_back = &self.scripts.hand_back;
+        Box::pin(self.owner_checked_ids(hand_back, "hand back", consumer, ids, true, true))
     }
 
     fn read_values<'a>(
