@@ -321,3 +321,77 @@ fn cancelling_a_queued_task_removes_its_entry_and_it_never_runs() {
         running.stopped().await;
     });
 }
+
+#[test]
+fn an_outcome_for_an_entry_trimmed_while_it_ran_is_accepted_once() {
+    let server = RedisServer::start();
+    let mut connection = server.connection();
+    let stream = "taskweave:ran:tasks";
+    let entry_of = "taskweave:ran:entry:c1:1:1";
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg("workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut connection)
+        .unwrap();
+    let entry: String = redis::Script::new(include_str!("../../src/transport/redis/enqueue.lua"))
+        .key(stream)
+        .key(entry_of)
+        .arg(60_000)
+        .arg("rid")
+        .arg("c1:1:1")
+        .invoke(&mut connection)
+        .unwrap();
+    // w1 reads it; the stream is trimmed; another worker's XAUTOCLAIM drops the deleted
+    // entry from the pending list while w1 still runs it.
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg("w1")
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(">")
+        .query(&mut connection)
+        .unwrap();
+    let _: usize =
+        redis::cmd("XTRIM").arg(stream).arg("MAXLEN").arg(0).query(&mut connection).unwrap();
+    let _: redis::Value = redis::cmd("XAUTOCLAIM")
+        .arg(stream)
+        .arg("workers")
+        .arg("w2")
+        .arg(0)
+        .arg("0-0")
+        .query(&mut connection)
+        .unwrap();
+    let complete = |connection: &mut redis::Connection, body: &str| -> i64 {
+        redis::Script::new(include_str!("../../src/transport/redis/complete.lua"))
+            .key(stream)
+            .key("taskweave:reply:c1")
+            .key("taskweave:result:c1:1")
+            .key("taskweave:ran:starts")
+            .key(entry_of)
+            .arg("workers")
+            .arg(&entry)
+            .arg("w1")
+            .arg("c1:1:1")
+            .arg("ok")
+            .arg(body)
+            .arg(60_000)
+            .invoke(connection)
+            .unwrap()
+    };
+    assert_eq!(complete(&mut connection, "1"), 1, "nobody else can run it: accepted");
+    assert_eq!(complete(&mut connection, "2"), 0, "once");
+    let result: Option<String> =
+        redis::cmd("GET").arg("taskweave:result:c1:1").query(&mut connection).unwrap();
+    assert_eq!(result.as_deref(), Some("1"));
+    let replies: usize =
+        redis::cmd("XLEN").arg("taskweave:reply:c1").query(&mut connection).unwrap();
+    assert_eq!(replies, 1);
+    // A delivery whose entry_of key names no entry (cancelled, or replaced) is refused.
+    let () = redis::cmd("DEL").arg(entry_of).query(&mut connection).unwrap();
+    let () = redis::cmd("DEL").arg("taskweave:reply:c1").query(&mut connection).unwrap();
+    assert_eq!(complete(&mut connection, "3"), 0);
+}
