@@ -95,8 +95,14 @@ fn running_a_cancelled_queued_task_is_caught() {
 #[test]
 fn a_redis_ack_before_the_result_is_stored_is_caught() {
     // A command that fails (or a worker that dies) between the acknowledgement and the
-    // result loses the result: the future never resolves.
-    caught(PlantedBug::RedisAckBeforeResult, "redis_command_faults", &["did not resolve within"]);
+    // result loses the result: the entry is gone with no outcome. The client's
+    // reconciliation pass finds it missing and enqueues it again until it gives the task up
+    // as lost, with no dead letter behind it (or the future never resolves).
+    caught(
+        PlantedBug::RedisAckBeforeResult,
+        "redis_command_faults",
+        &["did not resolve within", "dead letters for"],
+    );
 }
 
 #[test]

@@ -787,10 +787,12 @@ async fn reconcile_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: f
         if unless_stopped(&stop, executor.sleep(inner.reconcile_every)).await.is_none() {
             return;
         }
-        let all: Vec<Dispatched> = {
+        let mut all: Vec<Dispatched> = {
             let in_flight = inner.in_flight.lock();
             in_flight.by_rid.keys().filter_map(|rid| in_flight.dispatched(rid)).collect()
         };
+        // In a fixed order (not the map's), so that a simulation replays the same way.
+        all.sort_unstable_by(|a, b| a.rid.cmp(&b.rid));
         for deliveries in all.chunks(BATCH) {
             let located = match unless_stopped(&stop, inner.store.locate(deliveries)).await {
                 None => return,
@@ -941,11 +943,12 @@ impl Transport for RedisTransport {
             leftovers.push(inner.reply.clone());
             // Entries of unfinished tasks are deleted: workers that have not taken them never
             // will (nobody waits for their results any more).
-            let flights: Vec<(String, Flight)> = {
+            let mut flights: Vec<(String, Flight)> = {
                 let mut in_flight = inner.in_flight.lock();
                 in_flight.rid_of.clear();
                 in_flight.by_rid.drain().collect()
             };
+            flights.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             let mut unfinished = Vec::new();
             for (rid, flight) in flights {
                 leftovers.push(inner.keys.entry_of(&rid));
