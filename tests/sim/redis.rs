@@ -227,6 +227,9 @@ static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
 /// (so that a body can crash its own).
 struct Probe {
     runs: Mutex<BTreeMap<usize, u32>>,
+    /// The Redis model's command count at the last start of each task (orders starts
+    /// against cancels).
+    last_start: Mutex<BTreeMap<usize, u64>>,
     cluster: Arc<Cluster>,
     /// Chance that a body's worker crashes right after it, and the stream it is drawn from.
     crash_after_body: Mutex<(f64, SimRng)>,
@@ -242,6 +245,7 @@ impl Probe {
         let mut runs = self.runs.lock();
         let count = runs.entry(index).or_default();
         *count += 1;
+        self.last_start.lock().insert(index, self.cluster.redis.commands());
         *count
     }
 
@@ -946,8 +950,8 @@ impl World {
     /// `MAX_DELIVERIES` times per attempt.
     ///
     /// And: an enqueue sent again after its reply was lost adds no second entry; a task whose
-    /// entry a cancel removed before any worker began it never runs; with late workers and
-    /// no command faults, a task cancelled before the workers booted never runs.
+    /// entry a cancel removed before any worker began it does not start after that; with late
+    /// workers and no command faults, a task cancelled before the workers booted never runs.
     fn check_runs(&self) -> Result<(), String> {
         let runs = self.probe.runs.lock().clone();
         let duplicates = self.redis.duplicate_enqueues();
@@ -959,12 +963,17 @@ impl World {
         if self.restarts == 0 {
             let removed = self.redis.cancel_removed();
             self.sim.note(format_args!("a cancel removed {} entries", removed.len()));
+            let last_start = self.probe.last_start.lock().clone();
             for (index, task) in self.tasks.iter().enumerate() {
-                let count = runs.get(&index).copied().unwrap_or(0);
-                if removed.contains(&task.key_text) && count != 0 {
+                let (Some(removal), Some(start)) =
+                    (removed.get(&task.key_text), last_start.get(&index))
+                else {
+                    continue;
+                };
+                if start > removal {
                     return Err(format!(
-                        "#{index} ({}) ran {count} times though a cancel removed its entry \
-                         before any worker began it",
+                        "#{index} ({}) started (at command {start}) after a cancel removed its \
+                         entry before any worker began it (at command {removal})",
                         task.key_text
                     ));
                 }
@@ -1106,6 +1115,7 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
     });
     let probe = Arc::new(Probe {
         runs: Mutex::new(BTreeMap::new()),
+        last_start: Mutex::new(BTreeMap::new()),
         cluster: Arc::clone(&cluster),
         crash_after_body: Mutex::new((active.crash_after_body, SimRng::stream(seed, "bodies"))),
     });

@@ -100,8 +100,9 @@ struct Data {
     /// claimed by their own owner (which had not touched them within the reclaim time).
     repeat_deliveries: usize,
     /// Task keys (the entries' `key` field) of entries a cancel removed that no delivery had
-    /// begun (data: a restart that loses the cancel forgets it).
-    cancel_removed: BTreeSet<String>,
+    /// begun, with the number of the command that removed them (data: a restart that loses
+    /// the cancel forgets it).
+    cancel_removed: BTreeMap<String, u64>,
     /// The starts hash of each queue: per entry, how many deliveries started, and the
     /// `consumer/delivery` of the last one (as `begin.lua` keeps them).
     starts: BTreeMap<(String, Id), (u32, String)>,
@@ -362,8 +363,14 @@ impl Model {
         self.data.lock().duplicate_enqueues
     }
 
-    /// The task keys of entries a cancel removed that no delivery had begun.
-    pub(crate) fn cancel_removed(&self) -> BTreeSet<String> {
+    /// How many commands have run: a clock that orders what happens in the server.
+    pub(crate) fn commands(&self) -> u64 {
+        self.data.lock().commands
+    }
+
+    /// The task keys of entries a cancel removed that no delivery had begun, with the
+    /// [`commands`](Model::commands) count of the removal.
+    pub(crate) fn cancel_removed(&self) -> BTreeMap<String, u64> {
         self.data.lock().cancel_removed.clone()
     }
 
@@ -754,7 +761,8 @@ impl Store for MemoryStore {
                     ack_and_delete(data, &tasks, id);
                     data.strings.remove(&keys.entry_of(&delivery.rid));
                     if let (Some(key), true) = (key, never_begun) {
-                        data.cancel_removed.insert(key);
+                        let command = data.commands;
+                        data.cancel_removed.insert(key, command);
                     }
                     Cancelled::Removed
                 })

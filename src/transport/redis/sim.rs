@@ -166,9 +166,16 @@ impl SimRedis {
         self.model.duplicate_enqueues()
     }
 
-    /// The task keys of entries a cancel removed that no delivery had begun (no worker ran
-    /// them before, and none can after). A restart that loses the cancel forgets it.
-    pub fn cancel_removed(&self) -> std::collections::BTreeSet<String> {
+    /// How many commands the server has run: a clock that orders events in the server (see
+    /// [`cancel_removed`](SimRedis::cancel_removed)).
+    pub fn commands(&self) -> u64 {
+        self.model.commands()
+    }
+
+    /// The task keys of entries a cancel removed that no delivery had begun, each with the
+    /// [`commands`](SimRedis::commands) count of the removal: no worker can begin that entry
+    /// after it. A restart that loses the cancel forgets it.
+    pub fn cancel_removed(&self) -> std::collections::BTreeMap<String, u64> {
         self.model.cancel_removed()
     }
 
