@@ -387,16 +387,6 @@ impl Model {
             .count()
     }
 
-    /// How many streams whose names start with `prefix` exist and have not expired.
-    pub(crate) fn live_streams(&self, prefix: &str) -> usize {
-        let now = self.now();
-        let data = self.data.lock();
-        data.streams
-            .iter()
-            .filter(|(key, stream)| key.starts_with(prefix) && !expired(stream.expires, now))
-            .count()
-    }
-
     /// Appends `fields` to `stream` as a client with bad manners would (garbage entries).
     pub(crate) fn append_raw(&self, stream: &str, fields: Fields) {
         let wall = self.wall_ms();

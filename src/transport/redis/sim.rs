@@ -106,11 +106,6 @@ impl SimRedis {
         self.model.repeat_deliveries()
     }
 
-    /// How many reply streams (one per client) of `namespace` exist and have not expired.
-    pub fn reply_streams(&self, namespace: &str) -> usize {
-        self.model.live_streams(&Keys::new(namespace, "").reply_prefix())
-    }
-
     /// Connects a client transport configured by `builder` (its URL is ignored).
     ///
     /// # Errors
