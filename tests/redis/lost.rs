@@ -260,16 +260,19 @@ fn enqueue_is_idempotent_per_delivery() {
     let server = RedisServer::start();
     let mut connection = server.connection();
     let enqueue = |connection: &mut redis::Connection, value: &str| -> String {
-        redis::Script::new(include_str!("../../src/transport/redis/enqueue.lua"))
-            .key("taskweave:idem:tasks")
-            .key("taskweave:idem:entry:c1:1:1")
-            .arg(60_000)
-            .arg("rid")
-            .arg("c1:1:1")
-            .arg("input")
-            .arg(value)
-            .invoke(connection)
-            .unwrap()
+        let ids: Vec<String> =
+            redis::Script::new(include_str!("../../src/transport/redis/enqueue.lua"))
+                .key("taskweave:idem:tasks")
+                .key("taskweave:idem:entry:c1:1:1")
+                .arg(60_000)
+                .arg(4)
+                .arg("rid")
+                .arg("c1:1:1")
+                .arg("input")
+                .arg(value)
+                .invoke(connection)
+                .unwrap();
+        ids.into_iter().next().unwrap()
     };
     let first = enqueue(&mut connection, "1");
     assert_eq!(enqueue(&mut connection, "2"), first, "a resend finds the first entry");
@@ -336,14 +339,17 @@ fn an_outcome_for_an_entry_trimmed_while_it_ran_is_accepted_once() {
         .arg("MKSTREAM")
         .query(&mut connection)
         .unwrap();
-    let entry: String = redis::Script::new(include_str!("../../src/transport/redis/enqueue.lua"))
-        .key(stream)
-        .key(entry_of)
-        .arg(60_000)
-        .arg("rid")
-        .arg("c1:1:1")
-        .invoke(&mut connection)
-        .unwrap();
+    let entries: Vec<String> =
+        redis::Script::new(include_str!("../../src/transport/redis/enqueue.lua"))
+            .key(stream)
+            .key(entry_of)
+            .arg(60_000)
+            .arg(2)
+            .arg("rid")
+            .arg("c1:1:1")
+            .invoke(&mut connection)
+            .unwrap();
+    let entry = entries[0].clone();
     // w1 reads it; the stream is trimmed; another worker's XAUTOCLAIM drops the deleted
     // entry from the pending list while w1 still runs it.
     let _: redis::Value = redis::cmd("XREADGROUP")

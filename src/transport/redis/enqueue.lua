@@ -1,16 +1,26 @@
--- Appends one task entry to the stream, once per delivery: the delivery's `entry_of` key
--- records the entry's id in the same step, so an enqueue sent again after its reply was lost
--- (an unknown result) finds it and adds no second runnable copy.
+-- Appends a batch of task entries to the stream, once per delivery: each delivery's
+-- entry_of key records its entry's id in the same step, so an enqueue sent again after its
+-- reply was lost (an unknown result) finds them and adds no second runnable copy. One call
+-- per batch: a script call per entry cost a sixth of the throughput.
 --
--- KEYS[1] task stream, KEYS[2] the delivery's entry_of key
--- ARGV[1] ttl of the entry_of key in ms, ARGV[2..] the entry's field-value pairs
+-- KEYS[1] task stream, KEYS[2..] the entry_of key of each delivery, in order
+-- ARGV[1] ttl of the entry_of keys in ms, then per entry: how many field and value
+-- arguments follow (twice the number of fields), then its field-value pairs
 --
--- Returns the id of the delivery's entry (the one added now, or the one added before), or
--- 'done' when a worker has reported the delivery already.
-local existing = redis.call('GET', KEYS[2])
-if existing then
-  return existing
+-- Returns, per entry in order, the id of its delivery's entry (the one added now, or the one
+-- added before), or 'done' when a worker has reported the delivery already.
+local ids = {}
+local position = 2
+for i = 2, #KEYS do
+  local count = tonumber(ARGV[position])
+  local existing = redis.call('GET', KEYS[i])
+  if existing then
+    ids[#ids + 1] = existing
+  else
+    local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, position + 1, position + count))
+    redis.call('SET', KEYS[i], id, 'PX', ARGV[1])
+    ids[#ids + 1] = id
+  end
+  position = position + count + 1
 end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
-redis.call('SET', KEYS[2], id, 'PX', ARGV[1])
-return id
+return ids

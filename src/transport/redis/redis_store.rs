@@ -451,29 +451,27 @@ impl Store for RedisStore {
             if entries.is_empty() {
                 return Ok(Vec::new());
             }
-            let stream = self.keys.tasks();
-            let fields: Vec<Vec<(&'static str, Vec<u8>)>> =
-                entries.iter().map(TaskEntry::fields).collect();
-            let replies = self
-                .eval_pipelined(
-                    "enqueue",
-                    &self.scripts.enqueue,
-                    include_str!("enqueue.lua"),
-                    entries.len(),
-                    |index, command| {
-                        command
-                            .arg(2)
-                            .arg(&stream)
-                            .arg(self.keys.entry_of(&entries[index].rid))
-                            .arg(ENTRY_KEY_TTL_MS);
-                        for (field, value) in &fields[index] {
-                            command.arg(*field).arg(value);
-                        }
-                    },
-                )
-                .await?;
-            replies
-                .iter()
+            // One script call for the whole batch (see enqueue.lua).
+            let mut invocation = self.scripts.enqueue.key(self.keys.tasks());
+            for entry in entries {
+                invocation.key(self.keys.entry_of(&entry.rid));
+            }
+            invocation.arg(ENTRY_KEY_TTL_MS);
+            for entry in entries {
+                let fields = entry.fields();
+                invocation.arg(fields.len() * 2);
+                for (field, value) in fields {
+                    invocation.arg(field).arg(value);
+                }
+            }
+            let mut connection = self.commands.clone();
+            let value: Value =
+                invocation.invoke_async(&mut connection).await.map_err(failed("enqueue"))?;
+            let ids = items(&value).ok_or_else(|| malformed("enqueue", "not a list"))?;
+            if ids.len() != entries.len() {
+                return Err(malformed("enqueue", "not one id per entry"));
+            }
+            ids.iter()
                 .map(|value| match text_of(value) {
                     Some(id) if id == DONE => Ok(None),
                     Some(id) => Ok(Some(id)),
