@@ -476,7 +476,14 @@ impl Shared {
     async fn take(&self, entries: Vec<(String, Fields)>) {
         let mut deliveries = Vec::new();
         for (id, fields) in entries {
-            self.owned.lock().insert(id.clone());
+            // An entry this worker holds already (queued or running) that reaches it again,
+            // claimed by itself after a pause longer than the reclaim time or redelivered:
+            // the copy it holds will report it, so this one must not run a second time
+            // (found by the simulation, `redis_chaos 6155814219636133984`).
+            if !self.owned.lock().insert(id.clone()) {
+                tracing::debug!(worker = %self.name, entry = %id, "an entry this worker holds was delivered to it again; not running it twice");
+                continue;
+            }
             let letter = match TaskEntry::decode(&fields, self.keys()) {
                 Err(rejection) => self.rejection_letter(&id, rejection, 3_600_000),
                 Ok(entry) if !self.registry.contains_key(entry.task.as_str()) => {

@@ -1,7 +1,9 @@
 -- Gives entries the caller owns but has not started back to the queue (a worker shutting
 -- down): each is re-added as a new entry, then acknowledged and deleted, so another worker
 -- takes it at once and its delivery count starts again. The delivery's entry_of key, if it
--- has one, follows the entry to its new id.
+-- has one, follows the entry to its new id, and so does its count of starts (less this
+-- delivery's own start, if `begin` counted it: the caller did not run it), so that handing
+-- an entry back again and again never resets poison detection.
 --
 -- KEYS[1] task stream, KEYS[2] the queue's starts hash
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] the prefix of entry_of keys, ARGV[4..] entry ids
@@ -24,6 +26,14 @@ for i = 4, #ARGV do
     if #found > 0 and type(found[1][2]) == 'table' and #found[1][2] > 0 then
       local fields = found[1][2]
       local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
+      local starts = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
+      local marker = ARGV[2] .. '/' .. tostring(pending[1][4])
+      if starts > 0 and redis.call('HGET', KEYS[2], ARGV[i] .. ':last') == marker then
+        starts = starts - 1
+      end
+      if starts > 0 then
+        redis.call('HSET', KEYS[2], id, starts, id .. ':last', '')
+      end
       for j = 1, #fields - 1, 2 do
         if fields[j] == 'rid' then
           local key = ARGV[3] .. fields[j + 1]

@@ -1152,9 +1152,16 @@ impl Store for MemoryStore {
         Box::pin(self.model.command("hand back", move |data, _, wall| {
             let mut handed = 0;
             for id in ids.iter().filter_map(|id| parse_id(id)) {
-                if owner_check(data, &tasks, id, consumer).is_err() {
+                let Ok(deliveries) = owner_check(data, &tasks, id, consumer) else {
                     continue;
-                }
+                };
+                // The count of starts follows the entry, less this delivery's own start if
+                // `begin` counted it (see `hand_back.lua`).
+                let marker = format!("{consumer}/{deliveries}");
+                let starts = data
+                    .starts
+                    .get(&(tasks.clone(), id))
+                    .map_or(0, |(count, last)| count.saturating_sub(u32::from(*last == marker)));
                 let fields = data
                     .streams
                     .get(&tasks)
@@ -1165,6 +1172,9 @@ impl Store for MemoryStore {
                     let rid = field(&fields, "rid").map(|rid| String::from_utf8_lossy(rid));
                     let marker = rid.map(|rid| keys.entry_of(&rid));
                     let new_id = xadd(data, &tasks, wall, fields.clone());
+                    if starts > 0 {
+                        data.starts.insert((tasks.clone(), new_id), (starts, String::new()));
+                    }
                     // The delivery's entry_of key follows it (KEEPTTL).
                     if let Some((value, _)) = marker.and_then(|key| data.strings.get_mut(&key)) {
                         *value = show_id(new_id).into_bytes();
