@@ -6,10 +6,30 @@
 use std::time::Duration;
 
 use taskweave::transport::redis::RedisTransport;
-use taskweave::{Client, Executor, TaskError};
+use taskweave::worker::RunningWorker;
+use taskweave::{Client, Executor, TaskError, TaskFuture};
 
 use crate::tasks::{Counted, runs_of};
 use crate::{RedisServer, run, within, worker};
+
+/// The values of `futures`, gathered within 30 s (a panic naming `what` otherwise).
+async fn gather_within(client: &Client, what: &str, futures: &[TaskFuture<i64>]) -> Vec<i64> {
+    within(client, Duration::from_secs(30), what, Box::pin(client.gather(futures))).await.unwrap()
+}
+
+/// Every counted task among `tasks` ran exactly once.
+fn assert_each_ran_once(tasks: impl Iterator<Item = (String, i64)>) {
+    for (tag, _) in tasks {
+        assert_eq!(runs_of(&tag), 1, "{tag} runs once");
+    }
+}
+
+/// Closes the client, then stops the worker and waits for it.
+async fn finish(client: Client, running: RunningWorker) {
+    client.close().await.unwrap();
+    running.shutdown();
+    running.stopped().await;
+}
 
 /// A client that checks on its enqueued tasks every 100 ms (instead of every 5 s).
 async fn reconciling_client(server: &RedisServer, queue: &str) -> Client {
@@ -71,21 +91,10 @@ fn entries_trimmed_before_any_worker_read_them_still_resolve() {
             .unwrap();
         assert_eq!(trimmed, 20);
         let running = worker(&server, "trim", 2).await;
-        let values = within(
-            &client,
-            Duration::from_secs(30),
-            "the results of the trimmed tasks",
-            Box::pin(client.gather(&futures)),
-        )
-        .await
-        .unwrap();
+        let values = gather_within(&client, "the results of the trimmed tasks", &futures).await;
         assert_eq!(values, (0..20).collect::<Vec<i64>>());
-        for (tag, _) in counted("trim", 20) {
-            assert_eq!(runs_of(&tag), 1, "{tag} runs once");
-        }
-        client.close().await.unwrap();
-        running.shutdown();
-        running.stopped().await;
+        assert_each_ran_once(counted("trim", 20));
+        finish(client, running).await;
     });
 }
 
@@ -108,21 +117,10 @@ fn an_unread_entry_deleted_with_xdel_still_resolves_and_the_others_run_once() {
             .unwrap();
         assert_eq!(deleted, 1);
         let running = worker(&server, "xdel", 1).await;
-        let values = within(
-            &client,
-            Duration::from_secs(30),
-            "the results",
-            Box::pin(client.gather(&futures)),
-        )
-        .await
-        .unwrap();
+        let values = gather_within(&client, "the results", &futures).await;
         assert_eq!(values, vec![0, 1, 2]);
-        for (tag, _) in counted("xdel", 3) {
-            assert_eq!(runs_of(&tag), 1, "{tag} runs once");
-        }
-        client.close().await.unwrap();
-        running.shutdown();
-        running.stopped().await;
+        assert_each_ran_once(counted("xdel", 3));
+        finish(client, running).await;
     });
 }
 
@@ -142,14 +140,7 @@ fn tasks_whose_stream_was_deleted_or_lost_in_a_restart_still_resolve() {
             redis::cmd("DEL").arg("taskweave:gone:tasks").query(&mut connection).unwrap();
         assert_eq!(deleted, 1);
         let running = worker(&server, "gone", 2).await;
-        let values = within(
-            &client,
-            Duration::from_secs(30),
-            "the results after DEL",
-            Box::pin(client.gather(&first)),
-        )
-        .await
-        .unwrap();
+        let values = gather_within(&client, "the results after DEL", &first).await;
         assert_eq!(values, (0..5).collect::<Vec<i64>>());
         running.shutdown();
         running.stopped().await;
@@ -163,21 +154,10 @@ fn tasks_whose_stream_was_deleted_or_lost_in_a_restart_still_resolve() {
         let mut connection = server.connection();
         assert_eq!(stream_length(&mut connection, "gone"), 0, "the restart lost the entries");
         let running = worker(&server, "gone", 2).await;
-        let values = within(
-            &client,
-            Duration::from_secs(30),
-            "the results after the restart",
-            Box::pin(client.gather(&second)),
-        )
-        .await
-        .unwrap();
+        let values = gather_within(&client, "the results after the restart", &second).await;
         assert_eq!(values, (0..5).collect::<Vec<i64>>());
-        for (tag, _) in counted("del", 5).chain(counted("restart", 5)) {
-            assert_eq!(runs_of(&tag), 1, "{tag} runs once");
-        }
-        client.close().await.unwrap();
-        running.shutdown();
-        running.stopped().await;
+        assert_each_ran_once(counted("del", 5).chain(counted("restart", 5)));
+        finish(client, running).await;
     });
 }
 
@@ -234,23 +214,14 @@ fn an_enqueue_sent_again_after_its_reply_was_lost_runs_the_task_once() {
         let () =
             redis::cmd("CLIENT").arg("PAUSE").arg(400).arg("WRITE").query(&mut connection).unwrap();
         let futures = client.map_task::<Counted>(counted("resend", 5));
-        let values = within(
-            &client,
-            Duration::from_secs(30),
-            "the results",
-            Box::pin(client.gather(&futures)),
-        )
-        .await
-        .unwrap();
+        let values = gather_within(&client, "the results", &futures).await;
         assert_eq!(values, (0..5).collect::<Vec<i64>>());
         // Any second copy would still be in the stream or running: wait for it to drain.
         until(&client, "the stream draining", || stream_length(&mut connection, "resend") == 0)
             .await;
         running.shutdown();
         running.stopped().await;
-        for (tag, _) in counted("resend", 5) {
-            assert_eq!(runs_of(&tag), 1, "{tag} runs once");
-        }
+        assert_each_ran_once(counted("resend", 5));
         client.close().await.unwrap();
     });
 }
@@ -319,9 +290,7 @@ fn cancelling_a_queued_task_removes_its_entry_and_it_never_runs() {
         let value = within(&client, Duration::from_secs(30), "the next task", Box::pin(kept)).await;
         assert_eq!(value.unwrap(), 2);
         assert_eq!(runs_of("cancel-doomed"), 0);
-        client.close().await.unwrap();
-        running.shutdown();
-        running.stopped().await;
+        finish(client, running).await;
     });
 }
 
