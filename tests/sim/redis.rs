@@ -874,6 +874,14 @@ impl World {
         }
     }
 
+    /// Whether the run submitted a poison task (each of its runs crashes its worker, and
+    /// with it whatever else that worker was running).
+    fn has_poison(&self) -> bool {
+        self.tasks
+            .iter()
+            .any(|task| matches!(task.kind, Kind::Body { behaviour: Behaviour::Poison, .. }))
+    }
+
     fn check_outcome(&self, index: usize) -> Result<(), String> {
         let task = &self.tasks[index];
         let fail =
@@ -886,7 +894,9 @@ impl World {
                 if let Kind::Body { behaviour: Behaviour::Flaky { fail_first }, retries, .. } =
                     task.kind
                 {
-                    if fail_first > retries && !self.active.cause_reruns() {
+                    // A crash (a fault, or a poison task crashing the worker it shares) can
+                    // lose a failed run's report, so the run does not count as an attempt.
+                    if fail_first > retries && !self.active.cause_reruns() && !self.has_poison() {
                         return fail(format!(
                             "resolved to {value} but fails {fail_first} times with {retries} \
                              retries"
