@@ -53,6 +53,7 @@ use super::store::{
     StreamEntry,
 };
 use crate::executor::Executor;
+use crate::runtimes::embedded::EmbeddedExecutor;
 use crate::runtimes::sim::{SimConfig, SimExecutor};
 
 // The integration tests' server helper: a real redis-server on a free loopback port.
@@ -627,9 +628,10 @@ impl Pair {
         [model, redis]
     }
 
-    /// Lets short times pass on both clocks (a lower bound; nothing measures it).
+    /// Lets short times pass on both clocks (a lower bound; nothing measures it): the real
+    /// server's through the embedded executor's timer, the model's in virtual time.
     fn pause(&self) {
-        std::thread::sleep(PAUSE);
+        futures::executor::block_on(EmbeddedExecutor::global().sleep(PAUSE));
         self.sim.block_on(self.sim.sleep(PAUSE)).expect("a sleep always finishes");
     }
 

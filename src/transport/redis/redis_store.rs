@@ -324,6 +324,35 @@ impl RedisStore {
     /// Runs one `EVALSHA` of `script` per command in a pipeline (one round trip), loading
     /// the script and running again the commands the server had no script for (after a
     /// restart). `build(i)` makes the i-th command's `EVALSHA` arguments after the hash.
+    /// Runs a per-delivery script (`locate.lua`, `cancel.lua`) once for each of
+    /// `deliveries`, pipelined: keys the task stream, the starts hash when `with_starts`, and
+    /// the delivery's entry_of key; arguments the group and the delivery's entry id.
+    async fn eval_per_delivery(
+        &self,
+        operation: &'static str,
+        script: &Script,
+        source: &str,
+        deliveries: &[Dispatched],
+        with_starts: bool,
+    ) -> StoreResult<Vec<Value>> {
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (stream, starts) = (self.keys.tasks(), self.keys.starts());
+        self.eval_pipelined(operation, script, source, deliveries.len(), |index, command| {
+            let delivery = &deliveries[index];
+            command.arg(if with_starts { 3 } else { 2 }).arg(&stream);
+            if with_starts {
+                command.arg(&starts);
+            }
+            command
+                .arg(self.keys.entry_of(&delivery.rid))
+                .arg(GROUP)
+                .arg(delivery.entry_id.as_deref().unwrap_or(""));
+        })
+        .await
+    }
+
     async fn eval_pipelined(
         &self,
         operation: &'static str,
@@ -486,25 +515,13 @@ impl Store for RedisStore {
         deliveries: &'a [Dispatched],
     ) -> BoxFuture<'a, StoreResult<Vec<Located>>> {
         Box::pin(async move {
-            if deliveries.is_empty() {
-                return Ok(Vec::new());
-            }
-            let stream = self.keys.tasks();
             let replies = self
-                .eval_pipelined(
+                .eval_per_delivery(
                     "locate",
                     &self.scripts.locate,
                     include_str!("locate.lua"),
-                    deliveries.len(),
-                    |index, command| {
-                        let delivery = &deliveries[index];
-                        command
-                            .arg(2)
-                            .arg(&stream)
-                            .arg(self.keys.entry_of(&delivery.rid))
-                            .arg(GROUP)
-                            .arg(delivery.entry_id.as_deref().unwrap_or(""));
-                    },
+                    deliveries,
+                    false,
                 )
                 .await?;
             replies
@@ -524,26 +541,13 @@ impl Store for RedisStore {
         deliveries: &'a [Dispatched],
     ) -> BoxFuture<'a, StoreResult<Vec<Cancelled>>> {
         Box::pin(async move {
-            if deliveries.is_empty() {
-                return Ok(Vec::new());
-            }
-            let (stream, starts) = (self.keys.tasks(), self.keys.starts());
             let replies = self
-                .eval_pipelined(
+                .eval_per_delivery(
                     "cancel",
                     &self.scripts.cancel,
                     include_str!("cancel.lua"),
-                    deliveries.len(),
-                    |index, command| {
-                        let delivery = &deliveries[index];
-                        command
-                            .arg(3)
-                            .arg(&stream)
-                            .arg(&starts)
-                            .arg(self.keys.entry_of(&delivery.rid))
-                            .arg(GROUP)
-                            .arg(delivery.entry_id.as_deref().unwrap_or(""));
-                    },
+                    deliveries,
+                    true,
                 )
                 .await?;
             replies
