@@ -4,14 +4,15 @@
 //! ```sh
 //! cargo bench --features redis --bench redis                      # under a minute
 //! cargo bench --features redis --bench redis -- --quick
+//! cargo bench --features redis --bench redis -- --concurrency 2 --prefetch 8  # worker defaults, 2 cores
 //! cargo bench --features redis --bench redis -- --json rows.json  # the same rows as JSON
 //! ```
 //!
 //! Workloads (the Celery ones of `benches/compare/`, so that the numbers compare one to one):
 //! `submit_task` × N then `gather`, `map_task` over N inputs then `gather`, and sequential
 //! round trips. The worker processes are this benchmark's own binary started with
-//! `--worker URL N` (N tasks at a time each, `--concurrency N`, default 16), so nothing else
-//! needs building. The rows are named like the in-process ones (`submit+gather` is
+//! `--worker URL N P` (N tasks at a time each, `--concurrency N`, default 4; P entries taken
+//! ahead, `--prefetch P`, default 64), so nothing else needs building. The rows are named like the in-process ones (`submit+gather` is
 //! `submit_task` × N then `gather`, `map+gather` is `map_task`), executor `redis-embedded`. Needs
 //! `redis-server` on the `PATH` (`apt-get install redis-server`).
 
@@ -44,11 +45,18 @@ impl Task for Inc {
 /// How many worker processes.
 const WORKER_PROCESSES: usize = 2;
 
-/// How many tasks each worker process runs at once (`--concurrency N`). A trivial task spends
-/// its time in Redis round trips, so a worker with several in flight overlaps them: measured
-/// on the 2-core benchmark machine, 1 gives about 7,500 tasks/s, 4 about 15,000, 16 about
-/// 23,000 (see `BENCHMARKS.md`).
-const DEFAULT_CONCURRENCY: usize = 16;
+/// How many tasks each worker process runs at once (`--concurrency N`). Each is a thread, and
+/// on the 2-core benchmark machine more threads than cores only add switching between them.
+const DEFAULT_CONCURRENCY: usize = 4;
+
+/// How many entries each worker process takes ahead of the ones it runs (`--prefetch P`, the
+/// worker's [`prefetch`](taskweave::worker::WorkerBuilder::prefetch)). A trivial task costs a
+/// few Redis commands and no time, so what bounds throughput is round trips, and a worker
+/// that holds more entries reads, begins and reports them in bigger batches. The Celery
+/// comparison runs with the same kind of setting (`worker_prefetch_multiplier = 64`). The
+/// worker's own default is 8 (entries taken ahead count towards `allowed_failures` when a
+/// worker dies); `BENCHMARKS.md` gives the throughput with it too.
+const DEFAULT_PREFETCH: usize = 64;
 
 /// Kills the worker processes when the run ends, however it ends.
 struct Workers(Vec<Child>);
@@ -65,19 +73,13 @@ impl Drop for Workers {
 fn main() {
     let arguments: Vec<String> = std::env::args().collect();
     if arguments.get(1).map(String::as_str) == Some("--worker") {
-        run_worker(&arguments[2], arguments[3].parse().expect("a task count"));
+        let concurrency = arguments[3].parse().expect("a task count");
+        run_worker(&arguments[2], concurrency, arguments[4].parse().expect("an entry count"));
         return;
     }
     let quick = arguments.iter().any(|argument| argument == "--quick");
-    let concurrency = arguments.iter().position(|argument| argument == "--concurrency").map_or(
-        DEFAULT_CONCURRENCY,
-        |index| {
-            arguments.get(index + 1).and_then(|n| n.parse().ok()).unwrap_or_else(|| {
-                eprintln!("redis: --concurrency needs a number of tasks");
-                std::process::exit(2)
-            })
-        },
-    );
+    let concurrency = count_option(&arguments, "--concurrency", DEFAULT_CONCURRENCY);
+    let prefetch = count_option(&arguments, "--prefetch", DEFAULT_PREFETCH);
     let json = arguments.iter().position(|argument| argument == "--json").map(|index| {
         arguments.get(index + 1).cloned().unwrap_or_else(|| {
             eprintln!("redis: --json needs a file path");
@@ -94,7 +96,7 @@ fn main() {
         (0..WORKER_PROCESSES)
             .map(|_| {
                 Command::new(&this_binary)
-                    .args(["--worker", &url, &concurrency.to_string()])
+                    .args(["--worker", &url, &concurrency.to_string(), &prefetch.to_string()])
                     .spawn()
                     .expect("start a worker process")
             })
@@ -159,7 +161,10 @@ fn main() {
     });
 
     println!();
-    println!("({WORKER_PROCESSES} worker processes, {concurrency} tasks in flight each)");
+    println!(
+        "({WORKER_PROCESSES} worker processes, each running {concurrency} tasks at once and \
+         taking {prefetch} ahead)"
+    );
     println!("{:<20} {:<16} {:>8} {:>14} {:<8}", "workload", "executor", "n", "value", "unit");
     println!("{}", "-".repeat(70));
     for (workload, n, value, unit) in &rows {
@@ -182,9 +187,26 @@ fn main() {
     }
 }
 
-/// A worker process: runs `Inc`, `concurrency` tasks at a time, until it is killed.
-fn run_worker(url: &str, concurrency: usize) {
-    let worker = Worker::builder().redis(url).concurrency(concurrency).register::<Inc>().run();
+/// The number after `option` on the command line, or `default` without the option.
+fn count_option(arguments: &[String], option: &str, default: usize) -> usize {
+    let Some(index) = arguments.iter().position(|argument| argument == option) else {
+        return default;
+    };
+    arguments.get(index + 1).and_then(|n| n.parse().ok()).unwrap_or_else(|| {
+        eprintln!("redis: {option} needs a whole number");
+        std::process::exit(2)
+    })
+}
+
+/// A worker process: runs `Inc`, `concurrency` tasks at a time with `prefetch` entries taken
+/// ahead, until it is killed.
+fn run_worker(url: &str, concurrency: usize, prefetch: usize) {
+    let worker = Worker::builder()
+        .redis(url)
+        .concurrency(concurrency)
+        .prefetch(prefetch)
+        .register::<Inc>()
+        .run();
     if let Err(error) = futures::executor::block_on(worker) {
         eprintln!("redis bench worker failed: {error}");
         std::process::exit(1);

@@ -96,21 +96,24 @@ fn entries_that_cannot_run_are_dead_lettered_and_the_worker_keeps_running() {
 
 /// Invokes `complete.lua` as `consumer` for `entry`; returns the script's answer.
 fn complete_as(connection: &mut redis::Connection, consumer: &str, entry: &str, body: &str) -> i64 {
-    redis::Script::new(include_str!("../../src/transport/redis/complete.lua"))
-        .key("taskweave:trap:tasks")
-        .key("taskweave:reply:c1")
-        .key("taskweave:result:c1:1")
-        .key("taskweave:trap:starts")
-        .key("taskweave:trap:entry:c1:1:1")
-        .arg("workers")
-        .arg(entry)
-        .arg(consumer)
-        .arg("c1:1:1")
-        .arg("ok")
-        .arg(body)
-        .arg(60_000)
-        .invoke(connection)
-        .unwrap()
+    let answers: Vec<i64> =
+        redis::Script::new(include_str!("../../src/transport/redis/complete.lua"))
+            .key("taskweave:trap:tasks")
+            .key("taskweave:trap:starts")
+            .key("taskweave:reply:c1")
+            .key("taskweave:result:c1:1")
+            .key("taskweave:trap:entry:c1:1:1")
+            .arg("workers")
+            .arg(consumer)
+            .arg(entry)
+            .arg("c1:1:1")
+            .arg("ok")
+            .arg(body)
+            .arg(60_000)
+            .invoke(connection)
+            .unwrap();
+    assert_eq!(answers.len(), 1, "one answer per outcome");
+    answers[0]
 }
 
 #[test]
@@ -155,14 +158,17 @@ fn only_the_current_owner_completes_an_entry_and_only_once() {
     };
     // Starts are counted once per delivery, and only for the owner.
     let begin = |connection: &mut redis::Connection, consumer: &str| -> i64 {
-        redis::Script::new(include_str!("../../src/transport/redis/begin.lua"))
-            .key("taskweave:trap:tasks")
-            .key("taskweave:trap:starts")
-            .arg("workers")
-            .arg(&entry)
-            .arg(consumer)
-            .invoke(connection)
-            .unwrap()
+        let answers: Vec<i64> =
+            redis::Script::new(include_str!("../../src/transport/redis/begin.lua"))
+                .key("taskweave:trap:tasks")
+                .key("taskweave:trap:starts")
+                .arg("workers")
+                .arg(consumer)
+                .arg(&entry)
+                .invoke(connection)
+                .unwrap();
+        assert_eq!(answers.len(), 1, "one answer per entry");
+        answers[0]
     };
     assert_eq!(begin(&mut connection, "slow"), -2, "slow does not own the entry any more");
     assert_eq!(begin(&mut connection, "fast"), 1);

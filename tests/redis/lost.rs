@@ -341,21 +341,24 @@ fn an_outcome_for_an_entry_trimmed_while_it_ran_is_accepted_once() {
         .query(&mut connection)
         .unwrap();
     let complete = |connection: &mut redis::Connection, body: &str| -> i64 {
-        redis::Script::new(include_str!("../../src/transport/redis/complete.lua"))
-            .key(stream)
-            .key("taskweave:reply:c1")
-            .key("taskweave:result:c1:1")
-            .key("taskweave:ran:starts")
-            .key(entry_of)
-            .arg("workers")
-            .arg(&entry)
-            .arg("w1")
-            .arg("c1:1:1")
-            .arg("ok")
-            .arg(body)
-            .arg(60_000)
-            .invoke(connection)
-            .unwrap()
+        let answers: Vec<i64> =
+            redis::Script::new(include_str!("../../src/transport/redis/complete.lua"))
+                .key(stream)
+                .key("taskweave:ran:starts")
+                .key("taskweave:reply:c1")
+                .key("taskweave:result:c1:1")
+                .key(entry_of)
+                .arg("workers")
+                .arg("w1")
+                .arg(&entry)
+                .arg("c1:1:1")
+                .arg("ok")
+                .arg(body)
+                .arg(60_000)
+                .invoke(connection)
+                .unwrap();
+        assert_eq!(answers.len(), 1, "one answer per outcome");
+        answers[0]
     };
     assert_eq!(complete(&mut connection, "1"), 1, "nobody else can run it: accepted");
     assert_eq!(complete(&mut connection, "2"), 0, "once");

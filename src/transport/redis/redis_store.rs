@@ -321,9 +321,6 @@ fn is_no_script(error: &RedisError) -> bool {
 }
 
 impl RedisStore {
-    /// Runs one `EVALSHA` of `script` per command in a pipeline (one round trip), loading
-    /// the script and running again the commands the server had no script for (after a
-    /// restart). `build(i)` makes the i-th command's `EVALSHA` arguments after the hash.
     /// Runs a per-delivery script (`locate.lua`, `cancel.lua`) once for each of
     /// `deliveries`, pipelined: keys the task stream, the starts hash when `with_starts`, and
     /// the delivery's entry_of key; arguments the group and the delivery's entry id.
@@ -353,6 +350,9 @@ impl RedisStore {
         .await
     }
 
+    /// Runs one `EVALSHA` of `script` per command in a pipeline (one round trip), loading
+    /// the script and running again the commands the server had no script for (after a
+    /// restart). `build(i)` makes the i-th command's `EVALSHA` arguments after the hash.
     async fn eval_pipelined(
         &self,
         operation: &'static str,
@@ -407,33 +407,30 @@ impl RedisStore {
         consumer: &str,
         completions: &[Completion],
     ) -> StoreResult<Vec<Ownership>> {
-        let tasks = self.keys.tasks();
-        let starts = self.keys.starts();
-        let replies = self
-            .eval_pipelined(
-                "complete",
-                &self.scripts.complete,
-                include_str!("complete.lua"),
-                completions.len(),
-                |index, command| {
-                    let completion = &completions[index];
-                    command
-                        .arg(5)
-                        .arg(&tasks)
-                        .arg(&completion.reply)
-                        .arg(&completion.result)
-                        .arg(&starts)
-                        .arg(self.keys.entry_of(&completion.rid))
-                        .arg(GROUP)
-                        .arg(&completion.entry_id)
-                        .arg(consumer)
-                        .arg(&completion.rid)
-                        .arg(completion.status.as_str())
-                        .arg(&completion.body)
-                        .arg(completion.ttl_ms);
-                },
-            )
-            .await?;
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One script call for the whole batch (see complete.lua).
+        let mut invocation = self.scripts.complete.key(self.keys.tasks());
+        invocation.key(self.keys.starts()).arg(GROUP).arg(consumer);
+        for completion in completions {
+            invocation
+                .key(&completion.reply)
+                .key(&completion.result)
+                .key(self.keys.entry_of(&completion.rid))
+                .arg(&completion.entry_id)
+                .arg(&completion.rid)
+                .arg(completion.status.as_str())
+                .arg(&completion.body)
+                .arg(completion.ttl_ms);
+        }
+        let mut connection = self.commands.clone();
+        let value: Value =
+            invocation.invoke_async(&mut connection).await.map_err(failed("complete"))?;
+        let replies = items(&value).ok_or_else(|| malformed("complete", "not a list"))?;
+        if replies.len() != completions.len() {
+            return Err(malformed("complete", "not one answer per outcome"));
+        }
         replies
             .iter()
             .map(|value| ownership_of(value).ok_or_else(|| malformed("complete", "not 1, 0 or -1")))
@@ -819,19 +816,22 @@ impl Store for RedisStore {
         entry_ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<Vec<Result<u32, Ownership>>>> {
         Box::pin(async move {
-            let (tasks, starts) = (self.keys.tasks(), self.keys.starts());
-            let replies = self
-                .eval_pipelined(
-                    "begin",
-                    &self.scripts.begin,
-                    include_str!("begin.lua"),
-                    entry_ids.len(),
-                    |index, command| {
-                        command.arg(2).arg(&tasks).arg(&starts).arg(GROUP).arg(&entry_ids[index]);
-                        command.arg(consumer);
-                    },
-                )
-                .await?;
+            if entry_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            // One script call for the whole batch (see begin.lua).
+            let mut invocation = self.scripts.begin.key(self.keys.tasks());
+            invocation.key(self.keys.starts()).arg(GROUP).arg(consumer);
+            for id in entry_ids {
+                invocation.arg(id);
+            }
+            let mut connection = self.commands.clone();
+            let value: Value =
+                invocation.invoke_async(&mut connection).await.map_err(failed("begin"))?;
+            let replies = items(&value).ok_or_else(|| malformed("begin", "not a list"))?;
+            if replies.len() != entry_ids.len() {
+                return Err(malformed("begin", "not one answer per entry"));
+            }
             replies.iter().map(begin_reply).collect()
         })
     }
