@@ -18,6 +18,10 @@
 -- accepted: otherwise the client would find the entry missing and run the task again.
 local out = {}
 local expiring = nil
+-- Acknowledged, deleted and forgotten together at the end: one XDEL of many ids looks for the
+-- stream's new first entry once, where one XDEL per id looked for it every time.
+local acked, deleted, forgotten = {}, {}, {}
+local accepted = {}
 local count = (#ARGV - 2) / 5
 for i = 0, count - 1 do
   local reply, result, entry_of = KEYS[3 + 3 * i], KEYS[4 + 3 * i], KEYS[5 + 3 * i]
@@ -34,7 +38,10 @@ for i = 0, count - 1 do
     pending = {}
   end
   local deliveries
-  if #pending == 0 then
+  if accepted[id] then
+    -- Reported earlier in this batch: gone, as it would be after a call of its own.
+    pending = {}
+  elseif #pending == 0 then
     if redis.call('GET', entry_of) == id then
       deliveries = redis.call('HGET', KEYS[2], id) or '0'
     end
@@ -60,11 +67,27 @@ for i = 0, count - 1 do
     -- The client's reconciliation pass must not take a reported delivery for a lost one.
     redis.call('SET', entry_of, 'done', 'PX', ttl)
     if #pending > 0 then
-      redis.call('XACK', KEYS[1], ARGV[1], id)
+      acked[#acked + 1] = id
     end
-    redis.call('XDEL', KEYS[1], id)
-    redis.call('HDEL', KEYS[2], id, id .. ':last')
+    deleted[#deleted + 1] = id
+    forgotten[#forgotten + 1] = id
+    forgotten[#forgotten + 1] = id .. ':last'
+    accepted[id] = true
     out[#out + 1] = 1
   end
 end
+-- In slices: Lua's unpack takes a few thousand values at most.
+local function in_slices(command, key, prefix, values)
+  for first = 1, #values, 512 do
+    local last = math.min(first + 511, #values)
+    if prefix then
+      redis.call(command, key, prefix, unpack(values, first, last))
+    else
+      redis.call(command, key, unpack(values, first, last))
+    end
+  end
+end
+in_slices('XACK', KEYS[1], ARGV[1], acked)
+in_slices('XDEL', KEYS[1], nil, deleted)
+in_slices('HDEL', KEYS[2], nil, forgotten)
 return out

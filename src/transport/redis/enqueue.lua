@@ -10,15 +10,27 @@
 -- Returns, per entry in order, the id of its delivery's entry (the one added now, or the one
 -- added before), or 'done' when a worker has reported the delivery already.
 local ids = {}
+-- Every entry_of key read in a few MGETs rather than one GET each (in slices: Lua's unpack
+-- takes a few thousand values at most).
+local known = {}
+for first = 2, #KEYS, 512 do
+  local values = redis.call('MGET', unpack(KEYS, first, math.min(first + 511, #KEYS)))
+  for offset, value in ipairs(values) do
+    known[first + offset - 1] = value
+  end
+end
+-- A delivery twice in one batch gets its entry once, as it would in two calls.
+local added = {}
 local position = 2
 for i = 2, #KEYS do
   local count = tonumber(ARGV[position])
-  local existing = redis.call('GET', KEYS[i])
+  local existing = added[KEYS[i]] or known[i]
   if existing then
     ids[#ids + 1] = existing
   else
     local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, position + 1, position + count))
     redis.call('SET', KEYS[i], id, 'PX', ARGV[1])
+    added[KEYS[i]] = id
     ids[#ids + 1] = id
   end
   position = position + count + 1
