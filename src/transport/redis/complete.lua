@@ -39,8 +39,12 @@ for i = 0, count - 1 do
   end
   local deliveries
   if accepted[id] then
-    -- Reported earlier in this batch: gone, as it would be after a call of its own.
+    -- Reported earlier in this batch: no longer pending and its count of starts forgotten,
+    -- as after a call of its own (the acknowledgement and the HDEL wait for the batch's end).
     pending = {}
+    if redis.call('GET', entry_of) == id then
+      deliveries = '0'
+    end
   elseif #pending == 0 then
     if redis.call('GET', entry_of) == id then
       deliveries = redis.call('HGET', KEYS[2], id) or '0'
