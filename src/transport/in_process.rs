@@ -35,7 +35,11 @@ const QUEUED_PER_WORKER: usize = 1;
 /// ```
 pub struct InProcessTransport {
     workers: usize,
-    queue: (flume::Sender<WorkerMessage>, flume::Receiver<WorkerMessage>),
+    /// async-channel rather than flume: with several receivers awaiting one flume channel, a
+    /// send can wake a receiver that already left, and another waits for ever with the
+    /// message queued (flume issue #182; it hung `close` once in about 20 runs of the
+    /// conformance suite, a worker never seeing its `Stop`).
+    queue: (async_channel::Sender<WorkerMessage>, async_channel::Receiver<WorkerMessage>),
     started: OnceLock<Started>,
 }
 
@@ -62,7 +66,7 @@ impl InProcessTransport {
     pub fn new(workers: usize) -> InProcessTransport {
         InProcessTransport {
             workers: workers.max(1),
-            queue: flume::unbounded(),
+            queue: async_channel::unbounded(),
             started: OnceLock::new(),
         }
     }
@@ -154,7 +158,7 @@ impl Transport for InProcessTransport {
             return;
         }
         // The receiver lives in `self`, so sending cannot fail while the transport exists.
-        let _ = self.queue.0.send(WorkerMessage::Run(task));
+        let _ = self.queue.0.try_send(WorkerMessage::Run(task));
     }
 
     fn stats(&self) -> TransportStats {
@@ -182,7 +186,7 @@ impl Transport for InProcessTransport {
 
     fn close(&self) -> BoxFuture<()> {
         for _ in 0..self.workers {
-            let _ = self.queue.0.send(WorkerMessage::Stop);
+            let _ = self.queue.0.try_send(WorkerMessage::Stop);
         }
         let stopped = self.started.get().map(|started| started.stopped.clone());
         Box::pin(async move {

@@ -30,7 +30,7 @@ pub(crate) enum WorkerMessage {
 /// dropping `_stopped` then tells the transport this worker is gone. `gauge` counts what it
 /// runs, for [`Client::stats`](crate::Client::stats).
 pub(crate) async fn run_local_worker(
-    queue: flume::Receiver<WorkerMessage>,
+    queue: async_channel::Receiver<WorkerMessage>,
     sink: CompletionSink,
     gauge: Arc<WorkerGauge>,
     _stopped: flume::Sender<()>,
@@ -39,11 +39,11 @@ pub(crate) async fn run_local_worker(
         // Take what is already queued without touching the waker machinery.
         let message = match queue.try_recv() {
             Ok(message) => message,
-            Err(flume::TryRecvError::Empty) => match queue.recv_async().await {
+            Err(async_channel::TryRecvError::Empty) => match queue.recv().await {
                 Ok(message) => message,
-                Err(flume::RecvError::Disconnected) => break,
+                Err(async_channel::RecvError) => break,
             },
-            Err(flume::TryRecvError::Disconnected) => break,
+            Err(async_channel::TryRecvError::Closed) => break,
         };
         match message {
             WorkerMessage::Run(task) => {

@@ -312,7 +312,7 @@ impl WorkerBuilder {
             stop_signal,
             capacity: self.concurrency + self.prefetch,
             slot_freed: flume::bounded(1),
-            runnable: flume::unbounded(),
+            runnable: async_channel::unbounded(),
             owned: Mutex::new(HashSet::new()),
         });
         shared.store.heartbeat(&name, &shared.announcement, shared.heartbeat_ttl()).await?;
@@ -405,8 +405,9 @@ struct Shared {
     capacity: usize,
     /// Signalled when the worker lets go of an entry (the reader waits on it when full).
     slot_freed: (flume::Sender<()>, flume::Receiver<()>),
-    /// Entries taken and not yet started.
-    runnable: (flume::Sender<Delivery>, flume::Receiver<Delivery>),
+    /// Entries taken and not yet started. async-channel, not flume: several runners await it
+    /// (see the in-process transport's queue).
+    runnable: (async_channel::Sender<Delivery>, async_channel::Receiver<Delivery>),
     /// Entries this worker owns and has not reported, touched so nobody reclaims them.
     owned: Mutex<HashSet<String>>,
 }
@@ -540,7 +541,7 @@ impl Shared {
                     self.report_dead_letter(&letter).await;
                 }
                 Ok(_) => {
-                    let _ = self.runnable.0.send(delivery);
+                    let _ = self.runnable.0.try_send(delivery);
                 }
             }
         }
@@ -691,17 +692,17 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
     let executor = Arc::clone(&shared.executor);
     let (readers_done, readers_finished) = flume::bounded::<()>(1);
     let (runners_done, runners_finished) = flume::bounded::<()>(1);
+    // Dropped once the entries taken but not started are handed back: until then they are
+    // this worker's, and the heartbeat keeps touching them so that nobody reclaims them (a
+    // reclaimed entry would keep the start its `begin` counted, found by the simulation).
+    let (handing_back, handed_back) = flume::bounded::<()>(1);
     let (reporter_done, reporter_finished) = flume::bounded::<()>(1);
     let (reports, reports_received) = flume::unbounded::<Report>();
     let spawned = [
         executor.spawn_task(fetch_loop(Arc::clone(&shared), readers_done.clone())),
         executor.spawn_task(reclaim_loop(Arc::clone(&shared), readers_done)),
         executor.spawn_task(reporter_loop(Arc::clone(&shared), reports_received, reporter_done)),
-        executor.spawn_task(heartbeat_loop(
-            Arc::clone(&shared),
-            runners_finished.clone(),
-            stopped.clone(),
-        )),
+        executor.spawn_task(heartbeat_loop(Arc::clone(&shared), handed_back, stopped.clone())),
     ];
     for (index, result) in spawned.into_iter().enumerate() {
         if let Err(error) = result {
@@ -723,7 +724,7 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
     while readers_finished.recv_async().await.is_ok() {}
     while runners_finished.recv_async().await.is_ok() {}
     let unstarted: Vec<String> =
-        shared.runnable.1.try_iter().map(|delivery| delivery.entry_id).collect();
+        std::iter::from_fn(|| shared.runnable.1.try_recv().ok()).map(|d| d.entry_id).collect();
     if !unstarted.is_empty() {
         let hand_back = shared.store.hand_back(&shared.name, &unstarted);
         match executor.timeout(Duration::from_secs(5), hand_back).await {
@@ -738,6 +739,7 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
             }
         }
     }
+    drop(handing_back);
     while reporter_finished.recv_async().await.is_ok() {}
     let sign_off = shared.store.sign_off(&shared.name);
     if let Ok(Err(error)) = executor.timeout(Duration::from_secs(2), sign_off).await {
@@ -820,11 +822,11 @@ async fn runner_loop(
         if shared.stopping() {
             break;
         }
-        let delivery =
-            match select(shared.stop_signal.recv_async(), shared.runnable.1.recv_async()).await {
-                Either::Right((Ok(delivery), _)) => delivery,
-                _ => break,
-            };
+        let next = std::pin::pin!(shared.runnable.1.recv());
+        let delivery = match select(shared.stop_signal.recv_async(), next).await {
+            Either::Right((Ok(delivery), _)) => delivery,
+            _ => break,
+        };
         let report = shared.run(delivery).await;
         let _ = reports.send(report);
     }
@@ -891,10 +893,10 @@ async fn reporter_loop(
 }
 
 /// Touches the entries this worker owns and refreshes its announcement, until the runners
-/// have stopped.
+/// have stopped and what they did not start is handed back.
 async fn heartbeat_loop(
     shared: Arc<Shared>,
-    runners_finished: flume::Receiver<()>,
+    handed_back: flume::Receiver<()>,
     _stopped: flume::Sender<()>,
 ) {
     let every = shared.heartbeat_every();
@@ -915,7 +917,7 @@ async fn heartbeat_loop(
                 tracing::warn!(%error, worker = %shared.name, "could not send a heartbeat");
             }
         }
-        match select(shared.executor.sleep(next), runners_finished.recv_async()).await {
+        match select(shared.executor.sleep(next), handed_back.recv_async()).await {
             Either::Left(_) => {}
             Either::Right(_) => break,
         }

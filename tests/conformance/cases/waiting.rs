@@ -7,10 +7,13 @@ use futures::StreamExt;
 use taskweave::{Client, Error, ExecutorExt, GatherErrors, ReturnWhen, TaskError, TaskFuture};
 
 /// An async task that gives `value` once `gate` has a message or is dropped. Async bodies run
-/// on the executor, so any number of them can wait without holding a worker.
+/// on the executor, so any number of them can wait without holding a worker. The gates are
+/// async-channel channels: several bodies awaiting one flume rendezvous channel could miss a
+/// message sent to them (flume issues #140 and #182), which hung
+/// `as_completed_batches_yield_everything_already_done` about once in 20 runs.
 fn gated<T: Clone + Send + Sync + 'static>(
     client: &Client,
-    gate: &flume::Receiver<()>,
+    gate: &async_channel::Receiver<()>,
     value: T,
 ) -> TaskFuture<T> {
     let gate = gate.clone();
@@ -18,7 +21,7 @@ fn gated<T: Clone + Send + Sync + 'static>(
         move |value: T| {
             let gate = gate.clone();
             async move {
-                let _ = gate.recv_async().await;
+                let _ = gate.recv().await;
                 value
             }
         },
@@ -60,7 +63,7 @@ pub async fn gather_skip_returns_the_values_that_succeeded_with_their_indices(cl
 }
 
 pub async fn wait_all_completed_waits_for_every_future_failed_or_not(client: Client) {
-    let (release, gate) = flume::bounded::<()>(0);
+    let (release, gate) = async_channel::bounded::<()>(1);
     let mut futures = evens_succeed(&client, 5);
     futures.push(gated(&client, &gate, 100));
     let waiting = {
@@ -89,7 +92,7 @@ pub async fn wait_all_completed_waits_for_every_future_failed_or_not(client: Cli
 }
 
 pub async fn wait_first_completed_returns_while_the_others_are_blocked(client: Client) {
-    let (release, gate) = flume::bounded::<()>(0);
+    let (release, gate) = async_channel::bounded::<()>(1);
     let blocked_before = gated(&client, &gate, 1);
     let quick = client.submit(|x: i32| x * 10, 2);
     let blocked_after = gated(&client, &gate, 3);
@@ -104,7 +107,7 @@ pub async fn wait_first_completed_returns_while_the_others_are_blocked(client: C
 }
 
 pub async fn wait_first_exception_returns_as_soon_as_one_fails(client: Client) {
-    let (release, gate) = flume::bounded::<()>(0);
+    let (release, gate) = async_channel::bounded::<()>(1);
     let blocked: Vec<_> = (0..3).map(|i| gated(&client, &gate, i)).collect();
     let failing = client.try_submit(|x: i32| if x > 0 { Err("no good") } else { Ok(x) }, 1);
     let mut futures = blocked.clone();
@@ -134,7 +137,7 @@ pub async fn wait_first_exception_returns_as_soon_as_one_fails(client: Client) {
 }
 
 pub async fn wait_timeout_gives_timeout_and_cancels_nothing(client: Client) {
-    let (release, gate) = flume::bounded::<()>(0);
+    let (release, gate) = async_channel::bounded::<()>(1);
     let blocked = gated(&client, &gate, 42);
     let quick = client.submit(|x: i32| x, 7);
     let futures = vec![quick.clone(), blocked.clone()];
@@ -181,7 +184,7 @@ pub async fn as_completed_yields_ten_thousand_exactly_once_with_additions(client
 }
 
 pub async fn as_completed_follows_completion_order(client: Client) {
-    let gates: Vec<_> = (0..3).map(|_| flume::bounded::<()>(0)).collect();
+    let gates: Vec<_> = (0..3).map(|_| async_channel::bounded::<()>(1)).collect();
     let futures: Vec<_> =
         gates.iter().enumerate().map(|(i, (_, gate))| gated(&client, gate, i)).collect();
     let mut completed = client.as_completed(futures.clone());
@@ -228,7 +231,7 @@ pub async fn as_completed_with_results_gives_values_and_errors(client: Client) {
 }
 
 pub async fn as_completed_batches_yield_everything_already_done(client: Client) {
-    let (release, gate) = flume::bounded::<()>(0);
+    let (release, gate) = async_channel::bounded::<()>(1);
     let quick = client.map(|x: i32| x, 0..5);
     client.wait(&quick, ReturnWhen::AllCompleted, None).await.unwrap();
     let blocked: Vec<_> = (10..13).map(|i| gated(&client, &gate, i)).collect();
@@ -239,7 +242,7 @@ pub async fn as_completed_batches_yield_everything_already_done(client: Client) 
     assert_eq!(values, vec![0, 1, 2, 3, 4], "the first batch is everything done");
     // Each released task comes alone, as nothing else is done.
     for _ in 0..3 {
-        release.send_async(()).await.unwrap();
+        release.send(()).await.unwrap();
         let batch = batches.next().await.unwrap();
         assert_eq!(batch.len(), 1);
     }
@@ -262,7 +265,7 @@ pub async fn as_completed_batches_yield_everything_already_done(client: Client) 
 }
 
 pub async fn as_completed_adder_adds_from_another_thread(client: Client) {
-    let (release, gate) = flume::bounded::<()>(0);
+    let (release, gate) = async_channel::bounded::<()>(1);
     let mut completed = client.as_completed(vec![gated(&client, &gate, 0u32)]);
     let adder = completed.adder();
     let producer = client.clone();
@@ -295,7 +298,7 @@ pub async fn blocking_twins_work_from_a_plain_thread(client: Client) {
         let kept = blocking.gather_with(&futures, GatherErrors::Skip).unwrap();
         assert_eq!(kept.iter().map(|g| (g.index, g.value)).collect::<Vec<_>>(), [(0, 0), (2, 2)]);
         // wait, with a timeout that passes and one that does not
-        let (release, gate) = flume::bounded::<()>(0);
+        let (release, gate) = async_channel::bounded::<()>(1);
         let blocked = gated(&client, &gate, 5);
         let both = vec![futures[1].clone(), blocked.clone()];
         let outcome = blocking.wait(&both, ReturnWhen::FirstException, None).unwrap();
