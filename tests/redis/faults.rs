@@ -96,24 +96,12 @@ fn entries_that_cannot_run_are_dead_lettered_and_the_worker_keeps_running() {
 
 /// Invokes `complete.lua` as `consumer` for `entry`; returns the script's answer.
 fn complete_as(connection: &mut redis::Connection, consumer: &str, entry: &str, body: &str) -> i64 {
-    let answers: Vec<i64> =
-        redis::Script::new(include_str!("../../src/transport/redis/complete.lua"))
-            .key("taskweave:trap:tasks")
-            .key("taskweave:trap:starts")
-            .key("taskweave:reply:c1")
-            .key("taskweave:result:c1:1")
-            .key("taskweave:trap:entry:c1:1:1")
-            .arg("workers")
-            .arg(consumer)
-            .arg(entry)
-            .arg("c1:1:1")
-            .arg("ok")
-            .arg(body)
-            .arg(60_000)
-            .invoke(connection)
-            .unwrap();
-    assert_eq!(answers.len(), 1, "one answer per outcome");
-    answers[0]
+    let delivery = crate::OneDelivery {
+        stream: "taskweave:trap:tasks",
+        starts: "taskweave:trap:starts",
+        entry_of: "taskweave:trap:entry:c1:1:1",
+    };
+    crate::complete_one(connection, &delivery, consumer, entry, body)
 }
 
 #[test]

@@ -340,25 +340,9 @@ fn an_outcome_for_an_entry_trimmed_while_it_ran_is_accepted_once() {
         .arg("0-0")
         .query(&mut connection)
         .unwrap();
+    let delivery = crate::OneDelivery { stream, starts: "taskweave:ran:starts", entry_of };
     let complete = |connection: &mut redis::Connection, body: &str| -> i64 {
-        let answers: Vec<i64> =
-            redis::Script::new(include_str!("../../src/transport/redis/complete.lua"))
-                .key(stream)
-                .key("taskweave:ran:starts")
-                .key("taskweave:reply:c1")
-                .key("taskweave:result:c1:1")
-                .key(entry_of)
-                .arg("workers")
-                .arg("w1")
-                .arg(&entry)
-                .arg("c1:1:1")
-                .arg("ok")
-                .arg(body)
-                .arg(60_000)
-                .invoke(connection)
-                .unwrap();
-        assert_eq!(answers.len(), 1, "one answer per outcome");
-        answers[0]
+        crate::complete_one(connection, &delivery, "w1", &entry, body)
     };
     assert_eq!(complete(&mut connection, "1"), 1, "nobody else can run it: accepted");
     assert_eq!(complete(&mut connection, "2"), 0, "once");

@@ -84,3 +84,42 @@ pub async fn within<T>(
         Err(_) => panic!("{what} did not happen within {limit:?}"),
     }
 }
+
+/// The keys of one delivery that [`complete_one`] reports on (the client `c1`, its task 1).
+pub struct OneDelivery<'a> {
+    /// The queue's task stream.
+    pub stream: &'a str,
+    /// The queue's starts hash.
+    pub starts: &'a str,
+    /// The delivery's entry_of key.
+    pub entry_of: &'a str,
+}
+
+/// Invokes `complete.lua` directly for one outcome (`ok`, `body`) of `entry`, reported by
+/// `consumer` for the delivery `c1:1:1`; returns the script's answer for it.
+pub fn complete_one(
+    connection: &mut redis::Connection,
+    delivery: &OneDelivery<'_>,
+    consumer: &str,
+    entry: &str,
+    body: &str,
+) -> i64 {
+    let answers: Vec<i64> =
+        redis::Script::new(include_str!("../../src/transport/redis/complete.lua"))
+            .key(delivery.stream)
+            .key(delivery.starts)
+            .key("taskweave:reply:c1")
+            .key("taskweave:result:c1:1")
+            .key(delivery.entry_of)
+            .arg("workers")
+            .arg(consumer)
+            .arg(entry)
+            .arg("c1:1:1")
+            .arg("ok")
+            .arg(body)
+            .arg(60_000)
+            .invoke(connection)
+            .unwrap();
+    assert_eq!(answers.len(), 1, "one answer per outcome");
+    answers[0]
+}

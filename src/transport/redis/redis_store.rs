@@ -424,17 +424,29 @@ impl RedisStore {
                 .arg(&completion.body)
                 .arg(completion.ttl_ms);
         }
-        let mut connection = self.commands.clone();
-        let value: Value =
-            invocation.invoke_async(&mut connection).await.map_err(failed("complete"))?;
-        let replies = items(&value).ok_or_else(|| malformed("complete", "not a list"))?;
-        if replies.len() != completions.len() {
-            return Err(malformed("complete", "not one answer per outcome"));
-        }
+        let replies = self.invoke_per_item("complete", &invocation, completions.len()).await?;
         replies
             .iter()
             .map(|value| ownership_of(value).ok_or_else(|| malformed("complete", "not 1, 0 or -1")))
             .collect()
+    }
+
+    /// Runs a script that answers once per item of a batch (`enqueue.lua`, `begin.lua`,
+    /// `complete.lua`), and checks that it gave `count` answers.
+    async fn invoke_per_item(
+        &self,
+        operation: &'static str,
+        invocation: &redis::ScriptInvocation<'_>,
+        count: usize,
+    ) -> StoreResult<Vec<Value>> {
+        let mut connection = self.commands.clone();
+        let value: Value =
+            invocation.invoke_async(&mut connection).await.map_err(failed(operation))?;
+        let answers = items(&value).ok_or_else(|| malformed(operation, "not a list"))?;
+        if answers.len() != count {
+            return Err(malformed(operation, "not one answer per item of the batch"));
+        }
+        Ok(answers.to_vec())
     }
 
     async fn owner_checked_ids(
@@ -490,13 +502,7 @@ impl Store for RedisStore {
                     invocation.arg(field).arg(value);
                 }
             }
-            let mut connection = self.commands.clone();
-            let value: Value =
-                invocation.invoke_async(&mut connection).await.map_err(failed("enqueue"))?;
-            let ids = items(&value).ok_or_else(|| malformed("enqueue", "not a list"))?;
-            if ids.len() != entries.len() {
-                return Err(malformed("enqueue", "not one id per entry"));
-            }
+            let ids = self.invoke_per_item("enqueue", &invocation, entries.len()).await?;
             ids.iter()
                 .map(|value| match text_of(value) {
                     Some(id) if id == DONE => Ok(None),
@@ -825,13 +831,7 @@ impl Store for RedisStore {
             for id in entry_ids {
                 invocation.arg(id);
             }
-            let mut connection = self.commands.clone();
-            let value: Value =
-                invocation.invoke_async(&mut connection).await.map_err(failed("begin"))?;
-            let replies = items(&value).ok_or_else(|| malformed("begin", "not a list"))?;
-            if replies.len() != entry_ids.len() {
-                return Err(malformed("begin", "not one answer per entry"));
-            }
+            let replies = self.invoke_per_item("begin", &invocation, entry_ids.len()).await?;
             replies.iter().map(begin_reply).collect()
         })
     }
