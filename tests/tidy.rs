@@ -61,7 +61,11 @@ fn only_the_executor_seam_touches_threads_clocks_and_blocking_waits() {
         }
         for (number, line) in code_lines(&file) {
             for pattern in forbidden {
-                if line.contains(pattern) {
+                // An async channel's `recv()` (async-channel) is a future: awaited or pinned
+                // to be raced, it blocks nothing.
+                let awaited = pattern == ".recv()"
+                    && (line.contains(".recv().await") || line.contains("pin!("));
+                if line.contains(pattern) && !awaited {
                     offences.push(format!("{relative}:{number}: `{pattern}` in `{}`", line.trim()));
                 }
             }
