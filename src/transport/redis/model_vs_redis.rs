@@ -1193,6 +1193,63 @@ fn owner_checked_operations_without_a_group_find_nothing_pending() {
     });
 }
 
+/// One batch of completions that names the same entry twice, the second time for the delivery
+/// whose entry_of key names it: `complete.lua` judges the second as a call of its own would
+/// (no longer pending, but its entry_of key names the entry: accepted, with no count of
+/// starts left). It answered "gone" once its batch acknowledged entries at the end. The case
+/// the state-machine test found at 1,024 cases, as it shrank it.
+#[test]
+fn a_batch_completing_one_entry_twice_is_judged_as_two_calls() {
+    let outcome = |entry, client, number, body: &[u8]| CompletionSpec {
+        entry,
+        client,
+        number,
+        status: Status::Ok,
+        body: body.to_vec(),
+    };
+    let sleep = EntrySpec {
+        task: "sleep",
+        client: 0,
+        number: 3,
+        input: Some(vec![199, 41, 16, 60, 166, 45, 67, 199, 20, 234, 117]),
+        max_deliveries: 2,
+    };
+    with_server(|| {
+        check(&[
+            Op::Complete {
+                consumer: 0,
+                completions: vec![
+                    outcome(Pick::Pending(5), 1, 0, b""),
+                    outcome(Pick::Pending(8), 0, 3, b"1"),
+                ],
+                ttl: Span::Long,
+            },
+            Op::Touch {
+                consumer: 0,
+                entries: vec![Pick::Unknown, Pick::Pending(7), Pick::Unknown],
+            },
+            Op::EnsureGroup,
+            Op::DeleteEntries(vec![Pick::Pending(14)]),
+            Op::Enqueue(vec![sleep]),
+            Op::HandBack {
+                consumer: 0,
+                entries: vec![Pick::Pending(15), Pick::Seen(10), Pick::Pending(7)],
+            },
+            Op::DeleteKeys(vec![KeyPick::Result(0, 1)]),
+            Op::SignOff { worker: 0 },
+            Op::ReadNew { consumer: 0, count: 2 },
+            Op::Complete {
+                consumer: 0,
+                completions: vec![
+                    outcome(Pick::Pending(15), 0, 2, b""),
+                    outcome(Pick::Pending(2), 0, 3, b"ok"),
+                ],
+                ttl: Span::Short,
+            },
+        ]);
+    });
+}
+
 /// XAUTOCLAIM drops a pending entry whose stream entry is gone whatever its idle time:
 /// Redis 7 checks that the entry exists before it checks the time. The model dropped it only
 /// once it was idle long enough, so it kept pending entries that Redis had forgotten.
