@@ -24,8 +24,9 @@ if ok and #pending > 0 then
     return -1
   end
   redis.call('XACK', KEYS[1], ARGV[1], id)
-  redis.call('HDEL', KEYS[2], id, id .. ':last')
 end
+-- Its starts go with it, pending or not (its group may be gone with a deleted stream).
+redis.call('HDEL', KEYS[2], id, id .. ':last')
 redis.call('XDEL', KEYS[1], id)
 redis.call('DEL', KEYS[3])
 return 1
