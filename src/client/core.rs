@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use crate::error::TaskError;
 use crate::executor::{BoxFuture, Executor};
 use crate::scheduler::{
-    Action, Event, Scheduler, SchedulerCounts, TaskId, TaskKey, TaskSpec, TaskState,
+    Action, Event, KeyTokens, Scheduler, SchedulerCounts, TaskId, TaskKey, TaskSpec, TaskState,
 };
 use crate::transport::{CompletionSink, ReadyTask, Transport};
 
@@ -404,6 +404,8 @@ pub(crate) struct Core {
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) executor: Arc<dyn Executor>,
     next_id: AtomicU64,
+    /// The tokens of this client's generated keys, from a random seed of its own.
+    key_tokens: KeyTokens,
     closed: AtomicBool,
     /// Waiters to wake whenever a task fails: `gather`, which otherwise waits only for the
     /// last of its tasks (see `future::settle`), so that it still reports the first error in
@@ -430,11 +432,13 @@ impl fmt::Debug for Core {
 
 impl Core {
     pub(crate) fn new(transport: Arc<dyn Transport>, executor: Arc<dyn Executor>) -> Core {
+        let key_seed = [executor.random_seed(), executor.random_seed()];
         Core {
             scheduler: Mutex::new(Scheduler::new(transport.capacity())),
             transport,
             executor,
             next_id: AtomicU64::new(1),
+            key_tokens: KeyTokens::new(key_seed),
             closed: AtomicBool::new(false),
             failure_watchers: Mutex::new(FailureWatchers::default()),
         }
@@ -475,6 +479,11 @@ impl Core {
         for waker in wakers.into_values() {
             waker.wake();
         }
+    }
+
+    /// A token for a new generated key: unique within this client, unpredictable outside it.
+    pub(crate) fn fresh_token(&self) -> u64 {
+        self.key_tokens.next_token()
     }
 
     pub(crate) fn is_closed(&self) -> bool {

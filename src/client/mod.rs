@@ -336,7 +336,7 @@ impl Client {
         let core = self.core();
         let job = Job::new(
             core.next_id(),
-            submit::fresh_key::<T>(),
+            submit::fresh_key::<T>(core),
             Vec::new(),
             BlockingBody(|_: &[Value]| Err("a scattered value is never run".into())),
             None,

@@ -36,4 +36,4 @@ mod tests;
 
 pub use event::{Action, Event, TaskSpec};
 pub use graph::{Scheduler, SchedulerCounts, TaskState};
-pub use key::{TaskId, TaskKey, prefix_for_type_name, spread_token};
+pub use key::{KeyTokens, TaskId, TaskKey, prefix_for_type_name};

@@ -73,6 +73,10 @@ macro_rules! for_each_case {
             semantics::map_over_futures_and_over_zipped_iterables,
             stats::stats_count_tasks_by_state_and_by_worker,
             stats::stats_stream_yields_at_once_and_ends_after_close,
+            keys::a_key_given_to_a_pure_map_is_a_prefix_per_item,
+            keys::a_key_given_to_an_impure_map_never_returns_another_maps_values,
+            keys::map_with_keys_uses_each_key_verbatim,
+            keys::generated_keys_differ_between_clients,
         );
     };
 }
@@ -94,6 +98,7 @@ macro_rules! for_each_registered_case {
             registered::registered_tasks_from_a_plain_thread_with_the_blocking_view,
             registered::close_cancels_what_is_unfinished_and_later_submits,
             registered::cancelling_a_registered_task_cancels_it_and_its_dependents,
+            keys::a_key_given_to_map_task_is_a_prefix_per_input,
         );
     };
 }

@@ -2,6 +2,7 @@
 
 pub mod basics;
 pub mod errors;
+pub mod keys;
 pub mod lifecycle;
 pub mod registered;
 pub mod semantics;
