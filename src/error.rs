@@ -34,9 +34,16 @@ pub enum Error {
         runtime: &'static str,
     },
 
-    /// The client was closed; it accepts no new work.
-    #[error("the client is closed and accepts no new work; build a new client to submit more")]
-    Closed,
+    /// The client was closed before `operation` (such as `"submit"`, `"gather"`,
+    /// `"scatter"`); a closed client accepts and answers nothing new.
+    #[error(
+        "the client is closed, so {operation} was refused; build a new client to submit more \
+         work (a closed client only keeps the values its futures already hold)"
+    )]
+    Closed {
+        /// The operation that was refused.
+        operation: &'static str,
+    },
 
     /// A wait did not finish within its time limit. Nothing was cancelled.
     #[error("timed out after {after:?}; the tasks keep running, wait again or cancel them")]
@@ -77,7 +84,19 @@ pub enum Error {
 
     /// A task that was waited for did not produce a value.
     #[error(transparent)]
-    Task(#[from] TaskError),
+    Task(TaskError),
+}
+
+/// A task's error as a client error: [`TaskError::ClientClosed`] becomes [`Error::Closed`]
+/// (the client refused the work), every other error [`Error::Task`]. So one `?` in a handler
+/// returning `Result<_, Error>` takes both an awaited task and a `gather`.
+impl From<TaskError> for Error {
+    fn from(error: TaskError) -> Error {
+        match error {
+            TaskError::ClientClosed { operation, .. } => Error::Closed { operation },
+            other => Error::Task(other),
+        }
+    }
 }
 
 impl Error {
@@ -137,6 +156,18 @@ pub enum TaskError {
         attempts: u32,
     },
 
+    /// The task was submitted to a client that was already closed, so it never ran.
+    #[error(
+        "task {key} was not run: the client was closed before {operation}; build a new client \
+         to submit more work"
+    )]
+    ClientClosed {
+        /// The task's key.
+        key: TaskKey,
+        /// The operation that submitted it, such as `"submit"`, `"map"` or `"scatter"`.
+        operation: &'static str,
+    },
+
     /// A task this one depends on failed, so this one never ran.
     #[error("task {key} did not run because a dependency failed: {root}")]
     DependencyFailed {
@@ -155,6 +186,7 @@ impl TaskError {
             | TaskError::Panicked { key, .. }
             | TaskError::Cancelled { key, .. }
             | TaskError::WorkerLost { key, .. }
+            | TaskError::ClientClosed { key, .. }
             | TaskError::DependencyFailed { key, .. } => key,
         }
     }

@@ -481,6 +481,19 @@ impl Core {
         }
     }
 
+    /// On a closed client, resolves `job` with [`TaskError::ClientClosed`] naming `operation`
+    /// and returns true: the job never reaches the scheduler (which has forgotten everything
+    /// at close), so its future's state is `None`, as after any close. A close that races
+    /// with the submission is caught by the scheduler instead, with the same error.
+    fn refused_after_close(&self, job: &Arc<Job>, operation: &'static str) -> bool {
+        if !self.is_closed() {
+            return false;
+        }
+        tracing::debug!(key = %job.key, operation, "refused: the client is closed");
+        job.resolve(Err(TaskError::ClientClosed { key: job.key.clone(), operation }));
+        true
+    }
+
     /// A token for a new generated key: unique within this client, unpredictable outside it.
     pub(crate) fn fresh_token(&self) -> u64 {
         self.key_tokens.next_token()
@@ -502,6 +515,9 @@ impl Core {
         options: &SubmitOptions,
         shared_key: bool,
     ) -> Arc<Job> {
+        if self.refused_after_close(&job, "submit") {
+            return job;
+        }
         let mut actions = spare_actions();
         let job =
             Self::submit_locked(&mut self.scheduler.lock(), job, options, shared_key, &mut actions);
@@ -519,6 +535,14 @@ impl Core {
         options: &SubmitOptions,
     ) -> Vec<Arc<Job>> {
         let mut jobs = jobs.into_iter();
+        if self.is_closed() {
+            return jobs
+                .map(|(job, _)| {
+                    self.refused_after_close(&job, "map");
+                    job
+                })
+                .collect();
+        }
         let mut submitted = Vec::with_capacity(jobs.size_hint().0);
         let mut chunk = Vec::with_capacity(SUBMIT_BATCH);
         loop {
@@ -582,6 +606,9 @@ impl Core {
 
     /// Registers a job whose value already exists (`scatter`).
     pub(crate) fn insert_value(&self, job: Arc<Job>, value: Value) -> Arc<Job> {
+        if self.refused_after_close(&job, "scatter") {
+            return job;
+        }
         job.resolve(Ok(value));
         let spec = TaskSpec {
             id: job.id,

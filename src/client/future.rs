@@ -112,10 +112,20 @@ impl<T> TaskFuture<T> {
         self.handle.job.peek_outcome().is_some()
     }
 
-    /// Where the task is in its life; `None` when the client no longer tracks it (it was
-    /// closed).
+    /// Where the task is in its life. After the client was closed, the outcome the future
+    /// holds decides: `Finished` for a value, `Failed` for an error, `Cancelled` for a task
+    /// cancelled by the close or refused by the closed client; `None` only for a task the
+    /// client no longer tracks and that has no outcome.
     pub fn state(&self) -> Option<TaskState> {
-        self.handle.core.state(self.handle.job.id)
+        let job = &self.handle.job;
+        self.handle.core.state(job.id).or_else(|| {
+            job.peek_outcome().map(|outcome| match outcome {
+                Ok(_) => TaskState::Finished,
+                Err(error) if error.is_cancelled() => TaskState::Cancelled,
+                Err(TaskError::ClientClosed { .. }) => TaskState::Cancelled,
+                Err(_) => TaskState::Failed,
+            })
+        })
     }
 
     /// Cancels the task, and every task depending on it, if it has not finished.
@@ -184,7 +194,7 @@ impl<T: Clone + 'static> TaskFuture<T> {
     /// # Ok(()) }
     /// ```
     pub fn result(&self) -> Result<T, Error> {
-        block_on_caller_thread(self.clone())?.map_err(Error::Task)
+        block_on_caller_thread(self.clone())?.map_err(Error::from)
     }
 
     /// The outcome if there is one, without waiting.

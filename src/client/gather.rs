@@ -66,6 +66,7 @@ impl Client {
         futures: &[TaskFuture<T>],
         errors: GatherErrors,
     ) -> Result<Vec<Gathered<T>>, Error> {
+        self.refuse_if_closed("gather_with")?;
         let mut gathered = Vec::with_capacity(futures.len());
         // Awaiting one after the other costs no more than waiting for all at once: each
         // await registers one waker and returns at once for a task that already finished.
@@ -74,7 +75,7 @@ impl Client {
                 (Ok(value), _) => {
                     gathered.push(Gathered { index, key: future.key().clone(), value })
                 }
-                (Err(error), GatherErrors::Raise) => return Err(Error::Task(error)),
+                (Err(error), GatherErrors::Raise) => return Err(Error::from(error)),
                 (Err(_), GatherErrors::Skip) => {}
             }
         }

@@ -126,6 +126,14 @@ impl Client {
         self.core().is_closed()
     }
 
+    /// [`Error::Closed`] naming `operation` when the client is closed.
+    pub(crate) fn refuse_if_closed(&self, operation: &'static str) -> Result<(), Error> {
+        match self.is_closed() {
+            true => Err(Error::Closed { operation }),
+            false => Ok(()),
+        }
+    }
+
     /// What the client holds and what its workers are doing, right now: tasks by state,
     /// totals, values held, per-worker counts and the transport in use. See [`ClientStats`].
     ///
@@ -376,6 +384,7 @@ impl Client {
         &self,
         futures: &[TaskFuture<T>],
     ) -> Result<Vec<T>, Error> {
+        self.refuse_if_closed("gather")?;
         future::settle(futures).await;
         let mut values = Vec::with_capacity(futures.len());
         for future in futures {
@@ -425,6 +434,7 @@ impl Client {
     ///
     /// Dropping the future changes nothing.
     pub async fn workers(&self) -> Result<Vec<crate::transport::WorkerInfo>, Error> {
+        self.refuse_if_closed("workers")?;
         self.core().transport.workers().await
     }
 }

@@ -316,12 +316,7 @@ impl<P: Clone> Scheduler<P> {
             out.push(Action::Resolve {
                 id,
                 payload: spec.payload,
-                outcome: Err(TaskError::Cancelled {
-                    key: spec.key,
-                    reason: "the client was closed before this task was submitted; \
-                             build a new client to submit more work"
-                        .into(),
-                }),
+                outcome: Err(TaskError::ClientClosed { key: spec.key, operation: "submit" }),
             });
             return;
         }

@@ -350,7 +350,7 @@ fn closing_cancels_everything_unfinished_in_submission_order() {
     let late = run(&mut scheduler, vec![Event::Submitted(spec(3, &[]))]);
     assert!(matches!(
         &late[..],
-        [Action::Resolve { outcome: Err(TaskError::Cancelled { .. }), .. }]
+        [Action::Resolve { outcome: Err(TaskError::ClientClosed { operation: "submit", .. }), .. }]
     ));
 }
 

@@ -214,11 +214,11 @@ pub async fn close_cancels_what_is_unfinished_and_later_submits(client: Client) 
     let error = running.await.unwrap_err();
     assert!(error.is_cancelled(), "{error:?}");
     match client.submit_task::<Add>((1, 1)).await {
-        Err(TaskError::Cancelled { reason, .. }) => {
-            assert!(reason.contains("client was closed"), "{reason}")
-        }
-        other => panic!("expected Cancelled, got {other:?}"),
+        Err(TaskError::ClientClosed { operation, .. }) => assert_eq!(operation, "submit"),
+        other => panic!("expected ClientClosed, got {other:?}"),
     }
+    let mapped = client.map_task::<Add>([(1, 1)]);
+    assert!(matches!((&mapped[0]).await, Err(TaskError::ClientClosed { .. })));
 }
 
 pub async fn cancelling_a_registered_task_cancels_it_and_its_dependents(client: Client) {
