@@ -154,3 +154,12 @@ fn generated_keys_differ_between_processes() {
     let here = first_keys_of_a_new_client();
     assert!(here.iter().all(|key| !first.contains(key) && !second.contains(key)));
 }
+
+/// The default `allowed_failures` is Dask's (3), and the code, docs and README say so; it was
+/// 2 while a comment said "as in Dask".
+#[test]
+fn allowed_failures_defaults_to_dask_s_three() {
+    assert_eq!(taskweave::scheduler::DEFAULT_ALLOWED_FAILURES, 3);
+    let readme = include_str!("../README.md");
+    assert!(readme.contains("`allowed_failures` defaults to 3, as in Dask"));
+}

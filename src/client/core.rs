@@ -393,8 +393,13 @@ pub(crate) struct SubmitOptions {
 
 impl Default for SubmitOptions {
     fn default() -> SubmitOptions {
-        // Two lost deliveries are tolerated (three in all), as in Dask's `allowed_failures`.
-        SubmitOptions { key: None, priority: 0, retries: 0, allowed_failures: 2, pinned: false }
+        SubmitOptions {
+            key: None,
+            priority: 0,
+            retries: 0,
+            allowed_failures: crate::scheduler::DEFAULT_ALLOWED_FAILURES,
+            pinned: false,
+        }
     }
 }
 

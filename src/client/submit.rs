@@ -154,7 +154,9 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
     /// How many times the task may be lost with its worker (a crashed process on a
     /// distributed backend) before it fails with
     /// [`TaskError::WorkerLost`](crate::TaskError::WorkerLost). Separate from
-    /// [`retries`](TaskBuilder::retries). Default 2 (three deliveries).
+    /// [`retries`](TaskBuilder::retries). Default
+    /// [`DEFAULT_ALLOWED_FAILURES`](crate::scheduler::DEFAULT_ALLOWED_FAILURES): 3 (four
+    /// deliveries), as in Dask.
     pub fn allowed_failures(mut self, allowed_failures: u32) -> Self {
         self.options.allowed_failures = allowed_failures;
         self

@@ -4,6 +4,11 @@
 use super::key::{TaskId, TaskKey};
 use crate::error::TaskError;
 
+/// How many times a task may be lost with its worker before it fails with
+/// [`TaskError::WorkerLost`], unless `allowed_failures` says otherwise: 3 (four deliveries in
+/// all), Dask's default (`distributed.scheduler.allowed-failures`).
+pub const DEFAULT_ALLOWED_FAILURES: u32 = 3;
+
 /// Everything the scheduler needs to know about a new task.
 #[derive(Debug, Clone)]
 pub struct TaskSpec<P> {

@@ -35,15 +35,15 @@ const QUEUE: &str = "default";
 const RECLAIM_AFTER: Duration = Duration::from_millis(300);
 
 /// How many deliveries of an entry may be taken before it is poison (`allowed_failures`
-/// of 2, the default, plus one).
-const MAX_DELIVERIES: u32 = 3;
+/// of 3, the default, plus one).
+const MAX_DELIVERIES: u32 = taskweave::scheduler::DEFAULT_ALLOWED_FAILURES + 1;
 
 /// Every future resolves within this much virtual time after the last fault (plus the time
 /// the long task bodies take, which may run one after another). Derived from the intervals
 /// of the transport and the workers, with a margin of about two:
 /// - an entry held by a dead or paused worker is reclaimed after [`RECLAIM_AFTER`] plus one
 ///   period of the reclaim loop (half of it): 450 ms; a poison entry needs [`MAX_DELIVERIES`]
-///   of those before it is dead-lettered: 1.35 s;
+///   of those before it is dead-lettered: 1.8 s;
 /// - a loop whose command failed sleeps at most `Backoff::MAX` (2 s) before it tries again;
 ///   a task passes three such loops (the client's sender, the worker's reporter, the
 ///   client's reply loop): 6 s;
@@ -523,7 +523,7 @@ impl World {
 
     async fn connect(&self) -> Client {
         loop {
-            // Tasks tolerate two lost deliveries by default (`TaskBuilder::allowed_failures`).
+            // Tasks tolerate three lost deliveries by default (`TaskBuilder::allowed_failures`).
             let builder = RedisTransport::builder("redis://sim");
             if let Ok(transport) = self.redis.connect(builder).await {
                 let client = Client::builder().executor(self.sim.clone()).transport(transport);

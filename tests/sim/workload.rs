@@ -1138,6 +1138,13 @@ impl World {
                     return fail(format!("resolved to {value}, expected {expected}"));
                 }
             }
+            Observed::Error(error @ TaskError::ClientClosed { .. }) => {
+                if !task.hit_by_close {
+                    return fail(format!(
+                        "refused as closed though submitted before close: {error}"
+                    ));
+                }
+            }
             Observed::Error(error) if error.is_cancelled() => {
                 if !self.may_be_cancelled(index) {
                     return fail(format!("cancelled though nothing cancelled it: {error}"));
@@ -1171,6 +1178,10 @@ impl World {
         let (mut finished, mut failed, mut cancelled) = (0usize, 0usize, 0usize);
         let mut scattered = 0u64;
         for task in &self.tasks {
+            // Refused by the closed client: never reached the scheduler, so in no count.
+            if let Some(Observed::Error(TaskError::ClientClosed { .. })) = &task.observed {
+                continue;
+            }
             if matches!(task.kind, Kind::Scattered { .. }) {
                 scattered += 1;
             }

@@ -537,8 +537,11 @@ impl Inner {
             reply: self.reply.clone(),
             input,
             deps,
-            // Each task's own `allowed_failures` (default 2: three deliveries).
-            max_deliveries: task.allowed_failures().unwrap_or(2).saturating_add(1),
+            // Each task's own `allowed_failures` (default 3: four deliveries, as in Dask).
+            max_deliveries: task
+                .allowed_failures()
+                .unwrap_or(crate::scheduler::DEFAULT_ALLOWED_FAILURES)
+                .saturating_add(1),
             ttl_ms: u64::try_from(self.result_ttl.as_millis()).unwrap_or(u64::MAX),
         })
     }
