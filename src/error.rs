@@ -209,3 +209,54 @@ impl TaskError {
         }
     }
 }
+
+/// The longest task error text kept, in bytes: a longer message (from a body's error or a
+/// panic) keeps its first and last parts around a note saying how much was cut, so that one
+/// huge error is not stored with its future, sent through a broker and logged whole. Dask
+/// bounds its error text the same way (`distributed.admin.max-error-length`, 10,000).
+pub const MAX_ERROR_TEXT: usize = 10_000;
+
+/// Bounds `message` to about [`MAX_ERROR_TEXT`] bytes (see there); shorter text is returned
+/// as it is, without a copy.
+pub(crate) fn bound_error_text(message: String) -> String {
+    if message.len() <= MAX_ERROR_TEXT {
+        return message;
+    }
+    // Keep four fifths from the start (where a message says what failed) and the rest from
+    // the end (where a panic's or an error chain's last cause often is), on char boundaries.
+    let mut head_end = MAX_ERROR_TEXT * 4 / 5;
+    while !message.is_char_boundary(head_end) {
+        head_end -= 1;
+    }
+    let mut tail_start = message.len() - (MAX_ERROR_TEXT - head_end);
+    while !message.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    let cut = tail_start - head_end;
+    format!(
+        "{} [... {cut} bytes of this error cut; taskweave keeps {MAX_ERROR_TEXT} ...] {}",
+        &message[..head_end],
+        &message[tail_start..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_error_text_is_kept_whole() {
+        assert_eq!(bound_error_text("boom".to_owned()), "boom");
+        let exactly = "x".repeat(MAX_ERROR_TEXT);
+        assert_eq!(bound_error_text(exactly.clone()), exactly);
+    }
+
+    #[test]
+    fn long_error_text_keeps_its_start_and_end() {
+        let long = format!("START{}END", "é".repeat(50_000));
+        let bounded = bound_error_text(long.clone());
+        assert!(bounded.len() < MAX_ERROR_TEXT + 100, "{}", bounded.len());
+        assert!(bounded.starts_with("START") && bounded.ends_with("END"));
+        assert!(bounded.contains("bytes of this error cut"), "{bounded}");
+    }
+}

@@ -85,7 +85,7 @@ pub use client::{
 // Waiting for many futures: `wait`, gather error modes, `as_completed`.
 pub use client::{AsCompleted, GatherErrors, Gathered, ReturnWhen, WaitOutcome};
 pub use client::{StatsStream, WorkerStats};
-pub use error::{Error, TaskError};
+pub use error::{Error, MAX_ERROR_TEXT, TaskError};
 pub use executor::{Executor, ExecutorExt};
 pub use task::Task;
 

@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 use futures::future::AbortHandle;
 use parking_lot::Mutex;
 
-use crate::error::TaskError;
+use crate::error::{TaskError, bound_error_text};
 use crate::executor::{BoxFuture, Executor};
 use crate::scheduler::{
     Action, Event, KeyTokens, Scheduler, SchedulerCounts, TaskId, TaskKey, TaskSpec, TaskState,
@@ -647,17 +647,24 @@ impl Core {
         }
         let (event, value) = match outcome {
             BodyOutcome::Value(value) => (Event::Finished { id: job.id }, Some((job.id, value))),
+            // Error text is bounded here, where every transport's outcome arrives.
             BodyOutcome::Failed(message) => (
                 Event::Failed {
                     id: job.id,
-                    error: TaskError::Failed { key: job.key.clone(), message },
+                    error: TaskError::Failed {
+                        key: job.key.clone(),
+                        message: bound_error_text(message),
+                    },
                 },
                 None,
             ),
             BodyOutcome::Panicked(message) => (
                 Event::Failed {
                     id: job.id,
-                    error: TaskError::Panicked { key: job.key.clone(), message },
+                    error: TaskError::Panicked {
+                        key: job.key.clone(),
+                        message: bound_error_text(message),
+                    },
                 },
                 None,
             ),

@@ -61,6 +61,26 @@ impl Drop for Handle {
 /// to a worker runs to its end and its value is discarded. To stop work, call
 /// [`cancel`](TaskFuture::cancel).
 ///
+/// So a `TaskFuture` is `#[must_use]`, and so are the `map` methods' vectors: the compiler
+/// warns about a submission whose future is dropped at once. The pitfall, then the right way
+/// (the first example fails to compile because it denies the warning):
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// let client = taskweave::Client::new().unwrap();
+/// client.submit(|x: i32| x + 1, 1); // dropped at once: the job may never run
+/// client.map(|x: i32| x + 1, 0..3);
+/// ```
+///
+/// ```
+/// #![deny(unused_must_use)]
+/// let client = taskweave::Client::new().unwrap();
+/// let kept = client.submit(|x: i32| x + 1, 1);
+/// let forgotten = client.map(|x: i32| x + 1, 0..3);
+/// client.fire_and_forget(&forgotten); // runs to completion without a handle
+/// assert_eq!(kept.result().unwrap(), 2);
+/// ```
+///
 /// # Examples
 ///
 /// ```
@@ -71,6 +91,8 @@ impl Drop for Handle {
 /// assert_eq!(copy.result()?, 11);
 /// # Ok::<(), taskweave::Error>(())
 /// ```
+#[must_use = "dropping a TaskFuture releases its task, which then may never run; keep it, \
+              await it, or pass it to `client.fire_and_forget`"]
 pub struct TaskFuture<T> {
     pub(crate) handle: Handle,
     _value: PhantomData<fn() -> T>,

@@ -285,6 +285,7 @@ impl Client {
     /// assert_eq!(client.blocking().gather(&futures)?, vec![10, 20, 30]);
     /// # Ok(()) }
     /// ```
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
     pub fn map<F, I, R>(&self, function: F, items: I) -> Vec<TaskFuture<R>>
     where
         F: Fn(I::Item) -> R + Send + Sync + 'static,
@@ -309,6 +310,7 @@ impl Client {
     /// assert_eq!(client.blocking().gather(&doubled)?, vec![2, 4, 6]);
     /// # Ok(()) }
     /// ```
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
     pub fn map_after<T, F, R>(&self, futures: &[TaskFuture<T>], function: F) -> Vec<TaskFuture<R>>
     where
         T: Clone + Send + Sync + 'static,

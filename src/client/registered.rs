@@ -47,6 +47,7 @@ impl TaskBuilder<'_, NoDeps, Impure> {
 
     /// Submits `T` once per input, in order; see [`Client::map_task`]. With a
     /// [`key`](TaskBuilder::key), the key is a prefix: each input gets `key-<fresh token>`.
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
     pub fn map_task<T: Task>(
         &self,
         inputs: impl IntoIterator<Item = T::Input>,
@@ -211,6 +212,7 @@ impl Client {
     /// assert_eq!(client.blocking().gather(&futures)?, vec![0, 1, 4, 9]);
     /// # Ok::<(), taskweave::Error>(())
     /// ```
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
     pub fn map_task<T: Task>(
         &self,
         inputs: impl IntoIterator<Item = T::Input>,

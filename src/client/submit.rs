@@ -327,6 +327,7 @@ impl TaskBuilder<'_, NoDeps, Impure> {
     /// Submits `function(item)` for every item; see [`Client::map`]. With a
     /// [`key`](TaskBuilder::key), the key is a prefix: each item gets `key-<fresh token>`,
     /// a new task that no other submission shares.
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
     pub fn map<F, I, R>(&self, function: F, items: I) -> Vec<TaskFuture<R>>
     where
         F: Fn(I::Item) -> R + Send + Sync + 'static,
@@ -357,6 +358,7 @@ impl TaskBuilder<'_, NoDeps, Impure> {
     /// assert_eq!(client.blocking().gather(&futures)?, vec![2, 4]);
     /// # Ok(()) }
     /// ```
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
     pub fn map_with_keys<F, K, T, I, R>(&self, function: F, keyed_items: I) -> Vec<TaskFuture<R>>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
@@ -416,6 +418,7 @@ impl TaskBuilder<'_, NoDeps, Pure> {
     /// and the item: mapping the same function over the same items twice shares the tasks.
     /// With a [`key`](TaskBuilder::key), that key replaces the function's name as the
     /// prefix: `key-<token of the function and the item>`.
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
     pub fn map<F, I, R>(&self, function: F, items: I) -> Vec<TaskFuture<R>>
     where
         F: Fn(I::Item) -> R + Send + Sync + 'static,

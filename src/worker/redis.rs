@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 
 use crate::Error;
 use crate::client::core::panic_message;
+use crate::error::bound_error_text;
 use crate::executor::{Executor, ExecutorExt};
 use crate::task::{Task, compose_outputs};
 use crate::transport::redis::store::{
@@ -639,8 +640,13 @@ impl Shared {
         }
         match outcome {
             HandlerOutcome::Output(output) => complete(Status::Ok, output),
-            HandlerOutcome::Failed(message) => complete(Status::Failed, message.into_bytes()),
-            HandlerOutcome::Panicked(message) => complete(Status::Panicked, message.into_bytes()),
+            // Bounded before it goes to Redis (the client bounds what it reads, too).
+            HandlerOutcome::Failed(message) => {
+                complete(Status::Failed, bound_error_text(message).into_bytes())
+            }
+            HandlerOutcome::Panicked(message) => {
+                complete(Status::Panicked, bound_error_text(message).into_bytes())
+            }
             HandlerOutcome::BadInput(reason) => {
                 let rejection = Rejection {
                     reason,

@@ -47,6 +47,7 @@ macro_rules! for_each_case {
             errors::gather_raises_the_first_error_in_input_order,
             errors::gather_reports_an_error_without_waiting_for_later_tasks,
             errors::blocking_call_inside_async_is_refused,
+            errors::a_huge_error_text_is_bounded,
             threads::submit_from_twenty_threads_loses_nothing,
             threads::futures_resolve_when_awaited_from_another_runtime,
             threads::shared_keys_held_and_dropped_from_many_threads_are_released,
@@ -99,6 +100,7 @@ macro_rules! for_each_registered_case {
             registered::close_cancels_what_is_unfinished_and_later_submits,
             registered::cancelling_a_registered_task_cancels_it_and_its_dependents,
             keys::a_key_given_to_map_task_is_a_prefix_per_input,
+            errors::a_huge_registered_error_text_is_bounded,
         );
     };
 }

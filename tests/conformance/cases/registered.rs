@@ -47,6 +47,19 @@ impl Task for EvenOnly {
     }
 }
 
+/// Fails with an error text of `len` bytes: `FIRST`, then `x`s, then `LAST`.
+pub struct Verbose;
+
+impl Task for Verbose {
+    const NAME: &'static str = "conformance.verbose";
+    type Input = usize;
+    type Output = ();
+    type Error = String;
+    fn run(len: usize) -> Result<(), String> {
+        Err(format!("FIRST{}LAST", "x".repeat(len.saturating_sub(9))))
+    }
+}
+
 /// Panics with the given message.
 pub struct Explode;
 
@@ -82,6 +95,7 @@ pub fn register(builder: taskweave::worker::WorkerBuilder) -> taskweave::worker:
         .register::<EvenOnly>()
         .register::<Explode>()
         .register::<Sum>()
+        .register::<Verbose>()
 }
 
 pub async fn registered_task_gives_its_value(client: Client) {
