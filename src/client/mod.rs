@@ -199,7 +199,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn after<D: Dependencies>(&self, deps: D) -> TaskBuilder<'_, After<D>> {
-        TaskBuilder::after(self, deps)
+        TaskBuilder::with_deps(self, deps)
     }
 
     /// Runs `function(argument)` on a worker and returns its future at once.
@@ -207,7 +207,7 @@ impl Client {
     /// Never blocks and needs no `.await`. A panic in `function` becomes
     /// [`TaskError::Panicked`](crate::TaskError::Panicked) on the future; the worker survives.
     /// After [`close`](Client::close), the future resolves at once to
-    /// [`TaskError::Cancelled`](crate::TaskError::Cancelled).
+    /// [`TaskError::ClientClosed`](crate::TaskError::ClientClosed).
     ///
     /// # Examples
     ///

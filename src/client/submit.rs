@@ -287,6 +287,33 @@ where
     })
 }
 
+/// Options first, dependencies after.
+impl<'c, P> TaskBuilder<'c, NoDeps, P> {
+    /// Makes the task run after `deps` and receive their values, keeping the options set so
+    /// far: `client.task().key("y").priority(3).after(&x)` is
+    /// `client.after(&x).key("y").priority(3)`. See [`Client::after`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let x = client.submit(|x: i64| x + 1, 1);
+    /// let y = client.task().key("y").priority(3).after(&x).submit(|x: i64| x * 10);
+    /// assert_eq!(y.key().to_string(), "y");
+    /// assert_eq!(y.result()?, 20);
+    /// # Ok(()) }
+    /// ```
+    pub fn after<D: Dependencies>(self, deps: D) -> TaskBuilder<'c, After<D>, P> {
+        TaskBuilder {
+            client: self.client,
+            options: self.options,
+            deps: After(deps),
+            _purity: PhantomData,
+        }
+    }
+}
+
 /// Methods for tasks without dependencies and with fresh keys.
 impl TaskBuilder<'_, NoDeps, Impure> {
     /// Submits `function(argument)`; see [`Client::submit`].
@@ -440,7 +467,7 @@ impl TaskBuilder<'_, NoDeps, Pure> {
 }
 
 impl<'c, D: Dependencies, P: 'static> TaskBuilder<'c, After<D>, P> {
-    pub(crate) fn after(client: &'c Client, deps: D) -> Self {
+    pub(crate) fn with_deps(client: &'c Client, deps: D) -> Self {
         TaskBuilder {
             client,
             options: SubmitOptions::default(),

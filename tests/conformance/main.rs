@@ -78,6 +78,7 @@ macro_rules! for_each_case {
             keys::a_key_given_to_an_impure_map_never_returns_another_maps_values,
             keys::map_with_keys_uses_each_key_verbatim,
             keys::generated_keys_differ_between_clients,
+            keys::options_given_before_dependencies_are_kept,
         );
     };
 }

@@ -74,3 +74,18 @@ pub async fn a_key_given_to_map_task_is_a_prefix_per_input(client: Client) {
     let keys: HashSet<String> = texts(&first).into_iter().chain(texts(&second)).collect();
     assert_eq!(keys.len(), 4, "{keys:?}");
 }
+
+/// Options may come before the dependencies: `client.task().key(..).after(&x)` keeps them.
+pub async fn options_given_before_dependencies_are_kept(client: Client) {
+    let x = client.submit(inc, 1);
+    let y = client.task().key("y").priority(3).retries(1).after(&x).submit(|x: i64| x * 10);
+    assert_eq!(y.key().to_string(), "y");
+    assert_eq!((&y).await.unwrap(), 20);
+    fn double(x: i64) -> i64 {
+        x * 2
+    }
+    let first = client.task().pure().after(&x).submit(double);
+    let second = client.after(&x).pure().submit(double);
+    assert_eq!(first.key(), second.key(), "pure before or after `after`: one key");
+    assert_eq!(second.await.unwrap(), 4);
+}
