@@ -13,6 +13,23 @@ use super::core::{Core, Job, Value};
 use crate::error::{Error, TaskError};
 use crate::scheduler::{Event, TaskKey, TaskState};
 
+/// Anything that holds a task handle: what [`settle`] waits on.
+pub(crate) trait AsHandle {
+    fn handle(&self) -> &Handle;
+}
+
+impl<T> AsHandle for TaskFuture<T> {
+    fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl AsHandle for &Handle {
+    fn handle(&self) -> &Handle {
+        self
+    }
+}
+
 /// One client handle on a task; the last one dropped releases the task.
 ///
 /// Not an `Arc` of its own: the job counts its handles (`JobOf::handles`), so a task costs
@@ -235,31 +252,31 @@ impl<T: Clone + 'static> TaskFuture<T> {
 /// reported as soon as the tasks before it are done (not when the last task is), it also asks
 /// the client to wake it at any task failure (`Core::watch_failures`); failures are rare, so
 /// that costs one registration per wait.
-pub(crate) async fn settle<T>(futures: &[TaskFuture<T>]) {
+pub(crate) async fn settle<H: AsHandle>(futures: &[H]) {
     let mut front = 0;
     let mut back = futures.len();
     let mut watching = FailureWatch { registrations: Vec::new() };
     std::future::poll_fn(|cx| {
         loop {
             while front < back {
-                match futures[front].handle.job.status() {
+                match futures[front].handle().job.status() {
                     Some(true) => front += 1,
                     Some(false) => return Poll::Ready(()),
                     None => break,
                 }
             }
-            while back > front && futures[back - 1].handle.job.status().is_some() {
+            while back > front && futures[back - 1].handle().job.status().is_some() {
                 back -= 1;
             }
             if back == front {
                 return Poll::Ready(());
             }
-            watching.watch(&futures[front].handle.core, cx);
+            watching.watch(&futures[front].handle().core, cx);
             // The front may have failed between the look above and the registration.
-            if futures[front].handle.job.status().is_some() {
+            if futures[front].handle().job.status().is_some() {
                 continue;
             }
-            if futures[back - 1].handle.job.poll_outcome(cx).is_pending() {
+            if futures[back - 1].handle().job.poll_outcome(cx).is_pending() {
                 return Poll::Pending;
             }
         }

@@ -26,7 +26,7 @@ pub use builder::ClientBuilder;
 pub use delayed::{Delayed, DelayedInputs, delayed, delayed_after};
 pub use deps::Dependencies;
 pub use future::TaskFuture;
-pub use gather::{GatherErrors, Gathered};
+pub use gather::{Gather, GatherErrors, GatherList, Gathered};
 pub(crate) use stats::WorkerGauge;
 pub use stats::{ClientStats, StatsStream, TransportStats, WorkerStats};
 pub use submit::{After, Impure, NoDeps, Pure, TaskBuilder};
@@ -368,31 +368,6 @@ impl Client {
         for future in futures {
             future.cancel();
         }
-    }
-
-    /// Waits for every future and returns the values in input order.
-    ///
-    /// # Errors
-    ///
-    /// The first task error in input order, as [`Error::Task`], as soon as that task and the
-    /// ones before it have finished (later tasks may still be running). Gathering many tasks
-    /// costs one wake-up of the waiting task, not one per task: gather waits for the last
-    /// unfinished task, and is woken early only when some task fails.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the returned future stops waiting; the tasks keep running.
-    pub async fn gather<T: Clone + 'static>(
-        &self,
-        futures: &[TaskFuture<T>],
-    ) -> Result<Vec<T>, Error> {
-        self.refuse_if_closed("gather")?;
-        future::settle(futures).await;
-        let mut values = Vec::with_capacity(futures.len());
-        for future in futures {
-            values.push(future.await?);
-        }
-        Ok(values)
     }
 
     /// Closes the client: nothing new is accepted, unfinished tasks resolve to

@@ -6,6 +6,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod registered;
 pub mod semantics;
+pub mod shapes;
 pub mod stats;
 pub mod threads;
 pub mod waiting;
