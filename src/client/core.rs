@@ -578,16 +578,8 @@ impl Core {
         actions: &mut Vec<Action<Arc<Job>>>,
     ) -> Arc<Job> {
         if shared_key {
-            if let Some(existing) = scheduler.lookup(&job.key) {
-                if let Some(existing_job) = scheduler.payload(existing).cloned() {
-                    // The scheduler hears only of a change from no handles to some (see
-                    // `JobOf::handles`); the count changes under its lock here, so a last
-                    // handle dropped at the same time is told apart by its own count.
-                    if existing_job.handles.fetch_add(1, Ordering::AcqRel) == 0 {
-                        scheduler.handle(Event::Retained { id: existing }, actions);
-                    }
-                    return existing_job;
-                }
+            if let Some(existing_job) = Self::retain_shared(scheduler, &job.key, actions) {
+                return existing_job;
             }
         }
         let spec = TaskSpec {
@@ -609,25 +601,58 @@ impl Core {
         job
     }
 
-    /// Registers a job whose value already exists (`scatter`).
-    pub(crate) fn insert_value(&self, job: Arc<Job>, value: Value) -> Arc<Job> {
+    /// The job that holds the shared `key`, with one more client handle, if there is one.
+    fn retain_shared(
+        scheduler: &mut Scheduler<Arc<Job>>,
+        key: &TaskKey,
+        actions: &mut Vec<Action<Arc<Job>>>,
+    ) -> Option<Arc<Job>> {
+        let existing = scheduler.lookup(key)?;
+        let existing_job = scheduler.payload(existing).cloned()?;
+        // The scheduler hears only of a change from no handles to some (see
+        // `JobOf::handles`); the count changes under its lock here, so a last handle dropped
+        // at the same time is told apart by its own count.
+        if existing_job.handles.fetch_add(1, Ordering::AcqRel) == 0 {
+            scheduler.handle(Event::Retained { id: existing }, actions);
+        }
+        Some(existing_job)
+    }
+
+    /// Registers a job whose value already exists (`scatter`); with a `shared_key`, an
+    /// existing task holding that key is returned instead (its value, not this one).
+    pub(crate) fn insert_value(&self, job: Arc<Job>, value: Value, shared_key: bool) -> Arc<Job> {
         if self.refused_after_close(&job, "scatter") {
             return job;
         }
-        job.resolve(Ok(value));
-        let spec = TaskSpec {
-            id: job.id,
-            key: job.key.clone(),
-            deps: Vec::new(),
-            priority: 0,
-            retries: 0,
-            allowed_failures: 0,
-            uses_worker: false,
-            pinned: false,
-            shared_key: false,
-            payload: Arc::clone(&job),
+        let mut actions = spare_actions();
+        let job = {
+            // One hold of the lock: two scatters of one shared key find one task.
+            let mut scheduler = self.scheduler.lock();
+            match shared_key
+                .then(|| Self::retain_shared(&mut scheduler, &job.key, &mut actions))
+                .flatten()
+            {
+                Some(existing_job) => existing_job,
+                None => {
+                    job.resolve(Ok(value));
+                    let spec = TaskSpec {
+                        id: job.id,
+                        key: job.key.clone(),
+                        deps: Vec::new(),
+                        priority: 0,
+                        retries: 0,
+                        allowed_failures: 0,
+                        uses_worker: false,
+                        pinned: false,
+                        shared_key,
+                        payload: Arc::clone(&job),
+                    };
+                    scheduler.handle(Event::Scattered(spec), &mut actions);
+                    job
+                }
+            }
         };
-        self.feed(Event::Scattered(spec));
+        self.apply(actions, None);
         job
     }
 

@@ -32,7 +32,7 @@ pub use stats::{ClientStats, StatsStream, TransportStats, WorkerStats};
 pub use submit::{After, Impure, NoDeps, Pure, TaskBuilder};
 pub use wait::{ReturnWhen, WaitOutcome};
 
-use self::core::{BlockingBody, Core, Job, Value};
+use self::core::Core;
 use crate::error::Error;
 use crate::executor::Executor;
 use crate::scheduler::Event;
@@ -343,16 +343,29 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn scatter<T: Send + Sync + 'static>(&self, value: T) -> TaskFuture<T> {
-        let core = self.core();
-        let job = Job::new(
-            core.next_id(),
-            submit::fresh_key::<T>(core),
-            Vec::new(),
-            BlockingBody(|_: &[Value]| Err("a scattered value is never run".into())),
-            None,
-        );
-        let job = core.insert_value(job, Arc::new(value));
-        TaskFuture::from_job(job, Arc::clone(core))
+        self.task().scatter(value)
+    }
+
+    /// Scatters each value of `values` as its own future (Dask's `scatter` of a list):
+    /// dependents of one element read only that element.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let parts = client.scatter_each(vec![vec![1u8, 2], vec![3]]);
+    /// assert_eq!(parts.len(), 2);
+    /// let sizes = client.map_after(&parts, |part: Vec<u8>| part.len());
+    /// assert_eq!(client.blocking().gather(&sizes)?, vec![2, 1]);
+    /// # Ok(()) }
+    /// ```
+    #[must_use = "dropping the futures releases the scattered values"]
+    pub fn scatter_each<T: Send + Sync + 'static>(
+        &self,
+        values: impl IntoIterator<Item = T>,
+    ) -> Vec<TaskFuture<T>> {
+        self.task().scatter_each(values)
     }
 
     /// Lets each task run to completion even if every handle to it is dropped (Dask's

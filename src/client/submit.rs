@@ -56,6 +56,16 @@ fn pure_token<F: 'static>(inputs: impl FnOnce(&mut DefaultHasher)) -> Option<u64
     Some(hasher.finish())
 }
 
+/// The key of a scattered `value` of type `T` by its content, with its token: equal values
+/// of one type get one key.
+fn content_key<T: Hash + 'static>(value: &T) -> (TaskKey, u64) {
+    let mut hasher = DefaultHasher::new();
+    TypeId::of::<T>().hash(&mut hasher);
+    value.hash(&mut hasher);
+    let token = hasher.finish();
+    (TaskKey::generated(prefix_of::<T>(), token), token)
+}
+
 /// No dependencies: the task's function takes the argument given to `submit`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoDeps;
@@ -403,9 +413,99 @@ impl TaskBuilder<'_, NoDeps, Impure> {
     }
 }
 
+/// Scattering: values put into the cluster as finished futures.
+impl<P> TaskBuilder<'_, NoDeps, P> {
+    /// Registers `value` as a finished task under `key` (and whether it is shared), or
+    /// returns the task already holding a shared `key`.
+    fn scatter_keyed<T: Send + Sync + 'static>(
+        &self,
+        key: (TaskKey, bool),
+        value: T,
+    ) -> TaskFuture<T> {
+        let core = self.client.core();
+        let (key, shared) = key;
+        let job = Job::new(
+            core.next_id(),
+            key,
+            Vec::new(),
+            BlockingBody(|_: &[Value]| Err("a scattered value is never run".into())),
+            None,
+        );
+        let job = core.insert_value(job, Arc::new(value), shared);
+        TaskFuture::from_job(job, Arc::clone(core))
+    }
+}
+
+impl TaskBuilder<'_, NoDeps, Impure> {
+    /// Puts `value` into the cluster as a finished future; see [`Client::scatter`]. With a
+    /// [`key`](TaskBuilder::key), the value is stored under exactly that key, and while it
+    /// is held, another submission or scatter with that key gets this value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let table = client.task().key("table").scatter(vec![1, 2, 3]);
+    /// let again = client.task().key("table").scatter(vec![9]);
+    /// assert_eq!(again.result()?, vec![1, 2, 3], "the key is held: its value is shared");
+    /// # drop(table);
+    /// # Ok(()) }
+    /// ```
+    pub fn scatter<T: Send + Sync + 'static>(&self, value: T) -> TaskFuture<T> {
+        let key = self.key_or::<T>(None);
+        self.scatter_keyed(key, value)
+    }
+
+    /// Scatters each value as its own future; see [`Client::scatter_each`]. With a
+    /// [`key`](TaskBuilder::key), the key is a prefix: `key-<fresh token>` per value.
+    #[must_use = "dropping the futures releases the scattered values"]
+    pub fn scatter_each<T: Send + Sync + 'static>(
+        &self,
+        values: impl IntoIterator<Item = T>,
+    ) -> Vec<TaskFuture<T>> {
+        values
+            .into_iter()
+            .map(|value| self.scatter_keyed(self.item_key::<T>(None), value))
+            .collect()
+    }
+}
+
 /// Methods for pure tasks without dependencies: the key is derived from the function and the
 /// argument.
 impl TaskBuilder<'_, NoDeps, Pure> {
+    /// Puts `value` into the cluster under a key derived from its content (Dask's
+    /// `scatter(hash=True)`): equal values scattered while the first is held share one key
+    /// and one stored value. The key reads `<type name>-<hash>`, or `<key>-<hash>` after
+    /// [`key`](TaskBuilder::key).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let first = client.task().pure().scatter(String::from("config"));
+    /// let second = client.task().pure().scatter(String::from("config"));
+    /// assert_eq!(first.key(), second.key());
+    /// # Ok(()) }
+    /// ```
+    pub fn scatter<T: Hash + Send + Sync + 'static>(&self, value: T) -> TaskFuture<T> {
+        let key = self.item_key::<T>(Some(content_key(&value)));
+        self.scatter_keyed(key, value)
+    }
+
+    /// Scatters each value as its own future under a key derived from its content.
+    #[must_use = "dropping the futures releases the scattered values"]
+    pub fn scatter_each<T: Hash + Send + Sync + 'static>(
+        &self,
+        values: impl IntoIterator<Item = T>,
+    ) -> Vec<TaskFuture<T>> {
+        values
+            .into_iter()
+            .map(|value| self.scatter_keyed(self.item_key::<T>(Some(content_key(&value))), value))
+            .collect()
+    }
+
     /// Submits `function(argument)` under a key derived from both.
     pub fn submit<F, A, R>(&self, function: F, argument: A) -> TaskFuture<R>
     where

@@ -81,6 +81,7 @@ macro_rules! for_each_case {
             keys::options_given_before_dependencies_are_kept,
             shapes::gather_takes_tuples_maps_and_nested_vectors,
             shapes::gather_of_a_tuple_raises_the_first_error_in_order,
+            shapes::scatter_by_key_by_content_and_per_element,
         );
     };
 }

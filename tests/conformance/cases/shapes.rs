@@ -41,3 +41,33 @@ pub async fn gather_of_a_tuple_raises_the_first_error_in_order(client: Client) {
         other => panic!("expected the first failure, got {other:?}"),
     }
 }
+
+/// Scatter with an explicit key, by content (`pure`), and of a collection one future per
+/// element.
+pub async fn scatter_by_key_by_content_and_per_element(client: Client) {
+    let table = client.task().key("table").scatter(vec![1, 2, 3]);
+    assert_eq!(table.key().to_string(), "table");
+    let again = client.task().key("table").scatter(vec![9]);
+    assert_eq!(again.await.unwrap(), vec![1, 2, 3], "a held key keeps its value");
+    let reader = client.task().key("table").submit(|_: ()| vec![0], ());
+    assert_eq!(reader.await.unwrap(), vec![1, 2, 3], "a submission finds the scattered key");
+
+    let first = client.task().pure().scatter(String::from("settings"));
+    let same = client.task().pure().scatter(String::from("settings"));
+    let other = client.task().pure().scatter(String::from("other"));
+    assert_eq!(first.key(), same.key());
+    assert_ne!(first.key(), other.key());
+    assert!(first.key().to_string().starts_with("String-"), "{}", first.key());
+    let plain_a = client.scatter(String::from("settings"));
+    let plain_b = client.scatter(String::from("settings"));
+    assert_ne!(plain_a.key(), plain_b.key(), "without pure, every scatter is its own");
+
+    let parts = client.scatter_each(vec![vec![1u8, 2], vec![3]]);
+    assert_eq!(parts.len(), 2);
+    let sizes = client.map_after(&parts, |part: Vec<u8>| part.len());
+    assert_eq!(client.gather(&sizes).await.unwrap(), vec![2, 1]);
+    let hashed = client.task().pure().scatter_each([7u32, 7, 8]);
+    assert_eq!(hashed[0].key(), hashed[1].key());
+    assert_ne!(hashed[0].key(), hashed[2].key());
+    drop(table);
+}
