@@ -251,10 +251,10 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
     pub(super) fn item_key<F>(&self, pure: Option<(TaskKey, u64)>) -> (TaskKey, bool) {
         match (&self.options.key, pure) {
             (Some(prefix), Some((_, token))) => {
-                (TaskKey::prefixed(prefix.to_string(), token), true)
+                (TaskKey::prefixed(&prefix.to_string(), token), true)
             }
             (Some(prefix), None) => {
-                (TaskKey::prefixed(prefix.to_string(), self.client.core().fresh_token()), false)
+                (TaskKey::prefixed(&prefix.to_string(), self.client.core().fresh_token()), false)
             }
             (None, Some((key, _))) => (key, true),
             (None, None) => (fresh_key::<F>(self.client.core()), false),
