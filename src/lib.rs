@@ -85,6 +85,8 @@ pub use client::{
 // Waiting for many futures: `wait`, gather error modes, `as_completed`.
 pub use client::{AsCompleted, GatherErrors, Gathered, ReturnWhen, WaitOutcome};
 pub use client::{StatsStream, WorkerStats};
+// Cooperative cancellation of running bodies.
+pub use client::{CancelOnDrop, TaskContext};
 pub use error::{Error, TaskError};
 pub use executor::{Executor, ExecutorExt};
 pub use task::Task;

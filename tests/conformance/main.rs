@@ -73,6 +73,10 @@ macro_rules! for_each_case {
             semantics::map_over_futures_and_over_zipped_iterables,
             stats::stats_count_tasks_by_state_and_by_worker,
             stats::stats_stream_yields_at_once_and_ends_after_close,
+            cancelling::cancel_stops_a_running_blocking_body_that_polls_its_context,
+            cancelling::a_dropped_cancel_on_drop_guard_stops_its_running_body,
+            cancelling::close_stops_running_bodies_that_poll_their_context,
+            cancelling::a_context_knows_its_key_and_can_be_awaited,
         );
     };
 }
