@@ -4,8 +4,8 @@
 //! Cancelling a task drops a running async body at its next `.await`, but nothing can stop a
 //! blocking body from the outside: Rust has no safe way to interrupt a thread. A blocking body
 //! that should stop early takes a `&TaskContext` and polls
-//! [`is_cancelled`](TaskContext::is_cancelled) between steps of its work (cooperative
-//! cancellation, as with tokio's `CancellationToken` or Dask's `secede`-free long tasks).
+//! [`is_cancelled`](TaskContext::is_cancelled) between steps of its work: cooperative
+//! cancellation, as with tokio-util's `CancellationToken`.
 //!
 //! Plain `submit`s pay nothing for this: only a submission `_with_context` carries a context
 //! (one allocation), and a cancel reaches it through the job it belongs to.
