@@ -20,8 +20,8 @@ use std::task::{Context, Poll, Waker};
 use parking_lot::Mutex;
 
 use super::core::{Body, Value};
-use super::deps::DependencyList;
-use super::submit::{Impure, NoDeps};
+use super::deps::{Dependencies, DependencyList, DependencyReader};
+use super::submit::{After, Impure, NoDeps};
 use super::{Client, TaskBuilder, TaskFuture};
 use crate::executor::BoxFuture;
 use crate::scheduler::TaskKey;
@@ -199,14 +199,14 @@ struct BlockingContextBody<F> {
 
 impl<F> Body for BlockingContextBody<F>
 where
-    F: Fn(&TaskContext) -> Result<Value, String> + Send + Sync + 'static,
+    F: Fn(&TaskContext, &[Value]) -> Result<Value, String> + Send + Sync + 'static,
 {
     fn is_async(&self) -> bool {
         false
     }
 
-    fn call_blocking(&self, _: &[Value]) -> Result<Value, String> {
-        (self.function)(&self.context)
+    fn call_blocking(&self, inputs: &[Value]) -> Result<Value, String> {
+        (self.function)(&self.context, inputs)
     }
 
     fn call_async(&self, _: Vec<Value>) -> BoxFuture<Result<Value, String>> {
@@ -258,7 +258,7 @@ impl TaskBuilder<'_, NoDeps, Impure> {
         let key = self.key_or::<F>(None);
         let body = BlockingContextBody {
             context: TaskContext::new(key.0.clone()),
-            function: move |context: &TaskContext| {
+            function: move |context: &TaskContext, _: &[Value]| {
                 Ok(Arc::new(function(context, argument.clone())) as Value)
             },
         };
@@ -277,7 +277,10 @@ impl TaskBuilder<'_, NoDeps, Impure> {
         let key = self.key_or::<F>(None);
         let body = BlockingContextBody {
             context: TaskContext::new(key.0.clone()),
-            function: move |context: &TaskContext| match function(context, argument.clone()) {
+            function: move |context: &TaskContext, _: &[Value]| match function(
+                context,
+                argument.clone(),
+            ) {
                 Ok(value) => Ok(Arc::new(value) as Value),
                 Err(error) => Err(error.to_string()),
             },
@@ -303,6 +306,54 @@ impl TaskBuilder<'_, NoDeps, Impure> {
             },
         };
         self.submit_job(key, DependencyList::default(), body, None)
+    }
+}
+
+/// Dependent submissions whose bodies receive their [`TaskContext`].
+impl<D: Dependencies, P: 'static> TaskBuilder<'_, After<D>, P> {
+    /// Like [`submit`](TaskBuilder::submit) (run once every dependency finished, with their
+    /// values), for a blocking body that receives its [`&TaskContext`](TaskContext) and can
+    /// stop early when cancelled (see [`Client::submit_with_context`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// use taskweave::TaskContext;
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let rows = client.submit(|n: u64| (0..n).collect::<Vec<u64>>(), 1_000);
+    /// let total = client.after(&rows).submit_with_context(|context: &TaskContext, rows: Vec<u64>| {
+    ///     let mut total = 0;
+    ///     for chunk in rows.chunks(100) {
+    ///         if context.is_cancelled() {
+    ///             return None;
+    ///         }
+    ///         total += chunk.iter().sum::<u64>();
+    ///     }
+    ///     Some(total)
+    /// });
+    /// assert_eq!(total.result()?, Some(499_500));
+    /// # Ok(()) }
+    /// ```
+    pub fn submit_with_context<F, R>(&self, function: F) -> TaskFuture<R>
+    where
+        F: Fn(&TaskContext, D::Values) -> R + Send + Sync + 'static,
+        R: Send + Sync + 'static,
+    {
+        let (list, lengths) = self.collect();
+        let key = self.dependent_key::<F>(&list);
+        let body = BlockingContextBody {
+            context: TaskContext::new(key.0.clone()),
+            function: move |context: &TaskContext, inputs: &[Value]| {
+                let values =
+                    D::read(&mut DependencyReader::new(inputs, &lengths)).ok_or_else(|| {
+                        "internal error: dependency values of an unexpected type".to_owned()
+                    })?;
+                Ok(Arc::new(function(context, values)) as Value)
+            },
+        };
+        self.submit_job(key, list, body, None)
     }
 }
 

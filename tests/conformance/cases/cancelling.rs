@@ -122,6 +122,14 @@ pub async fn a_context_knows_its_key_and_can_be_awaited(client: Client) {
     assert!(error.is_user_error(), "{error:?}");
     assert!(error.to_string().contains(&fallible.key().to_string()), "{error}");
 
+    // So does a dependent's body, with its dependencies' values.
+    let base = client.submit(|x: u64| x * 10, 4);
+    let dependent = client
+        .after(&base)
+        .submit_with_context(|context: &TaskContext, x: u64| (context.key().to_string(), x + 2));
+    let (key, value) = (&dependent).await.unwrap();
+    assert_eq!((key, value), (dependent.key().to_string(), 42));
+
     // An async body gets its context too; `cancelled()` resolves once the task is cancelled.
     let (contexts, context) = flume::bounded(1);
     let waiting = client.submit_async_with_context(
