@@ -16,8 +16,8 @@
 //!
 //! `RUST_LOG=taskweave=debug` shows what the engine does, task by task. Ctrl-C or SIGTERM
 //! stops taking connections, ends the statistics streams and the `?wait=`s, lets the other
-//! open requests finish (each is bounded by the service's timeouts) and closes the client,
-//! which cancels what is still running.
+//! open requests finish (bounded by the service's timeouts and a 15 s grace period) and
+//! closes the client, which cancels what is still running.
 //!
 //! # On Redis workers
 //!
