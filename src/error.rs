@@ -107,6 +107,55 @@ impl Error {
             _ => None,
         }
     }
+
+    /// Whether a task that was waited for was cancelled (see [`TaskError::is_cancelled`]):
+    /// in a web service, the request's work was abandoned (HTTP 409, or 499 for a client that
+    /// went away).
+    ///
+    /// The three predicates `is_cancelled`, [`is_timeout`](Error::is_timeout) and
+    /// [`is_user_error`](Error::is_user_error) exclude each other, so that mapping an error to
+    /// a status code is one `match`; everything else (the client closed, a transport failure,
+    /// a lost worker) is the service's own trouble (HTTP 500 or 503).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::Error;
+    ///
+    /// fn status(error: &Error) -> u16 {
+    ///     match error {
+    ///         e if e.is_user_error() => 422, // the job itself failed or panicked
+    ///         e if e.is_timeout() => 504,    // a wait with a deadline ran out
+    ///         e if e.is_cancelled() => 409,  // somebody cancelled it
+    ///         Error::Closed { .. } => 503,   // shutting down
+    ///         _ => 500,
+    ///     }
+    /// }
+    /// # fn main() -> Result<(), Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let failing = client.try_submit(|_: ()| Err::<u32, _>("no such file"), ());
+    /// assert_eq!(status(&failing.result().unwrap_err()), 422);
+    /// let cancelled = client.submit(|_: ()| std::thread::sleep(std::time::Duration::from_secs(60)), ());
+    /// cancelled.cancel();
+    /// assert_eq!(status(&cancelled.result().unwrap_err()), 409);
+    /// # Ok(()) }
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.as_task_error().is_some_and(TaskError::is_cancelled)
+    }
+
+    /// Whether a wait ran out of time ([`Error::Timeout`]); the tasks keep running. See
+    /// [`is_cancelled`](Error::is_cancelled) for mapping errors to status codes.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// Whether a task that was waited for failed because of its own body: it returned an error
+    /// or panicked, directly or in a dependency (see [`TaskError::is_user_error`]). See
+    /// [`is_cancelled`](Error::is_cancelled) for mapping errors to status codes.
+    pub fn is_user_error(&self) -> bool {
+        self.as_task_error().is_some_and(TaskError::is_user_error)
+    }
 }
 
 /// A task did not produce a value.
@@ -198,6 +247,13 @@ impl TaskError {
             TaskError::DependencyFailed { root, .. } => root.is_cancelled(),
             _ => false,
         }
+    }
+
+    /// Whether the task's own code failed: its body (or a dependency's, for
+    /// [`TaskError::DependencyFailed`]) returned an error or panicked — as opposed to being
+    /// cancelled or losing its workers.
+    pub fn is_user_error(&self) -> bool {
+        matches!(self.root(), TaskError::Failed { .. } | TaskError::Panicked { .. })
     }
 
     /// The root cause: the error itself, or for [`TaskError::DependencyFailed`] the error of the

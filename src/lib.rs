@@ -86,6 +86,8 @@ pub use client::{
 pub use client::{AsCompleted, GatherErrors, Gathered, ReturnWhen, WaitOutcome};
 pub use client::{StatsStream, WorkerStats};
 pub use error::{Error, MAX_ERROR_TEXT, TaskError};
+// Cooperative cancellation of running bodies.
+pub use client::{CancelOnDrop, TaskContext};
 pub use executor::{Executor, ExecutorExt};
 pub use task::Task;
 

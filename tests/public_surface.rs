@@ -26,6 +26,10 @@ fn public_types_are_send_and_sync() {
     assert_clone::<taskweave::client::AsCompletedAdder<String>>();
     assert_clone::<Client>();
     assert_clone::<TaskFuture<Vec<u8>>>();
+    assert_send_sync::<taskweave::TaskContext>();
+    assert_clone::<taskweave::TaskContext>();
+    assert_send_sync::<taskweave::client::Cancelled>();
+    assert_send_sync::<taskweave::CancelOnDrop<String>>();
 }
 
 #[test]

@@ -44,6 +44,11 @@ pub(crate) trait Body: Send + Sync + 'static {
     fn call_blocking(&self, inputs: &[Value]) -> Result<Value, String>;
     /// Starts an async body.
     fn call_async(&self, inputs: Vec<Value>) -> BoxFuture<Result<Value, String>>;
+    /// The task was cancelled while it ran or waited for a worker: tell the body, if it
+    /// listens (bodies submitted `_with_context` set their
+    /// [`TaskContext`](super::context::TaskContext)'s flag). Called only on a cancel, so
+    /// plain bodies pay nothing for it.
+    fn cancel(&self) {}
 }
 
 /// A blocking body: reads its dependencies' values and returns its own.
@@ -261,6 +266,8 @@ impl Job {
     }
 
     fn abort(&self) {
+        // A blocking body cannot be stopped from the outside; one that listens stops itself.
+        self.body.cancel();
         let handle = self.cell.lock().abort.take();
         if let Some(handle) = handle {
             handle.abort();
@@ -416,6 +423,9 @@ pub(crate) struct Core {
     /// last of its tasks (see `future::settle`), so that it still reports the first error in
     /// input order as soon as that task and the ones before it are done.
     failure_watchers: Mutex<FailureWatchers>,
+    /// How many tasks were cancelled while a worker (or the executor) ran them, for
+    /// [`ClientStats::cancelled_while_running`](super::ClientStats::cancelled_while_running).
+    cancelled_while_running: AtomicU64,
 }
 
 /// Wakers registered with [`Core::watch_failures`], by registration number.
@@ -446,6 +456,7 @@ impl Core {
             key_tokens: KeyTokens::new(key_seed),
             closed: AtomicBool::new(false),
             failure_watchers: Mutex::new(FailureWatchers::default()),
+            cancelled_while_running: AtomicU64::new(0),
         }
     }
 
@@ -755,6 +766,7 @@ impl Core {
                 },
                 Action::Abort { id, payload } => {
                     tracing::debug!(key = %payload.key, "running task aborted");
+                    self.cancelled_while_running.fetch_add(1, Ordering::Relaxed);
                     payload.abort();
                     self.transport.abort(id);
                 }
@@ -779,6 +791,11 @@ impl Core {
     /// Task counts by state.
     pub(crate) fn counts(&self) -> SchedulerCounts {
         self.scheduler.lock().counts()
+    }
+
+    /// How many tasks were cancelled while they ran, since the client started.
+    pub(crate) fn cancelled_while_running(&self) -> u64 {
+        self.cancelled_while_running.load(Ordering::Relaxed)
     }
 
     /// The scheduler's state of one task.

@@ -170,7 +170,10 @@ impl<T> TaskFuture<T> {
     /// Cancels the task, and every task depending on it, if it has not finished.
     ///
     /// Awaiting it then gives [`TaskError::Cancelled`]. A running async body is dropped; a
-    /// running blocking body runs to its end and its value is discarded.
+    /// running blocking body cannot be stopped from the outside: it runs until it returns,
+    /// and its value is discarded. Submit it with
+    /// [`submit_with_context`](crate::Client::submit_with_context) and poll
+    /// [`TaskContext::is_cancelled`](crate::TaskContext::is_cancelled) to stop it early.
     pub fn cancel(&self) {
         self.cancel_with_reason("cancelled by the user")
     }

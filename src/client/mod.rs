@@ -3,6 +3,8 @@
 mod as_completed;
 pub(crate) mod blocking;
 mod builder;
+mod cancel_guard;
+mod context;
 pub(crate) mod core;
 mod delayed;
 mod deps;
@@ -23,6 +25,8 @@ pub use as_completed::{
 };
 pub use blocking::BlockingClient;
 pub use builder::ClientBuilder;
+pub use cancel_guard::CancelOnDrop;
+pub use context::{Cancelled, TaskContext};
 pub use delayed::{Delayed, DelayedInputs, delayed, delayed_after};
 pub use deps::Dependencies;
 pub use future::TaskFuture;

@@ -1,6 +1,7 @@
 //! The conformance cases, grouped by theme. Every case is `pub async fn(client: Client)`.
 
 pub mod basics;
+pub mod cancelling;
 pub mod errors;
 pub mod keys;
 pub mod lifecycle;
