@@ -87,6 +87,8 @@ pub use client::{AsCompleted, GatherErrors, Gathered, ReturnWhen, WaitOutcome};
 pub use client::{StatsStream, WorkerStats};
 pub use error::{Error, TaskError};
 pub use executor::{Executor, ExecutorExt};
+// What `cancel` and `retry` did.
+pub use scheduler::{CancelOutcome, RetryOutcome};
 pub use task::Task;
 
 #[cfg(feature = "progress")]

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use super::blocking::block_on_caller_thread;
 use super::core::{Core, Job, Value};
 use crate::error::{Error, TaskError};
-use crate::scheduler::{Event, TaskKey, TaskState};
+use crate::scheduler::{CancelOutcome, Event, RetryOutcome, TaskKey, TaskState};
 
 /// One client handle on a task; the last one dropped releases the task.
 ///
@@ -118,43 +118,87 @@ impl<T> TaskFuture<T> {
         self.handle.core.state(self.handle.job.id)
     }
 
-    /// Cancels the task, and every task depending on it, if it has not finished.
+    /// Cancels the task, and every task depending on it that the client still holds, and
+    /// says what it did; as Dask's `Future.cancel`.
     ///
-    /// Awaiting it then gives [`TaskError::Cancelled`]. A running async body is dropped; a
-    /// running blocking body runs to its end and its value is discarded.
-    pub fn cancel(&self) {
+    /// From then on the task reports [`TaskError::Cancelled`], whatever it was doing:
+    ///
+    /// - not started yet: it never starts ([`CancelOutcome::Cancelled`]);
+    /// - running: a running async body is dropped; a running blocking body runs to its end
+    ///   and its value is discarded ([`CancelOutcome::Cancelled`]);
+    /// - finished, with a value or an error: the outcome is dropped and its value released
+    ///   ([`CancelOutcome::CancelledAfterFinishing`]); a task submitted later that depends on
+    ///   it is cancelled at once, with a reason naming it;
+    /// - cancelled already: nothing changes ([`CancelOutcome::AlreadyCancelled`]).
+    ///
+    /// Tasks that depend on it are cancelled the same way, finished or not. Every handle to
+    /// the task sees the cancel; a cancelled task is not run again by
+    /// [`retry`](TaskFuture::retry): submit it again instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// use taskweave::{CancelOutcome, TaskError};
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let x = client.submit(|n: i64| n + 1, 1);
+    /// let y = client.after(&x).submit(|x: i64| x * 10);
+    /// assert_eq!(y.result()?, 20);
+    /// assert_eq!(x.cancel(), CancelOutcome::CancelledAfterFinishing);
+    /// assert!(matches!(x.try_result(), Some(Err(TaskError::Cancelled { .. }))));
+    /// // y read x, so it is cancelled too.
+    /// assert!(matches!(y.try_result(), Some(Err(TaskError::Cancelled { .. }))));
+    /// // So is a task submitted on x now.
+    /// let late = client.after(&x).submit(|x: i64| x);
+    /// assert!(late.result().is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel(&self) -> CancelOutcome {
         self.cancel_with_reason("cancelled by the user")
     }
 
-    /// Runs the task again if it failed on its own (its body returned an error, panicked,
-    /// or its workers were lost) and its dependencies still hold their values; otherwise does
-    /// nothing. Every handle then waits for the new outcome (Dask's `Future.retry`).
+    /// Runs the task again if it failed, and says what it did (Dask's `Future.retry`).
+    ///
+    /// Every failed task it depends on, directly or not, runs again first: a task that
+    /// failed because a dependency failed succeeds once that dependency does. A failed task
+    /// keeps the tasks it reads (and their values) until its last handle is dropped, so their
+    /// handles may have been dropped meanwhile. Every handle to a task that runs again waits
+    /// for its new outcome. A task that has not failed ([`RetryOutcome::NotFailed`]), was
+    /// cancelled ([`RetryOutcome::Cancelled`]), or whose client was closed
+    /// ([`RetryOutcome::ClientClosed`]) is left as it is.
     ///
     /// # Examples
     ///
     /// ```
     /// # fn main() -> Result<(), taskweave::Error> {
     /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use taskweave::RetryOutcome;
+    ///
     /// static CALLS: AtomicU32 = AtomicU32::new(0);
     /// let client = taskweave::Client::new()?;
     /// let flaky = client.try_submit(
     ///     |_: ()| if CALLS.fetch_add(1, Ordering::SeqCst) == 0 { Err("first call fails") } else { Ok(7) },
     ///     (),
     /// );
-    /// assert!(flaky.result().is_err());
-    /// flaky.retry();
+    /// let doubled = client.after(&flaky).submit(|x: i32| x * 2);
+    /// assert!(doubled.result().is_err()); // the dependency failed
+    /// // Retrying the dependent runs the failed dependency again, then the dependent.
+    /// assert_eq!(doubled.retry(), RetryOutcome::Rerunning);
+    /// assert_eq!(doubled.result()?, 14);
     /// assert_eq!(flaky.result()?, 7);
+    /// assert_eq!(doubled.retry(), RetryOutcome::NotFailed);
     /// # Ok(()) }
     /// ```
-    pub fn retry(&self) {
-        self.handle.core.retry(&self.handle.job);
+    pub fn retry(&self) -> RetryOutcome {
+        let outcome = self.handle.core.retry(&self.handle.job);
+        tracing::debug!(key = %self.handle.job.key, ?outcome, "retry requested");
+        outcome
     }
 
-    pub(crate) fn cancel_with_reason(&self, reason: &str) {
+    pub(crate) fn cancel_with_reason(&self, reason: &str) -> CancelOutcome {
         tracing::debug!(key = %self.handle.job.key, reason, "cancel requested");
-        self.handle
-            .core
-            .feed(Event::CancelRequested { id: self.handle.job.id, reason: reason.to_owned() });
+        self.handle.core.cancel(&self.handle.job, reason)
     }
 }
 

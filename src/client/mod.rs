@@ -35,7 +35,7 @@ pub use wait::{ReturnWhen, WaitOutcome};
 use self::core::{BlockingBody, Core, Job, Value};
 use crate::error::Error;
 use crate::executor::Executor;
-use crate::scheduler::Event;
+use crate::scheduler::{CancelOutcome, Event};
 
 /// A handle on a cluster of workers: submit work, get [`TaskFuture`]s back, gather results.
 ///
@@ -353,11 +353,26 @@ impl Client {
         }
     }
 
-    /// Cancels each task (and everything depending on it); see [`TaskFuture::cancel`].
-    pub fn cancel<T>(&self, futures: &[TaskFuture<T>]) {
-        for future in futures {
-            future.cancel();
-        }
+    /// Cancels each task (and every task depending on it), in order, and says what was done
+    /// to each; see [`TaskFuture::cancel`]. A task cancelled by the cascade from one before
+    /// it in `futures` answers [`CancelOutcome::AlreadyCancelled`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// use taskweave::CancelOutcome;
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let x = client.submit(|n: i64| n + 1, 1);
+    /// let y = client.after(&x).submit(|x: i64| x * 10);
+    /// assert_eq!(y.result()?, 20);
+    /// let answers = client.cancel(&[x, y]);
+    /// assert_eq!(answers, [CancelOutcome::CancelledAfterFinishing, CancelOutcome::AlreadyCancelled]);
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel<T>(&self, futures: &[TaskFuture<T>]) -> Vec<CancelOutcome> {
+        futures.iter().map(TaskFuture::cancel).collect()
     }
 
     /// Waits for every future and returns the values in input order.

@@ -71,6 +71,9 @@ macro_rules! for_each_case {
             semantics::graphs_are_submitted_in_one_call_and_shared_nodes_run_once,
             semantics::retry_reruns_a_failed_task_on_demand,
             semantics::map_over_futures_and_over_zipped_iterables,
+            semantics::retrying_a_dependent_reruns_its_failed_dependency_first,
+            semantics::a_failed_task_whose_dependency_was_released_can_be_retried,
+            semantics::cancelling_a_finished_task_cancels_it_and_what_reads_it,
             stats::stats_count_tasks_by_state_and_by_worker,
             stats::stats_stream_yields_at_once_and_ends_after_close,
         );
@@ -94,6 +97,8 @@ macro_rules! for_each_registered_case {
             registered::registered_tasks_from_a_plain_thread_with_the_blocking_view,
             registered::close_cancels_what_is_unfinished_and_later_submits,
             registered::cancelling_a_registered_task_cancels_it_and_its_dependents,
+            registered::retrying_a_registered_dependent_reruns_its_failed_dependency,
+            registered::cancelling_a_finished_registered_task_cancels_it_and_its_dependents,
         );
     };
 }
