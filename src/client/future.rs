@@ -82,11 +82,27 @@ impl<T> Clone for TaskFuture<T> {
     }
 }
 
+/// Shows the task's key and status, like Dask's repr of a future:
+/// `TaskFuture { key: inc-3f2a.., status: finished }`. The status is one of `pending`
+/// (waiting for its dependencies or for a worker), `running`, `finished` (it has its value),
+/// `failed` and `cancelled`.
+///
+/// # Examples
+///
+/// ```
+/// let client = taskweave::Client::new()?;
+/// let future = client.task().key("answer").submit(|x: i64| x * 2, 21);
+/// future.result()?;
+/// assert_eq!(format!("{future:?}"), "TaskFuture { key: answer, status: finished }");
+/// future.cancel();
+/// assert_eq!(format!("{future:?}"), "TaskFuture { key: answer, status: cancelled }");
+/// # Ok::<(), taskweave::Error>(())
+/// ```
 impl<T> fmt::Debug for TaskFuture<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskFuture")
-            .field("key", &self.handle.job.key)
-            .field("done", &self.is_done())
+            .field("key", &format_args!("{}", self.handle.job.key))
+            .field("status", &format_args!("{}", self.status_name()))
             .finish()
     }
 }
@@ -110,6 +126,20 @@ impl<T> TaskFuture<T> {
     /// Whether the task has an outcome (a value or an error). Never blocks.
     pub fn is_done(&self) -> bool {
         self.handle.job.peek_outcome().is_some()
+    }
+
+    /// The status word `Debug` shows: the published outcome if there is one (what every
+    /// handle reads), else where the scheduler has the task.
+    fn status_name(&self) -> &'static str {
+        match self.handle.job.peek_outcome() {
+            Some(Ok(_)) => "finished",
+            Some(Err(error)) if error.is_cancelled() => "cancelled",
+            Some(Err(_)) => "failed",
+            None => match self.state() {
+                Some(TaskState::Running) => "running",
+                _ => "pending",
+            },
+        }
     }
 
     /// Where the task is in its life; `None` when the client no longer tracks it (it was

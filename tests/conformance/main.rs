@@ -74,6 +74,7 @@ macro_rules! for_each_case {
             semantics::retrying_a_dependent_reruns_its_failed_dependency_first,
             semantics::a_failed_task_whose_dependency_was_released_can_be_retried,
             semantics::cancelling_a_finished_task_cancels_it_and_what_reads_it,
+            semantics::debug_shows_the_key_and_the_status,
             stats::stats_count_tasks_by_state_and_by_worker,
             stats::stats_stream_yields_at_once_and_ends_after_close,
         );

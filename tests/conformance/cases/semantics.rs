@@ -459,3 +459,22 @@ pub async fn cancelling_a_finished_task_cancels_it_and_what_reads_it(client: Cli
     }
     assert_eq!(client.submit(inc, 1).await.unwrap(), 2, "the client keeps working");
 }
+
+/// Issue 13: `{future:?}` shows the key and the status, like Dask's repr.
+pub async fn debug_shows_the_key_and_the_status(client: Client) {
+    let (release, blockers) = block_workers(&client, 2);
+    let queued = client.task().key("queued").submit(inc, 1);
+    assert_eq!(format!("{queued:?}"), "TaskFuture { key: queued, status: pending }");
+    assert!(format!("{:?}", blockers[0]).ends_with("status: running }"), "{:?}", blockers[0]);
+    drop(release);
+    assert_eq!((&queued).await.unwrap(), 2);
+    assert_eq!(format!("{queued:?}"), "TaskFuture { key: queued, status: finished }");
+    let failed = client.task().key("failed").try_submit(|_: ()| Err::<u8, _>("no"), ());
+    assert!((&failed).await.is_err());
+    assert_eq!(format!("{failed:?}"), "TaskFuture { key: failed, status: failed }");
+    queued.cancel();
+    assert_eq!(format!("{queued:?}"), "TaskFuture { key: queued, status: cancelled }");
+    for blocker in blockers {
+        blocker.await.unwrap();
+    }
+}
