@@ -8,9 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
 use super::blocking::block_on_caller_thread;
-use super::core::{Core, Job, Value};
+use super::core::{Core, Job, Value, panic_message};
+use super::settle::Settle;
 use crate::error::{Error, TaskError};
+use crate::executor::ExecutorExt;
 use crate::scheduler::{CancelOutcome, Event, RetryOutcome, TaskKey, TaskState};
 
 /// One client handle on a task; the last one dropped releases the task.
@@ -126,6 +131,76 @@ impl<T> TaskFuture<T> {
     /// Whether the task has an outcome (a value or an error). Never blocks.
     pub fn is_done(&self) -> bool {
         self.handle.job.peek_outcome().is_some()
+    }
+
+    /// The task's error, if it failed or was cancelled; `None` while it has no outcome, and
+    /// when it has its value. Never blocks, and reads no value (no `T: Clone` needed); the
+    /// handle stays usable. Dask's `future.exception()`, which waits first: await the
+    /// future, or [`Client::wait`](crate::Client::wait) for it, to wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let failing = client.try_submit(|_: ()| Err::<u8, _>("disk full"), ());
+    /// assert!(failing.result().is_err());
+    /// let error = failing.error().expect("it failed");
+    /// assert!(error.to_string().contains("disk full"));
+    /// assert!(failing.error().is_some(), "asking again gives it again");
+    /// # Ok(()) }
+    /// ```
+    pub fn error(&self) -> Option<TaskError> {
+        self.handle.job.peek_outcome()?.err()
+    }
+
+    /// Calls `callback` with a handle to the task once the task has an outcome (a value or
+    /// an error), as Dask's `add_done_callback`.
+    ///
+    /// The callback runs once, on the client's executor: as a task spawned there when this is
+    /// called, which waits for the outcome and then calls it — so on one of the runtime's
+    /// threads, never on the caller's thread inside `on_done`, never on a worker running a
+    /// task body, and never under a lock of the client. If the task already has its outcome,
+    /// the callback runs as soon as the executor polls that task. A later
+    /// [`retry`](TaskFuture::retry) or [`cancel`](TaskFuture::cancel) does not call it again.
+    /// Until it has run, the callback holds a handle, so the task is not released before. A
+    /// panic in the callback is caught and logged (`tracing`, at `warn`). A blocking callback
+    /// blocks an executor thread: hand heavy work on to `spawn_blocking` or a task.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RuntimeShutDown`] when the executor no longer accepts tasks (the callback is
+    /// then not called).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let (report, reports) = std::sync::mpsc::channel();
+    /// let future = client.submit(|x: i64| x * 2, 21);
+    /// future.on_done(move |done| {
+    ///     let _ = report.send(done.try_result());
+    /// })?;
+    /// let seen = reports.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    /// assert_eq!(seen.unwrap().unwrap(), 42);
+    /// # Ok(()) }
+    /// ```
+    pub fn on_done(
+        &self,
+        callback: impl FnOnce(TaskFuture<T>) + Send + 'static,
+    ) -> Result<(), Error>
+    where
+        T: 'static,
+    {
+        let settle = Settle::new(self.clone());
+        self.handle.core.executor.spawn(Box::pin(async move {
+            let (future, _) = settle.await;
+            let key = future.key().clone();
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| callback(future))) {
+                tracing::warn!(key = %key, message = panic_message(&*panic), "an on_done callback panicked");
+            }
+        }))
     }
 
     /// The status word `Debug` shows: the published outcome if there is one (what every
@@ -259,6 +334,37 @@ impl<T: Clone + 'static> TaskFuture<T> {
     /// ```
     pub fn result(&self) -> Result<T, Error> {
         block_on_caller_thread(self.clone())?.map_err(Error::Task)
+    }
+
+    /// Blocks the calling thread until the task has an outcome, or until `timeout` has
+    /// passed (measured by the client's executor), as Dask's `future.result(timeout=..)`.
+    /// A timeout cancels nothing: the task keeps running, and waiting again picks it up.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when `timeout` passes first; [`Error::Task`] with the task's error;
+    /// [`Error::BlockingInAsyncContext`] when called from a thread that drives async work
+    /// (there, use `client.executor().timeout(d, &future).await`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let (release, gate) = flume::bounded::<()>(1);
+    /// let gated = client.submit(move |_: ()| gate.recv().is_ok(), ());
+    /// let waited = gated.result_timeout(Duration::from_millis(20));
+    /// assert!(matches!(waited, Err(taskweave::Error::Timeout { .. })));
+    /// release.send(()).unwrap();
+    /// assert!(gated.result_timeout(Duration::from_secs(30))?, "nothing was cancelled");
+    /// # Ok(()) }
+    /// ```
+    pub fn result_timeout(&self, timeout: Duration) -> Result<T, Error> {
+        let waiting = self.handle.core.executor.timeout(timeout, Settle::new(self.clone()));
+        let (future, outcome) = block_on_caller_thread(waiting)??;
+        read_value(future.key(), outcome).map_err(Error::Task)
     }
 
     /// The outcome if there is one, without waiting.
