@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 pub use as_completed::{
     AsCompleted, AsCompletedAdder, AsCompletedBatches, AsCompletedResultBatches,
-    AsCompletedWithResults, BlockingAsCompleted,
+    AsCompletedTimeout, AsCompletedWithResults, BlockingAsCompleted, BlockingAsCompletedTimeout,
 };
 pub use blocking::BlockingClient;
 pub use builder::ClientBuilder;

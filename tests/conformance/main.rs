@@ -37,6 +37,7 @@ macro_rules! for_each_case {
             waiting::result_timeout_gives_timeout_and_cancels_nothing,
             waiting::error_reads_the_error_without_waiting_or_consuming,
             waiting::on_done_calls_back_once_when_the_task_is_done,
+            waiting::as_completed_timeout_yields_what_finished_then_a_timeout,
             basics::submit_then_await_gives_value,
             basics::map_then_gather_keeps_order,
             basics::map_of_nothing_gives_nothing,

@@ -465,3 +465,47 @@ pub async fn on_done_calls_back_once_when_the_task_is_done(client: Client) {
     assert_eq!(reports.next().await, None);
     assert_eq!(client.submit(|x: i32| x, 3).await.unwrap(), 3, "the client keeps working");
 }
+
+/// Issue 13: `as_completed(..).timeout(d)` yields what finished, then one `Error::Timeout`,
+/// then ends, cancelling nothing; the blocking twin does the same.
+pub async fn as_completed_timeout_yields_what_finished_then_a_timeout(client: Client) {
+    let (release, gate) = async_channel::bounded::<()>(1);
+    let stuck = gated(&client, &gate, 5);
+    let quick = client.submit(|x: i32| x, 1);
+    (&quick).await.unwrap(); // done before the clock starts: the first item is certain
+    let mut completed =
+        client.as_completed(vec![stuck.clone(), quick]).timeout(Duration::from_millis(50));
+    let first = completed.next().await.unwrap().unwrap();
+    assert_eq!(first.await.unwrap(), 1);
+    match completed.next().await {
+        Some(Err(Error::Timeout { after })) => assert_eq!(after, Duration::from_millis(50)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(completed.next().await.is_none(), "the stream ends after its timeout");
+    let pending = completed.into_pending();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].key(), stuck.key());
+    assert!(!stuck.is_done(), "nothing was cancelled");
+
+    // A stream whose futures all finish in time ends without a timeout.
+    let all = client.map(|x: i32| x * 2, 0..5);
+    let items: Vec<_> =
+        client.as_completed(all).timeout(Duration::from_secs(30)).collect::<Vec<_>>().await;
+    assert_eq!(items.len(), 5);
+    assert!(items.iter().all(Result::is_ok));
+
+    let blocking_client = client.clone();
+    let waiting = stuck.clone();
+    let (first, second) = on_plain_thread(move || {
+        let mut completed = blocking_client
+            .blocking()
+            .as_completed(vec![waiting])
+            .timeout(Duration::from_millis(10));
+        (completed.next(), completed.next())
+    })
+    .await;
+    assert!(matches!(first, Some(Err(Error::Timeout { .. }))), "{first:?}");
+    assert!(second.is_none());
+    drop(release);
+    assert_eq!(stuck.await.unwrap(), 5);
+}
