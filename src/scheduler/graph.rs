@@ -928,6 +928,11 @@ impl<P: Clone> Scheduler<P> {
                     record.dependent_refs
                 ));
             }
+            if record.state == TaskState::Failed && record.deps_released {
+                return Err(format!(
+                    "{id:?}: failed but gave its dependencies back (retry needs them)"
+                ));
+            }
             if record.state.is_terminal()
                 && record.state != TaskState::Finished
                 && record.error.is_none()
