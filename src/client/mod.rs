@@ -35,7 +35,7 @@ pub use wait::{ReturnWhen, WaitOutcome};
 use self::core::{BlockingBody, Core, Job, Value};
 use crate::error::Error;
 use crate::executor::Executor;
-use crate::scheduler::{CancelOutcome, Event};
+use crate::scheduler::{CancelOutcome, Event, RetryOutcome};
 
 /// A handle on a cluster of workers: submit work, get [`TaskFuture`]s back, gather results.
 ///
@@ -373,6 +373,35 @@ impl Client {
     /// ```
     pub fn cancel<T>(&self, futures: &[TaskFuture<T>]) -> Vec<CancelOutcome> {
         futures.iter().map(TaskFuture::cancel).collect()
+    }
+
+    /// Runs each failed task again, in order, and says what was done to each; see
+    /// [`TaskFuture::retry`] (Dask's `client.retry(futures)`). A task already re-run by the
+    /// retry of one before it in `futures` answers [`RetryOutcome::NotFailed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use taskweave::RetryOutcome;
+    ///
+    /// static CALLS: AtomicU32 = AtomicU32::new(0);
+    /// let client = taskweave::Client::new()?;
+    /// let flaky = client.try_submit(
+    ///     |_: ()| if CALLS.fetch_add(1, Ordering::SeqCst) == 0 { Err("first call fails") } else { Ok(1) },
+    ///     (),
+    /// );
+    /// let fine = client.submit(|x: i32| x, 2);
+    /// assert!(flaky.result().is_err());
+    /// fine.result()?;
+    /// let futures = [flaky, fine];
+    /// assert_eq!(client.retry(&futures), [RetryOutcome::Rerunning, RetryOutcome::NotFailed]);
+    /// assert_eq!(client.blocking().gather(&futures)?, [1, 2]);
+    /// # Ok(()) }
+    /// ```
+    pub fn retry<T>(&self, futures: &[TaskFuture<T>]) -> Vec<RetryOutcome> {
+        futures.iter().map(TaskFuture::retry).collect()
     }
 
     /// Waits for every future and returns the values in input order.
