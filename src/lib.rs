@@ -89,6 +89,8 @@ pub use error::{Error, MAX_ERROR_TEXT, TaskError};
 // Cooperative cancellation of running bodies.
 pub use client::{CancelOnDrop, TaskContext};
 pub use executor::{Executor, ExecutorExt};
+// What `cancel` and `retry` did.
+pub use scheduler::{CancelOutcome, RetryOutcome};
 pub use task::Task;
 
 #[cfg(feature = "progress")]

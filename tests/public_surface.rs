@@ -23,6 +23,10 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<taskweave::client::BlockingAsCompleted<taskweave::AsCompleted<u8>>>();
     assert_send_sync::<taskweave::WaitOutcome<String>>();
     assert_send_sync::<taskweave::Gathered<String>>();
+    assert_send_sync::<taskweave::client::AsCompletedTimeout<String>>();
+    assert_send_sync::<taskweave::client::BlockingAsCompletedTimeout<String>>();
+    assert_send_sync::<taskweave::CancelOutcome>();
+    assert_send_sync::<taskweave::RetryOutcome>();
     assert_clone::<taskweave::client::AsCompletedAdder<String>>();
     assert_clone::<Client>();
     assert_clone::<TaskFuture<Vec<u8>>>();

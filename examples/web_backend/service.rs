@@ -597,7 +597,11 @@ async fn cancel_job(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let future = state.find(&id)?;
-    future.cancel();
+    // This API's DELETE stops work; it keeps a finished job's result, which `cancel` would
+    // release (it cancels finished tasks too, as Dask does).
+    if !future.is_done() {
+        future.cancel();
+    }
     Ok(axum::Json(describe(&id, &future)))
 }
 

@@ -19,7 +19,8 @@ use parking_lot::Mutex;
 use crate::error::{TaskError, bound_error_text};
 use crate::executor::{BoxFuture, Executor};
 use crate::scheduler::{
-    Action, Event, KeyTokens, Scheduler, SchedulerCounts, TaskId, TaskKey, TaskSpec, TaskState,
+    Action, CancelOutcome, Event, KeyTokens, RetryOutcome, Scheduler, SchedulerCounts, TaskId,
+    TaskKey, TaskSpec, TaskState,
 };
 use crate::transport::{CompletionSink, ReadyTask, Transport};
 
@@ -335,6 +336,14 @@ impl Job {
     #[cfg(test)]
     pub(crate) fn n_wakers(&self) -> usize {
         self.cell.lock().wakers.len()
+    }
+
+    /// Takes the published outcome (and a value produced but not yet published) back, so
+    /// that another can be published. Returned so that the value is dropped after the lock:
+    /// a value's drop may run arbitrary code.
+    fn take_outcome(&self) -> (Option<Result<Value, Box<TaskError>>>, Option<Value>) {
+        let mut cell = self.cell.lock();
+        (cell.outcome.take(), cell.produced.take())
     }
 
     /// The outcome if published, without waiting.
@@ -710,9 +719,35 @@ impl Core {
         self.apply(actions, value);
     }
 
-    /// Runs a failed job again, if the scheduler agrees (see `Event::RetryRequested`).
-    pub(crate) fn retry(&self, job: &Arc<Job>) {
-        self.feed(Event::RetryRequested { id: job.id });
+    /// Runs a failed job again, with the failed jobs it reads (see `Event::RetryRequested`),
+    /// and says what was done.
+    pub(crate) fn retry(&self, job: &Arc<Job>) -> RetryOutcome {
+        let mut actions = spare_actions();
+        let outcome = {
+            let mut scheduler = self.scheduler.lock();
+            let outcome = scheduler.retry_outcome(job.id);
+            scheduler.handle(Event::RetryRequested { id: job.id }, &mut actions);
+            outcome
+        };
+        self.apply(actions, None);
+        outcome
+    }
+
+    /// Cancels a job and its dependents (see `Event::CancelRequested`), and says what was
+    /// done.
+    pub(crate) fn cancel(&self, job: &Arc<Job>, reason: &str) -> CancelOutcome {
+        let mut actions = spare_actions();
+        let outcome = {
+            let mut scheduler = self.scheduler.lock();
+            let outcome = scheduler.cancel_outcome(job.id);
+            scheduler.handle(
+                Event::CancelRequested { id: job.id, reason: reason.to_owned() },
+                &mut actions,
+            );
+            outcome
+        };
+        self.apply(actions, None);
+        outcome
     }
 
     /// The transport lost the worker running `job`.
@@ -772,9 +807,12 @@ impl Core {
                 }
                 Action::Reset { payload, .. } => {
                     tracing::debug!(key = %payload.key, "task reset to run again");
-                    let mut cell = payload.cell.lock();
-                    cell.outcome = None;
-                    cell.produced = None;
+                    drop(payload.take_outcome());
+                }
+                Action::Discard { payload, .. } => {
+                    tracing::debug!(key = %payload.key, "task outcome discarded");
+                    drop(payload.take_outcome());
+                    self.transport.release(&payload.key);
                 }
                 Action::Forget { payload, .. } => {
                     tracing::trace!(key = %payload.key, "task released");

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 pub use as_completed::{
     AsCompleted, AsCompletedAdder, AsCompletedBatches, AsCompletedResultBatches,
-    AsCompletedWithResults, BlockingAsCompleted,
+    AsCompletedTimeout, AsCompletedWithResults, BlockingAsCompleted, BlockingAsCompletedTimeout,
 };
 pub use blocking::BlockingClient;
 pub use builder::ClientBuilder;
@@ -39,7 +39,7 @@ pub use wait::{ReturnWhen, WaitOutcome};
 use self::core::Core;
 use crate::error::Error;
 use crate::executor::Executor;
-use crate::scheduler::Event;
+use crate::scheduler::{CancelOutcome, Event, RetryOutcome};
 
 /// A handle on a cluster of workers: submit work, get [`TaskFuture`]s back, gather results.
 ///
@@ -380,11 +380,55 @@ impl Client {
         }
     }
 
-    /// Cancels each task (and everything depending on it); see [`TaskFuture::cancel`].
-    pub fn cancel<T>(&self, futures: &[TaskFuture<T>]) {
-        for future in futures {
-            future.cancel();
-        }
+    /// Cancels each task (and every task depending on it), in order, and says what was done
+    /// to each; see [`TaskFuture::cancel`]. A task cancelled by the cascade from one before
+    /// it in `futures` answers [`CancelOutcome::AlreadyCancelled`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// use taskweave::CancelOutcome;
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let x = client.submit(|n: i64| n + 1, 1);
+    /// let y = client.after(&x).submit(|x: i64| x * 10);
+    /// assert_eq!(y.result()?, 20);
+    /// let answers = client.cancel(&[x, y]);
+    /// assert_eq!(answers, [CancelOutcome::CancelledAfterFinishing, CancelOutcome::AlreadyCancelled]);
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel<T>(&self, futures: &[TaskFuture<T>]) -> Vec<CancelOutcome> {
+        futures.iter().map(TaskFuture::cancel).collect()
+    }
+
+    /// Runs each failed task again, in order, and says what was done to each; see
+    /// [`TaskFuture::retry`] (Dask's `client.retry(futures)`). A task already re-run by the
+    /// retry of one before it in `futures` answers [`RetryOutcome::NotFailed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use taskweave::RetryOutcome;
+    ///
+    /// static CALLS: AtomicU32 = AtomicU32::new(0);
+    /// let client = taskweave::Client::new()?;
+    /// let flaky = client.try_submit(
+    ///     |_: ()| if CALLS.fetch_add(1, Ordering::SeqCst) == 0 { Err("first call fails") } else { Ok(1) },
+    ///     (),
+    /// );
+    /// let fine = client.submit(|x: i32| x, 2);
+    /// assert!(flaky.result().is_err());
+    /// fine.result()?;
+    /// let futures = [flaky, fine];
+    /// assert_eq!(client.retry(&futures), [RetryOutcome::Rerunning, RetryOutcome::NotFailed]);
+    /// assert_eq!(client.blocking().gather(&futures)?, [1, 2]);
+    /// # Ok(()) }
+    /// ```
+    pub fn retry<T>(&self, futures: &[TaskFuture<T>]) -> Vec<RetryOutcome> {
+        futures.iter().map(TaskFuture::retry).collect()
     }
 
     /// Closes the client: nothing new is accepted, unfinished tasks resolve to

@@ -34,6 +34,6 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use event::{Action, DEFAULT_ALLOWED_FAILURES, Event, TaskSpec};
+pub use event::{Action, CancelOutcome, DEFAULT_ALLOWED_FAILURES, Event, RetryOutcome, TaskSpec};
 pub use graph::{Scheduler, SchedulerCounts, TaskState};
 pub use key::{KeyTokens, TaskId, TaskKey, prefix_for_type_name};

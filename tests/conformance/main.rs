@@ -34,6 +34,10 @@ macro_rules! for_each_case {
             waiting::as_completed_batches_yield_everything_already_done,
             waiting::as_completed_adder_adds_from_another_thread,
             waiting::blocking_twins_work_from_a_plain_thread,
+            waiting::result_timeout_gives_timeout_and_cancels_nothing,
+            waiting::error_reads_the_error_without_waiting_or_consuming,
+            waiting::on_done_calls_back_once_when_the_task_is_done,
+            waiting::as_completed_timeout_yields_what_finished_then_a_timeout,
             basics::submit_then_await_gives_value,
             basics::map_then_gather_keeps_order,
             basics::map_of_nothing_gives_nothing,
@@ -72,6 +76,10 @@ macro_rules! for_each_case {
             semantics::graphs_are_submitted_in_one_call_and_shared_nodes_run_once,
             semantics::retry_reruns_a_failed_task_on_demand,
             semantics::map_over_futures_and_over_zipped_iterables,
+            semantics::retrying_a_dependent_reruns_its_failed_dependency_first,
+            semantics::a_failed_task_whose_dependency_was_released_can_be_retried,
+            semantics::cancelling_a_finished_task_cancels_it_and_what_reads_it,
+            semantics::debug_shows_the_key_and_the_status,
             stats::stats_count_tasks_by_state_and_by_worker,
             stats::stats_stream_yields_at_once_and_ends_after_close,
             keys::a_key_given_to_a_pure_map_is_a_prefix_per_item,
@@ -109,6 +117,8 @@ macro_rules! for_each_registered_case {
             registered::cancelling_a_registered_task_cancels_it_and_its_dependents,
             keys::a_key_given_to_map_task_is_a_prefix_per_input,
             errors::a_huge_registered_error_text_is_bounded,
+            registered::retrying_a_registered_dependent_reruns_its_failed_dependency,
+            registered::cancelling_a_finished_registered_task_cancels_it_and_its_dependents,
         );
     };
 }

@@ -471,6 +471,8 @@ struct World {
     cancelled_before_workers: BTreeSet<usize>,
     /// The long bodies' total time: they may run one after the other.
     long_time: Duration,
+    /// Values a cancel took back from finished tasks (Dask's cancel reaches them too).
+    discarded_values: u64,
 }
 
 impl TaskGraph for World {
@@ -572,10 +574,31 @@ impl World {
             }
         }
         let unfinished: Vec<usize> =
-            affected.into_iter().filter(|task| !self.tasks[*task].handle.is_done()).collect();
+            affected.iter().copied().filter(|task| !self.tasks[*task].handle.is_done()).collect();
         self.sim.note(format_args!("cancel #{index} (unfinished: {unfinished:?})"));
         self.tasks[index].cancel_requested = true;
+        // Finished tasks are cancelled too (Dask's cancel): the root, and its dependents down
+        // to those cancelled already (whose own dependents a cancel reached before).
+        let before: Vec<(usize, Option<Result<i64, TaskError>>)> =
+            affected.iter().map(|task| (*task, self.tasks[*task].handle.try_result())).collect();
         self.tasks[index].handle.cancel();
+        for (task, was) in before {
+            let Some(was) = was else { continue };
+            let now = self.tasks[task].handle.try_result();
+            let now_cancelled = matches!(&now, Some(Err(error)) if error.is_cancelled());
+            if task == index && !now_cancelled {
+                return Err(format!(
+                    "right after cancelling the finished #{index}, it is {now:?}, not cancelled"
+                ));
+            }
+            if now_cancelled && !matches!(&was, Err(error) if error.is_cancelled()) {
+                if was.is_ok() {
+                    self.discarded_values += 1;
+                }
+                self.tasks[task].observed = None;
+                self.tasks[task].must_cancel = true;
+            }
+        }
         if !unfinished.contains(&index) {
             return Ok(());
         }
@@ -937,7 +960,8 @@ impl World {
         }
         let counts = client.stats().tasks;
         let held = (counts.finished, counts.failed, counts.cancelled);
-        if held != (finished, failed, cancelled) || counts.total_finished != finished as u64 {
+        let ever_finished = finished as u64 + self.discarded_values;
+        if held != (finished, failed, cancelled) || counts.total_finished != ever_finished {
             return Err(format!(
                 "scheduler counts {counts:?} but the handles saw {finished} values, {failed} \
                  failures and {cancelled} cancellations"
@@ -1131,6 +1155,7 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
         long_time: Duration::ZERO,
         late_workers,
         cancelled_before_workers: BTreeSet::new(),
+        discarded_values: 0,
     };
     let outcome = match sim.block_on(world.drive()) {
         Ok(Ok(())) => {
