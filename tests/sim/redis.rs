@@ -454,6 +454,9 @@ struct World {
     rng: SimRng,
     /// Draws the faults injected between operations (not the workload's stream).
     fault_rng: SimRng,
+    /// Draws which garbage entries are well-formed but out of range (a stream of its own,
+    /// so that the faults the other streams draw replay as before).
+    garbage_rng: SimRng,
     active: ActiveFaults,
     run: u64,
     probe: Arc<Probe>,
@@ -671,11 +674,31 @@ impl World {
             self.paused_until = self.paused_until.max(self.sim.elapsed() + pause);
         }
         if self.fault_rng.chance(active.garbage) {
-            let fields = match self.fault_rng.below(3) {
+            let mut fields = match self.fault_rng.below(3) {
                 0 => Vec::new(),
                 1 => vec![(b"v".to_vec(), b"1".to_vec()), (b"task".to_vec(), b"nope".to_vec())],
                 _ => vec![(vec![0xff, 0xfe], vec![0x00; 7])],
             };
+            if self.garbage_rng.chance(0.5) {
+                // A well-formed entry whose numbers no script can use (a `ttl_ms` past any
+                // expiry, as `result_ttl(Duration::MAX)` once wrote): it must be
+                // dead-lettered, never run (issue 19).
+                let field = |name: &str, value: &str| (name.as_bytes().to_vec(), value.into());
+                fields = vec![
+                    field("v", "1"),
+                    field("task", "body"),
+                    field("key", "out-of-range"),
+                    field("rid", "garbage:1:1"),
+                    field("result", &format!("{NAMESPACE}:result:garbage:1")),
+                    field("reply", &format!("{NAMESPACE}:reply:garbage")),
+                    field("input", "null"),
+                    field(
+                        "max_deliveries",
+                        if self.garbage_rng.chance(0.5) { "0" } else { "3" },
+                    ),
+                    field("ttl_ms", "18446744073709551615"),
+                ];
+            }
             self.sim.note(format_args!("garbage entry {fields:?}"));
             self.redis.append_raw(NAMESPACE, QUEUE, fields);
             self.garbage += 1;
@@ -1120,6 +1143,7 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
         redis: redis.clone(),
         rng,
         fault_rng: SimRng::stream(seed, "redis-faults"),
+        garbage_rng: SimRng::stream(seed, "redis-garbage"),
         active,
         run: run_id,
         probe,

@@ -205,8 +205,8 @@ impl TaskEntry {
                 keys.reply_prefix()
             )));
         }
-        if task.is_empty() || rid.is_empty() {
-            return Err(reject("the entry's `task` or `rid` is empty".into()));
+        if rid.is_empty() {
+            return Err(reject("the entry's `rid` is empty".into()));
         }
         if result.len() == keys.result_prefix().len() || reply.len() == keys.reply_prefix().len() {
             return Err(reject("the entry's result key or reply stream has no name".into()));
@@ -410,7 +410,7 @@ mod tests {
             ("ttl_ms", b"-5", "`ttl_ms`"),
             ("max_deliveries", b"0", "`max_deliveries`"),
             ("max_deliveries", b"4294967296", "`max_deliveries`"),
-            ("task", b"", "`task` or `rid` is empty"),
+            ("rid", b"", "`rid` is empty"),
             ("result", b"tw:result:", "no name"),
         ];
         for (field, value, expected) in cases {
@@ -419,7 +419,8 @@ mod tests {
             slot.1 = value.to_vec();
             let rejection = TaskEntry::decode(&fields, &keys()).unwrap_err();
             assert!(rejection.reason.contains(expected), "{field}: {}", rejection.reason);
-            assert!(rejection.notify.is_some(), "{field}: the client is told");
+            // Told unless it is the delivery id that is missing.
+            assert_eq!(rejection.notify.is_some(), field != "rid", "{field}");
         }
         let mut fields = owned(entry().fields());
         fields.iter_mut().find(|(name, _)| name == b"ttl_ms").unwrap().1 =
