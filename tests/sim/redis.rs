@@ -688,8 +688,9 @@ impl World {
                     field("v", "1"),
                     field("task", "body"),
                     field("key", "out-of-range"),
-                    field("rid", "garbage:1:1"),
-                    field("result", &format!("{NAMESPACE}:result:garbage:1")),
+                    // One delivery id per entry: each is told once.
+                    field("rid", &format!("garbage:{}:1", self.garbage)),
+                    field("result", &format!("{NAMESPACE}:result:garbage:{}", self.garbage)),
                     field("reply", &format!("{NAMESPACE}:reply:garbage")),
                     field("input", "null"),
                     field(

@@ -392,6 +392,12 @@ impl Model {
         let wall = self.wall_ms();
         let wake = {
             let mut data = self.data.lock();
+            // An entry that names a delivery is one copy of it, as if a client enqueued it:
+            // its one reply is not a surplus.
+            if let Some((_, rid)) = fields.iter().find(|(name, _)| name == b"rid") {
+                let rid = String::from_utf8_lossy(rid).into_owned();
+                *data.enqueued_rids.entry(rid).or_default() += 1;
+            }
             xadd(&mut data, stream, wall, fields);
             std::mem::take(&mut data.waiters)
         };
