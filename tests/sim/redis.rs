@@ -693,10 +693,7 @@ impl World {
                     field("result", &format!("{NAMESPACE}:result:garbage:{}", self.garbage)),
                     field("reply", &format!("{NAMESPACE}:reply:garbage")),
                     field("input", "null"),
-                    field(
-                        "max_deliveries",
-                        if self.garbage_rng.chance(0.5) { "0" } else { "3" },
-                    ),
+                    field("max_deliveries", if self.garbage_rng.chance(0.5) { "0" } else { "3" }),
                     field("ttl_ms", "18446744073709551615"),
                 ];
             }
