@@ -515,7 +515,12 @@ impl Shared {
             return give_up;
         }
         let delay = retry.backoff.step();
-        tracing::warn!(%error, retry_in = ?delay, worker = %self.name, "could not {what}; retrying");
+        // The first failure of a call at warn, its retries at debug.
+        if retry.failures == 1 {
+            tracing::warn!(%error, retry_in = ?delay, worker = %self.name, "could not {what}; retrying");
+        } else {
+            tracing::debug!(%error, retry_in = ?delay, worker = %self.name, "could not {what}; retrying");
+        }
         self.executor.sleep(delay).await;
         None
     }
@@ -1133,6 +1138,8 @@ async fn heartbeat_loop(
     _stopped: flume::Sender<()>,
 ) {
     let every = shared.heartbeat_every();
+    // Whether the last touch failed: a run of failures (Redis away) is logged once at warn.
+    let mut failing = false;
     loop {
         let owned: Vec<String> = shared.owned.lock().iter().cloned().collect();
         // A failed touch is tried again soon: entries left untouched for the reclaim time are
@@ -1141,17 +1148,22 @@ async fn heartbeat_loop(
         match shared.store.touch(&shared.name, &owned).await {
             Err(error) if error.failure() == Failure::Permission => shared.stop_fatally(error),
             Err(error) => {
-                tracing::warn!(%error, worker = %shared.name, "could not touch running tasks");
+                if failing {
+                    tracing::debug!(%error, worker = %shared.name, "could not touch running tasks");
+                } else {
+                    tracing::warn!(%error, worker = %shared.name, "could not touch running tasks; retrying every 50 ms");
+                }
+                failing = true;
                 next = every.min(Duration::from_millis(50));
             }
-            Ok(_) => {}
+            Ok(_) => failing = false,
         }
         if !shared.stopping() {
             let ttl = shared.heartbeat_ttl();
             match shared.store.heartbeat(&shared.name, &shared.announcement, ttl).await {
                 Err(error) if error.failure() == Failure::Permission => shared.stop_fatally(error),
                 Err(error) => {
-                    tracing::warn!(%error, worker = %shared.name, "could not send a heartbeat")
+                    tracing::debug!(%error, worker = %shared.name, "could not send a heartbeat")
                 }
                 Ok(()) => {}
             }

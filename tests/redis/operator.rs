@@ -379,3 +379,32 @@ fn a_broker_back_in_time_loses_nothing_and_one_that_stays_away_fails_pending_fut
         running.stopped().await;
     });
 }
+
+#[test]
+fn an_enqueue_redis_refuses_fails_its_tasks_instead_of_retrying_forever() {
+    run(|| async {
+        let server = RedisServer::start();
+        let running = worker(&server, "refused-enqueue", 1).await;
+        let url = acl_user(&server, "client-revoked", &["+@all"]);
+        let transport =
+            RedisTransport::builder(&url).queue("refused-enqueue").connect().await.unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        assert_eq!(client.submit_task::<Add>((1, 2)).await.unwrap(), 3);
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("client-revoked")
+            .arg("-evalsha")
+            .query(&mut server.connection())
+            .unwrap();
+        let future = client.submit_task::<Add>((2, 2));
+        let outcome =
+            within(&client, Duration::from_secs(20), "the refused task failing", Box::pin(future))
+                .await;
+        let message = outcome.unwrap_err().to_string();
+        assert!(message.contains("refused to enqueue it"), "{message}");
+        assert!(message.contains("'evalsha'"), "{message}");
+        client.close().await.unwrap();
+        running.shutdown();
+        running.stopped().await;
+    });
+}

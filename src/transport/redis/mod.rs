@@ -585,12 +585,10 @@ impl Inner {
         }
     }
 
-    /// A command failed. If the broker cannot be reached, says so once per outage, and once
-    /// it has been unreachable for the broker timeout, fails every pending task.
+    /// A command failed. Says so once per outage, and once the broker has failed the
+    /// client's commands for the broker timeout (unreachable, or refusing them: a revoked
+    /// permission), fails every pending task.
     fn failed(&self, error: &StoreError) {
-        if error.failure() != Failure::Unreachable {
-            return;
-        }
         let Some(started) = self.started() else { return };
         let now = started.executor.now();
         let mut health = self.health.lock();
@@ -599,7 +597,7 @@ impl Inner {
             Some(since) => since,
             None => {
                 health.down_since = Some(now);
-                tracing::warn!(broker = %self.broker, %error, timeout = ?self.broker_timeout, "lost the Redis broker; retrying (pending tasks fail if it stays away for the timeout)");
+                tracing::warn!(broker = %self.broker, %error, timeout = ?self.broker_timeout, "the Redis broker fails this client's commands; retrying (pending tasks fail if this lasts the timeout)");
                 now
             }
         };
@@ -622,6 +620,25 @@ impl Inner {
                 &last_error,
                 self.broker_timeout,
             );
+        }
+    }
+
+    /// Fails the tasks of `batch`, whose enqueue the server refuses however often it is tried
+    /// (`error`: a permission, a script error).
+    fn refuse(&self, batch: &[TaskEntry], error: &StoreError) {
+        let Some(started) = self.started() else { return };
+        let failed: Vec<ReadyTask> = {
+            let mut in_flight = self.in_flight.lock();
+            batch.iter().filter_map(|entry| in_flight.remove(&entry.rid)).map(|f| f.task).collect()
+        };
+        tracing::error!(%error, tasks = failed.len(), "redis refuses to enqueue tasks; failing them");
+        for task in &failed {
+            let message = format!(
+                "redis at {} refused to enqueue it ({error}); check the permissions of the \
+                 client's Redis user (ACL) and the keys under its namespace",
+                self.broker
+            );
+            started.sink.complete(task, TaskOutcome::failed(message));
         }
     }
 
@@ -782,6 +799,10 @@ pub(crate) async fn unless_stopped<F: std::future::Future>(
     }
 }
 
+/// How many times an enqueue the server refuses (a permission, a script error) is tried
+/// before its tasks fail.
+const REFUSED_TRIES: u32 = 3;
+
 /// How long a closing client still waits for the reply to an enqueue already sent.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -821,6 +842,7 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
         if batch.is_empty() {
             continue;
         }
+        let mut refusals = 0;
         loop {
             // Tasks given up while this batch was retried (the broker stayed away for the
             // broker timeout) are not sent.
@@ -866,12 +888,18 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                 }
                 Err(error) => {
                     inner.failed(&error);
+                    if error.failure() != Failure::Unreachable {
+                        refusals += 1;
+                        if refusals >= REFUSED_TRIES {
+                            // Retrying a call the server refuses is pointless: fail the
+                            // batch's tasks with the reason.
+                            inner.refuse(&batch, &error);
+                            break;
+                        }
+                    }
                     let delay = backoff.step();
                     // Once per outage at warn (`failed`); each retry at debug.
                     tracing::debug!(%error, retry_in = ?delay, tasks = batch.len(), "could not enqueue tasks; retrying");
-                    if error.failure() != Failure::Unreachable {
-                        tracing::warn!(%error, tasks = batch.len(), "redis refused an enqueue; retrying");
-                    }
                     if unless_stopped(&stop, executor.sleep(delay)).await.is_none() {
                         return;
                     }

@@ -187,13 +187,16 @@ impl RedisStore {
         let mut denied = Vec::new();
         let mut dry_run = user.is_some();
         if let Some(user) = &user {
-            for command in self.needed_commands(role) {
-                let answer: redis::RedisResult<Value> = redis::cmd("ACL")
-                    .arg("DRYRUN")
-                    .arg(user)
-                    .arg(&command)
-                    .query_async(&mut connection)
-                    .await;
+            // One round trip for them all.
+            let commands = self.needed_commands(role);
+            let mut pipeline = redis::pipe();
+            pipeline.ignore_errors();
+            for command in &commands {
+                pipeline.cmd("ACL").arg("DRYRUN").arg(user).arg(command);
+            }
+            let answers: Vec<redis::RedisResult<Value>> =
+                pipeline.query_async(&mut connection).await.map_err(failed("ACL DRYRUN"))?;
+            for (command, answer) in commands.iter().zip(answers) {
                 match answer {
                     Ok(Value::Okay) => {}
                     Ok(value) => match text_of(&value) {
