@@ -793,19 +793,16 @@ impl Shared {
 
     /// The outputs of the dependencies of a task that reads them, in dependency order.
     async fn dependency_outputs(&self, entry: &TaskEntry) -> Result<Vec<Vec<u8>>, String> {
-        let mut backoff = Backoff::new();
-        let mut failures = 0;
+        // Retried as every worker call is (see `Retry`): a short outage does not fail it.
+        let mut retry = Retry::new();
         let values = loop {
             match self.store.read_values(&entry.deps).await {
                 Ok(values) => break values,
                 Err(error) => {
-                    failures += 1;
-                    if failures >= 5 || error.failure() != Failure::Unreachable {
-                        return Err(format!(
-                            "its dependencies' results could not be read: {error}"
-                        ));
+                    let message = format!("its dependencies' results could not be read: {error}");
+                    if self.retry(&mut retry, error, "read dependencies' results").await.is_some() {
+                        return Err(message);
                     }
-                    self.executor.sleep(backoff.step()).await;
                 }
             }
         };

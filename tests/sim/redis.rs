@@ -83,6 +83,9 @@ pub(crate) struct RedisFaults {
     pub(crate) trim: bool,
     /// Redis restarts, losing its last few writes.
     pub(crate) restarts: bool,
+    /// Redis is unreachable for a while (every command fails), for less than the client's
+    /// broker timeout and the workers' give-up time.
+    pub(crate) outages: bool,
 }
 
 impl RedisFaults {
@@ -99,6 +102,7 @@ impl RedisFaults {
         generations: false,
         trim: false,
         restarts: false,
+        outages: false,
     };
 
     /// Every fault kind that keeps Redis's data (not trims, not restarts).
@@ -114,6 +118,7 @@ impl RedisFaults {
         generations: true,
         trim: false,
         restarts: false,
+        outages: false,
     };
 }
 
@@ -163,6 +168,9 @@ struct ActiveFaults {
     command: (f64, f64, Duration),
     /// Reply stream faults: reorder, duplicate; and redeliveries.
     message: (f64, f64, f64),
+    /// Chance per operation of an outage (drawn last, so that the other rates of a seed
+    /// stay as they were before outages existed).
+    outage: f64,
 }
 
 impl ActiveFaults {
@@ -193,6 +201,7 @@ impl ActiveFaults {
                 on(faults.message_faults, &[0.05, 0.3]),
                 on(faults.redeliveries, &[0.02, 0.1]),
             ),
+            outage: on(faults.outages, &[0.02, 0.05]),
         }
     }
 
@@ -205,6 +214,7 @@ impl ActiveFaults {
             || self.message.2 > 0.0
             || self.restart > 0.0
             || self.trim > 0.0
+            || self.outage > 0.0
     }
 }
 
@@ -457,6 +467,8 @@ struct World {
     /// Draws which garbage entries are well-formed but out of range (a stream of its own,
     /// so that the faults the other streams draw replay as before).
     garbage_rng: SimRng,
+    /// Draws the outages (a stream of its own, like `garbage_rng`).
+    outage_rng: SimRng,
     active: ActiveFaults,
     run: u64,
     probe: Arc<Probe>,
@@ -715,6 +727,18 @@ impl World {
             self.sim.sleep(pause).await;
             let trimmed = self.redis.trim_queue(NAMESPACE, QUEUE);
             self.sim.note(format_args!("trim the task stream: {trimmed} entries"));
+        }
+        if active.outage > 0.0 && self.outage_rng.chance(active.outage) {
+            // Every command fails for up to 20 s: less than the client's broker timeout
+            // (60 s) and the workers' give-up time (30 s), so nothing may be lost and no
+            // future may fail (issue 19).
+            let outage = self.outage_rng.duration_up_to(Duration::from_secs(20));
+            self.sim.note(format_args!("redis unreachable for {outage:?}"));
+            self.redis.set_faults(1.0, 0.0, Duration::ZERO);
+            self.sim.sleep(outage).await;
+            let (fail_before, fail_after, max_delay) = active.command;
+            self.redis.set_faults(fail_before, fail_after, max_delay);
+            self.sim.note("redis reachable again");
         }
         if self.fault_rng.chance(active.restart) {
             let pause = self.fault_rng.duration_up_to(Duration::from_millis(3));
@@ -1108,6 +1132,8 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
         && active.pause == 0.0
         && active.generation == 0.0
         && active.crash_after_body == 0.0
+        // A cancel that fails through an outage is given up: the task runs after all.
+        && active.outage == 0.0
         && !scenario.poison;
     let derived = format!(
         "workers={workers} concurrency={concurrency} late_workers={late_workers} \
@@ -1142,6 +1168,7 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
         rng,
         fault_rng: SimRng::stream(seed, "redis-faults"),
         garbage_rng: SimRng::stream(seed, "redis-garbage"),
+        outage_rng: SimRng::stream(seed, "redis-outages"),
         active,
         run: run_id,
         probe,
