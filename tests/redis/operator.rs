@@ -307,11 +307,59 @@ async fn until(client: &Client, what: &str, mut done: impl FnMut() -> bool + Sen
     within(client, Duration::from_secs(30), what, Box::pin(wait)).await;
 }
 
+/// The client's broker events (message, `broker` field), captured process-wide: the
+/// client's loops log from executor threads. Each test filters by its own server's address.
+fn broker_events() -> &'static std::sync::Mutex<Vec<(String, String)>> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    struct Capture;
+    #[derive(Default)]
+    struct Fields(String, String);
+    impl tracing::field::Visit for Fields {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            match field.name() {
+                "message" => self.0 = format!("{value:?}"),
+                "broker" => self.1 = format!("{value:?}"),
+                _ => {}
+            }
+        }
+    }
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _context: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            EVENTS.get().unwrap().lock().unwrap().push((fields.0, fields.1));
+        }
+    }
+    static EVENTS: std::sync::OnceLock<std::sync::Mutex<Vec<(String, String)>>> =
+        std::sync::OnceLock::new();
+    EVENTS.get_or_init(|| {
+        let only_the_client = tracing_subscriber::filter::Targets::new()
+            .with_target("taskweave::transport::redis", tracing::Level::INFO);
+        let subscriber = tracing_subscriber::registry().with(Capture.with_filter(only_the_client));
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other test installs a global subscriber");
+        std::sync::Mutex::new(Vec::new())
+    })
+}
+
+/// How many captured events for `broker` have a message containing `text`.
+fn logged(broker: &str, text: &str) -> usize {
+    let events = broker_events().lock().unwrap();
+    events.iter().filter(|(message, at)| at == broker && message.contains(text)).count()
+}
+
 #[test]
 fn a_broker_back_in_time_loses_nothing_and_one_that_stays_away_fails_pending_futures() {
     use taskweave::TaskError;
     use taskweave::transport::redis::BrokerHealth;
 
+    broker_events();
     run(|| async {
         let options = crate::ServerOptions {
             password: Some("secret".into()),
@@ -374,6 +422,15 @@ fn a_broker_back_in_time_loses_nothing_and_one_that_stays_away_fails_pending_fut
         server.restart();
         until(&client, "the broker reported up", || redis.health() == BrokerHealth::Up).await;
         assert_eq!(client.submit_task::<Add>((2, 3)).await.unwrap(), 5);
+        // Two outages, each logged once when it starts and once when it ends, whatever the
+        // number of retries and tasks (a connection that finds its socket dead only after
+        // the other one recovered may add one blip per outage); the pending tasks' failure
+        // once.
+        let broker = format!("redis://127.0.0.1:{}", server.port());
+        let (gone, back) =
+            (logged(&broker, "fails this client's commands"), logged(&broker, "answers again"));
+        assert!((2..=4).contains(&gone) && back == gone, "gone {gone} times, back {back}");
+        assert_eq!(logged(&broker, "failing the pending tasks"), 1);
         client.close().await.unwrap();
         running.shutdown();
         running.stopped().await;
