@@ -89,9 +89,9 @@ fn handler_for<T: Task>() -> Handler {
 ///   ones it took but did not start back to the queue.
 /// - When Redis goes away it logs the error and retries with back-off. An entry whose
 ///   outcome it cannot write for the [reclaim time](WorkerBuilder::reclaim_after) (at
-///   least 30 s) is let go of (another worker reclaims and runs it); one whose outcome Redis refuses (a bad
-///   argument, a wrong key type) goes to the dead-letter stream with the reason. No retry
-///   loop runs forever.
+///   least 30 s) is let go of (another worker reclaims and runs it); one whose outcome
+///   Redis refuses (a bad argument, a wrong key type) goes to the dead-letter stream with
+///   the reason. No retry loop runs forever.
 /// - A permission Redis's access control refuses (`NOPERM`) stops the worker: it is
 ///   checked at start-up, and if it still happens while running (the user's rights changed)
 ///   the worker shuts down and reports the error ([`RunningWorker::error`],

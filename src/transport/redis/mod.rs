@@ -607,11 +607,19 @@ impl Inner {
         health.gave_up = true;
         let last_error = health.last_error.clone();
         drop(health);
-        let flights: Vec<(String, Flight)> = {
+        let mut flights: Vec<(String, Flight)> = {
             let mut in_flight = self.in_flight.lock();
             in_flight.rid_of.clear();
             in_flight.by_rid.drain().collect()
         };
+        // In a fixed order (not the map's), so that a simulation replays the same way.
+        flights.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (rid, flight) in &flights {
+            if flight.enqueued.is_some() {
+                // Deleted once the broker answers again (else they expire).
+                let _ = self.releases.0.send(self.keys.entry_of(rid));
+            }
+        }
         tracing::error!(broker = %self.broker, after = ?self.broker_timeout, %last_error, tasks = flights.len(), "the Redis broker stayed unreachable for the broker timeout; failing the pending tasks");
         for (_, flight) in flights {
             started.sink.broker_unavailable(
