@@ -476,6 +476,11 @@ struct World {
     tasks: Vec<Tracked>,
     garbage: usize,
     restarts: u32,
+    /// Outages longer than the client's broker timeout (its pending futures fail with
+    /// `BrokerUnavailable`, and workers let go of the entries they could not report).
+    long_outages: u32,
+    /// A future still pending at the end of an outage longer than the broker timeout.
+    outage_violation: Option<String>,
     /// Virtual time of the end of the last pause.
     paused_until: Duration,
     /// The workers boot half-way through the workload (entries wait in the stream until
@@ -509,6 +514,9 @@ impl TaskGraph for World {
         match (error, behaviour) {
             (TaskError::WorkerLost { .. }, Some(Behaviour::Poison)) => true,
             (TaskError::WorkerLost { .. }, _) => self.lossy(),
+            (TaskError::BrokerUnavailable { broker, .. }, _) => {
+                self.long_outages > 0 && broker.contains("sim")
+            }
             (TaskError::Failed { message, .. }, Some(Behaviour::Fails)) => message.contains("boom"),
             (TaskError::Panicked { message, .. }, Some(Behaviour::Panics)) => {
                 message.contains("planned panic")
@@ -519,7 +527,7 @@ impl TaskGraph for World {
                 message.contains("flaky") && (fail_first > retries || self.active.cause_reruns())
             }
             (TaskError::Failed { message, .. }, None) => {
-                (self.active.command.0 + self.active.command.1 > 0.0
+                ((self.active.command.0 + self.active.command.1 > 0.0 || self.long_outages > 0)
                     && message.contains("could not be read"))
                     // A restart lost a dependency's stored result after its client read it.
                     || (self.restarts > 0 && message.contains("is gone from Redis"))
@@ -731,11 +739,28 @@ impl World {
         if active.outage > 0.0 && self.outage_rng.chance(active.outage) {
             // Every command fails for up to 20 s: less than the client's broker timeout
             // (60 s) and the workers' give-up time (30 s), so nothing may be lost and no
-            // future may fail (issue 19).
-            let outage = self.outage_rng.duration_up_to(Duration::from_secs(20));
+            // future may fail (issue 19). One in four lasts 65 to 90 s: every future fails
+            // with `BrokerUnavailable` by its end (60 s, plus a read's block time and a
+            // back-off step), and the client works again once it is over.
+            let long = self.outage_rng.chance(0.25);
+            let outage = if long {
+                self.long_outages += 1;
+                Duration::from_secs(65) + self.outage_rng.duration_up_to(Duration::from_secs(25))
+            } else {
+                self.outage_rng.duration_up_to(Duration::from_secs(20))
+            };
             self.sim.note(format_args!("redis unreachable for {outage:?}"));
             self.redis.set_faults(1.0, 0.0, Duration::ZERO);
             self.sim.sleep(outage).await;
+            if let Some(index) = (0..self.tasks.len()).find(|&i| !self.tasks[i].handle.is_done()) {
+                if long && self.outage_violation.is_none() {
+                    self.outage_violation = Some(format!(
+                        "#{index} ({}) still pending at the end of a {outage:?} outage, past \
+                         the broker timeout",
+                        self.tasks[index].key_text
+                    ));
+                }
+            }
             let (fail_before, fail_after, max_delay) = active.command;
             self.redis.set_faults(fail_before, fail_after, max_delay);
             self.sim.note("redis reachable again");
@@ -823,6 +848,9 @@ impl World {
                 }
                 _ => self.tasks[index].observed = Some(outcome),
             }
+        }
+        if let Some(violation) = &self.outage_violation {
+            return Err(violation.clone());
         }
         for index in 0..self.tasks.len() {
             self.check_outcome(index)?;
@@ -1176,6 +1204,8 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
         tasks: Vec::new(),
         garbage: 0,
         restarts: 0,
+        long_outages: 0,
+        outage_violation: None,
         paused_until: Duration::ZERO,
         long_time: Duration::ZERO,
         late_workers,
