@@ -217,6 +217,24 @@ pub enum TaskError {
         operation: &'static str,
     },
 
+    /// The broker that carries the task (Redis) could not be reached for longer than the
+    /// client's broker timeout, so the task was given up without knowing whether it ran.
+    #[error(
+        "task {key} was given up: the broker {broker} could not be reached for {after:?} \
+         (last error: {last_error}); check that it runs and is reachable from this machine, \
+         or raise the broker timeout (RedisTransportBuilder::broker_timeout)"
+    )]
+    BrokerUnavailable {
+        /// The task's key.
+        key: TaskKey,
+        /// The broker's address, without its password.
+        broker: String,
+        /// The last error the broker's connection gave.
+        last_error: String,
+        /// How long the broker had been unreachable (the timeout).
+        after: Duration,
+    },
+
     /// A task this one depends on failed, so this one never ran.
     #[error("task {key} did not run because a dependency failed: {root}")]
     DependencyFailed {
@@ -236,6 +254,7 @@ impl TaskError {
             | TaskError::Cancelled { key, .. }
             | TaskError::WorkerLost { key, .. }
             | TaskError::ClientClosed { key, .. }
+            | TaskError::BrokerUnavailable { key, .. }
             | TaskError::DependencyFailed { key, .. } => key,
         }
     }

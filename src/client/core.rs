@@ -756,6 +756,11 @@ impl Core {
         self.feed(Event::Lost { id: job.id });
     }
 
+    /// The transport gave the task up with `error` (not one the task raised: no retry).
+    pub(crate) fn given_up_with(&self, job: &Arc<Job>, error: TaskError) {
+        self.feed(Event::Failed { id: job.id, error });
+    }
+
     /// The transport itself gave the task up after its workers were lost `attempts` times
     /// (a transport that redelivers on its own, such as Redis with its dead-letter stream).
     pub(crate) fn gave_up(&self, job: &Arc<Job>, attempts: u32) {

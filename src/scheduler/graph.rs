@@ -556,7 +556,8 @@ impl<P: Clone> Scheduler<P> {
         let record = self.tasks.get_mut(&id).expect("reported task is held");
         // Retries are for errors the task raised; a transport that gave up on lost workers
         // has already redelivered as often as allowed.
-        let raised_by_task = !matches!(error, TaskError::WorkerLost { .. });
+        let raised_by_task =
+            !matches!(error, TaskError::WorkerLost { .. } | TaskError::BrokerUnavailable { .. });
         if raised_by_task && record.retries_left > 0 {
             record.retries_left -= 1;
             self.make_ready(id, out);
