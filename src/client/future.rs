@@ -367,23 +367,26 @@ impl<T: Clone + 'static> TaskFuture<T> {
     /// # Errors
     ///
     /// [`Error::Task`] with the task's error; [`Error::BlockingInAsyncContext`] when called
-    /// from a thread that drives async work (use `.await` there).
+    /// from a thread that drives async work that taskweave can see: its workers, its
+    /// executors' threads, and the runtimes of the enabled adapter features (a tokio runtime
+    /// with feature `tokio`, and so on). Use `.await` there, or a dependency.
     ///
     /// # Examples
     ///
-    /// The pitfall, and the right way:
+    /// The pitfall, and the right way: a task body that waits for another task blocks a
+    /// worker (with few workers, forever), so the wait is refused; make it a dependency.
     ///
     /// ```
     /// # fn main() -> Result<(), taskweave::Error> {
     /// let client = taskweave::Client::new()?;
     /// let future = client.submit(|x: i64| x * 2, 4);
-    /// let runtime = tokio::runtime::Runtime::new().unwrap();
-    /// runtime.block_on(async {
-    ///     // Wrong: blocking inside async code would stall the runtime.
-    ///     assert!(matches!(future.result(), Err(taskweave::Error::BlockingInAsyncContext)));
-    ///     // Right: await it.
-    ///     assert_eq!(future.clone().await.unwrap(), 8);
-    /// });
+    /// // Wrong: blocking inside a worker.
+    /// let other = future.clone();
+    /// let waiting = client.submit(move |_: ()| other.result().map_err(|e| e.to_string()), ());
+    /// assert!(matches!(waiting.result()?, Err(text) if text.contains("inside an async context")));
+    /// // Right: depend on it.
+    /// let doubled = client.after(&future).submit(|x: i64| x * 2);
+    /// assert_eq!(doubled.result()?, 16);
     /// # Ok(()) }
     /// ```
     pub fn result(&self) -> Result<T, Error> {
