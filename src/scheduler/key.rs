@@ -84,6 +84,40 @@ impl From<String> for TaskKey {
     }
 }
 
+/// Structured keys, as Dask's tuple keys: `("x", 3)` names the task `("x", 3)`, so a family
+/// of tasks can be keyed by a name and an index wherever a key is accepted.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), taskweave::Error> {
+/// let client = taskweave::Client::new()?;
+/// let parts = client.task().map_with_keys(|x: u32| x * 2, (0..3u32).map(|i| (("part", i), i)));
+/// assert_eq!(parts[2].key().to_string(), r#"("part", 2)"#);
+/// let again = client.task().key(("part", 2u32)).submit(|x: u32| x, 99);
+/// assert_eq!(again.result()?, 4, "the same structured key is the same task");
+/// # Ok(()) }
+/// ```
+macro_rules! structured_keys {
+    ($($index:ty),+) => {
+        $(
+            impl From<(&str, $index)> for TaskKey {
+                fn from((name, index): (&str, $index)) -> TaskKey {
+                    TaskKey::named(format!("({name:?}, {index})"))
+                }
+            }
+
+            impl From<(&str, $index, $index)> for TaskKey {
+                fn from((name, first, second): (&str, $index, $index)) -> TaskKey {
+                    TaskKey::named(format!("({name:?}, {first}, {second})"))
+                }
+            }
+        )+
+    };
+}
+
+structured_keys!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+
 /// A readable prefix for a function type's name: `inc` for `my_crate::inc`, `closure` for a
 /// closure (whose type name says only where it was written).
 pub fn prefix_for_type_name(type_name: &'static str) -> &'static str {
@@ -158,6 +192,13 @@ mod tests {
             assert!(seen.insert(first.next_token()));
             assert!(seen.insert(second.next_token()));
         }
+    }
+
+    #[test]
+    fn structured_keys_read_like_tuples() {
+        assert_eq!(TaskKey::from(("x", 3_u8)).to_string(), r#"("x", 3)"#);
+        assert_eq!(TaskKey::from(("x", -1_i64, 2_i64)).to_string(), r#"("x", -1, 2)"#);
+        assert_eq!(TaskKey::from(("x", 3_u32)), TaskKey::from(("x", 3_i64)));
     }
 
     #[test]
