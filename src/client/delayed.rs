@@ -6,14 +6,14 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::{Client, Dependencies, TaskFuture};
+use super::{Client, Dependencies, TaskBuilder, TaskFuture};
 
 /// The value type of type-erased futures inside a graph walk (never constructed).
 pub(crate) struct ErasedValue(());
 
 /// Submits one node, given the futures of its inputs in order.
 type SubmitNode =
-    dyn Fn(&Client, &[TaskFuture<ErasedValue>]) -> TaskFuture<ErasedValue> + Send + Sync;
+    dyn Fn(TaskBuilder<'_>, &[TaskFuture<ErasedValue>]) -> TaskFuture<ErasedValue> + Send + Sync;
 
 /// One node of a graph: its inputs and how to submit it once they are submitted.
 struct Node {
@@ -66,8 +66,8 @@ where
     A: Clone + Send + Sync + 'static,
     R: Send + Sync + 'static,
 {
-    let submit = move |client: &Client, _: &[TaskFuture<ErasedValue>]| {
-        client.submit(function.clone(), argument.clone()).retype()
+    let submit = move |builder: TaskBuilder<'_>, _: &[TaskFuture<ErasedValue>]| {
+        builder.submit(function.clone(), argument.clone()).retype()
     };
     Delayed {
         node: Arc::new(Node { inputs: Vec::new(), submit: Box::new(submit) }),
@@ -86,10 +86,10 @@ where
     let mut graph_inputs = GraphInputs::default();
     inputs.collect(&mut graph_inputs);
     let GraphInputs { nodes, shape } = graph_inputs;
-    let submit = move |client: &Client, futures: &[TaskFuture<ErasedValue>]| {
+    let submit = move |builder: TaskBuilder<'_>, futures: &[TaskFuture<ErasedValue>]| {
         let mut submitted = SubmittedInputs { futures: futures.iter(), shape: shape.iter() };
         let typed = I::futures(&mut submitted);
-        client.after(typed).submit(function.clone()).retype()
+        builder.after(typed).submit(function.clone()).retype()
     };
     Delayed {
         node: Arc::new(Node { inputs: nodes, submit: Box::new(submit) }),
@@ -202,35 +202,9 @@ tuple_inputs!(A, B, C, D);
 impl Client {
     /// Submits the graph behind `delayed` — every node not yet submitted in this call, each
     /// once, inputs first — and returns the future of its output at once (Dask's
-    /// `persist`).
+    /// `persist`). For options, use [`TaskBuilder::persist`].
     pub fn persist<T>(&self, delayed: &Delayed<T>) -> TaskFuture<T> {
-        // Iterative post-order walk: graphs of any depth, shared nodes submitted once.
-        let mut submitted: HashMap<*const Node, TaskFuture<ErasedValue>> = HashMap::new();
-        let mut stack: Vec<(Arc<Node>, bool)> = vec![(Arc::clone(&delayed.node), false)];
-        while let Some((node, inputs_done)) = stack.pop() {
-            let address = Arc::as_ptr(&node);
-            if submitted.contains_key(&address) {
-                continue;
-            }
-            if inputs_done {
-                let inputs: Vec<TaskFuture<ErasedValue>> = node
-                    .inputs
-                    .iter()
-                    .map(|input| submitted[&Arc::as_ptr(input)].clone())
-                    .collect();
-                let future = (node.submit)(self, &inputs);
-                submitted.insert(address, future);
-            } else {
-                let inputs: Vec<Arc<Node>> = node.inputs.clone();
-                stack.push((node, true));
-                for input in inputs.into_iter().rev() {
-                    if !submitted.contains_key(&Arc::as_ptr(&input)) {
-                        stack.push((input, false));
-                    }
-                }
-            }
-        }
-        submitted.remove(&Arc::as_ptr(&delayed.node)).expect("the root was submitted").retype()
+        self.task().persist(delayed)
     }
 
     /// Submits the graph behind `delayed` and waits for its output (Dask's `compute`).
@@ -245,6 +219,76 @@ impl Client {
     ///
     /// Dropping the returned future releases the graph's output; tasks already running
     /// finish, queued ones that nothing else needs do not start.
+    pub async fn compute<T: Clone + 'static>(
+        &self,
+        delayed: &Delayed<T>,
+    ) -> Result<T, crate::Error> {
+        self.task().compute(delayed).await
+    }
+}
+
+impl TaskBuilder<'_> {
+    /// Submits the graph behind `delayed` with this builder's options, as
+    /// [`Client::persist`] does: priority, retries and allowed failures apply to every node
+    /// submitted; a [`key`](TaskBuilder::key) names the output node only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// use taskweave::delayed;
+    /// let client = taskweave::Client::new()?;
+    /// let total = delayed(|x: i64| x + 1, 1).then(|x: i64| x * 10);
+    /// let future = client.task().key("total").retries(2).priority(5).persist(&total);
+    /// assert_eq!(future.key().to_string(), "total");
+    /// assert_eq!(future.result()?, 20);
+    /// # Ok(()) }
+    /// ```
+    pub fn persist<T>(&self, delayed: &Delayed<T>) -> TaskFuture<T> {
+        // Inner nodes get the options without the key (a key names one task).
+        let inner = self.without_key();
+        // Iterative post-order walk: graphs of any depth, shared nodes submitted once.
+        let mut submitted: HashMap<*const Node, TaskFuture<ErasedValue>> = HashMap::new();
+        let mut stack: Vec<(Arc<Node>, bool)> = vec![(Arc::clone(&delayed.node), false)];
+        let root = Arc::as_ptr(&delayed.node);
+        while let Some((node, inputs_done)) = stack.pop() {
+            let address = Arc::as_ptr(&node);
+            if submitted.contains_key(&address) {
+                continue;
+            }
+            if inputs_done {
+                let inputs: Vec<TaskFuture<ErasedValue>> = node
+                    .inputs
+                    .iter()
+                    .map(|input| submitted[&Arc::as_ptr(input)].clone())
+                    .collect();
+                let builder =
+                    if address == root { self.clone_options() } else { inner.clone_options() };
+                let future = (node.submit)(builder, &inputs);
+                submitted.insert(address, future);
+            } else {
+                let inputs: Vec<Arc<Node>> = node.inputs.clone();
+                stack.push((node, true));
+                for input in inputs.into_iter().rev() {
+                    if !submitted.contains_key(&Arc::as_ptr(&input)) {
+                        stack.push((input, false));
+                    }
+                }
+            }
+        }
+        submitted.remove(&root).expect("the root was submitted").retype()
+    }
+
+    /// Submits the graph behind `delayed` with this builder's options (see
+    /// [`persist`](TaskBuilder::persist)) and waits for its output.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::compute`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Client::compute`].
     pub async fn compute<T: Clone + 'static>(
         &self,
         delayed: &Delayed<T>,

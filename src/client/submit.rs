@@ -124,6 +124,23 @@ impl<D, P> fmt::Debug for TaskBuilder<'_, D, P> {
 }
 
 impl<'c> TaskBuilder<'c> {
+    /// A builder with these options and none of `D`'s state (for a graph's nodes).
+    pub(crate) fn clone_options(&self) -> TaskBuilder<'c> {
+        TaskBuilder {
+            client: self.client,
+            options: self.options.clone(),
+            deps: NoDeps,
+            _purity: PhantomData,
+        }
+    }
+
+    /// A builder with these options but no key.
+    pub(crate) fn without_key(&self) -> TaskBuilder<'c> {
+        let mut builder = self.clone_options();
+        builder.options.key = None;
+        builder
+    }
+
     pub(crate) fn new(client: &'c Client) -> TaskBuilder<'c> {
         TaskBuilder {
             client,

@@ -87,6 +87,7 @@ macro_rules! for_each_case {
             keys::map_with_keys_uses_each_key_verbatim,
             keys::generated_keys_differ_between_clients,
             keys::options_given_before_dependencies_are_kept,
+            keys::options_on_a_graph_apply_to_its_nodes_and_the_key_to_its_output,
             shapes::gather_takes_tuples_maps_and_nested_vectors,
             shapes::gather_of_a_tuple_raises_the_first_error_in_order,
             shapes::scatter_by_key_by_content_and_per_element,

@@ -89,3 +89,36 @@ pub async fn options_given_before_dependencies_are_kept(client: Client) {
     assert_eq!(first.key(), second.key(), "pure before or after `after`: one key");
     assert_eq!(second.await.unwrap(), 4);
 }
+
+/// Options on a graph: retries apply to every node (a flaky inner node succeeds), a key
+/// names the output node only.
+pub async fn options_on_a_graph_apply_to_its_nodes_and_the_key_to_its_output(client: Client) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let calls = Arc::new(AtomicU32::new(0));
+    let flaky = {
+        let calls = Arc::clone(&calls);
+        move |x: i64| {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("the first call fails");
+            }
+            x + 1
+        }
+    };
+    let graph = taskweave::delayed(flaky, 1).then(|x: i64| x * 10);
+    let value = client.task().key("graph-output").retries(1).compute(&graph).await.unwrap();
+    assert_eq!(value, 20);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the inner node was retried once");
+    let future = client.task().key("graph-output").persist(&graph);
+    assert_eq!(future.key().to_string(), "graph-output");
+    // Without retries, the same flaky graph fails.
+    let calls = Arc::new(AtomicU32::new(0));
+    let flaky = move |x: i64| {
+        if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            panic!("the first call fails");
+        }
+        x + 1
+    };
+    let graph = taskweave::delayed(flaky, 1).then(|x: i64| x * 10);
+    assert!(client.compute(&graph).await.is_err());
+}
