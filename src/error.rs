@@ -54,6 +54,10 @@ pub enum Error {
 
     /// A blocking call was made from a thread that is driving async work, where blocking
     /// would stall (and could deadlock) that runtime.
+    ///
+    /// With feature `tokio`, a thread of `tokio::task::spawn_blocking` is refused too (tokio
+    /// has no way to tell it apart); wait there with
+    /// `tokio::runtime::Handle::current().block_on(future)`.
     #[error(
         "a blocking taskweave call was made from inside an async context (a runtime thread or \
          a taskweave worker); use the async method with .await there, or make the task depend \

@@ -722,6 +722,9 @@ impl Core {
     /// Runs a failed job again, with the failed jobs it reads (see `Event::RetryRequested`),
     /// and says what was done.
     pub(crate) fn retry(&self, job: &Arc<Job>) -> RetryOutcome {
+        if self.is_closed() {
+            return RetryOutcome::ClientClosed;
+        }
         let mut actions = spare_actions();
         let outcome = {
             let mut scheduler = self.scheduler.lock();
@@ -736,6 +739,9 @@ impl Core {
     /// Cancels a job and its dependents (see `Event::CancelRequested`), and says what was
     /// done.
     pub(crate) fn cancel(&self, job: &Arc<Job>, reason: &str) -> CancelOutcome {
+        if self.is_closed() {
+            return CancelOutcome::ClientClosed;
+        }
         let mut actions = spare_actions();
         let outcome = {
             let mut scheduler = self.scheduler.lock();

@@ -287,8 +287,9 @@ impl<T> TaskFuture<T> {
     /// - finished, with a value or an error: the outcome is dropped and its value released
     ///   ([`CancelOutcome::CancelledAfterFinishing`]); a task submitted later that depends on
     ///   it is cancelled at once, with a reason naming it;
-    /// - cancelled already, or refused by a closed client: nothing changes
-    ///   ([`CancelOutcome::AlreadyCancelled`]).
+    /// - cancelled already: nothing changes ([`CancelOutcome::AlreadyCancelled`]);
+    /// - the client is closed: nothing changes ([`CancelOutcome::ClientClosed`]); a closed
+    ///   client keeps the outcomes its futures hold.
     ///
     /// Tasks that depend on it are cancelled the same way, finished or not. Every handle to
     /// the task sees the cancel; a cancelled task is not run again by

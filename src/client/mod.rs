@@ -302,7 +302,8 @@ impl Client {
 
     /// Submits `function(value)` for each future, each task running after its own future:
     /// Dask's `client.map(f, futures)`. To map over several inputs, zip them (the shortest
-    /// wins): `client.map(f, xs.into_iter().zip(ys))`.
+    /// wins): `client.map(f, xs.into_iter().zip(ys))` for values,
+    /// [`map_after_each`](Client::map_after_each) for futures (or futures and values).
     ///
     /// # Examples
     ///
@@ -329,6 +330,37 @@ impl Client {
                 self.after(future).submit(move |value| function(value))
             })
             .collect()
+    }
+
+    /// Submits one task per item of `items`, each running after the futures of its item and
+    /// receiving their values: Dask's `client.map(f, xs, ys)` over futures. An item is
+    /// anything [`after`](Client::after) takes — one future, a tuple of futures (zip several
+    /// lists of futures: the shortest wins), a slice of futures — so plain values go in as
+    /// scattered futures ([`scatter_each`](Client::scatter_each)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let xs = client.map(|x: i64| x + 1, 0..3);
+    /// let ys = client.scatter_each([10_i64, 20, 30, 40]);
+    /// let sums = client.map_after_each(|(x, y): (i64, i64)| x + y, xs.iter().zip(&ys));
+    /// assert_eq!(client.blocking().gather(&sums)?, vec![11, 22, 33]);
+    /// # Ok(()) }
+    /// ```
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
+    pub fn map_after_each<D, F, R>(
+        &self,
+        function: F,
+        items: impl IntoIterator<Item = D>,
+    ) -> Vec<TaskFuture<R>>
+    where
+        D: Dependencies,
+        F: Fn(D::Values) -> R + Send + Sync + 'static,
+        R: Send + Sync + 'static,
+    {
+        self.task().map_after_each(function, items)
     }
 
     /// Puts `value` into the cluster and returns a finished future for it, to pass to tasks

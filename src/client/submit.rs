@@ -398,6 +398,35 @@ impl TaskBuilder<'_, NoDeps, Impure> {
         self.submit_jobs(jobs)
     }
 
+    /// One task per item, each after the futures of its item; see
+    /// [`Client::map_after_each`]. With a [`key`](TaskBuilder::key), the key is a prefix:
+    /// `key-<fresh token>` per item.
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
+    pub fn map_after_each<D, F, R>(
+        &self,
+        function: F,
+        items: impl IntoIterator<Item = D>,
+    ) -> Vec<TaskFuture<R>>
+    where
+        D: Dependencies,
+        F: Fn(D::Values) -> R + Send + Sync + 'static,
+        R: Send + Sync + 'static,
+    {
+        let function = Arc::new(function);
+        let base = self.without_key();
+        items
+            .into_iter()
+            .map(|deps| {
+                let function = Arc::clone(&function);
+                // The user's key as a prefix, else the user's function's name (the wrapping
+                // closure below would name it `closure`).
+                let (key, _) = self.item_key::<F>(None);
+                let builder = base.clone_options().key(key);
+                builder.after(deps).submit(move |values| function(values))
+            })
+            .collect()
+    }
+
     /// Submits `function(item)` for every `(key, item)` pair, each under exactly its key
     /// (Dask's `map` with a list of keys). As with [`key`](TaskBuilder::key), a key that is
     /// already held returns that task instead of running again.

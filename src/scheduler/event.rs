@@ -187,6 +187,9 @@ pub enum CancelOutcome {
     /// The task was already cancelled (by an earlier cancel, a cancelled dependency or closing
     /// the client): nothing changed.
     AlreadyCancelled,
+    /// The client is closed: nothing changed. A closed client keeps the outcomes its futures
+    /// already hold and refuses everything else, cancels included.
+    ClientClosed,
 }
 
 /// What asking to run a task again did (the answer of `TaskFuture::retry`).

@@ -91,6 +91,7 @@ macro_rules! for_each_case {
             shapes::gather_takes_tuples_maps_and_nested_vectors,
             shapes::gather_of_a_tuple_raises_the_first_error_in_order,
             shapes::scatter_by_key_by_content_and_per_element,
+            shapes::map_after_each_zips_futures_and_values,
             cancelling::cancel_stops_a_running_blocking_body_that_polls_its_context,
             cancelling::a_dropped_cancel_on_drop_guard_stops_its_running_body,
             cancelling::close_stops_running_bodies_that_poll_their_context,

@@ -807,23 +807,28 @@ impl World {
             .collect();
         let handle = self.tasks[index].handle.clone().expect("live");
         let root_before = handle.try_result();
+        if self.closed {
+            // A closed client refuses the cancel and keeps every outcome as it was.
+            let answer = handle.cancel();
+            if answer != CancelOutcome::ClientClosed {
+                return Err(format!("cancel #{index} after close answered {answer:?}"));
+            }
+            let now = handle.try_result();
+            if now != root_before {
+                return Err(format!(
+                    "cancel #{index} after close changed {root_before:?} to {now:?}"
+                ));
+            }
+            return Ok(());
+        }
         let answer = handle.cancel();
         let expected = match &root_before {
             None => CancelOutcome::Cancelled,
             Some(Err(error)) if error.is_cancelled() => CancelOutcome::AlreadyCancelled,
-            // Refused by the closed client: never accepted, nothing to cancel.
-            Some(Err(TaskError::ClientClosed { .. })) => CancelOutcome::AlreadyCancelled,
             Some(_) => CancelOutcome::CancelledAfterFinishing,
         };
         if answer != expected {
             return Err(format!("cancel #{index} answered {answer:?}, expected {expected:?}"));
-        }
-        if let Some(Err(TaskError::ClientClosed { .. })) = &root_before {
-            // Refused by the closed client: it stays refused, and nothing depends on it.
-            return match handle.try_result() {
-                Some(Err(TaskError::ClientClosed { .. })) => Ok(()),
-                other => Err(format!("cancelling refused #{index} changed it to {other:?}")),
-            };
         }
         for (task, was) in before {
             let now = self.tasks[task].handle.as_ref().and_then(|handle| handle.try_result());

@@ -46,7 +46,10 @@ pub async fn submit_after_close_gives_a_clear_error(client: Client) {
     let workers = client.workers().await;
     assert!(matches!(workers, Err(Error::Closed { operation: "workers" })));
     assert!(Error::Closed { operation: "gather" }.to_string().contains("gather was refused"));
-    // A value the future already held stays readable.
+    // Cancel and retry are refused too, and change nothing: a held value stays readable.
+    assert_eq!(before.cancel(), taskweave::CancelOutcome::ClientClosed);
+    assert_eq!(late.cancel(), taskweave::CancelOutcome::ClientClosed);
+    assert_eq!(late.retry(), taskweave::RetryOutcome::ClientClosed);
     assert_eq!(before.await.unwrap(), 7);
 }
 

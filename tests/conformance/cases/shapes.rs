@@ -71,3 +71,22 @@ pub async fn scatter_by_key_by_content_and_per_element(client: Client) {
     assert_ne!(hashed[0].key(), hashed[2].key());
     drop(table);
 }
+
+/// `map` over several lists of futures (and scattered values): one task per zipped item,
+/// the shortest list wins; a key is a prefix per item.
+pub async fn map_after_each_zips_futures_and_values(client: Client) {
+    let xs = client.map(|x: i64| x + 1, 0..3);
+    let ys = client.scatter_each([10_i64, 20, 30, 40]);
+    fn add((x, y): (i64, i64)) -> i64 {
+        x + y
+    }
+    let sums = client.map_after_each(add, xs.iter().zip(&ys));
+    assert_eq!(client.gather(&sums).await.unwrap(), vec![11, 22, 33]);
+    assert!(sums[0].key().to_string().starts_with("add-"), "{}", sums[0].key());
+    let keyed = client.task().key("sum").map_after_each(add, xs.iter().zip(&ys));
+    let again =
+        client.task().key("sum").map_after_each(|(x, y): (i64, i64)| x * y, xs.iter().zip(&ys));
+    assert_eq!(client.gather(&keyed).await.unwrap(), vec![11, 22, 33]);
+    assert_eq!(client.gather(&again).await.unwrap(), vec![10, 40, 90], "a prefix shares nothing");
+    assert!(keyed.iter().all(|f| f.key().to_string().starts_with("sum-")));
+}
