@@ -27,6 +27,9 @@ use crate::transport::redis::{
 const BLOCK: Duration = Duration::from_secs(1);
 /// The most entries one batch of completions holds.
 const BATCH: usize = 256;
+/// How long a task that no live worker of the queue registers waits for one by default
+/// (see [`WorkerBuilder::unrunnable_after`]).
+const DEFAULT_UNRUNNABLE_AFTER: Duration = Duration::from_secs(300);
 
 /// What running a registered task on some input gave.
 enum HandlerOutcome {
@@ -76,10 +79,17 @@ fn handler_for<T: Task>() -> Handler {
 ///   time](WorkerBuilder::reclaim_after); and it reclaims such entries of dead workers itself.
 /// - A result is accepted only while this worker still owns the entry, atomically with the
 ///   acknowledgement (see [`crate::transport::redis`]).
-/// - An entry it cannot run (garbage, an unknown task, another format version, an input that
-///   does not decode) goes to the dead-letter stream with a reason and a log line; the
-///   client's future fails with that reason; the worker keeps going. So does an entry that
-///   was delivered more often than its client allows without finishing (a poison task).
+/// - It takes over the entries of stopped workers within half a reclaim time of their
+///   becoming reclaimable, even while it has a backlog, and runs them before the entries it
+///   read (they are older).
+/// - An entry it cannot run (garbage, another format version, an input that does not
+///   decode) goes to the dead-letter stream with a reason and a log line; the client's
+///   future fails with that reason; the worker keeps going. So does an entry that was
+///   started more often than its client allows without finishing (a poison task); a
+///   worker's death counts only against the tasks it was running, not the ones it took
+///   ahead.
+/// - An entry of a task it does not register goes back to the queue for a worker that has
+///   it (a rolling deploy); see [`unrunnable_after`](WorkerBuilder::unrunnable_after).
 /// - On shutdown ([`RunningWorker::shutdown`], or Ctrl-C / SIGTERM under
 ///   [`run`](WorkerBuilder::run)) it stops reading, finishes the tasks it runs, and hands the
 ///   ones it took but did not start back to the queue.
@@ -128,6 +138,7 @@ impl Worker {
             concurrency: std::thread::available_parallelism().map_or(1, usize::from),
             reclaim_after: Duration::from_secs(30),
             prefetch: 8,
+            unrunnable_after: DEFAULT_UNRUNNABLE_AFTER,
             command_timeout: Duration::from_secs(5),
             tls_root_certificate: None,
             registry: HashMap::new(),
@@ -144,6 +155,7 @@ pub struct WorkerBuilder {
     concurrency: usize,
     reclaim_after: Duration,
     prefetch: usize,
+    unrunnable_after: Duration,
     command_timeout: Duration,
     tls_root_certificate: Option<Vec<u8>>,
     registry: HashMap<&'static str, Handler>,
@@ -205,12 +217,27 @@ impl WorkerBuilder {
 
     /// How many entries the worker takes ahead of the ones it runs (default 8), so that a
     /// runner finds its next task without a round trip to Redis and reads come in batches.
-    /// More is faster for short tasks; but a worker that dies loses the entries it took
-    /// ahead until they are reclaimed, and each such loss counts towards their
-    /// `allowed_failures`; and a task cancelled after the worker took it still runs (its
-    /// result is discarded). Use 0 for long or crash-prone tasks, or ones a cancel must stop.
+    /// More is faster for short tasks; but a worker that dies leaves the entries it took
+    /// ahead waiting until they are reclaimed (they count no failure against their tasks: a
+    /// worker's death counts only against the tasks it was running), and a long task taken
+    /// ahead waits behind the running ones while another worker may be idle. Use 0 for long
+    /// tasks.
     pub fn prefetch(mut self, entries: usize) -> Self {
         self.prefetch = entries;
+        self
+    }
+
+    /// How long an entry of a task this worker does not register may wait for a live worker
+    /// of the queue that does (default 5 minutes).
+    ///
+    /// During a rolling deploy, older workers (without a new task) and newer ones share the
+    /// queue: an older worker that reads an entry of the new task gives it back to the queue
+    /// for a worker that has the task, and never fails it while one is alive. When no live
+    /// worker of the queue has registered the task for this long after this worker first saw
+    /// the entry, the entry goes to the dead-letter stream, and its future fails with an error
+    /// that names the task and the workers seen.
+    pub fn unrunnable_after(mut self, time: Duration) -> Self {
+        self.unrunnable_after = time;
         self
     }
 
@@ -313,7 +340,10 @@ impl WorkerBuilder {
             capacity: self.concurrency + self.prefetch,
             slot_freed: flume::bounded(1),
             runnable: async_channel::unbounded(),
+            reclaimed: async_channel::unbounded(),
             owned: Mutex::new(HashSet::new()),
+            unrunnable_after: self.unrunnable_after,
+            unrunnable: Mutex::new(Unrunnable::default()),
         });
         shared.store.heartbeat(&name, &shared.announcement, shared.heartbeat_ttl()).await?;
         let (stopped_sender, stopped) = flume::bounded::<()>(1);
@@ -405,11 +435,56 @@ struct Shared {
     capacity: usize,
     /// Signalled when the worker lets go of an entry (the reader waits on it when full).
     slot_freed: (flume::Sender<()>, flume::Receiver<()>),
-    /// Entries taken and not yet started. async-channel, not flume: several runners await it
+    /// Entries read and not yet started. async-channel, not flume: several runners await it
     /// (see the in-process transport's queue).
     runnable: (async_channel::Sender<Delivery>, async_channel::Receiver<Delivery>),
+    /// Entries reclaimed from stopped workers and not yet started: runners take these before
+    /// the ones in `runnable` (they are older).
+    reclaimed: (async_channel::Sender<Delivery>, async_channel::Receiver<Delivery>),
     /// Entries this worker owns and has not reported, touched so nobody reclaims them.
     owned: Mutex<HashSet<String>>,
+    /// See [`WorkerBuilder::unrunnable_after`].
+    unrunnable_after: Duration,
+    /// Entries of tasks this worker does not register that it has seen.
+    unrunnable: Mutex<Unrunnable>,
+}
+
+/// What a worker remembers of the entries of tasks it does not register, which it passes on.
+#[derive(Default)]
+struct Unrunnable {
+    /// When this worker first saw each delivery (by `rid`, which stays the same when an entry
+    /// is given back to the queue under a new id).
+    first_seen: HashMap<String, std::time::Instant>,
+    /// The task names it has logged a warning for (once each).
+    warned: HashSet<String>,
+}
+
+/// Where entries a worker takes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// Read from the stream: never delivered before.
+    Read,
+    /// Taken over from a worker that stopped touching them: older than any new entry.
+    Reclaimed,
+}
+
+/// What [`Shared::take`] did with a batch of entries.
+#[derive(Debug, Default, Clone, Copy)]
+struct Taken {
+    /// Queued for the runners.
+    queued: usize,
+    /// Given back to the queue for a worker that has their task.
+    passed_on: usize,
+}
+
+/// What a runner does with an entry it is about to start.
+enum Start {
+    /// Run it.
+    Run(Delivery),
+    /// Report it as poison, without running it.
+    Poison(DeadLetter),
+    /// Leave it: another worker owns it now, or it is gone (cancelled).
+    Skip,
 }
 
 /// A decoded entry this worker owns, ready to run.
@@ -431,6 +506,13 @@ impl Shared {
 
     fn heartbeat_every(&self) -> Duration {
         (self.reclaim_after / 3).clamp(Duration::from_millis(10), Duration::from_secs(10))
+    }
+
+    /// How often the reclaim loop looks for entries of stopped workers: every half reclaim
+    /// time, so that such an entry is taken over at most half the reclaim time after it
+    /// became reclaimable.
+    fn reclaim_every(&self) -> Duration {
+        (self.reclaim_after / 2).clamp(Duration::from_millis(10), Duration::from_secs(5))
     }
 
     fn heartbeat_ttl(&self) -> Duration {
@@ -472,10 +554,15 @@ impl Shared {
     }
 
     /// Decides what to do with entries this worker now owns: dead-letter those that cannot
-    /// run, record the others as taken to run (`begin`, in one round trip), dead-letter those
-    /// taken too often without finishing (poison), and queue the rest for the runners.
-    async fn take(&self, entries: Vec<(String, Fields)>) {
-        let mut deliveries = Vec::new();
+    /// be decoded, pass on those of tasks it does not register ([`Shared::pass_on`]), and
+    /// queue the others for the runners, reclaimed ones ahead of read ones (they are older).
+    ///
+    /// Nothing is begun here: a runner begins an entry when it starts it
+    /// ([`Shared::start`]), so that a worker's crash counts only against the entries it was
+    /// running, never against those it took ahead.
+    async fn take(&self, entries: Vec<(String, Fields)>, source: Source) -> Taken {
+        let mut taken = Taken::default();
+        let mut unrunnable = Vec::new();
         for (id, fields) in entries {
             // An entry this worker holds already (queued or running) that reaches it again,
             // claimed by itself after a pause longer than the reclaim time or redelivered:
@@ -485,69 +572,210 @@ impl Shared {
                 tracing::debug!(worker = %self.name, entry = %id, "an entry this worker holds was delivered to it again; not running it twice");
                 continue;
             }
-            let letter = match TaskEntry::decode(&fields, self.keys()) {
-                Err(rejection) => self.rejection_letter(&id, rejection, 3_600_000),
-                Ok(entry) if !self.registry.contains_key(entry.task.as_str()) => {
-                    let mut known: Vec<_> = self.registry.keys().copied().collect();
-                    known.sort_unstable();
-                    let rejection = Rejection {
-                        reason: format!(
-                            "no task named {:?} is registered on worker {} (it runs \
-                             {known:?}); register it with Worker::builder().register::<T>()",
-                            entry.task, self.name
-                        ),
-                        notify: Some(Notify { reply: entry.reply.clone(), rid: entry.rid.clone() }),
-                    };
-                    self.rejection_letter(&id, rejection, entry.ttl_ms)
-                }
-                Ok(entry) => {
-                    deliveries.push(Delivery { entry_id: id, entry });
-                    continue;
-                }
-            };
-            self.report_dead_letter(&letter).await;
-        }
-        if deliveries.is_empty() {
-            return;
-        }
-        let ids: Vec<String> =
-            deliveries.iter().map(|delivery| delivery.entry_id.clone()).collect();
-        let mut backoff = Backoff::new();
-        let mut failures = 0;
-        let starts = loop {
-            match self.store.begin(&self.name, &ids).await {
-                Ok(starts) => break starts,
-                Err(error) => {
-                    failures += 1;
-                    if self.stopping() && failures >= 10 {
-                        tracing::error!(%error, "giving up taking tasks; other workers will reclaim them");
-                        self.release(&ids);
-                        return;
-                    }
-                    let delay = backoff.step();
-                    tracing::warn!(%error, retry_in = ?delay, "could not record taking tasks; retrying");
-                    self.executor.sleep(delay).await;
-                }
-            }
-        };
-        for (delivery, started) in deliveries.into_iter().zip(starts) {
-            match started {
-                Err(ownership) => {
-                    tracing::debug!(worker = %self.name, entry = %delivery.entry_id, ?ownership, "not running an entry this worker no longer owns");
-                    self.release([&delivery.entry_id]);
-                }
-                Ok(starts) if starts > delivery.entry.max_deliveries => {
-                    let letter = self.poison_letter(&delivery, starts.saturating_sub(1));
+            match TaskEntry::decode(&fields, self.keys()) {
+                Err(rejection) => {
+                    let letter = self.rejection_letter(&id, rejection, 3_600_000);
                     self.report_dead_letter(&letter).await;
                 }
-                Ok(_) => {
-                    let _ = self.runnable.0.try_send(delivery);
+                Ok(entry) if !self.registry.contains_key(entry.task.as_str()) => {
+                    unrunnable.push(Delivery { entry_id: id, entry });
                 }
+                Ok(entry) => {
+                    let queue = match source {
+                        Source::Read => &self.runnable.0,
+                        Source::Reclaimed => &self.reclaimed.0,
+                    };
+                    let _ = queue.try_send(Delivery { entry_id: id, entry });
+                    taken.queued += 1;
+                }
+            }
+        }
+        if !unrunnable.is_empty() {
+            taken.passed_on = self.pass_on(unrunnable).await;
+        }
+        taken
+    }
+
+    /// The next entry to start: a reclaimed one if there is one (it is older than any entry
+    /// read), else a read one; `None` once the worker shuts down.
+    async fn next_delivery(&self) -> Option<Delivery> {
+        loop {
+            if let Ok(delivery) = self.reclaimed.1.try_recv() {
+                return Some(delivery);
+            }
+            if let Ok(delivery) = self.runnable.1.try_recv() {
+                return Some(delivery);
+            }
+            let reclaimed = std::pin::pin!(self.reclaimed.1.recv());
+            let runnable = std::pin::pin!(self.runnable.1.recv());
+            match select(self.stop_signal.recv_async(), select(reclaimed, runnable)).await {
+                Either::Right((Either::Left((Ok(delivery), _)), _))
+                | Either::Right((Either::Right((Ok(delivery), _)), _)) => return Some(delivery),
+                // Shared holds both senders: a closed queue is not reachable.
+                Either::Right(_) => continue,
+                Either::Left(_) => return None,
             }
         }
     }
 
-    /// The dead letter of a task taken `attempts` times that never finished.
+    /// Records that this worker starts `delivery` (`begin`, counted once per delivery) and
+    /// says what to do with it: run it; dead-letter it when it was started more often than
+    /// its client allows without finishing (poison: it crashed or hung its workers); or
+    /// leave it when this worker no longer owns it (reclaimed by another worker, or
+    /// cancelled).
+    async fn start(&self, delivery: Delivery) -> Start {
+        let ids = [delivery.entry_id.clone()];
+        let mut backoff = Backoff::new();
+        let mut failures = 0;
+        let started = loop {
+            match self.store.begin(&self.name, &ids).await {
+                Ok(mut starts) if starts.len() == 1 => break starts.remove(0),
+                Ok(_) => {
+                    tracing::error!(worker = %self.name, entry = %delivery.entry_id, "begin answered for another number of entries; other workers will reclaim it");
+                    self.release(&ids);
+                    return Start::Skip;
+                }
+                Err(error) => {
+                    failures += 1;
+                    if self.stopping() && failures >= 10 {
+                        tracing::error!(%error, "giving up starting a task; other workers will reclaim it");
+                        self.release(&ids);
+                        return Start::Skip;
+                    }
+                    let delay = backoff.step();
+                    tracing::warn!(%error, retry_in = ?delay, "could not record starting a task; retrying");
+                    self.executor.sleep(delay).await;
+                }
+            }
+        };
+        match started {
+            Err(ownership) => {
+                tracing::debug!(worker = %self.name, entry = %delivery.entry_id, ?ownership, "not running an entry this worker no longer owns");
+                self.release(&ids);
+                Start::Skip
+            }
+            Ok(starts) if starts > delivery.entry.max_deliveries => {
+                Start::Poison(self.poison_letter(&delivery, starts.saturating_sub(1)))
+            }
+            Ok(_) => Start::Run(delivery),
+        }
+    }
+
+    /// Passes on entries of tasks this worker does not register (during a rolling deploy,
+    /// another worker of the queue may have them): gives them back to the queue, without a
+    /// strike (they never started), for a worker that has their task. An entry whose task no
+    /// live worker of the queue has registered for [`Shared::unrunnable_after`] since this
+    /// worker first saw it is dead-lettered instead, its error naming the task and the
+    /// workers seen. Returns how many entries were given back.
+    async fn pass_on(&self, deliveries: Vec<Delivery>) -> usize {
+        let now = self.executor.now();
+        let limit = self.unrunnable_after;
+        let (mut back, overdue) = {
+            let mut unrunnable = self.unrunnable.lock();
+            // Forget deliveries not seen for a long while (run elsewhere, or cancelled).
+            let keep = limit.saturating_mul(2).saturating_add(Duration::from_secs(60));
+            unrunnable.first_seen.retain(|_, first| now.saturating_duration_since(*first) < keep);
+            let mut back = Vec::new();
+            let mut overdue = Vec::new();
+            for delivery in deliveries {
+                if unrunnable.warned.insert(delivery.entry.task.clone()) {
+                    tracing::warn!(
+                        worker = %self.name,
+                        task = %delivery.entry.task,
+                        "this worker does not run task {:?}: giving its entries back to the \
+                         queue for a worker that does (a rolling deploy?)",
+                        delivery.entry.task
+                    );
+                }
+                let first = *unrunnable.first_seen.entry(delivery.entry.rid.clone()).or_insert(now);
+                if now.saturating_duration_since(first) >= limit {
+                    overdue.push((delivery, now.saturating_duration_since(first)));
+                } else {
+                    back.push(delivery);
+                }
+            }
+            (back, overdue)
+        };
+        if !overdue.is_empty() {
+            match self.store.live_workers().await {
+                Ok(announcements) => {
+                    let workers: Vec<WorkerInfo> = announcements
+                        .iter()
+                        .filter_map(|raw| serde_json::from_slice::<WorkerInfo>(raw).ok())
+                        .filter(|worker| worker.queue == self.keys.queue())
+                        .collect();
+                    for (delivery, waited) in overdue {
+                        if workers.iter().any(|worker| worker.tasks.contains(&delivery.entry.task))
+                        {
+                            // A worker that runs it is alive (busy): keep waiting for it.
+                            back.push(delivery);
+                            continue;
+                        }
+                        self.unrunnable.lock().first_seen.remove(&delivery.entry.rid);
+                        let letter = self.unrunnable_letter(&delivery, waited, &workers);
+                        self.report_dead_letter(&letter).await;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, worker = %self.name, "could not list the live workers; giving the entries back");
+                    back.extend(overdue.into_iter().map(|(delivery, _)| delivery));
+                }
+            }
+        }
+        if back.is_empty() {
+            return 0;
+        }
+        let ids: Vec<String> = back.iter().map(|delivery| delivery.entry_id.clone()).collect();
+        let handed = match self.store.hand_back(&self.name, &ids).await {
+            Ok(count) => {
+                tracing::debug!(worker = %self.name, count, "gave entries of tasks this worker does not run back to the queue");
+                count
+            }
+            Err(error) => {
+                // Given up at once: nothing is lost, the entries are reclaimed after the
+                // reclaim time (by a worker that has the task, or passed on again).
+                tracing::warn!(%error, worker = %self.name, "could not give entries of tasks this worker does not run back; they are reclaimed after the reclaim time");
+                0
+            }
+        };
+        self.release(&ids);
+        handed
+    }
+
+    /// The dead letter of an entry whose task no live worker registered for `waited`.
+    fn unrunnable_letter(
+        &self,
+        delivery: &Delivery,
+        waited: Duration,
+        workers: &[WorkerInfo],
+    ) -> DeadLetter {
+        let entry = &delivery.entry;
+        let seen = if workers.is_empty() {
+            "none".to_owned()
+        } else {
+            workers
+                .iter()
+                .map(|worker| format!("{} (runs {:?})", worker.name, worker.tasks))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let rejection = Rejection {
+            reason: format!(
+                "task {} ({:?}) waited {} s and no live worker of queue {:?} runs {:?} (workers \
+                 seen: {seen}); start a worker that registers it \
+                 (Worker::builder().register::<T>()), or raise WorkerBuilder::unrunnable_after",
+                entry.key,
+                entry.task,
+                waited.as_secs(),
+                self.keys.queue(),
+                entry.task,
+            ),
+            notify: Some(Notify { reply: entry.reply.clone(), rid: entry.rid.clone() }),
+        };
+        self.rejection_letter(&delivery.entry_id, rejection, entry.ttl_ms)
+    }
+
+    /// The dead letter of a task started `attempts` times that never finished.
     fn poison_letter(&self, delivery: &Delivery, attempts: u32) -> DeadLetter {
         let entry = &delivery.entry;
         tracing::error!(
@@ -555,7 +783,7 @@ impl Shared {
             entry = %delivery.entry_id,
             key = %entry.key,
             attempts,
-            "task was taken {attempts} times and never finished (does it crash its worker?); \
+            "task was started {attempts} times and never finished (does it crash its worker?); \
              moving it to the dead-letter stream"
         );
         DeadLetter {
@@ -723,8 +951,10 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
     let _ = shared.stop_signal.recv_async().await;
     while readers_finished.recv_async().await.is_ok() {}
     while runners_finished.recv_async().await.is_ok() {}
-    let unstarted: Vec<String> =
-        std::iter::from_fn(|| shared.runnable.1.try_recv().ok()).map(|d| d.entry_id).collect();
+    let unstarted: Vec<String> = std::iter::from_fn(|| shared.reclaimed.1.try_recv().ok())
+        .chain(std::iter::from_fn(|| shared.runnable.1.try_recv().ok()))
+        .map(|delivery| delivery.entry_id)
+        .collect();
     if !unstarted.is_empty() {
         let hand_back = shared.store.hand_back(&shared.name, &unstarted);
         match executor.timeout(Duration::from_secs(5), hand_back).await {
@@ -751,6 +981,9 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
 /// Reads new entries while there are free slots.
 async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
     let mut backoff = Backoff::new();
+    // Slows reading down while the stream holds only entries this worker passes on (of
+    // tasks it does not register), so that it does not spin on them.
+    let mut passing_on = Backoff::new();
     loop {
         if shared.stopping() {
             break;
@@ -768,7 +1001,18 @@ async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
             Ok(entries) => {
                 backoff.reset();
                 let entries = entries.into_iter().map(|StreamEntry { id, fields }| (id, fields));
-                shared.take(entries.collect()).await;
+                let taken = shared.take(entries.collect(), Source::Read).await;
+                if taken.queued > 0 || taken.passed_on == 0 {
+                    passing_on.reset();
+                } else {
+                    let delay = passing_on.step();
+                    if unless_stopped(&shared.stop_signal, shared.executor.sleep(delay))
+                        .await
+                        .is_none()
+                    {
+                        break;
+                    }
+                }
             }
             Err(error) => {
                 let delay = backoff.step();
@@ -782,31 +1026,63 @@ async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
     }
 }
 
-/// Takes over entries of workers that stopped touching them.
+/// How many `claim_idle` calls one reclaim pass makes at most (each examines up to ten
+/// times as many pending entries as it may claim).
+const RECLAIM_CALLS: usize = 64;
+
+/// Takes over entries of workers that stopped touching them, on its own schedule (every half
+/// reclaim time): whether this worker has free slots or not, since the entries it takes over
+/// are older than any it reads, and runners start them first. Without that, a worker with a
+/// backlog refilled every freed slot with new entries and a dead worker's entries waited as
+/// long as the backlog lasted.
+///
+/// Every heartbeat time to live it also removes the consumers of dead workers from the group
+/// once nothing is pending for them (see [`Store::forget_consumers`]), so that the group does
+/// not keep every worker that ever died.
 async fn reclaim_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
-    let every = (shared.reclaim_after / 2).clamp(Duration::from_millis(10), Duration::from_secs(5));
-    let mut cursor = "0-0".to_owned();
+    let every = shared.reclaim_every();
+    let mut last_forget = shared.executor.now();
     loop {
         if unless_stopped(&shared.stop_signal, shared.executor.sleep(every)).await.is_none() {
             break;
         }
-        let slots = shared.free_slots();
-        if slots == 0 {
-            continue;
-        }
-        let claim = shared.store.claim_idle(&shared.name, shared.reclaim_after, &cursor, slots);
-        match claim.await {
-            Ok((next, claimed)) => {
-                cursor = next;
-                let mut entries = Vec::with_capacity(claimed.len());
-                for ClaimedEntry { id, deliveries, fields } in claimed {
-                    tracing::info!(worker = %shared.name, entry = %id, deliveries, "reclaimed an entry of a worker that stopped");
-                    entries.push((id, fields));
+        if shared.executor.now().saturating_duration_since(last_forget) >= shared.heartbeat_ttl() {
+            last_forget = shared.executor.now();
+            match shared.store.forget_consumers(shared.heartbeat_ttl()).await {
+                Ok(removed) => {
+                    for consumer in removed {
+                        tracing::info!(worker = %shared.name, %consumer, "removed a dead worker's consumer from the group");
+                    }
                 }
-                shared.take(entries).await;
+                Err(error) => {
+                    tracing::debug!(%error, "could not remove dead workers' consumers; trying again later")
+                }
             }
-            Err(error) => {
-                tracing::warn!(%error, worker = %shared.name, "could not reclaim idle tasks");
+        }
+        // A full pass over the pending entries, claiming up to one worker's capacity: what a
+        // dead worker of the same settings held.
+        let mut wanted = shared.capacity.clamp(1, BATCH);
+        let mut cursor = "0-0".to_owned();
+        for _call in 0..RECLAIM_CALLS {
+            let claim = shared.store.claim_idle(&shared.name, shared.reclaim_after, &cursor, wanted);
+            match claim.await {
+                Ok((next, claimed)) => {
+                    wanted = wanted.saturating_sub(claimed.len());
+                    let mut entries = Vec::with_capacity(claimed.len());
+                    for ClaimedEntry { id, deliveries, fields } in claimed {
+                        tracing::info!(worker = %shared.name, entry = %id, deliveries, "reclaimed an entry of a worker that stopped");
+                        entries.push((id, fields));
+                    }
+                    shared.take(entries, Source::Reclaimed).await;
+                    if wanted == 0 || next == "0-0" {
+                        break;
+                    }
+                    cursor = next;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, worker = %shared.name, "could not reclaim idle tasks");
+                    break;
+                }
             }
         }
     }
@@ -822,12 +1098,12 @@ async fn runner_loop(
         if shared.stopping() {
             break;
         }
-        let next = std::pin::pin!(shared.runnable.1.recv());
-        let delivery = match select(shared.stop_signal.recv_async(), next).await {
-            Either::Right((Ok(delivery), _)) => delivery,
-            _ => break,
+        let Some(delivery) = shared.next_delivery().await else { break };
+        let report = match shared.start(delivery).await {
+            Start::Run(delivery) => shared.run(delivery).await,
+            Start::Poison(letter) => Report::DeadLetter(letter),
+            Start::Skip => continue,
         };
-        let report = shared.run(delivery).await;
         let _ = reports.send(report);
     }
 }

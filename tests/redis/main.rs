@@ -9,6 +9,7 @@ mod redis_server;
 mod faults;
 mod lost;
 mod processes;
+mod takeover;
 mod tasks;
 mod working;
 

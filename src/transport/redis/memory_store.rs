@@ -68,6 +68,8 @@ struct Pending {
 struct Group {
     last_delivered: Id,
     pending: BTreeMap<Id, Pending>,
+    /// The group's consumers, with when each last read or claimed (Redis's `idle`).
+    consumers: BTreeMap<String, Instant>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -884,6 +886,7 @@ impl Store for MemoryStore {
                     .take(count.max(1))
                     .map(|(id, fields)| (*id, fields.clone()))
                     .collect();
+                group.consumers.insert(consumer.to_owned(), now);
                 for (id, _) in &taken {
                     group.last_delivered = *id;
                     group.pending.insert(
@@ -947,6 +950,7 @@ impl Store for MemoryStore {
                 *group = Some(Group::default());
                 return ("0-0".to_owned(), Vec::new());
             };
+            group.consumers.insert(consumer.to_owned(), now);
             let start = parse_id(cursor).unwrap_or((0, 0));
             // XAUTOCLAIM as Redis 7.0 runs it: it examines at most `count * 10` pending
             // entries from the cursor and stops once `count` of them were used up, where a
@@ -1215,6 +1219,39 @@ impl Store for MemoryStore {
                 (announcement.to_vec(), Some(now + ttl.max(Duration::from_millis(1)))),
             );
             data.sets.entry(set).or_default().insert(worker.to_owned());
+        }))
+    }
+
+    fn forget_consumers(&self, min_idle: Duration) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        let tasks = self.keys.tasks();
+        let keys = self.keys.clone();
+        Box::pin(self.model.command("forget consumers", move |data, now, _| {
+            let Some(Stream { group: Some(group), .. }) = data.streams.get(&tasks) else {
+                return Vec::new();
+            };
+            // As `forget.lua`: no pending entry, idle long enough, no live announcement.
+            let candidates: Vec<String> = group
+                .consumers
+                .iter()
+                .filter(|(name, seen)| {
+                    now.saturating_duration_since(**seen) >= min_idle
+                        && !group.pending.values().any(|pending| &pending.owner == *name)
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            let mut removed = Vec::new();
+            for name in candidates {
+                let heartbeat = keys.heartbeat(&name);
+                expire(data, &heartbeat, now);
+                if data.strings.contains_key(&heartbeat) {
+                    continue;
+                }
+                if let Some(Stream { group: Some(group), .. }) = data.streams.get_mut(&tasks) {
+                    group.consumers.remove(&name);
+                }
+                removed.push(name);
+            }
+            removed
         }))
     }
 

@@ -264,4 +264,9 @@ pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Withdraws a worker's announcement.
     fn sign_off<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// Atomic: removes from the consumer group the consumers with no pending entry, no live
+    /// announcement, and idle for at least `min_idle` (dead workers whose entries were taken
+    /// over); returns their names.
+    fn forget_consumers(&self, min_idle: Duration) -> BoxFuture<'_, StoreResult<Vec<String>>>;
 }
