@@ -497,7 +497,17 @@ struct Delivery {
 enum Report {
     Complete(Completion),
     DeadLetter(DeadLetter),
+    /// Record that the runner starts this entry (`begin`), after every outcome reported
+    /// before it is written, and answer how many starts the entry has had (`None` when
+    /// that could not be recorded).
+    Begin {
+        entry_id: String,
+        answer: flume::Sender<BeginAnswer>,
+    },
 }
+
+/// The answer to a [`Report::Begin`].
+type BeginAnswer = Option<Result<u32, Ownership>>;
 
 impl Shared {
     fn stopping(&self) -> bool {
@@ -623,41 +633,62 @@ impl Shared {
     /// its client allows without finishing (poison: it crashed or hung its workers); or
     /// leave it when this worker no longer owns it (reclaimed by another worker, or
     /// cancelled).
-    async fn start(&self, delivery: Delivery) -> Start {
+    ///
+    /// The reporter records the start, after the outcomes this runner reported before it
+    /// (the same channel, in order): a task that finished but whose outcome was still on its
+    /// way when the next one crashed the worker would otherwise have its start counted
+    /// against it too (found by the simulation, `redis_chaos 16571889743754548335`: the
+    /// healthy task before a poison task was reclaimed, run and struck three times over).
+    async fn start(&self, delivery: Delivery, reports: &flume::Sender<Report>) -> Start {
         let ids = [delivery.entry_id.clone()];
-        let mut backoff = Backoff::new();
-        let mut failures = 0;
-        let started = loop {
-            match self.store.begin(&self.name, &ids).await {
-                Ok(mut starts) if starts.len() == 1 => break starts.remove(0),
-                Ok(_) => {
-                    tracing::error!(worker = %self.name, entry = %delivery.entry_id, "begin answered for another number of entries; other workers will reclaim it");
-                    self.release(&ids);
-                    return Start::Skip;
-                }
-                Err(error) => {
-                    failures += 1;
-                    if self.stopping() && failures >= 10 {
-                        tracing::error!(%error, "giving up starting a task; other workers will reclaim it");
-                        self.release(&ids);
-                        return Start::Skip;
-                    }
-                    let delay = backoff.step();
-                    tracing::warn!(%error, retry_in = ?delay, "could not record starting a task; retrying");
-                    self.executor.sleep(delay).await;
-                }
-            }
+        let (answer, answered) = flume::bounded::<BeginAnswer>(1);
+        let begin = Report::Begin { entry_id: delivery.entry_id.clone(), answer };
+        let started = match reports.send(begin) {
+            Ok(()) => answered.recv_async().await.ok().flatten(),
+            Err(_) => None,
         };
         match started {
-            Err(ownership) => {
+            None => {
+                // Not recorded (given up while shutting down): another worker reclaims it.
+                self.release(&ids);
+                Start::Skip
+            }
+            Some(Err(ownership)) => {
                 tracing::debug!(worker = %self.name, entry = %delivery.entry_id, ?ownership, "not running an entry this worker no longer owns");
                 self.release(&ids);
                 Start::Skip
             }
-            Ok(starts) if starts > delivery.entry.max_deliveries => {
+            Some(Ok(starts)) if starts > delivery.entry.max_deliveries => {
                 Start::Poison(self.poison_letter(&delivery, starts.saturating_sub(1)))
             }
-            Ok(_) => Start::Run(delivery),
+            Some(Ok(_)) => Start::Run(delivery),
+        }
+    }
+
+    /// Records that runners start these entries (`begin`, one round trip for all), retrying
+    /// while Redis is away (a bounded number of times once shutting down: then `None`, and
+    /// other workers reclaim the entries).
+    async fn begin_all(&self, ids: &[String]) -> Option<Vec<Result<u32, Ownership>>> {
+        let mut backoff = Backoff::new();
+        let mut failures = 0;
+        loop {
+            match self.store.begin(&self.name, ids).await {
+                Ok(starts) if starts.len() == ids.len() => return Some(starts),
+                Ok(_) => {
+                    tracing::error!(worker = %self.name, "begin answered for another number of entries; other workers will reclaim them");
+                    return None;
+                }
+                Err(error) => {
+                    failures += 1;
+                    if self.stopping() && failures >= 10 {
+                        tracing::error!(%error, "giving up starting tasks; other workers will reclaim them");
+                        return None;
+                    }
+                    let delay = backoff.step();
+                    tracing::warn!(%error, retry_in = ?delay, "could not record starting tasks; retrying");
+                    self.executor.sleep(delay).await;
+                }
+            }
         }
     }
 
@@ -1064,7 +1095,8 @@ async fn reclaim_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
         let mut wanted = shared.capacity.clamp(1, BATCH);
         let mut cursor = "0-0".to_owned();
         for _call in 0..RECLAIM_CALLS {
-            let claim = shared.store.claim_idle(&shared.name, shared.reclaim_after, &cursor, wanted);
+            let claim =
+                shared.store.claim_idle(&shared.name, shared.reclaim_after, &cursor, wanted);
             match claim.await {
                 Ok((next, claimed)) => {
                     wanted = wanted.saturating_sub(claimed.len());
@@ -1099,7 +1131,7 @@ async fn runner_loop(
             break;
         }
         let Some(delivery) = shared.next_delivery().await else { break };
-        let report = match shared.start(delivery).await {
+        let report = match shared.start(delivery, &reports).await {
             Start::Run(delivery) => shared.run(delivery).await,
             Start::Poison(letter) => Report::DeadLetter(letter),
             Start::Skip => continue,
@@ -1108,7 +1140,8 @@ async fn runner_loop(
     }
 }
 
-/// Reports outcomes in batches: owner-checked completions, then dead letters.
+/// Reports outcomes in batches: owner-checked completions, then dead letters, then the
+/// starts the runners asked to record (after the outcomes they reported before them).
 async fn reporter_loop(
     shared: Arc<Shared>,
     reports: flume::Receiver<Report>,
@@ -1126,10 +1159,12 @@ async fn reporter_loop(
         }
         let mut completions = Vec::new();
         let mut letters = Vec::new();
+        let mut begins = Vec::new();
         for report in batch {
             match report {
                 Report::Complete(completion) => completions.push(completion),
                 Report::DeadLetter(letter) => letters.push(letter),
+                Report::Begin { entry_id, answer } => begins.push((entry_id, answer)),
             }
         }
         let mut failures = 0;
@@ -1164,6 +1199,22 @@ async fn reporter_loop(
         shared.release(completions.iter().map(|completion| &completion.entry_id));
         for letter in &letters {
             shared.report_dead_letter(letter).await;
+        }
+        // Last: every outcome a runner reported before it starts its next entry is written.
+        if !begins.is_empty() {
+            let ids: Vec<String> = begins.iter().map(|(id, _)| id.clone()).collect();
+            match shared.begin_all(&ids).await {
+                Some(starts) => {
+                    for ((_, answer), started) in begins.into_iter().zip(starts) {
+                        let _ = answer.send(Some(started));
+                    }
+                }
+                None => {
+                    for (_, answer) in begins {
+                        let _ = answer.send(None);
+                    }
+                }
+            }
         }
     }
 }

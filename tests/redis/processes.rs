@@ -407,8 +407,7 @@ fn a_crashing_task_strikes_only_itself_not_the_tasks_taken_ahead() {
             .arg("+")
             .query(&mut connection)
             .unwrap();
-        let tasks: Vec<String> =
-            dead.ids.iter().map(|entry| entry.get("task").unwrap()).collect();
+        let tasks: Vec<String> = dead.ids.iter().map(|entry| entry.get("task").unwrap()).collect();
         assert_eq!(tasks, ["crash"], "only the poison task is dead-lettered");
         client.close().await.unwrap();
         drop(worker);
@@ -423,10 +422,8 @@ fn a_rolling_deploy_runs_new_tasks_on_the_new_workers() {
     let server = RedisServer::start();
     let old = ["--concurrency", "2", "--tasks", "add", "--reclaim-after-ms", "1000"];
     let new = ["--concurrency", "2", "--tasks", "add,mul", "--reclaim-after-ms", "1000"];
-    let _workers = Workers(vec![
-        spawn_worker(&server, "deploy", &old),
-        spawn_worker(&server, "deploy", &new),
-    ]);
+    let _workers =
+        Workers(vec![spawn_worker(&server, "deploy", &old), spawn_worker(&server, "deploy", &new)]);
     run(move || async move {
         let client = client_for(&server, "deploy").await;
         let executor = client.executor().clone();

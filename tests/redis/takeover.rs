@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use taskweave::worker::Worker;
 use taskweave::Client;
+use taskweave::worker::Worker;
 
 use crate::tasks::{Add, Sleepy, register_all};
 use crate::{RedisServer, client, run, within};

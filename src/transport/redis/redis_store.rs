@@ -915,7 +915,9 @@ impl Store for RedisStore {
             items(&value)
                 .ok_or_else(|| malformed("forget consumers", "not a list"))?
                 .iter()
-                .map(|name| text_of(name).ok_or_else(|| malformed("forget consumers", "not a name")))
+                .map(|name| {
+                    text_of(name).ok_or_else(|| malformed("forget consumers", "not a name"))
+                })
                 .collect()
         })
     }
