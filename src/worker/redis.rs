@@ -493,21 +493,11 @@ struct Delivery {
     entry: TaskEntry,
 }
 
-/// What a runner hands the reporter.
+/// The outcome of a task a runner ran, which it writes before it starts another.
 enum Report {
     Complete(Completion),
     DeadLetter(DeadLetter),
-    /// Record that the runner starts this entry (`begin`), after every outcome reported
-    /// before it is written, and answer how many starts the entry has had (`None` when
-    /// that could not be recorded).
-    Begin {
-        entry_id: String,
-        answer: flume::Sender<BeginAnswer>,
-    },
 }
-
-/// The answer to a [`Report::Begin`].
-type BeginAnswer = Option<Result<u32, Ownership>>;
 
 impl Shared {
     fn stopping(&self) -> bool {
@@ -606,14 +596,17 @@ impl Shared {
         taken
     }
 
-    /// The next entry to start: a reclaimed one if there is one (it is older than any entry
-    /// read), else a read one; `None` once the worker shuts down.
+    /// The next entry to start if one is at hand: a reclaimed one if there is one (it is
+    /// older than any entry read), else a read one.
+    fn try_next_delivery(&self) -> Option<Delivery> {
+        self.reclaimed.1.try_recv().or_else(|_| self.runnable.1.try_recv()).ok()
+    }
+
+    /// The next entry to start (see [`Shared::try_next_delivery`]), waiting for one; `None`
+    /// once the worker shuts down.
     async fn next_delivery(&self) -> Option<Delivery> {
         loop {
-            if let Ok(delivery) = self.reclaimed.1.try_recv() {
-                return Some(delivery);
-            }
-            if let Ok(delivery) = self.runnable.1.try_recv() {
+            if let Some(delivery) = self.try_next_delivery() {
                 return Some(delivery);
             }
             let reclaimed = std::pin::pin!(self.reclaimed.1.recv());
@@ -628,26 +621,14 @@ impl Shared {
         }
     }
 
-    /// Records that this worker starts `delivery` (`begin`, counted once per delivery) and
-    /// says what to do with it: run it; dead-letter it when it was started more often than
-    /// its client allows without finishing (poison: it crashed or hung its workers); or
-    /// leave it when this worker no longer owns it (reclaimed by another worker, or
-    /// cancelled).
-    ///
-    /// The reporter records the start, after the outcomes this runner reported before it
-    /// (the same channel, in order): a task that finished but whose outcome was still on its
-    /// way when the next one crashed the worker would otherwise have its start counted
-    /// against it too (found by the simulation, `redis_chaos 16571889743754548335`: the
-    /// healthy task before a poison task was reclaimed, run and struck three times over).
-    async fn start(&self, delivery: Delivery, reports: &flume::Sender<Report>) -> Start {
+    /// Writes the outcome of the runner's last task, if it has one, then records that the
+    /// runner starts `delivery` (`begin`, counted once per delivery), and says what to do
+    /// with it: run it; dead-letter it when it was started more often than its client allows
+    /// without finishing (poison: it crashed or hung its workers); or leave it when this
+    /// worker no longer owns it (reclaimed by another worker, or cancelled).
+    async fn start(&self, delivery: Delivery, last: Option<Report>) -> Start {
         let ids = [delivery.entry_id.clone()];
-        let (answer, answered) = flume::bounded::<BeginAnswer>(1);
-        let begin = Report::Begin { entry_id: delivery.entry_id.clone(), answer };
-        let started = match reports.send(begin) {
-            Ok(()) => answered.recv_async().await.ok().flatten(),
-            Err(_) => None,
-        };
-        match started {
+        match self.write_and_begin(last, Some(&delivery.entry_id)).await {
             None => {
                 // Not recorded (given up while shutting down): another worker reclaims it.
                 self.release(&ids);
@@ -665,31 +646,66 @@ impl Shared {
         }
     }
 
-    /// Records that runners start these entries (`begin`, one round trip for all), retrying
-    /// while Redis is away (a bounded number of times once shutting down: then `None`, and
-    /// other workers reclaim the entries).
-    async fn begin_all(&self, ids: &[String]) -> Option<Vec<Result<u32, Ownership>>> {
+    /// Writes a runner's outcome (if any) and records the start of its next entry (if any),
+    /// in one round trip when both are there, before the runner starts that entry. An
+    /// outcome is never left on its way while the next task runs: a task that finished but
+    /// whose outcome was not written yet when the next one crashed the worker would have
+    /// that crash counted against it too (found by the simulation, `redis_chaos
+    /// 16571889743754548335`: the healthy task before a poison task was reclaimed, run and
+    /// struck three times over). Retries while Redis is away (a bounded number of times
+    /// once shutting down: then other workers reclaim the entries), lets go of the reported
+    /// entry, and returns the start's answer.
+    async fn write_and_begin(
+        &self,
+        outcome: Option<Report>,
+        next: Option<&String>,
+    ) -> Option<Result<u32, Ownership>> {
+        let completions: Vec<Completion> = match outcome {
+            Some(Report::Complete(completion)) => vec![completion],
+            Some(Report::DeadLetter(letter)) => {
+                self.report_dead_letter(&letter).await;
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let begins: Vec<String> = next.into_iter().cloned().collect();
+        if completions.is_empty() && begins.is_empty() {
+            return None;
+        }
         let mut backoff = Backoff::new();
         let mut failures = 0;
-        loop {
-            match self.store.begin(&self.name, ids).await {
-                Ok(starts) if starts.len() == ids.len() => return Some(starts),
-                Ok(_) => {
-                    tracing::error!(worker = %self.name, "begin answered for another number of entries; other workers will reclaim them");
-                    return None;
-                }
+        let written = loop {
+            match self.store.complete_and_begin(&self.name, &completions, &begins).await {
+                Ok((ownerships, starts)) => break Some((ownerships, starts)),
                 Err(error) => {
                     failures += 1;
                     if self.stopping() && failures >= 10 {
-                        tracing::error!(%error, "giving up starting tasks; other workers will reclaim them");
-                        return None;
+                        tracing::error!(%error, "giving up reporting results and starting tasks; other workers will reclaim and rerun these tasks");
+                        break None;
                     }
                     let delay = backoff.step();
-                    tracing::warn!(%error, retry_in = ?delay, "could not record starting tasks; retrying");
+                    tracing::warn!(%error, retry_in = ?delay, "could not report results or start tasks; retrying");
                     self.executor.sleep(delay).await;
                 }
             }
+        };
+        self.release(completions.iter().map(|completion| &completion.entry_id));
+        let (ownerships, mut starts) = written?;
+        for (completion, ownership) in completions.iter().zip(ownerships) {
+            if ownership == Ownership::NotOwner {
+                tracing::warn!(
+                    worker = %self.name,
+                    entry = %completion.entry_id,
+                    "dropping a result: the entry was reclaimed by another worker \
+                     (this one was too slow or cut off), which reports it instead"
+                );
+            }
         }
+        if starts.len() != begins.len() {
+            tracing::error!(worker = %self.name, "begin answered for another number of entries; other workers will reclaim them");
+            return None;
+        }
+        starts.pop()
     }
 
     /// Passes on entries of tasks this worker does not register (during a rolling deploy,
@@ -945,8 +961,8 @@ impl Shared {
 }
 
 /// Starts every loop of a worker, waits for the shutdown signal, and shuts down in order:
-/// stop reading, let running tasks finish, hand back what was not started, flush reports,
-/// sign off.
+/// stop reading, let running tasks finish and report, hand back what was not started, sign
+/// off.
 async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Sender<()>) {
     let executor = Arc::clone(&shared.executor);
     let (readers_done, readers_finished) = flume::bounded::<()>(1);
@@ -955,12 +971,9 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
     // this worker's, and the heartbeat keeps touching them so that nobody reclaims them (a
     // reclaimed entry would keep the start its `begin` counted, found by the simulation).
     let (handing_back, handed_back) = flume::bounded::<()>(1);
-    let (reporter_done, reporter_finished) = flume::bounded::<()>(1);
-    let (reports, reports_received) = flume::unbounded::<Report>();
     let spawned = [
         executor.spawn_task(fetch_loop(Arc::clone(&shared), readers_done.clone())),
         executor.spawn_task(reclaim_loop(Arc::clone(&shared), readers_done)),
-        executor.spawn_task(reporter_loop(Arc::clone(&shared), reports_received, reporter_done)),
         executor.spawn_task(heartbeat_loop(Arc::clone(&shared), handed_back, stopped.clone())),
     ];
     for (index, result) in spawned.into_iter().enumerate() {
@@ -969,14 +982,14 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
         }
     }
     for index in 0..concurrency {
-        let runner = runner_loop(Arc::clone(&shared), reports.clone(), runners_done.clone());
+        let runner = runner_loop(Arc::clone(&shared), runners_done.clone());
         if let Err(error) =
             executor.spawn_dedicated(&format!("redis-worker-{index}"), Box::pin(runner))
         {
             tracing::error!(%error, "could not start a worker thread");
         }
     }
-    drop((reports, runners_done));
+    drop(runners_done);
 
     // Nobody sends on the stop channel: it disconnects when a shutdown starts.
     let _ = shared.stop_signal.recv_async().await;
@@ -1001,7 +1014,6 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
         }
     }
     drop(handing_back);
-    while reporter_finished.recv_async().await.is_ok() {}
     let sign_off = shared.store.sign_off(&shared.name);
     if let Ok(Err(error)) = executor.timeout(Duration::from_secs(2), sign_off).await {
         tracing::debug!(%error, "could not sign off (the heartbeat expires)");
@@ -1120,102 +1132,33 @@ async fn reclaim_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
     }
 }
 
-/// Runs deliveries one at a time on this loop's thread (bodies may block).
-async fn runner_loop(
-    shared: Arc<Shared>,
-    reports: flume::Sender<Report>,
-    _done: flume::Sender<()>,
-) {
+/// Runs deliveries one at a time on this loop's thread (bodies may block), and writes
+/// each one's outcome: together with the start of the next one when there is a next one
+/// at hand, else at once.
+async fn runner_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
+    // The outcome of the last task run, not written yet.
+    let mut last: Option<Report> = None;
     loop {
-        if shared.stopping() {
-            break;
-        }
-        let Some(delivery) = shared.next_delivery().await else { break };
-        let report = match shared.start(delivery, &reports).await {
-            Start::Run(delivery) => shared.run(delivery).await,
-            Start::Poison(letter) => Report::DeadLetter(letter),
-            Start::Skip => continue,
-        };
-        let _ = reports.send(report);
-    }
-}
-
-/// Reports outcomes in batches: owner-checked completions, then dead letters, then the
-/// starts the runners asked to record (after the outcomes they reported before them).
-async fn reporter_loop(
-    shared: Arc<Shared>,
-    reports: flume::Receiver<Report>,
-    _done: flume::Sender<()>,
-) {
-    let mut backoff = Backoff::new();
-    // Ends when every runner has stopped and everything they reported is written.
-    while let Ok(first) = reports.recv_async().await {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match reports.try_recv() {
-                Ok(report) => batch.push(report),
-                Err(_) => break,
-            }
-        }
-        let mut completions = Vec::new();
-        let mut letters = Vec::new();
-        let mut begins = Vec::new();
-        for report in batch {
-            match report {
-                Report::Complete(completion) => completions.push(completion),
-                Report::DeadLetter(letter) => letters.push(letter),
-                Report::Begin { entry_id, answer } => begins.push((entry_id, answer)),
-            }
-        }
-        let mut failures = 0;
-        while !completions.is_empty() {
-            match shared.store.complete(&shared.name, &completions).await {
-                Ok(ownerships) => {
-                    backoff.reset();
-                    for (completion, ownership) in completions.iter().zip(ownerships) {
-                        if ownership == Ownership::NotOwner {
-                            tracing::warn!(
-                                worker = %shared.name,
-                                entry = %completion.entry_id,
-                                "dropping a result: the entry was reclaimed by another worker \
-                                 (this one was too slow or cut off), which reports it instead"
-                            );
-                        }
-                    }
+        let at_hand =
+            if last.is_some() && !shared.stopping() { shared.try_next_delivery() } else { None };
+        let delivery = match at_hand {
+            Some(delivery) => delivery,
+            None => {
+                if let Some(outcome) = last.take() {
+                    shared.write_and_begin(Some(outcome), None).await;
+                }
+                if shared.stopping() {
                     break;
                 }
-                Err(error) => {
-                    failures += 1;
-                    if shared.stopping() && failures >= 10 {
-                        tracing::error!(%error, "giving up reporting results; other workers will reclaim and rerun these tasks");
-                        break;
-                    }
-                    let delay = backoff.step();
-                    tracing::warn!(%error, retry_in = ?delay, "could not report results; retrying");
-                    shared.executor.sleep(delay).await;
-                }
+                let Some(delivery) = shared.next_delivery().await else { break };
+                delivery
             }
-        }
-        shared.release(completions.iter().map(|completion| &completion.entry_id));
-        for letter in &letters {
-            shared.report_dead_letter(letter).await;
-        }
-        // Last: every outcome a runner reported before it starts its next entry is written.
-        if !begins.is_empty() {
-            let ids: Vec<String> = begins.iter().map(|(id, _)| id.clone()).collect();
-            match shared.begin_all(&ids).await {
-                Some(starts) => {
-                    for ((_, answer), started) in begins.into_iter().zip(starts) {
-                        let _ = answer.send(Some(started));
-                    }
-                }
-                None => {
-                    for (_, answer) in begins {
-                        let _ = answer.send(None);
-                    }
-                }
-            }
-        }
+        };
+        last = match shared.start(delivery, last.take()).await {
+            Start::Run(delivery) => Some(shared.run(delivery).await),
+            Start::Poison(letter) => Some(Report::DeadLetter(letter)),
+            Start::Skip => None,
+        };
     }
 }
 

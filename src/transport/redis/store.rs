@@ -233,6 +233,32 @@ pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
         entry_ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<Vec<Result<u32, Ownership>>>>;
 
+    /// [`complete`](Store::complete) and [`begin`](Store::begin) together, both done when it
+    /// returns: sent at once, so one round trip on a multiplexed connection. A worker
+    /// reports a task's outcome with the start of its next task this way, and runs the next
+    /// task only after both are written: its crash then never counts against the task
+    /// before it, whose outcome is written by then.
+    fn complete_and_begin<'a>(
+        &'a self,
+        consumer: &'a str,
+        completions: &'a [Completion],
+        begins: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<(Vec<Ownership>, Vec<Result<u32, Ownership>>)>> {
+        Box::pin(async move {
+            let complete = async {
+                if completions.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    self.complete(consumer, completions).await
+                }
+            };
+            let begin = async {
+                if begins.is_empty() { Ok(Vec::new()) } else { self.begin(consumer, begins).await }
+            };
+            futures::future::try_join(complete, begin).await
+        })
+    }
+
     /// Owner-checked: resets the idle time of entries the caller is running.
     fn touch<'a>(
         &'a self,
