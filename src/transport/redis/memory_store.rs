@@ -251,6 +251,11 @@ impl Model {
             (faults, delay, before, after)
         };
         let _ = faults;
+        // A command reaches the server only once the caller yields (sends it): a task whose
+        // node crashed in the step it issued the command from (a task body that crashed its
+        // worker, the worker writing its outcome next) is never resumed, so nothing it would
+        // have sent is run, as a process that died sends nothing more.
+        YieldOnce(false).await;
         if delay > Duration::ZERO {
             self.executor.sleep(delay).await;
         }
