@@ -50,6 +50,10 @@ impl From<StoreError> for crate::Error {
 
 pub(crate) type StoreResult<T> = Result<T, StoreError>;
 
+/// What [`Store::complete_and_begin`] found: one [`Ownership`] per completion, and per
+/// entry begun its count of starts or why it may not start.
+pub(crate) type CompletedAndBegun = (Vec<Ownership>, Vec<Result<u32, Ownership>>);
+
 /// One entry read from a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StreamEntry {
@@ -243,7 +247,7 @@ pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
         consumer: &'a str,
         completions: &'a [Completion],
         begins: &'a [String],
-    ) -> BoxFuture<'a, StoreResult<(Vec<Ownership>, Vec<Result<u32, Ownership>>)>> {
+    ) -> BoxFuture<'a, StoreResult<CompletedAndBegun>> {
         Box::pin(async move {
             let complete = async {
                 if completions.is_empty() {
