@@ -45,8 +45,8 @@ const MAX_DELIVERIES: u32 = 3;
 ///   period of the reclaim loop (half of it): 450 ms; a poison entry needs [`MAX_DELIVERIES`]
 ///   of those before it is dead-lettered: 1.35 s;
 /// - a loop whose command failed sleeps at most `Backoff::MAX` (2 s) before it tries again;
-///   a task passes three such loops (the client's sender, the worker's reporter, the
-///   client's reply loop): 6 s;
+///   a task passes three such loops (the client's sender, the worker's runner writing
+///   its outcome, the client's reply loop): 6 s;
 /// - a crashed worker boots again within 50 ms (its supervisor's retry), and blocking reads
 ///   wake on the first append.
 ///
