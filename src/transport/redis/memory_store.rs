@@ -68,7 +68,8 @@ struct Pending {
 struct Group {
     last_delivered: Id,
     pending: BTreeMap<Id, Pending>,
-    /// The group's consumers, with when each last read or claimed (Redis's `idle`).
+    /// The group's consumers (made by a read or claim that gave them entries), with when
+    /// each last got some (about Redis's `idle`).
     consumers: BTreeMap<String, Instant>,
 }
 
@@ -891,7 +892,10 @@ impl Store for MemoryStore {
                     .take(count.max(1))
                     .map(|(id, fields)| (*id, fields.clone()))
                     .collect();
-                group.consumers.insert(consumer.to_owned(), now);
+                // Redis 7.0 makes the consumer only when the read gives it something.
+                if !taken.is_empty() {
+                    group.consumers.insert(consumer.to_owned(), now);
+                }
                 for (id, _) in &taken {
                     group.last_delivered = *id;
                     group.pending.insert(
@@ -955,7 +959,6 @@ impl Store for MemoryStore {
                 *group = Some(Group::default());
                 return ("0-0".to_owned(), Vec::new());
             };
-            group.consumers.insert(consumer.to_owned(), now);
             let start = parse_id(cursor).unwrap_or((0, 0));
             // XAUTOCLAIM as Redis 7.0 runs it: it examines at most `count * 10` pending
             // entries from the cursor and stops once `count` of them were used up, where a
@@ -1001,6 +1004,10 @@ impl Store for MemoryStore {
                 }
             }
             let next = next.map_or_else(|| "0-0".to_owned(), show_id);
+            // Redis 7.0 makes the claiming consumer only when it claims something.
+            if !claimed.is_empty() {
+                group.consumers.insert(consumer.to_owned(), now);
+            }
             data.repeat_deliveries += repeated;
             // `claim.lua` forgets the starts of the entries XAUTOCLAIM dropped.
             for id in dropped {
