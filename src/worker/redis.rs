@@ -719,7 +719,8 @@ impl Shared {
         let limit = self.unrunnable_after;
         let (mut back, overdue) = {
             let mut unrunnable = self.unrunnable.lock();
-            // Forget deliveries not seen for a long while (run elsewhere, or cancelled).
+            // Forget deliveries first seen long ago: run elsewhere or cancelled since, or still
+            // waiting for a busy worker that has their task (their wait then starts again).
             let keep = limit.saturating_mul(2).saturating_add(Duration::from_secs(60));
             unrunnable.first_seen.retain(|_, first| now.saturating_duration_since(*first) < keep);
             let mut back = Vec::new();
