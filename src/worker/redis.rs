@@ -1070,8 +1070,8 @@ async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
     }
 }
 
-/// How many `claim_idle` calls one reclaim pass makes at most (each examines up to ten
-/// times as many pending entries as it may claim).
+/// How many `claim_idle` calls one reclaim pass makes at most (each claims up to [`BATCH`]
+/// entries and examines up to ten times as many).
 const RECLAIM_CALLS: usize = 64;
 
 /// Takes over entries of workers that stopped touching them, on its own schedule (every half
@@ -1103,23 +1103,21 @@ async fn reclaim_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
                 }
             }
         }
-        // A full pass over the pending entries, claiming up to one worker's capacity: what a
-        // dead worker of the same settings held.
-        let mut wanted = shared.capacity.clamp(1, BATCH);
+        // A full pass over the pending entries, claiming every one idle for the reclaim
+        // time: a dead worker may have held more than this one's capacity (entries it
+        // reclaimed on top of those it read), and several may have died at once.
         let mut cursor = "0-0".to_owned();
         for _call in 0..RECLAIM_CALLS {
-            let claim =
-                shared.store.claim_idle(&shared.name, shared.reclaim_after, &cursor, wanted);
+            let claim = shared.store.claim_idle(&shared.name, shared.reclaim_after, &cursor, BATCH);
             match claim.await {
                 Ok((next, claimed)) => {
-                    wanted = wanted.saturating_sub(claimed.len());
                     let mut entries = Vec::with_capacity(claimed.len());
                     for ClaimedEntry { id, deliveries, fields } in claimed {
                         tracing::info!(worker = %shared.name, entry = %id, deliveries, "reclaimed an entry of a worker that stopped");
                         entries.push((id, fields));
                     }
                     shared.take(entries, Source::Reclaimed).await;
-                    if wanted == 0 || next == "0-0" {
+                    if next == "0-0" {
                         break;
                     }
                     cursor = next;

@@ -131,6 +131,8 @@ pub(crate) struct RedisScenario {
     pub(crate) poison: bool,
     /// Submit mostly dependents.
     pub(crate) dependents: bool,
+    /// Submit bursts of tasks that take a while, so that the workers have a backlog.
+    pub(crate) backlog: bool,
 }
 
 impl RedisScenario {
@@ -143,6 +145,7 @@ impl RedisScenario {
         long_tasks: false,
         poison: false,
         dependents: false,
+        backlog: false,
     };
 }
 
@@ -372,7 +375,21 @@ struct Cluster {
     generations: AtomicU32,
     /// Set when the run is over: crashed workers are not booted again.
     over: AtomicBool,
+    /// Entries of crashed workers not taken over within [`TAKEOVER_BOUND`] of the crash
+    /// while no other worker crashed (see [`Cluster::watch_orphans`]).
+    late_takeovers: Mutex<Vec<String>>,
 }
+
+/// The reclaim loop's period: half the reclaim time.
+const RECLAIM_EVERY: Duration = Duration::from_millis(150);
+
+/// How soon after a worker's crash its entries are taken over by another (issue 19, "an
+/// orphaned entry is taken over within reclaim time + one reclaim interval while any worker
+/// lives"): they became reclaimable at most [`RECLAIM_AFTER`] after the crash (their last
+/// touch was before it), and a live worker's reclaim loop passes every [`RECLAIM_EVERY`],
+/// whether or not it has a backlog; plus 50 ms for a booted worker's start-up.
+const TAKEOVER_BOUND: Duration =
+    Duration::from_millis(RECLAIM_AFTER.as_millis() as u64 + RECLAIM_EVERY.as_millis() as u64 + 50);
 
 impl Cluster {
     /// Boots the worker of slot `index` on its node (again, after a crash).
@@ -402,21 +419,55 @@ impl Cluster {
     }
 
     /// Crashes the worker of slot `index` and boots it again.
-    fn crash(&self, index: usize, why: &str) {
+    fn crash(self: &Arc<Self>, index: usize, why: &str) {
         let node = self.slots[index].lock().node.clone();
         self.sim.note(format_args!("crash {node} {why}"));
         self.sim.crash_node(&node);
         // Its handle would start a graceful shutdown when dropped; its loops are gone already.
         let dead = self.slots[index].lock().worker.take();
+        let crashes = self.crashes.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(dead) = &dead {
+            self.watch_orphans(dead.name(), crashes);
+        }
         drop(dead);
-        self.crashes.fetch_add(1, Ordering::Relaxed);
         if !self.over.load(Ordering::Relaxed) {
             self.boot(index);
         }
     }
 
+    /// Checks, [`TAKEOVER_BOUND`] after a crash, that no entry the dead worker `consumer`
+    /// held is still pending with it, unless another worker crashed in the meantime (the
+    /// one that would have taken them over, perhaps); records a late one.
+    fn watch_orphans(self: &Arc<Self>, consumer: &str, crashes: u32) {
+        let orphans = self.redis.pending_of(NAMESPACE, QUEUE, consumer);
+        if orphans.is_empty() {
+            return;
+        }
+        let (cluster, consumer) = (Arc::clone(self), consumer.to_owned());
+        let crashed_at = self.sim.elapsed();
+        let watch = self.sim.spawn_node(
+            "takeover-oracle",
+            Box::pin(async move {
+                cluster.sim.sleep(TAKEOVER_BOUND).await;
+                if cluster.crashes.load(Ordering::Relaxed) != crashes {
+                    return;
+                }
+                let still = cluster.redis.pending_of(NAMESPACE, QUEUE, &consumer);
+                let late: Vec<&String> = orphans.iter().filter(|id| still.contains(id)).collect();
+                if !late.is_empty() {
+                    cluster.late_takeovers.lock().push(format!(
+                        "entries {late:?} of {consumer}, which crashed at {:?}, were not taken \
+                         over within {TAKEOVER_BOUND:?}",
+                        crashed_at
+                    ));
+                }
+            }),
+        );
+        drop(watch);
+    }
+
     /// Crashes the worker whose task is running now (a body's own worker).
-    fn crash_current(&self, why: &str) {
+    fn crash_current(self: &Arc<Self>, why: &str) {
         let Some(node) = self.sim.current_node() else { return };
         match self.slots.iter().position(|slot| slot.lock().node == node) {
             Some(index) => self.crash(index, why),
@@ -649,6 +700,15 @@ impl World {
                 let kind = Kind::Body { arg, behaviour: Behaviour::Flaky { fail_first }, retries };
                 self.submit(client, kind, Vec::new());
             }
+            17 if self.scenario.backlog => {
+                // More than the workers hold (concurrency plus a prefetch of 8 each): the
+                // rest waits in the stream while they run.
+                let count = self.rng.between(20, 40);
+                for _ in 0..count {
+                    let millis = self.rng.between(50, 300);
+                    self.submit(client, body(Behaviour::Long { millis }), Vec::new());
+                }
+            }
             17 if self.scenario.long_tasks => {
                 // One to four reclaim times.
                 let millis = self.rng.between(300, 1200);
@@ -809,6 +869,7 @@ impl World {
             waited += Duration::from_millis(100);
         }
         self.check_dead_letters()?;
+        self.check_takeovers()?;
         // First accepted outcome wins: a late one (a slow worker's) is dropped.
         let surplus = self.redis.surplus_completions();
         if surplus > 0 && self.restarts == 0 {
@@ -847,6 +908,23 @@ impl World {
             self.sim.note(format_args!("worker {} stopped", worker.name()));
         }
         Ok(())
+    }
+
+    /// A crashed worker's entries were taken over within [`TAKEOVER_BOUND`], whatever the
+    /// other workers' backlog, in runs where nothing but crashes delays a takeover (command
+    /// faults, pauses, restarts and trims do; so does a rolling deploy's draining worker).
+    fn check_takeovers(&self) -> Result<(), String> {
+        let a = &self.active;
+        let only_crashes = a.pause == 0.0
+            && a.command == (0.0, 0.0, Duration::ZERO)
+            && a.restart == 0.0
+            && a.trim == 0.0
+            && a.generation == 0.0
+            && a.wall_clock == 0.0;
+        match self.cluster.late_takeovers.lock().first() {
+            Some(late) if only_crashes => Err(late.clone()),
+            _ => Ok(()),
+        }
     }
 
     /// Every garbage entry and every lost task is dead-lettered exactly once.
@@ -1117,6 +1195,7 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
         crashes: AtomicU32::new(0),
         generations: AtomicU32::new(0),
         over: AtomicBool::new(false),
+        late_takeovers: Mutex::new(Vec::new()),
     });
     let probe = Arc::new(Probe {
         runs: Mutex::new(BTreeMap::new()),

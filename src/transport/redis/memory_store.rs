@@ -314,6 +314,21 @@ impl Model {
         }
     }
 
+    /// The ids of the entries of `stream` pending with `consumer`, for the simulation's
+    /// invariants.
+    pub(crate) fn pending_of(&self, stream: &str, consumer: &str) -> Vec<String> {
+        let data = self.data.lock();
+        let Some(group) = data.streams.get(stream).and_then(|stream| stream.group.as_ref()) else {
+            return Vec::new();
+        };
+        group
+            .pending
+            .iter()
+            .filter(|(_, pending)| pending.owner == consumer)
+            .map(|(id, _)| show_id(*id))
+            .collect()
+    }
+
     /// Counters for the simulation's invariants: entries in `stream`, and how many of them
     /// are pending.
     pub(crate) fn stream_counts(&self, stream: &str) -> (usize, usize) {

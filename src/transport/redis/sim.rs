@@ -144,6 +144,12 @@ impl SimRedis {
         self.model.stream_counts(&Keys::new(namespace, queue).tasks())
     }
 
+    /// The ids of the entries of `queue`'s stream pending with the consumer (worker)
+    /// `consumer`.
+    pub fn pending_of(&self, namespace: &str, queue: &str, consumer: &str) -> Vec<String> {
+        self.model.pending_of(&Keys::new(namespace, queue).tasks(), consumer)
+    }
+
     /// How many entries the dead-letter stream of `queue` holds.
     pub fn dead_letters(&self, namespace: &str, queue: &str) -> usize {
         self.model.stream_counts(&Keys::new(namespace, queue).dead()).0
