@@ -488,6 +488,9 @@ struct State {
     elapsed: Duration,
     /// How far the wall clock is off virtual time, in nanoseconds (signed).
     wall_skew_nanos: i128,
+    /// How many numbers [`Executor::random_seed`] has handed out (each is drawn from the
+    /// seed's `seeds` stream and this count, so that one seed replays them exactly).
+    seeds_drawn: u64,
     step: u64,
     next_task_id: u64,
     next_timer_seq: u64,
@@ -627,6 +630,7 @@ impl SimExecutor {
             config,
             elapsed: Duration::ZERO,
             wall_skew_nanos: 0,
+            seeds_drawn: 0,
             step: 0,
             next_task_id: 1,
             next_timer_seq: 1,
@@ -1253,6 +1257,13 @@ impl Executor for SimExecutor {
     fn sleep(&self, duration: Duration) -> BoxFuture<()> {
         let deadline = self.shared.state.lock().elapsed.saturating_add(duration);
         Box::pin(SimSleep { shared: Arc::clone(&self.shared), deadline, registered: None })
+    }
+
+    fn random_seed(&self) -> u64 {
+        let mut state = self.shared.state.lock();
+        state.seeds_drawn += 1;
+        let mut mix = state.config.seed ^ state.seeds_drawn.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        splitmix64(&mut mix) ^ fnv1a(FNV_OFFSET, b"seeds")
     }
 
     fn now(&self) -> Instant {

@@ -34,9 +34,16 @@ pub enum Error {
         runtime: &'static str,
     },
 
-    /// The client was closed; it accepts no new work.
-    #[error("the client is closed and accepts no new work; build a new client to submit more")]
-    Closed,
+    /// The client was closed before `operation` (such as `"submit"`, `"gather"`,
+    /// `"scatter"`); a closed client accepts and answers nothing new.
+    #[error(
+        "the client is closed, so {operation} was refused; build a new client to submit more \
+         work (a closed client only keeps the values its futures already hold)"
+    )]
+    Closed {
+        /// The operation that was refused.
+        operation: &'static str,
+    },
 
     /// A wait did not finish within its time limit. Nothing was cancelled.
     #[error("timed out after {after:?}; the tasks keep running, wait again or cancel them")]
@@ -77,7 +84,19 @@ pub enum Error {
 
     /// A task that was waited for did not produce a value.
     #[error(transparent)]
-    Task(#[from] TaskError),
+    Task(TaskError),
+}
+
+/// A task's error as a client error: [`TaskError::ClientClosed`] becomes [`Error::Closed`]
+/// (the client refused the work), every other error [`Error::Task`]. So one `?` in a handler
+/// returning `Result<_, Error>` takes both an awaited task and a `gather`.
+impl From<TaskError> for Error {
+    fn from(error: TaskError) -> Error {
+        match error {
+            TaskError::ClientClosed { operation, .. } => Error::Closed { operation },
+            other => Error::Task(other),
+        }
+    }
 }
 
 impl Error {
@@ -87,6 +106,55 @@ impl Error {
             Error::Task(task_error) => Some(task_error),
             _ => None,
         }
+    }
+
+    /// Whether a task that was waited for was cancelled (see [`TaskError::is_cancelled`]):
+    /// in a web service, the request's work was abandoned (HTTP 409, or 499 for a client that
+    /// went away).
+    ///
+    /// The three predicates `is_cancelled`, [`is_timeout`](Error::is_timeout) and
+    /// [`is_user_error`](Error::is_user_error) exclude each other, so that mapping an error to
+    /// a status code is one `match`; everything else (the client closed, a transport failure,
+    /// a lost worker) is the service's own trouble (HTTP 500 or 503).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::Error;
+    ///
+    /// fn status(error: &Error) -> u16 {
+    ///     match error {
+    ///         e if e.is_user_error() => 422, // the job itself failed or panicked
+    ///         e if e.is_timeout() => 504,    // a wait with a deadline ran out
+    ///         e if e.is_cancelled() => 409,  // somebody cancelled it
+    ///         Error::Closed { .. } => 503,   // shutting down
+    ///         _ => 500,
+    ///     }
+    /// }
+    /// # fn main() -> Result<(), Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let failing = client.try_submit(|_: ()| Err::<u32, _>("no such file"), ());
+    /// assert_eq!(status(&failing.result().unwrap_err()), 422);
+    /// let cancelled = client.submit(|_: ()| std::thread::sleep(std::time::Duration::from_secs(60)), ());
+    /// cancelled.cancel();
+    /// assert_eq!(status(&cancelled.result().unwrap_err()), 409);
+    /// # Ok(()) }
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.as_task_error().is_some_and(TaskError::is_cancelled)
+    }
+
+    /// Whether a wait ran out of time ([`Error::Timeout`]); the tasks keep running. See
+    /// [`is_cancelled`](Error::is_cancelled) for mapping errors to status codes.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// Whether a task that was waited for failed because of its own body: it returned an error
+    /// or panicked, directly or in a dependency (see [`TaskError::is_user_error`]). See
+    /// [`is_cancelled`](Error::is_cancelled) for mapping errors to status codes.
+    pub fn is_user_error(&self) -> bool {
+        self.as_task_error().is_some_and(TaskError::is_user_error)
     }
 }
 
@@ -137,6 +205,36 @@ pub enum TaskError {
         attempts: u32,
     },
 
+    /// The task was submitted to a client that was already closed, so it never ran.
+    #[error(
+        "task {key} was not run: the client was closed before {operation}; build a new client \
+         to submit more work"
+    )]
+    ClientClosed {
+        /// The task's key.
+        key: TaskKey,
+        /// The operation that submitted it, such as `"submit"`, `"map"` or `"scatter"`.
+        operation: &'static str,
+    },
+
+    /// The broker that carries the task (Redis) could not be reached for longer than the
+    /// client's broker timeout, so the task was given up without knowing whether it ran.
+    #[error(
+        "task {key} was given up: the broker {broker} could not be reached for {after:?} \
+         (last error: {last_error}); check that it runs and is reachable from this machine, \
+         or raise the broker timeout (RedisTransportBuilder::broker_timeout)"
+    )]
+    BrokerUnavailable {
+        /// The task's key.
+        key: TaskKey,
+        /// The broker's address, without its password.
+        broker: String,
+        /// The last error the broker's connection gave.
+        last_error: String,
+        /// How long the broker had been unreachable (the timeout).
+        after: Duration,
+    },
+
     /// A task this one depends on failed, so this one never ran.
     #[error("task {key} did not run because a dependency failed: {root}")]
     DependencyFailed {
@@ -155,6 +253,8 @@ impl TaskError {
             | TaskError::Panicked { key, .. }
             | TaskError::Cancelled { key, .. }
             | TaskError::WorkerLost { key, .. }
+            | TaskError::ClientClosed { key, .. }
+            | TaskError::BrokerUnavailable { key, .. }
             | TaskError::DependencyFailed { key, .. } => key,
         }
     }
@@ -168,6 +268,13 @@ impl TaskError {
         }
     }
 
+    /// Whether the task's own code failed: its body (or a dependency's, for
+    /// [`TaskError::DependencyFailed`]) returned an error or panicked — as opposed to being
+    /// cancelled or losing its workers.
+    pub fn is_user_error(&self) -> bool {
+        matches!(self.root(), TaskError::Failed { .. } | TaskError::Panicked { .. })
+    }
+
     /// The root cause: the error itself, or for [`TaskError::DependencyFailed`] the error of the
     /// dependency that failed first.
     pub fn root(&self) -> &TaskError {
@@ -175,5 +282,56 @@ impl TaskError {
             TaskError::DependencyFailed { root, .. } => root.root(),
             other => other,
         }
+    }
+}
+
+/// The longest task error text kept, in bytes: a longer message (from a body's error or a
+/// panic) keeps its first and last parts around a note saying how much was cut, so that one
+/// huge error is not stored with its future, sent through a broker and logged whole. Dask
+/// bounds its error text the same way (`distributed.admin.max-error-length`, 10,000).
+pub const MAX_ERROR_TEXT: usize = 10_000;
+
+/// Bounds `message` to about [`MAX_ERROR_TEXT`] bytes (see there); shorter text is returned
+/// as it is, without a copy.
+pub(crate) fn bound_error_text(message: String) -> String {
+    if message.len() <= MAX_ERROR_TEXT {
+        return message;
+    }
+    // Keep four fifths from the start (where a message says what failed) and the rest from
+    // the end (where a panic's or an error chain's last cause often is), on char boundaries.
+    let mut head_end = MAX_ERROR_TEXT * 4 / 5;
+    while !message.is_char_boundary(head_end) {
+        head_end -= 1;
+    }
+    let mut tail_start = message.len() - (MAX_ERROR_TEXT - head_end);
+    while !message.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    let cut = tail_start - head_end;
+    format!(
+        "{} [... {cut} bytes of this error cut; taskweave keeps {MAX_ERROR_TEXT} ...] {}",
+        &message[..head_end],
+        &message[tail_start..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_error_text_is_kept_whole() {
+        assert_eq!(bound_error_text("boom".to_owned()), "boom");
+        let exactly = "x".repeat(MAX_ERROR_TEXT);
+        assert_eq!(bound_error_text(exactly.clone()), exactly);
+    }
+
+    #[test]
+    fn long_error_text_keeps_its_start_and_end() {
+        let long = format!("START{}END", "é".repeat(50_000));
+        let bounded = bound_error_text(long.clone());
+        assert!(bounded.len() < MAX_ERROR_TEXT + 100, "{}", bounded.len());
+        assert!(bounded.starts_with("START") && bounded.ends_with("END"));
+        assert!(bounded.contains("bytes of this error cut"), "{bounded}");
     }
 }

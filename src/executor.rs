@@ -116,6 +116,19 @@ pub trait Executor: Send + Sync + fmt::Debug + 'static {
         SystemTime::now()
     }
 
+    /// A random number, drawn afresh on every call, for what must differ between clients,
+    /// processes and restarts (the seed of a client's generated task keys).
+    ///
+    /// The default draws from the operating system's randomness (through std's
+    /// `RandomState`). A simulated executor returns numbers drawn from its seed instead, so
+    /// that one seed replays one run exactly.
+    fn random_seed(&self) -> u64 {
+        use std::hash::BuildHasher;
+        // Every `RandomState` has its own random keys; hashing nothing with them gives a
+        // random number.
+        std::hash::RandomState::new().hash_one(())
+    }
+
     /// Runs a long-lived loop that may block between awaits (a worker running task bodies
     /// inline).
     ///
@@ -231,6 +244,9 @@ impl<E: Executor + ?Sized> Executor for Arc<E> {
     }
     fn wall_clock(&self) -> SystemTime {
         (**self).wall_clock()
+    }
+    fn random_seed(&self) -> u64 {
+        (**self).random_seed()
     }
     fn spawn_dedicated(&self, name: &str, future: BoxFuture<()>) -> Result<(), Error> {
         (**self).spawn_dedicated(name, future)

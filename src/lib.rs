@@ -85,8 +85,12 @@ pub use client::{
 // Waiting for many futures: `wait`, gather error modes, `as_completed`.
 pub use client::{AsCompleted, GatherErrors, Gathered, ReturnWhen, WaitOutcome};
 pub use client::{StatsStream, WorkerStats};
-pub use error::{Error, TaskError};
+pub use error::{Error, MAX_ERROR_TEXT, TaskError};
+// Cooperative cancellation of running bodies.
+pub use client::{CancelOnDrop, TaskContext};
 pub use executor::{Executor, ExecutorExt};
+// What `cancel` and `retry` did.
+pub use scheduler::{CancelOutcome, RetryOutcome};
 pub use task::Task;
 
 #[cfg(feature = "progress")]

@@ -23,9 +23,17 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<taskweave::client::BlockingAsCompleted<taskweave::AsCompleted<u8>>>();
     assert_send_sync::<taskweave::WaitOutcome<String>>();
     assert_send_sync::<taskweave::Gathered<String>>();
+    assert_send_sync::<taskweave::client::AsCompletedTimeout<String>>();
+    assert_send_sync::<taskweave::client::BlockingAsCompletedTimeout<String>>();
+    assert_send_sync::<taskweave::CancelOutcome>();
+    assert_send_sync::<taskweave::RetryOutcome>();
     assert_clone::<taskweave::client::AsCompletedAdder<String>>();
     assert_clone::<Client>();
     assert_clone::<TaskFuture<Vec<u8>>>();
+    assert_send_sync::<taskweave::TaskContext>();
+    assert_clone::<taskweave::TaskContext>();
+    assert_send_sync::<taskweave::client::Cancelled>();
+    assert_send_sync::<taskweave::CancelOnDrop<String>>();
 }
 
 #[test]
@@ -113,4 +121,53 @@ fn statistics_and_progress_types_cross_threads() {
         assert_send_sync::<taskweave::Progress>();
         assert_send_sync::<taskweave::ProgressSummary>();
     }
+}
+
+/// The first generated keys of a fresh process: what a web service hands out first after
+/// every restart.
+fn first_keys_of_a_new_client() -> Vec<String> {
+    let client = Client::new().unwrap();
+    let futures = client.map(|x: u8| x, 0..3);
+    let keys = futures.iter().map(|future| future.key().to_string()).collect();
+    client.blocking().close().unwrap();
+    keys
+}
+
+/// Generated keys differ between processes (they came from a counter with a fixed mix, so
+/// the first job of every run had the same key), and within a process none repeats.
+#[test]
+fn generated_keys_differ_between_processes() {
+    if std::env::var_os("TASKWEAVE_PRINT_FIRST_KEYS").is_some() {
+        println!("KEYS={}", first_keys_of_a_new_client().join(","));
+        return;
+    }
+    let run_child = || {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["generated_keys_differ_between_processes", "--exact", "--nocapture"])
+            .env("TASKWEAVE_PRINT_FIRST_KEYS", "1")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let line = stdout.lines().find_map(|line| line.strip_prefix("KEYS=")).unwrap().to_owned();
+        line.split(',').map(str::to_owned).collect::<Vec<_>>()
+    };
+    let first = run_child();
+    let second = run_child();
+    assert_eq!(first.len(), 3);
+    for key in first.iter().chain(&second) {
+        assert!(key.starts_with("closure-"), "{key}");
+    }
+    assert!(first.iter().all(|key| !second.contains(key)), "{first:?} vs {second:?}");
+    let here = first_keys_of_a_new_client();
+    assert!(here.iter().all(|key| !first.contains(key) && !second.contains(key)));
+}
+
+/// The default `allowed_failures` is Dask's (3), and the code, docs and README say so; it was
+/// 2 while a comment said "as in Dask".
+#[test]
+fn allowed_failures_defaults_to_dask_s_three() {
+    assert_eq!(taskweave::scheduler::DEFAULT_ALLOWED_FAILURES, 3);
+    let readme = include_str!("../README.md");
+    assert!(readme.contains("`allowed_failures` defaults to 3, as in Dask"));
 }

@@ -1,6 +1,8 @@
 //! The `web_backend` example's service, over real HTTP: each test serves the example's router
 //! on a free loopback port and talks to it with reqwest, as a user's client would.
 
+#[path = "../examples/web_backend/serve.rs"]
+mod serve;
 #[path = "../examples/web_backend/service.rs"]
 mod service;
 
@@ -33,8 +35,13 @@ async fn within_deadline<F: Future>(body: F) -> F::Output {
 /// A running service and a client to talk to it.
 struct Server {
     base: String,
+    addr: std::net::SocketAddr,
     client: Client,
     http: reqwest::Client,
+    /// Starts the service's graceful shutdown.
+    shutdown: service::Shutdown,
+    /// The serving task; it ends when the graceful shutdown is complete.
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Server {
@@ -46,17 +53,18 @@ impl Server {
 
     /// Serves the example's router over `client` on 127.0.0.1:0.
     async fn serve(client: Client, config: service::ServiceConfig) -> Server {
+        let shutdown = config.shutdown.clone();
         let app = service::router(client.clone(), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local address");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let serving = tokio::spawn(serve::serve(listener, app, shutdown.clone()));
         let http = reqwest::Client::builder()
             .no_proxy()
             // Generous: a request that takes this long is a failure, counted, never timed.
             .timeout(Duration::from_secs(30))
             .build()
             .expect("an HTTP client");
-        Server { base: format!("http://{addr}"), client, http }
+        Server { base: format!("http://{addr}"), addr, client, http, shutdown, serving }
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
@@ -70,11 +78,25 @@ impl Server {
         self.send(self.http.post(format!("{}/jobs", self.base)).body(body.to_owned())).await
     }
 
-    /// Submits a job and returns its key.
+    /// Submits a job and returns its id.
     async fn submit(&self, job: Value) -> String {
         let (status, body) = self.post_raw(&job.to_string()).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        body["key"].as_str().expect("a key").to_owned()
+        body["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// Waits (bounded) until the client's statistics satisfy `condition`.
+    async fn stats_until(&self, what: &str, condition: impl Fn(&taskweave::ClientStats) -> bool) {
+        let mut snapshots = self.client.stats_stream(Duration::from_millis(5));
+        let reached = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(stats) = snapshots.next().await {
+                if condition(&stats) {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(reached.is_ok(), "{what} did not happen within 10 s: {:?}", self.client.stats());
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -85,16 +107,16 @@ impl Server {
         self.send(self.http.delete(format!("{}{path}", self.base))).await
     }
 
-    /// Polls `GET /jobs/{key}?wait=1` until the job has an outcome (bounded).
-    async fn outcome(&self, key: &str) -> Value {
+    /// Polls `GET /jobs/{id}?wait=1` until the job has an outcome (bounded).
+    async fn outcome(&self, id: &str) -> Value {
         for _ in 0..60 {
-            let (status, body) = self.get(&format!("/jobs/{key}?wait=1")).await;
+            let (status, body) = self.get(&format!("/jobs/{id}?wait=1")).await;
             assert_eq!(status, StatusCode::OK, "{body}");
             if !matches!(body["state"].as_str(), Some("pending" | "running")) {
                 return body;
             }
         }
-        panic!("job {key} had no outcome after 60 waits");
+        panic!("job {id} had no outcome after 60 waits");
     }
 }
 
@@ -109,16 +131,16 @@ fn primes_up_to(n: u64) -> u64 {
 async fn submit_then_poll_gives_the_result() {
     within_deadline(async {
         let server = Server::start(2).await;
-        let key = server.submit(json!({"kind": "primes", "n": 2_000_000})).await;
-        assert!(key.starts_with("CountPrimes-"), "{key}");
+        let id = server.submit(json!({"kind": "primes", "n": 2_000_000})).await;
+        assert!(id.starts_with("job-"), "{id}");
 
-        let (status, body) = server.get(&format!("/jobs/{key}")).await;
+        let (status, body) = server.get(&format!("/jobs/{id}")).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(body["key"], key.as_str());
+        assert_eq!(body["id"], id.as_str());
         let state = body["state"].as_str().unwrap();
         assert!(["pending", "running", "finished"].contains(&state), "{body}");
 
-        let body = server.outcome(&key).await;
+        let body = server.outcome(&id).await;
         assert_eq!(body["state"], "finished", "{body}");
         assert_eq!(body["result"], json!({"n": 2_000_000, "primes": 148_933}));
     })
@@ -129,8 +151,8 @@ async fn submit_then_poll_gives_the_result() {
 async fn wait_parameter_awaits_the_outcome() {
     within_deadline(async {
         let server = Server::start(2).await;
-        let key = server.submit(json!({"kind": "sleep", "ms": 20})).await;
-        let (status, body) = server.get(&format!("/jobs/{key}?wait=30")).await;
+        let id = server.submit(json!({"kind": "sleep", "ms": 20})).await;
+        let (status, body) = server.get(&format!("/jobs/{id}?wait=30")).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["state"], "finished", "{body}");
         assert_eq!(body["result"], json!({"slept_ms": 20}));
@@ -149,13 +171,13 @@ async fn wait_parameter_awaits_the_outcome() {
 async fn delete_cancels_a_job() {
     within_deadline(async {
         let server = Server::start(1).await;
-        let key = server.submit(json!({"kind": "sleep", "ms": 60_000})).await;
-        let (status, body) = server.delete(&format!("/jobs/{key}")).await;
+        let id = server.submit(json!({"kind": "sleep", "ms": 60_000})).await;
+        let (status, body) = server.delete(&format!("/jobs/{id}")).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["state"], "cancelled", "{body}");
         assert!(body["error"].as_str().unwrap().contains("cancelled"), "{body}");
 
-        let (_, body) = server.get(&format!("/jobs/{key}")).await;
+        let (_, body) = server.get(&format!("/jobs/{id}")).await;
         assert_eq!(body["state"], "cancelled", "{body}");
         let (_, stats) = server.get("/stats").await;
         assert_eq!(stats["tasks"]["cancelled"], 1, "{stats}");
@@ -174,12 +196,12 @@ async fn delete_cancels_a_job() {
 async fn failed_job_reports_its_message() {
     within_deadline(async {
         let server = Server::start(1).await;
-        let key = server.submit(json!({"kind": "fail", "message": "the disk is full"})).await;
-        let body = server.outcome(&key).await;
+        let id = server.submit(json!({"kind": "fail", "message": "the disk is full"})).await;
+        let body = server.outcome(&id).await;
         assert_eq!(body["state"], "failed", "{body}");
         let error = body["error"].as_str().unwrap();
         assert!(error.contains("the disk is full"), "{error}");
-        assert!(error.contains(&key), "the error names the job: {error}");
+        assert!(error.contains("FailWith-"), "the error names the task: {error}");
         let (_, stats) = server.get("/stats").await;
         assert_eq!(stats["tasks"]["total_failed"], 1, "{stats}");
     })
@@ -219,15 +241,15 @@ async fn bad_input_gets_a_4xx_with_a_json_error() {
             server.post_raw(&json!({"kind": "fail", "message": long_message}).to_string()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
-        let (status, answer) = server.get("/jobs/CountPrimes-0000000000000000").await;
+        let (status, answer) = server.get("/jobs/job-00000000000000000000000000000000").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        assert!(answer["error"].as_str().unwrap().contains("no job with key"), "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("no job"), "{answer}");
         let (status, _) = server.delete("/jobs/nothing-here").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
 
-        let key = server.submit(json!({"kind": "primes", "n": 100})).await;
+        let id = server.submit(json!({"kind": "primes", "n": 100})).await;
         for wait in ["soon", "-1", "1000", "NaN"] {
-            let (status, answer) = server.get(&format!("/jobs/{key}?wait={wait}")).await;
+            let (status, answer) = server.get(&format!("/jobs/{id}?wait={wait}")).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "wait={wait}: {answer}");
             assert!(answer["error"].as_str().unwrap().contains("seconds"), "{answer}");
         }
@@ -238,7 +260,7 @@ async fn bad_input_gets_a_4xx_with_a_json_error() {
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 
         // None of it hurt the service.
-        assert_eq!(server.outcome(&key).await["result"]["primes"], 25);
+        assert_eq!(server.outcome(&id).await["result"]["primes"], 25);
     })
     .await;
 }
@@ -301,15 +323,15 @@ async fn health_answers_while_cpu_work_saturates_every_worker() {
         for burner in &burners {
             assert!(burner.await.unwrap() > 0);
         }
-        for key in &queued {
-            assert_eq!(server.outcome(key).await["state"], "finished");
+        for id in &queued {
+            assert_eq!(server.outcome(id).await["state"], "finished");
         }
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_concurrent_submissions_get_distinct_keys_and_right_answers() {
+async fn two_hundred_concurrent_submissions_get_distinct_ids_and_right_answers() {
     within_deadline(async {
         let server = Arc::new(Server::start(2).await);
         let submissions = (0..200u64).map(|index| {
@@ -323,13 +345,13 @@ async fn two_hundred_concurrent_submissions_get_distinct_keys_and_right_answers(
         for submission in submissions.collect::<Vec<_>>() {
             jobs.push(submission.await.expect("the submission task ran"));
         }
-        let keys: HashSet<_> = jobs.iter().map(|(_, key)| key.clone()).collect();
-        assert_eq!(keys.len(), 200, "every submission gets its own key");
+        let ids: HashSet<_> = jobs.iter().map(|(_, id)| id.clone()).collect();
+        assert_eq!(ids.len(), 200, "every submission gets its own id");
 
-        let checks = jobs.into_iter().map(|(n, key)| {
+        let checks = jobs.into_iter().map(|(n, id)| {
             let server = Arc::clone(&server);
             tokio::spawn(async move {
-                let body = server.outcome(&key).await;
+                let body = server.outcome(&id).await;
                 assert_eq!(body["state"], "finished", "{body}");
                 assert_eq!(body["result"]["primes"], primes_up_to(n), "n = {n}");
             })
@@ -347,8 +369,8 @@ async fn two_hundred_concurrent_submissions_get_distinct_keys_and_right_answers(
 async fn stats_stream_sends_snapshots_as_server_sent_events() {
     within_deadline(async {
         let server = Server::start(2).await;
-        let key = server.submit(json!({"kind": "primes", "n": 100})).await;
-        assert_eq!(server.outcome(&key).await["state"], "finished");
+        let id = server.submit(json!({"kind": "primes", "n": 100})).await;
+        assert_eq!(server.outcome(&id).await["state"], "finished");
 
         let url = format!("{}/stats/stream?interval=0.1", server.base);
         let mut response = server.http.get(url).send().await.expect("the stream starts");
@@ -384,8 +406,8 @@ async fn stats_stream_sends_snapshots_as_server_sent_events() {
 async fn stats_endpoint_shows_the_client_statistics() {
     within_deadline(async {
         let server = Server::start(2).await;
-        let key = server.submit(json!({"kind": "primes", "n": 1_000})).await;
-        assert_eq!(server.outcome(&key).await["result"]["primes"], 168);
+        let id = server.submit(json!({"kind": "primes", "n": 1_000})).await;
+        assert_eq!(server.outcome(&id).await["result"]["primes"], 168);
         let (status, stats) = server.get("/stats").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(stats["transport"], "in-process");
@@ -404,6 +426,340 @@ async fn stats_endpoint_shows_the_client_statistics() {
         let (status, workers) = server.get("/workers").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(workers["workers"].as_array().unwrap().len(), 2, "{workers}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_ids_are_random_tokens_not_task_keys() {
+    within_deadline(async {
+        // Two fresh services, as after a restart: their first jobs get different ids.
+        let first = Server::start(1).await.submit(json!({"kind": "fail", "message": "a"})).await;
+        let server = Server::start(1).await;
+        let second = server.submit(json!({"kind": "fail", "message": "a"})).await;
+        assert_ne!(first, second, "a restarted service must not hand out the same ids");
+        for id in [&first, &second] {
+            let token = id.strip_prefix("job-").unwrap_or_else(|| panic!("{id}"));
+            assert_eq!(token.len(), 32, "128 random bits: {id}");
+            assert!(token.bytes().all(|byte| byte.is_ascii_hexdigit()), "{id}");
+        }
+        // The id is not the task's key (which the error names).
+        let body = server.outcome(&second).await;
+        let error = body["error"].as_str().unwrap();
+        assert!(!error.contains(&second), "{error}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_job_answers_410_gone_with_the_reason() {
+    within_deadline(async {
+        let client = Client::builder().workers(1).build().await.expect("build a client");
+        let config = service::ServiceConfig { max_jobs: 2, ..Default::default() };
+        let server = Server::serve(client, config).await;
+        let mut ids = Vec::new();
+        for n in [10, 20, 30] {
+            let id = server.submit(json!({"kind": "primes", "n": n})).await;
+            assert_eq!(server.outcome(&id).await["state"], "finished");
+            ids.push(id);
+        }
+        // The third submission made room by forgetting the first, finished job.
+        let (status, answer) = server.get(&format!("/jobs/{}", ids[0])).await;
+        assert_eq!(status, StatusCode::GONE, "{answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains(&ids[0]) && error.contains("--max-jobs"), "{error}");
+        let (status, _) = server.delete(&format!("/jobs/{}", ids[0])).await;
+        assert_eq!(status, StatusCode::GONE);
+        // The others are still there; an id never handed out is still a 404.
+        assert_eq!(server.outcome(&ids[2]).await["result"]["primes"], 10);
+        let (status, _) = server.get("/jobs/job-0123456789abcdef0123456789abcdef").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_is_json_even_from_axum_and_hyper() {
+    within_deadline(async {
+        let server = Server::start(1).await;
+        let check = |what: &str, response: reqwest::Response, expected: StatusCode| {
+            let what = what.to_owned();
+            async move {
+                assert_eq!(response.status(), expected, "{what}");
+                let content_type = response.headers().get("content-type").cloned();
+                let body = response.text().await.expect("a body");
+                assert!(
+                    content_type.is_some_and(|value| value == "application/json"),
+                    "{what}: not JSON: {body:?}"
+                );
+                let body: Value = serde_json::from_str(&body).expect("JSON");
+                let error = body["error"].as_str().unwrap_or_else(|| panic!("{what}: {body}"));
+                assert!(!error.is_empty(), "{what}");
+                error.to_owned()
+            }
+        };
+        // A body over the size limit: 413.
+        let huge = format!(r#"{{"kind": "fail", "message": "{}"}}"#, "x".repeat(100_000));
+        let response = server.http.post(format!("{}/jobs", server.base)).body(huge).send();
+        let error =
+            check("a 100 KB body", response.await.unwrap(), StatusCode::PAYLOAD_TOO_LARGE).await;
+        assert!(error.contains(&service::MAX_BODY_BYTES.to_string()), "{error}");
+        // A path segment that is not UTF-8: 400.
+        let response = server.http.get(format!("{}/jobs/%FF%FE", server.base)).send();
+        check("a non-UTF-8 id", response.await.unwrap(), StatusCode::BAD_REQUEST).await;
+        // A 100 KB path, refused by hyper before any route: 414.
+        // (reqwest refuses to send it, so it goes over a raw socket.)
+        let long_path = format!("GET /jobs/{}", "a".repeat(100_000));
+        let answer = read_answer(send_raw(server.addr, &long_path).await).await;
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(head.starts_with("HTTP/1.1 414 "), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let body: Value = serde_json::from_str(body).expect("a JSON body");
+        assert!(body["error"].as_str().unwrap().contains("too long"), "{body}");
+        // The service still answers.
+        let (status, _) = server.get("/health").await;
+        assert_eq!(status, StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_answers_the_result_and_maps_errors_to_status_codes() {
+    within_deadline(async {
+        let server = Server::start(1).await;
+        let run = |body: Value, query: &str| {
+            server.send(
+                server.http.post(format!("{}/run{query}", server.base)).body(body.to_string()),
+            )
+        };
+        let (status, body) = run(json!({"kind": "primes", "n": 1_000}), "").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, json!({"n": 1_000, "primes": 168}));
+        let (status, body) = run(json!({"kind": "fail", "message": "no such file"}), "").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("no such file"), "{body}");
+        // A timeout answers 504 and cancels the job, which stops running.
+        let (status, body) = run(json!({"kind": "burn", "ms": 60_000}), "?timeout=0.2").await;
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("timed out"), "{body}");
+        server
+            .stats_until("the timed-out job stopping", |stats| {
+                stats.cancelled_while_running == 1 && stats.workers.iter().all(|w| w.running == 0)
+            })
+            .await;
+        let (status, _) = run(json!({"kind": "primes", "n": 10}), "?timeout=soon").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_from_run_stops_the_running_body() {
+    use tokio::io::AsyncWriteExt;
+
+    within_deadline(async {
+        let server = Server::start(1).await;
+        // A real HTTP client on a raw socket: it sends a minute of CPU work, then hangs up.
+        let job = json!({"kind": "burn", "ms": 60_000}).to_string();
+        let mut socket = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+        let request = format!(
+            "POST /run HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{job}",
+            server.addr,
+            job.len()
+        );
+        socket.write_all(request.as_bytes()).await.expect("send the request");
+        server
+            .stats_until("the job running", |stats| stats.workers.iter().any(|w| w.running == 1))
+            .await;
+        drop(socket);
+        // The server drops the handler, its guard cancels the task, the body sees it and
+        // returns: the worker is free long before the minute is up.
+        server
+            .stats_until("the body stopping after the disconnect", |stats| {
+                stats.cancelled_while_running == 1 && stats.workers.iter().all(|w| w.running == 0)
+            })
+            .await;
+        let (status, body) = server.get("/stats").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["cancelled_while_running"], 1, "{body}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_ends_stats_streams_and_long_waits() {
+    within_deadline(async {
+        let server = Server::start(1).await;
+        let mut stream = server
+            .http
+            .get(format!("{}/stats/stream?interval=0.1", server.base))
+            .send()
+            .await
+            .expect("the stream starts");
+        assert!(stream.chunk().await.expect("read").is_some(), "the first snapshot");
+        let sleeping = server.submit(json!({"kind": "sleep", "ms": 60_000})).await;
+        let waiting = send_raw(server.addr, &format!("GET /jobs/{sleeping}?wait=60")).await;
+        // An answer on a later connection: the waiting one was accepted before it.
+        assert_eq!(server.get("/health").await.0, StatusCode::OK);
+
+        server.shutdown.start();
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            while stream.chunk().await.expect("read").is_some() {}
+        })
+        .await;
+        assert!(ended.is_ok(), "the statistics stream did not end at the shutdown");
+        let answer = read_answer(waiting).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains(r#""state":"running""#), "a sleep job runs: {answer}");
+        let served = tokio::time::timeout(Duration::from_secs(10), server.serving).await;
+        assert!(matches!(served, Ok(Ok(Ok(())))), "the server did not stop: {served:?}");
+    })
+    .await;
+}
+
+/// Opens a connection to `addr` and sends `request_line` (with no body) on it.
+async fn send_raw(
+    addr: impl tokio::net::ToSocketAddrs,
+    request_line: &str,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("{request_line} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.expect("send");
+    socket
+}
+
+/// Reads the whole answer on `socket` (bounded), as text.
+async fn read_answer(mut socket: tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "no answer within 10 s");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Builds the `web_backend` example with the features this test was built with (so that
+/// cargo reuses the same library build) and returns the binary's path.
+#[cfg(unix)]
+fn example_binary() -> std::path::PathBuf {
+    let features: Vec<&str> = [
+        ("progress", cfg!(feature = "progress")),
+        ("tokio", cfg!(feature = "tokio")),
+        ("smol", cfg!(feature = "smol")),
+        ("async-std", cfg!(feature = "async-std")),
+        ("sim", cfg!(feature = "sim")),
+        ("redis", cfg!(feature = "redis")),
+        ("redis-tls", cfg!(feature = "redis-tls")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    // This test runs from `<target>/<profile>/deps/`; the example lands in
+    // `<target>/<profile>/examples/`.
+    let deps = std::env::current_exe().expect("the test's path");
+    let profile_dir = deps.parent().and_then(|deps| deps.parent()).expect("a target layout");
+    let target_dir = profile_dir.parent().expect("a target directory");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = std::process::Command::new(cargo);
+    // Cargo set these for this test; passed on, they would differ from what a plain build
+    // sees and make cargo rebuild crates whose build scripts read them (ring, say) each time.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_for_this_crate = ["CARGO_PKG_", "CARGO_CRATE_", "CARGO_MANIFEST_", "CARGO_BIN_"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix));
+        if set_for_this_crate
+            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*name)
+        {
+            command.env_remove(&*name);
+        }
+    }
+    let status = command
+        .args(["build", "--example", "web_backend", "--no-default-features", "--features"])
+        .arg(features.join(","))
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "cargo could not build the web_backend example");
+    profile_dir.join("examples").join("web_backend")
+}
+
+/// The example binary itself, as an operator runs it: SIGTERM while a dashboard streams the
+/// statistics, a request waits for a job, and two clients stopped half-way through their
+/// requests, exits 0 within a few seconds.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_the_example_down_gracefully_with_a_stream_open() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+    // Building the example may take minutes on a cold cache; only what follows is timed.
+    let binary = tokio::task::spawn_blocking(example_binary).await.expect("built");
+    within_deadline(async {
+        let mut child = tokio::process::Command::new(binary)
+            .args(["--addr", "127.0.0.1:0", "--workers", "1"])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the example");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next_line().await.expect("read").expect("the example prints");
+        let addr = first
+            .strip_prefix("listening on http://")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .to_owned();
+        let base = format!("http://{addr}");
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+
+        let mut stream =
+            http.get(format!("{base}/stats/stream?interval=0.1")).send().await.unwrap();
+        assert!(stream.chunk().await.unwrap().is_some(), "the first snapshot");
+        let submitted: Value = http
+            .post(format!("{base}/jobs"))
+            .body(r#"{"kind": "sleep", "ms": 60000}"#)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = submitted["id"].as_str().expect("an id").to_owned();
+        let waiting = send_raw(&addr, &format!("GET /jobs/{id}?wait=60")).await;
+        // Two clients that stop half-way: one in its head, one in its body.
+        let mut half_head = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        half_head.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+        let mut half_body = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        half_body
+            .write_all(b"POST /jobs HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"kind\"")
+            .await
+            .unwrap();
+        // Both connections are accepted and being read (an answer to the next request on a
+        // third connection comes after them).
+        assert_eq!(http.get(format!("{base}/health")).send().await.unwrap().status(), 200);
+
+        let pid = child.id().expect("the child runs").to_string();
+        let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success(), "kill -TERM {pid}");
+        // The half-sent head is the one thing only the grace period ends.
+        let limit = serve::SHUTDOWN_GRACE + Duration::from_secs(15);
+        let exit = tokio::time::timeout(limit, child.wait()).await;
+        let exit =
+            exit.unwrap_or_else(|_| panic!("still running {limit:?} after SIGTERM")).unwrap();
+        assert!(exit.success(), "exit status {exit:?}, wanted 0");
+        // The stream ended cleanly, and the waiting request got its answer.
+        while let Some(_chunk) = stream.chunk().await.expect("the stream ends cleanly") {}
+        let answer = read_answer(waiting).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "the waiting request was answered: {answer}");
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.push(line);
+        }
+        assert!(rest.iter().any(|line| line == "stopped"), "{rest:?}");
+        drop((half_head, half_body));
     })
     .await;
 }

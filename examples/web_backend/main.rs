@@ -6,15 +6,18 @@
 //! cargo run --example web_backend --features tokio                 # listens on 127.0.0.1:3000
 //! cargo run --example web_backend --features tokio -- --addr 127.0.0.1:8080 --workers 4
 //!
-//! curl -X POST localhost:3000/jobs -d '{"kind":"primes","n":2000000}'   # → {"key":"CountPrimes-…"}
-//! curl localhost:3000/jobs/KEY?wait=10                                  # → {"state":"finished","result":…}
-//! curl -X DELETE localhost:3000/jobs/KEY                                # cancels
+//! curl -X POST localhost:3000/jobs -d '{"kind":"primes","n":2000000}'   # → {"id":"job-…"}
+//! curl localhost:3000/jobs/ID?wait=10                                   # → {"state":"finished","result":…}
+//! curl -X DELETE localhost:3000/jobs/ID                                 # cancels
+//! curl -X POST localhost:3000/run -d '{"kind":"burn","ms":5000}'        # waits; Ctrl-C on curl cancels it
 //! curl localhost:3000/stats                                             # live statistics
 //! curl -N localhost:3000/stats/stream                                   # a snapshot a second
 //! ```
 //!
-//! `RUST_LOG=taskweave=debug` shows what the engine does, task by task. Ctrl-C stops taking
-//! connections, lets the open requests finish, and closes the client.
+//! `RUST_LOG=taskweave=debug` shows what the engine does, task by task. Ctrl-C or SIGTERM
+//! stops taking connections, ends the statistics streams and the `?wait=`s, lets the other
+//! open requests finish (bounded by the service's timeouts and a 15 s grace period) and
+//! closes the client, which cancels what is still running.
 //!
 //! # On Redis workers
 //!
@@ -27,6 +30,7 @@
 //! cargo run --example web_backend --features tokio,redis -- --redis redis://127.0.0.1:6379 --queue web
 //! ```
 
+mod serve;
 mod service;
 
 use std::net::SocketAddr;
@@ -158,21 +162,52 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // One client for the whole service: it is cheap to clone and every handler shares it.
     let client = build_client(&args).await?;
-    let config =
-        service::ServiceConfig { max_jobs: args.max_jobs, remote_workers: args.redis.is_some() };
+    let config = service::ServiceConfig {
+        max_jobs: args.max_jobs,
+        remote_workers: args.redis.is_some(),
+        shutdown: service::Shutdown::default(),
+    };
+    let shutdown = config.shutdown.clone();
     let app = service::router(client.clone(), config);
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     println!("listening on http://{} ({client:?})", listener.local_addr()?);
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            // If the signal cannot be installed, serve until killed.
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            termination_signal().await;
             println!("shutting down");
-        })
-        .await?;
+            shutdown.start();
+        }
+    });
+    serve::serve(listener, app, shutdown).await?;
     client.close().await?;
+    println!("stopped");
     Ok(())
+}
+
+/// Resolves at Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `kill`, systemd, Docker and
+/// Kubernetes send): both shut down gracefully. If neither can be installed, never resolves
+/// (the service runs until killed).
+async fn termination_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
 }

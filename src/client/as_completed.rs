@@ -14,6 +14,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use parking_lot::Mutex;
@@ -23,6 +24,7 @@ use super::future::read_value;
 use super::settle::{Settle, Settled};
 use super::{BlockingClient, Client, TaskFuture};
 use crate::error::{Error, TaskError};
+use crate::executor::{BoxFuture, Executor};
 
 /// Futures added but not yet moved into the pending set, and who to wake when one comes.
 struct Incoming<T> {
@@ -35,6 +37,9 @@ struct Incoming<T> {
 struct Queue<T> {
     incoming: Arc<Mutex<Incoming<T>>>,
     pending: FuturesUnordered<Settle<T>>,
+    /// The clock of [`AsCompleted::timeout`]: the client's executor, or else that of a
+    /// future in the stream.
+    executor: Option<Arc<dyn Executor>>,
 }
 
 impl<T> Queue<T> {
@@ -42,7 +47,27 @@ impl<T> Queue<T> {
         Queue {
             incoming: Arc::new(Mutex::new(Incoming { futures: Vec::new(), waker: None })),
             pending: futures.into_iter().map(Settle::new).collect(),
+            executor: None,
         }
+    }
+
+    /// The executor to measure a timeout with, if one is known yet.
+    fn executor(&self) -> Option<Arc<dyn Executor>> {
+        if let Some(executor) = &self.executor {
+            return Some(Arc::clone(executor));
+        }
+        let from_pending = self.pending.iter().next().map(|settle| settle.future().clone());
+        let future = from_pending.or_else(|| self.incoming.lock().futures.first().cloned())?;
+        Some(Arc::clone(&future.handle.core.executor))
+    }
+
+    /// Every future not yielded yet, in no particular order.
+    fn into_pending(mut self) -> Vec<TaskFuture<T>> {
+        self.take_incoming();
+        std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|settle| settle.future().clone())
+            .collect()
     }
 
     fn adder(&self) -> AsCompletedAdder<T> {
@@ -317,6 +342,108 @@ impl<T> AsCompleted<T> {
     pub fn batches(self) -> AsCompletedBatches<T> {
         AsCompletedBatches { queue: self.queue }
     }
+
+    /// Stops waiting `limit` after this call, as Dask's `as_completed(.., timeout=..)`:
+    /// yields `Ok(future)` in completion order, and if some future is still pending when
+    /// `limit` has passed, one `Err(Error::Timeout)`, then ends.
+    ///
+    /// Time is measured by the client's executor (for a stream made with
+    /// [`AsCompleted::new`], by that of its futures; with none yet, from the first poll that
+    /// has one). Nothing is cancelled: take the futures not yielded with
+    /// [`into_pending`](AsCompletedTimeout::into_pending) to wait for them again, or cancel
+    /// them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::StreamExt;
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(2).build().await?;
+    /// let (release, gate) = flume::bounded::<()>(1);
+    /// let quick = client.submit(|x: i32| x, 1);
+    /// (&quick).await?; // done before the clock starts
+    /// let stuck = client.submit(move |_: ()| if gate.recv().is_ok() { 2 } else { 0 }, ());
+    /// let mut completed = client.as_completed(vec![quick, stuck]).timeout(Duration::from_millis(50));
+    /// assert_eq!(completed.next().await.unwrap()?.await?, 1);
+    /// assert!(matches!(completed.next().await, Some(Err(taskweave::Error::Timeout { .. }))));
+    /// assert!(completed.next().await.is_none());
+    /// assert_eq!(completed.into_pending().len(), 1, "the stuck task was not cancelled");
+    /// release.send(()).unwrap();
+    /// # Ok(()) }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    pub fn timeout(self, limit: Duration) -> AsCompletedTimeout<T> {
+        let timer = self.queue.executor().map(|executor| Mutex::new(executor.sleep(limit)));
+        AsCompletedTimeout { queue: self.queue, limit, timer, timed_out: false }
+    }
+}
+
+/// The [`timeout`](AsCompleted::timeout) form of [`AsCompleted`]: yields `Ok(future)` in
+/// completion order, then `Err(Error::Timeout)` once if the time limit passes with futures
+/// still pending, then ends.
+///
+/// # Cancel safety
+///
+/// `next()` is cancel safe, as for [`AsCompleted`].
+pub struct AsCompletedTimeout<T> {
+    queue: Queue<T>,
+    limit: Duration,
+    /// Fires when the limit has passed; made late only when no executor was known yet. In
+    /// a mutex only so that the stream is `Sync` (a boxed future is not); polling goes
+    /// through `get_mut`, which takes no lock.
+    timer: Option<Mutex<BoxFuture<()>>>,
+    timed_out: bool,
+}
+
+impl<T> fmt::Debug for AsCompletedTimeout<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsCompletedTimeout")
+            .field("len", &self.len())
+            .field("limit", &self.limit)
+            .field("timed_out", &self.timed_out)
+            .finish()
+    }
+}
+
+impl<T> AsCompletedTimeout<T> {
+    queue_methods!();
+
+    /// The futures not yielded yet (after a timeout: the unfinished ones), to wait for again
+    /// or to cancel.
+    pub fn into_pending(self) -> Vec<TaskFuture<T>> {
+        self.queue.into_pending()
+    }
+}
+
+impl<T> Stream for AsCompletedTimeout<T> {
+    type Item = Result<TaskFuture<T>, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.timed_out {
+            return Poll::Ready(None);
+        }
+        // A future done by now is yielded even if the limit has passed too.
+        if let Poll::Ready(item) = this.queue.poll_one(cx) {
+            return Poll::Ready(item.map(|(future, _)| Ok(future)));
+        }
+        if this.timer.is_none() {
+            this.timer =
+                this.queue.executor().map(|executor| Mutex::new(executor.sleep(this.limit)));
+        }
+        let expired =
+            this.timer.as_mut().is_some_and(|timer| timer.get_mut().as_mut().poll(cx).is_ready());
+        if !expired {
+            return Poll::Pending;
+        }
+        this.timed_out = true;
+        Poll::Ready(Some(Err(Error::Timeout { after: this.limit })))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.timed_out { (0, Some(0)) } else { (0, None) }
+    }
 }
 
 impl<T> Stream for AsCompleted<T> {
@@ -491,7 +618,9 @@ impl Client {
         &self,
         futures: impl IntoIterator<Item = TaskFuture<T>>,
     ) -> AsCompleted<T> {
-        AsCompleted::new(futures)
+        let mut completed = AsCompleted::new(futures);
+        completed.queue.executor = Some(Arc::clone(self.executor()));
+        completed
     }
 }
 
@@ -553,6 +682,69 @@ impl<T> BlockingAsCompleted<AsCompleted<T>> {
     /// Yields everything done by then; see [`AsCompleted::batches`].
     pub fn batches(self) -> BlockingAsCompleted<AsCompletedBatches<T>> {
         BlockingAsCompleted { stream: self.stream.batches() }
+    }
+
+    /// Stops waiting `limit` after this call; see [`AsCompleted::timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let (release, gate) = flume::bounded::<()>(1);
+    /// let stuck = client.submit(move |_: ()| gate.recv().is_ok(), ());
+    /// let mut completed = client.blocking().as_completed(vec![stuck]).timeout(Duration::from_millis(20));
+    /// assert!(matches!(completed.next(), Some(Err(taskweave::Error::Timeout { .. }))));
+    /// assert!(completed.next().is_none());
+    /// release.send(()).unwrap();
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
+    pub fn timeout(self, limit: Duration) -> BlockingAsCompletedTimeout<T> {
+        BlockingAsCompletedTimeout { stream: self.stream.timeout(limit) }
+    }
+}
+
+/// The blocking twin of [`AsCompletedTimeout`]: an [`Iterator`] of `Ok(future)` in
+/// completion order, then `Err(Error::Timeout)` once if the time limit passes first, then
+/// the end. Made by [`BlockingAsCompleted::timeout`].
+///
+/// An item is also `Err(Error::BlockingInAsyncContext)` when called inside async code.
+pub struct BlockingAsCompletedTimeout<T> {
+    stream: AsCompletedTimeout<T>,
+}
+
+impl<T> fmt::Debug for BlockingAsCompletedTimeout<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("BlockingAsCompletedTimeout").field(&self.stream).finish()
+    }
+}
+
+impl<T> Iterator for BlockingAsCompletedTimeout<T> {
+    type Item = Result<TaskFuture<T>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match block_on_caller_thread(self.stream.next()) {
+            Ok(item) => item,
+            Err(refused) => Some(Err(refused)),
+        }
+    }
+}
+
+impl<T> BlockingAsCompletedTimeout<T> {
+    /// How many futures have not been yielded yet.
+    pub fn len(&self) -> usize {
+        self.stream.len()
+    }
+
+    /// Whether every future has been yielded.
+    pub fn is_empty(&self) -> bool {
+        self.stream.is_empty()
+    }
+
+    /// The futures not yielded yet; see [`AsCompletedTimeout::into_pending`].
+    pub fn into_pending(self) -> Vec<TaskFuture<T>> {
+        self.stream.into_pending()
     }
 }
 

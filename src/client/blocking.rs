@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use super::{Client, TaskFuture};
+use super::Client;
 use crate::Error;
 use crate::executor::is_async_context;
 
@@ -37,13 +37,14 @@ pub struct BlockingClient<'a> {
 }
 
 impl BlockingClient<'_> {
-    /// Waits for every future and returns their values in input order.
+    /// Waits for every future and returns their values in the same shape; see
+    /// [`Client::gather`] and [`Gather`](crate::client::Gather).
     ///
     /// # Errors
     ///
-    /// The first task error in input order, as [`Error::Task`]; or
+    /// The first task error in input order, as [`Error::Task`]; [`Error::Closed`]; or
     /// [`Error::BlockingInAsyncContext`].
-    pub fn gather<T: Clone + 'static>(&self, futures: &[TaskFuture<T>]) -> Result<Vec<T>, Error> {
+    pub fn gather<G: crate::client::Gather>(&self, futures: G) -> Result<G::Output, Error> {
         block_on_caller_thread(self.client.gather(futures))?
     }
 

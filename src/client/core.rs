@@ -16,10 +16,11 @@ use std::task::{Context, Poll, Waker};
 use futures::future::AbortHandle;
 use parking_lot::Mutex;
 
-use crate::error::TaskError;
+use crate::error::{TaskError, bound_error_text};
 use crate::executor::{BoxFuture, Executor};
 use crate::scheduler::{
-    Action, Event, Scheduler, SchedulerCounts, TaskId, TaskKey, TaskSpec, TaskState,
+    Action, CancelOutcome, Event, KeyTokens, RetryOutcome, Scheduler, SchedulerCounts, TaskId,
+    TaskKey, TaskSpec, TaskState,
 };
 use crate::transport::{CompletionSink, ReadyTask, Transport};
 
@@ -44,6 +45,11 @@ pub(crate) trait Body: Send + Sync + 'static {
     fn call_blocking(&self, inputs: &[Value]) -> Result<Value, String>;
     /// Starts an async body.
     fn call_async(&self, inputs: Vec<Value>) -> BoxFuture<Result<Value, String>>;
+    /// The task was cancelled while it ran or waited for a worker: tell the body, if it
+    /// listens (bodies submitted `_with_context` set their
+    /// [`TaskContext`](super::context::TaskContext)'s flag). Called only on a cancel, so
+    /// plain bodies pay nothing for it.
+    fn cancel(&self) {}
 }
 
 /// A blocking body: reads its dependencies' values and returns its own.
@@ -261,6 +267,8 @@ impl Job {
     }
 
     fn abort(&self) {
+        // A blocking body cannot be stopped from the outside; one that listens stops itself.
+        self.body.cancel();
         let handle = self.cell.lock().abort.take();
         if let Some(handle) = handle {
             handle.abort();
@@ -330,6 +338,14 @@ impl Job {
         self.cell.lock().wakers.len()
     }
 
+    /// Takes the published outcome (and a value produced but not yet published) back, so
+    /// that another can be published. Returned so that the value is dropped after the lock:
+    /// a value's drop may run arbitrary code.
+    fn take_outcome(&self) -> (Option<Result<Value, Box<TaskError>>>, Option<Value>) {
+        let mut cell = self.cell.lock();
+        (cell.outcome.take(), cell.produced.take())
+    }
+
     /// The outcome if published, without waiting.
     pub(crate) fn peek_outcome(&self) -> Option<Result<Value, TaskError>> {
         self.cell.lock().outcome.as_ref().map(unboxed)
@@ -393,8 +409,13 @@ pub(crate) struct SubmitOptions {
 
 impl Default for SubmitOptions {
     fn default() -> SubmitOptions {
-        // Two lost deliveries are tolerated (three in all), as in Dask's `allowed_failures`.
-        SubmitOptions { key: None, priority: 0, retries: 0, allowed_failures: 2, pinned: false }
+        SubmitOptions {
+            key: None,
+            priority: 0,
+            retries: 0,
+            allowed_failures: crate::scheduler::DEFAULT_ALLOWED_FAILURES,
+            pinned: false,
+        }
     }
 }
 
@@ -404,11 +425,16 @@ pub(crate) struct Core {
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) executor: Arc<dyn Executor>,
     next_id: AtomicU64,
+    /// The tokens of this client's generated keys, from a random seed of its own.
+    key_tokens: KeyTokens,
     closed: AtomicBool,
     /// Waiters to wake whenever a task fails: `gather`, which otherwise waits only for the
     /// last of its tasks (see `future::settle`), so that it still reports the first error in
     /// input order as soon as that task and the ones before it are done.
     failure_watchers: Mutex<FailureWatchers>,
+    /// How many tasks were cancelled while a worker (or the executor) ran them, for
+    /// [`ClientStats::cancelled_while_running`](super::ClientStats::cancelled_while_running).
+    cancelled_while_running: AtomicU64,
 }
 
 /// Wakers registered with [`Core::watch_failures`], by registration number.
@@ -430,13 +456,16 @@ impl fmt::Debug for Core {
 
 impl Core {
     pub(crate) fn new(transport: Arc<dyn Transport>, executor: Arc<dyn Executor>) -> Core {
+        let key_seed = [executor.random_seed(), executor.random_seed()];
         Core {
             scheduler: Mutex::new(Scheduler::new(transport.capacity())),
             transport,
             executor,
             next_id: AtomicU64::new(1),
+            key_tokens: KeyTokens::new(key_seed),
             closed: AtomicBool::new(false),
             failure_watchers: Mutex::new(FailureWatchers::default()),
+            cancelled_while_running: AtomicU64::new(0),
         }
     }
 
@@ -477,6 +506,24 @@ impl Core {
         }
     }
 
+    /// On a closed client, resolves `job` with [`TaskError::ClientClosed`] naming `operation`
+    /// and returns true: the job never reaches the scheduler (which has forgotten everything
+    /// at close), so its future's state is `None`, as after any close. A close that races
+    /// with the submission is caught by the scheduler instead, with the same error.
+    fn refused_after_close(&self, job: &Arc<Job>, operation: &'static str) -> bool {
+        if !self.is_closed() {
+            return false;
+        }
+        tracing::debug!(key = %job.key, operation, "refused: the client is closed");
+        job.resolve(Err(TaskError::ClientClosed { key: job.key.clone(), operation }));
+        true
+    }
+
+    /// A token for a new generated key: unique within this client, unpredictable outside it.
+    pub(crate) fn fresh_token(&self) -> u64 {
+        self.key_tokens.next_token()
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -493,6 +540,9 @@ impl Core {
         options: &SubmitOptions,
         shared_key: bool,
     ) -> Arc<Job> {
+        if self.refused_after_close(&job, "submit") {
+            return job;
+        }
         let mut actions = spare_actions();
         let job =
             Self::submit_locked(&mut self.scheduler.lock(), job, options, shared_key, &mut actions);
@@ -510,6 +560,14 @@ impl Core {
         options: &SubmitOptions,
     ) -> Vec<Arc<Job>> {
         let mut jobs = jobs.into_iter();
+        if self.is_closed() {
+            return jobs
+                .map(|(job, _)| {
+                    self.refused_after_close(&job, "map");
+                    job
+                })
+                .collect();
+        }
         let mut submitted = Vec::with_capacity(jobs.size_hint().0);
         let mut chunk = Vec::with_capacity(SUBMIT_BATCH);
         loop {
@@ -540,16 +598,8 @@ impl Core {
         actions: &mut Vec<Action<Arc<Job>>>,
     ) -> Arc<Job> {
         if shared_key {
-            if let Some(existing) = scheduler.lookup(&job.key) {
-                if let Some(existing_job) = scheduler.payload(existing).cloned() {
-                    // The scheduler hears only of a change from no handles to some (see
-                    // `JobOf::handles`); the count changes under its lock here, so a last
-                    // handle dropped at the same time is told apart by its own count.
-                    if existing_job.handles.fetch_add(1, Ordering::AcqRel) == 0 {
-                        scheduler.handle(Event::Retained { id: existing }, actions);
-                    }
-                    return existing_job;
-                }
+            if let Some(existing_job) = Self::retain_shared(scheduler, &job.key, actions) {
+                return existing_job;
             }
         }
         let spec = TaskSpec {
@@ -571,22 +621,58 @@ impl Core {
         job
     }
 
-    /// Registers a job whose value already exists (`scatter`).
-    pub(crate) fn insert_value(&self, job: Arc<Job>, value: Value) -> Arc<Job> {
-        job.resolve(Ok(value));
-        let spec = TaskSpec {
-            id: job.id,
-            key: job.key.clone(),
-            deps: Vec::new(),
-            priority: 0,
-            retries: 0,
-            allowed_failures: 0,
-            uses_worker: false,
-            pinned: false,
-            shared_key: false,
-            payload: Arc::clone(&job),
+    /// The job that holds the shared `key`, with one more client handle, if there is one.
+    fn retain_shared(
+        scheduler: &mut Scheduler<Arc<Job>>,
+        key: &TaskKey,
+        actions: &mut Vec<Action<Arc<Job>>>,
+    ) -> Option<Arc<Job>> {
+        let existing = scheduler.lookup(key)?;
+        let existing_job = scheduler.payload(existing).cloned()?;
+        // The scheduler hears only of a change from no handles to some (see
+        // `JobOf::handles`); the count changes under its lock here, so a last handle dropped
+        // at the same time is told apart by its own count.
+        if existing_job.handles.fetch_add(1, Ordering::AcqRel) == 0 {
+            scheduler.handle(Event::Retained { id: existing }, actions);
+        }
+        Some(existing_job)
+    }
+
+    /// Registers a job whose value already exists (`scatter`); with a `shared_key`, an
+    /// existing task holding that key is returned instead (its value, not this one).
+    pub(crate) fn insert_value(&self, job: Arc<Job>, value: Value, shared_key: bool) -> Arc<Job> {
+        if self.refused_after_close(&job, "scatter") {
+            return job;
+        }
+        let mut actions = spare_actions();
+        let job = {
+            // One hold of the lock: two scatters of one shared key find one task.
+            let mut scheduler = self.scheduler.lock();
+            match shared_key
+                .then(|| Self::retain_shared(&mut scheduler, &job.key, &mut actions))
+                .flatten()
+            {
+                Some(existing_job) => existing_job,
+                None => {
+                    job.resolve(Ok(value));
+                    let spec = TaskSpec {
+                        id: job.id,
+                        key: job.key.clone(),
+                        deps: Vec::new(),
+                        priority: 0,
+                        retries: 0,
+                        allowed_failures: 0,
+                        uses_worker: false,
+                        pinned: false,
+                        shared_key,
+                        payload: Arc::clone(&job),
+                    };
+                    scheduler.handle(Event::Scattered(spec), &mut actions);
+                    job
+                }
+            }
         };
-        self.feed(Event::Scattered(spec));
+        self.apply(actions, None);
         job
     }
 
@@ -606,17 +692,24 @@ impl Core {
         }
         let (event, value) = match outcome {
             BodyOutcome::Value(value) => (Event::Finished { id: job.id }, Some((job.id, value))),
+            // Error text is bounded here, where every transport's outcome arrives.
             BodyOutcome::Failed(message) => (
                 Event::Failed {
                     id: job.id,
-                    error: TaskError::Failed { key: job.key.clone(), message },
+                    error: TaskError::Failed {
+                        key: job.key.clone(),
+                        message: bound_error_text(message),
+                    },
                 },
                 None,
             ),
             BodyOutcome::Panicked(message) => (
                 Event::Failed {
                     id: job.id,
-                    error: TaskError::Panicked { key: job.key.clone(), message },
+                    error: TaskError::Panicked {
+                        key: job.key.clone(),
+                        message: bound_error_text(message),
+                    },
                 },
                 None,
             ),
@@ -626,15 +719,46 @@ impl Core {
         self.apply(actions, value);
     }
 
-    /// Runs a failed job again, if the scheduler agrees (see `Event::RetryRequested`).
-    pub(crate) fn retry(&self, job: &Arc<Job>) {
-        self.feed(Event::RetryRequested { id: job.id });
+    /// Runs a failed job again, with the failed jobs it reads (see `Event::RetryRequested`),
+    /// and says what was done.
+    pub(crate) fn retry(&self, job: &Arc<Job>) -> RetryOutcome {
+        let mut actions = spare_actions();
+        let outcome = {
+            let mut scheduler = self.scheduler.lock();
+            let outcome = scheduler.retry_outcome(job.id);
+            scheduler.handle(Event::RetryRequested { id: job.id }, &mut actions);
+            outcome
+        };
+        self.apply(actions, None);
+        outcome
+    }
+
+    /// Cancels a job and its dependents (see `Event::CancelRequested`), and says what was
+    /// done.
+    pub(crate) fn cancel(&self, job: &Arc<Job>, reason: &str) -> CancelOutcome {
+        let mut actions = spare_actions();
+        let outcome = {
+            let mut scheduler = self.scheduler.lock();
+            let outcome = scheduler.cancel_outcome(job.id);
+            scheduler.handle(
+                Event::CancelRequested { id: job.id, reason: reason.to_owned() },
+                &mut actions,
+            );
+            outcome
+        };
+        self.apply(actions, None);
+        outcome
     }
 
     /// The transport lost the worker running `job`.
     pub(crate) fn lost(&self, job: &Arc<Job>) {
         tracing::warn!(key = %job.key, "the worker running a task was lost");
         self.feed(Event::Lost { id: job.id });
+    }
+
+    /// The transport gave the task up with `error` (not one the task raised: no retry).
+    pub(crate) fn given_up_with(&self, job: &Arc<Job>, error: TaskError) {
+        self.feed(Event::Failed { id: job.id, error });
     }
 
     /// The transport itself gave the task up after its workers were lost `attempts` times
@@ -682,14 +806,18 @@ impl Core {
                 },
                 Action::Abort { id, payload } => {
                     tracing::debug!(key = %payload.key, "running task aborted");
+                    self.cancelled_while_running.fetch_add(1, Ordering::Relaxed);
                     payload.abort();
                     self.transport.abort(id);
                 }
                 Action::Reset { payload, .. } => {
                     tracing::debug!(key = %payload.key, "task reset to run again");
-                    let mut cell = payload.cell.lock();
-                    cell.outcome = None;
-                    cell.produced = None;
+                    drop(payload.take_outcome());
+                }
+                Action::Discard { payload, .. } => {
+                    tracing::debug!(key = %payload.key, "task outcome discarded");
+                    drop(payload.take_outcome());
+                    self.transport.release(&payload.key);
                 }
                 Action::Forget { payload, .. } => {
                     tracing::trace!(key = %payload.key, "task released");
@@ -706,6 +834,11 @@ impl Core {
     /// Task counts by state.
     pub(crate) fn counts(&self) -> SchedulerCounts {
         self.scheduler.lock().counts()
+    }
+
+    /// How many tasks were cancelled while they ran, since the client started.
+    pub(crate) fn cancelled_while_running(&self) -> u64 {
+        self.cancelled_while_running.load(Ordering::Relaxed)
     }
 
     /// The scheduler's state of one task.

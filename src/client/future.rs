@@ -8,10 +8,32 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
 use super::blocking::block_on_caller_thread;
-use super::core::{Core, Job, Value};
+use super::core::{Core, Job, Value, panic_message};
+use super::settle::Settle;
 use crate::error::{Error, TaskError};
-use crate::scheduler::{Event, TaskKey, TaskState};
+use crate::executor::ExecutorExt;
+use crate::scheduler::{CancelOutcome, Event, RetryOutcome, TaskKey, TaskState};
+
+/// Anything that holds a task handle: what [`settle`] waits on.
+pub(crate) trait AsHandle {
+    fn handle(&self) -> &Handle;
+}
+
+impl<T> AsHandle for TaskFuture<T> {
+    fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl AsHandle for &Handle {
+    fn handle(&self) -> &Handle {
+        self
+    }
+}
 
 /// One client handle on a task; the last one dropped releases the task.
 ///
@@ -61,6 +83,26 @@ impl Drop for Handle {
 /// to a worker runs to its end and its value is discarded. To stop work, call
 /// [`cancel`](TaskFuture::cancel).
 ///
+/// So a `TaskFuture` is `#[must_use]`, and so are the `map` methods' vectors: the compiler
+/// warns about a submission whose future is dropped at once. The pitfall, then the right way
+/// (the first example fails to compile because it denies the warning):
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// let client = taskweave::Client::new().unwrap();
+/// client.submit(|x: i32| x + 1, 1); // dropped at once: the job may never run
+/// client.map(|x: i32| x + 1, 0..3);
+/// ```
+///
+/// ```
+/// #![deny(unused_must_use)]
+/// let client = taskweave::Client::new().unwrap();
+/// let kept = client.submit(|x: i32| x + 1, 1);
+/// let forgotten = client.map(|x: i32| x + 1, 0..3);
+/// client.fire_and_forget(&forgotten); // runs to completion without a handle
+/// assert_eq!(kept.result().unwrap(), 2);
+/// ```
+///
 /// # Examples
 ///
 /// ```
@@ -71,6 +113,8 @@ impl Drop for Handle {
 /// assert_eq!(copy.result()?, 11);
 /// # Ok::<(), taskweave::Error>(())
 /// ```
+#[must_use = "dropping a TaskFuture releases its task, which then may never run; keep it, \
+              await it, or pass it to `client.fire_and_forget`"]
 pub struct TaskFuture<T> {
     pub(crate) handle: Handle,
     _value: PhantomData<fn() -> T>,
@@ -82,11 +126,27 @@ impl<T> Clone for TaskFuture<T> {
     }
 }
 
+/// Shows the task's key and status, like Dask's repr of a future:
+/// `TaskFuture { key: inc-3f2a.., status: finished }`. The status is one of `pending`
+/// (waiting for its dependencies or for a worker), `running`, `finished` (it has its value),
+/// `failed` and `cancelled`.
+///
+/// # Examples
+///
+/// ```
+/// let client = taskweave::Client::new()?;
+/// let future = client.task().key("answer").submit(|x: i64| x * 2, 21);
+/// future.result()?;
+/// assert_eq!(format!("{future:?}"), "TaskFuture { key: answer, status: finished }");
+/// future.cancel();
+/// assert_eq!(format!("{future:?}"), "TaskFuture { key: answer, status: cancelled }");
+/// # Ok::<(), taskweave::Error>(())
+/// ```
 impl<T> fmt::Debug for TaskFuture<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskFuture")
-            .field("key", &self.handle.job.key)
-            .field("done", &self.is_done())
+            .field("key", &format_args!("{}", self.handle.job.key))
+            .field("status", &format_args!("{}", self.status_name()))
             .finish()
     }
 }
@@ -112,49 +172,192 @@ impl<T> TaskFuture<T> {
         self.handle.job.peek_outcome().is_some()
     }
 
-    /// Where the task is in its life; `None` when the client no longer tracks it (it was
-    /// closed).
-    pub fn state(&self) -> Option<TaskState> {
-        self.handle.core.state(self.handle.job.id)
+    /// The task's error, if it failed or was cancelled; `None` while it has no outcome, and
+    /// when it has its value. Never blocks, and reads no value (no `T: Clone` needed); the
+    /// handle stays usable. Dask's `future.exception()`, which waits first: await the
+    /// future, or [`Client::wait`](crate::Client::wait) for it, to wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let failing = client.try_submit(|_: ()| Err::<u8, _>("disk full"), ());
+    /// assert!(failing.result().is_err());
+    /// let error = failing.error().expect("it failed");
+    /// assert!(error.to_string().contains("disk full"));
+    /// assert!(failing.error().is_some(), "asking again gives it again");
+    /// # Ok(()) }
+    /// ```
+    pub fn error(&self) -> Option<TaskError> {
+        self.handle.job.peek_outcome()?.err()
     }
 
-    /// Cancels the task, and every task depending on it, if it has not finished.
+    /// Calls `callback` with a handle to the task once the task has an outcome (a value or
+    /// an error), as Dask's `add_done_callback`.
     ///
-    /// Awaiting it then gives [`TaskError::Cancelled`]. A running async body is dropped; a
-    /// running blocking body runs to its end and its value is discarded.
-    pub fn cancel(&self) {
+    /// The callback runs once, on the client's executor: as a task spawned there when this is
+    /// called, which waits for the outcome and then calls it — so on one of the runtime's
+    /// threads, never on the caller's thread inside `on_done`, never on a worker running a
+    /// task body, and never under a lock of the client. If the task already has its outcome,
+    /// the callback runs as soon as the executor polls that task. A later
+    /// [`retry`](TaskFuture::retry) or [`cancel`](TaskFuture::cancel) does not call it again.
+    /// Until it has run, the callback holds a handle, so the task is not released before. A
+    /// panic in the callback is caught and logged (`tracing`, at `warn`). A blocking callback
+    /// blocks an executor thread: hand heavy work on to `spawn_blocking` or a task.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RuntimeShutDown`] when the executor no longer accepts tasks (the callback is
+    /// then not called).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let (report, reports) = std::sync::mpsc::channel();
+    /// let future = client.submit(|x: i64| x * 2, 21);
+    /// future.on_done(move |done| {
+    ///     let _ = report.send(done.try_result());
+    /// })?;
+    /// let seen = reports.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    /// assert_eq!(seen.unwrap().unwrap(), 42);
+    /// # Ok(()) }
+    /// ```
+    pub fn on_done(
+        &self,
+        callback: impl FnOnce(TaskFuture<T>) + Send + 'static,
+    ) -> Result<(), Error>
+    where
+        T: 'static,
+    {
+        let settle = Settle::new(self.clone());
+        self.handle.core.executor.spawn(Box::pin(async move {
+            let (future, _) = settle.await;
+            let key = future.key().clone();
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| callback(future))) {
+                tracing::warn!(key = %key, message = panic_message(&*panic), "an on_done callback panicked");
+            }
+        }))
+    }
+
+    /// The status word `Debug` shows: the published outcome if there is one (what every
+    /// handle reads), else where the scheduler has the task.
+    fn status_name(&self) -> &'static str {
+        match self.handle.job.peek_outcome() {
+            Some(Ok(_)) => "finished",
+            Some(Err(error)) if error.is_cancelled() => "cancelled",
+            Some(Err(TaskError::ClientClosed { .. })) => "cancelled",
+            Some(Err(_)) => "failed",
+            None => match self.state() {
+                Some(TaskState::Running) => "running",
+                _ => "pending",
+            },
+        }
+    }
+
+    /// Where the task is in its life. After the client was closed, the outcome the future
+    /// holds decides: `Finished` for a value, `Failed` for an error, `Cancelled` for a task
+    /// cancelled by the close or refused by the closed client; `None` only for a task the
+    /// client no longer tracks and that has no outcome.
+    pub fn state(&self) -> Option<TaskState> {
+        let job = &self.handle.job;
+        self.handle.core.state(job.id).or_else(|| {
+            job.peek_outcome().map(|outcome| match outcome {
+                Ok(_) => TaskState::Finished,
+                Err(error) if error.is_cancelled() => TaskState::Cancelled,
+                Err(TaskError::ClientClosed { .. }) => TaskState::Cancelled,
+                Err(_) => TaskState::Failed,
+            })
+        })
+    }
+
+    /// Cancels the task, and every task depending on it that the client still holds, and
+    /// says what it did; as Dask's `Future.cancel`.
+    ///
+    /// From then on the task reports [`TaskError::Cancelled`], whatever it was doing:
+    ///
+    /// - not started yet: it never starts ([`CancelOutcome::Cancelled`]);
+    /// - running: a running async body is dropped; a running blocking body cannot be stopped
+    ///   from the outside: it runs to its end and its value is discarded, unless it was
+    ///   submitted with [`submit_with_context`](crate::Client::submit_with_context) and polls
+    ///   [`TaskContext::is_cancelled`](crate::TaskContext::is_cancelled)
+    ///   ([`CancelOutcome::Cancelled`]);
+    /// - finished, with a value or an error: the outcome is dropped and its value released
+    ///   ([`CancelOutcome::CancelledAfterFinishing`]); a task submitted later that depends on
+    ///   it is cancelled at once, with a reason naming it;
+    /// - cancelled already, or refused by a closed client: nothing changes
+    ///   ([`CancelOutcome::AlreadyCancelled`]).
+    ///
+    /// Tasks that depend on it are cancelled the same way, finished or not. Every handle to
+    /// the task sees the cancel; a cancelled task is not run again by
+    /// [`retry`](TaskFuture::retry): submit it again instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// use taskweave::{CancelOutcome, TaskError};
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let x = client.submit(|n: i64| n + 1, 1);
+    /// let y = client.after(&x).submit(|x: i64| x * 10);
+    /// assert_eq!(y.result()?, 20);
+    /// assert_eq!(x.cancel(), CancelOutcome::CancelledAfterFinishing);
+    /// assert!(matches!(x.try_result(), Some(Err(TaskError::Cancelled { .. }))));
+    /// // y read x, so it is cancelled too.
+    /// assert!(matches!(y.try_result(), Some(Err(TaskError::Cancelled { .. }))));
+    /// // So is a task submitted on x now.
+    /// let late = client.after(&x).submit(|x: i64| x);
+    /// assert!(late.result().is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel(&self) -> CancelOutcome {
         self.cancel_with_reason("cancelled by the user")
     }
 
-    /// Runs the task again if it failed on its own (its body returned an error, panicked,
-    /// or its workers were lost) and its dependencies still hold their values; otherwise does
-    /// nothing. Every handle then waits for the new outcome (Dask's `Future.retry`).
+    /// Runs the task again if it failed, and says what it did (Dask's `Future.retry`).
+    ///
+    /// Every failed task it depends on, directly or not, runs again first: a task that
+    /// failed because a dependency failed succeeds once that dependency does. A failed task
+    /// keeps the tasks it reads (and their values) until its last handle is dropped, so their
+    /// handles may have been dropped meanwhile. Every handle to a task that runs again waits
+    /// for its new outcome. A task that has not failed ([`RetryOutcome::NotFailed`]), was
+    /// cancelled ([`RetryOutcome::Cancelled`]), or whose client was closed
+    /// ([`RetryOutcome::ClientClosed`]) is left as it is.
     ///
     /// # Examples
     ///
     /// ```
     /// # fn main() -> Result<(), taskweave::Error> {
     /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use taskweave::RetryOutcome;
+    ///
     /// static CALLS: AtomicU32 = AtomicU32::new(0);
     /// let client = taskweave::Client::new()?;
     /// let flaky = client.try_submit(
     ///     |_: ()| if CALLS.fetch_add(1, Ordering::SeqCst) == 0 { Err("first call fails") } else { Ok(7) },
     ///     (),
     /// );
-    /// assert!(flaky.result().is_err());
-    /// flaky.retry();
+    /// let doubled = client.after(&flaky).submit(|x: i32| x * 2);
+    /// assert!(doubled.result().is_err()); // the dependency failed
+    /// // Retrying the dependent runs the failed dependency again, then the dependent.
+    /// assert_eq!(doubled.retry(), RetryOutcome::Rerunning);
+    /// assert_eq!(doubled.result()?, 14);
     /// assert_eq!(flaky.result()?, 7);
+    /// assert_eq!(doubled.retry(), RetryOutcome::NotFailed);
     /// # Ok(()) }
     /// ```
-    pub fn retry(&self) {
-        self.handle.core.retry(&self.handle.job);
+    pub fn retry(&self) -> RetryOutcome {
+        let outcome = self.handle.core.retry(&self.handle.job);
+        tracing::debug!(key = %self.handle.job.key, ?outcome, "retry requested");
+        outcome
     }
 
-    pub(crate) fn cancel_with_reason(&self, reason: &str) {
+    pub(crate) fn cancel_with_reason(&self, reason: &str) -> CancelOutcome {
         tracing::debug!(key = %self.handle.job.key, reason, "cancel requested");
-        self.handle
-            .core
-            .feed(Event::CancelRequested { id: self.handle.job.id, reason: reason.to_owned() });
+        self.handle.core.cancel(&self.handle.job, reason)
     }
 }
 
@@ -184,7 +387,38 @@ impl<T: Clone + 'static> TaskFuture<T> {
     /// # Ok(()) }
     /// ```
     pub fn result(&self) -> Result<T, Error> {
-        block_on_caller_thread(self.clone())?.map_err(Error::Task)
+        block_on_caller_thread(self.clone())?.map_err(Error::from)
+    }
+
+    /// Blocks the calling thread until the task has an outcome, or until `timeout` has
+    /// passed (measured by the client's executor), as Dask's `future.result(timeout=..)`.
+    /// A timeout cancels nothing: the task keeps running, and waiting again picks it up.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when `timeout` passes first; [`Error::Task`] with the task's error;
+    /// [`Error::BlockingInAsyncContext`] when called from a thread that drives async work
+    /// (there, use `client.executor().timeout(d, &future).await`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let (release, gate) = flume::bounded::<()>(1);
+    /// let gated = client.submit(move |_: ()| gate.recv().is_ok(), ());
+    /// let waited = gated.result_timeout(Duration::from_millis(20));
+    /// assert!(matches!(waited, Err(taskweave::Error::Timeout { .. })));
+    /// release.send(()).unwrap();
+    /// assert!(gated.result_timeout(Duration::from_secs(30))?, "nothing was cancelled");
+    /// # Ok(()) }
+    /// ```
+    pub fn result_timeout(&self, timeout: Duration) -> Result<T, Error> {
+        let waiting = self.handle.core.executor.timeout(timeout, Settle::new(self.clone()));
+        let (future, outcome) = block_on_caller_thread(waiting)??;
+        read_value(future.key(), outcome).map_err(Error::Task)
     }
 
     /// The outcome if there is one, without waiting.
@@ -203,31 +437,31 @@ impl<T: Clone + 'static> TaskFuture<T> {
 /// reported as soon as the tasks before it are done (not when the last task is), it also asks
 /// the client to wake it at any task failure (`Core::watch_failures`); failures are rare, so
 /// that costs one registration per wait.
-pub(crate) async fn settle<T>(futures: &[TaskFuture<T>]) {
+pub(crate) async fn settle<H: AsHandle>(futures: &[H]) {
     let mut front = 0;
     let mut back = futures.len();
     let mut watching = FailureWatch { registrations: Vec::new() };
     std::future::poll_fn(|cx| {
         loop {
             while front < back {
-                match futures[front].handle.job.status() {
+                match futures[front].handle().job.status() {
                     Some(true) => front += 1,
                     Some(false) => return Poll::Ready(()),
                     None => break,
                 }
             }
-            while back > front && futures[back - 1].handle.job.status().is_some() {
+            while back > front && futures[back - 1].handle().job.status().is_some() {
                 back -= 1;
             }
             if back == front {
                 return Poll::Ready(());
             }
-            watching.watch(&futures[front].handle.core, cx);
+            watching.watch(&futures[front].handle().core, cx);
             // The front may have failed between the look above and the registration.
-            if futures[front].handle.job.status().is_some() {
+            if futures[front].handle().job.status().is_some() {
                 continue;
             }
-            if futures[back - 1].handle.job.poll_outcome(cx).is_pending() {
+            if futures[back - 1].handle().job.poll_outcome(cx).is_pending() {
                 return Poll::Pending;
             }
         }

@@ -3,6 +3,8 @@
 mod as_completed;
 pub(crate) mod blocking;
 mod builder;
+mod cancel_guard;
+mod context;
 pub(crate) mod core;
 mod delayed;
 mod deps;
@@ -19,23 +21,25 @@ use std::sync::Arc;
 
 pub use as_completed::{
     AsCompleted, AsCompletedAdder, AsCompletedBatches, AsCompletedResultBatches,
-    AsCompletedWithResults, BlockingAsCompleted,
+    AsCompletedTimeout, AsCompletedWithResults, BlockingAsCompleted, BlockingAsCompletedTimeout,
 };
 pub use blocking::BlockingClient;
 pub use builder::ClientBuilder;
+pub use cancel_guard::CancelOnDrop;
+pub use context::{Cancelled, TaskContext};
 pub use delayed::{Delayed, DelayedInputs, delayed, delayed_after};
 pub use deps::Dependencies;
 pub use future::TaskFuture;
-pub use gather::{GatherErrors, Gathered};
+pub use gather::{Gather, GatherErrors, GatherList, Gathered};
 pub(crate) use stats::WorkerGauge;
 pub use stats::{ClientStats, StatsStream, TransportStats, WorkerStats};
 pub use submit::{After, Impure, NoDeps, Pure, TaskBuilder};
 pub use wait::{ReturnWhen, WaitOutcome};
 
-use self::core::{BlockingBody, Core, Job, Value};
+use self::core::Core;
 use crate::error::Error;
 use crate::executor::Executor;
-use crate::scheduler::Event;
+use crate::scheduler::{CancelOutcome, Event, RetryOutcome};
 
 /// A handle on a cluster of workers: submit work, get [`TaskFuture`]s back, gather results.
 ///
@@ -126,6 +130,14 @@ impl Client {
         self.core().is_closed()
     }
 
+    /// [`Error::Closed`] naming `operation` when the client is closed.
+    pub(crate) fn refuse_if_closed(&self, operation: &'static str) -> Result<(), Error> {
+        match self.is_closed() {
+            true => Err(Error::Closed { operation }),
+            false => Ok(()),
+        }
+    }
+
     /// What the client holds and what its workers are doing, right now: tasks by state,
     /// totals, values held, per-worker counts and the transport in use. See [`ClientStats`].
     ///
@@ -191,7 +203,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn after<D: Dependencies>(&self, deps: D) -> TaskBuilder<'_, After<D>> {
-        TaskBuilder::after(self, deps)
+        TaskBuilder::with_deps(self, deps)
     }
 
     /// Runs `function(argument)` on a worker and returns its future at once.
@@ -199,7 +211,7 @@ impl Client {
     /// Never blocks and needs no `.await`. A panic in `function` becomes
     /// [`TaskError::Panicked`](crate::TaskError::Panicked) on the future; the worker survives.
     /// After [`close`](Client::close), the future resolves at once to
-    /// [`TaskError::Cancelled`](crate::TaskError::Cancelled).
+    /// [`TaskError::ClientClosed`](crate::TaskError::ClientClosed).
     ///
     /// # Examples
     ///
@@ -277,6 +289,7 @@ impl Client {
     /// assert_eq!(client.blocking().gather(&futures)?, vec![10, 20, 30]);
     /// # Ok(()) }
     /// ```
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
     pub fn map<F, I, R>(&self, function: F, items: I) -> Vec<TaskFuture<R>>
     where
         F: Fn(I::Item) -> R + Send + Sync + 'static,
@@ -301,6 +314,7 @@ impl Client {
     /// assert_eq!(client.blocking().gather(&doubled)?, vec![2, 4, 6]);
     /// # Ok(()) }
     /// ```
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
     pub fn map_after<T, F, R>(&self, futures: &[TaskFuture<T>], function: F) -> Vec<TaskFuture<R>>
     where
         T: Clone + Send + Sync + 'static,
@@ -333,16 +347,29 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn scatter<T: Send + Sync + 'static>(&self, value: T) -> TaskFuture<T> {
-        let core = self.core();
-        let job = Job::new(
-            core.next_id(),
-            submit::fresh_key::<T>(),
-            Vec::new(),
-            BlockingBody(|_: &[Value]| Err("a scattered value is never run".into())),
-            None,
-        );
-        let job = core.insert_value(job, Arc::new(value));
-        TaskFuture::from_job(job, Arc::clone(core))
+        self.task().scatter(value)
+    }
+
+    /// Scatters each value of `values` as its own future (Dask's `scatter` of a list):
+    /// dependents of one element read only that element.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let parts = client.scatter_each(vec![vec![1u8, 2], vec![3]]);
+    /// assert_eq!(parts.len(), 2);
+    /// let sizes = client.map_after(&parts, |part: Vec<u8>| part.len());
+    /// assert_eq!(client.blocking().gather(&sizes)?, vec![2, 1]);
+    /// # Ok(()) }
+    /// ```
+    #[must_use = "dropping the futures releases the scattered values"]
+    pub fn scatter_each<T: Send + Sync + 'static>(
+        &self,
+        values: impl IntoIterator<Item = T>,
+    ) -> Vec<TaskFuture<T>> {
+        self.task().scatter_each(values)
     }
 
     /// Lets each task run to completion even if every handle to it is dropped (Dask's
@@ -353,35 +380,55 @@ impl Client {
         }
     }
 
-    /// Cancels each task (and everything depending on it); see [`TaskFuture::cancel`].
-    pub fn cancel<T>(&self, futures: &[TaskFuture<T>]) {
-        for future in futures {
-            future.cancel();
-        }
+    /// Cancels each task (and every task depending on it), in order, and says what was done
+    /// to each; see [`TaskFuture::cancel`]. A task cancelled by the cascade from one before
+    /// it in `futures` answers [`CancelOutcome::AlreadyCancelled`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// use taskweave::CancelOutcome;
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let x = client.submit(|n: i64| n + 1, 1);
+    /// let y = client.after(&x).submit(|x: i64| x * 10);
+    /// assert_eq!(y.result()?, 20);
+    /// let answers = client.cancel(&[x, y]);
+    /// assert_eq!(answers, [CancelOutcome::CancelledAfterFinishing, CancelOutcome::AlreadyCancelled]);
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel<T>(&self, futures: &[TaskFuture<T>]) -> Vec<CancelOutcome> {
+        futures.iter().map(TaskFuture::cancel).collect()
     }
 
-    /// Waits for every future and returns the values in input order.
+    /// Runs each failed task again, in order, and says what was done to each; see
+    /// [`TaskFuture::retry`] (Dask's `client.retry(futures)`). A task already re-run by the
+    /// retry of one before it in `futures` answers [`RetryOutcome::NotFailed`].
     ///
-    /// # Errors
+    /// # Examples
     ///
-    /// The first task error in input order, as [`Error::Task`], as soon as that task and the
-    /// ones before it have finished (later tasks may still be running). Gathering many tasks
-    /// costs one wake-up of the waiting task, not one per task: gather waits for the last
-    /// unfinished task, and is woken early only when some task fails.
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use taskweave::RetryOutcome;
     ///
-    /// # Cancel safety
-    ///
-    /// Dropping the returned future stops waiting; the tasks keep running.
-    pub async fn gather<T: Clone + 'static>(
-        &self,
-        futures: &[TaskFuture<T>],
-    ) -> Result<Vec<T>, Error> {
-        future::settle(futures).await;
-        let mut values = Vec::with_capacity(futures.len());
-        for future in futures {
-            values.push(future.await?);
-        }
-        Ok(values)
+    /// static CALLS: AtomicU32 = AtomicU32::new(0);
+    /// let client = taskweave::Client::new()?;
+    /// let flaky = client.try_submit(
+    ///     |_: ()| if CALLS.fetch_add(1, Ordering::SeqCst) == 0 { Err("first call fails") } else { Ok(1) },
+    ///     (),
+    /// );
+    /// let fine = client.submit(|x: i32| x, 2);
+    /// assert!(flaky.result().is_err());
+    /// fine.result()?;
+    /// let futures = [flaky, fine];
+    /// assert_eq!(client.retry(&futures), [RetryOutcome::Rerunning, RetryOutcome::NotFailed]);
+    /// assert_eq!(client.blocking().gather(&futures)?, [1, 2]);
+    /// # Ok(()) }
+    /// ```
+    pub fn retry<T>(&self, futures: &[TaskFuture<T>]) -> Vec<RetryOutcome> {
+        futures.iter().map(TaskFuture::retry).collect()
     }
 
     /// Closes the client: nothing new is accepted, unfinished tasks resolve to
@@ -425,6 +472,7 @@ impl Client {
     ///
     /// Dropping the future changes nothing.
     pub async fn workers(&self) -> Result<Vec<crate::transport::WorkerInfo>, Error> {
+        self.refuse_if_closed("workers")?;
         self.core().transport.workers().await
     }
 }

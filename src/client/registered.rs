@@ -41,26 +41,40 @@ fn call<T: Task>(encode_input: Option<InputEncoder>, allowed_failures: u32) -> R
 impl TaskBuilder<'_, NoDeps, Impure> {
     /// Submits the registered task `T` with `input`; see [`Client::submit_task`].
     pub fn submit_task<T: Task>(&self, input: T::Input) -> TaskFuture<T::Output> {
+        let key = self.key_or::<T>(None);
+        self.submit_task_keyed::<T>(key, input)
+    }
+
+    /// Submits `T` once per input, in order; see [`Client::map_task`]. With a
+    /// [`key`](TaskBuilder::key), the key is a prefix: each input gets `key-<fresh token>`.
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
+    pub fn map_task<T: Task>(
+        &self,
+        inputs: impl IntoIterator<Item = T::Input>,
+    ) -> Vec<TaskFuture<T::Output>> {
+        inputs
+            .into_iter()
+            .map(|input| self.submit_task_keyed::<T>(self.item_key::<T>(None), input))
+            .collect()
+    }
+
+    /// Submits `T` with `input` under `key` (and whether the key is shared).
+    fn submit_task_keyed<T: Task>(
+        &self,
+        key: (crate::scheduler::TaskKey, bool),
+        input: T::Input,
+    ) -> TaskFuture<T::Output> {
         let input = Arc::new(input);
         let body_input = Arc::clone(&input);
         let body = BlockingBody(move |_: &[Value]| run::<T>(T::Input::clone(&body_input)));
         let encode =
             Box::new(move || serde_json::to_vec(&*input).map_err(|error| error.to_string()));
-        let key = self.key_or::<T>(None);
         self.submit_job(
             key,
             DependencyList::default(),
             body,
             Some(call::<T>(Some(encode), self.allowed_failures_option())),
         )
-    }
-
-    /// Submits `T` once per input, in order; see [`Client::map_task`].
-    pub fn map_task<T: Task>(
-        &self,
-        inputs: impl IntoIterator<Item = T::Input>,
-    ) -> Vec<TaskFuture<T::Output>> {
-        inputs.into_iter().map(|input| self.submit_task::<T>(input)).collect()
     }
 }
 
@@ -198,6 +212,7 @@ impl Client {
     /// assert_eq!(client.blocking().gather(&futures)?, vec![0, 1, 4, 9]);
     /// # Ok::<(), taskweave::Error>(())
     /// ```
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
     pub fn map_task<T: Task>(
         &self,
         inputs: impl IntoIterator<Item = T::Input>,

@@ -27,6 +27,11 @@ impl<T> Settle<T> {
     pub(crate) fn new(future: TaskFuture<T>) -> Settle<T> {
         Settle { future, registered: None }
     }
+
+    /// The future it waits for.
+    pub(crate) fn future(&self) -> &TaskFuture<T> {
+        &self.future
+    }
 }
 
 impl<T> Future for Settle<T> {

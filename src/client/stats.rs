@@ -28,7 +28,7 @@ use crate::scheduler::SchedulerCounts;
 /// {"transport":"in-process","executor":"tokio",
 ///  "tasks":{"waiting":0,"ready":3,"running":2,"finished":10,"failed":1,"cancelled":0,
 ///           "total_finished":40,"total_failed":1},
-///  "values_held":10,"bytes_held":null,
+///  "cancelled_while_running":0,"values_held":10,"bytes_held":null,
 ///  "workers":[{"name":"worker-0","running":1,"completed":21},
 ///             {"name":"worker-1","running":1,"completed":19}]}
 /// ```
@@ -57,6 +57,12 @@ pub struct ClientStats {
     /// Tasks by state (`waiting` is Dask's "pending": submitted, dependencies unfinished),
     /// and the totals finished and failed since the client started.
     pub tasks: SchedulerCounts,
+    /// Tasks cancelled (or whose client closed) after they were handed to a worker or to the
+    /// executor and before they reported, since the client started. An async body is dropped
+    /// then; a blocking body submitted `_with_context` sees
+    /// [`TaskContext::is_cancelled`](crate::client::TaskContext::is_cancelled) and can stop
+    /// early; any other blocking body runs to its end and its value is discarded.
+    pub cancelled_while_running: u64,
     /// Task values the client holds (finished tasks that some handle or dependent still
     /// refers to).
     pub values_held: usize,
@@ -155,6 +161,7 @@ pub(crate) fn snapshot(core: &Core) -> ClientStats {
         transport: core.transport.name(),
         executor: core.executor.name(),
         values_held: tasks.finished,
+        cancelled_while_running: core.cancelled_while_running(),
         tasks,
         bytes_held: transport.bytes_held,
         workers: transport.workers,

@@ -6,21 +6,16 @@ use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::core::{AsyncBody, BlockingBody, Body, Job, RegisteredCall, SubmitOptions, Value};
+use super::core::{AsyncBody, BlockingBody, Body, Core, Job, RegisteredCall, SubmitOptions, Value};
 use super::deps::{Dependencies, DependencyList, DependencyReader};
 use super::{Client, TaskFuture};
 use crate::executor::BoxFuture;
-use crate::scheduler::{TaskKey, prefix_for_type_name, spread_token};
+use crate::scheduler::{TaskKey, prefix_for_type_name};
 
-/// Numbers generated keys, so that every impure submission gets a new key.
-static KEY_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A new key for an impure submission of `F`.
-pub(crate) fn fresh_key<F>() -> TaskKey {
-    let prefix = prefix_of::<F>();
-    TaskKey::generated(prefix, spread_token(KEY_COUNTER.fetch_add(1, Ordering::Relaxed)))
+/// A new key for an impure submission of `F` to `core`'s client.
+pub(crate) fn fresh_key<F>(core: &Core) -> TaskKey {
+    TaskKey::generated(prefix_of::<F>(), core.fresh_token())
 }
 
 /// The key prefix of `F` (see [`prefix_for_type_name`]), remembered for the last type this
@@ -47,13 +42,28 @@ fn prefix_of<F>() -> &'static str {
 /// The deterministic key of a pure submission of `F` with inputs hashed into `inputs`; `None`
 /// when `F` captures variables (their values cannot be hashed, so it is never pure).
 fn pure_key<F: 'static>(inputs: impl FnOnce(&mut DefaultHasher)) -> Option<TaskKey> {
+    pure_token::<F>(inputs).map(|token| TaskKey::generated(prefix_of::<F>(), token))
+}
+
+/// The token of a pure submission of `F` (see [`pure_key`]).
+fn pure_token<F: 'static>(inputs: impl FnOnce(&mut DefaultHasher)) -> Option<u64> {
     if size_of::<F>() != 0 {
         return None;
     }
     let mut hasher = DefaultHasher::new();
     TypeId::of::<F>().hash(&mut hasher);
     inputs(&mut hasher);
-    Some(TaskKey::generated(prefix_of::<F>(), hasher.finish()))
+    Some(hasher.finish())
+}
+
+/// The key of a scattered `value` of type `T` by its content, with its token: equal values
+/// of one type get one key.
+fn content_key<T: Hash + 'static>(value: &T) -> (TaskKey, u64) {
+    let mut hasher = DefaultHasher::new();
+    TypeId::of::<T>().hash(&mut hasher);
+    value.hash(&mut hasher);
+    let token = hasher.finish();
+    (TaskKey::generated(prefix_of::<T>(), token), token)
 }
 
 /// No dependencies: the task's function takes the argument given to `submit`.
@@ -127,6 +137,11 @@ impl<'c> TaskBuilder<'c> {
 impl<'c, D, P> TaskBuilder<'c, D, P> {
     /// Gives the task exactly this key. Another submission with the same key, while the
     /// first is held, returns the same task and result instead of running again.
+    ///
+    /// For the `map` methods the key is a prefix, as in Dask: each item gets
+    /// `key-<token>`, the token drawn afresh (impure) or derived from the function and the
+    /// item (pure). To give each item a key of your own, use
+    /// [`map_with_keys`](TaskBuilder::map_with_keys).
     pub fn key(mut self, key: impl Into<TaskKey>) -> Self {
         self.options.key = Some(key.into());
         self
@@ -149,7 +164,9 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
     /// How many times the task may be lost with its worker (a crashed process on a
     /// distributed backend) before it fails with
     /// [`TaskError::WorkerLost`](crate::TaskError::WorkerLost). Separate from
-    /// [`retries`](TaskBuilder::retries). Default 2 (three deliveries).
+    /// [`retries`](TaskBuilder::retries). Default
+    /// [`DEFAULT_ALLOWED_FAILURES`](crate::scheduler::DEFAULT_ALLOWED_FAILURES): 3 (four
+    /// deliveries), as in Dask.
     pub fn allowed_failures(mut self, allowed_failures: u32) -> Self {
         self.options.allowed_failures = allowed_failures;
         self
@@ -224,7 +241,23 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
         match (&self.options.key, pure) {
             (Some(key), _) => (key.clone(), true),
             (None, Some(key)) => (key, true),
-            (None, None) => (fresh_key::<F>(), false),
+            (None, None) => (fresh_key::<F>(self.client.core()), false),
+        }
+    }
+
+    /// The key of one item of a `map`: the builder's key is a prefix (Dask's `key=` in
+    /// `map`), followed by the item's pure token, or by a fresh token when the map is impure
+    /// (`pure` is `None`). Only pure keys are shared.
+    pub(super) fn item_key<F>(&self, pure: Option<(TaskKey, u64)>) -> (TaskKey, bool) {
+        match (&self.options.key, pure) {
+            (Some(prefix), Some((_, token))) => {
+                (TaskKey::prefixed(&prefix.to_string(), token), true)
+            }
+            (Some(prefix), None) => {
+                (TaskKey::prefixed(&prefix.to_string(), self.client.core().fresh_token()), false)
+            }
+            (None, Some((key, _))) => (key, true),
+            (None, None) => (fresh_key::<F>(self.client.core()), false),
         }
     }
 }
@@ -264,6 +297,33 @@ where
     })
 }
 
+/// Options first, dependencies after.
+impl<'c, P> TaskBuilder<'c, NoDeps, P> {
+    /// Makes the task run after `deps` and receive their values, keeping the options set so
+    /// far: `client.task().key("y").priority(3).after(&x)` is
+    /// `client.after(&x).key("y").priority(3)`. See [`Client::after`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let x = client.submit(|x: i64| x + 1, 1);
+    /// let y = client.task().key("y").priority(3).after(&x).submit(|x: i64| x * 10);
+    /// assert_eq!(y.key().to_string(), "y");
+    /// assert_eq!(y.result()?, 20);
+    /// # Ok(()) }
+    /// ```
+    pub fn after<D: Dependencies>(self, deps: D) -> TaskBuilder<'c, After<D>, P> {
+        TaskBuilder {
+            client: self.client,
+            options: self.options,
+            deps: After(deps),
+            _purity: PhantomData,
+        }
+    }
+}
+
 /// Methods for tasks without dependencies and with fresh keys.
 impl TaskBuilder<'_, NoDeps, Impure> {
     /// Submits `function(argument)`; see [`Client::submit`].
@@ -301,8 +361,10 @@ impl TaskBuilder<'_, NoDeps, Impure> {
         self.submit_keyed(key, DependencyList::default(), async_body(function, argument))
     }
 
-    /// Submits `function(item)` for every item; see [`Client::map`]. With an explicit
-    /// [`key`](TaskBuilder::key), the items get `key-0`, `key-1`, ...
+    /// Submits `function(item)` for every item; see [`Client::map`]. With a
+    /// [`key`](TaskBuilder::key), the key is a prefix: each item gets `key-<fresh token>`,
+    /// a new task that no other submission shares.
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
     pub fn map<F, I, R>(&self, function: F, items: I) -> Vec<TaskFuture<R>>
     where
         F: Fn(I::Item) -> R + Send + Sync + 'static,
@@ -311,21 +373,139 @@ impl TaskBuilder<'_, NoDeps, Impure> {
         R: Send + Sync + 'static,
     {
         let function = Arc::new(function);
-        let jobs = items.into_iter().enumerate().map(|(index, item)| {
+        let jobs = items.into_iter().map(|item| {
             let function = Arc::clone(&function);
-            let key = match &self.options.key {
-                Some(key) => (TaskKey::named(format!("{key}-{index}")), true),
-                None => (fresh_key::<F>(), false),
-            };
+            let key = self.item_key::<F>(None);
             self.job(key, blocking_body(move |item| function(item), item))
         });
         self.submit_jobs(jobs)
+    }
+
+    /// Submits `function(item)` for every `(key, item)` pair, each under exactly its key
+    /// (Dask's `map` with a list of keys). As with [`key`](TaskBuilder::key), a key that is
+    /// already held returns that task instead of running again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let futures = client.task().map_with_keys(|x: i32| x * 2, [("a", 1), ("b", 2)]);
+    /// assert_eq!(futures[1].key().to_string(), "b");
+    /// assert_eq!(client.blocking().gather(&futures)?, vec![2, 4]);
+    /// # Ok(()) }
+    /// ```
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
+    pub fn map_with_keys<F, K, T, I, R>(&self, function: F, keyed_items: I) -> Vec<TaskFuture<R>>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        I: IntoIterator<Item = (K, T)>,
+        K: Into<TaskKey>,
+        T: Clone + Send + Sync + 'static,
+        R: Send + Sync + 'static,
+    {
+        let function = Arc::new(function);
+        let jobs = keyed_items.into_iter().map(|(key, item)| {
+            let function = Arc::clone(&function);
+            self.job((key.into(), true), blocking_body(move |item| function(item), item))
+        });
+        self.submit_jobs(jobs)
+    }
+}
+
+/// Scattering: values put into the cluster as finished futures.
+impl<P> TaskBuilder<'_, NoDeps, P> {
+    /// Registers `value` as a finished task under `key` (and whether it is shared), or
+    /// returns the task already holding a shared `key`.
+    fn scatter_keyed<T: Send + Sync + 'static>(
+        &self,
+        key: (TaskKey, bool),
+        value: T,
+    ) -> TaskFuture<T> {
+        let core = self.client.core();
+        let (key, shared) = key;
+        let job = Job::new(
+            core.next_id(),
+            key,
+            Vec::new(),
+            BlockingBody(|_: &[Value]| Err("a scattered value is never run".into())),
+            None,
+        );
+        let job = core.insert_value(job, Arc::new(value), shared);
+        TaskFuture::from_job(job, Arc::clone(core))
+    }
+}
+
+impl TaskBuilder<'_, NoDeps, Impure> {
+    /// Puts `value` into the cluster as a finished future; see [`Client::scatter`]. With a
+    /// [`key`](TaskBuilder::key), the value is stored under exactly that key, and while it
+    /// is held, another submission or scatter with that key gets this value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let table = client.task().key("table").scatter(vec![1, 2, 3]);
+    /// let again = client.task().key("table").scatter(vec![9]);
+    /// assert_eq!(again.result()?, vec![1, 2, 3], "the key is held: its value is shared");
+    /// # drop(table);
+    /// # Ok(()) }
+    /// ```
+    pub fn scatter<T: Send + Sync + 'static>(&self, value: T) -> TaskFuture<T> {
+        let key = self.key_or::<T>(None);
+        self.scatter_keyed(key, value)
+    }
+
+    /// Scatters each value as its own future; see [`Client::scatter_each`]. With a
+    /// [`key`](TaskBuilder::key), the key is a prefix: `key-<fresh token>` per value.
+    #[must_use = "dropping the futures releases the scattered values"]
+    pub fn scatter_each<T: Send + Sync + 'static>(
+        &self,
+        values: impl IntoIterator<Item = T>,
+    ) -> Vec<TaskFuture<T>> {
+        values
+            .into_iter()
+            .map(|value| self.scatter_keyed(self.item_key::<T>(None), value))
+            .collect()
     }
 }
 
 /// Methods for pure tasks without dependencies: the key is derived from the function and the
 /// argument.
 impl TaskBuilder<'_, NoDeps, Pure> {
+    /// Puts `value` into the cluster under a key derived from its content (Dask's
+    /// `scatter(hash=True)`): equal values scattered while the first is held share one key
+    /// and one stored value. The key reads `<type name>-<hash>`, or `<key>-<hash>` after
+    /// [`key`](TaskBuilder::key).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let first = client.task().pure().scatter(String::from("config"));
+    /// let second = client.task().pure().scatter(String::from("config"));
+    /// assert_eq!(first.key(), second.key());
+    /// # Ok(()) }
+    /// ```
+    pub fn scatter<T: Hash + Send + Sync + 'static>(&self, value: T) -> TaskFuture<T> {
+        let key = self.item_key::<T>(Some(content_key(&value)));
+        self.scatter_keyed(key, value)
+    }
+
+    /// Scatters each value as its own future under a key derived from its content.
+    #[must_use = "dropping the futures releases the scattered values"]
+    pub fn scatter_each<T: Hash + Send + Sync + 'static>(
+        &self,
+        values: impl IntoIterator<Item = T>,
+    ) -> Vec<TaskFuture<T>> {
+        values
+            .into_iter()
+            .map(|value| self.scatter_keyed(self.item_key::<T>(Some(content_key(&value))), value))
+            .collect()
+    }
+
     /// Submits `function(argument)` under a key derived from both.
     pub fn submit<F, A, R>(&self, function: F, argument: A) -> TaskFuture<R>
     where
@@ -363,6 +543,9 @@ impl TaskBuilder<'_, NoDeps, Pure> {
 
     /// Submits `function(item)` for every item, each under a key derived from the function
     /// and the item: mapping the same function over the same items twice shares the tasks.
+    /// With a [`key`](TaskBuilder::key), that key replaces the function's name as the
+    /// prefix: `key-<token of the function and the item>`.
+    #[must_use = "dropping the futures releases their tasks, which then may never run; keep them, or pass them to `client.fire_and_forget`"]
     pub fn map<F, I, R>(&self, function: F, items: I) -> Vec<TaskFuture<R>>
     where
         F: Fn(I::Item) -> R + Send + Sync + 'static,
@@ -372,7 +555,10 @@ impl TaskBuilder<'_, NoDeps, Pure> {
     {
         let function = Arc::new(function);
         let jobs = items.into_iter().map(|item| {
-            let key = self.key_or::<F>(pure_key::<F>(|hasher| item.hash(hasher)));
+            let token = pure_token::<F>(|hasher| item.hash(hasher));
+            let key = self.item_key::<F>(
+                token.map(|token| (TaskKey::generated(prefix_of::<F>(), token), token)),
+            );
             let function = Arc::clone(&function);
             self.job(key, blocking_body(move |item| function(item), item))
         });
@@ -381,7 +567,7 @@ impl TaskBuilder<'_, NoDeps, Pure> {
 }
 
 impl<'c, D: Dependencies, P: 'static> TaskBuilder<'c, After<D>, P> {
-    pub(crate) fn after(client: &'c Client, deps: D) -> Self {
+    pub(crate) fn with_deps(client: &'c Client, deps: D) -> Self {
         TaskBuilder {
             client,
             options: SubmitOptions::default(),

@@ -113,6 +113,7 @@ impl Client {
         return_when: ReturnWhen,
         timeout: Option<Duration>,
     ) -> Result<WaitOutcome<T>, Error> {
+        self.refuse_if_closed("wait")?;
         let until = wait_until(futures, return_when);
         match timeout {
             Some(limit) => self.executor().timeout(limit, until).await?,

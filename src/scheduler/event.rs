@@ -4,6 +4,11 @@
 use super::key::{TaskId, TaskKey};
 use crate::error::TaskError;
 
+/// How many times a task may be lost with its worker before it fails with
+/// [`TaskError::WorkerLost`], unless `allowed_failures` says otherwise: 3 (four deliveries in
+/// all), Dask's default (`distributed.scheduler.allowed-failures`).
+pub const DEFAULT_ALLOWED_FAILURES: u32 = 3;
+
 /// Everything the scheduler needs to know about a new task.
 #[derive(Debug, Clone)]
 pub struct TaskSpec<P> {
@@ -65,7 +70,12 @@ pub enum Event<P> {
         /// The task.
         id: TaskId,
     },
-    /// Someone asked to cancel the task (and so every task depending on it).
+    /// Someone asked to cancel the task, and so every task depending on it that the
+    /// scheduler still holds, whatever its state: a finished task gives its value up and
+    /// reports cancelled from then on, as in Dask. [`Scheduler::cancel_outcome`] tells
+    /// beforehand what the request will do.
+    ///
+    /// [`Scheduler::cancel_outcome`]: super::Scheduler::cancel_outcome
     CancelRequested {
         /// The task.
         id: TaskId,
@@ -77,8 +87,12 @@ pub enum Event<P> {
         /// The task.
         id: TaskId,
     },
-    /// Someone asked to run a failed task again (`TaskFuture::retry`). Ignored unless the
-    /// task failed on its own and its dependencies still hold their values.
+    /// Someone asked to run a failed task again (`TaskFuture::retry`). The failed
+    /// dependencies it reads (and theirs, transitively) run again first, then the task; a
+    /// task that has not failed, or was cancelled, is left alone.
+    /// [`Scheduler::retry_outcome`] tells beforehand what the request will do.
+    ///
+    /// [`Scheduler::retry_outcome`]: super::Scheduler::retry_outcome
     RetryRequested {
         /// The task.
         id: TaskId,
@@ -122,6 +136,15 @@ pub enum Action<P> {
         /// The task's payload.
         payload: P,
     },
+    /// The task's published outcome no longer stands (it was cancelled after it finished or
+    /// failed): take it back from the futures and free its value wherever it is stored. A
+    /// [`Action::Resolve`] with the new outcome follows; the task stays in the graph.
+    Discard {
+        /// The task.
+        id: TaskId,
+        /// The task's payload.
+        payload: P,
+    },
     /// Nothing refers to the task any more: free its value wherever it is stored.
     Forget {
         /// The task.
@@ -129,4 +152,68 @@ pub enum Action<P> {
         /// The task's payload.
         payload: P,
     },
+}
+
+/// What cancelling a task did (the answer of `TaskFuture::cancel` and `Client::cancel`).
+///
+/// Cancelling is Dask's: a cancelled task reports [`TaskError::Cancelled`] from then on,
+/// whatever it was doing, and so does every task depending on it that the client still holds.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), taskweave::Error> {
+/// use taskweave::CancelOutcome;
+///
+/// let client = taskweave::Client::new()?;
+/// let done = client.submit(|x: i64| x + 1, 1);
+/// assert_eq!(done.result()?, 2);
+/// // A finished task gives its value up: awaiting it now reports the cancel.
+/// assert_eq!(done.cancel(), CancelOutcome::CancelledAfterFinishing);
+/// assert!(done.result().is_err());
+/// assert_eq!(done.cancel(), CancelOutcome::AlreadyCancelled);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CancelOutcome {
+    /// The task had no outcome yet: it will not start, or what its running body returns is
+    /// discarded (a running async body is dropped).
+    Cancelled,
+    /// The task had already finished, with a value or an error: that outcome was dropped (its
+    /// value released) and the task reports [`TaskError::Cancelled`] from now on. Tasks that
+    /// read it were cancelled too, finished or not.
+    CancelledAfterFinishing,
+    /// The task was already cancelled (by an earlier cancel, a cancelled dependency or closing
+    /// the client): nothing changed.
+    AlreadyCancelled,
+}
+
+/// What asking to run a task again did (the answer of `TaskFuture::retry`).
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), taskweave::Error> {
+/// use taskweave::RetryOutcome;
+///
+/// let client = taskweave::Client::new()?;
+/// let fine = client.submit(|x: i64| x + 1, 1);
+/// assert_eq!(fine.result()?, 2);
+/// assert_eq!(fine.retry(), RetryOutcome::NotFailed);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RetryOutcome {
+    /// The task runs again, after every failed task it depends on (directly or not) has run
+    /// again; every handle to them waits for the new outcomes.
+    Rerunning,
+    /// The task has not failed (it is waiting, running, or has its value): nothing changed.
+    NotFailed,
+    /// The task was cancelled (directly, through a dependency, or by closing the client),
+    /// which a retry does not undo: nothing changed. Submit it again instead.
+    Cancelled,
+    /// The client was closed: nothing runs any more.
+    ClientClosed,
 }

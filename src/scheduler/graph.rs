@@ -3,7 +3,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use super::event::{Action, Event, TaskSpec};
+use super::event::{Action, CancelOutcome, Event, RetryOutcome, TaskSpec};
 use super::key::{TaskId, TaskKey};
 use super::table::TaskTable;
 use crate::error::TaskError;
@@ -316,12 +316,7 @@ impl<P: Clone> Scheduler<P> {
             out.push(Action::Resolve {
                 id,
                 payload: spec.payload,
-                outcome: Err(TaskError::Cancelled {
-                    key: spec.key,
-                    reason: "the client was closed before this task was submitted; \
-                             build a new client to submit more work"
-                        .into(),
-                }),
+                outcome: Err(TaskError::ClientClosed { key: spec.key, operation: "submit" }),
             });
             return;
         }
@@ -561,7 +556,8 @@ impl<P: Clone> Scheduler<P> {
         let record = self.tasks.get_mut(&id).expect("reported task is held");
         // Retries are for errors the task raised; a transport that gave up on lost workers
         // has already redelivered as often as allowed.
-        let raised_by_task = !matches!(error, TaskError::WorkerLost { .. });
+        let raised_by_task =
+            !matches!(error, TaskError::WorkerLost { .. } | TaskError::BrokerUnavailable { .. });
         if raised_by_task && record.retries_left > 0 {
             record.retries_left -= 1;
             self.make_ready(id, out);
@@ -602,44 +598,158 @@ impl<P: Clone> Scheduler<P> {
         self.finish_with_error(id, TaskState::Failed, error, Reported::Yes, out);
     }
 
-    /// Re-runs a task that failed on its own (not through a dependency), if its
-    /// dependencies still hold their values.
-    fn on_retry(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
-        let Some(record) = self.tasks.get(&id) else { return };
-        let own_failure = record.state == TaskState::Failed
-            && !matches!(record.error.as_deref(), Some(TaskError::DependencyFailed { .. }));
-        let inputs_available = record.deps.iter().all(|dep| {
-            self.tasks.get(dep).is_some_and(|dep_record| dep_record.state == TaskState::Finished)
-        });
-        if self.closed || !own_failure || !inputs_available {
-            return;
+    /// What [`Event::RetryRequested`] for `id` would do now.
+    pub fn retry_outcome(&self, id: TaskId) -> RetryOutcome {
+        match self.retry_plan(id) {
+            Ok(_) => RetryOutcome::Rerunning,
+            Err(outcome) => outcome,
         }
-        let deps = record.deps.clone();
-        for dep in &deps {
-            if let Some(dep_record) = self.tasks.get_mut(dep) {
-                dep_record.dependent_refs += 1;
-            }
-        }
-        let record = self.tasks.get_mut(&id).expect("checked above");
-        record.deps_released = false;
-        record.error = None;
-        record.waiting_on = 0;
-        out.push(Action::Reset { id, payload: record.payload.clone() });
-        self.set_state(id, TaskState::Waiting);
-        self.make_ready(id, out);
     }
 
+    /// The failed tasks a retry of `id` runs again, dependencies before dependents: `id` and
+    /// every failed task it reads, directly or not. The walk stops at tasks that have not
+    /// failed: a finished one gives its value, an unfinished one is waited for as usual.
+    fn retry_plan(&self, id: TaskId) -> Result<Vec<TaskId>, RetryOutcome> {
+        let Some(record) = self.tasks.get(&id) else {
+            // Not reached through a handle (a handle keeps its task): nothing to run again.
+            return Err(RetryOutcome::NotFailed);
+        };
+        if self.closed {
+            return Err(RetryOutcome::ClientClosed);
+        }
+        match record.state {
+            TaskState::Failed => {}
+            TaskState::Cancelled => return Err(RetryOutcome::Cancelled),
+            _ => return Err(RetryOutcome::NotFailed),
+        }
+        // Depth-first, iteratively (chains of any length), emitting a task after the failed
+        // tasks it reads; `true` marks a task whose dependencies were pushed already.
+        let mut order = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![(id, false)];
+        while let Some((task, expanded)) = stack.pop() {
+            if expanded {
+                order.push(task);
+                continue;
+            }
+            if !seen.insert(task) {
+                continue;
+            }
+            stack.push((task, true));
+            for dep in self.tasks[&task].deps.iter() {
+                match self.tasks.get(dep).map(|dep_record| dep_record.state) {
+                    Some(TaskState::Failed) => stack.push((*dep, false)),
+                    // A failed task keeps its dependencies, and a cancel reaches every held
+                    // dependent: a failed task never reads a cancelled or forgotten one. Were
+                    // it to, its input is gone for good, as after a cancel.
+                    Some(TaskState::Cancelled) | None => return Err(RetryOutcome::Cancelled),
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(order)
+    }
+
+    /// Runs a failed task again, after the failed tasks it reads (see `retry_plan`).
+    fn on_retry(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
+        let Ok(plan) = self.retry_plan(id) else { return };
+        for task in &plan {
+            let record = self.tasks.get_mut(task).expect("planned tasks are held");
+            // A failed task keeps its dependencies (see `finish_with_error`); take them again
+            // should it have given them back.
+            if record.deps_released {
+                record.deps_released = false;
+                let deps = record.deps.clone();
+                for dep in deps.iter() {
+                    if let Some(dep_record) = self.tasks.get_mut(dep) {
+                        dep_record.dependent_refs += 1;
+                    }
+                }
+            }
+            let record = self.tasks.get_mut(task).expect("planned tasks are held");
+            record.error = None;
+            out.push(Action::Reset { id: *task, payload: record.payload.clone() });
+            self.set_state(*task, TaskState::Waiting);
+        }
+        for task in plan {
+            let record = &self.tasks[&task];
+            let waiting_on = record
+                .deps
+                .iter()
+                .filter(|dep| self.state(**dep) != Some(TaskState::Finished))
+                .count() as u32;
+            self.tasks.get_mut(&task).expect("planned tasks are held").waiting_on = waiting_on;
+            if waiting_on == 0 {
+                self.make_ready(task, out);
+            }
+        }
+    }
+
+    /// What [`Event::CancelRequested`] for `id` would do now.
+    pub fn cancel_outcome(&self, id: TaskId) -> CancelOutcome {
+        match self.tasks.get(&id).map(|record| record.state) {
+            None | Some(TaskState::Cancelled) => CancelOutcome::AlreadyCancelled,
+            Some(TaskState::Finished | TaskState::Failed) => CancelOutcome::CancelledAfterFinishing,
+            Some(_) => CancelOutcome::Cancelled,
+        }
+    }
+
+    /// Cancels `id` and every dependent the scheduler holds, transitively, whatever its
+    /// state (Dask's `cancel`): a finished or failed task gives its outcome up.
     fn on_cancel(&mut self, id: TaskId, reason: String, out: &mut Vec<Action<P>>) {
-        let Some(record) = self.tasks.get(&id) else { return };
-        if record.state.is_terminal() {
+        if self.cancel_outcome(id) == CancelOutcome::AlreadyCancelled {
             return;
         }
-        let error = TaskError::Cancelled { key: record.key.clone(), reason };
-        self.finish_with_error(id, TaskState::Cancelled, error, Reported::No, out);
+        let error = TaskError::Cancelled { key: self.tasks[&id].key.clone(), reason };
+        let mut cascade = std::mem::take(&mut self.worklist);
+        cascade.clear();
+        let mut cancelled = vec![id];
+        self.cancel_one(id, error, out);
+        if !planted(PlantedBug::NoCancelCascade) {
+            cascade.push(id);
+        }
+        while let Some(parent) = cascade.pop() {
+            let root = self.tasks[&parent].error.as_deref().cloned().expect("cancelled");
+            let dependents = self.tasks[&parent].dependents.clone();
+            for dependent in dependents {
+                let held = self
+                    .tasks
+                    .get(&dependent)
+                    .is_some_and(|record| record.state != TaskState::Cancelled);
+                if held {
+                    let error = self.dependency_error(dependent, root.clone());
+                    self.cancel_one(dependent, error, out);
+                    cancelled.push(dependent);
+                    cascade.push(dependent);
+                }
+            }
+        }
+        self.worklist = cascade;
+        // Release references only after the whole cascade, so that no task in it is
+        // forgotten while the cascade still reads it.
+        for task in &cancelled {
+            self.release_deps(*task, out);
+        }
+        for task in cancelled {
+            self.forget_unneeded(task, out);
+        }
+    }
+
+    /// Makes one task cancelled with `error`; an outcome it had published is discarded first.
+    fn cancel_one(&mut self, id: TaskId, error: TaskError, out: &mut Vec<Action<P>>) {
+        let record = &self.tasks[&id];
+        if matches!(record.state, TaskState::Finished | TaskState::Failed) {
+            out.push(Action::Discard { id, payload: record.payload.clone() });
+        }
+        self.terminate(id, TaskState::Cancelled, error, Reported::No, out);
     }
 
     /// Makes `id` terminal with `error`, resolves it, and cascades to every unfinished
     /// dependent (iteratively: chains of any length are fine).
+    ///
+    /// A task that ends failed keeps its references to its dependencies until it is
+    /// forgotten, so that a retry (`Event::RetryRequested`) finds its inputs, or runs them
+    /// again; a cancelled one gives them back at once.
     fn finish_with_error(
         &mut self,
         id: TaskId,
@@ -650,6 +760,7 @@ impl<P: Clone> Scheduler<P> {
     ) {
         let mut cascade = std::mem::take(&mut self.worklist);
         cascade.clear();
+        let mut terminated = vec![id];
         self.terminate(id, state, error, reported, out);
         if !(state == TaskState::Cancelled && planted(PlantedBug::NoCancelCascade)) {
             cascade.push(id);
@@ -669,14 +780,22 @@ impl<P: Clone> Scheduler<P> {
                     let state =
                         if error.is_cancelled() { TaskState::Cancelled } else { TaskState::Failed };
                     self.terminate(dependent, state, error, Reported::No, out);
+                    terminated.push(dependent);
                     cascade.push(dependent);
                 }
             }
         }
+        self.worklist = cascade;
         // Release references only after the whole cascade, so that no task in it is
         // forgotten while the cascade still reads it.
-        self.worklist = cascade;
-        self.release_cascade(id, out);
+        for task in &terminated {
+            if self.state(*task) == Some(TaskState::Cancelled) {
+                self.release_deps(*task, out);
+            }
+        }
+        for task in terminated {
+            self.forget_unneeded(task, out);
+        }
     }
 
     fn terminate(
@@ -699,27 +818,6 @@ impl<P: Clone> Scheduler<P> {
             out.push(Action::Abort { id, payload: record.payload.clone() });
         }
         out.push(Action::Resolve { id, payload: record.payload.clone(), outcome: Err(error) });
-    }
-
-    /// After a cascade from `root`: every terminal task reachable through dependents gives
-    /// back its references, and whatever is no longer needed is forgotten.
-    fn release_cascade(&mut self, root: TaskId, out: &mut Vec<Action<P>>) {
-        let mut visit = vec![root];
-        let mut terminal = Vec::new();
-        while let Some(id) = visit.pop() {
-            let Some(record) = self.tasks.get(&id) else { continue };
-            if !record.state.is_terminal() || record.deps_released {
-                continue;
-            }
-            terminal.push(id);
-            visit.extend(record.dependents.iter().copied());
-        }
-        for id in &terminal {
-            self.release_deps(*id, out);
-        }
-        for id in terminal {
-            self.forget_unneeded(id, out);
-        }
     }
 
     /// `id` no longer needs its dependencies' values.
@@ -824,6 +922,11 @@ impl<P: Clone> Scheduler<P> {
                 return Err(format!(
                     "{id:?}: dependent_refs {} but {live_dependents} live dependents",
                     record.dependent_refs
+                ));
+            }
+            if record.state == TaskState::Failed && record.deps_released {
+                return Err(format!(
+                    "{id:?}: failed but gave its dependencies back (retry needs them)"
                 ));
             }
             if record.state.is_terminal()

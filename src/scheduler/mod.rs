@@ -34,6 +34,6 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use event::{Action, Event, TaskSpec};
+pub use event::{Action, CancelOutcome, DEFAULT_ALLOWED_FAILURES, Event, RetryOutcome, TaskSpec};
 pub use graph::{Scheduler, SchedulerCounts, TaskState};
-pub use key::{TaskId, TaskKey, prefix_for_type_name, spread_token};
+pub use key::{KeyTokens, TaskId, TaskKey, prefix_for_type_name};

@@ -40,6 +40,18 @@ fn forget(id: u64) -> Action<Payload> {
     Action::Forget { id: TaskId(id), payload: id }
 }
 
+fn reset(id: u64) -> Action<Payload> {
+    Action::Reset { id: TaskId(id), payload: id }
+}
+
+fn discard(id: u64) -> Action<Payload> {
+    Action::Discard { id: TaskId(id), payload: id }
+}
+
+fn abort(id: u64) -> Action<Payload> {
+    Action::Abort { id: TaskId(id), payload: id }
+}
+
 fn key(id: u64) -> TaskKey {
     TaskKey::named(format!("t{id}"))
 }
@@ -296,6 +308,218 @@ fn submitting_after_a_cancelled_dependency_is_a_cancellation_not_a_failure() {
     assert_eq!(scheduler.counts().total_failed, 0);
 }
 
+/// Issue 13: retrying a task that failed through a dependency re-runs the dependency first
+/// (it was a no-op).
+#[test]
+fn retrying_a_dependent_reruns_its_failed_dependency_first() {
+    let boom = TaskError::Failed { key: key(1), message: "boom".into() };
+    let scheduler = check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Submitted(spec(2, &[1])),
+            Event::Failed { id: TaskId(1), error: boom.clone() },
+            Event::RetryRequested { id: TaskId(2) },
+            Event::Finished { id: TaskId(1) },
+            Event::Finished { id: TaskId(2) },
+        ],
+        vec![
+            dispatch(1, 1),
+            failed_with(1, boom.clone()),
+            failed_with(2, TaskError::DependencyFailed { key: key(2), root: Box::new(boom) }),
+            reset(1),
+            reset(2),
+            dispatch(1, 2),
+            resolved(1),
+            dispatch(2, 1),
+            resolved(2),
+        ],
+    );
+    assert_eq!(scheduler.state(TaskId(1)), Some(TaskState::Finished));
+    assert_eq!(scheduler.retry_outcome(TaskId(2)), RetryOutcome::NotFailed);
+}
+
+/// Issue 13: a failed task whose dependency's handle was dropped keeps that dependency, so
+/// that a retry reads it (the dependency was forgotten and the retry ignored).
+#[test]
+fn a_failed_task_keeps_a_released_dependency_for_its_retry() {
+    let error = TaskError::Failed { key: key(2), message: "flaky".into() };
+    let mut scheduler = check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Submitted(spec(2, &[1])),
+            Event::Released { id: TaskId(1) },
+            Event::Finished { id: TaskId(1) },
+            Event::Failed { id: TaskId(2), error: error.clone() },
+        ],
+        vec![dispatch(1, 1), resolved(1), dispatch(2, 1), failed_with(2, error)],
+    );
+    assert_eq!(scheduler.retry_outcome(TaskId(2)), RetryOutcome::Rerunning);
+    let actions = run(
+        &mut scheduler,
+        vec![Event::RetryRequested { id: TaskId(2) }, Event::Finished { id: TaskId(2) }],
+    );
+    // Once the retry has its value, the released dependency goes.
+    assert_eq!(actions, vec![reset(2), dispatch(2, 2), resolved(2), forget(1)]);
+}
+
+#[test]
+fn a_retry_reruns_a_shared_failed_ancestor_once_and_waits_for_running_dependencies() {
+    // 1 fails; 2 and 3 read it, 4 reads both; 5 is still running and 4 reads it too.
+    let boom = TaskError::Failed { key: key(1), message: "boom".into() };
+    let inherited = |id| TaskError::DependencyFailed { key: key(id), root: Box::new(boom.clone()) };
+    let mut scheduler = check(
+        4,
+        vec![
+            Event::Submitted(spec(5, &[])),
+            Event::Submitted(spec(1, &[])),
+            Event::Submitted(spec(2, &[1])),
+            Event::Submitted(spec(3, &[1])),
+            Event::Submitted(spec(4, &[2, 3, 5])),
+            Event::Failed { id: TaskId(1), error: boom.clone() },
+        ],
+        vec![
+            dispatch(5, 1),
+            dispatch(1, 1),
+            failed_with(1, boom.clone()),
+            failed_with(2, inherited(2)),
+            failed_with(3, inherited(3)),
+            failed_with(4, inherited(4)),
+        ],
+    );
+    let actions = run(
+        &mut scheduler,
+        vec![
+            Event::RetryRequested { id: TaskId(4) },
+            Event::Finished { id: TaskId(1) },
+            Event::Finished { id: TaskId(2) },
+            Event::Finished { id: TaskId(3) },
+            Event::Finished { id: TaskId(5) },
+            Event::Finished { id: TaskId(4) },
+        ],
+    );
+    assert_eq!(
+        actions,
+        vec![
+            reset(1),
+            reset(3),
+            reset(2),
+            reset(4),
+            dispatch(1, 2),
+            resolved(1),
+            dispatch(2, 1),
+            dispatch(3, 1),
+            resolved(2),
+            resolved(3),
+            resolved(5),
+            dispatch(4, 1),
+            resolved(4),
+        ]
+    );
+}
+
+#[test]
+fn a_retry_says_what_it_did_and_leaves_other_tasks_alone() {
+    let mut scheduler = check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Submitted(spec(2, &[])),
+            Event::Finished { id: TaskId(1) },
+            Event::CancelRequested { id: TaskId(2), reason: "user".into() },
+        ],
+        vec![
+            dispatch(1, 1),
+            resolved(1),
+            dispatch(2, 1),
+            abort(2),
+            failed_with(2, TaskError::Cancelled { key: key(2), reason: "user".into() }),
+        ],
+    );
+    assert_eq!(scheduler.retry_outcome(TaskId(1)), RetryOutcome::NotFailed);
+    assert_eq!(scheduler.retry_outcome(TaskId(2)), RetryOutcome::Cancelled);
+    let nothing = run(
+        &mut scheduler,
+        vec![Event::RetryRequested { id: TaskId(1) }, Event::RetryRequested { id: TaskId(2) }],
+    );
+    assert_eq!(nothing, vec![]);
+    run(&mut scheduler, vec![Event::Finished { id: TaskId(2) }, Event::Closed]);
+    assert_eq!(scheduler.retry_outcome(TaskId(1)), RetryOutcome::ClientClosed);
+}
+
+/// Issue 13: cancelling a finished task cancels it, as in Dask (it stayed finished and
+/// usable as a dependency): its value is discarded, its dependents are cancelled whatever
+/// their state, and a task submitted on it later is cancelled at once.
+#[test]
+fn cancelling_a_finished_task_discards_it_and_cancels_every_dependent() {
+    let via = |id, parent| TaskError::Cancelled {
+        key: key(id),
+        reason: format!("its dependency t{parent} was cancelled"),
+    };
+    let mut scheduler = check(
+        4,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Finished { id: TaskId(1) },
+            Event::Submitted(spec(2, &[1])),
+            Event::Finished { id: TaskId(2) },
+            Event::Submitted(spec(3, &[2])),
+        ],
+        vec![dispatch(1, 1), resolved(1), dispatch(2, 1), resolved(2), dispatch(3, 1)],
+    );
+    assert_eq!(scheduler.cancel_outcome(TaskId(1)), CancelOutcome::CancelledAfterFinishing);
+    let actions = run(
+        &mut scheduler,
+        vec![
+            Event::CancelRequested { id: TaskId(1), reason: "user".into() },
+            Event::Submitted(spec(4, &[1])),
+            Event::Finished { id: TaskId(3) },
+            Event::CancelRequested { id: TaskId(1), reason: "again".into() },
+        ],
+    );
+    assert_eq!(
+        actions,
+        vec![
+            discard(1),
+            failed_with(1, TaskError::Cancelled { key: key(1), reason: "user".into() }),
+            discard(2),
+            failed_with(2, via(2, 1)),
+            abort(3),
+            failed_with(3, via(3, 2)),
+            failed_with(4, via(4, 1)),
+        ]
+    );
+    assert_eq!(scheduler.cancel_outcome(TaskId(1)), CancelOutcome::AlreadyCancelled);
+    assert_eq!(scheduler.counts().cancelled, 4);
+    assert_eq!(scheduler.counts().total_finished, 2);
+}
+
+#[test]
+fn cancelling_a_failed_task_discards_its_error_and_gives_its_inputs_back() {
+    let error = TaskError::Failed { key: key(2), message: "nope".into() };
+    check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Submitted(spec(2, &[1])),
+            Event::Released { id: TaskId(1) },
+            Event::Finished { id: TaskId(1) },
+            Event::Failed { id: TaskId(2), error: error.clone() },
+            Event::CancelRequested { id: TaskId(2), reason: "user".into() },
+        ],
+        vec![
+            dispatch(1, 1),
+            resolved(1),
+            dispatch(2, 1),
+            failed_with(2, error),
+            discard(2),
+            failed_with(2, TaskError::Cancelled { key: key(2), reason: "user".into() }),
+            forget(1),
+        ],
+    );
+}
+
 #[test]
 fn a_released_queued_task_is_forgotten_without_running() {
     check(
@@ -350,7 +574,7 @@ fn closing_cancels_everything_unfinished_in_submission_order() {
     let late = run(&mut scheduler, vec![Event::Submitted(spec(3, &[]))]);
     assert!(matches!(
         &late[..],
-        [Action::Resolve { outcome: Err(TaskError::Cancelled { .. }), .. }]
+        [Action::Resolve { outcome: Err(TaskError::ClientClosed { operation: "submit", .. }), .. }]
     ));
 }
 
@@ -380,6 +604,7 @@ enum Step {
     Lose(usize),
     Cancel(usize),
     Release(usize),
+    Retry(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -391,12 +616,13 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..64).prop_map(Step::Lose),
         1 => (0usize..64).prop_map(Step::Cancel),
         2 => (0usize..64).prop_map(Step::Release),
+        1 => (0usize..64).prop_map(Step::Retry),
     ]
 }
 
 proptest! {
     /// Random schedules keep the bookkeeping consistent, resolve every task at most once,
-    /// and hold nothing once every handle is released and every dispatched task reported.
+    /// (again only after a retry or a cancel took the outcome back), and hold nothing once every handle is released and every dispatched task reported.
     #[test]
     fn random_schedules_keep_the_invariants(steps in prop::collection::vec(step(), 1..120), capacity in 1usize..4) {
         let mut scheduler: Scheduler<u64> = Scheduler::new(capacity);
@@ -411,7 +637,17 @@ proptest! {
             for action in &actions {
                 match action {
                     Action::Dispatch { payload, .. } => running.push(*payload),
-                    Action::Resolve { payload, .. } => *resolutions.entry(*payload).or_default() += 1,
+                    Action::Resolve { payload, .. } => {
+                        let count = resolutions.entry(*payload).or_default();
+                        *count += 1;
+                        prop_assert!(*count == 1, "{payload} resolved twice");
+                    }
+                    // A retry or a cancel after the outcome takes the published outcome back.
+                    Action::Reset { payload, .. } | Action::Discard { payload, .. } => {
+                        let count = resolutions.entry(*payload).or_default();
+                        prop_assert!(*count == 1, "{payload} taken back without an outcome");
+                        *count -= 1;
+                    }
                     _ => {}
                 }
             }
@@ -449,6 +685,12 @@ proptest! {
                         feed(&mut scheduler, Event::CancelRequested { id: TaskId(id), reason: "p".into() }, &mut running, &mut resolutions)?;
                     }
                 }
+                Step::Retry(index) => {
+                    let live: Vec<u64> = submitted.iter().copied().filter(|t| held[*t as usize]).collect();
+                    if let Some(id) = pick(index, &live) {
+                        feed(&mut scheduler, Event::RetryRequested { id: TaskId(id) }, &mut running, &mut resolutions)?;
+                    }
+                }
                 Step::Release(index) => {
                     let live: Vec<u64> = submitted.iter().copied().filter(|t| held[*t as usize]).collect();
                     if let Some(id) = pick(index, &live) {
@@ -459,7 +701,7 @@ proptest! {
                 _ => {}
             }
         }
-        prop_assert!(resolutions.values().all(|count| *count == 1), "a task resolved twice: {resolutions:?}");
+        prop_assert!(resolutions.values().all(|count| *count <= 1), "a task resolved twice: {resolutions:?}");
         // Release everything, let every dispatched task report: nothing may be held.
         for (id, still_held) in held.iter_mut().enumerate() {
             if *still_held {
@@ -472,6 +714,6 @@ proptest! {
         }
         prop_assert_eq!(scheduler.counts().held(), 0);
         prop_assert_eq!(scheduler.in_flight(), 0);
-        prop_assert!(resolutions.values().all(|count| *count == 1), "a task resolved twice: {resolutions:?}");
+        prop_assert!(resolutions.values().all(|count| *count <= 1), "a task resolved twice: {resolutions:?}");
     }
 }

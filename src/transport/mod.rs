@@ -324,6 +324,28 @@ impl CompletionSink {
         }
     }
 
+    /// Reports that the transport gave `task` up because its broker (`broker`, an address
+    /// without password) could not be reached for `after`, the last error being
+    /// `last_error`: the task fails with
+    /// [`TaskError::BrokerUnavailable`](crate::TaskError::BrokerUnavailable), without retry.
+    pub fn broker_unavailable(
+        &self,
+        task: &ReadyTask,
+        broker: &str,
+        last_error: &str,
+        after: std::time::Duration,
+    ) {
+        if let Some(core) = self.core.upgrade() {
+            let error = crate::TaskError::BrokerUnavailable {
+                key: task.job.key.clone(),
+                broker: broker.to_owned(),
+                last_error: last_error.to_owned(),
+                after,
+            };
+            core.given_up_with(&task.job, error);
+        }
+    }
+
     /// Reports that the transport gave `task` up after its workers were lost `attempts`
     /// times, for transports that redeliver by themselves (the scheduler does not re-run it):
     /// the task fails with [`TaskError::WorkerLost`](crate::TaskError::WorkerLost).

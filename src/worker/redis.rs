@@ -13,14 +13,16 @@ use parking_lot::Mutex;
 
 use crate::Error;
 use crate::client::core::panic_message;
+use crate::error::bound_error_text;
 use crate::executor::{Executor, ExecutorExt};
 use crate::task::{Task, compose_outputs};
 use crate::transport::redis::store::{
-    ClaimedEntry, Completion, DeadLetter, Fields, Ownership, Store, StreamEntry,
+    ClaimedEntry, Completion, DeadLetter, Failure, Fields, Ownership, Store, StoreError,
+    StreamEntry,
 };
 use crate::transport::redis::{
     Backoff, ConnectOptions, DEFAULT_NAMESPACE, DEFAULT_QUEUE, Keys, Notify, RedisStore, Rejection,
-    Status, TaskEntry, WorkerInfo, unless_stopped,
+    Role, Status, TaskEntry, WorkerInfo, unless_stopped,
 };
 
 /// How long a blocking read waits on the server before the worker looks around.
@@ -30,6 +32,9 @@ const BATCH: usize = 256;
 /// How long a task that no live worker of the queue registers waits for one by default
 /// (see [`WorkerBuilder::unrunnable_after`]).
 const DEFAULT_UNRUNNABLE_AFTER: Duration = Duration::from_secs(300);
+/// How many times a call the server refused (a script error, a wrong type) is tried before
+/// the entries it concerns are given up (dead-lettered).
+const REFUSED_TRIES: u32 = 3;
 
 /// What running a registered task on some input gave.
 enum HandlerOutcome {
@@ -93,7 +98,15 @@ fn handler_for<T: Task>() -> Handler {
 /// - On shutdown ([`RunningWorker::shutdown`], or Ctrl-C / SIGTERM under
 ///   [`run`](WorkerBuilder::run)) it stops reading, finishes the tasks it runs, and hands the
 ///   ones it took but did not start back to the queue.
-/// - When Redis goes away it logs the error and retries with back-off.
+/// - When Redis goes away it logs the error and retries with back-off. An entry whose
+///   outcome it cannot write for the [reclaim time](WorkerBuilder::reclaim_after) (at
+///   least 30 s) is let go of (another worker reclaims and runs it); one whose outcome
+///   Redis refuses (a bad argument, a wrong key type) goes to the dead-letter stream with
+///   the reason. No retry loop runs forever.
+/// - A permission Redis's access control refuses (`NOPERM`) stops the worker: it is
+///   checked at start-up, and if it still happens while running (the user's rights changed)
+///   the worker shuts down and reports the error ([`RunningWorker::error`],
+///   [`run`](WorkerBuilder::run) returns it).
 ///
 /// # Examples
 ///
@@ -268,7 +281,8 @@ impl WorkerBuilder {
     ///
     /// [`Error::InvalidConfig`] without a Redis URL, with zero concurrency or no registered
     /// task; [`Error::Transport`] with the Redis message when the server cannot be reached
-    /// or refuses the credentials.
+    /// or refuses the credentials, or when its access control (ACL) refuses the user a
+    /// command the worker needs (the message names the missing permission).
     ///
     /// # Cancel safety
     ///
@@ -296,6 +310,7 @@ impl WorkerBuilder {
             tls_root_certificate: self.tls_root_certificate.clone(),
         };
         let store = RedisStore::connect(&url, keys.clone(), &options).await?;
+        store.check_access(Role::Worker).await?;
         self.start_on(Arc::new(store), keys).await
     }
 
@@ -328,6 +343,8 @@ impl WorkerBuilder {
         info.name = format!("{}-{}-w{}", info.host, info.pid, store.next_number().await?);
         let name = info.name.clone();
         let (stop, stop_signal) = flume::bounded::<()>(1);
+        let stop = Arc::new(Mutex::new(Some(stop)));
+        let fatal = Arc::new(Mutex::new(None));
         let shared = Arc::new(Shared {
             name: name.clone(),
             keys,
@@ -337,6 +354,8 @@ impl WorkerBuilder {
             reclaim_after: self.reclaim_after,
             announcement: serde_json::to_vec(&info).unwrap_or_default(),
             stop_signal,
+            stop: Arc::clone(&stop),
+            fatal: Arc::clone(&fatal),
             capacity: self.concurrency + self.prefetch,
             slot_freed: flume::bounded(1),
             runnable: async_channel::unbounded(),
@@ -349,7 +368,7 @@ impl WorkerBuilder {
         let (stopped_sender, stopped) = flume::bounded::<()>(1);
         executor.spawn_task(supervise(Arc::clone(&shared), self.concurrency, stopped_sender))?;
         tracing::info!(worker = %name, queue = %self.queue, concurrency = self.concurrency, "worker started");
-        Ok(RunningWorker { name, stop: Mutex::new(Some(stop)), stopped })
+        Ok(RunningWorker { name, stop, fatal, stopped })
     }
 
     /// Starts the worker and runs it until the process gets Ctrl-C (SIGINT) or SIGTERM,
@@ -374,7 +393,7 @@ impl WorkerBuilder {
                 tracing::info!(?signal, worker = %worker.name, "shutting down: finishing running tasks");
                 worker.shutdown();
             }
-            Either::Right(((), _)) => return Ok(()),
+            Either::Right(((), _)) => return worker.error().map_or(Ok(()), Err),
         }
         match select(signals.next(), std::pin::pin!(worker.stopped())).await {
             Either::Left(_) => {
@@ -390,7 +409,10 @@ impl WorkerBuilder {
 #[derive(Debug)]
 pub struct RunningWorker {
     name: String,
-    stop: Mutex<Option<flume::Sender<()>>>,
+    /// Shared with the worker's loops, which drop it too on a fatal error.
+    stop: Arc<Mutex<Option<flume::Sender<()>>>>,
+    /// The error that stopped the worker by itself, if one did.
+    fatal: Arc<Mutex<Option<Arc<StoreError>>>>,
     stopped: flume::Receiver<()>,
 }
 
@@ -415,6 +437,26 @@ impl RunningWorker {
     pub async fn stopped(&self) {
         while self.stopped.recv_async().await.is_ok() {}
     }
+
+    /// The error that made the worker stop by itself, if one did: Redis refused it a
+    /// permission it needs (`NOPERM`, for example after an operator changed its user's
+    /// rights). The message names the command; grant it (`ACL SETUSER <user> +<command>`)
+    /// and start the worker again. `None` while it runs and after a requested shutdown.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(worker: taskweave::worker::RunningWorker) {
+    /// worker.stopped().await;
+    /// if let Some(error) = worker.error() {
+    ///     eprintln!("worker {} stopped: {error}", worker.name());
+    /// }
+    /// # }
+    /// ```
+    pub fn error(&self) -> Option<Error> {
+        let fatal = self.fatal.lock().clone()?;
+        Some(Error::Transport(Box::new(fatal)))
+    }
 }
 
 /// What a worker's loops share.
@@ -428,6 +470,11 @@ struct Shared {
     announcement: Vec<u8>,
     /// Disconnects when a shutdown starts.
     stop_signal: flume::Receiver<()>,
+    /// The sending side of `stop_signal` (shared with [`RunningWorker`]): dropped to start a
+    /// shutdown.
+    stop: Arc<Mutex<Option<flume::Sender<()>>>>,
+    /// The error that stops the worker by itself (a refused permission).
+    fatal: Arc<Mutex<Option<Arc<StoreError>>>>,
     /// How many entries this worker holds (taken, running or reporting) at most: its
     /// concurrency plus its prefetch. Reading and
     /// reclaiming run concurrently and may overshoot it a little; it bounds, it does not
@@ -481,10 +528,23 @@ struct Taken {
 enum Start {
     /// Run it.
     Run(Delivery),
-    /// Report it as poison, without running it.
-    Poison(DeadLetter),
+    /// Dead-letter it without running it: poison, or its start refused.
+    DeadLetter(DeadLetter),
     /// Leave it: another worker owns it now, or it is gone (cancelled).
     Skip,
+}
+
+/// What recording a runner's start of an entry found ([`Shared::write_and_begin`]).
+enum Begun {
+    /// Recorded: the entry was started this many times, this start included.
+    Started(u32),
+    /// This worker no longer owns the entry (reclaimed by another worker, or cancelled).
+    NotOwner(Ownership),
+    /// Redis refuses to record the start however often it is tried (its error).
+    Refused(String),
+    /// Not recorded: Redis stayed out of reach, refused a permission (the worker stops),
+    /// or there was nothing to start; other workers reclaim the entry.
+    NotRecorded,
 }
 
 /// A decoded entry this worker owns, ready to run.
@@ -502,6 +562,63 @@ enum Report {
 impl Shared {
     fn stopping(&self) -> bool {
         self.stop_signal.is_disconnected()
+    }
+
+    /// Stops the worker because of `error`, which retrying cannot fix (a permission Redis
+    /// refuses): it shuts down as it would on a signal and reports the error.
+    fn stop_fatally(&self, error: StoreError) {
+        let mut fatal = self.fatal.lock();
+        if fatal.is_none() {
+            tracing::error!(worker = %self.name, %error, "stopping the worker: Redis refuses a permission it needs; grant it (ACL SETUSER) and start the worker again");
+            *fatal = Some(Arc::new(error));
+        }
+        drop(fatal);
+        drop(self.stop.lock().take());
+    }
+
+    /// Handles a failed store call of a retry loop: stops the worker on a refused
+    /// permission; otherwise waits the back-off and says whether to try again. See
+    /// [`Retry`].
+    async fn retry(&self, retry: &mut Retry, error: StoreError, what: &str) -> Option<GiveUp> {
+        retry.failures += 1;
+        let now = self.executor.now();
+        let first = *retry.first.get_or_insert(now);
+        let give_up = match error.failure() {
+            Failure::Permission => {
+                self.stop_fatally(error);
+                return Some(GiveUp::Permission);
+            }
+            Failure::Refused if retry.failures >= REFUSED_TRIES => {
+                Some(GiveUp::Refused(error.to_string()))
+            }
+            // Past the reclaim time other workers take the entries over anyway.
+            Failure::Unreachable
+                if now.saturating_duration_since(first) >= self.unreachable_limit()
+                    || (self.stopping() && retry.failures >= 10) =>
+            {
+                Some(GiveUp::Unreachable(error.to_string()))
+            }
+            _ => None,
+        };
+        if give_up.is_some() {
+            return give_up;
+        }
+        let delay = retry.backoff.step();
+        // The first failure of a call at warn, its retries at debug.
+        if retry.failures == 1 {
+            tracing::warn!(%error, retry_in = ?delay, worker = %self.name, "could not {what}; retrying");
+        } else {
+            tracing::debug!(%error, retry_in = ?delay, worker = %self.name, "could not {what}; retrying");
+        }
+        self.executor.sleep(delay).await;
+        None
+    }
+
+    /// How long a retry loop keeps trying a Redis it cannot reach before it lets go of the
+    /// entries: the reclaim time (other workers take them over after it anyway), at least
+    /// 30 s, so that a short outage does not make tasks run twice.
+    fn unreachable_limit(&self) -> Duration {
+        self.reclaim_after.max(Duration::from_secs(30))
     }
 
     fn heartbeat_every(&self) -> Duration {
@@ -624,25 +741,31 @@ impl Shared {
     /// Writes the outcome of the runner's last task, if it has one, then records that the
     /// runner starts `delivery` (`begin`, counted once per delivery), and says what to do
     /// with it: run it; dead-letter it when it was started more often than its client allows
-    /// without finishing (poison: it crashed or hung its workers); or leave it when this
-    /// worker no longer owns it (reclaimed by another worker, or cancelled).
+    /// without finishing (poison: it crashed or hung its workers) or when Redis refuses to
+    /// record its start; or leave it when this worker no longer owns it (reclaimed by
+    /// another worker, or cancelled) or could not record its start.
     async fn start(&self, delivery: Delivery, last: Option<Report>) -> Start {
         let ids = [delivery.entry_id.clone()];
         match self.write_and_begin(last, Some(&delivery.entry_id)).await {
-            None => {
-                // Not recorded (given up while shutting down): another worker reclaims it.
+            Begun::NotRecorded => {
+                // Redis out of reach (or a permission refused: the worker stops): another
+                // worker reclaims it.
                 self.release(&ids);
                 Start::Skip
             }
-            Some(Err(ownership)) => {
+            Begun::NotOwner(ownership) => {
                 tracing::debug!(worker = %self.name, entry = %delivery.entry_id, ?ownership, "not running an entry this worker no longer owns");
                 self.release(&ids);
                 Start::Skip
             }
-            Some(Ok(starts)) if starts > delivery.entry.max_deliveries => {
-                Start::Poison(self.poison_letter(&delivery, starts.saturating_sub(1)))
+            // Not run, so not counted: dead-lettered rather than taken again and again.
+            Begun::Refused(reason) => {
+                Start::DeadLetter(self.refused_letter(&delivery, "record the start of", &reason))
             }
-            Some(Ok(_)) => Start::Run(delivery),
+            Begun::Started(starts) if starts > delivery.entry.max_deliveries => {
+                Start::DeadLetter(self.poison_letter(&delivery, starts.saturating_sub(1)))
+            }
+            Begun::Started(_) => Start::Run(delivery),
         }
     }
 
@@ -652,15 +775,17 @@ impl Shared {
     /// whose outcome was not written yet when the next one crashed the worker would have
     /// that crash counted against it too (found by the simulation, `redis_chaos
     /// 16571889743754548335`: the healthy task before a poison task was reclaimed, run and
-    /// struck three times over). Retries while Redis is away (a bounded number of times
-    /// once shutting down: then other workers reclaim the entries), lets go of the reported
-    /// entry, and returns the start's answer.
-    async fn write_and_begin(
-        &self,
-        outcome: Option<Report>,
-        next: Option<&String>,
-    ) -> Option<Result<u32, Ownership>> {
-        let completions: Vec<Completion> = match outcome {
+    /// struck three times over). Lets go of the reported entry, and returns what the start
+    /// found ([`Begun::NotRecorded`] without a next entry).
+    ///
+    /// Gives up as [`Retry`] says. When Redis refuses the call however often it is tried,
+    /// the outcome and the start are tried apart to find the refused one: an outcome Redis
+    /// refuses goes to the dead-letter stream (the client is told why), a start it refuses
+    /// is answered [`Begun::Refused`]. When Redis stays out of reach (or refuses a
+    /// permission: the worker stops), both entries are let go of and other workers reclaim
+    /// them.
+    async fn write_and_begin(&self, outcome: Option<Report>, next: Option<&String>) -> Begun {
+        let mut completions: Vec<Completion> = match outcome {
             Some(Report::Complete(completion)) => vec![completion],
             Some(Report::DeadLetter(letter)) => {
                 self.report_dead_letter(&letter).await;
@@ -670,29 +795,101 @@ impl Shared {
         };
         let begins: Vec<String> = next.into_iter().cloned().collect();
         if completions.is_empty() && begins.is_empty() {
-            return None;
+            return Begun::NotRecorded;
         }
-        let mut backoff = Backoff::new();
-        let mut failures = 0;
-        let written = loop {
+        let mut retry = Retry::new();
+        let give_up = loop {
             match self.store.complete_and_begin(&self.name, &completions, &begins).await {
-                Ok((ownerships, starts)) => break Some((ownerships, starts)),
+                Ok((ownerships, starts)) => {
+                    self.warn_not_owner(&completions, &ownerships);
+                    self.release(completions.iter().map(|completion| &completion.entry_id));
+                    return self.begun(starts, begins.len());
+                }
                 Err(error) => {
-                    failures += 1;
-                    if self.stopping() && failures >= 10 {
-                        tracing::error!(%error, "giving up reporting results and starting tasks; other workers will reclaim and rerun these tasks");
-                        break None;
+                    let what = match (completions.is_empty(), begins.is_empty()) {
+                        (false, false) => "report a result and start a task",
+                        (false, true) => "report a result",
+                        _ => "start a task",
+                    };
+                    if let Some(give_up) = self.retry(&mut retry, error, what).await {
+                        break give_up;
                     }
-                    let delay = backoff.step();
-                    tracing::warn!(%error, retry_in = ?delay, "could not report results or start tasks; retrying");
-                    self.executor.sleep(delay).await;
                 }
             }
         };
-        self.release(completions.iter().map(|completion| &completion.entry_id));
-        let (ownerships, mut starts) = written?;
+        let reason = match give_up {
+            GiveUp::Refused(reason) => reason,
+            give_up => {
+                if let GiveUp::Unreachable(_) = give_up {
+                    tracing::error!(worker = %self.name, reason = %give_up, "giving up reporting a result and starting a task; other workers will reclaim and rerun them");
+                }
+                self.release(completions.iter().map(|completion| &completion.entry_id));
+                return Begun::NotRecorded;
+            }
+        };
+        // Refused however often it was tried: find which of the two Redis refuses, the
+        // outcome first (it is written before the next task starts, as above).
+        if let Some(completion) = completions.pop() {
+            let refused = if begins.is_empty() {
+                Some(GiveUp::Refused(reason.clone()))
+            } else {
+                self.report(std::slice::from_ref(&completion)).await
+            };
+            match refused {
+                None => self.release([&completion.entry_id]),
+                Some(GiveUp::Refused(reason)) => {
+                    // Held (and touched) until its dead letter is written.
+                    self.report_dead_letter(&completion_letter(self, &completion, &reason)).await;
+                }
+                Some(GiveUp::Unreachable(_) | GiveUp::Permission) => {
+                    self.release([&completion.entry_id]);
+                    return Begun::NotRecorded;
+                }
+            }
+            if begins.is_empty() {
+                return Begun::NotRecorded;
+            }
+            return self.begin_alone(&begins).await;
+        }
+        Begun::Refused(reason)
+    }
+
+    /// Records the start of one entry alone (see [`Shared::write_and_begin`]), giving up as
+    /// [`Retry`] says.
+    async fn begin_alone(&self, ids: &[String]) -> Begun {
+        let mut retry = Retry::new();
+        loop {
+            match self.store.begin(&self.name, ids).await {
+                Ok(starts) => return self.begun(starts, ids.len()),
+                Err(error) => match self.retry(&mut retry, error, "start a task").await {
+                    None => {}
+                    Some(GiveUp::Refused(reason)) => return Begun::Refused(reason),
+                    Some(give_up) => {
+                        tracing::error!(worker = %self.name, reason = %give_up, "giving up starting a task; other workers will reclaim it");
+                        return Begun::NotRecorded;
+                    }
+                },
+            }
+        }
+    }
+
+    /// What `begin` answered for the one entry begun (`begins` of them were asked for).
+    fn begun(&self, mut starts: Vec<Result<u32, Ownership>>, begins: usize) -> Begun {
+        if starts.len() != begins {
+            tracing::error!(worker = %self.name, "begin answered for another number of entries; other workers will reclaim them");
+            return Begun::NotRecorded;
+        }
+        match starts.pop() {
+            Some(Ok(starts)) => Begun::Started(starts),
+            Some(Err(ownership)) => Begun::NotOwner(ownership),
+            None => Begun::NotRecorded,
+        }
+    }
+
+    /// Warns of results dropped because another worker owns their entries now.
+    fn warn_not_owner(&self, completions: &[Completion], ownerships: &[Ownership]) {
         for (completion, ownership) in completions.iter().zip(ownerships) {
-            if ownership == Ownership::NotOwner {
+            if *ownership == Ownership::NotOwner {
                 tracing::warn!(
                     worker = %self.name,
                     entry = %completion.entry_id,
@@ -701,11 +898,6 @@ impl Shared {
                 );
             }
         }
-        if starts.len() != begins.len() {
-            tracing::error!(worker = %self.name, "begin answered for another number of entries; other workers will reclaim them");
-            return None;
-        }
-        starts.pop()
     }
 
     /// Passes on entries of tasks this worker does not register (during a rolling deploy,
@@ -765,7 +957,11 @@ impl Shared {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%error, worker = %self.name, "could not list the live workers; giving the entries back");
+                    if error.failure() == Failure::Permission {
+                        self.stop_fatally(error);
+                    } else {
+                        tracing::warn!(%error, worker = %self.name, "could not list the live workers; giving the entries back");
+                    }
                     back.extend(overdue.into_iter().map(|(delivery, _)| delivery));
                 }
             }
@@ -778,6 +974,10 @@ impl Shared {
             Ok(count) => {
                 tracing::debug!(worker = %self.name, count, "gave entries of tasks this worker does not run back to the queue");
                 count
+            }
+            Err(error) if error.failure() == Failure::Permission => {
+                self.stop_fatally(error);
+                0
             }
             Err(error) => {
                 // Given up at once: nothing is lost, the entries are reclaimed after the
@@ -852,28 +1052,59 @@ impl Shared {
         &self.keys
     }
 
+    /// The dead letter of an entry whose `what` Redis refused (`reason`) however often it
+    /// was tried: the client is told, its future fails with the reason.
+    fn refused_letter(&self, delivery: &Delivery, what: &str, reason: &str) -> DeadLetter {
+        let entry = &delivery.entry;
+        let reason = format!(
+            "redis refused to {what} the entry of task {} ({reason}); check the keys under \
+             this queue's namespace for values of the wrong type or a changed configuration",
+            entry.key
+        );
+        tracing::error!(worker = %self.name, entry = %delivery.entry_id, key = %entry.key, %reason, "moving an entry to the dead-letter stream");
+        DeadLetter {
+            entry_id: delivery.entry_id.clone(),
+            notify: Some((
+                Notify { reply: entry.reply.clone(), rid: entry.rid.clone() },
+                Status::Rejected,
+                reason.clone().into_bytes(),
+            )),
+            reason,
+            ttl_ms: entry.ttl_ms,
+        }
+    }
+
     /// Dead-letters an entry, retrying while Redis is away (a bounded number of times once
     /// shutting down), then lets go of it.
+    ///
+    /// Gives up as [`Retry`] says; a letter Redis refuses is tried once more without telling
+    /// the client (its reply stream may be what Redis refuses), then let go of.
     async fn report_dead_letter(&self, letter: &DeadLetter) {
-        let mut backoff = Backoff::new();
-        let mut failures = 0;
+        let mut retry = Retry::new();
+        let mut letter = std::borrow::Cow::Borrowed(letter);
         loop {
-            match self.store.dead_letter(&self.name, letter).await {
+            match self.store.dead_letter(&self.name, &letter).await {
                 Ok(Ownership::NotOwner) => {
                     tracing::warn!(worker = %self.name, entry = %letter.entry_id, "entry was reclaimed by another worker before it could be dead-lettered");
                     break;
                 }
                 Ok(_) => break,
-                Err(error) => {
-                    failures += 1;
-                    if self.stopping() && failures >= 10 {
-                        tracing::error!(%error, entry = %letter.entry_id, "giving up dead-lettering; another worker will reclaim the entry");
+                Err(error) => match self.retry(&mut retry, error, "dead-letter an entry").await {
+                    None => {}
+                    Some(GiveUp::Refused(reason)) if letter.notify.is_some() => {
+                        tracing::warn!(worker = %self.name, entry = %letter.entry_id, %reason, "redis refused a dead letter; writing it without telling the client");
+                        let mut quiet = letter.into_owned();
+                        quiet.notify = None;
+                        quiet.reason =
+                            format!("{} (the client could not be told: {reason})", quiet.reason);
+                        letter = std::borrow::Cow::Owned(quiet);
+                        retry = Retry::new();
+                    }
+                    Some(give_up) => {
+                        tracing::error!(worker = %self.name, entry = %letter.entry_id, reason = %give_up, "giving up dead-lettering; another worker will reclaim the entry");
                         break;
                     }
-                    let delay = backoff.step();
-                    tracing::warn!(%error, retry_in = ?delay, "could not dead-letter an entry; retrying");
-                    self.executor.sleep(delay).await;
-                }
+                },
             }
         }
         self.release([&letter.entry_id]);
@@ -915,8 +1146,13 @@ impl Shared {
         }
         match outcome {
             HandlerOutcome::Output(output) => complete(Status::Ok, output),
-            HandlerOutcome::Failed(message) => complete(Status::Failed, message.into_bytes()),
-            HandlerOutcome::Panicked(message) => complete(Status::Panicked, message.into_bytes()),
+            // Bounded before it goes to Redis (the client bounds what it reads, too).
+            HandlerOutcome::Failed(message) => {
+                complete(Status::Failed, bound_error_text(message).into_bytes())
+            }
+            HandlerOutcome::Panicked(message) => {
+                complete(Status::Panicked, bound_error_text(message).into_bytes())
+            }
             HandlerOutcome::BadInput(reason) => {
                 let rejection = Rejection {
                     reason,
@@ -929,19 +1165,16 @@ impl Shared {
 
     /// The outputs of the dependencies of a task that reads them, in dependency order.
     async fn dependency_outputs(&self, entry: &TaskEntry) -> Result<Vec<Vec<u8>>, String> {
-        let mut backoff = Backoff::new();
-        let mut failures = 0;
+        // Retried as every worker call is (see `Retry`): a short outage does not fail it.
+        let mut retry = Retry::new();
         let values = loop {
             match self.store.read_values(&entry.deps).await {
                 Ok(values) => break values,
                 Err(error) => {
-                    failures += 1;
-                    if failures >= 5 {
-                        return Err(format!(
-                            "its dependencies' results could not be read: {error}"
-                        ));
+                    let message = format!("its dependencies' results could not be read: {error}");
+                    if self.retry(&mut retry, error, "read dependencies' results").await.is_some() {
+                        return Err(message);
                     }
-                    self.executor.sleep(backoff.step()).await;
                 }
             }
         };
@@ -1058,6 +1291,10 @@ async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
                     }
                 }
             }
+            Err(error) if error.failure() == Failure::Permission => {
+                shared.stop_fatally(error);
+                break;
+            }
             Err(error) => {
                 let delay = backoff.step();
                 tracing::warn!(%error, retry_in = ?delay, worker = %shared.name, "could not read tasks; retrying");
@@ -1098,6 +1335,10 @@ async fn reclaim_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
                         tracing::info!(worker = %shared.name, %consumer, "removed a dead worker's consumer from the group");
                     }
                 }
+                Err(error) if error.failure() == Failure::Permission => {
+                    shared.stop_fatally(error);
+                    return;
+                }
                 Err(error) => {
                     tracing::debug!(%error, "could not remove dead workers' consumers; trying again later")
                 }
@@ -1122,11 +1363,101 @@ async fn reclaim_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
                     }
                     cursor = next;
                 }
+                Err(error) if error.failure() == Failure::Permission => {
+                    shared.stop_fatally(error);
+                    return;
+                }
                 Err(error) => {
                     tracing::warn!(%error, worker = %shared.name, "could not reclaim idle tasks");
                     break;
                 }
             }
+        }
+    }
+}
+
+/// The dead letter of a completion Redis refuses to store (`reason`).
+fn completion_letter(shared: &Shared, completion: &Completion, reason: &str) -> DeadLetter {
+    let reason = format!(
+        "redis refused to store the outcome ({}) of delivery {} ({reason}); check the keys \
+         under this queue's namespace for values of the wrong type",
+        completion.status, completion.rid
+    );
+    tracing::error!(worker = %shared.name, entry = %completion.entry_id, %reason, "moving an entry to the dead-letter stream");
+    DeadLetter {
+        entry_id: completion.entry_id.clone(),
+        notify: Some((
+            Notify { reply: completion.reply.clone(), rid: completion.rid.clone() },
+            Status::Rejected,
+            reason.clone().into_bytes(),
+        )),
+        reason,
+        ttl_ms: completion.ttl_ms,
+    }
+}
+
+impl Shared {
+    /// Writes a batch of completions, retrying as [`Retry`] says; `None` once written,
+    /// or why it gave up.
+    async fn report(&self, completions: &[Completion]) -> Option<GiveUp> {
+        if completions.is_empty() {
+            return None;
+        }
+        let mut retry = Retry::new();
+        loop {
+            match self.store.complete(&self.name, completions).await {
+                Ok(ownerships) => {
+                    self.warn_not_owner(completions, &ownerships);
+                    return None;
+                }
+                Err(error) => {
+                    let Some(give_up) = self.retry(&mut retry, error, "report results").await
+                    else {
+                        continue;
+                    };
+                    if let GiveUp::Unreachable(reason) = &give_up {
+                        tracing::error!(worker = %self.name, %reason, tasks = completions.len(), "giving up reporting results; other workers will reclaim and rerun these tasks");
+                    }
+                    return Some(give_up);
+                }
+            }
+        }
+    }
+}
+
+/// The state of a retry loop. Every retry loop of the worker gives up: at once on a refused
+/// permission (the worker stops), after [`REFUSED_TRIES`] tries on a call the server refuses
+/// (the entries go to the dead-letter stream), and after
+/// [`unreachable_limit`](Shared::unreachable_limit) without reaching the server (or 10
+/// tries once shutting down: the entries are let go of, and another worker reclaims them).
+struct Retry {
+    backoff: Backoff,
+    failures: u32,
+    first: Option<std::time::Instant>,
+}
+
+impl Retry {
+    fn new() -> Retry {
+        Retry { backoff: Backoff::new(), failures: 0, first: None }
+    }
+}
+
+/// Why a retry loop gave up.
+enum GiveUp {
+    /// Redis refuses a permission: the worker is stopping.
+    Permission,
+    /// Redis refuses the call itself (its error).
+    Refused(String),
+    /// Redis stayed out of reach (its last error).
+    Unreachable(String),
+}
+
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GiveUp::Permission => f.write_str("redis refuses a permission this worker needs"),
+            GiveUp::Refused(error) => write!(f, "redis refuses the call: {error}"),
+            GiveUp::Unreachable(error) => write!(f, "redis stayed out of reach: {error}"),
         }
     }
 }
@@ -1155,7 +1486,7 @@ async fn runner_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
         };
         last = match shared.start(delivery, last.take()).await {
             Start::Run(delivery) => Some(shared.run(delivery).await),
-            Start::Poison(letter) => Some(Report::DeadLetter(letter)),
+            Start::DeadLetter(letter) => Some(Report::DeadLetter(letter)),
             Start::Skip => None,
         };
     }
@@ -1169,21 +1500,34 @@ async fn heartbeat_loop(
     _stopped: flume::Sender<()>,
 ) {
     let every = shared.heartbeat_every();
+    // Whether the last touch failed: a run of failures (Redis away) is logged once at warn.
+    let mut failing = false;
     loop {
         let owned: Vec<String> = shared.owned.lock().iter().cloned().collect();
         // A failed touch is tried again soon: entries left untouched for the reclaim time are
         // taken over by other workers while this one still runs them.
         let mut next = every;
-        if let Err(error) = shared.store.touch(&shared.name, &owned).await {
-            tracing::warn!(%error, worker = %shared.name, "could not touch running tasks");
-            next = every.min(Duration::from_millis(50));
+        match shared.store.touch(&shared.name, &owned).await {
+            Err(error) if error.failure() == Failure::Permission => shared.stop_fatally(error),
+            Err(error) => {
+                if failing {
+                    tracing::debug!(%error, worker = %shared.name, "could not touch running tasks");
+                } else {
+                    tracing::warn!(%error, worker = %shared.name, "could not touch running tasks; retrying every 50 ms");
+                }
+                failing = true;
+                next = every.min(Duration::from_millis(50));
+            }
+            Ok(_) => failing = false,
         }
         if !shared.stopping() {
             let ttl = shared.heartbeat_ttl();
-            if let Err(error) =
-                shared.store.heartbeat(&shared.name, &shared.announcement, ttl).await
-            {
-                tracing::warn!(%error, worker = %shared.name, "could not send a heartbeat");
+            match shared.store.heartbeat(&shared.name, &shared.announcement, ttl).await {
+                Err(error) if error.failure() == Failure::Permission => shared.stop_fatally(error),
+                Err(error) => {
+                    tracing::debug!(%error, worker = %shared.name, "could not send a heartbeat")
+                }
+                Ok(()) => {}
             }
         }
         match select(shared.executor.sleep(next), handed_back.recv_async()).await {

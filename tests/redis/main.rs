@@ -8,6 +8,7 @@ mod redis_server;
 
 mod faults;
 mod lost;
+mod operator;
 mod processes;
 mod takeover;
 mod tasks;

@@ -250,12 +250,12 @@ fn a_poison_task_goes_to_the_dead_letter_stream() {
         let alongside = client.map_task::<Add>(inputs(10..20, 0));
         match crash.await {
             Err(TaskError::WorkerLost { key, attempts }) => {
-                assert_eq!(attempts, 3, "allowed_failures 2 means three deliveries");
+                assert_eq!(attempts, 4, "the default allowed_failures 3 means four deliveries");
                 assert!(key.to_string().starts_with("Crash-"), "{key}");
             }
             other => panic!("expected WorkerLost, got {other:?}"),
         }
-        assert_eq!(worker.restarts.load(Ordering::SeqCst), 3, "each delivery killed a worker");
+        assert_eq!(worker.restarts.load(Ordering::SeqCst), 4, "each delivery killed a worker");
         // The tasks around it keep flowing.
         let values = client.gather(&before).await.unwrap();
         assert_eq!(values, (0..10).map(|i| 2 * i).collect::<Vec<i64>>());
@@ -267,7 +267,7 @@ fn a_poison_task_goes_to_the_dead_letter_stream() {
             Err(TaskError::WorkerLost { attempts, .. }) => assert_eq!(attempts, 1),
             other => panic!("expected WorkerLost, got {other:?}"),
         }
-        assert_eq!(worker.restarts.load(Ordering::SeqCst), 4);
+        assert_eq!(worker.restarts.load(Ordering::SeqCst), 5);
         // The entry is in the dead-letter stream, with its reason.
         let mut connection = server.connection();
         let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
@@ -278,7 +278,7 @@ fn a_poison_task_goes_to_the_dead_letter_stream() {
             .unwrap();
         assert_eq!(dead.ids.len(), 2);
         let reason: String = dead.ids[0].get("dead_reason").unwrap();
-        assert_eq!(reason, "delivered 3 times without finishing: its workers died or hung");
+        assert_eq!(reason, "delivered 4 times without finishing: its workers died or hung");
         let task: String = dead.ids[0].get("task").unwrap();
         assert_eq!(task, "crash");
         // Other tasks keep flowing.
@@ -387,7 +387,8 @@ fn a_crashing_task_strikes_only_itself_not_the_tasks_taken_ahead() {
         let crash = client.submit_task::<Crash>(());
         let healthy = client.map_task::<Add>(inputs(0..20, 0));
         match crash.await {
-            Err(TaskError::WorkerLost { attempts, .. }) => assert_eq!(attempts, 3),
+            // The default allowed_failures (3) means four deliveries.
+            Err(TaskError::WorkerLost { attempts, .. }) => assert_eq!(attempts, 4),
             other => panic!("expected WorkerLost, got {other:?}"),
         }
         let values = within(
@@ -399,7 +400,7 @@ fn a_crashing_task_strikes_only_itself_not_the_tasks_taken_ahead() {
         .await
         .expect("every healthy task gives its value: none was blamed for the crashes");
         assert_eq!(values, (0..20).map(|i| 2 * i).collect::<Vec<i64>>());
-        assert_eq!(worker.restarts.load(Ordering::SeqCst), 3, "each start killed a worker");
+        assert_eq!(worker.restarts.load(Ordering::SeqCst), 4, "each start killed a worker");
         let mut connection = server.connection();
         let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
             .arg("taskweave:blame:dead")

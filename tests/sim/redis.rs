@@ -35,15 +35,15 @@ const QUEUE: &str = "default";
 const RECLAIM_AFTER: Duration = Duration::from_millis(300);
 
 /// How many deliveries of an entry may be taken before it is poison (`allowed_failures`
-/// of 2, the default, plus one).
-const MAX_DELIVERIES: u32 = 3;
+/// of 3, the default, plus one).
+const MAX_DELIVERIES: u32 = taskweave::scheduler::DEFAULT_ALLOWED_FAILURES + 1;
 
 /// Every future resolves within this much virtual time after the last fault (plus the time
 /// the long task bodies take, which may run one after another). Derived from the intervals
 /// of the transport and the workers, with a margin of about two:
 /// - an entry held by a dead or paused worker is reclaimed after [`RECLAIM_AFTER`] plus one
 ///   period of the reclaim loop (half of it): 450 ms; a poison entry needs [`MAX_DELIVERIES`]
-///   of those before it is dead-lettered: 1.35 s;
+///   of those before it is dead-lettered: 1.8 s;
 /// - a loop whose command failed sleeps at most `Backoff::MAX` (2 s) before it tries again;
 ///   a task passes three such loops (the client's sender, the worker's runner writing
 ///   its outcome, the client's reply loop): 6 s;
@@ -83,6 +83,9 @@ pub(crate) struct RedisFaults {
     pub(crate) trim: bool,
     /// Redis restarts, losing its last few writes.
     pub(crate) restarts: bool,
+    /// Redis is unreachable for a while (every command fails), for less than the client's
+    /// broker timeout and the workers' give-up time.
+    pub(crate) outages: bool,
 }
 
 impl RedisFaults {
@@ -99,6 +102,7 @@ impl RedisFaults {
         generations: false,
         trim: false,
         restarts: false,
+        outages: false,
     };
 
     /// Every fault kind that keeps Redis's data (not trims, not restarts).
@@ -114,6 +118,7 @@ impl RedisFaults {
         generations: true,
         trim: false,
         restarts: false,
+        outages: false,
     };
 }
 
@@ -166,6 +171,9 @@ struct ActiveFaults {
     command: (f64, f64, Duration),
     /// Reply stream faults: reorder, duplicate; and redeliveries.
     message: (f64, f64, f64),
+    /// Chance per operation of an outage (drawn last, so that the other rates of a seed
+    /// stay as they were before outages existed).
+    outage: f64,
 }
 
 impl ActiveFaults {
@@ -196,6 +204,7 @@ impl ActiveFaults {
                 on(faults.message_faults, &[0.05, 0.3]),
                 on(faults.redeliveries, &[0.02, 0.1]),
             ),
+            outage: on(faults.outages, &[0.02, 0.05]),
         }
     }
 
@@ -208,6 +217,7 @@ impl ActiveFaults {
             || self.message.2 > 0.0
             || self.restart > 0.0
             || self.trim > 0.0
+            || self.outage > 0.0
     }
 }
 
@@ -505,6 +515,11 @@ struct World {
     rng: SimRng,
     /// Draws the faults injected between operations (not the workload's stream).
     fault_rng: SimRng,
+    /// Draws which garbage entries are well-formed but out of range (a stream of its own,
+    /// so that the faults the other streams draw replay as before).
+    garbage_rng: SimRng,
+    /// Draws the outages (a stream of its own, like `garbage_rng`).
+    outage_rng: SimRng,
     active: ActiveFaults,
     run: u64,
     probe: Arc<Probe>,
@@ -512,6 +527,11 @@ struct World {
     tasks: Vec<Tracked>,
     garbage: usize,
     restarts: u32,
+    /// Outages longer than the client's broker timeout (its pending futures fail with
+    /// `BrokerUnavailable`, and workers let go of the entries they could not report).
+    long_outages: u32,
+    /// A future still pending at the end of an outage longer than the broker timeout.
+    outage_violation: Option<String>,
     /// Virtual time of the end of the last pause.
     paused_until: Duration,
     /// The workers boot half-way through the workload (entries wait in the stream until
@@ -522,6 +542,8 @@ struct World {
     cancelled_before_workers: BTreeSet<usize>,
     /// The long bodies' total time: they may run one after the other.
     long_time: Duration,
+    /// Values a cancel took back from finished tasks (Dask's cancel reaches them too).
+    discarded_values: u64,
 }
 
 impl TaskGraph for World {
@@ -545,6 +567,9 @@ impl TaskGraph for World {
         match (error, behaviour) {
             (TaskError::WorkerLost { .. }, Some(Behaviour::Poison)) => true,
             (TaskError::WorkerLost { .. }, _) => self.healthy_may_be_lost(),
+            (TaskError::BrokerUnavailable { broker, .. }, _) => {
+                self.long_outages > 0 && broker.contains("sim")
+            }
             (TaskError::Failed { message, .. }, Some(Behaviour::Fails)) => message.contains("boom"),
             (TaskError::Panicked { message, .. }, Some(Behaviour::Panics)) => {
                 message.contains("planned panic")
@@ -555,7 +580,7 @@ impl TaskGraph for World {
                 message.contains("flaky") && (fail_first > retries || self.active.cause_reruns())
             }
             (TaskError::Failed { message, .. }, None) => {
-                (self.active.command.0 + self.active.command.1 > 0.0
+                ((self.active.command.0 + self.active.command.1 > 0.0 || self.long_outages > 0)
                     && message.contains("could not be read"))
                     // A restart lost a dependency's stored result after its client read it.
                     || (self.restarts > 0 && message.contains("is gone from Redis"))
@@ -585,7 +610,7 @@ impl World {
 
     async fn connect(&self) -> Client {
         loop {
-            // Tasks tolerate two lost deliveries by default (`TaskBuilder::allowed_failures`).
+            // Tasks tolerate three lost deliveries by default (`TaskBuilder::allowed_failures`).
             let builder = RedisTransport::builder("redis://sim");
             if let Ok(transport) = self.redis.connect(builder).await {
                 let client = Client::builder().executor(self.sim.clone()).transport(transport);
@@ -634,10 +659,31 @@ impl World {
             }
         }
         let unfinished: Vec<usize> =
-            affected.into_iter().filter(|task| !self.tasks[*task].handle.is_done()).collect();
+            affected.iter().copied().filter(|task| !self.tasks[*task].handle.is_done()).collect();
         self.sim.note(format_args!("cancel #{index} (unfinished: {unfinished:?})"));
         self.tasks[index].cancel_requested = true;
+        // Finished tasks are cancelled too (Dask's cancel): the root, and its dependents down
+        // to those cancelled already (whose own dependents a cancel reached before).
+        let before: Vec<(usize, Option<Result<i64, TaskError>>)> =
+            affected.iter().map(|task| (*task, self.tasks[*task].handle.try_result())).collect();
         self.tasks[index].handle.cancel();
+        for (task, was) in before {
+            let Some(was) = was else { continue };
+            let now = self.tasks[task].handle.try_result();
+            let now_cancelled = matches!(&now, Some(Err(error)) if error.is_cancelled());
+            if task == index && !now_cancelled {
+                return Err(format!(
+                    "right after cancelling the finished #{index}, it is {now:?}, not cancelled"
+                ));
+            }
+            if now_cancelled && !matches!(&was, Err(error) if error.is_cancelled()) {
+                if was.is_ok() {
+                    self.discarded_values += 1;
+                }
+                self.tasks[task].observed = None;
+                self.tasks[task].must_cancel = true;
+            }
+        }
         if !unfinished.contains(&index) {
             return Ok(());
         }
@@ -742,11 +788,29 @@ impl World {
             self.paused_until = self.paused_until.max(self.sim.elapsed() + pause);
         }
         if self.fault_rng.chance(active.garbage) {
-            let fields = match self.fault_rng.below(3) {
+            let mut fields = match self.fault_rng.below(3) {
                 0 => Vec::new(),
                 1 => vec![(b"v".to_vec(), b"1".to_vec()), (b"task".to_vec(), b"nope".to_vec())],
                 _ => vec![(vec![0xff, 0xfe], vec![0x00; 7])],
             };
+            if self.garbage_rng.chance(0.5) {
+                // A well-formed entry whose numbers no script can use (a `ttl_ms` past any
+                // expiry, as `result_ttl(Duration::MAX)` once wrote): it must be
+                // dead-lettered, never run (issue 19).
+                let field = |name: &str, value: &str| (name.as_bytes().to_vec(), value.into());
+                fields = vec![
+                    field("v", "1"),
+                    field("task", "body"),
+                    field("key", "out-of-range"),
+                    // One delivery id per entry: each is told once.
+                    field("rid", &format!("garbage:{}:1", self.garbage)),
+                    field("result", &format!("{NAMESPACE}:result:garbage:{}", self.garbage)),
+                    field("reply", &format!("{NAMESPACE}:reply:garbage")),
+                    field("input", "null"),
+                    field("max_deliveries", if self.garbage_rng.chance(0.5) { "0" } else { "3" }),
+                    field("ttl_ms", "18446744073709551615"),
+                ];
+            }
             self.sim.note(format_args!("garbage entry {fields:?}"));
             self.redis.append_raw(NAMESPACE, QUEUE, fields);
             self.garbage += 1;
@@ -765,6 +829,35 @@ impl World {
             self.sim.sleep(pause).await;
             let trimmed = self.redis.trim_queue(NAMESPACE, QUEUE);
             self.sim.note(format_args!("trim the task stream: {trimmed} entries"));
+        }
+        if active.outage > 0.0 && self.outage_rng.chance(active.outage) {
+            // Every command fails for up to 20 s: less than the client's broker timeout
+            // (60 s) and the workers' give-up time (30 s), so nothing may be lost and no
+            // future may fail (issue 19). One in four lasts 65 to 90 s: every future fails
+            // with `BrokerUnavailable` by its end (60 s, plus a read's block time and a
+            // back-off step), and the client works again once it is over.
+            let long = self.outage_rng.chance(0.25);
+            let outage = if long {
+                self.long_outages += 1;
+                Duration::from_secs(65) + self.outage_rng.duration_up_to(Duration::from_secs(25))
+            } else {
+                self.outage_rng.duration_up_to(Duration::from_secs(20))
+            };
+            self.sim.note(format_args!("redis unreachable for {outage:?}"));
+            self.redis.set_faults(1.0, 0.0, Duration::ZERO);
+            self.sim.sleep(outage).await;
+            if let Some(index) = (0..self.tasks.len()).find(|&i| !self.tasks[i].handle.is_done()) {
+                if long && self.outage_violation.is_none() {
+                    self.outage_violation = Some(format!(
+                        "#{index} ({}) still pending at the end of a {outage:?} outage, past \
+                         the broker timeout",
+                        self.tasks[index].key_text
+                    ));
+                }
+            }
+            let (fail_before, fail_after, max_delay) = active.command;
+            self.redis.set_faults(fail_before, fail_after, max_delay);
+            self.sim.note("redis reachable again");
         }
         if self.fault_rng.chance(active.restart) {
             let pause = self.fault_rng.duration_up_to(Duration::from_millis(3));
@@ -849,6 +942,9 @@ impl World {
                 }
                 _ => self.tasks[index].observed = Some(outcome),
             }
+        }
+        if let Some(violation) = &self.outage_violation {
+            return Err(violation.clone());
         }
         for index in 0..self.tasks.len() {
             self.check_outcome(index)?;
@@ -1026,7 +1122,8 @@ impl World {
         }
         let counts = client.stats().tasks;
         let held = (counts.finished, counts.failed, counts.cancelled);
-        if held != (finished, failed, cancelled) || counts.total_finished != finished as u64 {
+        let ever_finished = finished as u64 + self.discarded_values;
+        if held != (finished, failed, cancelled) || counts.total_finished != ever_finished {
             return Err(format!(
                 "scheduler counts {counts:?} but the handles saw {finished} values, {failed} \
                  failures and {cancelled} cancellations"
@@ -1176,6 +1273,8 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
         && active.pause == 0.0
         && active.generation == 0.0
         && active.crash_after_body == 0.0
+        // A cancel that fails through an outage is given up: the task runs after all.
+        && active.outage == 0.0
         && !scenario.poison;
     let derived = format!(
         "workers={workers} concurrency={concurrency} late_workers={late_workers} \
@@ -1210,6 +1309,8 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
         redis: redis.clone(),
         rng,
         fault_rng: SimRng::stream(seed, "redis-faults"),
+        garbage_rng: SimRng::stream(seed, "redis-garbage"),
+        outage_rng: SimRng::stream(seed, "redis-outages"),
         active,
         run: run_id,
         probe,
@@ -1217,10 +1318,13 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
         tasks: Vec::new(),
         garbage: 0,
         restarts: 0,
+        long_outages: 0,
+        outage_violation: None,
         paused_until: Duration::ZERO,
         long_time: Duration::ZERO,
         late_workers,
         cancelled_before_workers: BTreeSet::new(),
+        discarded_values: 0,
     };
     let outcome = match sim.block_on(world.drive()) {
         Ok(Ok(())) => {

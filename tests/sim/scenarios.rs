@@ -195,6 +195,13 @@ pub(crate) const REDIS_SCENARIOS: &[RedisScenario] = &[
         faults: RedisFaults { restarts: true, ..RedisFaults::NONE },
         ..RedisScenario::BASE
     },
+    // Redis is unreachable for up to 20 s at a time (less than the broker timeout): no task
+    // is lost, and no future fails with `BrokerUnavailable`.
+    RedisScenario {
+        name: "redis_outages",
+        faults: RedisFaults { outages: true, ..RedisFaults::NONE },
+        ..RedisScenario::BASE
+    },
 ];
 
 /// Every scenario the runner cycles through.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use taskweave::runtimes::sim::{SimConfig, SimError, SimExecutor, SimRng};
 use taskweave::scheduler::TaskState;
-use taskweave::{Client, Executor, ReturnWhen, TaskError, TaskFuture};
+use taskweave::{CancelOutcome, Client, Executor, ReturnWhen, TaskError, TaskFuture};
 
 use crate::oracle::TaskGraph;
 
@@ -394,6 +394,8 @@ fn run_on(
         key_live_submissions: BTreeMap::new(),
         key_cancelled: BTreeSet::new(),
         effective_retries: 0,
+        discarded_values: 0,
+        discarded_failures: 0,
     };
     sim.block_on(world.drive())
         .map_err(|error| sim_error("while running the workload", error))??;
@@ -448,6 +450,10 @@ struct World {
     key_live_submissions: BTreeMap<u32, u32>,
     key_cancelled: BTreeSet<u32>,
     effective_retries: u64,
+    /// Outcomes a cancel took back from finished tasks (`CancelOutcome::CancelledAfterFinishing`
+    /// and its cascade): values, and failures other than cancels.
+    discarded_values: u64,
+    discarded_failures: u64,
 }
 
 impl TaskGraph for World {
@@ -788,8 +794,60 @@ impl World {
         if let Kind::Keyed { key } = self.tasks[index].kind {
             self.key_cancelled.insert(key);
         }
+        // A cancel reaches finished tasks too (Dask's cancel): the root, and each dependent
+        // the scheduler still holds. Which finished dependents it holds depends on which
+        // handles were dropped, so their outcomes may change to cancelled, or stay.
+        let before: Vec<(usize, Option<Observed>)> = self
+            .reachable_by_cancel(index)
+            .into_iter()
+            .filter_map(|task| {
+                let handle = self.tasks[task].handle.as_ref()?;
+                Some((task, handle.try_result().map(Observed::from)))
+            })
+            .collect();
         let handle = self.tasks[index].handle.clone().expect("live");
-        handle.cancel();
+        let root_before = handle.try_result();
+        let answer = handle.cancel();
+        let expected = match &root_before {
+            None => CancelOutcome::Cancelled,
+            Some(Err(error)) if error.is_cancelled() => CancelOutcome::AlreadyCancelled,
+            // Refused by the closed client: never accepted, nothing to cancel.
+            Some(Err(TaskError::ClientClosed { .. })) => CancelOutcome::AlreadyCancelled,
+            Some(_) => CancelOutcome::CancelledAfterFinishing,
+        };
+        if answer != expected {
+            return Err(format!("cancel #{index} answered {answer:?}, expected {expected:?}"));
+        }
+        if let Some(Err(TaskError::ClientClosed { .. })) = &root_before {
+            // Refused by the closed client: it stays refused, and nothing depends on it.
+            return match handle.try_result() {
+                Some(Err(TaskError::ClientClosed { .. })) => Ok(()),
+                other => Err(format!("cancelling refused #{index} changed it to {other:?}")),
+            };
+        }
+        for (task, was) in before {
+            let now = self.tasks[task].handle.as_ref().and_then(|handle| handle.try_result());
+            let now_cancelled = matches!(&now, Some(Err(error)) if error.is_cancelled());
+            match &was {
+                Some(Observed::Value(_)) if now_cancelled => self.discarded_values += 1,
+                Some(Observed::Error(error)) if now_cancelled && !error.is_cancelled() => {
+                    self.discarded_failures += 1
+                }
+                _ => {}
+            }
+            if was.is_some() && now_cancelled {
+                self.tasks[task].observed = None;
+            }
+        }
+        if root_before.is_some() {
+            self.tasks[index].must_cancel = true;
+            match handle.try_result() {
+                Some(Err(error)) if error.is_cancelled() => {}
+                other => {
+                    return Err(format!("right after cancelling #{index}, it is {other:?}"));
+                }
+            }
+        }
         self.tasks[index].cancel_requested = true;
         if root_unfinished && self.probe.runs(index) == 0 {
             self.probe.forbid(index, "cancelled");
@@ -815,6 +873,26 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// Every tracked task a cancel of `root` may reach: `root`, every task sharing its key
+    /// (held or not: a dependent of a dropped handle's task is reached through it), and
+    /// everything that depends on those, transitively.
+    fn reachable_by_cancel(&self, root: usize) -> BTreeSet<usize> {
+        let mut reachable = BTreeSet::from([root]);
+        if let Kind::Keyed { key } = self.tasks[root].kind {
+            for (index, task) in self.tasks.iter().enumerate() {
+                if task.kind == (Kind::Keyed { key }) {
+                    reachable.insert(index);
+                }
+            }
+        }
+        for (index, task) in self.tasks.iter().enumerate() {
+            if task.parents.iter().any(|parent| reachable.contains(parent)) {
+                reachable.insert(index);
+            }
+        }
+        reachable
     }
 
     fn drop_handle(&mut self, index: usize) {
@@ -1138,6 +1216,13 @@ impl World {
                     return fail(format!("resolved to {value}, expected {expected}"));
                 }
             }
+            Observed::Error(error @ TaskError::ClientClosed { .. }) => {
+                if !task.hit_by_close {
+                    return fail(format!(
+                        "refused as closed though submitted before close: {error}"
+                    ));
+                }
+            }
             Observed::Error(error) if error.is_cancelled() => {
                 if !self.may_be_cancelled(index) {
                     return fail(format!("cancelled though nothing cancelled it: {error}"));
@@ -1171,6 +1256,10 @@ impl World {
         let (mut finished, mut failed, mut cancelled) = (0usize, 0usize, 0usize);
         let mut scattered = 0u64;
         for task in &self.tasks {
+            // Refused by the closed client: never reached the scheduler, so in no count.
+            if let Some(Observed::Error(TaskError::ClientClosed { .. })) = &task.observed {
+                continue;
+            }
             if matches!(task.kind, Kind::Scattered { .. }) {
                 scattered += 1;
             }
@@ -1193,15 +1282,17 @@ impl World {
                 ));
             }
         }
-        // A scattered value is held as finished but never counted as a task that finished.
-        if counts.total_finished + scattered != finished as u64 {
+        // A scattered value is held as finished but never counted as a task that finished; a
+        // value a cancel took back was counted.
+        let finished = finished as u64 + self.discarded_values;
+        if counts.total_finished + scattered != finished {
             return Err(format!(
                 "scheduler counted {} finished tasks but the handles saw {finished} values \
                  ({scattered} of them scattered)",
                 counts.total_finished
             ));
         }
-        let failed_runs_ended = failed as u64 + self.effective_retries;
+        let failed_runs_ended = failed as u64 + self.effective_retries + self.discarded_failures;
         if counts.total_failed != failed_runs_ended {
             return Err(format!(
                 "scheduler counted {} failed tasks but the handles saw {failed} failures and \

@@ -16,13 +16,44 @@
 -- Nobody else can run that delivery any more, so while its entry_of key still names this
 -- entry (no other entry replaced it, it was not cancelled or reported) the outcome is
 -- accepted: otherwise the client would find the entry missing and run the task again.
+--
+-- Every argument is checked before the first write, so that a bad one (a ttl Redis cannot
+-- use as an expiry, an unknown status, a reply key that is not a stream) fails the call
+-- having changed nothing: failing half-way would leave replies written for entries still
+-- pending, and the worker retrying forever.
+local count = (#ARGV - 2) / 5
+if count ~= math.floor(count) then
+  return redis.error_reply('ERR complete.lua takes 5 arguments per outcome after 2, got ' ..
+    #ARGV)
+end
+local statuses = {ok = true, failed = true, panicked = true, lost = true, rejected = true}
+local stream_or_none = {}
+for i = 0, count - 1 do
+  local reply, id, status, ttl = KEYS[3 + 3 * i], ARGV[3 + 5 * i], ARGV[5 + 5 * i],
+    ARGV[7 + 5 * i]
+  local ms = tonumber(ttl)
+  if ms == nil or ms < 1 or ms > 31536000000 or ms ~= math.floor(ms) then
+    return redis.error_reply('ERR complete.lua: entry ' .. id .. ' has ttl ' .. ttl ..
+      ', not a whole number of ms from 1 to 31536000000')
+  end
+  if not statuses[status] then
+    return redis.error_reply('ERR complete.lua: entry ' .. id .. ' has unknown status ' .. status)
+  end
+  if stream_or_none[reply] == nil then
+    local kind = redis.call('TYPE', reply)['ok']
+    stream_or_none[reply] = (kind == 'stream' or kind == 'none')
+  end
+  if not stream_or_none[reply] then
+    return redis.error_reply('ERR complete.lua: entry ' .. id .. ' has reply key ' .. reply ..
+      ', which holds something other than a stream')
+  end
+end
 local out = {}
 local expiring = nil
 -- Acknowledged, deleted and forgotten together at the end: one XACK, XDEL and HDEL for the
 -- batch instead of one of each per entry (XDEL still costs 3-4 us per id on Redis 7.0).
 local acked, deleted, forgotten = {}, {}, {}
 local accepted = {}
-local count = (#ARGV - 2) / 5
 for i = 0, count - 1 do
   local reply, result, entry_of = KEYS[3 + 3 * i], KEYS[4 + 3 * i], KEYS[5 + 3 * i]
   local id, rid, status, body, ttl = ARGV[3 + 5 * i], ARGV[4 + 5 * i], ARGV[5 + 5 * i],

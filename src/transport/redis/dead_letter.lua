@@ -10,6 +10,26 @@
 --
 -- Returns 1 when moved, 0 when the entry is no longer pending, -1 when another consumer owns
 -- it now.
+--
+-- The arguments are checked before the first write (see complete.lua): a bad one fails the
+-- call having changed nothing.
+if ARGV[5] ~= '' then
+  local ms = tonumber(ARGV[8])
+  if ms == nil or ms < 1 or ms > 31536000000 or ms ~= math.floor(ms) then
+    return redis.error_reply('ERR dead_letter.lua: entry ' .. ARGV[2] .. ' has ttl ' ..
+      ARGV[8] .. ', not a whole number of ms from 1 to 31536000000')
+  end
+  local kind = redis.call('TYPE', KEYS[3])['ok']
+  if kind ~= 'stream' and kind ~= 'none' then
+    return redis.error_reply('ERR dead_letter.lua: entry ' .. ARGV[2] .. ' has reply key ' ..
+      KEYS[3] .. ', which holds something other than a stream')
+  end
+end
+local dead = redis.call('TYPE', KEYS[2])['ok']
+if dead ~= 'stream' and dead ~= 'none' then
+  return redis.error_reply('ERR dead_letter.lua: the dead-letter key ' .. KEYS[2] ..
+    ' holds something other than a stream')
+end
 -- Without the stream or its group (deleted, or lost in a restart without persistence)
 -- nothing is pending: XPENDING fails with NOGROUP, and failing here too would make the worker
 -- retry forever, so report the entry gone instead.

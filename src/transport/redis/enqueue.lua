@@ -9,6 +9,17 @@
 --
 -- Returns, per entry in order, the id of its delivery's entry (the one added now, or the one
 -- added before), or 'done' when a worker has reported the delivery already.
+-- The argument counts are checked before the first write: a bad batch fails having added
+-- nothing, instead of half of it.
+local check = 2
+for i = 2, #KEYS do
+  local count = tonumber(ARGV[check])
+  if count == nil or count < 2 or count % 2 ~= 0 or check + count > #ARGV then
+    return redis.error_reply('ERR enqueue.lua: entry ' .. (i - 1) ..
+      ' has a bad field count ' .. tostring(ARGV[check]))
+  end
+  check = check + count + 1
+end
 local ids = {}
 -- Every entry_of key read in a few MGETs rather than one GET each (in slices: Lua's unpack
 -- takes a few thousand values at most).

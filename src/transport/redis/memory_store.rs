@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::future::{BoxFuture, Either, select};
 use parking_lot::Mutex;
 
-use super::protocol::{DONE, ENTRY_KEY_TTL_MS, Keys, TaskEntry};
+use super::protocol::{DONE, ENTRY_KEY_TTL_MS, Keys, MAX_TTL_MS, TaskEntry};
 use super::store::{
     Cancelled, ClaimedEntry, Completion, DeadLetter, Dispatched, Fields, Located, Ownership, Store,
     StoreError, StoreResult, StreamEntry,
@@ -415,6 +415,12 @@ impl Model {
         let wall = self.wall_ms();
         let wake = {
             let mut data = self.data.lock();
+            // An entry that names a delivery is one copy of it, as if a client enqueued it:
+            // its one reply is not a surplus.
+            if let Some((_, rid)) = fields.iter().find(|(name, _)| name == b"rid") {
+                let rid = String::from_utf8_lossy(rid).into_owned();
+                *data.enqueued_rids.entry(rid).or_default() += 1;
+            }
             xadd(&mut data, stream, wall, fields);
             std::mem::take(&mut data.waiters)
         };
@@ -602,6 +608,17 @@ fn set_expiry(data: &mut Data, key: &str, now: Instant, ttl_ms: u64) {
     if let Some(stream) = data.streams.get_mut(key) {
         stream.expires = Some(expires);
     }
+}
+
+/// Whether Redis takes `ttl_ms` as an expiry, as the scripts check it.
+fn usable_ttl(ttl_ms: u64) -> bool {
+    (1..=MAX_TTL_MS).contains(&ttl_ms)
+}
+
+/// A call the server refuses (a script's argument check), as redis-rs reports it.
+fn refused(operation: &'static str, what: String) -> StoreError {
+    let kind = redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError);
+    StoreError { operation, source: Box::new(redis::RedisError::from((kind, "refused", what))) }
 }
 
 fn no_group(operation: &'static str) -> StoreError {
@@ -1043,6 +1060,12 @@ impl Store for MemoryStore {
             return Box::pin(self.ack_then_store(consumer, completions));
         }
         let check_owner = !planted(PlantedBug::RedisNoOwnerCheckOnComplete);
+        // complete.lua checks every argument before its first write.
+        if let Some(bad) = completions.iter().find(|c| !usable_ttl(c.ttl_ms)) {
+            let refusal =
+                refused("complete", format!("entry {} has ttl {}", bad.entry_id, bad.ttl_ms));
+            return Box::pin(async move { Err(refusal) });
+        }
         Box::pin(self.model.command("complete", move |data, now, wall| {
             completions
                 .iter()
@@ -1082,6 +1105,14 @@ impl Store for MemoryStore {
         let tasks = self.keys.tasks();
         let dead = self.keys.dead();
         let keys = self.keys.clone();
+        // dead_letter.lua checks its arguments before its first write.
+        if letter.notify.is_some() && !usable_ttl(letter.ttl_ms) {
+            let refusal = refused(
+                "dead-letter",
+                format!("entry {} has ttl {}", letter.entry_id, letter.ttl_ms),
+            );
+            return Box::pin(async move { Err(refusal) });
+        }
         Box::pin(self.model.command("dead-letter", move |data, now, wall| {
             let Some(id) = parse_id(&letter.entry_id) else { return Ownership::Gone };
             let deliveries = match owner_check(data, &tasks, id, consumer) {

@@ -95,8 +95,8 @@ use parking_lot::Mutex;
 
 use self::protocol::Reply;
 pub(crate) use self::protocol::{Keys, Notify, Rejection, Status, TaskEntry};
-pub(crate) use self::redis_store::{ConnectOptions, RedisStore};
-use self::store::{Cancelled, Dispatched, Located, Store, StreamEntry};
+pub(crate) use self::redis_store::{ConnectOptions, RedisStore, Role};
+use self::store::{Cancelled, Dispatched, Failure, Located, Store, StoreError, StreamEntry};
 pub use super::WorkerInfo;
 use super::{CompletionSink, ReadyTask, TaskOutcome, Transport};
 use crate::Error;
@@ -107,6 +107,9 @@ use crate::scheduler::{TaskId, TaskKey};
 pub const DEFAULT_NAMESPACE: &str = "taskweave";
 /// The queue clients and workers use unless configured otherwise.
 pub const DEFAULT_QUEUE: &str = "default";
+
+/// The longest [`result_ttl`](RedisTransportBuilder::result_ttl) a client accepts (365 days).
+pub const MAX_RESULT_TTL: Duration = Duration::from_millis(protocol::MAX_TTL_MS);
 
 /// How long a blocking read waits on the server before it looks around (for a stop request).
 const BLOCK: Duration = Duration::from_secs(1);
@@ -145,6 +148,7 @@ pub struct RedisTransport {
 #[derive(Debug, Clone)]
 pub struct RedisTransportBuilder {
     url: String,
+    broker_timeout: Duration,
     namespace: String,
     queue: String,
     max_in_flight: usize,
@@ -157,6 +161,12 @@ pub struct RedisTransportBuilder {
 
 struct Inner {
     keys: Keys,
+    /// The server's URL without its password, for messages.
+    broker: String,
+    /// How long the broker may stay unreachable before pending futures fail.
+    broker_timeout: Duration,
+    /// Whether the broker answers (see [`BrokerHealth`]).
+    health: Mutex<Health>,
     store: Arc<dyn Store>,
     client_id: String,
     reply: String,
@@ -224,6 +234,62 @@ impl InFlight {
     }
 }
 
+/// Whether the broker answered the client's last commands.
+#[derive(Default)]
+struct Health {
+    /// Since when commands fail because the broker cannot be reached (`None` while they
+    /// succeed).
+    down_since: Option<std::time::Instant>,
+    /// The last such failure.
+    last_error: String,
+    /// The pending futures were failed for this outage: new tasks fail at once until the
+    /// broker answers again.
+    gave_up: bool,
+}
+
+/// Whether a client's broker answers, from [`RedisTransport::health`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BrokerHealth {
+    /// The client's last commands reached the broker (or it has sent none yet).
+    Up,
+    /// Commands have failed for `down_for`, the client retries them; pending futures fail
+    /// once this reaches the [broker timeout](RedisTransportBuilder::broker_timeout).
+    Down {
+        /// How long commands have been failing.
+        down_for: Duration,
+        /// The last error.
+        last_error: String,
+    },
+    /// Unreachable for longer than the broker timeout: the futures that were pending then
+    /// failed with [`TaskError::BrokerUnavailable`](crate::TaskError::BrokerUnavailable),
+    /// and so does every task dispatched until the broker answers again.
+    Unavailable {
+        /// How long commands have been failing.
+        down_for: Duration,
+        /// The last error.
+        last_error: String,
+    },
+}
+
+/// `url` without its password (`redis://user@host:port/db`), for messages and logs.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split_once(':').map_or(user_info, |(user, _)| user);
+            if user.is_empty() {
+                format!("{scheme}://{host}{path}")
+            } else {
+                format!("{scheme}://{user}@{host}{path}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// How many passes in a row may find a delivery reported before its completion arrives;
 /// after that it counts as lost (its completion was lost with the reply stream).
 const DONE_PASSES: u32 = 3;
@@ -274,7 +340,10 @@ impl RedisTransportBuilder {
     }
 
     /// How long results and completions live in Redis when nobody releases them (default one
-    /// hour). Released results are deleted at once.
+    /// hour; from 1 ms, a shorter one counts as 1 ms, to [`MAX_RESULT_TTL`], 365 days).
+    /// Released results are deleted at once, so a long time only keeps the results of
+    /// clients that died. [`connect`](RedisTransportBuilder::connect) refuses a longer time
+    /// (such as `Duration::MAX`): Redis cannot use it as an expiry.
     pub fn result_ttl(mut self, ttl: Duration) -> Self {
         self.result_ttl = ttl.max(Duration::from_millis(1));
         self
@@ -283,6 +352,19 @@ impl RedisTransportBuilder {
     /// How long one Redis command may take before it counts as failed (default 5 s).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long the broker may stay unreachable before the client gives its pending tasks
+    /// up (default 60 s; at least 10 ms). While Redis cannot be reached the client retries
+    /// with back-off and the futures wait; once it has been unreachable this long, every
+    /// pending future fails with
+    /// [`TaskError::BrokerUnavailable`](crate::TaskError::BrokerUnavailable), which names the
+    /// server (without its password) and the last error, and so does every task dispatched
+    /// until it answers again. A broker back within this time loses nothing. See
+    /// [`RedisTransport::health`].
+    pub fn broker_timeout(mut self, timeout: Duration) -> Self {
+        self.broker_timeout = timeout.max(Duration::from_millis(10));
         self
     }
 
@@ -315,8 +397,10 @@ impl RedisTransportBuilder {
     /// # Errors
     ///
     /// [`Error::Transport`] with the Redis message when the URL is invalid, the server cannot
-    /// be reached or refuses the credentials; [`Error::InvalidConfig`] for an empty queue
-    /// name.
+    /// be reached or refuses the credentials, or its access control (ACL) refuses the user a
+    /// command a client needs (the message names it); [`Error::InvalidConfig`] for an empty queue
+    /// name or a [`result_ttl`](RedisTransportBuilder::result_ttl) over
+    /// [`MAX_RESULT_TTL`].
     ///
     /// # Cancel safety
     ///
@@ -327,6 +411,7 @@ impl RedisTransportBuilder {
                 message: "a Redis queue and namespace need non-empty names".into(),
             });
         }
+        self.check()?;
         let keys = Keys::new(&self.namespace, &self.queue);
         let options = ConnectOptions {
             command_timeout: self.command_timeout,
@@ -334,7 +419,24 @@ impl RedisTransportBuilder {
             tls_root_certificate: self.tls_root_certificate.clone(),
         };
         let store = RedisStore::connect(&self.url, keys.clone(), &options).await?;
+        store.check_access(Role::Client).await?;
         self.connect_store(Arc::new(store), keys).await
+    }
+
+    /// Checks the settings that Redis would refuse later, one task at a time.
+    fn check(&self) -> Result<(), Error> {
+        if self.result_ttl > MAX_RESULT_TTL {
+            return Err(Error::InvalidConfig {
+                message: format!(
+                    "result_ttl({:?}) is longer than Redis can use as an expiry here: pass a \
+                     time from 1 ms to {} days (MAX_RESULT_TTL); released results are deleted \
+                     at once, so a long time only keeps the results of clients that die",
+                    self.result_ttl,
+                    MAX_RESULT_TTL.as_secs() / 86_400
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Sets the transport up on `store` (a Redis server, or the simulation's model of one).
@@ -343,6 +445,7 @@ impl RedisTransportBuilder {
         store: Arc<dyn Store>,
         keys: Keys,
     ) -> Result<RedisTransport, Error> {
+        self.check()?;
         // The group exists before the first entry, so that workers started later see every
         // entry.
         store.ensure_group().await?;
@@ -352,6 +455,9 @@ impl RedisTransportBuilder {
         Ok(RedisTransport {
             inner: Arc::new(Inner {
                 keys,
+                broker: without_password(&self.url),
+                broker_timeout: self.broker_timeout,
+                health: Mutex::new(Health::default()),
                 store,
                 client_id,
                 reply,
@@ -392,6 +498,7 @@ impl RedisTransport {
     pub fn builder(url: impl Into<String>) -> RedisTransportBuilder {
         RedisTransportBuilder {
             url: url.into(),
+            broker_timeout: Duration::from_secs(60),
             namespace: DEFAULT_NAMESPACE.to_owned(),
             queue: DEFAULT_QUEUE.to_owned(),
             max_in_flight: 4096,
@@ -406,6 +513,38 @@ impl RedisTransport {
     /// This client's id in Redis (its reply stream and result keys carry it).
     pub fn client_id(&self) -> &str {
         &self.inner.client_id
+    }
+
+    /// Whether the broker answers this client's commands: [`BrokerHealth::Up`], `Down`
+    /// (failing, retried) or `Unavailable` (failing for longer than the
+    /// [broker timeout](RedisTransportBuilder::broker_timeout): pending futures were failed).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// use taskweave::transport::redis::{BrokerHealth, RedisTransport};
+    ///
+    /// let redis = RedisTransport::connect("redis://127.0.0.1:6379").await?;
+    /// let client = taskweave::Client::builder().transport(redis.clone()).build().await?;
+    /// if let BrokerHealth::Down { down_for, last_error } = redis.health() {
+    ///     eprintln!("redis unreachable for {down_for:?}: {last_error}");
+    /// }
+    /// # client.close().await }
+    /// ```
+    pub fn health(&self) -> BrokerHealth {
+        let inner = &self.inner;
+        let health = inner.health.lock();
+        let (Some(since), Some(started)) = (health.down_since, inner.started()) else {
+            return BrokerHealth::Up;
+        };
+        let down_for = started.executor.now().saturating_duration_since(since);
+        let last_error = health.last_error.clone();
+        if health.gave_up {
+            BrokerHealth::Unavailable { down_for, last_error }
+        } else {
+            BrokerHealth::Down { down_for, last_error }
+        }
     }
 
     /// The workers of this transport's queue whose heartbeat has not expired.
@@ -432,6 +571,89 @@ impl RedisTransport {
 impl Inner {
     fn started(&self) -> Option<&Started> {
         self.started.get()
+    }
+
+    /// A command reached the broker: if it was gone, say once that it is back.
+    fn reached(&self) {
+        let mut health = self.health.lock();
+        if let Some(since) = health.down_since.take() {
+            let down_for =
+                self.started().map(|s| s.executor.now().saturating_duration_since(since));
+            health.gave_up = false;
+            drop(health);
+            tracing::info!(broker = %self.broker, ?down_for, "the Redis broker answers again");
+        }
+    }
+
+    /// A command failed. Says so once per outage, and once the broker has failed the
+    /// client's commands for the broker timeout (unreachable, or refusing them: a revoked
+    /// permission), fails every pending task.
+    fn failed(&self, error: &StoreError) {
+        let Some(started) = self.started() else { return };
+        let now = started.executor.now();
+        let mut health = self.health.lock();
+        health.last_error = error.to_string();
+        let since = match health.down_since {
+            Some(since) => since,
+            None => {
+                health.down_since = Some(now);
+                tracing::warn!(broker = %self.broker, %error, timeout = ?self.broker_timeout, "the Redis broker fails this client's commands; retrying (pending tasks fail if this lasts the timeout)");
+                now
+            }
+        };
+        if health.gave_up || now.saturating_duration_since(since) < self.broker_timeout {
+            return;
+        }
+        health.gave_up = true;
+        let last_error = health.last_error.clone();
+        drop(health);
+        let mut flights: Vec<(String, Flight)> = {
+            let mut in_flight = self.in_flight.lock();
+            in_flight.rid_of.clear();
+            in_flight.by_rid.drain().collect()
+        };
+        // In a fixed order (not the map's), so that a simulation replays the same way.
+        flights.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (rid, flight) in &flights {
+            if flight.enqueued.is_some() {
+                // Deleted once the broker answers again (else they expire).
+                let _ = self.releases.0.send(self.keys.entry_of(rid));
+            }
+        }
+        tracing::error!(broker = %self.broker, after = ?self.broker_timeout, %last_error, tasks = flights.len(), "the Redis broker stayed unreachable for the broker timeout; failing the pending tasks");
+        for (_, flight) in flights {
+            started.sink.broker_unavailable(
+                &flight.task,
+                &self.broker,
+                &last_error,
+                self.broker_timeout,
+            );
+        }
+    }
+
+    /// Fails the tasks of `batch`, whose enqueue the server refuses however often it is tried
+    /// (`error`: a permission, a script error).
+    fn refuse(&self, batch: &[TaskEntry], error: &StoreError) {
+        let Some(started) = self.started() else { return };
+        let failed: Vec<ReadyTask> = {
+            let mut in_flight = self.in_flight.lock();
+            batch.iter().filter_map(|entry| in_flight.remove(&entry.rid)).map(|f| f.task).collect()
+        };
+        tracing::error!(%error, tasks = failed.len(), "redis refuses to enqueue tasks; failing them");
+        for task in &failed {
+            let message = format!(
+                "redis at {} refused to enqueue it ({error}); check the permissions of the \
+                 client's Redis user (ACL) and the keys under its namespace",
+                self.broker
+            );
+            started.sink.complete(task, TaskOutcome::failed(message));
+        }
+    }
+
+    /// Whether the broker was given up for (see [`Inner::failed`]).
+    fn given_up(&self) -> Option<String> {
+        let health = self.health.lock();
+        health.gave_up.then(|| health.last_error.clone())
     }
 
     fn fail(&self, task: &ReadyTask, message: String) {
@@ -537,9 +759,15 @@ impl Inner {
             reply: self.reply.clone(),
             input,
             deps,
-            // Each task's own `allowed_failures` (default 2: three deliveries).
-            max_deliveries: task.allowed_failures().unwrap_or(2).saturating_add(1),
-            ttl_ms: u64::try_from(self.result_ttl.as_millis()).unwrap_or(u64::MAX),
+            // Each task's own `allowed_failures` (default 3: four deliveries, as in Dask).
+            max_deliveries: task
+                .allowed_failures()
+                .unwrap_or(crate::scheduler::DEFAULT_ALLOWED_FAILURES)
+                .saturating_add(1),
+            // `connect` checked the range; clamped again so no entry ever carries another.
+            ttl_ms: u64::try_from(self.result_ttl.as_millis())
+                .unwrap_or(u64::MAX)
+                .clamp(1, protocol::MAX_TTL_MS),
         })
     }
 }
@@ -582,6 +810,10 @@ pub(crate) async fn unless_stopped<F: std::future::Future>(
     }
 }
 
+/// How many times an enqueue the server refuses (a permission, a script error) is tried
+/// before its tasks fail.
+const REFUSED_TRIES: u32 = 3;
+
 /// How long a closing client still waits for the reply to an enqueue already sent.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -603,6 +835,8 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
         // A task cancelled before it was sent is not sent: report that it never ran.
         let not_sent: Vec<ReadyTask> = {
             let mut in_flight = inner.in_flight.lock();
+            // Given up (the broker stayed away): nobody waits for it any more.
+            batch.retain(|entry| in_flight.by_rid.contains_key(&entry.rid));
             let cancelled: Vec<String> = batch
                 .iter()
                 .filter(|entry| in_flight.by_rid.get(&entry.rid).is_some_and(|f| f.cancelled))
@@ -619,7 +853,14 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
         if batch.is_empty() {
             continue;
         }
+        let mut refusals = 0;
         loop {
+            // Tasks given up while this batch was retried (the broker stayed away for the
+            // broker timeout) are not sent.
+            batch.retain(|entry| inner.in_flight.lock().by_rid.contains_key(&entry.rid));
+            if batch.is_empty() {
+                break;
+            }
             let mut enqueue = std::pin::pin!(inner.store.enqueue(&batch));
             let outcome = match unless_stopped(&stop, enqueue.as_mut()).await {
                 Some(outcome) => outcome,
@@ -633,6 +874,7 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
             match outcome {
                 Ok(ids) => {
                     backoff.reset();
+                    inner.reached();
                     let mut in_flight = inner.in_flight.lock();
                     for (entry, id) in batch.iter().zip(ids) {
                         match in_flight.by_rid.get_mut(&entry.rid) {
@@ -656,8 +898,19 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                     break;
                 }
                 Err(error) => {
+                    inner.failed(&error);
+                    if error.failure() != Failure::Unreachable {
+                        refusals += 1;
+                        if refusals >= REFUSED_TRIES {
+                            // Retrying a call the server refuses is pointless: fail the
+                            // batch's tasks with the reason.
+                            inner.refuse(&batch, &error);
+                            break;
+                        }
+                    }
                     let delay = backoff.step();
-                    tracing::warn!(%error, retry_in = ?delay, tasks = batch.len(), "could not enqueue tasks; retrying");
+                    // Once per outage at warn (`failed`); each retry at debug.
+                    tracing::debug!(%error, retry_in = ?delay, tasks = batch.len(), "could not enqueue tasks; retrying");
                     if unless_stopped(&stop, executor.sleep(delay)).await.is_none() {
                         return;
                     }
@@ -678,6 +931,7 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
             None => return,
             Some(Ok(entries)) => {
                 backoff.reset();
+                inner.reached();
                 if entries.is_empty() {
                     // Nothing new: next time read from the start. Read completions are
                     // deleted, so this finds only ones left behind — a deletion that failed,
@@ -688,8 +942,10 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
                 entries
             }
             Some(Err(error)) => {
+                inner.failed(&error);
                 let delay = backoff.step();
-                tracing::warn!(%error, retry_in = ?delay, "could not read completions; retrying");
+                // Once per outage at warn (`failed`); each retry at debug.
+                tracing::debug!(%error, retry_in = ?delay, "could not read completions; retrying");
                 if unless_stopped(&stop, executor.sleep(delay)).await.is_none() {
                     return;
                 }
@@ -828,14 +1084,25 @@ async fn reconcile_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: f
                 lost
             };
             let Some(started) = inner.started() else { return };
+            // One line per pass, not one per task (a restart without persistence loses
+            // thousands at once); each task at debug.
+            let reported = lost.iter().filter(|(_, reported)| *reported).count();
+            if reported > 0 {
+                tracing::warn!(
+                    tasks = reported,
+                    "workers reported tasks whose completions never arrived (was a reply stream deleted?); enqueueing them again"
+                );
+            }
+            if lost.len() > reported {
+                tracing::warn!(
+                    tasks = lost.len() - reported,
+                    "task entries vanished from the Redis stream before they ran (trimmed, deleted, or lost in a server restart); enqueueing them again"
+                );
+            }
             for (task, reported) in lost {
                 let rid = format!("{}:{}:{}", inner.client_id, task.id().0, task.attempt());
                 let _ = inner.releases.0.send(inner.keys.entry_of(&rid));
-                if reported {
-                    tracing::warn!(key = %task.key(), attempt = task.attempt(), "a worker reported the task but its completion never arrived (was the reply stream deleted?); enqueueing it again");
-                } else {
-                    tracing::warn!(key = %task.key(), attempt = task.attempt(), "the task's entry vanished from the Redis stream before it ran (trimmed, deleted, or lost in a server restart); enqueueing it again");
-                }
+                tracing::debug!(key = %task.key(), attempt = task.attempt(), reported, "enqueueing a lost task again");
                 started.sink.lost(&task);
             }
         }
@@ -895,6 +1162,17 @@ impl Transport for RedisTransport {
 
     fn dispatch(&self, task: ReadyTask) {
         let inner = &self.inner;
+        if let Some(last_error) = inner.given_up() {
+            if let Some(started) = inner.started() {
+                started.sink.broker_unavailable(
+                    &task,
+                    &inner.broker,
+                    &last_error,
+                    inner.broker_timeout,
+                );
+            }
+            return;
+        }
         match inner.entry_for(&task) {
             Ok(entry) => {
                 inner.results.lock().insert(task.key().clone(), entry.result.clone());

@@ -9,6 +9,12 @@ use std::fmt;
 /// to the dead-letter stream instead of misreading them.
 pub(crate) const FORMAT_VERSION: &str = "1";
 
+/// The longest time to live a result or a completion may have, in milliseconds (365 days).
+/// Redis refuses an expiry whose end does not fit its clock (`PX` past about 2^63 ms from
+/// now); a bound far below that keeps every entry's `ttl_ms` usable, whatever the server's
+/// clock says.
+pub(crate) const MAX_TTL_MS: u64 = 365 * 24 * 3600 * 1000;
+
 /// The consumer group every worker of a queue joins.
 pub(crate) const GROUP: &str = "workers";
 
@@ -26,6 +32,11 @@ impl Keys {
 
     pub(crate) fn queue(&self) -> &str {
         &self.queue
+    }
+
+    /// An ACL key pattern that covers every key of this namespace.
+    pub(crate) fn namespace_pattern(&self) -> String {
+        format!("{}:*", self.namespace)
     }
 
     /// The stream of task entries, read by the consumer group [`GROUP`].
@@ -194,13 +205,28 @@ impl TaskEntry {
                 keys.reply_prefix()
             )));
         }
-        let number = |name: &str| {
-            required(name)?
-                .parse::<u64>()
-                .map_err(|_| reject(format!("the entry's field `{name}` is not a number")))
+        if rid.is_empty() {
+            return Err(reject("the entry's `rid` is empty".into()));
+        }
+        if result.len() == keys.result_prefix().len() || reply.len() == keys.reply_prefix().len() {
+            return Err(reject("the entry's result key or reply stream has no name".into()));
+        }
+        // A number in `low..=high`, or a rejection that says which field and what is allowed:
+        // an out-of-range value must never reach a script (an unusable `ttl_ms` made
+        // complete.lua fail half-way, and its worker retry forever).
+        let number = |name: &str, low: u64, high: u64| {
+            let text = required(name)?;
+            match text.parse::<u64>() {
+                Ok(value) if (low..=high).contains(&value) => Ok(value),
+                _ => Err(reject(format!(
+                    "the entry's field `{name}` is {text:?}, not a whole number from {low} to \
+                     {high}; entries must be written by a taskweave client"
+                ))),
+            }
         };
-        let max_deliveries = u32::try_from(number("max_deliveries")?.max(1)).unwrap_or(u32::MAX);
-        let ttl_ms = number("ttl_ms")?.max(1);
+        let max_deliveries = number("max_deliveries", 1, u64::from(u32::MAX))?;
+        let max_deliveries = u32::try_from(max_deliveries).unwrap_or(u32::MAX);
+        let ttl_ms = number("ttl_ms", 1, MAX_TTL_MS)?;
         let input = get("input").cloned();
         let deps = match get("deps") {
             Some(raw) => serde_json::from_slice::<Vec<String>>(raw)
@@ -374,6 +400,32 @@ mod tests {
         let rejection = TaskEntry::decode(&owned(bad.fields()), &keys()).unwrap_err();
         assert!(rejection.reason.contains("reply stream"), "{}", rejection.reason);
         assert_eq!(rejection.notify, None, "a foreign reply stream is never written to");
+    }
+
+    #[test]
+    fn out_of_range_numbers_and_empty_names_are_rejected_with_the_field_named() {
+        let cases: [(&str, &[u8], &str); 7] = [
+            ("ttl_ms", b"18446744073709551615", "`ttl_ms`"),
+            ("ttl_ms", b"0", "`ttl_ms`"),
+            ("ttl_ms", b"-5", "`ttl_ms`"),
+            ("max_deliveries", b"0", "`max_deliveries`"),
+            ("max_deliveries", b"4294967296", "`max_deliveries`"),
+            ("rid", b"", "`rid` is empty"),
+            ("result", b"tw:result:", "no name"),
+        ];
+        for (field, value, expected) in cases {
+            let mut fields = owned(entry().fields());
+            let slot = fields.iter_mut().find(|(name, _)| name == field.as_bytes()).unwrap();
+            slot.1 = value.to_vec();
+            let rejection = TaskEntry::decode(&fields, &keys()).unwrap_err();
+            assert!(rejection.reason.contains(expected), "{field}: {}", rejection.reason);
+            // Told unless it is the delivery id that is missing.
+            assert_eq!(rejection.notify.is_some(), field != "rid", "{field}");
+        }
+        let mut fields = owned(entry().fields());
+        fields.iter_mut().find(|(name, _)| name == b"ttl_ms").unwrap().1 =
+            MAX_TTL_MS.to_string().into_bytes();
+        assert_eq!(TaskEntry::decode(&fields, &keys()).unwrap().ttl_ms, MAX_TTL_MS);
     }
 
     #[test]

@@ -168,6 +168,167 @@ impl RedisStore {
     }
 }
 
+/// Who needs the permissions [`RedisStore::check_access`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Client,
+    Worker,
+}
+
+impl RedisStore {
+    /// Checks at start-up that the server's access control (ACL) lets this connection's
+    /// user run every command a client or a worker of this queue sends, on this queue's
+    /// keys, so that a missing permission fails here with a message naming it rather than
+    /// later, one task at a time. Asks `ACL DRYRUN` for each command (Redis 7); where the
+    /// user may not ask that (or the server is older), makes a harmless call of a script
+    /// instead, which checks `EVALSHA` and `SCRIPT LOAD`.
+    pub(crate) async fn check_access(&self, role: Role) -> StoreResult<()> {
+        let mut connection = self.commands.clone();
+        let user: Option<String> =
+            redis::cmd("ACL").arg("WHOAMI").query_async(&mut connection).await.ok();
+        let mut denied = Vec::new();
+        let mut dry_run = user.is_some();
+        if let Some(user) = &user {
+            // One round trip for them all.
+            let commands = self.needed_commands(role);
+            let mut pipeline = redis::pipe();
+            pipeline.ignore_errors();
+            for command in &commands {
+                pipeline.cmd("ACL").arg("DRYRUN").arg(user).arg(command);
+            }
+            let answers: Vec<redis::RedisResult<Value>> =
+                pipeline.query_async(&mut connection).await.map_err(failed("ACL DRYRUN"))?;
+            for (command, answer) in commands.iter().zip(answers) {
+                match answer {
+                    Ok(Value::Okay) => {}
+                    Ok(value) => match text_of(&value) {
+                        Some(text) if text == "OK" => {}
+                        Some(text) => denied.push(text),
+                        None => denied.push(format!("{}: {value:?}", command[0])),
+                    },
+                    // No ACL DRYRUN for this user or server: test calls instead.
+                    Err(_) => {
+                        dry_run = false;
+                        break;
+                    }
+                }
+            }
+        }
+        if !dry_run {
+            denied.clear();
+            // touch.lua with no entries changes nothing.
+            let touched: redis::RedisResult<Value> = self
+                .scripts
+                .touch
+                .key(self.keys.tasks())
+                .key(self.keys.starts())
+                .arg(GROUP)
+                .arg("permission-check")
+                .invoke_async(&mut connection)
+                .await;
+            if let Err(error) = touched {
+                if error.code() == Some("NOPERM") || error.to_string().contains("NOPERM") {
+                    denied.push(error.to_string());
+                }
+            }
+        }
+        if denied.is_empty() {
+            return Ok(());
+        }
+        denied.sort();
+        denied.dedup();
+        let user = user.unwrap_or_else(|| "this connection's user".to_owned());
+        let role = match role {
+            Role::Client => "client",
+            Role::Worker => "worker",
+        };
+        Err(StoreError {
+            operation: "permission check",
+            source: format!(
+                "redis user {user:?} lacks permissions a taskweave {role} of queue {:?} needs: \
+                 {}; grant them (for example `ACL SETUSER {user} +@read +@write +@stream \
+                 +@scripting +@keyspace ~{}`) or connect as another user",
+                self.keys.queue(),
+                denied.join("; "),
+                self.keys.namespace_pattern(),
+            )
+            .into(),
+        })
+    }
+
+    /// The commands a client or a worker sends, with keys like the ones it uses, for
+    /// `ACL DRYRUN`: its own commands and the ones its scripts call.
+    fn needed_commands(&self, role: Role) -> Vec<Vec<String>> {
+        let keys = &self.keys;
+        let (tasks, starts, seq) = (keys.tasks(), keys.starts(), keys.sequence());
+        let entry_of = keys.entry_of("check");
+        let reply = keys.reply("check");
+        let result = keys.result("check", 0);
+        let workers = keys.workers();
+        let heartbeat = keys.heartbeat("check");
+        let mut commands: Vec<Vec<&str>> = vec![
+            vec!["EVALSHA", self.scripts.touch.get_hash(), "1", &tasks],
+            vec!["SCRIPT", "LOAD", "return 1"],
+            vec!["XGROUP", "CREATE", &tasks, GROUP, "0", "MKSTREAM"],
+            vec!["INCR", &seq],
+            vec!["XPENDING", &tasks, GROUP, "-", "+", "1"],
+            vec!["XRANGE", &tasks, "-", "+"],
+            vec!["XACK", &tasks, GROUP, "0-1"],
+            vec!["XDEL", &tasks, "0-1"],
+            vec!["XADD", &tasks, "*", "f", "v"],
+            vec!["GET", &entry_of],
+            vec!["MGET", &entry_of],
+            vec!["SET", &entry_of, "v", "PX", "1"],
+            vec!["HGET", &starts, "f"],
+            vec!["HDEL", &starts, "f"],
+        ];
+        match role {
+            Role::Client => commands.extend([
+                vec!["XREAD", "COUNT", "1", "STREAMS", &reply, "0-0"],
+                vec!["XDEL", &reply, "0-1"],
+                vec!["UNLINK", &result],
+                vec!["DEL", &entry_of],
+                vec!["SMEMBERS", &workers],
+                vec!["MGET", &heartbeat],
+                vec!["SREM", &workers, "check"],
+            ]),
+            Role::Worker => commands.extend([
+                vec!["XREADGROUP", "GROUP", GROUP, "check", "COUNT", "1", "STREAMS", &tasks, ">"],
+                vec!["XAUTOCLAIM", &tasks, GROUP, "check", "0", "0-0"],
+                vec!["XCLAIM", &tasks, GROUP, "check", "0", "0-1", "JUSTID"],
+                vec!["HSET", &starts, "f", "v"],
+                vec!["HINCRBY", &starts, "f", "1"],
+                vec!["EXISTS", &entry_of],
+                vec!["TYPE", &reply],
+                vec!["XADD", &reply, "*", "f", "v"],
+                vec!["PEXPIRE", &reply, "1"],
+                vec!["SET", &result, "v", "PX", "1"],
+                vec!["MGET", &result],
+                vec!["SET", &heartbeat, "v", "PX", "1"],
+                vec!["DEL", &heartbeat],
+                vec!["SADD", &workers, "check"],
+                vec!["SREM", &workers, "check"],
+                // Passing on entries of tasks it does not run (the live workers), and
+                // forgetting dead workers' consumers (forget.lua).
+                vec!["SMEMBERS", &workers],
+                vec!["MGET", &heartbeat],
+                vec!["EXISTS", &heartbeat],
+                vec!["XINFO", "CONSUMERS", &tasks, GROUP],
+                vec!["XGROUP", "DELCONSUMER", &tasks, GROUP, "check"],
+            ]),
+        }
+        let dead = keys.dead();
+        if role == Role::Worker {
+            commands.push(vec!["XADD", &dead, "*", "f", "v"]);
+            commands.push(vec!["TYPE", &dead]);
+        }
+        commands
+            .into_iter()
+            .map(|command| command.into_iter().map(str::to_owned).collect())
+            .collect()
+    }
+}
+
 /// Text out of a reply value, if it is one.
 fn bytes_of(value: &Value) -> Option<Vec<u8>> {
     match value {

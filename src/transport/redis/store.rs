@@ -36,6 +36,50 @@ impl fmt::Display for StoreError {
     }
 }
 
+/// What a failed store operation says about trying it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The broker could not be reached or did not answer (connection refused or dropped, a
+    /// time-out, a server still loading or out of memory): the same call may work later.
+    Unreachable,
+    /// The server refused the call itself (a script error, a wrong type, a bad argument): the
+    /// same call fails again, so retrying it is pointless.
+    Refused,
+    /// The server's access control (ACL) does not allow the call (`NOPERM`): nothing works
+    /// until an operator grants the permission.
+    Permission,
+}
+
+impl StoreError {
+    /// How this failure is to be handled (see [`Failure`]). Errors that are not Redis's
+    /// (the simulation's injected faults, a reply of an unexpected shape) count as
+    /// [`Failure::Unreachable`].
+    pub(crate) fn failure(&self) -> Failure {
+        let Some(error) = self.source.downcast_ref::<redis::RedisError>() else {
+            return Failure::Unreachable;
+        };
+        use redis::{ErrorKind, ServerErrorKind};
+        let code = error.code().unwrap_or_default();
+        if code == "NOPERM" || error.to_string().contains("NOPERM") {
+            return Failure::Permission;
+        }
+        match error.kind() {
+            ErrorKind::Server(
+                ServerErrorKind::ResponseError
+                | ServerErrorKind::ExecAbort
+                | ServerErrorKind::CrossSlot
+                | ServerErrorKind::NoScript,
+            )
+            | ErrorKind::UnexpectedReturnType
+            | ErrorKind::Client => Failure::Refused,
+            // Codes redis-rs does not know: OOM and BUSY pass, the others (WRONGTYPE, ...)
+            // stay.
+            ErrorKind::Extension if !matches!(code, "OOM" | "BUSY") => Failure::Refused,
+            _ => Failure::Unreachable,
+        }
+    }
+}
+
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.source)

@@ -77,3 +77,33 @@ pub async fn blocking_call_inside_async_is_refused(client: Client) {
     let value = std::thread::spawn(move || outside.result()).join().unwrap().unwrap();
     assert_eq!(value, 1);
 }
+
+/// Checks that `error` is a bounded copy of a `FIRST…LAST` text far longer than the bound.
+fn assert_bounded(error: &TaskError) {
+    let text = match error {
+        TaskError::Failed { message, .. } | TaskError::Panicked { message, .. } => message,
+        other => panic!("expected a failure, got {other:?}"),
+    };
+    assert!(text.len() <= taskweave::MAX_ERROR_TEXT + 100, "{} bytes kept", text.len());
+    assert!(text.starts_with("FIRST") && text.ends_with("LAST"), "start and end are kept");
+    assert!(text.contains("bytes of this error cut"));
+}
+
+/// A 100,000-byte error (or panic message) is bounded before it is stored and logged; it
+/// came back whole.
+pub async fn a_huge_error_text_is_bounded(client: Client) {
+    let long = || format!("FIRST{}LAST", "x".repeat(100_000));
+    let failed = client.try_submit(|text: String| Err::<(), String>(text), long());
+    assert_bounded(&failed.await.unwrap_err());
+    let panicked = client.submit(|text: String| -> () { std::panic::panic_any(text) }, long());
+    assert_bounded(&panicked.await.unwrap_err());
+    // Short errors are untouched.
+    let short = client.try_submit(|_: ()| Err::<(), _>("short"), ());
+    assert!(matches!(short.await, Err(TaskError::Failed { message, .. }) if message == "short"));
+}
+
+/// The registered twin: on Redis the worker bounds the text before it is sent.
+pub async fn a_huge_registered_error_text_is_bounded(client: Client) {
+    let failed = client.submit_task::<super::registered::Verbose>(100_000);
+    assert_bounded(&failed.await.unwrap_err());
+}

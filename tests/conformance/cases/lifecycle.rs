@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use taskweave::{Client, TaskError};
+use taskweave::{Client, Error, TaskError};
 
 use super::eventually;
 
@@ -11,15 +11,43 @@ pub async fn close_twice_is_fine(client: Client) {
 }
 
 pub async fn submit_after_close_gives_a_clear_error(client: Client) {
+    let before = client.submit(|x: i32| x, 7);
+    assert_eq!((&before).await.unwrap(), 7);
     client.close().await.unwrap();
     let late = client.submit(|x: i32| x, 1);
-    match late.await {
-        Err(TaskError::Cancelled { reason, .. }) => {
-            assert!(reason.contains("client was closed"), "{reason}");
-            assert!(reason.contains("build a new client"), "{reason}");
+    match (&late).await {
+        Err(error @ TaskError::ClientClosed { .. }) => {
+            let text = error.to_string();
+            assert!(text.contains("client was closed before submit"), "{text}");
+            assert!(text.contains("build a new client"), "{text}");
+            assert!(!error.is_cancelled(), "refused work was never accepted, so not cancelled");
         }
-        other => panic!("expected Cancelled, got {other:?}"),
+        other => panic!("expected ClientClosed, got {other:?}"),
     }
+    assert_eq!(late.state(), Some(taskweave::scheduler::TaskState::Cancelled));
+    assert_eq!(before.state(), Some(taskweave::scheduler::TaskState::Finished));
+    // `?` into the client's error gives `Error::Closed`, naming the operation.
+    let error = Error::from((&late).await.unwrap_err());
+    assert!(matches!(error, Error::Closed { operation: "submit" }), "{error:?}");
+    // Every other operation says the same, naming itself.
+    let mapped = client.map(|x: i32| x, 0..3);
+    assert!(matches!((&mapped[2]).await, Err(TaskError::ClientClosed { operation: "map", .. })));
+    let scattered = client.scatter(5_i32);
+    assert!(matches!(
+        (&scattered).await,
+        Err(TaskError::ClientClosed { operation: "scatter", .. })
+    ));
+    let dependent = client.after(&before).submit(|x: i32| x + 1);
+    assert!(matches!(dependent.await, Err(TaskError::ClientClosed { .. })));
+    let gathered = client.gather(std::slice::from_ref(&before)).await;
+    assert!(matches!(gathered, Err(Error::Closed { operation: "gather" })), "{gathered:?}");
+    let waited = client.wait(&mapped, taskweave::ReturnWhen::AllCompleted, None).await;
+    assert!(matches!(waited, Err(Error::Closed { operation: "wait" })));
+    let workers = client.workers().await;
+    assert!(matches!(workers, Err(Error::Closed { operation: "workers" })));
+    assert!(Error::Closed { operation: "gather" }.to_string().contains("gather was refused"));
+    // A value the future already held stays readable.
+    assert_eq!(before.await.unwrap(), 7);
 }
 
 pub async fn close_resolves_pending_tasks_with_an_error(client: Client) {

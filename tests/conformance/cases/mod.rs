@@ -1,10 +1,13 @@
 //! The conformance cases, grouped by theme. Every case is `pub async fn(client: Client)`.
 
 pub mod basics;
+pub mod cancelling;
 pub mod errors;
+pub mod keys;
 pub mod lifecycle;
 pub mod registered;
 pub mod semantics;
+pub mod shapes;
 pub mod stats;
 pub mod threads;
 pub mod waiting;

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use futures::StreamExt;
-use taskweave::{Client, Error, ReturnWhen, Task, TaskError};
+use taskweave::{CancelOutcome, Client, Error, RetryOutcome, ReturnWhen, Task, TaskError};
 
 /// `a + b`.
 pub struct Add;
@@ -47,6 +47,19 @@ impl Task for EvenOnly {
     }
 }
 
+/// Fails with an error text of `len` bytes: `FIRST`, then `x`s, then `LAST`.
+pub struct Verbose;
+
+impl Task for Verbose {
+    const NAME: &'static str = "conformance.verbose";
+    type Input = usize;
+    type Output = ();
+    type Error = String;
+    fn run(len: usize) -> Result<(), String> {
+        Err(format!("FIRST{}LAST", "x".repeat(len.saturating_sub(9))))
+    }
+}
+
 /// Panics with the given message.
 pub struct Explode;
 
@@ -73,6 +86,34 @@ impl Task for Sum {
     }
 }
 
+/// Fails the first time it sees a number (in this process), then returns it: a flaky task
+/// whose cases pick numbers of their own ([`fresh_number`]).
+pub struct FailsOnce;
+
+static SEEN: std::sync::Mutex<Vec<i64>> = std::sync::Mutex::new(Vec::new());
+
+impl Task for FailsOnce {
+    const NAME: &'static str = "conformance.fails-once";
+    type Input = i64;
+    type Output = i64;
+    type Error = String;
+    fn run(x: i64) -> Result<i64, String> {
+        let mut seen = SEEN.lock().unwrap();
+        if seen.contains(&x) {
+            Ok(x)
+        } else {
+            seen.push(x);
+            Err(format!("first run of {x} fails"))
+        }
+    }
+}
+
+/// An even number no other case uses, for [`FailsOnce`].
+fn fresh_number() -> i64 {
+    static NEXT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1_000);
+    NEXT.fetch_add(2, std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Registers every task of these cases on a Redis worker.
 #[cfg(feature = "redis")]
 pub fn register(builder: taskweave::worker::WorkerBuilder) -> taskweave::worker::WorkerBuilder {
@@ -82,6 +123,8 @@ pub fn register(builder: taskweave::worker::WorkerBuilder) -> taskweave::worker:
         .register::<EvenOnly>()
         .register::<Explode>()
         .register::<Sum>()
+        .register::<Verbose>()
+        .register::<FailsOnce>()
 }
 
 pub async fn registered_task_gives_its_value(client: Client) {
@@ -214,11 +257,11 @@ pub async fn close_cancels_what_is_unfinished_and_later_submits(client: Client) 
     let error = running.await.unwrap_err();
     assert!(error.is_cancelled(), "{error:?}");
     match client.submit_task::<Add>((1, 1)).await {
-        Err(TaskError::Cancelled { reason, .. }) => {
-            assert!(reason.contains("client was closed"), "{reason}")
-        }
-        other => panic!("expected Cancelled, got {other:?}"),
+        Err(TaskError::ClientClosed { operation, .. }) => assert_eq!(operation, "submit"),
+        other => panic!("expected ClientClosed, got {other:?}"),
     }
+    let mapped = client.map_task::<Add>([(1, 1)]);
+    assert!(matches!((&mapped[0]).await, Err(TaskError::ClientClosed { .. })));
 }
 
 pub async fn cancelling_a_registered_task_cancels_it_and_its_dependents(client: Client) {
@@ -236,4 +279,55 @@ pub async fn cancelling_a_registered_task_cancels_it_and_its_dependents(client: 
     assert!(error.is_cancelled(), "{error:?}");
     // The client keeps working.
     assert_eq!(client.submit_task::<Add>((1, 1)).await.unwrap(), 2);
+}
+
+/// Issue 13, defect 2, on every transport: retrying a dependent re-runs its failed
+/// dependency first; a failed task keeps a dependency whose handle was dropped.
+pub async fn retrying_a_registered_dependent_reruns_its_failed_dependency(client: Client) {
+    let number = fresh_number();
+    let flaky = client.submit_task::<FailsOnce>(number);
+    let dependent = client.after(&flaky).submit_task::<EvenOnly>();
+    match (&dependent).await {
+        Err(TaskError::DependencyFailed { root, .. }) => {
+            assert!(root.to_string().contains("first run of"), "{root}")
+        }
+        other => panic!("expected DependencyFailed, got {other:?}"),
+    }
+    assert_eq!(dependent.retry(), RetryOutcome::Rerunning);
+    assert_eq!((&dependent).await.unwrap(), number);
+    assert_eq!(flaky.await.unwrap(), number);
+
+    let number = fresh_number();
+    let input = client.submit_task::<Add>((number, 0));
+    let failing = client.after(&input).submit_task::<FailsOnce>();
+    drop(input);
+    assert!((&failing).await.is_err());
+    assert_eq!(failing.retry(), RetryOutcome::Rerunning);
+    assert_eq!(failing.await.unwrap(), number, "the input was kept for the retry");
+}
+
+/// Issue 13, defect 3, on every transport: cancelling a finished task cancels it and its
+/// dependents, and later dependents are cancelled at once.
+pub async fn cancelling_a_finished_registered_task_cancels_it_and_its_dependents(client: Client) {
+    let a = client.submit_task::<Add>((1, 2));
+    let b = client.after((&a, &a)).submit_task::<Add>();
+    assert_eq!((&b).await.unwrap(), 6);
+    assert_eq!(a.cancel(), CancelOutcome::CancelledAfterFinishing);
+    assert!((&a).await.unwrap_err().is_cancelled());
+    match (&b).await {
+        Err(TaskError::Cancelled { reason, .. }) => {
+            assert!(reason.contains(&a.key().to_string()), "{reason}")
+        }
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    assert_eq!(b.cancel(), CancelOutcome::AlreadyCancelled);
+    let late = client.after((&a, &a)).submit_task::<Add>();
+    assert!(late.await.unwrap_err().is_cancelled());
+    drop((a, b));
+    let stats_client = client.clone();
+    super::eventually(&client, Duration::from_secs(10), "release", move || {
+        stats_client.stats().tasks.held() == 0
+    })
+    .await;
+    assert_eq!(client.submit_task::<Add>((1, 1)).await.unwrap(), 2, "the client keeps working");
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use taskweave::{Client, TaskError};
+use taskweave::{CancelOutcome, Client, RetryOutcome, TaskError};
 
 use super::eventually;
 
@@ -328,10 +328,10 @@ pub async fn retry_reruns_a_failed_task_on_demand(client: Client) {
         }
     });
     assert!((&flaky).await.is_err());
-    flaky.retry();
+    assert_eq!(flaky.retry(), RetryOutcome::Rerunning);
     assert_eq!((&flaky).await.unwrap(), 10, "the retried run read its input again");
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
-    flaky.retry(); // a finished task is not re-run
+    assert_eq!(flaky.retry(), RetryOutcome::NotFailed, "a finished task is not re-run");
     assert_eq!(flaky.await.unwrap(), 10);
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
 }
@@ -343,4 +343,138 @@ pub async fn map_over_futures_and_over_zipped_iterables(client: Client) {
     // Two iterables: zip them, the shortest wins (as in Dask's map over several lists).
     let sums = client.map(|(a, b): (i64, i64)| a + b, vec![1, 2, 3].into_iter().zip(vec![10, 20]));
     assert_eq!(client.gather(&sums).await.unwrap(), vec![11, 22]);
+}
+
+/// A body that fails on its first run and then returns `x + 1`; the counter counts runs.
+fn fails_once(
+    runs: &Arc<AtomicU32>,
+) -> impl Fn(i64) -> Result<i64, String> + Send + Sync + 'static {
+    let runs = runs.clone();
+    move |x: i64| {
+        if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+            Err("first run fails".to_string())
+        } else {
+            Ok(x + 1)
+        }
+    }
+}
+
+/// Issue 13, defect 2: `y.retry()` when `y` failed because `x` did re-runs `x`, then `y` (it
+/// did nothing, even after `x.retry()` had succeeded).
+pub async fn retrying_a_dependent_reruns_its_failed_dependency_first(client: Client) {
+    let runs = Arc::new(AtomicU32::new(0));
+    let x = client.try_submit(fails_once(&runs), 1);
+    let y = client.after(&x).submit(|x: i64| x * 10);
+    let z = client.after(&y).submit(|y: i64| y + 1);
+    assert!(matches!((&z).await, Err(TaskError::DependencyFailed { .. })));
+    assert_eq!(z.retry(), RetryOutcome::Rerunning);
+    assert_eq!((&z).await.unwrap(), 21, "x, then y, then z ran again");
+    assert_eq!((&x).await.unwrap(), 2, "every handle of x sees its new outcome");
+    assert_eq!((&y).await.unwrap(), 20);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert_eq!(z.retry(), RetryOutcome::NotFailed);
+
+    // Retrying the dependency first, then the dependent, works too.
+    let runs = Arc::new(AtomicU32::new(0));
+    let x = client.try_submit(fails_once(&runs), 5);
+    let y = client.after(&x).submit(|x: i64| x * 10);
+    assert!((&y).await.is_err());
+    assert_eq!(x.retry(), RetryOutcome::Rerunning);
+    assert_eq!((&x).await.unwrap(), 6);
+    assert!((&y).await.is_err(), "y keeps its outcome until it is retried");
+    assert_eq!(client.retry(std::slice::from_ref(&y)), [RetryOutcome::Rerunning]);
+    assert_eq!(y.await.unwrap(), 60);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+/// Issue 13, defect 2: a failed task whose dependency's handle was dropped can be retried:
+/// it keeps that dependency's value for the purpose (the retry did nothing).
+pub async fn a_failed_task_whose_dependency_was_released_can_be_retried(client: Client) {
+    let runs = Arc::new(AtomicU32::new(0));
+    let x = client.submit(inc, 1);
+    let y = client.after(&x).try_submit(fails_once(&runs));
+    drop(x);
+    assert!((&y).await.is_err());
+    assert_eq!(y.retry(), RetryOutcome::Rerunning);
+    assert_eq!((&y).await.unwrap(), 3);
+    drop(y);
+    let stats = client.clone();
+    eventually(&client, Duration::from_secs(10), "release", move || {
+        stats.stats().tasks.held() == 0
+    })
+    .await;
+}
+
+/// Issue 13, defect 3: cancelling a finished task cancels it, as in Dask (it stayed finished
+/// and usable as a dependency): its value is released, what read it is cancelled, and a task
+/// submitted on it later is cancelled naming it; `cancel` and `retry` say what they did.
+pub async fn cancelling_a_finished_task_cancels_it_and_what_reads_it(client: Client) {
+    let table = client.scatter(Arc::new(vec![1u64, 2, 3]));
+    let value = Arc::downgrade(&(&table).await.unwrap());
+    let x = client.after(&table).submit(|t: Arc<Vec<u64>>| t.iter().sum::<u64>());
+    let y = client.after(&x).submit(|x: u64| x * 10);
+    assert_eq!((&y).await.unwrap(), 60);
+
+    assert_eq!(table.cancel(), CancelOutcome::CancelledAfterFinishing);
+    assert!(value.upgrade().is_none(), "the cancelled value is released");
+    for (future, reason) in [(&x, table.key().to_string()), (&y, x.key().to_string())] {
+        match future.await {
+            Err(TaskError::Cancelled { key, reason: why }) => {
+                assert_eq!(&key, future.key());
+                assert!(why.contains(&reason), "{why}");
+            }
+            other => panic!("expected Cancelled, got {other:?}"),
+        }
+    }
+    match (&table).await {
+        Err(TaskError::Cancelled { reason, .. }) => {
+            assert!(reason.contains("cancelled by the user"), "{reason}")
+        }
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    assert_eq!(table.cancel(), CancelOutcome::AlreadyCancelled);
+    assert_eq!(y.cancel(), CancelOutcome::AlreadyCancelled);
+    assert_eq!(table.retry(), RetryOutcome::Cancelled, "a cancel is not undone by a retry");
+    let late = client.after(&table).submit(|t: Arc<Vec<u64>>| t.len());
+    match late.await {
+        Err(TaskError::Cancelled { reason, .. }) => {
+            assert!(reason.contains(&table.key().to_string()), "{reason}")
+        }
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+
+    // A failed task is cancelled too; an unfinished one answers `Cancelled`.
+    let failed = client.try_submit(|_: ()| Err::<u8, _>("no"), ());
+    assert!((&failed).await.is_err());
+    let (release, blockers) = block_workers(&client, 2);
+    let queued = client.submit(inc, 1);
+    let answers = client.cancel(std::slice::from_ref(&failed));
+    assert_eq!(answers, [CancelOutcome::CancelledAfterFinishing]);
+    assert!(failed.await.unwrap_err().is_cancelled());
+    assert_eq!(queued.cancel(), CancelOutcome::Cancelled);
+    assert!(queued.await.unwrap_err().is_cancelled());
+    drop(release);
+    for blocker in blockers {
+        blocker.await.unwrap();
+    }
+    assert_eq!(client.submit(inc, 1).await.unwrap(), 2, "the client keeps working");
+}
+
+/// Issue 13: `{future:?}` shows the key and the status, like Dask's repr.
+pub async fn debug_shows_the_key_and_the_status(client: Client) {
+    let (release, blockers) = block_workers(&client, 2);
+    let queued = client.task().key("queued").submit(inc, 1);
+    assert_eq!(format!("{queued:?}"), "TaskFuture { key: queued, status: pending }");
+    assert!(format!("{:?}", blockers[0]).ends_with("status: running }"), "{:?}", blockers[0]);
+    drop(release);
+    assert_eq!((&queued).await.unwrap(), 2);
+    assert_eq!(format!("{queued:?}"), "TaskFuture { key: queued, status: finished }");
+    let failed = client.task().key("failed").try_submit(|_: ()| Err::<u8, _>("no"), ());
+    assert!((&failed).await.is_err());
+    assert_eq!(format!("{failed:?}"), "TaskFuture { key: failed, status: failed }");
+    queued.cancel();
+    assert_eq!(format!("{queued:?}"), "TaskFuture { key: queued, status: cancelled }");
+    for blocker in blockers {
+        blocker.await.unwrap();
+    }
 }

@@ -66,7 +66,7 @@ pub async fn shared_keys_held_and_dropped_from_many_threads_are_released(client:
                         _ => drop(future),
                     }
                     if kept.len() > 5 {
-                        kept.remove(0);
+                        drop(kept.remove(0));
                     }
                 }
                 for future in &kept {

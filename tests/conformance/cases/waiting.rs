@@ -368,3 +368,144 @@ pub async fn blocking_twins_work_from_a_plain_thread(client: Client) {
     assert!(matches!(gather, Err(Error::BlockingInAsyncContext)), "{gather:?}");
     assert!(matches!(next, Some(Err(Error::BlockingInAsyncContext))), "{next:?}");
 }
+
+/// Runs `work` on a plain thread (where blocking calls are allowed) and awaits its answer
+/// without blocking the executor's thread.
+async fn on_plain_thread<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> R {
+    let (report, answer) = futures::channel::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = report.send(work());
+    });
+    answer.await.expect("the thread reports")
+}
+
+/// Issue 13: `future.result_timeout(d)` gives `Error::Timeout` after `d` and cancels
+/// nothing; inside async code it is refused like every blocking call.
+pub async fn result_timeout_gives_timeout_and_cancels_nothing(client: Client) {
+    let (release, gate) = async_channel::bounded::<()>(1);
+    let blocked = gated(&client, &gate, 5);
+    let inside = blocked.clone();
+    let timed_out = on_plain_thread(move || inside.result_timeout(Duration::from_millis(10))).await;
+    assert!(matches!(timed_out, Err(Error::Timeout { .. })), "{timed_out:?}");
+    assert!(!blocked.is_done(), "nothing was cancelled");
+    let (report, reported) = futures::channel::oneshot::channel();
+    let inside = blocked.clone();
+    client
+        .executor()
+        .spawn_task(async move {
+            let _ = report.send(inside.result_timeout(Duration::from_secs(1)));
+        })
+        .unwrap();
+    let refused = reported.await.unwrap();
+    assert!(matches!(refused, Err(Error::BlockingInAsyncContext)), "{refused:?}");
+    drop(release);
+    let inside = blocked.clone();
+    let value = on_plain_thread(move || inside.result_timeout(Duration::from_secs(30))).await;
+    assert_eq!(value.unwrap(), 5);
+    let failing = client.try_submit(|_: ()| Err::<u8, _>("nope"), ());
+    let error = on_plain_thread(move || failing.result_timeout(Duration::from_secs(30))).await;
+    assert!(matches!(error, Err(Error::Task(TaskError::Failed { .. }))), "{error:?}");
+}
+
+/// Issue 13: `future.error()` reads the error without consuming the handle or waiting.
+pub async fn error_reads_the_error_without_waiting_or_consuming(client: Client) {
+    let (release, gate) = async_channel::bounded::<()>(1);
+    let blocked = gated(&client, &gate, 5);
+    assert!(blocked.error().is_none(), "no outcome yet");
+    let failing = client.try_submit(|_: ()| Err::<u8, _>("disk full"), ());
+    assert!((&failing).await.is_err());
+    for _ in 0..2 {
+        match failing.error() {
+            Some(TaskError::Failed { key, message }) => {
+                assert_eq!(&key, failing.key());
+                assert_eq!(message, "disk full");
+            }
+            other => panic!("expected Failed, got {other:?}"),
+        }
+    }
+    drop(release);
+    assert_eq!((&blocked).await.unwrap(), 5);
+    assert!(blocked.error().is_none(), "a value is no error");
+    blocked.cancel();
+    assert!(blocked.error().is_some_and(|error| error.is_cancelled()));
+}
+
+/// Issue 13: `on_done(f)` calls `f` once with the finished future, on the executor (not on
+/// the caller's thread), for tasks done already too, and survives a panicking callback.
+pub async fn on_done_calls_back_once_when_the_task_is_done(client: Client) {
+    let (release, gate) = async_channel::bounded::<()>(1);
+    let blocked = gated(&client, &gate, 5);
+    let (report, mut reports) = futures::channel::mpsc::unbounded();
+    thread_local! {
+        static IN_ON_DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    // Registers a callback that reports the value it saw and whether it ran inside the
+    // `on_done` call itself (it must not).
+    let register = |future: &TaskFuture<i32>, name: &'static str| {
+        let report = report.clone();
+        IN_ON_DONE.with(|inside| inside.set(true));
+        future
+            .on_done(move |done| {
+                let inside = IN_ON_DONE.with(|inside| inside.get());
+                let _ = report.unbounded_send((name, done.try_result().map(|r| r.ok()), inside));
+            })
+            .unwrap();
+        IN_ON_DONE.with(|inside| inside.set(false));
+    };
+    register(&blocked, "blocked");
+    blocked.on_done(|_| panic!("a callback that panics")).unwrap();
+    let finished = client.submit(|x: i32| x + 1, 1);
+    assert_eq!((&finished).await.unwrap(), 2);
+    register(&finished, "finished");
+    assert_eq!(reports.next().await, Some(("finished", Some(Some(2)), false)));
+    drop(release);
+    assert_eq!(reports.next().await, Some(("blocked", Some(Some(5)), false)));
+    drop(report);
+    // Both callbacks ran once and let go of their senders: the channel ends.
+    assert_eq!(reports.next().await, None);
+    assert_eq!(client.submit(|x: i32| x, 3).await.unwrap(), 3, "the client keeps working");
+}
+
+/// Issue 13: `as_completed(..).timeout(d)` yields what finished, then one `Error::Timeout`,
+/// then ends, cancelling nothing; the blocking twin does the same.
+pub async fn as_completed_timeout_yields_what_finished_then_a_timeout(client: Client) {
+    let (release, gate) = async_channel::bounded::<()>(1);
+    let stuck = gated(&client, &gate, 5);
+    let quick = client.submit(|x: i32| x, 1);
+    (&quick).await.unwrap(); // done before the clock starts: the first item is certain
+    let mut completed =
+        client.as_completed(vec![stuck.clone(), quick]).timeout(Duration::from_millis(50));
+    let first = completed.next().await.unwrap().unwrap();
+    assert_eq!(first.await.unwrap(), 1);
+    match completed.next().await {
+        Some(Err(Error::Timeout { after })) => assert_eq!(after, Duration::from_millis(50)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(completed.next().await.is_none(), "the stream ends after its timeout");
+    let pending = completed.into_pending();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].key(), stuck.key());
+    assert!(!stuck.is_done(), "nothing was cancelled");
+
+    // A stream whose futures all finish in time ends without a timeout.
+    let all = client.map(|x: i32| x * 2, 0..5);
+    let items: Vec<_> =
+        client.as_completed(all).timeout(Duration::from_secs(30)).collect::<Vec<_>>().await;
+    assert_eq!(items.len(), 5);
+    assert!(items.iter().all(Result::is_ok));
+
+    let blocking_client = client.clone();
+    let waiting = stuck.clone();
+    let (first, second) = on_plain_thread(move || {
+        let mut completed = blocking_client
+            .blocking()
+            .as_completed(vec![waiting])
+            .timeout(Duration::from_millis(10));
+        (completed.next(), completed.next())
+    })
+    .await;
+    assert!(matches!(first, Some(Err(Error::Timeout { .. }))), "{first:?}");
+    assert!(second.is_none());
+    drop(release);
+    assert_eq!(stuck.await.unwrap(), 5);
+}

@@ -1,0 +1,73 @@
+//! `gather` over structures: tuples of different types, maps, nested vectors.
+
+use std::collections::{BTreeMap, HashMap};
+
+use taskweave::{Client, Error, TaskError};
+
+pub async fn gather_takes_tuples_maps_and_nested_vectors(client: Client) {
+    let number = client.submit(|x: i64| x + 1, 1);
+    let text = client.submit(|x: &'static str| x.to_owned(), "two");
+    let list = client.map(|x: u8| x * 2, 0..3);
+    let (n, t, l) = client.gather((&number, &text, &list)).await.unwrap();
+    assert_eq!((n, t.as_str(), l), (2, "two", vec![0, 2, 4]));
+
+    let by_name: HashMap<String, _> =
+        (0..20).map(|i| (format!("k{i}"), client.submit(|x: i32| x * x, i))).collect();
+    let values = client.gather(&by_name).await.unwrap();
+    assert_eq!(values.len(), 20);
+    assert_eq!(values["k7"], 49);
+    let ordered: BTreeMap<u8, _> = (0..5).map(|i| (i, client.submit(|x: u8| x + 100, i))).collect();
+    assert_eq!(client.gather(&ordered).await.unwrap()[&4], 104);
+
+    let grid: Vec<Vec<_>> =
+        (0..4).map(|row| client.map(move |x: u32| row * 10 + x, 0..3)).collect();
+    let values = client.gather(&grid).await.unwrap();
+    assert_eq!(values[3], vec![30, 31, 32]);
+
+    // One future alone, and an owned vector.
+    assert_eq!(client.gather(&number).await.unwrap(), 2);
+    assert_eq!(client.gather(list).await.unwrap(), vec![0, 2, 4]);
+}
+
+pub async fn gather_of_a_tuple_raises_the_first_error_in_order(client: Client) {
+    let fine = client.submit(|x: i64| x, 1);
+    let broken = client.try_submit(|_: ()| Err::<String, _>("broken"), ());
+    let also_broken = client.try_submit(|_: ()| Err::<u8, _>("also broken"), ());
+    match client.gather((&fine, &broken, &also_broken)).await {
+        Err(Error::Task(TaskError::Failed { key, message })) => {
+            assert_eq!(&key, broken.key());
+            assert_eq!(message, "broken");
+        }
+        other => panic!("expected the first failure, got {other:?}"),
+    }
+}
+
+/// Scatter with an explicit key, by content (`pure`), and of a collection one future per
+/// element.
+pub async fn scatter_by_key_by_content_and_per_element(client: Client) {
+    let table = client.task().key("table").scatter(vec![1, 2, 3]);
+    assert_eq!(table.key().to_string(), "table");
+    let again = client.task().key("table").scatter(vec![9]);
+    assert_eq!(again.await.unwrap(), vec![1, 2, 3], "a held key keeps its value");
+    let reader = client.task().key("table").submit(|_: ()| vec![0], ());
+    assert_eq!(reader.await.unwrap(), vec![1, 2, 3], "a submission finds the scattered key");
+
+    let first = client.task().pure().scatter(String::from("settings"));
+    let same = client.task().pure().scatter(String::from("settings"));
+    let other = client.task().pure().scatter(String::from("other"));
+    assert_eq!(first.key(), same.key());
+    assert_ne!(first.key(), other.key());
+    assert!(first.key().to_string().starts_with("String-"), "{}", first.key());
+    let plain_a = client.scatter(String::from("settings"));
+    let plain_b = client.scatter(String::from("settings"));
+    assert_ne!(plain_a.key(), plain_b.key(), "without pure, every scatter is its own");
+
+    let parts = client.scatter_each(vec![vec![1u8, 2], vec![3]]);
+    assert_eq!(parts.len(), 2);
+    let sizes = client.map_after(&parts, |part: Vec<u8>| part.len());
+    assert_eq!(client.gather(&sizes).await.unwrap(), vec![2, 1]);
+    let hashed = client.task().pure().scatter_each([7u32, 7, 8]);
+    assert_eq!(hashed[0].key(), hashed[1].key());
+    assert_ne!(hashed[0].key(), hashed[2].key());
+    drop(table);
+}

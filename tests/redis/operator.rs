@@ -1,0 +1,467 @@
+//! Faults an operator meets in the first week (issue 19): an entry no script can store,
+//! a Redis user without a permission the worker needs, a broker that goes away.
+
+use std::time::Duration;
+
+use redis::streams::StreamRangeReply;
+use taskweave::transport::redis::RedisTransport;
+use taskweave::worker::Worker;
+use taskweave::{Client, Error};
+
+use crate::tasks::{self, Add};
+use crate::{RedisServer, run, within, worker};
+
+/// Writes a task entry straight into `queue`'s stream (bypassing the client): a valid `add`
+/// of `[1, 2]` for client `client_id`, with `changes` applied to its fields.
+fn raw_entry(server: &RedisServer, queue: &str, client_id: &str, changes: &[(&str, &str)]) {
+    let mut fields: Vec<(&str, String)> = vec![
+        ("v", "1".into()),
+        ("task", "add".into()),
+        ("key", "raw-entry".into()),
+        ("rid", format!("{client_id}:999999:1")),
+        ("result", format!("taskweave:result:{client_id}:999999")),
+        ("reply", format!("taskweave:reply:{client_id}")),
+        ("max_deliveries", "3".into()),
+        ("ttl_ms", "60000".into()),
+        ("input", "[1,2]".into()),
+    ];
+    for (name, value) in changes {
+        fields.iter_mut().find(|(field, _)| field == name).expect("a known field").1 =
+            (*value).to_owned();
+    }
+    let mut command = redis::cmd("XADD");
+    command.arg(format!("taskweave:{queue}:tasks")).arg("*");
+    for (field, value) in fields {
+        command.arg(field).arg(value);
+    }
+    let _: String = command.query(&mut server.connection()).unwrap();
+}
+
+fn dead_reasons(server: &RedisServer, queue: &str) -> Vec<String> {
+    let dead: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("taskweave:{queue}:dead"))
+        .arg("-")
+        .arg("+")
+        .query(&mut server.connection())
+        .unwrap();
+    dead.ids.iter().map(|entry| entry.get::<String>("dead_reason").unwrap()).collect()
+}
+
+/// After one entry, 200 good tasks all resolve in bounded time, and nothing stays pending.
+async fn two_hundred_tasks_resolve(server: &RedisServer, client: &Client, queue: &str) {
+    let futures = client.map_task::<Add>((0..200).map(|i| (i, 1)));
+    let values = within(
+        client,
+        Duration::from_secs(30),
+        "200 tasks after the bad entry",
+        Box::pin(client.gather(&futures)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(values, (1..201).collect::<Vec<i64>>());
+    // The bad entry's retries end in the dead-letter stream, with nothing left pending.
+    until(client, "the bad entry dead-lettered and nothing pending", || {
+        let pending: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+            .arg(format!("taskweave:{queue}:tasks"))
+            .arg("workers")
+            .query(&mut server.connection())
+            .unwrap();
+        pending.0 == 0 && !dead_reasons(server, queue).is_empty()
+    })
+    .await;
+}
+
+#[test]
+fn an_entry_with_a_ttl_redis_cannot_use_is_dead_lettered_and_wedges_nothing() {
+    run(|| async {
+        let server = RedisServer::start();
+        let running = worker(&server, "ttl", 2).await;
+        let transport = RedisTransport::builder(server.url()).queue("ttl").connect().await.unwrap();
+        let client_id = transport.client_id().to_owned();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        // What a client with result_ttl(Duration::MAX) wrote before the builder checked it.
+        raw_entry(&server, "ttl", &client_id, &[("ttl_ms", "18446744073709551615")]);
+        two_hundred_tasks_resolve(&server, &client, "ttl").await;
+        let reasons = dead_reasons(&server, "ttl");
+        assert_eq!(reasons.len(), 1, "{reasons:#?}");
+        assert!(reasons[0].contains("field `ttl_ms` is \"18446744073709551615\""), "{reasons:#?}");
+        client.close().await.unwrap();
+        running.shutdown();
+        running.stopped().await;
+    });
+}
+
+#[test]
+fn an_outcome_redis_refuses_to_store_is_dead_lettered_and_wedges_nothing() {
+    run(|| async {
+        let server = RedisServer::start();
+        let running = worker(&server, "refused", 2).await;
+        let client = crate::client(&server, "refused").await;
+        // A reply "stream" that is a string: every write of a completion to it fails.
+        let _: () = redis::cmd("SET")
+            .arg("taskweave:reply:broken")
+            .arg("not a stream")
+            .query(&mut server.connection())
+            .unwrap();
+        raw_entry(&server, "refused", "broken", &[]);
+        two_hundred_tasks_resolve(&server, &client, "refused").await;
+        let reasons = dead_reasons(&server, "refused");
+        assert_eq!(reasons.len(), 1, "{reasons:#?}");
+        assert!(reasons[0].contains("redis refused to store the outcome"), "{reasons:#?}");
+        assert!(reasons[0].contains("the client could not be told"), "{reasons:#?}");
+        client.close().await.unwrap();
+        running.shutdown();
+        running.stopped().await;
+    });
+}
+
+#[test]
+fn the_builder_refuses_a_result_ttl_redis_cannot_use() {
+    run(|| async {
+        let server = RedisServer::start();
+        let refused = RedisTransport::builder(server.url()).result_ttl(Duration::MAX).connect();
+        match refused.await {
+            Err(Error::InvalidConfig { message }) => {
+                assert!(message.contains("result_ttl("), "{message}");
+                assert!(message.contains("from 1 ms to 365 days"), "{message}");
+            }
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+        // A time under a millisecond is clamped to one, not refused.
+        let transport =
+            RedisTransport::builder(server.url()).result_ttl(Duration::ZERO).connect().await;
+        assert!(transport.is_ok());
+    });
+}
+
+/// Makes `queue`'s group and one entry that `consumer` holds; returns the entry's id.
+fn held_entry(connection: &mut redis::Connection, queue: &str, consumer: &str) -> String {
+    let stream = format!("taskweave:{queue}:tasks");
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(connection)
+        .unwrap();
+    let entry: String =
+        redis::cmd("XADD").arg(&stream).arg("*").arg("task").arg("add").query(connection).unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg(consumer)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query(connection)
+        .unwrap();
+    entry
+}
+
+#[test]
+fn the_scripts_refuse_a_bad_ttl_before_writing_anything() {
+    let server = RedisServer::start();
+    let mut connection = server.connection();
+    let entry = held_entry(&mut connection, "args", "w1");
+    let lengths = |connection: &mut redis::Connection| -> (usize, usize, usize) {
+        let length = |key: &str, connection: &mut redis::Connection| -> usize {
+            redis::cmd("XLEN").arg(key).query(connection).unwrap()
+        };
+        (
+            length("taskweave:reply:c1", connection),
+            length("taskweave:args:dead", connection),
+            length("taskweave:args:tasks", connection),
+        )
+    };
+    // A failed outcome writes the reply first: with a bad ttl it used to stop after it.
+    let completed: redis::RedisResult<redis::Value> =
+        redis::Script::new(include_str!("../../src/transport/redis/complete.lua"))
+            .key("taskweave:args:tasks")
+            .key("taskweave:args:starts")
+            .key("taskweave:reply:c1")
+            .key("taskweave:result:c1:1")
+            .key("taskweave:args:entry:c1:1:1")
+            .arg("workers")
+            .arg("w1")
+            .arg(&entry)
+            .arg("c1:1:1")
+            .arg("failed")
+            .arg("boom")
+            .arg("18446744073709551615")
+            .invoke(&mut connection);
+    let error = completed.unwrap_err().to_string();
+    assert!(error.contains("has ttl 18446744073709551615"), "{error}");
+    assert_eq!(lengths(&mut connection), (0, 0, 1), "complete.lua wrote nothing");
+    let dead_lettered: redis::RedisResult<redis::Value> =
+        redis::Script::new(include_str!("../../src/transport/redis/dead_letter.lua"))
+            .key("taskweave:args:tasks")
+            .key("taskweave:args:dead")
+            .key("taskweave:reply:c1")
+            .key("taskweave:args:starts")
+            .key("taskweave:args:entry:c1:1:1")
+            .arg("workers")
+            .arg(&entry)
+            .arg("w1")
+            .arg("a reason")
+            .arg("c1:1:1")
+            .arg("rejected")
+            .arg("a reason")
+            .arg("18446744073709551615")
+            .invoke(&mut connection);
+    let error = dead_lettered.unwrap_err().to_string();
+    assert!(error.contains("has ttl 18446744073709551615"), "{error}");
+    assert_eq!(lengths(&mut connection), (0, 0, 1), "dead_letter.lua wrote nothing");
+    let pending: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+        .arg("taskweave:args:tasks")
+        .arg("workers")
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(pending.0, 1, "the entry is still pending with its owner");
+}
+
+/// Makes an ACL user `name` (password `pw`) with `rules`; returns its URL.
+fn acl_user(server: &RedisServer, name: &str, rules: &[&str]) -> String {
+    let mut command = redis::cmd("ACL");
+    command.arg("SETUSER").arg(name).arg("reset").arg("on").arg(">pw").arg("~*").arg("&*");
+    for rule in rules {
+        command.arg(*rule);
+    }
+    let _: () = command.query(&mut server.connection()).unwrap();
+    format!("redis://{name}:pw@127.0.0.1:{}", server.port())
+}
+
+#[test]
+fn a_user_without_evalsha_is_refused_at_start_up_with_the_permission_named() {
+    run(|| async {
+        let server = RedisServer::start();
+        // One user may ask ACL DRYRUN, the other may not (checked by a test call instead).
+        let users = [
+            acl_user(&server, "no-evalsha", &["+@all", "-evalsha"]),
+            acl_user(&server, "no-evalsha-no-admin", &["+@all", "-@admin", "-evalsha"]),
+        ];
+        for url in users {
+            let worker = tasks::register_all(Worker::builder().redis(&url).queue("acl")).start();
+            match worker.await {
+                Err(error) => {
+                    let message = error.to_string();
+                    assert!(message.contains("'evalsha'"), "{message}");
+                }
+                Ok(_) => panic!("a worker started as a user without EVALSHA ({url})"),
+            }
+            match RedisTransport::builder(&url).queue("acl").connect().await {
+                Err(error) => {
+                    let message = error.to_string();
+                    assert!(message.contains("'evalsha'"), "{message}");
+                    assert!(message.contains("ACL SETUSER"), "{message}");
+                }
+                Ok(_) => panic!("a client connected as a user without EVALSHA ({url})"),
+            }
+        }
+    });
+}
+
+#[test]
+fn a_permission_revoked_while_running_stops_the_worker_with_that_error() {
+    run(|| async {
+        let server = RedisServer::start();
+        let url = acl_user(&server, "revoked", &["+@all"]);
+        let running = tasks::register_all(
+            Worker::builder()
+                .redis(&url)
+                .queue("revoke")
+                .concurrency(1)
+                .reclaim_after(Duration::from_millis(300)),
+        )
+        .start()
+        .await
+        .expect("a worker with every permission starts");
+        let client = crate::client(&server, "revoke").await;
+        assert_eq!(client.submit_task::<Add>((1, 2)).await.unwrap(), 3);
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("revoked")
+            .arg("-evalsha")
+            .query(&mut server.connection())
+            .unwrap();
+        within(
+            &client,
+            Duration::from_secs(20),
+            "the worker stopping",
+            Box::pin(running.stopped()),
+        )
+        .await;
+        let message = running.error().expect("the worker says why it stopped").to_string();
+        assert!(message.contains("no permissions to run the 'evalsha' command"), "{message}");
+        client.close().await.unwrap();
+    });
+}
+
+/// Waits (bounded) until `done` holds, looking every 20 ms.
+async fn until(client: &Client, what: &str, mut done: impl FnMut() -> bool + Send) {
+    let wait = async {
+        while !done() {
+            client.executor().sleep(Duration::from_millis(20)).await;
+        }
+    };
+    within(client, Duration::from_secs(30), what, Box::pin(wait)).await;
+}
+
+/// The client's broker events (message, `broker` field), captured process-wide: the
+/// client's loops log from executor threads. Each test filters by its own server's address.
+fn broker_events() -> &'static std::sync::Mutex<Vec<(String, String)>> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    struct Capture;
+    #[derive(Default)]
+    struct Fields(String, String);
+    impl tracing::field::Visit for Fields {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            match field.name() {
+                "message" => self.0 = format!("{value:?}"),
+                "broker" => self.1 = format!("{value:?}"),
+                _ => {}
+            }
+        }
+    }
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _context: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            EVENTS.get().unwrap().lock().unwrap().push((fields.0, fields.1));
+        }
+    }
+    static EVENTS: std::sync::OnceLock<std::sync::Mutex<Vec<(String, String)>>> =
+        std::sync::OnceLock::new();
+    EVENTS.get_or_init(|| {
+        let only_the_client = tracing_subscriber::filter::Targets::new()
+            .with_target("taskweave::transport::redis", tracing::Level::INFO);
+        let subscriber = tracing_subscriber::registry().with(Capture.with_filter(only_the_client));
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other test installs a global subscriber");
+        std::sync::Mutex::new(Vec::new())
+    })
+}
+
+/// How many captured events for `broker` have a message containing `text`.
+fn logged(broker: &str, text: &str) -> usize {
+    let events = broker_events().lock().unwrap();
+    events.iter().filter(|(message, at)| at == broker && message.contains(text)).count()
+}
+
+#[test]
+fn a_broker_back_in_time_loses_nothing_and_one_that_stays_away_fails_pending_futures() {
+    use taskweave::TaskError;
+    use taskweave::transport::redis::BrokerHealth;
+
+    broker_events();
+    run(|| async {
+        let options = crate::ServerOptions {
+            password: Some("secret".into()),
+            append_only: true,
+            ..Default::default()
+        };
+        let mut server = RedisServer::start_with(options);
+        let running = worker(&server, "outage", 2).await;
+        let transport = RedisTransport::builder(server.url())
+            .queue("outage")
+            .broker_timeout(Duration::from_secs(4))
+            .connect()
+            .await
+            .unwrap();
+        let redis = transport.clone();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        assert_eq!(redis.health(), BrokerHealth::Up);
+
+        // Back within the timeout: every task resolves, with its value.
+        let futures = client.map_task::<Add>((0..200).map(|i| (i, 1)));
+        server.restart();
+        let values = within(
+            &client,
+            Duration::from_secs(30),
+            "the tasks across a restart",
+            Box::pin(client.gather(&futures)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(values, (1..201).collect::<Vec<i64>>());
+
+        // Gone for longer than the timeout: pending futures fail, naming the broker.
+        server.kill();
+        let futures = client.map_task::<Add>((0..20).map(|i| (i, 1)));
+        for future in futures {
+            let outcome = within(
+                &client,
+                Duration::from_secs(20),
+                "a pending future failing",
+                Box::pin(future),
+            )
+            .await;
+            match outcome {
+                Err(TaskError::BrokerUnavailable { broker, last_error, after, .. }) => {
+                    assert_eq!(broker, format!("redis://127.0.0.1:{}", server.port()));
+                    assert!(!last_error.is_empty());
+                    assert_eq!(after, Duration::from_secs(4));
+                }
+                other => panic!("expected BrokerUnavailable, got {other:?}"),
+            }
+        }
+        let message = client.submit_task::<Add>((1, 1)).await.unwrap_err().to_string();
+        assert!(
+            message.contains("could not be reached") && !message.contains("secret"),
+            "{message}"
+        );
+        assert!(matches!(redis.health(), BrokerHealth::Unavailable { .. }), "{:?}", redis.health());
+
+        // Back again: new tasks run.
+        server.restart();
+        until(&client, "the broker reported up", || redis.health() == BrokerHealth::Up).await;
+        assert_eq!(client.submit_task::<Add>((2, 3)).await.unwrap(), 5);
+        // Two outages, each logged once when it starts and once when it ends, whatever the
+        // number of retries and tasks (a connection that finds its socket dead only after
+        // the other one recovered may add one blip per outage); the pending tasks' failure
+        // once.
+        let broker = format!("redis://127.0.0.1:{}", server.port());
+        let (gone, back) =
+            (logged(&broker, "fails this client's commands"), logged(&broker, "answers again"));
+        assert!((2..=4).contains(&gone) && back == gone, "gone {gone} times, back {back}");
+        assert_eq!(logged(&broker, "failing the pending tasks"), 1);
+        client.close().await.unwrap();
+        running.shutdown();
+        running.stopped().await;
+    });
+}
+
+#[test]
+fn an_enqueue_redis_refuses_fails_its_tasks_instead_of_retrying_forever() {
+    run(|| async {
+        let server = RedisServer::start();
+        let running = worker(&server, "refused-enqueue", 1).await;
+        let url = acl_user(&server, "client-revoked", &["+@all"]);
+        let transport =
+            RedisTransport::builder(&url).queue("refused-enqueue").connect().await.unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        assert_eq!(client.submit_task::<Add>((1, 2)).await.unwrap(), 3);
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("client-revoked")
+            .arg("-evalsha")
+            .query(&mut server.connection())
+            .unwrap();
+        let future = client.submit_task::<Add>((2, 2));
+        let outcome =
+            within(&client, Duration::from_secs(20), "the refused task failing", Box::pin(future))
+                .await;
+        let message = outcome.unwrap_err().to_string();
+        assert!(message.contains("refused to enqueue it"), "{message}");
+        assert!(message.contains("'evalsha'"), "{message}");
+        client.close().await.unwrap();
+        running.shutdown();
+        running.stopped().await;
+    });
+}
