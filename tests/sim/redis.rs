@@ -965,6 +965,7 @@ impl World {
             waited += Duration::from_millis(100);
         }
         self.check_dead_letters()?;
+        self.check_nothing_missing()?;
         self.check_takeovers()?;
         // First accepted outcome wins: a late one (a slow worker's) is dropped.
         let surplus = self.redis.surplus_completions();
@@ -1002,6 +1003,37 @@ impl World {
         for worker in &workers {
             worker.stopped().await;
             self.sim.note(format_args!("worker {} stopped", worker.name()));
+        }
+        Ok(())
+    }
+
+    /// No delivery is found missing by the client's reconciliation in runs where only
+    /// command faults strike: they neither trim the stream nor lose writes, and an entry
+    /// leaves the stream only with its outcome written in the same script. (Worker crashes
+    /// are left out: `redis_takeover_backlog 100724827535479859` finds one delivery missing
+    /// with crashes alone, not looked into yet.) (Added when
+    /// the default `allowed_failures` became 3: a result lost after its acknowledgement then
+    /// had to be lost four times over before the dead-letter check saw it.)
+    fn check_nothing_missing(&self) -> Result<(), String> {
+        let a = &self.active;
+        let only_commands = a.crash == 0.0
+            && a.crash_after_body == 0.0
+            && a.pause == 0.0
+            && a.restart == 0.0
+            && a.trim == 0.0
+            && a.generation == 0.0
+            && a.wall_clock == 0.0
+            && a.garbage == 0.0
+            && a.outage == 0.0
+            && a.message == (0.0, 0.0, 0.0)
+            && self.restarts == 0
+            && self.long_outages == 0;
+        let missing = self.redis.missing_located();
+        if only_commands && missing > 0 {
+            return Err(format!(
+                "the client found {missing} deliveries missing from the stream (not queued, not \
+                 pending, not reported) with no trim, restart or lost write"
+            ));
         }
         Ok(())
     }

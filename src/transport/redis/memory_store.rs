@@ -97,6 +97,9 @@ struct Data {
     /// is idempotent), and how many enqueues repeated one.
     enqueued_rids: BTreeMap<String, u32>,
     duplicate_enqueues: usize,
+    /// Deliveries the client's reconciliation found missing (`locate`): neither in the
+    /// stream, nor pending, nor reported.
+    missing_located: usize,
     /// Completions published (to a reply stream) per delivery id.
     replies: BTreeMap<String, u32>,
     /// Entries delivered again to the consumer that held them: by the redelivery fault, or
@@ -359,6 +362,7 @@ impl Model {
                 restored.replies = std::mem::take(&mut data.replies);
                 restored.repeat_deliveries = data.repeat_deliveries;
                 restored.duplicate_enqueues = data.duplicate_enqueues;
+                restored.missing_located = data.missing_located;
                 restored.commands = data.commands;
                 restored.appends = data.appends + 1;
                 *data = restored;
@@ -384,6 +388,11 @@ impl Model {
     /// How many task entries were enqueued again with a delivery id already enqueued.
     pub(crate) fn duplicate_enqueues(&self) -> usize {
         self.data.lock().duplicate_enqueues
+    }
+
+    /// How many deliveries the client's reconciliation found missing.
+    pub(crate) fn missing_located(&self) -> usize {
+        self.data.lock().missing_located
     }
 
     /// How many commands have run: a clock that orders what happens in the server.
@@ -734,7 +743,7 @@ impl Store for MemoryStore {
         let tasks = self.keys.tasks();
         let keys = self.keys.clone();
         Box::pin(self.model.command("locate", move |data, now, _| {
-            deliveries
+            let located = deliveries
                 .iter()
                 .map(|delivery| {
                     let id = match entry_id_of(data, &keys, delivery, now) {
@@ -749,7 +758,10 @@ impl Store for MemoryStore {
                         .is_some_and(|group| group.pending.contains_key(&id));
                     if in_stream || pending { Located::Queued } else { Located::Missing }
                 })
-                .collect()
+                .collect::<Vec<_>>();
+            data.missing_located +=
+                located.iter().filter(|located| **located == Located::Missing).count();
+            located
         }))
     }
 

@@ -167,6 +167,13 @@ impl SimRedis {
         self.model.duplicate_enqueues()
     }
 
+    /// How many deliveries a client's reconciliation pass found missing: their entry neither
+    /// in the stream, nor pending with a worker, nor reported. Only a trim, a restart that
+    /// lost writes, or a defect (a result lost after its entry was acknowledged) does that.
+    pub fn missing_located(&self) -> usize {
+        self.model.missing_located()
+    }
+
     /// How many commands the server has run: a clock that orders events in the server (see
     /// [`cancel_removed`](SimRedis::cancel_removed)).
     pub fn commands(&self) -> u64 {
