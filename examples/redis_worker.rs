@@ -10,8 +10,10 @@
 //! Flags: `--redis URL` (default `redis://127.0.0.1:6379`), `--queue NAME` (default `demo`),
 //! `--concurrency N` (default 2), `--sleep-ms M` (every task sleeps at least M ms),
 //! `--reclaim-after-ms T` (how long a dead worker's task waits before this one takes it over;
-//! default 30000), `--prefetch P` (entries taken ahead of the running ones; default 8, use 0
-//! with crash-prone tasks).
+//! default 30000), `--prefetch P` (entries taken ahead of the running ones; default 8),
+//! `--tasks a,b` (the tasks to register, of `add`, `mul` and `crash`; default all three),
+//! `--unrunnable-after-ms U` (how long an entry of a task no live worker registers waits for
+//! one; default 300000).
 
 #[path = "support/demo_tasks.rs"]
 mod demo_tasks;
@@ -19,7 +21,7 @@ mod demo_tasks;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use demo_tasks::{Add, Crash, flag, number_flag};
+use demo_tasks::{Add, Crash, Mul, flag, number_flag};
 use taskweave::worker::Worker;
 
 fn main() {
@@ -36,17 +38,29 @@ fn main() {
     let concurrency = number_flag(&args, "--concurrency", 2);
     let reclaim_after = number_flag(&args, "--reclaim-after-ms", 30_000);
     let prefetch = number_flag(&args, "--prefetch", 8);
+    let unrunnable_after = number_flag(&args, "--unrunnable-after-ms", 300_000);
+    let tasks = flag(&args, "--tasks").unwrap_or_else(|| "add,mul,crash".into());
     demo_tasks::WORKER_SLEEP_MS.store(number_flag(&args, "--sleep-ms", 0), Ordering::Relaxed);
 
-    let worker = Worker::builder()
+    let mut worker = Worker::builder()
         .redis(url)
         .queue(queue)
         .concurrency(usize::try_from(concurrency).unwrap_or(1))
         .reclaim_after(Duration::from_millis(reclaim_after))
         .prefetch(usize::try_from(prefetch).unwrap_or(8))
-        .register::<Add>()
-        .register::<Crash>()
-        .run();
+        .unrunnable_after(Duration::from_millis(unrunnable_after));
+    for task in tasks.split(',') {
+        worker = match task {
+            "add" => worker.register::<Add>(),
+            "mul" => worker.register::<Mul>(),
+            "crash" => worker.register::<Crash>(),
+            other => {
+                eprintln!("--tasks: unknown task {other:?}; pick from add, mul and crash");
+                std::process::exit(2)
+            }
+        };
+    }
+    let worker = worker.run();
     // The embedded executor drives the worker: no runtime feature needed.
     if let Err(error) = futures::executor::block_on(worker) {
         eprintln!("worker failed: {error}");

@@ -101,7 +101,7 @@ fn a_redis_ack_before_the_result_is_stored_is_caught() {
     caught(
         PlantedBug::RedisAckBeforeResult,
         "redis_command_faults",
-        &["did not resolve within", "dead letters for"],
+        &["did not resolve within", "dead letters for", "deliveries missing from the stream"],
     );
 }
 

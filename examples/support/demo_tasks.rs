@@ -40,6 +40,21 @@ impl Task for Add {
     }
 }
 
+/// `a * b`: a task only newer workers run (`--tasks add,mul` against `--tasks add`), for
+/// rolling-deploy drills.
+pub struct Mul;
+
+impl Task for Mul {
+    const NAME: &'static str = "mul";
+    type Input = (i64, i64);
+    type Output = i64;
+    type Error = Infallible;
+
+    fn run((a, b): (i64, i64)) -> Result<i64, Infallible> {
+        Ok(a * b)
+    }
+}
+
 /// A poison task for fault drills: it aborts the worker process that runs it. After
 /// `allowed_failures + 1` deliveries it lands in the dead-letter stream.
 pub struct Crash;

@@ -29,6 +29,9 @@ use crate::transport::redis::{
 const BLOCK: Duration = Duration::from_secs(1);
 /// The most entries one batch of completions holds.
 const BATCH: usize = 256;
+/// How long a task that no live worker of the queue registers waits for one by default
+/// (see [`WorkerBuilder::unrunnable_after`]).
+const DEFAULT_UNRUNNABLE_AFTER: Duration = Duration::from_secs(300);
 /// How many times a call the server refused (a script error, a wrong type) is tried before
 /// the entries it concerns are given up (dead-lettered).
 const REFUSED_TRIES: u32 = 3;
@@ -81,10 +84,17 @@ fn handler_for<T: Task>() -> Handler {
 ///   time](WorkerBuilder::reclaim_after); and it reclaims such entries of dead workers itself.
 /// - A result is accepted only while this worker still owns the entry, atomically with the
 ///   acknowledgement (see [`crate::transport::redis`]).
-/// - An entry it cannot run (garbage, an unknown task, another format version, an input that
-///   does not decode) goes to the dead-letter stream with a reason and a log line; the
-///   client's future fails with that reason; the worker keeps going. So does an entry that
-///   was delivered more often than its client allows without finishing (a poison task).
+/// - It takes over the entries of stopped workers within half a reclaim time of their
+///   becoming reclaimable, even while it has a backlog, and runs them before the entries it
+///   read (they are older).
+/// - An entry it cannot run (garbage, another format version, an input that does not
+///   decode) goes to the dead-letter stream with a reason and a log line; the client's
+///   future fails with that reason; the worker keeps going. So does an entry that was
+///   started more often than its client allows without finishing (a poison task); a
+///   worker's death counts only against the tasks it was running, not the ones it took
+///   ahead.
+/// - An entry of a task it does not register goes back to the queue for a worker that has
+///   it (a rolling deploy); see [`unrunnable_after`](WorkerBuilder::unrunnable_after).
 /// - On shutdown ([`RunningWorker::shutdown`], or Ctrl-C / SIGTERM under
 ///   [`run`](WorkerBuilder::run)) it stops reading, finishes the tasks it runs, and hands the
 ///   ones it took but did not start back to the queue.
@@ -141,6 +151,7 @@ impl Worker {
             concurrency: std::thread::available_parallelism().map_or(1, usize::from),
             reclaim_after: Duration::from_secs(30),
             prefetch: 8,
+            unrunnable_after: DEFAULT_UNRUNNABLE_AFTER,
             command_timeout: Duration::from_secs(5),
             tls_root_certificate: None,
             registry: HashMap::new(),
@@ -157,6 +168,7 @@ pub struct WorkerBuilder {
     concurrency: usize,
     reclaim_after: Duration,
     prefetch: usize,
+    unrunnable_after: Duration,
     command_timeout: Duration,
     tls_root_certificate: Option<Vec<u8>>,
     registry: HashMap<&'static str, Handler>,
@@ -218,12 +230,27 @@ impl WorkerBuilder {
 
     /// How many entries the worker takes ahead of the ones it runs (default 8), so that a
     /// runner finds its next task without a round trip to Redis and reads come in batches.
-    /// More is faster for short tasks; but a worker that dies loses the entries it took
-    /// ahead until they are reclaimed, and each such loss counts towards their
-    /// `allowed_failures`; and a task cancelled after the worker took it still runs (its
-    /// result is discarded). Use 0 for long or crash-prone tasks, or ones a cancel must stop.
+    /// More is faster for short tasks; but a worker that dies leaves the entries it took
+    /// ahead waiting until they are reclaimed (they count no failure against their tasks: a
+    /// worker's death counts only against the tasks it was running), and a long task taken
+    /// ahead waits behind the running ones while another worker may be idle. Use 0 for long
+    /// tasks.
     pub fn prefetch(mut self, entries: usize) -> Self {
         self.prefetch = entries;
+        self
+    }
+
+    /// How long an entry of a task this worker does not register may wait for a live worker
+    /// of the queue that does (default 5 minutes).
+    ///
+    /// During a rolling deploy, older workers (without a new task) and newer ones share the
+    /// queue: an older worker that reads an entry of the new task gives it back to the queue
+    /// for a worker that has the task, and never fails it while one is alive. When no live
+    /// worker of the queue has registered the task for this long after this worker first saw
+    /// the entry, the entry goes to the dead-letter stream, and its future fails with an error
+    /// that names the task and the workers seen.
+    pub fn unrunnable_after(mut self, time: Duration) -> Self {
+        self.unrunnable_after = time;
         self
     }
 
@@ -332,7 +359,10 @@ impl WorkerBuilder {
             capacity: self.concurrency + self.prefetch,
             slot_freed: flume::bounded(1),
             runnable: async_channel::unbounded(),
+            reclaimed: async_channel::unbounded(),
             owned: Mutex::new(HashSet::new()),
+            unrunnable_after: self.unrunnable_after,
+            unrunnable: Mutex::new(Unrunnable::default()),
         });
         shared.store.heartbeat(&name, &shared.announcement, shared.heartbeat_ttl()).await?;
         let (stopped_sender, stopped) = flume::bounded::<()>(1);
@@ -452,11 +482,69 @@ struct Shared {
     capacity: usize,
     /// Signalled when the worker lets go of an entry (the reader waits on it when full).
     slot_freed: (flume::Sender<()>, flume::Receiver<()>),
-    /// Entries taken and not yet started. async-channel, not flume: several runners await it
+    /// Entries read and not yet started. async-channel, not flume: several runners await it
     /// (see the in-process transport's queue).
     runnable: (async_channel::Sender<Delivery>, async_channel::Receiver<Delivery>),
+    /// Entries reclaimed from stopped workers and not yet started: runners take these before
+    /// the ones in `runnable` (they are older).
+    reclaimed: (async_channel::Sender<Delivery>, async_channel::Receiver<Delivery>),
     /// Entries this worker owns and has not reported, touched so nobody reclaims them.
     owned: Mutex<HashSet<String>>,
+    /// See [`WorkerBuilder::unrunnable_after`].
+    unrunnable_after: Duration,
+    /// Entries of tasks this worker does not register that it has seen.
+    unrunnable: Mutex<Unrunnable>,
+}
+
+/// What a worker remembers of the entries of tasks it does not register, which it passes on.
+#[derive(Default)]
+struct Unrunnable {
+    /// When this worker first saw each delivery (by `rid`, which stays the same when an entry
+    /// is given back to the queue under a new id).
+    first_seen: HashMap<String, std::time::Instant>,
+    /// The task names it has logged a warning for (once each).
+    warned: HashSet<String>,
+}
+
+/// Where entries a worker takes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// Read from the stream: never delivered before.
+    Read,
+    /// Taken over from a worker that stopped touching them: older than any new entry.
+    Reclaimed,
+}
+
+/// What [`Shared::take`] did with a batch of entries.
+#[derive(Debug, Default, Clone, Copy)]
+struct Taken {
+    /// Queued for the runners.
+    queued: usize,
+    /// Given back to the queue for a worker that has their task.
+    passed_on: usize,
+}
+
+/// What a runner does with an entry it is about to start.
+enum Start {
+    /// Run it.
+    Run(Delivery),
+    /// Dead-letter it without running it: poison, or its start refused.
+    DeadLetter(DeadLetter),
+    /// Leave it: another worker owns it now, or it is gone (cancelled).
+    Skip,
+}
+
+/// What recording a runner's start of an entry found ([`Shared::write_and_begin`]).
+enum Begun {
+    /// Recorded: the entry was started this many times, this start included.
+    Started(u32),
+    /// This worker no longer owns the entry (reclaimed by another worker, or cancelled).
+    NotOwner(Ownership),
+    /// Redis refuses to record the start however often it is tried (its error).
+    Refused(String),
+    /// Not recorded: Redis stayed out of reach, refused a permission (the worker stops),
+    /// or there was nothing to start; other workers reclaim the entry.
+    NotRecorded,
 }
 
 /// A decoded entry this worker owns, ready to run.
@@ -465,7 +553,7 @@ struct Delivery {
     entry: TaskEntry,
 }
 
-/// What a runner hands the reporter.
+/// The outcome of a task a runner ran, which it writes before it starts another.
 enum Report {
     Complete(Completion),
     DeadLetter(DeadLetter),
@@ -537,6 +625,13 @@ impl Shared {
         (self.reclaim_after / 3).clamp(Duration::from_millis(10), Duration::from_secs(10))
     }
 
+    /// How often the reclaim loop looks for entries of stopped workers: every half reclaim
+    /// time, so that such an entry is taken over at most half the reclaim time after it
+    /// became reclaimable.
+    fn reclaim_every(&self) -> Duration {
+        (self.reclaim_after / 2).clamp(Duration::from_millis(10), Duration::from_secs(5))
+    }
+
     fn heartbeat_ttl(&self) -> Duration {
         (self.heartbeat_every() * 3).max(Duration::from_secs(1))
     }
@@ -576,10 +671,15 @@ impl Shared {
     }
 
     /// Decides what to do with entries this worker now owns: dead-letter those that cannot
-    /// run, record the others as taken to run (`begin`, in one round trip), dead-letter those
-    /// taken too often without finishing (poison), and queue the rest for the runners.
-    async fn take(&self, entries: Vec<(String, Fields)>) {
-        let mut deliveries = Vec::new();
+    /// be decoded, pass on those of tasks it does not register ([`Shared::pass_on`]), and
+    /// queue the others for the runners, reclaimed ones ahead of read ones (they are older).
+    ///
+    /// Nothing is begun here: a runner begins an entry when it starts it
+    /// ([`Shared::start`]), so that a worker's crash counts only against the entries it was
+    /// running, never against those it took ahead.
+    async fn take(&self, entries: Vec<(String, Fields)>, source: Source) -> Taken {
+        let mut taken = Taken::default();
+        let mut unrunnable = Vec::new();
         for (id, fields) in entries {
             // An entry this worker holds already (queued or running) that reaches it again,
             // claimed by itself after a pause longer than the reclaim time or redelivered:
@@ -589,75 +689,341 @@ impl Shared {
                 tracing::debug!(worker = %self.name, entry = %id, "an entry this worker holds was delivered to it again; not running it twice");
                 continue;
             }
-            let letter = match TaskEntry::decode(&fields, self.keys()) {
-                Err(rejection) => self.rejection_letter(&id, rejection, 3_600_000),
-                Ok(entry) if !self.registry.contains_key(entry.task.as_str()) => {
-                    let mut known: Vec<_> = self.registry.keys().copied().collect();
-                    known.sort_unstable();
-                    let rejection = Rejection {
-                        reason: format!(
-                            "no task named {:?} is registered on worker {} (it runs \
-                             {known:?}); register it with Worker::builder().register::<T>()",
-                            entry.task, self.name
-                        ),
-                        notify: Some(Notify { reply: entry.reply.clone(), rid: entry.rid.clone() }),
-                    };
-                    self.rejection_letter(&id, rejection, entry.ttl_ms)
-                }
-                Ok(entry) => {
-                    deliveries.push(Delivery { entry_id: id, entry });
-                    continue;
-                }
-            };
-            self.report_dead_letter(&letter).await;
-        }
-        if deliveries.is_empty() {
-            return;
-        }
-        let ids: Vec<String> =
-            deliveries.iter().map(|delivery| delivery.entry_id.clone()).collect();
-        let mut retry = Retry::new();
-        let starts = loop {
-            match self.store.begin(&self.name, &ids).await {
-                Ok(starts) => break starts,
-                Err(error) => {
-                    let Some(give_up) = self.retry(&mut retry, error, "record taking tasks").await
-                    else {
-                        continue;
-                    };
-                    if let GiveUp::Refused(reason) = &give_up {
-                        // Not run, so not counted: dead-letter them rather than take them
-                        // again and again.
-                        for delivery in &deliveries {
-                            let letter = self.refused_letter(delivery, "record taking", reason);
-                            self.report_dead_letter(&letter).await;
-                        }
-                        return;
-                    }
-                    tracing::error!(worker = %self.name, reason = %give_up, "giving up taking tasks; other workers will reclaim them");
-                    self.release(&ids);
-                    return;
-                }
-            }
-        };
-        for (delivery, started) in deliveries.into_iter().zip(starts) {
-            match started {
-                Err(ownership) => {
-                    tracing::debug!(worker = %self.name, entry = %delivery.entry_id, ?ownership, "not running an entry this worker no longer owns");
-                    self.release([&delivery.entry_id]);
-                }
-                Ok(starts) if starts > delivery.entry.max_deliveries => {
-                    let letter = self.poison_letter(&delivery, starts.saturating_sub(1));
+            match TaskEntry::decode(&fields, self.keys()) {
+                Err(rejection) => {
+                    let letter = self.rejection_letter(&id, rejection, 3_600_000);
                     self.report_dead_letter(&letter).await;
                 }
-                Ok(_) => {
-                    let _ = self.runnable.0.try_send(delivery);
+                Ok(entry) if !self.registry.contains_key(entry.task.as_str()) => {
+                    unrunnable.push(Delivery { entry_id: id, entry });
                 }
+                Ok(entry) => {
+                    let queue = match source {
+                        Source::Read => &self.runnable.0,
+                        Source::Reclaimed => &self.reclaimed.0,
+                    };
+                    let _ = queue.try_send(Delivery { entry_id: id, entry });
+                    taken.queued += 1;
+                }
+            }
+        }
+        if !unrunnable.is_empty() {
+            taken.passed_on = self.pass_on(unrunnable).await;
+        }
+        taken
+    }
+
+    /// The next entry to start if one is at hand: a reclaimed one if there is one (it is
+    /// older than any entry read), else a read one.
+    fn try_next_delivery(&self) -> Option<Delivery> {
+        self.reclaimed.1.try_recv().or_else(|_| self.runnable.1.try_recv()).ok()
+    }
+
+    /// The next entry to start (see [`Shared::try_next_delivery`]), waiting for one; `None`
+    /// once the worker shuts down.
+    async fn next_delivery(&self) -> Option<Delivery> {
+        loop {
+            if let Some(delivery) = self.try_next_delivery() {
+                return Some(delivery);
+            }
+            let reclaimed = std::pin::pin!(self.reclaimed.1.recv());
+            let runnable = std::pin::pin!(self.runnable.1.recv());
+            match select(self.stop_signal.recv_async(), select(reclaimed, runnable)).await {
+                Either::Right((Either::Left((Ok(delivery), _)), _))
+                | Either::Right((Either::Right((Ok(delivery), _)), _)) => return Some(delivery),
+                // Shared holds both senders: a closed queue is not reachable.
+                Either::Right(_) => continue,
+                Either::Left(_) => return None,
             }
         }
     }
 
-    /// The dead letter of a task taken `attempts` times that never finished.
+    /// Writes the outcome of the runner's last task, if it has one, then records that the
+    /// runner starts `delivery` (`begin`, counted once per delivery), and says what to do
+    /// with it: run it; dead-letter it when it was started more often than its client allows
+    /// without finishing (poison: it crashed or hung its workers) or when Redis refuses to
+    /// record its start; or leave it when this worker no longer owns it (reclaimed by
+    /// another worker, or cancelled) or could not record its start.
+    async fn start(&self, delivery: Delivery, last: Option<Report>) -> Start {
+        let ids = [delivery.entry_id.clone()];
+        match self.write_and_begin(last, Some(&delivery.entry_id)).await {
+            Begun::NotRecorded => {
+                // Redis out of reach (or a permission refused: the worker stops): another
+                // worker reclaims it.
+                self.release(&ids);
+                Start::Skip
+            }
+            Begun::NotOwner(ownership) => {
+                tracing::debug!(worker = %self.name, entry = %delivery.entry_id, ?ownership, "not running an entry this worker no longer owns");
+                self.release(&ids);
+                Start::Skip
+            }
+            // Not run, so not counted: dead-lettered rather than taken again and again.
+            Begun::Refused(reason) => {
+                Start::DeadLetter(self.refused_letter(&delivery, "record the start of", &reason))
+            }
+            Begun::Started(starts) if starts > delivery.entry.max_deliveries => {
+                Start::DeadLetter(self.poison_letter(&delivery, starts.saturating_sub(1)))
+            }
+            Begun::Started(_) => Start::Run(delivery),
+        }
+    }
+
+    /// Writes a runner's outcome (if any) and records the start of its next entry (if any),
+    /// in one round trip when both are there, before the runner starts that entry. An
+    /// outcome is never left on its way while the next task runs: a task that finished but
+    /// whose outcome was not written yet when the next one crashed the worker would have
+    /// that crash counted against it too (found by the simulation, `redis_chaos
+    /// 16571889743754548335`: the healthy task before a poison task was reclaimed, run and
+    /// struck three times over). Lets go of the reported entry, and returns what the start
+    /// found ([`Begun::NotRecorded`] without a next entry).
+    ///
+    /// Gives up as [`Retry`] says. When Redis refuses the call however often it is tried,
+    /// the outcome and the start are tried apart to find the refused one: an outcome Redis
+    /// refuses goes to the dead-letter stream (the client is told why), a start it refuses
+    /// is answered [`Begun::Refused`]. When Redis stays out of reach (or refuses a
+    /// permission: the worker stops), both entries are let go of and other workers reclaim
+    /// them.
+    async fn write_and_begin(&self, outcome: Option<Report>, next: Option<&String>) -> Begun {
+        let mut completions: Vec<Completion> = match outcome {
+            Some(Report::Complete(completion)) => vec![completion],
+            Some(Report::DeadLetter(letter)) => {
+                self.report_dead_letter(&letter).await;
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let begins: Vec<String> = next.into_iter().cloned().collect();
+        if completions.is_empty() && begins.is_empty() {
+            return Begun::NotRecorded;
+        }
+        let mut retry = Retry::new();
+        let give_up = loop {
+            match self.store.complete_and_begin(&self.name, &completions, &begins).await {
+                Ok((ownerships, starts)) => {
+                    self.warn_not_owner(&completions, &ownerships);
+                    self.release(completions.iter().map(|completion| &completion.entry_id));
+                    return self.begun(starts, begins.len());
+                }
+                Err(error) => {
+                    let what = match (completions.is_empty(), begins.is_empty()) {
+                        (false, false) => "report a result and start a task",
+                        (false, true) => "report a result",
+                        _ => "start a task",
+                    };
+                    if let Some(give_up) = self.retry(&mut retry, error, what).await {
+                        break give_up;
+                    }
+                }
+            }
+        };
+        let reason = match give_up {
+            GiveUp::Refused(reason) => reason,
+            give_up => {
+                if let GiveUp::Unreachable(_) = give_up {
+                    tracing::error!(worker = %self.name, reason = %give_up, "giving up reporting a result and starting a task; other workers will reclaim and rerun them");
+                }
+                self.release(completions.iter().map(|completion| &completion.entry_id));
+                return Begun::NotRecorded;
+            }
+        };
+        // Refused however often it was tried: find which of the two Redis refuses, the
+        // outcome first (it is written before the next task starts, as above).
+        if let Some(completion) = completions.pop() {
+            let refused = if begins.is_empty() {
+                Some(GiveUp::Refused(reason.clone()))
+            } else {
+                self.report(std::slice::from_ref(&completion)).await
+            };
+            match refused {
+                None => self.release([&completion.entry_id]),
+                Some(GiveUp::Refused(reason)) => {
+                    // Held (and touched) until its dead letter is written.
+                    self.report_dead_letter(&completion_letter(self, &completion, &reason)).await;
+                }
+                Some(GiveUp::Unreachable(_) | GiveUp::Permission) => {
+                    self.release([&completion.entry_id]);
+                    return Begun::NotRecorded;
+                }
+            }
+            if begins.is_empty() {
+                return Begun::NotRecorded;
+            }
+            return self.begin_alone(&begins).await;
+        }
+        Begun::Refused(reason)
+    }
+
+    /// Records the start of one entry alone (see [`Shared::write_and_begin`]), giving up as
+    /// [`Retry`] says.
+    async fn begin_alone(&self, ids: &[String]) -> Begun {
+        let mut retry = Retry::new();
+        loop {
+            match self.store.begin(&self.name, ids).await {
+                Ok(starts) => return self.begun(starts, ids.len()),
+                Err(error) => match self.retry(&mut retry, error, "start a task").await {
+                    None => {}
+                    Some(GiveUp::Refused(reason)) => return Begun::Refused(reason),
+                    Some(give_up) => {
+                        tracing::error!(worker = %self.name, reason = %give_up, "giving up starting a task; other workers will reclaim it");
+                        return Begun::NotRecorded;
+                    }
+                },
+            }
+        }
+    }
+
+    /// What `begin` answered for the one entry begun (`begins` of them were asked for).
+    fn begun(&self, mut starts: Vec<Result<u32, Ownership>>, begins: usize) -> Begun {
+        if starts.len() != begins {
+            tracing::error!(worker = %self.name, "begin answered for another number of entries; other workers will reclaim them");
+            return Begun::NotRecorded;
+        }
+        match starts.pop() {
+            Some(Ok(starts)) => Begun::Started(starts),
+            Some(Err(ownership)) => Begun::NotOwner(ownership),
+            None => Begun::NotRecorded,
+        }
+    }
+
+    /// Warns of results dropped because another worker owns their entries now.
+    fn warn_not_owner(&self, completions: &[Completion], ownerships: &[Ownership]) {
+        for (completion, ownership) in completions.iter().zip(ownerships) {
+            if *ownership == Ownership::NotOwner {
+                tracing::warn!(
+                    worker = %self.name,
+                    entry = %completion.entry_id,
+                    "dropping a result: the entry was reclaimed by another worker \
+                     (this one was too slow or cut off), which reports it instead"
+                );
+            }
+        }
+    }
+
+    /// Passes on entries of tasks this worker does not register (during a rolling deploy,
+    /// another worker of the queue may have them): gives them back to the queue, without a
+    /// strike (they never started), for a worker that has their task. An entry whose task no
+    /// live worker of the queue has registered for [`Shared::unrunnable_after`] since this
+    /// worker first saw it is dead-lettered instead, its error naming the task and the
+    /// workers seen. Returns how many entries were given back.
+    async fn pass_on(&self, deliveries: Vec<Delivery>) -> usize {
+        let now = self.executor.now();
+        let limit = self.unrunnable_after;
+        let (mut back, overdue) = {
+            let mut unrunnable = self.unrunnable.lock();
+            // Forget deliveries first seen long ago: run elsewhere or cancelled since, or still
+            // waiting for a busy worker that has their task (their wait then starts again).
+            let keep = limit.saturating_mul(2).saturating_add(Duration::from_secs(60));
+            unrunnable.first_seen.retain(|_, first| now.saturating_duration_since(*first) < keep);
+            let mut back = Vec::new();
+            let mut overdue = Vec::new();
+            for delivery in deliveries {
+                if unrunnable.warned.insert(delivery.entry.task.clone()) {
+                    tracing::warn!(
+                        worker = %self.name,
+                        task = %delivery.entry.task,
+                        "this worker does not run task {:?}: giving its entries back to the \
+                         queue for a worker that does (a rolling deploy?)",
+                        delivery.entry.task
+                    );
+                }
+                let first = *unrunnable.first_seen.entry(delivery.entry.rid.clone()).or_insert(now);
+                if now.saturating_duration_since(first) >= limit {
+                    overdue.push((delivery, now.saturating_duration_since(first)));
+                } else {
+                    back.push(delivery);
+                }
+            }
+            (back, overdue)
+        };
+        if !overdue.is_empty() {
+            match self.store.live_workers().await {
+                Ok(announcements) => {
+                    let workers: Vec<WorkerInfo> = announcements
+                        .iter()
+                        .filter_map(|raw| serde_json::from_slice::<WorkerInfo>(raw).ok())
+                        .filter(|worker| worker.queue == self.keys.queue())
+                        .collect();
+                    for (delivery, waited) in overdue {
+                        if workers.iter().any(|worker| worker.tasks.contains(&delivery.entry.task))
+                        {
+                            // A worker that runs it is alive (busy): keep waiting for it.
+                            back.push(delivery);
+                            continue;
+                        }
+                        self.unrunnable.lock().first_seen.remove(&delivery.entry.rid);
+                        let letter = self.unrunnable_letter(&delivery, waited, &workers);
+                        self.report_dead_letter(&letter).await;
+                    }
+                }
+                Err(error) => {
+                    if error.failure() == Failure::Permission {
+                        self.stop_fatally(error);
+                    } else {
+                        tracing::warn!(%error, worker = %self.name, "could not list the live workers; giving the entries back");
+                    }
+                    back.extend(overdue.into_iter().map(|(delivery, _)| delivery));
+                }
+            }
+        }
+        if back.is_empty() {
+            return 0;
+        }
+        let ids: Vec<String> = back.iter().map(|delivery| delivery.entry_id.clone()).collect();
+        let handed = match self.store.hand_back(&self.name, &ids).await {
+            Ok(count) => {
+                tracing::debug!(worker = %self.name, count, "gave entries of tasks this worker does not run back to the queue");
+                count
+            }
+            Err(error) if error.failure() == Failure::Permission => {
+                self.stop_fatally(error);
+                0
+            }
+            Err(error) => {
+                // Given up at once: nothing is lost, the entries are reclaimed after the
+                // reclaim time (by a worker that has the task, or passed on again).
+                tracing::warn!(%error, worker = %self.name, "could not give entries of tasks this worker does not run back; they are reclaimed after the reclaim time");
+                0
+            }
+        };
+        self.release(&ids);
+        handed
+    }
+
+    /// The dead letter of an entry whose task no live worker registered for `waited`.
+    fn unrunnable_letter(
+        &self,
+        delivery: &Delivery,
+        waited: Duration,
+        workers: &[WorkerInfo],
+    ) -> DeadLetter {
+        let entry = &delivery.entry;
+        let seen = if workers.is_empty() {
+            "none".to_owned()
+        } else {
+            workers
+                .iter()
+                .map(|worker| format!("{} (runs {:?})", worker.name, worker.tasks))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let rejection = Rejection {
+            reason: format!(
+                "task {} ({:?}) waited {} s and no live worker of queue {:?} runs {:?} (workers \
+                 seen: {seen}); start a worker that registers it \
+                 (Worker::builder().register::<T>()), or raise WorkerBuilder::unrunnable_after",
+                entry.key,
+                entry.task,
+                waited.as_secs(),
+                self.keys.queue(),
+                entry.task,
+            ),
+            notify: Some(Notify { reply: entry.reply.clone(), rid: entry.rid.clone() }),
+        };
+        self.rejection_letter(&delivery.entry_id, rejection, entry.ttl_ms)
+    }
+
+    /// The dead letter of a task started `attempts` times that never finished.
     fn poison_letter(&self, delivery: &Delivery, attempts: u32) -> DeadLetter {
         let entry = &delivery.entry;
         tracing::error!(
@@ -665,7 +1031,7 @@ impl Shared {
             entry = %delivery.entry_id,
             key = %entry.key,
             attempts,
-            "task was taken {attempts} times and never finished (does it crash its worker?); \
+            "task was started {attempts} times and never finished (does it crash its worker?); \
              moving it to the dead-letter stream"
         );
         DeadLetter {
@@ -829,8 +1195,8 @@ impl Shared {
 }
 
 /// Starts every loop of a worker, waits for the shutdown signal, and shuts down in order:
-/// stop reading, let running tasks finish, hand back what was not started, flush reports,
-/// sign off.
+/// stop reading, let running tasks finish and report, hand back what was not started, sign
+/// off.
 async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Sender<()>) {
     let executor = Arc::clone(&shared.executor);
     let (readers_done, readers_finished) = flume::bounded::<()>(1);
@@ -839,12 +1205,9 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
     // this worker's, and the heartbeat keeps touching them so that nobody reclaims them (a
     // reclaimed entry would keep the start its `begin` counted, found by the simulation).
     let (handing_back, handed_back) = flume::bounded::<()>(1);
-    let (reporter_done, reporter_finished) = flume::bounded::<()>(1);
-    let (reports, reports_received) = flume::unbounded::<Report>();
     let spawned = [
         executor.spawn_task(fetch_loop(Arc::clone(&shared), readers_done.clone())),
         executor.spawn_task(reclaim_loop(Arc::clone(&shared), readers_done)),
-        executor.spawn_task(reporter_loop(Arc::clone(&shared), reports_received, reporter_done)),
         executor.spawn_task(heartbeat_loop(Arc::clone(&shared), handed_back, stopped.clone())),
     ];
     for (index, result) in spawned.into_iter().enumerate() {
@@ -853,21 +1216,23 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
         }
     }
     for index in 0..concurrency {
-        let runner = runner_loop(Arc::clone(&shared), reports.clone(), runners_done.clone());
+        let runner = runner_loop(Arc::clone(&shared), runners_done.clone());
         if let Err(error) =
             executor.spawn_dedicated(&format!("redis-worker-{index}"), Box::pin(runner))
         {
             tracing::error!(%error, "could not start a worker thread");
         }
     }
-    drop((reports, runners_done));
+    drop(runners_done);
 
     // Nobody sends on the stop channel: it disconnects when a shutdown starts.
     let _ = shared.stop_signal.recv_async().await;
     while readers_finished.recv_async().await.is_ok() {}
     while runners_finished.recv_async().await.is_ok() {}
-    let unstarted: Vec<String> =
-        std::iter::from_fn(|| shared.runnable.1.try_recv().ok()).map(|d| d.entry_id).collect();
+    let unstarted: Vec<String> = std::iter::from_fn(|| shared.reclaimed.1.try_recv().ok())
+        .chain(std::iter::from_fn(|| shared.runnable.1.try_recv().ok()))
+        .map(|delivery| delivery.entry_id)
+        .collect();
     if !unstarted.is_empty() {
         let hand_back = shared.store.hand_back(&shared.name, &unstarted);
         match executor.timeout(Duration::from_secs(5), hand_back).await {
@@ -883,7 +1248,6 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
         }
     }
     drop(handing_back);
-    while reporter_finished.recv_async().await.is_ok() {}
     let sign_off = shared.store.sign_off(&shared.name);
     if let Ok(Err(error)) = executor.timeout(Duration::from_secs(2), sign_off).await {
         tracing::debug!(%error, "could not sign off (the heartbeat expires)");
@@ -894,6 +1258,9 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
 /// Reads new entries while there are free slots.
 async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
     let mut backoff = Backoff::new();
+    // Slows reading down while the stream holds only entries this worker passes on (of
+    // tasks it does not register), so that it does not spin on them.
+    let mut passing_on = Backoff::new();
     loop {
         if shared.stopping() {
             break;
@@ -911,7 +1278,18 @@ async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
             Ok(entries) => {
                 backoff.reset();
                 let entries = entries.into_iter().map(|StreamEntry { id, fields }| (id, fields));
-                shared.take(entries.collect()).await;
+                let taken = shared.take(entries.collect(), Source::Read).await;
+                if taken.queued > 0 || taken.passed_on == 0 {
+                    passing_on.reset();
+                } else {
+                    let delay = passing_on.step();
+                    if unless_stopped(&shared.stop_signal, shared.executor.sleep(delay))
+                        .await
+                        .is_none()
+                    {
+                        break;
+                    }
+                }
             }
             Err(error) if error.failure() == Failure::Permission => {
                 shared.stop_fatally(error);
@@ -929,111 +1307,71 @@ async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
     }
 }
 
-/// Takes over entries of workers that stopped touching them.
+/// How many `claim_idle` calls one reclaim pass makes at most (each claims up to [`BATCH`]
+/// entries and examines up to ten times as many).
+const RECLAIM_CALLS: usize = 64;
+
+/// Takes over entries of workers that stopped touching them, on its own schedule (every half
+/// reclaim time): whether this worker has free slots or not, since the entries it takes over
+/// are older than any it reads, and runners start them first. Without that, a worker with a
+/// backlog refilled every freed slot with new entries and a dead worker's entries waited as
+/// long as the backlog lasted.
+///
+/// Every heartbeat time to live it also removes the consumers of dead workers from the group
+/// once nothing is pending for them (see [`Store::forget_consumers`]), so that the group does
+/// not keep every worker that ever died.
 async fn reclaim_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
-    let every = (shared.reclaim_after / 2).clamp(Duration::from_millis(10), Duration::from_secs(5));
-    let mut cursor = "0-0".to_owned();
+    let every = shared.reclaim_every();
+    let mut last_forget = shared.executor.now();
     loop {
         if unless_stopped(&shared.stop_signal, shared.executor.sleep(every)).await.is_none() {
             break;
         }
-        let slots = shared.free_slots();
-        if slots == 0 {
-            continue;
-        }
-        let claim = shared.store.claim_idle(&shared.name, shared.reclaim_after, &cursor, slots);
-        match claim.await {
-            Ok((next, claimed)) => {
-                cursor = next;
-                let mut entries = Vec::with_capacity(claimed.len());
-                for ClaimedEntry { id, deliveries, fields } in claimed {
-                    tracing::info!(worker = %shared.name, entry = %id, deliveries, "reclaimed an entry of a worker that stopped");
-                    entries.push((id, fields));
-                }
-                shared.take(entries).await;
-            }
-            Err(error) if error.failure() == Failure::Permission => {
-                shared.stop_fatally(error);
-                break;
-            }
-            Err(error) => {
-                tracing::warn!(%error, worker = %shared.name, "could not reclaim idle tasks");
-            }
-        }
-    }
-}
-
-/// Runs deliveries one at a time on this loop's thread (bodies may block).
-async fn runner_loop(
-    shared: Arc<Shared>,
-    reports: flume::Sender<Report>,
-    _done: flume::Sender<()>,
-) {
-    loop {
-        if shared.stopping() {
-            break;
-        }
-        let next = std::pin::pin!(shared.runnable.1.recv());
-        let delivery = match select(shared.stop_signal.recv_async(), next).await {
-            Either::Right((Ok(delivery), _)) => delivery,
-            _ => break,
-        };
-        let report = shared.run(delivery).await;
-        let _ = reports.send(report);
-    }
-}
-
-/// Reports outcomes in batches: owner-checked completions, then dead letters.
-async fn reporter_loop(
-    shared: Arc<Shared>,
-    reports: flume::Receiver<Report>,
-    _done: flume::Sender<()>,
-) {
-    // Ends when every runner has stopped and everything they reported is written.
-    while let Ok(first) = reports.recv_async().await {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match reports.try_recv() {
-                Ok(report) => batch.push(report),
-                Err(_) => break,
-            }
-        }
-        let mut completions = Vec::new();
-        let mut letters = Vec::new();
-        for report in batch {
-            match report {
-                Report::Complete(completion) => completions.push(completion),
-                Report::DeadLetter(letter) => letters.push(letter),
-            }
-        }
-        if let Some(GiveUp::Refused(reason)) = shared.report(&completions).await {
-            // One of them is refused however often it is tried: find which, alone, and
-            // dead-letter it, so that the others are reported and nothing wedges.
-            let mut refused = Vec::new();
-            if completions.len() == 1 {
-                refused.push(reason);
-            } else {
-                for completion in &completions {
-                    match shared.report(std::slice::from_ref(completion)).await {
-                        Some(GiveUp::Refused(reason)) => refused.push(reason),
-                        _ => refused.push(String::new()),
+        if shared.executor.now().saturating_duration_since(last_forget) >= shared.heartbeat_ttl() {
+            last_forget = shared.executor.now();
+            match shared.store.forget_consumers(shared.heartbeat_ttl()).await {
+                Ok(removed) => {
+                    for consumer in removed {
+                        tracing::info!(worker = %shared.name, %consumer, "removed a dead worker's consumer from the group");
                     }
                 }
-            }
-            let mut written = Vec::new();
-            for (completion, reason) in completions.into_iter().zip(refused) {
-                if reason.is_empty() {
-                    written.push(completion);
-                } else {
-                    // Held (and touched) until its dead letter is written.
-                    letters.push(completion_letter(&shared, &completion, &reason));
+                Err(error) if error.failure() == Failure::Permission => {
+                    shared.stop_fatally(error);
+                    return;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "could not remove dead workers' consumers; trying again later")
                 }
             }
-            completions = written;
         }
-        shared.release(completions.iter().map(|completion| &completion.entry_id));
-        for letter in &letters {
-            shared.report_dead_letter(letter).await;
+        // A full pass over the pending entries, claiming every one idle for the reclaim
+        // time: a dead worker may have held more than this one's capacity (entries it
+        // reclaimed on top of those it read), and several may have died at once.
+        let mut cursor = "0-0".to_owned();
+        for _call in 0..RECLAIM_CALLS {
+            let claim = shared.store.claim_idle(&shared.name, shared.reclaim_after, &cursor, BATCH);
+            match claim.await {
+                Ok((next, claimed)) => {
+                    let mut entries = Vec::with_capacity(claimed.len());
+                    for ClaimedEntry { id, deliveries, fields } in claimed {
+                        tracing::info!(worker = %shared.name, entry = %id, deliveries, "reclaimed an entry of a worker that stopped");
+                        entries.push((id, fields));
+                    }
+                    shared.take(entries, Source::Reclaimed).await;
+                    if next == "0-0" {
+                        break;
+                    }
+                    cursor = next;
+                }
+                Err(error) if error.failure() == Failure::Permission => {
+                    shared.stop_fatally(error);
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, worker = %shared.name, "could not reclaim idle tasks");
+                    break;
+                }
+            }
         }
     }
 }
@@ -1069,16 +1407,7 @@ impl Shared {
         loop {
             match self.store.complete(&self.name, completions).await {
                 Ok(ownerships) => {
-                    for (completion, ownership) in completions.iter().zip(ownerships) {
-                        if ownership == Ownership::NotOwner {
-                            tracing::warn!(
-                                worker = %self.name,
-                                entry = %completion.entry_id,
-                                "dropping a result: the entry was reclaimed by another worker \
-                                 (this one was too slow or cut off), which reports it instead"
-                            );
-                        }
-                    }
+                    self.warn_not_owner(completions, &ownerships);
                     return None;
                 }
                 Err(error) => {
@@ -1130,6 +1459,36 @@ impl fmt::Display for GiveUp {
             GiveUp::Refused(error) => write!(f, "redis refuses the call: {error}"),
             GiveUp::Unreachable(error) => write!(f, "redis stayed out of reach: {error}"),
         }
+    }
+}
+
+/// Runs deliveries one at a time on this loop's thread (bodies may block), and writes
+/// each one's outcome: together with the start of the next one when there is a next one
+/// at hand, else at once.
+async fn runner_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
+    // The outcome of the last task run, not written yet.
+    let mut last: Option<Report> = None;
+    loop {
+        let at_hand =
+            if last.is_some() && !shared.stopping() { shared.try_next_delivery() } else { None };
+        let delivery = match at_hand {
+            Some(delivery) => delivery,
+            None => {
+                if let Some(outcome) = last.take() {
+                    shared.write_and_begin(Some(outcome), None).await;
+                }
+                if shared.stopping() {
+                    break;
+                }
+                let Some(delivery) = shared.next_delivery().await else { break };
+                delivery
+            }
+        };
+        last = match shared.start(delivery, last.take()).await {
+            Start::Run(delivery) => Some(shared.run(delivery).await),
+            Start::DeadLetter(letter) => Some(Report::DeadLetter(letter)),
+            Start::Skip => None,
+        };
     }
 }
 

@@ -22,7 +22,18 @@ fn dead_letters(server: &RedisServer, queue: &str) -> StreamRangeReply {
 fn entries_that_cannot_run_are_dead_lettered_and_the_worker_keeps_running() {
     run(|| async {
         let server = RedisServer::start();
-        let running = worker(&server, "garbage", 2).await;
+        // A task no live worker registers waits this long for one, then fails.
+        let running = crate::tasks::register_all(
+            taskweave::worker::Worker::builder()
+                .redis(server.url())
+                .queue("garbage")
+                .concurrency(2)
+                .reclaim_after(Duration::from_millis(500))
+                .unrunnable_after(Duration::from_millis(300)),
+        )
+        .start()
+        .await
+        .unwrap();
         let transport =
             RedisTransport::builder(server.url()).queue("garbage").connect().await.unwrap();
         let client_id = transport.client_id().to_owned();
@@ -52,10 +63,12 @@ fn entries_that_cannot_run_are_dead_lettered_and_the_worker_keeps_running() {
             Err(TaskError::Failed { message, .. }) => {
                 assert!(message.contains("moved it to the dead-letter stream"), "{message}");
                 assert!(
-                    message.contains("no task named \"nobody-runs-this\" is registered"),
+                    message
+                        .contains("no live worker of queue \"garbage\" runs \"nobody-runs-this\""),
                     "{message}"
                 );
-                assert!(message.contains("register it with Worker::builder().register::<T>()"));
+                assert!(message.contains(running.name()), "names the workers seen: {message}");
+                assert!(message.contains("Worker::builder().register::<T>()"), "{message}");
             }
             other => panic!("expected Failed, got {other:?}"),
         }
@@ -74,7 +87,7 @@ fn entries_that_cannot_run_are_dead_lettered_and_the_worker_keeps_running() {
             dead.ids.iter().map(|entry| entry.get::<String>("dead_reason").unwrap()).collect();
         reasons.sort();
         assert_eq!(reasons.len(), 4, "{reasons:#?}");
-        assert!(reasons[0].starts_with("no task named"), "{reasons:#?}");
+        assert!(reasons[0].contains("no live worker of queue"), "{reasons:#?}");
         assert_eq!(
             reasons[1],
             "the entry has format version \"99\", this worker reads version \"1\"; run workers built from the same taskweave version as the client"

@@ -10,6 +10,7 @@ mod faults;
 mod lost;
 mod operator;
 mod processes;
+mod takeover;
 mod tasks;
 mod working;
 

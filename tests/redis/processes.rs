@@ -16,7 +16,7 @@ use crate::{RedisServer, run, within};
 #[path = "../../examples/support/demo_tasks.rs"]
 mod demo_tasks;
 
-use demo_tasks::{Add, AddInput, Crash};
+use demo_tasks::{Add, AddInput, Crash, Mul};
 
 /// The path of an example binary, built (once per test run, with this test's features) so
 /// that it is never stale: `cargo test --test redis` alone does not build examples.
@@ -366,7 +366,128 @@ fn a_killed_worker_drops_off_the_list_when_its_heartbeat_expires() {
         .await;
         let alive = client.workers().await.unwrap();
         assert_ne!(alive[0].pid, victim_pid);
-        assert_eq!(alive[0].tasks, ["add", "crash"]);
+        assert_eq!(alive[0].tasks, ["add", "crash", "mul"]);
+        client.close().await.unwrap();
+    });
+}
+
+/// Issue 19, defect 5: a worker's crash used to count against every entry it held, so the
+/// healthy tasks it had taken ahead (prefetch 8) were dead-lettered along with the poison
+/// task ("delivered 3 times"). A crash now strikes only the entry that was running.
+#[test]
+fn a_crashing_task_strikes_only_itself_not_the_tasks_taken_ahead() {
+    let server = RedisServer::start();
+    // The default prefetch of 8: the worker holds the poison task and the healthy tasks
+    // behind it when the poison task aborts it.
+    let args: &'static [&'static str] =
+        &["--concurrency", "1", "--prefetch", "8", "--reclaim-after-ms", "300"];
+    let worker = Respawning::start(&server, "blame", args, 10);
+    run(move || async move {
+        let client = client_for(&server, "blame").await;
+        let crash = client.submit_task::<Crash>(());
+        let healthy = client.map_task::<Add>(inputs(0..20, 0));
+        match crash.await {
+            // The default allowed_failures (3) means four deliveries.
+            Err(TaskError::WorkerLost { attempts, .. }) => assert_eq!(attempts, 4),
+            other => panic!("expected WorkerLost, got {other:?}"),
+        }
+        let values = within(
+            &client,
+            Duration::from_secs(60),
+            "the healthy tasks' results",
+            Box::pin(client.gather(&healthy)),
+        )
+        .await
+        .expect("every healthy task gives its value: none was blamed for the crashes");
+        assert_eq!(values, (0..20).map(|i| 2 * i).collect::<Vec<i64>>());
+        assert_eq!(worker.restarts.load(Ordering::SeqCst), 4, "each start killed a worker");
+        let mut connection = server.connection();
+        let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg("taskweave:blame:dead")
+            .arg("-")
+            .arg("+")
+            .query(&mut connection)
+            .unwrap();
+        let tasks: Vec<String> = dead.ids.iter().map(|entry| entry.get("task").unwrap()).collect();
+        assert_eq!(tasks, ["crash"], "only the poison task is dead-lettered");
+        client.close().await.unwrap();
+        drop(worker);
+    });
+}
+
+/// Issue 19, defect 4: during a rolling deploy an older worker (without the new task) and a
+/// newer one share the queue. The older one used to dead-letter the new task's entries it
+/// read (about half of them); it now gives them back for the newer worker.
+#[test]
+fn a_rolling_deploy_runs_new_tasks_on_the_new_workers() {
+    let server = RedisServer::start();
+    let old = ["--concurrency", "2", "--tasks", "add", "--reclaim-after-ms", "1000"];
+    let new = ["--concurrency", "2", "--tasks", "add,mul", "--reclaim-after-ms", "1000"];
+    let _workers =
+        Workers(vec![spawn_worker(&server, "deploy", &old), spawn_worker(&server, "deploy", &new)]);
+    run(move || async move {
+        let client = client_for(&server, "deploy").await;
+        let executor = client.executor().clone();
+        // Both workers are up, so the old one takes its share of the entries.
+        within(
+            &client,
+            Duration::from_secs(30),
+            "two live workers",
+            Box::pin(async {
+                while client.workers().await.map(|workers| workers.len()).ok() != Some(2) {
+                    executor.sleep(Duration::from_millis(20)).await;
+                }
+            }),
+        )
+        .await;
+        let products = client.map_task::<Mul>((0..200).map(|i| (i, 3)));
+        let sums = client.map_task::<Add>(inputs(0..200, 0));
+        let products = within(
+            &client,
+            Duration::from_secs(60),
+            "the new task's results",
+            Box::pin(client.gather(&products)),
+        )
+        .await
+        .expect("every new task runs on the new worker");
+        assert_eq!(products, (0..200).map(|i| 3 * i).collect::<Vec<i64>>());
+        let sums = client.gather(&sums).await.unwrap();
+        assert_eq!(sums, (0..200).map(|i| 2 * i).collect::<Vec<i64>>());
+        let mut connection = server.connection();
+        let dead: usize =
+            redis::cmd("XLEN").arg("taskweave:deploy:dead").query(&mut connection).unwrap();
+        assert_eq!(dead, 0, "nothing is dead-lettered");
+        client.close().await.unwrap();
+    });
+}
+
+/// Issue 19, defect 4: a task that no live worker registers waits for one for the
+/// configured time, then fails with an error that names the task and the workers seen.
+#[test]
+fn a_task_no_worker_runs_fails_after_the_unrunnable_time_naming_the_workers() {
+    let server = RedisServer::start();
+    let old = ["--concurrency", "1", "--tasks", "add", "--unrunnable-after-ms", "1500"];
+    let _workers = Workers(vec![spawn_worker(&server, "nobody", &old)]);
+    run(move || async move {
+        let client = client_for(&server, "nobody").await;
+        let started = Instant::now();
+        let product = client.submit_task::<Mul>((6, 7));
+        let sum = client.submit_task::<Add>(AddInput { a: 1, b: 2, sleep_ms: 0 });
+        // Tasks the worker has keep flowing meanwhile.
+        assert_eq!(sum.await.unwrap(), 3);
+        let error = within(
+            &client,
+            Duration::from_secs(30),
+            "the unrunnable task's failure",
+            Box::pin(product),
+        )
+        .await
+        .expect_err("no worker runs mul");
+        assert!(started.elapsed() >= Duration::from_millis(1500), "it waited for a worker");
+        let message = error.to_string();
+        assert!(message.contains("\"mul\""), "names the task: {message}");
+        assert!(message.contains("runs [\"add\"]"), "names the workers seen: {message}");
+        assert!(message.contains("unrunnable_after"), "says what to do: {message}");
         client.close().await.unwrap();
     });
 }

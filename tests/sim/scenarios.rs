@@ -110,6 +110,16 @@ pub(crate) const REDIS_SCENARIOS: &[RedisScenario] = &[
         long_tasks: true,
         ..RedisScenario::BASE
     },
+    // Takeover under a backlog (issue 19): workers crash while the others are busy with long
+    // tasks and have more waiting; a crashed worker's entries must still be taken over within
+    // the reclaim time and one reclaim period (`TAKEOVER_BOUND`), not once a slot frees up.
+    RedisScenario {
+        name: "redis_takeover_backlog",
+        max_ops: 50,
+        faults: RedisFaults { crashes: true, ..RedisFaults::NONE },
+        backlog: true,
+        ..RedisScenario::BASE
+    },
     // Overlapping worker generations: a rolling deploy starts a new worker before the old
     // one drains (finishes what it runs, hands back what it took).
     RedisScenario {
@@ -171,6 +181,7 @@ pub(crate) const REDIS_SCENARIOS: &[RedisScenario] = &[
         long_tasks: true,
         poison: true,
         dependents: false,
+        backlog: false,
     },
     // An operator trims the task stream while entries are pending.
     RedisScenario {

@@ -1,9 +1,10 @@
 -- Gives entries the caller owns but has not started back to the queue (a worker shutting
--- down): each is re-added as a new entry, then acknowledged and deleted, so another worker
--- takes it at once and its delivery count starts again. The delivery's entry_of key, if it
--- has one, follows the entry to its new id, and so does its count of starts (less this
--- delivery's own start, if `begin` counted it: the caller did not run it), so that handing
--- an entry back again and again never resets poison detection.
+-- down, or passing on a task it does not run): each is re-added as a new entry, then
+-- acknowledged and deleted, so another worker takes it at once and its delivery count
+-- starts again. The delivery's entry_of key, if it has one, follows the entry to its new
+-- id, and so does its count of starts (less this delivery's own start, if `begin` counted
+-- it: the caller did not run it), so that handing an entry back again and again never
+-- resets poison detection.
 --
 -- KEYS[1] task stream, KEYS[2] the queue's starts hash
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] the prefix of entry_of keys, ARGV[4..] entry ids

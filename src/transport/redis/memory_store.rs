@@ -68,6 +68,9 @@ struct Pending {
 struct Group {
     last_delivered: Id,
     pending: BTreeMap<Id, Pending>,
+    /// The group's consumers (made by a read or claim that gave them entries), with when
+    /// each last got some (about Redis's `idle`).
+    consumers: BTreeMap<String, Instant>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -94,6 +97,9 @@ struct Data {
     /// is idempotent), and how many enqueues repeated one.
     enqueued_rids: BTreeMap<String, u32>,
     duplicate_enqueues: usize,
+    /// Deliveries the client's reconciliation found missing (`locate`): neither in the
+    /// stream, nor pending, nor reported.
+    missing_located: usize,
     /// Completions published (to a reply stream) per delivery id.
     replies: BTreeMap<String, u32>,
     /// Entries delivered again to the consumer that held them: by the redelivery fault, or
@@ -249,6 +255,11 @@ impl Model {
             (faults, delay, before, after)
         };
         let _ = faults;
+        // A command reaches the server only once the caller yields (sends it): a task whose
+        // node crashed in the step it issued the command from (a task body that crashed its
+        // worker, the worker writing its outcome next) is never resumed, so nothing it would
+        // have sent is run, as a process that died sends nothing more.
+        YieldOnce(false).await;
         if delay > Duration::ZERO {
             self.executor.sleep(delay).await;
         }
@@ -306,6 +317,21 @@ impl Model {
         }
     }
 
+    /// The ids of the entries of `stream` pending with `consumer`, for the simulation's
+    /// invariants.
+    pub(crate) fn pending_of(&self, stream: &str, consumer: &str) -> Vec<String> {
+        let data = self.data.lock();
+        let Some(group) = data.streams.get(stream).and_then(|stream| stream.group.as_ref()) else {
+            return Vec::new();
+        };
+        group
+            .pending
+            .iter()
+            .filter(|(_, pending)| pending.owner == consumer)
+            .map(|(id, _)| show_id(*id))
+            .collect()
+    }
+
     /// Counters for the simulation's invariants: entries in `stream`, and how many of them
     /// are pending.
     pub(crate) fn stream_counts(&self, stream: &str) -> (usize, usize) {
@@ -336,6 +362,7 @@ impl Model {
                 restored.replies = std::mem::take(&mut data.replies);
                 restored.repeat_deliveries = data.repeat_deliveries;
                 restored.duplicate_enqueues = data.duplicate_enqueues;
+                restored.missing_located = data.missing_located;
                 restored.commands = data.commands;
                 restored.appends = data.appends + 1;
                 *data = restored;
@@ -361,6 +388,11 @@ impl Model {
     /// How many task entries were enqueued again with a delivery id already enqueued.
     pub(crate) fn duplicate_enqueues(&self) -> usize {
         self.data.lock().duplicate_enqueues
+    }
+
+    /// How many deliveries the client's reconciliation found missing.
+    pub(crate) fn missing_located(&self) -> usize {
+        self.data.lock().missing_located
     }
 
     /// How many commands have run: a clock that orders what happens in the server.
@@ -711,7 +743,7 @@ impl Store for MemoryStore {
         let tasks = self.keys.tasks();
         let keys = self.keys.clone();
         Box::pin(self.model.command("locate", move |data, now, _| {
-            deliveries
+            let located = deliveries
                 .iter()
                 .map(|delivery| {
                     let id = match entry_id_of(data, &keys, delivery, now) {
@@ -726,7 +758,10 @@ impl Store for MemoryStore {
                         .is_some_and(|group| group.pending.contains_key(&id));
                     if in_stream || pending { Located::Queued } else { Located::Missing }
                 })
-                .collect()
+                .collect::<Vec<_>>();
+            data.missing_located +=
+                located.iter().filter(|located| **located == Located::Missing).count();
+            located
         }))
     }
 
@@ -901,6 +936,10 @@ impl Store for MemoryStore {
                     .take(count.max(1))
                     .map(|(id, fields)| (*id, fields.clone()))
                     .collect();
+                // Redis 7.0 makes the consumer only when the read gives it something.
+                if !taken.is_empty() {
+                    group.consumers.insert(consumer.to_owned(), now);
+                }
                 for (id, _) in &taken {
                     group.last_delivered = *id;
                     group.pending.insert(
@@ -1009,6 +1048,10 @@ impl Store for MemoryStore {
                 }
             }
             let next = next.map_or_else(|| "0-0".to_owned(), show_id);
+            // Redis 7.0 makes the claiming consumer only when it claims something.
+            if !claimed.is_empty() {
+                group.consumers.insert(consumer.to_owned(), now);
+            }
             data.repeat_deliveries += repeated;
             // `claim.lua` forgets the starts of the entries XAUTOCLAIM dropped.
             for id in dropped {
@@ -1246,6 +1289,39 @@ impl Store for MemoryStore {
                 (announcement.to_vec(), Some(now + ttl.max(Duration::from_millis(1)))),
             );
             data.sets.entry(set).or_default().insert(worker.to_owned());
+        }))
+    }
+
+    fn forget_consumers(&self, min_idle: Duration) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        let tasks = self.keys.tasks();
+        let keys = self.keys.clone();
+        Box::pin(self.model.command("forget consumers", move |data, now, _| {
+            let Some(Stream { group: Some(group), .. }) = data.streams.get(&tasks) else {
+                return Vec::new();
+            };
+            // As `forget.lua`: no pending entry, idle long enough, no live announcement.
+            let candidates: Vec<String> = group
+                .consumers
+                .iter()
+                .filter(|(name, seen)| {
+                    now.saturating_duration_since(**seen) >= min_idle
+                        && !group.pending.values().any(|pending| &pending.owner == *name)
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            let mut removed = Vec::new();
+            for name in candidates {
+                let heartbeat = keys.heartbeat(&name);
+                expire(data, &heartbeat, now);
+                if data.strings.contains_key(&heartbeat) {
+                    continue;
+                }
+                if let Some(Stream { group: Some(group), .. }) = data.streams.get_mut(&tasks) {
+                    group.consumers.remove(&name);
+                }
+                removed.push(name);
+            }
+            removed
         }))
     }
 

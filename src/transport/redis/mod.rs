@@ -13,7 +13,7 @@
 //!   and push a completion to the submitting client's reply stream, which the client reads
 //!   with a blocking `XREAD`: a result reaches the client without polling delay.
 //! - A worker that dies leaves its entries pending; after the reclaim time another worker
-//!   claims them (`XAUTOCLAIM`) and runs them. An entry delivered more often than allowed
+//!   claims them (`XAUTOCLAIM`) and runs them. An entry started more often than allowed
 //!   without finishing is poison: it goes to the dead-letter stream and its future fails
 //!   with [`TaskError::WorkerLost`](crate::TaskError::WorkerLost).
 //! - A completion is accepted atomically and only from the entry's current owner (a Lua
@@ -30,9 +30,9 @@
 //! - Enqueueing is idempotent per delivery: an enqueue resent after its reply was lost finds
 //!   the entry it made and adds no second one.
 //! - Cancelling a task removes its entry if no worker has begun it, so it never runs. A
-//!   worker begins the entries it takes ahead of running them
-//!   ([`prefetch`](crate::worker::WorkerBuilder::prefetch)); those run and their results are
-//!   discarded. Use `prefetch(0)` for tasks a cancel must stop.
+//!   worker begins an entry when it starts running it (not when it takes it ahead,
+//!   [`prefetch`](crate::worker::WorkerBuilder::prefetch)), so a cancel stops every task that
+//!   has not started yet.
 //! - Dropping the last handle to a future deletes its result from Redis.
 //!
 //! The key layout is documented in `ARCHITECTURE.md`.

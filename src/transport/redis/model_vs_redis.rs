@@ -241,6 +241,10 @@ enum Op {
         entries: Vec<Nth>,
     },
     NextNumber,
+    /// Removes the consumers with nothing pending, no heartbeat, idle at least this long.
+    ForgetConsumers {
+        idle: Idle,
+    },
     /// Where deliveries `{client}:{number}:1` stand, each with an entry id the client might
     /// know (or none).
     Locate(Vec<DeliverySpec>),
@@ -447,6 +451,7 @@ impl ReferenceStateMachine for Reference {
             1 => (client(), prop::collection::vec(nth(), 1..3))
                 .prop_map(|(client, entries)| Op::DeleteReplies { client, entries }),
             1 => Just(Op::NextNumber),
+            1 => idle().prop_map(|idle| Op::ForgetConsumers { idle }),
             work => prop::collection::vec(delivery(), 1..4).prop_map(Op::Locate),
             work => prop::collection::vec(delivery(), 1..3).prop_map(Op::Cancel),
         ]
@@ -1020,6 +1025,22 @@ impl Pair {
                 let answers = self.both(|store, _| store.next_number());
                 self.compare(op, answers, |_, _, number| Answer::Number(number));
             }
+            Op::ForgetConsumers { idle } => {
+                // Redis counts idle time in whole milliseconds: after the pause every
+                // consumer has been idle at least one on both sides.
+                let min_idle = match idle {
+                    Idle::Zero | Idle::Millisecond => Duration::from_millis(1),
+                    Idle::Hour => LONG,
+                };
+                if !matches!(idle, Idle::Hour) {
+                    self.pause();
+                }
+                let answers = self.both(|store, _| store.forget_consumers(min_idle));
+                self.compare(op, answers, |_, _, mut names| {
+                    names.sort();
+                    Answer::Workers(names.into_iter().map(String::into_bytes).collect())
+                });
+            }
         }
     }
 
@@ -1378,5 +1399,27 @@ fn entries_dropped_by_a_claim_or_a_touch_forget_their_starts() {
         let starts: usize = pair.raw(redis::cmd("HLEN").arg(pair.keys.starts())).unwrap();
         assert_eq!((starts, pair.model.started_entries(&pair.keys.tasks())), (0, 0));
         pair.sim.shutdown();
+    });
+}
+
+/// A dead worker's consumer leaves the group once another took its entry over, and a live
+/// one (with a heartbeat) stays; a read or claim that gives a consumer nothing does not make
+/// one (Redis 7.0), which the model first did (issue 19, `forget.lua`).
+#[test]
+fn consumers_with_nothing_pending_and_no_heartbeat_are_forgotten() {
+    with_server(|| {
+        check(&[
+            Op::EnsureGroup,
+            Op::ReadNew { consumer: 2, count: 1 },
+            Op::Claim { consumer: 2, idle: Idle::Zero, cursor: None, count: 1 },
+            Op::Enqueue(vec![entry(0, 0), entry(0, 1)]),
+            Op::ReadNew { consumer: 0, count: 1 },
+            Op::ReadNew { consumer: 1, count: 1 },
+            Op::Heartbeat { worker: 1, announcement: b"w1".to_vec(), ttl: Span::Long },
+            Op::ForgetConsumers { idle: Idle::Zero },
+            Op::Claim { consumer: 1, idle: Idle::Zero, cursor: None, count: 2 },
+            Op::ForgetConsumers { idle: Idle::Hour },
+            Op::ForgetConsumers { idle: Idle::Zero },
+        ]);
     });
 }

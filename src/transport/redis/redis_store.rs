@@ -77,6 +77,7 @@ struct Scripts {
     enqueue: Script,
     locate: Script,
     cancel: Script,
+    forget: Script,
 }
 
 impl Scripts {
@@ -91,6 +92,7 @@ impl Scripts {
             enqueue: Script::new(include_str!("enqueue.lua")),
             locate: Script::new(include_str!("locate.lua")),
             cancel: Script::new(include_str!("cancel.lua")),
+            forget: Script::new(include_str!("forget.lua")),
         }
     }
 }
@@ -306,6 +308,13 @@ impl RedisStore {
                 vec!["DEL", &heartbeat],
                 vec!["SADD", &workers, "check"],
                 vec!["SREM", &workers, "check"],
+                // Passing on entries of tasks it does not run (the live workers), and
+                // forgetting dead workers' consumers (forget.lua).
+                vec!["SMEMBERS", &workers],
+                vec!["MGET", &heartbeat],
+                vec!["EXISTS", &heartbeat],
+                vec!["XINFO", "CONSUMERS", &tasks, GROUP],
+                vec!["XGROUP", "DELCONSUMER", &tasks, GROUP, "check"],
             ]),
         }
         let dead = keys.dead();
@@ -1048,6 +1057,29 @@ impl Store for RedisStore {
                 .await
                 .map_err(failed("heartbeat"))?;
             Ok(())
+        })
+    }
+
+    fn forget_consumers(&self, min_idle: Duration) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let value: Value = self
+                .scripts
+                .forget
+                .key(self.keys.tasks())
+                .arg(GROUP)
+                .arg(self.keys.heartbeat(""))
+                .arg(millis(min_idle))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(failed("forget consumers"))?;
+            items(&value)
+                .ok_or_else(|| malformed("forget consumers", "not a list"))?
+                .iter()
+                .map(|name| {
+                    text_of(name).ok_or_else(|| malformed("forget consumers", "not a name"))
+                })
+                .collect()
         })
     }
 

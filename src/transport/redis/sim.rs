@@ -144,6 +144,12 @@ impl SimRedis {
         self.model.stream_counts(&Keys::new(namespace, queue).tasks())
     }
 
+    /// The ids of the entries of `queue`'s stream pending with the consumer (worker)
+    /// `consumer`.
+    pub fn pending_of(&self, namespace: &str, queue: &str, consumer: &str) -> Vec<String> {
+        self.model.pending_of(&Keys::new(namespace, queue).tasks(), consumer)
+    }
+
     /// How many entries the dead-letter stream of `queue` holds.
     pub fn dead_letters(&self, namespace: &str, queue: &str) -> usize {
         self.model.stream_counts(&Keys::new(namespace, queue).dead()).0
@@ -159,6 +165,13 @@ impl SimRedis {
     /// result); the enqueue is idempotent per delivery, so this stays 0 unless that breaks.
     pub fn duplicate_enqueues(&self) -> usize {
         self.model.duplicate_enqueues()
+    }
+
+    /// How many deliveries a client's reconciliation pass found missing: their entry neither
+    /// in the stream, nor pending with a worker, nor reported. Only a trim, a restart that
+    /// lost writes, or a defect (a result lost after its entry was acknowledged) does that.
+    pub fn missing_located(&self) -> usize {
+        self.model.missing_located()
     }
 
     /// How many commands the server has run: a clock that orders events in the server (see

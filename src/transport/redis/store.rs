@@ -94,6 +94,10 @@ impl From<StoreError> for crate::Error {
 
 pub(crate) type StoreResult<T> = Result<T, StoreError>;
 
+/// What [`Store::complete_and_begin`] found: one [`Ownership`] per completion, and per
+/// entry begun its count of starts or why it may not start.
+pub(crate) type CompletedAndBegun = (Vec<Ownership>, Vec<Result<u32, Ownership>>);
+
 /// One entry read from a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StreamEntry {
@@ -277,6 +281,32 @@ pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
         entry_ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<Vec<Result<u32, Ownership>>>>;
 
+    /// [`complete`](Store::complete) and [`begin`](Store::begin) together, both done when it
+    /// returns: sent at once, so one round trip on a multiplexed connection. A worker
+    /// reports a task's outcome with the start of its next task this way, and runs the next
+    /// task only after both are written: its crash then never counts against the task
+    /// before it, whose outcome is written by then.
+    fn complete_and_begin<'a>(
+        &'a self,
+        consumer: &'a str,
+        completions: &'a [Completion],
+        begins: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<CompletedAndBegun>> {
+        Box::pin(async move {
+            let complete = async {
+                if completions.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    self.complete(consumer, completions).await
+                }
+            };
+            let begin = async {
+                if begins.is_empty() { Ok(Vec::new()) } else { self.begin(consumer, begins).await }
+            };
+            futures::future::try_join(complete, begin).await
+        })
+    }
+
     /// Owner-checked: resets the idle time of entries the caller is running.
     fn touch<'a>(
         &'a self,
@@ -308,4 +338,9 @@ pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Withdraws a worker's announcement.
     fn sign_off<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// Atomic: removes from the consumer group the consumers with no pending entry, no live
+    /// announcement, and idle for at least `min_idle` (dead workers whose entries were taken
+    /// over); returns their names.
+    fn forget_consumers(&self, min_idle: Duration) -> BoxFuture<'_, StoreResult<Vec<String>>>;
 }
