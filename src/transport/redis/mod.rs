@@ -67,6 +67,7 @@
 //! # }
 //! ```
 
+mod admin;
 #[cfg(test)]
 mod decode_fuzz;
 #[cfg(feature = "sim")]
@@ -84,6 +85,10 @@ pub(crate) mod store;
 #[cfg(feature = "sim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub use self::sim::SimRedis;
+
+pub use self::admin::{
+    ConsumerStats, DEFAULT_DEAD_LETTER_CAP, DeadLetter, QueueStats, RedisAdmin, RedisAdminBuilder,
+};
 
 use std::collections::HashMap;
 use std::fmt;

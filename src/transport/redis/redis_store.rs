@@ -28,7 +28,10 @@ pub(crate) struct ConnectOptions {
 }
 
 /// A redis-rs client for `url`: plain, or TLS for `rediss://` (feature `redis-tls`).
-fn open_client(url: &str, options: &ConnectOptions) -> Result<redis::Client, StoreError> {
+pub(super) fn open_client(
+    url: &str,
+    options: &ConnectOptions,
+) -> Result<redis::Client, StoreError> {
     if url.starts_with("rediss://") {
         return open_tls_client(url, options);
     }
