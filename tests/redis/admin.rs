@@ -188,7 +188,8 @@ fn a_requeued_dead_letter_runs_and_its_waiting_future_resolves() {
 fn a_requeued_dead_letter_whose_client_was_told_runs_once_more() {
     run(|| async {
         let server = RedisServer::start();
-        let transport = RedisTransport::builder(server.url()).queue("told").connect().await.unwrap();
+        let transport =
+            RedisTransport::builder(server.url()).queue("told").connect().await.unwrap();
         let client_id = transport.client_id().to_owned();
         let client = Client::builder().transport(transport).build().await.unwrap();
         let future = client.task().allowed_failures(0).submit_task::<Counted>(("told".into(), 7));
@@ -203,18 +204,16 @@ fn a_requeued_dead_letter_whose_client_was_told_runs_once_more() {
             entries.ids[0].get("rid").unwrap()
         };
         assert_eq!(dead_letter_next(&server, "told", Some((&client_id, &rid)), None).unwrap(), 1);
-        let outcome = within(&client, Duration::from_secs(30), "the told future", Box::pin(future))
-            .await;
+        let outcome =
+            within(&client, Duration::from_secs(30), "the told future", Box::pin(future)).await;
         assert!(matches!(outcome, Err(TaskError::WorkerLost { .. })), "{outcome:?}");
 
         let admin = admin(&server, "told").await;
         assert_eq!(admin.requeue_all_dead_letters().await.unwrap(), 1);
         let running = worker(&server, "told", 1).await;
         until(&client, "the requeued task ran", || runs_of("told") == 1).await;
-        until(&client, "nothing left pending", || {
-            length(&server, "taskweave:told:tasks") == 0
-        })
-        .await;
+        until(&client, "nothing left pending", || length(&server, "taskweave:told:tasks") == 0)
+            .await;
         client.close().await.unwrap();
         running.shutdown();
         running.stopped().await;
@@ -295,7 +294,10 @@ fn the_dead_letter_stream_is_capped() {
         fill_dead(&server, "cap", DEFAULT_DEAD_LETTER_CAP as usize + 150);
         assert_eq!(dead_letter_next(&server, "cap", None, None).unwrap(), 1);
         let after = length(&server, "taskweave:cap:dead");
-        assert!(after <= DEFAULT_DEAD_LETTER_CAP + 100, "capped at about the default, found {after}");
+        assert!(
+            after <= DEFAULT_DEAD_LETTER_CAP + 100,
+            "capped at about the default, found {after}"
+        );
         // An exact trim.
         assert_eq!(admin.trim_dead_letters(3).await.unwrap(), after - 3);
         assert_eq!(length(&server, "taskweave:cap:dead"), 3);
@@ -320,10 +322,26 @@ fn admin_binary() -> PathBuf {
         .into_iter()
         .filter_map(|(name, on)| on.then_some(name))
         .collect();
-        let status = Command::new(env!("CARGO"))
+        let mut command = Command::new(env!("CARGO"));
+        // Cargo set these for this test; passed on, they would make cargo rebuild crates
+        // whose build scripts read them (ring, say) each time (see tests/web_backend.rs).
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let set_for_this_crate =
+                ["CARGO_PKG_", "CARGO_CRATE_", "CARGO_MANIFEST_", "CARGO_BIN_"]
+                    .iter()
+                    .any(|prefix| name.starts_with(prefix));
+            if set_for_this_crate
+                || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*name)
+            {
+                command.env_remove(&*name);
+            }
+        }
+        let status = command
             .args(["build", "--quiet", "--example", "taskweave-admin", "--no-default-features"])
             .args(["--features", &features.join(",")])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("--manifest-path")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
             .status()
             .expect("run cargo to build the admin example");
         assert!(status.success(), "could not build the taskweave-admin example");
@@ -353,10 +371,11 @@ fn the_admin_example_explains_bad_urls_passwords_and_tls() {
         password: Some("secret".into()),
         ..ServerOptions::default()
     });
-    let (code, _, stderr) = admin_command(&[&guarded.url(), "queues"]);
+    let without = format!("redis://127.0.0.1:{}", guarded.port());
+    let (code, _, stderr) = admin_command(&[&without, "queues"]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("needs a password (NOAUTH"), "{stderr}");
-    let (code, stdout, stderr) = admin_command(&[&guarded.url_with_password("secret"), "queues"]);
+    let (code, stdout, stderr) = admin_command(&[&guarded.url(), "queues"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stdout.trim(), "no queues");
 
@@ -411,7 +430,8 @@ fn the_admin_example_lists_requeues_and_purges_dead_letters() {
         admin_command(&[&url, "--queue", "ops", "dead-letters", "requeue", &id]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.starts_with(&format!("requeued {id} as entry ")), "{stdout}");
-    let (code, _, stderr) = admin_command(&[&url, "--queue", "ops", "dead-letters", "requeue", &id]);
+    let (code, _, stderr) =
+        admin_command(&[&url, "--queue", "ops", "dead-letters", "requeue", &id]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains(&format!("no dead letter {id} on queue ops")), "{stderr}");
     let _ = dead_letter_next(&server, "ops", None, None).unwrap();
