@@ -316,8 +316,11 @@ fn id_millis(id: &str) -> Option<u64> {
     id.split_once('-').map_or(id, |(millis, _)| millis).parse().ok()
 }
 
+/// A stream entry's fields, names as text.
+type EntryFields = Vec<(String, Vec<u8>)>;
+
 /// Stream entries from an `XRANGE` reply: `(id, fields)`.
-fn entries(value: &Value) -> Option<Vec<(String, Vec<(String, Vec<u8>)>)>> {
+fn entries(value: &Value) -> Option<Vec<(String, EntryFields)>> {
     items(value)?
         .iter()
         .map(|entry| {
@@ -339,7 +342,7 @@ fn entries(value: &Value) -> Option<Vec<(String, Vec<(String, Vec<u8>)>)>> {
 }
 
 impl DeadLetter {
-    fn decode(id: String, fields: Vec<(String, Vec<u8>)>) -> DeadLetter {
+    fn decode(id: String, fields: EntryFields) -> DeadLetter {
         let mut letter = DeadLetter {
             dead_at: UNIX_EPOCH + Duration::from_millis(id_millis(&id).unwrap_or(0)),
             id,
