@@ -305,6 +305,43 @@ fn the_dead_letter_stream_is_capped() {
     });
 }
 
+#[test]
+fn a_worker_keeps_the_dead_letter_stream_at_its_cap() {
+    run(|| async {
+        let server = RedisServer::start();
+        let client = quiet_client(&server, "capped").await;
+        let running = crate::tasks::register_all(
+            taskweave::worker::Worker::builder()
+                .redis(server.url())
+                .queue("capped")
+                .concurrency(1)
+                .dead_letter_cap(10),
+        )
+        .start()
+        .await
+        .unwrap();
+        fill_dead(&server, "capped", 300);
+        // An entry no worker can decode (no delivery id): the worker dead-letters it.
+        let _: String = redis::cmd("XADD")
+            .arg("taskweave:capped:tasks")
+            .arg("*")
+            .arg("garbage")
+            .arg("1")
+            .query(&mut server.connection())
+            .unwrap();
+        until(&client, "the dead-letter stream trimmed to about 10", || {
+            length(&server, "taskweave:capped:dead") <= 10 + 100
+        })
+        .await;
+        let admin = admin(&server, "capped").await;
+        let newest = admin.dead_letters(1000).await.unwrap().pop().expect("a dead letter");
+        assert_eq!(newest.fields, vec![("garbage".to_owned(), "1".to_owned())], "{newest:?}");
+        running.shutdown();
+        running.stopped().await;
+        client.close().await.unwrap();
+    });
+}
+
 /// The `taskweave-admin` example binary, built once per test run with this test's
 /// features (so that cargo reuses the library build).
 fn admin_binary() -> PathBuf {

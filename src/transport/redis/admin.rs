@@ -16,9 +16,10 @@ use super::redis_store::{ConnectOptions, open_client};
 use super::{DEFAULT_NAMESPACE, DEFAULT_QUEUE, WorkerInfo, without_password};
 use crate::Error;
 
-/// How many entries the dead-letter stream of a queue keeps: each new dead letter trims it
-/// to about this many (`XADD MAXLEN ~` in `dead_letter.lua`, which takes a cap argument;
-/// workers send none yet, so this default applies), the oldest first. [`RedisAdmin::trim_dead_letters`] trims it to an exact length.
+/// How many entries the dead-letter stream of a queue keeps unless its workers are told
+/// otherwise ([`WorkerBuilder::dead_letter_cap`](crate::worker::WorkerBuilder::dead_letter_cap)):
+/// each new dead letter trims it to about this many (`XADD MAXLEN ~`, in whole stream nodes,
+/// so up to about 100 more), the oldest first. [`RedisAdmin::trim_dead_letters`] trims it to an exact length.
 pub const DEFAULT_DEAD_LETTER_CAP: u64 = 10_000;
 
 /// How many dead letters one `XRANGE` or `requeue.lua` call handles.
@@ -773,8 +774,9 @@ impl RedisAdmin {
     }
 
     /// Trims this queue's dead-letter stream to its newest `keep` entries and returns how
-    /// many were deleted. Workers cap it by themselves at about
-    /// [`DEFAULT_DEAD_LETTER_CAP`]; this trims it exactly.
+    /// many were deleted. Workers cap it by themselves at about their
+    /// [`dead_letter_cap`](crate::worker::WorkerBuilder::dead_letter_cap); this trims it
+    /// exactly.
     ///
     /// # Errors
     ///
