@@ -139,13 +139,21 @@ fn queue_stats_show_a_backlog_and_a_stuck_consumer() {
 fn a_requeued_dead_letter_runs_and_its_waiting_future_resolves() {
     run(|| async {
         let server = RedisServer::start();
-        let client = quiet_client(&server, "requeue").await;
+        let transport = RedisTransport::builder(server.url())
+            .queue("requeue")
+            .reconcile_every(Duration::from_secs(3600))
+            .connect()
+            .await
+            .unwrap();
+        let client = Client::builder().transport(transport.clone()).build().await.unwrap();
         let future = client.submit_task::<Add>((1, 2));
         until(&client, "the entry enqueued", || length(&server, "taskweave:requeue:tasks") == 1)
             .await;
         // Dead-lettered without telling the client: its future still waits.
         assert_eq!(dead_letter_next(&server, "requeue", None, None).unwrap(), 1);
-        let admin = admin(&server, "requeue").await;
+        // The client's transport reaches the same calls.
+        let admin = transport.admin().await.unwrap();
+        assert_eq!(admin.queue(), "requeue");
         let letters = admin.dead_letters(10).await.unwrap();
         assert_eq!(letters.len(), 1, "{letters:?}");
         let letter = &letters[0];
