@@ -156,6 +156,7 @@ impl Worker {
             tls_root_certificate: None,
             registry: HashMap::new(),
             executor: None,
+            dead_letter_cap: crate::transport::redis::DEFAULT_DEAD_LETTER_CAP,
         }
     }
 }
@@ -173,6 +174,7 @@ pub struct WorkerBuilder {
     tls_root_certificate: Option<Vec<u8>>,
     registry: HashMap<&'static str, Handler>,
     executor: Option<Arc<dyn Executor>>,
+    dead_letter_cap: u64,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -225,6 +227,16 @@ impl WorkerBuilder {
     /// How long one Redis command may take before it counts as failed (default 5 s).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout.max(Duration::from_millis(10));
+        self
+    }
+
+    /// About how many entries the queue's dead-letter stream keeps (default
+    /// [`DEFAULT_DEAD_LETTER_CAP`](crate::transport::redis::DEFAULT_DEAD_LETTER_CAP), 10,000;
+    /// at least 1): each dead letter this worker writes trims it (`XADD MAXLEN ~`, in whole
+    /// stream nodes, so it may hold up to about 100 more), the oldest first. Inspect and
+    /// requeue them with [`RedisAdmin`](crate::transport::redis::RedisAdmin).
+    pub fn dead_letter_cap(mut self, entries: u64) -> Self {
+        self.dead_letter_cap = entries.max(1);
         self
     }
 
@@ -309,7 +321,8 @@ impl WorkerBuilder {
             block: BLOCK,
             tls_root_certificate: self.tls_root_certificate.clone(),
         };
-        let store = RedisStore::connect(&url, keys.clone(), &options).await?;
+        let mut store = RedisStore::connect(&url, keys.clone(), &options).await?;
+        store.set_dead_letter_cap(self.dead_letter_cap);
         store.check_access(Role::Worker).await?;
         self.start_on(Arc::new(store), keys).await
     }

@@ -6,6 +6,7 @@
 #[path = "../support/redis_server.rs"]
 mod redis_server;
 
+mod admin;
 mod faults;
 mod lost;
 mod operator;

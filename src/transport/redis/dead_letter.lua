@@ -6,7 +6,9 @@
 -- KEYS[4] the queue's starts hash, KEYS[5] the delivery's entry_of key (the task stream when
 -- there is no client to tell; nothing is written to it then)
 -- ARGV[1] group, ARGV[2] entry id, ARGV[3] consumer, ARGV[4] reason, ARGV[5] rid ('' when
--- there is no client to tell), ARGV[6] status, ARGV[7] body, ARGV[8] ttl in ms
+-- there is no client to tell), ARGV[6] status, ARGV[7] body, ARGV[8] ttl in ms, ARGV[9] (optional)
+-- the dead-letter stream's cap: it is trimmed to about this many entries (XADD MAXLEN ~), the
+-- oldest first; 10000 when absent
 --
 -- Returns 1 when moved, 0 when the entry is no longer pending, -1 when another consumer owns
 -- it now.
@@ -23,6 +25,14 @@ if ARGV[5] ~= '' then
   if kind ~= 'stream' and kind ~= 'none' then
     return redis.error_reply('ERR dead_letter.lua: entry ' .. ARGV[2] .. ' has reply key ' ..
       KEYS[3] .. ', which holds something other than a stream')
+  end
+end
+local cap = 10000
+if ARGV[9] ~= nil then
+  cap = tonumber(ARGV[9])
+  if cap == nil or cap < 1 or cap ~= math.floor(cap) then
+    return redis.error_reply('ERR dead_letter.lua: the dead-letter cap ' .. ARGV[9] ..
+      ' is not a whole number from 1')
   end
 end
 local dead = redis.call('TYPE', KEYS[2])['ok']
@@ -58,7 +68,7 @@ if #found > 0 and type(found[1][2]) == 'table' then
     record[#record + 1] = fields[i]
   end
 end
-redis.call('XADD', KEYS[2], '*', unpack(record))
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', cap, '*', unpack(record))
 if ARGV[5] ~= '' then
   redis.call('XADD', KEYS[3], '*', 'rid', ARGV[5], 'status', ARGV[6], 'body', ARGV[7],
     'deliveries', deliveries)

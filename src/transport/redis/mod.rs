@@ -67,6 +67,7 @@
 //! # }
 //! ```
 
+mod admin;
 #[cfg(test)]
 mod decode_fuzz;
 #[cfg(feature = "sim")]
@@ -84,6 +85,10 @@ pub(crate) mod store;
 #[cfg(feature = "sim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub use self::sim::SimRedis;
+
+pub use self::admin::{
+    ConsumerStats, DEFAULT_DEAD_LETTER_CAP, DeadLetter, QueueStats, RedisAdmin, RedisAdminBuilder,
+};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -190,6 +195,8 @@ struct Inner {
     /// Dropped on close: every background loop watches it.
     stop: Mutex<Option<flume::Sender<()>>>,
     stop_signal: flume::Receiver<()>,
+    /// How [`RedisTransport::admin`] connects: this transport's server, namespace and queue.
+    admin: RedisAdminBuilder,
 }
 
 /// The deliveries a client has dispatched and not seen completed.
@@ -423,6 +430,20 @@ impl RedisTransportBuilder {
         self.connect_store(Arc::new(store), keys).await
     }
 
+    /// A [`RedisAdmin`] builder for this transport's server, namespace and queue.
+    fn admin_builder(&self) -> RedisAdminBuilder {
+        let builder = RedisAdmin::builder(self.url.clone())
+            .namespace(self.namespace.clone())
+            .queue(self.queue.clone())
+            .command_timeout(self.command_timeout);
+        #[cfg(feature = "redis-tls")]
+        let builder = match &self.tls_root_certificate {
+            Some(pem) => builder.tls_root_certificate(pem.clone()),
+            None => builder,
+        };
+        builder
+    }
+
     /// Checks the settings that Redis would refuse later, one task at a time.
     fn check(&self) -> Result<(), Error> {
         if self.result_ttl > MAX_RESULT_TTL {
@@ -473,6 +494,7 @@ impl RedisTransportBuilder {
                 started: OnceLock::new(),
                 stop: Mutex::new(Some(stop)),
                 stop_signal,
+                admin: self.admin_builder(),
             }),
         })
     }
@@ -545,6 +567,29 @@ impl RedisTransport {
         } else {
             BrokerHealth::Down { down_for, last_error }
         }
+    }
+
+    /// An operator's handle on this transport's queue (queue statistics, dead letters), on a
+    /// connection of its own to the same server; see [`RedisAdmin`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisAdminBuilder::connect`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// use taskweave::transport::redis::RedisTransport;
+    ///
+    /// let redis = RedisTransport::connect("redis://127.0.0.1:6379").await?;
+    /// let client = taskweave::Client::builder().transport(redis.clone()).build().await?;
+    /// let stats = redis.admin().await?.queue_stats().await?;
+    /// println!("{} waiting, {} dead letters", stats.waiting, stats.dead_letters);
+    /// # client.close().await }
+    /// ```
+    pub async fn admin(&self) -> Result<RedisAdmin, Error> {
+        self.inner.admin.clone().connect().await
     }
 
     /// The workers of this transport's queue whose heartbeat has not expired.

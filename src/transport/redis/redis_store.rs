@@ -28,7 +28,10 @@ pub(crate) struct ConnectOptions {
 }
 
 /// A redis-rs client for `url`: plain, or TLS for `rediss://` (feature `redis-tls`).
-fn open_client(url: &str, options: &ConnectOptions) -> Result<redis::Client, StoreError> {
+pub(super) fn open_client(
+    url: &str,
+    options: &ConnectOptions,
+) -> Result<redis::Client, StoreError> {
     if url.starts_with("rediss://") {
         return open_tls_client(url, options);
     }
@@ -105,6 +108,8 @@ pub(crate) struct RedisStore {
     /// Blocking reads (`XREAD`/`XREADGROUP` with `BLOCK`) only.
     blocking: ConnectionManager,
     scripts: Scripts,
+    /// About how many entries `dead_letter.lua` keeps in the dead-letter stream.
+    dead_letter_cap: u64,
 }
 
 impl fmt::Debug for RedisStore {
@@ -160,11 +165,25 @@ impl RedisStore {
         )
         .await
         .map_err(connect_failed)?;
-        let store = RedisStore { keys, commands, blocking, scripts: Scripts::new() };
+        let store = RedisStore {
+            keys,
+            commands,
+            blocking,
+            scripts: Scripts::new(),
+            dead_letter_cap: super::DEFAULT_DEAD_LETTER_CAP,
+        };
         let mut connection = store.commands.clone();
         let _: Value =
             redis::cmd("PING").query_async(&mut connection).await.map_err(failed("PING"))?;
         Ok(store)
+    }
+}
+
+impl RedisStore {
+    /// Keeps about `cap` entries (at least 1) in the dead-letter stream, the oldest trimmed
+    /// first.
+    pub(crate) fn set_dead_letter_cap(&mut self, cap: u64) {
+        self.dead_letter_cap = cap.max(1);
     }
 }
 
@@ -972,6 +991,7 @@ impl Store for RedisStore {
                 .arg(status)
                 .arg(body)
                 .arg(letter.ttl_ms)
+                .arg(self.dead_letter_cap)
                 .invoke_async(&mut connection)
                 .await
                 .map_err(failed("dead-letter"))?;
