@@ -655,7 +655,8 @@ async fn cancel_job(
 /// Runs a job within the request and answers its result. The future is awaited through a
 /// `cancel_on_drop` guard: when the client disconnects, axum drops this handler future, the
 /// guard cancels the task, and the body (polling its `TaskContext`) stops. `?timeout=` (at
-/// most 60 s) gives up after that long with a 504, cancelling the job the same way.
+/// most 60 s) gives up after that long with a 504, cancelling the job the same way. In a
+/// benchmark [`Mode`] the job runs on tokio's blocking pool or inline instead.
 async fn run_job(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
@@ -666,10 +667,16 @@ async fn run_job(
     if state.client.is_closed() {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the service is shutting down"));
     }
-    if state.config.mode != Mode::Taskweave {
-        return run_without_taskweave(state.config.mode, request).await;
-    }
-    let running = submit_stoppable(&state.client, &state.config, request).cancel_on_drop();
+    let mode = state.config.mode;
+    let running = async {
+        if mode == Mode::Taskweave {
+            let running = submit_stoppable(&state.client, &state.config, request);
+            // `?` turns the task's error into an `ApiError` through `taskweave::Error`'s hints.
+            Ok(running.cancel_on_drop().await?)
+        } else {
+            run_without_taskweave(mode, request).await
+        }
+    };
     let outcome = tokio::select! {
         outcome = state.client.executor().timeout(timeout, running) => outcome,
         () = state.config.shutdown.started() => {
@@ -679,16 +686,13 @@ async fn run_job(
             ));
         }
     };
-    // `?` turns the task's error into an `ApiError` through `taskweave::Error`'s hints.
     Ok(axum::Json(outcome??))
 }
 
 /// `POST /run` in a benchmark mode: the same job functions, on tokio's blocking pool or
-/// inline in the handler. No timeout and no cancel: neither can stop a running body.
-async fn run_without_taskweave(
-    mode: Mode,
-    request: JobRequest,
-) -> Result<axum::Json<Value>, ApiError> {
+/// inline in the handler, under the same timeout. Neither can stop a running body: a timeout
+/// or a disconnect answers (or drops the answer) but the body runs to its end.
+async fn run_without_taskweave(mode: Mode, request: JobRequest) -> Result<Value, ApiError> {
     let job = match request {
         JobRequest::Primes { n } => {
             Box::new(move || Ok(count_primes(n))) as Box<dyn FnOnce() -> _ + Send>
@@ -697,7 +701,7 @@ async fn run_without_taskweave(
             Box::new(move || Ok(burn_unless(ms, || false).unwrap_or(Value::Null)))
         }
         JobRequest::Fail { message } => Box::new(move || Err(message)),
-        JobRequest::Sleep { ms } => return Ok(axum::Json(sleep(ms).await)),
+        JobRequest::Sleep { ms } => return Ok(sleep(ms).await),
     };
     let outcome = match mode {
         Mode::SpawnBlocking => tokio::task::spawn_blocking(job).await.map_err(|cause| {
@@ -705,7 +709,7 @@ async fn run_without_taskweave(
         })?,
         Mode::Inline | Mode::Taskweave => job(),
     };
-    outcome.map(axum::Json).map_err(|message| error(StatusCode::UNPROCESSABLE_ENTITY, message))
+    outcome.map_err(|message| error(StatusCode::UNPROCESSABLE_ENTITY, message))
 }
 
 async fn stats(State(state): State<AppState>) -> Response {
