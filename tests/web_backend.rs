@@ -553,6 +553,55 @@ async fn run_answers_the_result_and_maps_errors_to_status_codes() {
     .await;
 }
 
+/// The benchmark modes (`--mode spawn-blocking`, `--mode inline`) run `POST /run`'s jobs
+/// with the same functions and answers, and refuse `POST /jobs` with a JSON reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn benchmark_modes_answer_run_as_taskweave_does_and_refuse_jobs() {
+    within_deadline(async {
+        for mode in [service::Mode::SpawnBlocking, service::Mode::Inline] {
+            let client = Client::builder().workers(1).build().await.expect("build a client");
+            let config = service::ServiceConfig { mode, ..Default::default() };
+            let server = Server::serve(client, config).await;
+            let run = |body: Value| {
+                server.send(server.http.post(format!("{}/run", server.base)).body(body.to_string()))
+            };
+            let (status, body) = run(json!({"kind": "primes", "n": 1_000})).await;
+            assert_eq!((status, &body), (StatusCode::OK, &json!({"n": 1_000, "primes": 168})));
+            let (status, body) = run(json!({"kind": "fail", "message": "no such file"})).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{mode:?}: {body}");
+            assert!(body["error"].as_str().unwrap().contains("no such file"), "{body}");
+            let (status, body) = server.post_raw(r#"{"kind": "primes", "n": 10}"#).await;
+            assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{mode:?}: {body}");
+            assert!(body["error"].as_str().unwrap().contains("--mode taskweave"), "{body}");
+            let completed: u64 = server.client.stats().workers.iter().map(|w| w.completed).sum();
+            assert_eq!(completed, 0, "{mode:?} ran a job on taskweave");
+        }
+    })
+    .await;
+}
+
+/// `--mode` takes one of three words; anything else is refused with the choices, by the
+/// parser and by the example binary (exit 2, before it binds a port).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_mode_is_refused_with_the_choices() {
+    let expected = "--mode fast: expected taskweave (the default), spawn-blocking or inline";
+    assert_eq!("fast".parse::<service::Mode>(), Err(expected.to_owned()));
+    assert_eq!("spawn-blocking".parse(), Ok(service::Mode::SpawnBlocking));
+    #[cfg(unix)]
+    {
+        let binary = tokio::task::spawn_blocking(example_binary).await.expect("built");
+        let run = tokio::process::Command::new(binary)
+            .args(["--addr", "127.0.0.1:0", "--mode", "fast"])
+            .kill_on_drop(true)
+            .output();
+        let output = within_deadline(run).await.expect("run the example");
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(stderr.contains("usage: web_backend"), "{stderr}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_from_run_stops_the_running_body() {
     use tokio::io::AsyncWriteExt;

@@ -14,6 +14,10 @@
 //! curl -N localhost:3000/stats/stream                                   # a snapshot a second
 //! ```
 //!
+//! `--mode spawn-blocking` or `--mode inline` is a benchmark switch (see `scripts/bench-web`):
+//! `POST /run` then runs the same job functions on tokio's blocking pool, or inline in the
+//! handler, instead of on taskweave's workers (and `POST /jobs` is refused).
+//!
 //! `RUST_LOG=taskweave=debug` shows what the engine does, task by task. Ctrl-C or SIGTERM
 //! stops taking connections, ends the statistics streams and the `?wait=`s, lets the other
 //! open requests finish (bounded by the service's timeouts and a 15 s grace period) and
@@ -48,6 +52,8 @@ struct Args {
     queue: String,
     /// Run as a Redis worker instead of the web service.
     worker: bool,
+    /// How `POST /run` runs its job (a benchmark switch).
+    mode: service::Mode,
 }
 
 fn usage(problem: &str) -> String {
@@ -55,7 +61,9 @@ fn usage(problem: &str) -> String {
         "{problem}\n\
          usage: web_backend [--addr HOST:PORT] [--workers N] [--max-jobs N]\n\
          \x20      [--redis URL [--queue NAME] [--worker]]   (these need --features tokio,redis)\n\
-         defaults: --addr 127.0.0.1:3000, one worker per core, --max-jobs 10000, --queue web"
+         \x20      [--mode taskweave|spawn-blocking|inline]   (benchmarks: how POST /run runs jobs)\n\
+         defaults: --addr 127.0.0.1:3000, one worker per core, --max-jobs 10000, --queue web,\n\
+         \x20         --mode taskweave"
     )
 }
 
@@ -67,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
         redis: None,
         queue: "web".to_owned(),
         worker: false,
+        mode: service::Mode::Taskweave,
     };
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
@@ -94,6 +103,7 @@ fn parse_args() -> Result<Args, String> {
             "--redis" => args.redis = Some(value()?),
             "--queue" => args.queue = value()?,
             "--worker" => args.worker = true,
+            "--mode" => args.mode = value()?.parse().map_err(|problem: String| usage(&problem))?,
             "--help" | "-h" => return Err(usage("a taskweave web backend")),
             other => return Err(usage(&format!("unknown argument {other}"))),
         }
@@ -166,6 +176,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_jobs: args.max_jobs,
         remote_workers: args.redis.is_some(),
         shutdown: service::Shutdown::default(),
+        mode: args.mode,
     };
     let shutdown = config.shutdown.clone();
     let app = service::router(client.clone(), config);

@@ -101,6 +101,35 @@ impl Shutdown {
     }
 }
 
+/// How `POST /run` runs its job: a **benchmark switch** (`--mode`, see `scripts/bench-web`)
+/// that compares taskweave with the two usual alternatives on the same service, running the
+/// same job functions. Taskweave is the default and the point of the example.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Mode {
+    /// Submit to taskweave's workers (the example as it is).
+    #[default]
+    Taskweave,
+    /// `tokio::task::spawn_blocking`: one blocking-pool thread per running job.
+    SpawnBlocking,
+    /// In the handler, on the runtime's own thread (what not to do with CPU work).
+    Inline,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Mode, String> {
+        match text {
+            "taskweave" => Ok(Mode::Taskweave),
+            "spawn-blocking" => Ok(Mode::SpawnBlocking),
+            "inline" => Ok(Mode::Inline),
+            other => Err(format!(
+                "--mode {other}: expected taskweave (the default), spawn-blocking or inline"
+            )),
+        }
+    }
+}
+
 /// Settings of the service.
 #[derive(Debug, Clone)]
 pub(crate) struct ServiceConfig {
@@ -113,11 +142,19 @@ pub(crate) struct ServiceConfig {
     pub(crate) remote_workers: bool,
     /// Ends streams and long waits when the server shuts down.
     pub(crate) shutdown: Shutdown,
+    /// How `POST /run` runs its job (a benchmark switch); `POST /jobs` needs
+    /// [`Mode::Taskweave`].
+    pub(crate) mode: Mode,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { max_jobs: 10_000, remote_workers: false, shutdown: Shutdown::default() }
+        ServiceConfig {
+            max_jobs: 10_000,
+            remote_workers: false,
+            shutdown: Shutdown::default(),
+            mode: Mode::Taskweave,
+        }
     }
 }
 
@@ -496,6 +533,16 @@ fn new_job_id() -> Result<String, ApiError> {
 
 async fn submit_job(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let request = parse_request(&body)?;
+    if state.config.mode != Mode::Taskweave {
+        return Err(error(
+            StatusCode::NOT_IMPLEMENTED,
+            format!(
+                "POST /jobs needs --mode taskweave (the default); this server runs in the \
+                 benchmark mode {:?}, which runs jobs only through POST /run",
+                state.config.mode
+            ),
+        ));
+    }
     if state.client.is_closed() {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the service is shutting down"));
     }
@@ -608,7 +655,8 @@ async fn cancel_job(
 /// Runs a job within the request and answers its result. The future is awaited through a
 /// `cancel_on_drop` guard: when the client disconnects, axum drops this handler future, the
 /// guard cancels the task, and the body (polling its `TaskContext`) stops. `?timeout=` (at
-/// most 60 s) gives up after that long with a 504, cancelling the job the same way.
+/// most 60 s) gives up after that long with a 504, cancelling the job the same way. In a
+/// benchmark [`Mode`] the job runs on tokio's blocking pool or inline instead.
 async fn run_job(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
@@ -619,7 +667,16 @@ async fn run_job(
     if state.client.is_closed() {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the service is shutting down"));
     }
-    let running = submit_stoppable(&state.client, &state.config, request).cancel_on_drop();
+    let mode = state.config.mode;
+    let running = async {
+        if mode == Mode::Taskweave {
+            let running = submit_stoppable(&state.client, &state.config, request);
+            // `?` turns the task's error into an `ApiError` through `taskweave::Error`'s hints.
+            Ok(running.cancel_on_drop().await?)
+        } else {
+            run_without_taskweave(mode, request).await
+        }
+    };
     let outcome = tokio::select! {
         outcome = state.client.executor().timeout(timeout, running) => outcome,
         () = state.config.shutdown.started() => {
@@ -629,8 +686,30 @@ async fn run_job(
             ));
         }
     };
-    // `?` turns the task's error into an `ApiError` through `taskweave::Error`'s hints.
     Ok(axum::Json(outcome??))
+}
+
+/// `POST /run` in a benchmark mode: the same job functions, on tokio's blocking pool or
+/// inline in the handler, under the same timeout. Neither can stop a running body: a timeout
+/// or a disconnect answers (or drops the answer) but the body runs to its end.
+async fn run_without_taskweave(mode: Mode, request: JobRequest) -> Result<Value, ApiError> {
+    let job = match request {
+        JobRequest::Primes { n } => {
+            Box::new(move || Ok(count_primes(n))) as Box<dyn FnOnce() -> _ + Send>
+        }
+        JobRequest::Burn { ms } => {
+            Box::new(move || Ok(burn_unless(ms, || false).unwrap_or(Value::Null)))
+        }
+        JobRequest::Fail { message } => Box::new(move || Err(message)),
+        JobRequest::Sleep { ms } => return Ok(sleep(ms).await),
+    };
+    let outcome = match mode {
+        Mode::SpawnBlocking => tokio::task::spawn_blocking(job).await.map_err(|cause| {
+            error(StatusCode::INTERNAL_SERVER_ERROR, format!("the job panicked: {cause}"))
+        })?,
+        Mode::Inline | Mode::Taskweave => job(),
+    };
+    outcome.map_err(|message| error(StatusCode::UNPROCESSABLE_ENTITY, message))
 }
 
 async fn stats(State(state): State<AppState>) -> Response {

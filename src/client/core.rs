@@ -346,6 +346,23 @@ impl Job {
         (cell.outcome.take(), cell.produced.take())
     }
 
+    /// Moves the published value out if it is a `T` that nothing else holds (no reader has a
+    /// copy of its `Arc`); leaves the outcome as it is otherwise. For a job nobody can reach
+    /// any more (see `TaskFuture::try_unwrap`): it has no outcome afterwards.
+    pub(crate) fn take_unshared_value<T: Any + Send + Sync>(&self) -> Option<T> {
+        let mut cell = self.cell.lock();
+        let value = match cell.outcome.take() {
+            Some(Ok(value)) if value.is::<T>() && Arc::strong_count(&value) == 1 => value,
+            other => {
+                cell.outcome = other;
+                return None;
+            }
+        };
+        drop(cell);
+        // Cannot fail: checked under the lock, and nobody else had the `Arc` to clone it.
+        value.downcast::<T>().ok().and_then(|typed| Arc::try_unwrap(typed).ok())
+    }
+
     /// The outcome if published, without waiting.
     pub(crate) fn peek_outcome(&self) -> Option<Result<Value, TaskError>> {
         self.cell.lock().outcome.as_ref().map(unboxed)

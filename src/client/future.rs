@@ -74,6 +74,27 @@ impl Drop for Handle {
 /// A `TaskFuture` is a handle: clones share one task and see one result, each getting its own
 /// copy of the value (hence `T: Clone` to read it; wrap large values in an `Arc`).
 ///
+/// # Costs: what is cloned
+///
+/// The task keeps one value, shared by every handle and dependent behind an `Arc`; reading it
+/// copies it out:
+///
+/// - `.await`, [`result`](TaskFuture::result), [`try_result`](TaskFuture::try_result),
+///   [`Client::gather`](crate::Client::gather): one `T::clone` per read, as the handle stays
+///   usable;
+/// - [`into_value`](TaskFuture::into_value) (async) and
+///   [`into_result`](TaskFuture::into_result) (blocking): no clone when this is the last
+///   handle and no dependent still needs the value — the value moves out — and one clone
+///   otherwise; [`try_unwrap`](TaskFuture::try_unwrap) and
+///   [`try_into_value`](TaskFuture::try_into_value) never clone and need no `T: Clone`: they
+///   give the handle back instead;
+/// - a dependent receives one clone of each value it reads, per run;
+/// - a body's argument (`submit(f, argument)`) is cloned for each run, the first included:
+///   the task keeps it, because a failed task can run again (retries, a lost worker,
+///   [`retry`](TaskFuture::retry)). For a large argument, pass an `Arc` (a clone
+///   is then a count increment), or [`scatter`](crate::Client::scatter) an `Arc` once and
+///   depend on it.
+///
 /// # Drop behaviour
 ///
 /// Dropping a handle does not cancel the task; dropping the **last** handle *releases* it, as
@@ -431,6 +452,163 @@ impl<T: Clone + 'static> TaskFuture<T> {
     }
 }
 
+impl<T: Send + Sync + 'static> TaskFuture<T> {
+    /// Moves the value out of the task if this is its only handle, without a clone and
+    /// without waiting; otherwise gives the handle back (as [`Arc::try_unwrap`]). Needs no
+    /// `T: Clone`.
+    ///
+    /// `Ok(Ok(value))` when the task has its value, this is the last handle, and nothing else
+    /// in the client still reads the value (a task that depends on it and has not finished,
+    /// or failed and may be retried, keeps it); the task is then released, as when the last
+    /// handle is dropped. `Ok(Err(error))` when the task failed or was cancelled (the error is
+    /// cloned; the handle is released). `Err(future)`, the handle unchanged, when the task
+    /// has no outcome yet or its value is shared: another handle exists, or a dependent needs
+    /// it. To wait first, use [`try_into_value`](TaskFuture::try_into_value).
+    ///
+    /// # Errors
+    ///
+    /// The inner `Err` is the task's [`TaskError`]; the outer `Err` is the handle given back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// use taskweave::ReturnWhen;
+    ///
+    /// /// A value that cannot be cloned.
+    /// #[derive(Debug)]
+    /// struct Report(String);
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let future = client.submit(|n: u32| Report(format!("{n} rows")), 3);
+    /// let shared = future.clone();
+    /// client.blocking().wait(std::slice::from_ref(&future), ReturnWhen::AllCompleted, None)?;
+    /// // Two handles: the value cannot move out yet.
+    /// let future = future.try_unwrap().expect_err("another handle exists");
+    /// drop(shared);
+    /// let report = future.try_unwrap().expect("the last handle")?;
+    /// assert_eq!(report.0, "3 rows");
+    /// # Ok(()) }
+    /// ```
+    pub fn try_unwrap(self) -> Result<Result<T, TaskError>, TaskFuture<T>> {
+        let key = &self.handle.job.key;
+        match self.handle.job.peek_outcome() {
+            None => return Err(self),
+            Some(Err(error)) => return Ok(Err(error)),
+            Some(Ok(value)) if !value.is::<T>() => return Ok(Err(mismatch::<T>(key))),
+            Some(Ok(_)) => {}
+        }
+        // Cheap refusal first: another handle shares the value.
+        if self.handle.job.handles.load(Ordering::Acquire) != 1 {
+            return Err(self);
+        }
+        let job = Arc::clone(&self.handle.job);
+        let core = Arc::clone(&self.handle.core);
+        // Release the task as a dropped last handle does: the scheduler then forgets it,
+        // unless a dependent may still read the value (one that has not finished, or failed
+        // and may be retried). Forgotten, it is out of everyone's reach: no handle, no
+        // dependent and no shared key can read it again, so the value may move.
+        drop(self);
+        if core.state(job.id).is_none() {
+            if let Some(value) = job.take_unshared_value::<T>() {
+                return Ok(Ok(value));
+            }
+        }
+        // Shared after all: take a handle again, as a submission of its shared key would.
+        if job.handles.fetch_add(1, Ordering::AcqRel) == 0 {
+            core.feed(Event::Retained { id: job.id });
+        }
+        Err(TaskFuture::from_job(job, core))
+    }
+
+    /// Waits for the task's outcome, then moves the value out as
+    /// [`try_unwrap`](TaskFuture::try_unwrap) does; gives the handle back when the value is
+    /// shared. Needs no `T: Clone`: for values that cannot be cloned.
+    ///
+    /// # Errors
+    ///
+    /// The inner `Err` is the task's [`TaskError`]; the outer `Err` is the handle given back
+    /// when the value is shared.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn handler(client: taskweave::Client) -> Result<(), taskweave::Error> {
+    /// struct Report(String); // not Clone
+    /// let future = client.submit(|n: u32| Report(format!("{n} rows")), 3);
+    /// let report = match future.try_into_value().await {
+    ///     Ok(outcome) => outcome?,
+    ///     Err(_shared) => unreachable!("the only handle"),
+    /// };
+    /// assert_eq!(report.0, "3 rows");
+    /// # Ok(()) }
+    /// # let client = taskweave::Client::new().unwrap();
+    /// # futures::executor::block_on(handler(client)).unwrap();
+    /// ```
+    pub async fn try_into_value(mut self) -> Result<Result<T, TaskError>, TaskFuture<T>> {
+        loop {
+            // `Settle` is dropped at the end of the statement: its extra handle with it.
+            self = Settle::new(self).await.0;
+            match self.try_unwrap() {
+                // No outcome: a cancel after finishing took the value back; wait again.
+                Err(future) if !future.is_done() => self = future,
+                taken => return taken,
+            }
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> TaskFuture<T> {
+    /// Awaits the value, moving it out without a clone when this is the task's last handle
+    /// and nothing else reads it (see [`try_unwrap`](TaskFuture::try_unwrap)); otherwise
+    /// clones it, as `.await` always does. Consumes the handle, which releases the task.
+    ///
+    /// # Errors
+    ///
+    /// The task's [`TaskError`], as `.await` gives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn handler(client: taskweave::Client) -> Result<(), taskweave::Error> {
+    /// let future = client.submit(|n: usize| vec![0u8; n], 1 << 20);
+    /// let buffer: Vec<u8> = future.into_value().await?; // moved, not copied
+    /// assert_eq!(buffer.len(), 1 << 20);
+    /// # Ok(()) }
+    /// # let client = taskweave::Client::new().unwrap();
+    /// # futures::executor::block_on(handler(client)).unwrap();
+    /// ```
+    pub async fn into_value(self) -> Result<T, TaskError> {
+        match self.try_into_value().await {
+            Ok(outcome) => outcome,
+            // Shared: read it as `.await` does, with a clone.
+            Err(shared) => shared.await,
+        }
+    }
+
+    /// Blocks the calling thread until the task has an outcome, then moves the value out as
+    /// [`into_value`](TaskFuture::into_value) does: the blocking twin, as
+    /// [`result`](TaskFuture::result) is of `.await`.
+    ///
+    /// # Errors
+    ///
+    /// As [`result`](TaskFuture::result): [`Error::Task`] with the task's error;
+    /// [`Error::BlockingInAsyncContext`] when called from a thread that drives async work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::new()?;
+    /// let future = client.submit(|n: usize| vec![0u8; n], 1 << 20);
+    /// let buffer: Vec<u8> = future.into_result()?; // moved, not copied
+    /// assert_eq!(buffer.len(), 1 << 20);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
+    pub fn into_result(self) -> Result<T, Error> {
+        block_on_caller_thread(self.into_value())?.map_err(Error::from)
+    }
+}
+
 /// Waits until every future in `futures` has an outcome, or until the futures before the first
 /// unfinished one include a failure (which `gather` then reports).
 ///
@@ -512,13 +690,18 @@ pub(crate) fn read_value<T: Clone + 'static>(
     let value = outcome?;
     match value.downcast_ref::<T>() {
         Some(typed) => Ok(typed.clone()),
-        None => Err(TaskError::Failed {
-            key: key.clone(),
-            message: format!(
-                "the task's value is not a {}: its key was reused for a task of another type",
-                std::any::type_name::<T>()
-            ),
-        }),
+        None => Err(mismatch::<T>(key)),
+    }
+}
+
+/// The error for a value that is not a `T`.
+fn mismatch<T>(key: &TaskKey) -> TaskError {
+    TaskError::Failed {
+        key: key.clone(),
+        message: format!(
+            "the task's value is not a {}: its key was reused for a task of another type",
+            std::any::type_name::<T>()
+        ),
     }
 }
 

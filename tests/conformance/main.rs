@@ -96,6 +96,10 @@ macro_rules! for_each_case {
             cancelling::a_dropped_cancel_on_drop_guard_stops_its_running_body,
             cancelling::close_stops_running_bodies_that_poll_their_context,
             cancelling::a_context_knows_its_key_and_can_be_awaited,
+            values::into_value_moves_the_last_handles_value_and_clones_a_shared_one,
+            values::try_unwrap_moves_a_value_that_cannot_be_cloned_or_gives_the_handle_back,
+            values::try_unwrap_leaves_a_value_a_waiting_dependent_needs,
+            values::into_result_moves_the_value_from_a_plain_thread,
         );
     };
 }

@@ -10,6 +10,7 @@ pub mod semantics;
 pub mod shapes;
 pub mod stats;
 pub mod threads;
+pub mod values;
 pub mod waiting;
 
 use std::time::Duration;
