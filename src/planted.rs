@@ -4,8 +4,11 @@
 //! simulation runs the whole system on one thread, so a bug planted there is on for exactly
 //! one simulated run and never for anything else (other tests, other threads, users).
 //!
-//! Not a public API: hidden from the docs, and it may change at any time.
+//! Not a public API: it exists only with the internal `__planted` feature (see `Cargo.toml`),
+//! hidden from the docs, and it may change at any time. Without the feature, `active` is a
+//! constant `false`, so no user build carries a switch.
 
+#[cfg(feature = "__planted")]
 use std::cell::Cell;
 
 /// A bug that can be planted; see [`plant`].
@@ -36,23 +39,27 @@ pub enum PlantedBug {
     RedisNoOwnerCheckOnComplete,
 }
 
+#[cfg(feature = "__planted")]
 thread_local! {
     static PLANTED: Cell<Option<PlantedBug>> = const { Cell::new(None) };
 }
 
 /// Switches `bug` on for the current thread until the guard is dropped.
+#[cfg(feature = "__planted")]
 pub fn plant(bug: PlantedBug) -> PlantedGuard {
     let previous = PLANTED.with(|planted| planted.replace(Some(bug)));
     PlantedGuard { previous, _not_send: std::marker::PhantomData }
 }
 
 /// Keeps a planted bug switched on; see [`plant`].
+#[cfg(feature = "__planted")]
 #[derive(Debug)]
 pub struct PlantedGuard {
     previous: Option<PlantedBug>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
+#[cfg(feature = "__planted")]
 impl Drop for PlantedGuard {
     fn drop(&mut self) {
         PLANTED.with(|planted| planted.set(self.previous));
@@ -60,6 +67,14 @@ impl Drop for PlantedGuard {
 }
 
 /// Whether `bug` is switched on for the current thread.
+#[cfg(feature = "__planted")]
 pub(crate) fn active(bug: PlantedBug) -> bool {
     PLANTED.with(|planted| planted.get() == Some(bug))
+}
+
+/// Never: this build has no planted bugs (feature `__planted` is off).
+#[cfg(not(feature = "__planted"))]
+#[inline(always)]
+pub(crate) const fn active(_bug: PlantedBug) -> bool {
+    false
 }

@@ -96,6 +96,14 @@ fn replay(seed: &str) -> i32 {
         Err(_) => scenarios::all(),
     };
     // A planted bug (see tests/sim_planted.rs) stays on for this thread's runs.
+    #[cfg(not(feature = "__planted"))]
+    if std::env::var_os("TASKWEAVE_SIM_PLANT").is_some() {
+        eprintln!(
+            "sim: TASKWEAVE_SIM_PLANT needs the internal `__planted` feature (--all-features)"
+        );
+        return 2;
+    }
+    #[cfg(feature = "__planted")]
     let _planted = match std::env::var("TASKWEAVE_SIM_PLANT") {
         Ok(name) => match planted_bug(&name) {
             Some(bug) => Some(taskweave::planted::plant(bug)),
@@ -125,6 +133,7 @@ fn replay(seed: &str) -> i32 {
     code
 }
 
+#[cfg(feature = "__planted")]
 fn planted_bug(name: &str) -> Option<taskweave::planted::PlantedBug> {
     use taskweave::planted::PlantedBug;
     [
