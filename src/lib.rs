@@ -23,6 +23,8 @@
 //!
 //! # Feature flags
 //!
+//! Minimum Rust version: 1.88, with every feature (the `rust-version` in `Cargo.toml`).
+//!
 //! Every feature only adds. One is on by default, `progress`, so that [`progress`] works out
 //! of the box as Dask's does; `default-features = false` leaves it (and indicatif) out.
 //!
@@ -36,8 +38,7 @@
 //! - `sim`: [`runtimes::sim::SimExecutor`], a deterministic simulation executor (one thread,
 //!   virtual time, seeded scheduling and faults) for testing taskweave and code built on it;
 //! - `redis`: the Redis Streams transport ([`transport::redis`]) and the worker library
-//!   ([`worker::Worker`]), for registered [`Task`]s run by worker processes on any machine
-//!   (needs Rust 1.88, the redis crate's minimum);
+//!   ([`worker::Worker`]), for registered [`Task`]s run by worker processes on any machine;
 //! - `redis-tls`: `rediss://` URLs for the Redis transport and workers (rustls).
 //!
 //! # Registered tasks

@@ -576,10 +576,10 @@ fn forget_oldest_finished(jobs: &mut Jobs, max_evicted: usize) -> bool {
         return false;
     };
     by_id.remove(&id);
-    if evicted_order.len() >= max_evicted {
-        if let Some(oldest) = evicted_order.pop_front() {
-            evicted.remove(&oldest);
-        }
+    if evicted_order.len() >= max_evicted
+        && let Some(oldest) = evicted_order.pop_front()
+    {
+        evicted.remove(&oldest);
     }
     evicted.insert(id.clone());
     evicted_order.push_back(id);

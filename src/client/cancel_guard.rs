@@ -103,10 +103,10 @@ impl<T> CancelOnDrop<T> {
 
 impl<T> Drop for CancelOnDrop<T> {
     fn drop(&mut self) {
-        if let Some(future) = self.future.take() {
-            if !future.is_done() {
-                future.cancel_with_reason(DROPPED_REASON);
-            }
+        if let Some(future) = self.future.take()
+            && !future.is_done()
+        {
+            future.cancel_with_reason(DROPPED_REASON);
         }
     }
 }

@@ -614,10 +614,9 @@ impl Core {
         shared_key: bool,
         actions: &mut Vec<Action<Arc<Job>>>,
     ) -> Arc<Job> {
-        if shared_key {
-            if let Some(existing_job) = Self::retain_shared(scheduler, &job.key, actions) {
-                return existing_job;
-            }
+        if shared_key && let Some(existing_job) = Self::retain_shared(scheduler, &job.key, actions)
+        {
+            return existing_job;
         }
         let spec = TaskSpec {
             id: job.id,

@@ -509,10 +509,10 @@ impl<T: Send + Sync + 'static> TaskFuture<T> {
         // and may be retried). Forgotten, it is out of everyone's reach: no handle, no
         // dependent and no shared key can read it again, so the value may move.
         drop(self);
-        if core.state(job.id).is_none() {
-            if let Some(value) = job.take_unshared_value::<T>() {
-                return Ok(Ok(value));
-            }
+        if core.state(job.id).is_none()
+            && let Some(value) = job.take_unshared_value::<T>()
+        {
+            return Ok(Ok(value));
         }
         // Shared after all: take a handle again, as a submission of its shared key would.
         if job.handles.fetch_add(1, Ordering::AcqRel) == 0 {

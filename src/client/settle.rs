@@ -40,11 +40,11 @@ impl<T> Future for Settle<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Settled<T>> {
         let this = self.get_mut();
         let job = &this.future.handle.job;
-        if let Some(previous) = &this.registered {
-            if !previous.will_wake(cx.waker()) {
-                job.unregister_waker(previous);
-                this.registered = None;
-            }
+        if let Some(previous) = &this.registered
+            && !previous.will_wake(cx.waker())
+        {
+            job.unregister_waker(previous);
+            this.registered = None;
         }
         match job.poll_outcome(cx) {
             Poll::Ready(outcome) => {

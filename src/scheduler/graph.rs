@@ -147,10 +147,11 @@ impl ReadyQueue {
     fn push(&mut self, priority: i32, seq: u64, id: TaskId) {
         if self.levels.len() == 1 {
             // Drop the kept empty level if this push goes elsewhere.
-            if let Some(entry) = self.levels.first_entry() {
-                if entry.get().is_empty() && entry.key().0 != priority {
-                    entry.remove();
-                }
+            if let Some(entry) = self.levels.first_entry()
+                && entry.get().is_empty()
+                && entry.key().0 != priority
+            {
+                entry.remove();
             }
         }
         let level = self.levels.entry(Reverse(priority)).or_default();
@@ -525,14 +526,14 @@ impl<P: Clone> Scheduler<P> {
         out.push(Action::Resolve { id, payload: record.payload.clone(), outcome: Ok(()) });
         let dependents = record.dependents.clone();
         for dependent in dependents {
-            if let Some(dependent_record) = self.tasks.get_mut(&dependent) {
-                if dependent_record.state == TaskState::Waiting {
-                    dependent_record.waiting_on -= 1;
-                    if dependent_record.waiting_on == 0
-                        || planted(PlantedBug::ReadyAfterFirstDependency)
-                    {
-                        self.make_ready(dependent, out);
-                    }
+            if let Some(dependent_record) = self.tasks.get_mut(&dependent)
+                && dependent_record.state == TaskState::Waiting
+            {
+                dependent_record.waiting_on -= 1;
+                if dependent_record.waiting_on == 0
+                    || planted(PlantedBug::ReadyAfterFirstDependency)
+                {
+                    self.make_ready(dependent, out);
                 }
             }
         }

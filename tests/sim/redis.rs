@@ -846,14 +846,15 @@ impl World {
             self.sim.note(format_args!("redis unreachable for {outage:?}"));
             self.redis.set_faults(1.0, 0.0, Duration::ZERO);
             self.sim.sleep(outage).await;
-            if let Some(index) = (0..self.tasks.len()).find(|&i| !self.tasks[i].handle.is_done()) {
-                if long && self.outage_violation.is_none() {
-                    self.outage_violation = Some(format!(
-                        "#{index} ({}) still pending at the end of a {outage:?} outage, past \
+            if let Some(index) = (0..self.tasks.len()).find(|&i| !self.tasks[i].handle.is_done())
+                && long
+                && self.outage_violation.is_none()
+            {
+                self.outage_violation = Some(format!(
+                    "#{index} ({}) still pending at the end of a {outage:?} outage, past \
                          the broker timeout",
-                        self.tasks[index].key_text
-                    ));
-                }
+                    self.tasks[index].key_text
+                ));
             }
             let (fail_before, fail_after, max_delay) = active.command;
             self.redis.set_faults(fail_before, fail_after, max_delay);

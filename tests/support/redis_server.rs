@@ -158,10 +158,10 @@ impl RedisServer {
     fn wait_until_ready(&mut self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if let Some(child) = &mut self.child {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return false; // exited: the port was taken, or a bad option
-                }
+            if let Some(child) = &mut self.child
+                && let Ok(Some(_)) = child.try_wait()
+            {
+                return false; // exited: the port was taken, or a bad option
             }
             if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
                 if self.options.tls {
@@ -169,12 +169,12 @@ impl RedisServer {
                 }
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
                 let mut answer = [0u8; 64];
-                if stream.write_all(b"PING\r\n").is_ok() {
-                    if let Ok(read) = stream.read(&mut answer) {
-                        let answer = String::from_utf8_lossy(&answer[..read]);
-                        if answer.starts_with("+PONG") || answer.starts_with("-NOAUTH") {
-                            return true;
-                        }
+                if stream.write_all(b"PING\r\n").is_ok()
+                    && let Ok(read) = stream.read(&mut answer)
+                {
+                    let answer = String::from_utf8_lossy(&answer[..read]);
+                    if answer.starts_with("+PONG") || answer.starts_with("-NOAUTH") {
+                        return true;
                     }
                 }
             }

@@ -245,10 +245,10 @@ impl RedisStore {
                 .arg("permission-check")
                 .invoke_async(&mut connection)
                 .await;
-            if let Err(error) = touched {
-                if error.code() == Some("NOPERM") || error.to_string().contains("NOPERM") {
-                    denied.push(error.to_string());
-                }
+            if let Err(error) = touched
+                && (error.code() == Some("NOPERM") || error.to_string().contains("NOPERM"))
+            {
+                denied.push(error.to_string());
             }
         }
         if denied.is_empty() {
