@@ -820,7 +820,8 @@ impl Pair {
             }
             Op::DeleteEntries(picks) => {
                 let ids = self.picks(picks);
-                let answers = self.both(|store, side| store.delete_replies(&tasks, &ids[side]));
+                let answers =
+                    self.both(|store, side| store.delete_stream_entries(&tasks, &ids[side]));
                 self.compare(op, answers, |_, _, ()| Answer::Unit);
             }
             Op::EnsureGroup => {
@@ -1008,7 +1009,8 @@ impl Pair {
                         .map(|pair| pair[side].clone())
                         .collect()
                 });
-                let answers = self.both(|store, side| store.delete_replies(&stream, &ids[side]));
+                let answers =
+                    self.both(|store, side| store.delete_stream_entries(&stream, &ids[side]));
                 self.compare(op, answers, |_, _, ()| Answer::Unit);
             }
             Op::NextNumber => {

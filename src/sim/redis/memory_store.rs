@@ -846,13 +846,13 @@ impl Store for MemoryStore {
         })
     }
 
-    fn delete_replies<'a>(
+    fn delete_stream_entries<'a>(
         &'a self,
-        reply: &'a str,
+        stream: &'a str,
         ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(self.model.command("XDEL", move |data, _, _| {
-            if let Some(stream) = data.streams.get_mut(reply) {
+            if let Some(stream) = data.streams.get_mut(stream) {
                 for id in ids.iter().filter_map(|id| parse_id(id)) {
                     stream.entries.remove(&id);
                 }

@@ -203,9 +203,8 @@ struct InFlight {
 /// One dispatched delivery, from `dispatch` to its completion.
 struct Flight {
     task: ReadyTask,
-    /// Set once the enqueue was acknowledged: the entry's stream id (`None` when the
-    /// delivery had been reported by then).
-    enqueued: Option<Option<String>>,
+    /// Where its enqueue stands.
+    enqueued: Enqueued,
     /// Cancelled: it is not sent, or, once enqueued, the cancel loop removes its entry.
     cancelled: bool,
     /// Reconciliation passes in a row that found the delivery reported while its
@@ -216,7 +215,10 @@ struct Flight {
 impl InFlight {
     fn insert(&mut self, rid: String, task: ReadyTask) {
         self.rid_of.insert(task.id(), rid.clone());
-        self.by_rid.insert(rid, Flight { task, enqueued: None, cancelled: false, done_passes: 0 });
+        self.by_rid.insert(
+            rid,
+            Flight { task, enqueued: Enqueued::Sending, cancelled: false, done_passes: 0 },
+        );
     }
 
     fn remove(&mut self, rid: &str) -> Option<Flight> {
@@ -229,8 +231,31 @@ impl InFlight {
 
     /// The enqueued deliveries, as the store's `locate` and `cancel` take them.
     fn dispatched(&self, rid: &str) -> Option<Dispatched> {
-        let entry_id = self.by_rid.get(rid)?.enqueued.clone()?;
+        let entry_id = match &self.by_rid.get(rid)?.enqueued {
+            Enqueued::Sending => return None,
+            Enqueued::Written(entry_id) => Some(entry_id.clone()),
+            Enqueued::AlreadyReported => None,
+        };
         Some(Dispatched { rid: rid.to_owned(), entry_id })
+    }
+}
+
+/// Where a dispatched delivery's enqueue stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Enqueued {
+    /// Not acknowledged yet: the sender loop holds it (or retries it).
+    Sending,
+    /// Acknowledged: the id of the stream entry written for it.
+    Written(String),
+    /// Acknowledged, but a worker had reported the delivery by then (its entry may be gone
+    /// already), so the enqueue returned no entry id.
+    AlreadyReported,
+}
+
+impl Enqueued {
+    /// What an acknowledged enqueue returned for one delivery (see [`Store::enqueue`]).
+    fn acknowledged(entry_id: Option<String>) -> Enqueued {
+        entry_id.map_or(Enqueued::AlreadyReported, Enqueued::Written)
     }
 }
 
@@ -659,7 +684,7 @@ impl Inner {
         // In a fixed order (not the map's), so that a simulation replays the same way.
         flights.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (rid, flight) in &flights {
-            if flight.enqueued.is_some() {
+            if flight.enqueued != Enqueued::Sending {
                 // Deleted once the broker answers again (else they expire).
                 let _ = self.releases.0.send(self.keys.entry_of(rid));
             }
@@ -715,7 +740,7 @@ impl Inner {
         };
         // Its entry_of key is not needed any more, once the enqueue was acknowledged (until
         // then a resend must still find it; the sender deletes it after the acknowledgement).
-        if flight.enqueued.is_some() {
+        if flight.enqueued != Enqueued::Sending {
             let _ = self.releases.0.send(self.keys.entry_of(&reply.rid));
         }
         let task = flight.task;
@@ -923,7 +948,7 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                     for (entry, id) in batch.iter().zip(ids) {
                         match in_flight.by_rid.get_mut(&entry.rid) {
                             Some(flight) => {
-                                flight.enqueued = Some(id);
+                                flight.enqueued = Enqueued::acknowledged(id);
                                 if flight.cancelled {
                                     let _ = inner.cancels.0.send(entry.rid.clone());
                                 }
@@ -1007,7 +1032,7 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
             }
             read_ids.push(entry.id);
         }
-        if let Err(error) = inner.store.delete_replies(&inner.reply, &read_ids).await {
+        if let Err(error) = inner.store.delete_stream_entries(&inner.reply, &read_ids).await {
             tracing::debug!(%error, "could not delete read completions (they expire)");
         }
     }
@@ -1236,7 +1261,7 @@ impl Transport for RedisTransport {
         flight.cancelled = true;
         // Not yet enqueued: the sender drops it, or hands it to the cancel loop once its
         // enqueue is acknowledged.
-        if flight.enqueued.is_some() {
+        if flight.enqueued != Enqueued::Sending {
             let _ = inner.cancels.0.send(rid);
         }
     }
@@ -1274,13 +1299,13 @@ impl Transport for RedisTransport {
             let mut unfinished = Vec::new();
             for (rid, flight) in flights {
                 leftovers.push(inner.keys.entry_of(&rid));
-                if let Some(Some(id)) = flight.enqueued {
+                if let Enqueued::Written(id) = flight.enqueued {
                     unfinished.push(id);
                 }
             }
             let tasks = inner.keys.tasks();
             let cleanup = async {
-                inner.store.delete_replies(&tasks, &unfinished).await?;
+                inner.store.delete_stream_entries(&tasks, &unfinished).await?;
                 inner.store.delete_keys(&leftovers).await
             };
             if let Ok(Err(error)) = started.executor.timeout(Duration::from_secs(2), cleanup).await

@@ -768,9 +768,9 @@ impl Store for RedisStore {
         })
     }
 
-    fn delete_replies<'a>(
+    fn delete_stream_entries<'a>(
         &'a self,
-        reply: &'a str,
+        stream: &'a str,
         ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
@@ -779,7 +779,7 @@ impl Store for RedisStore {
             }
             let mut connection = self.commands.clone();
             let _: Value = redis::cmd("XDEL")
-                .arg(reply)
+                .arg(stream)
                 .arg(ids)
                 .query_async(&mut connection)
                 .await

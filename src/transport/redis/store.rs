@@ -217,9 +217,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Deletes entries from a stream (`XDEL`): read completions from a reply stream, or a
     /// closed client's unfinished entries from the task stream (a pending entry stays
     /// pending, and its reclaim drops it).
-    fn delete_replies<'a>(
+    fn delete_stream_entries<'a>(
         &'a self,
-        reply: &'a str,
+        stream: &'a str,
         ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<()>>;
 
