@@ -465,3 +465,75 @@ fn an_enqueue_redis_refuses_fails_its_tasks_instead_of_retrying_forever() {
         running.stopped().await;
     });
 }
+
+#[test]
+fn a_worker_whose_redis_stays_away_for_the_broker_timeout_stops_with_the_error() {
+    run(|| async {
+        let mut server = RedisServer::start();
+        let running = tasks::register_all(
+            Worker::builder()
+                .redis(server.url())
+                .queue("gone")
+                .concurrency(1)
+                .reclaim_after(Duration::from_millis(300))
+                .broker_timeout(Duration::from_secs(1)),
+        )
+        .start()
+        .await
+        .unwrap();
+        let client = crate::client(&server, "gone").await;
+        assert_eq!(client.submit_task::<Add>((1, 2)).await.unwrap(), 3);
+        server.kill();
+        // Before every retry loop had a give-up rule, the reader retried forever.
+        within(
+            &client,
+            Duration::from_secs(30),
+            "the worker stopping",
+            Box::pin(running.stopped()),
+        )
+        .await;
+        let error = running.error().expect("the worker says why it stopped");
+        assert!(matches!(error, Error::Transport(_)), "{error:?}");
+        drop(client);
+    });
+}
+
+#[test]
+fn one_redis_config_serves_a_client_and_a_worker() {
+    use taskweave::transport::redis::RedisConfig;
+
+    run(|| async {
+        let server = RedisServer::start();
+        let config = RedisConfig::new(server.url())
+            .namespace("shared-ns")
+            .queue("shared-queue")
+            .command_timeout(Duration::from_secs(2));
+        let running = tasks::register_all(Worker::builder().redis_config(config.clone()))
+            .concurrency(1)
+            .start()
+            .await
+            .unwrap();
+        let transport = RedisTransport::builder_with(config).connect().await.unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        assert_eq!(client.submit_task::<Add>((20, 22)).await.unwrap(), 42);
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("shared-ns:shared-queue:*")
+            .query(&mut server.connection())
+            .unwrap();
+        assert!(keys.contains(&"shared-ns:shared-queue:tasks".to_owned()), "{keys:?}");
+        client.close().await.unwrap();
+        running.shutdown();
+        running.stopped().await;
+    });
+}
+
+#[test]
+fn a_worker_with_an_empty_queue_name_is_refused_with_what_to_do() {
+    run(|| async {
+        let server = RedisServer::start();
+        let error =
+            tasks::register_all(Worker::builder().redis(server.url()).queue("")).start().await;
+        let message = error.expect_err("an empty queue name is refused").to_string();
+        assert!(message.contains("non-empty") && message.contains(".queue("), "{message}");
+    });
+}
