@@ -392,7 +392,21 @@ impl WorkerBuilder {
         shared.store.heartbeat(&name, &shared.announcement, shared.heartbeat_ttl()).await?;
         let (stopped_sender, stopped) = flume::bounded::<()>(1);
         executor.spawn_task(supervise(Arc::clone(&shared), self.concurrency, stopped_sender))?;
-        tracing::info!(worker = %name, queue = %queue, concurrency = self.concurrency, "worker started");
+        // The start-up banner: one line that says what this worker is and does (issue 19).
+        tracing::info!(
+            worker = %name,
+            queue = %queue,
+            namespace = %self.config.namespace_name(),
+            concurrency = self.concurrency,
+            prefetch = self.prefetch,
+            tasks = %info.tasks.join(","),
+            redis = %self.config.url_without_password(),
+            reclaim_after = ?self.reclaim_after,
+            touch_every = ?shared.heartbeat_every(),
+            reclaim_every = ?shared.reclaim_every(),
+            broker_timeout = ?shared.broker_timeout,
+            "worker started"
+        );
         Ok(RunningWorker { name, stop, fatal, stopped })
     }
 

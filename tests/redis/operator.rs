@@ -537,3 +537,68 @@ fn a_worker_with_an_empty_queue_name_is_refused_with_what_to_do() {
         assert!(message.contains("non-empty") && message.contains(".queue("), "{message}");
     });
 }
+
+#[test]
+fn a_worker_logs_one_start_up_line_with_what_it_serves() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let options = crate::ServerOptions { password: Some("secret".into()), ..Default::default() };
+    let server = RedisServer::start_with(options);
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // The worker's start runs on this thread (`block_on`), where the subscriber is the
+    // default; `start` and the shutdown are bounded by the command timeouts.
+    tracing::subscriber::with_default(subscriber, || {
+        futures::executor::block_on(async {
+            let running = tasks::register_all(
+                Worker::builder()
+                    .redis(server.url())
+                    .namespace("banner-ns")
+                    .queue("banner")
+                    .concurrency(3)
+                    .reclaim_after(Duration::from_secs(6)),
+            )
+            .start()
+            .await
+            .unwrap();
+            running.shutdown();
+            running.stopped().await;
+        })
+    });
+    let output = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let banners: Vec<&str> =
+        output.lines().filter(|line| line.contains("worker started")).collect();
+    assert_eq!(banners.len(), 1, "{output}");
+    let banner = banners[0];
+    assert!(banner.contains(" INFO "), "{banner}");
+    for expected in [
+        "queue=banner".to_owned(),
+        "namespace=banner-ns".to_owned(),
+        "concurrency=3".to_owned(),
+        "tasks=add,".to_owned(),
+        format!("redis=redis://127.0.0.1:{}", server.port()),
+        "reclaim_after=6s".to_owned(),
+        "touch_every=2s".to_owned(),
+        "reclaim_every=3s".to_owned(),
+    ] {
+        assert!(banner.contains(&expected), "{expected:?} missing from {banner}");
+    }
+    assert!(!banner.contains("secret"), "{banner}");
+}
