@@ -54,7 +54,7 @@ use taskweave::sim::redis::internals::{
 };
 
 // The integration tests' server helper: a real redis-server on a free loopback port.
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 #[path = "support/redis_server.rs"]
 mod redis_server;
 

@@ -179,7 +179,7 @@ pub struct DeadLetter {
     pub ttl_ms: u64,
 }
 
-/// The stream operations of one queue. See the [module docs](self).
+/// The stream operations of one queue. See the docs of `src/transport/redis/store.rs`.
 pub trait Store: Send + Sync + fmt::Debug + 'static {
     // ---- the client's side ----
 
