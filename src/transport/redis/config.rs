@@ -144,11 +144,6 @@ impl RedisConfig {
         self.broker_timeout
     }
 
-    #[cfg(feature = "redis-tls")]
-    pub(crate) fn tls_root_certificate_pem(&self) -> Option<&[u8]> {
-        self.tls_root_certificate.as_deref()
-    }
-
     /// The keys of the queue.
     pub(crate) fn keys(&self) -> Keys {
         Keys::new(&self.namespace, &self.queue)
@@ -184,7 +179,7 @@ impl RedisConfig {
 }
 
 /// `url` without its password (`redis://user@host:port/db`), for messages and logs.
-pub(crate) fn without_password(url: &str) -> String {
+fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);

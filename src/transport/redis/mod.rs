@@ -84,7 +84,6 @@ pub(crate) mod store;
 pub use self::admin::{
     ConsumerStats, DEFAULT_DEAD_LETTER_CAP, DeadLetter, QueueStats, RedisAdmin, RedisAdminBuilder,
 };
-use self::config::without_password;
 pub use self::config::{DEFAULT_NAMESPACE, DEFAULT_QUEUE, RedisConfig};
 
 use std::collections::HashMap;
@@ -424,17 +423,7 @@ impl RedisTransportBuilder {
 
     /// A [`RedisAdmin`] builder for this transport's server, namespace and queue.
     fn admin_builder(&self) -> RedisAdminBuilder {
-        let config = &self.config;
-        let builder = RedisAdmin::builder(config.url())
-            .namespace(config.namespace_name())
-            .queue(config.queue_name())
-            .command_timeout(config.command_timeout_value());
-        #[cfg(feature = "redis-tls")]
-        let builder = match config.tls_root_certificate_pem() {
-            Some(pem) => builder.tls_root_certificate(pem),
-            None => builder,
-        };
-        builder
+        RedisAdmin::builder(self.config.url()).redis_config(self.config.clone())
     }
 
     /// Checks the settings that Redis would refuse later, one task at a time.
