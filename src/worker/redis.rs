@@ -106,7 +106,9 @@ fn handler_for<T: Task>() -> Handler {
 ///   outcome it cannot write for the [reclaim time](WorkerBuilder::reclaim_after) (at
 ///   least 30 s) is let go of (another worker reclaims and runs it); one whose outcome
 ///   Redis refuses (a bad argument, a wrong key type) goes to the dead-letter stream with
-///   the reason. No retry loop runs forever.
+///   the reason. If it cannot read its queue for the [broker
+///   timeout](WorkerBuilder::broker_timeout) (default 60 s), it stops and reports the error
+///   ([`RunningWorker::error`]). No retry loop runs forever.
 /// - A permission Redis's access control refuses (`NOPERM`) stops the worker: it is
 ///   checked at start-up, and if it still happens while running (the user's rights changed)
 ///   the worker shuts down and reports the error ([`RunningWorker::error`],
@@ -479,8 +481,10 @@ impl RunningWorker {
 
     /// The error that made the worker stop by itself, if one did: Redis refused it a
     /// permission it needs (`NOPERM`, for example after an operator changed its user's
-    /// rights). The message names the command; grant it (`ACL SETUSER <user> +<command>`)
-    /// and start the worker again. `None` while it runs and after a requested shutdown.
+    /// rights; the message names the command: grant it with `ACL SETUSER <user>
+    /// +<command>`), refused to read the queue however often it was asked, or stayed out of
+    /// reach for the [broker timeout](WorkerBuilder::broker_timeout). Fix the cause and start
+    /// the worker again. `None` while it runs and after a requested shutdown.
     ///
     /// # Examples
     ///
