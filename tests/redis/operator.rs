@@ -602,3 +602,38 @@ fn a_worker_logs_one_start_up_line_with_what_it_serves() {
     }
     assert!(!banner.contains("secret"), "{banner}");
 }
+
+#[test]
+fn a_reply_stream_redis_refuses_to_read_fails_the_pending_futures_instead_of_waiting() {
+    use taskweave::TaskError;
+
+    run(|| async {
+        let server = RedisServer::start();
+        let transport =
+            RedisTransport::builder(server.url()).queue("refused-replies").connect().await.unwrap();
+        let reply = format!("taskweave:reply:{}", transport.client_id());
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        // No worker: the task stays pending, waiting for a completion on the reply stream.
+        let future = client.submit_task::<Add>((1, 2));
+        let _: () = redis::cmd("SET")
+            .arg(&reply)
+            .arg("not a stream")
+            .query(&mut server.connection())
+            .unwrap();
+        // Before every retry loop had a give-up rule, the reader retried this refusal until
+        // the broker timeout (60 s by default).
+        let outcome = within(
+            &client,
+            Duration::from_secs(20),
+            "the pending future failing",
+            Box::pin(future),
+        )
+        .await;
+        match outcome {
+            Err(TaskError::BrokerUnavailable { last_error, .. }) => {
+                assert!(last_error.contains("WRONGTYPE"), "{last_error}");
+            }
+            other => panic!("expected BrokerUnavailable, got {other:?}"),
+        }
+    });
+}
