@@ -76,6 +76,9 @@ mod planted;
 mod progress;
 pub mod runtimes;
 pub mod scheduler;
+#[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
+pub mod sim;
 pub mod task;
 pub mod transport;
 pub mod worker;

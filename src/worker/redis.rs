@@ -16,13 +16,14 @@ use crate::client::core::panic_message;
 use crate::error::bound_error_text;
 use crate::executor::{Executor, ExecutorExt};
 use crate::task::{Task, compose_outputs};
+use crate::transport::redis::retry::{Retry, RetryPolicy};
 use crate::transport::redis::store::{
     ClaimedEntry, Completion, DeadLetter, Failure, Fields, Ownership, Store, StoreError,
     StreamEntry,
 };
 use crate::transport::redis::{
-    Backoff, ConnectOptions, DEFAULT_NAMESPACE, DEFAULT_QUEUE, Keys, Notify, RedisStore, Rejection,
-    Role, Status, TaskEntry, WorkerInfo, unless_stopped,
+    Keys, Notify, RedisConfig, RedisStore, Rejection, Role, Status, TaskEntry, WorkerInfo,
+    unless_stopped,
 };
 
 /// How long a blocking read waits on the server before the worker looks around.
@@ -35,6 +36,9 @@ const DEFAULT_UNRUNNABLE_AFTER: Duration = Duration::from_secs(300);
 /// How many times a call the server refused (a script error, a wrong type) is tried before
 /// the entries it concerns are given up (dead-lettered).
 const REFUSED_TRIES: u32 = 3;
+/// How many tries in a row a retry loop makes at most once the worker is shutting down
+/// (it does not wait out the reclaim time: the entries are let go of, and reclaimed).
+const SHUTDOWN_TRIES: u32 = 10;
 
 /// What running a registered task on some input gave.
 enum HandlerOutcome {
@@ -102,7 +106,9 @@ fn handler_for<T: Task>() -> Handler {
 ///   outcome it cannot write for the [reclaim time](WorkerBuilder::reclaim_after) (at
 ///   least 30 s) is let go of (another worker reclaims and runs it); one whose outcome
 ///   Redis refuses (a bad argument, a wrong key type) goes to the dead-letter stream with
-///   the reason. No retry loop runs forever.
+///   the reason. If it cannot read its queue for the [broker
+///   timeout](WorkerBuilder::broker_timeout) (default 60 s), it stops and reports the error
+///   ([`RunningWorker::error`]). No retry loop runs forever.
 /// - A permission Redis's access control refuses (`NOPERM`) stops the worker: it is
 ///   checked at start-up, and if it still happens while running (the user's rights changed)
 ///   the worker shuts down and reports the error ([`RunningWorker::error`],
@@ -145,15 +151,12 @@ impl Worker {
     /// Starts configuring a worker.
     pub fn builder() -> WorkerBuilder {
         WorkerBuilder {
-            url: None,
-            namespace: DEFAULT_NAMESPACE.to_owned(),
-            queue: DEFAULT_QUEUE.to_owned(),
+            // No server until `redis` or `redis_config` names one (`start` checks).
+            config: RedisConfig::new(""),
             concurrency: std::thread::available_parallelism().map_or(1, usize::from),
             reclaim_after: Duration::from_secs(30),
             prefetch: 8,
             unrunnable_after: DEFAULT_UNRUNNABLE_AFTER,
-            command_timeout: Duration::from_secs(5),
-            tls_root_certificate: None,
             registry: HashMap::new(),
             executor: None,
             dead_letter_cap: crate::transport::redis::DEFAULT_DEAD_LETTER_CAP,
@@ -163,15 +166,12 @@ impl Worker {
 
 /// Configures and starts a [`Worker`].
 pub struct WorkerBuilder {
-    url: Option<String>,
-    namespace: String,
-    queue: String,
+    /// The server, queue and timeouts (shared with the client's transport builder).
+    config: RedisConfig,
     concurrency: usize,
     reclaim_after: Duration,
     prefetch: usize,
     unrunnable_after: Duration,
-    command_timeout: Duration,
-    tls_root_certificate: Option<Vec<u8>>,
     registry: HashMap<&'static str, Handler>,
     executor: Option<Arc<dyn Executor>>,
     dead_letter_cap: u64,
@@ -182,7 +182,7 @@ impl fmt::Debug for WorkerBuilder {
         let mut tasks: Vec<_> = self.registry.keys().collect();
         tasks.sort();
         f.debug_struct("WorkerBuilder")
-            .field("queue", &self.queue)
+            .field("queue", &self.config.queue_name())
             .field("concurrency", &self.concurrency)
             .field("reclaim_after", &self.reclaim_after)
             .field("tasks", &tasks)
@@ -192,21 +192,29 @@ impl fmt::Debug for WorkerBuilder {
 
 impl WorkerBuilder {
     /// The Redis server to work for: `redis://[user:password@]host:port[/db]` (or `rediss://`
-    /// for TLS, feature `redis-tls`). Required.
+    /// for TLS, feature `redis-tls`). Required (here or with
+    /// [`redis_config`](WorkerBuilder::redis_config)).
     pub fn redis(mut self, url: impl Into<String>) -> Self {
-        self.url = Some(url.into());
+        self.config = self.config.redis(url);
         self
     }
 
-    /// The key namespace (default `"taskweave"`); must match the clients'.
+    /// Replaces the server, namespace, queue, timeouts and TLS settings with `config`'s (the
+    /// same [`RedisConfig`] a client's transport can take).
+    pub fn redis_config(mut self, config: RedisConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The key namespace; must match the clients'. See [`RedisConfig::namespace`].
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = namespace.into();
+        self.config = self.config.namespace(namespace);
         self
     }
 
-    /// The queue to read (default `"default"`).
+    /// The queue to read; see [`RedisConfig::queue`].
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
-        self.queue = queue.into();
+        self.config = self.config.queue(queue);
         self
     }
 
@@ -224,9 +232,16 @@ impl WorkerBuilder {
         self
     }
 
-    /// How long one Redis command may take before it counts as failed (default 5 s).
+    /// How long one Redis command may take; see [`RedisConfig::command_timeout`].
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
-        self.command_timeout = timeout.max(Duration::from_millis(10));
+        self.config = self.config.command_timeout(timeout);
+        self
+    }
+
+    /// How long Redis may stay out of reach before the worker stops with the error; see
+    /// [`RedisConfig::broker_timeout`].
+    pub fn broker_timeout(mut self, timeout: Duration) -> Self {
+        self.config = self.config.broker_timeout(timeout);
         self
     }
 
@@ -266,12 +281,12 @@ impl WorkerBuilder {
         self
     }
 
-    /// Trusts this CA certificate (PEM) for a `rediss://` server instead of the system's
-    /// roots (feature `redis-tls`).
+    /// Trusts this CA certificate (PEM) for a `rediss://` server; see
+    /// [`RedisConfig::tls_root_certificate`].
     #[cfg(feature = "redis-tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
     pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.tls_root_certificate = Some(pem.into());
+        self.config = self.config.tls_root_certificate(pem);
         self
     }
 
@@ -300,11 +315,12 @@ impl WorkerBuilder {
     ///
     /// Dropping the future before it resolves starts nothing.
     pub async fn start(self) -> Result<RunningWorker, Error> {
-        let Some(url) = self.url.clone() else {
+        if self.config.url().is_empty() {
             return Err(Error::InvalidConfig {
                 message: "a worker needs a Redis server: call .redis(\"redis://host:6379\")".into(),
             });
-        };
+        }
+        self.config.check()?;
         if self.concurrency == 0 {
             return Err(Error::InvalidConfig {
                 message: "concurrency(0): a worker needs at least one task slot".into(),
@@ -316,12 +332,8 @@ impl WorkerBuilder {
             });
         }
         let keys = self.keys();
-        let options = ConnectOptions {
-            command_timeout: self.command_timeout,
-            block: BLOCK,
-            tls_root_certificate: self.tls_root_certificate.clone(),
-        };
-        let mut store = RedisStore::connect(&url, keys.clone(), &options).await?;
+        let options = self.config.connect_options(BLOCK);
+        let mut store = RedisStore::connect(self.config.url(), keys.clone(), &options).await?;
         store.set_dead_letter_cap(self.dead_letter_cap);
         store.check_access(Role::Worker).await?;
         self.start_on(Arc::new(store), keys).await
@@ -329,7 +341,7 @@ impl WorkerBuilder {
 
     /// The keys of the queue this worker reads.
     pub(crate) fn keys(&self) -> Keys {
-        Keys::new(&self.namespace, &self.queue)
+        self.config.keys()
     }
 
     /// Starts working on `store` (a Redis server, or the simulation's model of one).
@@ -352,7 +364,8 @@ impl WorkerBuilder {
         store.ensure_group().await?;
         let mut tasks: Vec<String> = self.registry.keys().map(|name| (*name).to_owned()).collect();
         tasks.sort();
-        let mut info = WorkerInfo::new(String::new(), self.queue.clone(), self.concurrency, tasks);
+        let queue = self.config.queue_name().to_owned();
+        let mut info = WorkerInfo::new(String::new(), queue.clone(), self.concurrency, tasks);
         info.name = format!("{}-{}-w{}", info.host, info.pid, store.next_number().await?);
         let name = info.name.clone();
         let (stop, stop_signal) = flume::bounded::<()>(1);
@@ -365,6 +378,7 @@ impl WorkerBuilder {
             registry: self.registry,
             executor: Arc::clone(&executor),
             reclaim_after: self.reclaim_after,
+            broker_timeout: self.config.broker_timeout_value(),
             announcement: serde_json::to_vec(&info).unwrap_or_default(),
             stop_signal,
             stop: Arc::clone(&stop),
@@ -380,7 +394,21 @@ impl WorkerBuilder {
         shared.store.heartbeat(&name, &shared.announcement, shared.heartbeat_ttl()).await?;
         let (stopped_sender, stopped) = flume::bounded::<()>(1);
         executor.spawn_task(supervise(Arc::clone(&shared), self.concurrency, stopped_sender))?;
-        tracing::info!(worker = %name, queue = %self.queue, concurrency = self.concurrency, "worker started");
+        // The start-up banner: one line that says what this worker is and does (issue 19).
+        tracing::info!(
+            worker = %name,
+            queue = %queue,
+            namespace = %self.config.namespace_name(),
+            concurrency = self.concurrency,
+            prefetch = self.prefetch,
+            tasks = %info.tasks.join(","),
+            redis = %self.config.url_without_password(),
+            reclaim_after = ?self.reclaim_after,
+            touch_every = ?shared.heartbeat_every(),
+            reclaim_every = ?shared.reclaim_every(),
+            broker_timeout = ?shared.broker_timeout,
+            "worker started"
+        );
         Ok(RunningWorker { name, stop, fatal, stopped })
     }
 
@@ -453,8 +481,10 @@ impl RunningWorker {
 
     /// The error that made the worker stop by itself, if one did: Redis refused it a
     /// permission it needs (`NOPERM`, for example after an operator changed its user's
-    /// rights). The message names the command; grant it (`ACL SETUSER <user> +<command>`)
-    /// and start the worker again. `None` while it runs and after a requested shutdown.
+    /// rights; the message names the command: grant it with `ACL SETUSER <user>
+    /// +<command>`), refused to read the queue however often it was asked, or stayed out of
+    /// reach for the [broker timeout](WorkerBuilder::broker_timeout). Fix the cause and start
+    /// the worker again. `None` while it runs and after a requested shutdown.
     ///
     /// # Examples
     ///
@@ -480,6 +510,8 @@ struct Shared {
     registry: HashMap<&'static str, Handler>,
     executor: Arc<dyn Executor>,
     reclaim_after: Duration,
+    /// How long the reader retries a Redis out of reach before the worker stops.
+    broker_timeout: Duration,
     announcement: Vec<u8>,
     /// Disconnects when a shutdown starts.
     stop_signal: flume::Receiver<()>,
@@ -578,11 +610,22 @@ impl Shared {
     }
 
     /// Stops the worker because of `error`, which retrying cannot fix (a permission Redis
-    /// refuses): it shuts down as it would on a signal and reports the error.
+    /// refuses; a read of the queue it refuses, or Redis out of reach for the broker
+    /// timeout): it shuts down as it would on a signal and reports the error.
     fn stop_fatally(&self, error: StoreError) {
         let mut fatal = self.fatal.lock();
         if fatal.is_none() {
-            tracing::error!(worker = %self.name, %error, "stopping the worker: Redis refuses a permission it needs; grant it (ACL SETUSER) and start the worker again");
+            match error.failure() {
+                Failure::Permission => {
+                    tracing::error!(worker = %self.name, %error, "stopping the worker: Redis refuses a permission it needs; grant it (ACL SETUSER) and start the worker again")
+                }
+                Failure::Refused => {
+                    tracing::error!(worker = %self.name, %error, "stopping the worker: Redis refuses to read the queue however often it is asked; check the queue's keys for values of the wrong type, then start the worker again")
+                }
+                Failure::Unreachable => {
+                    tracing::error!(worker = %self.name, %error, timeout = ?self.broker_timeout, "stopping the worker: Redis stayed out of reach for the broker timeout; start the worker again once it answers")
+                }
+            }
             *fatal = Some(Arc::new(error));
         }
         drop(fatal);
@@ -593,38 +636,34 @@ impl Shared {
     /// permission; otherwise waits the back-off and says whether to try again. See
     /// [`Retry`].
     async fn retry(&self, retry: &mut Retry, error: StoreError, what: &str) -> Option<GiveUp> {
-        retry.failures += 1;
-        let now = self.executor.now();
-        let first = *retry.first.get_or_insert(now);
-        let give_up = match error.failure() {
-            Failure::Permission => {
-                self.stop_fatally(error);
-                return Some(GiveUp::Permission);
-            }
-            Failure::Refused if retry.failures >= REFUSED_TRIES => {
-                Some(GiveUp::Refused(error.to_string()))
-            }
-            // Past the reclaim time other workers take the entries over anyway.
-            Failure::Unreachable
-                if now.saturating_duration_since(first) >= self.unreachable_limit()
-                    || (self.stopping() && retry.failures >= 10) =>
-            {
-                Some(GiveUp::Unreachable(error.to_string()))
-            }
-            _ => None,
-        };
-        if give_up.is_some() {
-            return give_up;
+        if self.stopping() {
+            retry.at_most(SHUTDOWN_TRIES);
         }
-        let delay = retry.backoff.step();
+        let failure = error.failure();
+        let Some(delay) = retry.next_delay(failure, self.executor.now()) else {
+            return Some(match failure {
+                Failure::Permission => {
+                    self.stop_fatally(error);
+                    GiveUp::Permission
+                }
+                Failure::Refused => GiveUp::Refused(error.to_string()),
+                // Past the reclaim time other workers take the entries over anyway.
+                Failure::Unreachable => GiveUp::Unreachable(error.to_string()),
+            });
+        };
         // The first failure of a call at warn, its retries at debug.
-        if retry.failures == 1 {
+        if retry.failures() == 1 {
             tracing::warn!(%error, retry_in = ?delay, worker = %self.name, "could not {what}; retrying");
         } else {
             tracing::debug!(%error, retry_in = ?delay, worker = %self.name, "could not {what}; retrying");
         }
         self.executor.sleep(delay).await;
         None
+    }
+
+    /// The retry state of a loop that holds entries (see [`GiveUp`]).
+    fn entry_retry(&self) -> Retry {
+        Retry::new(RetryPolicy::after(REFUSED_TRIES, self.unreachable_limit()))
     }
 
     /// How long a retry loop keeps trying a Redis it cannot reach before it lets go of the
@@ -810,7 +849,7 @@ impl Shared {
         if completions.is_empty() && begins.is_empty() {
             return Begun::NotRecorded;
         }
-        let mut retry = Retry::new();
+        let mut retry = self.entry_retry();
         let give_up = loop {
             match self.store.complete_and_begin(&self.name, &completions, &begins).await {
                 Ok((ownerships, starts)) => {
@@ -870,7 +909,7 @@ impl Shared {
     /// Records the start of one entry alone (see [`Shared::write_and_begin`]), giving up as
     /// [`Retry`] says.
     async fn begin_alone(&self, ids: &[String]) -> Begun {
-        let mut retry = Retry::new();
+        let mut retry = self.entry_retry();
         loop {
             match self.store.begin(&self.name, ids).await {
                 Ok(starts) => return self.begun(starts, ids.len()),
@@ -1093,7 +1132,7 @@ impl Shared {
     /// Gives up as [`Retry`] says; a letter Redis refuses is tried once more without telling
     /// the client (its reply stream may be what Redis refuses), then let go of.
     async fn report_dead_letter(&self, letter: &DeadLetter) {
-        let mut retry = Retry::new();
+        let mut retry = self.entry_retry();
         let mut letter = std::borrow::Cow::Borrowed(letter);
         loop {
             match self.store.dead_letter(&self.name, &letter).await {
@@ -1111,7 +1150,7 @@ impl Shared {
                         quiet.reason =
                             format!("{} (the client could not be told: {reason})", quiet.reason);
                         letter = std::borrow::Cow::Owned(quiet);
-                        retry = Retry::new();
+                        retry = self.entry_retry();
                     }
                     Some(give_up) => {
                         tracing::error!(worker = %self.name, entry = %letter.entry_id, reason = %give_up, "giving up dead-lettering; another worker will reclaim the entry");
@@ -1179,7 +1218,7 @@ impl Shared {
     /// The outputs of the dependencies of a task that reads them, in dependency order.
     async fn dependency_outputs(&self, entry: &TaskEntry) -> Result<Vec<Vec<u8>>, String> {
         // Retried as every worker call is (see `Retry`): a short outage does not fail it.
-        let mut retry = Retry::new();
+        let mut retry = self.entry_retry();
         let values = loop {
             match self.store.read_values(&entry.deps).await {
                 Ok(values) => break values,
@@ -1269,11 +1308,18 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
 }
 
 /// Reads new entries while there are free slots.
+///
+/// Gives up as [`Retry`] says: when Redis refuses the read [`REFUSED_TRIES`] times (the
+/// queue's stream overwritten with another type) or refuses a permission, or stays out of
+/// reach for the [broker timeout](WorkerBuilder::broker_timeout), the worker stops with the
+/// error ([`RunningWorker::error`]): a worker that cannot read does nothing useful, and its
+/// process supervisor (or operator) should hear of it.
 async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
-    let mut backoff = Backoff::new();
+    let mut retry = Retry::new(RetryPolicy::after(REFUSED_TRIES, shared.broker_timeout));
     // Slows reading down while the stream holds only entries this worker passes on (of
-    // tasks it does not register), so that it does not spin on them.
-    let mut passing_on = Backoff::new();
+    // tasks it does not register), so that it does not spin on them: not a retry (every
+    // read succeeds), so it never gives up; it starts again at every entry it can run.
+    let mut passing_on = Retry::new(RetryPolicy::after(u32::MAX, Duration::MAX));
     loop {
         if shared.stopping() {
             break;
@@ -1289,13 +1335,15 @@ async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
         // Not raced against the shutdown: what this read takes is run or handed back.
         match shared.store.read_new(&shared.name, slots, BLOCK).await {
             Ok(entries) => {
-                backoff.reset();
+                retry.reset();
                 let entries = entries.into_iter().map(|StreamEntry { id, fields }| (id, fields));
                 let taken = shared.take(entries.collect(), Source::Read).await;
                 if taken.queued > 0 || taken.passed_on == 0 {
                     passing_on.reset();
                 } else {
-                    let delay = passing_on.step();
+                    let delay = passing_on
+                        .next_delay(Failure::Unreachable, shared.executor.now())
+                        .unwrap_or(Retry::MAX_DELAY);
                     if unless_stopped(&shared.stop_signal, shared.executor.sleep(delay))
                         .await
                         .is_none()
@@ -1304,12 +1352,11 @@ async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
                     }
                 }
             }
-            Err(error) if error.failure() == Failure::Permission => {
-                shared.stop_fatally(error);
-                break;
-            }
             Err(error) => {
-                let delay = backoff.step();
+                let Some(delay) = retry.next_delay(error.failure(), shared.executor.now()) else {
+                    shared.stop_fatally(error);
+                    break;
+                };
                 tracing::warn!(%error, retry_in = ?delay, worker = %shared.name, "could not read tasks; retrying");
                 if unless_stopped(&shared.stop_signal, shared.executor.sleep(delay)).await.is_none()
                 {
@@ -1416,7 +1463,7 @@ impl Shared {
         if completions.is_empty() {
             return None;
         }
-        let mut retry = Retry::new();
+        let mut retry = self.entry_retry();
         loop {
             match self.store.complete(&self.name, completions).await {
                 Ok(ownerships) => {
@@ -1438,23 +1485,12 @@ impl Shared {
     }
 }
 
-/// The state of a retry loop. Every retry loop of the worker gives up: at once on a refused
-/// permission (the worker stops), after [`REFUSED_TRIES`] tries on a call the server refuses
-/// (the entries go to the dead-letter stream), and after
-/// [`unreachable_limit`](Shared::unreachable_limit) without reaching the server (or 10
-/// tries once shutting down: the entries are let go of, and another worker reclaims them).
-struct Retry {
-    backoff: Backoff,
-    failures: u32,
-    first: Option<std::time::Instant>,
-}
-
-impl Retry {
-    fn new() -> Retry {
-        Retry { backoff: Backoff::new(), failures: 0, first: None }
-    }
-}
-
+/// Every retry loop of the worker that holds entries gives up as [`Shared::entry_retry`]
+/// says: at once on a refused permission (the worker stops), after [`REFUSED_TRIES`] tries
+/// on a call the server refuses (the entries go to the dead-letter stream), and after
+/// [`unreachable_limit`](Shared::unreachable_limit) without reaching the server (or
+/// [`SHUTDOWN_TRIES`] tries once shutting down: the entries are let go of, and another
+/// worker reclaims them).
 /// Why a retry loop gave up.
 enum GiveUp {
     /// Redis refuses a permission: the worker is stopping.
@@ -1513,8 +1549,12 @@ async fn heartbeat_loop(
     _stopped: flume::Sender<()>,
 ) {
     let every = shared.heartbeat_every();
-    // Whether the last touch failed: a run of failures (Redis away) is logged once at warn.
-    let mut failing = false;
+    // A failed touch is retried sooner than the next heartbeat (with back-off, at most every
+    // heartbeat), until the reclaim time is up: by then other workers take the entries
+    // over anyway, and the loop keeps its plain schedule.
+    let mut retry = shared.entry_retry();
+    // Whether giving the quick retries up was logged (once per run of failures).
+    let mut gave_up_logged = false;
     loop {
         let owned: Vec<String> = shared.owned.lock().iter().cloned().collect();
         // A failed touch is tried again soon: entries left untouched for the reclaim time are
@@ -1522,16 +1562,26 @@ async fn heartbeat_loop(
         let mut next = every;
         match shared.store.touch(&shared.name, &owned).await {
             Err(error) if error.failure() == Failure::Permission => shared.stop_fatally(error),
-            Err(error) => {
-                if failing {
-                    tracing::debug!(%error, worker = %shared.name, "could not touch running tasks");
-                } else {
-                    tracing::warn!(%error, worker = %shared.name, "could not touch running tasks; retrying every 50 ms");
+            Err(error) => match retry.next_delay(error.failure(), shared.executor.now()) {
+                Some(delay) => {
+                    if retry.failures() == 1 {
+                        tracing::warn!(%error, worker = %shared.name, "could not touch running tasks; retrying");
+                    } else {
+                        tracing::debug!(%error, worker = %shared.name, "could not touch running tasks");
+                    }
+                    next = every.min(delay);
                 }
-                failing = true;
-                next = every.min(Duration::from_millis(50));
+                None => {
+                    if !gave_up_logged {
+                        gave_up_logged = true;
+                        tracing::warn!(%error, worker = %shared.name, "could not touch running tasks for the reclaim time; other workers may take them over");
+                    }
+                }
+            },
+            Ok(_) => {
+                retry.reset();
+                gave_up_logged = false;
             }
-            Ok(_) => failing = false,
         }
         if !shared.stopping() {
             let ttl = shared.heartbeat_ttl();

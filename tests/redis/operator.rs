@@ -465,3 +465,175 @@ fn an_enqueue_redis_refuses_fails_its_tasks_instead_of_retrying_forever() {
         running.stopped().await;
     });
 }
+
+#[test]
+fn a_worker_whose_redis_stays_away_for_the_broker_timeout_stops_with_the_error() {
+    run(|| async {
+        let mut server = RedisServer::start();
+        let running = tasks::register_all(
+            Worker::builder()
+                .redis(server.url())
+                .queue("gone")
+                .concurrency(1)
+                .reclaim_after(Duration::from_millis(300))
+                .broker_timeout(Duration::from_secs(1)),
+        )
+        .start()
+        .await
+        .unwrap();
+        let client = crate::client(&server, "gone").await;
+        assert_eq!(client.submit_task::<Add>((1, 2)).await.unwrap(), 3);
+        server.kill();
+        // Before every retry loop had a give-up rule, the reader retried forever.
+        within(
+            &client,
+            Duration::from_secs(30),
+            "the worker stopping",
+            Box::pin(running.stopped()),
+        )
+        .await;
+        let error = running.error().expect("the worker says why it stopped");
+        assert!(matches!(error, Error::Transport(_)), "{error:?}");
+        drop(client);
+    });
+}
+
+#[test]
+fn one_redis_config_serves_a_client_and_a_worker() {
+    use taskweave::transport::redis::RedisConfig;
+
+    run(|| async {
+        let server = RedisServer::start();
+        let config = RedisConfig::new(server.url())
+            .namespace("shared-ns")
+            .queue("shared-queue")
+            .command_timeout(Duration::from_secs(2));
+        let running = tasks::register_all(Worker::builder().redis_config(config.clone()))
+            .concurrency(1)
+            .start()
+            .await
+            .unwrap();
+        let transport = RedisTransport::builder_with(config).connect().await.unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        assert_eq!(client.submit_task::<Add>((20, 22)).await.unwrap(), 42);
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("shared-ns:shared-queue:*")
+            .query(&mut server.connection())
+            .unwrap();
+        assert!(keys.contains(&"shared-ns:shared-queue:tasks".to_owned()), "{keys:?}");
+        client.close().await.unwrap();
+        running.shutdown();
+        running.stopped().await;
+    });
+}
+
+#[test]
+fn a_worker_with_an_empty_queue_name_is_refused_with_what_to_do() {
+    run(|| async {
+        let server = RedisServer::start();
+        let error =
+            tasks::register_all(Worker::builder().redis(server.url()).queue("")).start().await;
+        let message = error.expect_err("an empty queue name is refused").to_string();
+        assert!(message.contains("non-empty") && message.contains(".queue("), "{message}");
+    });
+}
+
+#[test]
+fn a_worker_logs_one_start_up_line_with_what_it_serves() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let options = crate::ServerOptions { password: Some("secret".into()), ..Default::default() };
+    let server = RedisServer::start_with(options);
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // The worker's start runs on this thread (`block_on`), where the subscriber is the
+    // default; `start` and the shutdown are bounded by the command timeouts.
+    tracing::subscriber::with_default(subscriber, || {
+        futures::executor::block_on(async {
+            let running = tasks::register_all(
+                Worker::builder()
+                    .redis(server.url())
+                    .namespace("banner-ns")
+                    .queue("banner")
+                    .concurrency(3)
+                    .reclaim_after(Duration::from_secs(6)),
+            )
+            .start()
+            .await
+            .unwrap();
+            running.shutdown();
+            running.stopped().await;
+        })
+    });
+    let output = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let banners: Vec<&str> =
+        output.lines().filter(|line| line.contains("worker started")).collect();
+    assert_eq!(banners.len(), 1, "{output}");
+    let banner = banners[0];
+    assert!(banner.contains(" INFO "), "{banner}");
+    for expected in [
+        "queue=banner".to_owned(),
+        "namespace=banner-ns".to_owned(),
+        "concurrency=3".to_owned(),
+        "tasks=add,".to_owned(),
+        format!("redis=redis://127.0.0.1:{}", server.port()),
+        "reclaim_after=6s".to_owned(),
+        "touch_every=2s".to_owned(),
+        "reclaim_every=3s".to_owned(),
+    ] {
+        assert!(banner.contains(&expected), "{expected:?} missing from {banner}");
+    }
+    assert!(!banner.contains("secret"), "{banner}");
+}
+
+#[test]
+fn a_reply_stream_redis_refuses_to_read_fails_the_pending_futures_instead_of_waiting() {
+    use taskweave::TaskError;
+
+    run(|| async {
+        let server = RedisServer::start();
+        let transport =
+            RedisTransport::builder(server.url()).queue("refused-replies").connect().await.unwrap();
+        let reply = format!("taskweave:reply:{}", transport.client_id());
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        // No worker: the task stays pending, waiting for a completion on the reply stream.
+        let future = client.submit_task::<Add>((1, 2));
+        let _: () = redis::cmd("SET")
+            .arg(&reply)
+            .arg("not a stream")
+            .query(&mut server.connection())
+            .unwrap();
+        // Before every retry loop had a give-up rule, the reader retried this refusal until
+        // the broker timeout (60 s by default).
+        let outcome = within(
+            &client,
+            Duration::from_secs(20),
+            "the pending future failing",
+            Box::pin(future),
+        )
+        .await;
+        match outcome {
+            Err(TaskError::BrokerUnavailable { last_error, .. }) => {
+                assert!(last_error.contains("WRONGTYPE"), "{last_error}");
+            }
+            other => panic!("expected BrokerUnavailable, got {other:?}"),
+        }
+    });
+}

@@ -20,7 +20,8 @@ use futures::future::{Either, select};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use taskweave::runtimes::sim::{SimConfig, SimExecutor, SimRng};
-use taskweave::transport::redis::{RedisTransport, SimRedis};
+use taskweave::sim::redis::SimRedis;
+use taskweave::transport::redis::RedisTransport;
 use taskweave::worker::{RunningWorker, Worker, WorkerBuilder};
 use taskweave::{Client, Executor, Task, TaskError, TaskFuture};
 

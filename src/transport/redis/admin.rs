@@ -12,8 +12,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script, Value};
 
 use super::protocol::{GROUP, Keys};
-use super::redis_store::{ConnectOptions, open_client};
-use super::{DEFAULT_NAMESPACE, DEFAULT_QUEUE, WorkerInfo, without_password};
+use super::redis_store::open_client;
+use super::{RedisConfig, WorkerInfo};
 use crate::Error;
 
 /// How many entries the dead-letter stream of a queue keeps unless its workers are told
@@ -69,11 +69,9 @@ impl std::fmt::Debug for RedisAdmin {
 /// Configures and connects a [`RedisAdmin`].
 #[derive(Debug, Clone)]
 pub struct RedisAdminBuilder {
-    url: String,
-    namespace: String,
-    queue: String,
-    command_timeout: Duration,
-    tls_root_certificate: Option<Vec<u8>>,
+    /// The server, namespace, queue, command timeout and TLS settings (the broker timeout
+    /// is not used: an admin call fails at once when Redis cannot be reached).
+    config: RedisConfig,
 }
 
 /// A queue's state, from [`RedisAdmin::queue_stats`].
@@ -145,30 +143,37 @@ pub struct DeadLetter {
 }
 
 impl RedisAdminBuilder {
-    /// The namespace every key starts with (default `"taskweave"`).
+    /// Replaces the server, namespace, queue, command timeout and TLS settings with
+    /// `config`'s (the same [`RedisConfig`] a client's transport and workers take).
+    pub fn redis_config(mut self, config: RedisConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The namespace every key starts with; see [`RedisConfig::namespace`].
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = namespace.into();
+        self.config = self.config.namespace(namespace);
         self
     }
 
-    /// The queue the calls look at (default `"default"`).
+    /// The queue the calls look at; see [`RedisConfig::queue`].
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
-        self.queue = queue.into();
+        self.config = self.config.queue(queue);
         self
     }
 
-    /// How long one Redis command may take before it counts as failed (default 5 s).
+    /// How long one Redis command may take; see [`RedisConfig::command_timeout`].
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
-        self.command_timeout = timeout.max(Duration::from_millis(10));
+        self.config = self.config.command_timeout(timeout);
         self
     }
 
-    /// Trusts this CA certificate (PEM) for a `rediss://` server instead of the system's
-    /// roots (feature `redis-tls`).
+    /// Trusts this CA certificate (PEM) for a `rediss://` server; see
+    /// [`RedisConfig::tls_root_certificate`].
     #[cfg(feature = "redis-tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
     pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.tls_root_certificate = Some(pem.into());
+        self.config = self.config.tls_root_certificate(pem);
         self
     }
 
@@ -181,45 +186,40 @@ impl RedisAdminBuilder {
     /// be reached, needs a password the URL lacks (`NOAUTH`), refuses the credentials, or
     /// speaks TLS to a plain `redis://` URL.
     pub async fn connect(self) -> Result<RedisAdmin, Error> {
-        if self.queue.is_empty() || self.namespace.is_empty() {
-            return Err(Error::InvalidConfig {
-                message: "a Redis queue and namespace need non-empty names".into(),
-            });
-        }
-        let broker = without_password(&self.url);
-        let options = ConnectOptions {
-            command_timeout: self.command_timeout,
-            block: Duration::ZERO,
-            tls_root_certificate: self.tls_root_certificate.clone(),
-        };
-        if !self.url.contains("://") {
+        let RedisAdminBuilder { config } = self;
+        config.check()?;
+        let url = config.url();
+        let broker = config.url_without_password();
+        let options = config.connect_options(Duration::ZERO);
+        let command_timeout = config.command_timeout_value();
+        if !url.contains("://") {
             return Err(transport(format!(
                 "'{broker}' is not a Redis URL: write redis://[user:password@]host:port[/db], \
                  or rediss://... for TLS"
             )));
         }
-        let client = open_client(&self.url, &options).map_err(|error| {
+        let client = open_client(url, &options).map_err(|error| {
             transport(format!(
                 "cannot use '{broker}' ({}): write redis://[user:password@]host:port[/db], or \
                  rediss://... for TLS",
                 error.source
             ))
         })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.command_timeout))
-            .set_response_timeout(Some(self.command_timeout))
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(command_timeout))
+            .set_response_timeout(Some(command_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
-        let mut connection = ConnectionManager::new_with_config(client, config)
+        let mut connection = ConnectionManager::new_with_config(client, manager)
             .await
-            .map_err(|error| connect_error(&self.url, &broker, &error))?;
+            .map_err(|error| connect_error(url, &broker, &error))?;
         let _: Value = redis::cmd("PING")
             .query_async(&mut connection)
             .await
-            .map_err(|error| connect_error(&self.url, &broker, &error))?;
+            .map_err(|error| connect_error(url, &broker, &error))?;
         Ok(RedisAdmin {
-            keys: Keys::new(&self.namespace, &self.queue),
-            namespace: self.namespace,
+            keys: config.keys(),
+            namespace: config.namespace_name().to_owned(),
             broker,
             connection,
         })
@@ -397,13 +397,7 @@ impl RedisAdmin {
     /// Starts configuring an admin handle for the server at `url`
     /// (`redis://[user:password@]host:port[/db]`, or `rediss://` with `redis-tls`).
     pub fn builder(url: impl Into<String>) -> RedisAdminBuilder {
-        RedisAdminBuilder {
-            url: url.into(),
-            namespace: DEFAULT_NAMESPACE.to_owned(),
-            queue: DEFAULT_QUEUE.to_owned(),
-            command_timeout: Duration::from_secs(5),
-            tls_root_certificate: None,
-        }
+        RedisAdminBuilder { config: RedisConfig::new(url) }
     }
 
     /// A handle on `queue` of the same namespace, over the same connection.

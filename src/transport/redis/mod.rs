@@ -68,27 +68,23 @@
 //! ```
 
 mod admin;
-#[cfg(test)]
-mod decode_fuzz;
-#[cfg(feature = "sim")]
-mod memory_store;
-// The model checked against a real redis-server: a unit test, because the store seam is
-// crate-private (see its module docs).
-#[cfg(all(test, feature = "sim"))]
-mod model_vs_redis;
-mod protocol;
-mod redis_store;
-#[cfg(feature = "sim")]
-mod sim;
+mod config;
+// The store seam and what crosses it are crate-private; their items are `pub` only so that
+// `crate::sim::redis::internals` (feature `sim`, hidden) can hand them to the tests that
+// check the model against Redis and fuzz the decoders. Without `sim` nothing reaches them;
+// with it, only through that hidden module (no API, so not documented as one).
+#[allow(unreachable_pub, missing_docs)]
+pub(crate) mod protocol;
+#[allow(unreachable_pub, missing_docs)]
+pub(crate) mod redis_store;
+pub(crate) mod retry;
+#[allow(unreachable_pub, missing_docs)]
 pub(crate) mod store;
-
-#[cfg(feature = "sim")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
-pub use self::sim::SimRedis;
 
 pub use self::admin::{
     ConsumerStats, DEFAULT_DEAD_LETTER_CAP, DeadLetter, QueueStats, RedisAdmin, RedisAdminBuilder,
 };
+pub use self::config::{DEFAULT_NAMESPACE, DEFAULT_QUEUE, RedisConfig};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -100,18 +96,14 @@ use parking_lot::Mutex;
 
 use self::protocol::Reply;
 pub(crate) use self::protocol::{Keys, Notify, Rejection, Status, TaskEntry};
-pub(crate) use self::redis_store::{ConnectOptions, RedisStore, Role};
+pub(crate) use self::redis_store::{RedisStore, Role};
+use self::retry::{Retry, RetryPolicy};
 use self::store::{Cancelled, Dispatched, Failure, Located, Store, StoreError, StreamEntry};
 pub use super::WorkerInfo;
 use super::{CompletionSink, ReadyTask, TaskOutcome, Transport};
 use crate::Error;
 use crate::executor::{BoxFuture, Executor, ExecutorExt};
 use crate::scheduler::{TaskId, TaskKey};
-
-/// The namespace every key starts with unless configured otherwise.
-pub const DEFAULT_NAMESPACE: &str = "taskweave";
-/// The queue clients and workers use unless configured otherwise.
-pub const DEFAULT_QUEUE: &str = "default";
 
 /// The longest [`result_ttl`](RedisTransportBuilder::result_ttl) a client accepts (365 days).
 pub const MAX_RESULT_TTL: Duration = Duration::from_millis(protocol::MAX_TTL_MS);
@@ -152,15 +144,11 @@ pub struct RedisTransport {
 /// Configures and connects a [`RedisTransport`].
 #[derive(Debug, Clone)]
 pub struct RedisTransportBuilder {
-    url: String,
-    broker_timeout: Duration,
-    namespace: String,
-    queue: String,
+    /// The server, queue and timeouts (shared with the worker's builder).
+    config: RedisConfig,
     max_in_flight: usize,
     max_payload_bytes: usize,
     result_ttl: Duration,
-    command_timeout: Duration,
-    tls_root_certificate: Option<Vec<u8>>,
     reconcile_every: Duration,
 }
 
@@ -210,9 +198,8 @@ struct InFlight {
 /// One dispatched delivery, from `dispatch` to its completion.
 struct Flight {
     task: ReadyTask,
-    /// Set once the enqueue was acknowledged: the entry's stream id (`None` when the
-    /// delivery had been reported by then).
-    enqueued: Option<Option<String>>,
+    /// Where its enqueue stands.
+    enqueued: Enqueued,
     /// Cancelled: it is not sent, or, once enqueued, the cancel loop removes its entry.
     cancelled: bool,
     /// Reconciliation passes in a row that found the delivery reported while its
@@ -223,7 +210,10 @@ struct Flight {
 impl InFlight {
     fn insert(&mut self, rid: String, task: ReadyTask) {
         self.rid_of.insert(task.id(), rid.clone());
-        self.by_rid.insert(rid, Flight { task, enqueued: None, cancelled: false, done_passes: 0 });
+        self.by_rid.insert(
+            rid,
+            Flight { task, enqueued: Enqueued::Sending, cancelled: false, done_passes: 0 },
+        );
     }
 
     fn remove(&mut self, rid: &str) -> Option<Flight> {
@@ -236,8 +226,31 @@ impl InFlight {
 
     /// The enqueued deliveries, as the store's `locate` and `cancel` take them.
     fn dispatched(&self, rid: &str) -> Option<Dispatched> {
-        let entry_id = self.by_rid.get(rid)?.enqueued.clone()?;
+        let entry_id = match &self.by_rid.get(rid)?.enqueued {
+            Enqueued::Sending => return None,
+            Enqueued::Written(entry_id) => Some(entry_id.clone()),
+            Enqueued::AlreadyReported => None,
+        };
         Some(Dispatched { rid: rid.to_owned(), entry_id })
+    }
+}
+
+/// Where a dispatched delivery's enqueue stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Enqueued {
+    /// Not acknowledged yet: the sender loop holds it (or retries it).
+    Sending,
+    /// Acknowledged: the id of the stream entry written for it.
+    Written(String),
+    /// Acknowledged, but a worker had reported the delivery by then (its entry may be gone
+    /// already), so the enqueue returned no entry id.
+    AlreadyReported,
+}
+
+impl Enqueued {
+    /// What an acknowledged enqueue returned for one delivery (see [`Store::enqueue`]).
+    fn acknowledged(entry_id: Option<String>) -> Enqueued {
+        entry_id.map_or(Enqueued::AlreadyReported, Enqueued::Written)
     }
 }
 
@@ -279,24 +292,6 @@ pub enum BrokerHealth {
     },
 }
 
-/// `url` without its password (`redis://user@host:port/db`), for messages and logs.
-fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) => {
-            let user = user_info.split_once(':').map_or(user_info, |(user, _)| user);
-            if user.is_empty() {
-                format!("{scheme}://{host}{path}")
-            } else {
-                format!("{scheme}://{user}@{host}{path}")
-            }
-        }
-        None => url.to_owned(),
-    }
-}
-
 /// How many passes in a row may find a delivery reported before its completion arrives;
 /// after that it counts as lost (its completion was lost with the reply stream).
 const DONE_PASSES: u32 = 3;
@@ -319,16 +314,21 @@ impl fmt::Debug for RedisTransport {
 }
 
 impl RedisTransportBuilder {
-    /// The namespace every key starts with (default `"taskweave"`); clients and workers
-    /// must agree on it.
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = namespace.into();
+    /// Replaces the server, namespace, queue, timeouts and TLS settings with `config`'s.
+    pub fn redis_config(mut self, config: RedisConfig) -> Self {
+        self.config = config;
         self
     }
 
-    /// The queue to submit to (default `"default"`); workers read the queue they are told to.
+    /// The namespace every key starts with; see [`RedisConfig::namespace`].
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.config = self.config.namespace(namespace);
+        self
+    }
+
+    /// The queue to submit to; see [`RedisConfig::queue`].
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
-        self.queue = queue.into();
+        self.config = self.config.queue(queue);
         self
     }
 
@@ -356,22 +356,16 @@ impl RedisTransportBuilder {
         self
     }
 
-    /// How long one Redis command may take before it counts as failed (default 5 s).
+    /// How long one Redis command may take; see [`RedisConfig::command_timeout`].
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
-        self.command_timeout = timeout.max(Duration::from_millis(10));
+        self.config = self.config.command_timeout(timeout);
         self
     }
 
     /// How long the broker may stay unreachable before the client gives its pending tasks
-    /// up (default 60 s; at least 10 ms). While Redis cannot be reached the client retries
-    /// with back-off and the futures wait; once it has been unreachable this long, every
-    /// pending future fails with
-    /// [`TaskError::BrokerUnavailable`](crate::TaskError::BrokerUnavailable), which names the
-    /// server (without its password) and the last error, and so does every task dispatched
-    /// until it answers again. A broker back within this time loses nothing. See
-    /// [`RedisTransport::health`].
+    /// up; see [`RedisConfig::broker_timeout`] and [`RedisTransport::health`].
     pub fn broker_timeout(mut self, timeout: Duration) -> Self {
-        self.broker_timeout = timeout.max(Duration::from_millis(10));
+        self.config = self.config.broker_timeout(timeout);
         self
     }
 
@@ -390,12 +384,12 @@ impl RedisTransportBuilder {
         self
     }
 
-    /// Trusts this CA certificate (PEM) for a `rediss://` server instead of the system's
-    /// roots (feature `redis-tls`), for servers with certificates of a private CA.
+    /// Trusts this CA certificate (PEM) for a `rediss://` server; see
+    /// [`RedisConfig::tls_root_certificate`].
     #[cfg(feature = "redis-tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
     pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.tls_root_certificate = Some(pem.into());
+        self.config = self.config.tls_root_certificate(pem);
         self
     }
 
@@ -413,39 +407,28 @@ impl RedisTransportBuilder {
     ///
     /// Dropping the future drops the half-made connections.
     pub async fn connect(self) -> Result<RedisTransport, Error> {
-        if self.queue.is_empty() || self.namespace.is_empty() {
-            return Err(Error::InvalidConfig {
-                message: "a Redis queue and namespace need non-empty names".into(),
-            });
-        }
         self.check()?;
-        let keys = Keys::new(&self.namespace, &self.queue);
-        let options = ConnectOptions {
-            command_timeout: self.command_timeout,
-            block: BLOCK,
-            tls_root_certificate: self.tls_root_certificate.clone(),
-        };
-        let store = RedisStore::connect(&self.url, keys.clone(), &options).await?;
+        let keys = self.keys();
+        let options = self.config.connect_options(BLOCK);
+        let store = RedisStore::connect(self.config.url(), keys.clone(), &options).await?;
         store.check_access(Role::Client).await?;
         self.connect_store(Arc::new(store), keys).await
     }
 
+    /// The keys of the queue this transport submits to.
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
+    pub(crate) fn keys(&self) -> Keys {
+        self.config.keys()
+    }
+
     /// A [`RedisAdmin`] builder for this transport's server, namespace and queue.
     fn admin_builder(&self) -> RedisAdminBuilder {
-        let builder = RedisAdmin::builder(self.url.clone())
-            .namespace(self.namespace.clone())
-            .queue(self.queue.clone())
-            .command_timeout(self.command_timeout);
-        #[cfg(feature = "redis-tls")]
-        let builder = match &self.tls_root_certificate {
-            Some(pem) => builder.tls_root_certificate(pem.clone()),
-            None => builder,
-        };
-        builder
+        RedisAdmin::builder(self.config.url()).redis_config(self.config.clone())
     }
 
     /// Checks the settings that Redis would refuse later, one task at a time.
     fn check(&self) -> Result<(), Error> {
+        self.config.check()?;
         if self.result_ttl > MAX_RESULT_TTL {
             return Err(Error::InvalidConfig {
                 message: format!(
@@ -476,8 +459,8 @@ impl RedisTransportBuilder {
         Ok(RedisTransport {
             inner: Arc::new(Inner {
                 keys,
-                broker: without_password(&self.url),
-                broker_timeout: self.broker_timeout,
+                broker: self.config.url_without_password(),
+                broker_timeout: self.config.broker_timeout_value(),
                 health: Mutex::new(Health::default()),
                 store,
                 client_id,
@@ -518,16 +501,17 @@ impl RedisTransport {
 
     /// Starts configuring a transport for the server at `url`.
     pub fn builder(url: impl Into<String>) -> RedisTransportBuilder {
+        RedisTransport::builder_with(RedisConfig::new(url))
+    }
+
+    /// Starts configuring a transport with the server, queue and timeouts of `config` (which
+    /// a program's workers may share).
+    pub fn builder_with(config: RedisConfig) -> RedisTransportBuilder {
         RedisTransportBuilder {
-            url: url.into(),
-            broker_timeout: Duration::from_secs(60),
-            namespace: DEFAULT_NAMESPACE.to_owned(),
-            queue: DEFAULT_QUEUE.to_owned(),
+            config,
             max_in_flight: 4096,
             max_payload_bytes: 1 << 20,
             result_ttl: Duration::from_secs(3600),
-            command_timeout: Duration::from_secs(5),
-            tls_root_certificate: None,
             reconcile_every: Duration::from_secs(5),
         }
     }
@@ -649,7 +633,29 @@ impl Inner {
         if health.gave_up || now.saturating_duration_since(since) < self.broker_timeout {
             return;
         }
+        drop(health);
+        self.give_up(error);
+    }
+
+    /// Gives the broker up (unless it was already, for this outage): fails every pending
+    /// task with [`TaskError::BrokerUnavailable`](crate::TaskError::BrokerUnavailable), and
+    /// every task dispatched until the broker answers again. Called once the broker failed
+    /// the client's commands for the broker timeout ([`Inner::failed`]), or when a loop that
+    /// every pending task needs gave up earlier (the reply stream refused however often it
+    /// is read).
+    fn give_up(&self, error: &StoreError) {
+        let Some(started) = self.started() else { return };
+        let now = started.executor.now();
+        let mut health = self.health.lock();
+        if health.gave_up {
+            return;
+        }
         health.gave_up = true;
+        health.last_error = error.to_string();
+        let since = *health.down_since.get_or_insert(now);
+        // The broker timeout when it is up (as `failed` finds it), else how long the broker
+        // has failed (a loop gave up sooner: the reply stream refused).
+        let down_for = now.saturating_duration_since(since).min(self.broker_timeout);
         let last_error = health.last_error.clone();
         drop(health);
         let mut flights: Vec<(String, Flight)> = {
@@ -660,19 +666,14 @@ impl Inner {
         // In a fixed order (not the map's), so that a simulation replays the same way.
         flights.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (rid, flight) in &flights {
-            if flight.enqueued.is_some() {
+            if flight.enqueued != Enqueued::Sending {
                 // Deleted once the broker answers again (else they expire).
                 let _ = self.releases.0.send(self.keys.entry_of(rid));
             }
         }
-        tracing::error!(broker = %self.broker, after = ?self.broker_timeout, %last_error, tasks = flights.len(), "the Redis broker stayed unreachable for the broker timeout; failing the pending tasks");
+        tracing::error!(broker = %self.broker, after = ?down_for, %last_error, tasks = flights.len(), "the Redis broker failed this client's commands for too long; failing the pending tasks");
         for (_, flight) in flights {
-            started.sink.broker_unavailable(
-                &flight.task,
-                &self.broker,
-                &last_error,
-                self.broker_timeout,
-            );
+            started.sink.broker_unavailable(&flight.task, &self.broker, &last_error, down_for);
         }
     }
 
@@ -716,7 +717,7 @@ impl Inner {
         };
         // Its entry_of key is not needed any more, once the enqueue was acknowledged (until
         // then a resend must still find it; the sender deletes it after the acknowledgement).
-        if flight.enqueued.is_some() {
+        if flight.enqueued != Enqueued::Sending {
             let _ = self.releases.0.send(self.keys.entry_of(&reply.rid));
         }
         let task = flight.task;
@@ -817,31 +818,6 @@ impl Inner {
     }
 }
 
-/// Exponential back-off between failed attempts, capped at two seconds.
-pub(crate) struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(50);
-    const MAX: Duration = Duration::from_secs(2);
-
-    pub(crate) fn new() -> Backoff {
-        Backoff { next: Backoff::FIRST }
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.next = Backoff::FIRST;
-    }
-
-    /// The delay before the next attempt.
-    pub(crate) fn step(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(Backoff::MAX);
-        delay
-    }
-}
-
 /// Waits for `future` unless the stop signal fires first (then `None`).
 pub(crate) async fn unless_stopped<F: std::future::Future>(
     stop: &flume::Receiver<()>,
@@ -855,17 +831,26 @@ pub(crate) async fn unless_stopped<F: std::future::Future>(
     }
 }
 
-/// How many times an enqueue the server refuses (a permission, a script error) is tried
-/// before its tasks fail.
+/// How many times a call the server refuses (a script error, a wrong type) is tried before
+/// the client gives up: an enqueue's tasks fail, a reply stream it cannot read fails the
+/// pending tasks.
 const REFUSED_TRIES: u32 = 3;
+/// How many times the removal of cancelled tasks' entries is tried before the cancel is
+/// given up (the tasks then run and report as they would have without it).
+const CANCEL_TRIES: u32 = 5;
 
 /// How long a closing client still waits for the reply to an enqueue already sent.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Writes queued entries to the stream in batches; retries a failed batch with back-off.
+///
+/// Gives up on a batch as [`Retry`] says: once the server refused it [`REFUSED_TRIES`] times
+/// (or refused a permission), its tasks fail with the reason ([`Inner::refuse`]); once the
+/// broker was unreachable for the broker timeout, they fail with
+/// [`TaskError::BrokerUnavailable`](crate::TaskError::BrokerUnavailable) (as every pending
+/// task does then, [`Inner::failed`]).
 async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume::Sender<()>) {
     let stop = inner.stop_signal.clone();
-    let mut backoff = Backoff::new();
     loop {
         let Some(Ok(first)) = unless_stopped(&stop, inner.outbox.1.recv_async()).await else {
             return;
@@ -898,7 +883,7 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
         if batch.is_empty() {
             continue;
         }
-        let mut refusals = 0;
+        let mut retry = Retry::new(RetryPolicy::after(REFUSED_TRIES, inner.broker_timeout));
         loop {
             // Tasks given up while this batch was retried (the broker stayed away for the
             // broker timeout) are not sent.
@@ -918,13 +903,12 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
             };
             match outcome {
                 Ok(ids) => {
-                    backoff.reset();
                     inner.reached();
                     let mut in_flight = inner.in_flight.lock();
                     for (entry, id) in batch.iter().zip(ids) {
                         match in_flight.by_rid.get_mut(&entry.rid) {
                             Some(flight) => {
-                                flight.enqueued = Some(id);
+                                flight.enqueued = Enqueued::acknowledged(id);
                                 if flight.cancelled {
                                     let _ = inner.cancels.0.send(entry.rid.clone());
                                 }
@@ -944,16 +928,18 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                 }
                 Err(error) => {
                     inner.failed(&error);
-                    if error.failure() != Failure::Unreachable {
-                        refusals += 1;
-                        if refusals >= REFUSED_TRIES {
+                    let Some(delay) = retry.next_delay(error.failure(), executor.now()) else {
+                        if error.failure() == Failure::Unreachable {
+                            // The broker timeout is up: `failed` gave the pending tasks up
+                            // (or does so at its next failure).
+                            inner.give_up(&error);
+                        } else {
                             // Retrying a call the server refuses is pointless: fail the
                             // batch's tasks with the reason.
                             inner.refuse(&batch, &error);
-                            break;
                         }
-                    }
-                    let delay = backoff.step();
+                        break;
+                    };
                     // Once per outage at warn (`failed`); each retry at debug.
                     tracing::debug!(%error, retry_in = ?delay, tasks = batch.len(), "could not enqueue tasks; retrying");
                     if unless_stopped(&stop, executor.sleep(delay)).await.is_none() {
@@ -966,16 +952,23 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
 }
 
 /// Reads completions from this client's reply stream and reports them.
+///
+/// Gives up as [`Retry`] says (the broker unreachable for the broker timeout, or refusing
+/// the read [`REFUSED_TRIES`] times or a permission): no pending task can finish without
+/// its completion, so every one fails with
+/// [`TaskError::BrokerUnavailable`](crate::TaskError::BrokerUnavailable) ([`Inner::give_up`]).
+/// From then on the loop only probes, every [`Retry::MAX_DELAY`], so that the client
+/// notices when the broker answers again and takes tasks again.
 async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume::Sender<()>) {
     let stop = inner.stop_signal.clone();
     let mut after = "0-0".to_owned();
-    let mut backoff = Backoff::new();
+    let mut retry = Retry::new(RetryPolicy::after(REFUSED_TRIES, inner.broker_timeout));
     loop {
         let read = inner.store.read_replies(&inner.reply, &after, BATCH, BLOCK);
         let entries: Vec<StreamEntry> = match unless_stopped(&stop, read).await {
             None => return,
             Some(Ok(entries)) => {
-                backoff.reset();
+                retry.reset();
                 inner.reached();
                 if entries.is_empty() {
                     // Nothing new: next time read from the start. Read completions are
@@ -988,9 +981,17 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
             }
             Some(Err(error)) => {
                 inner.failed(&error);
-                let delay = backoff.step();
-                // Once per outage at warn (`failed`); each retry at debug.
-                tracing::debug!(%error, retry_in = ?delay, "could not read completions; retrying");
+                let delay = match retry.next_delay(error.failure(), executor.now()) {
+                    Some(delay) => {
+                        // Once per outage at warn (`failed`); each retry at debug.
+                        tracing::debug!(%error, retry_in = ?delay, "could not read completions; retrying");
+                        delay
+                    }
+                    None => {
+                        inner.give_up(&error);
+                        Retry::MAX_DELAY
+                    }
+                };
                 if unless_stopped(&stop, executor.sleep(delay)).await.is_none() {
                     return;
                 }
@@ -1008,15 +1009,16 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
             }
             read_ids.push(entry.id);
         }
-        if let Err(error) = inner.store.delete_replies(&inner.reply, &read_ids).await {
+        if let Err(error) = inner.store.delete_stream_entries(&inner.reply, &read_ids).await {
             tracing::debug!(%error, "could not delete read completions (they expire)");
         }
     }
 }
 
 /// Removes the entries of cancelled tasks that no worker has begun, in batches; reports the
-/// removed ones as never run. A cancel that fails is given up after a few tries: the task
-/// then runs and reports as it would have without it.
+/// removed ones as never run. A cancel that fails is given up after [`CANCEL_TRIES`] tries
+/// (a permission at once; [`Retry`]): the task then runs and reports as it would have
+/// without it.
 async fn cancel_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume::Sender<()>) {
     let stop = inner.stop_signal.clone();
     loop {
@@ -1034,9 +1036,9 @@ async fn cancel_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
             let in_flight = inner.in_flight.lock();
             rids.iter().filter_map(|rid| in_flight.dispatched(rid)).collect()
         };
-        let mut backoff = Backoff::new();
+        let mut retry = Retry::new(RetryPolicy::after_tries(CANCEL_TRIES));
         let mut outcomes = None;
-        for _attempt in 0..5 {
+        loop {
             match unless_stopped(&stop, inner.store.cancel(&deliveries)).await {
                 None => return,
                 Some(Ok(found)) => {
@@ -1044,7 +1046,9 @@ async fn cancel_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                     break;
                 }
                 Some(Err(error)) => {
-                    let delay = backoff.step();
+                    let Some(delay) = retry.next_delay(error.failure(), executor.now()) else {
+                        break;
+                    };
                     tracing::debug!(%error, retry_in = ?delay, "could not remove cancelled tasks' entries; retrying");
                     if unless_stopped(&stop, executor.sleep(delay)).await.is_none() {
                         return;
@@ -1237,7 +1241,7 @@ impl Transport for RedisTransport {
         flight.cancelled = true;
         // Not yet enqueued: the sender drops it, or hands it to the cancel loop once its
         // enqueue is acknowledged.
-        if flight.enqueued.is_some() {
+        if flight.enqueued != Enqueued::Sending {
             let _ = inner.cancels.0.send(rid);
         }
     }
@@ -1275,13 +1279,13 @@ impl Transport for RedisTransport {
             let mut unfinished = Vec::new();
             for (rid, flight) in flights {
                 leftovers.push(inner.keys.entry_of(&rid));
-                if let Some(Some(id)) = flight.enqueued {
+                if let Enqueued::Written(id) = flight.enqueued {
                     unfinished.push(id);
                 }
             }
             let tasks = inner.keys.tasks();
             let cleanup = async {
-                inner.store.delete_replies(&tasks, &unfinished).await?;
+                inner.store.delete_stream_entries(&tasks, &unfinished).await?;
                 inner.store.delete_keys(&leftovers).await
             };
             if let Ok(Err(error)) = started.executor.timeout(Duration::from_secs(2), cleanup).await

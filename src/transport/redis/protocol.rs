@@ -7,45 +7,45 @@ use std::fmt;
 
 /// The version written in every task entry (`v`). A worker rejects entries of another version
 /// to the dead-letter stream instead of misreading them.
-pub(crate) const FORMAT_VERSION: &str = "1";
+pub const FORMAT_VERSION: &str = "1";
 
 /// The longest time to live a result or a completion may have, in milliseconds (365 days).
 /// Redis refuses an expiry whose end does not fit its clock (`PX` past about 2^63 ms from
 /// now); a bound far below that keeps every entry's `ttl_ms` usable, whatever the server's
 /// clock says.
-pub(crate) const MAX_TTL_MS: u64 = 365 * 24 * 3600 * 1000;
+pub const MAX_TTL_MS: u64 = 365 * 24 * 3600 * 1000;
 
 /// The consumer group every worker of a queue joins.
-pub(crate) const GROUP: &str = "workers";
+pub const GROUP: &str = "workers";
 
 /// Key names of one queue under one namespace (see `ARCHITECTURE.md` for the layout).
 #[derive(Debug, Clone)]
-pub(crate) struct Keys {
+pub struct Keys {
     namespace: String,
     queue: String,
 }
 
 impl Keys {
-    pub(crate) fn new(namespace: &str, queue: &str) -> Keys {
+    pub fn new(namespace: &str, queue: &str) -> Keys {
         Keys { namespace: namespace.to_owned(), queue: queue.to_owned() }
     }
 
-    pub(crate) fn queue(&self) -> &str {
+    pub fn queue(&self) -> &str {
         &self.queue
     }
 
     /// An ACL key pattern that covers every key of this namespace.
-    pub(crate) fn namespace_pattern(&self) -> String {
+    pub fn namespace_pattern(&self) -> String {
         format!("{}:*", self.namespace)
     }
 
     /// The stream of task entries, read by the consumer group [`GROUP`].
-    pub(crate) fn tasks(&self) -> String {
+    pub fn tasks(&self) -> String {
         format!("{}:{}:tasks", self.namespace, self.queue)
     }
 
     /// How many deliveries of each pending entry have started running (poison detection).
-    pub(crate) fn starts(&self) -> String {
+    pub fn starts(&self) -> String {
         format!("{}:{}:starts", self.namespace, self.queue)
     }
 
@@ -53,82 +53,82 @@ impl Keys {
     /// once a worker reported it (see `ARCHITECTURE.md`). Written with the entry, so that a
     /// resent enqueue finds it and adds no second entry, and read by the client's
     /// reconciliation pass and by a cancel.
-    pub(crate) fn entry_of(&self, rid: &str) -> String {
+    pub fn entry_of(&self, rid: &str) -> String {
         format!("{}{rid}", self.entry_prefix())
     }
 
     /// The prefix of every [`entry_of`](Keys::entry_of) key of this queue.
-    pub(crate) fn entry_prefix(&self) -> String {
+    pub fn entry_prefix(&self) -> String {
         format!("{}:{}:entry:", self.namespace, self.queue)
     }
 
     /// Entries that could not be run: undecodable, unknown, or poison.
-    pub(crate) fn dead(&self) -> String {
+    pub fn dead(&self) -> String {
         format!("{}:{}:dead", self.namespace, self.queue)
     }
 
     /// The set of worker names that announced themselves on this queue.
-    pub(crate) fn workers(&self) -> String {
+    pub fn workers(&self) -> String {
         format!("{}:{}:workers", self.namespace, self.queue)
     }
 
     /// One worker's heartbeat (a value with an expiry).
-    pub(crate) fn heartbeat(&self, worker: &str) -> String {
+    pub fn heartbeat(&self, worker: &str) -> String {
         format!("{}:{}:worker:{worker}", self.namespace, self.queue)
     }
 
     /// A counter that hands out client and worker numbers.
-    pub(crate) fn sequence(&self) -> String {
+    pub fn sequence(&self) -> String {
         format!("{}:seq", self.namespace)
     }
 
     /// The prefix of every result key.
-    pub(crate) fn result_prefix(&self) -> String {
+    pub fn result_prefix(&self) -> String {
         format!("{}:result:", self.namespace)
     }
 
     /// The result of one task of one client.
-    pub(crate) fn result(&self, client: &str, task: u64) -> String {
+    pub fn result(&self, client: &str, task: u64) -> String {
         format!("{}{client}:{task}", self.result_prefix())
     }
 
     /// The prefix of every client's reply stream.
-    pub(crate) fn reply_prefix(&self) -> String {
+    pub fn reply_prefix(&self) -> String {
         format!("{}:reply:", self.namespace)
     }
 
     /// The stream a client reads its completions from.
-    pub(crate) fn reply(&self, client: &str) -> String {
+    pub fn reply(&self, client: &str) -> String {
         format!("{}{client}", self.reply_prefix())
     }
 }
 
 /// One task entry, as the client writes it and a worker reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TaskEntry {
+pub struct TaskEntry {
     /// The registered task's name.
-    pub(crate) task: String,
+    pub task: String,
     /// The task's key, for logs and error messages.
-    pub(crate) key: String,
+    pub key: String,
     /// Identifies this delivery attempt in the client's completions.
-    pub(crate) rid: String,
+    pub rid: String,
     /// Where the output goes (dependents and the client read it by this key).
-    pub(crate) result: String,
+    pub result: String,
     /// The client's reply stream.
-    pub(crate) reply: String,
+    pub reply: String,
     /// The input as JSON, unless it is composed from dependencies.
-    pub(crate) input: Option<Vec<u8>>,
+    pub input: Option<Vec<u8>>,
     /// Result keys whose values, as a JSON array, make the input.
-    pub(crate) deps: Vec<String>,
+    pub deps: Vec<String>,
     /// How many deliveries may die before the entry goes to the dead-letter stream.
-    pub(crate) max_deliveries: u32,
+    pub max_deliveries: u32,
     /// How long results and replies live, in milliseconds.
-    pub(crate) ttl_ms: u64,
+    pub ttl_ms: u64,
 }
 
 impl TaskEntry {
     /// The entry's fields, in the order they are written.
-    pub(crate) fn fields(&self) -> Vec<(&'static str, Vec<u8>)> {
+    pub fn fields(&self) -> Vec<(&'static str, Vec<u8>)> {
         let mut fields = vec![
             ("v", FORMAT_VERSION.as_bytes().to_vec()),
             ("task", self.task.as_bytes().to_vec()),
@@ -151,10 +151,7 @@ impl TaskEntry {
 
     /// Decodes an entry read from the stream. `keys` says which reply and result keys are
     /// acceptable (a garbage entry must not make a worker write to arbitrary keys).
-    pub(crate) fn decode(
-        fields: &[(Vec<u8>, Vec<u8>)],
-        keys: &Keys,
-    ) -> Result<TaskEntry, Rejection> {
+    pub fn decode(fields: &[(Vec<u8>, Vec<u8>)], keys: &Keys) -> Result<TaskEntry, Rejection> {
         let get = |name: &str| {
             fields.iter().find(|(field, _)| field == name.as_bytes()).map(|(_, value)| value)
         };
@@ -244,29 +241,29 @@ impl TaskEntry {
 }
 
 /// The value of an [`entry_of`](Keys::entry_of) key once the delivery was reported.
-pub(crate) const DONE: &str = "done";
+pub const DONE: &str = "done";
 
 /// How long an [`entry_of`](Keys::entry_of) key lives when its client does not delete it (a
 /// client that died): long enough for any queue to drain.
-pub(crate) const ENTRY_KEY_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+pub const ENTRY_KEY_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// Where to tell a client about an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Notify {
-    pub(crate) reply: String,
-    pub(crate) rid: String,
+pub struct Notify {
+    pub reply: String,
+    pub rid: String,
 }
 
 /// Why an entry cannot be run, and whom to tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Rejection {
-    pub(crate) reason: String,
-    pub(crate) notify: Option<Notify>,
+pub struct Rejection {
+    pub reason: String,
+    pub notify: Option<Notify>,
 }
 
 /// How a delivery ended, as a worker reports it to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Status {
+pub enum Status {
     /// `body` is the output's JSON.
     Ok,
     /// The task returned an error; `body` is its text.
@@ -280,7 +277,7 @@ pub(crate) enum Status {
 }
 
 impl Status {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "ok",
             Status::Failed => "failed",
@@ -290,7 +287,7 @@ impl Status {
         }
     }
 
-    pub(crate) fn parse(text: &[u8]) -> Option<Status> {
+    pub fn parse(text: &[u8]) -> Option<Status> {
         Some(match text {
             b"ok" => Status::Ok,
             b"failed" => Status::Failed,
@@ -310,15 +307,15 @@ impl fmt::Display for Status {
 
 /// One completion, as a client reads it from its reply stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Reply {
-    pub(crate) rid: String,
-    pub(crate) status: Status,
-    pub(crate) body: Vec<u8>,
-    pub(crate) deliveries: u32,
+pub struct Reply {
+    pub rid: String,
+    pub status: Status,
+    pub body: Vec<u8>,
+    pub deliveries: u32,
 }
 
 impl Reply {
-    pub(crate) fn decode(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Reply, String> {
+    pub fn decode(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Reply, String> {
         let get = |name: &str| {
             fields.iter().find(|(field, _)| field == name.as_bytes()).map(|(_, value)| value)
         };

@@ -17,21 +17,18 @@ use super::store::{
 
 /// How a store connects: timeouts and reconnection back-off.
 #[derive(Debug, Clone)]
-pub(crate) struct ConnectOptions {
+pub struct ConnectOptions {
     /// How long one command may take before it fails (blocking reads get their block time
     /// on top).
-    pub(crate) command_timeout: Duration,
+    pub command_timeout: Duration,
     /// The longest a blocking read waits on the server.
-    pub(crate) block: Duration,
+    pub block: Duration,
     /// A CA certificate (PEM) to trust for `rediss://` instead of the system's roots.
-    pub(crate) tls_root_certificate: Option<Vec<u8>>,
+    pub tls_root_certificate: Option<Vec<u8>>,
 }
 
 /// A redis-rs client for `url`: plain, or TLS for `rediss://` (feature `redis-tls`).
-pub(super) fn open_client(
-    url: &str,
-    options: &ConnectOptions,
-) -> Result<redis::Client, StoreError> {
+pub fn open_client(url: &str, options: &ConnectOptions) -> Result<redis::Client, StoreError> {
     if url.starts_with("rediss://") {
         return open_tls_client(url, options);
     }
@@ -101,7 +98,7 @@ impl Scripts {
 }
 
 /// [`Store`] on a Redis server.
-pub(crate) struct RedisStore {
+pub struct RedisStore {
     keys: Keys,
     /// Short commands and scripts, pipelined.
     commands: ConnectionManager,
@@ -145,7 +142,7 @@ fn malformed(operation: &'static str, what: &str) -> StoreError {
 
 impl RedisStore {
     /// Connects twice to `url` (commands, blocking reads) and checks that the server answers.
-    pub(crate) async fn connect(
+    pub async fn connect(
         url: &str,
         keys: Keys,
         options: &ConnectOptions,
@@ -182,14 +179,14 @@ impl RedisStore {
 impl RedisStore {
     /// Keeps about `cap` entries (at least 1) in the dead-letter stream, the oldest trimmed
     /// first.
-    pub(crate) fn set_dead_letter_cap(&mut self, cap: u64) {
+    pub fn set_dead_letter_cap(&mut self, cap: u64) {
         self.dead_letter_cap = cap.max(1);
     }
 }
 
 /// Who needs the permissions [`RedisStore::check_access`] checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
+pub enum Role {
     Client,
     Worker,
 }
@@ -201,7 +198,7 @@ impl RedisStore {
     /// later, one task at a time. Asks `ACL DRYRUN` for each command (Redis 7); where the
     /// user may not ask that (or the server is older), makes a harmless call of a script
     /// instead, which checks `EVALSHA` and `SCRIPT LOAD`.
-    pub(crate) async fn check_access(&self, role: Role) -> StoreResult<()> {
+    pub async fn check_access(&self, role: Role) -> StoreResult<()> {
         let mut connection = self.commands.clone();
         let user: Option<String> =
             redis::cmd("ACL").arg("WHOAMI").query_async(&mut connection).await.ok();
@@ -412,7 +409,7 @@ fn entries_of(value: &Value) -> Option<Vec<StreamEntry>> {
 }
 
 /// The entries of an `XREAD`/`XREADGROUP` reply for one stream (nil when the block timed out).
-pub(super) fn read_reply(value: &Value) -> Option<Vec<StreamEntry>> {
+pub fn read_reply(value: &Value) -> Option<Vec<StreamEntry>> {
     match value {
         Value::Nil => Some(Vec::new()),
         Value::Map(streams) => {
@@ -433,7 +430,7 @@ pub(super) fn read_reply(value: &Value) -> Option<Vec<StreamEntry>> {
     }
 }
 
-pub(super) fn ownership_of(value: &Value) -> Option<Ownership> {
+pub fn ownership_of(value: &Value) -> Option<Ownership> {
     match int_of(value)? {
         1 => Some(Ownership::Done),
         0 => Some(Ownership::Gone),
@@ -443,7 +440,7 @@ pub(super) fn ownership_of(value: &Value) -> Option<Ownership> {
 }
 
 /// The reply of `claim.lua`: `{next cursor, {{id, deliveries, fields or false}, ...}}`.
-pub(super) fn claim_reply(value: &Value) -> StoreResult<(String, Vec<ClaimedEntry>)> {
+pub fn claim_reply(value: &Value) -> StoreResult<(String, Vec<ClaimedEntry>)> {
     let parts = items(value).ok_or_else(|| malformed("claim", "not a list"))?;
     let next = parts.first().and_then(text_of).unwrap_or_else(|| "0-0".to_owned());
     let mut entries = Vec::new();
@@ -468,7 +465,7 @@ pub(super) fn claim_reply(value: &Value) -> StoreResult<(String, Vec<ClaimedEntr
 }
 
 /// One reply of `begin.lua`: a count of starts, or why the caller may not start the entry.
-pub(super) fn begin_reply(value: &Value) -> StoreResult<Result<u32, Ownership>> {
+pub fn begin_reply(value: &Value) -> StoreResult<Result<u32, Ownership>> {
     match int_of(value) {
         Some(-1) => Ok(Err(Ownership::Gone)),
         Some(-2) => Ok(Err(Ownership::NotOwner)),
@@ -478,13 +475,13 @@ pub(super) fn begin_reply(value: &Value) -> StoreResult<Result<u32, Ownership>> 
 }
 
 /// The reply of `MGET`: one value or nil per key.
-pub(super) fn values_reply(value: &Value) -> StoreResult<Vec<Option<Vec<u8>>>> {
+pub fn values_reply(value: &Value) -> StoreResult<Vec<Option<Vec<u8>>>> {
     let values = items(value).ok_or_else(|| malformed("MGET", "not a list"))?;
     Ok(values.iter().map(bytes_of).collect())
 }
 
 /// A count returned by a script (`touch.lua`, `hand_back.lua`).
-pub(super) fn count_reply(operation: &'static str, value: &Value) -> StoreResult<usize> {
+pub fn count_reply(operation: &'static str, value: &Value) -> StoreResult<usize> {
     int_of(value)
         .and_then(|count| usize::try_from(count).ok())
         .ok_or_else(|| malformed(operation, "not a count"))
@@ -771,9 +768,9 @@ impl Store for RedisStore {
         })
     }
 
-    fn delete_replies<'a>(
+    fn delete_stream_entries<'a>(
         &'a self,
-        reply: &'a str,
+        stream: &'a str,
         ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
@@ -782,7 +779,7 @@ impl Store for RedisStore {
             }
             let mut connection = self.commands.clone();
             let _: Value = redis::cmd("XDEL")
-                .arg(reply)
+                .arg(stream)
                 .arg(ids)
                 .query_async(&mut connection)
                 .await

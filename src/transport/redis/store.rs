@@ -21,13 +21,13 @@ use futures::future::BoxFuture;
 use super::protocol::{Notify, Status, TaskEntry};
 
 /// A stream entry's field-value pairs, as read (untrusted).
-pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// What a store operation failed with: which operation, and the backend's error.
 #[derive(Debug)]
-pub(crate) struct StoreError {
-    pub(crate) operation: &'static str,
-    pub(crate) source: Box<dyn std::error::Error + Send + Sync + 'static>,
+pub struct StoreError {
+    pub operation: &'static str,
+    pub source: Box<dyn std::error::Error + Send + Sync + 'static>,
 }
 
 impl fmt::Display for StoreError {
@@ -38,7 +38,7 @@ impl fmt::Display for StoreError {
 
 /// What a failed store operation says about trying it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Failure {
+pub enum Failure {
     /// The broker could not be reached or did not answer (connection refused or dropped, a
     /// time-out, a server still loading or out of memory): the same call may work later.
     Unreachable,
@@ -54,7 +54,7 @@ impl StoreError {
     /// How this failure is to be handled (see [`Failure`]). Errors that are not Redis's
     /// (the simulation's injected faults, a reply of an unexpected shape) count as
     /// [`Failure::Unreachable`].
-    pub(crate) fn failure(&self) -> Failure {
+    pub fn failure(&self) -> Failure {
         let Some(error) = self.source.downcast_ref::<redis::RedisError>() else {
             return Failure::Unreachable;
         };
@@ -92,31 +92,31 @@ impl From<StoreError> for crate::Error {
     }
 }
 
-pub(crate) type StoreResult<T> = Result<T, StoreError>;
+pub type StoreResult<T> = Result<T, StoreError>;
 
 /// What [`Store::complete_and_begin`] found: one [`Ownership`] per completion, and per
 /// entry begun its count of starts or why it may not start.
-pub(crate) type CompletedAndBegun = (Vec<Ownership>, Vec<Result<u32, Ownership>>);
+pub type CompletedAndBegun = (Vec<Ownership>, Vec<Result<u32, Ownership>>);
 
 /// One entry read from a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StreamEntry {
-    pub(crate) id: String,
-    pub(crate) fields: Fields,
+pub struct StreamEntry {
+    pub id: String,
+    pub fields: Fields,
 }
 
 /// An entry taken over from a worker that stopped touching it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ClaimedEntry {
-    pub(crate) id: String,
+pub struct ClaimedEntry {
+    pub id: String,
     /// How many times the entry has been delivered, this claim included.
-    pub(crate) deliveries: u32,
-    pub(crate) fields: Fields,
+    pub deliveries: u32,
+    pub fields: Fields,
 }
 
 /// What an owner-checked operation found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ownership {
+pub enum Ownership {
     /// The caller owned the entry; the operation took effect.
     Done,
     /// The entry is no longer pending (completed, dead-lettered or handed back before).
@@ -127,7 +127,7 @@ pub(crate) enum Ownership {
 
 /// Where a delivery the client dispatched stands, as its reconciliation pass finds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Located {
+pub enum Located {
     /// Its entry is in the stream, or pending with a worker: it will run or be reclaimed.
     Queued,
     /// A worker reported it: the completion is in the client's reply stream.
@@ -139,7 +139,7 @@ pub(crate) enum Located {
 
 /// What a cancel did to a delivery's entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cancelled {
+pub enum Cancelled {
     /// The entry was removed before any worker began it: it will never run, and no
     /// completion will come.
     Removed,
@@ -152,35 +152,35 @@ pub(crate) enum Cancelled {
 /// A delivery as the client knows it: its id (`rid`) and, if the client heard it, the id
 /// of the stream entry that was written for it (used when its `entry_of` key is gone).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Dispatched {
-    pub(crate) rid: String,
-    pub(crate) entry_id: Option<String>,
+pub struct Dispatched {
+    pub rid: String,
+    pub entry_id: Option<String>,
 }
 
 /// A worker's outcome for one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Completion {
-    pub(crate) entry_id: String,
-    pub(crate) reply: String,
-    pub(crate) result: String,
-    pub(crate) rid: String,
-    pub(crate) status: Status,
-    pub(crate) body: Vec<u8>,
-    pub(crate) ttl_ms: u64,
+pub struct Completion {
+    pub entry_id: String,
+    pub reply: String,
+    pub result: String,
+    pub rid: String,
+    pub status: Status,
+    pub body: Vec<u8>,
+    pub ttl_ms: u64,
 }
 
 /// An entry to move to the dead-letter stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DeadLetter {
-    pub(crate) entry_id: String,
-    pub(crate) reason: String,
+pub struct DeadLetter {
+    pub entry_id: String,
+    pub reason: String,
     /// The client to tell, with what.
-    pub(crate) notify: Option<(Notify, Status, Vec<u8>)>,
-    pub(crate) ttl_ms: u64,
+    pub notify: Option<(Notify, Status, Vec<u8>)>,
+    pub ttl_ms: u64,
 }
 
-/// The stream operations of one queue. See the [module docs](self).
-pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
+/// The stream operations of one queue. See the docs of `src/transport/redis/store.rs`.
+pub trait Store: Send + Sync + fmt::Debug + 'static {
     // ---- the client's side ----
 
     /// Appends task entries to the queue's stream, in order, each atomically with its
@@ -217,9 +217,9 @@ pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
     /// Deletes entries from a stream (`XDEL`): read completions from a reply stream, or a
     /// closed client's unfinished entries from the task stream (a pending entry stays
     /// pending, and its reclaim drops it).
-    fn delete_replies<'a>(
+    fn delete_stream_entries<'a>(
         &'a self,
-        reply: &'a str,
+        stream: &'a str,
         ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<()>>;
 

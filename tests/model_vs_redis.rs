@@ -2,14 +2,13 @@
 //! ([`RedisStore`]): a `proptest-state-machine` test that applies the same sequence of
 //! [`Store`] operations to both and asserts that they answer alike.
 //!
-//! # Why a unit test
+//! # Reaching the seam
 //!
 //! [`Store`] and both stores are crate-private: the seam is an implementation detail of the
-//! Redis transport. Rather than widen the public API with a `#[doc(hidden)]` test seam, this
-//! check lives inside the crate (`#[cfg(all(test, feature = "sim"))]`) and mounts the
-//! integration tests' server helper (`tests/support/redis_server.rs`) by path, so there is
-//! one way to start a test server. It runs with `cargo test --all-features` (as CI does);
-//! without `redis-server` it fails with the install hint of that helper.
+//! Redis transport. This test reaches them through `taskweave::sim::redis::internals`, a
+//! hidden module that exists only with feature `sim` and is no API. It runs with `cargo test
+//! --all-features --test model_vs_redis` (as CI does); without `redis-server` it fails with
+//! the install hint of `tests/support/redis_server.rs`.
 //!
 //! # What legitimately differs, and how it is normalised
 //!
@@ -45,20 +44,18 @@ use proptest::test_runner::{Config, RngSeed, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 use redis::Value;
 
-use super::memory_store::{MemoryStore, Model};
-use super::protocol::{Keys, Notify, Status, TaskEntry};
-use super::redis_store::{ConnectOptions, RedisStore};
-use super::store::{
-    Cancelled, Completion, DeadLetter, Dispatched, Fields, Located, Ownership, Store, StoreResult,
-    StreamEntry,
+use taskweave::executor::Executor;
+use taskweave::runtimes::embedded::EmbeddedExecutor;
+use taskweave::runtimes::sim::{SimConfig, SimExecutor};
+use taskweave::sim::redis::internals::{
+    Cancelled, Completion, ConnectOptions, DeadLetter, Dispatched, Fields, GROUP, Keys, Located,
+    MemoryStore, Model, Notify, Ownership, RedisStore, Status, Store, StoreResult, StreamEntry,
+    TaskEntry,
 };
-use crate::executor::Executor;
-use crate::runtimes::embedded::EmbeddedExecutor;
-use crate::runtimes::sim::{SimConfig, SimExecutor};
 
 // The integration tests' server helper: a real redis-server on a free loopback port.
 #[allow(unreachable_pub)]
-#[path = "../../../tests/support/redis_server.rs"]
+#[path = "support/redis_server.rs"]
 mod redis_server;
 
 use redis_server::RedisServer;
@@ -652,14 +649,7 @@ impl Pair {
                 // Redis's, and find the model's id of the same number.
                 let tasks = self.keys.tasks();
                 let pending: Vec<Value> = self
-                    .raw(
-                        redis::cmd("XPENDING")
-                            .arg(&tasks)
-                            .arg(super::protocol::GROUP)
-                            .arg("-")
-                            .arg("+")
-                            .arg(1000),
-                    )
+                    .raw(redis::cmd("XPENDING").arg(&tasks).arg(GROUP).arg("-").arg("+").arg(1000))
                     .unwrap_or_default();
                 let ids: Vec<String> = pending
                     .iter()
@@ -830,7 +820,8 @@ impl Pair {
             }
             Op::DeleteEntries(picks) => {
                 let ids = self.picks(picks);
-                let answers = self.both(|store, side| store.delete_replies(&tasks, &ids[side]));
+                let answers =
+                    self.both(|store, side| store.delete_stream_entries(&tasks, &ids[side]));
                 self.compare(op, answers, |_, _, ()| Answer::Unit);
             }
             Op::EnsureGroup => {
@@ -1018,7 +1009,8 @@ impl Pair {
                         .map(|pair| pair[side].clone())
                         .collect()
                 });
-                let answers = self.both(|store, side| store.delete_replies(&stream, &ids[side]));
+                let answers =
+                    self.both(|store, side| store.delete_stream_entries(&stream, &ids[side]));
                 self.compare(op, answers, |_, _, ()| Answer::Unit);
             }
             Op::NextNumber => {
@@ -1053,7 +1045,7 @@ impl Pair {
         let redis_entries: usize = self.raw(redis::cmd("XLEN").arg(&tasks)).expect("XLEN");
         // XPENDING fails without a group: nothing is pending then.
         let redis_pending = self
-            .raw::<Value>(redis::cmd("XPENDING").arg(&tasks).arg(super::protocol::GROUP))
+            .raw::<Value>(redis::cmd("XPENDING").arg(&tasks).arg(GROUP))
             .ok()
             .and_then(|summary| match summary {
                 Value::Array(parts) => match parts.first() {

@@ -10,12 +10,12 @@
 //! time on a nightly toolchain, for example for a minute:
 //!
 //! ```text
-//! cargo +nightly bolero test --all-features -T 60s \
-//!     transport::redis::decode_fuzz::any_reply_value_decodes_or_fails_with_a_typed_error
+//! cargo +nightly bolero test --all-features --test decode_fuzz -T 60s \
+//!     any_reply_value_decodes_or_fails_with_a_typed_error
 //! ```
 //!
 //! It builds with the `fuzz` profile of `Cargo.toml` and keeps its corpus and crashes in
-//! `src/transport/redis/__fuzz__/` (ignored by git).
+//! a `__fuzz__/` folder beside it (ignored by git).
 //!
 //! The harnesses:
 //! - **task entries and completions** — [`TaskEntry::decode`], [`Reply::decode`] and
@@ -35,11 +35,11 @@ use bolero::TypeGenerator;
 use bolero::check;
 use redis::Value;
 
-use super::protocol::{Keys, Reply, Status, TaskEntry};
-use super::redis_store::{
-    begin_reply, claim_reply, count_reply, ownership_of, read_reply, values_reply,
+use taskweave::Task;
+use taskweave::sim::redis::internals::{
+    Keys, Reply, Status, TaskEntry, begin_reply, claim_reply, count_reply, dependency_input,
+    ownership_of, read_reply, values_reply,
 };
-use crate::task::{Task, dependency_input};
 
 /// Random inputs per harness under `cargo test` (bounded by count, not by time).
 const ITERATIONS: usize = 2_000;

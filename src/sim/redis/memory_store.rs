@@ -30,14 +30,14 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::future::{BoxFuture, Either, select};
 use parking_lot::Mutex;
 
-use super::protocol::{DONE, ENTRY_KEY_TTL_MS, Keys, MAX_TTL_MS, TaskEntry};
-use super::store::{
-    Cancelled, ClaimedEntry, Completion, DeadLetter, Dispatched, Fields, Located, Ownership, Store,
-    StoreError, StoreResult, StreamEntry,
-};
 use crate::executor::Executor;
 use crate::planted::{PlantedBug, active as planted};
 use crate::runtimes::sim::{SimExecutor, SimRng};
+use crate::transport::redis::protocol::{DONE, ENTRY_KEY_TTL_MS, Keys, MAX_TTL_MS, TaskEntry};
+use crate::transport::redis::store::{
+    Cancelled, ClaimedEntry, Completion, DeadLetter, Dispatched, Fields, Located, Ownership, Store,
+    StoreError, StoreResult, StreamEntry,
+};
 
 /// How many commands back a restart can lose.
 const HISTORY: usize = 8;
@@ -116,20 +116,20 @@ struct Data {
 
 /// The faults the model injects; all off by default.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct ModelFaults {
-    pub(crate) fail_before: f64,
-    pub(crate) fail_after: f64,
-    pub(crate) max_delay: Duration,
+pub struct ModelFaults {
+    pub fail_before: f64,
+    pub fail_after: f64,
+    pub max_delay: Duration,
     /// Chance that one read of a reply stream returns its entries shuffled.
-    pub(crate) reorder_replies: f64,
+    pub reorder_replies: f64,
     /// Chance per completion read that it is returned twice.
-    pub(crate) duplicate_replies: f64,
+    pub duplicate_replies: f64,
     /// Chance per read of new entries that it also returns one the reader already holds.
-    pub(crate) duplicate_deliveries: f64,
+    pub duplicate_deliveries: f64,
 }
 
 /// The modelled server, shared by every connection ([`MemoryStore`]) to it.
-pub(crate) struct Model {
+pub struct Model {
     data: Mutex<Data>,
     /// The data before each of the last commands, newest last, for a restart that loses the
     /// last writes.
@@ -157,7 +157,7 @@ impl fmt::Display for InjectedFault {
 impl std::error::Error for InjectedFault {}
 
 impl Model {
-    pub(crate) fn new(executor: SimExecutor) -> Model {
+    pub fn new(executor: SimExecutor) -> Model {
         let rng = executor.rng("redis");
         Model {
             data: Mutex::new(Data::default()),
@@ -167,11 +167,11 @@ impl Model {
         }
     }
 
-    pub(crate) fn set_faults(&self, faults: ModelFaults) {
+    pub fn set_faults(&self, faults: ModelFaults) {
         self.faults.lock().0 = faults;
     }
 
-    pub(crate) fn faults(&self) -> ModelFaults {
+    pub fn faults(&self) -> ModelFaults {
         self.faults.lock().0
     }
 
@@ -209,13 +209,13 @@ impl Model {
     }
 
     /// How many entries were delivered again to the consumer that held them.
-    pub(crate) fn repeat_deliveries(&self) -> usize {
+    pub fn repeat_deliveries(&self) -> usize {
         self.data.lock().repeat_deliveries
     }
 
     /// Completions published beyond one per enqueued copy of their delivery id: a second
     /// accepted outcome for one entry.
-    pub(crate) fn surplus_replies(&self) -> usize {
+    pub fn surplus_replies(&self) -> usize {
         let data = self.data.lock();
         data.replies
             .iter()
@@ -319,7 +319,7 @@ impl Model {
 
     /// The ids of the entries of `stream` pending with `consumer`, for the simulation's
     /// invariants.
-    pub(crate) fn pending_of(&self, stream: &str, consumer: &str) -> Vec<String> {
+    pub fn pending_of(&self, stream: &str, consumer: &str) -> Vec<String> {
         let data = self.data.lock();
         let Some(group) = data.streams.get(stream).and_then(|stream| stream.group.as_ref()) else {
             return Vec::new();
@@ -334,7 +334,7 @@ impl Model {
 
     /// Counters for the simulation's invariants: entries in `stream`, and how many of them
     /// are pending.
-    pub(crate) fn stream_counts(&self, stream: &str) -> (usize, usize) {
+    pub fn stream_counts(&self, stream: &str) -> (usize, usize) {
         let data = self.data.lock();
         match data.streams.get(stream) {
             Some(stream) => {
@@ -346,7 +346,7 @@ impl Model {
 
     /// Restarts the server, losing the effects of the last `lose_last` commands (at most 8),
     /// as a server whose append-only file was not yet synced does. Blocked readers wake up.
-    pub(crate) fn restart(&self, lose_last: usize) -> usize {
+    pub fn restart(&self, lose_last: usize) -> usize {
         let wake = {
             let mut data = self.data.lock();
             let mut history = self.history.lock();
@@ -379,36 +379,36 @@ impl Model {
     }
 
     /// How many entries of the task stream `tasks` have a count of starts (each is two
-    /// fields of the starts hash in Redis: the count and the last start).
-    #[cfg(test)]
-    pub(crate) fn started_entries(&self, tasks: &str) -> usize {
+    /// fields of the starts hash in Redis: the count and the last start). For
+    /// `tests/model_vs_redis.rs`.
+    pub fn started_entries(&self, tasks: &str) -> usize {
         self.data.lock().starts.keys().filter(|(stream, _)| stream == tasks).count()
     }
 
     /// How many task entries were enqueued again with a delivery id already enqueued.
-    pub(crate) fn duplicate_enqueues(&self) -> usize {
+    pub fn duplicate_enqueues(&self) -> usize {
         self.data.lock().duplicate_enqueues
     }
 
     /// How many deliveries the client's reconciliation found missing.
-    pub(crate) fn missing_located(&self) -> usize {
+    pub fn missing_located(&self) -> usize {
         self.data.lock().missing_located
     }
 
     /// How many commands have run: a clock that orders what happens in the server.
-    pub(crate) fn commands(&self) -> u64 {
+    pub fn commands(&self) -> u64 {
         self.data.lock().commands
     }
 
     /// The task keys of entries a cancel removed that no delivery had begun, with the
     /// [`commands`](Model::commands) count of the removal.
-    pub(crate) fn cancel_removed(&self) -> BTreeMap<String, u64> {
+    pub fn cancel_removed(&self) -> BTreeMap<String, u64> {
         self.data.lock().cancel_removed.clone()
     }
 
     /// How many string keys (results, heartbeats, counters) are alive, whose names start
     /// with `prefix`.
-    pub(crate) fn live_strings(&self, prefix: &str) -> usize {
+    pub fn live_strings(&self, prefix: &str) -> usize {
         let now = self.now();
         let data = self.data.lock();
         data.strings
@@ -420,7 +420,7 @@ impl Model {
     }
 
     /// Appends `fields` to `stream` as a client with bad manners would (garbage entries).
-    pub(crate) fn append_raw(&self, stream: &str, fields: Fields) {
+    pub fn append_raw(&self, stream: &str, fields: Fields) {
         let wall = self.wall_ms();
         let wake = {
             let mut data = self.data.lock();
@@ -439,7 +439,7 @@ impl Model {
     }
 
     /// Deletes every entry of `stream` (`XTRIM MAXLEN 0`), pending ones included.
-    pub(crate) fn trim(&self, stream: &str) -> usize {
+    pub fn trim(&self, stream: &str) -> usize {
         let mut data = self.data.lock();
         data.streams.get_mut(stream).map_or(0, |stream| {
             let count = stream.entries.len();
@@ -635,7 +635,7 @@ fn no_group(operation: &'static str) -> StoreError {
 }
 
 /// One connection to the modelled server, for one queue.
-pub(crate) struct MemoryStore {
+pub struct MemoryStore {
     model: Arc<Model>,
     keys: Keys,
 }
@@ -647,7 +647,7 @@ impl fmt::Debug for MemoryStore {
 }
 
 impl MemoryStore {
-    pub(crate) fn new(model: Arc<Model>, keys: Keys) -> MemoryStore {
+    pub fn new(model: Arc<Model>, keys: Keys) -> MemoryStore {
         MemoryStore { model, keys }
     }
 
@@ -846,13 +846,13 @@ impl Store for MemoryStore {
         })
     }
 
-    fn delete_replies<'a>(
+    fn delete_stream_entries<'a>(
         &'a self,
-        reply: &'a str,
+        stream: &'a str,
         ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(self.model.command("XDEL", move |data, _, _| {
-            if let Some(stream) = data.streams.get_mut(reply) {
+            if let Some(stream) = data.streams.get_mut(stream) {
                 for id in ids.iter().filter_map(|id| parse_id(id)) {
                     stream.entries.remove(&id);
                 }

@@ -1,14 +1,24 @@
 //! [`SimRedis`]: the Redis transport and workers on an in-memory model of Redis, inside the
 //! deterministic simulation (features `redis` and `sim`).
+//!
+//! `memory_store.rs` holds the model (`Model`, and `MemoryStore`, its implementation of the
+//! transport's `Store` seam). [`internals`] hands the crate-private seam to the tests that
+//! check the model against a real `redis-server` and fuzz the decoders
+//! (`tests/model_vs_redis.rs`, `tests/decode_fuzz.rs`); it is not an API.
+
+// Crate-private; `pub` items only for `internals` (see `transport::redis`'s `store`).
+#[allow(unreachable_pub, missing_docs)]
+mod memory_store;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::memory_store::{MemoryStore, Model, ModelFaults};
-use super::{Keys, RedisTransport, RedisTransportBuilder};
+use self::memory_store::{MemoryStore, Model, ModelFaults};
 use crate::Error;
 use crate::runtimes::sim::SimExecutor;
+use crate::transport::redis::protocol::Keys;
+use crate::transport::redis::{RedisTransport, RedisTransportBuilder};
 use crate::worker::{RunningWorker, WorkerBuilder};
 
 /// An in-memory Redis server for a [`SimExecutor`]: clients and workers connect to it instead
@@ -19,7 +29,8 @@ use crate::worker::{RunningWorker, WorkerBuilder};
 ///
 /// ```
 /// use taskweave::runtimes::sim::{SimConfig, SimExecutor};
-/// use taskweave::transport::redis::{RedisTransport, SimRedis};
+/// use taskweave::sim::redis::SimRedis;
+/// use taskweave::transport::redis::RedisTransport;
 /// use taskweave::{Client, Task, worker::Worker};
 ///
 /// struct Double;
@@ -116,7 +127,7 @@ impl SimRedis {
     ///
     /// Dropping the future leaves nothing behind but a consumer group and a number taken.
     pub async fn connect(&self, builder: RedisTransportBuilder) -> Result<RedisTransport, Error> {
-        let keys = Keys::new(&builder.namespace, &builder.queue);
+        let keys = builder.keys();
         let store = Arc::new(MemoryStore::new(Arc::clone(&self.model), keys.clone()));
         builder.connect_store(store, keys).await
     }
@@ -204,5 +215,29 @@ impl SimRedis {
     /// 0`); returns how many went.
     pub fn trim_queue(&self, namespace: &str, queue: &str) -> usize {
         self.model.trim(&Keys::new(namespace, queue).tasks())
+    }
+}
+
+/// The Redis transport's crate-private store seam, for taskweave's own tests only
+/// (`tests/model_vs_redis.rs` runs the same operations on the model and on a real
+/// `redis-server`; `tests/decode_fuzz.rs` fuzzes every decoder of what crosses Redis). Not an
+/// API: hidden, only with feature `sim`, and free to change in any release.
+#[doc(hidden)]
+pub mod internals {
+    pub use super::memory_store::{MemoryStore, Model};
+    pub use crate::transport::redis::protocol::{GROUP, Keys, Notify, Reply, Status, TaskEntry};
+    pub use crate::transport::redis::redis_store::{
+        ConnectOptions, RedisStore, begin_reply, claim_reply, count_reply, ownership_of,
+        read_reply, values_reply,
+    };
+    pub use crate::transport::redis::store::{
+        Cancelled, Completion, DeadLetter, Dispatched, Fields, Located, Ownership, Store,
+        StoreResult, StreamEntry,
+    };
+
+    /// A dependent task's input composed from its dependencies' stored outputs, as a worker
+    /// composes it (for fuzzing).
+    pub fn dependency_input<T: crate::Task>(outputs: &[Vec<u8>]) -> Result<T::Input, String> {
+        crate::task::dependency_input::<T>(outputs)
     }
 }

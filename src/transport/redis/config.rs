@@ -1,0 +1,197 @@
+//! [`RedisConfig`]: how a client's transport or a worker reaches Redis, and which queue it
+//! uses. One type, so that the fields, their defaults, their checks and their docs live once;
+//! [`RedisTransportBuilder`](super::RedisTransportBuilder) and
+//! [`WorkerBuilder`](crate::worker::WorkerBuilder) hold one and forward their setters to it.
+
+use std::time::Duration;
+
+use super::protocol::Keys;
+use super::redis_store::ConnectOptions;
+use crate::Error;
+
+/// The namespace every key starts with unless configured otherwise.
+pub const DEFAULT_NAMESPACE: &str = "taskweave";
+/// The queue clients and workers use unless configured otherwise.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// How to reach a Redis server and which queue to use: the settings a client's
+/// [`RedisTransport`](super::RedisTransport) and a [`Worker`](crate::worker::Worker) share.
+///
+/// The builders of both have the same setters (they forward here); build one `RedisConfig`
+/// to give a client and the workers of one program the same settings with
+/// [`RedisTransport::builder_with`](super::RedisTransport::builder_with) and
+/// [`WorkerBuilder::redis_config`](crate::worker::WorkerBuilder::redis_config).
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> Result<(), taskweave::Error> {
+/// use std::time::Duration;
+/// use taskweave::transport::redis::{RedisConfig, RedisTransport};
+///
+/// let redis = RedisConfig::new("redis://127.0.0.1:6379")
+///     .namespace("shop")
+///     .queue("images")
+///     .broker_timeout(Duration::from_secs(30));
+/// let transport = RedisTransport::builder_with(redis.clone()).connect().await?;
+/// let worker = taskweave::worker::Worker::builder().redis_config(redis);
+/// # let _ = (transport, worker);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    url: String,
+    namespace: String,
+    queue: String,
+    command_timeout: Duration,
+    broker_timeout: Duration,
+    tls_root_certificate: Option<Vec<u8>>,
+}
+
+impl RedisConfig {
+    /// The settings for the server at `url` (`redis://[user:password@]host:port[/db]`, or
+    /// `rediss://` for TLS with the `redis-tls` feature), everything else at its default.
+    pub fn new(url: impl Into<String>) -> RedisConfig {
+        RedisConfig {
+            url: url.into(),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            queue: DEFAULT_QUEUE.to_owned(),
+            command_timeout: Duration::from_secs(5),
+            broker_timeout: Duration::from_secs(60),
+            tls_root_certificate: None,
+        }
+    }
+
+    /// The server's URL (with its password, if it has one; see
+    /// [`url_without_password`](RedisConfig::url_without_password) for logs).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The server's URL without its password (`redis://user@host:port/db`), for messages and
+    /// logs.
+    pub fn url_without_password(&self) -> String {
+        without_password(&self.url)
+    }
+
+    /// The server to use (see [`new`](RedisConfig::new)).
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+
+    /// The namespace every key starts with (default `"taskweave"`); clients and workers
+    /// must agree on it. Must not be empty.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The queue (default `"default"`): a client submits to it, a worker reads it. Must not
+    /// be empty.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// How long one Redis command may take before it counts as failed (default 5 s; at least
+    /// 10 ms).
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long Redis may stay unreachable before the client or worker gives up (default
+    /// 60 s; at least 10 ms). Until then both retry with back-off and lose nothing.
+    ///
+    /// - A client then fails every pending future with
+    ///   [`TaskError::BrokerUnavailable`](crate::TaskError::BrokerUnavailable), which names
+    ///   the server (without its password) and the last error, and so does every task
+    ///   dispatched until it answers again; see
+    ///   [`RedisTransport::health`](super::RedisTransport::health).
+    /// - A worker that cannot read its queue for this long stops, and reports the error
+    ///   ([`RunningWorker::error`](crate::worker::RunningWorker::error);
+    ///   [`run`](crate::worker::WorkerBuilder::run) returns it), so that its supervisor
+    ///   restarts it or an operator hears of it. The entries it held are reclaimed by other
+    ///   workers after the reclaim time.
+    pub fn broker_timeout(mut self, timeout: Duration) -> Self {
+        self.broker_timeout = timeout.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Trusts this CA certificate (PEM) for a `rediss://` server instead of the system's
+    /// roots (feature `redis-tls`), for servers with certificates of a private CA.
+    #[cfg(feature = "redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certificate = Some(pem.into());
+        self
+    }
+
+    pub(crate) fn namespace_name(&self) -> &str {
+        &self.namespace
+    }
+
+    pub(crate) fn queue_name(&self) -> &str {
+        &self.queue
+    }
+
+    pub(crate) fn command_timeout_value(&self) -> Duration {
+        self.command_timeout
+    }
+
+    pub(crate) fn broker_timeout_value(&self) -> Duration {
+        self.broker_timeout
+    }
+
+    /// The keys of the queue.
+    pub(crate) fn keys(&self) -> Keys {
+        Keys::new(&self.namespace, &self.queue)
+    }
+
+    /// How the store connects: this config's timeouts and TLS, and blocking reads of
+    /// `block`.
+    pub(crate) fn connect_options(&self, block: Duration) -> ConnectOptions {
+        ConnectOptions {
+            command_timeout: self.command_timeout,
+            block,
+            tls_root_certificate: self.tls_root_certificate.clone(),
+        }
+    }
+
+    /// Checks what Redis would refuse later.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for an empty queue or namespace name.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        if self.queue.is_empty() || self.namespace.is_empty() {
+            return Err(Error::InvalidConfig {
+                message: format!(
+                    "a Redis queue and namespace need non-empty names (got queue {:?}, \
+                     namespace {:?}); set them with .queue(..) and .namespace(..)",
+                    self.queue, self.namespace
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `url` without its password (`redis://user@host:port/db`), for messages and logs.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split_once(':').map_or(user_info, |(user, _)| user);
+            if user.is_empty() {
+                format!("{scheme}://{host}{path}")
+            } else {
+                format!("{scheme}://{user}@{host}{path}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
