@@ -38,7 +38,9 @@
 //! - `redis`: the Redis Streams transport ([`transport::redis`]) and the worker library
 //!   ([`worker::Worker`]), for registered [`Task`]s run by worker processes on any machine
 //!   (needs Rust 1.88, the redis crate's minimum);
-//! - `redis-tls`: `rediss://` URLs for the Redis transport and workers (rustls).
+//! - `redis-tls`: `rediss://` URLs for the Redis transport and workers (rustls);
+//! - `testing`: [`testing`], the conformance suite, for testing a backend of your own (a
+//!   [`transport::Transport`] or an [`Executor`]) the way taskweave tests its own.
 //!
 //! # Registered tasks
 //!
@@ -76,6 +78,9 @@ mod progress;
 pub mod runtimes;
 pub mod scheduler;
 pub mod task;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod transport;
 pub mod worker;
 

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use crate::Client;
 use futures::StreamExt;
-use taskweave::Client;
 
 use super::eventually;
 

@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use crate::{Client, Error, ExecutorExt, GatherErrors, ReturnWhen, TaskError, TaskFuture};
 use futures::StreamExt;
-use taskweave::{Client, Error, ExecutorExt, GatherErrors, ReturnWhen, TaskError, TaskFuture};
 
 /// An async task that gives `value` once `gate` has a message or is dropped. Async bodies run
 /// on the executor, so any number of them can wait without holding a worker. The gates are

@@ -1,4 +1,4 @@
-use taskweave::{Client, Error, ExecutorExt, TaskError};
+use crate::{Client, Error, ExecutorExt, TaskError};
 
 pub async fn panicking_task_gives_panicked_and_next_task_still_runs(client: Client) {
     let boom = client.submit(|_: ()| -> i32 { panic!("boom at the worker") }, ());
@@ -84,7 +84,7 @@ fn assert_bounded(error: &TaskError) {
         TaskError::Failed { message, .. } | TaskError::Panicked { message, .. } => message,
         other => panic!("expected a failure, got {other:?}"),
     };
-    assert!(text.len() <= taskweave::MAX_ERROR_TEXT + 100, "{} bytes kept", text.len());
+    assert!(text.len() <= crate::MAX_ERROR_TEXT + 100, "{} bytes kept", text.len());
     assert!(text.starts_with("FIRST") && text.ends_with("LAST"), "start and end are kept");
     assert!(text.contains("bytes of this error cut"));
 }
@@ -104,6 +104,6 @@ pub async fn a_huge_error_text_is_bounded(client: Client) {
 
 /// The registered twin: on Redis the worker bounds the text before it is sent.
 pub async fn a_huge_registered_error_text_is_bounded(client: Client) {
-    let failed = client.submit_task::<super::registered::Verbose>(100_000);
+    let failed = client.submit_task::<crate::testing::tasks::Verbose>(100_000);
     assert_bounded(&failed.await.unwrap_err());
 }

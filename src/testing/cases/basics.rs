@@ -1,4 +1,4 @@
-use taskweave::Client;
+use crate::Client;
 
 pub async fn submit_then_await_gives_value(client: Client) {
     let future = client.submit(|x: i64| x + 1, 10);

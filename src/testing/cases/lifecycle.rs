@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use taskweave::{Client, Error, TaskError};
+use crate::{Client, Error, TaskError};
 
 use super::eventually;
 
@@ -24,8 +24,8 @@ pub async fn submit_after_close_gives_a_clear_error(client: Client) {
         }
         other => panic!("expected ClientClosed, got {other:?}"),
     }
-    assert_eq!(late.state(), Some(taskweave::scheduler::TaskState::Cancelled));
-    assert_eq!(before.state(), Some(taskweave::scheduler::TaskState::Finished));
+    assert_eq!(late.state(), Some(crate::scheduler::TaskState::Cancelled));
+    assert_eq!(before.state(), Some(crate::scheduler::TaskState::Finished));
     // `?` into the client's error gives `Error::Closed`, naming the operation.
     let error = Error::from((&late).await.unwrap_err());
     assert!(matches!(error, Error::Closed { operation: "submit" }), "{error:?}");
@@ -41,15 +41,15 @@ pub async fn submit_after_close_gives_a_clear_error(client: Client) {
     assert!(matches!(dependent.await, Err(TaskError::ClientClosed { .. })));
     let gathered = client.gather(std::slice::from_ref(&before)).await;
     assert!(matches!(gathered, Err(Error::Closed { operation: "gather" })), "{gathered:?}");
-    let waited = client.wait(&mapped, taskweave::ReturnWhen::AllCompleted, None).await;
+    let waited = client.wait(&mapped, crate::ReturnWhen::AllCompleted, None).await;
     assert!(matches!(waited, Err(Error::Closed { operation: "wait" })));
     let workers = client.workers().await;
     assert!(matches!(workers, Err(Error::Closed { operation: "workers" })));
     assert!(Error::Closed { operation: "gather" }.to_string().contains("gather was refused"));
     // Cancel and retry are refused too, and change nothing: a held value stays readable.
-    assert_eq!(before.cancel(), taskweave::CancelOutcome::ClientClosed);
-    assert_eq!(late.cancel(), taskweave::CancelOutcome::ClientClosed);
-    assert_eq!(late.retry(), taskweave::RetryOutcome::ClientClosed);
+    assert_eq!(before.cancel(), crate::CancelOutcome::ClientClosed);
+    assert_eq!(late.cancel(), crate::CancelOutcome::ClientClosed);
+    assert_eq!(late.retry(), crate::RetryOutcome::ClientClosed);
     assert_eq!(before.await.unwrap(), 7);
 }
 

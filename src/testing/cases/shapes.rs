@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use taskweave::{Client, Error, TaskError};
+use crate::{Client, Error, TaskError};
 
 pub async fn gather_takes_tuples_maps_and_nested_vectors(client: Client) {
     let number = client.submit(|x: i64| x + 1, 1);

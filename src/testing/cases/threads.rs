@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use taskweave::Client;
+use crate::Client;
 
 use super::eventually;
 
