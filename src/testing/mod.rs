@@ -43,9 +43,11 @@
 //!   `Arc` shared without copies, `try_unwrap` of a value that cannot be cloned, pure
 //!   closures sharing one key), and those that still use a closure as a gate to hold a
 //!   worker busy at a precise moment, need it.
-//! - `in_process`: the client runs on [`InProcessTransport`](crate::transport::InProcessTransport):
-//!   the statistics case checks its exact per-worker gauges and transport name (it also
-//!   submits closures).
+//! - `worker_gauges`: [`Client::stats`] reports one
+//!   [`WorkerStats`](crate::WorkerStats) per worker, with exact live `running` and `completed`
+//!   counts, and no stored bytes (values stay in the client's process): the statistics case
+//!   checks them exactly while it holds every worker busy with closures, so it needs
+//!   `closures` too.
 //!
 //! [`CASES_BY_CAPABILITY`] lists how many cases each group holds.
 //!
@@ -77,7 +79,7 @@ pub type Case = fn(Client) -> BoxFuture<()>;
 pub const CASES_BY_CAPABILITY: &[(&str, usize)] = &[
     ("(every backend)", count_always()),
     ("closures", count_closures()),
-    ("in_process", count_in_process()),
+    ("worker_gauges", count_worker_gauges()),
 ];
 
 const fn count_always() -> usize {
@@ -88,8 +90,8 @@ const fn count_closures() -> usize {
     crate::__conformance_closures!(@count)
 }
 
-const fn count_in_process() -> usize {
-    crate::__conformance_in_process!(@count)
+const fn count_worker_gauges() -> usize {
+    crate::__conformance_worker_gauges!(@count)
 }
 
 /// Runs `body` on its own thread and fails if it does not finish within [`DEADLINE`];
@@ -134,7 +136,7 @@ pub fn run_case(name: &str, runner: fn(Case), case: Case) {
 /// `run: <path>` names a `fn(taskweave::testing::Case)` that builds a fresh client on the
 /// backend under test, runs the case with it inside the backend's runtime and closes it;
 /// `capabilities: [..]` lists what the backend supports beyond the cases every backend runs
-/// (see [the module docs](crate::testing#capabilities)): `closures`, `in_process`. A name
+/// (see [the module docs](crate::testing#capabilities)): `closures`, `worker_gauges`. A name
 /// that is not a capability fails the build.
 ///
 /// # Examples
@@ -160,14 +162,14 @@ macro_rules! __conformance_group {
     (closures, $run:path) => {
         $crate::__conformance_closures!(@tests $run);
     };
-    (in_process, $run:path) => {
-        $crate::__conformance_in_process!(@tests $run);
+    (worker_gauges, $run:path) => {
+        $crate::__conformance_worker_gauges!(@tests $run);
     };
     ($other:ident, $run:path) => {
         ::core::compile_error!(::core::concat!(
             "`",
             ::core::stringify!($other),
-            "` is not a conformance capability; the capabilities are `closures` and `in_process`"
+            "` is not a conformance capability; the capabilities are `closures` and `worker_gauges`"
         ));
     };
 }
@@ -306,10 +308,10 @@ macro_rules! __conformance_closures {
     };
 }
 
-/// The cases that need the `in_process` capability.
+/// The cases that need the `worker_gauges` capability.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __conformance_in_process {
+macro_rules! __conformance_worker_gauges {
     (@$mode:ident $($run:path)?) => {
         $crate::__conformance_apply! {
             @$mode $($run)?;

@@ -24,7 +24,7 @@ macro_rules! in_process_suite {
         mod $harness {
             taskweave::conformance_suite!(
                 run: crate::harness::$harness::run,
-                capabilities: [closures, in_process],
+                capabilities: [closures, worker_gauges],
             );
         }
     };
