@@ -110,7 +110,7 @@ impl Task for FailsOnce {
     }
 }
 
-/// Registers every task of these cases on a Redis worker.
+/// Registers every task of the suite on a worker of the worker library (feature `redis`).
 #[cfg(feature = "redis")]
 pub fn register(builder: crate::worker::WorkerBuilder) -> crate::worker::WorkerBuilder {
     builder
@@ -121,4 +121,18 @@ pub fn register(builder: crate::worker::WorkerBuilder) -> crate::worker::WorkerB
         .register::<Sum>()
         .register::<Verbose>()
         .register::<FailsOnce>()
+        .register::<Upper>()
+}
+
+/// The text in capitals.
+pub struct Upper;
+
+impl Task for Upper {
+    const NAME: &'static str = "conformance.upper";
+    type Input = String;
+    type Output = String;
+    type Error = Infallible;
+    fn run(text: String) -> Result<String, Infallible> {
+        Ok(text.to_uppercase())
+    }
 }

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use crate::testing::tasks::{Add, EvenOnly};
 use crate::{Client, Error, ExecutorExt, GatherErrors, ReturnWhen, TaskError, TaskFuture};
 use futures::StreamExt;
 
@@ -29,20 +30,16 @@ fn gated<T: Clone + Send + Sync + 'static>(
     )
 }
 
-/// Tasks that give their index, except odd indices, which fail with `odd <i>`.
-fn evens_succeed(client: &Client, n: i32) -> Vec<TaskFuture<i32>> {
-    (0..n)
-        .map(|i| {
-            client.try_submit(|x: i32| if x % 2 == 1 { Err(format!("odd {x}")) } else { Ok(x) }, i)
-        })
-        .collect()
+/// Registered tasks that give their index, except odd indices, which fail with `odd <i>`.
+fn evens_succeed(client: &Client, n: i64) -> Vec<TaskFuture<i64>> {
+    client.map_task::<EvenOnly>(0..n)
 }
 
 pub async fn gather_skip_returns_the_values_that_succeeded_with_their_indices(client: Client) {
     let futures = evens_succeed(&client, 7);
     let gathered = client.gather_with(&futures, GatherErrors::Skip).await.unwrap();
     let indices: Vec<usize> = gathered.iter().map(|g| g.index).collect();
-    let values: Vec<i32> = gathered.iter().map(|g| g.value).collect();
+    let values: Vec<i64> = gathered.iter().map(|g| g.value).collect();
     assert_eq!(indices, vec![0, 2, 4, 6]);
     assert_eq!(values, vec![0, 2, 4, 6]);
     for g in &gathered {
@@ -57,7 +54,7 @@ pub async fn gather_skip_returns_the_values_that_succeeded_with_their_indices(cl
         other => panic!("expected the error of item 1, got {other:?}"),
     }
     // Nothing failed: every value, in order.
-    let all = client.map(|x: u8| x, 0..5);
+    let all = client.map_task::<Add>((0..5).map(|x| (x, 0)));
     let gathered = client.gather_with(&all, GatherErrors::Skip).await.unwrap();
     assert_eq!(gathered.iter().map(|g| g.value).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
 }
@@ -160,9 +157,9 @@ pub async fn wait_timeout_gives_timeout_and_cancels_nothing(client: Client) {
 }
 
 pub async fn as_completed_yields_ten_thousand_exactly_once_with_additions(client: Client) {
-    const INITIAL: u64 = 5_000;
-    const TOTAL: u64 = 10_000;
-    let mut completed = client.as_completed(client.map(|x: u64| x, 0..INITIAL));
+    const INITIAL: i64 = 5_000;
+    const TOTAL: i64 = 10_000;
+    let mut completed = client.as_completed(client.map_task::<Add>((0..INITIAL).map(|x| (x, 0))));
     let mut next_to_add = INITIAL;
     let mut seen = Vec::with_capacity(TOTAL as usize);
     let mut keys = HashSet::new();
@@ -171,7 +168,7 @@ pub async fn as_completed_yields_ten_thousand_exactly_once_with_additions(client
         assert!(keys.insert(future.key().clone()), "{} was yielded twice", future.key());
         seen.push(future.await.unwrap());
         if next_to_add < TOTAL {
-            completed.add(client.submit(|x: u64| x, next_to_add));
+            completed.add(client.submit_task::<Add>((next_to_add, 0)));
             next_to_add += 1;
         }
     }
@@ -179,7 +176,7 @@ pub async fn as_completed_yields_ten_thousand_exactly_once_with_additions(client
     seen.sort_unstable();
     assert_eq!(seen, (0..TOTAL).collect::<Vec<_>>(), "every future exactly once");
     // A stream over nothing ends at once.
-    let mut nothing = client.as_completed(Vec::<TaskFuture<u64>>::new());
+    let mut nothing = client.as_completed(Vec::<TaskFuture<i64>>::new());
     assert!(nothing.next().await.is_none());
 }
 
@@ -205,7 +202,7 @@ pub async fn as_completed_with_results_gives_values_and_errors(client: Client) {
     let mut results = client.as_completed(all.clone()).with_results();
     let mut seen = Vec::new();
     while let Some((future, result)) = results.next().await {
-        let index = all.iter().position(|f| f.key() == future.key()).unwrap() as i32;
+        let index = all.iter().position(|f| f.key() == future.key()).unwrap() as i64;
         match result {
             Ok(value) => assert_eq!(value, index),
             Err(TaskError::Failed { key, message }) => {
@@ -220,7 +217,7 @@ pub async fn as_completed_with_results_gives_values_and_errors(client: Client) {
             // A lazy iterator that submits, and looks at the stream, while it is added.
             results.update((6..8).map(|i| {
                 let _pending = results.len(); // must not deadlock with the add in progress
-                let added = client.submit(|x: i32| x, i);
+                let added = client.submit_task::<Add>((i, 0));
                 all.push(added.clone());
                 added
             }));
@@ -253,7 +250,7 @@ pub async fn as_completed_batches_yield_everything_already_done(client: Client) 
     client.wait(&mixed, ReturnWhen::AllCompleted, None).await.unwrap();
     let mut batches = client.as_completed(mixed).with_results().batches();
     let batch = batches.next().await.unwrap();
-    let mut values: Vec<i32> = batch.iter().filter_map(|(_, r)| r.as_ref().ok().copied()).collect();
+    let mut values: Vec<i64> = batch.iter().filter_map(|(_, r)| r.as_ref().ok().copied()).collect();
     values.sort_unstable();
     assert_eq!(values, vec![0, 2, 4]);
     let mut messages: Vec<String> =
