@@ -7,21 +7,22 @@
 //! with it inside that runtime, and closes it. Each test fails if its case does not finish
 //! within [`DEADLINE`], so a backend that hangs fails instead of hanging CI.
 //!
-//! ```ignore
+//! ```
 //! // tests/conformance.rs of a crate with a transport of its own
+//! # use taskweave::transport::InProcessTransport as MyTransport;
 //! fn run(case: taskweave::testing::Case) {
+//!     let client = taskweave::Client::builder()
+//!         .transport(MyTransport::new(2))
+//!         .build_blocking()
+//!         .expect("build a client");
 //!     futures::executor::block_on(async {
-//!         let client = taskweave::Client::builder()
-//!             .transport(my_crate::MyTransport::new())
-//!             .build()
-//!             .await
-//!             .expect("build a client");
 //!         case(client.clone()).await;
 //!         client.close().await.expect("close the client");
 //!     });
 //! }
 //!
-//! taskweave::conformance_suite!(run: run, capabilities: [closures]);
+//! taskweave::conformance_suite!(run: run, capabilities: [closures, bulk, worker_gauges]);
+//! # fn main() {}
 //! ```
 //!
 //! Wrap the call in a module to name the tests `<module>::<case>`; call it once per runtime
@@ -152,11 +153,17 @@ pub fn run_case(name: &str, runner: fn(Case), case: Case) {
 ///
 /// # Examples
 ///
-/// ```ignore
+/// ```
 /// mod my_backend {
-///     fn run(case: taskweave::testing::Case) { /* build a client, run the case, close */ }
+///     fn run(case: taskweave::testing::Case) {
+///         let client = taskweave::Client::builder().workers(2).build_blocking().unwrap();
+///         futures::executor::block_on(case(client.clone()));
+///         client.blocking().close().unwrap();
+///     }
+///     // The cases every backend runs, and those that need closures.
 ///     taskweave::conformance_suite!(run: run, capabilities: [closures]);
 /// }
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! conformance_suite {
