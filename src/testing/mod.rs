@@ -21,7 +21,7 @@
 //!     });
 //! }
 //!
-//! taskweave::conformance_suite!(run: run, capabilities: [closures, bulk, worker_gauges]);
+//! taskweave::conformance_suite!(run: run, capabilities: [closures, local_workers, bulk, worker_gauges]);
 //! # fn main() {}
 //! ```
 //!
@@ -44,6 +44,11 @@
 //!   `Arc` shared without copies, `try_unwrap` of a value that cannot be cloned, pure
 //!   closures sharing one key), and those that still use a closure as a gate to hold a
 //!   worker busy at a precise moment, need it.
+//! - `local_workers`: the workers run in the client's process (they may still be fed through
+//!   a broker, as the Redis tests' are), so a case can hold a worker at a precise moment with
+//!   a [`tasks::Gate`] it opens later: the cases of waiting with a timeout, `on_done`, `error`,
+//!   `wait(FirstCompleted)` and gather's early error. A backend with remote workers has no
+//!   way to share the gate. A backend that runs closures has it too: declare both.
 //! - `bulk`: the backend is quick enough for the stress cases, which push 2,000 to 10,000
 //!   registered tasks through it (from twenty threads, as a deep tree, through
 //!   `as_completed` with additions). Their subject is the scheduler under load, the same on
@@ -85,6 +90,7 @@ pub type Case = fn(Client) -> BoxFuture<()>;
 pub const CASES_BY_CAPABILITY: &[(&str, usize)] = &[
     ("(every backend)", count_always()),
     ("closures", count_closures()),
+    ("local_workers", count_local_workers()),
     ("bulk", count_bulk()),
     ("worker_gauges", count_worker_gauges()),
 ];
@@ -95,6 +101,10 @@ const fn count_always() -> usize {
 
 const fn count_closures() -> usize {
     crate::__conformance_closures!(@count)
+}
+
+const fn count_local_workers() -> usize {
+    crate::__conformance_local_workers!(@count)
 }
 
 const fn count_bulk() -> usize {
@@ -147,8 +157,8 @@ pub fn run_case(name: &str, runner: fn(Case), case: Case) {
 /// `run: <path>` names a `fn(taskweave::testing::Case)` that builds a fresh client on the
 /// backend under test, runs the case with it inside the backend's runtime and closes it;
 /// `capabilities: [..]` lists what the backend supports beyond the cases every backend runs
-/// (see [the module docs](crate::testing#capabilities)): `closures`, `bulk`, `worker_gauges`. A
-/// name
+/// (see [the module docs](crate::testing#capabilities)): `closures`, `local_workers`, `bulk`,
+/// `worker_gauges`. A name
 /// that is not a capability fails the build.
 ///
 /// # Examples
@@ -161,7 +171,7 @@ pub fn run_case(name: &str, runner: fn(Case), case: Case) {
 ///         client.blocking().close().unwrap();
 ///     }
 ///     // The cases every backend runs, and those that need closures.
-///     taskweave::conformance_suite!(run: run, capabilities: [closures]);
+///     taskweave::conformance_suite!(run: run, capabilities: [closures, local_workers]);
 /// }
 /// # fn main() {}
 /// ```
@@ -180,6 +190,9 @@ macro_rules! __conformance_group {
     (closures, $run:path) => {
         $crate::__conformance_closures!(@tests $run);
     };
+    (local_workers, $run:path) => {
+        $crate::__conformance_local_workers!(@tests $run);
+    };
     (bulk, $run:path) => {
         $crate::__conformance_bulk!(@tests $run);
     };
@@ -190,7 +203,7 @@ macro_rules! __conformance_group {
         ::core::compile_error!(::core::concat!(
             "`",
             ::core::stringify!($other),
-            "` is not a conformance capability; the capabilities are `closures`, `bulk` and `worker_gauges`"
+            "` is not a conformance capability; the capabilities are `closures`, `local_workers`, `bulk` and `worker_gauges`"
         ));
     };
 }
@@ -246,6 +259,7 @@ macro_rules! __conformance_always {
             waiting::as_completed_with_results_gives_values_and_errors,
             shapes::gather_takes_tuples_maps_and_nested_vectors,
             shapes::gather_of_a_tuple_raises_the_first_error_in_order,
+            stats::stats_stream_yields_at_once_and_ends_after_close,
         }
     };
 }
@@ -258,28 +272,20 @@ macro_rules! __conformance_closures {
         $crate::__conformance_apply! {
             @$mode $($run)?;
             waiting::wait_all_completed_waits_for_every_future_failed_or_not,
-            waiting::wait_first_completed_returns_while_the_others_are_blocked,
             waiting::wait_first_exception_returns_as_soon_as_one_fails,
-            waiting::wait_timeout_gives_timeout_and_cancels_nothing,
             waiting::as_completed_follows_completion_order,
             waiting::as_completed_batches_yield_everything_already_done,
             waiting::as_completed_adder_adds_from_another_thread,
             waiting::blocking_twins_work_from_a_plain_thread,
-            waiting::result_timeout_gives_timeout_and_cancels_nothing,
-            waiting::error_reads_the_error_without_waiting_or_consuming,
-            waiting::on_done_calls_back_once_when_the_task_is_done,
-            waiting::as_completed_timeout_yields_what_finished_then_a_timeout,
             basics::submit_then_await_gives_value,
             basics::map_then_gather_keeps_order,
             basics::map_of_nothing_gives_nothing,
             basics::a_long_map_keeps_order_and_shares_repeated_pure_items,
             basics::ten_thousand_tasks_all_return,
-            basics::new_future_is_not_done_until_its_task_ran,
             basics::async_body_runs_on_the_executor,
             errors::panicking_task_gives_panicked_and_next_task_still_runs,
             errors::failing_task_gives_failed_with_its_message,
             errors::gather_raises_the_first_error_in_input_order,
-            errors::gather_reports_an_error_without_waiting_for_later_tasks,
             errors::a_huge_error_text_is_bounded,
             lifecycle::submit_after_close_gives_a_clear_error,
             lifecycle::close_resolves_pending_tasks_with_an_error,
@@ -305,7 +311,6 @@ macro_rules! __conformance_closures {
             semantics::a_failed_task_whose_dependency_was_released_can_be_retried,
             semantics::cancelling_a_finished_task_cancels_it_and_what_reads_it,
             semantics::debug_shows_the_key_and_the_status,
-            stats::stats_stream_yields_at_once_and_ends_after_close,
             keys::a_key_given_to_a_pure_map_is_a_prefix_per_item,
             keys::a_key_given_to_an_impure_map_never_returns_another_maps_values,
             keys::map_with_keys_uses_each_key_verbatim,
@@ -322,6 +327,25 @@ macro_rules! __conformance_closures {
             values::try_unwrap_moves_a_value_that_cannot_be_cloned_or_gives_the_handle_back,
             values::try_unwrap_leaves_a_value_a_waiting_dependent_needs,
             values::into_result_moves_the_value_from_a_plain_thread,
+        }
+    };
+}
+
+/// The cases that need the `local_workers` capability.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_local_workers {
+    (@$mode:ident $($run:path)?) => {
+        $crate::__conformance_apply! {
+            @$mode $($run)?;
+            basics::new_future_is_not_done_until_its_task_ran,
+            errors::gather_reports_an_error_without_waiting_for_later_tasks,
+            waiting::wait_first_completed_returns_while_the_others_are_blocked,
+            waiting::wait_timeout_gives_timeout_and_cancels_nothing,
+            waiting::result_timeout_gives_timeout_and_cancels_nothing,
+            waiting::error_reads_the_error_without_waiting_or_consuming,
+            waiting::on_done_calls_back_once_when_the_task_is_done,
+            waiting::as_completed_timeout_yields_what_finished_then_a_timeout,
         }
     };
 }

@@ -122,6 +122,7 @@ pub fn register(builder: crate::worker::WorkerBuilder) -> crate::worker::WorkerB
         .register::<Verbose>()
         .register::<FailsOnce>()
         .register::<Upper>()
+        .register::<Gated>()
 }
 
 /// The text in capitals.
@@ -134,5 +135,71 @@ impl Task for Upper {
     type Error = Infallible;
     fn run(text: String) -> Result<String, Infallible> {
         Ok(text.to_uppercase())
+    }
+}
+
+/// How long a [`Gated`] task waits for its gate before it fails.
+pub const GATE_LIMIT: Duration = Duration::from_secs(30);
+
+/// The gates opened so far in this process, by id, and the condition their tasks wait on.
+static OPENED: (std::sync::Mutex<Vec<u64>>, std::sync::Condvar) =
+    (std::sync::Mutex::new(Vec::new()), std::sync::Condvar::new());
+
+/// Holds its worker until the case opens the gate `id` (a [`Gate`], in this process), then
+/// returns `value`; fails after [`GATE_LIMIT`] instead of holding the worker for ever. Only
+/// a worker in the case's process sees the gate: its cases need the `local_workers`
+/// capability.
+pub struct Gated;
+
+impl Task for Gated {
+    const NAME: &'static str = "conformance.gated";
+    type Input = (u64, i64);
+    type Output = i64;
+    type Error = String;
+    fn run((id, value): (u64, i64)) -> Result<i64, String> {
+        let (opened, changed) = &OPENED;
+        let guard = opened.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (guard, _) = changed
+            .wait_timeout_while(guard, GATE_LIMIT, |opened| !opened.contains(&id))
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.contains(&id) {
+            Ok(value)
+        } else {
+            Err(format!("gate {id} was not opened within {GATE_LIMIT:?}"))
+        }
+    }
+}
+
+/// A gate for [`Gated`] tasks: closed until [`open`](Gate::open)ed or dropped (so that a
+/// failed assertion does not leave a worker held).
+#[derive(Debug)]
+pub struct Gate {
+    id: u64,
+}
+
+impl Gate {
+    /// A new, closed gate.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Gate {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        Gate { id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) }
+    }
+
+    /// The input of a [`Gated`] task that waits for this gate and then returns `value`.
+    pub fn input(&self, value: i64) -> (u64, i64) {
+        (self.id, value)
+    }
+
+    /// Opens the gate: every [`Gated`] task waiting for it returns.
+    pub fn open(&self) {
+        let (opened, changed) = &OPENED;
+        opened.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(self.id);
+        changed.notify_all();
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.open();
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! The in-process transport has every capability. The Redis transport (`redis_*`, feature
 //! `redis`, a real `redis-server` per case and the worker library in this process) runs every
-//! case that does not need closures on each runtime, and the `bulk` stress cases (some 30 s
+//! case that does not need closures on each runtime (its workers are in this process, so it
+//! has `local_workers`), and the `bulk` stress cases (some 30 s
 //! through a broker) on tokio's multi-thread runtime only, to keep CI quick.
 
 mod harness;
@@ -25,7 +26,7 @@ macro_rules! in_process_suite {
         mod $harness {
             taskweave::conformance_suite!(
                 run: crate::harness::$harness::run,
-                capabilities: [closures, bulk, worker_gauges],
+                capabilities: [closures, local_workers, bulk, worker_gauges],
             );
         }
     };
@@ -44,30 +45,42 @@ in_process_suite!(async_std);
 
 #[cfg(feature = "redis")]
 mod redis_embedded {
-    taskweave::conformance_suite!(run: crate::harness::redis_embedded::run);
+    taskweave::conformance_suite!(
+        run: crate::harness::redis_embedded::run,
+        capabilities: [local_workers],
+    );
 }
 
 #[cfg(all(feature = "redis", feature = "tokio"))]
 mod redis_tokio_current_thread {
-    taskweave::conformance_suite!(run: crate::harness::redis_tokio_current_thread::run);
+    taskweave::conformance_suite!(
+        run: crate::harness::redis_tokio_current_thread::run,
+        capabilities: [local_workers],
+    );
 }
 
 #[cfg(all(feature = "redis", feature = "tokio"))]
 mod redis_tokio_multi_thread {
     taskweave::conformance_suite!(
         run: crate::harness::redis_tokio_multi_thread::run,
-        capabilities: [bulk],
+        capabilities: [local_workers, bulk],
     );
 }
 
 #[cfg(all(feature = "redis", feature = "smol"))]
 mod redis_smol {
-    taskweave::conformance_suite!(run: crate::harness::redis_smol::run);
+    taskweave::conformance_suite!(
+        run: crate::harness::redis_smol::run,
+        capabilities: [local_workers],
+    );
 }
 
 #[cfg(all(feature = "redis", feature = "async-std"))]
 mod redis_async_std {
-    taskweave::conformance_suite!(run: crate::harness::redis_async_std::run);
+    taskweave::conformance_suite!(
+        run: crate::harness::redis_async_std::run,
+        capabilities: [local_workers],
+    );
 }
 
 /// The suite's size is explicit: what each group holds, as the module docs describe it.
@@ -76,6 +89,6 @@ fn the_suite_counts_its_cases_by_capability() {
     let counts = taskweave::testing::CASES_BY_CAPABILITY;
     let total: usize = counts.iter().map(|(_, n)| n).sum();
     let sizes: Vec<usize> = counts.iter().map(|(_, n)| *n).collect();
-    assert_eq!(sizes, [24, 65, 4, 1], "{counts:?}");
+    assert_eq!(sizes, [25, 56, 8, 4, 1], "{counts:?}");
     assert_eq!(total, 94);
 }

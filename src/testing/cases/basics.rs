@@ -1,5 +1,5 @@
 use crate::Client;
-use crate::testing::tasks::Add;
+use crate::testing::tasks::{Add, Gate, Gated};
 
 pub async fn submit_then_await_gives_value(client: Client) {
     let future = client.submit(|x: i64| x + 1, 10);
@@ -67,17 +67,11 @@ pub async fn ten_thousand_tasks_all_return(client: Client) {
 }
 
 pub async fn new_future_is_not_done_until_its_task_ran(client: Client) {
-    let (release, gate) = flume::bounded::<()>(1);
-    let future = client.submit(
-        move |x: i32| {
-            gate.recv().unwrap();
-            x
-        },
-        7,
-    );
+    let gate = Gate::new();
+    let future = client.submit_task::<Gated>(gate.input(7));
     assert!(!future.is_done());
     assert!(future.try_result().is_none());
-    release.send(()).unwrap();
+    gate.open();
     assert_eq!((&future).await.unwrap(), 7);
     assert!(future.is_done());
     assert_eq!(future.try_result(), Some(Ok(7)));

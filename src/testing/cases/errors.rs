@@ -1,4 +1,4 @@
-use crate::testing::tasks::Add;
+use crate::testing::tasks::{Add, EvenOnly, Gate, Gated};
 use crate::{Client, Error, ExecutorExt, TaskError};
 
 pub async fn panicking_task_gives_panicked_and_next_task_still_runs(client: Client) {
@@ -44,14 +44,14 @@ pub async fn gather_raises_the_first_error_in_input_order(client: Client) {
 pub async fn gather_reports_an_error_without_waiting_for_later_tasks(client: Client) {
     // The last task cannot finish until gather has returned: gather must report the first
     // task's error as soon as it is known, not wait for every task.
-    let (open_gate, gate) = flume::bounded::<()>(1);
-    let failing = client.try_submit(|x: i32| if x > 0 { Err("failed early") } else { Ok(x) }, 1);
-    let blocked = client.submit(move |x: i32| gate.recv().map_or(-1, |()| x), 7);
+    let gate = Gate::new();
+    let failing = client.submit_task::<EvenOnly>(1);
+    let blocked = client.submit_task::<Gated>(gate.input(7));
     match client.gather(&[failing, blocked.clone()]).await {
-        Err(Error::Task(TaskError::Failed { message, .. })) => assert_eq!(message, "failed early"),
+        Err(Error::Task(TaskError::Failed { message, .. })) => assert_eq!(message, "odd 1"),
         other => panic!("expected the first task's error, got {other:?}"),
     }
-    open_gate.send(()).unwrap();
+    gate.open();
     assert_eq!(blocked.await.unwrap(), 7);
 }
 

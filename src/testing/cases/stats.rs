@@ -61,7 +61,7 @@ pub async fn stats_stream_yields_at_once_and_ends_after_close(client: Client) {
     let mut stream = client.stats_stream(Duration::from_secs(3600));
     let first = stream.next().await.expect("a first snapshot at once");
     assert_eq!(first.tasks.held(), 0);
-    let future = client.submit(|x: u32| x * 3, 3);
+    let future = client.submit_task::<crate::testing::tasks::Add>((3, 6));
     assert_eq!(future.await.unwrap(), 9);
     client.close().await.unwrap();
 

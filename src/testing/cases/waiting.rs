@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::testing::tasks::{Add, EvenOnly};
+use crate::testing::tasks::{Add, EvenOnly, Gate, Gated};
 use crate::{Client, Error, ExecutorExt, GatherErrors, ReturnWhen, TaskError, TaskFuture};
 use futures::StreamExt;
 
@@ -89,17 +89,18 @@ pub async fn wait_all_completed_waits_for_every_future_failed_or_not(client: Cli
 }
 
 pub async fn wait_first_completed_returns_while_the_others_are_blocked(client: Client) {
-    let (release, gate) = async_channel::bounded::<()>(1);
-    let blocked_before = gated(&client, &gate, 1);
-    let quick = client.submit(|x: i32| x * 10, 2);
-    let blocked_after = gated(&client, &gate, 3);
+    // Two workers: the first gated task holds one, the quick task takes the other.
+    let gate = Gate::new();
+    let blocked_before = client.submit_task::<Gated>(gate.input(1));
+    let quick = client.submit_task::<Add>((2, 18));
+    let blocked_after = client.submit_task::<Gated>(gate.input(3));
     let futures = vec![blocked_before.clone(), quick.clone(), blocked_after.clone()];
     let outcome = client.wait(&futures, ReturnWhen::FirstCompleted, None).await.unwrap();
     assert_eq!(outcome.done.len(), 1);
     assert_eq!(outcome.done[0].key(), quick.key());
     let not_done: Vec<_> = outcome.not_done.iter().map(|f| f.key().clone()).collect();
     assert_eq!(not_done, vec![blocked_before.key().clone(), blocked_after.key().clone()]);
-    drop(release);
+    gate.open();
     assert_eq!(client.gather(&futures).await.unwrap(), vec![1, 20, 3]);
 }
 
@@ -134,9 +135,9 @@ pub async fn wait_first_exception_returns_as_soon_as_one_fails(client: Client) {
 }
 
 pub async fn wait_timeout_gives_timeout_and_cancels_nothing(client: Client) {
-    let (release, gate) = async_channel::bounded::<()>(1);
-    let blocked = gated(&client, &gate, 42);
-    let quick = client.submit(|x: i32| x, 7);
+    let gate = Gate::new();
+    let blocked = client.submit_task::<Gated>(gate.input(42));
+    let quick = client.submit_task::<Add>((7, 0));
     let futures = vec![quick.clone(), blocked.clone()];
     let limit = Duration::from_millis(20);
     match client.wait(&futures, ReturnWhen::AllCompleted, Some(limit)).await {
@@ -147,7 +148,7 @@ pub async fn wait_timeout_gives_timeout_and_cancels_nothing(client: Client) {
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert!(!blocked.is_done());
-    drop(release);
+    gate.open();
     // The timed-out wait left everything in place: the task still gives its value.
     let outcome =
         client.wait(&futures, ReturnWhen::AllCompleted, Some(Duration::from_secs(30))).await;
@@ -379,8 +380,8 @@ async fn on_plain_thread<R: Send + 'static>(work: impl FnOnce() -> R + Send + 's
 /// Issue 13: `future.result_timeout(d)` gives `Error::Timeout` after `d` and cancels
 /// nothing; inside async code it is refused like every blocking call.
 pub async fn result_timeout_gives_timeout_and_cancels_nothing(client: Client) {
-    let (release, gate) = async_channel::bounded::<()>(1);
-    let blocked = gated(&client, &gate, 5);
+    let gate = Gate::new();
+    let blocked = client.submit_task::<Gated>(gate.input(5));
     let inside = blocked.clone();
     let timed_out = on_plain_thread(move || inside.result_timeout(Duration::from_millis(10))).await;
     assert!(matches!(timed_out, Err(Error::Timeout { .. })), "{timed_out:?}");
@@ -395,32 +396,32 @@ pub async fn result_timeout_gives_timeout_and_cancels_nothing(client: Client) {
         .unwrap();
     let refused = reported.await.unwrap();
     assert!(matches!(refused, Err(Error::BlockingInAsyncContext)), "{refused:?}");
-    drop(release);
+    gate.open();
     let inside = blocked.clone();
     let value = on_plain_thread(move || inside.result_timeout(Duration::from_secs(30))).await;
     assert_eq!(value.unwrap(), 5);
-    let failing = client.try_submit(|_: ()| Err::<u8, _>("nope"), ());
+    let failing = client.submit_task::<EvenOnly>(1);
     let error = on_plain_thread(move || failing.result_timeout(Duration::from_secs(30))).await;
     assert!(matches!(error, Err(Error::Task(TaskError::Failed { .. }))), "{error:?}");
 }
 
 /// Issue 13: `future.error()` reads the error without consuming the handle or waiting.
 pub async fn error_reads_the_error_without_waiting_or_consuming(client: Client) {
-    let (release, gate) = async_channel::bounded::<()>(1);
-    let blocked = gated(&client, &gate, 5);
+    let gate = Gate::new();
+    let blocked = client.submit_task::<Gated>(gate.input(5));
     assert!(blocked.error().is_none(), "no outcome yet");
-    let failing = client.try_submit(|_: ()| Err::<u8, _>("disk full"), ());
+    let failing = client.submit_task::<EvenOnly>(1);
     assert!((&failing).await.is_err());
     for _ in 0..2 {
         match failing.error() {
             Some(TaskError::Failed { key, message }) => {
                 assert_eq!(&key, failing.key());
-                assert_eq!(message, "disk full");
+                assert_eq!(message, "odd 1");
             }
             other => panic!("expected Failed, got {other:?}"),
         }
     }
-    drop(release);
+    gate.open();
     assert_eq!((&blocked).await.unwrap(), 5);
     assert!(blocked.error().is_none(), "a value is no error");
     blocked.cancel();
@@ -430,15 +431,15 @@ pub async fn error_reads_the_error_without_waiting_or_consuming(client: Client) 
 /// Issue 13: `on_done(f)` calls `f` once with the finished future, on the executor (not on
 /// the caller's thread), for tasks done already too, and survives a panicking callback.
 pub async fn on_done_calls_back_once_when_the_task_is_done(client: Client) {
-    let (release, gate) = async_channel::bounded::<()>(1);
-    let blocked = gated(&client, &gate, 5);
+    let gate = Gate::new();
+    let blocked = client.submit_task::<Gated>(gate.input(5));
     let (report, mut reports) = futures::channel::mpsc::unbounded();
     thread_local! {
         static IN_ON_DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
     // Registers a callback that reports the value it saw and whether it ran inside the
     // `on_done` call itself (it must not).
-    let register = |future: &TaskFuture<i32>, name: &'static str| {
+    let register = |future: &TaskFuture<i64>, name: &'static str| {
         let report = report.clone();
         IN_ON_DONE.with(|inside| inside.set(true));
         future
@@ -451,24 +452,24 @@ pub async fn on_done_calls_back_once_when_the_task_is_done(client: Client) {
     };
     register(&blocked, "blocked");
     blocked.on_done(|_| panic!("a callback that panics")).unwrap();
-    let finished = client.submit(|x: i32| x + 1, 1);
+    let finished = client.submit_task::<Add>((1, 1));
     assert_eq!((&finished).await.unwrap(), 2);
     register(&finished, "finished");
     assert_eq!(reports.next().await, Some(("finished", Some(Some(2)), false)));
-    drop(release);
+    gate.open();
     assert_eq!(reports.next().await, Some(("blocked", Some(Some(5)), false)));
     drop(report);
     // Both callbacks ran once and let go of their senders: the channel ends.
     assert_eq!(reports.next().await, None);
-    assert_eq!(client.submit(|x: i32| x, 3).await.unwrap(), 3, "the client keeps working");
+    assert_eq!(client.submit_task::<Add>((3, 0)).await.unwrap(), 3, "the client keeps working");
 }
 
 /// Issue 13: `as_completed(..).timeout(d)` yields what finished, then one `Error::Timeout`,
 /// then ends, cancelling nothing; the blocking twin does the same.
 pub async fn as_completed_timeout_yields_what_finished_then_a_timeout(client: Client) {
-    let (release, gate) = async_channel::bounded::<()>(1);
-    let stuck = gated(&client, &gate, 5);
-    let quick = client.submit(|x: i32| x, 1);
+    let gate = Gate::new();
+    let stuck = client.submit_task::<Gated>(gate.input(5));
+    let quick = client.submit_task::<Add>((1, 0));
     (&quick).await.unwrap(); // done before the clock starts: the first item is certain
     let mut completed =
         client.as_completed(vec![stuck.clone(), quick]).timeout(Duration::from_millis(50));
@@ -485,7 +486,7 @@ pub async fn as_completed_timeout_yields_what_finished_then_a_timeout(client: Cl
     assert!(!stuck.is_done(), "nothing was cancelled");
 
     // A stream whose futures all finish in time ends without a timeout.
-    let all = client.map(|x: i32| x * 2, 0..5);
+    let all = client.map_task::<Add>((0..5).map(|x| (x, x)));
     let items: Vec<_> =
         client.as_completed(all).timeout(Duration::from_secs(30)).collect::<Vec<_>>().await;
     assert_eq!(items.len(), 5);
@@ -503,6 +504,6 @@ pub async fn as_completed_timeout_yields_what_finished_then_a_timeout(client: Cl
     .await;
     assert!(matches!(first, Some(Err(Error::Timeout { .. }))), "{first:?}");
     assert!(second.is_none());
-    drop(release);
+    gate.open();
     assert_eq!(stuck.await.unwrap(), 5);
 }

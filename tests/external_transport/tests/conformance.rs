@@ -17,4 +17,4 @@ fn run(case: Case) {
     });
 }
 
-taskweave::conformance_suite!(run: run, capabilities: [closures, bulk, worker_gauges]);
+taskweave::conformance_suite!(run: run, capabilities: [closures, local_workers, bulk, worker_gauges]);
