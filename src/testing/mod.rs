@@ -271,11 +271,8 @@ macro_rules! __conformance_closures {
     (@$mode:ident $($run:path)?) => {
         $crate::__conformance_apply! {
             @$mode $($run)?;
-            waiting::wait_all_completed_waits_for_every_future_failed_or_not,
-            waiting::wait_first_exception_returns_as_soon_as_one_fails,
             waiting::as_completed_follows_completion_order,
             waiting::as_completed_batches_yield_everything_already_done,
-            waiting::as_completed_adder_adds_from_another_thread,
             waiting::blocking_twins_work_from_a_plain_thread,
             basics::submit_then_await_gives_value,
             basics::map_then_gather_keeps_order,
@@ -346,6 +343,9 @@ macro_rules! __conformance_local_workers {
             waiting::error_reads_the_error_without_waiting_or_consuming,
             waiting::on_done_calls_back_once_when_the_task_is_done,
             waiting::as_completed_timeout_yields_what_finished_then_a_timeout,
+            waiting::wait_all_completed_waits_for_every_future_failed_or_not,
+            waiting::wait_first_exception_returns_as_soon_as_one_fails,
+            waiting::as_completed_adder_adds_from_another_thread,
         }
     };
 }

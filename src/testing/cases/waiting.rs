@@ -60,15 +60,15 @@ pub async fn gather_skip_returns_the_values_that_succeeded_with_their_indices(cl
 }
 
 pub async fn wait_all_completed_waits_for_every_future_failed_or_not(client: Client) {
-    let (release, gate) = async_channel::bounded::<()>(1);
+    let gate = Gate::new();
     let mut futures = evens_succeed(&client, 5);
-    futures.push(gated(&client, &gate, 100));
+    futures.push(client.submit_task::<Gated>(gate.input(100)));
     let waiting = {
         let client = client.clone();
         let futures = futures.clone();
         async move { client.wait(&futures, ReturnWhen::AllCompleted, None).await }
     };
-    let (outcome, ()) = futures::join!(waiting, async move { drop(release) });
+    let (outcome, ()) = futures::join!(waiting, async move { drop(gate) });
     let outcome = outcome.unwrap();
     assert_eq!(outcome.done.len(), 6);
     assert!(outcome.not_done.is_empty());
@@ -82,7 +82,7 @@ pub async fn wait_all_completed_waits_for_every_future_failed_or_not(client: Cli
     assert_eq!(&failed[1].0, futures[3].key());
     // No futures: nothing to wait for, in every mode.
     for mode in [ReturnWhen::AllCompleted, ReturnWhen::FirstCompleted, ReturnWhen::FirstException] {
-        let empty: Vec<TaskFuture<i32>> = Vec::new();
+        let empty: Vec<TaskFuture<i64>> = Vec::new();
         let outcome = client.wait(&empty, mode, None).await.unwrap();
         assert!(outcome.done.is_empty() && outcome.not_done.is_empty());
     }
@@ -105,29 +105,30 @@ pub async fn wait_first_completed_returns_while_the_others_are_blocked(client: C
 }
 
 pub async fn wait_first_exception_returns_as_soon_as_one_fails(client: Client) {
-    let (release, gate) = async_channel::bounded::<()>(1);
-    let blocked: Vec<_> = (0..3).map(|i| gated(&client, &gate, i)).collect();
-    let failing = client.try_submit(|x: i32| if x > 0 { Err("no good") } else { Ok(x) }, 1);
+    // Two workers: the gated task holds one, the failing task runs on the other.
+    let gate = Gate::new();
+    let blocked = vec![client.submit_task::<Gated>(gate.input(0))];
+    let failing = client.submit_task::<EvenOnly>(1);
     let mut futures = blocked.clone();
-    futures.insert(1, failing.clone());
+    futures.insert(0, failing.clone());
     let outcome = client.wait(&futures, ReturnWhen::FirstException, None).await.unwrap();
     assert_eq!(outcome.done.len(), 1);
     assert_eq!(outcome.done[0].key(), failing.key());
-    assert_eq!(outcome.not_done.len(), 3, "the blocked tasks are still running");
+    assert_eq!(outcome.not_done.len(), 1, "the blocked task is still running");
     let failed: Vec<_> = outcome.failed().collect();
     assert_eq!(failed.len(), 1);
     match &failed[0].1 {
         TaskError::Failed { key, message } => {
             assert_eq!(key, failing.key());
-            assert_eq!(message, "no good");
+            assert_eq!(message, "odd 1");
         }
         other => panic!("expected Failed, got {other:?}"),
     }
-    // Nothing was cancelled: the blocked tasks finish once released.
-    drop(release);
-    assert_eq!(client.gather(&blocked).await.unwrap(), vec![0, 1, 2]);
+    // Nothing was cancelled: the blocked task finishes once released.
+    gate.open();
+    assert_eq!(client.gather(&blocked).await.unwrap(), vec![0]);
     // With no failure, FirstException waits for everything.
-    let fine = client.map(|x: i32| x + 1, 0..20);
+    let fine = client.map_task::<Add>((0..20).map(|x| (x, 1)));
     let outcome = client.wait(&fine, ReturnWhen::FirstException, None).await.unwrap();
     assert_eq!(outcome.done.len(), 20);
     assert!(outcome.not_done.is_empty());
@@ -263,16 +264,16 @@ pub async fn as_completed_batches_yield_everything_already_done(client: Client) 
 }
 
 pub async fn as_completed_adder_adds_from_another_thread(client: Client) {
-    let (release, gate) = async_channel::bounded::<()>(1);
-    let mut completed = client.as_completed(vec![gated(&client, &gate, 0u32)]);
+    let gate = Gate::new();
+    let mut completed = client.as_completed(vec![client.submit_task::<Gated>(gate.input(0))]);
     let adder = completed.adder();
     let producer = client.clone();
     // Adds 100 futures, then lets the first task end: the stream cannot end before.
     let thread = std::thread::spawn(move || {
         for i in 1..=100 {
-            adder.add(producer.submit(|x: u32| x, i));
+            adder.add(producer.submit_task::<Add>((i, 0)));
         }
-        drop(release);
+        drop(gate);
     });
     let mut values = Vec::new();
     while let Some(future) = completed.next().await {
