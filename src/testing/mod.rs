@@ -62,6 +62,47 @@
 //!
 //! [`CASES_BY_CAPABILITY`] lists how many cases each group holds.
 //!
+//! # Why the `closures` cases need closures
+//!
+//! Every case whose subject is scheduling semantics is written with registered tasks, so
+//! that every transport runs it. The cases left in `closures` are of three kinds:
+//!
+//! - **The closure path itself**, each beside a registered twin that every backend runs:
+//!   `submit_then_await_gives_value`, `map_then_gather_keeps_order`,
+//!   `map_of_nothing_gives_nothing`, `ten_thousand_tasks_all_return`, the four `errors`
+//!   cases on panics, failures, `gather`'s first error and huge error texts,
+//!   `submit_after_close_gives_a_clear_error` (which also pins `map`'s name in the error),
+//!   `released_tasks_are_forgotten`, the two dependency cases, the retry cases
+//!   (`retries_rerun_a_flaky_task_until_it_succeeds`,
+//!   `retrying_a_dependent_reruns_its_failed_dependency_first`,
+//!   `a_failed_task_whose_dependency_was_released_can_be_retried`) and
+//!   `cancelling_a_finished_task_cancels_it_and_what_reads_it`.
+//! - **APIs that take closures or values that cannot be serialized**: `submit_async`
+//!   (`async_body_runs_on_the_executor`, `cancel_of_many_and_of_a_queued_async_body`),
+//!   [`TaskContext`](crate::TaskContext) and cooperative cancelling (the four `cancelling`
+//!   cases), `pure` closures and keys by content (`a_long_map_keeps_order_and_shares_…`,
+//!   `pure_submissions_…`, `identical_pure_maps_share_keys`,
+//!   `a_key_given_to_a_pure_map_is_a_prefix_per_item`,
+//!   `options_given_before_dependencies_are_kept`), `map_with_keys`, `map_after` and
+//!   `map_after_each`, `delayed` graphs (`graphs_are_submitted_in_one_call_…`,
+//!   `options_on_a_graph_…`), scattered `Arc`s shared without copies
+//!   (`scattered_values_…`, `scatter_by_key_…`), and the four `values` cases (values that
+//!   count their clones or cannot be cloned).
+//! - **Not rewritten yet**, whose subject would hold on any transport: those that hold every
+//!   worker, or several tasks released one by one, at once (`close_resolves_pending_…`,
+//!   `cancel_gives_cancelled`, `cancelling_the_middle_of_a_chain_…`,
+//!   `a_task_released_before_it_started_does_not_run`, `debug_shows_the_key_and_the_status`,
+//!   `fire_and_forget_runs_to_completion_without_a_handle`,
+//!   `as_completed_follows_completion_order`, `as_completed_batches_…`,
+//!   `blocking_twins_work_from_a_plain_thread`); those that count runs in a closure
+//!   (`an_explicit_key_is_shared_and_a_released_key_recomputes`,
+//!   `retry_reruns_a_failed_task_on_demand`); those that build a second in-process client
+//!   (`higher_priority_runs_first_with_one_worker`, `generated_keys_differ_between_clients`);
+//!   `a_key_given_to_an_impure_map_never_returns_another_maps_values` (its registered twin is
+//!   `a_key_given_to_map_task_is_a_prefix_per_input`); and
+//!   `a_chain_of_ten_thousand_tasks_runs_without_overflowing` (10,000 sequential round trips
+//!   through a broker).
+//!
 //! # What a case may assume
 //!
 //! A fresh client, at least two workers, on an executor the case reads with
