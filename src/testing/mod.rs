@@ -64,8 +64,9 @@
 //!
 //! # Why the `closures` cases need closures
 //!
-//! Every case whose subject is scheduling semantics is written with registered tasks, so
-//! that every transport runs it. The cases left in `closures` are of three kinds:
+//! A case whose subject is scheduling semantics is written with registered tasks where it
+//! could be yet, so that every transport runs it. The cases left in `closures` are of three
+//! kinds (the third is unfinished work):
 //!
 //! - **The closure path itself**, each beside a registered twin that every backend runs:
 //!   `submit_then_await_gives_value`, `map_then_gather_keeps_order`,
