@@ -90,7 +90,10 @@
 //!   (`scattered_values_…`, `scatter_by_key_…`), and the four `values` cases (values that
 //!   count their clones or cannot be cloned).
 //! - **Not rewritten yet**, whose subject would hold on any transport: those that hold every
-//!   worker, or several tasks released one by one, at once (`close_resolves_pending_…`,
+//!   worker, or several tasks released one by one, at once — with registered tasks they would
+//!   also need the transport to dispatch no more than its workers run, which a broker's does
+//!   not (the Redis transport sends up to its `max_in_flight` ahead, so a "queued" task is
+//!   already running as far as the client knows) — (`close_resolves_pending_…`,
 //!   `cancel_gives_cancelled`, `cancelling_the_middle_of_a_chain_…`,
 //!   `a_task_released_before_it_started_does_not_run`, `debug_shows_the_key_and_the_status`,
 //!   `fire_and_forget_runs_to_completion_without_a_handle`,
