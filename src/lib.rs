@@ -39,7 +39,9 @@
 //!   virtual time, seeded scheduling and faults) for testing taskweave and code built on it;
 //! - `redis`: the Redis Streams transport ([`transport::redis`]) and the worker library
 //!   ([`worker::Worker`]), for registered [`Task`]s run by worker processes on any machine;
-//! - `redis-tls`: `rediss://` URLs for the Redis transport and workers (rustls).
+//! - `redis-tls`: `rediss://` URLs for the Redis transport and workers (rustls);
+//! - `testing`: [`testing`], the conformance suite, for testing a backend of your own (a
+//!   [`transport::Transport`] or an [`Executor`]) the way taskweave tests its own.
 //!
 //! # Registered tasks
 //!
@@ -80,6 +82,9 @@ pub mod scheduler;
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 pub mod task;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod transport;
 pub mod worker;
 

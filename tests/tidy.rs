@@ -53,7 +53,9 @@ fn only_the_executor_seam_touches_threads_clocks_and_blocking_waits() {
     let mut offences = Vec::new();
     for file in rust_files(&root().join("src")) {
         let relative = file.strip_prefix(root()).unwrap().to_string_lossy().replace('\\', "/");
-        if allowed_files.contains(&relative.as_str()) {
+        // The conformance suite (feature `testing`) is a user's test, not the library: it
+        // drives a client from plain threads and gates bodies with blocking channels.
+        if allowed_files.contains(&relative.as_str()) || relative.starts_with("src/testing/") {
             continue;
         }
         for (number, line) in code_lines(&file) {

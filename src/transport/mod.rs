@@ -10,8 +10,8 @@
 //! - after [`Transport::close`] no new task starts, and the returned future resolves once the
 //!   workers have stopped.
 //!
-//! The conformance suite (`tests/conformance/`) runs the same test bodies against every
-//! backend to hold them to this.
+//! The conformance suite ([`testing`](crate::testing), feature `testing`) runs the same test
+//! bodies against every backend, ours and yours, to hold them to this.
 
 mod in_process;
 #[cfg(feature = "redis")]

@@ -1,34 +1,8 @@
-//! One module per executor, each with `run(name, case)`.
+//! One module per executor (and transport), each with a runner `run(case)` for
+//! `taskweave::conformance_suite!`: it builds a client, runs the case and closes the client.
 
-use std::time::Duration;
-
-use futures::future::BoxFuture;
 use taskweave::Client;
-
-/// How long any one case may take before it counts as hung.
-pub const DEADLINE: Duration = Duration::from_secs(60);
-
-/// A case: an async test body given a fresh client.
-pub type Case = fn(Client) -> BoxFuture<'static, ()>;
-
-/// Runs `body` on its own thread and fails if it does not finish within [`DEADLINE`];
-/// re-raises a panic from the body (a failed assertion) on the test thread.
-pub fn with_deadline(name: &str, body: impl FnOnce() + Send + 'static) {
-    let (done, finished) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
-        let _ = done.send(());
-        result
-    });
-    match finished.recv_timeout(DEADLINE) {
-        Ok(()) => {
-            if let Err(panic) = thread.join().expect("the case thread reports") {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(_) => panic!("case {name} did not finish within {DEADLINE:?}: it hangs"),
-    }
-}
+pub use taskweave::testing::Case;
 
 /// Runs `future` on a fresh tokio current-thread runtime with every driver enabled.
 #[cfg(feature = "tokio")]
@@ -50,37 +24,33 @@ pub fn on_tokio_multi_thread<F: std::future::Future>(future: F) -> F::Output {
 pub mod embedded {
     use super::*;
 
-    pub fn run(name: &str, case: Case) {
-        with_deadline(name, move || {
-            futures::executor::block_on(async move {
-                let client = Client::builder()
-                    .executor(taskweave::runtimes::embedded::EmbeddedExecutor::global())
-                    .workers(2)
-                    .build()
-                    .await
-                    .expect("build a client");
-                assert_eq!(client.executor().name(), "embedded");
-                case(client).await;
-            })
-        });
+    pub fn run(case: Case) {
+        futures::executor::block_on(async move {
+            let client = Client::builder()
+                .executor(taskweave::runtimes::embedded::EmbeddedExecutor::global())
+                .workers(2)
+                .build()
+                .await
+                .expect("build a client");
+            assert_eq!(client.executor().name(), "embedded");
+            case(client).await;
+        })
     }
 }
 
-pub mod custom {
+pub mod custom_thread_pool {
     use super::*;
 
     use crate::thread_pool_executor;
 
-    pub fn run(name: &str, case: Case) {
-        with_deadline(name, move || {
-            let client = Client::builder()
-                .executor(thread_pool_executor::ThreadPoolExecutor::new(2))
-                .workers(2)
-                .build_blocking()
-                .expect("build a client");
-            assert_eq!(client.executor().name(), "custom-thread-pool");
-            futures::executor::block_on(case(client));
-        });
+    pub fn run(case: Case) {
+        let client = Client::builder()
+            .executor(thread_pool_executor::ThreadPoolExecutor::new(2))
+            .workers(2)
+            .build_blocking()
+            .expect("build a client");
+        assert_eq!(client.executor().name(), "custom-thread-pool");
+        futures::executor::block_on(case(client));
     }
 }
 
@@ -88,14 +58,12 @@ pub mod custom {
 pub mod tokio_current_thread {
     use super::*;
 
-    pub fn run(name: &str, case: Case) {
-        with_deadline(name, move || {
-            crate::harness::on_tokio_current_thread(async move {
-                // Built inside the runtime: the ambient tokio runtime is picked up.
-                let client = Client::builder().workers(2).build().await.expect("build a client");
-                assert_eq!(client.executor().name(), "tokio");
-                case(client).await;
-            });
+    pub fn run(case: Case) {
+        crate::harness::on_tokio_current_thread(async move {
+            // Built inside the runtime: the ambient tokio runtime is picked up.
+            let client = Client::builder().workers(2).build().await.expect("build a client");
+            assert_eq!(client.executor().name(), "tokio");
+            case(client).await;
         });
     }
 }
@@ -104,13 +72,11 @@ pub mod tokio_current_thread {
 pub mod tokio_multi_thread {
     use super::*;
 
-    pub fn run(name: &str, case: Case) {
-        with_deadline(name, move || {
-            crate::harness::on_tokio_multi_thread(async move {
-                let client = Client::builder().workers(2).build().await.expect("build a client");
-                assert_eq!(client.executor().name(), "tokio");
-                case(client).await;
-            });
+    pub fn run(case: Case) {
+        crate::harness::on_tokio_multi_thread(async move {
+            let client = Client::builder().workers(2).build().await.expect("build a client");
+            assert_eq!(client.executor().name(), "tokio");
+            case(client).await;
         });
     }
 }
@@ -120,18 +86,16 @@ pub mod smol {
     use super::*;
     use taskweave::runtimes::smol::SmolExecutor;
 
-    pub fn run(name: &str, case: Case) {
-        with_deadline(name, move || {
-            ::smol::block_on(async move {
-                let client = Client::builder()
-                    .executor(SmolExecutor::global())
-                    .workers(2)
-                    .build()
-                    .await
-                    .expect("build a client");
-                assert_eq!(client.executor().name(), "smol");
-                case(client).await;
-            });
+    pub fn run(case: Case) {
+        ::smol::block_on(async move {
+            let client = Client::builder()
+                .executor(SmolExecutor::global())
+                .workers(2)
+                .build()
+                .await
+                .expect("build a client");
+            assert_eq!(client.executor().name(), "smol");
+            case(client).await;
         });
     }
 }
@@ -140,14 +104,12 @@ pub mod smol {
 pub mod async_std {
     use super::*;
 
-    pub fn run(name: &str, case: Case) {
-        with_deadline(name, move || {
-            ::async_std::task::block_on(async move {
-                // Inside an async-std task, async-std is the ambient runtime.
-                let client = Client::builder().workers(2).build().await.expect("build a client");
-                assert_eq!(client.executor().name(), "async-std");
-                case(client).await;
-            });
+    pub fn run(case: Case) {
+        ::async_std::task::block_on(async move {
+            // Inside an async-std task, async-std is the ambient runtime.
+            let client = Client::builder().workers(2).build().await.expect("build a client");
+            assert_eq!(client.executor().name(), "async-std");
+            case(client).await;
         });
     }
 }
@@ -167,9 +129,9 @@ pub mod redis {
     use crate::redis_server::RedisServer;
 
     /// Runs `case` against `server` with a worker and a client on `executor`, then stops the
-    /// worker.
-    pub async fn run_case(server: &RedisServer, executor: Arc<dyn Executor>, case: Case) {
-        let worker = crate::cases::registered::register(
+    /// worker and the server.
+    pub async fn run_case(server: RedisServer, executor: Arc<dyn Executor>, case: Case) {
+        let worker = taskweave::testing::tasks::register(
             Worker::builder()
                 .redis(server.url())
                 .queue("conformance")
@@ -193,7 +155,10 @@ pub mod redis {
         assert_eq!(client.executor().name(), executor.name());
         case(client.clone()).await;
         client.close().await.expect("close the client");
+        // Stopping the server after the shutdown request ends the worker's blocking read at
+        // once, instead of after its one-second block (which made each case a second long).
         worker.shutdown();
+        drop(server);
         worker.stopped().await;
     }
 }
@@ -205,12 +170,10 @@ pub mod redis_embedded {
     use super::*;
     use crate::redis_server::RedisServer;
 
-    pub fn run(name: &str, case: Case) {
+    pub fn run(case: Case) {
         let server = RedisServer::start();
-        with_deadline(name, move || {
-            let executor = Arc::new(taskweave::runtimes::embedded::EmbeddedExecutor::global());
-            futures::executor::block_on(super::redis::run_case(&server, executor, case));
-        });
+        let executor = Arc::new(taskweave::runtimes::embedded::EmbeddedExecutor::global());
+        futures::executor::block_on(super::redis::run_case(server, executor, case));
     }
 }
 
@@ -222,13 +185,11 @@ pub mod redis_tokio_current_thread {
     use crate::redis_server::RedisServer;
     use taskweave::runtimes::tokio::TokioExecutor;
 
-    pub fn run(name: &str, case: Case) {
+    pub fn run(case: Case) {
         let server = RedisServer::start();
-        with_deadline(name, move || {
-            crate::harness::on_tokio_current_thread(async move {
-                let executor = Arc::new(TokioExecutor::current().unwrap());
-                super::redis::run_case(&server, executor, case).await;
-            });
+        crate::harness::on_tokio_current_thread(async move {
+            let executor = Arc::new(TokioExecutor::current().unwrap());
+            super::redis::run_case(server, executor, case).await;
         });
     }
 }
@@ -241,13 +202,11 @@ pub mod redis_tokio_multi_thread {
     use crate::redis_server::RedisServer;
     use taskweave::runtimes::tokio::TokioExecutor;
 
-    pub fn run(name: &str, case: Case) {
+    pub fn run(case: Case) {
         let server = RedisServer::start();
-        with_deadline(name, move || {
-            crate::harness::on_tokio_multi_thread(async move {
-                let executor = Arc::new(TokioExecutor::current().unwrap());
-                super::redis::run_case(&server, executor, case).await;
-            });
+        crate::harness::on_tokio_multi_thread(async move {
+            let executor = Arc::new(TokioExecutor::current().unwrap());
+            super::redis::run_case(server, executor, case).await;
         });
     }
 }
@@ -260,15 +219,9 @@ pub mod redis_smol {
     use crate::redis_server::RedisServer;
     use taskweave::runtimes::smol::SmolExecutor;
 
-    pub fn run(name: &str, case: Case) {
+    pub fn run(case: Case) {
         let server = RedisServer::start();
-        with_deadline(name, move || {
-            ::smol::block_on(super::redis::run_case(
-                &server,
-                Arc::new(SmolExecutor::global()),
-                case,
-            ));
-        });
+        ::smol::block_on(super::redis::run_case(server, Arc::new(SmolExecutor::global()), case));
     }
 }
 
@@ -280,14 +233,12 @@ pub mod redis_async_std {
     use crate::redis_server::RedisServer;
     use taskweave::runtimes::async_std::AsyncStdExecutor;
 
-    pub fn run(name: &str, case: Case) {
+    pub fn run(case: Case) {
         let server = RedisServer::start();
-        with_deadline(name, move || {
-            ::async_std::task::block_on(super::redis::run_case(
-                &server,
-                Arc::new(AsyncStdExecutor::new()),
-                case,
-            ));
-        });
+        ::async_std::task::block_on(super::redis::run_case(
+            server,
+            Arc::new(AsyncStdExecutor::new()),
+            case,
+        ));
     }
 }

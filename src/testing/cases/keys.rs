@@ -2,15 +2,15 @@
 
 use std::collections::HashSet;
 
-use taskweave::Client;
+use crate::Client;
 
-use super::registered::Add;
+use crate::testing::tasks::Add;
 
 fn inc(x: i64) -> i64 {
     x + 1
 }
 
-fn texts<T>(futures: &[taskweave::TaskFuture<T>]) -> Vec<String> {
+fn texts<T>(futures: &[crate::TaskFuture<T>]) -> Vec<String> {
     futures.iter().map(|future| future.key().to_string()).collect()
 }
 
@@ -105,7 +105,7 @@ pub async fn options_on_a_graph_apply_to_its_nodes_and_the_key_to_its_output(cli
             x + 1
         }
     };
-    let graph = taskweave::delayed(flaky, 1).then(|x: i64| x * 10);
+    let graph = crate::delayed(flaky, 1).then(|x: i64| x * 10);
     let value = client.task().key("graph-output").retries(1).compute(&graph).await.unwrap();
     assert_eq!(value, 20);
     assert_eq!(calls.load(Ordering::SeqCst), 2, "the inner node was retried once");
@@ -119,6 +119,6 @@ pub async fn options_on_a_graph_apply_to_its_nodes_and_the_key_to_its_output(cli
         }
         x + 1
     };
-    let graph = taskweave::delayed(flaky, 1).then(|x: i64| x * 10);
+    let graph = crate::delayed(flaky, 1).then(|x: i64| x * 10);
     assert!(client.compute(&graph).await.is_err());
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use taskweave::{Client, ExecutorExt, TaskContext, TaskError};
+use crate::{Client, ExecutorExt, TaskContext, TaskError};
 
 use super::eventually;
 
@@ -14,7 +14,7 @@ const NOTICE: Duration = Duration::from_secs(10);
 /// reports that it stopped. Returns the future and the two report channels.
 fn spin_until_cancelled(
     client: &Client,
-) -> (taskweave::TaskFuture<u64>, flume::Receiver<()>, flume::Receiver<()>) {
+) -> (crate::TaskFuture<u64>, flume::Receiver<()>, flume::Receiver<()>) {
     let (started, has_started) = flume::bounded(1);
     let (stopped, has_stopped) = flume::bounded(1);
     let future = client.submit_with_context(

@@ -1,4 +1,5 @@
-//! The conformance cases, grouped by theme. Every case is `pub async fn(client: Client)`.
+//! The conformance cases, grouped by theme. Every case is `pub async fn(client: Client)`;
+//! `crate::conformance_suite!` lists them (in `testing/mod.rs`).
 
 pub mod basics;
 pub mod cancelling;
@@ -15,11 +16,11 @@ pub mod waiting;
 
 use std::time::Duration;
 
-use taskweave::{Client, ExecutorExt};
+use crate::{Client, ExecutorExt};
 
 /// Waits for `condition` to hold, checking after each short executor sleep; fails after
 /// `limit` instead of hanging.
-pub async fn eventually(
+pub(crate) async fn eventually(
     client: &Client,
     limit: Duration,
     what: &str,

@@ -1,4 +1,5 @@
-use taskweave::{Client, Error, ExecutorExt, TaskError};
+use crate::testing::tasks::{Add, EvenOnly, Gate, Gated};
+use crate::{Client, Error, ExecutorExt, TaskError};
 
 pub async fn panicking_task_gives_panicked_and_next_task_still_runs(client: Client) {
     let boom = client.submit(|_: ()| -> i32 { panic!("boom at the worker") }, ());
@@ -43,19 +44,19 @@ pub async fn gather_raises_the_first_error_in_input_order(client: Client) {
 pub async fn gather_reports_an_error_without_waiting_for_later_tasks(client: Client) {
     // The last task cannot finish until gather has returned: gather must report the first
     // task's error as soon as it is known, not wait for every task.
-    let (open_gate, gate) = flume::bounded::<()>(1);
-    let failing = client.try_submit(|x: i32| if x > 0 { Err("failed early") } else { Ok(x) }, 1);
-    let blocked = client.submit(move |x: i32| gate.recv().map_or(-1, |()| x), 7);
+    let gate = Gate::new();
+    let failing = client.submit_task::<EvenOnly>(1);
+    let blocked = client.submit_task::<Gated>(gate.input(7));
     match client.gather(&[failing, blocked.clone()]).await {
-        Err(Error::Task(TaskError::Failed { message, .. })) => assert_eq!(message, "failed early"),
+        Err(Error::Task(TaskError::Failed { message, .. })) => assert_eq!(message, "odd 1"),
         other => panic!("expected the first task's error, got {other:?}"),
     }
-    open_gate.send(()).unwrap();
+    gate.open();
     assert_eq!(blocked.await.unwrap(), 7);
 }
 
 pub async fn blocking_call_inside_async_is_refused(client: Client) {
-    let future = client.submit(|x: i32| x, 1);
+    let future = client.submit_task::<Add>((1, 0));
     let (report, reported) = futures::channel::oneshot::channel();
     let inside = future.clone();
     let inside_client = client.clone();
@@ -72,10 +73,14 @@ pub async fn blocking_call_inside_async_is_refused(client: Client) {
     assert!(matches!(from_view, Err(Error::BlockingInAsyncContext)), "{from_view:?}");
     let message = from_result.unwrap_err().to_string();
     assert!(message.contains("use the async method with .await"), "{message}");
-    // The same calls work from a plain thread.
+    // The same calls work from a plain thread; awaited, not joined (joining would block this
+    // executor's thread, which may be the one driving the transport's I/O).
     let outside = future.clone();
-    let value = std::thread::spawn(move || outside.result()).join().unwrap().unwrap();
-    assert_eq!(value, 1);
+    let (report, answer) = futures::channel::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = report.send(outside.result());
+    });
+    assert_eq!(answer.await.expect("the thread reports").unwrap(), 1);
 }
 
 /// Checks that `error` is a bounded copy of a `FIRST…LAST` text far longer than the bound.
@@ -84,7 +89,7 @@ fn assert_bounded(error: &TaskError) {
         TaskError::Failed { message, .. } | TaskError::Panicked { message, .. } => message,
         other => panic!("expected a failure, got {other:?}"),
     };
-    assert!(text.len() <= taskweave::MAX_ERROR_TEXT + 100, "{} bytes kept", text.len());
+    assert!(text.len() <= crate::MAX_ERROR_TEXT + 100, "{} bytes kept", text.len());
     assert!(text.starts_with("FIRST") && text.ends_with("LAST"), "start and end are kept");
     assert!(text.contains("bytes of this error cut"));
 }
@@ -104,6 +109,6 @@ pub async fn a_huge_error_text_is_bounded(client: Client) {
 
 /// The registered twin: on Redis the worker bounds the text before it is sent.
 pub async fn a_huge_registered_error_text_is_bounded(client: Client) {
-    let failed = client.submit_task::<super::registered::Verbose>(100_000);
+    let failed = client.submit_task::<crate::testing::tasks::Verbose>(100_000);
     assert_bounded(&failed.await.unwrap_err());
 }

@@ -1,4 +1,5 @@
-use taskweave::Client;
+use crate::Client;
+use crate::testing::tasks::{Add, Gate, Gated};
 
 pub async fn submit_then_await_gives_value(client: Client) {
     let future = client.submit(|x: i64| x + 1, 10);
@@ -47,11 +48,11 @@ pub async fn a_tree_of_sums_sees_every_value_as_soon_as_it_is_reported(client: C
     // second report reaches the scheduler, possibly before the first reporter has published
     // its value. (A regression test: that gap once gave "dependency ... has no value".)
     for _ in 0..4 {
-        let mut level: Vec<_> = (0..512u64).map(|i| client.submit(|x: u64| x + 1, i)).collect();
+        let mut level = client.map_task::<Add>((0..512).map(|i| (i, 1)));
         while level.len() > 1 {
             level = level
                 .chunks(2)
-                .map(|pair| client.after((&pair[0], &pair[1])).submit(|(x, y): (u64, u64)| x + y))
+                .map(|pair| client.after((&pair[0], &pair[1])).submit_task::<Add>())
                 .collect();
         }
         assert_eq!(level[0].clone().await.unwrap(), 512 * 513 / 2);
@@ -66,17 +67,11 @@ pub async fn ten_thousand_tasks_all_return(client: Client) {
 }
 
 pub async fn new_future_is_not_done_until_its_task_ran(client: Client) {
-    let (release, gate) = flume::bounded::<()>(1);
-    let future = client.submit(
-        move |x: i32| {
-            gate.recv().unwrap();
-            x
-        },
-        7,
-    );
+    let gate = Gate::new();
+    let future = client.submit_task::<Gated>(gate.input(7));
     assert!(!future.is_done());
     assert!(future.try_result().is_none());
-    release.send(()).unwrap();
+    gate.open();
     assert_eq!((&future).await.unwrap(), 7);
     assert!(future.is_done());
     assert_eq!(future.try_result(), Some(Ok(7)));

@@ -2,25 +2,27 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use taskweave::{Client, Error, TaskError};
+use crate::testing::tasks::{Add, EvenOnly, Upper, Verbose};
+use crate::{Client, Error, TaskError};
 
 pub async fn gather_takes_tuples_maps_and_nested_vectors(client: Client) {
-    let number = client.submit(|x: i64| x + 1, 1);
-    let text = client.submit(|x: &'static str| x.to_owned(), "two");
-    let list = client.map(|x: u8| x * 2, 0..3);
+    let number = client.submit_task::<Add>((1, 1));
+    let text = client.submit_task::<Upper>("two".to_owned());
+    let list = client.map_task::<Add>((0..3).map(|x| (x, x)));
     let (n, t, l) = client.gather((&number, &text, &list)).await.unwrap();
-    assert_eq!((n, t.as_str(), l), (2, "two", vec![0, 2, 4]));
+    assert_eq!((n, t.as_str(), l), (2, "TWO", vec![0, 2, 4]));
 
     let by_name: HashMap<String, _> =
-        (0..20).map(|i| (format!("k{i}"), client.submit(|x: i32| x * x, i))).collect();
+        (0..20).map(|i| (format!("k{i}"), client.submit_task::<Add>((i, i * i)))).collect();
     let values = client.gather(&by_name).await.unwrap();
     assert_eq!(values.len(), 20);
-    assert_eq!(values["k7"], 49);
-    let ordered: BTreeMap<u8, _> = (0..5).map(|i| (i, client.submit(|x: u8| x + 100, i))).collect();
+    assert_eq!(values["k7"], 56);
+    let ordered: BTreeMap<u8, _> =
+        (0..5).map(|i| (i, client.submit_task::<Add>((i64::from(i), 100)))).collect();
     assert_eq!(client.gather(&ordered).await.unwrap()[&4], 104);
 
     let grid: Vec<Vec<_>> =
-        (0..4).map(|row| client.map(move |x: u32| row * 10 + x, 0..3)).collect();
+        (0..4).map(|row| client.map_task::<Add>((0..3).map(move |x| (row * 10, x)))).collect();
     let values = client.gather(&grid).await.unwrap();
     assert_eq!(values[3], vec![30, 31, 32]);
 
@@ -30,13 +32,13 @@ pub async fn gather_takes_tuples_maps_and_nested_vectors(client: Client) {
 }
 
 pub async fn gather_of_a_tuple_raises_the_first_error_in_order(client: Client) {
-    let fine = client.submit(|x: i64| x, 1);
-    let broken = client.try_submit(|_: ()| Err::<String, _>("broken"), ());
-    let also_broken = client.try_submit(|_: ()| Err::<u8, _>("also broken"), ());
+    let fine = client.submit_task::<Add>((1, 0));
+    let broken = client.submit_task::<EvenOnly>(3);
+    let also_broken = client.submit_task::<Verbose>(10);
     match client.gather((&fine, &broken, &also_broken)).await {
         Err(Error::Task(TaskError::Failed { key, message })) => {
             assert_eq!(&key, broken.key());
-            assert_eq!(message, "broken");
+            assert_eq!(message, "odd 3");
         }
         other => panic!("expected the first failure, got {other:?}"),
     }

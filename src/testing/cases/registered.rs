@@ -1,130 +1,16 @@
 //! Cases written with registered tasks only, so that they run on every transport: in-process
 //! and on workers fed through Redis (closures cannot cross machines).
 
-use std::convert::Infallible;
 use std::time::Duration;
 
+use crate::testing::tasks::{Add, EvenOnly, Explode, FailsOnce, SleepThen, Sum};
+use crate::{CancelOutcome, Client, Error, RetryOutcome, ReturnWhen, TaskError};
 use futures::StreamExt;
-use taskweave::{CancelOutcome, Client, Error, RetryOutcome, ReturnWhen, Task, TaskError};
-
-/// `a + b`.
-pub struct Add;
-
-impl Task for Add {
-    const NAME: &'static str = "conformance.add";
-    type Input = (i64, i64);
-    type Output = i64;
-    type Error = Infallible;
-    fn run((a, b): (i64, i64)) -> Result<i64, Infallible> {
-        Ok(a + b)
-    }
-}
-
-/// Sleeps `ms` milliseconds, then returns `value`.
-pub struct SleepThen;
-
-impl Task for SleepThen {
-    const NAME: &'static str = "conformance.sleep-then";
-    type Input = (u64, i64);
-    type Output = i64;
-    type Error = Infallible;
-    fn run((ms, value): (u64, i64)) -> Result<i64, Infallible> {
-        std::thread::sleep(Duration::from_millis(ms));
-        Ok(value)
-    }
-}
-
-/// Fails for odd numbers, with a message naming the number.
-pub struct EvenOnly;
-
-impl Task for EvenOnly {
-    const NAME: &'static str = "conformance.even-only";
-    type Input = i64;
-    type Output = i64;
-    type Error = String;
-    fn run(x: i64) -> Result<i64, String> {
-        if x % 2 == 0 { Ok(x) } else { Err(format!("odd {x}")) }
-    }
-}
-
-/// Fails with an error text of `len` bytes: `FIRST`, then `x`s, then `LAST`.
-pub struct Verbose;
-
-impl Task for Verbose {
-    const NAME: &'static str = "conformance.verbose";
-    type Input = usize;
-    type Output = ();
-    type Error = String;
-    fn run(len: usize) -> Result<(), String> {
-        Err(format!("FIRST{}LAST", "x".repeat(len.saturating_sub(9))))
-    }
-}
-
-/// Panics with the given message.
-pub struct Explode;
-
-impl Task for Explode {
-    const NAME: &'static str = "conformance.explode";
-    type Input = String;
-    type Output = i64;
-    type Error = Infallible;
-    fn run(message: String) -> Result<i64, Infallible> {
-        panic!("{message}")
-    }
-}
-
-/// The sum of a list.
-pub struct Sum;
-
-impl Task for Sum {
-    const NAME: &'static str = "conformance.sum";
-    type Input = Vec<i64>;
-    type Output = i64;
-    type Error = Infallible;
-    fn run(values: Vec<i64>) -> Result<i64, Infallible> {
-        Ok(values.iter().sum())
-    }
-}
-
-/// Fails the first time it sees a number (in this process), then returns it: a flaky task
-/// whose cases pick numbers of their own ([`fresh_number`]).
-pub struct FailsOnce;
-
-static SEEN: std::sync::Mutex<Vec<i64>> = std::sync::Mutex::new(Vec::new());
-
-impl Task for FailsOnce {
-    const NAME: &'static str = "conformance.fails-once";
-    type Input = i64;
-    type Output = i64;
-    type Error = String;
-    fn run(x: i64) -> Result<i64, String> {
-        let mut seen = SEEN.lock().unwrap();
-        if seen.contains(&x) {
-            Ok(x)
-        } else {
-            seen.push(x);
-            Err(format!("first run of {x} fails"))
-        }
-    }
-}
 
 /// An even number no other case uses, for [`FailsOnce`].
 fn fresh_number() -> i64 {
     static NEXT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1_000);
     NEXT.fetch_add(2, std::sync::atomic::Ordering::SeqCst)
-}
-
-/// Registers every task of these cases on a Redis worker.
-#[cfg(feature = "redis")]
-pub fn register(builder: taskweave::worker::WorkerBuilder) -> taskweave::worker::WorkerBuilder {
-    builder
-        .register::<Add>()
-        .register::<SleepThen>()
-        .register::<EvenOnly>()
-        .register::<Explode>()
-        .register::<Sum>()
-        .register::<Verbose>()
-        .register::<FailsOnce>()
 }
 
 pub async fn registered_task_gives_its_value(client: Client) {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use taskweave::{Client, TaskError};
+use crate::{Client, TaskError};
 
 /// A value that counts its clones.
 #[derive(Debug)]

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
-use taskweave::{Client, Error, TaskError};
+use crate::testing::tasks::{Add, EvenOnly};
+use crate::{Client, Error, TaskError};
 
 use super::eventually;
 
@@ -24,8 +25,8 @@ pub async fn submit_after_close_gives_a_clear_error(client: Client) {
         }
         other => panic!("expected ClientClosed, got {other:?}"),
     }
-    assert_eq!(late.state(), Some(taskweave::scheduler::TaskState::Cancelled));
-    assert_eq!(before.state(), Some(taskweave::scheduler::TaskState::Finished));
+    assert_eq!(late.state(), Some(crate::scheduler::TaskState::Cancelled));
+    assert_eq!(before.state(), Some(crate::scheduler::TaskState::Finished));
     // `?` into the client's error gives `Error::Closed`, naming the operation.
     let error = Error::from((&late).await.unwrap_err());
     assert!(matches!(error, Error::Closed { operation: "submit" }), "{error:?}");
@@ -41,15 +42,60 @@ pub async fn submit_after_close_gives_a_clear_error(client: Client) {
     assert!(matches!(dependent.await, Err(TaskError::ClientClosed { .. })));
     let gathered = client.gather(std::slice::from_ref(&before)).await;
     assert!(matches!(gathered, Err(Error::Closed { operation: "gather" })), "{gathered:?}");
-    let waited = client.wait(&mapped, taskweave::ReturnWhen::AllCompleted, None).await;
+    let waited = client.wait(&mapped, crate::ReturnWhen::AllCompleted, None).await;
     assert!(matches!(waited, Err(Error::Closed { operation: "wait" })));
     let workers = client.workers().await;
     assert!(matches!(workers, Err(Error::Closed { operation: "workers" })));
     assert!(Error::Closed { operation: "gather" }.to_string().contains("gather was refused"));
     // Cancel and retry are refused too, and change nothing: a held value stays readable.
-    assert_eq!(before.cancel(), taskweave::CancelOutcome::ClientClosed);
-    assert_eq!(late.cancel(), taskweave::CancelOutcome::ClientClosed);
-    assert_eq!(late.retry(), taskweave::RetryOutcome::ClientClosed);
+    assert_eq!(before.cancel(), crate::CancelOutcome::ClientClosed);
+    assert_eq!(late.cancel(), crate::CancelOutcome::ClientClosed);
+    assert_eq!(late.retry(), crate::RetryOutcome::ClientClosed);
+    assert_eq!(before.await.unwrap(), 7);
+}
+
+/// The registered twin of `submit_after_close_gives_a_clear_error`.
+pub async fn registered_submit_after_close_gives_a_clear_error(client: Client) {
+    let before = client.submit_task::<Add>((7, 0));
+    assert_eq!((&before).await.unwrap(), 7);
+    client.close().await.unwrap();
+    let late = client.submit_task::<Add>((1, 0));
+    match (&late).await {
+        Err(error @ TaskError::ClientClosed { .. }) => {
+            let text = error.to_string();
+            assert!(text.contains("client was closed before submit"), "{text}");
+            assert!(text.contains("build a new client"), "{text}");
+            assert!(!error.is_cancelled(), "refused work was never accepted, so not cancelled");
+        }
+        other => panic!("expected ClientClosed, got {other:?}"),
+    }
+    assert_eq!(late.state(), Some(crate::scheduler::TaskState::Cancelled));
+    assert_eq!(before.state(), Some(crate::scheduler::TaskState::Finished));
+    // `?` into the client's error gives `Error::Closed`, naming the operation.
+    let error = Error::from((&late).await.unwrap_err());
+    assert!(matches!(error, Error::Closed { operation: "submit" }), "{error:?}");
+    // Every other operation says the same, naming itself.
+    let mapped = client.map_task::<Add>((0..3).map(|x| (x, 0)));
+    // `map_task` submits item by item, so it names `submit`; the closure case checks `map`.
+    assert!(matches!((&mapped[2]).await, Err(TaskError::ClientClosed { .. })));
+    let scattered = client.scatter(5_i32);
+    assert!(matches!(
+        (&scattered).await,
+        Err(TaskError::ClientClosed { operation: "scatter", .. })
+    ));
+    let dependent = client.after(&before).submit_task::<EvenOnly>();
+    assert!(matches!(dependent.await, Err(TaskError::ClientClosed { .. })));
+    let gathered = client.gather(std::slice::from_ref(&before)).await;
+    assert!(matches!(gathered, Err(Error::Closed { operation: "gather" })), "{gathered:?}");
+    let waited = client.wait(&mapped, crate::ReturnWhen::AllCompleted, None).await;
+    assert!(matches!(waited, Err(Error::Closed { operation: "wait" })));
+    let workers = client.workers().await;
+    assert!(matches!(workers, Err(Error::Closed { operation: "workers" })));
+    assert!(Error::Closed { operation: "gather" }.to_string().contains("gather was refused"));
+    // Cancel and retry are refused too, and change nothing: a held value stays readable.
+    assert_eq!(before.cancel(), crate::CancelOutcome::ClientClosed);
+    assert_eq!(late.cancel(), crate::CancelOutcome::ClientClosed);
+    assert_eq!(late.retry(), crate::RetryOutcome::ClientClosed);
     assert_eq!(before.await.unwrap(), 7);
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use taskweave::{CancelOutcome, Client, RetryOutcome, TaskError};
+use crate::{CancelOutcome, Client, RetryOutcome, TaskError};
 
 use super::eventually;
 
@@ -13,7 +13,7 @@ use super::eventually;
 fn block_workers(
     client: &Client,
     workers: usize,
-) -> (flume::Sender<()>, Vec<taskweave::TaskFuture<bool>>) {
+) -> (flume::Sender<()>, Vec<crate::TaskFuture<bool>>) {
     let (release, gate) = flume::bounded::<()>(0);
     let blockers = (0..workers)
         .map(|_| {
@@ -102,7 +102,7 @@ pub async fn pure_submissions_share_one_key_and_one_result(client: Client) {
 pub async fn identical_pure_maps_share_keys(client: Client) {
     let first = client.task().pure().map(inc, 0..5);
     let second = client.task().pure().map(inc, 0..5);
-    let keys = |futures: &[taskweave::TaskFuture<i64>]| {
+    let keys = |futures: &[crate::TaskFuture<i64>]| {
         futures.iter().map(|f| f.key().clone()).collect::<Vec<_>>()
     };
     assert_eq!(keys(&first), keys(&second));
@@ -286,7 +286,7 @@ pub async fn a_task_released_before_it_started_does_not_run(client: Client) {
 }
 
 pub async fn graphs_are_submitted_in_one_call_and_shared_nodes_run_once(client: Client) {
-    use taskweave::{delayed, delayed_after};
+    use crate::{delayed, delayed_after};
     let runs = Arc::new(AtomicU32::new(0));
     let counter = runs.clone();
     let base = delayed(
@@ -309,7 +309,7 @@ pub async fn graphs_are_submitted_in_one_call_and_shared_nodes_run_once(client: 
     let broken = delayed(|_: ()| -> i64 { panic!("bad leaf") }, ());
     let output = broken.then(|x: i64| x + 1);
     match client.compute(&output).await {
-        Err(taskweave::Error::Task(TaskError::DependencyFailed { root, .. })) => {
+        Err(crate::Error::Task(TaskError::DependencyFailed { root, .. })) => {
             assert!(matches!(*root, TaskError::Panicked { .. }), "{root:?}");
         }
         other => panic!("expected DependencyFailed, got {other:?}"),
