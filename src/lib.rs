@@ -93,6 +93,10 @@ pub use client::{
 pub use client::{AsCompleted, GatherErrors, Gathered, ReturnWhen, WaitOutcome};
 pub use client::{StatsStream, WorkerStats};
 pub use error::{Error, MAX_ERROR_TEXT, TaskError};
+// Cluster-wide coordination primitives (`client.lock("name")`, ...).
+pub use client::coordination::{
+    Event, Item, Lease, LeaseId, Lock, Queue, Semaphore, Subscription, Variable,
+};
 // Cooperative cancellation of running bodies.
 pub use client::{CancelOnDrop, TaskContext};
 pub use executor::{Executor, ExecutorExt};
