@@ -449,7 +449,9 @@ mod threaded_cases {
         let refused = client.submit_async(
             move |_: ()| {
                 let lock = lock.clone();
-                async move { matches!(lock.blocking().try_acquire(), Err(Error::BlockingInAsyncContext)) }
+                async move {
+                    matches!(lock.blocking().try_acquire(), Err(Error::BlockingInAsyncContext))
+                }
             },
             (),
         );

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Duration;
 
 use super::backend::{Kind, LeaseId, problem};
@@ -518,7 +518,7 @@ impl Drop for Lease {
         // when `drop` returns. A backend that must wait for a reply finishes it on the
         // executor.
         let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-        if let Poll::Pending = release.as_mut().poll(&mut cx) {
+        if release.as_mut().poll(&mut cx).is_pending() {
             let _ = self.semaphore.ctx.core.executor.spawn(release);
         }
     }
