@@ -603,3 +603,19 @@ tests_on!(embedded as embedded_threaded, cfg(all());
     threaded_cases::blocking_twins_work_from_a_plain_thread);
 tests_on!(tokio_multi_thread as tokio_multi_thread_threaded, cfg(feature = "tokio");
     threaded_cases::blocking_twins_work_from_a_plain_thread);
+
+/// Every handle can be moved into a task body and shared between threads.
+#[test]
+fn handles_are_send_sync_and_clone() {
+    fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync_clone::<taskweave::Lock>();
+    assert_send_sync_clone::<taskweave::Semaphore>();
+    assert_send_sync_clone::<taskweave::Event>();
+    assert_send_sync_clone::<taskweave::Queue<String>>();
+    assert_send_sync_clone::<taskweave::Queue<TaskFuture<u8>>>();
+    assert_send_sync_clone::<taskweave::Variable<u64>>();
+    assert_send_sync::<taskweave::Lease>();
+    fn assert_send<T: Send>() {}
+    assert_send::<taskweave::Subscription<u32>>();
+}

@@ -474,8 +474,13 @@ impl Lease {
     /// process: it expired because it was not refreshed in time); [`Error::Closed`] after the
     /// client closed.
     pub async fn release(mut self) -> Result<(), Error> {
-        self.held = false;
-        self.semaphore.release(self.id).await
+        let outcome = self.semaphore.release(self.id).await;
+        // A closed client refuses the call; the drop then gives the lease back anyway, so
+        // that it is never left held by nobody.
+        if !matches!(outcome, Err(Error::Closed { .. })) {
+            self.held = false;
+        }
+        outcome
     }
 
     /// Extends the lease by its timeout; `Ok(false)` when it had ended already (then another
