@@ -307,6 +307,52 @@ mod cases {
         assert!(lock.acquire_timeout(Duration::ZERO).await.unwrap().is_none());
     }
 
+    /// Waits that run out while others release and put leave nothing behind: no lease held
+    /// by nobody, no item taken and lost.
+    pub async fn timed_out_waits_leave_nothing_behind(client: Client) {
+        let lock = client.lock("contested");
+        let queue = client.queue::<u32>("trickle");
+        let waiters: Vec<TaskFuture<(u32, Vec<u32>)>> = (0..6)
+            .map(|_| {
+                let (lock, queue) = (lock.clone(), queue.clone());
+                client.submit_async(
+                    move |_: ()| {
+                        let (lock, queue) = (lock.clone(), queue.clone());
+                        async move {
+                            let (mut leases, mut items) = (0, Vec::new());
+                            for _ in 0..30 {
+                                let short = Duration::from_micros(200);
+                                if let Some(lease) = lock.acquire_timeout(short).await.unwrap() {
+                                    leases += 1;
+                                    yield_now().await;
+                                    drop(lease);
+                                }
+                                if let Some(item) = queue.get_timeout(short).await.unwrap() {
+                                    items.push(item);
+                                }
+                            }
+                            (leases, items)
+                        }
+                    },
+                    (),
+                )
+            })
+            .collect();
+        for item in 0..60 {
+            queue.put(item).await.unwrap();
+            yield_now().await;
+        }
+        let outcomes = within(&client, "the waiters", client.gather(&waiters)).await.unwrap();
+        assert!(!lock.is_locked().await.unwrap(), "a lease was left to nobody");
+        assert!(lock.try_acquire().await.unwrap().is_some());
+        let mut seen: Vec<u32> = outcomes.into_iter().flat_map(|(_, items)| items).collect();
+        while let Some(item) = queue.get_timeout(Duration::ZERO).await.unwrap() {
+            seen.push(item);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..60).collect::<Vec<_>>(), "an item was lost or taken twice");
+    }
+
     /// Misuse is a clear `Error::Coordination` saying what to do.
     pub async fn wrong_input_gets_a_clear_error(client: Client) {
         let zero = problem_of(client.semaphore("none", 0));
@@ -588,6 +634,7 @@ macro_rules! every_case {
             cases::topics_deliver_in_order_to_every_subscriber,
             cases::every_timeout_answers_no_rather_than_an_error,
             cases::wrong_input_gets_a_clear_error,
+            cases::timed_out_waits_leave_nothing_behind,
             cases::a_lease_ends_with_the_task_that_holds_it,
         );
     };
