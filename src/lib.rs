@@ -46,6 +46,13 @@
 //! and `run`) runs there too, and also on workers in other processes: moving from one machine
 //! to many is one `.transport(..)` line. See [`task`].
 //!
+//! # Coordination
+//!
+//! Dask's `Lock`, `Semaphore`, `Event`, `Queue`, `Variable`, published datasets and topics,
+//! cluster-wide by name from a client (`client.lock("db")`, `client.queue::<T>("jobs")`,
+//! `client.publish_dataset(..)`, `client.log_event(..)`), async with blocking twins: see
+//! [`client::coordination`].
+//!
 //! # Choosing an executor
 //!
 //! Which executor a client runs on is decided once, when it is built:
