@@ -315,7 +315,10 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
 pub(crate) struct InProcess {
     executor: Arc<dyn Executor>,
     next_lease: AtomicU64,
-    leases: Mutex<HashMap<(Kind, String), Arc<LeaseState>>>,
+    /// The leases of locks and of semaphores (two kinds, two maps: a lookup by `&str`
+    /// allocates nothing).
+    lock_leases: Mutex<HashMap<String, Arc<LeaseState>>>,
+    semaphore_leases: Mutex<HashMap<String, Arc<LeaseState>>>,
     events: Mutex<HashMap<String, Arc<EventState>>>,
     queues: Mutex<HashMap<String, Arc<QueueState>>>,
     variables: Mutex<HashMap<String, Arc<VariableState>>>,
@@ -387,7 +390,8 @@ impl InProcess {
         InProcess {
             executor,
             next_lease: AtomicU64::new(1),
-            leases: Mutex::default(),
+            lock_leases: Mutex::default(),
+            semaphore_leases: Mutex::default(),
             events: Mutex::default(),
             queues: Mutex::default(),
             variables: Mutex::default(),
@@ -429,20 +433,24 @@ impl InProcess {
         }
     }
 
+    fn lease_map(&self, kind: Kind) -> &Mutex<HashMap<String, Arc<LeaseState>>> {
+        match kind {
+            Kind::Lock => &self.lock_leases,
+            _ => &self.semaphore_leases,
+        }
+    }
+
     fn lease_state(
         &self,
         kind: Kind,
         name: &str,
         max_leases: u32,
     ) -> Result<Arc<LeaseState>, Error> {
-        let mut leases = self.leases.lock();
-        let state = leases
-            .entry((kind, name.to_owned()))
-            .or_insert_with(|| {
-                Arc::new(LeaseState { max_leases, held: Mutex::default(), freed: Wakeup::new() })
-            })
-            .clone();
-        drop(leases);
+        let state = state_of(self.lease_map(kind), name, || LeaseState {
+            max_leases,
+            held: Mutex::default(),
+            freed: Wakeup::new(),
+        });
         if state.max_leases != max_leases {
             return Err(problem(
                 kind,
@@ -458,17 +466,14 @@ impl InProcess {
     }
 
     fn existing_lease_state(&self, kind: Kind, name: &str) -> Option<Arc<LeaseState>> {
-        self.leases.lock().get(&(kind, name.to_owned())).cloned()
+        self.lease_map(kind).lock().get(name).cloned()
     }
 
     fn event_state(&self, name: &str) -> Arc<EventState> {
-        self.events
-            .lock()
-            .entry(name.to_owned())
-            .or_insert_with(|| {
-                Arc::new(EventState { set: Mutex::new(false), changed: Wakeup::new() })
-            })
-            .clone()
+        state_of(&self.events, name, || EventState {
+            set: Mutex::new(false),
+            changed: Wakeup::new(),
+        })
     }
 
     fn queue_state(
@@ -477,19 +482,12 @@ impl InProcess {
         tag: TypeTag,
         capacity: Option<usize>,
     ) -> Result<Arc<QueueState>, Error> {
-        let state = self
-            .queues
-            .lock()
-            .entry(name.to_owned())
-            .or_insert_with(|| {
-                Arc::new(QueueState {
-                    tag,
-                    inner: Mutex::new(QueueInner { capacity, items: VecDeque::new() }),
-                    pushed: Wakeup::new(),
-                    popped: Wakeup::new(),
-                })
-            })
-            .clone();
+        let state = state_of(&self.queues, name, || QueueState {
+            tag,
+            inner: Mutex::new(QueueInner { capacity, items: VecDeque::new() }),
+            pushed: Wakeup::new(),
+            popped: Wakeup::new(),
+        });
         state.tag.check(Kind::Queue, name, tag)?;
         if let Some(asked) = capacity {
             let mut inner = state.inner.lock();
@@ -514,21 +512,28 @@ impl InProcess {
     }
 
     fn variable_state(&self, name: &str, tag: TypeTag) -> Result<Arc<VariableState>, Error> {
-        let state = self
-            .variables
-            .lock()
-            .entry(name.to_owned())
-            .or_insert_with(|| {
-                Arc::new(VariableState {
-                    tag,
-                    value: Mutex::new(VariableValue::Unset),
-                    changed: Wakeup::new(),
-                })
-            })
-            .clone();
+        let state = state_of(&self.variables, name, || VariableState {
+            tag,
+            value: Mutex::new(VariableValue::Unset),
+            changed: Wakeup::new(),
+        });
         state.tag.check(Kind::Variable, name, tag)?;
         Ok(state)
     }
+}
+
+/// The state of `name` in `map`, made with `make` if there is none. Looks up by `&str` first,
+/// so that using an existing name allocates nothing.
+fn state_of<V>(
+    map: &Mutex<HashMap<String, Arc<V>>>,
+    name: &str,
+    make: impl FnOnce() -> V,
+) -> Arc<V> {
+    let mut map = map.lock();
+    if let Some(state) = map.get(name) {
+        return Arc::clone(state);
+    }
+    Arc::clone(map.entry(name.to_owned()).or_insert_with(|| Arc::new(make())))
 }
 
 impl Backend for InProcess {
