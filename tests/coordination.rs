@@ -129,6 +129,80 @@ mod cases {
         assert_eq!(semaphore.held().await.unwrap(), 0);
     }
 
+    /// Two leases given back at once wake two waiters: each release wakes a waiter of its
+    /// own (a second wake-up must not be merged into the first, still pending one).
+    pub async fn releases_back_to_back_wake_a_waiter_each(client: Client) {
+        let semaphore = client.semaphore("pair", 2).unwrap();
+        let (first, second) = (semaphore.acquire().await.unwrap(), semaphore.acquire().await);
+        let (waiting, granted, finish) =
+            (client.queue::<u8>("waiting"), client.queue::<u8>("granted"), client.event("finish"));
+        let waiters: Vec<TaskFuture<()>> = (0..2_u8)
+            .map(|i| {
+                let (semaphore, waiting, granted, finish) =
+                    (semaphore.clone(), waiting.clone(), granted.clone(), finish.clone());
+                client.submit_async(
+                    move |_: ()| {
+                        let (semaphore, waiting, granted, finish) =
+                            (semaphore.clone(), waiting.clone(), granted.clone(), finish.clone());
+                        async move {
+                            waiting.put(i).await.unwrap();
+                            // Holds its lease until told to finish, so it cannot pass a
+                            // wake-up on by releasing.
+                            let _lease = semaphore.acquire().await.unwrap();
+                            granted.put(i).await.unwrap();
+                            finish.wait().await.unwrap();
+                        }
+                    },
+                    (),
+                )
+            })
+            .collect();
+        within(&client, "two waiters", waiting.get_batch(2)).await.unwrap();
+        // Give both a turn to reach their wait (this can only make the bug show, never hide).
+        for _ in 0..50 {
+            yield_now().await;
+        }
+        drop(first);
+        drop(second);
+        let got = within(&client, "a lease for each waiter", granted.get_batch(2)).await;
+        assert_eq!(got.unwrap().len(), 2);
+        finish.set().await.unwrap();
+        within(&client, "the waiters", client.gather(&waiters)).await.unwrap();
+    }
+
+    /// Two items taken one after the other from a full queue wake two waiting producers.
+    pub async fn gets_back_to_back_wake_a_producer_each(client: Client) {
+        let queue = client.bounded_queue::<u8>("full", 2).unwrap();
+        queue.put(0).await.unwrap();
+        queue.put(1).await.unwrap();
+        let waiting = client.queue::<u8>("producing");
+        let producers: Vec<TaskFuture<()>> = (2..4_u8)
+            .map(|i| {
+                let (queue, waiting) = (queue.clone(), waiting.clone());
+                client.submit_async(
+                    move |_: ()| {
+                        let (queue, waiting) = (queue.clone(), waiting.clone());
+                        async move {
+                            waiting.put(i).await.unwrap();
+                            queue.put(i).await.unwrap();
+                        }
+                    },
+                    (),
+                )
+            })
+            .collect();
+        within(&client, "two producers", waiting.get_batch(2)).await.unwrap();
+        for _ in 0..50 {
+            yield_now().await;
+        }
+        assert_eq!(queue.get().await.unwrap(), 0);
+        assert_eq!(queue.get().await.unwrap(), 1);
+        within(&client, "both producers' puts", client.gather(&producers)).await.unwrap();
+        let mut rest = queue.get_batch(2).await.unwrap();
+        rest.sort_unstable();
+        assert_eq!(rest, [2, 3]);
+    }
+
     /// Ten tasks wait on one event; one `set` wakes them all.
     pub async fn event_wakes_every_waiter(client: Client) {
         let event = client.event("go");
@@ -626,6 +700,8 @@ macro_rules! every_case {
         tests_on!($harness, $cfg;
             cases::lock_gives_mutual_exclusion_to_twenty_tasks,
             cases::semaphore_never_exceeds_max_leases,
+            cases::releases_back_to_back_wake_a_waiter_each,
+            cases::gets_back_to_back_wake_a_producer_each,
             cases::event_wakes_every_waiter,
             cases::queue_pushes_back_and_keeps_each_producers_order,
             cases::a_queued_future_keeps_its_task_alive,
