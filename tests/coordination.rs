@@ -203,6 +203,52 @@ mod cases {
         assert_eq!(rest, [2, 3]);
     }
 
+    /// An item put while a batch consumer (waiting for 2) and a single consumer wait goes to
+    /// the single one: the batch consumer must not swallow its wake-up.
+    pub async fn a_waiting_batch_does_not_strand_a_single_consumer(client: Client) {
+        let queue = client.queue::<u8>("mixed");
+        let waiting = client.queue::<u8>("consumers");
+        let batch = {
+            let (queue, waiting) = (queue.clone(), waiting.clone());
+            client.submit_async(
+                move |_: ()| {
+                    let (queue, waiting) = (queue.clone(), waiting.clone());
+                    async move {
+                        waiting.put(0).await.unwrap();
+                        queue.get_batch(2).await.unwrap()
+                    }
+                },
+                (),
+            )
+        };
+        within(&client, "the batch consumer", waiting.get()).await.unwrap();
+        for _ in 0..50 {
+            yield_now().await;
+        }
+        let single = {
+            let (queue, waiting) = (queue.clone(), waiting.clone());
+            client.submit_async(
+                move |_: ()| {
+                    let (queue, waiting) = (queue.clone(), waiting.clone());
+                    async move {
+                        waiting.put(1).await.unwrap();
+                        queue.get().await.unwrap()
+                    }
+                },
+                (),
+            )
+        };
+        within(&client, "the single consumer", waiting.get()).await.unwrap();
+        for _ in 0..50 {
+            yield_now().await;
+        }
+        queue.put(7).await.unwrap();
+        assert_eq!(within(&client, "the single consumer's item", single).await.unwrap(), 7);
+        queue.put(8).await.unwrap();
+        queue.put(9).await.unwrap();
+        assert_eq!(within(&client, "the batch", batch).await.unwrap(), [8, 9]);
+    }
+
     /// Ten tasks wait on one event; one `set` wakes them all.
     pub async fn event_wakes_every_waiter(client: Client) {
         let event = client.event("go");
@@ -702,6 +748,7 @@ macro_rules! every_case {
             cases::semaphore_never_exceeds_max_leases,
             cases::releases_back_to_back_wake_a_waiter_each,
             cases::gets_back_to_back_wake_a_producer_each,
+            cases::a_waiting_batch_does_not_strand_a_single_consumer,
             cases::event_wakes_every_waiter,
             cases::queue_pushes_back_and_keeps_each_producers_order,
             cases::a_queued_future_keeps_its_task_alive,
