@@ -473,6 +473,44 @@ mod cases {
         assert_eq!(seen, (0..60).collect::<Vec<_>>(), "an item was lost or taken twice");
     }
 
+    /// Closing the client ends every wait in progress with `Error::Closed` (and ends
+    /// subscriptions), instead of leaving it to wait forever.
+    pub async fn close_ends_every_wait(client: Client) {
+        let lock = client.lock("held");
+        let guard = lock.acquire().await.unwrap();
+        let queue = client.queue::<u8>("empty");
+        let full = client.bounded_queue::<u8>("full", 1).unwrap();
+        full.put(0).await.unwrap();
+        let (variable, event) = (client.variable::<u8>("unset"), client.event("never"));
+        let mut subscription = client.subscribe::<u8>("quiet").await.unwrap();
+        let closing = async {
+            for _ in 0..50 {
+                yield_now().await;
+            }
+            client.close().await.unwrap();
+        };
+        let (acquired, got, put, read, waited, message, ()) =
+            within(&client, "every wait", async {
+                futures::join!(
+                    lock.acquire(),
+                    queue.get(),
+                    full.put(1),
+                    variable.get(),
+                    event.wait(),
+                    subscription.next(),
+                    closing
+                )
+            })
+            .await;
+        assert!(matches!(acquired, Err(Error::Closed { .. })), "{acquired:?}");
+        assert!(matches!(got, Err(Error::Closed { .. })), "{got:?}");
+        assert!(matches!(put, Err(Error::Closed { .. })), "{put:?}");
+        assert!(matches!(read, Err(Error::Closed { .. })), "{read:?}");
+        assert!(matches!(waited, Err(Error::Closed { .. })), "{waited:?}");
+        assert_eq!(message, None, "the subscription ended");
+        drop(guard); // releasing after the close is fine
+    }
+
     /// Misuse is a clear `Error::Coordination` saying what to do.
     pub async fn wrong_input_gets_a_clear_error(client: Client) {
         let zero = problem_of(client.semaphore("none", 0));
@@ -758,6 +796,7 @@ macro_rules! every_case {
             cases::every_timeout_answers_no_rather_than_an_error,
             cases::wrong_input_gets_a_clear_error,
             cases::timed_out_waits_leave_nothing_behind,
+            cases::close_ends_every_wait,
             cases::a_lease_ends_with_the_task_that_holds_it,
         );
     };

@@ -82,6 +82,7 @@ impl Drop for Shared {
     fn drop(&mut self) {
         // Start the shutdown; nobody is left to wait for it.
         drop(self.core.shut_down());
+        coordination::close_backend(&self.coordination);
     }
 }
 
@@ -479,6 +480,7 @@ impl Client {
     ///
     /// The shutdown starts at the first poll and goes on if the future is dropped.
     pub async fn close(&self) -> Result<(), Error> {
+        self.close_coordination();
         if let Some(stopped) = self.core().shut_down() {
             stopped.await;
         }

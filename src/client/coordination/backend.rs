@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use event_listener::{Event as Wakeup, IntoNotification};
@@ -299,6 +299,14 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
         topic: &'a str,
         tag: TypeTag,
     ) -> BoxFuture<'a, Result<TopicFeed, Error>>;
+
+    // --- Lifecycle -------------------------------------------------------------------------
+
+    /// The client closed: every wait in progress ends with [`Error::Closed`] (new calls are
+    /// refused before they reach the backend). Leases still held may be released; a backend
+    /// in another process keeps the cluster's state (other clients may use it), and only
+    /// stops this client's waits and subscriptions.
+    fn close(&self);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,6 +322,8 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
 /// suspension (clippy's `await_holding_lock` is denied crate-wide).
 pub(crate) struct InProcess {
     executor: Arc<dyn Executor>,
+    /// Set by `close`: every wait ends with `Error::Closed`.
+    closed: AtomicBool,
     next_lease: AtomicU64,
     /// The leases of locks and of semaphores (two kinds, two maps: a lookup by `&str`
     /// allocates nothing).
@@ -389,6 +399,7 @@ impl InProcess {
     pub(crate) fn new(executor: Arc<dyn Executor>) -> InProcess {
         InProcess {
             executor,
+            closed: AtomicBool::new(false),
             next_lease: AtomicU64::new(1),
             lock_leases: Mutex::default(),
             semaphore_leases: Mutex::default(),
@@ -401,7 +412,8 @@ impl InProcess {
     }
 
     /// Runs `attempt` until it answers `Some`, waking up only when `wakeup` is notified, for
-    /// up to `wait`; `None` when the wait runs out.
+    /// up to `wait`; `Ok(None)` when the wait runs out, [`Error::Closed`] once the client
+    /// closed (`close` notifies every wake-up).
     ///
     /// Cancel safe as long as `attempt` changes state only when it answers `Some`: the answer
     /// is returned in the same poll.
@@ -410,26 +422,36 @@ impl InProcess {
         wakeup: &Wakeup,
         wait: Option<Duration>,
         mut attempt: impl FnMut() -> Option<R> + Send,
-    ) -> Option<R> {
+    ) -> Result<Option<R>, Error> {
+        let closed = || Error::Closed { operation: "a coordination wait" };
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(closed());
+        }
         if let Some(answer) = attempt() {
-            return Some(answer);
+            return Ok(Some(answer));
         }
         if wait == Some(Duration::ZERO) {
-            return None;
+            return Ok(None);
         }
         let waiting = async move {
             loop {
                 // Listen first, then look: a notification between the two is not missed.
                 let listener = wakeup.listen();
+                if self.closed.load(Ordering::SeqCst) {
+                    return Err(closed());
+                }
                 if let Some(answer) = attempt() {
-                    return answer;
+                    return Ok(answer);
                 }
                 listener.await;
             }
         };
         match wait {
-            None => Some(waiting.await),
-            Some(limit) => self.executor.timeout(limit, waiting).await.ok(),
+            None => waiting.await.map(Some),
+            Some(limit) => match self.executor.timeout(limit, waiting).await {
+                Ok(answer) => answer.map(Some),
+                Err(_) => Ok(None),
+            },
         }
     }
 
@@ -557,7 +579,7 @@ impl Backend for InProcess {
                     held.insert(id);
                     Some(LeaseId(id))
                 })
-                .await;
+                .await?;
             Ok(granted)
         })
     }
@@ -636,7 +658,7 @@ impl Backend for InProcess {
             // A waiter woken by a set sees the flag, unless a clear came first; then it waits
             // on (as Dask's and asyncio's events: `wait` answers whether the event is set).
             let woken =
-                self.wait_for(&state.changed, wait, || state.set.lock().then_some(())).await;
+                self.wait_for(&state.changed, wait, || state.set.lock().then_some(())).await?;
             Ok(woken.is_some())
         })
     }
@@ -663,7 +685,7 @@ impl Backend for InProcess {
                     inner.items.push_back(item.take()?);
                     Some(())
                 })
-                .await;
+                .await?;
             match pushed {
                 Some(()) => {
                     // Every consumer looks: one waiting for a batch may not take this item,
@@ -693,7 +715,7 @@ impl Backend for InProcess {
                 let count = n.min(inner.items.len());
                 Some(inner.items.drain(..count).collect::<Vec<_>>())
             };
-            let mut items = self.wait_for(&state.pushed, wait, || take(n)).await;
+            let mut items = self.wait_for(&state.pushed, wait, || take(n)).await?;
             if items.is_none() {
                 // The wait ran out: take what is there.
                 items = take(1);
@@ -744,7 +766,7 @@ impl Backend for InProcess {
                     VariableValue::Set(value) => Some(Some(Arc::clone(value))),
                     VariableValue::Deleted => Some(None),
                 })
-                .await;
+                .await?;
             match read {
                 None => Ok(None),
                 Some(Some(value)) => Ok(Some(value)),
@@ -867,5 +889,30 @@ impl Backend for InProcess {
             state.subscribers.push(sender);
             Ok(Box::pin(receiver) as TopicFeed)
         })
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        // Wake every waiter: each finds `closed` set and ends. Waiters that start listening
+        // after this look at `closed` after they listen, so none is left behind.
+        for map in [&self.lock_leases, &self.semaphore_leases] {
+            for state in map.lock().values() {
+                state.freed.notify(usize::MAX);
+            }
+        }
+        for state in self.events.lock().values() {
+            state.changed.notify(usize::MAX);
+        }
+        for state in self.queues.lock().values() {
+            state.pushed.notify(usize::MAX);
+            state.popped.notify(usize::MAX);
+        }
+        for state in self.variables.lock().values() {
+            state.changed.notify(usize::MAX);
+        }
+        // Subscriptions end: their feeds close.
+        for topic in self.topics.lock().values_mut() {
+            topic.subscribers.clear();
+        }
     }
 }

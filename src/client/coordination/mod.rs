@@ -18,6 +18,9 @@
 //! - Misuse is [`Error::Coordination`], naming the primitive and what to do: a semaphore of
 //!   no leases, a release of a lease that is not held, a read of a deleted variable, a value
 //!   of another type than the name's first user gave, a dataset that was never published.
+//! - Closing the client (or dropping its last clone) ends every wait in progress with
+//!   [`Error::Closed`] and ends subscriptions; a lease released after the close is still
+//!   given back.
 //! - Values are `serde` values or task futures ([`Item`]); in-process they move as they are,
 //!   never encoded. A [`TaskFuture`] held by a queue, a variable or a dataset keeps its task
 //!   (and value) alive, as a handle does.
@@ -192,7 +195,20 @@ pub(crate) fn backend_for(core: &Core) -> Option<Arc<dyn Backend>> {
         .then(|| Arc::new(InProcess::new(Arc::clone(&core.executor))) as Arc<dyn Backend>)
 }
 
+/// Closes the backend in `slot`, if one was made.
+pub(crate) fn close_backend(slot: &std::sync::OnceLock<Option<Arc<dyn Backend>>>) {
+    if let Some(Some(backend)) = slot.get() {
+        backend.close();
+    }
+}
+
 impl Client {
+    /// Ends every coordination wait in progress with [`Error::Closed`]: called when the
+    /// client closes (or its last clone is dropped).
+    pub(crate) fn close_coordination(&self) {
+        close_backend(&self.shared.coordination);
+    }
+
     /// How handles reach this client's coordination state (shared by every clone).
     fn coordination(&self) -> Ctx {
         let backend = self.shared.coordination.get_or_init(|| backend_for(self.core())).clone();

@@ -112,7 +112,7 @@ impl BlockingClient<'_> {
 }
 
 /// The messages of one topic subscription, in the order they were logged: a [`Stream`]. Get
-/// one with [`Client::subscribe`]. It never ends while the cluster lives; dropping it
+/// one with [`Client::subscribe`]. It ends when the client closes; dropping it
 /// unsubscribes.
 ///
 /// Messages wait in the subscription until read (it keeps every one: a subscriber that never
