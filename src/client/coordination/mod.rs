@@ -31,6 +31,14 @@
 //! the one the awaited holder needs; submit such work with
 //! [`submit_async`](Client::submit_async).
 //!
+//! # Cancel safety
+//!
+//! Every operation is one step of the backend: dropping its future either changes nothing or
+//! lets the step finish. A wait that is dropped (or runs out) has taken nothing: no lease is
+//! granted to a dropped `acquire`, no item leaves the queue for a dropped `get`, and a dropped
+//! `put` has not queued its value. The methods' own `# Cancel safety` notes say what a drop
+//! does where there is more to say.
+//!
 //! # Backends
 //!
 //! The state lives in the client's coordination backend, chosen by its transport: with the
