@@ -86,6 +86,22 @@ pub enum Error {
     #[error("serialization failed: {0}")]
     Serialization(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 
+    /// A coordination primitive ([`Lock`](crate::Lock), [`Semaphore`](crate::Semaphore),
+    /// [`Queue`](crate::Queue), [`Variable`](crate::Variable), a published dataset, a topic)
+    /// was asked for something it cannot do: a semaphore of no leases, a release of a lease
+    /// that is not held, a read of a deleted variable, a value of another type than the
+    /// name's first user gave, a dataset that was never published. A timeout is never this
+    /// error: waits that run out answer `false` or `None`.
+    #[error("{primitive} {name:?}: {problem}")]
+    Coordination {
+        /// The kind of primitive, such as `"semaphore"`.
+        primitive: &'static str,
+        /// The cluster-wide name it was obtained under.
+        name: String,
+        /// What was wrong and what to do instead.
+        problem: String,
+    },
+
     /// A task that was waited for did not produce a value.
     #[error(transparent)]
     Task(TaskError),

@@ -49,6 +49,13 @@
 //! and `run`) runs there too, and also on workers in other processes: moving from one machine
 //! to many is one `.transport(..)` line. See [`task`].
 //!
+//! # Coordination
+//!
+//! Dask's `Lock`, `Semaphore`, `Event`, `Queue`, `Variable`, published datasets and topics,
+//! cluster-wide by name from a client (`client.lock("db")`, `client.queue::<T>("jobs")`,
+//! `client.publish_dataset(..)`, `client.log_event(..)`), async with blocking twins: see
+//! [`client::coordination`].
+//!
 //! # Choosing an executor
 //!
 //! Which executor a client runs on is decided once, when it is built:
@@ -102,6 +109,10 @@ pub use client::{
 pub use client::{AsCompleted, GatherErrors, Gathered, ReturnWhen, WaitOutcome};
 pub use client::{StatsStream, WorkerStats};
 pub use error::{Error, MAX_ERROR_TEXT, TaskError};
+// Cluster-wide coordination primitives (`client.lock("name")`, ...).
+pub use client::coordination::{
+    Event, Item, Lease, LeaseId, Lock, Queue, Semaphore, Subscription, Variable,
+};
 // Cooperative cancellation of running bodies.
 pub use client::{CancelOnDrop, TaskContext};
 pub use executor::{Executor, ExecutorExt};

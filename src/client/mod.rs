@@ -5,6 +5,7 @@ pub(crate) mod blocking;
 mod builder;
 mod cancel_guard;
 mod context;
+pub mod coordination;
 pub(crate) mod core;
 mod delayed;
 mod deps;
@@ -72,12 +73,16 @@ pub struct Client {
 /// Lives as long as some `Client` clone does; closes the core when the last one goes.
 struct Shared {
     core: Arc<Core>,
+    /// The coordination backend (locks, queues, ...), made at the first use of a primitive;
+    /// `None` inside when the transport has none. See `coordination::backend_for`.
+    coordination: std::sync::OnceLock<Option<Arc<dyn coordination::Backend>>>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
         // Start the shutdown; nobody is left to wait for it.
         drop(self.core.shut_down());
+        coordination::close_backend(&self.coordination);
     }
 }
 
@@ -108,7 +113,7 @@ impl Client {
     }
 
     pub(crate) fn from_core(core: Arc<Core>) -> Client {
-        Client { shared: Arc::new(Shared { core }) }
+        Client { shared: Arc::new(Shared { core, coordination: std::sync::OnceLock::new() }) }
     }
 
     pub(crate) fn core(&self) -> &Arc<Core> {
@@ -475,6 +480,7 @@ impl Client {
     ///
     /// The shutdown starts at the first poll and goes on if the future is dropped.
     pub async fn close(&self) -> Result<(), Error> {
+        self.close_coordination();
         if let Some(stopped) = self.core().shut_down() {
             stopped.await;
         }

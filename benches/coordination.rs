@@ -1,0 +1,338 @@
+//! The cost of the in-process coordination primitives, next to the plain async primitives
+//! doing the same work.
+//!
+//! ```sh
+//! cargo bench --bench coordination             # about 20 seconds
+//! cargo bench --bench coordination -- --quick  # a few seconds
+//! ```
+//!
+//! Workloads, each on the embedded executor, tokio (multi-thread) and smol, with a client of
+//! 2 in-process workers:
+//!
+//! - `lock acquire/release`: one caller takes and drops an uncontended `client.lock(..)`
+//!   guard; the time per pair. Raw: `futures::lock::Mutex` lock + unlock.
+//! - `lock contended`: 4 async tasks share one lock, each taking it in turn with a yield
+//!   inside; the time per acquire/release pair (wake-ups included). Raw: the same on a
+//!   `futures::lock::Mutex`.
+//! - `queue put+get`: one caller puts and gets one item of a `client.queue::<u64>(..)`; the
+//!   time per pair. Raw: `async_channel::unbounded` send + recv.
+//! - `queue round trip p50`: an async task echoes items from one queue into another; the
+//!   caller's put-to-get time, median. Raw: the same with two `async_channel`s.
+//!
+//! Each figure is the median of several repetitions. See `BENCHMARKS.md` for the latest run.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use taskweave::Client;
+// As `benches/overhead.rs` does: mount the runtime adapters' own sources, so that a plain
+// `cargo bench` (no features) covers tokio and smol too.
+use taskweave::{Error, executor};
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../runtimes/smol.rs"]
+mod smol_adapter;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../runtimes/tokio.rs"]
+mod tokio_adapter;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+#[derive(Debug, Clone, Copy)]
+enum Flavour {
+    Embedded,
+    TokioMultiThread,
+    Smol,
+}
+
+impl Flavour {
+    const ALL: [Flavour; 3] = [Flavour::Embedded, Flavour::TokioMultiThread, Flavour::Smol];
+
+    fn name(self) -> &'static str {
+        match self {
+            Flavour::Embedded => "embedded",
+            Flavour::TokioMultiThread => "tokio-mt",
+            Flavour::Smol => "smol",
+        }
+    }
+
+    fn block_on<T: Send + 'static>(self, future: BoxFuture<T>) -> T {
+        match self {
+            Flavour::Embedded => futures::executor::block_on(future),
+            Flavour::TokioMultiThread => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("start a tokio runtime")
+                .block_on(future),
+            Flavour::Smol => smol::block_on(future),
+        }
+    }
+
+    async fn client(self) -> Client {
+        let builder = Client::builder().workers(2);
+        let builder = match self {
+            Flavour::Embedded => {
+                builder.executor(taskweave::runtimes::embedded::EmbeddedExecutor::global())
+            }
+            Flavour::TokioMultiThread => builder
+                .executor(tokio_adapter::TokioExecutor::current().expect("inside a tokio runtime")),
+            Flavour::Smol => builder.executor(smol_adapter::SmolExecutor::global()),
+        };
+        builder.build().await.expect("build a client")
+    }
+}
+
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
+
+fn per_op(elapsed: Duration, n: usize) -> f64 {
+    elapsed.as_secs_f64() * 1e9 / n as f64
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workloads: each returns nanoseconds per operation (or the median latency).
+
+async fn lock_uncontended(client: &Client, n: usize) -> f64 {
+    let lock = client.lock("bench");
+    let started = Instant::now();
+    for _ in 0..n {
+        let guard = lock.acquire().await.unwrap();
+        drop(guard);
+    }
+    per_op(started.elapsed(), n)
+}
+
+async fn raw_lock_uncontended(n: usize) -> f64 {
+    let lock = futures::lock::Mutex::new(0_u64);
+    let started = Instant::now();
+    for _ in 0..n {
+        *lock.lock().await += 1;
+    }
+    per_op(started.elapsed(), n)
+}
+
+const CONTENDERS: usize = 4;
+
+async fn lock_contended(client: &Client, n: usize) -> f64 {
+    let lock = client.lock("contended");
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CONTENDERS)
+        .map(|_| {
+            let lock = lock.clone();
+            client.submit_async(
+                move |rounds: usize| {
+                    let lock = lock.clone();
+                    async move {
+                        for _ in 0..rounds {
+                            let _guard = lock.acquire().await.unwrap();
+                            yield_now().await;
+                        }
+                    }
+                },
+                n / CONTENDERS,
+            )
+        })
+        .collect();
+    client.gather(&tasks).await.unwrap();
+    per_op(started.elapsed(), n)
+}
+
+async fn raw_lock_contended(client: &Client, n: usize) -> f64 {
+    let lock = Arc::new(futures::lock::Mutex::new(()));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CONTENDERS)
+        .map(|_| {
+            let lock = Arc::clone(&lock);
+            // Spawned through the client only to run on the same executor; the work is the
+            // raw mutex's.
+            client.submit_async(
+                move |rounds: usize| {
+                    let lock = Arc::clone(&lock);
+                    async move {
+                        for _ in 0..rounds {
+                            let _guard = lock.lock().await;
+                            yield_now().await;
+                        }
+                    }
+                },
+                n / CONTENDERS,
+            )
+        })
+        .collect();
+    client.gather(&tasks).await.unwrap();
+    per_op(started.elapsed(), n)
+}
+
+async fn queue_put_get(client: &Client, n: usize) -> f64 {
+    let queue = client.queue::<u64>("bench");
+    let started = Instant::now();
+    for i in 0..n as u64 {
+        queue.put(i).await.unwrap();
+        assert_eq!(queue.get().await.unwrap(), i);
+    }
+    per_op(started.elapsed(), n)
+}
+
+async fn raw_queue_put_get(n: usize) -> f64 {
+    let (sender, receiver) = async_channel::unbounded::<u64>();
+    let started = Instant::now();
+    for i in 0..n as u64 {
+        sender.send(i).await.unwrap();
+        assert_eq!(receiver.recv().await.unwrap(), i);
+    }
+    per_op(started.elapsed(), n)
+}
+
+async fn queue_round_trip(client: &Client, n: usize) -> f64 {
+    let (ping, pong) = (client.queue::<u64>("ping"), client.queue::<u64>("pong"));
+    let echo = {
+        let (ping, pong) = (ping.clone(), pong.clone());
+        client.submit_async(
+            move |n: usize| {
+                let (ping, pong) = (ping.clone(), pong.clone());
+                async move {
+                    for _ in 0..n {
+                        let item = ping.get().await.unwrap();
+                        pong.put(item).await.unwrap();
+                    }
+                }
+            },
+            n,
+        )
+    };
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        let started = Instant::now();
+        ping.put(i).await.unwrap();
+        assert_eq!(pong.get().await.unwrap(), i);
+        samples.push(started.elapsed().as_secs_f64() * 1e9);
+    }
+    echo.await.unwrap();
+    median(samples)
+}
+
+async fn raw_queue_round_trip(client: &Client, n: usize) -> f64 {
+    let (ping_sender, ping) = async_channel::unbounded::<u64>();
+    let (pong_sender, pong) = async_channel::unbounded::<u64>();
+    let echo = client.submit_async(
+        move |n: usize| {
+            let (ping, pong_sender) = (ping.clone(), pong_sender.clone());
+            async move {
+                for _ in 0..n {
+                    let item = ping.recv().await.unwrap();
+                    pong_sender.send(item).await.unwrap();
+                }
+            }
+        },
+        n,
+    );
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        let started = Instant::now();
+        ping_sender.send(i).await.unwrap();
+        assert_eq!(pong.recv().await.unwrap(), i);
+        samples.push(started.elapsed().as_secs_f64() * 1e9);
+    }
+    echo.await.unwrap();
+    median(samples)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Row {
+    workload: &'static str,
+    executor: &'static str,
+    n: usize,
+    taskweave_ns: f64,
+    raw_ns: f64,
+}
+
+fn run(flavour: Flavour, n: usize, repeats: usize) -> Vec<Row> {
+    flavour.block_on(Box::pin(async move {
+        let client = flavour.client().await;
+        let mut rows = Vec::new();
+        let mut measure = |workload, n, taskweave: Vec<f64>, raw: Vec<f64>| {
+            rows.push(Row {
+                workload,
+                executor: flavour.name(),
+                n,
+                taskweave_ns: median(taskweave),
+                raw_ns: median(raw),
+            })
+        };
+        let (mut tw, mut raw) = (Vec::new(), Vec::new());
+        for _ in 0..repeats {
+            tw.push(lock_uncontended(&client, n).await);
+            raw.push(raw_lock_uncontended(n).await);
+        }
+        measure("lock acquire/release", n, tw, raw);
+        let (mut tw, mut raw) = (Vec::new(), Vec::new());
+        for _ in 0..repeats {
+            tw.push(lock_contended(&client, n / 10).await);
+            raw.push(raw_lock_contended(&client, n / 10).await);
+        }
+        measure("lock contended (4)", n / 10, tw, raw);
+        let (mut tw, mut raw) = (Vec::new(), Vec::new());
+        for _ in 0..repeats {
+            tw.push(queue_put_get(&client, n).await);
+            raw.push(raw_queue_put_get(n).await);
+        }
+        measure("queue put+get", n, tw, raw);
+        let (mut tw, mut raw) = (Vec::new(), Vec::new());
+        for _ in 0..repeats {
+            tw.push(queue_round_trip(&client, n / 10).await);
+            raw.push(raw_queue_round_trip(&client, n / 10).await);
+        }
+        measure("queue round trip p50", n / 10, tw, raw);
+        client.close().await.expect("close the client");
+        rows
+    }))
+}
+
+fn main() {
+    let quick = std::env::args().any(|argument| argument == "--quick");
+    let (n, repeats) = if quick { (10_000, 3) } else { (100_000, 5) };
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for flavour in Flavour::ALL {
+        eprintln!("coordination: {} ...", flavour.name());
+        rows.extend(run(flavour, n, repeats));
+    }
+    println!();
+    println!(
+        "{:<24} {:<10} {:>8} {:>14} {:>12} {:>10}",
+        "workload", "executor", "n", "taskweave ns", "raw ns", "vs raw"
+    );
+    println!("{}", "-".repeat(83));
+    for row in &rows {
+        println!(
+            "{:<24} {:<10} {:>8} {:>14.0} {:>12.0} {:>9.2}x",
+            row.workload,
+            row.executor,
+            row.n,
+            row.taskweave_ns,
+            row.raw_ns,
+            row.taskweave_ns / row.raw_ns
+        );
+    }
+    println!("\n(took {:.1} s)", started.elapsed().as_secs_f64());
+}

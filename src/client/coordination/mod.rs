@@ -1,0 +1,378 @@
+//! Cluster-wide coordination primitives, each found by name through a [`Client`]: Dask's
+//! `Lock`, `Semaphore`, `Event`, `Queue`, `Variable`, published datasets and topics.
+//!
+//! # The model
+//!
+//! - Each primitive lives in the cluster under a name; a handle (`client.lock("db")`) is a
+//!   cheap, cloneable way to reach it. Two handles with one name, from clones of one client
+//!   or from task bodies given a clone, reach the same primitive. Each kind has its own names
+//!   (a lock `"a"` and a queue `"a"` are two things).
+//! - Every operation is an `async fn`; its blocking twin is on the primitive's
+//!   [`blocking`](Lock::blocking) view ([`Blocking`]), which, like
+//!   [`Client::blocking`], refuses to block inside an async context (a runtime thread or a
+//!   taskweave worker) with [`Error::BlockingInAsyncContext`].
+//! - A wait that runs out is an answer, not an error: `acquire_timeout` gives `None`,
+//!   `Event::wait_timeout` `false`, `get_timeout` `None`, `put_timeout` the value back.
+//!   Timeouts are measured by the client's [`Executor`](crate::Executor), so they run in
+//!   virtual time under the simulation executor.
+//! - Misuse is [`Error::Coordination`], naming the primitive and what to do: a semaphore of
+//!   no leases, a release of a lease that is not held, a read of a deleted variable, a value
+//!   of another type than the name's first user gave, a dataset that was never published.
+//! - Closing the client (or dropping its last clone) ends every wait in progress with
+//!   [`Error::Closed`] and ends subscriptions; a lease released after the close is still
+//!   given back.
+//! - Values are `serde` values or task futures ([`Item`]); in-process they move as they are,
+//!   never encoded. A [`TaskFuture`] held by a queue, a variable or a dataset keeps its task
+//!   (and value) alive, as a handle does.
+//!
+//! Usable from task bodies too: move a handle (or a clone of the client) into an async body,
+//! which awaits the async methods. A *blocking* body cannot wait on a worker thread (the
+//! blocking view refuses, as `TaskFuture::result` does there), because a blocked worker may be
+//! the one the awaited holder needs; submit such work with
+//! [`submit_async`](Client::submit_async).
+//!
+//! # Cancel safety
+//!
+//! Every operation is one step of the backend: dropping its future either changes nothing or
+//! lets the step finish. A wait that is dropped (or runs out) has taken nothing: no lease is
+//! granted to a dropped `acquire`, no item leaves the queue for a dropped `get`, and a dropped
+//! `put` has not queued its value. The methods' own `# Cancel safety` notes say what a drop
+//! does where there is more to say.
+//!
+//! # Backends
+//!
+//! The state lives in the client's coordination backend, chosen by its transport: with the
+//! in-process transport, in this process (plain Rust synchronisation, waiters woken rather
+//! than polled). A client on another transport (Redis) has none yet, and every operation
+//! answers [`Error::Coordination`] saying so.
+//!
+//! # Examples
+//!
+//! A lock serialises updates made by concurrent tasks:
+//!
+//! ```
+//! # async fn run() -> Result<(), taskweave::Error> {
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! let client = taskweave::Client::builder().workers(2).build().await?;
+//! let total = Arc::new(AtomicU64::new(0));
+//! let tasks: Vec<_> = (0..8)
+//!     .map(|_| {
+//!         let lock = client.lock("total");
+//!         let total = Arc::clone(&total);
+//!         client.submit_async(
+//!             move |_: ()| {
+//!                 let (lock, total) = (lock.clone(), Arc::clone(&total));
+//!                 async move {
+//!                     let _guard = lock.acquire().await.map_err(|e| e.to_string())?;
+//!                     let seen = total.load(Ordering::SeqCst);
+//!                     total.store(seen + 1, Ordering::SeqCst); // a read-modify-write, safe
+//!                     Ok::<(), String>(())
+//!                 } // the guard drops here: the lock is released
+//!             },
+//!             (),
+//!         )
+//!     })
+//!     .collect();
+//! for outcome in client.gather(&tasks).await? {
+//!     outcome.expect("every task got the lock");
+//! }
+//! assert_eq!(total.load(Ordering::SeqCst), 8);
+//! # client.close().await }
+//! # futures::executor::block_on(run()).unwrap();
+//! ```
+
+mod backend;
+mod dataset;
+mod event;
+mod lease;
+mod queue;
+mod topic;
+mod variable;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use backend::LeaseId;
+pub use event::Event;
+pub use lease::{DEFAULT_LEASE_TIMEOUT, Lease, Lock, Semaphore};
+pub use queue::Queue;
+pub use topic::Subscription;
+pub use variable::Variable;
+
+pub(crate) use backend::Backend;
+use backend::{InProcess, Kind, problem};
+
+use super::core::Core;
+use super::{Client, TaskFuture};
+use crate::error::Error;
+
+/// What a queue, a variable or a topic can carry: a `serde` value
+/// (`Serialize + DeserializeOwned`), or a [`TaskFuture`].
+///
+/// The `serde` bounds keep code portable between backends: in-process the value moves as it
+/// is (nothing is encoded), on a backend in another process it is encoded. A `TaskFuture`
+/// passed through a queue or a variable keeps its task alive until it is taken out and
+/// dropped, as a handle does.
+///
+/// Sealed: implemented for every such type, and nothing else.
+pub trait Item: Send + Sync + 'static + sealed::Sealed {}
+
+impl<T> Item for T where T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static {}
+impl<T: Send + Sync + 'static> Item for TaskFuture<T> {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<T> Sealed for T where T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static {}
+    impl<T: Send + Sync + 'static> Sealed for super::TaskFuture<T> {}
+}
+
+/// The blocking twin of a primitive's async methods: `lock.blocking().acquire()`. Get one
+/// with the primitive's `blocking` method.
+///
+/// Every method refuses to block inside an async context and returns
+/// [`Error::BlockingInAsyncContext`] instead, as [`Client::blocking`] does.
+///
+/// # Examples
+///
+/// ```
+/// let client = taskweave::Client::new()?;
+/// let event = client.event("ready");
+/// event.blocking().set()?;
+/// assert!(event.blocking().wait_timeout(std::time::Duration::from_secs(1))?);
+/// # Ok::<(), taskweave::Error>(())
+/// ```
+pub struct Blocking<'a, P> {
+    primitive: &'a P,
+}
+
+impl<P: fmt::Debug> fmt::Debug for Blocking<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Blocking").field(self.primitive).finish()
+    }
+}
+
+impl<P> Clone for Blocking<'_, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P> Copy for Blocking<'_, P> {}
+
+/// How a handle reaches its cluster's coordination state: the client's core (to refuse work
+/// once it is closed) and its backend.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    core: Arc<Core>,
+    /// `None` when the client's transport has no coordination backend.
+    backend: Option<Arc<dyn Backend>>,
+}
+
+impl Ctx {
+    /// The backend for `operation` on `kind` `name`: refused once the client is closed, and
+    /// on a transport without a backend.
+    fn backend(
+        &self,
+        kind: Kind,
+        name: &str,
+        operation: &'static str,
+    ) -> Result<&Arc<dyn Backend>, Error> {
+        if self.core.is_closed() {
+            return Err(Error::Closed { operation });
+        }
+        self.backend.as_ref().ok_or_else(|| {
+            problem(
+                kind,
+                name,
+                format!(
+                    "the {} transport has no coordination backend yet; coordination primitives \
+                     work with the in-process transport today",
+                    self.core.transport.name()
+                ),
+            )
+        })
+    }
+}
+
+/// The coordination backend for a client built on `core`: the in-process one for the
+/// in-process transport, none (yet) for the others.
+pub(crate) fn backend_for(core: &Core) -> Option<Arc<dyn Backend>> {
+    (core.transport.name() == "in-process")
+        .then(|| Arc::new(InProcess::new(Arc::clone(&core.executor))) as Arc<dyn Backend>)
+}
+
+/// Closes the backend in `slot`, if one was made.
+pub(crate) fn close_backend(slot: &std::sync::OnceLock<Option<Arc<dyn Backend>>>) {
+    if let Some(Some(backend)) = slot.get() {
+        backend.close();
+    }
+}
+
+impl Client {
+    /// Ends every coordination wait in progress with [`Error::Closed`]: called when the
+    /// client closes (or its last clone is dropped).
+    pub(crate) fn close_coordination(&self) {
+        close_backend(&self.shared.coordination);
+    }
+
+    /// How handles reach this client's coordination state (shared by every clone).
+    fn coordination(&self) -> Ctx {
+        let backend = self.shared.coordination.get_or_init(|| backend_for(self.core())).clone();
+        Ctx { core: Arc::clone(self.core()), backend }
+    }
+
+    /// The cluster-wide lock named `name` (Dask's `Lock(name)`): one holder at a time. See
+    /// [`Lock`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(1).build().await?;
+    /// let lock = client.lock("db");
+    /// let guard = lock.acquire().await?;
+    /// assert!(lock.try_acquire().await?.is_none(), "held");
+    /// drop(guard);
+    /// assert!(lock.try_acquire().await?.is_some(), "free again");
+    /// # client.close().await }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    pub fn lock(&self, name: impl Into<String>) -> Lock {
+        Lock::new(self.coordination(), name.into())
+    }
+
+    /// The cluster-wide semaphore named `name`, which grants at most `max_leases` leases at
+    /// once (Dask's `Semaphore(max_leases, name)`). See [`Semaphore`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Coordination`] when `max_leases` is 0 (nothing could ever acquire it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(1).build().await?;
+    /// let limit = client.semaphore("api", 2)?;
+    /// let first = limit.acquire().await?;
+    /// let second = limit.acquire().await?;
+    /// assert!(limit.try_acquire().await?.is_none(), "both leases are out");
+    /// drop((first, second));
+    /// # client.close().await }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    pub fn semaphore(&self, name: impl Into<String>, max_leases: u32) -> Result<Semaphore, Error> {
+        Semaphore::new(self.coordination(), name.into(), max_leases)
+    }
+
+    /// The cluster-wide event named `name` (Dask's `Event(name)`): a flag tasks wait for.
+    /// See [`Event`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(1).build().await?;
+    /// let go = client.event("go");
+    /// let waiter = client.submit_async(
+    ///     {
+    ///         let go = go.clone();
+    ///         move |_: ()| {
+    ///             let go = go.clone();
+    ///             async move { go.wait().await.is_ok() }
+    ///         }
+    ///     },
+    ///     (),
+    /// );
+    /// go.set().await?;
+    /// assert!(waiter.await?);
+    /// # client.close().await }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    pub fn event(&self, name: impl Into<String>) -> Event {
+        Event::new(self.coordination(), name.into())
+    }
+
+    /// The cluster-wide queue named `name` (Dask's `Queue(name)`), multi-producer and
+    /// multi-consumer, carrying `T`s. Unbounded unless some handle bounded it
+    /// ([`bounded_queue`](Client::bounded_queue)); then this handle keeps that bound. See
+    /// [`Queue`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(1).build().await?;
+    /// let jobs = client.queue::<String>("jobs");
+    /// jobs.put("first".to_owned()).await?;
+    /// jobs.put("second".to_owned()).await?;
+    /// assert_eq!(jobs.len().await?, 2);
+    /// assert_eq!(jobs.get().await?, "first");
+    /// # client.close().await }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    pub fn queue<T: Item>(&self, name: impl Into<String>) -> Queue<T> {
+        Queue::new(self.coordination(), name.into(), None)
+    }
+
+    /// The cluster-wide queue named `name`, holding at most `capacity` items: a
+    /// [`put`](Queue::put) into a full queue waits for room (back-pressure). The first bound
+    /// given to a name fixes it. See [`Queue`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Coordination`] when `capacity` is 0 (no item could ever be put).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let client = taskweave::Client::builder().workers(1).build().await?;
+    /// let queue = client.bounded_queue::<u32>("work", 1)?;
+    /// queue.put(1).await?;
+    /// // Full: a put with a timeout gives the value back.
+    /// assert_eq!(queue.put_timeout(2, Duration::from_millis(10)).await?, Err(2));
+    /// assert_eq!(queue.get().await?, 1);
+    /// assert_eq!(queue.put_timeout(2, Duration::from_millis(10)).await?, Ok(()));
+    /// # client.close().await }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    pub fn bounded_queue<T: Item>(
+        &self,
+        name: impl Into<String>,
+        capacity: usize,
+    ) -> Result<Queue<T>, Error> {
+        let name = name.into();
+        if capacity == 0 {
+            return Err(problem(
+                Kind::Queue,
+                &name,
+                "a capacity of 0 would let nothing in; give at least 1, or use Client::queue \
+                 for an unbounded queue",
+            ));
+        }
+        Ok(Queue::new(self.coordination(), name, Some(capacity)))
+    }
+
+    /// The cluster-wide variable named `name` (Dask's `Variable(name)`): one value (or task
+    /// future) that tasks set and read. See [`Variable`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(1).build().await?;
+    /// let learning_rate = client.variable::<f64>("learning-rate");
+    /// learning_rate.set(0.1).await?;
+    /// assert_eq!(learning_rate.get().await?, 0.1);
+    /// # client.close().await }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    pub fn variable<T: Item + Clone>(&self, name: impl Into<String>) -> Variable<T> {
+        Variable::new(self.coordination(), name.into())
+    }
+}

@@ -1,0 +1,830 @@
+#![allow(unreachable_pub)]
+//! The coordination primitives (`Lock`, `Semaphore`, `Event`, `Queue`, `Variable`, datasets,
+//! topics) from the user's side, on every executor: the embedded one, tokio (current- and
+//! multi-thread), smol, and the deterministic simulation (several seeds).
+//!
+//! Each case is an `async fn(Client)`; the harnesses below list them. Every wait in a case is
+//! bounded ([`within`]), and every case runs under a deadline, so a lost wake-up fails
+//! instead of hanging.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use taskweave::{Client, Error, ExecutorExt, TaskFuture};
+
+/// How long any one case may take before it counts as hung.
+const DEADLINE: Duration = Duration::from_secs(60);
+/// How long a case waits for something that must happen.
+const BOUND: Duration = Duration::from_secs(20);
+/// A wait that is meant to run out.
+const SHORT: Duration = Duration::from_millis(30);
+
+type Case = fn(Client) -> BoxFuture<'static, ()>;
+
+/// Awaits `future` for at most [`BOUND`] on the client's executor, or fails the case.
+async fn within<F: Future>(client: &Client, what: &str, future: F) -> F::Output {
+    match client.executor().timeout(BOUND, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("{what} did not happen within {BOUND:?}"),
+    }
+}
+
+/// Gives other tasks a turn: makes races between a read and a write likely.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
+
+/// The problem text of an [`Error::Coordination`], or a failure naming what came instead.
+fn problem_of<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
+    match result {
+        Err(Error::Coordination { problem, .. }) => problem,
+        other => panic!("expected a coordination error, got {other:?}"),
+    }
+}
+
+mod cases {
+    use super::*;
+
+    /// 20 tasks each add 25 times to a counter with a read, a yield and a write, under one
+    /// lock: no update is lost, and nobody is ever inside with another.
+    pub async fn lock_gives_mutual_exclusion_to_twenty_tasks(client: Client) {
+        let counter = Arc::new(AtomicU64::new(0));
+        let inside = Arc::new(AtomicU32::new(0));
+        let tasks: Vec<TaskFuture<u32>> = (0..20)
+            .map(|_| {
+                let (lock, counter, inside) =
+                    (client.lock("counter"), Arc::clone(&counter), Arc::clone(&inside));
+                client.submit_async(
+                    move |_: ()| {
+                        let (lock, counter, inside) =
+                            (lock.clone(), Arc::clone(&counter), Arc::clone(&inside));
+                        async move {
+                            let mut overlaps = 0;
+                            for _ in 0..25 {
+                                let _guard = lock.acquire().await.unwrap();
+                                overlaps += inside.fetch_add(1, Ordering::SeqCst);
+                                let seen = counter.load(Ordering::SeqCst);
+                                yield_now().await;
+                                counter.store(seen + 1, Ordering::SeqCst);
+                                inside.fetch_sub(1, Ordering::SeqCst);
+                            }
+                            overlaps
+                        }
+                    },
+                    (),
+                )
+            })
+            .collect();
+        let overlaps = within(&client, "20 tasks", client.gather(&tasks)).await.unwrap();
+        assert_eq!(overlaps.iter().sum::<u32>(), 0, "two holders were inside at once");
+        assert_eq!(counter.load(Ordering::SeqCst), 20 * 25, "an update was lost");
+        assert!(!client.lock("counter").is_locked().await.unwrap(), "every guard released");
+    }
+
+    /// 20 tasks share a semaphore of 3: never more than 3 inside, every task gets in.
+    pub async fn semaphore_never_exceeds_max_leases(client: Client) {
+        let inside = Arc::new(AtomicU32::new(0));
+        let most = Arc::new(AtomicU32::new(0));
+        let semaphore = client.semaphore("pool", 3).unwrap();
+        let tasks: Vec<TaskFuture<()>> = (0..20)
+            .map(|_| {
+                let (semaphore, inside, most) =
+                    (semaphore.clone(), Arc::clone(&inside), Arc::clone(&most));
+                client.submit_async(
+                    move |_: ()| {
+                        let (semaphore, inside, most) =
+                            (semaphore.clone(), Arc::clone(&inside), Arc::clone(&most));
+                        async move {
+                            for _ in 0..5 {
+                                let lease = semaphore.acquire().await.unwrap();
+                                let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                                most.fetch_max(now, Ordering::SeqCst);
+                                yield_now().await;
+                                inside.fetch_sub(1, Ordering::SeqCst);
+                                drop(lease);
+                            }
+                        }
+                    },
+                    (),
+                )
+            })
+            .collect();
+        within(&client, "20 tasks", client.gather(&tasks)).await.unwrap();
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=3).contains(&most), "{most} holders at once with max_leases 3");
+        assert_eq!(semaphore.held().await.unwrap(), 0);
+    }
+
+    /// Two leases given back at once wake two waiters: each release wakes a waiter of its
+    /// own (a second wake-up must not be merged into the first, still pending one).
+    pub async fn releases_back_to_back_wake_a_waiter_each(client: Client) {
+        let semaphore = client.semaphore("pair", 2).unwrap();
+        let (first, second) = (semaphore.acquire().await.unwrap(), semaphore.acquire().await);
+        let (waiting, granted, finish) =
+            (client.queue::<u8>("waiting"), client.queue::<u8>("granted"), client.event("finish"));
+        let waiters: Vec<TaskFuture<()>> = (0..2_u8)
+            .map(|i| {
+                let (semaphore, waiting, granted, finish) =
+                    (semaphore.clone(), waiting.clone(), granted.clone(), finish.clone());
+                client.submit_async(
+                    move |_: ()| {
+                        let (semaphore, waiting, granted, finish) =
+                            (semaphore.clone(), waiting.clone(), granted.clone(), finish.clone());
+                        async move {
+                            waiting.put(i).await.unwrap();
+                            // Holds its lease until told to finish, so it cannot pass a
+                            // wake-up on by releasing.
+                            let _lease = semaphore.acquire().await.unwrap();
+                            granted.put(i).await.unwrap();
+                            finish.wait().await.unwrap();
+                        }
+                    },
+                    (),
+                )
+            })
+            .collect();
+        within(&client, "two waiters", waiting.get_batch(2)).await.unwrap();
+        // Give both a turn to reach their wait (this can only make the bug show, never hide).
+        for _ in 0..50 {
+            yield_now().await;
+        }
+        drop(first);
+        drop(second);
+        let got = within(&client, "a lease for each waiter", granted.get_batch(2)).await;
+        assert_eq!(got.unwrap().len(), 2);
+        finish.set().await.unwrap();
+        within(&client, "the waiters", client.gather(&waiters)).await.unwrap();
+    }
+
+    /// Two items taken one after the other from a full queue wake two waiting producers.
+    pub async fn gets_back_to_back_wake_a_producer_each(client: Client) {
+        let queue = client.bounded_queue::<u8>("full", 2).unwrap();
+        queue.put(0).await.unwrap();
+        queue.put(1).await.unwrap();
+        let waiting = client.queue::<u8>("producing");
+        let producers: Vec<TaskFuture<()>> = (2..4_u8)
+            .map(|i| {
+                let (queue, waiting) = (queue.clone(), waiting.clone());
+                client.submit_async(
+                    move |_: ()| {
+                        let (queue, waiting) = (queue.clone(), waiting.clone());
+                        async move {
+                            waiting.put(i).await.unwrap();
+                            queue.put(i).await.unwrap();
+                        }
+                    },
+                    (),
+                )
+            })
+            .collect();
+        within(&client, "two producers", waiting.get_batch(2)).await.unwrap();
+        for _ in 0..50 {
+            yield_now().await;
+        }
+        assert_eq!(queue.get().await.unwrap(), 0);
+        assert_eq!(queue.get().await.unwrap(), 1);
+        within(&client, "both producers' puts", client.gather(&producers)).await.unwrap();
+        let mut rest = queue.get_batch(2).await.unwrap();
+        rest.sort_unstable();
+        assert_eq!(rest, [2, 3]);
+    }
+
+    /// An item put while a batch consumer (waiting for 2) and a single consumer wait goes to
+    /// the single one: the batch consumer must not swallow its wake-up.
+    pub async fn a_waiting_batch_does_not_strand_a_single_consumer(client: Client) {
+        let queue = client.queue::<u8>("mixed");
+        let waiting = client.queue::<u8>("consumers");
+        let batch = {
+            let (queue, waiting) = (queue.clone(), waiting.clone());
+            client.submit_async(
+                move |_: ()| {
+                    let (queue, waiting) = (queue.clone(), waiting.clone());
+                    async move {
+                        waiting.put(0).await.unwrap();
+                        queue.get_batch(2).await.unwrap()
+                    }
+                },
+                (),
+            )
+        };
+        within(&client, "the batch consumer", waiting.get()).await.unwrap();
+        for _ in 0..50 {
+            yield_now().await;
+        }
+        let single = {
+            let (queue, waiting) = (queue.clone(), waiting.clone());
+            client.submit_async(
+                move |_: ()| {
+                    let (queue, waiting) = (queue.clone(), waiting.clone());
+                    async move {
+                        waiting.put(1).await.unwrap();
+                        queue.get().await.unwrap()
+                    }
+                },
+                (),
+            )
+        };
+        within(&client, "the single consumer", waiting.get()).await.unwrap();
+        for _ in 0..50 {
+            yield_now().await;
+        }
+        queue.put(7).await.unwrap();
+        assert_eq!(within(&client, "the single consumer's item", single).await.unwrap(), 7);
+        queue.put(8).await.unwrap();
+        queue.put(9).await.unwrap();
+        assert_eq!(within(&client, "the batch", batch).await.unwrap(), [8, 9]);
+    }
+
+    /// Ten tasks wait on one event; one `set` wakes them all.
+    pub async fn event_wakes_every_waiter(client: Client) {
+        let event = client.event("go");
+        assert!(!event.wait_timeout(SHORT).await.unwrap(), "a new event is clear");
+        let started = client.queue::<u32>("started");
+        let waiters: Vec<TaskFuture<bool>> = (0..10)
+            .map(|i| {
+                let (event, started) = (event.clone(), started.clone());
+                client.submit_async(
+                    move |_: ()| {
+                        let (event, started) = (event.clone(), started.clone());
+                        async move {
+                            started.put(i).await.unwrap();
+                            event.wait().await.is_ok()
+                        }
+                    },
+                    (),
+                )
+            })
+            .collect();
+        // Every waiter has started (and is waiting, or about to) before the set.
+        let ready = within(&client, "ten waiters", started.get_batch(10)).await.unwrap();
+        assert_eq!(ready.len(), 10);
+        event.set().await.unwrap();
+        let woken = within(&client, "every waiter woken", client.gather(&waiters)).await;
+        assert_eq!(woken.unwrap(), vec![true; 10]);
+        assert!(event.is_set().await.unwrap());
+        event.clear().await.unwrap();
+        assert!(!event.is_set().await.unwrap());
+        assert!(!event.wait_timeout(SHORT).await.unwrap(), "cleared again");
+    }
+
+    /// Three producers put 40 items each into a queue of 4; one consumer sees each
+    /// producer's items in order and the queue never holds more than 4.
+    pub async fn queue_pushes_back_and_keeps_each_producers_order(client: Client) {
+        let queue = client.bounded_queue::<(u32, u32)>("work", 4).unwrap();
+        let producers: Vec<TaskFuture<()>> = (0..3)
+            .map(|producer| {
+                let queue = queue.clone();
+                client.submit_async(
+                    move |_: ()| {
+                        let queue = queue.clone();
+                        async move {
+                            for sequence in 0..40 {
+                                queue.put((producer, sequence)).await.unwrap();
+                            }
+                        }
+                    },
+                    (),
+                )
+            })
+            .collect();
+        let mut next = [0_u32; 3];
+        for _ in 0..120 {
+            let length = queue.len().await.unwrap();
+            assert!(length <= 4, "a queue of 4 held {length}");
+            let (producer, sequence) = within(&client, "an item", queue.get()).await.unwrap();
+            assert_eq!(sequence, next[producer as usize], "producer {producer} out of order");
+            next[producer as usize] += 1;
+        }
+        within(&client, "the producers", client.gather(&producers)).await.unwrap();
+        assert_eq!(next, [40; 3]);
+        assert!(queue.is_empty().await.unwrap());
+        // Full: a put with a timeout gives the value back, and nothing was queued.
+        for i in 0..4 {
+            queue.put((9, i)).await.unwrap();
+        }
+        assert_eq!(queue.put_timeout((9, 99), SHORT).await.unwrap(), Err((9, 99)));
+        assert_eq!(queue.len().await.unwrap(), 4);
+        assert_eq!(queue.get_batch(4).await.unwrap(), vec![(9, 0), (9, 1), (9, 2), (9, 3)]);
+    }
+
+    /// A future in a queue keeps its task (and value) alive after every other handle went.
+    pub async fn a_queued_future_keeps_its_task_alive(client: Client) {
+        let queue = client.queue::<TaskFuture<u64>>("futures");
+        let future = client.submit(|x: u64| x * 3, 14);
+        let key = future.key().clone();
+        queue.put(future).await.unwrap(); // the only handle now
+        let taken = within(&client, "the future", queue.get()).await.unwrap();
+        assert_eq!(taken.key(), &key);
+        assert_eq!(within(&client, "its value", taken).await.unwrap(), 42);
+    }
+
+    /// A `get` waits until the variable is set, then every reader sees the value.
+    pub async fn variable_get_waits_for_set(client: Client) {
+        let variable = client.variable::<String>("model");
+        assert_eq!(variable.get_timeout(SHORT).await.unwrap(), None, "never set");
+        let reader = {
+            let variable = variable.clone();
+            client.submit_async(
+                move |_: ()| {
+                    let variable = variable.clone();
+                    async move { variable.get().await.unwrap() }
+                },
+                (),
+            )
+        };
+        variable.set("v1".to_owned()).await.unwrap();
+        assert_eq!(within(&client, "the reader", reader).await.unwrap(), "v1");
+        variable.set("v2".to_owned()).await.unwrap();
+        assert_eq!(variable.get().await.unwrap(), "v2");
+        // A variable holding a future keeps its task alive.
+        let futures = client.variable::<TaskFuture<u32>>("future");
+        futures.set(client.submit(|x: u32| x + 1, 1)).await.unwrap();
+        let future = futures.get().await.unwrap();
+        assert_eq!(within(&client, "its value", future).await.unwrap(), 2);
+    }
+
+    /// A published dataset outlives the future that made it; unpublishing ends that.
+    pub async fn dataset_outlives_the_future_handle_that_made_it(client: Client) {
+        let future = client.submit(|n: u64| (1..=n).sum::<u64>(), 10);
+        client.publish_dataset("total", &future).await.unwrap();
+        drop(future);
+        assert_eq!(client.list_datasets().await.unwrap(), ["total"]);
+        let again = client.dataset::<u64>("total").await.unwrap();
+        assert_eq!(within(&client, "the dataset", again).await.unwrap(), 55);
+        // A clone of the client (say, in a task) sees it too.
+        let other = client.clone();
+        assert!(other.dataset::<u64>("total").await.is_ok());
+        client.unpublish_dataset("total").await.unwrap();
+        assert!(client.list_datasets().await.unwrap().is_empty());
+        let missing = problem_of(client.dataset::<u64>("total").await);
+        assert!(missing.contains("no dataset"), "{missing}");
+    }
+
+    /// Every subscriber gets every message, in the order logged, from a task and the client.
+    pub async fn topics_deliver_in_order_to_every_subscriber(client: Client) {
+        let mut subscribers = Vec::new();
+        for _ in 0..3 {
+            subscribers.push(client.subscribe::<u32>("steps").await.unwrap());
+        }
+        let logger = {
+            let inner = client.clone();
+            client.submit_async(
+                move |_: ()| {
+                    let client = inner.clone();
+                    async move {
+                        for step in 0..50_u32 {
+                            client.log_event("steps", step).await.unwrap();
+                        }
+                    }
+                },
+                (),
+            )
+        };
+        within(&client, "the logger", logger).await.unwrap();
+        for subscriber in &mut subscribers {
+            let seen: Vec<u32> =
+                within(&client, "50 messages", subscriber.by_ref().take(50).collect()).await;
+            assert_eq!(seen, (0..50).collect::<Vec<_>>());
+            assert_eq!(subscriber.next_timeout(SHORT).await, None, "nothing more");
+        }
+    }
+
+    /// Every wait that runs out answers "no": `None`, `false`, the value back, a short batch.
+    pub async fn every_timeout_answers_no_rather_than_an_error(client: Client) {
+        let lock = client.lock("held");
+        let _guard = lock.acquire().await.unwrap();
+        assert!(lock.acquire_timeout(SHORT).await.unwrap().is_none());
+        assert!(lock.try_acquire().await.unwrap().is_none());
+        let semaphore = client.semaphore("one", 1).unwrap();
+        let _lease = semaphore.acquire().await.unwrap();
+        assert!(semaphore.acquire_timeout(SHORT).await.unwrap().is_none());
+        assert!(!client.event("never").wait_timeout(SHORT).await.unwrap());
+        let queue = client.bounded_queue::<u8>("slow", 2).unwrap();
+        assert_eq!(queue.get_timeout(SHORT).await.unwrap(), None);
+        queue.put(1).await.unwrap();
+        assert_eq!(queue.get_batch_timeout(2, SHORT).await.unwrap(), vec![1], "what was there");
+        queue.put(2).await.unwrap();
+        queue.put(3).await.unwrap();
+        assert_eq!(queue.put_timeout(4, SHORT).await.unwrap(), Err(4));
+        assert_eq!(client.variable::<u8>("unset").get_timeout(SHORT).await.unwrap(), None);
+        let mut quiet = client.subscribe::<u8>("quiet").await.unwrap();
+        assert_eq!(quiet.next_timeout(SHORT).await, None);
+        // A zero timeout looks once.
+        assert!(lock.acquire_timeout(Duration::ZERO).await.unwrap().is_none());
+    }
+
+    /// Waits that run out while others release and put leave nothing behind: no lease held
+    /// by nobody, no item taken and lost.
+    pub async fn timed_out_waits_leave_nothing_behind(client: Client) {
+        let lock = client.lock("contested");
+        let queue = client.queue::<u32>("trickle");
+        let waiters: Vec<TaskFuture<(u32, Vec<u32>)>> = (0..6)
+            .map(|_| {
+                let (lock, queue) = (lock.clone(), queue.clone());
+                client.submit_async(
+                    move |_: ()| {
+                        let (lock, queue) = (lock.clone(), queue.clone());
+                        async move {
+                            let (mut leases, mut items) = (0, Vec::new());
+                            for _ in 0..30 {
+                                let short = Duration::from_micros(200);
+                                if let Some(lease) = lock.acquire_timeout(short).await.unwrap() {
+                                    leases += 1;
+                                    yield_now().await;
+                                    drop(lease);
+                                }
+                                if let Some(item) = queue.get_timeout(short).await.unwrap() {
+                                    items.push(item);
+                                }
+                            }
+                            (leases, items)
+                        }
+                    },
+                    (),
+                )
+            })
+            .collect();
+        for item in 0..60 {
+            queue.put(item).await.unwrap();
+            yield_now().await;
+        }
+        let outcomes = within(&client, "the waiters", client.gather(&waiters)).await.unwrap();
+        assert!(!lock.is_locked().await.unwrap(), "a lease was left to nobody");
+        assert!(lock.try_acquire().await.unwrap().is_some());
+        let mut seen: Vec<u32> = outcomes.into_iter().flat_map(|(_, items)| items).collect();
+        while let Some(item) = queue.get_timeout(Duration::ZERO).await.unwrap() {
+            seen.push(item);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..60).collect::<Vec<_>>(), "an item was lost or taken twice");
+    }
+
+    /// Closing the client ends every wait in progress with `Error::Closed` (and ends
+    /// subscriptions), instead of leaving it to wait forever.
+    pub async fn close_ends_every_wait(client: Client) {
+        let lock = client.lock("held");
+        let guard = lock.acquire().await.unwrap();
+        let queue = client.queue::<u8>("empty");
+        let full = client.bounded_queue::<u8>("full", 1).unwrap();
+        full.put(0).await.unwrap();
+        let (variable, event) = (client.variable::<u8>("unset"), client.event("never"));
+        let mut subscription = client.subscribe::<u8>("quiet").await.unwrap();
+        let closing = async {
+            for _ in 0..50 {
+                yield_now().await;
+            }
+            client.close().await.unwrap();
+        };
+        let (acquired, got, put, read, waited, message, ()) =
+            within(&client, "every wait", async {
+                futures::join!(
+                    lock.acquire(),
+                    queue.get(),
+                    full.put(1),
+                    variable.get(),
+                    event.wait(),
+                    subscription.next(),
+                    closing
+                )
+            })
+            .await;
+        assert!(matches!(acquired, Err(Error::Closed { .. })), "{acquired:?}");
+        assert!(matches!(got, Err(Error::Closed { .. })), "{got:?}");
+        assert!(matches!(put, Err(Error::Closed { .. })), "{put:?}");
+        assert!(matches!(read, Err(Error::Closed { .. })), "{read:?}");
+        assert!(matches!(waited, Err(Error::Closed { .. })), "{waited:?}");
+        assert_eq!(message, None, "the subscription ended");
+        drop(guard); // releasing after the close is fine
+    }
+
+    /// Misuse is a clear `Error::Coordination` saying what to do.
+    pub async fn wrong_input_gets_a_clear_error(client: Client) {
+        let zero = problem_of(client.semaphore("none", 0));
+        assert!(zero.contains("max_leases is 0"), "{zero}");
+        let _three = client.semaphore("pool", 3).unwrap().acquire().await.unwrap();
+        let other = problem_of(client.semaphore("pool", 5).unwrap().acquire().await);
+        assert!(other.contains("same max_leases"), "{other}");
+
+        let lock = client.lock("twice");
+        let id = lock.acquire().await.unwrap().detach();
+        lock.release(id).await.unwrap();
+        let again = problem_of(lock.release(id).await);
+        assert!(again.contains("not held"), "{again}");
+        let lease = lock.acquire().await.unwrap();
+        let stray = problem_of(client.lock("other").release(lease.id()).await);
+        assert!(stray.contains("not held"), "{stray}");
+        drop(lease);
+
+        let variable = client.variable::<u32>("gone");
+        variable.set(1).await.unwrap();
+        variable.delete().await.unwrap();
+        let deleted = problem_of(variable.get().await);
+        assert!(deleted.contains("deleted"), "{deleted}");
+        variable.set(2).await.unwrap();
+        assert_eq!(variable.get().await.unwrap(), 2, "set again after a delete");
+
+        client.queue::<u32>("numbers").put(1).await.unwrap();
+        let typed = problem_of(client.queue::<String>("numbers").get_timeout(SHORT).await);
+        assert!(typed.contains("u32") && typed.contains("String"), "{typed}");
+        assert_eq!(client.queue::<u32>("numbers").len().await.unwrap(), 1, "nothing lost");
+        let empty = problem_of(client.bounded_queue::<u32>("empty", 0));
+        assert!(empty.contains("capacity of 0"), "{empty}");
+        let bounded = client.bounded_queue::<u32>("small", 2).unwrap();
+        bounded.put(1).await.unwrap(); // the first bound given fixes the queue's
+        let batch = problem_of(bounded.get_batch(3).await);
+        assert!(batch.contains("at most 2"), "{batch}");
+        let rebound = problem_of(client.bounded_queue::<u32>("small", 5).unwrap().put(1).await);
+        assert!(rebound.contains("same capacity"), "{rebound}");
+
+        let future = client.submit(|x: u8| x, 1);
+        client.publish_dataset("one", &future).await.unwrap();
+        let taken = problem_of(client.publish_dataset("one", &future).await);
+        assert!(taken.contains("published already"), "{taken}");
+        let wrong = problem_of(client.dataset::<String>("one").await);
+        assert!(wrong.contains("u8"), "{wrong}");
+        client.unpublish_dataset("one").await.unwrap();
+        let nothing = problem_of(client.unpublish_dataset("one").await);
+        assert!(nothing.contains("nothing to unpublish"), "{nothing}");
+
+        let _subscription = client.subscribe::<u32>("typed").await.unwrap();
+        let topic = problem_of(client.log_event("typed", "text".to_owned()).await);
+        assert!(topic.contains("u32"), "{topic}");
+
+        // After close, every primitive refuses new work.
+        client.close().await.unwrap();
+        assert!(matches!(lock.try_acquire().await, Err(Error::Closed { .. })));
+        assert!(matches!(client.list_datasets().await, Err(Error::Closed { .. })));
+    }
+
+    /// A lease's guard releases it however the task holding it ends: returning, panicking,
+    /// being cancelled.
+    pub async fn a_lease_ends_with_the_task_that_holds_it(client: Client) {
+        let lock = client.lock("task");
+        let panicking = {
+            let lock = lock.clone();
+            client.submit_async(
+                move |_: ()| {
+                    let lock = lock.clone();
+                    async move {
+                        let _guard = lock.acquire().await.unwrap();
+                        panic!("the body fails while it holds the lock");
+                    }
+                },
+                (),
+            )
+        };
+        assert!(within(&client, "the panic", panicking).await.is_err());
+        let first = lock.try_acquire().await.unwrap();
+        assert!(first.is_some(), "the panicking body's guard released the lock");
+        drop(first);
+        let holding = client.event("holding");
+        let stuck = {
+            let (lock, holding) = (lock.clone(), holding.clone());
+            client.submit_async(
+                move |_: ()| {
+                    let (lock, holding) = (lock.clone(), holding.clone());
+                    async move {
+                        let _guard = lock.acquire().await.unwrap();
+                        holding.set().await.unwrap();
+                        std::future::pending::<()>().await;
+                    }
+                },
+                (),
+            )
+        };
+        within(&client, "the stuck task's lease", holding.wait()).await.unwrap();
+        assert!(lock.try_acquire().await.unwrap().is_none(), "the stuck task holds it");
+        stuck.cancel();
+        let after = within(&client, "the lock, after the cancel", lock.acquire()).await;
+        assert!(after.is_ok());
+    }
+}
+
+/// A case that needs threads of its own (not under the one-thread simulation).
+mod threaded_cases {
+    use super::*;
+
+    /// The blocking twins work from a plain thread, and refuse inside async code.
+    pub async fn blocking_twins_work_from_a_plain_thread(client: Client) {
+        let (lock, queue, variable, event) = (
+            client.lock("blocking"),
+            client.queue::<u32>("blocking"),
+            client.variable::<u32>("blocking"),
+            client.event("blocking"),
+        );
+        let on_thread = client.clone();
+        let (done, finished) = futures::channel::oneshot::channel();
+        std::thread::spawn(move || {
+            let client = on_thread;
+            let guard = lock.blocking().acquire().unwrap();
+            assert!(lock.blocking().is_locked().unwrap());
+            drop(guard);
+            queue.blocking().put(7).unwrap();
+            assert_eq!(queue.blocking().get().unwrap(), 7);
+            variable.blocking().set(8).unwrap();
+            assert_eq!(variable.blocking().get().unwrap(), 8);
+            event.blocking().set().unwrap();
+            assert!(event.blocking().wait_timeout(BOUND).unwrap());
+            let future = client.submit(|x: u8| x, 9);
+            client.blocking().publish_dataset("b", &future).unwrap();
+            assert_eq!(client.blocking().list_datasets().unwrap(), ["b"]);
+            let mut topic = client.blocking().subscribe::<u8>("b").unwrap();
+            client.blocking().log_event("b", 1_u8).unwrap();
+            assert_eq!(topic.blocking_next(BOUND).unwrap(), Some(1));
+            let _ = done.send(());
+        });
+        within(&client, "the thread", finished).await.unwrap();
+        // Inside a task body running on the executor, a blocking twin refuses.
+        let lock = client.lock("refused");
+        let refused = client.submit_async(
+            move |_: ()| {
+                let lock = lock.clone();
+                async move {
+                    matches!(lock.blocking().try_acquire(), Err(Error::BlockingInAsyncContext))
+                }
+            },
+            (),
+        );
+        assert!(within(&client, "the refusal", refused).await.unwrap());
+    }
+}
+
+/// Runs `body` on its own thread and fails if it does not finish within [`DEADLINE`].
+fn with_deadline(name: &str, body: impl FnOnce() + Send + 'static) {
+    let (done, finished) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+        let _ = done.send(());
+        result
+    });
+    match finished.recv_timeout(DEADLINE) {
+        Ok(()) => {
+            if let Err(panic) = thread.join().expect("the case thread reports") {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(_) => panic!("case {name} did not finish within {DEADLINE:?}: it hangs"),
+    }
+}
+
+mod harness {
+    use super::*;
+
+    pub fn embedded(name: &str, case: Case) {
+        with_deadline(name, move || {
+            futures::executor::block_on(async move {
+                let client = Client::builder()
+                    .executor(taskweave::runtimes::embedded::EmbeddedExecutor::global())
+                    .workers(2)
+                    .build()
+                    .await
+                    .expect("build a client");
+                case(client).await;
+            })
+        });
+    }
+
+    #[cfg(feature = "tokio")]
+    pub fn tokio_current_thread(name: &str, case: Case) {
+        with_deadline(name, move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            runtime.unwrap().block_on(async move {
+                let client = Client::builder().workers(2).build().await.expect("build a client");
+                assert_eq!(client.executor().name(), "tokio");
+                case(client).await;
+            });
+        });
+    }
+
+    #[cfg(feature = "tokio")]
+    pub fn tokio_multi_thread(name: &str, case: Case) {
+        with_deadline(name, move || {
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+            runtime.unwrap().block_on(async move {
+                let client = Client::builder().workers(2).build().await.expect("build a client");
+                assert_eq!(client.executor().name(), "tokio");
+                case(client).await;
+            });
+        });
+    }
+
+    #[cfg(feature = "smol")]
+    pub fn smol(name: &str, case: Case) {
+        with_deadline(name, move || {
+            ::smol::block_on(async move {
+                let client = Client::builder()
+                    .executor(taskweave::runtimes::smol::SmolExecutor::global())
+                    .workers(2)
+                    .build()
+                    .await
+                    .expect("build a client");
+                case(client).await;
+            });
+        });
+    }
+
+    /// The case on the deterministic simulation, for several seeds: timeouts run in virtual
+    /// time, and a wait nothing will end is reported as a deadlock rather than a hang.
+    #[cfg(feature = "sim")]
+    pub fn sim(name: &str, case: Case) {
+        use taskweave::runtimes::sim::{SimConfig, SimExecutor};
+        let name = name.to_owned();
+        with_deadline(&name.clone(), move || {
+            for seed in 0..6 {
+                let sim = SimExecutor::new(SimConfig::new(seed));
+                let client =
+                    Client::builder().executor(sim.clone()).workers(2).build_blocking().unwrap();
+                sim.block_on(case(client.clone()))
+                    .unwrap_or_else(|error| panic!("{name}, seed {seed}: {error}"));
+                drop(client);
+                sim.run_until_idle().unwrap();
+                sim.shutdown();
+            }
+        });
+    }
+}
+
+macro_rules! tests_on {
+    ($harness:ident, $cfg:meta; $($module:ident :: $case:ident),* $(,)?) => {
+        tests_on!($harness as $harness, $cfg; $($module :: $case),*);
+    };
+    ($harness:ident as $test_module:ident, $cfg:meta; $($module:ident :: $case:ident),* $(,)?) => {
+        #[$cfg]
+        mod $test_module {
+            $(
+                #[test]
+                fn $case() {
+                    crate::harness::$harness(
+                        stringify!($case),
+                        |client| Box::pin(crate::$module::$case(client)),
+                    );
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! every_case {
+    ($harness:ident, $cfg:meta) => {
+        tests_on!($harness, $cfg;
+            cases::lock_gives_mutual_exclusion_to_twenty_tasks,
+            cases::semaphore_never_exceeds_max_leases,
+            cases::releases_back_to_back_wake_a_waiter_each,
+            cases::gets_back_to_back_wake_a_producer_each,
+            cases::a_waiting_batch_does_not_strand_a_single_consumer,
+            cases::event_wakes_every_waiter,
+            cases::queue_pushes_back_and_keeps_each_producers_order,
+            cases::a_queued_future_keeps_its_task_alive,
+            cases::variable_get_waits_for_set,
+            cases::dataset_outlives_the_future_handle_that_made_it,
+            cases::topics_deliver_in_order_to_every_subscriber,
+            cases::every_timeout_answers_no_rather_than_an_error,
+            cases::wrong_input_gets_a_clear_error,
+            cases::timed_out_waits_leave_nothing_behind,
+            cases::close_ends_every_wait,
+            cases::a_lease_ends_with_the_task_that_holds_it,
+        );
+    };
+}
+
+every_case!(embedded, cfg(all()));
+every_case!(tokio_current_thread, cfg(feature = "tokio"));
+every_case!(tokio_multi_thread, cfg(feature = "tokio"));
+every_case!(smol, cfg(feature = "smol"));
+every_case!(sim, cfg(feature = "sim"));
+
+tests_on!(embedded as embedded_threaded, cfg(all());
+    threaded_cases::blocking_twins_work_from_a_plain_thread);
+tests_on!(tokio_multi_thread as tokio_multi_thread_threaded, cfg(feature = "tokio");
+    threaded_cases::blocking_twins_work_from_a_plain_thread);
+
+/// Every handle can be moved into a task body and shared between threads.
+#[test]
+fn handles_are_send_sync_and_clone() {
+    fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync_clone::<taskweave::Lock>();
+    assert_send_sync_clone::<taskweave::Semaphore>();
+    assert_send_sync_clone::<taskweave::Event>();
+    assert_send_sync_clone::<taskweave::Queue<String>>();
+    assert_send_sync_clone::<taskweave::Queue<TaskFuture<u8>>>();
+    assert_send_sync_clone::<taskweave::Variable<u64>>();
+    assert_send_sync::<taskweave::Lease>();
+    fn assert_send<T: Send>() {}
+    assert_send::<taskweave::Subscription<u32>>();
+}
