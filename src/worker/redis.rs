@@ -12,9 +12,9 @@ use futures::future::{Either, select};
 use parking_lot::Mutex;
 
 use crate::Error;
-use crate::client::core::panic_message;
 use crate::error::bound_error_text;
 use crate::executor::{Executor, ExecutorExt};
+use crate::job::panic_message;
 use crate::task::{Task, compose_outputs};
 use crate::transport::redis::store::{
     ClaimedEntry, Completion, DeadLetter, Failure, Fields, Ownership, Store, StoreError,

@@ -25,7 +25,7 @@ use taskweave::worker::{RunningWorker, Worker, WorkerBuilder};
 use taskweave::{Client, Executor, Task, TaskError, TaskFuture};
 
 use crate::oracle::TaskGraph;
-use crate::workload::{RunFailure, RunReport};
+use crate::workload::{Planted, RunFailure, RunReport, plant_in_client};
 
 const NAMESPACE: &str = "taskweave";
 const QUEUE: &str = "default";
@@ -512,6 +512,8 @@ struct World {
     scenario: RedisScenario,
     sim: SimExecutor,
     redis: SimRedis,
+    /// The bug planted in the run, given to every client it builds too.
+    planted: Planted,
     rng: SimRng,
     /// Draws the faults injected between operations (not the workload's stream).
     fault_rng: SimRng,
@@ -614,6 +616,7 @@ impl World {
             let builder = RedisTransport::builder("redis://sim");
             if let Ok(transport) = self.redis.connect(builder).await {
                 let client = Client::builder().executor(self.sim.clone()).transport(transport);
+                let client = plant_in_client(client, self.planted);
                 if let Ok(client) = client.build().await {
                     return client;
                 }
@@ -1289,7 +1292,11 @@ impl World {
     }
 }
 
-pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunFailure> {
+pub(crate) fn run(
+    scenario: &RedisScenario,
+    seed: u64,
+    planted: Planted,
+) -> Result<RunReport, RunFailure> {
     let mut rng = SimRng::stream(seed, "workload");
     let workers = rng.between(1, 3) as usize;
     let concurrency = rng.between(1, 2) as usize;
@@ -1300,7 +1307,11 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
     }
     let shown_config = format!("{config:?}");
     let sim = SimExecutor::new(config);
-    let redis = SimRedis::new(&sim);
+    let redis = match planted {
+        #[cfg(feature = "__planted")]
+        Some(bug) => SimRedis::with_planted(&sim, bug),
+        _ => SimRedis::new(&sim),
+    };
     let active = ActiveFaults::draw(&scenario.faults, seed);
     let (fail_before, fail_after, max_delay) = active.command;
     redis.set_faults(fail_before, fail_after, max_delay);
@@ -1345,6 +1356,7 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
         scenario: *scenario,
         sim: sim.clone(),
         redis: redis.clone(),
+        planted,
         rng,
         fault_rng: SimRng::stream(seed, "redis-faults"),
         garbage_rng: SimRng::stream(seed, "redis-garbage"),

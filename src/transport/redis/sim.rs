@@ -67,6 +67,16 @@ impl SimRedis {
         SimRedis { model: Arc::new(Model::new(executor.clone())) }
     }
 
+    /// An empty server with `bug` planted in it and in the transports that connect to it
+    /// (internal: for the simulation's planted-bug tests).
+    #[cfg(feature = "__planted")]
+    #[doc(hidden)]
+    pub fn with_planted(executor: &SimExecutor, bug: crate::planted::PlantedBug) -> SimRedis {
+        let mut model = Model::new(executor.clone());
+        model.planted = Some(bug);
+        SimRedis { model: Arc::new(model) }
+    }
+
     /// Injects faults into every command, drawn from the seed's `redis` stream: it fails
     /// before running with probability `fail_before`, runs but loses its reply (an unknown
     /// result) with probability `fail_after`, and is delayed by up to `max_delay`.
