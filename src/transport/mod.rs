@@ -118,7 +118,7 @@ use crate::key::{TaskId, TaskKey};
 /// assert!(matches!(failed, Err(Error::Task(TaskError::Failed { .. }))));
 /// let panicked = client.submit(|_: ()| -> u8 { panic!("boom") }, ()).result();
 /// assert!(matches!(panicked, Err(Error::Task(TaskError::Panicked { .. }))));
-/// client.close_blocking()?;
+/// client.blocking().close()?;
 /// # Ok::<(), Error>(())
 /// ```
 ///
