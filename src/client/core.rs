@@ -83,7 +83,7 @@ pub(crate) struct Core {
     key_tokens: KeyTokens,
     closed: AtomicBool,
     /// Waiters to wake whenever a task fails: `gather`, which otherwise waits only for the
-    /// last of its tasks (see `future::settle`), so that it still reports the first error in
+    /// last of its tasks (see `future::until_gathered`), so that it still reports the first error in
     /// input order as soon as that task and the ones before it are done.
     failure_watchers: Mutex<FailureWatchers>,
     /// How many tasks were cancelled while a worker (or the executor) ran them, for

@@ -83,8 +83,16 @@ impl InProcessTransport {
         self
     }
 
-    /// How many worker loops this cluster runs.
-    pub fn workers(&self) -> usize {
+    /// How many worker loops this cluster runs (at least one). Not to be confused with
+    /// [`Transport::workers`], which describes them.
+    ///
+    /// ```
+    /// use taskweave::transport::InProcessTransport;
+    ///
+    /// assert_eq!(InProcessTransport::new(4).worker_count(), 4);
+    /// assert_eq!(InProcessTransport::new(0).worker_count(), 1);
+    /// ```
+    pub fn worker_count(&self) -> usize {
         self.workers
     }
 

@@ -9,4 +9,4 @@ mod redis;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::{RunningWorker, Worker, WorkerBuilder};
+pub use self::redis::{Worker, WorkerBuilder};

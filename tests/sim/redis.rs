@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use taskweave::runtimes::sim::{SimConfig, SimExecutor, SimRng};
 use taskweave::transport::redis::{RedisTransport, SimRedis};
-use taskweave::worker::{RunningWorker, Worker, WorkerBuilder};
+use taskweave::worker::{Worker, WorkerBuilder};
 use taskweave::{Client, Executor, Task, TaskError, TaskFuture};
 
 use crate::oracle::TaskGraph;
@@ -369,7 +369,7 @@ fn worker_builder(sim: &SimExecutor, concurrency: usize) -> WorkerBuilder {
 /// One worker process slot: the node that runs it now and its handle once started.
 struct Slot {
     node: String,
-    worker: Option<Arc<RunningWorker>>,
+    worker: Option<Arc<Worker>>,
 }
 
 /// The worker processes of a run: booted, crashed, paused and replaced by the driver, and
@@ -380,7 +380,7 @@ struct Cluster {
     concurrency: usize,
     slots: Vec<Arc<Mutex<Slot>>>,
     /// Workers of earlier generations, draining after a rolling replacement.
-    retiring: Mutex<Vec<Arc<RunningWorker>>>,
+    retiring: Mutex<Vec<Arc<Worker>>>,
     crashes: AtomicU32,
     generations: AtomicU32,
     /// Set when the run is over: crashed workers are not booted again.
@@ -997,7 +997,7 @@ impl World {
             self.sim.sleep(Duration::from_millis(10)).await;
             waited += Duration::from_millis(10);
         }
-        let mut workers: Vec<Arc<RunningWorker>> =
+        let mut workers: Vec<Arc<Worker>> =
             self.cluster.slots.iter().filter_map(|slot| slot.lock().worker.take()).collect();
         workers.extend(self.cluster.retiring.lock().drain(..));
         for worker in &workers {

@@ -9,7 +9,7 @@ use super::memory_store::{MemoryStore, Model, ModelFaults};
 use super::{Keys, RedisTransport, RedisTransportBuilder};
 use crate::Error;
 use crate::runtimes::sim::SimExecutor;
-use crate::worker::{RunningWorker, WorkerBuilder};
+use crate::worker::{Worker, WorkerBuilder};
 
 /// An in-memory Redis server for a [`SimExecutor`]: clients and workers connect to it instead
 /// of a real server, and the real claim, acknowledge and dead-letter logic runs against a
@@ -142,7 +142,7 @@ impl SimRedis {
     /// # Cancel safety
     ///
     /// Dropping the future before it resolves starts nothing.
-    pub async fn start_worker(&self, builder: WorkerBuilder) -> Result<RunningWorker, Error> {
+    pub async fn start_worker(&self, builder: WorkerBuilder) -> Result<Worker, Error> {
         let keys = builder.keys();
         let store = Arc::new(MemoryStore::new(Arc::clone(&self.model), keys.clone()));
         builder.start_on(store, keys).await
