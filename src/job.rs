@@ -192,7 +192,7 @@ pub(crate) trait Body: Send + Sync + 'static {
     fn call_async(&self, inputs: Vec<Value>) -> BoxFuture<Result<Value, TaskFailure>>;
     /// The task was cancelled while it ran or waited for a worker: tell the body, if it
     /// listens (bodies submitted `_with_context` set their
-    /// [`TaskContext`](super::context::TaskContext)'s flag). Called only on a cancel, so
+    /// [`TaskContext`](crate::TaskContext)'s flag). Called only on a cancel, so
     /// plain bodies pay nothing for it.
     fn cancel(&self) {}
 }
@@ -277,7 +277,7 @@ pub(crate) struct JobOf<B: ?Sized> {
     /// One lock for all three: a job lives as long as its value is held, so its size is the
     /// client's memory per task (see `benches/overhead.rs`).
     cell: Mutex<JobCell>,
-    /// How many client handles ([`Handle`](super::future::Handle)s, one per `TaskFuture`)
+    /// How many client handles (the client's `Handle`s, one per `TaskFuture`)
     /// refer to the task. The scheduler hears only of the changes from none to some
     /// (`Submitted`, `Retained`) and from some to none (`Released`), so cloning and dropping
     /// a handle that is not the last one never takes the scheduler lock.

@@ -4,13 +4,13 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::{CompletionSink, ReadyTask, TaskOutcome, Transport, TransportStats, WorkerStats};
 use crate::Error;
 use crate::executor::{BoxFuture, Executor, ExecutorExt};
 #[cfg(feature = "__planted")]
 use crate::planted::PlantedBug;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// How many dispatched tasks each worker may have queued. One is enough to keep a worker busy:
 /// a worker reporting a result dispatches the next ready task before it asks the queue again.
