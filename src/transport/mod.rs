@@ -125,7 +125,7 @@ use crate::key::{TaskId, TaskKey};
 /// A transport whose workers live in other processes sends [`ReadyTask::task_name`] and
 /// [`ReadyTask::encode_input`] instead of running the body, and turns the bytes that come
 /// back into an outcome with [`ReadyTask::decode_output`]; the Redis transport
-/// ([`redis`](crate::transport::redis), feature `redis`) is one.
+/// ([`redis`], feature `redis`) is one.
 pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// A short name for `Debug` output and statistics, such as `"in-process"`. See the
     /// [complete transport](Transport#a-complete-transport).
@@ -355,7 +355,7 @@ impl ReadyTask {
     }
 
     /// How many deliveries of a registered task may die with their worker before it fails
-    /// with [`TaskError::WorkerLost`](crate::TaskError::WorkerLost)
+    /// with [`TaskError::WorkerLost`]
     /// ([`TaskBuilder::allowed_failures`](crate::client::TaskBuilder::allowed_failures)), for
     /// transports that redeliver by themselves; `None` for a closure.
     pub fn allowed_failures(&self) -> Option<u32> {
@@ -414,7 +414,7 @@ impl CompletionSink {
     /// Reports that the transport gave `task` up because its broker (`broker`, an address
     /// without password) could not be reached for `after`, the last error being
     /// `last_error`: the task fails with
-    /// [`TaskError::BrokerUnavailable`](crate::TaskError::BrokerUnavailable), without retry.
+    /// [`TaskError::BrokerUnavailable`], without retry.
     pub fn broker_unavailable(
         &self,
         task: &ReadyTask,
@@ -435,7 +435,7 @@ impl CompletionSink {
 
     /// Reports that the transport gave `task` up after its workers were lost `attempts`
     /// times, for transports that redeliver by themselves (the scheduler does not re-run it):
-    /// the task fails with [`TaskError::WorkerLost`](crate::TaskError::WorkerLost).
+    /// the task fails with [`TaskError::WorkerLost`].
     pub fn gave_up(&self, task: &ReadyTask, attempts: u32) {
         if let Some(core) = self.core.upgrade() {
             let error = TaskError::WorkerLost { key: task.job.key.clone(), attempts };
