@@ -128,6 +128,9 @@ fn scheduler_depends_on_nothing_above_it() {
 /// nothing else, so nothing runs back up a layer. ARCHITECTURE.md's "Layers" block states
 /// the same arrows (checked below).
 const ARROWS: &[(&str, &[&str])] = &[
+    // The simulation harness (`src/sim/`, feature `sim`: `SimRedis` and the Redis model)
+    // drives the transports and workers from above.
+    ("sim", &["transport", "worker", "runtimes", "executor"]),
     ("progress", &["client", "executor"]),
     ("client", &["scheduler", "transport", "executor", "runtimes"]),
     ("worker", &["transport", "executor", "runtimes"]),

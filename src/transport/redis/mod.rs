@@ -210,8 +210,9 @@ struct InFlight {
 /// One dispatched delivery, from `dispatch` to its completion.
 struct Flight {
     task: ReadyTask,
-    /// Whether the enqueue was acknowledged, and with which stream entry.
-    enqueued: Enqueued,
+    /// Set once the enqueue was acknowledged: the entry's stream id (`None` when the
+    /// delivery had been reported by then).
+    enqueued: Option<Option<String>>,
     /// Cancelled: it is not sent, or, once enqueued, the cancel loop removes its entry.
     cancelled: bool,
     /// Reconciliation passes in a row that found the delivery reported while its
@@ -219,38 +220,10 @@ struct Flight {
     done_passes: u32,
 }
 
-/// Where a delivery's enqueue stands, as the client knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Enqueued {
-    /// Not acknowledged yet (queued for the sender loop, or being sent).
-    NotYet,
-    /// Acknowledged: its entry has this stream id.
-    AsEntry(String),
-    /// Acknowledged with no entry id: the delivery had been reported by then.
-    AlreadyReported,
-}
-
-impl Enqueued {
-    fn is_acknowledged(&self) -> bool {
-        *self != Enqueued::NotYet
-    }
-
-    /// The entry id, if the store named one (what `Dispatched::entry_id` takes).
-    fn entry_id(&self) -> Option<String> {
-        match self {
-            Enqueued::AsEntry(id) => Some(id.clone()),
-            _ => None,
-        }
-    }
-}
-
 impl InFlight {
     fn insert(&mut self, rid: String, task: ReadyTask) {
         self.rid_of.insert(task.id(), rid.clone());
-        self.by_rid.insert(
-            rid,
-            Flight { task, enqueued: Enqueued::NotYet, cancelled: false, done_passes: 0 },
-        );
+        self.by_rid.insert(rid, Flight { task, enqueued: None, cancelled: false, done_passes: 0 });
     }
 
     fn remove(&mut self, rid: &str) -> Option<Flight> {
@@ -263,11 +236,8 @@ impl InFlight {
 
     /// The enqueued deliveries, as the store's `locate` and `cancel` take them.
     fn dispatched(&self, rid: &str) -> Option<Dispatched> {
-        let enqueued = &self.by_rid.get(rid)?.enqueued;
-        if !enqueued.is_acknowledged() {
-            return None;
-        }
-        Some(Dispatched { rid: rid.to_owned(), entry_id: enqueued.entry_id() })
+        let entry_id = self.by_rid.get(rid)?.enqueued.clone()?;
+        Some(Dispatched { rid: rid.to_owned(), entry_id })
     }
 }
 
@@ -690,7 +660,7 @@ impl Inner {
         // In a fixed order (not the map's), so that a simulation replays the same way.
         flights.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (rid, flight) in &flights {
-            if flight.enqueued.is_acknowledged() {
+            if flight.enqueued.is_some() {
                 // Deleted once the broker answers again (else they expire).
                 let _ = self.releases.0.send(self.keys.entry_of(rid));
             }
@@ -746,7 +716,7 @@ impl Inner {
         };
         // Its entry_of key is not needed any more, once the enqueue was acknowledged (until
         // then a resend must still find it; the sender deletes it after the acknowledgement).
-        if flight.enqueued.is_acknowledged() {
+        if flight.enqueued.is_some() {
             let _ = self.releases.0.send(self.keys.entry_of(&reply.rid));
         }
         let task = flight.task;
@@ -955,10 +925,7 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                     for (entry, id) in batch.iter().zip(ids) {
                         match in_flight.by_rid.get_mut(&entry.rid) {
                             Some(flight) => {
-                                flight.enqueued = match id {
-                                    Some(id) => Enqueued::AsEntry(id),
-                                    None => Enqueued::AlreadyReported,
-                                };
+                                flight.enqueued = Some(id);
                                 if flight.cancelled {
                                     let _ = inner.cancels.0.send(entry.rid.clone());
                                 }
@@ -1271,7 +1238,7 @@ impl Transport for RedisTransport {
         flight.cancelled = true;
         // Not yet enqueued: the sender drops it, or hands it to the cancel loop once its
         // enqueue is acknowledged.
-        if flight.enqueued.is_acknowledged() {
+        if flight.enqueued.is_some() {
             let _ = inner.cancels.0.send(rid);
         }
     }
@@ -1309,7 +1276,7 @@ impl Transport for RedisTransport {
             let mut unfinished = Vec::new();
             for (rid, flight) in flights {
                 leftovers.push(inner.keys.entry_of(&rid));
-                if let Enqueued::AsEntry(id) = flight.enqueued {
+                if let Some(Some(id)) = flight.enqueued {
                     unfinished.push(id);
                 }
             }
