@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::scheduler::TaskKey;
+use crate::key::TaskKey;
 
 /// The client, its transport or its executor could not do what was asked.
 ///

@@ -324,10 +324,22 @@ impl Drop for AsyncContextGuard {
     }
 }
 
+/// Tells whether the current thread is inside an ambient runtime's context (tokio, async-std);
+/// installed by the layer that knows the runtime adapters (`runtimes`, through the client
+/// builder), so that this module imports nothing above it.
+static AMBIENT_RUNTIME_PROBE: std::sync::OnceLock<fn() -> bool> = std::sync::OnceLock::new();
+
+/// Installs the ambient-runtime probe [`is_async_context`] consults; the first one stays.
+pub(crate) fn install_ambient_runtime_probe(probe: fn() -> bool) {
+    let _ = AMBIENT_RUNTIME_PROBE.set(probe);
+}
+
 /// Whether the current thread is driving async work: marked by [`enter_async_context`], or
-/// inside the ambient context of an enabled runtime adapter (tokio, async-std).
+/// (once a client was built) inside the ambient context of an enabled runtime adapter
+/// (tokio, async-std).
 pub fn is_async_context() -> bool {
-    ASYNC_CONTEXT_DEPTH.with(|depth| depth.get() > 0) || crate::runtimes::in_ambient_runtime()
+    ASYNC_CONTEXT_DEPTH.with(|depth| depth.get() > 0)
+        || AMBIENT_RUNTIME_PROBE.get().is_some_and(|in_ambient_runtime| in_ambient_runtime())
 }
 
 pin_project_lite::pin_project! {

@@ -73,14 +73,12 @@
 pub mod client;
 mod error;
 pub mod executor;
-// Planted bugs exist only in builds with the internal `__planted` feature; elsewhere the
-// module holds the names and a switch that is always off, so the checks compile away.
+mod job;
+mod key;
+// Planted bugs exist only in builds with the internal `__planted` feature.
 #[cfg(feature = "__planted")]
 #[doc(hidden)]
 pub mod planted;
-#[cfg(not(feature = "__planted"))]
-#[allow(dead_code, unreachable_pub)]
-mod planted;
 #[cfg(feature = "progress")]
 mod progress;
 pub mod runtimes;

@@ -1,17 +1,16 @@
 //! Bugs planted on purpose, so that the simulation's tests can prove they catch them.
 //!
-//! Every bug is off unless a test switches it on for the current thread with [`plant`]. The
-//! simulation runs the whole system on one thread, so a bug planted there is on for exactly
-//! one simulated run and never for anything else (other tests, other threads, users).
+//! A bug is a value given to what it breaks when that is built: the client's scheduler and
+//! its in-process workers ([`ClientBuilder::planted`](crate::ClientBuilder::planted)), and
+//! the simulated Redis server and the transports connected to it
+//! (`SimRedis::with_planted`). Nothing reads a global or a thread-local: a run without one
+//! given is a run without bugs.
 //!
-//! Not a public API: it exists only with the internal `__planted` feature (see `Cargo.toml`),
-//! hidden from the docs, and it may change at any time. Without the feature, `active` is a
-//! constant `false`, so no user build carries a switch.
+//! Not a public API: this module exists only with the internal `__planted` feature (see
+//! `Cargo.toml`), hidden from the docs, and it may change at any time. Without the feature
+//! no build carries a bug (`tests/tidy.rs` checks every mention sits under the feature).
 
-#[cfg(feature = "__planted")]
-use std::cell::Cell;
-
-/// A bug that can be planted; see [`plant`].
+/// A bug that can be planted; see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PlantedBug {
@@ -39,42 +38,16 @@ pub enum PlantedBug {
     RedisNoOwnerCheckOnComplete,
 }
 
-#[cfg(feature = "__planted")]
-thread_local! {
-    static PLANTED: Cell<Option<PlantedBug>> = const { Cell::new(None) };
-}
-
-/// Switches `bug` on for the current thread until the guard is dropped.
-#[cfg(feature = "__planted")]
-pub fn plant(bug: PlantedBug) -> PlantedGuard {
-    let previous = PLANTED.with(|planted| planted.replace(Some(bug)));
-    PlantedGuard { previous, _not_send: std::marker::PhantomData }
-}
-
-/// Keeps a planted bug switched on; see [`plant`].
-#[cfg(feature = "__planted")]
-#[derive(Debug)]
-pub struct PlantedGuard {
-    previous: Option<PlantedBug>,
-    _not_send: std::marker::PhantomData<*const ()>,
-}
-
-#[cfg(feature = "__planted")]
-impl Drop for PlantedGuard {
-    fn drop(&mut self) {
-        PLANTED.with(|planted| planted.set(self.previous));
-    }
-}
-
-/// Whether `bug` is switched on for the current thread.
-#[cfg(feature = "__planted")]
-pub(crate) fn active(bug: PlantedBug) -> bool {
-    PLANTED.with(|planted| planted.get() == Some(bug))
-}
-
-/// Never: this build has no planted bugs (feature `__planted` is off).
-#[cfg(not(feature = "__planted"))]
-#[inline(always)]
-pub(crate) const fn active(_bug: PlantedBug) -> bool {
-    false
+impl PlantedBug {
+    /// Every bug, for runners that plant one by name.
+    pub const ALL: [PlantedBug; 8] = [
+        PlantedBug::NoCancelCascade,
+        PlantedBug::AcceptSecondResult,
+        PlantedBug::LeakSlotOnFailure,
+        PlantedBug::RunCancelledTask,
+        PlantedBug::ReadyAfterFirstDependency,
+        PlantedBug::RedisAckBeforeResult,
+        PlantedBug::RedisAcceptSecondResult,
+        PlantedBug::RedisNoOwnerCheckOnComplete,
+    ];
 }

@@ -1,5 +1,6 @@
-//! Planted bugs (`taskweave::planted`): each is switched on for the simulated runs of one test
-//! (on its own thread), and the simulation must catch it within a few thousand seeds. The
+//! Planted bugs (`taskweave::planted`): each is given, as a value, to the client and the
+//! simulated Redis server of one test's runs, and the simulation must catch it within a few
+//! thousand seeds. The
 //! failing seed must replay to the same trace hash, and must pass once the bug is gone.
 //!
 //! The runner replays a planted bug too:
@@ -20,7 +21,7 @@ mod scenarios;
 #[path = "sim/workload.rs"]
 mod workload;
 
-use taskweave::planted::{PlantedBug, plant};
+use taskweave::planted::PlantedBug;
 
 /// How many seeds a bug may take to be caught (a few seconds of simulation).
 const MAX_SEEDS: u64 = 3000;
@@ -32,16 +33,14 @@ fn caught(bug: PlantedBug, scenario: &str, expected: &[&str]) -> u64 {
     QUIET.call_once(workload::silence_planned_panics);
     let scenario = scenarios::by_name(scenario).expect("a known scenario");
     for seed in 0..MAX_SEEDS {
-        let planted = plant(bug);
-        let Err(failure) = scenario.run(seed) else { continue };
+        let Err(failure) = scenario.run_planted(seed, Some(bug)) else { continue };
         assert!(
             expected.iter().any(|text| failure.message.contains(text)),
             "{bug:?} was caught by seed {seed}, but with an unexpected report: {}",
             failure.message
         );
-        let replayed = scenario.run(seed).expect_err("the replay fails too");
+        let replayed = scenario.run_planted(seed, Some(bug)).expect_err("the replay fails too");
         assert_eq!(replayed.trace_hash, failure.trace_hash, "the replay takes the same path");
-        drop(planted);
         println!(
             "{bug:?} caught by seed {seed} of {}: {}\nreplay: TASKWEAVE_SIM_PLANT={bug:?} \
              TASKWEAVE_SIM_SCENARIO={} TASKWEAVE_SIM_SEED={seed} cargo test --all-features --test sim \

@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 
 use super::blocking::block_on_caller_thread;
 use super::future::read_value;
-use super::settle::{Settle, Settled};
+use super::outcome_waiter::{OutcomeWaiter, WaitedOutcome};
 use super::{BlockingClient, Client, TaskFuture};
 use crate::error::{Error, TaskError};
 use crate::executor::{BoxFuture, Executor};
@@ -36,7 +36,7 @@ struct Incoming<T> {
 /// The engine behind every form of the stream.
 struct Queue<T> {
     incoming: Arc<Mutex<Incoming<T>>>,
-    pending: FuturesUnordered<Settle<T>>,
+    pending: FuturesUnordered<OutcomeWaiter<T>>,
     /// The clock of [`AsCompleted::timeout`]: the client's executor, or else that of a
     /// future in the stream.
     executor: Option<Arc<dyn Executor>>,
@@ -46,7 +46,7 @@ impl<T> Queue<T> {
     fn new(futures: impl IntoIterator<Item = TaskFuture<T>>) -> Queue<T> {
         Queue {
             incoming: Arc::new(Mutex::new(Incoming { futures: Vec::new(), waker: None })),
-            pending: futures.into_iter().map(Settle::new).collect(),
+            pending: futures.into_iter().map(OutcomeWaiter::new).collect(),
             executor: None,
         }
     }
@@ -56,7 +56,7 @@ impl<T> Queue<T> {
         if let Some(executor) = &self.executor {
             return Some(Arc::clone(executor));
         }
-        let from_pending = self.pending.iter().next().map(|settle| settle.future().clone());
+        let from_pending = self.pending.iter().next().map(|waiter| waiter.future().clone());
         let future = from_pending.or_else(|| self.incoming.lock().futures.first().cloned())?;
         Some(Arc::clone(&future.handle.core.executor))
     }
@@ -66,7 +66,7 @@ impl<T> Queue<T> {
         self.take_incoming();
         std::mem::take(&mut self.pending)
             .into_iter()
-            .map(|settle| settle.future().clone())
+            .map(|waiter| waiter.future().clone())
             .collect()
     }
 
@@ -80,11 +80,11 @@ impl<T> Queue<T> {
 
     fn take_incoming(&mut self) {
         let added = std::mem::take(&mut self.incoming.lock().futures);
-        self.pending.extend(added.into_iter().map(Settle::new));
+        self.pending.extend(added.into_iter().map(OutcomeWaiter::new));
     }
 
     /// The next finished future with its outcome; `None` when nothing is pending.
-    fn poll_one(&mut self, cx: &mut Context<'_>) -> Poll<Option<Settled<T>>> {
+    fn poll_one(&mut self, cx: &mut Context<'_>) -> Poll<Option<WaitedOutcome<T>>> {
         loop {
             self.take_incoming();
             let polled = self.pending.poll_next_unpin(cx);
@@ -108,7 +108,7 @@ impl<T> Queue<T> {
     }
 
     /// Everything finished by now (at least one); `None` when nothing is pending.
-    fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<Settled<T>>>> {
+    fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<WaitedOutcome<T>>>> {
         let Some(first) = ready!(self.poll_one(cx)) else {
             return Poll::Ready(None);
         };

@@ -29,6 +29,8 @@ pub struct ClientBuilder {
     executor: Option<Arc<dyn Executor>>,
     workers: Option<usize>,
     transport: Option<Arc<dyn Transport>>,
+    #[cfg(feature = "__planted")]
+    planted: Option<crate::planted::PlantedBug>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -92,6 +94,15 @@ impl ClientBuilder {
 
     /// Starts the client without waiting for anything (the in-process transport starts at
     /// once).
+    /// Plants `bug` in the client's scheduler and default in-process workers (internal: for
+    /// the simulation's planted-bug tests; feature `__planted`).
+    #[cfg(feature = "__planted")]
+    #[doc(hidden)]
+    pub fn planted(mut self, bug: crate::planted::PlantedBug) -> Self {
+        self.planted = Some(bug);
+        self
+    }
+
     pub(crate) fn build_now(self) -> Result<Client, Error> {
         if self.workers == Some(0) {
             return Err(Error::InvalidConfig {
@@ -106,6 +117,7 @@ impl ClientBuilder {
                     .into(),
             });
         }
+        crate::executor::install_ambient_runtime_probe(crate::runtimes::in_ambient_runtime);
         let executor = match self.executor {
             Some(executor) => executor,
             None => crate::runtimes::ambient_executor(),
@@ -114,10 +126,20 @@ impl ClientBuilder {
             Some(transport) => transport,
             None => {
                 let workers = self.workers.unwrap_or_else(default_worker_count);
-                Arc::new(InProcessTransport::new(workers))
+                let transport = InProcessTransport::new(workers);
+                #[cfg(feature = "__planted")]
+                let transport = match self.planted {
+                    Some(bug) => transport.planted(bug),
+                    None => transport,
+                };
+                Arc::new(transport)
             }
         };
         let core = Arc::new(Core::new(Arc::clone(&transport), Arc::clone(&executor)));
+        #[cfg(feature = "__planted")]
+        if let Some(bug) = self.planted {
+            core.plant(bug);
+        }
         transport.start(executor, sink_for(&core))?;
         tracing::debug!(
             executor = core.executor.name(),

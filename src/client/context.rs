@@ -24,6 +24,7 @@ use super::deps::{Dependencies, DependencyList, DependencyReader};
 use super::submit::{After, Impure, NoDeps};
 use super::{Client, TaskBuilder, TaskFuture};
 use crate::executor::BoxFuture;
+use crate::job::TaskFailure;
 use crate::scheduler::TaskKey;
 
 /// What a running task body knows about its own task: its key, and whether it was cancelled.
@@ -199,17 +200,17 @@ struct BlockingContextBody<F> {
 
 impl<F> Body for BlockingContextBody<F>
 where
-    F: Fn(&TaskContext, &[Value]) -> Result<Value, String> + Send + Sync + 'static,
+    F: Fn(&TaskContext, &[Value]) -> Result<Value, TaskFailure> + Send + Sync + 'static,
 {
     fn is_async(&self) -> bool {
         false
     }
 
-    fn call_blocking(&self, inputs: &[Value]) -> Result<Value, String> {
+    fn call_blocking(&self, inputs: &[Value]) -> Result<Value, TaskFailure> {
         (self.function)(&self.context, inputs)
     }
 
-    fn call_async(&self, _: Vec<Value>) -> BoxFuture<Result<Value, String>> {
+    fn call_async(&self, _: Vec<Value>) -> BoxFuture<Result<Value, TaskFailure>> {
         Box::pin(async { Err("internal error: a blocking task was run as an async one".into()) })
     }
 
@@ -226,17 +227,17 @@ struct AsyncContextBody<F> {
 
 impl<F> Body for AsyncContextBody<F>
 where
-    F: Fn(TaskContext) -> BoxFuture<Result<Value, String>> + Send + Sync + 'static,
+    F: Fn(TaskContext) -> BoxFuture<Result<Value, TaskFailure>> + Send + Sync + 'static,
 {
     fn is_async(&self) -> bool {
         true
     }
 
-    fn call_blocking(&self, _: &[Value]) -> Result<Value, String> {
+    fn call_blocking(&self, _: &[Value]) -> Result<Value, TaskFailure> {
         Err("internal error: an async task was run as a blocking one".into())
     }
 
-    fn call_async(&self, _: Vec<Value>) -> BoxFuture<Result<Value, String>> {
+    fn call_async(&self, _: Vec<Value>) -> BoxFuture<Result<Value, TaskFailure>> {
         (self.function)(self.context.clone())
     }
 
@@ -282,7 +283,7 @@ impl TaskBuilder<'_, NoDeps, Impure> {
                 argument.clone(),
             ) {
                 Ok(value) => Ok(Arc::new(value) as Value),
-                Err(error) => Err(error.to_string()),
+                Err(error) => Err(TaskFailure::new(error.to_string())),
             },
         };
         self.submit_job(key, DependencyList::default(), body, None)
@@ -300,7 +301,7 @@ impl TaskBuilder<'_, NoDeps, Impure> {
         let key = self.key_or::<F>(None);
         let body = AsyncContextBody {
             context: TaskContext::new(key.0.clone()),
-            function: move |context: TaskContext| -> BoxFuture<Result<Value, String>> {
+            function: move |context: TaskContext| -> BoxFuture<Result<Value, TaskFailure>> {
                 let running = function(context, argument.clone());
                 Box::pin(async move { Ok(Arc::new(running.await) as Value) })
             },

@@ -6,368 +6,24 @@
 //! short lock and then carries out the actions itself, after the lock is released. That keeps
 //! a submit and a completion free of thread hops, and keeps the scheduler a plain value.
 
-use std::any::Any;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::Waker;
 
-use futures::future::AbortHandle;
 use parking_lot::Mutex;
 
 use crate::error::{TaskError, bound_error_text};
 use crate::executor::{BoxFuture, Executor};
+use crate::job::TaskOutcome;
+pub(crate) use crate::job::{
+    AsyncBody, BlockingBody, Body, InputEncoder, Job, RegisteredCall, Value, panic_message,
+};
 use crate::scheduler::{
     Action, CancelOutcome, Event, KeyTokens, RetryOutcome, Scheduler, SchedulerCounts, TaskId,
     TaskKey, TaskSpec, TaskState,
 };
-use crate::transport::{CompletionSink, ReadyTask, Transport};
-
-/// A task's value, shared by every handle and every dependent (no copy per reader).
-pub(crate) type Value = Arc<dyn Any + Send + Sync>;
-
-/// How a body ended, before the scheduler decides what that means for the task.
-pub(crate) enum BodyOutcome {
-    Value(Value),
-    Failed(String),
-    Panicked(String),
-}
-
-/// What a task runs: a blocking function of its dependencies' values, or an async one.
-///
-/// A job stores its body inline (see [`JobOf`]), so the body is a trait rather than a boxed
-/// closure: one allocation per task fewer.
-pub(crate) trait Body: Send + Sync + 'static {
-    /// Whether the body is async (run on the executor; takes no worker).
-    fn is_async(&self) -> bool;
-    /// Runs a blocking body on the current thread.
-    fn call_blocking(&self, inputs: &[Value]) -> Result<Value, String>;
-    /// Starts an async body.
-    fn call_async(&self, inputs: Vec<Value>) -> BoxFuture<Result<Value, String>>;
-    /// The task was cancelled while it ran or waited for a worker: tell the body, if it
-    /// listens (bodies submitted `_with_context` set their
-    /// [`TaskContext`](super::context::TaskContext)'s flag). Called only on a cancel, so
-    /// plain bodies pay nothing for it.
-    fn cancel(&self) {}
-}
-
-/// A blocking body: reads its dependencies' values and returns its own.
-pub(crate) struct BlockingBody<F>(pub(crate) F);
-
-impl<F> Body for BlockingBody<F>
-where
-    F: Fn(&[Value]) -> Result<Value, String> + Send + Sync + 'static,
-{
-    fn is_async(&self) -> bool {
-        false
-    }
-
-    fn call_blocking(&self, inputs: &[Value]) -> Result<Value, String> {
-        (self.0)(inputs)
-    }
-
-    fn call_async(&self, _: Vec<Value>) -> BoxFuture<Result<Value, String>> {
-        Box::pin(async { Err("internal error: a blocking task was run as an async one".into()) })
-    }
-}
-
-/// An async body: the same, as a future run on the executor.
-pub(crate) struct AsyncBody<F>(pub(crate) F);
-
-impl<F> Body for AsyncBody<F>
-where
-    F: Fn(Vec<Value>) -> BoxFuture<Result<Value, String>> + Send + Sync + 'static,
-{
-    fn is_async(&self) -> bool {
-        true
-    }
-
-    fn call_blocking(&self, _: &[Value]) -> Result<Value, String> {
-        Err("internal error: an async task was run as a blocking one".into())
-    }
-
-    fn call_async(&self, inputs: Vec<Value>) -> BoxFuture<Result<Value, String>> {
-        (self.0)(inputs)
-    }
-}
-
-/// Encodes a registered task's input for the wire.
-pub(crate) type InputEncoder = Box<dyn Fn() -> Result<Vec<u8>, String> + Send + Sync>;
-
-/// A call of a registered [`Task`](crate::Task): what a transport whose workers live in other
-/// processes sends instead of the body (a closure cannot cross machines).
-pub(crate) struct RegisteredCall {
-    /// The task's [`NAME`](crate::Task::NAME).
-    pub(crate) name: &'static str,
-    /// Encodes the input for the wire (`None` when the input is composed from the
-    /// dependencies' outputs); only transports that leave the process call it, so the
-    /// in-process transport never serializes a task without dependencies.
-    pub(crate) encode_input: Option<InputEncoder>,
-    /// Turns the output's wire bytes into the typed value (monomorphized for the task).
-    pub(crate) decode_output: fn(&[u8]) -> Result<Value, String>,
-    /// Turns the typed value into wire bytes (for registered tasks that depend on this one).
-    pub(crate) encode_output: fn(&Value) -> Result<Vec<u8>, String>,
-    /// How many deliveries may die with their worker (`TaskBuilder::allowed_failures`), for
-    /// transports that redeliver by themselves.
-    pub(crate) allowed_failures: u32,
-}
-
-/// One task: its identity, what it runs, what it reads, and where its outcome is published.
-///
-/// Generic over the body so that the closure is stored inline, in the job's own allocation;
-/// everything outside this module sees the type-erased [`Job`].
-pub(crate) struct JobOf<B: ?Sized> {
-    pub(crate) id: TaskId,
-    pub(crate) key: TaskKey,
-    /// The jobs whose values this one reads, in argument order. Emptied once this job has
-    /// its value; dropped iteratively (see `Drop`), so that long chains never recurse.
-    deps: Mutex<Vec<Arc<Job>>>,
-    /// Set for registered tasks: what remote workers run instead of `body`. Boxed: most
-    /// tasks are closures, and a job's size is the client's memory per task.
-    pub(crate) call: Option<Box<RegisteredCall>>,
-    /// The published outcome, the wakers of everyone waiting for it, and the abort handle.
-    /// One lock for all three: a job lives as long as its value is held, so its size is the
-    /// client's memory per task (see `benches/overhead.rs`).
-    cell: Mutex<Cell>,
-    /// How many client handles ([`Handle`](super::future::Handle)s, one per `TaskFuture`)
-    /// refer to the task. The scheduler hears only of the changes from none to some
-    /// (`Submitted`, `Retained`) and from some to none (`Released`), so cloning and dropping
-    /// a handle that is not the last one never takes the scheduler lock.
-    ///
-    /// **Invariant:** the scheduler's `client_refs` of the task equals the number of those
-    /// changes up (under the scheduler lock) minus the number of changes down it has been
-    /// told of; every change down is followed by one `Released` event.
-    pub(crate) handles: AtomicUsize,
-    /// What the task runs. Last: it is the unsized part of a [`Job`].
-    body: B,
-}
-
-/// A job whose body type is erased: what the scheduler, the transports and the futures hold.
-pub(crate) type Job = JobOf<dyn Body>;
-
-#[derive(Default)]
-struct Cell {
-    /// Boxed error: most tasks succeed, and the box keeps every job 32 bytes smaller.
-    outcome: Option<Result<Value, Box<TaskError>>>,
-    wakers: Vec<Waker>,
-    /// Stops a running async body when the task is cancelled.
-    abort: Option<AbortHandle>,
-    /// The value a body returned, stored before the worker reports it and kept until it is
-    /// published in `outcome`. Dependents read it from here when they run in that gap: the
-    /// scheduler may dispatch a dependent (on another thread, as soon as this task's report
-    /// is under its lock) before the reporting thread has published the value.
-    produced: Option<Value>,
-}
-
-impl<B: ?Sized> Drop for JobOf<B> {
-    fn drop(&mut self) {
-        // Dropping the last `Arc` of a job would drop its inputs, and theirs, recursively:
-        // a chain of 100,000 failed jobs would overflow the stack. Unlink iteratively: a
-        // dependency held only here gives up its own inputs before it is dropped. (One held
-        // elsewhere too is dropped by its last holder, which unlinks in turn.)
-        let mut unlinked = std::mem::take(self.deps.get_mut());
-        while let Some(mut dep) = unlinked.pop() {
-            if let Some(dep) = Arc::get_mut(&mut dep) {
-                unlinked.append(dep.deps.get_mut());
-            }
-        }
-    }
-}
-
-impl fmt::Debug for Job {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Job").field("id", &self.id).field("key", &self.key).finish_non_exhaustive()
-    }
-}
-
-impl Job {
-    /// A job with one client handle (the submission's), carrying a registered call for
-    /// transports that leave the process when `call` is set.
-    pub(crate) fn new(
-        id: TaskId,
-        key: TaskKey,
-        deps: Vec<Arc<Job>>,
-        body: impl Body,
-        call: Option<RegisteredCall>,
-    ) -> Arc<Job> {
-        Arc::new(JobOf {
-            id,
-            key,
-            deps: Mutex::new(deps),
-            call: call.map(Box::new),
-            cell: Mutex::new(Cell::default()),
-            handles: AtomicUsize::new(1),
-            body,
-        })
-    }
-
-    /// The keys of the jobs this one reads, in argument order (empty once it has its value).
-    pub(crate) fn dep_keys(&self) -> Vec<TaskKey> {
-        self.deps.lock().iter().map(|dep| dep.key.clone()).collect()
-    }
-
-    pub(crate) fn is_async(&self) -> bool {
-        self.body.is_async()
-    }
-
-    fn dep_values(&self) -> Result<Vec<Value>, String> {
-        self.deps
-            .lock()
-            .iter()
-            .map(|dep| {
-                let cell = dep.cell.lock();
-                match (&cell.outcome, &cell.produced) {
-                    (Some(Ok(value)), _) | (None, Some(value)) => Ok(Arc::clone(value)),
-                    _ => Err(format!(
-                        "internal error: dependency {} has no value; please report this",
-                        dep.key
-                    )),
-                }
-            })
-            .collect()
-    }
-
-    /// Runs a blocking body on the current thread; a panic becomes `Panicked`.
-    pub(crate) fn run_blocking(&self) -> BodyOutcome {
-        let inputs = match self.dep_values() {
-            Ok(inputs) => inputs,
-            Err(message) => return BodyOutcome::Failed(message),
-        };
-        match catch_unwind(AssertUnwindSafe(|| self.body.call_blocking(&inputs))) {
-            Ok(Ok(value)) => BodyOutcome::Value(value),
-            Ok(Err(message)) => BodyOutcome::Failed(message),
-            Err(panic) => BodyOutcome::Panicked(panic_message(&*panic)),
-        }
-    }
-
-    /// Runs an async body; a panic while polling becomes `Panicked`.
-    pub(crate) fn run_async(self: &Arc<Self>) -> BoxFuture<BodyOutcome> {
-        use futures::FutureExt;
-        let inputs = match self.dep_values() {
-            Ok(inputs) => inputs,
-            Err(message) => return Box::pin(async move { BodyOutcome::Failed(message) }),
-        };
-        let future = match catch_unwind(AssertUnwindSafe(|| self.body.call_async(inputs))) {
-            Ok(future) => future,
-            Err(panic) => {
-                let message = panic_message(&*panic);
-                return Box::pin(async move { BodyOutcome::Panicked(message) });
-            }
-        };
-        Box::pin(AssertUnwindSafe(future).catch_unwind().map(|result| match result {
-            Ok(Ok(value)) => BodyOutcome::Value(value),
-            Ok(Err(message)) => BodyOutcome::Failed(message),
-            Err(panic) => BodyOutcome::Panicked(panic_message(&*panic)),
-        }))
-    }
-
-    pub(crate) fn set_abort_handle(&self, handle: AbortHandle) {
-        self.cell.lock().abort = Some(handle);
-    }
-
-    fn abort(&self) {
-        // A blocking body cannot be stopped from the outside; one that listens stops itself.
-        self.body.cancel();
-        let handle = self.cell.lock().abort.take();
-        if let Some(handle) = handle {
-            handle.abort();
-        }
-    }
-
-    /// Publishes the outcome and wakes every waiter. A second outcome is ignored.
-    fn resolve(&self, outcome: Result<Value, TaskError>) {
-        let succeeded = outcome.is_ok();
-        let wakers = {
-            let mut cell = self.cell.lock();
-            if cell.outcome.is_some() {
-                return;
-            }
-            cell.produced = None;
-            cell.outcome = Some(outcome.map_err(Box::new));
-            std::mem::take(&mut cell.wakers)
-        };
-        // A finished job never reads its inputs again: let them go now. A failed one keeps
-        // them for `TaskFuture::retry`.
-        let deps = if succeeded { std::mem::take(&mut *self.deps.lock()) } else { Vec::new() };
-        for waker in wakers {
-            waker.wake();
-        }
-        drop(deps);
-    }
-
-    /// The outcome if published; otherwise registers `cx`'s waker.
-    pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<Result<Value, TaskError>> {
-        let mut cell = self.cell.lock();
-        match &cell.outcome {
-            Some(outcome) => Poll::Ready(unboxed(outcome)),
-            None => {
-                if !cell.wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
-                    cell.wakers.push(cx.waker().clone());
-                }
-                Poll::Pending
-            }
-        }
-    }
-
-    /// `None` while the task has no outcome; then whether the outcome is a value. Cheaper
-    /// than [`peek_outcome`](Job::peek_outcome): nothing is cloned.
-    pub(crate) fn status(&self) -> Option<bool> {
-        self.cell.lock().outcome.as_ref().map(Result::is_ok)
-    }
-
-    /// Forgets `waker`, registered by [`poll_outcome`](Job::poll_outcome), for a waiter that
-    /// stops waiting before the outcome: without it, a loop of timed-out waits would pile up
-    /// one waker per wait until the task ends.
-    pub(crate) fn unregister_waker(&self, waker: &Waker) {
-        let mut removed = Vec::new();
-        self.cell.lock().wakers.retain(|registered| {
-            let keep = !registered.will_wake(waker);
-            if !keep {
-                // Dropped after the lock: a waker's drop may run arbitrary code.
-                removed.push(registered.clone());
-            }
-            keep
-        });
-        drop(removed);
-    }
-
-    /// How many wakers wait for the outcome.
-    #[cfg(test)]
-    pub(crate) fn n_wakers(&self) -> usize {
-        self.cell.lock().wakers.len()
-    }
-
-    /// Takes the published outcome (and a value produced but not yet published) back, so
-    /// that another can be published. Returned so that the value is dropped after the lock:
-    /// a value's drop may run arbitrary code.
-    fn take_outcome(&self) -> (Option<Result<Value, Box<TaskError>>>, Option<Value>) {
-        let mut cell = self.cell.lock();
-        (cell.outcome.take(), cell.produced.take())
-    }
-
-    /// Moves the published value out if it is a `T` that nothing else holds (no reader has a
-    /// copy of its `Arc`); leaves the outcome as it is otherwise. For a job nobody can reach
-    /// any more (see `TaskFuture::try_unwrap`): it has no outcome afterwards.
-    pub(crate) fn take_unshared_value<T: Any + Send + Sync>(&self) -> Option<T> {
-        let mut cell = self.cell.lock();
-        let value = match cell.outcome.take() {
-            Some(Ok(value)) if value.is::<T>() && Arc::strong_count(&value) == 1 => value,
-            other => {
-                cell.outcome = other;
-                return None;
-            }
-        };
-        drop(cell);
-        // Cannot fail: checked under the lock, and nobody else had the `Arc` to clone it.
-        value.downcast::<T>().ok().and_then(|typed| Arc::try_unwrap(typed).ok())
-    }
-
-    /// The outcome if published, without waiting.
-    pub(crate) fn peek_outcome(&self) -> Option<Result<Value, TaskError>> {
-        self.cell.lock().outcome.as_ref().map(unboxed)
-    }
-}
+use crate::transport::{CompletionSink, ReadyTask, Reports, Transport};
 
 thread_local! {
     /// An empty action list with room, reused by the next event on this thread: without it,
@@ -394,25 +50,6 @@ fn recycle_actions(mut actions: Vec<Action<Arc<Job>>>) {
 /// to make the lock's cost small per job, few enough that a worker reporting a result waits
 /// only a few microseconds.
 const SUBMIT_BATCH: usize = 32;
-
-/// A copy of a published outcome, as the futures return it.
-fn unboxed(outcome: &Result<Value, Box<TaskError>>) -> Result<Value, TaskError> {
-    match outcome {
-        Ok(value) => Ok(Arc::clone(value)),
-        Err(error) => Err(TaskError::clone(error)),
-    }
-}
-
-/// Turns a panic payload into text.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&'static str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "a panic with a non-text payload".to_owned()
-    }
-}
 
 /// Options of one submission, as given by the user.
 #[derive(Debug, Clone)]
@@ -446,7 +83,7 @@ pub(crate) struct Core {
     key_tokens: KeyTokens,
     closed: AtomicBool,
     /// Waiters to wake whenever a task fails: `gather`, which otherwise waits only for the
-    /// last of its tasks (see `future::settle`), so that it still reports the first error in
+    /// last of its tasks (see `future::until_gathered`), so that it still reports the first error in
     /// input order as soon as that task and the ones before it are done.
     failure_watchers: Mutex<FailureWatchers>,
     /// How many tasks were cancelled while a worker (or the executor) ran them, for
@@ -484,6 +121,12 @@ impl Core {
             failure_watchers: Mutex::new(FailureWatchers::default()),
             cancelled_while_running: AtomicU64::new(0),
         }
+    }
+
+    /// Plants `bug` in the scheduler (internal: see [`ClientBuilder::planted`](super::ClientBuilder::planted)).
+    #[cfg(feature = "__planted")]
+    pub(crate) fn plant(&self, bug: crate::planted::PlantedBug) {
+        self.scheduler.lock().plant(bug);
     }
 
     /// Wakes `waker` at the next task failure. `registration` is `None` the first time and
@@ -621,7 +264,7 @@ impl Core {
         let spec = TaskSpec {
             id: job.id,
             key: job.key.clone(),
-            deps: job.deps.lock().iter().map(|dep| dep.id).collect(),
+            deps: job.dep_ids(),
             priority: options.priority,
             retries: options.retries,
             allowed_failures: options.allowed_failures,
@@ -699,36 +342,37 @@ impl Core {
         self.apply(actions, None);
     }
 
-    /// A worker reports the outcome of a body.
-    pub(crate) fn complete(&self, job: &Arc<Job>, outcome: BodyOutcome) {
-        if let BodyOutcome::Value(value) = &outcome {
-            // Before the report: from the moment the scheduler hears of it, a dependent may
-            // be dispatched and read this value, before `apply` below publishes it.
-            job.cell.lock().produced = Some(Arc::clone(value));
-        }
+    /// A worker reports how a run of `job` ended.
+    pub(crate) fn complete(&self, job: &Arc<Job>, outcome: TaskOutcome) {
+        let failed = |error| (Event::Failed { id: job.id, error }, None);
         let (event, value) = match outcome {
-            BodyOutcome::Value(value) => (Event::Finished { id: job.id }, Some((job.id, value))),
+            TaskOutcome::Value(value) => {
+                // Before the report: from the moment the scheduler hears of it, a dependent
+                // may be dispatched and read this value, before `apply` below publishes it.
+                job.set_produced(&value.0);
+                (Event::Finished { id: job.id }, Some((job.id, value.0)))
+            }
             // Error text is bounded here, where every transport's outcome arrives.
-            BodyOutcome::Failed(message) => (
-                Event::Failed {
-                    id: job.id,
-                    error: TaskError::Failed {
-                        key: job.key.clone(),
-                        message: bound_error_text(message),
-                    },
-                },
-                None,
-            ),
-            BodyOutcome::Panicked(message) => (
-                Event::Failed {
-                    id: job.id,
-                    error: TaskError::Panicked {
-                        key: job.key.clone(),
-                        message: bound_error_text(message),
-                    },
-                },
-                None,
-            ),
+            TaskOutcome::Failed(failure) => failed(TaskError::Failed {
+                key: job.key.clone(),
+                message: bound_error_text(failure.into_message()),
+            }),
+            TaskOutcome::Panicked(message) => failed(TaskError::Panicked {
+                key: job.key.clone(),
+                message: bound_error_text(message),
+            }),
+            // A resolved (cancelled) task only gives its slot back; the scheduler ignores the
+            // error. One that was not resolved fails with it.
+            TaskOutcome::NotRun => failed(TaskError::Failed {
+                key: job.key.clone(),
+                message: format!(
+                    "the transport ({}) reported task {} as not run although it was not \
+                     cancelled; submit it again, and report this to the transport's authors",
+                    self.transport.name(),
+                    job.key
+                ),
+            }),
+            TaskOutcome::Lost => return self.lost(job),
         };
         let mut actions = spare_actions();
         self.scheduler.lock().handle(event, &mut actions);
@@ -781,15 +425,6 @@ impl Core {
     /// The transport gave the task up with `error` (not one the task raised: no retry).
     pub(crate) fn given_up_with(&self, job: &Arc<Job>, error: TaskError) {
         self.feed(Event::Failed { id: job.id, error });
-    }
-
-    /// The transport itself gave the task up after its workers were lost `attempts` times
-    /// (a transport that redelivers on its own, such as Redis with its dead-letter stream).
-    pub(crate) fn gave_up(&self, job: &Arc<Job>, attempts: u32) {
-        self.feed(Event::Failed {
-            id: job.id,
-            error: TaskError::WorkerLost { key: job.key.clone(), attempts },
-        });
     }
 
     fn apply(&self, mut actions: Vec<Action<Arc<Job>>>, mut value: Option<(TaskId, Value)>) {
@@ -896,5 +531,17 @@ fn trace_failure(error: &TaskError) {
 
 /// The sink the transport reports to; see [`CompletionSink`].
 pub(crate) fn sink_for(core: &Arc<Core>) -> CompletionSink {
-    CompletionSink::new(Arc::downgrade(core))
+    let core: Arc<dyn Reports> = Arc::clone(core) as Arc<dyn Reports>;
+    CompletionSink::new(Arc::downgrade(&core))
+}
+
+/// What the transport's [`CompletionSink`] reports to.
+impl Reports for Core {
+    fn complete(&self, job: &Arc<Job>, outcome: TaskOutcome) {
+        Core::complete(self, job, outcome);
+    }
+
+    fn given_up_with(&self, job: &Arc<Job>, error: TaskError) {
+        Core::given_up_with(self, job, error);
+    }
 }

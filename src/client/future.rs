@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use super::blocking::block_on_caller_thread;
 use super::core::{Core, Job, Value, panic_message};
-use super::settle::Settle;
+use super::outcome_waiter::OutcomeWaiter;
 use crate::error::{Error, TaskError};
 use crate::executor::ExecutorExt;
 use crate::scheduler::{CancelOutcome, Event, RetryOutcome, TaskKey, TaskState};
 
-/// Anything that holds a task handle: what [`settle`] waits on.
+/// Anything that holds a task handle: what [`until_gathered`] waits on.
 pub(crate) trait AsHandle {
     fn handle(&self) -> &Handle;
 }
@@ -253,9 +253,9 @@ impl<T> TaskFuture<T> {
     where
         T: 'static,
     {
-        let settle = Settle::new(self.clone());
+        let waiter = OutcomeWaiter::new(self.clone());
         self.handle.core.executor.spawn(Box::pin(async move {
-            let (future, _) = settle.await;
+            let (future, _) = waiter.await;
             let key = future.key().clone();
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| callback(future))) {
                 tracing::warn!(key = %key, message = panic_message(&*panic), "an on_done callback panicked");
@@ -441,7 +441,7 @@ impl<T: Clone + 'static> TaskFuture<T> {
     /// # Ok(()) }
     /// ```
     pub fn result_timeout(&self, timeout: Duration) -> Result<T, Error> {
-        let waiting = self.handle.core.executor.timeout(timeout, Settle::new(self.clone()));
+        let waiting = self.handle.core.executor.timeout(timeout, OutcomeWaiter::new(self.clone()));
         let (future, outcome) = block_on_caller_thread(waiting)??;
         read_value(future.key(), outcome).map_err(Error::Task)
     }
@@ -547,8 +547,8 @@ impl<T: Send + Sync + 'static> TaskFuture<T> {
     /// ```
     pub async fn try_into_value(mut self) -> Result<Result<T, TaskError>, TaskFuture<T>> {
         loop {
-            // `Settle` is dropped at the end of the statement: its extra handle with it.
-            self = Settle::new(self).await.0;
+            // `OutcomeWaiter` is dropped at the end of the statement: its extra handle with it.
+            self = OutcomeWaiter::new(self).await.0;
             match self.try_unwrap() {
                 // No outcome: a cancel after finishing took the value back; wait again.
                 Err(future) if !future.is_done() => self = future,
@@ -619,7 +619,7 @@ impl<T: Clone + Send + Sync + 'static> TaskFuture<T> {
 /// reported as soon as the tasks before it are done (not when the last task is), it also asks
 /// the client to wake it at any task failure (`Core::watch_failures`); failures are rare, so
 /// that costs one registration per wait.
-pub(crate) async fn settle<H: AsHandle>(futures: &[H]) {
+pub(crate) async fn until_gathered<H: AsHandle>(futures: &[H]) {
     let mut front = 0;
     let mut back = futures.len();
     let mut watching = FailureWatch { registrations: Vec::new() };
@@ -651,7 +651,7 @@ pub(crate) async fn settle<H: AsHandle>(futures: &[H]) {
     .await
 }
 
-/// The failure registrations of one `settle`, ended when it ends (or is dropped).
+/// The failure registrations of one `until_gathered`, ended when it ends (or is dropped).
 struct FailureWatch {
     /// Each client watched (futures of several clients can be gathered together), with its
     /// registration.

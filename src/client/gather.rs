@@ -227,7 +227,7 @@ impl Client {
         self.refuse_if_closed("gather")?;
         let mut list = GatherList { handles: Vec::new() };
         futures.collect(&mut list);
-        super::future::settle(&list.handles).await;
+        super::future::until_gathered(&list.handles).await;
         drop(list);
         Ok(futures.assemble()?)
     }

@@ -11,8 +11,8 @@ mod delayed;
 mod deps;
 pub(crate) mod future;
 mod gather;
+mod outcome_waiter;
 mod registered;
-mod settle;
 mod stats;
 mod submit;
 mod wait;
@@ -20,6 +20,7 @@ mod wait;
 use std::fmt;
 use std::sync::Arc;
 
+pub use crate::transport::{TransportStats, WorkerStats};
 pub use as_completed::{
     AsCompleted, AsCompletedAdder, AsCompletedBatches, AsCompletedResultBatches,
     AsCompletedTimeout, AsCompletedWithResults, BlockingAsCompleted, BlockingAsCompletedTimeout,
@@ -32,8 +33,7 @@ pub use delayed::{Delayed, DelayedInputs, delayed, delayed_after};
 pub use deps::Dependencies;
 pub use future::TaskFuture;
 pub use gather::{Gather, GatherErrors, GatherList, Gathered};
-pub(crate) use stats::WorkerGauge;
-pub use stats::{ClientStats, StatsStream, TransportStats, WorkerStats};
+pub use stats::{ClientStats, StatsStream};
 pub use submit::{After, Impure, NoDeps, Pure, TaskBuilder};
 pub use wait::{ReturnWhen, WaitOutcome};
 

@@ -7,25 +7,30 @@ use super::core::{BlockingBody, InputEncoder, RegisteredCall, Value};
 use super::deps::{Dependencies, DependencyList};
 use super::submit::{After, Impure, NoDeps, TaskBuilder};
 use super::{Client, TaskFuture};
+use crate::job::TaskFailure;
 use crate::task::{Task, dependency_input};
 
 /// Decodes the JSON of `T`'s output into a shared value.
-fn decode_output<T: Task>(bytes: &[u8]) -> Result<Value, String> {
+fn decode_output<T: Task>(bytes: &[u8]) -> Result<Value, TaskFailure> {
     serde_json::from_slice::<T::Output>(bytes)
         .map(|output| Arc::new(output) as Value)
-        .map_err(|error| error.to_string())
+        .map_err(TaskFailure::from_error)
 }
 
 /// Encodes a shared value of `T`'s output as JSON.
-fn encode_output<T: Task>(value: &Value) -> Result<Vec<u8>, String> {
-    let output = value
-        .downcast_ref::<T::Output>()
-        .ok_or_else(|| format!("the value of a {} task is not its output type", T::NAME))?;
-    serde_json::to_vec(output).map_err(|error| error.to_string())
+fn encode_output<T: Task>(value: &Value) -> Result<Vec<u8>, TaskFailure> {
+    let output = value.downcast_ref::<T::Output>().ok_or_else(|| {
+        TaskFailure::new(format!("the value of a {} task is not its output type", T::NAME))
+    })?;
+    serde_json::to_vec(output).map_err(|error| {
+        TaskFailure::with_source(format!("the output of a {} task does not encode", T::NAME), error)
+    })
 }
 
-fn run<T: Task>(input: T::Input) -> Result<Value, String> {
-    T::run(input).map(|output| Arc::new(output) as Value).map_err(|error| error.to_string())
+fn run<T: Task>(input: T::Input) -> Result<Value, TaskFailure> {
+    T::run(input)
+        .map(|output| Arc::new(output) as Value)
+        .map_err(|error| TaskFailure::new(error.to_string()))
 }
 
 fn call<T: Task>(encode_input: Option<InputEncoder>, allowed_failures: u32) -> RegisteredCall {
@@ -67,8 +72,7 @@ impl TaskBuilder<'_, NoDeps, Impure> {
         let input = Arc::new(input);
         let body_input = Arc::clone(&input);
         let body = BlockingBody(move |_: &[Value]| run::<T>(T::Input::clone(&body_input)));
-        let encode =
-            Box::new(move || serde_json::to_vec(&*input).map_err(|error| error.to_string()));
+        let encode = Box::new(move || serde_json::to_vec(&*input));
         self.submit_job(
             key,
             DependencyList::default(),

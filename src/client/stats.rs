@@ -7,7 +7,6 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use serde::{Serialize, Serializer};
 
 use super::core::Core;
 use crate::scheduler::SchedulerCounts;
+use crate::transport::WorkerStats;
 
 /// A snapshot of what a client holds and what its workers are doing, from
 /// [`Client::stats`](crate::Client::stats).
@@ -73,43 +73,6 @@ pub struct ClientStats {
     pub workers: Vec<WorkerStats>,
 }
 
-/// What one worker is doing, as part of [`ClientStats`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct WorkerStats {
-    /// The worker's name, such as `worker-0`.
-    pub name: String,
-    /// Tasks the worker is running right now.
-    pub running: usize,
-    /// Task runs the worker has finished since it started (whatever their outcome).
-    pub completed: u64,
-}
-
-impl WorkerStats {
-    /// A worker's statistics, for transports that report their own.
-    pub fn new(name: impl Into<String>, running: usize, completed: u64) -> WorkerStats {
-        WorkerStats { name: name.into(), running, completed }
-    }
-}
-
-/// What a [`Transport`](crate::transport::Transport) knows about its workers and the values it
-/// stores, for [`ClientStats`]. The default knows nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TransportStats {
-    /// One entry per worker the transport knows of.
-    pub workers: Vec<WorkerStats>,
-    /// Bytes of task values the transport stores, if it can tell.
-    pub bytes_held: Option<u64>,
-}
-
-impl TransportStats {
-    /// Statistics with the given workers and stored bytes.
-    pub fn new(workers: Vec<WorkerStats>, bytes_held: Option<u64>) -> TransportStats {
-        TransportStats { workers, bytes_held }
-    }
-}
-
 /// Serialized by hand so that the scheduler stays free of serialization concerns.
 impl Serialize for SchedulerCounts {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -123,33 +86,6 @@ impl Serialize for SchedulerCounts {
         state.serialize_field("total_finished", &self.total_finished)?;
         state.serialize_field("total_failed", &self.total_failed)?;
         state.end()
-    }
-}
-
-/// The counters one in-process worker keeps for [`WorkerStats`]: two uncontended atomics,
-/// each worker in its own allocation so that workers do not share a cache line.
-#[derive(Debug, Default)]
-pub(crate) struct WorkerGauge {
-    running: AtomicUsize,
-    completed: AtomicU64,
-}
-
-impl WorkerGauge {
-    pub(crate) fn started(&self) {
-        self.running.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn finished(&self) {
-        self.running.fetch_sub(1, Ordering::Relaxed);
-        self.completed.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn snapshot(&self, name: String) -> WorkerStats {
-        WorkerStats {
-            name,
-            running: self.running.load(Ordering::Relaxed),
-            completed: self.completed.load(Ordering::Relaxed),
-        }
     }
 }
 

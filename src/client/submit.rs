@@ -11,6 +11,7 @@ use super::core::{AsyncBody, BlockingBody, Body, Core, Job, RegisteredCall, Subm
 use super::deps::{Dependencies, DependencyList, DependencyReader};
 use super::{Client, TaskFuture};
 use crate::executor::BoxFuture;
+use crate::job::TaskFailure;
 use crate::scheduler::{TaskKey, prefix_for_type_name};
 
 /// A new key for an impure submission of `F` to `core`'s client.
@@ -297,7 +298,7 @@ where
 {
     BlockingBody(move |_: &[Value]| match function(argument.clone()) {
         Ok(value) => Ok(Arc::new(value) as Value),
-        Err(error) => Err(error.to_string()),
+        Err(error) => Err(TaskFailure::new(error.to_string())),
     })
 }
 
@@ -308,7 +309,7 @@ where
     Fut: Future<Output = R> + Send + 'static,
     R: Send + Sync + 'static,
 {
-    AsyncBody(move |_: Vec<Value>| -> BoxFuture<Result<Value, String>> {
+    AsyncBody(move |_: Vec<Value>| -> BoxFuture<Result<Value, TaskFailure>> {
         let running = function(argument.clone());
         Box::pin(async move { Ok(Arc::new(running.await) as Value) })
     })
@@ -667,14 +668,14 @@ impl<'c, D: Dependencies, P: 'static> TaskBuilder<'c, After<D>, P> {
         self.submit_dependent::<F, T>(move |values| {
             function(values)
                 .map(|value| Arc::new(value) as Value)
-                .map_err(|error| error.to_string())
+                .map_err(|error| TaskFailure::new(error.to_string()))
         })
     }
 
     /// Submits a blocking body over the dependencies' values, keyed by the user's `F`.
     fn submit_dependent<F: 'static, T>(
         &self,
-        run: impl Fn(D::Values) -> Result<Value, String> + Send + Sync + 'static,
+        run: impl Fn(D::Values) -> Result<Value, TaskFailure> + Send + Sync + 'static,
     ) -> TaskFuture<T> {
         let (list, lengths) = self.collect();
         let key = self.dependent_key::<F>(&list);
@@ -698,14 +699,14 @@ impl<'c, D: Dependencies, P: 'static> TaskBuilder<'c, After<D>, P> {
     {
         let (list, lengths) = self.collect();
         let key = self.dependent_key::<F>(&list);
-        let body = AsyncBody(move |inputs: Vec<Value>| -> BoxFuture<Result<Value, String>> {
+        let body = AsyncBody(move |inputs: Vec<Value>| -> BoxFuture<Result<Value, TaskFailure>> {
             match D::read(&mut DependencyReader::new(&inputs, &lengths)) {
                 Some(values) => {
                     let running = function(values);
                     Box::pin(async move { Ok(Arc::new(running.await) as Value) })
                 }
                 None => Box::pin(async {
-                    Err("internal error: dependency values of an unexpected type".to_owned())
+                    Err("internal error: dependency values of an unexpected type".into())
                 }),
             }
         });

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use super::blocking::block_on_caller_thread;
-use super::settle::Settle;
+use super::outcome_waiter::OutcomeWaiter;
 use super::{BlockingClient, Client, TaskFuture};
 use crate::error::{Error, TaskError};
 use crate::executor::ExecutorExt;
@@ -130,7 +130,7 @@ impl Client {
 /// condition holds, or it times out), the unfinished ones take their wakers back.
 async fn wait_until<T>(futures: &[TaskFuture<T>], return_when: ReturnWhen) {
     let mut outcomes: FuturesUnordered<_> =
-        futures.iter().map(|future| Settle::new(future.clone())).collect();
+        futures.iter().map(|future| OutcomeWaiter::new(future.clone())).collect();
     while let Some((_, outcome)) = outcomes.next().await {
         match return_when {
             ReturnWhen::AllCompleted => {}

@@ -1,13 +1,8 @@
 //! What the scheduler is told ([`Event`], past-tense facts) and what it answers ([`Action`],
 //! commands for the client core to carry out).
 
-use super::key::{TaskId, TaskKey};
 use crate::error::TaskError;
-
-/// How many times a task may be lost with its worker before it fails with
-/// [`TaskError::WorkerLost`], unless `allowed_failures` says otherwise: 3 (four deliveries in
-/// all), Dask's default (`distributed.scheduler.allowed-failures`).
-pub const DEFAULT_ALLOWED_FAILURES: u32 = 3;
+use crate::key::{TaskId, TaskKey};
 
 /// Everything the scheduler needs to know about a new task.
 #[derive(Debug, Clone)]

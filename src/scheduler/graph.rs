@@ -4,10 +4,11 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::event::{Action, CancelOutcome, Event, RetryOutcome, TaskSpec};
-use super::key::{TaskId, TaskKey};
 use super::table::TaskTable;
 use crate::error::TaskError;
-use crate::planted::{PlantedBug, active as planted};
+use crate::key::{TaskId, TaskKey};
+#[cfg(feature = "__planted")]
+use crate::planted::PlantedBug;
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -205,6 +206,9 @@ pub struct Scheduler<P> {
     worklist: Vec<TaskId>,
     /// Reused work list of `forget_unneeded`.
     forget_list: Vec<TaskId>,
+    /// The bug planted in this scheduler, if any (see [`Scheduler::plant`]).
+    #[cfg(feature = "__planted")]
+    planted: Option<PlantedBug>,
 }
 
 impl<P: Clone> Scheduler<P> {
@@ -223,7 +227,16 @@ impl<P: Clone> Scheduler<P> {
             total_failed: 0,
             worklist: Vec::new(),
             forget_list: Vec::new(),
+            #[cfg(feature = "__planted")]
+            planted: None,
         }
+    }
+
+    /// Plants `bug` in this scheduler (internal: for the simulation's planted-bug tests).
+    #[cfg(feature = "__planted")]
+    #[doc(hidden)]
+    pub fn plant(&mut self, bug: PlantedBug) {
+        self.planted = Some(bug);
     }
 
     /// The task that holds `key`, if it was submitted with a shared key and is still held.
@@ -239,16 +252,6 @@ impl<P: Clone> Scheduler<P> {
     /// The state of a task, or `None` once it was forgotten.
     pub fn state(&self, id: TaskId) -> Option<TaskState> {
         self.tasks.get(&id).map(|record| record.state)
-    }
-
-    /// The key of a held task.
-    pub fn key(&self, id: TaskId) -> Option<&TaskKey> {
-        self.tasks.get(&id).map(|record| &record.key)
-    }
-
-    /// Whether [`Event::Closed`] was seen.
-    pub fn is_closed(&self) -> bool {
-        self.closed
     }
 
     /// Task counts by state and totals.
@@ -512,7 +515,8 @@ impl<P: Clone> Scheduler<P> {
     fn on_finished(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
         match self.take_report(id) {
             Some(TaskState::Running) => {}
-            Some(_) if planted(PlantedBug::AcceptSecondResult) => {}
+            #[cfg(feature = "__planted")]
+            Some(_) if self.planted == Some(PlantedBug::AcceptSecondResult) => {}
             Some(_) => {
                 // Cancelled while it ran: the value is discarded.
                 self.forget_unneeded(id, out);
@@ -530,9 +534,10 @@ impl<P: Clone> Scheduler<P> {
                 && dependent_record.state == TaskState::Waiting
             {
                 dependent_record.waiting_on -= 1;
-                if dependent_record.waiting_on == 0
-                    || planted(PlantedBug::ReadyAfterFirstDependency)
-                {
+                let ready = dependent_record.waiting_on == 0;
+                #[cfg(feature = "__planted")]
+                let ready = ready || self.planted == Some(PlantedBug::ReadyAfterFirstDependency);
+                if ready {
                     self.make_ready(dependent, out);
                 }
             }
@@ -544,14 +549,16 @@ impl<P: Clone> Scheduler<P> {
     fn on_failed(&mut self, id: TaskId, error: TaskError, out: &mut Vec<Action<P>>) {
         match self.take_report(id) {
             Some(TaskState::Running) => {}
-            Some(_) if planted(PlantedBug::AcceptSecondResult) => {}
+            #[cfg(feature = "__planted")]
+            Some(_) if self.planted == Some(PlantedBug::AcceptSecondResult) => {}
             Some(_) => {
                 self.forget_unneeded(id, out);
                 return;
             }
             None => return,
         }
-        if planted(PlantedBug::LeakSlotOnFailure) {
+        #[cfg(feature = "__planted")]
+        if self.planted == Some(PlantedBug::LeakSlotOnFailure) {
             self.in_flight += 1;
         }
         let record = self.tasks.get_mut(&id).expect("reported task is held");
@@ -706,7 +713,11 @@ impl<P: Clone> Scheduler<P> {
         cascade.clear();
         let mut cancelled = vec![id];
         self.cancel_one(id, error, out);
-        if !planted(PlantedBug::NoCancelCascade) {
+        #[cfg(feature = "__planted")]
+        let cascades = self.planted != Some(PlantedBug::NoCancelCascade);
+        #[cfg(not(feature = "__planted"))]
+        let cascades = true;
+        if cascades {
             cascade.push(id);
         }
         while let Some(parent) = cascade.pop() {
@@ -763,7 +774,12 @@ impl<P: Clone> Scheduler<P> {
         cascade.clear();
         let mut terminated = vec![id];
         self.terminate(id, state, error, reported, out);
-        if !(state == TaskState::Cancelled && planted(PlantedBug::NoCancelCascade)) {
+        #[cfg(feature = "__planted")]
+        let cascades =
+            !(state == TaskState::Cancelled && self.planted == Some(PlantedBug::NoCancelCascade));
+        #[cfg(not(feature = "__planted"))]
+        let cascades = true;
+        if cascades {
             cascade.push(id);
         }
         while let Some(failed) = cascade.pop() {

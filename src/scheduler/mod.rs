@@ -29,11 +29,11 @@
 
 mod event;
 mod graph;
-mod key;
 mod table;
 #[cfg(test)]
 mod tests;
 
-pub use event::{Action, CancelOutcome, DEFAULT_ALLOWED_FAILURES, Event, RetryOutcome, TaskSpec};
+pub use crate::job::DEFAULT_ALLOWED_FAILURES;
+pub use crate::key::{KeyTokens, TaskId, TaskKey, prefix_for_type_name};
+pub use event::{Action, CancelOutcome, Event, RetryOutcome, TaskSpec};
 pub use graph::{Scheduler, SchedulerCounts, TaskState};
-pub use key::{KeyTokens, TaskId, TaskKey, prefix_for_type_name};

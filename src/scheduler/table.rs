@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::key::TaskId;
+use crate::key::TaskId;
 
 /// How many consecutive ids one chunk covers.
 pub(crate) const CHUNK: u64 = 128;

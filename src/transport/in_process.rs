@@ -4,14 +4,13 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use futures::future::{AbortHandle, Abortable};
-
-use super::{CompletionSink, ReadyTask, Transport, TransportStats};
+use super::{CompletionSink, ReadyTask, TaskOutcome, Transport, TransportStats, WorkerStats};
 use crate::Error;
-use crate::client::WorkerGauge;
 use crate::executor::{BoxFuture, Executor, ExecutorExt};
-use crate::worker::{WorkerMessage, run_local_worker};
+#[cfg(feature = "__planted")]
+use crate::planted::PlantedBug;
 
 /// How many dispatched tasks each worker may have queued. One is enough to keep a worker busy:
 /// a worker reporting a result dispatches the next ready task before it asks the queue again.
@@ -41,6 +40,9 @@ pub struct InProcessTransport {
     /// conformance suite, a worker never seeing its `Stop`).
     queue: (async_channel::Sender<WorkerMessage>, async_channel::Receiver<WorkerMessage>),
     started: OnceLock<Started>,
+    /// The bug planted in the workers, if any (internal: see [`InProcessTransport::planted`]).
+    #[cfg(feature = "__planted")]
+    planted: Option<PlantedBug>,
 }
 
 struct Started {
@@ -68,32 +70,46 @@ impl InProcessTransport {
             workers: workers.max(1),
             queue: async_channel::unbounded(),
             started: OnceLock::new(),
+            #[cfg(feature = "__planted")]
+            planted: None,
         }
     }
 
-    /// How many worker loops this cluster runs.
-    pub fn workers(&self) -> usize {
+    /// Plants `bug` in the workers (internal: for the simulation's planted-bug tests).
+    #[cfg(feature = "__planted")]
+    #[doc(hidden)]
+    pub fn planted(mut self, bug: PlantedBug) -> InProcessTransport {
+        self.planted = Some(bug);
+        self
+    }
+
+    /// How many worker loops this cluster runs (at least one). Not to be confused with
+    /// [`Transport::workers`], which describes them.
+    ///
+    /// ```
+    /// use taskweave::transport::InProcessTransport;
+    ///
+    /// assert_eq!(InProcessTransport::new(4).worker_count(), 4);
+    /// assert_eq!(InProcessTransport::new(0).worker_count(), 1);
+    /// ```
+    pub fn worker_count(&self) -> usize {
         self.workers
     }
 
     fn run_async_task(&self, started: &Started, task: ReadyTask) {
-        let (abort_handle, registration) = AbortHandle::new_pair();
-        task.set_abort_handle(abort_handle);
         let sink = started.sink.clone();
         let report = ReportOnDrop { task: Some(task.clone()), sink: sink.clone() };
         let span = tracing::debug_span!("task", key = %task.key(), attempt = task.attempt());
         let body = tracing::Instrument::instrument(
             async move {
+                // Stops by itself when the task is cancelled (reporting `NotRun`).
                 let outcome = task.run_async().await;
                 report.disarm();
                 sink.complete(&task, outcome);
             },
             span,
         );
-        let spawned = started.executor.spawn_task(async move {
-            let _ = Abortable::new(body, registration).await;
-        });
-        if let Err(error) = spawned {
+        if let Err(error) = started.executor.spawn_task(body) {
             tracing::warn!(%error, "could not spawn an async task body");
         }
     }
@@ -116,7 +132,7 @@ impl ReportOnDrop {
 impl Drop for ReportOnDrop {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
-            self.sink.complete(&task, super::TaskOutcome::dropped_by_executor());
+            self.sink.complete(&task, TaskOutcome::dropped_by_executor());
         }
     }
 }
@@ -135,12 +151,15 @@ impl Transport for InProcessTransport {
         let mut gauges = Vec::with_capacity(self.workers);
         for index in 0..self.workers {
             let gauge = Arc::new(WorkerGauge::default());
-            let loop_future = run_local_worker(
-                self.queue.1.clone(),
-                sink.clone(),
-                Arc::clone(&gauge),
-                stopped_sender.clone(),
-            );
+            let loop_future = WorkerLoop {
+                queue: self.queue.1.clone(),
+                sink: sink.clone(),
+                gauge: Arc::clone(&gauge),
+                _stopped: stopped_sender.clone(),
+                #[cfg(feature = "__planted")]
+                planted: self.planted,
+            }
+            .run();
             executor.spawn_dedicated(&format!("worker-{index}"), Box::pin(loop_future))?;
             tracing::debug!(worker = index, "worker joined");
             gauges.push(gauge);
@@ -195,5 +214,100 @@ impl Transport for InProcessTransport {
                 while stopped.recv_async().await.is_ok() {}
             }
         })
+    }
+}
+
+/// What the in-process queue carries to a worker.
+enum WorkerMessage {
+    /// Run this task and report its outcome.
+    Run(ReadyTask),
+    /// Stop after the tasks already taken.
+    Stop,
+}
+
+/// One in-process worker: receives asynchronously, runs each blocking body inline on its
+/// loop's thread, and reports to `sink`.
+struct WorkerLoop {
+    queue: async_channel::Receiver<WorkerMessage>,
+    sink: CompletionSink,
+    /// Counts what it runs, for [`Client::stats`](crate::Client::stats).
+    gauge: Arc<WorkerGauge>,
+    /// Dropped when the loop ends: tells the transport this worker is gone.
+    _stopped: flume::Sender<()>,
+    #[cfg(feature = "__planted")]
+    planted: Option<PlantedBug>,
+}
+
+impl WorkerLoop {
+    /// Runs until `Stop` or until the queue closes.
+    async fn run(self) {
+        loop {
+            // Take what is already queued without touching the waker machinery.
+            let message = match self.queue.try_recv() {
+                Ok(message) => message,
+                Err(async_channel::TryRecvError::Empty) => match self.queue.recv().await {
+                    Ok(message) => message,
+                    Err(async_channel::RecvError) => break,
+                },
+                Err(async_channel::TryRecvError::Closed) => break,
+            };
+            match message {
+                WorkerMessage::Run(task) => self.run_one(&task),
+                WorkerMessage::Stop => break,
+            }
+        }
+        tracing::debug!("worker stopped");
+    }
+
+    fn run_one(&self, task: &ReadyTask) {
+        // Cancelled while it waited in the queue: it must not start (found by the
+        // simulation, `dependencies 0` in tests/sim-seeds.txt). Reporting it still gives
+        // the slot back.
+        let skip = task.is_resolved();
+        #[cfg(feature = "__planted")]
+        let skip = skip && self.planted != Some(PlantedBug::RunCancelledTask);
+        let outcome = if skip {
+            TaskOutcome::NotRun
+        } else {
+            // A span per run when a subscriber listens at `debug`: it sees the start, the end
+            // and the time taken. Not made otherwise: with `tracing`'s `log` feature on (axum
+            // turns it on, say), even a disabled span costs ~130 instructions per task.
+            let span = tracing::enabled!(tracing::Level::DEBUG)
+                .then(|| tracing::debug_span!("task", key = %task.key(), attempt = task.attempt()));
+            let _entered = span.as_ref().map(tracing::Span::enter);
+            self.gauge.started();
+            let outcome = task.run();
+            self.gauge.finished();
+            tracing::trace!(ok = outcome.is_value(), "task body returned");
+            outcome
+        };
+        self.sink.complete(task, outcome);
+    }
+}
+
+/// The counters one in-process worker keeps for [`WorkerStats`]: two uncontended atomics,
+/// each worker in its own allocation so that workers do not share a cache line.
+#[derive(Debug, Default)]
+struct WorkerGauge {
+    running: AtomicUsize,
+    completed: AtomicU64,
+}
+
+impl WorkerGauge {
+    fn started(&self) {
+        self.running.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn finished(&self) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        self.completed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self, name: String) -> WorkerStats {
+        WorkerStats::new(
+            name,
+            self.running.load(Ordering::Relaxed),
+            self.completed.load(Ordering::Relaxed),
+        )
     }
 }

@@ -17,54 +17,156 @@ mod in_process;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+mod stats;
 
 use std::fmt;
 use std::sync::{Arc, Weak};
 
 pub use in_process::InProcessTransport;
-
-pub use crate::client::{TransportStats, WorkerStats};
+pub use stats::{TransportStats, WorkerStats};
 
 use crate::Error;
-use crate::client::core::{BodyOutcome, Core, Job};
+use crate::error::TaskError;
 use crate::executor::{BoxFuture, Executor};
-use crate::scheduler::{TaskId, TaskKey};
+use crate::job::Job;
+pub use crate::job::{TaskFailure, TaskOutcome, TaskValue};
+use crate::key::{TaskId, TaskKey};
 
 /// Carries ready tasks to workers and their outcomes back to the client.
 ///
 /// The client calls [`start`](Transport::start) once, then [`dispatch`](Transport::dispatch)
 /// for every task the scheduler lets run (never more than [`capacity`](Transport::capacity)
-/// worker tasks at once), [`release`](Transport::release) when a task's value is no longer
-/// needed, and [`close`](Transport::close) at the end.
+/// worker tasks at once), [`abort`](Transport::abort) when a dispatched task is cancelled,
+/// [`release`](Transport::release) when a task's value is no longer needed, and
+/// [`close`](Transport::close) at the end. A worker takes a [`ReadyTask`], runs it
+/// ([`ReadyTask::run`] for a blocking body, [`ReadyTask::run_async`] for an async one; or,
+/// in another process, the registered task named by [`ReadyTask::task_name`] with
+/// [`ReadyTask::encode_input`]), and reports a [`TaskOutcome`] to the [`CompletionSink`]
+/// given at start: a value, a failure, a panic, [`NotRun`](TaskOutcome::NotRun) or
+/// [`Lost`](TaskOutcome::Lost).
+///
+/// # A complete transport
+///
+/// Every method below points here. This transport runs each blocking body with
+/// [`Executor::spawn_blocking`] and each async body as a task on the executor; it is
+/// written against the public API only, as a crate of yours would be:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::OnceLock;
+///
+/// use taskweave::executor::BoxFuture;
+/// use taskweave::transport::{CompletionSink, ReadyTask, TaskOutcome, Transport};
+/// use taskweave::{Client, Error, Executor, ExecutorExt, TaskError};
+///
+/// #[derive(Debug, Default)]
+/// struct OnTheExecutor {
+///     started: OnceLock<(Arc<dyn Executor>, CompletionSink)>,
+///     closed: AtomicBool,
+/// }
+///
+/// impl Transport for OnTheExecutor {
+///     fn name(&self) -> &'static str {
+///         "on-the-executor"
+///     }
+///
+///     fn capacity(&self) -> usize {
+///         4 // blocking bodies at once; the scheduler queues the rest
+///     }
+///
+///     fn start(&self, executor: Arc<dyn Executor>, sink: CompletionSink) -> Result<(), Error> {
+///         let _ = self.started.set((executor, sink));
+///         Ok(())
+///     }
+///
+///     fn dispatch(&self, task: ReadyTask) {
+///         let Some((executor, sink)) = self.started.get() else { return };
+///         let sink = sink.clone();
+///         if self.closed.load(Ordering::Acquire) {
+///             return sink.complete(&task, TaskOutcome::NotRun);
+///         }
+///         let (reported, reporter) = (task.clone(), sink.clone());
+///         let spawned = if task.is_async() {
+///             executor.spawn_task(async move {
+///                 let outcome = task.run_async().await;
+///                 sink.complete(&task, outcome);
+///             })
+///         } else {
+///             executor.spawn_blocking(Box::new(move || {
+///                 // Cancelled while it waited: do not start it, give its slot back.
+///                 let outcome = if task.is_resolved() { TaskOutcome::NotRun } else { task.run() };
+///                 sink.complete(&task, outcome);
+///             }))
+///         };
+///         if let Err(error) = spawned {
+///             reporter.complete(&reported, TaskOutcome::failed(format!("not started: {error}")));
+///         }
+///     }
+///
+///     fn close(&self) -> BoxFuture<()> {
+///         // Bodies already handed to the executor finish there; nothing new starts.
+///         self.closed.store(true, Ordering::Release);
+///         Box::pin(async {})
+///     }
+/// }
+///
+/// let client = Client::builder().transport(OnTheExecutor::default()).build_blocking()?;
+/// assert_eq!(client.submit(|x: u32| x + 1, 1).result()?, 2);
+/// assert_eq!(client.submit_async(|x: u32| async move { x * 3 }, 2).result()?, 6);
+/// let failed = client.try_submit(|x: &str| x.parse::<u8>(), "x").result();
+/// assert!(matches!(failed, Err(Error::Task(TaskError::Failed { .. }))));
+/// let panicked = client.submit(|_: ()| -> u8 { panic!("boom") }, ()).result();
+/// assert!(matches!(panicked, Err(Error::Task(TaskError::Panicked { .. }))));
+/// client.blocking().close()?;
+/// # Ok::<(), Error>(())
+/// ```
+///
+/// A transport whose workers live in other processes sends [`ReadyTask::task_name`] and
+/// [`ReadyTask::encode_input`] instead of running the body, and turns the bytes that come
+/// back into an outcome with [`ReadyTask::decode_output`]; the Redis transport
+/// ([`redis`], feature `redis`) is one.
 pub trait Transport: Send + Sync + fmt::Debug + 'static {
-    /// A short name for `Debug` output and statistics, such as `"in-process"`.
+    /// A short name for `Debug` output and statistics, such as `"in-process"`. See the
+    /// [complete transport](Transport#a-complete-transport).
     fn name(&self) -> &'static str;
 
     /// How many worker tasks may be dispatched and unreported at once. The scheduler keeps
-    /// the rest in its priority queue.
+    /// the rest in its priority queue (async bodies take no slot). See the
+    /// [complete transport](Transport#a-complete-transport).
     fn capacity(&self) -> usize;
 
-    /// Starts the workers (or connects to them), reporting to `sink`.
+    /// Starts the workers (or connects to them), reporting to `sink`. Called once, before
+    /// any other method but [`name`](Transport::name) and [`capacity`](Transport::capacity).
+    /// See the [complete transport](Transport#a-complete-transport).
     ///
     /// # Errors
     ///
-    /// When the workers cannot be started, for example [`Error::ThreadSpawn`].
+    /// When the workers cannot be started, for example [`Error::ThreadSpawn`]; the client's
+    /// build fails with it.
     fn start(&self, executor: Arc<dyn Executor>, sink: CompletionSink) -> Result<(), Error>;
 
-    /// Sends one ready task to a worker. Must not block.
+    /// Sends one ready task to a worker. Must not block. Every task dispatched is reported
+    /// exactly once to the sink. See the
+    /// [complete transport](Transport#a-complete-transport).
     fn dispatch(&self, task: ReadyTask);
 
     /// The task `id`, dispatched and not yet reported, no longer needs to run: it was
     /// cancelled, or its client is closing. A transport that can should keep it from
-    /// starting — the in-process workers check [`ReadyTask::is_resolved`] themselves, the
-    /// Redis transport removes its stream entry if no worker has begun it. Either way the
-    /// transport still reports the task once, with [`TaskOutcome::not_run`] if it never ran,
-    /// so that its slot is given back. Must not block. The default does nothing.
+    /// starting — workers check [`ReadyTask::is_resolved`] before they start a task (see
+    /// the [complete transport](Transport#a-complete-transport)), the Redis transport
+    /// removes its stream entry if no worker has begun it; an async body run with
+    /// [`ReadyTask::run_async`] stops by itself. Either way the transport still reports the
+    /// task once, with [`TaskOutcome::NotRun`] if it never ran, so that its slot is given
+    /// back. Must not block. The default does nothing.
     fn abort(&self, id: TaskId) {
         let _ = id;
     }
 
-    /// The value of the task with `key` is no longer needed; free it wherever it is stored.
+    /// The value of the task with `key` is no longer needed; free it wherever it is stored
+    /// (a transport that keeps values only in the client, as in the
+    /// [complete transport](Transport#a-complete-transport), has nothing to do). The
+    /// default does nothing.
     fn release(&self, key: &TaskKey) {
         let _ = key;
     }
@@ -72,16 +174,33 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// What the transport knows of its workers and stored values, for
     /// [`Client::stats`](crate::Client::stats). Called only when someone asks for statistics;
     /// keep it to counter reads. The default knows nothing.
+    ///
+    /// ```
+    /// use taskweave::transport::{TransportStats, WorkerStats};
+    ///
+    /// // What a transport with one idle worker that ran 7 tasks would return:
+    /// let stats = TransportStats::new(vec![WorkerStats::new("worker-0", 0, 7)], None);
+    /// assert_eq!(stats.workers[0].completed, 7);
+    /// ```
     fn stats(&self) -> TransportStats {
         TransportStats::default()
     }
 
     /// Stops the workers: no new task starts after this call. The returned future resolves
-    /// when every worker has stopped.
+    /// when every worker has stopped. See the
+    /// [complete transport](Transport#a-complete-transport).
     fn close(&self) -> BoxFuture<()>;
 
     /// The workers serving this transport now (what [`Client::workers`](crate::Client::workers)
     /// lists). The default lists none.
+    ///
+    /// ```
+    /// use taskweave::transport::WorkerInfo;
+    ///
+    /// // What a transport with one worker running any closure, two at a time, would list:
+    /// let info = WorkerInfo::new("worker-0".into(), "in-process".into(), 2, Vec::new());
+    /// assert_eq!(info.pid, std::process::id());
+    /// ```
     fn workers(&self) -> BoxFuture<Result<Vec<WorkerInfo>, Error>> {
         Box::pin(async { Ok(Vec::new()) })
     }
@@ -124,7 +243,15 @@ fn host_name() -> String {
         .unwrap_or_else(|| "unknown-host".to_owned())
 }
 
-/// A task whose dependencies have all finished, handed to a [`Transport`] to run.
+/// A task whose dependencies have all finished, handed to a [`Transport`] to run: what to
+/// run ([`run`](ReadyTask::run), [`run_async`](ReadyTask::run_async), or for a worker in
+/// another process [`task_name`](ReadyTask::task_name) and
+/// [`encode_input`](ReadyTask::encode_input)), and who it is ([`key`](ReadyTask::key),
+/// [`id`](ReadyTask::id), [`attempt`](ReadyTask::attempt)). Report how it ended to the
+/// [`CompletionSink`] with this same `ReadyTask`.
+///
+/// Cheap to clone (one reference count); `Send` and `Sync`, so a worker on any thread can
+/// carry it. See the [complete transport](Transport#a-complete-transport).
 #[derive(Clone)]
 pub struct ReadyTask {
     job: Arc<Job>,
@@ -150,7 +277,7 @@ impl ReadyTask {
         &self.job.key
     }
 
-    /// The task's id within its client.
+    /// The task's id within its client (what [`Transport::abort`] names).
     pub fn id(&self) -> TaskId {
         self.job.id
     }
@@ -162,9 +289,9 @@ impl ReadyTask {
 
     /// Whether the task already has an outcome: it was cancelled (or its client closed) after
     /// it was dispatched, while it waited for a worker. A worker does not start such a task;
-    /// it reports [`TaskOutcome::not_run`] instead, which gives the worker slot back.
+    /// it reports [`TaskOutcome::NotRun`] instead, which gives the worker slot back.
     pub fn is_resolved(&self) -> bool {
-        self.job.peek_outcome().is_some()
+        self.job.status().is_some()
     }
 
     /// Whether the body is async (run it with [`run_async`](ReadyTask::run_async) on the
@@ -176,13 +303,13 @@ impl ReadyTask {
     /// Runs a blocking body on the current thread. A panic in the body is caught and
     /// reported in the outcome.
     pub fn run(&self) -> TaskOutcome {
-        TaskOutcome(self.job.run_blocking())
+        self.job.run_blocking()
     }
 
-    /// Runs an async body. A panic while polling it is caught and reported in the outcome.
+    /// Runs an async body. A panic while polling it is caught and reported in the outcome;
+    /// a cancel while it runs stops it, and the outcome is [`TaskOutcome::NotRun`].
     pub fn run_async(&self) -> BoxFuture<TaskOutcome> {
-        let future = self.job.run_async();
-        Box::pin(async move { TaskOutcome(future.await) })
+        self.job.run_async()
     }
 
     /// The [`Task::NAME`](crate::Task::NAME) of a registered task, `None` for a closure.
@@ -199,23 +326,28 @@ impl ReadyTask {
     ///
     /// # Errors
     ///
-    /// [`Error::Serialization`] when the input cannot be encoded.
+    /// [`Error::Serialization`] (with the encoder's error as its source) when the input
+    /// cannot be encoded.
     pub fn encode_input(&self) -> Option<Result<Vec<u8>, Error>> {
         let encode = self.job.call.as_ref()?.encode_input.as_ref()?;
-        Some(encode().map_err(|message| Error::Serialization(message.into())))
+        Some(encode().map_err(|error| Error::Serialization(Box::new(error))))
     }
 
     /// Turns the JSON of a registered task's output, as a remote worker produced it, into the
     /// outcome to [`complete`](CompletionSink::complete) the task with. Bytes that do not
-    /// decode into the task's output type give a failed outcome that says so.
+    /// decode into the task's output type give a failed outcome that says so (with the
+    /// decoder's error as its source).
     pub fn decode_output(&self, bytes: &[u8]) -> TaskOutcome {
         match &self.job.call {
             Some(call) => match (call.decode_output)(bytes) {
-                Ok(value) => TaskOutcome(BodyOutcome::Value(value)),
-                Err(message) => TaskOutcome::failed(format!(
-                    "the worker's result does not decode as the output of {}: {message}; are \
-                     the client and the workers built from the same task definitions?",
-                    call.name
+                Ok(value) => TaskOutcome::Value(TaskValue(value)),
+                Err(failure) => TaskOutcome::Failed(TaskFailure::with_source(
+                    format!(
+                        "the worker's result does not decode as the output of {} (are the \
+                         client and the workers built from the same task definitions?)",
+                        call.name
+                    ),
+                    failure,
                 )),
             },
             None => TaskOutcome::failed("a closure's result cannot be decoded from bytes"),
@@ -223,7 +355,7 @@ impl ReadyTask {
     }
 
     /// How many deliveries of a registered task may die with their worker before it fails
-    /// with [`TaskError::WorkerLost`](crate::TaskError::WorkerLost)
+    /// with [`TaskError::WorkerLost`]
     /// ([`TaskBuilder::allowed_failures`](crate::client::TaskBuilder::allowed_failures)), for
     /// transports that redeliver by themselves; `None` for a closure.
     pub fn allowed_failures(&self) -> Option<u32> {
@@ -234,66 +366,22 @@ impl ReadyTask {
     pub fn dependency_keys(&self) -> Vec<TaskKey> {
         self.job.dep_keys()
     }
-
-    /// Registers the handle that stops this task's async body when the task is cancelled.
-    pub fn set_abort_handle(&self, handle: futures::future::AbortHandle) {
-        self.job.set_abort_handle(handle);
-    }
 }
 
-/// How one run of a task body ended: a value, an error it returned, or a panic.
-pub struct TaskOutcome(pub(crate) BodyOutcome);
-
-impl TaskOutcome {
-    /// The outcome of a body that never ran to the end because its executor dropped it
-    /// (for example, the runtime shut down).
-    pub fn dropped_by_executor() -> TaskOutcome {
-        TaskOutcome(BodyOutcome::Failed(
-            "the executor dropped the task before it finished (has the runtime shut down?)".into(),
-        ))
-    }
-
-    /// The outcome reported for a task that was not started because it was already resolved
-    /// (see [`ReadyTask::is_resolved`]); the scheduler only frees the task's slot.
-    pub fn not_run() -> TaskOutcome {
-        TaskOutcome(BodyOutcome::Failed(
-            "the task was resolved (cancelled) before a worker started it".into(),
-        ))
-    }
-
-    /// A body that returned an error with this text
-    /// ([`TaskError::Failed`](crate::TaskError::Failed) once reported).
-    pub fn failed(message: impl Into<String>) -> TaskOutcome {
-        TaskOutcome(BodyOutcome::Failed(message.into()))
-    }
-
-    /// A body that panicked with this message
-    /// ([`TaskError::Panicked`](crate::TaskError::Panicked) once reported).
-    pub fn panicked(message: impl Into<String>) -> TaskOutcome {
-        TaskOutcome(BodyOutcome::Panicked(message.into()))
-    }
-
-    /// Whether the body produced a value.
-    pub fn is_value(&self) -> bool {
-        matches!(self.0, BodyOutcome::Value(_))
-    }
+/// What a [`CompletionSink`] reports to: the client's core, seen from the transport.
+pub(crate) trait Reports: Send + Sync {
+    /// How a run of `job` ended.
+    fn complete(&self, job: &Arc<Job>, outcome: TaskOutcome);
+    /// The transport gave `job` up with `error` (not one the task raised: no retry).
+    fn given_up_with(&self, job: &Arc<Job>, error: TaskError);
 }
 
-impl fmt::Debug for TaskOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            BodyOutcome::Value(_) => f.write_str("TaskOutcome::Value(..)"),
-            BodyOutcome::Failed(message) => write!(f, "TaskOutcome::Failed({message:?})"),
-            BodyOutcome::Panicked(message) => write!(f, "TaskOutcome::Panicked({message:?})"),
-        }
-    }
-}
-
-/// Where a transport reports outcomes. Cheap to clone; reports after the client is gone are
-/// ignored.
+/// Where a transport reports outcomes, given to [`Transport::start`]. Cheap to clone; reports
+/// after the client is gone are ignored. See the
+/// [complete transport](Transport#a-complete-transport).
 #[derive(Clone)]
 pub struct CompletionSink {
-    core: Weak<Core>,
+    core: Weak<dyn Reports>,
 }
 
 impl fmt::Debug for CompletionSink {
@@ -305,29 +393,28 @@ impl fmt::Debug for CompletionSink {
 }
 
 impl CompletionSink {
-    pub(crate) fn new(core: Weak<Core>) -> CompletionSink {
+    pub(crate) fn new(core: Weak<dyn Reports>) -> CompletionSink {
         CompletionSink { core }
     }
 
-    /// Reports how a run of `task` ended.
+    /// Reports how a run of `task` ended (see [`TaskOutcome`] for what each outcome does).
+    /// Report each dispatched task once; a second report of the same run is ignored.
     pub fn complete(&self, task: &ReadyTask, outcome: TaskOutcome) {
         if let Some(core) = self.core.upgrade() {
-            core.complete(&task.job, outcome.0);
+            core.complete(&task.job, outcome);
         }
     }
 
-    /// Reports that the worker running `task` was lost; the scheduler re-runs the task or,
-    /// past its allowed failures, fails it with [`TaskError::WorkerLost`](crate::TaskError).
+    /// Reports that the worker running `task` was lost: the same as completing it with
+    /// [`TaskOutcome::Lost`].
     pub fn lost(&self, task: &ReadyTask) {
-        if let Some(core) = self.core.upgrade() {
-            core.lost(&task.job);
-        }
+        self.complete(task, TaskOutcome::Lost);
     }
 
     /// Reports that the transport gave `task` up because its broker (`broker`, an address
     /// without password) could not be reached for `after`, the last error being
     /// `last_error`: the task fails with
-    /// [`TaskError::BrokerUnavailable`](crate::TaskError::BrokerUnavailable), without retry.
+    /// [`TaskError::BrokerUnavailable`], without retry.
     pub fn broker_unavailable(
         &self,
         task: &ReadyTask,
@@ -336,7 +423,7 @@ impl CompletionSink {
         after: std::time::Duration,
     ) {
         if let Some(core) = self.core.upgrade() {
-            let error = crate::TaskError::BrokerUnavailable {
+            let error = TaskError::BrokerUnavailable {
                 key: task.job.key.clone(),
                 broker: broker.to_owned(),
                 last_error: last_error.to_owned(),
@@ -348,10 +435,11 @@ impl CompletionSink {
 
     /// Reports that the transport gave `task` up after its workers were lost `attempts`
     /// times, for transports that redeliver by themselves (the scheduler does not re-run it):
-    /// the task fails with [`TaskError::WorkerLost`](crate::TaskError::WorkerLost).
+    /// the task fails with [`TaskError::WorkerLost`].
     pub fn gave_up(&self, task: &ReadyTask, attempts: u32) {
         if let Some(core) = self.core.upgrade() {
-            core.gave_up(&task.job, attempts);
+            let error = TaskError::WorkerLost { key: task.job.key.clone(), attempts };
+            core.given_up_with(&task.job, error);
         }
     }
 }

@@ -12,9 +12,9 @@ use futures::future::{Either, select};
 use parking_lot::Mutex;
 
 use crate::Error;
-use crate::client::core::panic_message;
 use crate::error::bound_error_text;
 use crate::executor::{Executor, ExecutorExt};
+use crate::job::panic_message;
 use crate::task::{Task, compose_outputs};
 use crate::transport::redis::retry::{Retry, RetryPolicy};
 use crate::transport::redis::store::{
@@ -74,79 +74,6 @@ fn handler_for<T: Task>() -> Handler {
         }
     })
 }
-
-/// A worker process for the Redis backend: joins a queue's consumer group, runs the
-/// registered tasks it reads, and reports their outcomes. Start one with
-/// [`Worker::builder`].
-///
-/// # What a worker guarantees
-///
-/// - It runs at most [`concurrency`](WorkerBuilder::concurrency) tasks at once, each on a
-///   worker thread (tasks may block).
-/// - It touches the entries it runs, so that other workers reclaim them only when this
-///   worker stopped (died, hung or lost Redis) for the [reclaim
-///   time](WorkerBuilder::reclaim_after); and it reclaims such entries of dead workers itself.
-/// - A result is accepted only while this worker still owns the entry, atomically with the
-///   acknowledgement (see [`crate::transport::redis`]).
-/// - It takes over the entries of stopped workers within half a reclaim time of their
-///   becoming reclaimable, even while it has a backlog, and runs them before the entries it
-///   read (they are older).
-/// - An entry it cannot run (garbage, another format version, an input that does not
-///   decode) goes to the dead-letter stream with a reason and a log line; the client's
-///   future fails with that reason; the worker keeps going. So does an entry that was
-///   started more often than its client allows without finishing (a poison task); a
-///   worker's death counts only against the tasks it was running, not the ones it took
-///   ahead.
-/// - An entry of a task it does not register goes back to the queue for a worker that has
-///   it (a rolling deploy); see [`unrunnable_after`](WorkerBuilder::unrunnable_after).
-/// - On shutdown ([`RunningWorker::shutdown`], or Ctrl-C / SIGTERM under
-///   [`run`](WorkerBuilder::run)) it stops reading, finishes the tasks it runs, and hands the
-///   ones it took but did not start back to the queue.
-/// - When Redis goes away it logs the error and retries with back-off. An entry whose
-///   outcome it cannot write for the [reclaim time](WorkerBuilder::reclaim_after) (at
-///   least 30 s) is let go of (another worker reclaims and runs it); one whose outcome
-///   Redis refuses (a bad argument, a wrong key type) goes to the dead-letter stream with
-///   the reason. If it cannot read its queue for the [broker
-///   timeout](WorkerBuilder::broker_timeout) (default 60 s), it stops and reports the error
-///   ([`RunningWorker::error`]). No retry loop runs forever.
-/// - A permission Redis's access control refuses (`NOPERM`) stops the worker: it is
-///   checked at start-up, and if it still happens while running (the user's rights changed)
-///   the worker shuts down and reports the error ([`RunningWorker::error`],
-///   [`run`](WorkerBuilder::run) returns it).
-///
-/// # Examples
-///
-/// ```no_run
-/// use taskweave::Task;
-/// use taskweave::worker::Worker;
-///
-/// struct Add;
-/// impl Task for Add {
-///     const NAME: &'static str = "add";
-///     type Input = (i64, i64);
-///     type Output = i64;
-///     type Error = std::convert::Infallible;
-///     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> {
-///         Ok(a + b)
-///     }
-/// }
-///
-/// # async fn run() -> Result<(), taskweave::Error> {
-/// // Runs until Ctrl-C or SIGTERM, then shuts down gracefully.
-/// Worker::builder()
-///     .redis("redis://127.0.0.1:6379")
-///     .queue("demo")
-///     .concurrency(4)
-///     .register::<Add>()
-///     .run()
-///     .await
-/// # }
-/// ```
-#[derive(Debug)]
-pub struct Worker {
-    _private: (),
-}
-
 impl Worker {
     /// Starts configuring a worker.
     pub fn builder() -> WorkerBuilder {
@@ -314,7 +241,7 @@ impl WorkerBuilder {
     /// # Cancel safety
     ///
     /// Dropping the future before it resolves starts nothing.
-    pub async fn start(self) -> Result<RunningWorker, Error> {
+    pub async fn start(self) -> Result<Worker, Error> {
         if self.config.url().is_empty() {
             return Err(Error::InvalidConfig {
                 message: "a worker needs a Redis server: call .redis(\"redis://host:6379\")".into(),
@@ -345,11 +272,7 @@ impl WorkerBuilder {
     }
 
     /// Starts working on `store` (a Redis server, or the simulation's model of one).
-    pub(crate) async fn start_on(
-        self,
-        store: Arc<dyn Store>,
-        keys: Keys,
-    ) -> Result<RunningWorker, Error> {
+    pub(crate) async fn start_on(self, store: Arc<dyn Store>, keys: Keys) -> Result<Worker, Error> {
         if self.concurrency == 0 {
             return Err(Error::InvalidConfig {
                 message: "concurrency(0): a worker needs at least one task slot".into(),
@@ -409,7 +332,7 @@ impl WorkerBuilder {
             broker_timeout = ?shared.broker_timeout,
             "worker started"
         );
-        Ok(RunningWorker { name, stop, fatal, stopped })
+        Ok(Worker { name, stop, fatal, stopped })
     }
 
     /// Starts the worker and runs it until the process gets Ctrl-C (SIGINT) or SIGTERM,
@@ -446,9 +369,78 @@ impl WorkerBuilder {
     }
 }
 
-/// A started worker. Dropping it shuts the worker down gracefully in the background.
+/// A worker process for the Redis backend: joins a queue's consumer group, runs the
+/// registered tasks it reads, and reports their outcomes. Start one with
+/// [`Worker::builder`].
+///
+/// # What a worker guarantees
+///
+/// - It runs at most [`concurrency`](WorkerBuilder::concurrency) tasks at once, each on a
+///   worker thread (tasks may block).
+/// - It touches the entries it runs, so that other workers reclaim them only when this
+///   worker stopped (died, hung or lost Redis) for the [reclaim
+///   time](WorkerBuilder::reclaim_after); and it reclaims such entries of dead workers itself.
+/// - A result is accepted only while this worker still owns the entry, atomically with the
+///   acknowledgement (see [`crate::transport::redis`]).
+/// - It takes over the entries of stopped workers within half a reclaim time of their
+///   becoming reclaimable, even while it has a backlog, and runs them before the entries it
+///   read (they are older).
+/// - An entry it cannot run (garbage, another format version, an input that does not
+///   decode) goes to the dead-letter stream with a reason and a log line; the client's
+///   future fails with that reason; the worker keeps going. So does an entry that was
+///   started more often than its client allows without finishing (a poison task); a
+///   worker's death counts only against the tasks it was running, not the ones it took
+///   ahead.
+/// - An entry of a task it does not register goes back to the queue for a worker that has
+///   it (a rolling deploy); see [`unrunnable_after`](WorkerBuilder::unrunnable_after).
+/// - On shutdown ([`Worker::shutdown`], or Ctrl-C / SIGTERM under
+///   [`run`](WorkerBuilder::run)) it stops reading, finishes the tasks it runs, and hands the
+///   ones it took but did not start back to the queue.
+/// - When Redis goes away it logs the error and retries with back-off. An entry whose
+///   outcome it cannot write for the [reclaim time](WorkerBuilder::reclaim_after) (at
+///   least 30 s) is let go of (another worker reclaims and runs it); one whose outcome
+///   Redis refuses (a bad argument, a wrong key type) goes to the dead-letter stream with
+///   the reason. If it cannot read its queue for the [broker
+///   timeout](WorkerBuilder::broker_timeout) (default 60 s), it stops and reports the error
+///   ([`Worker::error`]). No retry loop runs forever.
+/// - A permission Redis's access control refuses (`NOPERM`) stops the worker: it is
+///   checked at start-up, and if it still happens while running (the user's rights changed)
+///   the worker shuts down and reports the error ([`Worker::error`],
+///   [`run`](WorkerBuilder::run) returns it).
+///
+/// # Examples
+///
+/// ```no_run
+/// use taskweave::Task;
+/// use taskweave::worker::Worker;
+///
+/// struct Add;
+/// impl Task for Add {
+///     const NAME: &'static str = "add";
+///     type Input = (i64, i64);
+///     type Output = i64;
+///     type Error = std::convert::Infallible;
+///     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> {
+///         Ok(a + b)
+///     }
+/// }
+///
+/// # async fn run() -> Result<(), taskweave::Error> {
+/// // Runs until Ctrl-C or SIGTERM, then shuts down gracefully.
+/// Worker::builder()
+///     .redis("redis://127.0.0.1:6379")
+///     .queue("demo")
+///     .concurrency(4)
+///     .register::<Add>()
+///     .run()
+///     .await
+/// # }
+/// ```
+///
+/// A `Worker` value is a started worker (from [`WorkerBuilder::start`]); dropping it shuts
+/// the worker down gracefully in the background.
 #[derive(Debug)]
-pub struct RunningWorker {
+pub struct Worker {
     name: String,
     /// Shared with the worker's loops, which drop it too on a fatal error.
     stop: Arc<Mutex<Option<flume::Sender<()>>>>,
@@ -457,7 +449,7 @@ pub struct RunningWorker {
     stopped: flume::Receiver<()>,
 }
 
-impl RunningWorker {
+impl Worker {
     /// The worker's consumer name (unique per worker).
     pub fn name(&self) -> &str {
         &self.name
@@ -465,7 +457,7 @@ impl RunningWorker {
 
     /// Starts a graceful shutdown: no new task is taken, running ones finish, taken but
     /// unstarted ones go back to the queue. Returns at once; see
-    /// [`stopped`](RunningWorker::stopped).
+    /// [`stopped`](Worker::stopped).
     pub fn shutdown(&self) {
         drop(self.stop.lock().take());
     }
@@ -489,7 +481,7 @@ impl RunningWorker {
     /// # Examples
     ///
     /// ```no_run
-    /// # async fn run(worker: taskweave::worker::RunningWorker) {
+    /// # async fn run(worker: taskweave::worker::Worker) {
     /// worker.stopped().await;
     /// if let Some(error) = worker.error() {
     ///     eprintln!("worker {} stopped: {error}", worker.name());
@@ -515,7 +507,7 @@ struct Shared {
     announcement: Vec<u8>,
     /// Disconnects when a shutdown starts.
     stop_signal: flume::Receiver<()>,
-    /// The sending side of `stop_signal` (shared with [`RunningWorker`]): dropped to start a
+    /// The sending side of `stop_signal` (shared with [`Worker`]): dropped to start a
     /// shutdown.
     stop: Arc<Mutex<Option<flume::Sender<()>>>>,
     /// The error that stops the worker by itself (a refused permission).
@@ -1312,7 +1304,7 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
 /// Gives up as [`Retry`] says: when Redis refuses the read [`REFUSED_TRIES`] times (the
 /// queue's stream overwritten with another type) or refuses a permission, or stays out of
 /// reach for the [broker timeout](WorkerBuilder::broker_timeout), the worker stops with the
-/// error ([`RunningWorker::error`]): a worker that cannot read does nothing useful, and its
+/// error ([`Worker::error`]): a worker that cannot read does nothing useful, and its
 /// process supervisor (or operator) should hear of it.
 async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
     let mut retry = Retry::new(RetryPolicy::after(REFUSED_TRIES, shared.broker_timeout));

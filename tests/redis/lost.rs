@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use taskweave::transport::redis::RedisTransport;
-use taskweave::worker::RunningWorker;
+use taskweave::worker::Worker;
 use taskweave::{Client, Executor, TaskError, TaskFuture};
 
 use crate::tasks::{Counted, runs_of};
@@ -25,7 +25,7 @@ fn assert_each_ran_once(tasks: impl Iterator<Item = (String, i64)>) {
 }
 
 /// Closes the client, then stops the worker and waits for it.
-async fn finish(client: Client, running: RunningWorker) {
+async fn finish(client: Client, running: Worker) {
     client.close().await.unwrap();
     running.shutdown();
     running.stopped().await;

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use taskweave::transport::redis::RedisTransport;
-use taskweave::worker::{RunningWorker, Worker};
+use taskweave::worker::Worker;
 use taskweave::{Client, ExecutorExt};
 
 pub use redis_server::{RedisServer, ServerOptions};
@@ -62,7 +62,7 @@ pub async fn client(server: &RedisServer, queue: &str) -> Client {
 }
 
 /// An in-process worker for `queue` running the test tasks.
-pub async fn worker(server: &RedisServer, queue: &str, concurrency: usize) -> RunningWorker {
+pub async fn worker(server: &RedisServer, queue: &str, concurrency: usize) -> Worker {
     tasks::register_all(
         Worker::builder()
             .redis(server.url())

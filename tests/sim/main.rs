@@ -95,7 +95,9 @@ fn replay(seed: &str) -> i32 {
         },
         Err(_) => scenarios::all(),
     };
-    // A planted bug (see tests/sim_planted.rs) stays on for this thread's runs.
+    // A planted bug (see tests/sim_planted.rs), given to each run's client and server.
+    #[cfg(not(feature = "__planted"))]
+    let planted: workload::Planted = None;
     #[cfg(not(feature = "__planted"))]
     if std::env::var_os("TASKWEAVE_SIM_PLANT").is_some() {
         eprintln!(
@@ -104,9 +106,9 @@ fn replay(seed: &str) -> i32 {
         return 2;
     }
     #[cfg(feature = "__planted")]
-    let _planted = match std::env::var("TASKWEAVE_SIM_PLANT") {
+    let planted = match std::env::var("TASKWEAVE_SIM_PLANT") {
         Ok(name) => match planted_bug(&name) {
-            Some(bug) => Some(taskweave::planted::plant(bug)),
+            Some(bug) => Some(bug),
             None => {
                 eprintln!("sim: no planted bug {name:?}");
                 return 2;
@@ -116,7 +118,7 @@ fn replay(seed: &str) -> i32 {
     };
     let mut code = 0;
     for scenario in chosen {
-        match scenario.run(seed) {
+        match scenario.run_planted(seed, planted) {
             Ok(report) => println!(
                 "sim: scenario {} seed {seed}: all invariants held; trace hash {:016x}, {} steps, {} tasks",
                 scenario.name(),
@@ -136,18 +138,7 @@ fn replay(seed: &str) -> i32 {
 #[cfg(feature = "__planted")]
 fn planted_bug(name: &str) -> Option<taskweave::planted::PlantedBug> {
     use taskweave::planted::PlantedBug;
-    [
-        PlantedBug::NoCancelCascade,
-        PlantedBug::AcceptSecondResult,
-        PlantedBug::LeakSlotOnFailure,
-        PlantedBug::RunCancelledTask,
-        PlantedBug::ReadyAfterFirstDependency,
-        PlantedBug::RedisAckBeforeResult,
-        PlantedBug::RedisAcceptSecondResult,
-        PlantedBug::RedisNoOwnerCheckOnComplete,
-    ]
-    .into_iter()
-    .find(|bug| format!("{bug:?}") == name)
+    PlantedBug::ALL.into_iter().find(|bug| format!("{bug:?}") == name)
 }
 
 /// `scenario seed` pairs from `tests/sim-seeds.txt` (`#` starts a comment).

@@ -22,11 +22,11 @@ use serde::{Deserialize, Serialize};
 use taskweave::runtimes::sim::{SimConfig, SimExecutor, SimRng};
 use taskweave::sim::redis::SimRedis;
 use taskweave::transport::redis::RedisTransport;
-use taskweave::worker::{RunningWorker, Worker, WorkerBuilder};
+use taskweave::worker::{Worker, WorkerBuilder};
 use taskweave::{Client, Executor, Task, TaskError, TaskFuture};
 
 use crate::oracle::TaskGraph;
-use crate::workload::{RunFailure, RunReport};
+use crate::workload::{Planted, RunFailure, RunReport, plant_in_client};
 
 const NAMESPACE: &str = "taskweave";
 const QUEUE: &str = "default";
@@ -370,7 +370,7 @@ fn worker_builder(sim: &SimExecutor, concurrency: usize) -> WorkerBuilder {
 /// One worker process slot: the node that runs it now and its handle once started.
 struct Slot {
     node: String,
-    worker: Option<Arc<RunningWorker>>,
+    worker: Option<Arc<Worker>>,
 }
 
 /// The worker processes of a run: booted, crashed, paused and replaced by the driver, and
@@ -381,7 +381,7 @@ struct Cluster {
     concurrency: usize,
     slots: Vec<Arc<Mutex<Slot>>>,
     /// Workers of earlier generations, draining after a rolling replacement.
-    retiring: Mutex<Vec<Arc<RunningWorker>>>,
+    retiring: Mutex<Vec<Arc<Worker>>>,
     crashes: AtomicU32,
     generations: AtomicU32,
     /// Set when the run is over: crashed workers are not booted again.
@@ -513,6 +513,8 @@ struct World {
     scenario: RedisScenario,
     sim: SimExecutor,
     redis: SimRedis,
+    /// The bug planted in the run, given to every client it builds too.
+    planted: Planted,
     rng: SimRng,
     /// Draws the faults injected between operations (not the workload's stream).
     fault_rng: SimRng,
@@ -615,6 +617,7 @@ impl World {
             let builder = RedisTransport::builder("redis://sim");
             if let Ok(transport) = self.redis.connect(builder).await {
                 let client = Client::builder().executor(self.sim.clone()).transport(transport);
+                let client = plant_in_client(client, self.planted);
                 if let Ok(client) = client.build().await {
                     return client;
                 }
@@ -996,7 +999,7 @@ impl World {
             self.sim.sleep(Duration::from_millis(10)).await;
             waited += Duration::from_millis(10);
         }
-        let mut workers: Vec<Arc<RunningWorker>> =
+        let mut workers: Vec<Arc<Worker>> =
             self.cluster.slots.iter().filter_map(|slot| slot.lock().worker.take()).collect();
         workers.extend(self.cluster.retiring.lock().drain(..));
         for worker in &workers {
@@ -1291,7 +1294,11 @@ impl World {
     }
 }
 
-pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunFailure> {
+pub(crate) fn run(
+    scenario: &RedisScenario,
+    seed: u64,
+    planted: Planted,
+) -> Result<RunReport, RunFailure> {
     let mut rng = SimRng::stream(seed, "workload");
     let workers = rng.between(1, 3) as usize;
     let concurrency = rng.between(1, 2) as usize;
@@ -1302,7 +1309,11 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
     }
     let shown_config = format!("{config:?}");
     let sim = SimExecutor::new(config);
-    let redis = SimRedis::new(&sim);
+    let redis = match planted {
+        #[cfg(feature = "__planted")]
+        Some(bug) => SimRedis::with_planted(&sim, bug),
+        _ => SimRedis::new(&sim),
+    };
     let active = ActiveFaults::draw(&scenario.faults, seed);
     let (fail_before, fail_after, max_delay) = active.command;
     redis.set_faults(fail_before, fail_after, max_delay);
@@ -1347,6 +1358,7 @@ pub(crate) fn run(scenario: &RedisScenario, seed: u64) -> Result<RunReport, RunF
         scenario: *scenario,
         sim: sim.clone(),
         redis: redis.clone(),
+        planted,
         rng,
         fault_rng: SimRng::stream(seed, "redis-faults"),
         garbage_rng: SimRng::stream(seed, "redis-garbage"),

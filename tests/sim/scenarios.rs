@@ -1,7 +1,7 @@
 //! The scenarios: each a workload profile and a fault setting, run under many seeds.
 
 use crate::redis::{RedisFaults, RedisScenario};
-use crate::workload::{RunFailure, RunReport, Scenario, Weights};
+use crate::workload::{Planted, RunFailure, RunReport, Scenario, Weights};
 
 /// A scenario of either kind.
 #[derive(Debug, Clone, Copy)]
@@ -21,9 +21,14 @@ impl AnyScenario {
     }
 
     pub(crate) fn run(&self, seed: u64) -> Result<RunReport, RunFailure> {
+        self.run_planted(seed, None)
+    }
+
+    /// Runs under `seed` with the bug `planted` in the client and the simulated Redis server.
+    pub(crate) fn run_planted(&self, seed: u64, planted: Planted) -> Result<RunReport, RunFailure> {
         match self {
-            AnyScenario::InProcess(scenario) => crate::workload::run(scenario, seed),
-            AnyScenario::Redis(scenario) => crate::redis::run(scenario, seed),
+            AnyScenario::InProcess(scenario) => crate::workload::run(scenario, seed, planted),
+            AnyScenario::Redis(scenario) => crate::redis::run(scenario, seed, planted),
         }
     }
 }

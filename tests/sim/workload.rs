@@ -15,7 +15,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use taskweave::runtimes::sim::{SimConfig, SimError, SimExecutor, SimRng};
 use taskweave::scheduler::TaskState;
-use taskweave::{CancelOutcome, Client, Executor, ReturnWhen, TaskError, TaskFuture};
+use taskweave::{
+    CancelOutcome, Client, ClientBuilder, Executor, ReturnWhen, TaskError, TaskFuture,
+};
 
 use crate::oracle::TaskGraph;
 
@@ -324,8 +326,32 @@ pub(crate) struct RunFailure {
     pub derived: String,
 }
 
-/// Runs `scenario` under `seed`.
-pub(crate) fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunFailure> {
+/// The bug planted in a run's client (and simulated Redis server), if any: a value given to
+/// what it breaks when that is built (see tests/sim_planted.rs). None without the internal
+/// `__planted` feature.
+#[cfg(feature = "__planted")]
+pub(crate) type Planted = Option<taskweave::planted::PlantedBug>;
+/// The bug planted in a run: none can be without the internal `__planted` feature.
+#[cfg(not(feature = "__planted"))]
+pub(crate) type Planted = Option<std::convert::Infallible>;
+
+/// `builder` with `planted` planted in the client it builds.
+pub(crate) fn plant_in_client(builder: ClientBuilder, planted: Planted) -> ClientBuilder {
+    match planted {
+        #[cfg(feature = "__planted")]
+        Some(bug) => builder.planted(bug),
+        #[cfg(not(feature = "__planted"))]
+        Some(never) => match never {},
+        None => builder,
+    }
+}
+
+/// Runs `scenario` under `seed`, with the bug `planted` (if any).
+pub(crate) fn run(
+    scenario: &Scenario,
+    seed: u64,
+    planted: Planted,
+) -> Result<RunReport, RunFailure> {
     let mut workload = SimRng::stream(seed, "workload");
     let workers = workload.between(1, 4) as usize;
     let mut config = scenario.config(seed, workers);
@@ -334,7 +360,7 @@ pub(crate) fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunFailur
     }
     let derived = format!("workers={workers} config={config:?}");
     let sim = SimExecutor::new(config);
-    let outcome = run_on(scenario, &sim, workload, workers);
+    let outcome = run_on(scenario, &sim, workload, workers, planted);
     report(&sim, outcome, derived)
 }
 
@@ -375,10 +401,9 @@ fn run_on(
     sim: &SimExecutor,
     workload: SimRng,
     workers: usize,
+    planted: Planted,
 ) -> Result<usize, String> {
-    let client = Client::builder()
-        .executor(sim.clone())
-        .workers(workers)
+    let client = plant_in_client(Client::builder().executor(sim.clone()).workers(workers), planted)
         .build_blocking()
         .map_err(|error| format!("building the client failed: {error}"))?;
     let probe = Arc::new(Probe::default());

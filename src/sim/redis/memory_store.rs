@@ -31,7 +31,8 @@ use futures::future::{BoxFuture, Either, select};
 use parking_lot::Mutex;
 
 use crate::executor::Executor;
-use crate::planted::{PlantedBug, active as planted};
+#[cfg(feature = "__planted")]
+use crate::planted::PlantedBug;
 use crate::runtimes::sim::{SimExecutor, SimRng};
 use crate::transport::redis::protocol::{DONE, ENTRY_KEY_TTL_MS, Keys, MAX_TTL_MS, TaskEntry};
 use crate::transport::redis::store::{
@@ -136,6 +137,9 @@ pub struct Model {
     history: Mutex<std::collections::VecDeque<Data>>,
     executor: SimExecutor,
     faults: Mutex<(ModelFaults, SimRng)>,
+    /// The bug planted in this server and its clients' transports, if any.
+    #[cfg(feature = "__planted")]
+    pub(crate) planted: Option<PlantedBug>,
 }
 
 impl fmt::Debug for Model {
@@ -164,6 +168,8 @@ impl Model {
             history: Mutex::new(std::collections::VecDeque::new()),
             executor,
             faults: Mutex::new((ModelFaults::default(), rng)),
+            #[cfg(feature = "__planted")]
+            planted: None,
         }
     }
 
@@ -651,6 +657,7 @@ impl MemoryStore {
         MemoryStore { model, keys }
     }
 
+    #[cfg(feature = "__planted")]
     /// `complete` with the planted bug [`PlantedBug::RedisAckBeforeResult`]: the
     /// owner-checked acknowledgement in one round trip, the result and the notification in a
     /// second one. A failure or a crash in between loses the result; a retry finds the entry
@@ -708,6 +715,11 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    #[cfg(feature = "__planted")]
+    fn planted(&self) -> Option<PlantedBug> {
+        self.model.planted
+    }
+
     fn enqueue<'a>(
         &'a self,
         entries: &'a [TaskEntry],
@@ -1077,10 +1089,14 @@ impl Store for MemoryStore {
     ) -> BoxFuture<'a, StoreResult<Vec<Ownership>>> {
         let tasks = self.keys.tasks();
         let keys = self.keys.clone();
-        if planted(PlantedBug::RedisAckBeforeResult) {
+        #[cfg(feature = "__planted")]
+        if self.model.planted == Some(PlantedBug::RedisAckBeforeResult) {
             return Box::pin(self.ack_then_store(consumer, completions));
         }
-        let check_owner = !planted(PlantedBug::RedisNoOwnerCheckOnComplete);
+        #[cfg(feature = "__planted")]
+        let check_owner = self.model.planted != Some(PlantedBug::RedisNoOwnerCheckOnComplete);
+        #[cfg(not(feature = "__planted"))]
+        let check_owner = true;
         // complete.lua checks every argument before its first write.
         if let Some(bad) = completions.iter().find(|c| !usable_ttl(c.ttl_ms)) {
             let refusal =

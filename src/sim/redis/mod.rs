@@ -19,7 +19,7 @@ use crate::Error;
 use crate::runtimes::sim::SimExecutor;
 use crate::transport::redis::protocol::Keys;
 use crate::transport::redis::{RedisTransport, RedisTransportBuilder};
-use crate::worker::{RunningWorker, WorkerBuilder};
+use crate::worker::{Worker, WorkerBuilder};
 
 /// An in-memory Redis server for a [`SimExecutor`]: clients and workers connect to it instead
 /// of a real server, and the real claim, acknowledge and dead-letter logic runs against a
@@ -76,6 +76,16 @@ impl SimRedis {
     /// An empty server whose time and faults come from `executor`.
     pub fn new(executor: &SimExecutor) -> SimRedis {
         SimRedis { model: Arc::new(Model::new(executor.clone())) }
+    }
+
+    /// An empty server with `bug` planted in it and in the transports that connect to it
+    /// (internal: for the simulation's planted-bug tests).
+    #[cfg(feature = "__planted")]
+    #[doc(hidden)]
+    pub fn with_planted(executor: &SimExecutor, bug: crate::planted::PlantedBug) -> SimRedis {
+        let mut model = Model::new(executor.clone());
+        model.planted = Some(bug);
+        SimRedis { model: Arc::new(model) }
     }
 
     /// Injects faults into every command, drawn from the seed's `redis` stream: it fails
@@ -143,7 +153,7 @@ impl SimRedis {
     /// # Cancel safety
     ///
     /// Dropping the future before it resolves starts nothing.
-    pub async fn start_worker(&self, builder: WorkerBuilder) -> Result<RunningWorker, Error> {
+    pub async fn start_worker(&self, builder: WorkerBuilder) -> Result<Worker, Error> {
         let keys = builder.keys();
         let store = Arc::new(MemoryStore::new(Arc::clone(&self.model), keys.clone()));
         builder.start_on(store, keys).await

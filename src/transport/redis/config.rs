@@ -110,7 +110,7 @@ impl RedisConfig {
     ///   dispatched until it answers again; see
     ///   [`RedisTransport::health`](super::RedisTransport::health).
     /// - A worker that cannot read its queue for this long stops, and reports the error
-    ///   ([`RunningWorker::error`](crate::worker::RunningWorker::error);
+    ///   ([`Worker::error`](crate::worker::Worker::error);
     ///   [`run`](crate::worker::WorkerBuilder::run) returns it), so that its supervisor
     ///   restarts it or an operator hears of it. The entries it held are reclaimed by other
     ///   workers after the reclaim time.

@@ -103,7 +103,7 @@ pub use super::WorkerInfo;
 use super::{CompletionSink, ReadyTask, TaskOutcome, Transport};
 use crate::Error;
 use crate::executor::{BoxFuture, Executor, ExecutorExt};
-use crate::scheduler::{TaskId, TaskKey};
+use crate::key::{TaskId, TaskKey};
 
 /// The longest [`result_ttl`](RedisTransportBuilder::result_ttl) a client accepts (365 days).
 pub const MAX_RESULT_TTL: Duration = Duration::from_millis(protocol::MAX_TTL_MS);
@@ -749,7 +749,8 @@ impl Inner {
         if let Some(flight) = in_flight.remove(rid) {
             return Some(flight);
         }
-        if crate::planted::active(crate::planted::PlantedBug::RedisAcceptSecondResult) {
+        #[cfg(feature = "__planted")]
+        if self.store.planted() == Some(crate::planted::PlantedBug::RedisAcceptSecondResult) {
             // The planted bug: match by task (`{client}:{task id}:`), whatever the attempt.
             let task_prefix = rid.rsplit_once(':').map(|(task, _)| format!("{task}:"))?;
             let current =
@@ -808,7 +809,7 @@ impl Inner {
             // Each task's own `allowed_failures` (default 3: four deliveries, as in Dask).
             max_deliveries: task
                 .allowed_failures()
-                .unwrap_or(crate::scheduler::DEFAULT_ALLOWED_FAILURES)
+                .unwrap_or(crate::job::DEFAULT_ALLOWED_FAILURES)
                 .saturating_add(1),
             // `connect` checked the range; clamped again so no entry ever carries another.
             ttl_ms: u64::try_from(self.result_ttl.as_millis())
@@ -877,7 +878,7 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
         };
         if let Some(started) = inner.started() {
             for task in &not_sent {
-                started.sink.complete(task, TaskOutcome::not_run());
+                started.sink.complete(task, TaskOutcome::NotRun);
             }
         }
         if batch.is_empty() {
@@ -1076,7 +1077,7 @@ async fn cancel_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
         if let Some(started) = inner.started() {
             for task in &removed {
                 tracing::debug!(key = %task.key(), "removed a cancelled task's entry before any worker began it");
-                started.sink.complete(task, TaskOutcome::not_run());
+                started.sink.complete(task, TaskOutcome::NotRun);
             }
         }
     }

@@ -181,6 +181,12 @@ pub struct DeadLetter {
 
 /// The stream operations of one queue. See the docs of `src/transport/redis/store.rs`.
 pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// The bug planted in the server this store talks to (only the simulated one has any).
+    #[cfg(feature = "__planted")]
+    fn planted(&self) -> Option<crate::planted::PlantedBug> {
+        None
+    }
+
     // ---- the client's side ----
 
     /// Appends task entries to the queue's stream, in order, each atomically with its

@@ -16,7 +16,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use futures::future::{AbortHandle, Abortable};
 use taskweave::executor::{BoxFuture, Executor, ExecutorExt};
 use taskweave::transport::{
     CompletionSink, ReadyTask, TaskOutcome, Transport, TransportStats, WorkerInfo, WorkerStats,
@@ -72,20 +71,15 @@ impl ChannelTransport {
         }
     }
 
-    /// An async body runs on the client's executor, not on a worker thread; cancelling the
-    /// task aborts it.
+    /// An async body runs on the client's executor, not on a worker thread; a cancel while
+    /// it runs stops it (`ReadyTask::run_async` reports `NotRun` then).
     fn run_async(started: &Started, task: ReadyTask) {
-        let (handle, registration) = AbortHandle::new_pair();
-        task.set_abort_handle(handle);
         let sink = started.sink.clone();
         let report = ReportIfDropped { task: Some(task.clone()), sink: sink.clone() };
-        let body = async move {
+        let spawned = started.executor.spawn_task(async move {
             let outcome = task.run_async().await;
             report.disarm();
             sink.complete(&task, outcome);
-        };
-        let spawned = started.executor.spawn_task(async move {
-            let _ = Abortable::new(body, registration).await;
         });
         // On error the body was dropped, and `ReportIfDropped` reported the task.
         let _ = spawned;
@@ -118,7 +112,7 @@ fn work(queue: flume::Receiver<Message>, sink: CompletionSink, gauge: Arc<Gauge>
     while let Ok(Message::Run(task)) = queue.recv() {
         if task.is_resolved() {
             // Cancelled while it waited: give the slot back without running it.
-            sink.complete(&task, TaskOutcome::not_run());
+            sink.complete(&task, TaskOutcome::NotRun);
             continue;
         }
         gauge.running.fetch_add(1, Ordering::SeqCst);

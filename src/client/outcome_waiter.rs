@@ -1,4 +1,4 @@
-//! [`Settle`]: waits for one task's outcome on behalf of `wait` and `as_completed`.
+//! [`OutcomeWaiter`]: waits for one task's outcome on behalf of `wait` and `as_completed`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,7 +9,7 @@ use super::core::Value;
 use crate::error::TaskError;
 
 /// A finished future with its outcome, as the task published it.
-pub(crate) type Settled<T> = (TaskFuture<T>, Result<Value, TaskError>);
+pub(crate) type WaitedOutcome<T> = (TaskFuture<T>, Result<Value, TaskError>);
 
 /// Resolves when its task has an outcome, giving back the handle and the raw outcome (so that
 /// waiting needs no `T: Clone`).
@@ -17,15 +17,15 @@ pub(crate) type Settled<T> = (TaskFuture<T>, Result<Value, TaskError>);
 /// Unlike awaiting the `TaskFuture`, it takes back its waker when dropped early: `wait` and
 /// `as_completed` put each one in a `FuturesUnordered`, where every entry has a waker of its
 /// own, and a loop of timed-out waits would otherwise leave one waker per wait on the task.
-pub(crate) struct Settle<T> {
+pub(crate) struct OutcomeWaiter<T> {
     future: TaskFuture<T>,
     /// The waker left with the task, to take back if this is dropped before the outcome.
     registered: Option<Waker>,
 }
 
-impl<T> Settle<T> {
-    pub(crate) fn new(future: TaskFuture<T>) -> Settle<T> {
-        Settle { future, registered: None }
+impl<T> OutcomeWaiter<T> {
+    pub(crate) fn new(future: TaskFuture<T>) -> OutcomeWaiter<T> {
+        OutcomeWaiter { future, registered: None }
     }
 
     /// The future it waits for.
@@ -34,10 +34,10 @@ impl<T> Settle<T> {
     }
 }
 
-impl<T> Future for Settle<T> {
-    type Output = Settled<T>;
+impl<T> Future for OutcomeWaiter<T> {
+    type Output = WaitedOutcome<T>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Settled<T>> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WaitedOutcome<T>> {
         let this = self.get_mut();
         let job = &this.future.handle.job;
         if let Some(previous) = &this.registered
@@ -62,7 +62,7 @@ impl<T> Future for Settle<T> {
     }
 }
 
-impl<T> Drop for Settle<T> {
+impl<T> Drop for OutcomeWaiter<T> {
     fn drop(&mut self) {
         if let Some(waker) = self.registered.take() {
             self.future.handle.job.unregister_waker(&waker);

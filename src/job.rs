@@ -1,0 +1,557 @@
+//! What crosses the seam between the client and the transports: a job (what to run, what it
+//! reads, where its outcome goes) and how one run of it ended ([`TaskOutcome`]).
+//!
+//! A neutral module: the client makes jobs and the scheduler schedules them, the transports
+//! carry and run them, and it imports neither (only `error` and `key`; see `tests/tidy.rs`).
+//! Its public items are re-exported by [`transport`](crate::transport).
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::task::{Context, Poll, Waker};
+
+use futures::future::{AbortHandle, Abortable};
+use parking_lot::Mutex;
+
+use crate::error::TaskError;
+use crate::key::{TaskId, TaskKey};
+
+/// How many times a task may be lost with its worker before it fails with
+/// [`TaskError::WorkerLost`], unless `allowed_failures` says otherwise: 3 (four deliveries in
+/// all), Dask's default (`distributed.scheduler.allowed-failures`).
+pub const DEFAULT_ALLOWED_FAILURES: u32 = 3;
+
+/// A task's value, shared by every handle and every dependent (no copy per reader).
+pub(crate) type Value = Arc<dyn Any + Send + Sync>;
+
+/// A boxed, sendable future (the same type as [`executor::BoxFuture`](crate::executor::BoxFuture)).
+pub(crate) type BoxFuture<T> = futures::future::BoxFuture<'static, T>;
+
+/// A task's value, as a worker produced it: opaque to transports, which only carry it from
+/// [`ReadyTask::run`](crate::transport::ReadyTask::run) (or
+/// [`decode_output`](crate::transport::ReadyTask::decode_output)) to
+/// [`CompletionSink::complete`](crate::transport::CompletionSink::complete).
+#[derive(Clone)]
+pub struct TaskValue(pub(crate) Value);
+
+impl fmt::Debug for TaskValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TaskValue(..)")
+    }
+}
+
+/// Why a task body failed: the text the task's future will report
+/// ([`TaskError::Failed`](crate::TaskError::Failed)), and the typed error behind it when
+/// there is one (see [`std::error::Error::source`]).
+///
+/// # Examples
+///
+/// ```
+/// use std::error::Error as _;
+/// use taskweave::transport::TaskFailure;
+///
+/// let cause = "x".parse::<u8>().unwrap_err();
+/// let failure = TaskFailure::with_source("the input is not a byte", cause);
+/// assert_eq!(failure.message(), "the input is not a byte: invalid digit found in string");
+/// assert!(failure.source().is_some());
+/// ```
+#[derive(Debug, Clone)]
+pub struct TaskFailure {
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TaskFailure {
+    /// A failure described by `message` alone (an error reported as text by a remote worker,
+    /// say).
+    pub fn new(message: impl Into<String>) -> TaskFailure {
+        TaskFailure { message: message.into(), source: None }
+    }
+
+    /// A failure caused by `source`: its text is `"{context}: {source}"`.
+    pub fn with_source(
+        context: impl fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> TaskFailure {
+        TaskFailure { message: format!("{context}: {source}"), source: Some(Arc::new(source)) }
+    }
+
+    /// The failure that is `error` itself: its text is the error's.
+    pub fn from_error(error: impl std::error::Error + Send + Sync + 'static) -> TaskFailure {
+        TaskFailure { message: error.to_string(), source: Some(Arc::new(error)) }
+    }
+
+    /// The full text of the failure, cause included.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The text, without the cause.
+    pub(crate) fn into_message(self) -> String {
+        self.message
+    }
+}
+
+impl From<String> for TaskFailure {
+    fn from(message: String) -> TaskFailure {
+        TaskFailure::new(message)
+    }
+}
+
+impl From<&str> for TaskFailure {
+    fn from(message: &str) -> TaskFailure {
+        TaskFailure::new(message)
+    }
+}
+
+impl fmt::Display for TaskFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TaskFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// How one run of a task ended, as a worker (or the transport) reports it to
+/// [`CompletionSink::complete`](crate::transport::CompletionSink::complete).
+///
+/// # Examples
+///
+/// ```
+/// use taskweave::transport::TaskOutcome;
+///
+/// let outcome = TaskOutcome::Panicked("index out of bounds".into());
+/// assert!(!outcome.is_value());
+/// assert!(matches!(TaskOutcome::NotRun, TaskOutcome::NotRun));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum TaskOutcome {
+    /// The body returned a value (from [`ReadyTask::run`](crate::transport::ReadyTask::run),
+    /// [`run_async`](crate::transport::ReadyTask::run_async) or
+    /// [`decode_output`](crate::transport::ReadyTask::decode_output)).
+    Value(TaskValue),
+    /// The body returned an error ([`TaskError::Failed`](crate::TaskError::Failed) once
+    /// reported; retried if the task allows retries).
+    Failed(TaskFailure),
+    /// The body panicked with this message
+    /// ([`TaskError::Panicked`](crate::TaskError::Panicked) once reported).
+    Panicked(String),
+    /// The task was not started: it was already resolved (cancelled) when a worker got to it
+    /// ([`ReadyTask::is_resolved`](crate::transport::ReadyTask::is_resolved)), or the
+    /// transport removed it before any worker took it. Only gives the task's slot back; a
+    /// task reported not run that was not resolved fails, saying so.
+    NotRun,
+    /// The worker running the task died (or its delivery vanished): the scheduler runs it
+    /// again or, past its allowed failures, fails it with
+    /// [`TaskError::WorkerLost`](crate::TaskError::WorkerLost).
+    Lost,
+}
+
+impl TaskOutcome {
+    /// A body that returned an error with this text.
+    pub fn failed(message: impl Into<String>) -> TaskOutcome {
+        TaskOutcome::Failed(TaskFailure::new(message))
+    }
+
+    /// A body that panicked with this message.
+    pub fn panicked(message: impl Into<String>) -> TaskOutcome {
+        TaskOutcome::Panicked(message.into())
+    }
+
+    /// The outcome of an async body that never ran to the end because its executor dropped
+    /// it (for example, the runtime shut down).
+    pub fn dropped_by_executor() -> TaskOutcome {
+        TaskOutcome::failed(
+            "the executor dropped the task before it finished (has the runtime shut down?)",
+        )
+    }
+
+    /// Whether the body produced a value.
+    pub fn is_value(&self) -> bool {
+        matches!(self, TaskOutcome::Value(_))
+    }
+}
+
+/// What a task runs: a blocking function of its dependencies' values, or an async one.
+///
+/// A job stores its body inline (see [`JobOf`]), so the body is a trait rather than a boxed
+/// closure: one allocation per task fewer.
+pub(crate) trait Body: Send + Sync + 'static {
+    /// Whether the body is async (run on the executor; takes no worker).
+    fn is_async(&self) -> bool;
+    /// Runs a blocking body on the current thread.
+    fn call_blocking(&self, inputs: &[Value]) -> Result<Value, TaskFailure>;
+    /// Starts an async body.
+    fn call_async(&self, inputs: Vec<Value>) -> BoxFuture<Result<Value, TaskFailure>>;
+    /// The task was cancelled while it ran or waited for a worker: tell the body, if it
+    /// listens (bodies submitted `_with_context` set their
+    /// [`TaskContext`](crate::TaskContext)'s flag). Called only on a cancel, so
+    /// plain bodies pay nothing for it.
+    fn cancel(&self) {}
+}
+
+/// A blocking body: reads its dependencies' values and returns its own.
+pub(crate) struct BlockingBody<F>(pub(crate) F);
+
+impl<F> Body for BlockingBody<F>
+where
+    F: Fn(&[Value]) -> Result<Value, TaskFailure> + Send + Sync + 'static,
+{
+    fn is_async(&self) -> bool {
+        false
+    }
+
+    fn call_blocking(&self, inputs: &[Value]) -> Result<Value, TaskFailure> {
+        (self.0)(inputs)
+    }
+
+    fn call_async(&self, _: Vec<Value>) -> BoxFuture<Result<Value, TaskFailure>> {
+        Box::pin(async {
+            Err(TaskFailure::new("internal error: a blocking task was run as an async one"))
+        })
+    }
+}
+
+/// An async body: the same, as a future run on the executor.
+pub(crate) struct AsyncBody<F>(pub(crate) F);
+
+impl<F> Body for AsyncBody<F>
+where
+    F: Fn(Vec<Value>) -> BoxFuture<Result<Value, TaskFailure>> + Send + Sync + 'static,
+{
+    fn is_async(&self) -> bool {
+        true
+    }
+
+    fn call_blocking(&self, _: &[Value]) -> Result<Value, TaskFailure> {
+        Err(TaskFailure::new("internal error: an async task was run as a blocking one"))
+    }
+
+    fn call_async(&self, inputs: Vec<Value>) -> BoxFuture<Result<Value, TaskFailure>> {
+        (self.0)(inputs)
+    }
+}
+
+/// Encodes a registered task's input for the wire.
+pub(crate) type InputEncoder = Box<dyn Fn() -> Result<Vec<u8>, serde_json::Error> + Send + Sync>;
+
+/// A call of a registered [`Task`](crate::Task): what a transport whose workers live in other
+/// processes sends instead of the body (a closure cannot cross machines).
+pub(crate) struct RegisteredCall {
+    /// The task's [`NAME`](crate::Task::NAME).
+    pub(crate) name: &'static str,
+    /// Encodes the input for the wire (`None` when the input is composed from the
+    /// dependencies' outputs); only transports that leave the process call it, so the
+    /// in-process transport never serializes a task without dependencies.
+    pub(crate) encode_input: Option<InputEncoder>,
+    /// Turns the output's wire bytes into the typed value (monomorphized for the task).
+    pub(crate) decode_output: fn(&[u8]) -> Result<Value, TaskFailure>,
+    /// Turns the typed value into wire bytes (for registered tasks that depend on this one).
+    pub(crate) encode_output: fn(&Value) -> Result<Vec<u8>, TaskFailure>,
+    /// How many deliveries may die with their worker (`TaskBuilder::allowed_failures`), for
+    /// transports that redeliver by themselves.
+    pub(crate) allowed_failures: u32,
+}
+
+/// One task: its identity, what it runs, what it reads, and where its outcome is published.
+///
+/// Generic over the body so that the closure is stored inline, in the job's own allocation;
+/// everything outside this module sees the type-erased [`Job`].
+pub(crate) struct JobOf<B: ?Sized> {
+    pub(crate) id: TaskId,
+    pub(crate) key: TaskKey,
+    /// The jobs whose values this one reads, in argument order. Emptied once this job has
+    /// its value; dropped iteratively (see `Drop`), so that long chains never recurse.
+    deps: Mutex<Vec<Arc<Job>>>,
+    /// Set for registered tasks: what remote workers run instead of `body`. Boxed: most
+    /// tasks are closures, and a job's size is the client's memory per task.
+    pub(crate) call: Option<Box<RegisteredCall>>,
+    /// The published outcome, the wakers of everyone waiting for it, and the abort handle.
+    /// One lock for all three: a job lives as long as its value is held, so its size is the
+    /// client's memory per task (see `benches/overhead.rs`).
+    cell: Mutex<JobCell>,
+    /// How many client handles (the client's `Handle`s, one per `TaskFuture`)
+    /// refer to the task. The scheduler hears only of the changes from none to some
+    /// (`Submitted`, `Retained`) and from some to none (`Released`), so cloning and dropping
+    /// a handle that is not the last one never takes the scheduler lock.
+    ///
+    /// **Invariant:** the scheduler's `client_refs` of the task equals the number of those
+    /// changes up (under the scheduler lock) minus the number of changes down it has been
+    /// told of; every change down is followed by one `Released` event.
+    pub(crate) handles: AtomicUsize,
+    /// What the task runs. Last: it is the unsized part of a [`Job`].
+    body: B,
+}
+
+/// A job whose body type is erased: what the scheduler, the transports and the futures hold.
+pub(crate) type Job = JobOf<dyn Body>;
+
+#[derive(Default)]
+struct JobCell {
+    /// Boxed error: most tasks succeed, and the box keeps every job 32 bytes smaller.
+    outcome: Option<Result<Value, Box<TaskError>>>,
+    wakers: Vec<Waker>,
+    /// Stops a running async body when the task is cancelled.
+    abort: Option<AbortHandle>,
+    /// The value a body returned, stored before the worker reports it and kept until it is
+    /// published in `outcome`. Dependents read it from here when they run in that gap: the
+    /// scheduler may dispatch a dependent (on another thread, as soon as this task's report
+    /// is under its lock) before the reporting thread has published the value.
+    produced: Option<Value>,
+}
+
+impl<B: ?Sized> Drop for JobOf<B> {
+    fn drop(&mut self) {
+        // Dropping the last `Arc` of a job would drop its inputs, and theirs, recursively:
+        // a chain of 100,000 failed jobs would overflow the stack. Unlink iteratively: a
+        // dependency held only here gives up its own inputs before it is dropped. (One held
+        // elsewhere too is dropped by its last holder, which unlinks in turn.)
+        let mut unlinked = std::mem::take(self.deps.get_mut());
+        while let Some(mut dep) = unlinked.pop() {
+            if let Some(dep) = Arc::get_mut(&mut dep) {
+                unlinked.append(dep.deps.get_mut());
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job").field("id", &self.id).field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+impl Job {
+    /// A job with one client handle (the submission's), carrying a registered call for
+    /// transports that leave the process when `call` is set.
+    pub(crate) fn new(
+        id: TaskId,
+        key: TaskKey,
+        deps: Vec<Arc<Job>>,
+        body: impl Body,
+        call: Option<RegisteredCall>,
+    ) -> Arc<Job> {
+        Arc::new(JobOf {
+            id,
+            key,
+            deps: Mutex::new(deps),
+            call: call.map(Box::new),
+            cell: Mutex::new(JobCell::default()),
+            handles: AtomicUsize::new(1),
+            body,
+        })
+    }
+
+    /// The keys of the jobs this one reads, in argument order (empty once it has its value).
+    pub(crate) fn dep_keys(&self) -> Vec<TaskKey> {
+        self.deps.lock().iter().map(|dep| dep.key.clone()).collect()
+    }
+
+    /// The ids of the jobs this one reads, in argument order.
+    pub(crate) fn dep_ids(&self) -> Vec<TaskId> {
+        self.deps.lock().iter().map(|dep| dep.id).collect()
+    }
+
+    pub(crate) fn is_async(&self) -> bool {
+        self.body.is_async()
+    }
+
+    fn dep_values(&self) -> Result<Vec<Value>, TaskFailure> {
+        self.deps
+            .lock()
+            .iter()
+            .map(|dep| {
+                let cell = dep.cell.lock();
+                match (&cell.outcome, &cell.produced) {
+                    (Some(Ok(value)), _) | (None, Some(value)) => Ok(Arc::clone(value)),
+                    _ => Err(TaskFailure::new(format!(
+                        "internal error: dependency {} has no value; please report this",
+                        dep.key
+                    ))),
+                }
+            })
+            .collect()
+    }
+
+    /// Runs a blocking body on the current thread; a panic becomes `Panicked`.
+    pub(crate) fn run_blocking(&self) -> TaskOutcome {
+        let inputs = match self.dep_values() {
+            Ok(inputs) => inputs,
+            Err(failure) => return TaskOutcome::Failed(failure),
+        };
+        match catch_unwind(AssertUnwindSafe(|| self.body.call_blocking(&inputs))) {
+            Ok(Ok(value)) => TaskOutcome::Value(TaskValue(value)),
+            Ok(Err(failure)) => TaskOutcome::Failed(failure),
+            Err(panic) => TaskOutcome::Panicked(panic_message(&*panic)),
+        }
+    }
+
+    /// Runs an async body; a panic while polling becomes `Panicked`. A cancel while it runs
+    /// ([`abort`](Job::abort)) stops it, and it reports [`TaskOutcome::NotRun`].
+    pub(crate) fn run_async(self: &Arc<Self>) -> BoxFuture<TaskOutcome> {
+        use futures::FutureExt;
+        let (handle, registration) = AbortHandle::new_pair();
+        {
+            let mut cell = self.cell.lock();
+            // Cancelled between its dispatch and now (the first poll of the transport's
+            // future): it must not start (found by the simulation).
+            if cell.outcome.is_some() {
+                return Box::pin(async { TaskOutcome::NotRun });
+            }
+            cell.abort = Some(handle);
+        }
+        let inputs = match self.dep_values() {
+            Ok(inputs) => inputs,
+            Err(failure) => return Box::pin(async move { TaskOutcome::Failed(failure) }),
+        };
+        let future = match catch_unwind(AssertUnwindSafe(|| self.body.call_async(inputs))) {
+            Ok(future) => future,
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                return Box::pin(async move { TaskOutcome::Panicked(message) });
+            }
+        };
+        let caught = AssertUnwindSafe(future).catch_unwind();
+        Box::pin(Abortable::new(caught, registration).map(|result| match result {
+            Ok(Ok(Ok(value))) => TaskOutcome::Value(TaskValue(value)),
+            Ok(Ok(Err(failure))) => TaskOutcome::Failed(failure),
+            Ok(Err(panic)) => TaskOutcome::Panicked(panic_message(&*panic)),
+            Err(futures::future::Aborted) => TaskOutcome::NotRun,
+        }))
+    }
+
+    /// The task was cancelled while it ran or waited: tells a body that listens, and stops a
+    /// running async body.
+    pub(crate) fn abort(&self) {
+        // A blocking body cannot be stopped from the outside; one that listens stops itself.
+        self.body.cancel();
+        let handle = self.cell.lock().abort.take();
+        if let Some(handle) = handle {
+            handle.abort();
+        }
+    }
+
+    /// Keeps a value a body produced until it is published (see `JobCell::produced`).
+    pub(crate) fn set_produced(&self, value: &Value) {
+        self.cell.lock().produced = Some(Arc::clone(value));
+    }
+
+    /// Publishes the outcome and wakes every waiter. A second outcome is ignored.
+    pub(crate) fn resolve(&self, outcome: Result<Value, TaskError>) {
+        let succeeded = outcome.is_ok();
+        let wakers = {
+            let mut cell = self.cell.lock();
+            if cell.outcome.is_some() {
+                return;
+            }
+            cell.produced = None;
+            cell.outcome = Some(outcome.map_err(Box::new));
+            std::mem::take(&mut cell.wakers)
+        };
+        // A finished job never reads its inputs again: let them go now. A failed one keeps
+        // them for `TaskFuture::retry`.
+        let deps = if succeeded { std::mem::take(&mut *self.deps.lock()) } else { Vec::new() };
+        for waker in wakers {
+            waker.wake();
+        }
+        drop(deps);
+    }
+
+    /// The outcome if published; otherwise registers `cx`'s waker.
+    pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<Result<Value, TaskError>> {
+        let mut cell = self.cell.lock();
+        match &cell.outcome {
+            Some(outcome) => Poll::Ready(unboxed(outcome)),
+            None => {
+                if !cell.wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
+                    cell.wakers.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// `None` while the task has no outcome; then whether the outcome is a value. Cheaper
+    /// than [`peek_outcome`](Job::peek_outcome): nothing is cloned.
+    pub(crate) fn status(&self) -> Option<bool> {
+        self.cell.lock().outcome.as_ref().map(Result::is_ok)
+    }
+
+    /// Forgets `waker`, registered by [`poll_outcome`](Job::poll_outcome), for a waiter that
+    /// stops waiting before the outcome: without it, a loop of timed-out waits would pile up
+    /// one waker per wait until the task ends.
+    pub(crate) fn unregister_waker(&self, waker: &Waker) {
+        let mut removed = Vec::new();
+        self.cell.lock().wakers.retain(|registered| {
+            let keep = !registered.will_wake(waker);
+            if !keep {
+                // Dropped after the lock: a waker's drop may run arbitrary code.
+                removed.push(registered.clone());
+            }
+            keep
+        });
+        drop(removed);
+    }
+
+    /// How many wakers wait for the outcome.
+    #[cfg(test)]
+    pub(crate) fn n_wakers(&self) -> usize {
+        self.cell.lock().wakers.len()
+    }
+
+    /// Takes the published outcome (and a value produced but not yet published) back, so
+    /// that another can be published. Returned so that the value is dropped after the lock:
+    /// a value's drop may run arbitrary code.
+    pub(crate) fn take_outcome(&self) -> (Option<Result<Value, Box<TaskError>>>, Option<Value>) {
+        let mut cell = self.cell.lock();
+        (cell.outcome.take(), cell.produced.take())
+    }
+
+    /// Moves the published value out if it is a `T` that nothing else holds (no reader has a
+    /// copy of its `Arc`); leaves the outcome as it is otherwise. For a job nobody can reach
+    /// any more (see `TaskFuture::try_unwrap`): it has no outcome afterwards.
+    pub(crate) fn take_unshared_value<T: Any + Send + Sync>(&self) -> Option<T> {
+        let mut cell = self.cell.lock();
+        let value = match cell.outcome.take() {
+            Some(Ok(value)) if value.is::<T>() && Arc::strong_count(&value) == 1 => value,
+            other => {
+                cell.outcome = other;
+                return None;
+            }
+        };
+        drop(cell);
+        // Cannot fail: checked under the lock, and nobody else had the `Arc` to clone it.
+        value.downcast::<T>().ok().and_then(|typed| Arc::try_unwrap(typed).ok())
+    }
+
+    /// The outcome if published, without waiting.
+    pub(crate) fn peek_outcome(&self) -> Option<Result<Value, TaskError>> {
+        self.cell.lock().outcome.as_ref().map(unboxed)
+    }
+}
+
+/// A copy of a published outcome, as the futures return it.
+pub(crate) fn unboxed(outcome: &Result<Value, Box<TaskError>>) -> Result<Value, TaskError> {
+    match outcome {
+        Ok(value) => Ok(Arc::clone(value)),
+        Err(error) => Err(TaskError::clone(error)),
+    }
+}
+
+/// Turns a panic payload into text.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&'static str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic with a non-text payload".to_owned()
+    }
+}
