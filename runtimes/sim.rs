@@ -102,6 +102,7 @@ const WALL_CLOCK_START_SECS: u64 = 1_700_000_000;
 /// assert_eq!(config.seed(), 42);
 /// ```
 #[derive(Debug, Clone)]
+#[must_use = "a SimConfig does nothing until it is given to a `SimExecutor`"]
 pub struct SimConfig {
     seed: u64,
     max_steps: u64,
@@ -275,7 +276,7 @@ pub enum SimError {
 
 /// One of the seed's random streams; see [`SimExecutor::rng`].
 ///
-/// A ChaCha8 generator: the same seed and stream name give the same numbers on every
+/// A `ChaCha8` generator: the same seed and stream name give the same numbers on every
 /// platform.
 #[derive(Clone)]
 pub struct SimRng {

@@ -139,7 +139,7 @@ pub fn prefix_for_type_name(type_name: &'static str) -> &'static str {
     &without_generics[start..]
 }
 
-/// Draws the tokens of one client's generated keys: a keyed hash (SipHash, std's
+/// Draws the tokens of one client's generated keys: a keyed hash (`SipHash`, std's
 /// `DefaultHasher`) of a 128-bit random seed and a counter. Tokens are unique within the
 /// client, differ between clients (each draws its own seed), and one token says nothing
 /// about the next: the seed never leaves the generator.

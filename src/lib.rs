@@ -69,6 +69,24 @@
 //! `impl Executor` away; see [`executor`].
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The `clippy::pedantic` lints judged wrong for this crate (pedantic is not on in CI; see the
+// `[lints.clippy]` table in `Cargo.toml` for why these live here).
+#![allow(
+    clippy::must_use_candidate,
+    reason = "`#[must_use]` goes on builders and on handles whose drop is a mistake, not on every getter"
+)]
+#![allow(
+    clippy::ignored_unit_patterns,
+    reason = "`|_: ()|` is how the docs and the suite write \"no argument\"; `|(): ()|` reads worse"
+)]
+#![allow(
+    clippy::missing_fields_in_debug,
+    reason = "Debug impls show a summary (names, counts, state), not channels, locks and caches"
+)]
+#![allow(
+    clippy::single_match_else,
+    reason = "a two-armed `match` with a binding reads as plainly as `if let .. else`"
+)]
 
 pub mod client;
 mod error;

@@ -25,6 +25,7 @@ use crate::transport::{InProcessTransport, Transport};
 /// # futures::executor::block_on(run()).unwrap();
 /// ```
 #[derive(Default)]
+#[must_use = "a ClientBuilder does nothing until `build` or `build_blocking` is called"]
 pub struct ClientBuilder {
     executor: Option<Arc<dyn Executor>>,
     workers: Option<usize>,
@@ -36,7 +37,7 @@ pub struct ClientBuilder {
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("executor", &self.executor.as_ref().map(|executor| executor.name()))
+            .field("executor", &self.executor.as_ref().map(Executor::name))
             .field("workers", &self.workers)
             .field("transport", &self.transport)
             .finish()

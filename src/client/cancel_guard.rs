@@ -91,11 +91,13 @@ impl<T> fmt::Debug for CancelOnDrop<T> {
 impl<T> CancelOnDrop<T> {
     /// The task's future, with the guard defused: the task is no longer cancelled when the
     /// guard goes. Use it when a request hands its work over to something that outlives it.
+    #[allow(clippy::missing_panics_doc, reason = "the future is taken only here, by value")]
     pub fn disarm(mut self) -> TaskFuture<T> {
         self.future.take().expect("a guard is disarmed only once, by value")
     }
 
     /// The task's future, to look at (its key, whether it is done) without disarming.
+    #[allow(clippy::missing_panics_doc, reason = "only `disarm` takes the future")]
     pub fn future(&self) -> &TaskFuture<T> {
         self.future.as_ref().expect("only `disarm` takes the future, and it consumes the guard")
     }

@@ -443,7 +443,7 @@ impl Core {
                     Ok(()) => match value.take() {
                         Some((value_id, value)) if value_id == id => {
                             tracing::debug!(key = %payload.key, "task finished");
-                            payload.resolve(Ok(value))
+                            payload.resolve(Ok(value));
                         }
                         _ => {
                             let error = TaskError::Failed {
@@ -478,7 +478,7 @@ impl Core {
                 }
                 Action::Forget { payload, .. } => {
                     tracing::trace!(key = %payload.key, "task released");
-                    self.transport.release(&payload.key)
+                    self.transport.release(&payload.key);
                 }
             }
         }

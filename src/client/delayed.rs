@@ -244,6 +244,7 @@ impl TaskBuilder<'_> {
     /// assert_eq!(future.result()?, 20);
     /// # Ok(()) }
     /// ```
+    #[allow(clippy::missing_panics_doc, reason = "every input is submitted before its node")]
     pub fn persist<T>(&self, delayed: &Delayed<T>) -> TaskFuture<T> {
         // Inner nodes get the options without the key (a key names one task).
         let inner = self.without_key();

@@ -648,7 +648,7 @@ pub(crate) async fn until_gathered<H: AsHandle>(futures: &[H]) {
             }
         }
     })
-    .await
+    .await;
 }
 
 /// The failure registrations of one `until_gathered`, ended when it ends (or is dropped).

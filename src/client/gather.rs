@@ -301,7 +301,7 @@ impl Client {
         for (index, future) in futures.iter().enumerate() {
             match (future.await, errors) {
                 (Ok(value), _) => {
-                    gathered.push(Gathered { index, key: future.key().clone(), value })
+                    gathered.push(Gathered { index, key: future.key().clone(), value });
                 }
                 (Err(error), GatherErrors::Raise) => return Err(Error::from(error)),
                 (Err(_), GatherErrors::Skip) => {}

@@ -137,10 +137,7 @@ impl Client {
 
     /// [`Error::Closed`] naming `operation` when the client is closed.
     pub(crate) fn refuse_if_closed(&self, operation: &'static str) -> Result<(), Error> {
-        match self.is_closed() {
-            true => Err(Error::Closed { operation }),
-            false => Ok(()),
-        }
+        if self.is_closed() { Err(Error::Closed { operation }) } else { Ok(()) }
     }
 
     /// What the client holds and what its workers are doing, right now: tasks by state,

@@ -644,7 +644,7 @@ impl<P: Clone> Scheduler<P> {
                 continue;
             }
             stack.push((task, true));
-            for dep in self.tasks[&task].deps.iter() {
+            for dep in &self.tasks[&task].deps {
                 match self.tasks.get(dep).map(|dep_record| dep_record.state) {
                     Some(TaskState::Failed) => stack.push((*dep, false)),
                     // A failed task keeps its dependencies, and a cancel reaches every held
@@ -668,7 +668,7 @@ impl<P: Clone> Scheduler<P> {
             if record.deps_released {
                 record.deps_released = false;
                 let deps = record.deps.clone();
-                for dep in deps.iter() {
+                for dep in &deps {
                     if let Some(dep_record) = self.tasks.get_mut(dep) {
                         dep_record.dependent_refs += 1;
                     }

@@ -78,6 +78,7 @@ impl InProcessTransport {
     /// Plants `bug` in the workers (internal: for the simulation's planted-bug tests).
     #[cfg(feature = "__planted")]
     #[doc(hidden)]
+    #[must_use]
     pub fn planted(mut self, bug: PlantedBug) -> InProcessTransport {
         self.planted = Some(bug);
         self

@@ -92,6 +92,7 @@ impl Worker {
 }
 
 /// Configures and starts a [`Worker`].
+#[must_use = "a WorkerBuilder does nothing until `start` or `run` is called"]
 pub struct WorkerBuilder {
     /// The server, queue and timeouts (shared with the client's transport builder).
     config: RedisConfig,
@@ -440,6 +441,7 @@ impl WorkerBuilder {
 /// A `Worker` value is a started worker (from [`WorkerBuilder::start`]); dropping it shuts
 /// the worker down gracefully in the background.
 #[derive(Debug)]
+#[must_use = "dropping a Worker shuts it down; keep it, or await `stopped`"]
 pub struct Worker {
     name: String,
     /// Shared with the worker's loops, which drop it too on a fatal error.

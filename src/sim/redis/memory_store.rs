@@ -292,10 +292,10 @@ impl Model {
             data.commands += 1;
             let appends = data.appends;
             let output = run(&mut data, now, wall);
-            let wake = if data.appends != appends {
-                std::mem::take(&mut data.waiters)
-            } else {
+            let wake = if data.appends == appends {
                 Vec::new()
+            } else {
+                std::mem::take(&mut data.waiters)
             };
             (output, wake)
         };

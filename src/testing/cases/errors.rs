@@ -20,7 +20,7 @@ pub async fn failing_task_gives_failed_with_its_message(client: Client) {
     let error = parsed.await.unwrap_err();
     match &error {
         TaskError::Failed { message, .. } => {
-            assert!(message.contains("invalid digit"), "{message}")
+            assert!(message.contains("invalid digit"), "{message}");
         }
         other => panic!("expected Failed, got {other:?}"),
     }

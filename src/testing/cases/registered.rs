@@ -45,7 +45,7 @@ pub async fn registered_errors_and_panics_reach_the_future(client: Client) {
     }
     match client.submit_task::<Explode>("boom in a registered task".into()).await {
         Err(TaskError::Panicked { message, .. }) => {
-            assert_eq!(message, "boom in a registered task")
+            assert_eq!(message, "boom in a registered task");
         }
         other => panic!("expected Panicked, got {other:?}"),
     }
@@ -74,7 +74,7 @@ pub async fn registered_dependents_receive_their_dependencies_outputs(client: Cl
     let broken = client.submit_task::<EvenOnly>(1);
     match client.after(&broken).submit_task::<Sum>().await {
         Err(TaskError::DependencyFailed { root, .. }) => {
-            assert!(matches!(*root, TaskError::Failed { ref message, .. } if message == "odd 1"))
+            assert!(matches!(*root, TaskError::Failed { ref message, .. } if message == "odd 1"));
         }
         other => panic!("expected DependencyFailed, got {other:?}"),
     }
@@ -84,7 +84,7 @@ pub async fn registered_retries_rerun_and_then_give_up(client: Client) {
     let failing = client.task().retries(2).submit_task::<EvenOnly>(5);
     match failing.await {
         Err(TaskError::Failed { message, .. }) => {
-            assert_eq!(message, "odd 5 (gave up after 3 attempts)")
+            assert_eq!(message, "odd 5 (gave up after 3 attempts)");
         }
         other => panic!("expected Failed, got {other:?}"),
     }
@@ -175,7 +175,7 @@ pub async fn retrying_a_registered_dependent_reruns_its_failed_dependency(client
     let dependent = client.after(&flaky).submit_task::<EvenOnly>();
     match (&dependent).await {
         Err(TaskError::DependencyFailed { root, .. }) => {
-            assert!(root.to_string().contains("first run of"), "{root}")
+            assert!(root.to_string().contains("first run of"), "{root}");
         }
         other => panic!("expected DependencyFailed, got {other:?}"),
     }
@@ -202,7 +202,7 @@ pub async fn cancelling_a_finished_registered_task_cancels_it_and_its_dependents
     assert!((&a).await.unwrap_err().is_cancelled());
     match (&b).await {
         Err(TaskError::Cancelled { reason, .. }) => {
-            assert!(reason.contains(&a.key().to_string()), "{reason}")
+            assert!(reason.contains(&a.key().to_string()), "{reason}");
         }
         other => panic!("expected Cancelled, got {other:?}"),
     }

@@ -1,5 +1,5 @@
 //! Dask's futures semantics: dependencies, keys and purity, release, cancel, retries,
-//! priority, scatter, fire_and_forget.
+//! priority, scatter, `fire_and_forget`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -428,7 +428,7 @@ pub async fn cancelling_a_finished_task_cancels_it_and_what_reads_it(client: Cli
     }
     match (&table).await {
         Err(TaskError::Cancelled { reason, .. }) => {
-            assert!(reason.contains("cancelled by the user"), "{reason}")
+            assert!(reason.contains("cancelled by the user"), "{reason}");
         }
         other => panic!("expected Cancelled, got {other:?}"),
     }
@@ -438,7 +438,7 @@ pub async fn cancelling_a_finished_task_cancels_it_and_what_reads_it(client: Cli
     let late = client.after(&table).submit(|t: Arc<Vec<u64>>| t.len());
     match late.await {
         Err(TaskError::Cancelled { reason, .. }) => {
-            assert!(reason.contains(&table.key().to_string()), "{reason}")
+            assert!(reason.contains(&table.key().to_string()), "{reason}");
         }
         other => panic!("expected Cancelled, got {other:?}"),
     }

@@ -21,7 +21,7 @@ pub async fn submit_from_twenty_threads_loses_nothing(client: Client) {
     // thread, which may be the one driving the transport's I/O (a current-thread runtime).
     let (report, answers) = futures::channel::oneshot::channel();
     std::thread::spawn(move || {
-        let values: Vec<_> = threads.into_iter().map(|thread| thread.join()).collect();
+        let values: Vec<_> = threads.into_iter().map(std::thread::JoinHandle::join).collect();
         let _ = report.send(values);
     });
     let answers = answers.await.expect("the joining thread reports");
@@ -88,7 +88,7 @@ pub async fn shared_keys_held_and_dropped_from_many_threads_are_released(client:
     // Joined on a thread of its own and awaited, as above.
     let (report, joined) = futures::channel::oneshot::channel();
     std::thread::spawn(move || {
-        let results: Vec<_> = threads.into_iter().map(|thread| thread.join()).collect();
+        let results: Vec<_> = threads.into_iter().map(std::thread::JoinHandle::join).collect();
         let _ = report.send(results);
     });
     for result in joined.await.expect("the joining thread reports") {

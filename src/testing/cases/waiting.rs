@@ -255,8 +255,10 @@ pub async fn as_completed_batches_yield_everything_already_done(client: Client) 
     let mut values: Vec<i64> = batch.iter().filter_map(|(_, r)| r.as_ref().ok().copied()).collect();
     values.sort_unstable();
     assert_eq!(values, vec![0, 2, 4]);
-    let mut messages: Vec<String> =
-        batch.iter().filter_map(|(_, r)| r.as_ref().err().map(|e| e.to_string())).collect();
+    let mut messages: Vec<String> = batch
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err().map(std::string::ToString::to_string))
+        .collect();
     messages.sort_unstable();
     assert_eq!(messages.len(), 3);
     assert!(messages.iter().all(|m| m.contains("failed: odd")), "{messages:?}");
@@ -445,8 +447,12 @@ pub async fn on_done_calls_back_once_when_the_task_is_done(client: Client) {
         IN_ON_DONE.with(|inside| inside.set(true));
         future
             .on_done(move |done| {
-                let inside = IN_ON_DONE.with(|inside| inside.get());
-                let _ = report.unbounded_send((name, done.try_result().map(|r| r.ok()), inside));
+                let inside = IN_ON_DONE.with(std::cell::Cell::get);
+                let _ = report.unbounded_send((
+                    name,
+                    done.try_result().map(std::result::Result::ok),
+                    inside,
+                ));
             })
             .unwrap();
         IN_ON_DONE.with(|inside| inside.set(false));

@@ -68,6 +68,7 @@ impl std::fmt::Debug for RedisAdmin {
 
 /// Configures and connects a [`RedisAdmin`].
 #[derive(Debug, Clone)]
+#[must_use = "a RedisAdminBuilder does nothing until `connect` is called"]
 pub struct RedisAdminBuilder {
     /// The server, namespace, queue, command timeout and TLS settings (the broker timeout
     /// is not used: an admin call fails at once when Redis cannot be reached).
@@ -401,6 +402,7 @@ impl RedisAdmin {
     }
 
     /// A handle on `queue` of the same namespace, over the same connection.
+    #[must_use]
     pub fn for_queue(&self, queue: &str) -> RedisAdmin {
         RedisAdmin { keys: Keys::new(&self.namespace, queue), ..self.clone() }
     }

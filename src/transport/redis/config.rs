@@ -39,6 +39,7 @@ pub const DEFAULT_QUEUE: &str = "default";
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a RedisConfig does nothing until it is given to a transport, worker or admin builder"]
 pub struct RedisConfig {
     url: String,
     namespace: String,

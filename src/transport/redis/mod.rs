@@ -143,6 +143,7 @@ pub struct RedisTransport {
 
 /// Configures and connects a [`RedisTransport`].
 #[derive(Debug, Clone)]
+#[must_use = "a RedisTransportBuilder does nothing until `connect` is called"]
 pub struct RedisTransportBuilder {
     /// The server, queue and timeouts (shared with the worker's builder).
     config: RedisConfig,

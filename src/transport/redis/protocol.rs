@@ -151,6 +151,10 @@ impl TaskEntry {
 
     /// Decodes an entry read from the stream. `keys` says which reply and result keys are
     /// acceptable (a garbage entry must not make a worker write to arbitrary keys).
+    ///
+    /// # Errors
+    ///
+    /// A [`Rejection`] saying which field is missing or invalid; decoding never panics.
     pub fn decode(fields: &[(Vec<u8>, Vec<u8>)], keys: &Keys) -> Result<TaskEntry, Rejection> {
         let get = |name: &str| {
             fields.iter().find(|(field, _)| field == name.as_bytes()).map(|(_, value)| value)
@@ -315,6 +319,11 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Decodes a completion read from a reply stream.
+    ///
+    /// # Errors
+    ///
+    /// A text saying which field is missing or invalid; decoding never panics.
     pub fn decode(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Reply, String> {
         let get = |name: &str| {
             fields.iter().find(|(field, _)| field == name.as_bytes()).map(|(_, value)| value)

@@ -142,6 +142,11 @@ fn malformed(operation: &'static str, what: &str) -> StoreError {
 
 impl RedisStore {
     /// Connects twice to `url` (commands, blocking reads) and checks that the server answers.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the server cannot be reached, refuses the credentials or does not
+    /// answer.
     pub async fn connect(
         url: &str,
         keys: Keys,
@@ -198,6 +203,11 @@ impl RedisStore {
     /// later, one task at a time. Asks `ACL DRYRUN` for each command (Redis 7); where the
     /// user may not ask that (or the server is older), makes a harmless call of a script
     /// instead, which checks `EVALSHA` and `SCRIPT LOAD`.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] naming the command the user may not run (`NOPERM`), or the error of
+    /// a server that cannot be asked.
     pub async fn check_access(&self, role: Role) -> StoreResult<()> {
         let mut connection = self.commands.clone();
         let user: Option<String> =
@@ -440,6 +450,10 @@ pub fn ownership_of(value: &Value) -> Option<Ownership> {
 }
 
 /// The reply of `claim.lua`: `{next cursor, {{id, deliveries, fields or false}, ...}}`.
+///
+/// # Errors
+///
+/// A malformed-reply [`StoreError`] when the reply does not have that shape.
 pub fn claim_reply(value: &Value) -> StoreResult<(String, Vec<ClaimedEntry>)> {
     let parts = items(value).ok_or_else(|| malformed("claim", "not a list"))?;
     let next = parts.first().and_then(text_of).unwrap_or_else(|| "0-0".to_owned());
@@ -465,6 +479,10 @@ pub fn claim_reply(value: &Value) -> StoreResult<(String, Vec<ClaimedEntry>)> {
 }
 
 /// One reply of `begin.lua`: a count of starts, or why the caller may not start the entry.
+///
+/// # Errors
+///
+/// A malformed-reply [`StoreError`] when the reply is neither.
 pub fn begin_reply(value: &Value) -> StoreResult<Result<u32, Ownership>> {
     match int_of(value) {
         Some(-1) => Ok(Err(Ownership::Gone)),
@@ -475,12 +493,20 @@ pub fn begin_reply(value: &Value) -> StoreResult<Result<u32, Ownership>> {
 }
 
 /// The reply of `MGET`: one value or nil per key.
+///
+/// # Errors
+///
+/// A malformed-reply [`StoreError`] when the reply is not a list.
 pub fn values_reply(value: &Value) -> StoreResult<Vec<Option<Vec<u8>>>> {
     let values = items(value).ok_or_else(|| malformed("MGET", "not a list"))?;
     Ok(values.iter().map(bytes_of).collect())
 }
 
 /// A count returned by a script (`touch.lua`, `hand_back.lua`).
+///
+/// # Errors
+///
+/// A malformed-reply [`StoreError`] when the reply is not a count.
 pub fn count_reply(operation: &'static str, value: &Value) -> StoreResult<usize> {
     int_of(value)
         .and_then(|count| usize::try_from(count).ok())
@@ -502,7 +528,7 @@ fn is_no_script(error: &RedisError) -> bool {
 impl RedisStore {
     /// Runs a per-delivery script (`locate.lua`, `cancel.lua`) once for each of
     /// `deliveries`, pipelined: keys the task stream, the starts hash when `with_starts`, and
-    /// the delivery's entry_of key; arguments the group and the delivery's entry id.
+    /// the delivery's `entry_of` key; arguments the group and the delivery's entry id.
     async fn eval_per_delivery(
         &self,
         operation: &'static str,
