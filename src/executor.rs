@@ -82,9 +82,37 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// complete implementation.
 pub trait Executor: Send + Sync + fmt::Debug + 'static {
     /// A short name for logs, `Debug` output and statistics, such as `"tokio"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::Executor;
+    /// use taskweave::runtimes::embedded::EmbeddedExecutor;
+    ///
+    /// assert_eq!(EmbeddedExecutor::global().name(), "embedded");
+    /// // A client shows its executor's name in its statistics and its `Debug` output.
+    /// let client = taskweave::Client::builder().executor(EmbeddedExecutor::global()).build_blocking()?;
+    /// assert_eq!(client.stats().executor, "embedded");
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     fn name(&self) -> &'static str;
 
     /// Runs `future` to completion in the background.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskweave::Executor;
+    /// use taskweave::runtimes::embedded::EmbeddedExecutor;
+    ///
+    /// let (report, reports) = flume::bounded(1);
+    /// EmbeddedExecutor::global().spawn(Box::pin(async move {
+    ///     let _ = report.send_async(6 * 7).await;
+    /// }))?;
+    /// assert_eq!(reports.recv_timeout(Duration::from_secs(10)).unwrap(), 42);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -93,18 +121,62 @@ pub trait Executor: Send + Sync + fmt::Debug + 'static {
 
     /// Runs `work`, which may block, away from the threads that drive async tasks.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskweave::Executor;
+    /// use taskweave::runtimes::embedded::EmbeddedExecutor;
+    ///
+    /// let (report, reports) = flume::bounded(1);
+    /// EmbeddedExecutor::global().spawn_blocking(Box::new(move || {
+    ///     // Blocking is fine here: this is not a thread that drives async tasks.
+    ///     let _ = report.send(std::fs::metadata(".").is_ok());
+    /// }))?;
+    /// assert!(reports.recv_timeout(Duration::from_secs(10)).unwrap());
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::RuntimeShutDown`] when the runtime no longer accepts work.
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) -> Result<(), Error>;
 
     /// A future that completes after `duration`, measured by this executor's clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskweave::Executor;
+    /// use taskweave::runtimes::embedded::EmbeddedExecutor;
+    ///
+    /// let executor = EmbeddedExecutor::global();
+    /// let started = executor.now();
+    /// futures::executor::block_on(executor.sleep(Duration::from_millis(2)));
+    /// assert!(executor.now() - started >= Duration::from_millis(2));
+    /// ```
     fn sleep(&self, duration: Duration) -> BoxFuture<()>;
 
     /// The current instant of this executor's monotonic clock.
     ///
     /// A simulated executor returns virtual time here; everything in taskweave that measures
     /// time asks this method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskweave::Executor;
+    /// use taskweave::runtimes::embedded::EmbeddedExecutor;
+    ///
+    /// // Measure with the executor's clock, not `Instant::now()`, so that a simulated executor's
+    /// // virtual time is honoured.
+    /// let executor = EmbeddedExecutor::global();
+    /// let started = executor.now();
+    /// futures::executor::block_on(executor.sleep(Duration::from_millis(1)));
+    /// assert!(executor.now().duration_since(started) >= Duration::from_millis(1));
+    /// ```
     fn now(&self) -> Instant {
         Instant::now()
     }
@@ -112,6 +184,19 @@ pub trait Executor: Send + Sync + fmt::Debug + 'static {
     /// The current wall-clock time (for time stamps that leave the process, such as expiry
     /// times in a broker). Kept apart from [`now`](Executor::now) so that a simulation can
     /// make the wall clock jump without disturbing timers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use taskweave::Executor;
+    /// use taskweave::runtimes::embedded::EmbeddedExecutor;
+    ///
+    /// // An expiry time to store in a broker, an hour from now.
+    /// let expires = EmbeddedExecutor::global().wall_clock() + Duration::from_secs(3600);
+    /// let expires_ms = expires.duration_since(UNIX_EPOCH).unwrap().as_millis();
+    /// assert!(expires_ms > 1_700_000_000_000);
+    /// ```
     fn wall_clock(&self) -> SystemTime {
         SystemTime::now()
     }
@@ -122,6 +207,16 @@ pub trait Executor: Send + Sync + fmt::Debug + 'static {
     /// The default draws from the operating system's randomness (through std's
     /// `RandomState`). A simulated executor returns numbers drawn from its seed instead, so
     /// that one seed replays one run exactly.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::Executor;
+    /// use taskweave::runtimes::embedded::EmbeddedExecutor;
+    ///
+    /// let executor = EmbeddedExecutor::global();
+    /// assert_ne!(executor.random_seed(), executor.random_seed(), "drawn afresh on every call");
+    /// ```
     fn random_seed(&self) -> u64 {
         use std::hash::BuildHasher;
         // Every `RandomState` has its own random keys; hashing nothing with them gives a
@@ -139,6 +234,24 @@ pub trait Executor: Send + Sync + fmt::Debug + 'static {
     /// trip of a short task. The thread counts as an async context (see
     /// [`enter_async_context`]). A simulated executor overrides this to run the loop as an
     /// ordinary task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskweave::Executor;
+    /// use taskweave::runtimes::embedded::EmbeddedExecutor;
+    ///
+    /// let (report, reports) = flume::bounded(1);
+    /// EmbeddedExecutor::global().spawn_dedicated("example", Box::pin(async move {
+    ///     // A dedicated loop has its thread to itself: it may block between awaits.
+    ///     let thread = std::thread::current().name().map(str::to_owned);
+    ///     let _ = report.send(thread);
+    /// }))?;
+    /// let thread = reports.recv_timeout(Duration::from_secs(10)).unwrap();
+    /// assert_eq!(thread.as_deref(), Some("taskweave-example"));
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     ///
     /// # Errors
     ///

@@ -797,6 +797,19 @@ blocking_queue_methods!(AsCompletedResultBatches);
 impl BlockingClient<'_> {
     /// The blocking twin of [`Client::as_completed`]: an [`Iterator`] of futures in the
     /// order their tasks finish; see [`BlockingAsCompleted`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::new()?;
+    /// let futures = client.map(|x: u64| x * 2, 0..4);
+    /// let mut total = 0;
+    /// for future in client.blocking().as_completed(futures) {
+    ///     total += future?.result()?; // finished: `result` does not wait
+    /// }
+    /// assert_eq!(total, 12);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn as_completed<T>(
         &self,
         futures: impl IntoIterator<Item = TaskFuture<T>>,

@@ -40,6 +40,18 @@ impl BlockingClient<'_> {
     /// Waits for every future and returns their values in the same shape; see
     /// [`Client::gather`] and [`Gather`](crate::client::Gather).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::new()?;
+    /// let x = client.submit(|x: i32| x + 1, 1);
+    /// let ys = client.map(|y: i32| y * 2, 0..3);
+    /// // Any shape: here a tuple of a future and a vector of futures.
+    /// let (x, ys) = client.blocking().gather((&x, &ys))?;
+    /// assert_eq!((x, ys), (2, vec![0, 2, 4]));
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// The first task error in input order, as [`Error::Task`]; [`Error::Closed`]; or
@@ -51,6 +63,17 @@ impl BlockingClient<'_> {
     /// Submits the graph behind `delayed` and waits for its output; see
     /// [`Client::compute`].
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::delayed;
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let graph = delayed(|x: i64| x + 1, 1).then(|x: i64| x * 10);
+    /// assert_eq!(client.blocking().compute(&graph)?, 20);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// The output task's error as [`Error::Task`]; or [`Error::BlockingInAsyncContext`].
@@ -59,6 +82,17 @@ impl BlockingClient<'_> {
     }
 
     /// Closes the client and waits until its workers have stopped. Idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::new()?;
+    /// assert_eq!(client.submit(|x: i32| x, 1).result()?, 1);
+    /// client.blocking().close()?;
+    /// client.blocking().close()?; // again: returns at once
+    /// assert!(client.is_closed());
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     ///
     /// # Errors
     ///

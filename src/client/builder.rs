@@ -46,30 +46,98 @@ impl fmt::Debug for ClientBuilder {
 
 impl ClientBuilder {
     /// Runs the client on `executor` instead of the ambient one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::Executor;
+    /// use taskweave::runtimes::embedded::EmbeddedExecutor;
+    ///
+    /// let client = taskweave::Client::builder()
+    ///     .executor(EmbeddedExecutor::global())
+    ///     .workers(1)
+    ///     .build_blocking()?;
+    /// assert_eq!(client.executor().name(), "embedded");
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn executor(mut self, executor: impl Executor) -> Self {
         self.executor = Some(Arc::new(executor));
         self
     }
 
     /// Runs the client on an executor that is already shared.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use taskweave::{Client, Executor};
+    /// use taskweave::runtimes::embedded::EmbeddedExecutor;
+    ///
+    /// // Two clients on one executor.
+    /// let executor: Arc<dyn Executor> = Arc::new(EmbeddedExecutor::global());
+    /// let first = Client::builder().shared_executor(Arc::clone(&executor)).workers(1).build_blocking()?;
+    /// let second = Client::builder().shared_executor(Arc::clone(&executor)).workers(1).build_blocking()?;
+    /// assert!(Arc::ptr_eq(first.executor(), second.executor()));
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn shared_executor(mut self, executor: Arc<dyn Executor>) -> Self {
         self.executor = Some(executor);
         self
     }
 
     /// How many in-process workers to run (default: one per core). Must be at least 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::{Client, Error};
+    ///
+    /// let client = Client::builder().workers(3).build_blocking()?;
+    /// assert_eq!(client.stats().workers.len(), 3);
+    /// // Zero is refused when the client is built.
+    /// let refused = Client::builder().workers(0).build_blocking();
+    /// assert!(matches!(refused, Err(Error::InvalidConfig { .. })));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
         self
     }
 
     /// Uses `transport` instead of the default in-process cluster.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::transport::InProcessTransport;
+    ///
+    /// let client = taskweave::Client::builder()
+    ///     .transport(InProcessTransport::new(2))
+    ///     .build_blocking()?;
+    /// assert_eq!(client.stats().transport, "in-process");
+    /// assert_eq!(client.stats().workers.len(), 2);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
+    ///
+    /// See [`Transport`] for a transport of your own.
     pub fn transport(mut self, transport: impl Transport) -> Self {
         self.transport = Some(Arc::new(transport));
         self
     }
 
     /// Starts the client.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(2).build().await?;
+    /// assert_eq!(client.submit(|x: i32| x * 2, 21).await?, 42);
+    /// client.close().await
+    /// # }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
     ///
     /// # Errors
     ///
@@ -85,6 +153,19 @@ impl ClientBuilder {
 
     /// Starts the client from blocking code.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::Client;
+    ///
+    /// let client = Client::builder().workers(1).build_blocking()?;
+    /// assert_eq!(client.submit(|x: i32| x + 1, 1).result()?, 2);
+    /// // Where async work runs (here, a task body on a worker), it is refused: use `build().await`.
+    /// let nested = client.submit(|_: ()| Client::builder().build_blocking().is_err(), ());
+    /// assert!(nested.result()?);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`build`](ClientBuilder::build), and [`Error::BlockingInAsyncContext`] inside async
@@ -93,8 +174,6 @@ impl ClientBuilder {
         block_on_caller_thread(self.build())?
     }
 
-    /// Starts the client without waiting for anything (the in-process transport starts at
-    /// once).
     /// Plants `bug` in the client's scheduler and default in-process workers (internal: for
     /// the simulation's planted-bug tests; feature `__planted`).
     #[cfg(feature = "__planted")]
@@ -104,6 +183,8 @@ impl ClientBuilder {
         self
     }
 
+    /// Starts the client without waiting for anything (the in-process transport starts at
+    /// once).
     pub(crate) fn build_now(self) -> Result<Client, Error> {
         if self.workers == Some(0) {
             return Err(Error::InvalidConfig {

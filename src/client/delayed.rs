@@ -203,11 +203,39 @@ impl Client {
     /// Submits the graph behind `delayed` — every node not yet submitted in this call, each
     /// once, inputs first — and returns the future of its output at once (Dask's
     /// `persist`). For options, use [`TaskBuilder::persist`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::delayed;
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let graph = delayed(|x: i64| x + 1, 1).then(|x: i64| x * 10);
+    /// let future = client.persist(&graph); // the whole graph is submitted; nothing waits
+    /// assert_eq!(future.result()?, 20);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn persist<T>(&self, delayed: &Delayed<T>) -> TaskFuture<T> {
         self.task().persist(delayed)
     }
 
     /// Submits the graph behind `delayed` and waits for its output (Dask's `compute`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::{delayed, delayed_after};
+    ///
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let x = delayed(|n: i64| n + 1, 1);
+    /// let y = x.then(|x: i64| x * 10);
+    /// let total = delayed_after((&x, &y), |(x, y): (i64, i64)| x + y);
+    /// let client = taskweave::Client::builder().workers(2).build().await?;
+    /// assert_eq!(client.compute(&total).await?, 22);
+    /// client.close().await
+    /// # }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
     ///
     /// # Errors
     ///

@@ -184,11 +184,37 @@ impl<T> TaskFuture<T> {
     }
 
     /// The task's key, as in Dask (`inc-3f2a...`, or the key you chose).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::new()?;
+    /// let named = client.task().key("report-2024").submit(|x: u8| x, 1);
+    /// assert_eq!(named.key().to_string(), "report-2024");
+    /// // A generated key starts with the function's name, as Dask's do.
+    /// fn inc(x: i64) -> i64 { x + 1 }
+    /// let generated = client.submit(inc, 1);
+    /// assert!(generated.key().to_string().starts_with("inc-"), "{}", generated.key());
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn key(&self) -> &TaskKey {
         &self.handle.job.key
     }
 
     /// Whether the task has an outcome (a value or an error). Never blocks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::new()?;
+    /// let (release, gate) = flume::bounded::<()>(1);
+    /// let gated = client.submit(move |_: ()| gate.recv().is_ok(), ());
+    /// assert!(!gated.is_done());
+    /// release.send(()).unwrap();
+    /// gated.result()?;
+    /// assert!(gated.is_done());
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn is_done(&self) -> bool {
         self.handle.job.peek_outcome().is_some()
     }
@@ -282,6 +308,24 @@ impl<T> TaskFuture<T> {
     /// holds decides: `Finished` for a value, `Failed` for an error, `Cancelled` for a task
     /// cancelled by the close or refused by the closed client; `None` only for a task the
     /// client no longer tracks and that has no outcome.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::scheduler::TaskState;
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let (release, gate) = flume::bounded::<()>(1);
+    /// let gated = client.submit(move |_: ()| gate.recv().is_ok(), ());
+    /// let after = client.after(&gated).submit(|ok: bool| ok);
+    /// assert_eq!(after.state(), Some(TaskState::Waiting), "its dependency has not finished");
+    /// release.send(()).unwrap();
+    /// assert!(after.result()?);
+    /// assert_eq!(after.state(), Some(TaskState::Finished));
+    /// after.cancel();
+    /// assert_eq!(after.state(), Some(TaskState::Cancelled));
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn state(&self) -> Option<TaskState> {
         let job = &self.handle.job;
         self.handle.core.state(job.id).or_else(|| {
@@ -447,6 +491,19 @@ impl<T: Clone + 'static> TaskFuture<T> {
     }
 
     /// The outcome if there is one, without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::new()?;
+    /// let (release, gate) = flume::bounded::<()>(1);
+    /// let gated = client.submit(move |_: ()| gate.recv().is_ok(), ());
+    /// assert!(gated.try_result().is_none(), "no outcome yet, and it does not wait");
+    /// release.send(()).unwrap();
+    /// gated.result()?;
+    /// assert!(matches!(gated.try_result(), Some(Ok(true))));
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn try_result(&self) -> Option<Result<T, TaskError>> {
         self.handle.job.peek_outcome().map(|outcome| read_value(&self.handle.job.key, outcome))
     }

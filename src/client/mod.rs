@@ -98,12 +98,31 @@ impl fmt::Debug for Client {
 
 impl Client {
     /// Starts configuring a client. See [`ClientBuilder`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::builder().workers(2).build_blocking()?;
+    /// assert_eq!(client.stats().workers.len(), 2);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
     }
 
     /// A client with the defaults: the ambient executor (see
     /// [Choosing an executor](crate#choosing-an-executor)) and one in-process worker per core.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::new()?;
+    /// assert_eq!(client.submit(|x: u8| x + 1, 1).result()?, 2);
+    /// // One in-process worker per core the process may use.
+    /// let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    /// assert_eq!(client.stats().workers.len(), cores);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -121,16 +140,51 @@ impl Client {
     }
 
     /// The executor this client runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskweave::{Error, ExecutorExt};
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// assert_eq!(client.executor().name(), "embedded"); // outside any runtime
+    /// // Its timer serves timeouts in async code.
+    /// let never = futures::future::pending::<()>();
+    /// let waited = futures::executor::block_on(client.executor().timeout(Duration::from_millis(1), never));
+    /// assert!(matches!(waited, Err(Error::Timeout { .. })));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn executor(&self) -> &Arc<dyn Executor> {
         &self.core().executor
     }
 
     /// The blocking view of this client, for code that is not async.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::new()?;
+    /// let squares = client.map(|x: u32| x * x, 1..4);
+    /// assert_eq!(client.blocking().gather(&squares)?, vec![1, 4, 9]);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn blocking(&self) -> BlockingClient<'_> {
         BlockingClient { client: self }
     }
 
     /// Whether [`close`](Client::close) was called (or the last clone dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::new()?;
+    /// let clone = client.clone();
+    /// assert!(!clone.is_closed());
+    /// client.blocking().close()?;
+    /// assert!(clone.is_closed(), "clones share one cluster");
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.core().is_closed()
     }
@@ -186,6 +240,16 @@ impl Client {
     }
 
     /// Configures a submission: key, purity, priority, retries. See [`TaskBuilder`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::new()?;
+    /// let future = client.task().key("answer").priority(10).submit(|x: i64| x * 2, 21);
+    /// assert_eq!(future.key().to_string(), "answer");
+    /// assert_eq!(future.result()?, 42);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn task(&self) -> TaskBuilder<'_> {
         TaskBuilder::new(self)
     }
@@ -408,6 +472,20 @@ impl Client {
 
     /// Lets each task run to completion even if every handle to it is dropped (Dask's
     /// `fire_and_forget`). Its value is released once it finishes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let (report, reports) = std::sync::mpsc::channel();
+    /// let future = client.submit(move |x: u32| report.send(x).is_ok(), 7);
+    /// client.fire_and_forget(std::slice::from_ref(&future));
+    /// drop(future); // the last handle: without `fire_and_forget`, the task might never run
+    /// assert_eq!(reports.recv_timeout(Duration::from_secs(10)).unwrap(), 7);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn fire_and_forget<T>(&self, futures: &[TaskFuture<T>]) {
         for future in futures {
             self.core().feed(Event::Pinned { id: future.handle.job.id });
@@ -468,6 +546,25 @@ impl Client {
     /// Closes the client: nothing new is accepted, unfinished tasks resolve to
     /// [`TaskError::Cancelled`](crate::TaskError::Cancelled), and the workers stop. Resolves
     /// when they have. Calling it again (from any clone) returns at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::TaskError;
+    ///
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(1).build().await?;
+    /// let done = client.submit(|x: i32| x + 1, 1);
+    /// assert_eq!((&done).await?, 2);
+    /// client.close().await?;
+    /// assert!(client.is_closed());
+    /// // A closed client keeps the outcomes its futures hold, and refuses new work.
+    /// assert_eq!(done.await?, 2);
+    /// let late = client.submit(|x: i32| x, 3);
+    /// assert!(matches!(late.await, Err(TaskError::ClientClosed { .. })));
+    /// # Ok(()) }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
     ///
     /// # Errors
     ///

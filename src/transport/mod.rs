@@ -129,16 +129,254 @@ use crate::key::{TaskId, TaskKey};
 pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// A short name for `Debug` output and statistics, such as `"in-process"`. See the
     /// [complete transport](Transport#a-complete-transport).
+    ///
+    /// # Examples
+    ///
+    /// From a transport that runs each blocking body with
+    /// [`Executor::spawn_blocking`] (the [complete transport](Transport#a-complete-transport)
+    /// has all of it):
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicBool, Ordering};
+    /// # use std::sync::{Arc, Mutex, OnceLock};
+    /// # use taskweave::executor::BoxFuture;
+    /// # use taskweave::scheduler::{TaskId, TaskKey, TaskState};
+    /// # use taskweave::transport::{CompletionSink, ReadyTask, TaskOutcome, Transport};
+    /// # use taskweave::{Client, Error, Executor};
+    /// # /// Runs each blocking body with `spawn_blocking`; records what the client asked.
+    /// # #[derive(Debug, Default)]
+    /// # struct Pool {
+    /// #     started: OnceLock<(Arc<dyn Executor>, CompletionSink)>,
+    /// #     seen: Arc<Seen>,
+    /// # }
+    /// # #[derive(Debug, Default)]
+    /// # struct Seen {
+    /// #     aborted: Mutex<Vec<TaskId>>,
+    /// #     released: Mutex<Vec<TaskKey>>,
+    /// #     closed: AtomicBool,
+    /// # }
+    /// impl Transport for Pool {
+    ///     fn name(&self) -> &'static str {
+    ///         "pool"
+    ///     }
+    /// #     fn capacity(&self) -> usize {
+    /// #         2
+    /// #     }
+    /// #     fn start(&self, executor: Arc<dyn Executor>, sink: CompletionSink) -> Result<(), Error> {
+    /// #         let _ = self.started.set((executor, sink));
+    /// #         Ok(())
+    /// #     }
+    /// #     fn dispatch(&self, task: ReadyTask) {
+    /// #         let (executor, sink) = self.started.get().expect("started before any dispatch");
+    /// #         let (sink, reporter, reported) = (sink.clone(), sink.clone(), task.clone());
+    /// #         let spawned = executor.spawn_blocking(Box::new(move || {
+    /// #             // Cancelled while it waited: do not start it, give its slot back.
+    /// #             let outcome = if task.is_resolved() { TaskOutcome::NotRun } else { task.run() };
+    /// #             sink.complete(&task, outcome);
+    /// #         }));
+    /// #         if let Err(error) = spawned {
+    /// #             reporter.complete(&reported, TaskOutcome::failed(format!("not started: {error}")));
+    /// #         }
+    /// #     }
+    /// #     fn abort(&self, id: TaskId) {
+    /// #         // A body already running cannot be stopped from here; one still waiting for a
+    /// #         // thread sees `is_resolved` and reports `NotRun`.
+    /// #         self.seen.aborted.lock().unwrap().push(id);
+    /// #     }
+    /// #     fn release(&self, key: &TaskKey) {
+    /// #         // Values live in the client here; a store would delete `key`'s value.
+    /// #         self.seen.released.lock().unwrap().push(key.clone());
+    /// #     }
+    /// #     fn close(&self) -> BoxFuture<()> {
+    /// #         // Nothing new starts; bodies already handed to the executor finish there.
+    /// #         self.seen.closed.store(true, Ordering::Release);
+    /// #         Box::pin(async {})
+    /// #     }
+    ///     // ...
+    /// }
+    ///
+    /// let client = Client::builder().transport(Pool::default()).build_blocking()?;
+    /// assert_eq!(client.stats().transport, "pool");
+    /// assert!(format!("{client:?}").contains("Pool"));
+    /// # Ok::<(), Error>(())
+    /// ```
     fn name(&self) -> &'static str;
 
     /// How many worker tasks may be dispatched and unreported at once. The scheduler keeps
     /// the rest in its priority queue (async bodies take no slot). See the
     /// [complete transport](Transport#a-complete-transport).
+    ///
+    /// # Examples
+    ///
+    /// From a transport that runs each blocking body with
+    /// [`Executor::spawn_blocking`] (the [complete transport](Transport#a-complete-transport)
+    /// has all of it):
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicBool, Ordering};
+    /// # use std::sync::{Arc, Mutex, OnceLock};
+    /// # use taskweave::executor::BoxFuture;
+    /// # use taskweave::scheduler::{TaskId, TaskKey, TaskState};
+    /// # use taskweave::transport::{CompletionSink, ReadyTask, TaskOutcome, Transport};
+    /// # use taskweave::{Client, Error, Executor};
+    /// # /// Runs each blocking body with `spawn_blocking`; records what the client asked.
+    /// # #[derive(Debug, Default)]
+    /// # struct Pool {
+    /// #     started: OnceLock<(Arc<dyn Executor>, CompletionSink)>,
+    /// #     seen: Arc<Seen>,
+    /// # }
+    /// # #[derive(Debug, Default)]
+    /// # struct Seen {
+    /// #     aborted: Mutex<Vec<TaskId>>,
+    /// #     released: Mutex<Vec<TaskKey>>,
+    /// #     closed: AtomicBool,
+    /// # }
+    /// impl Transport for Pool {
+    /// #     fn name(&self) -> &'static str {
+    /// #         "pool"
+    /// #     }
+    ///     fn capacity(&self) -> usize {
+    ///         2
+    ///     }
+    /// #     fn start(&self, executor: Arc<dyn Executor>, sink: CompletionSink) -> Result<(), Error> {
+    /// #         let _ = self.started.set((executor, sink));
+    /// #         Ok(())
+    /// #     }
+    /// #     fn dispatch(&self, task: ReadyTask) {
+    /// #         let (executor, sink) = self.started.get().expect("started before any dispatch");
+    /// #         let (sink, reporter, reported) = (sink.clone(), sink.clone(), task.clone());
+    /// #         let spawned = executor.spawn_blocking(Box::new(move || {
+    /// #             // Cancelled while it waited: do not start it, give its slot back.
+    /// #             let outcome = if task.is_resolved() { TaskOutcome::NotRun } else { task.run() };
+    /// #             sink.complete(&task, outcome);
+    /// #         }));
+    /// #         if let Err(error) = spawned {
+    /// #             reporter.complete(&reported, TaskOutcome::failed(format!("not started: {error}")));
+    /// #         }
+    /// #     }
+    /// #     fn abort(&self, id: TaskId) {
+    /// #         // A body already running cannot be stopped from here; one still waiting for a
+    /// #         // thread sees `is_resolved` and reports `NotRun`.
+    /// #         self.seen.aborted.lock().unwrap().push(id);
+    /// #     }
+    /// #     fn release(&self, key: &TaskKey) {
+    /// #         // Values live in the client here; a store would delete `key`'s value.
+    /// #         self.seen.released.lock().unwrap().push(key.clone());
+    /// #     }
+    /// #     fn close(&self) -> BoxFuture<()> {
+    /// #         // Nothing new starts; bodies already handed to the executor finish there.
+    /// #         self.seen.closed.store(true, Ordering::Release);
+    /// #         Box::pin(async {})
+    /// #     }
+    ///     // ...
+    /// }
+    ///
+    /// let client = Client::builder().transport(Pool::default()).build_blocking()?;
+    /// let (release, gate) = flume::unbounded::<()>();
+    /// let gated: Vec<_> = (0..3)
+    ///     .map(|_| {
+    ///         let gate = gate.clone();
+    ///         client.submit(move |_: ()| gate.recv().is_ok(), ())
+    ///     })
+    ///     .collect();
+    /// // Two slots: the third task waits in the scheduler's queue, not in the transport.
+    /// assert_eq!(gated[2].state(), Some(TaskState::Ready));
+    /// (0..3).for_each(|_| release.send(()).unwrap());
+    /// assert_eq!(client.blocking().gather(&gated)?, [true, true, true]);
+    /// # Ok::<(), Error>(())
+    /// ```
     fn capacity(&self) -> usize;
 
     /// Starts the workers (or connects to them), reporting to `sink`. Called once, before
     /// any other method but [`name`](Transport::name) and [`capacity`](Transport::capacity).
     /// See the [complete transport](Transport#a-complete-transport).
+    ///
+    /// # Examples
+    ///
+    /// From a transport that runs each blocking body with
+    /// [`Executor::spawn_blocking`] (the [complete transport](Transport#a-complete-transport)
+    /// has all of it):
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicBool, Ordering};
+    /// # use std::sync::{Arc, Mutex, OnceLock};
+    /// # use taskweave::executor::BoxFuture;
+    /// # use taskweave::scheduler::{TaskId, TaskKey, TaskState};
+    /// # use taskweave::transport::{CompletionSink, ReadyTask, TaskOutcome, Transport};
+    /// # use taskweave::{Client, Error, Executor};
+    /// # /// Runs each blocking body with `spawn_blocking`; records what the client asked.
+    /// # #[derive(Debug, Default)]
+    /// # struct Pool {
+    /// #     started: OnceLock<(Arc<dyn Executor>, CompletionSink)>,
+    /// #     seen: Arc<Seen>,
+    /// # }
+    /// # #[derive(Debug, Default)]
+    /// # struct Seen {
+    /// #     aborted: Mutex<Vec<TaskId>>,
+    /// #     released: Mutex<Vec<TaskKey>>,
+    /// #     closed: AtomicBool,
+    /// # }
+    /// impl Transport for Pool {
+    /// #     fn name(&self) -> &'static str {
+    /// #         "pool"
+    /// #     }
+    /// #     fn capacity(&self) -> usize {
+    /// #         2
+    /// #     }
+    ///     fn start(&self, executor: Arc<dyn Executor>, sink: CompletionSink) -> Result<(), Error> {
+    ///         let _ = self.started.set((executor, sink));
+    ///         Ok(())
+    ///     }
+    /// #     fn dispatch(&self, task: ReadyTask) {
+    /// #         let (executor, sink) = self.started.get().expect("started before any dispatch");
+    /// #         let (sink, reporter, reported) = (sink.clone(), sink.clone(), task.clone());
+    /// #         let spawned = executor.spawn_blocking(Box::new(move || {
+    /// #             // Cancelled while it waited: do not start it, give its slot back.
+    /// #             let outcome = if task.is_resolved() { TaskOutcome::NotRun } else { task.run() };
+    /// #             sink.complete(&task, outcome);
+    /// #         }));
+    /// #         if let Err(error) = spawned {
+    /// #             reporter.complete(&reported, TaskOutcome::failed(format!("not started: {error}")));
+    /// #         }
+    /// #     }
+    /// #     fn abort(&self, id: TaskId) {
+    /// #         // A body already running cannot be stopped from here; one still waiting for a
+    /// #         // thread sees `is_resolved` and reports `NotRun`.
+    /// #         self.seen.aborted.lock().unwrap().push(id);
+    /// #     }
+    /// #     fn release(&self, key: &TaskKey) {
+    /// #         // Values live in the client here; a store would delete `key`'s value.
+    /// #         self.seen.released.lock().unwrap().push(key.clone());
+    /// #     }
+    /// #     fn close(&self) -> BoxFuture<()> {
+    /// #         // Nothing new starts; bodies already handed to the executor finish there.
+    /// #         self.seen.closed.store(true, Ordering::Release);
+    /// #         Box::pin(async {})
+    /// #     }
+    ///     // ...
+    /// }
+    ///
+    /// // The client calls `start` once, when it is built; keep the sink to report to.
+    /// let client = Client::builder().transport(Pool::default()).build_blocking()?;
+    /// assert_eq!(client.submit(|x: u32| x + 1, 1).result()?, 2);
+    ///
+    /// // A transport whose `start` fails makes the build fail with its error.
+    /// #[derive(Debug)]
+    /// struct Unreachable;
+    /// impl Transport for Unreachable {
+    ///     fn start(&self, _: Arc<dyn Executor>, _: CompletionSink) -> Result<(), Error> {
+    ///         Err(Error::InvalidConfig { message: "no broker at 10.0.0.1:6379".into() })
+    ///     }
+    ///     // ...
+    /// #   fn name(&self) -> &'static str { "unreachable" }
+    /// #   fn capacity(&self) -> usize { 1 }
+    /// #   fn dispatch(&self, _: ReadyTask) {}
+    /// #   fn close(&self) -> BoxFuture<()> { Box::pin(async {}) }
+    /// }
+    /// let built = Client::builder().transport(Unreachable).build_blocking();
+    /// assert!(matches!(built, Err(Error::InvalidConfig { .. })));
+    /// # Ok::<(), Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -149,6 +387,78 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Sends one ready task to a worker. Must not block. Every task dispatched is reported
     /// exactly once to the sink. See the
     /// [complete transport](Transport#a-complete-transport).
+    ///
+    /// # Examples
+    ///
+    /// From a transport that runs each blocking body with
+    /// [`Executor::spawn_blocking`] (the [complete transport](Transport#a-complete-transport)
+    /// has all of it):
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicBool, Ordering};
+    /// # use std::sync::{Arc, Mutex, OnceLock};
+    /// # use taskweave::executor::BoxFuture;
+    /// # use taskweave::scheduler::{TaskId, TaskKey, TaskState};
+    /// # use taskweave::transport::{CompletionSink, ReadyTask, TaskOutcome, Transport};
+    /// # use taskweave::{Client, Error, Executor};
+    /// # /// Runs each blocking body with `spawn_blocking`; records what the client asked.
+    /// # #[derive(Debug, Default)]
+    /// # struct Pool {
+    /// #     started: OnceLock<(Arc<dyn Executor>, CompletionSink)>,
+    /// #     seen: Arc<Seen>,
+    /// # }
+    /// # #[derive(Debug, Default)]
+    /// # struct Seen {
+    /// #     aborted: Mutex<Vec<TaskId>>,
+    /// #     released: Mutex<Vec<TaskKey>>,
+    /// #     closed: AtomicBool,
+    /// # }
+    /// impl Transport for Pool {
+    /// #     fn name(&self) -> &'static str {
+    /// #         "pool"
+    /// #     }
+    /// #     fn capacity(&self) -> usize {
+    /// #         2
+    /// #     }
+    /// #     fn start(&self, executor: Arc<dyn Executor>, sink: CompletionSink) -> Result<(), Error> {
+    /// #         let _ = self.started.set((executor, sink));
+    /// #         Ok(())
+    /// #     }
+    ///     fn dispatch(&self, task: ReadyTask) {
+    ///         let (executor, sink) = self.started.get().expect("started before any dispatch");
+    ///         let (sink, reporter, reported) = (sink.clone(), sink.clone(), task.clone());
+    ///         let spawned = executor.spawn_blocking(Box::new(move || {
+    ///             // Cancelled while it waited: do not start it, give its slot back.
+    ///             let outcome = if task.is_resolved() { TaskOutcome::NotRun } else { task.run() };
+    ///             sink.complete(&task, outcome);
+    ///         }));
+    ///         if let Err(error) = spawned {
+    ///             reporter.complete(&reported, TaskOutcome::failed(format!("not started: {error}")));
+    ///         }
+    ///     }
+    /// #     fn abort(&self, id: TaskId) {
+    /// #         // A body already running cannot be stopped from here; one still waiting for a
+    /// #         // thread sees `is_resolved` and reports `NotRun`.
+    /// #         self.seen.aborted.lock().unwrap().push(id);
+    /// #     }
+    /// #     fn release(&self, key: &TaskKey) {
+    /// #         // Values live in the client here; a store would delete `key`'s value.
+    /// #         self.seen.released.lock().unwrap().push(key.clone());
+    /// #     }
+    /// #     fn close(&self) -> BoxFuture<()> {
+    /// #         // Nothing new starts; bodies already handed to the executor finish there.
+    /// #         self.seen.closed.store(true, Ordering::Release);
+    /// #         Box::pin(async {})
+    /// #     }
+    ///     // ...
+    /// }
+    ///
+    /// let client = Client::builder().transport(Pool::default()).build_blocking()?;
+    /// assert_eq!(client.submit(|x: u32| x * 3, 2).result()?, 6);
+    /// let panicked = client.submit(|_: ()| -> u8 { panic!("boom") }, ()).result();
+    /// assert!(panicked.is_err(), "`run` caught the panic and reported it");
+    /// # Ok::<(), Error>(())
+    /// ```
     fn dispatch(&self, task: ReadyTask);
 
     /// The task `id`, dispatched and not yet reported, no longer needs to run: it was
@@ -159,6 +469,83 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// [`ReadyTask::run_async`] stops by itself. Either way the transport still reports the
     /// task once, with [`TaskOutcome::NotRun`] if it never ran, so that its slot is given
     /// back. Must not block. The default does nothing.
+    ///
+    /// # Examples
+    ///
+    /// From a transport that runs each blocking body with
+    /// [`Executor::spawn_blocking`] (the [complete transport](Transport#a-complete-transport)
+    /// has all of it):
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicBool, Ordering};
+    /// # use std::sync::{Arc, Mutex, OnceLock};
+    /// # use taskweave::executor::BoxFuture;
+    /// # use taskweave::scheduler::{TaskId, TaskKey, TaskState};
+    /// # use taskweave::transport::{CompletionSink, ReadyTask, TaskOutcome, Transport};
+    /// # use taskweave::{Client, Error, Executor};
+    /// # /// Runs each blocking body with `spawn_blocking`; records what the client asked.
+    /// # #[derive(Debug, Default)]
+    /// # struct Pool {
+    /// #     started: OnceLock<(Arc<dyn Executor>, CompletionSink)>,
+    /// #     seen: Arc<Seen>,
+    /// # }
+    /// # #[derive(Debug, Default)]
+    /// # struct Seen {
+    /// #     aborted: Mutex<Vec<TaskId>>,
+    /// #     released: Mutex<Vec<TaskKey>>,
+    /// #     closed: AtomicBool,
+    /// # }
+    /// impl Transport for Pool {
+    /// #     fn name(&self) -> &'static str {
+    /// #         "pool"
+    /// #     }
+    /// #     fn capacity(&self) -> usize {
+    /// #         2
+    /// #     }
+    /// #     fn start(&self, executor: Arc<dyn Executor>, sink: CompletionSink) -> Result<(), Error> {
+    /// #         let _ = self.started.set((executor, sink));
+    /// #         Ok(())
+    /// #     }
+    /// #     fn dispatch(&self, task: ReadyTask) {
+    /// #         let (executor, sink) = self.started.get().expect("started before any dispatch");
+    /// #         let (sink, reporter, reported) = (sink.clone(), sink.clone(), task.clone());
+    /// #         let spawned = executor.spawn_blocking(Box::new(move || {
+    /// #             // Cancelled while it waited: do not start it, give its slot back.
+    /// #             let outcome = if task.is_resolved() { TaskOutcome::NotRun } else { task.run() };
+    /// #             sink.complete(&task, outcome);
+    /// #         }));
+    /// #         if let Err(error) = spawned {
+    /// #             reporter.complete(&reported, TaskOutcome::failed(format!("not started: {error}")));
+    /// #         }
+    /// #     }
+    ///     fn abort(&self, id: TaskId) {
+    ///         // A body already running cannot be stopped from here; one still waiting for a
+    ///         // thread sees `is_resolved` and reports `NotRun`.
+    ///         self.seen.aborted.lock().unwrap().push(id);
+    ///     }
+    /// #     fn release(&self, key: &TaskKey) {
+    /// #         // Values live in the client here; a store would delete `key`'s value.
+    /// #         self.seen.released.lock().unwrap().push(key.clone());
+    /// #     }
+    /// #     fn close(&self) -> BoxFuture<()> {
+    /// #         // Nothing new starts; bodies already handed to the executor finish there.
+    /// #         self.seen.closed.store(true, Ordering::Release);
+    /// #         Box::pin(async {})
+    /// #     }
+    ///     // ...
+    /// }
+    ///
+    /// let pool = Pool::default();
+    /// let seen = Arc::clone(&pool.seen);
+    /// let client = Client::builder().transport(pool).build_blocking()?;
+    /// let (release, gate) = flume::bounded::<()>(1);
+    /// let gated = client.submit(move |_: ()| gate.recv().is_ok(), ());
+    /// assert_eq!(gated.state(), Some(TaskState::Running)); // dispatched at once: a slot was free
+    /// gated.cancel();
+    /// assert_eq!(seen.aborted.lock().unwrap().len(), 1);
+    /// release.send(()).unwrap(); // the running body ends; its value is discarded
+    /// # Ok::<(), Error>(())
+    /// ```
     fn abort(&self, id: TaskId) {
         let _ = id;
     }
@@ -167,6 +554,81 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// (a transport that keeps values only in the client, as in the
     /// [complete transport](Transport#a-complete-transport), has nothing to do). The
     /// default does nothing.
+    ///
+    /// # Examples
+    ///
+    /// From a transport that runs each blocking body with
+    /// [`Executor::spawn_blocking`] (the [complete transport](Transport#a-complete-transport)
+    /// has all of it):
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicBool, Ordering};
+    /// # use std::sync::{Arc, Mutex, OnceLock};
+    /// # use taskweave::executor::BoxFuture;
+    /// # use taskweave::scheduler::{TaskId, TaskKey, TaskState};
+    /// # use taskweave::transport::{CompletionSink, ReadyTask, TaskOutcome, Transport};
+    /// # use taskweave::{Client, Error, Executor};
+    /// # /// Runs each blocking body with `spawn_blocking`; records what the client asked.
+    /// # #[derive(Debug, Default)]
+    /// # struct Pool {
+    /// #     started: OnceLock<(Arc<dyn Executor>, CompletionSink)>,
+    /// #     seen: Arc<Seen>,
+    /// # }
+    /// # #[derive(Debug, Default)]
+    /// # struct Seen {
+    /// #     aborted: Mutex<Vec<TaskId>>,
+    /// #     released: Mutex<Vec<TaskKey>>,
+    /// #     closed: AtomicBool,
+    /// # }
+    /// impl Transport for Pool {
+    /// #     fn name(&self) -> &'static str {
+    /// #         "pool"
+    /// #     }
+    /// #     fn capacity(&self) -> usize {
+    /// #         2
+    /// #     }
+    /// #     fn start(&self, executor: Arc<dyn Executor>, sink: CompletionSink) -> Result<(), Error> {
+    /// #         let _ = self.started.set((executor, sink));
+    /// #         Ok(())
+    /// #     }
+    /// #     fn dispatch(&self, task: ReadyTask) {
+    /// #         let (executor, sink) = self.started.get().expect("started before any dispatch");
+    /// #         let (sink, reporter, reported) = (sink.clone(), sink.clone(), task.clone());
+    /// #         let spawned = executor.spawn_blocking(Box::new(move || {
+    /// #             // Cancelled while it waited: do not start it, give its slot back.
+    /// #             let outcome = if task.is_resolved() { TaskOutcome::NotRun } else { task.run() };
+    /// #             sink.complete(&task, outcome);
+    /// #         }));
+    /// #         if let Err(error) = spawned {
+    /// #             reporter.complete(&reported, TaskOutcome::failed(format!("not started: {error}")));
+    /// #         }
+    /// #     }
+    /// #     fn abort(&self, id: TaskId) {
+    /// #         // A body already running cannot be stopped from here; one still waiting for a
+    /// #         // thread sees `is_resolved` and reports `NotRun`.
+    /// #         self.seen.aborted.lock().unwrap().push(id);
+    /// #     }
+    ///     fn release(&self, key: &TaskKey) {
+    ///         // Values live in the client here; a store would delete `key`'s value.
+    ///         self.seen.released.lock().unwrap().push(key.clone());
+    ///     }
+    /// #     fn close(&self) -> BoxFuture<()> {
+    /// #         // Nothing new starts; bodies already handed to the executor finish there.
+    /// #         self.seen.closed.store(true, Ordering::Release);
+    /// #         Box::pin(async {})
+    /// #     }
+    ///     // ...
+    /// }
+    ///
+    /// let pool = Pool::default();
+    /// let seen = Arc::clone(&pool.seen);
+    /// let client = Client::builder().transport(pool).build_blocking()?;
+    /// let future = client.task().key("table").submit(|x: u32| x, 1);
+    /// assert_eq!(future.result()?, 1);
+    /// drop(future); // the last handle: the client forgets the task and releases its value
+    /// assert_eq!(seen.released.lock().unwrap()[0].to_string(), "table");
+    /// # Ok::<(), Error>(())
+    /// ```
     fn release(&self, key: &TaskKey) {
         let _ = key;
     }
@@ -174,6 +636,8 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// What the transport knows of its workers and stored values, for
     /// [`Client::stats`](crate::Client::stats). Called only when someone asks for statistics;
     /// keep it to counter reads. The default knows nothing.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use taskweave::transport::{TransportStats, WorkerStats};
@@ -189,10 +653,85 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Stops the workers: no new task starts after this call. The returned future resolves
     /// when every worker has stopped. See the
     /// [complete transport](Transport#a-complete-transport).
+    ///
+    /// # Examples
+    ///
+    /// From a transport that runs each blocking body with
+    /// [`Executor::spawn_blocking`] (the [complete transport](Transport#a-complete-transport)
+    /// has all of it):
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicBool, Ordering};
+    /// # use std::sync::{Arc, Mutex, OnceLock};
+    /// # use taskweave::executor::BoxFuture;
+    /// # use taskweave::scheduler::{TaskId, TaskKey, TaskState};
+    /// # use taskweave::transport::{CompletionSink, ReadyTask, TaskOutcome, Transport};
+    /// # use taskweave::{Client, Error, Executor};
+    /// # /// Runs each blocking body with `spawn_blocking`; records what the client asked.
+    /// # #[derive(Debug, Default)]
+    /// # struct Pool {
+    /// #     started: OnceLock<(Arc<dyn Executor>, CompletionSink)>,
+    /// #     seen: Arc<Seen>,
+    /// # }
+    /// # #[derive(Debug, Default)]
+    /// # struct Seen {
+    /// #     aborted: Mutex<Vec<TaskId>>,
+    /// #     released: Mutex<Vec<TaskKey>>,
+    /// #     closed: AtomicBool,
+    /// # }
+    /// impl Transport for Pool {
+    /// #     fn name(&self) -> &'static str {
+    /// #         "pool"
+    /// #     }
+    /// #     fn capacity(&self) -> usize {
+    /// #         2
+    /// #     }
+    /// #     fn start(&self, executor: Arc<dyn Executor>, sink: CompletionSink) -> Result<(), Error> {
+    /// #         let _ = self.started.set((executor, sink));
+    /// #         Ok(())
+    /// #     }
+    /// #     fn dispatch(&self, task: ReadyTask) {
+    /// #         let (executor, sink) = self.started.get().expect("started before any dispatch");
+    /// #         let (sink, reporter, reported) = (sink.clone(), sink.clone(), task.clone());
+    /// #         let spawned = executor.spawn_blocking(Box::new(move || {
+    /// #             // Cancelled while it waited: do not start it, give its slot back.
+    /// #             let outcome = if task.is_resolved() { TaskOutcome::NotRun } else { task.run() };
+    /// #             sink.complete(&task, outcome);
+    /// #         }));
+    /// #         if let Err(error) = spawned {
+    /// #             reporter.complete(&reported, TaskOutcome::failed(format!("not started: {error}")));
+    /// #         }
+    /// #     }
+    /// #     fn abort(&self, id: TaskId) {
+    /// #         // A body already running cannot be stopped from here; one still waiting for a
+    /// #         // thread sees `is_resolved` and reports `NotRun`.
+    /// #         self.seen.aborted.lock().unwrap().push(id);
+    /// #     }
+    /// #     fn release(&self, key: &TaskKey) {
+    /// #         // Values live in the client here; a store would delete `key`'s value.
+    /// #         self.seen.released.lock().unwrap().push(key.clone());
+    /// #     }
+    ///     fn close(&self) -> BoxFuture<()> {
+    ///         // Nothing new starts; bodies already handed to the executor finish there.
+    ///         self.seen.closed.store(true, Ordering::Release);
+    ///         Box::pin(async {})
+    ///     }
+    ///     // ...
+    /// }
+    ///
+    /// let pool = Pool::default();
+    /// let seen = Arc::clone(&pool.seen);
+    /// let client = Client::builder().transport(pool).build_blocking()?;
+    /// client.blocking().close()?; // calls `close` and waits for its future
+    /// assert!(seen.closed.load(Ordering::Acquire));
+    /// # Ok::<(), Error>(())
+    /// ```
     fn close(&self) -> BoxFuture<()>;
 
     /// The workers serving this transport now (what [`Client::workers`](crate::Client::workers)
     /// lists). The default lists none.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use taskweave::transport::WorkerInfo;

@@ -76,6 +76,24 @@ fn handler_for<T: Task>() -> Handler {
 }
 impl Worker {
     /// Starts configuring a worker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// let builder = Worker::builder().redis("redis://127.0.0.1:6379").queue("images").register::<Add>();
+    /// let shown = format!("{builder:?}");
+    /// assert!(shown.contains("images") && shown.contains("add"), "{shown}");
+    /// ```
     pub fn builder() -> WorkerBuilder {
         WorkerBuilder {
             // No server until `redis` or `redis_config` names one (`start` checks).
@@ -122,6 +140,26 @@ impl WorkerBuilder {
     /// The Redis server to work for: `redis://[user:password@]host:port[/db]` (or `rediss://`
     /// for TLS, feature `redis-tls`). Required (here or with
     /// [`redis_config`](WorkerBuilder::redis_config)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// let builder = Worker::builder().redis("redis://:secret@127.0.0.1:6379/0").register::<Add>();
+    /// # drop(builder);
+    /// // Without a server, `start` refuses at once, connecting to nothing.
+    /// let missing = futures::executor::block_on(Worker::builder().register::<Add>().start());
+    /// assert!(matches!(missing, Err(taskweave::Error::InvalidConfig { .. })));
+    /// ```
     pub fn redis(mut self, url: impl Into<String>) -> Self {
         self.config = self.config.redis(url);
         self
@@ -129,24 +167,113 @@ impl WorkerBuilder {
 
     /// Replaces the server, namespace, queue, timeouts and TLS settings with `config`'s (the
     /// same [`RedisConfig`] a client's transport can take).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// use taskweave::transport::redis::{RedisConfig, RedisTransport};
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// // One configuration for the workers and the clients of a queue.
+    /// let config = RedisConfig::new("redis://127.0.0.1:6379").namespace("shop").queue("images");
+    /// let worker = Worker::builder().redis_config(config.clone()).register::<Add>().start().await?;
+    /// let transport = RedisTransport::builder_with(config).connect().await?;
+    /// # drop((worker, transport));
+    /// # Ok(()) }
+    /// ```
     pub fn redis_config(mut self, config: RedisConfig) -> Self {
         self.config = config;
         self
     }
 
     /// The key namespace; must match the clients'. See [`RedisConfig::namespace`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// // Keys become `shop:{queue}:...`; the clients of this worker use `.namespace("shop")` too.
+    /// let worker = Worker::builder()
+    ///     .redis("redis://127.0.0.1:6379")
+    ///     .namespace("shop")
+    ///     .register::<Add>()
+    ///     .start()
+    ///     .await?;
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.config = self.config.namespace(namespace);
         self
     }
 
     /// The queue to read; see [`RedisConfig::queue`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// // Workers of the queue "images" run only what clients of that queue submit.
+    /// let builder = Worker::builder().redis("redis://127.0.0.1:6379").queue("images").register::<Add>();
+    /// assert!(format!("{builder:?}").contains(r#"queue: "images""#));
+    /// ```
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
         self.config = self.config.queue(queue);
         self
     }
 
     /// How many tasks run at once (default: one per core); each gets a worker thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// use taskweave::Error;
+    ///
+    /// let builder = Worker::builder().redis("redis://127.0.0.1:6379").register::<Add>();
+    /// assert!(format!("{:?}", builder.concurrency(4)).contains("concurrency: 4"));
+    /// // Zero is refused by `start`, before it connects.
+    /// let zero = Worker::builder().redis("redis://127.0.0.1:6379").register::<Add>().concurrency(0);
+    /// let refused = futures::executor::block_on(zero.start());
+    /// assert!(matches!(refused, Err(Error::InvalidConfig { .. })));
+    /// ```
     pub fn concurrency(mut self, tasks: usize) -> Self {
         self.concurrency = tasks;
         self
@@ -155,12 +282,58 @@ impl WorkerBuilder {
     /// How long an entry may sit unacknowledged and untouched (its worker dead or cut off)
     /// before another worker takes it over (default 30 s). Running tasks are touched every
     /// third of this, so a long task is not taken away from a live worker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// use std::time::Duration;
+    ///
+    /// // Tasks of dead workers are taken over after 10 s instead of 30 s.
+    /// let builder = Worker::builder().register::<Add>().reclaim_after(Duration::from_secs(10));
+    /// assert!(format!("{builder:?}").contains("reclaim_after: 10s"));
+    /// ```
     pub fn reclaim_after(mut self, time: Duration) -> Self {
         self.reclaim_after = time;
         self
     }
 
     /// How long one Redis command may take; see [`RedisConfig::command_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// use std::time::Duration;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// // A Redis call that takes longer than 2 s fails (and is retried).
+    /// let worker = Worker::builder()
+    ///     .redis("redis://127.0.0.1:6379")
+    ///     .command_timeout(Duration::from_secs(2))
+    ///     .register::<Add>()
+    ///     .start()
+    ///     .await?;
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.config = self.config.command_timeout(timeout);
         self
@@ -168,6 +341,35 @@ impl WorkerBuilder {
 
     /// How long Redis may stay out of reach before the worker stops with the error; see
     /// [`RedisConfig::broker_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// use std::time::Duration;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let worker = Worker::builder()
+    ///     .redis("redis://127.0.0.1:6379")
+    ///     .broker_timeout(Duration::from_secs(10))
+    ///     .register::<Add>()
+    ///     .start()
+    ///     .await?;
+    /// // Redis away for 10 s: the worker stops and says why.
+    /// worker.stopped().await;
+    /// if let Some(error) = worker.error() {
+    ///     eprintln!("worker stopped: {error}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn broker_timeout(mut self, timeout: Duration) -> Self {
         self.config = self.config.broker_timeout(timeout);
         self
@@ -178,6 +380,31 @@ impl WorkerBuilder {
     /// at least 1): each dead letter this worker writes trims it (`XADD MAXLEN ~`, in whole
     /// stream nodes, so it may hold up to about 100 more), the oldest first. Inspect and
     /// requeue them with [`RedisAdmin`](crate::transport::redis::RedisAdmin).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// // Keep about the last 1,000 dead letters of the queue.
+    /// let worker = Worker::builder()
+    ///     .redis("redis://127.0.0.1:6379")
+    ///     .dead_letter_cap(1_000)
+    ///     .register::<Add>()
+    ///     .start()
+    ///     .await?;
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn dead_letter_cap(mut self, entries: u64) -> Self {
         self.dead_letter_cap = entries.max(1);
         self
@@ -190,6 +417,32 @@ impl WorkerBuilder {
     /// worker's death counts only against the tasks it was running), and a long task taken
     /// ahead waits behind the running ones while another worker may be idle. Use 0 for long
     /// tasks.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// // Long tasks: take nothing ahead, so that an idle worker elsewhere gets the next one.
+    /// let worker = Worker::builder()
+    ///     .redis("redis://127.0.0.1:6379")
+    ///     .concurrency(2)
+    ///     .prefetch(0)
+    ///     .register::<Add>()
+    ///     .start()
+    ///     .await?;
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn prefetch(mut self, entries: usize) -> Self {
         self.prefetch = entries;
         self
@@ -204,6 +457,32 @@ impl WorkerBuilder {
     /// worker of the queue has registered the task for this long after this worker first saw
     /// the entry, the entry goes to the dead-letter stream, and its future fails with an error
     /// that names the task and the workers seen.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// use std::time::Duration;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// // An entry of a task no live worker registers fails after 1 minute, not 5.
+    /// let worker = Worker::builder()
+    ///     .redis("redis://127.0.0.1:6379")
+    ///     .unrunnable_after(Duration::from_secs(60))
+    ///     .register::<Add>()
+    ///     .start()
+    ///     .await?;
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn unrunnable_after(mut self, time: Duration) -> Self {
         self.unrunnable_after = time;
         self
@@ -211,6 +490,31 @@ impl WorkerBuilder {
 
     /// Trusts this CA certificate (PEM) for a `rediss://` server; see
     /// [`RedisConfig::tls_root_certificate`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let ca = std::fs::read("redis-ca.pem").expect("the CA certificate");
+    /// let worker = Worker::builder()
+    ///     .redis("rediss://redis.internal:6380")
+    ///     .tls_root_certificate(ca)
+    ///     .register::<Add>()
+    ///     .start()
+    ///     .await?;
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "redis-tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
     pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
@@ -219,18 +523,83 @@ impl WorkerBuilder {
     }
 
     /// Registers the task `T`: entries named [`T::NAME`](Task::NAME) run `T::run`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// // Entries named "add" run `Add::run`; a worker runs only the tasks it registers.
+    /// let builder = Worker::builder().register::<Add>();
+    /// assert!(format!("{builder:?}").contains(r#"tasks: ["add"]"#));
+    /// ```
     pub fn register<T: Task>(mut self) -> Self {
         self.registry.insert(T::NAME, handler_for::<T>());
         self
     }
 
     /// Runs the worker's loops on `executor` instead of the ambient one.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// use taskweave::runtimes::embedded::EmbeddedExecutor;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let worker = Worker::builder()
+    ///     .redis("redis://127.0.0.1:6379")
+    ///     .register::<Add>()
+    ///     .executor(EmbeddedExecutor::global())
+    ///     .start()
+    ///     .await?;
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn executor(mut self, executor: impl Executor) -> Self {
         self.executor = Some(Arc::new(executor));
         self
     }
 
     /// Connects and starts working; returns a handle to stop it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let worker = Worker::builder().redis("redis://127.0.0.1:6379").register::<Add>().start().await?;
+    /// println!("working as {}", worker.name());
+    /// // ... until the program is done with it:
+    /// worker.shutdown();
+    /// worker.stopped().await;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -338,6 +707,25 @@ impl WorkerBuilder {
 
     /// Starts the worker and runs it until the process gets Ctrl-C (SIGINT) or SIGTERM,
     /// then shuts down gracefully (a second signal stops waiting for running tasks).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// // A worker binary's whole job: work until Ctrl-C or SIGTERM, then shut down gracefully.
+    /// Worker::builder().redis("redis://127.0.0.1:6379").register::<Add>().run().await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -453,6 +841,26 @@ pub struct Worker {
 
 impl Worker {
     /// The worker's consumer name (unique per worker).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let worker = Worker::builder().redis("redis://127.0.0.1:6379").register::<Add>().start().await?;
+    /// // `{host}-{pid}-w{number}`: which machine and process to look at.
+    /// assert!(worker.name().contains(&std::process::id().to_string()));
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -460,11 +868,59 @@ impl Worker {
     /// Starts a graceful shutdown: no new task is taken, running ones finish, taken but
     /// unstarted ones go back to the queue. Returns at once; see
     /// [`stopped`](Worker::stopped).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let worker = Worker::builder().redis("redis://127.0.0.1:6379").register::<Add>().start().await?;
+    /// worker.shutdown(); // returns at once
+    /// worker.stopped().await; // running tasks finished, the others handed back
+    /// assert!(worker.error().is_none(), "a requested shutdown is no error");
+    /// # Ok(()) }
+    /// ```
     pub fn shutdown(&self) {
         drop(self.stop.lock().take());
     }
 
     /// Resolves when the worker has stopped.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// use std::time::Duration;
+    /// use taskweave::ExecutorExt;
+    /// use taskweave::runtimes::embedded::EmbeddedExecutor;
+    /// # use taskweave::Task;
+    /// # struct Add;
+    /// # impl Task for Add {
+    /// #     const NAME: &'static str = "add";
+    /// #     type Input = (i64, i64);
+    /// #     type Output = i64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let worker = Worker::builder().redis("redis://127.0.0.1:6379").register::<Add>().start().await?;
+    /// // Work for an hour at most, unless the worker stops by itself first.
+    /// let executor = EmbeddedExecutor::global();
+    /// if executor.timeout(Duration::from_secs(3600), worker.stopped()).await.is_err() {
+    ///     worker.shutdown();
+    ///     worker.stopped().await;
+    /// }
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Cancel safety
     ///
