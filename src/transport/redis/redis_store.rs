@@ -145,7 +145,7 @@ impl RedisStore {
     ///
     /// # Errors
     ///
-    /// A [`StoreError`] when the server cannot be reached, refuses the credentials or does not
+    /// A `StoreError` when the server cannot be reached, refuses the credentials or does not
     /// answer.
     pub async fn connect(
         url: &str,
@@ -206,7 +206,7 @@ impl RedisStore {
     ///
     /// # Errors
     ///
-    /// A [`StoreError`] naming the command the user may not run (`NOPERM`), or the error of
+    /// A `StoreError` naming the command the user may not run (`NOPERM`), or the error of
     /// a server that cannot be asked.
     pub async fn check_access(&self, role: Role) -> StoreResult<()> {
         let mut connection = self.commands.clone();
@@ -453,7 +453,7 @@ pub fn ownership_of(value: &Value) -> Option<Ownership> {
 ///
 /// # Errors
 ///
-/// A malformed-reply [`StoreError`] when the reply does not have that shape.
+/// A malformed-reply `StoreError` when the reply does not have that shape.
 pub fn claim_reply(value: &Value) -> StoreResult<(String, Vec<ClaimedEntry>)> {
     let parts = items(value).ok_or_else(|| malformed("claim", "not a list"))?;
     let next = parts.first().and_then(text_of).unwrap_or_else(|| "0-0".to_owned());
@@ -482,7 +482,7 @@ pub fn claim_reply(value: &Value) -> StoreResult<(String, Vec<ClaimedEntry>)> {
 ///
 /// # Errors
 ///
-/// A malformed-reply [`StoreError`] when the reply is neither.
+/// A malformed-reply `StoreError` when the reply is neither.
 pub fn begin_reply(value: &Value) -> StoreResult<Result<u32, Ownership>> {
     match int_of(value) {
         Some(-1) => Ok(Err(Ownership::Gone)),
@@ -496,7 +496,7 @@ pub fn begin_reply(value: &Value) -> StoreResult<Result<u32, Ownership>> {
 ///
 /// # Errors
 ///
-/// A malformed-reply [`StoreError`] when the reply is not a list.
+/// A malformed-reply `StoreError` when the reply is not a list.
 pub fn values_reply(value: &Value) -> StoreResult<Vec<Option<Vec<u8>>>> {
     let values = items(value).ok_or_else(|| malformed("MGET", "not a list"))?;
     Ok(values.iter().map(bytes_of).collect())
@@ -506,7 +506,7 @@ pub fn values_reply(value: &Value) -> StoreResult<Vec<Option<Vec<u8>>>> {
 ///
 /// # Errors
 ///
-/// A malformed-reply [`StoreError`] when the reply is not a count.
+/// A malformed-reply `StoreError` when the reply is not a count.
 pub fn count_reply(operation: &'static str, value: &Value) -> StoreResult<usize> {
     int_of(value)
         .and_then(|count| usize::try_from(count).ok())
