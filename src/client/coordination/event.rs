@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::backend::Kind;
-use super::{Blocking, Ctx};
+use super::{Blocking, Ctx, run_now};
 use crate::client::blocking::block_on_caller_thread;
 use crate::error::Error;
 
@@ -104,7 +104,7 @@ impl Event {
     ///
     /// Dropping the future changes nothing.
     pub async fn wait_timeout(&self, timeout: Duration) -> Result<bool, Error> {
-        let backend = self.ctx.backend(Kind::Event, &self.name, "wait")?;
+        let backend = self.ctx.backend(Kind::Event, &self.name, "wait_timeout")?;
         backend.wait_event(&self.name, Some(timeout)).await
     }
 
@@ -121,7 +121,7 @@ impl Blocking<'_, Event> {
     ///
     /// As [`Event::set`]; [`Error::BlockingInAsyncContext`] in async code.
     pub fn set(&self) -> Result<(), Error> {
-        block_on_caller_thread(self.primitive.set())?
+        run_now(self.primitive.set())?
     }
 
     /// Clears the event; see [`Event::clear`].
@@ -130,7 +130,7 @@ impl Blocking<'_, Event> {
     ///
     /// As [`Event::clear`]; [`Error::BlockingInAsyncContext`] in async code.
     pub fn clear(&self) -> Result<(), Error> {
-        block_on_caller_thread(self.primitive.clear())?
+        run_now(self.primitive.clear())?
     }
 
     /// Whether the event is set; see [`Event::is_set`].
@@ -139,7 +139,7 @@ impl Blocking<'_, Event> {
     ///
     /// As [`Event::is_set`]; [`Error::BlockingInAsyncContext`] in async code.
     pub fn is_set(&self) -> Result<bool, Error> {
-        block_on_caller_thread(self.primitive.is_set())?
+        run_now(self.primitive.is_set())?
     }
 
     /// Blocks until the event is set; see [`Event::wait`].
