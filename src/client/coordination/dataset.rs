@@ -95,7 +95,8 @@ impl BlockingClient<'_> {
     ///
     /// # Errors
     ///
-    /// As [`Client::publish_dataset`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Client::publish_dataset`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     ///
     /// # Examples
     ///
@@ -119,7 +120,8 @@ impl BlockingClient<'_> {
     ///
     /// # Errors
     ///
-    /// As [`Client::dataset`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Client::dataset`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn dataset<T: Send + Sync + 'static>(&self, name: &str) -> Result<TaskFuture<T>, Error> {
         run_now(self.client.dataset(name))?
     }
@@ -128,7 +130,8 @@ impl BlockingClient<'_> {
     ///
     /// # Errors
     ///
-    /// As [`Client::list_datasets`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Client::list_datasets`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn list_datasets(&self) -> Result<Vec<String>, Error> {
         run_now(self.client.list_datasets())?
     }
@@ -137,7 +140,8 @@ impl BlockingClient<'_> {
     ///
     /// # Errors
     ///
-    /// As [`Client::unpublish_dataset`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Client::unpublish_dataset`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn unpublish_dataset(&self, name: &str) -> Result<(), Error> {
         run_now(self.client.unpublish_dataset(name))?
     }

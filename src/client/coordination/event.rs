@@ -119,7 +119,8 @@ impl Blocking<'_, Event> {
     ///
     /// # Errors
     ///
-    /// As [`Event::set`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Event::set`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn set(&self) -> Result<(), Error> {
         run_now(self.primitive.set())?
     }
@@ -128,7 +129,8 @@ impl Blocking<'_, Event> {
     ///
     /// # Errors
     ///
-    /// As [`Event::clear`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Event::clear`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn clear(&self) -> Result<(), Error> {
         run_now(self.primitive.clear())?
     }
@@ -137,7 +139,8 @@ impl Blocking<'_, Event> {
     ///
     /// # Errors
     ///
-    /// As [`Event::is_set`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Event::is_set`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn is_set(&self) -> Result<bool, Error> {
         run_now(self.primitive.is_set())?
     }

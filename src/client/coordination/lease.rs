@@ -266,7 +266,8 @@ impl Blocking<'_, Semaphore> {
     ///
     /// # Errors
     ///
-    /// As [`Semaphore::acquire`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Semaphore::acquire`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn try_acquire(&self) -> Result<Option<Lease>, Error> {
         run_now(self.primitive.try_acquire())?
     }
@@ -275,7 +276,8 @@ impl Blocking<'_, Semaphore> {
     ///
     /// # Errors
     ///
-    /// As [`Semaphore::release`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Semaphore::release`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn release(&self, lease: LeaseId) -> Result<(), Error> {
         run_now(self.primitive.release(lease))?
     }
@@ -284,7 +286,8 @@ impl Blocking<'_, Semaphore> {
     ///
     /// # Errors
     ///
-    /// As [`Semaphore::held`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Semaphore::held`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn held(&self) -> Result<u32, Error> {
         run_now(self.primitive.held())?
     }
@@ -436,7 +439,8 @@ impl Blocking<'_, Lock> {
     ///
     /// # Errors
     ///
-    /// As [`Lock::acquire`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Lock::acquire`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn try_acquire(&self) -> Result<Option<Lease>, Error> {
         run_now(self.primitive.try_acquire())?
     }
@@ -445,7 +449,8 @@ impl Blocking<'_, Lock> {
     ///
     /// # Errors
     ///
-    /// As [`Lock::release`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Lock::release`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn release(&self, lease: LeaseId) -> Result<(), Error> {
         run_now(self.primitive.release(lease))?
     }
@@ -454,7 +459,8 @@ impl Blocking<'_, Lock> {
     ///
     /// # Errors
     ///
-    /// As [`Lock::is_locked`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Lock::is_locked`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn is_locked(&self) -> Result<bool, Error> {
         run_now(self.primitive.is_locked())?
     }

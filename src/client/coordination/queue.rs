@@ -253,7 +253,9 @@ impl<T: Item> Blocking<'_, Queue<T>> {
     ///
     /// # Errors
     ///
-    /// As [`Queue::put`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Queue::put`]. It waits only while a bounded queue is full, and only that is
+    /// refused in async code ([`Error::BlockingInAsyncContext`]): with room it works
+    /// anywhere, task bodies included (see [`Blocking`](super::Blocking)).
     ///
     /// # Examples
     ///
@@ -317,7 +319,8 @@ impl<T: Item> Blocking<'_, Queue<T>> {
     ///
     /// # Errors
     ///
-    /// As [`Queue::len`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Queue::len`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn len(&self) -> Result<usize, Error> {
         run_now(self.primitive.len())?
     }
@@ -326,7 +329,8 @@ impl<T: Item> Blocking<'_, Queue<T>> {
     ///
     /// # Errors
     ///
-    /// As [`Queue::len`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Queue::len`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn is_empty(&self) -> Result<bool, Error> {
         run_now(self.primitive.is_empty())?
     }

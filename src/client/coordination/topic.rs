@@ -79,7 +79,8 @@ impl BlockingClient<'_> {
     ///
     /// # Errors
     ///
-    /// As [`Client::log_event`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Client::log_event`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn log_event<T>(&self, topic: &str, message: T) -> Result<(), Error>
     where
         T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
@@ -91,7 +92,8 @@ impl BlockingClient<'_> {
     ///
     /// # Errors
     ///
-    /// As [`Client::subscribe`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Client::subscribe`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     ///
     /// # Examples
     ///

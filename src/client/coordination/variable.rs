@@ -153,7 +153,8 @@ impl<T: Item + Clone> Blocking<'_, Variable<T>> {
     ///
     /// # Errors
     ///
-    /// As [`Variable::set`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Variable::set`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     ///
     /// # Examples
     ///
@@ -190,7 +191,8 @@ impl<T: Item + Clone> Blocking<'_, Variable<T>> {
     ///
     /// # Errors
     ///
-    /// As [`Variable::delete`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Variable::delete`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn delete(&self) -> Result<(), Error> {
         run_now(self.primitive.delete())?
     }
