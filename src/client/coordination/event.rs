@@ -120,7 +120,7 @@ impl Blocking<'_, Event> {
     /// # Errors
     ///
     /// As [`Event::set`]. It never waits, so it works in async code and in task bodies
-    /// too (see [`Blocking`](super::Blocking)).
+    /// too (see [`Blocking`]).
     pub fn set(&self) -> Result<(), Error> {
         run_now(self.primitive.set())?
     }
@@ -130,7 +130,7 @@ impl Blocking<'_, Event> {
     /// # Errors
     ///
     /// As [`Event::clear`]. It never waits, so it works in async code and in task bodies
-    /// too (see [`Blocking`](super::Blocking)).
+    /// too (see [`Blocking`]).
     pub fn clear(&self) -> Result<(), Error> {
         run_now(self.primitive.clear())?
     }
@@ -140,7 +140,7 @@ impl Blocking<'_, Event> {
     /// # Errors
     ///
     /// As [`Event::is_set`]. It never waits, so it works in async code and in task bodies
-    /// too (see [`Blocking`](super::Blocking)).
+    /// too (see [`Blocking`]).
     pub fn is_set(&self) -> Result<bool, Error> {
         run_now(self.primitive.is_set())?
     }

@@ -267,7 +267,7 @@ impl Blocking<'_, Semaphore> {
     /// # Errors
     ///
     /// As [`Semaphore::acquire`]. It never waits, so it works in async code and in task bodies
-    /// too (see [`Blocking`](super::Blocking)).
+    /// too (see [`Blocking`]).
     pub fn try_acquire(&self) -> Result<Option<Lease>, Error> {
         run_now(self.primitive.try_acquire())?
     }
@@ -277,7 +277,7 @@ impl Blocking<'_, Semaphore> {
     /// # Errors
     ///
     /// As [`Semaphore::release`]. It never waits, so it works in async code and in task bodies
-    /// too (see [`Blocking`](super::Blocking)).
+    /// too (see [`Blocking`]).
     pub fn release(&self, lease: LeaseId) -> Result<(), Error> {
         run_now(self.primitive.release(lease))?
     }
@@ -287,7 +287,7 @@ impl Blocking<'_, Semaphore> {
     /// # Errors
     ///
     /// As [`Semaphore::held`]. It never waits, so it works in async code and in task bodies
-    /// too (see [`Blocking`](super::Blocking)).
+    /// too (see [`Blocking`]).
     pub fn held(&self) -> Result<u32, Error> {
         run_now(self.primitive.held())?
     }
@@ -440,7 +440,7 @@ impl Blocking<'_, Lock> {
     /// # Errors
     ///
     /// As [`Lock::acquire`]. It never waits, so it works in async code and in task bodies
-    /// too (see [`Blocking`](super::Blocking)).
+    /// too (see [`Blocking`]).
     pub fn try_acquire(&self) -> Result<Option<Lease>, Error> {
         run_now(self.primitive.try_acquire())?
     }
@@ -450,7 +450,7 @@ impl Blocking<'_, Lock> {
     /// # Errors
     ///
     /// As [`Lock::release`]. It never waits, so it works in async code and in task bodies
-    /// too (see [`Blocking`](super::Blocking)).
+    /// too (see [`Blocking`]).
     pub fn release(&self, lease: LeaseId) -> Result<(), Error> {
         run_now(self.primitive.release(lease))?
     }
@@ -460,7 +460,7 @@ impl Blocking<'_, Lock> {
     /// # Errors
     ///
     /// As [`Lock::is_locked`]. It never waits, so it works in async code and in task bodies
-    /// too (see [`Blocking`](super::Blocking)).
+    /// too (see [`Blocking`]).
     pub fn is_locked(&self) -> Result<bool, Error> {
         run_now(self.primitive.is_locked())?
     }

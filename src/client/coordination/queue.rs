@@ -255,7 +255,7 @@ impl<T: Item> Blocking<'_, Queue<T>> {
     ///
     /// As [`Queue::put`]. It waits only while a bounded queue is full, and only that is
     /// refused in async code ([`Error::BlockingInAsyncContext`]): with room it works
-    /// anywhere, task bodies included (see [`Blocking`](super::Blocking)).
+    /// anywhere, task bodies included (see [`Blocking`]).
     ///
     /// # Examples
     ///
@@ -320,7 +320,7 @@ impl<T: Item> Blocking<'_, Queue<T>> {
     /// # Errors
     ///
     /// As [`Queue::len`]. It never waits, so it works in async code and in task bodies
-    /// too (see [`Blocking`](super::Blocking)).
+    /// too (see [`Blocking`]).
     pub fn len(&self) -> Result<usize, Error> {
         run_now(self.primitive.len())?
     }
@@ -330,7 +330,7 @@ impl<T: Item> Blocking<'_, Queue<T>> {
     /// # Errors
     ///
     /// As [`Queue::len`]. It never waits, so it works in async code and in task bodies
-    /// too (see [`Blocking`](super::Blocking)).
+    /// too (see [`Blocking`]).
     pub fn is_empty(&self) -> Result<bool, Error> {
         run_now(self.primitive.is_empty())?
     }

@@ -154,7 +154,7 @@ impl<T: Item + Clone> Blocking<'_, Variable<T>> {
     /// # Errors
     ///
     /// As [`Variable::set`]. It never waits, so it works in async code and in task bodies
-    /// too (see [`Blocking`](super::Blocking)).
+    /// too (see [`Blocking`]).
     ///
     /// # Examples
     ///
@@ -192,7 +192,7 @@ impl<T: Item + Clone> Blocking<'_, Variable<T>> {
     /// # Errors
     ///
     /// As [`Variable::delete`]. It never waits, so it works in async code and in task bodies
-    /// too (see [`Blocking`](super::Blocking)).
+    /// too (see [`Blocking`]).
     pub fn delete(&self) -> Result<(), Error> {
         run_now(self.primitive.delete())?
     }
