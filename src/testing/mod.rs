@@ -238,6 +238,10 @@ pub fn run_case_to_its_end(
 /// `worker_gauges`. A name
 /// that is not a capability fails the build.
 ///
+/// Each generated test fails unless its case ran to its end, so a runner must await
+/// `case(client)` to completion before it returns; the client needs at least two worker slots
+/// (see [What a case may assume](crate::testing#what-a-case-may-assume)).
+///
 /// # Examples
 ///
 /// ```
