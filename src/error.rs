@@ -59,9 +59,10 @@ pub enum Error {
     /// has no way to tell it apart); wait there with
     /// `tokio::runtime::Handle::current().block_on(future)`.
     #[error(
-        "a blocking taskweave call was made from inside an async context (a runtime thread or \
-         a taskweave worker); use the async method with .await there, or make the task depend \
-         on the future instead of waiting for it"
+        "a blocking taskweave call that has to wait was made from inside an async context (a \
+         runtime thread or a taskweave worker, which runs blocking task bodies too); use the \
+         async method with .await there (for a task body: submit it with submit_async), or make \
+         the task depend on the future instead of waiting for it"
     )]
     BlockingInAsyncContext,
 

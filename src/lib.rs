@@ -30,17 +30,17 @@
 //!
 //! - `progress` (default): [`progress()`], a progress bar over task futures, drawn with
 //!   indicatif;
-//! - `tokio`: [`runtimes::tokio::TokioExecutor`], picked up automatically inside a tokio
+//! - `tokio`: `runtimes::tokio::TokioExecutor`, picked up automatically inside a tokio
 //!   runtime;
-//! - `smol`: [`runtimes::smol::SmolExecutor`];
-//! - `async-std`: [`runtimes::async_std::AsyncStdExecutor`] (async-std is discontinued
+//! - `smol`: `runtimes::smol::SmolExecutor`;
+//! - `async-std`: `runtimes::async_std::AsyncStdExecutor` (async-std is discontinued
 //!   upstream; prefer smol);
-//! - `sim`: [`runtimes::sim::SimExecutor`], a deterministic simulation executor (one thread,
+//! - `sim`: `runtimes::sim::SimExecutor`, a deterministic simulation executor (one thread,
 //!   virtual time, seeded scheduling and faults) for testing taskweave and code built on it;
-//! - `redis`: the Redis Streams transport ([`transport::redis`]) and the worker library
-//!   ([`worker::Worker`]), for registered [`Task`]s run by worker processes on any machine;
+//! - `redis`: the Redis Streams transport (`transport::redis`) and the worker library
+//!   (`worker::Worker`), for registered [`Task`]s run by worker processes on any machine;
 //! - `redis-tls`: `rediss://` URLs for the Redis transport and workers (rustls);
-//! - `testing`: [`testing`], the conformance suite, for testing a backend of your own (a
+//! - `testing`: `testing`, the conformance suite, for testing a backend of your own (a
 //!   [`transport::Transport`] or an [`Executor`]) the way taskweave tests its own.
 //!
 //! # Registered tasks

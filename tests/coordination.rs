@@ -516,7 +516,7 @@ mod cases {
         let zero = problem_of(client.semaphore("none", 0));
         assert!(zero.contains("max_leases is 0"), "{zero}");
         let _three = client.semaphore("pool", 3).unwrap().acquire().await.unwrap();
-        let other = problem_of(client.semaphore("pool", 5).unwrap().acquire().await);
+        let other = problem_of(client.semaphore("pool", 5));
         assert!(other.contains("same max_leases"), "{other}");
 
         let lock = client.lock("twice");
@@ -612,6 +612,243 @@ mod cases {
         let after = within(&client, "the lock, after the cancel", lock.acquire()).await;
         assert!(after.is_ok());
     }
+
+    /// A set followed at once by a clear still wakes the waiters that were waiting before
+    /// the set, with `true` (as Dask's, asyncio's and `threading`'s events do); `wait` too.
+    pub async fn a_set_then_clear_wakes_waiters_already_waiting(client: Client) {
+        let (blink, started) = (client.event("blink"), client.event("blink-waiters-started"));
+        let timed = {
+            let (blink, started) = (blink.clone(), started.clone());
+            client.submit_async(
+                move |_: ()| {
+                    let (blink, started) = (blink.clone(), started.clone());
+                    async move {
+                        started.set().await.unwrap();
+                        blink.wait_timeout(BOUND).await.unwrap()
+                    }
+                },
+                (),
+            )
+        };
+        let untimed = {
+            let blink = blink.clone();
+            client.submit_async(
+                move |_: ()| {
+                    let blink = blink.clone();
+                    async move { blink.wait().await.is_ok() }
+                },
+                (),
+            )
+        };
+        within(&client, "the waiters start", started.wait()).await.unwrap();
+        // Lets both waiters begin their wait (a longer pause changes nothing).
+        client.executor().sleep(SHORT).await;
+        blink.set().await.unwrap();
+        blink.clear().await.unwrap();
+        assert!(
+            within(&client, "the timed waiter", timed).await.unwrap(),
+            "a waiter that was waiting when the event was set answered false"
+        );
+        assert!(within(&client, "the untimed waiter", untimed).await.unwrap());
+        assert!(!blink.is_set().await.unwrap(), "cleared");
+    }
+
+    /// A blocking task body (on a worker thread) can make the calls that never wait; a call
+    /// that would wait is refused with advice that fits a blocking body.
+    pub async fn a_blocking_body_makes_the_calls_that_never_wait(client: Client) {
+        let (event, queue, variable, lock) = (
+            client.event("from-body"),
+            client.queue::<u32>("from-body"),
+            client.variable::<u32>("from-body"),
+            client.lock("from-body"),
+        );
+        let mut logged = client.subscribe::<u32>("from-body").await.unwrap();
+        let body = {
+            let (event, queue, variable, lock, client) =
+                (event.clone(), queue.clone(), variable.clone(), lock.clone(), client.clone());
+            move |_: ()| -> Result<String, String> {
+                let show = |e: Error| e.to_string();
+                event.blocking().set().map_err(show)?;
+                queue.blocking().put(1).map_err(show)?;
+                variable.blocking().set(2).map_err(show)?;
+                client.blocking().log_event("from-body", 3_u32).map_err(show)?;
+                let lease = lock.blocking().try_acquire().map_err(show)?.ok_or("lock held")?;
+                assert!(lock.blocking().is_locked().map_err(show)?);
+                lock.blocking().release(lease.detach()).map_err(show)?;
+                assert_eq!(queue.blocking().len().map_err(show)?, 1);
+                match queue.blocking().get_timeout(SHORT) {
+                    Err(refused @ Error::BlockingInAsyncContext) => Ok(refused.to_string()),
+                    other => Err(format!("a wait in a blocking body gave {other:?}")),
+                }
+            }
+        };
+        let refusal = within(&client, "the body", client.submit(body, ())).await.unwrap();
+        let refusal = refusal.unwrap_or_else(|error| panic!("the body failed: {error}"));
+        assert!(refusal.contains("submit_async"), "no advice for a blocking body: {refusal}");
+        assert!(event.is_set().await.unwrap());
+        assert_eq!(queue.get_timeout(BOUND).await.unwrap(), Some(1));
+        assert_eq!(variable.get_timeout(BOUND).await.unwrap(), Some(2));
+        assert_eq!(within(&client, "the message", logged.next()).await, Some(3));
+        assert!(!lock.is_locked().await.unwrap());
+    }
+
+    /// A plain handle on a name bounded by another handle obeys the bound: a batch larger
+    /// than it is refused (rather than waited for forever, or timed out silently).
+    pub async fn a_plain_handle_knows_the_bound_of_its_name(client: Client) {
+        let bounded = client.bounded_queue::<u32>("work", 4).unwrap();
+        bounded.put(1).await.unwrap();
+        let plain = client.queue::<u32>("work");
+        let waiting = problem_of(within(&client, "get_batch(5)", plain.get_batch(5)).await);
+        assert!(waiting.contains("at most 4"), "{waiting}");
+        let timed = problem_of(plain.get_batch_timeout(5, SHORT).await);
+        assert!(timed.contains("at most 4"), "{timed}");
+        assert_eq!(plain.get_batch(1).await.unwrap(), vec![1], "a batch within the bound");
+    }
+
+    /// Names used and let go leave no state behind: a name per request stays flat. Names in
+    /// use (a held lease, a set event, queued items, a waiter) are kept.
+    pub async fn names_in_no_use_are_let_go(client: Client) {
+        assert_eq!(client.coordination_live_names(), 0);
+        for i in 0..2_000 {
+            let name = format!("request-{i}");
+            drop(client.lock(name.as_str()).acquire().await.unwrap());
+            let semaphore = client.semaphore(name.as_str(), 2).unwrap();
+            semaphore.acquire().await.unwrap().release().await.unwrap();
+            assert!(semaphore.acquire_timeout(Duration::ZERO).await.unwrap().is_some());
+            let event = client.event(name.as_str());
+            event.set().await.unwrap();
+            event.clear().await.unwrap();
+            assert!(!event.wait_timeout(Duration::ZERO).await.unwrap());
+            let queue = client.bounded_queue::<u32>(name.as_str(), 2).unwrap();
+            queue.put(i).await.unwrap();
+            assert_eq!(queue.get().await.unwrap(), i);
+            assert_eq!(queue.get_timeout(Duration::ZERO).await.unwrap(), None);
+            let variable = client.variable::<u32>(name.as_str());
+            assert_eq!(variable.get_timeout(Duration::ZERO).await.unwrap(), None);
+            variable.delete().await.unwrap();
+            let subscription = client.subscribe::<u32>(&name).await.unwrap();
+            client.log_event(&name, i).await.unwrap();
+            drop(subscription);
+            client.log_event(&name, i).await.unwrap();
+        }
+        assert_eq!(client.coordination_live_names(), 0, "names in no use were kept");
+        // A wait that runs out, or is dropped, lets go too.
+        assert!(!client.event("timed").wait_timeout(SHORT).await.unwrap());
+        drop(client.executor().timeout(SHORT, client.queue::<u8>("dropped").get()).await);
+        assert_eq!(client.coordination_live_names(), 0);
+        // In use: kept, then let go.
+        let guard = client.lock("held").acquire().await.unwrap();
+        client.event("set").set().await.unwrap();
+        assert_eq!(client.coordination_live_names(), 2);
+        drop(guard);
+        client.event("set").clear().await.unwrap();
+        assert_eq!(client.coordination_live_names(), 0);
+        // A topic whose subscribers are all gone starts afresh: another type is welcome.
+        drop(client.subscribe::<u32>("retyped").await.unwrap());
+        let mut text = client.subscribe::<String>("retyped").await.unwrap();
+        client.log_event("retyped", "now text".to_owned()).await.unwrap();
+        assert_eq!(within(&client, "the message", text.next()).await.as_deref(), Some("now text"));
+    }
+
+    /// Deleting a variable that was never set does nothing: its waiter keeps waiting and gets
+    /// the value set later, and a read after the delete waits rather than failing.
+    pub async fn deleting_a_never_set_variable_does_nothing(client: Client) {
+        let (variable, started) = (client.variable::<u32>("never-set"), client.event("started"));
+        let waiter = {
+            let (variable, started) = (variable.clone(), started.clone());
+            client.submit_async(
+                move |_: ()| {
+                    let (variable, started) = (variable.clone(), started.clone());
+                    async move {
+                        started.set().await.unwrap();
+                        variable.get_timeout(BOUND).await.map_err(|e| e.to_string())
+                    }
+                },
+                (),
+            )
+        };
+        within(&client, "the waiter starts", started.wait()).await.unwrap();
+        // Lets the waiter begin its wait (a longer pause changes nothing).
+        client.executor().sleep(SHORT).await;
+        variable.delete().await.unwrap();
+        assert_eq!(variable.get_timeout(SHORT).await.unwrap(), None, "still never set");
+        variable.set(5).await.unwrap();
+        assert_eq!(within(&client, "the waiter", waiter).await.unwrap(), Ok(Some(5)));
+    }
+
+    /// A lease id travels through a queue (serde) to the task that gives the lease back, and
+    /// reads back from its text.
+    pub async fn a_lease_id_travels_to_the_task_that_releases_it(client: Client) {
+        let (lock, ids) = (client.lock("travel"), client.queue::<taskweave::LeaseId>("ids"));
+        let id = lock.acquire().await.unwrap().detach();
+        assert_eq!(id.to_string().parse::<taskweave::LeaseId>().unwrap(), id);
+        assert!(problem_of("not hex".parse::<taskweave::LeaseId>()).contains("lease id"));
+        ids.put(id).await.unwrap();
+        let releaser = {
+            let (lock, ids) = (lock.clone(), ids.clone());
+            client.submit_async(
+                move |_: ()| {
+                    let (lock, ids) = (lock.clone(), ids.clone());
+                    async move { lock.release(ids.get().await.unwrap()).await.is_ok() }
+                },
+                (),
+            )
+        };
+        assert!(within(&client, "the release", releaser).await.unwrap());
+        assert!(!lock.is_locked().await.unwrap());
+    }
+
+    /// A semaphore handle with another max_leases than its name's is refused when it is made.
+    pub async fn a_semaphore_of_another_size_is_refused_when_made(client: Client) {
+        let three = client.semaphore("api", 3).unwrap();
+        let _lease = three.acquire().await.unwrap();
+        let refused = problem_of(client.semaphore("api", 5));
+        assert!(refused.contains("max_leases 3"), "{refused}");
+        assert_eq!(client.semaphore("api", 3).unwrap().held().await.unwrap(), 1);
+    }
+
+    /// After close, each refused operation names itself; a lease released after the close
+    /// is given back, and the release answers `Ok`, as the module docs say.
+    pub async fn after_close_each_operation_names_itself(client: Client) {
+        let (lock, queue, variable, event) = (
+            client.lock("closing"),
+            client.queue::<u8>("closing"),
+            client.variable::<u8>("closing"),
+            client.event("closing"),
+        );
+        let semaphore = client.semaphore("closing", 2).unwrap();
+        let lease = lock.acquire().await.unwrap();
+        let detached = semaphore.acquire().await.unwrap().detach();
+        client.close().await.unwrap();
+        fn operation<T: std::fmt::Debug>(result: Result<T, Error>) -> &'static str {
+            match result {
+                Err(Error::Closed { operation }) => operation,
+                other => panic!("expected Closed, got {other:?}"),
+            }
+        }
+        assert_eq!(operation(lock.is_locked().await), "is_locked");
+        assert_eq!(operation(lock.try_acquire().await), "try_acquire");
+        assert_eq!(operation(lock.acquire_timeout(SHORT).await), "acquire_timeout");
+        assert_eq!(operation(semaphore.held().await), "held");
+        assert_eq!(operation(queue.is_empty().await), "is_empty");
+        assert_eq!(operation(queue.get_timeout(SHORT).await), "get_timeout");
+        assert_eq!(operation(queue.get_batch(2).await), "get_batch");
+        assert_eq!(operation(queue.put_timeout(1, SHORT).await), "put_timeout");
+        assert_eq!(operation(variable.get_timeout(SHORT).await), "get_timeout");
+        assert_eq!(operation(event.wait_timeout(SHORT).await), "wait_timeout");
+        assert!(lease.release().await.is_ok(), "a lease released after close is given back");
+        assert!(semaphore.release(detached).await.is_ok());
+    }
+
+    /// Type names read the same, short way in errors and in `Debug`.
+    pub async fn type_names_are_short_in_errors_and_debug(client: Client) {
+        client.variable::<String>("typed").set("text".to_owned()).await.unwrap();
+        let wrong = problem_of(client.variable::<Vec<u64>>("typed").get().await);
+        assert!(wrong.contains("String") && wrong.contains("Vec<u64>"), "{wrong}");
+        assert!(!wrong.contains("alloc::"), "module paths in an error: {wrong}");
+        let debug = format!("{:?}", client.queue::<Vec<String>>("typed"));
+        assert!(debug.contains("\"Vec<String>\""), "{debug}");
+    }
 }
 
 /// A case that needs threads of its own (not under the one-thread simulation).
@@ -648,13 +885,18 @@ mod threaded_cases {
             let _ = done.send(());
         });
         within(&client, "the thread", finished).await.unwrap();
-        // Inside a task body running on the executor, a blocking twin refuses.
+        // Inside a task body running on the executor, a blocking twin that would wait
+        // refuses (one that never waits answers: see
+        // `a_blocking_body_makes_the_calls_that_never_wait`).
         let lock = client.lock("refused");
         let refused = client.submit_async(
             move |_: ()| {
                 let lock = lock.clone();
                 async move {
-                    matches!(lock.blocking().try_acquire(), Err(Error::BlockingInAsyncContext))
+                    matches!(
+                        lock.blocking().acquire_timeout(SHORT),
+                        Err(Error::BlockingInAsyncContext)
+                    )
                 }
             },
             (),
@@ -798,6 +1040,15 @@ macro_rules! every_case {
             cases::timed_out_waits_leave_nothing_behind,
             cases::close_ends_every_wait,
             cases::a_lease_ends_with_the_task_that_holds_it,
+            cases::a_set_then_clear_wakes_waiters_already_waiting,
+            cases::a_blocking_body_makes_the_calls_that_never_wait,
+            cases::a_plain_handle_knows_the_bound_of_its_name,
+            cases::names_in_no_use_are_let_go,
+            cases::deleting_a_never_set_variable_does_nothing,
+            cases::a_lease_id_travels_to_the_task_that_releases_it,
+            cases::a_semaphore_of_another_size_is_refused_when_made,
+            cases::after_close_each_operation_names_itself,
+            cases::type_names_are_short_in_errors_and_debug,
         );
     };
 }

@@ -21,9 +21,14 @@
 //!     });
 //! }
 //!
-//! taskweave::conformance_suite!(run: run, capabilities: [closures, local_workers, bulk, worker_gauges]);
+//! // List only what the backend has (`worker_gauges` too if it reports exact per-worker
+//! // counts in `Client::stats`).
+//! taskweave::conformance_suite!(run: run, capabilities: [closures, local_workers, bulk]);
 //! # fn main() {}
 //! ```
+//!
+//! The runner must drive the case to its end: a test whose case did not finish (a runner
+//! that returns without awaiting `case(client)`) fails, saying so.
 //!
 //! Wrap the call in a module to name the tests `<module>::<case>`; call it once per runtime
 //! or configuration to run the suite on each.
@@ -109,8 +114,11 @@
 //!
 //! # What a case may assume
 //!
-//! A fresh client, at least two workers, on an executor the case reads with
-//! [`Client::executor`]; the case may close the client. Cases do not sleep to let things
+//! A fresh client with at least two worker slots (tasks its workers run at once), on an
+//! executor the case reads with [`Client::executor`]; the case may close the client. The cases
+//! that hold every worker busy learn how many slots there are from [`Client::workers`] (the
+//! sum of the workers' [`concurrency`](crate::transport::WorkerInfo::concurrency)); a
+//! transport that lists no workers must have exactly two slots for them. Cases do not sleep to let things
 //! happen: they wait for the event they need with a bound.
 
 pub mod tasks;
@@ -197,6 +205,30 @@ pub fn run_case(name: &str, runner: fn(Case), case: Case) {
     with_deadline(name, move || runner(case));
 }
 
+/// Runs `case` with `runner` as [`run_case`] does, then fails unless the case ran to its end:
+/// `finished` is set by the case's last step (the wrapper
+/// [`conformance_suite!`](crate::conformance_suite) generates), so a runner that returns
+/// without running the case (or without awaiting it to the end) cannot pass.
+///
+/// # Panics
+///
+/// When the case fails or hangs, or did not finish.
+#[doc(hidden)]
+pub fn run_case_to_its_end(
+    name: &str,
+    runner: fn(Case),
+    case: Case,
+    finished: &'static std::sync::atomic::AtomicBool,
+) {
+    run_case(name, runner, case);
+    assert!(
+        finished.load(std::sync::atomic::Ordering::SeqCst),
+        "case {name} never ran to its end: the runner returned without finishing it; a runner \
+         must call `case(client)` and await the future it returns (inside the backend's \
+         runtime) before it returns"
+    );
+}
+
 /// Turns the conformance suite into one `#[test]` per case, run by `runner`.
 ///
 /// `run: <path>` names a `fn(taskweave::testing::Case)` that builds a fresh client on the
@@ -205,6 +237,10 @@ pub fn run_case(name: &str, runner: fn(Case), case: Case) {
 /// (see [the module docs](crate::testing#capabilities)): `closures`, `local_workers`, `bulk`,
 /// `worker_gauges`. A name
 /// that is not a capability fails the build.
+///
+/// Each generated test fails unless its case ran to its end, so a runner must await
+/// `case(client)` to completion before it returns; the client needs at least two worker slots
+/// (see [What a case may assume](crate::testing#what-a-case-may-assume)).
 ///
 /// # Examples
 ///
@@ -265,9 +301,19 @@ macro_rules! __conformance_apply {
         $(
             #[test]
             fn $case() {
-                $crate::testing::run_case(::core::stringify!($case), $run, |client| {
-                    ::std::boxed::Box::pin($crate::testing::cases::$module::$case(client))
-                });
+                static FINISHED: ::std::sync::atomic::AtomicBool =
+                    ::std::sync::atomic::AtomicBool::new(false);
+                $crate::testing::run_case_to_its_end(
+                    ::core::stringify!($case),
+                    $run,
+                    |client| {
+                        ::std::boxed::Box::pin(async move {
+                            $crate::testing::cases::$module::$case(client).await;
+                            FINISHED.store(true, ::std::sync::atomic::Ordering::SeqCst);
+                        })
+                    },
+                    &FINISHED,
+                );
             }
         )*
     };

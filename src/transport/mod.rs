@@ -10,7 +10,7 @@
 //! - after [`Transport::close`] no new task starts, and the returned future resolves once the
 //!   workers have stopped.
 //!
-//! The conformance suite ([`testing`](crate::testing), feature `testing`) runs the same test
+//! The conformance suite (`taskweave::testing`, feature `testing`) runs the same test
 //! bodies against every backend, ours and yours, to hold them to this.
 
 mod in_process;
@@ -125,7 +125,7 @@ use crate::key::{TaskId, TaskKey};
 /// A transport whose workers live in other processes sends [`ReadyTask::task_name`] and
 /// [`ReadyTask::encode_input`] instead of running the body, and turns the bytes that come
 /// back into an outcome with [`ReadyTask::decode_output`]; the Redis transport
-/// ([`redis`], feature `redis`) is one.
+/// (`transport::redis`, feature `redis`) is one.
 pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// A short name for `Debug` output and statistics, such as `"in-process"`. See the
     /// [complete transport](Transport#a-complete-transport).

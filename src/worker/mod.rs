@@ -1,4 +1,4 @@
-//! Workers in other processes: with the `redis` feature, [`Worker`], the library side of a
+//! Workers in other processes: with the `redis` feature, `Worker`, the library side of a
 //! worker process that runs registered tasks from a Redis stream.
 //!
 //! The in-process transport runs its worker loops itself (`transport/in_process.rs`); this

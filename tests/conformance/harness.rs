@@ -38,6 +38,24 @@ pub mod embedded {
     }
 }
 
+/// The embedded executor with three workers: the cases that hold every worker busy must use
+/// the client's actual capacity, not assume two.
+pub mod embedded_three_workers {
+    use super::*;
+
+    pub fn run(case: Case) {
+        futures::executor::block_on(async move {
+            let client = Client::builder()
+                .executor(taskweave::runtimes::embedded::EmbeddedExecutor::global())
+                .workers(3)
+                .build()
+                .await
+                .expect("build a client");
+            case(client).await;
+        })
+    }
+}
+
 pub mod custom_thread_pool {
     use super::*;
 

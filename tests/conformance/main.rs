@@ -83,6 +83,9 @@ mod redis_async_std {
     );
 }
 
+// Three worker slots instead of two: every case still holds.
+in_process_suite!(embedded_three_workers);
+
 /// The suite's size is explicit: what each group holds, as the module docs describe it.
 #[test]
 fn the_suite_counts_its_cases_by_capability() {
@@ -91,4 +94,25 @@ fn the_suite_counts_its_cases_by_capability() {
     let sizes: Vec<usize> = counts.iter().map(|(_, n)| *n).collect();
     assert_eq!(sizes, [25, 53, 11, 4, 1], "{counts:?}");
     assert_eq!(total, 94);
+}
+
+/// A runner that returns without running its case cannot pass: the generated test checks that
+/// the case reached its end.
+#[test]
+fn a_runner_that_never_runs_the_case_fails_saying_so() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static FINISHED: AtomicBool = AtomicBool::new(false);
+    fn run_nothing(_case: taskweave::testing::Case) {}
+    let case: taskweave::testing::Case = |client| {
+        Box::pin(async move {
+            drop(client);
+            FINISHED.store(true, Ordering::SeqCst);
+        })
+    };
+    let outcome = std::panic::catch_unwind(|| {
+        taskweave::testing::run_case_to_its_end("idle", run_nothing, case, &FINISHED)
+    });
+    let panic = outcome.expect_err("a runner that runs nothing passed");
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("never ran to its end"), "{message}");
 }

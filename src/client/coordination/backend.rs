@@ -28,9 +28,11 @@
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::ops::Deref;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use event_listener::{Event as Wakeup, IntoNotification};
@@ -92,6 +94,12 @@ impl TypeTag {
         TypeTag { id: TypeId::of::<T>(), name: std::any::type_name::<T>() }
     }
 
+    /// The type's name as errors and `Debug` show it: without module paths
+    /// ([`short_type_name`]).
+    pub(crate) fn short_name(&self) -> String {
+        short_type_name(self.name)
+    }
+
     /// Refuses `asked` when the name's values are of this type and `asked` is another.
     fn check(&self, kind: Kind, name: &str, asked: TypeTag) -> Result<(), Error> {
         if self.id == asked.id {
@@ -103,10 +111,30 @@ impl TypeTag {
             format!(
                 "it holds values of type {}, and this handle asks for {}; use one type per \
                  name (or another name)",
-                self.name, asked.name
+                self.short_name(),
+                asked.short_name()
             ),
         ))
     }
+}
+
+/// `name` (a [`std::any::type_name`]) without module paths, as a reader writes it:
+/// `alloc::vec::Vec<alloc::string::String>` becomes `Vec<String>`. Errors and `Debug` output
+/// both use this one form.
+pub(crate) fn short_type_name(name: &str) -> String {
+    let mut short = String::with_capacity(name.len());
+    let mut segment = String::new();
+    for c in name.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            segment.push(c);
+        } else {
+            short.push_str(segment.rsplit("::").next().unwrap_or(""));
+            segment.clear();
+            short.push(c);
+        }
+    }
+    short.push_str(segment.rsplit("::").next().unwrap_or(""));
+    short
 }
 
 /// The error for a primitive asked for something it cannot do.
@@ -114,14 +142,57 @@ pub(crate) fn problem(kind: Kind, name: &str, problem: impl Into<String>) -> Err
     Error::Coordination { primitive: kind.as_str(), name: name.to_owned(), problem: problem.into() }
 }
 
-/// One lease on a lock or semaphore, unique in the cluster: what `release_lease` and
-/// `refresh_lease` name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The id of one lease on a lock or semaphore, unique in the cluster: what
+/// [`Lease::detach`](super::Lease::detach) gives, and [`Semaphore::release`](super::Semaphore::release)
+/// and [`Lock::release`](super::Lock::release) take.
+///
+/// A plain value: `Copy`, `serde` (so it can travel through a [`Queue`](super::Queue) or a
+/// [`Variable`](super::Variable) to the task that gives the lease back), and written as 16
+/// hex digits by `Display`, which [`FromStr`](std::str::FromStr) reads back.
+///
+/// # Examples
+///
+/// ```
+/// # async fn run() -> Result<(), taskweave::Error> {
+/// let client = taskweave::Client::builder().workers(1).build().await?;
+/// let lock = client.lock("handover");
+/// let holder = client.variable::<taskweave::LeaseId>("holder");
+/// holder.set(lock.acquire().await?.detach()).await?;
+/// // ... later, perhaps in another task:
+/// lock.release(holder.get().await?).await?;
+/// assert!(!lock.is_locked().await?);
+/// let id = lock.acquire().await?.detach();
+/// assert_eq!(id.to_string().parse::<taskweave::LeaseId>()?, id);
+/// # lock.release(id).await?;
+/// # client.close().await }
+/// # futures::executor::block_on(run()).unwrap();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct LeaseId(pub(crate) u64);
 
 impl fmt::Display for LeaseId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for LeaseId {
+    type Err = Error;
+
+    /// Reads the form `Display` writes (hex digits).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Coordination`] when `text` is not hex digits.
+    fn from_str(text: &str) -> Result<LeaseId, Error> {
+        u64::from_str_radix(text, 16).map(LeaseId).map_err(|_| Error::Coordination {
+            primitive: "lease",
+            name: text.to_owned(),
+            problem: "this is not a lease id (16 hex digits, as a lease id is displayed); \
+                      pass the text LeaseId's Display gave"
+                .to_owned(),
+        })
     }
 }
 
@@ -175,6 +246,22 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
         lease: LeaseId,
     ) -> BoxFuture<'a, Result<bool, Error>>;
 
+    /// Refuses a handle asking for `max_leases` on a name that was made with another count,
+    /// changing nothing: called when a [`Semaphore`](super::Semaphore) handle is made, so the
+    /// mismatch shows there rather than at its first `acquire`. A name with no state is
+    /// accepted (the first `acquire_lease` records its count). Redis: read the count kept
+    /// beside the lease set (one `HGET`). The default accepts every handle, leaving the
+    /// check to `acquire_lease` (which must refuse a mismatch anyway).
+    fn check_max_leases<'a>(
+        &'a self,
+        kind: Kind,
+        name: &'a str,
+        max_leases: u32,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let _ = (kind, name, max_leases);
+        Box::pin(async { Ok(()) })
+    }
+
     /// How many leases on `name` are held now (expired ones not counted).
     fn count_leases<'a>(&'a self, kind: Kind, name: &'a str) -> BoxFuture<'a, Result<u32, Error>>;
 
@@ -189,9 +276,16 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Whether the event is set now.
     fn is_event_set<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool, Error>>;
 
-    /// Waits up to `wait` for the event to be set; `Ok(false)` when the wait runs out. A set
-    /// that happens after the waiter started waiting wakes it even if a clear follows at
-    /// once (Redis: subscribe first, then read the key, then wait for a message).
+    /// Waits up to `wait` for the event to be set; `Ok(false)` when the wait runs out.
+    ///
+    /// A set that happens after the waiter started waiting wakes it with `true` **even if a
+    /// clear follows at once**, before the waiter looked (as in Dask, asyncio and
+    /// `threading`): a waiter answers "was it set at any moment since I began", not "is it
+    /// set now". In-process: `set_event` bumps a generation counter, and a waiter returns
+    /// `true` when the flag is set or the generation moved since it began. Redis: keep the
+    /// generation in the event's hash (`HINCRBY` in the set script, with the flag), read it
+    /// when the wait begins (after subscribing to the name's channel), and answer `true` on a
+    /// set message or when a later read finds another generation.
     fn wait_event<'a>(
         &'a self,
         name: &'a str,
@@ -204,7 +298,10 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
     /// `Ok(Err(item))` gives the item back when the wait runs out.
     ///
     /// `capacity` is `None` for "as the queue was made" (unbounded if it never was bounded);
-    /// a bound differing from the queue's is refused. Atomic: the length check and the append
+    /// a bound differing from the queue's is refused. The bound belongs to the name's state,
+    /// not to a handle: every handle's calls obey it. It lasts as long as the name's state
+    /// (see [`live_names`](Backend::live_names)): an empty queue nobody waits on may forget
+    /// it, and the next bounded call sets it again. Atomic: the length check and the append
     /// are one step (Redis: a script doing `LLEN` and `RPUSH`), so concurrent producers never
     /// overfill it. Items of one producer keep their order.
     fn push_item<'a>(
@@ -222,6 +319,10 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Atomic: the items are taken together or not at all (Redis: `LPOP key n`, or `LMOVE`
     /// for a safe hand-over), so two consumers never split one batch, and no item is taken by
     /// a call that is then dropped. Wakes producers waiting for room.
+    ///
+    /// `n` larger than the queue's bound is refused with [`Error::Coordination`] (it could
+    /// never be met), also when the bound was set by another handle, and also when it is set
+    /// while this call waits.
     fn pop_items<'a>(
         &'a self,
         name: &'a str,
@@ -252,7 +353,9 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
         wait: Option<Duration>,
     ) -> BoxFuture<'a, Result<Option<SharedPayload>, Error>>;
 
-    /// Deletes the variable's value (releasing a future it held); waiters get an error.
+    /// Deletes the variable's value (releasing a future it held); waiters get an error. A
+    /// variable that was never set (or is deleted already) is left as it is: its waiters keep
+    /// waiting for a set, as Dask's `Variable.get` does.
     fn delete_variable<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), Error>>;
 
     // --- Published datasets ----------------------------------------------------------------
@@ -302,6 +405,16 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
 
     // --- Lifecycle -------------------------------------------------------------------------
 
+    /// How many names this backend keeps state for in this process, over every kind: what
+    /// tests check to see that names are let go. A name's state must go when it is back to
+    /// its empty state and nobody holds or waits on it (no leases, no waiters, no items, an
+    /// event not set, a variable never set, no subscribers, no dataset), so a service using a
+    /// name per request stays flat. A backend keeping no per-name state in this process
+    /// (Redis keeps it in the server, with keys that the same rule deletes) answers 0.
+    fn live_names(&self) -> usize {
+        0
+    }
+
     /// The client closed: every wait in progress ends with [`Error::Closed`] (new calls are
     /// refused before they reach the backend). Leases still held may be released; a backend
     /// in another process keeps the cluster's state (other clients may use it), and only
@@ -333,7 +446,9 @@ pub(crate) struct InProcess {
     queues: Mutex<HashMap<String, Arc<QueueState>>>,
     variables: Mutex<HashMap<String, Arc<VariableState>>>,
     datasets: Mutex<BTreeMap<String, (TypeTag, SharedPayload)>>,
-    topics: Mutex<HashMap<String, TopicState>>,
+    /// Shared with the live subscriptions' feeds, which drop their topic's state when the
+    /// last one ends.
+    topics: Arc<Mutex<HashMap<String, TopicState>>>,
 }
 
 impl fmt::Debug for InProcess {
@@ -353,9 +468,80 @@ struct LeaseState {
 }
 
 struct EventState {
-    set: Mutex<bool>,
+    set: Mutex<EventFlag>,
     /// Notified when the event is set.
     changed: Wakeup,
+}
+
+struct EventFlag {
+    set: bool,
+    /// Bumped by every set: a waiter that sees it moved was set since it began, even if the
+    /// event was cleared again before it looked.
+    generation: u64,
+}
+
+/// The state of a name that can be dropped from its map when nobody uses it (see
+/// [`Backend::live_names`]).
+trait Idle {
+    /// Back to the state a new name starts in (what makes it safe to forget, once nobody
+    /// holds a handle on the state itself).
+    fn is_idle(&self) -> bool;
+}
+
+impl Idle for LeaseState {
+    fn is_idle(&self) -> bool {
+        self.held.lock().is_empty()
+    }
+}
+
+impl Idle for EventState {
+    fn is_idle(&self) -> bool {
+        !self.set.lock().set
+    }
+}
+
+impl Idle for QueueState {
+    fn is_idle(&self) -> bool {
+        self.inner.lock().items.is_empty()
+    }
+}
+
+impl Idle for VariableState {
+    fn is_idle(&self) -> bool {
+        matches!(*self.value.lock(), VariableValue::Unset)
+    }
+}
+
+/// A name's state in use by one operation. Every waiter and every call in progress holds one,
+/// so the map's own `Arc` is the only one exactly when nobody uses the state: dropping the
+/// last user forgets the name if its state is idle. Doing this in `Drop` covers a wait that is
+/// cancelled as well as one that returns.
+struct Using<'a, V: Idle> {
+    state: Option<Arc<V>>,
+    map: &'a Mutex<HashMap<String, Arc<V>>>,
+    name: &'a str,
+}
+
+impl<V: Idle> Deref for Using<'_, V> {
+    type Target = V;
+
+    fn deref(&self) -> &V {
+        self.state.as_ref().expect("the state is held until drop")
+    }
+}
+
+impl<V: Idle> Drop for Using<'_, V> {
+    fn drop(&mut self) {
+        drop(self.state.take());
+        let mut map = self.map.lock();
+        // Under the map's lock nobody can take a new `Arc`: a count of one is the map's own.
+        let idle = map
+            .get(self.name)
+            .is_some_and(|state| Arc::strong_count(state) == 1 && state.is_idle());
+        if idle {
+            map.remove(self.name);
+        }
+    }
 }
 
 struct QueueState {
@@ -407,7 +593,7 @@ impl InProcess {
             queues: Mutex::default(),
             variables: Mutex::default(),
             datasets: Mutex::default(),
-            topics: Mutex::default(),
+            topics: Arc::default(),
         }
     }
 
@@ -462,12 +648,12 @@ impl InProcess {
         }
     }
 
-    fn lease_state(
-        &self,
+    fn lease_state<'a>(
+        &'a self,
         kind: Kind,
-        name: &str,
+        name: &'a str,
         max_leases: u32,
-    ) -> Result<Arc<LeaseState>, Error> {
+    ) -> Result<Using<'a, LeaseState>, Error> {
         let state = state_of(self.lease_map(kind), name, || LeaseState {
             max_leases,
             held: Mutex::default(),
@@ -487,23 +673,29 @@ impl InProcess {
         Ok(state)
     }
 
-    fn existing_lease_state(&self, kind: Kind, name: &str) -> Option<Arc<LeaseState>> {
-        self.lease_map(kind).lock().get(name).cloned()
+    fn existing_lease_state<'a>(
+        &'a self,
+        kind: Kind,
+        name: &'a str,
+    ) -> Option<Using<'a, LeaseState>> {
+        let map = self.lease_map(kind);
+        let state = map.lock().get(name).cloned()?;
+        Some(Using { state: Some(state), map, name })
     }
 
-    fn event_state(&self, name: &str) -> Arc<EventState> {
+    fn event_state<'a>(&'a self, name: &'a str) -> Using<'a, EventState> {
         state_of(&self.events, name, || EventState {
-            set: Mutex::new(false),
+            set: Mutex::new(EventFlag { set: false, generation: 0 }),
             changed: Wakeup::new(),
         })
     }
 
-    fn queue_state(
-        &self,
-        name: &str,
+    fn queue_state<'a>(
+        &'a self,
+        name: &'a str,
         tag: TypeTag,
         capacity: Option<usize>,
-    ) -> Result<Arc<QueueState>, Error> {
+    ) -> Result<Using<'a, QueueState>, Error> {
         let state = state_of(&self.queues, name, || QueueState {
             tag,
             inner: Mutex::new(QueueInner { capacity, items: VecDeque::new() }),
@@ -533,7 +725,11 @@ impl InProcess {
         Ok(state)
     }
 
-    fn variable_state(&self, name: &str, tag: TypeTag) -> Result<Arc<VariableState>, Error> {
+    fn variable_state<'a>(
+        &'a self,
+        name: &'a str,
+        tag: TypeTag,
+    ) -> Result<Using<'a, VariableState>, Error> {
         let state = state_of(&self.variables, name, || VariableState {
             tag,
             value: Mutex::new(VariableValue::Unset),
@@ -546,16 +742,18 @@ impl InProcess {
 
 /// The state of `name` in `map`, made with `make` if there is none. Looks up by `&str` first,
 /// so that using an existing name allocates nothing.
-fn state_of<V>(
-    map: &Mutex<HashMap<String, Arc<V>>>,
-    name: &str,
+fn state_of<'a, V: Idle>(
+    map: &'a Mutex<HashMap<String, Arc<V>>>,
+    name: &'a str,
     make: impl FnOnce() -> V,
-) -> Arc<V> {
-    let mut map = map.lock();
-    if let Some(state) = map.get(name) {
-        return Arc::clone(state);
-    }
-    Arc::clone(map.entry(name.to_owned()).or_insert_with(|| Arc::new(make())))
+) -> Using<'a, V> {
+    let mut locked = map.lock();
+    let state = match locked.get(name) {
+        Some(state) => Arc::clone(state),
+        None => Arc::clone(locked.entry(name.to_owned()).or_insert_with(|| Arc::new(make()))),
+    };
+    drop(locked);
+    Using { state: Some(state), map, name }
 }
 
 impl Backend for InProcess {
@@ -620,6 +818,28 @@ impl Backend for InProcess {
         })
     }
 
+    fn check_max_leases<'a>(
+        &'a self,
+        kind: Kind,
+        name: &'a str,
+        max_leases: u32,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            match self.existing_lease_state(kind, name) {
+                Some(state) if state.max_leases != max_leases => Err(problem(
+                    kind,
+                    name,
+                    format!(
+                        "it was made with max_leases {}, and this handle asks for {max_leases}; \
+                         give every handle of one name the same max_leases",
+                        state.max_leases
+                    ),
+                )),
+                _ => Ok(()),
+            }
+        })
+    }
+
     fn count_leases<'a>(&'a self, kind: Kind, name: &'a str) -> BoxFuture<'a, Result<u32, Error>> {
         Box::pin(async move {
             Ok(self
@@ -631,7 +851,11 @@ impl Backend for InProcess {
     fn set_event<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let state = self.event_state(name);
-            *state.set.lock() = true;
+            {
+                let mut flag = state.set.lock();
+                flag.set = true;
+                flag.generation = flag.generation.wrapping_add(1);
+            }
             state.changed.notify(usize::MAX);
             Ok(())
         })
@@ -639,13 +863,13 @@ impl Backend for InProcess {
 
     fn clear_event<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            *self.event_state(name).set.lock() = false;
+            self.event_state(name).set.lock().set = false;
             Ok(())
         })
     }
 
     fn is_event_set<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
-        Box::pin(async move { Ok(*self.event_state(name).set.lock()) })
+        Box::pin(async move { Ok(self.event_state(name).set.lock().set) })
     }
 
     fn wait_event<'a>(
@@ -655,10 +879,15 @@ impl Backend for InProcess {
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
             let state = self.event_state(name);
-            // A waiter woken by a set sees the flag, unless a clear came first; then it waits
-            // on (as Dask's and asyncio's events: `wait` answers whether the event is set).
-            let woken =
-                self.wait_for(&state.changed, wait, || state.set.lock().then_some(())).await?;
+            // A set after this point counts even if a clear follows before this waiter looks
+            // (as Dask's, asyncio's and `threading`'s events): it moved the generation.
+            let began = state.set.lock().generation;
+            let woken = self
+                .wait_for(&state.changed, wait, || {
+                    let flag = state.set.lock();
+                    (flag.set || flag.generation != began).then_some(())
+                })
+                .await?;
             Ok(woken.is_some())
         })
     }
@@ -709,18 +938,29 @@ impl Backend for InProcess {
             let state = self.queue_state(name, tag, None)?;
             let take = |minimum: usize| {
                 let mut inner = state.inner.lock();
+                // The bound is the name's, whichever handle set it (perhaps while this waits).
+                if let Some(bound) = inner.capacity.filter(|bound| n > *bound) {
+                    return Some(Err(problem(
+                        Kind::Queue,
+                        name,
+                        format!(
+                            "a batch of {n} items was asked for, but the queue holds at most \
+                             {bound}; ask for at most {bound}"
+                        ),
+                    )));
+                }
                 if inner.items.len() < minimum.max(1) {
                     return None;
                 }
                 let count = n.min(inner.items.len());
-                Some(inner.items.drain(..count).collect::<Vec<_>>())
+                Some(Ok(inner.items.drain(..count).collect::<Vec<_>>()))
             };
             let mut items = self.wait_for(&state.pushed, wait, || take(n)).await?;
             if items.is_none() {
                 // The wait ran out: take what is there.
                 items = take(1);
             }
-            let items = items.unwrap_or_default();
+            let items = items.transpose()?.unwrap_or_default();
             if !items.is_empty() {
                 // Room for that many producers.
                 state.popped.notify(items.len().additional());
@@ -783,7 +1023,14 @@ impl Backend for InProcess {
         Box::pin(async move {
             let state = self.variables.lock().get(name).cloned();
             if let Some(state) = state {
-                let old = std::mem::replace(&mut *state.value.lock(), VariableValue::Deleted);
+                let old = {
+                    let mut value = state.value.lock();
+                    match *value {
+                        // Never set: nothing to delete, and its waiters keep waiting.
+                        VariableValue::Unset => return Ok(()),
+                        _ => std::mem::replace(&mut *value, VariableValue::Deleted),
+                    }
+                };
                 drop(old);
                 state.changed.notify(usize::MAX);
             }
@@ -861,15 +1108,20 @@ impl Backend for InProcess {
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let mut topics = self.topics.lock();
-            let state = topics
-                .entry(topic.to_owned())
-                .or_insert_with(|| TopicState { tag, subscribers: Vec::new() });
-            state.tag.check(Kind::Topic, topic, tag)?;
+            // A topic nobody subscribes to has no state (and no type): the message is dropped.
+            let Some(state) = topics.get_mut(topic) else { return Ok(()) };
+            state.subscribers.retain(|subscriber| !subscriber.is_closed());
+            if !state.subscribers.is_empty() {
+                state.tag.check(Kind::Topic, topic, tag)?;
+            }
             // Sending under the topic's lock keeps one order for every subscriber when several
             // threads log at once. The channels are unbounded: a send never waits.
             state
                 .subscribers
                 .retain(|subscriber| subscriber.try_send(Arc::clone(&message)).is_ok());
+            if state.subscribers.is_empty() {
+                topics.remove(topic);
+            }
             Ok(())
         })
     }
@@ -884,11 +1136,32 @@ impl Backend for InProcess {
             let state = topics
                 .entry(topic.to_owned())
                 .or_insert_with(|| TopicState { tag, subscribers: Vec::new() });
+            // With every earlier subscription gone, the topic starts afresh: this one fixes
+            // its type.
+            state.subscribers.retain(|subscriber| !subscriber.is_closed());
+            if state.subscribers.is_empty() {
+                state.tag = tag;
+            }
             state.tag.check(Kind::Topic, topic, tag)?;
             let (sender, receiver) = async_channel::unbounded();
             state.subscribers.push(sender);
-            Ok(Box::pin(receiver) as TopicFeed)
+            let feed = Feed {
+                receiver: Some(Box::pin(receiver)),
+                topics: Arc::downgrade(&self.topics),
+                topic: topic.to_owned(),
+            };
+            Ok(Box::pin(feed) as TopicFeed)
         })
+    }
+
+    fn live_names(&self) -> usize {
+        self.lock_leases.lock().len()
+            + self.semaphore_leases.lock().len()
+            + self.events.lock().len()
+            + self.queues.lock().len()
+            + self.variables.lock().len()
+            + self.datasets.lock().len()
+            + self.topics.lock().len()
     }
 
     fn close(&self) {
@@ -913,6 +1186,41 @@ impl Backend for InProcess {
         // Subscriptions end: their feeds close.
         for topic in self.topics.lock().values_mut() {
             topic.subscribers.clear();
+        }
+    }
+}
+
+/// One subscription's messages. When it is dropped it lets go of its topic's state if it was
+/// the last subscription (so a topic per request leaves nothing behind, and a later subscriber
+/// may choose another type).
+struct Feed {
+    /// `Some` until drop: dropped first there, so the channel reads as closed.
+    receiver: Option<Pin<Box<async_channel::Receiver<SharedPayload>>>>,
+    topics: Weak<Mutex<HashMap<String, TopicState>>>,
+    topic: String,
+}
+
+impl Stream for Feed {
+    type Item = SharedPayload;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SharedPayload>> {
+        match self.receiver.as_mut() {
+            Some(receiver) => receiver.as_mut().poll_next(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        drop(self.receiver.take());
+        let Some(topics) = self.topics.upgrade() else { return };
+        let mut topics = topics.lock();
+        if let Some(state) = topics.get_mut(&self.topic) {
+            state.subscribers.retain(|subscriber| !subscriber.is_closed());
+            if state.subscribers.is_empty() {
+                topics.remove(&self.topic);
+            }
         }
     }
 }

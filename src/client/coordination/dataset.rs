@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use super::backend::{Kind, TypeTag, problem};
-use crate::client::blocking::block_on_caller_thread;
+use super::backend::{Kind, TypeTag, problem, short_type_name};
+use super::run_now;
 use crate::client::{BlockingClient, Client, TaskFuture};
 use crate::error::Error;
 
@@ -62,7 +62,7 @@ impl Client {
             problem(
                 Kind::Dataset,
                 name,
-                format!("it is not a TaskFuture<{}>", std::any::type_name::<T>()),
+                format!("it is not a TaskFuture<{}>", short_type_name(std::any::type_name::<T>())),
             )
         })
     }
@@ -95,7 +95,8 @@ impl BlockingClient<'_> {
     ///
     /// # Errors
     ///
-    /// As [`Client::publish_dataset`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Client::publish_dataset`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     ///
     /// # Examples
     ///
@@ -112,33 +113,36 @@ impl BlockingClient<'_> {
         name: &str,
         future: &TaskFuture<T>,
     ) -> Result<(), Error> {
-        block_on_caller_thread(self.client.publish_dataset(name, future))?
+        run_now(self.client.publish_dataset(name, future))?
     }
 
     /// The future published under `name`; see [`Client::dataset`].
     ///
     /// # Errors
     ///
-    /// As [`Client::dataset`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Client::dataset`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn dataset<T: Send + Sync + 'static>(&self, name: &str) -> Result<TaskFuture<T>, Error> {
-        block_on_caller_thread(self.client.dataset(name))?
+        run_now(self.client.dataset(name))?
     }
 
     /// The names of the published datasets; see [`Client::list_datasets`].
     ///
     /// # Errors
     ///
-    /// As [`Client::list_datasets`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Client::list_datasets`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn list_datasets(&self) -> Result<Vec<String>, Error> {
-        block_on_caller_thread(self.client.list_datasets())?
+        run_now(self.client.list_datasets())?
     }
 
     /// Removes the dataset `name`; see [`Client::unpublish_dataset`].
     ///
     /// # Errors
     ///
-    /// As [`Client::unpublish_dataset`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Client::unpublish_dataset`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn unpublish_dataset(&self, name: &str) -> Result<(), Error> {
-        block_on_caller_thread(self.client.unpublish_dataset(name))?
+        run_now(self.client.unpublish_dataset(name))?
     }
 }

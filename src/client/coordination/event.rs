@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::backend::Kind;
-use super::{Blocking, Ctx};
+use super::{Blocking, Ctx, run_now};
 use crate::client::blocking::block_on_caller_thread;
 use crate::error::Error;
 
@@ -104,7 +104,7 @@ impl Event {
     ///
     /// Dropping the future changes nothing.
     pub async fn wait_timeout(&self, timeout: Duration) -> Result<bool, Error> {
-        let backend = self.ctx.backend(Kind::Event, &self.name, "wait")?;
+        let backend = self.ctx.backend(Kind::Event, &self.name, "wait_timeout")?;
         backend.wait_event(&self.name, Some(timeout)).await
     }
 
@@ -119,27 +119,30 @@ impl Blocking<'_, Event> {
     ///
     /// # Errors
     ///
-    /// As [`Event::set`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Event::set`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`]).
     pub fn set(&self) -> Result<(), Error> {
-        block_on_caller_thread(self.primitive.set())?
+        run_now(self.primitive.set())?
     }
 
     /// Clears the event; see [`Event::clear`].
     ///
     /// # Errors
     ///
-    /// As [`Event::clear`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Event::clear`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`]).
     pub fn clear(&self) -> Result<(), Error> {
-        block_on_caller_thread(self.primitive.clear())?
+        run_now(self.primitive.clear())?
     }
 
     /// Whether the event is set; see [`Event::is_set`].
     ///
     /// # Errors
     ///
-    /// As [`Event::is_set`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Event::is_set`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`]).
     pub fn is_set(&self) -> Result<bool, Error> {
-        block_on_caller_thread(self.primitive.is_set())?
+        run_now(self.primitive.is_set())?
     }
 
     /// Blocks until the event is set; see [`Event::wait`].

@@ -7,7 +7,7 @@ use std::task::Context;
 use std::time::Duration;
 
 use super::backend::{Kind, LeaseId, problem};
-use super::{Blocking, Ctx};
+use super::{Blocking, Ctx, run_now};
 use crate::client::blocking::block_on_caller_thread;
 use crate::error::Error;
 
@@ -90,6 +90,22 @@ impl Semaphore {
         })
     }
 
+    /// Refuses this handle when its name exists with another `max_leases` (see
+    /// [`Client::semaphore`](crate::Client::semaphore)). A backend that cannot answer at once
+    /// from an async context leaves the check to `acquire`.
+    pub(super) fn check_max_leases(&self) -> Result<(), Error> {
+        let Ok(backend) = self.ctx.any_backend(self.kind, &self.name) else {
+            return Ok(()); // no backend: every operation says so
+        };
+        let mut check =
+            std::pin::pin!(backend.check_max_leases(self.kind, &self.name, self.max_leases));
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        match check.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(outcome) => outcome,
+            std::task::Poll::Pending => block_on_caller_thread(check).unwrap_or(Ok(())),
+        }
+    }
+
     /// The name it was obtained under.
     pub fn name(&self) -> &str {
         &self.name
@@ -124,7 +140,7 @@ impl Semaphore {
     ///
     /// Dropping the future before it completes leaves no lease behind.
     pub async fn acquire(&self) -> Result<Lease, Error> {
-        let lease = self.acquire_within(None).await?;
+        let lease = self.acquire_within(None, "acquire").await?;
         Ok(lease.expect("a wait without a limit ends with a lease"))
     }
 
@@ -139,7 +155,7 @@ impl Semaphore {
     ///
     /// As [`acquire`](Semaphore::acquire).
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<Lease>, Error> {
-        self.acquire_within(Some(timeout)).await
+        self.acquire_within(Some(timeout), "acquire_timeout").await
     }
 
     /// A lease if one is free now, without waiting.
@@ -148,11 +164,15 @@ impl Semaphore {
     ///
     /// As [`acquire`](Semaphore::acquire).
     pub async fn try_acquire(&self) -> Result<Option<Lease>, Error> {
-        self.acquire_within(Some(Duration::ZERO)).await
+        self.acquire_within(Some(Duration::ZERO), "try_acquire").await
     }
 
-    async fn acquire_within(&self, wait: Option<Duration>) -> Result<Option<Lease>, Error> {
-        let backend = self.ctx.backend(self.kind, &self.name, "acquire")?;
+    async fn acquire_within(
+        &self,
+        wait: Option<Duration>,
+        operation: &'static str,
+    ) -> Result<Option<Lease>, Error> {
+        let backend = self.ctx.backend(self.kind, &self.name, operation)?;
         if self.lease_timeout.is_zero() {
             return Err(problem(
                 self.kind,
@@ -168,7 +188,8 @@ impl Semaphore {
     }
 
     /// Gives back a lease detached from its guard with [`Lease::detach`] (perhaps by another
-    /// task than the one that acquired it).
+    /// task than the one that acquired it). Still done after the client closed: a lease is
+    /// never left held by nobody.
     ///
     /// # Errors
     ///
@@ -188,7 +209,7 @@ impl Semaphore {
     /// # futures::executor::block_on(run()).unwrap();
     /// ```
     pub async fn release(&self, lease: LeaseId) -> Result<(), Error> {
-        let backend = self.ctx.backend(self.kind, &self.name, "release")?;
+        let backend = self.ctx.any_backend(self.kind, &self.name)?;
         if backend.release_lease(self.kind, &self.name, lease).await? {
             return Ok(());
         }
@@ -208,7 +229,11 @@ impl Semaphore {
     ///
     /// [`Error::Closed`] after the client closed.
     pub async fn held(&self) -> Result<u32, Error> {
-        let backend = self.ctx.backend(self.kind, &self.name, "held")?;
+        self.count("held").await
+    }
+
+    async fn count(&self, operation: &'static str) -> Result<u32, Error> {
+        let backend = self.ctx.backend(self.kind, &self.name, operation)?;
         backend.count_leases(self.kind, &self.name).await
     }
 
@@ -241,27 +266,30 @@ impl Blocking<'_, Semaphore> {
     ///
     /// # Errors
     ///
-    /// As [`Semaphore::acquire`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Semaphore::acquire`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`]).
     pub fn try_acquire(&self) -> Result<Option<Lease>, Error> {
-        block_on_caller_thread(self.primitive.try_acquire())?
+        run_now(self.primitive.try_acquire())?
     }
 
     /// Gives back a detached lease; see [`Semaphore::release`].
     ///
     /// # Errors
     ///
-    /// As [`Semaphore::release`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Semaphore::release`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`]).
     pub fn release(&self, lease: LeaseId) -> Result<(), Error> {
-        block_on_caller_thread(self.primitive.release(lease))?
+        run_now(self.primitive.release(lease))?
     }
 
     /// How many leases are held; see [`Semaphore::held`].
     ///
     /// # Errors
     ///
-    /// As [`Semaphore::held`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Semaphore::held`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`]).
     pub fn held(&self) -> Result<u32, Error> {
-        block_on_caller_thread(self.primitive.held())?
+        run_now(self.primitive.held())?
     }
 }
 
@@ -368,7 +396,7 @@ impl Lock {
     ///
     /// [`Error::Closed`] after the client closed.
     pub async fn is_locked(&self) -> Result<bool, Error> {
-        Ok(self.semaphore.held().await? > 0)
+        Ok(self.semaphore.count("is_locked").await? > 0)
     }
 
     /// The blocking twin of this lock's methods.
@@ -411,27 +439,30 @@ impl Blocking<'_, Lock> {
     ///
     /// # Errors
     ///
-    /// As [`Lock::acquire`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Lock::acquire`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`]).
     pub fn try_acquire(&self) -> Result<Option<Lease>, Error> {
-        block_on_caller_thread(self.primitive.try_acquire())?
+        run_now(self.primitive.try_acquire())?
     }
 
     /// Releases a detached lease; see [`Lock::release`].
     ///
     /// # Errors
     ///
-    /// As [`Lock::release`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Lock::release`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`]).
     pub fn release(&self, lease: LeaseId) -> Result<(), Error> {
-        block_on_caller_thread(self.primitive.release(lease))?
+        run_now(self.primitive.release(lease))?
     }
 
     /// Whether the lock is held; see [`Lock::is_locked`].
     ///
     /// # Errors
     ///
-    /// As [`Lock::is_locked`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Lock::is_locked`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`]).
     pub fn is_locked(&self) -> Result<bool, Error> {
-        block_on_caller_thread(self.primitive.is_locked())?
+        run_now(self.primitive.is_locked())?
     }
 }
 
@@ -466,21 +497,16 @@ impl Lease {
         self.id
     }
 
-    /// Gives the lease back now, reporting whether it was still held.
+    /// Gives the lease back now, reporting whether it was still held. After the client
+    /// closed this still gives it back (and answers `Ok`), as dropping the guard does.
     ///
     /// # Errors
     ///
     /// [`Error::Coordination`] when the lease had ended already (on a backend in another
-    /// process: it expired because it was not refreshed in time); [`Error::Closed`] after the
-    /// client closed.
+    /// process: it expired because it was not refreshed in time).
     pub async fn release(mut self) -> Result<(), Error> {
-        let outcome = self.semaphore.release(self.id).await;
-        // A closed client refuses the call; the drop then gives the lease back anyway, so
-        // that it is never left held by nobody.
-        if !matches!(outcome, Err(Error::Closed { .. })) {
-            self.held = false;
-        }
-        outcome
+        self.held = false;
+        self.semaphore.release(self.id).await
     }
 
     /// Extends the lease by its timeout; `Ok(false)` when it had ended already (then another

@@ -8,9 +8,8 @@
 //!   or from task bodies given a clone, reach the same primitive. Each kind has its own names
 //!   (a lock `"a"` and a queue `"a"` are two things).
 //! - Every operation is an `async fn`; its blocking twin is on the primitive's
-//!   [`blocking`](Lock::blocking) view ([`Blocking`]), which, like
-//!   [`Client::blocking`], refuses to block inside an async context (a runtime thread or a
-//!   taskweave worker) with [`Error::BlockingInAsyncContext`].
+//!   [`blocking`](Lock::blocking) view ([`Blocking`]). See [Where the blocking twins
+//!   work](#where-the-blocking-twins-work).
 //! - A wait that runs out is an answer, not an error: `acquire_timeout` gives `None`,
 //!   `Event::wait_timeout` `false`, `get_timeout` `None`, `put_timeout` the value back.
 //!   Timeouts are measured by the client's [`Executor`](crate::Executor), so they run in
@@ -19,17 +18,39 @@
 //!   no leases, a release of a lease that is not held, a read of a deleted variable, a value
 //!   of another type than the name's first user gave, a dataset that was never published.
 //! - Closing the client (or dropping its last clone) ends every wait in progress with
-//!   [`Error::Closed`] and ends subscriptions; a lease released after the close is still
-//!   given back.
+//!   [`Error::Closed`] (naming the operation) and ends subscriptions; a lease released after
+//!   the close ([`Lease::release`], [`Semaphore::release`], or dropping the guard) is still
+//!   given back, and the release answers `Ok`.
+//! - A name's state lasts while it is in use: once it is back to its empty state (no lease,
+//!   no waiter, no item, an event not set, a variable never set, no subscriber) it is let
+//!   go, so a service that uses a name per request does not grow. Such a name starts afresh:
+//!   a semaphore's `max_leases`, a queue's bound and a topic's type are fixed again by the
+//!   next user.
 //! - Values are `serde` values or task futures ([`Item`]); in-process they move as they are,
 //!   never encoded. A [`TaskFuture`] held by a queue, a variable or a dataset keeps its task
 //!   (and value) alive, as a handle does.
 //!
 //! Usable from task bodies too: move a handle (or a clone of the client) into an async body,
-//! which awaits the async methods. A *blocking* body cannot wait on a worker thread (the
-//! blocking view refuses, as `TaskFuture::result` does there), because a blocked worker may be
-//! the one the awaited holder needs; submit such work with
-//! [`submit_async`](Client::submit_async).
+//! which awaits the async methods.
+//!
+//! # Where the blocking twins work
+//!
+//! - **Calls that never wait work from any thread**, a worker thread running a blocking task
+//!   body and an async runtime's thread included: `Event::set`, `clear`, `is_set`;
+//!   `Variable::set`, `delete`; `Queue::put` (when there is room: always on an unbounded
+//!   queue), `len`, `is_empty`; `try_acquire`, `release`, `held`, `is_locked`;
+//!   `log_event`, `subscribe`, and the dataset calls.
+//! - **Calls that can wait** (`acquire`, `acquire_timeout`, `Event::wait`, `Queue::get`,
+//!   `get_batch`, `put_timeout`, a `put` into a full bounded queue, `Variable::get`, and
+//!   their `_timeout` variants) are refused in an async context with
+//!   [`Error::BlockingInAsyncContext`], as [`Client::blocking`] and `TaskFuture::result`
+//!   are. That includes a *blocking task body* on a worker: the worker blocked in the wait
+//!   may be the one the awaited holder needs (on a bounded pool, or under the one-thread
+//!   simulation, nothing would ever run it), and even a timeout would only stall the pool.
+//!   Wait in an async body instead ([`submit_async`](Client::submit_async), then `.await`),
+//!   or make the task depend on a future rather than wait for a signal.
+//! - On a backend in another process a call that never waits still needs a round trip; one
+//!   that cannot answer at once is then refused in an async context like a wait.
 //!
 //! # Cancel safety
 //!
@@ -92,7 +113,9 @@ mod topic;
 mod variable;
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 pub use backend::LeaseId;
 pub use event::Event;
@@ -104,6 +127,7 @@ pub use variable::Variable;
 pub(crate) use backend::Backend;
 use backend::{InProcess, Kind, problem};
 
+use super::blocking::block_on_caller_thread;
 use super::core::Core;
 use super::{Client, TaskFuture};
 use crate::error::Error;
@@ -131,8 +155,10 @@ mod sealed {
 /// The blocking twin of a primitive's async methods: `lock.blocking().acquire()`. Get one
 /// with the primitive's `blocking` method.
 ///
-/// Every method refuses to block inside an async context and returns
-/// [`Error::BlockingInAsyncContext`] instead, as [`Client::blocking`] does.
+/// A method that may wait refuses to block inside an async context and returns
+/// [`Error::BlockingInAsyncContext`] instead, as [`Client::blocking`] does; one that never
+/// waits works anywhere (see [Where the blocking twins
+/// work](self#where-the-blocking-twins-work)).
 ///
 /// # Examples
 ///
@@ -182,6 +208,12 @@ impl Ctx {
         if self.core.is_closed() {
             return Err(Error::Closed { operation });
         }
+        self.any_backend(kind, name)
+    }
+
+    /// The backend even after the client closed: for giving a lease back, which is still
+    /// done then (see the module docs).
+    fn any_backend(&self, kind: Kind, name: &str) -> Result<&Arc<dyn Backend>, Error> {
         self.backend.as_ref().ok_or_else(|| {
             problem(
                 kind,
@@ -194,6 +226,21 @@ impl Ctx {
             )
         })
     }
+}
+
+/// Runs a call that answers without waiting (a set, a delete, a count, an unbounded put, a
+/// release...) from any thread, an async context included, where
+/// [`block_on_caller_thread`] would refuse: in-process such a call completes in its first
+/// poll. A call that does not (a backend that needs a round trip, or a bounded put into a
+/// full queue) would block the thread, so it is refused in an async context as any blocking
+/// call is.
+fn run_now<F: Future>(future: F) -> Result<F::Output, Error> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+    if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+        return Ok(output);
+    }
+    block_on_caller_thread(future)
 }
 
 /// The coordination backend for a client built on `core`: the in-process one for the
@@ -215,6 +262,18 @@ impl Client {
     /// client closes (or its last clone is dropped).
     pub(crate) fn close_coordination(&self) {
         close_backend(&self.shared.coordination);
+    }
+
+    /// How many names the coordination backend keeps state for in this process, over every
+    /// kind of primitive (0 before the first use, and on a backend that keeps none here). A
+    /// name is let go when it is back to its empty state and nobody holds or waits on it, so
+    /// a name per request does not make this grow. For tests and leak checks.
+    #[doc(hidden)]
+    pub fn coordination_live_names(&self) -> usize {
+        match self.shared.coordination.get() {
+            Some(Some(backend)) => backend.live_names(),
+            _ => 0,
+        }
     }
 
     /// How handles reach this client's coordination state (shared by every clone).
@@ -248,7 +307,9 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::Coordination`] when `max_leases` is 0 (nothing could ever acquire it).
+    /// [`Error::Coordination`] when `max_leases` is 0 (nothing could ever acquire it), or the
+    /// semaphore `name` exists (a lease is held or awaited) with another `max_leases`;
+    /// [`Error::Closed`] after the client closed.
     ///
     /// # Examples
     ///
@@ -256,15 +317,18 @@ impl Client {
     /// # async fn run() -> Result<(), taskweave::Error> {
     /// let client = taskweave::Client::builder().workers(1).build().await?;
     /// let limit = client.semaphore("api", 2)?;
-    /// let first = limit.acquire().await?;
+    /// let held = limit.acquire().await?;
+    /// assert!(client.semaphore("api", 5).is_err(), "one name, one max_leases");
     /// let second = limit.acquire().await?;
     /// assert!(limit.try_acquire().await?.is_none(), "both leases are out");
-    /// drop((first, second));
+    /// drop((held, second));
     /// # client.close().await }
     /// # futures::executor::block_on(run()).unwrap();
     /// ```
     pub fn semaphore(&self, name: impl Into<String>, max_leases: u32) -> Result<Semaphore, Error> {
-        Semaphore::new(self.coordination(), name.into(), max_leases)
+        let semaphore = Semaphore::new(self.coordination(), name.into(), max_leases)?;
+        semaphore.check_max_leases()?;
+        Ok(semaphore)
     }
 
     /// The cluster-wide event named `name` (Dask's `Event(name)`): a flag tasks wait for.

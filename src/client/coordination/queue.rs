@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::backend::{Kind, Payload, TypeTag, problem};
-use super::{Blocking, Ctx, Item};
+use super::backend::{Kind, Payload, TypeTag, problem, short_type_name};
+use super::{Blocking, Ctx, Item, run_now};
 use crate::client::blocking::block_on_caller_thread;
 use crate::error::Error;
 
@@ -63,7 +63,7 @@ impl<T> fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Queue")
             .field("name", &self.name)
-            .field("item", &std::any::type_name::<T>())
+            .field("item", &short_type_name(std::any::type_name::<T>()))
             .field("capacity", &self.capacity)
             .finish()
     }
@@ -91,7 +91,7 @@ impl<T: Item> Queue<T> {
     /// Dropping the future before it completes leaves the queue without the value (and drops
     /// it).
     pub async fn put(&self, value: T) -> Result<(), Error> {
-        match self.put_within(value, None).await? {
+        match self.put_within(value, None, "put").await? {
             Ok(()) => Ok(()),
             Err(_) => unreachable!("a wait without a limit ends with the value queued"),
         }
@@ -108,11 +108,16 @@ impl<T: Item> Queue<T> {
     ///
     /// As [`put`](Queue::put).
     pub async fn put_timeout(&self, value: T, timeout: Duration) -> Result<Result<(), T>, Error> {
-        self.put_within(value, Some(timeout)).await
+        self.put_within(value, Some(timeout), "put_timeout").await
     }
 
-    async fn put_within(&self, value: T, wait: Option<Duration>) -> Result<Result<(), T>, Error> {
-        let backend = self.ctx.backend(Kind::Queue, &self.name, "put")?;
+    async fn put_within(
+        &self,
+        value: T,
+        wait: Option<Duration>,
+        operation: &'static str,
+    ) -> Result<Result<(), T>, Error> {
+        let backend = self.ctx.backend(Kind::Queue, &self.name, operation)?;
         let tag = TypeTag::of::<T>();
         match backend.push_item(&self.name, tag, self.capacity, Box::new(value), wait).await? {
             Ok(()) => Ok(Ok(())),
@@ -131,7 +136,7 @@ impl<T: Item> Queue<T> {
     ///
     /// Dropping the future before it completes takes nothing.
     pub async fn get(&self) -> Result<T, Error> {
-        let mut items = self.pop(1, None).await?;
+        let mut items = self.pop(1, None, "get").await?;
         Ok(items.pop().expect("a wait without a limit ends with an item"))
     }
 
@@ -146,7 +151,7 @@ impl<T: Item> Queue<T> {
     ///
     /// As [`get`](Queue::get).
     pub async fn get_timeout(&self, timeout: Duration) -> Result<Option<T>, Error> {
-        Ok(self.pop(1, Some(timeout)).await?.pop())
+        Ok(self.pop(1, Some(timeout), "get_timeout").await?.pop())
     }
 
     /// Takes `n` items from the front at once, waiting until there are `n` (Dask's
@@ -161,7 +166,7 @@ impl<T: Item> Queue<T> {
     ///
     /// As [`get`](Queue::get).
     pub async fn get_batch(&self, n: usize) -> Result<Vec<T>, Error> {
-        self.pop(n, None).await
+        self.pop(n, None, "get_batch").await
     }
 
     /// Takes `n` items from the front at once, waiting up to `timeout` until there are `n`;
@@ -175,11 +180,16 @@ impl<T: Item> Queue<T> {
     ///
     /// As [`get`](Queue::get).
     pub async fn get_batch_timeout(&self, n: usize, timeout: Duration) -> Result<Vec<T>, Error> {
-        self.pop(n, Some(timeout)).await
+        self.pop(n, Some(timeout), "get_batch_timeout").await
     }
 
-    async fn pop(&self, n: usize, wait: Option<Duration>) -> Result<Vec<T>, Error> {
-        let backend = self.ctx.backend(Kind::Queue, &self.name, "get")?;
+    async fn pop(
+        &self,
+        n: usize,
+        wait: Option<Duration>,
+        operation: &'static str,
+    ) -> Result<Vec<T>, Error> {
+        let backend = self.ctx.backend(Kind::Queue, &self.name, operation)?;
         if n == 0 {
             return Ok(Vec::new());
         }
@@ -203,7 +213,11 @@ impl<T: Item> Queue<T> {
     ///
     /// [`Error::Closed`] after the client closed.
     pub async fn len(&self) -> Result<usize, Error> {
-        self.ctx.backend(Kind::Queue, &self.name, "len")?.count_items(&self.name).await
+        self.count("len").await
+    }
+
+    async fn count(&self, operation: &'static str) -> Result<usize, Error> {
+        self.ctx.backend(Kind::Queue, &self.name, operation)?.count_items(&self.name).await
     }
 
     /// Whether the queue is empty now.
@@ -212,7 +226,7 @@ impl<T: Item> Queue<T> {
     ///
     /// [`Error::Closed`] after the client closed.
     pub async fn is_empty(&self) -> Result<bool, Error> {
-        Ok(self.len().await? == 0)
+        Ok(self.count("is_empty").await? == 0)
     }
 
     fn unpack(&self, payload: Payload) -> Result<T, Error> {
@@ -222,7 +236,7 @@ impl<T: Item> Queue<T> {
                 &self.name,
                 format!(
                     "an item is not a {}; use one item type per queue name",
-                    std::any::type_name::<T>()
+                    short_type_name(std::any::type_name::<T>())
                 ),
             )
         })
@@ -239,7 +253,9 @@ impl<T: Item> Blocking<'_, Queue<T>> {
     ///
     /// # Errors
     ///
-    /// As [`Queue::put`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Queue::put`]. It waits only while a bounded queue is full, and only that is
+    /// refused in async code ([`Error::BlockingInAsyncContext`]): with room it works
+    /// anywhere, task bodies included (see [`Blocking`]).
     ///
     /// # Examples
     ///
@@ -251,7 +267,7 @@ impl<T: Item> Blocking<'_, Queue<T>> {
     /// # Ok::<(), taskweave::Error>(())
     /// ```
     pub fn put(&self, value: T) -> Result<(), Error> {
-        block_on_caller_thread(self.primitive.put(value))?
+        run_now(self.primitive.put(value))?
     }
 
     /// Blocks up to `timeout` to queue `value`; see [`Queue::put_timeout`].
@@ -303,17 +319,19 @@ impl<T: Item> Blocking<'_, Queue<T>> {
     ///
     /// # Errors
     ///
-    /// As [`Queue::len`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Queue::len`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`]).
     pub fn len(&self) -> Result<usize, Error> {
-        block_on_caller_thread(self.primitive.len())?
+        run_now(self.primitive.len())?
     }
 
     /// Whether the queue is empty; see [`Queue::is_empty`].
     ///
     /// # Errors
     ///
-    /// As [`Queue::len`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Queue::len`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`]).
     pub fn is_empty(&self) -> Result<bool, Error> {
-        block_on_caller_thread(self.primitive.is_empty())?
+        run_now(self.primitive.is_empty())?
     }
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 
-use super::backend::{Kind, TopicFeed, TypeTag, problem};
+use super::backend::{Kind, TopicFeed, TypeTag, problem, short_type_name};
+use super::run_now;
 use crate::client::blocking::block_on_caller_thread;
 use crate::client::{BlockingClient, Client};
 use crate::error::Error;
@@ -78,19 +79,21 @@ impl BlockingClient<'_> {
     ///
     /// # Errors
     ///
-    /// As [`Client::log_event`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Client::log_event`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     pub fn log_event<T>(&self, topic: &str, message: T) -> Result<(), Error>
     where
         T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        block_on_caller_thread(self.client.log_event(topic, message))?
+        run_now(self.client.log_event(topic, message))?
     }
 
     /// Subscribes to `topic`; see [`Client::subscribe`].
     ///
     /// # Errors
     ///
-    /// As [`Client::subscribe`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Client::subscribe`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`](super::Blocking)).
     ///
     /// # Examples
     ///
@@ -107,7 +110,7 @@ impl BlockingClient<'_> {
     where
         T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        block_on_caller_thread(self.client.subscribe(topic))?
+        run_now(self.client.subscribe(topic))?
     }
 }
 
@@ -128,7 +131,7 @@ impl<T> fmt::Debug for Subscription<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
             .field("topic", &self.topic)
-            .field("message", &std::any::type_name::<T>())
+            .field("message", &short_type_name(std::any::type_name::<T>()))
             .finish()
     }
 }

@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::backend::{Kind, SharedPayload, TypeTag, problem};
-use super::{Blocking, Ctx, Item};
+use super::backend::{Kind, SharedPayload, TypeTag, problem, short_type_name};
+use super::{Blocking, Ctx, Item, run_now};
 use crate::client::blocking::block_on_caller_thread;
 use crate::error::Error;
 
@@ -53,7 +53,7 @@ impl<T> fmt::Debug for Variable<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Variable")
             .field("name", &self.name)
-            .field("value", &std::any::type_name::<T>())
+            .field("value", &short_type_name(std::any::type_name::<T>()))
             .finish()
     }
 }
@@ -90,7 +90,7 @@ impl<T: Item + Clone> Variable<T> {
     ///
     /// Dropping the future changes nothing.
     pub async fn get(&self) -> Result<T, Error> {
-        let value = self.get_within(None).await?;
+        let value = self.get_within(None, "get").await?;
         Ok(value.expect("a wait without a limit ends with a value"))
     }
 
@@ -105,17 +105,22 @@ impl<T: Item + Clone> Variable<T> {
     ///
     /// Dropping the future changes nothing.
     pub async fn get_timeout(&self, timeout: Duration) -> Result<Option<T>, Error> {
-        self.get_within(Some(timeout)).await
+        self.get_within(Some(timeout), "get_timeout").await
     }
 
-    async fn get_within(&self, wait: Option<Duration>) -> Result<Option<T>, Error> {
-        let backend = self.ctx.backend(Kind::Variable, &self.name, "get")?;
+    async fn get_within(
+        &self,
+        wait: Option<Duration>,
+        operation: &'static str,
+    ) -> Result<Option<T>, Error> {
+        let backend = self.ctx.backend(Kind::Variable, &self.name, operation)?;
         let value = backend.get_variable(&self.name, TypeTag::of::<T>(), wait).await?;
         value.map(|value| self.unpack(&value)).transpose()
     }
 
     /// Deletes the value (releasing a future it held). Readers get an error until it is set
-    /// again; deleting a variable that was never set does nothing.
+    /// again; deleting a variable that was never set does nothing (its readers keep waiting
+    /// for a set, as with Dask's `Variable.get`).
     ///
     /// # Errors
     ///
@@ -131,7 +136,7 @@ impl<T: Item + Clone> Variable<T> {
                 &self.name,
                 format!(
                     "its value is not a {}; use one type per variable name",
-                    std::any::type_name::<T>()
+                    short_type_name(std::any::type_name::<T>())
                 ),
             )
         })
@@ -148,7 +153,8 @@ impl<T: Item + Clone> Blocking<'_, Variable<T>> {
     ///
     /// # Errors
     ///
-    /// As [`Variable::set`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Variable::set`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`]).
     ///
     /// # Examples
     ///
@@ -160,7 +166,7 @@ impl<T: Item + Clone> Blocking<'_, Variable<T>> {
     /// # Ok::<(), taskweave::Error>(())
     /// ```
     pub fn set(&self, value: T) -> Result<(), Error> {
-        block_on_caller_thread(self.primitive.set(value))?
+        run_now(self.primitive.set(value))?
     }
 
     /// Blocks until the variable is set; see [`Variable::get`].
@@ -185,8 +191,9 @@ impl<T: Item + Clone> Blocking<'_, Variable<T>> {
     ///
     /// # Errors
     ///
-    /// As [`Variable::delete`]; [`Error::BlockingInAsyncContext`] in async code.
+    /// As [`Variable::delete`]. It never waits, so it works in async code and in task bodies
+    /// too (see [`Blocking`]).
     pub fn delete(&self) -> Result<(), Error> {
-        block_on_caller_thread(self.primitive.delete())?
+        run_now(self.primitive.delete())?
     }
 }

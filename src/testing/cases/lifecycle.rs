@@ -102,7 +102,7 @@ pub async fn registered_submit_after_close_gives_a_clear_error(client: Client) {
 pub async fn close_resolves_pending_tasks_with_an_error(client: Client) {
     let (release, gate) = flume::bounded::<()>(0);
     // Occupy every worker, then queue more behind them.
-    let blockers: Vec<_> = (0..2)
+    let blockers: Vec<_> = (0..super::worker_slots(&client).await)
         .map(|_| {
             let gate = gate.clone();
             client.submit(move |_: ()| gate.recv().is_ok(), ())
@@ -127,7 +127,7 @@ pub async fn close_resolves_pending_tasks_with_an_error(client: Client) {
 
 pub async fn cancel_gives_cancelled(client: Client) {
     let (release, gate) = flume::bounded::<()>(0);
-    let blockers: Vec<_> = (0..2)
+    let blockers: Vec<_> = (0..super::worker_slots(&client).await)
         .map(|_| {
             let gate = gate.clone();
             client.submit(move |_: ()| gate.recv().is_ok(), ())

@@ -36,3 +36,15 @@ pub(crate) async fn eventually(
         .await;
     assert!(polled.is_ok(), "{what} did not happen within {limit:?}");
 }
+
+/// How many tasks the client's workers run at once: the sum of the
+/// [`concurrency`](crate::transport::WorkerInfo::concurrency) of the workers that
+/// [`Client::workers`] lists, or two when the transport lists none (the suite's documented
+/// assumption; see "What a case may assume" in the module docs).
+pub(crate) async fn worker_slots(client: &Client) -> usize {
+    let listed = client.workers().await.unwrap_or_default();
+    match listed.iter().map(|worker| worker.concurrency).sum() {
+        0 => 2,
+        slots => slots,
+    }
+}

@@ -7,9 +7,15 @@ use std::time::Duration;
 
 use crate::{CancelOutcome, Client, RetryOutcome, TaskError};
 
-use super::eventually;
+use super::{eventually, worker_slots};
 
-/// Occupies every one of the client's `workers` until the returned sender is dropped.
+/// Occupies every one of the client's worker slots ([`worker_slots`]) until the returned
+/// sender is dropped.
+async fn block_every_worker(client: &Client) -> (flume::Sender<()>, Vec<crate::TaskFuture<bool>>) {
+    block_workers(client, worker_slots(client).await)
+}
+
+/// Occupies `workers` of the client's workers until the returned sender is dropped.
 fn block_workers(
     client: &Client,
     workers: usize,
@@ -144,7 +150,7 @@ pub async fn an_explicit_key_is_shared_and_a_released_key_recomputes(client: Cli
 }
 
 pub async fn cancelling_the_middle_of_a_chain_cancels_what_follows(client: Client) {
-    let (release, blockers) = block_workers(&client, 2);
+    let (release, blockers) = block_every_worker(&client).await;
     let x = client.submit(inc, 1);
     let y = client.after(&x).submit(|x: i64| x + 1);
     let z = client.after(&y).submit(|y: i64| y + 1);
@@ -165,7 +171,7 @@ pub async fn cancelling_the_middle_of_a_chain_cancels_what_follows(client: Clien
 }
 
 pub async fn cancel_of_many_and_of_a_queued_async_body(client: Client) {
-    let (release, blockers) = block_workers(&client, 2);
+    let (release, blockers) = block_every_worker(&client).await;
     let queued = client.map(inc, 0..5);
     client.cancel(&queued);
     for future in &queued {
@@ -259,7 +265,7 @@ pub async fn scattered_values_feed_dependents_without_copies(client: Client) {
 }
 
 pub async fn fire_and_forget_runs_to_completion_without_a_handle(client: Client) {
-    let (release, blockers) = block_workers(&client, 2);
+    let (release, blockers) = block_every_worker(&client).await;
     let (done, finished) = flume::bounded::<i32>(1);
     let future = client.submit(move |x: i32| done.send(x).unwrap(), 42);
     client.fire_and_forget(std::slice::from_ref(&future));
@@ -272,7 +278,7 @@ pub async fn fire_and_forget_runs_to_completion_without_a_handle(client: Client)
 }
 
 pub async fn a_task_released_before_it_started_does_not_run(client: Client) {
-    let (release, blockers) = block_workers(&client, 2);
+    let (release, blockers) = block_every_worker(&client).await;
     let ran = Arc::new(AtomicU32::new(0));
     let counter = ran.clone();
     drop(client.submit(move |_: ()| counter.fetch_add(1, Ordering::SeqCst), ()));
@@ -446,7 +452,7 @@ pub async fn cancelling_a_finished_task_cancels_it_and_what_reads_it(client: Cli
     // A failed task is cancelled too; an unfinished one answers `Cancelled`.
     let failed = client.try_submit(|_: ()| Err::<u8, _>("no"), ());
     assert!((&failed).await.is_err());
-    let (release, blockers) = block_workers(&client, 2);
+    let (release, blockers) = block_every_worker(&client).await;
     let queued = client.submit(inc, 1);
     let answers = client.cancel(std::slice::from_ref(&failed));
     assert_eq!(answers, [CancelOutcome::CancelledAfterFinishing]);
@@ -462,7 +468,7 @@ pub async fn cancelling_a_finished_task_cancels_it_and_what_reads_it(client: Cli
 
 /// Issue 13: `{future:?}` shows the key and the status, like Dask's repr.
 pub async fn debug_shows_the_key_and_the_status(client: Client) {
-    let (release, blockers) = block_workers(&client, 2);
+    let (release, blockers) = block_every_worker(&client).await;
     let queued = client.task().key("queued").submit(inc, 1);
     assert_eq!(format!("{queued:?}"), "TaskFuture { key: queued, status: pending }");
     assert!(format!("{:?}", blockers[0]).ends_with("status: running }"), "{:?}", blockers[0]);
