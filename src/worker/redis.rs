@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -36,6 +37,13 @@ const DEFAULT_UNRUNNABLE_AFTER: Duration = Duration::from_secs(300);
 /// How many times a call the server refused (a script error, a wrong type) is tried before
 /// the entries it concerns are given up (dead-lettered).
 const REFUSED_TRIES: u32 = 3;
+/// The most entries a worker takes ahead of the ones it runs by default (see
+/// [`WorkerBuilder::prefetch`]).
+const DEFAULT_MAX_PREFETCH: usize = 64;
+/// How much work, in measured task time per runner, a worker with the default (adaptive)
+/// prefetch takes ahead: enough entries to keep its runners busy while the next read is on
+/// its way, few enough that a long task is never held back while another worker is idle.
+const TAKE_AHEAD_TIME: Duration = Duration::from_millis(20);
 /// How many tries in a row a retry loop makes at most once the worker is shutting down
 /// (it does not wait out the reclaim time: the entries are let go of, and reclaimed).
 const SHUTDOWN_TRIES: u32 = 10;
@@ -155,7 +163,7 @@ impl Worker {
             config: RedisConfig::new(""),
             concurrency: std::thread::available_parallelism().map_or(1, usize::from),
             reclaim_after: Duration::from_secs(30),
-            prefetch: 8,
+            prefetch: None,
             unrunnable_after: DEFAULT_UNRUNNABLE_AFTER,
             registry: HashMap::new(),
             executor: None,
@@ -170,7 +178,8 @@ pub struct WorkerBuilder {
     config: RedisConfig,
     concurrency: usize,
     reclaim_after: Duration,
-    prefetch: usize,
+    /// `None`: adaptive (see [`WorkerBuilder::prefetch`]).
+    prefetch: Option<usize>,
     unrunnable_after: Duration,
     registry: HashMap<&'static str, Handler>,
     executor: Option<Arc<dyn Executor>>,
@@ -255,15 +264,23 @@ impl WorkerBuilder {
         self
     }
 
-    /// How many entries the worker takes ahead of the ones it runs (default 8), so that a
-    /// runner finds its next task without a round trip to Redis and reads come in batches.
-    /// More is faster for short tasks; but a worker that dies leaves the entries it took
-    /// ahead waiting until they are reclaimed (they count no failure against their tasks: a
-    /// worker's death counts only against the tasks it was running), and a long task taken
-    /// ahead waits behind the running ones while another worker may be idle. Use 0 for long
-    /// tasks.
+    /// How many entries the worker takes ahead of the ones it runs, always, instead of the
+    /// default adaptive amount.
+    ///
+    /// Taking entries ahead lets a runner find its next task without a round trip to Redis
+    /// and makes reads come in batches: for short tasks it is what makes a worker fast. But
+    /// a long task taken ahead waits behind the running ones while another worker may be
+    /// idle, and a worker that dies leaves the entries it took ahead waiting until they are
+    /// reclaimed (they count no failure against their tasks: a worker's death counts only
+    /// against the tasks it was running).
+    ///
+    /// By default the worker measures how long its tasks run and takes ahead about 20 ms of
+    /// work per task slot, at most 64 entries, and nothing before it has measured a task:
+    /// trivial tasks get the full 64, tasks of 10 ms or more about none, so that a queue of
+    /// long tasks spreads over every worker. Set a number here for a fixed amount (0 for
+    /// never, as for long tasks whose first ones must not be held back either).
     pub fn prefetch(mut self, entries: usize) -> Self {
-        self.prefetch = entries;
+        self.prefetch = Some(entries);
         self
     }
 
@@ -383,7 +400,10 @@ impl WorkerBuilder {
             stop_signal,
             stop: Arc::clone(&stop),
             fatal: Arc::clone(&fatal),
-            capacity: self.concurrency + self.prefetch,
+            concurrency: self.concurrency,
+            prefetch: self.prefetch,
+            mean_run_nanos: AtomicU64::new(0),
+            writes: Mutex::new(Writes::default()),
             slot_freed: flume::bounded(1),
             runnable: async_channel::unbounded(),
             reclaimed: async_channel::unbounded(),
@@ -400,7 +420,10 @@ impl WorkerBuilder {
             queue = %queue,
             namespace = %self.config.namespace_name(),
             concurrency = self.concurrency,
-            prefetch = self.prefetch,
+            prefetch = %self.prefetch.map_or_else(
+                || format!("adaptive, at most {DEFAULT_MAX_PREFETCH}"),
+                |entries| entries.to_string()
+            ),
             tasks = %info.tasks.join(","),
             redis = %self.config.url_without_password(),
             reclaim_after = ?self.reclaim_after,
@@ -520,11 +543,17 @@ struct Shared {
     stop: Arc<Mutex<Option<flume::Sender<()>>>>,
     /// The error that stops the worker by itself (a refused permission).
     fatal: Arc<Mutex<Option<Arc<StoreError>>>>,
-    /// How many entries this worker holds (taken, running or reporting) at most: its
-    /// concurrency plus its prefetch. Reading and
+    /// How many tasks run at once. The worker holds (taken, running or reporting) at most
+    /// this many entries plus those it takes ahead ([`Shared::take_ahead`]). Reading and
     /// reclaiming run concurrently and may overshoot it a little; it bounds, it does not
     /// count exactly.
-    capacity: usize,
+    concurrency: usize,
+    /// A fixed number of entries to take ahead, or `None` for the adaptive amount.
+    prefetch: Option<usize>,
+    /// The mean time a task ran, in ns (a moving average; 0 before the first).
+    mean_run_nanos: AtomicU64,
+    /// Outcomes and starts the runners write together ([`Shared::write_together`]).
+    writes: Mutex<Writes>,
     /// Signalled when the worker lets go of an entry (the reader waits on it when full).
     slot_freed: (flume::Sender<()>, flume::Receiver<()>),
     /// Entries read and not yet started. async-channel, not flume: several runners await it
@@ -590,6 +619,30 @@ enum Begun {
     /// Not recorded: Redis stayed out of reach, refused a permission (the worker stops),
     /// or there was nothing to start; other workers reclaim the entry.
     NotRecorded,
+}
+
+/// What the runners have asked to write together, and whether one of them is writing.
+#[derive(Default)]
+struct Writes {
+    queue: Vec<Write>,
+    leading: bool,
+}
+
+/// One runner's outcome and the start of its next entry, to write with the others'.
+struct Write {
+    completion: Option<Completion>,
+    begin: Option<String>,
+    answer: flume::Sender<Written>,
+}
+
+/// What became of a [`Write`].
+enum Written {
+    /// Written: the outcome's [`Ownership`] and the start's count, for those it had.
+    Done(Option<Ownership>, Option<Result<u32, Ownership>>),
+    /// The call with the others failed: the runner writes its own, with its retries.
+    Alone(Option<Completion>),
+    /// Write the next batch (this runner's request among it).
+    Lead,
 }
 
 /// A decoded entry this worker owns, ready to run.
@@ -690,7 +743,108 @@ impl Shared {
 
     /// How many more entries this worker may take now.
     fn free_slots(&self) -> usize {
-        self.capacity.saturating_sub(self.owned.lock().len()).min(BATCH)
+        let capacity = self.concurrency + self.take_ahead();
+        capacity.saturating_sub(self.owned.lock().len()).min(BATCH)
+    }
+
+    /// How many entries to take ahead of the running ones: the fixed
+    /// [`prefetch`](WorkerBuilder::prefetch), or by default [`TAKE_AHEAD_TIME`] of measured
+    /// work per task slot, at most [`DEFAULT_MAX_PREFETCH`], and none before a task was
+    /// measured (a queue of long tasks must not go all to the first worker that reads it).
+    fn take_ahead(&self) -> usize {
+        if let Some(entries) = self.prefetch {
+            return entries;
+        }
+        let mean = self.mean_run_nanos.load(Ordering::Relaxed);
+        if mean == 0 {
+            return 0;
+        }
+        let per_slot = u64::try_from(TAKE_AHEAD_TIME.as_nanos()).unwrap_or(u64::MAX) / mean;
+        let ahead = per_slot.saturating_mul(self.concurrency as u64);
+        usize::try_from(ahead).unwrap_or(usize::MAX).min(DEFAULT_MAX_PREFETCH)
+    }
+
+    /// Adds a task's run time to the moving mean [`Shared::take_ahead`] goes by (each new
+    /// time weighs an eighth, so a change of the tasks' length shows within a few tasks).
+    fn measured(&self, took: Duration) {
+        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let _ = self.mean_run_nanos.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |mean| {
+            Some(if mean == 0 { took } else { (mean - mean / 8).saturating_add(took / 8).max(1) })
+        });
+    }
+
+    /// Writes this runner's outcome and the start of its next entry with those of the other
+    /// runners that are waiting to write theirs: one call for them all
+    /// ([`Store::complete_and_begin`]), made by the first of them (the others wait for its
+    /// answer, and one of those that came while it was on its way writes the next batch).
+    /// Each runner still starts its next entry only once its own outcome and start are
+    /// written, so a crash counts against the entries that were running only. One try: if
+    /// the call fails, every runner writes its own again with its own retries
+    /// ([`Written::Alone`]).
+    async fn write_together(
+        &self,
+        completion: Option<Completion>,
+        begin: Option<String>,
+    ) -> Written {
+        let (answer, answered) = flume::bounded(1);
+        let lead = {
+            let mut writes = self.writes.lock();
+            writes.queue.push(Write { completion, begin, answer });
+            !std::mem::replace(&mut writes.leading, true)
+        };
+        if !lead {
+            match answered.recv_async().await {
+                Ok(Written::Lead) => {}
+                Ok(written) => return written,
+                // The leader answers every request it takes: not reachable.
+                Err(_) => return Written::Alone(None),
+            }
+        }
+        let mut batch = std::mem::take(&mut self.writes.lock().queue);
+        let mut completions = Vec::new();
+        let mut begins = Vec::new();
+        // Which of the two each request had, in order.
+        let mut had = Vec::with_capacity(batch.len());
+        for write in &mut batch {
+            had.push((write.completion.is_some(), write.begin.is_some()));
+            completions.extend(write.completion.take());
+            begins.extend(write.begin.take());
+        }
+        let written = self.store.complete_and_begin(&self.name, &completions, &begins).await;
+        let mut answers = match written {
+            Ok((ownerships, starts))
+                if ownerships.len() == completions.len() && starts.len() == begins.len() =>
+            {
+                Some((ownerships.into_iter(), starts.into_iter()))
+            }
+            _ => None,
+        };
+        let mut unwritten = completions.into_iter();
+        for (write, (completion, begin)) in batch.into_iter().zip(had) {
+            let written = match &mut answers {
+                Some((ownerships, starts)) => Written::Done(
+                    if completion { ownerships.next() } else { None },
+                    if begin { starts.next() } else { None },
+                ),
+                None => Written::Alone(if completion { unwritten.next() } else { None }),
+            };
+            let _ = write.answer.try_send(written);
+        }
+        // Hand the writing on to a runner that asked meanwhile, if one did.
+        {
+            let mut writes = self.writes.lock();
+            loop {
+                if writes.queue.is_empty() {
+                    writes.leading = false;
+                    break;
+                }
+                if writes.queue[0].answer.try_send(Written::Lead).is_ok() {
+                    break;
+                }
+                writes.queue.remove(0);
+            }
+        }
+        answered.try_recv().unwrap_or(Written::Alone(None))
     }
 
     /// Lets go of entries (reported, dead-lettered or handed back).
@@ -849,6 +1003,25 @@ impl Shared {
         if completions.is_empty() && begins.is_empty() {
             return Begun::NotRecorded;
         }
+        let entry_id = completions.first().map(|completion| completion.entry_id.clone());
+        match self.write_together(completions.pop(), begins.first().cloned()).await {
+            Written::Done(ownership, start) => {
+                if let (Some(entry_id), Some(ownership)) = (&entry_id, ownership) {
+                    if ownership == Ownership::NotOwner {
+                        warn_dropped(&self.name, entry_id);
+                    }
+                    self.release([entry_id]);
+                }
+                return match start {
+                    Some(Ok(starts)) => Begun::Started(starts),
+                    Some(Err(ownership)) => Begun::NotOwner(ownership),
+                    None => Begun::NotRecorded,
+                };
+            }
+            // Written alone below, with retries (the call failed, or nothing came back).
+            Written::Alone(completion) => completions.extend(completion),
+            Written::Lead => {}
+        }
         let mut retry = self.entry_retry();
         let give_up = loop {
             match self.store.complete_and_begin(&self.name, &completions, &begins).await {
@@ -942,12 +1115,7 @@ impl Shared {
     fn warn_not_owner(&self, completions: &[Completion], ownerships: &[Ownership]) {
         for (completion, ownership) in completions.iter().zip(ownerships) {
             if *ownership == Ownership::NotOwner {
-                tracing::warn!(
-                    worker = %self.name,
-                    entry = %completion.entry_id,
-                    "dropping a result: the entry was reclaimed by another worker \
-                     (this one was too slow or cut off), which reports it instead"
-                );
+                warn_dropped(&self.name, &completion.entry_id);
             }
         }
     }
@@ -1436,6 +1604,16 @@ async fn reclaim_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
     }
 }
 
+/// Warns of a result dropped because another worker owns its entry now.
+fn warn_dropped(worker: &str, entry: &str) {
+    tracing::warn!(
+        worker = %worker,
+        entry = %entry,
+        "dropping a result: the entry was reclaimed by another worker \
+         (this one was too slow or cut off), which reports it instead"
+    );
+}
+
 /// The dead letter of a completion Redis refuses to store (`reason`).
 fn completion_letter(shared: &Shared, completion: &Completion, reason: &str) -> DeadLetter {
     let reason = format!(
@@ -1534,7 +1712,12 @@ async fn runner_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
             }
         };
         last = match shared.start(delivery, last.take()).await {
-            Start::Run(delivery) => Some(shared.run(delivery).await),
+            Start::Run(delivery) => {
+                let started = shared.executor.now();
+                let report = shared.run(delivery).await;
+                shared.measured(shared.executor.now().saturating_duration_since(started));
+                Some(report)
+            }
             Start::DeadLetter(letter) => Some(Report::DeadLetter(letter)),
             Start::Skip => None,
         };
