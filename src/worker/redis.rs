@@ -747,6 +747,15 @@ impl Shared {
         capacity.saturating_sub(self.owned.lock().len()).min(BATCH)
     }
 
+    /// Whether the reader waits for more free slots before it reads `slots` entries: while
+    /// the runners still have entries queued and fewer than half the worker's capacity is
+    /// free. Refilling every freed slot at once cost one `XREADGROUP` per task.
+    fn read_later(&self, slots: usize) -> bool {
+        let capacity = self.concurrency + self.take_ahead();
+        let queued = self.runnable.1.len() + self.reclaimed.1.len();
+        queued > 0 && slots < capacity.div_ceil(2)
+    }
+
     /// How many entries to take ahead of the running ones: the fixed
     /// [`prefetch`](WorkerBuilder::prefetch), or by default [`TAKE_AHEAD_TIME`] of measured
     /// work per task slot, at most [`DEFAULT_MAX_PREFETCH`], and none before a task was
@@ -1493,7 +1502,7 @@ async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
             break;
         }
         let slots = shared.free_slots();
-        if slots == 0 {
+        if slots == 0 || shared.read_later(slots) {
             // Full: wait until an entry is let go of, or the shutdown.
             match select(shared.stop_signal.recv_async(), shared.slot_freed.1.recv_async()).await {
                 Either::Right((Ok(()), _)) => continue,
