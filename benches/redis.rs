@@ -78,8 +78,8 @@ const DEFAULT_CONCURRENCY: usize = 4;
 /// few Redis commands and no time, so what bounds throughput is round trips, and a worker
 /// that holds more entries reads, begins and reports them in bigger batches. The Celery
 /// comparison runs with the same kind of setting (`worker_prefetch_multiplier = 64`). The
-/// worker's own default is 8 (entries taken ahead count towards `allowed_failures` when a
-/// worker dies); `BENCHMARKS.md` gives the throughput with it too.
+/// worker's own default is adaptive (up to 64 for tasks this short, none for long ones;
+/// `--defaults` runs with it); `BENCHMARKS.md` gives the throughput with it too.
 const DEFAULT_PREFETCH: usize = 64;
 
 /// Kills the worker processes when the run ends, however it ends.
@@ -106,8 +106,11 @@ fn main() {
     let defaults = arguments.iter().any(|argument| argument == "--defaults");
     let concurrency = count_option(&arguments, "--concurrency", DEFAULT_CONCURRENCY);
     let prefetch = count_option(&arguments, "--prefetch", DEFAULT_PREFETCH);
+    // `--defaults` leaves both to the worker, except a `--concurrency` given with it.
     let (concurrency, prefetch) = if defaults {
-        ("default".to_owned(), "default".to_owned())
+        let given = arguments.iter().any(|argument| argument == "--concurrency");
+        let concurrency = if given { concurrency.to_string() } else { "default".to_owned() };
+        (concurrency, "default".to_owned())
     } else {
         (concurrency.to_string(), prefetch.to_string())
     };

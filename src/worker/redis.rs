@@ -44,6 +44,9 @@ const DEFAULT_MAX_PREFETCH: usize = 64;
 /// prefetch takes ahead: enough entries to keep its runners busy while the next read is on
 /// its way, few enough that a long task is never held back while another worker is idle.
 const TAKE_AHEAD_TIME: Duration = Duration::from_millis(20);
+/// How often a worker with the default (adaptive) prefetch checks that it does not hold more
+/// entries ahead than its tasks' measured length allows, and gives the surplus back.
+const REBALANCE_EVERY: Duration = Duration::from_millis(100);
 /// How many tries in a row a retry loop makes at most once the worker is shutting down
 /// (it does not wait out the reclaim time: the entries are let go of, and reclaimed).
 const SHUTDOWN_TRIES: u32 = 10;
@@ -161,7 +164,7 @@ impl Worker {
         WorkerBuilder {
             // No server until `redis` or `redis_config` names one (`start` checks).
             config: RedisConfig::new(""),
-            concurrency: std::thread::available_parallelism().map_or(1, usize::from),
+            concurrency: std::thread::available_parallelism().map_or(1, usize::from) * 2,
             reclaim_after: Duration::from_secs(30),
             prefetch: None,
             unrunnable_after: DEFAULT_UNRUNNABLE_AFTER,
@@ -227,7 +230,14 @@ impl WorkerBuilder {
         self
     }
 
-    /// How many tasks run at once (default: one per core); each gets a worker thread.
+    /// How many tasks run at once (default: two per core); each gets a worker thread.
+    ///
+    /// Two per core because a runner waits for Redis after each task (its outcome and the
+    /// start of its next task are written before that task starts): with one per core the
+    /// cores idle during those waits, and short tasks ran 40% slower on the 2-core benchmark
+    /// machine (`BENCHMARKS.md`). Tasks that use a core for long only share the cores. Set
+    /// the number of cores for tasks that need a core each without sharing, or more for
+    /// tasks that wait on I/O.
     pub fn concurrency(mut self, tasks: usize) -> Self {
         self.concurrency = tasks;
         self
@@ -403,6 +413,9 @@ impl WorkerBuilder {
             concurrency: self.concurrency,
             prefetch: self.prefetch,
             mean_run_nanos: AtomicU64::new(0),
+            epoch: executor.now(),
+            running_since: (0..self.concurrency).map(|_| AtomicU64::new(0)).collect(),
+            runner_numbers: AtomicU64::new(0),
             writes: Mutex::new(Writes::default()),
             slot_freed: flume::bounded(1),
             runnable: async_channel::unbounded(),
@@ -552,6 +565,12 @@ struct Shared {
     prefetch: Option<usize>,
     /// The mean time a task ran, in ns (a moving average; 0 before the first).
     mean_run_nanos: AtomicU64,
+    /// When this worker started, the origin of `running_since`.
+    epoch: std::time::Instant,
+    /// Per runner, when its running task started (ns after `epoch`, plus one), or 0.
+    running_since: Vec<AtomicU64>,
+    /// Hands each runner its index into `running_since`.
+    runner_numbers: AtomicU64,
     /// Outcomes and starts the runners write together ([`Shared::write_together`]).
     writes: Mutex<Writes>,
     /// Signalled when the worker lets go of an entry (the reader waits on it when full).
@@ -750,10 +769,15 @@ impl Shared {
     /// Whether the reader waits for more free slots before it reads `slots` entries: while
     /// the runners still have entries queued and fewer than half the worker's capacity is
     /// free. Refilling every freed slot at once cost one `XREADGROUP` per task.
+    /// Only with entries taken ahead: without, a free slot is an idle runner. A runner that
+    /// takes the last queued entry wakes the reader ([`Shared::try_next_delivery`]).
     fn read_later(&self, slots: usize) -> bool {
-        let capacity = self.concurrency + self.take_ahead();
+        let ahead = self.take_ahead();
+        if ahead == 0 {
+            return false;
+        }
         let queued = self.runnable.1.len() + self.reclaimed.1.len();
-        queued > 0 && slots < capacity.div_ceil(2)
+        queued > 0 && slots < (self.concurrency + ahead).div_ceil(2)
     }
 
     /// How many entries to take ahead of the running ones: the fixed
@@ -764,13 +788,32 @@ impl Shared {
         if let Some(entries) = self.prefetch {
             return entries;
         }
-        let mean = self.mean_run_nanos.load(Ordering::Relaxed);
+        // A task running longer than the mean counts as that long already: a worker that
+        // ran short tasks must not take a queue of long ones ahead.
+        let mean = self.mean_run_nanos.load(Ordering::Relaxed).max(self.longest_running());
         if mean == 0 {
             return 0;
         }
         let per_slot = u64::try_from(TAKE_AHEAD_TIME.as_nanos()).unwrap_or(u64::MAX) / mean;
         let ahead = per_slot.saturating_mul(self.concurrency as u64);
         usize::try_from(ahead).unwrap_or(usize::MAX).min(DEFAULT_MAX_PREFETCH)
+    }
+
+    /// How long the longest-running task has run so far, in ns (0 when none runs).
+    fn longest_running(&self) -> u64 {
+        let now = self.nanos_since_epoch();
+        self.running_since
+            .iter()
+            .map(|since| since.load(Ordering::Relaxed))
+            .filter(|since| *since > 0)
+            .map(|since| now.saturating_sub(since - 1))
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn nanos_since_epoch(&self) -> u64 {
+        let elapsed = self.executor.now().saturating_duration_since(self.epoch);
+        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX - 1)
     }
 
     /// Adds a task's run time to the moving mean [`Shared::take_ahead`] goes by (each new
@@ -931,7 +974,17 @@ impl Shared {
     /// The next entry to start if one is at hand: a reclaimed one if there is one (it is
     /// older than any entry read), else a read one.
     fn try_next_delivery(&self) -> Option<Delivery> {
-        self.reclaimed.1.try_recv().or_else(|_| self.runnable.1.try_recv()).ok()
+        let delivery = self.reclaimed.1.try_recv().or_else(|_| self.runnable.1.try_recv()).ok();
+        self.taken_from_queue(delivery.is_some());
+        delivery
+    }
+
+    /// Wakes the reader when a runner took the last queued entry: it may be waiting for
+    /// more free slots while entries were queued ([`Shared::read_later`]).
+    fn taken_from_queue(&self, took: bool) {
+        if took && self.runnable.1.is_empty() && self.reclaimed.1.is_empty() {
+            let _ = self.slot_freed.0.try_send(());
+        }
     }
 
     /// The next entry to start (see [`Shared::try_next_delivery`]), waiting for one; `None`
@@ -945,7 +998,10 @@ impl Shared {
             let runnable = std::pin::pin!(self.runnable.1.recv());
             match select(self.stop_signal.recv_async(), select(reclaimed, runnable)).await {
                 Either::Right((Either::Left((Ok(delivery), _)), _))
-                | Either::Right((Either::Right((Ok(delivery), _)), _)) => return Some(delivery),
+                | Either::Right((Either::Right((Ok(delivery), _)), _)) => {
+                    self.taken_from_queue(true);
+                    return Some(delivery);
+                }
                 // Shared holds both senders: a closed queue is not reachable.
                 Either::Right(_) => continue,
                 Either::Left(_) => return None,
@@ -1436,7 +1492,8 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
     let (handing_back, handed_back) = flume::bounded::<()>(1);
     let spawned = [
         executor.spawn_task(fetch_loop(Arc::clone(&shared), readers_done.clone())),
-        executor.spawn_task(reclaim_loop(Arc::clone(&shared), readers_done)),
+        executor.spawn_task(reclaim_loop(Arc::clone(&shared), readers_done.clone())),
+        executor.spawn_task(rebalance_loop(Arc::clone(&shared), readers_done)),
         executor.spawn_task(heartbeat_loop(Arc::clone(&shared), handed_back, stopped.clone())),
     ];
     for (index, result) in spawned.into_iter().enumerate() {
@@ -1538,6 +1595,51 @@ async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
                 if unless_stopped(&shared.stop_signal, shared.executor.sleep(delay)).await.is_none()
                 {
                     break;
+                }
+            }
+        }
+    }
+}
+
+/// With the default (adaptive) prefetch: gives back to the queue the entries read ahead
+/// beyond what the tasks' measured length allows now ([`Shared::take_ahead`]), so that
+/// another worker runs them. A worker that ran short tasks takes up to 64 entries at once;
+/// if those turn out to be long tasks, it holds them only until its running ones have run
+/// for longer than the short ones did, not for as long as it takes to run them all.
+/// Entries given back were never begun: no start is counted, and they keep their
+/// delivery's `entry_of` key (`hand_back.lua`).
+async fn rebalance_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
+    if shared.prefetch.is_some() {
+        return;
+    }
+    loop {
+        let tick = shared.executor.sleep(REBALANCE_EVERY);
+        if unless_stopped(&shared.stop_signal, tick).await.is_none() {
+            break;
+        }
+        let allowed = shared.take_ahead();
+        let queued = shared.runnable.1.len();
+        if queued <= allowed {
+            continue;
+        }
+        // Read entries only: reclaimed ones are older than any, and run here first.
+        let surplus: Vec<Delivery> = std::iter::from_fn(|| shared.runnable.1.try_recv().ok())
+            .take(queued - allowed)
+            .collect();
+        if surplus.is_empty() {
+            continue;
+        }
+        let ids: Vec<String> = surplus.iter().map(|delivery| delivery.entry_id.clone()).collect();
+        match shared.store.hand_back(&shared.name, &ids).await {
+            Ok(count) => {
+                tracing::debug!(worker = %shared.name, count, "gave entries taken ahead back to the queue: its tasks run longer than the ones before");
+                shared.release(&ids);
+            }
+            Err(error) => {
+                // Still this worker's: run them here after all.
+                tracing::debug!(%error, worker = %shared.name, "could not give entries taken ahead back; running them here");
+                for delivery in surplus {
+                    let _ = shared.runnable.0.try_send(delivery);
                 }
             }
         }
@@ -1702,6 +1804,9 @@ impl fmt::Display for GiveUp {
 /// each one's outcome: together with the start of the next one when there is a next one
 /// at hand, else at once.
 async fn runner_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
+    let number = usize::try_from(shared.runner_numbers.fetch_add(1, Ordering::Relaxed))
+        .unwrap_or(usize::MAX);
+    let since = shared.running_since.get(number);
     // The outcome of the last task run, not written yet.
     let mut last: Option<Report> = None;
     loop {
@@ -1723,7 +1828,13 @@ async fn runner_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
         last = match shared.start(delivery, last.take()).await {
             Start::Run(delivery) => {
                 let started = shared.executor.now();
+                if let Some(since) = since {
+                    since.store(shared.nanos_since_epoch() + 1, Ordering::Relaxed);
+                }
                 let report = shared.run(delivery).await;
+                if let Some(since) = since {
+                    since.store(0, Ordering::Relaxed);
+                }
                 shared.measured(shared.executor.now().saturating_duration_since(started));
                 Some(report)
             }

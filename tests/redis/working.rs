@@ -6,7 +6,7 @@ use taskweave::transport::redis::RedisTransport;
 use taskweave::{Client, Error, TaskError};
 
 use crate::tasks::{Add, Explode, Parse, Sleepy};
-use crate::{RedisServer, client, run, within, worker};
+use crate::{RedisServer, client, run, worker};
 
 #[test]
 fn registered_tasks_run_on_a_worker_and_come_back_typed() {
@@ -292,47 +292,41 @@ fn closing_a_client_deletes_the_entries_of_its_unfinished_tasks() {
     });
 }
 
-/// With the default prefetch a worker takes nothing ahead before it has measured a task, and
-/// about 20 ms of work per slot after: a queue of long tasks spreads over every worker. With
-/// the old default (8 entries ahead) the first worker to read took 10 of these 12 tasks and
-/// ran them in 5 rounds while the other worker ran 2 and idled (issue 19: 12 tasks of 5 s on
-/// 2 workers took 25 s instead of 15).
+/// With the default prefetch a worker takes about 20 ms of measured work per slot ahead, and
+/// gives back what it took ahead once its running tasks outlast that: a queue of long tasks
+/// spreads over every worker, even one that joins later, and even right after short tasks.
+/// With the old default (8 entries ahead) the first worker took 10 of these 12 tasks and ran
+/// them in 5 rounds while the other ran 2 and idled (issue 19: 12 tasks of 5 s on 2 workers
+/// took 25 s instead of 15); without the give-back, a worker that had run short tasks took
+/// all 12.
 #[test]
 fn long_tasks_spread_over_every_worker_with_the_default_prefetch() {
     run(|| async {
         let server = RedisServer::start();
-        let workers = [worker(&server, "long", 2).await, worker(&server, "long", 2).await];
-        let transport = RedisTransport::builder(server.url())
-            .queue("long")
-            .connect()
-            .await
-            .expect("connect the client to redis");
-        let client =
-            Client::builder().transport(transport.clone()).build().await.expect("build a client");
-        let joined = async {
-            // The registry has no change notification: look again shortly.
-            while transport.workers().await.map_or(0, |workers| workers.len()) < 2 {
-                client.executor().sleep(Duration::from_millis(10)).await;
-            }
-        };
-        within(&client, Duration::from_secs(10), "both workers joining", Box::pin(joined)).await;
+        let first = worker(&server, "long", 2).await;
+        let client = client(&server, "long").await;
+        // Short tasks first: a worker that measured only those takes many entries ahead.
+        let short = client.map_task::<Add>((0..200).map(|i| (i, 1)));
+        client.gather(&short).await.unwrap();
+        drop(short);
         let started = std::time::Instant::now();
-        // 4 slots in all: 3 rounds of 400 ms when spread, 5 when one worker hoards 10.
+        // 4 slots once the second worker runs: 3 rounds of 400 ms when spread, 5 when the
+        // first worker keeps 10.
         let futures = client.map_task::<Sleepy>((0..12).map(|i| (400, i)));
+        let second = worker(&server, "long", 2).await;
         let values = client.gather(&futures).await.unwrap();
         let took = started.elapsed();
         assert_eq!(values, (0..12).collect::<Vec<i64>>());
         assert!(
             took < Duration::from_millis(1_800),
             "12 tasks of 400 ms on 2 workers of 2 slots took {took:?} (1.2 s when spread, \
-             2 s when one worker hoards them)"
+             2 s when one worker keeps 10)"
         );
         client.close().await.unwrap();
-        for worker in &workers {
+        for worker in [&first, &second] {
             worker.shutdown();
         }
-        for worker in &workers {
-            worker.stopped().await;
-        }
+        first.stopped().await;
+        second.stopped().await;
     });
 }
