@@ -99,6 +99,9 @@ fn handler_for<T: Task>() -> Handler {
 ///   time](WorkerBuilder::reclaim_after); and it reclaims such entries of dead workers itself.
 /// - A result is accepted only while this worker still owns the entry, atomically with the
 ///   acknowledgement (see [`crate::transport::redis`]).
+/// - It does not keep long tasks from idle workers: with the default
+///   [`prefetch`](WorkerBuilder::prefetch) it takes ahead only about 20 ms of measured work
+///   per task slot, and gives back what it took ahead beyond that.
 /// - It takes over the entries of stopped workers within half a reclaim time of their
 ///   becoming reclaimable, even while it has a backlog, and runs them before the entries it
 ///   read (they are older).
@@ -287,8 +290,11 @@ impl WorkerBuilder {
     /// By default the worker measures how long its tasks run and takes ahead about 20 ms of
     /// work per task slot, at most 64 entries, and nothing before it has measured a task:
     /// trivial tasks get the full 64, tasks of 10 ms or more about none, so that a queue of
-    /// long tasks spreads over every worker. Set a number here for a fixed amount (0 for
-    /// never, as for long tasks whose first ones must not be held back either).
+    /// long tasks spreads over every worker. A running task longer than the mean counts as
+    /// that long, and every 100 ms the worker gives the entries it took ahead beyond the
+    /// amount back to the queue (without counting a start): a worker that ran short tasks
+    /// and took long ones ahead keeps them only until its running ones outlast the short
+    /// ones. Set a number here for a fixed amount (0 for never).
     pub fn prefetch(mut self, entries: usize) -> Self {
         self.prefetch = Some(entries);
         self
