@@ -6,7 +6,16 @@
 //! cargo bench --features redis --bench redis -- --quick
 //! cargo bench --features redis --bench redis -- --concurrency 2 --prefetch 8  # worker defaults, 2 cores
 //! cargo bench --features redis --bench redis -- --json rows.json  # the same rows as JSON
+//! cargo bench --features redis --bench redis -- --defaults        # the worker's own defaults
+//! cargo bench --features redis --bench redis -- --defaults --commandstats 10000
+//! cargo bench --features redis --bench redis -- --defaults --long 12 5000
 //! ```
+//!
+//! `--commandstats N` runs only `submit_task` × N then `gather` and prints what redis-server
+//! did per task (`INFO commandstats` after `CONFIG RESETSTAT`: calls and µs by command, and
+//! its CPU time from `INFO cpu`), figures that the load of a shared machine does not move.
+//! `--long N MS` submits N tasks that each sleep MS milliseconds and prints how long they
+//! took in all: a worker that takes too many ahead keeps the other one idle.
 //!
 //! Workloads (the Celery ones of `benches/compare/`, so that the numbers compare one to one):
 //! `submit_task` × N then `gather`, `map_task` over N inputs then `gather`, and sequential
@@ -42,6 +51,21 @@ impl Task for Inc {
     }
 }
 
+/// A long task: sleeps its input in milliseconds.
+struct Sleep;
+
+impl Task for Sleep {
+    const NAME: &'static str = "sleep";
+    type Input = u64;
+    type Output = u64;
+    type Error = Infallible;
+
+    fn run(millis: u64) -> Result<u64, Infallible> {
+        std::thread::sleep(Duration::from_millis(millis));
+        Ok(millis)
+    }
+}
+
 /// How many worker processes.
 const WORKER_PROCESSES: usize = 2;
 
@@ -54,8 +78,8 @@ const DEFAULT_CONCURRENCY: usize = 4;
 /// few Redis commands and no time, so what bounds throughput is round trips, and a worker
 /// that holds more entries reads, begins and reports them in bigger batches. The Celery
 /// comparison runs with the same kind of setting (`worker_prefetch_multiplier = 64`). The
-/// worker's own default is 8 (entries taken ahead count towards `allowed_failures` when a
-/// worker dies); `BENCHMARKS.md` gives the throughput with it too.
+/// worker's own default is adaptive (up to 64 for tasks this short, none for long ones;
+/// `--defaults` runs with it); `BENCHMARKS.md` gives the throughput with it too.
 const DEFAULT_PREFETCH: usize = 64;
 
 /// Kills the worker processes when the run ends, however it ends.
@@ -73,13 +97,36 @@ impl Drop for Workers {
 fn main() {
     let arguments: Vec<String> = std::env::args().collect();
     if arguments.get(1).map(String::as_str) == Some("--worker") {
-        let concurrency = arguments[3].parse().expect("a task count");
-        run_worker(&arguments[2], concurrency, arguments[4].parse().expect("an entry count"));
+        // "default" leaves the worker's own default.
+        let concurrency = arguments[3].parse().ok();
+        run_worker(&arguments[2], concurrency, arguments[4].parse().ok());
         return;
     }
     let quick = arguments.iter().any(|argument| argument == "--quick");
+    let defaults = arguments.iter().any(|argument| argument == "--defaults");
     let concurrency = count_option(&arguments, "--concurrency", DEFAULT_CONCURRENCY);
     let prefetch = count_option(&arguments, "--prefetch", DEFAULT_PREFETCH);
+    // `--defaults` leaves both to the worker, except a `--concurrency` given with it.
+    let (concurrency, prefetch) = if defaults {
+        let given = arguments.iter().any(|argument| argument == "--concurrency");
+        let concurrency = if given { concurrency.to_string() } else { "default".to_owned() };
+        (concurrency, "default".to_owned())
+    } else {
+        (concurrency.to_string(), prefetch.to_string())
+    };
+    let commandstats = arguments
+        .iter()
+        .position(|argument| argument == "--commandstats")
+        .map(|_| count_option(&arguments, "--commandstats", 10_000));
+    let long = arguments.iter().position(|argument| argument == "--long").map(|index| {
+        let number = |offset: usize| -> u64 {
+            arguments.get(index + offset).and_then(|n| n.parse().ok()).unwrap_or_else(|| {
+                eprintln!("redis: --long needs a task count and a duration in ms");
+                std::process::exit(2)
+            })
+        };
+        (number(1), number(2))
+    });
     let json = arguments.iter().position(|argument| argument == "--json").map(|index| {
         arguments.get(index + 1).cloned().unwrap_or_else(|| {
             eprintln!("redis: --json needs a file path");
@@ -96,13 +143,14 @@ fn main() {
         (0..WORKER_PROCESSES)
             .map(|_| {
                 Command::new(&this_binary)
-                    .args(["--worker", &url, &concurrency.to_string(), &prefetch.to_string()])
+                    .args(["--worker", &url, &concurrency, &prefetch])
                     .spawn()
                     .expect("start a worker process")
             })
             .collect(),
     );
 
+    let stats_url = url.clone();
     let rows = futures::executor::block_on(async move {
         let redis = RedisTransport::connect(url).await.expect("connect to redis-server");
         let client = Client::builder()
@@ -114,6 +162,40 @@ fn main() {
         // Warm up: connections, scripts, consumer groups.
         let warm = client.map_task::<Inc>(0..200);
         client.gather(&warm).await.expect("warm-up tasks succeed");
+        drop(warm);
+
+        if let Some(n) = commandstats {
+            let mut connection = redis::Client::open(stats_url.as_str())
+                .and_then(|client| client.get_connection())
+                .expect("connect for INFO");
+            let () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut connection).expect("reset");
+            let cpu_before = used_cpu(&mut connection);
+            let started = Instant::now();
+            let futures: Vec<_> = (0..n as u64).map(|i| client.submit_task::<Inc>(i)).collect();
+            let values = client.gather(&futures).await.expect("tasks succeed");
+            let took = started.elapsed();
+            drop(futures);
+            check_incremented(&values);
+            // Let the releases (UNLINK) and reply deletions of the dropped futures land.
+            async_io::Timer::after(Duration::from_millis(300)).await;
+            let cpu = used_cpu(&mut connection) - cpu_before;
+            let info: String =
+                redis::cmd("INFO").arg("commandstats").query(&mut connection).expect("INFO");
+            print_commandstats(&info, n, cpu, took);
+            client.close().await.expect("close the client");
+            return Vec::new();
+        }
+        if let Some((n, millis)) = long {
+            let started = Instant::now();
+            let futures: Vec<_> = (0..n).map(|_| client.submit_task::<Sleep>(millis)).collect();
+            client.gather(&futures).await.expect("tasks succeed");
+            println!(
+                "{n} tasks of {millis} ms on {WORKER_PROCESSES} worker processes: {:.2} s",
+                started.elapsed().as_secs_f64()
+            );
+            client.close().await.expect("close the client");
+            return Vec::new();
+        }
 
         let mut rows = Vec::new();
         for &n in batch {
@@ -160,6 +242,9 @@ fn main() {
         rows
     });
 
+    if rows.is_empty() {
+        return;
+    }
     println!();
     println!(
         "({WORKER_PROCESSES} worker processes, each running {concurrency} tasks at once and \
@@ -199,14 +284,16 @@ fn count_option(arguments: &[String], option: &str, default: usize) -> usize {
 }
 
 /// A worker process: runs `Inc`, `concurrency` tasks at a time with `prefetch` entries taken
-/// ahead, until it is killed.
-fn run_worker(url: &str, concurrency: usize, prefetch: usize) {
-    let worker = Worker::builder()
-        .redis(url)
-        .concurrency(concurrency)
-        .prefetch(prefetch)
-        .register::<Inc>()
-        .run();
+/// ahead (the worker's defaults where `None`), until it is killed.
+fn run_worker(url: &str, concurrency: Option<usize>, prefetch: Option<usize>) {
+    let mut builder = Worker::builder().redis(url).register::<Inc>().register::<Sleep>();
+    if let Some(concurrency) = concurrency {
+        builder = builder.concurrency(concurrency);
+    }
+    if let Some(prefetch) = prefetch {
+        builder = builder.prefetch(prefetch);
+    }
+    let worker = builder.run();
     if let Err(error) = futures::executor::block_on(worker) {
         eprintln!("redis bench worker failed: {error}");
         std::process::exit(1);
@@ -225,6 +312,50 @@ async fn wait_for_workers(redis: &RedisTransport) {
         // Polling a registry that has no change notification: look again shortly.
         async_io::Timer::after(Duration::from_millis(20)).await;
     }
+}
+
+/// redis-server's CPU time so far (user + system), in seconds.
+fn used_cpu(connection: &mut redis::Connection) -> f64 {
+    let info: String = redis::cmd("INFO").arg("cpu").query(connection).expect("INFO cpu");
+    info.lines()
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| matches!(*name, "used_cpu_sys" | "used_cpu_user"))
+        .filter_map(|(_, value)| value.trim().parse::<f64>().ok())
+        .sum()
+}
+
+/// Prints `INFO commandstats` per task: calls and µs by command (commands run by scripts are
+/// counted too, and their time is inside the script's), then redis-server's CPU per task.
+fn print_commandstats(info: &str, tasks: usize, cpu_seconds: f64, took: Duration) {
+    let mut rows: Vec<(String, f64, f64)> = info
+        .lines()
+        .filter_map(|line| line.strip_prefix("cmdstat_"))
+        .filter_map(|line| {
+            let (name, stats) = line.split_once(':')?;
+            let field = |key: &str| -> Option<f64> {
+                stats.split(',').find_map(|pair| pair.strip_prefix(key)?.parse().ok())
+            };
+            Some((name.to_owned(), field("calls=")?, field("usec=")?))
+        })
+        .filter(|(name, _, _)| !matches!(name.as_str(), "info" | "config|resetstat"))
+        .collect();
+    rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let n = tasks as f64;
+    println!();
+    println!("redis-server per task, {tasks} tasks (submit_task × N, gather, release)");
+    println!("{:<24} {:>12} {:>12}", "command", "calls/task", "usec/task");
+    println!("{}", "-".repeat(50));
+    for (name, calls, usec) in &rows {
+        println!("{name:<24} {:>12.3} {:>12.2}", calls / n, usec / n);
+    }
+    let script_calls: f64 =
+        rows.iter().filter(|(name, _, _)| name.starts_with("eval")).map(|row| row.1).sum();
+    let all_calls: f64 = rows.iter().map(|row| row.1).sum();
+    println!("{}", "-".repeat(50));
+    println!("{:<24} {:>12.3}", "commands (all)", all_calls / n);
+    println!("{:<24} {:>12.3}", "script calls", script_calls / n);
+    println!("{:<24} {:>25.2}", "redis-server CPU us/task", cpu_seconds * 1e6 / n);
+    println!("{:<24} {:>25.0}", "tasks/s (this run)", n / took.as_secs_f64());
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {

@@ -10,7 +10,8 @@
 //! Flags: `--redis URL` (default `redis://127.0.0.1:6379`), `--queue NAME` (default `demo`),
 //! `--concurrency N` (default 2), `--sleep-ms M` (every task sleeps at least M ms),
 //! `--reclaim-after-ms T` (how long a dead worker's task waits before this one takes it over;
-//! default 30000), `--prefetch P` (entries taken ahead of the running ones; default 8),
+//! default 30000), `--prefetch P` (entries taken ahead of the running ones; default: the
+//! worker's adaptive amount),
 //! `--tasks a,b` (the tasks to register, of `add`, `mul` and `crash`; default all three),
 //! `--unrunnable-after-ms U` (how long an entry of a task no live worker registers waits for
 //! one; default 300000).
@@ -37,7 +38,8 @@ fn main() {
     let queue = flag(&args, "--queue").unwrap_or_else(|| "demo".into());
     let concurrency = number_flag(&args, "--concurrency", 2);
     let reclaim_after = number_flag(&args, "--reclaim-after-ms", 30_000);
-    let prefetch = number_flag(&args, "--prefetch", 8);
+    // Without the flag, the worker's own (adaptive) default.
+    let prefetch = flag(&args, "--prefetch").map(|_| number_flag(&args, "--prefetch", 0));
     let unrunnable_after = number_flag(&args, "--unrunnable-after-ms", 300_000);
     let tasks = flag(&args, "--tasks").unwrap_or_else(|| "add,mul,crash".into());
     demo_tasks::WORKER_SLEEP_MS.store(number_flag(&args, "--sleep-ms", 0), Ordering::Relaxed);
@@ -47,8 +49,10 @@ fn main() {
         .queue(queue)
         .concurrency(usize::try_from(concurrency).unwrap_or(1))
         .reclaim_after(Duration::from_millis(reclaim_after))
-        .prefetch(usize::try_from(prefetch).unwrap_or(8))
         .unrunnable_after(Duration::from_millis(unrunnable_after));
+    if let Some(prefetch) = prefetch {
+        worker = worker.prefetch(usize::try_from(prefetch).unwrap_or(usize::MAX));
+    }
     for task in tasks.split(',') {
         worker = match task {
             "add" => worker.register::<Add>(),

@@ -199,6 +199,13 @@ enum Op {
         completions: Vec<CompletionSpec>,
         ttl: Span,
     },
+    /// `complete_and_begin.lua`: outcomes and starts in one call (a worker's runners).
+    CompleteAndBegin {
+        consumer: usize,
+        completions: Vec<CompletionSpec>,
+        begins: Vec<Pick>,
+        ttl: Span,
+    },
     DeadLetter {
         consumer: usize,
         entry: Pick,
@@ -418,6 +425,13 @@ impl ReferenceStateMachine for Reference {
             work => (consumer(), prop::collection::vec(completion(), 1..3), span()).prop_map(
                 |(consumer, completions, ttl)| Op::Complete { consumer, completions, ttl }
             ),
+            work => (consumer(), prop::collection::vec(completion(), 0..3), picks(), span())
+                .prop_map(|(consumer, completions, begins, ttl)| Op::CompleteAndBegin {
+                    consumer,
+                    completions,
+                    begins,
+                    ttl
+                }),
             work => (
                 consumer(),
                 pick(),
@@ -585,6 +599,7 @@ enum Answer {
     },
     Ownerships(Vec<Ownership>),
     Begun(Vec<Result<u32, Ownership>>),
+    CompletedAndBegun(Vec<Ownership>, Vec<Result<u32, Ownership>>),
     Count(usize),
     Values(Vec<Option<Vec<u8>>>),
     Number(u64),
@@ -714,6 +729,27 @@ impl Pair {
     }
 
     /// Normalises each side's answer with `normalise` and asserts they are equal.
+    /// The completions of `specs` on each side.
+    fn completions(&self, specs: &[CompletionSpec], ttl: Span) -> [Vec<Completion>; 2] {
+        [0, 1].map(|side| {
+            specs
+                .iter()
+                .map(|spec| {
+                    let client = CLIENTS[spec.client];
+                    Completion {
+                        entry_id: self.pick(&spec.entry)[side].clone(),
+                        reply: self.keys.reply(client),
+                        result: self.keys.result(client, spec.number),
+                        rid: format!("{client}:{}:1", spec.number),
+                        status: spec.status,
+                        body: spec.body.clone(),
+                        ttl_ms: ttl.millis(),
+                    }
+                })
+                .collect()
+        })
+    }
+
     fn compare<T>(
         &mut self,
         op: &Op,
@@ -864,27 +900,24 @@ impl Pair {
                 });
             }
             Op::Complete { consumer, completions, ttl } => {
-                let per_side: [Vec<Completion>; 2] = [0, 1].map(|side| {
-                    completions
-                        .iter()
-                        .map(|spec| {
-                            let client = CLIENTS[spec.client];
-                            Completion {
-                                entry_id: self.pick(&spec.entry)[side].clone(),
-                                reply: self.keys.reply(client),
-                                result: self.keys.result(client, spec.number),
-                                rid: format!("{client}:{}:1", spec.number),
-                                status: spec.status,
-                                body: spec.body.clone(),
-                                ttl_ms: ttl.millis(),
-                            }
-                        })
-                        .collect()
-                });
+                let per_side = self.completions(completions, *ttl);
                 let answers =
                     self.both(|store, side| store.complete(CONSUMERS[*consumer], &per_side[side]));
                 self.compare(op, answers, |_, _, ownerships| Answer::Ownerships(ownerships));
                 if *ttl == Span::Short {
+                    self.pause();
+                }
+            }
+            Op::CompleteAndBegin { consumer, completions, begins, ttl } => {
+                let per_side = self.completions(completions, *ttl);
+                let ids = self.picks(begins);
+                let answers = self.both(|store, side| {
+                    store.complete_and_begin(CONSUMERS[*consumer], &per_side[side], &ids[side])
+                });
+                self.compare(op, answers, |_, _, (ownerships, begun)| {
+                    Answer::CompletedAndBegun(ownerships, begun)
+                });
+                if *ttl == Span::Short && !completions.is_empty() {
                     self.pause();
                 }
             }

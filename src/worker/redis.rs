@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -36,6 +37,16 @@ const DEFAULT_UNRUNNABLE_AFTER: Duration = Duration::from_secs(300);
 /// How many times a call the server refused (a script error, a wrong type) is tried before
 /// the entries it concerns are given up (dead-lettered).
 const REFUSED_TRIES: u32 = 3;
+/// The most entries a worker takes ahead of the ones it runs by default (see
+/// [`WorkerBuilder::prefetch`]).
+const DEFAULT_MAX_PREFETCH: usize = 64;
+/// How much work, in measured task time per runner, a worker with the default (adaptive)
+/// prefetch takes ahead: enough entries to keep its runners busy while the next read is on
+/// its way, few enough that a long task is never held back while another worker is idle.
+const TAKE_AHEAD_TIME: Duration = Duration::from_millis(20);
+/// How often a worker with the default (adaptive) prefetch checks that it does not hold more
+/// entries ahead than its tasks' measured length allows, and gives the surplus back.
+const REBALANCE_EVERY: Duration = Duration::from_millis(100);
 /// How many tries in a row a retry loop makes at most once the worker is shutting down
 /// (it does not wait out the reclaim time: the entries are let go of, and reclaimed).
 const SHUTDOWN_TRIES: u32 = 10;
@@ -98,9 +109,9 @@ impl Worker {
         WorkerBuilder {
             // No server until `redis` or `redis_config` names one (`start` checks).
             config: RedisConfig::new(""),
-            concurrency: std::thread::available_parallelism().map_or(1, usize::from),
+            concurrency: std::thread::available_parallelism().map_or(1, usize::from) * 2,
             reclaim_after: Duration::from_secs(30),
-            prefetch: 8,
+            prefetch: None,
             unrunnable_after: DEFAULT_UNRUNNABLE_AFTER,
             registry: HashMap::new(),
             executor: None,
@@ -116,7 +127,8 @@ pub struct WorkerBuilder {
     config: RedisConfig,
     concurrency: usize,
     reclaim_after: Duration,
-    prefetch: usize,
+    /// `None`: adaptive (see [`WorkerBuilder::prefetch`]).
+    prefetch: Option<usize>,
     unrunnable_after: Duration,
     registry: HashMap<&'static str, Handler>,
     executor: Option<Arc<dyn Executor>>,
@@ -250,7 +262,14 @@ impl WorkerBuilder {
         self
     }
 
-    /// How many tasks run at once (default: one per core); each gets a worker thread.
+    /// How many tasks run at once (default: two per core); each gets a worker thread.
+    ///
+    /// Two per core because a runner waits for Redis after each task (its outcome and the
+    /// start of its next task are written before that task starts): with one per core the
+    /// cores idle during those waits, and short tasks ran 40% slower on the 2-core benchmark
+    /// machine (`BENCHMARKS.md`). Tasks that use a core for long only share the cores. Set
+    /// the number of cores for tasks that need a core each without sharing, or more for
+    /// tasks that wait on I/O.
     ///
     /// # Examples
     ///
@@ -410,13 +429,24 @@ impl WorkerBuilder {
         self
     }
 
-    /// How many entries the worker takes ahead of the ones it runs (default 8), so that a
-    /// runner finds its next task without a round trip to Redis and reads come in batches.
-    /// More is faster for short tasks; but a worker that dies leaves the entries it took
-    /// ahead waiting until they are reclaimed (they count no failure against their tasks: a
-    /// worker's death counts only against the tasks it was running), and a long task taken
-    /// ahead waits behind the running ones while another worker may be idle. Use 0 for long
-    /// tasks.
+    /// How many entries the worker takes ahead of the ones it runs, always, instead of the
+    /// default adaptive amount.
+    ///
+    /// Taking entries ahead lets a runner find its next task without a round trip to Redis
+    /// and makes reads come in batches: for short tasks it is what makes a worker fast. But
+    /// a long task taken ahead waits behind the running ones while another worker may be
+    /// idle, and a worker that dies leaves the entries it took ahead waiting until they are
+    /// reclaimed (they count no failure against their tasks: a worker's death counts only
+    /// against the tasks it was running).
+    ///
+    /// By default the worker measures how long its tasks run and takes ahead about 20 ms of
+    /// work per task slot, at most 64 entries, and nothing before it has measured a task:
+    /// trivial tasks get the full 64, tasks of 10 ms or more about none, so that a queue of
+    /// long tasks spreads over every worker. A running task longer than the mean counts as
+    /// that long, and every 100 ms the worker gives the entries it took ahead beyond the
+    /// amount back to the queue (without counting a start): a worker that ran short tasks
+    /// and took long ones ahead keeps them only until its running ones outlast the short
+    /// ones. Set a number here for a fixed amount (0 for never).
     ///
     /// # Examples
     ///
@@ -432,7 +462,7 @@ impl WorkerBuilder {
     /// #     fn run((a, b): (i64, i64)) -> Result<i64, Self::Error> { Ok(a + b) }
     /// # }
     /// # async fn run() -> Result<(), taskweave::Error> {
-    /// // Long tasks: take nothing ahead, so that an idle worker elsewhere gets the next one.
+    /// // A fixed amount: take nothing ahead, so that an idle worker elsewhere gets the next one.
     /// let worker = Worker::builder()
     ///     .redis("redis://127.0.0.1:6379")
     ///     .concurrency(2)
@@ -444,7 +474,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn prefetch(mut self, entries: usize) -> Self {
-        self.prefetch = entries;
+        self.prefetch = Some(entries);
         self
     }
 
@@ -676,7 +706,13 @@ impl WorkerBuilder {
             stop_signal,
             stop: Arc::clone(&stop),
             fatal: Arc::clone(&fatal),
-            capacity: self.concurrency + self.prefetch,
+            concurrency: self.concurrency,
+            prefetch: self.prefetch,
+            mean_run_nanos: AtomicU64::new(0),
+            epoch: executor.now(),
+            running_since: (0..self.concurrency).map(|_| AtomicU64::new(0)).collect(),
+            runner_numbers: AtomicU64::new(0),
+            writes: Mutex::new(Writes::default()),
             slot_freed: flume::bounded(1),
             runnable: async_channel::unbounded(),
             reclaimed: async_channel::unbounded(),
@@ -693,7 +729,10 @@ impl WorkerBuilder {
             queue = %queue,
             namespace = %self.config.namespace_name(),
             concurrency = self.concurrency,
-            prefetch = self.prefetch,
+            prefetch = %self.prefetch.map_or_else(
+                || format!("adaptive, at most {DEFAULT_MAX_PREFETCH}"),
+                |entries| entries.to_string()
+            ),
             tasks = %info.tasks.join(","),
             redis = %self.config.url_without_password(),
             reclaim_after = ?self.reclaim_after,
@@ -771,6 +810,9 @@ impl WorkerBuilder {
 ///   time](WorkerBuilder::reclaim_after); and it reclaims such entries of dead workers itself.
 /// - A result is accepted only while this worker still owns the entry, atomically with the
 ///   acknowledgement (see [`crate::transport::redis`]).
+/// - It does not keep long tasks from idle workers: with the default
+///   [`prefetch`](WorkerBuilder::prefetch) it takes ahead only about 20 ms of measured work
+///   per task slot, and gives back what it took ahead beyond that.
 /// - It takes over the entries of stopped workers within half a reclaim time of their
 ///   becoming reclaimable, even while it has a backlog, and runs them before the entries it
 ///   read (they are older).
@@ -970,11 +1012,23 @@ struct Shared {
     stop: Arc<Mutex<Option<flume::Sender<()>>>>,
     /// The error that stops the worker by itself (a refused permission).
     fatal: Arc<Mutex<Option<Arc<StoreError>>>>,
-    /// How many entries this worker holds (taken, running or reporting) at most: its
-    /// concurrency plus its prefetch. Reading and
+    /// How many tasks run at once. The worker holds (taken, running or reporting) at most
+    /// this many entries plus those it takes ahead ([`Shared::take_ahead`]). Reading and
     /// reclaiming run concurrently and may overshoot it a little; it bounds, it does not
     /// count exactly.
-    capacity: usize,
+    concurrency: usize,
+    /// A fixed number of entries to take ahead, or `None` for the adaptive amount.
+    prefetch: Option<usize>,
+    /// The mean time a task ran, in ns (a moving average; 0 before the first).
+    mean_run_nanos: AtomicU64,
+    /// When this worker started, the origin of `running_since`.
+    epoch: std::time::Instant,
+    /// Per runner, when its running task started (ns after `epoch`, plus one), or 0.
+    running_since: Vec<AtomicU64>,
+    /// Hands each runner its index into `running_since`.
+    runner_numbers: AtomicU64,
+    /// Outcomes and starts the runners write together ([`Shared::write_together`]).
+    writes: Mutex<Writes>,
     /// Signalled when the worker lets go of an entry (the reader waits on it when full).
     slot_freed: (flume::Sender<()>, flume::Receiver<()>),
     /// Entries read and not yet started. async-channel, not flume: several runners await it
@@ -1040,6 +1094,30 @@ enum Begun {
     /// Not recorded: Redis stayed out of reach, refused a permission (the worker stops),
     /// or there was nothing to start; other workers reclaim the entry.
     NotRecorded,
+}
+
+/// What the runners have asked to write together, and whether one of them is writing.
+#[derive(Default)]
+struct Writes {
+    queue: Vec<Write>,
+    leading: bool,
+}
+
+/// One runner's outcome and the start of its next entry, to write with the others'.
+struct Write {
+    completion: Option<Completion>,
+    begin: Option<String>,
+    answer: flume::Sender<Written>,
+}
+
+/// What became of a [`Write`].
+enum Written {
+    /// Written: the outcome's [`Ownership`] and the start's count, for those it had.
+    Done(Option<Ownership>, Option<Result<u32, Ownership>>),
+    /// The call with the others failed: the runner writes its own, with its retries.
+    Alone(Option<Completion>),
+    /// Write the next batch (this runner's request among it).
+    Lead,
 }
 
 /// A decoded entry this worker owns, ready to run.
@@ -1140,7 +1218,141 @@ impl Shared {
 
     /// How many more entries this worker may take now.
     fn free_slots(&self) -> usize {
-        self.capacity.saturating_sub(self.owned.lock().len()).min(BATCH)
+        let capacity = self.concurrency + self.take_ahead();
+        capacity.saturating_sub(self.owned.lock().len()).min(BATCH)
+    }
+
+    /// Whether the reader waits for more free slots before it reads `slots` entries: while
+    /// the runners still have entries queued and fewer than half the worker's capacity is
+    /// free. Refilling every freed slot at once cost one `XREADGROUP` per task.
+    /// Only with entries taken ahead: without, a free slot is an idle runner. A runner that
+    /// takes the last queued entry wakes the reader ([`Shared::try_next_delivery`]).
+    fn read_later(&self, slots: usize) -> bool {
+        let ahead = self.take_ahead();
+        if ahead == 0 {
+            return false;
+        }
+        let queued = self.runnable.1.len() + self.reclaimed.1.len();
+        queued > 0 && slots < (self.concurrency + ahead).div_ceil(2)
+    }
+
+    /// How many entries to take ahead of the running ones: the fixed
+    /// [`prefetch`](WorkerBuilder::prefetch), or by default [`TAKE_AHEAD_TIME`] of measured
+    /// work per task slot, at most [`DEFAULT_MAX_PREFETCH`], and none before a task was
+    /// measured (a queue of long tasks must not go all to the first worker that reads it).
+    fn take_ahead(&self) -> usize {
+        if let Some(entries) = self.prefetch {
+            return entries;
+        }
+        // A task running longer than the mean counts as that long already: a worker that
+        // ran short tasks must not take a queue of long ones ahead.
+        let mean = self.mean_run_nanos.load(Ordering::Relaxed).max(self.longest_running());
+        if mean == 0 {
+            return 0;
+        }
+        let per_slot = u64::try_from(TAKE_AHEAD_TIME.as_nanos()).unwrap_or(u64::MAX) / mean;
+        let ahead = per_slot.saturating_mul(self.concurrency as u64);
+        usize::try_from(ahead).unwrap_or(usize::MAX).min(DEFAULT_MAX_PREFETCH)
+    }
+
+    /// How long the longest-running task has run so far, in ns (0 when none runs).
+    fn longest_running(&self) -> u64 {
+        let now = self.nanos_since_epoch();
+        self.running_since
+            .iter()
+            .map(|since| since.load(Ordering::Relaxed))
+            .filter(|since| *since > 0)
+            .map(|since| now.saturating_sub(since - 1))
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn nanos_since_epoch(&self) -> u64 {
+        let elapsed = self.executor.now().saturating_duration_since(self.epoch);
+        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Adds a task's run time to the moving mean [`Shared::take_ahead`] goes by (each new
+    /// time weighs an eighth, so a change of the tasks' length shows within a few tasks).
+    fn measured(&self, took: Duration) {
+        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let _ = self.mean_run_nanos.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |mean| {
+            Some(if mean == 0 { took } else { (mean - mean / 8).saturating_add(took / 8).max(1) })
+        });
+    }
+
+    /// Writes this runner's outcome and the start of its next entry with those of the other
+    /// runners that are waiting to write theirs: one call for them all
+    /// ([`Store::complete_and_begin`]), made by the first of them (the others wait for its
+    /// answer, and one of those that came while it was on its way writes the next batch).
+    /// Each runner still starts its next entry only once its own outcome and start are
+    /// written, so a crash counts against the entries that were running only. One try: if
+    /// the call fails, every runner writes its own again with its own retries
+    /// ([`Written::Alone`]).
+    async fn write_together(
+        &self,
+        completion: Option<Completion>,
+        begin: Option<String>,
+    ) -> Written {
+        let (answer, answered) = flume::bounded(1);
+        let lead = {
+            let mut writes = self.writes.lock();
+            writes.queue.push(Write { completion, begin, answer });
+            !std::mem::replace(&mut writes.leading, true)
+        };
+        if !lead {
+            match answered.recv_async().await {
+                Ok(Written::Lead) => {}
+                Ok(written) => return written,
+                // The leader answers every request it takes: not reachable.
+                Err(_) => return Written::Alone(None),
+            }
+        }
+        let mut batch = std::mem::take(&mut self.writes.lock().queue);
+        let mut completions = Vec::new();
+        let mut begins = Vec::new();
+        // Which of the two each request had, in order.
+        let mut had = Vec::with_capacity(batch.len());
+        for write in &mut batch {
+            had.push((write.completion.is_some(), write.begin.is_some()));
+            completions.extend(write.completion.take());
+            begins.extend(write.begin.take());
+        }
+        let written = self.store.complete_and_begin(&self.name, &completions, &begins).await;
+        let mut answers = match written {
+            Ok((ownerships, starts))
+                if ownerships.len() == completions.len() && starts.len() == begins.len() =>
+            {
+                Some((ownerships.into_iter(), starts.into_iter()))
+            }
+            _ => None,
+        };
+        let mut unwritten = completions.into_iter();
+        for (write, (completion, begin)) in batch.into_iter().zip(had) {
+            let written = match &mut answers {
+                Some((ownerships, starts)) => Written::Done(
+                    if completion { ownerships.next() } else { None },
+                    if begin { starts.next() } else { None },
+                ),
+                None => Written::Alone(if completion { unwritten.next() } else { None }),
+            };
+            let _ = write.answer.try_send(written);
+        }
+        // Hand the writing on to a runner that asked meanwhile, if one did.
+        {
+            let mut writes = self.writes.lock();
+            loop {
+                if writes.queue.is_empty() {
+                    writes.leading = false;
+                    break;
+                }
+                if writes.queue[0].answer.try_send(Written::Lead).is_ok() {
+                    break;
+                }
+                writes.queue.remove(0);
+            }
+        }
+        answered.try_recv().unwrap_or(Written::Alone(None))
     }
 
     /// Lets go of entries (reported, dead-lettered or handed back).
@@ -1218,7 +1430,17 @@ impl Shared {
     /// The next entry to start if one is at hand: a reclaimed one if there is one (it is
     /// older than any entry read), else a read one.
     fn try_next_delivery(&self) -> Option<Delivery> {
-        self.reclaimed.1.try_recv().or_else(|_| self.runnable.1.try_recv()).ok()
+        let delivery = self.reclaimed.1.try_recv().or_else(|_| self.runnable.1.try_recv()).ok();
+        self.taken_from_queue(delivery.is_some());
+        delivery
+    }
+
+    /// Wakes the reader when a runner took the last queued entry: it may be waiting for
+    /// more free slots while entries were queued ([`Shared::read_later`]).
+    fn taken_from_queue(&self, took: bool) {
+        if took && self.runnable.1.is_empty() && self.reclaimed.1.is_empty() {
+            let _ = self.slot_freed.0.try_send(());
+        }
     }
 
     /// The next entry to start (see [`Shared::try_next_delivery`]), waiting for one; `None`
@@ -1232,7 +1454,10 @@ impl Shared {
             let runnable = std::pin::pin!(self.runnable.1.recv());
             match select(self.stop_signal.recv_async(), select(reclaimed, runnable)).await {
                 Either::Right((Either::Left((Ok(delivery), _)), _))
-                | Either::Right((Either::Right((Ok(delivery), _)), _)) => return Some(delivery),
+                | Either::Right((Either::Right((Ok(delivery), _)), _)) => {
+                    self.taken_from_queue(true);
+                    return Some(delivery);
+                }
                 // Shared holds both senders: a closed queue is not reachable.
                 Either::Right(_) => continue,
                 Either::Left(_) => return None,
@@ -1298,6 +1523,25 @@ impl Shared {
         let begins: Vec<String> = next.into_iter().cloned().collect();
         if completions.is_empty() && begins.is_empty() {
             return Begun::NotRecorded;
+        }
+        let entry_id = completions.first().map(|completion| completion.entry_id.clone());
+        match self.write_together(completions.pop(), begins.first().cloned()).await {
+            Written::Done(ownership, start) => {
+                if let (Some(entry_id), Some(ownership)) = (&entry_id, ownership) {
+                    if ownership == Ownership::NotOwner {
+                        warn_dropped(&self.name, entry_id);
+                    }
+                    self.release([entry_id]);
+                }
+                return match start {
+                    Some(Ok(starts)) => Begun::Started(starts),
+                    Some(Err(ownership)) => Begun::NotOwner(ownership),
+                    None => Begun::NotRecorded,
+                };
+            }
+            // Written alone below, with retries (the call failed, or nothing came back).
+            Written::Alone(completion) => completions.extend(completion),
+            Written::Lead => {}
         }
         let mut retry = self.entry_retry();
         let give_up = loop {
@@ -1392,12 +1636,7 @@ impl Shared {
     fn warn_not_owner(&self, completions: &[Completion], ownerships: &[Ownership]) {
         for (completion, ownership) in completions.iter().zip(ownerships) {
             if *ownership == Ownership::NotOwner {
-                tracing::warn!(
-                    worker = %self.name,
-                    entry = %completion.entry_id,
-                    "dropping a result: the entry was reclaimed by another worker \
-                     (this one was too slow or cut off), which reports it instead"
-                );
+                warn_dropped(&self.name, &completion.entry_id);
             }
         }
     }
@@ -1709,7 +1948,8 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
     let (handing_back, handed_back) = flume::bounded::<()>(1);
     let spawned = [
         executor.spawn_task(fetch_loop(Arc::clone(&shared), readers_done.clone())),
-        executor.spawn_task(reclaim_loop(Arc::clone(&shared), readers_done)),
+        executor.spawn_task(reclaim_loop(Arc::clone(&shared), readers_done.clone())),
+        executor.spawn_task(rebalance_loop(Arc::clone(&shared), readers_done)),
         executor.spawn_task(heartbeat_loop(Arc::clone(&shared), handed_back, stopped.clone())),
     ];
     for (index, result) in spawned.into_iter().enumerate() {
@@ -1775,7 +2015,7 @@ async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
             break;
         }
         let slots = shared.free_slots();
-        if slots == 0 {
+        if slots == 0 || shared.read_later(slots) {
             // Full: wait until an entry is let go of, or the shutdown.
             match select(shared.stop_signal.recv_async(), shared.slot_freed.1.recv_async()).await {
                 Either::Right((Ok(()), _)) => continue,
@@ -1811,6 +2051,51 @@ async fn fetch_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
                 if unless_stopped(&shared.stop_signal, shared.executor.sleep(delay)).await.is_none()
                 {
                     break;
+                }
+            }
+        }
+    }
+}
+
+/// With the default (adaptive) prefetch: gives back to the queue the entries read ahead
+/// beyond what the tasks' measured length allows now ([`Shared::take_ahead`]), so that
+/// another worker runs them. A worker that ran short tasks takes up to 64 entries at once;
+/// if those turn out to be long tasks, it holds them only until its running ones have run
+/// for longer than the short ones did, not for as long as it takes to run them all.
+/// Entries given back were never begun: no start is counted, and they keep their
+/// delivery's `entry_of` key (`hand_back.lua`).
+async fn rebalance_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
+    if shared.prefetch.is_some() {
+        return;
+    }
+    loop {
+        let tick = shared.executor.sleep(REBALANCE_EVERY);
+        if unless_stopped(&shared.stop_signal, tick).await.is_none() {
+            break;
+        }
+        let allowed = shared.take_ahead();
+        let queued = shared.runnable.1.len();
+        if queued <= allowed {
+            continue;
+        }
+        // Read entries only: reclaimed ones are older than any, and run here first.
+        let surplus: Vec<Delivery> = std::iter::from_fn(|| shared.runnable.1.try_recv().ok())
+            .take(queued - allowed)
+            .collect();
+        if surplus.is_empty() {
+            continue;
+        }
+        let ids: Vec<String> = surplus.iter().map(|delivery| delivery.entry_id.clone()).collect();
+        match shared.store.hand_back(&shared.name, &ids).await {
+            Ok(count) => {
+                tracing::debug!(worker = %shared.name, count, "gave entries taken ahead back to the queue: its tasks run longer than the ones before");
+                shared.release(&ids);
+            }
+            Err(error) => {
+                // Still this worker's: run them here after all.
+                tracing::debug!(%error, worker = %shared.name, "could not give entries taken ahead back; running them here");
+                for delivery in surplus {
+                    let _ = shared.runnable.0.try_send(delivery);
                 }
             }
         }
@@ -1884,6 +2169,16 @@ async fn reclaim_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
             }
         }
     }
+}
+
+/// Warns of a result dropped because another worker owns its entry now.
+fn warn_dropped(worker: &str, entry: &str) {
+    tracing::warn!(
+        worker = %worker,
+        entry = %entry,
+        "dropping a result: the entry was reclaimed by another worker \
+         (this one was too slow or cut off), which reports it instead"
+    );
 }
 
 /// The dead letter of a completion Redis refuses to store (`reason`).
@@ -1965,6 +2260,9 @@ impl fmt::Display for GiveUp {
 /// each one's outcome: together with the start of the next one when there is a next one
 /// at hand, else at once.
 async fn runner_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
+    let number = usize::try_from(shared.runner_numbers.fetch_add(1, Ordering::Relaxed))
+        .unwrap_or(usize::MAX);
+    let since = shared.running_since.get(number);
     // The outcome of the last task run, not written yet.
     let mut last: Option<Report> = None;
     loop {
@@ -1984,7 +2282,18 @@ async fn runner_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
             }
         };
         last = match shared.start(delivery, last.take()).await {
-            Start::Run(delivery) => Some(shared.run(delivery).await),
+            Start::Run(delivery) => {
+                let started = shared.executor.now();
+                if let Some(since) = since {
+                    since.store(shared.nanos_since_epoch() + 1, Ordering::Relaxed);
+                }
+                let report = shared.run(delivery).await;
+                if let Some(since) = since {
+                    since.store(0, Ordering::Relaxed);
+                }
+                shared.measured(shared.executor.now().saturating_duration_since(started));
+                Some(report)
+            }
             Start::DeadLetter(letter) => Some(Report::DeadLetter(letter)),
             Start::Skip => None,
         };

@@ -5,7 +5,7 @@ use std::time::Duration;
 use taskweave::transport::redis::RedisTransport;
 use taskweave::{Client, Error, TaskError};
 
-use crate::tasks::{Add, Explode, Parse};
+use crate::tasks::{Add, Explode, Parse, Sleepy};
 use crate::{RedisServer, client, run, worker};
 
 #[test]
@@ -289,5 +289,44 @@ fn closing_a_client_deletes_the_entries_of_its_unfinished_tasks() {
             assert!(future.await.unwrap_err().is_cancelled());
         }
         assert_eq!(length(&mut connection), 0, "a worker started now would find nothing to run");
+    });
+}
+
+/// With the default prefetch a worker takes about 20 ms of measured work per slot ahead, and
+/// gives back what it took ahead once its running tasks outlast that: a queue of long tasks
+/// spreads over every worker, even one that joins later, and even right after short tasks.
+/// With the old default (8 entries ahead) the first worker took 10 of these 12 tasks and ran
+/// them in 5 rounds while the other ran 2 and idled (issue 19: 12 tasks of 5 s on 2 workers
+/// took 25 s instead of 15); without the give-back, a worker that had run short tasks took
+/// all 12.
+#[test]
+fn long_tasks_spread_over_every_worker_with_the_default_prefetch() {
+    run(|| async {
+        let server = RedisServer::start();
+        let first = worker(&server, "long", 2).await;
+        let client = client(&server, "long").await;
+        // Short tasks first: a worker that measured only those takes many entries ahead.
+        let short = client.map_task::<Add>((0..200).map(|i| (i, 1)));
+        client.gather(&short).await.unwrap();
+        drop(short);
+        let started = std::time::Instant::now();
+        // 4 slots once the second worker runs: 3 rounds of 400 ms when spread, 5 when the
+        // first worker keeps 10.
+        let futures = client.map_task::<Sleepy>((0..12).map(|i| (400, i)));
+        let second = worker(&server, "long", 2).await;
+        let values = client.gather(&futures).await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(values, (0..12).collect::<Vec<i64>>());
+        assert!(
+            took < Duration::from_millis(1_800),
+            "12 tasks of 400 ms on 2 workers of 2 slots took {took:?} (1.2 s when spread, \
+             2 s when one worker keeps 10)"
+        );
+        client.close().await.unwrap();
+        for worker in [&first, &second] {
+            worker.shutdown();
+        }
+        first.stopped().await;
+        second.stopped().await;
     });
 }

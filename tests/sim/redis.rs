@@ -751,8 +751,8 @@ impl World {
                 self.submit(client, kind, Vec::new());
             }
             17 if self.scenario.backlog => {
-                // More than the workers hold (concurrency plus a prefetch of 8 each): the
-                // rest waits in the stream while they run.
+                // More than the workers hold (their concurrency; tasks this long get no
+                // adaptive prefetch): the rest waits in the stream while they run.
                 let count = self.rng.between(20, 40);
                 for _ in 0..count {
                     let millis = self.rng.between(50, 300);

@@ -36,8 +36,8 @@ use crate::planted::PlantedBug;
 use crate::runtimes::sim::{SimExecutor, SimRng};
 use crate::transport::redis::protocol::{DONE, ENTRY_KEY_TTL_MS, Keys, MAX_TTL_MS, TaskEntry};
 use crate::transport::redis::store::{
-    Cancelled, ClaimedEntry, Completion, DeadLetter, Dispatched, Fields, Located, Ownership, Store,
-    StoreError, StoreResult, StreamEntry,
+    Cancelled, ClaimedEntry, CompletedAndBegun, Completion, DeadLetter, Dispatched, Fields,
+    Located, Ownership, Store, StoreError, StoreResult, StreamEntry,
 };
 
 /// How many commands back a restart can lose.
@@ -1203,6 +1203,28 @@ impl Store for MemoryStore {
                 })
                 .collect()
         }))
+    }
+
+    /// As `complete_and_begin.lua`: the outcomes first, then the starts, the starts only if
+    /// the outcomes were written. The script does both atomically; here they are two commands
+    /// (a fault or another caller may come between them), which allows every order the
+    /// script allows and more, so the simulation checks the worker against a superset.
+    fn complete_and_begin<'a>(
+        &'a self,
+        consumer: &'a str,
+        completions: &'a [Completion],
+        begins: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<CompletedAndBegun>> {
+        Box::pin(async move {
+            let completed = if completions.is_empty() {
+                Vec::new()
+            } else {
+                self.complete(consumer, completions).await?
+            };
+            let begun =
+                if begins.is_empty() { Vec::new() } else { self.begin(consumer, begins).await? };
+            Ok((completed, begun))
+        })
     }
 
     fn touch<'a>(

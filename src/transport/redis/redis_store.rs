@@ -11,8 +11,8 @@ use redis::{RedisError, Script, Value};
 
 use super::protocol::{DONE, ENTRY_KEY_TTL_MS, GROUP, Keys, TaskEntry};
 use super::store::{
-    Cancelled, ClaimedEntry, Completion, DeadLetter, Dispatched, Fields, Located, Ownership, Store,
-    StoreError, StoreResult, StreamEntry,
+    Cancelled, ClaimedEntry, CompletedAndBegun, Completion, DeadLetter, Dispatched, Fields,
+    Located, Ownership, Store, StoreError, StoreResult, StreamEntry,
 };
 
 /// How a store connects: timeouts and reconnection back-off.
@@ -78,6 +78,8 @@ struct Scripts {
     locate: Script,
     cancel: Script,
     forget: Script,
+    /// `complete.lua` and `begin.lua` as functions, called by `complete_and_begin.lua`.
+    complete_and_begin: Script,
 }
 
 impl Scripts {
@@ -93,6 +95,13 @@ impl Scripts {
             locate: Script::new(include_str!("locate.lua")),
             cancel: Script::new(include_str!("cancel.lua")),
             forget: Script::new(include_str!("forget.lua")),
+            complete_and_begin: Script::new(&format!(
+                "local function complete(KEYS, ARGV)\n{}\nend\n\
+                 local function begin(KEYS, ARGV)\n{}\nend\n{}",
+                include_str!("complete.lua"),
+                include_str!("begin.lua"),
+                include_str!("complete_and_begin.lua"),
+            )),
         }
     }
 }
@@ -636,6 +645,52 @@ impl RedisStore {
             .collect()
     }
 
+    /// Both in one script call (`complete_and_begin.lua`): one round trip and one script's
+    /// fixed cost for a batch of outcomes and the starts of the runners' next entries.
+    async fn complete_and_begin_all(
+        &self,
+        consumer: &str,
+        completions: &[Completion],
+        begins: &[String],
+    ) -> StoreResult<CompletedAndBegun> {
+        const OPERATION: &str = "complete and begin";
+        let mut invocation = self.scripts.complete_and_begin.key(self.keys.tasks());
+        invocation.key(self.keys.starts()).arg(GROUP).arg(consumer).arg(completions.len());
+        for completion in completions {
+            invocation
+                .key(&completion.reply)
+                .key(&completion.result)
+                .key(self.keys.entry_of(&completion.rid))
+                .arg(&completion.entry_id)
+                .arg(&completion.rid)
+                .arg(completion.status.as_str())
+                .arg(&completion.body)
+                .arg(completion.ttl_ms);
+        }
+        for id in begins {
+            invocation.arg(id);
+        }
+        let mut connection = self.commands.clone();
+        let value: Value =
+            invocation.invoke_async(&mut connection).await.map_err(failed(OPERATION))?;
+        let (completed, begun) = match items(&value) {
+            Some([completed, begun]) => (items(completed), items(begun)),
+            _ => (None, None),
+        };
+        let (Some(completed), Some(begun)) = (completed, begun) else {
+            return Err(malformed(OPERATION, "not two lists"));
+        };
+        if completed.len() != completions.len() || begun.len() != begins.len() {
+            return Err(malformed(OPERATION, "not one answer per item of the batch"));
+        }
+        let ownerships = completed
+            .iter()
+            .map(|value| ownership_of(value).ok_or_else(|| malformed(OPERATION, "not 1, 0 or -1")))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let starts = begun.iter().map(begin_reply).collect::<StoreResult<Vec<_>>>()?;
+        Ok((ownerships, starts))
+    }
+
     /// Runs a script that answers once per item of a batch (`enqueue.lua`, `begin.lua`,
     /// `complete.lua`), and checks that it gave `count` answers.
     async fn invoke_per_item(
@@ -1039,6 +1094,23 @@ impl Store for RedisStore {
             }
             let replies = self.invoke_per_item("begin", &invocation, entry_ids.len()).await?;
             replies.iter().map(begin_reply).collect()
+        })
+    }
+
+    fn complete_and_begin<'a>(
+        &'a self,
+        consumer: &'a str,
+        completions: &'a [Completion],
+        begins: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<CompletedAndBegun>> {
+        Box::pin(async move {
+            if begins.is_empty() {
+                return Ok((self.complete_all(consumer, completions).await?, Vec::new()));
+            }
+            if completions.is_empty() {
+                return Ok((Vec::new(), self.begin(consumer, begins).await?));
+            }
+            self.complete_and_begin_all(consumer, completions, begins).await
         })
     }
 
