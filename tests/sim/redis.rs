@@ -419,7 +419,13 @@ impl Cluster {
                             slot.lock().worker = Some(Arc::clone(&worker));
                             // The node's first task lives as long as the worker.
                             worker.stopped().await;
-                            return;
+                            // A worker that stops by itself (Redis out of reach for its
+                            // broker timeout, in a long outage) is started again, as
+                            // systemd or Kubernetes would; one shut down on purpose is not.
+                            let Some(error) = worker.error() else { return };
+                            sim.note(format_args!("worker stopped by itself ({error}); restart"));
+                            slot.lock().worker = None;
+                            sim.sleep(Duration::from_millis(50)).await;
                         }
                         Err(_) => sim.sleep(Duration::from_millis(50)).await,
                     }
