@@ -48,6 +48,11 @@ pub(crate) type Payload = Box<dyn Any + Send + Sync>;
 /// A value that several readers copy from: a variable's value, a dataset, a topic message.
 pub(crate) type SharedPayload = Arc<dyn Any + Send + Sync>;
 
+/// A value encoded for a backend in another process (JSON, by the handle that knows its
+/// type): what a [`Payload`] or [`SharedPayload`] holds when [`Backend::encodes`] is true.
+#[derive(Debug, Clone)]
+pub(crate) struct Encoded(pub(crate) Vec<u8>);
+
 /// The messages of one topic subscription, in the order they were logged.
 pub(crate) type TopicFeed = Pin<Box<dyn Stream<Item = SharedPayload> + Send>>;
 
@@ -92,6 +97,11 @@ impl TypeTag {
         TypeTag { id: TypeId::of::<T>(), name: std::any::type_name::<T>() }
     }
 
+    /// The type's name (`std::any::type_name`): what a backend in another process keeps.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// Refuses `asked` when the name's values are of this type and `asked` is another.
     fn check(&self, kind: Kind, name: &str, asked: TypeTag) -> Result<(), Error> {
         if self.id == asked.id {
@@ -128,6 +138,18 @@ impl fmt::Display for LeaseId {
 /// Where the coordination state of one cluster lives. See the [module docs](self) for the
 /// guarantees every operation gives (atomic, cancel safe, timeouts answer "no").
 pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// Whether values cross to another process: then the handles hand over (and expect back)
+    /// [`Encoded`] values instead of the typed values themselves.
+    fn encodes(&self) -> bool {
+        false
+    }
+
+    /// Whether leases expire unless refreshed: then a [`Lease`](super::Lease) guard refreshes
+    /// its lease in the background while it lives.
+    fn expires_leases(&self) -> bool {
+        false
+    }
+
     // --- Leases: `Lock` (one lease) and `Semaphore` (`max_leases`) ---------------------------
 
     /// Grants a new lease on `name` if fewer than `max_leases` are held, waiting up to `wait`

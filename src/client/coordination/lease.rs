@@ -10,6 +10,7 @@ use super::backend::{Kind, LeaseId, problem};
 use super::{Blocking, Ctx};
 use crate::client::blocking::block_on_caller_thread;
 use crate::error::Error;
+use crate::executor::ExecutorExt;
 
 /// How long a lease lasts without a refresh when its holder can no longer refresh it, unless
 /// changed with [`Semaphore::with_lease_timeout`]: Dask's default lease timeout.
@@ -164,7 +165,54 @@ impl Semaphore {
         let granted = backend
             .acquire_lease(self.kind, &self.name, self.max_leases, self.lease_timeout, wait)
             .await?;
-        Ok(granted.map(|id| Lease { semaphore: self.clone(), id, held: true }))
+        Ok(granted.map(|id| {
+            let refresher = self.keep_refreshed(backend, id);
+            Lease { semaphore: self.clone(), id, held: true, refresher }
+        }))
+    }
+
+    /// On a backend whose leases expire, refreshes lease `id` every third of its timeout
+    /// until the returned handle aborts it (the guard's release, drop or detach) or the
+    /// client closes; `None` where leases do not expire.
+    fn keep_refreshed(
+        &self,
+        backend: &Arc<dyn super::Backend>,
+        id: LeaseId,
+    ) -> Option<futures::future::AbortHandle> {
+        if !backend.expires_leases() {
+            return None;
+        }
+        let (abort, registration) = futures::future::AbortHandle::new_pair();
+        let (backend, core) = (Arc::clone(backend), Arc::clone(&self.ctx.core));
+        let (kind, name, timeout) = (self.kind, Arc::clone(&self.name), self.lease_timeout);
+        let every = (timeout / 3).max(Duration::from_millis(1));
+        let refresh = async move {
+            loop {
+                core.executor.sleep(every).await;
+                if core.is_closed() {
+                    return;
+                }
+                match backend.refresh_lease(kind, &name, id, timeout).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            primitive = kind.as_str(),
+                            %name,
+                            lease = %id,
+                            "a lease expired while its guard held it (it was not refreshed in \
+                             time); the work it guards is no longer exclusive"
+                        );
+                        return;
+                    }
+                    // Tried again at the next tick; the lease expires if that keeps failing.
+                    Err(error) => tracing::debug!(%error, %name, "a lease refresh failed"),
+                }
+            }
+        };
+        let spawned = self.ctx.core.executor.spawn_task(async move {
+            let _ = futures::future::Abortable::new(refresh, registration).await;
+        });
+        spawned.ok().map(|()| abort)
     }
 
     /// Gives back a lease detached from its guard with [`Lease::detach`] (perhaps by another
@@ -449,6 +497,8 @@ pub struct Lease {
     id: LeaseId,
     /// False once released or detached: the drop then does nothing.
     held: bool,
+    /// Stops the background refresh (on backends whose leases expire).
+    refresher: Option<futures::future::AbortHandle>,
 }
 
 impl fmt::Debug for Lease {
@@ -474,6 +524,7 @@ impl Lease {
     /// process: it expired because it was not refreshed in time); [`Error::Closed`] after the
     /// client closed.
     pub async fn release(mut self) -> Result<(), Error> {
+        self.stop_refreshing();
         let outcome = self.semaphore.release(self.id).await;
         // A closed client refuses the call; the drop then gives the lease back anyway, so
         // that it is never left held by nobody.
@@ -503,13 +554,23 @@ impl Lease {
     /// [`Semaphore::release`] or [`Lock::release`], from any task. Until then nothing gives
     /// it back (on a backend where leases expire, it expires after its timeout).
     pub fn detach(mut self) -> LeaseId {
+        self.stop_refreshing();
         self.held = false;
         self.id
     }
 }
 
+impl Lease {
+    fn stop_refreshing(&mut self) {
+        if let Some(refresher) = self.refresher.take() {
+            refresher.abort();
+        }
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
+        self.stop_refreshing();
         if !self.held {
             return;
         }

@@ -83,7 +83,7 @@
 //! # futures::executor::block_on(run()).unwrap();
 //! ```
 
-mod backend;
+pub(crate) mod backend;
 mod dataset;
 mod event;
 mod lease;
@@ -102,7 +102,7 @@ pub use topic::Subscription;
 pub use variable::Variable;
 
 pub(crate) use backend::Backend;
-use backend::{InProcess, Kind, problem};
+use backend::{Encoded, InProcess, Kind, Payload, SharedPayload, problem};
 
 use super::core::Core;
 use super::{Client, TaskFuture};
@@ -123,9 +123,107 @@ impl<T> Item for T where T: serde::Serialize + serde::de::DeserializeOwned + Sen
 impl<T: Send + Sync + 'static> Item for TaskFuture<T> {}
 
 mod sealed {
-    pub trait Sealed {}
-    impl<T> Sealed for T where T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static {}
-    impl<T: Send + Sync + 'static> Sealed for super::TaskFuture<T> {}
+    /// How an [`Item`](super::Item) crosses to a backend in another process (Redis): as
+    /// JSON. Private to the crate (the trait cannot be named outside it).
+    pub trait Sealed: Sized {
+        /// The item as JSON, or why it cannot leave this process.
+        fn encode_item(&self) -> Result<Vec<u8>, String>;
+        /// The item from its JSON, or why the bytes are not one.
+        fn decode_item(bytes: &[u8]) -> Result<Self, String>;
+    }
+    impl<T> Sealed for T
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        fn encode_item(&self) -> Result<Vec<u8>, String> {
+            serde_json::to_vec(self).map_err(|error| {
+                format!("a value of type {} cannot be encoded: {error}", std::any::type_name::<T>())
+            })
+        }
+        fn decode_item(bytes: &[u8]) -> Result<Self, String> {
+            serde_json::from_slice(bytes).map_err(|error| {
+                format!(
+                    "a stored value is not a {} ({error}); use one type per name",
+                    std::any::type_name::<T>()
+                )
+            })
+        }
+    }
+    impl<T: Send + Sync + 'static> Sealed for super::TaskFuture<T> {
+        fn encode_item(&self) -> Result<Vec<u8>, String> {
+            Err(format!(
+                "task {} cannot be stored as a TaskFuture on a transport whose primitives live \
+                 in another process (redis) yet: another client could not read its value; \
+                 await the future and store its output instead",
+                self.key()
+            ))
+        }
+        fn decode_item(_: &[u8]) -> Result<Self, String> {
+            Err("a stored value cannot be read as a TaskFuture on this transport; store the \
+                 task's output instead"
+                .to_owned())
+        }
+    }
+}
+
+/// `value` as the backend keeps it: itself in-process, encoded for a backend in another
+/// process.
+fn pack<T: Item>(
+    backend: &dyn Backend,
+    kind: Kind,
+    name: &str,
+    value: T,
+) -> Result<Payload, Error> {
+    if backend.encodes() {
+        let bytes = value.encode_item().map_err(|problem_| problem(kind, name, problem_))?;
+        return Ok(Box::new(Encoded(bytes)));
+    }
+    Ok(Box::new(value))
+}
+
+/// A value from the backend as a `T` (see [`pack`]).
+fn unpack<T: Item>(kind: Kind, name: &str, payload: Payload) -> Result<T, Error> {
+    let payload = match payload.downcast::<Encoded>() {
+        Ok(encoded) => {
+            return T::decode_item(&encoded.0).map_err(|problem_| problem(kind, name, problem_));
+        }
+        Err(payload) => payload,
+    };
+    payload.downcast::<T>().map(|value| *value).map_err(|_| {
+        problem(
+            kind,
+            name,
+            format!("an item is not a {}; use one item type per name", std::any::type_name::<T>()),
+        )
+    })
+}
+
+/// [`pack`] for a value several readers copy from.
+fn share<T: Item>(
+    backend: &dyn Backend,
+    kind: Kind,
+    name: &str,
+    value: T,
+) -> Result<SharedPayload, Error> {
+    if backend.encodes() {
+        let bytes = value.encode_item().map_err(|problem_| problem(kind, name, problem_))?;
+        return Ok(Arc::new(Encoded(bytes)));
+    }
+    Ok(Arc::new(value))
+}
+
+/// A copy of a shared value as a `T` (see [`share`]).
+fn unshare<T: Item + Clone>(kind: Kind, name: &str, value: &SharedPayload) -> Result<T, Error> {
+    if let Some(encoded) = value.downcast_ref::<Encoded>() {
+        return T::decode_item(&encoded.0).map_err(|problem_| problem(kind, name, problem_));
+    }
+    value.downcast_ref::<T>().cloned().ok_or_else(|| {
+        problem(
+            kind,
+            name,
+            format!("its value is not a {}; use one type per name", std::any::type_name::<T>()),
+        )
+    })
 }
 
 /// The blocking twin of a primitive's async methods: `lock.blocking().acquire()`. Get one
@@ -199,6 +297,14 @@ impl Ctx {
 /// The coordination backend for a client built on `core`: the in-process one for the
 /// in-process transport, none (yet) for the others.
 pub(crate) fn backend_for(core: &Core) -> Option<Arc<dyn Backend>> {
+    #[cfg(feature = "redis")]
+    if let Some(redis) = core
+        .transport
+        .as_any()
+        .and_then(|transport| transport.downcast_ref::<crate::transport::redis::RedisTransport>())
+    {
+        return redis.coordination_backend(Arc::clone(&core.executor));
+    }
     (core.transport.name() == "in-process")
         .then(|| Arc::new(InProcess::new(Arc::clone(&core.executor))) as Arc<dyn Backend>)
 }

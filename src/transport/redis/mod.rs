@@ -69,6 +69,7 @@
 
 mod admin;
 mod config;
+pub(crate) mod coordination;
 // The store seam and what crosses it are crate-private; their items are `pub` only so that
 // `crate::sim::redis::internals` (feature `sim`, hidden) can hand them to the tests that
 // check the model against Redis and fuzz the decoders. Without `sim` nothing reaches them;
@@ -185,6 +186,9 @@ struct Inner {
     stop_signal: flume::Receiver<()>,
     /// How [`RedisTransport::admin`] connects: this transport's server, namespace and queue.
     admin: RedisAdminBuilder,
+    /// Where the coordination primitives live: set when connected to a real server (the
+    /// simulation's model of Redis has none).
+    coordination: OnceLock<RedisConfig>,
 }
 
 /// The deliveries a client has dispatched and not seen completed.
@@ -412,7 +416,10 @@ impl RedisTransportBuilder {
         let options = self.config.connect_options(BLOCK);
         let store = RedisStore::connect(self.config.url(), keys.clone(), &options).await?;
         store.check_access(Role::Client).await?;
-        self.connect_store(Arc::new(store), keys).await
+        let config = self.config.clone();
+        let transport = self.connect_store(Arc::new(store), keys).await?;
+        let _ = transport.inner.coordination.set(config);
+        Ok(transport)
     }
 
     /// The keys of the queue this transport submits to.
@@ -478,6 +485,7 @@ impl RedisTransportBuilder {
                 stop: Mutex::new(Some(stop)),
                 stop_signal,
                 admin: self.admin_builder(),
+                coordination: OnceLock::new(),
             }),
         })
     }
@@ -1178,9 +1186,25 @@ async fn janitor_loop(inner: Arc<Inner>, _done: flume::Sender<()>) {
     }
 }
 
+impl RedisTransport {
+    /// The coordination backend of a client on this transport: the primitives in Redis,
+    /// under this transport's namespace (`None` on the simulation's model of Redis).
+    pub(crate) fn coordination_backend(
+        &self,
+        executor: Arc<dyn Executor>,
+    ) -> Option<Arc<dyn crate::client::coordination::Backend>> {
+        let config = self.inner.coordination.get()?.clone();
+        Some(Arc::new(coordination::RedisCoordination::new(config, executor)))
+    }
+}
+
 impl Transport for RedisTransport {
     fn name(&self) -> &'static str {
         "redis"
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     fn capacity(&self) -> usize {
