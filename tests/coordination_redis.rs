@@ -413,3 +413,125 @@ fn a_lease_held_by_a_killed_process_is_free_again_within_its_timeout() {
         client.close().await.unwrap();
     });
 }
+
+/// A registered task that takes the lock `victim` (lease timeout 2 s) through its worker's
+/// client, says so with the event `held`, and keeps it until its process is killed.
+struct HoldLock;
+
+impl taskweave::Task for HoldLock {
+    const NAME: &'static str = "hold_lock";
+    type Input = ();
+    type Output = ();
+    type Error = Error;
+    fn run((): ()) -> Result<(), Error> {
+        let client = taskweave::worker::client()?;
+        let lock = client.lock("victim").with_lease_timeout(Duration::from_secs(2));
+        let _guard = lock.blocking().acquire()?;
+        client.event("held").blocking().set()?;
+        // Held until the process is killed (an event nobody sets).
+        client.event("never").blocking().wait_timeout(Duration::from_secs(600))?;
+        Ok(())
+    }
+}
+
+/// A registered task that waits up to 30 s for the lock `victim`, holds it briefly, and
+/// answers whether it got it.
+struct TakeLock;
+
+impl taskweave::Task for TakeLock {
+    const NAME: &'static str = "take_lock";
+    type Input = u32;
+    type Output = bool;
+    type Error = Error;
+    fn run(_: u32) -> Result<bool, Error> {
+        let client = taskweave::worker::client()?;
+        let lock = client.lock("victim").with_lease_timeout(Duration::from_secs(2));
+        let Some(guard) = lock.blocking().acquire_timeout(Duration::from_secs(30))? else {
+            return Ok(false);
+        };
+        assert!(lock.blocking().is_locked()?);
+        drop(guard);
+        Ok(true)
+    }
+}
+
+/// The worker process of
+/// [`a_lease_held_by_a_killed_worker_process_is_free_again_and_every_waiting_task_finishes`]:
+/// runs `HoldLock` from the queue `holder` until killed. Does nothing as a test of its own.
+#[test]
+fn holder_worker_process() {
+    let Ok(url) = std::env::var("TASKWEAVE_TEST_HOLDER_WORKER") else { return };
+    futures::executor::block_on(async move {
+        taskweave::worker::Worker::builder()
+            .redis(url)
+            .queue("holder")
+            .concurrency(1)
+            .register::<HoldLock>()
+            .run()
+            .await
+            .unwrap();
+    });
+}
+
+/// A registered task in a worker process holds a lock; the process is SIGKILLed; the lease
+/// is free again within its timeout (2 s, plus a re-check), and every registered task
+/// waiting for it on another worker gets it and finishes.
+#[test]
+fn a_lease_held_by_a_killed_worker_process_is_free_again_and_every_waiting_task_finishes() {
+    use taskweave::worker::Worker;
+    let server = RedisServer::start();
+    let url = server.url();
+    let worker = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "holder_worker_process", "--nocapture", "--test-threads=1"])
+        .env("TASKWEAVE_TEST_HOLDER_WORKER", &url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the worker process");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut worker = Kill(worker);
+    run(move || async move {
+        let holder = Client::builder()
+            .transport(RedisTransport::builder(&url).queue("holder").connect().await.unwrap())
+            .build()
+            .await
+            .unwrap();
+        let _held_until_killed = holder.submit_task::<HoldLock>(());
+        assert!(holder.event("held").wait_timeout(BOUND).await.unwrap(), "the task took the lock");
+        let waiters_worker = Worker::builder()
+            .redis(&url)
+            .queue("waiters")
+            .concurrency(5)
+            .register::<TakeLock>()
+            .start()
+            .await
+            .unwrap();
+        let client = Client::builder()
+            .transport(RedisTransport::builder(&url).queue("waiters").connect().await.unwrap())
+            .build()
+            .await
+            .unwrap();
+        let waiting: Vec<_> = (0..5).map(|index| client.submit_task::<TakeLock>(index)).collect();
+        let lock = client.lock("victim").with_lease_timeout(Duration::from_secs(2));
+        assert!(lock.acquire_timeout(Duration::from_millis(500)).await.unwrap().is_none());
+        worker.0.kill().expect("SIGKILL the worker"); // std's kill is SIGKILL on Unix
+        let killed = Instant::now();
+        let got = within(&client, "the waiting tasks", client.gather(&waiting)).await.unwrap();
+        assert_eq!(got, [true; 5], "every waiting task got the lock");
+        let elapsed = killed.elapsed();
+        assert!(
+            elapsed < Duration::from_secs(2) + Duration::from_millis(2500),
+            "the waiting tasks finished {elapsed:?} after the holder died (lease timeout 2 s)"
+        );
+        waiters_worker.shutdown();
+        within(&client, "the worker's stop", waiters_worker.stopped()).await;
+        client.close().await.unwrap();
+        drop(holder);
+    });
+}
