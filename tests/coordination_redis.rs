@@ -535,3 +535,66 @@ fn a_lease_held_by_a_killed_worker_process_is_free_again_and_every_waiting_task_
         drop(holder);
     });
 }
+
+/// A registered task that adds 5 times to the Redis variable `shared-counter`, each time a
+/// read and a write under the lock `shared-counter`, counting how often it found another
+/// holder inside (through the variable `inside`, updated under the same lock).
+struct Increment;
+
+impl taskweave::Task for Increment {
+    const NAME: &'static str = "increment";
+    type Input = u32;
+    type Output = u32;
+    type Error = Error;
+    fn run(_: u32) -> Result<u32, Error> {
+        let client = taskweave::worker::client()?;
+        let (lock, counter) =
+            (client.lock("shared-counter"), client.variable::<u64>("shared-counter"));
+        let inside = client.variable::<u32>("inside");
+        let mut overlaps = 0;
+        for _ in 0..5 {
+            let guard = lock.blocking().acquire()?;
+            let others = inside.blocking().get()?;
+            overlaps += others;
+            inside.blocking().set(others + 1)?;
+            let seen = counter.blocking().get()?;
+            counter.blocking().set(seen + 1)?;
+            inside.blocking().set(others)?;
+            drop(guard);
+        }
+        Ok(overlaps)
+    }
+}
+
+/// 20 registered tasks running at once on a worker with 20 slots update one counter under
+/// one lock through their worker's client: no update is lost, nobody is inside with another.
+#[test]
+fn twenty_registered_tasks_on_a_worker_never_lose_an_update_under_the_lock() {
+    use taskweave::worker::Worker;
+    let server = RedisServer::start();
+    let url = server.url();
+    run(move || async move {
+        let worker = Worker::builder()
+            .redis(&url)
+            .queue("counting")
+            .concurrency(20)
+            .register::<Increment>()
+            .start()
+            .await
+            .unwrap();
+        let client = Client::builder()
+            .transport(RedisTransport::builder(&url).queue("counting").connect().await.unwrap())
+            .build()
+            .await
+            .unwrap();
+        client.variable::<u64>("shared-counter").set(0).await.unwrap();
+        client.variable::<u32>("inside").set(0).await.unwrap();
+        let tasks: Vec<_> = (0..20).map(|index| client.submit_task::<Increment>(index)).collect();
+        let overlaps = within(&client, "20 tasks", client.gather(&tasks)).await.unwrap();
+        assert_eq!(overlaps.iter().sum::<u32>(), 0, "two holders were inside at once");
+        assert_eq!(client.variable::<u64>("shared-counter").get().await.unwrap(), 100);
+        worker.shutdown();
+        within(&client, "the worker's stop", worker.stopped()).await;
+        client.close().await.unwrap();
+    });
+}
