@@ -364,7 +364,7 @@ fn main() {
 }
 
 #[cfg(feature = "redis")]
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 

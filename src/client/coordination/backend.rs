@@ -6,7 +6,8 @@
 //! named by what it does to the cluster-wide state under a name. This file holds the trait
 //! and the in-process implementation ([`InProcess`]: plain Rust synchronisation, wake-ups
 //! through `event-listener`, timeouts through the client's [`Executor`], so the simulation
-//! executor runs it unchanged). The Redis implementation will sit behind the same trait.
+//! executor runs it unchanged). The Redis implementation sits behind the same trait, in
+//! `src/transport/redis/coordination.rs`.
 //!
 //! # What a backend must guarantee
 //!

@@ -41,10 +41,24 @@
 //!
 //! # Backends
 //!
-//! The state lives in the client's coordination backend, chosen by its transport: with the
-//! in-process transport, in this process (plain Rust synchronisation, waiters woken rather
-//! than polled). A client on another transport (Redis) has none yet, and every operation
-//! answers [`Error::Coordination`] saying so.
+//! The state lives in the client's coordination backend, chosen by its transport:
+//!
+//! - with the in-process transport, in this process (plain Rust synchronisation, waiters
+//!   woken rather than polled);
+//! - with the Redis transport (feature `redis`), in Redis, under the transport's namespace:
+//!   every client and worker process of the namespace shares the primitives by name. Each
+//!   operation is one Lua script (or command) on the server; values travel as JSON; a
+//!   [`Lease`] refreshes itself every third of its timeout while it lives, so a lease whose
+//!   holder's process dies ends within the timeout; waiters are woken through pub/sub and
+//!   re-check at least every second. A [`TaskFuture`] cannot be put in a queue or variable
+//!   there (another process could not read its value: put the output), and published
+//!   datasets (task futures) are refused with [`Error::Coordination`];
+//! - a client on another transport has none, and every operation answers
+//!   [`Error::Coordination`] saying so.
+//!
+//! A registered task running on a Redis [`Worker`](crate::worker::Worker) reaches the
+//! primitives through [`worker::client`](crate::worker::client), with the blocking views
+//! (its body is blocking code on a thread of its own).
 //!
 //! # Examples
 //!
@@ -112,9 +126,11 @@ use crate::error::Error;
 /// (`Serialize + DeserializeOwned`), or a [`TaskFuture`].
 ///
 /// The `serde` bounds keep code portable between backends: in-process the value moves as it
-/// is (nothing is encoded), on a backend in another process it is encoded. A `TaskFuture`
-/// passed through a queue or a variable keeps its task alive until it is taken out and
-/// dropped, as a handle does.
+/// is (nothing is encoded), on a backend in another process (Redis) it is encoded as JSON. A
+/// `TaskFuture` passed through a queue or a variable keeps its task alive until it is taken
+/// out and dropped, as a handle does; on Redis a `TaskFuture` is refused with
+/// [`Error::Coordination`] (another process could not read its value): await it and pass
+/// its output.
 ///
 /// Sealed: implemented for every such type, and nothing else.
 pub trait Item: Send + Sync + 'static + sealed::Sealed {}
@@ -285,8 +301,9 @@ impl Ctx {
                 kind,
                 name,
                 format!(
-                    "the {} transport has no coordination backend yet; coordination primitives \
-                     work with the in-process transport today",
+                    "the {} transport has no coordination backend; coordination primitives \
+                     work with the in-process and redis transports (on the simulation's model \
+                     of redis, not yet)",
                     self.core.transport.name()
                 ),
             )
@@ -295,7 +312,7 @@ impl Ctx {
 }
 
 /// The coordination backend for a client built on `core`: the in-process one for the
-/// in-process transport, none (yet) for the others.
+/// in-process transport, Redis for a Redis transport on a real server, none for the others.
 pub(crate) fn backend_for(core: &Core) -> Option<Arc<dyn Backend>> {
     #[cfg(feature = "redis")]
     if let Some(redis) = core

@@ -34,6 +34,11 @@
 //!   [`prefetch`](crate::worker::WorkerBuilder::prefetch)), so a cancel stops every task that
 //!   has not started yet.
 //! - Dropping the last handle to a future deletes its result from Redis.
+//! - The coordination primitives of a client on this transport
+//!   ([`Client::lock`](crate::Client::lock), queues, events, ...) live in Redis under the
+//!   namespace, shared by name with every client and worker of it; a registered task reaches
+//!   them through [`worker::client`](crate::worker::client). See
+//!   [`client::coordination`](crate::client::coordination).
 //!
 //! The key layout is documented in `ARCHITECTURE.md`.
 //!
