@@ -107,10 +107,11 @@ pub fn client() -> Result<Client, Error> {
         return Ok(client.clone());
     }
     let (config, executor) = (services.config.clone(), Arc::clone(&services.executor));
-    let client = futures::executor::block_on(async move {
+    // The body runs outside the async context (`run_with`): blocking here is allowed.
+    let client = crate::client::blocking::block_on_caller_thread(async move {
         let transport = RedisTransport::builder_with(config).connect().await?;
         Client::builder().transport(transport).executor(executor).build().await
-    })?;
+    })??;
     *slot = Some(client.clone());
     Ok(client)
 }
