@@ -598,3 +598,38 @@ fn twenty_registered_tasks_on_a_worker_never_lose_an_update_under_the_lock() {
         client.close().await.unwrap();
     });
 }
+
+/// Redis restarts under a waiting get: the clients reconnect, and the get is woken by a put
+/// made after the restart (through the re-subscribed wake-ups, or the re-check).
+#[test]
+fn a_wait_survives_a_redis_restart() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    let (restarted, restart) = std::sync::mpsc::channel::<()>();
+    let (waiting, wait_started) = std::sync::mpsc::channel::<()>();
+    let body = std::thread::spawn(move || {
+        run(move || async move {
+            let (a, b) = (client(&url).await, client(&url).await);
+            let getter = spawn(&a, {
+                let queue = a.queue::<u32>("survivor");
+                async move { queue.get().await.unwrap() }
+            });
+            // Both clients connected their coordination state before the restart.
+            assert_eq!(b.queue::<u32>("survivor").len().await.unwrap(), 0);
+            waiting.send(()).unwrap();
+            restart.recv().unwrap();
+            let queue = b.queue::<u32>("survivor");
+            within(&b, "a put after the restart", async {
+                while queue.put(5).await.is_err() {
+                    b.executor().sleep(Duration::from_millis(50)).await;
+                }
+            })
+            .await;
+            assert_eq!(within(&a, "the woken get", getter).await.unwrap(), 5);
+        })
+    });
+    wait_started.recv().unwrap();
+    server.restart();
+    restarted.send(()).unwrap();
+    body.join().unwrap();
+}

@@ -125,6 +125,10 @@ struct Shared {
     closed: AtomicBool,
     /// Notified by `close`: every wait ends.
     closing: Wakeup,
+    /// Dropped by `close` (or with the backend): the wake-up loop ends. Taken by the loop's
+    /// start, which holds the receiving side.
+    stop: Mutex<Option<flume::Receiver<()>>>,
+    stop_sender: Mutex<Option<flume::Sender<()>>>,
     /// Lease ids: a random start for this process, then a counter, mixed.
     lease_seed: u64,
     next_lease: AtomicU64,
@@ -174,6 +178,14 @@ fn answer(value: Value, operation: &'static str) -> Result<Answer, Error> {
         _ => return Err(malformed(operation)),
     };
     Ok(Answer { status, value })
+}
+
+/// Whether `error` is Redis out of reach (worth trying again), not a refused call.
+fn unreachable(error: &Error) -> bool {
+    let Error::Transport(source) = error else { return false };
+    source
+        .downcast_ref::<super::store::StoreError>()
+        .is_some_and(|error| error.failure() == super::store::Failure::Unreachable)
 }
 
 fn malformed(operation: &'static str) -> Error {
@@ -237,6 +249,7 @@ impl RedisCoordination {
             hasher.finish()
         };
         let lease_seed = process ^ mix(executor.random_seed());
+        let (stop_sender, stop_receiver) = flume::bounded(1);
         RedisCoordination {
             shared: Arc::new(Shared {
                 prefix: format!("{}:coord:", config.namespace_name()),
@@ -247,6 +260,8 @@ impl RedisCoordination {
                 wakeups: Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
                 closing: Wakeup::new(),
+                stop: Mutex::new(Some(stop_receiver)),
+                stop_sender: Mutex::new(Some(stop_sender)),
                 lease_seed,
                 next_lease: AtomicU64::new(1),
             }),
@@ -294,19 +309,14 @@ impl Shared {
             .map_err(redis_failed("connect"))?;
         // Subscribed before the first operation returns, so that no wake-up of a wait that
         // starts after it is missed.
-        match client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.psubscribe(format!("{}wake:*", self.prefix)).await {
-                Ok(()) => {
-                    let shared = Arc::downgrade(self);
-                    let _ = self.executor.spawn_task(wake_loop(shared, pubsub));
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "coordination wake-ups unavailable; waits poll every second")
-                }
-            },
-            Err(error) => {
-                tracing::warn!(%error, "coordination wake-ups unavailable; waits poll every second")
-            }
+        let pattern = format!("{}wake:*", self.prefix);
+        let first = subscribe(&client, &pattern).await;
+        if let Err(error) = &first {
+            tracing::warn!(%error, "coordination wake-ups unavailable for now; waits re-check every second");
+        }
+        if let Some(stop) = self.stop.lock().take() {
+            let wakes = wake_loop(Arc::downgrade(self), client, pattern, first.ok(), stop);
+            let _ = self.executor.spawn_task(wakes);
         }
         *slot = Some(connection.clone());
         Ok(connection)
@@ -329,14 +339,30 @@ impl Shared {
     {
         let wakeup = self.wakeup(kind, name);
         let deadline = wait.map(|wait| self.executor.now() + wait);
+        // Since when the tries have failed to reach Redis (a wait rides out an outage up to
+        // the broker timeout, then fails with the error).
+        let mut failing_since = None;
         loop {
             // Listening before trying: a wake-up during the try is not missed.
             let woken = wakeup.listen();
             let closing = self.closing.listen();
             self.check_open(operation)?;
-            let hint = match attempt().await? {
-                Attempt::Done(value) => return Ok(Some(value)),
-                Attempt::Again(hint) => hint,
+            let hint = match attempt().await {
+                Ok(Attempt::Done(value)) => return Ok(Some(value)),
+                Ok(Attempt::Again(hint)) => {
+                    failing_since = None;
+                    hint
+                }
+                Err(error) if unreachable(&error) => {
+                    let now = self.executor.now();
+                    let since = *failing_since.get_or_insert(now);
+                    if now.saturating_duration_since(since) >= self.config.broker_timeout_value() {
+                        return Err(error);
+                    }
+                    tracing::debug!(%error, %name, "a coordination wait could not reach redis; trying again");
+                    None
+                }
+                Err(error) => return Err(error),
             };
             let mut nap = hint.map_or(RECHECK, |hint| hint.min(RECHECK));
             if let Some(deadline) = deadline {
@@ -372,25 +398,61 @@ impl Shared {
     }
 }
 
-/// Wakes the local waiters of each name a notification names, until the backend is dropped
-/// or closed (or the pub/sub connection ends: waits then re-check every [`RECHECK`]).
-async fn wake_loop(shared: std::sync::Weak<Shared>, pubsub: redis::aio::PubSub) {
-    let mut messages = pubsub.into_on_message();
-    while let Some(message) = messages.next().await {
-        let Some(shared) = shared.upgrade() else { return };
-        if shared.closed.load(Ordering::SeqCst) {
-            return;
+async fn subscribe(
+    client: &redis::Client,
+    pattern: &str,
+) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.psubscribe(pattern).await?;
+    Ok(pubsub)
+}
+
+/// Wakes the local waiters of each name a notification names, until the backend is closed
+/// or dropped (`stop` disconnects). When the pub/sub connection ends (Redis restarted or
+/// unreachable) it subscribes again, every 1 s to 2 s, until that works or it is stopped;
+/// meanwhile waits re-check every [`RECHECK`] by themselves, so nothing hangs.
+async fn wake_loop(
+    shared: std::sync::Weak<Shared>,
+    client: redis::Client,
+    pattern: String,
+    mut pubsub: Option<redis::aio::PubSub>,
+    stop: flume::Receiver<()>,
+) {
+    let Some(executor) = shared.upgrade().map(|shared| Arc::clone(&shared.executor)) else {
+        return;
+    };
+    let local_prefix = pattern.trim_end_matches('*').to_owned();
+    loop {
+        if let Some(connected) = pubsub.take() {
+            let mut messages = connected.into_on_message();
+            loop {
+                let message = match select(messages.next(), stop.recv_async()).await {
+                    Either::Left((Some(message), _)) => message,
+                    Either::Left((None, _)) => break,
+                    Either::Right(_) => return,
+                };
+                let Some(shared) = shared.upgrade() else { return };
+                let channel = message.get_channel_name();
+                let Some(local) = channel.strip_prefix(&local_prefix) else { continue };
+                let wakeup = shared.wakeups.lock().get(local).cloned();
+                if let Some(wakeup) = wakeup {
+                    wakeup.notify(usize::MAX);
+                }
+            }
+            tracing::debug!("the coordination pub/sub connection ended; subscribing again");
         }
-        let channel = message.get_channel_name();
-        let Some(local) = channel.strip_prefix(&format!("{}wake:", shared.prefix)) else {
-            continue;
-        };
-        let wakeup = shared.wakeups.lock().get(local).cloned();
-        if let Some(wakeup) = wakeup {
-            wakeup.notify(usize::MAX);
+        match select(executor.sleep(RECHECK), stop.recv_async()).await {
+            Either::Left(_) => {}
+            Either::Right(_) => return,
+        }
+        match select(Box::pin(subscribe(&client, &pattern)), stop.recv_async()).await {
+            Either::Left((Ok(connected), _)) => pubsub = Some(connected),
+            Either::Left((Err(error), _)) => {
+                tracing::debug!(%error, "coordination wake-ups: subscribe failed")
+            }
+            Either::Right(_) => return,
         }
     }
-    tracing::debug!("the coordination pub/sub connection ended; waits re-check every second");
 }
 
 impl Backend for RedisCoordination {
@@ -928,6 +990,7 @@ impl Backend for RedisCoordination {
     fn close(&self) {
         self.shared.closed.store(true, Ordering::SeqCst);
         self.shared.closing.notify(usize::MAX);
+        self.shared.stop_sender.lock().take();
     }
 }
 
