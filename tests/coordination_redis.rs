@@ -633,3 +633,44 @@ fn a_wait_survives_a_redis_restart() {
     restarted.send(()).unwrap();
     body.join().unwrap();
 }
+
+/// Gets and acquires dropped at every point of their round trip while there is something to
+/// take: an item taken by a dropped get goes back to the queue, a lease granted to a dropped
+/// acquire is released, so nothing vanishes and nothing stays held.
+#[test]
+fn gets_and_acquires_dropped_in_flight_take_nothing_away() {
+    let server = RedisServer::start();
+    let url = server.url();
+    run(move || async move {
+        let client = client(&url).await;
+        let executor = Arc::clone(client.executor());
+        let (queue, lock) = (client.queue::<u32>("in-flight"), client.lock("in-flight"));
+        queue.put(42).await.unwrap();
+        let (mut completed, mut dropped) = (0, 0);
+        for step in 0..60_u64 {
+            let delay = Duration::from_micros(step * 25);
+            match executor.timeout(delay, queue.get()).await {
+                Ok(item) => {
+                    assert_eq!(item.unwrap(), 42);
+                    completed += 1;
+                    queue.put(42).await.unwrap();
+                }
+                Err(_) => dropped += 1,
+            }
+            match executor.timeout(delay, lock.acquire()).await {
+                Ok(guard) => guard.unwrap().release().await.unwrap(),
+                Err(_) => {}
+            }
+            // A dropped call is finished and undone in the background: wait for it.
+            within(&client, "the item back and the lock free", async {
+                while queue.len().await.unwrap() != 1 || lock.is_locked().await.unwrap() {
+                    executor.sleep(Duration::from_millis(1)).await;
+                }
+            })
+            .await;
+        }
+        assert!(completed > 0 && dropped > 0, "{completed} completed, {dropped} dropped");
+        assert_eq!(queue.get_batch_timeout(2, SHORT).await.unwrap(), [42], "one item, intact");
+        client.close().await.unwrap();
+    });
+}

@@ -380,21 +380,49 @@ impl Shared {
         }
     }
 
-    /// Runs `call` as its own task and hands its result back; if the caller went away before
-    /// it finished, `undo` gets the result instead (so a dropped call takes nothing away).
+    /// Runs `call` in the caller's future; if that future is dropped while `call` is in
+    /// flight, the rest of `call` moves to a task of its own and `undo` gets its result (so
+    /// a dropped call takes nothing away). No extra task or thread hop when nobody drops it.
     async fn detached<T: Send + 'static>(
         &self,
         call: BoxFuture<'static, Result<T, Error>>,
         undo: impl FnOnce(T) -> BoxFuture<'static, ()> + Send + 'static,
     ) -> Result<T, Error> {
-        let (sender, receiver) = futures::channel::oneshot::channel();
-        self.executor.spawn_task(async move {
-            let outcome = call.await;
-            if let Err(Ok(orphan)) = sender.send(outcome) {
-                undo(orphan).await;
+        let mut guard = Detach {
+            call: Some(call),
+            undo: Some(Box::new(undo)),
+            executor: Arc::clone(&self.executor),
+        };
+        let outcome = std::future::poll_fn(|cx| {
+            let call = guard.call.as_mut().expect("polled until it completes");
+            call.as_mut().poll(cx)
+        })
+        .await;
+        // Completed: nothing left for the drop to finish.
+        guard.call = None;
+        outcome
+    }
+}
+
+/// A call in flight and what undoes its result: dropped before the call completed, it
+/// finishes the call on the executor and undoes what it did.
+struct Detach<T: Send + 'static> {
+    call: Option<BoxFuture<'static, Result<T, Error>>>,
+    undo: Option<Box<dyn FnOnce(T) -> BoxFuture<'static, ()> + Send>>,
+    executor: Arc<dyn Executor>,
+}
+
+impl<T: Send + 'static> Drop for Detach<T> {
+    fn drop(&mut self) {
+        let (Some(call), Some(undo)) = (self.call.take(), self.undo.take()) else { return };
+        let finish = async move {
+            if let Ok(result) = call.await {
+                undo(result).await;
             }
-        })?;
-        receiver.await.map_err(|_| Error::Closed { operation: "coordination" })?
+        };
+        if let Err(error) = self.executor.spawn_task(finish) {
+            tracing::warn!(%error, "a dropped coordination call could not be undone");
+        }
     }
 }
 
