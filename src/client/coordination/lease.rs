@@ -31,7 +31,11 @@ pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Each lease has a timeout ([`with_lease_timeout`](Semaphore::with_lease_timeout), default
 /// [`DEFAULT_LEASE_TIMEOUT`]) after which it ends if its holder stops refreshing it: the
 /// guard keeps it alive while it lives ([`Lease::refresh`]). On a backend in another process
-/// this frees the leases of a holder that died. In-process a holder cannot die without this
+/// (Redis) this frees the leases of a holder that died: the guard refreshes its lease in the
+/// background every third of the timeout (one script call), so a holder whose process is
+/// killed, or cut off from Redis, loses the lease within the timeout, and a holder that
+/// pauses longer than the timeout (a stalled executor) may lose it while it still works:
+/// choose a timeout above the holder's longest pause. In-process a holder cannot die without this
 /// process, so a lease lasts exactly as long as it is held: the timeout is kept for
 /// portability and never cuts a live holder short.
 ///

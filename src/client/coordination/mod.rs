@@ -56,9 +56,9 @@
 //! - a client on another transport has none, and every operation answers
 //!   [`Error::Coordination`] saying so.
 //!
-//! A registered task running on a Redis [`Worker`](crate::worker::Worker) reaches the
-//! primitives through [`worker::client`](crate::worker::client), with the blocking views
-//! (its body is blocking code on a thread of its own).
+//! A registered task running on a Redis `Worker` reaches the primitives through
+//! `taskweave::worker::client()` (feature `redis`), with the blocking views (its body is
+//! blocking code on a thread of its own).
 //!
 //! # Examples
 //!
