@@ -657,9 +657,8 @@ fn gets_and_acquires_dropped_in_flight_take_nothing_away() {
                 }
                 Err(_) => dropped += 1,
             }
-            match executor.timeout(delay, lock.acquire()).await {
-                Ok(guard) => guard.unwrap().release().await.unwrap(),
-                Err(_) => {}
+            if let Ok(guard) = executor.timeout(delay, lock.acquire()).await {
+                guard.unwrap().release().await.unwrap();
             }
             // A dropped call is finished and undone in the background: wait for it.
             within(&client, "the item back and the lock free", async {
@@ -672,5 +671,25 @@ fn gets_and_acquires_dropped_in_flight_take_nothing_away() {
         assert!(completed > 0 && dropped > 0, "{completed} completed, {dropped} dropped");
         assert_eq!(queue.get_batch_timeout(2, SHORT).await.unwrap(), [42], "one item, intact");
         client.close().await.unwrap();
+    });
+}
+
+/// A detached lease is not refreshed: it expires after its timeout, another client gets the
+/// lock, and releasing the expired lease is refused as "not held".
+#[test]
+fn a_detached_lease_expires_and_its_late_release_is_refused() {
+    let server = RedisServer::start();
+    let url = server.url();
+    run(move || async move {
+        let (a, b) = (client(&url).await, client(&url).await);
+        let timeout = Duration::from_millis(300);
+        let lock = a.lock("expiring").with_lease_timeout(timeout);
+        let id = lock.acquire().await.unwrap().detach();
+        let started = Instant::now();
+        let taken = b.lock("expiring").acquire_timeout(BOUND).await.unwrap().expect("expired");
+        assert!(started.elapsed() >= timeout / 2, "taken while the lease was live");
+        let late = problem_of(lock.release(id).await);
+        assert!(late.contains("not held"), "{late}");
+        taken.release().await.unwrap();
     });
 }

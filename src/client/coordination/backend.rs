@@ -99,6 +99,7 @@ impl TypeTag {
     }
 
     /// The type's name (`std::any::type_name`): what a backend in another process keeps.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn name(&self) -> &'static str {
         self.name
     }
