@@ -19,6 +19,22 @@
 //! - `queue round trip p50`: an async task echoes items from one queue into another; the
 //!   caller's put-to-get time, median. Raw: the same with two `async_channel`s.
 //!
+//! With the `redis` feature, the same primitives on the Redis transport against a real
+//! `redis-server` (started on a free loopback port; embedded executor), next to plain
+//! redis-rs commands doing the same work:
+//!
+//! - `redis lock acquire/release`: one caller takes and releases an uncontended lock (two
+//!   scripts). Raw: `SET key NX PX` + `DEL`, a hand-rolled lock without lease checks.
+//! - `redis queue put+get`: one caller puts and gets one item (two scripts). Raw: `RPUSH` +
+//!   `LPOP`.
+//! - `redis queue round trip p50`: a task of a second client echoes items from one queue
+//!   into another; the caller's put-to-get time, median (wake-ups through pub/sub). Raw: the
+//!   same with `RPUSH` and `BLPOP` on dedicated connections.
+//!
+//! ```sh
+//! cargo bench --bench coordination --features redis -- --quick --redis-only
+//! ```
+//!
 //! Each figure is the median of several repetitions. See `BENCHMARKS.md` for the latest run.
 
 use std::future::Future;
@@ -310,13 +326,23 @@ fn run(flavour: Flavour, n: usize, repeats: usize) -> Vec<Row> {
 
 fn main() {
     let quick = std::env::args().any(|argument| argument == "--quick");
+    let redis_only = std::env::args().any(|argument| argument == "--redis-only");
     let (n, repeats) = if quick { (10_000, 3) } else { (100_000, 5) };
     let started = Instant::now();
     let mut rows = Vec::new();
-    for flavour in Flavour::ALL {
-        eprintln!("coordination: {} ...", flavour.name());
-        rows.extend(run(flavour, n, repeats));
+    if !redis_only {
+        for flavour in Flavour::ALL {
+            eprintln!("coordination: {} ...", flavour.name());
+            rows.extend(run(flavour, n, repeats));
+        }
     }
+    #[cfg(feature = "redis")]
+    {
+        eprintln!("coordination: redis ...");
+        rows.extend(on_redis::run(n / 20, repeats));
+    }
+    #[cfg(not(feature = "redis"))]
+    eprintln!("coordination: no redis rows (build with --features redis)");
     println!();
     println!(
         "{:<24} {:<10} {:>8} {:>14} {:>12} {:>10}",
@@ -335,4 +361,171 @@ fn main() {
         );
     }
     println!("\n(took {:.1} s)", started.elapsed().as_secs_f64());
+}
+
+#[cfg(feature = "redis")]
+#[allow(unreachable_pub)]
+#[path = "../tests/support/redis_server.rs"]
+mod redis_server;
+
+/// The primitives on the Redis transport (feature `redis`).
+#[cfg(feature = "redis")]
+mod on_redis {
+    use super::*;
+
+    use super::redis_server;
+    use taskweave::ExecutorExt;
+    use taskweave::transport::redis::RedisTransport;
+
+    async fn client(url: &str) -> Client {
+        let transport = RedisTransport::connect(url).await.expect("connect to redis");
+        Client::builder().transport(transport).build().await.expect("build a redis client")
+    }
+
+    async fn connection(url: &str) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(url).expect("a redis url");
+        client.get_multiplexed_async_connection().await.expect("connect to redis")
+    }
+
+    async fn raw_lock(url: &str, n: usize) -> f64 {
+        let mut connection = connection(url).await;
+        let started = Instant::now();
+        for _ in 0..n {
+            let taken: Option<String> = redis::cmd("SET")
+                .arg("raw-lock")
+                .arg("me")
+                .arg("NX")
+                .arg("PX")
+                .arg(30_000)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            assert!(taken.is_some());
+            let _: i64 =
+                redis::cmd("DEL").arg("raw-lock").query_async(&mut connection).await.unwrap();
+        }
+        per_op(started.elapsed(), n)
+    }
+
+    async fn raw_queue_put_get(url: &str, n: usize) -> f64 {
+        let mut connection = connection(url).await;
+        let started = Instant::now();
+        for i in 0..n as u64 {
+            let _: i64 = redis::cmd("RPUSH")
+                .arg("raw-queue")
+                .arg(i)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            let item: u64 =
+                redis::cmd("LPOP").arg("raw-queue").query_async(&mut connection).await.unwrap();
+            assert_eq!(item, i);
+        }
+        per_op(started.elapsed(), n)
+    }
+
+    async fn queue_round_trip(caller: &Client, echo: &Client, n: usize) -> f64 {
+        let (ping, pong) = (caller.queue::<u64>("ping"), caller.queue::<u64>("pong"));
+        let (echo_ping, echo_pong) = (echo.queue::<u64>("ping"), echo.queue::<u64>("pong"));
+        let (done, finished) = futures::channel::oneshot::channel();
+        echo.executor()
+            .spawn_task(async move {
+                for _ in 0..n {
+                    let item = echo_ping.get().await.unwrap();
+                    echo_pong.put(item).await.unwrap();
+                }
+                let _ = done.send(());
+            })
+            .unwrap();
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..n as u64 {
+            let started = Instant::now();
+            ping.put(i).await.unwrap();
+            assert_eq!(pong.get().await.unwrap(), i);
+            samples.push(started.elapsed().as_secs_f64() * 1e9);
+        }
+        finished.await.unwrap();
+        median(samples)
+    }
+
+    async fn raw_queue_round_trip(client: &Client, url: &str, n: usize) -> f64 {
+        let (mut caller, mut caller_blocking) = (connection(url).await, connection(url).await);
+        let (mut echo, mut echo_blocking) = (connection(url).await, connection(url).await);
+        let (done, finished) = futures::channel::oneshot::channel();
+        client
+            .executor()
+            .spawn_task(async move {
+                for _ in 0..n {
+                    let (_, item): (String, u64) = redis::cmd("BLPOP")
+                        .arg("raw-ping")
+                        .arg(0)
+                        .query_async(&mut echo_blocking)
+                        .await
+                        .unwrap();
+                    let _: i64 = redis::cmd("RPUSH")
+                        .arg("raw-pong")
+                        .arg(item)
+                        .query_async(&mut echo)
+                        .await
+                        .unwrap();
+                }
+                let _ = done.send(());
+            })
+            .unwrap();
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..n as u64 {
+            let started = Instant::now();
+            let _: i64 =
+                redis::cmd("RPUSH").arg("raw-ping").arg(i).query_async(&mut caller).await.unwrap();
+            let (_, item): (String, u64) = redis::cmd("BLPOP")
+                .arg("raw-pong")
+                .arg(0)
+                .query_async(&mut caller_blocking)
+                .await
+                .unwrap();
+            assert_eq!(item, i);
+            samples.push(started.elapsed().as_secs_f64() * 1e9);
+        }
+        finished.await.unwrap();
+        median(samples)
+    }
+
+    pub(super) fn run(n: usize, repeats: usize) -> Vec<Row> {
+        let server = redis_server::RedisServer::start();
+        let url = server.url();
+        futures::executor::block_on(async move {
+            let (caller, echo) = (client(&url).await, client(&url).await);
+            let mut rows = Vec::new();
+            let mut measure = |workload, n, taskweave: Vec<f64>, raw: Vec<f64>| {
+                rows.push(Row {
+                    workload,
+                    executor: "embedded",
+                    n,
+                    taskweave_ns: median(taskweave),
+                    raw_ns: median(raw),
+                })
+            };
+            let (mut tw, mut raw) = (Vec::new(), Vec::new());
+            for _ in 0..repeats {
+                tw.push(lock_uncontended(&caller, n).await);
+                raw.push(raw_lock(&url, n).await);
+            }
+            measure("redis lock acq/rel", n, tw, raw);
+            let (mut tw, mut raw) = (Vec::new(), Vec::new());
+            for _ in 0..repeats {
+                tw.push(queue_put_get(&caller, n).await);
+                raw.push(raw_queue_put_get(&url, n).await);
+            }
+            measure("redis queue put+get", n, tw, raw);
+            let (mut tw, mut raw) = (Vec::new(), Vec::new());
+            for _ in 0..repeats {
+                tw.push(queue_round_trip(&caller, &echo, n).await);
+                raw.push(raw_queue_round_trip(&caller, &url, n).await);
+            }
+            measure("redis queue rt p50", n, tw, raw);
+            caller.close().await.unwrap();
+            echo.close().await.unwrap();
+            rows
+        })
+    }
 }

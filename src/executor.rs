@@ -455,6 +455,29 @@ pub fn is_async_context() -> bool {
         || AMBIENT_RUNTIME_PROBE.get().is_some_and(|in_ambient_runtime| in_ambient_runtime())
 }
 
+/// Marks the current thread as *not* driving async work until the guard is dropped (then
+/// the marks it had come back): for blocking code a dedicated thread runs inline, such as a
+/// registered task's body on a Redis worker's runner thread, which may block that thread.
+#[cfg(feature = "redis")]
+pub(crate) fn leave_async_context() -> LeftAsyncContext {
+    let depth = ASYNC_CONTEXT_DEPTH.with(|depth| depth.replace(0));
+    LeftAsyncContext { depth, _not_send: std::marker::PhantomData }
+}
+
+/// Restores the async-context marks on drop; see [`leave_async_context`].
+#[cfg(feature = "redis")]
+pub(crate) struct LeftAsyncContext {
+    depth: u32,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+#[cfg(feature = "redis")]
+impl Drop for LeftAsyncContext {
+    fn drop(&mut self) {
+        ASYNC_CONTEXT_DEPTH.with(|depth| depth.set(self.depth));
+    }
+}
+
 pin_project_lite::pin_project! {
     /// Wraps a future so that the thread counts as an async context while it is polled.
     struct MarkAsyncContext<F> {

@@ -133,6 +133,9 @@ pub use client::coordination::{
 pub use client::{CancelOnDrop, TaskContext};
 pub use executor::{Executor, ExecutorExt};
 // What `cancel` and `retry` did.
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use client::worker_client;
 pub use scheduler::{CancelOutcome, RetryOutcome};
 pub use task::Task;
 

@@ -16,6 +16,8 @@ mod registered;
 mod stats;
 mod submit;
 mod wait;
+#[cfg(feature = "redis")]
+mod worker_client;
 
 use std::fmt;
 use std::sync::Arc;
@@ -36,6 +38,9 @@ pub use gather::{Gather, GatherErrors, GatherList, Gathered};
 pub use stats::{ClientStats, StatsStream};
 pub use submit::{After, Impure, NoDeps, Pure, TaskBuilder};
 pub use wait::{ReturnWhen, WaitOutcome};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use worker_client::worker_client;
 
 use self::core::Core;
 use crate::error::Error;

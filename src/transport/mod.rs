@@ -743,6 +743,14 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     fn workers(&self) -> BoxFuture<Result<Vec<WorkerInfo>, Error>> {
         Box::pin(async { Ok(Vec::new()) })
     }
+
+    /// The transport as `Any`, so that the client can find the services of the transports
+    /// it knows (the Redis transport's coordination backend). Not for other transports: the
+    /// default (`None`) is right for them.
+    #[doc(hidden)]
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// What a worker says about itself (see [`Client::workers`](crate::Client::workers)).

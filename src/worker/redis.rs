@@ -116,6 +116,7 @@ impl Worker {
             registry: HashMap::new(),
             executor: None,
             dead_letter_cap: crate::transport::redis::DEFAULT_DEAD_LETTER_CAP,
+            serve_tasks: false,
         }
     }
 }
@@ -133,6 +134,9 @@ pub struct WorkerBuilder {
     registry: HashMap<&'static str, Handler>,
     executor: Option<Arc<dyn Executor>>,
     dead_letter_cap: u64,
+    /// Whether its tasks can reach the cluster through `taskweave::worker_client()` (a worker on a
+    /// real server; not on the simulation's model of Redis).
+    serve_tasks: bool,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -663,7 +667,8 @@ impl WorkerBuilder {
         let mut store = RedisStore::connect(self.config.url(), keys.clone(), &options).await?;
         store.set_dead_letter_cap(self.dead_letter_cap);
         store.check_access(Role::Worker).await?;
-        self.start_on(Arc::new(store), keys).await
+        let serving = WorkerBuilder { serve_tasks: true, ..self };
+        serving.start_on(Arc::new(store), keys).await
     }
 
     /// The keys of the queue this worker reads.
@@ -694,7 +699,14 @@ impl WorkerBuilder {
         let (stop, stop_signal) = flume::bounded::<()>(1);
         let stop = Arc::new(Mutex::new(Some(stop)));
         let fatal = Arc::new(Mutex::new(None));
+        let services = self.serve_tasks.then(|| {
+            Arc::new(crate::transport::redis::task_services::TaskServices::new(
+                self.config.clone(),
+                Arc::clone(&executor),
+            ))
+        });
         let shared = Arc::new(Shared {
+            services,
             name: name.clone(),
             keys,
             store,
@@ -996,6 +1008,8 @@ impl Worker {
 
 /// What a worker's loops share.
 struct Shared {
+    /// What its tasks reach the cluster with (`taskweave::worker_client()`).
+    services: Option<Arc<crate::transport::redis::task_services::TaskServices>>,
     name: String,
     keys: Keys,
     store: Arc<dyn Store>,
@@ -1881,9 +1895,12 @@ impl Shared {
             // `take` checked the registry; this is unreachable in practice.
             return complete(Status::Rejected, b"the task is not registered here".to_vec());
         };
-        let mut outcome = handler(&input);
+        let services = self.services.as_ref();
+        let mut outcome =
+            crate::transport::redis::task_services::run_with(services, || handler(&input));
         if let (HandlerOutcome::BadInput(_), Some(single)) = (&outcome, &single) {
-            outcome = handler(single);
+            outcome =
+                crate::transport::redis::task_services::run_with(services, || handler(single));
         }
         match outcome {
             HandlerOutcome::Output(output) => complete(Status::Ok, output),
@@ -1990,6 +2007,9 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
         }
     }
     drop(handing_back);
+    if let Some(services) = &shared.services {
+        services.close();
+    }
     let sign_off = shared.store.sign_off(&shared.name);
     if let Ok(Err(error)) = executor.timeout(Duration::from_secs(2), sign_off).await {
         tracing::debug!(%error, "could not sign off (the heartbeat expires)");

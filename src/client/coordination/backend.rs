@@ -6,7 +6,8 @@
 //! named by what it does to the cluster-wide state under a name. This file holds the trait
 //! and the in-process implementation ([`InProcess`]: plain Rust synchronisation, wake-ups
 //! through `event-listener`, timeouts through the client's [`Executor`], so the simulation
-//! executor runs it unchanged). The Redis implementation will sit behind the same trait.
+//! executor runs it unchanged). The Redis implementation sits behind the same trait, in
+//! `src/transport/redis/coordination.rs`.
 //!
 //! # What a backend must guarantee
 //!
@@ -49,6 +50,11 @@ pub(crate) type Payload = Box<dyn Any + Send + Sync>;
 
 /// A value that several readers copy from: a variable's value, a dataset, a topic message.
 pub(crate) type SharedPayload = Arc<dyn Any + Send + Sync>;
+
+/// A value encoded for a backend in another process (JSON, by the handle that knows its
+/// type): what a [`Payload`] or [`SharedPayload`] holds when [`Backend::encodes`] is true.
+#[derive(Debug, Clone)]
+pub(crate) struct Encoded(pub(crate) Vec<u8>);
 
 /// The messages of one topic subscription, in the order they were logged.
 pub(crate) type TopicFeed = Pin<Box<dyn Stream<Item = SharedPayload> + Send>>;
@@ -98,6 +104,12 @@ impl TypeTag {
     /// ([`short_type_name`]).
     pub(crate) fn short_name(&self) -> String {
         short_type_name(self.name)
+    }
+
+    /// The type's name (`std::any::type_name`): what a backend in another process keeps.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
     }
 
     /// Refuses `asked` when the name's values are of this type and `asked` is another.
@@ -199,6 +211,18 @@ impl std::str::FromStr for LeaseId {
 /// Where the coordination state of one cluster lives. See the [module docs](self) for the
 /// guarantees every operation gives (atomic, cancel safe, timeouts answer "no").
 pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// Whether values cross to another process: then the handles hand over (and expect back)
+    /// [`Encoded`] values instead of the typed values themselves.
+    fn encodes(&self) -> bool {
+        false
+    }
+
+    /// Whether leases expire unless refreshed: then a [`Lease`](super::Lease) guard refreshes
+    /// its lease in the background while it lives.
+    fn expires_leases(&self) -> bool {
+        false
+    }
+
     // --- Leases: `Lock` (one lease) and `Semaphore` (`max_leases`) ---------------------------
 
     /// Grants a new lease on `name` if fewer than `max_leases` are held, waiting up to `wait`

@@ -1,4 +1,8 @@
 //! Published datasets: task futures kept by name, for other code and other clients to use.
+//!
+//! In-process only for now: on the Redis transport every dataset call answers
+//! [`Error::Coordination`](crate::Error::Coordination), since a task future cannot be shared
+//! between processes yet; share the output through a [`Variable`](crate::Variable) there.
 
 use std::sync::Arc;
 
@@ -15,8 +19,10 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::Coordination`] when a dataset of that name is published already;
-    /// [`Error::Closed`] after the client closed.
+    /// [`Error::Coordination`] when a dataset of that name is published already, and on the
+    /// Redis transport, which cannot share task futures between processes yet (share the
+    /// output through a [`Variable`](crate::Variable) there); [`Error::Closed`] after the
+    /// client closed.
     ///
     /// # Examples
     ///

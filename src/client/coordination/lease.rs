@@ -10,6 +10,7 @@ use super::backend::{Kind, LeaseId, problem};
 use super::{Blocking, Ctx, run_now};
 use crate::client::blocking::block_on_caller_thread;
 use crate::error::Error;
+use crate::executor::ExecutorExt;
 
 /// How long a lease lasts without a refresh when its holder can no longer refresh it, unless
 /// changed with [`Semaphore::with_lease_timeout`]: Dask's default lease timeout.
@@ -30,7 +31,11 @@ pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Each lease has a timeout ([`with_lease_timeout`](Semaphore::with_lease_timeout), default
 /// [`DEFAULT_LEASE_TIMEOUT`]) after which it ends if its holder stops refreshing it: the
 /// guard keeps it alive while it lives ([`Lease::refresh`]). On a backend in another process
-/// this frees the leases of a holder that died. In-process a holder cannot die without this
+/// (Redis) this frees the leases of a holder that died: the guard refreshes its lease in the
+/// background every third of the timeout (one script call), so a holder whose process is
+/// killed, or cut off from Redis, loses the lease within the timeout, and a holder that
+/// pauses longer than the timeout (a stalled executor) may lose it while it still works:
+/// choose a timeout above the holder's longest pause. In-process a holder cannot die without this
 /// process, so a lease lasts exactly as long as it is held: the timeout is kept for
 /// portability and never cuts a live holder short.
 ///
@@ -184,7 +189,54 @@ impl Semaphore {
         let granted = backend
             .acquire_lease(self.kind, &self.name, self.max_leases, self.lease_timeout, wait)
             .await?;
-        Ok(granted.map(|id| Lease { semaphore: self.clone(), id, held: true }))
+        Ok(granted.map(|id| {
+            let refresher = self.keep_refreshed(backend, id);
+            Lease { semaphore: self.clone(), id, held: true, refresher }
+        }))
+    }
+
+    /// On a backend whose leases expire, refreshes lease `id` every third of its timeout
+    /// until the returned handle aborts it (the guard's release, drop or detach) or the
+    /// client closes; `None` where leases do not expire.
+    fn keep_refreshed(
+        &self,
+        backend: &Arc<dyn super::Backend>,
+        id: LeaseId,
+    ) -> Option<futures::future::AbortHandle> {
+        if !backend.expires_leases() {
+            return None;
+        }
+        let (abort, registration) = futures::future::AbortHandle::new_pair();
+        let (backend, core) = (Arc::clone(backend), Arc::clone(&self.ctx.core));
+        let (kind, name, timeout) = (self.kind, Arc::clone(&self.name), self.lease_timeout);
+        let every = (timeout / 3).max(Duration::from_millis(1));
+        let refresh = async move {
+            loop {
+                core.executor.sleep(every).await;
+                if core.is_closed() {
+                    return;
+                }
+                match backend.refresh_lease(kind, &name, id, timeout).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            primitive = kind.as_str(),
+                            %name,
+                            lease = %id,
+                            "a lease expired while its guard held it (it was not refreshed in \
+                             time); the work it guards is no longer exclusive"
+                        );
+                        return;
+                    }
+                    // Tried again at the next tick; the lease expires if that keeps failing.
+                    Err(error) => tracing::debug!(%error, %name, "a lease refresh failed"),
+                }
+            }
+        };
+        let spawned = self.ctx.core.executor.spawn_task(async move {
+            let _ = futures::future::Abortable::new(refresh, registration).await;
+        });
+        spawned.ok().map(|()| abort)
     }
 
     /// Gives back a lease detached from its guard with [`Lease::detach`] (perhaps by another
@@ -480,6 +532,8 @@ pub struct Lease {
     id: LeaseId,
     /// False once released or detached: the drop then does nothing.
     held: bool,
+    /// Stops the background refresh (on backends whose leases expire).
+    refresher: Option<futures::future::AbortHandle>,
 }
 
 impl fmt::Debug for Lease {
@@ -505,6 +559,7 @@ impl Lease {
     /// [`Error::Coordination`] when the lease had ended already (on a backend in another
     /// process: it expired because it was not refreshed in time).
     pub async fn release(mut self) -> Result<(), Error> {
+        self.stop_refreshing();
         self.held = false;
         self.semaphore.release(self.id).await
     }
@@ -529,13 +584,23 @@ impl Lease {
     /// [`Semaphore::release`] or [`Lock::release`], from any task. Until then nothing gives
     /// it back (on a backend where leases expire, it expires after its timeout).
     pub fn detach(mut self) -> LeaseId {
+        self.stop_refreshing();
         self.held = false;
         self.id
     }
 }
 
+impl Lease {
+    fn stop_refreshing(&mut self) {
+        if let Some(refresher) = self.refresher.take() {
+            refresher.abort();
+        }
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
+        self.stop_refreshing();
         if !self.held {
             return;
         }

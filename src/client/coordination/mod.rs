@@ -62,10 +62,24 @@
 //!
 //! # Backends
 //!
-//! The state lives in the client's coordination backend, chosen by its transport: with the
-//! in-process transport, in this process (plain Rust synchronisation, waiters woken rather
-//! than polled). A client on another transport (Redis) has none yet, and every operation
-//! answers [`Error::Coordination`] saying so.
+//! The state lives in the client's coordination backend, chosen by its transport:
+//!
+//! - with the in-process transport, in this process (plain Rust synchronisation, waiters
+//!   woken rather than polled);
+//! - with the Redis transport (feature `redis`), in Redis, under the transport's namespace:
+//!   every client and worker process of the namespace shares the primitives by name. Each
+//!   operation is one Lua script (or command) on the server; values travel as JSON; a
+//!   [`Lease`] refreshes itself every third of its timeout while it lives, so a lease whose
+//!   holder's process dies ends within the timeout; waiters are woken through pub/sub and
+//!   re-check at least every second. A [`TaskFuture`] cannot be put in a queue or variable
+//!   there (another process could not read its value: put the output), and published
+//!   datasets (task futures) are refused with [`Error::Coordination`];
+//! - a client on another transport has none, and every operation answers
+//!   [`Error::Coordination`] saying so.
+//!
+//! A registered task running on a Redis `Worker` reaches the primitives through
+//! `taskweave::worker_client()` (feature `redis`), with the blocking views (its body is
+//! blocking code on a thread of its own).
 //!
 //! # Examples
 //!
@@ -104,11 +118,13 @@
 //! # futures::executor::block_on(run()).unwrap();
 //! ```
 
-mod backend;
+pub(crate) mod backend;
 mod dataset;
 mod event;
 mod lease;
 mod queue;
+#[cfg(feature = "redis")]
+mod redis;
 mod topic;
 mod variable;
 
@@ -125,7 +141,7 @@ pub use topic::Subscription;
 pub use variable::Variable;
 
 pub(crate) use backend::Backend;
-use backend::{InProcess, Kind, problem};
+use backend::{Encoded, InProcess, Kind, Payload, SharedPayload, problem};
 
 use super::blocking::block_on_caller_thread;
 use super::core::Core;
@@ -136,9 +152,11 @@ use crate::error::Error;
 /// (`Serialize + DeserializeOwned`), or a [`TaskFuture`].
 ///
 /// The `serde` bounds keep code portable between backends: in-process the value moves as it
-/// is (nothing is encoded), on a backend in another process it is encoded. A `TaskFuture`
-/// passed through a queue or a variable keeps its task alive until it is taken out and
-/// dropped, as a handle does.
+/// is (nothing is encoded), on a backend in another process (Redis) it is encoded as JSON. A
+/// `TaskFuture` passed through a queue or a variable keeps its task alive until it is taken
+/// out and dropped, as a handle does; on Redis a `TaskFuture` is refused with
+/// [`Error::Coordination`] (another process could not read its value): await it and pass
+/// its output.
 ///
 /// Sealed: implemented for every such type, and nothing else.
 pub trait Item: Send + Sync + 'static + sealed::Sealed {}
@@ -147,9 +165,113 @@ impl<T> Item for T where T: serde::Serialize + serde::de::DeserializeOwned + Sen
 impl<T: Send + Sync + 'static> Item for TaskFuture<T> {}
 
 mod sealed {
-    pub trait Sealed {}
-    impl<T> Sealed for T where T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static {}
-    impl<T: Send + Sync + 'static> Sealed for super::TaskFuture<T> {}
+    /// How an [`Item`](super::Item) crosses to a backend in another process (Redis): as
+    /// JSON. Private to the crate (the trait cannot be named outside it).
+    pub trait Sealed: Sized {
+        /// The item as JSON, or why it cannot leave this process.
+        fn encode_item(&self) -> Result<Vec<u8>, String>;
+        /// The item from its JSON, or why the bytes are not one.
+        fn decode_item(bytes: &[u8]) -> Result<Self, String>;
+    }
+    impl<T> Sealed for T
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        fn encode_item(&self) -> Result<Vec<u8>, String> {
+            serde_json::to_vec(self).map_err(|error| {
+                format!("a value of type {} cannot be encoded: {error}", std::any::type_name::<T>())
+            })
+        }
+        fn decode_item(bytes: &[u8]) -> Result<Self, String> {
+            serde_json::from_slice(bytes).map_err(|error| {
+                format!(
+                    "a stored value is not a {} ({error}); use one type per name",
+                    std::any::type_name::<T>()
+                )
+            })
+        }
+    }
+    impl<T: Send + Sync + 'static> Sealed for super::TaskFuture<T> {
+        fn encode_item(&self) -> Result<Vec<u8>, String> {
+            Err(format!(
+                "task {} cannot be stored as a TaskFuture on a transport whose primitives live \
+                 in another process (redis) yet: another client could not read its value; \
+                 await the future and store its output instead",
+                self.key()
+            ))
+        }
+        fn decode_item(_: &[u8]) -> Result<Self, String> {
+            Err("a stored value cannot be read as a TaskFuture on this transport; store the \
+                 task's output instead"
+                .to_owned())
+        }
+    }
+}
+
+/// `value` as the backend keeps it: itself in-process, encoded for a backend in another
+/// process.
+fn pack<T: Item>(
+    backend: &dyn Backend,
+    kind: Kind,
+    name: &str,
+    value: T,
+) -> Result<Payload, Error> {
+    if backend.encodes() {
+        let bytes = value.encode_item().map_err(|problem_| problem(kind, name, problem_))?;
+        return Ok(Box::new(Encoded(bytes)));
+    }
+    Ok(Box::new(value))
+}
+
+/// A value from the backend as a `T` (see [`pack`]).
+fn unpack<T: Item>(kind: Kind, name: &str, payload: Payload) -> Result<T, Error> {
+    let payload = match payload.downcast::<Encoded>() {
+        Ok(encoded) => {
+            return T::decode_item(&encoded.0).map_err(|problem_| problem(kind, name, problem_));
+        }
+        Err(payload) => payload,
+    };
+    payload.downcast::<T>().map(|value| *value).map_err(|_| {
+        problem(
+            kind,
+            name,
+            format!(
+                "an item is not a {}; use one item type per name",
+                backend::short_type_name(std::any::type_name::<T>())
+            ),
+        )
+    })
+}
+
+/// [`pack`] for a value several readers copy from.
+fn share<T: Item>(
+    backend: &dyn Backend,
+    kind: Kind,
+    name: &str,
+    value: T,
+) -> Result<SharedPayload, Error> {
+    if backend.encodes() {
+        let bytes = value.encode_item().map_err(|problem_| problem(kind, name, problem_))?;
+        return Ok(Arc::new(Encoded(bytes)));
+    }
+    Ok(Arc::new(value))
+}
+
+/// A copy of a shared value as a `T` (see [`share`]).
+fn unshare<T: Item + Clone>(kind: Kind, name: &str, value: &SharedPayload) -> Result<T, Error> {
+    if let Some(encoded) = value.downcast_ref::<Encoded>() {
+        return T::decode_item(&encoded.0).map_err(|problem_| problem(kind, name, problem_));
+    }
+    value.downcast_ref::<T>().cloned().ok_or_else(|| {
+        problem(
+            kind,
+            name,
+            format!(
+                "its value is not a {}; use one type per name",
+                backend::short_type_name(std::any::type_name::<T>())
+            ),
+        )
+    })
 }
 
 /// The blocking twin of a primitive's async methods: `lock.blocking().acquire()`. Get one
@@ -219,8 +341,9 @@ impl Ctx {
                 kind,
                 name,
                 format!(
-                    "the {} transport has no coordination backend yet; coordination primitives \
-                     work with the in-process transport today",
+                    "the {} transport has no coordination backend; coordination primitives \
+                     work with the in-process and redis transports (on the simulation's model \
+                     of redis, not yet)",
                     self.core.transport.name()
                 ),
             )
@@ -244,8 +367,17 @@ fn run_now<F: Future>(future: F) -> Result<F::Output, Error> {
 }
 
 /// The coordination backend for a client built on `core`: the in-process one for the
-/// in-process transport, none (yet) for the others.
+/// in-process transport, Redis for a Redis transport on a real server, none for the others.
 pub(crate) fn backend_for(core: &Core) -> Option<Arc<dyn Backend>> {
+    #[cfg(feature = "redis")]
+    if let Some(redis) = core
+        .transport
+        .as_any()
+        .and_then(|transport| transport.downcast_ref::<crate::transport::redis::RedisTransport>())
+    {
+        let config = redis.coordination_config()?;
+        return Some(Arc::new(redis::RedisCoordination::new(config, Arc::clone(&core.executor))));
+    }
     (core.transport.name() == "in-process")
         .then(|| Arc::new(InProcess::new(Arc::clone(&core.executor))) as Arc<dyn Backend>)
 }

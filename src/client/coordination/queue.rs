@@ -119,7 +119,8 @@ impl<T: Item> Queue<T> {
     ) -> Result<Result<(), T>, Error> {
         let backend = self.ctx.backend(Kind::Queue, &self.name, operation)?;
         let tag = TypeTag::of::<T>();
-        match backend.push_item(&self.name, tag, self.capacity, Box::new(value), wait).await? {
+        let payload = super::pack(&**backend, Kind::Queue, &self.name, value)?;
+        match backend.push_item(&self.name, tag, self.capacity, payload, wait).await? {
             Ok(()) => Ok(Ok(())),
             Err(payload) => Ok(Err(self.unpack(payload)?)),
         }
@@ -230,16 +231,7 @@ impl<T: Item> Queue<T> {
     }
 
     fn unpack(&self, payload: Payload) -> Result<T, Error> {
-        payload.downcast::<T>().map(|value| *value).map_err(|_| {
-            problem(
-                Kind::Queue,
-                &self.name,
-                format!(
-                    "an item is not a {}; use one item type per queue name",
-                    short_type_name(std::any::type_name::<T>())
-                ),
-            )
-        })
+        super::unpack(Kind::Queue, &self.name, payload)
     }
 
     /// The blocking twin of this queue's methods.

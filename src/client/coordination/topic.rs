@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 
-use super::backend::{Kind, TopicFeed, TypeTag, problem, short_type_name};
+use super::backend::{Encoded, Kind, SharedPayload, TopicFeed, TypeTag, problem, short_type_name};
 use super::run_now;
 use crate::client::blocking::block_on_caller_thread;
 use crate::client::{BlockingClient, Client};
@@ -47,7 +47,15 @@ impl Client {
     {
         let ctx = self.coordination();
         let backend = ctx.backend(Kind::Topic, topic, "log_event")?;
-        backend.log_event(topic, TypeTag::of::<T>(), Arc::new(message)).await
+        let message: SharedPayload = if backend.encodes() {
+            let bytes = serde_json::to_vec(&message).map_err(|error| {
+                problem(Kind::Topic, topic, format!("the message cannot be encoded: {error}"))
+            })?;
+            Arc::new(Encoded(bytes))
+        } else {
+            Arc::new(message)
+        };
+        backend.log_event(topic, TypeTag::of::<T>(), message).await
     }
 
     /// Subscribes to `topic` (Dask's `subscribe_topic`): a [`Stream`] of the messages logged
@@ -69,6 +77,7 @@ impl Client {
             topic: topic.into(),
             feed,
             executor: Arc::clone(self.executor()),
+            decode: |bytes| serde_json::from_slice(bytes).ok(),
             _messages: PhantomData,
         })
     }
@@ -124,6 +133,8 @@ pub struct Subscription<T> {
     topic: Arc<str>,
     feed: TopicFeed,
     executor: Arc<dyn crate::Executor>,
+    /// Reads a message a backend in another process hands over encoded.
+    decode: fn(&[u8]) -> Option<T>,
     _messages: PhantomData<fn() -> T>,
 }
 
@@ -173,8 +184,12 @@ impl<T: Clone + 'static> Stream for Subscription<T> {
             };
             // The backend refuses messages of another type for this topic, so this always
             // matches; skip, rather than fail, if a backend let one through.
-            match message.downcast_ref::<T>() {
-                Some(typed) => return Poll::Ready(Some(typed.clone())),
+            let typed = match message.downcast_ref::<Encoded>() {
+                Some(encoded) => (self.decode)(&encoded.0),
+                None => message.downcast_ref::<T>().cloned(),
+            };
+            match typed {
+                Some(typed) => return Poll::Ready(Some(typed)),
                 None => {
                     let error = problem(Kind::Topic, &self.topic, "a message of another type");
                     tracing::warn!(%error, "a topic message was skipped");

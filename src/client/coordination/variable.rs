@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::backend::{Kind, SharedPayload, TypeTag, problem, short_type_name};
+use super::backend::{Kind, SharedPayload, TypeTag, short_type_name};
 use super::{Blocking, Ctx, Item, run_now};
 use crate::client::blocking::block_on_caller_thread;
 use crate::error::Error;
@@ -76,7 +76,8 @@ impl<T: Item + Clone> Variable<T> {
     /// the client closed.
     pub async fn set(&self, value: T) -> Result<(), Error> {
         let backend = self.ctx.backend(Kind::Variable, &self.name, "set")?;
-        backend.set_variable(&self.name, TypeTag::of::<T>(), Arc::new(value)).await
+        let value = super::share(&**backend, Kind::Variable, &self.name, value)?;
+        backend.set_variable(&self.name, TypeTag::of::<T>(), value).await
     }
 
     /// A copy of the value, waiting for as long as it takes until the variable is set.
@@ -130,16 +131,7 @@ impl<T: Item + Clone> Variable<T> {
     }
 
     fn unpack(&self, value: &SharedPayload) -> Result<T, Error> {
-        value.downcast_ref::<T>().cloned().ok_or_else(|| {
-            problem(
-                Kind::Variable,
-                &self.name,
-                format!(
-                    "its value is not a {}; use one type per variable name",
-                    short_type_name(std::any::type_name::<T>())
-                ),
-            )
-        })
+        super::unshare(Kind::Variable, &self.name, value)
     }
 
     /// The blocking twin of this variable's methods.

@@ -34,6 +34,11 @@
 //!   [`prefetch`](crate::worker::WorkerBuilder::prefetch)), so a cancel stops every task that
 //!   has not started yet.
 //! - Dropping the last handle to a future deletes its result from Redis.
+//! - The coordination primitives of a client on this transport
+//!   ([`Client::lock`](crate::Client::lock), queues, events, ...) live in Redis under the
+//!   namespace, shared by name with every client and worker of it; a registered task reaches
+//!   them through [`worker_client`](crate::worker_client). See
+//!   [`client::coordination`](crate::client::coordination).
 //!
 //! The key layout is documented in `ARCHITECTURE.md`.
 //!
@@ -80,6 +85,7 @@ pub(crate) mod redis_store;
 pub(crate) mod retry;
 #[allow(unreachable_pub, missing_docs)]
 pub(crate) mod store;
+pub(crate) mod task_services;
 
 pub use self::admin::{
     ConsumerStats, DEFAULT_DEAD_LETTER_CAP, DeadLetter, QueueStats, RedisAdmin, RedisAdminBuilder,
@@ -186,6 +192,9 @@ struct Inner {
     stop_signal: flume::Receiver<()>,
     /// How [`RedisTransport::admin`] connects: this transport's server, namespace and queue.
     admin: RedisAdminBuilder,
+    /// Where the coordination primitives live: set when connected to a real server (the
+    /// simulation's model of Redis has none).
+    coordination: OnceLock<RedisConfig>,
 }
 
 /// The deliveries a client has dispatched and not seen completed.
@@ -413,7 +422,10 @@ impl RedisTransportBuilder {
         let options = self.config.connect_options(BLOCK);
         let store = RedisStore::connect(self.config.url(), keys.clone(), &options).await?;
         store.check_access(Role::Client).await?;
-        self.connect_store(Arc::new(store), keys).await
+        let config = self.config.clone();
+        let transport = self.connect_store(Arc::new(store), keys).await?;
+        let _ = transport.inner.coordination.set(config);
+        Ok(transport)
     }
 
     /// The keys of the queue this transport submits to.
@@ -479,6 +491,7 @@ impl RedisTransportBuilder {
                 stop: Mutex::new(Some(stop)),
                 stop_signal,
                 admin: self.admin_builder(),
+                coordination: OnceLock::new(),
             }),
         })
     }
@@ -1180,9 +1193,21 @@ async fn janitor_loop(inner: Arc<Inner>, _done: flume::Sender<()>) {
     }
 }
 
+impl RedisTransport {
+    /// The connection settings a client on this transport keeps its coordination primitives
+    /// with (`None` on the simulation's model of Redis, which has none).
+    pub(crate) fn coordination_config(&self) -> Option<RedisConfig> {
+        self.inner.coordination.get().cloned()
+    }
+}
+
 impl Transport for RedisTransport {
     fn name(&self) -> &'static str {
         "redis"
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     fn capacity(&self) -> usize {

@@ -1,0 +1,1148 @@
+//! The coordination primitives on Redis: the [`Backend`] of a client on the Redis transport
+//! (and of a worker process's coordination handle), so that locks, semaphores, events,
+//! queues, variables and topics are shared by name by every client and worker of a
+//! namespace, across processes and machines.
+//!
+//! # Layout
+//!
+//! Every key starts with `{ns}:coord:` (the namespace, not the queue: clients of different
+//! queues share primitives):
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `lock:{name}:leases`, `semaphore:{name}:leases` | sorted set | live lease ids, scored by expiry (ms, the server's clock); expires with its last lease |
+//! | `lock:{name}:max`, `semaphore:{name}:max` | string | the name's `max_leases`, fixed by its first acquire |
+//! | `event:{name}` | string | present while the event is set |
+//! | `queue:{name}:items` | list | the items, JSON |
+//! | `queue:{name}:meta` | hash | `type` (the item type's name), `capacity` |
+//! | `variable:{name}` | hash | `type`, `state` (`unset`, `set`, `deleted`), `value` (JSON) |
+//! | `topic:{name}` | stream | the messages (field `m`, JSON), about the last 10,000 |
+//! | `topic:{name}:type` | string | the message type's name |
+//!
+//! Wake-ups travel on channels `{ns}:coord:wake:{kind}:{name}`: each backend holds one
+//! pub/sub connection subscribed to `{ns}:coord:wake:*` and wakes its local waiters of that
+//! name, who then try their operation again. Every wait also re-checks on its own at least
+//! every [`RECHECK`] (and when the earliest lease of a name expires), so a lost notification
+//! (a dropped pub/sub connection) or a lease that expired without a release costs at most
+//! that, never a hang.
+//!
+//! # Atomicity and drop safety
+//!
+//! Every operation is one Lua script (or one command): the checks and the change under a
+//! name happen in one step on the server. The two operations that take something away from
+//! the cluster's state, granting a lease and taking items from a queue, run each attempt as a
+//! spawned task that reports back over a channel: if the caller's future was dropped while
+//! the call was on the wire, the spawned task finds nobody to hand its result to and undoes
+//! it (releases the lease, puts the items back at the front of the queue in their order), so
+//! a dropped wait takes nothing.
+//!
+//! Values are JSON (the handles encode them, see `Item`); a name's type is the name of the
+//! Rust type (`std::any::type_name`) its first user gave, and other types are refused.
+//! Task futures cannot be stored on Redis (another process could not read their values);
+//! published datasets, which are task futures, are refused too.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use event_listener::Event as Wakeup;
+use futures::StreamExt;
+use futures::future::{BoxFuture, Either, select};
+use parking_lot::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{Script, Value};
+
+use super::backend::{
+    Backend, Encoded, Kind, LeaseId, Payload, SharedPayload, TopicFeed, TypeTag, problem,
+};
+use crate::error::Error;
+use crate::executor::{Executor, ExecutorExt};
+use crate::transport::redis::RedisConfig;
+use crate::transport::redis::redis_store::open_client;
+
+/// The longest a waiter sleeps before it tries again without a wake-up.
+pub(crate) const RECHECK: Duration = Duration::from_secs(1);
+/// How long one blocking topic read waits on the server before it looks at `closed`.
+const TOPIC_BLOCK: Duration = Duration::from_millis(500);
+/// About how many messages a topic's stream keeps.
+const TOPIC_KEEP: u64 = 10_000;
+
+/// The scripts, one per operation (see the `.lua` files for what each does).
+struct Scripts {
+    lease_acquire: Script,
+    lease_refresh: Script,
+    lease_release: Script,
+    lease_count: Script,
+    event_set: Script,
+    queue_push: Script,
+    queue_pop: Script,
+    queue_unpop: Script,
+    variable_set: Script,
+    variable_get: Script,
+    variable_delete: Script,
+    topic_log: Script,
+    topic_subscribe: Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        Scripts {
+            lease_acquire: Script::new(include_str!("redis/lease_acquire.lua")),
+            lease_refresh: Script::new(include_str!("redis/lease_refresh.lua")),
+            lease_release: Script::new(include_str!("redis/lease_release.lua")),
+            lease_count: Script::new(include_str!("redis/lease_count.lua")),
+            event_set: Script::new(include_str!("redis/event_set.lua")),
+            queue_push: Script::new(include_str!("redis/queue_push.lua")),
+            queue_pop: Script::new(include_str!("redis/queue_pop.lua")),
+            queue_unpop: Script::new(include_str!("redis/queue_unpop.lua")),
+            variable_set: Script::new(include_str!("redis/variable_set.lua")),
+            variable_get: Script::new(include_str!("redis/variable_get.lua")),
+            variable_delete: Script::new(include_str!("redis/variable_delete.lua")),
+            topic_log: Script::new(include_str!("redis/topic_log.lua")),
+            topic_subscribe: Script::new(include_str!("redis/topic_subscribe.lua")),
+        }
+    }
+}
+
+/// The coordination state of a Redis cluster, seen from one client or worker process.
+/// Connects at its first use. Cheap to share: the state is behind an `Arc`.
+pub(crate) struct RedisCoordination {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: RedisConfig,
+    /// `{ns}:coord:`
+    prefix: String,
+    executor: Arc<dyn Executor>,
+    scripts: Scripts,
+    /// Made at the first operation.
+    connection: futures::lock::Mutex<Option<ConnectionManager>>,
+    /// Local waiters per `{kind}:{name}`, woken by the pub/sub loop.
+    wakeups: Mutex<HashMap<String, Arc<Wakeup>>>,
+    closed: AtomicBool,
+    /// Notified by `close`: every wait ends.
+    closing: Wakeup,
+    /// Dropped by `close` (or with the backend): the wake-up loop ends. Taken by the loop's
+    /// start, which holds the receiving side.
+    stop: Mutex<Option<flume::Receiver<()>>>,
+    stop_sender: Mutex<Option<flume::Sender<()>>>,
+    /// Lease ids: a random start for this process, then a counter, mixed.
+    lease_seed: u64,
+    next_lease: AtomicU64,
+}
+
+impl fmt::Debug for RedisCoordination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCoordination").field("prefix", &self.shared.prefix).finish()
+    }
+}
+
+/// One try of a waiting operation.
+enum Attempt<T> {
+    Done(T),
+    /// Not yet; try again when woken, or after the hint (a lease's expiry) at the latest.
+    Again(Option<Duration>),
+}
+
+/// What a script answered: a status word and one value (a string, or a list for `items`).
+struct Answer {
+    status: String,
+    value: Value,
+}
+
+impl Answer {
+    fn text(&self) -> String {
+        match &self.value {
+            Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            Value::SimpleString(text) => text.clone(),
+            Value::Int(number) => number.to_string(),
+            _ => String::new(),
+        }
+    }
+}
+
+fn answer(value: Value, operation: &'static str) -> Result<Answer, Error> {
+    let Value::Array(mut parts) = value else {
+        return Err(malformed(operation));
+    };
+    if parts.is_empty() {
+        return Err(malformed(operation));
+    }
+    let value = if parts.len() > 1 { parts.swap_remove(1) } else { Value::Nil };
+    let status = match &parts[0] {
+        Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Value::SimpleString(text) => text.clone(),
+        _ => return Err(malformed(operation)),
+    };
+    Ok(Answer { status, value })
+}
+
+/// Whether `error` is Redis out of reach (worth trying again), not a refused call.
+fn unreachable(error: &Error) -> bool {
+    let Error::Transport(source) = error else { return false };
+    source.downcast_ref::<crate::transport::redis::store::StoreError>().is_some_and(|error| {
+        error.failure() == crate::transport::redis::store::Failure::Unreachable
+    })
+}
+
+fn malformed(operation: &'static str) -> Error {
+    Error::Transport(format!("redis {operation} gave an unexpected reply").into())
+}
+
+fn redis_failed(operation: &'static str) -> impl FnOnce(redis::RedisError) -> Error {
+    move |error| {
+        Error::Transport(Box::new(crate::transport::redis::store::StoreError {
+            operation,
+            source: Box::new(error),
+        }))
+    }
+}
+
+/// The error for a name whose values are of another type than the handle's.
+fn wrong_type(kind: Kind, name: &str, stored: &str, asked: TypeTag) -> Error {
+    problem(
+        kind,
+        name,
+        format!(
+            "it holds values of type {stored}, and this handle asks for {}; use one type per \
+             name (or another name)",
+            asked.name()
+        ),
+    )
+}
+
+/// The bytes of an [`Encoded`] payload (the handles encode for this backend).
+fn bytes_of<'p>(
+    kind: Kind,
+    name: &str,
+    payload: &'p (dyn std::any::Any + Send + Sync),
+) -> Result<&'p [u8], Error> {
+    payload
+        .downcast_ref::<Encoded>()
+        .map(|encoded| encoded.0.as_slice())
+        .ok_or_else(|| problem(kind, name, "a value reached the redis backend unencoded (a bug)"))
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// splitmix64: spreads a counter over 64 bits, so that lease ids from one random start look
+/// random and never repeat within the process.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl RedisCoordination {
+    /// The coordination state of the namespace `config` names, reached through `executor`
+    /// (its timers measure waits; background work runs on it).
+    pub(crate) fn new(config: RedisConfig, executor: Arc<dyn Executor>) -> RedisCoordination {
+        // The executor's seed, and std's per-process random hash keys, so that two
+        // processes (or two clients of one) never share a start.
+        let process = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u32(std::process::id());
+            hasher.finish()
+        };
+        let lease_seed = process ^ mix(executor.random_seed());
+        let (stop_sender, stop_receiver) = flume::bounded(1);
+        RedisCoordination {
+            shared: Arc::new(Shared {
+                prefix: format!("{}:coord:", config.namespace_name()),
+                config,
+                executor,
+                scripts: Scripts::new(),
+                connection: futures::lock::Mutex::new(None),
+                wakeups: Mutex::new(HashMap::new()),
+                closed: AtomicBool::new(false),
+                closing: Wakeup::new(),
+                stop: Mutex::new(Some(stop_receiver)),
+                stop_sender: Mutex::new(Some(stop_sender)),
+                lease_seed,
+                next_lease: AtomicU64::new(1),
+            }),
+        }
+    }
+}
+
+impl Shared {
+    fn key(&self, kind: Kind, name: &str, suffix: &str) -> String {
+        format!("{}{}:{name}{suffix}", self.prefix, kind.as_str())
+    }
+
+    fn channel(&self, kind: Kind, name: &str) -> String {
+        format!("{}wake:{}:{name}", self.prefix, kind.as_str())
+    }
+
+    fn wakeup(&self, kind: Kind, name: &str) -> Arc<Wakeup> {
+        let key = format!("{}:{name}", kind.as_str());
+        let mut wakeups = self.wakeups.lock();
+        Arc::clone(wakeups.entry(key).or_insert_with(|| Arc::new(Wakeup::new())))
+    }
+
+    fn check_open(&self, operation: &'static str) -> Result<(), Error> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed { operation });
+        }
+        Ok(())
+    }
+
+    /// The command connection, made (with the pub/sub loop) at the first call.
+    async fn connection(self: &Arc<Self>) -> Result<ConnectionManager, Error> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = &*slot {
+            return Ok(connection.clone());
+        }
+        let options = self.config.connect_options(TOPIC_BLOCK);
+        let client = open_client(self.config.url(), &options)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.command_timeout))
+            .set_response_timeout(Some(options.command_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let connection = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(redis_failed("connect"))?;
+        // Subscribed before the first operation returns, so that no wake-up of a wait that
+        // starts after it is missed.
+        let pattern = format!("{}wake:*", self.prefix);
+        let first = subscribe(&client, &pattern).await;
+        if let Err(error) = &first {
+            tracing::warn!(%error, "coordination wake-ups unavailable for now; waits re-check every second");
+        }
+        if let Some(stop) = self.stop.lock().take() {
+            let wakes = wake_loop(Arc::downgrade(self), client, pattern, first.ok(), stop);
+            let _ = self.executor.spawn_task(wakes);
+        }
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Runs `attempt` until it is done, sleeping between tries until a wake-up of
+    /// `kind`/`name`, its hint or [`RECHECK`], for up to `wait` in all; `Ok(None)` when the
+    /// wait runs out, [`Error::Closed`] once the backend closed.
+    async fn wait_for<T, F, Fut>(
+        &self,
+        kind: Kind,
+        name: &str,
+        wait: Option<Duration>,
+        operation: &'static str,
+        mut attempt: F,
+    ) -> Result<Option<T>, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Attempt<T>, Error>>,
+    {
+        let wakeup = self.wakeup(kind, name);
+        let deadline = wait.map(|wait| self.executor.now() + wait);
+        // Since when the tries have failed to reach Redis (a wait rides out an outage up to
+        // the broker timeout, then fails with the error).
+        let mut failing_since = None;
+        loop {
+            // Listening before trying: a wake-up during the try is not missed.
+            let woken = wakeup.listen();
+            let closing = self.closing.listen();
+            self.check_open(operation)?;
+            let hint = match attempt().await {
+                Ok(Attempt::Done(value)) => return Ok(Some(value)),
+                Ok(Attempt::Again(hint)) => {
+                    failing_since = None;
+                    hint
+                }
+                Err(error) if unreachable(&error) => {
+                    let now = self.executor.now();
+                    let since = *failing_since.get_or_insert(now);
+                    if now.saturating_duration_since(since) >= self.config.broker_timeout_value() {
+                        return Err(error);
+                    }
+                    tracing::debug!(%error, %name, "a coordination wait could not reach redis; trying again");
+                    None
+                }
+                Err(error) => return Err(error),
+            };
+            let mut nap = hint.map_or(RECHECK, |hint| hint.min(RECHECK));
+            if let Some(deadline) = deadline {
+                let now = self.executor.now();
+                if now >= deadline {
+                    return Ok(None);
+                }
+                nap = nap.min(deadline - now);
+            }
+            let sleep = self.executor.sleep(nap);
+            let woken = select(woken, closing);
+            match select(Box::pin(woken), sleep).await {
+                Either::Left(_) | Either::Right(_) => {}
+            }
+        }
+    }
+
+    /// Runs `call` in the caller's future; if that future is dropped while `call` is in
+    /// flight, the rest of `call` moves to a task of its own and `undo` gets its result (so
+    /// a dropped call takes nothing away). No extra task or thread hop when nobody drops it.
+    async fn detached<T: Send + 'static>(
+        &self,
+        call: BoxFuture<'static, Result<T, Error>>,
+        undo: impl FnOnce(T) -> BoxFuture<'static, ()> + Send + 'static,
+    ) -> Result<T, Error> {
+        let mut guard = Detach {
+            call: Some(call),
+            undo: Some(Box::new(undo)),
+            executor: Arc::clone(&self.executor),
+        };
+        let outcome = std::future::poll_fn(|cx| {
+            let call = guard.call.as_mut().expect("polled until it completes");
+            call.as_mut().poll(cx)
+        })
+        .await;
+        // Completed: nothing left for the drop to finish.
+        guard.call = None;
+        outcome
+    }
+}
+
+/// A call in flight and what undoes its result: dropped before the call completed, it
+/// finishes the call on the executor and undoes what it did.
+struct Detach<T: Send + 'static> {
+    call: Option<BoxFuture<'static, Result<T, Error>>>,
+    undo: Option<Box<dyn FnOnce(T) -> BoxFuture<'static, ()> + Send>>,
+    executor: Arc<dyn Executor>,
+}
+
+impl<T: Send + 'static> Drop for Detach<T> {
+    fn drop(&mut self) {
+        let (Some(call), Some(undo)) = (self.call.take(), self.undo.take()) else { return };
+        let finish = async move {
+            if let Ok(result) = call.await {
+                undo(result).await;
+            }
+        };
+        if let Err(error) = self.executor.spawn_task(finish) {
+            tracing::warn!(%error, "a dropped coordination call could not be undone");
+        }
+    }
+}
+
+async fn subscribe(
+    client: &redis::Client,
+    pattern: &str,
+) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.psubscribe(pattern).await?;
+    Ok(pubsub)
+}
+
+/// Wakes the local waiters of each name a notification names, until the backend is closed
+/// or dropped (`stop` disconnects). When the pub/sub connection ends (Redis restarted or
+/// unreachable) it subscribes again, every 1 s to 2 s, until that works or it is stopped;
+/// meanwhile waits re-check every [`RECHECK`] by themselves, so nothing hangs.
+async fn wake_loop(
+    shared: std::sync::Weak<Shared>,
+    client: redis::Client,
+    pattern: String,
+    mut pubsub: Option<redis::aio::PubSub>,
+    stop: flume::Receiver<()>,
+) {
+    let Some(executor) = shared.upgrade().map(|shared| Arc::clone(&shared.executor)) else {
+        return;
+    };
+    let local_prefix = pattern.trim_end_matches('*').to_owned();
+    loop {
+        if let Some(connected) = pubsub.take() {
+            let mut messages = connected.into_on_message();
+            loop {
+                let message = match select(messages.next(), stop.recv_async()).await {
+                    Either::Left((Some(message), _)) => message,
+                    Either::Left((None, _)) => break,
+                    Either::Right(_) => return,
+                };
+                let Some(shared) = shared.upgrade() else { return };
+                let channel = message.get_channel_name();
+                let Some(local) = channel.strip_prefix(&local_prefix) else { continue };
+                let wakeup = shared.wakeups.lock().get(local).cloned();
+                if let Some(wakeup) = wakeup {
+                    wakeup.notify(usize::MAX);
+                }
+            }
+            tracing::debug!("the coordination pub/sub connection ended; subscribing again");
+        }
+        match select(executor.sleep(RECHECK), stop.recv_async()).await {
+            Either::Left(_) => {}
+            Either::Right(_) => return,
+        }
+        match select(Box::pin(subscribe(&client, &pattern)), stop.recv_async()).await {
+            Either::Left((Ok(connected), _)) => pubsub = Some(connected),
+            Either::Left((Err(error), _)) => {
+                tracing::debug!(%error, "coordination wake-ups: subscribe failed")
+            }
+            Either::Right(_) => return,
+        }
+    }
+}
+
+impl Backend for RedisCoordination {
+    fn encodes(&self) -> bool {
+        true
+    }
+
+    fn expires_leases(&self) -> bool {
+        true
+    }
+
+    fn acquire_lease<'a>(
+        &'a self,
+        kind: Kind,
+        name: &'a str,
+        max_leases: u32,
+        lease_timeout: Duration,
+        wait: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Option<LeaseId>, Error>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let leases = shared.key(kind, name, ":leases");
+            let max_key = shared.key(kind, name, ":max");
+            let channel = shared.channel(kind, name);
+            let timeout_ms = millis(lease_timeout);
+            shared
+                .wait_for(kind, name, wait, "acquire", || {
+                    let shared = Arc::clone(shared);
+                    let (leases, max_key, channel) =
+                        (leases.clone(), max_key.clone(), channel.clone());
+                    let id = LeaseId(mix(
+                        shared.lease_seed ^ shared.next_lease.fetch_add(1, Ordering::Relaxed)
+                    ));
+                    async move {
+                        let call = {
+                            let shared = Arc::clone(&shared);
+                            let leases = leases.clone();
+                            Box::pin(async move {
+                                let mut connection = shared.connection().await?;
+                                let reply: Value = shared
+                                    .scripts
+                                    .lease_acquire
+                                    .key(&leases)
+                                    .key(&max_key)
+                                    .arg(max_leases)
+                                    .arg(timeout_ms)
+                                    .arg(id.to_string())
+                                    .invoke_async(&mut connection)
+                                    .await
+                                    .map_err(redis_failed("lease_acquire"))?;
+                                answer(reply, "lease_acquire")
+                            })
+                                as BoxFuture<'static, Result<Answer, Error>>
+                        };
+                        let undo = {
+                            let shared = Arc::clone(&shared);
+                            move |answer: Answer| {
+                                Box::pin(async move {
+                                    if answer.status == "granted" {
+                                        let _ = release(&shared, &leases, &channel, id).await;
+                                    }
+                                }) as BoxFuture<'static, ()>
+                            }
+                        };
+                        let answer = shared.detached(call, undo).await?;
+                        match answer.status.as_str() {
+                            "granted" => Ok(Attempt::Done(id)),
+                            "busy" => Ok(Attempt::Again(
+                                answer.text().parse().ok().map(Duration::from_millis),
+                            )),
+                            "max" => Err(problem(
+                                kind,
+                                name,
+                                format!(
+                                    "it grants at most {} leases, and this handle asks for \
+                                     {max_leases}; give every handle of one name the same count",
+                                    answer.text()
+                                ),
+                            )),
+                            _ => Err(malformed("lease_acquire")),
+                        }
+                    }
+                })
+                .await
+        })
+    }
+
+    fn refresh_lease<'a>(
+        &'a self,
+        kind: Kind,
+        name: &'a str,
+        lease: LeaseId,
+        lease_timeout: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let mut connection = shared.connection().await?;
+            let refreshed: i64 = shared
+                .scripts
+                .lease_refresh
+                .key(shared.key(kind, name, ":leases"))
+                .arg(millis(lease_timeout))
+                .arg(lease.to_string())
+                .invoke_async(&mut connection)
+                .await
+                .map_err(redis_failed("lease_refresh"))?;
+            Ok(refreshed == 1)
+        })
+    }
+
+    fn release_lease<'a>(
+        &'a self,
+        kind: Kind,
+        name: &'a str,
+        lease: LeaseId,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            release(shared, &shared.key(kind, name, ":leases"), &shared.channel(kind, name), lease)
+                .await
+        })
+    }
+
+    fn count_leases<'a>(&'a self, kind: Kind, name: &'a str) -> BoxFuture<'a, Result<u32, Error>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let mut connection = shared.connection().await?;
+            shared
+                .scripts
+                .lease_count
+                .key(shared.key(kind, name, ":leases"))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(redis_failed("lease_count"))
+        })
+    }
+
+    fn set_event<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let mut connection = shared.connection().await?;
+            let _: Value = shared
+                .scripts
+                .event_set
+                .key(shared.key(Kind::Event, name, ""))
+                .arg(shared.channel(Kind::Event, name))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(redis_failed("event_set"))?;
+            Ok(())
+        })
+    }
+
+    fn clear_event<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let mut connection = shared.connection().await?;
+            let _: Value = redis::cmd("DEL")
+                .arg(shared.key(Kind::Event, name, ""))
+                .query_async(&mut connection)
+                .await
+                .map_err(redis_failed("DEL"))?;
+            Ok(())
+        })
+    }
+
+    fn is_event_set<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move { is_set(&self.shared, name).await })
+    }
+
+    fn wait_event<'a>(
+        &'a self,
+        name: &'a str,
+        wait: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let set = shared
+                .wait_for(Kind::Event, name, wait, "wait", || async {
+                    Ok(if is_set(shared, name).await? {
+                        Attempt::Done(())
+                    } else {
+                        Attempt::Again(None)
+                    })
+                })
+                .await?;
+            Ok(set.is_some())
+        })
+    }
+
+    fn push_item<'a>(
+        &'a self,
+        name: &'a str,
+        tag: TypeTag,
+        capacity: Option<usize>,
+        item: Payload,
+        wait: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Result<(), Payload>, Error>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let bytes = bytes_of(Kind::Queue, name, &*item)?;
+            let (items, meta) =
+                (shared.key(Kind::Queue, name, ":items"), shared.key(Kind::Queue, name, ":meta"));
+            let channel = shared.channel(Kind::Queue, name);
+            let capacity_arg = capacity.map(|bound| bound.to_string()).unwrap_or_default();
+            // One try is one script: the item is in the queue or not, whatever happens to
+            // this future (a dropped put may or may not have queued its value).
+            let pushed = shared
+                .wait_for(Kind::Queue, name, wait, "put", || async {
+                    let mut connection = shared.connection().await?;
+                    let reply: Value = shared
+                        .scripts
+                        .queue_push
+                        .key(&items)
+                        .key(&meta)
+                        .arg(tag.name())
+                        .arg(&capacity_arg)
+                        .arg(&channel)
+                        .arg(bytes)
+                        .invoke_async(&mut connection)
+                        .await
+                        .map_err(redis_failed("queue_push"))?;
+                    let answer = answer(reply, "queue_push")?;
+                    match answer.status.as_str() {
+                        "pushed" => Ok(Attempt::Done(())),
+                        "full" => Ok(Attempt::Again(None)),
+                        "type" => Err(wrong_type(Kind::Queue, name, &answer.text(), tag)),
+                        "capacity" => Err(problem(
+                            Kind::Queue,
+                            name,
+                            format!(
+                                "it holds at most {} items, and this handle asks for a bound \
+                                 of {capacity_arg}; give every bounded handle of one name the \
+                                 same capacity (or use Client::queue, which takes the queue's)",
+                                answer.text()
+                            ),
+                        )),
+                        _ => Err(malformed("queue_push")),
+                    }
+                })
+                .await?;
+            Ok(match pushed {
+                Some(()) => Ok(()),
+                None => Err(item),
+            })
+        })
+    }
+
+    fn pop_items<'a>(
+        &'a self,
+        name: &'a str,
+        tag: TypeTag,
+        n: usize,
+        wait: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Vec<Payload>, Error>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let items = shared.key(Kind::Queue, name, ":items");
+            let meta = shared.key(Kind::Queue, name, ":meta");
+            let channel = shared.channel(Kind::Queue, name);
+            let pop = |minimum: usize| {
+                let shared = Arc::clone(shared);
+                let (items, meta, channel) = (items.clone(), meta.clone(), channel.clone());
+                async move {
+                    let call = {
+                        let shared = Arc::clone(&shared);
+                        let (items, channel) = (items.clone(), channel.clone());
+                        let type_name = tag.name();
+                        Box::pin(async move {
+                            let mut connection = shared.connection().await?;
+                            let reply: Value = shared
+                                .scripts
+                                .queue_pop
+                                .key(&items)
+                                .key(&meta)
+                                .arg(type_name)
+                                .arg(n)
+                                .arg(minimum)
+                                .arg(&channel)
+                                .invoke_async(&mut connection)
+                                .await
+                                .map_err(redis_failed("queue_pop"))?;
+                            answer(reply, "queue_pop")
+                        }) as BoxFuture<'static, Result<Answer, Error>>
+                    };
+                    let undo = {
+                        let shared = Arc::clone(&shared);
+                        move |answer: Answer| {
+                            Box::pin(async move {
+                                let taken = taken_items(answer.value);
+                                if taken.is_empty() {
+                                    return;
+                                }
+                                let Ok(mut connection) = shared.connection().await else { return };
+                                let mut call = shared.scripts.queue_unpop.key(&items);
+                                call.arg(&channel);
+                                for item in &taken {
+                                    call.arg(item.as_slice());
+                                }
+                                let outcome: Result<Value, _> =
+                                    call.invoke_async(&mut connection).await;
+                                if let Err(error) = outcome {
+                                    tracing::warn!(
+                                        %error,
+                                        "items taken by a dropped queue get could not be put back"
+                                    );
+                                }
+                            }) as BoxFuture<'static, ()>
+                        }
+                    };
+                    let answer = shared.detached(call, undo).await?;
+                    match answer.status.as_str() {
+                        "items" => Ok(Attempt::Done(taken_items(answer.value))),
+                        "short" => Ok(Attempt::Again(None)),
+                        "type" => Err(wrong_type(Kind::Queue, name, &answer.text(), tag)),
+                        _ => Err(malformed("queue_pop")),
+                    }
+                }
+            };
+            let mut taken = shared.wait_for(Kind::Queue, name, wait, "get", || pop(n)).await?;
+            if taken.is_none() {
+                // The wait ran out: take what is there.
+                taken = match pop(1).await? {
+                    Attempt::Done(taken) => Some(taken),
+                    Attempt::Again(_) => None,
+                };
+            }
+            Ok(taken
+                .unwrap_or_default()
+                .into_iter()
+                .map(|bytes| Box::new(Encoded(bytes)) as Payload)
+                .collect())
+        })
+    }
+
+    fn count_items<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<usize, Error>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let mut connection = shared.connection().await?;
+            redis::cmd("LLEN")
+                .arg(shared.key(Kind::Queue, name, ":items"))
+                .query_async(&mut connection)
+                .await
+                .map_err(redis_failed("LLEN"))
+        })
+    }
+
+    fn set_variable<'a>(
+        &'a self,
+        name: &'a str,
+        tag: TypeTag,
+        value: SharedPayload,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let bytes = bytes_of(Kind::Variable, name, &*value)?;
+            let mut connection = shared.connection().await?;
+            let reply: Value = shared
+                .scripts
+                .variable_set
+                .key(shared.key(Kind::Variable, name, ""))
+                .arg(tag.name())
+                .arg(bytes)
+                .arg(shared.channel(Kind::Variable, name))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(redis_failed("variable_set"))?;
+            let answer = answer(reply, "variable_set")?;
+            match answer.status.as_str() {
+                "set" => Ok(()),
+                "type" => Err(wrong_type(Kind::Variable, name, &answer.text(), tag)),
+                _ => Err(malformed("variable_set")),
+            }
+        })
+    }
+
+    fn get_variable<'a>(
+        &'a self,
+        name: &'a str,
+        tag: TypeTag,
+        wait: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Option<SharedPayload>, Error>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let key = shared.key(Kind::Variable, name, "");
+            shared
+                .wait_for(Kind::Variable, name, wait, "get", || async {
+                    let mut connection = shared.connection().await?;
+                    let reply: Value = shared
+                        .scripts
+                        .variable_get
+                        .key(&key)
+                        .arg(tag.name())
+                        .invoke_async(&mut connection)
+                        .await
+                        .map_err(redis_failed("variable_get"))?;
+                    let answer = answer(reply, "variable_get")?;
+                    match answer.status.as_str() {
+                        "set" => match answer.value {
+                            Value::BulkString(bytes) => {
+                                Ok(Attempt::Done(Arc::new(Encoded(bytes)) as SharedPayload))
+                            }
+                            _ => Err(malformed("variable_get")),
+                        },
+                        "unset" => Ok(Attempt::Again(None)),
+                        "deleted" => Err(problem(
+                            Kind::Variable,
+                            name,
+                            "it was deleted, so it has no value to get; set it again first",
+                        )),
+                        "type" => Err(wrong_type(Kind::Variable, name, &answer.text(), tag)),
+                        _ => Err(malformed("variable_get")),
+                    }
+                })
+                .await
+        })
+    }
+
+    fn delete_variable<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let mut connection = shared.connection().await?;
+            let _: Value = shared
+                .scripts
+                .variable_delete
+                .key(shared.key(Kind::Variable, name, ""))
+                .arg(shared.channel(Kind::Variable, name))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(redis_failed("variable_delete"))?;
+            Ok(())
+        })
+    }
+
+    fn publish_dataset<'a>(
+        &'a self,
+        name: &'a str,
+        _tag: TypeTag,
+        _value: SharedPayload,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { Err(no_datasets(name)) })
+    }
+
+    fn fetch_dataset<'a>(
+        &'a self,
+        name: &'a str,
+        _tag: TypeTag,
+    ) -> BoxFuture<'a, Result<SharedPayload, Error>> {
+        Box::pin(async move { Err(no_datasets(name)) })
+    }
+
+    fn list_datasets(&self) -> BoxFuture<'_, Result<Vec<String>, Error>> {
+        Box::pin(async move { Err(no_datasets("*")) })
+    }
+
+    fn unpublish_dataset<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { Err(no_datasets(name)) })
+    }
+
+    fn log_event<'a>(
+        &'a self,
+        topic: &'a str,
+        tag: TypeTag,
+        message: SharedPayload,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let bytes = bytes_of(Kind::Topic, topic, &*message)?;
+            let mut connection = shared.connection().await?;
+            let reply: Value = shared
+                .scripts
+                .topic_log
+                .key(shared.key(Kind::Topic, topic, ""))
+                .key(shared.key(Kind::Topic, topic, ":type"))
+                .arg(tag.name())
+                .arg(bytes)
+                .arg(TOPIC_KEEP)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(redis_failed("topic_log"))?;
+            let answer = answer(reply, "topic_log")?;
+            match answer.status.as_str() {
+                "logged" => Ok(()),
+                "type" => Err(wrong_type(Kind::Topic, topic, &answer.text(), tag)),
+                _ => Err(malformed("topic_log")),
+            }
+        })
+    }
+
+    fn subscribe_topic<'a>(
+        &'a self,
+        topic: &'a str,
+        tag: TypeTag,
+    ) -> BoxFuture<'a, Result<TopicFeed, Error>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let stream = shared.key(Kind::Topic, topic, "");
+            let mut connection = shared.connection().await?;
+            let reply: Value = shared
+                .scripts
+                .topic_subscribe
+                .key(&stream)
+                .key(shared.key(Kind::Topic, topic, ":type"))
+                .arg(tag.name())
+                .invoke_async(&mut connection)
+                .await
+                .map_err(redis_failed("topic_subscribe"))?;
+            let answer = answer(reply, "topic_subscribe")?;
+            let from = match answer.status.as_str() {
+                "from" => answer.text(),
+                "type" => return Err(wrong_type(Kind::Topic, topic, &answer.text(), tag)),
+                _ => return Err(malformed("topic_subscribe")),
+            };
+            // Its own connection: a blocking read would hold up every other command.
+            let options = shared.config.connect_options(TOPIC_BLOCK);
+            let client = open_client(shared.config.url(), &options)?;
+            let reader = client
+                .get_multiplexed_async_connection_with_config(
+                    &redis::AsyncConnectionConfig::new()
+                        .set_response_timeout(Some(options.command_timeout + TOPIC_BLOCK)),
+                )
+                .await
+                .map_err(redis_failed("connect"))?;
+            let feed = TopicReader {
+                shared: Arc::clone(shared),
+                connection: reader,
+                stream,
+                last: from,
+                buffered: std::collections::VecDeque::new(),
+            };
+            Ok(Box::pin(futures::stream::unfold(feed, TopicReader::next)) as TopicFeed)
+        })
+    }
+
+    fn close(&self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.closing.notify(usize::MAX);
+        self.shared.stop_sender.lock().take();
+    }
+}
+
+/// The payloads of a `queue_pop` answer's item list.
+fn taken_items(value: Value) -> Vec<Vec<u8>> {
+    match value {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|item| match item {
+                Value::BulkString(bytes) => Some(bytes),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+async fn release(
+    shared: &Arc<Shared>,
+    leases: &str,
+    channel: &str,
+    lease: LeaseId,
+) -> Result<bool, Error> {
+    let mut connection = shared.connection().await?;
+    let released: i64 = shared
+        .scripts
+        .lease_release
+        .key(leases)
+        .arg(lease.to_string())
+        .arg(channel)
+        .invoke_async(&mut connection)
+        .await
+        .map_err(redis_failed("lease_release"))?;
+    Ok(released == 1)
+}
+
+async fn is_set(shared: &Arc<Shared>, name: &str) -> Result<bool, Error> {
+    let mut connection = shared.connection().await?;
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(shared.key(Kind::Event, name, ""))
+        .query_async(&mut connection)
+        .await
+        .map_err(redis_failed("EXISTS"))?;
+    Ok(exists == 1)
+}
+
+fn no_datasets(name: &str) -> Error {
+    problem(
+        Kind::Dataset,
+        name,
+        "published datasets are task futures, which cannot be shared through redis yet (another \
+         process could not read their values); share the task's output through a Variable \
+         instead (client.variable::<T>(name).set(output))",
+    )
+}
+
+/// One subscription's reader: blocking `XREAD`s from the last message seen, on its own
+/// connection, until the backend closes.
+struct TopicReader {
+    shared: Arc<Shared>,
+    connection: MultiplexedConnection,
+    stream: String,
+    last: String,
+    buffered: std::collections::VecDeque<SharedPayload>,
+}
+
+impl TopicReader {
+    async fn next(mut self) -> Option<(SharedPayload, TopicReader)> {
+        let mut failures = 0u32;
+        loop {
+            if let Some(message) = self.buffered.pop_front() {
+                return Some((message, self));
+            }
+            if self.shared.closed.load(Ordering::SeqCst) {
+                return None;
+            }
+            let closing = self.shared.closing.listen();
+            if self.shared.closed.load(Ordering::SeqCst) {
+                return None;
+            }
+            let mut command = redis::cmd("XREAD");
+            command
+                .arg("COUNT")
+                .arg(256)
+                .arg("BLOCK")
+                .arg(millis(TOPIC_BLOCK))
+                .arg("STREAMS")
+                .arg(&self.stream)
+                .arg(&self.last);
+            let read = command
+                .query_async::<Option<redis::streams::StreamReadReply>>(&mut self.connection);
+            let reply = match select(Box::pin(read), closing).await {
+                Either::Left((reply, _)) => reply,
+                Either::Right(_) => return None,
+            };
+            match reply {
+                Ok(reply) => {
+                    failures = 0;
+                    for key in reply.into_iter().flat_map(|reply| reply.keys) {
+                        for entry in key.ids {
+                            self.last = entry.id.clone();
+                            if let Some(Value::BulkString(bytes)) = entry.map.get("m") {
+                                self.buffered.push_back(Arc::new(Encoded(bytes.clone())));
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    // The connection reconnects by itself; give up after a broker timeout's
+                    // worth of failed reads (the subscription then ends).
+                    failures += 1;
+                    let give_up = self.shared.config.broker_timeout_value().as_millis()
+                        / RECHECK.as_millis().max(1);
+                    tracing::debug!(%error, "a topic read failed");
+                    if u128::from(failures) > give_up.max(3) {
+                        tracing::warn!(%error, topic = %self.stream, "a topic subscription ended: redis stayed unreachable");
+                        return None;
+                    }
+                    self.shared.executor.sleep(RECHECK).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! How a registered task running on a Redis worker reaches its cluster: [`worker_client`], a
+//! [`Client`] on the worker's own server, namespace and queue, made at the first call and
+//! shared by the worker's tasks. Through it a task uses the coordination primitives by name
+//! (`client.lock("db").blocking().acquire()`), as any client of the cluster does.
+
+use std::sync::Arc;
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::transport::redis::RedisTransport;
+use crate::transport::redis::task_services;
+
+/// A client of the cluster the current registered task runs on: its worker's Redis server,
+/// namespace and queue. Call it from a [`Task::run`](crate::Task::run) body on a
+/// [`Worker`](crate::worker::Worker) to use the coordination primitives by name, shared with every
+/// other client and worker of the namespace (use their blocking views: a task body is
+/// blocking code). The client is made at the first call on a worker (it connects to Redis:
+/// that call blocks for the connection) and shared by its tasks; do not close it.
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] when called anywhere but in a registered task running on a
+/// worker started with [`WorkerBuilder::start`](crate::worker::WorkerBuilder::start) or
+/// [`run`](crate::worker::WorkerBuilder::run); [`Error::Transport`] when Redis cannot be reached.
+///
+/// # Examples
+///
+/// ```no_run
+/// use taskweave::Task;
+///
+/// /// Appends a line to a shared file, one writer at a time across the cluster.
+/// struct Append;
+/// impl Task for Append {
+///     const NAME: &'static str = "append";
+///     type Input = String;
+///     type Output = ();
+///     type Error = taskweave::Error;
+///     fn run(line: String) -> Result<(), taskweave::Error> {
+///         let client = taskweave::worker_client()?;
+///         let lock = client.lock("log-file");
+///         let _guard = lock.blocking().acquire()?;
+///         // ... append `line` ...
+///         # let _ = line;
+///         Ok(())
+///     }
+/// }
+/// ```
+pub fn worker_client() -> Result<Client, Error> {
+    let Some(services) = task_services::current() else {
+        return Err(Error::InvalidConfig {
+            message: "taskweave::worker_client() was called outside a registered task running \
+                      on a redis worker; call it from a Task::run body, or build a Client with \
+                      a RedisTransport elsewhere"
+                .into(),
+        });
+    };
+    services.shared_client(|config, executor| {
+        let (config, executor) = (config.clone(), Arc::clone(executor));
+        let closer = Arc::clone(&executor);
+        // The body runs outside the async context (`run_with`): blocking here is allowed.
+        let client = crate::client::blocking::block_on_caller_thread(async move {
+            let transport = RedisTransport::builder_with(config).connect().await?;
+            Client::builder().transport(transport).executor(executor).build().await
+        })??;
+        let closing = client.clone();
+        let close: Box<dyn FnOnce() + Send> = Box::new(move || {
+            let _ = closer.spawn(Box::pin(async move {
+                let _ = closing.close().await;
+            }));
+        });
+        Ok((client, close))
+    })
+}
