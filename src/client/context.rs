@@ -114,7 +114,13 @@ impl fmt::Debug for TaskContext {
 }
 
 impl TaskContext {
-    fn new(client: &Client, id: TaskId, key: TaskKey, blocking: bool, priority: i32) -> TaskContext {
+    fn new(
+        client: &Client,
+        id: TaskId,
+        key: TaskKey,
+        blocking: bool,
+        priority: i32,
+    ) -> TaskContext {
         TaskContext {
             inner: Arc::new(ContextInner {
                 key,

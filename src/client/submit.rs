@@ -143,12 +143,7 @@ impl<'c> TaskBuilder<'c> {
     }
 
     pub(crate) fn new(client: &'c Client) -> TaskBuilder<'c> {
-        TaskBuilder {
-            client,
-            options: default_options(client),
-            deps: NoDeps,
-            _purity: PhantomData,
-        }
+        TaskBuilder { client, options: default_options(client), deps: NoDeps, _purity: PhantomData }
     }
 }
 

@@ -85,7 +85,9 @@
 //!   `pure_submissions_…`, `identical_pure_maps_share_keys`,
 //!   `a_key_given_to_a_pure_map_is_a_prefix_per_item`,
 //!   `options_given_before_dependencies_are_kept`), `map_with_keys`, `map_after` and
-//!   `map_after_each`, `delayed` graphs (`graphs_are_submitted_in_one_call_…`,
+//!   `map_after_each`, tasks that launch tasks through their context (the five `subtasks`
+//!   cases: lending a worker is the in-process transport's, so they build an in-process
+//!   client on the case's executor), `delayed` graphs (`graphs_are_submitted_in_one_call_…`,
 //!   `options_on_a_graph_…`), scattered `Arc`s shared without copies
 //!   (`scattered_values_…`, `scatter_by_key_…`), and the four `values` cases (values that
 //!   count their clones or cannot be cloned).
