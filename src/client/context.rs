@@ -171,7 +171,7 @@ impl TaskContext {
     /// use taskweave::{Client, TaskContext, TaskFuture};
     ///
     /// fn fib(client: &Client, n: u64) -> TaskFuture<u64> {
-    ///     client.submit_with_context(
+    ///     client.try_submit_with_context(
     ///         |context: &TaskContext, n: u64| -> Result<u64, taskweave::Error> {
     ///             if n < 2 {
     ///                 return Ok(n);
@@ -186,7 +186,7 @@ impl TaskContext {
     /// }
     ///
     /// let client = Client::builder().workers(1).build_blocking()?;
-    /// assert_eq!(fib(&client, 10).result()??, 55);
+    /// assert_eq!(fib(&client, 10).result()?, 55);
     /// # Ok(()) }
     /// ```
     pub fn client(&self) -> Result<Client, Error> {
