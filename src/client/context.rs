@@ -146,7 +146,8 @@ impl TaskContext {
     /// (`<this key>/<prefix>-<token>`; explicit and pure keys are kept as given, so that they
     /// are still shared), they start one [priority](crate::TaskBuilder::priority) above this
     /// task (a tree of tasks runs depth first), and cancelling this task (or a cancel that cascades to it) cancels
-    /// every sub-task that has not finished, and theirs in turn.
+    /// every sub-task that has not finished, and theirs in turn. (A sub-task's key holds
+    /// every ancestor's, so keys grow with the depth of the tree.)
     ///
     /// An async body awaits its sub-tasks like any future. A blocking body waits through
     /// this context ([`gather`](TaskContext::gather), [`result`](TaskContext::result)) or
@@ -214,7 +215,8 @@ impl TaskContext {
     /// nothing). On an async body the guard does nothing: an async body does not hold a
     /// worker, and must not block anyway. A transport that cannot lend workers
     /// ([`Transport::secede`](crate::transport::Transport::secede) returns false) keeps
-    /// the slot taken, and only lifts the refusal to block.
+    /// the slot taken, and only lifts the refusal to block. Call it on the body's own thread
+    /// (a clone of the context sent elsewhere would lend the worker while the body runs on).
     ///
     /// # Examples
     ///
