@@ -645,6 +645,8 @@ enum Step {
     Cancel(usize),
     Release(usize),
     Retry(usize),
+    Secede(usize),
+    Rejoin(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -657,6 +659,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..64).prop_map(Step::Cancel),
         2 => (0usize..64).prop_map(Step::Release),
         1 => (0usize..64).prop_map(Step::Retry),
+        1 => (0usize..64).prop_map(Step::Secede),
+        1 => (0usize..64).prop_map(Step::Rejoin),
     ]
 }
 
@@ -724,6 +728,14 @@ proptest! {
                     if let Some(id) = pick(index, &submitted) {
                         feed(&mut scheduler, Event::CancelRequested { id: TaskId(id), reason: "p".into() }, &mut running, &mut resolutions)?;
                     }
+                }
+                Step::Secede(index) | Step::Rejoin(index) if !running.is_empty() => {
+                    let id = TaskId(running[index % running.len()]);
+                    let event = match step {
+                        Step::Secede(_) => Event::Seceded { id },
+                        _ => Event::Rejoined { id },
+                    };
+                    feed(&mut scheduler, event, &mut running, &mut resolutions)?;
                 }
                 Step::Retry(index) => {
                     let live: Vec<u64> = submitted.iter().copied().filter(|t| held[*t as usize]).collect();
