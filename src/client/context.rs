@@ -441,7 +441,7 @@ impl TaskContext {
 
 /// The guard of [`TaskContext::secede`]: while it lives, the blocking body's worker is lent
 /// to the pool and the body may block; dropping it takes a worker slot back (Dask's
-/// `rejoin`).
+/// `rejoin`). Not `Send`: it belongs to the body's thread, whose refusal to block it lifts.
 #[must_use = "the worker is taken back as soon as the guard is dropped"]
 pub struct Seceded<'a> {
     context: &'a TaskContext,
