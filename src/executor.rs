@@ -437,6 +437,27 @@ impl Drop for AsyncContextGuard {
     }
 }
 
+/// Lifts this thread's [`enter_async_context`] marks until the guard is dropped, for a
+/// blocking task body that gave its worker back (`TaskContext::secede`): its worker thread is
+/// marked, yet blocking it no longer stalls anyone.
+pub(crate) fn suspend_async_context() -> SuspendedAsyncContext {
+    let depth = ASYNC_CONTEXT_DEPTH.with(|depth| depth.replace(0));
+    SuspendedAsyncContext { depth, _not_send: std::marker::PhantomData }
+}
+
+/// Restores the marks lifted by [`suspend_async_context`] when dropped.
+#[derive(Debug)]
+pub(crate) struct SuspendedAsyncContext {
+    depth: u32,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for SuspendedAsyncContext {
+    fn drop(&mut self) {
+        ASYNC_CONTEXT_DEPTH.with(|depth| depth.set(depth.get() + self.depth));
+    }
+}
+
 /// Tells whether the current thread is inside an ambient runtime's context (tokio, async-std);
 /// installed by the layer that knows the runtime adapters (`runtimes`, through the client
 /// builder), so that this module imports nothing above it.

@@ -130,7 +130,7 @@ pub use client::coordination::{
     Event, Item, Lease, LeaseId, Lock, Queue, Semaphore, Subscription, Variable,
 };
 // Cooperative cancellation of running bodies.
-pub use client::{CancelOnDrop, TaskContext};
+pub use client::{CancelOnDrop, Seceded, TaskContext};
 pub use executor::{Executor, ExecutorExt};
 // What `cancel` and `retry` did.
 #[cfg(feature = "redis")]

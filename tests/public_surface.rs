@@ -99,6 +99,31 @@ fn dropping_every_client_clone_shuts_the_cluster_down() {
     assert!(running.result().is_err(), "a running task is cancelled by the shutdown too");
 }
 
+/// A body's context reaches its client without keeping it alive: dropping the last user
+/// clone still closes the client, which cancels the body that waits on it.
+#[test]
+fn a_task_holding_its_context_does_not_keep_its_client_open() {
+    let client = Client::builder().workers(1).build_blocking().unwrap();
+    let (started, has_started) = flume::bounded::<()>(1);
+    let (stopped, has_stopped) = flume::bounded::<bool>(1);
+    let running = client.submit_with_context(
+        move |context: &taskweave::TaskContext, _: ()| {
+            let _ = started.send(());
+            while !context.is_cancelled() {
+                std::thread::yield_now();
+            }
+            // The client is gone: no new client from the context.
+            let _ = stopped.send(context.client().is_err());
+        },
+        (),
+    );
+    has_started.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+    drop(client);
+    let refused = has_stopped.recv_timeout(std::time::Duration::from_secs(30));
+    assert_eq!(refused, Ok(true), "the body saw the close and the context no client");
+    assert!(running.result().is_err(), "the running task is cancelled by the shutdown");
+}
+
 #[test]
 fn debug_output_names_the_executor_and_transport() {
     let client = Client::builder().workers(1).build_blocking().unwrap();

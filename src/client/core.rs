@@ -416,6 +416,23 @@ impl Core {
         outcome
     }
 
+    /// The blocking body of running task `id` is about to wait for other tasks: if the transport
+    /// can run one more task meanwhile, the job's slot goes to the next ready task and this
+    /// returns true; then [`rejoin`](Core::rejoin) must follow.
+    pub(crate) fn secede(&self, id: TaskId) -> bool {
+        if self.is_closed() || !self.transport.secede() {
+            return false;
+        }
+        self.feed(Event::Seceded { id });
+        true
+    }
+
+    /// The body of task `id` that [`secede`](Core::secede)d stopped waiting: it takes a slot again.
+    pub(crate) fn rejoin(&self, id: TaskId) {
+        self.feed(Event::Rejoined { id });
+        self.transport.rejoin();
+    }
+
     /// The transport lost the worker running `job`.
     pub(crate) fn lost(&self, job: &Arc<Job>) {
         tracing::warn!(key = %job.key, "the worker running a task was lost");

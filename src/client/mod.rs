@@ -30,7 +30,7 @@ pub use as_completed::{
 pub use blocking::BlockingClient;
 pub use builder::ClientBuilder;
 pub use cancel_guard::CancelOnDrop;
-pub use context::{Cancelled, TaskContext};
+pub use context::{Cancelled, Seceded, TaskContext};
 pub use delayed::{Delayed, DelayedInputs, delayed, delayed_after};
 pub use deps::Dependencies;
 pub use future::TaskFuture;
@@ -73,6 +73,9 @@ use crate::scheduler::{CancelOutcome, Event, RetryOutcome};
 #[derive(Clone)]
 pub struct Client {
     shared: Arc<Shared>,
+    /// The task whose body this client was handed to ([`TaskContext::client`]): what it
+    /// submits are that task's sub-tasks. `None` for every other client.
+    parent: Option<TaskContext>,
 }
 
 /// Lives as long as some `Client` clone does; closes the core when the last one goes.
@@ -97,6 +100,7 @@ impl fmt::Debug for Client {
             .field("executor", &self.shared.core.executor.name())
             .field("transport", &self.shared.core.transport)
             .field("closed", &self.shared.core.is_closed())
+            .field("parent", &self.parent.as_ref().map(TaskContext::key))
             .finish()
     }
 }
@@ -137,7 +141,15 @@ impl Client {
     }
 
     pub(crate) fn from_core(core: Arc<Core>) -> Client {
-        Client { shared: Arc::new(Shared { core, coordination: std::sync::OnceLock::new() }) }
+        Client {
+            shared: Arc::new(Shared { core, coordination: std::sync::OnceLock::new() }),
+            parent: None,
+        }
+    }
+
+    /// The task this client submits sub-tasks of, if it came from a [`TaskContext`].
+    pub(crate) fn parent(&self) -> Option<&TaskContext> {
+        self.parent.as_ref()
     }
 
     pub(crate) fn core(&self) -> &Arc<Core> {

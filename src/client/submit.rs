@@ -12,7 +12,7 @@ use super::deps::{Dependencies, DependencyList, DependencyReader};
 use super::{Client, TaskFuture};
 use crate::executor::BoxFuture;
 use crate::job::TaskFailure;
-use crate::scheduler::{TaskKey, prefix_for_type_name};
+use crate::scheduler::{TaskId, TaskKey, prefix_for_type_name};
 
 /// A new key for an impure submission of `F` to `core`'s client.
 pub(crate) fn fresh_key<F>(core: &Core) -> TaskKey {
@@ -143,12 +143,7 @@ impl<'c> TaskBuilder<'c> {
     }
 
     pub(crate) fn new(client: &'c Client) -> TaskBuilder<'c> {
-        TaskBuilder {
-            client,
-            options: SubmitOptions::default(),
-            deps: NoDeps,
-            _purity: PhantomData,
-        }
+        TaskBuilder { client, options: default_options(client), deps: NoDeps, _purity: PhantomData }
     }
 }
 
@@ -166,7 +161,9 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
     }
 
     /// Among ready tasks, higher priorities run first; equal priorities run in submission
-    /// order. The default is 0; negative values are fine.
+    /// order. The default is 0 (for a sub-task, submitted through
+    /// [`TaskContext::client`](super::TaskContext::client), its parent's priority plus one,
+    /// so that trees of tasks run depth first); negative values are fine.
     pub fn priority(mut self, priority: i32) -> Self {
         self.options.priority = priority;
         self
@@ -228,11 +225,51 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
         body: impl Body,
         call: Option<RegisteredCall>,
     ) -> TaskFuture<T> {
+        self.submit_job_as(self.client.core().next_id(), key, deps, body, call)
+    }
+
+    /// [`submit_job`](TaskBuilder::submit_job) with the id given (a body that carries its
+    /// task's context knows its id).
+    pub(super) fn submit_job_as<T>(
+        &self,
+        id: TaskId,
+        key: (TaskKey, bool),
+        deps: DependencyList,
+        body: impl Body,
+        call: Option<RegisteredCall>,
+    ) -> TaskFuture<T> {
         let (key, shared) = key;
         let core = self.client.core();
-        let job = Job::new(core.next_id(), key, deps.jobs, body, call);
+        let job = Job::new(id, key, deps.jobs, body, call);
         let job = core.submit(job, &self.options, shared);
+        if let Some(parent) = self.client.parent() {
+            parent.adopt(&job);
+        }
         TaskFuture::from_job(job, Arc::clone(core))
+    }
+
+    /// A task builder's client, for the context of a body it submits.
+    pub(super) fn client(&self) -> &Client {
+        self.client
+    }
+
+    /// The priority the submissions get.
+    pub(super) fn priority_option(&self) -> i32 {
+        self.options.priority
+    }
+
+    /// A fresh generated key for `F`: under the parent task's key for a client handed to a
+    /// task body (`parent/prefix-token`), else `prefix-token`.
+    fn fresh<F>(&self) -> TaskKey {
+        let core = self.client.core();
+        match self.client.parent() {
+            None => fresh_key::<F>(core),
+            Some(parent) => TaskKey::named(format!(
+                "{}/{}",
+                parent.key(),
+                TaskKey::generated(prefix_of::<F>(), core.fresh_token())
+            )),
+        }
     }
 
     /// A job without dependencies, and whether its key is shared, for
@@ -247,9 +284,15 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
     /// taken once per batch rather than once per job.
     fn submit_jobs<T>(&self, jobs: impl Iterator<Item = (Arc<Job>, bool)>) -> Vec<TaskFuture<T>> {
         let core = self.client.core();
+        let parent = self.client.parent();
         core.submit_many(jobs, &self.options)
             .into_iter()
-            .map(|job| TaskFuture::from_job(job, Arc::clone(core)))
+            .map(|job| {
+                if let Some(parent) = parent {
+                    parent.adopt(&job);
+                }
+                TaskFuture::from_job(job, Arc::clone(core))
+            })
             .collect()
     }
 
@@ -259,7 +302,7 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
         match (&self.options.key, pure) {
             (Some(key), _) => (key.clone(), true),
             (None, Some(key)) => (key, true),
-            (None, None) => (fresh_key::<F>(self.client.core()), false),
+            (None, None) => (self.fresh::<F>(), false),
         }
     }
 
@@ -275,9 +318,21 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
                 (TaskKey::prefixed(&prefix.to_string(), self.client.core().fresh_token()), false)
             }
             (None, Some((key, _))) => (key, true),
-            (None, None) => (fresh_key::<F>(self.client.core()), false),
+            (None, None) => (self.fresh::<F>(), false),
         }
     }
+}
+
+/// The options a submission starts with: the defaults, except that a sub-task (submitted
+/// through a client from [`TaskContext::client`](super::TaskContext::client)) starts one
+/// priority above its parent, so that a tree of tasks runs depth first and keeps few bodies
+/// waiting at once.
+fn default_options(client: &Client) -> SubmitOptions {
+    let mut options = SubmitOptions::default();
+    if let Some(parent) = client.parent() {
+        options.priority = parent.priority().saturating_add(1);
+    }
+    options
 }
 
 fn blocking_body<F, A, R>(function: F, argument: A) -> impl Body
@@ -617,7 +672,7 @@ impl<'c, D: Dependencies, P: 'static> TaskBuilder<'c, After<D>, P> {
     pub(crate) fn with_deps(client: &'c Client, deps: D) -> Self {
         TaskBuilder {
             client,
-            options: SubmitOptions::default(),
+            options: default_options(client),
             deps: After(deps),
             _purity: PhantomData,
         }

@@ -92,6 +92,20 @@ pub enum Event<P> {
         /// The task.
         id: TaskId,
     },
+    /// The running worker task gave its slot back while it waits for other tasks (Dask's
+    /// `secede`): one more ready task may be dispatched. It stays running until it reports;
+    /// ignored unless it holds a slot.
+    Seceded {
+        /// The task.
+        id: TaskId,
+    },
+    /// A task that [`Seceded`](Event::Seceded) takes a slot again (Dask's `rejoin`), at once,
+    /// even when every slot is taken: the pool is over its capacity until a slot frees.
+    /// Ignored unless the task seceded.
+    Rejoined {
+        /// The task.
+        id: TaskId,
+    },
     /// The client closed: every unfinished task is cancelled and nothing new is accepted.
     Closed,
 }

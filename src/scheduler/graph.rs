@@ -99,6 +99,9 @@ struct Record<P> {
     uses_worker: bool,
     /// Set while the task occupies one of the `capacity` in-flight slots.
     holds_slot: bool,
+    /// Set while the task's running body gave its slot back to wait for other tasks
+    /// ([`Event::Seceded`]), until it takes one again or reports.
+    seceded: bool,
     priority: i32,
     seq: u64,
     retries_left: u32,
@@ -117,6 +120,7 @@ impl<P> Record<P> {
         self.client_refs > 0
             || self.dependent_refs > 0
             || self.holds_slot
+            || self.seceded
             || (self.pinned && !self.state.is_terminal())
             || (self.state == TaskState::Running && !self.uses_worker)
     }
@@ -301,6 +305,8 @@ impl<P: Clone> Scheduler<P> {
                 }
             }
             Event::RetryRequested { id } => self.on_retry(id, out),
+            Event::Seceded { id } => self.on_seceded(id),
+            Event::Rejoined { id } => self.on_rejoined(id, out),
             Event::Closed => self.on_closed(out),
         }
         self.pump(out);
@@ -370,6 +376,7 @@ impl<P: Clone> Scheduler<P> {
             shared_key: spec.shared_key,
             uses_worker: spec.uses_worker,
             holds_slot: false,
+            seceded: false,
             priority: spec.priority,
             seq,
             retries_left: spec.retries,
@@ -436,6 +443,7 @@ impl<P: Clone> Scheduler<P> {
                 shared_key: spec.shared_key,
                 uses_worker: false,
                 holds_slot: false,
+                seceded: false,
                 priority: spec.priority,
                 seq,
                 retries_left: 0,
@@ -509,7 +517,36 @@ impl<P: Clone> Scheduler<P> {
             record.holds_slot = false;
             self.in_flight -= 1;
         }
+        record.seceded = false;
         Some(record.state)
+    }
+
+    /// A running worker task gives its slot back while it waits (the slot goes to the next
+    /// ready task, by `pump`); it stays held, as running, until it reports.
+    fn on_seceded(&mut self, id: TaskId) {
+        let Some(record) = self.tasks.get_mut(&id) else { return };
+        if record.holds_slot && record.state == TaskState::Running {
+            record.holds_slot = false;
+            record.seceded = true;
+            self.in_flight -= 1;
+        }
+    }
+
+    /// A seceded task takes a slot again, even beyond `capacity` (it runs on at once: waiting
+    /// for a slot could wait for tasks that wait for it); nothing more is dispatched until
+    /// `in_flight` is below `capacity` again. A task cancelled meanwhile takes none.
+    fn on_rejoined(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
+        let Some(record) = self.tasks.get_mut(&id) else { return };
+        if !record.seceded {
+            return;
+        }
+        record.seceded = false;
+        if record.state == TaskState::Running {
+            record.holds_slot = true;
+            self.in_flight += 1;
+        } else {
+            self.forget_unneeded(id, out);
+        }
     }
 
     fn on_finished(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {

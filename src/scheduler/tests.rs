@@ -114,6 +114,46 @@ fn a_dependent_waits_for_its_dependency_and_keeps_it_alive() {
 }
 
 #[test]
+fn a_seceded_task_lends_its_slot_until_it_rejoins() {
+    let mut scheduler = check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Submitted(spec(2, &[])),
+            Event::Submitted(spec(3, &[])),
+            // Task 1 waits for others: its slot goes to task 2.
+            Event::Seceded { id: TaskId(1) },
+            // Seceding twice, or a task without a slot, changes nothing.
+            Event::Seceded { id: TaskId(1) },
+            Event::Seceded { id: TaskId(3) },
+            // Back over capacity: task 2's report frees no slot for task 3.
+            Event::Rejoined { id: TaskId(1) },
+            Event::Finished { id: TaskId(2) },
+        ],
+        vec![dispatch(1, 1), dispatch(2, 1), resolved(2)],
+    );
+    assert_eq!(scheduler.in_flight(), 1);
+    let actions = run(&mut scheduler, vec![Event::Finished { id: TaskId(1) }]);
+    assert_eq!(actions, vec![resolved(1), dispatch(3, 1)]);
+}
+
+#[test]
+fn a_seceded_task_cancelled_while_it_waits_is_aborted_and_takes_no_slot_back() {
+    let mut scheduler = Scheduler::new(1);
+    let actions = run(
+        &mut scheduler,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Seceded { id: TaskId(1) },
+            Event::CancelRequested { id: TaskId(1), reason: "stop".into() },
+            Event::Rejoined { id: TaskId(1) },
+        ],
+    );
+    assert!(actions.iter().any(|action| matches!(action, Action::Abort { id: TaskId(1), .. })));
+    assert_eq!(scheduler.in_flight(), 0);
+}
+
+#[test]
 fn capacity_limits_dispatch_and_priority_orders_the_queue() {
     let mut low = spec(2, &[]);
     low.priority = -5;
@@ -605,6 +645,8 @@ enum Step {
     Cancel(usize),
     Release(usize),
     Retry(usize),
+    Secede(usize),
+    Rejoin(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -617,6 +659,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..64).prop_map(Step::Cancel),
         2 => (0usize..64).prop_map(Step::Release),
         1 => (0usize..64).prop_map(Step::Retry),
+        1 => (0usize..64).prop_map(Step::Secede),
+        1 => (0usize..64).prop_map(Step::Rejoin),
     ]
 }
 
@@ -684,6 +728,14 @@ proptest! {
                     if let Some(id) = pick(index, &submitted) {
                         feed(&mut scheduler, Event::CancelRequested { id: TaskId(id), reason: "p".into() }, &mut running, &mut resolutions)?;
                     }
+                }
+                Step::Secede(index) | Step::Rejoin(index) if !running.is_empty() => {
+                    let id = TaskId(running[index % running.len()]);
+                    let event = match step {
+                        Step::Secede(_) => Event::Seceded { id },
+                        _ => Event::Rejoined { id },
+                    };
+                    feed(&mut scheduler, event, &mut running, &mut resolutions)?;
                 }
                 Step::Retry(index) => {
                     let live: Vec<u64> = submitted.iter().copied().filter(|t| held[*t as usize]).collect();

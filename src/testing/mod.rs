@@ -90,7 +90,9 @@
 //!   `pure_submissions_…`, `identical_pure_maps_share_keys`,
 //!   `a_key_given_to_a_pure_map_is_a_prefix_per_item`,
 //!   `options_given_before_dependencies_are_kept`), `map_with_keys`, `map_after` and
-//!   `map_after_each`, `delayed` graphs (`graphs_are_submitted_in_one_call_…`,
+//!   `map_after_each`, tasks that launch tasks through their context (the five `subtasks`
+//!   cases: lending a worker is the in-process transport's, so they build an in-process
+//!   client on the case's executor), `delayed` graphs (`graphs_are_submitted_in_one_call_…`,
 //!   `options_on_a_graph_…`), scattered `Arc`s shared without copies
 //!   (`scattered_values_…`, `scatter_by_key_…`), and the four `values` cases (values that
 //!   count their clones or cannot be cloned).
@@ -415,6 +417,11 @@ macro_rules! __conformance_closures {
             values::try_unwrap_moves_a_value_that_cannot_be_cloned_or_gives_the_handle_back,
             values::try_unwrap_leaves_a_value_a_waiting_dependent_needs,
             values::into_result_moves_the_value_from_a_plain_thread,
+            subtasks::fib_of_20_through_blocking_sub_tasks_finishes_on_one_worker,
+            subtasks::fib_of_20_through_async_sub_tasks_finishes_on_one_worker,
+            subtasks::cancelling_the_root_cancels_every_sub_task,
+            subtasks::a_panic_in_a_sub_task_reaches_its_parent_as_an_error,
+            subtasks::a_blocking_body_that_secedes_may_block_on_a_sub_task,
         }
     };
 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use parking_lot::Mutex;
+
 use super::{CompletionSink, ReadyTask, TaskOutcome, Transport, TransportStats, WorkerStats};
 use crate::Error;
 use crate::executor::{BoxFuture, Executor, ExecutorExt};
@@ -50,8 +52,60 @@ struct Started {
     sink: CompletionSink,
     /// Disconnects when every worker has stopped (each holds a sender).
     stopped: flume::Receiver<()>,
+    /// A sender for stand-in workers started later; taken at close, so that `stopped`
+    /// disconnects and no stand-in starts after it.
+    stopped_sender: Mutex<Option<flume::Sender<()>>>,
     /// Each worker's counters, by index, for statistics.
     gauges: Vec<Arc<WorkerGauge>>,
+    /// How many loops run, and how many bodies gave their worker back.
+    pool: Arc<Pool>,
+}
+
+/// The size of the pool of worker loops: `workers` plus one stand-in per body that gave its
+/// worker back while it waits for other tasks ([`Transport::secede`]).
+///
+/// **Invariant:** while a body is seceded, at least `workers + seceded` loops live (a
+/// secede starts a loop when there are fewer), so that every slot the scheduler hands out
+/// has a loop to run it; a loop leaves only when more than that live.
+#[derive(Debug)]
+struct Pool {
+    workers: usize,
+    live: AtomicUsize,
+    seceded: AtomicUsize,
+    /// How many stand-ins were started, to name them.
+    stand_ins: AtomicUsize,
+}
+
+impl Pool {
+    fn wanted(&self) -> usize {
+        self.workers + self.seceded.load(Ordering::SeqCst)
+    }
+
+    /// Whether the calling loop should leave, as one too many; if so it is no longer
+    /// counted.
+    fn leave_if_surplus(&self) -> bool {
+        loop {
+            let live = self.live.load(Ordering::SeqCst);
+            // The common case, one load: no stand-in lives.
+            if live <= self.workers || live <= self.wanted() {
+                return false;
+            }
+            if self
+                .live
+                .compare_exchange(live, live - 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                // A secede between the look and the leave may have counted on this loop
+                // (it saw `live` before the decrement): then stay. Both sides write, then
+                // read the other's counter (`SeqCst`), so at least one of them sees it.
+                if self.live.load(Ordering::SeqCst) < self.wanted() {
+                    self.live.fetch_add(1, Ordering::SeqCst);
+                    return false;
+                }
+                return true;
+            }
+        }
+    }
 }
 
 impl fmt::Debug for InProcessTransport {
@@ -95,6 +149,45 @@ impl InProcessTransport {
     /// ```
     pub fn worker_count(&self) -> usize {
         self.workers
+    }
+
+    fn worker_loop(
+        &self,
+        sink: &CompletionSink,
+        gauge: &Arc<WorkerGauge>,
+        stopped: &flume::Sender<()>,
+        pool: &Arc<Pool>,
+    ) -> WorkerLoop {
+        WorkerLoop {
+            queue: self.queue.1.clone(),
+            sink: sink.clone(),
+            gauge: Arc::clone(gauge),
+            _stopped: stopped.clone(),
+            pool: Arc::clone(pool),
+            #[cfg(feature = "__planted")]
+            planted: self.planted,
+        }
+    }
+
+    /// Starts one more worker loop, standing in for a body that gave its worker back; it
+    /// counts into the gauges of the pool's workers in turn. False when the client is
+    /// closing or no thread could be started.
+    fn start_stand_in(&self, started: &Started) -> bool {
+        let Some(stopped) = started.stopped_sender.lock().clone() else { return false };
+        let number = started.pool.stand_ins.fetch_add(1, Ordering::Relaxed);
+        let gauge = &started.gauges[number % started.gauges.len()];
+        let loop_future = self.worker_loop(&started.sink, gauge, &stopped, &started.pool).run();
+        match started.executor.spawn_dedicated(&format!("stand-in-{number}"), Box::pin(loop_future))
+        {
+            Ok(()) => {
+                tracing::debug!(number, "stand-in worker joined");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not start a stand-in worker");
+                false
+            }
+        }
     }
 
     fn run_async_task(&self, started: &Started, task: ReadyTask) {
@@ -149,25 +242,53 @@ impl Transport for InProcessTransport {
 
     fn start(&self, executor: Arc<dyn Executor>, sink: CompletionSink) -> Result<(), Error> {
         let (stopped_sender, stopped) = flume::bounded::<()>(1);
+        let pool = Arc::new(Pool {
+            workers: self.workers,
+            live: AtomicUsize::new(self.workers),
+            seceded: AtomicUsize::new(0),
+            stand_ins: AtomicUsize::new(0),
+        });
         let mut gauges = Vec::with_capacity(self.workers);
         for index in 0..self.workers {
             let gauge = Arc::new(WorkerGauge::default());
-            let loop_future = WorkerLoop {
-                queue: self.queue.1.clone(),
-                sink: sink.clone(),
-                gauge: Arc::clone(&gauge),
-                _stopped: stopped_sender.clone(),
-                #[cfg(feature = "__planted")]
-                planted: self.planted,
-            }
-            .run();
+            let loop_future = self.worker_loop(&sink, &gauge, &stopped_sender, &pool).run();
             executor.spawn_dedicated(&format!("worker-{index}"), Box::pin(loop_future))?;
             tracing::debug!(worker = index, "worker joined");
             gauges.push(gauge);
         }
-        drop(stopped_sender);
-        let _ = self.started.set(Started { executor, sink, stopped, gauges });
+        let stopped_sender = Mutex::new(Some(stopped_sender));
+        let _ = self.started.set(Started { executor, sink, stopped, stopped_sender, gauges, pool });
         Ok(())
+    }
+
+    fn secede(&self) -> bool {
+        let Some(started) = self.started.get() else { return false };
+        let pool = &started.pool;
+        pool.seceded.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let live = pool.live.load(Ordering::SeqCst);
+            if live >= pool.wanted() {
+                return true;
+            }
+            if pool
+                .live
+                .compare_exchange(live, live + 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                if self.start_stand_in(started) {
+                    return true;
+                }
+                pool.live.fetch_sub(1, Ordering::SeqCst);
+                pool.seceded.fetch_sub(1, Ordering::SeqCst);
+                return false;
+            }
+        }
+    }
+
+    fn rejoin(&self) {
+        if let Some(started) = self.started.get() {
+            started.pool.seceded.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     fn dispatch(&self, task: ReadyTask) {
@@ -208,6 +329,12 @@ impl Transport for InProcessTransport {
         for _ in 0..self.workers {
             let _ = self.queue.0.try_send(WorkerMessage::Stop);
         }
+        // Stand-ins get no `Stop` of their own: a closed queue ends every loop once it is
+        // empty.
+        self.queue.0.close();
+        if let Some(started) = self.started.get() {
+            drop(started.stopped_sender.lock().take());
+        }
         let stopped = self.started.get().map(|started| started.stopped.clone());
         Box::pin(async move {
             if let Some(stopped) = stopped {
@@ -235,6 +362,8 @@ struct WorkerLoop {
     gauge: Arc<WorkerGauge>,
     /// Dropped when the loop ends: tells the transport this worker is gone.
     _stopped: flume::Sender<()>,
+    /// The pool's size, which this loop leaves when it is one too many.
+    pool: Arc<Pool>,
     #[cfg(feature = "__planted")]
     planted: Option<PlantedBug>,
 }
@@ -253,7 +382,13 @@ impl WorkerLoop {
                 Err(async_channel::TryRecvError::Closed) => break,
             };
             match message {
-                WorkerMessage::Run(task) => self.run_one(&task),
+                WorkerMessage::Run(task) => {
+                    self.run_one(&task);
+                    if self.pool.leave_if_surplus() {
+                        tracing::debug!("worker left: a body that waited runs on");
+                        return;
+                    }
+                }
                 WorkerMessage::Stop => break,
             }
         }

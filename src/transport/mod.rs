@@ -550,6 +550,24 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
         let _ = id;
     }
 
+    /// A blocking body running on one of this transport's workers is about to wait for
+    /// other tasks (its own sub-tasks, through its
+    /// [`TaskContext`](crate::TaskContext)): it gives its worker back while it waits, as
+    /// Dask's `secede` does. Return `true` when the transport can run one more task at once
+    /// until the matching [`rejoin`](Transport::rejoin) — the in-process transport starts a
+    /// stand-in worker loop, or keeps an idle one — and the scheduler then dispatches one
+    /// more task. Return `false` to refuse: the body waits holding its slot, which
+    /// deadlocks a pool whose every worker waits for tasks that have no worker left. The
+    /// default refuses. Must not block.
+    fn secede(&self) -> bool {
+        false
+    }
+
+    /// A body that [`secede`](Transport::secede)d (and got `true`) stopped waiting and runs
+    /// on: the transport may retire one stand-in worker once it is idle. The default does
+    /// nothing.
+    fn rejoin(&self) {}
+
     /// The value of the task with `key` is no longer needed; free it wherever it is stored
     /// (a transport that keeps values only in the client, as in the
     /// [complete transport](Transport#a-complete-transport), has nothing to do). The

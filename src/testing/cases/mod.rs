@@ -10,6 +10,7 @@ pub mod registered;
 pub mod semantics;
 pub mod shapes;
 pub mod stats;
+pub mod subtasks;
 pub mod threads;
 pub mod values;
 pub mod waiting;
