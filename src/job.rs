@@ -11,6 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use futures::future::{AbortHandle, Abortable};
 use parking_lot::Mutex;
@@ -176,6 +177,40 @@ impl TaskOutcome {
     /// Whether the body produced a value.
     pub fn is_value(&self) -> bool {
         matches!(self, TaskOutcome::Value(_))
+    }
+}
+
+/// A run as a transport reports it with its outcome
+/// ([`CompletionSink::complete_run`](crate::transport::CompletionSink::complete_run)): who ran
+/// the task and when, on the client executor's clock.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::{Duration, Instant};
+/// use taskweave::transport::TaskRun;
+///
+/// let started = Instant::now();
+/// let run = TaskRun::new(Some(Arc::from("worker-0")), started, started + Duration::from_millis(3));
+/// assert_eq!(run.worker.as_deref(), Some("worker-0"));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TaskRun {
+    /// The worker's name.
+    pub worker: Option<Arc<str>>,
+    /// When the body started ([`Executor::now`](crate::Executor::now) of the client's
+    /// executor).
+    pub started: Instant,
+    /// When it returned.
+    pub finished: Instant,
+}
+
+impl TaskRun {
+    /// A run by `worker` from `started` to `finished`.
+    pub fn new(worker: Option<Arc<str>>, started: Instant, finished: Instant) -> TaskRun {
+        TaskRun { worker, started, finished }
     }
 }
 

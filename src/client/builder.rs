@@ -29,6 +29,7 @@ pub struct ClientBuilder {
     executor: Option<Arc<dyn Executor>>,
     workers: Option<usize>,
     transport: Option<Arc<dyn Transport>>,
+    task_events: Option<usize>,
     #[cfg(feature = "__planted")]
     planted: Option<crate::planted::PlantedBug>,
 }
@@ -39,6 +40,7 @@ impl fmt::Debug for ClientBuilder {
             .field("executor", &self.executor.as_ref().map(|executor| executor.name()))
             .field("workers", &self.workers)
             .field("transport", &self.transport)
+            .field("task_events", &self.task_events)
             .finish()
     }
 }
@@ -65,6 +67,28 @@ impl ClientBuilder {
     /// Uses `transport` instead of the default in-process cluster.
     pub fn transport(mut self, transport: impl Transport) -> Self {
         self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// How many task events the client keeps (default
+    /// [`DEFAULT_TASK_EVENTS`](crate::events::DEFAULT_TASK_EVENTS)); `0` switches recording off
+    /// (nothing is recorded, no clock is read for it).
+    ///
+    /// Each entry takes [`TASK_EVENT_BYTES`](crate::events::TASK_EVENT_BYTES) bytes (plus a
+    /// failure's error); a task that runs once makes three. Once the ring is full, each new
+    /// entry drops the oldest. See [`events`](crate::events) for what is recorded and what it
+    /// costs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().task_events(1_000).build_blocking()?;
+    /// assert_eq!(client.task_event_counts().capacity, 1_000);
+    /// # Ok(()) }
+    /// ```
+    pub fn task_events(mut self, capacity: usize) -> Self {
+        self.task_events = Some(capacity);
         self
     }
 
@@ -135,7 +159,8 @@ impl ClientBuilder {
                 Arc::new(transport)
             }
         };
-        let core = Arc::new(Core::new(Arc::clone(&transport), Arc::clone(&executor)));
+        let events = self.task_events.unwrap_or(crate::events::DEFAULT_TASK_EVENTS);
+        let core = Arc::new(Core::new(Arc::clone(&transport), Arc::clone(&executor), events));
         #[cfg(feature = "__planted")]
         if let Some(bug) = self.planted {
             core.plant(bug);
