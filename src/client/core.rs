@@ -713,7 +713,6 @@ impl Reports for Core {
         Core::complete(self, job, attempt, outcome, run);
     }
 
-
     fn given_up_with(&self, job: &Arc<Job>, error: TaskError) {
         Core::given_up_with(self, job, error);
     }

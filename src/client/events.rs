@@ -329,7 +329,12 @@ impl EventRing {
         at: &mut Stamp,
     ) {
         let at = at.get();
-        self.push(Entry { key: key.clone(), name, at, kind: Kind::Failed(Box::new(error.clone())) });
+        self.push(Entry {
+            key: key.clone(),
+            name,
+            at,
+            kind: Kind::Failed(Box::new(error.clone())),
+        });
     }
 
     /// The wakers of the live streams, to wake after the lock (a run ended, or the client
