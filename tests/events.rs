@@ -232,6 +232,14 @@ fn the_ring_is_bounded_and_counts_what_it_dropped() {
     let last = transitions(&client.story(&futures[19]));
     assert!(matches!(last.last(), Some(TaskTransition::Finished { .. })), "{last:#?}");
     assert!(client.task_stream(..).len() <= 10);
+    // The documented memory bound: the default capacity times this.
+    if cfg!(target_pointer_width = "64") {
+        assert!(
+            taskweave::events::TASK_EVENT_BYTES <= 96,
+            "{}",
+            taskweave::events::TASK_EVENT_BYTES
+        );
+    }
 }
 
 #[test]

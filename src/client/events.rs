@@ -14,11 +14,11 @@
 //! one entry, reported by its worker with the outcome); each entry takes
 //! [`TASK_EVENT_BYTES`] bytes of the ring, plus the error of a failure. The ring holds
 //! [`DEFAULT_TASK_EVENTS`] entries unless
-//! [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise (about
-//! 5 MiB at most by default; it grows as entries come and never shrinks), and drops its oldest
-//! entry for each new one once full: [`TaskEventCounts::dropped`] says how many. No entry is
-//! allocated on its own: the ring is one buffer. With `task_events(0)` nothing is recorded and
-//! no clock is read.
+//! [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise (at most
+//! about 6 MiB by default on a 64-bit target; it grows as entries come and never shrinks),
+//! and drops its oldest entry for each new one once full: [`TaskEventCounts::dropped`] says
+//! how many. No entry is allocated on its own: the ring is one buffer. With `task_events(0)`
+//! nothing is recorded and no clock is read.
 //!
 //! # Where a panic happened
 //!
@@ -49,11 +49,11 @@ use super::core::Core;
 
 /// How many entries a client's task-event ring holds unless
 /// [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise: 65,536
-/// (about 20,000 tasks' submit, queue and run; at most about 5 MiB).
+/// (about 20,000 tasks' submit, queue and run; at most about 6 MiB on a 64-bit target).
 pub const DEFAULT_TASK_EVENTS: usize = 65_536;
 
-/// The bytes one entry of the task-event ring takes (the error text of a failure is held
-/// besides, in its own allocation).
+/// The bytes one entry of the task-event ring takes (at most 96 on a 64-bit target; the
+/// error of a failure is held besides, in its own allocation).
 pub const TASK_EVENT_BYTES: usize = std::mem::size_of::<Entry>();
 
 /// One transition of one task, as [`Client::story`](crate::Client::story) returns it.
