@@ -137,6 +137,8 @@ pub(crate) struct Core {
     scheduler: Mutex<Locked>,
     /// Time zero of the task events: when the client started, on its executor's clock.
     origin: Instant,
+    /// Whether task events are recorded (fixed at construction).
+    records: bool,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) executor: Arc<dyn Executor>,
     next_id: AtomicU64,
@@ -183,6 +185,7 @@ impl Core {
                 events: (events > 0).then(|| EventRing::new(events)),
             }),
             origin: executor.now(),
+            records: events > 0,
             transport,
             executor,
             next_id: AtomicU64::new(1),
@@ -205,7 +208,16 @@ impl Core {
 
     /// Whether task events are recorded.
     pub(crate) fn records_events(&self) -> bool {
-        self.scheduler.lock().events.is_some()
+        self.records
+    }
+
+    /// A clock for a submission, read before the lock is taken when events are recorded.
+    fn submit_stamp(&self) -> Stamp<'_> {
+        let mut stamp = self.stamp();
+        if self.records {
+            stamp.read();
+        }
+        stamp
     }
 
     /// Runs `read` on the task-event ring under the scheduler lock; `None` when recording is
@@ -295,7 +307,7 @@ impl Core {
             return job;
         }
         let mut actions = spare_actions();
-        let mut stamp = self.stamp();
+        let mut stamp = self.submit_stamp();
         let job = Self::submit_locked(
             &mut self.scheduler.lock(),
             job,
@@ -336,7 +348,7 @@ impl Core {
             let mut actions = spare_actions();
             {
                 // One clock reading per batch.
-                let mut stamp = self.stamp();
+                let mut stamp = self.submit_stamp();
                 let mut locked = self.scheduler.lock();
                 for (job, shared_key) in chunk.drain(..) {
                     let job = Self::submit_locked(

@@ -15,7 +15,7 @@
 //! [`TASK_EVENT_BYTES`] bytes of the ring, plus the error of a failure. The ring holds
 //! [`DEFAULT_TASK_EVENTS`] entries unless
 //! [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise (at most
-//! about 6 MiB by default on a 64-bit target; it grows as entries come and never shrinks),
+//! about 6 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
 //! and drops its oldest entry for each new one once full: [`TaskEventCounts::dropped`] says
 //! how many. No entry is allocated on its own: the ring is one buffer. With `task_events(0)`
 //! nothing is recorded and no clock is read.
@@ -242,6 +242,11 @@ impl<'a> Stamp<'a> {
         Stamp { executor, origin, at: Some(nanos_since(origin, at)) }
     }
 
+    /// Reads the clock now (before taking a lock, to keep the lock short).
+    pub(crate) fn read(&mut self) {
+        self.get();
+    }
+
     fn get(&mut self) -> u64 {
         match self.at {
             Some(at) => at,
@@ -274,9 +279,15 @@ pub(crate) struct EventRing {
 
 impl EventRing {
     pub(crate) fn new(capacity: usize) -> EventRing {
-        // Grown as entries come (amortized: no allocation per entry), not reserved whole:
-        // most clients record far fewer than the capacity.
-        EventRing { entries: VecDeque::new(), capacity, recorded: 0, live: Vec::new() }
+        // Reserved whole, so that it never grows (and copies itself) under the lock: an
+        // allocation this large is mapped lazily by the system, so the pages a client never
+        // fills cost no memory.
+        EventRing {
+            entries: VecDeque::with_capacity(capacity),
+            capacity,
+            recorded: 0,
+            live: Vec::new(),
+        }
     }
 
     fn push(&mut self, entry: Entry) {
