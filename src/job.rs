@@ -9,7 +9,7 @@ use std::any::Any;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -321,6 +321,12 @@ pub(crate) struct JobOf<B: ?Sized> {
     /// changes up (under the scheduler lock) minus the number of changes down it has been
     /// told of; every change down is followed by one `Released` event.
     pub(crate) handles: AtomicUsize,
+    /// When the task was submitted and last queued (dispatched), in nanoseconds since its
+    /// client started, for the client's task events (`u64::MAX`: not recorded). Kept here,
+    /// where the core writes anyway, so that a task's events take one entry of the ring
+    /// (written when a run ends or the task fails) instead of three.
+    pub(crate) submitted_at: AtomicU64,
+    pub(crate) queued_at: AtomicU64,
     /// What the task runs. Last: it is the unsized part of a [`Job`].
     body: B,
 }
@@ -380,6 +386,8 @@ impl Job {
             call: call.map(Box::new),
             cell: Mutex::new(JobCell::default()),
             handles: AtomicUsize::new(1),
+            submitted_at: AtomicU64::new(u64::MAX),
+            queued_at: AtomicU64::new(u64::MAX),
             body,
         })
     }

@@ -75,7 +75,8 @@ impl ClientBuilder {
     /// (nothing is recorded, no clock is read for it).
     ///
     /// Each entry takes [`TASK_EVENT_BYTES`](crate::events::TASK_EVENT_BYTES) bytes (plus a
-    /// failure's error); a task that runs once makes three. Once the ring is full, each new
+    /// failure's error); a task makes one per run (or one when it fails or is cancelled
+    /// without running). Once the ring is full, each new
     /// entry drops the oldest. See [`events`](crate::events) for what is recorded and what it
     /// costs.
     ///

@@ -105,7 +105,7 @@ fn task_name(job: &Job) -> Option<&'static str> {
 }
 
 /// Records what `actions` do to tasks that the events do not say already: a dispatch
-/// (`Queued`), a failure or cancel that resolves a task (except `reported`'s, whose run was
+/// (its time, in the job), a failure or cancel that resolves a task (except `reported`'s, whose run was
 /// recorded with its error).
 fn record_actions(
     ring: &mut EventRing,
@@ -115,11 +115,12 @@ fn record_actions(
 ) {
     for action in actions {
         match action {
-            Action::Dispatch { payload, attempt, .. } => {
-                ring.queued(&payload.key, task_name(payload), *attempt, stamp)
+            // Kept in the job, and recorded with its run (see `JobOf::queued_at`).
+            Action::Dispatch { payload, .. } => {
+                payload.queued_at.store(stamp.now(), Ordering::Relaxed)
             }
             Action::Resolve { id, payload, outcome: Err(error) } if Some(*id) != reported => {
-                ring.failed(&payload.key, task_name(payload), error, stamp)
+                ring.failed(payload, task_name(payload), error, stamp)
             }
             _ => {}
         }
@@ -394,9 +395,11 @@ impl Core {
             payload: Arc::clone(&job),
         };
         let from = actions.len();
+        if events.is_some() {
+            job.submitted_at.store(stamp.now(), Ordering::Relaxed);
+        }
         scheduler.handle(Event::Submitted(spec), actions);
         if let Some(ring) = events {
-            ring.submitted(&job.key, task_name(&job), stamp);
             record_actions(ring, &actions[from..], stamp, None);
         }
         // Per-task events are at `trace`/`debug`: the macros check the level before the key
@@ -544,7 +547,7 @@ impl Core {
                             _ => None,
                         };
                         let name = task_name(job);
-                        ring.ran(&job.key, name, worker, started, attempt, error, lost, &mut stamp);
+                        ring.ran(job, name, worker, started, attempt, error, lost, &mut stamp);
                     }
                     scheduler.handle(event, &mut actions);
                     record_actions(ring, &actions, &mut stamp, ran.then_some(job.id));

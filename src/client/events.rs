@@ -10,12 +10,14 @@
 //!
 //! # Cost and bounds
 //!
-//! A task that is submitted, queued and run makes three entries (the run's start and end are
-//! one entry, reported by its worker with the outcome); each entry takes
-//! [`TASK_EVENT_BYTES`] bytes of the ring, plus the error of a failure. The ring holds
+//! A task makes one entry per run (written when the run ends, with the times it was
+//! submitted and queued, which the task keeps until then, and its start and end, which its
+//! worker reports with the outcome), or one when it fails or is cancelled without a run of
+//! its own; each entry takes [`TASK_EVENT_BYTES`] bytes of the ring, plus the error of a
+//! failure. So a task still waiting or running has no story yet. The ring holds
 //! [`DEFAULT_TASK_EVENTS`] entries unless
 //! [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise (at most
-//! about 6 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
+//! about 7 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
 //! and drops its oldest entry for each new one once full: [`TaskEventCounts::dropped`] says
 //! how many. No entry is allocated on its own: the ring is one buffer. With `task_events(0)`
 //! nothing is recorded and no clock is read.
@@ -41,18 +43,21 @@ use std::time::{Duration, Instant};
 
 use futures::Stream;
 
+use std::sync::atomic::Ordering;
+
 use crate::error::TaskError;
 use crate::executor::Executor;
+use crate::job::Job;
 use crate::key::TaskKey;
 
 use super::core::Core;
 
 /// How many entries a client's task-event ring holds unless
 /// [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise: 65,536
-/// (about 20,000 tasks' submit, queue and run; at most about 6 MiB on a 64-bit target).
+/// (as many runs; at most about 7 MiB on a 64-bit target).
 pub const DEFAULT_TASK_EVENTS: usize = 65_536;
 
-/// The bytes one entry of the task-event ring takes (at most 96 on a 64-bit target; the
+/// The bytes one entry of the task-event ring takes (at most 112 on a 64-bit target; the
 /// error of a failure is held besides, in its own allocation).
 pub const TASK_EVENT_BYTES: usize = std::mem::size_of::<Entry>();
 
@@ -202,15 +207,18 @@ pub(crate) struct Entry {
     name: Option<&'static str>,
     /// Nanoseconds since the client's origin.
     at: u64,
+    /// When the task was submitted and (for a run) queued for this run, from its job
+    /// (`UNKNOWN`: not recorded).
+    submitted: u64,
+    queued: u64,
     kind: Kind,
 }
 
+/// A time not recorded.
+const UNKNOWN: u64 = u64::MAX;
+
 #[derive(Debug)]
 enum Kind {
-    Submitted,
-    Queued {
-        attempt: u32,
-    },
     /// A run ended at `at`; it started at `started` (nanoseconds), if known.
     Ran {
         worker: Option<Arc<str>>,
@@ -244,10 +252,11 @@ impl<'a> Stamp<'a> {
 
     /// Reads the clock now (before taking a lock, to keep the lock short).
     pub(crate) fn read(&mut self) {
-        self.get();
+        self.now();
     }
 
-    fn get(&mut self) -> u64 {
+    /// The stamp's time, read from the clock the first time.
+    pub(crate) fn now(&mut self) -> u64 {
         match self.at {
             Some(at) => at,
             None => {
@@ -298,27 +307,11 @@ impl EventRing {
         self.recorded += 1;
     }
 
-    pub(crate) fn submitted(&mut self, key: &TaskKey, name: Option<&'static str>, at: &mut Stamp) {
-        let at = at.get();
-        self.push(Entry { key: key.clone(), name, at, kind: Kind::Submitted });
-    }
-
-    pub(crate) fn queued(
-        &mut self,
-        key: &TaskKey,
-        name: Option<&'static str>,
-        attempt: u32,
-        at: &mut Stamp,
-    ) {
-        let at = at.get();
-        self.push(Entry { key: key.clone(), name, at, kind: Kind::Queued { attempt } });
-    }
-
     /// A run ended (at the stamp's time); `error` is `None` for a value.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn ran(
         &mut self,
-        key: &TaskKey,
+        job: &Job,
         name: Option<&'static str>,
         worker: Option<Arc<str>>,
         started: Option<u64>,
@@ -327,25 +320,20 @@ impl EventRing {
         lost: bool,
         at: &mut Stamp,
     ) {
-        let at = at.get();
+        let at = at.now();
         let kind = Kind::Ran { worker, started, attempt, error: error.map(Box::new), lost };
-        self.push(Entry { key: key.clone(), name, at, kind });
+        self.push(entry(job, name, at, kind));
     }
 
     pub(crate) fn failed(
         &mut self,
-        key: &TaskKey,
+        job: &Job,
         name: Option<&'static str>,
         error: &TaskError,
         at: &mut Stamp,
     ) {
-        let at = at.get();
-        self.push(Entry {
-            key: key.clone(),
-            name,
-            at,
-            kind: Kind::Failed(Box::new(error.clone())),
-        });
+        let at = at.now();
+        self.push(entry(job, name, at, Kind::Failed(Box::new(error.clone()))));
     }
 
     /// The wakers of the live streams, to wake after the lock (a run ended, or the client
@@ -392,19 +380,23 @@ impl EventRing {
     /// The transitions of the task `key`, in order.
     pub(crate) fn story(&self, key: &TaskKey) -> Vec<TaskEvent> {
         let mut story = Vec::new();
+        let mut told_submitted = false;
         for entry in self.entries.iter().filter(|entry| entry.key == *key) {
             let event = |at: u64, transition| TaskEvent {
                 key: entry.key.clone(),
                 at: Duration::from_nanos(at),
                 transition,
             };
+            if !told_submitted && entry.submitted != UNKNOWN {
+                story.push(event(entry.submitted, TaskTransition::Submitted));
+                told_submitted = true;
+            }
             match &entry.kind {
-                Kind::Submitted => story.push(event(entry.at, TaskTransition::Submitted)),
-                Kind::Queued { attempt } => {
-                    story.push(event(entry.at, TaskTransition::Queued { attempt: *attempt }))
-                }
                 Kind::Ran { worker, started, attempt, error, lost } => {
                     let (worker, attempt) = (worker.clone(), *attempt);
+                    if entry.queued != UNKNOWN {
+                        story.push(event(entry.queued, TaskTransition::Queued { attempt }));
+                    }
                     if let Some(started) = started {
                         story.push(event(
                             *started,
@@ -432,6 +424,18 @@ impl EventRing {
             }
         }
         story
+    }
+}
+
+/// An entry for `job`, with the times it keeps.
+fn entry(job: &Job, name: Option<&'static str>, at: u64, kind: Kind) -> Entry {
+    Entry {
+        key: job.key.clone(),
+        name,
+        at,
+        submitted: job.submitted_at.load(Ordering::Relaxed),
+        queued: job.queued_at.load(Ordering::Relaxed),
+        kind,
     }
 }
 
