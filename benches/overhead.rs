@@ -105,12 +105,7 @@ impl Flavour {
 
     /// A client with 2 in-process workers on this flavour's executor. Must be called from
     /// inside [`block_on`](Flavour::block_on) (the tokio adapter takes the current runtime).
-    async fn client(self) -> Client {
-        self.client_recording(None).await
-    }
-
-    /// A client as [`client`](Flavour::client), keeping `events` task events (`None`: the
-    /// default; `Some(0)`: recording off).
+    /// It keeps `events` task events (`None`: the default; `Some(0)`: recording off).
     async fn client_recording(self, events: Option<usize>) -> Client {
         let builder = Client::builder().workers(2);
         let builder = match events {

@@ -272,8 +272,10 @@ impl Client {
     /// finished or failed (with the error; for a dependent, the error names the root task
     /// that failed first), lost, retried (queued again), cancelled. Dask's `story`.
     ///
-    /// Only what the client's task-event ring still holds (see [`events`]); empty for a key
-    /// it never saw, and when recording is off. Scans the ring under the scheduler lock.
+    /// Only what the client's task-event ring still holds (see [`events`]): a task's events
+    /// are stored when a run of it ends, or when it fails or is cancelled without running,
+    /// so a task still waiting or running has no story yet. Empty for a key the ring does not
+    /// hold, and when recording is off. Scans the ring under the scheduler lock.
     ///
     /// # Examples
     ///
