@@ -105,8 +105,13 @@ impl Flavour {
 
     /// A client with 2 in-process workers on this flavour's executor. Must be called from
     /// inside [`block_on`](Flavour::block_on) (the tokio adapter takes the current runtime).
-    async fn client(self) -> Client {
+    /// It keeps `events` task events (`None`: the default; `Some(0)`: recording off).
+    async fn client_recording(self, events: Option<usize>) -> Client {
         let builder = Client::builder().workers(2);
+        let builder = match events {
+            Some(events) => builder.task_events(events),
+            None => builder,
+        };
         let builder = match self {
             Flavour::Embedded => {
                 builder.executor(taskweave::runtimes::embedded::EmbeddedExecutor::global())
@@ -126,8 +131,18 @@ impl Flavour {
         F: FnOnce(Client) -> Fut + Send + 'static,
         Fut: Future<Output = T> + Send + 'static,
     {
+        self.with_client_recording(None, body)
+    }
+
+    /// [`with_client`](Flavour::with_client) with a client keeping `events` task events.
+    fn with_client_recording<T, F, Fut>(self, events: Option<usize>, body: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(Client) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
         self.block_on(Box::pin(async move {
-            let client = self.client().await;
+            let client = self.client_recording(events).await;
             let output = body(client.clone()).await;
             client.close().await.expect("close the client");
             output
@@ -526,8 +541,8 @@ struct Options {
 }
 
 /// The names `--workload` accepts.
-const WORKLOADS: [&str; 7] =
-    ["submit", "map", "round-trip", "chain", "tree", "as-completed", "memory"];
+const WORKLOADS: [&str; 8] =
+    ["submit", "map", "round-trip", "chain", "tree", "as-completed", "memory", "events"];
 
 fn parse_arguments() -> Result<Options, String> {
     let mut options = Options { quick: false, json: None, only: None, workload: None };
@@ -642,6 +657,25 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, only: Option<&str>, rows: &mut Ve
         let ratio = took.as_secs_f64() / raw_batch[index].as_secs_f64();
         rows.push(row("map+gather", n, n as f64 / took.as_secs_f64(), "tasks/s", Some(ratio)));
         rows.push(row("map+gather", n, micros(took) / n as f64, "us/task", Some(ratio)));
+    }
+
+    // The cost of recording task events: submit+gather with recording on (the default) and
+    // off, alternating client after client so that a burst of other work on a shared machine
+    // falls on both alike; the ratio is on / off.
+    for &n in sizes.batch.iter().filter(|_| wants("events")) {
+        let repeats = if n >= 100_000 { sizes.repeats.min(5) } else { sizes.repeats };
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            for (events, samples) in [(None, &mut on), (Some(0), &mut off)] {
+                samples.push(flavour.with_client_recording(events, move |client| async move {
+                    median_time(repeats, || submit_then_gather(client.clone(), n)).await
+                }));
+            }
+        }
+        let (on, off) = (median(on), median(off));
+        let ratio = Some(on.as_secs_f64() / off.as_secs_f64());
+        rows.push(row("submit+gather, events off", n, micros(off) / n as f64, "us/task", None));
+        rows.push(row("submit+gather, events on", n, micros(on) / n as f64, "us/task", ratio));
     }
 
     if wants("round-trip") {

@@ -9,8 +9,9 @@ use std::any::Any;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use futures::future::{AbortHandle, Abortable};
 use parking_lot::Mutex;
@@ -179,6 +180,40 @@ impl TaskOutcome {
     }
 }
 
+/// A run as a transport reports it with its outcome
+/// ([`CompletionSink::complete_run`](crate::transport::CompletionSink::complete_run)): who ran
+/// the task and when, on the client executor's clock.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::{Duration, Instant};
+/// use taskweave::transport::TaskRun;
+///
+/// let started = Instant::now();
+/// let run = TaskRun::new(Some(Arc::from("worker-0")), started, started + Duration::from_millis(3));
+/// assert_eq!(run.worker.as_deref(), Some("worker-0"));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TaskRun {
+    /// The worker's name.
+    pub worker: Option<Arc<str>>,
+    /// When the body started ([`Executor::now`](crate::Executor::now) of the client's
+    /// executor).
+    pub started: Instant,
+    /// When it returned.
+    pub finished: Instant,
+}
+
+impl TaskRun {
+    /// A run by `worker` from `started` to `finished`.
+    pub fn new(worker: Option<Arc<str>>, started: Instant, finished: Instant) -> TaskRun {
+        TaskRun { worker, started, finished }
+    }
+}
+
 /// What a task runs: a blocking function of its dependencies' values, or an async one.
 ///
 /// A job stores its body inline (see [`JobOf`]), so the body is a trait rather than a boxed
@@ -286,6 +321,12 @@ pub(crate) struct JobOf<B: ?Sized> {
     /// changes up (under the scheduler lock) minus the number of changes down it has been
     /// told of; every change down is followed by one `Released` event.
     pub(crate) handles: AtomicUsize,
+    /// When the task was submitted and last queued (dispatched), in nanoseconds since its
+    /// client started, for the client's task events (`u64::MAX`: not recorded). Kept here,
+    /// where the core writes anyway, so that a task's events take one entry of the ring
+    /// (written when a run ends or the task fails) instead of three.
+    pub(crate) submitted_at: AtomicU64,
+    pub(crate) queued_at: AtomicU64,
     /// What the task runs. Last: it is the unsized part of a [`Job`].
     body: B,
 }
@@ -345,6 +386,8 @@ impl Job {
             call: call.map(Box::new),
             cell: Mutex::new(JobCell::default()),
             handles: AtomicUsize::new(1),
+            submitted_at: AtomicU64::new(u64::MAX),
+            queued_at: AtomicU64::new(u64::MAX),
             body,
         })
     }

@@ -72,6 +72,14 @@ impl fmt::Debug for TaskKey {
     }
 }
 
+/// So that calls taking a task (such as [`Client::story`](crate::Client::story)) take its key
+/// too.
+impl AsRef<TaskKey> for TaskKey {
+    fn as_ref(&self) -> &TaskKey {
+        self
+    }
+}
+
 impl From<&str> for TaskKey {
     fn from(name: &str) -> TaskKey {
         TaskKey::named(name)

@@ -125,6 +125,8 @@ pub use client::{
 pub use client::{AsCompleted, GatherErrors, Gathered, ReturnWhen, WaitOutcome};
 pub use client::{StatsStream, WorkerStats};
 pub use error::{Error, MAX_ERROR_TEXT, TaskError};
+// Task events: `task_stream`, `story`.
+pub use client::events;
 // Cluster-wide coordination primitives (`client.lock("name")`, ...).
 pub use client::coordination::{
     Event, Item, Lease, LeaseId, Lock, Queue, Semaphore, Subscription, Variable,

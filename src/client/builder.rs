@@ -30,6 +30,7 @@ pub struct ClientBuilder {
     executor: Option<Arc<dyn Executor>>,
     workers: Option<usize>,
     transport: Option<Arc<dyn Transport>>,
+    task_events: Option<usize>,
     #[cfg(feature = "__planted")]
     planted: Option<crate::planted::PlantedBug>,
 }
@@ -40,6 +41,7 @@ impl fmt::Debug for ClientBuilder {
             .field("executor", &self.executor.as_ref().map(Executor::name))
             .field("workers", &self.workers)
             .field("transport", &self.transport)
+            .field("task_events", &self.task_events)
             .finish()
     }
 }
@@ -123,6 +125,29 @@ impl ClientBuilder {
     /// See [`Transport`] for a transport of your own.
     pub fn transport(mut self, transport: impl Transport) -> Self {
         self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// How many task events the client keeps (default
+    /// [`DEFAULT_TASK_EVENTS`](crate::events::DEFAULT_TASK_EVENTS)); `0` switches recording off
+    /// (nothing is recorded, no clock is read for it).
+    ///
+    /// Each entry takes [`TASK_EVENT_BYTES`](crate::events::TASK_EVENT_BYTES) bytes (plus a
+    /// failure's error); a task makes one per run (or one when it fails or is cancelled
+    /// without running). Once the ring is full, each new
+    /// entry drops the oldest. See [`events`](crate::events) for what is recorded and what it
+    /// costs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().task_events(1_000).build_blocking()?;
+    /// assert_eq!(client.task_event_counts().capacity, 1_000);
+    /// # Ok(()) }
+    /// ```
+    pub fn task_events(mut self, capacity: usize) -> Self {
+        self.task_events = Some(capacity);
         self
     }
 
@@ -217,7 +242,8 @@ impl ClientBuilder {
                 Arc::new(transport)
             }
         };
-        let core = Arc::new(Core::new(Arc::clone(&transport), Arc::clone(&executor)));
+        let events = self.task_events.unwrap_or(crate::events::DEFAULT_TASK_EVENTS);
+        let core = Arc::new(Core::new(Arc::clone(&transport), Arc::clone(&executor), events));
         #[cfg(feature = "__planted")]
         if let Some(bug) = self.planted {
             core.plant(bug);

@@ -7,9 +7,11 @@
 //! a submit and a completion free of thread hops, and keeps the scheduler a plain value.
 
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Waker;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -23,7 +25,9 @@ use crate::scheduler::{
     Action, CancelOutcome, Event, KeyTokens, RetryOutcome, Scheduler, SchedulerCounts, TaskId,
     TaskKey, TaskSpec, TaskState,
 };
-use crate::transport::{CompletionSink, ReadyTask, Reports, Transport};
+use crate::transport::{CompletionSink, ReadyTask, Reports, TaskRun, Transport};
+
+use super::events::{EventRing, Stamp};
 
 thread_local! {
     /// An empty action list with room, reused by the next event on this thread: without it,
@@ -73,9 +77,69 @@ impl Default for SubmitOptions {
     }
 }
 
+/// The scheduler and the task-event ring, under one lock: recording a transition takes no
+/// lock of its own. Derefs to the scheduler.
+pub(crate) struct Locked {
+    scheduler: Scheduler<Arc<Job>>,
+    /// `None` when recording is off.
+    events: Option<EventRing>,
+}
+
+impl Deref for Locked {
+    type Target = Scheduler<Arc<Job>>;
+
+    fn deref(&self) -> &Scheduler<Arc<Job>> {
+        &self.scheduler
+    }
+}
+
+impl DerefMut for Locked {
+    fn deref_mut(&mut self) -> &mut Scheduler<Arc<Job>> {
+        &mut self.scheduler
+    }
+}
+
+/// The registered name of a job's task, for its events.
+fn task_name(job: &Job) -> Option<&'static str> {
+    job.call.as_ref().map(|call| call.name)
+}
+
+/// Records what `actions` do to tasks that the events do not say already: a dispatch
+/// (its time, in the job), a failure or cancel that resolves a task (except `reported`'s, whose run was
+/// recorded with its error).
+fn record_actions(
+    ring: &mut EventRing,
+    actions: &[Action<Arc<Job>>],
+    stamp: &mut Stamp,
+    reported: Option<TaskId>,
+) {
+    for action in actions {
+        match action {
+            // Kept in the job, and recorded with its run (see `JobOf::queued_at`).
+            Action::Dispatch { payload, .. } => {
+                payload.queued_at.store(stamp.now(), Ordering::Relaxed)
+            }
+            Action::Resolve { id, payload, outcome: Err(error) } if Some(*id) != reported => {
+                ring.failed(payload, task_name(payload), error, stamp)
+            }
+            _ => {}
+        }
+    }
+}
+
+fn wake_all(wakers: Vec<Waker>) {
+    for waker in wakers {
+        waker.wake();
+    }
+}
+
 /// The shared heart of a client.
 pub(crate) struct Core {
-    scheduler: Mutex<Scheduler<Arc<Job>>>,
+    scheduler: Mutex<Locked>,
+    /// Time zero of the task events: when the client started, on its executor's clock.
+    origin: Instant,
+    /// Whether task events are recorded (fixed at construction).
+    records: bool,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) executor: Arc<dyn Executor>,
     next_id: AtomicU64,
@@ -109,10 +173,20 @@ impl fmt::Debug for Core {
 }
 
 impl Core {
-    pub(crate) fn new(transport: Arc<dyn Transport>, executor: Arc<dyn Executor>) -> Core {
+    /// A core recording up to `events` task events (none: `0`).
+    pub(crate) fn new(
+        transport: Arc<dyn Transport>,
+        executor: Arc<dyn Executor>,
+        events: usize,
+    ) -> Core {
         let key_seed = [executor.random_seed(), executor.random_seed()];
         Core {
-            scheduler: Mutex::new(Scheduler::new(transport.capacity())),
+            scheduler: Mutex::new(Locked {
+                scheduler: Scheduler::new(transport.capacity()),
+                events: (events > 0).then(|| EventRing::new(events)),
+            }),
+            origin: executor.now(),
+            records: events > 0,
             transport,
             executor,
             next_id: AtomicU64::new(1),
@@ -121,6 +195,36 @@ impl Core {
             failure_watchers: Mutex::new(FailureWatchers::default()),
             cancelled_while_running: AtomicU64::new(0),
         }
+    }
+
+    /// A clock for one hold of the lock (read only if something is recorded).
+    fn stamp(&self) -> Stamp<'_> {
+        Stamp::new(&*self.executor, self.origin)
+    }
+
+    /// The time since the client started, on its executor's clock.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.executor.now().saturating_duration_since(self.origin)
+    }
+
+    /// Whether task events are recorded.
+    pub(crate) fn records_events(&self) -> bool {
+        self.records
+    }
+
+    /// A clock for a submission, read before the lock is taken when events are recorded.
+    fn submit_stamp(&self) -> Stamp<'_> {
+        let mut stamp = self.stamp();
+        if self.records {
+            stamp.read();
+        }
+        stamp
+    }
+
+    /// Runs `read` on the task-event ring under the scheduler lock; `None` when recording is
+    /// off.
+    pub(crate) fn with_events<R>(&self, read: impl FnOnce(&mut EventRing) -> R) -> Option<R> {
+        self.scheduler.lock().events.as_mut().map(read)
     }
 
     /// Plants `bug` in the scheduler (internal: see [`ClientBuilder::planted`](super::ClientBuilder::planted)).
@@ -204,8 +308,15 @@ impl Core {
             return job;
         }
         let mut actions = spare_actions();
-        let job =
-            Self::submit_locked(&mut self.scheduler.lock(), job, options, shared_key, &mut actions);
+        let mut stamp = self.submit_stamp();
+        let job = Self::submit_locked(
+            &mut self.scheduler.lock(),
+            job,
+            options,
+            shared_key,
+            &mut actions,
+            &mut stamp,
+        );
         self.apply(actions, None);
         job
     }
@@ -237,10 +348,18 @@ impl Core {
             }
             let mut actions = spare_actions();
             {
-                let mut scheduler = self.scheduler.lock();
+                // One clock reading per batch.
+                let mut stamp = self.submit_stamp();
+                let mut locked = self.scheduler.lock();
                 for (job, shared_key) in chunk.drain(..) {
-                    let job =
-                        Self::submit_locked(&mut scheduler, job, options, shared_key, &mut actions);
+                    let job = Self::submit_locked(
+                        &mut locked,
+                        job,
+                        options,
+                        shared_key,
+                        &mut actions,
+                        &mut stamp,
+                    );
                     submitted.push(job);
                 }
             }
@@ -251,12 +370,14 @@ impl Core {
     /// The part of a submission done under the scheduler lock; returns the job that holds the
     /// key.
     fn submit_locked(
-        scheduler: &mut Scheduler<Arc<Job>>,
+        locked: &mut Locked,
         job: Arc<Job>,
         options: &SubmitOptions,
         shared_key: bool,
         actions: &mut Vec<Action<Arc<Job>>>,
+        stamp: &mut Stamp,
     ) -> Arc<Job> {
+        let Locked { scheduler, events } = locked;
         if shared_key && let Some(existing_job) = Self::retain_shared(scheduler, &job.key, actions)
         {
             return existing_job;
@@ -273,7 +394,14 @@ impl Core {
             shared_key,
             payload: Arc::clone(&job),
         };
+        let from = actions.len();
+        if events.is_some() {
+            job.submitted_at.store(stamp.now(), Ordering::Relaxed);
+        }
         scheduler.handle(Event::Submitted(spec), actions);
+        if let Some(ring) = events {
+            record_actions(ring, &actions[from..], stamp, None);
+        }
         // Per-task events are at `trace`/`debug`: the macros check the level before the key
         // is formatted, so a disabled level costs one comparison.
         tracing::trace!(key = %job.key, "task submitted");
@@ -338,13 +466,30 @@ impl Core {
     /// Feeds one event and carries out what the scheduler answers.
     pub(crate) fn feed(&self, event: Event<Arc<Job>>) {
         let mut actions = spare_actions();
-        self.scheduler.lock().handle(event, &mut actions);
+        let mut stamp = self.stamp();
+        {
+            let mut locked = self.scheduler.lock();
+            let Locked { scheduler, events } = &mut *locked;
+            scheduler.handle(event, &mut actions);
+            if let Some(ring) = events {
+                record_actions(ring, &actions, &mut stamp, None);
+            }
+        }
         self.apply(actions, None);
     }
 
-    /// A worker reports how a run of `job` ended.
-    pub(crate) fn complete(&self, job: &Arc<Job>, outcome: TaskOutcome) {
+    /// A worker reports how its run of `job` (its `attempt`th) ended, and when and where it
+    /// ran if the transport says (`run`).
+    pub(crate) fn complete(
+        &self,
+        job: &Arc<Job>,
+        attempt: u32,
+        outcome: TaskOutcome,
+        run: Option<TaskRun>,
+    ) {
         let failed = |error| (Event::Failed { id: job.id, error }, None);
+        let ran = !matches!(outcome, TaskOutcome::NotRun);
+        let lost = matches!(outcome, TaskOutcome::Lost);
         let (event, value) = match outcome {
             TaskOutcome::Value(value) => {
                 // Before the report: from the moment the scheduler hears of it, a dependent
@@ -372,11 +517,46 @@ impl Core {
                     job.key
                 ),
             }),
-            TaskOutcome::Lost => return self.lost(job),
+            TaskOutcome::Lost => {
+                tracing::warn!(key = %job.key, "the worker running a task was lost");
+                (Event::Lost { id: job.id }, None)
+            }
         };
         let mut actions = spare_actions();
-        self.scheduler.lock().handle(event, &mut actions);
+        let live = {
+            let mut locked = self.scheduler.lock();
+            let Locked { scheduler, events } = &mut *locked;
+            match events {
+                None => {
+                    scheduler.handle(event, &mut actions);
+                    Vec::new()
+                }
+                Some(ring) => {
+                    // The run's end is the time of everything this report does.
+                    let (mut stamp, worker, started) = match run {
+                        Some(run) => {
+                            let stamp = Stamp::at(&*self.executor, self.origin, run.finished);
+                            let started = stamp.nanos(run.started);
+                            (stamp, run.worker, Some(started))
+                        }
+                        None => (self.stamp(), None, None),
+                    };
+                    if ran {
+                        let error = match &event {
+                            Event::Failed { error, .. } => Some(error.clone()),
+                            _ => None,
+                        };
+                        let name = task_name(job);
+                        ring.ran(job, name, worker, started, attempt, error, lost, &mut stamp);
+                    }
+                    scheduler.handle(event, &mut actions);
+                    record_actions(ring, &actions, &mut stamp, ran.then_some(job.id));
+                    ring.take_live()
+                }
+            }
+        };
         self.apply(actions, value);
+        wake_all(live);
     }
 
     /// Runs a failed job again, with the failed jobs it reads (see `Event::RetryRequested`),
@@ -386,10 +566,15 @@ impl Core {
             return RetryOutcome::ClientClosed;
         }
         let mut actions = spare_actions();
+        let mut stamp = self.stamp();
         let outcome = {
-            let mut scheduler = self.scheduler.lock();
+            let mut locked = self.scheduler.lock();
+            let Locked { scheduler, events } = &mut *locked;
             let outcome = scheduler.retry_outcome(job.id);
             scheduler.handle(Event::RetryRequested { id: job.id }, &mut actions);
+            if let Some(ring) = events {
+                record_actions(ring, &actions, &mut stamp, None);
+            }
             outcome
         };
         self.apply(actions, None);
@@ -403,13 +588,18 @@ impl Core {
             return CancelOutcome::ClientClosed;
         }
         let mut actions = spare_actions();
+        let mut stamp = self.stamp();
         let outcome = {
-            let mut scheduler = self.scheduler.lock();
+            let mut locked = self.scheduler.lock();
+            let Locked { scheduler, events } = &mut *locked;
             let outcome = scheduler.cancel_outcome(job.id);
             scheduler.handle(
                 Event::CancelRequested { id: job.id, reason: reason.to_owned() },
                 &mut actions,
             );
+            if let Some(ring) = events {
+                record_actions(ring, &actions, &mut stamp, None);
+            }
             outcome
         };
         self.apply(actions, None);
@@ -431,12 +621,6 @@ impl Core {
     pub(crate) fn rejoin(&self, id: TaskId) {
         self.feed(Event::Rejoined { id });
         self.transport.rejoin();
-    }
-
-    /// The transport lost the worker running `job`.
-    pub(crate) fn lost(&self, job: &Arc<Job>) {
-        tracing::warn!(key = %job.key, "the worker running a task was lost");
-        self.feed(Event::Lost { id: job.id });
     }
 
     /// The transport gave the task up with `error` (not one the task raised: no retry).
@@ -527,6 +711,8 @@ impl Core {
             return None;
         }
         self.feed(Event::Closed);
+        // The live task streams end: wake them to see it.
+        wake_all(self.with_events(EventRing::take_live).unwrap_or_default());
         Some(self.transport.close())
     }
 }
@@ -548,14 +734,15 @@ fn trace_failure(error: &TaskError) {
 
 /// The sink the transport reports to; see [`CompletionSink`].
 pub(crate) fn sink_for(core: &Arc<Core>) -> CompletionSink {
+    let records = core.records_events();
     let core: Arc<dyn Reports> = Arc::clone(core) as Arc<dyn Reports>;
-    CompletionSink::new(Arc::downgrade(&core))
+    CompletionSink::new(Arc::downgrade(&core), records)
 }
 
 /// What the transport's [`CompletionSink`] reports to.
 impl Reports for Core {
-    fn complete(&self, job: &Arc<Job>, outcome: TaskOutcome) {
-        Core::complete(self, job, outcome);
+    fn complete(&self, job: &Arc<Job>, attempt: u32, outcome: TaskOutcome, run: Option<TaskRun>) {
+        Core::complete(self, job, attempt, outcome, run);
     }
 
     fn given_up_with(&self, job: &Arc<Job>, error: TaskError) {

@@ -141,6 +141,14 @@ pub struct TaskFuture<T> {
     _value: PhantomData<fn() -> T>,
 }
 
+/// The task's key (see [`key`](TaskFuture::key)), so that calls taking a key, such as
+/// [`Client::story`](crate::Client::story), take the future too.
+impl<T> AsRef<TaskKey> for TaskFuture<T> {
+    fn as_ref(&self) -> &TaskKey {
+        self.key()
+    }
+}
+
 impl<T> Clone for TaskFuture<T> {
     fn clone(&self) -> Self {
         TaskFuture { handle: self.handle.clone(), _value: PhantomData }

@@ -9,6 +9,7 @@ pub mod coordination;
 pub(crate) mod core;
 mod delayed;
 mod deps;
+pub mod events;
 pub(crate) mod future;
 mod gather;
 mod outcome_waiter;
@@ -254,6 +255,133 @@ impl Client {
     /// ```
     pub fn stats_stream(&self, interval: std::time::Duration) -> StatsStream {
         StatsStream::new(Arc::clone(self.core()), interval)
+    }
+
+    /// The time since the client started, on its executor's clock
+    /// ([`Executor::now`]): the scale of the times in [`task_stream`](Client::task_stream) and
+    /// [`story`](Client::story).
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.core().elapsed()
+    }
+
+    /// The runs that ended within `range` (times since the client started, as
+    /// [`elapsed`](Client::elapsed) gives them; `..` for every run still held), oldest first:
+    /// one [`TaskRecord`](events::TaskRecord) per run, with its key, name, worker, start, stop
+    /// and status. Dask's `get_task_stream`.
+    ///
+    /// Reads the client's task-event ring (see [`events`] for its bounds); empty when
+    /// recording is off ([`ClientBuilder::task_events`]). Scans the ring under the scheduler
+    /// lock: a call for a person or a report, not for every task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(2).build_blocking()?;
+    /// let since = client.elapsed();
+    /// let futures = client.map(|x: u64| x * 2, 0..10);
+    /// client.blocking().gather(&futures)?;
+    /// let records = client.task_stream(since..);
+    /// assert_eq!(records.len(), 10);
+    /// for record in &records {
+    ///     assert!(record.start.unwrap() <= record.stop);
+    ///     assert!(record.worker.as_deref().unwrap().starts_with("worker-"));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn task_stream(
+        &self,
+        range: impl std::ops::RangeBounds<std::time::Duration>,
+    ) -> Vec<events::TaskRecord> {
+        use std::ops::Bound;
+        let nanos = |at: &std::time::Duration| u64::try_from(at.as_nanos()).unwrap_or(u64::MAX);
+        let from = match range.start_bound() {
+            Bound::Included(at) => nanos(at),
+            Bound::Excluded(at) => nanos(at).saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let to = match range.end_bound() {
+            Bound::Included(at) => nanos(at).saturating_add(1),
+            Bound::Excluded(at) => nanos(at),
+            Bound::Unbounded => u64::MAX,
+        };
+        self.core().with_events(|ring| ring.records(from, to)).unwrap_or_default()
+    }
+
+    /// A live [`Stream`](futures::Stream) of [`TaskRecord`](events::TaskRecord)s: each run as
+    /// it ends, from now on, until the client closes.
+    ///
+    /// A slow consumer never slows the client: the stream reads the client's bounded ring, so
+    /// one that falls more than the ring's capacity behind loses the oldest records it had not
+    /// read, counted by [`TaskStreamLive::missed`](events::TaskStreamLive::missed). Ends at
+    /// once when recording is off.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    ///
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(1).build().await?;
+    /// let mut live = client.task_stream_live();
+    /// let future = client.submit(|x: u64| x + 1, 1);
+    /// let record = live.next().await.expect("the run is reported");
+    /// assert_eq!(&record.key, future.key());
+    /// assert_eq!(future.await?, 2);
+    /// client.close().await?;
+    /// # Ok(()) }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    pub fn task_stream_live(&self) -> events::TaskStreamLive {
+        events::TaskStreamLive::new(Arc::clone(self.core()))
+    }
+
+    /// The transitions of one task, in order: submitted, queued, started on which worker,
+    /// finished or failed (with the error; for a dependent, the error names the root task
+    /// that failed first), lost, retried (queued again), cancelled. Dask's `story`.
+    ///
+    /// Only what the client's task-event ring still holds (see [`events`]): a task's events
+    /// are stored when a run of it ends, or when it fails or is cancelled without running,
+    /// so a task still waiting or running has no story yet. Empty for a key the ring does not
+    /// hold, and when recording is off. Scans the ring under the scheduler lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::events::TaskTransition;
+    ///
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().workers(1).build_blocking()?;
+    /// let future = client.submit(|x: u64| x + 1, 1);
+    /// future.result()?;
+    /// let story: Vec<_> = client.story(&future).into_iter().map(|event| event.transition).collect();
+    /// assert_eq!(story[0], TaskTransition::Submitted);
+    /// assert_eq!(story[1], TaskTransition::Queued { attempt: 1 });
+    /// assert!(matches!(story[2], TaskTransition::Started { attempt: 1, .. }));
+    /// assert!(matches!(story[3], TaskTransition::Finished { attempt: 1, .. }));
+    /// # Ok(()) }
+    /// ```
+    pub fn story(&self, task: &impl AsRef<crate::scheduler::TaskKey>) -> Vec<events::TaskEvent> {
+        let key = task.as_ref();
+        self.core().with_events(|ring| ring.story(key)).unwrap_or_default()
+    }
+
+    /// How many task events the client recorded, holds and dropped to make room, and its
+    /// ring's capacity. See [`events`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::builder().task_events(4).build_blocking()?;
+    /// client.blocking().gather(&client.map(|x: u64| x, 0..10))?;
+    /// let counts = client.task_event_counts();
+    /// assert_eq!(counts.held, 4);
+    /// assert_eq!(counts.dropped, counts.recorded - 4);
+    /// # Ok(()) }
+    /// ```
+    pub fn task_event_counts(&self) -> events::TaskEventCounts {
+        self.core().with_events(|ring| ring.counts()).unwrap_or_default()
     }
 
     /// Configures a submission: key, purity, priority, retries. See [`TaskBuilder`].

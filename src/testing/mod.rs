@@ -353,6 +353,8 @@ macro_rules! __conformance_always {
             shapes::gather_takes_tuples_maps_and_nested_vectors,
             shapes::gather_of_a_tuple_raises_the_first_error_in_order,
             stats::stats_stream_yields_at_once_and_ends_after_close,
+            events::task_stream_has_each_run_once_and_story_tells_a_task_in_order,
+            events::story_of_a_failed_dependent_names_the_root_task,
         }
     };
 }

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
-use super::{CompletionSink, ReadyTask, TaskOutcome, Transport, TransportStats, WorkerStats};
+use super::{
+    CompletionSink, ReadyTask, TaskOutcome, TaskRun, Transport, TransportStats, WorkerStats,
+};
 use crate::Error;
 use crate::executor::{BoxFuture, Executor, ExecutorExt};
 #[cfg(feature = "__planted")]
@@ -151,8 +153,12 @@ impl InProcessTransport {
         self.workers
     }
 
+    /// A worker loop named `name` (for the task events; the clock is read only when the
+    /// client records them).
     fn worker_loop(
         &self,
+        name: &str,
+        executor: &Arc<dyn Executor>,
         sink: &CompletionSink,
         gauge: &Arc<WorkerGauge>,
         stopped: &flume::Sender<()>,
@@ -162,6 +168,7 @@ impl InProcessTransport {
             queue: self.queue.1.clone(),
             sink: sink.clone(),
             gauge: Arc::clone(gauge),
+            clock: sink.records_runs().then(|| (Arc::clone(executor), Arc::<str>::from(name))),
             _stopped: stopped.clone(),
             pool: Arc::clone(pool),
             #[cfg(feature = "__planted")]
@@ -176,9 +183,11 @@ impl InProcessTransport {
         let Some(stopped) = started.stopped_sender.lock().clone() else { return false };
         let number = started.pool.stand_ins.fetch_add(1, Ordering::Relaxed);
         let gauge = &started.gauges[number % started.gauges.len()];
-        let loop_future = self.worker_loop(&started.sink, gauge, &stopped, &started.pool).run();
-        match started.executor.spawn_dedicated(&format!("stand-in-{number}"), Box::pin(loop_future))
-        {
+        let name = format!("stand-in-{number}");
+        let loop_future = self
+            .worker_loop(&name, &started.executor, &started.sink, gauge, &stopped, &started.pool)
+            .run();
+        match started.executor.spawn_dedicated(&name, Box::pin(loop_future)) {
             Ok(()) => {
                 tracing::debug!(number, "stand-in worker joined");
                 true
@@ -194,12 +203,21 @@ impl InProcessTransport {
         let sink = started.sink.clone();
         let report = ReportOnDrop { task: Some(task.clone()), sink: sink.clone() };
         let span = tracing::debug_span!("task", key = %task.key(), attempt = task.attempt());
+        // Read the clock only for the task events, and only when they are recorded.
+        let clock = sink.records_runs().then(|| Arc::clone(&started.executor));
         let body = tracing::Instrument::instrument(
             async move {
+                let begun = clock.as_ref().map(|clock| clock.now());
                 // Stops by itself when the task is cancelled (reporting `NotRun`).
                 let outcome = task.run_async().await;
                 report.disarm();
-                sink.complete(&task, outcome);
+                match (clock, begun) {
+                    // An async body runs on the executor, not on a worker.
+                    (Some(clock), Some(begun)) => {
+                        sink.complete_run(&task, outcome, TaskRun::new(None, begun, clock.now()))
+                    }
+                    _ => sink.complete(&task, outcome),
+                }
             },
             span,
         );
@@ -251,8 +269,10 @@ impl Transport for InProcessTransport {
         let mut gauges = Vec::with_capacity(self.workers);
         for index in 0..self.workers {
             let gauge = Arc::new(WorkerGauge::default());
-            let loop_future = self.worker_loop(&sink, &gauge, &stopped_sender, &pool).run();
-            executor.spawn_dedicated(&format!("worker-{index}"), Box::pin(loop_future))?;
+            let name = format!("worker-{index}");
+            let loop_future =
+                self.worker_loop(&name, &executor, &sink, &gauge, &stopped_sender, &pool).run();
+            executor.spawn_dedicated(&name, Box::pin(loop_future))?;
             tracing::debug!(worker = index, "worker joined");
             gauges.push(gauge);
         }
@@ -360,6 +380,9 @@ struct WorkerLoop {
     sink: CompletionSink,
     /// Counts what it runs, for [`Client::stats`](crate::Client::stats).
     gauge: Arc<WorkerGauge>,
+    /// The clock and this worker's name, for the client's task events; `None` when it
+    /// records none (then no clock is read).
+    clock: Option<(Arc<dyn Executor>, Arc<str>)>,
     /// Dropped when the loop ends: tells the transport this worker is gone.
     _stopped: flume::Sender<()>,
     /// The pool's size, which this loop leaves when it is one too many.
@@ -412,9 +435,15 @@ impl WorkerLoop {
                 .then(|| tracing::debug_span!("task", key = %task.key(), attempt = task.attempt()));
             let _entered = span.as_ref().map(tracing::Span::enter);
             self.gauge.started();
+            let begun = self.clock.as_ref().map(|(clock, _)| clock.now());
             let outcome = task.run();
             self.gauge.finished();
             tracing::trace!(ok = outcome.is_value(), "task body returned");
+            if let (Some((clock, name)), Some(begun)) = (&self.clock, begun) {
+                let run = TaskRun::new(Some(Arc::clone(name)), begun, clock.now());
+                self.sink.complete_run(task, outcome, run);
+                return;
+            }
             outcome
         };
         self.sink.complete(task, outcome);

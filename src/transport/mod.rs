@@ -29,7 +29,7 @@ use crate::Error;
 use crate::error::TaskError;
 use crate::executor::{BoxFuture, Executor};
 use crate::job::Job;
-pub use crate::job::{TaskFailure, TaskOutcome, TaskValue};
+pub use crate::job::{TaskFailure, TaskOutcome, TaskRun, TaskValue};
 use crate::key::{TaskId, TaskKey};
 
 /// Carries ready tasks to workers and their outcomes back to the client.
@@ -935,8 +935,8 @@ impl ReadyTask {
 
 /// What a [`CompletionSink`] reports to: the client's core, seen from the transport.
 pub(crate) trait Reports: Send + Sync {
-    /// How a run of `job` ended.
-    fn complete(&self, job: &Arc<Job>, outcome: TaskOutcome);
+    /// How the `attempt`th run of `job` ended, and when and where it ran if known.
+    fn complete(&self, job: &Arc<Job>, attempt: u32, outcome: TaskOutcome, run: Option<TaskRun>);
     /// The transport gave `job` up with `error` (not one the task raised: no retry).
     fn given_up_with(&self, job: &Arc<Job>, error: TaskError);
 }
@@ -947,6 +947,8 @@ pub(crate) trait Reports: Send + Sync {
 #[derive(Clone)]
 pub struct CompletionSink {
     core: Weak<dyn Reports>,
+    /// Whether the client records task events (and so wants [`TaskRun`]s).
+    records: bool,
 }
 
 impl fmt::Debug for CompletionSink {
@@ -958,15 +960,43 @@ impl fmt::Debug for CompletionSink {
 }
 
 impl CompletionSink {
-    pub(crate) fn new(core: Weak<dyn Reports>) -> CompletionSink {
-        CompletionSink { core }
+    pub(crate) fn new(core: Weak<dyn Reports>, records: bool) -> CompletionSink {
+        CompletionSink { core, records }
     }
 
     /// Reports how a run of `task` ended (see [`TaskOutcome`] for what each outcome does).
     /// Report each dispatched task once; a second report of the same run is ignored.
+    ///
+    /// The client's task events then show the run without a worker or a start time; report
+    /// with [`complete_run`](CompletionSink::complete_run) to give them.
     pub fn complete(&self, task: &ReadyTask, outcome: TaskOutcome) {
         if let Some(core) = self.core.upgrade() {
-            core.complete(&task.job, outcome);
+            core.complete(&task.job, task.attempt, outcome, None);
+        }
+    }
+
+    /// Whether the client records task events, and so reads the [`TaskRun`] given to
+    /// [`complete_run`](CompletionSink::complete_run): when it does not, a transport need not
+    /// read the clock for it.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// // The in-process transport checks it once per worker, not once per task.
+    /// let client = taskweave::Client::builder().task_events(0).build_blocking()?;
+    /// assert_eq!(client.task_event_counts().capacity, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn records_runs(&self) -> bool {
+        self.records
+    }
+
+    /// Reports how a run of `task` ended, as [`complete`](CompletionSink::complete), with who
+    /// ran it and when (for [`Client::task_stream`](crate::Client::task_stream) and
+    /// [`Client::story`](crate::Client::story)). Cheap: the run is stored under the lock the
+    /// report takes anyway.
+    pub fn complete_run(&self, task: &ReadyTask, outcome: TaskOutcome, run: TaskRun) {
+        if let Some(core) = self.core.upgrade() {
+            core.complete(&task.job, task.attempt, outcome, self.records.then_some(run));
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod basics;
 pub mod cancelling;
 pub mod errors;
+pub mod events;
 pub mod keys;
 pub mod lifecycle;
 pub mod registered;
