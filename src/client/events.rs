@@ -2,7 +2,7 @@
 //!
 //! The client core records a task's transitions as it carries out the scheduler's actions,
 //! under the scheduler lock it holds anyway (the scheduler itself stays pure: it has no clock,
-//! the time comes from [`Executor::now`](crate::Executor::now), read by the core or by the
+//! the time comes from [`Executor::now`], read by the core or by the
 //! worker that ran the task). Read them with [`Client::task_stream`](crate::Client::task_stream)
 //! (one [`TaskRecord`] per run: who ran it, from when to when, how it ended),
 //! [`Client::task_stream_live`](crate::Client::task_stream_live) (the same, as they happen)
