@@ -7,7 +7,7 @@
 //! and the in-process implementation ([`InProcess`]: plain Rust synchronisation, wake-ups
 //! through `event-listener`, timeouts through the client's [`Executor`], so the simulation
 //! executor runs it unchanged). The Redis implementation sits behind the same trait, in
-//! `src/transport/redis/coordination.rs`.
+//! `src/client/coordination/redis.rs`.
 //!
 //! # What a backend must guarantee
 //!
