@@ -1,5 +1,6 @@
 //! The tokio adapter (feature `tokio`).
 
+use std::cell::Cell;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,9 +58,12 @@ impl TokioExecutor {
         TokioExecutor { handle, timer_enabled }
     }
 
-    /// Whether this thread is inside a tokio runtime.
+    /// Whether this thread is inside a tokio runtime. taskweave's own dedicated threads
+    /// (its worker loops and Redis runners) do not count: they enter the runtime's context
+    /// only so that libraries used on them may spawn on it, and whether they drive async
+    /// work is marked by taskweave itself.
     pub fn is_inside_runtime() -> bool {
-        Handle::try_current().is_ok()
+        Handle::try_current().is_ok() && !DEDICATED_THREAD.with(Cell::get)
     }
 
     /// Spawns and tells whether the runtime took the task: a shut-down runtime drops the task
@@ -81,9 +85,30 @@ impl TokioExecutor {
     }
 }
 
+thread_local! {
+    /// Set on the dedicated threads of [`TokioExecutor::spawn_dedicated`].
+    static DEDICATED_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
 impl Executor for TokioExecutor {
     fn name(&self) -> &'static str {
         "tokio"
+    }
+
+    /// A thread of its own that runs inside the runtime's context: code on it may use tokio
+    /// (the redis crate, for one, reconnects by spawning on the runtime its connection was
+    /// made on; a Redis worker's runners call it from their own threads).
+    fn spawn_dedicated(&self, name: &str, future: BoxFuture<()>) -> Result<(), Error> {
+        let handle = self.handle.clone();
+        std::thread::Builder::new()
+            .name(format!("taskweave-{name}"))
+            .spawn(move || {
+                let _runtime = handle.enter();
+                DEDICATED_THREAD.with(|dedicated| dedicated.set(true));
+                crate::executor::drive_on_current_thread(future);
+            })
+            .map(drop)
+            .map_err(Error::ThreadSpawn)
     }
 
     fn spawn(&self, future: BoxFuture<()>) -> Result<(), Error> {

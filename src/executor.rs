@@ -268,6 +268,30 @@ pub trait Executor: Send + Sync + fmt::Debug + 'static {
     }
 }
 
+/// Runs `future` to its end on the current thread, as the default
+/// [`Executor::spawn_dedicated`] does on the thread it starts: the thread counts as an async
+/// context (blocking taskweave calls are refused on it), spins briefly for a wake-up
+/// ([`DEDICATED_SPIN`]) and parks after. For an executor that starts its dedicated threads
+/// itself (to name them, pin them, or enter its runtime's context on them) and wants the
+/// same driving loop.
+///
+/// # Examples
+///
+/// ```
+/// let (done, finished) = std::sync::mpsc::channel();
+/// let thread = std::thread::spawn(move || {
+///     taskweave::executor::drive_on_current_thread(Box::pin(async move {
+///         done.send(taskweave::executor::is_async_context()).unwrap();
+///     }));
+/// });
+/// thread.join().unwrap();
+/// assert!(finished.recv().unwrap(), "the thread counts as an async context while it drives");
+/// ```
+pub fn drive_on_current_thread(future: BoxFuture<()>) {
+    let _marker = enter_async_context();
+    drive_dedicated(future);
+}
+
 /// How long the default [`Executor::spawn_dedicated`] thread keeps looking for a wake-up
 /// before it parks.
 ///

@@ -196,3 +196,36 @@ fn allowed_failures_defaults_to_dask_s_three() {
     let readme = include_str!("../README.md");
     assert!(readme.contains("`allowed_failures` defaults to 3, as in Dask"));
 }
+
+/// A dedicated thread of the tokio executor runs inside the runtime's context, so that code on
+/// it may spawn on tokio: a Redis worker's runner thread reconnecting through the redis crate
+/// (which spawns on the runtime its connection was made on) once panicked with "there is no
+/// reactor running" and left its task hanging. The thread still counts as taskweave's async
+/// context by taskweave's own mark, not by the runtime's.
+#[cfg(feature = "tokio")]
+#[test]
+fn a_tokio_dedicated_thread_may_spawn_on_its_runtime() {
+    use taskweave::Executor;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+    let executor = taskweave::runtimes::tokio::TokioExecutor::from_handle(runtime.handle().clone());
+    let (answer, answered) = std::sync::mpsc::channel();
+    executor
+        .spawn_dedicated(
+            "probe",
+            Box::pin(async move {
+                let spawned =
+                    tokio::runtime::Handle::try_current().map(|handle| handle.spawn(async { 7 }));
+                let _ = answer.send((
+                    spawned.is_ok(),
+                    taskweave::runtimes::tokio::TokioExecutor::is_inside_runtime(),
+                    taskweave::executor::is_async_context(),
+                ));
+            }),
+        )
+        .unwrap();
+    let (spawned, inside, marked) =
+        answered.recv_timeout(std::time::Duration::from_secs(10)).expect("the thread answers");
+    assert!(spawned, "tokio::spawn works on a dedicated thread");
+    assert!(!inside, "a dedicated thread is not an ambient tokio runtime for taskweave");
+    assert!(marked, "a dedicated thread counts as an async context by taskweave's mark");
+}
