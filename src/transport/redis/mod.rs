@@ -95,7 +95,7 @@ pub use self::config::{DEFAULT_NAMESPACE, DEFAULT_QUEUE, RedisConfig};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::{Either, select};
 use parking_lot::Mutex;
@@ -657,6 +657,15 @@ impl Inner {
     /// the client's commands for the broker timeout ([`Inner::failed`]), or when a loop that
     /// every pending task needs gave up earlier (the reply stream refused however often it
     /// is read).
+    /// How long the broker has failed this client's commands without one answered between
+    /// (zero while it answers).
+    fn down_for(&self, now: Instant) -> Duration {
+        self.health
+            .lock()
+            .down_since
+            .map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
+    }
+
     fn give_up(&self, error: &StoreError) {
         let Some(started) = self.started() else { return };
         let now = started.executor.now();
@@ -943,7 +952,18 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                 }
                 Err(error) => {
                     inner.failed(&error);
-                    let Some(delay) = retry.next_delay(error.failure(), executor.now()) else {
+                    let delay = match retry.next_delay(error.failure(), executor.now()) {
+                        // The broker answered other calls since this batch first failed: this
+                        // is a later outage, and its time counts from its own start.
+                        None if error.failure() == Failure::Unreachable
+                            && inner.down_for(executor.now()) < inner.broker_timeout =>
+                        {
+                            retry.reset();
+                            Some(Retry::FIRST_DELAY)
+                        }
+                        delay => delay,
+                    };
+                    let Some(delay) = delay else {
                         if error.failure() == Failure::Unreachable {
                             // The broker timeout is up: `failed` gave the pending tasks up
                             // (or does so at its next failure).
@@ -996,7 +1016,17 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
             }
             Some(Err(error)) => {
                 inner.failed(&error);
-                let delay = match retry.next_delay(error.failure(), executor.now()) {
+                let mut next = retry.next_delay(error.failure(), executor.now());
+                if next.is_none()
+                    && error.failure() == Failure::Unreachable
+                    && inner.down_for(executor.now()) < inner.broker_timeout
+                {
+                    // The broker answered other calls since this loop first failed: a later
+                    // outage, whose time counts from its own start.
+                    retry.reset();
+                    next = Some(Retry::FIRST_DELAY);
+                }
+                let delay = match next {
                     Some(delay) => {
                         // Once per outage at warn (`failed`); each retry at debug.
                         tracing::debug!(%error, retry_in = ?delay, "could not read completions; retrying");
