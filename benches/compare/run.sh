@@ -43,4 +43,7 @@ fi
 echo "run.sh: Dask and Celery" >&2
 "$venv/bin/python" benches/compare/dask_celery.py "${quick[@]}" --json "$out/dask.json"
 
+echo "run.sh: Dask's coordination primitives and actors (next to cargo bench --bench coordination)" >&2
+"$venv/bin/python" benches/compare/dask_coordination.py "${quick[@]}" --json "$out/dask-coordination.json"
+
 "$venv/bin/python" benches/compare/ratios.py "$out/dask.json" "${others[@]}"
