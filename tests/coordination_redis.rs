@@ -9,6 +9,8 @@
 //! here run their concurrent tasks on the client's executor instead, and spread them over
 //! two clients, so that every wake-up crosses Redis.
 
+#[path = "support/lossy_proxy.rs"]
+mod lossy_proxy;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -21,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::channel::oneshot;
+use lossy_proxy::LossyProxy;
 use redis_server::RedisServer;
 use taskweave::transport::redis::RedisTransport;
 use taskweave::{Client, Error, ExecutorExt};
@@ -693,4 +696,96 @@ fn a_detached_lease_expires_and_its_late_release_is_refused() {
         assert!(late.contains("not held"), "{late}");
         taken.release().await.unwrap();
     });
+}
+
+/// Whether `haystack` contains `needle`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}
+
+/// A queue get whose reply is lost to the network after Redis ran it (the connection cut
+/// between the script and its answer) still hands the caller the item it took: the retry
+/// of the same get finds the items its first try took, and no item is lost or skipped.
+#[test]
+fn a_get_whose_reply_is_lost_still_gets_its_item() {
+    let server = RedisServer::start();
+    let proxy = LossyProxy::start(server.port(), |request| {
+        // The first pop (the script by its body or its hash) on the queue "lossy".
+        contains(request, b"queue:lossy:items")
+            && (contains(request, b"LPOP") || contains(request, queue_pop_hash().as_bytes()))
+    });
+    let (url, direct) = (proxy.url(), server.url());
+    let server = Arc::new(server);
+    run(move || async move {
+        let producer = client(&direct).await;
+        // Redis knows the scripts already, so the lost reply is that of a script that ran
+        // (not a NOSCRIPT answer, which redis-rs follows with the script's body).
+        let warm_up = producer.queue::<u32>("warm-up");
+        warm_up.put(0).await.unwrap();
+        warm_up.get().await.unwrap();
+        let queue = producer.queue::<u32>("lossy");
+        for item in [1, 2, 3] {
+            queue.put(item).await.unwrap();
+        }
+        let consumer = client(&url).await;
+        let got =
+            within(&consumer, "a get across a lost reply", consumer.queue::<u32>("lossy").get())
+                .await
+                .expect("the get rides out the cut connection");
+        assert_eq!(proxy.lost(), 1, "the proxy lost the get's reply");
+        assert_eq!(got, 1, "the item the lost reply carried, not the next one");
+        let rest = consumer.queue::<u32>("lossy").get_batch_timeout(3, SHORT).await.unwrap();
+        assert_eq!(rest, [2, 3], "nothing lost, nothing skipped");
+        // Answered gets leave no receipt behind (they are deleted, not left to expire).
+        within(&consumer, "the receipts deleted", async {
+            loop {
+                let receipts: Vec<String> = redis::cmd("KEYS")
+                    .arg("*:taken:*")
+                    .query(&mut server.connection())
+                    .expect("list the receipts");
+                if receipts.is_empty() {
+                    break;
+                }
+                consumer.executor().sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        consumer.close().await.unwrap();
+        producer.close().await.unwrap();
+    });
+}
+
+/// A lock acquire whose reply is lost after Redis granted it: the retry finds the lease it
+/// was granted, so the lock is not held by nobody until the lease times out.
+#[test]
+fn an_acquire_whose_reply_is_lost_holds_the_lease_it_was_granted() {
+    let server = RedisServer::start();
+    let proxy = LossyProxy::start(server.port(), |request| {
+        contains(request, b"lossy-lock") && contains(request, b"leases")
+    });
+    let (url, direct) = (proxy.url(), server.url());
+    run(move || async move {
+        let other = client(&direct).await;
+        // Redis knows the script already (see the queue's case).
+        other.lock("warm-up").acquire().await.unwrap().release().await.unwrap();
+        let holder = client(&url).await;
+        let guard =
+            within(&holder, "an acquire across a lost reply", holder.lock("lossy-lock").acquire())
+                .await
+                .expect("the acquire rides out the cut connection");
+        assert_eq!(proxy.lost(), 1, "the proxy lost the acquire's reply");
+        guard.release().await.expect("release the lease it holds");
+        // Free at once for another client: no orphaned lease waits out its timeout.
+        let free = other.lock("lossy-lock").acquire_timeout(Duration::from_secs(2)).await.unwrap();
+        assert!(free.is_some(), "the lock is free once its one holder released it");
+        other.close().await.unwrap();
+        holder.close().await.unwrap();
+    });
+}
+
+/// The SHA1 by which redis-rs calls the queue's pop script.
+fn queue_pop_hash() -> String {
+    redis::Script::new(include_str!("../src/client/coordination/redis/queue_pop.lua"))
+        .get_hash()
+        .to_owned()
 }

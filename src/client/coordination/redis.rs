@@ -294,6 +294,28 @@ impl Shared {
         Ok(())
     }
 
+    /// An id no other call of any process uses: lease ids and queue receipts.
+    fn unique_id(&self) -> u64 {
+        mix(self.lease_seed ^ self.next_lease.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Deletes an answered get's receipt in the background (see [`RedisCoordination`]'s
+    /// `pop_items`).
+    fn forget_receipt(self: &Arc<Self>, receipt: String) {
+        let shared = Arc::clone(self);
+        let forget = async move {
+            let Ok(mut connection) = shared.connection().await else { return };
+            let outcome: Result<i64, _> =
+                redis::cmd("DEL").arg(&receipt).query_async(&mut connection).await;
+            if let Err(error) = outcome {
+                tracing::debug!(%error, %receipt, "a queue receipt is left to expire");
+            }
+        };
+        if let Err(error) = self.executor.spawn_task(forget) {
+            tracing::debug!(%error, "a queue receipt is left to expire");
+        }
+    }
+
     /// The command connection, made (with the pub/sub loop) at the first call.
     async fn connection(self: &Arc<Self>) -> Result<ConnectionManager, Error> {
         let mut slot = self.connection.lock().await;
@@ -509,14 +531,15 @@ impl Backend for RedisCoordination {
             let max_key = shared.key(kind, name, ":max");
             let channel = shared.channel(kind, name);
             let timeout_ms = millis(lease_timeout);
+            // One id for every try of this acquire: a try whose reply is lost after Redis
+            // granted the lease is answered by the next one (`lease_acquire.lua`).
+            let id = shared.unique_id();
+            let id = LeaseId(id);
             shared
                 .wait_for(kind, name, wait, "acquire", || {
                     let shared = Arc::clone(shared);
                     let (leases, max_key, channel) =
                         (leases.clone(), max_key.clone(), channel.clone());
-                    let id = LeaseId(mix(
-                        shared.lease_seed ^ shared.next_lease.fetch_add(1, Ordering::Relaxed)
-                    ));
                     async move {
                         let call = {
                             let shared = Arc::clone(&shared);
@@ -744,13 +767,21 @@ impl Backend for RedisCoordination {
             let items = shared.key(Kind::Queue, name, ":items");
             let meta = shared.key(Kind::Queue, name, ":meta");
             let channel = shared.channel(Kind::Queue, name);
+            // This get's receipt: every try of it names the same one, so that a try whose
+            // reply is lost after the script took items is answered with those items by
+            // the next try (`queue_pop.lua`). Kept for as long as tries go on.
+            let receipt =
+                shared.key(Kind::Queue, name, &format!(":taken:{:016x}", shared.unique_id()));
+            let keep_receipt = millis(shared.config.broker_timeout_value() + RECHECK);
             let pop = |minimum: usize| {
                 let shared = Arc::clone(shared);
-                let (items, meta, channel) = (items.clone(), meta.clone(), channel.clone());
+                let (items, meta, channel, receipt) =
+                    (items.clone(), meta.clone(), channel.clone(), receipt.clone());
                 async move {
                     let call = {
                         let shared = Arc::clone(&shared);
-                        let (items, channel) = (items.clone(), channel.clone());
+                        let (items, channel, receipt) =
+                            (items.clone(), channel.clone(), receipt.clone());
                         let type_name = tag.name();
                         Box::pin(async move {
                             let mut connection = shared.connection().await?;
@@ -759,10 +790,12 @@ impl Backend for RedisCoordination {
                                 .queue_pop
                                 .key(&items)
                                 .key(&meta)
+                                .key(&receipt)
                                 .arg(type_name)
                                 .arg(n)
                                 .arg(minimum)
                                 .arg(&channel)
+                                .arg(keep_receipt)
                                 .invoke_async(&mut connection)
                                 .await
                                 .map_err(redis_failed("queue_pop"))?;
@@ -779,6 +812,7 @@ impl Backend for RedisCoordination {
                                 }
                                 let Ok(mut connection) = shared.connection().await else { return };
                                 let mut call = shared.scripts.queue_unpop.key(&items);
+                                call.key(&receipt);
                                 call.arg(&channel);
                                 for item in &taken {
                                     call.arg(item.as_slice());
@@ -810,6 +844,11 @@ impl Backend for RedisCoordination {
                     Attempt::Done(taken) => Some(taken),
                     Attempt::Again(_) => None,
                 };
+            }
+            if taken.is_some() {
+                // Answered: the receipt has done its work. Dropped without waiting for it;
+                // it expires by itself if this never reaches Redis.
+                shared.forget_receipt(receipt);
             }
             Ok(taken
                 .unwrap_or_default()
