@@ -789,3 +789,61 @@ fn queue_pop_hash() -> String {
         .get_hash()
         .to_owned()
 }
+
+/// An event set and cleared again before a waiter on another client looked (here: in one
+/// transaction, as a fast `set` then `clear` from another process can fall) still ends the
+/// wait with `true`: the set moved the event's generation, which the waiter checks.
+#[test]
+fn a_waiter_sees_a_set_that_was_cleared_before_it_looked() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let server = Arc::new(server);
+    run(move || async move {
+        let waiter_client = client(&url).await;
+        let event = waiter_client.event("flicker");
+        assert!(!event.is_set().await.unwrap(), "connected, and the event starts unset");
+        let commands_before = commands_processed(&server);
+        let waiting = spawn(&waiter_client, {
+            let event = event.clone();
+            async move { event.wait_timeout(Duration::from_secs(3)).await.unwrap() }
+        });
+        // The waiter has looked once (found the event unset) before the flicker.
+        within(&waiter_client, "the waiter's first look", async {
+            // Each INFO counts itself: the waiter has sent a command once the count is
+            // above the INFO calls made since.
+            let mut infos = 0;
+            loop {
+                infos += 1;
+                if commands_processed(&server) > commands_before + infos {
+                    break;
+                }
+                waiter_client.executor().sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        let (flag, generation, channel) = (
+            "taskweave:coord:event:flicker",
+            "taskweave:coord:event:flicker:generation",
+            "taskweave:coord:wake:event:flicker",
+        );
+        let source = include_str!("../src/client/coordination/redis/event_set.lua");
+        let mut flicker = redis::pipe();
+        flicker.atomic();
+        flicker.cmd("EVAL").arg(source).arg(2).arg(flag).arg(generation).arg(channel).ignore();
+        flicker.del(flag).ignore();
+        let _: redis::Value = flicker.query(&mut server.connection()).expect("set and clear");
+        let woken = within(&waiter_client, "the waiter's answer", waiting).await.unwrap();
+        assert!(woken, "a set between the waiter's looks ends its wait, cleared or not");
+        waiter_client.close().await.unwrap();
+    });
+}
+
+/// Redis's count of commands processed (this call's own INFO included).
+fn commands_processed(server: &RedisServer) -> u64 {
+    let info: String =
+        redis::cmd("INFO").arg("stats").query(&mut server.connection()).expect("INFO");
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_commands_processed:"))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("INFO stats has total_commands_processed")
+}

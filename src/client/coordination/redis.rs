@@ -652,6 +652,7 @@ impl Backend for RedisCoordination {
                 .scripts
                 .event_set
                 .key(shared.key(Kind::Event, name, ""))
+                .key(shared.key(Kind::Event, name, ":generation"))
                 .arg(shared.channel(Kind::Event, name))
                 .invoke_async(&mut connection)
                 .await
@@ -684,9 +685,16 @@ impl Backend for RedisCoordination {
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
             let shared = &self.shared;
+            // The generation the first look saw: a set after it ends the wait even if the
+            // event was cleared again before a later look (as Dask's, asyncio's and
+            // `threading`'s events do; the in-process backend keeps the same rule).
+            let began = std::sync::Mutex::new(None::<u64>);
             let set = shared
                 .wait_for(Kind::Event, name, wait, "wait", || async {
-                    Ok(if is_set(shared, name).await? {
+                    let (flag, generation) = event_state(shared, name).await?;
+                    let mut began = began.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let first = *began.get_or_insert(generation);
+                    Ok(if flag || generation != first {
                         Attempt::Done(())
                     } else {
                         Attempt::Again(None)
@@ -1095,6 +1103,18 @@ async fn release(
         .await
         .map_err(redis_failed("lease_release"))?;
     Ok(released == 1)
+}
+
+/// Whether an event is set, and how many times it was set.
+async fn event_state(shared: &Arc<Shared>, name: &str) -> Result<(bool, u64), Error> {
+    let mut connection = shared.connection().await?;
+    let (flag, generation): (Option<String>, Option<u64>) = redis::cmd("MGET")
+        .arg(shared.key(Kind::Event, name, ""))
+        .arg(shared.key(Kind::Event, name, ":generation"))
+        .query_async(&mut connection)
+        .await
+        .map_err(redis_failed("MGET"))?;
+    Ok((flag.is_some(), generation.unwrap_or(0)))
 }
 
 async fn is_set(shared: &Arc<Shared>, name: &str) -> Result<bool, Error> {
