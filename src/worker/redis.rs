@@ -756,6 +756,20 @@ impl WorkerBuilder {
         Ok(Worker { name, stop, fatal, stopped })
     }
 
+    /// What [`run`](WorkerBuilder::run) prints on stderr at start-up when no `tracing`
+    /// subscriber is installed: queue, concurrency, tasks and Redis (without its password).
+    fn plain_banner(&self) -> String {
+        let mut tasks: Vec<&str> = self.registry.keys().copied().collect();
+        tasks.sort_unstable();
+        format!(
+            "queue {}, concurrency {}, tasks {}, redis {} (install a tracing subscriber for the full log)",
+            self.config.queue_name(),
+            self.concurrency,
+            tasks.join(","),
+            self.config.url_without_password(),
+        )
+    }
+
     /// Starts the worker and runs it until the process gets Ctrl-C (SIGINT) or SIGTERM,
     /// then shuts down gracefully (a second signal stops waiting for running tasks).
     ///
@@ -790,20 +804,63 @@ impl WorkerBuilder {
         use async_signal::{Signal, Signals};
         let mut signals = Signals::new([Signal::Int, Signal::Term])
             .map_err(|error| Error::Transport(Box::new(error)))?;
-        let worker = self.start().await?;
+        // With no tracing subscriber nothing of the log is seen: a worker process then says
+        // on stderr what it is, and why it stopped, as Celery's worker does.
+        let plain = !tracing::dispatcher::has_been_set();
+        let banner = self.plain_banner();
+        let worker = match self.start().await {
+            Ok(worker) => worker,
+            Err(error) => {
+                if plain {
+                    eprintln!("taskweave worker: could not start: {error}");
+                }
+                return Err(error);
+            }
+        };
+        if plain {
+            eprintln!("taskweave worker {} started: {banner}", worker.name);
+        }
         // Stop when a signal comes, or when the worker ended by itself.
         match select(signals.next(), std::pin::pin!(worker.stopped())).await {
             Either::Left((signal, _)) => {
                 tracing::info!(?signal, worker = %worker.name, "shutting down: finishing running tasks");
+                if plain {
+                    eprintln!(
+                        "taskweave worker {}: shutting down, finishing running tasks",
+                        worker.name
+                    );
+                }
                 worker.shutdown();
             }
-            Either::Right(((), _)) => return worker.error().map_or(Ok(()), Err),
+            Either::Right(((), _)) => {
+                let error = worker.error();
+                if plain {
+                    match &error {
+                        Some(error) => {
+                            eprintln!("taskweave worker {} stopped: {error}", worker.name)
+                        }
+                        None => eprintln!("taskweave worker {} stopped", worker.name),
+                    }
+                }
+                return error.map_or(Ok(()), Err);
+            }
         }
         match select(signals.next(), std::pin::pin!(worker.stopped())).await {
             Either::Left(_) => {
-                tracing::warn!(worker = %worker.name, "second signal: not waiting for running tasks")
+                tracing::warn!(worker = %worker.name, "second signal: not waiting for running tasks");
+                if plain {
+                    eprintln!(
+                        "taskweave worker {}: second signal, not waiting for running tasks",
+                        worker.name
+                    );
+                }
             }
-            Either::Right(((), _)) => tracing::info!(worker = %worker.name, "worker stopped"),
+            Either::Right(((), _)) => {
+                tracing::info!(worker = %worker.name, "worker stopped");
+                if plain {
+                    eprintln!("taskweave worker {} stopped", worker.name);
+                }
+            }
         }
         Ok(())
     }

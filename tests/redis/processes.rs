@@ -491,3 +491,69 @@ fn a_task_no_worker_runs_fails_after_the_unrunnable_time_naming_the_workers() {
         client.close().await.unwrap();
     });
 }
+
+/// Not a test on its own: the worker process of
+/// `a_worker_without_a_tracing_subscriber_says_what_it_is_on_stderr`, which starts this test
+/// binary again with `TASKWEAVE_TEST_PLAIN_WORKER` set. No subscriber is installed here.
+#[test]
+fn plain_worker_process() {
+    let Ok(url) = std::env::var("TASKWEAVE_TEST_PLAIN_WORKER") else { return };
+    let outcome = futures::executor::block_on(
+        taskweave::worker::Worker::builder()
+            .redis(url)
+            .queue("plain")
+            .concurrency(3)
+            .register::<Add>()
+            .register::<Mul>()
+            .run(),
+    );
+    std::process::exit(i32::from(outcome.is_err()));
+}
+
+/// A worker process with no `tracing` subscriber (a binary that never set one up) still says
+/// on stderr what it is when it starts — queue, concurrency, tasks — and that it stopped, as
+/// Celery's worker does; a worker that cannot start says why.
+#[test]
+fn a_worker_without_a_tracing_subscriber_says_what_it_is_on_stderr() {
+    use std::io::{BufRead, BufReader};
+
+    let plain_worker = |url: &str| {
+        Command::new(std::env::current_exe().expect("the test binary's path"))
+            .args(["--exact", "processes::plain_worker_process", "--nocapture", "--test-threads=1"])
+            .env("TASKWEAVE_TEST_PLAIN_WORKER", url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the worker process")
+    };
+    let server = RedisServer::start();
+    let mut workers = Workers(vec![plain_worker(&server.url())]);
+    let stderr = workers.0[0].stderr.take().expect("piped stderr");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let next_line =
+        || received.recv_timeout(Duration::from_secs(30)).expect("a line on stderr in time");
+    let banner = next_line();
+    assert!(banner.starts_with("taskweave worker ") && banner.contains(" started: "), "{banner}");
+    for part in ["queue plain", "concurrency 3", "tasks add,mul", "redis redis://127.0.0.1:"] {
+        assert!(banner.contains(part), "the banner names {part:?}: {banner}");
+    }
+    terminate(&workers.0[0]);
+    let mut said = vec![next_line()];
+    while !said.last().is_some_and(|line| line.ends_with(" stopped")) {
+        said.push(next_line());
+    }
+    assert!(said[0].contains("shutting down"), "{said:?}");
+    assert!(wait_for_exit(&mut workers.0[0], Duration::from_secs(30)).success());
+
+    // A worker that cannot start (an unusable URL) says why, and fails.
+    let mut broken = plain_worker("http://not-redis");
+    let mut output = String::new();
+    broken.stderr.take().unwrap().read_to_string(&mut output).unwrap();
+    assert!(!wait_for_exit(&mut broken, Duration::from_secs(30)).success());
+    assert!(output.contains("taskweave worker: could not start:"), "{output}");
+}
