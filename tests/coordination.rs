@@ -350,7 +350,11 @@ mod cases {
         assert_eq!(within(&client, "the reader", reader).await.unwrap(), "v1");
         variable.set("v2".to_owned()).await.unwrap();
         assert_eq!(variable.get().await.unwrap(), "v2");
-        // A variable holding a future keeps its task alive.
+    }
+
+    /// A variable holding a future keeps its task alive (in process only: a future cannot
+    /// cross processes).
+    pub async fn a_variable_holding_a_future_keeps_its_task_alive(client: Client) {
         let futures = client.variable::<TaskFuture<u32>>("future");
         futures.set(client.submit(|x: u32| x + 1, 1)).await.unwrap();
         let future = futures.get().await.unwrap();
@@ -516,7 +520,12 @@ mod cases {
         let zero = problem_of(client.semaphore("none", 0));
         assert!(zero.contains("max_leases is 0"), "{zero}");
         let _three = client.semaphore("pool", 3).unwrap().acquire().await.unwrap();
-        let other = problem_of(client.semaphore("pool", 5));
+        // Refused when made where the backend knows the size at once (in process), else at
+        // the first acquire (Redis: making a handle is no round trip).
+        let other = match client.semaphore("pool", 5) {
+            Err(error) => problem_of::<()>(Err(error)),
+            Ok(five) => problem_of(five.acquire().await),
+        };
         assert!(other.contains("same max_leases"), "{other}");
 
         let lock = client.lock("twice");
@@ -550,6 +559,17 @@ mod cases {
         let rebound = problem_of(client.bounded_queue::<u32>("small", 5).unwrap().put(1).await);
         assert!(rebound.contains("same capacity"), "{rebound}");
 
+        let _subscription = client.subscribe::<u32>("typed").await.unwrap();
+        let topic = problem_of(client.log_event("typed", "text".to_owned()).await);
+        assert!(topic.contains("u32"), "{topic}");
+
+        // After close, every primitive refuses new work.
+        client.close().await.unwrap();
+        assert!(matches!(lock.try_acquire().await, Err(Error::Closed { .. })));
+    }
+
+    /// Datasets given wrong input (in process only: datasets do not cross processes yet).
+    pub async fn wrong_dataset_input_gets_a_clear_error(client: Client) {
         let future = client.submit(|x: u8| x, 1);
         client.publish_dataset("one", &future).await.unwrap();
         let taken = problem_of(client.publish_dataset("one", &future).await);
@@ -559,14 +579,7 @@ mod cases {
         client.unpublish_dataset("one").await.unwrap();
         let nothing = problem_of(client.unpublish_dataset("one").await);
         assert!(nothing.contains("nothing to unpublish"), "{nothing}");
-
-        let _subscription = client.subscribe::<u32>("typed").await.unwrap();
-        let topic = problem_of(client.log_event("typed", "text".to_owned()).await);
-        assert!(topic.contains("u32"), "{topic}");
-
-        // After close, every primitive refuses new work.
         client.close().await.unwrap();
-        assert!(matches!(lock.try_acquire().await, Err(Error::Closed { .. })));
         assert!(matches!(client.list_datasets().await, Err(Error::Closed { .. })));
     }
 
@@ -588,8 +601,17 @@ mod cases {
             )
         };
         assert!(within(&client, "the panic", panicking).await.is_err());
-        let first = lock.try_acquire().await.unwrap();
-        assert!(first.is_some(), "the panicking body's guard released the lock");
+        // The panicking body's guard released the lock (at once in process; on Redis the
+        // release is sent as the guard drops, and may land a moment after the failure).
+        let first = within(&client, "the panicking body's release", async {
+            loop {
+                if let Some(lease) = lock.try_acquire().await.unwrap() {
+                    break lease;
+                }
+                client.executor().sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
         drop(first);
         let holding = client.event("holding");
         let stuck = {
@@ -923,8 +945,36 @@ fn with_deadline(name: &str, body: impl FnOnce() + Send + 'static) {
     }
 }
 
+#[cfg(feature = "redis")]
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
 mod harness {
     use super::*;
+
+    /// The case with its primitives in a real redis-server (one per case, on a free
+    /// loopback port) and its tasks on in-process workers of the embedded executor
+    /// ([`ClientBuilder::coordination_redis`](taskweave::ClientBuilder::coordination_redis)):
+    /// the same bodies, each call a round trip to Redis, each wake-up through its pub/sub.
+    #[cfg(feature = "redis")]
+    pub fn redis(name: &str, case: Case) {
+        use taskweave::transport::redis::RedisConfig;
+        let server = crate::redis_server::RedisServer::start();
+        let url = server.url();
+        with_deadline(name, move || {
+            futures::executor::block_on(async move {
+                let client = Client::builder()
+                    .executor(taskweave::runtimes::embedded::EmbeddedExecutor::global())
+                    .workers(2)
+                    .coordination_redis(RedisConfig::new(url))
+                    .build()
+                    .await
+                    .expect("build a client");
+                case(client).await;
+            })
+        });
+        drop(server);
+    }
 
     pub fn embedded(name: &str, case: Case) {
         with_deadline(name, move || {
@@ -1021,6 +1071,26 @@ macro_rules! tests_on {
     };
 }
 
+/// The cases that hold only in process: futures in queues, variables and datasets (a future
+/// cannot cross processes); blocking calls inside async code that complete at once there
+/// (on Redis every call is a round trip, which async code must await); a semaphore's size
+/// refused when the handle is made (on Redis, at its first acquire); names let go of in
+/// this process's memory.
+macro_rules! in_process_cases {
+    ($harness:ident as $module:ident, $cfg:meta) => {
+        tests_on!($harness as $module, $cfg;
+            cases::a_queued_future_keeps_its_task_alive,
+            cases::a_variable_holding_a_future_keeps_its_task_alive,
+            cases::dataset_outlives_the_future_handle_that_made_it,
+            cases::wrong_dataset_input_gets_a_clear_error,
+            cases::a_blocking_body_makes_the_calls_that_never_wait,
+            cases::a_semaphore_of_another_size_is_refused_when_made,
+            cases::names_in_no_use_are_let_go,
+        );
+    };
+}
+
+/// The cases that hold on every backend.
 macro_rules! every_case {
     ($harness:ident, $cfg:meta) => {
         tests_on!($harness, $cfg;
@@ -1031,9 +1101,7 @@ macro_rules! every_case {
             cases::a_waiting_batch_does_not_strand_a_single_consumer,
             cases::event_wakes_every_waiter,
             cases::queue_pushes_back_and_keeps_each_producers_order,
-            cases::a_queued_future_keeps_its_task_alive,
             cases::variable_get_waits_for_set,
-            cases::dataset_outlives_the_future_handle_that_made_it,
             cases::topics_deliver_in_order_to_every_subscriber,
             cases::every_timeout_answers_no_rather_than_an_error,
             cases::wrong_input_gets_a_clear_error,
@@ -1041,12 +1109,9 @@ macro_rules! every_case {
             cases::close_ends_every_wait,
             cases::a_lease_ends_with_the_task_that_holds_it,
             cases::a_set_then_clear_wakes_waiters_already_waiting,
-            cases::a_blocking_body_makes_the_calls_that_never_wait,
             cases::a_plain_handle_knows_the_bound_of_its_name,
-            cases::names_in_no_use_are_let_go,
             cases::deleting_a_never_set_variable_does_nothing,
             cases::a_lease_id_travels_to_the_task_that_releases_it,
-            cases::a_semaphore_of_another_size_is_refused_when_made,
             cases::after_close_each_operation_names_itself,
             cases::type_names_are_short_in_errors_and_debug,
         );
@@ -1058,6 +1123,13 @@ every_case!(tokio_current_thread, cfg(feature = "tokio"));
 every_case!(tokio_multi_thread, cfg(feature = "tokio"));
 every_case!(smol, cfg(feature = "smol"));
 every_case!(sim, cfg(feature = "sim"));
+every_case!(redis, cfg(feature = "redis"));
+
+in_process_cases!(embedded as embedded_in_process, cfg(all()));
+in_process_cases!(tokio_current_thread as tokio_current_thread_in_process, cfg(feature = "tokio"));
+in_process_cases!(tokio_multi_thread as tokio_multi_thread_in_process, cfg(feature = "tokio"));
+in_process_cases!(smol as smol_in_process, cfg(feature = "smol"));
+in_process_cases!(sim as sim_in_process, cfg(feature = "sim"));
 
 tests_on!(embedded as embedded_threaded, cfg(all());
     threaded_cases::blocking_twins_work_from_a_plain_thread);

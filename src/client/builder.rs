@@ -31,6 +31,8 @@ pub struct ClientBuilder {
     workers: Option<usize>,
     transport: Option<Arc<dyn Transport>>,
     task_events: Option<usize>,
+    #[cfg(feature = "redis")]
+    coordination_redis: Option<crate::transport::redis::RedisConfig>,
     #[cfg(feature = "__planted")]
     planted: Option<crate::planted::PlantedBug>,
 }
@@ -47,6 +49,46 @@ impl fmt::Debug for ClientBuilder {
 }
 
 impl ClientBuilder {
+    /// Keeps this client's coordination primitives — locks, semaphores, events, queues,
+    /// variables and topics — in the Redis server `config` names, whatever the transport
+    /// runs the tasks. With the default in-process transport, this is how several processes
+    /// that each compute in-process (say, the replicas of a web service) share one rate
+    /// limit, one lock or one queue by name. Clients on the Redis transport keep them there
+    /// already; this setting chooses another server or namespace for them.
+    ///
+    /// Published datasets stay in-process only, and a queue or variable holds serde values
+    /// only (a `TaskFuture` cannot cross processes): those calls answer
+    /// [`Error::Coordination`], as on the Redis transport. The namespace of `config` scopes
+    /// the names; its queue is not used.
+    ///
+    /// # Errors
+    ///
+    /// The build fails with [`Error::InvalidConfig`] when `config` is unusable (an empty
+    /// namespace, a URL that is not `redis://` or `rediss://`). Redis is first reached at
+    /// the first coordination call, which fails with [`Error::Transport`] if it cannot be.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// use taskweave::transport::redis::RedisConfig;
+    ///
+    /// // Every replica of the service builds its client so: tasks run in this process, and
+    /// // at most 8 of them across all replicas call the payment provider at once.
+    /// let client = taskweave::Client::builder()
+    ///     .coordination_redis(RedisConfig::new("redis://127.0.0.1:6379").namespace("shop"))
+    ///     .build()
+    ///     .await?;
+    /// let provider = client.semaphore("payment-provider", 8)?;
+    /// let _lease = provider.acquire().await?;
+    /// # client.close().await }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn coordination_redis(mut self, config: crate::transport::redis::RedisConfig) -> Self {
+        self.coordination_redis = Some(config);
+        self
+    }
+
     /// Runs the client on `executor` instead of the ambient one.
     ///
     /// # Examples
@@ -242,6 +284,19 @@ impl ClientBuilder {
                 Arc::new(transport)
             }
         };
+        #[cfg(feature = "redis")]
+        if let Some(config) = &self.coordination_redis {
+            config.check()?;
+            if let Err(error) = redis::IntoConnectionInfo::into_connection_info(config.url()) {
+                return Err(Error::InvalidConfig {
+                    message: format!(
+                        "coordination_redis: {:?} is not a Redis URL ({error}); use \
+                         redis://host:port or rediss://host:port",
+                        config.url_without_password()
+                    ),
+                });
+            }
+        }
         let events = self.task_events.unwrap_or(crate::events::DEFAULT_TASK_EVENTS);
         let core = Arc::new(Core::new(Arc::clone(&transport), Arc::clone(&executor), events));
         #[cfg(feature = "__planted")]
@@ -254,7 +309,12 @@ impl ClientBuilder {
             transport = transport.name(),
             "client started"
         );
-        Ok(Client::from_core(core))
+        let client = Client::from_core(core);
+        #[cfg(feature = "redis")]
+        if let Some(config) = self.coordination_redis {
+            client.keep_coordination_in_redis(config);
+        }
+        Ok(client)
     }
 }
 

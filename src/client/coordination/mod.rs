@@ -382,6 +382,16 @@ pub(crate) fn backend_for(core: &Core) -> Option<Arc<dyn Backend>> {
         .then(|| Arc::new(InProcess::new(Arc::clone(&core.executor))) as Arc<dyn Backend>)
 }
 
+impl Client {
+    /// Makes `config`'s Redis this client's coordination backend (see
+    /// [`ClientBuilder::coordination_redis`](crate::ClientBuilder::coordination_redis)).
+    #[cfg(feature = "redis")]
+    pub(crate) fn keep_coordination_in_redis(&self, config: crate::transport::redis::RedisConfig) {
+        let backend = redis::RedisCoordination::new(config, Arc::clone(&self.core().executor));
+        let _ = self.shared.coordination.set(Some(Arc::new(backend)));
+    }
+}
+
 /// Closes the backend in `slot`, if one was made.
 pub(crate) fn close_backend(slot: &std::sync::OnceLock<Option<Arc<dyn Backend>>>) {
     if let Some(Some(backend)) = slot.get() {

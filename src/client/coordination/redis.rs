@@ -56,6 +56,7 @@ use redis::{Script, Value};
 
 use super::backend::{
     Backend, Encoded, Kind, LeaseId, Payload, SharedPayload, TopicFeed, TypeTag, problem,
+    short_type_name,
 };
 use crate::error::Error;
 use crate::executor::{Executor, ExecutorExt};
@@ -207,9 +208,10 @@ fn wrong_type(kind: Kind, name: &str, stored: &str, asked: TypeTag) -> Error {
         kind,
         name,
         format!(
-            "it holds values of type {stored}, and this handle asks for {}; use one type per \
-             name (or another name)",
-            asked.name()
+            "it holds values of type {}, and this handle asks for {}; use one type per name \
+             (or another name)",
+            short_type_name(stored),
+            short_type_name(asked.name())
         ),
     )
 }
@@ -581,8 +583,9 @@ impl Backend for RedisCoordination {
                                 kind,
                                 name,
                                 format!(
-                                    "it grants at most {} leases, and this handle asks for \
-                                     {max_leases}; give every handle of one name the same count",
+                                    "it was made with max_leases {}, and this handle asks for \
+                                     {max_leases}; give every handle of one name the same \
+                                     max_leases",
                                     answer.text()
                                 ),
                             )),
@@ -840,6 +843,15 @@ impl Backend for RedisCoordination {
                     match answer.status.as_str() {
                         "items" => Ok(Attempt::Done(taken_items(answer.value))),
                         "short" => Ok(Attempt::Again(None)),
+                        "capacity" => Err(problem(
+                            Kind::Queue,
+                            name,
+                            format!(
+                                "a batch of {n} items was asked for, but the queue holds at \
+                                 most {bound}; ask for at most {bound}",
+                                bound = answer.text()
+                            ),
+                        )),
                         "type" => Err(wrong_type(Kind::Queue, name, &answer.text(), tag)),
                         _ => Err(malformed("queue_pop")),
                     }

@@ -6,7 +6,8 @@
 -- call's receipt (list; deleted by the caller once answered, else it expires).
 -- ARGV[1] the item type's name, ARGV[2] n, ARGV[3] minimum (>= 1), ARGV[4] the wake-up
 -- channel, ARGV[5] how long a receipt is kept (ms).
--- Returns {'items', {...}}, {'short', length} or {'type', stored type}.
+-- Returns {'items', {...}}, {'short', length}, {'type', stored type} or {'capacity', the
+-- queue's bound} when n is above it (such a batch would never fill).
 local n = tonumber(ARGV[2])
 local minimum = tonumber(ARGV[3])
 local keep = tonumber(ARGV[5])
@@ -22,6 +23,10 @@ if stored and stored ~= ARGV[1] then
 end
 if not stored then
   redis.call('HSET', KEYS[2], 'type', ARGV[1])
+end
+local capacity = tonumber(redis.call('HGET', KEYS[2], 'capacity'))
+if capacity and n > capacity then
+  return {'capacity', tostring(capacity)}
 end
 local length = redis.call('LLEN', KEYS[1])
 if length < minimum then
