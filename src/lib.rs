@@ -99,6 +99,7 @@ mod key;
 pub mod planted;
 #[cfg(feature = "progress")]
 mod progress;
+pub mod report;
 pub mod runtimes;
 pub mod scheduler;
 #[cfg(feature = "sim")]
@@ -134,6 +135,8 @@ pub use client::coordination::{
 // Cooperative cancellation of running bodies.
 pub use client::{CancelOnDrop, Seceded, TaskContext};
 pub use executor::{Executor, ExecutorExt};
+// A self-contained HTML report of an interval (Dask's `performance_report`).
+pub use report::{PerformanceReport, performance_report};
 // What `cancel` and `retry` did.
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
