@@ -43,6 +43,12 @@ const FAILED_COLOUR: &str = "#e15759";
 /// Chart geometry, in SVG user units.
 const LABEL_WIDTH: f64 = 220.0;
 const PLOT_WIDTH: f64 = 900.0;
+/// Every chart is this wide, so that their time axes line up; right of the plot is a column
+/// for the utilisation chart's numbers.
+const CHART_WIDTH: f64 = LABEL_WIDTH + PLOT_WIDTH + 170.0;
+/// The characters of a label that fit the label column (the whole text is in its hover
+/// title and its `data-` attribute).
+const LABEL_CHARS: usize = 34;
 const LANE_HEIGHT: f64 = 18.0;
 const LANE_GAP: f64 = 4.0;
 const AXIS_HEIGHT: f64 = 24.0;
@@ -303,7 +309,7 @@ fn task_stream(
     lanes: &Lanes,
 ) {
     let height = lanes.labels.len().max(1) as f64 * (LANE_HEIGHT + LANE_GAP) + AXIS_HEIGHT;
-    let width = LABEL_WIDTH + PLOT_WIDTH + 10.0;
+    let width = CHART_WIDTH;
     let _ = writeln!(
         html,
         "<svg id=\"task-stream\" class=\"chart\" width=\"{width}\" height=\"{height}\" \
@@ -348,9 +354,10 @@ fn task_stream(
             html,
             "<g class=\"lane\" data-worker=\"{0}\"><rect class=\"track\" x=\"{LABEL_WIDTH}\" \
              y=\"{y:.1}\" width=\"{PLOT_WIDTH}\" height=\"{LANE_HEIGHT}\"/><text x=\"4\" \
-             y=\"{1:.1}\">{0}</text>",
+             y=\"{1:.1}\"><title>{0}</title>{2}</text>",
             escape_clipped(label),
             y + LANE_HEIGHT * 0.7,
+            escape_label(label),
         );
         html.push_str(&bars[lane]);
         html.push_str("</g>\n");
@@ -418,7 +425,7 @@ fn throughput(html: &mut String, records: &[TaskRecord], timeline: &Timeline) {
     let most = (0..THROUGHPUT_BINS).map(|bin| finished[bin] + failed[bin]).max().unwrap_or(0);
     let slice = timeline.span.div_f64(THROUGHPUT_BINS as f64);
     let height = THROUGHPUT_HEIGHT + AXIS_HEIGHT + 10.0;
-    let width = LABEL_WIDTH + PLOT_WIDTH + 10.0;
+    let width = CHART_WIDTH;
     let _ = writeln!(
         html,
         "<svg id=\"throughput\" class=\"chart\" width=\"{width}\" height=\"{height}\" \
@@ -427,7 +434,7 @@ fn throughput(html: &mut String, records: &[TaskRecord], timeline: &Timeline) {
     let _ = writeln!(
         html,
         "<text x=\"4\" y=\"20\">runs ended per {}</text><text x=\"4\" y=\"36\">(most: {most}, \
-         {:.1}/s)</text>",
+         {:.0}/s)</text>",
         duration(slice),
         most as f64 / slice.as_secs_f64().max(1e-9),
     );
@@ -469,7 +476,7 @@ fn durations(html: &mut String, records: &[TaskRecord], names: &Names) {
     }
     let groups: Vec<usize> = names.groups().filter(|group| !by_group[*group].is_empty()).collect();
     let height = (groups.len().max(1) as f64 * HISTOGRAM_ROW).max(30.0);
-    let width = LABEL_WIDTH + PLOT_WIDTH + 10.0;
+    let width = CHART_WIDTH;
     let _ = writeln!(
         html,
         "<svg id=\"durations\" class=\"chart\" width=\"{width}\" height=\"{height}\" \
@@ -493,11 +500,13 @@ fn durations(html: &mut String, records: &[TaskRecord], names: &Names) {
         let name = escape_clipped(names.label(group));
         let _ = writeln!(
             html,
-            "<g class=\"histogram\" data-name=\"{name}\"><text x=\"4\" y=\"{:.1}\">{name}</text>\
-             <text x=\"4\" y=\"{:.1}\">{}, median {}, longest {}</text>",
+            "<g class=\"histogram\" data-name=\"{name}\"><text x=\"4\" y=\"{:.1}\"><title>{name}</title>{}</text>\
+             <text x=\"4\" y=\"{:.1}\">{}</text><text x=\"4\" y=\"{:.1}\">median {}, longest {}</text>",
             y + 14.0,
+            escape_label(names.label(group)),
             y + 30.0,
             plural(runs.len(), "run"),
+            y + 44.0,
             duration(median),
             duration(longest),
         );
@@ -540,7 +549,7 @@ fn utilisation(html: &mut String, records: &[TaskRecord], timeline: &Timeline, l
         runs[lane] += 1;
     }
     let height = lanes.labels.len().max(1) as f64 * (LANE_HEIGHT + LANE_GAP);
-    let width = LABEL_WIDTH + PLOT_WIDTH + 10.0;
+    let width = CHART_WIDTH;
     let _ = writeln!(
         html,
         "<svg id=\"utilisation\" class=\"chart\" width=\"{width}\" height=\"{height}\" \
@@ -554,7 +563,7 @@ fn utilisation(html: &mut String, records: &[TaskRecord], timeline: &Timeline, l
         let _ = writeln!(
             html,
             "<g class=\"worker\" data-worker=\"{0}\"><title>{0}: busy {1} of {2} ({3:.1}%), {4}</title>\
-             <text x=\"4\" y=\"{5:.1}\">{0}</text>\
+             <text x=\"4\" y=\"{5:.1}\">{8}</text>\
              <rect class=\"track\" x=\"{LABEL_WIDTH}\" y=\"{y:.1}\" width=\"{PLOT_WIDTH}\" height=\"{LANE_HEIGHT}\"/>\
              <rect class=\"busy\" x=\"{LABEL_WIDTH}\" y=\"{y:.1}\" width=\"{6:.1}\" height=\"{LANE_HEIGHT}\"/>\
              <text x=\"{7:.1}\" y=\"{5:.1}\">{3:.1}% · {4}</text></g>",
@@ -565,7 +574,8 @@ fn utilisation(html: &mut String, records: &[TaskRecord], timeline: &Timeline, l
             plural(runs[lane], "run"),
             y + LANE_HEIGHT * 0.7,
             share.min(1.0) * PLOT_WIDTH,
-            LABEL_WIDTH + 6.0,
+            LABEL_WIDTH + PLOT_WIDTH + 8.0,
+            escape_label(label),
         );
     }
     html.push_str("</svg>\n");
@@ -695,7 +705,9 @@ fn plural(count: usize, noun: &str) -> String {
 /// A duration for people: `850 µs`, `12.3 ms`, `4.56 s`.
 fn duration(duration: Duration) -> String {
     let seconds = duration.as_secs_f64();
-    if seconds < 1e-3 {
+    if seconds < 1e-6 {
+        format!("{} ns", duration.as_nanos())
+    } else if seconds < 1e-3 {
         format!("{:.0} µs", seconds * 1e6)
     } else if seconds < 1.0 {
         format!("{:.1} ms", seconds * 1e3)
@@ -706,7 +718,16 @@ fn duration(duration: Duration) -> String {
 
 /// `text` cut to [`MAX_TEXT`] characters, escaped.
 fn escape_clipped(text: &str) -> String {
-    match text.char_indices().nth(MAX_TEXT) {
+    escape_cut(text, MAX_TEXT)
+}
+
+/// A label for the charts' label column: cut to [`LABEL_CHARS`] characters, escaped.
+fn escape_label(text: &str) -> String {
+    escape_cut(text, LABEL_CHARS)
+}
+
+fn escape_cut(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
         Some((cut, _)) => escape(&format!("{}…", &text[..cut])).into_owned(),
         None => escape(text).into_owned(),
     }
@@ -761,6 +782,7 @@ mod tests {
 
     #[test]
     fn durations_read_well() {
+        assert_eq!(duration(Duration::from_nanos(420)), "420 ns");
         assert_eq!(duration(Duration::from_micros(850)), "850 µs");
         assert_eq!(duration(Duration::from_micros(12_340)), "12.3 ms");
         assert_eq!(duration(Duration::from_millis(4_560)), "4.56 s");
