@@ -49,6 +49,12 @@
 //! and `run`) runs there too, and also on workers in other processes: moving from one machine
 //! to many is one `.transport(..)` line. See [`task`].
 //!
+//! # Watching what runs
+//!
+//! [`Client::stats`] and [`Client::stats_stream`] count; [`Client::task_stream`] and
+//! [`Client::story`] tell what ran where and when ([`events`]);
+//! [`performance_report`] writes all of it for an interval as one HTML file ([`report`]).
+//!
 //! # Coordination
 //!
 //! Dask's `Lock`, `Semaphore`, `Event`, `Queue`, `Variable`, published datasets and topics,

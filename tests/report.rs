@@ -324,3 +324,15 @@ fn an_unwritable_path_is_a_clear_error_and_runs_nothing() {
     let error = report.write(&dir.0).unwrap_err();
     assert!(error.to_string().contains(&dir.0.display().to_string()), "{error}");
 }
+
+#[test]
+fn the_report_and_its_future_can_move_between_threads() {
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    fn assert_send<T: Send>(_: &T) {}
+    let client = Client::builder().workers(1).build_blocking().unwrap();
+    let report = PerformanceReport::start(&client);
+    assert_send_sync(&report);
+    // So that `tokio::spawn` takes it, on a multi-threaded runtime.
+    let future = taskweave::performance_report(&client, "unused.html", async { 1 });
+    assert_send(&future);
+}

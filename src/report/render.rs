@@ -331,10 +331,10 @@ fn task_stream(
             || "start unknown".to_owned(),
             |start| duration(record.stop.saturating_sub(start)),
         );
-        let _ = write!(
+        let _ = writeln!(
             bars[lane],
             "<rect class=\"bar{}\" x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{LANE_HEIGHT}\" \
-             fill=\"{}\" data-name=\"{}\"><title>{} · {} · {} · attempt {} · {} · {}</title></rect>\n",
+             fill=\"{}\" data-name=\"{}\"><title>{} · {} · {} · attempt {} · {} · {}</title></rect>",
             if failed { " failed" } else { "" },
             LABEL_WIDTH + x0,
             (x1 - x0).max(1.0),
