@@ -57,6 +57,8 @@ const THROUGHPUT_HEIGHT: f64 = 160.0;
 const HISTOGRAM_BINS: usize = 20;
 const HISTOGRAM_HEIGHT: f64 = 60.0;
 const HISTOGRAM_ROW: f64 = 90.0;
+/// Durations whose longest is more than this many times their shortest get a log scale.
+const LOG_SCALE_RATIO: f64 = 20.0;
 
 const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:1.5em;color:#222;max-width:1200px}\
@@ -490,18 +492,19 @@ fn durations(html: &mut String, records: &[TaskRecord], names: &Names) {
         runs.sort();
         let longest = runs[runs.len() - 1].max(Duration::from_nanos(1));
         let median = runs[runs.len() / 2];
+        let scale = Scale::of(runs[0], longest);
         let mut counts = [0usize; HISTOGRAM_BINS];
         for run in runs.iter() {
-            let bin = (run.as_secs_f64() / longest.as_secs_f64() * HISTOGRAM_BINS as f64) as usize;
-            counts[bin.min(HISTOGRAM_BINS - 1)] += 1;
+            counts[scale.bin(*run)] += 1;
         }
         let most = counts.iter().copied().max().unwrap_or(1).max(1);
         let y = row as f64 * HISTOGRAM_ROW + 8.0;
         let name = escape_clipped(names.label(group));
         let _ = writeln!(
             html,
-            "<g class=\"histogram\" data-name=\"{name}\"><text x=\"4\" y=\"{:.1}\"><title>{name}</title>{}</text>\
+            "<g class=\"histogram\" data-name=\"{name}\" data-scale=\"{}\"><text x=\"4\" y=\"{:.1}\"><title>{name}</title>{}</text>\
              <text x=\"4\" y=\"{:.1}\">{}</text><text x=\"4\" y=\"{:.1}\">median {}, longest {}</text>",
+            if scale.log { "log" } else { "linear" },
             y + 14.0,
             escape_label(names.label(group)),
             y + 30.0,
@@ -511,7 +514,6 @@ fn durations(html: &mut String, records: &[TaskRecord], names: &Names) {
             duration(longest),
         );
         let bar_width = PLOT_WIDTH / HISTOGRAM_BINS as f64;
-        let bin_span = longest.div_f64(HISTOGRAM_BINS as f64);
         for (bin, count) in counts.iter().enumerate() {
             let bar_height = *count as f64 / most as f64 * HISTOGRAM_HEIGHT;
             let _ = writeln!(
@@ -522,22 +524,67 @@ fn durations(html: &mut String, records: &[TaskRecord], names: &Names) {
                 y + HISTOGRAM_HEIGHT - bar_height,
                 (bar_width - 1.0).max(0.5),
                 Names::colour(group),
-                duration(bin_span.mul_f64(bin as f64)),
-                duration(bin_span.mul_f64(bin as f64 + 1.0)),
+                duration(scale.edge(bin)),
+                duration(scale.edge(bin + 1)),
                 plural(*count, "run"),
             );
         }
         let _ = writeln!(
             html,
-            "<text x=\"{LABEL_WIDTH}\" y=\"{:.1}\">0</text><text x=\"{:.1}\" y=\"{:.1}\" \
+            "<text x=\"{LABEL_WIDTH}\" y=\"{:.1}\">{}{}</text><text x=\"{:.1}\" y=\"{:.1}\" \
              text-anchor=\"end\">{}</text></g>",
             y + HISTOGRAM_HEIGHT + 14.0,
+            duration(scale.edge(0)),
+            if scale.log { " (log scale)" } else { "" },
             LABEL_WIDTH + PLOT_WIDTH,
             y + HISTOGRAM_HEIGHT + 14.0,
             duration(longest),
         );
     }
     html.push_str("</svg>\n");
+}
+
+/// How run durations fall into a histogram's bins: linear from 0 to the longest; or, when the
+/// longest is more than [`LOG_SCALE_RATIO`] times the shortest, geometric between them, so that
+/// a few slow runs do not put every other run in the first bin.
+struct Scale {
+    /// Seconds at the left edge (0 on a linear scale) and at the right.
+    low: f64,
+    high: f64,
+    log: bool,
+}
+
+impl Scale {
+    fn of(shortest: Duration, longest: Duration) -> Scale {
+        let high = longest.as_secs_f64().max(1e-9);
+        let low = shortest.as_secs_f64().max(1e-9);
+        if high / low > LOG_SCALE_RATIO {
+            Scale { low, high, log: true }
+        } else {
+            Scale { low: 0.0, high, log: false }
+        }
+    }
+
+    fn bin(&self, run: Duration) -> usize {
+        let seconds = run.as_secs_f64();
+        let fraction = if self.log {
+            (seconds.max(self.low) / self.low).ln() / (self.high / self.low).ln()
+        } else {
+            seconds / self.high
+        };
+        ((fraction * HISTOGRAM_BINS as f64) as usize).min(HISTOGRAM_BINS - 1)
+    }
+
+    /// The left edge of bin `bin` (`HISTOGRAM_BINS`: the right edge of the last).
+    fn edge(&self, bin: usize) -> Duration {
+        let fraction = bin as f64 / HISTOGRAM_BINS as f64;
+        let seconds = if self.log {
+            self.low * (self.high / self.low).powf(fraction)
+        } else {
+            self.high * fraction
+        };
+        Duration::from_secs_f64(seconds)
+    }
 }
 
 fn utilisation(html: &mut String, records: &[TaskRecord], timeline: &Timeline, lanes: &Lanes) {
@@ -778,6 +825,24 @@ mod tests {
         let clipped = escape_clipped(&long);
         assert_eq!(clipped.chars().count(), MAX_TEXT + 1);
         assert!(clipped.ends_with('…'));
+    }
+
+    #[test]
+    fn a_histogram_goes_logarithmic_when_durations_span_orders_of_magnitude() {
+        let linear = Scale::of(Duration::from_millis(5), Duration::from_millis(10));
+        assert!(!linear.log);
+        assert_eq!(linear.bin(Duration::from_micros(5_100)), HISTOGRAM_BINS / 2);
+        assert_eq!(linear.bin(Duration::from_millis(10)), HISTOGRAM_BINS - 1);
+        assert_eq!(linear.edge(0), Duration::ZERO);
+
+        let log = Scale::of(Duration::from_micros(1), Duration::from_secs(1));
+        assert!(log.log);
+        assert_eq!(log.bin(Duration::from_micros(1)), 0);
+        assert_eq!(log.bin(Duration::from_micros(1_100)), HISTOGRAM_BINS / 2);
+        assert_eq!(log.bin(Duration::from_secs(1)), HISTOGRAM_BINS - 1);
+        assert!((log.edge(HISTOGRAM_BINS / 2).as_secs_f64() - 1e-3).abs() < 1e-9);
+        // A zero duration (a run too short for the clock) falls in the first bin.
+        assert_eq!(log.bin(Duration::ZERO), 0);
     }
 
     #[test]
