@@ -31,8 +31,10 @@
 //! | `failures` | `<section>` | the runs that failed, panicked or lost their worker, with their messages (a `<table>`) |
 //! | `stats` | `<section>` | [`Client::stats`] at the start, at the end, and the change; the workers' counts |
 //!
-//! Runs of async bodies, which run on the executor rather than on a worker thread, share one
-//! lane, `async bodies (on the executor)`.
+//! Runs whose record names no worker share one lane, `(no worker named)`: async bodies, which
+//! run on the executor rather than on a worker thread, and the runs of a transport that does
+//! not report its workers. A run whose start was not reported is drawn as a thin bar at its
+//! end, and has no duration.
 //!
 //! # Where the data comes from, and its bounds
 //!

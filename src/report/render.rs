@@ -26,8 +26,9 @@ pub(super) struct ReportData<'a> {
     pub(super) failure_messages: &'a HashMap<(String, u32), String>,
 }
 
-/// The lane of runs with no worker: async bodies, run on the executor.
-const ASYNC_LANE: &str = "async bodies (on the executor)";
+/// The lane of runs whose record names no worker: async bodies, which run on the executor,
+/// and the runs of a transport that does not say which worker ran them.
+const NO_WORKER_LANE: &str = "(no worker named)";
 const OTHER_LANE: &str = "other workers";
 const OTHER_NAMES: &str = "other names";
 
@@ -194,7 +195,7 @@ impl Lanes {
             }
         }
         let mut others: Vec<String> = Vec::new();
-        let mut async_runs = false;
+        let mut unnamed_runs = false;
         for record in data.records {
             match &record.worker {
                 Some(worker) => {
@@ -202,13 +203,13 @@ impl Lanes {
                         others.push(worker.to_string());
                     }
                 }
-                None => async_runs = true,
+                None => unnamed_runs = true,
             }
         }
         others.sort();
         names.extend(others);
-        if async_runs {
-            names.push(ASYNC_LANE.to_owned());
+        if unnamed_runs {
+            names.push(NO_WORKER_LANE.to_owned());
         }
         let mut labels = Vec::new();
         let mut index = HashMap::new();
@@ -227,7 +228,7 @@ impl Lanes {
     }
 
     fn of_record(&self, record: &TaskRecord) -> usize {
-        let name = record.worker.as_deref().unwrap_or(ASYNC_LANE);
+        let name = record.worker.as_deref().unwrap_or(NO_WORKER_LANE);
         self.index.get(name).copied().unwrap_or(0)
     }
 }
@@ -344,7 +345,7 @@ fn task_stream(
             escape_clipped(&record.name),
             escape_clipped(&record.name),
             escape_clipped(&record.key.to_string()),
-            escape(record.worker.as_deref().unwrap_or(ASYNC_LANE)),
+            escape(record.worker.as_deref().unwrap_or(NO_WORKER_LANE)),
             record.attempt,
             record.status.as_str(),
             took,
@@ -666,7 +667,7 @@ fn failures(html: &mut String, data: &ReportData) {
             duration(record.stop.saturating_sub(data.start.at)),
             escape_clipped(&key),
             escape_clipped(&record.name),
-            escape(record.worker.as_deref().unwrap_or(ASYNC_LANE)),
+            escape(record.worker.as_deref().unwrap_or(NO_WORKER_LANE)),
             record.attempt,
             escape_clipped(&message),
             status = record.status.as_str(),
