@@ -280,6 +280,40 @@ fn a_large_run_stays_bounded_and_says_what_the_ring_overwrote() {
 }
 
 #[test]
+fn keys_and_messages_of_markup_cannot_blow_the_size_bound() {
+    // The worst case per character: each escapes to six bytes (`&quot;`).
+    let client = Client::builder().workers(2).build_blocking().unwrap();
+    let report = PerformanceReport::start(&client);
+    let quotes = "\"".repeat(500);
+    let futures: Vec<_> = (0..taskweave::report::MAX_BARS as u64 + 1_000)
+        .map(|i| client.task().key(format!("{quotes}{i}")).submit(|x: u64| x, i))
+        .collect();
+    client.blocking().gather(&futures).unwrap();
+    let failures: Vec<_> = (0..taskweave::report::MAX_FAILURES as u64 + 50)
+        .map(|i| {
+            let message = format!("{quotes}{quotes}{i}");
+            client
+                .task()
+                .key(format!("{quotes}failing{i}"))
+                .try_submit(move |_: ()| Err::<u64, _>(message.clone()), ())
+        })
+        .collect();
+    for failure in &failures {
+        assert!(failure.result().is_err());
+    }
+    let html = report.render();
+    let size = html.len();
+    assert!(size < 10_000_000, "the report takes {size} bytes");
+    check_common(&html);
+    let document = parse(&html);
+    let rows = by_id(&document, "failures")
+        .descendants()
+        .filter(|node| has_class(node, "failure"))
+        .count();
+    assert_eq!(rows, taskweave::report::MAX_FAILURES);
+}
+
+#[test]
 fn with_task_events_off_the_report_shows_the_stats() {
     let client = Client::builder().workers(1).task_events(0).build_blocking().unwrap();
     let report = PerformanceReport::start(&client);

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use crate::client::events::{RunStatus, TaskRecord};
 
-use super::{MAX_BARS, MAX_FAILURES, MAX_LANES, MAX_NAMES, MAX_TEXT, Snapshot};
+use super::{
+    MAX_BARS, MAX_FAILURES, MAX_LANES, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_NAMES, Snapshot,
+};
 
 /// What the file holds while the interval it will report is still running.
 pub(super) const NOT_FINISHED: &str = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>\
@@ -342,10 +344,10 @@ fn task_stream(
             LABEL_WIDTH + x0,
             (x1 - x0).max(1.0),
             Names::colour(group),
-            escape_clipped(&record.name),
-            escape_clipped(&record.name),
-            escape_clipped(&record.key.to_string()),
-            escape(record.worker.as_deref().unwrap_or(NO_WORKER_LANE)),
+            escape_name(&record.name),
+            escape_name(&record.name),
+            escape_name(&record.key.to_string()),
+            escape_name(record.worker.as_deref().unwrap_or(NO_WORKER_LANE)),
             record.attempt,
             record.status.as_str(),
             took,
@@ -358,7 +360,7 @@ fn task_stream(
             "<g class=\"lane\" data-worker=\"{0}\"><rect class=\"track\" x=\"{LABEL_WIDTH}\" \
              y=\"{y:.1}\" width=\"{PLOT_WIDTH}\" height=\"{LANE_HEIGHT}\"/><text x=\"4\" \
              y=\"{1:.1}\"><title>{0}</title>{2}</text>",
-            escape_clipped(label),
+            escape_name(label),
             y + LANE_HEIGHT * 0.7,
             escape_label(label),
         );
@@ -400,7 +402,7 @@ fn legend(html: &mut String, names: &Names) {
             html,
             "<li data-name=\"{0}\"><span class=\"swatch\" style=\"background:{1}\"></span>{0} \
              ({2})</li>",
-            escape_clipped(names.label(group)),
+            escape_name(names.label(group)),
             Names::colour(group),
             plural(runs, "run"),
         );
@@ -500,7 +502,7 @@ fn durations(html: &mut String, records: &[TaskRecord], names: &Names) {
         }
         let most = counts.iter().copied().max().unwrap_or(1).max(1);
         let y = row as f64 * HISTOGRAM_ROW + 8.0;
-        let name = escape_clipped(names.label(group));
+        let name = escape_name(names.label(group));
         let _ = writeln!(
             html,
             "<g class=\"histogram\" data-name=\"{name}\" data-scale=\"{}\"><text x=\"4\" y=\"{:.1}\"><title>{name}</title>{}</text>\
@@ -615,7 +617,7 @@ fn utilisation(html: &mut String, records: &[TaskRecord], timeline: &Timeline, l
              <rect class=\"track\" x=\"{LABEL_WIDTH}\" y=\"{y:.1}\" width=\"{PLOT_WIDTH}\" height=\"{LANE_HEIGHT}\"/>\
              <rect class=\"busy\" x=\"{LABEL_WIDTH}\" y=\"{y:.1}\" width=\"{6:.1}\" height=\"{LANE_HEIGHT}\"/>\
              <text x=\"{7:.1}\" y=\"{5:.1}\">{3:.1}% · {4}</text></g>",
-            escape_clipped(label),
+            escape_name(label),
             duration(busy[lane]),
             duration(timeline.span),
             share * 100.0,
@@ -665,11 +667,11 @@ fn failures(html: &mut String, data: &ReportData) {
              <td>{}</td><td>{}</td><td class=\"number\">{}</td><td>{status}</td>\
              <td class=\"message\">{}</td><td>{then}</td></tr>",
             duration(record.stop.saturating_sub(data.start.at)),
-            escape_clipped(&key),
-            escape_clipped(&record.name),
-            escape(record.worker.as_deref().unwrap_or(NO_WORKER_LANE)),
+            escape_name(&key),
+            escape_name(&record.name),
+            escape_name(record.worker.as_deref().unwrap_or(NO_WORKER_LANE)),
             record.attempt,
-            escape_clipped(&message),
+            escape_message(&message),
             status = record.status.as_str(),
         );
     }
@@ -727,7 +729,7 @@ fn stats(html: &mut String, data: &ReportData) {
                 html,
                 "<tr><th>{}</th><td class=\"number\">{}</td><td class=\"number\">{}</td>\
                  <td class=\"number\">{}</td></tr>",
-                escape_clipped(&worker.name),
+                escape_name(&worker.name),
                 worker.running,
                 worker.completed,
                 worker.completed.saturating_sub(earlier),
@@ -764,9 +766,14 @@ fn duration(duration: Duration) -> String {
     }
 }
 
-/// `text` cut to [`MAX_TEXT`] characters, escaped.
-fn escape_clipped(text: &str) -> String {
-    escape_cut(text, MAX_TEXT)
+/// A key, task name or worker name: cut to [`MAX_NAME_CHARS`] characters, escaped.
+fn escape_name(text: &str) -> String {
+    escape_cut(text, MAX_NAME_CHARS)
+}
+
+/// An error message: cut to [`MAX_MESSAGE_CHARS`] characters, escaped.
+fn escape_message(text: &str) -> String {
+    escape_cut(text, MAX_MESSAGE_CHARS)
 }
 
 /// A label for the charts' label column: cut to [`LABEL_CHARS`] characters, escaped.
@@ -822,9 +829,10 @@ mod tests {
 
     #[test]
     fn long_text_is_cut() {
-        let long = "é".repeat(MAX_TEXT + 50);
-        let clipped = escape_clipped(&long);
-        assert_eq!(clipped.chars().count(), MAX_TEXT + 1);
+        let long = "é".repeat(MAX_MESSAGE_CHARS + 50);
+        let clipped = escape_message(&long);
+        assert_eq!(clipped.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert_eq!(escape_name(&long).chars().count(), MAX_NAME_CHARS + 1);
         assert!(clipped.ends_with('…'));
     }
 
