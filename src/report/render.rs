@@ -817,6 +817,58 @@ pub(super) fn escape(text: &str) -> Cow<'_, str> {
 mod tests {
     use super::*;
 
+    use crate::client::ClientStats;
+    use crate::client::events::TaskEventCounts;
+    use crate::scheduler::SchedulerCounts;
+    use std::sync::Arc;
+
+    fn snapshot(at: Duration) -> Snapshot {
+        Snapshot {
+            at,
+            stats: ClientStats {
+                transport: "test",
+                executor: "test",
+                tasks: SchedulerCounts::default(),
+                cancelled_while_running: 0,
+                values_held: 0,
+                bytes_held: None,
+                workers: Vec::new(),
+            },
+            events: TaskEventCounts::default(),
+        }
+    }
+
+    fn run_on(worker: &str, index: u64) -> TaskRecord {
+        TaskRecord {
+            key: format!("task-{index}").into(),
+            name: Arc::from("task"),
+            worker: Some(Arc::from(worker)),
+            start: Some(Duration::from_millis(index)),
+            stop: Duration::from_millis(index + 1),
+            status: RunStatus::Finished,
+            attempt: 1,
+        }
+    }
+
+    #[test]
+    fn workers_beyond_the_lane_cap_share_one_lane() {
+        let records: Vec<TaskRecord> = (0..200).map(|i| run_on(&format!("w{i:03}"), i)).collect();
+        let (start, end) = (snapshot(Duration::ZERO), snapshot(Duration::from_millis(300)));
+        let messages = HashMap::new();
+        let html = render(&ReportData {
+            start: &start,
+            end: &end,
+            records: &records,
+            failure_messages: &messages,
+        });
+        assert_eq!(html.matches("<g class=\"lane\"").count(), MAX_LANES);
+        assert!(html.contains("data-worker=\"w126\""));
+        assert!(!html.contains("data-worker=\"w127\""));
+        assert!(html.contains("data-worker=\"other workers\""));
+        assert_eq!(html.matches("<rect class=\"bar").count(), 200, "every run still has a bar");
+        assert!(html.contains("73 runs</text>"), "the other lane's runs are counted together");
+    }
+
     #[test]
     fn escape_makes_markup_inert() {
         assert_eq!(escape("plain"), "plain");
