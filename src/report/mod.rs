@@ -17,18 +17,19 @@
 //! The report opens in any browser without a network: no script, no font, no stylesheet or
 //! image is fetched; the charts are plain inline SVG, styled by an inline `<style>`; there is
 //! no JavaScript. Hovering a bar shows its details (an SVG `<title>`). The markup is also
-//! well-formed XML (void elements are self-closed), so that a tool can parse it. Its sections,
+//! well-formed XML (void elements are self-closed; an XML parser must allow its
+//! `<!DOCTYPE html>`), so that a tool can parse it. Its sections,
 //! each with a stable `id` to find it by:
 //!
 //! | `id` | element | what |
 //! |---|---|---|
-//! | `summary` | `<section>` | the interval, how many runs ended, transport, executor, and notes (what was left out, and why) |
+//! | `summary` | `<section>` | the interval, how many runs ended, transport, executor, and, when something was left out, why (`<ul id="notes">`) |
 //! | `task-stream` | `<svg>` | one lane (`<g class="lane" data-worker="..">`) per worker thread, one bar (`<rect class="bar">`, `class="bar failed"` for a run that did not finish, `data-name` its task name) per run, coloured by task name |
 //! | `legend` | `<ul>` | the colour of each task name, with its number of runs |
 //! | `throughput` | `<svg>` | runs that ended per time slice (`<g class="bin">`), finished and failed stacked |
-//! | `durations` | `<svg>` | a histogram of run durations per task name (`<g class="histogram" data-name="..">`) |
+//! | `durations` | `<svg>` | a histogram of run durations per task name (`<g class="histogram" data-name=".." data-scale="linear">`; `data-scale="log"` when the longest run is more than 20 times the shortest) |
 //! | `utilisation` | `<svg>` | the share of the interval each worker spent running tasks (`<g class="worker" data-worker="..">`) |
-//! | `failures` | `<section>` | the runs that failed, panicked or lost their worker, with their messages (a `<table>`) |
+//! | `failures` | `<section>` | the runs that failed, panicked or lost their worker, with their messages: one `<tr class="failure" data-status="failed">` (or `panicked`, `lost`) each |
 //! | `stats` | `<section>` | [`Client::stats`] at the start, at the end, and the change; the workers' counts |
 //!
 //! Runs whose record names no worker share one lane, `(no worker named)`: async bodies, which
