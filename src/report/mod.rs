@@ -99,7 +99,7 @@ use std::fs::File;
 use std::future::Future;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::client::events::{RunStatus, TaskEventCounts, TaskRecord, TaskTransition};
 use crate::client::{Client, ClientStats};
@@ -212,13 +212,20 @@ pub struct PerformanceReport {
 struct Snapshot {
     /// Since the client started ([`Client::elapsed`]).
     at: Duration,
+    /// The executor's wall clock, to tell the reader when this was.
+    wall: SystemTime,
     stats: ClientStats,
     events: TaskEventCounts,
 }
 
 impl Snapshot {
     fn take(client: &Client) -> Snapshot {
-        Snapshot { at: client.elapsed(), stats: client.stats(), events: client.task_event_counts() }
+        Snapshot {
+            at: client.elapsed(),
+            wall: client.executor().wall_clock(),
+            stats: client.stats(),
+            events: client.task_event_counts(),
+        }
     }
 }
 

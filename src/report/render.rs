@@ -249,6 +249,7 @@ fn summary(html: &mut String, data: &ReportData, timeline: &Timeline) {
             duration(timeline.from + timeline.span)
         ),
     );
+    row(html, "when", &format!("from {} to {}", utc(data.start.wall), utc(data.end.wall)));
     row(
         html,
         "runs that ended",
@@ -752,6 +753,32 @@ fn plural(count: usize, noun: &str) -> String {
     if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
 }
 
+/// A wall-clock time as `2026-12-03 19:30:05 UTC` (std has no calendar: days become a civil
+/// date by Howard Hinnant's `civil_from_days`).
+fn utc(time: std::time::SystemTime) -> String {
+    let Ok(since_epoch) = time.duration_since(std::time::UNIX_EPOCH) else {
+        return "(a time before 1970)".to_owned();
+    };
+    let seconds = since_epoch.as_secs();
+    let (days, of_day) = ((seconds / 86_400) as i64, seconds % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        of_day / 3_600,
+        of_day % 3_600 / 60,
+        of_day % 60
+    )
+}
+
 /// A duration for people: `850 µs`, `12.3 ms`, `4.56 s`.
 fn duration(duration: Duration) -> String {
     let seconds = duration.as_secs_f64();
@@ -825,6 +852,7 @@ mod tests {
     fn snapshot(at: Duration) -> Snapshot {
         Snapshot {
             at,
+            wall: std::time::UNIX_EPOCH,
             stats: ClientStats {
                 transport: "test",
                 executor: "test",
@@ -904,6 +932,16 @@ mod tests {
         assert!((log.edge(HISTOGRAM_BINS / 2).as_secs_f64() - 1e-3).abs() < 1e-9);
         // A zero duration (a run too short for the clock) falls in the first bin.
         assert_eq!(log.bin(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn wall_clock_times_read_as_utc() {
+        let at = |seconds: u64| std::time::UNIX_EPOCH + Duration::from_secs(seconds);
+        assert_eq!(utc(at(0)), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(at(951_782_400)), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(at(1_796_326_205)), "2026-12-03 19:30:05 UTC");
+        assert_eq!(utc(at(4_107_542_399)), "2100-02-28 23:59:59 UTC");
+        assert_eq!(utc(std::time::UNIX_EPOCH - Duration::from_secs(1)), "(a time before 1970)");
     }
 
     #[test]
