@@ -259,6 +259,16 @@ fn summary(html: &mut String, data: &ReportData, timeline: &Timeline) {
             runs - finished
         ),
     );
+    let busy: Duration = data.records.iter().map(|record| timeline.clipped(record)).sum();
+    row(
+        html,
+        "compute time",
+        &format!(
+            "{} (on average {:.1} runs at once)",
+            duration(busy),
+            busy.as_secs_f64() / timeline.span.as_secs_f64()
+        ),
+    );
     row(html, "transport", data.end.stats.transport);
     row(html, "executor", data.end.stats.executor);
     html.push_str("</table>\n");
@@ -389,7 +399,7 @@ fn axis(html: &mut String, timeline: &Timeline, y: f64) {
              <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
             y + 4.0,
             y + 16.0,
-            duration(timeline.span.mul_f64(fraction)),
+            if tick == 0 { "0".to_owned() } else { duration(timeline.span.mul_f64(fraction)) },
         );
     }
     html.push_str("</g>\n");
