@@ -106,6 +106,21 @@ pub enum Error {
     /// A task that was waited for did not produce a value.
     #[error(transparent)]
     Task(TaskError),
+
+    /// A performance report ([`PerformanceReport`](crate::PerformanceReport)) could not be
+    /// written to `path`.
+    #[error(
+        "could not write the performance report to {}: {source}; give a file path in a \
+         directory that exists and that this process may write to",
+        path.display()
+    )]
+    WriteReport {
+        /// The path the report was to be written to.
+        path: std::path::PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A task's error as a client error: [`TaskError::ClientClosed`] becomes [`Error::Closed`]

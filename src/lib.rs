@@ -49,6 +49,12 @@
 //! and `run`) runs there too, and also on workers in other processes: moving from one machine
 //! to many is one `.transport(..)` line. See [`task`].
 //!
+//! # Watching what runs
+//!
+//! [`Client::stats`] and [`Client::stats_stream`] count; [`Client::task_stream`] and
+//! [`Client::story`] tell what ran where and when ([`events`]);
+//! [`performance_report`] writes all of it for an interval as one HTML file ([`report`]).
+//!
 //! # Coordination
 //!
 //! Dask's `Lock`, `Semaphore`, `Event`, `Queue`, `Variable`, published datasets and topics,
@@ -99,6 +105,7 @@ mod key;
 pub mod planted;
 #[cfg(feature = "progress")]
 mod progress;
+pub mod report;
 pub mod runtimes;
 pub mod scheduler;
 #[cfg(feature = "sim")]
@@ -134,6 +141,8 @@ pub use client::coordination::{
 // Cooperative cancellation of running bodies.
 pub use client::{CancelOnDrop, Seceded, TaskContext};
 pub use executor::{Executor, ExecutorExt};
+// A self-contained HTML report of an interval (Dask's `performance_report`).
+pub use report::{PerformanceReport, performance_report};
 // What `cancel` and `retry` did.
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

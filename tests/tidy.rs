@@ -133,6 +133,8 @@ const ARROWS: &[(&str, &[&str])] = &[
     // The exported conformance suite (feature `testing`) uses the crate as a user does.
     ("testing", &["client", "scheduler", "worker", "executor"]),
     ("progress", &["client", "executor"]),
+    // Performance reports read a client's events and stats, as a user would.
+    ("report", &["client"]),
     ("client", &["scheduler", "transport", "executor", "runtimes"]),
     ("worker", &["transport", "executor", "runtimes"]),
     ("transport", &["executor"]),

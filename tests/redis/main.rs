@@ -11,6 +11,7 @@ mod faults;
 mod lost;
 mod operator;
 mod processes;
+mod report;
 mod takeover;
 mod tasks;
 mod working;
