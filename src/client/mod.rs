@@ -1,5 +1,6 @@
 //! The user-facing API: [`Client`], [`TaskFuture`], the blocking view.
 
+mod actor;
 mod as_completed;
 pub(crate) mod blocking;
 mod builder;
@@ -24,6 +25,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use crate::transport::{TransportStats, WorkerStats};
+pub use actor::Actor;
 pub use as_completed::{
     AsCompleted, AsCompletedAdder, AsCompletedBatches, AsCompletedResultBatches,
     AsCompletedTimeout, AsCompletedWithResults, BlockingAsCompleted, BlockingAsCompletedTimeout,
