@@ -30,7 +30,7 @@ use parking_lot::Mutex;
 use super::core::{Core, Job, Value, panic_message};
 use super::{Client, TaskFuture};
 use crate::error::{Error, TaskError};
-use crate::job::{BoxFuture, Body, TaskFailure};
+use crate::job::{Body, BoxFuture, TaskFailure};
 use crate::key::{TaskKey, prefix_for_type_name};
 
 /// A typed, cloneable handle on one actor: a stateful object of type `A` placed on a runner of
@@ -347,7 +347,7 @@ fn run_call<A>(actor: &TaskKey, state: &mut Result<A, String>, call: Call<A>) {
 
 /// The body of a call's job: never run (the runner runs the call), only marks the job as
 /// detached from the scheduler.
-struct ActorCallBody;
+pub(super) struct ActorCallBody;
 
 impl Body for ActorCallBody {
     fn is_async(&self) -> bool {

@@ -15,6 +15,8 @@ pub(crate) mod future;
 mod gather;
 mod outcome_waiter;
 mod registered;
+#[cfg(feature = "redis")]
+mod remote_actor;
 mod stats;
 mod submit;
 mod wait;
@@ -38,6 +40,9 @@ pub use delayed::{Delayed, DelayedInputs, delayed, delayed_after};
 pub use deps::Dependencies;
 pub use future::TaskFuture;
 pub use gather::{Gather, GatherErrors, GatherList, Gathered};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use remote_actor::{ActorHost, ActorRestartPolicy, HostInput, RemoteActor, RemoteActorHandle};
 pub use stats::{ClientStats, StatsStream};
 pub use submit::{After, Impure, NoDeps, Pure, TaskBuilder};
 pub use wait::{ReturnWhen, WaitOutcome};

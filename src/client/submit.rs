@@ -33,7 +33,9 @@ pub(super) fn bridge_detached(
         let body = AsyncBody(move |_: Vec<Value>| -> BoxFuture<Result<Value, TaskFailure>> {
             let call = Arc::clone(&call);
             Box::pin(async move {
-                std::future::poll_fn(|cx| call.poll_outcome(cx)).await.map_err(TaskFailure::from_error)
+                std::future::poll_fn(|cx| call.poll_outcome(cx))
+                    .await
+                    .map_err(TaskFailure::from_error)
             })
         });
         let bridge = Job::new(core.next_id(), dep.key.clone(), Vec::new(), body, None);
