@@ -34,6 +34,10 @@
 //!   into another; the caller's put-to-get time, median (wake-ups through pub/sub). Raw: the
 //!   same with `RPUSH` and `BLPOP` on dedicated connections.
 //!
+//! - `redis actor call p50`: one caller awaits one call at a time of a
+//!   `client.remote_actor(..)` hosted by a worker in this process (the call and its reply
+//!   each cross a queue); median. Raw: the `RPUSH`/`BLPOP` echo of `redis queue rt p50`.
+//!
 //! ```sh
 //! cargo bench --bench coordination --features redis -- --quick --redis-only
 //! ```
@@ -563,6 +567,49 @@ mod on_redis {
         median(samples)
     }
 
+    /// The actor of `redis actor call p50`: a counter.
+    struct BenchCounter(u64);
+
+    impl taskweave::RemoteActor for BenchCounter {
+        const NAME: &'static str = "bench-counter";
+        type Init = u64;
+        type Call = u64;
+        type Reply = u64;
+        fn new(start: u64) -> BenchCounter {
+            BenchCounter(start)
+        }
+        fn handle(&mut self, by: u64) -> u64 {
+            self.0 += by;
+            self.0
+        }
+    }
+
+    /// One caller awaits one call at a time of an actor hosted by a worker in this process.
+    async fn actor_round_trip(caller: &Client, url: &str, n: usize) -> f64 {
+        use taskweave::{ActorHost, ActorRestartPolicy};
+        let worker = taskweave::worker::Worker::builder()
+            .redis(url)
+            .concurrency(1)
+            .register::<ActorHost<BenchCounter>>()
+            .start()
+            .await
+            .expect("start a worker");
+        let counter = caller
+            .remote_actor::<BenchCounter>(0, 0, ActorRestartPolicy::FailPending)
+            .await
+            .expect("place an actor");
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..n as u64 {
+            let started = Instant::now();
+            assert_eq!(counter.call(1).await.unwrap(), i + 1);
+            samples.push(started.elapsed().as_secs_f64() * 1e9);
+        }
+        drop(counter);
+        worker.shutdown();
+        worker.stopped().await;
+        median(samples)
+    }
+
     pub(super) fn run(n: usize, repeats: usize) -> Vec<Row> {
         let server = redis_server::RedisServer::start();
         let url = server.url();
@@ -578,24 +625,38 @@ mod on_redis {
                     raw_ns: median(raw),
                 })
             };
-            let (mut tw, mut raw) = (Vec::new(), Vec::new());
-            for _ in 0..repeats {
-                tw.push(lock_uncontended(&caller, n).await);
-                raw.push(raw_lock(&url, n).await);
+            if wanted("redis lock acq/rel") {
+                let (mut tw, mut raw) = (Vec::new(), Vec::new());
+                for _ in 0..repeats {
+                    tw.push(lock_uncontended(&caller, n).await);
+                    raw.push(raw_lock(&url, n).await);
+                }
+                measure("redis lock acq/rel", n, tw, raw);
             }
-            measure("redis lock acq/rel", n, tw, raw);
-            let (mut tw, mut raw) = (Vec::new(), Vec::new());
-            for _ in 0..repeats {
-                tw.push(queue_put_get(&caller, n).await);
-                raw.push(raw_queue_put_get(&url, n).await);
+            if wanted("redis queue put+get") {
+                let (mut tw, mut raw) = (Vec::new(), Vec::new());
+                for _ in 0..repeats {
+                    tw.push(queue_put_get(&caller, n).await);
+                    raw.push(raw_queue_put_get(&url, n).await);
+                }
+                measure("redis queue put+get", n, tw, raw);
             }
-            measure("redis queue put+get", n, tw, raw);
-            let (mut tw, mut raw) = (Vec::new(), Vec::new());
-            for _ in 0..repeats {
-                tw.push(queue_round_trip(&caller, &echo, n).await);
-                raw.push(raw_queue_round_trip(&caller, &url, n).await);
+            if wanted("redis queue rt p50") {
+                let (mut tw, mut raw) = (Vec::new(), Vec::new());
+                for _ in 0..repeats {
+                    tw.push(queue_round_trip(&caller, &echo, n).await);
+                    raw.push(raw_queue_round_trip(&caller, &url, n).await);
+                }
+                measure("redis queue rt p50", n, tw, raw);
             }
-            measure("redis queue rt p50", n, tw, raw);
+            if wanted("redis actor call p50") {
+                let (mut tw, mut raw) = (Vec::new(), Vec::new());
+                for _ in 0..repeats {
+                    tw.push(actor_round_trip(&caller, &url, n).await);
+                    raw.push(raw_queue_round_trip(&caller, &url, n).await);
+                }
+                measure("redis actor call p50", n, tw, raw);
+            }
             caller.close().await.unwrap();
             echo.close().await.unwrap();
             rows

@@ -247,3 +247,20 @@ fn an_actor_whose_worker_is_killed_restarts_on_another_and_retries_pending_calls
     assert_eq!(counts, [100, 101, 102], "the waiting calls ran again in order, on a new state");
     assert_eq!(after, CounterReply { count: 103, pid: std::process::id() });
 }
+
+#[test]
+fn a_remote_actor_on_another_transport_is_refused_clearly() {
+    run(|| async {
+        let client = Client::builder().build().await.unwrap();
+        let refused = client
+            .remote_actor::<Counter>(0, 0, ActorRestartPolicy::FailPending)
+            .await
+            .unwrap_err();
+        let text = refused.to_string();
+        assert!(
+            text.contains("need the Redis transport") && text.contains("client.actor"),
+            "{text}"
+        );
+        client.close().await.unwrap();
+    });
+}

@@ -16,6 +16,10 @@
 //!   group), each tagged with the *epoch* (the number of the host's start) the caller knows;
 //!   replies come back through the queue `actor:<id>:replies`. Only the host reads the calls
 //!   queue, so calls run one at a time in order.
+//! - **Owner**: the process that made the actor holds a lease on the lock
+//!   `actor:<id>:owner` while the actor has handles (10 s, refreshed by that process); an
+//!   idle host checks it every second and ends when it is free, so an actor whose client
+//!   process died does not hold its worker slot for ever.
 //! - **Restarts**: a starting host takes the next epoch (the variable `actor:<id>:epoch`) and
 //!   logs it to the topic `actor:<id>:events`. It drops, unrun, every queued call of an
 //!   older epoch (the dead host may have run or half-run the ones before them). The handle's
@@ -150,6 +154,18 @@ fn events_topic(actor: &str) -> String {
     format!("actor:{actor}:events")
 }
 
+/// The lock whose lease the handles' process holds while the actor has handles.
+fn owner_lock(actor: &str) -> String {
+    format!("actor:{actor}:owner")
+}
+
+/// How long the owner's lease outlives its process: a host whose handles' process died ends
+/// within about this (plus [`OWNER_CHECK`]).
+const OWNER_LEASE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How often an idle host checks that the owner's lease is held.
+const OWNER_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The registered task that hosts an actor of type `A` on a worker: register it on the
 /// workers that may host such actors (`Worker::builder().register::<ActorHost<A>>()`). Each
 /// hosted actor takes one of the worker's task slots for as long as it lives.
@@ -200,9 +216,18 @@ impl<A: RemoteActor> Task for ActorHost<A> {
             Ok(state) => Ok(state),
             Err(panic) => Err(panic_message(&*panic)),
         };
+        let owner = client.lock(&owner_lock(&actor)).with_lease_timeout(OWNER_LEASE);
         let mut served = 0;
         loop {
-            match calls.blocking().get()? {
+            let Some(message) = calls.blocking().get_timeout(OWNER_CHECK)? else {
+                // Idle: end if the process of the handles died without releasing the actor.
+                if !owner.blocking().is_locked()? {
+                    tracing::warn!(actor, "the actor's owner is gone: the actor ends");
+                    return Ok(served);
+                }
+                continue;
+            };
+            match message {
                 ToHost::Stop => return Ok(served),
                 // Sent before this start: the caller settles it per its policy.
                 ToHost::Call { epoch: sent, .. } if sent < epoch => {}
@@ -323,8 +348,36 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] on a closed client; [`Error::Coordination`] when the transport has
-    /// no coordination backend (Redis has one).
+    /// [`Error::Closed`] on a closed client; [`Error::Coordination`] when the client's
+    /// transport is not Redis's, or Redis refuses the actor's lease or topic.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::{ActorHost, ActorRestartPolicy, RemoteActor};
+    /// use taskweave::transport::redis::RedisTransport;
+    ///
+    /// struct Counter(u64);
+    /// impl RemoteActor for Counter {
+    ///     const NAME: &'static str = "counter";
+    ///     type Init = u64;
+    ///     type Call = u64;
+    ///     type Reply = u64;
+    ///     fn new(start: u64) -> Counter { Counter(start) }
+    ///     fn handle(&mut self, by: u64) -> u64 { self.0 += by; self.0 }
+    /// }
+    ///
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// // Workers (any machine): `Worker::builder().register::<ActorHost<Counter>>()`.
+    /// let transport = RedisTransport::connect("redis://127.0.0.1:6379").await?;
+    /// let client = taskweave::Client::builder().transport(transport).build().await?;
+    /// // Restarted up to 3 times when its worker dies; waiting calls then fail.
+    /// let counter =
+    ///     client.remote_actor::<Counter>(10, 3, ActorRestartPolicy::FailPending).await?;
+    /// assert_eq!(counter.call(5).await?, 15);
+    /// assert_eq!(counter.call(1).await?, 16);
+    /// # Ok(()) }
+    /// ```
     pub async fn remote_actor<A: RemoteActor>(
         &self,
         init: A::Init,
@@ -333,7 +386,25 @@ impl Client {
     ) -> Result<RemoteActorHandle<A>, Error> {
         self.refuse_if_closed("remote_actor")?;
         let core = Arc::clone(self.core());
+        let on_redis = core.transport.as_any().is_some_and(|transport| {
+            transport.downcast_ref::<crate::transport::redis::RedisTransport>().is_some()
+        });
+        if !on_redis {
+            return Err(Error::Coordination {
+                primitive: "actor",
+                name: A::NAME.to_owned(),
+                problem: format!(
+                    "remote actors need the Redis transport (this client's is {:?}); use \
+                     client.actor(..) for an actor in this process",
+                    core.transport.name()
+                ),
+            });
+        }
         let actor = format!("{}-{:016x}", A::NAME, core.fresh_token());
+        // Held while the actor has handles (the driver drops it when it ends): a host whose
+        // owner died without releasing the actor sees the lease expire and ends.
+        let owner =
+            self.lock(&owner_lock(&actor)).with_lease_timeout(OWNER_LEASE).acquire().await?;
         let events = self.subscribe::<u64>(&events_topic(&actor)).await?;
         let calls = self.queue::<ToHost<A::Call>>(&calls_queue(&actor));
         let replies = self.queue::<FromHost<A::Reply>>(&replies_queue(&actor));
@@ -353,6 +424,10 @@ impl Client {
         let sender = send_calls(calls, inbox, actor.clone());
         let driver =
             drive(Arc::clone(&state), replies, events, host, outbox.clone(), actor.clone());
+        let driver = async move {
+            driver.await;
+            drop(owner);
+        };
         self.executor().spawn_task(sender)?;
         self.executor().spawn_task(driver)?;
         Ok(RemoteActorHandle { shared: Arc::new(HandleShared { actor, core, state, outbox }) })
