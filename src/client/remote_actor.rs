@@ -26,6 +26,12 @@
 //!   driver, subscribed to the topic, then settles every call still waiting from before the
 //!   restart as the [`ActorRestartPolicy`] says: fail it with "actor restarted", or send it
 //!   again, in its order, to the new host.
+//!
+//! Not yet: a handle cannot be found by name from another process (share the work through
+//! tasks that hold none, or call from the process that made it); a worker's graceful
+//! shutdown waits for the actors it hosts to be released (or their owner's lease to
+//! expire); the actor's epoch variable, its queues' metadata and its topic stream stay in
+//! Redis after it is released; the state is not persisted (a restart starts from `init`).
 
 use std::collections::BTreeMap;
 use std::fmt;
