@@ -264,3 +264,61 @@ fn a_remote_actor_on_another_transport_is_refused_clearly() {
         client.close().await.unwrap();
     });
 }
+
+/// Set in the client process that [`an_actor_whose_client_process_dies_ends_and_frees_its_worker`]
+/// kills.
+const OWNER: &str = "TASKWEAVE_TEST_ACTOR_OWNER";
+
+/// The client process that makes an actor and is killed holding its handle. Does nothing as
+/// a test of its own.
+#[test]
+fn actor_owner_process() {
+    let Ok(url) = std::env::var(OWNER) else { return };
+    futures::executor::block_on(async move {
+        let client = client(&url).await;
+        let counter =
+            client.remote_actor::<Counter>(0, 0, ActorRestartPolicy::FailPending).await.unwrap();
+        counter.call(CounterCall::Add(1)).await.unwrap();
+        client.event("actor-made").set().await.unwrap();
+        // Held until the process is killed (an event nobody sets).
+        client.event("never").wait().await.unwrap();
+        drop(counter);
+    });
+}
+
+/// The process holding an actor's handles is SIGKILLed: the actor's host sees its owner's
+/// lease expire and ends, so the worker's graceful shutdown (which waits for running tasks)
+/// finishes instead of waiting for ever.
+#[test]
+fn an_actor_whose_client_process_dies_ends_and_frees_its_worker() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let owner = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "actor_owner_process", "--nocapture", "--test-threads=1"])
+        .env(OWNER, &url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the owner process");
+    let mut owner = Kill(owner);
+    run(move || async move {
+        let worker = Worker::builder()
+            .redis(&url)
+            .concurrency(2)
+            .register::<ActorHost<Counter>>()
+            .start()
+            .await
+            .unwrap();
+        let client = client(&url).await;
+        assert!(client.event("actor-made").wait_timeout(BOUND).await.unwrap(), "actor made");
+        owner.0.kill().expect("SIGKILL the owner"); // std's kill is SIGKILL on Unix
+        let killed = Instant::now();
+        worker.shutdown();
+        within(&client, "the worker's stop (the orphaned host ended)", worker.stopped()).await;
+        let elapsed = killed.elapsed();
+        // The owner's lease is 10 s, checked every second by the idle host.
+        assert!(elapsed < Duration::from_secs(15), "the host ended {elapsed:?} after the kill");
+        eprintln!("the orphaned actor ended {elapsed:?} after its owner was killed");
+        client.close().await.unwrap();
+    });
+}

@@ -222,7 +222,7 @@ impl<A: RemoteActor> Task for ActorHost<A> {
             Ok(state) => Ok(state),
             Err(panic) => Err(panic_message(&*panic)),
         };
-        let owner = client.lock(&owner_lock(&actor)).with_lease_timeout(OWNER_LEASE);
+        let owner = client.lock(owner_lock(&actor)).with_lease_timeout(OWNER_LEASE);
         let mut served = 0;
         loop {
             let Some(message) = calls.blocking().get_timeout(OWNER_CHECK)? else {
@@ -409,8 +409,7 @@ impl Client {
         let actor = format!("{}-{:016x}", A::NAME, core.fresh_token());
         // Held while the actor has handles (the driver drops it when it ends): a host whose
         // owner died without releasing the actor sees the lease expire and ends.
-        let owner =
-            self.lock(&owner_lock(&actor)).with_lease_timeout(OWNER_LEASE).acquire().await?;
+        let owner = self.lock(owner_lock(&actor)).with_lease_timeout(OWNER_LEASE).acquire().await?;
         let events = self.subscribe::<u64>(&events_topic(&actor)).await?;
         let calls = self.queue::<ToHost<A::Call>>(&calls_queue(&actor));
         let replies = self.queue::<FromHost<A::Reply>>(&replies_queue(&actor));
