@@ -18,6 +18,9 @@
 //!   time per pair. Raw: `async_channel::unbounded` send + recv.
 //! - `queue round trip p50`: an async task echoes items from one queue into another; the
 //!   caller's put-to-get time, median. Raw: the same with two `async_channel`s.
+//! - `actor call p50`: one caller awaits one `actor.call(..)` at a time (a counter
+//!   incremented by each call); the call-to-value time, median. Raw: a thread that owns the
+//!   counter and answers requests from a `flume` channel through oneshot replies.
 //!
 //! With the `redis` feature, the same primitives on the Redis transport against a real
 //! `redis-server` (started on a free loopback port; embedded executor), next to plain
@@ -31,9 +34,16 @@
 //!   into another; the caller's put-to-get time, median (wake-ups through pub/sub). Raw: the
 //!   same with `RPUSH` and `BLPOP` on dedicated connections.
 //!
+//! - `redis actor call p50`: one caller awaits one call at a time of a
+//!   `client.remote_actor(..)` hosted by a worker in this process (the call and its reply
+//!   each cross a queue); median. Raw: the `RPUSH`/`BLPOP` echo of `redis queue rt p50`.
+//!
 //! ```sh
 //! cargo bench --bench coordination --features redis -- --quick --redis-only
 //! ```
+//!
+//! `-- --only=actor` runs only the workloads whose name contains `actor` (in-process; the
+//! Redis rows still need `--features redis`).
 //!
 //! Each figure is the median of several repetitions. See `BENCHMARKS.md` for the latest run.
 
@@ -272,6 +282,50 @@ async fn raw_queue_round_trip(client: &Client, n: usize) -> f64 {
     median(samples)
 }
 
+async fn actor_round_trip(client: &Client, n: usize) -> f64 {
+    let actor = client.actor(|| 0_u64).expect("place an actor");
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        let started = Instant::now();
+        let value = actor
+            .call(|count| {
+                *count += 1;
+                *count
+            })
+            .await
+            .unwrap();
+        samples.push(started.elapsed().as_secs_f64() * 1e9);
+        assert_eq!(value, i + 1);
+    }
+    median(samples)
+}
+
+/// A thread that owns the state and answers requests from a channel, each with a oneshot:
+/// an actor by hand.
+async fn raw_actor_round_trip(n: usize) -> f64 {
+    type Request = futures::channel::oneshot::Sender<u64>;
+    let (requests, inbox) = flume::unbounded::<Request>();
+    let owner = std::thread::spawn(move || {
+        let mut count = 0_u64;
+        while let Ok(reply) = inbox.recv() {
+            count += 1;
+            let _ = reply.send(count);
+        }
+    });
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        let started = Instant::now();
+        let (reply, answer) = futures::channel::oneshot::channel();
+        requests.send(reply).unwrap();
+        let value = answer.await.unwrap();
+        samples.push(started.elapsed().as_secs_f64() * 1e9);
+        assert_eq!(value, i + 1);
+    }
+    drop(requests);
+    owner.join().unwrap();
+    median(samples)
+}
+
 // ---------------------------------------------------------------------------------------------
 
 struct Row {
@@ -280,6 +334,13 @@ struct Row {
     n: usize,
     taskweave_ns: f64,
     raw_ns: f64,
+}
+
+/// Whether the workload is among those asked for (`--only=<part of its name>`; all by default).
+fn wanted(workload: &str) -> bool {
+    std::env::args()
+        .find_map(|argument| argument.strip_prefix("--only=").map(str::to_owned))
+        .is_none_or(|only| workload.contains(&only))
 }
 
 fn run(flavour: Flavour, n: usize, repeats: usize) -> Vec<Row> {
@@ -295,30 +356,46 @@ fn run(flavour: Flavour, n: usize, repeats: usize) -> Vec<Row> {
                 raw_ns: median(raw),
             })
         };
-        let (mut tw, mut raw) = (Vec::new(), Vec::new());
-        for _ in 0..repeats {
-            tw.push(lock_uncontended(&client, n).await);
-            raw.push(raw_lock_uncontended(n).await);
+        if wanted("lock acquire/release") {
+            let (mut tw, mut raw) = (Vec::new(), Vec::new());
+            for _ in 0..repeats {
+                tw.push(lock_uncontended(&client, n).await);
+                raw.push(raw_lock_uncontended(n).await);
+            }
+            measure("lock acquire/release", n, tw, raw);
         }
-        measure("lock acquire/release", n, tw, raw);
-        let (mut tw, mut raw) = (Vec::new(), Vec::new());
-        for _ in 0..repeats {
-            tw.push(lock_contended(&client, n / 10).await);
-            raw.push(raw_lock_contended(&client, n / 10).await);
+        if wanted("lock contended (4)") {
+            let (mut tw, mut raw) = (Vec::new(), Vec::new());
+            for _ in 0..repeats {
+                tw.push(lock_contended(&client, n / 10).await);
+                raw.push(raw_lock_contended(&client, n / 10).await);
+            }
+            measure("lock contended (4)", n / 10, tw, raw);
         }
-        measure("lock contended (4)", n / 10, tw, raw);
-        let (mut tw, mut raw) = (Vec::new(), Vec::new());
-        for _ in 0..repeats {
-            tw.push(queue_put_get(&client, n).await);
-            raw.push(raw_queue_put_get(n).await);
+        if wanted("queue put+get") {
+            let (mut tw, mut raw) = (Vec::new(), Vec::new());
+            for _ in 0..repeats {
+                tw.push(queue_put_get(&client, n).await);
+                raw.push(raw_queue_put_get(n).await);
+            }
+            measure("queue put+get", n, tw, raw);
         }
-        measure("queue put+get", n, tw, raw);
-        let (mut tw, mut raw) = (Vec::new(), Vec::new());
-        for _ in 0..repeats {
-            tw.push(queue_round_trip(&client, n / 10).await);
-            raw.push(raw_queue_round_trip(&client, n / 10).await);
+        if wanted("queue round trip p50") {
+            let (mut tw, mut raw) = (Vec::new(), Vec::new());
+            for _ in 0..repeats {
+                tw.push(queue_round_trip(&client, n / 10).await);
+                raw.push(raw_queue_round_trip(&client, n / 10).await);
+            }
+            measure("queue round trip p50", n / 10, tw, raw);
         }
-        measure("queue round trip p50", n / 10, tw, raw);
+        if wanted("actor call p50") {
+            let (mut tw, mut raw) = (Vec::new(), Vec::new());
+            for _ in 0..repeats {
+                tw.push(actor_round_trip(&client, n / 10).await);
+                raw.push(raw_actor_round_trip(n / 10).await);
+            }
+            measure("actor call p50", n / 10, tw, raw);
+        }
         client.close().await.expect("close the client");
         rows
     }))
@@ -490,6 +567,49 @@ mod on_redis {
         median(samples)
     }
 
+    /// The actor of `redis actor call p50`: a counter.
+    struct BenchCounter(u64);
+
+    impl taskweave::RemoteActor for BenchCounter {
+        const NAME: &'static str = "bench-counter";
+        type Init = u64;
+        type Call = u64;
+        type Reply = u64;
+        fn new(start: u64) -> BenchCounter {
+            BenchCounter(start)
+        }
+        fn handle(&mut self, by: u64) -> u64 {
+            self.0 += by;
+            self.0
+        }
+    }
+
+    /// One caller awaits one call at a time of an actor hosted by a worker in this process.
+    async fn actor_round_trip(caller: &Client, url: &str, n: usize) -> f64 {
+        use taskweave::{ActorHost, ActorRestartPolicy};
+        let worker = taskweave::worker::Worker::builder()
+            .redis(url)
+            .concurrency(1)
+            .register::<ActorHost<BenchCounter>>()
+            .start()
+            .await
+            .expect("start a worker");
+        let counter = caller
+            .remote_actor::<BenchCounter>(0, 0, ActorRestartPolicy::FailPending)
+            .await
+            .expect("place an actor");
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..n as u64 {
+            let started = Instant::now();
+            assert_eq!(counter.call(1).await.unwrap(), i + 1);
+            samples.push(started.elapsed().as_secs_f64() * 1e9);
+        }
+        drop(counter);
+        worker.shutdown();
+        worker.stopped().await;
+        median(samples)
+    }
+
     pub(super) fn run(n: usize, repeats: usize) -> Vec<Row> {
         let server = redis_server::RedisServer::start();
         let url = server.url();
@@ -505,24 +625,38 @@ mod on_redis {
                     raw_ns: median(raw),
                 })
             };
-            let (mut tw, mut raw) = (Vec::new(), Vec::new());
-            for _ in 0..repeats {
-                tw.push(lock_uncontended(&caller, n).await);
-                raw.push(raw_lock(&url, n).await);
+            if wanted("redis lock acq/rel") {
+                let (mut tw, mut raw) = (Vec::new(), Vec::new());
+                for _ in 0..repeats {
+                    tw.push(lock_uncontended(&caller, n).await);
+                    raw.push(raw_lock(&url, n).await);
+                }
+                measure("redis lock acq/rel", n, tw, raw);
             }
-            measure("redis lock acq/rel", n, tw, raw);
-            let (mut tw, mut raw) = (Vec::new(), Vec::new());
-            for _ in 0..repeats {
-                tw.push(queue_put_get(&caller, n).await);
-                raw.push(raw_queue_put_get(&url, n).await);
+            if wanted("redis queue put+get") {
+                let (mut tw, mut raw) = (Vec::new(), Vec::new());
+                for _ in 0..repeats {
+                    tw.push(queue_put_get(&caller, n).await);
+                    raw.push(raw_queue_put_get(&url, n).await);
+                }
+                measure("redis queue put+get", n, tw, raw);
             }
-            measure("redis queue put+get", n, tw, raw);
-            let (mut tw, mut raw) = (Vec::new(), Vec::new());
-            for _ in 0..repeats {
-                tw.push(queue_round_trip(&caller, &echo, n).await);
-                raw.push(raw_queue_round_trip(&caller, &url, n).await);
+            if wanted("redis queue rt p50") {
+                let (mut tw, mut raw) = (Vec::new(), Vec::new());
+                for _ in 0..repeats {
+                    tw.push(queue_round_trip(&caller, &echo, n).await);
+                    raw.push(raw_queue_round_trip(&caller, &url, n).await);
+                }
+                measure("redis queue rt p50", n, tw, raw);
             }
-            measure("redis queue rt p50", n, tw, raw);
+            if wanted("redis actor call p50") {
+                let (mut tw, mut raw) = (Vec::new(), Vec::new());
+                for _ in 0..repeats {
+                    tw.push(actor_round_trip(&caller, &url, n).await);
+                    raw.push(raw_queue_round_trip(&caller, &url, n).await);
+                }
+                measure("redis actor call p50", n, tw, raw);
+            }
             caller.close().await.unwrap();
             echo.close().await.unwrap();
             rows

@@ -230,6 +230,11 @@ pub(crate) trait Body: Send + Sync + 'static {
     /// [`TaskContext`](crate::TaskContext)'s flag). Called only on a cancel, so
     /// plain bodies pay nothing for it.
     fn cancel(&self) {}
+    /// Whether the job is resolved outside the scheduler, which never hears of it (an actor
+    /// call's, resolved by the actor's runner).
+    fn is_detached(&self) -> bool {
+        false
+    }
 }
 
 /// A blocking body: reads its dependencies' values and returns its own.
@@ -404,6 +409,11 @@ impl Job {
 
     pub(crate) fn is_async(&self) -> bool {
         self.body.is_async()
+    }
+
+    /// Whether the job is resolved outside the scheduler (see `Body::is_detached`).
+    pub(crate) fn is_detached(&self) -> bool {
+        self.body.is_detached()
     }
 
     fn dep_values(&self) -> Result<Vec<Value>, TaskFailure> {

@@ -131,6 +131,11 @@ pub use client::{
 // Waiting for many futures: `wait`, gather error modes, `as_completed`.
 pub use client::{AsCompleted, GatherErrors, Gathered, ReturnWhen, WaitOutcome};
 pub use client::{StatsStream, WorkerStats};
+// Actors: one stateful object, called in order.
+pub use client::Actor;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use client::{ActorHost, ActorRestartPolicy, RemoteActor, RemoteActorHandle};
 pub use error::{Error, MAX_ERROR_TEXT, TaskError};
 // Task events: `task_stream`, `story`.
 pub use client::events;

@@ -34,6 +34,8 @@ fn public_types_are_send_and_sync() {
     assert_clone::<taskweave::TaskContext>();
     assert_send_sync::<taskweave::client::Cancelled>();
     assert_send_sync::<taskweave::CancelOnDrop<String>>();
+    assert_send_sync::<taskweave::Actor<std::cell::Cell<u8>>>();
+    assert_clone::<taskweave::Actor<std::cell::Cell<u8>>>();
 }
 
 #[test]

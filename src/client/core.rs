@@ -587,6 +587,19 @@ impl Core {
         if self.is_closed() {
             return CancelOutcome::ClientClosed;
         }
+        if job.is_detached() {
+            // An actor call: not the scheduler's; its runner skips it if it has not started.
+            let outcome = match job.peek_outcome() {
+                None => CancelOutcome::Cancelled,
+                Some(Err(error)) if error.is_cancelled() => return CancelOutcome::AlreadyCancelled,
+                Some(_) => CancelOutcome::CancelledAfterFinishing,
+            };
+            // Dropped after the new outcome is published: a value's drop may run any code.
+            let _previous = job.take_outcome();
+            let error = TaskError::Cancelled { key: job.key.clone(), reason: reason.to_owned() };
+            job.resolve(Err(error));
+            return outcome;
+        }
         let mut actions = spare_actions();
         let mut stamp = self.stamp();
         let outcome = {

@@ -62,7 +62,8 @@ impl Clone for Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        if self.job.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // An actor call's job is not the scheduler's: nothing to tell it.
+        if self.job.handles.fetch_sub(1, Ordering::AcqRel) == 1 && !self.job.is_detached() {
             self.core.feed(Event::Released { id: self.job.id });
         }
     }

@@ -1,5 +1,6 @@
 //! The user-facing API: [`Client`], [`TaskFuture`], the blocking view.
 
+mod actor;
 mod as_completed;
 pub(crate) mod blocking;
 mod builder;
@@ -14,6 +15,8 @@ pub(crate) mod future;
 mod gather;
 mod outcome_waiter;
 mod registered;
+#[cfg(feature = "redis")]
+mod remote_actor;
 mod stats;
 mod submit;
 mod wait;
@@ -24,6 +27,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use crate::transport::{TransportStats, WorkerStats};
+pub use actor::Actor;
 pub use as_completed::{
     AsCompleted, AsCompletedAdder, AsCompletedBatches, AsCompletedResultBatches,
     AsCompletedTimeout, AsCompletedWithResults, BlockingAsCompleted, BlockingAsCompletedTimeout,
@@ -36,6 +40,9 @@ pub use delayed::{Delayed, DelayedInputs, delayed, delayed_after};
 pub use deps::Dependencies;
 pub use future::TaskFuture;
 pub use gather::{Gather, GatherErrors, GatherList, Gathered};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use remote_actor::{ActorHost, ActorRestartPolicy, HostInput, RemoteActor, RemoteActorHandle};
 pub use stats::{ClientStats, StatsStream};
 pub use submit::{After, Impure, NoDeps, Pure, TaskBuilder};
 pub use wait::{ReturnWhen, WaitOutcome};

@@ -19,6 +19,33 @@ pub(crate) fn fresh_key<F>(core: &Core) -> TaskKey {
     TaskKey::generated(prefix_of::<F>(), core.fresh_token())
 }
 
+/// Replaces each detached job in `deps` (an actor call's, which the scheduler never hears
+/// of) by a bridge task the scheduler schedules: an async task under the call's key that
+/// waits for the call and gives its value (or fails with its error). Returns the new list and
+/// the bridges' handles, which the caller keeps until the dependent is submitted.
+pub(super) fn bridge_detached(
+    core: &Arc<Core>,
+    mut deps: Vec<Arc<Job>>,
+) -> (Vec<Arc<Job>>, Vec<TaskFuture<()>>) {
+    let mut bridges = Vec::new();
+    for dep in deps.iter_mut().filter(|dep| dep.is_detached()) {
+        let call = Arc::clone(dep);
+        let body = AsyncBody(move |_: Vec<Value>| -> BoxFuture<Result<Value, TaskFailure>> {
+            let call = Arc::clone(&call);
+            Box::pin(async move {
+                std::future::poll_fn(|cx| call.poll_outcome(cx))
+                    .await
+                    .map_err(TaskFailure::from_error)
+            })
+        });
+        let bridge = Job::new(core.next_id(), dep.key.clone(), Vec::new(), body, None);
+        let bridge = core.submit(bridge, &SubmitOptions::default(), false);
+        *dep = Arc::clone(&bridge);
+        bridges.push(TaskFuture::from_job(bridge, Arc::clone(core)));
+    }
+    (deps, bridges)
+}
+
 /// The key prefix of `F` (see [`prefix_for_type_name`]), remembered for the last type this
 /// thread asked about: a loop of submissions of one function scans its type name once, not
 /// once per task (the scan was about a tenth of a submission's instructions).
@@ -240,7 +267,9 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
     ) -> TaskFuture<T> {
         let (key, shared) = key;
         let core = self.client.core();
-        let job = Job::new(id, key, deps.jobs, body, call);
+        // Kept until the dependent is submitted, which holds them from then on.
+        let (deps, _bridges) = bridge_detached(core, deps.jobs);
+        let job = Job::new(id, key, deps, body, call);
         let job = core.submit(job, &self.options, shared);
         if let Some(parent) = self.client.parent() {
             parent.adopt(&job);

@@ -90,7 +90,10 @@
 //!   `pure_submissions_…`, `identical_pure_maps_share_keys`,
 //!   `a_key_given_to_a_pure_map_is_a_prefix_per_item`,
 //!   `options_given_before_dependencies_are_kept`), `map_with_keys`, `map_after` and
-//!   `map_after_each`, tasks that launch tasks through their context (the five `subtasks`
+//!   `map_after_each`, tasks that hold an actor's handle
+//!   (`tasks_call_an_actor_and_depend_on_its_calls`; the other `actors` cases call the actor
+//!   from the case body, and run everywhere: an actor lives in the client's process), tasks
+//!   that launch tasks through their context (the five `subtasks`
 //!   cases: lending a worker is the in-process transport's, so they build an in-process
 //!   client on the case's executor), `delayed` graphs (`graphs_are_submitted_in_one_call_…`,
 //!   `options_on_a_graph_…`), scattered `Arc`s shared without copies
@@ -355,6 +358,12 @@ macro_rules! __conformance_always {
             stats::stats_stream_yields_at_once_and_ends_after_close,
             events::task_stream_has_each_run_once_and_story_tells_a_task_in_order,
             events::story_of_a_failed_dependent_names_the_root_task,
+            actors::actor_calls_run_in_call_order_and_keep_state,
+            actors::actor_calls_from_many_callers_never_overlap,
+            actors::a_panic_in_an_actor_call_fails_that_call_and_the_actor_goes_on,
+            actors::dropping_the_last_actor_handle_runs_pending_calls_then_releases_it,
+            actors::a_pending_actor_call_can_be_cancelled,
+            actors::an_actor_call_after_close_gives_a_clear_error,
         }
     };
 }
@@ -424,6 +433,7 @@ macro_rules! __conformance_closures {
             subtasks::cancelling_the_root_cancels_every_sub_task,
             subtasks::a_panic_in_a_sub_task_reaches_its_parent_as_an_error,
             subtasks::a_blocking_body_that_secedes_may_block_on_a_sub_task,
+            actors::tasks_call_an_actor_and_depend_on_its_calls,
         }
     };
 }

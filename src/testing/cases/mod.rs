@@ -1,6 +1,7 @@
 //! The conformance cases, grouped by theme. Every case is `pub async fn(client: Client)`;
 //! `crate::conformance_suite!` lists them (in `testing/mod.rs`).
 
+pub mod actors;
 pub mod basics;
 pub mod cancelling;
 pub mod errors;
