@@ -263,7 +263,17 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
     fn fresh<F>(&self) -> TaskKey {
         let core = self.client.core();
         match self.client.parent() {
-            None => fresh_key::<F>(core),
+            None => {
+                // In a registered task's body on a Redis worker: a sub-task of that task.
+                #[cfg(feature = "redis")]
+                if let Some(parent) = crate::transport::redis::task_services::current_task_key() {
+                    return TaskKey::named(format!(
+                        "{parent}/{}",
+                        TaskKey::generated(prefix_of::<F>(), core.fresh_token())
+                    ));
+                }
+                fresh_key::<F>(core)
+            }
             Some(parent) => TaskKey::named(format!(
                 "{}/{}",
                 parent.key(),

@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -22,6 +22,7 @@ use crate::transport::redis::store::{
     ClaimedEntry, Completion, DeadLetter, Failure, Fields, Ownership, Store, StoreError,
     StreamEntry,
 };
+use crate::transport::redis::task_services::Lend;
 use crate::transport::redis::{
     Keys, Notify, RedisConfig, RedisStore, Rejection, Role, Status, TaskEntry, WorkerInfo,
     unless_stopped,
@@ -731,7 +732,15 @@ impl WorkerBuilder {
             owned: Mutex::new(HashSet::new()),
             unrunnable_after: self.unrunnable_after,
             unrunnable: Mutex::new(Unrunnable::default()),
+            pool: Mutex::new(RunnerPool::default()),
+            lender: OnceLock::new(),
         });
+        if let Some(services) = &shared.services {
+            let lender = Arc::new(Lender(Arc::downgrade(&shared)));
+            let weak: Weak<dyn Lend> = Arc::downgrade(&lender) as Weak<dyn Lend>;
+            services.set_lender(weak);
+            let _ = shared.lender.set(lender);
+        }
         shared.store.heartbeat(&name, &shared.announcement, shared.heartbeat_ttl()).await?;
         let (stopped_sender, stopped) = flume::bounded::<()>(1);
         executor.spawn_task(supervise(Arc::clone(&shared), self.concurrency, stopped_sender))?;
@@ -1057,6 +1066,87 @@ struct Shared {
     unrunnable_after: Duration,
     /// Entries of tasks this worker does not register that it has seen.
     unrunnable: Mutex<Unrunnable>,
+    /// The runner loops, and how many of their bodies lent their slot while they wait.
+    pool: Mutex<RunnerPool>,
+    /// What lends runner slots to the bodies (`services` holds it weakly).
+    lender: OnceLock<Arc<Lender>>,
+}
+
+/// The worker's runner loops: `concurrency` of them, plus one stand-in per body that lent
+/// its slot while it waits (for its sub-tasks, a lock, ...). A runner leaves after its task
+/// when more than `concurrency + seceded` live, so that a body that rejoins puts the pool
+/// over its size only until the next task finishes.
+#[derive(Default)]
+struct RunnerPool {
+    /// Runner loops alive.
+    runners: usize,
+    /// Bodies that lent their slot and have not taken it back.
+    seceded: usize,
+    /// What a stand-in runner holds so that the shutdown waits for it (taken at shutdown).
+    done: Option<flume::Sender<()>>,
+}
+
+thread_local! {
+    /// On a runner thread: its index into `running_since` (`usize::MAX` for a stand-in), when
+    /// its body lent its slot (if it does now), and for how long it lent it during the
+    /// running task: time lent is not run time (the adaptive prefetch goes by run time).
+    static RUNNER: std::cell::Cell<(usize, Option<std::time::Instant>, Duration)> =
+        const { std::cell::Cell::new((usize::MAX, None, Duration::ZERO)) };
+}
+
+/// Lends a worker's runner slots to the registered task bodies it runs
+/// ([`task_services::lend_while_blocked`](crate::transport::redis::task_services)).
+struct Lender(Weak<Shared>);
+
+impl Lend for Lender {
+    fn secede(&self) {
+        let Some(shared) = self.0.upgrade() else { return };
+        let (number, _, lent) = RUNNER.with(std::cell::Cell::get);
+        RUNNER.with(|runner| runner.set((number, Some(shared.executor.now()), lent)));
+        if let Some(since) = shared.running_since.get(number) {
+            since.store(0, Ordering::Relaxed);
+        }
+        let stand_in = {
+            let mut pool = shared.pool.lock();
+            pool.seceded += 1;
+            let wanted = shared.concurrency + pool.seceded;
+            match pool.done.clone() {
+                Some(done) if pool.runners < wanted && !shared.stopping() => {
+                    pool.runners += 1;
+                    Some(done)
+                }
+                _ => None,
+            }
+        };
+        // The reader may wait for a free slot: the lent one is.
+        let _ = shared.slot_freed.0.try_send(());
+        if let Some(done) = stand_in {
+            let runner = runner_loop(Arc::clone(&shared), done);
+            if let Err(error) =
+                shared.executor.spawn_dedicated("redis-worker-stand-in", Box::pin(runner))
+            {
+                shared.pool.lock().runners -= 1;
+                tracing::error!(%error, worker = %shared.name, "could not start a stand-in runner for a waiting task");
+            }
+        }
+    }
+
+    fn rejoin(&self) {
+        if let Some(shared) = self.0.upgrade() {
+            {
+                let mut pool = shared.pool.lock();
+                pool.seceded = pool.seceded.saturating_sub(1);
+            }
+            let (number, lent_at, lent) = RUNNER.with(std::cell::Cell::get);
+            let now = shared.executor.now();
+            let lent =
+                lent + lent_at.map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+            RUNNER.with(|runner| runner.set((number, None, lent)));
+            if let Some(since) = shared.running_since.get(number) {
+                since.store(shared.nanos_since_epoch() + 1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// What a worker remembers of the entries of tasks it does not register, which it passes on.
@@ -1151,6 +1241,17 @@ impl Shared {
         self.stop_signal.is_disconnected()
     }
 
+    /// Whether the calling runner leaves the pool now (it has no task): true, and counted
+    /// out, when more runners live than the slots not lent ([`RunnerPool`]).
+    fn surplus_runner_leaves(&self) -> bool {
+        let mut pool = self.pool.lock();
+        if pool.runners > self.concurrency + pool.seceded {
+            pool.runners -= 1;
+            return true;
+        }
+        false
+    }
+
     /// Stops the worker because of `error`, which retrying cannot fix (a permission Redis
     /// refuses; a read of the queue it refuses, or Redis out of reach for the broker
     /// timeout): it shuts down as it would on a signal and reports the error.
@@ -1232,7 +1333,8 @@ impl Shared {
 
     /// How many more entries this worker may take now.
     fn free_slots(&self) -> usize {
-        let capacity = self.concurrency + self.take_ahead();
+        let lent = self.pool.lock().seceded;
+        let capacity = self.concurrency + lent + self.take_ahead();
         capacity.saturating_sub(self.owned.lock().len()).min(BATCH)
     }
 
@@ -1897,10 +1999,14 @@ impl Shared {
         };
         let services = self.services.as_ref();
         let mut outcome =
-            crate::transport::redis::task_services::run_with(services, || handler(&input));
+            crate::transport::redis::task_services::run_with(services, &entry.key, || {
+                handler(&input)
+            });
         if let (HandlerOutcome::BadInput(_), Some(single)) = (&outcome, &single) {
             outcome =
-                crate::transport::redis::task_services::run_with(services, || handler(single));
+                crate::transport::redis::task_services::run_with(services, &entry.key, || {
+                    handler(single)
+                });
         }
         match outcome {
             HandlerOutcome::Output(output) => complete(Status::Ok, output),
@@ -1974,11 +2080,17 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
             tracing::error!(%error, loop_index = index, "could not start a worker loop");
         }
     }
+    {
+        let mut pool = shared.pool.lock();
+        pool.runners += concurrency;
+        pool.done = Some(runners_done.clone());
+    }
     for index in 0..concurrency {
         let runner = runner_loop(Arc::clone(&shared), runners_done.clone());
         if let Err(error) =
             executor.spawn_dedicated(&format!("redis-worker-{index}"), Box::pin(runner))
         {
+            shared.pool.lock().runners -= 1;
             tracing::error!(%error, "could not start a worker thread");
         }
     }
@@ -1986,6 +2098,8 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
 
     // Nobody sends on the stop channel: it disconnects when a shutdown starts.
     let _ = shared.stop_signal.recv_async().await;
+    // No stand-in starts any more; the shutdown waits for those that run.
+    drop(shared.pool.lock().done.take());
     while readers_finished.recv_async().await.is_ok() {}
     while runners_finished.recv_async().await.is_ok() {}
     let unstarted: Vec<String> = std::iter::from_fn(|| shared.reclaimed.1.try_recv().ok())
@@ -2283,9 +2397,17 @@ async fn runner_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
     let number = usize::try_from(shared.runner_numbers.fetch_add(1, Ordering::Relaxed))
         .unwrap_or(usize::MAX);
     let since = shared.running_since.get(number);
+    RUNNER.with(|runner| runner.set((number, None, Duration::ZERO)));
     // The outcome of the last task run, not written yet.
     let mut last: Option<Report> = None;
     loop {
+        // A stand-in (or a runner whose body took its slot back) leaves once it has no task.
+        if shared.surplus_runner_leaves() {
+            if let Some(outcome) = last.take() {
+                shared.write_and_begin(Some(outcome), None).await;
+            }
+            break;
+        }
         let at_hand =
             if last.is_some() && !shared.stopping() { shared.try_next_delivery() } else { None };
         let delivery = match at_hand {
@@ -2311,7 +2433,10 @@ async fn runner_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
                 if let Some(since) = since {
                     since.store(0, Ordering::Relaxed);
                 }
-                shared.measured(shared.executor.now().saturating_duration_since(started));
+                let (_, _, lent) =
+                    RUNNER.with(|runner| runner.replace((number, None, Duration::ZERO)));
+                let took = shared.executor.now().saturating_duration_since(started);
+                shared.measured(took.saturating_sub(lent));
                 Some(report)
             }
             Start::DeadLetter(letter) => Some(Report::DeadLetter(letter)),

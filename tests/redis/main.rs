@@ -11,6 +11,7 @@ mod faults;
 mod lost;
 mod operator;
 mod processes;
+mod subtasks;
 mod takeover;
 mod tasks;
 mod working;
