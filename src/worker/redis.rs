@@ -1,7 +1,7 @@
 //! The Redis worker: a process (or a part of one) that runs registered tasks read from a
 //! Redis stream. See [`Worker`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,6 +118,7 @@ impl Worker {
             executor: None,
             dead_letter_cap: crate::transport::redis::DEFAULT_DEAD_LETTER_CAP,
             serve_tasks: false,
+            resources: BTreeMap::new(),
         }
     }
 }
@@ -138,6 +139,8 @@ pub struct WorkerBuilder {
     /// Whether its tasks can reach the cluster through `taskweave::worker_client()` (a worker on a
     /// real server; not on the simulation's model of Redis).
     serve_tasks: bool,
+    /// The resources it declares ([`WorkerBuilder::resources`]).
+    resources: BTreeMap<String, u64>,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -663,6 +666,7 @@ impl WorkerBuilder {
                 message: "a worker with no task to run: call .register::<T>() for each task".into(),
             });
         }
+        self.check_resources()?;
         let keys = self.keys();
         let options = self.config.connect_options(BLOCK);
         let mut store = RedisStore::connect(self.config.url(), keys.clone(), &options).await?;
@@ -670,6 +674,71 @@ impl WorkerBuilder {
         store.check_access(Role::Worker).await?;
         let serving = WorkerBuilder { serve_tasks: true, ..self };
         serving.start_on(Arc::new(store), keys).await
+    }
+
+    /// Declares that this worker has `amount` of the resource `name` (Dask's
+    /// `--resources "GPU=2"`): tasks that need it
+    /// ([`TaskBuilder::resources`](crate::client::TaskBuilder::resources)) run here, and at
+    /// once only as many as the amount allows (a task that needs 1 of 2 GPUs: two at once,
+    /// whatever the [`concurrency`](WorkerBuilder::concurrency)). A task that needs a
+    /// resource this worker lacks, or more of it than it has, is given back to the queue for
+    /// a worker that has it, as a task it does not register is; when no live worker of the
+    /// queue has it for [`unrunnable_after`](WorkerBuilder::unrunnable_after), the task fails
+    /// with a message naming the resource. Call it once per resource; a name given again
+    /// keeps the last amount. The worker announces its resources
+    /// ([`Client::workers`](crate::Client::workers)).
+    ///
+    /// A task waiting here for a resource that other tasks hold keeps its runner slot
+    /// meanwhile; a task that holds a resource and waits for a sub-task that needs the same
+    /// resource, on a worker that has no more of it, waits for ever (as in Dask): give such
+    /// sub-tasks no resource, or the worker more of it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Train;
+    /// # impl Task for Train {
+    /// #     const NAME: &'static str = "train";
+    /// #     type Input = u32;
+    /// #     type Output = f64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run(_: u32) -> Result<f64, Self::Error> { Ok(0.0) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// // Runs up to 8 tasks at once, of which at most 2 that each need a GPU.
+    /// Worker::builder()
+    ///     .redis("redis://127.0.0.1:6379")
+    ///     .concurrency(8)
+    ///     .resources("GPU", 2)
+    ///     .register::<Train>()
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    ///
+    /// On the client: `client.task().resources("GPU", 1).submit_task::<Train>(epochs)`.
+    pub fn resources(mut self, name: impl Into<String>, amount: u64) -> Self {
+        self.resources.insert(name.into(), amount);
+        self
+    }
+
+    /// Refuses resources a task could never hold: an empty name, an amount of 0.
+    fn check_resources(&self) -> Result<(), Error> {
+        if self.resources.contains_key("") {
+            return Err(Error::InvalidConfig {
+                message: "resources(\"\", ..): a resource needs a name, such as \"GPU\"".into(),
+            });
+        }
+        if let Some((name, _)) = self.resources.iter().find(|(_, amount)| **amount == 0) {
+            return Err(Error::InvalidConfig {
+                message: format!(
+                    "resources({name:?}, 0): declare at least 1, or do not declare {name:?}"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The keys of the queue this worker reads.
@@ -689,12 +758,14 @@ impl WorkerBuilder {
                 message: "a worker with no task to run: call .register::<T>() for each task".into(),
             });
         }
+        self.check_resources()?;
         let executor = self.executor.clone().unwrap_or_else(crate::runtimes::ambient_executor);
         store.ensure_group().await?;
         let mut tasks: Vec<String> = self.registry.keys().map(|name| (*name).to_owned()).collect();
         tasks.sort();
         let queue = self.config.queue_name().to_owned();
         let mut info = WorkerInfo::new(String::new(), queue.clone(), self.concurrency, tasks);
+        info.resources = self.resources.clone();
         info.name = format!("{}-{}-w{}", info.host, info.pid, store.next_number().await?);
         let name = info.name.clone();
         let (stop, stop_signal) = flume::bounded::<()>(1);
@@ -734,6 +805,9 @@ impl WorkerBuilder {
             unrunnable: Mutex::new(Unrunnable::default()),
             pool: Mutex::new(RunnerPool::default()),
             lender: OnceLock::new(),
+            resources: self.resources,
+            held: Mutex::new(BTreeMap::new()),
+            resources_freed: event_listener::Event::new(),
         });
         if let Some(services) = &shared.services {
             let lender = Arc::new(Lender(Arc::downgrade(&shared)));
@@ -1070,6 +1144,37 @@ struct Shared {
     pool: Mutex<RunnerPool>,
     /// What lends runner slots to the bodies (`services` holds it weakly).
     lender: OnceLock<Arc<Lender>>,
+    /// The resources this worker declares ([`WorkerBuilder::resources`]).
+    resources: BTreeMap<String, u64>,
+    /// How much of each resource the running tasks hold.
+    held: Mutex<BTreeMap<String, u64>>,
+    /// Notified when a task lets go of resources.
+    resources_freed: event_listener::Event,
+}
+
+/// Whether `declared` resources are enough for one run that `needs` these.
+fn resources_suffice(declared: &BTreeMap<String, u64>, needs: &[(String, u64)]) -> bool {
+    needs.iter().all(|(name, amount)| declared.get(name).is_some_and(|has| has >= amount))
+}
+
+/// The resources one run holds, given back when dropped.
+struct HeldResources<'a> {
+    shared: &'a Shared,
+    needs: &'a [(String, u64)],
+}
+
+impl Drop for HeldResources<'_> {
+    fn drop(&mut self) {
+        {
+            let mut held = self.shared.held.lock();
+            for (name, amount) in self.needs {
+                if let Some(holding) = held.get_mut(name) {
+                    *holding = holding.saturating_sub(*amount);
+                }
+            }
+        }
+        self.shared.resources_freed.notify(usize::MAX);
+    }
 }
 
 /// The worker's runner loops: `concurrency` of them, plus one stand-in per body that lent
@@ -1524,7 +1629,10 @@ impl Shared {
                     let letter = self.rejection_letter(&id, rejection, 3_600_000);
                     self.report_dead_letter(&letter).await;
                 }
-                Ok(entry) if !self.registry.contains_key(entry.task.as_str()) => {
+                Ok(entry)
+                    if !self.registry.contains_key(entry.task.as_str())
+                        || !resources_suffice(&self.resources, &entry.resources) =>
+                {
                     unrunnable.push(Delivery { entry_id: id, entry });
                 }
                 Ok(entry) => {
@@ -1775,7 +1883,17 @@ impl Shared {
             let mut back = Vec::new();
             let mut overdue = Vec::new();
             for delivery in deliveries {
-                if unrunnable.warned.insert(delivery.entry.task.clone()) {
+                let registered = self.registry.contains_key(delivery.entry.task.as_str());
+                if registered && unrunnable.warned.insert(format!("{:?}", delivery.entry.resources))
+                {
+                    tracing::info!(
+                        worker = %self.name,
+                        task = %delivery.entry.task,
+                        resources = ?delivery.entry.resources,
+                        "this worker lacks resources a task needs: giving its entries back to \
+                         the queue for a worker that has them"
+                    );
+                } else if !registered && unrunnable.warned.insert(delivery.entry.task.clone()) {
                     tracing::warn!(
                         worker = %self.name,
                         task = %delivery.entry.task,
@@ -1802,8 +1920,10 @@ impl Shared {
                         .filter(|worker| worker.queue == self.keys.queue())
                         .collect();
                     for (delivery, waited) in overdue {
-                        if workers.iter().any(|worker| worker.tasks.contains(&delivery.entry.task))
-                        {
+                        if workers.iter().any(|worker| {
+                            worker.tasks.contains(&delivery.entry.task)
+                                && resources_suffice(&worker.resources, &delivery.entry.resources)
+                        }) {
                             // A worker that runs it is alive (busy): keep waiting for it.
                             back.push(delivery);
                             continue;
@@ -1864,8 +1984,27 @@ impl Shared {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let rejection = Rejection {
-            reason: format!(
+        let registered = workers.iter().any(|worker| worker.tasks.contains(&entry.task));
+        let reason = if registered && !entry.resources.is_empty() {
+            let needs: Vec<String> =
+                entry.resources.iter().map(|(name, amount)| format!("{name}={amount}")).collect();
+            let seen: Vec<String> = workers
+                .iter()
+                .map(|worker| format!("{} (resources {:?})", worker.name, worker.resources))
+                .collect();
+            format!(
+                "task {} ({:?}) waited {} s and no live worker of queue {:?} that runs it has \
+                 the resources it needs ({}) (workers seen: {}); start a worker with \
+                 .resources(name, amount), or submit it needing less",
+                entry.key,
+                entry.task,
+                waited.as_secs(),
+                self.keys.queue(),
+                needs.join(", "),
+                seen.join(", "),
+            )
+        } else {
+            format!(
                 "task {} ({:?}) waited {} s and no live worker of queue {:?} runs {:?} (workers \
                  seen: {seen}); start a worker that registers it \
                  (Worker::builder().register::<T>()), or raise WorkerBuilder::unrunnable_after",
@@ -1874,7 +2013,10 @@ impl Shared {
                 waited.as_secs(),
                 self.keys.queue(),
                 entry.task,
-            ),
+            )
+        };
+        let rejection = Rejection {
+            reason,
             notify: Some(Notify { reply: entry.reply.clone(), rid: entry.rid.clone() }),
         };
         self.rejection_letter(&delivery.entry_id, rejection, entry.ttl_ms)
@@ -1997,6 +2139,8 @@ impl Shared {
             // `take` checked the registry; this is unreachable in practice.
             return complete(Status::Rejected, b"the task is not registered here".to_vec());
         };
+        // Held from here until the report is made: its resources are free for the next.
+        let _held = self.hold_resources(&entry.resources).await;
         let services = self.services.as_ref();
         let mut outcome =
             crate::transport::redis::task_services::run_with(services, &entry.key, || {
@@ -2024,6 +2168,33 @@ impl Shared {
                 };
                 Report::DeadLetter(self.rejection_letter(&entry_id, rejection, entry.ttl_ms))
             }
+        }
+    }
+
+    /// Takes `needs` of this worker's resources for one run, waiting while other runs hold
+    /// too much of them (they finish: `take` let only entries through whose needs fit what
+    /// this worker declares). `None` for a task that needs none.
+    async fn hold_resources<'a>(&'a self, needs: &'a [(String, u64)]) -> Option<HeldResources<'a>> {
+        if needs.is_empty() {
+            return None;
+        }
+        loop {
+            let freed = self.resources_freed.listen();
+            {
+                let mut held = self.held.lock();
+                let fits = needs.iter().all(|(name, amount)| {
+                    let holding = held.get(name).copied().unwrap_or(0);
+                    let has = self.resources.get(name).copied().unwrap_or(0);
+                    holding.saturating_add(*amount) <= has
+                });
+                if fits {
+                    for (name, amount) in needs {
+                        *held.entry(name.clone()).or_default() += amount;
+                    }
+                    return Some(HeldResources { shared: self, needs });
+                }
+            }
+            freed.await;
         }
     }
 

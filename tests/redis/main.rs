@@ -7,6 +7,7 @@
 mod redis_server;
 
 mod admin;
+mod cluster;
 mod faults;
 mod lost;
 mod operator;

@@ -838,6 +838,7 @@ impl Inner {
             ttl_ms: u64::try_from(self.result_ttl.as_millis())
                 .unwrap_or(u64::MAX)
                 .clamp(1, protocol::MAX_TTL_MS),
+            resources: task.resources().to_vec(),
         })
     }
 }
