@@ -71,3 +71,14 @@ fn a_task_that_needs_a_resource_fails_at_once_in_process_naming_it() {
     assert_eq!(client.submit_task::<Double>(4).result().unwrap(), 8);
     client.blocking().close().unwrap();
 }
+
+#[test]
+fn the_in_process_pool_refuses_to_retire_its_workers() {
+    let client = Client::builder().workers(2).build_blocking().unwrap();
+    let error =
+        client.blocking().retire_workers(&["worker-0"], Duration::from_secs(1)).unwrap_err();
+    assert!(matches!(error, Error::Cluster { operation: "retire_workers", .. }), "{error:?}");
+    assert!(error.to_string().contains("close the client"), "{error}");
+    assert_eq!(client.submit(|x: u32| x + 1, 1).result().unwrap(), 2, "the pool still works");
+    client.blocking().close().unwrap();
+}

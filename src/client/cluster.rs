@@ -1,5 +1,5 @@
 //! Cluster management from a client: [`Client::wait_for_workers`] (Dask's
-//! `Client.wait_for_workers`) and its blocking twin.
+//! `Client.wait_for_workers`), [`Client::retire_workers`] and their blocking twins.
 //!
 //! The in-process pool has a fixed size, known when the client is built: asking it for more
 //! workers than it has is an error at once, never a wait. A distributed transport's workers
@@ -117,7 +117,171 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Retires the workers named `names` gracefully (Dask's `retire_workers`) and waits until
+    /// they have left: each stops taking tasks, finishes the ones it runs, and hands the
+    /// ones it took but did not start back to the queue for the other workers — what a
+    /// SIGTERM does. Returns the names once none of them is listed by
+    /// [`workers`](Client::workers) any more.
+    ///
+    /// On Redis the client sets a flag per worker, which the worker reads at its next
+    /// heartbeat (a third of its [reclaim time](crate::worker::WorkerBuilder::reclaim_after),
+    /// 10 s at most). The worker's [`run`](crate::worker::WorkerBuilder::run) then returns
+    /// as after a signal. Names come from [`workers`](Client::workers).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for no names; [`Error::Cluster`] when a name is not a live
+    /// worker of this client's queue (nobody is asked then; the message lists the live
+    /// ones), on the in-process pool (its workers are the client's own threads: close the
+    /// client, or build it with fewer workers), on a transport that cannot retire workers,
+    /// or when a worker is still there after `timeout` (its running tasks have not
+    /// finished; it goes on retiring); [`Error::Transport`] when Redis cannot be reached.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(client: taskweave::Client) -> Result<(), taskweave::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let workers = client.wait_for_workers(2, Duration::from_secs(30)).await?;
+    /// // Scale down by one: its queued work moves to the other.
+    /// let retired = client.retire_workers(&[&workers[0].name], Duration::from_secs(60)).await?;
+    /// assert_eq!(retired, [workers[0].name.clone()]);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops waiting; the workers already asked retire all the same.
+    pub async fn retire_workers<S: AsRef<str>>(
+        &self,
+        names: &[S],
+        timeout: Duration,
+    ) -> Result<Vec<String>, Error> {
+        let names: Vec<String> = names.iter().map(|name| name.as_ref().to_owned()).collect();
+        if names.is_empty() {
+            return Err(Error::InvalidConfig {
+                message: "retire_workers with no worker names retires nobody; pass the names \
+                          workers() lists"
+                    .into(),
+            });
+        }
+        self.refuse_if_closed("retire_workers")?;
+        let transport = &self.core().transport;
+        if transport.name() == "in-process" {
+            return Err(Error::Cluster {
+                operation: "retire_workers",
+                problem: "the in-process pool's workers are this client's own threads and \
+                          cannot be retired one by one; close the client, or build it with \
+                          fewer workers"
+                    .into(),
+            });
+        }
+        let live = transport.workers().await?;
+        let unknown: Vec<&String> =
+            names.iter().filter(|name| !live.iter().any(|worker| &worker.name == *name)).collect();
+        if !unknown.is_empty() {
+            let live: Vec<&str> = live.iter().map(|worker| worker.name.as_str()).collect();
+            return Err(Error::Cluster {
+                operation: "retire_workers",
+                problem: format!(
+                    "no live worker of this client's queue is named {unknown:?} (live: \
+                     {live:?}), so nobody was asked to retire; pass names that workers() lists"
+                ),
+            });
+        }
+        self.ask_to_retire(&names, timeout).await?;
+        let executor = self.executor();
+        let deadline = executor.now() + timeout;
+        let mut pause = FIRST_POLL;
+        loop {
+            let remaining: Vec<String> = match transport.workers().await {
+                Ok(live) => names
+                    .iter()
+                    .filter(|name| live.iter().any(|worker| &worker.name == *name))
+                    .cloned()
+                    .collect(),
+                Err(_) => names.clone(),
+            };
+            if remaining.is_empty() {
+                return Ok(names);
+            }
+            let now = executor.now();
+            if now >= deadline {
+                return Err(Error::Cluster {
+                    operation: "retire_workers",
+                    problem: format!(
+                        "{remaining:?} still ran {timeout:?} after being asked to retire (their \
+                         running tasks have not finished); they go on retiring: wait longer, \
+                         or stop their processes"
+                    ),
+                });
+            }
+            executor.sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(MAX_POLL);
+        }
+    }
+
+    /// Sets the retire flag of each of `names` (they are live workers of the transport).
+    async fn ask_to_retire(&self, names: &[String], timeout: Duration) -> Result<(), Error> {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = self
+            .core()
+            .transport
+            .as_any()
+            .and_then(|any| any.downcast_ref::<crate::transport::redis::RedisTransport>())
+        {
+            // The flag outlives the wait, and a worker's next heartbeat, by far.
+            let ttl = timeout.max(RETIRE_FLAG_MIN_TTL);
+            for name in names {
+                redis.request_retire(name, ttl).await?;
+            }
+            return Ok(());
+        }
+        let _ = (names, timeout);
+        Err(Error::Cluster {
+            operation: "retire_workers",
+            problem: format!(
+                "the {} transport cannot retire its workers; stop their processes instead \
+                 (a SIGTERM retires a Redis worker gracefully)",
+                self.core().transport.name()
+            ),
+        })
+    }
+}
+
+/// How long a retire flag lives at least: longer than any worker's heartbeat interval.
+#[cfg(feature = "redis")]
+const RETIRE_FLAG_MIN_TTL: Duration = Duration::from_secs(60);
+
 impl BlockingClient<'_> {
+    /// Retires the workers named `names` and waits until they left; see
+    /// [`Client::retire_workers`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::retire_workers`]; [`Error::BlockingInAsyncContext`] from async code.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let client = taskweave::Client::builder().workers(2).build_blocking()?;
+    /// // The in-process pool's workers are the client's own threads.
+    /// let refused = client.blocking().retire_workers(&["worker-0"], Duration::from_secs(1));
+    /// assert!(matches!(refused, Err(taskweave::Error::Cluster { .. })));
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
+    pub fn retire_workers<S: AsRef<str>>(
+        &self,
+        names: &[S],
+        timeout: Duration,
+    ) -> Result<Vec<String>, Error> {
+        block_on_caller_thread(self.client.retire_workers(names, timeout))?
+    }
+
     /// Waits until at least `n` workers serve the client; see [`Client::wait_for_workers`].
     ///
     /// # Errors

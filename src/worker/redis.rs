@@ -2659,6 +2659,20 @@ async fn heartbeat_loop(
             }
         }
         if !shared.stopping() {
+            // Asked to retire (`Client::retire_workers`): the graceful shutdown of a SIGTERM.
+            // A flag that cannot be read is asked again at the next heartbeat.
+            match shared.store.retire_requested(&shared.name).await {
+                Ok(true) => {
+                    tracing::info!(worker = %shared.name, "asked to retire: finishing running tasks, handing the others back");
+                    drop(shared.stop.lock().take());
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::debug!(%error, worker = %shared.name, "could not read the retire flag")
+                }
+            }
+        }
+        if !shared.stopping() {
             let ttl = shared.heartbeat_ttl();
             match shared.store.heartbeat(&shared.name, &shared.announcement, ttl).await {
                 Err(error) if error.failure() == Failure::Permission => shared.stop_fatally(error),

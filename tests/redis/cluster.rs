@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use taskweave::worker::Worker;
 use taskweave::{Error, ExecutorExt, Task};
 
+use crate::tasks::Sleepy;
 use crate::{RedisServer, client, run, within, worker};
 
 #[test]
@@ -159,5 +160,97 @@ fn a_worker_refuses_a_resource_of_no_amount() {
             .unwrap_err();
         assert!(matches!(refused, Error::InvalidConfig { .. }), "{refused:?}");
         assert!(refused.to_string().contains("resources(\"GPU\", 0)"), "{refused}");
+    });
+}
+
+#[test]
+fn a_retired_worker_finishes_its_running_task_and_leaves_the_rest_to_the_others() {
+    run(|| async {
+        let server = RedisServer::start();
+        let client = client(&server, "retire").await;
+        let leaving = worker(&server, "retire", 1).await;
+        // A task running on the worker that will retire (the only worker so far).
+        let running = client.submit_task::<Sleepy>((1_000, 1));
+        let admin = taskweave::transport::redis::RedisAdmin::builder(server.url())
+            .queue("retire")
+            .connect()
+            .await
+            .unwrap();
+        let executor = client.executor().clone();
+        let taken = async {
+            loop {
+                let stats = admin.queue_stats().await.unwrap();
+                if stats.consumers.iter().any(|c| c.name == leaving.name() && c.pending == 1) {
+                    break;
+                }
+                executor.sleep(Duration::from_millis(5)).await;
+            }
+        };
+        within(&client, Duration::from_secs(30), "the task to be taken", Box::pin(taken)).await;
+        let staying = worker(&server, "retire", 1).await;
+        let retired =
+            client.retire_workers(&[leaving.name()], Duration::from_secs(30)).await.unwrap();
+        assert_eq!(retired, [leaving.name().to_owned()]);
+        within(
+            &client,
+            Duration::from_secs(30),
+            "the retired worker to stop",
+            Box::pin(leaving.stopped()),
+        )
+        .await;
+        assert!(leaving.error().is_none(), "retiring is no error");
+        // Its running task finished; new work goes to the worker that stays.
+        assert_eq!(
+            within(&client, Duration::from_secs(30), "the running task", Box::pin(running.clone()))
+                .await
+                .unwrap(),
+            1
+        );
+        let after = client.submit_task::<Sleepy>((0, 2));
+        assert_eq!(
+            within(&client, Duration::from_secs(30), "a later task", Box::pin(after.clone()))
+                .await
+                .unwrap(),
+            2
+        );
+        let names: Vec<String> =
+            client.workers().await.unwrap().into_iter().map(|worker| worker.name).collect();
+        assert_eq!(names, [staying.name().to_owned()]);
+        client.close().await.unwrap();
+        staying.shutdown();
+        staying.stopped().await;
+    });
+}
+
+#[test]
+fn retiring_an_unknown_worker_asks_nobody_and_says_who_is_there() {
+    run(|| async {
+        let server = RedisServer::start();
+        let client = client(&server, "unknown").await;
+        let only = worker(&server, "unknown", 1).await;
+        let error = client
+            .retire_workers(&["no-such-worker", only.name()], Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Cluster { operation: "retire_workers", .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(message.contains("no-such-worker") && message.contains(only.name()), "{message}");
+        let none: [&str; 0] = [];
+        assert!(matches!(
+            client.retire_workers(&none, Duration::from_secs(1)).await,
+            Err(Error::InvalidConfig { .. })
+        ));
+        // Nobody was asked: the worker still runs tasks.
+        let task = client.submit_task::<Sleepy>((0, 5));
+        assert_eq!(
+            within(&client, Duration::from_secs(30), "a task", Box::pin(task.clone()))
+                .await
+                .unwrap(),
+            5
+        );
+        assert_eq!(client.workers().await.unwrap().len(), 1);
+        client.close().await.unwrap();
+        only.shutdown();
+        only.stopped().await;
     });
 }

@@ -611,6 +611,13 @@ impl RedisTransport {
     }
 }
 
+impl RedisTransport {
+    /// Asks the worker `name` of this queue to retire (its flag lives for `ttl`).
+    pub(crate) async fn request_retire(&self, name: &str, ttl: Duration) -> Result<(), Error> {
+        Ok(self.inner.store.request_retire(name, ttl).await?)
+    }
+}
+
 impl Inner {
     fn started(&self) -> Option<&Started> {
         self.started.get()

@@ -77,6 +77,11 @@ impl Keys {
         format!("{}:{}:worker:{worker}", self.namespace, self.queue)
     }
 
+    /// The flag that asks `worker` to retire (`Client::retire_workers`).
+    pub fn retire(&self, worker: &str) -> String {
+        format!("{}:{}:retire:{worker}", self.namespace, self.queue)
+    }
+
     /// A counter that hands out client and worker numbers.
     pub fn sequence(&self) -> String {
         format!("{}:seq", self.namespace)

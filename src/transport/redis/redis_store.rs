@@ -1198,6 +1198,37 @@ impl Store for RedisStore {
         })
     }
 
+    fn request_retire<'a>(
+        &'a self,
+        worker: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let () = redis::cmd("SET")
+                .arg(self.keys.retire(worker))
+                .arg("1")
+                .arg("PX")
+                .arg(millis(ttl))
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("ask a worker to retire"))?;
+            Ok(())
+        })
+    }
+
+    fn retire_requested<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let flag: Option<String> = redis::cmd("GET")
+                .arg(self.keys.retire(worker))
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("read the retire flag"))?;
+            Ok(flag.is_some())
+        })
+    }
+
     fn sign_off<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
             let mut connection = self.commands.clone();

@@ -345,6 +345,23 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Withdraws a worker's announcement.
     fn sign_off<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<()>>;
 
+    /// Asks `worker` to retire (a flag that lives for `ttl`), for `Client::retire_workers`.
+    /// The default (the simulation's model) keeps no flag: nobody is asked.
+    fn request_retire<'a>(
+        &'a self,
+        worker: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = (worker, ttl);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Whether someone asked `worker` to retire; the default: never.
+    fn retire_requested<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        let _ = worker;
+        Box::pin(async { Ok(false) })
+    }
+
     /// Atomic: removes from the consumer group the consumers with no pending entry, no live
     /// announcement, and idle for at least `min_idle` (dead workers whose entries were taken
     /// over); returns their names.
