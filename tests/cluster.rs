@@ -82,3 +82,15 @@ fn the_in_process_pool_refuses_to_retire_its_workers() {
     assert_eq!(client.submit(|x: u32| x + 1, 1).result().unwrap(), 2, "the pool still works");
     client.blocking().close().unwrap();
 }
+
+#[test]
+fn run_on_workers_runs_once_per_in_process_worker() {
+    let client = Client::builder().workers(3).build_blocking().unwrap();
+    let doubled =
+        futures::executor::block_on(client.run_on_workers::<Double>(21, Duration::from_secs(10)))
+            .unwrap();
+    let names: Vec<&str> = doubled.keys().map(String::as_str).collect();
+    assert_eq!(names, ["worker-0", "worker-1", "worker-2"]);
+    assert!(doubled.values().all(|value| *value.as_ref().unwrap() == 42));
+    client.blocking().close().unwrap();
+}

@@ -7,11 +7,13 @@
 //! ([`Transport::workers`](crate::transport::Transport::workers)) until enough have joined or
 //! the timeout is up.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::Client;
 use super::blocking::{BlockingClient, block_on_caller_thread};
 use crate::error::Error;
+use crate::task::Task;
 use crate::transport::WorkerInfo;
 
 /// The first pause between two looks at the workers; each pause doubles, up to
@@ -251,11 +253,243 @@ impl Client {
     }
 }
 
-/// How long a retire flag lives at least: longer than any worker's heartbeat interval.
+impl Client {
+    /// Runs the registered task `T` once on every worker serving this client, on `input`,
+    /// and returns each worker's outcome by its name (Dask's `client.run(f)`): to read each
+    /// worker's state, warm a cache, or check its environment.
+    ///
+    /// On Redis each live worker of the client's queue takes the request at its next
+    /// heartbeat (a third of its [reclaim time](crate::worker::WorkerBuilder::reclaim_after),
+    /// 10 s at most) and runs `T` on a thread of its own beside its task slots (it neither
+    /// waits for a slot nor takes one); `T` must be registered on the workers. In-process the
+    /// workers share this process: `T` runs once per worker of the pool, on the executor's
+    /// blocking threads, keyed `worker-0`, `worker-1`, ...
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Cluster`] when no worker serves the client (start some, or
+    /// [`wait_for_workers`](Client::wait_for_workers) first); [`Error::Transport`] when
+    /// Redis cannot be reached; [`Error::Serialization`] when `input` does not encode. A
+    /// worker's own failure is its entry in the map: `Error::Cluster` naming the worker and
+    /// saying what happened (the task failed or panicked, is not registered there, or the
+    /// worker did not answer within `timeout`: it died, or is too busy to heartbeat), or
+    /// `Error::Serialization` when its output does not decode.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// use std::time::Duration;
+    /// use taskweave::Task;
+    ///
+    /// struct Pid;
+    /// impl Task for Pid {
+    ///     const NAME: &'static str = "pid";
+    ///     type Input = ();
+    ///     type Output = u32;
+    ///     type Error = std::convert::Infallible;
+    ///     fn run((): ()) -> Result<u32, Self::Error> {
+    ///         Ok(std::process::id())
+    ///     }
+    /// }
+    ///
+    /// let client = taskweave::Client::builder().workers(2).build().await?;
+    /// let pids = client.run_on_workers::<Pid>((), Duration::from_secs(10)).await?;
+    /// assert_eq!(pids.len(), 2);
+    /// assert_eq!(*pids["worker-0"].as_ref().unwrap(), std::process::id());
+    /// # client.close().await }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops waiting; workers that took the request run it all the same.
+    pub async fn run_on_workers<T: Task>(
+        &self,
+        input: T::Input,
+        timeout: Duration,
+    ) -> Result<BTreeMap<String, Result<T::Output, Error>>, Error> {
+        self.refuse_if_closed("run_on_workers")?;
+        let transport = &self.core().transport;
+        let workers: Vec<String> =
+            transport.workers().await?.into_iter().map(|worker| worker.name).collect();
+        if workers.is_empty() {
+            return Err(Error::Cluster {
+                operation: "run_on_workers",
+                problem: "no worker serves this client; start workers on its queue, or call \
+                          wait_for_workers first"
+                    .into(),
+            });
+        }
+        if transport.name() == "in-process" {
+            return self.run_in_process::<T>(input, workers).await;
+        }
+        self.run_remotely::<T>(input, workers, timeout).await
+    }
+
+    /// [`run_on_workers`](Client::run_on_workers) on the in-process pool: `T` once per
+    /// worker, on the executor's blocking threads.
+    async fn run_in_process<T: Task>(
+        &self,
+        input: T::Input,
+        workers: Vec<String>,
+    ) -> Result<BTreeMap<String, Result<T::Output, Error>>, Error> {
+        let mut outcomes = BTreeMap::new();
+        let mut running = Vec::new();
+        for worker in workers {
+            let (done, outcome) = flume::bounded(1);
+            let input = input.clone();
+            let run = Box::new(move || {
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| T::run(input)));
+                let _ = done.send(
+                    ran.map(|ran| ran.map_err(|error| error.to_string()))
+                        .map_err(|panic| crate::job::panic_message(&*panic)),
+                );
+            });
+            self.executor().spawn_blocking(run)?;
+            running.push((worker, outcome));
+        }
+        for (worker, outcome) in running {
+            let outcome = match outcome.recv_async().await {
+                Ok(Ok(Ok(output))) => Ok(output),
+                Ok(Ok(Err(message))) => Err(ran_badly(&worker, T::NAME, "failed", &message)),
+                Ok(Err(message)) => Err(ran_badly(&worker, T::NAME, "panicked", &message)),
+                Err(_) => Err(ran_badly(&worker, T::NAME, "was dropped", "its thread ended")),
+            };
+            outcomes.insert(worker, outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// [`run_on_workers`](Client::run_on_workers) on a transport whose workers live in
+    /// other processes.
+    async fn run_remotely<T: Task>(
+        &self,
+        input: T::Input,
+        workers: Vec<String>,
+        timeout: Duration,
+    ) -> Result<BTreeMap<String, Result<T::Output, Error>>, Error> {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = self
+            .core()
+            .transport
+            .as_any()
+            .and_then(|any| any.downcast_ref::<crate::transport::redis::RedisTransport>())
+        {
+            let input = serde_json::to_string(&input)
+                .map_err(|error| Error::Serialization(Box::new(error)))?;
+            let ttl = timeout.max(RETIRE_FLAG_MIN_TTL);
+            let id =
+                format!("{:016x}{:016x}", self.executor().random_seed(), self.core().fresh_token());
+            let request = crate::transport::redis::RunRequest {
+                id: id.clone(),
+                task: T::NAME.to_owned(),
+                input,
+                ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            };
+            redis.request_runs(&workers, &request, ttl).await?;
+            let executor = self.executor();
+            let deadline = executor.now() + timeout;
+            let mut pause = FIRST_POLL;
+            let mut answers: Vec<Option<crate::transport::redis::RunAnswer>> =
+                vec![None; workers.len()];
+            // The give-up rule: the timeout; a look that fails is tried again until then.
+            loop {
+                if let Ok(seen) = redis.run_answers(&id, &workers).await {
+                    for (answer, seen) in answers.iter_mut().zip(seen) {
+                        if answer.is_none() {
+                            *answer = seen;
+                        }
+                    }
+                }
+                let now = executor.now();
+                if answers.iter().all(Option::is_some) || now >= deadline {
+                    break;
+                }
+                executor.sleep(pause.min(deadline - now)).await;
+                pause = (pause * 2).min(MAX_POLL);
+            }
+            let mut outcomes = BTreeMap::new();
+            for (worker, answer) in workers.into_iter().zip(answers) {
+                let outcome = match answer {
+                    None => Err(ran_badly(
+                        &worker,
+                        T::NAME,
+                        "did not answer",
+                        &format!(
+                            "no answer within {timeout:?} (the worker died, or has not had a \
+                             heartbeat since: wait longer)"
+                        ),
+                    )),
+                    Some(answer) if answer.status == "ok" => serde_json::from_str(&answer.body)
+                        .map_err(|error| Error::Serialization(Box::new(error))),
+                    Some(answer) => Err(ran_badly(&worker, T::NAME, &answer.status, &answer.body)),
+                };
+                outcomes.insert(worker, outcome);
+            }
+            return Ok(outcomes);
+        }
+        let _ = (input, workers, timeout);
+        Err(Error::Cluster {
+            operation: "run_on_workers",
+            problem: format!(
+                "the {} transport cannot run functions on its workers",
+                self.core().transport.name()
+            ),
+        })
+    }
+}
+
+/// A worker's failure to run `task` for `run_on_workers`.
+fn ran_badly(worker: &str, task: &str, what: &str, detail: &str) -> Error {
+    Error::Cluster {
+        operation: "run_on_workers",
+        problem: format!("worker {worker}: task {task:?} {what}: {detail}"),
+    }
+}
+
+/// How long a retire flag, or a run request, lives at least: longer than any worker's
+/// heartbeat interval.
 #[cfg(feature = "redis")]
 const RETIRE_FLAG_MIN_TTL: Duration = Duration::from_secs(60);
 
 impl BlockingClient<'_> {
+    /// Runs the registered task `T` once on every worker; see [`Client::run_on_workers`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::run_on_workers`]; [`Error::BlockingInAsyncContext`] from async code.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskweave::Task;
+    ///
+    /// struct Ping;
+    /// impl Task for Ping {
+    ///     const NAME: &'static str = "ping";
+    ///     type Input = ();
+    ///     type Output = String;
+    ///     type Error = std::convert::Infallible;
+    ///     fn run((): ()) -> Result<String, Self::Error> {
+    ///         Ok("pong".into())
+    ///     }
+    /// }
+    ///
+    /// let client = taskweave::Client::builder().workers(2).build_blocking()?;
+    /// let answers = client.blocking().run_on_workers::<Ping>((), Duration::from_secs(10))?;
+    /// assert!(answers.values().all(|answer| answer.as_deref().ok() == Some("pong")));
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
+    pub fn run_on_workers<T: Task>(
+        &self,
+        input: T::Input,
+        timeout: Duration,
+    ) -> Result<BTreeMap<String, Result<T::Output, Error>>, Error> {
+        block_on_caller_thread(self.client.run_on_workers::<T>(input, timeout))?
+    }
+
     /// Retires the workers named `names` and waits until they left; see
     /// [`Client::retire_workers`].
     ///

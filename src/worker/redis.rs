@@ -24,8 +24,8 @@ use crate::transport::redis::store::{
 };
 use crate::transport::redis::task_services::Lend;
 use crate::transport::redis::{
-    Keys, Notify, RedisConfig, RedisStore, Rejection, Role, Status, TaskEntry, WorkerInfo,
-    unless_stopped,
+    Keys, Notify, RedisConfig, RedisStore, Rejection, Role, RunAnswer, RunRequest, Status,
+    TaskEntry, WorkerInfo, unless_stopped,
 };
 
 /// How long a blocking read waits on the server before the worker looks around.
@@ -2616,6 +2616,89 @@ async fn runner_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
     }
 }
 
+/// How many run requests a worker takes at one heartbeat.
+const RUN_REQUESTS: usize = 16;
+
+/// Runs what clients asked this worker to run once (`Client::run_on_workers`), each on a
+/// blocking thread of the executor (beside the task slots: a run request is an
+/// administrator's call, not a task), and answers each. A request that does not decode is
+/// logged and dropped (its client times out); one for a task this worker does not register
+/// is answered `rejected`.
+async fn run_requested(shared: &Arc<Shared>) {
+    let requests = match shared.store.take_run_requests(&shared.name, RUN_REQUESTS).await {
+        Ok(requests) => requests,
+        Err(error) => {
+            tracing::debug!(%error, worker = %shared.name, "could not read run requests");
+            return;
+        }
+    };
+    for raw in requests {
+        let Ok(request) = serde_json::from_slice::<RunRequest>(&raw) else {
+            tracing::warn!(worker = %shared.name, "dropping a run request that does not decode");
+            continue;
+        };
+        let answer_key = shared.keys.run_answer(&request.id, &shared.name);
+        let ttl = Duration::from_millis(
+            request.ttl_ms.clamp(1, crate::transport::redis::protocol::MAX_TTL_MS),
+        );
+        let Some(handler) = shared.registry.get(request.task.as_str()).cloned() else {
+            let answer = RunAnswer {
+                status: "rejected".into(),
+                body: format!(
+                    "worker {} does not register task {:?}; register it on every worker                      (Worker::builder().register::<T>())",
+                    shared.name, request.task
+                ),
+            };
+            let _ = shared
+                .store
+                .answer_run(&answer_key, &serde_json::to_vec(&answer).unwrap_or_default(), ttl)
+                .await;
+            continue;
+        };
+        let (done, outcome) = flume::bounded(1);
+        let services = shared.services.clone();
+        let key = format!("run-{}", request.id);
+        let input = request.input.into_bytes();
+        let run = Box::new(move || {
+            let outcome =
+                crate::transport::redis::task_services::run_with(services.as_ref(), &key, || {
+                    handler(&input)
+                });
+            let _ = done.send(outcome);
+        });
+        if let Err(error) = shared.executor.spawn_blocking(run) {
+            tracing::warn!(%error, worker = %shared.name, "could not start a run request");
+            continue;
+        }
+        let answering = Arc::clone(shared);
+        let answer = async move {
+            let answer = match outcome.recv_async().await {
+                Ok(HandlerOutcome::Output(output)) => RunAnswer {
+                    status: "ok".into(),
+                    body: String::from_utf8_lossy(&output).into_owned(),
+                },
+                Ok(HandlerOutcome::Failed(message)) => {
+                    RunAnswer { status: "failed".into(), body: bound_error_text(message) }
+                }
+                Ok(HandlerOutcome::Panicked(message)) => {
+                    RunAnswer { status: "panicked".into(), body: bound_error_text(message) }
+                }
+                Ok(HandlerOutcome::BadInput(reason)) => {
+                    RunAnswer { status: "rejected".into(), body: reason }
+                }
+                Err(_) => return,
+            };
+            let bytes = serde_json::to_vec(&answer).unwrap_or_default();
+            if let Err(error) = answering.store.answer_run(&answer_key, &bytes, ttl).await {
+                tracing::warn!(%error, worker = %answering.name, "could not answer a run request");
+            }
+        };
+        if let Err(error) = shared.executor.spawn_task(answer) {
+            tracing::warn!(%error, worker = %shared.name, "could not answer a run request");
+        }
+    }
+}
+
 /// Touches the entries this worker owns and refreshes its announcement, until the runners
 /// have stopped and what they did not start is handed back.
 async fn heartbeat_loop(
@@ -2671,6 +2754,9 @@ async fn heartbeat_loop(
                     tracing::debug!(%error, worker = %shared.name, "could not read the retire flag")
                 }
             }
+        }
+        if !shared.stopping() {
+            run_requested(&shared).await;
         }
         if !shared.stopping() {
             let ttl = shared.heartbeat_ttl();

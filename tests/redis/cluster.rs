@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use taskweave::worker::Worker;
 use taskweave::{Error, ExecutorExt, Task};
 
-use crate::tasks::Sleepy;
+use crate::tasks::{Add, Sleepy, Unregistered};
 use crate::{RedisServer, client, run, within, worker};
 
 #[test]
@@ -252,5 +252,40 @@ fn retiring_an_unknown_worker_asks_nobody_and_says_who_is_there() {
         client.close().await.unwrap();
         only.shutdown();
         only.stopped().await;
+    });
+}
+
+#[test]
+fn run_on_workers_runs_a_registered_task_once_on_each_worker() {
+    run(|| async {
+        let server = RedisServer::start();
+        let client = client(&server, "runs").await;
+        let none = client.run_on_workers::<Add>((1, 1), Duration::from_secs(1)).await.unwrap_err();
+        assert!(matches!(none, Error::Cluster { operation: "run_on_workers", .. }), "{none:?}");
+        let (a, b) = (worker(&server, "runs", 1).await, worker(&server, "runs", 1).await);
+        client.wait_for_workers(2, Duration::from_secs(10)).await.unwrap();
+        let sums = client.run_on_workers::<Add>((2, 3), Duration::from_secs(30)).await.unwrap();
+        let mut names: Vec<&str> = sums.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut expected = vec![a.name(), b.name()];
+        expected.sort_unstable();
+        assert_eq!(names, expected);
+        assert!(sums.values().all(|sum| *sum.as_ref().unwrap() == 5), "{sums:?}");
+        // A task the workers do not register: each says so.
+        let refused =
+            client.run_on_workers::<Unregistered>(1, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(refused.len(), 2);
+        for (name, outcome) in &refused {
+            let error = outcome.as_ref().unwrap_err().to_string();
+            assert!(
+                error.contains(name.as_str()) && error.contains("does not register"),
+                "{error}"
+            );
+        }
+        client.close().await.unwrap();
+        for worker in [&a, &b] {
+            worker.shutdown();
+            worker.stopped().await;
+        }
     });
 }

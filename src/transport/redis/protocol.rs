@@ -82,6 +82,16 @@ impl Keys {
         format!("{}:{}:retire:{worker}", self.namespace, self.queue)
     }
 
+    /// The list of requests for `worker` to run a function once (`Client::run_on_workers`).
+    pub fn run_requests(&self, worker: &str) -> String {
+        format!("{}:{}:run:{worker}", self.namespace, self.queue)
+    }
+
+    /// Where `worker` answers the run request `id`.
+    pub fn run_answer(&self, id: &str, worker: &str) -> String {
+        format!("{}:{}:ran:{id}:{worker}", self.namespace, self.queue)
+    }
+
     /// A counter that hands out client and worker numbers.
     pub fn sequence(&self) -> String {
         format!("{}:seq", self.namespace)
@@ -281,6 +291,30 @@ impl TaskEntry {
             resources,
         })
     }
+}
+
+/// A request for a worker to run a registered task once (`Client::run_on_workers`), as JSON
+/// in the worker's [`run_requests`](Keys::run_requests) list.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunRequest {
+    /// Names the request: the worker answers under [`Keys::run_answer`] of it.
+    pub id: String,
+    /// The registered task's name.
+    pub task: String,
+    /// The input, as JSON text.
+    pub input: String,
+    /// How long the answer lives, in milliseconds.
+    pub ttl_ms: u64,
+}
+
+/// A worker's answer to a [`RunRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunAnswer {
+    /// `ok` (then `body` is the output as JSON text), `failed`, `panicked` or `rejected`
+    /// (then `body` says why).
+    pub status: String,
+    /// The output, or what went wrong.
+    pub body: String,
 }
 
 /// The value of an [`entry_of`](Keys::entry_of) key once the delivery was reported.

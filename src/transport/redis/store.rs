@@ -356,6 +356,47 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         Box::pin(async { Ok(()) })
     }
 
+    /// Appends `request` to `worker`'s run requests (which live for `ttl`), for
+    /// `Client::run_on_workers`. The default (the simulation's model) drops it: nobody answers.
+    fn request_run<'a>(
+        &'a self,
+        worker: &'a str,
+        request: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = (worker, request, ttl);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Takes up to `count` of `worker`'s run requests, oldest first; the default: none.
+    fn take_run_requests<'a>(
+        &'a self,
+        worker: &'a str,
+        count: usize,
+    ) -> BoxFuture<'a, StoreResult<Vec<Vec<u8>>>> {
+        let _ = (worker, count);
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Stores `answer` under `key` for `ttl`; the default: nowhere.
+    fn answer_run<'a>(
+        &'a self,
+        key: &'a str,
+        answer: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = (key, answer, ttl);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Reads the answers stored under `keys`, in order; the default: none.
+    fn read_answers<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<Vec<Option<Vec<u8>>>>> {
+        Box::pin(async move { Ok(vec![None; keys.len()]) })
+    }
+
     /// Whether someone asked `worker` to retire; the default: never.
     fn retire_requested<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
         let _ = worker;
