@@ -103,6 +103,16 @@ pub enum Error {
         problem: String,
     },
 
+    /// A cluster-management call ([`Client::wait_for_workers`](crate::Client::wait_for_workers))
+    /// could not do what was asked: `problem` says what and what to do.
+    #[error("{operation}: {problem}")]
+    Cluster {
+        /// The call, for example `"wait_for_workers"`.
+        operation: &'static str,
+        /// What went wrong and what to do about it.
+        problem: String,
+    },
+
     /// A task that was waited for did not produce a value.
     #[error(transparent)]
     Task(TaskError),

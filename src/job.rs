@@ -298,6 +298,9 @@ pub(crate) struct RegisteredCall {
     /// How many deliveries may die with their worker (`TaskBuilder::allowed_failures`), for
     /// transports that redeliver by themselves.
     pub(crate) allowed_failures: u32,
+    /// The worker resources one run holds (`TaskBuilder::resources`): name and amount, each
+    /// name once.
+    pub(crate) resources: Vec<(String, u64)>,
 }
 
 /// One task: its identity, what it runs, what it reads, and where its outcome is published.

@@ -599,6 +599,7 @@ impl Written {
             input,
             max_deliveries: self.max_deliveries,
             ttl_ms: self.ttl_ms,
+            resources: Vec::new(),
         }
     }
 }

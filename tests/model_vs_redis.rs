@@ -796,6 +796,7 @@ impl Pair {
                     deps,
                     max_deliveries: spec.max_deliveries,
                     ttl_ms: LONG.as_millis() as u64,
+                    resources: Vec::new(),
                 }
             })
             .collect()

@@ -12,6 +12,19 @@ pub(crate) fn block_on_caller_thread<F: Future>(future: F) -> Result<F::Output, 
     if is_async_context() {
         return Err(Error::BlockingInAsyncContext);
     }
+    // A registered task's body on a Redis worker lends its runner slot while it waits.
+    #[cfg(feature = "redis")]
+    let _lent = crate::transport::redis::task_services::lend_while_blocked();
+    Ok(futures::executor::block_on(future))
+}
+
+/// [`block_on_caller_thread`] without lending a Redis worker's runner slot: for a short
+/// wait on nothing but the network (connecting).
+#[cfg(feature = "redis")]
+pub(crate) fn block_on_without_lending<F: Future>(future: F) -> Result<F::Output, Error> {
+    if is_async_context() {
+        return Err(Error::BlockingInAsyncContext);
+    }
     Ok(futures::executor::block_on(future))
 }
 

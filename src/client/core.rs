@@ -63,6 +63,8 @@ pub(crate) struct SubmitOptions {
     pub(crate) retries: u32,
     pub(crate) allowed_failures: u32,
     pub(crate) pinned: bool,
+    /// The worker resources each run holds (registered tasks only).
+    pub(crate) resources: Vec<(String, u64)>,
 }
 
 impl Default for SubmitOptions {
@@ -73,6 +75,7 @@ impl Default for SubmitOptions {
             retries: 0,
             allowed_failures: crate::scheduler::DEFAULT_ALLOWED_FAILURES,
             pinned: false,
+            resources: Vec::new(),
         }
     }
 }

@@ -5,6 +5,7 @@ mod as_completed;
 pub(crate) mod blocking;
 mod builder;
 mod cancel_guard;
+mod cluster;
 mod context;
 pub mod coordination;
 pub(crate) mod core;

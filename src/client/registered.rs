@@ -33,13 +33,18 @@ fn run<T: Task>(input: T::Input) -> Result<Value, TaskFailure> {
         .map_err(|error| TaskFailure::new(error.to_string()))
 }
 
-fn call<T: Task>(encode_input: Option<InputEncoder>, allowed_failures: u32) -> RegisteredCall {
+fn call<T: Task>(
+    encode_input: Option<InputEncoder>,
+    allowed_failures: u32,
+    resources: Vec<(String, u64)>,
+) -> RegisteredCall {
     RegisteredCall {
         name: T::NAME,
         encode_input,
         decode_output: decode_output::<T>,
         encode_output: encode_output::<T>,
         allowed_failures,
+        resources,
     }
 }
 
@@ -77,7 +82,7 @@ impl TaskBuilder<'_, NoDeps, Impure> {
             key,
             DependencyList::default(),
             body,
-            Some(call::<T>(Some(encode), self.allowed_failures_option())),
+            Some(call::<T>(Some(encode), self.allowed_failures_option(), self.resources_option())),
         )
     }
 }
@@ -153,7 +158,8 @@ impl<D: Dependencies, P: 'static> TaskBuilder<'_, After<D>, P> {
                 .collect::<Result<Vec<_>, _>>()?;
             run::<T>(dependency_input::<T>(&outputs)?)
         });
-        self.submit_job(key, list, body, Some(call::<T>(None, self.allowed_failures_option())))
+        let call = call::<T>(None, self.allowed_failures_option(), self.resources_option());
+        self.submit_job(key, list, body, Some(call))
     }
 }
 

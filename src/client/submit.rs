@@ -214,6 +214,39 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
         self
     }
 
+    /// Makes the task need `amount` of the worker resource `name` (Dask's
+    /// `resources={"GPU": 1}`): only a worker that declares at least that much runs it, and
+    /// a worker runs its tasks that need a resource only while their sum stays within what
+    /// it declared. Call it once per resource; a name given again keeps the last amount.
+    ///
+    /// For registered tasks ([`submit_task`](TaskBuilder::submit_task)) on a transport whose
+    /// workers declare resources: on Redis,
+    /// [`WorkerBuilder::resources`](crate::worker::WorkerBuilder::resources). A worker that
+    /// lacks the resource gives the task back to the queue for one that has it; when no live
+    /// worker of the queue declares enough for the worker's
+    /// [`unrunnable_after`](crate::worker::WorkerBuilder::unrunnable_after) time, the task
+    /// fails with a message naming the resource. The in-process pool declares none: a task
+    /// that needs a resource fails there at once, as does a closure that needs one (a
+    /// closure runs in this process only).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// // The in-process pool declares no GPU: a clear error, not a task waiting for ever.
+    /// let future = client.task().resources("GPU", 1).submit(|x: u32| x + 1, 1);
+    /// let error = future.result().unwrap_err();
+    /// assert!(error.to_string().contains("GPU"), "{error}");
+    /// # Ok(()) }
+    /// ```
+    pub fn resources(mut self, name: impl Into<String>, amount: u64) -> Self {
+        let name = name.into();
+        self.options.resources.retain(|(held, _)| *held != name);
+        self.options.resources.push((name, amount));
+        self
+    }
+
     /// Makes the task pure: its key is derived from the function and its inputs, so that
     /// identical submissions share one task and one result (Dask's `pure=True`).
     ///
@@ -244,6 +277,11 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
         self.options.allowed_failures
     }
 
+    /// The worker resources each submission's runs hold.
+    pub(super) fn resources_option(&self) -> Vec<(String, u64)> {
+        self.options.resources.clone()
+    }
+
     /// Submits one job, carrying a registered task's call when it is one.
     pub(super) fn submit_job<T>(
         &self,
@@ -269,12 +307,46 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
         let core = self.client.core();
         // Kept until the dependent is submitted, which holds them from then on.
         let (deps, _bridges) = bridge_detached(core, deps.jobs);
-        let job = Job::new(id, key, deps, body, call);
+        let job = match self.unplaceable(&key, call.as_ref()) {
+            // Runs nowhere: fails at once with the reason (its own body never runs).
+            Some(message) => Job::new(
+                id,
+                key,
+                deps,
+                BlockingBody(move |_: &[Value]| Err(TaskFailure::new(message.clone()))),
+                None,
+            ),
+            None => Job::new(id, key, deps, body, call),
+        };
         let job = core.submit(job, &self.options, shared);
         if let Some(parent) = self.client.parent() {
             parent.adopt(&job);
         }
         TaskFuture::from_job(job, Arc::clone(core))
+    }
+
+    /// Why a task that needs resources cannot run on this client's transport, if it cannot:
+    /// a closure (it runs in this process only, where no worker declares resources), or a
+    /// registered task on the in-process pool (which declares none); or a resource asked
+    /// for in no amount.
+    fn unplaceable(&self, key: &TaskKey, call: Option<&RegisteredCall>) -> Option<String> {
+        let resources = &self.options.resources;
+        let (name, _) = resources.first()?;
+        if let Some((name, _)) = resources.iter().find(|(_, amount)| *amount == 0) {
+            return Some(format!(
+                "task {key} asks for 0 of the resource {name:?}; ask for at least 1, or do                  not call resources() for it"
+            ));
+        }
+        if call.is_none() {
+            return Some(format!(
+                "task {key} needs the worker resource {name:?}, but it is a closure, which                  runs in this process where no worker declares resources; make it a                  registered task (submit_task) for workers that declare {name:?}"
+            ));
+        }
+        (self.client.core().transport.name() == "in-process").then(|| {
+            format!(
+                "task {key} needs the worker resource {name:?}, but the in-process pool                  declares no resources; run it on a Redis worker started with                  .resources({name:?}, n), or submit it without resources()"
+            )
+        })
     }
 
     /// A task builder's client, for the context of a body it submits.
@@ -292,7 +364,17 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
     fn fresh<F>(&self) -> TaskKey {
         let core = self.client.core();
         match self.client.parent() {
-            None => fresh_key::<F>(core),
+            None => {
+                // In a registered task's body on a Redis worker: a sub-task of that task.
+                #[cfg(feature = "redis")]
+                if let Some(parent) = crate::transport::redis::task_services::current_task_key() {
+                    return TaskKey::named(format!(
+                        "{parent}/{}",
+                        TaskKey::generated(prefix_of::<F>(), core.fresh_token())
+                    ));
+                }
+                fresh_key::<F>(core)
+            }
             Some(parent) => TaskKey::named(format!(
                 "{}/{}",
                 parent.key(),

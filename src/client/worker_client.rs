@@ -10,6 +10,11 @@ use crate::error::Error;
 use crate::transport::redis::RedisTransport;
 use crate::transport::redis::task_services;
 
+/// How many sub-tasks a worker's tasks may have enqueued and unfinished at once: no limit in
+/// practice. A sub-task held back by the client would deadlock the tree of tasks that waits
+/// for it; what bounds them is the work the tasks create.
+const SUB_TASKS_IN_FLIGHT: usize = 1 << 30;
+
 /// A client of the cluster the current registered task runs on: its worker's Redis server,
 /// namespace and queue. Call it from a [`Task::run`](crate::Task::run) body on a
 /// [`Worker`](crate::worker::Worker) to use the coordination primitives by name, shared with every
@@ -58,8 +63,13 @@ pub fn worker_client() -> Result<Client, Error> {
         let (config, executor) = (config.clone(), Arc::clone(executor));
         let closer = Arc::clone(&executor);
         // The body runs outside the async context (`run_with`): blocking here is allowed.
-        let client = crate::client::blocking::block_on_caller_thread(async move {
-            let transport = RedisTransport::builder_with(config).connect().await?;
+        let client = crate::client::blocking::block_on_without_lending(async move {
+            // Not throttled: its tasks are sub-tasks that tasks in flight wait for (a
+            // recursion's tree), and one held back behind them would never be sent.
+            let transport = RedisTransport::builder_with(config)
+                .max_in_flight(SUB_TASKS_IN_FLIGHT)
+                .connect()
+                .await?;
             Client::builder().transport(transport).executor(executor).build().await
         })??;
         let closing = client.clone();

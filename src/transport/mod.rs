@@ -788,12 +788,25 @@ pub struct WorkerInfo {
     pub host: String,
     /// Its process id.
     pub pid: u32,
+    /// The resources it declares (name and amount), which tasks that need them
+    /// ([`TaskBuilder::resources`](crate::client::TaskBuilder::resources)) hold while they
+    /// run; empty for a worker that declares none (and for workers of older versions).
+    #[serde(default)]
+    pub resources: std::collections::BTreeMap<String, u64>,
 }
 
 impl WorkerInfo {
     /// A worker's announcement.
     pub fn new(name: String, queue: String, concurrency: usize, tasks: Vec<String>) -> WorkerInfo {
-        WorkerInfo { name, queue, concurrency, tasks, host: host_name(), pid: std::process::id() }
+        WorkerInfo {
+            name,
+            queue,
+            concurrency,
+            tasks,
+            host: host_name(),
+            pid: std::process::id(),
+            resources: std::collections::BTreeMap::new(),
+        }
     }
 }
 
@@ -925,6 +938,13 @@ impl ReadyTask {
     /// transports that redeliver by themselves; `None` for a closure.
     pub fn allowed_failures(&self) -> Option<u32> {
         self.job.call.as_ref().map(|call| call.allowed_failures)
+    }
+
+    /// The worker resources one run of this task holds (name and amount, each name once;
+    /// [`TaskBuilder::resources`](crate::client::TaskBuilder::resources)); empty for a task
+    /// that needs none, and for a closure.
+    pub fn resources(&self) -> &[(String, u64)] {
+        self.job.call.as_ref().map_or(&[], |call| call.resources.as_slice())
     }
 
     /// The keys of the tasks whose values this task reads, in argument order.

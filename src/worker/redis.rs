@@ -1,11 +1,11 @@
 //! The Redis worker: a process (or a part of one) that runs registered tasks read from a
 //! Redis stream. See [`Worker`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -22,9 +22,10 @@ use crate::transport::redis::store::{
     ClaimedEntry, Completion, DeadLetter, Failure, Fields, Ownership, Store, StoreError,
     StreamEntry,
 };
+use crate::transport::redis::task_services::Lend;
 use crate::transport::redis::{
-    Keys, Notify, RedisConfig, RedisStore, Rejection, Role, Status, TaskEntry, WorkerInfo,
-    unless_stopped,
+    Keys, Notify, RedisConfig, RedisStore, Rejection, Role, RunAnswer, RunRequest, Status,
+    TaskEntry, WorkerInfo, unless_stopped,
 };
 
 /// How long a blocking read waits on the server before the worker looks around.
@@ -117,6 +118,7 @@ impl Worker {
             executor: None,
             dead_letter_cap: crate::transport::redis::DEFAULT_DEAD_LETTER_CAP,
             serve_tasks: false,
+            resources: BTreeMap::new(),
         }
     }
 }
@@ -137,6 +139,8 @@ pub struct WorkerBuilder {
     /// Whether its tasks can reach the cluster through `taskweave::worker_client()` (a worker on a
     /// real server; not on the simulation's model of Redis).
     serve_tasks: bool,
+    /// The resources it declares ([`WorkerBuilder::resources`]).
+    resources: BTreeMap<String, u64>,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -662,6 +666,7 @@ impl WorkerBuilder {
                 message: "a worker with no task to run: call .register::<T>() for each task".into(),
             });
         }
+        self.check_resources()?;
         let keys = self.keys();
         let options = self.config.connect_options(BLOCK);
         let mut store = RedisStore::connect(self.config.url(), keys.clone(), &options).await?;
@@ -669,6 +674,71 @@ impl WorkerBuilder {
         store.check_access(Role::Worker).await?;
         let serving = WorkerBuilder { serve_tasks: true, ..self };
         serving.start_on(Arc::new(store), keys).await
+    }
+
+    /// Declares that this worker has `amount` of the resource `name` (Dask's
+    /// `--resources "GPU=2"`): tasks that need it
+    /// ([`TaskBuilder::resources`](crate::client::TaskBuilder::resources)) run here, and at
+    /// once only as many as the amount allows (a task that needs 1 of 2 GPUs: two at once,
+    /// whatever the [`concurrency`](WorkerBuilder::concurrency)). A task that needs a
+    /// resource this worker lacks, or more of it than it has, is given back to the queue for
+    /// a worker that has it, as a task it does not register is; when no live worker of the
+    /// queue has it for [`unrunnable_after`](WorkerBuilder::unrunnable_after), the task fails
+    /// with a message naming the resource. Call it once per resource; a name given again
+    /// keeps the last amount. The worker announces its resources
+    /// ([`Client::workers`](crate::Client::workers)).
+    ///
+    /// A task waiting here for a resource that other tasks hold keeps its runner slot
+    /// meanwhile; a task that holds a resource and waits for a sub-task that needs the same
+    /// resource, on a worker that has no more of it, waits for ever (as in Dask): give such
+    /// sub-tasks no resource, or the worker more of it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use taskweave::worker::Worker;
+    /// # use taskweave::Task;
+    /// # struct Train;
+    /// # impl Task for Train {
+    /// #     const NAME: &'static str = "train";
+    /// #     type Input = u32;
+    /// #     type Output = f64;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run(_: u32) -> Result<f64, Self::Error> { Ok(0.0) }
+    /// # }
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// // Runs up to 8 tasks at once, of which at most 2 that each need a GPU.
+    /// Worker::builder()
+    ///     .redis("redis://127.0.0.1:6379")
+    ///     .concurrency(8)
+    ///     .resources("GPU", 2)
+    ///     .register::<Train>()
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    ///
+    /// On the client: `client.task().resources("GPU", 1).submit_task::<Train>(epochs)`.
+    pub fn resources(mut self, name: impl Into<String>, amount: u64) -> Self {
+        self.resources.insert(name.into(), amount);
+        self
+    }
+
+    /// Refuses resources a task could never hold: an empty name, an amount of 0.
+    fn check_resources(&self) -> Result<(), Error> {
+        if self.resources.contains_key("") {
+            return Err(Error::InvalidConfig {
+                message: "resources(\"\", ..): a resource needs a name, such as \"GPU\"".into(),
+            });
+        }
+        if let Some((name, _)) = self.resources.iter().find(|(_, amount)| **amount == 0) {
+            return Err(Error::InvalidConfig {
+                message: format!(
+                    "resources({name:?}, 0): declare at least 1, or do not declare {name:?}"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The keys of the queue this worker reads.
@@ -688,12 +758,14 @@ impl WorkerBuilder {
                 message: "a worker with no task to run: call .register::<T>() for each task".into(),
             });
         }
+        self.check_resources()?;
         let executor = self.executor.clone().unwrap_or_else(crate::runtimes::ambient_executor);
         store.ensure_group().await?;
         let mut tasks: Vec<String> = self.registry.keys().map(|name| (*name).to_owned()).collect();
         tasks.sort();
         let queue = self.config.queue_name().to_owned();
         let mut info = WorkerInfo::new(String::new(), queue.clone(), self.concurrency, tasks);
+        info.resources = self.resources.clone();
         info.name = format!("{}-{}-w{}", info.host, info.pid, store.next_number().await?);
         let name = info.name.clone();
         let (stop, stop_signal) = flume::bounded::<()>(1);
@@ -731,7 +803,18 @@ impl WorkerBuilder {
             owned: Mutex::new(HashSet::new()),
             unrunnable_after: self.unrunnable_after,
             unrunnable: Mutex::new(Unrunnable::default()),
+            pool: Mutex::new(RunnerPool::default()),
+            lender: OnceLock::new(),
+            resources: self.resources,
+            held: Mutex::new(BTreeMap::new()),
+            resources_freed: event_listener::Event::new(),
         });
+        if let Some(services) = &shared.services {
+            let lender = Arc::new(Lender(Arc::downgrade(&shared)));
+            let weak: Weak<dyn Lend> = Arc::downgrade(&lender) as Weak<dyn Lend>;
+            services.set_lender(weak);
+            let _ = shared.lender.set(lender);
+        }
         shared.store.heartbeat(&name, &shared.announcement, shared.heartbeat_ttl()).await?;
         let (stopped_sender, stopped) = flume::bounded::<()>(1);
         executor.spawn_task(supervise(Arc::clone(&shared), self.concurrency, stopped_sender))?;
@@ -1114,6 +1197,118 @@ struct Shared {
     unrunnable_after: Duration,
     /// Entries of tasks this worker does not register that it has seen.
     unrunnable: Mutex<Unrunnable>,
+    /// The runner loops, and how many of their bodies lent their slot while they wait.
+    pool: Mutex<RunnerPool>,
+    /// What lends runner slots to the bodies (`services` holds it weakly).
+    lender: OnceLock<Arc<Lender>>,
+    /// The resources this worker declares ([`WorkerBuilder::resources`]).
+    resources: BTreeMap<String, u64>,
+    /// How much of each resource the running tasks hold.
+    held: Mutex<BTreeMap<String, u64>>,
+    /// Notified when a task lets go of resources.
+    resources_freed: event_listener::Event,
+}
+
+/// Whether `declared` resources are enough for one run that `needs` these.
+fn resources_suffice(declared: &BTreeMap<String, u64>, needs: &[(String, u64)]) -> bool {
+    needs.iter().all(|(name, amount)| declared.get(name).is_some_and(|has| has >= amount))
+}
+
+/// The resources one run holds, given back when dropped.
+struct HeldResources<'a> {
+    shared: &'a Shared,
+    needs: &'a [(String, u64)],
+}
+
+impl Drop for HeldResources<'_> {
+    fn drop(&mut self) {
+        {
+            let mut held = self.shared.held.lock();
+            for (name, amount) in self.needs {
+                if let Some(holding) = held.get_mut(name) {
+                    *holding = holding.saturating_sub(*amount);
+                }
+            }
+        }
+        self.shared.resources_freed.notify(usize::MAX);
+    }
+}
+
+/// The worker's runner loops: `concurrency` of them, plus one stand-in per body that lent
+/// its slot while it waits (for its sub-tasks, a lock, ...). A runner leaves after its task
+/// when more than `concurrency + seceded` live, so that a body that rejoins puts the pool
+/// over its size only until the next task finishes.
+#[derive(Default)]
+struct RunnerPool {
+    /// Runner loops alive.
+    runners: usize,
+    /// Bodies that lent their slot and have not taken it back.
+    seceded: usize,
+    /// What a stand-in runner holds so that the shutdown waits for it (taken at shutdown).
+    done: Option<flume::Sender<()>>,
+}
+
+thread_local! {
+    /// On a runner thread: its index into `running_since` (`usize::MAX` for a stand-in), when
+    /// its body lent its slot (if it does now), and for how long it lent it during the
+    /// running task: time lent is not run time (the adaptive prefetch goes by run time).
+    static RUNNER: std::cell::Cell<(usize, Option<std::time::Instant>, Duration)> =
+        const { std::cell::Cell::new((usize::MAX, None, Duration::ZERO)) };
+}
+
+/// Lends a worker's runner slots to the registered task bodies it runs
+/// ([`task_services::lend_while_blocked`](crate::transport::redis::task_services)).
+struct Lender(Weak<Shared>);
+
+impl Lend for Lender {
+    fn secede(&self) {
+        let Some(shared) = self.0.upgrade() else { return };
+        let (number, _, lent) = RUNNER.with(std::cell::Cell::get);
+        RUNNER.with(|runner| runner.set((number, Some(shared.executor.now()), lent)));
+        if let Some(since) = shared.running_since.get(number) {
+            since.store(0, Ordering::Relaxed);
+        }
+        let stand_in = {
+            let mut pool = shared.pool.lock();
+            pool.seceded += 1;
+            let wanted = shared.concurrency + pool.seceded;
+            match pool.done.clone() {
+                Some(done) if pool.runners < wanted && !shared.stopping() => {
+                    pool.runners += 1;
+                    Some(done)
+                }
+                _ => None,
+            }
+        };
+        // The reader may wait for a free slot: the lent one is.
+        let _ = shared.slot_freed.0.try_send(());
+        if let Some(done) = stand_in {
+            let runner = runner_loop(Arc::clone(&shared), done);
+            if let Err(error) =
+                shared.executor.spawn_dedicated("redis-worker-stand-in", Box::pin(runner))
+            {
+                shared.pool.lock().runners -= 1;
+                tracing::error!(%error, worker = %shared.name, "could not start a stand-in runner for a waiting task");
+            }
+        }
+    }
+
+    fn rejoin(&self) {
+        if let Some(shared) = self.0.upgrade() {
+            {
+                let mut pool = shared.pool.lock();
+                pool.seceded = pool.seceded.saturating_sub(1);
+            }
+            let (number, lent_at, lent) = RUNNER.with(std::cell::Cell::get);
+            let now = shared.executor.now();
+            let lent =
+                lent + lent_at.map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+            RUNNER.with(|runner| runner.set((number, None, lent)));
+            if let Some(since) = shared.running_since.get(number) {
+                since.store(shared.nanos_since_epoch() + 1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// What a worker remembers of the entries of tasks it does not register, which it passes on.
@@ -1208,6 +1403,17 @@ impl Shared {
         self.stop_signal.is_disconnected()
     }
 
+    /// Whether the calling runner leaves the pool now (it has no task): true, and counted
+    /// out, when more runners live than the slots not lent ([`RunnerPool`]).
+    fn surplus_runner_leaves(&self) -> bool {
+        let mut pool = self.pool.lock();
+        if pool.runners > self.concurrency + pool.seceded {
+            pool.runners -= 1;
+            return true;
+        }
+        false
+    }
+
     /// Stops the worker because of `error`, which retrying cannot fix (a permission Redis
     /// refuses; a read of the queue it refuses, or Redis out of reach for the broker
     /// timeout): it shuts down as it would on a signal and reports the error.
@@ -1289,7 +1495,8 @@ impl Shared {
 
     /// How many more entries this worker may take now.
     fn free_slots(&self) -> usize {
-        let capacity = self.concurrency + self.take_ahead();
+        let lent = self.pool.lock().seceded;
+        let capacity = self.concurrency + lent + self.take_ahead();
         capacity.saturating_sub(self.owned.lock().len()).min(BATCH)
     }
 
@@ -1479,7 +1686,10 @@ impl Shared {
                     let letter = self.rejection_letter(&id, rejection, 3_600_000);
                     self.report_dead_letter(&letter).await;
                 }
-                Ok(entry) if !self.registry.contains_key(entry.task.as_str()) => {
+                Ok(entry)
+                    if !self.registry.contains_key(entry.task.as_str())
+                        || !resources_suffice(&self.resources, &entry.resources) =>
+                {
                     unrunnable.push(Delivery { entry_id: id, entry });
                 }
                 Ok(entry) => {
@@ -1730,7 +1940,17 @@ impl Shared {
             let mut back = Vec::new();
             let mut overdue = Vec::new();
             for delivery in deliveries {
-                if unrunnable.warned.insert(delivery.entry.task.clone()) {
+                let registered = self.registry.contains_key(delivery.entry.task.as_str());
+                if registered && unrunnable.warned.insert(format!("{:?}", delivery.entry.resources))
+                {
+                    tracing::info!(
+                        worker = %self.name,
+                        task = %delivery.entry.task,
+                        resources = ?delivery.entry.resources,
+                        "this worker lacks resources a task needs: giving its entries back to \
+                         the queue for a worker that has them"
+                    );
+                } else if !registered && unrunnable.warned.insert(delivery.entry.task.clone()) {
                     tracing::warn!(
                         worker = %self.name,
                         task = %delivery.entry.task,
@@ -1757,8 +1977,10 @@ impl Shared {
                         .filter(|worker| worker.queue == self.keys.queue())
                         .collect();
                     for (delivery, waited) in overdue {
-                        if workers.iter().any(|worker| worker.tasks.contains(&delivery.entry.task))
-                        {
+                        if workers.iter().any(|worker| {
+                            worker.tasks.contains(&delivery.entry.task)
+                                && resources_suffice(&worker.resources, &delivery.entry.resources)
+                        }) {
                             // A worker that runs it is alive (busy): keep waiting for it.
                             back.push(delivery);
                             continue;
@@ -1819,8 +2041,27 @@ impl Shared {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let rejection = Rejection {
-            reason: format!(
+        let registered = workers.iter().any(|worker| worker.tasks.contains(&entry.task));
+        let reason = if registered && !entry.resources.is_empty() {
+            let needs: Vec<String> =
+                entry.resources.iter().map(|(name, amount)| format!("{name}={amount}")).collect();
+            let seen: Vec<String> = workers
+                .iter()
+                .map(|worker| format!("{} (resources {:?})", worker.name, worker.resources))
+                .collect();
+            format!(
+                "task {} ({:?}) waited {} s and no live worker of queue {:?} that runs it has \
+                 the resources it needs ({}) (workers seen: {}); start a worker with \
+                 .resources(name, amount), or submit it needing less",
+                entry.key,
+                entry.task,
+                waited.as_secs(),
+                self.keys.queue(),
+                needs.join(", "),
+                seen.join(", "),
+            )
+        } else {
+            format!(
                 "task {} ({:?}) waited {} s and no live worker of queue {:?} runs {:?} (workers \
                  seen: {seen}); start a worker that registers it \
                  (Worker::builder().register::<T>()), or raise WorkerBuilder::unrunnable_after",
@@ -1829,7 +2070,10 @@ impl Shared {
                 waited.as_secs(),
                 self.keys.queue(),
                 entry.task,
-            ),
+            )
+        };
+        let rejection = Rejection {
+            reason,
             notify: Some(Notify { reply: entry.reply.clone(), rid: entry.rid.clone() }),
         };
         self.rejection_letter(&delivery.entry_id, rejection, entry.ttl_ms)
@@ -1952,12 +2196,18 @@ impl Shared {
             // `take` checked the registry; this is unreachable in practice.
             return complete(Status::Rejected, b"the task is not registered here".to_vec());
         };
+        // Held from here until the report is made: its resources are free for the next.
+        let _held = self.hold_resources(&entry.resources).await;
         let services = self.services.as_ref();
         let mut outcome =
-            crate::transport::redis::task_services::run_with(services, || handler(&input));
+            crate::transport::redis::task_services::run_with(services, &entry.key, || {
+                handler(&input)
+            });
         if let (HandlerOutcome::BadInput(_), Some(single)) = (&outcome, &single) {
             outcome =
-                crate::transport::redis::task_services::run_with(services, || handler(single));
+                crate::transport::redis::task_services::run_with(services, &entry.key, || {
+                    handler(single)
+                });
         }
         match outcome {
             HandlerOutcome::Output(output) => complete(Status::Ok, output),
@@ -1975,6 +2225,33 @@ impl Shared {
                 };
                 Report::DeadLetter(self.rejection_letter(&entry_id, rejection, entry.ttl_ms))
             }
+        }
+    }
+
+    /// Takes `needs` of this worker's resources for one run, waiting while other runs hold
+    /// too much of them (they finish: `take` let only entries through whose needs fit what
+    /// this worker declares). `None` for a task that needs none.
+    async fn hold_resources<'a>(&'a self, needs: &'a [(String, u64)]) -> Option<HeldResources<'a>> {
+        if needs.is_empty() {
+            return None;
+        }
+        loop {
+            let freed = self.resources_freed.listen();
+            {
+                let mut held = self.held.lock();
+                let fits = needs.iter().all(|(name, amount)| {
+                    let holding = held.get(name).copied().unwrap_or(0);
+                    let has = self.resources.get(name).copied().unwrap_or(0);
+                    holding.saturating_add(*amount) <= has
+                });
+                if fits {
+                    for (name, amount) in needs {
+                        *held.entry(name.clone()).or_default() += amount;
+                    }
+                    return Some(HeldResources { shared: self, needs });
+                }
+            }
+            freed.await;
         }
     }
 
@@ -2031,11 +2308,17 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
             tracing::error!(%error, loop_index = index, "could not start a worker loop");
         }
     }
+    {
+        let mut pool = shared.pool.lock();
+        pool.runners += concurrency;
+        pool.done = Some(runners_done.clone());
+    }
     for index in 0..concurrency {
         let runner = runner_loop(Arc::clone(&shared), runners_done.clone());
         if let Err(error) =
             executor.spawn_dedicated(&format!("redis-worker-{index}"), Box::pin(runner))
         {
+            shared.pool.lock().runners -= 1;
             tracing::error!(%error, "could not start a worker thread");
         }
     }
@@ -2043,6 +2326,8 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
 
     // Nobody sends on the stop channel: it disconnects when a shutdown starts.
     let _ = shared.stop_signal.recv_async().await;
+    // No stand-in starts any more; the shutdown waits for those that run.
+    drop(shared.pool.lock().done.take());
     while readers_finished.recv_async().await.is_ok() {}
     while runners_finished.recv_async().await.is_ok() {}
     let unstarted: Vec<String> = std::iter::from_fn(|| shared.reclaimed.1.try_recv().ok())
@@ -2340,9 +2625,17 @@ async fn runner_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
     let number = usize::try_from(shared.runner_numbers.fetch_add(1, Ordering::Relaxed))
         .unwrap_or(usize::MAX);
     let since = shared.running_since.get(number);
+    RUNNER.with(|runner| runner.set((number, None, Duration::ZERO)));
     // The outcome of the last task run, not written yet.
     let mut last: Option<Report> = None;
     loop {
+        // A stand-in (or a runner whose body took its slot back) leaves once it has no task.
+        if shared.surplus_runner_leaves() {
+            if let Some(outcome) = last.take() {
+                shared.write_and_begin(Some(outcome), None).await;
+            }
+            break;
+        }
         let at_hand =
             if last.is_some() && !shared.stopping() { shared.try_next_delivery() } else { None };
         let delivery = match at_hand {
@@ -2368,12 +2661,98 @@ async fn runner_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
                 if let Some(since) = since {
                     since.store(0, Ordering::Relaxed);
                 }
-                shared.measured(shared.executor.now().saturating_duration_since(started));
+                let (_, _, lent) =
+                    RUNNER.with(|runner| runner.replace((number, None, Duration::ZERO)));
+                let took = shared.executor.now().saturating_duration_since(started);
+                shared.measured(took.saturating_sub(lent));
                 Some(report)
             }
             Start::DeadLetter(letter) => Some(Report::DeadLetter(letter)),
             Start::Skip => None,
         };
+    }
+}
+
+/// How many run requests a worker takes at one heartbeat.
+const RUN_REQUESTS: usize = 16;
+
+/// Runs what clients asked this worker to run once (`Client::run_on_workers`), each on a
+/// blocking thread of the executor (beside the task slots: a run request is an
+/// administrator's call, not a task), and answers each. A request that does not decode is
+/// logged and dropped (its client times out); one for a task this worker does not register
+/// is answered `rejected`.
+async fn run_requested(shared: &Arc<Shared>) {
+    let requests = match shared.store.take_run_requests(&shared.name, RUN_REQUESTS).await {
+        Ok(requests) => requests,
+        Err(error) => {
+            tracing::debug!(%error, worker = %shared.name, "could not read run requests");
+            return;
+        }
+    };
+    for raw in requests {
+        let Ok(request) = serde_json::from_slice::<RunRequest>(&raw) else {
+            tracing::warn!(worker = %shared.name, "dropping a run request that does not decode");
+            continue;
+        };
+        let answer_key = shared.keys.run_answer(&request.id, &shared.name);
+        let ttl = Duration::from_millis(
+            request.ttl_ms.clamp(1, crate::transport::redis::protocol::MAX_TTL_MS),
+        );
+        let Some(handler) = shared.registry.get(request.task.as_str()).cloned() else {
+            let answer = RunAnswer {
+                status: "rejected".into(),
+                body: format!(
+                    "worker {} does not register task {:?}; register it on every worker                      (Worker::builder().register::<T>())",
+                    shared.name, request.task
+                ),
+            };
+            let _ = shared
+                .store
+                .answer_run(&answer_key, &serde_json::to_vec(&answer).unwrap_or_default(), ttl)
+                .await;
+            continue;
+        };
+        let (done, outcome) = flume::bounded(1);
+        let services = shared.services.clone();
+        let key = format!("run-{}", request.id);
+        let input = request.input.into_bytes();
+        let run = Box::new(move || {
+            let outcome =
+                crate::transport::redis::task_services::run_with(services.as_ref(), &key, || {
+                    handler(&input)
+                });
+            let _ = done.send(outcome);
+        });
+        if let Err(error) = shared.executor.spawn_blocking(run) {
+            tracing::warn!(%error, worker = %shared.name, "could not start a run request");
+            continue;
+        }
+        let answering = Arc::clone(shared);
+        let answer = async move {
+            let answer = match outcome.recv_async().await {
+                Ok(HandlerOutcome::Output(output)) => RunAnswer {
+                    status: "ok".into(),
+                    body: String::from_utf8_lossy(&output).into_owned(),
+                },
+                Ok(HandlerOutcome::Failed(message)) => {
+                    RunAnswer { status: "failed".into(), body: bound_error_text(message) }
+                }
+                Ok(HandlerOutcome::Panicked(message)) => {
+                    RunAnswer { status: "panicked".into(), body: bound_error_text(message) }
+                }
+                Ok(HandlerOutcome::BadInput(reason)) => {
+                    RunAnswer { status: "rejected".into(), body: reason }
+                }
+                Err(_) => return,
+            };
+            let bytes = serde_json::to_vec(&answer).unwrap_or_default();
+            if let Err(error) = answering.store.answer_run(&answer_key, &bytes, ttl).await {
+                tracing::warn!(%error, worker = %answering.name, "could not answer a run request");
+            }
+        };
+        if let Err(error) = shared.executor.spawn_task(answer) {
+            tracing::warn!(%error, worker = %shared.name, "could not answer a run request");
+        }
     }
 }
 
@@ -2418,6 +2797,23 @@ async fn heartbeat_loop(
                 retry.reset();
                 gave_up_logged = false;
             }
+        }
+        if !shared.stopping() {
+            // Asked to retire (`Client::retire_workers`): the graceful shutdown of a SIGTERM.
+            // A flag that cannot be read is asked again at the next heartbeat.
+            match shared.store.retire_requested(&shared.name).await {
+                Ok(true) => {
+                    tracing::info!(worker = %shared.name, "asked to retire: finishing running tasks, handing the others back");
+                    drop(shared.stop.lock().take());
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::debug!(%error, worker = %shared.name, "could not read the retire flag")
+                }
+            }
+        }
+        if !shared.stopping() {
+            run_requested(&shared).await;
         }
         if !shared.stopping() {
             let ttl = shared.heartbeat_ttl();

@@ -7,11 +7,13 @@
 mod redis_server;
 
 mod admin;
+mod cluster;
 mod faults;
 mod lost;
 mod operator;
 mod processes;
 mod report;
+mod subtasks;
 mod takeover;
 mod tasks;
 mod working;

@@ -101,7 +101,9 @@ use futures::future::{Either, select};
 use parking_lot::Mutex;
 
 use self::protocol::Reply;
-pub(crate) use self::protocol::{Keys, Notify, Rejection, Status, TaskEntry};
+pub(crate) use self::protocol::{
+    Keys, Notify, Rejection, RunAnswer, RunRequest, Status, TaskEntry,
+};
 pub(crate) use self::redis_store::{RedisStore, Role};
 use self::retry::{Retry, RetryPolicy};
 use self::store::{Cancelled, Dispatched, Failure, Located, Store, StoreError, StreamEntry};
@@ -611,6 +613,44 @@ impl RedisTransport {
     }
 }
 
+impl RedisTransport {
+    /// Asks each of `workers` to run the registered task `task` once on `input` (JSON),
+    /// under the request `id`; the answers live for `ttl`.
+    pub(crate) async fn request_runs(
+        &self,
+        workers: &[String],
+        request: &RunRequest,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let bytes =
+            serde_json::to_vec(request).map_err(|error| Error::Serialization(Box::new(error)))?;
+        for worker in workers {
+            self.inner.store.request_run(worker, &bytes, ttl).await?;
+        }
+        Ok(())
+    }
+
+    /// The answers of `workers` to the run request `id` so far, in order.
+    pub(crate) async fn run_answers(
+        &self,
+        id: &str,
+        workers: &[String],
+    ) -> Result<Vec<Option<RunAnswer>>, Error> {
+        let keys: Vec<String> =
+            workers.iter().map(|worker| self.inner.keys.run_answer(id, worker)).collect();
+        let raw = self.inner.store.read_answers(&keys).await?;
+        Ok(raw
+            .into_iter()
+            .map(|answer| answer.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+            .collect())
+    }
+
+    /// Asks the worker `name` of this queue to retire (its flag lives for `ttl`).
+    pub(crate) async fn request_retire(&self, name: &str, ttl: Duration) -> Result<(), Error> {
+        Ok(self.inner.store.request_retire(name, ttl).await?)
+    }
+}
+
 impl Inner {
     fn started(&self) -> Option<&Started> {
         self.started.get()
@@ -838,6 +878,7 @@ impl Inner {
             ttl_ms: u64::try_from(self.result_ttl.as_millis())
                 .unwrap_or(u64::MAX)
                 .clamp(1, protocol::MAX_TTL_MS),
+            resources: task.resources().to_vec(),
         })
     }
 }

@@ -77,6 +77,21 @@ impl Keys {
         format!("{}:{}:worker:{worker}", self.namespace, self.queue)
     }
 
+    /// The flag that asks `worker` to retire (`Client::retire_workers`).
+    pub fn retire(&self, worker: &str) -> String {
+        format!("{}:{}:retire:{worker}", self.namespace, self.queue)
+    }
+
+    /// The list of requests for `worker` to run a function once (`Client::run_on_workers`).
+    pub fn run_requests(&self, worker: &str) -> String {
+        format!("{}:{}:run:{worker}", self.namespace, self.queue)
+    }
+
+    /// Where `worker` answers the run request `id`.
+    pub fn run_answer(&self, id: &str, worker: &str) -> String {
+        format!("{}:{}:ran:{id}:{worker}", self.namespace, self.queue)
+    }
+
     /// A counter that hands out client and worker numbers.
     pub fn sequence(&self) -> String {
         format!("{}:seq", self.namespace)
@@ -124,6 +139,8 @@ pub struct TaskEntry {
     pub max_deliveries: u32,
     /// How long results and replies live, in milliseconds.
     pub ttl_ms: u64,
+    /// The worker resources one run holds (name, amount of at least 1; each name once).
+    pub resources: Vec<(String, u64)>,
 }
 
 impl TaskEntry {
@@ -145,6 +162,11 @@ impl TaskEntry {
         if !self.deps.is_empty() {
             let deps = serde_json::to_vec(&self.deps).unwrap_or_default();
             fields.push(("deps", deps));
+        }
+        if !self.resources.is_empty() {
+            let resources: std::collections::BTreeMap<&str, u64> =
+                self.resources.iter().map(|(name, amount)| (name.as_str(), *amount)).collect();
+            fields.push(("resources", serde_json::to_vec(&resources).unwrap_or_default()));
         }
         fields
     }
@@ -240,8 +262,59 @@ impl TaskEntry {
         if input.is_none() && deps.is_empty() {
             return Err(reject("the entry has neither `input` nor `deps`".into()));
         }
-        Ok(TaskEntry { task, key, rid, result, reply, input, deps, max_deliveries, ttl_ms })
+        let resources = match get("resources") {
+            Some(raw) => serde_json::from_slice::<std::collections::BTreeMap<String, u64>>(raw)
+                .ok()
+                .filter(|resources| {
+                    resources.iter().all(|(name, amount)| !name.is_empty() && *amount > 0)
+                })
+                .ok_or_else(|| {
+                    reject(
+                        "the entry's `resources` is not a map of resource names to whole                          numbers of at least 1"
+                            .into(),
+                    )
+                })?
+                .into_iter()
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(TaskEntry {
+            task,
+            key,
+            rid,
+            result,
+            reply,
+            input,
+            deps,
+            max_deliveries,
+            ttl_ms,
+            resources,
+        })
     }
+}
+
+/// A request for a worker to run a registered task once (`Client::run_on_workers`), as JSON
+/// in the worker's [`run_requests`](Keys::run_requests) list.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunRequest {
+    /// Names the request: the worker answers under [`Keys::run_answer`] of it.
+    pub id: String,
+    /// The registered task's name.
+    pub task: String,
+    /// The input, as JSON text.
+    pub input: String,
+    /// How long the answer lives, in milliseconds.
+    pub ttl_ms: u64,
+}
+
+/// A worker's answer to a [`RunRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunAnswer {
+    /// `ok` (then `body` is the output as JSON text), `failed`, `panicked` or `rejected`
+    /// (then `body` says why).
+    pub status: String,
+    /// The output, or what went wrong.
+    pub body: String,
 }
 
 /// The value of an [`entry_of`](Keys::entry_of) key once the delivery was reported.
@@ -363,6 +436,20 @@ mod tests {
             deps: vec![],
             max_deliveries: 3,
             ttl_ms: 1000,
+            resources: vec![],
+        }
+    }
+
+    #[test]
+    fn resources_go_through_and_bad_ones_are_refused_saying_why() {
+        let entry = TaskEntry { resources: vec![("GPU".into(), 2), ("RAM".into(), 1)], ..entry() };
+        assert_eq!(TaskEntry::decode(&owned(entry.fields()), &keys()), Ok(entry.clone()));
+        for bad in [&b"{\"GPU\":0}"[..], b"{\"\":1}", b"[1]", b"{\"GPU\":-1}"] {
+            let mut fields = owned(entry.fields());
+            fields.retain(|(name, _)| name != b"resources");
+            fields.push((b"resources".to_vec(), bad.to_vec()));
+            let rejection = TaskEntry::decode(&fields, &keys()).unwrap_err();
+            assert!(rejection.reason.contains("`resources`"), "{}", rejection.reason);
         }
     }
 

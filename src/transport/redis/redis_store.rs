@@ -1198,6 +1198,117 @@ impl Store for RedisStore {
         })
     }
 
+    fn request_retire<'a>(
+        &'a self,
+        worker: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let () = redis::cmd("SET")
+                .arg(self.keys.retire(worker))
+                .arg("1")
+                .arg("PX")
+                .arg(millis(ttl))
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("ask a worker to retire"))?;
+            Ok(())
+        })
+    }
+
+    fn request_run<'a>(
+        &'a self,
+        worker: &'a str,
+        request: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let key = self.keys.run_requests(worker);
+            let () = redis::pipe()
+                .cmd("RPUSH")
+                .arg(&key)
+                .arg(request)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(millis(ttl))
+                .ignore()
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("ask a worker to run a function"))?;
+            Ok(())
+        })
+    }
+
+    fn take_run_requests<'a>(
+        &'a self,
+        worker: &'a str,
+        count: usize,
+    ) -> BoxFuture<'a, StoreResult<Vec<Vec<u8>>>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let requests: Option<Vec<Vec<u8>>> = redis::cmd("LPOP")
+                .arg(self.keys.run_requests(worker))
+                .arg(count.max(1))
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("take run requests"))?;
+            Ok(requests.unwrap_or_default())
+        })
+    }
+
+    fn answer_run<'a>(
+        &'a self,
+        key: &'a str,
+        answer: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let () = redis::cmd("SET")
+                .arg(key)
+                .arg(answer)
+                .arg("PX")
+                .arg(millis(ttl))
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("answer a run request"))?;
+            Ok(())
+        })
+    }
+
+    fn read_answers<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<Vec<Option<Vec<u8>>>>> {
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut connection = self.commands.clone();
+            let answers: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                .arg(keys)
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("read run answers"))?;
+            Ok(answers)
+        })
+    }
+
+    fn retire_requested<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let flag: Option<String> = redis::cmd("GET")
+                .arg(self.keys.retire(worker))
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("read the retire flag"))?;
+            Ok(flag.is_some())
+        })
+    }
+
     fn sign_off<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
             let mut connection = self.commands.clone();

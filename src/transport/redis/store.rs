@@ -345,6 +345,64 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Withdraws a worker's announcement.
     fn sign_off<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<()>>;
 
+    /// Asks `worker` to retire (a flag that lives for `ttl`), for `Client::retire_workers`.
+    /// The default (the simulation's model) keeps no flag: nobody is asked.
+    fn request_retire<'a>(
+        &'a self,
+        worker: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = (worker, ttl);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Appends `request` to `worker`'s run requests (which live for `ttl`), for
+    /// `Client::run_on_workers`. The default (the simulation's model) drops it: nobody answers.
+    fn request_run<'a>(
+        &'a self,
+        worker: &'a str,
+        request: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = (worker, request, ttl);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Takes up to `count` of `worker`'s run requests, oldest first; the default: none.
+    fn take_run_requests<'a>(
+        &'a self,
+        worker: &'a str,
+        count: usize,
+    ) -> BoxFuture<'a, StoreResult<Vec<Vec<u8>>>> {
+        let _ = (worker, count);
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Stores `answer` under `key` for `ttl`; the default: nowhere.
+    fn answer_run<'a>(
+        &'a self,
+        key: &'a str,
+        answer: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = (key, answer, ttl);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Reads the answers stored under `keys`, in order; the default: none.
+    fn read_answers<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<Vec<Option<Vec<u8>>>>> {
+        Box::pin(async move { Ok(vec![None; keys.len()]) })
+    }
+
+    /// Whether someone asked `worker` to retire; the default: never.
+    fn retire_requested<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        let _ = worker;
+        Box::pin(async { Ok(false) })
+    }
+
     /// Atomic: removes from the consumer group the consumers with no pending entry, no live
     /// announcement, and idle for at least `min_idle` (dead workers whose entries were taken
     /// over); returns their names.

@@ -7,8 +7,8 @@
 //! reads it), so that neither imports the other.
 
 use std::any::Any;
-use std::cell::RefCell;
-use std::sync::Arc;
+use std::cell::{Cell, RefCell};
+use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
 
@@ -18,6 +18,21 @@ use crate::executor::Executor;
 thread_local! {
     /// The services of the worker whose task runs on this thread, while it runs.
     static CURRENT: RefCell<Option<Arc<TaskServices>>> = const { RefCell::new(None) };
+    /// The key of the task whose body runs on this thread, while it runs: what it submits
+    /// is keyed under it.
+    static TASK_KEY: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Whether the body running on this thread has lent its runner slot ([`lend_while_blocked`]).
+    static LENT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// What lends a worker's runner slot while a task body blocks (the worker implements it):
+/// `secede` lets another runner work in its place, `rejoin` takes the slot back.
+pub(crate) trait Lend: Send + Sync {
+    /// The body stops running for a while (it waits): another runner may take its slot.
+    fn secede(&self);
+    /// The body runs again: it takes its slot back at once (the pool may run over its size
+    /// until a runner finishes its task).
+    fn rejoin(&self);
 }
 
 /// A client made for a worker's tasks, and how to close it.
@@ -32,11 +47,18 @@ pub(crate) struct TaskServices {
     pub(crate) config: RedisConfig,
     pub(crate) executor: Arc<dyn Executor>,
     shared: Mutex<Option<SharedClient>>,
+    /// The worker's runner pool, which lends a slot while a body waits (set once, at start).
+    lender: OnceLock<Weak<dyn Lend>>,
 }
 
 impl TaskServices {
     pub(crate) fn new(config: RedisConfig, executor: Arc<dyn Executor>) -> TaskServices {
-        TaskServices { config, executor, shared: Mutex::new(None) }
+        TaskServices { config, executor, shared: Mutex::new(None), lender: OnceLock::new() }
+    }
+
+    /// Sets what lends the worker's runner slots while bodies wait (once).
+    pub(crate) fn set_lender(&self, lender: Weak<dyn Lend>) {
+        let _ = self.lender.set(lender);
     }
 
     /// The shared client, made by `make` (with the configuration and executor) on first
@@ -72,20 +94,61 @@ pub(crate) fn current() -> Option<Arc<TaskServices>> {
     CURRENT.with(|current| current.borrow().clone())
 }
 
-/// Runs `body` (a registered task's blocking body) with `services` reachable through
-/// [`current`]. The runner thread is not an async context for the body's duration: the body
-/// is blocking code with the thread to itself, so the blocking views work in it.
-pub(crate) fn run_with<R>(services: Option<&Arc<TaskServices>>, body: impl FnOnce() -> R) -> R {
+/// The key of the registered task whose body runs on this thread, if one does: a client
+/// used in the body keys what it submits under it (`<key>/<prefix>-<token>`).
+pub(crate) fn current_task_key() -> Option<String> {
+    TASK_KEY.with(|key| key.borrow().clone())
+}
+
+/// The guard of [`lend_while_blocked`]: takes the runner slot back when dropped.
+pub(crate) struct Lent(Arc<dyn Lend>);
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        LENT.with(|lent| lent.set(false));
+        self.0.rejoin();
+    }
+}
+
+/// Lends the runner slot of the registered task body running on this thread (if one does,
+/// on a worker, and has not lent it already) until the guard drops: the worker runs another
+/// task in its place meanwhile. Every blocking wait of a client does this (Dask's
+/// `secede`/`rejoin`), so that a body waiting for its own sub-tasks does not hold the slot
+/// they need.
+pub(crate) fn lend_while_blocked() -> Option<Lent> {
+    if LENT.with(Cell::get) || TASK_KEY.with(|key| key.borrow().is_none()) {
+        return None;
+    }
+    let lender = current()?.lender.get()?.upgrade()?;
+    LENT.with(|lent| lent.set(true));
+    lender.secede();
+    Some(Lent(lender))
+}
+
+/// Runs `body` (a registered task's blocking body, for the task `key`) with `services`
+/// reachable through [`current`]. The runner thread is not an async context for the body's
+/// duration: the body is blocking code with the thread to itself, so the blocking views
+/// work in it.
+pub(crate) fn run_with<R>(
+    services: Option<&Arc<TaskServices>>,
+    key: &str,
+    body: impl FnOnce() -> R,
+) -> R {
     let Some(services) = services else { return body() };
     let previous = CURRENT.with(|current| current.replace(Some(Arc::clone(services))));
+    let previous_key = TASK_KEY.with(|current| current.replace(Some(key.to_owned())));
+    let previous_lent = LENT.with(|lent| lent.replace(false));
     let _blocking = crate::executor::leave_async_context();
-    struct Restore(Option<Arc<TaskServices>>);
+    struct Restore(Option<Arc<TaskServices>>, Option<String>, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
             let previous = self.0.take();
             CURRENT.with(|current| *current.borrow_mut() = previous);
+            let previous_key = self.1.take();
+            TASK_KEY.with(|current| *current.borrow_mut() = previous_key);
+            LENT.with(|lent| lent.set(self.2));
         }
     }
-    let _restore = Restore(previous);
+    let _restore = Restore(previous, previous_key, previous_lent);
     body()
 }
