@@ -762,6 +762,21 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, options: &Options, rows: &mut Vec
             on.spread = Some(pair.ratio_spread);
             rows.push(off);
             rows.push(on);
+            let cpu_ratio = pair.cpu_on.as_secs_f64() / pair.cpu_off.as_secs_f64();
+            rows.push(row(
+                &format!("{name}, cpu, events off"),
+                n,
+                micros(pair.cpu_off),
+                "us/task",
+                None,
+            ));
+            rows.push(row(
+                &format!("{name}, cpu, events on"),
+                n,
+                micros(pair.cpu_on),
+                "us/task",
+                Some(cpu_ratio),
+            ));
         }
     }
 
@@ -825,8 +840,27 @@ struct EventsPair {
     off: Duration,
     on: Duration,
     ratio: f64,
+    /// The process's CPU time (user and system, every thread) per task, summed over the
+    /// pairs, off and on: less moved by other work on the machine than the elapsed time.
+    cpu_off: Duration,
+    cpu_on: Duration,
     off_spread: (f64, f64),
     ratio_spread: (f64, f64),
+}
+
+/// The CPU time this process used so far, every thread's, living or ended (Linux `/proc`,
+/// in clock ticks of 10 ms; zero elsewhere).
+fn process_cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return Duration::ZERO };
+    // After the command name in parentheses: state is the first field, utime the 12th,
+    // stime the 13th.
+    let Some((_, fields)) = stat.rsplit_once(')') else { return Duration::ZERO };
+    let fields: Vec<&str> = fields.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<u64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => Duration::from_millis((user + system) * 10),
+        _ => Duration::ZERO,
+    }
 }
 
 /// Runs `workload` on a client with task events off, then on one with them on (each the
@@ -839,12 +873,15 @@ fn events_pair(
     pairs: usize,
 ) -> EventsPair {
     let (mut on, mut off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpu = [Duration::ZERO; 2];
     for _ in 0..pairs {
         let mut pair = [Duration::ZERO; 2];
         for (slot, events) in [(0, Some(0)), (1, None)] {
+            let cpu_before = process_cpu_time();
             pair[slot] = flavour.with_client_recording(events, move |client| async move {
                 median_time(repeats, || workload(client.clone(), n)).await
             });
+            cpu[slot] += process_cpu_time().saturating_sub(cpu_before);
         }
         off.push(pair[0]);
         on.push(pair[1]);
@@ -854,10 +891,13 @@ fn events_pair(
     off.sort();
     let off_median = median(off.clone());
     let relative = |sample: Duration| sample.as_secs_f64() / off_median.as_secs_f64();
+    let tasks = (pairs * repeats.max(1) * n) as u32;
     EventsPair {
         off: off_median,
         on: median(on),
         ratio: ratios[ratios.len() / 2],
+        cpu_off: cpu[0] / tasks,
+        cpu_on: cpu[1] / tasks,
         off_spread: (relative(off[0]), relative(off[off.len() - 1])),
         ratio_spread: (ratios[0], ratios[ratios.len() - 1]),
     }
