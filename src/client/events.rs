@@ -19,8 +19,39 @@
 //! [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise (at most
 //! 6 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
 //! and drops its oldest entry for each new one once full: [`TaskEventCounts::dropped`] says
-//! how many. No entry is allocated on its own: the ring is one buffer. With `task_events(0)`
+//! how many. No entry is allocated on its own: the ring is one buffer, and an entry names its
+//! worker by an index into a table of the names the ring holds. With `task_events(0)`
 //! nothing is recorded and no clock is read.
+//!
+//! The clock is read once per `submit` (once per batch of a `map`), once per run on a busy
+//! in-process worker, and never otherwise on the way of a task: a clock reading costs tens
+//! of nanoseconds (about 90 on a virtual machine), a good part of a trivial task's whole
+//! cost. `BENCHMARKS.md` has the measured cost of recording.
+//!
+//! # Resolution
+//!
+//! Times are nanoseconds of [`Executor::now`] since the client started, but some are shared
+//! rather than read for each event:
+//!
+//! - the tasks of one batch of a `map` (up to 32) share their submit time, and a task queued
+//!   by a run's report is queued at that run's end (or at its own submission, if later);
+//! - an in-process worker that takes its next task from its queue without waiting starts it
+//!   when the previous run ended: the few microseconds between, in which it reported that run
+//!   and took this one, count into this run. A start is never before the task was queued,
+//!   nor a stop before its start, so each story is in time order and a worker's runs never
+//!   overlap.
+//!
+//! # Runs on Redis workers
+//!
+//! A Redis worker writes its name (its consumer name) and when it started and finished the
+//! run, on its own wall clock in microseconds, into the completion it writes anyway (no
+//! extra round trip). The client maps those times onto its own timeline as "when the
+//! completion arrived, less how long ago the time was on the client's wall clock", so a
+//! worker whose clock is skewed against the client's shifts its runs by the skew: within
+//! the bounds the client knows (a start no earlier than the task was queued, a stop no later
+//! than the completion arrived). Keep the hosts' clocks synchronised (NTP) for the task
+//! stream to line up across hosts. A worker of a version without these fields reports none:
+//! its runs show no worker and no start.
 //!
 //! # Where a panic happened
 //!

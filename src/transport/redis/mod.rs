@@ -1413,3 +1413,41 @@ impl Transport for RedisTransport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtimes::embedded::EmbeddedExecutor;
+
+    fn run_at(worker: &str, started_us: u64, finished_us: u64) -> protocol::ReportedRun {
+        protocol::ReportedRun {
+            worker: worker.to_owned(),
+            times: protocol::RunTimes { started_us, finished_us },
+        }
+    }
+
+    #[test]
+    fn reported_times_land_on_the_clients_timeline_and_never_after_the_arrival() {
+        let executor = EmbeddedExecutor::global();
+        let mut clock = RunClock::default();
+        clock.batch();
+        let before = executor.now();
+        let wall = protocol::micros(executor.wall_clock());
+        // A run that ended half a second ago on a clock in step with the client's.
+        let run = clock.task_run(&executor, &run_at("w1", wall - 700_000, wall - 500_000));
+        let arrived = clock.now.expect("read for the first run of the batch").0;
+        assert!(before <= arrived);
+        let took = run.finished.checked_duration_since(run.started).unwrap();
+        assert_eq!(took, Duration::from_millis(200));
+        let ago = arrived.checked_duration_since(run.finished).unwrap();
+        assert!(ago >= Duration::from_millis(499) && ago <= Duration::from_millis(600), "{ago:?}");
+        // A worker whose clock runs an hour ahead: its times are moved back to the arrival.
+        let ahead = wall + 3_600_000_000;
+        let run = clock.task_run(&executor, &run_at("w2", ahead, ahead + 10));
+        assert_eq!((run.started, run.finished), (arrived, arrived));
+        // Names are shared, not copied per run.
+        let first = clock.task_run(&executor, &run_at("w1", wall, wall)).worker.unwrap();
+        let again = clock.task_run(&executor, &run_at("w1", wall, wall)).worker.unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+    }
+}
