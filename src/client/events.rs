@@ -65,7 +65,7 @@
 //! `worker-N`); an application that wants it in the task's error can install a hook of its
 //! own that formats the location into the payload.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -279,6 +279,8 @@ enum Kind {
 struct Workers {
     /// Per slot: the name (`None`: free) and how many entries hold it.
     slots: Vec<(Option<Arc<str>>, u32)>,
+    /// The slot of each name held.
+    index: HashMap<Arc<str>, u32>,
     free: Vec<u32>,
     /// The slot found last: a worker reports its runs one after another.
     last: u32,
@@ -288,23 +290,25 @@ impl Workers {
     /// The slot of `name`, taken by one more entry.
     fn hold(&mut self, name: Option<Arc<str>>) -> u32 {
         let Some(name) = name else { return NO_WORKER };
-        let same = |slot: &(Option<Arc<str>>, u32)| {
-            slot.0.as_ref().is_some_and(|held| Arc::ptr_eq(held, &name) || **held == *name)
-        };
-        let index = match self.slots.get(self.last as usize) {
-            Some(slot) if same(slot) => self.last,
-            _ => match self.slots.iter().position(same) {
-                Some(index) => index as u32,
-                None => match self.free.pop() {
-                    Some(index) => {
-                        self.slots[index as usize] = (Some(name), 0);
-                        index
-                    }
-                    None => {
-                        self.slots.push((Some(name), 0));
-                        (self.slots.len() - 1) as u32
-                    }
-                },
+        let last = self.slots.get(self.last as usize).and_then(|slot| slot.0.as_ref());
+        let index = match last {
+            Some(held) if Arc::ptr_eq(held, &name) || **held == *name => self.last,
+            _ => match self.index.get(&name) {
+                Some(&index) => index,
+                None => {
+                    let index = match self.free.pop() {
+                        Some(index) => {
+                            self.slots[index as usize] = (Some(Arc::clone(&name)), 0);
+                            index
+                        }
+                        None => {
+                            self.slots.push((Some(Arc::clone(&name)), 0));
+                            (self.slots.len() - 1) as u32
+                        }
+                    };
+                    self.index.insert(name, index);
+                    index
+                }
             },
         };
         self.slots[index as usize].1 += 1;
@@ -316,8 +320,10 @@ impl Workers {
     fn release(&mut self, index: u32) {
         if let Some(slot) = self.slots.get_mut(index as usize) {
             slot.1 -= 1;
-            if slot.1 == 0 {
-                slot.0 = None;
+            if slot.1 == 0
+                && let Some(name) = slot.0.take()
+            {
+                self.index.remove(&name);
                 self.free.push(index);
             }
         }
