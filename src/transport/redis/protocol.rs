@@ -358,7 +358,7 @@ pub struct Reply {
     pub status: Status,
     pub body: Vec<u8>,
     pub deliveries: u32,
-    /// Who ran it and when, if the worker said (see [`RunTimes`]).
+    /// Who ran it and when, if the worker said (see `RunTimes`).
     pub run: Option<ReportedRun>,
 }
 
