@@ -293,27 +293,42 @@ impl Workers {
         let last = self.slots.get(self.last as usize).and_then(|slot| slot.0.as_ref());
         let index = match last {
             Some(held) if Arc::ptr_eq(held, &name) || **held == *name => self.last,
-            _ => match self.index.get(&name) {
-                Some(&index) => index,
-                None => {
-                    let index = match self.free.pop() {
-                        Some(index) => {
-                            self.slots[index as usize] = (Some(Arc::clone(&name)), 0);
-                            index
-                        }
-                        None => {
-                            self.slots.push((Some(Arc::clone(&name)), 0));
-                            (self.slots.len() - 1) as u32
-                        }
-                    };
-                    self.index.insert(name, index);
-                    index
-                }
+            // A few workers (the common case): their slots, compared by address, before
+            // hashing the name.
+            _ => match self
+                .slots
+                .iter()
+                .take(8)
+                .position(|slot| slot.0.as_ref().is_some_and(|held| Arc::ptr_eq(held, &name)))
+            {
+                Some(index) => index as u32,
+                None => self.find_or_add(name),
             },
         };
         self.slots[index as usize].1 += 1;
         self.last = index;
         index
+    }
+
+    /// The slot of `name`, found by hashing it, or a new one.
+    fn find_or_add(&mut self, name: Arc<str>) -> u32 {
+        match self.index.get(&name) {
+            Some(&index) => index,
+            None => {
+                let index = match self.free.pop() {
+                    Some(index) => {
+                        self.slots[index as usize] = (Some(Arc::clone(&name)), 0);
+                        index
+                    }
+                    None => {
+                        self.slots.push((Some(Arc::clone(&name)), 0));
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                self.index.insert(name, index);
+                index
+            }
+        }
     }
 
     /// An entry holding slot `index` was dropped.
