@@ -4,7 +4,15 @@
 //! cargo bench --bench overhead                      # the full suite (under 5 minutes)
 //! cargo bench --bench overhead -- --quick           # a smaller version (under a minute)
 //! cargo bench --bench overhead -- --json rows.json  # also write the rows as JSON
+//! cargo bench --bench overhead -- --events off      # every client with task events off
+//! cargo bench --bench overhead -- --quick --executor embedded --workload events --pairs 9
 //! ```
+//!
+//! `--events on|off` sets task-event recording for every client (default: on, as for a
+//! user); `--events both` runs submit+gather and map+gather with recording off and on,
+//! alternating client after client `--pairs` times (default 5), and prints both rows side by
+//! side with the spread of the per-pair ratios (the `events` workload does the same for
+//! submit+gather alone).
 //!
 //! Every workload runs on the in-process backend with 2 workers, on every executor (embedded,
 //! tokio multi-thread, tokio current-thread, async-std, smol). The workloads are the ones used
@@ -124,14 +132,15 @@ impl Flavour {
         builder.build().await.expect("build a client")
     }
 
-    /// Runs `body` with a fresh client on this flavour, then closes the client.
+    /// Runs `body` with a fresh client on this flavour (recording task events as
+    /// `--events` says), then closes the client.
     fn with_client<T, F, Fut>(self, body: F) -> T
     where
         T: Send + 'static,
         F: FnOnce(Client) -> Fut + Send + 'static,
         Fut: Future<Output = T> + Send + 'static,
     {
-        self.with_client_recording(None, body)
+        self.with_client_recording(events_setting(), body)
     }
 
     /// [`with_client`](Flavour::with_client) with a client keeping `events` task events.
@@ -147,6 +156,26 @@ impl Flavour {
             client.close().await.expect("close the client");
             output
         }))
+    }
+}
+
+/// What `--events` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Events {
+    On,
+    Off,
+    Both,
+}
+
+/// `--events`, set once at start (the memory child process gets it on its command line).
+static EVENTS: std::sync::OnceLock<Events> = std::sync::OnceLock::new();
+
+/// The task-event capacity of a workload's client: `None` (the default) unless `--events
+/// off` asked for `Some(0)`.
+fn events_setting() -> Option<usize> {
+    match EVENTS.get() {
+        Some(Events::Off) => Some(0),
+        _ => None,
     }
 }
 
@@ -434,6 +463,7 @@ fn memory_per_pending_task(flavour: Flavour, n: usize) -> f64 {
 fn memory_in_child(flavour: Flavour, n: usize) -> f64 {
     let output = std::process::Command::new(std::env::current_exe().expect("find this binary"))
         .args(["--memory-child", flavour.name(), &n.to_string()])
+        .arg(if events_setting() == Some(0) { "off" } else { "on" })
         .output()
         .expect("run the memory child process");
     assert!(
@@ -455,27 +485,33 @@ struct Row {
     n: usize,
     value: f64,
     unit: &'static str,
-    /// taskweave's time divided by the raw runtime's for the same work.
+    /// taskweave's time divided by the raw runtime's for the same work (for the events
+    /// rows: recording on divided by off).
     baseline_ratio: Option<f64>,
+    /// The smallest and largest of the per-pair ratios the median ratio is taken from.
+    spread: Option<(f64, f64)>,
 }
 
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "{:<24} {:<10} {:>8} {:>14} {:<8} {:>10}",
-        "workload", "executor", "n", "value", "unit", "vs raw"
+        "{:<28} {:<10} {:>8} {:>14} {:<8} {:>10} {:>14}",
+        "workload", "executor", "n", "value", "unit", "vs raw", "spread"
     );
-    println!("{}", "-".repeat(79));
+    println!("{}", "-".repeat(98));
     for row in rows {
         let ratio = row.baseline_ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"));
+        let spread =
+            row.spread.map_or_else(|| "-".to_owned(), |(low, high)| format!("{low:.2}-{high:.2}x"));
         println!(
-            "{:<24} {:<10} {:>8} {:>14} {:<8} {:>10}",
+            "{:<28} {:<10} {:>8} {:>14} {:<8} {:>10} {:>14}",
             row.workload,
             row.executor,
             row.n,
             format_value(row.value),
             row.unit,
-            ratio
+            ratio,
+            spread
         );
     }
 }
@@ -516,13 +552,17 @@ fn to_json(rows: &[Row]) -> String {
         .map(|row| {
             format!(
                 "  {{\"workload\": {}, \"executor\": {}, \"n\": {}, \"value\": {}, \
-                 \"unit\": {}, \"baseline_ratio\": {}}}",
+                 \"unit\": {}, \"baseline_ratio\": {}, \"spread\": {}}}",
                 json_string(&row.workload),
                 json_string(&row.executor),
                 row.n,
                 json_number(row.value),
                 json_string(row.unit),
                 row.baseline_ratio.map_or_else(|| "null".to_owned(), json_number),
+                row.spread.map_or_else(
+                    || "null".to_owned(),
+                    |(low, high)| format!("[{}, {}]", json_number(low), json_number(high))
+                ),
             )
         })
         .collect();
@@ -538,6 +578,10 @@ struct Options {
     only: Option<Flavour>,
     /// Run only this workload (for profiling one thing at a time).
     workload: Option<String>,
+    /// Task-event recording: on, off, or both side by side.
+    events: Events,
+    /// How many off/on pairs the side-by-side rows alternate.
+    pairs: usize,
 }
 
 /// The names `--workload` accepts.
@@ -545,7 +589,14 @@ const WORKLOADS: [&str; 8] =
     ["submit", "map", "round-trip", "chain", "tree", "as-completed", "memory", "events"];
 
 fn parse_arguments() -> Result<Options, String> {
-    let mut options = Options { quick: false, json: None, only: None, workload: None };
+    let mut options = Options {
+        quick: false,
+        json: None,
+        only: None,
+        workload: None,
+        events: Events::On,
+        pairs: 5,
+    };
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
         match argument.as_str() {
@@ -566,12 +617,28 @@ fn parse_arguments() -> Result<Options, String> {
                 }
                 options.workload = Some(name);
             }
+            "--events" => {
+                let setting = arguments.next().ok_or("--events needs on, off or both")?;
+                options.events = match setting.as_str() {
+                    "on" => Events::On,
+                    "off" => Events::Off,
+                    "both" => Events::Both,
+                    other => return Err(format!("unknown --events {other}; use on, off or both")),
+                };
+            }
+            "--pairs" => {
+                let pairs = arguments.next().ok_or("--pairs needs a number")?;
+                options.pairs = match pairs.parse() {
+                    Ok(pairs) if pairs > 0 => pairs,
+                    _ => return Err(format!("--pairs {pairs} is not a whole number above 0")),
+                };
+            }
             // `cargo bench` passes `--bench`; filters are not supported.
             "--bench" => {}
             other => {
                 return Err(format!(
                     "unknown argument {other}; use --quick, --json PATH, --executor NAME, \
-                     --workload NAME"
+                     --workload NAME, --events on|off|both, --pairs N"
                 ));
             }
         }
@@ -584,6 +651,9 @@ fn main() {
     if arguments.get(1).map(String::as_str) == Some("--memory-child") {
         let flavour = Flavour::from_name(&arguments[2]).expect("a known executor");
         let n: usize = arguments[3].parse().expect("a task count");
+        if arguments.get(4).map(String::as_str) == Some("off") {
+            EVENTS.set(Events::Off).expect("set once");
+        }
         println!("{}", memory_per_pending_task(flavour, n));
         return;
     }
@@ -594,6 +664,7 @@ fn main() {
             std::process::exit(2);
         }
     };
+    EVENTS.set(options.events).expect("set once");
     let sizes = if options.quick { QUICK } else { FULL };
     let flavours: Vec<Flavour> = match options.only {
         Some(flavour) => vec![flavour],
@@ -608,7 +679,7 @@ fn main() {
         let mut rows = Vec::new();
         for &flavour in &flavours {
             eprintln!("overhead: round {round}/{}: {} ...", sizes.rounds, flavour.name());
-            run_flavour(flavour, sizes, options.workload.as_deref(), &mut rows);
+            run_flavour(flavour, sizes, &options, &mut rows);
         }
         rounds.push(rows);
     }
@@ -621,7 +692,8 @@ fn main() {
     }
 }
 
-fn run_flavour(flavour: Flavour, sizes: Sizes, only: Option<&str>, rows: &mut Vec<Row>) {
+fn run_flavour(flavour: Flavour, sizes: Sizes, options: &Options, rows: &mut Vec<Row>) {
+    let only = options.workload.as_deref();
     let wants = |workload: &str| only.is_none_or(|only| only == workload);
     let executor = flavour.name().to_owned();
     let row = |workload: &str, n: usize, value: f64, unit: &'static str, ratio: Option<f64>| Row {
@@ -631,6 +703,7 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, only: Option<&str>, rows: &mut Ve
         value,
         unit,
         baseline_ratio: ratio,
+        spread: None,
     };
 
     // Raw baselines first, on the same runtime.
@@ -659,23 +732,52 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, only: Option<&str>, rows: &mut Ve
         rows.push(row("map+gather", n, micros(took) / n as f64, "us/task", Some(ratio)));
     }
 
-    // The cost of recording task events: submit+gather with recording on (the default) and
-    // off, alternating client after client so that a burst of other work on a shared machine
-    // falls on both alike; the ratio is on / off.
-    for &n in sizes.batch.iter().filter(|_| wants("events")) {
-        let repeats = if n >= 100_000 { sizes.repeats.min(5) } else { sizes.repeats };
-        let (mut on, mut off) = (Vec::new(), Vec::new());
-        for _ in 0..3 {
-            for (events, samples) in [(None, &mut on), (Some(0), &mut off)] {
-                samples.push(flavour.with_client_recording(events, move |client| async move {
-                    median_time(repeats, || submit_then_gather(client.clone(), n)).await
-                }));
-            }
+    // The cost of recording task events: submit+gather (and with `--events both`,
+    // map+gather) with recording off and on (the default), alternating client after client
+    // so that a burst of other work on a shared machine falls on both alike.
+    let both = options.events == Events::Both;
+    let side_by_side: [(&str, Workload, bool); 2] = [
+        ("submit+gather", submit_then_gather_boxed, wants("events") || both && wants("submit")),
+        ("map+gather", map_then_gather_boxed, both && wants("map")),
+    ];
+    for (name, workload, _) in side_by_side.into_iter().filter(|(_, _, run)| *run) {
+        for &n in sizes.batch {
+            let repeats = if n >= 100_000 { sizes.repeats.min(5) } else { sizes.repeats };
+            let pair = events_pair(flavour, workload, n, repeats, options.pairs);
+            let mut off = row(
+                &format!("{name}, events off"),
+                n,
+                micros(pair.off) / n as f64,
+                "us/task",
+                None,
+            );
+            off.spread = Some(pair.off_spread);
+            let mut on = row(
+                &format!("{name}, events on"),
+                n,
+                micros(pair.on) / n as f64,
+                "us/task",
+                Some(pair.ratio),
+            );
+            on.spread = Some(pair.ratio_spread);
+            rows.push(off);
+            rows.push(on);
+            let cpu_ratio = pair.cpu_on.as_secs_f64() / pair.cpu_off.as_secs_f64();
+            rows.push(row(
+                &format!("{name}, cpu, events off"),
+                n,
+                micros(pair.cpu_off),
+                "us/task",
+                None,
+            ));
+            rows.push(row(
+                &format!("{name}, cpu, events on"),
+                n,
+                micros(pair.cpu_on),
+                "us/task",
+                Some(cpu_ratio),
+            ));
         }
-        let (on, off) = (median(on), median(off));
-        let ratio = Some(on.as_secs_f64() / off.as_secs_f64());
-        rows.push(row("submit+gather, events off", n, micros(off) / n as f64, "us/task", None));
-        rows.push(row("submit+gather, events on", n, micros(on) / n as f64, "us/task", ratio));
     }
 
     if wants("round-trip") {
@@ -717,6 +819,87 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, only: Option<&str>, rows: &mut Ve
     if wants("memory") {
         let bytes = memory_in_child(flavour, sizes.memory);
         rows.push(row("memory per pending task", sizes.memory, bytes, "bytes", None));
+    }
+}
+
+/// A workload run on a fresh client for `n` tasks, for [`events_pair`].
+type Workload = fn(Client, usize) -> LocalBoxFuture<Duration>;
+
+fn submit_then_gather_boxed(client: Client, n: usize) -> LocalBoxFuture<Duration> {
+    Box::pin(submit_then_gather(client, n))
+}
+
+fn map_then_gather_boxed(client: Client, n: usize) -> LocalBoxFuture<Duration> {
+    Box::pin(map_then_gather(client, n))
+}
+
+/// What [`events_pair`] measured: the medians with recording off and on, the median of the
+/// per-pair on/off ratios, and the spreads (smallest, largest) of the off times (each
+/// divided by their median: how much the machine's load moved them) and of the ratios.
+struct EventsPair {
+    off: Duration,
+    on: Duration,
+    ratio: f64,
+    /// The process's CPU time (user and system, every thread) per task, summed over the
+    /// pairs, off and on: less moved by other work on the machine than the elapsed time.
+    cpu_off: Duration,
+    cpu_on: Duration,
+    off_spread: (f64, f64),
+    ratio_spread: (f64, f64),
+}
+
+/// The CPU time this process used so far, every thread's, living or ended (Linux `/proc`,
+/// in clock ticks of 10 ms; zero elsewhere).
+fn process_cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return Duration::ZERO };
+    // After the command name in parentheses: state is the first field, utime the 12th,
+    // stime the 13th.
+    let Some((_, fields)) = stat.rsplit_once(')') else { return Duration::ZERO };
+    let fields: Vec<&str> = fields.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<u64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => Duration::from_millis((user + system) * 10),
+        _ => Duration::ZERO,
+    }
+}
+
+/// Runs `workload` on a client with task events off, then on one with them on (each the
+/// median of `repeats` runs), `pairs` times.
+fn events_pair(
+    flavour: Flavour,
+    workload: Workload,
+    n: usize,
+    repeats: usize,
+    pairs: usize,
+) -> EventsPair {
+    let (mut on, mut off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpu = [Duration::ZERO; 2];
+    for _ in 0..pairs {
+        let mut pair = [Duration::ZERO; 2];
+        for (slot, events) in [(0, Some(0)), (1, None)] {
+            let cpu_before = process_cpu_time();
+            pair[slot] = flavour.with_client_recording(events, move |client| async move {
+                median_time(repeats, || workload(client.clone(), n)).await
+            });
+            cpu[slot] += process_cpu_time().saturating_sub(cpu_before);
+        }
+        off.push(pair[0]);
+        on.push(pair[1]);
+        ratios.push(pair[1].as_secs_f64() / pair[0].as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    off.sort();
+    let off_median = median(off.clone());
+    let relative = |sample: Duration| sample.as_secs_f64() / off_median.as_secs_f64();
+    let tasks = (pairs * repeats.max(1) * n) as u32;
+    EventsPair {
+        off: off_median,
+        on: median(on),
+        ratio: ratios[ratios.len() / 2],
+        cpu_off: cpu[0] / tasks,
+        cpu_on: cpu[1] / tasks,
+        off_spread: (relative(off[0]), relative(off[off.len() - 1])),
+        ratio_spread: (ratios[0], ratios[ratios.len() - 1]),
     }
 }
 

@@ -45,7 +45,7 @@ use taskweave::sim::redis::internals::{
 const ITERATIONS: usize = 2_000;
 
 /// Field names the decoders look for, so that the fuzzer reaches past the first missing one.
-const NAMES: [&str; 13] = [
+const NAMES: [&str; 16] = [
     "v",
     "task",
     "key",
@@ -59,6 +59,9 @@ const NAMES: [&str; 13] = [
     "status",
     "body",
     "deliveries",
+    "worker",
+    "started_us",
+    "finished_us",
 ];
 
 /// Plausible values: numbers at the edges, statuses, JSON, key-shaped text.

@@ -744,6 +744,7 @@ impl Pair {
                         status: spec.status,
                         body: spec.body.clone(),
                         ttl_ms: ttl.millis(),
+                        run: None,
                     }
                 })
                 .collect()

@@ -27,7 +27,7 @@ use crate::scheduler::{
 };
 use crate::transport::{CompletionSink, ReadyTask, Reports, TaskRun, Transport};
 
-use super::events::{EventRing, Stamp};
+use super::events::{EventRing, Stamp, UNKNOWN};
 
 thread_local! {
     /// An empty action list with room, reused by the next event on this thread: without it,
@@ -118,9 +118,16 @@ fn record_actions(
 ) {
     for action in actions {
         match action {
-            // Kept in the job, and recorded with its run (see `JobOf::queued_at`).
+            // Kept in the job, and recorded with its run (see `JobOf::queued_at`). No
+            // earlier than it was submitted: a worker's report is stamped with when its run
+            // ended, which may precede a submission that took the lock before the report.
             Action::Dispatch { payload, .. } => {
-                payload.queued_at.store(stamp.now(), Ordering::Relaxed)
+                let submitted = payload.submitted_at.load(Ordering::Relaxed);
+                let queued = match stamp.now() {
+                    queued if submitted != UNKNOWN => queued.max(submitted),
+                    queued => queued,
+                };
+                payload.queued_at.store(queued, Ordering::Relaxed)
             }
             Action::Resolve { id, payload, outcome: Err(error) } if Some(*id) != reported => {
                 ring.failed(payload, task_name(payload), error, stamp)
@@ -538,9 +545,22 @@ impl Core {
                     // The run's end is the time of everything this report does.
                     let (mut stamp, worker, started) = match run {
                         Some(run) => {
-                            let stamp = Stamp::at(&*self.executor, self.origin, run.finished);
-                            let started = stamp.nanos(run.started);
-                            (stamp, run.worker, Some(started))
+                            // A run starts no earlier than it was queued (a busy in-process
+                            // worker reports the previous run's end as the start; a remote
+                            // worker's clock may be skewed), and ends no earlier than it
+                            // started.
+                            let stamp = self.stamp();
+                            let queued = job.queued_at.load(Ordering::Relaxed);
+                            let started = match stamp.nanos(run.started) {
+                                started if queued != UNKNOWN => started.max(queued),
+                                started => started,
+                            };
+                            let finished = stamp.nanos(run.finished).max(started);
+                            (
+                                Stamp::at(&*self.executor, self.origin, finished),
+                                run.worker,
+                                Some(started),
+                            )
                         }
                         None => (self.stamp(), None, None),
                     };

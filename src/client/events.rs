@@ -17,10 +17,41 @@
 //! failure. So a task still waiting or running has no story yet. The ring holds
 //! [`DEFAULT_TASK_EVENTS`] entries unless
 //! [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise (at most
-//! about 7 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
+//! 6 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
 //! and drops its oldest entry for each new one once full: [`TaskEventCounts::dropped`] says
-//! how many. No entry is allocated on its own: the ring is one buffer. With `task_events(0)`
+//! how many. No entry is allocated on its own: the ring is one buffer, and an entry names its
+//! worker by an index into a table of the names the ring holds. With `task_events(0)`
 //! nothing is recorded and no clock is read.
+//!
+//! The clock is read once per `submit` (once per batch of a `map`), once per run on a busy
+//! in-process worker, and never otherwise on the way of a task: a clock reading costs tens
+//! of nanoseconds (about 90 on a virtual machine), a good part of a trivial task's whole
+//! cost. `BENCHMARKS.md` has the measured cost of recording.
+//!
+//! # Resolution
+//!
+//! Times are nanoseconds of [`Executor::now`] since the client started, but some are shared
+//! rather than read for each event:
+//!
+//! - the tasks of one batch of a `map` (up to 32) share their submit time, and a task queued
+//!   by a run's report is queued at that run's end (or at its own submission, if later);
+//! - an in-process worker that takes its next task from its queue without waiting starts it
+//!   when the previous run ended: the few microseconds between, in which it reported that run
+//!   and took this one, count into this run. A start is never before the task was queued,
+//!   nor a stop before its start, so each story is in time order and a worker's runs never
+//!   overlap.
+//!
+//! # Runs on Redis workers
+//!
+//! A Redis worker writes its name (its consumer name) and when it started and finished the
+//! run, on its own wall clock in microseconds, into the completion it writes anyway (no
+//! extra round trip). The client maps those times onto its own timeline as "when the
+//! completion arrived, less how long ago the time was on the client's wall clock", so a
+//! worker whose clock is skewed against the client's shifts its runs by the skew: within
+//! the bounds the client knows (a start no earlier than the task was queued, a stop no later
+//! than the completion arrived). Keep the hosts' clocks synchronised (NTP) for the task
+//! stream to line up across hosts. A worker of a version without these fields reports none:
+//! its runs show no worker and no start.
 //!
 //! # Where a panic happened
 //!
@@ -34,7 +65,7 @@
 //! `worker-N`); an application that wants it in the task's error can install a hook of its
 //! own that formats the location into the payload.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -54,10 +85,10 @@ use super::core::Core;
 
 /// How many entries a client's task-event ring holds unless
 /// [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise: 65,536
-/// (as many runs; at most about 7 MiB on a 64-bit target).
+/// (as many runs; 6 MiB on a 64-bit target).
 pub const DEFAULT_TASK_EVENTS: usize = 65_536;
 
-/// The bytes one entry of the task-event ring takes (at most 112 on a 64-bit target; the
+/// The bytes one entry of the task-event ring takes (96 on a 64-bit target; the
 /// error of a failure is held besides, in its own allocation).
 pub const TASK_EVENT_BYTES: usize = std::mem::size_of::<Entry>();
 
@@ -199,7 +230,8 @@ pub struct TaskEventCounts {
 }
 
 /// An entry of the ring: a time, a task, what happened. Kept small (see [`TASK_EVENT_BYTES`]):
-/// a run is one entry, its error boxed.
+/// a run is one entry, its worker's name an index into the ring's [`Workers`], its error
+/// boxed.
 #[derive(Debug)]
 pub(crate) struct Entry {
     key: TaskKey,
@@ -211,25 +243,110 @@ pub(crate) struct Entry {
     /// (`UNKNOWN`: not recorded).
     submitted: u64,
     queued: u64,
+    /// For a run: when it started (`UNKNOWN`: not reported).
+    started: u64,
+    /// For a run: its error, if it failed or panicked; else the task's error.
+    error: Option<Box<TaskError>>,
+    /// For a run: which one, from 1.
+    attempt: u32,
+    /// For a run: its worker, in [`Workers`] (`NO_WORKER`: not reported).
+    worker: u32,
     kind: Kind,
 }
 
 /// A time not recorded.
-const UNKNOWN: u64 = u64::MAX;
+pub(crate) const UNKNOWN: u64 = u64::MAX;
 
-#[derive(Debug)]
+/// A worker not reported.
+const NO_WORKER: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    /// A run ended at `at`; it started at `started` (nanoseconds), if known.
-    Ran {
-        worker: Option<Arc<str>>,
-        started: Option<u64>,
-        attempt: u32,
-        /// `None`: it produced a value; else its error (`Failed`, `Panicked`), or for a lost
-        /// worker `None` with `lost` set.
-        error: Option<Box<TaskError>>,
-        lost: bool,
-    },
-    Failed(Box<TaskError>),
+    /// A run ended at `at` (with a value, or its `error`).
+    Ran,
+    /// A run ended at `at` with its worker lost.
+    Lost,
+    /// The task failed or was cancelled without a run of its own (`error`).
+    Failed,
+}
+
+/// The names of the workers the ring's entries name, each held once: an entry holds an
+/// index, so that recording a run neither copies a name nor touches the reference count of
+/// the worker's own `Arc` from another thread. A name is forgotten (its slot reused) when
+/// no entry names it any more, so the table is bounded by the ring, however many workers
+/// come and go.
+#[derive(Debug, Default)]
+struct Workers {
+    /// Per slot: the name (`None`: free) and how many entries hold it.
+    slots: Vec<(Option<Arc<str>>, u32)>,
+    /// The slot of each name held.
+    index: HashMap<Arc<str>, u32>,
+    free: Vec<u32>,
+    /// The slot found last: a worker reports its runs one after another.
+    last: u32,
+}
+
+impl Workers {
+    /// The slot of `name`, taken by one more entry.
+    fn hold(&mut self, name: Option<Arc<str>>) -> u32 {
+        let Some(name) = name else { return NO_WORKER };
+        let last = self.slots.get(self.last as usize).and_then(|slot| slot.0.as_ref());
+        let index = match last {
+            Some(held) if Arc::ptr_eq(held, &name) || **held == *name => self.last,
+            // A few workers (the common case): their slots, compared by address, before
+            // hashing the name.
+            _ => match self
+                .slots
+                .iter()
+                .take(8)
+                .position(|slot| slot.0.as_ref().is_some_and(|held| Arc::ptr_eq(held, &name)))
+            {
+                Some(index) => index as u32,
+                None => self.find_or_add(name),
+            },
+        };
+        self.slots[index as usize].1 += 1;
+        self.last = index;
+        index
+    }
+
+    /// The slot of `name`, found by hashing it, or a new one.
+    fn find_or_add(&mut self, name: Arc<str>) -> u32 {
+        match self.index.get(&name) {
+            Some(&index) => index,
+            None => {
+                let index = match self.free.pop() {
+                    Some(index) => {
+                        self.slots[index as usize] = (Some(Arc::clone(&name)), 0);
+                        index
+                    }
+                    None => {
+                        self.slots.push((Some(Arc::clone(&name)), 0));
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                self.index.insert(name, index);
+                index
+            }
+        }
+    }
+
+    /// An entry holding slot `index` was dropped.
+    fn release(&mut self, index: u32) {
+        if let Some(slot) = self.slots.get_mut(index as usize) {
+            slot.1 -= 1;
+            if slot.1 == 0
+                && let Some(name) = slot.0.take()
+            {
+                self.index.remove(&name);
+                self.free.push(index);
+            }
+        }
+    }
+
+    fn name(&self, index: u32) -> Option<Arc<str>> {
+        self.slots.get(index as usize).and_then(|slot| slot.0.clone())
+    }
 }
 
 /// The clock of one hold of the scheduler lock: read at most once, and only when something
@@ -245,9 +362,10 @@ impl<'a> Stamp<'a> {
         Stamp { executor, origin, at: None }
     }
 
-    /// A stamp at a time already known (a worker's report of when its run ended).
-    pub(crate) fn at(executor: &'a dyn Executor, origin: Instant, at: Instant) -> Stamp<'a> {
-        Stamp { executor, origin, at: Some(nanos_since(origin, at)) }
+    /// A stamp at a time already known, in nanoseconds since the origin (a worker's report
+    /// of when its run ended).
+    pub(crate) fn at(executor: &'a dyn Executor, origin: Instant, at: u64) -> Stamp<'a> {
+        Stamp { executor, origin, at: Some(at) }
     }
 
     /// Reads the clock now (before taking a lock, to keep the lock short).
@@ -284,6 +402,8 @@ pub(crate) struct EventRing {
     recorded: u64,
     /// Live streams waiting for the next run to end.
     live: Vec<Waker>,
+    /// The names of the workers the entries name.
+    workers: Workers,
 }
 
 impl EventRing {
@@ -296,12 +416,16 @@ impl EventRing {
             capacity,
             recorded: 0,
             live: Vec::new(),
+            workers: Workers::default(),
         }
     }
 
     fn push(&mut self, entry: Entry) {
-        if self.entries.len() == self.capacity {
-            self.entries.pop_front();
+        if self.entries.len() == self.capacity
+            && let Some(oldest) = self.entries.pop_front()
+            && oldest.worker != NO_WORKER
+        {
+            self.workers.release(oldest.worker);
         }
         self.entries.push_back(entry);
         self.recorded += 1;
@@ -320,9 +444,12 @@ impl EventRing {
         lost: bool,
         at: &mut Stamp,
     ) {
-        let at = at.now();
-        let kind = Kind::Ran { worker, started, attempt, error: error.map(Box::new), lost };
-        self.push(entry(job, name, at, kind));
+        let mut entry = entry(job, name, at.now(), if lost { Kind::Lost } else { Kind::Ran });
+        entry.started = started.unwrap_or(UNKNOWN);
+        entry.error = error.map(Box::new);
+        entry.attempt = attempt;
+        entry.worker = self.workers.hold(worker);
+        self.push(entry);
     }
 
     pub(crate) fn failed(
@@ -332,8 +459,9 @@ impl EventRing {
         error: &TaskError,
         at: &mut Stamp,
     ) {
-        let at = at.now();
-        self.push(entry(job, name, at, Kind::Failed(Box::new(error.clone()))));
+        let mut entry = entry(job, name, at.now(), Kind::Failed);
+        entry.error = Some(Box::new(error.clone()));
+        self.push(entry);
     }
 
     /// The wakers of the live streams, to wake after the lock (a run ended, or the client
@@ -363,7 +491,7 @@ impl EventRing {
         self.entries
             .iter()
             .filter(|entry| (from..to).contains(&entry.at))
-            .filter_map(record_of)
+            .filter_map(|entry| self.record_of(entry))
             .collect()
     }
 
@@ -373,8 +501,31 @@ impl EventRing {
         let first = self.first_seq();
         let missed = first.saturating_sub(next);
         let skip = next.saturating_sub(first) as usize;
-        into.extend(self.entries.iter().skip(skip).filter_map(record_of));
+        into.extend(self.entries.iter().skip(skip).filter_map(|entry| self.record_of(entry)));
         (self.recorded, missed)
+    }
+
+    /// The run `entry` records, if it is one.
+    fn record_of(&self, entry: &Entry) -> Option<TaskRecord> {
+        let status = match (entry.kind, entry.error.as_deref()) {
+            (Kind::Failed, _) => return None,
+            (Kind::Lost, _) => RunStatus::Lost,
+            (Kind::Ran, None) => RunStatus::Finished,
+            (Kind::Ran, Some(TaskError::Panicked { .. })) => RunStatus::Panicked,
+            (Kind::Ran, Some(_)) => RunStatus::Failed,
+        };
+        Some(TaskRecord {
+            key: entry.key.clone(),
+            name: match entry.name {
+                Some(name) => Arc::from(name),
+                None => Arc::from(key_name(&entry.key)),
+            },
+            worker: self.workers.name(entry.worker),
+            start: (entry.started != UNKNOWN).then(|| Duration::from_nanos(entry.started)),
+            stop: Duration::from_nanos(entry.at),
+            status,
+            attempt: entry.attempt,
+        })
     }
 
     /// The transitions of the task `key`, in order.
@@ -391,36 +542,38 @@ impl EventRing {
                 story.push(event(entry.submitted, TaskTransition::Submitted));
                 told_submitted = true;
             }
-            match &entry.kind {
-                Kind::Ran { worker, started, attempt, error, lost } => {
-                    let (worker, attempt) = (worker.clone(), *attempt);
+            let error = entry.error.as_deref();
+            match entry.kind {
+                Kind::Ran | Kind::Lost => {
+                    let (worker, attempt) = (self.workers.name(entry.worker), entry.attempt);
                     if entry.queued != UNKNOWN {
                         story.push(event(entry.queued, TaskTransition::Queued { attempt }));
                     }
-                    if let Some(started) = started {
+                    if entry.started != UNKNOWN {
                         story.push(event(
-                            *started,
+                            entry.started,
                             TaskTransition::Started { worker: worker.clone(), attempt },
                         ));
                     }
-                    let end = match (error, lost) {
-                        (_, true) => TaskTransition::Lost { worker, attempt },
-                        (None, false) => TaskTransition::Finished { worker, attempt },
-                        (Some(error), false) => {
-                            TaskTransition::RunFailed { worker, attempt, error: (**error).clone() }
+                    let end = match (entry.kind, error) {
+                        (Kind::Lost, _) => TaskTransition::Lost { worker, attempt },
+                        (_, None) => TaskTransition::Finished { worker, attempt },
+                        (_, Some(error)) => {
+                            TaskTransition::RunFailed { worker, attempt, error: error.clone() }
                         }
                     };
                     story.push(event(entry.at, end));
                 }
-                Kind::Failed(error) => story.push(event(
-                    entry.at,
-                    match &**error {
-                        TaskError::Cancelled { reason, .. } => {
+                Kind::Failed => {
+                    let transition = match error {
+                        Some(TaskError::Cancelled { reason, .. }) => {
                             TaskTransition::Cancelled { reason: reason.clone() }
                         }
-                        other => TaskTransition::Failed { error: other.clone() },
-                    },
-                )),
+                        Some(other) => TaskTransition::Failed { error: other.clone() },
+                        None => continue,
+                    };
+                    story.push(event(entry.at, transition));
+                }
             }
         }
         story
@@ -435,32 +588,12 @@ fn entry(job: &Job, name: Option<&'static str>, at: u64, kind: Kind) -> Entry {
         at,
         submitted: job.submitted_at.load(Ordering::Relaxed),
         queued: job.queued_at.load(Ordering::Relaxed),
+        started: UNKNOWN,
+        error: None,
+        attempt: 0,
+        worker: NO_WORKER,
         kind,
     }
-}
-
-fn record_of(entry: &Entry) -> Option<TaskRecord> {
-    let Kind::Ran { worker, started, attempt, error, lost } = &entry.kind else {
-        return None;
-    };
-    let status = match (error.as_deref(), lost) {
-        (_, true) => RunStatus::Lost,
-        (None, false) => RunStatus::Finished,
-        (Some(TaskError::Panicked { .. }), false) => RunStatus::Panicked,
-        (Some(_), false) => RunStatus::Failed,
-    };
-    Some(TaskRecord {
-        key: entry.key.clone(),
-        name: match entry.name {
-            Some(name) => Arc::from(name),
-            None => Arc::from(key_name(&entry.key)),
-        },
-        worker: worker.clone(),
-        start: started.map(Duration::from_nanos),
-        stop: Duration::from_nanos(entry.at),
-        status,
-        attempt: *attempt,
-    })
 }
 
 /// The readable part of a key: its prefix, without a trailing `-<16 hex digits>` token.

@@ -64,6 +64,10 @@
 //!   counts, and no stored bytes (values stay in the client's process): the statistics case
 //!   checks them exactly while it holds every worker busy with closures, so it needs
 //!   `closures` too.
+//! - `run_reports`: the transport reports who ran each run and when
+//!   ([`CompletionSink::complete_run`](crate::transport::CompletionSink::complete_run)), so
+//!   [`Client::task_stream`] and [`Client::story`] show every run's worker and start (the
+//!   in-process workers and the Redis workers do).
 //!
 //! [`CASES_BY_CAPABILITY`] lists how many cases each group holds.
 //!
@@ -151,6 +155,7 @@ pub const CASES_BY_CAPABILITY: &[(&str, usize)] = &[
     ("local_workers", count_local_workers()),
     ("bulk", count_bulk()),
     ("worker_gauges", count_worker_gauges()),
+    ("run_reports", count_run_reports()),
 ];
 
 const fn count_always() -> usize {
@@ -171,6 +176,10 @@ const fn count_bulk() -> usize {
 
 const fn count_worker_gauges() -> usize {
     crate::__conformance_worker_gauges!(@count)
+}
+
+const fn count_run_reports() -> usize {
+    crate::__conformance_run_reports!(@count)
 }
 
 /// Runs `body` on its own thread and fails if it does not finish within [`DEADLINE`];
@@ -240,7 +249,7 @@ pub fn run_case_to_its_end(
 /// backend under test, runs the case with it inside the backend's runtime and closes it;
 /// `capabilities: [..]` lists what the backend supports beyond the cases every backend runs
 /// (see [the module docs](crate::testing#capabilities)): `closures`, `local_workers`, `bulk`,
-/// `worker_gauges`. A name
+/// `worker_gauges`, `run_reports`. A name
 /// that is not a capability fails the build.
 ///
 /// Each generated test fails unless its case ran to its end, so a runner must await
@@ -285,11 +294,14 @@ macro_rules! __conformance_group {
     (worker_gauges, $run:path) => {
         $crate::__conformance_worker_gauges!(@tests $run);
     };
+    (run_reports, $run:path) => {
+        $crate::__conformance_run_reports!(@tests $run);
+    };
     ($other:ident, $run:path) => {
         ::core::compile_error!(::core::concat!(
             "`",
             ::core::stringify!($other),
-            "` is not a conformance capability; the capabilities are `closures`, `local_workers`, `bulk` and `worker_gauges`"
+            "` is not a conformance capability; the capabilities are `closures`, `local_workers`, `bulk`, `worker_gauges` and `run_reports`"
         ));
     };
 }
@@ -483,6 +495,18 @@ macro_rules! __conformance_worker_gauges {
         $crate::__conformance_apply! {
             @$mode $($run)?;
             stats::stats_count_tasks_by_state_and_by_worker,
+        }
+    };
+}
+
+/// The cases that need the `run_reports` capability.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_run_reports {
+    (@$mode:ident $($run:path)?) => {
+        $crate::__conformance_apply! {
+            @$mode $($run)?;
+            events::every_run_names_its_worker_and_start_in_the_stream_and_the_story,
         }
     };
 }

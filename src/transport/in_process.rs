@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 
@@ -394,19 +395,26 @@ struct WorkerLoop {
 impl WorkerLoop {
     /// Runs until `Stop` or until the queue closes.
     async fn run(self) {
+        // When the last run ended, if the clock was read for it: the start of the next run
+        // when that one was queued already (see `run_one`).
+        let mut last_end = None;
         loop {
             // Take what is already queued without touching the waker machinery.
             let message = match self.queue.try_recv() {
                 Ok(message) => message,
-                Err(async_channel::TryRecvError::Empty) => match self.queue.recv().await {
-                    Ok(message) => message,
-                    Err(async_channel::RecvError) => break,
-                },
+                Err(async_channel::TryRecvError::Empty) => {
+                    // Waited: the last run's end is not this one's start.
+                    last_end = None;
+                    match self.queue.recv().await {
+                        Ok(message) => message,
+                        Err(async_channel::RecvError) => break,
+                    }
+                }
                 Err(async_channel::TryRecvError::Closed) => break,
             };
             match message {
                 WorkerMessage::Run(task) => {
-                    self.run_one(&task);
+                    last_end = self.run_one(&task, last_end);
                     if self.pool.leave_if_surplus() {
                         tracing::debug!("worker left: a body that waited runs on");
                         return;
@@ -418,7 +426,13 @@ impl WorkerLoop {
         tracing::debug!("worker stopped");
     }
 
-    fn run_one(&self, task: &ReadyTask) {
+    /// Runs `task` and reports it; returns when it ended, if the clock was read.
+    ///
+    /// One clock reading per run on a busy worker: a run taken from the queue right after
+    /// the previous one (`last_end`, `Some`) starts when that one ended. The few
+    /// microseconds between (reporting that run, taking this one) count into this run; the
+    /// client moves the start to when the task was queued if that is later.
+    fn run_one(&self, task: &ReadyTask, last_end: Option<Instant>) -> Option<Instant> {
         // Cancelled while it waited in the queue: it must not start (found by the
         // simulation, `dependencies 0` in tests/sim-seeds.txt). Reporting it still gives
         // the slot back.
@@ -435,18 +449,21 @@ impl WorkerLoop {
                 .then(|| tracing::debug_span!("task", key = %task.key(), attempt = task.attempt()));
             let _entered = span.as_ref().map(tracing::Span::enter);
             self.gauge.started();
-            let begun = self.clock.as_ref().map(|(clock, _)| clock.now());
+            let begun =
+                self.clock.as_ref().map(|(clock, _)| last_end.unwrap_or_else(|| clock.now()));
             let outcome = task.run();
             self.gauge.finished();
             tracing::trace!(ok = outcome.is_value(), "task body returned");
             if let (Some((clock, name)), Some(begun)) = (&self.clock, begun) {
-                let run = TaskRun::new(Some(Arc::clone(name)), begun, clock.now());
+                let ended = clock.now();
+                let run = TaskRun::new(Some(Arc::clone(name)), begun, ended);
                 self.sink.complete_run(task, outcome, run);
-                return;
+                return Some(ended);
             }
             outcome
         };
         self.sink.complete(task, outcome);
+        None
     }
 }
 

@@ -17,6 +17,7 @@ use crate::error::bound_error_text;
 use crate::executor::{Executor, ExecutorExt};
 use crate::job::panic_message;
 use crate::task::{Task, compose_outputs};
+use crate::transport::redis::protocol::RunTimes;
 use crate::transport::redis::retry::{Retry, RetryPolicy};
 use crate::transport::redis::store::{
     ClaimedEntry, Completion, DeadLetter, Failure, Fields, Ownership, Store, StoreError,
@@ -2169,7 +2170,7 @@ impl Shared {
     /// Runs one delivery and says what to report.
     async fn run(&self, delivery: Delivery) -> Report {
         let Delivery { entry_id, entry } = delivery;
-        let complete = |status: Status, body: Vec<u8>| {
+        let report = |status: Status, body: Vec<u8>, run: Option<RunTimes>| {
             Report::Complete(Completion {
                 entry_id: entry_id.clone(),
                 reply: entry.reply.clone(),
@@ -2178,8 +2179,10 @@ impl Shared {
                 status,
                 body,
                 ttl_ms: entry.ttl_ms,
+                run,
             })
         };
+        let complete = |status: Status, body: Vec<u8>| report(status, body, None);
         // A single dependency's output is also tried as the input itself (see `Task`).
         let (input, single) = match &entry.input {
             Some(input) => (input.clone(), None),
@@ -2199,6 +2202,9 @@ impl Shared {
         // Held from here until the report is made: its resources are free for the next.
         let _held = self.hold_resources(&entry.resources).await;
         let services = self.services.as_ref();
+        // The run's times go with its outcome, for the client's task events: this worker's
+        // wall clock, which the client maps onto its own timeline.
+        let started = self.executor.wall_clock();
         let mut outcome =
             crate::transport::redis::task_services::run_with(services, &entry.key, || {
                 handler(&input)
@@ -2209,14 +2215,15 @@ impl Shared {
                     handler(single)
                 });
         }
+        let ran = Some(RunTimes::new(started, self.executor.wall_clock()));
         match outcome {
-            HandlerOutcome::Output(output) => complete(Status::Ok, output),
+            HandlerOutcome::Output(output) => report(Status::Ok, output, ran),
             // Bounded before it goes to Redis (the client bounds what it reads, too).
             HandlerOutcome::Failed(message) => {
-                complete(Status::Failed, bound_error_text(message).into_bytes())
+                report(Status::Failed, bound_error_text(message).into_bytes(), ran)
             }
             HandlerOutcome::Panicked(message) => {
-                complete(Status::Panicked, bound_error_text(message).into_bytes())
+                report(Status::Panicked, bound_error_text(message).into_bytes(), ran)
             }
             HandlerOutcome::BadInput(reason) => {
                 let rejection = Rejection {

@@ -10,8 +10,9 @@
 //! The in-process transport has every capability. The Redis transport (`redis_*`, feature
 //! `redis`, a real `redis-server` per case and the worker library in this process) runs every
 //! case that does not need closures on each runtime (its workers are in this process, so it
-//! has `local_workers`), and the `bulk` stress cases (some 30 s
-//! through a broker) on tokio's multi-thread runtime only, to keep CI quick.
+//! has `local_workers`; they report who ran each task and when, so it has `run_reports`), and
+//! the `bulk` stress cases (some 30 s through a broker) on tokio's multi-thread runtime only,
+//! to keep CI quick.
 
 mod harness;
 #[cfg(feature = "redis")]
@@ -26,7 +27,7 @@ macro_rules! in_process_suite {
         mod $harness {
             taskweave::conformance_suite!(
                 run: crate::harness::$harness::run,
-                capabilities: [closures, local_workers, bulk, worker_gauges],
+                capabilities: [closures, local_workers, bulk, worker_gauges, run_reports],
             );
         }
     };
@@ -47,7 +48,7 @@ in_process_suite!(async_std);
 mod redis_embedded {
     taskweave::conformance_suite!(
         run: crate::harness::redis_embedded::run,
-        capabilities: [local_workers],
+        capabilities: [local_workers, run_reports],
     );
 }
 
@@ -55,7 +56,7 @@ mod redis_embedded {
 mod redis_tokio_current_thread {
     taskweave::conformance_suite!(
         run: crate::harness::redis_tokio_current_thread::run,
-        capabilities: [local_workers],
+        capabilities: [local_workers, run_reports],
     );
 }
 
@@ -63,7 +64,7 @@ mod redis_tokio_current_thread {
 mod redis_tokio_multi_thread {
     taskweave::conformance_suite!(
         run: crate::harness::redis_tokio_multi_thread::run,
-        capabilities: [local_workers, bulk],
+        capabilities: [local_workers, bulk, run_reports],
     );
 }
 
@@ -71,7 +72,7 @@ mod redis_tokio_multi_thread {
 mod redis_smol {
     taskweave::conformance_suite!(
         run: crate::harness::redis_smol::run,
-        capabilities: [local_workers],
+        capabilities: [local_workers, run_reports],
     );
 }
 
@@ -79,7 +80,7 @@ mod redis_smol {
 mod redis_async_std {
     taskweave::conformance_suite!(
         run: crate::harness::redis_async_std::run,
-        capabilities: [local_workers],
+        capabilities: [local_workers, run_reports],
     );
 }
 
@@ -92,8 +93,8 @@ fn the_suite_counts_its_cases_by_capability() {
     let counts = taskweave::testing::CASES_BY_CAPABILITY;
     let total: usize = counts.iter().map(|(_, n)| n).sum();
     let sizes: Vec<usize> = counts.iter().map(|(_, n)| *n).collect();
-    assert_eq!(sizes, [33, 59, 11, 4, 1], "{counts:?}");
-    assert_eq!(total, 108);
+    assert_eq!(sizes, [33, 59, 11, 4, 1, 1], "{counts:?}");
+    assert_eq!(total, 109);
 }
 
 /// A runner that returns without running its case cannot pass: the generated test checks that

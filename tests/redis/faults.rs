@@ -1,5 +1,6 @@
 //! Faults an in-process worker must survive, and the owner checks of the Lua scripts.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::streams::StreamRangeReply;
@@ -188,6 +189,16 @@ fn only_the_current_owner_completes_an_entry_and_only_once() {
         redis::cmd("GET").arg("taskweave:result:c1:1").query(&mut connection).unwrap();
     assert_eq!(result.as_deref(), Some("2"));
     assert_eq!(replies(&mut connection), 1, "exactly one accepted result reached the client");
+    // The reply names the worker that ran it (the consumer) and carries its run's times.
+    let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg("taskweave:reply:c1")
+        .arg("-")
+        .arg("+")
+        .query(&mut connection)
+        .unwrap();
+    let fields = &entries[0].1;
+    assert_eq!(fields["worker"], "fast");
+    assert_eq!((&*fields["started_us"], &*fields["finished_us"]), ("1000", "2000"));
     let length: usize =
         redis::cmd("XLEN").arg("taskweave:trap:tasks").query(&mut connection).unwrap();
     assert_eq!(length, 0, "the completed entry is acknowledged and deleted");

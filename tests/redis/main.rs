@@ -124,6 +124,9 @@ pub fn complete_one(
             .arg("ok")
             .arg(body)
             .arg(60_000)
+            // When the run started and finished (microseconds since the epoch).
+            .arg(1_000)
+            .arg(2_000)
             .invoke(connection)
             .unwrap();
     assert_eq!(answers.len(), 1, "one answer per outcome");

@@ -189,6 +189,8 @@ fn the_scripts_refuse_a_bad_ttl_before_writing_anything() {
             .arg("failed")
             .arg("boom")
             .arg("18446744073709551615")
+            .arg("")
+            .arg("")
             .invoke(&mut connection);
     let error = completed.unwrap_err().to_string();
     assert!(error.contains("has ttl 18446744073709551615"), "{error}");

@@ -557,6 +557,7 @@ fn store_outcome(
     data: &mut Data,
     keys: &Keys,
     completion: &Completion,
+    consumer: &str,
     now: Instant,
     wall: u64,
     deliveries: u32,
@@ -567,7 +568,12 @@ fn store_outcome(
         data.strings.insert(completion.result.clone(), (completion.body.clone(), Some(expires)));
     }
     expire(data, &completion.reply, now);
-    let fields = reply_fields(&completion.rid, status, &completion.body, deliveries);
+    let mut fields = reply_fields(&completion.rid, status, &completion.body, deliveries);
+    // As complete.lua: the worker (the consumer) and its run's times, if it ran it.
+    if let Some(times) = completion.run {
+        let run = crate::transport::redis::protocol::run_fields(consumer, times);
+        fields.extend(run.into_iter().map(|(name, value)| (name.as_bytes().to_vec(), value)));
+    }
     publish_reply(data, &completion.reply, wall, &completion.rid, fields);
     set_expiry(data, &completion.reply, now, completion.ttl_ms);
     // The client's reconciliation pass must not take a reported delivery for a lost one.
@@ -687,7 +693,15 @@ impl MemoryStore {
             .command("SET + XADD", |data, now, wall| {
                 for (completion, acknowledged) in completions.iter().zip(&acknowledged) {
                     if let Ok(deliveries) = acknowledged {
-                        store_outcome(data, &self.keys, completion, now, wall, *deliveries);
+                        store_outcome(
+                            data,
+                            &self.keys,
+                            completion,
+                            consumer,
+                            now,
+                            wall,
+                            *deliveries,
+                        );
                     }
                 }
             })
@@ -1126,7 +1140,7 @@ impl Store for MemoryStore {
                         // The planted bug: a script without the owner check publishes anyway.
                         Err(_) => 0,
                     };
-                    store_outcome(data, &keys, completion, now, wall, deliveries);
+                    store_outcome(data, &keys, completion, consumer, now, wall, deliveries);
                     ack_and_delete(data, &tasks, id);
                     Ownership::Done
                 })

@@ -1,6 +1,7 @@
 //! Task events (`task_stream`, `story`) on every transport, with registered tasks. A
 //! transport that does not say who ran a task or when it started leaves `worker` and
-//! `start` empty; everything else is the client's own record.
+//! `start` empty; everything else is the client's own record. One that says
+//! (`run_reports`) is held to it.
 
 use std::collections::HashMap;
 
@@ -55,4 +56,43 @@ pub async fn story_of_a_failed_dependent_names_the_root_task(client: Client) {
         Some(TaskTransition::Failed { error }) => assert_eq!(error.root().key(), broken.key()),
         other => panic!("expected the dependent to fail naming its root, got {other:?}"),
     }
+}
+
+pub async fn every_run_names_its_worker_and_start_in_the_stream_and_the_story(client: Client) {
+    let since = client.elapsed();
+    let futures = client.map_task::<Add>((0..10).map(|i| (i, 1)));
+    let broken = client.submit_task::<EvenOnly>(1);
+    client.gather(&futures).await.unwrap();
+    assert!(broken.clone().await.is_err());
+    let until = client.elapsed();
+    let records = client.task_stream(since..);
+    let mut keys: Vec<_> = futures.iter().map(|future| future.key()).collect();
+    keys.push(broken.key());
+    for key in keys {
+        let record = records.iter().find(|record| &record.key == key);
+        let record = record.unwrap_or_else(|| panic!("no record of {key}: {records:#?}"));
+        let worker = record.worker.as_deref().unwrap_or_default();
+        assert!(!worker.is_empty(), "a run without its worker: {record:?}");
+        let start = record.start.unwrap_or_else(|| panic!("a run without its start: {record:?}"));
+        assert!(since <= start && start <= record.stop && record.stop <= until, "{record:?}");
+        let expected = if key == broken.key() { RunStatus::Failed } else { RunStatus::Finished };
+        assert_eq!(record.status, expected, "{record:?}");
+    }
+    let story = client.story(&broken);
+    for pair in story.windows(2) {
+        assert!(pair[0].at <= pair[1].at, "in time order: {story:#?}");
+    }
+    let steps: Vec<_> = story.into_iter().map(|event| event.transition).collect();
+    assert!(
+        matches!(
+            &steps[..],
+            [
+                TaskTransition::Submitted,
+                TaskTransition::Queued { attempt: 1 },
+                TaskTransition::Started { worker: Some(_), attempt: 1 },
+                TaskTransition::RunFailed { worker: Some(_), attempt: 1, .. },
+            ]
+        ),
+        "{steps:#?}"
+    );
 }

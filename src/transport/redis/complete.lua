@@ -4,8 +4,11 @@
 --
 -- KEYS[1] task stream, KEYS[2] the queue's starts hash, then per outcome three keys: the
 -- client's reply stream, the task's result key, the delivery's entry_of key
--- ARGV[1] group, ARGV[2] consumer, then per outcome five arguments: entry id, rid, status,
--- body, ttl in ms
+-- ARGV[1] group, ARGV[2] consumer, then per outcome seven arguments: entry id, rid, status,
+-- body, ttl in ms, and when the worker started and finished the run (microseconds since the
+-- Unix epoch on its clock; both empty when it did not run it). The reply then also names
+-- the worker (the consumer) and carries the two times, for the client's task events (a
+-- client older than these fields ignores them).
 --
 -- Returns, per outcome in order, 1 when accepted, 0 when the entry is no longer pending
 -- (already completed, dead-lettered, handed back or cancelled: a repeated call is harmless),
@@ -21,16 +24,22 @@
 -- use as an expiry, an unknown status, a reply key that is not a stream) fails the call
 -- having changed nothing: failing half-way would leave replies written for entries still
 -- pending, and the worker retrying forever.
-local count = (#ARGV - 2) / 5
+local count = (#ARGV - 2) / 7
 if count ~= math.floor(count) then
-  return redis.error_reply('ERR complete.lua takes 5 arguments per outcome after 2, got ' ..
+  return redis.error_reply('ERR complete.lua takes 7 arguments per outcome after 2, got ' ..
     #ARGV)
 end
 local statuses = {ok = true, failed = true, panicked = true, lost = true, rejected = true}
 local stream_or_none = {}
 for i = 0, count - 1 do
-  local reply, id, status, ttl = KEYS[3 + 3 * i], ARGV[3 + 5 * i], ARGV[5 + 5 * i],
-    ARGV[7 + 5 * i]
+  local reply, id, status, ttl = KEYS[3 + 3 * i], ARGV[3 + 7 * i], ARGV[5 + 7 * i],
+    ARGV[7 + 7 * i]
+  local started, finished = ARGV[8 + 7 * i], ARGV[9 + 7 * i]
+  if (started == '') ~= (finished == '') or (started ~= '' and
+      (tonumber(started) == nil or tonumber(finished) == nil)) then
+    return redis.error_reply('ERR complete.lua: entry ' .. id .. ' has run times ' ..
+      started .. ' and ' .. finished .. ', not two numbers or two empty arguments')
+  end
   local ms = tonumber(ttl)
   if ms == nil or ms < 1 or ms > 31536000000 or ms ~= math.floor(ms) then
     return redis.error_reply('ERR complete.lua: entry ' .. id .. ' has ttl ' .. ttl ..
@@ -56,8 +65,9 @@ local acked, deleted, forgotten = {}, {}, {}
 local accepted = {}
 for i = 0, count - 1 do
   local reply, result, entry_of = KEYS[3 + 3 * i], KEYS[4 + 3 * i], KEYS[5 + 3 * i]
-  local id, rid, status, body, ttl = ARGV[3 + 5 * i], ARGV[4 + 5 * i], ARGV[5 + 5 * i],
-    ARGV[6 + 5 * i], ARGV[7 + 5 * i]
+  local id, rid, status, body, ttl = ARGV[3 + 7 * i], ARGV[4 + 7 * i], ARGV[5 + 7 * i],
+    ARGV[6 + 7 * i], ARGV[7 + 7 * i]
+  local started, finished = ARGV[8 + 7 * i], ARGV[9 + 7 * i]
   -- Without the stream or its group (deleted, or lost in a restart without persistence)
   -- nothing is pending: XPENDING fails with NOGROUP, and failing here too would make the
   -- worker retry forever, so treat the entry as not pending instead.
@@ -91,8 +101,14 @@ for i = 0, count - 1 do
     if status == 'ok' then
       redis.call('SET', result, body, 'PX', ttl)
     end
-    redis.call('XADD', reply, '*', 'rid', rid, 'status', status, 'body', body,
-      'deliveries', deliveries)
+    if started == '' then
+      redis.call('XADD', reply, '*', 'rid', rid, 'status', status, 'body', body,
+        'deliveries', deliveries)
+    else
+      redis.call('XADD', reply, '*', 'rid', rid, 'status', status, 'body', body,
+        'deliveries', deliveries, 'worker', ARGV[2], 'started_us', started,
+        'finished_us', finished)
+    end
     -- One expiry per reply stream and ttl in a run of outcomes for the same client.
     local expiry = reply .. '\0' .. ttl
     if expiring ~= expiry then

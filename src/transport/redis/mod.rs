@@ -108,7 +108,7 @@ pub(crate) use self::redis_store::{RedisStore, Role};
 use self::retry::{Retry, RetryPolicy};
 use self::store::{Cancelled, Dispatched, Failure, Located, Store, StoreError, StreamEntry};
 pub use super::WorkerInfo;
-use super::{CompletionSink, ReadyTask, TaskOutcome, Transport};
+use super::{CompletionSink, ReadyTask, TaskOutcome, TaskRun, Transport};
 use crate::Error;
 use crate::executor::{BoxFuture, Executor, ExecutorExt};
 use crate::key::{TaskId, TaskKey};
@@ -772,7 +772,7 @@ impl Inner {
     }
 
     /// Reports one completion read from the reply stream.
-    fn deliver(&self, reply: Reply) {
+    fn deliver(&self, reply: Reply, clock: &mut RunClock) {
         let Some(started) = self.started() else { return };
         let Some(flight) = self.take_in_flight(&reply.rid) else {
             tracing::debug!(rid = %reply.rid, "a completion for a task this client no longer waits for");
@@ -785,10 +785,21 @@ impl Inner {
         }
         let task = flight.task;
         let text = || String::from_utf8_lossy(&reply.body).into_owned();
+        // Who ran it and when, for the task events, if the worker said and they are recorded.
+        let run = match &reply.run {
+            Some(run) if started.sink.records_runs() => {
+                Some(clock.task_run(&*started.executor, run))
+            }
+            _ => None,
+        };
+        let complete = |outcome| match run {
+            Some(run) => started.sink.complete_run(&task, outcome, run),
+            None => started.sink.complete(&task, outcome),
+        };
         match reply.status {
-            Status::Ok => started.sink.complete(&task, task.decode_output(&reply.body)),
-            Status::Failed => started.sink.complete(&task, TaskOutcome::failed(text())),
-            Status::Panicked => started.sink.complete(&task, TaskOutcome::panicked(text())),
+            Status::Ok => complete(task.decode_output(&reply.body)),
+            Status::Failed => complete(TaskOutcome::failed(text())),
+            Status::Panicked => complete(TaskOutcome::panicked(text())),
             Status::Lost => {
                 let attempts = text().parse().unwrap_or(reply.deliveries.saturating_sub(1));
                 tracing::warn!(key = %task.key(), attempts, "task given up after its workers died");
@@ -1039,6 +1050,7 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
     let stop = inner.stop_signal.clone();
     let mut after = "0-0".to_owned();
     let mut retry = Retry::new(RetryPolicy::after(REFUSED_TRIES, inner.broker_timeout));
+    let mut clock = RunClock::default();
     loop {
         let read = inner.store.read_replies(&inner.reply, &after, BATCH, BLOCK);
         let entries: Vec<StreamEntry> = match unless_stopped(&stop, read).await {
@@ -1085,10 +1097,11 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
             }
         };
         let mut read_ids = Vec::with_capacity(entries.len());
+        clock.batch();
         for entry in entries {
             after.clone_from(&entry.id);
             match Reply::decode(&entry.fields) {
-                Ok(reply) => inner.deliver(reply),
+                Ok(reply) => inner.deliver(reply, &mut clock),
                 Err(problem) => {
                     tracing::warn!(entry = %entry.id, problem, "ignoring a malformed completion");
                 }
@@ -1098,6 +1111,54 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
         if let Err(error) = inner.store.delete_stream_entries(&inner.reply, &read_ids).await {
             tracing::debug!(%error, "could not delete read completions (they expire)");
         }
+    }
+}
+
+/// Maps the run times workers report (their wall clocks) onto the client's timeline, and
+/// holds the names of the workers lately heard from, so that a run's record does not copy
+/// its worker's name.
+///
+/// A reported time becomes "now, less how long ago it was on the client's wall clock",
+/// with both clocks read once per batch of completions. A worker whose clock runs ahead of
+/// the client's has its times moved back to when the batch arrived at the latest, and the
+/// client moves a start to when it queued the task at the earliest; within those bounds a
+/// skew between the worker's clock and the client's shifts the run by as much.
+#[derive(Default)]
+struct RunClock {
+    /// The client's clocks, read at the first run of this batch: monotonic, and the wall
+    /// clock in microseconds since the epoch.
+    now: Option<(Instant, u64)>,
+    names: Vec<Arc<str>>,
+}
+
+impl RunClock {
+    /// How many worker names it keeps (the most recently heard from).
+    const NAMES: usize = 64;
+
+    /// A new batch of completions: the clocks are read again when needed.
+    fn batch(&mut self) {
+        self.now = None;
+    }
+
+    fn task_run(&mut self, executor: &dyn Executor, run: &protocol::ReportedRun) -> TaskRun {
+        let (now, wall_us) = *self
+            .now
+            .get_or_insert_with(|| (executor.now(), protocol::micros(executor.wall_clock())));
+        let at = |micros: u64| {
+            now.checked_sub(Duration::from_micros(wall_us.saturating_sub(micros))).unwrap_or(now)
+        };
+        let worker = match self.names.iter().position(|name| **name == *run.worker) {
+            Some(index) => Arc::clone(&self.names[index]),
+            None => {
+                if self.names.len() == Self::NAMES {
+                    self.names.remove(0);
+                }
+                let name: Arc<str> = Arc::from(run.worker.as_str());
+                self.names.push(Arc::clone(&name));
+                name
+            }
+        };
+        TaskRun::new(Some(worker), at(run.times.started_us), at(run.times.finished_us))
     }
 }
 
@@ -1391,5 +1452,43 @@ impl Transport for RedisTransport {
                 tracing::debug!(%error, "could not delete this client's keys on close (they expire)");
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtimes::embedded::EmbeddedExecutor;
+
+    fn run_at(worker: &str, started_us: u64, finished_us: u64) -> protocol::ReportedRun {
+        protocol::ReportedRun {
+            worker: worker.to_owned(),
+            times: protocol::RunTimes { started_us, finished_us },
+        }
+    }
+
+    #[test]
+    fn reported_times_land_on_the_clients_timeline_and_never_after_the_arrival() {
+        let executor = EmbeddedExecutor::global();
+        let mut clock = RunClock::default();
+        clock.batch();
+        let before = executor.now();
+        let wall = protocol::micros(executor.wall_clock());
+        // A run that ended half a second ago on a clock in step with the client's.
+        let run = clock.task_run(&executor, &run_at("w1", wall - 700_000, wall - 500_000));
+        let arrived = clock.now.expect("read for the first run of the batch").0;
+        assert!(before <= arrived);
+        let took = run.finished.checked_duration_since(run.started).unwrap();
+        assert_eq!(took, Duration::from_millis(200));
+        let ago = arrived.checked_duration_since(run.finished).unwrap();
+        assert!(ago >= Duration::from_millis(499) && ago <= Duration::from_millis(600), "{ago:?}");
+        // A worker whose clock runs an hour ahead: its times are moved back to the arrival.
+        let ahead = wall + 3_600_000_000;
+        let run = clock.task_run(&executor, &run_at("w2", ahead, ahead + 10));
+        assert_eq!((run.started, run.finished), (arrived, arrived));
+        // Names are shared, not copied per run.
+        let first = clock.task_run(&executor, &run_at("w1", wall, wall)).worker.unwrap();
+        let again = clock.task_run(&executor, &run_at("w1", wall, wall)).worker.unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
     }
 }

@@ -382,6 +382,48 @@ impl fmt::Display for Status {
     }
 }
 
+/// When a worker ran a delivery, on its own wall clock: microseconds since the Unix epoch.
+/// Written with the completion (fields `started_us`, `finished_us`, and `worker` for the
+/// worker's name) for the client's task events; a worker older than these fields writes
+/// none, and a client older than them ignores them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunTimes {
+    pub started_us: u64,
+    pub finished_us: u64,
+}
+
+impl RunTimes {
+    /// The run from `started` to `finished`, wall-clock times (one before the epoch counts
+    /// as the epoch).
+    pub fn new(started: std::time::SystemTime, finished: std::time::SystemTime) -> RunTimes {
+        RunTimes { started_us: micros(started), finished_us: micros(finished) }
+    }
+}
+
+/// A wall-clock time in microseconds since the Unix epoch (one before the epoch counts as
+/// the epoch).
+pub fn micros(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// A run as a completion reports it: who ran it, and when on that worker's clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedRun {
+    pub worker: String,
+    pub times: RunTimes,
+}
+
+/// The fields a completion carries for its run, after `deliveries` (as complete.lua writes
+/// them).
+pub fn run_fields(worker: &str, times: RunTimes) -> [(&'static str, Vec<u8>); 3] {
+    [
+        ("worker", worker.as_bytes().to_vec()),
+        ("started_us", times.started_us.to_string().into_bytes()),
+        ("finished_us", times.finished_us.to_string().into_bytes()),
+    ]
+}
+
 /// One completion, as a client reads it from its reply stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -389,6 +431,8 @@ pub struct Reply {
     pub status: Status,
     pub body: Vec<u8>,
     pub deliveries: u32,
+    /// Who ran it and when, if the worker said (see `RunTimes`).
+    pub run: Option<ReportedRun>,
 }
 
 impl Reply {
@@ -409,11 +453,24 @@ impl Reply {
             .and_then(|status| Status::parse(status))
             .ok_or("a reply without a known `status`")?;
         let body = get("body").cloned().unwrap_or_default();
-        let deliveries = get("deliveries")
-            .and_then(|text| std::str::from_utf8(text).ok())
-            .and_then(|text| text.parse().ok())
-            .unwrap_or(0);
-        Ok(Reply { rid, status, body, deliveries })
+        let number = |name: &str| -> Option<u64> {
+            get(name).and_then(|text| std::str::from_utf8(text).ok())?.parse().ok()
+        };
+        let deliveries = number("deliveries").and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
+        // Optional: a worker older than them writes none, and a run that does not read well
+        // (a start after the end) is left out rather than failing the completion.
+        let run = match (get("worker"), number("started_us"), number("finished_us")) {
+            (Some(worker), Some(started_us), Some(finished_us)) if started_us <= finished_us => {
+                std::str::from_utf8(worker).ok().filter(|worker| !worker.is_empty()).map(|worker| {
+                    ReportedRun {
+                        worker: worker.to_owned(),
+                        times: RunTimes { started_us, finished_us },
+                    }
+                })
+            }
+            _ => None,
+        };
+        Ok(Reply { rid, status, body, deliveries, run })
     }
 }
 
@@ -522,6 +579,32 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_carries_its_run_and_a_bad_run_is_left_out() {
+        let times = RunTimes { started_us: 1_000, finished_us: 1_500 };
+        let mut fields = vec![
+            ("rid", b"c1:1:1".to_vec()),
+            ("status", b"failed".to_vec()),
+            ("body", b"boom".to_vec()),
+            ("deliveries", b"1".to_vec()),
+        ];
+        fields.extend(run_fields("host-7", times));
+        let reply = Reply::decode(&owned(fields.clone())).unwrap();
+        assert_eq!(reply.run, Some(ReportedRun { worker: "host-7".into(), times }));
+        for (field, bad) in [
+            ("started_us", b"2000".to_vec()),
+            ("finished_us", b"soon".to_vec()),
+            ("worker", Vec::new()),
+            ("worker", vec![0xff, 0xfe]),
+        ] {
+            let mut fields = owned(fields.clone());
+            fields.iter_mut().find(|(name, _)| name == field.as_bytes()).unwrap().1 = bad;
+            let reply = Reply::decode(&fields).unwrap();
+            assert_eq!(reply.run, None, "{field}");
+            assert_eq!(reply.status, Status::Failed);
+        }
+    }
+
+    #[test]
     fn replies_decode_and_unknown_statuses_are_errors() {
         let fields = owned(vec![
             ("rid", b"c1:1:1".to_vec()),
@@ -532,6 +615,8 @@ mod tests {
         let reply = Reply::decode(&fields).unwrap();
         assert_eq!(reply.status, Status::Ok);
         assert_eq!(reply.deliveries, 2);
+        // Written by a worker from before the run fields: no run, still a completion.
+        assert_eq!(reply.run, None);
         let fields = owned(vec![("rid", b"x".to_vec()), ("status", b"maybe".to_vec())]);
         assert_eq!(Reply::decode(&fields).unwrap_err(), "a reply without a known `status`");
     }

@@ -458,6 +458,15 @@ pub fn ownership_of(value: &Value) -> Option<Ownership> {
     }
 }
 
+/// A completion's run times, the last two of its arguments to complete.lua (empty when the
+/// worker did not run it: then the reply carries no run).
+fn run_args(invocation: &mut redis::ScriptInvocation<'_>, completion: &Completion) {
+    match completion.run {
+        Some(times) => invocation.arg(times.started_us).arg(times.finished_us),
+        None => invocation.arg("").arg(""),
+    };
+}
+
 /// The reply of `claim.lua`: `{next cursor, {{id, deliveries, fields or false}, ...}}`.
 ///
 /// # Errors
@@ -637,6 +646,7 @@ impl RedisStore {
                 .arg(completion.status.as_str())
                 .arg(&completion.body)
                 .arg(completion.ttl_ms);
+            run_args(&mut invocation, completion);
         }
         let replies = self.invoke_per_item("complete", &invocation, completions.len()).await?;
         replies
@@ -666,6 +676,7 @@ impl RedisStore {
                 .arg(completion.status.as_str())
                 .arg(&completion.body)
                 .arg(completion.ttl_ms);
+            run_args(&mut invocation, completion);
         }
         for id in begins {
             invocation.arg(id);

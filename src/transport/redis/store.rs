@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use super::protocol::{Notify, Status, TaskEntry};
+use super::protocol::{Notify, RunTimes, Status, TaskEntry};
 
 /// A stream entry's field-value pairs, as read (untrusted).
 pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
@@ -167,6 +167,9 @@ pub struct Completion {
     pub status: Status,
     pub body: Vec<u8>,
     pub ttl_ms: u64,
+    /// When the worker ran it, for the client's task events (`None`: it did not run it,
+    /// e.g. its dependencies' results were gone).
+    pub run: Option<RunTimes>,
 }
 
 /// An entry to move to the dead-letter stream.
