@@ -21,6 +21,23 @@ use crate::planted::PlantedBug;
 /// More would let queued tasks overtake higher priorities and run after being released.
 const QUEUED_PER_WORKER: usize = 1;
 
+thread_local! {
+    /// The next-task slot of the worker loop reporting a result on this thread, while it
+    /// reports (see [`WorkerLoop::report`]): the first task that report makes ready for
+    /// this transport lands here instead of in the queue, and the same worker runs it next,
+    /// with no hand-off (tokio's LIFO slot). Set only around a report, which never awaits,
+    /// so loops that share a thread (the simulation's) never see each other's slot.
+    static NEXT_TASK: std::cell::RefCell<Option<NextTask>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A reporting worker's slot: which transport it belongs to (its pool's address) and the
+/// task put there, if any.
+struct NextTask {
+    pool: usize,
+    task: Option<ReadyTask>,
+}
+
 /// A local cluster of worker loops sharing one queue (the default transport).
 ///
 /// Each worker is a long-lived loop started with [`Executor::spawn_dedicated`] (by default its
@@ -318,6 +335,27 @@ impl Transport for InProcessTransport {
             }
             return;
         }
+        // A worker of this transport reporting on this thread takes the first task its
+        // report makes ready itself; any further one goes to the queue, which wakes an idle
+        // worker. Not while tasks dispatched before wait in the queue: they start first
+        // (dispatch order is priority order).
+        let task = match self.started.get() {
+            Some(started) if self.queue.0.is_empty() => {
+                let pool = Arc::as_ptr(&started.pool) as usize;
+                let taken = NEXT_TASK.with_borrow_mut(|next| match next {
+                    Some(next) if next.pool == pool && next.task.is_none() => {
+                        next.task = Some(task);
+                        None
+                    }
+                    _ => Some(task),
+                });
+                match taken {
+                    Some(task) => task,
+                    None => return,
+                }
+            }
+            _ => task,
+        };
         // The receiver lives in `self`, so sending cannot fail while the transport exists.
         let _ = self.queue.0.try_send(WorkerMessage::Run(task));
     }
@@ -406,7 +444,11 @@ impl WorkerLoop {
             };
             match message {
                 WorkerMessage::Run(task) => {
-                    self.run_one(&task);
+                    // Then whatever its report made ready for this worker, in turn.
+                    let mut next = self.run_one(&task);
+                    while let Some(task) = next {
+                        next = self.run_one(&task);
+                    }
                     if self.pool.leave_if_surplus() {
                         tracing::debug!("worker left: a body that waited runs on");
                         return;
@@ -418,7 +460,9 @@ impl WorkerLoop {
         tracing::debug!("worker stopped");
     }
 
-    fn run_one(&self, task: &ReadyTask) {
+    /// Runs `task` and reports it; returns the task the report made ready for this worker
+    /// to run next, if any.
+    fn run_one(&self, task: &ReadyTask) -> Option<ReadyTask> {
         // Cancelled while it waited in the queue: it must not start (found by the
         // simulation, `dependencies 0` in tests/sim-seeds.txt). Reporting it still gives
         // the slot back.
@@ -441,12 +485,22 @@ impl WorkerLoop {
             tracing::trace!(ok = outcome.is_value(), "task body returned");
             if let (Some((clock, name)), Some(begun)) = (&self.clock, begun) {
                 let run = TaskRun::new(Some(Arc::clone(name)), begun, clock.now());
-                self.sink.complete_run(task, outcome, run);
-                return;
+                return self.report(|| self.sink.complete_run(task, outcome, run));
             }
             outcome
         };
-        self.sink.complete(task, outcome);
+        self.report(|| self.sink.complete(task, outcome))
+    }
+
+    /// Makes a report with this worker's next-task slot open (see [`NEXT_TASK`]); returns
+    /// what landed in it.
+    fn report(&self, report: impl FnOnce()) -> Option<ReadyTask> {
+        let pool = Arc::as_ptr(&self.pool) as usize;
+        // A report on a thread that is already reporting (none is known) keeps the outer slot.
+        let outer = NEXT_TASK.replace(Some(NextTask { pool, task: None }));
+        report();
+        let next = NEXT_TASK.replace(outer);
+        next.and_then(|next| next.task)
     }
 }
 
