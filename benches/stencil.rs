@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use taskweave::{Client, TaskFuture};
+use taskweave::{Client, Delayed, TaskFuture, delayed, delayed_after};
 // As in benches/overhead.rs: the adapters' own source, mounted, since `cargo bench` enables no
 // runtime feature.
 use taskweave::{Error, executor};
@@ -191,7 +191,7 @@ fn cell(
     iterations: u64,
     index: usize,
     stamps: Option<Arc<Timestamps>>,
-) -> impl Fn(Vec<f64>) -> f64 {
+) -> impl Fn(Vec<f64>) -> f64 + Clone + Send + Sync + 'static {
     move |inputs: Vec<f64>| {
         if let Some(stamps) = &stamps {
             stamps.started[index].store(stamps.now(), Ordering::Relaxed);
@@ -203,6 +203,91 @@ fn cell(
         }
         value
     }
+}
+
+/// How the graph is submitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// Task by task, `client.after(&inputs).submit(body)`.
+    Tasks,
+    /// Row by row, `client.map_after_each(body, inputs of each column)`.
+    Rows,
+    /// As one `Delayed` graph (with a last node over the last row), `client.persist`.
+    Graph,
+}
+
+impl Form {
+    fn name(self) -> &'static str {
+        match self {
+            Form::Tasks => "tasks",
+            Form::Rows => "rows",
+            Form::Graph => "graph",
+        }
+    }
+}
+
+/// Submits the graph in `form` and waits for its last row; without timestamps.
+async fn stencil_in(
+    client: Client,
+    width: usize,
+    steps: usize,
+    iterations: u64,
+    form: Form,
+) -> GraphRun {
+    match form {
+        Form::Tasks => stencil(client, width, steps, iterations, None).await,
+        Form::Rows => stencil_rows(client, width, steps, iterations).await,
+        Form::Graph => {
+            let graph = stencil_graph(width, steps, iterations);
+            stencil_persisted(client, &graph).await
+        }
+    }
+}
+
+/// Submits the stencil graph row by row (`map_after_each`) and waits for its last row.
+async fn stencil_rows(client: Client, width: usize, steps: usize, iterations: u64) -> GraphRun {
+    let started = Instant::now();
+    let body = cell(iterations, 0, None);
+    let first = body.clone();
+    let mut previous: Vec<TaskFuture<f64>> =
+        client.map(move |seed: f64| first(vec![seed]), (0..width).map(|i| i as f64));
+    let mut rows = Vec::with_capacity(steps);
+    for _ in 1..steps {
+        let row =
+            client.map_after_each(body.clone(), (0..width).map(|i| &previous[inputs(i, width)]));
+        rows.push(std::mem::replace(&mut previous, row));
+    }
+    let submitted = started.elapsed();
+    let values = client.gather(&previous).await.expect("every task succeeds");
+    let took = started.elapsed();
+    black_box(values);
+    drop(rows);
+    GraphRun { took, submitted }
+}
+
+/// The stencil graph as `Delayed` nodes, with one more node summing the last row.
+fn stencil_graph(width: usize, steps: usize, iterations: u64) -> Delayed<f64> {
+    let body = cell(iterations, 0, None);
+    let mut previous: Vec<Delayed<f64>> = (0..width)
+        .map(|i| {
+            let body = body.clone();
+            delayed(move |seed: f64| body(vec![seed]), i as f64)
+        })
+        .collect();
+    for _ in 1..steps {
+        previous =
+            (0..width).map(|i| delayed_after(&previous[inputs(i, width)], body.clone())).collect();
+    }
+    delayed_after(&previous[..], |values: Vec<f64>| values.iter().sum::<f64>())
+}
+
+/// Submits `graph` with `persist` and waits for it.
+async fn stencil_persisted(client: Client, graph: &Delayed<f64>) -> GraphRun {
+    let started = Instant::now();
+    let future = client.persist(graph);
+    let submitted = started.elapsed();
+    black_box(future.await.expect("every task succeeds"));
+    GraphRun { took: started.elapsed(), submitted }
 }
 
 /// Submits the stencil graph task by task and waits for its last row.
@@ -263,7 +348,7 @@ impl SpinBarrier {
         let mut spins = 0u32;
         while self.generation.load(Ordering::Acquire) == generation {
             spins += 1;
-            if spins % 64 == 0 {
+            if spins.is_multiple_of(64) {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
@@ -391,6 +476,95 @@ fn stencil_delays(stamps: &Timestamps, width: usize, steps: usize) -> Vec<Durati
 }
 
 // ---------------------------------------------------------------------------------------------
+// The scheduler lock's hold time per task
+
+/// What one task costs under the scheduler lock, in ns: the pure scheduler (public, the same
+/// code the client runs under its lock) driven through the stencil graph's events — each
+/// task submitted, finished (as reported by a worker, dispatching its dependents) and
+/// released — single-threaded, so nothing but the work itself is timed. Returns
+/// (submit, finish, release) ns per task, the best of `rounds`.
+fn scheduler_hold(width: usize, steps: usize, rounds: usize) -> (f64, f64, f64) {
+    use taskweave::scheduler::{Action, Event, Scheduler, TaskId, TaskKey, TaskSpec};
+    let tasks = width * steps;
+    let mut best = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
+    for round in 0..rounds {
+        let base = (round * tasks) as u64 + 1;
+        let id = |step: usize, i: usize| TaskId(base + (step * width + i) as u64);
+        let specs: Vec<TaskSpec<u32>> = (0..steps)
+            .flat_map(|step| (0..width).map(move |i| (step, i)))
+            .map(|(step, i)| TaskSpec {
+                id: id(step, i),
+                key: TaskKey::generated("cell", base + (step * width + i) as u64),
+                deps: if step == 0 {
+                    Vec::new()
+                } else {
+                    inputs(i, width).map(|j| id(step - 1, j)).collect()
+                },
+                priority: 0,
+                retries: 0,
+                allowed_failures: 0,
+                uses_worker: true,
+                pinned: false,
+                shared_key: false,
+                payload: 0,
+            })
+            .collect();
+        let mut scheduler: Scheduler<u32> = Scheduler::new(width);
+        let mut actions = Vec::with_capacity(64);
+        let mut ready = std::collections::VecDeque::new();
+        let take = |actions: &mut Vec<Action<u32>>,
+                    ready: &mut std::collections::VecDeque<TaskId>| {
+            for action in actions.drain(..) {
+                if let Action::Dispatch { id, .. } = action {
+                    ready.push_back(id);
+                }
+            }
+        };
+        let started = Instant::now();
+        for spec in specs {
+            scheduler.handle(Event::Submitted(spec), &mut actions);
+            take(&mut actions, &mut ready);
+        }
+        let submit = started.elapsed();
+        let started = Instant::now();
+        let mut finished = 0;
+        while let Some(id) = ready.pop_front() {
+            scheduler.handle(Event::Finished { id }, &mut actions);
+            take(&mut actions, &mut ready);
+            finished += 1;
+        }
+        let finish = started.elapsed();
+        assert_eq!(finished, tasks, "every task ran");
+        let started = Instant::now();
+        for step in 0..steps {
+            for i in 0..width {
+                scheduler.handle(Event::Released { id: id(step, i) }, &mut actions);
+                actions.clear();
+            }
+        }
+        let release = started.elapsed();
+        let per = |duration: Duration| duration.as_nanos() as f64 / tasks as f64;
+        best = (best.0.min(per(submit)), best.1.min(per(finish)), best.2.min(per(release)));
+    }
+    best
+}
+
+/// The cost of taking and releasing an uncontended `parking_lot` mutex, in ns.
+fn lock_cost() -> f64 {
+    let mutex = parking_lot::Mutex::new(0u64);
+    let rounds = 1_000_000;
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let started = Instant::now();
+        for _ in 0..rounds {
+            *black_box(&mutex).lock() += 1;
+        }
+        best = best.min(started.elapsed().as_nanos() as f64 / rounds as f64);
+    }
+    best
+}
+
+// ---------------------------------------------------------------------------------------------
 // Statistics
 
 fn median_f64(mut values: Vec<f64>) -> f64 {
@@ -446,9 +620,11 @@ struct Options {
     sweeps: usize,
     quick: bool,
     part: Option<String>,
+    form: Form,
 }
 
-const PARTS: [&str; 7] = ["metg", "delay", "chain", "tree", "scaling", "submit", "raw"];
+const PARTS: [&str; 9] =
+    ["metg", "delay", "chain", "tree", "scaling", "submit", "raw", "graph", "lock"];
 
 fn parse_arguments() -> Result<Options, String> {
     let mut options = Options {
@@ -458,6 +634,7 @@ fn parse_arguments() -> Result<Options, String> {
         sweeps: 3,
         quick: false,
         part: None,
+        form: Form::Tasks,
     };
     let mut arguments = std::env::args().skip(1);
     let number = |name: &str, value: Option<String>| -> Result<usize, String> {
@@ -477,6 +654,13 @@ fn parse_arguments() -> Result<Options, String> {
             "--steps" => options.steps = number("--steps", arguments.next())?.max(2),
             "--sweeps" => options.sweeps = number("--sweeps", arguments.next())?.max(1),
             "--quick" => options.quick = true,
+            "--form" => {
+                let name = arguments.next().ok_or("--form needs a name")?;
+                options.form = [Form::Tasks, Form::Rows, Form::Graph]
+                    .into_iter()
+                    .find(|form| form.name() == name)
+                    .ok_or_else(|| format!("unknown form {name}; use tasks, rows or graph"))?;
+            }
             "--part" => {
                 let name = arguments.next().ok_or("--part needs a name")?;
                 if !PARTS.contains(&name.as_str()) {
@@ -489,7 +673,7 @@ fn parse_arguments() -> Result<Options, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other}; use --executor NAME, --width N, --steps N, \
-                     --sweeps N, --quick, --part NAME"
+                     --sweeps N, --quick, --part NAME, --form tasks|rows|graph"
                 ));
             }
         }
@@ -539,7 +723,12 @@ fn main() {
         let mut systems: Vec<String> =
             vec!["raw threads, Barrier".into(), "raw threads, spin".into()];
         if wants("metg") {
-            systems.extend(options.flavours.iter().map(|flavour| flavour.name().to_owned()));
+            systems.extend(
+                options
+                    .flavours
+                    .iter()
+                    .map(|flavour| format!("{} ({})", flavour.name(), options.form.name())),
+            );
         }
         let mut walls: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); grains.len()]; systems.len()];
         for sweep in 0..options.sweeps {
@@ -555,8 +744,9 @@ fn main() {
                 }
                 if wants("metg") {
                     for &flavour in &options.flavours {
+                        let form = options.form;
                         let run = flavour.with_client(width, move |client| {
-                            stencil(client, width, steps, iterations, None)
+                            stencil_in(client, width, steps, iterations, form)
                         });
                         walls[system][g].push(run.took.as_secs_f64() / steps as f64);
                         system += 1;
@@ -646,6 +836,25 @@ fn main() {
                 "  {name:<22} {median:>10} (of the median curve); per sweep: median {per_sweep_median:.2} {spread}"
             );
         }
+        print!("{out}");
+        out.clear();
+    }
+
+    if wants("lock") {
+        let (submit, finish, release) = scheduler_hold(width, steps, 9);
+        let lock = lock_cost();
+        let hold = submit + finish + release;
+        // Holds per task: one per report and one per release; submissions share a hold per
+        // batch of 32 (map, map_after_each, persist) or take one each (task by task).
+        let with_locks = hold + 3.0 * lock;
+        let _ = writeln!(
+            out,
+            "scheduler work per task (pure, stencil graph): submit {submit:.0} ns, finish \
+             {finish:.0} ns, release {release:.0} ns = {hold:.0} ns; an uncontended lock \
+             {lock:.0} ns; with 3 holds per task {with_locks:.0} ns: a ceiling of {:.2} M \
+             tasks/s on any number of cores",
+            1e3 / with_locks
+        );
         print!("{out}");
         out.clear();
     }
@@ -740,22 +949,31 @@ fn main() {
                 median_f64(ratios.clone()),
             );
         }
+        if options.part.as_deref() == Some("graph") {
+            // One graph at the smallest grain, nothing else: for counting allocations from
+            // outside (heaptrack on two `--steps`, the difference over the difference in
+            // tasks), see BENCHMARKS.md.
+            flavour.with_client(width, move |client| stencil(client, width, steps, 1, None));
+        }
         if wants("submit") {
-            let samples = flavour.with_client(width, move |client| async move {
-                let mut samples = Vec::new();
-                for _ in 0..repeats {
-                    let run = stencil(client.clone(), width, steps, grain_30, None).await;
-                    samples.push(micros(run.submitted) / 1e3);
-                }
-                samples
-            });
-            let (min, max) = spread(&samples);
-            let _ = writeln!(
-                out,
-                "{name:<9} submitting the {tasks}-task graph (task by task, at 30 µs): {:.3} ms \
-                 median [{min:.3}–{max:.3}]",
-                median_f64(samples.clone())
-            );
+            for form in [Form::Tasks, Form::Rows, Form::Graph] {
+                let samples = flavour.with_client(width, move |client| async move {
+                    let mut samples = Vec::new();
+                    for _ in 0..repeats {
+                        let run = stencil_in(client.clone(), width, steps, grain_30, form).await;
+                        samples.push(micros(run.submitted) / 1e3);
+                    }
+                    samples
+                });
+                let (min, max) = spread(&samples);
+                let _ = writeln!(
+                    out,
+                    "{name:<9} submitting the {tasks}-task graph ({}, at 30 µs): {:.3} ms \
+                     median [{min:.3}–{max:.3}]",
+                    form.name(),
+                    median_f64(samples.clone())
+                );
+            }
         }
     }
     print!("{out}");
