@@ -202,7 +202,8 @@ tuple_inputs!(A, B, C, D);
 impl Client {
     /// Submits the graph behind `delayed` — every node not yet submitted in this call, each
     /// once, inputs first — and returns the future of its output at once (Dask's
-    /// `persist`). For options, use [`TaskBuilder::persist`].
+    /// `persist`). The nodes reach the scheduler together, after the walk, in one hold of
+    /// its lock per 32 tasks. For options, use [`TaskBuilder::persist`].
     ///
     /// # Examples
     ///
