@@ -158,6 +158,16 @@ struct Timestamps {
     origin: Instant,
     started: Vec<AtomicU64>,
     ended: Vec<AtomicU64>,
+    /// Which thread ran each task (a number per thread).
+    thread: Vec<AtomicU64>,
+}
+
+thread_local! {
+    /// This thread's number, for [`Timestamps::thread`].
+    static THREAD_NUMBER: u64 = {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    };
 }
 
 impl Timestamps {
@@ -166,6 +176,7 @@ impl Timestamps {
             origin: Instant::now(),
             started: (0..tasks).map(|_| AtomicU64::new(0)).collect(),
             ended: (0..tasks).map(|_| AtomicU64::new(0)).collect(),
+            thread: (0..tasks).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -195,6 +206,7 @@ fn cell(
     move |inputs: Vec<f64>| {
         if let Some(stamps) = &stamps {
             stamps.started[index].store(stamps.now(), Ordering::Relaxed);
+            stamps.thread[index].store(THREAD_NUMBER.with(|number| *number), Ordering::Relaxed);
         }
         let seed = inputs.iter().sum::<f64>() * 1e-3;
         let value = kernel(iterations, seed);
@@ -868,6 +880,7 @@ fn main() {
             let iterations = iterations_for(5.0);
             let mut stencil_samples = Vec::new();
             let mut chain_samples = Vec::new();
+            let (mut rows, mut rows_on_one) = (0, 0);
             for _ in 0..3 {
                 let stamps = Arc::new(Timestamps::new(tasks));
                 let run_stamps = stamps.clone();
@@ -875,6 +888,13 @@ fn main() {
                     stencil(client, width, steps, iterations, Some(run_stamps))
                 });
                 stencil_samples.extend(stencil_delays(&stamps, width, steps));
+                for step in 0..steps {
+                    let threads: std::collections::BTreeSet<u64> = (0..width)
+                        .map(|i| stamps.thread[step * width + i].load(Ordering::Relaxed))
+                        .collect();
+                    rows += 1;
+                    rows_on_one += usize::from(threads.len() == 1);
+                }
                 chain_samples.extend(
                     flavour
                         .with_client(width, move |client| chain_delays(client, 2_000, iterations)),
@@ -885,11 +905,13 @@ fn main() {
             let _ = writeln!(
                 out,
                 "{name:<9} ready-to-start delay, stencil at 5 µs: p50 {:.2} µs, p90 {:.2} µs; \
-                 chain at 5 µs: p50 {:.2} µs, p90 {:.2} µs",
+                 chain at 5 µs: p50 {:.2} µs, p90 {:.2} µs; stencil rows run on one worker: \
+                 {:.0}%",
                 micros(percentile(&stencil_samples, 0.5)),
                 micros(percentile(&stencil_samples, 0.9)),
                 micros(percentile(&chain_samples, 0.5)),
                 micros(percentile(&chain_samples, 0.9)),
+                100.0 * rows_on_one as f64 / rows as f64,
             );
         }
         if wants("chain") {
