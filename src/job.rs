@@ -312,7 +312,7 @@ pub(crate) struct JobOf<B: ?Sized> {
     pub(crate) key: TaskKey,
     /// The jobs whose values this one reads, in argument order. Emptied once this job has
     /// its value; dropped iteratively (see `Drop`), so that long chains never recurse.
-    deps: Mutex<Vec<Arc<Job>>>,
+    pub(crate) deps: Mutex<Vec<Arc<Job>>>,
     /// Set for registered tasks: what remote workers run instead of `body`. Boxed: most
     /// tasks are closures, and a job's size is the client's memory per task.
     pub(crate) call: Option<Box<RegisteredCall>>,

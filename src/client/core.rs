@@ -50,6 +50,32 @@ fn recycle_actions(mut actions: Vec<Action<Arc<Job>>>) {
     }
 }
 
+thread_local! {
+    /// The submissions this thread holds back for one client's [`Core::submit_together`],
+    /// while it runs.
+    static HELD_BACK: std::cell::RefCell<Option<HeldBack>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Submissions held back for [`Core::submit_together`]: whose (the core's address), the
+/// jobs in submission order, each with its options, and the jobs it keeps a client handle on
+/// until they are submitted (each held-back job and its dependencies: a future dropped
+/// meanwhile must not release a task the scheduler has not yet heard of, or one that a
+/// held-back dependent will need).
+struct HeldBack {
+    core: usize,
+    jobs: Vec<(Arc<Job>, SubmitOptions)>,
+    handles: Vec<Arc<Job>>,
+}
+
+/// Takes one more client handle on `job` if it has one already (no change from none to
+/// some, which only the scheduler lock may make).
+fn add_handle(job: &Arc<Job>) -> bool {
+    job.handles
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| (count > 0).then(|| count + 1))
+        .is_ok()
+}
+
 /// How many jobs [`Core::submit_many`] submits under one hold of the scheduler lock: enough
 /// to make the lock's cost small per job, few enough that a worker reporting a result waits
 /// only a few microseconds.
@@ -317,6 +343,9 @@ impl Core {
         if self.refused_after_close(&job, "submit") {
             return job;
         }
+        if self.hold_back(&job, options, shared_key) {
+            return job;
+        }
         let mut actions = spare_actions();
         let mut stamp = self.submit_stamp();
         let job = Self::submit_locked(
@@ -371,6 +400,119 @@ impl Core {
                         &mut stamp,
                     );
                     submitted.push(job);
+                }
+            }
+            self.apply(actions, None);
+        }
+    }
+
+    /// Runs `build`, holding back the fresh-keyed submissions it makes through this core on
+    /// this thread, then submits them in order, under one hold of the scheduler lock per
+    /// [`SUBMIT_BATCH`] jobs: a graph's submission then costs a few holds, not one per task.
+    /// A submission with a shared key (which may find an existing task) first submits what
+    /// is held back, then goes through at once.
+    ///
+    /// Only for callers that keep every future of a held-back job until this returns (the
+    /// scheduler hears of a job only here, so it must not hear of its release before).
+    pub(crate) fn submit_together<R>(&self, build: impl FnOnce() -> R) -> R {
+        /// Submits what is held back even if `build` panics.
+        struct Release<'a>(&'a Core);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.submit_held_back();
+                HELD_BACK.set(None);
+            }
+        }
+        // Inside another call (of this client: it submits all at its end; of another: this
+        // client's submissions go through at once, in order).
+        if HELD_BACK.with_borrow(Option::is_some) {
+            return build();
+        }
+        let core = std::ptr::from_ref(self) as usize;
+        HELD_BACK.set(Some(HeldBack { core, jobs: Vec::new(), handles: Vec::new() }));
+        let _release = Release(self);
+        build()
+    }
+
+    /// Holds `job` back if this thread runs [`submit_together`](Core::submit_together) for
+    /// this core and its key is fresh; before a shared key, submits what is held back.
+    fn hold_back(&self, job: &Arc<Job>, options: &SubmitOptions, shared_key: bool) -> bool {
+        let address = std::ptr::from_ref(self) as usize;
+        let held = HELD_BACK.with_borrow_mut(|held| match held {
+            Some(held) if held.core == address => {
+                if shared_key {
+                    return Some(false);
+                }
+                // Every handle taken, or none.
+                let deps = job.deps.lock();
+                let from = held.handles.len();
+                for pinned in std::iter::once(job).chain(deps.iter()) {
+                    if !add_handle(pinned) {
+                        for taken in held.handles.drain(from..) {
+                            taken.handles.fetch_sub(1, Ordering::AcqRel);
+                        }
+                        return Some(false);
+                    }
+                    held.handles.push(Arc::clone(pinned));
+                }
+                held.jobs.push((Arc::clone(job), options.clone()));
+                Some(true)
+            }
+            _ => None,
+        });
+        match held {
+            Some(true) => true,
+            Some(false) => {
+                self.submit_held_back();
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Submits the jobs [`hold_back`](Core::hold_back) kept, in order.
+    fn submit_held_back(&self) {
+        let address = std::ptr::from_ref(self) as usize;
+        let (jobs, handles) = HELD_BACK.with_borrow_mut(|held| match held {
+            Some(held) if held.core == address => {
+                (std::mem::take(&mut held.jobs), std::mem::take(&mut held.handles))
+            }
+            _ => (Vec::new(), Vec::new()),
+        });
+        if self.is_closed() {
+            for (job, _) in &jobs {
+                self.refused_after_close(job, "submit");
+            }
+        } else {
+            self.submit_in_batches(jobs);
+        }
+        // The handles taken while they were held back, given back as a dropped future
+        // gives its own.
+        for job in handles {
+            if job.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.feed(Event::Released { id: job.id });
+            }
+        }
+    }
+
+    /// Submits fresh-keyed `jobs` in order, one hold of the lock per [`SUBMIT_BATCH`].
+    fn submit_in_batches(&self, jobs: Vec<(Arc<Job>, SubmitOptions)>) {
+        let mut jobs = jobs.into_iter().peekable();
+        while jobs.peek().is_some() {
+            let mut actions = spare_actions();
+            {
+                let mut stamp = self.submit_stamp();
+                let mut locked = self.scheduler.lock();
+                for (job, options) in jobs.by_ref().take(SUBMIT_BATCH) {
+                    // Fresh keys find no existing task: the job is its own.
+                    Self::submit_locked(
+                        &mut locked,
+                        job,
+                        &options,
+                        false,
+                        &mut actions,
+                        &mut stamp,
+                    );
                 }
             }
             self.apply(actions, None);

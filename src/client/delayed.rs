@@ -202,7 +202,8 @@ tuple_inputs!(A, B, C, D);
 impl Client {
     /// Submits the graph behind `delayed` — every node not yet submitted in this call, each
     /// once, inputs first — and returns the future of its output at once (Dask's
-    /// `persist`). For options, use [`TaskBuilder::persist`].
+    /// `persist`). The nodes reach the scheduler together, after the walk, in one hold of
+    /// its lock per 32 tasks. For options, use [`TaskBuilder::persist`].
     ///
     /// # Examples
     ///
@@ -280,31 +281,35 @@ impl TaskBuilder<'_> {
         let mut submitted: HashMap<*const Node, TaskFuture<ErasedValue>> = HashMap::new();
         let mut stack: Vec<(Arc<Node>, bool)> = vec![(Arc::clone(&delayed.node), false)];
         let root = Arc::as_ptr(&delayed.node);
-        while let Some((node, inputs_done)) = stack.pop() {
-            let address = Arc::as_ptr(&node);
-            if submitted.contains_key(&address) {
-                continue;
-            }
-            if inputs_done {
-                let inputs: Vec<TaskFuture<ErasedValue>> = node
-                    .inputs
-                    .iter()
-                    .map(|input| submitted[&Arc::as_ptr(input)].clone())
-                    .collect();
-                let builder =
-                    if address == root { self.clone_options() } else { inner.clone_options() };
-                let future = (node.submit)(builder, &inputs);
-                submitted.insert(address, future);
-            } else {
-                let inputs: Vec<Arc<Node>> = node.inputs.clone();
-                stack.push((node, true));
-                for input in inputs.into_iter().rev() {
-                    if !submitted.contains_key(&Arc::as_ptr(&input)) {
-                        stack.push((input, false));
+        // The whole graph reaches the scheduler together, in a few holds of its lock; every
+        // future stays in `submitted` until then.
+        self.client().core().submit_together(|| {
+            while let Some((node, inputs_done)) = stack.pop() {
+                let address = Arc::as_ptr(&node);
+                if submitted.contains_key(&address) {
+                    continue;
+                }
+                if inputs_done {
+                    let inputs: Vec<TaskFuture<ErasedValue>> = node
+                        .inputs
+                        .iter()
+                        .map(|input| submitted[&Arc::as_ptr(input)].clone())
+                        .collect();
+                    let builder =
+                        if address == root { self.clone_options() } else { inner.clone_options() };
+                    let future = (node.submit)(builder, &inputs);
+                    submitted.insert(address, future);
+                } else {
+                    let inputs: Vec<Arc<Node>> = node.inputs.clone();
+                    stack.push((node, true));
+                    for input in inputs.into_iter().rev() {
+                        if !submitted.contains_key(&Arc::as_ptr(&input)) {
+                            stack.push((input, false));
+                        }
                     }
                 }
             }
-        }
+        });
         submitted.remove(&root).expect("the root was submitted").retype()
     }
 

@@ -542,13 +542,16 @@ impl Client {
         R: Send + Sync + 'static,
     {
         let function = Arc::new(function);
-        futures
-            .iter()
-            .map(|future| {
-                let function = Arc::clone(&function);
-                self.after(future).submit(move |value| function(value))
-            })
-            .collect()
+        // The tasks reach the scheduler together, in a few holds of its lock.
+        self.core().submit_together(|| {
+            futures
+                .iter()
+                .map(|future| {
+                    let function = Arc::clone(&function);
+                    self.after(future).submit(move |value| function(value))
+                })
+                .collect()
+        })
     }
 
     /// Submits one task per item of `items`, each running after the futures of its item and

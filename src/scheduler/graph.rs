@@ -881,15 +881,20 @@ impl<P: Clone> Scheduler<P> {
             return;
         }
         record.deps_released = true;
-        // The list stays: a retry of this task re-acquires its dependencies.
-        let deps = record.deps.clone();
+        // Taken out while the dependencies are released (no copy per task), then put back:
+        // the list stays, since a retry of this task re-acquires its dependencies. Releasing
+        // them never forgets this task (it is no dependency of theirs).
+        let deps = std::mem::take(&mut record.deps);
         for dep in &deps {
             if let Some(dep_record) = self.tasks.get_mut(dep) {
                 dep_record.dependent_refs = dep_record.dependent_refs.saturating_sub(1);
             }
         }
-        for dep in deps {
+        for &dep in &deps {
             self.forget_unneeded(dep, out);
+        }
+        if let Some(record) = self.tasks.get_mut(&id) {
+            record.deps = deps;
         }
     }
 

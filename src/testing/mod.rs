@@ -94,10 +94,11 @@
 //!   `pure_submissions_…`, `identical_pure_maps_share_keys`,
 //!   `a_key_given_to_a_pure_map_is_a_prefix_per_item`,
 //!   `options_given_before_dependencies_are_kept`), `map_with_keys`, `map_after` and
-//!   `map_after_each`, tasks that hold an actor's handle
-//!   (`tasks_call_an_actor_and_depend_on_its_calls`; the other `actors` cases call the actor
-//!   from the case body, and run everywhere: an actor lives in the client's process), tasks
-//!   that launch tasks through their context (the five `subtasks`
+//!   `map_after_each`, submissions made together
+//!   (`submissions_made_together_keep_their_inputs_until_submitted`), tasks that hold an
+//!   actor's handle (`tasks_call_an_actor_and_depend_on_its_calls`; the other `actors` cases
+//!   call the actor from the case body, and run everywhere: an actor lives in the client's
+//!   process), tasks that launch tasks through their context (the five `subtasks`
 //!   cases: lending a worker is the in-process transport's, so they build an in-process
 //!   client on the case's executor), `delayed` graphs (`graphs_are_submitted_in_one_call_…`,
 //!   `options_on_a_graph_…`), scattered `Arc`s shared without copies
@@ -432,6 +433,7 @@ macro_rules! __conformance_closures {
             keys::options_on_a_graph_apply_to_its_nodes_and_the_key_to_its_output,
             shapes::scatter_by_key_by_content_and_per_element,
             shapes::map_after_each_zips_futures_and_values,
+            shapes::submissions_made_together_keep_their_inputs_until_submitted,
             cancelling::cancel_stops_a_running_blocking_body_that_polls_its_context,
             cancelling::a_dropped_cancel_on_drop_guard_stops_its_running_body,
             cancelling::close_stops_running_bodies_that_poll_their_context,

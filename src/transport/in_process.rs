@@ -22,6 +22,23 @@ use crate::planted::PlantedBug;
 /// More would let queued tasks overtake higher priorities and run after being released.
 const QUEUED_PER_WORKER: usize = 1;
 
+thread_local! {
+    /// The next-task slot of the worker loop reporting a result on this thread, while it
+    /// reports (see [`WorkerLoop::report`]): the first task that report makes ready for
+    /// this transport lands here instead of in the queue, and the same worker runs it next,
+    /// with no hand-off (tokio's LIFO slot). Set only around a report, which never awaits,
+    /// so loops that share a thread (the simulation's) never see each other's slot.
+    static NEXT_TASK: std::cell::RefCell<Option<NextTask>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A reporting worker's slot: which transport it belongs to (its pool's address) and the
+/// task put there, if any.
+struct NextTask {
+    pool: usize,
+    task: Option<ReadyTask>,
+}
+
 /// A local cluster of worker loops sharing one queue (the default transport).
 ///
 /// Each worker is a long-lived loop started with [`Executor::spawn_dedicated`] (by default its
@@ -319,6 +336,27 @@ impl Transport for InProcessTransport {
             }
             return;
         }
+        // A worker of this transport reporting on this thread takes the first task its
+        // report makes ready itself; any further one goes to the queue, which wakes an idle
+        // worker. Not while tasks dispatched before wait in the queue: they start first
+        // (dispatch order is priority order).
+        let task = match self.started.get() {
+            Some(started) if self.queue.0.is_empty() => {
+                let pool = Arc::as_ptr(&started.pool) as usize;
+                let taken = NEXT_TASK.with_borrow_mut(|next| match next {
+                    Some(next) if next.pool == pool && next.task.is_none() => {
+                        next.task = Some(task);
+                        None
+                    }
+                    _ => Some(task),
+                });
+                match taken {
+                    Some(task) => task,
+                    None => return,
+                }
+            }
+            _ => task,
+        };
         // The receiver lives in `self`, so sending cannot fail while the transport exists.
         let _ = self.queue.0.try_send(WorkerMessage::Run(task));
     }
@@ -414,7 +452,12 @@ impl WorkerLoop {
             };
             match message {
                 WorkerMessage::Run(task) => {
-                    last_end = self.run_one(&task, last_end);
+                    // Then whatever its report made ready for this worker, in turn.
+                    let (mut ended, mut next) = self.run_one(&task, last_end);
+                    while let Some(task) = next {
+                        (ended, next) = self.run_one(&task, ended);
+                    }
+                    last_end = ended;
                     if self.pool.leave_if_surplus() {
                         tracing::debug!("worker left: a body that waited runs on");
                         return;
@@ -426,13 +469,18 @@ impl WorkerLoop {
         tracing::debug!("worker stopped");
     }
 
-    /// Runs `task` and reports it; returns when it ended, if the clock was read.
+    /// Runs `task` and reports it; returns when it ended (if the clock was read) and the
+    /// task the report made ready for this worker to run next, if any.
     ///
-    /// One clock reading per run on a busy worker: a run taken from the queue right after
-    /// the previous one (`last_end`, `Some`) starts when that one ended. The few
-    /// microseconds between (reporting that run, taking this one) count into this run; the
-    /// client moves the start to when the task was queued if that is later.
-    fn run_one(&self, task: &ReadyTask, last_end: Option<Instant>) -> Option<Instant> {
+    /// One clock reading per run on a busy worker: a run taken right after the previous one
+    /// (`last_end`, `Some`: from the queue, or from the next-task slot) starts when that one
+    /// ended. The few microseconds between (reporting that run, taking this one) count into
+    /// this run; the client moves the start to when the task was queued if that is later.
+    fn run_one(
+        &self,
+        task: &ReadyTask,
+        last_end: Option<Instant>,
+    ) -> (Option<Instant>, Option<ReadyTask>) {
         // Cancelled while it waited in the queue: it must not start (found by the
         // simulation, `dependencies 0` in tests/sim-seeds.txt). Reporting it still gives
         // the slot back.
@@ -457,13 +505,23 @@ impl WorkerLoop {
             if let (Some((clock, name)), Some(begun)) = (&self.clock, begun) {
                 let ended = clock.now();
                 let run = TaskRun::new(Some(Arc::clone(name)), begun, ended);
-                self.sink.complete_run(task, outcome, run);
-                return Some(ended);
+                let next = self.report(|| self.sink.complete_run(task, outcome, run));
+                return (Some(ended), next);
             }
             outcome
         };
-        self.sink.complete(task, outcome);
-        None
+        (None, self.report(|| self.sink.complete(task, outcome)))
+    }
+
+    /// Makes a report with this worker's next-task slot open (see [`NEXT_TASK`]); returns
+    /// what landed in it.
+    fn report(&self, report: impl FnOnce()) -> Option<ReadyTask> {
+        let pool = Arc::as_ptr(&self.pool) as usize;
+        // A report on a thread that is already reporting (none is known) keeps the outer slot.
+        let outer = NEXT_TASK.replace(Some(NextTask { pool, task: None }));
+        report();
+        let next = NEXT_TASK.replace(outer);
+        next.and_then(|next| next.task)
     }
 }
 

@@ -1,9 +1,12 @@
 //! `gather` over structures: tuples of different types, maps, nested vectors.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use crate::testing::tasks::{Add, EvenOnly, Upper, Verbose};
 use crate::{Client, Error, TaskError};
+
+use super::eventually;
 
 pub async fn gather_takes_tuples_maps_and_nested_vectors(client: Client) {
     let number = client.submit_task::<Add>((1, 1));
@@ -91,4 +94,24 @@ pub async fn map_after_each_zips_futures_and_values(client: Client) {
     assert_eq!(client.gather(&keyed).await.unwrap(), vec![11, 22, 33]);
     assert_eq!(client.gather(&again).await.unwrap(), vec![10, 40, 90], "a prefix shares nothing");
     assert!(keyed.iter().all(|f| f.key().to_string().starts_with("sum-")));
+}
+
+/// `map_after` and `persist` hand their tasks to the scheduler together, after the last one
+/// is made: dependents still find their inputs (nodes shared in a graph too), values arrive
+/// in order, and every task is forgotten once its futures are gone.
+pub async fn submissions_made_together_keep_their_inputs_until_submitted(client: Client) {
+    let inputs = client.map(|x: i64| x * 2, 0..100_i64);
+    let outputs = client.map_after(&inputs, |x: i64| x + 1);
+    drop(inputs);
+    let expected: Vec<i64> = (0..100).map(|i| i * 2 + 1).collect();
+    assert_eq!(client.gather(&outputs).await.unwrap(), expected);
+    let shared = crate::delayed(|x: i64| x + 1, 1);
+    let graph = crate::delayed_after((&shared, &shared.then(|x: i64| x * 10)), |(a, b)| a + b);
+    assert_eq!(client.compute(&graph).await.unwrap(), 22);
+    drop(outputs);
+    let stats_client = client.clone();
+    eventually(&client, Duration::from_secs(10), "release of every task", move || {
+        stats_client.stats().tasks.held() == 0
+    })
+    .await;
 }
