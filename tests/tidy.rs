@@ -133,6 +133,9 @@ const ARROWS: &[(&str, &[&str])] = &[
     // The exported conformance suite (feature `testing`) uses the crate as a user does.
     ("testing", &["client", "scheduler", "worker", "executor"]),
     ("progress", &["client", "executor"]),
+    // The live dashboard (feature `dashboard`) reads the client; its server thread lives
+    // with the runtime adapters (`runtimes/server.rs`), which alone name tokio.
+    ("dashboard", &["client", "transport", "runtimes"]),
     ("client", &["scheduler", "transport", "executor", "runtimes"]),
     ("worker", &["transport", "executor", "runtimes"]),
     ("transport", &["executor"]),

@@ -377,6 +377,36 @@ impl EventRing {
         (self.recorded, missed)
     }
 
+    /// At most `max` entries recorded from sequence number `next` on, oldest first, for a
+    /// reader that keeps up in small bites (the dashboard): one hold of the lock copies at
+    /// most `max` of them. Returns the next sequence number to read and how many entries were
+    /// dropped before they could be read.
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn entries_since(
+        &self,
+        next: u64,
+        max: usize,
+        into: &mut Vec<EntryView>,
+    ) -> (u64, u64) {
+        let first = self.first_seq();
+        let missed = first.saturating_sub(next);
+        let skip = next.saturating_sub(first) as usize;
+        let mut read = next.max(first);
+        for entry in self.entries.iter().skip(skip).take(max) {
+            let error = match &entry.kind {
+                Kind::Ran { error, .. } => error.as_deref().cloned(),
+                Kind::Failed(error) => Some((**error).clone()),
+            };
+            let name = match entry.name {
+                Some(name) => Arc::from(name),
+                None => Arc::from(key_name(&entry.key)),
+            };
+            into.push(EntryView { record: record_of(entry), key: entry.key.clone(), name, error });
+            read += 1;
+        }
+        (read, missed)
+    }
+
     /// The transitions of the task `key`, in order.
     pub(crate) fn story(&self, key: &TaskKey) -> Vec<TaskEvent> {
         let mut story = Vec::new();
@@ -425,6 +455,17 @@ impl EventRing {
         }
         story
     }
+}
+
+/// One ring entry as [`EventRing::entries_since`] copies it out: the run, if it was one,
+/// and the error of a failure (a run's, or a failure or cancel without a run of its own).
+#[cfg(feature = "dashboard")]
+#[derive(Debug)]
+pub(crate) struct EntryView {
+    pub(crate) record: Option<TaskRecord>,
+    pub(crate) key: TaskKey,
+    pub(crate) name: Arc<str>,
+    pub(crate) error: Option<TaskError>,
 }
 
 /// An entry for `job`, with the times it keeps.

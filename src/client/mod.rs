@@ -14,7 +14,7 @@ pub(crate) mod future;
 mod gather;
 mod outcome_waiter;
 mod registered;
-mod stats;
+pub(crate) mod stats;
 mod submit;
 mod wait;
 #[cfg(feature = "redis")]
