@@ -396,3 +396,80 @@ impl Model {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::client::events::TaskRecord;
+    use crate::key::TaskKey;
+
+    fn run(index: u64, name: &str, status: RunStatus) -> EntryView {
+        let key = TaskKey::named(format!("{name}-{index}"));
+        let error = (status != RunStatus::Finished)
+            .then(|| TaskError::Failed { key: key.clone(), message: format!("bad {index}") });
+        EntryView {
+            record: Some(TaskRecord {
+                key: key.clone(),
+                name: Arc::from(name),
+                worker: Some(Arc::from("worker-0")),
+                start: Some(Duration::from_millis(index)),
+                stop: Duration::from_millis(index + 1),
+                status,
+                attempt: 1,
+            }),
+            key,
+            name: Arc::from(name),
+            error,
+        }
+    }
+
+    fn model_with(runs: u64) -> Model {
+        let mut model = Model::default();
+        let mut entries: Vec<_> =
+            (0..runs).map(|index| run(index, "f", RunStatus::Finished)).collect();
+        model.apply(runs, 0, &mut entries);
+        model
+    }
+
+    #[test]
+    fn a_page_far_behind_skips_ahead_and_is_told_how_many_runs_it_missed() {
+        let model = model_with(1_200);
+        let (mut next_bar, mut next_failure) = (0, 0);
+        let update = model.update(&mut next_bar, &mut next_failure);
+        assert_eq!(update["bars"].as_array().unwrap().len(), BARS_PER_UPDATE);
+        assert_eq!(update["bars_missed"], 1_200 - BARS_PER_UPDATE as u64);
+        assert_eq!(update["bars"][0]["seq"], 1_200 - BARS_PER_UPDATE as u64);
+        assert_eq!(next_bar, 1_200);
+        // Caught up: the next update carries nothing old and misses nothing.
+        let update = model.update(&mut next_bar, &mut next_failure);
+        assert_eq!(update["bars"].as_array().unwrap().len(), 0);
+        assert_eq!(update["bars_missed"], 0);
+    }
+
+    #[test]
+    fn the_model_holds_a_bounded_number_of_runs_failures_and_names() {
+        let mut model = Model::default();
+        let mut entries: Vec<_> = (0..3 * RECENT_BARS as u64)
+            .map(|index| run(index, &format!("name{}", index % 100), RunStatus::Failed))
+            .collect();
+        let long = "x".repeat(10 * MAX_MESSAGE);
+        entries.push(run(0, &long, RunStatus::Failed));
+        model.apply(entries.len() as u64, 7, &mut entries);
+        assert_eq!(model.bars.len(), RECENT_BARS);
+        assert_eq!(model.failures.len(), RECENT_FAILURES);
+        assert_eq!(model.names.len(), MAX_NAMES + 1, "64 names and (other)");
+        assert_eq!(model.names[OTHER].failed, (100 - MAX_NAMES as u64) * 60 + 1);
+        assert!(model.failures.iter().all(|failure| failure.message.len() <= MAX_MESSAGE + 3));
+        assert!(model.failures.iter().all(|failure| failure.key.len() <= MAX_MESSAGE + 3));
+        assert_eq!(model.missed, 7);
+    }
+
+    #[test]
+    fn cut_keeps_character_boundaries() {
+        assert_eq!(cut("ééé".to_owned(), 3), "é…");
+        assert_eq!(cut("abc".to_owned(), 3), "abc");
+    }
+}
