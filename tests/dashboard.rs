@@ -165,3 +165,24 @@ async fn a_stalled_page_skips_ahead_and_is_told_what_it_missed() {
     dashboard.stop();
     client.close().await.unwrap();
 }
+
+#[test]
+fn dashboard_handles_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<taskweave::dashboard::Dashboard>();
+    assert_send_sync::<taskweave::dashboard::DashboardBuilder>();
+}
+
+/// The dashboard reads the client without keeping it open: dropping the last clone closes
+/// it as usual, and the page says so.
+#[test]
+fn a_dashboard_does_not_keep_its_client_open() {
+    let client = Client::builder().workers(1).build_blocking().unwrap();
+    let dashboard = client.serve_dashboard("127.0.0.1:0").unwrap();
+    let address = dashboard.local_addr();
+    assert_eq!(get(address, "/health", "127.0.0.1").0, 200);
+    drop(client);
+    assert_eq!(get(address, "/health", "127.0.0.1").0, 503);
+    drop(dashboard);
+    assert!(TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_err());
+}
