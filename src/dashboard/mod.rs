@@ -216,16 +216,16 @@ impl DashboardBuilder {
                     .to_owned(),
             });
         }
-        if !self.allow_remote {
-            if let Some(remote) = addresses.iter().find(|address| !address.ip().is_loopback()) {
-                return Err(Error::InvalidConfig {
-                    message: format!(
-                        "the dashboard address {remote} is not a loopback address, and the page \
-                         shows task keys, names and errors to whoever reaches it; bind \
-                         127.0.0.1, or call allow_remote() to serve it there anyway"
-                    ),
-                });
-            }
+        if !self.allow_remote
+            && let Some(remote) = addresses.iter().find(|address| !address.ip().is_loopback())
+        {
+            return Err(Error::InvalidConfig {
+                message: format!(
+                    "the dashboard address {remote} is not a loopback address, and the page \
+                     shows task keys, names and errors to whoever reaches it; bind \
+                     127.0.0.1, or call allow_remote() to serve it there anyway"
+                ),
+            });
         }
         let listener = std::net::TcpListener::bind(&addresses[..]).map_err(|error| {
             Error::InvalidConfig {

@@ -346,7 +346,7 @@ impl Model {
         let (tasks, transport, executor, values_held, bytes_held, worker_count) = match &self.stats
         {
             Some(stats) => (
-                serde_json::to_value(&stats.tasks).unwrap_or(Value::Null),
+                serde_json::to_value(stats.tasks).unwrap_or(Value::Null),
                 stats.transport,
                 stats.executor,
                 stats.values_held,

@@ -70,18 +70,17 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 /// allowed: a web page the browser loaded from elsewhere cannot reach the dashboard through a
 /// name that it makes resolve to 127.0.0.1 (DNS rebinding). Adds the page's security headers.
 async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    if !app.allow_remote {
-        let host = request.headers().get(header::HOST).and_then(|host| host.to_str().ok());
-        if let Some(host) = host {
-            if !is_local_host(host) {
-                return (
-                    StatusCode::FORBIDDEN,
-                    "the taskweave dashboard answers only to a loopback address or localhost; \
-                     open it through 127.0.0.1, or serve it with allow_remote()",
-                )
-                    .into_response();
-            }
-        }
+    let host = request.headers().get(header::HOST).and_then(|host| host.to_str().ok());
+    if !app.allow_remote
+        && let Some(host) = host
+        && !is_local_host(host)
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            "the taskweave dashboard answers only to a loopback address or localhost; \
+             open it through 127.0.0.1, or serve it with allow_remote()",
+        )
+            .into_response();
     }
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -207,7 +206,7 @@ pub(crate) async fn sample(app: Arc<App>) {
                 Err(_) => listing = None,
             }
         }
-        if listing.is_none() && tick % LIST_WORKERS_EVERY == 0 && !closed {
+        if listing.is_none() && tick.is_multiple_of(LIST_WORKERS_EVERY) && !closed {
             let (sender, receiver) = futures::channel::oneshot::channel();
             let transport = Arc::clone(&app.core.transport);
             let ask = async move {
