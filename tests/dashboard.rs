@@ -186,3 +186,112 @@ fn a_dashboard_does_not_keep_its_client_open() {
     drop(dashboard);
     assert!(TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_err());
 }
+
+#[cfg(feature = "redis")]
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+/// A registered task for the Redis test: fails for odd inputs.
+#[cfg(feature = "redis")]
+struct Halve;
+
+#[cfg(feature = "redis")]
+impl taskweave::Task for Halve {
+    const NAME: &'static str = "halve";
+    type Input = u64;
+    type Output = u64;
+    type Error = String;
+    fn run(x: u64) -> Result<u64, String> {
+        if x % 2 == 1 { Err(format!("{x} is odd")) } else { Ok(x / 2) }
+    }
+}
+
+/// The first `update` event of `/events` whose JSON `accept` takes, within 20 s.
+fn update_where(
+    address: SocketAddr,
+    accept: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(10)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut text = String::new();
+    let mut buffer = [0u8; 65536];
+    let mut last = serde_json::Value::Null;
+    while Instant::now() < deadline {
+        let read = stream.read(&mut buffer).unwrap();
+        assert!(read > 0, "the event stream ended");
+        text.push_str(&String::from_utf8_lossy(&buffer[..read]));
+        // Chunked transfer: an event's `data:` line may arrive in pieces, so only complete
+        // lines (up to the last newline) are parsed.
+        while let Some(end) = text.find('\n') {
+            let line: String = text.drain(..=end).collect();
+            if let Some(data) = line.trim_end().strip_prefix("data: ") {
+                last = serde_json::from_str(data).unwrap();
+                if accept(&last) {
+                    return last;
+                }
+            }
+        }
+    }
+    panic!("no update matched within 20 s; the last: {last:#}");
+}
+
+/// On Redis the workers are other processes: the page lists them from their announcements
+/// (name, host), counts the runs per task name and shows the failures with their messages.
+#[cfg(feature = "redis")]
+#[test]
+fn on_redis_the_page_lists_the_worker_processes_and_their_runs() {
+    use taskweave::transport::redis::RedisTransport;
+    use taskweave::worker::Worker;
+
+    let server = redis_server::RedisServer::start();
+    futures::executor::block_on(async {
+        let worker = Worker::builder()
+            .redis(server.url())
+            .queue("dashboard")
+            .concurrency(2)
+            .register::<Halve>()
+            .start()
+            .await
+            .unwrap();
+        let transport =
+            RedisTransport::builder(server.url()).queue("dashboard").connect().await.unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        let dashboard =
+            client.dashboard().interval(Duration::from_millis(50)).serve("127.0.0.1:0").unwrap();
+        let futures: Vec<_> = (0..20u64).map(|x| client.submit_task::<Halve>(x)).collect();
+        client
+            .wait(&futures, taskweave::ReturnWhen::AllCompleted, Some(Duration::from_secs(60)))
+            .await
+            .unwrap();
+
+        let name = worker.name().to_owned();
+        let update = update_where(dashboard.local_addr(), |update| {
+            let listed = update["workers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|row| row["name"] == name.as_str() && !row["host"].is_null());
+            listed && update["failures"].as_array().unwrap().len() == 10
+        });
+        assert_eq!(update["transport"], "redis");
+        assert_eq!(update["worker_count"], 1);
+        let rows = update["workers"].as_array().unwrap();
+        assert!(rows[0]["running"].is_null(), "a worker process's running count is not known");
+        let halve = &update["names"].as_array().unwrap()[0];
+        assert_eq!(halve["name"], "halve");
+        assert_eq!((halve["done"].as_u64(), halve["failed"].as_u64()), (Some(10), Some(10)));
+        let failure = &update["failures"][0];
+        assert!(failure["message"].as_str().unwrap().ends_with("is odd"), "{failure}");
+        assert_eq!(update["progress"]["percent"], 100.0);
+
+        let (_, _, metrics) = get(dashboard.local_addr(), "/metrics", "127.0.0.1");
+        assert!(metrics.contains("taskweave_workers 1\n"), "{metrics}");
+        assert!(metrics.contains("taskweave_tasks_failed_total 10\n"), "{metrics}");
+        dashboard.stop();
+        client.close().await.unwrap();
+        worker.shutdown();
+        worker.stopped().await;
+    });
+}

@@ -32,6 +32,9 @@ pub(crate) const BARS_PER_UPDATE: usize = 500;
 pub(crate) const FAILURES_PER_UPDATE: usize = 50;
 /// The name under which runs of names past [`MAX_NAMES`] are counted.
 pub(crate) const OTHER: &str = "(other)";
+/// The lane of runs whose transport did not say which worker ran them (async bodies, which
+/// run on the executor, or a transport that does not report it).
+pub(crate) const UNKNOWN_WORKER: &str = "(unknown worker)";
 /// The upper bounds of the task duration histogram, in seconds (`+Inf` besides).
 pub(crate) const BUCKETS: [f64; 16] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -184,7 +187,7 @@ impl Model {
                     row.duration_sum += duration;
                 }
                 let lane: Arc<str> =
-                    record.worker.clone().unwrap_or_else(|| Arc::from("(executor)"));
+                    record.worker.clone().unwrap_or_else(|| Arc::from(UNKNOWN_WORKER));
                 if let Some(worker) = &record.worker {
                     let row = self.worker_row(worker);
                     if ok {
