@@ -3,10 +3,14 @@
 //! is done, lists a failure with its message as text (a key and a message made of markup stay
 //! text), and logs no console error; `/metrics` parses and agrees with `Client::stats`.
 //!
+//! The `dashboard` example, run for a few seconds with `--seconds`, serves a page that shows
+//! its mixed workload (every task name, retries, failures) and exits by itself; its
+//! screenshot is the README's.
+//!
 //! `scripts/test` installs Chromium and chromedriver when missing and sets
 //! `TASKWEAVE_REQUIRE_BROWSER=1`, so that a missing browser fails there; elsewhere the test
-//! prints a loud skip. `TASKWEAVE_UPDATE_SCREENSHOTS=1` writes the screenshot to
-//! `docs/dashboard.png` (the README's); it always goes to `target/browser/dashboard.png`.
+//! prints a loud skip. `TASKWEAVE_UPDATE_SCREENSHOTS=1` writes the example's screenshot to
+//! `docs/dashboard.png` (the README's); screenshots always go to `target/browser/`.
 
 #[path = "../support/browser.rs"]
 mod browser;
@@ -103,12 +107,7 @@ async fn dashboard_in_a_real_browser() {
         .wait_until("return document.querySelectorAll('#failures li').length >= 1", browser::STEP)
         .await
         .unwrap();
-    // The README's picture: the workload mid-way, with its failure.
-    let shot = root().join("target/browser/dashboard.png");
-    browser.screenshot(&shot).await;
-    if std::env::var("TASKWEAVE_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
-        std::fs::copy(&shot, root().join("docs/dashboard.png")).unwrap();
-    }
+    browser.screenshot(&root().join("target/browser/dashboard-workload.png")).await;
 
     gate.open();
     let all = ReturnWhen::AllCompleted;
@@ -241,4 +240,148 @@ async fn scrape(url: &str) -> HashMap<String, f64> {
         }
     }
     samples
+}
+
+/// The example, run briefly: its page shows every kind of task, retries and failures, and it
+/// exits by itself after `--seconds`.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_example_serves_its_mixed_workload() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let began = Instant::now();
+    let Some(mut browser) = Browser::launch().await else { return };
+    let binary = tokio::task::spawn_blocking(example_binary).await.unwrap();
+    let mut child = Command::new(binary)
+        .args(["--seconds", "4", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run the dashboard example");
+    // Killed if the test fails before it exits by itself.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let mut child = Reap(child);
+    let (lines, url) = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().expect("the example prints its URL").unwrap();
+        let url = first.strip_prefix("taskweave dashboard: ").expect("a URL line").to_owned();
+        (lines, url)
+    })
+    .await
+    .unwrap();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    browser.open(&url).await;
+    browser.wait_for("#status.live", browser::STEP).await.unwrap();
+    // Every kind of task has run, the flaky one was retried, failures are listed.
+    browser
+        .wait_until(
+            "const names = document.getElementById('names').textContent; \
+             return ['load', 'transform', 'flaky', 'slow_report', 'closure'] \
+                 .every(name => names.includes(name)) \
+             && document.querySelectorAll('#failures li').length >= 3 \
+             && document.querySelectorAll('#stream rect.bar.finished').length >= 100",
+            browser::STEP,
+        )
+        .await
+        .unwrap();
+    let failures = browser.text("#failures").await;
+    assert!(failures.contains("is malformed: expected a number"), "{failures}");
+    let retried = browser
+        .eval(
+            "const row = [...document.querySelectorAll('#names tr')] \
+                 .find(tr => tr.cells[0].textContent === 'flaky'); \
+             return Number(row.cells[4].textContent)",
+        )
+        .await;
+    assert!(retried.as_f64().unwrap() > 0.0, "flaky tasks were retried: {retried}");
+    let shot = root().join("target/browser/dashboard.png");
+    browser.screenshot(&shot).await;
+    if std::env::var("TASKWEAVE_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        std::fs::copy(&shot, root().join("docs/dashboard.png")).unwrap();
+    }
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "the page logged errors: {errors:#?}");
+    browser.close().await;
+
+    // It stops by itself after --seconds (and the wave it is in).
+    let waited = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    let status = waited.expect("the example exits within 30 s of its --seconds");
+    assert!(status.success(), "{status}");
+    let printed: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(printed.iter().any(|line| line.starts_with("wave 0: sum")), "{printed:?}");
+    eprintln!("the_dashboard_example_serves_its_mixed_workload took {:?}", began.elapsed());
+}
+
+/// Builds the `dashboard` example with the features this test was built with (so that cargo
+/// reuses the same library build) and returns the binary's path.
+#[cfg(unix)]
+fn example_binary() -> PathBuf {
+    let features: Vec<&str> = [
+        ("progress", cfg!(feature = "progress")),
+        ("tokio", cfg!(feature = "tokio")),
+        ("smol", cfg!(feature = "smol")),
+        ("async-std", cfg!(feature = "async-std")),
+        ("sim", cfg!(feature = "sim")),
+        ("redis", cfg!(feature = "redis")),
+        ("redis-tls", cfg!(feature = "redis-tls")),
+        ("testing", cfg!(feature = "testing")),
+        ("dashboard", true),
+        ("__planted", cfg!(feature = "__planted")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    // This test runs from `<target>/<profile>/deps/`; the example lands in
+    // `<target>/<profile>/examples/`.
+    let deps = std::env::current_exe().expect("the test's path");
+    let profile_dir = deps.parent().and_then(|deps| deps.parent()).expect("a target layout");
+    let target_dir = profile_dir.parent().expect("a target directory");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = std::process::Command::new(cargo);
+    // Cargo set these for this test; passed on, they would differ from what a plain build
+    // sees and make cargo rebuild crates whose build scripts read them.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_for_this_crate = ["CARGO_PKG_", "CARGO_CRATE_", "CARGO_MANIFEST_", "CARGO_BIN_"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix));
+        if set_for_this_crate
+            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*name)
+        {
+            command.env_remove(&*name);
+        }
+    }
+    let status = command
+        .args(["build", "--quiet", "--example", "dashboard", "--no-default-features", "--features"])
+        .arg(features.join(","))
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "cargo could not build the dashboard example");
+    profile_dir.join("examples").join("dashboard")
 }
