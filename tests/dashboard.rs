@@ -188,6 +188,7 @@ fn a_dashboard_does_not_keep_its_client_open() {
 }
 
 #[cfg(feature = "redis")]
+#[allow(unreachable_pub)]
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
