@@ -300,3 +300,34 @@ fn on_redis_the_page_lists_the_worker_processes_and_their_runs() {
         worker.stopped().await;
     });
 }
+
+/// Runs that left the client's ring before the sampler read them are counted as missed, not
+/// held anywhere: what `/metrics` counts and what it missed add up to what was recorded.
+#[test]
+fn runs_the_ring_dropped_before_the_dashboard_read_them_are_counted_as_missed() {
+    let client = Client::builder().workers(2).task_events(64).build_blocking().unwrap();
+    let dashboard =
+        client.dashboard().interval(Duration::from_millis(500)).serve("127.0.0.1:0").unwrap();
+    client.blocking().gather(&client.map(|x: u64| x, 0..2_000)).unwrap();
+    let recorded = client.task_event_counts().recorded;
+    assert_eq!(recorded, 2_000);
+    let value = |metrics: &str, name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, _, metrics) = get(dashboard.local_addr(), "/metrics", "127.0.0.1");
+        let counted = value(&metrics, "taskweave_task_duration_seconds_count{name=\"closure\"}");
+        let missed = value(&metrics, "taskweave_task_events_missed_total");
+        if counted + missed == recorded {
+            assert!(missed > 0, "a ring of 64 cannot hold 2,000 runs for a sampler every 500 ms");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{counted} + {missed} of {recorded} in 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -397,11 +397,13 @@ impl EventRing {
                 Kind::Ran { error, .. } => error.as_deref().cloned(),
                 Kind::Failed(error) => Some((**error).clone()),
             };
-            let name = match entry.name {
-                Some(name) => Arc::from(name),
-                None => Arc::from(key_name(&entry.key)),
+            let record = record_of(entry);
+            let name = match (&record, entry.name) {
+                (Some(record), _) => Arc::clone(&record.name),
+                (None, Some(name)) => Arc::from(name),
+                (None, None) => Arc::from(key_name(&entry.key)),
             };
-            into.push(EntryView { record: record_of(entry), key: entry.key.clone(), name, error });
+            into.push(EntryView { record, key: entry.key.clone(), name, error });
             read += 1;
         }
         (read, missed)
