@@ -7,7 +7,9 @@
 //!   updates live through server-sent events: the task stream (the latest runs as bars, one
 //!   lane per worker, coloured by task name, and the workers busy now), progress (all tasks
 //!   done out of all submitted, and per task name the runs done, failed, retried and the tasks
-//!   cancelled), the workers (name, host, running, done, failed, when last seen alive), the
+//!   cancelled), the workers (name, host, running, done, failed, when last seen alive: the
+//!   in-process workers from their gauges, a distributed transport's from
+//!   [`Client::workers`], their runs counted where the transport reports who ran them), the
 //!   queue depth, memory (tasks held, values held, the process's resident memory and that per
 //!   held task, the task-event ring's reserve), and the latest failures with their messages;
 //! - `/events` — the page's event stream (`update` events, JSON);
@@ -251,6 +253,7 @@ impl DashboardBuilder {
 
 /// A running dashboard, from [`Client::serve_dashboard`]. Stopping it (or dropping it) stops
 /// the server and closes the pages' connections; the client is not affected.
+#[must_use = "dropping the dashboard stops it at once; keep it while the page should be served"]
 pub struct Dashboard {
     server: ServerThread,
 }
@@ -283,8 +286,8 @@ impl Dashboard {
         format!("http://{address}/")
     }
 
-    /// Stops the server and waits for its thread to end (immediately: open pages are
-    /// disconnected, not waited for).
+    /// Stops the server and waits for its thread to end (at once: open pages are
+    /// disconnected, not waited for). Dropping the handle does the same.
     pub fn stop(mut self) {
         self.server.stop();
     }
