@@ -187,6 +187,21 @@ impl DashboardBuilder {
 
     /// Binds `address` and serves the dashboard on a thread of its own.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> Result<(), taskweave::Error> {
+    /// let client = taskweave::Client::new()?;
+    /// let dashboard = client.dashboard().interval(Duration::from_secs(1)).serve("127.0.0.1:0")?;
+    /// assert_ne!(dashboard.local_addr().port(), 0);
+    /// // Too fast an interval is refused.
+    /// let fast = client.dashboard().interval(Duration::from_millis(1)).serve("127.0.0.1:0");
+    /// assert!(matches!(fast, Err(taskweave::Error::InvalidConfig { .. })));
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`Client::serve_dashboard`]; also [`Error::InvalidConfig`] for an interval below
