@@ -379,8 +379,8 @@ impl EventRing {
 
     /// At most `max` entries recorded from sequence number `next` on, oldest first, for a
     /// reader that keeps up in small bites (the dashboard): one hold of the lock copies at
-    /// most `max` of them. Returns the next sequence number to read and how many entries were
-    /// dropped before they could be read.
+    /// most `max` of them, and allocates nothing but a failure's error. Returns the next
+    /// sequence number to read and how many entries were dropped before they could be read.
     #[cfg(feature = "dashboard")]
     pub(crate) fn entries_since(
         &self,
@@ -393,17 +393,20 @@ impl EventRing {
         let skip = next.saturating_sub(first) as usize;
         let mut read = next.max(first);
         for entry in self.entries.iter().skip(skip).take(max) {
-            let error = match &entry.kind {
-                Kind::Ran { error, .. } => error.as_deref().cloned(),
-                Kind::Failed(error) => Some((**error).clone()),
+            let (run, error) = match &entry.kind {
+                Kind::Ran { worker, started, attempt, error, lost } => (
+                    Some(RunView {
+                        worker: worker.clone(),
+                        start: started.map(Duration::from_nanos),
+                        stop: Duration::from_nanos(entry.at),
+                        status: run_status(error.as_deref(), *lost),
+                        attempt: *attempt,
+                    }),
+                    error.as_deref().cloned(),
+                ),
+                Kind::Failed(error) => (None, Some((**error).clone())),
             };
-            let record = record_of(entry);
-            let name = match (&record, entry.name) {
-                (Some(record), _) => Arc::clone(&record.name),
-                (None, Some(name)) => Arc::from(name),
-                (None, None) => Arc::from(key_name(&entry.key)),
-            };
-            into.push(EntryView { record, key: entry.key.clone(), name, error });
+            into.push(EntryView { key: entry.key.clone(), registered: entry.name, run, error });
             read += 1;
         }
         (read, missed)
@@ -464,10 +467,40 @@ impl EventRing {
 #[cfg(feature = "dashboard")]
 #[derive(Debug)]
 pub(crate) struct EntryView {
-    pub(crate) record: Option<TaskRecord>,
     pub(crate) key: TaskKey,
-    pub(crate) name: Arc<str>,
+    registered: Option<&'static str>,
+    pub(crate) run: Option<RunView>,
     pub(crate) error: Option<TaskError>,
+}
+
+#[cfg(feature = "dashboard")]
+impl EntryView {
+    /// The task's name, as [`TaskRecord::name`] gives it.
+    pub(crate) fn name(&self) -> &str {
+        self.registered.unwrap_or_else(|| key_name(&self.key))
+    }
+
+    /// An entry as the ring would give it, for the dashboard's unit tests (the key's prefix
+    /// is the name).
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        key: TaskKey,
+        run: Option<RunView>,
+        error: Option<TaskError>,
+    ) -> EntryView {
+        EntryView { key, registered: None, run, error }
+    }
+}
+
+/// One run, in an [`EntryView`].
+#[cfg(feature = "dashboard")]
+#[derive(Debug)]
+pub(crate) struct RunView {
+    pub(crate) worker: Option<Arc<str>>,
+    pub(crate) start: Option<Duration>,
+    pub(crate) stop: Duration,
+    pub(crate) status: RunStatus,
+    pub(crate) attempt: u32,
 }
 
 /// An entry for `job`, with the times it keeps.
@@ -486,12 +519,7 @@ fn record_of(entry: &Entry) -> Option<TaskRecord> {
     let Kind::Ran { worker, started, attempt, error, lost } = &entry.kind else {
         return None;
     };
-    let status = match (error.as_deref(), lost) {
-        (_, true) => RunStatus::Lost,
-        (None, false) => RunStatus::Finished,
-        (Some(TaskError::Panicked { .. }), false) => RunStatus::Panicked,
-        (Some(_), false) => RunStatus::Failed,
-    };
+    let status = run_status(error.as_deref(), *lost);
     Some(TaskRecord {
         key: entry.key.clone(),
         name: match entry.name {
@@ -504,6 +532,16 @@ fn record_of(entry: &Entry) -> Option<TaskRecord> {
         status,
         attempt: *attempt,
     })
+}
+
+/// How a run ended, from its error and whether its worker was lost.
+fn run_status(error: Option<&TaskError>, lost: bool) -> RunStatus {
+    match (error, lost) {
+        (_, true) => RunStatus::Lost,
+        (None, false) => RunStatus::Finished,
+        (Some(TaskError::Panicked { .. }), false) => RunStatus::Panicked,
+        (Some(_), false) => RunStatus::Failed,
+    }
 }
 
 /// The readable part of a key: its prefix, without a trailing `-<16 hex digits>` token.

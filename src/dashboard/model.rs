@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::client::ClientStats;
 use crate::client::events::{EntryView, RunStatus, TASK_EVENT_BYTES, TaskEventCounts};
 use crate::error::TaskError;
+use crate::key::TaskKey;
 use crate::transport::WorkerInfo;
 
 /// Task names tracked one by one; runs of further names count under [`OTHER`].
@@ -46,7 +47,7 @@ struct Bar {
     seq: u64,
     lane: Arc<str>,
     name: Arc<str>,
-    key: String,
+    key: TaskKey,
     start: f64,
     stop: f64,
     status: &'static str,
@@ -65,6 +66,8 @@ struct Failure {
 /// The counts of one task name.
 #[derive(Default)]
 pub(crate) struct NameRow {
+    /// The name (the same allocation as the map's key).
+    name: Arc<str>,
     pub(crate) done: u64,
     pub(crate) failed: u64,
     pub(crate) retried: u64,
@@ -137,48 +140,58 @@ impl Model {
         }
     }
 
-    fn name_row(&mut self, name: Arc<str>) -> &mut NameRow {
-        let name = if self.names.contains_key(&name) || self.names.len() < MAX_NAMES {
+    /// The row of task `name` (allocating its name only the first time), or of [`OTHER`]
+    /// past [`MAX_NAMES`]; with the name the row is kept under.
+    fn name_row(&mut self, name: &str) -> (Arc<str>, &mut NameRow) {
+        let name = if self.names.contains_key(name) || self.names.len() < MAX_NAMES {
             name
         } else {
-            Arc::from(OTHER)
+            OTHER
         };
-        self.names.entry(name).or_default()
+        if !self.names.contains_key(name) {
+            let kept: Arc<str> = Arc::from(name);
+            self.names.insert(Arc::clone(&kept), NameRow { name: kept, ..NameRow::default() });
+        }
+        let row = self.names.get_mut(name).expect("inserted above");
+        (Arc::clone(&row.name), row)
     }
 
+    /// The row of worker `name` (allocating only for a worker not seen yet; past
+    /// [`MAX_WORKERS`] the one seen longest ago is forgotten).
     fn worker_row(&mut self, name: &str) -> &mut WorkerRow {
-        if !self.workers.contains_key(name) && self.workers.len() >= MAX_WORKERS {
-            let oldest = self
-                .workers
-                .iter()
-                .min_by(|a, b| {
-                    a.1.last_seen.unwrap_or(0.0).total_cmp(&b.1.last_seen.unwrap_or(0.0))
-                })
-                .map(|(name, _)| name.clone());
-            if let Some(oldest) = oldest {
-                self.workers.remove(&oldest);
+        if !self.workers.contains_key(name) {
+            if self.workers.len() >= MAX_WORKERS {
+                let oldest = self
+                    .workers
+                    .iter()
+                    .min_by(|a, b| {
+                        a.1.last_seen.unwrap_or(0.0).total_cmp(&b.1.last_seen.unwrap_or(0.0))
+                    })
+                    .map(|(name, _)| name.clone());
+                if let Some(oldest) = oldest {
+                    self.workers.remove(&oldest);
+                }
             }
+            self.workers.insert(name.to_owned(), WorkerRow::default());
         }
-        self.workers.entry(name.to_owned()).or_default()
+        self.workers.get_mut(name).expect("inserted above")
     }
 
     fn apply_one(&mut self, entry: EntryView) {
-        let EntryView { record, key, name, error } = entry;
-        let key = cut(key.to_string(), MAX_MESSAGE);
-        match &record {
-            Some(record) => {
-                let ok = record.status == RunStatus::Finished;
-                let row = self.name_row(Arc::clone(&name));
+        let (name, row) = self.name_row(entry.name());
+        let failure_at = match &entry.run {
+            Some(run) => {
+                let ok = run.status == RunStatus::Finished;
                 if ok {
                     row.done += 1;
                 } else {
                     row.failed += 1;
                 }
-                if record.attempt > 1 {
+                if run.attempt > 1 {
                     row.retried += 1;
                 }
-                if let Some(start) = record.start {
-                    let duration = seconds(record.stop.saturating_sub(start));
+                if let Some(start) = run.start {
+                    let duration = seconds(run.stop.saturating_sub(start));
                     let bucket = BUCKETS
                         .iter()
                         .position(|bound| duration <= *bound)
@@ -186,9 +199,7 @@ impl Model {
                     row.buckets[bucket] += 1;
                     row.duration_sum += duration;
                 }
-                let lane: Arc<str> =
-                    record.worker.clone().unwrap_or_else(|| Arc::from(UNKNOWN_WORKER));
-                if let Some(worker) = &record.worker {
+                if let Some(worker) = &run.worker {
                     let row = self.worker_row(worker);
                     if ok {
                         row.done += 1;
@@ -196,43 +207,43 @@ impl Model {
                         row.failed += 1;
                     }
                 }
-                let stop = seconds(record.stop);
+                let stop = seconds(run.stop);
                 if self.bars.len() == RECENT_BARS {
                     self.bars.pop_front();
                 }
                 self.bars.push_back(Bar {
                     seq: self.bar_seq,
-                    lane,
+                    lane: run.worker.clone().unwrap_or_else(|| Arc::from(UNKNOWN_WORKER)),
                     name: Arc::clone(&name),
-                    key: key.clone(),
-                    start: record.start.map_or(stop, seconds),
+                    key: entry.key.clone(),
+                    start: run.start.map_or(stop, seconds),
                     stop,
-                    status: record.status.as_str(),
-                    attempt: record.attempt,
+                    status: run.status.as_str(),
+                    attempt: run.attempt,
                 });
                 self.bar_seq += 1;
+                stop
             }
             None => {
-                let row = self.name_row(Arc::clone(&name));
-                match &error {
+                match &entry.error {
                     Some(TaskError::Cancelled { .. }) => row.cancelled += 1,
                     _ => row.failed += 1,
                 }
+                self.now
             }
-        }
-        let Some(error) = error else { return };
+        };
+        let Some(error) = entry.error else { return };
         if matches!(error, TaskError::Cancelled { .. }) {
             return;
         }
         if self.failures.len() == RECENT_FAILURES {
             self.failures.pop_front();
         }
-        let at = record.as_ref().map_or(self.now, |record| seconds(record.stop));
         self.failures.push_back(Failure {
-            at,
-            key,
+            at: failure_at,
+            key: cut(entry.key.to_string(), MAX_MESSAGE),
             name,
-            worker: record.and_then(|record| record.worker),
+            worker: entry.run.and_then(|run| run.worker),
             message: cut(error.to_string(), MAX_MESSAGE),
         });
         self.failure_seq += 1;
@@ -299,7 +310,8 @@ impl Model {
             .skip((from - first_bar) as usize)
             .map(|bar| {
                 json!({
-                    "lane": &*bar.lane, "name": &*bar.name, "key": bar.key,
+                    "lane": &*bar.lane, "name": &*bar.name,
+                    "key": cut(bar.key.to_string(), MAX_MESSAGE),
                     "start": bar.start, "stop": bar.stop, "status": bar.status,
                     "attempt": bar.attempt, "seq": bar.seq,
                 })
@@ -406,27 +418,23 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::client::events::TaskRecord;
-    use crate::key::TaskKey;
+    use crate::client::events::RunView;
 
     fn run(index: u64, name: &str, status: RunStatus) -> EntryView {
-        let key = TaskKey::named(format!("{name}-{index}"));
+        let key = TaskKey::named(name);
         let error = (status != RunStatus::Finished)
             .then(|| TaskError::Failed { key: key.clone(), message: format!("bad {index}") });
-        EntryView {
-            record: Some(TaskRecord {
-                key: key.clone(),
-                name: Arc::from(name),
+        EntryView::for_tests(
+            key,
+            Some(RunView {
                 worker: Some(Arc::from("worker-0")),
                 start: Some(Duration::from_millis(index)),
                 stop: Duration::from_millis(index + 1),
                 status,
                 attempt: 1,
             }),
-            key,
-            name: Arc::from(name),
             error,
-        }
+        )
     }
 
     fn model_with(runs: u64) -> Model {
