@@ -40,6 +40,8 @@
 //! - `redis`: the Redis Streams transport (`transport::redis`) and the worker library
 //!   (`worker::Worker`), for registered [`Task`]s run by worker processes on any machine;
 //! - `redis-tls`: `rediss://` URLs for the Redis transport and workers (rustls);
+//! - `dashboard`: `Client::serve_dashboard`, a live web page of the task stream, progress,
+//!   workers and failures, with Prometheus `/metrics` (see `dashboard`);
 //! - `testing`: `testing`, the conformance suite, for testing a backend of your own (a
 //!   [`transport::Transport`] or an [`Executor`]) the way taskweave tests its own.
 //!
@@ -95,6 +97,9 @@
 )]
 
 pub mod client;
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+pub mod dashboard;
 mod error;
 pub mod executor;
 mod job;

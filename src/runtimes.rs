@@ -31,6 +31,12 @@ pub mod async_std;
 #[path = "../runtimes/sim.rs"]
 pub mod sim;
 
+// The dashboard's own server thread (a current-thread tokio runtime), whatever the client's
+// executor is.
+#[cfg(feature = "dashboard")]
+#[path = "../runtimes/server.rs"]
+pub(crate) mod server;
+
 /// The executor a client uses when none was given: the ambient runtime of an enabled
 /// adapter (tokio, then async-std), else the embedded executor.
 pub(crate) fn ambient_executor() -> Arc<dyn Executor> {

@@ -135,6 +135,9 @@ const ARROWS: &[(&str, &[&str])] = &[
     ("progress", &["client", "executor"]),
     // Performance reports read a client's events and stats, as a user would.
     ("report", &["client"]),
+    // The live dashboard (feature `dashboard`) reads the client; its server thread lives
+    // with the runtime adapters (`runtimes/server.rs`), which alone name tokio.
+    ("dashboard", &["client", "transport", "runtimes"]),
     ("client", &["scheduler", "transport", "executor", "runtimes"]),
     ("worker", &["transport", "executor", "runtimes"]),
     ("transport", &["executor"]),

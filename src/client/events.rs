@@ -507,13 +507,7 @@ impl EventRing {
 
     /// The run `entry` records, if it is one.
     fn record_of(&self, entry: &Entry) -> Option<TaskRecord> {
-        let status = match (entry.kind, entry.error.as_deref()) {
-            (Kind::Failed, _) => return None,
-            (Kind::Lost, _) => RunStatus::Lost,
-            (Kind::Ran, None) => RunStatus::Finished,
-            (Kind::Ran, Some(TaskError::Panicked { .. })) => RunStatus::Panicked,
-            (Kind::Ran, Some(_)) => RunStatus::Failed,
-        };
+        let status = run_status(entry.kind, entry.error.as_deref())?;
         Some(TaskRecord {
             key: entry.key.clone(),
             name: match entry.name {
@@ -526,6 +520,36 @@ impl EventRing {
             status,
             attempt: entry.attempt,
         })
+    }
+
+    /// At most `max` entries recorded from sequence number `next` on, oldest first, for a
+    /// reader that keeps up in small bites (the dashboard): one hold of the lock copies at
+    /// most `max` of them, and allocates nothing but a failure's error. Returns the next
+    /// sequence number to read and how many entries were dropped before they could be read.
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn entries_since(
+        &self,
+        next: u64,
+        max: usize,
+        into: &mut Vec<EntryView>,
+    ) -> (u64, u64) {
+        let first = self.first_seq();
+        let missed = first.saturating_sub(next);
+        let skip = next.saturating_sub(first) as usize;
+        let mut read = next.max(first);
+        for entry in self.entries.iter().skip(skip).take(max) {
+            let error = entry.error.as_deref().cloned();
+            let run = run_status(entry.kind, entry.error.as_deref()).map(|status| RunView {
+                worker: self.workers.name(entry.worker),
+                start: (entry.started != UNKNOWN).then(|| Duration::from_nanos(entry.started)),
+                stop: Duration::from_nanos(entry.at),
+                status,
+                attempt: entry.attempt,
+            });
+            into.push(EntryView { key: entry.key.clone(), registered: entry.name, run, error });
+            read += 1;
+        }
+        (read, missed)
     }
 
     /// The transitions of the task `key`, in order.
@@ -580,6 +604,47 @@ impl EventRing {
     }
 }
 
+/// One ring entry as [`EventRing::entries_since`] copies it out: the run, if it was one,
+/// and the error of a failure (a run's, or a failure or cancel without a run of its own).
+#[cfg(feature = "dashboard")]
+#[derive(Debug)]
+pub(crate) struct EntryView {
+    pub(crate) key: TaskKey,
+    registered: Option<&'static str>,
+    pub(crate) run: Option<RunView>,
+    pub(crate) error: Option<TaskError>,
+}
+
+#[cfg(feature = "dashboard")]
+impl EntryView {
+    /// The task's name, as [`TaskRecord::name`] gives it.
+    pub(crate) fn name(&self) -> &str {
+        self.registered.unwrap_or_else(|| key_name(&self.key))
+    }
+
+    /// An entry as the ring would give it, for the dashboard's unit tests (the key's prefix
+    /// is the name).
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        key: TaskKey,
+        run: Option<RunView>,
+        error: Option<TaskError>,
+    ) -> EntryView {
+        EntryView { key, registered: None, run, error }
+    }
+}
+
+/// One run, in an [`EntryView`].
+#[cfg(feature = "dashboard")]
+#[derive(Debug)]
+pub(crate) struct RunView {
+    pub(crate) worker: Option<Arc<str>>,
+    pub(crate) start: Option<Duration>,
+    pub(crate) stop: Duration,
+    pub(crate) status: RunStatus,
+    pub(crate) attempt: u32,
+}
+
 /// An entry for `job`, with the times it keeps.
 fn entry(job: &Job, name: Option<&'static str>, at: u64, kind: Kind) -> Entry {
     Entry {
@@ -594,6 +659,17 @@ fn entry(job: &Job, name: Option<&'static str>, at: u64, kind: Kind) -> Entry {
         worker: NO_WORKER,
         kind,
     }
+}
+
+/// How a run ended, from its entry's kind and error; `None` for an entry that is no run.
+fn run_status(kind: Kind, error: Option<&TaskError>) -> Option<RunStatus> {
+    Some(match (kind, error) {
+        (Kind::Failed, _) => return None,
+        (Kind::Lost, _) => RunStatus::Lost,
+        (Kind::Ran, None) => RunStatus::Finished,
+        (Kind::Ran, Some(TaskError::Panicked { .. })) => RunStatus::Panicked,
+        (Kind::Ran, Some(_)) => RunStatus::Failed,
+    })
 }
 
 /// The readable part of a key: its prefix, without a trailing `-<16 hex digits>` token.

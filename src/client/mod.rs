@@ -18,7 +18,7 @@ mod outcome_waiter;
 mod registered;
 #[cfg(feature = "redis")]
 mod remote_actor;
-mod stats;
+pub(crate) mod stats;
 mod submit;
 mod wait;
 #[cfg(feature = "redis")]
