@@ -325,3 +325,101 @@ fn cluster_mode_refuses_coordination_and_bad_names_clearly() {
         }
     });
 }
+
+/// The scripts that reach keys named by a prefix (`hand_back.lua`, `requeue.lua`,
+/// `dead_letter.lua`) stay within the queue's slot on a cluster: a worker stopped while it
+/// holds entries taken ahead hands them back and another runs them; an undecodable entry is
+/// dead-lettered, requeued and purged through the admin calls.
+#[test]
+fn hand_back_and_dead_letters_work_on_a_cluster() {
+    let cluster = RedisCluster::start(3);
+    run(move || async move {
+        let queue = "scripts";
+        let key = stream(queue);
+        let client = client(&cluster, queue).await;
+        let executor = client.executor().clone();
+        let first = register_all(
+            Worker::builder().redis_config(config(&cluster, queue)).concurrency(1).prefetch(8),
+        )
+        .start()
+        .await
+        .unwrap();
+        let futures = client.map_task::<crate::tasks::Sleepy>((0..6).map(|i| (300, i)));
+        let mut connection = cluster.cluster_connection();
+        // Bounded wait until the worker holds entries beyond the one it runs.
+        within(
+            &client,
+            Duration::from_secs(30),
+            "entries taken ahead",
+            Box::pin(async {
+                loop {
+                    let pending: (u64, Option<String>, Option<String>, Option<Vec<(String, u64)>>) =
+                        redis::cmd("XPENDING")
+                            .arg(&key)
+                            .arg("workers")
+                            .query(&mut connection)
+                            .unwrap();
+                    if pending.0 >= 3 {
+                        return;
+                    }
+                    executor.sleep(Duration::from_millis(10)).await;
+                }
+            }),
+        )
+        .await;
+        first.shutdown();
+        first.stopped().await;
+        let second = worker(&cluster, queue).await;
+        let values = within(
+            &client,
+            Duration::from_secs(60),
+            "the tasks handed back",
+            Box::pin(client.gather(&futures)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(values, (0..6).collect::<Vec<i64>>());
+
+        let _: String = redis::cmd("XADD")
+            .arg(&key)
+            .arg("*")
+            .arg("garbage")
+            .arg("1")
+            .query(&mut connection)
+            .unwrap();
+        let admin =
+            RedisAdmin::builder("").redis_config(config(&cluster, queue)).connect().await.unwrap();
+        let dead_letter_count = |admin: RedisAdmin| {
+            let executor = executor.clone();
+            async move {
+                loop {
+                    let stats = admin.queue_stats().await.unwrap();
+                    if stats.dead_letters == 1 {
+                        return;
+                    }
+                    executor.sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        within(
+            &client,
+            Duration::from_secs(30),
+            "the dead letter",
+            Box::pin(dead_letter_count(admin.clone())),
+        )
+        .await;
+        assert_eq!(admin.requeue_all_dead_letters().await.unwrap(), 1);
+        within(
+            &client,
+            Duration::from_secs(30),
+            "the dead letter again",
+            Box::pin(dead_letter_count(admin.clone())),
+        )
+        .await;
+        assert_eq!(admin.purge_dead_letters().await.unwrap(), 1);
+        second.shutdown();
+        second.stopped().await;
+        assert!(second.error().is_none(), "{:?}", second.error());
+        client.close().await.unwrap();
+    });
+}
