@@ -13,6 +13,9 @@ use crate::redis_cluster::RedisCluster;
 use crate::tasks::{Add, register_all};
 use crate::{run, within};
 
+/// The summary form of `XPENDING`: count, smallest and largest id, per-consumer counts.
+type Summary = (u64, Option<String>, Option<String>, Option<Vec<(String, u64)>>);
+
 /// The tasks per queue of the throughput tests.
 const TASKS: i64 = 1_000;
 
@@ -195,7 +198,7 @@ fn a_dead_workers_entries_are_taken_over_on_a_cluster() {
         .await
         .unwrap();
         assert_eq!(values, (1..=20).collect::<Vec<i64>>());
-        let pending: (u64, Option<String>, Option<String>, Option<Vec<(String, u64)>>) =
+        let pending: Summary =
             redis::cmd("XPENDING").arg(&key).arg("workers").query(&mut connection).unwrap();
         assert_eq!(pending.0, 0, "nothing is left pending: the ghost's entries were taken over");
         worker.shutdown();
@@ -353,12 +356,11 @@ fn hand_back_and_dead_letters_work_on_a_cluster() {
             "entries taken ahead",
             Box::pin(async {
                 loop {
-                    let pending: (u64, Option<String>, Option<String>, Option<Vec<(String, u64)>>) =
-                        redis::cmd("XPENDING")
-                            .arg(&key)
-                            .arg("workers")
-                            .query(&mut connection)
-                            .unwrap();
+                    let pending: Summary = redis::cmd("XPENDING")
+                        .arg(&key)
+                        .arg("workers")
+                        .query(&mut connection)
+                        .unwrap();
                     if pending.0 >= 3 {
                         return;
                     }
