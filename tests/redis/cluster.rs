@@ -294,6 +294,19 @@ fn cluster_mode_refuses_coordination_and_bad_names_clearly() {
             other => panic!("a lock on a cluster is refused, got {other:?}"),
         }
         client.close().await.unwrap();
+        // The way out the message gives: coordination on one server beside the cluster.
+        let single = crate::RedisServer::start();
+        let transport =
+            RedisTransport::builder_with(config(&cluster, "refusals")).connect().await.unwrap();
+        let client = Client::builder()
+            .transport(transport)
+            .coordination_redis(RedisConfig::new(single.url()))
+            .build()
+            .await
+            .unwrap();
+        let lease = client.lock("door").acquire().await.expect("a lock on the single server");
+        drop(lease);
+        client.close().await.unwrap();
 
         let braces = RedisTransport::builder_with(config(&cluster, "a{b}")).connect().await;
         match braces {
