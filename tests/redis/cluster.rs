@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use taskweave::transport::redis::{RedisAdmin, RedisConfig, RedisTransport};
 use taskweave::worker::Worker;
 use taskweave::{Client, Error};
@@ -216,12 +217,14 @@ fn a_master_restarted_mid_run_loses_no_task() {
     let queue = "restart";
     let node = cluster.node_of(&stream(queue));
     let (ask_restart, restart_asked) = std::sync::mpsc::channel::<()>();
-    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let (done, mut finished) = futures::channel::mpsc::unbounded::<&'static str>();
     let urls = cluster.urls();
     let restarter = std::thread::spawn(move || {
         restart_asked.recv().expect("the test asks for the restart");
-        cluster.restart(node);
-        done.send(()).unwrap();
+        cluster.kill(node);
+        done.unbounded_send("killed").unwrap();
+        cluster.start_again(node);
+        done.unbounded_send("restarted").unwrap();
         cluster
     });
     run(move || async move {
@@ -248,18 +251,16 @@ fn a_master_restarted_mid_run_loses_no_task() {
         .await;
         ask_restart.send(()).unwrap();
         let second = client.map_task::<Add>((0..TASKS).map(|i| (i, 7)));
-        let executor = client.executor().clone();
-        within(
-            &client,
-            Duration::from_secs(60),
-            "the restart",
-            Box::pin(async move {
-                while finished.try_recv().is_err() {
-                    executor.sleep(Duration::from_millis(20)).await;
-                }
-            }),
-        )
-        .await;
+        let said =
+            within(&client, Duration::from_secs(30), "the kill", Box::pin(finished.next())).await;
+        assert_eq!(said, Some("killed"));
+        // The master died while tasks of the second batch were still to run.
+        let unfinished = second.iter().filter(|future| !future.is_done()).count();
+        assert!(unfinished > 0, "the master was killed mid-run");
+        let said =
+            within(&client, Duration::from_secs(60), "the restart", Box::pin(finished.next()))
+                .await;
+        assert_eq!(said, Some("restarted"));
         for (futures, offset) in [(&first, 0), (&second, 7)] {
             let values = within(
                 &client,

@@ -162,8 +162,19 @@ impl RedisCluster {
     /// Kills node `index` (like a crash) and starts it again on the same ports and data;
     /// waits until the cluster is whole again.
     pub fn restart(&mut self, index: usize) {
+        self.kill(index);
+        self.start_again(index);
+    }
+
+    /// Kills node `index` (like a crash).
+    pub fn kill(&mut self, index: usize) {
+        self.nodes[index].kill();
+    }
+
+    /// Starts the killed node `index` again on the same ports and data; waits until the
+    /// cluster is whole again.
+    pub fn start_again(&mut self, index: usize) {
         let node = &mut self.nodes[index];
-        node.kill();
         let mut last_error = String::new();
         let mut started = false;
         for _ in 0..5 {
