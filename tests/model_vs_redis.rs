@@ -518,6 +518,7 @@ fn with_server(body: impl FnOnce()) {
         command_timeout: Duration::from_secs(10),
         block: BLOCK,
         tls_root_certificate: None,
+        cluster_nodes: Vec::new(),
     };
     let store = futures::executor::block_on(RedisStore::connect(&server.url(), keys(), &options))
         .expect("connect a store to the test server");

@@ -651,12 +651,12 @@ impl WorkerBuilder {
     ///
     /// Dropping the future before it resolves starts nothing.
     pub async fn start(self) -> Result<Worker, Error> {
+        self.config.check()?;
         if self.config.url().is_empty() {
             return Err(Error::InvalidConfig {
                 message: "a worker needs a Redis server: call .redis(\"redis://host:6379\")".into(),
             });
         }
-        self.config.check()?;
         if self.concurrency == 0 {
             return Err(Error::InvalidConfig {
                 message: "concurrency(0): a worker needs at least one task slot".into(),

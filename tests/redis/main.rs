@@ -3,11 +3,14 @@
 
 #![allow(unreachable_pub)]
 
+#[path = "../support/redis_cluster.rs"]
+mod redis_cluster;
 #[path = "../support/redis_server.rs"]
 mod redis_server;
 
 mod admin;
 mod cluster;
+mod cluster_mode;
 mod faults;
 mod lost;
 mod operator;

@@ -9,10 +9,11 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{RedisError, Script, Value};
 
 use super::protocol::{GROUP, Keys};
-use super::redis_store::open_client;
+use super::redis_store::{Connection, connect_one, open_client};
 use super::{RedisConfig, WorkerInfo};
 use crate::Error;
 
@@ -54,7 +55,7 @@ pub struct RedisAdmin {
     namespace: String,
     /// The server's URL without its password, for messages.
     broker: String,
-    connection: ConnectionManager,
+    connection: Connection,
 }
 
 impl std::fmt::Debug for RedisAdmin {
@@ -199,6 +200,26 @@ impl RedisAdminBuilder {
                  or rediss://... for TLS"
             )));
         }
+        if config.is_cluster() {
+            let mut connection =
+                connect_one(url, &options, command_timeout, 1).await.map_err(|error| {
+                    transport(format!(
+                        "cannot reach the Redis Cluster through {broker} ({}); check the node \
+                         URLs given to RedisConfig::cluster",
+                        error.source
+                    ))
+                })?;
+            let _: Value = redis::cmd("PING")
+                .query_async(&mut connection)
+                .await
+                .map_err(|error| connect_error(url, &broker, &error))?;
+            return Ok(RedisAdmin {
+                keys: config.keys(),
+                namespace: config.namespace_name().to_owned(),
+                broker,
+                connection,
+            });
+        }
         let client = open_client(url, &options).map_err(|error| {
             transport(format!(
                 "cannot use '{broker}' ({}): write redis://[user:password@]host:port[/db], or \
@@ -222,7 +243,7 @@ impl RedisAdminBuilder {
             keys: config.keys(),
             namespace: config.namespace_name().to_owned(),
             broker,
-            connection,
+            connection: Connection::Single(connection),
         })
     }
 }
@@ -404,7 +425,7 @@ impl RedisAdmin {
     /// A handle on `queue` of the same namespace, over the same connection.
     #[must_use]
     pub fn for_queue(&self, queue: &str) -> RedisAdmin {
-        RedisAdmin { keys: Keys::new(&self.namespace, queue), ..self.clone() }
+        RedisAdmin { keys: self.keys.for_queue(queue), ..self.clone() }
     }
 
     /// The queue this handle looks at.
@@ -418,36 +439,100 @@ impl RedisAdmin {
     ///
     /// [`Error::Transport`] when Redis cannot be asked.
     pub async fn queues(&self) -> Result<Vec<String>, Error> {
+        // A cluster's queue keys start with the hash tag `{ns:queue}`.
+        let (prefix, suffix) = if self.keys.is_cluster() {
+            (format!("{{{}:", self.namespace), "}:tasks")
+        } else {
+            (format!("{}:", self.namespace), ":tasks")
+        };
+        let pattern = format!("{prefix}*{suffix}");
+        let keys = match &self.connection {
+            Connection::Single(_) => self.scan_streams(&pattern, None).await?,
+            Connection::Cluster(_) => {
+                // SCAN sees one node's keys: ask every master.
+                let mut keys = Vec::new();
+                for (host, port) in self.masters().await? {
+                    let route = SingleNodeRoutingInfo::ByAddress { host, port };
+                    keys.extend(self.scan_streams(&pattern, Some(route)).await?);
+                }
+                keys
+            }
+        };
+        let mut queues: Vec<String> = keys
+            .iter()
+            .filter_map(|key| Some(key.strip_prefix(&prefix)?.strip_suffix(suffix)?.to_owned()))
+            .collect();
+        queues.sort();
+        queues.dedup();
+        Ok(queues)
+    }
+
+    /// The stream keys matching `pattern` on the server, or on the cluster node of `route`.
+    async fn scan_streams(
+        &self,
+        pattern: &str,
+        route: Option<SingleNodeRoutingInfo>,
+    ) -> Result<Vec<String>, Error> {
         let mut connection = self.connection.clone();
-        let prefix = format!("{}:", self.namespace);
-        let pattern = format!("{prefix}*:tasks");
         let mut cursor = 0_u64;
-        let mut queues = Vec::new();
+        let mut found = Vec::new();
         // SCAN ends when the cursor comes back to 0; a server keeps that promise, and the
         // bound below keeps a broken one from looping forever.
         for _ in 0..1_000_000 {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .arg("TYPE")
-                .arg("stream")
-                .query_async(&mut connection)
-                .await
-                .map_err(failed(&self.broker, "SCAN"))?;
-            queues.extend(keys.iter().filter_map(|key| {
-                Some(key.strip_prefix(&prefix)?.strip_suffix(":tasks")?.to_owned())
-            }));
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000).arg("TYPE");
+            scan.arg("stream");
+            let answer: Value = match (&mut connection, &route) {
+                (Connection::Cluster(cluster), Some(route)) => cluster
+                    .route_command(scan, RoutingInfo::SingleNode(route.clone()))
+                    .await
+                    .map_err(failed(&self.broker, "SCAN"))?,
+                _ => {
+                    scan.query_async(&mut connection).await.map_err(failed(&self.broker, "SCAN"))?
+                }
+            };
+            let (next, keys): (u64, Vec<String>) = redis::from_redis_value(answer)
+                .map_err(|error| malformed("SCAN", &error.to_string()))?;
+            found.extend(keys);
             cursor = next;
             if cursor == 0 {
                 break;
             }
         }
-        queues.sort();
-        queues.dedup();
-        Ok(queues)
+        Ok(found)
+    }
+
+    /// The host and port of every master of the cluster (`CLUSTER NODES`).
+    async fn masters(&self) -> Result<Vec<(String, u16)>, Error> {
+        let mut connection = self.connection.clone();
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut connection)
+            .await
+            .map_err(failed(&self.broker, "CLUSTER NODES"))?;
+        // `<id> <ip:port@cport[,hostname]> <flags> ...`, one node a line.
+        let masters: Vec<(String, u16)> = nodes
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let (_, address, flags) = (fields.next()?, fields.next()?, fields.next()?);
+                let flags: Vec<&str> = flags.split(',').collect();
+                if !flags.contains(&"master") || flags.contains(&"fail") {
+                    return None;
+                }
+                let address = address.split(['@', ',']).next()?;
+                let (host, port) = address.rsplit_once(':')?;
+                Some((host.to_owned(), port.parse().ok()?))
+            })
+            .collect();
+        if masters.is_empty() {
+            return Err(transport(format!(
+                "the Redis Cluster at {} lists no reachable master (CLUSTER NODES); check the \
+                 cluster with redis-cli --cluster check",
+                self.broker
+            )));
+        }
+        Ok(masters)
     }
 
     /// The workers of this queue whose heartbeat is current.

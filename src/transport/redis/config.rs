@@ -47,6 +47,11 @@ pub struct RedisConfig {
     command_timeout: Duration,
     broker_timeout: Duration,
     tls_root_certificate: Option<Vec<u8>>,
+    /// The seed nodes of a Redis Cluster; empty for a single server.
+    cluster_nodes: Vec<String>,
+    /// Cluster mode (set by [`RedisConfig::cluster`], even with no nodes, so that the check
+    /// can say so).
+    cluster: bool,
 }
 
 impl RedisConfig {
@@ -60,7 +65,65 @@ impl RedisConfig {
             command_timeout: Duration::from_secs(5),
             broker_timeout: Duration::from_secs(60),
             tls_root_certificate: None,
+            cluster_nodes: Vec::new(),
+            cluster: false,
         }
+    }
+
+    /// The settings for a **Redis Cluster** reached through the seed nodes `nodes` (some or
+    /// all of its masters, `redis://[user:password@]host:port` each), everything else at its
+    /// default: cluster mode.
+    ///
+    /// In cluster mode every key of one queue (its task stream, dead letters, workers, the
+    /// client and worker counter, and the results and reply streams of its clients) starts
+    /// with the hash tag `{namespace:queue}`, so that they all live on one shard and every
+    /// script runs on one node, while different queues spread over the shards. Commands and
+    /// blocking reads go through redis-rs's cluster client, which follows `MOVED` and `ASK`
+    /// redirections and learns a new layout after a failover or resharding.
+    ///
+    /// Clients and workers of one queue must agree on the mode: the key names differ from a
+    /// single server's (whose names stay as they were). The namespace and queue names may
+    /// not contain `{` or `}`. [`RedisAdmin::queues`](super::RedisAdmin::queues) scans
+    /// every master. Not (yet) available in cluster mode: TLS (`rediss://`), and the
+    /// coordination primitives ([`Client::lock`](crate::Client::lock), queues, events,
+    /// ...), which fail with [`Error::Coordination`] naming cluster mode (keep them on one
+    /// server with
+    /// [`ClientBuilder::coordination_redis`](crate::ClientBuilder::coordination_redis)).
+    /// Starting a transport, worker or admin handle with an unusable cluster config fails
+    /// with [`Error::InvalidConfig`] (no node, a name with braces, a `rediss://` node).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// use taskweave::transport::redis::{RedisConfig, RedisTransport};
+    ///
+    /// let redis = RedisConfig::cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
+    ///     .queue("images");
+    /// let transport = RedisTransport::builder_with(redis.clone()).connect().await?;
+    /// let worker = taskweave::worker::Worker::builder().redis_config(redis);
+    /// # let _ = (transport, worker);
+    /// # Ok(()) }
+    /// ```
+    pub fn cluster<I>(nodes: I) -> RedisConfig
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let cluster_nodes: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        let url = cluster_nodes.first().cloned().unwrap_or_default();
+        RedisConfig { cluster_nodes, cluster: true, ..RedisConfig::new(url) }
+    }
+
+    /// Whether this is the configuration of a Redis Cluster (made with
+    /// [`cluster`](RedisConfig::cluster)).
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// The seed nodes of a Redis Cluster (empty for a single server).
+    pub fn cluster_nodes(&self) -> &[String] {
+        &self.cluster_nodes
     }
 
     /// The server's URL (with its password, if it has one; see
@@ -75,9 +138,11 @@ impl RedisConfig {
         without_password(&self.url)
     }
 
-    /// The server to use (see [`new`](RedisConfig::new)).
+    /// The server to use (see [`new`](RedisConfig::new)); this leaves cluster mode.
     pub fn redis(mut self, url: impl Into<String>) -> Self {
         self.url = url.into();
+        self.cluster_nodes.clear();
+        self.cluster = false;
         self
     }
 
@@ -147,7 +212,11 @@ impl RedisConfig {
 
     /// The keys of the queue.
     pub(crate) fn keys(&self) -> Keys {
-        Keys::new(&self.namespace, &self.queue)
+        if self.is_cluster() {
+            Keys::clustered(&self.namespace, &self.queue)
+        } else {
+            Keys::new(&self.namespace, &self.queue)
+        }
     }
 
     /// How the store connects: this config's timeouts and TLS, and blocking reads of
@@ -157,6 +226,7 @@ impl RedisConfig {
             command_timeout: self.command_timeout,
             block,
             tls_root_certificate: self.tls_root_certificate.clone(),
+            cluster_nodes: self.cluster_nodes.clone(),
         }
     }
 
@@ -164,8 +234,39 @@ impl RedisConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for an empty queue or namespace name.
+    /// [`Error::InvalidConfig`] for an empty queue or namespace name, and in cluster mode
+    /// for a name with `{` or `}` or a `rediss://` node.
     pub(crate) fn check(&self) -> Result<(), Error> {
+        if self.is_cluster() {
+            if self.cluster_nodes.is_empty() {
+                return Err(Error::InvalidConfig {
+                    message: "RedisConfig::cluster was given no node; give the URL of at least \
+                              one node of the cluster (redis://host:port)"
+                        .into(),
+                });
+            }
+            if let Some(bad) = [&self.namespace, &self.queue]
+                .into_iter()
+                .find(|name| name.contains('{') || name.contains('}'))
+            {
+                return Err(Error::InvalidConfig {
+                    message: format!(
+                        "the Redis queue or namespace name {bad:?} contains '{{' or '}}', which \
+                         in cluster mode would break the queue's hash tag; choose a name \
+                         without braces"
+                    ),
+                });
+            }
+            if let Some(tls) = self.cluster_nodes.iter().find(|url| url.starts_with("rediss://")) {
+                return Err(Error::InvalidConfig {
+                    message: format!(
+                        "TLS is not supported in cluster mode yet (node {}); use redis:// \
+                         node URLs, or a single server with RedisConfig::new",
+                        without_password(tls)
+                    ),
+                });
+            }
+        }
         if self.queue.is_empty() || self.namespace.is_empty() {
             return Err(Error::InvalidConfig {
                 message: format!(

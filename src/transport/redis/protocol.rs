@@ -19,15 +19,61 @@ pub const MAX_TTL_MS: u64 = 365 * 24 * 3600 * 1000;
 pub const GROUP: &str = "workers";
 
 /// Key names of one queue under one namespace (see `ARCHITECTURE.md` for the layout).
+///
+/// On a single server (standalone) the names are `{ns}:{queue}:tasks`, `{ns}:seq`,
+/// `{ns}:result:..`, `{ns}:reply:..` and so on, as they always were. On a Redis Cluster every
+/// key of one queue, the namespace-wide ones included, starts with the hash tag
+/// `{ns:queue}` instead, so that all of them live in one slot (every script's keys on one
+/// shard) while different queues spread over the shards.
 #[derive(Debug, Clone)]
 pub struct Keys {
     namespace: String,
     queue: String,
+    /// The start of every key of this queue: `ns:queue`, or `{ns:queue}` on a cluster.
+    queue_prefix: String,
+    /// The start of the keys a standalone server shares between the queues of a namespace
+    /// (sequence, results, replies): `ns`, or the queue's `{ns:queue}` on a cluster.
+    shared_prefix: String,
+    cluster: bool,
 }
 
 impl Keys {
+    /// The keys of `queue` on a single server (standalone): today's names, unchanged.
     pub fn new(namespace: &str, queue: &str) -> Keys {
-        Keys { namespace: namespace.to_owned(), queue: queue.to_owned() }
+        Keys {
+            namespace: namespace.to_owned(),
+            queue: queue.to_owned(),
+            queue_prefix: format!("{namespace}:{queue}"),
+            shared_prefix: namespace.to_owned(),
+            cluster: false,
+        }
+    }
+
+    /// The keys of `queue` on a Redis Cluster: every one starts with the hash tag
+    /// `{namespace:queue}`.
+    pub fn clustered(namespace: &str, queue: &str) -> Keys {
+        let tag = format!("{{{namespace}:{queue}}}");
+        Keys {
+            namespace: namespace.to_owned(),
+            queue: queue.to_owned(),
+            queue_prefix: tag.clone(),
+            shared_prefix: tag,
+            cluster: true,
+        }
+    }
+
+    /// The keys of another queue of the same namespace, in the same mode.
+    pub fn for_queue(&self, queue: &str) -> Keys {
+        if self.cluster {
+            Keys::clustered(&self.namespace, queue)
+        } else {
+            Keys::new(&self.namespace, queue)
+        }
+    }
+
+    /// Whether these are the keys of a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
     }
 
     pub fn queue(&self) -> &str {
@@ -36,17 +82,21 @@ impl Keys {
 
     /// An ACL key pattern that covers every key of this namespace.
     pub fn namespace_pattern(&self) -> String {
-        format!("{}:*", self.namespace)
+        if self.cluster {
+            format!("{{{}:*", self.namespace)
+        } else {
+            format!("{}:*", self.namespace)
+        }
     }
 
     /// The stream of task entries, read by the consumer group [`GROUP`].
     pub fn tasks(&self) -> String {
-        format!("{}:{}:tasks", self.namespace, self.queue)
+        format!("{}:tasks", self.queue_prefix)
     }
 
     /// How many deliveries of each pending entry have started running (poison detection).
     pub fn starts(&self) -> String {
-        format!("{}:{}:starts", self.namespace, self.queue)
+        format!("{}:starts", self.queue_prefix)
     }
 
     /// Where the delivery `rid` is: the id of the stream entry that carries it, or `done`
@@ -59,47 +109,53 @@ impl Keys {
 
     /// The prefix of every [`entry_of`](Keys::entry_of) key of this queue.
     pub fn entry_prefix(&self) -> String {
-        format!("{}:{}:entry:", self.namespace, self.queue)
+        format!("{}:entry:", self.queue_prefix)
     }
 
     /// Entries that could not be run: undecodable, unknown, or poison.
     pub fn dead(&self) -> String {
-        format!("{}:{}:dead", self.namespace, self.queue)
+        format!("{}:dead", self.queue_prefix)
     }
 
     /// The set of worker names that announced themselves on this queue.
     pub fn workers(&self) -> String {
-        format!("{}:{}:workers", self.namespace, self.queue)
+        format!("{}:workers", self.queue_prefix)
     }
 
     /// One worker's heartbeat (a value with an expiry).
     pub fn heartbeat(&self, worker: &str) -> String {
-        format!("{}:{}:worker:{worker}", self.namespace, self.queue)
+        format!("{}{worker}", self.heartbeat_prefix())
+    }
+
+    /// The prefix of every [`heartbeat`](Keys::heartbeat) key of this queue.
+    pub fn heartbeat_prefix(&self) -> String {
+        format!("{}:worker:", self.queue_prefix)
     }
 
     /// The flag that asks `worker` to retire (`Client::retire_workers`).
     pub fn retire(&self, worker: &str) -> String {
-        format!("{}:{}:retire:{worker}", self.namespace, self.queue)
+        format!("{}:retire:{worker}", self.queue_prefix)
     }
 
     /// The list of requests for `worker` to run a function once (`Client::run_on_workers`).
     pub fn run_requests(&self, worker: &str) -> String {
-        format!("{}:{}:run:{worker}", self.namespace, self.queue)
+        format!("{}:run:{worker}", self.queue_prefix)
     }
 
     /// Where `worker` answers the run request `id`.
     pub fn run_answer(&self, id: &str, worker: &str) -> String {
-        format!("{}:{}:ran:{id}:{worker}", self.namespace, self.queue)
+        format!("{}:ran:{id}:{worker}", self.queue_prefix)
     }
 
-    /// A counter that hands out client and worker numbers.
+    /// A counter that hands out client and worker numbers (per namespace on one server, per
+    /// queue on a cluster).
     pub fn sequence(&self) -> String {
-        format!("{}:seq", self.namespace)
+        format!("{}:seq", self.shared_prefix)
     }
 
     /// The prefix of every result key.
     pub fn result_prefix(&self) -> String {
-        format!("{}:result:", self.namespace)
+        format!("{}:result:", self.shared_prefix)
     }
 
     /// The result of one task of one client.
@@ -109,7 +165,7 @@ impl Keys {
 
     /// The prefix of every client's reply stream.
     pub fn reply_prefix(&self) -> String {
-        format!("{}:reply:", self.namespace)
+        format!("{}:reply:", self.shared_prefix)
     }
 
     /// The stream a client reads its completions from.
@@ -480,6 +536,61 @@ mod tests {
 
     fn keys() -> Keys {
         Keys::new("tw", "q")
+    }
+
+    /// Standalone key names are exactly those of earlier versions (a mixed-version deploy
+    /// shares them); cluster names carry the queue's hash tag `{ns:queue}`, every one.
+    #[test]
+    fn standalone_key_names_are_unchanged_and_cluster_names_share_one_hash_tag() {
+        let single = Keys::new("taskweave", "images");
+        let names = [
+            single.tasks(),
+            single.starts(),
+            single.entry_of("c1:2:1"),
+            single.dead(),
+            single.workers(),
+            single.heartbeat("w1"),
+            single.sequence(),
+            single.result("c1", 2),
+            single.reply("c1"),
+            single.namespace_pattern(),
+        ];
+        assert_eq!(
+            names,
+            [
+                "taskweave:images:tasks",
+                "taskweave:images:starts",
+                "taskweave:images:entry:c1:2:1",
+                "taskweave:images:dead",
+                "taskweave:images:workers",
+                "taskweave:images:worker:w1",
+                "taskweave:seq",
+                "taskweave:result:c1:2",
+                "taskweave:reply:c1",
+                "taskweave:*",
+            ]
+        );
+        assert!(!single.is_cluster());
+        assert_eq!(single.for_queue("mail").tasks(), "taskweave:mail:tasks");
+
+        let cluster = Keys::clustered("taskweave", "images");
+        let names = [
+            cluster.tasks(),
+            cluster.starts(),
+            cluster.entry_of("c1:2:1"),
+            cluster.dead(),
+            cluster.workers(),
+            cluster.heartbeat("w1"),
+            cluster.sequence(),
+            cluster.result("c1", 2),
+            cluster.reply("c1"),
+        ];
+        for name in &names {
+            assert!(name.starts_with("{taskweave:images}:"), "{name}");
+        }
+        assert_eq!(cluster.result_prefix(), "{taskweave:images}:result:");
+        assert_eq!(cluster.namespace_pattern(), "{taskweave:*");
+        assert_eq!(cluster.for_queue("mail").tasks(), "{taskweave:mail}:tasks");
     }
 
     fn entry() -> TaskEntry {

@@ -6,8 +6,9 @@ use std::fmt;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, Script, Value};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 
 use super::protocol::{DONE, ENTRY_KEY_TTL_MS, GROUP, Keys, TaskEntry};
 use super::store::{
@@ -25,6 +26,88 @@ pub struct ConnectOptions {
     pub block: Duration,
     /// A CA certificate (PEM) to trust for `rediss://` instead of the system's roots.
     pub tls_root_certificate: Option<Vec<u8>>,
+    /// The seed nodes of a Redis Cluster; empty for a single server.
+    pub cluster_nodes: Vec<String>,
+}
+
+/// A connection to one server (a connection manager, which reconnects by itself) or to a
+/// Redis Cluster (redis-rs's cluster client, which routes each command to the node that
+/// holds its keys and follows `MOVED` and `ASK`).
+#[derive(Clone)]
+pub enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+            Connection::Cluster(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(connection) => connection.get_db(),
+            Connection::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// Connects to the Redis Cluster of `options.cluster_nodes`: one multiplexed connection per
+/// node, commands answered within `response_timeout`.
+pub async fn connect_cluster(
+    options: &ConnectOptions,
+    response_timeout: Duration,
+    retries: u32,
+) -> Result<ClusterConnection, StoreError> {
+    let client = redis::cluster::ClusterClientBuilder::new(options.cluster_nodes.iter().cloned())
+        .connection_timeout(options.command_timeout)
+        .response_timeout(response_timeout)
+        .retries(retries)
+        .build()
+        .map_err(connect_failed)?;
+    client.get_async_connection().await.map_err(connect_failed)
+}
+
+/// Connects to the server of `url` (a connection manager) or, in cluster mode, to the
+/// cluster of `options.cluster_nodes`, commands answered within `response_timeout`.
+pub async fn connect_one(
+    url: &str,
+    options: &ConnectOptions,
+    response_timeout: Duration,
+    retries: usize,
+) -> Result<Connection, StoreError> {
+    if !options.cluster_nodes.is_empty() {
+        let retries = u32::try_from(retries).unwrap_or(u32::MAX);
+        return Ok(Connection::Cluster(connect_cluster(options, response_timeout, retries).await?));
+    }
+    let client = open_client(url, options)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(options.command_timeout))
+        .set_response_timeout(Some(response_timeout))
+        .set_number_of_retries(retries)
+        .set_max_delay(Duration::from_secs(2));
+    let manager =
+        ConnectionManager::new_with_config(client, config).await.map_err(connect_failed)?;
+    Ok(Connection::Single(manager))
 }
 
 /// A redis-rs client for `url`: plain, or TLS for `rediss://` (feature `redis-tls`).
@@ -110,9 +193,9 @@ impl Scripts {
 pub struct RedisStore {
     keys: Keys,
     /// Short commands and scripts, pipelined.
-    commands: ConnectionManager,
+    commands: Connection,
     /// Blocking reads (`XREAD`/`XREADGROUP` with `BLOCK`) only.
-    blocking: ConnectionManager,
+    blocking: Connection,
     scripts: Scripts,
     /// About how many entries `dead_letter.lua` keeps in the dead-letter stream.
     dead_letter_cap: u64,
@@ -150,7 +233,8 @@ fn malformed(operation: &'static str, what: &str) -> StoreError {
 }
 
 impl RedisStore {
-    /// Connects twice to `url` (commands, blocking reads) and checks that the server answers.
+    /// Connects twice to `url`, or in cluster mode to the cluster of
+    /// `options.cluster_nodes` (commands, blocking reads), and checks that the server answers.
     ///
     /// # Errors
     ///
@@ -161,21 +245,9 @@ impl RedisStore {
         keys: Keys,
         options: &ConnectOptions,
     ) -> StoreResult<RedisStore> {
-        let client = open_client(url, options)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.command_timeout))
-            .set_response_timeout(Some(options.command_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let commands = ConnectionManager::new_with_config(client.clone(), config.clone())
-            .await
-            .map_err(connect_failed)?;
-        let blocking = ConnectionManager::new_with_config(
-            client,
-            config.set_response_timeout(Some(options.command_timeout + options.block)),
-        )
-        .await
-        .map_err(connect_failed)?;
+        let commands = connect_one(url, options, options.command_timeout, 2).await?;
+        let blocking =
+            connect_one(url, options, options.command_timeout + options.block, 2).await?;
         let store = RedisStore {
             keys,
             commands,

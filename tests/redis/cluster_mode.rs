@@ -1,0 +1,441 @@
+//! Redis Cluster mode (`RedisConfig::cluster`, issue 19 "scale-out past one Redis") against
+//! a real cluster of three masters on loopback (`tests/support/redis_cluster.rs`): queues on
+//! different shards, a dead worker's entries taken over, a master restarted mid-run, the
+//! admin calls, and what cluster mode refuses.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use taskweave::transport::redis::{RedisAdmin, RedisConfig, RedisTransport};
+use taskweave::worker::Worker;
+use taskweave::{Client, Error};
+
+use crate::redis_cluster::RedisCluster;
+use crate::tasks::{Add, register_all};
+use crate::{run, within};
+
+/// The summary form of `XPENDING`: count, smallest and largest id, per-consumer counts.
+type Summary = (u64, Option<String>, Option<String>, Option<Vec<(String, u64)>>);
+
+/// The tasks per queue of the throughput tests.
+const TASKS: i64 = 1_000;
+
+/// The config of `queue` on `cluster`.
+fn config(cluster: &RedisCluster, queue: &str) -> RedisConfig {
+    RedisConfig::cluster(cluster.urls()).queue(queue)
+}
+
+/// A client on `cluster` for `queue`.
+async fn client(cluster: &RedisCluster, queue: &str) -> Client {
+    let transport = RedisTransport::builder_with(config(cluster, queue))
+        .connect()
+        .await
+        .expect("connect the client to the cluster");
+    Client::builder().transport(transport).build().await.expect("build a cluster client")
+}
+
+/// An in-process worker for `queue` on `cluster`.
+async fn worker(cluster: &RedisCluster, queue: &str) -> Worker {
+    register_all(
+        Worker::builder()
+            .redis_config(config(cluster, queue))
+            .concurrency(4)
+            .reclaim_after(Duration::from_millis(500)),
+    )
+    .start()
+    .await
+    .expect("start a worker on the cluster")
+}
+
+/// The hash-tagged task stream of `queue`.
+fn stream(queue: &str) -> String {
+    format!("{{taskweave:{queue}}}:tasks")
+}
+
+/// Two queue names whose keys live on different masters.
+fn queues_on_two_masters(cluster: &RedisCluster) -> (String, usize, String, usize) {
+    let first = "images".to_owned();
+    let first_node = cluster.node_of(&stream(&first));
+    for i in 0..1000 {
+        let second = format!("mail-{i}");
+        let second_node = cluster.node_of(&stream(&second));
+        if second_node != first_node {
+            return (first, first_node, second, second_node);
+        }
+    }
+    panic!("no queue name hashed to another master");
+}
+
+/// Submits `TASKS` additions to `client` and checks every value.
+async fn run_many(client: &Client, offset: i64) {
+    let futures = client.map_task::<Add>((0..TASKS).map(|i| (i, offset)));
+    let values = within(
+        client,
+        Duration::from_secs(90),
+        "gathering the tasks of one queue",
+        Box::pin(client.gather(&futures)),
+    )
+    .await
+    .expect("every task gives its value");
+    assert_eq!(values, (0..TASKS).map(|i| i + offset).collect::<Vec<i64>>());
+}
+
+/// Every key of a queue carries its hash tag, so one queue's keys sit on one master; two
+/// queues whose tags hash to different masters each run 1,000 tasks on their own shard,
+/// every value right.
+#[test]
+fn two_queues_on_two_masters_each_run_a_thousand_tasks() {
+    let cluster = RedisCluster::start(3);
+    run(move || async move {
+        let (first, first_node, second, second_node) = queues_on_two_masters(&cluster);
+        // Every key of a queue shares the slot of its tag.
+        let slot = cluster.slot_of(&format!("{{taskweave:{first}}}"));
+        for suffix in [":tasks", ":starts", ":dead", ":workers", ":seq", ":entry:c1:1:1"] {
+            assert_eq!(cluster.slot_of(&format!("{{taskweave:{first}}}{suffix}")), slot);
+        }
+        assert_ne!(first_node, second_node);
+
+        let (client_a, client_b) =
+            (client(&cluster, &first).await, client(&cluster, &second).await);
+        let (worker_a, worker_b) =
+            (worker(&cluster, &first).await, worker(&cluster, &second).await);
+        futures::join!(run_many(&client_a, 0), run_many(&client_b, 1_000_000));
+
+        // The streams live on the masters their tags hash to, and nowhere else.
+        for (queue, node) in [(&first, first_node), (&second, second_node)] {
+            for index in 0..3 {
+                let mut connection = cluster.connection(index);
+                let exists: redis::RedisResult<i64> =
+                    redis::cmd("EXISTS").arg(stream(queue)).query(&mut connection);
+                if index == node {
+                    assert_eq!(exists.unwrap(), 1, "{queue}'s stream is on node {node}");
+                } else {
+                    let error = exists.expect_err("another master redirects");
+                    assert_eq!(error.code(), Some("MOVED"), "{error}");
+                }
+            }
+        }
+        // The admin's queue list visits every master.
+        let admin =
+            RedisAdmin::builder("").redis_config(config(&cluster, &first)).connect().await.unwrap();
+        let queues = admin.queues().await.unwrap();
+        assert_eq!(queues, {
+            let mut both = vec![first.clone(), second.clone()];
+            both.sort();
+            both
+        });
+        assert_eq!(admin.for_queue(&second).queue_stats().await.unwrap().dead_letters, 0);
+
+        for worker in [&worker_a, &worker_b] {
+            worker.shutdown();
+            worker.stopped().await;
+            assert!(worker.error().is_none(), "{:?}", worker.error());
+        }
+        client_a.close().await.unwrap();
+        client_b.close().await.unwrap();
+    });
+}
+
+/// A worker that died holding entries (a consumer that took them and never acknowledged
+/// them) has them taken over by a live worker of the same queue, through the cluster
+/// client.
+#[test]
+fn a_dead_workers_entries_are_taken_over_on_a_cluster() {
+    let cluster = RedisCluster::start(3);
+    run(move || async move {
+        let queue = "takeover";
+        let client = client(&cluster, queue).await;
+        let futures = client.map_task::<Add>((0..20).map(|i| (i, 1)));
+        let key = stream(queue);
+        let mut connection = cluster.cluster_connection();
+        // Bounded wait for the 20 entries, then the ghost takes 5 and dies.
+        let executor = client.executor().clone();
+        within(
+            &client,
+            Duration::from_secs(30),
+            "the entries in the stream",
+            Box::pin(async {
+                loop {
+                    let length: usize =
+                        redis::cmd("XLEN").arg(&key).query(&mut connection).unwrap();
+                    if length >= 20 {
+                        return;
+                    }
+                    executor.sleep(Duration::from_millis(10)).await;
+                }
+            }),
+        )
+        .await;
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&key)
+            .arg("workers")
+            .arg("0")
+            .arg("MKSTREAM")
+            .query(&mut connection);
+        if let Err(error) = created {
+            assert_eq!(error.code(), Some("BUSYGROUP"), "{error}");
+        }
+        let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("workers")
+            .arg("ghost")
+            .arg("COUNT")
+            .arg(5)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(">")
+            .query(&mut connection)
+            .unwrap();
+        assert_eq!(read.keys[0].ids.len(), 5, "the ghost took 5 entries");
+
+        let worker = worker(&cluster, queue).await;
+        let values = within(
+            &client,
+            Duration::from_secs(60),
+            "the tasks, the ghost's included",
+            Box::pin(client.gather(&futures)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(values, (1..=20).collect::<Vec<i64>>());
+        let pending: Summary =
+            redis::cmd("XPENDING").arg(&key).arg("workers").query(&mut connection).unwrap();
+        assert_eq!(pending.0, 0, "nothing is left pending: the ghost's entries were taken over");
+        worker.shutdown();
+        worker.stopped().await;
+        client.close().await.unwrap();
+    });
+}
+
+/// The master that holds a queue is killed and restarted (append-only persistence on) while
+/// its tasks run: the client and the worker reconnect through the cluster client and every
+/// task gives its value, none lost.
+#[test]
+fn a_master_restarted_mid_run_loses_no_task() {
+    let mut cluster = RedisCluster::start(3);
+    let queue = "restart";
+    let node = cluster.node_of(&stream(queue));
+    let (ask_restart, restart_asked) = std::sync::mpsc::channel::<()>();
+    let (done, mut finished) = futures::channel::mpsc::unbounded::<&'static str>();
+    let urls = cluster.urls();
+    let restarter = std::thread::spawn(move || {
+        restart_asked.recv().expect("the test asks for the restart");
+        cluster.kill(node);
+        done.unbounded_send("killed").unwrap();
+        cluster.start_again(node);
+        done.unbounded_send("restarted").unwrap();
+        cluster
+    });
+    run(move || async move {
+        let redis = RedisConfig::cluster(urls).queue(queue);
+        let transport = RedisTransport::builder_with(redis.clone()).connect().await.unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        let worker = register_all(
+            Worker::builder()
+                .redis_config(redis)
+                .concurrency(4)
+                .reclaim_after(Duration::from_millis(500)),
+        )
+        .start()
+        .await
+        .unwrap();
+        let first = client.map_task::<Add>((0..TASKS).map(|i| (i, 0)));
+        // Some of them done, then the master goes down and comes back.
+        within(
+            &client,
+            Duration::from_secs(60),
+            "the first task",
+            Box::pin(async { first[0].clone().await.unwrap() }),
+        )
+        .await;
+        ask_restart.send(()).unwrap();
+        let second = client.map_task::<Add>((0..TASKS).map(|i| (i, 7)));
+        let said =
+            within(&client, Duration::from_secs(30), "the kill", Box::pin(finished.next())).await;
+        assert_eq!(said, Some("killed"));
+        // The master died while tasks of the second batch were still to run.
+        let unfinished = second.iter().filter(|future| !future.is_done()).count();
+        assert!(unfinished > 0, "the master was killed mid-run");
+        let said =
+            within(&client, Duration::from_secs(60), "the restart", Box::pin(finished.next()))
+                .await;
+        assert_eq!(said, Some("restarted"));
+        for (futures, offset) in [(&first, 0), (&second, 7)] {
+            let values = within(
+                &client,
+                Duration::from_secs(90),
+                "every task after the restart",
+                Box::pin(client.gather(futures)),
+            )
+            .await
+            .expect("no task lost");
+            assert_eq!(values, (0..TASKS).map(|i| i + offset).collect::<Vec<i64>>());
+        }
+        worker.shutdown();
+        worker.stopped().await;
+        client.close().await.unwrap();
+    });
+    drop(restarter.join().expect("the restart thread"));
+}
+
+/// What cluster mode refuses, each with a clear error: the coordination primitives (they
+/// name cluster mode and say what to use instead), names that would break the hash tag, no
+/// node at all, and a cluster as `coordination_redis`.
+#[test]
+fn cluster_mode_refuses_coordination_and_bad_names_clearly() {
+    let cluster = RedisCluster::start(3);
+    run(move || async move {
+        let client = client(&cluster, "refusals").await;
+        match client.lock("door").acquire().await {
+            Err(Error::Coordination { problem, .. }) => {
+                assert!(problem.contains("Redis Cluster"), "{problem}");
+                assert!(problem.contains("coordination_redis"), "{problem}");
+            }
+            other => panic!("a lock on a cluster is refused, got {other:?}"),
+        }
+        client.close().await.unwrap();
+        // The way out the message gives: coordination on one server beside the cluster.
+        let single = crate::RedisServer::start();
+        let transport =
+            RedisTransport::builder_with(config(&cluster, "refusals")).connect().await.unwrap();
+        let client = Client::builder()
+            .transport(transport)
+            .coordination_redis(RedisConfig::new(single.url()))
+            .build()
+            .await
+            .unwrap();
+        let lease = client.lock("door").acquire().await.expect("a lock on the single server");
+        drop(lease);
+        client.close().await.unwrap();
+
+        let braces = RedisTransport::builder_with(config(&cluster, "a{b}")).connect().await;
+        match braces {
+            Err(Error::InvalidConfig { message }) => {
+                assert!(message.contains("hash tag"), "{message}")
+            }
+            other => panic!("a queue name with braces is refused, got {:?}", other.map(|_| ())),
+        }
+        let none = RedisTransport::builder_with(RedisConfig::cluster(Vec::<String>::new()))
+            .connect()
+            .await;
+        match none {
+            Err(Error::InvalidConfig { message }) => {
+                assert!(message.contains("no node"), "{message}")
+            }
+            other => panic!("a cluster without nodes is refused, got {:?}", other.map(|_| ())),
+        }
+        let worker =
+            register_all(Worker::builder().redis_config(config(&cluster, "{x"))).start().await;
+        assert!(matches!(worker, Err(Error::InvalidConfig { .. })), "{:?}", worker.err());
+        let coordination = Client::builder()
+            .coordination_redis(RedisConfig::cluster(cluster.urls()))
+            .build()
+            .await;
+        match coordination {
+            Err(Error::InvalidConfig { message }) => {
+                assert!(message.contains("cluster"), "{message}")
+            }
+            other => {
+                panic!("coordination_redis on a cluster is refused, got {:?}", other.map(|_| ()))
+            }
+        }
+    });
+}
+
+/// The scripts that reach keys named by a prefix (`hand_back.lua`, `requeue.lua`,
+/// `dead_letter.lua`) stay within the queue's slot on a cluster: a worker stopped while it
+/// holds entries taken ahead hands them back and another runs them; an undecodable entry is
+/// dead-lettered, requeued and purged through the admin calls.
+#[test]
+fn hand_back_and_dead_letters_work_on_a_cluster() {
+    let cluster = RedisCluster::start(3);
+    run(move || async move {
+        let queue = "scripts";
+        let key = stream(queue);
+        let client = client(&cluster, queue).await;
+        let executor = client.executor().clone();
+        let first = register_all(
+            Worker::builder().redis_config(config(&cluster, queue)).concurrency(1).prefetch(8),
+        )
+        .start()
+        .await
+        .unwrap();
+        let futures = client.map_task::<crate::tasks::Sleepy>((0..6).map(|i| (300, i)));
+        let mut connection = cluster.cluster_connection();
+        // Bounded wait until the worker holds entries beyond the one it runs.
+        within(
+            &client,
+            Duration::from_secs(30),
+            "entries taken ahead",
+            Box::pin(async {
+                loop {
+                    let pending: Summary = redis::cmd("XPENDING")
+                        .arg(&key)
+                        .arg("workers")
+                        .query(&mut connection)
+                        .unwrap();
+                    if pending.0 >= 3 {
+                        return;
+                    }
+                    executor.sleep(Duration::from_millis(10)).await;
+                }
+            }),
+        )
+        .await;
+        first.shutdown();
+        first.stopped().await;
+        let second = worker(&cluster, queue).await;
+        let values = within(
+            &client,
+            Duration::from_secs(60),
+            "the tasks handed back",
+            Box::pin(client.gather(&futures)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(values, (0..6).collect::<Vec<i64>>());
+
+        let _: String = redis::cmd("XADD")
+            .arg(&key)
+            .arg("*")
+            .arg("garbage")
+            .arg("1")
+            .query(&mut connection)
+            .unwrap();
+        let admin =
+            RedisAdmin::builder("").redis_config(config(&cluster, queue)).connect().await.unwrap();
+        let dead_letter_count = |admin: RedisAdmin| {
+            let executor = executor.clone();
+            async move {
+                loop {
+                    let stats = admin.queue_stats().await.unwrap();
+                    if stats.dead_letters == 1 {
+                        return;
+                    }
+                    executor.sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        within(
+            &client,
+            Duration::from_secs(30),
+            "the dead letter",
+            Box::pin(dead_letter_count(admin.clone())),
+        )
+        .await;
+        assert_eq!(admin.requeue_all_dead_letters().await.unwrap(), 1);
+        within(
+            &client,
+            Duration::from_secs(30),
+            "the dead letter again",
+            Box::pin(dead_letter_count(admin.clone())),
+        )
+        .await;
+        assert_eq!(admin.purge_dead_letters().await.unwrap(), 1);
+        second.shutdown();
+        second.stopped().await;
+        assert!(second.error().is_none(), "{:?}", second.error());
+        client.close().await.unwrap();
+    });
+}
