@@ -9,12 +9,14 @@
 //! ```
 //!
 //! Flags: `--seconds N` stops after N seconds (default: run until Ctrl-C), `--port P` serves
-//! on 127.0.0.1:P (default 8787; 0 picks a free port).
+//! on 127.0.0.1:P (default 8787; 0 picks a free port). With `--seconds`, it also writes a
+//! performance report of the whole run (`dashboard-report.html` in the system's temporary
+//! directory) and prints its path.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use taskweave::{Client, ReturnWhen};
+use taskweave::{Client, PerformanceReport, ReturnWhen};
 
 /// A quick piece of work.
 fn load(index: u64) -> u64 {
@@ -86,6 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("metrics: {}metrics", dashboard.url());
 
     let started = Instant::now();
+    let report = PerformanceReport::start(&client);
     let deadline = flags.seconds.map(Duration::from_secs);
     let mut wave = 0u64;
     while deadline.is_none_or(|deadline| started.elapsed() < deadline) {
@@ -114,6 +117,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         wave += 1;
     }
+    let path = std::env::temp_dir().join("dashboard-report.html");
+    report.write(&path)?;
+    println!("performance report: {}", path.display());
+    drop(report);
     dashboard.stop();
     client.blocking().close()?;
     Ok(())

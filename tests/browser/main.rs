@@ -1,4 +1,4 @@
-//! The live dashboard in a real headless Chromium (see `tests/support/browser.rs`): the page
+//! The live dashboard, and a written performance report, in a real headless Chromium (see `tests/support/browser.rs`): the page
 //! draws the task stream while a workload of a few thousand tasks runs, reaches 100% when it
 //! is done, lists a failure with its message as text (a key and a message made of markup stay
 //! text), and logs no console error; `/metrics` parses and agrees with `Client::stats`.
@@ -384,4 +384,66 @@ fn example_binary() -> PathBuf {
         .expect("run cargo");
     assert!(status.success(), "cargo could not build the dashboard example");
     profile_dir.join("examples").join("dashboard")
+}
+
+/// A performance report written by `taskweave::performance_report`, opened from its
+/// `file://` URL in the real browser: every chart is drawn (lanes, bars, bins, histograms,
+/// utilisation), the failure is listed with its message as text, and the page logs no
+/// console error and fetches nothing. Its screenshot is the README's (`docs/report.png`
+/// with `TASKWEAVE_UPDATE_SCREENSHOTS=1`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_performance_report_opens_from_a_file_with_its_charts_drawn() {
+    let Some(mut browser) = Browser::launch().await else { return };
+    let client = Client::builder().workers(2).build().await.unwrap();
+    let dir = root().join("target/browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("report.html");
+    taskweave::performance_report(&client, &path, async {
+        let quick = client.map(crunch, 0..500);
+        let slow = client.map(steady, 0..10);
+        let failing = client
+            .task()
+            .key(KEY_MARKUP)
+            .try_submit(|_: ()| Err::<u64, _>(MESSAGE_MARKUP.to_owned()), ());
+        client.gather(&quick).await.unwrap();
+        client.gather(&slow).await.unwrap();
+        assert!(failing.await.is_err());
+    })
+    .await
+    .unwrap();
+
+    let url = format!("file://{}", path.display());
+    browser.open(&url).await;
+    browser.wait_for("#task-stream", browser::STEP).await.unwrap();
+    // The report has no script, so nothing in it runs: the checks below read the DOM.
+    for (what, script) in [
+        ("two lanes", "return document.querySelectorAll('#task-stream g.lane').length >= 2"),
+        ("bars", "return document.querySelectorAll('#task-stream rect.bar').length >= 20"),
+        (
+            "a failed bar",
+            "return document.querySelectorAll('#task-stream rect.bar.failed').length >= 1",
+        ),
+        ("throughput bins", "return document.querySelectorAll('#throughput g.bin').length >= 1"),
+        ("histograms", "return document.querySelectorAll('#durations g.histogram').length >= 2"),
+        ("utilisation", "return document.querySelectorAll('#utilisation g.worker').length >= 2"),
+        ("the failure", "return document.querySelectorAll('#failures tr.failure').length === 1"),
+    ] {
+        if let Err(error) = browser.wait_until(script, browser::STEP).await {
+            panic!("the report shows {what}: {error}");
+        }
+    }
+    let failures = browser.text("#failures").await;
+    assert!(failures.contains(MESSAGE_MARKUP), "{failures}");
+    assert_eq!(
+        browser.eval("return document.querySelectorAll('img').length").await,
+        serde_json::json!(0)
+    );
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "the report logged errors: {errors:#?}");
+    browser.screenshot(&dir.join("report.png")).await;
+    if std::env::var_os("TASKWEAVE_UPDATE_SCREENSHOTS").is_some() {
+        std::fs::copy(dir.join("report.png"), root().join("docs/report.png")).unwrap();
+    }
+    browser.close().await;
+    client.close().await.unwrap();
 }
