@@ -22,10 +22,7 @@
 //! cargo run --example parameter_server --features redis -- --redis redis://127.0.0.1:6379
 //! ```
 
-use std::convert::Infallible;
-
-use serde::{Deserialize, Serialize};
-use taskweave::{Actor, Client, Task};
+use taskweave::{Actor, Client};
 
 /// Features of the model.
 const FEATURES: usize = 16;
@@ -107,35 +104,41 @@ fn gradient(weights: &[f64], data: &[(Vec<f64>, f64)]) -> Vec<f64> {
     gradient
 }
 
+#[cfg(feature = "redis")]
 /// A gradient as a registered task, for the Redis mode: the shard's index and the weights
 /// in, the gradient out.
+#[cfg(feature = "redis")]
 struct Gradient;
 
-impl Task for Gradient {
+#[cfg(feature = "redis")]
+impl taskweave::Task for Gradient {
     const NAME: &'static str = "parameter_server.gradient";
     type Input = (usize, Vec<f64>);
     type Output = Vec<f64>;
-    type Error = Infallible;
+    type Error = std::convert::Infallible;
 
-    fn run((index, weights): (usize, Vec<f64>)) -> Result<Vec<f64>, Infallible> {
+    fn run((index, weights): (usize, Vec<f64>)) -> Result<Vec<f64>, std::convert::Infallible> {
         Ok(gradient(&weights, &shard(index)))
     }
 }
 
 /// What the server is asked, in the Redis mode.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum ServerCall {
     Pull,
     Push(Vec<f64>),
 }
 
 /// What the server answers: the weights and how many gradients it applied.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct ServerReply {
     weights: Vec<f64>,
     updates: u64,
 }
 
+#[cfg(feature = "redis")]
 impl taskweave::RemoteActor for ParameterServer {
     const NAME: &'static str = "parameter_server.server";
     type Init = ();

@@ -470,6 +470,7 @@ pub struct ReportedRun {
     pub times: RunTimes,
 }
 
+#[cfg(any(test, feature = "sim"))]
 /// The fields a completion carries for its run, after `deliveries` (as complete.lua writes
 /// them).
 pub fn run_fields(worker: &str, times: RunTimes) -> [(&'static str, Vec<u8>); 3] {
