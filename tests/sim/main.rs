@@ -2,7 +2,7 @@
 //! on a `SimExecutor`, under seeded workloads and faults, checked against an oracle.
 //!
 //! Run: `cargo test --profile sim --features sim,redis --test sim` (`scripts/test` does, with
-//! a budget of 90 s; the `sim` profile is a release build with debug assertions and overflow
+//! a budget of 60 s; the `sim` profile is a release build with debug assertions and overflow
 //! checks). `cargo test --all-features` runs it too, in the debug build: `scripts/test` keeps
 //! that run to a few seconds (`TASKWEAVE_SIM_SECS=5`).
 //!
