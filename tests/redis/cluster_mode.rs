@@ -439,3 +439,138 @@ fn hand_back_and_dead_letters_work_on_a_cluster() {
         client.close().await.unwrap();
     });
 }
+
+/// A master killed for good mid-run (no restart), on a cluster with one replica per master:
+/// its replica takes over the slots and every task of the queue still gives its value. What
+/// the master had not yet copied to its replica when it died (Redis replicates after
+/// answering) is found missing by the client's check of its pending tasks and sent again.
+#[test]
+fn a_replica_takes_over_a_killed_master_and_no_task_is_lost() {
+    use crate::redis_cluster::ClusterOptions;
+    let mut cluster = RedisCluster::start_with(ClusterOptions {
+        masters: 3,
+        replicas: 1,
+        node_timeout: Duration::from_millis(1_000),
+        ..ClusterOptions::default()
+    });
+    let queue = "failover";
+    let key = stream(queue);
+    let master = cluster.node_of(&key);
+    let (ask_kill, kill_asked) = std::sync::mpsc::channel::<()>();
+    // `None` once the master is dead, then the node that serves the slot after the takeover.
+    let (done, mut finished) = futures::channel::mpsc::unbounded::<Option<usize>>();
+    let urls = cluster.urls();
+    let killer = std::thread::spawn(move || {
+        kill_asked.recv().expect("the test asks for the kill");
+        cluster.kill(master);
+        done.unbounded_send(None).unwrap();
+        let serving = cluster.wait_for_takeover(master, &key, Duration::from_secs(30));
+        done.unbounded_send(Some(serving)).unwrap();
+        cluster
+    });
+    run(move || async move {
+        let redis = RedisConfig::cluster(urls).queue(queue);
+        let transport = RedisTransport::builder_with(redis.clone()).connect().await.unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        let worker = register_all(
+            Worker::builder()
+                .redis_config(redis)
+                .concurrency(4)
+                .reclaim_after(Duration::from_millis(500)),
+        )
+        .start()
+        .await
+        .unwrap();
+        let first = client.map_task::<Add>((0..TASKS).map(|i| (i, 0)));
+        within(
+            &client,
+            Duration::from_secs(60),
+            "the first task",
+            Box::pin(async { first[0].clone().await.unwrap() }),
+        )
+        .await;
+        ask_kill.send(()).unwrap();
+        let second = client.map_task::<Add>((0..TASKS).map(|i| (i, 7)));
+        let said =
+            within(&client, Duration::from_secs(30), "the kill", Box::pin(finished.next())).await;
+        assert_eq!(said, Some(None), "the killer thread reports the kill");
+        // The master died while tasks of the second batch were still to run.
+        let unfinished = second.iter().filter(|future| !future.is_done()).count();
+        assert!(unfinished > 0, "the master was killed mid-run");
+        let serving =
+            within(&client, Duration::from_secs(60), "the takeover", Box::pin(finished.next()))
+                .await
+                .flatten()
+                .expect("the killer thread reports the takeover");
+        assert_ne!(serving, master, "a replica serves the queue's slot now");
+        for (futures, offset) in [(&first, 0), (&second, 7)] {
+            let values = within(
+                &client,
+                Duration::from_secs(90),
+                "every task after the takeover",
+                Box::pin(client.gather(futures)),
+            )
+            .await
+            .expect("no task lost");
+            assert_eq!(values, (0..TASKS).map(|i| i + offset).collect::<Vec<i64>>());
+        }
+        worker.shutdown();
+        worker.stopped().await;
+        client.close().await.unwrap();
+    });
+    drop(killer.join().expect("the killer thread"));
+}
+
+/// A cluster that serves TLS only (client ports, bus and replication): clients and workers
+/// given `rediss://` nodes and the test CA run a queue's tasks through it, and the admin
+/// calls reach it; a plain `redis://` client cannot, and mixed schemes are refused clearly.
+#[cfg(feature = "redis-tls")]
+#[test]
+fn a_tls_cluster_runs_tasks_and_mixed_schemes_are_refused() {
+    use crate::redis_cluster::ClusterOptions;
+    let cluster =
+        RedisCluster::start_with(ClusterOptions { tls: true, ..ClusterOptions::default() });
+    run(move || async move {
+        let redis = RedisConfig::cluster(cluster.urls())
+            .queue("secure")
+            .tls_root_certificate(cluster.ca_certificate());
+        let transport = RedisTransport::builder_with(redis.clone()).connect().await.unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        let worker = register_all(Worker::builder().redis_config(redis.clone()).concurrency(4))
+            .start()
+            .await
+            .expect("a worker connects to the TLS cluster");
+        let futures = client.map_task::<Add>((0..200).map(|i| (i, 1)));
+        let values = within(
+            &client,
+            Duration::from_secs(60),
+            "the tasks through the TLS cluster",
+            Box::pin(client.gather(&futures)),
+        )
+        .await
+        .expect("every task gives its value");
+        assert_eq!(values, (0..200).map(|i| i + 1).collect::<Vec<i64>>());
+        let admin = RedisAdmin::builder("")
+            .redis_config(redis.clone())
+            .connect()
+            .await
+            .expect("admin over TLS");
+        let queues = admin.queues().await.expect("the admin scans every master over TLS");
+        assert!(queues.iter().any(|queue| queue.contains("secure")), "{queues:?}");
+        worker.shutdown();
+        worker.stopped().await;
+        client.close().await.unwrap();
+
+        let mut mixed = cluster.urls();
+        mixed[0] = mixed[0].replacen("rediss://", "redis://", 1);
+        match RedisTransport::builder_with(RedisConfig::cluster(mixed).queue("secure"))
+            .connect()
+            .await
+        {
+            Err(Error::InvalidConfig { message }) => {
+                assert!(message.contains("same scheme"), "{message}")
+            }
+            other => panic!("mixed schemes are refused, got {:?}", other.map(|_| ())),
+        }
+    });
+}

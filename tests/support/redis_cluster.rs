@@ -1,8 +1,11 @@
-//! A real Redis Cluster for tests: `masters` `redis-server --cluster-enabled yes` processes
-//! on free loopback ports (each with its own temporary directory, append-only persistence
-//! on, so a restarted master keeps its data), joined by `redis-cli --cluster create` with no
-//! replicas; killed and cleaned up on drop. A missing `redis-server` or `redis-cli` fails the
-//! test with an install hint; it is never skipped.
+//! A real Redis Cluster for tests: `redis-server --cluster-enabled yes` processes on free
+//! loopback ports (each with its own temporary directory, append-only persistence on, so a
+//! restarted master keeps its data), joined by `redis-cli --cluster create`: masters only by
+//! default, or with replicas that take over a killed master (`ClusterOptions`), plain or
+//! TLS on every port (a test CA made with `openssl`, `make_certificates` of
+//! `redis_server.rs`, which a test crate including this file must include as
+//! `redis_server`). Killed and cleaned up on drop. A missing `redis-server` or `redis-cli`
+//! fails the test with an install hint; it is never skipped.
 
 #![allow(dead_code)]
 
@@ -19,33 +22,86 @@ const INSTALL_HINT: &str = "redis-server and redis-cli are needed for the Redis 
 
 static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
 
-/// One master of the cluster.
+/// How a test cluster is made.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// How many masters share the slots.
+    pub masters: usize,
+    /// Replicas per master (`--cluster-replicas`); a replica takes over its master's slots
+    /// when the master is killed.
+    pub replicas: usize,
+    /// Serve TLS only, client connections, the cluster bus and replication alike.
+    pub tls: bool,
+    /// `cluster-node-timeout`: how long a silent node takes to be marked failed (and a
+    /// replica to start its takeover).
+    pub node_timeout: Duration,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        // A master that restarts within the timeout comes back before the others mark it
+        // failed, and the other masters keep serving their slots meanwhile.
+        ClusterOptions { masters: 3, replicas: 0, tls: false, node_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// One node of the cluster.
 struct Node {
     child: Option<Child>,
     port: u16,
     /// The cluster bus port (`cluster-port`).
     bus_port: u16,
     dir: PathBuf,
+    /// The directory of the cluster's test CA and certificate, when it serves TLS.
+    certificates: Option<PathBuf>,
+    node_timeout: Duration,
 }
 
-/// A running Redis Cluster of masters only.
+/// A running Redis Cluster.
 pub struct RedisCluster {
     nodes: Vec<Node>,
+    options: ClusterOptions,
+    /// The directory of the test CA and certificate (TLS clusters), removed on drop.
+    certificates: Option<PathBuf>,
 }
 
 impl RedisCluster {
-    /// Starts `masters` nodes and joins them into one cluster; waits (bounded) until every
-    /// node reports `cluster_state:ok`.
+    /// Starts `masters` masters (no replicas, no TLS) and joins them into one cluster; waits
+    /// (bounded) until every node reports `cluster_state:ok`.
     pub fn start(masters: usize) -> RedisCluster {
-        let mut cluster = RedisCluster { nodes: Vec::new() };
-        for _ in 0..masters {
+        RedisCluster::start_with(ClusterOptions { masters, ..ClusterOptions::default() })
+    }
+
+    /// Starts a cluster as `options` say; waits (bounded) until every node reports
+    /// `cluster_state:ok` and every replica is in sync with its master.
+    pub fn start_with(options: ClusterOptions) -> RedisCluster {
+        let certificates = options.tls.then(|| {
+            let dir = std::env::temp_dir().join(format!(
+                "taskweave-redis-cluster-ca-{}-{}",
+                std::process::id(),
+                NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&dir).expect("create the test CA's directory");
+            crate::redis_server::make_certificates(&dir);
+            dir
+        });
+        let mut cluster =
+            RedisCluster { nodes: Vec::new(), options: options.clone(), certificates };
+        for _ in 0..options.masters * (1 + options.replicas) {
             let dir = std::env::temp_dir().join(format!(
                 "taskweave-redis-cluster-{}-{}",
                 std::process::id(),
                 NEXT_DIR.fetch_add(1, Ordering::Relaxed)
             ));
             std::fs::create_dir_all(&dir).expect("create the node's temporary directory");
-            let mut node = Node { child: None, port: 0, bus_port: 0, dir };
+            let mut node = Node {
+                child: None,
+                port: 0,
+                bus_port: 0,
+                dir,
+                certificates: cluster.certificates.clone(),
+                node_timeout: options.node_timeout,
+            };
             // A free port can be taken by someone else before the server binds it.
             let mut last_error = String::new();
             let mut started = false;
@@ -64,11 +120,14 @@ impl RedisCluster {
             cluster.nodes.push(node);
         }
         let mut create = Command::new("redis-cli");
+        if let Some(certificates) = &cluster.certificates {
+            create.arg("--tls").arg("--cacert").arg(certificates.join("ca.crt"));
+        }
         create.arg("--cluster").arg("create");
         for node in &cluster.nodes {
             create.arg(format!("127.0.0.1:{}", node.port));
         }
-        create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+        create.arg("--cluster-replicas").arg(options.replicas.to_string()).arg("--cluster-yes");
         let output = match create.stdin(Stdio::null()).output() {
             Ok(output) => output,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!("{INSTALL_HINT}"),
@@ -84,7 +143,8 @@ impl RedisCluster {
         cluster
     }
 
-    /// Waits (bounded) until every node answers `cluster_state:ok` and knows every master.
+    /// Waits (bounded) until every node answers `cluster_state:ok` and knows every node, and
+    /// every replica's link to its master is up.
     pub fn wait_until_ok(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
@@ -92,8 +152,14 @@ impl RedisCluster {
                 let Ok(mut connection) = self.try_connection(index) else { return false };
                 let info: String =
                     redis::cmd("CLUSTER").arg("INFO").query(&mut connection).unwrap_or_default();
+                let replication: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query(&mut connection)
+                    .unwrap_or_default();
                 info.contains("cluster_state:ok")
                     && info.contains(&format!("cluster_known_nodes:{}", self.nodes.len()))
+                    && (!replication.contains("role:slave")
+                        || replication.contains("master_link_status:up"))
             });
             if ok {
                 return;
@@ -106,9 +172,65 @@ impl RedisCluster {
         }
     }
 
-    /// The URL of every node (the seed nodes for `RedisConfig::cluster`).
+    /// Waits (bounded) until a live node other than `index` serves `key`'s slot and the
+    /// live nodes say `cluster_state:ok`: a replica took over after `index` was killed.
+    pub fn wait_for_takeover(&self, index: usize, key: &str, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(serving) = self.try_node_of(key)
+                && serving != index
+                && self.nodes[serving].child.is_some()
+                && self.live().all(|live| {
+                    self.try_connection(live)
+                        .and_then(|mut connection| {
+                            redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut connection)
+                        })
+                        .is_ok_and(|info| info.contains("cluster_state:ok"))
+                })
+            {
+                return serving;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no replica took over the slot of {key} from node {index} in {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The indexes of the nodes that run.
+    fn live(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.nodes.len()).filter(|&index| self.nodes[index].child.is_some())
+    }
+
+    /// The test CA's certificate (PEM) of a TLS cluster.
+    pub fn ca_certificate(&self) -> Vec<u8> {
+        let dir = self.certificates.as_ref().expect("a TLS cluster has a test CA");
+        std::fs::read(dir.join("ca.crt")).expect("the test CA certificate")
+    }
+
+    /// The URL of every node (the seed nodes for `RedisConfig::cluster`): `rediss://` for
+    /// a TLS cluster.
     pub fn urls(&self) -> Vec<String> {
-        self.nodes.iter().map(|node| format!("redis://127.0.0.1:{}", node.port)).collect()
+        (0..self.nodes.len()).map(|index| self.url(index)).collect()
+    }
+
+    /// The URL of node `index`.
+    fn url(&self, index: usize) -> String {
+        let scheme = if self.options.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.nodes[index].port)
+    }
+
+    /// A redis-rs client for node `index` (trusting the test CA on a TLS cluster).
+    fn client(&self, index: usize) -> redis::RedisResult<redis::Client> {
+        #[cfg(feature = "redis-tls")]
+        if self.options.tls {
+            return redis::Client::build_with_tls(
+                self.url(index),
+                redis::TlsCertificates { client_tls: None, root_cert: Some(self.ca_certificate()) },
+            );
+        }
+        redis::Client::open(self.url(index))
     }
 
     /// The port of node `index`.
@@ -117,10 +239,7 @@ impl RedisCluster {
     }
 
     fn try_connection(&self, index: usize) -> redis::RedisResult<redis::Connection> {
-        let url = format!("redis://127.0.0.1:{}", self.nodes[index].port);
-        let connection =
-            redis::Client::open(url)?.get_connection_with_timeout(Duration::from_secs(2))?;
-        Ok(connection)
+        self.client(index)?.get_connection_with_timeout(Duration::from_secs(2))
     }
 
     /// A plain connection to node `index` (it answers `MOVED` for keys of other nodes).
@@ -130,33 +249,50 @@ impl RedisCluster {
 
     /// A cluster connection (follows `MOVED` and `ASK`), for inspecting the cluster.
     pub fn cluster_connection(&self) -> redis::cluster::ClusterConnection {
-        redis::cluster::ClusterClient::new(self.urls())
-            .and_then(|client| client.get_connection())
-            .expect("connect to the cluster")
+        let builder = redis::cluster::ClusterClientBuilder::new(self.urls());
+        #[cfg(feature = "redis-tls")]
+        let builder = if self.options.tls {
+            builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(self.ca_certificate()),
+            })
+        } else {
+            builder
+        };
+        builder.build().and_then(|client| client.get_connection()).expect("connect to the cluster")
     }
 
     /// The slot of `key` (`CLUSTER KEYSLOT`).
     pub fn slot_of(&self, key: &str) -> u16 {
-        redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut self.connection(0)).unwrap()
+        let live = self.live().next().expect("a live node");
+        redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut self.connection(live)).unwrap()
     }
 
     /// The index of the node that serves `key`'s slot.
     pub fn node_of(&self, key: &str) -> usize {
-        let slot = self.slot_of(key);
+        self.try_node_of(key).unwrap_or_else(|| panic!("no node serves the slot of {key}"))
+    }
+
+    /// The index of the node that serves `key`'s slot, as the first live node that answers
+    /// sees it.
+    fn try_node_of(&self, key: &str) -> Option<usize> {
+        let mut connection = self.live().find_map(|index| self.try_connection(index).ok())?;
+        let slot: u16 =
+            redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut connection).ok()?;
         // [[start, end, [ip, port, id, ...], ...], ...]
         let slots: Vec<redis::Value> =
-            redis::cmd("CLUSTER").arg("SLOTS").query(&mut self.connection(0)).unwrap();
+            redis::cmd("CLUSTER").arg("SLOTS").query(&mut connection).ok()?;
         for range in slots {
             let redis::Value::Array(range) = range else { continue };
-            let start: u16 = redis::from_redis_value(range[0].clone()).unwrap();
-            let end: u16 = redis::from_redis_value(range[1].clone()).unwrap();
+            let start: u16 = redis::from_redis_value(range[0].clone()).ok()?;
+            let end: u16 = redis::from_redis_value(range[1].clone()).ok()?;
             if (start..=end).contains(&slot) {
-                let redis::Value::Array(master) = &range[2] else { panic!("a master") };
-                let port: u16 = redis::from_redis_value(master[1].clone()).unwrap();
-                return self.nodes.iter().position(|node| node.port == port).unwrap();
+                let redis::Value::Array(master) = &range[2] else { return None };
+                let port: u16 = redis::from_redis_value(master[1].clone()).ok()?;
+                return self.nodes.iter().position(|node| node.port == port);
             }
         }
-        panic!("no node serves slot {slot}");
+        None
     }
 
     /// Kills node `index` (like a crash) and starts it again on the same ports and data;
@@ -206,11 +342,19 @@ impl Node {
             .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
             .arg("--cluster-port")
             .arg(self.bus_port.to_string())
-            // A master that restarts comes back before the others mark it failed, and the
-            // other masters keep serving their slots meanwhile.
-            .args(["--cluster-node-timeout", "5000", "--cluster-require-full-coverage", "no"])
+            .arg("--cluster-node-timeout")
+            .arg(self.node_timeout.as_millis().to_string())
+            .args(["--cluster-require-full-coverage", "no"])
             .arg("--logfile")
             .arg(self.dir.join("redis.log"));
+        if let Some(certificates) = &self.certificates {
+            command.args(["--port", "0", "--tls-port"]).arg(self.port.to_string());
+            command.args(["--tls-cluster", "yes", "--tls-replication", "yes"]);
+            command.arg("--tls-cert-file").arg(certificates.join("server.crt"));
+            command.arg("--tls-key-file").arg(certificates.join("server.key"));
+            command.arg("--tls-ca-cert-file").arg(certificates.join("ca.crt"));
+            command.args(["--tls-auth-clients", "no"]);
+        }
         command.stdout(Stdio::null()).stderr(Stdio::null());
         let child = match command.spawn() {
             Ok(child) => child,
@@ -237,6 +381,9 @@ impl Node {
                 return false; // exited: a port was taken, or a bad option
             }
             if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                if self.certificates.is_some() {
+                    return true; // listening; a plain PING cannot be sent to a TLS port
+                }
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
                 let mut answer = [0u8; 64];
                 if stream.write_all(b"PING\r\n").is_ok()
@@ -264,6 +411,9 @@ impl Drop for RedisCluster {
         for node in &mut self.nodes {
             node.kill();
             let _ = std::fs::remove_dir_all(&node.dir);
+        }
+        if let Some(dir) = &self.certificates {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

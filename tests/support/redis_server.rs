@@ -117,36 +117,7 @@ impl RedisServer {
 
     /// A test CA and a server certificate for 127.0.0.1 in the server's directory.
     fn make_certificates(&self) {
-        if self.dir.join("server.crt").exists() {
-            return;
-        }
-        let run = |args: &[&str]| {
-            let status = Command::new("openssl")
-                .args(args)
-                .current_dir(&self.dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("openssl is needed for the TLS test: apt-get install -y openssl");
-            assert!(status.success(), "openssl {args:?} failed");
-        };
-        run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key"]
-            .iter()
-            .chain(&["-out", "ca.crt", "-days", "2", "-subj", "/CN=taskweave-test-ca"])
-            .copied()
-            .collect::<Vec<_>>());
-        run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out"]
-            .iter()
-            .chain(&["server.csr", "-subj", "/CN=127.0.0.1"])
-            .copied()
-            .collect::<Vec<_>>());
-        std::fs::write(self.dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-            .unwrap();
-        run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key"]
-            .iter()
-            .chain(&["-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf"])
-            .copied()
-            .collect::<Vec<_>>());
+        make_certificates(&self.dir);
     }
 
     /// The test CA's certificate (PEM), for clients of a TLS server.
@@ -244,4 +215,38 @@ impl Drop for RedisServer {
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
     listener.local_addr().expect("a bound address").port()
+}
+
+/// Makes a test CA (`ca.crt`, `ca.key`) and a certificate for 127.0.0.1 signed by it
+/// (`server.crt`, `server.key`) in `dir` with `openssl`, unless they are there already.
+pub fn make_certificates(dir: &std::path::Path) {
+    if dir.join("server.crt").exists() {
+        return;
+    }
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl is needed for the TLS tests: apt-get install -y openssl");
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key"]
+        .iter()
+        .chain(&["-out", "ca.crt", "-days", "2", "-subj", "/CN=taskweave-test-ca"])
+        .copied()
+        .collect::<Vec<_>>());
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out"]
+        .iter()
+        .chain(&["server.csr", "-subj", "/CN=127.0.0.1"])
+        .copied()
+        .collect::<Vec<_>>());
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key"]
+        .iter()
+        .chain(&["-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf"])
+        .copied()
+        .collect::<Vec<_>>());
 }

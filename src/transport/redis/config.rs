@@ -84,13 +84,16 @@ impl RedisConfig {
     /// Clients and workers of one queue must agree on the mode: the key names differ from a
     /// single server's (whose names stay as they were). The namespace and queue names may
     /// not contain `{` or `}`. [`RedisAdmin::queues`](super::RedisAdmin::queues) scans
-    /// every master. Not (yet) available in cluster mode: TLS (`rediss://`), and the
-    /// coordination primitives ([`Client::lock`](crate::Client::lock), queues, events,
+    /// every master. With the `redis-tls` feature the nodes may be `rediss://` URLs (all
+    /// of them: a cluster serves TLS on every node or none), and
+    /// [`tls_root_certificate`](Self::tls_root_certificate) applies to every node. Not (yet)
+    /// available in cluster mode: the coordination primitives ([`Client::lock`](crate::Client::lock), queues, events,
     /// ...), which fail with [`Error::Coordination`] naming cluster mode (keep them on one
     /// server with
     /// [`ClientBuilder::coordination_redis`](crate::ClientBuilder::coordination_redis)).
     /// Starting a transport, worker or admin handle with an unusable cluster config fails
-    /// with [`Error::InvalidConfig`] (no node, a name with braces, a `rediss://` node).
+    /// with [`Error::InvalidConfig`] (no node, a name with braces, `redis://` and `rediss://`
+    /// nodes mixed, a `rediss://` node without the `redis-tls` feature).
     ///
     /// # Examples
     ///
@@ -235,7 +238,8 @@ impl RedisConfig {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] for an empty queue or namespace name, and in cluster mode
-    /// for a name with `{` or `}` or a `rediss://` node.
+    /// for a name with `{` or `}`, for `redis://` and `rediss://` nodes mixed, and for a
+    /// `rediss://` node without the `redis-tls` feature.
     pub(crate) fn check(&self) -> Result<(), Error> {
         if self.is_cluster() {
             if self.cluster_nodes.is_empty() {
@@ -257,11 +261,28 @@ impl RedisConfig {
                     ),
                 });
             }
+            let secure =
+                self.cluster_nodes.iter().filter(|url| url.starts_with("rediss://")).count();
+            if secure != 0 && secure != self.cluster_nodes.len() {
+                return Err(Error::InvalidConfig {
+                    message: format!(
+                        "the nodes of one Redis Cluster were given with both redis:// and \
+                         rediss:// URLs ({}); a cluster serves TLS on every node or on none, so \
+                         give every node the same scheme",
+                        self.cluster_nodes
+                            .iter()
+                            .map(|url| without_password(url))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+            #[cfg(not(feature = "redis-tls"))]
             if let Some(tls) = self.cluster_nodes.iter().find(|url| url.starts_with("rediss://")) {
                 return Err(Error::InvalidConfig {
                     message: format!(
-                        "TLS is not supported in cluster mode yet (node {}); use redis:// \
-                         node URLs, or a single server with RedisConfig::new",
+                        "the cluster node {} is a TLS (rediss://) URL, and TLS needs taskweave's \
+                         `redis-tls` feature; enable it, or use redis:// node URLs",
                         without_password(tls)
                     ),
                 });

@@ -78,13 +78,59 @@ pub async fn connect_cluster(
     response_timeout: Duration,
     retries: u32,
 ) -> Result<ClusterConnection, StoreError> {
-    let client = redis::cluster::ClusterClientBuilder::new(options.cluster_nodes.iter().cloned())
+    let builder = redis::cluster::ClusterClientBuilder::new(options.cluster_nodes.iter().cloned())
         .connection_timeout(options.command_timeout)
         .response_timeout(response_timeout)
-        .retries(retries)
-        .build()
-        .map_err(connect_failed)?;
+        .retries(retries);
+    let builder = cluster_tls(builder, options)?;
+    let client = builder.build().map_err(connect_failed)?;
     client.get_async_connection().await.map_err(connect_failed)
+}
+
+/// TLS for a cluster of `rediss://` nodes (redis-rs takes the mode from the first node),
+/// trusting `options.tls_root_certificate` when one was given.
+#[cfg(feature = "redis-tls")]
+fn cluster_tls(
+    builder: redis::cluster::ClusterClientBuilder,
+    options: &ConnectOptions,
+) -> Result<redis::cluster::ClusterClientBuilder, StoreError> {
+    let secure = options.cluster_nodes.iter().any(|url| url.starts_with("rediss://"));
+    match (&options.tls_root_certificate, secure) {
+        (None, false) => Ok(builder),
+        (Some(_), false) => Err(plain_url_with_certificate()),
+        (root, true) => {
+            // rustls needs a process-wide crypto provider; keep one the application installed.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Ok(match root {
+                Some(root) => builder.certs(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root.clone()),
+                }),
+                None => builder,
+            })
+        }
+    }
+}
+
+/// Without the `redis-tls` feature no TLS option can be set, and `rediss://` nodes were
+/// refused by the config's check.
+#[cfg(not(feature = "redis-tls"))]
+#[allow(clippy::unnecessary_wraps)] // the same signature as with the feature
+fn cluster_tls(
+    builder: redis::cluster::ClusterClientBuilder,
+    _options: &ConnectOptions,
+) -> Result<redis::cluster::ClusterClientBuilder, StoreError> {
+    Ok(builder)
+}
+
+/// A TLS root certificate given for plain `redis://` URLs.
+fn plain_url_with_certificate() -> StoreError {
+    StoreError {
+        operation: "connect",
+        source: "a TLS root certificate was given for a plain redis:// URL; use rediss:// \
+                 to connect with TLS"
+            .into(),
+    }
 }
 
 /// Connects to the server of `url` (a connection manager) or, in cluster mode, to the
@@ -116,12 +162,7 @@ pub fn open_client(url: &str, options: &ConnectOptions) -> Result<redis::Client,
         return open_tls_client(url, options);
     }
     if options.tls_root_certificate.is_some() {
-        return Err(StoreError {
-            operation: "connect",
-            source: "a TLS root certificate was given for a plain redis:// URL; use rediss:// \
-                     to connect with TLS"
-                .into(),
-        });
+        return Err(plain_url_with_certificate());
     }
     redis::Client::open(url).map_err(connect_failed)
 }
