@@ -28,7 +28,7 @@ use taskweave::transport::redis::{RedisConfig, RedisTransport};
 use taskweave::worker::Worker;
 use taskweave::{Client, Task};
 
-#[allow(unreachable_pub, dead_code)]
+#[allow(unreachable_pub)]
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
