@@ -28,12 +28,14 @@ for i = 3, #ARGV do
     out[#out + 1] = -2
   else
     local marker = ARGV[2] .. '/' .. tostring(pending[1][4])
-    if redis.call('HGET', KEYS[2], id .. ':last') == marker then
-      out[#out + 1] = tonumber(redis.call('HGET', KEYS[2], id) or '0')
-    else
-      redis.call('HSET', KEYS[2], id .. ':last', marker)
-      out[#out + 1] = redis.call('HINCRBY', KEYS[2], id, 1)
+    -- The marker and the count in one read and one write (was HGET, HSET and HINCRBY).
+    local known = redis.call('HMGET', KEYS[2], id .. ':last', id)
+    local starts = tonumber(known[2] or '0') or 0
+    if known[1] ~= marker then
+      starts = starts + 1
+      redis.call('HSET', KEYS[2], id .. ':last', marker, id, starts)
     end
+    out[#out + 1] = starts
   end
 end
 return out

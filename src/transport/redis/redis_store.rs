@@ -445,7 +445,7 @@ impl RedisStore {
                 vec!["XAUTOCLAIM", &tasks, GROUP, "check", "0", "0-0"],
                 vec!["XCLAIM", &tasks, GROUP, "check", "0", "0-1", "JUSTID"],
                 vec!["HSET", &starts, "f", "v"],
-                vec!["HINCRBY", &starts, "f", "1"],
+                vec!["HMGET", &starts, "f"],
                 vec!["EXISTS", &entry_of],
                 vec!["TYPE", &reply],
                 vec!["XADD", &reply, "*", "f", "v"],
