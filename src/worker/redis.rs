@@ -17,13 +17,13 @@ use crate::error::bound_error_text;
 use crate::executor::{Executor, ExecutorExt};
 use crate::job::panic_message;
 use crate::task::{Task, compose_outputs};
+use crate::transport::redis::protocol::ControlMessage;
 use crate::transport::redis::protocol::RunTimes;
 use crate::transport::redis::retry::{Retry, RetryPolicy};
 use crate::transport::redis::store::{
     ClaimedEntry, Completion, DeadLetter, Failure, Fields, Ownership, Store, StoreError,
     StreamEntry,
 };
-use crate::transport::redis::protocol::ControlMessage;
 use crate::transport::redis::task_services::{Lend, RunSignal};
 use crate::transport::redis::{
     Keys, Notify, RedisConfig, RedisStore, Rejection, Role, RunAnswer, RunRequest, Status,
@@ -2406,9 +2406,8 @@ impl Shared {
             status: "ok".into(),
             body: format!("{{\"cancelled\":{},\"handed_back\":{handed_back}}}", signals.len()),
         };
-        let ttl = Duration::from_millis(
-            ttl_ms.clamp(1, crate::transport::redis::protocol::MAX_TTL_MS),
-        );
+        let ttl =
+            Duration::from_millis(ttl_ms.clamp(1, crate::transport::redis::protocol::MAX_TTL_MS));
         let key = self.keys.run_answer(id, &self.name);
         let bytes = serde_json::to_vec(&answer).unwrap_or_default();
         if let Err(error) = self.store.answer_run(&key, &bytes, ttl).await {
@@ -2448,9 +2447,7 @@ async fn control_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
                     break;
                 };
                 tracing::debug!(%error, retry_in = ?delay, worker = %shared.name, "could not read the control stream; retrying");
-                if unless_stopped(&shared.stop_signal, shared.executor.sleep(delay))
-                    .await
-                    .is_none()
+                if unless_stopped(&shared.stop_signal, shared.executor.sleep(delay)).await.is_none()
                 {
                     break;
                 }
