@@ -12,8 +12,8 @@ use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 
 use super::protocol::{DONE, ENTRY_KEY_TTL_MS, GROUP, Keys, TaskEntry};
 use super::store::{
-    Cancelled, ClaimedEntry, CompletedAndBegun, Completion, DeadLetter, Dispatched, Fields,
-    Located, Ownership, Store, StoreError, StoreResult, StreamEntry,
+    Cancelled, ClaimedEntry, CompletedAndBegun, Completion, ControlRead, DeadLetter, Dispatched,
+    Fields, Located, Ownership, Store, StoreError, StoreResult, StreamEntry,
 };
 
 /// How a store connects: timeouts and reconnection back-off.
@@ -382,6 +382,7 @@ impl RedisStore {
         let result = keys.result("check", 0);
         let workers = keys.workers();
         let heartbeat = keys.heartbeat("check");
+        let control = keys.control();
         let mut commands: Vec<Vec<&str>> = vec![
             vec!["EVALSHA", self.scripts.touch.get_hash(), "1", &tasks],
             vec!["SCRIPT", "LOAD", "return 1"],
@@ -407,8 +408,13 @@ impl RedisStore {
                 vec!["SMEMBERS", &workers],
                 vec!["MGET", &heartbeat],
                 vec!["SREM", &workers, "check"],
+                // The control stream (`Client::restart`, cancels of running tasks).
+                vec!["XADD", &control, "MAXLEN", "~", "1", "*", "m", "v"],
+                vec!["PEXPIRE", &control, "1"],
             ]),
             Role::Worker => commands.extend([
+                vec!["XREVRANGE", &control, "+", "-", "COUNT", "1"],
+                vec!["XREAD", "COUNT", "1", "STREAMS", &control, "0-0"],
                 vec!["XREADGROUP", "GROUP", GROUP, "check", "COUNT", "1", "STREAMS", &tasks, ">"],
                 vec!["XAUTOCLAIM", &tasks, GROUP, "check", "0", "0-0"],
                 vec!["XCLAIM", &tasks, GROUP, "check", "0", "0-1", "JUSTID"],
@@ -1427,7 +1433,7 @@ impl Store for RedisStore {
         &'a self,
         after: Option<&'a str>,
         block: Duration,
-    ) -> BoxFuture<'a, StoreResult<Option<(String, Vec<Vec<u8>>)>>> {
+    ) -> BoxFuture<'a, StoreResult<Option<ControlRead>>> {
         Box::pin(async move {
             let key = self.keys.control();
             let Some(after) = after else {

@@ -157,6 +157,9 @@ pub struct Dispatched {
     pub entry_id: Option<String>,
 }
 
+/// What one read of the control stream gave: the id to read after next, and the messages.
+pub type ControlRead = (String, Vec<Vec<u8>>);
+
 /// A worker's outcome for one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completion {
@@ -422,7 +425,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         &'a self,
         after: Option<&'a str>,
         block: Duration,
-    ) -> BoxFuture<'a, StoreResult<Option<(String, Vec<Vec<u8>>)>>> {
+    ) -> BoxFuture<'a, StoreResult<Option<ControlRead>>> {
         let _ = (after, block);
         Box::pin(async { Ok(None) })
     }
