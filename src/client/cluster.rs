@@ -463,7 +463,10 @@ impl Client {
     /// [`worker_client`](crate::worker_client) end), and whatever it returns is discarded.
     /// A body that ignores the signal holds its worker until it ends.
     ///
-    /// In-process, that is all there is to do: the pool's threads serve the next tasks.
+    /// In-process, that is all there is to do: the pool's threads serve the next tasks. On a
+    /// transport of your own, too: the running tasks are aborted
+    /// ([`Transport::abort`](crate::transport::Transport::abort)), and the workers it lists
+    /// are returned; restarting them, if they need it, is yours to do.
     /// On Redis, every worker of the client's queue hears of it at once on the queue's
     /// control stream (not at its next heartbeat): it cancels the tasks it runs (of every
     /// client: a restart is the cluster's; other clients' tasks that ran there fail with the
@@ -475,9 +478,8 @@ impl Client {
     ///
     /// [`Error::Closed`] once the client is closed; [`Error::Transport`] when Redis cannot be
     /// reached (this client's tasks are cancelled all the same); [`Error::Cluster`] when
-    /// some live workers did not answer within `timeout` (the message names them: they
-    /// were busy or unreachable; the cancels stand), or on a transport that cannot restart
-    /// its workers.
+    /// some live Redis workers did not answer within `timeout` (the message names them:
+    /// they died or cannot reach Redis; the cancels stand).
     ///
     /// # Examples
     ///
@@ -508,16 +510,6 @@ impl Client {
         self.refuse_if_closed("restart")?;
         let cancelled = self.core().cancel_unfinished(RESTART_REASON);
         tracing::info!(cancelled, "restarting the workers");
-        let transport = &self.core().transport;
-        if transport.name() == "in-process" {
-            let workers = transport.workers().await?;
-            return Ok(workers.into_iter().map(|worker| worker.name).collect());
-        }
-        self.restart_remotely(timeout).await
-    }
-
-    /// [`restart`](Client::restart) on a transport whose workers live in other processes.
-    async fn restart_remotely(&self, timeout: Duration) -> Result<Vec<String>, Error> {
         #[cfg(feature = "redis")]
         if let Some(redis) = self
             .core()
@@ -561,20 +553,19 @@ impl Client {
                 return Err(Error::Cluster {
                     operation: "restart",
                     problem: format!(
-                        "{silent:?} did not answer the restart within {timeout:?} (they died,                          or cannot reach Redis); this client's tasks were cancelled all the                          same: check those workers, or wait longer"
+                        "{silent:?} did not answer the restart within {timeout:?} (they died, or \
+                         cannot reach Redis); this client's tasks were cancelled all the same: \
+                         check those workers, or wait longer"
                     ),
                 });
             }
             return Ok(workers);
         }
+        // In-process, or a transport of the user's: the cancels (and `Transport::abort` for
+        // the running tasks) are all a client can do.
         let _ = timeout;
-        Err(Error::Cluster {
-            operation: "restart",
-            problem: format!(
-                "the {} transport cannot restart its workers; this client's tasks were                  cancelled: restart the worker processes yourself",
-                self.core().transport.name()
-            ),
-        })
+        let workers = self.core().transport.workers().await?;
+        Ok(workers.into_iter().map(|worker| worker.name).collect())
     }
 }
 

@@ -2316,9 +2316,6 @@ impl Shared {
     }
 }
 
-/// Starts every loop of a worker, waits for the shutdown signal, and shuts down in order:
-/// stop reading, let running tasks finish and report, hand back what was not started, sign
-/// off.
 impl Shared {
     /// Registers the run of delivery `rid` that starts now, and returns its cancel signal
     /// (cancelled at once if a cancel named it already).
@@ -2456,6 +2453,9 @@ async fn control_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
     }
 }
 
+/// Starts every loop of a worker, waits for the shutdown signal, and shuts down in order:
+/// stop reading, let running tasks finish and report, hand back what was not started, sign
+/// off.
 async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Sender<()>) {
     let executor = Arc::clone(&shared.executor);
     let (readers_done, readers_finished) = flume::bounded::<()>(1);

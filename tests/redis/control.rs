@@ -40,6 +40,36 @@ impl Task for Tree {
     }
 }
 
+/// Spins until its run is cancelled (at most [`SPIN_LIMIT`]), and records in Redis that it
+/// started and whether it saw the cancel.
+pub struct Spin;
+
+/// How long a [`Spin`] waits for its cancel.
+const SPIN_LIMIT: Duration = Duration::from_secs(30);
+
+impl Task for Spin {
+    const NAME: &'static str = "control_spin";
+    type Input = String;
+    type Output = bool;
+    type Error = std::convert::Infallible;
+    fn run(url: String) -> Result<bool, Self::Error> {
+        let mut connection = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let _: () =
+            redis::cmd("SET").arg("control-test:spinning").arg(1).query(&mut connection).unwrap();
+        let started = std::time::Instant::now();
+        while !taskweave::worker_task_cancelled() && started.elapsed() < SPIN_LIMIT {
+            std::thread::yield_now();
+        }
+        let saw = taskweave::worker_task_cancelled();
+        let _: () = redis::cmd("SET")
+            .arg("control-test:saw-cancel")
+            .arg(i32::from(saw))
+            .query(&mut connection)
+            .unwrap();
+        Ok(saw)
+    }
+}
+
 /// Returns its input.
 pub struct Marker;
 
@@ -59,9 +89,13 @@ fn count_run(url: &str) {
 }
 
 fn runs(server: &RedisServer) -> i64 {
+    read(server, RUNS).unwrap_or(0)
+}
+
+/// The number under `key`, if there is one.
+fn read(server: &RedisServer, key: &str) -> Option<i64> {
     let mut connection = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
-    let runs: Option<i64> = redis::cmd("GET").arg(RUNS).query(&mut connection).unwrap();
-    runs.unwrap_or(0)
+    redis::cmd("GET").arg(key).query(&mut connection).unwrap()
 }
 
 /// Not a test on its own: the worker process of this file's tests.
@@ -76,6 +110,7 @@ fn control_worker_process() {
             .concurrency(1)
             .register::<Tree>()
             .register::<Marker>()
+            .register::<Spin>()
             .run(),
     );
     std::process::exit(i32::from(outcome.is_err()));
@@ -213,6 +248,29 @@ fn restart_cancels_the_work_of_a_worker_process_and_it_serves_again() {
         }
         until_the_queue_is_empty(&client, queue, &server).await;
         no_run_after(&client, &server).await;
+        client.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_registered_body_sees_its_cancel_through_worker_task_cancelled() {
+    run(|| async {
+        let server = RedisServer::start();
+        let queue = "spin";
+        let _worker = WorkerProcess::spawn(&server, queue);
+        let client = client(&server, queue).await;
+        client.wait_for_workers(1, Duration::from_secs(60)).await.unwrap();
+        let spin = client.submit_task::<Spin>(server.url());
+        eventually(&client, Duration::from_secs(60), "the body starts", || {
+            read(&server, "control-test:spinning").is_some()
+        })
+        .await;
+        spin.cancel();
+        eventually(&client, TEAR_DOWN, "the body sees its cancel", || {
+            read(&server, "control-test:saw-cancel").is_some()
+        })
+        .await;
+        assert_eq!(read(&server, "control-test:saw-cancel"), Some(1), "it saw the cancel");
         client.close().await.unwrap();
     });
 }
