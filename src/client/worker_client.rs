@@ -61,7 +61,6 @@ pub fn worker_client() -> Result<Client, Error> {
     };
     services.shared_client(|config, executor| {
         let (config, executor) = (config.clone(), Arc::clone(executor));
-        let closer = Arc::clone(&executor);
         // The body runs outside the async context (`run_with`): blocking here is allowed.
         let client = crate::client::blocking::block_on_without_lending(async move {
             // Not throttled: its tasks are sub-tasks that tasks in flight wait for (a
@@ -73,10 +72,10 @@ pub fn worker_client() -> Result<Client, Error> {
             Client::builder().transport(transport).executor(executor).build().await
         })??;
         let closing = client.clone();
-        let close: Box<dyn FnOnce() + Send> = Box::new(move || {
-            let _ = closer.spawn(Box::pin(async move {
+        let close: task_services::CloseClient = Box::new(move || {
+            Box::pin(async move {
                 let _ = closing.close().await;
-            }));
+            })
         });
         Ok((client, close))
     })

@@ -811,6 +811,8 @@ impl WorkerBuilder {
             held: Mutex::new(BTreeMap::new()),
             resources_freed: event_listener::Event::new(),
             control: Mutex::new(ControlState::default()),
+            restarts: AtomicU64::new(0),
+            restarting: std::sync::atomic::AtomicBool::new(false),
         });
         if let Some(services) = &shared.services {
             let lender = Arc::new(Lender(Arc::downgrade(&shared)));
@@ -1212,6 +1214,11 @@ struct Shared {
     resources_freed: event_listener::Event,
     /// The cancel signals of the runs in progress, and the deliveries cancelled lately.
     control: Mutex<ControlState>,
+    /// How many restarts (`Client::restart`) this worker began.
+    restarts: AtomicU64,
+    /// Set while a restart closes the tasks' shared client: runs that start meanwhile start
+    /// cancelled, so that no entry of that client grows a tree again.
+    restarting: std::sync::atomic::AtomicBool,
 }
 
 /// What the control loop needs of the runs in progress (see [`control_loop`]).
@@ -1223,6 +1230,9 @@ struct ControlState {
     /// start them), the most recent [`RECENT_CANCELS`].
     cancelled: std::collections::VecDeque<String>,
 }
+
+/// How long a restart waits for the tasks' shared client to close.
+const RESTART_CLOSE_LIMIT: Duration = Duration::from_secs(10);
 
 /// How many cancelled deliveries a worker remembers for a run about to start.
 const RECENT_CANCELS: usize = 1_024;
@@ -1408,6 +1418,9 @@ enum Written {
 struct Delivery {
     entry_id: String,
     entry: TaskEntry,
+    /// How many restarts the worker had had when it took the entry: a run of an entry taken
+    /// before a restart starts cancelled (see [`Shared::restart`]).
+    generation: u64,
 }
 
 /// The outcome of a task a runner ran, which it writes before it starts another.
@@ -1708,14 +1721,15 @@ impl Shared {
                     if !self.registry.contains_key(entry.task.as_str())
                         || !resources_suffice(&self.resources, &entry.resources) =>
                 {
-                    unrunnable.push(Delivery { entry_id: id, entry });
+                    unrunnable.push(Delivery { entry_id: id, entry, generation: 0 });
                 }
                 Ok(entry) => {
                     let queue = match source {
                         Source::Read => &self.runnable.0,
                         Source::Reclaimed => &self.reclaimed.0,
                     };
-                    let _ = queue.try_send(Delivery { entry_id: id, entry });
+                    let generation = self.restarts.load(Ordering::Acquire);
+                    let _ = queue.try_send(Delivery { entry_id: id, entry, generation });
                     taken.queued += 1;
                 }
             }
@@ -2186,7 +2200,7 @@ impl Shared {
 
     /// Runs one delivery and says what to report.
     async fn run(&self, delivery: Delivery) -> Report {
-        let Delivery { entry_id, entry } = delivery;
+        let Delivery { entry_id, entry, generation } = delivery;
         let report = |status: Status, body: Vec<u8>, run: Option<RunTimes>| {
             Report::Complete(Completion {
                 entry_id: entry_id.clone(),
@@ -2222,7 +2236,7 @@ impl Shared {
         // The run's times go with its outcome, for the client's task events: this worker's
         // wall clock, which the client maps onto its own timeline.
         let started = self.executor.wall_clock();
-        let signal = self.running(&entry.rid);
+        let signal = self.running(&entry.rid, generation);
         let mut outcome = crate::transport::redis::task_services::run_signalled(
             services,
             &entry.key,
@@ -2317,14 +2331,18 @@ impl Shared {
 }
 
 impl Shared {
-    /// Registers the run of delivery `rid` that starts now, and returns its cancel signal
-    /// (cancelled at once if a cancel named it already).
-    fn running(&self, rid: &str) -> Arc<RunSignal> {
+    /// Registers the run of delivery `rid` that starts now, taken in `generation`, and
+    /// returns its cancel signal: cancelled at once if a cancel named it already, or if a
+    /// restart came after it was taken (a runner took it as the restart handed the others
+    /// back).
+    fn running(&self, rid: &str, generation: u64) -> Arc<RunSignal> {
         let signal = Arc::new(RunSignal::default());
         let cancelled = {
             let mut control = self.control.lock();
             control.running.insert(rid.to_owned(), Arc::clone(&signal));
-            control.cancelled.iter().any(|cancelled| cancelled == rid)
+            generation < self.restarts.load(Ordering::Acquire)
+                || self.restarting.load(Ordering::Acquire)
+                || control.cancelled.iter().any(|cancelled| cancelled == rid)
         };
         if cancelled {
             signal.cancel();
@@ -2370,8 +2388,14 @@ impl Shared {
     /// back to the queue, drops the client the tasks shared (a new one is made at the next
     /// `worker_client()`), and answers.
     async fn restart(&self, id: &str, ttl_ms: u64) {
-        let signals: Vec<Arc<RunSignal>> =
-            self.control.lock().running.values().map(Arc::clone).collect();
+        let signals: Vec<Arc<RunSignal>> = {
+            // Under the lock `running` registers under: a run is either listed here, or
+            // sees the new count.
+            let control = self.control.lock();
+            self.restarting.store(true, Ordering::Release);
+            self.restarts.fetch_add(1, Ordering::AcqRel);
+            control.running.values().map(Arc::clone).collect()
+        };
         tracing::info!(worker = %self.name, running = signals.len(), "restart requested: cancelling running tasks, handing queued ones back");
         for signal in &signals {
             signal.cancel();
@@ -2396,9 +2420,15 @@ impl Shared {
                 }
             }
         }
-        if let Some(services) = &self.services {
-            services.close();
+        // Closing it cancels its unfinished tasks and removes their entries (those handed
+        // back just now included); runs started meanwhile start cancelled. Bounded: a
+        // client's close gives up on Redis after a few seconds.
+        if let Some(closing) = self.services.as_ref().and_then(|services| services.closing()) {
+            if self.executor.timeout(RESTART_CLOSE_LIMIT, closing).await.is_err() {
+                tracing::warn!(worker = %self.name, "the tasks' shared client did not close within {RESTART_CLOSE_LIMIT:?} at a restart; going on");
+            }
         }
+        self.restarting.store(false, Ordering::Release);
         let answer = RunAnswer {
             status: "ok".into(),
             body: format!("{{\"cancelled\":{},\"handed_back\":{handed_back}}}", signals.len()),

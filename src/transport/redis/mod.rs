@@ -1469,12 +1469,15 @@ impl Transport for RedisTransport {
             for (rid, flight) in flights {
                 leftovers.push(inner.keys.entry_of(&rid));
                 if let Enqueued::Written(id) = flight.enqueued {
-                    unfinished.push(id);
+                    unfinished.push(Dispatched { rid, entry_id: Some(id) });
                 }
             }
-            let tasks = inner.keys.tasks();
             let cleanup = async {
-                inner.store.delete_stream_entries(&tasks, &unfinished).await?;
+                // Through `cancel.lua`, which finds each entry by its entry_of key: an entry a
+                // worker handed back (a rebalance, a restart) has a new id by now.
+                for batch in unfinished.chunks(BATCH) {
+                    inner.store.cancel(batch).await?;
+                }
                 inner.store.delete_keys(&leftovers).await
             };
             if let Ok(Err(error)) = started.executor.timeout(Duration::from_secs(2), cleanup).await

@@ -89,10 +89,14 @@ pub(crate) trait Lend: Send + Sync {
     fn rejoin(&self);
 }
 
+/// How to close a client made for a worker's tasks: a future that closes it.
+pub(crate) type CloseClient =
+    Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
+
 /// A client made for a worker's tasks, and how to close it.
 struct SharedClient {
     client: Box<dyn Any + Send + Sync>,
-    close: Box<dyn FnOnce() + Send>,
+    close: CloseClient,
 }
 
 /// What a worker offers the tasks it runs: its server's configuration and executor, and the
@@ -119,7 +123,7 @@ impl TaskServices {
     /// use; `close` is what [`TaskServices::close`] runs when the worker stops.
     pub(crate) fn shared_client<C, E>(
         &self,
-        make: impl FnOnce(&RedisConfig, &Arc<dyn Executor>) -> Result<(C, Box<dyn FnOnce() + Send>), E>,
+        make: impl FnOnce(&RedisConfig, &Arc<dyn Executor>) -> Result<(C, CloseClient), E>,
     ) -> Result<C, E>
     where
         C: Clone + Send + Sync + 'static,
@@ -135,11 +139,19 @@ impl TaskServices {
         Ok(client)
     }
 
-    /// Closes the client the worker's tasks used, if one was made (the worker stops).
+    /// Closes the client the worker's tasks used, if one was made (the worker stops), in
+    /// the background.
     pub(crate) fn close(&self) {
-        if let Some(shared) = self.shared.lock().take() {
-            (shared.close)();
+        if let Some(closing) = self.closing() {
+            let _ = self.executor.spawn(closing);
         }
+    }
+
+    /// Takes the client the worker's tasks used, if one was made, and returns the future
+    /// that closes it; the next task to ask for one gets a new one.
+    pub(crate) fn closing(&self) -> Option<futures::future::BoxFuture<'static, ()>> {
+        let shared = self.shared.lock().take()?;
+        Some((shared.close)())
     }
 }
 
