@@ -90,8 +90,7 @@ pub(crate) trait Lend: Send + Sync {
 }
 
 /// How to close a client made for a worker's tasks: a future that closes it.
-pub(crate) type CloseClient =
-    Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
+pub(crate) type CloseClient = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
 
 /// A client made for a worker's tasks, and how to close it.
 struct SharedClient {
