@@ -2423,10 +2423,10 @@ impl Shared {
         // Closing it cancels its unfinished tasks and removes their entries (those handed
         // back just now included); runs started meanwhile start cancelled. Bounded: a
         // client's close gives up on Redis after a few seconds.
-        if let Some(closing) = self.services.as_ref().and_then(|services| services.closing()) {
-            if self.executor.timeout(RESTART_CLOSE_LIMIT, closing).await.is_err() {
-                tracing::warn!(worker = %self.name, "the tasks' shared client did not close within {RESTART_CLOSE_LIMIT:?} at a restart; going on");
-            }
+        if let Some(closing) = self.services.as_ref().and_then(|services| services.closing())
+            && self.executor.timeout(RESTART_CLOSE_LIMIT, closing).await.is_err()
+        {
+            tracing::warn!(worker = %self.name, "the tasks' shared client did not close within {RESTART_CLOSE_LIMIT:?} at a restart; going on");
         }
         self.restarting.store(false, Ordering::Release);
         let answer = RunAnswer {
