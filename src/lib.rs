@@ -156,7 +156,7 @@ pub use report::{PerformanceReport, performance_report};
 // What `cancel` and `retry` did.
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use client::worker_client;
+pub use client::{worker_client, worker_task_cancelled};
 pub use scheduler::{CancelOutcome, RetryOutcome};
 pub use task::Task;
 

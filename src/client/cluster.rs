@@ -440,6 +440,157 @@ impl Client {
     }
 }
 
+/// Why a task that [`Client::restart`] cancelled did not finish: the reason in its
+/// [`TaskError::Cancelled`](crate::TaskError::Cancelled).
+pub const RESTART_REASON: &str =
+    "the client restarted its workers (Client::restart) before it finished; submit it again";
+
+impl Client {
+    /// Restarts the workers (Dask's `Client.restart`): every task of this client that has not
+    /// finished fails with [`TaskError::Cancelled`](crate::TaskError::Cancelled) whose reason
+    /// names the restart ([`RESTART_REASON`](crate::client::RESTART_REASON); [`TaskError::is_cancelled`](crate::TaskError::is_cancelled)
+    /// is true), the work queued for them is dropped, the tasks running are told to stop,
+    /// and the workers go on serving: the client is usable at once. Returns the names of the
+    /// workers that restarted.
+    ///
+    /// What stays: the values of the tasks that finished before (they are this client's,
+    /// not the workers'; Dask drops them too, since they lived on its workers), the
+    /// coordination primitives and actors.
+    ///
+    /// A running body cannot be killed (a thread cannot be stopped from outside): it is told
+    /// through its [`TaskContext`](crate::TaskContext) (in-process) or its run's cancel
+    /// signal (on Redis: its sub-tasks are cancelled and its waits through
+    /// [`worker_client`](crate::worker_client) end), and whatever it returns is discarded.
+    /// A body that ignores the signal holds its worker until it ends.
+    ///
+    /// In-process, that is all there is to do: the pool's threads serve the next tasks. On a
+    /// transport of your own, too: the running tasks are aborted
+    /// ([`Transport::abort`](crate::transport::Transport::abort)), and the workers it lists
+    /// are returned; restarting them, if they need it, is yours to do.
+    /// On Redis, every worker of the client's queue hears of it at once on the queue's
+    /// control stream (not at its next heartbeat): it cancels the tasks it runs (of every
+    /// client: a restart is the cluster's; other clients' tasks that ran there fail with the
+    /// cancel, through the usual error path), hands the entries it took ahead back to the
+    /// queue, drops the client its tasks shared, and answers. This client's queued entries
+    /// are removed as on [`cancel`](crate::TaskFuture::cancel).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the client is closed; [`Error::Transport`] when Redis cannot be
+    /// reached (this client's tasks are cancelled all the same); [`Error::Cluster`] when
+    /// some live Redis workers did not answer within `timeout` (the message names them:
+    /// they died or cannot reach Redis; the cancels stand).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let client = taskweave::Client::builder().workers(1).build().await?;
+    /// let (release, wait) = flume::bounded::<()>(1);
+    /// let stuck = client.submit(move |_: ()| { let _ = wait.recv(); }, ());
+    /// let queued = client.submit(|x: u32| x + 1, 1);
+    /// client.restart(Duration::from_secs(10)).await?;
+    /// for error in [stuck.await.unwrap_err(), queued.await.unwrap_err()] {
+    ///     assert!(error.is_cancelled());
+    ///     assert!(error.to_string().contains("restart"));
+    /// }
+    /// drop(release);
+    /// assert_eq!(client.submit(|x: u32| x + 1, 41).await?, 42); // usable after
+    /// # client.close().await }
+    /// # futures::executor::block_on(run()).unwrap();
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// The tasks are cancelled before the first await: dropping the future only stops
+    /// waiting for the workers' answers; the workers asked restart all the same.
+    pub async fn restart(&self, timeout: Duration) -> Result<Vec<String>, Error> {
+        self.refuse_if_closed("restart")?;
+        let cancelled = self.core().cancel_unfinished(RESTART_REASON);
+        tracing::info!(cancelled, "restarting the workers");
+        #[cfg(feature = "redis")]
+        if let Some(redis) = self
+            .core()
+            .transport
+            .as_any()
+            .and_then(|any| any.downcast_ref::<crate::transport::redis::RedisTransport>())
+        {
+            let workers: Vec<String> =
+                redis.workers().await?.into_iter().map(|worker| worker.name).collect();
+            let id = format!(
+                "restart-{:016x}{:016x}",
+                self.executor().random_seed(),
+                self.core().fresh_token()
+            );
+            redis.request_restart(&id, timeout.max(RETIRE_FLAG_MIN_TTL)).await?;
+            let executor = self.executor();
+            let deadline = executor.now() + timeout;
+            let mut pause = FIRST_POLL;
+            let mut answered = vec![false; workers.len()];
+            // The give-up rule: the timeout; a look that fails is tried again until then.
+            loop {
+                if let Ok(seen) = redis.run_answers(&id, &workers).await {
+                    for (answered, seen) in answered.iter_mut().zip(seen) {
+                        *answered |= seen.is_some();
+                    }
+                }
+                let now = executor.now();
+                if answered.iter().all(|answered| *answered) || now >= deadline {
+                    break;
+                }
+                executor.sleep(pause.min(deadline - now)).await;
+                pause = (pause * 2).min(MAX_POLL);
+            }
+            let silent: Vec<&String> = workers
+                .iter()
+                .zip(&answered)
+                .filter(|(_, answered)| !**answered)
+                .map(|(worker, _)| worker)
+                .collect();
+            if !silent.is_empty() {
+                return Err(Error::Cluster {
+                    operation: "restart",
+                    problem: format!(
+                        "{silent:?} did not answer the restart within {timeout:?} (they died, or \
+                         cannot reach Redis); this client's tasks were cancelled all the same: \
+                         check those workers, or wait longer"
+                    ),
+                });
+            }
+            return Ok(workers);
+        }
+        // In-process, or a transport of the user's: the cancels (and `Transport::abort` for
+        // the running tasks) are all a client can do.
+        let _ = timeout;
+        let workers = self.core().transport.workers().await?;
+        Ok(workers.into_iter().map(|worker| worker.name).collect())
+    }
+}
+
+impl BlockingClient<'_> {
+    /// Restarts the workers; see [`Client::restart`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::restart`]; [`Error::BlockingInAsyncContext`] from async code.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let client = taskweave::Client::builder().workers(2).build_blocking()?;
+    /// let restarted = client.blocking().restart(Duration::from_secs(10))?;
+    /// assert_eq!(restarted, ["worker-0", "worker-1"]);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
+    pub fn restart(&self, timeout: Duration) -> Result<Vec<String>, Error> {
+        block_on_caller_thread(self.client.restart(timeout))?
+    }
+}
+
 /// A worker's failure to run `task` for `run_on_workers`.
 fn ran_badly(worker: &str, task: &str, what: &str, detail: &str) -> Error {
     Error::Cluster {

@@ -784,6 +784,33 @@ impl Core {
         outcome
     }
 
+    /// Cancels every unfinished task with `reason` (`Client::restart`), newest first, so
+    /// that each gets its own error rather than a cancelled dependency's; returns how many.
+    pub(crate) fn cancel_unfinished(&self, reason: &str) -> usize {
+        if self.is_closed() {
+            return 0;
+        }
+        let mut actions = spare_actions();
+        let mut stamp = self.stamp();
+        let cancelled = {
+            let mut locked = self.scheduler.lock();
+            let Locked { scheduler, events } = &mut *locked;
+            let unfinished = scheduler.unfinished();
+            for &id in &unfinished {
+                if scheduler.cancel_outcome(id) == CancelOutcome::Cancelled {
+                    let reason = reason.to_owned();
+                    scheduler.handle(Event::CancelRequested { id, reason }, &mut actions);
+                }
+            }
+            if let Some(ring) = events {
+                record_actions(ring, &actions, &mut stamp, None);
+            }
+            unfinished.len()
+        };
+        self.apply(actions, None);
+        cancelled
+    }
+
     /// The blocking body of running task `id` is about to wait for other tasks: if the transport
     /// can run one more task meanwhile, the job's slot goes to the next ready task and this
     /// returns true; then [`rejoin`](Core::rejoin) must follow.

@@ -36,6 +36,7 @@ pub use as_completed::{
 pub use blocking::BlockingClient;
 pub use builder::ClientBuilder;
 pub use cancel_guard::CancelOnDrop;
+pub use cluster::RESTART_REASON;
 pub use context::{Cancelled, Seceded, TaskContext};
 pub use delayed::{Delayed, DelayedInputs, delayed, delayed_after};
 pub use deps::Dependencies;
@@ -49,7 +50,7 @@ pub use submit::{After, Impure, NoDeps, Pure, TaskBuilder};
 pub use wait::{ReturnWhen, WaitOutcome};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use worker_client::worker_client;
+pub use worker_client::{worker_client, worker_task_cancelled};
 
 use self::core::Core;
 use crate::error::Error;

@@ -321,6 +321,8 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
         let job = core.submit(job, &self.options, shared);
         if let Some(parent) = self.client.parent() {
             parent.adopt(&job);
+        } else {
+            adopt_in_running_task(core, &job);
         }
         TaskFuture::from_job(job, Arc::clone(core))
     }
@@ -401,6 +403,8 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
             .map(|job| {
                 if let Some(parent) = parent {
                     parent.adopt(&job);
+                } else {
+                    adopt_in_running_task(core, &job);
                 }
                 TaskFuture::from_job(job, Arc::clone(core))
             })
@@ -878,4 +882,24 @@ impl<'c, D: Dependencies, P: 'static> TaskBuilder<'c, After<D>, P> {
         });
         self.submit_keyed(key, list, body)
     }
+}
+
+/// In a registered task's body on a Redis worker: makes `job` a sub-task of that run, which
+/// the worker cancels when the run is cancelled (its client cancelled it, or the worker
+/// restarts). Elsewhere, nothing.
+fn adopt_in_running_task(core: &Arc<Core>, job: &Arc<Job>) {
+    #[cfg(feature = "redis")]
+    if let Some(run) = crate::transport::redis::task_services::current_run() {
+        let parent = crate::transport::redis::task_services::current_task_key().unwrap_or_default();
+        let (core, job) = (Arc::downgrade(core), Arc::downgrade(job));
+        run.on_cancel(Box::new(move || {
+            if let (Some(core), Some(job)) = (core.upgrade(), job.upgrade())
+                && job.status().is_none()
+            {
+                core.cancel(&job, &format!("its parent task {parent} was cancelled"));
+            }
+        }));
+    }
+    #[cfg(not(feature = "redis"))]
+    let _ = (core, job);
 }

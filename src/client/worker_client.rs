@@ -61,7 +61,6 @@ pub fn worker_client() -> Result<Client, Error> {
     };
     services.shared_client(|config, executor| {
         let (config, executor) = (config.clone(), Arc::clone(executor));
-        let closer = Arc::clone(&executor);
         // The body runs outside the async context (`run_with`): blocking here is allowed.
         let client = crate::client::blocking::block_on_without_lending(async move {
             // Not throttled: its tasks are sub-tasks that tasks in flight wait for (a
@@ -73,11 +72,53 @@ pub fn worker_client() -> Result<Client, Error> {
             Client::builder().transport(transport).executor(executor).build().await
         })??;
         let closing = client.clone();
-        let close: Box<dyn FnOnce() + Send> = Box::new(move || {
-            let _ = closer.spawn(Box::pin(async move {
+        let close: task_services::CloseClient = Box::new(move || {
+            Box::pin(async move {
                 let _ = closing.close().await;
-            }));
+            })
         });
         Ok((client, close))
     })
+}
+
+/// Whether the registered task whose body runs on this thread, on a Redis worker, was
+/// cancelled while it ran: its client cancelled it (or a cancel cascaded to it), or the
+/// cluster was [restarted](Client::restart). The Redis twin of
+/// [`TaskContext::is_cancelled`](crate::TaskContext::is_cancelled): once true it stays
+/// true, nobody reads what the body returns, and the sub-tasks it submitted through
+/// [`worker_client`] are cancelled already; return as soon as convenient.
+///
+/// The worker hears of the cancel on its queue's control stream, within a round trip to
+/// Redis. False outside a registered task's body on a worker.
+///
+/// # Examples
+///
+/// ```
+/// use taskweave::Task;
+///
+/// struct Search;
+/// impl Task for Search {
+///     const NAME: &'static str = "search";
+///     type Input = u64;
+///     type Output = Option<u64>;
+///     type Error = std::convert::Infallible;
+///     fn run(limit: u64) -> Result<Option<u64>, Self::Error> {
+///         for candidate in 0..limit {
+///             if candidate % 1_000 == 0 && taskweave::worker_task_cancelled() {
+///                 return Ok(None); // nobody waits for it any more
+///             }
+///             if candidate * candidate == 1_369 {
+///                 return Ok(Some(candidate));
+///             }
+///         }
+///         Ok(None)
+///     }
+/// }
+///
+/// // Outside a worker it is never cancelled.
+/// assert!(!taskweave::worker_task_cancelled());
+/// assert_eq!(Search::run(100), Ok(Some(37)));
+/// ```
+pub fn worker_task_cancelled() -> bool {
+    task_services::current_run().is_some_and(|run| run.is_cancelled())
 }

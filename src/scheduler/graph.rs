@@ -730,6 +730,20 @@ impl<P: Clone> Scheduler<P> {
         }
     }
 
+    /// The tasks that have not finished (waiting, ready or running), newest first: the order
+    /// in which cancelling them one by one gives each its own error, before a cancelled
+    /// dependency's cascade reaches it.
+    pub fn unfinished(&self) -> Vec<TaskId> {
+        let mut unfinished: Vec<(u64, TaskId)> = self
+            .tasks
+            .iter()
+            .filter(|(_, record)| !record.state.is_terminal())
+            .map(|(id, record)| (record.seq, id))
+            .collect();
+        unfinished.sort_unstable_by(|a, b| b.cmp(a));
+        unfinished.into_iter().map(|(_, id)| id).collect()
+    }
+
     /// What [`Event::CancelRequested`] for `id` would do now.
     pub fn cancel_outcome(&self, id: TaskId) -> CancelOutcome {
         match self.tasks.get(&id).map(|record| record.state) {

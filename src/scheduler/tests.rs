@@ -769,3 +769,24 @@ proptest! {
         prop_assert!(resolutions.values().all(|count| *count <= 1), "a task resolved twice: {resolutions:?}");
     }
 }
+
+/// `Client::restart` cancels what `unfinished` lists, newest first: running, ready and
+/// waiting tasks, never finished ones.
+#[test]
+fn unfinished_lists_running_ready_and_waiting_tasks_newest_first() {
+    let mut scheduler = Scheduler::new(1);
+    run(
+        &mut scheduler,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Finished { id: TaskId(1) },
+            Event::Submitted(spec(2, &[])),
+            Event::Submitted(spec(3, &[])),
+            Event::Submitted(spec(4, &[2])),
+        ],
+    );
+    assert_eq!(scheduler.state(TaskId(2)), Some(TaskState::Running));
+    assert_eq!(scheduler.unfinished(), vec![TaskId(4), TaskId(3), TaskId(2)]);
+    run(&mut scheduler, vec![Event::Closed]);
+    assert_eq!(scheduler.unfinished(), vec![]);
+}

@@ -470,6 +470,7 @@ macro_rules! __conformance_local_workers {
             waiting::wait_all_completed_waits_for_every_future_failed_or_not,
             waiting::wait_first_exception_returns_as_soon_as_one_fails,
             waiting::as_completed_adder_adds_from_another_thread,
+            cluster::restart_fails_unfinished_tasks_keeps_finished_ones_and_the_client_works_after,
         }
     };
 }

@@ -17,13 +17,14 @@ use crate::error::bound_error_text;
 use crate::executor::{Executor, ExecutorExt};
 use crate::job::panic_message;
 use crate::task::{Task, compose_outputs};
+use crate::transport::redis::protocol::ControlMessage;
 use crate::transport::redis::protocol::RunTimes;
 use crate::transport::redis::retry::{Retry, RetryPolicy};
 use crate::transport::redis::store::{
     ClaimedEntry, Completion, DeadLetter, Failure, Fields, Ownership, Store, StoreError,
     StreamEntry,
 };
-use crate::transport::redis::task_services::Lend;
+use crate::transport::redis::task_services::{Lend, RunSignal};
 use crate::transport::redis::{
     Keys, Notify, RedisConfig, RedisStore, Rejection, Role, RunAnswer, RunRequest, Status,
     TaskEntry, WorkerInfo, unless_stopped,
@@ -809,6 +810,9 @@ impl WorkerBuilder {
             resources: self.resources,
             held: Mutex::new(BTreeMap::new()),
             resources_freed: event_listener::Event::new(),
+            control: Mutex::new(ControlState::default()),
+            restarts: AtomicU64::new(0),
+            restarting: std::sync::atomic::AtomicBool::new(false),
         });
         if let Some(services) = &shared.services {
             let lender = Arc::new(Lender(Arc::downgrade(&shared)));
@@ -1208,7 +1212,30 @@ struct Shared {
     held: Mutex<BTreeMap<String, u64>>,
     /// Notified when a task lets go of resources.
     resources_freed: event_listener::Event,
+    /// The cancel signals of the runs in progress, and the deliveries cancelled lately.
+    control: Mutex<ControlState>,
+    /// How many restarts (`Client::restart`) this worker began.
+    restarts: AtomicU64,
+    /// Set while a restart closes the tasks' shared client: runs that start meanwhile start
+    /// cancelled, so that no entry of that client grows a tree again.
+    restarting: std::sync::atomic::AtomicBool,
 }
+
+/// What the control loop needs of the runs in progress (see [`control_loop`]).
+#[derive(Default)]
+struct ControlState {
+    /// The cancel signal of each run in progress, by delivery (`rid`).
+    running: HashMap<String, Arc<RunSignal>>,
+    /// Deliveries a cancel named that ran nowhere here yet (their runner may be about to
+    /// start them), the most recent [`RECENT_CANCELS`].
+    cancelled: std::collections::VecDeque<String>,
+}
+
+/// How long a restart waits for the tasks' shared client to close.
+const RESTART_CLOSE_LIMIT: Duration = Duration::from_secs(10);
+
+/// How many cancelled deliveries a worker remembers for a run about to start.
+const RECENT_CANCELS: usize = 1_024;
 
 /// Whether `declared` resources are enough for one run that `needs` these.
 fn resources_suffice(declared: &BTreeMap<String, u64>, needs: &[(String, u64)]) -> bool {
@@ -1391,6 +1418,9 @@ enum Written {
 struct Delivery {
     entry_id: String,
     entry: TaskEntry,
+    /// How many restarts the worker had had when it took the entry: a run of an entry taken
+    /// before a restart starts cancelled (see [`Shared::restart`]).
+    generation: u64,
 }
 
 /// The outcome of a task a runner ran, which it writes before it starts another.
@@ -1691,14 +1721,15 @@ impl Shared {
                     if !self.registry.contains_key(entry.task.as_str())
                         || !resources_suffice(&self.resources, &entry.resources) =>
                 {
-                    unrunnable.push(Delivery { entry_id: id, entry });
+                    unrunnable.push(Delivery { entry_id: id, entry, generation: 0 });
                 }
                 Ok(entry) => {
                     let queue = match source {
                         Source::Read => &self.runnable.0,
                         Source::Reclaimed => &self.reclaimed.0,
                     };
-                    let _ = queue.try_send(Delivery { entry_id: id, entry });
+                    let generation = self.restarts.load(Ordering::Acquire);
+                    let _ = queue.try_send(Delivery { entry_id: id, entry, generation });
                     taken.queued += 1;
                 }
             }
@@ -2169,7 +2200,7 @@ impl Shared {
 
     /// Runs one delivery and says what to report.
     async fn run(&self, delivery: Delivery) -> Report {
-        let Delivery { entry_id, entry } = delivery;
+        let Delivery { entry_id, entry, generation } = delivery;
         let report = |status: Status, body: Vec<u8>, run: Option<RunTimes>| {
             Report::Complete(Completion {
                 entry_id: entry_id.clone(),
@@ -2205,16 +2236,22 @@ impl Shared {
         // The run's times go with its outcome, for the client's task events: this worker's
         // wall clock, which the client maps onto its own timeline.
         let started = self.executor.wall_clock();
-        let mut outcome =
-            crate::transport::redis::task_services::run_with(services, &entry.key, || {
-                handler(&input)
-            });
+        let signal = self.running(&entry.rid, generation);
+        let mut outcome = crate::transport::redis::task_services::run_signalled(
+            services,
+            &entry.key,
+            Some(Arc::clone(&signal)),
+            || handler(&input),
+        );
         if let (HandlerOutcome::BadInput(_), Some(single)) = (&outcome, &single) {
-            outcome =
-                crate::transport::redis::task_services::run_with(services, &entry.key, || {
-                    handler(single)
-                });
+            outcome = crate::transport::redis::task_services::run_signalled(
+                services,
+                &entry.key,
+                Some(Arc::clone(&signal)),
+                || handler(single),
+            );
         }
+        self.control.lock().running.remove(&entry.rid);
         let ran = Some(RunTimes::new(started, self.executor.wall_clock()));
         match outcome {
             HandlerOutcome::Output(output) => report(Status::Ok, output, ran),
@@ -2293,6 +2330,159 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Registers the run of delivery `rid` that starts now, taken in `generation`, and
+    /// returns its cancel signal: cancelled at once if a cancel named it already, or if a
+    /// restart came after it was taken (a runner took it as the restart handed the others
+    /// back).
+    fn running(&self, rid: &str, generation: u64) -> Arc<RunSignal> {
+        let signal = Arc::new(RunSignal::default());
+        let cancelled = {
+            let mut control = self.control.lock();
+            control.running.insert(rid.to_owned(), Arc::clone(&signal));
+            generation < self.restarts.load(Ordering::Acquire)
+                || self.restarting.load(Ordering::Acquire)
+                || control.cancelled.iter().any(|cancelled| cancelled == rid)
+        };
+        if cancelled {
+            signal.cancel();
+        }
+        signal
+    }
+
+    /// Carries out one control message (see [`ControlMessage`]).
+    async fn on_control(&self, raw: &[u8]) {
+        let Ok(message) = serde_json::from_slice::<ControlMessage>(raw) else {
+            tracing::debug!(worker = %self.name, "ignoring a control message that does not decode");
+            return;
+        };
+        match message {
+            ControlMessage::Cancel { rids } => {
+                let signals: Vec<Arc<RunSignal>> = {
+                    let mut control = self.control.lock();
+                    let mut signals = Vec::new();
+                    for rid in rids {
+                        match control.running.get(&rid) {
+                            Some(signal) => signals.push(Arc::clone(signal)),
+                            None => {
+                                if control.cancelled.len() == RECENT_CANCELS {
+                                    control.cancelled.pop_front();
+                                }
+                                control.cancelled.push_back(rid);
+                            }
+                        }
+                    }
+                    signals
+                };
+                for signal in signals {
+                    tracing::debug!(worker = %self.name, "a running task was cancelled: signalling it and cancelling its sub-tasks");
+                    signal.cancel();
+                }
+            }
+            ControlMessage::Restart { id, ttl_ms } => self.restart(&id, ttl_ms).await,
+        }
+    }
+
+    /// `Client::restart`: cancels every run in progress (their bodies are told through
+    /// their signal; those that go on run to their end), hands the entries taken ahead
+    /// back to the queue, drops the client the tasks shared (a new one is made at the next
+    /// `worker_client()`), and answers.
+    async fn restart(&self, id: &str, ttl_ms: u64) {
+        let signals: Vec<Arc<RunSignal>> = {
+            // Under the lock `running` registers under: a run is either listed here, or
+            // sees the new count.
+            let control = self.control.lock();
+            self.restarting.store(true, Ordering::Release);
+            self.restarts.fetch_add(1, Ordering::AcqRel);
+            control.running.values().map(Arc::clone).collect()
+        };
+        tracing::info!(worker = %self.name, running = signals.len(), "restart requested: cancelling running tasks, handing queued ones back");
+        for signal in &signals {
+            signal.cancel();
+        }
+        let taken: Vec<Delivery> = std::iter::from_fn(|| self.reclaimed.1.try_recv().ok())
+            .chain(std::iter::from_fn(|| self.runnable.1.try_recv().ok()))
+            .collect();
+        let mut handed_back = 0;
+        if !taken.is_empty() {
+            let ids: Vec<String> = taken.iter().map(|delivery| delivery.entry_id.clone()).collect();
+            match self.store.hand_back(&self.name, &ids).await {
+                Ok(count) => {
+                    handed_back = count;
+                    self.release(&ids);
+                }
+                Err(error) => {
+                    // Still this worker's: they run here after all.
+                    tracing::warn!(%error, worker = %self.name, "could not hand entries back at a restart; running them here");
+                    for delivery in taken {
+                        let _ = self.runnable.0.try_send(delivery);
+                    }
+                }
+            }
+        }
+        // Closing it cancels its unfinished tasks and removes their entries (those handed
+        // back just now included); runs started meanwhile start cancelled. Bounded: a
+        // client's close gives up on Redis after a few seconds.
+        if let Some(closing) = self.services.as_ref().and_then(|services| services.closing())
+            && self.executor.timeout(RESTART_CLOSE_LIMIT, closing).await.is_err()
+        {
+            tracing::warn!(worker = %self.name, "the tasks' shared client did not close within {RESTART_CLOSE_LIMIT:?} at a restart; going on");
+        }
+        self.restarting.store(false, Ordering::Release);
+        let answer = RunAnswer {
+            status: "ok".into(),
+            body: format!("{{\"cancelled\":{},\"handed_back\":{handed_back}}}", signals.len()),
+        };
+        let ttl =
+            Duration::from_millis(ttl_ms.clamp(1, crate::transport::redis::protocol::MAX_TTL_MS));
+        let key = self.keys.run_answer(id, &self.name);
+        let bytes = serde_json::to_vec(&answer).unwrap_or_default();
+        if let Err(error) = self.store.answer_run(&key, &bytes, ttl).await {
+            tracing::warn!(%error, worker = %self.name, "could not answer a restart request");
+        }
+    }
+}
+
+/// Reads the queue's control stream (cancels of running tasks, restarts) and carries out
+/// what it says, promptly: a blocking read on a connection of its own, so neither the task
+/// reads nor the heartbeat wait for it. A store without a control stream (the simulation's
+/// model) ends it at once.
+///
+/// Gives up as [`Retry`] says (three refusals, a permission, or Redis out of reach for the
+/// broker timeout): then it logs a warning and ends; the worker goes on running tasks, but
+/// cancels of running tasks and restarts no longer reach it.
+async fn control_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
+    let mut retry = Retry::new(RetryPolicy::after(REFUSED_TRIES, shared.broker_timeout));
+    let mut after: Option<String> = None;
+    loop {
+        if shared.stopping() {
+            break;
+        }
+        let read = shared.store.read_control(after.as_deref(), BLOCK);
+        match unless_stopped(&shared.stop_signal, read).await {
+            None | Some(Ok(None)) => break,
+            Some(Ok(Some((last, messages)))) => {
+                retry.reset();
+                after = Some(last);
+                for message in messages {
+                    shared.on_control(&message).await;
+                }
+            }
+            Some(Err(error)) => {
+                let Some(delay) = retry.next_delay(error.failure(), shared.executor.now()) else {
+                    tracing::warn!(%error, worker = %shared.name, "gave up reading the control stream: cancels of running tasks and restarts no longer reach this worker");
+                    break;
+                };
+                tracing::debug!(%error, retry_in = ?delay, worker = %shared.name, "could not read the control stream; retrying");
+                if unless_stopped(&shared.stop_signal, shared.executor.sleep(delay)).await.is_none()
+                {
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Starts every loop of a worker, waits for the shutdown signal, and shuts down in order:
 /// stop reading, let running tasks finish and report, hand back what was not started, sign
 /// off.
@@ -2307,7 +2497,8 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
     let spawned = [
         executor.spawn_task(fetch_loop(Arc::clone(&shared), readers_done.clone())),
         executor.spawn_task(reclaim_loop(Arc::clone(&shared), readers_done.clone())),
-        executor.spawn_task(rebalance_loop(Arc::clone(&shared), readers_done)),
+        executor.spawn_task(rebalance_loop(Arc::clone(&shared), readers_done.clone())),
+        executor.spawn_task(control_loop(Arc::clone(&shared), readers_done)),
         executor.spawn_task(heartbeat_loop(Arc::clone(&shared), handed_back, stopped.clone())),
     ];
     for (index, result) in spawned.into_iter().enumerate() {

@@ -11,6 +11,7 @@ mod redis_server;
 mod admin;
 mod cluster;
 mod cluster_mode;
+mod control;
 mod faults;
 mod lost;
 mod operator;

@@ -645,6 +645,18 @@ impl RedisTransport {
             .collect())
     }
 
+    /// Asks every worker of this queue to restart (`Client::restart`), on the control stream
+    /// they all read; each answers under the run answer of `id`, which lives for `ttl`.
+    pub(crate) async fn request_restart(&self, id: &str, ttl: Duration) -> Result<(), Error> {
+        let message = protocol::ControlMessage::Restart {
+            id: id.to_owned(),
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+        };
+        let bytes =
+            serde_json::to_vec(&message).map_err(|error| Error::Serialization(Box::new(error)))?;
+        Ok(self.inner.store.send_control(&bytes).await?)
+    }
+
     /// Asks the worker `name` of this queue to retire (its flag lives for `ttl`).
     pub(crate) async fn request_retire(&self, name: &str, ttl: Duration) -> Result<(), Error> {
         Ok(self.inner.store.request_retire(name, ttl).await?)
@@ -1210,6 +1222,24 @@ async fn cancel_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
             );
             continue;
         };
+        // Those a worker runs hear of the cancel on the control stream: their bodies are
+        // signalled and their sub-tasks cancelled. One message per batch, only when some ran.
+        let running: Vec<String> = deliveries
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| **outcome == Cancelled::Started)
+            .map(|(delivery, _)| delivery.rid.clone())
+            .collect();
+        if !running.is_empty() {
+            let message = protocol::ControlMessage::Cancel { rids: running };
+            let bytes = serde_json::to_vec(&message).unwrap_or_default();
+            // One try: a worker that does not hear of it runs the task to its end, and the
+            // client drops the outcome, as before.
+            if let Some(Err(error)) = unless_stopped(&stop, inner.store.send_control(&bytes)).await
+            {
+                tracing::debug!(%error, "could not tell the workers of cancelled running tasks; they run to their end");
+            }
+        }
         let removed: Vec<ReadyTask> = {
             let mut in_flight = inner.in_flight.lock();
             deliveries
@@ -1439,12 +1469,15 @@ impl Transport for RedisTransport {
             for (rid, flight) in flights {
                 leftovers.push(inner.keys.entry_of(&rid));
                 if let Enqueued::Written(id) = flight.enqueued {
-                    unfinished.push(id);
+                    unfinished.push(Dispatched { rid, entry_id: Some(id) });
                 }
             }
-            let tasks = inner.keys.tasks();
             let cleanup = async {
-                inner.store.delete_stream_entries(&tasks, &unfinished).await?;
+                // Through `cancel.lua`, which finds each entry by its entry_of key: an entry a
+                // worker handed back (a rebalance, a restart) has a new id by now.
+                for batch in unfinished.chunks(BATCH) {
+                    inner.store.cancel(batch).await?;
+                }
                 inner.store.delete_keys(&leftovers).await
             };
             if let Ok(Err(error)) = started.executor.timeout(Duration::from_secs(2), cleanup).await

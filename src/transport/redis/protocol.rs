@@ -147,6 +147,12 @@ impl Keys {
         format!("{}:ran:{id}:{worker}", self.queue_prefix)
     }
 
+    /// The queue's control stream: [`ControlMessage`]s every worker of the queue reads
+    /// (`Client::restart`, cancels of running tasks).
+    pub fn control(&self) -> String {
+        format!("{}:control", self.queue_prefix)
+    }
+
     /// A counter that hands out client and worker numbers (per namespace on one server, per
     /// queue on a cluster).
     pub fn sequence(&self) -> String {
@@ -371,6 +377,28 @@ pub struct RunAnswer {
     pub status: String,
     /// The output, or what went wrong.
     pub body: String,
+}
+
+/// A message to every worker of a queue, as JSON in the queue's [`control`](Keys::control)
+/// stream (field `m`). Read from Redis: a message that does not decode is ignored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ControlMessage {
+    /// `Client::restart`: each worker signals a cancel to every task it runs, hands the
+    /// entries it took ahead back, drops the client its tasks shared, and answers under
+    /// [`Keys::run_answer`] of `id`.
+    Restart {
+        /// Names the request.
+        id: String,
+        /// How long the answers live, in milliseconds.
+        ttl_ms: u64,
+    },
+    /// A client cancelled these deliveries while a worker ran them: the worker running one
+    /// signals the cancel to its body and cancels its sub-tasks.
+    Cancel {
+        /// The deliveries (`rid`s).
+        rids: Vec<String>,
+    },
 }
 
 /// The value of an [`entry_of`](Keys::entry_of) key once the delivery was reported.

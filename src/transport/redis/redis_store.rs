@@ -12,8 +12,8 @@ use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 
 use super::protocol::{DONE, ENTRY_KEY_TTL_MS, GROUP, Keys, TaskEntry};
 use super::store::{
-    Cancelled, ClaimedEntry, CompletedAndBegun, Completion, DeadLetter, Dispatched, Fields,
-    Located, Ownership, Store, StoreError, StoreResult, StreamEntry,
+    Cancelled, ClaimedEntry, CompletedAndBegun, Completion, ControlRead, DeadLetter, Dispatched,
+    Fields, Located, Ownership, Store, StoreError, StoreResult, StreamEntry,
 };
 
 /// How a store connects: timeouts and reconnection back-off.
@@ -240,6 +240,12 @@ pub struct RedisStore {
     scripts: Scripts,
     /// About how many entries `dead_letter.lua` keeps in the dead-letter stream.
     dead_letter_cap: u64,
+    /// Where to connect a third time, for a worker's blocking reads of the control stream
+    /// (made at its first read: clients never read it).
+    url: String,
+    options: ConnectOptions,
+    /// The control stream's connection, once made.
+    control: futures::lock::Mutex<Option<Connection>>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -295,6 +301,9 @@ impl RedisStore {
             blocking,
             scripts: Scripts::new(),
             dead_letter_cap: super::DEFAULT_DEAD_LETTER_CAP,
+            url: url.to_owned(),
+            options: options.clone(),
+            control: futures::lock::Mutex::new(None),
         };
         let mut connection = store.commands.clone();
         let _: Value =
@@ -414,6 +423,7 @@ impl RedisStore {
         let result = keys.result("check", 0);
         let workers = keys.workers();
         let heartbeat = keys.heartbeat("check");
+        let control = keys.control();
         let mut commands: Vec<Vec<&str>> = vec![
             vec!["EVALSHA", self.scripts.touch.get_hash(), "1", &tasks],
             vec!["SCRIPT", "LOAD", "return 1"],
@@ -439,8 +449,13 @@ impl RedisStore {
                 vec!["SMEMBERS", &workers],
                 vec!["MGET", &heartbeat],
                 vec!["SREM", &workers, "check"],
+                // The control stream (`Client::restart`, cancels of running tasks).
+                vec!["XADD", &control, "MAXLEN", "~", "1", "*", "m", "v"],
+                vec!["PEXPIRE", &control, "1"],
             ]),
             Role::Worker => commands.extend([
+                vec!["XREVRANGE", &control, "+", "-", "COUNT", "1"],
+                vec!["XREAD", "COUNT", "1", "STREAMS", &control, "0-0"],
                 vec!["XREADGROUP", "GROUP", GROUP, "check", "COUNT", "1", "STREAMS", &tasks, ">"],
                 vec!["XAUTOCLAIM", &tasks, GROUP, "check", "0", "0-0"],
                 vec!["XCLAIM", &tasks, GROUP, "check", "0", "0-1", "JUSTID"],
@@ -643,6 +658,13 @@ pub fn count_reply(operation: &'static str, value: &Value) -> StoreResult<usize>
         .and_then(|count| usize::try_from(count).ok())
         .ok_or_else(|| malformed(operation, "not a count"))
 }
+
+/// About how many messages the control stream keeps (`MAXLEN ~`), and at most how many a
+/// worker reads at once.
+const CONTROL_MAXLEN: usize = 1_000;
+
+/// How long the control stream lives after its last message.
+const CONTROL_TTL_MS: u64 = 24 * 60 * 60 * 1_000;
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -1418,6 +1440,92 @@ impl Store for RedisStore {
                 .await
                 .map_err(failed("read run answers"))?;
             Ok(answers)
+        })
+    }
+
+    fn send_control<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let mut connection = self.commands.clone();
+            let key = self.keys.control();
+            // Readers read only what comes after they started: a short stream suffices,
+            // and it goes away a day after the last message.
+            let () = redis::pipe()
+                .cmd("XADD")
+                .arg(&key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(CONTROL_MAXLEN)
+                .arg("*")
+                .arg("m")
+                .arg(message)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(CONTROL_TTL_MS)
+                .ignore()
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("send a control message"))?;
+            Ok(())
+        })
+    }
+
+    fn read_control<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        block: Duration,
+    ) -> BoxFuture<'a, StoreResult<Option<ControlRead>>> {
+        Box::pin(async move {
+            let key = self.keys.control();
+            let Some(after) = after else {
+                let mut connection = self.commands.clone();
+                let last: Value = redis::cmd("XREVRANGE")
+                    .arg(&key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(failed("read the control stream"))?;
+                let last = entries_of(&last)
+                    .ok_or_else(|| malformed("XREVRANGE", "not a list of stream entries"))?
+                    .pop()
+                    .map_or_else(|| "0-0".to_owned(), |entry| entry.id);
+                return Ok(Some((last, Vec::new())));
+            };
+            let mut slot = self.control.lock().await;
+            let mut connection = match &*slot {
+                Some(connection) => connection.clone(),
+                None => {
+                    let options = &self.options;
+                    let made =
+                        connect_one(&self.url, options, options.command_timeout + block, 2).await?;
+                    slot.insert(made).clone()
+                }
+            };
+            drop(slot);
+            let value: Value = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(CONTROL_MAXLEN)
+                .arg("BLOCK")
+                .arg(millis(block).max(1))
+                .arg("STREAMS")
+                .arg(&key)
+                .arg(after)
+                .query_async(&mut connection)
+                .await
+                .map_err(failed("read the control stream"))?;
+            let entries =
+                read_reply(&value).ok_or_else(|| malformed("XREAD", "not a stream read reply"))?;
+            let last = entries.last().map_or_else(|| after.to_owned(), |entry| entry.id.clone());
+            let messages = entries
+                .into_iter()
+                .filter_map(|entry| {
+                    entry.fields.into_iter().find(|(field, _)| field == b"m").map(|(_, m)| m)
+                })
+                .collect();
+            Ok(Some((last, messages)))
         })
     }
 

@@ -157,6 +157,9 @@ pub struct Dispatched {
     pub entry_id: Option<String>,
 }
 
+/// What one read of the control stream gave: the id to read after next, and the messages.
+pub type ControlRead = (String, Vec<Vec<u8>>);
+
 /// A worker's outcome for one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completion {
@@ -404,6 +407,27 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn retire_requested<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
         let _ = worker;
         Box::pin(async { Ok(false) })
+    }
+
+    /// Appends `message` (a `ControlMessage`, JSON) to the queue's control stream, which
+    /// every worker of the queue reads ([`read_control`](Store::read_control)). The default
+    /// (the simulation's model) keeps none: nobody hears it.
+    fn send_control<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = message;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Reads the control messages after the stream id `after`, waiting up to `block` for
+    /// one; with `after` `None`, answers at once with the stream's last id (messages sent
+    /// before are not for this reader) and no message. Returns the id to read after next
+    /// and the messages, or `None` when this store has no control stream (the default).
+    fn read_control<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        block: Duration,
+    ) -> BoxFuture<'a, StoreResult<Option<ControlRead>>> {
+        let _ = (after, block);
+        Box::pin(async { Ok(None) })
     }
 
     /// Atomic: removes from the consumer group the consumers with no pending entry, no live

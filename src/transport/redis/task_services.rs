@@ -23,6 +23,60 @@ thread_local! {
     static TASK_KEY: RefCell<Option<String>> = const { RefCell::new(None) };
     /// Whether the body running on this thread has lent its runner slot ([`lend_while_blocked`]).
     static LENT: Cell<bool> = const { Cell::new(false) };
+    /// The cancel signal of the run whose body runs on this thread, while it runs.
+    static RUN: RefCell<Option<Arc<RunSignal>>> = const { RefCell::new(None) };
+}
+
+/// The cancel signal of one run of a registered task on a worker: set when the run's client
+/// cancels it while it runs (the worker hears of it on the control stream) or when the
+/// worker restarts. What the body submitted through the worker's client registers a hook
+/// here ([`on_cancel`](RunSignal::on_cancel)), so that a cancelled task's sub-tasks are
+/// cancelled with it.
+#[derive(Default)]
+pub(crate) struct RunSignal {
+    cancelled: std::sync::atomic::AtomicBool,
+    /// Run once, at the cancel.
+    hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+}
+
+impl RunSignal {
+    /// Whether the run was cancelled.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Cancels the run: sets the flag, then runs the hooks (once).
+    pub(crate) fn cancel(&self) {
+        let hooks = {
+            // Set under the lock that `on_cancel` checks it under: no hook is missed.
+            let mut hooks = self.hooks.lock();
+            if self.cancelled.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                return;
+            }
+            std::mem::take(&mut *hooks)
+        };
+        for hook in hooks {
+            hook();
+        }
+    }
+
+    /// Runs `hook` when the run is cancelled, at once if it was. Kept until the run ends
+    /// (a small box per sub-task: hooks hold their task weakly).
+    pub(crate) fn on_cancel(&self, hook: Box<dyn FnOnce() + Send>) {
+        {
+            let mut hooks = self.hooks.lock();
+            if !self.is_cancelled() {
+                hooks.push(hook);
+                return;
+            }
+        }
+        hook();
+    }
+}
+
+/// The cancel signal of the registered task body running on this thread, if one does.
+pub(crate) fn current_run() -> Option<Arc<RunSignal>> {
+    RUN.with(|run| run.borrow().clone())
 }
 
 /// What lends a worker's runner slot while a task body blocks (the worker implements it):
@@ -35,10 +89,13 @@ pub(crate) trait Lend: Send + Sync {
     fn rejoin(&self);
 }
 
+/// How to close a client made for a worker's tasks: a future that closes it.
+pub(crate) type CloseClient = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
+
 /// A client made for a worker's tasks, and how to close it.
 struct SharedClient {
     client: Box<dyn Any + Send + Sync>,
-    close: Box<dyn FnOnce() + Send>,
+    close: CloseClient,
 }
 
 /// What a worker offers the tasks it runs: its server's configuration and executor, and the
@@ -65,7 +122,7 @@ impl TaskServices {
     /// use; `close` is what [`TaskServices::close`] runs when the worker stops.
     pub(crate) fn shared_client<C, E>(
         &self,
-        make: impl FnOnce(&RedisConfig, &Arc<dyn Executor>) -> Result<(C, Box<dyn FnOnce() + Send>), E>,
+        make: impl FnOnce(&RedisConfig, &Arc<dyn Executor>) -> Result<(C, CloseClient), E>,
     ) -> Result<C, E>
     where
         C: Clone + Send + Sync + 'static,
@@ -81,11 +138,19 @@ impl TaskServices {
         Ok(client)
     }
 
-    /// Closes the client the worker's tasks used, if one was made (the worker stops).
+    /// Closes the client the worker's tasks used, if one was made (the worker stops), in
+    /// the background.
     pub(crate) fn close(&self) {
-        if let Some(shared) = self.shared.lock().take() {
-            (shared.close)();
+        if let Some(closing) = self.closing() {
+            let _ = self.executor.spawn(closing);
         }
+    }
+
+    /// Takes the client the worker's tasks used, if one was made, and returns the future
+    /// that closes it; the next task to ask for one gets a new one.
+    pub(crate) fn closing(&self) -> Option<futures::future::BoxFuture<'static, ()>> {
+        let shared = self.shared.lock().take()?;
+        Some((shared.close)())
     }
 }
 
@@ -134,12 +199,23 @@ pub(crate) fn run_with<R>(
     key: &str,
     body: impl FnOnce() -> R,
 ) -> R {
+    run_signalled(services, key, None, body)
+}
+
+/// [`run_with`], with the run's cancel signal reachable through [`current_run`].
+pub(crate) fn run_signalled<R>(
+    services: Option<&Arc<TaskServices>>,
+    key: &str,
+    signal: Option<Arc<RunSignal>>,
+    body: impl FnOnce() -> R,
+) -> R {
     let Some(services) = services else { return body() };
     let previous = CURRENT.with(|current| current.replace(Some(Arc::clone(services))));
     let previous_key = TASK_KEY.with(|current| current.replace(Some(key.to_owned())));
     let previous_lent = LENT.with(|lent| lent.replace(false));
+    let previous_run = RUN.with(|run| run.replace(signal));
     let _blocking = crate::executor::leave_async_context();
-    struct Restore(Option<Arc<TaskServices>>, Option<String>, bool);
+    struct Restore(Option<Arc<TaskServices>>, Option<String>, bool, Option<Arc<RunSignal>>);
     impl Drop for Restore {
         fn drop(&mut self) {
             let previous = self.0.take();
@@ -147,8 +223,10 @@ pub(crate) fn run_with<R>(
             let previous_key = self.1.take();
             TASK_KEY.with(|current| *current.borrow_mut() = previous_key);
             LENT.with(|lent| lent.set(self.2));
+            let previous_run = self.3.take();
+            RUN.with(|run| *run.borrow_mut() = previous_run);
         }
     }
-    let _restore = Restore(previous, previous_key, previous_lent);
+    let _restore = Restore(previous, previous_key, previous_lent, previous_run);
     body()
 }
