@@ -417,3 +417,34 @@ fn planted_bugs_exist_only_under_the_internal_feature() {
         offences.join("\n")
     );
 }
+
+/// A message split over lines without a `\` at the line's end keeps the next line's
+/// indentation inside the string ("do                  not call"): no string literal in the
+/// library or the runtime adapters has a run of 3 or more spaces between two words.
+#[test]
+fn no_message_carries_a_lost_line_break() {
+    let mut found = Vec::new();
+    for dir in ["src", "runtimes"] {
+        for path in rust_files(&root().join(dir)) {
+            for (number, line) in code_lines(&path) {
+                // The text between the first and the last quote of the line, if any.
+                let (Some(first), Some(last)) = (line.find('"'), line.rfind('"')) else {
+                    continue;
+                };
+                if first == last {
+                    continue;
+                }
+                let literal = &line[first + 1..last];
+                let bytes = literal.as_bytes();
+                let gap = literal.find("   ").filter(|&at| {
+                    let end = at + literal[at..].find(|c: char| c != ' ').unwrap_or(0);
+                    at > 0 && bytes[at - 1] != b' ' && end < bytes.len() && end > at
+                });
+                if gap.is_some() {
+                    found.push(format!("{}:{number}: {}", path.display(), line.trim()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "string literals with a lost line break:\n{}", found.join("\n"));
+}

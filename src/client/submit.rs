@@ -336,17 +336,17 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
         let (name, _) = resources.first()?;
         if let Some((name, _)) = resources.iter().find(|(_, amount)| *amount == 0) {
             return Some(format!(
-                "task {key} asks for 0 of the resource {name:?}; ask for at least 1, or do                  not call resources() for it"
+                "task {key} asks for 0 of the resource {name:?}; ask for at least 1, or do not call resources() for it"
             ));
         }
         if call.is_none() {
             return Some(format!(
-                "task {key} needs the worker resource {name:?}, but it is a closure, which                  runs in this process where no worker declares resources; make it a                  registered task (submit_task) for workers that declare {name:?}"
+                "task {key} needs the worker resource {name:?}, but it is a closure, which runs in this process where no worker declares resources; make it a registered task (submit_task) for workers that declare {name:?}"
             ));
         }
         (self.client.core().transport.name() == "in-process").then(|| {
             format!(
-                "task {key} needs the worker resource {name:?}, but the in-process pool                  declares no resources; run it on a Redis worker started with                  .resources({name:?}, n), or submit it without resources()"
+                "task {key} needs the worker resource {name:?}, but the in-process pool declares no resources; run it on a Redis worker started with .resources({name:?}, n), or submit it without resources()"
             )
         })
     }

@@ -2900,7 +2900,7 @@ async fn run_requested(shared: &Arc<Shared>) {
             let answer = RunAnswer {
                 status: "rejected".into(),
                 body: format!(
-                    "worker {} does not register task {:?}; register it on every worker                      (Worker::builder().register::<T>())",
+                    "worker {} does not register task {:?}; register it on every worker (Worker::builder().register::<T>())",
                     shared.name, request.task
                 ),
             };

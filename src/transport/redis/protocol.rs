@@ -332,7 +332,7 @@ impl TaskEntry {
                 })
                 .ok_or_else(|| {
                     reject(
-                        "the entry's `resources` is not a map of resource names to whole                          numbers of at least 1"
+                        "the entry's `resources` is not a map of resource names to whole numbers of at least 1"
                             .into(),
                     )
                 })?
