@@ -124,7 +124,7 @@ mod event;
 mod lease;
 mod queue;
 #[cfg(feature = "redis")]
-mod redis;
+pub(crate) mod redis;
 mod topic;
 mod variable;
 
@@ -401,7 +401,11 @@ pub(crate) fn backend_for(core: &Core) -> Option<Arc<dyn Backend>> {
             // Refused with a message of their own (see `Ctx::any_backend`).
             return None;
         }
-        return Some(Arc::new(redis::RedisCoordination::new(config, Arc::clone(&core.executor))));
+        let executor = Arc::clone(&core.executor);
+        return Some(Arc::new(match redis.coordination_connector() {
+            Some(connector) => redis::RedisCoordination::on(config, connector, executor),
+            None => redis::RedisCoordination::new(config, executor),
+        }));
     }
     (core.transport.name() == "in-process")
         .then(|| Arc::new(InProcess::new(Arc::clone(&core.executor))) as Arc<dyn Backend>)

@@ -197,6 +197,9 @@ struct Inner {
     /// Where the coordination primitives live: set when connected to a real server (the
     /// simulation's model of Redis has none).
     coordination: OnceLock<RedisConfig>,
+    /// How the coordination primitives reach their state when not through a connection of
+    /// their own to `coordination`'s server (the simulation's model of Redis).
+    coordination_connector: OnceLock<Arc<dyn crate::client::coordination::redis::seam::Connector>>,
 }
 
 /// The deliveries a client has dispatched and not seen completed.
@@ -494,6 +497,7 @@ impl RedisTransportBuilder {
                 stop_signal,
                 admin: self.admin_builder(),
                 coordination: OnceLock::new(),
+                coordination_connector: OnceLock::new(),
             }),
         })
     }
@@ -1330,6 +1334,32 @@ impl RedisTransport {
     /// with (`None` on the simulation's model of Redis, which has none).
     pub(crate) fn coordination_config(&self) -> Option<RedisConfig> {
         self.inner.coordination.get().cloned()
+    }
+
+    /// What the coordination primitives reach their state through instead of a connection
+    /// of their own, if anything (the simulation's model of Redis).
+    pub(crate) fn coordination_connector(
+        &self,
+    ) -> Option<Arc<dyn crate::client::coordination::redis::seam::Connector>> {
+        self.inner.coordination_connector.get().cloned()
+    }
+
+    /// Keeps this transport's clients' coordination primitives under `config`'s namespace,
+    /// reached through `connector` (the simulation's model of Redis).
+    #[cfg(feature = "sim")]
+    pub(crate) fn keep_coordination_on(
+        &self,
+        config: RedisConfig,
+        connector: Arc<dyn crate::client::coordination::redis::seam::Connector>,
+    ) {
+        let _ = self.inner.coordination.set(config);
+        let _ = self.inner.coordination_connector.set(connector);
+    }
+
+    /// The server, queue and timeouts this builder was given.
+    #[cfg(feature = "sim")]
+    pub(crate) fn config_of(builder: &RedisTransportBuilder) -> RedisConfig {
+        builder.config.clone()
     }
 }
 
