@@ -39,11 +39,15 @@ pub enum PlantedBug {
     /// Redis coordination: a lease acquire treats every lease that expires within one lease
     /// timeout as expired already, so it drops live leases and grants theirs again.
     RedisLeaseAcquireIgnoresExpiry,
+    /// Redis coordination: a lease refresh does not check that the lease is still held, so
+    /// a holder that was paused past its lease's expiry gets it back even after it went to
+    /// another.
+    RedisLeaseRefreshRevives,
 }
 
 impl PlantedBug {
     /// Every bug, for runners that plant one by name.
-    pub const ALL: [PlantedBug; 9] = [
+    pub const ALL: [PlantedBug; 10] = [
         PlantedBug::NoCancelCascade,
         PlantedBug::AcceptSecondResult,
         PlantedBug::LeakSlotOnFailure,
@@ -53,5 +57,6 @@ impl PlantedBug {
         PlantedBug::RedisAcceptSecondResult,
         PlantedBug::RedisNoOwnerCheckOnComplete,
         PlantedBug::RedisLeaseAcquireIgnoresExpiry,
+        PlantedBug::RedisLeaseRefreshRevives,
     ];
 }

@@ -276,6 +276,9 @@ fn argument<'a>(
 pub(super) struct Bugs {
     /// The acquire drops leases that expire within one lease timeout, live ones included.
     pub(super) acquire_ignores_expiry: bool,
+    /// The refresh extends a lease whether or not it is still held (re-adding one that
+    /// expired).
+    pub(super) refresh_revives: bool,
 }
 
 /// Carries out `op` on `data` at server time `wall` (ms); `publish` gets each channel a
@@ -351,6 +354,11 @@ pub(super) fn run(
                     };
                     let id = lossy(argument(args, 1, name)?);
                     data.remove_scored_up_to(&leases, now, wall, name)?;
+                    if bugs.refresh_revives {
+                        data.sorted_or_new(&leases, wall, name)?.insert(id, now + timeout);
+                        data.expire_after_last(&leases);
+                        return Ok(Value::Int(1));
+                    }
                     let Some(members) = data.sorted(&leases, wall, name)? else {
                         return Ok(Value::Int(0));
                     };
@@ -675,6 +683,8 @@ impl Model {
         return Bugs {
             acquire_ignores_expiry: self.planted
                 == Some(crate::planted::PlantedBug::RedisLeaseAcquireIgnoresExpiry),
+            refresh_revives: self.planted
+                == Some(crate::planted::PlantedBug::RedisLeaseRefreshRevives),
         };
         #[cfg(not(feature = "__planted"))]
         Bugs::default()
