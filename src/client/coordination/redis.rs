@@ -5,22 +5,25 @@
 //!
 //! # Layout
 //!
-//! Every key starts with `{ns}:coord:` (the namespace, not the queue: clients of different
-//! queues share primitives):
+//! Every key starts with `<ns>:coord:` (the namespace, not the queue: clients of different
+//! queues share primitives), then the hash tag `{<kind>:<name>}`, which every key of one
+//! name shares, so that each script's keys sit on one slot of a Redis Cluster:
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `lock:{name}:leases`, `semaphore:{name}:leases` | sorted set | live lease ids, scored by expiry (ms, the server's clock); expires with its last lease |
-//! | `lock:{name}:max`, `semaphore:{name}:max` | string | the name's `max_leases`, fixed by its first acquire |
-//! | `event:{name}` | string | present while the event is set |
-//! | `queue:{name}:items` | list | the items, JSON |
-//! | `queue:{name}:meta` | hash | `type` (the item type's name), `capacity` |
-//! | `variable:{name}` | hash | `type`, `state` (`unset`, `set`, `deleted`), `value` (JSON) |
-//! | `topic:{name}` | stream | the messages (field `m`, JSON), about the last 10,000 |
-//! | `topic:{name}:type` | string | the message type's name |
+//! | `{lock:<name>}:leases`, `{semaphore:<name>}:leases` | sorted set | live lease ids, scored by expiry (ms, the server's clock); expires with its last lease |
+//! | `{lock:<name>}:max`, `{semaphore:<name>}:max` | string | the name's `max_leases`, fixed by its first acquire |
+//! | `{event:<name>}`, `{event:<name>}:generation` | string | present while the event is set; how many times it was set |
+//! | `{queue:<name>}:items` | list | the items, JSON |
+//! | `{queue:<name>}:meta` | hash | `type` (the item type's name), `capacity` |
+//! | `{queue:<name>}:taken:<id>` | list | a get's receipt: what it took, until it has the reply |
+//! | `{variable:<name>}` | hash | `type`, `state` (`unset`, `set`, `deleted`), `value` (JSON) |
+//! | `{topic:<name>}` | stream | the messages (field `m`, JSON), about the last 10,000 |
+//! | `{topic:<name>}:type` | string | the message type's name |
 //!
-//! Wake-ups travel on channels `{ns}:coord:wake:{kind}:{name}`: each backend holds one
-//! pub/sub connection subscribed to `{ns}:coord:wake:*` and wakes its local waiters of that
+//! Wake-ups travel on channels `<ns>:coord:wake:<kind>:<name>`: each backend holds one
+//! pub/sub connection subscribed to `<ns>:coord:wake:*` (on a cluster, to one node: classic
+//! pub/sub reaches every node) and wakes its local waiters of that
 //! name, who then try their operation again. Every wait also re-checks on its own at least
 //! every [`RECHECK`] (and when the earliest lease of a name expires), so a lost notification
 //! (a dropped pub/sub connection) or a lease that expired without a release costs at most
@@ -253,8 +256,13 @@ impl RedisCoordination {
 }
 
 impl Shared {
+    /// The key of `kind` `name` with `suffix`: `{ns}:coord:{<kind>:<name>}<suffix>`. Every
+    /// key of one name shares the hash tag `{<kind>:<name>}`, so that the scripts touching
+    /// several of them stay on one slot of a Redis Cluster (the tag is the text from the
+    /// first `{` to the first `}` after it, the same for every suffix even when a name or
+    /// the namespace holds braces).
     fn key(&self, kind: Kind, name: &str, suffix: &str) -> String {
-        format!("{}{}:{name}{suffix}", self.prefix, kind.as_str())
+        format!("{}{{{}:{name}}}{suffix}", self.prefix, kind.as_str())
     }
 
     fn channel(&self, kind: Kind, name: &str) -> String {

@@ -84,11 +84,10 @@ impl RedisConfig {
     /// Clients and workers of one queue must agree on the mode: the key names differ from a
     /// single server's (whose names stay as they were). The namespace and queue names may
     /// not contain `{` or `}`. [`RedisAdmin::queues`](super::RedisAdmin::queues) scans
-    /// every master. Not (yet) available in cluster mode: TLS (`rediss://`), and the
-    /// coordination primitives ([`Client::lock`](crate::Client::lock), queues, events,
-    /// ...), which fail with [`Error::Coordination`] naming cluster mode (keep them on one
-    /// server with
-    /// [`ClientBuilder::coordination_redis`](crate::ClientBuilder::coordination_redis)).
+    /// every master. The coordination primitives ([`Client::lock`](crate::Client::lock),
+    /// queues, events, ...) work in cluster mode too: each name's keys share one hash tag
+    /// (`{<kind>:<name>}`), so different names spread over the shards. Not (yet) available
+    /// in cluster mode: TLS (`rediss://`).
     /// Starting a transport, worker or admin handle with an unusable cluster config fails
     /// with [`Error::InvalidConfig`] (no node, a name with braces, a `rediss://` node).
     ///
