@@ -1467,7 +1467,7 @@ fn consumers_with_nothing_pending_and_no_heartbeat_are_forgotten() {
 mod coordination {
     use super::*;
     use taskweave::sim::redis::internals::{
-        Connector, Link, Op as CoordOp, RedisLinks, Script, arg,
+        Connector, Link, Op as CoordOp, RedisLinks, Script, TopicMessage, arg,
     };
     use taskweave::transport::redis::RedisConfig;
 
@@ -1477,6 +1477,9 @@ mod coordination {
     }
 
     const HOUR_MS: u64 = 3_600_000;
+
+    /// A topic message with its id numbered (see [`Ids`]).
+    type NumberedMessage = (usize, Option<Vec<u8>>);
 
     /// One coordination operation, as the strategy draws it.
     #[derive(Debug, Clone)]
@@ -1630,7 +1633,7 @@ mod coordination {
                 vec![key("queue", *name, ":items"), key("queue", *name, ":meta")],
                 vec![
                     type_of(*type_name),
-                    capacity.map(|bound| arg(bound)).unwrap_or_default(),
+                    capacity.map(arg).unwrap_or_default(),
                     channel("queue", *name),
                     item.clone(),
                 ],
@@ -1730,11 +1733,11 @@ mod coordination {
     }
 
     fn read_normalised(
-        messages: Result<Vec<(String, Option<Vec<u8>>)>, taskweave::Error>,
+        messages: Result<Vec<TopicMessage>, taskweave::Error>,
         side: Side,
         stream: &str,
         ids: &mut Ids,
-    ) -> Result<Vec<(usize, Option<Vec<u8>>)>, ()> {
+    ) -> Result<Vec<NumberedMessage>, ()> {
         messages
             .map(|messages| {
                 messages

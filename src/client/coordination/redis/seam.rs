@@ -323,6 +323,8 @@ impl Link for RedisLink {
     }
 }
 
+// `wakeups` answers the wake-up loop once subscribed: the outer future is the subscription.
+#[allow(clippy::async_yields_async)]
 impl Connector for RedisLinks {
     fn link(&self) -> BoxFuture<'static, Result<Arc<dyn Link>, Error>> {
         let (config, block, scripts) = (self.config.clone(), self.block, Arc::clone(&self.scripts));

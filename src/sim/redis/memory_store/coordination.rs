@@ -44,6 +44,9 @@ pub(super) struct CoordData {
 
 type Reply = Result<Value, StoreError>;
 
+/// A topic stream's entries and last id, to change in place.
+type StreamParts<'a> = (&'a mut BTreeMap<(u64, u64), Vec<u8>>, &'a mut (u64, u64));
+
 fn text(bytes: impl Into<Vec<u8>>) -> Value {
     Value::BulkString(bytes.into())
 }
@@ -249,7 +252,7 @@ impl CoordData {
         key: &str,
         wall: u64,
         op: &'static str,
-    ) -> Result<Option<(&mut BTreeMap<(u64, u64), Vec<u8>>, &mut (u64, u64))>, StoreError> {
+    ) -> Result<Option<StreamParts<'_>>, StoreError> {
         match self.get(key, wall) {
             None => Ok(None),
             Some(Held::Stream { entries, last }) => Ok(Some((entries, last))),
@@ -757,6 +760,8 @@ impl Link for ModelLink {
     }
 }
 
+// `wakeups` answers the wake-up loop once subscribed: the outer future is the subscription.
+#[allow(clippy::async_yields_async)]
 impl Connector for ModelLinks {
     fn link(&self) -> BoxFuture<'static, Result<Arc<dyn Link>, Error>> {
         let link = ModelLink { model: Arc::clone(&self.model) };
