@@ -258,19 +258,13 @@ impl Link for RedisLink {
                     .query_async(&mut connection)
                     .await
                     .map_err(failed(name)),
-                Op::Mget(keys) => {
-                    // One command per key: on a cluster MGET needs its keys in one slot.
-                    let mut values = Vec::with_capacity(keys.len());
-                    for key in &keys {
-                        let value: Value = redis::cmd("GET")
-                            .arg(key)
-                            .query_async(&mut connection)
-                            .await
-                            .map_err(failed(name))?;
-                        values.push(value);
-                    }
-                    Ok(Value::Array(values))
-                }
+                // One command, so that its values are read at one instant (its keys share a
+                // hash tag: one slot on a cluster).
+                Op::Mget(keys) => redis::cmd("MGET")
+                    .arg(&keys)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(failed(name)),
                 Op::Exists(key) => redis::cmd("EXISTS")
                     .arg(&key)
                     .query_async(&mut connection)
