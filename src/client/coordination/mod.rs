@@ -342,8 +342,8 @@ impl Ctx {
                 name,
                 format!(
                     "the {} transport has no coordination backend; coordination primitives \
-                     work with the in-process and redis transports (on the simulation's model \
-                     of redis, not yet)",
+                     work with the in-process and redis transports (the simulation's model of \
+                     redis included); use one of those",
                     self.core.transport.name()
                 ),
             )

@@ -127,7 +127,10 @@ impl SimRedis {
         self.model.repeat_deliveries()
     }
 
-    /// Connects a client transport configured by `builder` (its URL is ignored).
+    /// Connects a client transport configured by `builder` (its URL is ignored). Its
+    /// clients' coordination primitives (`Client::lock` and the others) live in this model
+    /// too, under the builder's namespace: the real Redis coordination backend runs against
+    /// the model of its scripts.
     ///
     /// # Errors
     ///

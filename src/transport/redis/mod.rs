@@ -194,8 +194,8 @@ struct Inner {
     stop_signal: flume::Receiver<()>,
     /// How [`RedisTransport::admin`] connects: this transport's server, namespace and queue.
     admin: RedisAdminBuilder,
-    /// Where the coordination primitives live: set when connected to a real server (the
-    /// simulation's model of Redis has none).
+    /// Where the coordination primitives live: the server connected to (on the simulation's
+    /// model of Redis, the builder's config, with `coordination_connector` set too).
     coordination: OnceLock<RedisConfig>,
     /// How the coordination primitives reach their state when not through a connection of
     /// their own to `coordination`'s server (the simulation's model of Redis).
@@ -1331,7 +1331,8 @@ async fn janitor_loop(inner: Arc<Inner>, _done: flume::Sender<()>) {
 
 impl RedisTransport {
     /// The connection settings a client on this transport keeps its coordination primitives
-    /// with (`None` on the simulation's model of Redis, which has none).
+    /// with (on the simulation's model of Redis, reached through
+    /// [`coordination_connector`](RedisTransport::coordination_connector)).
     pub(crate) fn coordination_config(&self) -> Option<RedisConfig> {
         self.inner.coordination.get().cloned()
     }
