@@ -55,7 +55,9 @@ use futures::future::{BoxFuture, Either, select};
 use parking_lot::Mutex;
 use redis::Value;
 
-use self::seam::{Connector, Link, Op, RedisLinks, Script, arg};
+use crate::transport::redis::coordination_seam::{
+    self as seam, Connector, Link, Op, RedisLinks, Script, arg,
+};
 
 use super::backend::{
     Backend, Encoded, Kind, LeaseId, Payload, SharedPayload, TopicFeed, TypeTag, problem,
@@ -64,11 +66,6 @@ use super::backend::{
 use crate::error::Error;
 use crate::executor::{Executor, ExecutorExt};
 use crate::transport::redis::RedisConfig;
-
-// Crate-private; `pub` items only for `sim::redis::internals` (the model checked against
-// a real server).
-#[allow(unreachable_pub, missing_docs)]
-pub(crate) mod seam;
 
 /// The longest a waiter sleeps before it tries again without a wake-up.
 pub(crate) const RECHECK: Duration = Duration::from_secs(1);

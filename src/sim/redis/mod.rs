@@ -242,7 +242,7 @@ impl SimRedis {
 #[doc(hidden)]
 pub mod internals {
     pub use super::memory_store::{MemoryStore, Model, ModelLinks};
-    pub use crate::client::coordination::redis::seam::{
+    pub use crate::transport::redis::coordination_seam::{
         Connector, Link, Op, RedisLinks, Script, TopicMessage, arg,
     };
     pub use crate::transport::redis::protocol::{GROUP, Keys, Notify, Reply, Status, TaskEntry};

@@ -78,6 +78,10 @@ mod config;
 // `crate::sim::redis::internals` (feature `sim`, hidden) can hand them to the tests that
 // check the model against Redis and fuzz the decoders. Without `sim` nothing reaches them;
 // with it, only through that hidden module (no API, so not documented as one).
+// The coordination primitives' storage seam (the client's `RedisCoordination` is built on
+// it); `pub` items only for `sim::redis::internals`.
+#[allow(unreachable_pub, missing_docs)]
+pub(crate) mod coordination_seam;
 #[allow(unreachable_pub, missing_docs)]
 pub(crate) mod protocol;
 #[allow(unreachable_pub, missing_docs)]
@@ -199,7 +203,7 @@ struct Inner {
     coordination: OnceLock<RedisConfig>,
     /// How the coordination primitives reach their state when not through a connection of
     /// their own to `coordination`'s server (the simulation's model of Redis).
-    coordination_connector: OnceLock<Arc<dyn crate::client::coordination::redis::seam::Connector>>,
+    coordination_connector: OnceLock<Arc<dyn coordination_seam::Connector>>,
 }
 
 /// The deliveries a client has dispatched and not seen completed.
@@ -1339,9 +1343,7 @@ impl RedisTransport {
 
     /// What the coordination primitives reach their state through instead of a connection
     /// of their own, if anything (the simulation's model of Redis).
-    pub(crate) fn coordination_connector(
-        &self,
-    ) -> Option<Arc<dyn crate::client::coordination::redis::seam::Connector>> {
+    pub(crate) fn coordination_connector(&self) -> Option<Arc<dyn coordination_seam::Connector>> {
         self.inner.coordination_connector.get().cloned()
     }
 
@@ -1351,7 +1353,7 @@ impl RedisTransport {
     pub(crate) fn keep_coordination_on(
         &self,
         config: RedisConfig,
-        connector: Arc<dyn crate::client::coordination::redis::seam::Connector>,
+        connector: Arc<dyn coordination_seam::Connector>,
     ) {
         let _ = self.inner.coordination.set(config);
         let _ = self.inner.coordination_connector.set(connector);

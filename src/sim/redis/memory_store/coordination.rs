@@ -1,5 +1,5 @@
 //! The model of the coordination primitives' Redis operations (the client's
-//! `coordination::redis::seam`): each Lua script of `src/client/coordination/redis/*.lua` and
+//! `transport::redis::coordination_seam`): each Lua script of `src/client/coordination/redis/*.lua` and
 //! each plain command, carried out on the model's data as the script does, with the same
 //! replies. Lease expiries follow the server's clock as `TIME` does: the executor's wall
 //! clock, jumps included; key expiries (`PEXPIRE`, `PEXPIREAT`) too.
@@ -16,9 +16,9 @@ use futures::future::{BoxFuture, Either, select};
 use redis::Value;
 
 use super::{Data, Model, refused};
-use crate::client::coordination::redis::seam::{Connector, Link, Op, Script, TopicMessage, Wake};
 use crate::error::Error;
 use crate::executor::Executor;
+use crate::transport::redis::coordination_seam::{Connector, Link, Op, Script, TopicMessage, Wake};
 use crate::transport::redis::store::StoreError;
 
 /// One key's value.

@@ -7,7 +7,7 @@
 //! coordination code runs under the deterministic simulation, and `tests/model_vs_redis.rs`
 //! checks that both answer every operation alike.
 //!
-//! [`RedisCoordination`]: super::RedisCoordination
+//! [`RedisCoordination`]: crate::client::coordination::redis::RedisCoordination
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,14 +17,16 @@ use futures::StreamExt;
 use futures::future::{BoxFuture, Either, select};
 use redis::{Script as RedisScript, Value};
 
-use super::RECHECK;
 use crate::error::Error;
 use crate::executor::Executor;
 use crate::transport::redis::RedisConfig;
 use crate::transport::redis::redis_store::{Connection, connect_one, open_client};
 use crate::transport::redis::store::StoreError;
 
-/// The coordination scripts, each in its `.lua` file beside `redis.rs`.
+/// How long the wake-up loop waits before it subscribes again after its subscription ended.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// The coordination scripts, each in its `.lua` file in `src/client/coordination/redis/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Script {
     LeaseAcquire,
@@ -82,19 +84,29 @@ impl Script {
     /// The script's Lua source.
     pub fn source(self) -> &'static str {
         match self {
-            Script::LeaseAcquire => include_str!("lease_acquire.lua"),
-            Script::LeaseRefresh => include_str!("lease_refresh.lua"),
-            Script::LeaseRelease => include_str!("lease_release.lua"),
-            Script::LeaseCount => include_str!("lease_count.lua"),
-            Script::EventSet => include_str!("event_set.lua"),
-            Script::QueuePush => include_str!("queue_push.lua"),
-            Script::QueuePop => include_str!("queue_pop.lua"),
-            Script::QueueUnpop => include_str!("queue_unpop.lua"),
-            Script::VariableSet => include_str!("variable_set.lua"),
-            Script::VariableGet => include_str!("variable_get.lua"),
-            Script::VariableDelete => include_str!("variable_delete.lua"),
-            Script::TopicLog => include_str!("topic_log.lua"),
-            Script::TopicSubscribe => include_str!("topic_subscribe.lua"),
+            Script::LeaseAcquire => {
+                include_str!("../../client/coordination/redis/lease_acquire.lua")
+            }
+            Script::LeaseRefresh => {
+                include_str!("../../client/coordination/redis/lease_refresh.lua")
+            }
+            Script::LeaseRelease => {
+                include_str!("../../client/coordination/redis/lease_release.lua")
+            }
+            Script::LeaseCount => include_str!("../../client/coordination/redis/lease_count.lua"),
+            Script::EventSet => include_str!("../../client/coordination/redis/event_set.lua"),
+            Script::QueuePush => include_str!("../../client/coordination/redis/queue_push.lua"),
+            Script::QueuePop => include_str!("../../client/coordination/redis/queue_pop.lua"),
+            Script::QueueUnpop => include_str!("../../client/coordination/redis/queue_unpop.lua"),
+            Script::VariableSet => include_str!("../../client/coordination/redis/variable_set.lua"),
+            Script::VariableGet => include_str!("../../client/coordination/redis/variable_get.lua"),
+            Script::VariableDelete => {
+                include_str!("../../client/coordination/redis/variable_delete.lua")
+            }
+            Script::TopicLog => include_str!("../../client/coordination/redis/topic_log.lua"),
+            Script::TopicSubscribe => {
+                include_str!("../../client/coordination/redis/topic_subscribe.lua")
+            }
         }
     }
 }
