@@ -13,6 +13,18 @@
 //! ```text
 //! cargo run --example crawler
 //! ```
+//!
+//! On Redis (`--redis URL`): the example starts two worker processes of itself, and the crawl
+//! tasks are a registered task (`CrawlPage`) that submits its sub-tasks through
+//! `taskweave::worker_client()` and waits for them, lending its slot meanwhile. The claim set
+//! is cluster-wide too: a page is claimed by taking a lock named after it and detaching the
+//! lease, which lasts an hour (the run's own names keep runs apart). The rate limit is
+//! checked from the fetch windows the pages carry (fetches of every process, on one
+//! machine's clock), over a smaller web of 300 pages.
+//!
+//! ```text
+//! cargo run --example crawler --features redis -- --redis redis://127.0.0.1:6379
+//! ```
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,17 +53,45 @@ struct Page {
     id: u32,
     title: String,
     links: Vec<u32>,
+    /// When its fetch started and ended (µs since the Unix epoch), inside the rate limit.
+    window: (u64, u64),
+}
+
+/// Microseconds since the Unix epoch.
+fn micros_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// The most fetch windows open at once.
+fn most_at_once(windows: &[(u64, u64)]) -> usize {
+    let mut edges: Vec<(u64, i32)> =
+        windows.iter().flat_map(|&(start, end)| [(start, 1), (end, -1)]).collect();
+    // An end before a start at the same instant: back-to-back fetches do not overlap.
+    edges.sort_unstable();
+    let (mut open, mut most) = (0i32, 0i32);
+    for (_, change) in edges {
+        open += change;
+        most = most.max(open);
+    }
+    usize::try_from(most).unwrap_or(0)
 }
 
 /// The links of a page: a fixed function of its id, so that the program can check the crawl.
 fn links_of(page: u32) -> Vec<u32> {
+    links_in(page, PAGES)
+}
+
+/// The links of `page` in a web of `pages` pages.
+fn links_in(page: u32, pages: u32) -> Vec<u32> {
     (0..LINKS_PER_PAGE)
         .map(|i| {
             let mut z = u64::from(page) * 0x9E37_79B9 + u64::from(i) * 0x85EB_CA6B + 1;
             z ^= z >> 15;
             z = z.wrapping_mul(0x2C1B_3C6D);
             z ^= z >> 12;
-            u32::try_from(z % u64::from(PAGES)).expect("below PAGES")
+            u32::try_from(z % u64::from(pages)).expect("below the page count")
         })
         .collect()
 }
@@ -104,17 +144,24 @@ async fn fetch(client: &Client, page: u32, shared: &Crawl) -> Result<Page, taskw
     let _lease = client.semaphore(RATE_LIMIT, MAX_FETCHES)?.acquire().await?;
     let now = shared.fetching.fetch_add(1, Ordering::SeqCst) + 1;
     shared.most_fetching.fetch_max(now, Ordering::SeqCst);
+    let started = micros_now();
     client.executor().sleep(FETCH_TIME).await;
+    let window = (started, micros_now());
     shared.fetching.fetch_sub(1, Ordering::SeqCst);
-    Ok(Page { id: page, title: format!("page {page}"), links: links_of(page) })
+    Ok(Page { id: page, title: format!("page {page}"), links: links_of(page), window })
 }
 
 /// The pages a breadth-first search reaches from page 0: what the crawl must find.
 fn reachable() -> BTreeSet<u32> {
+    reachable_in(PAGES)
+}
+
+/// The pages a breadth-first search reaches from page 0 in a web of `pages` pages.
+fn reachable_in(pages: u32) -> BTreeSet<u32> {
     let mut seen = BTreeSet::from([0]);
     let mut frontier = VecDeque::from([0]);
     while let Some(page) = frontier.pop_front() {
-        for link in links_of(page) {
+        for link in links_in(page, pages) {
             if seen.insert(link) {
                 frontier.push_back(link);
             }
@@ -165,18 +212,188 @@ async fn run() -> Result<bool, taskweave::Error> {
     Ok(passed)
 }
 
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|arg| arg == name).and_then(|at| args.get(at + 1)).cloned()
+}
+
 fn main() {
     // `RUST_LOG=taskweave=debug` shows what the engine does, task by task (on stderr).
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    match futures::executor::block_on(run()) {
+    let args: Vec<String> = std::env::args().collect();
+    let outcome = match flag(&args, "--redis") {
+        None => futures::executor::block_on(run()),
+        Some(url) => redis_mode::run(&args, url),
+    };
+    match outcome {
         Ok(true) => {}
         Ok(false) => std::process::exit(1),
         Err(error) => {
             eprintln!("crawler failed: {error}");
             std::process::exit(1);
         }
+    }
+}
+
+/// The crawl on Redis (`--redis URL`).
+#[cfg(feature = "redis")]
+mod redis_mode {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use taskweave::transport::redis::RedisTransport;
+    use taskweave::worker::Worker;
+    use taskweave::{Client, Task};
+
+    use super::{FETCH_TIME, MAX_FETCHES, Page, flag, links_in, micros_now, most_at_once};
+
+    /// The web crawled on Redis: smaller, as every page is a task that waits on Redis.
+    const PAGES_ON_REDIS: u32 = 300;
+
+    /// This run's names: its rate limit, its queue of pages found, and its claim of a page.
+    fn rate_limit(run: &str) -> String {
+        format!("crawler.{run}.fetches")
+    }
+
+    fn pages_found(run: &str) -> String {
+        format!("crawler.{run}.pages")
+    }
+
+    /// Claims `page` for run `run`, cluster-wide: takes the lock named after it and keeps it
+    /// (the lease, detached, lasts an hour). False when another task claimed it first.
+    fn claim(client: &Client, run: &str, page: u32) -> Result<bool, taskweave::Error> {
+        let lock = client
+            .lock(format!("crawler.{run}.claim.{page}"))
+            .with_lease_timeout(Duration::from_secs(3600));
+        Ok(lock.blocking().try_acquire()?.map(taskweave::Lease::detach).is_some())
+    }
+
+    /// Crawls one page of run `run` (a web of `pages` pages) and, through sub-tasks, every
+    /// page it leads to that nobody claimed first; answers how many pages that was.
+    pub(crate) struct CrawlPage;
+
+    impl Task for CrawlPage {
+        const NAME: &'static str = "crawler_page";
+        type Input = (String, u32, u32);
+        type Output = usize;
+        type Error = taskweave::Error;
+
+        fn run((run, pages, page): (String, u32, u32)) -> Result<usize, taskweave::Error> {
+            let client = taskweave::worker_client()?;
+            let fetched = {
+                let limit = client.semaphore(rate_limit(&run), MAX_FETCHES)?;
+                let _lease = limit.blocking().acquire()?;
+                let started = micros_now();
+                std::thread::sleep(FETCH_TIME);
+                let window = (started, micros_now());
+                Page {
+                    id: page,
+                    title: format!("page {page}"),
+                    links: links_in(page, pages),
+                    window,
+                }
+            };
+            let mut children = Vec::new();
+            for &link in &fetched.links {
+                if claim(&client, &run, link)? {
+                    children.push(client.submit_task::<CrawlPage>((run.clone(), pages, link)));
+                }
+            }
+            client.queue::<Page>(pages_found(&run)).blocking().put(fetched)?;
+            let mut crawled = 1;
+            for count in client.blocking().gather(&children)? {
+                crawled += count;
+            }
+            Ok(crawled)
+        }
+    }
+
+    /// Starts two worker processes of this example (`--worker`) on a queue of its own, crawls
+    /// through them, and stops them; a worker process serves until it is stopped.
+    pub(crate) fn run(args: &[String], url: String) -> Result<bool, taskweave::Error> {
+        if let Some(queue) = flag(args, "--worker") {
+            let worker =
+                Worker::builder().redis(url).queue(queue).concurrency(2).register::<CrawlPage>();
+            return futures::executor::block_on(worker.run()).map(|()| true);
+        }
+        let run = format!("{}-{}", std::process::id(), micros_now());
+        let queue = format!("crawler-{run}");
+        let exe = std::env::current_exe()
+            .map_err(|error| taskweave::Error::Transport(Box::new(error)))?;
+        let mut workers: Vec<std::process::Child> = (0..2)
+            .map(|_| {
+                std::process::Command::new(&exe)
+                    .args(["--redis", &url, "--worker", &queue])
+                    .spawn()
+                    .map_err(|error| taskweave::Error::Transport(Box::new(error)))
+            })
+            .collect::<Result<_, _>>()?;
+        let outcome = futures::executor::block_on(async {
+            let redis = RedisTransport::builder(url).queue(queue).connect().await?;
+            let client = Client::builder().transport(redis).build().await?;
+            let passed = crawl(&client, &run).await;
+            client.close().await?;
+            passed
+        });
+        for worker in &mut workers {
+            let _ = worker.kill();
+            let _ = worker.wait();
+        }
+        outcome
+    }
+
+    async fn crawl(client: &Client, run: &str) -> Result<bool, taskweave::Error> {
+        let started_at = client.executor().now();
+        let claimed = client
+            .lock(format!("crawler.{run}.claim.0"))
+            .with_lease_timeout(Duration::from_secs(3600))
+            .acquire()
+            .await?;
+        claimed.detach();
+        let root = client.submit_task::<CrawlPage>((run.to_owned(), PAGES_ON_REDIS, 0));
+        let found = client.queue::<Page>(pages_found(run));
+        let (mut pages, mut windows) = (BTreeSet::new(), Vec::new());
+        let mut total = None;
+        while total.is_none_or(|total| pages.len() < total) {
+            for page in found.get_batch_timeout(64, Duration::from_millis(50)).await? {
+                if pages.len() % 50 == 0 {
+                    println!("{:>5} pages so far; latest: {}", pages.len(), page.title);
+                }
+                pages.insert(page.id);
+                windows.push(page.window);
+            }
+            if total.is_none() && root.is_done() {
+                total = Some(root.clone().await?);
+            }
+        }
+        let elapsed = client.executor().now() - started_at;
+        let most = most_at_once(&windows);
+        println!(
+            "crawled {} pages on Redis in {elapsed:.2?} (at most {most} fetches at once, limit \
+             {MAX_FETCHES})",
+            pages.len()
+        );
+        let expected = super::reachable_in(PAGES_ON_REDIS);
+        let passed =
+            pages == expected && total == Some(expected.len()) && most <= MAX_FETCHES as usize;
+        println!(
+            "check: {} ({} pages reachable from page 0)",
+            if passed { "ok" } else { "FAILED" },
+            expected.len()
+        );
+        Ok(passed)
+    }
+}
+
+/// Without the `redis` feature, `--redis` is refused with what to do.
+#[cfg(not(feature = "redis"))]
+mod redis_mode {
+    pub(crate) fn run(_args: &[String], _url: String) -> Result<bool, taskweave::Error> {
+        eprintln!(
+            "--redis needs the redis feature: cargo run --example crawler --features redis -- --redis URL"
+        );
+        Ok(false)
     }
 }

@@ -36,11 +36,18 @@ pub enum PlantedBug {
     /// Redis: completing an entry does not check that the worker still owns it, so a slow
     /// worker whose entry was reclaimed (or completed) by another still publishes its result.
     RedisNoOwnerCheckOnComplete,
+    /// Redis coordination: a lease acquire treats every lease that expires within one lease
+    /// timeout as expired already, so it drops live leases and grants theirs again.
+    RedisLeaseAcquireIgnoresExpiry,
+    /// Redis coordination: a lease refresh does not check that the lease is still held, so
+    /// a holder that was paused past its lease's expiry gets it back even after it went to
+    /// another.
+    RedisLeaseRefreshRevives,
 }
 
 impl PlantedBug {
     /// Every bug, for runners that plant one by name.
-    pub const ALL: [PlantedBug; 8] = [
+    pub const ALL: [PlantedBug; 10] = [
         PlantedBug::NoCancelCascade,
         PlantedBug::AcceptSecondResult,
         PlantedBug::LeakSlotOnFailure,
@@ -49,5 +56,7 @@ impl PlantedBug {
         PlantedBug::RedisAckBeforeResult,
         PlantedBug::RedisAcceptSecondResult,
         PlantedBug::RedisNoOwnerCheckOnComplete,
+        PlantedBug::RedisLeaseAcquireIgnoresExpiry,
+        PlantedBug::RedisLeaseRefreshRevives,
     ];
 }

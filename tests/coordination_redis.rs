@@ -711,7 +711,7 @@ fn a_get_whose_reply_is_lost_still_gets_its_item() {
     let server = RedisServer::start();
     let proxy = LossyProxy::start(server.port(), |request| {
         // The first pop (the script by its body or its hash) on the queue "lossy".
-        contains(request, b"queue:lossy:items")
+        contains(request, b"{queue:lossy}:items")
             && (contains(request, b"LPOP") || contains(request, queue_pop_hash().as_bytes()))
     });
     let (url, direct) = (proxy.url(), server.url());
@@ -822,8 +822,8 @@ fn a_waiter_sees_a_set_that_was_cleared_before_it_looked() {
         })
         .await;
         let (flag, generation, channel) = (
-            "taskweave:coord:event:flicker",
-            "taskweave:coord:event:flicker:generation",
+            "taskweave:coord:{event:flicker}",
+            "taskweave:coord:{event:flicker}:generation",
             "taskweave:coord:wake:event:flicker",
         );
         let source = include_str!("../src/client/coordination/redis/event_set.lua");

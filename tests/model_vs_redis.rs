@@ -1451,3 +1451,414 @@ fn consumers_with_nothing_pending_and_no_heartbeat_are_forgotten() {
         ]);
     });
 }
+
+// ---------------------------------------------------------------------------------------
+// The coordination primitives' operations (`src/client/coordination/redis/*.lua`)
+// ---------------------------------------------------------------------------------------
+//
+// The same random sequences of coordination operations (every script and plain command the
+// Redis backend of `Lock`, `Semaphore`, `Event`, `Queue`, `Variable` and topics sends, each
+// a `seam::Op`) on the model and on a real server, compared reply by reply. The same rules
+// for time as above: a lease timeout or a receipt's keep time is either an hour or 1 ms,
+// and the test sleeps 3 ms on both clocks after any operation given 1 ms; a "busy" reply's
+// wait (ms until the earliest lease expires, clock-dependent) is compared as "within a
+// second" or "longer". Topic ids are numbered per side as entry ids are.
+
+mod coordination {
+    use super::*;
+    use taskweave::sim::redis::internals::{
+        Connector, Link, Op as CoordOp, RedisLinks, Script, TopicMessage, arg,
+    };
+    use taskweave::transport::redis::RedisConfig;
+
+    /// A name of each kind (two, to mix them).
+    fn key(kind: &str, name: u8, suffix: &str) -> String {
+        format!("tw:coord:{{{kind}:{name}}}{suffix}")
+    }
+
+    const HOUR_MS: u64 = 3_600_000;
+
+    /// A topic message with its id numbered (see [`Ids`]).
+    type NumberedMessage = (usize, Option<Vec<u8>>);
+
+    /// One coordination operation, as the strategy draws it.
+    #[derive(Debug, Clone)]
+    enum Spec {
+        Acquire { lock: bool, name: u8, max: u32, short: bool, id: u8 },
+        Refresh { lock: bool, name: u8, short: bool, id: u8 },
+        Release { lock: bool, name: u8, id: u8 },
+        Count { lock: bool, name: u8 },
+        EventSet { name: u8 },
+        EventClear { name: u8 },
+        EventState { name: u8 },
+        EventExists { name: u8 },
+        Push { name: u8, type_name: u8, capacity: Option<u8>, item: Vec<u8> },
+        Pop { name: u8, type_name: u8, n: u8, minimum: u8, receipt: u8, short: bool },
+        Unpop { name: u8, receipt: u8, items: Vec<Vec<u8>> },
+        Llen { key: u8 },
+        Del { key: u8 },
+        VariableSet { name: u8, type_name: u8, value: Vec<u8> },
+        VariableGet { name: u8, type_name: u8 },
+        VariableDelete { name: u8 },
+        TopicLog { name: u8, type_name: u8, message: Vec<u8> },
+        TopicSubscribe { name: u8, type_name: u8 },
+        TopicRead { name: u8 },
+    }
+
+    fn small() -> BoxedStrategy<Vec<u8>> {
+        prop::collection::vec(any::<u8>(), 0..4).boxed()
+    }
+
+    fn spec() -> impl Strategy<Value = Spec> {
+        let name = || 0u8..2;
+        prop_oneof![
+            4 => (any::<bool>(), name(), 0u32..4, prop::bool::weighted(0.3), 0u8..4).prop_map(
+                |(lock, name, max, short, id)| Spec::Acquire { lock, name, max, short, id }
+            ),
+            2 => (any::<bool>(), name(), prop::bool::weighted(0.3), 0u8..4)
+                .prop_map(|(lock, name, short, id)| Spec::Refresh { lock, name, short, id }),
+            3 => (any::<bool>(), name(), 0u8..4)
+                .prop_map(|(lock, name, id)| Spec::Release { lock, name, id }),
+            1 => (any::<bool>(), name()).prop_map(|(lock, name)| Spec::Count { lock, name }),
+            1 => name().prop_map(|name| Spec::EventSet { name }),
+            1 => name().prop_map(|name| Spec::EventClear { name }),
+            1 => name().prop_map(|name| Spec::EventState { name }),
+            1 => name().prop_map(|name| Spec::EventExists { name }),
+            3 => (name(), 0u8..2, prop::option::of(0u8..4), small()).prop_map(
+                |(name, type_name, capacity, item)| Spec::Push { name, type_name, capacity, item }
+            ),
+            3 => (name(), 0u8..2, 0u8..4, 1u8..3, 0u8..3, prop::bool::weighted(0.3)).prop_map(
+                |(name, type_name, n, minimum, receipt, short)| Spec::Pop {
+                    name,
+                    type_name,
+                    n,
+                    minimum,
+                    receipt,
+                    short
+                }
+            ),
+            1 => (name(), 0u8..3, prop::collection::vec(small(), 0..3))
+                .prop_map(|(name, receipt, items)| Spec::Unpop { name, receipt, items }),
+            1 => (0u8..8).prop_map(|key| Spec::Llen { key }),
+            1 => (0u8..8).prop_map(|key| Spec::Del { key }),
+            2 => (name(), 0u8..2, small())
+                .prop_map(|(name, type_name, value)| Spec::VariableSet { name, type_name, value }),
+            2 => (name(), 0u8..2)
+                .prop_map(|(name, type_name)| Spec::VariableGet { name, type_name }),
+            1 => name().prop_map(|name| Spec::VariableDelete { name }),
+            2 => (name(), 0u8..2, small())
+                .prop_map(|(name, type_name, message)| Spec::TopicLog { name, type_name, message }),
+            1 => (name(), 0u8..2)
+                .prop_map(|(name, type_name)| Spec::TopicSubscribe { name, type_name }),
+            1 => name().prop_map(|name| Spec::TopicRead { name }),
+        ]
+    }
+
+    /// Any key of any kind, for the plain commands (so they meet the wrong types too).
+    fn any_key(pick: u8) -> String {
+        match pick {
+            0 => key("lock", 0, ":leases"),
+            1 => key("semaphore", 1, ":max"),
+            2 => key("event", 0, ""),
+            3 => key("event", 1, ":generation"),
+            4 => key("queue", 0, ":items"),
+            5 => key("queue", 1, ":meta"),
+            6 => key("variable", 0, ""),
+            _ => key("topic", 1, ""),
+        }
+    }
+
+    fn lease_kind(lock: bool) -> &'static str {
+        if lock { "lock" } else { "semaphore" }
+    }
+
+    fn type_of(pick: u8) -> Vec<u8> {
+        arg(if pick == 0 { "i64" } else { "alloc::string::String" })
+    }
+
+    /// What a spec sends, whether it is a topic read, and whether it used a 1 ms time.
+    enum Call {
+        Op(CoordOp),
+        Read(String),
+    }
+
+    fn call(spec: &Spec) -> (Call, bool) {
+        let channel = |kind: &str, name: u8| arg(format!("tw:coord:wake:{kind}:{name}"));
+        let time = |short: bool| if short { arg(1) } else { arg(HOUR_MS) };
+        let op = match spec {
+            Spec::Acquire { lock, name, max, short, id } => {
+                let kind = lease_kind(*lock);
+                let max = if *lock { 1 } else { *max };
+                return (
+                    Call::Op(CoordOp::script(
+                        Script::LeaseAcquire,
+                        vec![key(kind, *name, ":leases"), key(kind, *name, ":max")],
+                        vec![arg(max), time(*short), arg(format!("{id:016x}"))],
+                    )),
+                    *short,
+                );
+            }
+            Spec::Refresh { lock, name, short, id } => {
+                return (
+                    Call::Op(CoordOp::script(
+                        Script::LeaseRefresh,
+                        vec![key(lease_kind(*lock), *name, ":leases")],
+                        vec![time(*short), arg(format!("{id:016x}"))],
+                    )),
+                    *short,
+                );
+            }
+            Spec::Release { lock, name, id } => CoordOp::script(
+                Script::LeaseRelease,
+                vec![key(lease_kind(*lock), *name, ":leases")],
+                vec![arg(format!("{id:016x}")), channel(lease_kind(*lock), *name)],
+            ),
+            Spec::Count { lock, name } => CoordOp::script(
+                Script::LeaseCount,
+                vec![key(lease_kind(*lock), *name, ":leases")],
+                Vec::new(),
+            ),
+            Spec::EventSet { name } => CoordOp::script(
+                Script::EventSet,
+                vec![key("event", *name, ""), key("event", *name, ":generation")],
+                vec![channel("event", *name)],
+            ),
+            Spec::EventClear { name } => CoordOp::Del(vec![key("event", *name, "")]),
+            Spec::EventState { name } => {
+                CoordOp::Mget(vec![key("event", *name, ""), key("event", *name, ":generation")])
+            }
+            Spec::EventExists { name } => CoordOp::Exists(key("event", *name, "")),
+            Spec::Push { name, type_name, capacity, item } => CoordOp::script(
+                Script::QueuePush,
+                vec![key("queue", *name, ":items"), key("queue", *name, ":meta")],
+                vec![
+                    type_of(*type_name),
+                    capacity.map(arg).unwrap_or_default(),
+                    channel("queue", *name),
+                    item.clone(),
+                ],
+            ),
+            Spec::Pop { name, type_name, n, minimum, receipt, short } => {
+                return (
+                    Call::Op(CoordOp::script(
+                        Script::QueuePop,
+                        vec![
+                            key("queue", *name, ":items"),
+                            key("queue", *name, ":meta"),
+                            key("queue", *name, &format!(":taken:{receipt}")),
+                        ],
+                        vec![
+                            type_of(*type_name),
+                            arg(n),
+                            arg(minimum),
+                            channel("queue", *name),
+                            time(*short),
+                        ],
+                    )),
+                    *short,
+                );
+            }
+            Spec::Unpop { name, receipt, items } => {
+                let mut args = vec![channel("queue", *name)];
+                args.extend(items.iter().cloned());
+                CoordOp::script(
+                    Script::QueueUnpop,
+                    vec![
+                        key("queue", *name, ":items"),
+                        key("queue", *name, &format!(":taken:{receipt}")),
+                    ],
+                    args,
+                )
+            }
+            Spec::Llen { key } => CoordOp::Llen(any_key(*key)),
+            Spec::Del { key } => CoordOp::Del(vec![any_key(*key)]),
+            Spec::VariableSet { name, type_name, value } => CoordOp::script(
+                Script::VariableSet,
+                vec![key("variable", *name, "")],
+                vec![type_of(*type_name), value.clone(), channel("variable", *name)],
+            ),
+            Spec::VariableGet { name, type_name } => CoordOp::script(
+                Script::VariableGet,
+                vec![key("variable", *name, "")],
+                vec![type_of(*type_name)],
+            ),
+            Spec::VariableDelete { name } => CoordOp::script(
+                Script::VariableDelete,
+                vec![key("variable", *name, "")],
+                vec![channel("variable", *name)],
+            ),
+            Spec::TopicLog { name, type_name, message } => CoordOp::script(
+                Script::TopicLog,
+                vec![key("topic", *name, ""), key("topic", *name, ":type")],
+                vec![type_of(*type_name), message.clone(), arg(10_000)],
+            ),
+            Spec::TopicSubscribe { name, type_name } => CoordOp::script(
+                Script::TopicSubscribe,
+                vec![key("topic", *name, ""), key("topic", *name, ":type")],
+                vec![type_of(*type_name)],
+            ),
+            Spec::TopicRead { name } => return (Call::Read(key("topic", *name, "")), false),
+        };
+        (Call::Op(op), false)
+    }
+
+    /// A reply with what legitimately differs made comparable (see above).
+    fn normalise(value: Value, side: Side, stream: &str, ids: &mut Ids) -> Value {
+        match value {
+            Value::Array(parts) => {
+                let status = match parts.first() {
+                    Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+                    _ => String::new(),
+                };
+                match (status.as_str(), parts.get(1)) {
+                    ("busy", Some(Value::BulkString(wait))) => {
+                        let wait: u64 = String::from_utf8_lossy(wait).parse().unwrap_or(0);
+                        let within = if wait <= 1000 { "within a second" } else { "longer" };
+                        Value::Array(vec![parts[0].clone(), Value::SimpleString(within.into())])
+                    }
+                    ("logged" | "from", Some(Value::BulkString(id))) => {
+                        let id = String::from_utf8_lossy(id).into_owned();
+                        let number = if id == "0-0" {
+                            "none".to_owned()
+                        } else {
+                            ids.number(side, stream, &id).to_string()
+                        };
+                        Value::Array(vec![parts[0].clone(), Value::SimpleString(number)])
+                    }
+                    _ => Value::Array(parts),
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn read_normalised(
+        messages: Result<Vec<TopicMessage>, taskweave::Error>,
+        side: Side,
+        stream: &str,
+        ids: &mut Ids,
+    ) -> Result<Vec<NumberedMessage>, ()> {
+        messages
+            .map(|messages| {
+                messages
+                    .into_iter()
+                    .map(|(id, message)| (ids.number(side, stream, &id), message))
+                    .collect()
+            })
+            .map_err(|_| ())
+    }
+
+    /// Runs `specs` on a fresh model and on the flushed server; panics at the first reply
+    /// that differs.
+    fn compare(server: &RedisServer, redis: &Arc<dyn Link>, specs: &[Spec]) {
+        let mut raw = server.connection();
+        let _: Value = redis::cmd("FLUSHALL").query(&mut raw).unwrap();
+        let sim = SimExecutor::new(SimConfig::new(1));
+        let model = Arc::new(Model::new(sim.clone()));
+        let links = taskweave::sim::redis::internals::ModelLinks::new(Arc::clone(&model));
+        let memory = sim.block_on(links.link()).unwrap().expect("a model link");
+        let mut ids = Ids::default();
+        for (step, spec) in specs.iter().enumerate() {
+            let (call, short) = call(spec);
+            match call {
+                Call::Op(op) => {
+                    // Topic ids are numbered per stream: the first key.
+                    let stream = match &op {
+                        CoordOp::Script { keys, .. } => keys.first().cloned().unwrap_or_default(),
+                        _ => String::new(),
+                    };
+                    let on_model = sim.block_on(memory.run(op.clone())).unwrap();
+                    let on_redis = futures::executor::block_on(redis.run(op.clone()));
+                    let on_model = on_model
+                        .map(|value| normalise(value, Side::Model, &stream, &mut ids))
+                        .map_err(|_| ());
+                    let on_redis = on_redis
+                        .map(|value| normalise(value, Side::Redis, &stream, &mut ids))
+                        .map_err(|_| ());
+                    assert_eq!(
+                        on_model, on_redis,
+                        "step {step}: {spec:?} ({op:?}): the model answered {on_model:?}, redis \
+                         {on_redis:?}; steps {specs:?}"
+                    );
+                }
+                Call::Read(stream) => {
+                    let block = Duration::from_millis(1);
+                    let on_model = sim
+                        .block_on(memory.read_topic(stream.clone(), "0-0".into(), 10, block))
+                        .unwrap();
+                    let on_redis = futures::executor::block_on(redis.read_topic(
+                        stream.clone(),
+                        "0-0".into(),
+                        10,
+                        block,
+                    ));
+                    let on_model = read_normalised(on_model, Side::Model, &stream, &mut ids);
+                    let on_redis = read_normalised(on_redis, Side::Redis, &stream, &mut ids);
+                    assert_eq!(
+                        on_model, on_redis,
+                        "step {step}: reading {stream}: the model read {on_model:?}, redis \
+                         {on_redis:?}; steps {specs:?}"
+                    );
+                }
+            }
+            if short {
+                futures::executor::block_on(EmbeddedExecutor::global().sleep(PAUSE));
+                sim.block_on(sim.sleep(PAUSE)).expect("a sleep always finishes");
+            }
+        }
+        sim.shutdown();
+    }
+
+    fn with_link(body: impl FnOnce(&RedisServer, &Arc<dyn Link>)) {
+        let server = RedisServer::start();
+        let links = RedisLinks::new(RedisConfig::new(server.url()), Duration::from_millis(100));
+        let link = futures::executor::block_on(links.link()).expect("connect to the test server");
+        body(&server, &link);
+    }
+
+    #[test]
+    fn the_model_answers_every_coordination_operation_as_redis_does() {
+        let cases = std::env::var("TASKWEAVE_MODEL_CASES")
+            .ok()
+            .and_then(|cases| cases.parse().ok())
+            .unwrap_or(128);
+        let rng_seed = match std::env::var("TASKWEAVE_MODEL_SEED").ok().as_deref() {
+            Some("random") => RngSeed::Random,
+            Some(seed) => {
+                RngSeed::Fixed(seed.parse().expect("TASKWEAVE_MODEL_SEED: a number or random"))
+            }
+            None => RngSeed::Fixed(0xc00d_5eed),
+        };
+        let config = Config { cases, failure_persistence: None, rng_seed, ..Config::default() };
+        with_link(|server, link| {
+            let mut runner = TestRunner::new(config);
+            let outcome = runner.run(&prop::collection::vec(spec(), 4..=40), |specs| {
+                compare(server, link, &specs);
+                Ok(())
+            });
+            if let Err(failure) = outcome {
+                panic!("{failure}");
+            }
+        });
+    }
+
+    #[test]
+    fn two_leases_of_a_lock_are_never_granted_by_either() {
+        with_link(|server, link| {
+            let acquire = |id| Spec::Acquire { lock: true, name: 0, max: 1, short: false, id };
+            compare(
+                server,
+                link,
+                &[
+                    acquire(0),
+                    acquire(1),
+                    acquire(0),
+                    Spec::Count { lock: true, name: 0 },
+                    Spec::Release { lock: true, name: 0, id: 0 },
+                    acquire(1),
+                    Spec::Refresh { lock: true, name: 0, short: false, id: 0 },
+                ],
+            );
+        });
+    }
+}

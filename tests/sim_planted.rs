@@ -8,6 +8,9 @@
 
 // Shared with the runner, which reads what this file does not.
 #[allow(dead_code)]
+#[path = "sim/leases.rs"]
+mod leases;
+#[allow(dead_code)]
 #[path = "sim/oracle.rs"]
 mod oracle;
 #[allow(dead_code)]
@@ -122,4 +125,18 @@ fn a_redis_completion_without_an_owner_check_is_caught() {
         "redis_slow_worker",
         &["completions were published for entries that had one already"],
     );
+}
+
+#[test]
+fn a_lease_acquire_that_ignores_expiry_is_caught() {
+    // The acquire drops live leases (it takes every lease that expires within one timeout
+    // for expired) and grants theirs again: two live holders of one lock.
+    caught(PlantedBug::RedisLeaseAcquireIgnoresExpiry, "lease_pauses", &["live holders at once"]);
+}
+
+#[test]
+fn a_lease_refresh_that_revives_an_expired_lease_is_caught() {
+    // A holder paused past its lease's expiry refreshes it on waking and gets it back,
+    // although it went to another meanwhile: two live holders. Only a pause finds it.
+    caught(PlantedBug::RedisLeaseRefreshRevives, "lease_pauses", &["live holders at once"]);
 }

@@ -287,14 +287,6 @@ impl ClientBuilder {
         #[cfg(feature = "redis")]
         if let Some(config) = &self.coordination_redis {
             config.check()?;
-            if config.is_cluster() {
-                return Err(Error::InvalidConfig {
-                    message: "coordination_redis: the coordination primitives need a single \
-                              Redis server, not a cluster (RedisConfig::cluster); give \
-                              RedisConfig::new(\"redis://host:port\") of one server"
-                        .into(),
-                });
-            }
             if let Err(error) = redis::IntoConnectionInfo::into_connection_info(config.url()) {
                 return Err(Error::InvalidConfig {
                     message: format!(

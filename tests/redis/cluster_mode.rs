@@ -279,36 +279,12 @@ fn a_master_restarted_mid_run_loses_no_task() {
     drop(restarter.join().expect("the restart thread"));
 }
 
-/// What cluster mode refuses, each with a clear error: the coordination primitives (they
-/// name cluster mode and say what to use instead), names that would break the hash tag, no
-/// node at all, and a cluster as `coordination_redis`.
+/// What cluster mode refuses, each with a clear error: names that would break the hash tag,
+/// and no node at all.
 #[test]
-fn cluster_mode_refuses_coordination_and_bad_names_clearly() {
+fn cluster_mode_refuses_bad_names_clearly() {
     let cluster = RedisCluster::start(3);
     run(move || async move {
-        let client = client(&cluster, "refusals").await;
-        match client.lock("door").acquire().await {
-            Err(Error::Coordination { problem, .. }) => {
-                assert!(problem.contains("Redis Cluster"), "{problem}");
-                assert!(problem.contains("coordination_redis"), "{problem}");
-            }
-            other => panic!("a lock on a cluster is refused, got {other:?}"),
-        }
-        client.close().await.unwrap();
-        // The way out the message gives: coordination on one server beside the cluster.
-        let single = crate::RedisServer::start();
-        let transport =
-            RedisTransport::builder_with(config(&cluster, "refusals")).connect().await.unwrap();
-        let client = Client::builder()
-            .transport(transport)
-            .coordination_redis(RedisConfig::new(single.url()))
-            .build()
-            .await
-            .unwrap();
-        let lease = client.lock("door").acquire().await.expect("a lock on the single server");
-        drop(lease);
-        client.close().await.unwrap();
-
         let braces = RedisTransport::builder_with(config(&cluster, "a{b}")).connect().await;
         match braces {
             Err(Error::InvalidConfig { message }) => {
@@ -328,17 +304,105 @@ fn cluster_mode_refuses_coordination_and_bad_names_clearly() {
         let worker =
             register_all(Worker::builder().redis_config(config(&cluster, "{x"))).start().await;
         assert!(matches!(worker, Err(Error::InvalidConfig { .. })), "{:?}", worker.err());
-        let coordination = Client::builder()
+    });
+}
+
+/// The key of a coordination primitive's leases, as the backend names it.
+fn leases_key(kind: &str, name: &str) -> String {
+    format!("taskweave:coord:{{{kind}:{name}}}:leases")
+}
+
+/// Two lock names whose keys live on different masters.
+fn locks_on_two_masters(cluster: &RedisCluster) -> (String, String) {
+    let first = "door".to_owned();
+    let first_node = cluster.node_of(&leases_key("lock", &first));
+    for i in 0..1000 {
+        let second = format!("gate-{i}");
+        if cluster.node_of(&leases_key("lock", &second)) != first_node {
+            return (first, second);
+        }
+    }
+    panic!("no lock name hashed to another master");
+}
+
+/// The coordination primitives on a cluster: each name's keys share one hash tag, so its
+/// scripts run on one node, and names spread over the masters. Two clients of different
+/// queues (and one that computes in-process, with `coordination_redis` on the cluster) share
+/// locks on two masters, a semaphore, a queue, a variable, an event and a topic.
+#[test]
+fn coordination_primitives_work_on_a_cluster() {
+    let cluster = RedisCluster::start(3);
+    run(move || async move {
+        let (first, second) = locks_on_two_masters(&cluster);
+        let a = client(&cluster, "coord-a").await;
+        let b = client(&cluster, "coord-b").await;
+        let local = Client::builder()
+            .workers(1)
             .coordination_redis(RedisConfig::cluster(cluster.urls()))
             .build()
-            .await;
-        match coordination {
-            Err(Error::InvalidConfig { message }) => {
-                assert!(message.contains("cluster"), "{message}")
-            }
-            other => {
-                panic!("coordination_redis on a cluster is refused, got {:?}", other.map(|_| ()))
-            }
+            .await
+            .expect("coordination_redis on a cluster");
+
+        // Locks on two masters: one holder each, across clients.
+        for name in [&first, &second] {
+            let held = a.lock(name.as_str()).acquire().await.expect("a lock on the cluster");
+            assert!(b.lock(name.as_str()).try_acquire().await.unwrap().is_none(), "{name}");
+            assert!(local.lock(name.as_str()).try_acquire().await.unwrap().is_none(), "{name}");
+            assert!(b.lock(name.as_str()).is_locked().await.unwrap());
+            held.release().await.unwrap();
+            let taken = within(
+                &b,
+                Duration::from_secs(10),
+                "b takes the released lock",
+                Box::pin(b.lock(name.as_str()).acquire()),
+            )
+            .await
+            .expect("the lock is free again");
+            taken.release().await.unwrap();
+        }
+
+        // A semaphore of two, over three clients.
+        let one = a.semaphore("pool", 2).unwrap().acquire().await.unwrap();
+        let two = local.semaphore("pool", 2).unwrap().acquire().await.unwrap();
+        assert!(b.semaphore("pool", 2).unwrap().try_acquire().await.unwrap().is_none());
+        assert_eq!(b.semaphore("pool", 2).unwrap().held().await.unwrap(), 2);
+        drop((one, two));
+
+        // A queue, a variable, an event and a topic, across clients.
+        let jobs = a.queue::<String>("jobs");
+        for job in ["x", "y", "z"] {
+            jobs.put(job.into()).await.unwrap();
+        }
+        assert_eq!(b.queue::<String>("jobs").get_batch(2).await.unwrap(), ["x", "y"]);
+        assert_eq!(local.queue::<String>("jobs").get().await.unwrap(), "z");
+        a.variable::<f64>("rate").set(0.5).await.unwrap();
+        assert_eq!(b.variable::<f64>("rate").get().await.unwrap(), 0.5);
+        let (go, start) = (b.event("go"), a.event("go"));
+        let waiter = go.wait_timeout(Duration::from_secs(10));
+        let (woken, set) = futures::join!(waiter, start.set());
+        set.unwrap();
+        assert!(woken.unwrap(), "the event's waiter is woken");
+        let mut feed = b.subscribe::<u32>("progress").await.unwrap();
+        for step in 1..=3_u32 {
+            a.log_event("progress", step).await.unwrap();
+        }
+        let seen = within(
+            &b,
+            Duration::from_secs(10),
+            "the topic's messages",
+            Box::pin(async move {
+                let mut seen = Vec::new();
+                while seen.len() < 3 {
+                    seen.push(feed.next().await.expect("the feed goes on"));
+                }
+                seen
+            }),
+        )
+        .await;
+        assert_eq!(seen, [1, 2, 3]);
+
+        for client in [a, b, local] {
+            client.close().await.unwrap();
         }
     });
 }

@@ -19,6 +19,7 @@
 //! `TASKWEAVE_SIM_BASE` fixes where new seeds start (default: taken from the clock, so each
 //! CI run explores new seeds; it is printed).
 
+mod leases;
 mod oracle;
 mod redis;
 mod scenarios;

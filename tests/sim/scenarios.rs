@@ -1,5 +1,6 @@
 //! The scenarios: each a workload profile and a fault setting, run under many seeds.
 
+use crate::leases::LeaseScenario;
 use crate::redis::{RedisFaults, RedisScenario};
 use crate::workload::{Planted, RunFailure, RunReport, Scenario, Weights};
 
@@ -10,6 +11,8 @@ pub(crate) enum AnyScenario {
     InProcess(&'static Scenario),
     /// The Redis transport and workers on the in-memory Redis model.
     Redis(&'static RedisScenario),
+    /// Locks and semaphores on the Redis model, holders on nodes that pause and crash.
+    Lease(&'static LeaseScenario),
 }
 
 impl AnyScenario {
@@ -17,6 +20,7 @@ impl AnyScenario {
         match self {
             AnyScenario::InProcess(scenario) => scenario.name,
             AnyScenario::Redis(scenario) => scenario.name,
+            AnyScenario::Lease(scenario) => scenario.name,
         }
     }
 
@@ -29,6 +33,7 @@ impl AnyScenario {
         match self {
             AnyScenario::InProcess(scenario) => crate::workload::run(scenario, seed, planted),
             AnyScenario::Redis(scenario) => crate::redis::run(scenario, seed, planted),
+            AnyScenario::Lease(scenario) => crate::leases::run(scenario, seed, planted),
         }
     }
 }
@@ -39,8 +44,40 @@ pub(crate) fn all() -> Vec<AnyScenario> {
         .iter()
         .map(AnyScenario::InProcess)
         .chain(REDIS_SCENARIOS.iter().map(AnyScenario::Redis))
+        .chain(LEASE_SCENARIOS.iter().map(AnyScenario::Lease))
         .collect()
 }
+
+/// The lease scenarios (`leases.rs`): the "never more live holders than `max_leases`"
+/// invariant under each kind of fault, each switched on per seed.
+pub(crate) const LEASE_SCENARIOS: &[LeaseScenario] = &[
+    // Holders paused (past their lease, often) while they hold it, and commands that fail
+    // or lose their reply.
+    LeaseScenario {
+        name: "lease_pauses",
+        pauses: true,
+        crashes: false,
+        clock_jumps: false,
+        command_faults: true,
+    },
+    // Holders crash while they hold a lease or wait for one, and boot again.
+    LeaseScenario {
+        name: "lease_crashes",
+        pauses: false,
+        crashes: true,
+        clock_jumps: false,
+        command_faults: true,
+    },
+    // The server's clock jumps (back by up to two lease timeouts; forward by at most the
+    // holders' drift allowance in all), with pauses.
+    LeaseScenario {
+        name: "lease_clock_jumps",
+        pauses: true,
+        crashes: false,
+        clock_jumps: true,
+        command_faults: false,
+    },
+];
 
 /// The Redis scenarios. Each fault kind a scenario allows is switched on or off per seed.
 pub(crate) const REDIS_SCENARIOS: &[RedisScenario] = &[

@@ -124,7 +124,7 @@ mod event;
 mod lease;
 mod queue;
 #[cfg(feature = "redis")]
-mod redis;
+pub(crate) mod redis;
 mod topic;
 mod variable;
 
@@ -337,24 +337,13 @@ impl Ctx {
     /// done then (see the module docs).
     fn any_backend(&self, kind: Kind, name: &str) -> Result<&Arc<dyn Backend>, Error> {
         self.backend.as_ref().ok_or_else(|| {
-            #[cfg(feature = "redis")]
-            if on_redis_cluster(&self.core) {
-                return problem(
-                    kind,
-                    name,
-                    "coordination primitives are not available on a Redis Cluster \
-                     (RedisConfig::cluster) yet; keep them on one Redis server with \
-                     ClientBuilder::coordination_redis(RedisConfig::new(\"redis://host:port\"))"
-                        .to_owned(),
-                );
-            }
             problem(
                 kind,
                 name,
                 format!(
                     "the {} transport has no coordination backend; coordination primitives \
-                     work with the in-process and redis transports (on the simulation's model \
-                     of redis, not yet)",
+                     work with the in-process and redis transports (the simulation's model of \
+                     redis included); use one of those",
                     self.core.transport.name()
                 ),
             )
@@ -377,16 +366,6 @@ fn run_now<F: Future>(future: F) -> Result<F::Output, Error> {
     block_on_caller_thread(future)
 }
 
-/// Whether `core`'s transport is a Redis transport in cluster mode.
-#[cfg(feature = "redis")]
-fn on_redis_cluster(core: &Core) -> bool {
-    core.transport
-        .as_any()
-        .and_then(|transport| transport.downcast_ref::<crate::transport::redis::RedisTransport>())
-        .and_then(crate::transport::redis::RedisTransport::coordination_config)
-        .is_some_and(|config| config.is_cluster())
-}
-
 /// The coordination backend for a client built on `core`: the in-process one for the
 /// in-process transport, Redis for a Redis transport on a real server, none for the others.
 pub(crate) fn backend_for(core: &Core) -> Option<Arc<dyn Backend>> {
@@ -397,11 +376,11 @@ pub(crate) fn backend_for(core: &Core) -> Option<Arc<dyn Backend>> {
         .and_then(|transport| transport.downcast_ref::<crate::transport::redis::RedisTransport>())
     {
         let config = redis.coordination_config()?;
-        if config.is_cluster() {
-            // Refused with a message of their own (see `Ctx::any_backend`).
-            return None;
-        }
-        return Some(Arc::new(redis::RedisCoordination::new(config, Arc::clone(&core.executor))));
+        let executor = Arc::clone(&core.executor);
+        return Some(Arc::new(match redis.coordination_connector() {
+            Some(connector) => redis::RedisCoordination::on(config, connector, executor),
+            None => redis::RedisCoordination::new(config, executor),
+        }));
     }
     (core.transport.name() == "in-process")
         .then(|| Arc::new(InProcess::new(Arc::clone(&core.executor))) as Arc<dyn Backend>)

@@ -5,22 +5,25 @@
 //!
 //! # Layout
 //!
-//! Every key starts with `{ns}:coord:` (the namespace, not the queue: clients of different
-//! queues share primitives):
+//! Every key starts with `<ns>:coord:` (the namespace, not the queue: clients of different
+//! queues share primitives), then the hash tag `{<kind>:<name>}`, which every key of one
+//! name shares, so that each script's keys sit on one slot of a Redis Cluster:
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `lock:{name}:leases`, `semaphore:{name}:leases` | sorted set | live lease ids, scored by expiry (ms, the server's clock); expires with its last lease |
-//! | `lock:{name}:max`, `semaphore:{name}:max` | string | the name's `max_leases`, fixed by its first acquire |
-//! | `event:{name}` | string | present while the event is set |
-//! | `queue:{name}:items` | list | the items, JSON |
-//! | `queue:{name}:meta` | hash | `type` (the item type's name), `capacity` |
-//! | `variable:{name}` | hash | `type`, `state` (`unset`, `set`, `deleted`), `value` (JSON) |
-//! | `topic:{name}` | stream | the messages (field `m`, JSON), about the last 10,000 |
-//! | `topic:{name}:type` | string | the message type's name |
+//! | `{lock:<name>}:leases`, `{semaphore:<name>}:leases` | sorted set | live lease ids, scored by expiry (ms, the server's clock); expires with its last lease |
+//! | `{lock:<name>}:max`, `{semaphore:<name>}:max` | string | the name's `max_leases`, fixed by its first acquire |
+//! | `{event:<name>}`, `{event:<name>}:generation` | string | present while the event is set; how many times it was set |
+//! | `{queue:<name>}:items` | list | the items, JSON |
+//! | `{queue:<name>}:meta` | hash | `type` (the item type's name), `capacity` |
+//! | `{queue:<name>}:taken:<id>` | list | a get's receipt: what it took, until it has the reply |
+//! | `{variable:<name>}` | hash | `type`, `state` (`unset`, `set`, `deleted`), `value` (JSON) |
+//! | `{topic:<name>}` | stream | the messages (field `m`, JSON), about the last 10,000 |
+//! | `{topic:<name>}:type` | string | the message type's name |
 //!
-//! Wake-ups travel on channels `{ns}:coord:wake:{kind}:{name}`: each backend holds one
-//! pub/sub connection subscribed to `{ns}:coord:wake:*` and wakes its local waiters of that
+//! Wake-ups travel on channels `<ns>:coord:wake:<kind>:<name>`: each backend holds one
+//! pub/sub connection subscribed to `<ns>:coord:wake:*` (on a cluster, to one node: classic
+//! pub/sub reaches every node) and wakes its local waiters of that
 //! name, who then try their operation again. Every wait also re-checks on its own at least
 //! every [`RECHECK`] (and when the earliest lease of a name expires), so a lost notification
 //! (a dropped pub/sub connection) or a lease that expired without a release costs at most
@@ -48,11 +51,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use event_listener::Event as Wakeup;
-use futures::StreamExt;
 use futures::future::{BoxFuture, Either, select};
 use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{Script, Value};
+use redis::Value;
+
+use crate::transport::redis::coordination_seam::{
+    self as seam, Connector, Link, Op, RedisLinks, Script, arg,
+};
 
 use super::backend::{
     Backend, Encoded, Kind, LeaseId, Payload, SharedPayload, TopicFeed, TypeTag, problem,
@@ -61,7 +66,6 @@ use super::backend::{
 use crate::error::Error;
 use crate::executor::{Executor, ExecutorExt};
 use crate::transport::redis::RedisConfig;
-use crate::transport::redis::redis_store::open_client;
 
 /// The longest a waiter sleeps before it tries again without a wake-up.
 pub(crate) const RECHECK: Duration = Duration::from_secs(1);
@@ -69,43 +73,6 @@ pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 const TOPIC_BLOCK: Duration = Duration::from_millis(500);
 /// About how many messages a topic's stream keeps.
 const TOPIC_KEEP: u64 = 10_000;
-
-/// The scripts, one per operation (see the `.lua` files for what each does).
-struct Scripts {
-    lease_acquire: Script,
-    lease_refresh: Script,
-    lease_release: Script,
-    lease_count: Script,
-    event_set: Script,
-    queue_push: Script,
-    queue_pop: Script,
-    queue_unpop: Script,
-    variable_set: Script,
-    variable_get: Script,
-    variable_delete: Script,
-    topic_log: Script,
-    topic_subscribe: Script,
-}
-
-impl Scripts {
-    fn new() -> Scripts {
-        Scripts {
-            lease_acquire: Script::new(include_str!("redis/lease_acquire.lua")),
-            lease_refresh: Script::new(include_str!("redis/lease_refresh.lua")),
-            lease_release: Script::new(include_str!("redis/lease_release.lua")),
-            lease_count: Script::new(include_str!("redis/lease_count.lua")),
-            event_set: Script::new(include_str!("redis/event_set.lua")),
-            queue_push: Script::new(include_str!("redis/queue_push.lua")),
-            queue_pop: Script::new(include_str!("redis/queue_pop.lua")),
-            queue_unpop: Script::new(include_str!("redis/queue_unpop.lua")),
-            variable_set: Script::new(include_str!("redis/variable_set.lua")),
-            variable_get: Script::new(include_str!("redis/variable_get.lua")),
-            variable_delete: Script::new(include_str!("redis/variable_delete.lua")),
-            topic_log: Script::new(include_str!("redis/topic_log.lua")),
-            topic_subscribe: Script::new(include_str!("redis/topic_subscribe.lua")),
-        }
-    }
-}
 
 /// The coordination state of a Redis cluster, seen from one client or worker process.
 /// Connects at its first use. Cheap to share: the state is behind an `Arc`.
@@ -118,9 +85,10 @@ struct Shared {
     /// `{ns}:coord:`
     prefix: String,
     executor: Arc<dyn Executor>,
-    scripts: Scripts,
+    /// Where the state lives: a real server, or the simulation's model of one.
+    connector: Arc<dyn Connector>,
     /// Made at the first operation.
-    connection: futures::lock::Mutex<Option<ConnectionManager>>,
+    connection: futures::lock::Mutex<Option<Arc<dyn Link>>>,
     /// Local waiters per `{kind}:{name}`, woken by the pub/sub loop.
     wakeups: Mutex<HashMap<String, Arc<Wakeup>>>,
     closed: AtomicBool,
@@ -189,17 +157,16 @@ fn unreachable(error: &Error) -> bool {
     })
 }
 
-fn malformed(operation: &'static str) -> Error {
-    Error::Transport(format!("redis {operation} gave an unexpected reply").into())
+/// The integer a command or script answered.
+fn integer(value: &Value, operation: &'static str) -> Result<i64, Error> {
+    match value {
+        Value::Int(number) => Ok(*number),
+        _ => Err(malformed(operation)),
+    }
 }
 
-fn redis_failed(operation: &'static str) -> impl FnOnce(redis::RedisError) -> Error {
-    move |error| {
-        Error::Transport(Box::new(crate::transport::redis::store::StoreError {
-            operation,
-            source: Box::new(error),
-        }))
-    }
+fn malformed(operation: &'static str) -> Error {
+    Error::Transport(format!("redis {operation} gave an unexpected reply").into())
 }
 
 /// The error for a name whose values are of another type than the handle's.
@@ -245,6 +212,17 @@ impl RedisCoordination {
     /// The coordination state of the namespace `config` names, reached through `executor`
     /// (its timers measure waits; background work runs on it).
     pub(crate) fn new(config: RedisConfig, executor: Arc<dyn Executor>) -> RedisCoordination {
+        let connector = Arc::new(RedisLinks::new(config.clone(), TOPIC_BLOCK));
+        RedisCoordination::on(config, connector, executor)
+    }
+
+    /// The coordination state `connector` reaches (a real server, or the simulation's model
+    /// of one), under `config`'s namespace and timeouts.
+    pub(crate) fn on(
+        config: RedisConfig,
+        connector: Arc<dyn Connector>,
+        executor: Arc<dyn Executor>,
+    ) -> RedisCoordination {
         // The executor's seed, and std's per-process random hash keys, so that two
         // processes (or two clients of one) never share a start.
         let process = {
@@ -260,7 +238,7 @@ impl RedisCoordination {
                 prefix: format!("{}:coord:", config.namespace_name()),
                 config,
                 executor,
-                scripts: Scripts::new(),
+                connector,
                 connection: futures::lock::Mutex::new(None),
                 wakeups: Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
@@ -275,8 +253,13 @@ impl RedisCoordination {
 }
 
 impl Shared {
+    /// The key of `kind` `name` with `suffix`: `{ns}:coord:{<kind>:<name>}<suffix>`. Every
+    /// key of one name shares the hash tag `{<kind>:<name>}`, so that the scripts touching
+    /// several of them stay on one slot of a Redis Cluster (the tag is the text from the
+    /// first `{` to the first `}` after it, the same for every suffix even when a name or
+    /// the namespace holds braces).
     fn key(&self, kind: Kind, name: &str, suffix: &str) -> String {
-        format!("{}{}:{name}{suffix}", self.prefix, kind.as_str())
+        format!("{}{{{}:{name}}}{suffix}", self.prefix, kind.as_str())
     }
 
     fn channel(&self, kind: Kind, name: &str) -> String {
@@ -296,6 +279,11 @@ impl Shared {
         Ok(())
     }
 
+    /// Runs `op` on the command connection.
+    async fn run(self: &Arc<Self>, op: Op) -> Result<Value, Error> {
+        self.connection().await?.run(op).await
+    }
+
     /// An id no other call of any process uses: lease ids and queue receipts.
     fn unique_id(&self) -> u64 {
         mix(self.lease_seed ^ self.next_lease.fetch_add(1, Ordering::Relaxed))
@@ -306,9 +294,8 @@ impl Shared {
     fn forget_receipt(self: &Arc<Self>, receipt: String) {
         let shared = Arc::clone(self);
         let forget = async move {
-            let Ok(mut connection) = shared.connection().await else { return };
-            let outcome: Result<i64, _> =
-                redis::cmd("DEL").arg(&receipt).query_async(&mut connection).await;
+            let Ok(connection) = shared.connection().await else { return };
+            let outcome = connection.run(Op::Del(vec![receipt.clone()])).await;
             if let Err(error) = outcome {
                 tracing::debug!(%error, %receipt, "a queue receipt is left to expire");
             }
@@ -319,33 +306,34 @@ impl Shared {
     }
 
     /// The command connection, made (with the pub/sub loop) at the first call.
-    async fn connection(self: &Arc<Self>) -> Result<ConnectionManager, Error> {
+    async fn connection(self: &Arc<Self>) -> Result<Arc<dyn Link>, Error> {
         let mut slot = self.connection.lock().await;
         if let Some(connection) = &*slot {
-            return Ok(connection.clone());
+            return Ok(Arc::clone(connection));
         }
-        let options = self.config.connect_options(TOPIC_BLOCK);
-        let client = open_client(self.config.url(), &options)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.command_timeout))
-            .set_response_timeout(Some(options.command_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let connection = ConnectionManager::new_with_config(client.clone(), config)
-            .await
-            .map_err(redis_failed("connect"))?;
+        let connection = self.connector.link().await?;
         // Subscribed before the first operation returns, so that no wake-up of a wait that
         // starts after it is missed.
-        let pattern = format!("{}wake:*", self.prefix);
-        let first = subscribe(&client, &pattern).await;
-        if let Err(error) = &first {
-            tracing::warn!(%error, "coordination wake-ups unavailable for now; waits re-check every second");
-        }
-        if let Some(stop) = self.stop.lock().take() {
-            let wakes = wake_loop(Arc::downgrade(self), client, pattern, first.ok(), stop);
+        let stop = self.stop.lock().take();
+        if let Some(stop) = stop {
+            let pattern = format!("{}wake:*", self.prefix);
+            let local_prefix = pattern.trim_end_matches('*').to_owned();
+            let shared = Arc::downgrade(self);
+            let wake: seam::Wake = Arc::new(move |channel: &str| {
+                let Some(shared) = shared.upgrade() else { return false };
+                if let Some(local) = channel.strip_prefix(&local_prefix) {
+                    let wakeup = shared.wakeups.lock().get(local).cloned();
+                    if let Some(wakeup) = wakeup {
+                        wakeup.notify(usize::MAX);
+                    }
+                }
+                true
+            });
+            let wakes =
+                self.connector.wakeups(pattern, wake, stop, Arc::clone(&self.executor)).await;
             let _ = self.executor.spawn_task(wakes);
         }
-        *slot = Some(connection.clone());
+        *slot = Some(Arc::clone(&connection));
         Ok(connection)
     }
 
@@ -453,63 +441,6 @@ impl<T: Send + 'static> Drop for Detach<T> {
     }
 }
 
-async fn subscribe(
-    client: &redis::Client,
-    pattern: &str,
-) -> redis::RedisResult<redis::aio::PubSub> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.psubscribe(pattern).await?;
-    Ok(pubsub)
-}
-
-/// Wakes the local waiters of each name a notification names, until the backend is closed
-/// or dropped (`stop` disconnects). When the pub/sub connection ends (Redis restarted or
-/// unreachable) it subscribes again, every 1 s to 2 s, until that works or it is stopped;
-/// meanwhile waits re-check every [`RECHECK`] by themselves, so nothing hangs.
-async fn wake_loop(
-    shared: std::sync::Weak<Shared>,
-    client: redis::Client,
-    pattern: String,
-    mut pubsub: Option<redis::aio::PubSub>,
-    stop: flume::Receiver<()>,
-) {
-    let Some(executor) = shared.upgrade().map(|shared| Arc::clone(&shared.executor)) else {
-        return;
-    };
-    let local_prefix = pattern.trim_end_matches('*').to_owned();
-    loop {
-        if let Some(connected) = pubsub.take() {
-            let mut messages = connected.into_on_message();
-            loop {
-                let message = match select(messages.next(), stop.recv_async()).await {
-                    Either::Left((Some(message), _)) => message,
-                    Either::Left((None, _)) => break,
-                    Either::Right(_) => return,
-                };
-                let Some(shared) = shared.upgrade() else { return };
-                let channel = message.get_channel_name();
-                let Some(local) = channel.strip_prefix(&local_prefix) else { continue };
-                let wakeup = shared.wakeups.lock().get(local).cloned();
-                if let Some(wakeup) = wakeup {
-                    wakeup.notify(usize::MAX);
-                }
-            }
-            tracing::debug!("the coordination pub/sub connection ended; subscribing again");
-        }
-        match select(executor.sleep(RECHECK), stop.recv_async()).await {
-            Either::Left(_) => {}
-            Either::Right(_) => return,
-        }
-        match select(Box::pin(subscribe(&client, &pattern)), stop.recv_async()).await {
-            Either::Left((Ok(connected), _)) => pubsub = Some(connected),
-            Either::Left((Err(error), _)) => {
-                tracing::debug!(%error, "coordination wake-ups: subscribe failed")
-            }
-            Either::Right(_) => return,
-        }
-    }
-}
-
 impl Backend for RedisCoordination {
     fn encodes(&self) -> bool {
         true
@@ -547,18 +478,13 @@ impl Backend for RedisCoordination {
                             let shared = Arc::clone(&shared);
                             let leases = leases.clone();
                             Box::pin(async move {
-                                let mut connection = shared.connection().await?;
-                                let reply: Value = shared
-                                    .scripts
-                                    .lease_acquire
-                                    .key(&leases)
-                                    .key(&max_key)
-                                    .arg(max_leases)
-                                    .arg(timeout_ms)
-                                    .arg(id.to_string())
-                                    .invoke_async(&mut connection)
-                                    .await
-                                    .map_err(redis_failed("lease_acquire"))?;
+                                let reply = shared
+                                    .run(Op::script(
+                                        Script::LeaseAcquire,
+                                        vec![leases, max_key],
+                                        vec![arg(max_leases), arg(timeout_ms), arg(id)],
+                                    ))
+                                    .await?;
                                 answer(reply, "lease_acquire")
                             })
                                 as BoxFuture<'static, Result<Answer, Error>>
@@ -606,17 +532,14 @@ impl Backend for RedisCoordination {
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
             let shared = &self.shared;
-            let mut connection = shared.connection().await?;
-            let refreshed: i64 = shared
-                .scripts
-                .lease_refresh
-                .key(shared.key(kind, name, ":leases"))
-                .arg(millis(lease_timeout))
-                .arg(lease.to_string())
-                .invoke_async(&mut connection)
-                .await
-                .map_err(redis_failed("lease_refresh"))?;
-            Ok(refreshed == 1)
+            let refreshed = shared
+                .run(Op::script(
+                    Script::LeaseRefresh,
+                    vec![shared.key(kind, name, ":leases")],
+                    vec![arg(millis(lease_timeout)), arg(lease)],
+                ))
+                .await?;
+            Ok(integer(&refreshed, "lease_refresh")? == 1)
         })
     }
 
@@ -636,30 +559,30 @@ impl Backend for RedisCoordination {
     fn count_leases<'a>(&'a self, kind: Kind, name: &'a str) -> BoxFuture<'a, Result<u32, Error>> {
         Box::pin(async move {
             let shared = &self.shared;
-            let mut connection = shared.connection().await?;
-            shared
-                .scripts
-                .lease_count
-                .key(shared.key(kind, name, ":leases"))
-                .invoke_async(&mut connection)
-                .await
-                .map_err(redis_failed("lease_count"))
+            let count = shared
+                .run(Op::script(
+                    Script::LeaseCount,
+                    vec![shared.key(kind, name, ":leases")],
+                    Vec::new(),
+                ))
+                .await?;
+            u32::try_from(integer(&count, "lease_count")?).map_err(|_| malformed("lease_count"))
         })
     }
 
     fn set_event<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let shared = &self.shared;
-            let mut connection = shared.connection().await?;
-            let _: Value = shared
-                .scripts
-                .event_set
-                .key(shared.key(Kind::Event, name, ""))
-                .key(shared.key(Kind::Event, name, ":generation"))
-                .arg(shared.channel(Kind::Event, name))
-                .invoke_async(&mut connection)
-                .await
-                .map_err(redis_failed("event_set"))?;
+            shared
+                .run(Op::script(
+                    Script::EventSet,
+                    vec![
+                        shared.key(Kind::Event, name, ""),
+                        shared.key(Kind::Event, name, ":generation"),
+                    ],
+                    vec![arg(shared.channel(Kind::Event, name))],
+                ))
+                .await?;
             Ok(())
         })
     }
@@ -667,12 +590,7 @@ impl Backend for RedisCoordination {
     fn clear_event<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let shared = &self.shared;
-            let mut connection = shared.connection().await?;
-            let _: Value = redis::cmd("DEL")
-                .arg(shared.key(Kind::Event, name, ""))
-                .query_async(&mut connection)
-                .await
-                .map_err(redis_failed("DEL"))?;
+            shared.run(Op::Del(vec![shared.key(Kind::Event, name, "")])).await?;
             Ok(())
         })
     }
@@ -727,19 +645,18 @@ impl Backend for RedisCoordination {
             // this future (a dropped put may or may not have queued its value).
             let pushed = shared
                 .wait_for(Kind::Queue, name, wait, "put", || async {
-                    let mut connection = shared.connection().await?;
-                    let reply: Value = shared
-                        .scripts
-                        .queue_push
-                        .key(&items)
-                        .key(&meta)
-                        .arg(tag.name())
-                        .arg(&capacity_arg)
-                        .arg(&channel)
-                        .arg(bytes)
-                        .invoke_async(&mut connection)
-                        .await
-                        .map_err(redis_failed("queue_push"))?;
+                    let reply = shared
+                        .run(Op::script(
+                            Script::QueuePush,
+                            vec![items.clone(), meta.clone()],
+                            vec![
+                                arg(tag.name()),
+                                arg(&capacity_arg),
+                                arg(&channel),
+                                bytes.to_vec(),
+                            ],
+                        ))
+                        .await?;
                     let answer = answer(reply, "queue_push")?;
                     match answer.status.as_str() {
                         "pushed" => Ok(Attempt::Done(())),
@@ -795,21 +712,19 @@ impl Backend for RedisCoordination {
                             (items.clone(), channel.clone(), receipt.clone());
                         let type_name = tag.name();
                         Box::pin(async move {
-                            let mut connection = shared.connection().await?;
-                            let reply: Value = shared
-                                .scripts
-                                .queue_pop
-                                .key(&items)
-                                .key(&meta)
-                                .key(&receipt)
-                                .arg(type_name)
-                                .arg(n)
-                                .arg(minimum)
-                                .arg(&channel)
-                                .arg(keep_receipt)
-                                .invoke_async(&mut connection)
-                                .await
-                                .map_err(redis_failed("queue_pop"))?;
+                            let reply = shared
+                                .run(Op::script(
+                                    Script::QueuePop,
+                                    vec![items, meta, receipt],
+                                    vec![
+                                        arg(type_name),
+                                        arg(n),
+                                        arg(minimum),
+                                        arg(&channel),
+                                        arg(keep_receipt),
+                                    ],
+                                ))
+                                .await?;
                             answer(reply, "queue_pop")
                         }) as BoxFuture<'static, Result<Answer, Error>>
                     };
@@ -821,15 +736,11 @@ impl Backend for RedisCoordination {
                                 if taken.is_empty() {
                                     return;
                                 }
-                                let Ok(mut connection) = shared.connection().await else { return };
-                                let mut call = shared.scripts.queue_unpop.key(&items);
-                                call.key(&receipt);
-                                call.arg(&channel);
-                                for item in &taken {
-                                    call.arg(item.as_slice());
-                                }
-                                let outcome: Result<Value, _> =
-                                    call.invoke_async(&mut connection).await;
+                                let mut args = vec![arg(&channel)];
+                                args.extend(taken);
+                                let outcome = shared
+                                    .run(Op::script(Script::QueueUnpop, vec![items, receipt], args))
+                                    .await;
                                 if let Err(error) = outcome {
                                     tracing::warn!(
                                         %error,
@@ -881,12 +792,8 @@ impl Backend for RedisCoordination {
     fn count_items<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<usize, Error>> {
         Box::pin(async move {
             let shared = &self.shared;
-            let mut connection = shared.connection().await?;
-            redis::cmd("LLEN")
-                .arg(shared.key(Kind::Queue, name, ":items"))
-                .query_async(&mut connection)
-                .await
-                .map_err(redis_failed("LLEN"))
+            let length = shared.run(Op::Llen(shared.key(Kind::Queue, name, ":items"))).await?;
+            usize::try_from(integer(&length, "LLEN")?).map_err(|_| malformed("LLEN"))
         })
     }
 
@@ -899,17 +806,17 @@ impl Backend for RedisCoordination {
         Box::pin(async move {
             let shared = &self.shared;
             let bytes = bytes_of(Kind::Variable, name, &*value)?;
-            let mut connection = shared.connection().await?;
-            let reply: Value = shared
-                .scripts
-                .variable_set
-                .key(shared.key(Kind::Variable, name, ""))
-                .arg(tag.name())
-                .arg(bytes)
-                .arg(shared.channel(Kind::Variable, name))
-                .invoke_async(&mut connection)
-                .await
-                .map_err(redis_failed("variable_set"))?;
+            let reply = shared
+                .run(Op::script(
+                    Script::VariableSet,
+                    vec![shared.key(Kind::Variable, name, "")],
+                    vec![
+                        arg(tag.name()),
+                        bytes.to_vec(),
+                        arg(shared.channel(Kind::Variable, name)),
+                    ],
+                ))
+                .await?;
             let answer = answer(reply, "variable_set")?;
             match answer.status.as_str() {
                 "set" => Ok(()),
@@ -930,15 +837,13 @@ impl Backend for RedisCoordination {
             let key = shared.key(Kind::Variable, name, "");
             shared
                 .wait_for(Kind::Variable, name, wait, "get", || async {
-                    let mut connection = shared.connection().await?;
-                    let reply: Value = shared
-                        .scripts
-                        .variable_get
-                        .key(&key)
-                        .arg(tag.name())
-                        .invoke_async(&mut connection)
-                        .await
-                        .map_err(redis_failed("variable_get"))?;
+                    let reply = shared
+                        .run(Op::script(
+                            Script::VariableGet,
+                            vec![key.clone()],
+                            vec![arg(tag.name())],
+                        ))
+                        .await?;
                     let answer = answer(reply, "variable_get")?;
                     match answer.status.as_str() {
                         "set" => match answer.value {
@@ -964,15 +869,13 @@ impl Backend for RedisCoordination {
     fn delete_variable<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let shared = &self.shared;
-            let mut connection = shared.connection().await?;
-            let _: Value = shared
-                .scripts
-                .variable_delete
-                .key(shared.key(Kind::Variable, name, ""))
-                .arg(shared.channel(Kind::Variable, name))
-                .invoke_async(&mut connection)
-                .await
-                .map_err(redis_failed("variable_delete"))?;
+            shared
+                .run(Op::script(
+                    Script::VariableDelete,
+                    vec![shared.key(Kind::Variable, name, "")],
+                    vec![arg(shared.channel(Kind::Variable, name))],
+                ))
+                .await?;
             Ok(())
         })
     }
@@ -1011,18 +914,16 @@ impl Backend for RedisCoordination {
         Box::pin(async move {
             let shared = &self.shared;
             let bytes = bytes_of(Kind::Topic, topic, &*message)?;
-            let mut connection = shared.connection().await?;
-            let reply: Value = shared
-                .scripts
-                .topic_log
-                .key(shared.key(Kind::Topic, topic, ""))
-                .key(shared.key(Kind::Topic, topic, ":type"))
-                .arg(tag.name())
-                .arg(bytes)
-                .arg(TOPIC_KEEP)
-                .invoke_async(&mut connection)
-                .await
-                .map_err(redis_failed("topic_log"))?;
+            let reply = shared
+                .run(Op::script(
+                    Script::TopicLog,
+                    vec![
+                        shared.key(Kind::Topic, topic, ""),
+                        shared.key(Kind::Topic, topic, ":type"),
+                    ],
+                    vec![arg(tag.name()), bytes.to_vec(), arg(TOPIC_KEEP)],
+                ))
+                .await?;
             let answer = answer(reply, "topic_log")?;
             match answer.status.as_str() {
                 "logged" => Ok(()),
@@ -1040,16 +941,13 @@ impl Backend for RedisCoordination {
         Box::pin(async move {
             let shared = &self.shared;
             let stream = shared.key(Kind::Topic, topic, "");
-            let mut connection = shared.connection().await?;
-            let reply: Value = shared
-                .scripts
-                .topic_subscribe
-                .key(&stream)
-                .key(shared.key(Kind::Topic, topic, ":type"))
-                .arg(tag.name())
-                .invoke_async(&mut connection)
-                .await
-                .map_err(redis_failed("topic_subscribe"))?;
+            let reply = shared
+                .run(Op::script(
+                    Script::TopicSubscribe,
+                    vec![stream.clone(), shared.key(Kind::Topic, topic, ":type")],
+                    vec![arg(tag.name())],
+                ))
+                .await?;
             let answer = answer(reply, "topic_subscribe")?;
             let from = match answer.status.as_str() {
                 "from" => answer.text(),
@@ -1057,15 +955,7 @@ impl Backend for RedisCoordination {
                 _ => return Err(malformed("topic_subscribe")),
             };
             // Its own connection: a blocking read would hold up every other command.
-            let options = shared.config.connect_options(TOPIC_BLOCK);
-            let client = open_client(shared.config.url(), &options)?;
-            let reader = client
-                .get_multiplexed_async_connection_with_config(
-                    &redis::AsyncConnectionConfig::new()
-                        .set_response_timeout(Some(options.command_timeout + TOPIC_BLOCK)),
-                )
-                .await
-                .map_err(redis_failed("connect"))?;
+            let reader = shared.connection().await?.reader(TOPIC_BLOCK).await?;
             let feed = TopicReader {
                 shared: Arc::clone(shared),
                 connection: reader,
@@ -1104,39 +994,32 @@ async fn release(
     channel: &str,
     lease: LeaseId,
 ) -> Result<bool, Error> {
-    let mut connection = shared.connection().await?;
-    let released: i64 = shared
-        .scripts
-        .lease_release
-        .key(leases)
-        .arg(lease.to_string())
-        .arg(channel)
-        .invoke_async(&mut connection)
-        .await
-        .map_err(redis_failed("lease_release"))?;
-    Ok(released == 1)
+    let released = shared
+        .run(Op::script(
+            Script::LeaseRelease,
+            vec![leases.to_owned()],
+            vec![arg(lease), arg(channel)],
+        ))
+        .await?;
+    Ok(integer(&released, "lease_release")? == 1)
 }
 
 /// Whether an event is set, and how many times it was set.
 async fn event_state(shared: &Arc<Shared>, name: &str) -> Result<(bool, u64), Error> {
-    let mut connection = shared.connection().await?;
-    let (flag, generation): (Option<String>, Option<u64>) = redis::cmd("MGET")
-        .arg(shared.key(Kind::Event, name, ""))
-        .arg(shared.key(Kind::Event, name, ":generation"))
-        .query_async(&mut connection)
-        .await
-        .map_err(redis_failed("MGET"))?;
+    let reply = shared
+        .run(Op::Mget(vec![
+            shared.key(Kind::Event, name, ""),
+            shared.key(Kind::Event, name, ":generation"),
+        ]))
+        .await?;
+    let (flag, generation): (Option<String>, Option<u64>) =
+        redis::from_redis_value(reply).map_err(|_| malformed("MGET"))?;
     Ok((flag.is_some(), generation.unwrap_or(0)))
 }
 
 async fn is_set(shared: &Arc<Shared>, name: &str) -> Result<bool, Error> {
-    let mut connection = shared.connection().await?;
-    let exists: i64 = redis::cmd("EXISTS")
-        .arg(shared.key(Kind::Event, name, ""))
-        .query_async(&mut connection)
-        .await
-        .map_err(redis_failed("EXISTS"))?;
-    Ok(exists == 1)
+    let exists = shared.run(Op::Exists(shared.key(Kind::Event, name, ""))).await?;
+    Ok(integer(&exists, "EXISTS")? == 1)
 }
 
 fn no_datasets(name: &str) -> Error {
@@ -1153,7 +1036,7 @@ fn no_datasets(name: &str) -> Error {
 /// connection, until the backend closes.
 struct TopicReader {
     shared: Arc<Shared>,
-    connection: MultiplexedConnection,
+    connection: Arc<dyn Link>,
     stream: String,
     last: String,
     buffered: std::collections::VecDeque<SharedPayload>,
@@ -1173,30 +1056,23 @@ impl TopicReader {
             if self.shared.closed.load(Ordering::SeqCst) {
                 return None;
             }
-            let mut command = redis::cmd("XREAD");
-            command
-                .arg("COUNT")
-                .arg(256)
-                .arg("BLOCK")
-                .arg(millis(TOPIC_BLOCK))
-                .arg("STREAMS")
-                .arg(&self.stream)
-                .arg(&self.last);
-            let read = command
-                .query_async::<Option<redis::streams::StreamReadReply>>(&mut self.connection);
-            let reply = match select(Box::pin(read), closing).await {
+            let read = self.connection.read_topic(
+                self.stream.clone(),
+                self.last.clone(),
+                256,
+                TOPIC_BLOCK,
+            );
+            let reply = match select(read, closing).await {
                 Either::Left((reply, _)) => reply,
                 Either::Right(_) => return None,
             };
             match reply {
-                Ok(reply) => {
+                Ok(messages) => {
                     failures = 0;
-                    for key in reply.into_iter().flat_map(|reply| reply.keys) {
-                        for entry in key.ids {
-                            self.last = entry.id.clone();
-                            if let Some(Value::BulkString(bytes)) = entry.map.get("m") {
-                                self.buffered.push_back(Arc::new(Encoded(bytes.clone())));
-                            }
+                    for (id, message) in messages {
+                        self.last = id;
+                        if let Some(bytes) = message {
+                            self.buffered.push_back(Arc::new(Encoded(bytes)));
                         }
                     }
                 }

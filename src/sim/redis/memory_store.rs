@@ -40,6 +40,10 @@ use crate::transport::redis::store::{
     Located, Ownership, Store, StoreError, StoreResult, StreamEntry,
 };
 
+mod coordination;
+
+pub use self::coordination::ModelLinks;
+
 /// How many commands back a restart can lose.
 const HISTORY: usize = 8;
 
@@ -113,6 +117,8 @@ struct Data {
     /// The starts hash of each queue: per entry, how many deliveries started, and the
     /// `consumer/delivery` of the last one (as `begin.lua` keeps them).
     starts: BTreeMap<(String, Id), (u32, String)>,
+    /// The coordination primitives' keys (see `coordination.rs`).
+    coord: coordination::CoordData,
 }
 
 /// The faults the model injects; all off by default.
@@ -137,6 +143,9 @@ pub struct Model {
     history: Mutex<std::collections::VecDeque<Data>>,
     executor: SimExecutor,
     faults: Mutex<(ModelFaults, SimRng)>,
+    /// The coordination backends' wake-up subscriptions: each gets the channel of every
+    /// `PUBLISH` of a coordination script.
+    coord_subscribers: Mutex<Vec<flume::Sender<String>>>,
     /// The bug planted in this server and its clients' transports, if any.
     #[cfg(feature = "__planted")]
     pub(crate) planted: Option<PlantedBug>,
@@ -168,6 +177,7 @@ impl Model {
             history: Mutex::new(std::collections::VecDeque::new()),
             executor,
             faults: Mutex::new((ModelFaults::default(), rng)),
+            coord_subscribers: Mutex::new(Vec::new()),
             #[cfg(feature = "__planted")]
             planted: None,
         }

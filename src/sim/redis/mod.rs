@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use self::memory_store::{MemoryStore, Model, ModelFaults};
+use self::memory_store::{MemoryStore, Model, ModelFaults, ModelLinks};
 use crate::Error;
 use crate::runtimes::sim::SimExecutor;
 use crate::transport::redis::protocol::Keys;
@@ -127,7 +127,10 @@ impl SimRedis {
         self.model.repeat_deliveries()
     }
 
-    /// Connects a client transport configured by `builder` (its URL is ignored).
+    /// Connects a client transport configured by `builder` (its URL is ignored). Its
+    /// clients' coordination primitives (`Client::lock` and the others) live in this model
+    /// too, under the builder's namespace: the real Redis coordination backend runs against
+    /// the model of its scripts.
     ///
     /// # Errors
     ///
@@ -138,8 +141,12 @@ impl SimRedis {
     /// Dropping the future leaves nothing behind but a consumer group and a number taken.
     pub async fn connect(&self, builder: RedisTransportBuilder) -> Result<RedisTransport, Error> {
         let keys = builder.keys();
+        let config = RedisTransport::config_of(&builder);
         let store = Arc::new(MemoryStore::new(Arc::clone(&self.model), keys.clone()));
-        builder.connect_store(store, keys).await
+        let transport = builder.connect_store(store, keys).await?;
+        // Its clients' coordination primitives live in the model too.
+        transport.keep_coordination_on(config, Arc::new(ModelLinks::new(Arc::clone(&self.model))));
+        Ok(transport)
     }
 
     /// Starts a worker configured by `builder` (its URL, if any, is ignored). Its loops run
@@ -234,7 +241,10 @@ impl SimRedis {
 /// API: hidden, only with feature `sim`, and free to change in any release.
 #[doc(hidden)]
 pub mod internals {
-    pub use super::memory_store::{MemoryStore, Model};
+    pub use super::memory_store::{MemoryStore, Model, ModelLinks};
+    pub use crate::transport::redis::coordination_seam::{
+        Connector, Link, Op, RedisLinks, Script, TopicMessage, arg,
+    };
     pub use crate::transport::redis::protocol::{GROUP, Keys, Notify, Reply, Status, TaskEntry};
     pub use crate::transport::redis::redis_store::{
         ConnectOptions, RedisStore, begin_reply, claim_reply, count_reply, ownership_of,

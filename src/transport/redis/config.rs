@@ -86,11 +86,10 @@ impl RedisConfig {
     /// not contain `{` or `}`. [`RedisAdmin::queues`](super::RedisAdmin::queues) scans
     /// every master. With the `redis-tls` feature the nodes may be `rediss://` URLs (all
     /// of them: a cluster serves TLS on every node or none), and
-    /// [`tls_root_certificate`](Self::tls_root_certificate) applies to every node. Not (yet)
-    /// available in cluster mode: the coordination primitives ([`Client::lock`](crate::Client::lock), queues, events,
-    /// ...), which fail with [`Error::Coordination`] naming cluster mode (keep them on one
-    /// server with
-    /// [`ClientBuilder::coordination_redis`](crate::ClientBuilder::coordination_redis)).
+    /// [`tls_root_certificate`](Self::tls_root_certificate) applies to every node. The
+    /// coordination primitives ([`Client::lock`](crate::Client::lock), queues, events, ...)
+    /// work in cluster mode too: each name's keys share one hash tag (`{<kind>:<name>}`), so
+    /// different names spread over the shards.
     /// Starting a transport, worker or admin handle with an unusable cluster config fails
     /// with [`Error::InvalidConfig`] (no node, a name with braces, `redis://` and `rediss://`
     /// nodes mixed, a `rediss://` node without the `redis-tls` feature).

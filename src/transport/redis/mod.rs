@@ -78,6 +78,10 @@ mod config;
 // `crate::sim::redis::internals` (feature `sim`, hidden) can hand them to the tests that
 // check the model against Redis and fuzz the decoders. Without `sim` nothing reaches them;
 // with it, only through that hidden module (no API, so not documented as one).
+// The coordination primitives' storage seam (the client's `RedisCoordination` is built on
+// it); `pub` items only for `sim::redis::internals`.
+#[allow(unreachable_pub, missing_docs)]
+pub(crate) mod coordination_seam;
 #[allow(unreachable_pub, missing_docs)]
 pub(crate) mod protocol;
 #[allow(unreachable_pub, missing_docs)]
@@ -194,9 +198,12 @@ struct Inner {
     stop_signal: flume::Receiver<()>,
     /// How [`RedisTransport::admin`] connects: this transport's server, namespace and queue.
     admin: RedisAdminBuilder,
-    /// Where the coordination primitives live: set when connected to a real server (the
-    /// simulation's model of Redis has none).
+    /// Where the coordination primitives live: the server connected to (on the simulation's
+    /// model of Redis, the builder's config, with `coordination_connector` set too).
     coordination: OnceLock<RedisConfig>,
+    /// How the coordination primitives reach their state when not through a connection of
+    /// their own to `coordination`'s server (the simulation's model of Redis).
+    coordination_connector: OnceLock<Arc<dyn coordination_seam::Connector>>,
 }
 
 /// The deliveries a client has dispatched and not seen completed.
@@ -494,6 +501,7 @@ impl RedisTransportBuilder {
                 stop_signal,
                 admin: self.admin_builder(),
                 coordination: OnceLock::new(),
+                coordination_connector: OnceLock::new(),
             }),
         })
     }
@@ -1357,9 +1365,34 @@ async fn janitor_loop(inner: Arc<Inner>, _done: flume::Sender<()>) {
 
 impl RedisTransport {
     /// The connection settings a client on this transport keeps its coordination primitives
-    /// with (`None` on the simulation's model of Redis, which has none).
+    /// with (on the simulation's model of Redis, reached through
+    /// [`coordination_connector`](RedisTransport::coordination_connector)).
     pub(crate) fn coordination_config(&self) -> Option<RedisConfig> {
         self.inner.coordination.get().cloned()
+    }
+
+    /// What the coordination primitives reach their state through instead of a connection
+    /// of their own, if anything (the simulation's model of Redis).
+    pub(crate) fn coordination_connector(&self) -> Option<Arc<dyn coordination_seam::Connector>> {
+        self.inner.coordination_connector.get().cloned()
+    }
+
+    /// Keeps this transport's clients' coordination primitives under `config`'s namespace,
+    /// reached through `connector` (the simulation's model of Redis).
+    #[cfg(feature = "sim")]
+    pub(crate) fn keep_coordination_on(
+        &self,
+        config: RedisConfig,
+        connector: Arc<dyn coordination_seam::Connector>,
+    ) {
+        let _ = self.inner.coordination.set(config);
+        let _ = self.inner.coordination_connector.set(connector);
+    }
+
+    /// The server, queue and timeouts this builder was given.
+    #[cfg(feature = "sim")]
+    pub(crate) fn config_of(builder: &RedisTransportBuilder) -> RedisConfig {
+        builder.config.clone()
     }
 }
 
