@@ -19,6 +19,11 @@ use parking_lot::Mutex;
 use crate::error::TaskError;
 use crate::key::{TaskId, TaskKey};
 
+thread_local! {
+    /// An empty list of inputs with room, reused by the next blocking run on this thread.
+    static SPARE_INPUTS: std::cell::Cell<Vec<Value>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// How many times a task may be lost with its worker before it fails with
 /// [`TaskError::WorkerLost`], unless `allowed_failures` says otherwise: 3 (four deliveries in
 /// all), Dask's default (`distributed.scheduler.allowed-failures`).
@@ -420,33 +425,49 @@ impl Job {
     }
 
     fn dep_values(&self) -> Result<Vec<Value>, TaskFailure> {
-        self.deps
-            .lock()
-            .iter()
-            .map(|dep| {
-                let cell = dep.cell.lock();
-                match (&cell.outcome, &cell.produced) {
-                    (Some(Ok(value)), _) | (None, Some(value)) => Ok(Arc::clone(value)),
-                    _ => Err(TaskFailure::new(format!(
+        let mut inputs = Vec::new();
+        self.dep_values_into(&mut inputs)?;
+        Ok(inputs)
+    }
+
+    /// Appends the values of the jobs this one reads to `inputs`, in argument order.
+    fn dep_values_into(&self, inputs: &mut Vec<Value>) -> Result<(), TaskFailure> {
+        let deps = self.deps.lock();
+        inputs.reserve(deps.len());
+        for dep in deps.iter() {
+            let cell = dep.cell.lock();
+            match (&cell.outcome, &cell.produced) {
+                (Some(Ok(value)), _) | (None, Some(value)) => inputs.push(Arc::clone(value)),
+                _ => {
+                    return Err(TaskFailure::new(format!(
                         "internal error: dependency {} has no value; please report this",
                         dep.key
-                    ))),
+                    )));
                 }
-            })
-            .collect()
+            }
+        }
+        Ok(())
     }
 
     /// Runs a blocking body on the current thread; a panic becomes `Panicked`.
     pub(crate) fn run_blocking(&self) -> TaskOutcome {
-        let inputs = match self.dep_values() {
-            Ok(inputs) => inputs,
-            Err(failure) => return TaskOutcome::Failed(failure),
+        // The inputs' list is reused from the last run on this thread (no allocation per
+        // task); a body that runs another on this thread meanwhile just makes its own.
+        let mut inputs = SPARE_INPUTS.take();
+        let outcome = match self.dep_values_into(&mut inputs) {
+            Err(failure) => TaskOutcome::Failed(failure),
+            Ok(()) => match catch_unwind(AssertUnwindSafe(|| self.body.call_blocking(&inputs))) {
+                Ok(Ok(value)) => TaskOutcome::Value(TaskValue(value)),
+                Ok(Err(failure)) => TaskOutcome::Failed(failure),
+                Err(panic) => TaskOutcome::Panicked(panic_message(&*panic)),
+            },
         };
-        match catch_unwind(AssertUnwindSafe(|| self.body.call_blocking(&inputs))) {
-            Ok(Ok(value)) => TaskOutcome::Value(TaskValue(value)),
-            Ok(Err(failure)) => TaskOutcome::Failed(failure),
-            Err(panic) => TaskOutcome::Panicked(panic_message(&*panic)),
+        // Emptied before it goes back: dropping a value may run any code, this included.
+        inputs.clear();
+        if inputs.capacity() <= 64 {
+            drop(SPARE_INPUTS.replace(inputs));
         }
+        outcome
     }
 
     /// Runs an async body; a panic while polling becomes `Panicked`. A cancel while it runs

@@ -808,10 +808,12 @@ impl<'c, D: Dependencies, P: 'static> TaskBuilder<'c, After<D>, P> {
         self.key_or::<F>(pure)
     }
 
-    pub(super) fn collect(&self) -> (DependencyList, Arc<[usize]>) {
+    /// The dependencies' jobs, and the lengths of their slice parts for the body to read its
+    /// inputs by (no allocation when there are none: futures and tuples of futures).
+    pub(super) fn collect(&self) -> (DependencyList, Box<[usize]>) {
         let mut list = DependencyList::default();
         self.deps.0.collect(&mut list);
-        let lengths: Arc<[usize]> = Arc::from(list.lengths.as_slice());
+        let lengths = Box::from(list.lengths.as_slice());
         (list, lengths)
     }
 

@@ -563,10 +563,12 @@ impl<P: Clone> Scheduler<P> {
         }
         self.set_state(id, TaskState::Finished);
         self.total_finished += 1;
-        let record = &self.tasks[&id];
+        let record = self.tasks.get_mut(&id).expect("a reported task is held");
         out.push(Action::Resolve { id, payload: record.payload.clone(), outcome: Ok(()) });
-        let dependents = record.dependents.clone();
-        for dependent in dependents {
+        // Taken out while the dependents are looked at (no copy per task), then put back: a
+        // cancel still reaches them. Making one ready never touches this task's record.
+        let dependents = std::mem::take(&mut record.dependents);
+        for &dependent in &dependents {
             if let Some(dependent_record) = self.tasks.get_mut(&dependent)
                 && dependent_record.state == TaskState::Waiting
             {
@@ -578,6 +580,9 @@ impl<P: Clone> Scheduler<P> {
                     self.make_ready(dependent, out);
                 }
             }
+        }
+        if let Some(record) = self.tasks.get_mut(&id) {
+            record.dependents = dependents;
         }
         self.release_deps(id, out);
         self.forget_unneeded(id, out);

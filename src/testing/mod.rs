@@ -442,6 +442,7 @@ macro_rules! __conformance_closures {
             values::try_unwrap_moves_a_value_that_cannot_be_cloned_or_gives_the_handle_back,
             values::try_unwrap_leaves_a_value_a_waiting_dependent_needs,
             values::into_result_moves_the_value_from_a_plain_thread,
+            values::a_value_read_by_a_dependent_is_freed_with_its_last_handle,
             subtasks::fib_of_20_through_blocking_sub_tasks_finishes_on_one_worker,
             subtasks::fib_of_20_through_async_sub_tasks_finishes_on_one_worker,
             subtasks::cancelling_the_root_cancels_every_sub_task,

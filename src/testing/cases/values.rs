@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::{Client, TaskError};
+use crate::{Client, ExecutorExt, TaskError};
 
 /// A value that counts its clones.
 #[derive(Debug)]
@@ -104,4 +104,30 @@ pub async fn into_result_moves_the_value_from_a_plain_thread(client: Client) {
     let value = std::thread::spawn(move || future.into_result().unwrap()).join().unwrap();
     assert_eq!(value.payload, 5);
     assert_eq!(clones.load(Ordering::SeqCst), 0);
+}
+
+/// Says when it is dropped.
+struct Marker(flume::Sender<()>);
+
+impl Drop for Marker {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+pub async fn a_value_read_by_a_dependent_is_freed_with_its_last_handle(client: Client) {
+    // The worker that ran the dependent keeps nothing of its inputs (it reuses their list
+    // from one run to the next, emptied): once every handle is gone, the value is dropped.
+    let (dropped, freed) = flume::unbounded();
+    let marker = Arc::new(Marker(dropped));
+    let input = client.submit(move |_: ()| Arc::clone(&marker), ());
+    let read = client.after(&input).submit(|marker: Arc<Marker>| Arc::strong_count(&marker));
+    assert!(read.clone().await.unwrap() >= 2, "the dependent holds a copy while it runs");
+    drop((input, read));
+    let limit = std::time::Duration::from_secs(30);
+    let outcome = client.executor().timeout(limit, freed.recv_async()).await;
+    assert!(
+        matches!(outcome, Ok(Ok(()))),
+        "the value was still held {limit:?} after its last handle went"
+    );
 }
