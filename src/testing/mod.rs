@@ -377,6 +377,9 @@ macro_rules! __conformance_always {
             actors::dropping_the_last_actor_handle_runs_pending_calls_then_releases_it,
             actors::a_pending_actor_call_can_be_cancelled,
             actors::an_actor_call_after_close_gives_a_clear_error,
+            semantics::an_explicit_key_is_shared_and_a_released_key_recomputes,
+            semantics::retry_reruns_a_failed_task_on_demand,
+            keys::generated_keys_differ_between_clients,
         }
     };
 }
@@ -388,9 +391,6 @@ macro_rules! __conformance_closures {
     (@$mode:ident $($run:path)?) => {
         $crate::__conformance_apply! {
             @$mode $($run)?;
-            waiting::as_completed_follows_completion_order,
-            waiting::as_completed_batches_yield_everything_already_done,
-            waiting::blocking_twins_work_from_a_plain_thread,
             basics::submit_then_await_gives_value,
             basics::map_then_gather_keeps_order,
             basics::map_of_nothing_gives_nothing,
@@ -402,33 +402,24 @@ macro_rules! __conformance_closures {
             errors::gather_raises_the_first_error_in_input_order,
             errors::a_huge_error_text_is_bounded,
             lifecycle::submit_after_close_gives_a_clear_error,
-            lifecycle::close_resolves_pending_tasks_with_an_error,
-            lifecycle::cancel_gives_cancelled,
             lifecycle::released_tasks_are_forgotten,
             semantics::dependents_receive_their_dependencies_values,
             semantics::a_failed_dependency_fails_dependents_with_the_root_error,
-            semantics::a_chain_of_ten_thousand_tasks_runs_without_overflowing,
             semantics::pure_submissions_share_one_key_and_one_result,
             semantics::identical_pure_maps_share_keys,
-            semantics::an_explicit_key_is_shared_and_a_released_key_recomputes,
-            semantics::cancelling_the_middle_of_a_chain_cancels_what_follows,
             semantics::cancel_of_many_and_of_a_queued_async_body,
             semantics::retries_rerun_a_flaky_task_until_it_succeeds,
             semantics::higher_priority_runs_first_with_one_worker,
             semantics::scattered_values_feed_dependents_without_copies,
-            semantics::fire_and_forget_runs_to_completion_without_a_handle,
             semantics::a_task_released_before_it_started_does_not_run,
             semantics::graphs_are_submitted_in_one_call_and_shared_nodes_run_once,
-            semantics::retry_reruns_a_failed_task_on_demand,
             semantics::map_over_futures_and_over_zipped_iterables,
             semantics::retrying_a_dependent_reruns_its_failed_dependency_first,
             semantics::a_failed_task_whose_dependency_was_released_can_be_retried,
             semantics::cancelling_a_finished_task_cancels_it_and_what_reads_it,
-            semantics::debug_shows_the_key_and_the_status,
             keys::a_key_given_to_a_pure_map_is_a_prefix_per_item,
             keys::a_key_given_to_an_impure_map_never_returns_another_maps_values,
             keys::map_with_keys_uses_each_key_verbatim,
-            keys::generated_keys_differ_between_clients,
             keys::options_given_before_dependencies_are_kept,
             keys::options_on_a_graph_apply_to_its_nodes_and_the_key_to_its_output,
             shapes::scatter_by_key_by_content_and_per_element,
@@ -470,6 +461,14 @@ macro_rules! __conformance_local_workers {
             waiting::wait_all_completed_waits_for_every_future_failed_or_not,
             waiting::wait_first_exception_returns_as_soon_as_one_fails,
             waiting::as_completed_adder_adds_from_another_thread,
+            waiting::as_completed_follows_completion_order,
+            waiting::as_completed_batches_yield_everything_already_done,
+            waiting::blocking_twins_work_from_a_plain_thread,
+            lifecycle::close_resolves_pending_tasks_with_an_error,
+            lifecycle::cancel_gives_cancelled,
+            semantics::cancelling_the_middle_of_a_chain_cancels_what_follows,
+            semantics::fire_and_forget_runs_to_completion_without_a_handle,
+            semantics::debug_shows_the_key_and_the_status,
         }
     };
 }
@@ -485,6 +484,7 @@ macro_rules! __conformance_bulk {
             threads::submit_from_twenty_threads_loses_nothing,
             waiting::as_completed_yields_ten_thousand_exactly_once_with_additions,
             basics::a_tree_of_sums_sees_every_value_as_soon_as_it_is_reported,
+            semantics::a_chain_of_ten_thousand_tasks_runs_without_overflowing,
         }
     };
 }
