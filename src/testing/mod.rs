@@ -51,14 +51,21 @@
 //!   worker busy at a precise moment, need it.
 //! - `local_workers`: the workers run in the client's process (they may still be fed through
 //!   a broker, as the Redis tests' are), so a case can hold a worker at a precise moment with
-//!   a [`tasks::Gate`] it opens later: the cases of waiting with a timeout, `on_done`, `error`,
-//!   `wait(FirstCompleted)` and gather's early error. A backend with remote workers has no
-//!   way to share the gate. A backend that runs closures has it too: declare both.
+//!   a [`tasks::Gate`] it opens later, or learn that a task ran when the task opens one of
+//!   its gates ([`tasks::Opens`]): the cases of waiting with a timeout, `on_done`, `error`,
+//!   `wait(FirstCompleted)` and gather's early error, completion order in `as_completed` and
+//!   its batches, the blocking twins, and those that hold every worker while they cancel,
+//!   close, `fire_and_forget` or read a task's status. They hold on a broker that sends tasks
+//!   ahead of its workers too (a "queued" task may already be in the broker's queue): they
+//!   wait for gates and outcomes, never for a task to be merely queued. A backend with remote
+//!   workers has no way to share the gate. A backend that runs closures has it too: declare
+//!   both.
 //! - `bulk`: the backend is quick enough for the stress cases, which push 2,000 to 10,000
-//!   registered tasks through it (from twenty threads, as a deep tree, through
-//!   `as_completed` with additions). Their subject is the scheduler under load, the same on
-//!   every transport; a backend with a slow round trip (a broker) may run them in one
-//!   configuration only, as taskweave's Redis tests do.
+//!   registered tasks through it (from twenty threads, as a deep tree, as a chain of 10,000
+//!   dependents, through `as_completed` with additions). Their subject is the scheduler under
+//!   load, the same on every transport; a backend with a slow round trip (a broker) may run
+//!   them in one configuration only, as taskweave's Redis tests do (the chain is 10,000
+//!   sequential round trips: some 40 s through Redis in a debug build).
 //! - `worker_gauges`: [`Client::stats`] reports one
 //!   [`WorkerStats`](crate::WorkerStats) per worker, with exact live `running` and `completed`
 //!   counts, and no stored bytes (values stay in the client's process): the statistics case
@@ -73,9 +80,8 @@
 //!
 //! # Why the `closures` cases need closures
 //!
-//! A case whose subject is scheduling semantics is written with registered tasks where it
-//! could be yet, so that every transport runs it. The cases left in `closures` are of three
-//! kinds (the third is unfinished work):
+//! A case whose subject is scheduling semantics is written with registered tasks, so that
+//! every transport runs it. The cases left in `closures` are of three kinds:
 //!
 //! - **The closure path itself**, each beside a registered twin that every backend runs:
 //!   `submit_then_await_gives_value`, `map_then_gather_keeps_order`,
@@ -85,8 +91,10 @@
 //!   `released_tasks_are_forgotten`, the two dependency cases, the retry cases
 //!   (`retries_rerun_a_flaky_task_until_it_succeeds`,
 //!   `retrying_a_dependent_reruns_its_failed_dependency_first`,
-//!   `a_failed_task_whose_dependency_was_released_can_be_retried`) and
-//!   `cancelling_a_finished_task_cancels_it_and_what_reads_it`.
+//!   `a_failed_task_whose_dependency_was_released_can_be_retried`),
+//!   `cancelling_a_finished_task_cancels_it_and_what_reads_it` and
+//!   `a_key_given_to_an_impure_map_never_returns_another_maps_values` (a closure `map` under
+//!   a key; its twin is `a_key_given_to_map_task_is_a_prefix_per_input`).
 //! - **APIs that take closures or values that cannot be serialized**: `submit_async`
 //!   (`async_body_runs_on_the_executor`, `cancel_of_many_and_of_a_queued_async_body`),
 //!   [`TaskContext`](crate::TaskContext) and cooperative cancelling (the four `cancelling`
@@ -104,23 +112,19 @@
 //!   `options_on_a_graph_…`), scattered `Arc`s shared without copies
 //!   (`scattered_values_…`, `scatter_by_key_…`), and the four `values` cases (values that
 //!   count their clones or cannot be cloned).
-//! - **Not rewritten yet**, whose subject would hold on any transport: those that hold every
-//!   worker, or several tasks released one by one, at once — with registered tasks they would
-//!   also need the transport to dispatch no more than its workers run, which a broker's does
-//!   not (the Redis transport sends up to its `max_in_flight` ahead, so a "queued" task is
-//!   already running as far as the client knows) — (`close_resolves_pending_…`,
-//!   `cancel_gives_cancelled`, `cancelling_the_middle_of_a_chain_…`,
-//!   `a_task_released_before_it_started_does_not_run`, `debug_shows_the_key_and_the_status`,
-//!   `fire_and_forget_runs_to_completion_without_a_handle`,
-//!   `as_completed_follows_completion_order`, `as_completed_batches_…`,
-//!   `blocking_twins_work_from_a_plain_thread`); those that count runs in a closure
-//!   (`an_explicit_key_is_shared_and_a_released_key_recomputes`,
-//!   `retry_reruns_a_failed_task_on_demand`); those that build a second in-process client
-//!   (`higher_priority_runs_first_with_one_worker`, `generated_keys_differ_between_clients`);
-//!   `a_key_given_to_an_impure_map_never_returns_another_maps_values` (its registered twin is
-//!   `a_key_given_to_map_task_is_a_prefix_per_input`); and
-//!   `a_chain_of_ten_thousand_tasks_runs_without_overflowing` (10,000 sequential round trips
-//!   through a broker).
+//! - **Cases that cannot hold on a broker that sends tasks ahead of its workers**, where the
+//!   client hands a task to the transport as soon as the transport has room (the Redis
+//!   transport's room is its `max_in_flight`, 4,096 by default), so that a task "queued"
+//!   behind busy workers is already *running* as far as the scheduler knows:
+//!   - `a_task_released_before_it_started_does_not_run`: releasing a task's last handle
+//!     forgets it only when it is not running (the scheduler does not abort a running task
+//!     on release, only on cancel); on a broker the released task is already in the
+//!     broker's queue, and a worker runs it when one is free.
+//!   - `higher_priority_runs_first_with_one_worker`: priority orders only the tasks the
+//!     scheduler holds back; a broker gets all five tasks at once, in submission order, and
+//!     its queue is first in, first out. The case builds a one-worker in-process client of
+//!     its own (it cannot build one on the case's transport), so it tests the in-process
+//!     transport on every backend: a registered version would add nothing.
 //!
 //! # What a case may assume
 //!

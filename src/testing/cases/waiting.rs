@@ -216,8 +216,11 @@ pub async fn as_completed_batches_yield_everything_already_done(client: Client) 
     let quick = client.map_task::<Add>((0..5).map(|x| (x, 0)));
     client.wait(&quick, ReturnWhen::AllCompleted, None).await.unwrap();
     let gates: Vec<Gate> = (0..3).map(|_| Gate::new()).collect();
-    let blocked: Vec<_> =
-        gates.iter().zip(10..).map(|(gate, i)| client.submit_task::<Gated>(gate.input(i))).collect();
+    let blocked: Vec<_> = gates
+        .iter()
+        .zip(10..)
+        .map(|(gate, i)| client.submit_task::<Gated>(gate.input(i)))
+        .collect();
     let mut batches = client.as_completed(quick.iter().chain(&blocked).cloned()).batches();
     let first = batches.next().await.unwrap();
     let mut values = client.gather(&first).await.unwrap();
