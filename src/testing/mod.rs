@@ -76,6 +76,13 @@
 //!   [`Client::task_stream`] and [`Client::story`] show every run's worker and start (the
 //!   in-process workers and the Redis workers do).
 //!
+//! - `remote_actors` (feature `redis`): `Client::remote_actor` works on the client, and its
+//!   workers host the suite's actor (`tasks::Tally`, through `ActorHost<Tally>`, which
+//!   `tasks::register` registers): calls in call order from several handles, a panicking
+//!   call, the release of the last handle, and calls after a close. `remote_actor` needs
+//!   the Redis transport today (other transports answer `Error::Coordination`), so only
+//!   taskweave's Redis harnesses declare it.
+//!
 //! [`CASES_BY_CAPABILITY`] lists how many cases each group holds.
 //!
 //! # Why the `closures` cases need closures
@@ -161,6 +168,7 @@ pub const CASES_BY_CAPABILITY: &[(&str, usize)] = &[
     ("bulk", count_bulk()),
     ("worker_gauges", count_worker_gauges()),
     ("run_reports", count_run_reports()),
+    ("remote_actors", count_remote_actors()),
 ];
 
 const fn count_always() -> usize {
@@ -185,6 +193,10 @@ const fn count_worker_gauges() -> usize {
 
 const fn count_run_reports() -> usize {
     crate::__conformance_run_reports!(@count)
+}
+
+const fn count_remote_actors() -> usize {
+    crate::__conformance_remote_actors!(@count)
 }
 
 /// Runs `body` on its own thread and fails if it does not finish within [`DEADLINE`];
@@ -254,7 +266,7 @@ pub fn run_case_to_its_end(
 /// backend under test, runs the case with it inside the backend's runtime and closes it;
 /// `capabilities: [..]` lists what the backend supports beyond the cases every backend runs
 /// (see [the module docs](crate::testing#capabilities)): `closures`, `local_workers`, `bulk`,
-/// `worker_gauges`, `run_reports`. A name
+/// `worker_gauges`, `run_reports`, `remote_actors`. A name
 /// that is not a capability fails the build.
 ///
 /// Each generated test fails unless its case ran to its end, so a runner must await
@@ -302,11 +314,14 @@ macro_rules! __conformance_group {
     (run_reports, $run:path) => {
         $crate::__conformance_run_reports!(@tests $run);
     };
+    (remote_actors, $run:path) => {
+        $crate::__conformance_remote_actors!(@tests $run);
+    };
     ($other:ident, $run:path) => {
         ::core::compile_error!(::core::concat!(
             "`",
             ::core::stringify!($other),
-            "` is not a conformance capability; the capabilities are `closures`, `local_workers`, `bulk`, `worker_gauges` and `run_reports`"
+            "` is not a conformance capability; the capabilities are `closures`, `local_workers`, `bulk`, `worker_gauges`, `run_reports` and `remote_actors`"
         ));
     };
 }
@@ -513,6 +528,21 @@ macro_rules! __conformance_run_reports {
         $crate::__conformance_apply! {
             @$mode $($run)?;
             events::every_run_names_its_worker_and_start_in_the_stream_and_the_story,
+        }
+    };
+}
+
+/// The cases that need the `remote_actors` capability (feature `redis`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_remote_actors {
+    (@$mode:ident $($run:path)?) => {
+        $crate::__conformance_apply! {
+            @$mode $($run)?;
+            remote_actors::remote_actor_calls_run_in_call_order_and_keep_state,
+            remote_actors::a_panic_in_a_remote_actor_call_fails_that_call_and_the_actor_goes_on,
+            remote_actors::dropping_the_last_remote_actor_handle_runs_pending_calls_then_releases_it,
+            remote_actors::a_remote_actor_after_close_gives_a_clear_error,
         }
     };
 }

@@ -138,6 +138,48 @@ pub fn register(builder: crate::worker::WorkerBuilder) -> crate::worker::WorkerB
         .register::<Gated>()
         .register::<Opens>()
         .register::<Increment>()
+        .register::<crate::ActorHost<Tally>>()
+}
+
+/// A running total kept by a remote actor (feature `redis`): the suite's
+/// [`RemoteActor`](crate::RemoteActor), hosted by `ActorHost<Tally>` on a worker (which
+/// [`register`] registers), for the cases of the `remote_actors` capability.
+#[cfg(feature = "redis")]
+#[derive(Debug)]
+pub struct Tally {
+    total: i64,
+}
+
+/// A call to a [`Tally`].
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum TallyCall {
+    /// Adds to the total; the reply is the new total.
+    Add(i64),
+    /// Panics with the given message, leaving the total as it was.
+    Panic(String),
+}
+
+#[cfg(feature = "redis")]
+impl crate::RemoteActor for Tally {
+    const NAME: &'static str = "conformance.tally";
+    type Init = i64;
+    type Call = TallyCall;
+    type Reply = i64;
+
+    fn new(start: i64) -> Tally {
+        Tally { total: start }
+    }
+
+    fn handle(&mut self, call: TallyCall) -> i64 {
+        match call {
+            TallyCall::Add(amount) => {
+                self.total += amount;
+                self.total
+            }
+            TallyCall::Panic(message) => panic!("{message}"),
+        }
+    }
 }
 
 /// The text in capitals.

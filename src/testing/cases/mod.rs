@@ -9,6 +9,8 @@ pub mod events;
 pub mod keys;
 pub mod lifecycle;
 pub mod registered;
+#[cfg(feature = "redis")]
+pub mod remote_actors;
 pub mod semantics;
 pub mod shapes;
 pub mod stats;
