@@ -5,23 +5,20 @@
 //! trip, and the restart of an actor whose worker process is SIGKILLed, on the other worker,
 //! under both restart policies.
 
+#[path = "support/redis_case.rs"]
+mod redis_case;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-use std::future::Future;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use redis_case::{BOUND, client, run, within};
 use redis_server::RedisServer;
 use serde::{Deserialize, Serialize};
-use taskweave::transport::redis::RedisTransport;
 use taskweave::worker::Worker;
-use taskweave::{ActorHost, ActorRestartPolicy, Client, ExecutorExt, RemoteActor, TaskError};
+use taskweave::{ActorHost, ActorRestartPolicy, Client, RemoteActor, TaskError};
 
-/// How long any one test may take before it counts as hung.
-const DEADLINE: Duration = Duration::from_secs(120);
-/// How long a test waits for something that must happen.
-const BOUND: Duration = Duration::from_secs(30);
 /// Set in the worker process that the restart tests kill.
 const CHILD: &str = "TASKWEAVE_TEST_ACTOR_WORKER";
 
@@ -66,42 +63,6 @@ impl RemoteActor for Counter {
             }
         }
         CounterReply { count: self.count, pid: std::process::id() }
-    }
-}
-
-/// Runs an async test body on the embedded executor, failing it after [`DEADLINE`].
-fn run<F>(body: impl FnOnce() -> F + Send + 'static)
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let (done, finished) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            futures::executor::block_on(body())
-        }));
-        let _ = done.send(());
-        result
-    });
-    match finished.recv_timeout(DEADLINE) {
-        Ok(()) => {
-            if let Err(panic) = thread.join().expect("the test thread reports") {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(_) => panic!("the test did not finish within {DEADLINE:?}: it hangs"),
-    }
-}
-
-async fn client(url: &str) -> Client {
-    let transport = RedisTransport::connect(url).await.expect("connect the client to redis");
-    Client::builder().transport(transport).build().await.expect("build a redis client")
-}
-
-/// Awaits `future` for at most [`BOUND`], or fails the test naming `what`.
-async fn within<F: Future>(client: &Client, what: &str, future: F) -> F::Output {
-    match client.executor().timeout(BOUND, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what} did not happen within {BOUND:?}"),
     }
 }
 

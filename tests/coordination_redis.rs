@@ -11,6 +11,8 @@
 
 #[path = "support/lossy_proxy.rs"]
 mod lossy_proxy;
+#[path = "support/redis_case.rs"]
+mod redis_case;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -24,53 +26,13 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::channel::oneshot;
 use lossy_proxy::LossyProxy;
+use redis_case::{BOUND, client, run, within};
 use redis_server::RedisServer;
 use taskweave::transport::redis::RedisTransport;
 use taskweave::{Client, Error, ExecutorExt};
 
-/// How long any one test may take before it counts as hung.
-const DEADLINE: Duration = Duration::from_secs(120);
-/// How long a test waits for something that must happen.
-const BOUND: Duration = Duration::from_secs(30);
 /// A wait that is meant to run out.
 const SHORT: Duration = Duration::from_millis(50);
-
-/// Runs an async test body on the embedded executor, failing it after [`DEADLINE`].
-fn run<F>(body: impl FnOnce() -> F + Send + 'static)
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let (done, finished) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            futures::executor::block_on(body())
-        }));
-        let _ = done.send(());
-        result
-    });
-    match finished.recv_timeout(DEADLINE) {
-        Ok(()) => {
-            if let Err(panic) = thread.join().expect("the test thread reports") {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(_) => panic!("the test did not finish within {DEADLINE:?}: it hangs"),
-    }
-}
-
-/// A client on the Redis transport.
-async fn client(url: &str) -> Client {
-    let transport = RedisTransport::connect(url).await.expect("connect the client to redis");
-    Client::builder().transport(transport).build().await.expect("build a redis client")
-}
-
-/// Awaits `future` for at most [`BOUND`], or fails the test naming `what`.
-async fn within<F: Future>(client: &Client, what: &str, future: F) -> F::Output {
-    match client.executor().timeout(BOUND, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what} did not happen within {BOUND:?}"),
-    }
-}
 
 /// Runs `future` as its own task on the client's executor; the receiver gets its output.
 fn spawn<T: Send + 'static>(

@@ -51,14 +51,21 @@
 //!   worker busy at a precise moment, need it.
 //! - `local_workers`: the workers run in the client's process (they may still be fed through
 //!   a broker, as the Redis tests' are), so a case can hold a worker at a precise moment with
-//!   a [`tasks::Gate`] it opens later: the cases of waiting with a timeout, `on_done`, `error`,
-//!   `wait(FirstCompleted)` and gather's early error. A backend with remote workers has no
-//!   way to share the gate. A backend that runs closures has it too: declare both.
+//!   a [`tasks::Gate`] it opens later, or learn that a task ran when the task opens one of
+//!   its gates ([`tasks::Opens`]): the cases of waiting with a timeout, `on_done`, `error`,
+//!   `wait(FirstCompleted)` and gather's early error, completion order in `as_completed` and
+//!   its batches, the blocking twins, and those that hold every worker while they cancel,
+//!   close, `fire_and_forget` or read a task's status. They hold on a broker that sends tasks
+//!   ahead of its workers too (a "queued" task may already be in the broker's queue): they
+//!   wait for gates and outcomes, never for a task to be merely queued. A backend with remote
+//!   workers has no way to share the gate. A backend that runs closures has it too: declare
+//!   both.
 //! - `bulk`: the backend is quick enough for the stress cases, which push 2,000 to 10,000
-//!   registered tasks through it (from twenty threads, as a deep tree, through
-//!   `as_completed` with additions). Their subject is the scheduler under load, the same on
-//!   every transport; a backend with a slow round trip (a broker) may run them in one
-//!   configuration only, as taskweave's Redis tests do.
+//!   registered tasks through it (from twenty threads, as a deep tree, as a chain of 10,000
+//!   dependents, through `as_completed` with additions). Their subject is the scheduler under
+//!   load, the same on every transport; a backend with a slow round trip (a broker) may run
+//!   them in one configuration only, as taskweave's Redis tests do (the chain is 10,000
+//!   sequential round trips: some 40 s through Redis in a debug build).
 //! - `worker_gauges`: [`Client::stats`] reports one
 //!   [`WorkerStats`](crate::WorkerStats) per worker, with exact live `running` and `completed`
 //!   counts, and no stored bytes (values stay in the client's process): the statistics case
@@ -69,13 +76,19 @@
 //!   [`Client::task_stream`] and [`Client::story`] show every run's worker and start (the
 //!   in-process workers and the Redis workers do).
 //!
+//! - `remote_actors` (feature `redis`): `Client::remote_actor` works on the client, and its
+//!   workers host the suite's actor (`tasks::Tally`, through `ActorHost<Tally>`, which
+//!   `tasks::register` registers): calls in call order from several handles, a panicking
+//!   call, the release of the last handle, and calls after a close. `remote_actor` needs
+//!   the Redis transport today (other transports answer `Error::Coordination`), so only
+//!   taskweave's Redis harnesses declare it.
+//!
 //! [`CASES_BY_CAPABILITY`] lists how many cases each group holds.
 //!
 //! # Why the `closures` cases need closures
 //!
-//! A case whose subject is scheduling semantics is written with registered tasks where it
-//! could be yet, so that every transport runs it. The cases left in `closures` are of three
-//! kinds (the third is unfinished work):
+//! A case whose subject is scheduling semantics is written with registered tasks, so that
+//! every transport runs it. The cases left in `closures` are of three kinds:
 //!
 //! - **The closure path itself**, each beside a registered twin that every backend runs:
 //!   `submit_then_await_gives_value`, `map_then_gather_keeps_order`,
@@ -85,8 +98,10 @@
 //!   `released_tasks_are_forgotten`, the two dependency cases, the retry cases
 //!   (`retries_rerun_a_flaky_task_until_it_succeeds`,
 //!   `retrying_a_dependent_reruns_its_failed_dependency_first`,
-//!   `a_failed_task_whose_dependency_was_released_can_be_retried`) and
-//!   `cancelling_a_finished_task_cancels_it_and_what_reads_it`.
+//!   `a_failed_task_whose_dependency_was_released_can_be_retried`),
+//!   `cancelling_a_finished_task_cancels_it_and_what_reads_it` and
+//!   `a_key_given_to_an_impure_map_never_returns_another_maps_values` (a closure `map` under
+//!   a key; its twin is `a_key_given_to_map_task_is_a_prefix_per_input`).
 //! - **APIs that take closures or values that cannot be serialized**: `submit_async`
 //!   (`async_body_runs_on_the_executor`, `cancel_of_many_and_of_a_queued_async_body`),
 //!   [`TaskContext`](crate::TaskContext) and cooperative cancelling (the four `cancelling`
@@ -104,23 +119,19 @@
 //!   `options_on_a_graph_…`), scattered `Arc`s shared without copies
 //!   (`scattered_values_…`, `scatter_by_key_…`), and the four `values` cases (values that
 //!   count their clones or cannot be cloned).
-//! - **Not rewritten yet**, whose subject would hold on any transport: those that hold every
-//!   worker, or several tasks released one by one, at once — with registered tasks they would
-//!   also need the transport to dispatch no more than its workers run, which a broker's does
-//!   not (the Redis transport sends up to its `max_in_flight` ahead, so a "queued" task is
-//!   already running as far as the client knows) — (`close_resolves_pending_…`,
-//!   `cancel_gives_cancelled`, `cancelling_the_middle_of_a_chain_…`,
-//!   `a_task_released_before_it_started_does_not_run`, `debug_shows_the_key_and_the_status`,
-//!   `fire_and_forget_runs_to_completion_without_a_handle`,
-//!   `as_completed_follows_completion_order`, `as_completed_batches_…`,
-//!   `blocking_twins_work_from_a_plain_thread`); those that count runs in a closure
-//!   (`an_explicit_key_is_shared_and_a_released_key_recomputes`,
-//!   `retry_reruns_a_failed_task_on_demand`); those that build a second in-process client
-//!   (`higher_priority_runs_first_with_one_worker`, `generated_keys_differ_between_clients`);
-//!   `a_key_given_to_an_impure_map_never_returns_another_maps_values` (its registered twin is
-//!   `a_key_given_to_map_task_is_a_prefix_per_input`); and
-//!   `a_chain_of_ten_thousand_tasks_runs_without_overflowing` (10,000 sequential round trips
-//!   through a broker).
+//! - **Cases that cannot hold on a broker that sends tasks ahead of its workers**, where the
+//!   client hands a task to the transport as soon as the transport has room (the Redis
+//!   transport's room is its `max_in_flight`, 4,096 by default), so that a task "queued"
+//!   behind busy workers is already *running* as far as the scheduler knows:
+//!   - `a_task_released_before_it_started_does_not_run`: releasing a task's last handle
+//!     forgets it only when it is not running (the scheduler does not abort a running task
+//!     on release, only on cancel); on a broker the released task is already in the
+//!     broker's queue, and a worker runs it when one is free.
+//!   - `higher_priority_runs_first_with_one_worker`: priority orders only the tasks the
+//!     scheduler holds back; a broker gets all five tasks at once, in submission order, and
+//!     its queue is first in, first out. The case builds a one-worker in-process client of
+//!     its own (it cannot build one on the case's transport), so it tests the in-process
+//!     transport on every backend: a registered version would add nothing.
 //!
 //! # What a case may assume
 //!
@@ -157,6 +168,7 @@ pub const CASES_BY_CAPABILITY: &[(&str, usize)] = &[
     ("bulk", count_bulk()),
     ("worker_gauges", count_worker_gauges()),
     ("run_reports", count_run_reports()),
+    ("remote_actors", count_remote_actors()),
 ];
 
 const fn count_always() -> usize {
@@ -181,6 +193,10 @@ const fn count_worker_gauges() -> usize {
 
 const fn count_run_reports() -> usize {
     crate::__conformance_run_reports!(@count)
+}
+
+const fn count_remote_actors() -> usize {
+    crate::__conformance_remote_actors!(@count)
 }
 
 /// Runs `body` on its own thread and fails if it does not finish within [`DEADLINE`];
@@ -250,7 +266,7 @@ pub fn run_case_to_its_end(
 /// backend under test, runs the case with it inside the backend's runtime and closes it;
 /// `capabilities: [..]` lists what the backend supports beyond the cases every backend runs
 /// (see [the module docs](crate::testing#capabilities)): `closures`, `local_workers`, `bulk`,
-/// `worker_gauges`, `run_reports`. A name
+/// `worker_gauges`, `run_reports`, `remote_actors`. A name
 /// that is not a capability fails the build.
 ///
 /// Each generated test fails unless its case ran to its end, so a runner must await
@@ -298,11 +314,14 @@ macro_rules! __conformance_group {
     (run_reports, $run:path) => {
         $crate::__conformance_run_reports!(@tests $run);
     };
+    (remote_actors, $run:path) => {
+        $crate::__conformance_remote_actors!(@tests $run);
+    };
     ($other:ident, $run:path) => {
         ::core::compile_error!(::core::concat!(
             "`",
             ::core::stringify!($other),
-            "` is not a conformance capability; the capabilities are `closures`, `local_workers`, `bulk`, `worker_gauges` and `run_reports`"
+            "` is not a conformance capability; the capabilities are `closures`, `local_workers`, `bulk`, `worker_gauges`, `run_reports` and `remote_actors`"
         ));
     };
 }
@@ -377,6 +396,9 @@ macro_rules! __conformance_always {
             actors::dropping_the_last_actor_handle_runs_pending_calls_then_releases_it,
             actors::a_pending_actor_call_can_be_cancelled,
             actors::an_actor_call_after_close_gives_a_clear_error,
+            semantics::an_explicit_key_is_shared_and_a_released_key_recomputes,
+            semantics::retry_reruns_a_failed_task_on_demand,
+            keys::generated_keys_differ_between_clients,
         }
     };
 }
@@ -388,9 +410,6 @@ macro_rules! __conformance_closures {
     (@$mode:ident $($run:path)?) => {
         $crate::__conformance_apply! {
             @$mode $($run)?;
-            waiting::as_completed_follows_completion_order,
-            waiting::as_completed_batches_yield_everything_already_done,
-            waiting::blocking_twins_work_from_a_plain_thread,
             basics::submit_then_await_gives_value,
             basics::map_then_gather_keeps_order,
             basics::map_of_nothing_gives_nothing,
@@ -402,33 +421,24 @@ macro_rules! __conformance_closures {
             errors::gather_raises_the_first_error_in_input_order,
             errors::a_huge_error_text_is_bounded,
             lifecycle::submit_after_close_gives_a_clear_error,
-            lifecycle::close_resolves_pending_tasks_with_an_error,
-            lifecycle::cancel_gives_cancelled,
             lifecycle::released_tasks_are_forgotten,
             semantics::dependents_receive_their_dependencies_values,
             semantics::a_failed_dependency_fails_dependents_with_the_root_error,
-            semantics::a_chain_of_ten_thousand_tasks_runs_without_overflowing,
             semantics::pure_submissions_share_one_key_and_one_result,
             semantics::identical_pure_maps_share_keys,
-            semantics::an_explicit_key_is_shared_and_a_released_key_recomputes,
-            semantics::cancelling_the_middle_of_a_chain_cancels_what_follows,
             semantics::cancel_of_many_and_of_a_queued_async_body,
             semantics::retries_rerun_a_flaky_task_until_it_succeeds,
             semantics::higher_priority_runs_first_with_one_worker,
             semantics::scattered_values_feed_dependents_without_copies,
-            semantics::fire_and_forget_runs_to_completion_without_a_handle,
             semantics::a_task_released_before_it_started_does_not_run,
             semantics::graphs_are_submitted_in_one_call_and_shared_nodes_run_once,
-            semantics::retry_reruns_a_failed_task_on_demand,
             semantics::map_over_futures_and_over_zipped_iterables,
             semantics::retrying_a_dependent_reruns_its_failed_dependency_first,
             semantics::a_failed_task_whose_dependency_was_released_can_be_retried,
             semantics::cancelling_a_finished_task_cancels_it_and_what_reads_it,
-            semantics::debug_shows_the_key_and_the_status,
             keys::a_key_given_to_a_pure_map_is_a_prefix_per_item,
             keys::a_key_given_to_an_impure_map_never_returns_another_maps_values,
             keys::map_with_keys_uses_each_key_verbatim,
-            keys::generated_keys_differ_between_clients,
             keys::options_given_before_dependencies_are_kept,
             keys::options_on_a_graph_apply_to_its_nodes_and_the_key_to_its_output,
             shapes::scatter_by_key_by_content_and_per_element,
@@ -472,6 +482,14 @@ macro_rules! __conformance_local_workers {
             waiting::wait_first_exception_returns_as_soon_as_one_fails,
             waiting::as_completed_adder_adds_from_another_thread,
             cluster::restart_fails_unfinished_tasks_keeps_finished_ones_and_the_client_works_after,
+            waiting::as_completed_follows_completion_order,
+            waiting::as_completed_batches_yield_everything_already_done,
+            waiting::blocking_twins_work_from_a_plain_thread,
+            lifecycle::close_resolves_pending_tasks_with_an_error,
+            lifecycle::cancel_gives_cancelled,
+            semantics::cancelling_the_middle_of_a_chain_cancels_what_follows,
+            semantics::fire_and_forget_runs_to_completion_without_a_handle,
+            semantics::debug_shows_the_key_and_the_status,
         }
     };
 }
@@ -487,6 +505,7 @@ macro_rules! __conformance_bulk {
             threads::submit_from_twenty_threads_loses_nothing,
             waiting::as_completed_yields_ten_thousand_exactly_once_with_additions,
             basics::a_tree_of_sums_sees_every_value_as_soon_as_it_is_reported,
+            semantics::a_chain_of_ten_thousand_tasks_runs_without_overflowing,
         }
     };
 }
@@ -511,6 +530,21 @@ macro_rules! __conformance_run_reports {
         $crate::__conformance_apply! {
             @$mode $($run)?;
             events::every_run_names_its_worker_and_start_in_the_stream_and_the_story,
+        }
+    };
+}
+
+/// The cases that need the `remote_actors` capability (feature `redis`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_remote_actors {
+    (@$mode:ident $($run:path)?) => {
+        $crate::__conformance_apply! {
+            @$mode $($run)?;
+            remote_actors::remote_actor_calls_run_in_call_order_and_keep_state,
+            remote_actors::a_panic_in_a_remote_actor_call_fails_that_call_and_the_actor_goes_on,
+            remote_actors::dropping_the_last_remote_actor_handle_runs_pending_calls_then_releases_it,
+            remote_actors::a_remote_actor_after_close_gives_a_clear_error,
         }
     };
 }

@@ -75,6 +75,19 @@ impl Task for Explode {
     }
 }
 
+/// `x + 1`: one link of a chain of dependents.
+pub struct Increment;
+
+impl Task for Increment {
+    const NAME: &'static str = "conformance.increment";
+    type Input = i64;
+    type Output = i64;
+    type Error = Infallible;
+    fn run(x: i64) -> Result<i64, Infallible> {
+        Ok(x + 1)
+    }
+}
+
 /// The sum of a list.
 pub struct Sum;
 
@@ -123,6 +136,50 @@ pub fn register(builder: crate::worker::WorkerBuilder) -> crate::worker::WorkerB
         .register::<FailsOnce>()
         .register::<Upper>()
         .register::<Gated>()
+        .register::<Opens>()
+        .register::<Increment>()
+        .register::<crate::ActorHost<Tally>>()
+}
+
+/// A running total kept by a remote actor (feature `redis`): the suite's
+/// [`RemoteActor`](crate::RemoteActor), hosted by `ActorHost<Tally>` on a worker (which
+/// [`register`] registers), for the cases of the `remote_actors` capability.
+#[cfg(feature = "redis")]
+#[derive(Debug)]
+pub struct Tally {
+    total: i64,
+}
+
+/// A call to a [`Tally`].
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum TallyCall {
+    /// Adds to the total; the reply is the new total.
+    Add(i64),
+    /// Panics with the given message, leaving the total as it was.
+    Panic(String),
+}
+
+#[cfg(feature = "redis")]
+impl crate::RemoteActor for Tally {
+    const NAME: &'static str = "conformance.tally";
+    type Init = i64;
+    type Call = TallyCall;
+    type Reply = i64;
+
+    fn new(start: i64) -> Tally {
+        Tally { total: start }
+    }
+
+    fn handle(&mut self, call: TallyCall) -> i64 {
+        match call {
+            TallyCall::Add(amount) => {
+                self.total += amount;
+                self.total
+            }
+            TallyCall::Panic(message) => panic!("{message}"),
+        }
+    }
 }
 
 /// The text in capitals.
@@ -190,11 +247,42 @@ impl Gate {
         (self.id, value)
     }
 
+    /// The input of an [`Opens`] task that opens this gate and then returns `value`.
+    pub fn opener(&self, value: i64) -> (u64, i64) {
+        (self.id, value)
+    }
+
     /// Opens the gate: every [`Gated`] task waiting for it returns.
     pub fn open(&self) {
-        let (opened, changed) = &OPENED;
-        opened.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(self.id);
-        changed.notify_all();
+        open_gate(self.id);
+    }
+
+    /// Whether the gate was opened (by [`open`](Gate::open) or by an [`Opens`] task).
+    pub fn is_open(&self) -> bool {
+        OPENED.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&self.id)
+    }
+}
+
+fn open_gate(id: u64) {
+    let (opened, changed) = &OPENED;
+    opened.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(id);
+    changed.notify_all();
+}
+
+/// Opens the gate `id` (a [`Gate`], in this process), then returns `value`: a case that
+/// waits for [`Gate::is_open`] learns that the task ran without holding a handle to it.
+/// Only a worker in the case's process opens the case's gate: its cases need the
+/// `local_workers` capability.
+pub struct Opens;
+
+impl Task for Opens {
+    const NAME: &'static str = "conformance.opens";
+    type Input = (u64, i64);
+    type Output = i64;
+    type Error = Infallible;
+    fn run((id, value): (u64, i64)) -> Result<i64, Infallible> {
+        open_gate(id);
+        Ok(value)
     }
 }
 

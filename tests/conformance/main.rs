@@ -10,7 +10,8 @@
 //! The in-process transport has every capability. The Redis transport (`redis_*`, feature
 //! `redis`, a real `redis-server` per case and the worker library in this process) runs every
 //! case that does not need closures on each runtime (its workers are in this process, so it
-//! has `local_workers`; they report who ran each task and when, so it has `run_reports`), and
+//! has `local_workers`; they report who ran each task and when, so it has `run_reports`; they
+//! host the suite's remote actor, so it has `remote_actors`), and
 //! the `bulk` stress cases (some 30 s through a broker) on tokio's multi-thread runtime only,
 //! to keep CI quick.
 
@@ -48,7 +49,7 @@ in_process_suite!(async_std);
 mod redis_embedded {
     taskweave::conformance_suite!(
         run: crate::harness::redis_embedded::run,
-        capabilities: [local_workers, run_reports],
+        capabilities: [local_workers, run_reports, remote_actors],
     );
 }
 
@@ -56,7 +57,7 @@ mod redis_embedded {
 mod redis_tokio_current_thread {
     taskweave::conformance_suite!(
         run: crate::harness::redis_tokio_current_thread::run,
-        capabilities: [local_workers, run_reports],
+        capabilities: [local_workers, run_reports, remote_actors],
     );
 }
 
@@ -64,7 +65,7 @@ mod redis_tokio_current_thread {
 mod redis_tokio_multi_thread {
     taskweave::conformance_suite!(
         run: crate::harness::redis_tokio_multi_thread::run,
-        capabilities: [local_workers, bulk, run_reports],
+        capabilities: [local_workers, bulk, run_reports, remote_actors],
     );
 }
 
@@ -72,7 +73,7 @@ mod redis_tokio_multi_thread {
 mod redis_smol {
     taskweave::conformance_suite!(
         run: crate::harness::redis_smol::run,
-        capabilities: [local_workers, run_reports],
+        capabilities: [local_workers, run_reports, remote_actors],
     );
 }
 
@@ -80,7 +81,7 @@ mod redis_smol {
 mod redis_async_std {
     taskweave::conformance_suite!(
         run: crate::harness::redis_async_std::run,
-        capabilities: [local_workers, run_reports],
+        capabilities: [local_workers, run_reports, remote_actors],
     );
 }
 
@@ -93,8 +94,8 @@ fn the_suite_counts_its_cases_by_capability() {
     let counts = taskweave::testing::CASES_BY_CAPABILITY;
     let total: usize = counts.iter().map(|(_, n)| n).sum();
     let sizes: Vec<usize> = counts.iter().map(|(_, n)| *n).collect();
-    assert_eq!(sizes, [33, 60, 12, 4, 1, 1], "{counts:?}");
-    assert_eq!(total, 111);
+    assert_eq!(sizes, [36, 49, 20, 5, 1, 1, 4], "{counts:?}");
+    assert_eq!(total, 116);
 }
 
 /// A runner that returns without running its case cannot pass: the generated test checks that

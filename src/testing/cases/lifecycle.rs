@@ -3,7 +3,7 @@ use std::time::Duration;
 use crate::testing::tasks::{Add, EvenOnly};
 use crate::{Client, Error, TaskError};
 
-use super::eventually;
+use super::{eventually, hold_every_worker};
 
 pub async fn close_twice_is_fine(client: Client) {
     client.close().await.unwrap();
@@ -99,16 +99,13 @@ pub async fn registered_submit_after_close_gives_a_clear_error(client: Client) {
     assert_eq!(before.await.unwrap(), 7);
 }
 
+/// Closing resolves what is queued behind busy workers, and what runs, with an error. The
+/// workers are held by [`Gated`](crate::testing::tasks::Gated) tasks (`local_workers`); on a
+/// broker the queued tasks may already be in its queue: the client resolves them all the same.
 pub async fn close_resolves_pending_tasks_with_an_error(client: Client) {
-    let (release, gate) = flume::bounded::<()>(0);
     // Occupy every worker, then queue more behind them.
-    let blockers: Vec<_> = (0..super::worker_slots(&client).await)
-        .map(|_| {
-            let gate = gate.clone();
-            client.submit(move |_: ()| gate.recv().is_ok(), ())
-        })
-        .collect();
-    let queued = client.map(|x: i32| x, 0..10);
+    let (gate, blockers) = hold_every_worker(&client).await;
+    let queued = client.map_task::<Add>((0..10).map(|x| (x, 0)));
     let closing = {
         let client = client.clone();
         std::thread::spawn(move || client.blocking().close())
@@ -118,22 +115,23 @@ pub async fn close_resolves_pending_tasks_with_an_error(client: Client) {
         assert!(error.is_cancelled(), "{error:?}");
         assert!(error.to_string().contains("client was closed"), "{error}");
     }
-    drop(release); // let the running tasks end so the workers can stop
-    closing.join().unwrap().unwrap();
+    gate.open(); // let the running tasks end so the workers can stop
+    let (report, closed) = futures::channel::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = report.send(closing.join());
+    });
+    // Awaited, not joined: the close may need this executor's thread.
+    closed.await.unwrap().unwrap().unwrap();
     for blocker in &blockers {
         assert!(blocker.await.is_err(), "running tasks are cancelled by close too");
     }
 }
 
+/// Cancelling a task queued behind busy workers resolves it as cancelled by the user and
+/// leaves the running tasks alone (`local_workers`: the workers are held by gated tasks).
 pub async fn cancel_gives_cancelled(client: Client) {
-    let (release, gate) = flume::bounded::<()>(0);
-    let blockers: Vec<_> = (0..super::worker_slots(&client).await)
-        .map(|_| {
-            let gate = gate.clone();
-            client.submit(move |_: ()| gate.recv().is_ok(), ())
-        })
-        .collect();
-    let queued = client.submit(|x: i32| x, 5);
+    let (gate, blockers) = hold_every_worker(&client).await;
+    let queued = client.submit_task::<Add>((5, 0));
     queued.cancel();
     match (&queued).await {
         Err(TaskError::Cancelled { key, reason }) => {
@@ -142,12 +140,12 @@ pub async fn cancel_gives_cancelled(client: Client) {
         }
         other => panic!("expected Cancelled, got {other:?}"),
     }
-    drop(release);
+    gate.open();
     for blocker in &blockers {
         assert!(blocker.await.is_ok(), "running tasks are not touched by cancelling another");
     }
     // The client still works.
-    assert_eq!(client.submit(|x: i32| x * 2, 4).await.unwrap(), 8);
+    assert_eq!(client.submit_task::<Add>((4, 4)).await.unwrap(), 8);
 }
 
 pub async fn released_tasks_are_forgotten(client: Client) {

@@ -10,6 +10,8 @@ pub mod events;
 pub mod keys;
 pub mod lifecycle;
 pub mod registered;
+#[cfg(feature = "redis")]
+pub mod remote_actors;
 pub mod semantics;
 pub mod shapes;
 pub mod stats;
@@ -51,4 +53,17 @@ pub(crate) async fn worker_slots(client: &Client) -> usize {
         0 => 2,
         slots => slots,
     }
+}
+
+/// Holds every one of the client's worker slots ([`worker_slots`]) with a
+/// [`Gated`](crate::testing::tasks::Gated) task until the returned gate is opened or dropped
+/// (the `local_workers` capability); the tasks give their index.
+pub(crate) async fn hold_every_worker(
+    client: &Client,
+) -> (crate::testing::tasks::Gate, Vec<crate::TaskFuture<i64>>) {
+    use crate::testing::tasks::{Gate, Gated};
+    let gate = Gate::new();
+    let slots = worker_slots(client).await as i64;
+    let blockers = (0..slots).map(|i| client.submit_task::<Gated>(gate.input(i))).collect();
+    (gate, blockers)
 }

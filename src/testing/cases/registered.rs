@@ -8,7 +8,7 @@ use crate::{CancelOutcome, Client, Error, RetryOutcome, ReturnWhen, TaskError};
 use futures::StreamExt;
 
 /// An even number no other case uses, for [`FailsOnce`].
-fn fresh_number() -> i64 {
+pub(crate) fn fresh_number() -> i64 {
     static NEXT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1_000);
     NEXT.fetch_add(2, std::sync::atomic::Ordering::SeqCst)
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::{CancelOutcome, Client, RetryOutcome, TaskError};
 
-use super::{eventually, worker_slots};
+use super::registered::fresh_number;
+use super::{eventually, hold_every_worker, worker_slots};
+use crate::testing::tasks::{Add, EvenOnly, FailsOnce, Gate, Gated, Increment, Opens};
 
 /// Occupies every one of the client's worker slots ([`worker_slots`]) until the returned
 /// sender is dropped.
@@ -65,10 +67,12 @@ pub async fn a_failed_dependency_fails_dependents_with_the_root_error(client: Cl
     assert!(matches!(late.await, Err(TaskError::DependencyFailed { .. })));
 }
 
+/// A chain of 10,000 dependents runs, and is released, without overflowing a stack: every
+/// link waits for the one before (10,000 sequential round trips through a broker: `bulk`).
 pub async fn a_chain_of_ten_thousand_tasks_runs_without_overflowing(client: Client) {
-    let mut last = client.submit(|x: u64| x, 0);
+    let mut last = client.submit_task::<Increment>(-1);
     for _ in 0..10_000 {
-        last = client.after(&last).submit(|x: u64| x + 1);
+        last = client.after(&last).submit_task::<Increment>();
     }
     assert_eq!((&last).await.unwrap(), 10_000);
     drop(last);
@@ -124,36 +128,33 @@ pub async fn identical_pure_maps_share_keys(client: Client) {
     assert_eq!(sum_b.await.unwrap(), 15);
 }
 
+/// An explicit key is shared while it is held (a second submission under it gets the first
+/// task's value, not its own), and runs again once released.
 pub async fn an_explicit_key_is_shared_and_a_released_key_recomputes(client: Client) {
-    let runs = Arc::new(AtomicU32::new(0));
-    let counted = {
-        let runs = runs.clone();
-        move |x: i32| {
-            runs.fetch_add(1, Ordering::SeqCst);
-            x
-        }
-    };
-    let first = client.task().key("report-2026").submit(counted.clone(), 1);
-    let second = client.task().key("report-2026").submit(counted.clone(), 2);
+    let first = client.task().key("report-2026").submit_task::<Add>((1, 0));
+    let second = client.task().key("report-2026").submit_task::<Add>((2, 0));
     assert_eq!(first.key().to_string(), "report-2026");
     assert_eq!(second.clone().await.unwrap(), 1, "the second submission shares the first task");
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(client.stats().tasks.total_finished, 1, "one task ran for both");
     drop((first, second));
     let stats = client.clone();
     eventually(&client, Duration::from_secs(10), "release", move || {
         stats.stats().tasks.held() == 0
     })
     .await;
-    let again = client.task().key("report-2026").submit(counted, 3);
+    let again = client.task().key("report-2026").submit_task::<Add>((3, 0));
     assert_eq!(again.await.unwrap(), 3, "a released key runs again");
-    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert_eq!(client.stats().tasks.total_finished, 2);
 }
 
+/// Cancelling the middle of a chain queued behind busy workers cancels what follows it,
+/// naming it, and leaves what comes before (`local_workers`: the workers are held by gated
+/// tasks).
 pub async fn cancelling_the_middle_of_a_chain_cancels_what_follows(client: Client) {
-    let (release, blockers) = block_every_worker(&client).await;
-    let x = client.submit(inc, 1);
-    let y = client.after(&x).submit(|x: i64| x + 1);
-    let z = client.after(&y).submit(|y: i64| y + 1);
+    let (gate, blockers) = hold_every_worker(&client).await;
+    let x = client.submit_task::<Add>((1, 1));
+    let y = client.after(&x).submit_task::<Increment>();
+    let z = client.after(&y).submit_task::<Increment>();
     y.cancel();
     match (&z).await {
         Err(TaskError::Cancelled { key, reason }) => {
@@ -163,7 +164,7 @@ pub async fn cancelling_the_middle_of_a_chain_cancels_what_follows(client: Clien
         other => panic!("expected Cancelled, got {other:?}"),
     }
     assert!((&y).await.unwrap_err().is_cancelled());
-    drop(release);
+    gate.open();
     assert_eq!(x.await.unwrap(), 2, "x is untouched");
     for blocker in blockers {
         blocker.await.unwrap();
@@ -264,14 +265,18 @@ pub async fn scattered_values_feed_dependents_without_copies(client: Client) {
     assert_eq!(Arc::strong_count(&value), 2, "the client's copy and ours: dependents shared it");
 }
 
+/// A task given to `fire_and_forget` runs to its end after its last handle is dropped
+/// (`local_workers`: the workers are held by gated tasks until the handle is gone, and the
+/// task reports its run by opening a gate of the case's).
 pub async fn fire_and_forget_runs_to_completion_without_a_handle(client: Client) {
-    let (release, blockers) = block_every_worker(&client).await;
-    let (done, finished) = flume::bounded::<i32>(1);
-    let future = client.submit(move |x: i32| done.send(x).unwrap(), 42);
+    let (gate, blockers) = hold_every_worker(&client).await;
+    let ran = Gate::new();
+    let future = client.submit_task::<Opens>(ran.opener(42));
     client.fire_and_forget(std::slice::from_ref(&future));
     drop(future);
-    drop(release);
-    assert_eq!(finished.recv_async().await.unwrap(), 42);
+    gate.open();
+    eventually(&client, Duration::from_secs(30), "the forgotten task's run", || ran.is_open())
+        .await;
     for blocker in blockers {
         blocker.await.unwrap();
     }
@@ -322,24 +327,23 @@ pub async fn graphs_are_submitted_in_one_call_and_shared_nodes_run_once(client: 
     }
 }
 
+/// `retry` re-runs a failed task, which reads its input again; a finished task is not re-run.
 pub async fn retry_reruns_a_failed_task_on_demand(client: Client) {
-    let attempts = Arc::new(AtomicU32::new(0));
-    let counter = attempts.clone();
-    let input = client.submit(|x: u32| x, 5);
-    let flaky = client.after(&input).try_submit(move |x: u32| {
-        if counter.fetch_add(1, Ordering::SeqCst) == 0 {
-            Err("first run fails".to_string())
-        } else {
-            Ok(x * 2)
+    let number = fresh_number();
+    let input = client.submit_task::<Add>((number, 0));
+    let flaky = client.after(&input).submit_task::<FailsOnce>();
+    match (&flaky).await {
+        Err(TaskError::Failed { message, .. }) => {
+            assert!(message.contains("first run of"), "{message}");
         }
-    });
-    assert!((&flaky).await.is_err());
+        other => panic!("expected Failed, got {other:?}"),
+    }
     assert_eq!(flaky.retry(), RetryOutcome::Rerunning);
-    assert_eq!((&flaky).await.unwrap(), 10, "the retried run read its input again");
-    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert_eq!((&flaky).await.unwrap(), number, "the retried run read its input again");
+    assert_eq!(client.stats().tasks.total_finished, 2, "the input, then the retried run");
     assert_eq!(flaky.retry(), RetryOutcome::NotFailed, "a finished task is not re-run");
-    assert_eq!(flaky.await.unwrap(), 10);
-    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(flaky.await.unwrap(), number);
+    assert_eq!(client.stats().tasks.total_finished, 2);
 }
 
 pub async fn map_over_futures_and_over_zipped_iterables(client: Client) {
@@ -466,21 +470,20 @@ pub async fn cancelling_a_finished_task_cancels_it_and_what_reads_it(client: Cli
     assert_eq!(client.submit(inc, 1).await.unwrap(), 2, "the client keeps working");
 }
 
-/// Issue 13: `{future:?}` shows the key and the status, like Dask's repr.
+/// Issue 13: `{future:?}` shows the key and the status, like Dask's repr (`local_workers`: a
+/// gated task stays running, and its dependent pending, until the case opens the gate).
 pub async fn debug_shows_the_key_and_the_status(client: Client) {
-    let (release, blockers) = block_every_worker(&client).await;
-    let queued = client.task().key("queued").submit(inc, 1);
-    assert_eq!(format!("{queued:?}"), "TaskFuture { key: queued, status: pending }");
-    assert!(format!("{:?}", blockers[0]).ends_with("status: running }"), "{:?}", blockers[0]);
-    drop(release);
-    assert_eq!((&queued).await.unwrap(), 2);
-    assert_eq!(format!("{queued:?}"), "TaskFuture { key: queued, status: finished }");
-    let failed = client.task().key("failed").try_submit(|_: ()| Err::<u8, _>("no"), ());
+    let gate = Gate::new();
+    let running = client.submit_task::<Gated>(gate.input(1));
+    let pending = client.task().key("pending").after(&running).submit_task::<Increment>();
+    assert_eq!(format!("{pending:?}"), "TaskFuture { key: pending, status: pending }");
+    assert!(format!("{running:?}").ends_with("status: running }"), "{running:?}");
+    gate.open();
+    assert_eq!((&pending).await.unwrap(), 2);
+    assert_eq!(format!("{pending:?}"), "TaskFuture { key: pending, status: finished }");
+    let failed = client.task().key("failed").submit_task::<EvenOnly>(1);
     assert!((&failed).await.is_err());
     assert_eq!(format!("{failed:?}"), "TaskFuture { key: failed, status: failed }");
-    queued.cancel();
-    assert_eq!(format!("{queued:?}"), "TaskFuture { key: queued, status: cancelled }");
-    for blocker in blockers {
-        blocker.await.unwrap();
-    }
+    pending.cancel();
+    assert_eq!(format!("{pending:?}"), "TaskFuture { key: pending, status: cancelled }");
 }

@@ -3,32 +3,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::testing::tasks::{Add, EvenOnly, Gate, Gated};
+use crate::testing::tasks::{Add, EvenOnly, Gate, Gated, Increment};
 use crate::{Client, Error, ExecutorExt, GatherErrors, ReturnWhen, TaskError, TaskFuture};
 use futures::StreamExt;
-
-/// An async task that gives `value` once `gate` has a message or is dropped. Async bodies run
-/// on the executor, so any number of them can wait without holding a worker. The gates are
-/// async-channel channels: several bodies awaiting one flume rendezvous channel could miss a
-/// message sent to them (flume issues #140 and #182), which hung
-/// `as_completed_batches_yield_everything_already_done` about once in 20 runs.
-fn gated<T: Clone + Send + Sync + 'static>(
-    client: &Client,
-    gate: &async_channel::Receiver<()>,
-    value: T,
-) -> TaskFuture<T> {
-    let gate = gate.clone();
-    client.submit_async(
-        move |value: T| {
-            let gate = gate.clone();
-            async move {
-                let _ = gate.recv().await;
-                value
-            }
-        },
-        value,
-    )
-}
 
 /// Registered tasks that give their index, except odd indices, which fail with `odd <i>`.
 fn evens_succeed(client: &Client, n: i64) -> Vec<TaskFuture<i64>> {
@@ -182,20 +159,24 @@ pub async fn as_completed_yields_ten_thousand_exactly_once_with_additions(client
     assert!(nothing.next().await.is_none());
 }
 
+/// `as_completed` yields in the order the tasks finish, not the order given: of two gated
+/// tasks, the second's gate is opened first, and a dependent of the first comes last
+/// (`local_workers`).
 pub async fn as_completed_follows_completion_order(client: Client) {
-    let gates: Vec<_> = (0..3).map(|_| async_channel::bounded::<()>(1)).collect();
-    let futures: Vec<_> =
-        gates.iter().enumerate().map(|(i, (_, gate))| gated(&client, gate, i)).collect();
-    let mut completed = client.as_completed(futures.clone());
+    let gates: Vec<Gate> = (0..2).map(|_| Gate::new()).collect();
+    let first = client.submit_task::<Gated>(gates[0].input(0));
+    let second = client.submit_task::<Gated>(gates[1].input(1));
+    let last = client.after(&first).submit_task::<Increment>();
+    let mut completed = client.as_completed(vec![first, second, last]);
     assert_eq!(completed.len(), 3);
     let mut order = Vec::new();
-    let mut senders: Vec<_> = gates.into_iter().map(|(release, _)| Some(release)).collect();
-    for finish in [2, 0, 1] {
-        drop(senders[finish].take());
-        let future = completed.next().await.expect("a future per release");
+    for gate in gates.iter().rev() {
+        gate.open();
+        let future = completed.next().await.expect("a future per opened gate");
         order.push(future.await.unwrap());
     }
-    assert_eq!(order, vec![2, 0, 1]);
+    order.push(completed.next().await.expect("the dependent").await.unwrap());
+    assert_eq!(order, vec![1, 0, 1]);
     assert!(completed.next().await.is_none());
 }
 
@@ -229,21 +210,27 @@ pub async fn as_completed_with_results_gives_values_and_errors(client: Client) {
     assert_eq!(seen, (0..8).collect::<Vec<_>>());
 }
 
+/// `batches` yields everything done at once, then each task as it finishes on its own
+/// (`local_workers`: gated tasks finish one by one as the case opens their gates).
 pub async fn as_completed_batches_yield_everything_already_done(client: Client) {
-    let (release, gate) = async_channel::bounded::<()>(1);
-    let quick = client.map(|x: i32| x, 0..5);
+    let quick = client.map_task::<Add>((0..5).map(|x| (x, 0)));
     client.wait(&quick, ReturnWhen::AllCompleted, None).await.unwrap();
-    let blocked: Vec<_> = (10..13).map(|i| gated(&client, &gate, i)).collect();
+    let gates: Vec<Gate> = (0..3).map(|_| Gate::new()).collect();
+    let blocked: Vec<_> = gates
+        .iter()
+        .zip(10..)
+        .map(|(gate, i)| client.submit_task::<Gated>(gate.input(i)))
+        .collect();
     let mut batches = client.as_completed(quick.iter().chain(&blocked).cloned()).batches();
     let first = batches.next().await.unwrap();
     let mut values = client.gather(&first).await.unwrap();
     values.sort_unstable();
     assert_eq!(values, vec![0, 1, 2, 3, 4], "the first batch is everything done");
     // Each released task comes alone, as nothing else is done.
-    for _ in 0..3 {
-        release.send(()).await.unwrap();
+    for (gate, value) in gates.iter().zip(10..) {
+        gate.open();
         let batch = batches.next().await.unwrap();
-        assert_eq!(batch.len(), 1);
+        assert_eq!(client.gather(&batch).await.unwrap(), vec![value]);
     }
     assert!(batches.next().await.is_none());
     assert!(blocked.iter().all(TaskFuture::is_done));
@@ -286,6 +273,9 @@ pub async fn as_completed_adder_adds_from_another_thread(client: Client) {
     assert_eq!(values, (0..=100).collect::<Vec<_>>());
 }
 
+/// The blocking twins of `gather_with`, `wait` and `as_completed` (as an iterator, adding
+/// while iterating, with results, in batches) work from a plain thread, and refuse inside
+/// async code (`local_workers`: a gated task stays unfinished until the thread opens it).
 pub async fn blocking_twins_work_from_a_plain_thread(client: Client) {
     let thread_client = client.clone();
     let (finished, thread_finished) = futures::channel::oneshot::channel::<()>();
@@ -299,25 +289,25 @@ pub async fn blocking_twins_work_from_a_plain_thread(client: Client) {
         let kept = blocking.gather_with(&futures, GatherErrors::Skip).unwrap();
         assert_eq!(kept.iter().map(|g| (g.index, g.value)).collect::<Vec<_>>(), [(0, 0), (2, 2)]);
         // wait, with a timeout that passes and one that does not
-        let (release, gate) = async_channel::bounded::<()>(1);
-        let blocked = gated(&client, &gate, 5);
+        let gate = Gate::new();
+        let blocked = client.submit_task::<Gated>(gate.input(5));
         let both = vec![futures[1].clone(), blocked.clone()];
         let outcome = blocking.wait(&both, ReturnWhen::FirstException, None).unwrap();
         assert_eq!(outcome.done.len(), 1);
         let timed_out =
             blocking.wait(&both, ReturnWhen::AllCompleted, Some(Duration::from_millis(10)));
         assert!(matches!(timed_out, Err(Error::Timeout { .. })), "{timed_out:?}");
-        drop(release);
+        gate.open();
         let outcome = blocking.wait(&both, ReturnWhen::AllCompleted, None).unwrap();
         assert_eq!(outcome.done.len(), 2);
         // as_completed as an Iterator, adding while iterating
-        let mut completed = blocking.as_completed(client.map(|x: u64| x, 0..50));
+        let mut completed = blocking.as_completed(client.map_task::<Add>((0..50).map(|x| (x, 0))));
         let mut values = Vec::new();
         while let Some(future) = completed.next() {
             let value = future.unwrap().result().unwrap();
             values.push(value);
             if value < 50 {
-                completed.add(client.submit(|x: u64| x + 50, value));
+                completed.add(client.submit_task::<Add>((value, 50)));
             }
         }
         values.sort_unstable();
@@ -331,7 +321,7 @@ pub async fn blocking_twins_work_from_a_plain_thread(client: Client) {
         assert_eq!(results.len(), 4);
         assert_eq!(results.iter().filter(|(_, result)| result.is_err()).count(), 2);
         let batched: usize = blocking
-            .as_completed(client.map(|x: u8| x, 0..30))
+            .as_completed(client.map_task::<Add>((0..30).map(|x| (x, 0))))
             .batches()
             .map(|b| b.unwrap().len())
             .sum();
@@ -353,7 +343,7 @@ pub async fn blocking_twins_work_from_a_plain_thread(client: Client) {
     // Inside async code the blocking twins refuse instead of stalling the runtime.
     let (report, reported) = futures::channel::oneshot::channel();
     let inside = client.clone();
-    let future = client.submit(|x: i32| x, 1);
+    let future = client.submit_task::<Add>((1, 0));
     client
         .executor()
         .spawn_task(async move {
