@@ -288,18 +288,18 @@ struct Workers {
 
 impl Workers {
     /// The slot of `name`, taken by one more entry.
-    fn hold(&mut self, name: Option<Arc<str>>) -> u32 {
+    fn hold(&mut self, name: Option<&Arc<str>>) -> u32 {
         let Some(name) = name else { return NO_WORKER };
         let last = self.slots.get(self.last as usize).and_then(|slot| slot.0.as_ref());
         let index = match last {
-            Some(held) if Arc::ptr_eq(held, &name) || **held == *name => self.last,
+            Some(held) if Arc::ptr_eq(held, name) || **held == **name => self.last,
             // A few workers (the common case): their slots, compared by address, before
             // hashing the name.
             _ => match self
                 .slots
                 .iter()
                 .take(8)
-                .position(|slot| slot.0.as_ref().is_some_and(|held| Arc::ptr_eq(held, &name)))
+                .position(|slot| slot.0.as_ref().is_some_and(|held| Arc::ptr_eq(held, name)))
             {
                 Some(index) => index as u32,
                 None => self.find_or_add(name),
@@ -311,21 +311,21 @@ impl Workers {
     }
 
     /// The slot of `name`, found by hashing it, or a new one.
-    fn find_or_add(&mut self, name: Arc<str>) -> u32 {
-        match self.index.get(&name) {
+    fn find_or_add(&mut self, name: &Arc<str>) -> u32 {
+        match self.index.get(name) {
             Some(&index) => index,
             None => {
                 let index = match self.free.pop() {
                     Some(index) => {
-                        self.slots[index as usize] = (Some(Arc::clone(&name)), 0);
+                        self.slots[index as usize] = (Some(Arc::clone(name)), 0);
                         index
                     }
                     None => {
-                        self.slots.push((Some(Arc::clone(&name)), 0));
+                        self.slots.push((Some(Arc::clone(name)), 0));
                         (self.slots.len() - 1) as u32
                     }
                 };
-                self.index.insert(name, index);
+                self.index.insert(Arc::clone(name), index);
                 index
             }
         }
@@ -404,6 +404,9 @@ pub(crate) struct EventRing {
     live: Vec<Waker>,
     /// The names of the workers the entries name.
     workers: Workers,
+    /// Tasks submitted per name, counted once a dashboard asked (for its progress bars).
+    #[cfg(feature = "dashboard")]
+    submitted: Option<Box<SubmittedByName>>,
 }
 
 impl EventRing {
@@ -417,6 +420,42 @@ impl EventRing {
             recorded: 0,
             live: Vec::new(),
             workers: Workers::default(),
+            #[cfg(feature = "dashboard")]
+            submitted: None,
+        }
+    }
+
+    /// Counts the tasks submitted from now on by name (see [`submitted_by_name`]); a dashboard
+    /// asks, for its progress bars. Tasks submitted before are not counted.
+    ///
+    /// [`submitted_by_name`]: EventRing::submitted_by_name
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn count_submissions(&mut self) {
+        if self.submitted.is_none() {
+            self.submitted = Some(Box::default());
+        }
+    }
+
+    /// A task was submitted (a new task: not one more handle of a shared key's task).
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn submitted(&mut self, job: &Job, name: Option<&'static str>) {
+        if let Some(counts) = &mut self.submitted {
+            counts.add(name.unwrap_or_else(|| key_name(&job.key)));
+        }
+    }
+
+    /// The tasks submitted per name since [`count_submissions`](EventRing::count_submissions),
+    /// names in the order first submitted, at most [`SUBMITTED_NAMES`] of them; the
+    /// submissions of further names are counted in the second value.
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn submitted_by_name(&self, into: &mut Vec<(Arc<str>, u64)>) -> u64 {
+        into.clear();
+        match &self.submitted {
+            Some(counts) => {
+                into.extend(counts.names.iter().map(|(name, count)| (Arc::clone(name), *count)));
+                counts.other
+            }
+            None => 0,
         }
     }
 
@@ -437,7 +476,7 @@ impl EventRing {
         &mut self,
         job: &Job,
         name: Option<&'static str>,
-        worker: Option<Arc<str>>,
+        worker: Option<&Arc<str>>,
         started: Option<u64>,
         attempt: u32,
         error: Option<TaskError>,
@@ -601,6 +640,45 @@ impl EventRing {
             }
         }
         story
+    }
+}
+
+/// Names whose submissions [`SubmittedByName`] counts one by one (as many as the dashboard
+/// tracks); further names are counted together.
+#[cfg(feature = "dashboard")]
+pub(crate) const SUBMITTED_NAMES: usize = 64;
+
+/// How many tasks were submitted per name: a few names, each held once, the last one found
+/// first (a program submits many tasks of one name in a row).
+#[cfg(feature = "dashboard")]
+#[derive(Debug, Default)]
+pub(crate) struct SubmittedByName {
+    names: Vec<(Arc<str>, u64)>,
+    /// Submissions of names past [`SUBMITTED_NAMES`].
+    other: u64,
+    last: usize,
+}
+
+#[cfg(feature = "dashboard")]
+impl SubmittedByName {
+    fn add(&mut self, name: &str) {
+        if let Some((held, count)) = self.names.get_mut(self.last)
+            && **held == *name
+        {
+            *count += 1;
+            return;
+        }
+        match self.names.iter().position(|(held, _)| **held == *name) {
+            Some(index) => {
+                self.names[index].1 += 1;
+                self.last = index;
+            }
+            None if self.names.len() < SUBMITTED_NAMES => {
+                self.names.push((Arc::from(name), 1));
+                self.last = self.names.len() - 1;
+            }
+            None => self.other += 1,
+        }
     }
 }
 
