@@ -17,7 +17,7 @@
 //! failure. So a task still waiting or running has no story yet. The ring holds
 //! [`DEFAULT_TASK_EVENTS`] entries unless
 //! [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise (at most
-//! 6 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
+//! 5 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
 //! and drops its oldest entry for each new one once full: [`TaskEventCounts::dropped`] says
 //! how many. No entry is allocated on its own: the ring is one buffer, and an entry names its
 //! worker by an index into a table of the names the ring holds. With `task_events(0)`
@@ -85,10 +85,10 @@ use super::core::Core;
 
 /// How many entries a client's task-event ring holds unless
 /// [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise: 65,536
-/// (as many runs; 6 MiB on a 64-bit target).
+/// (as many runs; 5 MiB on a 64-bit target).
 pub const DEFAULT_TASK_EVENTS: usize = 65_536;
 
-/// The bytes one entry of the task-event ring takes (96 on a 64-bit target; the
+/// The bytes one entry of the task-event ring takes (80 on a 64-bit target; the
 /// error of a failure is held besides, in its own allocation).
 pub const TASK_EVENT_BYTES: usize = std::mem::size_of::<Entry>();
 
@@ -235,8 +235,8 @@ pub struct TaskEventCounts {
 #[derive(Debug)]
 pub(crate) struct Entry {
     key: TaskKey,
-    /// The registered task's name, if any.
-    name: Option<&'static str>,
+    /// The registered task's name, if any, in the ring's [`Names`] (`NO_NAME`: none).
+    name: u32,
     /// Nanoseconds since the client's origin.
     at: u64,
     /// When the task was submitted and (for a run) queued for this run, from its job
@@ -259,6 +259,43 @@ pub(crate) const UNKNOWN: u64 = u64::MAX;
 
 /// A worker not reported.
 const NO_WORKER: u32 = u32::MAX;
+
+/// No registered name.
+const NO_NAME: u32 = u32::MAX;
+
+/// The registered tasks' names the ring's entries name, each held once (an index is 4 bytes
+/// of an entry, the name 16). Registered names are constants of the program, so the table
+/// stays small; it is never shrunk.
+#[derive(Debug, Default)]
+struct Names {
+    names: Vec<&'static str>,
+    /// The index found last: tasks of one name come in runs.
+    last: u32,
+}
+
+impl Names {
+    fn index(&mut self, name: Option<&'static str>) -> u32 {
+        let Some(name) = name else { return NO_NAME };
+        let same = |held: &&'static str| std::ptr::eq(*held, name) || *held == name;
+        if self.names.get(self.last as usize).is_some_and(same) {
+            return self.last;
+        }
+        let index = match self.names.iter().position(same) {
+            Some(index) => index,
+            None if self.names.len() < NO_NAME as usize => {
+                self.names.push(name);
+                self.names.len() - 1
+            }
+            None => return NO_NAME,
+        };
+        self.last = index as u32;
+        self.last
+    }
+
+    fn name(&self, index: u32) -> Option<&'static str> {
+        self.names.get(index as usize).copied()
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -404,6 +441,8 @@ pub(crate) struct EventRing {
     live: Vec<Waker>,
     /// The names of the workers the entries name.
     workers: Workers,
+    /// The registered names the entries name.
+    names: Names,
     /// Tasks submitted per name, counted once a dashboard asked (for its progress bars).
     #[cfg(feature = "dashboard")]
     submitted: Option<Box<SubmittedByName>>,
@@ -420,6 +459,7 @@ impl EventRing {
             recorded: 0,
             live: Vec::new(),
             workers: Workers::default(),
+            names: Names::default(),
             #[cfg(feature = "dashboard")]
             submitted: None,
         }
@@ -483,6 +523,7 @@ impl EventRing {
         lost: bool,
         at: &mut Stamp,
     ) {
+        let name = self.names.index(name);
         let mut entry = entry(job, name, at.now(), if lost { Kind::Lost } else { Kind::Ran });
         entry.started = started.unwrap_or(UNKNOWN);
         entry.error = error.map(Box::new);
@@ -498,6 +539,7 @@ impl EventRing {
         error: &TaskError,
         at: &mut Stamp,
     ) {
+        let name = self.names.index(name);
         let mut entry = entry(job, name, at.now(), Kind::Failed);
         entry.error = Some(Box::new(error.clone()));
         self.push(entry);
@@ -549,7 +591,7 @@ impl EventRing {
         let status = run_status(entry.kind, entry.error.as_deref())?;
         Some(TaskRecord {
             key: entry.key.clone(),
-            name: match entry.name {
+            name: match self.names.name(entry.name) {
                 Some(name) => Arc::from(name),
                 None => Arc::from(key_name(&entry.key)),
             },
@@ -585,7 +627,8 @@ impl EventRing {
                 status,
                 attempt: entry.attempt,
             });
-            into.push(EntryView { key: entry.key.clone(), registered: entry.name, run, error });
+            let registered = self.names.name(entry.name);
+            into.push(EntryView { key: entry.key.clone(), registered, run, error });
             read += 1;
         }
         (read, missed)
@@ -724,7 +767,7 @@ pub(crate) struct RunView {
 }
 
 /// An entry for `job`, with the times it keeps.
-fn entry(job: &Job, name: Option<&'static str>, at: u64, kind: Kind) -> Entry {
+fn entry(job: &Job, name: u32, at: u64, kind: Kind) -> Entry {
     Entry {
         key: job.key.clone(),
         name,
