@@ -311,28 +311,25 @@ async fn the_dashboard_example_serves_its_mixed_workload() {
 
     browser.open(&url).await;
     browser.wait_for("#status.live", browser::STEP).await.unwrap();
-    // Every kind of task has run, the flaky one was retried, failures are listed.
+    // Every kind of task has run (a name's row shows from its first submission, so wait for
+    // runs that ended), the flaky one was retried, failures are listed.
     browser
         .wait_until(
-            "const names = document.getElementById('names').textContent; \
-             return ['load', 'transform', 'flaky', 'slow_report', 'closure'] \
-                 .every(name => names.includes(name)) \
-             && document.querySelectorAll('#failures li').length >= 3 \
-             && document.querySelectorAll('#stream rect.bar.finished').length >= 100",
+            &format!(
+                "{NAME_BAR} \
+                 const ran = ['load', 'transform', 'flaky', 'slow_report', 'closure'] \
+                     .every(name => {{ const b = bar(name); return !!b && Number(b.dataset.ended) > 0; }}); \
+                 const flaky = [...document.querySelectorAll('#names tr')] \
+                     .find(tr => tr.cells[0].textContent === 'flaky'); \
+                 return ran && !!flaky && Number(flaky.cells[4].textContent) > 0 \
+                 && document.getElementById('failures').textContent \
+                     .includes('is malformed: expected a number') \
+                 && document.querySelectorAll('#stream rect.bar.finished').length >= 100"
+            ),
             browser::STEP,
         )
         .await
         .unwrap();
-    let failures = browser.text("#failures").await;
-    assert!(failures.contains("is malformed: expected a number"), "{failures}");
-    let retried = browser
-        .eval(
-            "const row = [...document.querySelectorAll('#names tr')] \
-                 .find(tr => tr.cells[0].textContent === 'flaky'); \
-             return Number(row.cells[4].textContent)",
-        )
-        .await;
-    assert!(retried.as_f64().unwrap() > 0.0, "flaky tasks were retried: {retried}");
     let shot = root().join("target/browser/dashboard.png");
     browser.screenshot(&shot).await;
     if std::env::var("TASKWEAVE_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
