@@ -12,7 +12,9 @@
 //! user); `--events both` runs submit+gather and map+gather with recording off and on,
 //! alternating client after client `--pairs` times (default 5), and prints both rows side by
 //! side with the spread of the per-pair ratios (the `events` workload does the same for
-//! submit+gather alone).
+//! submit+gather alone). The `dashboard` workload (with `--features dashboard`) does the same
+//! for submit+gather on a client without a dashboard and one serving it with a page's event
+//! stream connected (`--dashboard-interval MS`, default 250, its sampling interval).
 //!
 //! Every workload runs on the in-process backend with 2 workers, on every executor (embedded,
 //! tokio multi-thread, tokio current-thread, async-std, smol). The workloads are the ones used
@@ -582,11 +584,22 @@ struct Options {
     events: Events,
     /// How many off/on pairs the side-by-side rows alternate.
     pairs: usize,
+    /// The dashboard's sampling interval for the `dashboard` workload.
+    dashboard_interval: Duration,
 }
 
 /// The names `--workload` accepts.
-const WORKLOADS: [&str; 8] =
-    ["submit", "map", "round-trip", "chain", "tree", "as-completed", "memory", "events"];
+const WORKLOADS: [&str; 9] = [
+    "submit",
+    "map",
+    "round-trip",
+    "chain",
+    "tree",
+    "as-completed",
+    "memory",
+    "events",
+    "dashboard",
+];
 
 fn parse_arguments() -> Result<Options, String> {
     let mut options = Options {
@@ -596,6 +609,7 @@ fn parse_arguments() -> Result<Options, String> {
         workload: None,
         events: Events::On,
         pairs: 5,
+        dashboard_interval: Duration::from_millis(250),
     };
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
@@ -633,12 +647,23 @@ fn parse_arguments() -> Result<Options, String> {
                     _ => return Err(format!("--pairs {pairs} is not a whole number above 0")),
                 };
             }
+            "--dashboard-interval" => {
+                let ms = arguments.next().ok_or("--dashboard-interval needs milliseconds")?;
+                options.dashboard_interval = match ms.parse() {
+                    Ok(ms) if ms >= 20 => Duration::from_millis(ms),
+                    _ => {
+                        return Err(format!(
+                            "--dashboard-interval {ms} is not a whole number of milliseconds from 20"
+                        ));
+                    }
+                };
+            }
             // `cargo bench` passes `--bench`; filters are not supported.
             "--bench" => {}
             other => {
                 return Err(format!(
                     "unknown argument {other}; use --quick, --json PATH, --executor NAME, \
-                     --workload NAME, --events on|off|both, --pairs N"
+                     --workload NAME, --events on|off|both, --pairs N, --dashboard-interval MS"
                 ));
             }
         }
@@ -780,6 +805,57 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, options: &Options, rows: &mut Vec
         }
     }
 
+    // The cost of a dashboard served, with one page's event stream connected, beside none
+    // (task events on in both), alternating client after client.
+    #[cfg(feature = "dashboard")]
+    if only == Some("dashboard") {
+        for &n in sizes.batch {
+            let repeats = if n >= 100_000 { sizes.repeats.min(5) } else { sizes.repeats };
+            let pair = run_side_by_side(
+                flavour,
+                submit_then_gather_boxed,
+                n,
+                repeats,
+                options.pairs,
+                [Setup::Events(None), Setup::Dashboard(options.dashboard_interval)],
+            );
+            let name = "submit+gather";
+            let mut off = row(
+                &format!("{name}, no dashboard"),
+                n,
+                micros(pair.off) / n as f64,
+                "us/task",
+                None,
+            );
+            off.spread = Some(pair.off_spread);
+            let mut on = row(
+                &format!("{name}, dashboard + page"),
+                n,
+                micros(pair.on) / n as f64,
+                "us/task",
+                Some(pair.ratio),
+            );
+            on.spread = Some(pair.ratio_spread);
+            rows.push(off);
+            rows.push(on);
+            let cpu_ratio = pair.cpu_on.as_secs_f64() / pair.cpu_off.as_secs_f64();
+            rows.push(row(
+                &format!("{name}, cpu, no dashboard"),
+                n,
+                micros(pair.cpu_off),
+                "us/task",
+                None,
+            ));
+            rows.push(row(
+                &format!("{name}, cpu, dashboard + page"),
+                n,
+                micros(pair.cpu_on),
+                "us/task",
+                Some(cpu_ratio),
+            ));
+        }
+    }
+
     if wants("round-trip") {
         let trips = sizes.round_trips;
         let raw_trips = raw_round_trips(flavour, trips);
@@ -872,14 +948,109 @@ fn events_pair(
     repeats: usize,
     pairs: usize,
 ) -> EventsPair {
+    run_side_by_side(
+        flavour,
+        workload,
+        n,
+        repeats,
+        pairs,
+        [Setup::Events(Some(0)), Setup::Events(None)],
+    )
+}
+
+/// How a client of [`run_side_by_side`] is set up.
+#[derive(Debug, Clone, Copy)]
+enum Setup {
+    /// Keeping this many task events (`None`: the default).
+    Events(Option<usize>),
+    /// The default, serving the dashboard (sampling at this interval) with one page's event
+    /// stream connected while the workload runs.
+    #[cfg(feature = "dashboard")]
+    Dashboard(Duration),
+}
+
+/// A client of the dashboard workload: what it serves and the page reading it.
+#[cfg(feature = "dashboard")]
+struct Watched {
+    dashboard: taskweave::dashboard::Dashboard,
+    reader: std::thread::JoinHandle<usize>,
+}
+
+#[cfg(feature = "dashboard")]
+impl Watched {
+    /// Serves `client`'s dashboard and connects a page's event stream to it (on a thread of
+    /// its own, reading everything it is sent, as a browser would), once the first update
+    /// arrived.
+    fn start(client: &Client, interval: Duration) -> Watched {
+        use std::io::{Read, Write};
+        let dashboard = client.dashboard().interval(interval).serve("127.0.0.1:0").expect("serve");
+        let mut stream = std::net::TcpStream::connect(dashboard.local_addr()).expect("connect");
+        stream
+            .write_all(
+                b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n",
+            )
+            .expect("ask for the event stream");
+        let (connected, first) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut buffer = vec![0; 64 * 1024];
+            let mut total = 0;
+            let mut told = false;
+            while let Ok(read) = stream.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                total += read;
+                if !told && buffer[..read].windows(13).any(|window| window == b"event: update") {
+                    let _ = connected.send(());
+                    told = true;
+                }
+            }
+            total
+        });
+        first.recv_timeout(Duration::from_secs(10)).expect("the page's first update");
+        Watched { dashboard, reader }
+    }
+
+    fn stop(self) {
+        self.dashboard.stop();
+        let read = self.reader.join().expect("the page's reader");
+        assert!(read > 0, "the page read nothing");
+    }
+}
+
+/// Runs `workload` on a client set up as `setups[0]`, then on one set up as `setups[1]`
+/// (each the median of `repeats` runs), `pairs` times.
+fn run_side_by_side(
+    flavour: Flavour,
+    workload: Workload,
+    n: usize,
+    repeats: usize,
+    pairs: usize,
+    setups: [Setup; 2],
+) -> EventsPair {
     let (mut on, mut off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut cpu = [Duration::ZERO; 2];
     for _ in 0..pairs {
         let mut pair = [Duration::ZERO; 2];
-        for (slot, events) in [(0, Some(0)), (1, None)] {
+        for (slot, setup) in setups.into_iter().enumerate() {
+            let events = match setup {
+                Setup::Events(events) => events,
+                #[cfg(feature = "dashboard")]
+                Setup::Dashboard(_) => None,
+            };
             let cpu_before = process_cpu_time();
             pair[slot] = flavour.with_client_recording(events, move |client| async move {
-                median_time(repeats, || workload(client.clone(), n)).await
+                #[cfg(feature = "dashboard")]
+                let watched = match setup {
+                    Setup::Dashboard(interval) => Some(Watched::start(&client, interval)),
+                    Setup::Events(_) => None,
+                };
+                let took = median_time(repeats, || workload(client.clone(), n)).await;
+                #[cfg(feature = "dashboard")]
+                if let Some(watched) = watched {
+                    watched.stop();
+                }
+                took
             });
             cpu[slot] += process_cpu_time().saturating_sub(cpu_before);
         }

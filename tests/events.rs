@@ -281,7 +281,7 @@ fn the_ring_is_bounded_and_counts_what_it_dropped() {
     // The documented memory bound: the default capacity times this.
     let entry_bytes = std::hint::black_box(taskweave::events::TASK_EVENT_BYTES);
     if cfg!(target_pointer_width = "64") {
-        assert!(entry_bytes <= 96, "{entry_bytes}");
+        assert!(entry_bytes <= 80, "{entry_bytes}");
     }
 }
 

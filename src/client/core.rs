@@ -25,7 +25,7 @@ use crate::scheduler::{
     Action, CancelOutcome, Event, KeyTokens, RetryOutcome, Scheduler, SchedulerCounts, TaskId,
     TaskKey, TaskSpec, TaskState,
 };
-use crate::transport::{CompletionSink, ReadyTask, Reports, TaskRun, Transport};
+use crate::transport::{CompletionSink, ReadyTask, Reports, RunReport, Transport};
 
 use super::events::{EventRing, Stamp, UNKNOWN};
 
@@ -552,6 +552,8 @@ impl Core {
         }
         scheduler.handle(Event::Submitted(spec), actions);
         if let Some(ring) = events {
+            #[cfg(feature = "dashboard")]
+            ring.submitted(&job, task_name(&job));
             record_actions(ring, &actions[from..], stamp, None);
         }
         // Per-task events are at `trace`/`debug`: the macros check the level before the key
@@ -637,7 +639,7 @@ impl Core {
         job: &Arc<Job>,
         attempt: u32,
         outcome: TaskOutcome,
-        run: Option<TaskRun>,
+        run: Option<RunReport>,
     ) {
         let failed = |error| (Event::Failed { id: job.id, error }, None);
         let ran = !matches!(outcome, TaskOutcome::NotRun);
@@ -946,7 +948,7 @@ pub(crate) fn sink_for(core: &Arc<Core>) -> CompletionSink {
 
 /// What the transport's [`CompletionSink`] reports to.
 impl Reports for Core {
-    fn complete(&self, job: &Arc<Job>, attempt: u32, outcome: TaskOutcome, run: Option<TaskRun>) {
+    fn complete(&self, job: &Arc<Job>, attempt: u32, outcome: TaskOutcome, run: Option<RunReport>) {
         Core::complete(self, job, attempt, outcome, run);
     }
 

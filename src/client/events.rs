@@ -17,7 +17,7 @@
 //! failure. So a task still waiting or running has no story yet. The ring holds
 //! [`DEFAULT_TASK_EVENTS`] entries unless
 //! [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise (at most
-//! 6 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
+//! 5 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
 //! and drops its oldest entry for each new one once full: [`TaskEventCounts::dropped`] says
 //! how many. No entry is allocated on its own: the ring is one buffer, and an entry names its
 //! worker by an index into a table of the names the ring holds. With `task_events(0)`
@@ -85,10 +85,10 @@ use super::core::Core;
 
 /// How many entries a client's task-event ring holds unless
 /// [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise: 65,536
-/// (as many runs; 6 MiB on a 64-bit target).
+/// (as many runs; 5 MiB on a 64-bit target).
 pub const DEFAULT_TASK_EVENTS: usize = 65_536;
 
-/// The bytes one entry of the task-event ring takes (96 on a 64-bit target; the
+/// The bytes one entry of the task-event ring takes (80 on a 64-bit target; the
 /// error of a failure is held besides, in its own allocation).
 pub const TASK_EVENT_BYTES: usize = std::mem::size_of::<Entry>();
 
@@ -235,8 +235,8 @@ pub struct TaskEventCounts {
 #[derive(Debug)]
 pub(crate) struct Entry {
     key: TaskKey,
-    /// The registered task's name, if any.
-    name: Option<&'static str>,
+    /// The registered task's name, if any, in the ring's [`Names`] (`NO_NAME`: none).
+    name: u32,
     /// Nanoseconds since the client's origin.
     at: u64,
     /// When the task was submitted and (for a run) queued for this run, from its job
@@ -259,6 +259,43 @@ pub(crate) const UNKNOWN: u64 = u64::MAX;
 
 /// A worker not reported.
 const NO_WORKER: u32 = u32::MAX;
+
+/// No registered name.
+const NO_NAME: u32 = u32::MAX;
+
+/// The registered tasks' names the ring's entries name, each held once (an index is 4 bytes
+/// of an entry, the name 16). Registered names are constants of the program, so the table
+/// stays small; it is never shrunk.
+#[derive(Debug, Default)]
+struct Names {
+    names: Vec<&'static str>,
+    /// The index found last: tasks of one name come in runs.
+    last: u32,
+}
+
+impl Names {
+    fn index(&mut self, name: Option<&'static str>) -> u32 {
+        let Some(name) = name else { return NO_NAME };
+        let same = |held: &&'static str| std::ptr::eq(*held, name) || *held == name;
+        if self.names.get(self.last as usize).is_some_and(same) {
+            return self.last;
+        }
+        let index = match self.names.iter().position(same) {
+            Some(index) => index,
+            None if self.names.len() < NO_NAME as usize => {
+                self.names.push(name);
+                self.names.len() - 1
+            }
+            None => return NO_NAME,
+        };
+        self.last = index as u32;
+        self.last
+    }
+
+    fn name(&self, index: u32) -> Option<&'static str> {
+        self.names.get(index as usize).copied()
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -288,18 +325,18 @@ struct Workers {
 
 impl Workers {
     /// The slot of `name`, taken by one more entry.
-    fn hold(&mut self, name: Option<Arc<str>>) -> u32 {
+    fn hold(&mut self, name: Option<&Arc<str>>) -> u32 {
         let Some(name) = name else { return NO_WORKER };
         let last = self.slots.get(self.last as usize).and_then(|slot| slot.0.as_ref());
         let index = match last {
-            Some(held) if Arc::ptr_eq(held, &name) || **held == *name => self.last,
+            Some(held) if Arc::ptr_eq(held, name) || **held == **name => self.last,
             // A few workers (the common case): their slots, compared by address, before
             // hashing the name.
             _ => match self
                 .slots
                 .iter()
                 .take(8)
-                .position(|slot| slot.0.as_ref().is_some_and(|held| Arc::ptr_eq(held, &name)))
+                .position(|slot| slot.0.as_ref().is_some_and(|held| Arc::ptr_eq(held, name)))
             {
                 Some(index) => index as u32,
                 None => self.find_or_add(name),
@@ -311,21 +348,21 @@ impl Workers {
     }
 
     /// The slot of `name`, found by hashing it, or a new one.
-    fn find_or_add(&mut self, name: Arc<str>) -> u32 {
-        match self.index.get(&name) {
+    fn find_or_add(&mut self, name: &Arc<str>) -> u32 {
+        match self.index.get(name) {
             Some(&index) => index,
             None => {
                 let index = match self.free.pop() {
                     Some(index) => {
-                        self.slots[index as usize] = (Some(Arc::clone(&name)), 0);
+                        self.slots[index as usize] = (Some(Arc::clone(name)), 0);
                         index
                     }
                     None => {
-                        self.slots.push((Some(Arc::clone(&name)), 0));
+                        self.slots.push((Some(Arc::clone(name)), 0));
                         (self.slots.len() - 1) as u32
                     }
                 };
-                self.index.insert(name, index);
+                self.index.insert(Arc::clone(name), index);
                 index
             }
         }
@@ -404,6 +441,11 @@ pub(crate) struct EventRing {
     live: Vec<Waker>,
     /// The names of the workers the entries name.
     workers: Workers,
+    /// The registered names the entries name.
+    names: Names,
+    /// Tasks submitted per name, counted once a dashboard asked (for its progress bars).
+    #[cfg(feature = "dashboard")]
+    submitted: Option<Box<SubmittedByName>>,
 }
 
 impl EventRing {
@@ -417,6 +459,43 @@ impl EventRing {
             recorded: 0,
             live: Vec::new(),
             workers: Workers::default(),
+            names: Names::default(),
+            #[cfg(feature = "dashboard")]
+            submitted: None,
+        }
+    }
+
+    /// Counts the tasks submitted from now on by name (see [`submitted_by_name`]); a dashboard
+    /// asks, for its progress bars. Tasks submitted before are not counted.
+    ///
+    /// [`submitted_by_name`]: EventRing::submitted_by_name
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn count_submissions(&mut self) {
+        if self.submitted.is_none() {
+            self.submitted = Some(Box::default());
+        }
+    }
+
+    /// A task was submitted (a new task: not one more handle of a shared key's task).
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn submitted(&mut self, job: &Job, name: Option<&'static str>) {
+        if let Some(counts) = &mut self.submitted {
+            counts.add(name.unwrap_or_else(|| key_name(&job.key)));
+        }
+    }
+
+    /// The tasks submitted per name since [`count_submissions`](EventRing::count_submissions),
+    /// names in the order first submitted, at most [`SUBMITTED_NAMES`] of them; the
+    /// submissions of further names are counted in the second value.
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn submitted_by_name(&self, into: &mut Vec<(Arc<str>, u64)>) -> u64 {
+        into.clear();
+        match &self.submitted {
+            Some(counts) => {
+                into.extend(counts.names.iter().map(|(name, count)| (Arc::clone(name), *count)));
+                counts.other
+            }
+            None => 0,
         }
     }
 
@@ -437,13 +516,14 @@ impl EventRing {
         &mut self,
         job: &Job,
         name: Option<&'static str>,
-        worker: Option<Arc<str>>,
+        worker: Option<&Arc<str>>,
         started: Option<u64>,
         attempt: u32,
         error: Option<TaskError>,
         lost: bool,
         at: &mut Stamp,
     ) {
+        let name = self.names.index(name);
         let mut entry = entry(job, name, at.now(), if lost { Kind::Lost } else { Kind::Ran });
         entry.started = started.unwrap_or(UNKNOWN);
         entry.error = error.map(Box::new);
@@ -459,6 +539,7 @@ impl EventRing {
         error: &TaskError,
         at: &mut Stamp,
     ) {
+        let name = self.names.index(name);
         let mut entry = entry(job, name, at.now(), Kind::Failed);
         entry.error = Some(Box::new(error.clone()));
         self.push(entry);
@@ -510,7 +591,7 @@ impl EventRing {
         let status = run_status(entry.kind, entry.error.as_deref())?;
         Some(TaskRecord {
             key: entry.key.clone(),
-            name: match entry.name {
+            name: match self.names.name(entry.name) {
                 Some(name) => Arc::from(name),
                 None => Arc::from(key_name(&entry.key)),
             },
@@ -546,7 +627,8 @@ impl EventRing {
                 status,
                 attempt: entry.attempt,
             });
-            into.push(EntryView { key: entry.key.clone(), registered: entry.name, run, error });
+            let registered = self.names.name(entry.name);
+            into.push(EntryView { key: entry.key.clone(), registered, run, error });
             read += 1;
         }
         (read, missed)
@@ -604,6 +686,45 @@ impl EventRing {
     }
 }
 
+/// Names whose submissions [`SubmittedByName`] counts one by one (as many as the dashboard
+/// tracks); further names are counted together.
+#[cfg(feature = "dashboard")]
+pub(crate) const SUBMITTED_NAMES: usize = 64;
+
+/// How many tasks were submitted per name: a few names, each held once, the last one found
+/// first (a program submits many tasks of one name in a row).
+#[cfg(feature = "dashboard")]
+#[derive(Debug, Default)]
+pub(crate) struct SubmittedByName {
+    names: Vec<(Arc<str>, u64)>,
+    /// Submissions of names past [`SUBMITTED_NAMES`].
+    other: u64,
+    last: usize,
+}
+
+#[cfg(feature = "dashboard")]
+impl SubmittedByName {
+    fn add(&mut self, name: &str) {
+        if let Some((held, count)) = self.names.get_mut(self.last)
+            && **held == *name
+        {
+            *count += 1;
+            return;
+        }
+        match self.names.iter().position(|(held, _)| **held == *name) {
+            Some(index) => {
+                self.names[index].1 += 1;
+                self.last = index;
+            }
+            None if self.names.len() < SUBMITTED_NAMES => {
+                self.names.push((Arc::from(name), 1));
+                self.last = self.names.len() - 1;
+            }
+            None => self.other += 1,
+        }
+    }
+}
+
 /// One ring entry as [`EventRing::entries_since`] copies it out: the run, if it was one,
 /// and the error of a failure (a run's, or a failure or cancel without a run of its own).
 #[cfg(feature = "dashboard")]
@@ -646,7 +767,7 @@ pub(crate) struct RunView {
 }
 
 /// An entry for `job`, with the times it keeps.
-fn entry(job: &Job, name: Option<&'static str>, at: u64, kind: Kind) -> Entry {
+fn entry(job: &Job, name: u32, at: u64, kind: Kind) -> Entry {
     Entry {
         key: job.key.clone(),
         name,

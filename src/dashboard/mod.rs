@@ -6,8 +6,8 @@
 //! - `/` — one HTML page (its script and style inline, nothing fetched from elsewhere) that
 //!   updates live through server-sent events: the task stream (the latest runs as bars, one
 //!   lane per worker, coloured by task name, and the workers busy now), progress (all tasks
-//!   done out of all submitted, and per task name the runs done, failed, retried and the tasks
-//!   cancelled), the workers (name, host, running, done, failed, when last seen alive: the
+//!   done out of all submitted, and per task name a bar of the tasks ended out of those
+//!   submitted, with the runs done, failed, retried and the tasks cancelled), the workers (name, host, running, done, failed, when last seen alive: the
 //!   in-process workers from their gauges, a distributed transport's from
 //!   [`Client::workers`], their runs counted where the transport reports who ran them), the
 //!   queue depth, memory (tasks held, values held, the process's resident memory and that per
@@ -29,7 +29,11 @@
 //! entries per hold of the scheduler lock. A run that ended more than the ring's capacity
 //! before the sampler read it is missed (counted in `taskweave_task_events_missed_total`);
 //! with task events off ([`ClientBuilder::task_events`](crate::ClientBuilder::task_events)`(0)`)
-//! the page shows the statistics only. Its own memory is bounded: 64 task names (more are
+//! the page shows the statistics only. From the moment a dashboard starts, each submission
+//! also counts its task's name, for the progress bars' totals (under the scheduler lock the
+//! submission holds anyway: one comparison with the name counted last, at most 64 names; a
+//! task submitted before counts once it ends); `BENCHMARKS.md` has the measured cost of a
+//! dashboard with a page open. Its own memory is bounded: 64 task names (more are
 //! counted as `(other)`), 256 workers, the latest 2,000 runs and 100 failures (messages cut at
 //! 500 bytes), 32 open pages. A page's update is made only when its connection can take it,
 //! so a slow or stalled browser holds one update at most; when it catches up it skips to the
@@ -258,6 +262,8 @@ impl DashboardBuilder {
             .map_err(|error| Error::InvalidConfig {
                 message: format!("the dashboard's listener failed: {error}; try again"),
             })?;
+        // The progress bars' totals: the tasks submitted per name from now on.
+        self.core.with_events(|ring| ring.count_submissions());
         let app = Arc::new(server::App::new(self.core, self.interval, self.allow_remote));
         let router = server::router(Arc::clone(&app));
         let sampler = Box::pin(server::sample(app));

@@ -72,9 +72,27 @@ pub(crate) struct NameRow {
     pub(crate) failed: u64,
     pub(crate) retried: u64,
     pub(crate) cancelled: u64,
+    /// Tasks of this name submitted since the dashboard started (a retry is no new task).
+    pub(crate) submitted: u64,
     /// Runs with a known duration, by [`BUCKETS`] (not cumulative; the last is `+Inf`).
     pub(crate) buckets: [u64; BUCKETS.len() + 1],
     pub(crate) duration_sum: f64,
+}
+
+impl NameRow {
+    /// Tasks of this name that ended (finished, failed for good, cancelled): every run that
+    /// ended and every failure or cancel without a run, less the runs that were followed by
+    /// another (each run after the first is a retry of one that did not end the task). A
+    /// failed run whose retry has not ended yet counts until then.
+    pub(crate) fn ended(&self) -> u64 {
+        (self.done + self.failed + self.cancelled).saturating_sub(self.retried)
+    }
+
+    /// Tasks of this name: those submitted since the dashboard started, or, for tasks
+    /// submitted before it (not counted), at least those that ended.
+    pub(crate) fn total(&self) -> u64 {
+        self.submitted.max(self.ended())
+    }
 }
 
 /// One worker.
@@ -249,6 +267,20 @@ impl Model {
         self.failure_seq += 1;
     }
 
+    /// Takes in how many tasks were submitted per name (the ring's counts since the
+    /// dashboard started, and those of further names, counted under [`OTHER`]).
+    pub(crate) fn submitted(&mut self, by_name: &[(Arc<str>, u64)], other: u64) {
+        for row in self.names.values_mut() {
+            row.submitted = 0;
+        }
+        for (name, count) in by_name {
+            self.name_row(name).1.submitted += count;
+        }
+        if other > 0 {
+            self.name_row(OTHER).1.submitted += other;
+        }
+    }
+
     /// Takes in a statistics snapshot taken at `now`.
     pub(crate) fn sample(
         &mut self,
@@ -344,6 +376,7 @@ impl Model {
                 json!({
                     "name": &**name, "done": row.done, "failed": row.failed,
                     "retried": row.retried, "cancelled": row.cancelled,
+                    "ended": row.ended(), "total": row.total(),
                 })
             })
             .collect();
@@ -476,6 +509,29 @@ mod tests {
         assert!(model.failures.iter().all(|failure| failure.message.len() <= MAX_MESSAGE + 3));
         assert!(model.failures.iter().all(|failure| failure.key.len() <= MAX_MESSAGE + 3));
         assert_eq!(model.missed, 7);
+    }
+
+    #[test]
+    fn a_name_has_a_total_from_its_submissions_before_its_runs_end() {
+        let mut model = Model::default();
+        let submitted = [(Arc::<str>::from("f"), 10), (Arc::<str>::from("g"), 3)];
+        model.submitted(&submitted, 2);
+        let mut entries = vec![run(0, "f", RunStatus::Finished), run(1, "f", RunStatus::Failed)];
+        model.apply(2, 0, &mut entries);
+        let update = model.update(&mut 0, &mut 0);
+        let names = update["names"].as_array().unwrap();
+        let row = |name: &str| names.iter().find(|row| row["name"] == name).unwrap().clone();
+        assert_eq!((row("f")["ended"].clone(), row("f")["total"].clone()), (2.into(), 10.into()));
+        assert_eq!((row("g")["ended"].clone(), row("g")["total"].clone()), (0.into(), 3.into()));
+        assert_eq!(row(OTHER)["total"], 2);
+        // A retry is no new task; tasks submitted before the dashboard count once they end.
+        let mut entries = vec![run(2, "h", RunStatus::Finished)];
+        model.apply(3, 0, &mut entries);
+        model.submitted(&submitted, 2);
+        let update = model.update(&mut 0, &mut 0);
+        let names = update["names"].as_array().unwrap();
+        let h = names.iter().find(|row| row["name"] == "h").unwrap();
+        assert_eq!((h["ended"].clone(), h["total"].clone()), (1.into(), 1.into()));
     }
 
     #[test]

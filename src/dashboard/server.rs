@@ -173,6 +173,7 @@ async fn events(State(app): State<Arc<App>>) -> Response {
 /// and then the transport's list of workers (asked on the client's own executor).
 pub(crate) async fn sample(app: Arc<App>) {
     let mut entries: Vec<EntryView> = Vec::with_capacity(BITE);
+    let mut submitted = Vec::new();
     let mut listing: Option<futures::channel::oneshot::Receiver<_>> = None;
     let mut tick: u64 = 0;
     loop {
@@ -187,7 +188,12 @@ pub(crate) async fn sample(app: Arc<App>) {
             }
         }
         let stats = snapshot(&app.core);
-        let counts = app.core.with_events(|ring| ring.counts()).unwrap_or_default();
+        let read = app.core.with_events(|ring| {
+            let other = ring.submitted_by_name(&mut submitted);
+            (ring.counts(), other)
+        });
+        let (counts, other) = read.unwrap_or_default();
+        app.model.lock().submitted(&submitted, other);
         let closed = app.core.is_closed();
         let now = app.core.elapsed();
         app.model.lock().sample(stats, now, counts, closed, resident_bytes());

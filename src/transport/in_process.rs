@@ -504,8 +504,8 @@ impl WorkerLoop {
             tracing::trace!(ok = outcome.is_value(), "task body returned");
             if let (Some((clock, name)), Some(begun)) = (&self.clock, begun) {
                 let ended = clock.now();
-                let run = TaskRun::new(Some(Arc::clone(name)), begun, ended);
-                let next = self.report(|| self.sink.complete_run(task, outcome, run));
+                let next =
+                    self.report(|| self.sink.complete_run_by(task, outcome, name, begun, ended));
                 return (Some(ended), next);
             }
             outcome

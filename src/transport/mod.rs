@@ -21,6 +21,7 @@ mod stats;
 
 use std::fmt;
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 pub use in_process::InProcessTransport;
 pub use stats::{TransportStats, WorkerStats};
@@ -953,10 +954,20 @@ impl ReadyTask {
     }
 }
 
+/// A run as a transport reports it to the core: a [`TaskRun`] with its worker's name lent
+/// rather than given, so that an in-process worker reports each run without touching its
+/// name's reference count (two atomic operations a task; the ring keeps a name only once).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunReport<'a> {
+    pub(crate) worker: Option<&'a Arc<str>>,
+    pub(crate) started: Instant,
+    pub(crate) finished: Instant,
+}
+
 /// What a [`CompletionSink`] reports to: the client's core, seen from the transport.
 pub(crate) trait Reports: Send + Sync {
     /// How the `attempt`th run of `job` ended, and when and where it ran if known.
-    fn complete(&self, job: &Arc<Job>, attempt: u32, outcome: TaskOutcome, run: Option<TaskRun>);
+    fn complete(&self, job: &Arc<Job>, attempt: u32, outcome: TaskOutcome, run: Option<RunReport>);
     /// The transport gave `job` up with `error` (not one the task raised: no retry).
     fn given_up_with(&self, job: &Arc<Job>, error: TaskError);
 }
@@ -1016,6 +1027,23 @@ impl CompletionSink {
     /// report takes anyway.
     pub fn complete_run(&self, task: &ReadyTask, outcome: TaskOutcome, run: TaskRun) {
         if let Some(core) = self.core.upgrade() {
+            let TaskRun { worker, started, finished } = run;
+            let run = RunReport { worker: worker.as_ref(), started, finished };
+            core.complete(&task.job, task.attempt, outcome, self.records.then_some(run));
+        }
+    }
+
+    /// [`complete_run`](CompletionSink::complete_run) by the worker `worker`, lent.
+    pub(crate) fn complete_run_by(
+        &self,
+        task: &ReadyTask,
+        outcome: TaskOutcome,
+        worker: &Arc<str>,
+        started: Instant,
+        finished: Instant,
+    ) {
+        if let Some(core) = self.core.upgrade() {
+            let run = RunReport { worker: Some(worker), started, finished };
             core.complete(&task.job, task.attempt, outcome, self.records.then_some(run));
         }
     }

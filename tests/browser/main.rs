@@ -46,6 +46,12 @@ impl Gate {
     }
 }
 
+/// Script defining `bar(name)`: the progress bar of task name `name` in the page, if shown.
+const NAME_BAR: &str = "const bar = name => { \
+     const row = [...document.querySelectorAll('#names tr')] \
+         .find(tr => tr.cells[0].textContent === name); \
+     return row ? row.cells[1].firstElementChild : null; };";
+
 fn crunch(index: u64) -> u64 {
     std::thread::sleep(Duration::from_micros(400));
     index
@@ -107,6 +113,19 @@ async fn dashboard_in_a_real_browser() {
         .wait_until("return document.querySelectorAll('#failures li').length >= 1", browser::STEP)
         .await
         .unwrap();
+    // Per task name, a bar of the tasks ended out of those submitted, while they run: the
+    // held ones have a total before any of them ended.
+    browser
+        .wait_until(
+            &format!(
+                "{NAME_BAR} const held = bar('closure'), quick = bar('crunch'); \
+                 return !!held && !!quick && held.dataset.ended === '0' \
+                     && held.dataset.total === '2' && quick.dataset.total === '3000'"
+            ),
+            browser::STEP,
+        )
+        .await
+        .unwrap();
     browser.screenshot(&root().join("target/browser/dashboard-workload.png")).await;
 
     gate.open();
@@ -127,6 +146,17 @@ async fn dashboard_in_a_real_browser() {
         .unwrap();
     let progress = browser.text("#progress-all-text").await;
     assert!(progress.contains("3023 of 3023 tasks done"), "{progress}");
+    browser
+        .wait_until(
+            &format!(
+                "{NAME_BAR} const quick = bar('crunch'), held = bar('closure'); \
+                 return quick.dataset.ended === '3000' && quick.dataset.total === '3000' \
+                     && held.dataset.ended === '2'"
+            ),
+            browser::STEP,
+        )
+        .await
+        .unwrap();
 
     // The failure is listed with its key and message, as text: no element came from them.
     let failures = browser.text("#failures").await;
@@ -281,28 +311,25 @@ async fn the_dashboard_example_serves_its_mixed_workload() {
 
     browser.open(&url).await;
     browser.wait_for("#status.live", browser::STEP).await.unwrap();
-    // Every kind of task has run, the flaky one was retried, failures are listed.
+    // Every kind of task has run (a name's row shows from its first submission, so wait for
+    // runs that ended), the flaky one was retried, failures are listed.
     browser
         .wait_until(
-            "const names = document.getElementById('names').textContent; \
-             return ['load', 'transform', 'flaky', 'slow_report', 'closure'] \
-                 .every(name => names.includes(name)) \
-             && document.querySelectorAll('#failures li').length >= 3 \
-             && document.querySelectorAll('#stream rect.bar.finished').length >= 100",
+            &format!(
+                "{NAME_BAR} \
+                 const ran = ['load', 'transform', 'flaky', 'slow_report', 'closure'] \
+                     .every(name => {{ const b = bar(name); return !!b && Number(b.dataset.ended) > 0; }}); \
+                 const flaky = [...document.querySelectorAll('#names tr')] \
+                     .find(tr => tr.cells[0].textContent === 'flaky'); \
+                 return ran && !!flaky && Number(flaky.cells[4].textContent) > 0 \
+                 && document.getElementById('failures').textContent \
+                     .includes('is malformed: expected a number') \
+                 && document.querySelectorAll('#stream rect.bar.finished').length >= 100"
+            ),
             browser::STEP,
         )
         .await
         .unwrap();
-    let failures = browser.text("#failures").await;
-    assert!(failures.contains("is malformed: expected a number"), "{failures}");
-    let retried = browser
-        .eval(
-            "const row = [...document.querySelectorAll('#names tr')] \
-                 .find(tr => tr.cells[0].textContent === 'flaky'); \
-             return Number(row.cells[4].textContent)",
-        )
-        .await;
-    assert!(retried.as_f64().unwrap() > 0.0, "flaky tasks were retried: {retried}");
     let shot = root().join("target/browser/dashboard.png");
     browser.screenshot(&shot).await;
     if std::env::var("TASKWEAVE_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
