@@ -448,6 +448,9 @@ macro_rules! __conformance_closures {
             subtasks::a_panic_in_a_sub_task_reaches_its_parent_as_an_error,
             subtasks::a_blocking_body_that_secedes_may_block_on_a_sub_task,
             actors::tasks_call_an_actor_and_depend_on_its_calls,
+            clients::two_clients_share_a_keyed_result_computed_once,
+            clients::a_cancel_by_one_client_leaves_the_other_clients_future,
+            clients::a_shared_key_lives_until_the_last_client_releases_it,
         }
     };
 }

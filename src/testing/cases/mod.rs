@@ -4,6 +4,7 @@
 pub mod actors;
 pub mod basics;
 pub mod cancelling;
+pub mod clients;
 pub mod errors;
 pub mod events;
 pub mod keys;
