@@ -275,6 +275,15 @@ impl ClientBuilder {
                     .into(),
             });
         }
+        if self.transport.as_ref().is_some_and(|transport| transport.name() == "redis") {
+            return Err(Error::InvalidConfig {
+                message: "build_cluster: a ClusterHandle shares one in-process scheduler between \
+                          its clients, and the Redis transport does not share keyed results \
+                          between clients yet; build the cluster with the in-process workers, \
+                          or build one client per process with build()"
+                    .into(),
+            });
+        }
         Ok(super::ClusterHandle::start(self.start_core()?))
     }
 

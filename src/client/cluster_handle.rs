@@ -197,7 +197,10 @@ impl ClientBuilder {
     /// # Errors
     ///
     /// As [`build_blocking`](ClientBuilder::build_blocking): [`Error::InvalidConfig`] for a
-    /// bad configuration, or the transport's error when it cannot start.
+    /// bad configuration, or the transport's error when it cannot start. Also
+    /// [`Error::InvalidConfig`] for the Redis transport or
+    /// [`coordination_redis`](ClientBuilder::coordination_redis): clients sharing results
+    /// across processes through Redis are not supported yet.
     ///
     /// # Examples
     ///

@@ -743,6 +743,10 @@ impl Client {
     /// [`TaskError::Cancelled`](crate::TaskError::Cancelled), and the workers stop. Resolves
     /// when they have. Calling it again (from any clone) returns at once.
     ///
+    /// A client attached to a [`ClusterHandle`] closes alone: its unfinished tasks are
+    /// cancelled (not a shared task another client of the cluster holds), its holds on
+    /// shared keys are given up, and the workers go on serving the other clients.
+    ///
     /// # Examples
     ///
     /// ```

@@ -101,7 +101,10 @@
 //!   process), tasks that launch tasks through their context (the five `subtasks`
 //!   cases: lending a worker is the in-process transport's, so they build an in-process
 //!   client on the case's executor), `delayed` graphs (`graphs_are_submitted_in_one_call_…`,
-//!   `options_on_a_graph_…`), scattered `Arc`s shared without copies
+//!   `options_on_a_graph_…`), two clients on one in-process
+//!   [`ClusterHandle`](crate::ClusterHandle) built on the case's executor (the three
+//!   `clients` cases: results shared by key, cancels and releases per client, counted by
+//!   closures), scattered `Arc`s shared without copies
 //!   (`scattered_values_…`, `scatter_by_key_…`), and the four `values` cases (values that
 //!   count their clones or cannot be cloned).
 //! - **Not rewritten yet**, whose subject would hold on any transport: those that hold every
