@@ -240,6 +240,12 @@ pub(crate) trait Body: Send + Sync + 'static {
     fn is_detached(&self) -> bool {
         false
     }
+    /// The body as `Any`, for the one kind of body the client looks into (a cluster
+    /// client's view of a shared task, `client::cluster_handle::MirrorBody`); `None` for the
+    /// others.
+    fn as_any(&self) -> Option<&dyn Any> {
+        None
+    }
 }
 
 /// A blocking body: reads its dependencies' values and returns its own.
@@ -417,6 +423,11 @@ impl Job {
 
     pub(crate) fn is_async(&self) -> bool {
         self.body.is_async()
+    }
+
+    /// The body, if it is a `T` (see `Body::as_any`).
+    pub(crate) fn body_as<T: Any>(&self) -> Option<&T> {
+        self.body.as_any()?.downcast_ref()
     }
 
     /// Whether the job is resolved outside the scheduler (see `Body::is_detached`).

@@ -130,8 +130,8 @@ pub mod worker;
 struct ReadmeDoctests;
 
 pub use client::{
-    BlockingClient, Client, ClientBuilder, ClientStats, Delayed, Dependencies, TaskBuilder,
-    TaskFuture, delayed, delayed_after,
+    BlockingClient, Client, ClientBuilder, ClientStats, ClusterHandle, Delayed, Dependencies,
+    TaskBuilder, TaskFuture, delayed, delayed_after,
 };
 // Waiting for many futures: `wait`, gather error modes, `as_completed`.
 pub use client::{AsCompleted, GatherErrors, Gathered, ReturnWhen, WaitOutcome};

@@ -253,6 +253,42 @@ impl ClientBuilder {
     /// Starts the client without waiting for anything (the in-process transport starts at
     /// once).
     pub(crate) fn build_now(self) -> Result<Client, Error> {
+        #[cfg(feature = "redis")]
+        let coordination = self.coordination_redis.clone();
+        let core = self.start_core()?;
+        let client = Client::from_core(core);
+        #[cfg(feature = "redis")]
+        if let Some(config) = coordination {
+            client.keep_coordination_in_redis(config);
+        }
+        Ok(client)
+    }
+
+    /// Starts a cluster: [`build_cluster`](ClientBuilder::build_cluster)'s work.
+    pub(crate) fn build_cluster_now(self) -> Result<super::ClusterHandle, Error> {
+        #[cfg(feature = "redis")]
+        if self.coordination_redis.is_some() {
+            return Err(Error::InvalidConfig {
+                message: "coordination_redis: the clients of a ClusterHandle do not share \
+                          coordination primitives yet; build the cluster without \
+                          coordination_redis"
+                    .into(),
+            });
+        }
+        if self.transport.as_ref().is_some_and(|transport| transport.name() == "redis") {
+            return Err(Error::InvalidConfig {
+                message: "build_cluster: a ClusterHandle shares one in-process scheduler between \
+                          its clients, and the Redis transport does not share keyed results \
+                          between clients yet; build the cluster with the in-process workers, \
+                          or build one client per process with build()"
+                    .into(),
+            });
+        }
+        Ok(super::ClusterHandle::start(self.start_core()?))
+    }
+
+    /// Checks the configuration, makes the core and starts its transport.
+    fn start_core(self) -> Result<Arc<Core>, Error> {
         if self.workers == Some(0) {
             return Err(Error::InvalidConfig {
                 message: "workers(0): a client needs at least one worker; use workers(1) or more"
@@ -309,12 +345,7 @@ impl ClientBuilder {
             transport = transport.name(),
             "client started"
         );
-        let client = Client::from_core(core);
-        #[cfg(feature = "redis")]
-        if let Some(config) = self.coordination_redis {
-            client.keep_coordination_in_redis(config);
-        }
-        Ok(client)
+        Ok(core)
     }
 }
 

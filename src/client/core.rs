@@ -8,8 +8,8 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -189,6 +189,11 @@ pub(crate) struct Core {
     /// How many tasks were cancelled while a worker (or the executor) ran them, for
     /// [`ClientStats::cancelled_while_running`](super::ClientStats::cancelled_while_running).
     cancelled_while_running: AtomicU64,
+    /// Set when the core serves a [`ClusterHandle`](super::ClusterHandle) (several clients):
+    /// a shared key's task then computes once, and each submission of it gets a view of its
+    /// own (see `cluster_handle::MirrorBody`). Unset, and never read on the way of a
+    /// fresh-keyed task, for a client of its own.
+    cluster: OnceLock<Weak<Core>>,
 }
 
 /// Wakers registered with [`Core::watch_failures`], by registration number.
@@ -230,7 +235,15 @@ impl Core {
             closed: AtomicBool::new(false),
             failure_watchers: Mutex::new(FailureWatchers::default()),
             cancelled_while_running: AtomicU64::new(0),
+            cluster: OnceLock::new(),
         }
+    }
+
+    /// Makes this core serve a [`ClusterHandle`](super::ClusterHandle): from now on, a
+    /// shared key's submission gets a view of the shared task (see
+    /// `cluster_handle::MirrorBody`).
+    pub(crate) fn serve_cluster(self: &Arc<Core>) {
+        let _ = self.cluster.set(Arc::downgrade(self));
     }
 
     /// A clock for one hold of the lock (read only if something is recorded).
@@ -348,7 +361,7 @@ impl Core {
         }
         let mut actions = spare_actions();
         let mut stamp = self.submit_stamp();
-        let job = Self::submit_locked(
+        let job = self.submit_locked(
             &mut self.scheduler.lock(),
             job,
             options,
@@ -391,7 +404,7 @@ impl Core {
                 let mut stamp = self.submit_stamp();
                 let mut locked = self.scheduler.lock();
                 for (job, shared_key) in chunk.drain(..) {
-                    let job = Self::submit_locked(
+                    let job = self.submit_locked(
                         &mut locked,
                         job,
                         options,
@@ -505,14 +518,7 @@ impl Core {
                 let mut locked = self.scheduler.lock();
                 for (job, options) in jobs.by_ref().take(SUBMIT_BATCH) {
                     // Fresh keys find no existing task: the job is its own.
-                    Self::submit_locked(
-                        &mut locked,
-                        job,
-                        &options,
-                        false,
-                        &mut actions,
-                        &mut stamp,
-                    );
+                    self.submit_locked(&mut locked, job, &options, false, &mut actions, &mut stamp);
                 }
             }
             self.apply(actions, None);
@@ -522,6 +528,27 @@ impl Core {
     /// The part of a submission done under the scheduler lock; returns the job that holds the
     /// key.
     fn submit_locked(
+        &self,
+        locked: &mut Locked,
+        job: Arc<Job>,
+        options: &SubmitOptions,
+        shared_key: bool,
+        actions: &mut Vec<Action<Arc<Job>>>,
+        stamp: &mut Stamp,
+    ) -> Arc<Job> {
+        if shared_key {
+            if let Some(cluster) = self.cluster.get() {
+                return self.submit_viewed(locked, job, options, actions, stamp, cluster);
+            }
+            if let Some(existing_job) = Self::retain_shared(locked, &job.key, actions) {
+                return existing_job;
+            }
+        }
+        Self::submit_record(locked, job, options, shared_key, actions, stamp)
+    }
+
+    /// The scheduler's part of a submission that makes a new task.
+    fn submit_record(
         locked: &mut Locked,
         job: Arc<Job>,
         options: &SubmitOptions,
@@ -530,10 +557,6 @@ impl Core {
         stamp: &mut Stamp,
     ) -> Arc<Job> {
         let Locked { scheduler, events } = locked;
-        if shared_key && let Some(existing_job) = Self::retain_shared(scheduler, &job.key, actions)
-        {
-            return existing_job;
-        }
         let spec = TaskSpec {
             id: job.id,
             key: job.key.clone(),
@@ -560,6 +583,117 @@ impl Core {
         // is formatted, so a disabled level costs one comparison.
         tracing::trace!(key = %job.key, "task submitted");
         job
+    }
+
+    /// A shared key's submission on a core that serves a cluster: finds the task holding
+    /// the key (or submits `job` as that task, reading the shared tasks behind any views
+    /// among its dependencies), and returns a new view of it, which holds it with one
+    /// client handle (see `cluster_handle::MirrorBody`).
+    fn submit_viewed(
+        &self,
+        locked: &mut Locked,
+        job: Arc<Job>,
+        options: &SubmitOptions,
+        actions: &mut Vec<Action<Arc<Job>>>,
+        stamp: &mut Stamp,
+        cluster: &Weak<Core>,
+    ) -> Arc<Job> {
+        let source = match Self::retain_shared(locked, &job.key, actions) {
+            Some(existing_job) => existing_job,
+            None => {
+                // A shared task must not depend on one client's view: that client's cancel
+                // would reach every other client's task through it.
+                for dep in job.deps.lock().iter_mut() {
+                    if let Some(view) = dep.body_as::<super::cluster_handle::MirrorBody>() {
+                        *dep = Arc::clone(view.source());
+                    }
+                }
+                Self::submit_record(locked, job, options, true, actions, stamp)
+            }
+        };
+        self.view_locked(locked, source, options, actions, stamp, cluster)
+    }
+
+    /// A new view of `source` (whose client handle it takes over), submitted.
+    fn view_locked(
+        &self,
+        locked: &mut Locked,
+        source: Arc<Job>,
+        options: &SubmitOptions,
+        actions: &mut Vec<Action<Arc<Job>>>,
+        stamp: &mut Stamp,
+        cluster: &Weak<Core>,
+    ) -> Arc<Job> {
+        let view = Job::new(
+            self.next_id(),
+            source.key.clone(),
+            vec![Arc::clone(&source)],
+            super::cluster_handle::MirrorBody::new(source, Weak::clone(cluster)),
+            None,
+        );
+        let options = SubmitOptions {
+            key: None,
+            priority: options.priority,
+            retries: 0,
+            allowed_failures: options.allowed_failures,
+            pinned: options.pinned,
+            resources: Vec::new(),
+        };
+        Self::submit_record(locked, view, &options, false, actions, stamp)
+    }
+
+    /// Gives up the hold a view (`job`, if it is one) has on its shared task, under the
+    /// lock; `cancel` also cancels the shared task when no other view holds it and it is
+    /// unfinished (nobody else waits for its run). The hold is given up once.
+    fn release_view_locked(
+        scheduler: &mut Scheduler<Arc<Job>>,
+        job: &Arc<Job>,
+        cancel: bool,
+        actions: &mut Vec<Action<Arc<Job>>>,
+    ) {
+        let Some(view) = job.body_as::<super::cluster_handle::MirrorBody>() else { return };
+        let Some(source) = view.take_hold() else { return };
+        if source.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let unfinished = scheduler.state(source.id).is_some_and(|state| !state.is_terminal());
+            if cancel && unfinished {
+                let reason = "every client that held it cancelled it".to_owned();
+                scheduler.handle(Event::CancelRequested { id: source.id, reason }, actions);
+            }
+            scheduler.handle(Event::Released { id: source.id }, actions);
+        }
+    }
+
+    /// Whether `job` is a view of a shared task (only on a core serving a cluster; one
+    /// atomic load on any other).
+    fn is_view(&self, job: &Job) -> bool {
+        self.cluster.get().is_some() && job.body_as::<super::cluster_handle::MirrorBody>().is_some()
+    }
+
+    /// Gives up the hold a view has on its shared task, if it still has it.
+    fn release_view(&self, job: &Arc<Job>) {
+        let mut actions = spare_actions();
+        Self::release_view_locked(&mut self.scheduler.lock(), job, false, &mut actions);
+        self.apply(actions, None);
+    }
+
+    /// A closing cluster client gives up what `job` holds: an unfinished task is cancelled
+    /// (a view, without the shared task another client holds), a finished view gives up its
+    /// hold on the shared task (it keeps its own copy of the value).
+    pub(crate) fn leave(&self, job: &Arc<Job>) {
+        if self.is_closed() {
+            return;
+        }
+        let mut actions = spare_actions();
+        {
+            let mut locked = self.scheduler.lock();
+            let unfinished = locked.state(job.id).is_some_and(|state| !state.is_terminal());
+            if unfinished {
+                let reason = "its client was closed".to_owned();
+                locked.handle(Event::CancelRequested { id: job.id, reason }, &mut actions);
+            }
+            Self::release_view_locked(&mut locked, job, unfinished, &mut actions);
+        }
+        self.apply(actions, None);
     }
 
     /// The job that holds the shared `key`, with one more client handle, if there is one.
@@ -589,7 +723,7 @@ impl Core {
         let job = {
             // One hold of the lock: two scatters of one shared key find one task.
             let mut scheduler = self.scheduler.lock();
-            match shared_key
+            let source = match shared_key
                 .then(|| Self::retain_shared(&mut scheduler, &job.key, &mut actions))
                 .flatten()
             {
@@ -611,6 +745,21 @@ impl Core {
                     scheduler.handle(Event::Scattered(spec), &mut actions);
                     job
                 }
+            };
+            match self.cluster.get() {
+                Some(cluster) if shared_key => {
+                    let mut stamp = self.stamp();
+                    let options = SubmitOptions::default();
+                    self.view_locked(
+                        &mut scheduler,
+                        source,
+                        &options,
+                        &mut actions,
+                        &mut stamp,
+                        cluster,
+                    )
+                }
+                _ => source,
             }
         };
         self.apply(actions, None);
@@ -777,6 +926,9 @@ impl Core {
                 Event::CancelRequested { id: job.id, reason: reason.to_owned() },
                 &mut actions,
             );
+            // A view of a shared task (several clients): its client's cancel leaves the
+            // task to the other clients that hold it.
+            Self::release_view_locked(scheduler, job, true, &mut actions);
             if let Some(ring) = events {
                 record_actions(ring, &actions, &mut stamp, None);
             }
@@ -882,11 +1034,20 @@ impl Core {
                 Action::Discard { payload, .. } => {
                     tracing::debug!(key = %payload.key, "task outcome discarded");
                     drop(payload.take_outcome());
-                    self.transport.release(&payload.key);
+                    // A view's key is its shared task's: the transport's value is not its own.
+                    if !self.is_view(&payload) {
+                        self.transport.release(&payload.key);
+                    }
                 }
                 Action::Forget { payload, .. } => {
                     tracing::trace!(key = %payload.key, "task released");
-                    self.transport.release(&payload.key);
+                    if self.is_view(&payload) {
+                        // Its client let it go: so does it its shared task, now rather than
+                        // whenever the last copy of the job is dropped.
+                        self.release_view(&payload);
+                    } else {
+                        self.transport.release(&payload.key);
+                    }
                 }
             }
         }

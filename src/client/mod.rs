@@ -6,6 +6,7 @@ pub(crate) mod blocking;
 mod builder;
 mod cancel_guard;
 mod cluster;
+mod cluster_handle;
 mod context;
 pub mod coordination;
 pub(crate) mod core;
@@ -37,6 +38,7 @@ pub use blocking::BlockingClient;
 pub use builder::ClientBuilder;
 pub use cancel_guard::CancelOnDrop;
 pub use cluster::RESTART_REASON;
+pub use cluster_handle::ClusterHandle;
 pub use context::{Cancelled, Seceded, TaskContext};
 pub use delayed::{Delayed, DelayedInputs, delayed, delayed_after};
 pub use deps::Dependencies;
@@ -94,12 +96,18 @@ struct Shared {
     /// The coordination backend (locks, queues, ...), made at the first use of a primitive;
     /// `None` inside when the transport has none. See `coordination::backend_for`.
     coordination: std::sync::OnceLock<Option<Arc<dyn coordination::Backend>>>,
+    /// Set for a client attached to a [`ClusterHandle`]: what it has of its own there.
+    member: Option<cluster_handle::Member>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // Start the shutdown; nobody is left to wait for it.
-        drop(self.core.shut_down());
+        match &self.member {
+            // The cluster goes on for its other clients.
+            Some(member) => member.close(),
+            // Start the shutdown; nobody is left to wait for it.
+            None => drop(self.core.shut_down()),
+        }
         coordination::close_backend(&self.coordination);
     }
 }
@@ -152,7 +160,11 @@ impl Client {
 
     pub(crate) fn from_core(core: Arc<Core>) -> Client {
         Client {
-            shared: Arc::new(Shared { core, coordination: std::sync::OnceLock::new() }),
+            shared: Arc::new(Shared {
+                core,
+                coordination: std::sync::OnceLock::new(),
+                member: None,
+            }),
             parent: None,
         }
     }
@@ -213,7 +225,35 @@ impl Client {
     /// # Ok::<(), taskweave::Error>(())
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.core().is_closed()
+        match &self.shared.member {
+            Some(member) => member.is_closed(),
+            None => self.core().is_closed(),
+        }
+    }
+
+    /// Whether this client is attached to a [`ClusterHandle`] and closed while the cluster
+    /// runs on (its submissions are refused here, not by the core).
+    pub(crate) fn is_detached_member(&self) -> bool {
+        self.shared.member.as_ref().is_some_and(|member| member.is_closed())
+            && !self.core().is_closed()
+    }
+
+    /// On an attached client closed while its cluster runs on, resolves `job`, made for
+    /// `operation`, with [`TaskError::ClientClosed`](crate::TaskError::ClientClosed) and
+    /// returns true (it must not be submitted).
+    pub(crate) fn refuse_if_detached(&self, job: &Arc<core::Job>, operation: &'static str) -> bool {
+        if self.shared.member.is_none() || !self.is_detached_member() {
+            return false;
+        }
+        job.resolve(Err(cluster_handle::closed_error(job, operation)));
+        true
+    }
+
+    /// Notes a task an attached client submitted (or got a view of), for its close.
+    pub(crate) fn track(&self, job: &Arc<core::Job>) {
+        if let Some(member) = &self.shared.member {
+            member.track(job);
+        }
     }
 
     /// [`Error::Closed`] naming `operation` when the client is closed.
@@ -704,6 +744,10 @@ impl Client {
     /// [`TaskError::Cancelled`](crate::TaskError::Cancelled), and the workers stop. Resolves
     /// when they have. Calling it again (from any clone) returns at once.
     ///
+    /// A client attached to a [`ClusterHandle`] closes alone: its unfinished tasks are
+    /// cancelled (not a shared task another client of the cluster holds), its holds on
+    /// shared keys are given up, and the workers go on serving the other clients.
+    ///
     /// # Examples
     ///
     /// ```
@@ -732,6 +776,11 @@ impl Client {
     /// The shutdown starts at the first poll and goes on if the future is dropped.
     pub async fn close(&self) -> Result<(), Error> {
         self.close_coordination();
+        if let Some(member) = &self.shared.member {
+            // Attached to a cluster: this client's tasks and holds only.
+            member.close();
+            return Ok(());
+        }
         if let Some(stopped) = self.core().shut_down() {
             stopped.await;
         }

@@ -318,7 +318,11 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
             ),
             None => Job::new(id, key, deps, body, call),
         };
+        if self.client.refuse_if_detached(&job, "submit") {
+            return TaskFuture::from_job(job, Arc::clone(core));
+        }
         let job = core.submit(job, &self.options, shared);
+        self.client.track(&job);
         if let Some(parent) = self.client.parent() {
             parent.adopt(&job);
         } else {
@@ -398,9 +402,18 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
     fn submit_jobs<T>(&self, jobs: impl Iterator<Item = (Arc<Job>, bool)>) -> Vec<TaskFuture<T>> {
         let core = self.client.core();
         let parent = self.client.parent();
+        if self.client.is_detached_member() {
+            return jobs
+                .map(|(job, _)| {
+                    self.client.refuse_if_detached(&job, "map");
+                    TaskFuture::from_job(job, Arc::clone(core))
+                })
+                .collect();
+        }
         core.submit_many(jobs, &self.options)
             .into_iter()
             .map(|job| {
+                self.client.track(&job);
                 if let Some(parent) = parent {
                     parent.adopt(&job);
                 } else {
@@ -648,7 +661,11 @@ impl<P> TaskBuilder<'_, NoDeps, P> {
             BlockingBody(|_: &[Value]| Err("a scattered value is never run".into())),
             None,
         );
+        if self.client.refuse_if_detached(&job, "scatter") {
+            return TaskFuture::from_job(job, Arc::clone(core));
+        }
         let job = core.insert_value(job, Arc::new(value), shared);
+        self.client.track(&job);
         TaskFuture::from_job(job, Arc::clone(core))
     }
 }

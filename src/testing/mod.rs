@@ -116,7 +116,10 @@
 //!   process), tasks that launch tasks through their context (the five `subtasks`
 //!   cases: lending a worker is the in-process transport's, so they build an in-process
 //!   client on the case's executor), `delayed` graphs (`graphs_are_submitted_in_one_call_…`,
-//!   `options_on_a_graph_…`), scattered `Arc`s shared without copies
+//!   `options_on_a_graph_…`), two clients on one in-process
+//!   [`ClusterHandle`](crate::ClusterHandle) built on the case's executor (the three
+//!   `clients` cases: results shared by key, cancels and releases per client, counted by
+//!   closures), scattered `Arc`s shared without copies
 //!   (`scattered_values_…`, `scatter_by_key_…`), and the four `values` cases (values that
 //!   count their clones or cannot be cloned).
 //! - **Cases that cannot hold on a broker that sends tasks ahead of its workers**, where the
@@ -459,6 +462,9 @@ macro_rules! __conformance_closures {
             subtasks::a_panic_in_a_sub_task_reaches_its_parent_as_an_error,
             subtasks::a_blocking_body_that_secedes_may_block_on_a_sub_task,
             actors::tasks_call_an_actor_and_depend_on_its_calls,
+            clients::two_clients_share_a_keyed_result_computed_once,
+            clients::a_cancel_by_one_client_leaves_the_other_clients_future,
+            clients::a_shared_key_lives_until_the_last_client_releases_it,
         }
     };
 }

@@ -4,6 +4,7 @@
 pub mod actors;
 pub mod basics;
 pub mod cancelling;
+pub mod clients;
 pub mod cluster;
 pub mod errors;
 pub mod events;
