@@ -448,7 +448,7 @@ pub const RESTART_REASON: &str =
 impl Client {
     /// Restarts the workers (Dask's `Client.restart`): every task of this client that has not
     /// finished fails with [`TaskError::Cancelled`](crate::TaskError::Cancelled) whose reason
-    /// names the restart ([`RESTART_REASON`](crate::client::RESTART_REASON); [`TaskError::is_cancelled`](crate::TaskError::is_cancelled)
+    /// names the restart ([`RESTART_REASON`]; [`TaskError::is_cancelled`](crate::TaskError::is_cancelled)
     /// is true), the work queued for them is dropped, the tasks running are told to stop,
     /// and the workers go on serving: the client is usable at once. Returns the names of the
     /// workers that restarted.

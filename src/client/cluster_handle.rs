@@ -50,7 +50,7 @@ use crate::scheduler::Event;
 /// it; so does dropping the handle and every attached client.
 ///
 /// Not shared between the clients: the coordination primitives (each client has its own
-/// [`Lock`](crate::coordination::Lock)s, queues, ...). Futures of one client are not
+/// [`Lock`](crate::Lock)s, queues, ...). Futures of one client are not
 /// dependencies of another client's tasks: submit by key instead.
 ///
 /// # Examples
