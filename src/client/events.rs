@@ -525,7 +525,11 @@ impl EventRing {
     ) {
         let name = self.names.index(name);
         let mut entry = entry(job, name, at.now(), if lost { Kind::Lost } else { Kind::Ran });
-        entry.started = started.unwrap_or(UNKNOWN);
+        // A start read once for a busy stretch of a worker may be older than the queueing.
+        entry.started = started.map_or(UNKNOWN, |started| {
+            let queued = Some(entry.queued).filter(|&t| t != UNKNOWN).unwrap_or(0);
+            started.max(queued).min(entry.at)
+        });
         entry.error = error.map(Box::new);
         entry.attempt = attempt;
         entry.worker = self.workers.hold(worker);
@@ -767,13 +771,21 @@ pub(crate) struct RunView {
 }
 
 /// An entry for `job`, with the times it keeps.
+///
+/// A stamp read once for a whole batch of completions may be older than a dependent that
+/// was submitted while the batch waited for the lock (its failure then comes from the
+/// batch): the entry's time is never before the task's own submission or queueing, so a
+/// story stays in time order.
 fn entry(job: &Job, name: u32, at: u64, kind: Kind) -> Entry {
+    let submitted = job.submitted_at.load(Ordering::Relaxed);
+    let queued = job.queued_at.load(Ordering::Relaxed);
+    let not_before = [submitted, queued].into_iter().filter(|&t| t != UNKNOWN).max();
     Entry {
         key: job.key.clone(),
         name,
-        at,
-        submitted: job.submitted_at.load(Ordering::Relaxed),
-        queued: job.queued_at.load(Ordering::Relaxed),
+        at: not_before.map_or(at, |earliest| at.max(earliest)),
+        submitted,
+        queued,
         started: UNKNOWN,
         error: None,
         attempt: 0,
@@ -880,5 +892,33 @@ impl Stream for TaskStreamLive {
                 return if closed { Poll::Ready(None) } else { Poll::Pending };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::{Kind, entry};
+    use crate::job::Job;
+    use crate::key::{TaskId, TaskKey};
+
+    /// A stamp read for a batch before a dependent was submitted (the dependent then failed
+    /// with the batch) is moved up to the submission: a story stays in time order.
+    #[test]
+    fn an_entry_is_never_stamped_before_its_tasks_submission() {
+        let job = Job::new(
+            TaskId(1),
+            TaskKey::named("late"),
+            Vec::new(),
+            super::super::actor::ActorCallBody,
+            None,
+        );
+        assert_eq!(entry(&job, 0, 50, Kind::Failed).at, 50, "no submission known");
+        job.submitted_at.store(100, Ordering::Relaxed);
+        assert_eq!(entry(&job, 0, 50, Kind::Failed).at, 100);
+        job.queued_at.store(120, Ordering::Relaxed);
+        assert_eq!(entry(&job, 0, 50, Kind::Failed).at, 120);
+        assert_eq!(entry(&job, 0, 150, Kind::Failed).at, 150);
     }
 }
