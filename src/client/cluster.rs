@@ -463,6 +463,9 @@ impl Client {
     /// [`worker_client`](crate::worker_client) end), and whatever it returns is discarded.
     /// A body that ignores the signal holds its worker until it ends.
     ///
+    /// On a client of a [`ClusterHandle`](crate::ClusterHandle), the restart is the
+    /// cluster's, as in Dask: the unfinished tasks of every client attached to it fail so.
+    ///
     /// In-process, that is all there is to do: the pool's threads serve the next tasks. On a
     /// transport of your own, too: the running tasks are aborted
     /// ([`Transport::abort`](crate::transport::Transport::abort)), and the workers it lists
