@@ -455,7 +455,9 @@ impl Client {
     ///
     /// What stays: the values of the tasks that finished before (they are this client's,
     /// not the workers'; Dask drops them too, since they lived on its workers), the
-    /// coordination primitives and actors.
+    /// coordination primitives and the actors of [`Client::actor`]. Not a
+    /// [remote actor](Client::remote_actor): its host is a task on a Redis worker, which the
+    /// restart ends; its handle's calls then fail saying so (make a new actor).
     ///
     /// A running body cannot be killed (a thread cannot be stopped from outside): it is told
     /// through its [`TaskContext`](crate::TaskContext) (in-process) or its run's cancel
