@@ -474,8 +474,9 @@ impl Client {
     /// are returned; restarting them, if they need it, is yours to do.
     /// On Redis, every worker of the client's queue hears of it at once on the queue's
     /// control stream (not at its next heartbeat): it cancels the tasks it runs (of every
-    /// client: a restart is the cluster's; other clients' tasks that ran there fail with the
-    /// cancel, through the usual error path), hands the entries it took ahead back to the
+    /// client: a restart is the cluster's; other clients' tasks that ran there fail with
+    /// [`TaskError::Failed`](crate::TaskError::Failed) saying they were cancelled while they
+    /// ran, whatever their bodies returned), hands the entries it took ahead back to the
     /// queue, drops the client its tasks shared, and answers. This client's queued entries
     /// are removed as on [`cancel`](crate::TaskFuture::cancel).
     ///
