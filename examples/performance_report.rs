@@ -9,11 +9,35 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "performance-report.html".to_owned());
+const USAGE: &str = "usage: performance_report [PATH] (default performance-report.html)";
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| arg == "--help" || arg == "-h") {
+        println!("{USAGE}");
+        return std::process::ExitCode::SUCCESS;
+    }
+    let path = match args.as_slice() {
+        [] => "performance-report.html".to_owned(),
+        [path] if !path.starts_with('-') => path.clone(),
+        _ => {
+            eprintln!("performance_report: give one path for the report, not {args:?}\n{USAGE}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(&path) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("performance_report: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &str) -> Result<(), Box<dyn std::error::Error>> {
     let client = taskweave::Client::builder().workers(4).build_blocking()?;
     let total =
-        futures::executor::block_on(taskweave::performance_report(&client, &path, async {
+        futures::executor::block_on(taskweave::performance_report(&client, path, async {
             let quick = client.task().key("quick").map(|x: u64| x * 2, 0..2_000);
             let slow = client.task().key("slow").map(
                 |x: u64| {

@@ -30,16 +30,25 @@ const USAGE: &str = "usage: taskweave-admin <redis-url> [--queue NAME] [--namesp
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let queue = take_flag(&mut args, "--queue").unwrap_or_else(|| "default".into());
-    let namespace = take_flag(&mut args, "--namespace").unwrap_or_else(|| "taskweave".into());
+    if args.iter().any(|arg| arg == "--help" || arg == "-h") {
+        println!("{USAGE}\n(--queue defaults to \"default\", --namespace to \"taskweave\")");
+        return ExitCode::SUCCESS;
+    }
+    let flags = take_flag(&mut args, "--queue")
+        .and_then(|queue| Ok((queue, take_flag(&mut args, "--namespace")?)));
+    let (queue, namespace) = match flags {
+        Ok((queue, namespace)) => (
+            queue.unwrap_or_else(|| "default".into()),
+            namespace.unwrap_or_else(|| "taskweave".into()),
+        ),
+        Err(problem) => return usage_error(&problem),
+    };
     let Some((url, command)) = args.split_first() else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
+        return usage_error("give a Redis URL and a command");
     };
     let command: Vec<&str> = command.iter().map(String::as_str).collect();
     if !matches!(command.first(), Some(&"queues" | &"workers" | &"dead-letters")) {
-        eprintln!("taskweave-admin: unknown command {:?}\n{USAGE}", command.join(" "));
-        return ExitCode::from(2);
+        return usage_error(&format!("unknown command {:?}", command.join(" ")));
     }
     let run = async {
         let admin =
@@ -47,10 +56,11 @@ fn main() -> ExitCode {
         execute(&admin, &command).await
     };
     match futures::executor::block_on(run) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
+        Ok(Done::Ok) => ExitCode::SUCCESS,
+        Ok(Done::Usage(problem)) => usage_error(&problem),
+        Ok(Done::Failed(problem)) => {
+            eprintln!("taskweave-admin: {problem}");
+            ExitCode::FAILURE
         }
         Err(error) => {
             eprintln!("taskweave-admin: {error}");
@@ -59,15 +69,34 @@ fn main() -> ExitCode {
     }
 }
 
-/// Removes `--name value` from `args` and returns the value.
-fn take_flag(args: &mut Vec<String>, name: &str) -> Option<String> {
-    let at = args.iter().position(|arg| arg == name)?;
-    args.remove(at);
-    (at < args.len()).then(|| args.remove(at))
+/// How a command ended, short of a Redis error.
+enum Done {
+    Ok,
+    /// The command line is wrong (exit 2): what was wrong.
+    Usage(String),
+    /// The command could not be done (exit 1): why, and what to do.
+    Failed(String),
 }
 
-/// Runs one command; `Ok(false)` for a command line it does not understand.
-async fn execute(admin: &RedisAdmin, command: &[&str]) -> Result<bool, taskweave::Error> {
+/// Says what was wrong with the command line, then the usage; exit code 2.
+fn usage_error(problem: &str) -> ExitCode {
+    eprintln!("taskweave-admin: {problem}\n{USAGE}");
+    ExitCode::from(2)
+}
+
+/// Removes `--name value` from `args` and returns the value, if the flag is there; an error
+/// when it is there without a value.
+fn take_flag(args: &mut Vec<String>, name: &str) -> Result<Option<String>, String> {
+    let Some(at) = args.iter().position(|arg| arg == name) else { return Ok(None) };
+    args.remove(at);
+    match args.get(at) {
+        Some(value) if !value.starts_with("--") => Ok(Some(args.remove(at))),
+        _ => Err(format!("{name} needs a value, such as {name} demo")),
+    }
+}
+
+/// Runs one command.
+async fn execute(admin: &RedisAdmin, command: &[&str]) -> Result<Done, taskweave::Error> {
     match command {
         ["queues"] => {
             let queues = admin.queues().await?;
@@ -118,9 +147,13 @@ async fn execute(admin: &RedisAdmin, command: &[&str]) -> Result<bool, taskweave
                 [] => 20,
                 [n] => match n.parse() {
                     Ok(n) => n,
-                    Err(_) => return Ok(false),
+                    Err(_) => {
+                        let problem =
+                            format!("{n:?} is not a number: give how many to list, say 20");
+                        return Ok(Done::Usage(problem));
+                    }
                 },
-                _ => return Ok(false),
+                _ => return Ok(Done::Usage("dead-letters list takes at most one number".into())),
             };
             let letters = admin.dead_letters(limit).await?;
             if letters.is_empty() {
@@ -154,13 +187,10 @@ async fn execute(admin: &RedisAdmin, command: &[&str]) -> Result<bool, taskweave
                 }
             }
             None => {
-                return Err(taskweave::Error::Transport(
-                    format!(
-                        "no dead letter {id} on queue {}: list them with `dead-letters list`",
-                        admin.queue()
-                    )
-                    .into(),
-                ));
+                return Ok(Done::Failed(format!(
+                    "no dead letter {id} on queue {}: list them with `dead-letters list`",
+                    admin.queue()
+                )));
             }
         },
         ["dead-letters", "requeue", "all"] => {
@@ -170,22 +200,24 @@ async fn execute(admin: &RedisAdmin, command: &[&str]) -> Result<bool, taskweave
         ["dead-letters", "requeue", id] => match admin.requeue_dead_letter(id).await? {
             Some(entry) => println!("requeued {id} as entry {entry}"),
             None => {
-                return Err(taskweave::Error::Transport(
-                    format!(
-                        "no dead letter {id} on queue {}: list them with `dead-letters list`",
-                        admin.queue()
-                    )
-                    .into(),
-                ));
+                return Ok(Done::Failed(format!(
+                    "no dead letter {id} on queue {}: list them with `dead-letters list`",
+                    admin.queue()
+                )));
             }
         },
         ["dead-letters", "purge"] => {
             let count = admin.purge_dead_letters().await?;
             println!("purged {count} dead letters on queue {}", admin.queue());
         }
-        _ => return Ok(false),
+        ["dead-letters", "show" | "requeue"] => {
+            let problem =
+                format!("dead-letters {} needs an id (from `dead-letters list`)", command[1]);
+            return Ok(Done::Usage(problem));
+        }
+        _ => return Ok(Done::Usage(format!("cannot read the command {:?}", command.join(" ")))),
     }
-    Ok(true)
+    Ok(Done::Ok)
 }
 
 /// How long ago `letter` was dead-lettered, by this machine's clock.

@@ -283,3 +283,36 @@ fn an_actor_whose_client_process_dies_ends_and_frees_its_worker() {
         client.close().await.unwrap();
     });
 }
+
+/// `Client::restart` ends a remote actor's host (a task on a worker): the calls made after
+/// it fail at once saying the actor cannot answer, instead of waiting for ever for a host
+/// that is gone.
+#[test]
+fn calls_to_a_remote_actor_ended_by_a_restart_fail_instead_of_hanging() {
+    let server = RedisServer::start();
+    let url = server.url();
+    run(move || async move {
+        let worker = Worker::builder()
+            .redis(&url)
+            .concurrency(2)
+            .register::<ActorHost<Counter>>()
+            .start()
+            .await
+            .unwrap();
+        let client = client(&url).await;
+        let counter =
+            client.remote_actor::<Counter>(10, 2, ActorRestartPolicy::FailPending).await.unwrap();
+        let reply = within(&client, "a call", counter.call(CounterCall::Add(1))).await.unwrap();
+        assert_eq!(reply.count, 11);
+        client.restart(BOUND).await.unwrap();
+        let after = within(&client, "a call after the restart", counter.call(CounterCall::Add(1)));
+        let error = after.await.unwrap_err();
+        assert!(matches!(error, TaskError::Failed { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(message.contains("cannot answer") && message.contains("restart"), "{message}");
+        drop(counter);
+        worker.shutdown();
+        within(&client, "the worker's stop", worker.stopped()).await;
+        client.close().await.unwrap();
+    });
+}

@@ -707,6 +707,10 @@ mod cases {
         let refusal = within(&client, "the body", client.submit(body, ())).await.unwrap();
         let refusal = refusal.unwrap_or_else(|error| panic!("the body failed: {error}"));
         assert!(refusal.contains("submit_async"), "no advice for a blocking body: {refusal}");
+        assert!(
+            refusal.contains("context.secede()"),
+            "no advice for a body that must stay blocking: {refusal}"
+        );
         assert!(event.is_set().await.unwrap());
         assert_eq!(queue.get_timeout(BOUND).await.unwrap(), Some(1));
         assert_eq!(variable.get_timeout(BOUND).await.unwrap(), Some(2));

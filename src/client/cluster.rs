@@ -455,7 +455,9 @@ impl Client {
     ///
     /// What stays: the values of the tasks that finished before (they are this client's,
     /// not the workers'; Dask drops them too, since they lived on its workers), the
-    /// coordination primitives and actors.
+    /// coordination primitives and the actors of [`Client::actor`]. Not a
+    /// [remote actor](Client::remote_actor): its host is a task on a Redis worker, which the
+    /// restart ends; its handle's calls then fail saying so (make a new actor).
     ///
     /// A running body cannot be killed (a thread cannot be stopped from outside): it is told
     /// through its [`TaskContext`](crate::TaskContext) (in-process) or its run's cancel
@@ -463,14 +465,18 @@ impl Client {
     /// [`worker_client`](crate::worker_client) end), and whatever it returns is discarded.
     /// A body that ignores the signal holds its worker until it ends.
     ///
+    /// On a client of a [`ClusterHandle`](crate::ClusterHandle), the restart is the
+    /// cluster's, as in Dask: the unfinished tasks of every client attached to it fail so.
+    ///
     /// In-process, that is all there is to do: the pool's threads serve the next tasks. On a
     /// transport of your own, too: the running tasks are aborted
     /// ([`Transport::abort`](crate::transport::Transport::abort)), and the workers it lists
     /// are returned; restarting them, if they need it, is yours to do.
     /// On Redis, every worker of the client's queue hears of it at once on the queue's
     /// control stream (not at its next heartbeat): it cancels the tasks it runs (of every
-    /// client: a restart is the cluster's; other clients' tasks that ran there fail with the
-    /// cancel, through the usual error path), hands the entries it took ahead back to the
+    /// client: a restart is the cluster's; other clients' tasks that ran there fail with
+    /// [`TaskError::Failed`](crate::TaskError::Failed) saying they were cancelled while they
+    /// ran, whatever their bodies returned), hands the entries it took ahead back to the
     /// queue, drops the client its tasks shared, and answers. This client's queued entries
     /// are removed as on [`cancel`](crate::TaskFuture::cancel).
     ///

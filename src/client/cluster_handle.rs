@@ -46,7 +46,9 @@ use crate::scheduler::Event;
 ///
 /// [`Client::close`] on an attached client cancels that client's unfinished tasks (not a
 /// shared task another client holds) and gives up its holds; the workers keep serving the
-/// others. [`close`](ClusterHandle::close) stops the cluster and every client attached to
+/// others. [`Client::restart`] on any attached client restarts the cluster's workers: the
+/// unfinished tasks of every attached client fail with the restart's error, as in Dask.
+/// [`close`](ClusterHandle::close) stops the cluster and every client attached to
 /// it; so does dropping the handle and every attached client.
 ///
 /// Not shared between the clients: the coordination primitives (each client has its own

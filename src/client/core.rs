@@ -703,6 +703,12 @@ impl Core {
         actions: &mut Vec<Action<Arc<Job>>>,
     ) -> Option<Arc<Job>> {
         let existing = scheduler.lookup(key)?;
+        // A cancelled task gives its key up (as in Dask, where a cancel forgets the key):
+        // a new submission computes anew, even while a handle of the cancelled one lives
+        // (`restart` tells the user to submit again).
+        if scheduler.state(existing) == Some(TaskState::Cancelled) {
+            return None;
+        }
         let existing_job = scheduler.payload(existing).cloned()?;
         // The scheduler hears only of a change from no handles to some (see
         // `JobOf::handles`); the count changes under its lock here, so a last handle dropped

@@ -51,6 +51,9 @@ mod sealed {
 pub struct DependencyList {
     pub(crate) jobs: Vec<Arc<Job>>,
     pub(crate) lengths: Vec<usize>,
+    /// The address of each job's client core, in `jobs`' order: a dependent refuses a
+    /// future of another client's core (its task ids mean nothing to this core).
+    pub(crate) cores: Vec<usize>,
 }
 
 /// Reads the values of a dependent's inputs back into their shape.
@@ -79,7 +82,7 @@ impl<T: Clone + Send + Sync + 'static> Dependencies for &TaskFuture<T> {
     type Values = T;
 
     fn collect(&self, list: &mut DependencyList) {
-        list.jobs.push(Arc::clone(&self.handle.job));
+        list.push(self);
     }
 
     fn read(reader: &mut DependencyReader<'_>) -> Option<T> {
@@ -92,7 +95,7 @@ impl<T: Clone + Send + Sync + 'static> Dependencies for TaskFuture<T> {
     type Values = T;
 
     fn collect(&self, list: &mut DependencyList) {
-        list.jobs.push(Arc::clone(&self.handle.job));
+        list.push(self);
     }
 
     fn read(reader: &mut DependencyReader<'_>) -> Option<T> {
@@ -102,7 +105,14 @@ impl<T: Clone + Send + Sync + 'static> Dependencies for TaskFuture<T> {
 
 fn collect_slice<T>(futures: &[TaskFuture<T>], list: &mut DependencyList) {
     list.lengths.push(futures.len());
-    list.jobs.extend(futures.iter().map(|future| Arc::clone(&future.handle.job)));
+    futures.iter().for_each(|future| list.push(future));
+}
+
+impl DependencyList {
+    fn push<T>(&mut self, future: &TaskFuture<T>) {
+        self.jobs.push(Arc::clone(&future.handle.job));
+        self.cores.push(Arc::as_ptr(&future.handle.core) as usize);
+    }
 }
 
 fn read_slice<T: Clone + 'static>(reader: &mut DependencyReader<'_>) -> Option<Vec<T>> {

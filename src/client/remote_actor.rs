@@ -302,6 +302,9 @@ struct Calls<A: RemoteActor> {
     waiting: BTreeMap<u64, Waiting<A>>,
     released: bool,
     policy: ActorRestartPolicy,
+    /// Why the actor cannot answer any more, once its driver ended: later calls fail at
+    /// once with it (nobody would read them).
+    gone: Option<String>,
 }
 
 struct Waiting<A: RemoteActor> {
@@ -317,7 +320,9 @@ impl<A: RemoteActor> RemoteActorHandle<A> {
     ///
     /// Through the future: [`TaskError::Failed`] when the call panicked on the host, when
     /// the actor restarted before it answered (with [`ActorRestartPolicy::FailPending`]) or
-    /// when the actor's host is gone; [`TaskError::ClientClosed`] after the client closed.
+    /// when the actor's host is gone (its restarts used up, or ended by
+    /// [`Client::restart`]; every later call fails so at once); [`TaskError::ClientClosed`]
+    /// after the client closed.
     pub fn call(&self, call: A::Call) -> TaskFuture<A::Reply> {
         let shared = &*self.shared;
         let core = &shared.core;
@@ -330,6 +335,10 @@ impl<A: RemoteActor> RemoteActorHandle<A> {
             return future;
         }
         let mut calls = shared.state.lock();
+        if let Some(why) = &calls.gone {
+            job.resolve(Err(cannot_answer(&job, why)));
+            return future;
+        }
         let id = calls.next_id;
         calls.next_id += 1;
         let epoch = calls.epoch;
@@ -424,6 +433,7 @@ impl Client {
             waiting: BTreeMap::new(),
             released: false,
             policy,
+            gone: None,
         }));
         let (outbox, inbox) = flume::unbounded();
         let sender = send_calls(calls, inbox, actor.clone());
@@ -573,12 +583,20 @@ fn restarted<A: RemoteActor>(
 
 /// Fails every waiting call: the actor cannot answer any more.
 fn fail_all<A: RemoteActor>(state: &Mutex<Calls<A>>, why: &str) {
-    let waiting = std::mem::take(&mut state.lock().waiting);
+    let waiting = {
+        let mut calls = state.lock();
+        calls.gone = Some(why.to_owned());
+        std::mem::take(&mut calls.waiting)
+    };
     for (_, Waiting { job, .. }) in waiting {
-        let key = job.key.clone();
-        job.resolve(Err(TaskError::Failed {
-            key,
-            message: format!("the actor cannot answer: {why}; make a new actor"),
-        }));
+        job.resolve(Err(cannot_answer(&job, why)));
+    }
+}
+
+/// The error of a call the actor cannot answer, for `why`.
+fn cannot_answer(job: &Job, why: &str) -> TaskError {
+    TaskError::Failed {
+        key: job.key.clone(),
+        message: format!("the actor cannot answer: {why}; make a new actor"),
     }
 }

@@ -305,9 +305,24 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
     ) -> TaskFuture<T> {
         let (key, shared) = key;
         let core = self.client.core();
+        let address = Arc::as_ptr(core) as usize;
+        let foreign = deps.cores.iter().position(|owner| *owner != address);
+        let foreign = foreign.map(|index| Arc::clone(&deps.jobs[index]));
         // Kept until the dependent is submitted, which holds them from then on.
-        let (deps, _bridges) = bridge_detached(core, deps.jobs);
-        let job = match self.unplaceable(&key, call.as_ref()) {
+        let (deps, _bridges) = match foreign {
+            // Its task id means nothing to this client's scheduler: depend on nothing.
+            Some(_) => (Vec::new(), Vec::new()),
+            None => bridge_detached(core, deps.jobs),
+        };
+        let refusal = foreign.map(|dep| {
+            format!(
+                "it depends on {}, a future of another client (a task can wait only \
+                 for futures of its own client, or of a client of the same ClusterHandle); \
+                 pass its value instead (gather it, then submit or scatter it on this client)",
+                dep.key
+            )
+        });
+        let job = match refusal.or_else(|| self.unplaceable(&key, call.as_ref())) {
             // Runs nowhere: fails at once with the reason (its own body never runs).
             Some(message) => Job::new(
                 id,

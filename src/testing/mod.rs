@@ -465,6 +465,7 @@ macro_rules! __conformance_closures {
             clients::two_clients_share_a_keyed_result_computed_once,
             clients::a_cancel_by_one_client_leaves_the_other_clients_future,
             clients::a_shared_key_lives_until_the_last_client_releases_it,
+            clients::a_future_of_another_client_is_refused_as_a_dependency,
         }
     };
 }
@@ -488,6 +489,7 @@ macro_rules! __conformance_local_workers {
             waiting::wait_first_exception_returns_as_soon_as_one_fails,
             waiting::as_completed_adder_adds_from_another_thread,
             cluster::restart_fails_unfinished_tasks_keeps_finished_ones_and_the_client_works_after,
+            cluster::a_key_cancelled_by_restart_or_cancel_computes_anew_when_submitted_again,
             waiting::as_completed_follows_completion_order,
             waiting::as_completed_batches_yield_everything_already_done,
             waiting::blocking_twins_work_from_a_plain_thread,

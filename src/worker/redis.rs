@@ -2253,6 +2253,16 @@ impl Shared {
         }
         self.control.lock().running.remove(&entry.rid);
         let ran = Some(RunTimes::new(started, self.executor.wall_clock()));
+        // A run cancelled while it ran (a cancel, or a restart, which may be another
+        // client's): what the body returned is discarded, not given as the task's value.
+        if signal.is_cancelled() && !matches!(outcome, HandlerOutcome::BadInput(_)) {
+            let message = format!(
+                "task {} was cancelled while it ran on worker {} (Client::restart or a cancel); \
+                 what it returned was discarded: submit it again",
+                entry.key, self.name
+            );
+            return report(Status::Failed, message.into_bytes(), ran);
+        }
         match outcome {
             HandlerOutcome::Output(output) => report(Status::Ok, output, ran),
             // Bounded before it goes to Redis (the client bounds what it reads, too).

@@ -484,3 +484,26 @@ fn the_admin_example_lists_requeues_and_purges_dead_letters() {
     assert_eq!(code, Some(0));
     assert_eq!(stdout.trim(), "purged 1 dead letters on queue ops");
 }
+
+#[test]
+fn the_admin_example_explains_bad_command_lines() {
+    let (code, stdout, stderr) = admin_command(&["--help"]);
+    assert_eq!(code, Some(0), "--help is not an error: {stderr}");
+    assert!(stdout.contains("usage: taskweave-admin"), "{stdout}");
+
+    let server = RedisServer::start();
+    let url = server.url();
+    let (code, _, stderr) = admin_command(&[&url, "queues", "--queue"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--queue needs a value"), "{stderr}");
+    let (code, _, stderr) = admin_command(&[&url, "--queue", "ops", "dead-letters", "list", "x"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("\"x\" is not a number"), "says what was wrong: {stderr}");
+    let (code, _, stderr) = admin_command(&[&url, "dead-letters", "show"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("dead-letters show needs an id"), "{stderr}");
+    let (code, _, stderr) = admin_command(&[&url, "--queue", "ops", "dead-letters", "show", "1-0"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no dead letter 1-0 on queue ops"), "{stderr}");
+    assert!(!stderr.contains("transport failed"), "not a transport failure: {stderr}");
+}

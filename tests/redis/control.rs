@@ -274,3 +274,32 @@ fn a_registered_body_sees_its_cancel_through_worker_task_cancelled() {
         client.close().await.unwrap();
     });
 }
+
+/// A restart is the cluster's: another client's task that a worker was running when a
+/// client restarted the workers fails saying so; what its body returned once it saw its
+/// cancel (here `true`, an early return) is not given to that client as the task's value.
+#[test]
+fn a_restart_fails_another_clients_running_task_instead_of_giving_its_early_return() {
+    run(|| async {
+        let server = RedisServer::start();
+        let queue = "restart-other";
+        let _worker = WorkerProcess::spawn(&server, queue);
+        let restarting = client(&server, queue).await;
+        let other = client(&server, queue).await;
+        restarting.wait_for_workers(1, Duration::from_secs(60)).await.unwrap();
+        let spin = other.submit_task::<Spin>(server.url());
+        eventually(&other, Duration::from_secs(60), "the body starts", || {
+            read(&server, "control-test:spinning").is_some()
+        })
+        .await;
+        within(&restarting, TEAR_DOWN, "the restart", Box::pin(restarting.restart(TEAR_DOWN)))
+            .await
+            .unwrap();
+        let outcome = within(&other, TEAR_DOWN, "the other client's outcome", Box::pin(spin)).await;
+        let error = outcome.expect_err("the cancelled run's early return is not a value");
+        assert!(error.to_string().contains("cancelled while it ran"), "{error}");
+        assert_eq!(read(&server, "control-test:saw-cancel"), Some(1), "it saw the cancel");
+        restarting.close().await.unwrap();
+        other.close().await.unwrap();
+    });
+}

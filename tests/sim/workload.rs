@@ -470,8 +470,8 @@ struct World {
     workers: usize,
     tasks: Vec<Tracked>,
     closed: bool,
-    /// For each key, how many submissions found no live handle of that key (each may have
-    /// made a new task, so each may add one run).
+    /// For each key, how many submissions found no live handle of that key, or a cancelled
+    /// one (each may have made a new task, so each may add one run).
     key_live_submissions: BTreeMap<u32, u32>,
     key_cancelled: BTreeSet<u32>,
     effective_retries: u64,
@@ -751,7 +751,14 @@ impl World {
                     .tasks
                     .iter()
                     .any(|task| task.kind == Kind::Keyed { key } && task.handle.is_some());
-                if !live_sibling {
+                // A cancelled task gives its key up: the next submission makes a new task.
+                let cancelled_sibling = self.tasks.iter().any(|task| {
+                    task.kind == Kind::Keyed { key }
+                        && task.handle.as_ref().is_some_and(|handle| {
+                            handle.error().is_some_and(|error| error.is_cancelled())
+                        })
+                });
+                if !live_sibling || cancelled_sibling {
                     *self.key_live_submissions.entry(key).or_default() += 1;
                 }
                 client.task().key(format!("key-{key}")).submit(

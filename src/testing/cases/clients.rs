@@ -192,3 +192,36 @@ pub async fn a_shared_key_lives_until_the_last_client_releases_it(client: Client
     cluster.close().await.unwrap();
     assert!(b.is_closed());
 }
+
+/// (d) A future is a dependency only for its own client's tasks (or those of a client of
+/// the same cluster): another client's future is refused at once, naming it and saying what
+/// to do, instead of being looked up by its id among this client's tasks (an unrelated
+/// task, or none).
+pub async fn a_future_of_another_client_is_refused_as_a_dependency(client: Client) {
+    let cluster = cluster_on(&client);
+    let (a, b) = (cluster.client(), cluster.client());
+    let runs = Arc::new(AtomicUsize::new(0));
+    // Ids in this client that the other clients' tasks' ids may coincide with.
+    let own: Vec<_> = (0..4).map(|i| client.submit(counted(&runs, i), ())).collect();
+    assert_eq!(client.gather(&own).await.unwrap(), [0, 1, 2, 3]);
+    let gate = Gate::new();
+    let unfinished = a.submit(gated(&runs, &gate, 7), ());
+    let finished = a.submit(counted(&runs, 8), ());
+    assert_eq!((&finished).await.unwrap(), 8);
+    for theirs in [&unfinished, &finished] {
+        let dependent = client.after(theirs).submit(|x: i64| x + 1);
+        let error = dependent.await.unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, TaskError::Failed { .. }), "{error:?}");
+        assert!(message.contains("another client"), "{message}");
+        assert!(message.contains(&theirs.key().to_string()), "names the future: {message}");
+        let pair = client.after((&own[0], theirs)).submit(|(x, y): (i64, i64)| x + y);
+        assert!(pair.await.unwrap_err().to_string().contains("another client"));
+    }
+    // A client of the same cluster may depend on it.
+    let same_cluster = b.after(&finished).submit(|x: i64| x + 1);
+    assert_eq!(same_cluster.await.unwrap(), 9);
+    gate.open();
+    assert_eq!(unfinished.await.unwrap(), 7);
+    cluster.close().await.unwrap();
+}
