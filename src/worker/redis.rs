@@ -56,6 +56,7 @@ const REBALANCE_EVERY: Duration = Duration::from_millis(100);
 /// mean run time at which it waits at all: for longer tasks the others would not come in
 /// time, and a script call per task is a small share of their cost anyway.
 const GATHER_LIMIT: Duration = Duration::from_micros(200);
+
 /// How many tries in a row a retry loop makes at most once the worker is shutting down
 /// (it does not wait out the reclaim time: the entries are let go of, and reclaimed).
 const SHUTDOWN_TRIES: u32 = 10;
@@ -1713,7 +1714,9 @@ impl Shared {
         let deadline = self.executor.now() + GATHER_LIMIT;
         loop {
             let listener = self.write_queued.listen();
-            if self.writes.lock().queue.len() >= self.busy_runners() {
+            // One lock at a time: the queue's length first, then the pool's counts.
+            let queued = self.writes.lock().queue.len();
+            if queued >= self.busy_runners() {
                 return;
             }
             let left = deadline.saturating_duration_since(self.executor.now());
