@@ -151,6 +151,7 @@ fn main() {
     );
 
     let stats_url = url.clone();
+    let worker_pids: Vec<u32> = _workers.0.iter().map(Child::id).collect();
     let rows = futures::executor::block_on(async move {
         let redis = RedisTransport::connect(url).await.expect("connect to redis-server");
         let client = Client::builder()
@@ -170,6 +171,7 @@ fn main() {
                 .expect("connect for INFO");
             let () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut connection).expect("reset");
             let cpu_before = used_cpu(&mut connection);
+            let processes_before = process_ticks(&worker_pids);
             let started = Instant::now();
             let futures: Vec<_> = (0..n as u64).map(|i| client.submit_task::<Inc>(i)).collect();
             let values = client.gather(&futures).await.expect("tasks succeed");
@@ -179,9 +181,21 @@ fn main() {
             // Let the releases (UNLINK) and reply deletions of the dropped futures land.
             async_io::Timer::after(Duration::from_millis(300)).await;
             let cpu = used_cpu(&mut connection) - cpu_before;
+            let processes = process_ticks(&worker_pids);
             let info: String =
                 redis::cmd("INFO").arg("commandstats").query(&mut connection).expect("INFO");
             print_commandstats(&info, n, cpu, took);
+            let per_task = |ticks: u64| ticks as f64 * 1e4 / n as f64;
+            println!(
+                "{:<24} {:>25.2}",
+                "client CPU us/task",
+                per_task(processes.0 - processes_before.0)
+            );
+            println!(
+                "{:<24} {:>25.2}",
+                "workers' CPU us/task",
+                per_task(processes.1 - processes_before.1)
+            );
             client.close().await.expect("close the client");
             return Vec::new();
         }
@@ -312,6 +326,24 @@ async fn wait_for_workers(redis: &RedisTransport) {
         // Polling a registry that has no change notification: look again shortly.
         async_io::Timer::after(Duration::from_millis(20)).await;
     }
+}
+
+/// CPU time so far, in ticks of 10 ms (`/proc/PID/stat`, user + system): this process's,
+/// and the sum over `workers`. Zero where `/proc` cannot be read (not Linux).
+fn process_ticks(workers: &[u32]) -> (u64, u64) {
+    let ticks = |pid: &str| -> u64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
+        // The fields after the command name (which may hold spaces) in parentheses: utime
+        // and stime are the 12th and 13th of them.
+        let Some((_, fields)) = stat.rsplit_once(')') else { return 0 };
+        fields
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|field| field.parse::<u64>().ok())
+            .sum()
+    };
+    (ticks("self"), workers.iter().map(|pid| ticks(&pid.to_string())).sum())
 }
 
 /// redis-server's CPU time so far (user + system), in seconds.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -50,6 +50,13 @@ const TAKE_AHEAD_TIME: Duration = Duration::from_millis(20);
 /// How often a worker with the default (adaptive) prefetch checks that it does not hold more
 /// entries ahead than its tasks' measured length allows, and gives the surplus back.
 const REBALANCE_EVERY: Duration = Duration::from_millis(100);
+
+/// How long a runner about to write for the others waits at most for the runners still
+/// running a task to ask to write too ([`Shared::gather_writes`]), and the longest measured
+/// mean run time at which it waits at all: for longer tasks the others would not come in
+/// time, and a script call per task is a small share of their cost anyway.
+const GATHER_LIMIT: Duration = Duration::from_micros(200);
+
 /// How many tries in a row a retry loop makes at most once the worker is shutting down
 /// (it does not wait out the reclaim time: the entries are let go of, and reclaimed).
 const SHUTDOWN_TRIES: u32 = 10;
@@ -799,6 +806,8 @@ impl WorkerBuilder {
             running_since: (0..self.concurrency).map(|_| AtomicU64::new(0)).collect(),
             runner_numbers: AtomicU64::new(0),
             writes: Mutex::new(Writes::default()),
+            write_queued: event_listener::Event::new(),
+            idle_runners: AtomicUsize::new(0),
             slot_freed: flume::bounded(1),
             runnable: async_channel::unbounded(),
             reclaimed: async_channel::unbounded(),
@@ -1188,6 +1197,11 @@ struct Shared {
     runner_numbers: AtomicU64,
     /// Outcomes and starts the runners write together ([`Shared::write_together`]).
     writes: Mutex<Writes>,
+    /// Notified when a runner asks to write ([`Shared::gather_writes`] waits on it).
+    write_queued: event_listener::Event,
+    /// How many runners wait for an entry to start ([`Shared::next_delivery`]): they have
+    /// nothing to write soon.
+    idle_runners: AtomicUsize,
     /// Signalled when the worker lets go of an entry (the reader waits on it when full).
     slot_freed: (flume::Sender<()>, flume::Receiver<()>),
     /// Entries read and not yet started. async-channel, not flume: several runners await it
@@ -1365,6 +1379,24 @@ struct Taken {
     queued: usize,
     /// Given back to the queue for a worker that has their task.
     passed_on: usize,
+}
+
+/// Counts a runner idle ([`Shared::idle_runners`]) while it lives.
+struct Idle<'a>(&'a Shared);
+
+impl<'a> Idle<'a> {
+    fn new(shared: &'a Shared) -> Idle<'a> {
+        shared.idle_runners.fetch_add(1, Ordering::AcqRel);
+        // A runner gathering writes may be waiting for this one.
+        shared.write_queued.notify(usize::MAX);
+        Idle(shared)
+    }
+}
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.0.idle_runners.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// What a runner does with an entry it is about to start.
@@ -1595,9 +1627,10 @@ impl Shared {
     /// ([`Store::complete_and_begin`]), made by the first of them (the others wait for its
     /// answer, and one of those that came while it was on its way writes the next batch).
     /// Each runner still starts its next entry only once its own outcome and start are
-    /// written, so a crash counts against the entries that were running only. One try: if
-    /// the call fails, every runner writes its own again with its own retries
-    /// ([`Written::Alone`]).
+    /// written, so a crash counts against the entries that were running only. Before it
+    /// writes, the first waits briefly for the runners still running short tasks
+    /// ([`Shared::gather_writes`]). One try: if the call fails, every runner writes its own
+    /// again with its own retries ([`Written::Alone`]).
     async fn write_together(
         &self,
         completion: Option<Completion>,
@@ -1610,6 +1643,7 @@ impl Shared {
             !std::mem::replace(&mut writes.leading, true)
         };
         if !lead {
+            self.write_queued.notify(usize::MAX);
             match answered.recv_async().await {
                 Ok(Written::Lead) => {}
                 Ok(written) => return written,
@@ -1617,6 +1651,7 @@ impl Shared {
                 Err(_) => return Written::Alone(None),
             }
         }
+        self.gather_writes().await;
         let mut batch = std::mem::take(&mut self.writes.lock().queue);
         let mut completions = Vec::new();
         let mut begins = Vec::new();
@@ -1662,6 +1697,45 @@ impl Shared {
             }
         }
         answered.try_recv().unwrap_or(Written::Alone(None))
+    }
+
+    /// Waits, at most [`GATHER_LIMIT`], until every runner that is running a task has asked
+    /// to write too, so that one script call carries all their outcomes and starts instead
+    /// of a call for the first to finish and another for the rest (with trivial tasks the
+    /// runners come back from each call at once, a few µs apart). Does not wait when no
+    /// other runner runs a task (a finished result is never held back while nothing else is
+    /// coming: the round trip of a lone task is not lengthened), when the tasks' measured
+    /// mean run time is longer than the limit, or when the worker shuts down.
+    async fn gather_writes(&self) {
+        let mean = Duration::from_nanos(self.mean_run_nanos.load(Ordering::Relaxed));
+        if mean.is_zero() || mean > GATHER_LIMIT || self.stopping() {
+            return;
+        }
+        let deadline = self.executor.now() + GATHER_LIMIT;
+        loop {
+            let listener = self.write_queued.listen();
+            // One lock at a time: the queue's length first, then the pool's counts.
+            let queued = self.writes.lock().queue.len();
+            if queued >= self.busy_runners() {
+                return;
+            }
+            let left = deadline.saturating_duration_since(self.executor.now());
+            if left.is_zero() {
+                return;
+            }
+            let _ = select(listener, self.executor.sleep(left)).await;
+        }
+    }
+
+    /// How many runners have, or are about to have, something to write: those neither
+    /// waiting for an entry nor lending their slot (a body that lent it waits for something
+    /// else, for as long as that takes).
+    fn busy_runners(&self) -> usize {
+        let (runners, lent) = {
+            let pool = self.pool.lock();
+            (pool.runners, pool.seceded)
+        };
+        runners.saturating_sub(lent).saturating_sub(self.idle_runners.load(Ordering::Acquire))
     }
 
     /// Lets go of entries (reported, dead-lettered or handed back).
@@ -1765,7 +1839,12 @@ impl Shared {
             }
             let reclaimed = std::pin::pin!(self.reclaimed.1.recv());
             let runnable = std::pin::pin!(self.runnable.1.recv());
-            match select(self.stop_signal.recv_async(), select(reclaimed, runnable)).await {
+            // Counted idle while it waits: a runner writing for the others does not wait
+            // for this one ([`Shared::gather_writes`]).
+            let idle = Idle::new(self);
+            let waited = select(self.stop_signal.recv_async(), select(reclaimed, runnable)).await;
+            drop(idle);
+            match waited {
                 Either::Right((Either::Left((Ok(delivery), _)), _))
                 | Either::Right((Either::Right((Ok(delivery), _)), _)) => {
                     self.taken_from_queue(true);

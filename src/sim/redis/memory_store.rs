@@ -146,6 +146,8 @@ pub struct Model {
     /// The coordination backends' wake-up subscriptions: each gets the channel of every
     /// `PUBLISH` of a coordination script.
     coord_subscribers: Mutex<Vec<flume::Sender<String>>>,
+    /// How many calls of each operation have run (see [`Model::commands_of`]).
+    by_operation: Mutex<BTreeMap<&'static str, u64>>,
     /// The bug planted in this server and its clients' transports, if any.
     #[cfg(feature = "__planted")]
     pub(crate) planted: Option<PlantedBug>,
@@ -178,6 +180,7 @@ impl Model {
             executor,
             faults: Mutex::new((ModelFaults::default(), rng)),
             coord_subscribers: Mutex::new(Vec::new()),
+            by_operation: Mutex::new(BTreeMap::new()),
             #[cfg(feature = "__planted")]
             planted: None,
         }
@@ -300,6 +303,7 @@ impl Model {
                 data.waiters = waiters;
             }
             data.commands += 1;
+            *self.by_operation.lock().entry(operation).or_default() += 1;
             let appends = data.appends;
             let output = run(&mut data, now, wall);
             let wake = if data.appends == appends {
@@ -414,6 +418,12 @@ impl Model {
     /// How many commands have run: a clock that orders what happens in the server.
     pub fn commands(&self) -> u64 {
         self.data.lock().commands
+    }
+
+    /// How many calls of `operation` (a store operation's name, as `"complete"` or
+    /// `"begin"`) have run, a restart's lost writes included.
+    pub fn commands_of(&self, operation: &str) -> u64 {
+        self.by_operation.lock().get(operation).copied().unwrap_or(0)
     }
 
     /// The task keys of entries a cancel removed that no delivery had begun, with the
