@@ -82,6 +82,11 @@
 //!   call, the release of the last handle, and calls after a close. `remote_actor` needs
 //!   the Redis transport today (other transports answer `Error::Coordination`), so only
 //!   taskweave's Redis harnesses declare it.
+//! - `coordination`: the client has a coordination backend (the in-process and the Redis
+//!   transports do; any other answers `Error::Coordination`): published datasets outlive
+//!   the futures that made them, are listed, read back (also through the blocking twins),
+//!   unpublished, and refuse wrong input (a taken name, another type, an unknown name, a
+//!   failed or cancelled future, a closed client) with errors naming the dataset.
 //!
 //! [`CASES_BY_CAPABILITY`] lists how many cases each group holds.
 //!
@@ -172,6 +177,7 @@ pub const CASES_BY_CAPABILITY: &[(&str, usize)] = &[
     ("worker_gauges", count_worker_gauges()),
     ("run_reports", count_run_reports()),
     ("remote_actors", count_remote_actors()),
+    ("coordination", count_coordination()),
 ];
 
 const fn count_always() -> usize {
@@ -200,6 +206,10 @@ const fn count_run_reports() -> usize {
 
 const fn count_remote_actors() -> usize {
     crate::__conformance_remote_actors!(@count)
+}
+
+const fn count_coordination() -> usize {
+    crate::__conformance_coordination!(@count)
 }
 
 /// Runs `body` on its own thread and fails if it does not finish within [`DEADLINE`];
@@ -269,7 +279,7 @@ pub fn run_case_to_its_end(
 /// backend under test, runs the case with it inside the backend's runtime and closes it;
 /// `capabilities: [..]` lists what the backend supports beyond the cases every backend runs
 /// (see [the module docs](crate::testing#capabilities)): `closures`, `local_workers`, `bulk`,
-/// `worker_gauges`, `run_reports`, `remote_actors`. A name
+/// `worker_gauges`, `run_reports`, `remote_actors`, `coordination`. A name
 /// that is not a capability fails the build.
 ///
 /// Each generated test fails unless its case ran to its end, so a runner must await
@@ -320,11 +330,14 @@ macro_rules! __conformance_group {
     (remote_actors, $run:path) => {
         $crate::__conformance_remote_actors!(@tests $run);
     };
+    (coordination, $run:path) => {
+        $crate::__conformance_coordination!(@tests $run);
+    };
     ($other:ident, $run:path) => {
         ::core::compile_error!(::core::concat!(
             "`",
             ::core::stringify!($other),
-            "` is not a conformance capability; the capabilities are `closures`, `local_workers`, `bulk`, `worker_gauges`, `run_reports` and `remote_actors`"
+            "` is not a conformance capability; the capabilities are `closures`, `local_workers`, `bulk`, `worker_gauges`, `run_reports`, `remote_actors` and `coordination`"
         ));
     };
 }
@@ -551,6 +564,19 @@ macro_rules! __conformance_remote_actors {
             remote_actors::a_panic_in_a_remote_actor_call_fails_that_call_and_the_actor_goes_on,
             remote_actors::dropping_the_last_remote_actor_handle_runs_pending_calls_then_releases_it,
             remote_actors::a_remote_actor_after_close_gives_a_clear_error,
+        }
+    };
+}
+
+/// The cases that need the `coordination` capability.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_coordination {
+    (@$mode:ident $($run:path)?) => {
+        $crate::__conformance_apply! {
+            @$mode $($run)?;
+            coordination::a_published_dataset_outlives_its_future_until_unpublished,
+            coordination::datasets_given_wrong_input_get_clear_errors,
         }
     };
 }

@@ -28,7 +28,8 @@
 //!   next user.
 //! - Values are `serde` values or task futures ([`Item`]); in-process they move as they are,
 //!   never encoded. A [`TaskFuture`] held by a queue, a variable or a dataset keeps its task
-//!   (and value) alive, as a handle does.
+//!   (and value) alive, as a handle does. A dataset publishes a task future of a `serde`
+//!   value: in-process the future itself, on Redis a copy of its value.
 //!
 //! Usable from task bodies too: move a handle (or a clone of the client) into an async body,
 //! which awaits the async methods.
@@ -72,8 +73,10 @@
 //!   [`Lease`] refreshes itself every third of its timeout while it lives, so a lease whose
 //!   holder's process dies ends within the timeout; waiters are woken through pub/sub and
 //!   re-check at least every second. A [`TaskFuture`] cannot be put in a queue or variable
-//!   there (another process could not read its value: put the output), and published
-//!   datasets (task futures) are refused with [`Error::Coordination`];
+//!   there (another process could not read its value: put the output); a published dataset
+//!   is a copy of its task's value, kept in Redis until it is unpublished, so it outlives
+//!   the client (and the process) that published it (see
+//!   [`Client::publish_dataset`]);
 //! - a client on another transport has none, and every operation answers
 //!   [`Error::Coordination`] saying so.
 //!
