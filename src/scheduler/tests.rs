@@ -52,6 +52,10 @@ fn abort(id: u64) -> Action<Payload> {
     Action::Abort { id: TaskId(id), payload: id }
 }
 
+fn withdraw(id: u64) -> Action<Payload> {
+    Action::Withdraw { id: TaskId(id), payload: id }
+}
+
 fn key(id: u64) -> TaskKey {
     TaskKey::named(format!("t{id}"))
 }
@@ -93,6 +97,54 @@ fn a_ready_task_is_dispatched_and_resolved_and_forgotten_after_release() {
     );
     assert_eq!(scheduler.counts().held(), 0);
     assert_eq!(scheduler.counts().total_finished, 1);
+}
+
+#[test]
+fn a_dispatched_task_released_by_its_last_handle_is_withdrawn_then_forgotten() {
+    let scheduler = check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Submitted(spec(2, &[])),
+            Event::Released { id: TaskId(1) },
+            // The transport took it back before any worker began it: its slot goes to 2.
+            Event::Withdrawn { id: TaskId(1) },
+            // A late report of the withdrawn dispatch changes nothing.
+            Event::Finished { id: TaskId(1) },
+        ],
+        vec![dispatch(1, 1), withdraw(1), forget(1), dispatch(2, 1)],
+    );
+    assert_eq!(scheduler.counts().held(), 1);
+    assert_eq!(scheduler.counts().total_finished, 0);
+}
+
+#[test]
+fn a_withdrawn_task_that_began_runs_on_and_one_needed_again_runs_again() {
+    let mut scheduler = check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Released { id: TaskId(1) },
+            // A worker had begun it: it reports as usual, and is forgotten then.
+            Event::Finished { id: TaskId(1) },
+        ],
+        vec![dispatch(1, 1), withdraw(1), resolved(1), forget(1)],
+    );
+    assert_eq!(scheduler.counts().held(), 0);
+    let mut shared = spec(2, &[]);
+    shared.shared_key = true;
+    let actions = run(
+        &mut scheduler,
+        vec![
+            Event::Submitted(shared),
+            Event::Released { id: TaskId(2) },
+            // Needed again (a shared key's new handle) before the transport took it back.
+            Event::Retained { id: TaskId(2) },
+            Event::Withdrawn { id: TaskId(2) },
+        ],
+    );
+    assert_eq!(actions, vec![dispatch(2, 1), withdraw(2), dispatch(2, 2)]);
+    assert!(!scheduler.is_withdrawing(TaskId(2)), "the new dispatch is not withdrawn");
 }
 
 #[test]

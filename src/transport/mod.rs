@@ -551,6 +551,20 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
         let _ = id;
     }
 
+    /// The task `id`, dispatched and not yet reported, lost its last reference (every handle
+    /// was dropped, and no task depends on it): if no worker has begun it, it need not run.
+    /// A transport that can should take it back — the Redis transport removes its stream
+    /// entry if no worker has begun it, batched with cancels — and report it once with
+    /// [`TaskOutcome::NotRun`]; the client then forgets it (or dispatches it again, if a
+    /// shared key made it needed again meanwhile). A task already begun runs on and reports
+    /// as usual: a release does not stop a running body (a cancel does, see
+    /// [`abort`](Transport::abort)). Must not block. The default does nothing: the task runs
+    /// and its value is dropped, which is right for a transport that dispatches only to a
+    /// free worker (the in-process one).
+    fn withdraw(&self, id: TaskId) {
+        let _ = id;
+    }
+
     /// A blocking body running on one of this transport's workers is about to wait for
     /// other tasks (its own sub-tasks, through its
     /// [`TaskContext`](crate::TaskContext)): it gives its worker back while it waits, as
