@@ -47,7 +47,10 @@ impl Client {
     ///
     /// In-process the dataset is the future itself (a running task may be published; it
     /// keeps its task alive). On Redis this waits for the task's value and stores a JSON copy
-    /// of it in Redis (see the [module docs](self)).
+    /// of it in Redis, with no expiry, under the dataset's own key (the codec registered
+    /// tasks' values travel in); it outlives this client and its process until it is
+    /// unpublished. `T` is a `serde` value on both backends, as a
+    /// [`Variable`](crate::Variable)'s is, so that one program runs on either.
     ///
     /// # Errors
     ///

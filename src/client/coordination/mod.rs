@@ -40,7 +40,8 @@
 //!   body and an async runtime's thread included: `Event::set`, `clear`, `is_set`;
 //!   `Variable::set`, `delete`; `Queue::put` (when there is room: always on an unbounded
 //!   queue), `len`, `is_empty`; `try_acquire`, `release`, `held`, `is_locked`;
-//!   `log_event`, `subscribe`, and the dataset calls.
+//!   `log_event`, `subscribe`, and the dataset calls (in-process; on Redis
+//!   `publish_dataset` waits for its task's value).
 //! - **Calls that can wait** (`acquire`, `acquire_timeout`, `Event::wait`, `Queue::get`,
 //!   `get_batch`, `put_timeout`, a `put` into a full bounded queue, `Variable::get`, and
 //!   their `_timeout` variants) are refused in an async context with
