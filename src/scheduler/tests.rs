@@ -690,7 +690,11 @@ fn a_long_chain_is_released_without_recursion() {
 /// One step of a random schedule; task numbers are taken modulo what exists.
 #[derive(Debug, Clone)]
 enum Step {
-    Submit { deps: Vec<usize>, retries: u32, priority: i8 },
+    Submit {
+        deps: Vec<usize>,
+        retries: u32,
+        priority: i8,
+    },
     Finish(usize),
     Fail(usize),
     Lose(usize),
@@ -699,6 +703,8 @@ enum Step {
     Retry(usize),
     Secede(usize),
     Rejoin(usize),
+    /// The transport took back a dispatch the scheduler asked it to withdraw.
+    Withdraw(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -713,6 +719,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..64).prop_map(Step::Retry),
         1 => (0usize..64).prop_map(Step::Secede),
         1 => (0usize..64).prop_map(Step::Rejoin),
+        1 => (0usize..64).prop_map(Step::Withdraw),
     ]
 }
 
@@ -788,6 +795,14 @@ proptest! {
                         _ => Event::Rejoined { id },
                     };
                     feed(&mut scheduler, event, &mut running, &mut resolutions)?;
+                }
+                Step::Withdraw(index) => {
+                    let withdrawing: Vec<u64> = running.iter().copied().filter(|t| scheduler.is_withdrawing(TaskId(*t))).collect();
+                    if let Some(id) = pick(index, &withdrawing) {
+                        let position = running.iter().position(|t| *t == id).expect("running");
+                        running.swap_remove(position);
+                        feed(&mut scheduler, Event::Withdrawn { id: TaskId(id) }, &mut running, &mut resolutions)?;
+                    }
                 }
                 Step::Retry(index) => {
                     let live: Vec<u64> = submitted.iter().copied().filter(|t| held[*t as usize]).collect();
