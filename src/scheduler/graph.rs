@@ -675,6 +675,9 @@ impl<P: Clone> Scheduler<P> {
     }
 
     fn on_lost(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
+        // A dispatch the transport was asked to take back may be found gone before the
+        // transport heard that it removed it: lost or withdrawn, nothing needs it run.
+        let withdrawing = self.is_withdrawing(id);
         match self.take_report(id) {
             Some(TaskState::Running) => {}
             Some(_) => {
@@ -682,6 +685,10 @@ impl<P: Clone> Scheduler<P> {
                 return;
             }
             None => return,
+        }
+        if withdrawing && !self.tasks.get(&id).is_some_and(Record::is_needed) {
+            self.forget_unneeded(id, out);
+            return;
         }
         let record = self.tasks.get_mut(&id).expect("reported task is held");
         record.lost += 1;

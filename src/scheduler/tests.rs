@@ -119,6 +119,24 @@ fn a_dispatched_task_released_by_its_last_handle_is_withdrawn_then_forgotten() {
 }
 
 #[test]
+fn a_withdrawn_dispatch_reported_lost_is_forgotten_not_run_again() {
+    // The transport's reconciliation may find the entry gone before its removal is heard of.
+    let mut task = spec(1, &[]);
+    task.allowed_failures = 3;
+    let scheduler = check(
+        1,
+        vec![
+            Event::Submitted(task),
+            Event::Released { id: TaskId(1) },
+            Event::Lost { id: TaskId(1) },
+            Event::Withdrawn { id: TaskId(1) },
+        ],
+        vec![dispatch(1, 1), withdraw(1), forget(1)],
+    );
+    assert_eq!(scheduler.counts().held(), 0);
+}
+
+#[test]
 fn a_withdrawn_task_that_began_runs_on_and_one_needed_again_runs_again() {
     let mut scheduler = check(
         1,
