@@ -38,6 +38,7 @@ use crate::key::{TaskId, TaskKey};
 /// The client calls [`start`](Transport::start) once, then [`dispatch`](Transport::dispatch)
 /// for every task the scheduler lets run (never more than [`capacity`](Transport::capacity)
 /// worker tasks at once), [`abort`](Transport::abort) when a dispatched task is cancelled,
+/// [`withdraw`](Transport::withdraw) when one lost its last handle before it reported,
 /// [`release`](Transport::release) when a task's value is no longer needed, and
 /// [`close`](Transport::close) at the end. A worker takes a [`ReadyTask`], runs it
 /// ([`ReadyTask::run`] for a blocking body, [`ReadyTask::run_async`] for an async one; or,
