@@ -568,7 +568,8 @@ mod cases {
         assert!(matches!(lock.try_acquire().await, Err(Error::Closed { .. })));
     }
 
-    /// Datasets given wrong input (in process only: datasets do not cross processes yet).
+    /// Datasets given wrong input: a taken name, another type, nothing to unpublish, a closed
+    /// client.
     pub async fn wrong_dataset_input_gets_a_clear_error(client: Client) {
         let future = client.submit(|x: u8| x, 1);
         client.publish_dataset("one", &future).await.unwrap();
@@ -1075,8 +1076,8 @@ macro_rules! tests_on {
     };
 }
 
-/// The cases that hold only in process: futures in queues, variables and datasets (a future
-/// cannot cross processes); blocking calls inside async code that complete at once there
+/// The cases that hold only in process: futures in queues and variables (a future cannot
+/// cross processes); blocking calls inside async code that complete at once there
 /// (on Redis every call is a round trip, which async code must await); a semaphore's size
 /// refused when the handle is made (on Redis, at its first acquire); names let go of in
 /// this process's memory.
@@ -1085,8 +1086,6 @@ macro_rules! in_process_cases {
         tests_on!($harness as $module, $cfg;
             cases::a_queued_future_keeps_its_task_alive,
             cases::a_variable_holding_a_future_keeps_its_task_alive,
-            cases::dataset_outlives_the_future_handle_that_made_it,
-            cases::wrong_dataset_input_gets_a_clear_error,
             cases::a_blocking_body_makes_the_calls_that_never_wait,
             cases::a_semaphore_of_another_size_is_refused_when_made,
             cases::names_in_no_use_are_let_go,
@@ -1118,6 +1117,8 @@ macro_rules! every_case {
             cases::a_lease_id_travels_to_the_task_that_releases_it,
             cases::after_close_each_operation_names_itself,
             cases::type_names_are_short_in_errors_and_debug,
+            cases::dataset_outlives_the_future_handle_that_made_it,
+            cases::wrong_dataset_input_gets_a_clear_error,
         );
     };
 }

@@ -256,7 +256,7 @@ fn timeouts_answer_no_and_dropped_waits_take_nothing() {
 }
 
 /// Misuse gets a clear error: another type under a name, releasing twice, a task future in a
-/// queue, a dataset; closing ends waits.
+/// queue; closing ends waits.
 #[test]
 fn misuse_gets_clear_errors_and_close_ends_waits() {
     let server = RedisServer::start();
@@ -275,8 +275,6 @@ fn misuse_gets_clear_errors_and_close_ends_waits() {
         let refused =
             problem_of(a.queue::<taskweave::TaskFuture<u8>>("futures").put(future.clone()).await);
         assert!(refused.contains("await the future"), "{refused}");
-        let refused = problem_of(a.publish_dataset("d", &future).await);
-        assert!(refused.contains("Variable"), "{refused}");
         let waiting = spawn(&b, {
             let queue = b.queue::<u32>("never");
             async move { queue.get().await }
@@ -285,6 +283,57 @@ fn misuse_gets_clear_errors_and_close_ends_waits() {
         let closed = within(&a, "the closed wait", waiting).await.unwrap();
         assert!(matches!(closed, Err(Error::Closed { .. })), "{closed:?}");
         a.close().await.unwrap();
+    });
+}
+
+/// The publisher in [`a_dataset_outlives_the_process_that_published_it`]: run as a child
+/// process of this test binary, it computes a value, publishes it, releases its future,
+/// closes its client and exits. Does nothing when run as a test of its own.
+#[test]
+fn publisher_process() {
+    let Ok(url) = std::env::var("TASKWEAVE_TEST_DATASET_PUBLISHER") else { return };
+    futures::executor::block_on(async move {
+        let client = client(&url).await;
+        let table = client.scatter((0..5_u64).map(|i| i * i).collect::<Vec<u64>>());
+        client.publish_dataset("squares", &table).await.unwrap();
+        drop(table);
+        client.close().await.unwrap();
+    });
+    println!("PUBLISHED");
+}
+
+/// A dataset published by a process that then closed its client and exited is read by a
+/// client of another process, stays until it is unpublished, and is gone after.
+#[test]
+fn a_dataset_outlives_the_process_that_published_it() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let publisher = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "publisher_process", "--nocapture", "--test-threads=1"])
+        .env("TASKWEAVE_TEST_DATASET_PUBLISHER", &url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the publisher process");
+    assert!(publisher.status.success(), "the publisher process failed");
+    let said = String::from_utf8_lossy(&publisher.stdout);
+    assert!(said.contains("PUBLISHED"), "the publisher published: {said}");
+    run(move || async move {
+        let reader = client(&url).await;
+        assert_eq!(reader.list_datasets().await.unwrap(), ["squares"]);
+        let squares = reader.dataset::<Vec<u64>>("squares").await.unwrap();
+        assert_eq!(within(&reader, "the dataset", squares).await.unwrap(), [0, 1, 4, 9, 16]);
+        let wrong = problem_of(reader.dataset::<String>("squares").await);
+        assert!(wrong.contains("Vec<u64>") && wrong.contains("String"), "{wrong}");
+        // Still there for a second reader, until it is unpublished.
+        let second = client(&url).await;
+        assert!(second.dataset::<Vec<u64>>("squares").await.is_ok());
+        second.unpublish_dataset("squares").await.unwrap();
+        assert!(reader.list_datasets().await.unwrap().is_empty());
+        let gone = problem_of(reader.dataset::<Vec<u64>>("squares").await);
+        assert!(gone.contains("no dataset"), "{gone}");
+        reader.close().await.unwrap();
+        second.close().await.unwrap();
     });
 }
 

@@ -1457,8 +1457,9 @@ fn consumers_with_nothing_pending_and_no_heartbeat_are_forgotten() {
 // ---------------------------------------------------------------------------------------
 //
 // The same random sequences of coordination operations (every script and plain command the
-// Redis backend of `Lock`, `Semaphore`, `Event`, `Queue`, `Variable` and topics sends, each
-// a `seam::Op`) on the model and on a real server, compared reply by reply. The same rules
+// Redis backend of `Lock`, `Semaphore`, `Event`, `Queue`, `Variable`, topics and published
+// datasets sends, each a `seam::Op`) on the model and on a real server, compared reply by
+// reply (a set's members sorted: Redis gives them in no order). The same rules
 // for time as above: a lease timeout or a receipt's keep time is either an hour or 1 ms,
 // and the test sleeps 3 ms on both clocks after any operation given 1 ms; a "busy" reply's
 // wait (ms until the earliest lease expires, clock-dependent) is compared as "within a
@@ -1477,6 +1478,9 @@ mod coordination {
     }
 
     const HOUR_MS: u64 = 3_600_000;
+
+    /// The published datasets' index (a set).
+    const INDEX: &str = "tw:coord:{datasets}";
 
     /// A topic message with its id numbered (see [`Ids`]).
     type NumberedMessage = (usize, Option<Vec<u8>>);
@@ -1503,6 +1507,12 @@ mod coordination {
         TopicLog { name: u8, type_name: u8, message: Vec<u8> },
         TopicSubscribe { name: u8, type_name: u8 },
         TopicRead { name: u8 },
+        DatasetPublish { name: u8, type_name: u8, value: Vec<u8>, replace: bool },
+        DatasetRead { name: u8 },
+        DatasetUnpublish { name: u8 },
+        IndexAdd { name: u8 },
+        IndexRemove { name: u8 },
+        IndexMembers,
     }
 
     fn small() -> BoxedStrategy<Vec<u8>> {
@@ -1539,8 +1549,8 @@ mod coordination {
             ),
             1 => (name(), 0u8..3, prop::collection::vec(small(), 0..3))
                 .prop_map(|(name, receipt, items)| Spec::Unpop { name, receipt, items }),
-            1 => (0u8..8).prop_map(|key| Spec::Llen { key }),
-            1 => (0u8..8).prop_map(|key| Spec::Del { key }),
+            1 => (0u8..11).prop_map(|key| Spec::Llen { key }),
+            1 => (0u8..11).prop_map(|key| Spec::Del { key }),
             2 => (name(), 0u8..2, small())
                 .prop_map(|(name, type_name, value)| Spec::VariableSet { name, type_name, value }),
             2 => (name(), 0u8..2)
@@ -1551,6 +1561,19 @@ mod coordination {
             1 => (name(), 0u8..2)
                 .prop_map(|(name, type_name)| Spec::TopicSubscribe { name, type_name }),
             1 => name().prop_map(|name| Spec::TopicRead { name }),
+            2 => (name(), 0u8..2, small(), any::<bool>()).prop_map(
+                |(name, type_name, value, replace)| Spec::DatasetPublish {
+                    name,
+                    type_name,
+                    value,
+                    replace
+                }
+            ),
+            1 => name().prop_map(|name| Spec::DatasetRead { name }),
+            1 => name().prop_map(|name| Spec::DatasetUnpublish { name }),
+            1 => (0u8..3).prop_map(|name| Spec::IndexAdd { name }),
+            1 => (0u8..3).prop_map(|name| Spec::IndexRemove { name }),
+            1 => Just(Spec::IndexMembers),
         ]
     }
 
@@ -1564,7 +1587,10 @@ mod coordination {
             4 => key("queue", 0, ":items"),
             5 => key("queue", 1, ":meta"),
             6 => key("variable", 0, ""),
-            _ => key("topic", 1, ""),
+            7 => key("topic", 1, ""),
+            8 => key("dataset", 0, ""),
+            9 => key("dataset", 1, ":type"),
+            _ => INDEX.to_owned(),
         }
     }
 
@@ -1698,6 +1724,20 @@ mod coordination {
                 vec![type_of(*type_name)],
             ),
             Spec::TopicRead { name } => return (Call::Read(key("topic", *name, "")), false),
+            Spec::DatasetPublish { name, type_name, value, replace } => CoordOp::script(
+                Script::DatasetPublish,
+                vec![key("dataset", *name, ""), key("dataset", *name, ":type")],
+                vec![type_of(*type_name), value.clone(), arg(u8::from(*replace))],
+            ),
+            Spec::DatasetRead { name } => {
+                CoordOp::Mget(vec![key("dataset", *name, ""), key("dataset", *name, ":type")])
+            }
+            Spec::DatasetUnpublish { name } => {
+                CoordOp::Del(vec![key("dataset", *name, ""), key("dataset", *name, ":type")])
+            }
+            Spec::IndexAdd { name } => CoordOp::Sadd(INDEX.to_owned(), name.to_string()),
+            Spec::IndexRemove { name } => CoordOp::Srem(INDEX.to_owned(), name.to_string()),
+            Spec::IndexMembers => CoordOp::Smembers(INDEX.to_owned()),
         };
         (Call::Op(op), false)
     }
@@ -1727,6 +1767,17 @@ mod coordination {
                     }
                     _ => Value::Array(parts),
                 }
+            }
+            other => other,
+        }
+    }
+
+    /// A set's members (`SMEMBERS`), sorted.
+    fn sorted_members(value: Value) -> Value {
+        match value {
+            Value::Array(mut members) | Value::Set(mut members) => {
+                members.sort_by_key(|member| format!("{member:?}"));
+                Value::Array(members)
             }
             other => other,
         }
@@ -1767,8 +1818,13 @@ mod coordination {
                         CoordOp::Script { keys, .. } => keys.first().cloned().unwrap_or_default(),
                         _ => String::new(),
                     };
-                    let on_model = sim.block_on(memory.run(op.clone())).unwrap();
-                    let on_redis = futures::executor::block_on(redis.run(op.clone()));
+                    let mut on_model = sim.block_on(memory.run(op.clone())).unwrap();
+                    let mut on_redis = futures::executor::block_on(redis.run(op.clone()));
+                    if matches!(op, CoordOp::Smembers(_)) {
+                        // A set's members come in no particular order.
+                        on_model = on_model.map(sorted_members);
+                        on_redis = on_redis.map(sorted_members);
+                    }
                     let on_model = on_model
                         .map(|value| normalise(value, Side::Model, &stream, &mut ids))
                         .map_err(|_| ());

@@ -835,6 +835,12 @@ impl Core {
         let live = {
             let mut locked = self.scheduler.lock();
             let Locked { scheduler, events } = &mut *locked;
+            // Not run because the transport took it back, as the scheduler asked.
+            let event = if !ran && scheduler.is_withdrawing(job.id) {
+                Event::Withdrawn { id: job.id }
+            } else {
+                event
+            };
             match events {
                 None => {
                     scheduler.handle(event, &mut actions);
@@ -1032,6 +1038,10 @@ impl Core {
                     self.cancelled_while_running.fetch_add(1, Ordering::Relaxed);
                     payload.abort();
                     self.transport.abort(id);
+                }
+                Action::Withdraw { id, payload } => {
+                    tracing::trace!(key = %payload.key, "released while dispatched: withdrawn");
+                    self.transport.withdraw(id);
                 }
                 Action::Reset { payload, .. } => {
                     tracing::debug!(key = %payload.key, "task reset to run again");

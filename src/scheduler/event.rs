@@ -92,6 +92,13 @@ pub enum Event<P> {
         /// The task.
         id: TaskId,
     },
+    /// The transport took back a dispatched task before any worker began it, as
+    /// [`Action::Withdraw`] asked: its slot is free; it is forgotten, or queued to run again
+    /// if it is needed again by then. Ignored for a task that reported already.
+    Withdrawn {
+        /// The task.
+        id: TaskId,
+    },
     /// The running worker task gave its slot back while it waits for other tasks (Dask's
     /// `secede`): one more ready task may be dispatched. It stays running until it reports;
     /// ignored unless it holds a slot.
@@ -133,6 +140,15 @@ pub enum Action<P> {
     },
     /// Stop the running task if it can be stopped (async bodies); its result will be ignored.
     Abort {
+        /// The task.
+        id: TaskId,
+        /// The task's payload.
+        payload: P,
+    },
+    /// Nothing needs the dispatched task any more but its worker slot (its last handle was
+    /// dropped): the transport may take it back if no worker has begun it, and then reports
+    /// it as not run ([`Event::Withdrawn`]); one already begun runs on and reports as usual.
+    Withdraw {
         /// The task.
         id: TaskId,
         /// The task's payload.

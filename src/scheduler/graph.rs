@@ -102,6 +102,9 @@ struct Record<P> {
     /// Set while the task's running body gave its slot back to wait for other tasks
     /// ([`Event::Seceded`]), until it takes one again or reports.
     seceded: bool,
+    /// Set once [`Action::Withdraw`] asked the transport to take this dispatch back, until
+    /// the task reports.
+    withdrawing: bool,
     priority: i32,
     seq: u64,
     retries_left: u32,
@@ -123,6 +126,24 @@ impl<P> Record<P> {
             || self.seceded
             || (self.pinned && !self.state.is_terminal())
             || (self.state == TaskState::Running && !self.uses_worker)
+    }
+}
+
+/// Asks the transport to take back the dispatch of task `id` when nothing needs it but its
+/// worker slot (no client handle, no unfinished dependent, not pinned, not waiting on
+/// sub-tasks): a worker that has not begun it need not run it ([`Action::Withdraw`]). Once
+/// per dispatch. A task already begun runs on and reports as usual.
+fn offer_withdraw<P: Clone>(id: TaskId, record: &mut Record<P>, out: &mut Vec<Action<P>>) {
+    if record.holds_slot
+        && !record.withdrawing
+        && record.state == TaskState::Running
+        && record.client_refs == 0
+        && record.dependent_refs == 0
+        && !record.pinned
+        && !record.seceded
+    {
+        record.withdrawing = true;
+        out.push(Action::Withdraw { id, payload: record.payload.clone() });
     }
 }
 
@@ -305,6 +326,7 @@ impl<P: Clone> Scheduler<P> {
                 }
             }
             Event::RetryRequested { id } => self.on_retry(id, out),
+            Event::Withdrawn { id } => self.on_withdrawn(id, out),
             Event::Seceded { id } => self.on_seceded(id),
             Event::Rejoined { id } => self.on_rejoined(id, out),
             Event::Closed => self.on_closed(out),
@@ -377,6 +399,7 @@ impl<P: Clone> Scheduler<P> {
             uses_worker: spec.uses_worker,
             holds_slot: false,
             seceded: false,
+            withdrawing: false,
             priority: spec.priority,
             seq,
             retries_left: spec.retries,
@@ -444,6 +467,7 @@ impl<P: Clone> Scheduler<P> {
                 uses_worker: false,
                 holds_slot: false,
                 seceded: false,
+                withdrawing: false,
                 priority: spec.priority,
                 seq,
                 retries_left: 0,
@@ -518,7 +542,29 @@ impl<P: Clone> Scheduler<P> {
             self.in_flight -= 1;
         }
         record.seceded = false;
+        record.withdrawing = false;
         Some(record.state)
+    }
+
+    /// Whether [`Action::Withdraw`] asked the transport to take task `id`'s dispatch back
+    /// and the task has not reported since: a report that it did not run
+    /// ([`TaskOutcome::NotRun`](crate::transport::TaskOutcome::NotRun)) is then
+    /// [`Event::Withdrawn`].
+    pub fn is_withdrawing(&self, id: TaskId) -> bool {
+        self.tasks.get(&id).is_some_and(|record| record.withdrawing)
+    }
+
+    /// The transport took back task `id`'s dispatch before any worker began it (after
+    /// [`Action::Withdraw`]): its slot is free, and it is forgotten, or (needed again
+    /// meanwhile, through a shared key) queued to run again.
+    fn on_withdrawn(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
+        if self.take_report(id) == Some(TaskState::Running)
+            && self.tasks.get(&id).is_some_and(Record::is_needed)
+        {
+            self.make_ready(id, out);
+            return;
+        }
+        self.forget_unneeded(id, out);
     }
 
     /// A running worker task gives its slot back while it waits (the slot goes to the next
@@ -629,6 +675,9 @@ impl<P: Clone> Scheduler<P> {
     }
 
     fn on_lost(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
+        // A dispatch the transport was asked to take back may be found gone before the
+        // transport heard that it removed it: lost or withdrawn, nothing needs it run.
+        let withdrawing = self.is_withdrawing(id);
         match self.take_report(id) {
             Some(TaskState::Running) => {}
             Some(_) => {
@@ -636,6 +685,10 @@ impl<P: Clone> Scheduler<P> {
                 return;
             }
             None => return,
+        }
+        if withdrawing && !self.tasks.get(&id).is_some_and(Record::is_needed) {
+            self.forget_unneeded(id, out);
+            return;
         }
         let record = self.tasks.get_mut(&id).expect("reported task is held");
         record.lost += 1;
@@ -920,16 +973,22 @@ impl<P: Clone> Scheduler<P> {
     /// Forgets `id` if nothing needs it any more, and then whatever that frees in turn.
     fn forget_unneeded(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
         // Most calls find the task still needed; answer those without allocating a work list.
-        if self.tasks.get(&id).is_none_or(Record::is_needed) {
-            return;
+        match self.tasks.get_mut(&id) {
+            None => return,
+            Some(record) if record.is_needed() => {
+                offer_withdraw(id, record, out);
+                return;
+            }
+            Some(_) => {}
         }
         // A reused list: every task's last release comes through here.
         let mut pending = std::mem::take(&mut self.forget_list);
         pending.clear();
         pending.push(id);
         while let Some(id) = pending.pop() {
-            let Some(record) = self.tasks.get(&id) else { continue };
+            let Some(record) = self.tasks.get_mut(&id) else { continue };
             if record.is_needed() {
+                offer_withdraw(id, record, out);
                 continue;
             }
             let record = self.tasks.remove(&id).expect("checked above");

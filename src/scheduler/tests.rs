@@ -52,6 +52,10 @@ fn abort(id: u64) -> Action<Payload> {
     Action::Abort { id: TaskId(id), payload: id }
 }
 
+fn withdraw(id: u64) -> Action<Payload> {
+    Action::Withdraw { id: TaskId(id), payload: id }
+}
+
 fn key(id: u64) -> TaskKey {
     TaskKey::named(format!("t{id}"))
 }
@@ -93,6 +97,72 @@ fn a_ready_task_is_dispatched_and_resolved_and_forgotten_after_release() {
     );
     assert_eq!(scheduler.counts().held(), 0);
     assert_eq!(scheduler.counts().total_finished, 1);
+}
+
+#[test]
+fn a_dispatched_task_released_by_its_last_handle_is_withdrawn_then_forgotten() {
+    let scheduler = check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Submitted(spec(2, &[])),
+            Event::Released { id: TaskId(1) },
+            // The transport took it back before any worker began it: its slot goes to 2.
+            Event::Withdrawn { id: TaskId(1) },
+            // A late report of the withdrawn dispatch changes nothing.
+            Event::Finished { id: TaskId(1) },
+        ],
+        vec![dispatch(1, 1), withdraw(1), forget(1), dispatch(2, 1)],
+    );
+    assert_eq!(scheduler.counts().held(), 1);
+    assert_eq!(scheduler.counts().total_finished, 0);
+}
+
+#[test]
+fn a_withdrawn_dispatch_reported_lost_is_forgotten_not_run_again() {
+    // The transport's reconciliation may find the entry gone before its removal is heard of.
+    let mut task = spec(1, &[]);
+    task.allowed_failures = 3;
+    let scheduler = check(
+        1,
+        vec![
+            Event::Submitted(task),
+            Event::Released { id: TaskId(1) },
+            Event::Lost { id: TaskId(1) },
+            Event::Withdrawn { id: TaskId(1) },
+        ],
+        vec![dispatch(1, 1), withdraw(1), forget(1)],
+    );
+    assert_eq!(scheduler.counts().held(), 0);
+}
+
+#[test]
+fn a_withdrawn_task_that_began_runs_on_and_one_needed_again_runs_again() {
+    let mut scheduler = check(
+        1,
+        vec![
+            Event::Submitted(spec(1, &[])),
+            Event::Released { id: TaskId(1) },
+            // A worker had begun it: it reports as usual, and is forgotten then.
+            Event::Finished { id: TaskId(1) },
+        ],
+        vec![dispatch(1, 1), withdraw(1), resolved(1), forget(1)],
+    );
+    assert_eq!(scheduler.counts().held(), 0);
+    let mut shared = spec(2, &[]);
+    shared.shared_key = true;
+    let actions = run(
+        &mut scheduler,
+        vec![
+            Event::Submitted(shared),
+            Event::Released { id: TaskId(2) },
+            // Needed again (a shared key's new handle) before the transport took it back.
+            Event::Retained { id: TaskId(2) },
+            Event::Withdrawn { id: TaskId(2) },
+        ],
+    );
+    assert_eq!(actions, vec![dispatch(2, 1), withdraw(2), dispatch(2, 2)]);
+    assert!(!scheduler.is_withdrawing(TaskId(2)), "the new dispatch is not withdrawn");
 }
 
 #[test]
@@ -638,7 +708,11 @@ fn a_long_chain_is_released_without_recursion() {
 /// One step of a random schedule; task numbers are taken modulo what exists.
 #[derive(Debug, Clone)]
 enum Step {
-    Submit { deps: Vec<usize>, retries: u32, priority: i8 },
+    Submit {
+        deps: Vec<usize>,
+        retries: u32,
+        priority: i8,
+    },
     Finish(usize),
     Fail(usize),
     Lose(usize),
@@ -647,6 +721,8 @@ enum Step {
     Retry(usize),
     Secede(usize),
     Rejoin(usize),
+    /// The transport took back a dispatch the scheduler asked it to withdraw.
+    Withdraw(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -661,6 +737,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..64).prop_map(Step::Retry),
         1 => (0usize..64).prop_map(Step::Secede),
         1 => (0usize..64).prop_map(Step::Rejoin),
+        1 => (0usize..64).prop_map(Step::Withdraw),
     ]
 }
 
@@ -736,6 +813,14 @@ proptest! {
                         _ => Event::Rejoined { id },
                     };
                     feed(&mut scheduler, event, &mut running, &mut resolutions)?;
+                }
+                Step::Withdraw(index) => {
+                    let withdrawing: Vec<u64> = running.iter().copied().filter(|t| scheduler.is_withdrawing(TaskId(*t))).collect();
+                    if let Some(id) = pick(index, &withdrawing) {
+                        let position = running.iter().position(|t| *t == id).expect("running");
+                        running.swap_remove(position);
+                        feed(&mut scheduler, Event::Withdrawn { id: TaskId(id) }, &mut running, &mut resolutions)?;
+                    }
                 }
                 Step::Retry(index) => {
                     let live: Vec<u64> = submitted.iter().copied().filter(|t| held[*t as usize]).collect();

@@ -55,7 +55,7 @@
 //!   its gates ([`tasks::Opens`]): the cases of waiting with a timeout, `on_done`, `error`,
 //!   `wait(FirstCompleted)` and gather's early error, completion order in `as_completed` and
 //!   its batches, the blocking twins, and those that hold every worker while they cancel,
-//!   close, `fire_and_forget` or read a task's status. They hold on a broker that sends tasks
+//!   close, release, `fire_and_forget` or read a task's status. They hold on a broker that sends tasks
 //!   ahead of its workers too (a "queued" task may already be in the broker's queue): they
 //!   wait for gates and outcomes, never for a task to be merely queued. A backend with remote
 //!   workers has no way to share the gate. A backend that runs closures has it too: declare
@@ -82,6 +82,11 @@
 //!   call, the release of the last handle, and calls after a close. `remote_actor` needs
 //!   the Redis transport today (other transports answer `Error::Coordination`), so only
 //!   taskweave's Redis harnesses declare it.
+//! - `coordination`: the client has a coordination backend (the in-process and the Redis
+//!   transports do; any other answers `Error::Coordination`): published datasets outlive
+//!   the futures that made them, are listed, read back (also through the blocking twins),
+//!   unpublished, and refuse wrong input (a taken name, another type, an unknown name, a
+//!   failed or cancelled future, a closed client) with errors naming the dataset.
 //!
 //! [`CASES_BY_CAPABILITY`] lists how many cases each group holds.
 //!
@@ -95,7 +100,11 @@
 //!   `map_of_nothing_gives_nothing`, `ten_thousand_tasks_all_return`, the four `errors`
 //!   cases on panics, failures, `gather`'s first error and huge error texts,
 //!   `submit_after_close_gives_a_clear_error` (which also pins `map`'s name in the error),
-//!   `released_tasks_are_forgotten`, the two dependency cases, the retry cases
+//!   `released_tasks_are_forgotten`, `a_task_released_before_it_started_does_not_run`
+//!   (twin: `a_released_registered_task_that_has_not_started_does_not_run`, in
+//!   `local_workers`: on a broker the released task's entry is taken back before a worker
+//!   begins it, [`Transport::withdraw`](crate::transport::Transport::withdraw)), the two
+//!   dependency cases, the retry cases
 //!   (`retries_rerun_a_flaky_task_until_it_succeeds`,
 //!   `retrying_a_dependent_reruns_its_failed_dependency_first`,
 //!   `a_failed_task_whose_dependency_was_released_can_be_retried`),
@@ -122,19 +131,15 @@
 //!   closures), scattered `Arc`s shared without copies
 //!   (`scattered_values_…`, `scatter_by_key_…`), and the four `values` cases (values that
 //!   count their clones or cannot be cloned).
-//! - **Cases that cannot hold on a broker that sends tasks ahead of its workers**, where the
+//! - **A case that cannot hold on a broker that sends tasks ahead of its workers**, where the
 //!   client hands a task to the transport as soon as the transport has room (the Redis
 //!   transport's room is its `max_in_flight`, 4,096 by default), so that a task "queued"
 //!   behind busy workers is already *running* as far as the scheduler knows:
-//!   - `a_task_released_before_it_started_does_not_run`: releasing a task's last handle
-//!     forgets it only when it is not running (the scheduler does not abort a running task
-//!     on release, only on cancel); on a broker the released task is already in the
-//!     broker's queue, and a worker runs it when one is free.
-//!   - `higher_priority_runs_first_with_one_worker`: priority orders only the tasks the
-//!     scheduler holds back; a broker gets all five tasks at once, in submission order, and
-//!     its queue is first in, first out. The case builds a one-worker in-process client of
-//!     its own (it cannot build one on the case's transport), so it tests the in-process
-//!     transport on every backend: a registered version would add nothing.
+//!   `higher_priority_runs_first_with_one_worker`: priority orders only the tasks the
+//!   scheduler holds back; a broker gets all five tasks at once, in submission order, and
+//!   its queue is first in, first out. The case builds a one-worker in-process client of
+//!   its own (it cannot build one on the case's transport), so it tests the in-process
+//!   transport on every backend: a registered version would add nothing.
 //!
 //! # What a case may assume
 //!
@@ -172,6 +177,7 @@ pub const CASES_BY_CAPABILITY: &[(&str, usize)] = &[
     ("worker_gauges", count_worker_gauges()),
     ("run_reports", count_run_reports()),
     ("remote_actors", count_remote_actors()),
+    ("coordination", count_coordination()),
 ];
 
 const fn count_always() -> usize {
@@ -200,6 +206,10 @@ const fn count_run_reports() -> usize {
 
 const fn count_remote_actors() -> usize {
     crate::__conformance_remote_actors!(@count)
+}
+
+const fn count_coordination() -> usize {
+    crate::__conformance_coordination!(@count)
 }
 
 /// Runs `body` on its own thread and fails if it does not finish within [`DEADLINE`];
@@ -269,7 +279,7 @@ pub fn run_case_to_its_end(
 /// backend under test, runs the case with it inside the backend's runtime and closes it;
 /// `capabilities: [..]` lists what the backend supports beyond the cases every backend runs
 /// (see [the module docs](crate::testing#capabilities)): `closures`, `local_workers`, `bulk`,
-/// `worker_gauges`, `run_reports`, `remote_actors`. A name
+/// `worker_gauges`, `run_reports`, `remote_actors`, `coordination`. A name
 /// that is not a capability fails the build.
 ///
 /// Each generated test fails unless its case ran to its end, so a runner must await
@@ -320,11 +330,14 @@ macro_rules! __conformance_group {
     (remote_actors, $run:path) => {
         $crate::__conformance_remote_actors!(@tests $run);
     };
+    (coordination, $run:path) => {
+        $crate::__conformance_coordination!(@tests $run);
+    };
     ($other:ident, $run:path) => {
         ::core::compile_error!(::core::concat!(
             "`",
             ::core::stringify!($other),
-            "` is not a conformance capability; the capabilities are `closures`, `local_workers`, `bulk`, `worker_gauges`, `run_reports` and `remote_actors`"
+            "` is not a conformance capability; the capabilities are `closures`, `local_workers`, `bulk`, `worker_gauges`, `run_reports`, `remote_actors` and `coordination`"
         ));
     };
 }
@@ -498,6 +511,7 @@ macro_rules! __conformance_local_workers {
             semantics::cancelling_the_middle_of_a_chain_cancels_what_follows,
             semantics::fire_and_forget_runs_to_completion_without_a_handle,
             semantics::debug_shows_the_key_and_the_status,
+            semantics::a_released_registered_task_that_has_not_started_does_not_run,
         }
     };
 }
@@ -553,6 +567,19 @@ macro_rules! __conformance_remote_actors {
             remote_actors::a_panic_in_a_remote_actor_call_fails_that_call_and_the_actor_goes_on,
             remote_actors::dropping_the_last_remote_actor_handle_runs_pending_calls_then_releases_it,
             remote_actors::a_remote_actor_after_close_gives_a_clear_error,
+        }
+    };
+}
+
+/// The cases that need the `coordination` capability.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_coordination {
+    (@$mode:ident $($run:path)?) => {
+        $crate::__conformance_apply! {
+            @$mode $($run)?;
+            coordination::a_published_dataset_outlives_its_future_until_unpublished,
+            coordination::datasets_given_wrong_input_get_clear_errors,
         }
     };
 }

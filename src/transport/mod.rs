@@ -38,6 +38,7 @@ use crate::key::{TaskId, TaskKey};
 /// The client calls [`start`](Transport::start) once, then [`dispatch`](Transport::dispatch)
 /// for every task the scheduler lets run (never more than [`capacity`](Transport::capacity)
 /// worker tasks at once), [`abort`](Transport::abort) when a dispatched task is cancelled,
+/// [`withdraw`](Transport::withdraw) when one lost its last handle before it reported,
 /// [`release`](Transport::release) when a task's value is no longer needed, and
 /// [`close`](Transport::close) at the end. A worker takes a [`ReadyTask`], runs it
 /// ([`ReadyTask::run`] for a blocking body, [`ReadyTask::run_async`] for an async one; or,
@@ -548,6 +549,20 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// # Ok::<(), Error>(())
     /// ```
     fn abort(&self, id: TaskId) {
+        let _ = id;
+    }
+
+    /// The task `id`, dispatched and not yet reported, lost its last reference (every handle
+    /// was dropped, and no task depends on it): if no worker has begun it, it need not run.
+    /// A transport that can should take it back — the Redis transport removes its stream
+    /// entry if no worker has begun it, batched with cancels — and report it once with
+    /// [`TaskOutcome::NotRun`]; the client then forgets it (or dispatches it again, if a
+    /// shared key made it needed again meanwhile). A task already begun runs on and reports
+    /// as usual: a release does not stop a running body (a cancel does, see
+    /// [`abort`](Transport::abort)). Must not block. The default does nothing: the task runs
+    /// and its value is dropped, which is right for a transport that dispatches only to a
+    /// free worker (the in-process one).
+    fn withdraw(&self, id: TaskId) {
         let _ = id;
     }
 

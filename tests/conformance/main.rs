@@ -11,7 +11,8 @@
 //! `redis`, a real `redis-server` per case and the worker library in this process) runs every
 //! case that does not need closures on each runtime (its workers are in this process, so it
 //! has `local_workers`; they report who ran each task and when, so it has `run_reports`; they
-//! host the suite's remote actor, so it has `remote_actors`), and
+//! host the suite's remote actor, so it has `remote_actors`; its coordination primitives live
+//! in Redis, so it has `coordination`), and
 //! the `bulk` stress cases (some 30 s through a broker) on tokio's multi-thread runtime only,
 //! to keep CI quick.
 
@@ -28,7 +29,7 @@ macro_rules! in_process_suite {
         mod $harness {
             taskweave::conformance_suite!(
                 run: crate::harness::$harness::run,
-                capabilities: [closures, local_workers, bulk, worker_gauges, run_reports],
+                capabilities: [closures, local_workers, bulk, worker_gauges, run_reports, coordination],
             );
         }
     };
@@ -49,7 +50,7 @@ in_process_suite!(async_std);
 mod redis_embedded {
     taskweave::conformance_suite!(
         run: crate::harness::redis_embedded::run,
-        capabilities: [local_workers, run_reports, remote_actors],
+        capabilities: [local_workers, run_reports, remote_actors, coordination],
     );
 }
 
@@ -57,7 +58,7 @@ mod redis_embedded {
 mod redis_tokio_current_thread {
     taskweave::conformance_suite!(
         run: crate::harness::redis_tokio_current_thread::run,
-        capabilities: [local_workers, run_reports, remote_actors],
+        capabilities: [local_workers, run_reports, remote_actors, coordination],
     );
 }
 
@@ -65,7 +66,7 @@ mod redis_tokio_current_thread {
 mod redis_tokio_multi_thread {
     taskweave::conformance_suite!(
         run: crate::harness::redis_tokio_multi_thread::run,
-        capabilities: [local_workers, bulk, run_reports, remote_actors],
+        capabilities: [local_workers, bulk, run_reports, remote_actors, coordination],
     );
 }
 
@@ -73,7 +74,7 @@ mod redis_tokio_multi_thread {
 mod redis_smol {
     taskweave::conformance_suite!(
         run: crate::harness::redis_smol::run,
-        capabilities: [local_workers, run_reports, remote_actors],
+        capabilities: [local_workers, run_reports, remote_actors, coordination],
     );
 }
 
@@ -81,7 +82,7 @@ mod redis_smol {
 mod redis_async_std {
     taskweave::conformance_suite!(
         run: crate::harness::redis_async_std::run,
-        capabilities: [local_workers, run_reports, remote_actors],
+        capabilities: [local_workers, run_reports, remote_actors, coordination],
     );
 }
 
@@ -94,8 +95,8 @@ fn the_suite_counts_its_cases_by_capability() {
     let counts = taskweave::testing::CASES_BY_CAPABILITY;
     let total: usize = counts.iter().map(|(_, n)| n).sum();
     let sizes: Vec<usize> = counts.iter().map(|(_, n)| *n).collect();
-    assert_eq!(sizes, [36, 53, 21, 5, 1, 1, 4], "{counts:?}");
-    assert_eq!(total, 121);
+    assert_eq!(sizes, [36, 53, 22, 5, 1, 1, 4, 2], "{counts:?}");
+    assert_eq!(total, 124);
 }
 
 /// A runner that returns without running its case cannot pass: the generated test checks that

@@ -328,7 +328,7 @@ fn locks_on_two_masters(cluster: &RedisCluster) -> (String, String) {
 /// The coordination primitives on a cluster: each name's keys share one hash tag, so its
 /// scripts run on one node, and names spread over the masters. Two clients of different
 /// queues (and one that computes in-process, with `coordination_redis` on the cluster) share
-/// locks on two masters, a semaphore, a queue, a variable, an event and a topic.
+/// locks on two masters, a semaphore, a queue, a variable, an event, a topic and datasets.
 #[test]
 fn coordination_primitives_work_on_a_cluster() {
     let cluster = RedisCluster::start(3);
@@ -400,6 +400,17 @@ fn coordination_primitives_work_on_a_cluster() {
         )
         .await;
         assert_eq!(seen, [1, 2, 3]);
+
+        // Datasets: each name's keys on its slot, the index of names on another.
+        for name in ["alpha", "beta", "gamma"] {
+            a.publish_dataset(name, &a.scatter(name.len())).await.unwrap();
+        }
+        assert_eq!(local.list_datasets().await.unwrap(), ["alpha", "beta", "gamma"]);
+        assert_eq!(b.dataset::<usize>("gamma").await.unwrap().await.unwrap(), 5);
+        for name in ["alpha", "beta", "gamma"] {
+            b.unpublish_dataset(name).await.unwrap();
+        }
+        assert!(a.list_datasets().await.unwrap().is_empty());
 
         for client in [a, b, local] {
             client.close().await.unwrap();

@@ -56,6 +56,10 @@ const MAX_DELIVERIES: u32 = taskweave::scheduler::DEFAULT_ALLOWED_FAILURES + 1;
 ///   enqueued again: twice that, 10 s.
 const QUIET_BOUND: Duration = Duration::from_secs(25);
 
+/// The probe index of the first task released at once (see `World::release_one`), far above
+/// the workload's own.
+const RELEASED_FROM: usize = 1_000_000;
+
 /// The fault kinds a Redis scenario may switch on; each is on or off per seed (swarm style).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RedisFaults {
@@ -549,6 +553,11 @@ struct World {
     late_workers: bool,
     /// Tasks cancelled (directly or by a cascade) before any worker booted.
     cancelled_before_workers: BTreeSet<usize>,
+    /// Draws the tasks submitted and released at once before late workers boot (a stream of
+    /// its own, so that the workload's operations replay as before).
+    release_rng: SimRng,
+    /// The probe indices of those tasks (from [`RELEASED_FROM`]): none of them may run.
+    released_before_workers: Vec<usize>,
     /// The long bodies' total time: they may run one after the other.
     long_time: Duration,
     /// Values a cancel took back from finished tasks (Dask's cancel reaches them too).
@@ -658,6 +667,15 @@ impl World {
             cancel_requested: false,
             observed: None,
         });
+    }
+
+    /// Submits a task and drops its only handle at once, before the late workers boot: the
+    /// client takes its entry back, so no worker may ever run it.
+    fn release_one(&mut self, client: &Client) {
+        let index = RELEASED_FROM + self.released_before_workers.len();
+        self.sim.note(format_args!("submit #{index} and release it"));
+        drop(client.submit_task::<Body>((self.run, index, 0, Behaviour::Value)));
+        self.released_before_workers.push(index);
     }
 
     fn cancel(&mut self, index: usize) -> Result<(), String> {
@@ -912,6 +930,9 @@ impl World {
         for op in 0..ops {
             if self.late_workers && op == ops / 2 {
                 self.boot_late_workers().await;
+            }
+            if self.late_workers && op < ops / 2 && self.release_rng.chance(0.3) {
+                self.release_one(&client);
             }
             self.operate(&client).await?;
             self.inject_faults().await;
@@ -1172,7 +1193,17 @@ impl World {
         let counts = client.stats().tasks;
         let held = (counts.finished, counts.failed, counts.cancelled);
         let ever_finished = finished as u64 + self.discarded_values;
-        if held != (finished, failed, cancelled) || counts.total_finished != ever_finished {
+        // A task released at once that ran anyway (a command fault made the client give its
+        // removal up) finished with nobody to see it.
+        let released_ran = {
+            let runs = self.probe.runs.lock();
+            self.released_before_workers.iter().filter(|index| runs.contains_key(index)).count()
+        } as u64;
+        let total = counts.total_finished;
+        if held != (finished, failed, cancelled)
+            || total < ever_finished
+            || total > ever_finished + released_ran
+        {
             return Err(format!(
                 "scheduler counts {counts:?} but the handles saw {finished} values, {failed} \
                  failures and {cancelled} cancellations"
@@ -1189,7 +1220,8 @@ impl World {
     ///
     /// And: an enqueue sent again after its reply was lost adds no second entry; a task whose
     /// entry a cancel removed before any worker began it does not start after that; with late
-    /// workers and no command faults, a task cancelled before the workers booted never runs.
+    /// workers and no command faults, a task cancelled before the workers booted never runs,
+    /// nor does one whose only handle was dropped then (its entry is taken back).
     fn check_runs(&self) -> Result<(), String> {
         let runs = self.probe.runs.lock().clone();
         let duplicates = self.redis.duplicate_enqueues();
@@ -1217,6 +1249,15 @@ impl World {
                 }
             }
             if self.active.command == (0.0, 0.0, Duration::ZERO) {
+                for index in &self.released_before_workers {
+                    let count = runs.get(index).copied().unwrap_or(0);
+                    if count != 0 {
+                        return Err(format!(
+                            "#{index} ran {count} times though its only handle was dropped \
+                             before any worker started"
+                        ));
+                    }
+                }
                 for index in &self.cancelled_before_workers {
                     let count = runs.get(index).copied().unwrap_or(0);
                     if count != 0 {
@@ -1382,6 +1423,8 @@ pub(crate) fn run(
         long_time: Duration::ZERO,
         late_workers,
         cancelled_before_workers: BTreeSet::new(),
+        release_rng: SimRng::stream(seed, "redis-releases"),
+        released_before_workers: Vec::new(),
         discarded_values: 0,
     };
     let outcome = match sim.block_on(world.drive()) {

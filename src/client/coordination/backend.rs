@@ -56,6 +56,16 @@ pub(crate) type SharedPayload = Arc<dyn Any + Send + Sync>;
 #[derive(Debug, Clone)]
 pub(crate) struct Encoded(pub(crate) Vec<u8>);
 
+/// A published dataset as a backend in another process keeps it: the encoded value and the
+/// name of the Rust type it was published as (for errors: the reader decodes it as the type
+/// it asks for).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[derive(Debug, Clone)]
+pub(crate) struct PublishedCopy {
+    pub(crate) type_name: String,
+    pub(crate) bytes: Vec<u8>,
+}
+
 /// The messages of one topic subscription, in the order they were logged.
 pub(crate) type TopicFeed = Pin<Box<dyn Stream<Item = SharedPayload> + Send>>;
 
@@ -147,6 +157,26 @@ pub(crate) fn short_type_name(name: &str) -> String {
     }
     short.push_str(segment.rsplit("::").next().unwrap_or(""));
     short
+}
+
+/// The error for publishing a dataset under a name that has one.
+pub(crate) fn already_published(name: &str) -> Error {
+    problem(
+        Kind::Dataset,
+        name,
+        "a dataset of this name is published already; unpublish it first, choose another \
+         name, or replace it with Client::replace_dataset (Dask's override=True)",
+    )
+}
+
+/// The error for a dataset name nothing is published under.
+pub(crate) fn not_published(name: &str) -> Error {
+    problem(
+        Kind::Dataset,
+        name,
+        "no dataset of this name is published; publish it first (Client::list_datasets \
+         shows the names there are)",
+    )
 }
 
 /// The error for a primitive asked for something it cannot do.
@@ -384,18 +414,24 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
 
     // --- Published datasets ----------------------------------------------------------------
 
-    /// Publishes `value` (a task future) under `name`; refused if the name is taken.
+    /// Publishes `value` under `name`: in-process the task future itself, on a backend that
+    /// [`encodes`](Backend::encodes) an [`Encoded`] copy of the task's value. Refused if the
+    /// name is taken, unless `replace` (then the old dataset is let go).
     ///
-    /// Atomic: check and write in one step (Redis: `SET NX`). The published result must
-    /// outlive the client that made it (Redis: the result key loses its TTL, or is copied).
+    /// Atomic: check and write in one step (Redis: one script over the name's keys). The
+    /// published value must outlive the client that made it (Redis: a copy of the value
+    /// under the dataset's own key, with no expiry, that nothing but an unpublish deletes).
     fn publish_dataset<'a>(
         &'a self,
         name: &'a str,
         tag: TypeTag,
         value: SharedPayload,
+        replace: bool,
     ) -> BoxFuture<'a, Result<(), Error>>;
 
-    /// The dataset published under `name`; an error if there is none.
+    /// The dataset published under `name`; an error if there is none. In-process the type is
+    /// checked here (by `TypeId`); a backend that encodes answers a [`PublishedCopy`] and the
+    /// handle checks the type by decoding it.
     fn fetch_dataset<'a>(
         &'a self,
         name: &'a str,
@@ -1067,18 +1103,18 @@ impl Backend for InProcess {
         name: &'a str,
         tag: TypeTag,
         value: SharedPayload,
+        replace: bool,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let mut datasets = self.datasets.lock();
-            if datasets.contains_key(name) {
-                return Err(problem(
-                    Kind::Dataset,
-                    name,
-                    "a dataset of this name is published already; unpublish it first, or \
-                     choose another name",
-                ));
-            }
-            datasets.insert(name.to_owned(), (tag, value));
+            let old = {
+                let mut datasets = self.datasets.lock();
+                if !replace && datasets.contains_key(name) {
+                    return Err(already_published(name));
+                }
+                datasets.insert(name.to_owned(), (tag, value))
+            };
+            // The replaced future (perhaps the last hold on its task) is let go after the lock.
+            drop(old);
             Ok(())
         })
     }
@@ -1091,12 +1127,7 @@ impl Backend for InProcess {
         Box::pin(async move {
             let datasets = self.datasets.lock();
             let Some((published, value)) = datasets.get(name) else {
-                return Err(problem(
-                    Kind::Dataset,
-                    name,
-                    "no dataset of this name is published; publish it first \
-                     (Client::list_datasets shows the names there are)",
-                ));
+                return Err(not_published(name));
             };
             published.check(Kind::Dataset, name, tag)?;
             Ok(Arc::clone(value))

@@ -28,7 +28,8 @@
 //!   next user.
 //! - Values are `serde` values or task futures ([`Item`]); in-process they move as they are,
 //!   never encoded. A [`TaskFuture`] held by a queue, a variable or a dataset keeps its task
-//!   (and value) alive, as a handle does.
+//!   (and value) alive, as a handle does. A dataset publishes a task future of a `serde`
+//!   value: in-process the future itself, on Redis a copy of its value.
 //!
 //! Usable from task bodies too: move a handle (or a clone of the client) into an async body,
 //! which awaits the async methods.
@@ -39,7 +40,8 @@
 //!   body and an async runtime's thread included: `Event::set`, `clear`, `is_set`;
 //!   `Variable::set`, `delete`; `Queue::put` (when there is room: always on an unbounded
 //!   queue), `len`, `is_empty`; `try_acquire`, `release`, `held`, `is_locked`;
-//!   `log_event`, `subscribe`, and the dataset calls.
+//!   `log_event`, `subscribe`, and the dataset calls (in-process; on Redis
+//!   `publish_dataset` waits for its task's value).
 //! - **Calls that can wait** (`acquire`, `acquire_timeout`, `Event::wait`, `Queue::get`,
 //!   `get_batch`, `put_timeout`, a `put` into a full bounded queue, `Variable::get`, and
 //!   their `_timeout` variants) are refused in an async context with
@@ -72,8 +74,10 @@
 //!   [`Lease`] refreshes itself every third of its timeout while it lives, so a lease whose
 //!   holder's process dies ends within the timeout; waiters are woken through pub/sub and
 //!   re-check at least every second. A [`TaskFuture`] cannot be put in a queue or variable
-//!   there (another process could not read its value: put the output), and published
-//!   datasets (task futures) are refused with [`Error::Coordination`];
+//!   there (another process could not read its value: put the output); a published dataset
+//!   is a copy of its task's value, kept in Redis until it is unpublished, so it outlives
+//!   the client (and the process) that published it (see
+//!   [`Client::publish_dataset`]);
 //! - a client on another transport has none, and every operation answers
 //!   [`Error::Coordination`] saying so.
 //!

@@ -1,7 +1,7 @@
 //! The coordination primitives on Redis: the [`Backend`] of a client on the Redis transport
 //! (and of a worker process's coordination handle), so that locks, semaphores, events,
 //! queues, variables and topics are shared by name by every client and worker of a
-//! namespace, across processes and machines.
+//! namespace, across processes and machines; published datasets too.
 //!
 //! # Layout
 //!
@@ -20,6 +20,15 @@
 //! | `{variable:<name>}` | hash | `type`, `state` (`unset`, `set`, `deleted`), `value` (JSON) |
 //! | `{topic:<name>}` | stream | the messages (field `m`, JSON), about the last 10,000 |
 //! | `{topic:<name>}:type` | string | the message type's name |
+//! | `{dataset:<name>}` | string | a published dataset's value (JSON), with no expiry |
+//! | `{dataset:<name>}:type` | string | the name of the Rust type it was published as |
+//! | `{datasets}` | set | the published datasets' names (for `list_datasets`) |
+//!
+//! The datasets' index is the one key outside a name's slot: publishing writes the dataset
+//! (one script), then adds its name to the index; unpublishing deletes the dataset, then
+//! removes the name. `list_datasets` keeps only the listed names whose dataset exists, so a
+//! step lost between the two (a process that died there) never lists a dataset that is gone;
+//! one that is published but unlisted is listed again at its next publish attempt.
 //!
 //! Wake-ups travel on channels `<ns>:coord:wake:<kind>:<name>`: each backend holds one
 //! pub/sub connection subscribed to `<ns>:coord:wake:*` (on a cluster, to one node: classic
@@ -41,8 +50,9 @@
 //!
 //! Values are JSON (the handles encode them, see `Item`); a name's type is the name of the
 //! Rust type (`std::any::type_name`) its first user gave, and other types are refused.
-//! Task futures cannot be stored on Redis (another process could not read their values);
-//! published datasets, which are task futures, are refused too.
+//! Task futures cannot be stored in a queue or a variable on Redis (another process could
+//! not read their values); a published dataset is a JSON copy of the task's value, made by
+//! the publishing handle once the task has it (see `Client::publish_dataset`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -60,8 +70,8 @@ use crate::transport::redis::coordination_seam::{
 };
 
 use super::backend::{
-    Backend, Encoded, Kind, LeaseId, Payload, SharedPayload, TopicFeed, TypeTag, problem,
-    short_type_name,
+    Backend, Encoded, Kind, LeaseId, Payload, PublishedCopy, SharedPayload, TopicFeed, TypeTag,
+    problem, short_type_name,
 };
 use crate::error::Error;
 use crate::executor::{Executor, ExecutorExt};
@@ -260,6 +270,11 @@ impl Shared {
     /// the namespace holds braces).
     fn key(&self, kind: Kind, name: &str, suffix: &str) -> String {
         format!("{}{{{}:{name}}}{suffix}", self.prefix, kind.as_str())
+    }
+
+    /// The set of the published datasets' names: `{ns}:coord:{datasets}`, a slot of its own.
+    fn dataset_index(&self) -> String {
+        format!("{}{{datasets}}", self.prefix)
     }
 
     fn channel(&self, kind: Kind, name: &str) -> String {
@@ -883,10 +898,33 @@ impl Backend for RedisCoordination {
     fn publish_dataset<'a>(
         &'a self,
         name: &'a str,
-        _tag: TypeTag,
-        _value: SharedPayload,
+        tag: TypeTag,
+        value: SharedPayload,
+        replace: bool,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move { Err(no_datasets(name)) })
+        Box::pin(async move {
+            let shared = &self.shared;
+            let bytes = bytes_of(Kind::Dataset, name, &*value)?;
+            let reply = shared
+                .run(Op::script(
+                    Script::DatasetPublish,
+                    vec![
+                        shared.key(Kind::Dataset, name, ""),
+                        shared.key(Kind::Dataset, name, ":type"),
+                    ],
+                    vec![arg(tag.name()), bytes.to_vec(), arg(u8::from(replace))],
+                ))
+                .await?;
+            let answer = answer(reply, "dataset_publish")?;
+            // Listed after it is published, and again when the name is found taken: an index
+            // entry lost to a crash between the two steps comes back then.
+            shared.run(Op::Sadd(shared.dataset_index(), name.to_owned())).await?;
+            match answer.status.as_str() {
+                "published" => Ok(()),
+                "taken" => Err(super::backend::already_published(name)),
+                _ => Err(malformed("dataset_publish")),
+            }
+        })
     }
 
     fn fetch_dataset<'a>(
@@ -894,15 +932,67 @@ impl Backend for RedisCoordination {
         name: &'a str,
         _tag: TypeTag,
     ) -> BoxFuture<'a, Result<SharedPayload, Error>> {
-        Box::pin(async move { Err(no_datasets(name)) })
+        Box::pin(async move {
+            let shared = &self.shared;
+            let reply = shared
+                .run(Op::Mget(vec![
+                    shared.key(Kind::Dataset, name, ""),
+                    shared.key(Kind::Dataset, name, ":type"),
+                ]))
+                .await?;
+            let (bytes, type_name): (Option<Vec<u8>>, Option<String>) =
+                redis::from_redis_value(reply).map_err(|_| malformed("MGET"))?;
+            let Some(bytes) = bytes else {
+                return Err(super::backend::not_published(name));
+            };
+            let copy = PublishedCopy { type_name: type_name.unwrap_or_default(), bytes };
+            Ok(Arc::new(copy) as SharedPayload)
+        })
     }
 
     fn list_datasets(&self) -> BoxFuture<'_, Result<Vec<String>, Error>> {
-        Box::pin(async move { Err(no_datasets("*")) })
+        Box::pin(async move {
+            let shared = &self.shared;
+            let reply = shared.run(Op::Smembers(shared.dataset_index())).await?;
+            let listed: Vec<String> =
+                redis::from_redis_value(reply).map_err(|_| malformed("SMEMBERS"))?;
+            // The index is a key of its own (a name's keys share the name's slot, the index
+            // has another), so it is written in a second step: a name whose dataset is gone
+            // (an unpublish racing a publish, or a process that died between the steps) is
+            // left out here.
+            let checks = listed.into_iter().map(|name| async move {
+                let exists = shared.run(Op::Exists(shared.key(Kind::Dataset, &name, ""))).await?;
+                Ok::<_, Error>((integer(&exists, "EXISTS")? == 1).then_some(name))
+            });
+            let mut names = futures::future::try_join_all(checks)
+                .await?
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>();
+            names.sort();
+            Ok(names)
+        })
     }
 
     fn unpublish_dataset<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move { Err(no_datasets(name)) })
+        Box::pin(async move {
+            let shared = &self.shared;
+            let deleted = shared
+                .run(Op::Del(vec![
+                    shared.key(Kind::Dataset, name, ""),
+                    shared.key(Kind::Dataset, name, ":type"),
+                ]))
+                .await?;
+            shared.run(Op::Srem(shared.dataset_index(), name.to_owned())).await?;
+            if integer(&deleted, "DEL")? == 0 {
+                return Err(problem(
+                    Kind::Dataset,
+                    name,
+                    "no dataset of this name is published, so there is nothing to unpublish",
+                ));
+            }
+            Ok(())
+        })
     }
 
     fn log_event<'a>(
@@ -1020,16 +1110,6 @@ async fn event_state(shared: &Arc<Shared>, name: &str) -> Result<(bool, u64), Er
 async fn is_set(shared: &Arc<Shared>, name: &str) -> Result<bool, Error> {
     let exists = shared.run(Op::Exists(shared.key(Kind::Event, name, ""))).await?;
     Ok(integer(&exists, "EXISTS")? == 1)
-}
-
-fn no_datasets(name: &str) -> Error {
-    problem(
-        Kind::Dataset,
-        name,
-        "published datasets are task futures, which cannot be shared through redis yet (another \
-         process could not read their values); share the task's output through a Variable \
-         instead (client.variable::<T>(name).set(output))",
-    )
 }
 
 /// One subscription's reader: blocking `XREAD`s from the last message seen, on its own

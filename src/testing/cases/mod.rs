@@ -6,6 +6,7 @@ pub mod basics;
 pub mod cancelling;
 pub mod clients;
 pub mod cluster;
+pub mod coordination;
 pub mod errors;
 pub mod events;
 pub mod keys;

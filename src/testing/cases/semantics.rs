@@ -296,6 +296,32 @@ pub async fn a_task_released_before_it_started_does_not_run(client: Client) {
     assert_eq!(ran.load(Ordering::SeqCst), 0);
 }
 
+/// The registered twin of [`a_task_released_before_it_started_does_not_run`], for every
+/// backend with local workers: a task whose last handle is dropped while every worker is
+/// busy never runs. On a broker that sends tasks ahead of its workers (Redis) the task is in
+/// the broker's queue already, and the client takes its entry back before any worker begins
+/// it.
+pub async fn a_released_registered_task_that_has_not_started_does_not_run(client: Client) {
+    let (gate, blockers) = hold_every_worker(&client).await;
+    let ran = Gate::new();
+    drop(client.submit_task::<Opens>(ran.opener(1)));
+    // The client lets it go once no worker can begin it any more.
+    let busy = blockers.len();
+    eventually(&client, Duration::from_secs(20), "the released task is let go", || {
+        client.stats().tasks.held() == busy
+    })
+    .await;
+    // Twice as many tasks as slots after it: each slot takes some after its place in line.
+    let slots = worker_slots(&client).await as i64;
+    let after = client.map_task::<Add>((0..2 * slots).map(|i| (i, 0)));
+    gate.open();
+    for blocker in blockers {
+        blocker.await.unwrap();
+    }
+    client.gather(&after).await.unwrap();
+    assert!(!ran.is_open(), "a task released before it started ran");
+}
+
 pub async fn graphs_are_submitted_in_one_call_and_shared_nodes_run_once(client: Client) {
     use crate::{delayed, delayed_after};
     let runs = Arc::new(AtomicU32::new(0));

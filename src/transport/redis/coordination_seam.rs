@@ -42,11 +42,12 @@ pub enum Script {
     VariableDelete,
     TopicLog,
     TopicSubscribe,
+    DatasetPublish,
 }
 
 impl Script {
     /// Every script.
-    pub const ALL: [Script; 13] = [
+    pub const ALL: [Script; 14] = [
         Script::LeaseAcquire,
         Script::LeaseRefresh,
         Script::LeaseRelease,
@@ -60,6 +61,7 @@ impl Script {
         Script::VariableDelete,
         Script::TopicLog,
         Script::TopicSubscribe,
+        Script::DatasetPublish,
     ];
 
     /// The script's name, as errors name the operation.
@@ -78,6 +80,7 @@ impl Script {
             Script::VariableDelete => "variable_delete",
             Script::TopicLog => "topic_log",
             Script::TopicSubscribe => "topic_subscribe",
+            Script::DatasetPublish => "dataset_publish",
         }
     }
 
@@ -107,6 +110,9 @@ impl Script {
             Script::TopicSubscribe => {
                 include_str!("../../client/coordination/redis/topic_subscribe.lua")
             }
+            Script::DatasetPublish => {
+                include_str!("../../client/coordination/redis/dataset_publish.lua")
+            }
         }
     }
 }
@@ -128,6 +134,12 @@ pub enum Op {
     Mget(Vec<String>),
     /// `EXISTS key`.
     Exists(String),
+    /// `SADD key member`: 1 if it was added.
+    Sadd(String, String),
+    /// `SREM key member`: 1 if it was there.
+    Srem(String, String),
+    /// `SMEMBERS key`: the members, in no particular order.
+    Smembers(String),
 }
 
 impl Op {
@@ -144,6 +156,9 @@ impl Op {
             Op::Llen(_) => "LLEN",
             Op::Mget(_) => "MGET",
             Op::Exists(_) => "EXISTS",
+            Op::Sadd(..) => "SADD",
+            Op::Srem(..) => "SREM",
+            Op::Smembers(_) => "SMEMBERS",
         }
     }
 }
@@ -278,6 +293,17 @@ impl Link for RedisLink {
                     .await
                     .map_err(failed(name)),
                 Op::Exists(key) => redis::cmd("EXISTS")
+                    .arg(&key)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(failed(name)),
+                Op::Sadd(key, member) | Op::Srem(key, member) => redis::cmd(name)
+                    .arg(&key)
+                    .arg(&member)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(failed(name)),
+                Op::Smembers(key) => redis::cmd("SMEMBERS")
                     .arg(&key)
                     .query_async(&mut connection)
                     .await

@@ -221,9 +221,20 @@ struct Flight {
     enqueued: Enqueued,
     /// Cancelled: it is not sent, or, once enqueued, the cancel loop removes its entry.
     cancelled: bool,
+    /// Withdrawn (released while dispatched): as `cancelled`, except that a worker that has
+    /// begun it is not told to stop.
+    withdrawn: bool,
     /// Reconciliation passes in a row that found the delivery reported while its
     /// completion had not arrived.
     done_passes: u32,
+}
+
+impl Flight {
+    /// Whether its entry is to be removed if no worker has begun it (cancelled or
+    /// withdrawn).
+    fn taken_back(&self) -> bool {
+        self.cancelled || self.withdrawn
+    }
 }
 
 impl InFlight {
@@ -231,7 +242,13 @@ impl InFlight {
         self.rid_of.insert(task.id(), rid.clone());
         self.by_rid.insert(
             rid,
-            Flight { task, enqueued: Enqueued::Sending, cancelled: false, done_passes: 0 },
+            Flight {
+                task,
+                enqueued: Enqueued::Sending,
+                cancelled: false,
+                withdrawn: false,
+                done_passes: 0,
+            },
         );
     }
 
@@ -958,14 +975,15 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                 Err(_) => break,
             }
         }
-        // A task cancelled before it was sent is not sent: report that it never ran.
+        // A task cancelled (or withdrawn) before it was sent is not sent: report that it never
+        // ran.
         let not_sent: Vec<ReadyTask> = {
             let mut in_flight = inner.in_flight.lock();
             // Given up (the broker stayed away): nobody waits for it any more.
             batch.retain(|entry| in_flight.by_rid.contains_key(&entry.rid));
             let cancelled: Vec<String> = batch
                 .iter()
-                .filter(|entry| in_flight.by_rid.get(&entry.rid).is_some_and(|f| f.cancelled))
+                .filter(|entry| in_flight.by_rid.get(&entry.rid).is_some_and(Flight::taken_back))
                 .map(|entry| entry.rid.clone())
                 .collect();
             batch.retain(|entry| !cancelled.contains(&entry.rid));
@@ -1005,7 +1023,7 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                         match in_flight.by_rid.get_mut(&entry.rid) {
                             Some(flight) => {
                                 flight.enqueued = Enqueued::acknowledged(id);
-                                if flight.cancelled {
+                                if flight.taken_back() {
                                     let _ = inner.cancels.0.send(entry.rid.clone());
                                 }
                             }
@@ -1182,8 +1200,8 @@ impl RunClock {
     }
 }
 
-/// Removes the entries of cancelled tasks that no worker has begun, in batches; reports the
-/// removed ones as never run. A cancel that fails is given up after [`CANCEL_TRIES`] tries
+/// Removes the entries of cancelled (and withdrawn) tasks that no worker has begun, in
+/// batches; reports the removed ones as never run. A cancel that fails is given up after [`CANCEL_TRIES`] tries
 /// (a permission at once; [`Retry`]): the task then runs and reports as it would have
 /// without it.
 async fn cancel_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume::Sender<()>) {
@@ -1199,9 +1217,14 @@ async fn cancel_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                 Err(_) => break,
             }
         }
-        let deliveries: Vec<Dispatched> = {
+        let (deliveries, cancelled): (Vec<Dispatched>, Vec<bool>) = {
             let in_flight = inner.in_flight.lock();
-            rids.iter().filter_map(|rid| in_flight.dispatched(rid)).collect()
+            rids.iter()
+                .filter_map(|rid| {
+                    let cancelled = in_flight.by_rid.get(rid)?.cancelled;
+                    Some((in_flight.dispatched(rid)?, cancelled))
+                })
+                .unzip()
         };
         let mut retry = Retry::new(RetryPolicy::after_tries(CANCEL_TRIES));
         let mut outcomes = None;
@@ -1232,11 +1255,13 @@ async fn cancel_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
         };
         // Those a worker runs hear of the cancel on the control stream: their bodies are
         // signalled and their sub-tasks cancelled. One message per batch, only when some ran.
+        // A withdrawn task that a worker began runs on (a release does not stop a body).
         let running: Vec<String> = deliveries
             .iter()
             .zip(&outcomes)
-            .filter(|(_, outcome)| **outcome == Cancelled::Started)
-            .map(|(delivery, _)| delivery.rid.clone())
+            .zip(&cancelled)
+            .filter(|((_, outcome), cancelled)| **outcome == Cancelled::Started && **cancelled)
+            .map(|((delivery, _), _)| delivery.rid.clone())
             .collect();
         if !running.is_empty() {
             let message = protocol::ControlMessage::Cancel { rids: running };
@@ -1260,7 +1285,7 @@ async fn cancel_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
         };
         if let Some(started) = inner.started() {
             for task in &removed {
-                tracing::debug!(key = %task.key(), "removed a cancelled task's entry before any worker began it");
+                tracing::debug!(key = %task.key(), "removed a cancelled or released task's entry before any worker began it");
                 started.sink.complete(task, TaskOutcome::NotRun);
             }
         }
@@ -1463,6 +1488,21 @@ impl Transport for RedisTransport {
         flight.cancelled = true;
         // Not yet enqueued: the sender drops it, or hands it to the cancel loop once its
         // enqueue is acknowledged.
+        if flight.enqueued != Enqueued::Sending {
+            let _ = inner.cancels.0.send(rid);
+        }
+    }
+
+    fn withdraw(&self, id: TaskId) {
+        let inner = &self.inner;
+        let mut in_flight = inner.in_flight.lock();
+        let Some(rid) = in_flight.rid_of.get(&id).cloned() else { return };
+        let Some(flight) = in_flight.by_rid.get_mut(&rid) else { return };
+        if flight.taken_back() {
+            return;
+        }
+        flight.withdrawn = true;
+        // As `abort`: not yet enqueued, the sender drops it or hands it on once acknowledged.
         if flight.enqueued != Enqueued::Sending {
             let _ = inner.cancels.0.send(rid);
         }

@@ -8,7 +8,7 @@
 //! through the model's command path (faults, restarts and all), its wake-ups are the
 //! scripts' `PUBLISH`es, delivered to every subscriber.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +29,8 @@ enum Held {
     Sorted(BTreeMap<String, i64>),
     List(VecDeque<Vec<u8>>),
     Hash(BTreeMap<String, Vec<u8>>),
+    /// A set's members (the datasets' index).
+    Set(BTreeSet<String>),
     /// A topic's messages (field `m`) by id, and the last id given.
     Stream {
         entries: BTreeMap<(u64, u64), Vec<u8>>,
@@ -103,6 +105,7 @@ impl CoordData {
             Some((Held::Sorted(members), _)) => members.is_empty(),
             Some((Held::List(items), _)) => items.is_empty(),
             Some((Held::Hash(fields), _)) => fields.is_empty(),
+            Some((Held::Set(members), _)) => members.is_empty(),
             _ => false,
         };
         if empty {
@@ -247,6 +250,19 @@ impl CoordData {
         Ok(self.list(key, wall, op)?.map_or(0, |items| items.len()))
     }
 
+    fn set(
+        &mut self,
+        key: &str,
+        wall: u64,
+        op: &'static str,
+    ) -> Result<Option<&mut BTreeSet<String>>, StoreError> {
+        match self.get(key, wall) {
+            None => Ok(None),
+            Some(Held::Set(members)) => Ok(Some(members)),
+            Some(_) => Err(wrong_type(op)),
+        }
+    }
+
     fn stream(
         &mut self,
         key: &str,
@@ -309,6 +325,24 @@ pub(super) fn run(
                 .collect(),
         )),
         Op::Exists(key) => Ok(Value::Int(i64::from(data.exists(key, wall)))),
+        Op::Sadd(key, member) => {
+            if data.set(key, wall, "SADD")?.is_none() {
+                data.keys.insert(key.clone(), (Held::Set(BTreeSet::new()), None));
+            }
+            let members = data.set(key, wall, "SADD")?.expect("just made");
+            Ok(Value::Int(i64::from(members.insert(member.clone()))))
+        }
+        Op::Srem(key, member) => {
+            let removed =
+                data.set(key, wall, "SREM")?.is_some_and(|members| members.remove(member));
+            data.drop_empty(key);
+            Ok(Value::Int(i64::from(removed)))
+        }
+        Op::Smembers(key) => Ok(Value::Array(
+            data.set(key, wall, "SMEMBERS")?
+                .map(|members| members.iter().map(|member| text(member.as_str())).collect())
+                .unwrap_or_default(),
+        )),
         Op::Script { script, keys, args } => {
             let name = script.name();
             match script {
@@ -580,6 +614,19 @@ pub(super) fn run(
                     }
                     publish(channel);
                     Ok(Value::Int(1))
+                }
+                Script::DatasetPublish => {
+                    let (value_key, type_key) = (key(keys, 0, name)?, key(keys, 1, name)?);
+                    let type_name = argument(args, 0, name)?.to_vec();
+                    let value = argument(args, 1, name)?.to_vec();
+                    let replace = argument(args, 2, name)? == b"1";
+                    if !replace && data.exists(&value_key, wall) {
+                        let stored = data.get_text(&type_key, wall, name)?.unwrap_or_default();
+                        return Ok(pair("taken", text(stored)));
+                    }
+                    data.set_text(&value_key, value);
+                    data.set_text(&type_key, type_name);
+                    Ok(pair("published", text("")))
                 }
                 Script::TopicLog => {
                     let (stream, type_key) = (key(keys, 0, name)?, key(keys, 1, name)?);
