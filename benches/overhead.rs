@@ -15,6 +15,9 @@
 //! submit+gather alone). The `dashboard` workload (with `--features dashboard`) does the same
 //! for submit+gather on a client without a dashboard and one serving it with a page's event
 //! stream connected (`--dashboard-interval MS`, default 250, its sampling interval).
+//! `--tasks N` runs the batch workloads (submit, map, events, dashboard) at `N` tasks only;
+//! `--capacity N` gives the "on" side of the events rows a ring of `N` entries instead of the
+//! default.
 //!
 //! Every workload runs on the in-process backend with 2 workers, on every executor (embedded,
 //! tokio multi-thread, tokio current-thread, async-std, smol). The workloads are the ones used
@@ -586,6 +589,11 @@ struct Options {
     pairs: usize,
     /// The dashboard's sampling interval for the `dashboard` workload.
     dashboard_interval: Duration,
+    /// Run the batch workloads (submit, map, events, dashboard) at this size only.
+    tasks: Option<usize>,
+    /// The task-event capacity of the "on" side of `--events both` and the `events`
+    /// workload (`None`: the default).
+    capacity: Option<usize>,
 }
 
 /// The names `--workload` accepts.
@@ -610,6 +618,8 @@ fn parse_arguments() -> Result<Options, String> {
         events: Events::On,
         pairs: 5,
         dashboard_interval: Duration::from_millis(250),
+        tasks: None,
+        capacity: None,
     };
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
@@ -658,12 +668,29 @@ fn parse_arguments() -> Result<Options, String> {
                     }
                 };
             }
+            "--tasks" => {
+                let tasks = arguments.next().ok_or("--tasks needs a number")?;
+                options.tasks = match tasks.parse() {
+                    Ok(tasks) if tasks > 0 => Some(tasks),
+                    _ => return Err(format!("--tasks {tasks} is not a whole number above 0")),
+                };
+            }
+            "--capacity" => {
+                let capacity = arguments.next().ok_or("--capacity needs a number")?;
+                options.capacity = match capacity.parse() {
+                    Ok(capacity) if capacity > 0 => Some(capacity),
+                    _ => {
+                        return Err(format!("--capacity {capacity} is not a whole number above 0"));
+                    }
+                };
+            }
             // `cargo bench` passes `--bench`; filters are not supported.
             "--bench" => {}
             other => {
                 return Err(format!(
                     "unknown argument {other}; use --quick, --json PATH, --executor NAME, \
-                     --workload NAME, --events on|off|both, --pairs N, --dashboard-interval MS"
+                     --workload NAME, --events on|off|both, --pairs N, --dashboard-interval MS, \
+                     --tasks N, --capacity N"
                 ));
             }
         }
@@ -690,7 +717,11 @@ fn main() {
         }
     };
     EVENTS.set(options.events).expect("set once");
-    let sizes = if options.quick { QUICK } else { FULL };
+    let mut sizes = if options.quick { QUICK } else { FULL };
+    if let Some(tasks) = options.tasks {
+        // Leaked once: the sizes are `'static` tables.
+        sizes.batch = Box::leak(Box::new([tasks]));
+    }
     let flavours: Vec<Flavour> = match options.only {
         Some(flavour) => vec![flavour],
         None => Flavour::ALL.to_vec(),
@@ -768,7 +799,7 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, options: &Options, rows: &mut Vec
     for (name, workload, _) in side_by_side.into_iter().filter(|(_, _, run)| *run) {
         for &n in sizes.batch {
             let repeats = if n >= 100_000 { sizes.repeats.min(5) } else { sizes.repeats };
-            let pair = events_pair(flavour, workload, n, repeats, options.pairs);
+            let pair = events_pair(flavour, workload, n, repeats, options);
             let mut off = row(
                 &format!("{name}, events off"),
                 n,
@@ -946,15 +977,15 @@ fn events_pair(
     workload: Workload,
     n: usize,
     repeats: usize,
-    pairs: usize,
+    options: &Options,
 ) -> EventsPair {
     run_side_by_side(
         flavour,
         workload,
         n,
         repeats,
-        pairs,
-        [Setup::Events(Some(0)), Setup::Events(None)],
+        options.pairs,
+        [Setup::Events(Some(0)), Setup::Events(options.capacity)],
     )
 }
 
