@@ -836,6 +836,14 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, options: &Options, rows: &mut Vec
         }
     }
 
+    // What recording cannot go below: a reading of the clock task events are stamped with
+    // (the embedded executor's `Executor::now` is `Instant::now`), in CPU time, measured here
+    // in the same run as the rows above. Recording reads it twice per task (the submit and
+    // the run's end).
+    if wants("events") {
+        rows.push(row("clock reading, cpu", CLOCK_READINGS, clock_reading_cpu(), "ns", None));
+    }
+
     // The cost of a dashboard served, with one page's event stream connected, beside none
     // (task events on in both), alternating client after client.
     #[cfg(feature = "dashboard")]
@@ -953,6 +961,24 @@ struct EventsPair {
     cpu_on: Duration,
     off_spread: (f64, f64),
     ratio_spread: (f64, f64),
+}
+
+/// How many clock readings [`clock_reading_cpu`] times.
+const CLOCK_READINGS: usize = 5_000_000;
+
+/// The CPU time of one `Instant::now()` in nanoseconds, from [`CLOCK_READINGS`] of them (the
+/// process's CPU time, so other work on the machine does not count).
+fn clock_reading_cpu() -> f64 {
+    let origin = Instant::now();
+    let before = process_cpu_time();
+    let mut sum = 0u64;
+    for _ in 0..CLOCK_READINGS {
+        sum = sum.wrapping_add(
+            black_box(Instant::now()).saturating_duration_since(origin).as_nanos() as u64,
+        );
+    }
+    black_box(sum);
+    process_cpu_time().saturating_sub(before).as_secs_f64() * 1e9 / CLOCK_READINGS as f64
 }
 
 /// The CPU time this process used so far, every thread's, living or ended (Linux `/proc`,
