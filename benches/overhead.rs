@@ -15,6 +15,9 @@
 //! submit+gather alone). The `dashboard` workload (with `--features dashboard`) does the same
 //! for submit+gather on a client without a dashboard and one serving it with a page's event
 //! stream connected (`--dashboard-interval MS`, default 250, its sampling interval).
+//! `--tasks N` runs the batch workloads (submit, map, events, dashboard) at `N` tasks only;
+//! `--capacity N` gives the "on" side of the events rows a ring of `N` entries instead of the
+//! default.
 //!
 //! Every workload runs on the in-process backend with 2 workers, on every executor (embedded,
 //! tokio multi-thread, tokio current-thread, async-std, smol). The workloads are the ones used
@@ -586,6 +589,11 @@ struct Options {
     pairs: usize,
     /// The dashboard's sampling interval for the `dashboard` workload.
     dashboard_interval: Duration,
+    /// Run the batch workloads (submit, map, events, dashboard) at this size only.
+    tasks: Option<usize>,
+    /// The task-event capacity of the "on" side of `--events both` and the `events`
+    /// workload (`None`: the default).
+    capacity: Option<usize>,
 }
 
 /// The names `--workload` accepts.
@@ -610,6 +618,8 @@ fn parse_arguments() -> Result<Options, String> {
         events: Events::On,
         pairs: 5,
         dashboard_interval: Duration::from_millis(250),
+        tasks: None,
+        capacity: None,
     };
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
@@ -658,12 +668,29 @@ fn parse_arguments() -> Result<Options, String> {
                     }
                 };
             }
+            "--tasks" => {
+                let tasks = arguments.next().ok_or("--tasks needs a number")?;
+                options.tasks = match tasks.parse() {
+                    Ok(tasks) if tasks > 0 => Some(tasks),
+                    _ => return Err(format!("--tasks {tasks} is not a whole number above 0")),
+                };
+            }
+            "--capacity" => {
+                let capacity = arguments.next().ok_or("--capacity needs a number")?;
+                options.capacity = match capacity.parse() {
+                    Ok(capacity) if capacity > 0 => Some(capacity),
+                    _ => {
+                        return Err(format!("--capacity {capacity} is not a whole number above 0"));
+                    }
+                };
+            }
             // `cargo bench` passes `--bench`; filters are not supported.
             "--bench" => {}
             other => {
                 return Err(format!(
                     "unknown argument {other}; use --quick, --json PATH, --executor NAME, \
-                     --workload NAME, --events on|off|both, --pairs N, --dashboard-interval MS"
+                     --workload NAME, --events on|off|both, --pairs N, --dashboard-interval MS, \
+                     --tasks N, --capacity N"
                 ));
             }
         }
@@ -690,7 +717,11 @@ fn main() {
         }
     };
     EVENTS.set(options.events).expect("set once");
-    let sizes = if options.quick { QUICK } else { FULL };
+    let mut sizes = if options.quick { QUICK } else { FULL };
+    if let Some(tasks) = options.tasks {
+        // Leaked once: the sizes are `'static` tables.
+        sizes.batch = Box::leak(Box::new([tasks]));
+    }
     let flavours: Vec<Flavour> = match options.only {
         Some(flavour) => vec![flavour],
         None => Flavour::ALL.to_vec(),
@@ -768,7 +799,7 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, options: &Options, rows: &mut Vec
     for (name, workload, _) in side_by_side.into_iter().filter(|(_, _, run)| *run) {
         for &n in sizes.batch {
             let repeats = if n >= 100_000 { sizes.repeats.min(5) } else { sizes.repeats };
-            let pair = events_pair(flavour, workload, n, repeats, options.pairs);
+            let pair = events_pair(flavour, workload, n, repeats, options);
             let mut off = row(
                 &format!("{name}, events off"),
                 n,
@@ -803,6 +834,14 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, options: &Options, rows: &mut Vec
                 Some(cpu_ratio),
             ));
         }
+    }
+
+    // What recording cannot go below: a reading of the clock task events are stamped with
+    // (the embedded executor's `Executor::now` is `Instant::now`), in CPU time, measured here
+    // in the same run as the rows above. Recording reads it twice per task (the submit and
+    // the run's end).
+    if wants("events") {
+        rows.push(row("clock reading, cpu", CLOCK_READINGS, clock_reading_cpu(), "ns", None));
     }
 
     // The cost of a dashboard served, with one page's event stream connected, beside none
@@ -924,6 +963,24 @@ struct EventsPair {
     ratio_spread: (f64, f64),
 }
 
+/// How many clock readings [`clock_reading_cpu`] times.
+const CLOCK_READINGS: usize = 5_000_000;
+
+/// The CPU time of one `Instant::now()` in nanoseconds, from [`CLOCK_READINGS`] of them (the
+/// process's CPU time, so other work on the machine does not count).
+fn clock_reading_cpu() -> f64 {
+    let origin = Instant::now();
+    let before = process_cpu_time();
+    let mut sum = 0u64;
+    for _ in 0..CLOCK_READINGS {
+        sum = sum.wrapping_add(
+            black_box(Instant::now()).saturating_duration_since(origin).as_nanos() as u64,
+        );
+    }
+    black_box(sum);
+    process_cpu_time().saturating_sub(before).as_secs_f64() * 1e9 / CLOCK_READINGS as f64
+}
+
 /// The CPU time this process used so far, every thread's, living or ended (Linux `/proc`,
 /// in clock ticks of 10 ms; zero elsewhere).
 fn process_cpu_time() -> Duration {
@@ -946,15 +1003,15 @@ fn events_pair(
     workload: Workload,
     n: usize,
     repeats: usize,
-    pairs: usize,
+    options: &Options,
 ) -> EventsPair {
     run_side_by_side(
         flavour,
         workload,
         n,
         repeats,
-        pairs,
-        [Setup::Events(Some(0)), Setup::Events(None)],
+        options.pairs,
+        [Setup::Events(Some(0)), Setup::Events(options.capacity)],
     )
 }
 

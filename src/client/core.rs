@@ -831,6 +831,20 @@ impl Core {
                 (Event::Lost { id: job.id }, None)
             }
         };
+        // The run's times on the client's timeline, worked out before the lock (the lock is
+        // held only to store them). A run starts no earlier than it was queued (a busy
+        // in-process worker reports the previous run's end as the start; a remote worker's
+        // clock may be skewed), and ends no earlier than it started. The queue time was
+        // stored before the task was handed to the transport, so it is read here safely.
+        let times = run.filter(|_| self.records).map(|run| {
+            let stamp = self.stamp();
+            let queued = job.queued_at.load(Ordering::Relaxed);
+            let started = match stamp.nanos(run.started) {
+                started if queued != UNKNOWN => started.max(queued),
+                started => started,
+            };
+            (started, stamp.nanos(run.finished).max(started), run.worker)
+        });
         let mut actions = spare_actions();
         let live = {
             let mut locked = self.scheduler.lock();
@@ -848,25 +862,12 @@ impl Core {
                 }
                 Some(ring) => {
                     // The run's end is the time of everything this report does.
-                    let (mut stamp, worker, started) = match run {
-                        Some(run) => {
-                            // A run starts no earlier than it was queued (a busy in-process
-                            // worker reports the previous run's end as the start; a remote
-                            // worker's clock may be skewed), and ends no earlier than it
-                            // started.
-                            let stamp = self.stamp();
-                            let queued = job.queued_at.load(Ordering::Relaxed);
-                            let started = match stamp.nanos(run.started) {
-                                started if queued != UNKNOWN => started.max(queued),
-                                started => started,
-                            };
-                            let finished = stamp.nanos(run.finished).max(started);
-                            (
-                                Stamp::at(&*self.executor, self.origin, finished),
-                                run.worker,
-                                Some(started),
-                            )
-                        }
+                    let (mut stamp, worker, started) = match times {
+                        Some((started, finished, worker)) => (
+                            Stamp::at(&*self.executor, self.origin, finished),
+                            worker,
+                            Some(started),
+                        ),
                         None => (self.stamp(), None, None),
                     };
                     if ran {

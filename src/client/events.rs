@@ -25,8 +25,9 @@
 //!
 //! The clock is read once per `submit` (once per batch of a `map`), once per run on a busy
 //! in-process worker, and never otherwise on the way of a task: a clock reading costs tens
-//! of nanoseconds (about 90 on a virtual machine), a good part of a trivial task's whole
-//! cost. `BENCHMARKS.md` has the measured cost of recording.
+//! of nanoseconds (on the benchmark's virtual machine 28 alone, about twice that amid a
+//! busy workload), and these two readings are most of what recording costs a trivial task.
+//! `BENCHMARKS.md` has the measured cost of recording.
 //!
 //! # Resolution
 //!
