@@ -37,6 +37,7 @@ fn call<T: Task>(
     encode_input: Option<InputEncoder>,
     allowed_failures: u32,
     resources: Vec<(String, u64)>,
+    shared_key: bool,
 ) -> RegisteredCall {
     RegisteredCall {
         name: T::NAME,
@@ -45,6 +46,7 @@ fn call<T: Task>(
         encode_output: encode_output::<T>,
         allowed_failures,
         resources,
+        shared_key,
     }
 }
 
@@ -78,12 +80,13 @@ impl TaskBuilder<'_, NoDeps, Impure> {
         let body_input = Arc::clone(&input);
         let body = BlockingBody(move |_: &[Value]| run::<T>(T::Input::clone(&body_input)));
         let encode = Box::new(move || serde_json::to_vec(&*input));
-        self.submit_job(
-            key,
-            DependencyList::default(),
-            body,
-            Some(call::<T>(Some(encode), self.allowed_failures_option(), self.resources_option())),
-        )
+        let call = call::<T>(
+            Some(encode),
+            self.allowed_failures_option(),
+            self.resources_option(),
+            key.1,
+        );
+        self.submit_job(key, DependencyList::default(), body, Some(call))
     }
 }
 
@@ -158,7 +161,8 @@ impl<D: Dependencies, P: 'static> TaskBuilder<'_, After<D>, P> {
                 .collect::<Result<Vec<_>, _>>()?;
             run::<T>(dependency_input::<T>(&outputs)?)
         });
-        let call = call::<T>(None, self.allowed_failures_option(), self.resources_option());
+        let call =
+            call::<T>(None, self.allowed_failures_option(), self.resources_option(), key.1);
         self.submit_job(key, list, body, Some(call))
     }
 }

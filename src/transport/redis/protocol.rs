@@ -169,6 +169,18 @@ impl Keys {
         format!("{}{client}:{task}", self.result_prefix())
     }
 
+    /// The record of a shared key `key` (pure, or given explicitly) that several clients of
+    /// this queue may submit: its run, holders and waiters (`share.lua`).
+    pub fn share_record(&self, key: &str) -> String {
+        format!("{}:share:{key}", self.queue_prefix)
+    }
+
+    /// The result of the shared key `key` of this queue: one for every client that holds it
+    /// (under [`result_prefix`](Keys::result_prefix), where workers write results).
+    pub fn shared_result(&self, key: &str) -> String {
+        format!("{}shared:{}:{key}", self.result_prefix(), self.queue)
+    }
+
     /// The prefix of every client's reply stream.
     pub fn reply_prefix(&self) -> String {
         format!("{}:reply:", self.shared_prefix)
