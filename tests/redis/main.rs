@@ -16,6 +16,7 @@ mod faults;
 mod lost;
 mod operator;
 mod processes;
+mod shared;
 mod report;
 mod subtasks;
 mod takeover;
