@@ -112,8 +112,12 @@ fn shared_key_client_process() {
     let input = (tag.to_owned(), value.parse::<i64>().unwrap());
     futures::executor::block_on(async move {
         let client = client_with_lease(&url, &queue, Duration::from_millis(lease)).await;
-        let mut future: Option<TaskFuture<i64>> =
-            Some(client.task().key(format!("shared-{tag}")).submit_task::<Gated>(input));
+        let submitted = if std::env::var_os("TASKWEAVE_TEST_SHARED_PURE").is_some() {
+            client.task().pure().submit_task::<Gated>(input)
+        } else {
+            client.task().key(format!("shared-{tag}")).submit_task::<Gated>(input)
+        };
+        let mut future: Option<TaskFuture<i64>> = Some(submitted);
         println!("SUBMITTED");
         for line in std::io::stdin().lock().lines() {
             match line.unwrap().trim() {
@@ -153,9 +157,26 @@ struct Other {
 }
 
 impl Other {
-    /// Starts the other client on `queue`, submitting `Gated` with `tag` and `value`.
+    /// Starts the other client on `queue`, submitting `Gated` with `tag` and `value` under
+    /// the key `shared-<tag>`.
     fn start(server: &RedisServer, queue: &str, tag: &str, value: i64, lease: Duration) -> Other {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        Other::start_with(server, queue, tag, value, lease, false)
+    }
+
+    /// The same, submitting a pure task when `pure` (its key derived from the input).
+    fn start_with(
+        server: &RedisServer,
+        queue: &str,
+        tag: &str,
+        value: i64,
+        lease: Duration,
+        pure: bool,
+    ) -> Other {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        if pure {
+            command.env("TASKWEAVE_TEST_SHARED_PURE", "1");
+        }
+        let mut child = command
             .args(["--exact", "shared::shared_key_client_process", "--nocapture"])
             .args(["--test-threads=1"])
             .env("TASKWEAVE_TEST_SHARED_CLIENT", server.url())
@@ -226,23 +247,24 @@ async fn until_exists(client: &Client, server: &RedisServer, key: &str, exists: 
 
 const LEASE: Duration = Duration::from_secs(1);
 
-/// (a) A key the other process is computing is found by this one, which waits for that
-/// run instead of enqueueing it again: one run, both get its value.
+/// (a) A pure task the other process is computing is found by this one, which waits for
+/// that run instead of enqueueing it again: one run, both get its value.
 #[test]
-fn a_shared_key_in_flight_in_another_process_runs_once() {
+fn a_pure_task_in_flight_in_another_process_runs_once() {
     let server = RedisServer::start();
-    let mut other = Other::start(&server, "share-a", "once", 7, LEASE);
+    let mut other = Other::start_with(&server, "share-a", "once", 7, LEASE, true);
     run(move || async move {
         let _worker = worker(&server, "share-a").await;
         wait_for_runs("once", 1);
         let client = client_with_lease(&server.url(), "share-a", LEASE).await;
-        let mine = client.task().key("shared-once").submit_task::<Gated>(("once".into(), 7));
+        let mine = client.task().pure().submit_task::<Gated>(("once".into(), 7));
         open("once");
         assert_eq!(within(&client, BOUND, "this client's value", Box::pin(mine)).await, Ok(7));
         assert_eq!(other.ask("await", "VALUE"), "VALUE 7");
         assert_eq!(runs_of("once"), 1, "the shared key ran once for both clients");
-        // Submitted again once finished, it is taken from the result: no run.
-        let again = client.task().key("shared-once").submit_task::<Gated>(("once".into(), 7));
+        // Submitted again once finished (its first future dropped: a new task in this
+        // client), it is taken from the result the other process still holds: no run.
+        let again = client.task().pure().submit_task::<Gated>(("once".into(), 7));
         assert_eq!(within(&client, BOUND, "the result again", Box::pin(again)).await, Ok(7));
         assert_eq!(runs_of("once"), 1);
         other.ask("close", "CLOSE");
@@ -330,4 +352,58 @@ fn a_killed_holders_result_expires_and_its_waiters_still_get_the_value() {
         assert_eq!(runs_of("waited"), 1);
         client.close().await.unwrap();
     });
+}
+
+/// (b) The other way round, with two clients of one process (each its own Redis client): a
+/// waiting client's cancel leaves the run's client's future; and when every holder cancels
+/// a run no worker began, its entry is removed from the stream.
+#[test]
+fn a_waiters_cancel_leaves_the_run_and_the_last_cancel_removes_it() {
+    let server = RedisServer::start();
+    run(move || async move {
+        let a = client_with_lease(&server.url(), "share-w", LEASE).await;
+        let b = client_with_lease(&server.url(), "share-w", LEASE).await;
+        let stream = "taskweave:share-w:tasks";
+        // No worker yet: both runs stay queued.
+        let kept = a.task().key("shared-kept").submit_task::<Gated>(("kept".into(), 2));
+        let waiting = b.task().key("shared-kept").submit_task::<Gated>(("kept".into(), 2));
+        let dropped = a.task().key("shared-dropped").submit_task::<Gated>(("dropped".into(), 9));
+        let also = b.task().key("shared-dropped").submit_task::<Gated>(("dropped".into(), 9));
+        stream_length(&a, &server, stream, 2).await;
+        waiting.cancel();
+        dropped.cancel();
+        also.cancel();
+        // The last holder's cancel removed the unstarted run of "shared-dropped".
+        stream_length(&a, &server, stream, 1).await;
+        let _worker = worker(&server, "share-w").await;
+        open("kept");
+        assert_eq!(within(&a, BOUND, "the kept run's value", Box::pin(kept)).await, Ok(2));
+        assert!(within(&b, BOUND, "the cancel", Box::pin(waiting)).await.is_err());
+        assert_eq!(runs_of("kept"), 1);
+        assert_eq!(runs_of("dropped"), 0);
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    });
+}
+
+/// Waits (bounded) until `stream` holds `count` entries.
+async fn stream_length(client: &Client, server: &RedisServer, stream: &str, count: usize) {
+    let executor = client.executor().clone();
+    let mut connection = server.connection();
+    let stream = stream.to_owned();
+    within(
+        client,
+        BOUND,
+        "the stream's length",
+        Box::pin(async move {
+            loop {
+                let length: usize = redis::cmd("XLEN").arg(&stream).query(&mut connection).unwrap();
+                if length == count {
+                    return;
+                }
+                executor.sleep(Duration::from_millis(20)).await;
+            }
+        }),
+    )
+    .await;
 }
