@@ -71,7 +71,6 @@ impl TaskBuilder<'_, NoDeps, Impure> {
             .map(|input| self.submit_task_keyed::<T>(self.item_key::<T>(None), input))
             .collect()
     }
-
 }
 
 impl TaskBuilder<'_, NoDeps, Pure> {
@@ -128,12 +127,8 @@ impl<P> TaskBuilder<'_, NoDeps, P> {
         let body_input = Arc::clone(&input);
         let body = BlockingBody(move |_: &[Value]| run::<T>(T::Input::clone(&body_input)));
         let encode = Box::new(move || serde_json::to_vec(&*input));
-        let call = call::<T>(
-            Some(encode),
-            self.allowed_failures_option(),
-            self.resources_option(),
-            key.1,
-        );
+        let call =
+            call::<T>(Some(encode), self.allowed_failures_option(), self.resources_option(), key.1);
         self.submit_job(key, DependencyList::default(), body, Some(call))
     }
 }
@@ -209,8 +204,7 @@ impl<D: Dependencies, P: 'static> TaskBuilder<'_, After<D>, P> {
                 .collect::<Result<Vec<_>, _>>()?;
             run::<T>(dependency_input::<T>(&outputs)?)
         });
-        let call =
-            call::<T>(None, self.allowed_failures_option(), self.resources_option(), key.1);
+        let call = call::<T>(None, self.allowed_failures_option(), self.resources_option(), key.1);
         self.submit_job(key, list, body, Some(call))
     }
 }

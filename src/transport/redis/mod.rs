@@ -1040,8 +1040,10 @@ impl Inner {
     /// client), and the share loop joins the key's record before anything is enqueued.
     fn dispatch_shared(&self, task: ReadyTask, mut entry: TaskEntry) {
         let key = task.key().to_string();
-        let share =
-            ShareKeys { record: self.keys.share_record(&key), result: self.keys.shared_result(&key) };
+        let share = ShareKeys {
+            record: self.keys.share_record(&key),
+            result: self.keys.shared_result(&key),
+        };
         entry.result.clone_from(&share.result);
         // The worker's result lives as long as a lease; live holders extend it.
         entry.ttl_ms = lease_ms(self.shared_lease);
@@ -1183,7 +1185,10 @@ impl Inner {
                     self.reached();
                     let gone = found.iter().filter(|found| !**found).count();
                     if gone > 0 {
-                        tracing::warn!(keys = gone, "shared keys this client holds expired in Redis (was the client paused for longer than its shared_lease?); their results are gone");
+                        tracing::warn!(
+                            keys = gone,
+                            "shared keys this client holds expired in Redis (was the client paused for longer than its shared_lease?); their results are gone"
+                        );
                     }
                 }
                 Err(error) => {
