@@ -408,7 +408,7 @@ impl RedisStore {
             source: format!(
                 "redis user {user:?} lacks permissions a taskweave {role} of queue {:?} needs: \
                  {}; grant them (for example `ACL SETUSER {user} +@read +@write +@stream \
-                 +@scripting +@keyspace ~{}`) or connect as another user",
+                 +@scripting +@keyspace +time ~{}`) or connect as another user",
                 self.keys.queue(),
                 denied.join("; "),
                 self.keys.namespace_pattern(),
@@ -428,6 +428,7 @@ impl RedisStore {
         let workers = keys.workers();
         let heartbeat = keys.heartbeat("check");
         let control = keys.control();
+        let (record, shared) = (keys.share_record("check"), keys.shared_result("check"));
         let mut commands: Vec<Vec<&str>> = vec![
             vec!["EVALSHA", self.scripts.touch.get_hash(), "1", &tasks],
             vec!["SCRIPT", "LOAD", "return 1"],
@@ -456,6 +457,20 @@ impl RedisStore {
                 // The control stream (`Client::restart`, cancels of running tasks).
                 vec!["XADD", &control, "MAXLEN", "~", "1", "*", "m", "v"],
                 vec!["PEXPIRE", &control, "1"],
+                // Shared keys (`share.lua`; its `TIME` is not checked here, so that a user
+                // granted before shared keys existed still starts: without it a shared
+                // key's submission fails naming the permission).
+                vec!["HSET", &record, "f", "v"],
+                vec!["HGETALL", &record],
+                vec!["PEXPIREAT", &record, "1"],
+                vec!["PEXPIREAT", &shared, "1"],
+                vec!["EXISTS", &shared],
+                vec!["GET", &shared],
+                vec!["DEL", &record, &shared],
+                vec!["TYPE", &reply],
+                vec!["PTTL", &reply],
+                vec!["XADD", &reply, "*", "f", "v"],
+                vec!["PEXPIRE", &reply, "1"],
             ]),
             Role::Worker => commands.extend([
                 vec!["XREVRANGE", &control, "+", "-", "COUNT", "1"],

@@ -15,7 +15,8 @@
 --   done <rid> <status> <body> <deliveries> <reply ttl ms>: the run `rid` completed; its
 --     outcome is forwarded to every waiting delivery, and the key has no run any more.
 --   leave <client> <rid>: gives up `client`'s hold (and the wait of `rid`). Answers {'kept'}
---     while another live client holds it, else deletes record and result and answers
+--     while another live client holds it, else deletes the result (and the record, unless a
+--     run is in flight: a client joining before it expires waits for that run) and answers
 --     {'last', run} (run is '' when none is in flight).
 --   refresh <client> <lease ms>: renews `client`'s hold ({'kept'}), or answers {'gone'}
 --     when the record expired meanwhile (the hold is not made again).
@@ -128,7 +129,13 @@ elseif op == 'leave' then
     return {'kept'}
   end
   local run = redis.call('HGET', record, 'run') or ''
-  redis.call('DEL', record, result)
+  if run == '' then
+    redis.call('DEL', record, result)
+  else
+    -- A run a worker may have begun stays findable (until the record's expiry, a lease at
+    -- most): a client that joins meanwhile waits for it rather than running it again.
+    redis.call('DEL', result)
+  end
   return {'last', run}
 elseif op == 'refresh' then
   local client = ARGV[2]

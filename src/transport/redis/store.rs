@@ -206,8 +206,9 @@ pub enum Joined {
 pub enum Left {
     /// Another live client holds it.
     Kept,
-    /// Nobody holds it any more: record and result are deleted; the delivery that was
-    /// computing it, if one was.
+    /// Nobody holds it any more: the result is deleted (the record too, unless a run is in
+    /// flight: it stays findable until it expires); the delivery that was computing it, if
+    /// one was.
     Last(Option<String>),
 }
 
