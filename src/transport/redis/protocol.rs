@@ -612,6 +612,10 @@ mod tests {
             ]
         );
         assert!(!single.is_cluster());
+        // A shared key's record lives with the queue; its result where workers may write.
+        assert_eq!(single.share_record("report"), "taskweave:images:share:report");
+        assert_eq!(single.shared_result("report"), "taskweave:result:shared:images:report");
+        assert!(single.shared_result("report").starts_with(&single.result_prefix()));
         assert_eq!(single.for_queue("mail").tasks(), "taskweave:mail:tasks");
 
         let cluster = Keys::clustered("taskweave", "images");
@@ -625,6 +629,8 @@ mod tests {
             cluster.sequence(),
             cluster.result("c1", 2),
             cluster.reply("c1"),
+            cluster.share_record("report"),
+            cluster.shared_result("report"),
         ];
         for name in &names {
             assert!(name.starts_with("{taskweave:images}:"), "{name}");
