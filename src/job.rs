@@ -309,6 +309,9 @@ pub(crate) struct RegisteredCall {
     /// How many deliveries may die with their worker (`TaskBuilder::allowed_failures`), for
     /// transports that redeliver by themselves.
     pub(crate) allowed_failures: u32,
+    /// Whether its key is shared (pure, or given explicitly): other clients of a cluster
+    /// that submit the same key share its run and result.
+    pub(crate) shared_key: bool,
     /// The worker resources one run holds (`TaskBuilder::resources`): name and amount, each
     /// name once.
     pub(crate) resources: Vec<(String, u64)>,

@@ -1,13 +1,15 @@
 //! Submitting registered [`Task`]s: one definition, run in this process or by workers in
 //! other processes, whichever transport the client has.
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use super::core::{BlockingBody, InputEncoder, RegisteredCall, Value};
 use super::deps::{Dependencies, DependencyList};
-use super::submit::{After, Impure, NoDeps, TaskBuilder};
+use super::submit::{After, Impure, NoDeps, Pure, TaskBuilder};
 use super::{Client, TaskFuture};
 use crate::job::TaskFailure;
+use crate::scheduler::TaskKey;
 use crate::task::{Task, dependency_input};
 
 /// Decodes the JSON of `T`'s output into a shared value.
@@ -37,6 +39,7 @@ fn call<T: Task>(
     encode_input: Option<InputEncoder>,
     allowed_failures: u32,
     resources: Vec<(String, u64)>,
+    shared_key: bool,
 ) -> RegisteredCall {
     RegisteredCall {
         name: T::NAME,
@@ -45,6 +48,7 @@ fn call<T: Task>(
         encode_output: encode_output::<T>,
         allowed_failures,
         resources,
+        shared_key,
     }
 }
 
@@ -67,7 +71,52 @@ impl TaskBuilder<'_, NoDeps, Impure> {
             .map(|input| self.submit_task_keyed::<T>(self.item_key::<T>(None), input))
             .collect()
     }
+}
 
+impl TaskBuilder<'_, NoDeps, Pure> {
+    /// Submits the registered task `T` with `input` as a pure task: its key is derived from
+    /// [`Task::NAME`] and the input's hash, so identical submissions share one task and one
+    /// result (Dask's `pure=True`) — in this client, and on a transport that several client
+    /// processes share (Redis), in every client of the queue: the first one computes it,
+    /// the others wait for that run or take its result. The key does not depend on the
+    /// binary (only on the name, the input, and the Rust version's `DefaultHasher`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskweave::Task;
+    ///
+    /// struct Square;
+    /// impl Task for Square {
+    ///     const NAME: &'static str = "square";
+    ///     type Input = i64;
+    ///     type Output = i64;
+    ///     type Error = std::convert::Infallible;
+    ///     fn run(x: i64) -> Result<i64, Self::Error> {
+    ///         Ok(x * x)
+    ///     }
+    /// }
+    ///
+    /// let client = taskweave::Client::new()?;
+    /// let first = client.task().pure().submit_task::<Square>(12);
+    /// let again = client.task().pure().submit_task::<Square>(12);
+    /// assert_eq!(first.key(), again.key());
+    /// assert_eq!(again.result()?, 144);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
+    pub fn submit_task<T: Task>(&self, input: T::Input) -> TaskFuture<T::Output>
+    where
+        T::Input: Hash,
+    {
+        let mut hasher = DefaultHasher::new();
+        T::NAME.hash(&mut hasher);
+        input.hash(&mut hasher);
+        let key = self.key_or::<T>(Some(TaskKey::generated(T::NAME, hasher.finish())));
+        self.submit_task_keyed::<T>(key, input)
+    }
+}
+
+impl<P> TaskBuilder<'_, NoDeps, P> {
     /// Submits `T` with `input` under `key` (and whether the key is shared).
     fn submit_task_keyed<T: Task>(
         &self,
@@ -78,12 +127,9 @@ impl TaskBuilder<'_, NoDeps, Impure> {
         let body_input = Arc::clone(&input);
         let body = BlockingBody(move |_: &[Value]| run::<T>(T::Input::clone(&body_input)));
         let encode = Box::new(move || serde_json::to_vec(&*input));
-        self.submit_job(
-            key,
-            DependencyList::default(),
-            body,
-            Some(call::<T>(Some(encode), self.allowed_failures_option(), self.resources_option())),
-        )
+        let call =
+            call::<T>(Some(encode), self.allowed_failures_option(), self.resources_option(), key.1);
+        self.submit_job(key, DependencyList::default(), body, Some(call))
     }
 }
 
@@ -158,7 +204,7 @@ impl<D: Dependencies, P: 'static> TaskBuilder<'_, After<D>, P> {
                 .collect::<Result<Vec<_>, _>>()?;
             run::<T>(dependency_input::<T>(&outputs)?)
         });
-        let call = call::<T>(None, self.allowed_failures_option(), self.resources_option());
+        let call = call::<T>(None, self.allowed_failures_option(), self.resources_option(), key.1);
         self.submit_job(key, list, body, Some(call))
     }
 }

@@ -963,6 +963,15 @@ impl ReadyTask {
         self.job.call.as_ref().map_or(&[], |call| call.resources.as_slice())
     }
 
+    /// Whether the registered task's key is shared: pure, or given explicitly
+    /// ([`TaskBuilder::key`](crate::client::TaskBuilder::key)), so that every submission of
+    /// it means the same task. A transport that several client processes share (Redis) runs
+    /// such a key once for all of them and keeps its result while any of them holds it; a
+    /// generated key is one client's alone. `false` for a closure.
+    pub fn has_shared_key(&self) -> bool {
+        self.job.call.as_ref().is_some_and(|call| call.shared_key)
+    }
+
     /// The keys of the tasks whose values this task reads, in argument order.
     pub fn dependency_keys(&self) -> Vec<TaskKey> {
         self.job.dep_keys()

@@ -17,6 +17,7 @@ mod lost;
 mod operator;
 mod processes;
 mod report;
+mod shared;
 mod subtasks;
 mod takeover;
 mod tasks;

@@ -98,6 +98,7 @@ pub use self::config::{DEFAULT_NAMESPACE, DEFAULT_QUEUE, RedisConfig};
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -110,7 +111,10 @@ pub(crate) use self::protocol::{
 };
 pub(crate) use self::redis_store::{RedisStore, Role};
 use self::retry::{Retry, RetryPolicy};
-use self::store::{Cancelled, Dispatched, Failure, Located, Store, StoreError, StreamEntry};
+use self::store::{
+    Cancelled, Dispatched, Failure, Joined, Left, Located, ShareKeys, Store, StoreError,
+    StreamEntry,
+};
 pub use super::WorkerInfo;
 use super::{CompletionSink, ReadyTask, TaskOutcome, TaskRun, Transport};
 use crate::Error;
@@ -163,6 +167,7 @@ pub struct RedisTransportBuilder {
     max_payload_bytes: usize,
     result_ttl: Duration,
     reconcile_every: Duration,
+    shared_lease: Duration,
 }
 
 struct Inner {
@@ -192,6 +197,15 @@ struct Inner {
     reconcile_every: Duration,
     /// Result keys of tasks the client holds, for dependents and release.
     results: Mutex<HashMap<TaskKey, String>>,
+    /// How long this client's hold on a shared key lasts unless renewed (every third of it).
+    shared_lease: Duration,
+    /// Set once the client dispatched a shared key: only then do release and completions
+    /// look at [`Inner::shares`] (one atomic load otherwise).
+    any_shared: AtomicBool,
+    /// The shared keys this client holds, and the runs it enqueued for them.
+    shares: Mutex<Shares>,
+    /// Work for the share loop (joins, leaves, forwards).
+    share_ops: (flume::Sender<ShareOp>, flume::Receiver<ShareOp>),
     started: OnceLock<Started>,
     /// Dropped on close: every background loop watches it.
     stop: Mutex<Option<flume::Sender<()>>>,
@@ -204,6 +218,28 @@ struct Inner {
     /// How the coordination primitives reach their state when not through a connection of
     /// their own to `coordination`'s server (the simulation's model of Redis).
     coordination_connector: OnceLock<Arc<dyn coordination_seam::Connector>>,
+}
+
+/// The shared keys (pure, or given explicitly) a client holds: on Redis, several clients'
+/// submissions of one such key share one run and one result (see `share.lua`).
+#[derive(Default)]
+struct Shares {
+    /// Each held key's record and result.
+    held: HashMap<TaskKey, ShareKeys>,
+    /// The runs this client enqueued for a shared key, by delivery id: their completion is
+    /// forwarded to the other clients waiting for it, even after this client let go.
+    runs: HashMap<String, ShareKeys>,
+}
+
+/// What the share loop is asked to do.
+enum ShareOp {
+    /// Join the shared key of the dispatched delivery `rid`: run it, wait for another
+    /// client's run, or take its result.
+    Join(String),
+    /// Give up the hold on a shared key (released, or the delivery `rid` cancelled).
+    Leave { share: ShareKeys, rid: String },
+    /// Forward the completion of this client's run `rid` of a shared key to its waiters.
+    Done { share: ShareKeys, reply: Reply },
 }
 
 /// The deliveries a client has dispatched and not seen completed.
@@ -227,6 +263,8 @@ struct Flight {
     /// Reconciliation passes in a row that found the delivery reported while its
     /// completion had not arrived.
     done_passes: u32,
+    /// The record and result of its shared key, if it has one.
+    shared: Option<ShareKeys>,
 }
 
 impl Flight {
@@ -248,6 +286,23 @@ impl InFlight {
                 cancelled: false,
                 withdrawn: false,
                 done_passes: 0,
+                shared: None,
+            },
+        );
+    }
+
+    /// A delivery of a shared key, joining its record before anything is enqueued.
+    fn insert_shared(&mut self, rid: String, task: ReadyTask, share: ShareKeys, entry: TaskEntry) {
+        self.rid_of.insert(task.id(), rid.clone());
+        self.by_rid.insert(
+            rid,
+            Flight {
+                task,
+                enqueued: Enqueued::Sharing(Box::new(entry)),
+                cancelled: false,
+                withdrawn: false,
+                done_passes: 0,
+                shared: Some(share),
             },
         );
     }
@@ -263,7 +318,7 @@ impl InFlight {
     /// The enqueued deliveries, as the store's `locate` and `cancel` take them.
     fn dispatched(&self, rid: &str) -> Option<Dispatched> {
         let entry_id = match &self.by_rid.get(rid)?.enqueued {
-            Enqueued::Sending => return None,
+            Enqueued::Sending | Enqueued::Sharing(_) => return None,
             Enqueued::Written(entry_id) => Some(entry_id.clone()),
             Enqueued::AlreadyReported => None,
         };
@@ -281,6 +336,10 @@ enum Enqueued {
     /// Acknowledged, but a worker had reported the delivery by then (its entry may be gone
     /// already), so the enqueue returned no entry id.
     AlreadyReported,
+    /// A shared key's delivery that is not enqueued: joining the key's record, or waiting
+    /// for another client's run of it (its outcome is forwarded to this delivery). The entry
+    /// is kept for a take-over, should that client die before its run is enqueued.
+    Sharing(Box<TaskEntry>),
 }
 
 impl Enqueued {
@@ -389,6 +448,52 @@ impl RedisTransportBuilder {
     /// (such as `Duration::MAX`): Redis cannot use it as an expiry.
     pub fn result_ttl(mut self, ttl: Duration) -> Self {
         self.result_ttl = ttl.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long this client's hold on a shared key lasts unless renewed (default 30 s; from
+    /// 100 ms to [`MAX_RESULT_TTL`]).
+    ///
+    /// A task with a shared key — pure, or given explicitly with
+    /// [`TaskBuilder::key`](crate::client::TaskBuilder::key) — is one task for every client
+    /// of the queue (Dask's several clients on one scheduler): the first client to submit it
+    /// enqueues it, a second one that submits the key meanwhile waits for that run instead
+    /// of enqueueing it again (or takes the result at once if it exists), a cancel by one
+    /// client leaves the others' futures running, and the result stays in Redis while any
+    /// client holds the key. Each client renews its holds every third of this time, so that
+    /// a client whose process dies lets go of its keys within it: the result is then deleted
+    /// unless another client holds it, and a client waiting for a dead client's run that
+    /// never got enqueued (or whose outcome was never forwarded) takes it over. Generated keys
+    /// are one client's alone and pay nothing for this.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), taskweave::Error> {
+    /// use std::time::Duration;
+    /// use taskweave::transport::redis::RedisTransport;
+    /// # struct Report;
+    /// # impl taskweave::Task for Report {
+    /// #     const NAME: &'static str = "report";
+    /// #     type Input = u32;
+    /// #     type Output = String;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn run(day: u32) -> Result<String, Self::Error> { Ok(day.to_string()) }
+    /// # }
+    ///
+    /// // In each of several web server processes:
+    /// let redis = RedisTransport::builder("redis://127.0.0.1:6379")
+    ///     .shared_lease(Duration::from_secs(10))
+    ///     .connect()
+    ///     .await?;
+    /// let client = taskweave::Client::builder().transport(redis).build().await?;
+    /// // Computed once, whichever process asks first; the others wait for that run.
+    /// let report = client.task().key("report-2024-06-01").submit_task::<Report>(20240601);
+    /// println!("{}", report.await?);
+    /// # client.close().await }
+    /// ```
+    pub fn shared_lease(mut self, lease: Duration) -> Self {
+        self.shared_lease = lease.clamp(Duration::from_millis(100), MAX_RESULT_TTL);
         self
     }
 
@@ -513,6 +618,10 @@ impl RedisTransportBuilder {
                 cancels: flume::unbounded(),
                 reconcile_every: self.reconcile_every,
                 results: Mutex::new(HashMap::new()),
+                shared_lease: self.shared_lease,
+                any_shared: AtomicBool::new(false),
+                shares: Mutex::new(Shares::default()),
+                share_ops: flume::unbounded(),
                 started: OnceLock::new(),
                 stop: Mutex::new(Some(stop)),
                 stop_signal,
@@ -554,6 +663,7 @@ impl RedisTransport {
             max_payload_bytes: 1 << 20,
             result_ttl: Duration::from_secs(3600),
             reconcile_every: Duration::from_secs(5),
+            shared_lease: Duration::from_secs(30),
         }
     }
 
@@ -811,13 +921,20 @@ impl Inner {
     /// Reports one completion read from the reply stream.
     fn deliver(&self, reply: Reply, clock: &mut RunClock) {
         let Some(started) = self.started() else { return };
+        if self.any_shared.load(Ordering::Acquire) {
+            // This client's run of a shared key: the other clients waiting for it hear of
+            // its outcome too, whether or not this client still waits for it.
+            if let Some(share) = self.shares.lock().runs.remove(&reply.rid) {
+                let _ = self.share_ops.0.send(ShareOp::Done { share, reply: reply.clone() });
+            }
+        }
         let Some(flight) = self.take_in_flight(&reply.rid) else {
             tracing::debug!(rid = %reply.rid, "a completion for a task this client no longer waits for");
             return;
         };
         // Its entry_of key is not needed any more, once the enqueue was acknowledged (until
         // then a resend must still find it; the sender deletes it after the acknowledgement).
-        if flight.enqueued != Enqueued::Sending {
+        if matches!(flight.enqueued, Enqueued::Written(_) | Enqueued::AlreadyReported) {
             let _ = self.releases.0.send(self.keys.entry_of(&reply.rid));
         }
         let task = flight.task;
@@ -928,6 +1045,243 @@ impl Inner {
                 .clamp(1, protocol::MAX_TTL_MS),
             resources: task.resources().to_vec(),
         })
+    }
+}
+
+impl Inner {
+    /// Dispatches a task with a shared key: its result lives under the key (one for every
+    /// client), and the share loop joins the key's record before anything is enqueued.
+    fn dispatch_shared(&self, task: ReadyTask, mut entry: TaskEntry) {
+        let key = task.key().to_string();
+        let share = ShareKeys {
+            record: self.keys.share_record(&key),
+            result: self.keys.shared_result(&key),
+        };
+        entry.result.clone_from(&share.result);
+        // The worker's result lives as long as a lease; live holders extend it.
+        entry.ttl_ms = lease_ms(self.shared_lease);
+        self.any_shared.store(true, Ordering::Release);
+        self.results.lock().insert(task.key().clone(), share.result.clone());
+        self.shares.lock().held.insert(task.key().clone(), share.clone());
+        let rid = entry.rid.clone();
+        self.in_flight.lock().insert_shared(rid.clone(), task, share, entry);
+        let _ = self.share_ops.0.send(ShareOp::Join(rid));
+    }
+
+    /// Joins the shared key of the waiting delivery `rid` (see `share.lua`): enqueues it if
+    /// it is the key's run now, reports the result if there is one, else leaves it waiting.
+    async fn join(&self, rid: String) {
+        let Some(started) = self.started() else { return };
+        let share = {
+            let in_flight = self.in_flight.lock();
+            match in_flight.by_rid.get(&rid) {
+                Some(Flight { shared: Some(share), enqueued: Enqueued::Sharing(_), .. }) => {
+                    share.clone()
+                }
+                _ => return,
+            }
+        };
+        let joined =
+            self.store.share_join(&share, &self.client_id, &rid, &self.reply, self.shared_lease);
+        let joined = match joined.await {
+            Ok(joined) => {
+                self.reached();
+                joined
+            }
+            Err(error) => {
+                self.failed(&error);
+                if error.failure() != Failure::Unreachable {
+                    if let Some(flight) = self.in_flight.lock().remove(&rid) {
+                        self.fail(
+                            &flight.task,
+                            format!(
+                                "redis at {} refused to share its key ({error}); check the                                  permissions of the client's Redis user (ACL) and the keys                                  under its namespace",
+                                self.broker
+                            ),
+                        );
+                    }
+                } else {
+                    // Tried again at the next renewal; the broker timeout bounds it.
+                    tracing::debug!(%error, %rid, "could not join a shared key; trying again");
+                }
+                return;
+            }
+        };
+        let mut in_flight = self.in_flight.lock();
+        match joined {
+            Joined::Run => {
+                let Some(flight) = in_flight.by_rid.get_mut(&rid) else { return };
+                let Enqueued::Sharing(entry) =
+                    std::mem::replace(&mut flight.enqueued, Enqueued::Sending)
+                else {
+                    return;
+                };
+                self.shares.lock().runs.insert(rid, share);
+                drop(in_flight);
+                let _ = self.outbox.0.send(*entry);
+            }
+            Joined::Wait => {}
+            Joined::Done(output) => {
+                let Some(flight) = in_flight.remove(&rid) else { return };
+                drop(in_flight);
+                tracing::debug!(key = %flight.task.key(), "a shared key's result was there already");
+                started.sink.complete(&flight.task, flight.task.decode_output(&output));
+            }
+        }
+    }
+
+    /// Gives up this client's hold on a shared key (released, or its delivery `rid`
+    /// cancelled). The run is cancelled only when no client holds the key any more.
+    async fn leave(&self, executor: &dyn Executor, share: ShareKeys, rid: String) {
+        let Some(started) = self.started() else { return };
+        let mut retry = Retry::new(RetryPolicy::after_tries(CANCEL_TRIES));
+        let left = loop {
+            match self.store.share_leave(&share, &self.client_id, &rid).await {
+                Ok(left) => break Some(left),
+                Err(error) => {
+                    let Some(delay) = retry.next_delay(error.failure(), executor.now()) else {
+                        // The hold expires with its lease.
+                        tracing::debug!(%error, "gave up letting go of a shared key; it expires");
+                        break None;
+                    };
+                    executor.sleep(delay).await;
+                }
+            }
+        };
+        let run = match left {
+            Some(Left::Last(run)) => run,
+            Some(Left::Kept) | None => None,
+        };
+        if rid.is_empty() {
+            // A release: an unfinished run nobody holds any more is cancelled below.
+            if let Some(run) = run {
+                let _ = self.store.cancel(&[Dispatched { rid: run, entry_id: None }]).await;
+            }
+            return;
+        }
+        // Cancelled: this client holds the key no more (its renewals would hold it again).
+        self.shares.lock().held.retain(|_, held| *held != share);
+        let own_run = run.as_deref() == Some(rid.as_str());
+        let not_run = {
+            let mut in_flight = self.in_flight.lock();
+            match in_flight.by_rid.get(&rid).map(|flight| &flight.enqueued) {
+                // This client's run, enqueued, and nobody else holds the key: cancel its
+                // entry as any other (the cancel loop reports it).
+                Some(Enqueued::Written(_) | Enqueued::AlreadyReported) if own_run => {
+                    let _ = self.cancels.0.send(rid.clone());
+                    None
+                }
+                // Not sent yet: the sender drops it, or cancels it once acknowledged.
+                Some(Enqueued::Sending) if own_run => None,
+                // Another client still holds the key (the run goes on for it), or the run
+                // was another client's: this client's future is cancelled, nothing more.
+                Some(_) => in_flight.remove(&rid),
+                None => None,
+            }
+        };
+        if let Some(flight) = not_run {
+            started.sink.complete(&flight.task, TaskOutcome::NotRun);
+        }
+        if let Some(run) = run.filter(|run| *run != rid) {
+            // Nobody holds the key: the other client's run need not run.
+            let _ = self.store.cancel(&[Dispatched { rid: run, entry_id: None }]).await;
+        }
+    }
+
+    /// Renews this client's holds on its shared keys, and joins again the keys its
+    /// deliveries wait for (a run whose client died is taken over).
+    async fn renew_shares(&self) {
+        let held: Vec<ShareKeys> = self.shares.lock().held.values().cloned().collect();
+        if !held.is_empty() {
+            match self.store.share_refresh(&held, &self.client_id, self.shared_lease).await {
+                Ok(found) => {
+                    self.reached();
+                    let gone = found.iter().filter(|found| !**found).count();
+                    if gone > 0 {
+                        tracing::warn!(
+                            keys = gone,
+                            "shared keys this client holds expired in Redis (was the client paused for longer than its shared_lease?); their results are gone"
+                        );
+                    }
+                }
+                Err(error) => {
+                    self.failed(&error);
+                    tracing::debug!(%error, "could not renew the holds on shared keys; trying again");
+                }
+            }
+        }
+        let mut waiting: Vec<String> = {
+            let in_flight = self.in_flight.lock();
+            in_flight
+                .by_rid
+                .iter()
+                .filter(|(_, flight)| matches!(flight.enqueued, Enqueued::Sharing(_)))
+                .map(|(rid, _)| rid.clone())
+                .collect()
+        };
+        waiting.sort_unstable();
+        for rid in waiting {
+            self.join(rid).await;
+        }
+    }
+}
+
+/// A lease as an expiry in ms Redis takes.
+fn lease_ms(lease: Duration) -> u64 {
+    u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).clamp(1, protocol::MAX_TTL_MS)
+}
+
+/// Carries out the work of shared keys (joins, leaves, forwards of this client's runs'
+/// completions), and every third of the shared lease renews this client's holds and joins
+/// again the keys its deliveries wait for. A client that never dispatches a shared key
+/// only wakes up to find nothing held.
+async fn share_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume::Sender<()>) {
+    let stop = inner.stop_signal.clone();
+    let every = inner.shared_lease / 3;
+    let mut next = executor.now() + every;
+    loop {
+        let now = executor.now();
+        if now >= next {
+            next = now + every;
+            if unless_stopped(&stop, inner.renew_shares()).await.is_none() {
+                return;
+            }
+            continue;
+        }
+        let op = {
+            let received = inner.share_ops.1.recv_async();
+            let timer = executor.sleep(next - now);
+            match unless_stopped(&stop, select(received, timer)).await {
+                None => return,
+                Some(Either::Left((Ok(op), _))) => op,
+                Some(Either::Left((Err(_), _))) => return,
+                Some(Either::Right(_)) => continue,
+            }
+        };
+        let work = async {
+            match op {
+                ShareOp::Join(rid) => inner.join(rid).await,
+                ShareOp::Leave { share, rid } => inner.leave(&*executor, share, rid).await,
+                ShareOp::Done { share, reply } => {
+                    let forwarded = inner.store.share_done(
+                        &share,
+                        &reply.rid,
+                        reply.status,
+                        &reply.body,
+                        reply.deliveries,
+                        inner.result_ttl,
+                    );
+                    // One try: a client that misses it joins again at its next renewal and
+                    // finds the result (or takes the run over).
+                    if let Err(error) = forwarded.await {
+                        tracing::debug!(%error, "could not forward a shared key's completion; its waiters find it at their next renewal");
+                    }
+                }
+            }
+        };
+        if unless_stopped(&stop, work).await.is_none() {
+            return;
+        }
     }
 }
 
@@ -1452,6 +1806,7 @@ impl Transport for RedisTransport {
             Arc::clone(&executor),
             done.clone(),
         ))?;
+        executor.spawn_task(share_loop(Arc::clone(inner), Arc::clone(&executor), done.clone()))?;
         executor.spawn_task(janitor_loop(Arc::clone(inner), done))?;
         Ok(())
     }
@@ -1470,6 +1825,9 @@ impl Transport for RedisTransport {
             return;
         }
         match inner.entry_for(&task) {
+            Ok(entry) if task.has_shared_key() && inner.store.shares_keys() => {
+                inner.dispatch_shared(task, entry);
+            }
             Ok(entry) => {
                 inner.results.lock().insert(task.key().clone(), entry.result.clone());
                 inner.in_flight.lock().insert(entry.rid.clone(), task);
@@ -1486,6 +1844,12 @@ impl Transport for RedisTransport {
         let Some(rid) = in_flight.rid_of.get(&id).cloned() else { return };
         let Some(flight) = in_flight.by_rid.get_mut(&rid) else { return };
         flight.cancelled = true;
+        // A shared key: the share loop gives up this client's hold, and cancels the run only
+        // if no other client holds the key.
+        if let Some(share) = flight.shared.clone() {
+            let _ = inner.share_ops.0.send(ShareOp::Leave { share, rid });
+            return;
+        }
         // Not yet enqueued: the sender drops it, or hands it to the cancel loop once its
         // enqueue is acknowledged.
         if flight.enqueued != Enqueued::Sending {
@@ -1502,16 +1866,29 @@ impl Transport for RedisTransport {
             return;
         }
         flight.withdrawn = true;
-        // As `abort`: not yet enqueued, the sender drops it or hands it on once acknowledged.
+        // As `abort`: a shared key gives up only this client's hold (another client may be
+        // waiting for this run); otherwise, not yet enqueued, the sender drops it or hands it
+        // on once acknowledged.
+        if let Some(share) = flight.shared.clone() {
+            let _ = inner.share_ops.0.send(ShareOp::Leave { share, rid });
+            return;
+        }
         if flight.enqueued != Enqueued::Sending {
             let _ = inner.cancels.0.send(rid);
         }
     }
 
     fn release(&self, key: &TaskKey) {
-        if let Some(result) = self.inner.results.lock().remove(key) {
-            let _ = self.inner.releases.0.send(result);
+        let inner = &self.inner;
+        let Some(result) = inner.results.lock().remove(key) else { return };
+        if inner.any_shared.load(Ordering::Acquire) {
+            // A shared key's result is deleted only when no client holds it any more.
+            if let Some(share) = inner.shares.lock().held.remove(key) {
+                let _ = inner.share_ops.0.send(ShareOp::Leave { share, rid: String::new() });
+                return;
+            }
         }
+        let _ = inner.releases.0.send(result);
     }
 
     fn workers(&self) -> BoxFuture<Result<Vec<WorkerInfo>, Error>> {
@@ -1526,8 +1903,18 @@ impl Transport for RedisTransport {
             let Some(started) = inner.started() else { return };
             while started.stopped.recv_async().await.is_ok() {}
             // Best effort, bounded: Redis may be gone, and what is left expires anyway.
-            let mut leftovers: Vec<String> =
-                inner.results.lock().drain().map(|(_, key)| key).collect();
+            let held: Vec<ShareKeys> = {
+                let mut shares = inner.shares.lock();
+                shares.runs.clear();
+                shares.held.drain().map(|(_, share)| share).collect()
+            };
+            let mut leftovers: Vec<String> = inner
+                .results
+                .lock()
+                .drain()
+                .map(|(_, key)| key)
+                .filter(|key| !held.iter().any(|share| share.result == *key))
+                .collect();
             leftovers.extend(inner.releases.1.try_iter());
             leftovers.push(inner.reply.clone());
             // Entries of unfinished tasks are deleted: workers that have not taken them never
@@ -1541,11 +1928,24 @@ impl Transport for RedisTransport {
             let mut unfinished = Vec::new();
             for (rid, flight) in flights {
                 leftovers.push(inner.keys.entry_of(&rid));
+                // A shared key's run is removed below only if no other client holds it.
+                if flight.shared.is_some() {
+                    continue;
+                }
                 if let Enqueued::Written(id) = flight.enqueued {
                     unfinished.push(Dispatched { rid, entry_id: Some(id) });
                 }
             }
             let cleanup = async {
+                // Give up this client's holds on shared keys; the last holder removes the
+                // unstarted run, if any.
+                for share in &held {
+                    if let Left::Last(Some(run)) =
+                        inner.store.share_leave(share, &inner.client_id, "").await?
+                    {
+                        unfinished.push(Dispatched { rid: run, entry_id: None });
+                    }
+                }
                 // Through `cancel.lua`, which finds each entry by its entry_of key: an entry a
                 // worker handed back (a rebalance, a restart) has a new id by now.
                 for batch in unfinished.chunks(BATCH) {

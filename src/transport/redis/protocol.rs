@@ -169,6 +169,18 @@ impl Keys {
         format!("{}{client}:{task}", self.result_prefix())
     }
 
+    /// The record of a shared key `key` (pure, or given explicitly) that several clients of
+    /// this queue may submit: its run, holders and waiters (`share.lua`).
+    pub fn share_record(&self, key: &str) -> String {
+        format!("{}:share:{key}", self.queue_prefix)
+    }
+
+    /// The result of the shared key `key` of this queue: one for every client that holds it
+    /// (under [`result_prefix`](Keys::result_prefix), where workers write results).
+    pub fn shared_result(&self, key: &str) -> String {
+        format!("{}shared:{}:{key}", self.result_prefix(), self.queue)
+    }
+
     /// The prefix of every client's reply stream.
     pub fn reply_prefix(&self) -> String {
         format!("{}:reply:", self.shared_prefix)
@@ -600,6 +612,10 @@ mod tests {
             ]
         );
         assert!(!single.is_cluster());
+        // A shared key's record lives with the queue; its result where workers may write.
+        assert_eq!(single.share_record("report"), "taskweave:images:share:report");
+        assert_eq!(single.shared_result("report"), "taskweave:result:shared:images:report");
+        assert!(single.shared_result("report").starts_with(&single.result_prefix()));
         assert_eq!(single.for_queue("mail").tasks(), "taskweave:mail:tasks");
 
         let cluster = Keys::clustered("taskweave", "images");
@@ -613,6 +629,8 @@ mod tests {
             cluster.sequence(),
             cluster.result("c1", 2),
             cluster.reply("c1"),
+            cluster.share_record("report"),
+            cluster.shared_result("report"),
         ];
         for name in &names {
             assert!(name.starts_with("{taskweave:images}:"), "{name}");

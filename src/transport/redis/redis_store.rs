@@ -10,10 +10,11 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 
-use super::protocol::{DONE, ENTRY_KEY_TTL_MS, GROUP, Keys, TaskEntry};
+use super::protocol::{DONE, ENTRY_KEY_TTL_MS, GROUP, Keys, Status, TaskEntry};
 use super::store::{
     Cancelled, ClaimedEntry, CompletedAndBegun, Completion, ControlRead, DeadLetter, Dispatched,
-    Fields, Located, Ownership, Store, StoreError, StoreResult, StreamEntry,
+    Fields, Joined, Left, Located, Ownership, ShareKeys, Store, StoreError, StoreResult,
+    StreamEntry,
 };
 
 /// How a store connects: timeouts and reconnection back-off.
@@ -202,6 +203,8 @@ struct Scripts {
     locate: Script,
     cancel: Script,
     forget: Script,
+    /// Shared keys' records (`share.lua`).
+    share: Script,
     /// `complete.lua` and `begin.lua` as functions, called by `complete_and_begin.lua`.
     complete_and_begin: Script,
 }
@@ -219,6 +222,7 @@ impl Scripts {
             locate: Script::new(include_str!("locate.lua")),
             cancel: Script::new(include_str!("cancel.lua")),
             forget: Script::new(include_str!("forget.lua")),
+            share: Script::new(include_str!("share.lua")),
             complete_and_begin: Script::new(&format!(
                 "local function complete(KEYS, ARGV)\n{}\nend\n\
                  local function begin(KEYS, ARGV)\n{}\nend\n{}",
@@ -404,7 +408,7 @@ impl RedisStore {
             source: format!(
                 "redis user {user:?} lacks permissions a taskweave {role} of queue {:?} needs: \
                  {}; grant them (for example `ACL SETUSER {user} +@read +@write +@stream \
-                 +@scripting +@keyspace ~{}`) or connect as another user",
+                 +@scripting +@keyspace +time ~{}`) or connect as another user",
                 self.keys.queue(),
                 denied.join("; "),
                 self.keys.namespace_pattern(),
@@ -424,6 +428,7 @@ impl RedisStore {
         let workers = keys.workers();
         let heartbeat = keys.heartbeat("check");
         let control = keys.control();
+        let (record, shared) = (keys.share_record("check"), keys.shared_result("check"));
         let mut commands: Vec<Vec<&str>> = vec![
             vec!["EVALSHA", self.scripts.touch.get_hash(), "1", &tasks],
             vec!["SCRIPT", "LOAD", "return 1"],
@@ -452,6 +457,20 @@ impl RedisStore {
                 // The control stream (`Client::restart`, cancels of running tasks).
                 vec!["XADD", &control, "MAXLEN", "~", "1", "*", "m", "v"],
                 vec!["PEXPIRE", &control, "1"],
+                // Shared keys (`share.lua`; its `TIME` is not checked here, so that a user
+                // granted before shared keys existed still starts: without it a shared
+                // key's submission fails naming the permission).
+                vec!["HSET", &record, "f", "v"],
+                vec!["HGETALL", &record],
+                vec!["PEXPIREAT", &record, "1"],
+                vec!["PEXPIREAT", &shared, "1"],
+                vec!["EXISTS", &shared],
+                vec!["GET", &shared],
+                vec!["DEL", &record, &shared],
+                vec!["TYPE", &reply],
+                vec!["PTTL", &reply],
+                vec!["XADD", &reply, "*", "f", "v"],
+                vec!["PEXPIRE", &reply, "1"],
             ]),
             Role::Worker => commands.extend([
                 vec!["XREVRANGE", &control, "+", "-", "COUNT", "1"],
@@ -966,6 +985,136 @@ impl Store for RedisStore {
                     Some(-1) => Ok(Cancelled::Started),
                     Some(0) => Ok(Cancelled::NotQueued),
                     _ => Err(malformed("cancel", "not 1, 0 or -1")),
+                })
+                .collect()
+        })
+    }
+
+    fn shares_keys(&self) -> bool {
+        true
+    }
+
+    fn share_join<'a>(
+        &'a self,
+        share: &'a ShareKeys,
+        client: &'a str,
+        rid: &'a str,
+        reply: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, StoreResult<Joined>> {
+        Box::pin(async move {
+            let mut invocation = self.scripts.share.key(&share.record);
+            invocation
+                .key(&share.result)
+                .arg("join")
+                .arg(client)
+                .arg(rid)
+                .arg(reply)
+                .arg(millis(lease))
+                .arg(self.keys.entry_prefix());
+            let mut connection = self.commands.clone();
+            let value: Value =
+                invocation.invoke_async(&mut connection).await.map_err(failed("share join"))?;
+            let answer = items(&value).unwrap_or_default();
+            match answer.first().and_then(text_of).as_deref() {
+                Some("run") => Ok(Joined::Run),
+                Some("wait") => Ok(Joined::Wait),
+                Some("done") => answer
+                    .get(1)
+                    .and_then(bytes_of)
+                    .map(Joined::Done)
+                    .ok_or_else(|| malformed("share join", "done without a result")),
+                _ => Err(malformed("share join", "not run, wait or done")),
+            }
+        })
+    }
+
+    fn share_done<'a>(
+        &'a self,
+        share: &'a ShareKeys,
+        rid: &'a str,
+        status: Status,
+        body: &'a [u8],
+        deliveries: u32,
+        reply_ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let mut invocation = self.scripts.share.key(&share.record);
+            invocation
+                .key(&share.result)
+                .arg("done")
+                .arg(rid)
+                .arg(status.as_str())
+                .arg(body)
+                .arg(deliveries)
+                .arg(millis(reply_ttl));
+            let mut connection = self.commands.clone();
+            let _: Value =
+                invocation.invoke_async(&mut connection).await.map_err(failed("share done"))?;
+            Ok(())
+        })
+    }
+
+    fn share_leave<'a>(
+        &'a self,
+        share: &'a ShareKeys,
+        client: &'a str,
+        rid: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Left>> {
+        Box::pin(async move {
+            let mut invocation = self.scripts.share.key(&share.record);
+            invocation.key(&share.result).arg("leave").arg(client).arg(rid);
+            let mut connection = self.commands.clone();
+            let value: Value =
+                invocation.invoke_async(&mut connection).await.map_err(failed("share leave"))?;
+            let answer = items(&value).unwrap_or_default();
+            match answer.first().and_then(text_of).as_deref() {
+                Some("kept") => Ok(Left::Kept),
+                Some("last") => {
+                    let run = answer.get(1).and_then(text_of).filter(|run| !run.is_empty());
+                    Ok(Left::Last(run))
+                }
+                _ => Err(malformed("share leave", "not kept or last")),
+            }
+        })
+    }
+
+    fn share_refresh<'a>(
+        &'a self,
+        shares: &'a [ShareKeys],
+        client: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, StoreResult<Vec<bool>>> {
+        Box::pin(async move {
+            if shares.is_empty() {
+                return Ok(Vec::new());
+            }
+            let replies = self
+                .eval_pipelined(
+                    "share refresh",
+                    &self.scripts.share,
+                    include_str!("share.lua"),
+                    shares.len(),
+                    |index, command| {
+                        let share = &shares[index];
+                        command
+                            .arg(2)
+                            .arg(&share.record)
+                            .arg(&share.result)
+                            .arg("refresh")
+                            .arg(client)
+                            .arg(millis(lease));
+                    },
+                )
+                .await?;
+            replies
+                .iter()
+                .map(|value| {
+                    match items(value).and_then(|answer| answer.first()).and_then(text_of) {
+                        Some(answer) if answer == "kept" => Ok(true),
+                        Some(answer) if answer == "gone" => Ok(false),
+                        _ => Err(malformed("share refresh", "not kept or gone")),
+                    }
                 })
                 .collect()
         })

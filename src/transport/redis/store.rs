@@ -36,6 +36,13 @@ impl fmt::Display for StoreError {
     }
 }
 
+impl StoreError {
+    /// An operation this store does not implement (only ever called when it says it does).
+    fn unsupported(operation: &'static str) -> StoreError {
+        StoreError { operation, source: "not supported by this store".into() }
+    }
+}
+
 /// What a failed store operation says about trying it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
@@ -175,6 +182,36 @@ pub struct Completion {
     pub run: Option<RunTimes>,
 }
 
+/// The keys of one shared key's record and result (see `share.lua`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareKeys {
+    pub record: String,
+    pub result: String,
+}
+
+/// What a client joining a shared key is to do (see `share.lua`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    /// Its delivery is the key's run: enqueue it.
+    Run,
+    /// Another client's run is alive: its outcome is forwarded to this delivery's reply
+    /// stream.
+    Wait,
+    /// The result exists: the output's JSON.
+    Done(Vec<u8>),
+}
+
+/// What giving up a hold on a shared key left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Left {
+    /// Another live client holds it.
+    Kept,
+    /// Nobody holds it any more: the result is deleted (the record too, unless a run is in
+    /// flight: it stays findable until it expires); the delivery that was computing it, if
+    /// one was.
+    Last(Option<String>),
+}
+
 /// An entry to move to the dead-letter stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -194,6 +231,66 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     }
 
     // ---- the client's side ----
+
+    /// Whether this store shares keys between clients (`share_*`); a store that does not
+    /// gives each client its own run of a shared key, as before (the simulation's model).
+    fn shares_keys(&self) -> bool {
+        false
+    }
+
+    /// Holds the shared key `share` for `client` (a lease of `lease`) with its delivery
+    /// `rid`, and says whether to run it, wait for another client's run (its outcome then
+    /// comes on `reply`) or take the existing result. Called again while waiting, it takes
+    /// over a run whose submitter died.
+    fn share_join<'a>(
+        &'a self,
+        share: &'a ShareKeys,
+        client: &'a str,
+        rid: &'a str,
+        reply: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, StoreResult<Joined>> {
+        let _ = (share, client, rid, reply, lease);
+        Box::pin(async { Err(StoreError::unsupported("share_join")) })
+    }
+
+    /// Forwards the outcome of the shared key's run `rid` to every delivery waiting for it;
+    /// the key has no run any more. `reply_ttl` is the expiry of a reply stream it creates.
+    fn share_done<'a>(
+        &'a self,
+        share: &'a ShareKeys,
+        rid: &'a str,
+        status: Status,
+        body: &'a [u8],
+        deliveries: u32,
+        reply_ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = (share, rid, status, body, deliveries, reply_ttl);
+        Box::pin(async { Err(StoreError::unsupported("share_done")) })
+    }
+
+    /// Gives up `client`'s hold on a shared key (and the wait of its delivery `rid`).
+    fn share_leave<'a>(
+        &'a self,
+        share: &'a ShareKeys,
+        client: &'a str,
+        rid: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Left>> {
+        let _ = (share, client, rid);
+        Box::pin(async { Err(StoreError::unsupported("share_leave")) })
+    }
+
+    /// Renews `client`'s holds on `shares` for `lease`, pipelined; says per key whether the
+    /// record was still there.
+    fn share_refresh<'a>(
+        &'a self,
+        shares: &'a [ShareKeys],
+        client: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, StoreResult<Vec<bool>>> {
+        let _ = (shares, client, lease);
+        Box::pin(async { Err(StoreError::unsupported("share_refresh")) })
+    }
 
     /// Appends task entries to the queue's stream, in order, each atomically with its
     /// `entry_of` key; returns their stream ids. Idempotent per delivery id (`rid`): an entry
