@@ -407,3 +407,55 @@ async fn stream_length(client: &Client, server: &RedisServer, stream: &str, coun
     )
     .await;
 }
+
+/// A release is not a withdrawal of another client's wait: the client whose delivery is the
+/// run drops its future before any worker began it, while another client waits for that run.
+/// Only the dropping client's hold goes; the entry stays and runs once, for the other client.
+#[test]
+fn a_released_run_that_another_client_waits_for_still_runs_for_it() {
+    let server = RedisServer::start();
+    run(move || async move {
+        let a = client_with_lease(&server.url(), "share-r", LEASE).await;
+        let b = client_with_lease(&server.url(), "share-r", LEASE).await;
+        let stream = "taskweave:share-r:tasks";
+        let record = "taskweave:share-r:share:shared-released";
+        // No worker yet: a's delivery is the run, b waits for it.
+        let released = a.task().key("shared-released").submit_task::<Gated>(("released".into(), 4));
+        let waiting = b.task().key("shared-released").submit_task::<Gated>(("released".into(), 4));
+        stream_length(&a, &server, stream, 1).await;
+        holders(&a, &server, record, 2).await;
+        drop(released);
+        // a lets go of its hold; b still holds the key, so the run stays queued.
+        holders(&a, &server, record, 1).await;
+        stream_length(&a, &server, stream, 1).await;
+        let _worker = worker(&server, "share-r").await;
+        open("released");
+        assert_eq!(within(&b, BOUND, "the run's value", Box::pin(waiting)).await, Ok(4));
+        assert_eq!(runs_of("released"), 1);
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    });
+}
+
+/// Waits (bounded) until the shared key's `record` lists `count` holders (`h:` fields).
+async fn holders(client: &Client, server: &RedisServer, record: &str, count: usize) {
+    let executor = client.executor().clone();
+    let mut connection = server.connection();
+    let record = record.to_owned();
+    within(
+        client,
+        BOUND,
+        "the shared key's holders",
+        Box::pin(async move {
+            loop {
+                let fields: Vec<String> =
+                    redis::cmd("HKEYS").arg(&record).query(&mut connection).unwrap();
+                if fields.iter().filter(|field| field.starts_with("h:")).count() == count {
+                    return;
+                }
+                executor.sleep(Duration::from_millis(20)).await;
+            }
+        }),
+    )
+    .await;
+}
