@@ -16,6 +16,10 @@
 //! for submit+gather on a client without a dashboard and one serving it with a page's event
 //! stream connected (`--dashboard-interval MS`, default 250, its sampling interval).
 //!
+//! The `chain` and `tree` workloads run each graph task by task and inside one
+//! `client.batch` alternately, on one client, and print both (the time to submit and the
+//! time in all), the batched rows with the median and spread of the per-pair ratios.
+//!
 //! Every workload runs on the in-process backend with 2 workers, on every executor (embedded,
 //! tokio multi-thread, tokio current-thread, async-std, smol). The workloads are the ones used
 //! to measure Dask (`benches/compare/`), so the numbers compare one to one. Next to them, the
