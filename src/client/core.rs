@@ -136,7 +136,7 @@ impl DerefMut for Locked {
 
 /// The registered name of a job's task, for its events.
 fn task_name(job: &Job) -> Option<&'static str> {
-    job.call.as_ref().map(|call| call.name)
+    job.call().map(|call| call.name)
 }
 
 /// Records what `actions` do to tasks that the events do not say already: a dispatch
