@@ -19,6 +19,10 @@
 //! `--capacity N` gives the "on" side of the events rows a ring of `N` entries instead of the
 //! default.
 //!
+//! The `chain` and `tree` workloads run each graph task by task and inside one
+//! `client.batch` alternately, on one client, and print both (the time to submit and the
+//! time in all), the batched rows with the median and spread of the per-pair ratios.
+//!
 //! Every workload runs on the in-process backend with 2 workers, on every executor (embedded,
 //! tokio multi-thread, tokio current-thread, async-std, smol). The workloads are the ones used
 //! to measure Dask (`benches/compare/`), so the numbers compare one to one. Next to them, the
@@ -286,36 +290,98 @@ async fn round_trips(client: Client, n: usize) -> Vec<Duration> {
     samples
 }
 
+/// How long a graph took: to submit (until the last future was in hand) and in all (until
+/// the output's value was in).
+#[derive(Debug, Clone, Copy)]
+struct GraphTimes {
+    submit: Duration,
+    total: Duration,
+}
+
 /// `n` tasks, each depending on the previous one (`after(&previous).submit(inc)`), all
-/// submitted up front; the time until the last value is in.
-async fn chain(client: Client, n: usize) -> Duration {
+/// submitted up front, one by one or inside one `client.batch` (`batched`).
+async fn chain(client: Client, n: usize, batched: bool) -> GraphTimes {
     let started = Instant::now();
-    let mut last = client.submit(inc, 0);
-    for _ in 1..n {
-        last = client.after(&last).submit(inc);
-    }
+    let build = |client: &Client| {
+        let mut last = client.submit(inc, 0);
+        for _ in 1..n {
+            last = client.after(&last).submit(inc);
+        }
+        last
+    };
+    let last = if batched { client.batch(build) } else { build(&client) };
+    let submit = started.elapsed();
     let value = last.await.expect("every task succeeds");
-    let elapsed = started.elapsed();
+    let total = started.elapsed();
     assert_eq!(value, n as u64);
-    elapsed
+    GraphTimes { submit, total }
 }
 
 /// `leaves` tasks summed pairwise (`leaves` a power of two): `2 × leaves − 1` tasks, all
-/// submitted up front; the time until the root's value is in.
-async fn tree(client: Client, leaves: usize) -> Duration {
+/// submitted up front, one by one or inside one `client.batch` (`batched`).
+async fn tree(client: Client, leaves: usize, batched: bool) -> GraphTimes {
     let started = Instant::now();
-    let mut level: Vec<_> = (0..leaves as u64).map(|i| client.submit(inc, i)).collect();
-    while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| client.after((&pair[0], &pair[1])).submit(|(x, y): (u64, u64)| x + y))
-            .collect();
-    }
-    let value = level[0].clone().await.expect("every task succeeds");
-    let elapsed = started.elapsed();
+    let build = |client: &Client| {
+        let mut level: Vec<_> = (0..leaves as u64).map(|i| client.submit(inc, i)).collect();
+        while level.len() > 1 {
+            level = level
+                .chunks(2)
+                .map(|pair| client.after((&pair[0], &pair[1])).submit(|(x, y): (u64, u64)| x + y))
+                .collect();
+        }
+        level.pop().expect("one root")
+    };
+    let root = if batched { client.batch(build) } else { build(&client) };
+    let submit = started.elapsed();
+    let value = root.await.expect("every task succeeds");
+    let total = started.elapsed();
     let leaves = leaves as u64;
     assert_eq!(value, leaves * (leaves + 1) / 2);
-    elapsed
+    GraphTimes { submit, total }
+}
+
+/// The graphs [`graph_rows`] runs: a chain of `n` tasks, a tree over `leaves` leaves.
+#[derive(Debug, Clone, Copy)]
+enum Graph {
+    Chain(usize),
+    Tree(usize),
+}
+
+/// Runs a graph `repeats` times one by one and inside a batch, interleaved (so that a burst
+/// of other load on a shared machine hits both), and pushes the median rows of each: the
+/// time to submit and the time in all; the batched rows carry the median ratio to the
+/// one-by-one run of the same pair and its spread.
+fn graph_rows(
+    flavour: Flavour,
+    repeats: usize,
+    graph: Graph,
+) -> [(Duration, Duration, f64, (f64, f64)); 2] {
+    let run = move |client: Client, batched: bool| async move {
+        match graph {
+            Graph::Chain(n) => chain(client, n, batched).await,
+            Graph::Tree(leaves) => tree(client, leaves, batched).await,
+        }
+    };
+    let pairs = flavour.with_client(move |client| async move {
+        let mut pairs = Vec::with_capacity(repeats);
+        for _ in 0..repeats.max(1) {
+            let one_by_one = run(client.clone(), false).await;
+            let batched = run(client.clone(), true).await;
+            pairs.push((one_by_one, batched));
+        }
+        pairs
+    });
+    let summary = |pick: fn(&GraphTimes) -> Duration| {
+        let one = median(pairs.iter().map(|(one, _)| pick(one)).collect());
+        let batched = median(pairs.iter().map(|(_, batched)| pick(batched)).collect());
+        let mut ratios: Vec<f64> = pairs
+            .iter()
+            .map(|(one, batched)| pick(batched).as_secs_f64() / pick(one).as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        (one, batched, ratios[ratios.len() / 2], (ratios[0], ratios[ratios.len() - 1]))
+    };
+    [summary(|times| times.submit), summary(|times| times.total)]
 }
 
 /// `map(inc, 0..n)` consumed through `as_completed`, reading every value as it arrives.
@@ -907,20 +973,29 @@ fn run_flavour(flavour: Flavour, sizes: Sizes, options: &Options, rows: &mut Vec
         rows.push(row("round trip", trips, micros(p99), "us p99", Some(ratio_of(p99, raw_p99))));
     }
 
-    if wants("chain") {
-        let (n, repeats) = (sizes.chain, sizes.repeats);
-        let took = flavour.with_client(move |client| async move {
-            median_time(repeats, || chain(client.clone(), n)).await
-        });
-        rows.push(row("chain", n, took.as_secs_f64() * 1e3, "ms", None));
-    }
-
-    if wants("tree") {
-        let (leaves, repeats) = (sizes.tree_leaves, sizes.repeats);
-        let took = flavour.with_client(move |client| async move {
-            median_time(repeats, || tree(client.clone(), leaves)).await
-        });
-        rows.push(row("tree", 2 * leaves - 1, took.as_secs_f64() * 1e3, "ms", None));
+    for (name, n) in [("chain", sizes.chain), ("tree", 2 * sizes.tree_leaves - 1)] {
+        if !wants(name) {
+            continue;
+        }
+        let graph = if name == "chain" {
+            Graph::Chain(sizes.chain)
+        } else {
+            Graph::Tree(sizes.tree_leaves)
+        };
+        let [submit, total] = graph_rows(flavour, sizes.repeats, graph);
+        for ((one, batched, ratio, spread), what) in [(total, ""), (submit, " submit")] {
+            rows.push(row(&format!("{name}{what}"), n, one.as_secs_f64() * 1e3, "ms", None));
+            rows.push(Row {
+                spread: Some(spread),
+                ..row(
+                    &format!("{name}{what} (batch)"),
+                    n,
+                    batched.as_secs_f64() * 1e3,
+                    "ms",
+                    Some(ratio),
+                )
+            });
+        }
     }
 
     if wants("as-completed") {

@@ -33,7 +33,8 @@
 //! input's body to the start of its own, timestamps taken inside the bodies) on the stencil
 //! graph and on a chain; a chain of 2,000 dependent tasks; a tree of 8,191 (4,096 leaves
 //! summed pairwise); 2 workers against 1 on the stencil graph at a grain of ~30 µs; the time
-//! to submit the 2,000-task graph.
+//! to submit the 2,000-task graph in four forms, interleaved (task by task, the same inside
+//! one `client.batch`, row by row with `map_after_each`, one `Delayed` graph).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -226,6 +227,8 @@ enum Form {
     Rows,
     /// As one `Delayed` graph (with a last node over the last row), `client.persist`.
     Graph,
+    /// Task by task as in `Tasks`, inside one `client.batch`.
+    Batch,
 }
 
 impl Form {
@@ -234,6 +237,7 @@ impl Form {
             Form::Tasks => "tasks",
             Form::Rows => "rows",
             Form::Graph => "graph",
+            Form::Batch => "batch",
         }
     }
 }
@@ -248,6 +252,7 @@ async fn stencil_in(
 ) -> GraphRun {
     match form {
         Form::Tasks => stencil(client, width, steps, iterations, None).await,
+        Form::Batch => stencil_batched(client, width, steps, iterations).await,
         Form::Rows => stencil_rows(client, width, steps, iterations).await,
         Form::Graph => {
             let graph = stencil_graph(width, steps, iterations);
@@ -303,6 +308,37 @@ async fn stencil_persisted(client: Client, graph: &Delayed<f64>) -> GraphRun {
 }
 
 /// Submits the stencil graph task by task and waits for its last row.
+/// Submits the stencil graph task by task inside one `client.batch` and waits for its last
+/// row.
+async fn stencil_batched(client: Client, width: usize, steps: usize, iterations: u64) -> GraphRun {
+    let started = Instant::now();
+    let (previous, rows) = client.batch(|client| {
+        let mut previous: Vec<TaskFuture<f64>> = (0..width)
+            .map(|i| {
+                let body = cell(iterations, i, None);
+                client.submit(move |seed: f64| body(vec![seed]), i as f64)
+            })
+            .collect();
+        let mut rows = Vec::with_capacity(steps);
+        for step in 1..steps {
+            let row: Vec<TaskFuture<f64>> = (0..width)
+                .map(|i| {
+                    let body = cell(iterations, step * width + i, None);
+                    client.after(&previous[inputs(i, width)]).submit(body)
+                })
+                .collect();
+            rows.push(std::mem::replace(&mut previous, row));
+        }
+        (previous, rows)
+    });
+    let submitted = started.elapsed();
+    let values = client.gather(&previous).await.expect("every task succeeds");
+    let took = started.elapsed();
+    black_box(values);
+    drop(rows);
+    GraphRun { took, submitted }
+}
+
 async fn stencil(
     client: Client,
     width: usize,
@@ -668,10 +704,12 @@ fn parse_arguments() -> Result<Options, String> {
             "--quick" => options.quick = true,
             "--form" => {
                 let name = arguments.next().ok_or("--form needs a name")?;
-                options.form = [Form::Tasks, Form::Rows, Form::Graph]
+                options.form = [Form::Tasks, Form::Rows, Form::Graph, Form::Batch]
                     .into_iter()
                     .find(|form| form.name() == name)
-                    .ok_or_else(|| format!("unknown form {name}; use tasks, rows or graph"))?;
+                    .ok_or_else(|| {
+                        format!("unknown form {name}; use tasks, rows, graph or batch")
+                    })?;
             }
             "--part" => {
                 let name = arguments.next().ok_or("--part needs a name")?;
@@ -685,7 +723,7 @@ fn parse_arguments() -> Result<Options, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other}; use --executor NAME, --width N, --steps N, \
-                     --sweeps N, --quick, --part NAME, --form tasks|rows|graph"
+                     --sweeps N, --quick, --part NAME, --form tasks|rows|graph|batch"
                 ));
             }
         }
@@ -978,15 +1016,20 @@ fn main() {
             flavour.with_client(width, move |client| stencil(client, width, steps, 1, None));
         }
         if wants("submit") {
-            for form in [Form::Tasks, Form::Rows, Form::Graph] {
-                let samples = flavour.with_client(width, move |client| async move {
-                    let mut samples = Vec::new();
-                    for _ in 0..repeats {
+            // The forms interleaved, run after run, so that a burst of other load on a
+            // shared machine hits them all.
+            const FORMS: [Form; 4] = [Form::Tasks, Form::Batch, Form::Rows, Form::Graph];
+            let samples = flavour.with_client(width, move |client| async move {
+                let mut samples = vec![Vec::new(); FORMS.len()];
+                for _ in 0..repeats {
+                    for (index, form) in FORMS.into_iter().enumerate() {
                         let run = stencil_in(client.clone(), width, steps, grain_30, form).await;
-                        samples.push(micros(run.submitted) / 1e3);
+                        samples[index].push(micros(run.submitted) / 1e3);
                     }
-                    samples
-                });
+                }
+                samples
+            });
+            for (form, samples) in FORMS.into_iter().zip(samples) {
                 let (min, max) = spread(&samples);
                 let _ = writeln!(
                     out,

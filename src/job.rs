@@ -246,6 +246,47 @@ pub(crate) trait Body: Send + Sync + 'static {
     fn as_any(&self) -> Option<&dyn Any> {
         None
     }
+    /// The registered call of a registered task's body (see [`Job::call`]).
+    fn registered_call(&self) -> Option<&RegisteredCall> {
+        None
+    }
+}
+
+/// A registered task's body: the body, and the call transports that leave the process send
+/// instead.
+struct WithCall<B> {
+    call: RegisteredCall,
+    body: B,
+}
+
+impl<B: Body> Body for WithCall<B> {
+    fn is_async(&self) -> bool {
+        self.body.is_async()
+    }
+
+    fn call_blocking(&self, inputs: &[Value]) -> Result<Value, TaskFailure> {
+        self.body.call_blocking(inputs)
+    }
+
+    fn call_async(&self, inputs: Vec<Value>) -> BoxFuture<Result<Value, TaskFailure>> {
+        self.body.call_async(inputs)
+    }
+
+    fn cancel(&self) {
+        self.body.cancel();
+    }
+
+    fn is_detached(&self) -> bool {
+        self.body.is_detached()
+    }
+
+    fn as_any(&self) -> Option<&dyn Any> {
+        self.body.as_any()
+    }
+
+    fn registered_call(&self) -> Option<&RegisteredCall> {
+        Some(&self.call)
+    }
 }
 
 /// A blocking body: reads its dependencies' values and returns its own.
@@ -325,11 +366,9 @@ pub(crate) struct JobOf<B: ?Sized> {
     pub(crate) id: TaskId,
     pub(crate) key: TaskKey,
     /// The jobs whose values this one reads, in argument order. Emptied once this job has
-    /// its value; dropped iteratively (see `Drop`), so that long chains never recurse.
-    pub(crate) deps: Mutex<Vec<Arc<Job>>>,
-    /// Set for registered tasks: what remote workers run instead of `body`. Boxed: most
-    /// tasks are closures, and a job's size is the client's memory per task.
-    pub(crate) call: Option<Box<RegisteredCall>>,
+    /// its value; dropped iteratively (see `Drop`), so that long chains never recurse. A
+    /// boxed slice, not a `Vec`: a job's size is the client's memory per task.
+    pub(crate) deps: Mutex<Box<[Arc<Job>]>>,
     /// The published outcome, the wakers of everyone waiting for it, and the abort handle.
     /// One lock for all three: a job lives as long as its value is held, so its size is the
     /// client's memory per task (see `benches/overhead.rs`).
@@ -349,7 +388,8 @@ pub(crate) struct JobOf<B: ?Sized> {
     /// (written when a run ends or the task fails) instead of three.
     pub(crate) submitted_at: AtomicU64,
     pub(crate) queued_at: AtomicU64,
-    /// What the task runs. Last: it is the unsized part of a [`Job`].
+    /// What the task runs (with its [`RegisteredCall`] for a registered task, see
+    /// [`Job::call`]). Last: it is the unsized part of a [`Job`].
     body: B,
 }
 
@@ -376,10 +416,10 @@ impl<B: ?Sized> Drop for JobOf<B> {
         // a chain of 100,000 failed jobs would overflow the stack. Unlink iteratively: a
         // dependency held only here gives up its own inputs before it is dropped. (One held
         // elsewhere too is dropped by its last holder, which unlinks in turn.)
-        let mut unlinked = std::mem::take(self.deps.get_mut());
+        let mut unlinked = std::mem::take(self.deps.get_mut()).into_vec();
         while let Some(mut dep) = unlinked.pop() {
             if let Some(dep) = Arc::get_mut(&mut dep) {
-                unlinked.append(dep.deps.get_mut());
+                unlinked.extend(std::mem::take(dep.deps.get_mut()));
             }
         }
     }
@@ -401,17 +441,29 @@ impl Job {
         body: impl Body,
         call: Option<RegisteredCall>,
     ) -> Arc<Job> {
-        Arc::new(JobOf {
-            id,
-            key,
-            deps: Mutex::new(deps),
-            call: call.map(Box::new),
-            cell: Mutex::new(JobCell::default()),
-            handles: AtomicUsize::new(1),
-            submitted_at: AtomicU64::new(u64::MAX),
-            queued_at: AtomicU64::new(u64::MAX),
-            body,
-        })
+        fn made<B: Body>(id: TaskId, key: TaskKey, deps: Vec<Arc<Job>>, body: B) -> Arc<Job> {
+            Arc::new(JobOf {
+                id,
+                key,
+                deps: Mutex::new(deps.into_boxed_slice()),
+                cell: Mutex::new(JobCell::default()),
+                handles: AtomicUsize::new(1),
+                submitted_at: AtomicU64::new(u64::MAX),
+                queued_at: AtomicU64::new(u64::MAX),
+                body,
+            })
+        }
+        // The call inside the body: most tasks are closures without one, and a field for it
+        // would cost every job its size (a job's size is the client's memory per task).
+        match call {
+            Some(call) => made(id, key, deps, WithCall { call, body }),
+            None => made(id, key, deps, body),
+        }
+    }
+
+    /// The registered call, for a registered task.
+    pub(crate) fn call(&self) -> Option<&RegisteredCall> {
+        self.body.registered_call()
     }
 
     /// The keys of the jobs this one reads, in argument order (empty once it has its value).
@@ -548,7 +600,7 @@ impl Job {
         };
         // A finished job never reads its inputs again: let them go now. A failed one keeps
         // them for `TaskFuture::retry`.
-        let deps = if succeeded { std::mem::take(&mut *self.deps.lock()) } else { Vec::new() };
+        let deps = if succeeded { std::mem::take(&mut *self.deps.lock()) } else { Box::default() };
         for waker in wakers {
             waker.wake();
         }

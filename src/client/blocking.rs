@@ -13,6 +13,9 @@ pub(crate) fn block_on_caller_thread<F: Future>(future: F) -> Result<F::Output, 
         return Err(Error::BlockingInAsyncContext);
     }
     // A registered task's body on a Redis worker lends its runner slot while it waits.
+    // Inside `Client::batch`, what it holds back reaches the scheduler first: the wait
+    // may be for one of its tasks.
+    super::core::submit_held_back_before_blocking();
     #[cfg(feature = "redis")]
     let _lent = crate::transport::redis::task_services::lend_while_blocked();
     Ok(futures::executor::block_on(future))
@@ -25,6 +28,7 @@ pub(crate) fn block_on_without_lending<F: Future>(future: F) -> Result<F::Output
     if is_async_context() {
         return Err(Error::BlockingInAsyncContext);
     }
+    super::core::submit_held_back_before_blocking();
     Ok(futures::executor::block_on(future))
 }
 

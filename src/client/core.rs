@@ -57,23 +57,29 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Submissions held back for [`Core::submit_together`]: whose (the core's address), the
-/// jobs in submission order, each with its options, and the jobs it keeps a client handle on
-/// until they are submitted (each held-back job and its dependencies: a future dropped
-/// meanwhile must not release a task the scheduler has not yet heard of, or one that a
-/// held-back dependent will need).
+/// Submissions held back for [`Core::submit_together`]: whose (the core), the jobs in
+/// submission order, each with its options, and the tasks whose last client handle was
+/// dropped meanwhile, whose release the scheduler hears of after the held-back jobs (a
+/// future dropped meanwhile must not release a task the scheduler has not yet heard of, or
+/// one that a held-back dependent will need; and a graph's inner futures, dropped as it is
+/// built, are then released in a few holds of the lock too).
+///
+/// **Invariant:** every task in `released` was submitted before, or is in `jobs`; every job
+/// in `jobs` that reads one of them is in `jobs` too (its future existed when it was made).
 struct HeldBack {
-    core: usize,
+    core: Arc<Core>,
     jobs: Vec<(Arc<Job>, SubmitOptions)>,
-    handles: Vec<Arc<Job>>,
+    released: Vec<TaskId>,
 }
 
-/// Takes one more client handle on `job` if it has one already (no change from none to
-/// some, which only the scheduler lock may make).
-fn add_handle(job: &Arc<Job>) -> bool {
-    job.handles
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| (count > 0).then(|| count + 1))
-        .is_ok()
+/// Submits what this thread holds back for a [`Core::submit_together`] now, before the
+/// thread blocks: a blocking wait inside [`Client::batch`](super::Client::batch) on one of
+/// its own futures would otherwise wait for a task the scheduler never hears of.
+pub(crate) fn submit_held_back_before_blocking() {
+    let core = HELD_BACK.with_borrow(|held| held.as_ref().map(|held| Arc::clone(&held.core)));
+    if let Some(core) = core {
+        core.submit_held_back();
+    }
 }
 
 /// How many jobs [`Core::submit_many`] submits under one hold of the scheduler lock: enough
@@ -130,7 +136,7 @@ impl DerefMut for Locked {
 
 /// The registered name of a job's task, for its events.
 fn task_name(job: &Job) -> Option<&'static str> {
-    job.call.as_ref().map(|call| call.name)
+    job.call().map(|call| call.name)
 }
 
 /// Records what `actions` do to tasks that the events do not say already: a dispatch
@@ -424,16 +430,18 @@ impl Core {
     /// [`SUBMIT_BATCH`] jobs: a graph's submission then costs a few holds, not one per task.
     /// A submission with a shared key (which may find an existing task) first submits what
     /// is held back, then goes through at once.
-    ///
-    /// Only for callers that keep every future of a held-back job until this returns (the
-    /// scheduler hears of a job only here, so it must not hear of its release before).
-    pub(crate) fn submit_together<R>(&self, build: impl FnOnce() -> R) -> R {
+    /// The last handle of a future dropped meanwhile releases its task after what is held
+    /// back (see [`release`](Core::release)).
+    pub(crate) fn submit_together<R>(self: &Arc<Self>, build: impl FnOnce() -> R) -> R {
         /// Submits what is held back even if `build` panics.
         struct Release<'a>(&'a Core);
         impl Drop for Release<'_> {
             fn drop(&mut self) {
-                self.0.submit_held_back();
-                HELD_BACK.set(None);
+                // Taken out first: a handle dropped while these are submitted (a value's
+                // drop may run any code) then releases its task at once.
+                if let Some(held) = HELD_BACK.take() {
+                    self.0.submit_held(held.jobs, &held.released);
+                }
             }
         }
         // Inside another call (of this client: it submits all at its end; of another: this
@@ -441,8 +449,8 @@ impl Core {
         if HELD_BACK.with_borrow(Option::is_some) {
             return build();
         }
-        let core = std::ptr::from_ref(self) as usize;
-        HELD_BACK.set(Some(HeldBack { core, jobs: Vec::new(), handles: Vec::new() }));
+        let core = Arc::clone(self);
+        HELD_BACK.set(Some(HeldBack { core, jobs: Vec::new(), released: Vec::new() }));
         let _release = Release(self);
         build()
     }
@@ -450,23 +458,10 @@ impl Core {
     /// Holds `job` back if this thread runs [`submit_together`](Core::submit_together) for
     /// this core and its key is fresh; before a shared key, submits what is held back.
     fn hold_back(&self, job: &Arc<Job>, options: &SubmitOptions, shared_key: bool) -> bool {
-        let address = std::ptr::from_ref(self) as usize;
         let held = HELD_BACK.with_borrow_mut(|held| match held {
-            Some(held) if held.core == address => {
+            Some(held) if std::ptr::eq(Arc::as_ptr(&held.core), self) => {
                 if shared_key {
                     return Some(false);
-                }
-                // Every handle taken, or none.
-                let deps = job.deps.lock();
-                let from = held.handles.len();
-                for pinned in std::iter::once(job).chain(deps.iter()) {
-                    if !add_handle(pinned) {
-                        for taken in held.handles.drain(from..) {
-                            taken.handles.fetch_sub(1, Ordering::AcqRel);
-                        }
-                        return Some(false);
-                    }
-                    held.handles.push(Arc::clone(pinned));
                 }
                 held.jobs.push((Arc::clone(job), options.clone()));
                 Some(true)
@@ -483,15 +478,25 @@ impl Core {
         }
     }
 
-    /// Submits the jobs [`hold_back`](Core::hold_back) kept, in order.
+    /// Submits the jobs [`hold_back`](Core::hold_back) kept, in order. Also called before
+    /// anything that asks the scheduler about a task (its state, a cancel, a retry), so
+    /// that a future made inside [`Client::batch`](super::Client::batch) is known to the
+    /// scheduler by the time its caller uses it; one thread-local read when nothing is held.
     fn submit_held_back(&self) {
-        let address = std::ptr::from_ref(self) as usize;
-        let (jobs, handles) = HELD_BACK.with_borrow_mut(|held| match held {
-            Some(held) if held.core == address => {
-                (std::mem::take(&mut held.jobs), std::mem::take(&mut held.handles))
+        let (jobs, released) = HELD_BACK.with_borrow_mut(|held| match held {
+            Some(held) if std::ptr::eq(Arc::as_ptr(&held.core), self) => {
+                (std::mem::take(&mut held.jobs), std::mem::take(&mut held.released))
             }
             _ => (Vec::new(), Vec::new()),
         });
+        self.submit_held(jobs, &released);
+    }
+
+    /// Submits held-back `jobs`, then feeds the held-back releases.
+    fn submit_held(&self, jobs: Vec<(Arc<Job>, SubmitOptions)>, released: &[TaskId]) {
+        if jobs.is_empty() && released.is_empty() {
+            return;
+        }
         if self.is_closed() {
             for (job, _) in &jobs {
                 self.refused_after_close(job, "submit");
@@ -499,12 +504,25 @@ impl Core {
         } else {
             self.submit_in_batches(jobs);
         }
-        // The handles taken while they were held back, given back as a dropped future
-        // gives its own.
-        for job in handles {
-            if job.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-                self.feed(Event::Released { id: job.id });
+        // Then the releases held back, in one hold of the lock per `SUBMIT_BATCH` too.
+        for ids in released.chunks(SUBMIT_BATCH) {
+            self.feed_many(ids.iter().map(|&id| Event::Released { id }));
+        }
+    }
+
+    /// The last client handle on task `id` was dropped: tells the scheduler, at once, or
+    /// after the held-back jobs if this thread runs
+    /// [`submit_together`](Core::submit_together) for this core (see [`HeldBack`]).
+    pub(crate) fn release(&self, id: TaskId) {
+        let held = HELD_BACK.with_borrow_mut(|held| match held {
+            Some(held) if std::ptr::eq(Arc::as_ptr(&held.core), self) => {
+                held.released.push(id);
+                true
             }
+            _ => false,
+        });
+        if !held {
+            self.feed(Event::Released { id });
         }
     }
 
@@ -680,6 +698,7 @@ impl Core {
     /// (a view, without the shared task another client holds), a finished view gives up its
     /// hold on the shared task (it keeps its own copy of the value).
     pub(crate) fn leave(&self, job: &Arc<Job>) {
+        self.submit_held_back();
         if self.is_closed() {
             return;
         }
@@ -781,6 +800,24 @@ impl Core {
             let Locked { scheduler, events } = &mut *locked;
             scheduler.handle(event, &mut actions);
             if let Some(ring) = events {
+                record_actions(ring, &actions, &mut stamp, None);
+            }
+        }
+        self.apply(actions, None);
+    }
+
+    /// Feeds `events` in order under one hold of the lock, and carries out what the
+    /// scheduler answers.
+    fn feed_many(&self, events: impl Iterator<Item = Event<Arc<Job>>>) {
+        let mut actions = spare_actions();
+        let mut stamp = self.stamp();
+        {
+            let mut locked = self.scheduler.lock();
+            let Locked { scheduler, events: ring } = &mut *locked;
+            for event in events {
+                scheduler.handle(event, &mut actions);
+            }
+            if let Some(ring) = ring {
                 record_actions(ring, &actions, &mut stamp, None);
             }
         }
@@ -891,6 +928,7 @@ impl Core {
     /// Runs a failed job again, with the failed jobs it reads (see `Event::RetryRequested`),
     /// and says what was done.
     pub(crate) fn retry(&self, job: &Arc<Job>) -> RetryOutcome {
+        self.submit_held_back();
         if self.is_closed() {
             return RetryOutcome::ClientClosed;
         }
@@ -913,6 +951,7 @@ impl Core {
     /// Cancels a job and its dependents (see `Event::CancelRequested`), and says what was
     /// done.
     pub(crate) fn cancel(&self, job: &Arc<Job>, reason: &str) -> CancelOutcome {
+        self.submit_held_back();
         if self.is_closed() {
             return CancelOutcome::ClientClosed;
         }
@@ -954,6 +993,7 @@ impl Core {
     /// Cancels every unfinished task with `reason` (`Client::restart`), newest first, so
     /// that each gets its own error rather than a cancelled dependency's; returns how many.
     pub(crate) fn cancel_unfinished(&self, reason: &str) -> usize {
+        self.submit_held_back();
         if self.is_closed() {
             return 0;
         }
@@ -1076,6 +1116,7 @@ impl Core {
 
     /// Task counts by state.
     pub(crate) fn counts(&self) -> SchedulerCounts {
+        self.submit_held_back();
         self.scheduler.lock().counts()
     }
 
@@ -1086,6 +1127,7 @@ impl Core {
 
     /// The scheduler's state of one task.
     pub(crate) fn state(&self, id: TaskId) -> Option<TaskState> {
+        self.submit_held_back();
         self.scheduler.lock().state(id)
     }
 

@@ -64,7 +64,7 @@ impl Drop for Handle {
     fn drop(&mut self) {
         // An actor call's job is not the scheduler's: nothing to tell it.
         if self.job.handles.fetch_sub(1, Ordering::AcqRel) == 1 && !self.job.is_detached() {
-            self.core.feed(Event::Released { id: self.job.id });
+            self.core.release(self.job.id);
         }
     }
 }

@@ -185,7 +185,7 @@ impl<D: Dependencies, P: 'static> TaskBuilder<'_, After<D>, P> {
         let encoders: Result<Vec<_>, String> = list
             .jobs
             .iter()
-            .map(|job| match &job.call {
+            .map(|job| match job.call() {
                 Some(call) => Ok(call.encode_output),
                 None => Err(format!(
                     "registered task {:?} depends on {}, which is not a registered task; only \

@@ -119,7 +119,8 @@
 //!   `a_key_given_to_a_pure_map_is_a_prefix_per_item`,
 //!   `options_given_before_dependencies_are_kept`), `map_with_keys`, `map_after` and
 //!   `map_after_each`, submissions made together
-//!   (`submissions_made_together_keep_their_inputs_until_submitted`), tasks that hold an
+//!   (`submissions_made_together_keep_their_inputs_until_submitted`,
+//!   `a_batch_submits_its_graph_together_and_its_futures_work_inside_it`), tasks that hold an
 //!   actor's handle (`tasks_call_an_actor_and_depend_on_its_calls`; the other `actors` cases
 //!   call the actor from the case body, and run everywhere: an actor lives in the client's
 //!   process), tasks that launch tasks through their context (the five `subtasks`
@@ -431,6 +432,7 @@ macro_rules! __conformance_closures {
             basics::map_of_nothing_gives_nothing,
             basics::a_long_map_keeps_order_and_shares_repeated_pure_items,
             basics::ten_thousand_tasks_all_return,
+            shapes::a_batch_submits_its_graph_together_and_its_futures_work_inside_it,
             basics::async_body_runs_on_the_executor,
             errors::panicking_task_gives_panicked_and_next_task_still_runs,
             errors::failing_task_gives_failed_with_its_message,

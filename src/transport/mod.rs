@@ -911,7 +911,7 @@ impl ReadyTask {
     /// A transport whose workers run in other processes can only carry registered tasks: it
     /// sends this name and [`encode_input`](ReadyTask::encode_input) instead of the body.
     pub fn task_name(&self) -> Option<&'static str> {
-        self.job.call.as_ref().map(|call| call.name)
+        self.job.call().map(|call| call.name)
     }
 
     /// The registered task's input, encoded as JSON; `None` for a closure and for a task
@@ -923,7 +923,7 @@ impl ReadyTask {
     /// [`Error::Serialization`] (with the encoder's error as its source) when the input
     /// cannot be encoded.
     pub fn encode_input(&self) -> Option<Result<Vec<u8>, Error>> {
-        let encode = self.job.call.as_ref()?.encode_input.as_ref()?;
+        let encode = self.job.call()?.encode_input.as_ref()?;
         Some(encode().map_err(|error| Error::Serialization(Box::new(error))))
     }
 
@@ -932,7 +932,7 @@ impl ReadyTask {
     /// decode into the task's output type give a failed outcome that says so (with the
     /// decoder's error as its source).
     pub fn decode_output(&self, bytes: &[u8]) -> TaskOutcome {
-        match &self.job.call {
+        match self.job.call() {
             Some(call) => match (call.decode_output)(bytes) {
                 Ok(value) => TaskOutcome::Value(TaskValue(value)),
                 Err(failure) => TaskOutcome::Failed(TaskFailure::with_source(
@@ -953,14 +953,14 @@ impl ReadyTask {
     /// ([`TaskBuilder::allowed_failures`](crate::client::TaskBuilder::allowed_failures)), for
     /// transports that redeliver by themselves; `None` for a closure.
     pub fn allowed_failures(&self) -> Option<u32> {
-        self.job.call.as_ref().map(|call| call.allowed_failures)
+        self.job.call().map(|call| call.allowed_failures)
     }
 
     /// The worker resources one run of this task holds (name and amount, each name once;
     /// [`TaskBuilder::resources`](crate::client::TaskBuilder::resources)); empty for a task
     /// that needs none, and for a closure.
     pub fn resources(&self) -> &[(String, u64)] {
-        self.job.call.as_ref().map_or(&[], |call| call.resources.as_slice())
+        self.job.call().map_or(&[], |call| call.resources.as_slice())
     }
 
     /// Whether the registered task's key is shared: pure, or given explicitly

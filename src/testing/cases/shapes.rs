@@ -115,3 +115,58 @@ pub async fn submissions_made_together_keep_their_inputs_until_submitted(client:
     })
     .await;
 }
+
+/// `client.batch` submits what it builds together, at its end: dependents find their
+/// inputs, a future dropped inside is released once the batch is in, and a future used
+/// inside — its state asked, a cancel, a blocking wait from a plain thread — is known to the
+/// scheduler by then (what is held back goes first).
+pub async fn a_batch_submits_its_graph_together_and_its_futures_work_inside_it(client: Client) {
+    let root = client.batch(|client| {
+        let mut level = client.map_task::<Add>((0..64).map(|i| (i, 1)));
+        let dropped = client.after((&level[0], &level[1])).submit_task::<Add>();
+        drop(dropped);
+        while level.len() > 1 {
+            level = level
+                .chunks(2)
+                .map(|pair| client.after((&pair[0], &pair[1])).submit_task::<Add>())
+                .collect();
+        }
+        level.pop().expect("one root")
+    });
+    assert_eq!(root.await.unwrap(), 64 * 65 / 2);
+
+    // A cancel inside the batch cancels the task (without the held-back part reaching the
+    // scheduler first, it would cancel nothing, and the task would run at the batch's end).
+    let (cancelled, state) = client.batch(|client| {
+        let input = client.submit_task::<Add>((1, 2));
+        let sum = client.after((&input, &input)).submit_task::<Add>();
+        sum.cancel();
+        let state = sum.state();
+        (sum, state)
+    });
+    assert_eq!(state, Some(crate::scheduler::TaskState::Cancelled));
+    let outcome = cancelled.await;
+    assert!(matches!(&outcome, Err(error) if error.is_cancelled()), "{outcome:?}");
+
+    // A blocking wait inside a batch (from a plain thread) waits for a task that runs.
+    let thread_client = client.clone();
+    let (finished, thread_finished) = futures::channel::oneshot::channel::<i64>();
+    let thread = std::thread::spawn(move || {
+        let value = thread_client.batch(|client| {
+            let input = client.submit_task::<Add>((20, 1));
+            let doubled = client.after((&input, &input)).submit_task::<Add>();
+            doubled.result().unwrap()
+        });
+        let _ = finished.send(value);
+    });
+    // Await rather than join: on a current-thread runtime, blocking here would stall the
+    // async tasks the thread waits for.
+    assert_eq!(thread_finished.await.unwrap(), 42);
+    thread.join().unwrap();
+
+    let stats_client = client.clone();
+    eventually(&client, Duration::from_secs(10), "release of every task", move || {
+        stats_client.stats().tasks.held() == 0
+    })
+    .await;
+}
