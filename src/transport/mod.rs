@@ -969,7 +969,7 @@ impl ReadyTask {
     /// such a key once for all of them and keeps its result while any of them holds it; a
     /// generated key is one client's alone. `false` for a closure.
     pub fn has_shared_key(&self) -> bool {
-        self.job.call.as_ref().is_some_and(|call| call.shared_key)
+        self.job.call().is_some_and(|call| call.shared_key)
     }
 
     /// The keys of the tasks whose values this task reads, in argument order.
