@@ -51,9 +51,11 @@ use crate::scheduler::Event;
 /// [`close`](ClusterHandle::close) stops the cluster and every client attached to
 /// it; so does dropping the handle and every attached client.
 ///
-/// Not shared between the clients: the coordination primitives (each client has its own
-/// [`Lock`](crate::Lock)s, queues, ...). Futures of one client are not
-/// dependencies of another client's tasks: submit by key instead.
+/// The coordination primitives are the cluster's: every attached client reaches the same
+/// [`Lock`](crate::Lock)s, semaphores, events, queues, variables, published datasets and
+/// topics by name, as Dask's clients of one scheduler do; closing one client ends only that
+/// client's waits. Futures of one client are not dependencies of another client's tasks:
+/// submit by key, or publish a dataset, instead.
 ///
 /// # Examples
 ///
@@ -90,11 +92,17 @@ pub struct ClusterHandle {
 /// one goes.
 struct ClusterInner {
     core: Arc<Core>,
+    /// The coordination primitives every attached client reaches by name (each through a
+    /// [`MemberBackend`](super::coordination::member::MemberBackend) view with its own close).
+    coordination: Option<Arc<dyn super::coordination::backend::Backend>>,
 }
 
 impl Drop for ClusterInner {
     fn drop(&mut self) {
         drop(self.core.shut_down());
+        if let Some(coordination) = &self.coordination {
+            coordination.close();
+        }
     }
 }
 
@@ -112,7 +120,8 @@ impl ClusterHandle {
     /// Starts a cluster on a core made by the builder.
     pub(super) fn start(core: Arc<Core>) -> ClusterHandle {
         core.serve_cluster();
-        ClusterHandle { inner: Arc::new(ClusterInner { core }) }
+        let coordination = super::coordination::backend_for(&core);
+        ClusterHandle { inner: Arc::new(ClusterInner { core, coordination }) }
     }
 
     /// A new client attached to this cluster: it shares the workers and the tasks of shared
@@ -137,10 +146,16 @@ impl ClusterHandle {
     /// # Ok(()) }
     /// ```
     pub fn client(&self) -> Client {
+        let coordination = std::sync::OnceLock::new();
+        let member = self.inner.coordination.as_ref().map(|shared| {
+            Arc::new(super::coordination::member::MemberBackend::new(Arc::clone(shared)))
+                as Arc<dyn super::coordination::backend::Backend>
+        });
+        let _ = coordination.set(member);
         Client {
             shared: Arc::new(Shared {
                 core: Arc::clone(&self.inner.core),
-                coordination: std::sync::OnceLock::new(),
+                coordination,
                 member: Some(Member {
                     cluster: Arc::clone(&self.inner),
                     closed: AtomicBool::new(false),
@@ -184,6 +199,9 @@ impl ClusterHandle {
     /// # futures::executor::block_on(run()).unwrap();
     /// ```
     pub async fn close(&self) -> Result<(), Error> {
+        if let Some(coordination) = &self.inner.coordination {
+            coordination.close();
+        }
         if let Some(stopped) = self.inner.core.shut_down() {
             stopped.await;
         }

@@ -481,6 +481,7 @@ macro_rules! __conformance_closures {
             clients::a_cancel_by_one_client_leaves_the_other_clients_future,
             clients::a_shared_key_lives_until_the_last_client_releases_it,
             clients::a_future_of_another_client_is_refused_as_a_dependency,
+            clients::clients_of_one_cluster_share_coordination_and_a_close_ends_only_its_own_waits,
         }
     };
 }

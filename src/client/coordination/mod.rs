@@ -126,6 +126,7 @@ pub(crate) mod backend;
 mod dataset;
 mod event;
 mod lease;
+pub(crate) mod member;
 mod queue;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;

@@ -225,3 +225,47 @@ pub async fn a_future_of_another_client_is_refused_as_a_dependency(client: Clien
     assert_eq!(unfinished.await.unwrap(), 7);
     cluster.close().await.unwrap();
 }
+
+/// The coordination primitives are the cluster's, as in Dask (one scheduler's locks, queues
+/// and datasets for every client): a lock held through one client is held for the other, a
+/// queue filled through one is drained through the other, a dataset one publishes the other
+/// reads. Closing one client ends its own waits with [`Error::Closed`](crate::Error::Closed)
+/// and refuses its later calls, while the other client's primitives work on.
+pub async fn clients_of_one_cluster_share_coordination_and_a_close_ends_only_its_own_waits(
+    client: Client,
+) {
+    let cluster = cluster_on(&client);
+    let (a, b) = (cluster.client(), cluster.client());
+
+    let held = a.lock("door").acquire().await.unwrap();
+    let short = Duration::from_millis(20);
+    let tried = b.lock("door").acquire_timeout(short).await.unwrap();
+    assert!(tried.is_none(), "a lock held through one client is held for the other");
+    drop(held);
+    let taken = b.lock("door").acquire_timeout(LIMIT).await.unwrap();
+    assert!(taken.is_some(), "released through one client, the other takes it");
+    drop(taken);
+
+    a.queue::<u32>("jobs").put(7).await.unwrap();
+    assert_eq!(b.queue::<u32>("jobs").get_timeout(LIMIT).await.unwrap(), Some(7));
+
+    let squared = a.submit(square, 9);
+    a.publish_dataset("squares", &squared).await.unwrap();
+    let seen = b.dataset::<i64>("squares").await.unwrap();
+    assert_eq!(seen.await.unwrap(), 81, "a dataset published by one client is the other's");
+
+    // B waits on an event; B's close ends that wait, and nothing of A's.
+    let event_of_b = b.event("go");
+    let closing = async {
+        b.close().await.unwrap();
+    };
+    let (waited, ()) = futures::join!(event_of_b.wait(), closing);
+    assert!(matches!(waited, Err(crate::Error::Closed { .. })), "{waited:?}");
+    assert!(matches!(b.lock("door").acquire().await, Err(crate::Error::Closed { .. })));
+    let event_of_a = a.event("go");
+    event_of_a.set().await.unwrap();
+    assert!(event_of_a.wait_timeout(LIMIT).await.unwrap(), "A's event works after B closed");
+    assert_eq!(a.list_datasets().await.unwrap(), vec![String::from("squares")]);
+    a.close().await.unwrap();
+    cluster.close().await.unwrap();
+}
