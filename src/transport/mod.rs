@@ -562,6 +562,68 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// [`abort`](Transport::abort)). Must not block. The default does nothing: the task runs
     /// and its value is dropped, which is right for a transport that dispatches only to a
     /// free worker (the in-process one).
+    ///
+    /// # Examples
+    ///
+    /// From a transport that runs each blocking body with [`Executor::spawn_blocking`] (so
+    /// every task it is handed has begun, and it lets it run on); a broker-backed transport
+    /// would delete the task's queued message here:
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex, OnceLock};
+    /// # use taskweave::executor::BoxFuture;
+    /// # use taskweave::scheduler::{TaskId, TaskKey, TaskState};
+    /// # use taskweave::transport::{CompletionSink, ReadyTask, TaskOutcome, Transport};
+    /// # use taskweave::{Client, Error, Executor};
+    /// # #[derive(Debug, Default)]
+    /// # struct Pool {
+    /// #     started: OnceLock<(Arc<dyn Executor>, CompletionSink)>,
+    /// #     withdrawn: Arc<Mutex<Vec<TaskId>>>,
+    /// # }
+    /// impl Transport for Pool {
+    /// #     fn name(&self) -> &'static str {
+    /// #         "pool"
+    /// #     }
+    /// #     fn capacity(&self) -> usize {
+    /// #         2
+    /// #     }
+    /// #     fn start(&self, executor: Arc<dyn Executor>, sink: CompletionSink) -> Result<(), Error> {
+    /// #         let _ = self.started.set((executor, sink));
+    /// #         Ok(())
+    /// #     }
+    /// #     fn dispatch(&self, task: ReadyTask) {
+    /// #         let (executor, sink) = self.started.get().expect("started before any dispatch");
+    /// #         let (sink, reporter, reported) = (sink.clone(), sink.clone(), task.clone());
+    /// #         let spawned = executor.spawn_blocking(Box::new(move || {
+    /// #             let outcome = if task.is_resolved() { TaskOutcome::NotRun } else { task.run() };
+    /// #             sink.complete(&task, outcome);
+    /// #         }));
+    /// #         if let Err(error) = spawned {
+    /// #             reporter.complete(&reported, TaskOutcome::failed(format!("not started: {error}")));
+    /// #         }
+    /// #     }
+    ///     fn withdraw(&self, id: TaskId) {
+    ///         // Every task handed to this pool has begun on a thread: it runs on and reports
+    ///         // as usual (its value is dropped). Only record that nobody needs it.
+    ///         self.withdrawn.lock().unwrap().push(id);
+    ///     }
+    /// #     fn close(&self) -> BoxFuture<()> {
+    /// #         Box::pin(async {})
+    /// #     }
+    ///     // ...
+    /// }
+    ///
+    /// let pool = Pool::default();
+    /// let withdrawn = Arc::clone(&pool.withdrawn);
+    /// let client = Client::builder().transport(pool).build_blocking()?;
+    /// let (release, gate) = flume::bounded::<()>(1);
+    /// let gated = client.submit(move |_: ()| gate.recv().is_ok(), ());
+    /// assert_eq!(gated.state(), Some(TaskState::Running)); // dispatched at once: a slot was free
+    /// drop(gated); // its last handle: nothing needs the task any more
+    /// assert_eq!(withdrawn.lock().unwrap().len(), 1);
+    /// release.send(()).unwrap(); // the running body ends; its value is dropped
+    /// # Ok::<(), Error>(())
+    /// ```
     fn withdraw(&self, id: TaskId) {
         let _ = id;
     }

@@ -300,6 +300,17 @@ impl BlockingClient<'_> {
     ///
     /// As [`Client::replace_dataset`]; where it may block, as
     /// [`publish_dataset`](BlockingClient::publish_dataset).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::new()?;
+    /// let blocking = client.blocking();
+    /// blocking.publish_dataset("model", &client.submit(|x: u32| x, 1))?;
+    /// blocking.replace_dataset("model", &client.submit(|x: u32| x, 2))?;
+    /// assert_eq!(blocking.dataset::<u32>("model")?.result()?, 2);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn replace_dataset<T>(&self, name: &str, future: &TaskFuture<T>) -> Result<(), Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -314,6 +325,17 @@ impl BlockingClient<'_> {
     /// As [`Client::dataset`]. In-process it never waits, so it works in async code and in
     /// task bodies too (see [`Blocking`](super::Blocking)); on Redis it is refused in an
     /// async context with [`Error::BlockingInAsyncContext`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::new()?;
+    /// let blocking = client.blocking();
+    /// assert!(blocking.dataset::<u32>("never published").is_err());
+    /// blocking.publish_dataset("answer", &client.submit(|x: u32| x, 42))?;
+    /// assert_eq!(blocking.dataset::<u32>("answer")?.result()?, 42);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn dataset<T>(&self, name: &str) -> Result<TaskFuture<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -327,6 +349,19 @@ impl BlockingClient<'_> {
     ///
     /// As [`Client::list_datasets`]; where it may block, as
     /// [`dataset`](BlockingClient::dataset).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::new()?;
+    /// let blocking = client.blocking();
+    /// blocking.publish_dataset("b", &client.submit(|x: u8| x, 1))?;
+    /// blocking.publish_dataset("a", &client.submit(|x: u8| x, 2))?;
+    /// let mut names = blocking.list_datasets()?;
+    /// names.sort();
+    /// assert_eq!(names, ["a", "b"]);
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn list_datasets(&self) -> Result<Vec<String>, Error> {
         run_now(self.client.list_datasets())?
     }
@@ -337,6 +372,17 @@ impl BlockingClient<'_> {
     ///
     /// As [`Client::unpublish_dataset`]; where it may block, as
     /// [`dataset`](BlockingClient::dataset).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = taskweave::Client::new()?;
+    /// let blocking = client.blocking();
+    /// blocking.publish_dataset("scratch", &client.submit(|x: u8| x, 1))?;
+    /// blocking.unpublish_dataset("scratch")?;
+    /// assert!(blocking.list_datasets()?.is_empty());
+    /// # Ok::<(), taskweave::Error>(())
+    /// ```
     pub fn unpublish_dataset(&self, name: &str) -> Result<(), Error> {
         run_now(self.client.unpublish_dataset(name))?
     }
