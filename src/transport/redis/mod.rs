@@ -1095,7 +1095,9 @@ impl Inner {
                         self.fail(
                             &flight.task,
                             format!(
-                                "redis at {} refused to share its key ({error}); check the                                  permissions of the client's Redis user (ACL) and the keys                                  under its namespace",
+                                "redis at {} refused to share its key ({error}); check the \
+                                 permissions of the client's Redis user (ACL) and the keys \
+                                 under its namespace",
                                 self.broker
                             ),
                         );
