@@ -64,7 +64,8 @@ fn micros_now() -> u64 {
         .map_or(0, |since| u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
 }
 
-/// The most fetch windows open at once.
+/// The most fetch windows open at once (the Redis run checks its rate limit with it).
+#[cfg(feature = "redis")]
 fn most_at_once(windows: &[(u64, u64)]) -> usize {
     let mut edges: Vec<(u64, i32)> =
         windows.iter().flat_map(|&(start, end)| [(start, 1), (end, -1)]).collect();

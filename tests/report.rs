@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use taskweave::{Client, Error, PerformanceReport};
 
+#[path = "support/example_binary.rs"]
+mod example_binary;
+
 /// The markup a hostile key or message could hold.
 const EVIL_MESSAGE: &str = "<script>alert('boom')</script> & \"quoted\"";
 const EVIL_KEY: &str = "evil<script>\"'&";
@@ -371,70 +374,23 @@ fn the_report_and_its_future_can_move_between_threads() {
     assert_send(&future);
 }
 
-/// The `performance_report` example binary, built once per test run with this test's
-/// features (so that cargo reuses the library build).
-fn example_binary() -> PathBuf {
-    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        let features: Vec<&str> = [
-            ("progress", cfg!(feature = "progress")),
-            ("tokio", cfg!(feature = "tokio")),
-            ("smol", cfg!(feature = "smol")),
-            ("async-std", cfg!(feature = "async-std")),
-            ("sim", cfg!(feature = "sim")),
-            ("redis", cfg!(feature = "redis")),
-            ("redis-tls", cfg!(feature = "redis-tls")),
-            ("testing", cfg!(feature = "testing")),
-            ("dashboard", cfg!(feature = "dashboard")),
-            ("__planted", cfg!(feature = "__planted")),
-        ]
-        .into_iter()
-        .filter_map(|(name, on)| on.then_some(name))
-        .collect();
-        let mut command = std::process::Command::new(env!("CARGO"));
-        // Cargo set these for this test; passed on, they would make cargo rebuild crates
-        // whose build scripts read them (see tests/web_backend.rs).
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            let set_for_this_crate =
-                ["CARGO_PKG_", "CARGO_CRATE_", "CARGO_MANIFEST_", "CARGO_BIN_"]
-                    .iter()
-                    .any(|prefix| name.starts_with(prefix));
-            if set_for_this_crate
-                || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*name)
-            {
-                command.env_remove(&*name);
-            }
-        }
-        let status = command
-            .args(["build", "--quiet", "--example", "performance_report", "--no-default-features"])
-            .args(["--features", &features.join(",")])
-            .arg("--manifest-path")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-            .status()
-            .expect("run cargo to build the performance_report example");
-        assert!(status.success(), "could not build the performance_report example");
-    });
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
-    profile_dir.join("examples").join("performance_report")
-}
-
 /// The `performance_report` example refuses a flag where it expects the report's path (it
 /// wrote a file named `--out`), and says why it could not write a path in words.
 #[test]
 fn the_performance_report_example_explains_a_bad_command_line() {
     let dir = std::env::temp_dir().join(format!("taskweave-report-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let output =
-        std::process::Command::new(example_binary()).arg("--out").current_dir(&dir).output();
+    let output = std::process::Command::new(example_binary::example_binary("performance_report"))
+        .arg("--out")
+        .current_dir(&dir)
+        .output();
     let output = output.expect("run the example");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("usage: performance_report"), "{stderr}");
     assert!(!dir.join("--out").exists(), "no file named after the flag");
 
-    let output = std::process::Command::new(example_binary())
+    let output = std::process::Command::new(example_binary::example_binary("performance_report"))
         .arg(dir.join("missing-dir").join("report.html"))
         .output()
         .expect("run the example");

@@ -8,6 +8,9 @@ mod service;
 
 // The helper that starts a real `redis-server` on a free loopback port; this file uses part
 // of it.
+#[cfg(unix)]
+#[path = "support/example_binary.rs"]
+mod example_binary;
 #[cfg(feature = "redis")]
 #[allow(unreachable_pub)]
 #[path = "support/redis_server.rs"]
@@ -589,7 +592,9 @@ async fn an_unknown_mode_is_refused_with_the_choices() {
     assert_eq!("spawn-blocking".parse(), Ok(service::Mode::SpawnBlocking));
     #[cfg(unix)]
     {
-        let binary = tokio::task::spawn_blocking(example_binary).await.expect("built");
+        let binary = tokio::task::spawn_blocking(|| example_binary::example_binary("web_backend"))
+            .await
+            .expect("built");
         let run = tokio::process::Command::new(binary)
             .args(["--addr", "127.0.0.1:0", "--mode", "fast"])
             .kill_on_drop(true)
@@ -688,55 +693,6 @@ async fn read_answer(mut socket: tokio::net::TcpStream) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-/// Builds the `web_backend` example with the features this test was built with (so that
-/// cargo reuses the same library build) and returns the binary's path.
-#[cfg(unix)]
-fn example_binary() -> std::path::PathBuf {
-    let features: Vec<&str> = [
-        ("progress", cfg!(feature = "progress")),
-        ("tokio", cfg!(feature = "tokio")),
-        ("smol", cfg!(feature = "smol")),
-        ("async-std", cfg!(feature = "async-std")),
-        ("sim", cfg!(feature = "sim")),
-        ("redis", cfg!(feature = "redis")),
-        ("redis-tls", cfg!(feature = "redis-tls")),
-    ]
-    .into_iter()
-    .filter_map(|(name, on)| on.then_some(name))
-    .collect();
-    // This test runs from `<target>/<profile>/deps/`; the example lands in
-    // `<target>/<profile>/examples/`.
-    let deps = std::env::current_exe().expect("the test's path");
-    let profile_dir = deps.parent().and_then(|deps| deps.parent()).expect("a target layout");
-    let target_dir = profile_dir.parent().expect("a target directory");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut command = std::process::Command::new(cargo);
-    // Cargo set these for this test; passed on, they would differ from what a plain build
-    // sees and make cargo rebuild crates whose build scripts read them (ring, say) each time.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        let set_for_this_crate = ["CARGO_PKG_", "CARGO_CRATE_", "CARGO_MANIFEST_", "CARGO_BIN_"]
-            .iter()
-            .any(|prefix| name.starts_with(prefix));
-        if set_for_this_crate
-            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*name)
-        {
-            command.env_remove(&*name);
-        }
-    }
-    let status = command
-        .args(["build", "--example", "web_backend", "--no-default-features", "--features"])
-        .arg(features.join(","))
-        .arg("--manifest-path")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(target_dir)
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "cargo could not build the web_backend example");
-    profile_dir.join("examples").join("web_backend")
-}
-
 /// The example binary itself, as an operator runs it: SIGTERM while a dashboard streams the
 /// statistics, a request waits for a job, and two clients stopped half-way through their
 /// requests, exits 0 within a few seconds.
@@ -746,7 +702,9 @@ async fn sigterm_shuts_the_example_down_gracefully_with_a_stream_open() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
     // Building the example may take minutes on a cold cache; only what follows is timed.
-    let binary = tokio::task::spawn_blocking(example_binary).await.expect("built");
+    let binary = tokio::task::spawn_blocking(|| example_binary::example_binary("web_backend"))
+        .await
+        .expect("built");
     within_deadline(async {
         let mut child = tokio::process::Command::new(binary)
             .args(["--addr", "127.0.0.1:0", "--workers", "1"])

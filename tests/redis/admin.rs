@@ -1,9 +1,7 @@
 //! Operators' tooling (issue 19): `RedisAdmin`'s queue statistics and dead letters, the
 //! dead-letter stream's cap, and the `taskweave-admin` example as a child process.
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use taskweave::transport::redis::{DEFAULT_DEAD_LETTER_CAP, RedisAdmin, RedisTransport};
@@ -350,55 +348,12 @@ fn a_worker_keeps_the_dead_letter_stream_at_its_cap() {
     });
 }
 
-/// The `taskweave-admin` example binary, built once per test run with this test's
-/// features (so that cargo reuses the library build).
-fn admin_binary() -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let features: Vec<&str> = [
-            ("progress", cfg!(feature = "progress")),
-            ("tokio", cfg!(feature = "tokio")),
-            ("smol", cfg!(feature = "smol")),
-            ("async-std", cfg!(feature = "async-std")),
-            ("sim", cfg!(feature = "sim")),
-            ("redis", true),
-            ("redis-tls", cfg!(feature = "redis-tls")),
-        ]
-        .into_iter()
-        .filter_map(|(name, on)| on.then_some(name))
-        .collect();
-        let mut command = Command::new(env!("CARGO"));
-        // Cargo set these for this test; passed on, they would make cargo rebuild crates
-        // whose build scripts read them (ring, say) each time (see tests/web_backend.rs).
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            let set_for_this_crate =
-                ["CARGO_PKG_", "CARGO_CRATE_", "CARGO_MANIFEST_", "CARGO_BIN_"]
-                    .iter()
-                    .any(|prefix| name.starts_with(prefix));
-            if set_for_this_crate
-                || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*name)
-            {
-                command.env_remove(&*name);
-            }
-        }
-        let status = command
-            .args(["build", "--quiet", "--example", "taskweave-admin", "--no-default-features"])
-            .args(["--features", &features.join(",")])
-            .arg("--manifest-path")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-            .status()
-            .expect("run cargo to build the admin example");
-        assert!(status.success(), "could not build the taskweave-admin example");
-    });
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
-    profile_dir.join("examples").join("taskweave-admin")
-}
-
 /// Runs the admin example with `args`; returns its exit code, stdout and stderr.
 fn admin_command(args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(admin_binary()).args(args).output().expect("run taskweave-admin");
+    let output = Command::new(crate::example_binary::example_binary("taskweave-admin"))
+        .args(args)
+        .output()
+        .expect("run taskweave-admin");
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stdout).into_owned(),

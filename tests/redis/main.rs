@@ -3,6 +3,8 @@
 
 #![allow(unreachable_pub)]
 
+#[path = "../support/example_binary.rs"]
+mod example_binary;
 #[path = "../support/redis_cluster.rs"]
 mod redis_cluster;
 #[path = "../support/redis_server.rs"]
