@@ -66,18 +66,23 @@ impl RemoteActor for Counter {
     }
 }
 
+/// A worker process's stand-in in this process: two slots, hosting `Counter` actors.
+async fn counter_host(url: &str) -> Worker {
+    Worker::builder()
+        .redis(url)
+        .concurrency(2)
+        .register::<ActorHost<Counter>>()
+        .start()
+        .await
+        .unwrap()
+}
+
 #[test]
 fn remote_actor_calls_run_in_order_keep_state_and_round_trip() {
     let server = RedisServer::start();
     let url = server.url();
     run(move || async move {
-        let worker = Worker::builder()
-            .redis(&url)
-            .concurrency(2)
-            .register::<ActorHost<Counter>>()
-            .start()
-            .await
-            .unwrap();
+        let worker = counter_host(&url).await;
         let client = client(&url).await;
         let counter =
             client.remote_actor::<Counter>(10, 0, ActorRestartPolicy::FailPending).await.unwrap();
@@ -263,13 +268,7 @@ fn an_actor_whose_client_process_dies_ends_and_frees_its_worker() {
         .expect("start the owner process");
     let mut owner = Kill(owner);
     run(move || async move {
-        let worker = Worker::builder()
-            .redis(&url)
-            .concurrency(2)
-            .register::<ActorHost<Counter>>()
-            .start()
-            .await
-            .unwrap();
+        let worker = counter_host(&url).await;
         let client = client(&url).await;
         assert!(client.event("actor-made").wait_timeout(BOUND).await.unwrap(), "actor made");
         owner.0.kill().expect("SIGKILL the owner"); // std's kill is SIGKILL on Unix
@@ -292,13 +291,7 @@ fn calls_to_a_remote_actor_ended_by_a_restart_fail_instead_of_hanging() {
     let server = RedisServer::start();
     let url = server.url();
     run(move || async move {
-        let worker = Worker::builder()
-            .redis(&url)
-            .concurrency(2)
-            .register::<ActorHost<Counter>>()
-            .start()
-            .await
-            .unwrap();
+        let worker = counter_host(&url).await;
         let client = client(&url).await;
         let counter =
             client.remote_actor::<Counter>(10, 2, ActorRestartPolicy::FailPending).await.unwrap();

@@ -14,6 +14,9 @@
 
 #[path = "../support/browser.rs"]
 mod browser;
+#[cfg(unix)]
+#[path = "../support/example_binary.rs"]
+mod example_binary;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -282,7 +285,8 @@ async fn the_dashboard_example_serves_its_mixed_workload() {
 
     let began = Instant::now();
     let Some(mut browser) = Browser::launch().await else { return };
-    let binary = tokio::task::spawn_blocking(example_binary).await.unwrap();
+    let binary =
+        tokio::task::spawn_blocking(|| example_binary::example_binary("dashboard")).await.unwrap();
     let mut child = Command::new(binary)
         .args(["--seconds", "4", "--port", "0"])
         .stdout(Stdio::piped())
@@ -359,58 +363,6 @@ async fn the_dashboard_example_serves_its_mixed_workload() {
     let printed: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(printed.iter().any(|line| line.starts_with("wave 0: sum")), "{printed:?}");
     eprintln!("the_dashboard_example_serves_its_mixed_workload took {:?}", began.elapsed());
-}
-
-/// Builds the `dashboard` example with the features this test was built with (so that cargo
-/// reuses the same library build) and returns the binary's path.
-#[cfg(unix)]
-fn example_binary() -> PathBuf {
-    let features: Vec<&str> = [
-        ("progress", cfg!(feature = "progress")),
-        ("tokio", cfg!(feature = "tokio")),
-        ("smol", cfg!(feature = "smol")),
-        ("async-std", cfg!(feature = "async-std")),
-        ("sim", cfg!(feature = "sim")),
-        ("redis", cfg!(feature = "redis")),
-        ("redis-tls", cfg!(feature = "redis-tls")),
-        ("testing", cfg!(feature = "testing")),
-        ("dashboard", true),
-        ("__planted", cfg!(feature = "__planted")),
-    ]
-    .into_iter()
-    .filter_map(|(name, on)| on.then_some(name))
-    .collect();
-    // This test runs from `<target>/<profile>/deps/`; the example lands in
-    // `<target>/<profile>/examples/`.
-    let deps = std::env::current_exe().expect("the test's path");
-    let profile_dir = deps.parent().and_then(|deps| deps.parent()).expect("a target layout");
-    let target_dir = profile_dir.parent().expect("a target directory");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut command = std::process::Command::new(cargo);
-    // Cargo set these for this test; passed on, they would differ from what a plain build
-    // sees and make cargo rebuild crates whose build scripts read them.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        let set_for_this_crate = ["CARGO_PKG_", "CARGO_CRATE_", "CARGO_MANIFEST_", "CARGO_BIN_"]
-            .iter()
-            .any(|prefix| name.starts_with(prefix));
-        if set_for_this_crate
-            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*name)
-        {
-            command.env_remove(&*name);
-        }
-    }
-    let status = command
-        .args(["build", "--quiet", "--example", "dashboard", "--no-default-features", "--features"])
-        .arg(features.join(","))
-        .arg("--manifest-path")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(target_dir)
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "cargo could not build the dashboard example");
-    profile_dir.join("examples").join("dashboard")
 }
 
 /// A performance report written by `taskweave::performance_report`, opened from its
