@@ -421,8 +421,8 @@ fn a_lease_held_by_a_killed_process_is_free_again_within_its_timeout() {
         }
         let first = finished.iter().min().unwrap().duration_since(killed);
         assert!(
-            first < Duration::from_secs(2) + Duration::from_millis(1500),
-            "the lease ended {first:?} after its holder died (timeout 2 s)"
+            first < Duration::from_secs(2) + Duration::from_secs(6),
+            "the lease ended {first:?} after its holder died (timeout 2 s; the default is 30 s)"
         );
         assert!(!lock.is_locked().await.unwrap());
         client.close().await.unwrap();
@@ -541,8 +541,9 @@ fn a_lease_held_by_a_killed_worker_process_is_free_again_and_every_waiting_task_
         assert_eq!(got, [true; 5], "every waiting task got the lock");
         let elapsed = killed.elapsed();
         assert!(
-            elapsed < Duration::from_secs(2) + Duration::from_millis(2500),
-            "the waiting tasks finished {elapsed:?} after the holder died (lease timeout 2 s)"
+            elapsed < Duration::from_secs(2) + Duration::from_secs(6),
+            "the waiting tasks finished {elapsed:?} after the holder died (lease timeout 2 s; \
+             the default is 30 s)"
         );
         waiters_worker.shutdown();
         within(&client, "the worker's stop", waiters_worker.stopped()).await;

@@ -340,7 +340,7 @@ fn a_killed_holders_result_expires_and_its_waiters_still_get_the_value() {
         alone.child.kill().unwrap(); // SIGKILL
         let killed = Instant::now();
         until_exists(&client, &server, result, false).await;
-        assert!(killed.elapsed() < LEASE * 3, "freed {:?} after the kill", killed.elapsed());
+        assert!(killed.elapsed() < LEASE * 8, "freed {:?} after the kill", killed.elapsed());
 
         wait_for_runs("waited", 1);
         let mine = client.task().key("shared-waited").submit_task::<Gated>(("waited".into(), 4));
