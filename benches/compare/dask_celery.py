@@ -167,7 +167,7 @@ from celery import Celery
 port = os.environ["BENCH_REDIS_PORT"]
 app = Celery("bench_tasks", broker=f"redis://127.0.0.1:{port}/0",
              backend=f"redis://127.0.0.1:{port}/1")
-app.conf.worker_prefetch_multiplier = 64
+app.conf.worker_prefetch_multiplier = int(os.environ.get("BENCH_CELERY_PREFETCH", "4"))
 app.conf.result_expires = 600
 
 @app.task
@@ -193,7 +193,10 @@ def wait_for_port(port, seconds):
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
 
 
-def celery_suite(sizes):
+def celery_suite(sizes, prefetch):
+    """Celery 5 with its Redis broker and result backend: a prefork worker of 2 processes
+    (Celery's default concurrency on 2 cores) and the given prefetch multiplier (Celery's
+    default is 4)."""
     if shutil.which("redis-server") is None:
         print("celery: redis-server is missing (apt-get install redis-server); skipped",
               file=sys.stderr)
@@ -203,7 +206,8 @@ def celery_suite(sizes):
     workdir = tempfile.mkdtemp(prefix="taskweave-celery-")
     with open(os.path.join(workdir, "bench_tasks.py"), "w") as module:
         module.write(CELERY_APP)
-    env = dict(os.environ, BENCH_REDIS_PORT=str(port), PYTHONPATH=workdir)
+    env = dict(os.environ, BENCH_REDIS_PORT=str(port), PYTHONPATH=workdir,
+               BENCH_CELERY_PREFETCH=str(prefetch))
     redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -217,6 +221,7 @@ def celery_suite(sizes):
                                   env=env, cwd=workdir)
         sys.path.insert(0, workdir)
         os.environ["BENCH_REDIS_PORT"] = str(port)
+        os.environ["BENCH_CELERY_PREFETCH"] = str(prefetch)
         import bench_tasks
 
         # Wait until the worker answers (bounded), then warm up.
@@ -232,7 +237,8 @@ def celery_suite(sizes):
             assert values == [i + 1 for i in range(n)]
             rows.append(row("submit+gather", "celery-redis", n, n / took, "tasks/s"))
             rows.append(row("submit+gather", "celery-redis", n, took * 1e6 / n, "us/task"))
-            print(f"celery submit+gather n={n}: {n / took:.0f} tasks/s", file=sys.stderr)
+            print(f"celery (prefetch multiplier {prefetch}) submit+gather n={n}: "
+                  f"{n / took:.0f} tasks/s", file=sys.stderr)
 
         n = sizes["round_trips"]
         samples = []
@@ -262,6 +268,10 @@ def main():
     parser.add_argument("--full", action="store_true", help="include N = 100,000 for Dask")
     parser.add_argument("--json", help="write the rows to this file")
     parser.add_argument("--no-celery", action="store_true", help="skip Celery")
+    parser.add_argument("--only-celery", action="store_true", help="skip Dask")
+    parser.add_argument("--celery-n", type=int, help="one Celery batch of this size")
+    parser.add_argument("--celery-prefetch", type=int, default=64,
+                        help="Celery's worker_prefetch_multiplier (Celery's default: 4)")
     arguments = parser.parse_args()
 
     if arguments.quick:
@@ -272,9 +282,11 @@ def main():
                  "celery_batch": [1000, 10000], "round_trips": 1000, "chain": 2000,
                  "tree_leaves": 4096, "as_completed": 10000, "memory": 10000}
 
-    rows = asyncio.run(dask_suite(sizes))
+    if arguments.celery_n is not None:
+        sizes["celery_batch"] = [arguments.celery_n]
+    rows = [] if arguments.only_celery else asyncio.run(dask_suite(sizes))
     if not arguments.no_celery:
-        rows += celery_suite(sizes)
+        rows += celery_suite(sizes, arguments.celery_prefetch)
 
     for r in rows:
         print(f"{r['workload']:<24} {r['executor']:<13} {r['n']:>8} {r['value']:>14.1f} "

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# taskweave's Redis backend (worker defaults, then the bench's tuned settings) and apalis 1.x
-# with its Redis backend (its defaults, then a 1 ms poll), N trivial tasks each (default 2,000), one
-# after another on the same machine. Not part of CI; builds apalis-compare in its own
-# target directory (APALIS_TARGET, default target/apalis-compare).
+# taskweave's Redis backend (worker defaults, then the bench's tuned settings), apalis 1.x
+# with its Redis backend (its defaults, then a 1 ms poll) and Celery 5 on Redis (a prefork
+# worker of 2 processes with Celery's default prefetch multiplier 4, then 64), N trivial
+# tasks each (default 2,000), one after another on the same machine. Not part of CI; builds
+# apalis-compare in its own target directory (APALIS_TARGET, default target/apalis-compare)
+# and installs Celery into a venv (VENV, default target/compare-venv) when it is missing.
 #
 #   bash benches/compare/redis_compare.sh [ROUNDS]
 set -euo pipefail
@@ -14,6 +16,9 @@ n="${N:-2000}"
 target="${APALIS_TARGET:-target/apalis-compare}"
 CARGO_TARGET_DIR="$target" cargo build --release --manifest-path benches/compare/apalis/Cargo.toml
 cargo bench --features redis --bench redis --no-run
+venv="${VENV:-target/compare-venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c "import celery, redis, packaging" 2>/dev/null || "$venv/bin/pip" install --quiet celery redis packaging
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 dir=$(mktemp -d)
 redis-server --port "$port" --save '' --appendonly no --dir "$dir" --daemonize yes >/dev/null
@@ -27,4 +32,9 @@ for round in $(seq "$rounds"); do
   "$target/release/apalis-compare" "redis://127.0.0.1:$port" "$n"
   redis-cli -p "$port" flushall >/dev/null
   "$target/release/apalis-compare" "redis://127.0.0.1:$port" "$n" 1
+  # Celery starts its own redis-server (dask_celery.py) and prints its figures on stderr.
+  for prefetch in 4 64; do
+    "$venv/bin/python" benches/compare/dask_celery.py --only-celery --celery-n "$n" \
+      --celery-prefetch "$prefetch" 2>&1 | grep "^celery (prefetch"
+  done
 done

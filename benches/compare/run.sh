@@ -22,9 +22,9 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "run.sh: creating a venv in $venv" >&2
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c "import dask, distributed, celery, redis" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import dask, distributed, celery, redis, packaging" 2>/dev/null; then
   echo "run.sh: installing dask, distributed, celery and redis into $venv" >&2
-  "$venv/bin/pip" install --quiet dask distributed celery redis
+  "$venv/bin/pip" install --quiet dask distributed celery redis packaging
 fi
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "run.sh: redis-server is missing, so Celery is skipped (apt-get install redis-server)" >&2
