@@ -25,6 +25,12 @@
 //! other work on a shared machine falls on all of them alike; the spread (min–max over the
 //! sweeps) is printed beside each METG.
 //!
+//! Each executor runs in processes of its own, so that one executor's threads never compete
+//! with another's for the cores (the embedded executor's threads, once started, live as long
+//! as their process): every run of the sweep is a child process (`--child-graph`, internal)
+//! that starts one executor, runs one graph and prints its wall time; the other parts run in
+//! one child per executor (`--child-parts`, internal) unless `--executor` names one.
+//!
 //! The raw baselines run the same graph as `width` hand-written threads, each computing its
 //! column and meeting the others at a barrier after every step: `std::sync::Barrier` (which
 //! parks) and a spinning barrier.
@@ -507,17 +513,24 @@ async fn chain_delays(client: Client, n: usize, iterations: u64) -> Vec<Duration
 }
 
 /// The stencil's ready-to-start delays: for every task after the first row, its start minus
-/// the latest end among its inputs.
-fn stencil_delays(stamps: &Timestamps, width: usize, steps: usize) -> Vec<Duration> {
+/// the latest end among its inputs, and whether it ran on the thread that ran that input (the
+/// worker whose report made it ready) or on another (an idle worker, through the queue).
+fn stencil_delays(stamps: &Timestamps, width: usize, steps: usize) -> Vec<(Duration, bool)> {
     let mut delays = Vec::with_capacity(width * steps);
     for step in 1..steps {
         for i in 0..width {
-            let started = stamps.started[step * width + i].load(Ordering::Relaxed);
-            let ready = inputs(i, width)
-                .map(|j| stamps.ended[(step - 1) * width + j].load(Ordering::Relaxed))
+            let index = step * width + i;
+            let started = stamps.started[index].load(Ordering::Relaxed);
+            let (ready, last) = inputs(i, width)
+                .map(|j| {
+                    let input = (step - 1) * width + j;
+                    (stamps.ended[input].load(Ordering::Relaxed), input)
+                })
                 .max()
-                .unwrap_or(0);
-            delays.push(Duration::from_nanos(started.saturating_sub(ready)));
+                .unwrap_or((0, index));
+            let same_thread = stamps.thread[index].load(Ordering::Relaxed)
+                == stamps.thread[last].load(Ordering::Relaxed);
+            delays.push((Duration::from_nanos(started.saturating_sub(ready)), same_thread));
         }
     }
     delays
@@ -669,6 +682,12 @@ struct Options {
     quick: bool,
     part: Option<String>,
     form: Form,
+    /// Internal: run one graph of this many kernel iterations per task and steps, print its
+    /// wall time per step in seconds, and exit (one process per run: see [`graph_in_child`]).
+    child_graph: Option<(u64, usize)>,
+    /// Internal: this process runs one executor's parts for a parent that runs several (see
+    /// [`parts_in_child`]); skip what the parent runs itself.
+    child_parts: bool,
 }
 
 const PARTS: [&str; 9] =
@@ -683,6 +702,8 @@ fn parse_arguments() -> Result<Options, String> {
         quick: false,
         part: None,
         form: Form::Tasks,
+        child_graph: None,
+        child_parts: false,
     };
     let mut arguments = std::env::args().skip(1);
     let number = |name: &str, value: Option<String>| -> Result<usize, String> {
@@ -718,6 +739,12 @@ fn parse_arguments() -> Result<Options, String> {
                 }
                 options.part = Some(name);
             }
+            "--child-graph" => {
+                let iterations = number("--child-graph", arguments.next())? as u64;
+                let steps = number("--child-graph", arguments.next())?;
+                options.child_graph = Some((iterations, steps));
+            }
+            "--child-parts" => options.child_parts = true,
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => {
@@ -747,21 +774,42 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let wants = |part: &str| options.part.as_deref().is_none_or(|only| only == part);
+    if let Some((iterations, steps)) = options.child_graph {
+        let (flavour, width, form) = (options.flavours[0], options.width, options.form);
+        // A warm-up run first, untimed, on a client of its own: a fresh process would
+        // otherwise pay its allocator's first page faults and its threads' start inside
+        // the timed run.
+        flavour.with_client(width, move |client| {
+            stencil_in(client, width, steps.min(100), iterations, form)
+        });
+        let run = flavour
+            .with_client(width, move |client| stencil_in(client, width, steps, iterations, form));
+        println!("{}", run.took.as_secs_f64() / steps as f64);
+        return;
+    }
+    let wants = |part: &str| {
+        options.part.as_deref().is_none_or(|only| only == part)
+            && !(options.child_parts && ["metg", "raw", "lock"].contains(&part))
+    };
     let started = Instant::now();
     let ns_per_iteration = calibrate();
     let iterations_for =
         |grain_us: f64| ((grain_us * 1e3 / ns_per_iteration).round() as u64).max(1);
     let (width, steps) = (options.width, options.steps);
     let tasks = width * steps;
-    println!(
-        "stencil_1d: width {width}, {steps} steps ({tasks} tasks), {} workers; kernel {:.3} ns \
+    if !options.child_parts {
+        println!(
+            "stencil_1d: width {width}, {steps} steps ({tasks} tasks), {} workers; kernel {:.3} ns \
          per iteration ({FLOPS_PER_ITERATION} FLOP), {:.2} GFLOP/s on one thread",
-        width,
-        ns_per_iteration,
-        FLOPS_PER_ITERATION as f64 / ns_per_iteration
-    );
+            width,
+            ns_per_iteration,
+            FLOPS_PER_ITERATION as f64 / ns_per_iteration
+        );
+    }
     let mut out = String::new();
+    if options.child_parts {
+        println!("(its own process, calibrated at {ns_per_iteration:.3} ns per iteration)");
+    }
 
     if wants("metg") || wants("raw") {
         let grains: &[f64] = if options.quick { &QUICK_GRAINS_US } else { &GRAINS_US };
@@ -794,11 +842,8 @@ fn main() {
                 }
                 if wants("metg") {
                     for &flavour in &options.flavours {
-                        let form = options.form;
-                        let run = flavour.with_client(width, move |client| {
-                            stencil_in(client, width, steps, iterations, form)
-                        });
-                        walls[system][g].push(run.took.as_secs_f64() / steps as f64);
+                        let wall = graph_in_child(flavour, &options, iterations, steps);
+                        walls[system][g].push(wall);
                         system += 1;
                     }
                 }
@@ -911,6 +956,20 @@ fn main() {
 
     let grain_30 = iterations_for(30.0);
     let repeats = if options.quick { 3 } else { 7 };
+    let flavour_parts = ["delay", "chain", "tree", "scaling", "submit"];
+    if options.flavours.len() > 1 {
+        // One process per executor, so that one's threads never compete with another's.
+        if flavour_parts.iter().any(|part| wants(part)) || options.part.as_deref() == Some("graph")
+        {
+            print!("{out}");
+            out.clear();
+            for &flavour in &options.flavours {
+                parts_in_child(flavour, &options);
+            }
+        }
+        println!("\n(took {:.1} s)", started.elapsed().as_secs_f64());
+        return;
+    }
     for &flavour in &options.flavours {
         let name = flavour.name();
         if wants("delay") {
@@ -938,15 +997,33 @@ fn main() {
                         .with_client(width, move |client| chain_delays(client, 2_000, iterations)),
                 );
             }
+            let by = |finisher: bool| {
+                let mut delays: Vec<Duration> = stencil_samples
+                    .iter()
+                    .filter(|(_, same_thread)| *same_thread == finisher)
+                    .map(|(delay, _)| *delay)
+                    .collect();
+                delays.sort();
+                delays
+            };
+            let (by_finisher, by_other) = (by(true), by(false));
+            let mut stencil_samples: Vec<Duration> =
+                stencil_samples.into_iter().map(|(delay, _)| delay).collect();
             stencil_samples.sort();
             chain_samples.sort();
+            let p50 = |sorted: &[Duration]| {
+                if sorted.is_empty() { f64::NAN } else { micros(percentile(sorted, 0.5)) }
+            };
             let _ = writeln!(
                 out,
-                "{name:<9} ready-to-start delay, stencil at 5 µs: p50 {:.2} µs, p90 {:.2} µs; \
-                 chain at 5 µs: p50 {:.2} µs, p90 {:.2} µs; stencil rows run on one worker: \
-                 {:.0}%",
+                "{name:<9} ready-to-start delay, stencil at 5 µs: p50 {:.2} µs, p90 {:.2} µs \
+                 (p50 {:.2} µs when the finishing worker took it, {:.2} µs when another one \
+                 did); chain at 5 µs: p50 {:.2} µs, p90 {:.2} µs; stencil rows run on one \
+                 worker: {:.0}%",
                 micros(percentile(&stencil_samples, 0.5)),
                 micros(percentile(&stencil_samples, 0.9)),
+                p50(&by_finisher),
+                p50(&by_other),
                 micros(percentile(&chain_samples, 0.5)),
                 micros(percentile(&chain_samples, 0.9)),
                 100.0 * rows_on_one as f64 / rows as f64,
@@ -1042,7 +1119,48 @@ fn main() {
         }
     }
     print!("{out}");
-    println!("\n(took {:.1} s)", started.elapsed().as_secs_f64());
+    if !options.child_parts {
+        println!("\n(took {:.1} s)", started.elapsed().as_secs_f64());
+    }
+}
+
+/// The arguments a child process needs to build the same graph as this one.
+fn child_arguments(flavour: Flavour, options: &Options) -> std::process::Command {
+    let mut command =
+        std::process::Command::new(std::env::current_exe().expect("the bench's own path"));
+    command.args(["--executor", flavour.name(), "--form", options.form.name()]);
+    command.args(["--width", &options.width.to_string(), "--steps", &options.steps.to_string()]);
+    command.stderr(std::process::Stdio::inherit());
+    command
+}
+
+/// Runs one graph on `flavour` in a process of its own and returns its wall time per step in
+/// seconds: each run starts its executor afresh in a process where no other executor has
+/// threads (the embedded executor's stay for the life of a process once started, and would
+/// compete with tokio's workers for the two cores otherwise).
+fn graph_in_child(flavour: Flavour, options: &Options, iterations: u64, steps: usize) -> f64 {
+    let output = child_arguments(flavour, options)
+        .args(["--child-graph", &iterations.to_string(), &steps.to_string()])
+        .output()
+        .expect("run a child stencil process");
+    assert!(output.status.success(), "a child stencil run failed: {output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim().parse().unwrap_or_else(|_| panic!("a child printed {text:?}, not a wall time"))
+}
+
+/// Runs the per-executor parts (delay, chain, tree, scaling, submit) of `flavour` in a
+/// process of its own, its output printed as it comes.
+fn parts_in_child(flavour: Flavour, options: &Options) {
+    let mut command = child_arguments(flavour, options);
+    command.arg("--child-parts");
+    if let Some(part) = &options.part {
+        command.args(["--part", part]);
+    }
+    if options.quick {
+        command.arg("--quick");
+    }
+    let status = command.status().expect("run a child stencil process");
+    assert!(status.success(), "the child stencil process of {} failed", flavour.name());
 }
 
 fn spread(samples: &[f64]) -> (f64, f64) {
