@@ -22,13 +22,6 @@ use crate::planted::PlantedBug;
 /// More would let queued tasks overtake higher priorities and run after being released.
 const QUEUED_PER_WORKER: usize = 1;
 
-/// How many times an idle worker looks at the queue before it waits for a wake-up (see
-/// `WorkerLoop::look_a_moment`): with a `spin_loop` hint between looks, a few hundred
-/// nanoseconds to a couple of microseconds, far less than a wait and its wake-up cost. A
-/// worker that finds nothing in that time waits as before (and its thread spins, then parks:
-/// see [`DEDICATED_SPIN`](crate::executor::DEDICATED_SPIN)).
-const LOOKS_BEFORE_WAITING: usize = 128;
-
 thread_local! {
     /// The next-task slot of the worker loop reporting a result on this thread, while it
     /// reports (see [`WorkerLoop::report`]): the first task that report makes ready for
@@ -82,8 +75,9 @@ struct Started {
     /// A sender for stand-in workers started later; taken at close, so that `stopped`
     /// disconnects and no stand-in starts after it.
     stopped_sender: Mutex<Option<flume::Sender<()>>>,
-    /// How many loops run, how many bodies gave their worker back, and each worker's
-    /// counters.
+    /// Each worker's counters, by index, for statistics.
+    gauges: Vec<Arc<WorkerGauge>>,
+    /// How many loops run, and how many bodies gave their worker back.
     pool: Arc<Pool>,
 }
 
@@ -100,17 +94,9 @@ struct Pool {
     seceded: AtomicUsize,
     /// How many stand-ins were started, to name them.
     stand_ins: AtomicUsize,
-    /// Each worker's counters, by index: for statistics, and for an idle worker to see
-    /// whether another one is running a task (see `WorkerLoop::look_a_moment`).
-    gauges: Box<[Arc<WorkerGauge>]>,
 }
 
 impl Pool {
-    /// Whether any worker of the pool is running a task body now.
-    fn any_running(&self) -> bool {
-        self.gauges.iter().any(|gauge| gauge.running.load(Ordering::Relaxed) > 0)
-    }
-
     fn wanted(&self) -> usize {
         self.workers + self.seceded.load(Ordering::SeqCst)
     }
@@ -214,8 +200,7 @@ impl InProcessTransport {
     fn start_stand_in(&self, started: &Started) -> bool {
         let Some(stopped) = started.stopped_sender.lock().clone() else { return false };
         let number = started.pool.stand_ins.fetch_add(1, Ordering::Relaxed);
-        let gauges = &started.pool.gauges;
-        let gauge = &gauges[number % gauges.len()];
+        let gauge = &started.gauges[number % started.gauges.len()];
         let name = format!("stand-in-{number}");
         let loop_future = self
             .worker_loop(&name, &started.executor, &started.sink, gauge, &stopped, &started.pool)
@@ -298,17 +283,19 @@ impl Transport for InProcessTransport {
             live: AtomicUsize::new(self.workers),
             seceded: AtomicUsize::new(0),
             stand_ins: AtomicUsize::new(0),
-            gauges: (0..self.workers).map(|_| Arc::new(WorkerGauge::default())).collect(),
         });
-        for (index, gauge) in pool.gauges.iter().enumerate() {
+        let mut gauges = Vec::with_capacity(self.workers);
+        for index in 0..self.workers {
+            let gauge = Arc::new(WorkerGauge::default());
             let name = format!("worker-{index}");
             let loop_future =
-                self.worker_loop(&name, &executor, &sink, gauge, &stopped_sender, &pool).run();
+                self.worker_loop(&name, &executor, &sink, &gauge, &stopped_sender, &pool).run();
             executor.spawn_dedicated(&name, Box::pin(loop_future))?;
             tracing::debug!(worker = index, "worker joined");
+            gauges.push(gauge);
         }
         let stopped_sender = Mutex::new(Some(stopped_sender));
-        let _ = self.started.set(Started { executor, sink, stopped, stopped_sender, pool });
+        let _ = self.started.set(Started { executor, sink, stopped, stopped_sender, gauges, pool });
         Ok(())
     }
 
@@ -377,7 +364,6 @@ impl Transport for InProcessTransport {
     fn stats(&self) -> TransportStats {
         let workers = match self.started.get() {
             Some(started) => started
-                .pool
                 .gauges
                 .iter()
                 .enumerate()
@@ -451,9 +437,8 @@ impl WorkerLoop {
         // when that one was queued already (see `run_one`).
         let mut last_end = None;
         loop {
-            // Take what is already queued without touching the waker machinery, or what
-            // arrives a moment later (see `look_a_moment`).
-            let message = match self.look_a_moment() {
+            // Take what is already queued without touching the waker machinery.
+            let message = match self.queue.try_recv() {
                 Ok(message) => message,
                 Err(async_channel::TryRecvError::Empty) => {
                     // Waited: the last run's end is not this one's start.
@@ -482,30 +467,6 @@ impl WorkerLoop {
             }
         }
         tracing::debug!("worker stopped");
-    }
-
-    /// Takes the next message if one is queued; else, while another worker runs a task
-    /// (whose report may make a dependent ready any moment), keeps looking for one a little
-    /// while ([`LOOKS_BEFORE_WAITING`] cheap checks) before the caller registers a waker
-    /// and waits.
-    ///
-    /// A dependent that another worker's report makes ready a moment after this worker found
-    /// the queue empty (the stencil's neighbour finishing its half of a row) is then taken
-    /// here, without the listener registration, notification and wake-up of a wait. When no
-    /// worker runs anything, the next task can only come from a client's thread, which may
-    /// need this core to submit it: then this does not look (BENCHMARKS.md, "Looking a
-    /// moment before waiting").
-    fn look_a_moment(&self) -> Result<WorkerMessage, async_channel::TryRecvError> {
-        let looks = if self.pool.any_running() { LOOKS_BEFORE_WAITING } else { 0 };
-        for _ in 0..looks {
-            // An empty check first: a load, where `try_recv` may write to the queue's shared
-            // state.
-            if !self.queue.is_empty() || self.queue.is_closed() {
-                return self.queue.try_recv();
-            }
-            std::hint::spin_loop();
-        }
-        self.queue.try_recv()
     }
 
     /// Runs `task` and reports it; returns when it ended (if the clock was read) and the
