@@ -1030,8 +1030,9 @@ impl Pair {
                     Some(pair) => pair,
                     None => ["0-0".to_owned(), "0-0".to_owned()],
                 };
-                let answers = self
-                    .both(|store, side| store.read_replies(&stream, &afters[side], *count, BLOCK));
+                let answers = self.both(|store, side| {
+                    store.read_replies(&stream, &[], &afters[side], *count, BLOCK)
+                });
                 self.compare(op, answers, |pair, side, entries| {
                     pair.entries(side, &stream, entries)
                 });
