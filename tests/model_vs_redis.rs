@@ -235,8 +235,11 @@ enum Op {
         worker: usize,
     },
     LiveWorkers,
+    /// Deletes `consumed` from the stream, then reads it after `after` (one pipeline on
+    /// Redis: the client's reply loop deletes what it delivered with its next read).
     ReadStream {
         stream: StreamPick,
+        consumed: Vec<Nth>,
         after: Option<Nth>,
         count: usize,
     },
@@ -457,8 +460,18 @@ impl ReferenceStateMachine for Reference {
             }),
             1 => consumer().prop_map(|worker| Op::SignOff { worker }),
             1 => Just(Op::LiveWorkers),
-            3 => (stream_pick(), prop::option::weighted(0.4, nth()), 0usize..4)
-                .prop_map(|(stream, after, count)| Op::ReadStream { stream, after, count }),
+            3 => (
+                stream_pick(),
+                prop::collection::vec(nth(), 0..3),
+                prop::option::weighted(0.4, nth()),
+                0usize..4
+            )
+                .prop_map(|(stream, consumed, after, count)| Op::ReadStream {
+                    stream,
+                    consumed,
+                    after,
+                    count
+                }),
             1 => (client(), prop::collection::vec(nth(), 1..3))
                 .prop_map(|(client, entries)| Op::DeleteReplies { client, entries }),
             1 => Just(Op::NextNumber),
@@ -1024,14 +1037,22 @@ impl Pair {
                     Answer::Workers(workers)
                 });
             }
-            Op::ReadStream { stream, after, count } => {
+            Op::ReadStream { stream, consumed, after, count } => {
                 let stream = self.stream_key(*stream);
                 let afters = match after.as_ref().and_then(|index| self.ids.pair(&stream, index)) {
                     Some(pair) => pair,
                     None => ["0-0".to_owned(), "0-0".to_owned()],
                 };
-                let answers = self
-                    .both(|store, side| store.read_replies(&stream, &afters[side], *count, BLOCK));
+                let consumed: [Vec<String>; 2] = [0, 1].map(|side| {
+                    consumed
+                        .iter()
+                        .filter_map(|index| self.ids.pair(&stream, index))
+                        .map(|pair| pair[side].clone())
+                        .collect()
+                });
+                let answers = self.both(|store, side| {
+                    store.read_replies(&stream, &consumed[side], &afters[side], *count, BLOCK)
+                });
                 self.compare(op, answers, |pair, side, entries| {
                     pair.entries(side, &stream, entries)
                 });
@@ -1383,7 +1404,12 @@ fn reading_a_stream_with_count_zero_reads_everything() {
     with_server(|| {
         check(&[
             Op::Enqueue(vec![entry(0, 0), entry(0, 1)]),
-            Op::ReadStream { stream: StreamPick::Tasks, after: None, count: 0 },
+            Op::ReadStream {
+                stream: StreamPick::Tasks,
+                consumed: Vec::new(),
+                after: None,
+                count: 0,
+            },
         ]);
     });
 }

@@ -1746,7 +1746,19 @@ impl Shared {
                 owned.remove(id);
             }
         }
-        let _ = self.slot_freed.0.try_send(());
+        self.wake_reader_if_it_reads();
+    }
+
+    /// Wakes the reader if it would read now: it has free slots and does not wait for more
+    /// ([`Shared::read_later`]). Waking it at every entry let go of, only for it to find
+    /// that it waits for more, cost a wake-up (a thread switch) per task. What can make it
+    /// read wakes it: an entry let go of (here), a runner taking the last queued entry
+    /// ([`Shared::taken_from_queue`]) and a body lending its slot.
+    fn wake_reader_if_it_reads(&self) {
+        let slots = self.free_slots();
+        if slots > 0 && !self.read_later(slots) {
+            let _ = self.slot_freed.0.try_send(());
+        }
     }
 
     fn rejection_letter(&self, entry_id: &str, rejection: Rejection, ttl_ms: u64) -> DeadLetter {

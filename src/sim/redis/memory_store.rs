@@ -870,11 +870,17 @@ impl Store for MemoryStore {
     fn read_replies<'a>(
         &'a self,
         reply: &'a str,
+        consumed: &'a [String],
         after: &'a str,
         count: usize,
         block: Duration,
     ) -> BoxFuture<'a, StoreResult<Vec<StreamEntry>>> {
         Box::pin(async move {
+            // The pipeline's `XDEL` first: a fault there fails the whole call, as a lost
+            // connection fails the pipeline.
+            if !consumed.is_empty() {
+                self.delete_stream_entries(reply, consumed).await?;
+            }
             let read = self.blocking_read("XREAD", block, move |data, now| {
                 expire(data, reply, now);
                 let after = parse_id(after).unwrap_or((0, 0));

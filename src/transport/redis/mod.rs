@@ -1432,7 +1432,8 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
     }
 }
 
-/// Reads completions from this client's reply stream and reports them.
+/// Reads completions from this client's reply stream and reports them, deleting those it
+/// delivered in the round trip of its next read ([`Store::read_replies`]).
 ///
 /// Gives up as [`Retry`] says (the broker unreachable for the broker timeout, or refusing
 /// the read [`REFUSED_TRIES`] times or a permission): no pending task can finish without
@@ -1445,13 +1446,17 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
     let mut after = "0-0".to_owned();
     let mut retry = Retry::new(RetryPolicy::after(REFUSED_TRIES, inner.broker_timeout));
     let mut clock = RunClock::default();
+    // The completions read and delivered, deleted by the next read (in its round trip); kept
+    // until a read succeeds.
+    let mut consumed: Vec<String> = Vec::new();
     loop {
-        let read = inner.store.read_replies(&inner.reply, &after, BATCH, BLOCK);
+        let read = inner.store.read_replies(&inner.reply, &consumed, &after, BATCH, BLOCK);
         let entries: Vec<StreamEntry> = match unless_stopped(&stop, read).await {
             None => return,
             Some(Ok(entries)) => {
                 retry.reset();
                 inner.reached();
+                consumed.clear();
                 if entries.is_empty() {
                     // Nothing new: next time read from the start. Read completions are
                     // deleted, so this finds only ones left behind — a deletion that failed,
@@ -1490,7 +1495,6 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
                 continue;
             }
         };
-        let mut read_ids = Vec::with_capacity(entries.len());
         clock.batch();
         for entry in entries {
             after.clone_from(&entry.id);
@@ -1500,10 +1504,7 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
                     tracing::warn!(entry = %entry.id, problem, "ignoring a malformed completion");
                 }
             }
-            read_ids.push(entry.id);
-        }
-        if let Err(error) = inner.store.delete_stream_entries(&inner.reply, &read_ids).await {
-            tracing::debug!(%error, "could not delete read completions (they expire)");
+            consumed.push(entry.id);
         }
     }
 }

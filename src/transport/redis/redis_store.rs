@@ -1123,24 +1123,33 @@ impl Store for RedisStore {
     fn read_replies<'a>(
         &'a self,
         reply: &'a str,
+        consumed: &'a [String],
         after: &'a str,
         count: usize,
         block: Duration,
     ) -> BoxFuture<'a, StoreResult<Vec<StreamEntry>>> {
         Box::pin(async move {
             let mut connection = self.blocking.clone();
-            let value: Value = redis::cmd("XREAD")
+            // One pipeline: the deletion does not cost a round trip of its own.
+            let mut pipeline = redis::pipe();
+            if !consumed.is_empty() {
+                pipeline.cmd("XDEL").arg(reply).arg(consumed).ignore();
+            }
+            pipeline
+                .cmd("XREAD")
                 .arg("COUNT")
                 .arg(count)
                 .arg("BLOCK")
                 .arg(millis(block))
                 .arg("STREAMS")
                 .arg(reply)
-                .arg(after)
-                .query_async(&mut connection)
-                .await
-                .map_err(failed("XREAD"))?;
-            read_reply(&value).ok_or_else(|| malformed("XREAD", "not a stream read reply"))
+                .arg(after);
+            let values: Vec<Value> =
+                pipeline.query_async(&mut connection).await.map_err(failed("XREAD"))?;
+            let [value] = values.as_slice() else {
+                return Err(malformed("XREAD", "not one reply for the read"));
+            };
+            read_reply(value).ok_or_else(|| malformed("XREAD", "not a stream read reply"))
         })
     }
 

@@ -314,10 +314,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         deliveries: &'a [Dispatched],
     ) -> BoxFuture<'a, StoreResult<Vec<Cancelled>>>;
 
-    /// Reads completions after `after` from a reply stream, waiting up to `block` for one.
+    /// Deletes the completions `consumed` from a reply stream (`XDEL`, the ones the last
+    /// read returned), then reads those after `after`, waiting up to `block` for one: one
+    /// round trip for both. On an error the deletion may or may not have been done.
     fn read_replies<'a>(
         &'a self,
         reply: &'a str,
+        consumed: &'a [String],
         after: &'a str,
         count: usize,
         block: Duration,
