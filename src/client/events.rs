@@ -2,7 +2,7 @@
 //!
 //! The client core records a task's transitions as it carries out the scheduler's actions,
 //! under the scheduler lock it holds anyway (the scheduler itself stays pure: it has no clock,
-//! the time comes from [`Executor::now`], read by the core or by the
+//! the time comes from [`Executor::now`](crate::Executor::now), read by the core or by the
 //! worker that ran the task). Read them with [`Client::task_stream`](crate::Client::task_stream)
 //! (one [`TaskRecord`] per run: who ran it, from when to when, how it ended),
 //! [`Client::task_stream_live`](crate::Client::task_stream_live) (the same, as they happen)
@@ -24,14 +24,18 @@
 //! nothing is recorded and no clock is read.
 //!
 //! The clock is read once per `submit` (once per batch of a `map`), once per run on a busy
-//! in-process worker, and never otherwise on the way of a task: a clock reading costs tens
-//! of nanoseconds (on the benchmark's virtual machine 28 alone, about twice that amid a
-//! busy workload), and these two readings are most of what recording costs a trivial task.
-//! `BENCHMARKS.md` has the measured cost of recording.
+//! in-process worker, and never otherwise on the way of a task. When the executor's clock is
+//! the system's ([`Executor::now_is_system_clock`](crate::Executor::now_is_system_clock), true
+//! for the bundled executors but the simulation's) a reading is one of the CPU's
+//! time-stamp counter, about 10 ns on the benchmark's virtual machine against 26–28 for
+//! [`Executor::now`](crate::Executor::now) through the client's `dyn Executor`; otherwise it is `now`. The first
+//! client in a process that records events on such an executor calibrates the counter once
+//! (a busy loop of about a millisecond, bounded at 200). `BENCHMARKS.md` has the measured
+//! cost of recording.
 //!
 //! # Resolution
 //!
-//! Times are nanoseconds of [`Executor::now`] since the client started, but some are shared
+//! Times are nanoseconds of [`Executor::now`](crate::Executor::now) since the client started, but some are shared
 //! rather than read for each event:
 //!
 //! - the tasks of one batch of a `map` (up to 32) share their submit time, and a task queued
@@ -78,9 +82,9 @@ use futures::Stream;
 use std::sync::atomic::Ordering;
 
 use crate::error::TaskError;
-use crate::executor::Executor;
 use crate::job::Job;
 use crate::key::TaskKey;
+use crate::transport::EventClock;
 
 use super::core::Core;
 
@@ -390,20 +394,19 @@ impl Workers {
 /// The clock of one hold of the scheduler lock: read at most once, and only when something
 /// is recorded.
 pub(crate) struct Stamp<'a> {
-    executor: &'a dyn Executor,
-    origin: Instant,
+    clock: &'a EventClock,
     at: Option<u64>,
 }
 
 impl<'a> Stamp<'a> {
-    pub(crate) fn new(executor: &'a dyn Executor, origin: Instant) -> Stamp<'a> {
-        Stamp { executor, origin, at: None }
+    pub(crate) fn new(clock: &'a EventClock) -> Stamp<'a> {
+        Stamp { clock, at: None }
     }
 
     /// A stamp at a time already known, in nanoseconds since the origin (a worker's report
     /// of when its run ended).
-    pub(crate) fn at(executor: &'a dyn Executor, origin: Instant, at: u64) -> Stamp<'a> {
-        Stamp { executor, origin, at: Some(at) }
+    pub(crate) fn at(clock: &'a EventClock, at: u64) -> Stamp<'a> {
+        Stamp { clock, at: Some(at) }
     }
 
     /// Reads the clock now (before taking a lock, to keep the lock short).
@@ -416,7 +419,7 @@ impl<'a> Stamp<'a> {
         match self.at {
             Some(at) => at,
             None => {
-                let at = nanos_since(self.origin, self.executor.now());
+                let at = self.clock.now();
                 self.at = Some(at);
                 at
             }
@@ -424,12 +427,8 @@ impl<'a> Stamp<'a> {
     }
 
     pub(crate) fn nanos(&self, at: Instant) -> u64 {
-        nanos_since(self.origin, at)
+        self.clock.nanos_at(at)
     }
-}
-
-fn nanos_since(origin: Instant, at: Instant) -> u64 {
-    u64::try_from(at.saturating_duration_since(origin).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The ring of one client, kept beside its scheduler under the same lock.
