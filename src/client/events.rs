@@ -17,7 +17,7 @@
 //! failure. So a task still waiting or running has no story yet. The ring holds
 //! [`DEFAULT_TASK_EVENTS`] entries unless
 //! [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise (at most
-//! 5 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
+//! 4 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
 //! and drops its oldest entry for each new one once full: [`TaskEventCounts::dropped`] says
 //! how many. No entry is allocated on its own: the ring is one buffer, and an entry names its
 //! worker by an index into a table of the names the ring holds. With `task_events(0)`
@@ -90,11 +90,11 @@ use super::core::Core;
 
 /// How many entries a client's task-event ring holds unless
 /// [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise: 65,536
-/// (as many runs; 5 MiB on a 64-bit target).
+/// (as many runs; 4 MiB on a 64-bit target).
 pub const DEFAULT_TASK_EVENTS: usize = 65_536;
 
-/// The bytes one entry of the task-event ring takes (80 on a 64-bit target; the
-/// error of a failure is held besides, in its own allocation).
+/// The bytes one entry of the task-event ring takes (64 on a 64-bit target, one cache line;
+/// the error of a failure is held besides, in its own allocation).
 pub const TASK_EVENT_BYTES: usize = std::mem::size_of::<Entry>();
 
 /// One transition of one task, as [`Client::story`](crate::Client::story) returns it.
@@ -234,14 +234,13 @@ pub struct TaskEventCounts {
     pub dropped: u64,
 }
 
-/// An entry of the ring: a time, a task, what happened. Kept small (see [`TASK_EVENT_BYTES`]):
-/// a run is one entry, its worker's name an index into the ring's [`Workers`], its error
-/// boxed.
+/// An entry of the ring: a time, a task, what happened. One cache line (64 bytes on a 64-bit
+/// target, see [`TASK_EVENT_BYTES`]): a run is one entry, its worker's name an index into the
+/// ring's [`Workers`], its registered name one into [`Names`], its error (rare) held beside
+/// the ring, in `EventRing::errors`.
 #[derive(Debug)]
 pub(crate) struct Entry {
     key: TaskKey,
-    /// The registered task's name, if any, in the ring's [`Names`] (`NO_NAME`: none).
-    name: u32,
     /// Nanoseconds since the client's origin.
     at: u64,
     /// When the task was submitted and (for a run) queued for this run, from its job
@@ -250,23 +249,26 @@ pub(crate) struct Entry {
     queued: u64,
     /// For a run: when it started (`UNKNOWN`: not reported).
     started: u64,
-    /// For a run: its error, if it failed or panicked; else the task's error.
-    error: Option<Box<TaskError>>,
-    /// For a run: which one, from 1.
-    attempt: u32,
+    /// The registered task's name, if any, in the ring's [`Names`] (`NO_NAME`: none).
+    name: u16,
     /// For a run: its worker, in [`Workers`] (`NO_WORKER`: not reported).
-    worker: u32,
+    worker: u16,
+    /// For a run: which one, from 1 (65,535 stands for that many or more).
+    attempt: u16,
     kind: Kind,
+    /// Whether `EventRing::errors` holds an error for this entry: for a run, its error if it
+    /// failed or panicked; else the task's error.
+    has_error: bool,
 }
 
 /// A time not recorded.
 pub(crate) const UNKNOWN: u64 = u64::MAX;
 
-/// A worker not reported.
-const NO_WORKER: u32 = u32::MAX;
+/// A worker not reported (or past the 65,534 names the table holds at once).
+const NO_WORKER: u32 = u16::MAX as u32;
 
-/// No registered name.
-const NO_NAME: u32 = u32::MAX;
+/// No registered name (or past the 65,534 names the table holds).
+const NO_NAME: u32 = u16::MAX as u32;
 
 /// The registered tasks' names the ring's entries name, each held once (an index is 4 bytes
 /// of an entry, the name 16). Registered names are constants of the program, so the table
@@ -347,6 +349,9 @@ impl Workers {
                 None => self.find_or_add(name),
             },
         };
+        if index == NO_WORKER {
+            return NO_WORKER;
+        }
         self.slots[index as usize].1 += 1;
         self.last = index;
         index
@@ -362,10 +367,11 @@ impl Workers {
                         self.slots[index as usize] = (Some(Arc::clone(name)), 0);
                         index
                     }
-                    None => {
+                    None if self.slots.len() < NO_WORKER as usize => {
                         self.slots.push((Some(Arc::clone(name)), 0));
                         (self.slots.len() - 1) as u32
                     }
+                    None => return NO_WORKER,
                 };
                 self.index.insert(Arc::clone(name), index);
                 index
@@ -439,6 +445,9 @@ pub(crate) struct EventRing {
     recorded: u64,
     /// Live streams waiting for the next run to end.
     live: Vec<Waker>,
+    /// The errors of the entries that have one (`Entry::has_error`), by sequence number,
+    /// oldest first: failures are rare, so an entry does not carry room for one.
+    errors: VecDeque<(u64, TaskError)>,
     /// The names of the workers the entries name.
     workers: Workers,
     /// The registered names the entries name.
@@ -458,6 +467,7 @@ impl EventRing {
             capacity,
             recorded: 0,
             live: Vec::new(),
+            errors: VecDeque::new(),
             workers: Workers::default(),
             names: Names::default(),
             #[cfg(feature = "dashboard")]
@@ -499,15 +509,39 @@ impl EventRing {
         }
     }
 
-    fn push(&mut self, entry: Entry) {
+    fn push(&mut self, mut entry: Entry, error: Option<TaskError>) {
         if self.entries.len() == self.capacity
             && let Some(oldest) = self.entries.pop_front()
-            && oldest.worker != NO_WORKER
         {
-            self.workers.release(oldest.worker);
+            if u32::from(oldest.worker) != NO_WORKER {
+                self.workers.release(u32::from(oldest.worker));
+            }
+            // Errors are held in the entries' order, and every older entry is gone.
+            if oldest.has_error {
+                self.errors.pop_front();
+            }
+        }
+        if let Some(error) = error {
+            entry.has_error = true;
+            self.errors.push_back((self.recorded, error));
         }
         self.entries.push_back(entry);
         self.recorded += 1;
+    }
+
+    /// The error of `entry`, the one of sequence number `seq`.
+    fn error_of(&self, seq: u64, entry: &Entry) -> Option<&TaskError> {
+        if !entry.has_error {
+            return None;
+        }
+        let index = self.errors.binary_search_by_key(&seq, |(held, _)| *held).ok()?;
+        Some(&self.errors[index].1)
+    }
+
+    /// The entries held with their sequence numbers, oldest first.
+    fn numbered(&self) -> impl Iterator<Item = (u64, &Entry)> {
+        let first = self.first_seq();
+        self.entries.iter().enumerate().map(move |(index, entry)| (first + index as u64, entry))
     }
 
     /// A run ended (at the stamp's time); `error` is `None` for a value.
@@ -530,10 +564,9 @@ impl EventRing {
             let queued = Some(entry.queued).filter(|&t| t != UNKNOWN).unwrap_or(0);
             started.max(queued).min(entry.at)
         });
-        entry.error = error.map(Box::new);
-        entry.attempt = attempt;
-        entry.worker = self.workers.hold(worker);
-        self.push(entry);
+        entry.attempt = u16::try_from(attempt).unwrap_or(u16::MAX);
+        entry.worker = self.workers.hold(worker) as u16;
+        self.push(entry, error);
     }
 
     pub(crate) fn failed(
@@ -544,9 +577,8 @@ impl EventRing {
         at: &mut Stamp,
     ) {
         let name = self.names.index(name);
-        let mut entry = entry(job, name, at.now(), Kind::Failed);
-        entry.error = Some(Box::new(error.clone()));
-        self.push(entry);
+        let entry = entry(job, name, at.now(), Kind::Failed);
+        self.push(entry, Some(error.clone()));
     }
 
     /// The wakers of the live streams, to wake after the lock (a run ended, or the client
@@ -573,10 +605,9 @@ impl EventRing {
     pub(crate) fn records(&self, from: u64, to: u64) -> Vec<TaskRecord> {
         // Entries are in recording order, and their times grow with it except for a worker's
         // report that reached the lock late: scan them all (a debugging call).
-        self.entries
-            .iter()
-            .filter(|entry| (from..to).contains(&entry.at))
-            .filter_map(|entry| self.record_of(entry))
+        self.numbered()
+            .filter(|(_, entry)| (from..to).contains(&entry.at))
+            .filter_map(|(seq, entry)| self.record_of(seq, entry))
             .collect()
     }
 
@@ -586,24 +617,26 @@ impl EventRing {
         let first = self.first_seq();
         let missed = first.saturating_sub(next);
         let skip = next.saturating_sub(first) as usize;
-        into.extend(self.entries.iter().skip(skip).filter_map(|entry| self.record_of(entry)));
+        into.extend(
+            self.numbered().skip(skip).filter_map(|(seq, entry)| self.record_of(seq, entry)),
+        );
         (self.recorded, missed)
     }
 
     /// The run `entry` records, if it is one.
-    fn record_of(&self, entry: &Entry) -> Option<TaskRecord> {
-        let status = run_status(entry.kind, entry.error.as_deref())?;
+    fn record_of(&self, seq: u64, entry: &Entry) -> Option<TaskRecord> {
+        let status = run_status(entry.kind, self.error_of(seq, entry))?;
         Some(TaskRecord {
             key: entry.key.clone(),
-            name: match self.names.name(entry.name) {
+            name: match self.names.name(u32::from(entry.name)) {
                 Some(name) => Arc::from(name),
                 None => Arc::from(key_name(&entry.key)),
             },
-            worker: self.workers.name(entry.worker),
+            worker: self.workers.name(u32::from(entry.worker)),
             start: (entry.started != UNKNOWN).then(|| Duration::from_nanos(entry.started)),
             stop: Duration::from_nanos(entry.at),
             status,
-            attempt: entry.attempt,
+            attempt: u32::from(entry.attempt),
         })
     }
 
@@ -622,16 +655,16 @@ impl EventRing {
         let missed = first.saturating_sub(next);
         let skip = next.saturating_sub(first) as usize;
         let mut read = next.max(first);
-        for entry in self.entries.iter().skip(skip).take(max) {
-            let error = entry.error.as_deref().cloned();
-            let run = run_status(entry.kind, entry.error.as_deref()).map(|status| RunView {
-                worker: self.workers.name(entry.worker),
+        for (seq, entry) in self.numbered().skip(skip).take(max) {
+            let error = self.error_of(seq, entry).cloned();
+            let run = run_status(entry.kind, error.as_ref()).map(|status| RunView {
+                worker: self.workers.name(u32::from(entry.worker)),
                 start: (entry.started != UNKNOWN).then(|| Duration::from_nanos(entry.started)),
                 stop: Duration::from_nanos(entry.at),
                 status,
-                attempt: entry.attempt,
+                attempt: u32::from(entry.attempt),
             });
-            let registered = self.names.name(entry.name);
+            let registered = self.names.name(u32::from(entry.name));
             into.push(EntryView { key: entry.key.clone(), registered, run, error });
             read += 1;
         }
@@ -642,7 +675,7 @@ impl EventRing {
     pub(crate) fn story(&self, key: &TaskKey) -> Vec<TaskEvent> {
         let mut story = Vec::new();
         let mut told_submitted = false;
-        for entry in self.entries.iter().filter(|entry| entry.key == *key) {
+        for (seq, entry) in self.numbered().filter(|(_, entry)| entry.key == *key) {
             let event = |at: u64, transition| TaskEvent {
                 key: entry.key.clone(),
                 at: Duration::from_nanos(at),
@@ -652,10 +685,11 @@ impl EventRing {
                 story.push(event(entry.submitted, TaskTransition::Submitted));
                 told_submitted = true;
             }
-            let error = entry.error.as_deref();
+            let error = self.error_of(seq, entry);
             match entry.kind {
                 Kind::Ran | Kind::Lost => {
-                    let (worker, attempt) = (self.workers.name(entry.worker), entry.attempt);
+                    let worker = self.workers.name(u32::from(entry.worker));
+                    let attempt = u32::from(entry.attempt);
                     if entry.queued != UNKNOWN {
                         story.push(event(entry.queued, TaskTransition::Queued { attempt }));
                     }
@@ -777,6 +811,8 @@ pub(crate) struct RunView {
 /// batch): the entry's time is never before the task's own submission or queueing, so a
 /// story stays in time order.
 fn entry(job: &Job, name: u32, at: u64, kind: Kind) -> Entry {
+    // `Names` gives no index past `NO_NAME`.
+    let name = name as u16;
     let submitted = job.submitted_at.load(Ordering::Relaxed);
     let queued = job.queued_at.load(Ordering::Relaxed);
     let not_before = [submitted, queued].into_iter().filter(|&t| t != UNKNOWN).max();
@@ -787,10 +823,10 @@ fn entry(job: &Job, name: u32, at: u64, kind: Kind) -> Entry {
         submitted,
         queued,
         started: UNKNOWN,
-        error: None,
         attempt: 0,
-        worker: NO_WORKER,
+        worker: NO_WORKER as u16,
         kind,
+        has_error: false,
     }
 }
 
