@@ -21,7 +21,10 @@
 //! and drops its oldest entry for each new one once full: [`TaskEventCounts::dropped`] says
 //! how many. No entry is allocated on its own: the ring is one buffer, and an entry names its
 //! worker by an index into a table of the names the ring holds. With `task_events(0)`
-//! nothing is recorded and no clock is read.
+//! nothing is recorded and no clock is read. To keep an entry to one cache line, its worker,
+//! registered name and attempt are 16-bit: past 65,534 worker names held at once (or
+//! registered names) a run shows no worker (or its key's prefix as its name), and an
+//! attempt past 65,535 shows as 65,535.
 //!
 //! The clock is read once per `submit` (once per batch of a `map`), once per run on a busy
 //! in-process worker, and never otherwise on the way of a task. When the executor's clock is
@@ -94,7 +97,7 @@ use super::core::Core;
 pub const DEFAULT_TASK_EVENTS: usize = 65_536;
 
 /// The bytes one entry of the task-event ring takes (64 on a 64-bit target, one cache line;
-/// the error of a failure is held besides, in its own allocation).
+/// the error of a failure is held beside the ring, in a queue of its own).
 pub const TASK_EVENT_BYTES: usize = std::mem::size_of::<Entry>();
 
 /// One transition of one task, as [`Client::story`](crate::Client::story) returns it.
