@@ -45,6 +45,11 @@ impl Executor for AsyncStdExecutor {
         "async-std"
     }
 
+    fn now_is_system_clock(&self) -> bool {
+        // `now` is the default, `Instant::now`.
+        true
+    }
+
     fn spawn(&self, future: BoxFuture<()>) -> Result<(), Error> {
         drop(async_std::task::spawn(future));
         Ok(())

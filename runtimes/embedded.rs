@@ -63,6 +63,11 @@ impl Executor for EmbeddedExecutor {
         "embedded"
     }
 
+    fn now_is_system_clock(&self) -> bool {
+        // `now` is the default, `Instant::now`.
+        true
+    }
+
     fn spawn(&self, future: BoxFuture<()>) -> Result<(), Error> {
         self.executor.spawn(future).detach();
         Ok(())

@@ -43,6 +43,11 @@ impl Executor for SmolExecutor {
         "smol"
     }
 
+    fn now_is_system_clock(&self) -> bool {
+        // `now` is the default, `Instant::now`.
+        true
+    }
+
     fn spawn(&self, future: BoxFuture<()>) -> Result<(), Error> {
         match &self.executor {
             Some(executor) => executor.spawn(future).detach(),

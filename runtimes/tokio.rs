@@ -95,6 +95,11 @@ impl Executor for TokioExecutor {
         "tokio"
     }
 
+    fn now_is_system_clock(&self) -> bool {
+        // `now` is the default, `Instant::now`.
+        true
+    }
+
     /// A thread of its own that runs inside the runtime's context: code on it may use tokio
     /// (the redis crate, for one, reconnects by spawning on the runtime its connection was
     /// made on; a Redis worker's runners call it from their own threads).

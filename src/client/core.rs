@@ -11,7 +11,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::Waker;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -25,7 +25,9 @@ use crate::scheduler::{
     Action, CancelOutcome, Event, KeyTokens, RetryOutcome, Scheduler, SchedulerCounts, TaskId,
     TaskKey, TaskSpec, TaskState,
 };
-use crate::transport::{CompletionSink, ReadyTask, Reports, RunReport, Transport};
+use crate::transport::{
+    CompletionSink, EventClock, ReadyTask, Reports, RunReport, RunTimes, Transport,
+};
 
 use super::events::{EventRing, Stamp, UNKNOWN};
 
@@ -178,8 +180,8 @@ fn wake_all(wakers: Vec<Waker>) {
 /// The shared heart of a client.
 pub(crate) struct Core {
     scheduler: Mutex<Locked>,
-    /// Time zero of the task events: when the client started, on its executor's clock.
-    origin: Instant,
+    /// The clock of the task events, whose time zero is when the client started.
+    clock: Arc<EventClock>,
     /// Whether task events are recorded (fixed at construction).
     records: bool,
     pub(crate) transport: Arc<dyn Transport>,
@@ -232,7 +234,7 @@ impl Core {
                 scheduler: Scheduler::new(transport.capacity()),
                 events: (events > 0).then(|| EventRing::new(events)),
             }),
-            origin: executor.now(),
+            clock: Arc::new(EventClock::new(&executor, events > 0)),
             records: events > 0,
             transport,
             executor,
@@ -254,12 +256,12 @@ impl Core {
 
     /// A clock for one hold of the lock (read only if something is recorded).
     fn stamp(&self) -> Stamp<'_> {
-        Stamp::new(&*self.executor, self.origin)
+        Stamp::new(&self.clock)
     }
 
     /// The time since the client started, on its executor's clock.
     pub(crate) fn elapsed(&self) -> Duration {
-        self.executor.now().saturating_duration_since(self.origin)
+        self.executor.now().saturating_duration_since(self.clock.origin())
     }
 
     /// Whether task events are recorded.
@@ -876,11 +878,17 @@ impl Core {
         let times = run.filter(|_| self.records).map(|run| {
             let stamp = self.stamp();
             let queued = job.queued_at.load(Ordering::Relaxed);
-            let started = match stamp.nanos(run.started) {
+            let (started, finished) = match run.times {
+                RunTimes::Instants { started, finished } => {
+                    (stamp.nanos(started), stamp.nanos(finished))
+                }
+                RunTimes::Nanos { started, finished } => (started, finished),
+            };
+            let started = match started {
                 started if queued != UNKNOWN => started.max(queued),
                 started => started,
             };
-            (started, stamp.nanos(run.finished).max(started), run.worker)
+            (started, finished.max(started), run.worker)
         });
         let mut actions = spare_actions();
         let live = {
@@ -900,11 +908,9 @@ impl Core {
                 Some(ring) => {
                     // The run's end is the time of everything this report does.
                     let (mut stamp, worker, started) = match times {
-                        Some((started, finished, worker)) => (
-                            Stamp::at(&*self.executor, self.origin, finished),
-                            worker,
-                            Some(started),
-                        ),
+                        Some((started, finished, worker)) => {
+                            (Stamp::at(&self.clock, finished), worker, Some(started))
+                        }
                         None => (self.stamp(), None, None),
                     };
                     if ran {
@@ -1161,9 +1167,9 @@ fn trace_failure(error: &TaskError) {
 
 /// The sink the transport reports to; see [`CompletionSink`].
 pub(crate) fn sink_for(core: &Arc<Core>) -> CompletionSink {
-    let records = core.records_events();
+    let clock = core.records_events().then(|| Arc::clone(&core.clock));
     let core: Arc<dyn Reports> = Arc::clone(core) as Arc<dyn Reports>;
-    CompletionSink::new(Arc::downgrade(&core), records)
+    CompletionSink::new(Arc::downgrade(&core), clock)
 }
 
 /// What the transport's [`CompletionSink`] reports to.

@@ -2,7 +2,7 @@
 //!
 //! The client core records a task's transitions as it carries out the scheduler's actions,
 //! under the scheduler lock it holds anyway (the scheduler itself stays pure: it has no clock,
-//! the time comes from [`Executor::now`], read by the core or by the
+//! the time comes from [`Executor::now`](crate::Executor::now), read by the core or by the
 //! worker that ran the task). Read them with [`Client::task_stream`](crate::Client::task_stream)
 //! (one [`TaskRecord`] per run: who ran it, from when to when, how it ended),
 //! [`Client::task_stream_live`](crate::Client::task_stream_live) (the same, as they happen)
@@ -17,21 +17,28 @@
 //! failure. So a task still waiting or running has no story yet. The ring holds
 //! [`DEFAULT_TASK_EVENTS`] entries unless
 //! [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise (at most
-//! 5 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
+//! 4 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
 //! and drops its oldest entry for each new one once full: [`TaskEventCounts::dropped`] says
 //! how many. No entry is allocated on its own: the ring is one buffer, and an entry names its
 //! worker by an index into a table of the names the ring holds. With `task_events(0)`
-//! nothing is recorded and no clock is read.
+//! nothing is recorded and no clock is read. To keep an entry to one cache line, its worker,
+//! registered name and attempt are 16-bit: past 65,534 worker names held at once (or
+//! registered names) a run shows no worker (or its key's prefix as its name), and an
+//! attempt past 65,535 shows as 65,535.
 //!
 //! The clock is read once per `submit` (once per batch of a `map`), once per run on a busy
-//! in-process worker, and never otherwise on the way of a task: a clock reading costs tens
-//! of nanoseconds (on the benchmark's virtual machine 28 alone, about twice that amid a
-//! busy workload), and these two readings are most of what recording costs a trivial task.
-//! `BENCHMARKS.md` has the measured cost of recording.
+//! in-process worker, and never otherwise on the way of a task. When the executor's clock is
+//! the system's ([`Executor::now_is_system_clock`](crate::Executor::now_is_system_clock), true
+//! for the bundled executors but the simulation's) a reading is one of the CPU's
+//! time-stamp counter, about 10 ns on the benchmark's virtual machine against 26–28 for
+//! [`Executor::now`](crate::Executor::now) through the client's `dyn Executor`; otherwise it is `now`. The first
+//! client in a process that records events on such an executor calibrates the counter once
+//! (a busy loop of about a millisecond, bounded at 200). `BENCHMARKS.md` has the measured
+//! cost of recording.
 //!
 //! # Resolution
 //!
-//! Times are nanoseconds of [`Executor::now`] since the client started, but some are shared
+//! Times are nanoseconds of [`Executor::now`](crate::Executor::now) since the client started, but some are shared
 //! rather than read for each event:
 //!
 //! - the tasks of one batch of a `map` (up to 32) share their submit time, and a task queued
@@ -78,19 +85,19 @@ use futures::Stream;
 use std::sync::atomic::Ordering;
 
 use crate::error::TaskError;
-use crate::executor::Executor;
 use crate::job::Job;
 use crate::key::TaskKey;
+use crate::transport::EventClock;
 
 use super::core::Core;
 
 /// How many entries a client's task-event ring holds unless
 /// [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise: 65,536
-/// (as many runs; 5 MiB on a 64-bit target).
+/// (as many runs; 4 MiB on a 64-bit target).
 pub const DEFAULT_TASK_EVENTS: usize = 65_536;
 
-/// The bytes one entry of the task-event ring takes (80 on a 64-bit target; the
-/// error of a failure is held besides, in its own allocation).
+/// The bytes one entry of the task-event ring takes (64 on a 64-bit target, one cache line;
+/// the error of a failure is held beside the ring, in a queue of its own).
 pub const TASK_EVENT_BYTES: usize = std::mem::size_of::<Entry>();
 
 /// One transition of one task, as [`Client::story`](crate::Client::story) returns it.
@@ -230,14 +237,13 @@ pub struct TaskEventCounts {
     pub dropped: u64,
 }
 
-/// An entry of the ring: a time, a task, what happened. Kept small (see [`TASK_EVENT_BYTES`]):
-/// a run is one entry, its worker's name an index into the ring's [`Workers`], its error
-/// boxed.
+/// An entry of the ring: a time, a task, what happened. One cache line (64 bytes on a 64-bit
+/// target, see [`TASK_EVENT_BYTES`]): a run is one entry, its worker's name an index into the
+/// ring's [`Workers`], its registered name one into [`Names`], its error (rare) held beside
+/// the ring, in `EventRing::errors`.
 #[derive(Debug)]
 pub(crate) struct Entry {
     key: TaskKey,
-    /// The registered task's name, if any, in the ring's [`Names`] (`NO_NAME`: none).
-    name: u32,
     /// Nanoseconds since the client's origin.
     at: u64,
     /// When the task was submitted and (for a run) queued for this run, from its job
@@ -246,23 +252,26 @@ pub(crate) struct Entry {
     queued: u64,
     /// For a run: when it started (`UNKNOWN`: not reported).
     started: u64,
-    /// For a run: its error, if it failed or panicked; else the task's error.
-    error: Option<Box<TaskError>>,
-    /// For a run: which one, from 1.
-    attempt: u32,
+    /// The registered task's name, if any, in the ring's [`Names`] (`NO_NAME`: none).
+    name: u16,
     /// For a run: its worker, in [`Workers`] (`NO_WORKER`: not reported).
-    worker: u32,
+    worker: u16,
+    /// For a run: which one, from 1 (65,535 stands for that many or more).
+    attempt: u16,
     kind: Kind,
+    /// Whether `EventRing::errors` holds an error for this entry: for a run, its error if it
+    /// failed or panicked; else the task's error.
+    has_error: bool,
 }
 
 /// A time not recorded.
 pub(crate) const UNKNOWN: u64 = u64::MAX;
 
-/// A worker not reported.
-const NO_WORKER: u32 = u32::MAX;
+/// A worker not reported (or past the 65,534 names the table holds at once).
+const NO_WORKER: u32 = u16::MAX as u32;
 
-/// No registered name.
-const NO_NAME: u32 = u32::MAX;
+/// No registered name (or past the 65,534 names the table holds).
+const NO_NAME: u32 = u16::MAX as u32;
 
 /// The registered tasks' names the ring's entries name, each held once (an index is 4 bytes
 /// of an entry, the name 16). Registered names are constants of the program, so the table
@@ -343,6 +352,9 @@ impl Workers {
                 None => self.find_or_add(name),
             },
         };
+        if index == NO_WORKER {
+            return NO_WORKER;
+        }
         self.slots[index as usize].1 += 1;
         self.last = index;
         index
@@ -358,10 +370,11 @@ impl Workers {
                         self.slots[index as usize] = (Some(Arc::clone(name)), 0);
                         index
                     }
-                    None => {
+                    None if self.slots.len() < NO_WORKER as usize => {
                         self.slots.push((Some(Arc::clone(name)), 0));
                         (self.slots.len() - 1) as u32
                     }
+                    None => return NO_WORKER,
                 };
                 self.index.insert(Arc::clone(name), index);
                 index
@@ -390,20 +403,19 @@ impl Workers {
 /// The clock of one hold of the scheduler lock: read at most once, and only when something
 /// is recorded.
 pub(crate) struct Stamp<'a> {
-    executor: &'a dyn Executor,
-    origin: Instant,
+    clock: &'a EventClock,
     at: Option<u64>,
 }
 
 impl<'a> Stamp<'a> {
-    pub(crate) fn new(executor: &'a dyn Executor, origin: Instant) -> Stamp<'a> {
-        Stamp { executor, origin, at: None }
+    pub(crate) fn new(clock: &'a EventClock) -> Stamp<'a> {
+        Stamp { clock, at: None }
     }
 
     /// A stamp at a time already known, in nanoseconds since the origin (a worker's report
     /// of when its run ended).
-    pub(crate) fn at(executor: &'a dyn Executor, origin: Instant, at: u64) -> Stamp<'a> {
-        Stamp { executor, origin, at: Some(at) }
+    pub(crate) fn at(clock: &'a EventClock, at: u64) -> Stamp<'a> {
+        Stamp { clock, at: Some(at) }
     }
 
     /// Reads the clock now (before taking a lock, to keep the lock short).
@@ -416,7 +428,7 @@ impl<'a> Stamp<'a> {
         match self.at {
             Some(at) => at,
             None => {
-                let at = nanos_since(self.origin, self.executor.now());
+                let at = self.clock.now();
                 self.at = Some(at);
                 at
             }
@@ -424,12 +436,8 @@ impl<'a> Stamp<'a> {
     }
 
     pub(crate) fn nanos(&self, at: Instant) -> u64 {
-        nanos_since(self.origin, at)
+        self.clock.nanos_at(at)
     }
-}
-
-fn nanos_since(origin: Instant, at: Instant) -> u64 {
-    u64::try_from(at.saturating_duration_since(origin).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The ring of one client, kept beside its scheduler under the same lock.
@@ -440,6 +448,9 @@ pub(crate) struct EventRing {
     recorded: u64,
     /// Live streams waiting for the next run to end.
     live: Vec<Waker>,
+    /// The errors of the entries that have one (`Entry::has_error`), by sequence number,
+    /// oldest first: failures are rare, so an entry does not carry room for one.
+    errors: VecDeque<(u64, TaskError)>,
     /// The names of the workers the entries name.
     workers: Workers,
     /// The registered names the entries name.
@@ -459,6 +470,7 @@ impl EventRing {
             capacity,
             recorded: 0,
             live: Vec::new(),
+            errors: VecDeque::new(),
             workers: Workers::default(),
             names: Names::default(),
             #[cfg(feature = "dashboard")]
@@ -500,15 +512,39 @@ impl EventRing {
         }
     }
 
-    fn push(&mut self, entry: Entry) {
+    fn push(&mut self, mut entry: Entry, error: Option<TaskError>) {
         if self.entries.len() == self.capacity
             && let Some(oldest) = self.entries.pop_front()
-            && oldest.worker != NO_WORKER
         {
-            self.workers.release(oldest.worker);
+            if u32::from(oldest.worker) != NO_WORKER {
+                self.workers.release(u32::from(oldest.worker));
+            }
+            // Errors are held in the entries' order, and every older entry is gone.
+            if oldest.has_error {
+                self.errors.pop_front();
+            }
+        }
+        if let Some(error) = error {
+            entry.has_error = true;
+            self.errors.push_back((self.recorded, error));
         }
         self.entries.push_back(entry);
         self.recorded += 1;
+    }
+
+    /// The error of `entry`, the one of sequence number `seq`.
+    fn error_of(&self, seq: u64, entry: &Entry) -> Option<&TaskError> {
+        if !entry.has_error {
+            return None;
+        }
+        let index = self.errors.binary_search_by_key(&seq, |(held, _)| *held).ok()?;
+        Some(&self.errors[index].1)
+    }
+
+    /// The entries held with their sequence numbers, oldest first.
+    fn numbered(&self) -> impl Iterator<Item = (u64, &Entry)> {
+        let first = self.first_seq();
+        self.entries.iter().enumerate().map(move |(index, entry)| (first + index as u64, entry))
     }
 
     /// A run ended (at the stamp's time); `error` is `None` for a value.
@@ -531,10 +567,9 @@ impl EventRing {
             let queued = Some(entry.queued).filter(|&t| t != UNKNOWN).unwrap_or(0);
             started.max(queued).min(entry.at)
         });
-        entry.error = error.map(Box::new);
-        entry.attempt = attempt;
-        entry.worker = self.workers.hold(worker);
-        self.push(entry);
+        entry.attempt = u16::try_from(attempt).unwrap_or(u16::MAX);
+        entry.worker = self.workers.hold(worker) as u16;
+        self.push(entry, error);
     }
 
     pub(crate) fn failed(
@@ -545,9 +580,8 @@ impl EventRing {
         at: &mut Stamp,
     ) {
         let name = self.names.index(name);
-        let mut entry = entry(job, name, at.now(), Kind::Failed);
-        entry.error = Some(Box::new(error.clone()));
-        self.push(entry);
+        let entry = entry(job, name, at.now(), Kind::Failed);
+        self.push(entry, Some(error.clone()));
     }
 
     /// The wakers of the live streams, to wake after the lock (a run ended, or the client
@@ -574,10 +608,9 @@ impl EventRing {
     pub(crate) fn records(&self, from: u64, to: u64) -> Vec<TaskRecord> {
         // Entries are in recording order, and their times grow with it except for a worker's
         // report that reached the lock late: scan them all (a debugging call).
-        self.entries
-            .iter()
-            .filter(|entry| (from..to).contains(&entry.at))
-            .filter_map(|entry| self.record_of(entry))
+        self.numbered()
+            .filter(|(_, entry)| (from..to).contains(&entry.at))
+            .filter_map(|(seq, entry)| self.record_of(seq, entry))
             .collect()
     }
 
@@ -587,24 +620,26 @@ impl EventRing {
         let first = self.first_seq();
         let missed = first.saturating_sub(next);
         let skip = next.saturating_sub(first) as usize;
-        into.extend(self.entries.iter().skip(skip).filter_map(|entry| self.record_of(entry)));
+        into.extend(
+            self.numbered().skip(skip).filter_map(|(seq, entry)| self.record_of(seq, entry)),
+        );
         (self.recorded, missed)
     }
 
     /// The run `entry` records, if it is one.
-    fn record_of(&self, entry: &Entry) -> Option<TaskRecord> {
-        let status = run_status(entry.kind, entry.error.as_deref())?;
+    fn record_of(&self, seq: u64, entry: &Entry) -> Option<TaskRecord> {
+        let status = run_status(entry.kind, self.error_of(seq, entry))?;
         Some(TaskRecord {
             key: entry.key.clone(),
-            name: match self.names.name(entry.name) {
+            name: match self.names.name(u32::from(entry.name)) {
                 Some(name) => Arc::from(name),
                 None => Arc::from(key_name(&entry.key)),
             },
-            worker: self.workers.name(entry.worker),
+            worker: self.workers.name(u32::from(entry.worker)),
             start: (entry.started != UNKNOWN).then(|| Duration::from_nanos(entry.started)),
             stop: Duration::from_nanos(entry.at),
             status,
-            attempt: entry.attempt,
+            attempt: u32::from(entry.attempt),
         })
     }
 
@@ -623,16 +658,16 @@ impl EventRing {
         let missed = first.saturating_sub(next);
         let skip = next.saturating_sub(first) as usize;
         let mut read = next.max(first);
-        for entry in self.entries.iter().skip(skip).take(max) {
-            let error = entry.error.as_deref().cloned();
-            let run = run_status(entry.kind, entry.error.as_deref()).map(|status| RunView {
-                worker: self.workers.name(entry.worker),
+        for (seq, entry) in self.numbered().skip(skip).take(max) {
+            let error = self.error_of(seq, entry).cloned();
+            let run = run_status(entry.kind, error.as_ref()).map(|status| RunView {
+                worker: self.workers.name(u32::from(entry.worker)),
                 start: (entry.started != UNKNOWN).then(|| Duration::from_nanos(entry.started)),
                 stop: Duration::from_nanos(entry.at),
                 status,
-                attempt: entry.attempt,
+                attempt: u32::from(entry.attempt),
             });
-            let registered = self.names.name(entry.name);
+            let registered = self.names.name(u32::from(entry.name));
             into.push(EntryView { key: entry.key.clone(), registered, run, error });
             read += 1;
         }
@@ -643,7 +678,7 @@ impl EventRing {
     pub(crate) fn story(&self, key: &TaskKey) -> Vec<TaskEvent> {
         let mut story = Vec::new();
         let mut told_submitted = false;
-        for entry in self.entries.iter().filter(|entry| entry.key == *key) {
+        for (seq, entry) in self.numbered().filter(|(_, entry)| entry.key == *key) {
             let event = |at: u64, transition| TaskEvent {
                 key: entry.key.clone(),
                 at: Duration::from_nanos(at),
@@ -653,10 +688,11 @@ impl EventRing {
                 story.push(event(entry.submitted, TaskTransition::Submitted));
                 told_submitted = true;
             }
-            let error = entry.error.as_deref();
+            let error = self.error_of(seq, entry);
             match entry.kind {
                 Kind::Ran | Kind::Lost => {
-                    let (worker, attempt) = (self.workers.name(entry.worker), entry.attempt);
+                    let worker = self.workers.name(u32::from(entry.worker));
+                    let attempt = u32::from(entry.attempt);
                     if entry.queued != UNKNOWN {
                         story.push(event(entry.queued, TaskTransition::Queued { attempt }));
                     }
@@ -778,6 +814,8 @@ pub(crate) struct RunView {
 /// batch): the entry's time is never before the task's own submission or queueing, so a
 /// story stays in time order.
 fn entry(job: &Job, name: u32, at: u64, kind: Kind) -> Entry {
+    // `Names` gives no index past `NO_NAME`.
+    let name = name as u16;
     let submitted = job.submitted_at.load(Ordering::Relaxed);
     let queued = job.queued_at.load(Ordering::Relaxed);
     let not_before = [submitted, queued].into_iter().filter(|&t| t != UNKNOWN).max();
@@ -788,10 +826,10 @@ fn entry(job: &Job, name: u32, at: u64, kind: Kind) -> Entry {
         submitted,
         queued,
         started: UNKNOWN,
-        error: None,
         attempt: 0,
-        worker: NO_WORKER,
+        worker: NO_WORKER as u16,
         kind,
+        has_error: false,
     }
 }
 

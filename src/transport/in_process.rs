@@ -5,12 +5,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
 
 use parking_lot::Mutex;
 
 use super::{
-    CompletionSink, ReadyTask, TaskOutcome, TaskRun, Transport, TransportStats, WorkerStats,
+    CompletionSink, EventClock, ReadyTask, TaskOutcome, TaskRun, Transport, TransportStats,
+    WorkerStats,
 };
 use crate::Error;
 use crate::executor::{BoxFuture, Executor, ExecutorExt};
@@ -176,7 +176,6 @@ impl InProcessTransport {
     fn worker_loop(
         &self,
         name: &str,
-        executor: &Arc<dyn Executor>,
         sink: &CompletionSink,
         gauge: &Arc<WorkerGauge>,
         stopped: &flume::Sender<()>,
@@ -186,7 +185,7 @@ impl InProcessTransport {
             queue: self.queue.1.clone(),
             sink: sink.clone(),
             gauge: Arc::clone(gauge),
-            clock: sink.records_runs().then(|| (Arc::clone(executor), Arc::<str>::from(name))),
+            clock: sink.event_clock().map(|clock| (Arc::clone(clock), Arc::<str>::from(name))),
             _stopped: stopped.clone(),
             pool: Arc::clone(pool),
             #[cfg(feature = "__planted")]
@@ -202,9 +201,8 @@ impl InProcessTransport {
         let number = started.pool.stand_ins.fetch_add(1, Ordering::Relaxed);
         let gauge = &started.gauges[number % started.gauges.len()];
         let name = format!("stand-in-{number}");
-        let loop_future = self
-            .worker_loop(&name, &started.executor, &started.sink, gauge, &stopped, &started.pool)
-            .run();
+        let loop_future =
+            self.worker_loop(&name, &started.sink, gauge, &stopped, &started.pool).run();
         match started.executor.spawn_dedicated(&name, Box::pin(loop_future)) {
             Ok(()) => {
                 tracing::debug!(number, "stand-in worker joined");
@@ -288,8 +286,7 @@ impl Transport for InProcessTransport {
         for index in 0..self.workers {
             let gauge = Arc::new(WorkerGauge::default());
             let name = format!("worker-{index}");
-            let loop_future =
-                self.worker_loop(&name, &executor, &sink, &gauge, &stopped_sender, &pool).run();
+            let loop_future = self.worker_loop(&name, &sink, &gauge, &stopped_sender, &pool).run();
             executor.spawn_dedicated(&name, Box::pin(loop_future))?;
             tracing::debug!(worker = index, "worker joined");
             gauges.push(gauge);
@@ -419,9 +416,9 @@ struct WorkerLoop {
     sink: CompletionSink,
     /// Counts what it runs, for [`Client::stats`](crate::Client::stats).
     gauge: Arc<WorkerGauge>,
-    /// The clock and this worker's name, for the client's task events; `None` when it
+    /// The clock of the client's task events and this worker's name; `None` when it
     /// records none (then no clock is read).
-    clock: Option<(Arc<dyn Executor>, Arc<str>)>,
+    clock: Option<(Arc<EventClock>, Arc<str>)>,
     /// Dropped when the loop ends: tells the transport this worker is gone.
     _stopped: flume::Sender<()>,
     /// The pool's size, which this loop leaves when it is one too many.
@@ -476,11 +473,7 @@ impl WorkerLoop {
     /// (`last_end`, `Some`: from the queue, or from the next-task slot) starts when that one
     /// ended. The few microseconds between (reporting that run, taking this one) count into
     /// this run; the client moves the start to when the task was queued if that is later.
-    fn run_one(
-        &self,
-        task: &ReadyTask,
-        last_end: Option<Instant>,
-    ) -> (Option<Instant>, Option<ReadyTask>) {
+    fn run_one(&self, task: &ReadyTask, last_end: Option<u64>) -> (Option<u64>, Option<ReadyTask>) {
         // Cancelled while it waited in the queue: it must not start (found by the
         // simulation, `dependencies 0` in tests/sim-seeds.txt). Reporting it still gives
         // the slot back.

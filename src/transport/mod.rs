@@ -13,6 +13,7 @@
 //! The conformance suite (`taskweave::testing`, feature `testing`) runs the same test
 //! bodies against every backend, ours and yours, to hold them to this.
 
+mod event_clock;
 mod in_process;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -23,6 +24,7 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
+pub(crate) use event_clock::EventClock;
 pub use in_process::InProcessTransport;
 pub use stats::{TransportStats, WorkerStats};
 
@@ -1046,8 +1048,17 @@ impl ReadyTask {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RunReport<'a> {
     pub(crate) worker: Option<&'a Arc<str>>,
-    pub(crate) started: Instant,
-    pub(crate) finished: Instant,
+    pub(crate) times: RunTimes,
+}
+
+/// When a run started and finished, as a transport reports it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RunTimes {
+    /// On the executor's clock (a [`TaskRun`]).
+    Instants { started: Instant, finished: Instant },
+    /// On the client's [`EventClock`] already, in nanoseconds since the client started (an
+    /// in-process worker, which reads that clock).
+    Nanos { started: u64, finished: u64 },
 }
 
 /// What a [`CompletionSink`] reports to: the client's core, seen from the transport.
@@ -1064,8 +1075,9 @@ pub(crate) trait Reports: Send + Sync {
 #[derive(Clone)]
 pub struct CompletionSink {
     core: Weak<dyn Reports>,
-    /// Whether the client records task events (and so wants [`TaskRun`]s).
-    records: bool,
+    /// The clock of the client's task events; `None` when it records none (and so wants
+    /// no [`TaskRun`]s).
+    clock: Option<Arc<EventClock>>,
 }
 
 impl fmt::Debug for CompletionSink {
@@ -1077,8 +1089,14 @@ impl fmt::Debug for CompletionSink {
 }
 
 impl CompletionSink {
-    pub(crate) fn new(core: Weak<dyn Reports>, records: bool) -> CompletionSink {
-        CompletionSink { core, records }
+    pub(crate) fn new(core: Weak<dyn Reports>, clock: Option<Arc<EventClock>>) -> CompletionSink {
+        CompletionSink { core, clock }
+    }
+
+    /// The clock of the client's task events, when it records them: an in-process worker
+    /// stamps its runs with it.
+    pub(crate) fn event_clock(&self) -> Option<&Arc<EventClock>> {
+        self.clock.as_ref()
     }
 
     /// Reports how a run of `task` ended (see [`TaskOutcome`] for what each outcome does).
@@ -1104,7 +1122,7 @@ impl CompletionSink {
     /// # Ok(()) }
     /// ```
     pub fn records_runs(&self) -> bool {
-        self.records
+        self.clock.is_some()
     }
 
     /// Reports how a run of `task` ended, as [`complete`](CompletionSink::complete), with who
@@ -1114,23 +1132,26 @@ impl CompletionSink {
     pub fn complete_run(&self, task: &ReadyTask, outcome: TaskOutcome, run: TaskRun) {
         if let Some(core) = self.core.upgrade() {
             let TaskRun { worker, started, finished } = run;
-            let run = RunReport { worker: worker.as_ref(), started, finished };
-            core.complete(&task.job, task.attempt, outcome, self.records.then_some(run));
+            let times = RunTimes::Instants { started, finished };
+            let run = RunReport { worker: worker.as_ref(), times };
+            core.complete(&task.job, task.attempt, outcome, self.records_runs().then_some(run));
         }
     }
 
-    /// [`complete_run`](CompletionSink::complete_run) by the worker `worker`, lent.
+    /// [`complete_run`](CompletionSink::complete_run) by the worker `worker`, lent, with
+    /// times read from the sink's [`event_clock`](CompletionSink::event_clock).
     pub(crate) fn complete_run_by(
         &self,
         task: &ReadyTask,
         outcome: TaskOutcome,
         worker: &Arc<str>,
-        started: Instant,
-        finished: Instant,
+        started: u64,
+        finished: u64,
     ) {
         if let Some(core) = self.core.upgrade() {
-            let run = RunReport { worker: Some(worker), started, finished };
-            core.complete(&task.job, task.attempt, outcome, self.records.then_some(run));
+            let times = RunTimes::Nanos { started, finished };
+            let run = RunReport { worker: Some(worker), times };
+            core.complete(&task.job, task.attempt, outcome, self.records_runs().then_some(run));
         }
     }
 
