@@ -71,3 +71,23 @@ fn an_independent_task_allocates_at_most_three_times() {
     eprintln!("independent: {per_task:.2} allocations per task");
     assert!(per_task <= 3.2, "{per_task:.2} allocations per independent task");
 }
+
+/// A tree summing its leaves pairwise: half of its tasks read two others.
+#[test]
+fn a_task_in_a_tree_allocates_at_most_three_times_on_average() {
+    const LEAVES: usize = 1_024;
+    let client = Client::new().unwrap();
+    let per_task = allocations_per_task(2 * LEAVES - 1, 3, || {
+        let mut level: Vec<_> = (0..LEAVES as u64).map(|i| client.submit(inc, i)).collect();
+        while level.len() > 1 {
+            level = level
+                .chunks(2)
+                .map(|pair| client.after((&pair[0], &pair[1])).submit(|(x, y): (u64, u64)| x + y))
+                .collect();
+        }
+        let leaves = LEAVES as u64;
+        assert_eq!(level[0].result().unwrap(), leaves * (leaves + 1) / 2);
+    });
+    eprintln!("tree: {per_task:.2} allocations per task");
+    assert!(per_task <= 3.2, "{per_task:.2} allocations per tree task");
+}

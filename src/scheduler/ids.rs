@@ -1,5 +1,5 @@
 //! [`IdList`]: a record's list of task ids (its dependencies, its dependents) in 16 bytes,
-//! with no allocation for none or one.
+//! with no allocation for none or one, one for two.
 
 use crate::key::TaskId;
 
@@ -15,35 +15,43 @@ pub(crate) enum IdList {
     Empty,
     /// One id.
     One(TaskId),
-    /// Two ids or more. Boxed: a `Vec` inline would make every list 32 bytes.
-    #[allow(clippy::box_collection)]
-    Many(Box<Vec<TaskId>>),
+    /// Two ids or more, boxed: inline, a `Vec` would make every list 32 bytes.
+    Many(Box<Many>),
+}
+
+/// Two ids or more: two in the box itself (one allocation for a task of two inputs, such as
+/// a tree's), more in a `Vec`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Many {
+    /// Exactly two ids.
+    Two([TaskId; 2]),
+    /// Three ids or more.
+    More(Vec<TaskId>),
 }
 
 impl IdList {
-    /// The list holding `ids`, in their order. A list of one or none leaves `ids`'s buffer
-    /// in `ids` (emptied), for the caller to reuse; a longer one takes it.
+    /// The list holding `ids`, in their order. A list of two or fewer leaves `ids`'s
+    /// buffer in `ids` (emptied), for the caller to reuse; a longer one takes it.
     pub(crate) fn take_from(ids: &mut Vec<TaskId>) -> IdList {
-        match ids.as_slice() {
+        let list = match ids.as_slice() {
             [] => IdList::Empty,
-            [id] => {
-                let id = *id;
-                ids.clear();
-                IdList::One(id)
-            }
-            _ => IdList::Many(Box::new(std::mem::take(ids))),
-        }
+            [id] => IdList::One(*id),
+            [first, second] => IdList::Many(Box::new(Many::Two([*first, *second]))),
+            _ => return IdList::Many(Box::new(Many::More(std::mem::take(ids)))),
+        };
+        ids.clear();
+        list
     }
 
     /// Adds `id` at the end.
     pub(crate) fn push(&mut self, id: TaskId) {
         match self {
             IdList::Empty => *self = IdList::One(id),
-            IdList::One(first) => {
-                let first = *first;
-                *self = IdList::Many(Box::new(vec![first, id]));
-            }
-            IdList::Many(ids) => ids.push(id),
+            IdList::One(first) => *self = IdList::Many(Box::new(Many::Two([*first, id]))),
+            IdList::Many(many) => match &mut **many {
+                Many::Two([first, second]) => **many = Many::More(vec![*first, *second, id]),
+                Many::More(ids) => ids.push(id),
+            },
         }
     }
 
@@ -52,7 +60,10 @@ impl IdList {
         match self {
             IdList::Empty => &[],
             IdList::One(id) => std::slice::from_ref(id),
-            IdList::Many(ids) => ids,
+            IdList::Many(many) => match &**many {
+                Many::Two(ids) => ids,
+                Many::More(ids) => ids,
+            },
         }
     }
 
@@ -98,8 +109,11 @@ mod tests {
         assert_eq!(ids.capacity(), 8, "the buffer stays for the next list");
         assert_eq!(IdList::take_from(&mut ids), IdList::Empty);
         ids.extend([TaskId(1), TaskId(2)]);
+        assert_eq!(IdList::take_from(&mut ids).as_slice(), [TaskId(1), TaskId(2)]);
+        assert_eq!(ids.capacity(), 8, "two ids fit in the list's box");
+        ids.extend([TaskId(1), TaskId(2), TaskId(3)]);
         let list = IdList::take_from(&mut ids);
-        assert_eq!(list.as_slice(), [TaskId(1), TaskId(2)]);
-        assert_eq!(ids.capacity(), 0, "a long list took the buffer");
+        assert_eq!(list.as_slice(), [TaskId(1), TaskId(2), TaskId(3)]);
+        assert_eq!(ids.capacity(), 0, "a longer list took the buffer");
     }
 }
