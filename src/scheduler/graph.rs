@@ -77,7 +77,7 @@ impl SchedulerCounts {
 }
 
 /// One task, as the scheduler knows it. Its key is kept apart (see [`Keys`]): records are
-/// the bulk of the scheduler's memory, one per pending task (80 bytes, see the size test).
+/// the bulk of the scheduler's memory, one per pending task (72 bytes, see the size test).
 #[derive(Debug)]
 struct Record<P> {
     state: TaskState,
@@ -105,23 +105,38 @@ struct Record<P> {
     /// Set once [`Action::Withdraw`] asked the transport to take this dispatch back, until
     /// the task reports.
     withdrawing: bool,
-    priority: i32,
     seq: u64,
-    failures_left: u32,
     attempts: u32,
 }
 
 /// The part of a task's record that most tasks never use: kept apart, in
 /// [`Scheduler::cold`], and only for the tasks that use it (a record is the scheduler's
 /// memory per pending task).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Cold {
     /// Runs left after the body fails (from [`TaskSpec::retries`]).
     retries_left: u32,
+    /// Lost deliveries still tolerated (from [`TaskSpec::allowed_failures`]).
+    failures_left: u32,
     /// How many times a worker was lost while running the task.
     lost: u32,
+    /// Among ready tasks, higher is dispatched first ([`TaskSpec::priority`]).
+    priority: i32,
     /// The error, once the task failed or was cancelled (dependents inherit it).
     error: Option<TaskError>,
+}
+
+/// What a task without a cold part has: the defaults of a submission.
+impl Default for Cold {
+    fn default() -> Cold {
+        Cold {
+            retries_left: 0,
+            failures_left: super::DEFAULT_ALLOWED_FAILURES,
+            lost: 0,
+            priority: 0,
+            error: None,
+        }
+    }
 }
 
 impl<P> Record<P> {
@@ -333,6 +348,14 @@ impl<P: Clone> Scheduler<P> {
         }
     }
 
+    /// Task `id`'s priority (kept with its cold part when it is not 0).
+    fn priority(&self, id: TaskId) -> i32 {
+        if self.cold.is_empty() {
+            return 0;
+        }
+        self.cold.get(&id).map_or(0, |cold| cold.priority)
+    }
+
     /// The error task `id` failed or was cancelled with, if it did.
     fn error(&self, id: TaskId) -> Option<TaskError> {
         self.cold.get(&id).and_then(|cold| cold.error.clone())
@@ -486,13 +509,17 @@ impl<P: Clone> Scheduler<P> {
             holds_slot: false,
             seceded: false,
             withdrawing: false,
-            priority: spec.priority,
             seq,
-            failures_left: spec.allowed_failures,
             attempts: 0,
         };
-        if spec.retries > 0 {
-            self.cold.entry(id).or_default().retries_left = spec.retries;
+        if spec.retries > 0
+            || spec.priority != 0
+            || spec.allowed_failures != super::DEFAULT_ALLOWED_FAILURES
+        {
+            let cold = self.cold.entry(id).or_default();
+            cold.retries_left = spec.retries;
+            cold.failures_left = spec.allowed_failures;
+            cold.priority = spec.priority;
         }
         // Register with the dependencies that exist, so that they stay held until this
         // task is done with them.
@@ -509,7 +536,7 @@ impl<P: Clone> Scheduler<P> {
             record.state = TaskState::Ready;
         }
         self.counts_by_state[record.state.index()] += 1;
-        let priority = record.priority;
+        let priority = spec.priority;
         self.tasks.insert(id, record);
         if ready_now {
             self.ready.push(priority, seq, id);
@@ -554,9 +581,7 @@ impl<P: Clone> Scheduler<P> {
                 holds_slot: false,
                 seceded: false,
                 withdrawing: false,
-                priority: spec.priority,
                 seq,
-                failures_left: 0,
                 attempts: 0,
             },
         );
@@ -586,7 +611,8 @@ impl<P: Clone> Scheduler<P> {
             self.dispatch(id, out);
             return;
         }
-        let (priority, seq) = (record.priority, record.seq);
+        let seq = record.seq;
+        let priority = self.priority(id);
         self.set_state(id, TaskState::Ready);
         self.ready.push(priority, seq, id);
     }
@@ -775,14 +801,11 @@ impl<P: Clone> Scheduler<P> {
             self.forget_unneeded(id, out);
             return;
         }
-        let attempts = {
-            let cold = self.cold.entry(id).or_default();
-            cold.lost += 1;
-            cold.lost
-        };
-        let record = self.tasks.get_mut(&id).expect("reported task is held");
-        if record.failures_left > 0 {
-            record.failures_left -= 1;
+        let cold = self.cold.entry(id).or_default();
+        cold.lost += 1;
+        let attempts = cold.lost;
+        if cold.failures_left > 0 {
+            cold.failures_left -= 1;
             self.make_ready(id, out);
             return;
         }
@@ -1200,9 +1223,9 @@ mod size_tests {
     /// A record is the scheduler's memory per pending task: a field added to it shows up
     /// here, to be weighed against that cost (`benches/overhead.rs`, memory per pending task).
     #[test]
-    fn a_record_takes_80_bytes() {
+    fn a_record_takes_72_bytes() {
         // The client's payload is one pointer (`Arc<Job>`).
-        assert_eq!(size_of::<Record<std::sync::Arc<()>>>(), 80);
-        assert_eq!(size_of::<Option<Record<std::sync::Arc<()>>>>(), 80);
+        assert_eq!(size_of::<Record<std::sync::Arc<()>>>(), 72);
+        assert_eq!(size_of::<Option<Record<std::sync::Arc<()>>>>(), 72);
     }
 }
