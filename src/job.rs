@@ -398,16 +398,95 @@ pub(crate) type Job = JobOf<dyn Body>;
 
 #[derive(Default)]
 struct JobCell {
-    /// Boxed error: most tasks succeed, and the box keeps every job 32 bytes smaller.
-    outcome: Option<Result<Value, Box<TaskError>>>,
-    wakers: Vec<Waker>,
+    /// The value produced or the outcome published, in one field: a task has at most one of
+    /// them at a time (one field is 16 bytes less per job than two).
+    slot: Slot,
+    wakers: Wakers,
     /// Stops a running async body when the task is cancelled.
     abort: Option<AbortHandle>,
+}
+
+/// The wakers of everyone waiting for a job's outcome, in 8 bytes rather than a `Vec`'s 24
+/// (a job's size is the client's memory per task): none costs nothing, the first one
+/// allocation (as a `Vec`'s first push would), and further ones go to a `Vec` beside it.
+#[derive(Default)]
+struct Wakers(Option<Box<WakerList>>);
+
+struct WakerList {
+    first: Waker,
+    more: Vec<Waker>,
+}
+
+impl Wakers {
+    fn iter(&self) -> impl Iterator<Item = &Waker> {
+        self.0.iter().flat_map(|list| std::iter::once(&list.first).chain(&list.more))
+    }
+
+    /// Adds `waker` unless one that wakes the same task is there already.
+    fn register(&mut self, waker: &Waker) {
+        if self.iter().any(|registered| registered.will_wake(waker)) {
+            return;
+        }
+        match &mut self.0 {
+            None => self.0 = Some(Box::new(WakerList { first: waker.clone(), more: Vec::new() })),
+            Some(list) => list.more.push(waker.clone()),
+        }
+    }
+
+    /// Takes out every registered waker that wakes the same task as `waker`, returned so
+    /// that the caller drops them after its lock (a waker's drop may run arbitrary code).
+    fn remove(&mut self, waker: &Waker) -> Vec<Waker> {
+        let mut removed = Vec::new();
+        let Some(list) = &mut self.0 else { return removed };
+        list.more.retain(|registered| {
+            let keep = !registered.will_wake(waker);
+            if !keep {
+                removed.push(registered.clone());
+            }
+            keep
+        });
+        if list.first.will_wake(waker) {
+            // The order of wakers does not matter: the last one takes the first's place.
+            match list.more.pop() {
+                Some(next) => removed.push(std::mem::replace(&mut list.first, next)),
+                None => removed.extend(self.0.take().map(|list| list.first)),
+            }
+        }
+        removed
+    }
+
+    fn wake_all(self) {
+        if let Some(list) = self.0 {
+            list.first.wake();
+            list.more.into_iter().for_each(Waker::wake);
+        }
+    }
+}
+
+/// What a job's cell holds of its run's result.
+#[derive(Default)]
+enum Slot {
+    /// Nothing yet.
+    #[default]
+    Empty,
     /// The value a body returned, stored before the worker reports it and kept until it is
-    /// published in `outcome`. Dependents read it from here when they run in that gap: the
-    /// scheduler may dispatch a dependent (on another thread, as soon as this task's report
-    /// is under its lock) before the reporting thread has published the value.
-    produced: Option<Value>,
+    /// published. Dependents read it from here when they run in that gap: the scheduler may
+    /// dispatch a dependent (on another thread, as soon as this task's report is under its
+    /// lock) before the reporting thread has published the value.
+    Produced(Value),
+    /// The published outcome. Boxed error: most tasks succeed, and the box keeps every job
+    /// 32 bytes smaller.
+    Published(Result<Value, Box<TaskError>>),
+}
+
+impl JobCell {
+    /// The published outcome, if any.
+    fn outcome(&self) -> Option<&Result<Value, Box<TaskError>>> {
+        match &self.slot {
+            Slot::Published(outcome) => Some(outcome),
+            Slot::Empty | Slot::Produced(_) => None,
+        }
+    }
 }
 
 impl<B: ?Sized> Drop for JobOf<B> {
@@ -471,9 +550,9 @@ impl Job {
         self.deps.lock().iter().map(|dep| dep.key.clone()).collect()
     }
 
-    /// The ids of the jobs this one reads, in argument order.
-    pub(crate) fn dep_ids(&self) -> Vec<TaskId> {
-        self.deps.lock().iter().map(|dep| dep.id).collect()
+    /// Appends the ids of the jobs this one reads to `ids`, in argument order.
+    pub(crate) fn dep_ids_into(&self, ids: &mut Vec<TaskId>) {
+        ids.extend(self.deps.lock().iter().map(|dep| dep.id));
     }
 
     pub(crate) fn is_async(&self) -> bool {
@@ -502,8 +581,10 @@ impl Job {
         inputs.reserve(deps.len());
         for dep in deps.iter() {
             let cell = dep.cell.lock();
-            match (&cell.outcome, &cell.produced) {
-                (Some(Ok(value)), _) | (None, Some(value)) => inputs.push(Arc::clone(value)),
+            match &cell.slot {
+                Slot::Published(Ok(value)) | Slot::Produced(value) => {
+                    inputs.push(Arc::clone(value));
+                }
                 _ => {
                     return Err(TaskFailure::new(format!(
                         "internal error: dependency {} has no value; please report this",
@@ -545,7 +626,7 @@ impl Job {
             let mut cell = self.cell.lock();
             // Cancelled between its dispatch and now (the first poll of the transport's
             // future): it must not start (found by the simulation).
-            if cell.outcome.is_some() {
+            if cell.outcome().is_some() {
                 return Box::pin(async { TaskOutcome::NotRun });
             }
             cell.abort = Some(handle);
@@ -583,7 +664,11 @@ impl Job {
 
     /// Keeps a value a body produced until it is published (see `JobCell::produced`).
     pub(crate) fn set_produced(&self, value: &Value) {
-        self.cell.lock().produced = Some(Arc::clone(value));
+        let mut cell = self.cell.lock();
+        // A task resolved meanwhile (cancelled) keeps that outcome; the value is not read.
+        if cell.outcome().is_none() {
+            cell.slot = Slot::Produced(Arc::clone(value));
+        }
     }
 
     /// Publishes the outcome and wakes every waiter. A second outcome is ignored.
@@ -591,31 +676,26 @@ impl Job {
         let succeeded = outcome.is_ok();
         let wakers = {
             let mut cell = self.cell.lock();
-            if cell.outcome.is_some() {
+            if cell.outcome().is_some() {
                 return;
             }
-            cell.produced = None;
-            cell.outcome = Some(outcome.map_err(Box::new));
+            cell.slot = Slot::Published(outcome.map_err(Box::new));
             std::mem::take(&mut cell.wakers)
         };
         // A finished job never reads its inputs again: let them go now. A failed one keeps
         // them for `TaskFuture::retry`.
         let deps = if succeeded { std::mem::take(&mut *self.deps.lock()) } else { Box::default() };
-        for waker in wakers {
-            waker.wake();
-        }
+        wakers.wake_all();
         drop(deps);
     }
 
     /// The outcome if published; otherwise registers `cx`'s waker.
     pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<Result<Value, TaskError>> {
         let mut cell = self.cell.lock();
-        match &cell.outcome {
+        match cell.outcome() {
             Some(outcome) => Poll::Ready(unboxed(outcome)),
             None => {
-                if !cell.wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
-                    cell.wakers.push(cx.waker().clone());
-                }
+                cell.wakers.register(cx.waker());
                 Poll::Pending
             }
         }
@@ -624,37 +704,33 @@ impl Job {
     /// `None` while the task has no outcome; then whether the outcome is a value. Cheaper
     /// than [`peek_outcome`](Job::peek_outcome): nothing is cloned.
     pub(crate) fn status(&self) -> Option<bool> {
-        self.cell.lock().outcome.as_ref().map(Result::is_ok)
+        self.cell.lock().outcome().map(Result::is_ok)
     }
 
     /// Forgets `waker`, registered by [`poll_outcome`](Job::poll_outcome), for a waiter that
     /// stops waiting before the outcome: without it, a loop of timed-out waits would pile up
     /// one waker per wait until the task ends.
     pub(crate) fn unregister_waker(&self, waker: &Waker) {
-        let mut removed = Vec::new();
-        self.cell.lock().wakers.retain(|registered| {
-            let keep = !registered.will_wake(waker);
-            if !keep {
-                // Dropped after the lock: a waker's drop may run arbitrary code.
-                removed.push(registered.clone());
-            }
-            keep
-        });
+        // Dropped after the lock: a waker's drop may run arbitrary code.
+        let removed = self.cell.lock().wakers.remove(waker);
         drop(removed);
     }
 
     /// How many wakers wait for the outcome.
     #[cfg(test)]
     pub(crate) fn n_wakers(&self) -> usize {
-        self.cell.lock().wakers.len()
+        self.cell.lock().wakers.iter().count()
     }
 
     /// Takes the published outcome (and a value produced but not yet published) back, so
     /// that another can be published. Returned so that the value is dropped after the lock:
     /// a value's drop may run arbitrary code.
     pub(crate) fn take_outcome(&self) -> (Option<Result<Value, Box<TaskError>>>, Option<Value>) {
-        let mut cell = self.cell.lock();
-        (cell.outcome.take(), cell.produced.take())
+        match std::mem::take(&mut self.cell.lock().slot) {
+            Slot::Empty => (None, None),
+            Slot::Produced(value) => (None, Some(value)),
+            Slot::Published(outcome) => (Some(outcome), None),
+        }
     }
 
     /// Moves the published value out if it is a `T` that nothing else holds (no reader has a
@@ -662,10 +738,12 @@ impl Job {
     /// any more (see `TaskFuture::try_unwrap`): it has no outcome afterwards.
     pub(crate) fn take_unshared_value<T: Any + Send + Sync>(&self) -> Option<T> {
         let mut cell = self.cell.lock();
-        let value = match cell.outcome.take() {
-            Some(Ok(value)) if value.is::<T>() && Arc::strong_count(&value) == 1 => value,
+        let value = match std::mem::take(&mut cell.slot) {
+            Slot::Published(Ok(value)) if value.is::<T>() && Arc::strong_count(&value) == 1 => {
+                value
+            }
             other => {
-                cell.outcome = other;
+                cell.slot = other;
                 return None;
             }
         };
@@ -676,7 +754,7 @@ impl Job {
 
     /// The outcome if published, without waiting.
     pub(crate) fn peek_outcome(&self) -> Option<Result<Value, TaskError>> {
-        self.cell.lock().outcome.as_ref().map(unboxed)
+        self.cell.lock().outcome().map(unboxed)
     }
 }
 
@@ -696,5 +774,51 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
         text.clone()
     } else {
         "a panic with a non-text payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// A job lives as long as its task's value is held, and one is made per task: its size
+    /// is the client's memory per pending task with the scheduler's record (see
+    /// `benches/overhead.rs`). A field added to it shows up here, to be weighed against that.
+    #[test]
+    fn a_job_takes_128_bytes_besides_its_body() {
+        assert_eq!(size_of::<JobOf<()>>(), 128);
+        assert_eq!(size_of::<JobCell>(), 40);
+    }
+
+    #[test]
+    fn wakers_are_registered_once_per_task_and_each_can_be_taken_back() {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        struct Flag(AtomicBool);
+        impl futures::task::ArcWake for Flag {
+            fn wake_by_ref(flag: &Arc<Self>) {
+                flag.0.store(true, SeqCst);
+            }
+        }
+        let flags: Vec<Arc<Flag>> =
+            (0..3).map(|_| Arc::new(Flag(AtomicBool::new(false)))).collect();
+        let wakers: Vec<Waker> =
+            flags.iter().map(|flag| futures::task::waker(flag.clone())).collect();
+        let mut list = Wakers::default();
+        for waker in wakers.iter().chain(&wakers) {
+            list.register(waker);
+        }
+        assert_eq!(list.iter().count(), 3, "a waker registered twice is kept once");
+        assert_eq!(list.remove(&wakers[0]).len(), 1, "the first one taken back");
+        assert!(list.remove(&wakers[0]).is_empty(), "and only once");
+        assert_eq!(list.iter().count(), 2);
+        list.wake_all();
+        let woken: Vec<bool> = flags.iter().map(|flag| flag.0.load(SeqCst)).collect();
+        assert_eq!(woken, [false, true, true]);
+        let mut list = Wakers::default();
+        list.register(&wakers[1]);
+        list.register(&wakers[2]);
+        assert_eq!(list.remove(&wakers[2]).len(), 1);
+        assert_eq!(list.remove(&wakers[1]).len(), 1);
+        assert!(list.0.is_none(), "an emptied list holds no allocation");
     }
 }

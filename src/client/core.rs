@@ -231,7 +231,8 @@ impl Core {
         let key_seed = [executor.random_seed(), executor.random_seed()];
         Core {
             scheduler: Mutex::new(Locked {
-                scheduler: Scheduler::new(transport.capacity()),
+                // The job carries its key: the scheduler reads it there (stored once).
+                scheduler: Scheduler::with_keys_in_payload(transport.capacity(), |job| &job.key),
                 events: (events > 0).then(|| EventRing::new(events)),
             }),
             clock: Arc::new(EventClock::new(&executor, events > 0)),
@@ -577,10 +578,13 @@ impl Core {
         stamp: &mut Stamp,
     ) -> Arc<Job> {
         let Locked { scheduler, events } = locked;
+        // A list the scheduler had done with: a task reading one other allocates none.
+        let mut deps = scheduler.spare_ids();
+        job.dep_ids_into(&mut deps);
         let spec = TaskSpec {
             id: job.id,
             key: job.key.clone(),
-            deps: job.dep_ids(),
+            deps,
             priority: options.priority,
             retries: options.retries,
             allowed_failures: options.allowed_failures,

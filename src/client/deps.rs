@@ -36,6 +36,11 @@ pub trait Dependencies: sealed::Sealed {
     #[doc(hidden)]
     fn collect(&self, list: &mut DependencyList);
 
+    /// How many jobs [`collect`](Dependencies::collect) appends (so that the list is
+    /// allocated once, at its size).
+    #[doc(hidden)]
+    fn count(&self) -> usize;
+
     /// Rebuilds the values from the dependencies' values, in the order `collect` gave them.
     #[doc(hidden)]
     fn read(reader: &mut DependencyReader<'_>) -> Option<Self::Values>;
@@ -51,9 +56,12 @@ mod sealed {
 pub struct DependencyList {
     pub(crate) jobs: Vec<Arc<Job>>,
     pub(crate) lengths: Vec<usize>,
-    /// The address of each job's client core, in `jobs`' order: a dependent refuses a
-    /// future of another client's core (its task ids mean nothing to this core).
-    pub(crate) cores: Vec<usize>,
+    /// The address of the first job's client core, and the index of the first job of
+    /// another core than that one: a dependent refuses a future of another client's core
+    /// (its task ids mean nothing to this core). Two fields rather than a list of every
+    /// job's core: no allocation per dependent task.
+    first_core: Option<usize>,
+    other_core_at: Option<usize>,
 }
 
 /// Reads the values of a dependent's inputs back into their shape.
@@ -85,6 +93,10 @@ impl<T: Clone + Send + Sync + 'static> Dependencies for &TaskFuture<T> {
         list.push(self);
     }
 
+    fn count(&self) -> usize {
+        1
+    }
+
     fn read(reader: &mut DependencyReader<'_>) -> Option<T> {
         reader.next_value()
     }
@@ -98,6 +110,10 @@ impl<T: Clone + Send + Sync + 'static> Dependencies for TaskFuture<T> {
         list.push(self);
     }
 
+    fn count(&self) -> usize {
+        1
+    }
+
     fn read(reader: &mut DependencyReader<'_>) -> Option<T> {
         reader.next_value()
     }
@@ -109,9 +125,30 @@ fn collect_slice<T>(futures: &[TaskFuture<T>], list: &mut DependencyList) {
 }
 
 impl DependencyList {
+    /// An empty list with room for `jobs` jobs.
+    pub(crate) fn with_capacity(jobs: usize) -> DependencyList {
+        DependencyList { jobs: Vec::with_capacity(jobs), ..DependencyList::default() }
+    }
+
     fn push<T>(&mut self, future: &TaskFuture<T>) {
+        let core = Arc::as_ptr(&future.handle.core) as usize;
+        match self.first_core {
+            None => self.first_core = Some(core),
+            Some(first) if first != core && self.other_core_at.is_none() => {
+                self.other_core_at = Some(self.jobs.len());
+            }
+            Some(_) => {}
+        }
         self.jobs.push(Arc::clone(&future.handle.job));
-        self.cores.push(Arc::as_ptr(&future.handle.core) as usize);
+    }
+
+    /// The index of the first job that belongs to another client core than the one at
+    /// `core` (an address), if any.
+    pub(crate) fn first_foreign(&self, core: usize) -> Option<usize> {
+        match self.first_core {
+            Some(first) if first != core => Some(0),
+            _ => self.other_core_at,
+        }
     }
 }
 
@@ -128,6 +165,10 @@ impl<T: Clone + Send + Sync + 'static> Dependencies for &[TaskFuture<T>] {
         collect_slice(self, list);
     }
 
+    fn count(&self) -> usize {
+        self.len()
+    }
+
     fn read(reader: &mut DependencyReader<'_>) -> Option<Vec<T>> {
         read_slice(reader)
     }
@@ -141,6 +182,10 @@ impl<T: Clone + Send + Sync + 'static> Dependencies for &Vec<TaskFuture<T>> {
         collect_slice(self, list);
     }
 
+    fn count(&self) -> usize {
+        self.len()
+    }
+
     fn read(reader: &mut DependencyReader<'_>) -> Option<Vec<T>> {
         read_slice(reader)
     }
@@ -152,6 +197,10 @@ impl<T: Clone + Send + Sync + 'static> Dependencies for Vec<TaskFuture<T>> {
 
     fn collect(&self, list: &mut DependencyList) {
         collect_slice(self, list);
+    }
+
+    fn count(&self) -> usize {
+        self.len()
     }
 
     fn read(reader: &mut DependencyReader<'_>) -> Option<Vec<T>> {
@@ -169,6 +218,12 @@ macro_rules! tuple_dependencies {
             fn collect(&self, list: &mut DependencyList) {
                 let ($($name,)+) = self;
                 $($name.collect(list);)+
+            }
+
+            #[allow(non_snake_case)]
+            fn count(&self) -> usize {
+                let ($($name,)+) = self;
+                0 $(+ $name.count())+
             }
 
             fn read(reader: &mut DependencyReader<'_>) -> Option<Self::Values> {

@@ -306,7 +306,7 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
         let (key, shared) = key;
         let core = self.client.core();
         let address = Arc::as_ptr(core) as usize;
-        let foreign = deps.cores.iter().position(|owner| *owner != address);
+        let foreign = deps.first_foreign(address);
         let foreign = foreign.map(|index| Arc::clone(&deps.jobs[index]));
         // Kept until the dependent is submitted, which holds them from then on.
         let (deps, _bridges) = match foreign {
@@ -843,7 +843,7 @@ impl<'c, D: Dependencies, P: 'static> TaskBuilder<'c, After<D>, P> {
     /// The dependencies' jobs, and the lengths of their slice parts for the body to read its
     /// inputs by (no allocation when there are none: futures and tuples of futures).
     pub(super) fn collect(&self) -> (DependencyList, Box<[usize]>) {
-        let mut list = DependencyList::default();
+        let mut list = DependencyList::with_capacity(self.deps.0.count());
         self.deps.0.collect(&mut list);
         let lengths = Box::from(list.lengths.as_slice());
         (list, lengths)

@@ -4,6 +4,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::event::{Action, CancelOutcome, Event, RetryOutcome, TaskSpec};
+use super::ids::IdList;
 use super::table::TaskTable;
 use crate::error::TaskError;
 use crate::key::{TaskId, TaskKey};
@@ -75,19 +76,18 @@ impl SchedulerCounts {
     }
 }
 
-/// One task, as the scheduler knows it.
+/// One task, as the scheduler knows it. Its key is kept apart (see [`Keys`]): records are
+/// the bulk of the scheduler's memory, one per pending task (72 bytes, see the size test).
 #[derive(Debug)]
 struct Record<P> {
-    key: TaskKey,
     state: TaskState,
     payload: P,
     /// Tasks this one reads; their `dependent_refs` count this task until it is terminal.
-    /// A boxed slice rather than a `Vec`: records are the bulk of the scheduler's memory.
-    deps: Box<[TaskId]>,
+    deps: IdList,
     /// Set once this task gave back its references to `deps`.
     deps_released: bool,
     /// Tasks that read this one.
-    dependents: Vec<TaskId>,
+    dependents: IdList,
     /// Dependencies that have not finished yet.
     waiting_on: u32,
     /// Live client handles.
@@ -105,15 +105,38 @@ struct Record<P> {
     /// Set once [`Action::Withdraw`] asked the transport to take this dispatch back, until
     /// the task reports.
     withdrawing: bool,
-    priority: i32,
     seq: u64,
-    retries_left: u32,
-    failures_left: u32,
     attempts: u32,
+}
+
+/// The part of a task's record that most tasks never use: kept apart, in
+/// [`Scheduler::cold`], and only for the tasks that use it (a record is the scheduler's
+/// memory per pending task).
+#[derive(Debug)]
+struct Cold {
+    /// Runs left after the body fails (from [`TaskSpec::retries`]).
+    retries_left: u32,
+    /// Lost deliveries still tolerated (from [`TaskSpec::allowed_failures`]).
+    failures_left: u32,
+    /// How many times a worker was lost while running the task.
     lost: u32,
-    /// The error, once the task failed or was cancelled (dependents inherit it). Boxed:
-    /// most tasks never fail, and a record per pending task should stay small.
-    error: Option<Box<TaskError>>,
+    /// Among ready tasks, higher is dispatched first ([`TaskSpec::priority`]).
+    priority: i32,
+    /// The error, once the task failed or was cancelled (dependents inherit it).
+    error: Option<TaskError>,
+}
+
+/// What a task without a cold part has: the defaults of a submission.
+impl Default for Cold {
+    fn default() -> Cold {
+        Cold {
+            retries_left: 0,
+            failures_left: super::DEFAULT_ALLOWED_FAILURES,
+            lost: 0,
+            priority: 0,
+            error: None,
+        }
+    }
 }
 
 impl<P> Record<P> {
@@ -144,6 +167,24 @@ fn offer_withdraw<P: Clone>(id: TaskId, record: &mut Record<P>, out: &mut Vec<Ac
     {
         record.withdrawing = true;
         out.push(Action::Withdraw { id, payload: record.payload.clone() });
+    }
+}
+
+/// Where the scheduler finds a task's key (needed only for errors and shared keys).
+enum Keys<P> {
+    /// In a table of their own, by task id.
+    Stored(TaskTable<TaskKey>),
+    /// In the payload, through this function ([`Scheduler::with_keys_in_payload`]): a key
+    /// stored once per task instead of twice.
+    InPayload(fn(&P) -> &TaskKey),
+}
+
+impl<P> std::fmt::Debug for Keys<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Keys::Stored(keys) => f.debug_tuple("Stored").field(&keys.iter().count()).finish(),
+            Keys::InPayload(_) => f.write_str("InPayload"),
+        }
     }
 }
 
@@ -216,6 +257,10 @@ impl ReadyQueue {
 #[derive(Debug)]
 pub struct Scheduler<P> {
     tasks: TaskTable<Record<P>>,
+    /// Each held task's key.
+    keys: Keys<P>,
+    /// The cold part of the records that have one (see [`Cold`]); removed with the record.
+    cold: HashMap<TaskId, Cold>,
     by_key: HashMap<TaskKey, TaskId>,
     ready: ReadyQueue,
     /// Slots taken by dispatched worker tasks.
@@ -231,6 +276,9 @@ pub struct Scheduler<P> {
     worklist: Vec<TaskId>,
     /// Reused work list of `forget_unneeded`.
     forget_list: Vec<TaskId>,
+    /// An emptied list of dependencies kept for the next [`TaskSpec`] (see
+    /// [`Scheduler::spare_ids`]).
+    spare_ids: Vec<TaskId>,
     /// The bug planted in this scheduler, if any (see [`Scheduler::plant`]).
     #[cfg(feature = "__planted")]
     planted: Option<PlantedBug>,
@@ -239,8 +287,22 @@ pub struct Scheduler<P> {
 impl<P: Clone> Scheduler<P> {
     /// A scheduler that keeps at most `capacity` worker tasks dispatched at once (at least 1).
     pub fn new(capacity: usize) -> Scheduler<P> {
+        Scheduler::with_keys(capacity, Keys::Stored(TaskTable::default()))
+    }
+
+    /// A scheduler as [`new`](Scheduler::new) makes, for payloads that carry their task's
+    /// key: it reads a task's key from its payload with `key_of` instead of storing it a
+    /// second time (24 bytes less per task). `key_of` must give the key of the task's
+    /// [`TaskSpec`].
+    pub fn with_keys_in_payload(capacity: usize, key_of: fn(&P) -> &TaskKey) -> Scheduler<P> {
+        Scheduler::with_keys(capacity, Keys::InPayload(key_of))
+    }
+
+    fn with_keys(capacity: usize, keys: Keys<P>) -> Scheduler<P> {
         Scheduler {
             tasks: TaskTable::default(),
+            keys,
+            cold: HashMap::new(),
             by_key: HashMap::new(),
             ready: ReadyQueue::default(),
             in_flight: 0,
@@ -252,6 +314,7 @@ impl<P: Clone> Scheduler<P> {
             total_failed: 0,
             worklist: Vec::new(),
             forget_list: Vec::new(),
+            spare_ids: Vec::new(),
             #[cfg(feature = "__planted")]
             planted: None,
         }
@@ -267,6 +330,47 @@ impl<P: Clone> Scheduler<P> {
     /// The task that holds `key`, if it was submitted with a shared key and is still held.
     pub fn lookup(&self, key: &TaskKey) -> Option<TaskId> {
         self.by_key.get(key).copied()
+    }
+
+    /// An empty list with room for a few ids, to fill with the dependencies of the next
+    /// [`TaskSpec`]: the scheduler keeps the buffer of a spec's short list of dependencies
+    /// (none or one, which it stores inline), so that submitting a chain allocates no list
+    /// per task. Equivalent to `Vec::new()` in every other way.
+    pub fn spare_ids(&mut self) -> Vec<TaskId> {
+        std::mem::take(&mut self.spare_ids)
+    }
+
+    /// The key of held task `id`.
+    fn key(&self, id: TaskId) -> TaskKey {
+        match &self.keys {
+            Keys::Stored(keys) => keys[&id].clone(),
+            Keys::InPayload(key_of) => key_of(&self.tasks[&id].payload).clone(),
+        }
+    }
+
+    /// Task `id`'s priority (kept with its cold part when it is not 0).
+    fn priority(&self, id: TaskId) -> i32 {
+        if self.cold.is_empty() {
+            return 0;
+        }
+        self.cold.get(&id).map_or(0, |cold| cold.priority)
+    }
+
+    /// The error task `id` failed or was cancelled with, if it did.
+    fn error(&self, id: TaskId) -> Option<TaskError> {
+        self.cold.get(&id).and_then(|cold| cold.error.clone())
+    }
+
+    /// Stores the key of a new task `id` (unless the payload carries it).
+    fn store_key(&mut self, id: TaskId, key: TaskKey, payload: &P) {
+        match &mut self.keys {
+            Keys::Stored(keys) => {
+                keys.insert(id, key);
+            }
+            Keys::InPayload(key_of) => {
+                debug_assert!(*key_of(payload) == key, "the payload carries another key");
+            }
+        }
     }
 
     /// The payload of a held task.
@@ -361,7 +465,7 @@ impl<P: Clone> Scheduler<P> {
                     TaskState::Finished => {}
                     TaskState::Failed | TaskState::Cancelled => {
                         if inherited.is_none() {
-                            inherited = record.error.as_deref().cloned();
+                            inherited = self.cold.get(dep).and_then(|cold| cold.error.clone());
                         }
                     }
                     _ => waiting_on += 1,
@@ -384,13 +488,18 @@ impl<P: Clone> Scheduler<P> {
         if spec.shared_key {
             self.by_key.insert(spec.key.clone(), id);
         }
+        self.store_key(id, spec.key, &spec.payload);
+        let mut deps = spec.deps;
+        let deps_list = IdList::take_from(&mut deps);
+        if deps.capacity() > self.spare_ids.capacity() && deps.capacity() <= 64 {
+            self.spare_ids = deps;
+        }
         let mut record = Record {
-            key: spec.key,
             state: TaskState::Waiting,
             payload: spec.payload,
-            deps: spec.deps.into_boxed_slice(),
+            deps: deps_list,
             deps_released: false,
-            dependents: Vec::new(),
+            dependents: IdList::Empty,
             waiting_on,
             client_refs: 1,
             dependent_refs: 0,
@@ -400,14 +509,18 @@ impl<P: Clone> Scheduler<P> {
             holds_slot: false,
             seceded: false,
             withdrawing: false,
-            priority: spec.priority,
             seq,
-            retries_left: spec.retries,
-            failures_left: spec.allowed_failures,
             attempts: 0,
-            lost: 0,
-            error: None,
         };
+        if spec.retries > 0
+            || spec.priority != 0
+            || spec.allowed_failures != super::DEFAULT_ALLOWED_FAILURES
+        {
+            let cold = self.cold.entry(id).or_default();
+            cold.retries_left = spec.retries;
+            cold.failures_left = spec.allowed_failures;
+            cold.priority = spec.priority;
+        }
         // Register with the dependencies that exist, so that they stay held until this
         // task is done with them.
         for dep in &record.deps {
@@ -423,7 +536,7 @@ impl<P: Clone> Scheduler<P> {
             record.state = TaskState::Ready;
         }
         self.counts_by_state[record.state.index()] += 1;
-        let priority = record.priority;
+        let priority = spec.priority;
         self.tasks.insert(id, record);
         if ready_now {
             self.ready.push(priority, seq, id);
@@ -450,15 +563,15 @@ impl<P: Clone> Scheduler<P> {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.counts_by_state[TaskState::Finished.index()] += 1;
+        self.store_key(id, spec.key, &spec.payload);
         self.tasks.insert(
             id,
             Record {
-                key: spec.key,
                 state: TaskState::Finished,
                 payload: spec.payload,
-                deps: Box::default(),
+                deps: IdList::Empty,
                 deps_released: true,
-                dependents: Vec::new(),
+                dependents: IdList::Empty,
                 waiting_on: 0,
                 client_refs: 1,
                 dependent_refs: 0,
@@ -468,13 +581,8 @@ impl<P: Clone> Scheduler<P> {
                 holds_slot: false,
                 seceded: false,
                 withdrawing: false,
-                priority: spec.priority,
                 seq,
-                retries_left: 0,
-                failures_left: 0,
                 attempts: 0,
-                lost: 0,
-                error: None,
             },
         );
     }
@@ -482,7 +590,7 @@ impl<P: Clone> Scheduler<P> {
     /// The error a dependent gets when `root` failed: cancellations stay cancellations,
     /// everything else becomes `DependencyFailed` carrying the root cause.
     fn dependency_error(&self, id: TaskId, root: TaskError) -> TaskError {
-        let key = self.tasks[&id].key.clone();
+        let key = self.key(id);
         let root = match root {
             TaskError::DependencyFailed { root, .. } => *root,
             other => other,
@@ -503,7 +611,8 @@ impl<P: Clone> Scheduler<P> {
             self.dispatch(id, out);
             return;
         }
-        let (priority, seq) = (record.priority, record.seq);
+        let seq = record.seq;
+        let priority = self.priority(id);
         self.set_state(id, TaskState::Ready);
         self.ready.push(priority, seq, id);
     }
@@ -649,17 +758,19 @@ impl<P: Clone> Scheduler<P> {
         if self.planted == Some(PlantedBug::LeakSlotOnFailure) {
             self.in_flight += 1;
         }
-        let record = self.tasks.get_mut(&id).expect("reported task is held");
         // Retries are for errors the task raised; a transport that gave up on lost workers
         // has already redelivered as often as allowed.
         let raised_by_task =
             !matches!(error, TaskError::WorkerLost { .. } | TaskError::BrokerUnavailable { .. });
-        if raised_by_task && record.retries_left > 0 {
-            record.retries_left -= 1;
+        if raised_by_task
+            && let Some(cold) = self.cold.get_mut(&id)
+            && cold.retries_left > 0
+        {
+            cold.retries_left -= 1;
             self.make_ready(id, out);
             return;
         }
-        let attempts = record.attempts;
+        let attempts = self.tasks[&id].attempts;
         let error = match error {
             TaskError::Failed { key, message } if attempts > 1 => TaskError::Failed {
                 key,
@@ -690,14 +801,15 @@ impl<P: Clone> Scheduler<P> {
             self.forget_unneeded(id, out);
             return;
         }
-        let record = self.tasks.get_mut(&id).expect("reported task is held");
-        record.lost += 1;
-        if record.failures_left > 0 {
-            record.failures_left -= 1;
+        let cold = self.cold.entry(id).or_default();
+        cold.lost += 1;
+        let attempts = cold.lost;
+        if cold.failures_left > 0 {
+            cold.failures_left -= 1;
             self.make_ready(id, out);
             return;
         }
-        let error = TaskError::WorkerLost { key: record.key.clone(), attempts: record.lost };
+        let error = TaskError::WorkerLost { key: self.key(id), attempts };
         self.finish_with_error(id, TaskState::Failed, error, Reported::Yes, out);
     }
 
@@ -769,8 +881,10 @@ impl<P: Clone> Scheduler<P> {
                     }
                 }
             }
-            let record = self.tasks.get_mut(task).expect("planned tasks are held");
-            record.error = None;
+            if let Some(cold) = self.cold.get_mut(task) {
+                cold.error = None;
+            }
+            let record = &self.tasks[task];
             out.push(Action::Reset { id: *task, payload: record.payload.clone() });
             self.set_state(*task, TaskState::Waiting);
         }
@@ -778,6 +892,7 @@ impl<P: Clone> Scheduler<P> {
             let record = &self.tasks[&task];
             let waiting_on = record
                 .deps
+                .as_slice()
                 .iter()
                 .filter(|dep| self.state(**dep) != Some(TaskState::Finished))
                 .count() as u32;
@@ -817,7 +932,7 @@ impl<P: Clone> Scheduler<P> {
         if self.cancel_outcome(id) == CancelOutcome::AlreadyCancelled {
             return;
         }
-        let error = TaskError::Cancelled { key: self.tasks[&id].key.clone(), reason };
+        let error = TaskError::Cancelled { key: self.key(id), reason };
         let mut cascade = std::mem::take(&mut self.worklist);
         cascade.clear();
         let mut cancelled = vec![id];
@@ -830,9 +945,9 @@ impl<P: Clone> Scheduler<P> {
             cascade.push(id);
         }
         while let Some(parent) = cascade.pop() {
-            let root = self.tasks[&parent].error.as_deref().cloned().expect("cancelled");
+            let root = self.error(parent).expect("cancelled");
             let dependents = self.tasks[&parent].dependents.clone();
-            for dependent in dependents {
+            for &dependent in &dependents {
                 let held = self
                     .tasks
                     .get(&dependent)
@@ -892,13 +1007,11 @@ impl<P: Clone> Scheduler<P> {
             cascade.push(id);
         }
         while let Some(failed) = cascade.pop() {
-            let Some(root) =
-                self.tasks.get(&failed).and_then(|record| record.error.as_deref().cloned())
-            else {
+            let Some(root) = self.error(failed) else {
                 continue;
             };
             let dependents = self.tasks[&failed].dependents.clone();
-            for dependent in dependents {
+            for &dependent in &dependents {
                 let unfinished =
                     self.tasks.get(&dependent).is_some_and(|record| !record.state.is_terminal());
                 if unfinished {
@@ -934,8 +1047,8 @@ impl<P: Clone> Scheduler<P> {
     ) {
         let previous = self.tasks[&id].state;
         self.set_state(id, state);
-        let record = self.tasks.get_mut(&id).expect("terminated task is held");
-        record.error = Some(Box::new(error.clone()));
+        self.cold.entry(id).or_default().error = Some(error.clone());
+        let record = &self.tasks[&id];
         if state == TaskState::Failed {
             self.total_failed += 1;
         }
@@ -993,8 +1106,22 @@ impl<P: Clone> Scheduler<P> {
             }
             let record = self.tasks.remove(&id).expect("checked above");
             self.counts_by_state[record.state.index()] -= 1;
-            if record.shared_key && self.by_key.get(&record.key) == Some(&id) {
-                self.by_key.remove(&record.key);
+            if !self.cold.is_empty() {
+                self.cold.remove(&id);
+            }
+            let stored_key = match &mut self.keys {
+                Keys::Stored(keys) => keys.remove(&id),
+                Keys::InPayload(_) => None,
+            };
+            if record.shared_key {
+                let key = match (&stored_key, &self.keys) {
+                    (Some(key), _) => key,
+                    (None, Keys::InPayload(key_of)) => key_of(&record.payload),
+                    (None, Keys::Stored(_)) => unreachable!("every held task's key is stored"),
+                };
+                if self.by_key.get(key) == Some(&id) {
+                    self.by_key.remove(key);
+                }
             }
             if !record.deps_released {
                 for dep in &record.deps {
@@ -1023,7 +1150,7 @@ impl<P: Clone> Scheduler<P> {
         // Resolve in submission order so that the outcome does not depend on hashing.
         unfinished.sort_unstable();
         for (_, id) in &unfinished {
-            let key = self.tasks[id].key.clone();
+            let key = self.key(*id);
             let error = TaskError::Cancelled { key, reason: "the client was closed".into() };
             self.terminate(*id, TaskState::Cancelled, error, Reported::No, out);
         }
@@ -1048,6 +1175,7 @@ impl<P: Clone> Scheduler<P> {
             }
             let live_dependents = record
                 .dependents
+                .as_slice()
                 .iter()
                 .filter(|dependent| {
                     self.tasks
@@ -1068,10 +1196,13 @@ impl<P: Clone> Scheduler<P> {
             }
             if record.state.is_terminal()
                 && record.state != TaskState::Finished
-                && record.error.is_none()
+                && self.error(id).is_none()
             {
                 return Err(format!("{id:?}: terminal without an error"));
             }
+        }
+        if let Some(id) = self.cold.keys().find(|id| self.tasks.get(id).is_none()) {
+            return Err(format!("{id:?}: forgotten but its cold part is kept"));
         }
         for state in TaskState::ALL {
             if by_state[state.index()] != self.counts_by_state[state.index()] {
@@ -1082,5 +1213,19 @@ impl<P: Clone> Scheduler<P> {
             return Err(format!("{slots} slots held but in_flight is {}", self.in_flight));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// A record is the scheduler's memory per pending task: a field added to it shows up
+    /// here, to be weighed against that cost (`benches/overhead.rs`, memory per pending task).
+    #[test]
+    fn a_record_takes_72_bytes() {
+        // The client's payload is one pointer (`Arc<Job>`).
+        assert_eq!(size_of::<Record<std::sync::Arc<()>>>(), 72);
+        assert_eq!(size_of::<Option<Record<std::sync::Arc<()>>>>(), 72);
     }
 }

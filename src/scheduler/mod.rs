@@ -29,6 +29,7 @@
 
 mod event;
 mod graph;
+mod ids;
 mod table;
 #[cfg(test)]
 mod tests;

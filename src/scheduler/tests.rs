@@ -875,3 +875,95 @@ fn unfinished_lists_running_ready_and_waiting_tasks_newest_first() {
     run(&mut scheduler, vec![Event::Closed]);
     assert_eq!(scheduler.unfinished(), vec![]);
 }
+
+/// A spec whose payload is its key, for a scheduler that reads keys from payloads.
+fn keyed_spec(id: u64, deps: &[u64]) -> TaskSpec<TaskKey> {
+    let TaskSpec { id, key, deps, priority, retries, allowed_failures, .. } = spec(id, deps);
+    TaskSpec {
+        id,
+        key: key.clone(),
+        deps,
+        priority,
+        retries,
+        allowed_failures,
+        uses_worker: true,
+        pinned: false,
+        shared_key: true,
+        payload: key,
+    }
+}
+
+#[test]
+fn keys_read_from_the_payload_name_errors_and_shared_keys_as_stored_keys_do() {
+    let events = || {
+        vec![
+            Event::Submitted(keyed_spec(1, &[])),
+            Event::Submitted(keyed_spec(2, &[1])),
+            Event::Submitted(keyed_spec(3, &[2])),
+            Event::Submitted(TaskSpec { allowed_failures: 1, ..keyed_spec(4, &[]) }),
+            Event::Lost { id: TaskId(4) },
+            Event::Failed {
+                id: TaskId(1),
+                error: TaskError::Failed { key: key(1), message: "boom".into() },
+            },
+            Event::CancelRequested { id: TaskId(4), reason: "no longer needed".into() },
+        ]
+    };
+    let mut outcomes = Vec::new();
+    for mut scheduler in [Scheduler::new(2), Scheduler::with_keys_in_payload(2, |key| key)] {
+        let mut actions = Vec::new();
+        for event in events() {
+            scheduler.handle(event, &mut actions);
+            scheduler.check_invariants().unwrap();
+        }
+        let found: Vec<_> = (1..=4).map(|id| scheduler.lookup(&key(id))).collect();
+        assert_eq!(found, [1, 2, 3, 4].map(|id| Some(TaskId(id))), "held shared keys are found");
+        for id in 1..=4 {
+            scheduler.handle(Event::Released { id: TaskId(id) }, &mut actions);
+            scheduler.check_invariants().unwrap();
+        }
+        // The cancelled task 4 holds its worker slot until its run reports.
+        scheduler.handle(Event::Finished { id: TaskId(4) }, &mut actions);
+        assert!((1..=4).all(|id| scheduler.lookup(&key(id)).is_none()), "forgotten keys are gone");
+        assert_eq!(scheduler.counts().held(), 0);
+        outcomes.push(actions);
+    }
+    assert_eq!(outcomes[0], outcomes[1], "both ways of keeping keys act alike");
+    let root = TaskError::Failed { key: key(1), message: "boom".into() };
+    let dependency_failed =
+        |id| TaskError::DependencyFailed { key: key(id), root: Box::new(root.clone()) };
+    let errors: Vec<_> = outcomes[0]
+        .iter()
+        .filter_map(|action| match action {
+            Action::Resolve { id, outcome: Err(error), .. } => Some((id.0, error.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (1, root.clone()),
+            (2, dependency_failed(2)),
+            (3, dependency_failed(3)),
+            (4, TaskError::Cancelled { key: key(4), reason: "no longer needed".into() }),
+        ]
+    );
+}
+
+#[test]
+fn a_short_list_of_dependencies_leaves_its_buffer_for_the_next_spec() {
+    let mut scheduler: Scheduler<Payload> = Scheduler::new(1);
+    let mut actions = Vec::new();
+    scheduler.handle(Event::Submitted(spec(1, &[])), &mut actions);
+    assert_eq!(scheduler.spare_ids().capacity(), 0, "nothing to hand back yet");
+    let mut deps = Vec::with_capacity(4);
+    deps.push(TaskId(1));
+    scheduler.handle(Event::Submitted(TaskSpec { deps, ..spec(2, &[]) }), &mut actions);
+    let spare = scheduler.spare_ids();
+    assert!(spare.is_empty() && spare.capacity() == 4, "the buffer comes back emptied");
+    // The task still waits for its dependency, which the list named.
+    assert_eq!(scheduler.state(TaskId(2)), Some(TaskState::Waiting));
+    scheduler.handle(Event::Finished { id: TaskId(1) }, &mut actions);
+    assert_eq!(scheduler.state(TaskId(2)), Some(TaskState::Running));
+    scheduler.check_invariants().unwrap();
+}
