@@ -7,7 +7,10 @@ use crate::key::{TaskId, TaskKey};
 /// Everything the scheduler needs to know about a new task.
 #[derive(Debug, Clone)]
 pub struct TaskSpec<P> {
-    /// The new task's id; must not be in use.
+    /// The new task's id; must not be in use. Ids are expected in submission order (the
+    /// client hands them out from a counter): among ready tasks of one priority, the lowest
+    /// id is dispatched first, and [`Scheduler::unfinished`](super::Scheduler::unfinished)
+    /// lists the highest first.
     pub id: TaskId,
     /// The task's key.
     pub key: TaskKey,

@@ -77,7 +77,9 @@ impl SchedulerCounts {
 }
 
 /// One task, as the scheduler knows it. Its key is kept apart (see [`Keys`]): records are
-/// the bulk of the scheduler's memory, one per pending task (72 bytes, see the size test).
+/// the bulk of the scheduler's memory, one per pending task (64 bytes, see the size test).
+/// It has no submission number: task ids are handed out in submission order, and the id
+/// orders the ready queue (see [`ReadyQueue`]).
 #[derive(Debug)]
 struct Record<P> {
     state: TaskState,
@@ -105,7 +107,6 @@ struct Record<P> {
     /// Set once [`Action::Withdraw`] asked the transport to take this dispatch back, until
     /// the task reports.
     withdrawing: bool,
-    seq: u64,
     attempts: u32,
 }
 
@@ -196,22 +197,25 @@ enum Reported {
     No,
 }
 
-/// Ready worker tasks: highest priority first, and within one priority in submission order
-/// (`seq`).
+/// Ready worker tasks: highest priority first, and within one priority in the order of their
+/// ids, which is submission order ([`TaskSpec::id`]).
 ///
 /// Not a binary heap: almost every task has the default priority and becomes ready in
 /// submission order, so each level is a FIFO where pushing and popping are O(1) and an entry
-/// takes 16 bytes. A task that becomes ready out of order (a retry, a dependent submitted
-/// before tasks already queued) is inserted at its place by binary search.
+/// is the task's id alone, 8 bytes (the ready queue's memory per pending task). A task that
+/// becomes ready out of order (a retry, a dependent submitted before tasks already queued) is
+/// inserted at its place by binary search. The order is the id's own, never read from the
+/// record: an entry left behind by a task cancelled or forgotten while queued (skipped when
+/// popped, see `Scheduler::pump`) still sorts where it did.
 #[derive(Debug, Default)]
 struct ReadyQueue {
     /// One queue per priority, highest first. **Invariant:** no level is empty, except a
     /// single remaining one (kept so that its buffer is reused).
-    levels: BTreeMap<Reverse<i32>, VecDeque<(u64, TaskId)>>,
+    levels: BTreeMap<Reverse<i32>, VecDeque<TaskId>>,
 }
 
 impl ReadyQueue {
-    fn push(&mut self, priority: i32, seq: u64, id: TaskId) {
+    fn push(&mut self, priority: i32, id: TaskId) {
         if self.levels.len() == 1 {
             // Drop the kept empty level if this push goes elsewhere.
             if let Some(entry) = self.levels.first_entry()
@@ -223,18 +227,18 @@ impl ReadyQueue {
         }
         let level = self.levels.entry(Reverse(priority)).or_default();
         match level.back() {
-            Some(&(last, _)) if last > seq => {
-                let at = level.partition_point(|&(queued, _)| queued < seq);
-                level.insert(at, (seq, id));
+            Some(&last) if last > id => {
+                let at = level.partition_point(|&queued| queued < id);
+                level.insert(at, id);
             }
-            _ => level.push_back((seq, id)),
+            _ => level.push_back(id),
         }
     }
 
     fn pop(&mut self) -> Option<TaskId> {
         let n_levels = self.levels.len();
         let mut entry = self.levels.first_entry()?;
-        let (_, id) = entry.get_mut().pop_front()?;
+        let id = entry.get_mut().pop_front()?;
         if entry.get().is_empty() && n_levels > 1 {
             entry.remove();
         }
@@ -267,7 +271,6 @@ pub struct Scheduler<P> {
     in_flight: usize,
     /// How many worker tasks may be dispatched at once.
     capacity: usize,
-    next_seq: u64,
     closed: bool,
     counts_by_state: [usize; 6],
     total_finished: u64,
@@ -307,7 +310,6 @@ impl<P: Clone> Scheduler<P> {
             ready: ReadyQueue::default(),
             in_flight: 0,
             capacity: capacity.max(1),
-            next_seq: 0,
             closed: false,
             counts_by_state: [0; 6],
             total_finished: 0,
@@ -483,8 +485,6 @@ impl<P: Clone> Scheduler<P> {
                 }
             }
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
         if spec.shared_key {
             self.by_key.insert(spec.key.clone(), id);
         }
@@ -509,7 +509,6 @@ impl<P: Clone> Scheduler<P> {
             holds_slot: false,
             seceded: false,
             withdrawing: false,
-            seq,
             attempts: 0,
         };
         if spec.retries > 0
@@ -539,7 +538,7 @@ impl<P: Clone> Scheduler<P> {
         let priority = spec.priority;
         self.tasks.insert(id, record);
         if ready_now {
-            self.ready.push(priority, seq, id);
+            self.ready.push(priority, id);
             return;
         }
         match inherited {
@@ -560,8 +559,6 @@ impl<P: Clone> Scheduler<P> {
         if spec.shared_key {
             self.by_key.insert(spec.key.clone(), id);
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
         self.counts_by_state[TaskState::Finished.index()] += 1;
         self.store_key(id, spec.key, &spec.payload);
         self.tasks.insert(
@@ -581,7 +578,6 @@ impl<P: Clone> Scheduler<P> {
                 holds_slot: false,
                 seceded: false,
                 withdrawing: false,
-                seq,
                 attempts: 0,
             },
         );
@@ -611,10 +607,9 @@ impl<P: Clone> Scheduler<P> {
             self.dispatch(id, out);
             return;
         }
-        let seq = record.seq;
         let priority = self.priority(id);
         self.set_state(id, TaskState::Ready);
-        self.ready.push(priority, seq, id);
+        self.ready.push(priority, id);
     }
 
     fn dispatch(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
@@ -907,14 +902,15 @@ impl<P: Clone> Scheduler<P> {
     /// in which cancelling them one by one gives each its own error, before a cancelled
     /// dependency's cascade reaches it.
     pub fn unfinished(&self) -> Vec<TaskId> {
-        let mut unfinished: Vec<(u64, TaskId)> = self
+        let mut unfinished: Vec<TaskId> = self
             .tasks
             .iter()
             .filter(|(_, record)| !record.state.is_terminal())
-            .map(|(id, record)| (record.seq, id))
+            .map(|(id, _)| id)
             .collect();
+        // Ids are handed out in submission order.
         unfinished.sort_unstable_by(|a, b| b.cmp(a));
-        unfinished.into_iter().map(|(_, id)| id).collect()
+        unfinished
     }
 
     /// What [`Event::CancelRequested`] for `id` would do now.
@@ -1141,24 +1137,25 @@ impl<P: Clone> Scheduler<P> {
             return;
         }
         self.closed = true;
-        let mut unfinished: Vec<(u64, TaskId)> = self
+        let mut unfinished: Vec<TaskId> = self
             .tasks
             .iter()
             .filter(|(_, record)| !record.state.is_terminal())
-            .map(|(id, record)| (record.seq, id))
+            .map(|(id, _)| id)
             .collect();
-        // Resolve in submission order so that the outcome does not depend on hashing.
+        // Resolve in submission order (the ids') so that the outcome does not depend on
+        // hashing.
         unfinished.sort_unstable();
-        for (_, id) in &unfinished {
+        for id in &unfinished {
             let key = self.key(*id);
             let error = TaskError::Cancelled { key, reason: "the client was closed".into() };
             self.terminate(*id, TaskState::Cancelled, error, Reported::No, out);
         }
         self.ready.clear();
-        for (_, id) in &unfinished {
+        for id in &unfinished {
             self.release_deps(*id, out);
         }
-        for (_, id) in unfinished {
+        for id in unfinished {
             self.forget_unneeded(id, out);
         }
     }
@@ -1223,9 +1220,25 @@ mod size_tests {
     /// A record is the scheduler's memory per pending task: a field added to it shows up
     /// here, to be weighed against that cost (`benches/overhead.rs`, memory per pending task).
     #[test]
-    fn a_record_takes_72_bytes() {
+    fn a_record_takes_64_bytes() {
         // The client's payload is one pointer (`Arc<Job>`).
-        assert_eq!(size_of::<Record<std::sync::Arc<()>>>(), 72);
-        assert_eq!(size_of::<Option<Record<std::sync::Arc<()>>>>(), 72);
+        assert_eq!(size_of::<Record<std::sync::Arc<()>>>(), 64);
+        assert_eq!(size_of::<Option<Record<std::sync::Arc<()>>>>(), 64);
+    }
+
+    /// An entry is the task's id and sorts by it, so an entry left behind by a task
+    /// cancelled while queued does not disturb a later ordered insert.
+    #[test]
+    fn ready_entries_are_ids_kept_in_id_order_per_priority() {
+        let mut queue = ReadyQueue::default();
+        for id in [3, 5, 7] {
+            queue.push(0, TaskId(id));
+        }
+        // 5 was cancelled meanwhile: its entry stays, to be skipped when popped.
+        queue.push(0, TaskId(4));
+        queue.push(1, TaskId(9));
+        queue.push(0, TaskId(6));
+        let popped: Vec<u64> = std::iter::from_fn(|| queue.pop()).map(|id| id.0).collect();
+        assert_eq!(popped, [9, 3, 4, 5, 6, 7]);
     }
 }
