@@ -250,6 +250,10 @@ pub(crate) trait Body: Send + Sync + 'static {
     fn registered_call(&self) -> Option<&RegisteredCall> {
         None
     }
+    /// Where an async body's run is stopped from (see [`WithAbort`]); `None` for the others.
+    fn async_run(&self) -> Option<&Mutex<AsyncRun>> {
+        None
+    }
 }
 
 /// A registered task's body: the body, and the call transports that leave the process send
@@ -286,6 +290,66 @@ impl<B: Body> Body for WithCall<B> {
 
     fn registered_call(&self) -> Option<&RegisteredCall> {
         Some(&self.call)
+    }
+
+    fn async_run(&self) -> Option<&Mutex<AsyncRun>> {
+        self.body.async_run()
+    }
+}
+
+/// An async body with the handle that stops its run when the task is cancelled. In the body,
+/// not the job: a blocking body (most tasks) has no use for it, and a field of the job would
+/// cost every task its size (a job's size is the client's memory per task).
+struct WithAbort<B> {
+    run: Mutex<AsyncRun>,
+    body: B,
+}
+
+/// Where an async body's run stands, for a cancel ([`Job::abort`]) to stop it.
+#[derive(Default)]
+pub(crate) enum AsyncRun {
+    /// Not started since the job was made or reset (a retry).
+    #[default]
+    NotStarted,
+    /// Started: this handle stops it.
+    Running(AbortHandle),
+    /// Aborted, possibly before it started: a run that has not begun must not begin. The
+    /// scheduler asks for the abort before it publishes the cancel, so a run that starts in
+    /// between finds this, not the outcome.
+    Aborted,
+}
+
+impl<B: Body> Body for WithAbort<B> {
+    fn is_async(&self) -> bool {
+        self.body.is_async()
+    }
+
+    fn call_blocking(&self, inputs: &[Value]) -> Result<Value, TaskFailure> {
+        self.body.call_blocking(inputs)
+    }
+
+    fn call_async(&self, inputs: Vec<Value>) -> BoxFuture<Result<Value, TaskFailure>> {
+        self.body.call_async(inputs)
+    }
+
+    fn cancel(&self) {
+        self.body.cancel();
+    }
+
+    fn is_detached(&self) -> bool {
+        self.body.is_detached()
+    }
+
+    fn as_any(&self) -> Option<&dyn Any> {
+        self.body.as_any()
+    }
+
+    fn registered_call(&self) -> Option<&RegisteredCall> {
+        self.body.registered_call()
+    }
+
+    fn async_run(&self) -> Option<&Mutex<AsyncRun>> {
+        Some(&self.run)
     }
 }
 
@@ -365,13 +429,10 @@ pub(crate) struct RegisteredCall {
 pub(crate) struct JobOf<B: ?Sized> {
     pub(crate) id: TaskId,
     pub(crate) key: TaskKey,
-    /// The jobs whose values this one reads, in argument order. Emptied once this job has
-    /// its value; dropped iteratively (see `Drop`), so that long chains never recurse. A
-    /// boxed slice, not a `Vec`: a job's size is the client's memory per task.
-    pub(crate) deps: Mutex<Box<[Arc<Job>]>>,
-    /// The published outcome, the wakers of everyone waiting for it, and the abort handle.
-    /// One lock for all three: a job lives as long as its value is held, so its size is the
-    /// client's memory per task (see `benches/overhead.rs`).
+    /// The published outcome, the wakers of everyone waiting for it, and the jobs this one
+    /// reads. One lock for all three: a job lives as long as its value is held, so its size
+    /// is the client's memory per task (see `benches/overhead.rs`), and a lock of its own
+    /// would take 8 bytes more.
     cell: Mutex<JobCell>,
     /// How many client handles (the client's `Handle`s, one per `TaskFuture`)
     /// refer to the task. The scheduler hears only of the changes from none to some
@@ -402,8 +463,12 @@ struct JobCell {
     /// them at a time (one field is 16 bytes less per job than two).
     slot: Slot,
     wakers: Wakers,
-    /// Stops a running async body when the task is cancelled.
-    abort: Option<AbortHandle>,
+    /// The jobs whose values this one reads, in argument order. Emptied once this job has
+    /// its value; dropped iteratively (see `Drop`), so that long chains never recurse. A
+    /// boxed slice, not a `Vec`: a job's size is the client's memory per task. Locked with
+    /// the outcome: a job reading its inputs holds its own cell and then each input's, in
+    /// turn; as dependencies form no cycle, that order cannot deadlock.
+    deps: Box<[Arc<Job>]>,
 }
 
 /// The wakers of everyone waiting for a job's outcome, in 8 bytes rather than a `Vec`'s 24
@@ -495,10 +560,10 @@ impl<B: ?Sized> Drop for JobOf<B> {
         // a chain of 100,000 failed jobs would overflow the stack. Unlink iteratively: a
         // dependency held only here gives up its own inputs before it is dropped. (One held
         // elsewhere too is dropped by its last holder, which unlinks in turn.)
-        let mut unlinked = std::mem::take(self.deps.get_mut()).into_vec();
+        let mut unlinked = std::mem::take(&mut self.cell.get_mut().deps).into_vec();
         while let Some(mut dep) = unlinked.pop() {
             if let Some(dep) = Arc::get_mut(&mut dep) {
-                unlinked.extend(std::mem::take(dep.deps.get_mut()));
+                unlinked.extend(std::mem::take(&mut dep.cell.get_mut().deps));
             }
         }
     }
@@ -521,11 +586,11 @@ impl Job {
         call: Option<RegisteredCall>,
     ) -> Arc<Job> {
         fn made<B: Body>(id: TaskId, key: TaskKey, deps: Vec<Arc<Job>>, body: B) -> Arc<Job> {
+            let cell = JobCell { deps: deps.into_boxed_slice(), ..JobCell::default() };
             Arc::new(JobOf {
                 id,
                 key,
-                deps: Mutex::new(deps.into_boxed_slice()),
-                cell: Mutex::new(JobCell::default()),
+                cell: Mutex::new(cell),
                 handles: AtomicUsize::new(1),
                 submitted_at: AtomicU64::new(u64::MAX),
                 queued_at: AtomicU64::new(u64::MAX),
@@ -534,8 +599,15 @@ impl Job {
         }
         // The call inside the body: most tasks are closures without one, and a field for it
         // would cost every job its size (a job's size is the client's memory per task).
+        // Likewise the abort handle, which only async bodies use.
+        let is_async = body.is_async();
         match call {
+            Some(call) if is_async => {
+                let body = WithAbort { run: Mutex::default(), body };
+                made(id, key, deps, WithCall { call, body })
+            }
             Some(call) => made(id, key, deps, WithCall { call, body }),
+            None if is_async => made(id, key, deps, WithAbort { run: Mutex::default(), body }),
             None => made(id, key, deps, body),
         }
     }
@@ -547,12 +619,17 @@ impl Job {
 
     /// The keys of the jobs this one reads, in argument order (empty once it has its value).
     pub(crate) fn dep_keys(&self) -> Vec<TaskKey> {
-        self.deps.lock().iter().map(|dep| dep.key.clone()).collect()
+        self.cell.lock().deps.iter().map(|dep| dep.key.clone()).collect()
     }
 
     /// Appends the ids of the jobs this one reads to `ids`, in argument order.
     pub(crate) fn dep_ids_into(&self, ids: &mut Vec<TaskId>) {
-        ids.extend(self.deps.lock().iter().map(|dep| dep.id));
+        ids.extend(self.cell.lock().deps.iter().map(|dep| dep.id));
+    }
+
+    /// Calls `replace` on each job this one reads, to put another in its place.
+    pub(crate) fn replace_deps(&self, replace: impl FnMut(&mut Arc<Job>)) {
+        self.cell.lock().deps.iter_mut().for_each(replace);
     }
 
     pub(crate) fn is_async(&self) -> bool {
@@ -577,9 +654,9 @@ impl Job {
 
     /// Appends the values of the jobs this one reads to `inputs`, in argument order.
     fn dep_values_into(&self, inputs: &mut Vec<Value>) -> Result<(), TaskFailure> {
-        let deps = self.deps.lock();
-        inputs.reserve(deps.len());
-        for dep in deps.iter() {
+        let cell = self.cell.lock();
+        inputs.reserve(cell.deps.len());
+        for dep in cell.deps.iter() {
             let cell = dep.cell.lock();
             match &cell.slot {
                 Slot::Published(Ok(value)) | Slot::Produced(value) => {
@@ -622,14 +699,19 @@ impl Job {
     pub(crate) fn run_async(self: &Arc<Self>) -> BoxFuture<TaskOutcome> {
         use futures::FutureExt;
         let (handle, registration) = AbortHandle::new_pair();
-        {
-            let mut cell = self.cell.lock();
-            // Cancelled between its dispatch and now (the first poll of the transport's
-            // future): it must not start (found by the simulation).
-            if cell.outcome().is_some() {
+        if let Some(run) = self.body.async_run() {
+            let mut run = run.lock();
+            // Aborted before it started: the scheduler asks for the abort of a cancelled
+            // task before it publishes the cancel, so the outcome below may not be there yet.
+            if matches!(*run, AsyncRun::Aborted) {
                 return Box::pin(async { TaskOutcome::NotRun });
             }
-            cell.abort = Some(handle);
+            *run = AsyncRun::Running(handle);
+        }
+        // Cancelled between its dispatch and now (the first poll of the transport's future):
+        // it must not start (found by the simulation).
+        if self.cell.lock().outcome().is_some() {
+            return Box::pin(async { TaskOutcome::NotRun });
         }
         let inputs = match self.dep_values() {
             Ok(inputs) => inputs,
@@ -656,8 +738,9 @@ impl Job {
     pub(crate) fn abort(&self) {
         // A blocking body cannot be stopped from the outside; one that listens stops itself.
         self.body.cancel();
-        let handle = self.cell.lock().abort.take();
-        if let Some(handle) = handle {
+        let Some(run) = self.body.async_run() else { return };
+        let previous = std::mem::replace(&mut *run.lock(), AsyncRun::Aborted);
+        if let AsyncRun::Running(handle) = previous {
             handle.abort();
         }
     }
@@ -674,17 +757,17 @@ impl Job {
     /// Publishes the outcome and wakes every waiter. A second outcome is ignored.
     pub(crate) fn resolve(&self, outcome: Result<Value, TaskError>) {
         let succeeded = outcome.is_ok();
-        let wakers = {
+        let (wakers, deps) = {
             let mut cell = self.cell.lock();
             if cell.outcome().is_some() {
                 return;
             }
             cell.slot = Slot::Published(outcome.map_err(Box::new));
-            std::mem::take(&mut cell.wakers)
+            // A finished job never reads its inputs again: let them go (after the lock). A
+            // failed one keeps them for `TaskFuture::retry`.
+            let deps = if succeeded { std::mem::take(&mut cell.deps) } else { Box::default() };
+            (std::mem::take(&mut cell.wakers), deps)
         };
-        // A finished job never reads its inputs again: let them go now. A failed one keeps
-        // them for `TaskFuture::retry`.
-        let deps = if succeeded { std::mem::take(&mut *self.deps.lock()) } else { Box::default() };
         wakers.wake_all();
         drop(deps);
     }
@@ -723,9 +806,13 @@ impl Job {
     }
 
     /// Takes the published outcome (and a value produced but not yet published) back, so
-    /// that another can be published. Returned so that the value is dropped after the lock:
-    /// a value's drop may run arbitrary code.
+    /// that another can be published, and lets an aborted async body run again (a retry).
+    /// Returned so that the value is dropped after the lock: a value's drop may run
+    /// arbitrary code.
     pub(crate) fn take_outcome(&self) -> (Option<Result<Value, Box<TaskError>>>, Option<Value>) {
+        if let Some(run) = self.body.async_run() {
+            *run.lock() = AsyncRun::NotStarted;
+        }
         match std::mem::take(&mut self.cell.lock().slot) {
             Slot::Empty => (None, None),
             Slot::Produced(value) => (None, Some(value)),
@@ -785,9 +872,54 @@ mod size_tests {
     /// is the client's memory per pending task with the scheduler's record (see
     /// `benches/overhead.rs`). A field added to it shows up here, to be weighed against that.
     #[test]
-    fn a_job_takes_128_bytes_besides_its_body() {
-        assert_eq!(size_of::<JobOf<()>>(), 128);
-        assert_eq!(size_of::<JobCell>(), 40);
+    fn a_job_takes_112_bytes_besides_its_body() {
+        assert_eq!(size_of::<JobOf<()>>(), 112);
+        assert_eq!(size_of::<JobCell>(), 48);
+    }
+
+    fn async_job(started: &Arc<std::sync::atomic::AtomicBool>) -> Arc<Job> {
+        let started = Arc::clone(started);
+        let body = AsyncBody(move |_: Vec<Value>| -> BoxFuture<Result<Value, TaskFailure>> {
+            started.store(true, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Ok(Arc::new(1_u8) as Value) })
+        });
+        Job::new(TaskId(1), TaskKey::named("async"), Vec::new(), body, None)
+    }
+
+    /// Runs `job`'s async body to its end, which comes at the first poll here.
+    fn run_now(job: &Arc<Job>) -> TaskOutcome {
+        use futures::FutureExt;
+        job.run_async().now_or_never().expect("the run ends at its first poll")
+    }
+
+    /// The scheduler asks for a cancelled task's abort before it publishes the cancel: an
+    /// async body whose run begins in between must not start. Reset for a retry, it runs.
+    #[test]
+    fn an_async_task_aborted_before_it_starts_does_not_start() {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        let started = Arc::new(AtomicBool::new(false));
+        let job = async_job(&started);
+        job.abort();
+        let outcome = run_now(&job);
+        assert!(matches!(outcome, TaskOutcome::NotRun), "{outcome:?}");
+        assert!(!started.load(SeqCst), "the body was started after its abort");
+        drop(job.take_outcome());
+        let outcome = run_now(&job);
+        assert!(outcome.is_value(), "{outcome:?}");
+        assert!(started.load(SeqCst));
+    }
+
+    /// A job that a cancel reached while it waited, without its abort (published first): it
+    /// does not start either.
+    #[test]
+    fn an_async_task_resolved_before_it_starts_does_not_start() {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        let started = Arc::new(AtomicBool::new(false));
+        let job = async_job(&started);
+        job.resolve(Err(TaskError::Cancelled { key: job.key.clone(), reason: "test".into() }));
+        let outcome = run_now(&job);
+        assert!(matches!(outcome, TaskOutcome::NotRun), "{outcome:?}");
+        assert!(!started.load(SeqCst));
     }
 
     #[test]

@@ -627,11 +627,11 @@ impl Core {
             None => {
                 // A shared task must not depend on one client's view: that client's cancel
                 // would reach every other client's task through it.
-                for dep in job.deps.lock().iter_mut() {
+                job.replace_deps(|dep| {
                     if let Some(view) = dep.body_as::<super::cluster_handle::MirrorBody>() {
                         *dep = Arc::clone(view.source());
                     }
-                }
+                });
                 Self::submit_record(locked, job, options, true, actions, stamp)
             }
         };
