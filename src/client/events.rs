@@ -4,8 +4,8 @@
 //! into a ring behind a short lock of its own (the scheduler itself stays pure: it has no
 //! clock, the time comes from [`Executor::now`](crate::Executor::now), read by the core or by
 //! the worker that ran the task). A run's entry is written when its worker reports, before
-//! the scheduler lock is taken for the report, so recording adds nothing to the time that
-//! lock is held per completion; a failure or cancel without a run of its own is written
+//! the scheduler lock is taken for the report, so recording adds to the time that lock is
+//! held per completion only a dispatched task's queue time, stored in its job; a failure or cancel without a run of its own is written
 //! under the scheduler lock (the ring's lock nested in it). Every entry of a task is in the
 //! ring before its futures are resolved, so a `story` read after awaiting a result shows
 //! how the run ended. Read them with [`Client::task_stream`](crate::Client::task_stream)
