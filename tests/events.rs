@@ -422,3 +422,37 @@ fn the_simulation_gives_deterministic_times() {
     }
     assert_eq!(first, run(7), "one seed, one set of keys, workers and times");
 }
+
+/// A run's entry is in the ring once its result can be awaited: a `story` or `task_stream`
+/// read right after shows how the run ended, on every one of many tasks spread over two
+/// busy workers (a recording that buffered entries per worker, or wrote them after
+/// resolving the futures, would miss some).
+#[test]
+fn a_reader_right_after_a_result_sees_the_run_end() {
+    let client = Client::builder().workers(2).build_blocking().unwrap();
+    for round in 0..200u64 {
+        // Keeps the other worker busy too, so that runs end on both while this one is read.
+        let _background = client.map(|x: u64| x * 2, (0..4).map(|i| round * 10 + i + 1_000_000));
+        let future = client.submit(|x: u64| x + 1, round);
+        assert_eq!(future.result().unwrap(), round + 1);
+        let steps = transitions(&client.story(&future));
+        assert!(
+            matches!(steps.last(), Some(TaskTransition::Finished { attempt: 1, .. })),
+            "round {round}: the story misses the finish: {steps:#?}"
+        );
+        let failing = client.try_submit(|_: u64| Err::<u64, _>("refused"), round);
+        assert!(failing.result().is_err());
+        let steps = transitions(&client.story(&failing));
+        assert!(
+            matches!(steps.last(), Some(TaskTransition::RunFailed { attempt: 1, .. })),
+            "round {round}: the story misses the failed run: {steps:#?}"
+        );
+    }
+    let futures = client.map(|x: u64| x + 1, 0..500);
+    client.blocking().gather(&futures).unwrap();
+    let stream = client.task_stream(..);
+    for future in &futures {
+        let runs = stream.iter().filter(|record| &record.key == future.key()).count();
+        assert_eq!(runs, 1, "task_stream misses or repeats {}", future.key());
+    }
+}

@@ -29,6 +29,8 @@ use crate::transport::{
     CompletionSink, EventClock, ReadyTask, Reports, RunReport, RunTimes, Transport,
 };
 
+#[cfg(feature = "dashboard")]
+use super::events::SubmittedByName;
 use super::events::{EventRing, Stamp, UNKNOWN};
 
 thread_local! {
@@ -114,12 +116,18 @@ impl Default for SubmitOptions {
     }
 }
 
-/// The scheduler and the task-event ring, under one lock: recording a transition takes no
-/// lock of its own. Derefs to the scheduler.
+/// The scheduler, under the client's one scheduler lock, with a handle to the task-event
+/// ring, which has a short lock of its own (see [`Core::complete`]). Derefs to the scheduler.
 pub(crate) struct Locked {
     scheduler: Scheduler<Arc<Job>>,
-    /// `None` when recording is off.
-    events: Option<EventRing>,
+    /// The ring (the core's own), `None` when recording is off. Taken under the scheduler
+    /// lock only when a failure or cancel without a run is recorded: the lock order is
+    /// scheduler, then ring, and nothing takes the scheduler lock while it holds the ring's.
+    events: Option<Arc<Mutex<EventRing>>>,
+    /// Tasks submitted per name, counted once a dashboard asked (for its progress bars):
+    /// here rather than in the ring, so that a submission takes no second lock.
+    #[cfg(feature = "dashboard")]
+    submitted: Option<Box<SubmittedByName>>,
 }
 
 impl Deref for Locked {
@@ -144,12 +152,16 @@ fn task_name(job: &Job) -> Option<&'static str> {
 /// Records what `actions` do to tasks that the events do not say already: a dispatch
 /// (its time, in the job), a failure or cancel that resolves a task (except `reported`'s, whose run was
 /// recorded with its error).
+///
+/// The ring's lock is taken only if there is a failure to record (rarely), under the
+/// scheduler lock the caller holds.
 fn record_actions(
-    ring: &mut EventRing,
+    ring: &Mutex<EventRing>,
     actions: &[Action<Arc<Job>>],
     stamp: &mut Stamp,
     reported: Option<TaskId>,
 ) {
+    let mut held = None;
     for action in actions {
         match action {
             // Kept in the job, and recorded with its run (see `JobOf::queued_at`). No
@@ -163,9 +175,9 @@ fn record_actions(
                 };
                 payload.queued_at.store(queued, Ordering::Relaxed)
             }
-            Action::Resolve { id, payload, outcome: Err(error) } if Some(*id) != reported => {
-                ring.failed(payload, task_name(payload), error, stamp)
-            }
+            Action::Resolve { id, payload, outcome: Err(error) } if Some(*id) != reported => held
+                .get_or_insert_with(|| ring.lock())
+                .failed(payload, task_name(payload), error, stamp),
             _ => {}
         }
     }
@@ -180,6 +192,9 @@ fn wake_all(wakers: Vec<Waker>) {
 /// The shared heart of a client.
 pub(crate) struct Core {
     scheduler: Mutex<Locked>,
+    /// The task-event ring, `None` when recording is off; its lock is never held while the
+    /// scheduler lock is taken.
+    events: Option<Arc<Mutex<EventRing>>>,
     /// The clock of the task events, whose time zero is when the client started.
     clock: Arc<EventClock>,
     /// Whether task events are recorded (fixed at construction).
@@ -229,12 +244,16 @@ impl Core {
         events: usize,
     ) -> Core {
         let key_seed = [executor.random_seed(), executor.random_seed()];
+        let ring = (events > 0).then(|| Arc::new(Mutex::new(EventRing::new(events))));
         Core {
             scheduler: Mutex::new(Locked {
                 // The job carries its key: the scheduler reads it there (stored once).
                 scheduler: Scheduler::with_keys_in_payload(transport.capacity(), |job| &job.key),
-                events: (events > 0).then(|| EventRing::new(events)),
+                events: ring.clone(),
+                #[cfg(feature = "dashboard")]
+                submitted: None,
             }),
+            events: ring,
             clock: Arc::new(EventClock::new(&executor, events > 0)),
             records: events > 0,
             transport,
@@ -279,10 +298,35 @@ impl Core {
         stamp
     }
 
-    /// Runs `read` on the task-event ring under the scheduler lock; `None` when recording is
-    /// off.
+    /// Runs `read` on the task-event ring under the ring's lock (not the scheduler's);
+    /// `None` when recording is off. Everything a run's report records is in the ring
+    /// before the task's futures are resolved (see [`Core::complete`]).
     pub(crate) fn with_events<R>(&self, read: impl FnOnce(&mut EventRing) -> R) -> Option<R> {
-        self.scheduler.lock().events.as_mut().map(read)
+        self.events.as_ref().map(|ring| read(&mut ring.lock()))
+    }
+
+    /// Counts the tasks submitted from now on by name (see
+    /// [`submitted_by_name`](Core::submitted_by_name)); a dashboard asks, for its progress
+    /// bars. Tasks submitted before are not counted; nothing is counted with recording off.
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn count_submissions(&self) {
+        let mut locked = self.scheduler.lock();
+        if locked.events.is_some() && locked.submitted.is_none() {
+            locked.submitted = Some(Box::default());
+        }
+    }
+
+    /// The tasks submitted per name since [`count_submissions`](Core::count_submissions),
+    /// names in the order first submitted, at most
+    /// [`SUBMITTED_NAMES`](super::events::SUBMITTED_NAMES) of them; the submissions of
+    /// further names are counted in the second value.
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn submitted_by_name(&self, into: &mut Vec<(Arc<str>, u64)>) -> u64 {
+        into.clear();
+        match &self.scheduler.lock().submitted {
+            Some(counts) => counts.copy_into(into),
+            None => 0,
+        }
     }
 
     /// Plants `bug` in the scheduler (internal: see [`ClientBuilder::planted`](super::ClientBuilder::planted)).
@@ -577,7 +621,12 @@ impl Core {
         actions: &mut Vec<Action<Arc<Job>>>,
         stamp: &mut Stamp,
     ) -> Arc<Job> {
-        let Locked { scheduler, events } = locked;
+        let Locked {
+            scheduler,
+            events,
+            #[cfg(feature = "dashboard")]
+            submitted,
+        } = locked;
         // A list the scheduler had done with: a task reading one other allocates none.
         let mut deps = scheduler.spare_ids();
         job.dep_ids_into(&mut deps);
@@ -600,7 +649,9 @@ impl Core {
         scheduler.handle(Event::Submitted(spec), actions);
         if let Some(ring) = events {
             #[cfg(feature = "dashboard")]
-            ring.submitted(&job, task_name(&job));
+            if let Some(counts) = submitted {
+                counts.add(task_name(&job).unwrap_or_else(|| super::events::key_name(&job.key)));
+            }
             record_actions(ring, &actions[from..], stamp, None);
         }
         // Per-task events are at `trace`/`debug`: the macros check the level before the key
@@ -803,7 +854,7 @@ impl Core {
         let mut stamp = self.stamp();
         {
             let mut locked = self.scheduler.lock();
-            let Locked { scheduler, events } = &mut *locked;
+            let Locked { scheduler, events, .. } = &mut *locked;
             scheduler.handle(event, &mut actions);
             if let Some(ring) = events {
                 record_actions(ring, &actions, &mut stamp, None);
@@ -819,7 +870,7 @@ impl Core {
         let mut stamp = self.stamp();
         {
             let mut locked = self.scheduler.lock();
-            let Locked { scheduler, events: ring } = &mut *locked;
+            let Locked { scheduler, events: ring, .. } = &mut *locked;
             for event in events {
                 scheduler.handle(event, &mut actions);
             }
@@ -894,43 +945,45 @@ impl Core {
             };
             (started, finished.max(started), run.worker)
         });
+        // The run's entry goes into the ring before the scheduler hears of the report, under
+        // the ring's own lock: the scheduler lock's hold per completion is the same with
+        // recording on as off (but for a failure's dependents, recorded under it), and every
+        // reader finds the entry once the task's futures are resolved (after the scheduler's
+        // hold below). The run's end is the time of everything this report does.
+        let mut live = Vec::new();
+        let mut stamp = match times {
+            Some((_, finished, _)) => Stamp::at(&self.clock, finished),
+            None => self.stamp(),
+        };
+        if let Some(ring) = self.events.as_ref().filter(|_| ran) {
+            let error = match &event {
+                Event::Failed { error, .. } => Some(error.clone()),
+                _ => None,
+            };
+            let (worker, started) = match &times {
+                Some((started, _, worker)) => (*worker, Some(*started)),
+                None => (None, None),
+            };
+            let name = task_name(job);
+            let mut ring = ring.lock();
+            ring.ran(job, name, worker, started, attempt, error, lost, &mut stamp);
+            live = ring.take_live();
+        }
         let mut actions = spare_actions();
-        let live = {
+        {
             let mut locked = self.scheduler.lock();
-            let Locked { scheduler, events } = &mut *locked;
+            let Locked { scheduler, events, .. } = &mut *locked;
             // Not run because the transport took it back, as the scheduler asked.
             let event = if !ran && scheduler.is_withdrawing(job.id) {
                 Event::Withdrawn { id: job.id }
             } else {
                 event
             };
-            match events {
-                None => {
-                    scheduler.handle(event, &mut actions);
-                    Vec::new()
-                }
-                Some(ring) => {
-                    // The run's end is the time of everything this report does.
-                    let (mut stamp, worker, started) = match times {
-                        Some((started, finished, worker)) => {
-                            (Stamp::at(&self.clock, finished), worker, Some(started))
-                        }
-                        None => (self.stamp(), None, None),
-                    };
-                    if ran {
-                        let error = match &event {
-                            Event::Failed { error, .. } => Some(error.clone()),
-                            _ => None,
-                        };
-                        let name = task_name(job);
-                        ring.ran(job, name, worker, started, attempt, error, lost, &mut stamp);
-                    }
-                    scheduler.handle(event, &mut actions);
-                    record_actions(ring, &actions, &mut stamp, ran.then_some(job.id));
-                    ring.take_live()
-                }
+            scheduler.handle(event, &mut actions);
+            if let Some(ring) = events {
+                record_actions(ring, &actions, &mut stamp, ran.then_some(job.id));
             }
-        };
+        }
         self.apply(actions, value);
         wake_all(live);
     }
@@ -946,7 +999,7 @@ impl Core {
         let mut stamp = self.stamp();
         let outcome = {
             let mut locked = self.scheduler.lock();
-            let Locked { scheduler, events } = &mut *locked;
+            let Locked { scheduler, events, .. } = &mut *locked;
             let outcome = scheduler.retry_outcome(job.id);
             scheduler.handle(Event::RetryRequested { id: job.id }, &mut actions);
             if let Some(ring) = events {
@@ -982,7 +1035,7 @@ impl Core {
         let mut stamp = self.stamp();
         let outcome = {
             let mut locked = self.scheduler.lock();
-            let Locked { scheduler, events } = &mut *locked;
+            let Locked { scheduler, events, .. } = &mut *locked;
             let outcome = scheduler.cancel_outcome(job.id);
             scheduler.handle(
                 Event::CancelRequested { id: job.id, reason: reason.to_owned() },
@@ -1011,7 +1064,7 @@ impl Core {
         let mut stamp = self.stamp();
         let cancelled = {
             let mut locked = self.scheduler.lock();
-            let Locked { scheduler, events } = &mut *locked;
+            let Locked { scheduler, events, .. } = &mut *locked;
             let unfinished = scheduler.unfinished();
             for &id in &unfinished {
                 if scheduler.cancel_outcome(id) == CancelOutcome::Cancelled {

@@ -1,9 +1,14 @@
 //! Task events: what happened to each task and when, kept in a bounded ring per client.
 //!
 //! The client core records a task's transitions as it carries out the scheduler's actions,
-//! under the scheduler lock it holds anyway (the scheduler itself stays pure: it has no clock,
-//! the time comes from [`Executor::now`](crate::Executor::now), read by the core or by the
-//! worker that ran the task). Read them with [`Client::task_stream`](crate::Client::task_stream)
+//! into a ring behind a short lock of its own (the scheduler itself stays pure: it has no
+//! clock, the time comes from [`Executor::now`](crate::Executor::now), read by the core or by
+//! the worker that ran the task). A run's entry is written when its worker reports, before
+//! the scheduler lock is taken for the report, so recording adds to the time that lock is
+//! held per completion only a dispatched task's queue time, stored in its job; a failure or cancel without a run of its own is written
+//! under the scheduler lock (the ring's lock nested in it). Every entry of a task is in the
+//! ring before its futures are resolved, so a `story` read after awaiting a result shows
+//! how the run ended. Read them with [`Client::task_stream`](crate::Client::task_stream)
 //! (one [`TaskRecord`] per run: who ran it, from when to when, how it ended),
 //! [`Client::task_stream_live`](crate::Client::task_stream_live) (the same, as they happen)
 //! and [`Client::story`](crate::Client::story) (every [`TaskEvent`] of one task, in order).
@@ -440,7 +445,7 @@ impl<'a> Stamp<'a> {
     }
 }
 
-/// The ring of one client, kept beside its scheduler under the same lock.
+/// The ring of one client, behind a lock of its own (see `Core::complete`).
 pub(crate) struct EventRing {
     entries: VecDeque<Entry>,
     capacity: usize,
@@ -455,9 +460,6 @@ pub(crate) struct EventRing {
     workers: Workers,
     /// The registered names the entries name.
     names: Names,
-    /// Tasks submitted per name, counted once a dashboard asked (for its progress bars).
-    #[cfg(feature = "dashboard")]
-    submitted: Option<Box<SubmittedByName>>,
 }
 
 impl EventRing {
@@ -473,42 +475,6 @@ impl EventRing {
             errors: VecDeque::new(),
             workers: Workers::default(),
             names: Names::default(),
-            #[cfg(feature = "dashboard")]
-            submitted: None,
-        }
-    }
-
-    /// Counts the tasks submitted from now on by name (see [`submitted_by_name`]); a dashboard
-    /// asks, for its progress bars. Tasks submitted before are not counted.
-    ///
-    /// [`submitted_by_name`]: EventRing::submitted_by_name
-    #[cfg(feature = "dashboard")]
-    pub(crate) fn count_submissions(&mut self) {
-        if self.submitted.is_none() {
-            self.submitted = Some(Box::default());
-        }
-    }
-
-    /// A task was submitted (a new task: not one more handle of a shared key's task).
-    #[cfg(feature = "dashboard")]
-    pub(crate) fn submitted(&mut self, job: &Job, name: Option<&'static str>) {
-        if let Some(counts) = &mut self.submitted {
-            counts.add(name.unwrap_or_else(|| key_name(&job.key)));
-        }
-    }
-
-    /// The tasks submitted per name since [`count_submissions`](EventRing::count_submissions),
-    /// names in the order first submitted, at most [`SUBMITTED_NAMES`] of them; the
-    /// submissions of further names are counted in the second value.
-    #[cfg(feature = "dashboard")]
-    pub(crate) fn submitted_by_name(&self, into: &mut Vec<(Arc<str>, u64)>) -> u64 {
-        into.clear();
-        match &self.submitted {
-            Some(counts) => {
-                into.extend(counts.names.iter().map(|(name, count)| (Arc::clone(name), *count)));
-                counts.other
-            }
-            None => 0,
         }
     }
 
@@ -745,7 +711,8 @@ pub(crate) struct SubmittedByName {
 
 #[cfg(feature = "dashboard")]
 impl SubmittedByName {
-    fn add(&mut self, name: &str) {
+    /// One more task of `name` was submitted.
+    pub(crate) fn add(&mut self, name: &str) {
         if let Some((held, count)) = self.names.get_mut(self.last)
             && **held == *name
         {
@@ -763,6 +730,12 @@ impl SubmittedByName {
             }
             None => self.other += 1,
         }
+    }
+
+    /// Copies the counts per name into `into` and returns the count of further names.
+    pub(crate) fn copy_into(&self, into: &mut Vec<(Arc<str>, u64)>) -> u64 {
+        into.extend(self.names.iter().map(|(name, count)| (Arc::clone(name), *count)));
+        self.other
     }
 }
 
@@ -845,7 +818,7 @@ fn run_status(kind: Kind, error: Option<&TaskError>) -> Option<RunStatus> {
 }
 
 /// The readable part of a key: its prefix, without a trailing `-<16 hex digits>` token.
-fn key_name(key: &TaskKey) -> &str {
+pub(crate) fn key_name(key: &TaskKey) -> &str {
     let prefix = key.prefix();
     match prefix.rsplit_once('-') {
         Some((name, token))

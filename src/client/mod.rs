@@ -392,7 +392,8 @@ impl Client {
     /// Only what the client's task-event ring still holds (see [`events`]): a task's events
     /// are stored when a run of it ends, or when it fails or is cancelled without running,
     /// so a task still waiting or running has no story yet. Empty for a key the ring does not
-    /// hold, and when recording is off. Scans the ring under the scheduler lock.
+    /// hold, and when recording is off. Scans the ring under its own lock (not the scheduler's:
+    /// submissions go on meanwhile; workers' reports of finished runs wait for it).
     ///
     /// # Examples
     ///

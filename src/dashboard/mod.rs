@@ -26,7 +26,7 @@
 //! the client every [`interval`](DashboardBuilder::interval) (250 ms by default): a
 //! [`Client::stats`] snapshot, and the runs the task-event ring (see
 //! [`events`](crate::events)) recorded since its last read, by sequence number, at most 1,024
-//! entries per hold of the scheduler lock. A run that ended more than the ring's capacity
+//! entries per hold of the ring's lock (never the scheduler's). A run that ended more than the ring's capacity
 //! before the sampler read it is missed (counted in `taskweave_task_events_missed_total`);
 //! with task events off ([`ClientBuilder::task_events`](crate::ClientBuilder::task_events)`(0)`)
 //! the page shows the statistics only. From the moment a dashboard starts, each submission
@@ -263,7 +263,7 @@ impl DashboardBuilder {
                 message: format!("the dashboard's listener failed: {error}; try again"),
             })?;
         // The progress bars' totals: the tasks submitted per name from now on.
-        self.core.with_events(|ring| ring.count_submissions());
+        self.core.count_submissions();
         let app = Arc::new(server::App::new(self.core, self.interval, self.allow_remote));
         let router = server::router(Arc::clone(&app));
         let sampler = Box::pin(server::sample(app));

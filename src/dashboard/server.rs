@@ -25,8 +25,8 @@ use crate::runtimes::server::sleep;
 /// The page: one HTML file, its script and style inline, nothing fetched from elsewhere.
 const PAGE: &str = include_str!("page.html");
 
-/// Ring entries copied per hold of the scheduler lock: small, so that a submit never waits
-/// long behind the sampler.
+/// Ring entries copied per hold of the ring's lock: small, so that a worker's report never
+/// waits long behind the sampler.
 const BITE: usize = 1024;
 /// Bites per tick at most (the sampler catches up over several ticks past this).
 const BITES_PER_TICK: usize = 512;
@@ -188,11 +188,8 @@ pub(crate) async fn sample(app: Arc<App>) {
             }
         }
         let stats = snapshot(&app.core);
-        let read = app.core.with_events(|ring| {
-            let other = ring.submitted_by_name(&mut submitted);
-            (ring.counts(), other)
-        });
-        let (counts, other) = read.unwrap_or_default();
+        let other = app.core.submitted_by_name(&mut submitted);
+        let counts = app.core.with_events(|ring| ring.counts()).unwrap_or_default();
         app.model.lock().submitted(&submitted, other);
         let closed = app.core.is_closed();
         let now = app.core.elapsed();
