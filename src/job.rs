@@ -305,6 +305,14 @@ struct WithAbort<B> {
     body: B,
 }
 
+/// Why a job's run did not begin (see `JobOf::dep_values_into`).
+enum NotStarted {
+    /// It was aborted first (see `Slot::Aborted`): it reports [`TaskOutcome::NotRun`].
+    Aborted,
+    /// An input had no value (an internal error): it fails with this.
+    Failed(TaskFailure),
+}
+
 /// Where an async body's run stands, for a cancel ([`Job::abort`]) to stop it.
 #[derive(Default)]
 pub(crate) enum AsyncRun {
@@ -542,6 +550,12 @@ enum Slot {
     /// The published outcome. Boxed error: most tasks succeed, and the box keeps every job
     /// 32 bytes smaller.
     Published(Result<Value, Box<TaskError>>),
+    /// Aborted before any outcome: the task was cancelled while dispatched, and its outcome
+    /// (the cancel) is about to be published. A run that has not begun must not begin: the
+    /// scheduler asks for the abort before it publishes the cancel, so a worker that takes
+    /// the task in between finds this, not the outcome. Not an outcome itself; the published
+    /// one replaces it, and a reset for a retry empties it.
+    Aborted,
 }
 
 impl JobCell {
@@ -549,7 +563,7 @@ impl JobCell {
     fn outcome(&self) -> Option<&Result<Value, Box<TaskError>>> {
         match &self.slot {
             Slot::Published(outcome) => Some(outcome),
-            Slot::Empty | Slot::Produced(_) => None,
+            Slot::Empty | Slot::Produced(_) | Slot::Aborted => None,
         }
     }
 }
@@ -646,15 +660,18 @@ impl Job {
         self.body.is_detached()
     }
 
-    fn dep_values(&self) -> Result<Vec<Value>, TaskFailure> {
+    fn dep_values(&self) -> Result<Vec<Value>, NotStarted> {
         let mut inputs = Vec::new();
         self.dep_values_into(&mut inputs)?;
         Ok(inputs)
     }
 
     /// Appends the values of the jobs this one reads to `inputs`, in argument order.
-    fn dep_values_into(&self, inputs: &mut Vec<Value>) -> Result<(), TaskFailure> {
+    fn dep_values_into(&self, inputs: &mut Vec<Value>) -> Result<(), NotStarted> {
         let cell = self.cell.lock();
+        if matches!(cell.slot, Slot::Aborted) {
+            return Err(NotStarted::Aborted);
+        }
         inputs.reserve(cell.deps.len());
         for dep in cell.deps.iter() {
             let cell = dep.cell.lock();
@@ -663,10 +680,10 @@ impl Job {
                     inputs.push(Arc::clone(value));
                 }
                 _ => {
-                    return Err(TaskFailure::new(format!(
+                    return Err(NotStarted::Failed(TaskFailure::new(format!(
                         "internal error: dependency {} has no value; please report this",
                         dep.key
-                    )));
+                    ))));
                 }
             }
         }
@@ -679,7 +696,8 @@ impl Job {
         // task); a body that runs another on this thread meanwhile just makes its own.
         let mut inputs = SPARE_INPUTS.take();
         let outcome = match self.dep_values_into(&mut inputs) {
-            Err(failure) => TaskOutcome::Failed(failure),
+            Err(NotStarted::Aborted) => TaskOutcome::NotRun,
+            Err(NotStarted::Failed(failure)) => TaskOutcome::Failed(failure),
             Ok(()) => match catch_unwind(AssertUnwindSafe(|| self.body.call_blocking(&inputs))) {
                 Ok(Ok(value)) => TaskOutcome::Value(TaskValue(value)),
                 Ok(Err(failure)) => TaskOutcome::Failed(failure),
@@ -715,7 +733,10 @@ impl Job {
         }
         let inputs = match self.dep_values() {
             Ok(inputs) => inputs,
-            Err(failure) => return Box::pin(async move { TaskOutcome::Failed(failure) }),
+            Err(NotStarted::Aborted) => return Box::pin(async { TaskOutcome::NotRun }),
+            Err(NotStarted::Failed(failure)) => {
+                return Box::pin(async move { TaskOutcome::Failed(failure) });
+            }
         };
         let future = match catch_unwind(AssertUnwindSafe(|| self.body.call_async(inputs))) {
             Ok(future) => future,
@@ -736,8 +757,15 @@ impl Job {
     /// The task was cancelled while it ran or waited: tells a body that listens, and stops a
     /// running async body.
     pub(crate) fn abort(&self) {
-        // A blocking body cannot be stopped from the outside; one that listens stops itself.
+        // A blocking body cannot be stopped from the outside once it runs; one that listens
+        // stops itself. One that has not begun never will (see `Slot::Aborted`).
         self.body.cancel();
+        {
+            let mut cell = self.cell.lock();
+            if matches!(cell.slot, Slot::Empty) {
+                cell.slot = Slot::Aborted;
+            }
+        }
         let Some(run) = self.body.async_run() else { return };
         let previous = std::mem::replace(&mut *run.lock(), AsyncRun::Aborted);
         if let AsyncRun::Running(handle) = previous {
@@ -814,7 +842,7 @@ impl Job {
             *run.lock() = AsyncRun::NotStarted;
         }
         match std::mem::take(&mut self.cell.lock().slot) {
-            Slot::Empty => (None, None),
+            Slot::Empty | Slot::Aborted => (None, None),
             Slot::Produced(value) => (None, Some(value)),
             Slot::Published(outcome) => (Some(outcome), None),
         }
@@ -907,6 +935,44 @@ mod size_tests {
         let outcome = run_now(&job);
         assert!(outcome.is_value(), "{outcome:?}");
         assert!(started.load(SeqCst));
+    }
+
+    /// The same window for a blocking body, which a worker starts on its own thread: aborted
+    /// (the cancel about to be published), it does not start; reset for a retry, it runs.
+    #[test]
+    fn a_blocking_task_aborted_before_it_starts_does_not_start() {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        let started = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&started);
+        let body = BlockingBody(move |_: &[Value]| -> Result<Value, TaskFailure> {
+            flag.store(true, SeqCst);
+            Ok(Arc::new(1_u8) as Value)
+        });
+        let job = Job::new(TaskId(1), TaskKey::named("blocking"), Vec::new(), body, None);
+        job.abort();
+        let outcome = job.run_blocking();
+        assert!(matches!(outcome, TaskOutcome::NotRun), "{outcome:?}");
+        assert!(!started.load(SeqCst), "the body was started after its abort");
+        drop(job.take_outcome());
+        let outcome = job.run_blocking();
+        assert!(outcome.is_value(), "{outcome:?}");
+        assert!(started.load(SeqCst));
+    }
+
+    /// An abort that comes once the body has produced its value changes nothing: the value
+    /// stays for its dependents until the cancel is published.
+    #[test]
+    fn an_abort_after_the_value_was_produced_keeps_the_value() {
+        let body = BlockingBody(|_: &[Value]| -> Result<Value, TaskFailure> {
+            Ok(Arc::new(7_u8) as Value)
+        });
+        let job = Job::new(TaskId(1), TaskKey::named("produced"), Vec::new(), body, None);
+        let TaskOutcome::Value(value) = job.run_blocking() else { panic!("no value") };
+        job.set_produced(&value.0);
+        job.abort();
+        let (outcome, produced) = job.take_outcome();
+        assert!(outcome.is_none());
+        assert_eq!(produced.and_then(|value| value.downcast_ref::<u8>().copied()), Some(7));
     }
 
     /// A job that a cancel reached while it waited, without its abort (published first): it
