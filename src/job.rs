@@ -256,6 +256,36 @@ pub(crate) trait Body: Send + Sync + 'static {
     }
 }
 
+/// The `Body` methods a wrapper around a body (`WithCall`, `WithAbort`) hands to the body it
+/// wraps, in its `body` field; the wrapper writes only the methods it answers itself.
+macro_rules! forward_to_inner_body {
+    () => {
+        fn is_async(&self) -> bool {
+            self.body.is_async()
+        }
+
+        fn call_blocking(&self, inputs: &[Value]) -> Result<Value, TaskFailure> {
+            self.body.call_blocking(inputs)
+        }
+
+        fn call_async(&self, inputs: Vec<Value>) -> BoxFuture<Result<Value, TaskFailure>> {
+            self.body.call_async(inputs)
+        }
+
+        fn cancel(&self) {
+            self.body.cancel();
+        }
+
+        fn is_detached(&self) -> bool {
+            self.body.is_detached()
+        }
+
+        fn as_any(&self) -> Option<&dyn Any> {
+            self.body.as_any()
+        }
+    };
+}
+
 /// A registered task's body: the body, and the call transports that leave the process send
 /// instead.
 struct WithCall<B> {
@@ -264,29 +294,7 @@ struct WithCall<B> {
 }
 
 impl<B: Body> Body for WithCall<B> {
-    fn is_async(&self) -> bool {
-        self.body.is_async()
-    }
-
-    fn call_blocking(&self, inputs: &[Value]) -> Result<Value, TaskFailure> {
-        self.body.call_blocking(inputs)
-    }
-
-    fn call_async(&self, inputs: Vec<Value>) -> BoxFuture<Result<Value, TaskFailure>> {
-        self.body.call_async(inputs)
-    }
-
-    fn cancel(&self) {
-        self.body.cancel();
-    }
-
-    fn is_detached(&self) -> bool {
-        self.body.is_detached()
-    }
-
-    fn as_any(&self) -> Option<&dyn Any> {
-        self.body.as_any()
-    }
+    forward_to_inner_body!();
 
     fn registered_call(&self) -> Option<&RegisteredCall> {
         Some(&self.call)
@@ -305,14 +313,6 @@ struct WithAbort<B> {
     body: B,
 }
 
-/// Why a job's run did not begin (see `JobOf::dep_values_into`).
-enum NotStarted {
-    /// It was aborted first (see `Slot::Aborted`): it reports [`TaskOutcome::NotRun`].
-    Aborted,
-    /// An input had no value (an internal error): it fails with this.
-    Failed(TaskFailure),
-}
-
 /// Where an async body's run stands, for a cancel ([`Job::abort`]) to stop it.
 #[derive(Default)]
 pub(crate) enum AsyncRun {
@@ -328,29 +328,7 @@ pub(crate) enum AsyncRun {
 }
 
 impl<B: Body> Body for WithAbort<B> {
-    fn is_async(&self) -> bool {
-        self.body.is_async()
-    }
-
-    fn call_blocking(&self, inputs: &[Value]) -> Result<Value, TaskFailure> {
-        self.body.call_blocking(inputs)
-    }
-
-    fn call_async(&self, inputs: Vec<Value>) -> BoxFuture<Result<Value, TaskFailure>> {
-        self.body.call_async(inputs)
-    }
-
-    fn cancel(&self) {
-        self.body.cancel();
-    }
-
-    fn is_detached(&self) -> bool {
-        self.body.is_detached()
-    }
-
-    fn as_any(&self) -> Option<&dyn Any> {
-        self.body.as_any()
-    }
+    forward_to_inner_body!();
 
     fn registered_call(&self) -> Option<&RegisteredCall> {
         self.body.registered_call()
@@ -359,6 +337,14 @@ impl<B: Body> Body for WithAbort<B> {
     fn async_run(&self) -> Option<&Mutex<AsyncRun>> {
         Some(&self.run)
     }
+}
+
+/// Why a job's run did not begin (see `JobOf::dep_values_into`).
+enum NotStarted {
+    /// It was aborted first (see `Slot::Aborted`): it reports [`TaskOutcome::NotRun`].
+    Aborted,
+    /// An input had no value (an internal error): it fails with this.
+    Failed(TaskFailure),
 }
 
 /// A blocking body: reads its dependencies' values and returns its own.
