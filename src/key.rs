@@ -174,39 +174,12 @@ impl KeyTokens {
     }
 }
 
-/// SipHash-1-3 (Aumasson and Bernstein's SipHash with one compression round and three
-/// finalization rounds) of the 8 little-endian bytes of `message`, under `key`.
+/// SipHash-1-3 of the 8 little-endian bytes of `message`, keyed with `key`.
 fn sip13_of_u64(key: [u64; 2], message: u64) -> u64 {
-    #[inline(always)]
-    fn round(v: &mut [u64; 4]) {
-        v[0] = v[0].wrapping_add(v[1]);
-        v[1] = v[1].rotate_left(13) ^ v[0];
-        v[0] = v[0].rotate_left(32);
-        v[2] = v[2].wrapping_add(v[3]);
-        v[3] = v[3].rotate_left(16) ^ v[2];
-        v[0] = v[0].wrapping_add(v[3]);
-        v[3] = v[3].rotate_left(21) ^ v[0];
-        v[2] = v[2].wrapping_add(v[1]);
-        v[1] = v[1].rotate_left(17) ^ v[2];
-        v[2] = v[2].rotate_left(32);
-    }
-    let mut v = [
-        key[0] ^ 0x736f_6d65_7073_6575,
-        key[1] ^ 0x646f_7261_6e64_6f6d,
-        key[0] ^ 0x6c79_6765_6e65_7261,
-        key[1] ^ 0x7465_6462_7974_6573,
-    ];
-    // The one message block, then the last block: the message's length (8) in the top byte.
-    for block in [message, 8 << 56] {
-        v[3] ^= block;
-        round(&mut v);
-        v[0] ^= block;
-    }
-    v[2] ^= 0xff;
-    for _ in 0..3 {
-        round(&mut v);
-    }
-    v[0] ^ v[1] ^ v[2] ^ v[3]
+    use std::hash::Hasher;
+    let mut hasher = siphasher::sip::SipHasher13::new_with_keys(key[0], key[1]);
+    hasher.write_u64(message);
+    hasher.finish()
 }
 
 #[cfg(test)]
