@@ -603,6 +603,7 @@ impl Written {
             max_deliveries: self.max_deliveries,
             ttl_ms: self.ttl_ms,
             resources: Vec::new(),
+            inline_max: self.task_number.is_multiple_of(2).then_some(256),
         }
     }
 }

@@ -146,6 +146,9 @@ struct CompletionSpec {
     number: u64,
     status: Status,
     body: Vec<u8>,
+    /// Whether an output is written under its result key too (else the reply says
+    /// `stored` 0).
+    store_result: bool,
 }
 
 /// Which stream a read names.
@@ -225,6 +228,8 @@ enum Op {
         entries: Vec<Pick>,
     },
     ReadValues(Vec<(usize, u64)>),
+    /// A client writes outputs it kept under their result keys.
+    WriteValues(Vec<(usize, u64, Vec<u8>)>, Span),
     DeleteKeys(Vec<KeyPick>),
     Heartbeat {
         worker: usize,
@@ -359,13 +364,14 @@ fn garbage() -> impl Strategy<Value = Fields> {
 }
 
 fn completion() -> impl Strategy<Value = CompletionSpec> {
-    (pick(), client(), 0u64..4, status(), bytes(12)).prop_map(
-        |(entry, client, number, status, body)| CompletionSpec {
+    (pick(), client(), 0u64..4, status(), bytes(12), any::<bool>()).prop_map(
+        |(entry, client, number, status, body, store_result)| CompletionSpec {
             entry,
             client,
             number,
             status,
             body,
+            store_result,
         },
     )
 }
@@ -454,6 +460,8 @@ impl ReferenceStateMachine for Reference {
             work => (consumer(), picks())
                 .prop_map(|(consumer, entries)| Op::HandBack { consumer, entries }),
             2 => prop::collection::vec((client(), 0u64..4), 1..4).prop_map(Op::ReadValues),
+            1 => (prop::collection::vec((client(), 0u64..4, bytes(6)), 1..3), span())
+                .prop_map(|(values, ttl)| Op::WriteValues(values, ttl)),
             2 => prop::collection::vec(key_pick(), 1..3).prop_map(Op::DeleteKeys),
             1 => (consumer(), bytes(8), span()).prop_map(|(worker, announcement, ttl)| {
                 Op::Heartbeat { worker, announcement, ttl }
@@ -759,6 +767,7 @@ impl Pair {
                         body: spec.body.clone(),
                         ttl_ms: ttl.millis(),
                         run: None,
+                        store_result: spec.store_result,
                     }
                 })
                 .collect()
@@ -812,6 +821,7 @@ impl Pair {
                     max_deliveries: spec.max_deliveries,
                     ttl_ms: LONG.as_millis() as u64,
                     resources: Vec::new(),
+                    inline_max: spec.number.is_multiple_of(2).then_some(256),
                 }
             })
             .collect()
@@ -994,6 +1004,19 @@ impl Pair {
                     .collect();
                 let answers = self.both(|store, _| store.read_values(&names));
                 self.compare(op, answers, |_, _, values| Answer::Values(values));
+            }
+            Op::WriteValues(which, ttl) => {
+                let values: Vec<(String, Vec<u8>)> = which
+                    .iter()
+                    .map(|(client, number, value)| {
+                        (self.keys.result(CLIENTS[*client], *number), value.clone())
+                    })
+                    .collect();
+                let answers = self.both(|store, _| store.write_values(&values, ttl.millis()));
+                self.compare(op, answers, |_, _, ()| Answer::Unit);
+                if *ttl == Span::Short {
+                    self.pause();
+                }
             }
             Op::DeleteKeys(which) => {
                 let names: Vec<String> = which
@@ -1246,6 +1269,7 @@ fn owner_checked_operations_without_a_group_find_nothing_pending() {
                     number: 0,
                     status: Status::Ok,
                     body: b"3".to_vec(),
+                    store_result: true,
                 }],
                 ttl: Span::Long,
             },
@@ -1287,6 +1311,7 @@ fn a_batch_completing_one_entry_twice_is_judged_as_two_calls() {
         number,
         status: Status::Ok,
         body: body.to_vec(),
+        store_result: true,
     };
     let sleep = EntrySpec {
         task: "sleep",

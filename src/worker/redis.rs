@@ -2298,6 +2298,10 @@ impl Shared {
                 reply: entry.reply.clone(),
                 result: entry.result.clone(),
                 rid: entry.rid.clone(),
+                // A small output the client keeps from the reply is written only there.
+                store_result: entry
+                    .inline_max
+                    .is_none_or(|inline_max| body.len() as u64 > inline_max),
                 status,
                 body,
                 ttl_ms: entry.ttl_ms,

@@ -134,6 +134,8 @@ pub fn complete_one(
             // When the run started and finished (microseconds since the epoch).
             .arg(1_000)
             .arg(2_000)
+            // Stored under the result key too (the test reads it there).
+            .arg("1")
             .invoke(connection)
             .unwrap();
     assert_eq!(answers.len(), 1, "one answer per outcome");

@@ -191,6 +191,7 @@ fn the_scripts_refuse_a_bad_ttl_before_writing_anything() {
             .arg("18446744073709551615")
             .arg("")
             .arg("")
+            .arg("1")
             .invoke(&mut connection);
     let error = completed.unwrap_err().to_string();
     assert!(error.contains("has ttl 18446744073709551615"), "{error}");

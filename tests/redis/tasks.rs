@@ -57,6 +57,33 @@ impl Task for Sum {
     }
 }
 
+/// Repeats a letter: an output of any size (one over `INLINE_RESULT_MAX`, 256 bytes, is
+/// stored under its result key by the worker; a smaller one only in its completion).
+pub struct Repeat;
+
+impl Task for Repeat {
+    const NAME: &'static str = "repeat";
+    type Input = usize;
+    type Output = String;
+    type Error = Infallible;
+    fn run(length: usize) -> Result<String, Infallible> {
+        Ok("x".repeat(length))
+    }
+}
+
+/// The length of a text (a dependent of [`Repeat`]).
+pub struct Length;
+
+impl Task for Length {
+    const NAME: &'static str = "length";
+    type Input = String;
+    type Output = usize;
+    type Error = Infallible;
+    fn run(text: String) -> Result<usize, Infallible> {
+        Ok(text.len())
+    }
+}
+
 /// A task no worker registers.
 pub struct Unregistered;
 
@@ -91,6 +118,8 @@ pub fn register_all(builder: WorkerBuilder) -> WorkerBuilder {
         .register::<Sum>()
         .register::<Sleepy>()
         .register::<Counted>()
+        .register::<Repeat>()
+        .register::<Length>()
 }
 
 /// How often [`Counted`] ran, per tag (tests of one binary share it; each uses its own tags).

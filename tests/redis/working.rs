@@ -104,7 +104,10 @@ fn workers_are_listed_while_alive() {
         assert_eq!(workers.len(), 1);
         assert_eq!(workers[0].name, running.name());
         assert_eq!(workers[0].concurrency, 3);
-        assert_eq!(workers[0].tasks, ["add", "counted", "explode", "parse", "sleepy", "sum"]);
+        assert_eq!(
+            workers[0].tasks,
+            ["add", "counted", "explode", "length", "parse", "repeat", "sleepy", "sum"]
+        );
         assert_eq!(workers[0].pid, std::process::id());
         // The client lists the same workers.
         let client = client(&server, "listed").await;
@@ -116,25 +119,72 @@ fn workers_are_listed_while_alive() {
     });
 }
 
+/// The result keys under `taskweave:result:` on the server.
+fn result_keys(connection: &mut redis::Connection) -> usize {
+    let keys: Vec<String> = redis::cmd("KEYS").arg("taskweave:result:*").query(connection).unwrap();
+    keys.len()
+}
+
 #[test]
 fn released_results_are_deleted_from_redis() {
     run(|| async {
         let server = RedisServer::start();
         let worker = worker(&server, "release", 2).await;
         let client = client(&server, "release").await;
-        let futures = client.map_task::<Add>((0..20).map(|i| (i, i)));
+        // Outputs over 256 bytes are stored under their result keys by the worker.
+        let futures = client.map_task::<crate::tasks::Repeat>((0..20).map(|i| 300 + i));
         client.gather(&futures).await.unwrap();
         let mut connection = server.connection();
-        let count = |connection: &mut redis::Connection| -> usize {
-            let keys: Vec<String> =
-                redis::cmd("KEYS").arg("taskweave:result:*").query(connection).unwrap();
-            keys.len()
-        };
-        assert_eq!(count(&mut connection), 20, "finished results live in redis while held");
+        assert_eq!(result_keys(&mut connection), 20, "finished results live in redis while held");
         drop(futures);
         let executor = client.executor().clone();
         let deleted = taskweave::ExecutorExt::timeout(&*executor, Duration::from_secs(10), async {
-            while count(&mut connection) > 0 {
+            while result_keys(&mut connection) > 0 {
+                executor.sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(deleted.is_ok(), "released results were not deleted");
+        client.close().await.unwrap();
+        worker.shutdown();
+        worker.stopped().await;
+    });
+}
+
+/// A small output is written once, in its completion: the client keeps it, and writes it
+/// under its result key only when a dependent task (whose worker reads it there) is sent.
+#[test]
+fn small_outputs_are_written_once_and_stored_only_for_dependents() {
+    run(|| async {
+        let server = RedisServer::start();
+        let worker = worker(&server, "once", 2).await;
+        let client = client(&server, "once").await;
+        let mut connection = server.connection();
+        let small = client.map_task::<Add>((0..10).map(|i| (i, i)));
+        let texts = client.map_task::<crate::tasks::Repeat>([5, 200, 300]);
+        client.gather(&small).await.unwrap();
+        client.gather(&texts).await.unwrap();
+        // Only the 300-letter output (302 bytes of JSON) is over the limit of 256.
+        assert_eq!(result_keys(&mut connection), 1, "small outputs live in completions only");
+        // Dependents sent after their dependencies finished: the client writes the two
+        // outputs they read (and only those), and they get the right inputs.
+        let pair = client.after((&small[2], &small[3])).submit_task::<Add>();
+        assert_eq!(pair.await.unwrap(), 10);
+        assert_eq!(result_keys(&mut connection), 3);
+        // Read from Redis again by a second dependent: still there, not written twice.
+        let again = client.after((&small[2], &small[3])).submit_task::<Add>();
+        assert_eq!(again.await.unwrap(), 10);
+        let lengths: Vec<_> = texts
+            .iter()
+            .map(|text| client.after(text).submit_task::<crate::tasks::Length>())
+            .collect();
+        assert_eq!(client.gather(&lengths).await.unwrap(), vec![5, 200, 300]);
+        assert_eq!(result_keys(&mut connection), 5, "two kept texts written for their dependents");
+        // Released: every key this client wrote, or its workers did, is deleted.
+        drop((small, texts, lengths));
+        let executor = client.executor().clone();
+        let deleted = taskweave::ExecutorExt::timeout(&*executor, Duration::from_secs(10), async {
+            while result_keys(&mut connection) > 0 {
                 executor.sleep(Duration::from_millis(5)).await;
             }
         })

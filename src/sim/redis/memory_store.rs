@@ -583,7 +583,7 @@ fn store_outcome(
     deliveries: u32,
 ) {
     let status = completion.status.as_str();
-    if status == "ok" {
+    if status == "ok" && completion.store_result {
         let expires = now + Duration::from_millis(completion.ttl_ms.max(1));
         data.strings.insert(completion.result.clone(), (completion.body.clone(), Some(expires)));
     }
@@ -593,6 +593,10 @@ fn store_outcome(
     if let Some(times) = completion.run {
         let run = crate::transport::redis::protocol::run_fields(consumer, times);
         fields.extend(run.into_iter().map(|(name, value)| (name.as_bytes().to_vec(), value)));
+    }
+    // An output left out of its result key: the reply says so, and the client keeps it.
+    if status == "ok" && !completion.store_result {
+        fields.push((b"stored".to_vec(), b"0".to_vec()));
     }
     publish_reply(data, &completion.reply, wall, &completion.rid, fields);
     set_expiry(data, &completion.reply, now, completion.ttl_ms);
@@ -1345,6 +1349,18 @@ impl Store for MemoryStore {
                 handed += 1;
             }
             handed
+        }))
+    }
+
+    fn write_values<'a>(
+        &'a self,
+        values: &'a [(String, Vec<u8>)],
+        ttl_ms: u64,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.model.command("SET", move |data, now, _| {
+            for (key, value) in values {
+                set_string(data, key.clone(), value, now, ttl_ms);
+            }
         }))
     }
 

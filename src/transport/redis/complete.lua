@@ -4,11 +4,13 @@
 --
 -- KEYS[1] task stream, KEYS[2] the queue's starts hash, then per outcome three keys: the
 -- client's reply stream, the task's result key, the delivery's entry_of key
--- ARGV[1] group, ARGV[2] consumer, then per outcome seven arguments: entry id, rid, status,
--- body, ttl in ms, and when the worker started and finished the run (microseconds since the
--- Unix epoch on its clock; both empty when it did not run it). The reply then also names
--- the worker (the consumer) and carries the two times, for the client's task events (a
--- client older than these fields ignores them).
+-- ARGV[1] group, ARGV[2] consumer, then per outcome eight arguments: entry id, rid, status,
+-- body, ttl in ms, when the worker started and finished the run (microseconds since the
+-- Unix epoch on its clock; both empty when it did not run it), and whether to store the
+-- output under the result key ('1', or '0' when the client keeps a small output from the
+-- reply itself: the entry's `inline_max`). The reply then also names the worker (the
+-- consumer) and carries the two times, for the client's task events (a client older than
+-- these fields ignores them), and says `stored` '0' when the result key was not written.
 --
 -- Returns, per outcome in order, 1 when accepted, 0 when the entry is no longer pending
 -- (already completed, dead-lettered, handed back or cancelled: a repeated call is harmless),
@@ -24,17 +26,77 @@
 -- use as an expiry, an unknown status, a reply key that is not a stream) fails the call
 -- having changed nothing: failing half-way would leave replies written for entries still
 -- pending, and the worker retrying forever.
-local count = (#ARGV - 2) / 7
+
+-- Where each of `ids` stands in the group's pending list: {owner, deliveries} while pending,
+-- false when not (also without the stream or its group: deleted, or lost in a restart without
+-- persistence; failing there would make the worker retry forever). One XPENDING over the
+-- range the ids span, filtered to `consumer`, finds the caller's own entries (nearly always
+-- all of them) instead of one XPENDING per id; only the ids it does not list are looked up
+-- one by one. Returns nil and the error on any other failure. (The same function is in
+-- complete.lua and begin.lua: each script stands alone.)
+local function pending_of(stream, group, consumer, ids)
+  local found = {}
+  local low, high
+  for _, id in ipairs(ids) do
+    local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+    if ms then
+      local at = {tonumber(ms), tonumber(seq), id}
+      if low == nil or at[1] < low[1] or (at[1] == low[1] and at[2] < low[2]) then
+        low = at
+      end
+      if high == nil or at[1] > high[1] or (at[1] == high[1] and at[2] > high[2]) then
+        high = at
+      end
+    end
+  end
+  if low then
+    local listed = redis.pcall('XPENDING', stream, group, low[3], high[3], #ids + 64, consumer)
+    if type(listed) == 'table' and listed.err then
+      if not string.find(listed.err, 'NOGROUP', 1, true) then
+        return nil, listed
+      end
+      for _, id in ipairs(ids) do
+        found[id] = false
+      end
+      return found
+    end
+    for _, row in ipairs(listed) do
+      found[row[1]] = {row[2], row[4]}
+    end
+  end
+  for _, id in ipairs(ids) do
+    if found[id] == nil then
+      local pending = redis.pcall('XPENDING', stream, group, id, id, 1)
+      if type(pending) == 'table' and pending.err then
+        if not string.find(pending.err, 'NOGROUP', 1, true) then
+          return nil, pending
+        end
+        found[id] = false
+      elseif #pending == 0 then
+        found[id] = false
+      else
+        found[id] = {pending[1][2], pending[1][4]}
+      end
+    end
+  end
+  return found
+end
+
+local count = (#ARGV - 2) / 8
 if count ~= math.floor(count) then
-  return redis.error_reply('ERR complete.lua takes 7 arguments per outcome after 2, got ' ..
+  return redis.error_reply('ERR complete.lua takes 8 arguments per outcome after 2, got ' ..
     #ARGV)
 end
 local statuses = {ok = true, failed = true, panicked = true, lost = true, rejected = true}
 local stream_or_none = {}
 for i = 0, count - 1 do
-  local reply, id, status, ttl = KEYS[3 + 3 * i], ARGV[3 + 7 * i], ARGV[5 + 7 * i],
-    ARGV[7 + 7 * i]
-  local started, finished = ARGV[8 + 7 * i], ARGV[9 + 7 * i]
+  local reply, id, status, ttl = KEYS[3 + 3 * i], ARGV[3 + 8 * i], ARGV[5 + 8 * i],
+    ARGV[7 + 8 * i]
+  local started, finished, store = ARGV[8 + 8 * i], ARGV[9 + 8 * i], ARGV[10 + 8 * i]
+  if store ~= '1' and store ~= '0' then
+    return redis.error_reply('ERR complete.lua: entry ' .. id .. ' has store ' .. store ..
+      ', not 1 or 0')
+  end
   if (started == '') ~= (finished == '') or (started ~= '' and
       (tonumber(started) == nil or tonumber(finished) == nil)) then
     return redis.error_reply('ERR complete.lua: entry ' .. id .. ' has run times ' ..
@@ -57,6 +119,14 @@ for i = 0, count - 1 do
       ', which holds something other than a stream')
   end
 end
+local ids = {}
+for i = 0, count - 1 do
+  ids[#ids + 1] = ARGV[3 + 8 * i]
+end
+local pending, problem = pending_of(KEYS[1], ARGV[1], ARGV[2], ids)
+if not pending then
+  return problem
+end
 local out = {}
 local expiring = nil
 -- Acknowledged, deleted and forgotten together at the end: one XACK, XDEL and HDEL for the
@@ -65,50 +135,46 @@ local acked, deleted, forgotten = {}, {}, {}
 local accepted = {}
 for i = 0, count - 1 do
   local reply, result, entry_of = KEYS[3 + 3 * i], KEYS[4 + 3 * i], KEYS[5 + 3 * i]
-  local id, rid, status, body, ttl = ARGV[3 + 7 * i], ARGV[4 + 7 * i], ARGV[5 + 7 * i],
-    ARGV[6 + 7 * i], ARGV[7 + 7 * i]
-  local started, finished = ARGV[8 + 7 * i], ARGV[9 + 7 * i]
-  -- Without the stream or its group (deleted, or lost in a restart without persistence)
-  -- nothing is pending: XPENDING fails with NOGROUP, and failing here too would make the
-  -- worker retry forever, so treat the entry as not pending instead.
-  local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-  if type(pending) == 'table' and pending.err then
-    if not string.find(pending.err, 'NOGROUP', 1, true) then
-      return pending
-    end
-    pending = {}
-  end
+  local id, rid, status, body, ttl = ARGV[3 + 8 * i], ARGV[4 + 8 * i], ARGV[5 + 8 * i],
+    ARGV[6 + 8 * i], ARGV[7 + 8 * i]
+  local started, finished, store = ARGV[8 + 8 * i], ARGV[9 + 8 * i], ARGV[10 + 8 * i]
+  local state = pending[id]
   local deliveries
   if accepted[id] then
     -- Reported earlier in this batch: no longer pending and its count of starts forgotten,
     -- as after a call of its own (the acknowledgement and the HDEL wait for the batch's end).
-    pending = {}
+    state = false
     if redis.call('GET', entry_of) == id then
       deliveries = '0'
     end
-  elseif #pending == 0 then
+  elseif not state then
     if redis.call('GET', entry_of) == id then
       deliveries = redis.call('HGET', KEYS[2], id) or '0'
     end
-  elseif pending[1][2] == ARGV[2] then
-    deliveries = tostring(pending[1][4])
+  elseif state[1] == ARGV[2] then
+    deliveries = tostring(state[2])
   end
   if deliveries == nil then
-    out[#out + 1] = (#pending == 0) and 0 or -1
+    out[#out + 1] = state and -1 or 0
   else
     -- Result, notification and acknowledgement happen together or not at all: a crash can
     -- never leave a written result with a pending entry that another worker would run again.
+    -- The output is written once where it can be: in the reply alone when the client keeps
+    -- it, else also under its result key (dependents and other clients read it there).
+    local fields = {'rid', rid, 'status', status, 'body', body, 'deliveries', deliveries}
+    if started ~= '' then
+      fields[9], fields[10], fields[11], fields[12] = 'worker', ARGV[2], 'started_us', started
+      fields[13], fields[14] = 'finished_us', finished
+    end
     if status == 'ok' then
-      redis.call('SET', result, body, 'PX', ttl)
+      if store == '1' then
+        redis.call('SET', result, body, 'PX', ttl)
+      else
+        fields[#fields + 1] = 'stored'
+        fields[#fields + 1] = '0'
+      end
     end
-    if started == '' then
-      redis.call('XADD', reply, '*', 'rid', rid, 'status', status, 'body', body,
-        'deliveries', deliveries)
-    else
-      redis.call('XADD', reply, '*', 'rid', rid, 'status', status, 'body', body,
-        'deliveries', deliveries, 'worker', ARGV[2], 'started_us', started,
-        'finished_us', finished)
-    end
+    redis.call('XADD', reply, '*', unpack(fields))
     -- One expiry per reply stream and ttl in a run of outcomes for the same client.
     local expiry = reply .. '\0' .. ttl
     if expiring ~= expiry then
@@ -117,7 +183,7 @@ for i = 0, count - 1 do
     end
     -- The client's reconciliation pass must not take a reported delivery for a lost one.
     redis.call('SET', entry_of, 'done', 'PX', ttl)
-    if #pending > 0 then
+    if state then
       acked[#acked + 1] = id
     end
     deleted[#deleted + 1] = id

@@ -7,23 +7,23 @@
 --
 -- KEYS[1] task stream, KEYS[2] the queue's starts hash, then per outcome three keys as in
 -- complete.lua
--- ARGV[1] group, ARGV[2] consumer, ARGV[3] how many outcomes, then per outcome seven
+-- ARGV[1] group, ARGV[2] consumer, ARGV[3] how many outcomes, then per outcome eight
 -- arguments as in complete.lua, then the ids of the entries to begin
 --
 -- Returns {complete.lua's answers, begin.lua's answers}; an error of either (an argument
 -- check) as the error of the call. The arguments of both are checked before the first write.
 local outcomes = tonumber(ARGV[3])
 if outcomes == nil or outcomes < 0 or outcomes ~= math.floor(outcomes)
-  or #ARGV < 3 + 7 * outcomes or #KEYS ~= 2 + 3 * outcomes then
+  or #ARGV < 3 + 8 * outcomes or #KEYS ~= 2 + 3 * outcomes then
   return redis.error_reply('ERR complete_and_begin.lua: outcome count ' .. tostring(ARGV[3]) ..
     ' does not match ' .. #KEYS .. ' keys and ' .. #ARGV .. ' arguments')
 end
 local complete_args = {ARGV[1], ARGV[2]}
-for i = 4, 3 + 7 * outcomes do
+for i = 4, 3 + 8 * outcomes do
   complete_args[#complete_args + 1] = ARGV[i]
 end
 local begin_args = {ARGV[1], ARGV[2]}
-for i = 4 + 7 * outcomes, #ARGV do
+for i = 4 + 8 * outcomes, #ARGV do
   begin_args[#begin_args + 1] = ARGV[i]
 end
 local completed = {}

@@ -9,9 +9,11 @@
 //!   [`submit_task`](crate::Client::submit_task) and [`map_task`](crate::Client::map_task)
 //!   run; a closure's future fails with an error that says so.
 //! - Worker processes ([`Worker`](crate::worker::Worker)) join the stream's consumer group,
-//!   run the entries they read, store each output under a result key with a time to live,
-//!   and push a completion to the submitting client's reply stream, which the client reads
-//!   with a blocking `XREAD`: a result reaches the client without polling delay.
+//!   run the entries they read, and push a completion with the output to the submitting
+//!   client's reply stream, which the client reads with a blocking `XREAD`: a result reaches
+//!   the client without polling delay. An output over 256 bytes is also stored under a
+//!   result key with a time to live, where dependent tasks read it; a smaller one the client
+//!   keeps, and stores only when a dependent task needs it.
 //! - A worker that dies leaves its entries pending; after the reclaim time another worker
 //!   claims them (`XAUTOCLAIM`) and runs them. An entry started more often than allowed
 //!   without finishing is poison: it goes to the dead-letter stream and its future fails
@@ -170,6 +172,30 @@ pub struct RedisTransportBuilder {
     shared_lease: Duration,
 }
 
+/// A result key and the output a client kept for it, to be written before a dependent.
+type KeptValue = (String, Vec<u8>);
+
+/// The result key of a task a client holds, and its output while only the client has it.
+///
+/// A worker leaves a small output (at most [`INLINE_RESULT_MAX`](protocol::INLINE_RESULT_MAX)
+/// bytes) out of Redis when the entry allows it: the completion carries it, and writing it a
+/// second time under the result key cost redis-server a command per task that nothing read
+/// in most programs. The client keeps such an output here and writes it under the result key
+/// only when a dependent task, which its worker reads from there, is dispatched.
+#[derive(Debug)]
+struct HeldResult {
+    key: String,
+    /// The output, while it is not in Redis; `None` once written, or when the worker wrote
+    /// it (or there is none yet, or it failed).
+    kept: Option<Vec<u8>>,
+}
+
+impl HeldResult {
+    fn new(key: String) -> HeldResult {
+        HeldResult { key, kept: None }
+    }
+}
+
 struct Inner {
     keys: Keys,
     /// The server's URL without its password, for messages.
@@ -196,7 +222,11 @@ struct Inner {
     /// How often the reconciliation loop looks for entries that vanished.
     reconcile_every: Duration,
     /// Result keys of tasks the client holds, for dependents and release.
-    results: Mutex<HashMap<TaskKey, String>>,
+    results: Mutex<HashMap<TaskKey, HeldResult>>,
+    /// Outputs this client kept (see [`HeldResult`]) that a dependent task needs under their
+    /// result keys: the sender loop writes them before it enqueues the entries sent after
+    /// them.
+    kept_values: (flume::Sender<KeptValue>, flume::Receiver<KeptValue>),
     /// How long this client's hold on a shared key lasts unless renewed (every third of it).
     shared_lease: Duration,
     /// Set once the client dispatched a shared key: only then do release and completions
@@ -618,6 +648,7 @@ impl RedisTransportBuilder {
                 cancels: flume::unbounded(),
                 reconcile_every: self.reconcile_every,
                 results: Mutex::new(HashMap::new()),
+                kept_values: flume::unbounded(),
                 shared_lease: self.shared_lease,
                 any_shared: AtomicBool::new(false),
                 shares: Mutex::new(Shares::default()),
@@ -938,6 +969,13 @@ impl Inner {
             let _ = self.releases.0.send(self.keys.entry_of(&reply.rid));
         }
         let task = flight.task;
+        if reply.status == Status::Ok && !reply.stored {
+            // The worker left the output out of Redis: kept here, before the sink hears of
+            // it (its dependents are dispatched from there, and look for it).
+            if let Some(held) = self.results.lock().get_mut(task.key()) {
+                held.kept = Some(reply.body.clone());
+            }
+        }
         let text = || String::from_utf8_lossy(&reply.body).into_owned();
         // Who ran it and when, for the task events, if the worker said and they are recorded.
         let run = match &reply.run {
@@ -1013,15 +1051,19 @@ impl Inner {
             }
             (Some(input), Vec::new())
         } else {
-            let results = self.results.lock();
-            let deps = dependency_keys
-                .iter()
-                .map(|key| {
-                    results.get(key).cloned().ok_or_else(|| {
-                        format!("its dependency {key} did not run on this Redis transport")
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut results = self.results.lock();
+            if let Some(key) = dependency_keys.iter().find(|key| !results.contains_key(*key)) {
+                return Err(format!("its dependency {key} did not run on this Redis transport"));
+            }
+            let mut deps = Vec::with_capacity(dependency_keys.len());
+            for key in &dependency_keys {
+                let Some(held) = results.get_mut(key) else { continue };
+                // Kept by this client so far: the sender writes it before this entry.
+                if let Some(output) = held.kept.take() {
+                    let _ = self.kept_values.0.send((held.key.clone(), output));
+                }
+                deps.push(held.key.clone());
+            }
             (None, deps)
         };
         let rid = format!("{}:{}:{}", self.client_id, task.id().0, task.attempt());
@@ -1044,6 +1086,8 @@ impl Inner {
                 .unwrap_or(u64::MAX)
                 .clamp(1, protocol::MAX_TTL_MS),
             resources: task.resources().to_vec(),
+            // A small output comes back in the completion alone (see `HeldResult`).
+            inline_max: Some(protocol::INLINE_RESULT_MAX),
         })
     }
 }
@@ -1058,10 +1102,12 @@ impl Inner {
             result: self.keys.shared_result(&key),
         };
         entry.result.clone_from(&share.result);
-        // The worker's result lives as long as a lease; live holders extend it.
+        // The worker's result lives as long as a lease; live holders extend it. Other
+        // clients read it: always written.
         entry.ttl_ms = lease_ms(self.shared_lease);
+        entry.inline_max = None;
         self.any_shared.store(true, Ordering::Release);
-        self.results.lock().insert(task.key().clone(), share.result.clone());
+        self.results.lock().insert(task.key().clone(), HeldResult::new(share.result.clone()));
         self.shares.lock().held.insert(task.key().clone(), share.clone());
         let rid = entry.rid.clone();
         self.in_flight.lock().insert_shared(rid.clone(), task, share, entry);
@@ -1350,18 +1396,26 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                 started.sink.complete(task, TaskOutcome::NotRun);
             }
         }
-        if batch.is_empty() {
+        // Outputs kept by this client that dependents in this batch (or sent before it, or
+        // cancelled since) read from Redis: written first, whether or not the batch is sent,
+        // since later dependents count on them being there.
+        let values: Vec<(String, Vec<u8>)> = inner.kept_values.1.try_iter().collect();
+        if batch.is_empty() && values.is_empty() {
             continue;
         }
+        let ttl_ms = u64::try_from(inner.result_ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .clamp(1, protocol::MAX_TTL_MS);
         let mut retry = Retry::new(RetryPolicy::after(REFUSED_TRIES, inner.broker_timeout));
         loop {
             // Tasks given up while this batch was retried (the broker stayed away for the
             // broker timeout) are not sent.
             batch.retain(|entry| inner.in_flight.lock().by_rid.contains_key(&entry.rid));
-            if batch.is_empty() {
+            if batch.is_empty() && values.is_empty() {
                 break;
             }
-            let mut enqueue = std::pin::pin!(inner.store.enqueue(&batch));
+            let mut enqueue =
+                std::pin::pin!(inner.store.enqueue_after_values(&values, ttl_ms, &batch));
             let outcome = match unless_stopped(&stop, enqueue.as_mut()).await {
                 Some(outcome) => outcome,
                 // Closing: the batch may already be in the stream. Wait a bounded while for the
@@ -1832,7 +1886,10 @@ impl Transport for RedisTransport {
                 inner.dispatch_shared(task, entry);
             }
             Ok(entry) => {
-                inner.results.lock().insert(task.key().clone(), entry.result.clone());
+                inner
+                    .results
+                    .lock()
+                    .insert(task.key().clone(), HeldResult::new(entry.result.clone()));
                 inner.in_flight.lock().insert(entry.rid.clone(), task);
                 // The receiver lives in `inner`: sending cannot fail while it exists.
                 let _ = inner.outbox.0.send(entry);
@@ -1891,7 +1948,10 @@ impl Transport for RedisTransport {
                 return;
             }
         }
-        let _ = inner.releases.0.send(result);
+        // An output only this client had was never in Redis: nothing to delete.
+        if result.kept.is_none() {
+            let _ = inner.releases.0.send(result.key);
+        }
     }
 
     fn workers(&self) -> BoxFuture<Result<Vec<WorkerInfo>, Error>> {
@@ -1915,7 +1975,8 @@ impl Transport for RedisTransport {
                 .results
                 .lock()
                 .drain()
-                .map(|(_, key)| key)
+                .filter(|(_, result)| result.kept.is_none())
+                .map(|(_, result)| result.key)
                 .filter(|key| !held.iter().any(|share| share.result == *key))
                 .collect();
             leftovers.extend(inner.releases.1.try_iter());

@@ -15,6 +15,16 @@ pub const FORMAT_VERSION: &str = "1";
 /// clock says.
 pub const MAX_TTL_MS: u64 = 365 * 24 * 3600 * 1000;
 
+/// The largest output, in bytes, a client lets the worker leave out of Redis (entry field
+/// `inline_max`): the completion carries it anyway, so the client keeps such an output
+/// itself and writes its result key only when a dependent task needs it there. Larger
+/// outputs are stored under their result key by the worker, as before; a client holds at
+/// most this many bytes per output it keeps.
+pub const INLINE_RESULT_MAX: u64 = 256;
+
+/// The largest `inline_max` an entry may carry (1 MiB).
+pub const MAX_INLINE_MAX: u64 = 1 << 20;
+
 /// The consumer group every worker of a queue joins.
 pub const GROUP: &str = "workers";
 
@@ -215,6 +225,11 @@ pub struct TaskEntry {
     pub ttl_ms: u64,
     /// The worker resources one run holds (name, amount of at least 1; each name once).
     pub resources: Vec<(String, u64)>,
+    /// The largest output the worker may leave out of Redis (not write under `result`),
+    /// because the client keeps it from the completion (`INLINE_RESULT_MAX`); `None`:
+    /// always write it (a shared key's result, which other clients read, or an entry of a
+    /// client older than this field). A worker older than the field writes every output.
+    pub inline_max: Option<u64>,
 }
 
 impl TaskEntry {
@@ -241,6 +256,9 @@ impl TaskEntry {
             let resources: std::collections::BTreeMap<&str, u64> =
                 self.resources.iter().map(|(name, amount)| (name.as_str(), *amount)).collect();
             fields.push(("resources", serde_json::to_vec(&resources).unwrap_or_default()));
+        }
+        if let Some(inline_max) = self.inline_max {
+            fields.push(("inline_max", inline_max.to_string().into_bytes()));
         }
         fields
     }
@@ -324,6 +342,10 @@ impl TaskEntry {
         let max_deliveries = number("max_deliveries", 1, u64::from(u32::MAX))?;
         let max_deliveries = u32::try_from(max_deliveries).unwrap_or(u32::MAX);
         let ttl_ms = number("ttl_ms", 1, MAX_TTL_MS)?;
+        let inline_max = match get("inline_max") {
+            Some(_) => Some(number("inline_max", 0, MAX_INLINE_MAX)?),
+            None => None,
+        };
         let input = get("input").cloned();
         let deps = match get("deps") {
             Some(raw) => serde_json::from_slice::<Vec<String>>(raw)
@@ -363,6 +385,7 @@ impl TaskEntry {
             max_deliveries,
             ttl_ms,
             resources,
+            inline_max,
         })
     }
 }
@@ -530,6 +553,10 @@ pub struct Reply {
     pub deliveries: u32,
     /// Who ran it and when, if the worker said (see `RunTimes`).
     pub run: Option<ReportedRun>,
+    /// Whether the output is under the entry's result key too: false when the worker left
+    /// it out (field `stored` = `0`; see [`TaskEntry::inline_max`]) and the client keeps it.
+    /// A worker older than the field stores every output (no field: true).
+    pub stored: bool,
 }
 
 impl Reply {
@@ -567,7 +594,8 @@ impl Reply {
             }
             _ => None,
         };
-        Ok(Reply { rid, status, body, deliveries, run })
+        let stored = get("stored").is_none_or(|stored| stored.as_slice() != b"0");
+        Ok(Reply { rid, status, body, deliveries, run, stored })
     }
 }
 
@@ -652,6 +680,7 @@ mod tests {
             max_deliveries: 3,
             ttl_ms: 1000,
             resources: vec![],
+            inline_max: Some(INLINE_RESULT_MAX),
         }
     }
 

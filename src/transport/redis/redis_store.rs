@@ -607,11 +607,26 @@ pub fn ownership_of(value: &Value) -> Option<Ownership> {
 
 /// A completion's run times, the last two of its arguments to complete.lua (empty when the
 /// worker did not run it: then the reply carries no run).
+/// The last three of an outcome's arguments to `complete.lua`: its run's times (both empty
+/// when it did not run) and whether to store the output under its result key.
 fn run_args(invocation: &mut redis::ScriptInvocation<'_>, completion: &Completion) {
     match completion.run {
         Some(times) => invocation.arg(times.started_us).arg(times.finished_us),
         None => invocation.arg("").arg(""),
     };
+    invocation.arg(if completion.store_result { "1" } else { "0" });
+}
+
+/// The answers of `enqueue.lua`: each delivery's entry id, or `None` when it was reported
+/// already.
+fn enqueued_ids(ids: &[Value]) -> StoreResult<Vec<Option<String>>> {
+    ids.iter()
+        .map(|value| match text_of(value) {
+            Some(id) if id == DONE => Ok(None),
+            Some(id) => Ok(Some(id)),
+            None => Err(malformed("enqueue", "not an entry id")),
+        })
+        .collect()
 }
 
 /// The reply of `claim.lua`: `{next cursor, {{id, deliveries, fields or false}, ...}}`.
@@ -928,13 +943,59 @@ impl Store for RedisStore {
                 }
             }
             let ids = self.invoke_per_item("enqueue", &invocation, entries.len()).await?;
-            ids.iter()
-                .map(|value| match text_of(value) {
-                    Some(id) if id == DONE => Ok(None),
-                    Some(id) => Ok(Some(id)),
-                    None => Err(malformed("enqueue", "not an entry id")),
-                })
-                .collect()
+            enqueued_ids(&ids)
+        })
+    }
+
+    fn enqueue_after_values<'a>(
+        &'a self,
+        values: &'a [(String, Vec<u8>)],
+        ttl_ms: u64,
+        entries: &'a [TaskEntry],
+    ) -> BoxFuture<'a, StoreResult<Vec<Option<String>>>> {
+        Box::pin(async move {
+            if values.is_empty() {
+                return self.enqueue(entries).await;
+            }
+            if entries.is_empty() {
+                self.write_values(values, ttl_ms).await?;
+                return Ok(Vec::new());
+            }
+            // The writes and enqueue.lua's EVALSHA (built by hand: a pipeline cannot hold a
+            // script invocation) in one pipeline, in that order.
+            let mut pipeline = redis::pipe();
+            for (key, value) in values {
+                pipeline.cmd("SET").arg(key).arg(value).arg("PX").arg(ttl_ms.max(1)).ignore();
+            }
+            let command = pipeline.cmd("EVALSHA").arg(self.scripts.enqueue.get_hash());
+            command.arg(1 + entries.len()).arg(self.keys.tasks());
+            for entry in entries {
+                command.arg(self.keys.entry_of(&entry.rid));
+            }
+            command.arg(ENTRY_KEY_TTL_MS);
+            for entry in entries {
+                let fields = entry.fields();
+                command.arg(fields.len() * 2);
+                for (field, value) in fields {
+                    command.arg(field).arg(value);
+                }
+            }
+            let mut connection = self.commands.clone();
+            let replies: Vec<Value> = match pipeline.query_async(&mut connection).await {
+                Ok(replies) => replies,
+                // The server has not the script (yet, or after a restart): the values are
+                // written; the enqueue loads it.
+                Err(error) if is_no_script(&error) => return self.enqueue(entries).await,
+                Err(error) => return Err(failed("enqueue")(error)),
+            };
+            let [reply] = replies.as_slice() else {
+                return Err(malformed("enqueue", "not one reply for the script"));
+            };
+            let ids = items(reply).ok_or_else(|| malformed("enqueue", "not a list"))?;
+            if ids.len() != entries.len() {
+                return Err(malformed("enqueue", "not one answer per item of the batch"));
+            }
+            enqueued_ids(ids)
         })
     }
 
@@ -1433,6 +1494,26 @@ impl Store for RedisStore {
     ) -> BoxFuture<'a, StoreResult<usize>> {
         let hand_back = &self.scripts.hand_back;
         Box::pin(self.owner_checked_ids(hand_back, "hand back", consumer, ids, true, true))
+    }
+
+    fn write_values<'a>(
+        &'a self,
+        values: &'a [(String, Vec<u8>)],
+        ttl_ms: u64,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            if values.is_empty() {
+                return Ok(());
+            }
+            // One pipeline: one round trip for the lot.
+            let mut pipeline = redis::pipe();
+            for (key, value) in values {
+                pipeline.cmd("SET").arg(key).arg(value).arg("PX").arg(ttl_ms.max(1)).ignore();
+            }
+            let mut connection = self.commands.clone();
+            let _: Value = pipeline.query_async(&mut connection).await.map_err(failed("SET"))?;
+            Ok(())
+        })
     }
 
     fn read_values<'a>(

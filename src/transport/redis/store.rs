@@ -180,6 +180,9 @@ pub struct Completion {
     /// When the worker ran it, for the client's task events (`None`: it did not run it,
     /// e.g. its dependencies' results were gone).
     pub run: Option<RunTimes>,
+    /// Whether an output (status ok) is written under `result` too; false when the client
+    /// keeps it from the reply (a small output, see `TaskEntry::inline_max`).
+    pub store_result: bool,
 }
 
 /// The keys of one shared key's record and result (see `share.lua`).
@@ -436,6 +439,32 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         consumer: &'a str,
         ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<usize>>;
+
+    /// Writes values under result keys, each living `ttl_ms`: a client storing outputs it
+    /// kept from their completions (see `TaskEntry::inline_max`) before it enqueues a
+    /// dependent task that reads them.
+    fn write_values<'a>(
+        &'a self,
+        values: &'a [(String, Vec<u8>)],
+        ttl_ms: u64,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// [`write_values`](Store::write_values), then [`enqueue`](Store::enqueue) `entries`
+    /// (whose dependents may read those values), the writes done first; on Redis both in one
+    /// pipeline, so a dependent costs no round trip more than any other task.
+    fn enqueue_after_values<'a>(
+        &'a self,
+        values: &'a [(String, Vec<u8>)],
+        ttl_ms: u64,
+        entries: &'a [TaskEntry],
+    ) -> BoxFuture<'a, StoreResult<Vec<Option<String>>>> {
+        Box::pin(async move {
+            if !values.is_empty() {
+                self.write_values(values, ttl_ms).await?;
+            }
+            if entries.is_empty() { Ok(Vec::new()) } else { self.enqueue(entries).await }
+        })
+    }
 
     /// Reads result values by key (`None` for a missing one).
     fn read_values<'a>(
