@@ -6,6 +6,7 @@
 //! cargo bench --bench stencil -- --executor embedded   # one executor
 //! cargo bench --bench stencil -- --width 2 --steps 1000 --sweeps 3 --quick
 //! cargo bench --bench stencil -- --part metg           # metg, delay, chain, tree, scaling, submit
+//! cargo bench --bench stencil -- --part lock --lock-rounds 2000  # the scheduler lock, long enough to profile
 //! ```
 //!
 //! The graph is `width` columns by `steps` rows (2 × 1000 by default, 2 being the number of
@@ -542,20 +543,32 @@ fn stencil_delays(stamps: &Timestamps, width: usize, steps: usize) -> Vec<(Durat
 /// What one task costs under the scheduler lock, in ns: the pure scheduler (public, the same
 /// code the client runs under its lock) driven through the stencil graph's events — each
 /// task submitted, finished (as reported by a worker, dispatching its dependents) and
-/// released — single-threaded, so nothing but the work itself is timed. Returns
-/// (submit, finish, release) ns per task, the best of `rounds`.
+/// released — single-threaded, so nothing but the work itself is timed. Set up as the client
+/// sets it up: the payload is a pointer that carries the task's key (the client's is its
+/// `Arc<Job>`), read with `Scheduler::with_keys_in_payload`, so an action costs the same
+/// reference count as in the client. Returns (submit, finish, release) ns per task, the best
+/// of `rounds`.
 fn scheduler_hold(width: usize, steps: usize, rounds: usize) -> (f64, f64, f64) {
     use taskweave::scheduler::{Action, Event, Scheduler, TaskId, TaskKey, TaskSpec};
+    type Payload = std::sync::Arc<TaskKey>;
+    fn key_of(payload: &Payload) -> &TaskKey {
+        payload
+    }
     let tasks = width * steps;
     let mut best = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
     for round in 0..rounds {
         let base = (round * tasks) as u64 + 1;
         let id = |step: usize, i: usize| TaskId(base + (step * width + i) as u64);
-        let specs: Vec<TaskSpec<u32>> = (0..steps)
+        let specs: Vec<TaskSpec<Payload>> = (0..steps)
             .flat_map(|step| (0..width).map(move |i| (step, i)))
-            .map(|(step, i)| TaskSpec {
+            .map(|(step, i)| {
+                let key = TaskKey::generated("cell", base + (step * width + i) as u64);
+                (step, i, key)
+            })
+            .map(|(step, i, key)| TaskSpec {
                 id: id(step, i),
-                key: TaskKey::generated("cell", base + (step * width + i) as u64),
+                payload: std::sync::Arc::new(key.clone()),
+                key,
                 deps: if step == 0 {
                     Vec::new()
                 } else {
@@ -563,17 +576,17 @@ fn scheduler_hold(width: usize, steps: usize, rounds: usize) -> (f64, f64, f64) 
                 },
                 priority: 0,
                 retries: 0,
-                allowed_failures: 0,
+                // The client's default: a task submitted with it keeps no cold part.
+                allowed_failures: taskweave::scheduler::DEFAULT_ALLOWED_FAILURES,
                 uses_worker: true,
                 pinned: false,
                 shared_key: false,
-                payload: 0,
             })
             .collect();
-        let mut scheduler: Scheduler<u32> = Scheduler::new(width);
+        let mut scheduler: Scheduler<Payload> = Scheduler::with_keys_in_payload(width, key_of);
         let mut actions = Vec::with_capacity(64);
         let mut ready = std::collections::VecDeque::new();
-        let take = |actions: &mut Vec<Action<u32>>,
+        let take = |actions: &mut Vec<Action<Payload>>,
                     ready: &mut std::collections::VecDeque<TaskId>| {
             for action in actions.drain(..) {
                 if let Action::Dispatch { id, .. } = action {
@@ -688,6 +701,8 @@ struct Options {
     /// Internal: this process runs one executor's parts for a parent that runs several (see
     /// [`parts_in_child`]); skip what the parent runs itself.
     child_parts: bool,
+    /// Rounds of the `lock` part (the best is kept); more for a profile.
+    lock_rounds: usize,
 }
 
 const PARTS: [&str; 9] =
@@ -704,6 +719,7 @@ fn parse_arguments() -> Result<Options, String> {
         form: Form::Tasks,
         child_graph: None,
         child_parts: false,
+        lock_rounds: 9,
     };
     let mut arguments = std::env::args().skip(1);
     let number = |name: &str, value: Option<String>| -> Result<usize, String> {
@@ -745,12 +761,16 @@ fn parse_arguments() -> Result<Options, String> {
                 options.child_graph = Some((iterations, steps));
             }
             "--child-parts" => options.child_parts = true,
+            "--lock-rounds" => {
+                options.lock_rounds = number("--lock-rounds", arguments.next())?.max(1);
+            }
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => {
                 return Err(format!(
                     "unknown argument {other}; use --executor NAME, --width N, --steps N, \
-                     --sweeps N, --quick, --part NAME, --form tasks|rows|graph|batch"
+                     --sweeps N, --quick, --part NAME, --form tasks|rows|graph|batch, \
+                     --lock-rounds N"
                 ));
             }
         }
@@ -936,7 +956,7 @@ fn main() {
     }
 
     if wants("lock") {
-        let (submit, finish, release) = scheduler_hold(width, steps, 9);
+        let (submit, finish, release) = scheduler_hold(width, steps, options.lock_rounds);
         let lock = lock_cost();
         let hold = submit + finish + release;
         // Holds per task: one per report and one per release; submissions share a hold per

@@ -131,6 +131,28 @@ impl<V> TaskTable<V> {
         Some(removed)
     }
 
+    /// Takes the value stored under `id` out of the table if `remove` says so, in one look
+    /// up: `remove` sees the value (and may change it when it keeps it).
+    pub(crate) fn remove_if(
+        &mut self,
+        id: &TaskId,
+        remove: impl FnOnce(&mut V) -> bool,
+    ) -> Option<V> {
+        let (chunk_number, slot) = place(*id);
+        let chunk = self.chunks.get_mut(&chunk_number)?;
+        let value = chunk.slots[slot].as_mut()?;
+        if !remove(value) {
+            return None;
+        }
+        let removed = chunk.slots[slot].take();
+        chunk.live -= 1;
+        self.len -= 1;
+        if chunk.live == 0 && chunk_number != self.newest_chunk {
+            self.drop_if_empty(chunk_number);
+        }
+        removed
+    }
+
     /// Removes the chunk if it holds no record, keeping it as the spare if there is none.
     fn drop_if_empty(&mut self, chunk_number: u64) {
         if self.chunks.get(&chunk_number).is_some_and(|chunk| chunk.live == 0) {
