@@ -546,7 +546,9 @@ fn stencil_delays(stamps: &Timestamps, width: usize, steps: usize) -> Vec<(Durat
 /// released — single-threaded, so nothing but the work itself is timed. Set up as the client
 /// sets it up: the payload is a pointer that carries the task's key (the client's is its
 /// `Arc<Job>`), read with `Scheduler::with_keys_in_payload`, so an action costs the same
-/// reference count as in the client. Returns (submit, finish, release) ns per task, the best
+/// reference count as in the client, and its dependencies are listed as the client lists them
+/// (in the scheduler's spare list); the actions are dropped after the timing, as the client
+/// carries them out after the lock. Returns (submit, finish, release) ns per task, the best
 /// of `rounds`.
 fn scheduler_hold(width: usize, steps: usize, rounds: usize) -> (f64, f64, f64) {
     use taskweave::scheduler::{Action, Event, Scheduler, TaskId, TaskKey, TaskSpec};
@@ -559,21 +561,39 @@ fn scheduler_hold(width: usize, steps: usize, rounds: usize) -> (f64, f64, f64) 
     for round in 0..rounds {
         let base = (round * tasks) as u64 + 1;
         let id = |step: usize, i: usize| TaskId(base + (step * width + i) as u64);
-        let specs: Vec<TaskSpec<Payload>> = (0..steps)
-            .flat_map(|step| (0..width).map(move |i| (step, i)))
-            .map(|(step, i)| {
-                let key = TaskKey::generated("cell", base + (step * width + i) as u64);
-                (step, i, key)
-            })
-            .map(|(step, i, key)| TaskSpec {
+        // Made outside the lock in the client (with each job).
+        let payloads: Vec<Payload> = (0..tasks)
+            .map(|index| std::sync::Arc::new(TaskKey::generated("cell", base + index as u64)))
+            .collect();
+        let mut scheduler: Scheduler<Payload> = Scheduler::with_keys_in_payload(width, key_of);
+        let mut actions = Vec::with_capacity(64);
+        // The client carries actions out after the lock (`Core::apply`), where the payloads
+        // they hold are dropped: kept here until the timing ends.
+        let mut spent: Vec<Action<Payload>> = Vec::with_capacity(4 * tasks);
+        let mut ready = std::collections::VecDeque::with_capacity(tasks);
+        let take = |actions: &mut Vec<Action<Payload>>,
+                    ready: &mut std::collections::VecDeque<TaskId>,
+                    spent: &mut Vec<Action<Payload>>| {
+            for action in actions.iter() {
+                if let Action::Dispatch { id, .. } = action {
+                    ready.push_back(*id);
+                }
+            }
+            spent.append(actions);
+        };
+        let started = Instant::now();
+        for (index, payload) in payloads.into_iter().enumerate() {
+            let (step, i) = (index / width, index % width);
+            // As the client's `submit_record`: the dependencies go into the scheduler's spare
+            // list, the key is the job's.
+            let mut deps = scheduler.spare_ids();
+            if step > 0 {
+                deps.extend(inputs(i, width).map(|j| id(step - 1, j)));
+            }
+            let spec = TaskSpec {
                 id: id(step, i),
-                payload: std::sync::Arc::new(key.clone()),
-                key,
-                deps: if step == 0 {
-                    Vec::new()
-                } else {
-                    inputs(i, width).map(|j| id(step - 1, j)).collect()
-                },
+                key: (*payload).clone(),
+                deps,
                 priority: 0,
                 retries: 0,
                 // The client's default: a task submitted with it keeps no cold part.
@@ -581,39 +601,30 @@ fn scheduler_hold(width: usize, steps: usize, rounds: usize) -> (f64, f64, f64) 
                 uses_worker: true,
                 pinned: false,
                 shared_key: false,
-            })
-            .collect();
-        let mut scheduler: Scheduler<Payload> = Scheduler::with_keys_in_payload(width, key_of);
-        let mut actions = Vec::with_capacity(64);
-        let mut ready = std::collections::VecDeque::new();
-        let take = |actions: &mut Vec<Action<Payload>>,
-                    ready: &mut std::collections::VecDeque<TaskId>| {
-            for action in actions.drain(..) {
-                if let Action::Dispatch { id, .. } = action {
-                    ready.push_back(id);
-                }
-            }
-        };
-        let started = Instant::now();
-        for spec in specs {
+                payload,
+            };
             scheduler.handle(Event::Submitted(spec), &mut actions);
-            take(&mut actions, &mut ready);
+            take(&mut actions, &mut ready, &mut spent);
         }
         let submit = started.elapsed();
+        drop(std::mem::take(&mut spent));
+        spent.reserve(4 * tasks);
         let started = Instant::now();
         let mut finished = 0;
         while let Some(id) = ready.pop_front() {
             scheduler.handle(Event::Finished { id }, &mut actions);
-            take(&mut actions, &mut ready);
+            take(&mut actions, &mut ready, &mut spent);
             finished += 1;
         }
         let finish = started.elapsed();
         assert_eq!(finished, tasks, "every task ran");
+        drop(std::mem::take(&mut spent));
+        spent.reserve(4 * tasks);
         let started = Instant::now();
         for step in 0..steps {
             for i in 0..width {
                 scheduler.handle(Event::Released { id: id(step, i) }, &mut actions);
-                actions.clear();
+                spent.append(&mut actions);
             }
         }
         let release = started.elapsed();
