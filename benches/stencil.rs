@@ -6,6 +6,7 @@
 //! cargo bench --bench stencil -- --executor embedded   # one executor
 //! cargo bench --bench stencil -- --width 2 --steps 1000 --sweeps 3 --quick
 //! cargo bench --bench stencil -- --part metg           # metg, delay, chain, tree, scaling, submit
+//! cargo bench --bench stencil -- --part lock --lock-rounds 2000  # the scheduler lock, long enough to profile
 //! ```
 //!
 //! The graph is `width` columns by `steps` rows (2 × 1000 by default, 2 being the number of
@@ -463,16 +464,20 @@ fn inc(x: u64) -> u64 {
 }
 
 /// `n` tasks, each after the previous one, submitted up front; the time until the last value.
-async fn chain(client: Client, n: usize) -> Duration {
+/// A chain of `n` tasks, each adding one to the previous one's value: the time until the
+/// last value, and the part of it the submissions took (the workers run the first links
+/// meanwhile).
+async fn chain(client: Client, n: usize) -> (Duration, Duration) {
     let started = Instant::now();
     let mut last = client.submit(inc, 0);
     for _ in 1..n {
         last = client.after(&last).submit(inc);
     }
+    let submitted = started.elapsed();
     let value = last.await.expect("every task succeeds");
     let elapsed = started.elapsed();
     assert_eq!(value, n as u64);
-    elapsed
+    (elapsed, submitted)
 }
 
 /// `leaves` tasks summed pairwise; the time until the root's value.
@@ -542,65 +547,88 @@ fn stencil_delays(stamps: &Timestamps, width: usize, steps: usize) -> Vec<(Durat
 /// What one task costs under the scheduler lock, in ns: the pure scheduler (public, the same
 /// code the client runs under its lock) driven through the stencil graph's events — each
 /// task submitted, finished (as reported by a worker, dispatching its dependents) and
-/// released — single-threaded, so nothing but the work itself is timed. Returns
-/// (submit, finish, release) ns per task, the best of `rounds`.
+/// released — single-threaded, so nothing but the work itself is timed. Set up as the client
+/// sets it up: the payload is a pointer that carries the task's key (the client's is its
+/// `Arc<Job>`), read with `Scheduler::with_keys_in_payload`, so an action costs the same
+/// reference count as in the client, and its dependencies are listed as the client lists them
+/// (in the scheduler's spare list); the actions are dropped after the timing, as the client
+/// carries them out after the lock. Returns (submit, finish, release) ns per task, the best
+/// of `rounds`.
 fn scheduler_hold(width: usize, steps: usize, rounds: usize) -> (f64, f64, f64) {
     use taskweave::scheduler::{Action, Event, Scheduler, TaskId, TaskKey, TaskSpec};
+    type Payload = std::sync::Arc<TaskKey>;
+    fn key_of(payload: &Payload) -> &TaskKey {
+        payload
+    }
     let tasks = width * steps;
     let mut best = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
     for round in 0..rounds {
         let base = (round * tasks) as u64 + 1;
         let id = |step: usize, i: usize| TaskId(base + (step * width + i) as u64);
-        let specs: Vec<TaskSpec<u32>> = (0..steps)
-            .flat_map(|step| (0..width).map(move |i| (step, i)))
-            .map(|(step, i)| TaskSpec {
+        // Made outside the lock in the client (with each job).
+        let payloads: Vec<Payload> = (0..tasks)
+            .map(|index| std::sync::Arc::new(TaskKey::generated("cell", base + index as u64)))
+            .collect();
+        let mut scheduler: Scheduler<Payload> = Scheduler::with_keys_in_payload(width, key_of);
+        let mut actions = Vec::with_capacity(64);
+        // The client carries actions out after the lock (`Core::apply`), where the payloads
+        // they hold are dropped: kept here until the timing ends.
+        let mut spent: Vec<Action<Payload>> = Vec::with_capacity(4 * tasks);
+        let mut ready = std::collections::VecDeque::with_capacity(tasks);
+        let take = |actions: &mut Vec<Action<Payload>>,
+                    ready: &mut std::collections::VecDeque<TaskId>,
+                    spent: &mut Vec<Action<Payload>>| {
+            for action in actions.iter() {
+                if let Action::Dispatch { id, .. } = action {
+                    ready.push_back(*id);
+                }
+            }
+            spent.append(actions);
+        };
+        let started = Instant::now();
+        for (index, payload) in payloads.into_iter().enumerate() {
+            let (step, i) = (index / width, index % width);
+            // As the client's `submit_record`: the dependencies go into the scheduler's spare
+            // list, the key is the job's.
+            let mut deps = scheduler.spare_ids();
+            if step > 0 {
+                deps.extend(inputs(i, width).map(|j| id(step - 1, j)));
+            }
+            let spec = TaskSpec {
                 id: id(step, i),
-                key: TaskKey::generated("cell", base + (step * width + i) as u64),
-                deps: if step == 0 {
-                    Vec::new()
-                } else {
-                    inputs(i, width).map(|j| id(step - 1, j)).collect()
-                },
+                key: (*payload).clone(),
+                deps,
                 priority: 0,
                 retries: 0,
-                allowed_failures: 0,
+                // The client's default: a task submitted with it keeps no cold part.
+                allowed_failures: taskweave::scheduler::DEFAULT_ALLOWED_FAILURES,
                 uses_worker: true,
                 pinned: false,
                 shared_key: false,
-                payload: 0,
-            })
-            .collect();
-        let mut scheduler: Scheduler<u32> = Scheduler::new(width);
-        let mut actions = Vec::with_capacity(64);
-        let mut ready = std::collections::VecDeque::new();
-        let take = |actions: &mut Vec<Action<u32>>,
-                    ready: &mut std::collections::VecDeque<TaskId>| {
-            for action in actions.drain(..) {
-                if let Action::Dispatch { id, .. } = action {
-                    ready.push_back(id);
-                }
-            }
-        };
-        let started = Instant::now();
-        for spec in specs {
+                payload,
+            };
             scheduler.handle(Event::Submitted(spec), &mut actions);
-            take(&mut actions, &mut ready);
+            take(&mut actions, &mut ready, &mut spent);
         }
         let submit = started.elapsed();
+        drop(std::mem::take(&mut spent));
+        spent.reserve(4 * tasks);
         let started = Instant::now();
         let mut finished = 0;
         while let Some(id) = ready.pop_front() {
             scheduler.handle(Event::Finished { id }, &mut actions);
-            take(&mut actions, &mut ready);
+            take(&mut actions, &mut ready, &mut spent);
             finished += 1;
         }
         let finish = started.elapsed();
         assert_eq!(finished, tasks, "every task ran");
+        drop(std::mem::take(&mut spent));
+        spent.reserve(4 * tasks);
         let started = Instant::now();
         for step in 0..steps {
             for i in 0..width {
                 scheduler.handle(Event::Released { id: id(step, i) }, &mut actions);
-                actions.clear();
+                spent.append(&mut actions);
             }
         }
         let release = started.elapsed();
@@ -688,6 +716,8 @@ struct Options {
     /// Internal: this process runs one executor's parts for a parent that runs several (see
     /// [`parts_in_child`]); skip what the parent runs itself.
     child_parts: bool,
+    /// Rounds of the `lock` part (the best is kept); more for a profile.
+    lock_rounds: usize,
 }
 
 const PARTS: [&str; 9] =
@@ -704,6 +734,7 @@ fn parse_arguments() -> Result<Options, String> {
         form: Form::Tasks,
         child_graph: None,
         child_parts: false,
+        lock_rounds: 9,
     };
     let mut arguments = std::env::args().skip(1);
     let number = |name: &str, value: Option<String>| -> Result<usize, String> {
@@ -745,12 +776,16 @@ fn parse_arguments() -> Result<Options, String> {
                 options.child_graph = Some((iterations, steps));
             }
             "--child-parts" => options.child_parts = true,
+            "--lock-rounds" => {
+                options.lock_rounds = number("--lock-rounds", arguments.next())?.max(1);
+            }
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => {
                 return Err(format!(
                     "unknown argument {other}; use --executor NAME, --width N, --steps N, \
-                     --sweeps N, --quick, --part NAME, --form tasks|rows|graph|batch"
+                     --sweeps N, --quick, --part NAME, --form tasks|rows|graph|batch, \
+                     --lock-rounds N"
                 ));
             }
         }
@@ -936,7 +971,7 @@ fn main() {
     }
 
     if wants("lock") {
-        let (submit, finish, release) = scheduler_hold(width, steps, 9);
+        let (submit, finish, release) = scheduler_hold(width, steps, options.lock_rounds);
         let lock = lock_cost();
         let hold = submit + finish + release;
         // Holds per task: one per report and one per release; submissions share a hold per
@@ -1030,22 +1065,24 @@ fn main() {
             );
         }
         if wants("chain") {
-            let mut samples = Vec::new();
-            flavour
+            let (samples, submissions): (Vec<f64>, Vec<f64>) = flavour
                 .with_client(2, move |client| async move {
                     let mut samples = Vec::new();
                     for _ in 0..repeats {
-                        samples.push(chain(client.clone(), 2_000).await.as_secs_f64() * 1e3);
+                        let (took, submitted) = chain(client.clone(), 2_000).await;
+                        samples.push((took.as_secs_f64() * 1e3, submitted.as_secs_f64() * 1e3));
                     }
                     samples
                 })
                 .into_iter()
-                .for_each(|sample| samples.push(sample));
+                .unzip();
             let (min, max) = spread(&samples);
             let _ = writeln!(
                 out,
-                "{name:<9} chain of 2000: {:.3} ms median [{min:.3}–{max:.3}]",
-                median_f64(samples.clone())
+                "{name:<9} chain of 2000: {:.3} ms median [{min:.3}–{max:.3}], of which \
+                 submitting {:.3} ms median",
+                median_f64(samples.clone()),
+                median_f64(submissions)
             );
         }
         if wants("tree") {

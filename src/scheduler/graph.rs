@@ -209,23 +209,20 @@ enum Reported {
 /// popped, see `Scheduler::pump`) still sorts where it did.
 #[derive(Debug, Default)]
 struct ReadyQueue {
-    /// One queue per priority, highest first. **Invariant:** no level is empty, except a
-    /// single remaining one (kept so that its buffer is reused).
-    levels: BTreeMap<Reverse<i32>, VecDeque<TaskId>>,
+    /// The tasks of the default priority, 0: almost all, so a push or pop of one is a
+    /// `VecDeque`'s, with no map to walk.
+    normal: VecDeque<TaskId>,
+    /// One queue per other priority, highest first. **Invariant:** no level is empty.
+    others: BTreeMap<Reverse<i32>, VecDeque<TaskId>>,
 }
 
 impl ReadyQueue {
     fn push(&mut self, priority: i32, id: TaskId) {
-        if self.levels.len() == 1 {
-            // Drop the kept empty level if this push goes elsewhere.
-            if let Some(entry) = self.levels.first_entry()
-                && entry.get().is_empty()
-                && entry.key().0 != priority
-            {
-                entry.remove();
-            }
-        }
-        let level = self.levels.entry(Reverse(priority)).or_default();
+        let level = if priority == 0 {
+            &mut self.normal
+        } else {
+            self.others.entry(Reverse(priority)).or_default()
+        };
         match level.back() {
             Some(&last) if last > id => {
                 let at = level.partition_point(|&queued| queued < id);
@@ -236,17 +233,25 @@ impl ReadyQueue {
     }
 
     fn pop(&mut self) -> Option<TaskId> {
-        let n_levels = self.levels.len();
-        let mut entry = self.levels.first_entry()?;
-        let id = entry.get_mut().pop_front()?;
-        if entry.get().is_empty() && n_levels > 1 {
+        if self.others.is_empty() {
+            return self.normal.pop_front();
+        }
+        let mut entry = self.others.first_entry().expect("checked above");
+        if entry.key().0 < 0
+            && let Some(id) = self.normal.pop_front()
+        {
+            return Some(id);
+        }
+        let id = entry.get_mut().pop_front();
+        if entry.get().is_empty() {
             entry.remove();
         }
-        Some(id)
+        id
     }
 
     fn clear(&mut self) {
-        self.levels.clear();
+        self.normal.clear();
+        self.others.clear();
     }
 }
 
@@ -279,6 +284,8 @@ pub struct Scheduler<P> {
     worklist: Vec<TaskId>,
     /// Reused work list of `forget_unneeded`.
     forget_list: Vec<TaskId>,
+    /// Reused list of the ids `on_finished` visits (dependents, then inputs).
+    visit_list: Vec<TaskId>,
     /// An emptied list of dependencies kept for the next [`TaskSpec`] (see
     /// [`Scheduler::spare_ids`]).
     spare_ids: Vec<TaskId>,
@@ -316,6 +323,7 @@ impl<P: Clone> Scheduler<P> {
             total_failed: 0,
             worklist: Vec::new(),
             forget_list: Vec::new(),
+            visit_list: Vec::new(),
             spare_ids: Vec::new(),
             #[cfg(feature = "__planted")]
             planted: None,
@@ -428,7 +436,11 @@ impl<P: Clone> Scheduler<P> {
             Event::Released { id } => {
                 if let Some(record) = self.tasks.get_mut(&id) {
                     record.client_refs = record.client_refs.saturating_sub(1);
-                    self.forget_unneeded(id, out);
+                    if record.is_needed() {
+                        offer_withdraw(id, record, out);
+                    } else {
+                        self.forget_unneeded(id, out);
+                    }
                 }
             }
             Event::RetryRequested { id } => self.on_retry(id, out),
@@ -458,20 +470,26 @@ impl<P: Clone> Scheduler<P> {
             });
             return;
         }
-        // Look at the dependencies first: a failed one fails this task at once.
+        // Look at the dependencies first: a failed one fails this task at once. Register
+        // with those that exist, in the same look up, so that they stay held until this task
+        // is done with them.
         let mut waiting_on = 0;
         let mut inherited: Option<TaskError> = None;
         for dep in &spec.deps {
-            match self.tasks.get(dep) {
-                Some(record) => match record.state {
-                    TaskState::Finished => {}
-                    TaskState::Failed | TaskState::Cancelled => {
-                        if inherited.is_none() {
-                            inherited = self.cold.get(dep).and_then(|cold| cold.error.clone());
+            match self.tasks.get_mut(dep) {
+                Some(record) => {
+                    record.dependents.push(id);
+                    record.dependent_refs += 1;
+                    match record.state {
+                        TaskState::Finished => {}
+                        TaskState::Failed | TaskState::Cancelled => {
+                            if inherited.is_none() {
+                                inherited = self.cold.get(dep).and_then(|cold| cold.error.clone());
+                            }
                         }
+                        _ => waiting_on += 1,
                     }
-                    _ => waiting_on += 1,
-                },
+                }
                 None => {
                     if inherited.is_none() {
                         inherited = Some(TaskError::Cancelled {
@@ -519,14 +537,6 @@ impl<P: Clone> Scheduler<P> {
             cold.retries_left = spec.retries;
             cold.failures_left = spec.allowed_failures;
             cold.priority = spec.priority;
-        }
-        // Register with the dependencies that exist, so that they stay held until this
-        // task is done with them.
-        for dep in &record.deps {
-            if let Some(dep_record) = self.tasks.get_mut(dep) {
-                dep_record.dependents.push(id);
-                dep_record.dependent_refs += 1;
-            }
         }
         // The common case, a worker task with nothing to wait for, is queued as `Ready` right
         // away: `make_ready` would look the record up twice more (every submission pays it).
@@ -632,8 +642,21 @@ impl<P: Clone> Scheduler<P> {
         while self.in_flight < self.capacity {
             let Some(id) = self.ready.pop() else { break };
             // Entries of tasks cancelled or forgotten while queued are skipped here.
-            if self.tasks.get(&id).is_some_and(|record| record.state == TaskState::Ready) {
-                self.dispatch(id, out);
+            if let Some(record) = self.tasks.get_mut(&id)
+                && record.state == TaskState::Ready
+            {
+                // As `dispatch`, on the record at hand (a queued task uses a worker).
+                self.counts_by_state[TaskState::Ready.index()] -= 1;
+                self.counts_by_state[TaskState::Running.index()] += 1;
+                record.state = TaskState::Running;
+                record.attempts += 1;
+                record.holds_slot = true;
+                self.in_flight += 1;
+                out.push(Action::Dispatch {
+                    id,
+                    attempt: record.attempts,
+                    payload: record.payload.clone(),
+                });
             }
         }
     }
@@ -699,26 +722,50 @@ impl<P: Clone> Scheduler<P> {
         }
     }
 
+    /// A worker's task produced its value: it is resolved, the dependents it was the last
+    /// input of are queued, and its own references to its inputs are given back. This is the
+    /// scheduler's busiest path (once per task, under the client's lock), so it looks each
+    /// record up once: the finishing task's, then each dependent's and each input's.
     fn on_finished(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
-        match self.take_report(id) {
-            Some(TaskState::Running) => {}
+        let Some(record) = self.tasks.get_mut(&id) else { return };
+        // As `take_report`, on the record at hand.
+        if record.holds_slot {
+            record.holds_slot = false;
+            self.in_flight -= 1;
+        }
+        record.seceded = false;
+        record.withdrawing = false;
+        match record.state {
+            TaskState::Running => {}
             #[cfg(feature = "__planted")]
-            Some(_) if self.planted == Some(PlantedBug::AcceptSecondResult) => {}
-            Some(_) => {
+            _ if self.planted == Some(PlantedBug::AcceptSecondResult) => {}
+            _ => {
                 // Cancelled while it ran: the value is discarded.
                 self.forget_unneeded(id, out);
                 return;
             }
-            None => return,
         }
-        self.set_state(id, TaskState::Finished);
+        self.counts_by_state[record.state.index()] -= 1;
+        self.counts_by_state[TaskState::Finished.index()] += 1;
+        record.state = TaskState::Finished;
         self.total_finished += 1;
-        let record = self.tasks.get_mut(&id).expect("a reported task is held");
         out.push(Action::Resolve { id, payload: record.payload.clone(), outcome: Ok(()) });
-        // Taken out while the dependents are looked at (no copy per task), then put back: a
-        // cancel still reaches them. Making one ready never touches this task's record.
-        let dependents = std::mem::take(&mut record.dependents);
-        for &dependent in &dependents {
+        // The ids to visit, copied into a reused list (the record keeps its lists: a cancel
+        // still reaches the dependents, a retry re-acquires the inputs): first the
+        // dependents, then the inputs whose references this task gives back.
+        let mut visit = std::mem::take(&mut self.visit_list);
+        visit.clear();
+        visit.extend_from_slice(record.dependents.as_slice());
+        let n_dependents = visit.len();
+        if !record.deps_released {
+            record.deps_released = true;
+            visit.extend_from_slice(record.deps.as_slice());
+        }
+        // Nothing below changes what refers to this task (it is no input of its inputs, and
+        // queueing a dependent does not touch this record): whether it is still needed is
+        // known now.
+        let needed = record.is_needed();
+        for &dependent in &visit[..n_dependents] {
             if let Some(dependent_record) = self.tasks.get_mut(&dependent)
                 && dependent_record.state == TaskState::Waiting
             {
@@ -727,15 +774,44 @@ impl<P: Clone> Scheduler<P> {
                 #[cfg(feature = "__planted")]
                 let ready = ready || self.planted == Some(PlantedBug::ReadyAfterFirstDependency);
                 if ready {
-                    self.make_ready(dependent, out);
+                    if dependent_record.uses_worker {
+                        // As `make_ready`, on the record at hand.
+                        self.counts_by_state[TaskState::Waiting.index()] -= 1;
+                        self.counts_by_state[TaskState::Ready.index()] += 1;
+                        dependent_record.state = TaskState::Ready;
+                        let priority = if self.cold.is_empty() {
+                            0
+                        } else {
+                            self.cold.get(&dependent).map_or(0, |cold| cold.priority)
+                        };
+                        self.ready.push(priority, dependent);
+                    } else {
+                        self.make_ready(dependent, out);
+                    }
                 }
             }
         }
-        if let Some(record) = self.tasks.get_mut(&id) {
-            record.dependents = dependents;
+        // As `release_deps`: every reference first, then whatever that frees.
+        let mut freed = n_dependents;
+        for index in n_dependents..visit.len() {
+            let dep = visit[index];
+            if let Some(dep_record) = self.tasks.get_mut(&dep) {
+                dep_record.dependent_refs = dep_record.dependent_refs.saturating_sub(1);
+                if dep_record.is_needed() {
+                    offer_withdraw(dep, dep_record, out);
+                } else {
+                    visit[freed] = dep;
+                    freed += 1;
+                }
+            }
         }
-        self.release_deps(id, out);
-        self.forget_unneeded(id, out);
+        for &dep in &visit[n_dependents..freed] {
+            self.forget_unneeded(dep, out);
+        }
+        self.visit_list = visit;
+        if !needed {
+            self.forget_unneeded(id, out);
+        }
     }
 
     fn on_failed(&mut self, id: TaskId, error: TaskError, out: &mut Vec<Action<P>>) {
@@ -1081,55 +1157,70 @@ impl<P: Clone> Scheduler<P> {
 
     /// Forgets `id` if nothing needs it any more, and then whatever that frees in turn.
     fn forget_unneeded(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
-        // Most calls find the task still needed; answer those without allocating a work list.
-        match self.tasks.get_mut(&id) {
-            None => return,
-            Some(record) if record.is_needed() => {
-                offer_withdraw(id, record, out);
-                return;
-            }
-            Some(_) => {}
-        }
+        // Most calls find the task still needed: answered in one look up, with no work list.
+        let Some(record) = self.take_unneeded(id, out) else { return };
         // A reused list: every task's last release comes through here.
         let mut pending = std::mem::take(&mut self.forget_list);
         pending.clear();
-        pending.push(id);
+        self.forget_record(id, record, &mut pending, out);
         while let Some(id) = pending.pop() {
-            let Some(record) = self.tasks.get_mut(&id) else { continue };
-            if record.is_needed() {
-                offer_withdraw(id, record, out);
-                continue;
+            if let Some(record) = self.take_unneeded(id, out) {
+                self.forget_record(id, record, &mut pending, out);
             }
-            let record = self.tasks.remove(&id).expect("checked above");
-            self.counts_by_state[record.state.index()] -= 1;
-            if !self.cold.is_empty() {
-                self.cold.remove(&id);
-            }
-            let stored_key = match &mut self.keys {
-                Keys::Stored(keys) => keys.remove(&id),
-                Keys::InPayload(_) => None,
-            };
-            if record.shared_key {
-                let key = match (&stored_key, &self.keys) {
-                    (Some(key), _) => key,
-                    (None, Keys::InPayload(key_of)) => key_of(&record.payload),
-                    (None, Keys::Stored(_)) => unreachable!("every held task's key is stored"),
-                };
-                if self.by_key.get(key) == Some(&id) {
-                    self.by_key.remove(key);
-                }
-            }
-            if !record.deps_released {
-                for dep in &record.deps {
-                    if let Some(dep_record) = self.tasks.get_mut(dep) {
-                        dep_record.dependent_refs = dep_record.dependent_refs.saturating_sub(1);
-                        pending.push(*dep);
-                    }
-                }
-            }
-            out.push(Action::Forget { id, payload: record.payload });
         }
         self.forget_list = pending;
+    }
+
+    /// Takes task `id`'s record out of the table if nothing needs it; if something does,
+    /// offers to withdraw its dispatch (see [`offer_withdraw`]). One look up.
+    fn take_unneeded(&mut self, id: TaskId, out: &mut Vec<Action<P>>) -> Option<Record<P>> {
+        self.tasks.remove_if(&id, |record| {
+            if record.is_needed() {
+                offer_withdraw(id, record, out);
+                false
+            } else {
+                true
+            }
+        })
+    }
+
+    /// Forgets the record of task `id`, just taken out of the table: its side entries go, and
+    /// the dependencies it still held a reference to are pushed on `pending`, to be forgotten
+    /// in turn if nothing else needs them.
+    fn forget_record(
+        &mut self,
+        id: TaskId,
+        record: Record<P>,
+        pending: &mut Vec<TaskId>,
+        out: &mut Vec<Action<P>>,
+    ) {
+        self.counts_by_state[record.state.index()] -= 1;
+        if !self.cold.is_empty() {
+            self.cold.remove(&id);
+        }
+        let stored_key = match &mut self.keys {
+            Keys::Stored(keys) => keys.remove(&id),
+            Keys::InPayload(_) => None,
+        };
+        if record.shared_key {
+            let key = match (&stored_key, &self.keys) {
+                (Some(key), _) => key,
+                (None, Keys::InPayload(key_of)) => key_of(&record.payload),
+                (None, Keys::Stored(_)) => unreachable!("every held task's key is stored"),
+            };
+            if self.by_key.get(key) == Some(&id) {
+                self.by_key.remove(key);
+            }
+        }
+        if !record.deps_released {
+            for dep in &record.deps {
+                if let Some(dep_record) = self.tasks.get_mut(dep) {
+                    dep_record.dependent_refs = dep_record.dependent_refs.saturating_sub(1);
+                    pending.push(*dep);
+                }
+            }
+        }
+        out.push(Action::Forget { id, payload: record.payload });
     }
 
     fn on_closed(&mut self, out: &mut Vec<Action<P>>) {
@@ -1238,7 +1329,11 @@ mod size_tests {
         queue.push(0, TaskId(4));
         queue.push(1, TaskId(9));
         queue.push(0, TaskId(6));
+        queue.push(-1, TaskId(2));
+        queue.push(2, TaskId(10));
+        queue.push(-1, TaskId(1));
         let popped: Vec<u64> = std::iter::from_fn(|| queue.pop()).map(|id| id.0).collect();
-        assert_eq!(popped, [9, 3, 4, 5, 6, 7]);
+        assert_eq!(popped, [10, 9, 3, 4, 5, 6, 7, 1, 2]);
+        assert!(queue.others.is_empty(), "emptied levels go");
     }
 }

@@ -131,6 +131,28 @@ impl<V> TaskTable<V> {
         Some(removed)
     }
 
+    /// Takes the value stored under `id` out of the table if `remove` says so, in one look
+    /// up: `remove` sees the value (and may change it when it keeps it).
+    pub(crate) fn remove_if(
+        &mut self,
+        id: &TaskId,
+        remove: impl FnOnce(&mut V) -> bool,
+    ) -> Option<V> {
+        let (chunk_number, slot) = place(*id);
+        let chunk = self.chunks.get_mut(&chunk_number)?;
+        let value = chunk.slots[slot].as_mut()?;
+        if !remove(value) {
+            return None;
+        }
+        let removed = chunk.slots[slot].take();
+        chunk.live -= 1;
+        self.len -= 1;
+        if chunk.live == 0 && chunk_number != self.newest_chunk {
+            self.drop_if_empty(chunk_number);
+        }
+        removed
+    }
+
     /// Removes the chunk if it holds no record, keeping it as the spare if there is none.
     fn drop_if_empty(&mut self, chunk_number: u64) {
         if self.chunks.get(&chunk_number).is_some_and(|chunk| chunk.live == 0) {
@@ -205,14 +227,21 @@ mod tests {
     proptest! {
         /// The table behaves as a map, whatever the order of inserts and removals.
         #[test]
-        fn behaves_like_a_map(operations in proptest::collection::vec((0u64..1_000, any::<bool>()), 0..400)) {
+        fn behaves_like_a_map(operations in proptest::collection::vec((0u64..1_000, 0u8..3), 0..400)) {
             let mut table = TaskTable::default();
             let mut model = BTreeMap::new();
-            for (step, (id, insert)) in operations.into_iter().enumerate() {
-                if insert {
-                    prop_assert_eq!(table.insert(TaskId(id), step), model.insert(id, step));
-                } else {
-                    prop_assert_eq!(table.remove(&TaskId(id)), model.remove(&id));
+            for (step, (id, operation)) in operations.into_iter().enumerate() {
+                match operation {
+                    0 => prop_assert_eq!(table.insert(TaskId(id), step), model.insert(id, step)),
+                    1 => prop_assert_eq!(table.remove(&TaskId(id)), model.remove(&id)),
+                    _ => {
+                        // Removes values that are even, keeps odd ones.
+                        let expected = match model.get(&id) {
+                            Some(value) if value % 2 == 0 => model.remove(&id),
+                            _ => None,
+                        };
+                        prop_assert_eq!(table.remove_if(&TaskId(id), |value| *value % 2 == 0), expected);
+                    }
                 }
                 prop_assert_eq!(table.len(), model.len());
             }
