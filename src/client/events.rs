@@ -93,7 +93,7 @@ use std::time::{Duration, Instant};
 use futures::Stream;
 use parking_lot::{Mutex, MutexGuard};
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::TaskError;
 use crate::job::Job;
@@ -808,16 +808,16 @@ impl EventLog {
         });
         entry.attempt = u16::try_from(attempt).unwrap_or(u16::MAX);
         let staged = Staged { entry, name, worker: worker.cloned(), error };
-        let full = {
+        // The flag is read under the area's lock: a stream that registers its waker sets it
+        // before it locks every area to move their entries (see `register_live`), so either
+        // that move finds this entry, or this finds the flag. No fence is needed: the area's
+        // lock orders the two.
+        let (full, live_waiting) = {
             let mut area = self.staging[staging_area_of_this_thread()].0.lock();
             area.push(staged);
-            area.len() >= STAGED_AT_MOST
+            (area.len() >= STAGED_AT_MOST, self.live_waiting.load(Ordering::Relaxed))
         };
-        // Either a stream that registers its waker sees this entry when it moves the staged
-        // ones (see `register_live`), or this sees its flag (the two fences order the
-        // flag and the entry both ways).
-        fence(Ordering::SeqCst);
-        if full || self.live_waiting.load(Ordering::Relaxed) {
+        if full || live_waiting {
             let mut ring = self.lock();
             if ring.live.is_empty() {
                 return Vec::new();
@@ -835,8 +835,8 @@ impl EventLog {
         if !ring.live.iter().any(|held| held.will_wake(waker)) {
             ring.live.push(waker.clone());
         }
+        // Before the areas are locked (see `ran`).
         self.live_waiting.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
         self.unstage(ring)
     }
 }
