@@ -370,6 +370,35 @@ fn the_live_stream_sees_tasks_as_they_finish_and_ends_at_close() {
     });
 }
 
+/// Runs wait in their worker's staging area until it fills or someone reads (see the
+/// `events` module docs); a live stream that waits must still get each one at once: here each
+/// task is submitted only after the stream saw the previous one's run, so a stream woken only
+/// when an area fills would hang.
+#[test]
+fn a_waiting_live_stream_gets_each_run_before_the_next_task_is_submitted() {
+    futures::executor::block_on(async {
+        let client = Client::builder().workers(2).build().await.unwrap();
+        let mut live = client.task_stream_live();
+        let seen = std::cell::Cell::new(0);
+        let one_at_a_time = async {
+            for i in 0..300u64 {
+                let future = client.submit(|x: u64| x, i);
+                let record = live.next().await.expect("the stream lives while the client does");
+                assert_eq!(&record.key, future.key(), "the run of the task just submitted");
+                seen.set(seen.get() + 1);
+            }
+        };
+        let timeout = client.executor().sleep(PATIENCE);
+        futures::pin_mut!(one_at_a_time);
+        if let futures::future::Either::Right(_) =
+            futures::future::select(one_at_a_time, timeout).await
+        {
+            panic!("the live stream stopped after {} runs", seen.get());
+        }
+        client.close().await.unwrap();
+    });
+}
+
 #[test]
 fn a_live_stream_that_falls_behind_misses_the_oldest_and_counts_them() {
     let client = Client::builder().workers(1).task_events(8).build_blocking().unwrap();

@@ -31,7 +31,7 @@ use crate::transport::{
 
 #[cfg(feature = "dashboard")]
 use super::events::SubmittedByName;
-use super::events::{EventRing, Stamp, UNKNOWN};
+use super::events::{EventLog, EventRing, Stamp, UNKNOWN};
 
 thread_local! {
     /// An empty action list with room, reused by the next event on this thread: without it,
@@ -123,7 +123,7 @@ pub(crate) struct Locked {
     /// The ring (the core's own), `None` when recording is off. Taken under the scheduler
     /// lock only when a failure or cancel without a run is recorded: the lock order is
     /// scheduler, then ring, and nothing takes the scheduler lock while it holds the ring's.
-    events: Option<Arc<Mutex<EventRing>>>,
+    events: Option<Arc<EventLog>>,
     /// Tasks submitted per name, counted once a dashboard asked (for its progress bars):
     /// here rather than in the ring, so that a submission takes no second lock.
     #[cfg(feature = "dashboard")]
@@ -156,7 +156,7 @@ fn task_name(job: &Job) -> Option<&'static str> {
 /// The ring's lock is taken only if there is a failure to record (rarely), under the
 /// scheduler lock the caller holds.
 fn record_actions(
-    ring: &Mutex<EventRing>,
+    ring: &EventLog,
     actions: &[Action<Arc<Job>>],
     stamp: &mut Stamp,
     reported: Option<TaskId>,
@@ -194,7 +194,7 @@ pub(crate) struct Core {
     scheduler: Mutex<Locked>,
     /// The task-event ring, `None` when recording is off; its lock is never held while the
     /// scheduler lock is taken.
-    events: Option<Arc<Mutex<EventRing>>>,
+    events: Option<Arc<EventLog>>,
     /// The clock of the task events, whose time zero is when the client started.
     clock: Arc<EventClock>,
     /// Whether task events are recorded (fixed at construction).
@@ -244,7 +244,7 @@ impl Core {
         events: usize,
     ) -> Core {
         let key_seed = [executor.random_seed(), executor.random_seed()];
-        let ring = (events > 0).then(|| Arc::new(Mutex::new(EventRing::new(events))));
+        let ring = (events > 0).then(|| Arc::new(EventLog::new(events)));
         Core {
             scheduler: Mutex::new(Locked {
                 // The job carries its key: the scheduler reads it there (stored once).
@@ -302,7 +302,15 @@ impl Core {
     /// `None` when recording is off. Everything a run's report records is in the ring
     /// before the task's futures are resolved (see [`Core::complete`]).
     pub(crate) fn with_events<R>(&self, read: impl FnOnce(&mut EventRing) -> R) -> Option<R> {
-        self.events.as_ref().map(|ring| read(&mut ring.lock()))
+        self.events.as_ref().map(|log| read(&mut log.lock()))
+    }
+
+    /// [`with_events`](Core::with_events), with the log the ring belongs to.
+    pub(crate) fn with_event_log<R>(
+        &self,
+        read: impl FnOnce(&EventLog, &mut EventRing) -> R,
+    ) -> Option<R> {
+        self.events.as_ref().map(|log| read(log, &mut log.lock()))
     }
 
     /// Counts the tasks submitted from now on by name (see
@@ -945,11 +953,13 @@ impl Core {
             };
             (started, finished.max(started), run.worker)
         });
-        // The run's entry goes into the ring before the scheduler hears of the report, under
-        // the ring's own lock: the scheduler lock's hold per completion is the same with
-        // recording on as off (but for a failure's dependents, recorded under it), and every
-        // reader finds the entry once the task's futures are resolved (after the scheduler's
-        // hold below). The run's end is the time of everything this report does.
+        // The run's entry is recorded before the scheduler hears of the report, into the
+        // reporting thread's staging area of the event log (its own short lock; see
+        // `EventLog`): the scheduler lock's hold per completion is the same with recording on
+        // as off (but for a failure's dependents, recorded under it), and every reader, which
+        // moves the staged entries into the ring first, finds the entry once the task's
+        // futures are resolved (after the scheduler's hold below). The run's end is the time
+        // of everything this report does.
         let mut live = Vec::new();
         let mut stamp = match times {
             Some((_, finished, _)) => Stamp::at(&self.clock, finished),
@@ -965,9 +975,7 @@ impl Core {
                 None => (None, None),
             };
             let name = task_name(job);
-            let mut ring = ring.lock();
-            ring.ran(job, name, worker, started, attempt, error, lost, &mut stamp);
-            live = ring.take_live();
+            live = ring.ran(job, name, worker, started, attempt, error, lost, &mut stamp);
         }
         let mut actions = spare_actions();
         {

@@ -4,11 +4,15 @@
 //! into a ring behind a short lock of its own (the scheduler itself stays pure: it has no
 //! clock, the time comes from [`Executor::now`](crate::Executor::now), read by the core or by
 //! the worker that ran the task). A run's entry is written when its worker reports, before
-//! the scheduler lock is taken for the report, so recording adds to the time that lock is
-//! held per completion only a dispatched task's queue time, stored in its job; a failure or cancel without a run of its own is written
+//! the scheduler lock is taken for the report, into a staging area of the reporting thread
+//! (see `EventLog`), from which it moves into the ring when the area is full or when anyone
+//! reads the ring; so recording adds to the time the scheduler lock is held per completion
+//! only a dispatched task's queue time, stored in its job, and two workers reporting at once
+//! do not meet at the ring's lock. A failure or cancel without a run of its own is written
 //! under the scheduler lock (the ring's lock nested in it). Every entry of a task is in the
-//! ring before its futures are resolved, so a `story` read after awaiting a result shows
-//! how the run ended. Read them with [`Client::task_stream`](crate::Client::task_stream)
+//! ring or a staging area before its futures are resolved, and every read moves the staged
+//! entries into the ring first, so a `story` read after awaiting a result shows how the run
+//! ended. Read them with [`Client::task_stream`](crate::Client::task_stream)
 //! (one [`TaskRecord`] per run: who ran it, from when to when, how it ended),
 //! [`Client::task_stream_live`](crate::Client::task_stream_live) (the same, as they happen)
 //! and [`Client::story`](crate::Client::story) (every [`TaskEvent`] of one task, in order).
@@ -24,7 +28,8 @@
 //! [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise (at most
 //! 4 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
 //! and drops its oldest entry for each new one once full: [`TaskEventCounts::dropped`] says
-//! how many. No entry is allocated on its own: the ring is one buffer, and an entry names its
+//! how many. Besides the ring, up to 64 runs per staging area (16 areas) wait to be moved
+//! into it. No entry is allocated on its own: the ring is one buffer, and an entry names its
 //! worker by an index into a table of the names the ring holds. With `task_events(0)`
 //! nothing is recorded and no clock is read. To keep an entry to one cache line, its worker,
 //! registered name and attempt are 16-bit: past 65,534 worker names held at once (or
@@ -86,8 +91,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures::Stream;
+use parking_lot::{Mutex, MutexGuard};
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::TaskError;
 use crate::job::Job;
@@ -247,6 +253,7 @@ pub struct TaskEventCounts {
 /// ring's [`Workers`], its registered name one into [`Names`], its error (rare) held beside
 /// the ring, in `EventRing::errors`.
 #[derive(Debug)]
+#[repr(align(64))]
 pub(crate) struct Entry {
     key: TaskKey,
     /// Nanoseconds since the client's origin.
@@ -460,6 +467,8 @@ pub(crate) struct EventRing {
     workers: Workers,
     /// The registered names the entries name.
     names: Names,
+    /// A spare list for [`EventLog::unstage`], kept to allocate once.
+    unstaging: Vec<Staged>,
 }
 
 impl EventRing {
@@ -475,6 +484,7 @@ impl EventRing {
             errors: VecDeque::new(),
             workers: Workers::default(),
             names: Names::default(),
+            unstaging: Vec::new(),
         }
     }
 
@@ -513,28 +523,12 @@ impl EventRing {
         self.entries.iter().enumerate().map(move |(index, entry)| (first + index as u64, entry))
     }
 
-    /// A run ended (at the stamp's time); `error` is `None` for a value.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn ran(
-        &mut self,
-        job: &Job,
-        name: Option<&'static str>,
-        worker: Option<&Arc<str>>,
-        started: Option<u64>,
-        attempt: u32,
-        error: Option<TaskError>,
-        lost: bool,
-        at: &mut Stamp,
-    ) {
-        let name = self.names.index(name);
-        let mut entry = entry(job, name, at.now(), if lost { Kind::Lost } else { Kind::Ran });
-        // A start read once for a busy stretch of a worker may be older than the queueing.
-        entry.started = started.map_or(UNKNOWN, |started| {
-            let queued = Some(entry.queued).filter(|&t| t != UNKNOWN).unwrap_or(0);
-            started.max(queued).min(entry.at)
-        });
-        entry.attempt = u16::try_from(attempt).unwrap_or(u16::MAX);
-        entry.worker = self.workers.hold(worker) as u16;
+    /// Moves a staged run's entry into the ring, naming its worker and registered name by
+    /// their indexes in the ring's tables.
+    fn push_staged(&mut self, staged: Staged) {
+        let Staged { mut entry, name, worker, error } = staged;
+        entry.name = self.names.index(name) as u16;
+        entry.worker = self.workers.hold(worker.as_ref()) as u16;
         self.push(entry, error);
     }
 
@@ -690,6 +684,160 @@ impl EventRing {
             }
         }
         story
+    }
+}
+
+/// How many staging areas a client's [`EventLog`] has: each thread that reports runs writes
+/// to one of them (threads are spread over them in turn), so that two workers reporting at
+/// once do not meet at one lock or write to the same cache lines.
+const STAGING_AREAS: usize = 16;
+
+/// How many runs a staging area holds before the thread that fills it moves every staging
+/// area's entries into the ring.
+const STAGED_AT_MOST: usize = 64;
+
+/// The staging area of the calling thread, chosen once per thread.
+fn staging_area_of_this_thread() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static AREA: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STAGING_AREAS;
+    }
+    AREA.with(|area| *area)
+}
+
+/// A run's entry waiting in a staging area: its registered name and worker are named by
+/// index only when it moves into the ring (the tables are the ring's).
+struct Staged {
+    entry: Entry,
+    name: Option<&'static str>,
+    worker: Option<Arc<str>>,
+    error: Option<TaskError>,
+}
+
+/// One staging area, on cache lines of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct StagingArea(Mutex<Vec<Staged>>);
+
+/// A client's task events: the [`EventRing`], and the staging areas runs are written to
+/// first.
+///
+/// A run's entry goes into the staging area of the reporting thread (a short lock that
+/// other threads rarely take), and from there into the ring when the area is full, and
+/// whenever the ring is read: [`lock`](EventLog::lock) moves every staged entry into the ring
+/// before it returns it, so a reader sees every run that was reported before it locked.
+/// **Invariant:** a run's entry is in the ring or in a staging area before its task's
+/// futures are resolved, so a reader that runs after a result was awaited sees how the run
+/// ended. Lock order: the ring's, then the staging areas' in order; a writer holds only its
+/// own area's lock, never with another.
+pub(crate) struct EventLog {
+    ring: Mutex<EventRing>,
+    staging: Box<[StagingArea]>,
+    /// Whether a live stream may be waiting for the next run: then a writer moves its entry
+    /// into the ring at once and wakes the streams.
+    live_waiting: AtomicBool,
+}
+
+impl fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLog").finish_non_exhaustive()
+    }
+}
+
+impl EventLog {
+    /// A log whose ring holds `capacity` entries.
+    pub(crate) fn new(capacity: usize) -> EventLog {
+        EventLog {
+            ring: Mutex::new(EventRing::new(capacity)),
+            staging: (0..STAGING_AREAS).map(|_| StagingArea::default()).collect(),
+            live_waiting: AtomicBool::new(false),
+        }
+    }
+
+    /// The ring, locked, with every staged entry moved into it.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, EventRing> {
+        let mut ring = self.ring.lock();
+        self.unstage(&mut ring);
+        ring
+    }
+
+    /// Moves every staged entry into `ring` (whose lock the caller holds), oldest end first;
+    /// returns whether there was any. Every area is locked at once, so what moves is a
+    /// consistent cut: a run reported after another (a retry after the failed run) is never
+    /// moved without it.
+    fn unstage(&self, ring: &mut EventRing) -> bool {
+        let mut areas: Vec<MutexGuard<'_, Vec<Staged>>> =
+            self.staging.iter().map(|area| area.0.lock()).collect();
+        if areas.iter().all(|area| area.is_empty()) {
+            return false;
+        }
+        let mut staged = std::mem::take(&mut ring.unstaging);
+        for area in &mut areas {
+            staged.append(area);
+        }
+        drop(areas);
+        // In the order the runs ended, as the ring was written before (a stable sort: one
+        // area's entries are in its writer's order already).
+        staged.sort_by_key(|staged| staged.entry.at);
+        for entry in staged.drain(..) {
+            ring.push_staged(entry);
+        }
+        ring.unstaging = staged;
+        true
+    }
+
+    /// A run ended (at the stamp's time); `error` is `None` for a value. Returns the wakers
+    /// of the live streams to wake once the caller holds no lock.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn ran(
+        &self,
+        job: &Job,
+        name: Option<&'static str>,
+        worker: Option<&Arc<str>>,
+        started: Option<u64>,
+        attempt: u32,
+        error: Option<TaskError>,
+        lost: bool,
+        at: &mut Stamp,
+    ) -> Vec<Waker> {
+        let mut entry = entry(job, NO_NAME, at.now(), if lost { Kind::Lost } else { Kind::Ran });
+        // A start read once for a busy stretch of a worker may be older than the queueing.
+        entry.started = started.map_or(UNKNOWN, |started| {
+            let queued = Some(entry.queued).filter(|&t| t != UNKNOWN).unwrap_or(0);
+            started.max(queued).min(entry.at)
+        });
+        entry.attempt = u16::try_from(attempt).unwrap_or(u16::MAX);
+        let staged = Staged { entry, name, worker: worker.cloned(), error };
+        // The flag is read under the area's lock: a stream that registers its waker sets it
+        // before it locks every area to move their entries (see `register_live`), so either
+        // that move finds this entry, or this finds the flag. No fence is needed: the area's
+        // lock orders the two.
+        let (full, live_waiting) = {
+            let mut area = self.staging[staging_area_of_this_thread()].0.lock();
+            area.push(staged);
+            (area.len() >= STAGED_AT_MOST, self.live_waiting.load(Ordering::Relaxed))
+        };
+        if full || live_waiting {
+            let mut ring = self.lock();
+            if ring.live.is_empty() {
+                return Vec::new();
+            }
+            self.live_waiting.store(false, Ordering::Relaxed);
+            return ring.take_live();
+        }
+        Vec::new()
+    }
+
+    /// Registers a live stream's `waker` on `ring` (locked by [`lock`](EventLog::lock));
+    /// returns whether entries arrived meanwhile (then the stream reads again rather than
+    /// waiting).
+    pub(crate) fn register_live(&self, ring: &mut EventRing, waker: &Waker) -> bool {
+        if !ring.live.iter().any(|held| held.will_wake(waker)) {
+            ring.live.push(waker.clone());
+        }
+        // Before the areas are locked (see `ran`).
+        self.live_waiting.store(true, Ordering::Relaxed);
+        self.unstage(ring)
     }
 }
 
@@ -883,15 +1031,14 @@ impl Stream for TaskStreamLive {
                 return Poll::Ready(Some(record));
             }
             let core = Arc::clone(&this.core);
-            let read = core.with_events(|ring| {
+            let read = core.with_event_log(|log, ring| {
                 // Read under the lock: a close after this hold takes the waker and wakes it.
                 let closed = core.is_closed();
-                let read = ring.records_since(this.next, &mut this.buffered);
-                if this.buffered.is_empty()
-                    && !closed
-                    && !ring.live.iter().any(|waker| waker.will_wake(cx.waker()))
-                {
-                    ring.live.push(cx.waker().clone());
+                let mut read = ring.records_since(this.next, &mut this.buffered);
+                if this.buffered.is_empty() && !closed && log.register_live(ring, cx.waker()) {
+                    // Runs staged while the waker was registered: read them now.
+                    let (next, missed) = ring.records_since(read.0, &mut this.buffered);
+                    read = (next, read.1 + missed);
                 }
                 (read, closed)
             });
