@@ -160,15 +160,17 @@ fn only_the_current_owner_completes_an_entry_and_only_once() {
     };
     // Starts are counted once per delivery, and only for the owner.
     let begin = |connection: &mut redis::Connection, consumer: &str| -> i64 {
-        let answers: Vec<i64> =
-            redis::Script::new(include_str!("../../src/transport/redis/begin.lua"))
-                .key("taskweave:trap:tasks")
-                .key("taskweave:trap:starts")
-                .arg("workers")
-                .arg(consumer)
-                .arg(&entry)
-                .invoke(connection)
-                .unwrap();
+        let answers: Vec<i64> = redis::Script::new(concat!(
+            include_str!("../../src/transport/redis/pending_of.lua"),
+            include_str!("../../src/transport/redis/begin.lua")
+        ))
+        .key("taskweave:trap:tasks")
+        .key("taskweave:trap:starts")
+        .arg("workers")
+        .arg(consumer)
+        .arg(&entry)
+        .invoke(connection)
+        .unwrap();
         assert_eq!(answers.len(), 1, "one answer per entry");
         answers[0]
     };

@@ -117,27 +117,29 @@ pub fn complete_one(
     entry: &str,
     body: &str,
 ) -> i64 {
-    let answers: Vec<i64> =
-        redis::Script::new(include_str!("../../src/transport/redis/complete.lua"))
-            .key(delivery.stream)
-            .key(delivery.starts)
-            .key("taskweave:reply:c1")
-            .key("taskweave:result:c1:1")
-            .key(delivery.entry_of)
-            .arg("workers")
-            .arg(consumer)
-            .arg(entry)
-            .arg("c1:1:1")
-            .arg("ok")
-            .arg(body)
-            .arg(60_000)
-            // When the run started and finished (microseconds since the epoch).
-            .arg(1_000)
-            .arg(2_000)
-            // Stored under the result key too (the test reads it there).
-            .arg("1")
-            .invoke(connection)
-            .unwrap();
+    let answers: Vec<i64> = redis::Script::new(concat!(
+        include_str!("../../src/transport/redis/pending_of.lua"),
+        include_str!("../../src/transport/redis/complete.lua")
+    ))
+    .key(delivery.stream)
+    .key(delivery.starts)
+    .key("taskweave:reply:c1")
+    .key("taskweave:result:c1:1")
+    .key(delivery.entry_of)
+    .arg("workers")
+    .arg(consumer)
+    .arg(entry)
+    .arg("c1:1:1")
+    .arg("ok")
+    .arg(body)
+    .arg(60_000)
+    // When the run started and finished (microseconds since the epoch).
+    .arg(1_000)
+    .arg(2_000)
+    // Stored under the result key too (the test reads it there).
+    .arg("1")
+    .invoke(connection)
+    .unwrap();
     assert_eq!(answers.len(), 1, "one answer per outcome");
     answers[0]
 }

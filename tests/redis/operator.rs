@@ -175,24 +175,26 @@ fn the_scripts_refuse_a_bad_ttl_before_writing_anything() {
         )
     };
     // A failed outcome writes the reply first: with a bad ttl it used to stop after it.
-    let completed: redis::RedisResult<redis::Value> =
-        redis::Script::new(include_str!("../../src/transport/redis/complete.lua"))
-            .key("taskweave:args:tasks")
-            .key("taskweave:args:starts")
-            .key("taskweave:reply:c1")
-            .key("taskweave:result:c1:1")
-            .key("taskweave:args:entry:c1:1:1")
-            .arg("workers")
-            .arg("w1")
-            .arg(&entry)
-            .arg("c1:1:1")
-            .arg("failed")
-            .arg("boom")
-            .arg("18446744073709551615")
-            .arg("")
-            .arg("")
-            .arg("1")
-            .invoke(&mut connection);
+    let completed: redis::RedisResult<redis::Value> = redis::Script::new(concat!(
+        include_str!("../../src/transport/redis/pending_of.lua"),
+        include_str!("../../src/transport/redis/complete.lua")
+    ))
+    .key("taskweave:args:tasks")
+    .key("taskweave:args:starts")
+    .key("taskweave:reply:c1")
+    .key("taskweave:result:c1:1")
+    .key("taskweave:args:entry:c1:1:1")
+    .arg("workers")
+    .arg("w1")
+    .arg(&entry)
+    .arg("c1:1:1")
+    .arg("failed")
+    .arg("boom")
+    .arg("18446744073709551615")
+    .arg("")
+    .arg("")
+    .arg("1")
+    .invoke(&mut connection);
     let error = completed.unwrap_err().to_string();
     assert!(error.contains("has ttl 18446744073709551615"), "{error}");
     assert_eq!(lengths(&mut connection), (0, 0, 1), "complete.lua wrote nothing");

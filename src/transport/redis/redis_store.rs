@@ -209,23 +209,29 @@ struct Scripts {
     complete_and_begin: Script,
 }
 
+/// `complete.lua` as sent: the function it shares with `begin.lua` first.
+const COMPLETE_LUA: &str = concat!(include_str!("pending_of.lua"), include_str!("complete.lua"));
+/// `begin.lua` as sent: the function it shares with `complete.lua` first.
+const BEGIN_LUA: &str = concat!(include_str!("pending_of.lua"), include_str!("begin.lua"));
+
 impl Scripts {
     fn new() -> Scripts {
         Scripts {
-            complete: Script::new(include_str!("complete.lua")),
+            complete: Script::new(COMPLETE_LUA),
             dead_letter: Script::new(include_str!("dead_letter.lua")),
             claim: Script::new(include_str!("claim.lua")),
             touch: Script::new(include_str!("touch.lua")),
             hand_back: Script::new(include_str!("hand_back.lua")),
-            begin: Script::new(include_str!("begin.lua")),
+            begin: Script::new(BEGIN_LUA),
             enqueue: Script::new(include_str!("enqueue.lua")),
             locate: Script::new(include_str!("locate.lua")),
             cancel: Script::new(include_str!("cancel.lua")),
             forget: Script::new(include_str!("forget.lua")),
             share: Script::new(include_str!("share.lua")),
             complete_and_begin: Script::new(&format!(
-                "local function complete(KEYS, ARGV)\n{}\nend\n\
+                "{}\nlocal function complete(KEYS, ARGV)\n{}\nend\n\
                  local function begin(KEYS, ARGV)\n{}\nend\n{}",
+                include_str!("pending_of.lua"),
                 include_str!("complete.lua"),
                 include_str!("begin.lua"),
                 include_str!("complete_and_begin.lua"),
