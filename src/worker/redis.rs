@@ -997,9 +997,9 @@ impl WorkerBuilder {
 ///   outcome it cannot write for the [reclaim time](WorkerBuilder::reclaim_after) (at
 ///   least 30 s) is let go of (another worker reclaims and runs it); one whose outcome
 ///   Redis refuses (a bad argument, a wrong key type) goes to the dead-letter stream with
-///   the reason. If it cannot read its queue for the [broker
+///   the reason. If it cannot read its queue or send its heartbeat for the [broker
 ///   timeout](WorkerBuilder::broker_timeout) (default 60 s), it stops and reports the error
-///   ([`Worker::error`]). No retry loop runs forever.
+///   ([`Worker::error`]), whether its slots are free or busy. No retry loop runs forever.
 /// - A permission Redis's access control refuses (`NOPERM`) stops the worker: it is
 ///   checked at start-up, and if it still happens while running (the user's rights changed)
 ///   the worker shuts down and reports the error ([`Worker::error`],
@@ -1170,7 +1170,8 @@ struct Shared {
     registry: HashMap<&'static str, Handler>,
     executor: Arc<dyn Executor>,
     reclaim_after: Duration,
-    /// How long the reader retries a Redis out of reach before the worker stops.
+    /// How long the reader and the heartbeat retry a Redis out of reach before the worker
+    /// stops.
     broker_timeout: Duration,
     announcement: Vec<u8>,
     /// Disconnects when a shutdown starts.
@@ -3073,6 +3074,12 @@ async fn heartbeat_loop(
     let mut retry = shared.entry_retry();
     // Whether giving the quick retries up was logged (once per run of failures).
     let mut gave_up_logged = false;
+    // The broker timeout, measured here too: the reader stops the worker when its reads
+    // fail for that long, but it does not read while every slot is held, and a slot stays
+    // held while its runner retries writing a result (for the reclaim time, at least 30 s).
+    // The heartbeat is sent whatever the slots do, so a Redis out of reach stops the worker
+    // once the heartbeat has failed for the broker timeout, slots full or not.
+    let mut broker = Retry::new(RetryPolicy::after(u32::MAX, shared.broker_timeout));
     loop {
         let owned: Vec<String> = shared.owned.lock().iter().cloned().collect();
         // A failed touch is tried again soon: entries left untouched for the reclaim time are
@@ -3122,10 +3129,19 @@ async fn heartbeat_loop(
             let ttl = shared.heartbeat_ttl();
             match shared.store.heartbeat(&shared.name, &shared.announcement, ttl).await {
                 Err(error) if error.failure() == Failure::Permission => shared.stop_fatally(error),
+                Err(error) if error.failure() == Failure::Unreachable => {
+                    if broker.next_delay(Failure::Unreachable, shared.executor.now()).is_none() {
+                        shared.stop_fatally(error);
+                    } else {
+                        tracing::debug!(%error, worker = %shared.name, "could not send a heartbeat");
+                    }
+                }
                 Err(error) => {
+                    // Refused, so answered: Redis is in reach.
+                    broker.reset();
                     tracing::debug!(%error, worker = %shared.name, "could not send a heartbeat")
                 }
-                Ok(()) => {}
+                Ok(()) => broker.reset(),
             }
         }
         match select(shared.executor.sleep(next), handed_back.recv_async()).await {

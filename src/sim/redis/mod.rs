@@ -326,4 +326,69 @@ mod tests {
         // 0.42 when the first runner back wrote at once (the others in a second call).
         assert!(per_task < 0.33, "{per_task:.3} write calls per task, not about one per 4");
     }
+
+    /// The server of [`a_worker_with_every_slot_held_stops_once_redis_stays_away`], which
+    /// its task's body takes out of reach.
+    static GOING_AWAY: parking_lot::Mutex<Option<SimRedis>> = parking_lot::Mutex::new(None);
+
+    /// A task whose run makes every command of [`GOING_AWAY`] fail from then on.
+    struct RedisGoesAway;
+
+    impl Task for RedisGoesAway {
+        const NAME: &'static str = "redis-goes-away";
+        type Input = u64;
+        type Output = u64;
+        type Error = std::convert::Infallible;
+        fn run(input: u64) -> Result<u64, Self::Error> {
+            if let Some(redis) = GOING_AWAY.lock().as_ref() {
+                redis.set_faults(1.0, 0.0, std::time::Duration::ZERO);
+            }
+            Ok(input)
+        }
+    }
+
+    /// A worker whose one slot is held while Redis is out of reach (its runner retries
+    /// writing the result for the reclaim time, at least 30 s) stops with the error once
+    /// Redis has stayed away for its broker timeout. Before the heartbeat measured the
+    /// broker timeout too, only the reader did, and it reads nothing while every slot is
+    /// held: the worker stopped only after the runner gave up, over 30 s in.
+    #[test]
+    fn a_worker_with_every_slot_held_stops_once_redis_stays_away() {
+        use std::time::Duration;
+
+        use crate::ExecutorExt;
+
+        let sim = SimExecutor::new(SimConfig::new(11));
+        let redis = SimRedis::new(&sim);
+        *GOING_AWAY.lock() = Some(redis.clone());
+        let outcome = sim
+            .block_on(async {
+                let builder = Worker::builder()
+                    .executor(sim.clone())
+                    .concurrency(1)
+                    // No entry taken ahead: the reader waits for the one slot.
+                    .prefetch(0)
+                    .reclaim_after(Duration::from_millis(300))
+                    .broker_timeout(Duration::from_secs(1))
+                    .register::<RedisGoesAway>();
+                let worker = redis.start_worker(builder).await?;
+                let transport = redis.connect(RedisTransport::builder("redis://sim")).await?;
+                let client =
+                    Client::builder().executor(sim.clone()).transport(transport).build().await?;
+                let task = client.submit_task::<RedisGoesAway>(1);
+                let stopped = sim.timeout(Duration::from_secs(20), worker.stopped()).await;
+                let error = worker.error();
+                redis.set_faults(0.0, 0.0, Duration::ZERO);
+                drop(task);
+                client.close().await?;
+                Ok::<_, crate::Error>((stopped.is_ok(), error))
+            })
+            .expect("the simulation ends")
+            .expect("the client and the worker start");
+        sim.shutdown();
+        *GOING_AWAY.lock() = None;
+        let (stopped, error) = outcome;
+        assert!(stopped, "the worker did not stop within 20 s of virtual time");
+        assert!(matches!(error, Some(crate::Error::Transport(_))), "{error:?}");
+    }
 }

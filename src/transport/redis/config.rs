@@ -177,7 +177,8 @@ impl RedisConfig {
     ///   the server (without its password) and the last error, and so does every task
     ///   dispatched until it answers again; see
     ///   [`RedisTransport::health`](super::RedisTransport::health).
-    /// - A worker that cannot read its queue for this long stops, and reports the error
+    /// - A worker that cannot read its queue, or send its heartbeat (sent also while every
+    ///   slot is busy and it reads nothing), for this long stops, and reports the error
     ///   ([`Worker::error`](crate::worker::Worker::error);
     ///   [`run`](crate::worker::WorkerBuilder::run) returns it), so that its supervisor
     ///   restarts it or an operator hears of it. The entries it held are reclaimed by other
