@@ -3,8 +3,9 @@
 //!
 //! Each workload runs a few times first, so that the tables, queues and reused lists reach
 //! their size; the counted run then pays only what every task pays. The counts include every
-//! thread of the process (the workers' too), and the bounds leave a little room for what the
-//! executor allocates now and then (a timer, a thread-local's first use).
+//! thread of the process (the workers' too), and the bounds leave room for what the executor
+//! allocates now and then (a timer, a thread-local's first use, a thread started while the
+//! machine is busy): each bound is under what one more allocation per task would give.
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use std::alloc::System;
@@ -56,8 +57,9 @@ fn a_dependent_task_in_a_chain_allocates_at_most_three_times() {
     });
     eprintln!("chain: {per_task:.2} allocations per task");
     // Its job, its list of dependency jobs, its value's `Arc` (7.01 before the lists of ids
-    // were inline and reused).
-    assert!(per_task <= 3.2, "{per_task:.2} allocations per chain task");
+    // were inline and reused). 3.03–3.04 on a quiet machine; once 3.29 in a CI run on a busy
+    // one (2026-12-04), which a bound of 3.2 failed: one more allocation per task gives 4.
+    assert!(per_task <= 3.5, "{per_task:.2} allocations per chain task");
 }
 
 /// Independent tasks submitted one by one, then gathered.
