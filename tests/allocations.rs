@@ -4,8 +4,9 @@
 //! Each workload runs a few times first, so that the tables, queues and reused lists reach
 //! their size; the counted run then pays only what every task pays. The counts include every
 //! thread of the process (the workers' too), and the bounds leave room for what the executor
-//! allocates now and then (a timer, a thread-local's first use, a thread started while the
-//! machine is busy): each bound is under what one more allocation per task would give.
+//! allocates now and then (a timer, a thread-local's first use, and most likely a worker's
+//! wait on an empty queue, whose listener the channel allocates: a busy machine makes those
+//! waits more frequent): each bound is under what one more allocation per task would give.
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use std::alloc::System;
