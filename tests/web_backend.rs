@@ -503,7 +503,16 @@ async fn every_refusal_is_json_even_from_axum_and_hyper() {
         };
         // A body over the size limit: 413.
         let huge = format!(r#"{{"kind": "fail", "message": "{}"}}"#, "x".repeat(100_000));
-        let response = server.http.post(format!("{}/jobs", server.base)).body(huge).send();
+        // The server answers 413 without reading the rest of the body and closes the
+        // connection; `connection: close` keeps reqwest from pooling it, or the next request
+        // could be sent on it as it closes and fail with `IncompleteMessage` (it did once in
+        // CI, 2026-12-04).
+        let response = server
+            .http
+            .post(format!("{}/jobs", server.base))
+            .header(reqwest::header::CONNECTION, "close")
+            .body(huge)
+            .send();
         let error =
             check("a 100 KB body", response.await.unwrap(), StatusCode::PAYLOAD_TOO_LARGE).await;
         assert!(error.contains(&service::MAX_BODY_BYTES.to_string()), "{error}");
