@@ -918,6 +918,27 @@ impl Inner {
         }
     }
 
+    /// Takes back outputs this client kept whose write to Redis was given up: each is kept
+    /// again by its result (if the result is still held), so the next dependent dispatched
+    /// writes it. One pass over the held results; runs only when a batch is given up.
+    fn keep_unwritten(&self, values: Vec<(String, Vec<u8>)>) {
+        if values.is_empty() {
+            return;
+        }
+        let mut unwritten: HashMap<String, Vec<u8>> = values.into_iter().collect();
+        let mut results = self.results.lock();
+        for held in results.values_mut() {
+            if held.kept.is_none() {
+                if let Some(output) = unwritten.remove(&held.key) {
+                    held.kept = Some(output);
+                }
+            }
+            if unwritten.is_empty() {
+                break;
+            }
+        }
+    }
+
     /// Fails the tasks of `batch`, whose enqueue the server refuses however often it is tried
     /// (`error`: a permission, a script error).
     fn refuse(&self, batch: &[TaskEntry], error: &StoreError) {
@@ -1414,16 +1435,19 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
             if batch.is_empty() && values.is_empty() {
                 break;
             }
-            let mut enqueue =
-                std::pin::pin!(inner.store.enqueue_after_values(&values, ttl_ms, &batch));
-            let outcome = match unless_stopped(&stop, enqueue.as_mut()).await {
-                Some(outcome) => outcome,
-                // Closing: the batch may already be in the stream. Wait a bounded while for the
-                // reply, so that its entry ids are known and `close` can delete the entries.
-                None => match executor.timeout(CLOSE_GRACE, enqueue).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => return,
-                },
+            let outcome = {
+                let mut enqueue =
+                    std::pin::pin!(inner.store.enqueue_after_values(&values, ttl_ms, &batch));
+                match unless_stopped(&stop, enqueue.as_mut()).await {
+                    Some(outcome) => outcome,
+                    // Closing: the batch may already be in the stream. Wait a bounded while for
+                    // the reply, so that its entry ids are known and `close` can delete the
+                    // entries.
+                    None => match executor.timeout(CLOSE_GRACE, enqueue).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => return,
+                    },
+                }
             };
             match outcome {
                 Ok(ids) => {
@@ -1473,6 +1497,9 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                             // batch's tasks with the reason.
                             inner.refuse(&batch, &error);
                         }
+                        // The outputs were not written: kept again, for the next dependent
+                        // to write (a later one would find them missing otherwise).
+                        inner.keep_unwritten(values);
                         break;
                     };
                     // Once per outage at warn (`failed`); each retry at debug.
