@@ -471,6 +471,48 @@ fn an_enqueue_redis_refuses_fails_its_tasks_instead_of_retrying_forever() {
     });
 }
 
+/// A small output lives only in the client until a dependent reads it; the client writes it
+/// in the enqueue of that dependent. When that enqueue is given up, the output must stay with
+/// the client for the next dependent (it was dropped once, and the next dependent failed with
+/// "the result of its dependency is gone from Redis").
+#[test]
+fn an_output_whose_write_was_refused_is_written_for_the_next_dependent() {
+    run(|| async {
+        let server = RedisServer::start();
+        let running = worker(&server, "refused-kept", 1).await;
+        let url = acl_user(&server, "client-kept", &["+@all"]);
+        let transport =
+            RedisTransport::builder(&url).queue("refused-kept").connect().await.unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        let input = client.map_task::<Add>([(1, 2)]);
+        assert_eq!(client.gather(&input).await.unwrap(), vec![3]);
+        // Both the write of the kept output (`SET`) and the enqueue (`EVALSHA`) refused.
+        let acl = |rules: [&str; 2]| {
+            let _: () = redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg("client-kept")
+                .arg(&rules[..])
+                .query(&mut server.connection())
+                .unwrap();
+        };
+        acl(["-evalsha", "-set"]);
+        let refused = client.after((&input[0], &input[0])).submit_task::<Add>();
+        let outcome =
+            within(&client, Duration::from_secs(20), "the refused task failing", Box::pin(refused))
+                .await;
+        let message = outcome.unwrap_err().to_string();
+        assert!(message.contains("refused to enqueue it"), "{message}");
+        acl(["+evalsha", "+set"]);
+        let next = client.after((&input[0], &input[0])).submit_task::<Add>();
+        let outcome =
+            within(&client, Duration::from_secs(20), "the next dependent", Box::pin(next)).await;
+        assert_eq!(outcome.unwrap(), 6);
+        client.close().await.unwrap();
+        running.shutdown();
+        running.stopped().await;
+    });
+}
+
 #[test]
 fn a_worker_whose_redis_stays_away_for_the_broker_timeout_stops_with_the_error() {
     run(|| async {
