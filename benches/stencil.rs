@@ -669,7 +669,10 @@ fn lock_cost() -> f64 {
 /// scheduler's cache lines moving with it. Returns ns per task, the
 /// best of `rounds`. On a machine with fewer than 2 free cores the threads also wait for
 /// each other to be scheduled, which this counts too (hence the best of several rounds).
-fn scheduler_hold_contended(width: usize, steps: usize, rounds: usize) -> f64 {
+/// With `per_hold` above 1 the submitting thread submits that many tasks per hold, and
+/// releases as many handles per hold, as `map`, `persist` and `Client::batch` do (32): the
+/// difference from task by task is what the extra holds cost.
+fn scheduler_hold_contended(width: usize, steps: usize, rounds: usize, per_hold: usize) -> f64 {
     use std::collections::VecDeque;
     use taskweave::scheduler::{Action, Event, Scheduler, TaskId, TaskKey, TaskSpec};
     type Payload = Arc<TaskKey>;
@@ -716,47 +719,55 @@ fn scheduler_hold_contended(width: usize, steps: usize, rounds: usize) -> f64 {
                 }
                 started.elapsed()
             });
-            let mut actions = Vec::with_capacity(64);
-            let mut ready = VecDeque::with_capacity(4);
+            let mut actions = Vec::with_capacity(64 * per_hold);
+            let mut ready = VecDeque::with_capacity(4 * per_hold);
             start.wait();
-            for (index, payload) in payloads.into_iter().enumerate() {
-                let (step, i) = (index / width, index % width);
-                let key = (*payload).clone();
+            let mut payloads = payloads.into_iter().enumerate().peekable();
+            let mut releasing = Vec::with_capacity(per_hold + width);
+            while payloads.peek().is_some() {
                 {
                     let mut locked = scheduler.lock();
-                    let mut deps = locked.spare_ids();
-                    if step > 0 {
-                        deps.extend(inputs(i, width).map(|j| id(step - 1, j)));
+                    for (index, payload) in payloads.by_ref().take(per_hold) {
+                        let (step, i) = (index / width, index % width);
+                        let mut deps = locked.spare_ids();
+                        if step > 0 {
+                            deps.extend(inputs(i, width).map(|j| id(step - 1, j)));
+                        }
+                        let spec = TaskSpec {
+                            id: id(step, i),
+                            key: (*payload).clone(),
+                            deps,
+                            priority: 0,
+                            retries: 0,
+                            allowed_failures: taskweave::scheduler::DEFAULT_ALLOWED_FAILURES,
+                            uses_worker: true,
+                            pinned: false,
+                            shared_key: false,
+                            payload,
+                        };
+                        locked.handle(Event::Submitted(spec), &mut actions);
+                        // Row `step` is submitted: nothing new reads row `step - 1`, whose
+                        // tasks stay held while a dependent has not finished.
+                        if step > 0 && i == width - 1 {
+                            releasing.extend((0..width).map(|j| id(step - 1, j)));
+                        }
                     }
-                    let spec = TaskSpec {
-                        id: id(step, i),
-                        key,
-                        deps,
-                        priority: 0,
-                        retries: 0,
-                        allowed_failures: taskweave::scheduler::DEFAULT_ALLOWED_FAILURES,
-                        uses_worker: true,
-                        pinned: false,
-                        shared_key: false,
-                        payload,
-                    };
-                    locked.handle(Event::Submitted(spec), &mut actions);
                 }
                 dispatched(&actions, &mut ready);
                 actions.clear();
                 if !ready.is_empty() {
                     shared_ready.lock().extend(ready.drain(..));
                 }
-                // Row `step` is submitted: nothing new reads row `step - 1`, whose tasks
-                // stay held while a dependent has not finished.
-                if step > 0 && i == width - 1 {
-                    for j in 0..width {
-                        scheduler
-                            .lock()
-                            .handle(Event::Released { id: id(step - 1, j) }, &mut actions);
-                        actions.clear();
+                // Task by task, each handle's drop takes a hold; in batches, the releases
+                // share one (as `Client::batch` feeds its held-back releases).
+                for chunk in releasing.chunks(per_hold) {
+                    let mut locked = scheduler.lock();
+                    for &task in chunk {
+                        locked.handle(Event::Released { id: task }, &mut actions);
                     }
                 }
+                releasing.clear();
+                actions.clear();
             }
             worker.join().expect("the worker thread panicked")
         });
@@ -1096,7 +1107,8 @@ fn main() {
         // Holds per task: one per report and one per release; submissions share a hold per
         // batch of 32 (map, map_after_each, persist) or take one each (task by task).
         let with_locks = hold + 3.0 * lock;
-        let contended = scheduler_hold_contended(width, steps, options.lock_rounds);
+        let contended = scheduler_hold_contended(width, steps, options.lock_rounds, 1);
+        let batched = scheduler_hold_contended(width, steps, options.lock_rounds, 32);
         // Amdahl's `1 / (h + p / N)`, with `p` a task's cost outside the lock (ns; see
         // ARCHITECTURE.md, "The many-core ceiling").
         let amdahl = |serial: f64| {
@@ -1123,6 +1135,14 @@ fn main() {
              16 / 64 / 128 cores",
             1e3 / contended,
             amdahl(contended)
+        );
+        let _ = writeln!(
+            out,
+            "the same with submissions and releases 32 per hold (as map and Client::batch; ~1 \
+             hold per task): {batched:.0} ns: a ceiling of {:.2} M tasks/s, {} M on 16 / 64 / \
+             128 cores",
+            1e3 / batched,
+            amdahl(batched)
         );
         print!("{out}");
         out.clear();
