@@ -638,6 +638,10 @@ fn scheduler_hold(width: usize, steps: usize, rounds: usize) -> (f64, f64, f64) 
     best
 }
 
+/// A task's cost outside the scheduler lock, in ns, for Amdahl's law: about 1 µs of CPU end
+/// to end per task (map + gather, `BENCHMARKS.md`) less the ~0.25 µs under the lock.
+const PARALLEL_NS: f64 = 750.0;
+
 /// The cost of taking and releasing an uncontended `parking_lot` mutex, in ns.
 fn lock_cost() -> f64 {
     let mutex = parking_lot::Mutex::new(0u64);
@@ -649,6 +653,132 @@ fn lock_cost() -> f64 {
             *black_box(&mutex).lock() += 1;
         }
         best = best.min(started.elapsed().as_nanos() as f64 / rounds as f64);
+    }
+    best
+}
+
+/// The scheduler's serial time per task when two threads take its lock in turn, as a
+/// client's submitting thread and a worker do: the pure scheduler behind a `parking_lot`
+/// mutex (as `Core::scheduler`), one thread submitting the stencil graph task by task (one
+/// hold each) and releasing each row once the next one is submitted (one hold each, as the
+/// stencil's driver drops the handles of a row it no longer reads), the other finishing each
+/// dispatched task (one hold). Both threads do little outside the lock (the worker keeps the
+/// dependents its reports dispatched in a queue of its own, and takes the submitter's
+/// dispatches from a shared one), so the wall time per task bounds, from above, the serial
+/// time per task with a contended lock: the work, the lock's hand-off between cores and the
+/// scheduler's cache lines moving with it. Returns ns per task, the
+/// best of `rounds`. On a machine with fewer than 2 free cores the threads also wait for
+/// each other to be scheduled, which this counts too (hence the best of several rounds).
+/// With `per_hold` above 1 the submitting thread submits that many tasks per hold, and
+/// releases as many handles per hold, as `map`, `persist` and `Client::batch` do (32): the
+/// difference from task by task is what the extra holds cost.
+fn scheduler_hold_contended(width: usize, steps: usize, rounds: usize, per_hold: usize) -> f64 {
+    use std::collections::VecDeque;
+    use taskweave::scheduler::{Action, Event, Scheduler, TaskId, TaskKey, TaskSpec};
+    type Payload = Arc<TaskKey>;
+    fn key_of(payload: &Payload) -> &TaskKey {
+        payload
+    }
+    fn dispatched(actions: &[Action<Payload>], into: &mut VecDeque<TaskId>) {
+        for action in actions {
+            if let Action::Dispatch { id, .. } = action {
+                into.push_back(*id);
+            }
+        }
+    }
+    let tasks = width * steps;
+    let mut best = f64::INFINITY;
+    for round in 0..rounds {
+        let base = (round * tasks) as u64 + 1;
+        let id = move |step: usize, i: usize| TaskId(base + (step * width + i) as u64);
+        let payloads: Vec<Payload> = (0..tasks)
+            .map(|index| Arc::new(TaskKey::generated("cell", base + index as u64)))
+            .collect();
+        let scheduler: parking_lot::Mutex<Scheduler<Payload>> =
+            parking_lot::Mutex::new(Scheduler::with_keys_in_payload(width, key_of));
+        let shared_ready = parking_lot::Mutex::new(VecDeque::<TaskId>::with_capacity(tasks));
+        let start = Barrier::new(2);
+        let wall = std::thread::scope(|scope| {
+            let worker = scope.spawn(|| {
+                let mut own = VecDeque::with_capacity(tasks);
+                let mut actions = Vec::with_capacity(64);
+                let mut finished = 0;
+                start.wait();
+                let started = Instant::now();
+                while finished < tasks {
+                    let next = own.pop_front().or_else(|| shared_ready.lock().pop_front());
+                    let Some(task) = next else {
+                        std::hint::spin_loop();
+                        continue;
+                    };
+                    scheduler.lock().handle(Event::Finished { id: task }, &mut actions);
+                    // Carried out after the lock, as the client's `Core::apply` does.
+                    dispatched(&actions, &mut own);
+                    actions.clear();
+                    finished += 1;
+                }
+                started.elapsed()
+            });
+            let mut actions = Vec::with_capacity(64 * per_hold);
+            let mut ready = VecDeque::with_capacity(4 * per_hold);
+            start.wait();
+            let mut payloads = payloads.into_iter().enumerate().peekable();
+            let mut releasing = Vec::with_capacity(per_hold + width);
+            while payloads.peek().is_some() {
+                {
+                    let mut locked = scheduler.lock();
+                    for (index, payload) in payloads.by_ref().take(per_hold) {
+                        let (step, i) = (index / width, index % width);
+                        let mut deps = locked.spare_ids();
+                        if step > 0 {
+                            deps.extend(inputs(i, width).map(|j| id(step - 1, j)));
+                        }
+                        let spec = TaskSpec {
+                            id: id(step, i),
+                            key: (*payload).clone(),
+                            deps,
+                            priority: 0,
+                            retries: 0,
+                            allowed_failures: taskweave::scheduler::DEFAULT_ALLOWED_FAILURES,
+                            uses_worker: true,
+                            pinned: false,
+                            shared_key: false,
+                            payload,
+                        };
+                        locked.handle(Event::Submitted(spec), &mut actions);
+                        // Row `step` is submitted: nothing new reads row `step - 1`, whose
+                        // tasks stay held while a dependent has not finished.
+                        if step > 0 && i == width - 1 {
+                            releasing.extend((0..width).map(|j| id(step - 1, j)));
+                        }
+                    }
+                }
+                dispatched(&actions, &mut ready);
+                actions.clear();
+                if !ready.is_empty() {
+                    shared_ready.lock().extend(ready.drain(..));
+                }
+                // Task by task, each handle's drop takes a hold; in batches, the releases
+                // share one (as `Client::batch` feeds its held-back releases).
+                for chunk in releasing.chunks(per_hold) {
+                    let mut locked = scheduler.lock();
+                    for &task in chunk {
+                        locked.handle(Event::Released { id: task }, &mut actions);
+                    }
+                }
+                releasing.clear();
+                actions.clear();
+            }
+            worker.join().expect("the worker thread panicked")
+        });
+        // The last row, read by no one: released once every task ran (not timed).
+        let mut actions = Vec::new();
+        for j in 0..width {
+            scheduler.lock().handle(Event::Released { id: id(steps - 1, j) }, &mut actions);
+        }
+        drop(actions);
+        assert_eq!(scheduler.lock().counts().held(), 0, "every task was forgotten");
+        best = best.min(wall.as_nanos() as f64 / tasks as f64);
     }
     best
 }
@@ -977,13 +1107,42 @@ fn main() {
         // Holds per task: one per report and one per release; submissions share a hold per
         // batch of 32 (map, map_after_each, persist) or take one each (task by task).
         let with_locks = hold + 3.0 * lock;
+        let contended = scheduler_hold_contended(width, steps, options.lock_rounds, 1);
+        let batched = scheduler_hold_contended(width, steps, options.lock_rounds, 32);
+        // Amdahl's `1 / (h + p / N)`, with `p` a task's cost outside the lock (ns; see
+        // ARCHITECTURE.md, "The many-core ceiling").
+        let amdahl = |serial: f64| {
+            [16.0, 64.0, 128.0]
+                .map(|cores| format!("{:.1}", 1e3 / (serial + PARALLEL_NS / cores)))
+                .join(" / ")
+        };
         let _ = writeln!(
             out,
-            "scheduler work per task (pure, stencil graph): submit {submit:.0} ns, finish \
-             {finish:.0} ns, release {release:.0} ns = {hold:.0} ns; an uncontended lock \
-             {lock:.0} ns; with 3 holds per task {with_locks:.0} ns: a ceiling of {:.2} M \
-             tasks/s on any number of cores",
-            1e3 / with_locks
+            "scheduler work per task (pure, stencil graph), under the global lock: submit \
+             {submit:.0} ns, finish {finish:.0} ns, release {release:.0} ns = {hold:.0} ns; \
+             under per-shard locks: none (not sharded); an uncontended lock {lock:.0} ns; with \
+             3 holds per task {with_locks:.0} ns: a ceiling of {:.2} M tasks/s on any number \
+             of cores, {} M on 16 / 64 / 128 cores (Amdahl, {PARALLEL_NS:.0} ns per task \
+             outside the lock)",
+            1e3 / with_locks,
+            amdahl(with_locks)
+        );
+        let _ = writeln!(
+            out,
+            "the same graph with two threads taking the lock in turn (submit and release on \
+             one, finish on the other; wall time per task, an upper bound of the serial time \
+             with a contended lock): {contended:.0} ns: a ceiling of {:.2} M tasks/s, {} M on \
+             16 / 64 / 128 cores",
+            1e3 / contended,
+            amdahl(contended)
+        );
+        let _ = writeln!(
+            out,
+            "the same with submissions and releases 32 per hold (as map and Client::batch; ~1 \
+             hold per task): {batched:.0} ns: a ceiling of {:.2} M tasks/s, {} M on 16 / 64 / \
+             128 cores",
+            1e3 / batched,
+            amdahl(batched)
         );
         print!("{out}");
         out.clear();
