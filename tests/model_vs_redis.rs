@@ -1074,7 +1074,7 @@ impl Pair {
                         .collect()
                 });
                 let answers = self.both(|store, side| {
-                    store.read_replies(&stream, &consumed[side], &afters[side], *count, BLOCK)
+                    store.read_replies(&stream, &consumed[side], &[], &afters[side], *count, BLOCK)
                 });
                 self.compare(op, answers, |pair, side, entries| {
                     pair.entries(side, &stream, entries)
