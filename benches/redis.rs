@@ -169,6 +169,11 @@ fn main() {
             let mut connection = redis::Client::open(stats_url.as_str())
                 .and_then(|client| client.get_connection())
                 .expect("connect for INFO");
+            // redis-server's CPU while nothing is submitted (heartbeats, blocked reads timing
+            // out, `serverCron`): the share of the figure below that is not work per task.
+            let idle_before = used_cpu(&mut connection);
+            async_io::Timer::after(IDLE_WINDOW).await;
+            let idle = used_cpu(&mut connection) - idle_before;
             let () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut connection).expect("reset");
             let cpu_before = used_cpu(&mut connection);
             let processes_before = process_ticks(&worker_pids);
@@ -184,7 +189,10 @@ fn main() {
             let processes = process_ticks(&worker_pids);
             let info: String =
                 redis::cmd("INFO").arg("commandstats").query(&mut connection).expect("INFO");
-            print_commandstats(&info, n, cpu, took);
+            print_commandstats(&info, n, cpu.total(), took);
+            let stats: String =
+                redis::cmd("INFO").arg("stats").query(&mut connection).expect("INFO stats");
+            print_server_stats(&stats, n, cpu, idle, took + Duration::from_millis(300));
             let per_task = |ticks: u64| ticks as f64 * 1e4 / n as f64;
             println!(
                 "{:<24} {:>25.2}",
@@ -346,14 +354,71 @@ fn process_ticks(workers: &[u32]) -> (u64, u64) {
     (ticks("self"), workers.iter().map(|pid| ticks(&pid.to_string())).sum())
 }
 
-/// redis-server's CPU time so far (user + system), in seconds.
-fn used_cpu(connection: &mut redis::Connection) -> f64 {
+/// How long `--commandstats` watches redis-server's CPU with no task submitted.
+const IDLE_WINDOW: Duration = Duration::from_secs(1);
+
+/// redis-server's CPU time, in seconds: in system calls and in its own code.
+#[derive(Clone, Copy)]
+struct ServerCpu {
+    system: f64,
+    user: f64,
+}
+
+impl ServerCpu {
+    fn total(self) -> f64 {
+        self.system + self.user
+    }
+}
+
+impl std::ops::Sub for ServerCpu {
+    type Output = ServerCpu;
+
+    fn sub(self, earlier: ServerCpu) -> ServerCpu {
+        ServerCpu { system: self.system - earlier.system, user: self.user - earlier.user }
+    }
+}
+
+/// redis-server's CPU time so far (`INFO cpu`).
+fn used_cpu(connection: &mut redis::Connection) -> ServerCpu {
     let info: String = redis::cmd("INFO").arg("cpu").query(connection).expect("INFO cpu");
+    let field = |wanted: &str| -> f64 { info_field(&info, wanted).unwrap_or(0.0) };
+    ServerCpu { system: field("used_cpu_sys"), user: field("used_cpu_user") }
+}
+
+/// The number in the `name:value` line of an `INFO` reply, if there is one.
+fn info_field(info: &str, wanted: &str) -> Option<f64> {
     info.lines()
         .filter_map(|line| line.split_once(':'))
-        .filter(|(name, _)| matches!(*name, "used_cpu_sys" | "used_cpu_user"))
-        .filter_map(|(_, value)| value.trim().parse::<f64>().ok())
-        .sum()
+        .find(|(name, _)| *name == wanted)
+        .and_then(|(_, value)| value.trim().parse().ok())
+}
+
+/// Prints where redis-server's CPU went per task: system calls against its own code, the
+/// socket reads (one per request a client's pipeline sends) and reply writes, the bytes, and
+/// the CPU an idle second costs it, scaled to how long the run (and its 300 ms after) lasted.
+fn print_server_stats(
+    stats: &str,
+    tasks: usize,
+    cpu: ServerCpu,
+    idle: ServerCpu,
+    watched: Duration,
+) {
+    let n = tasks as f64;
+    let per_task = |name: &str| info_field(stats, name).unwrap_or(f64::NAN) / n;
+    println!("{:<24} {:>25.2}", "  of which system us/task", cpu.system * 1e6 / n);
+    println!("{:<24} {:>25.2}", "  of which user us/task", cpu.user * 1e6 / n);
+    let idle_per_second = idle.total() / IDLE_WINDOW.as_secs_f64();
+    println!("{:<24} {:>25.1}", "idle CPU us/s", idle_per_second * 1e6);
+    println!(
+        "{:<24} {:>25.2}",
+        "  idle share us/task",
+        idle_per_second * watched.as_secs_f64() * 1e6 / n
+    );
+    println!("{:<24} {:>25.3}", "commands processed/task", per_task("total_commands_processed"));
+    println!("{:<24} {:>25.3}", "socket reads/task", per_task("total_reads_processed"));
+    println!("{:<24} {:>25.3}", "socket writes/task", per_task("total_writes_processed"));
+    println!("{:<24} {:>25.1}", "bytes in/task", per_task("total_net_input_bytes"));
+    println!("{:<24} {:>25.1}", "bytes out/task", per_task("total_net_output_bytes"));
 }
 
 /// Prints `INFO commandstats` per task: calls and µs by command (commands run by scripts are

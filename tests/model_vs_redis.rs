@@ -240,11 +240,14 @@ enum Op {
         worker: usize,
     },
     LiveWorkers,
-    /// Deletes `consumed` from the stream, then reads it after `after` (one pipeline on
-    /// Redis: the client's reply loop deletes what it delivered with its next read).
+    /// Deletes `consumed` from the stream and the entry_of keys of deliveries
+    /// `{client}:{number}:1` in `released`, then reads it after `after` (one pipeline on
+    /// Redis: the client's reply loop deletes what it delivered, and those deliveries'
+    /// entry_of keys, with its next read).
     ReadStream {
         stream: StreamPick,
         consumed: Vec<Nth>,
+        released: Vec<(usize, u64)>,
         after: Option<Nth>,
         count: usize,
     },
@@ -471,12 +474,14 @@ impl ReferenceStateMachine for Reference {
             3 => (
                 stream_pick(),
                 prop::collection::vec(nth(), 0..3),
+                prop::collection::vec((client(), 0u64..4), 0..3),
                 prop::option::weighted(0.4, nth()),
                 0usize..4
             )
-                .prop_map(|(stream, consumed, after, count)| Op::ReadStream {
+                .prop_map(|(stream, consumed, released, after, count)| Op::ReadStream {
                     stream,
                     consumed,
+                    released,
                     after,
                     count
                 }),
@@ -1060,7 +1065,7 @@ impl Pair {
                     Answer::Workers(workers)
                 });
             }
-            Op::ReadStream { stream, consumed, after, count } => {
+            Op::ReadStream { stream, consumed, released, after, count } => {
                 let stream = self.stream_key(*stream);
                 let afters = match after.as_ref().and_then(|index| self.ids.pair(&stream, index)) {
                     Some(pair) => pair,
@@ -1073,8 +1078,21 @@ impl Pair {
                         .map(|pair| pair[side].clone())
                         .collect()
                 });
+                let released: Vec<String> = released
+                    .iter()
+                    .map(|(client, number)| {
+                        self.keys.entry_of(&format!("{}:{number}:1", CLIENTS[*client]))
+                    })
+                    .collect();
                 let answers = self.both(|store, side| {
-                    store.read_replies(&stream, &consumed[side], &afters[side], *count, BLOCK)
+                    store.read_replies(
+                        &stream,
+                        &consumed[side],
+                        &released,
+                        &afters[side],
+                        *count,
+                        BLOCK,
+                    )
                 });
                 self.compare(op, answers, |pair, side, entries| {
                     pair.entries(side, &stream, entries)
@@ -1432,6 +1450,7 @@ fn reading_a_stream_with_count_zero_reads_everything() {
             Op::ReadStream {
                 stream: StreamPick::Tasks,
                 consumed: Vec::new(),
+                released: Vec::new(),
                 after: None,
                 count: 0,
             },

@@ -151,6 +151,42 @@ fn released_results_are_deleted_from_redis() {
     });
 }
 
+/// The entry_of keys (`taskweave:{queue}:entry:*`) on the server.
+fn entry_of_keys(connection: &mut redis::Connection, queue: &str) -> usize {
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("taskweave:{queue}:entry:*")).query(connection).unwrap();
+    keys.len()
+}
+
+/// The client deletes a reported delivery's entry_of key once it read the completion (in
+/// the pipeline of its next read of the reply stream), while it stays open: none is left
+/// behind to wait for its expiry.
+#[test]
+fn reported_deliveries_leave_no_entry_of_keys() {
+    run(|| async {
+        let server = RedisServer::start();
+        let worker = worker(&server, "entries", 2).await;
+        let client = client(&server, "entries").await;
+        let mut connection = server.connection();
+        let futures = client.map_task::<Add>((0..50).map(|i| (i, i)));
+        let sums = client.gather(&futures).await.unwrap();
+        assert_eq!(sums, (0..50).map(|i| 2 * i).collect::<Vec<_>>());
+        let executor = client.executor().clone();
+        let deleted = taskweave::ExecutorExt::timeout(&*executor, Duration::from_secs(10), async {
+            while entry_of_keys(&mut connection, "entries") > 0 {
+                executor.sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(deleted.is_ok(), "entry_of keys of reported deliveries were left behind");
+        // The futures are still held: the outputs are kept, only the keys are gone.
+        assert_eq!(client.gather(&futures).await.unwrap()[49], 98);
+        client.close().await.unwrap();
+        worker.shutdown();
+        worker.stopped().await;
+    });
+}
+
 /// A small output is written once, in its completion: the client keeps it, and writes it
 /// under its result key only when a dependent task (whose worker reads it there) is sent.
 #[test]

@@ -875,15 +875,19 @@ impl Store for MemoryStore {
         &'a self,
         reply: &'a str,
         consumed: &'a [String],
+        released: &'a [String],
         after: &'a str,
         count: usize,
         block: Duration,
     ) -> BoxFuture<'a, StoreResult<Vec<StreamEntry>>> {
         Box::pin(async move {
-            // The pipeline's `XDEL` first: a fault there fails the whole call, as a lost
-            // connection fails the pipeline.
+            // The pipeline's `XDEL` and `UNLINK` first: a fault there fails the whole call,
+            // as a lost connection fails the pipeline.
             if !consumed.is_empty() {
                 self.delete_stream_entries(reply, consumed).await?;
+            }
+            if !released.is_empty() {
+                self.delete_keys(released).await?;
             }
             let read = self.blocking_read("XREAD", block, move |data, now| {
                 expire(data, reply, now);

@@ -970,8 +970,9 @@ impl Inner {
         }
     }
 
-    /// Reports one completion read from the reply stream.
-    fn deliver(&self, reply: Reply, clock: &mut RunClock) {
+    /// Reports one completion read from the reply stream, and adds the entry_of key it
+    /// makes useless to `released` (deleted with the reply loop's next read).
+    fn deliver(&self, reply: Reply, clock: &mut RunClock, released: &mut Vec<String>) {
         let Some(started) = self.started() else { return };
         if self.any_shared.load(Ordering::Acquire) {
             // This client's run of a shared key: the other clients waiting for it hear of
@@ -987,7 +988,7 @@ impl Inner {
         // Its entry_of key is not needed any more, once the enqueue was acknowledged (until
         // then a resend must still find it; the sender deletes it after the acknowledgement).
         if matches!(flight.enqueued, Enqueued::Written(_) | Enqueued::AlreadyReported) {
-            let _ = self.releases.0.send(self.keys.entry_of(&reply.rid));
+            released.push(self.keys.entry_of(&reply.rid));
         }
         let task = flight.task;
         if reply.status == Status::Ok && !reply.stored {
@@ -1527,17 +1528,27 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
     let mut after = "0-0".to_owned();
     let mut retry = Retry::new(RetryPolicy::after(REFUSED_TRIES, inner.broker_timeout));
     let mut clock = RunClock::default();
-    // The completions read and delivered, deleted by the next read (in its round trip); kept
-    // until a read succeeds.
+    // The completions read and delivered, and the entry_of keys of the deliveries they
+    // reported, deleted by the next read (in its round trip, not the janitor's: a round trip
+    // fewer per batch of completions); kept until a read succeeds.
     let mut consumed: Vec<String> = Vec::new();
+    let mut released: Vec<String> = Vec::new();
     loop {
-        let read = inner.store.read_replies(&inner.reply, &consumed, &after, BATCH, BLOCK);
+        let read =
+            inner.store.read_replies(&inner.reply, &consumed, &released, &after, BATCH, BLOCK);
         let entries: Vec<StreamEntry> = match unless_stopped(&stop, read).await {
-            None => return,
+            None => {
+                // Stopping: the janitor deletes them if it still runs (they expire anyway).
+                for key in released {
+                    let _ = inner.releases.0.send(key);
+                }
+                return;
+            }
             Some(Ok(entries)) => {
                 retry.reset();
                 inner.reached();
                 consumed.clear();
+                released.clear();
                 if entries.is_empty() {
                     // Nothing new: next time read from the start. Read completions are
                     // deleted, so this finds only ones left behind — a deletion that failed,
@@ -1580,7 +1591,7 @@ async fn reply_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
         for entry in entries {
             after.clone_from(&entry.id);
             match Reply::decode(&entry.fields) {
-                Ok(reply) => inner.deliver(reply, &mut clock),
+                Ok(reply) => inner.deliver(reply, &mut clock, &mut released),
                 Err(problem) => {
                     tracing::warn!(entry = %entry.id, problem, "ignoring a malformed completion");
                 }

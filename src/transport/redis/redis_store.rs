@@ -1191,16 +1191,20 @@ impl Store for RedisStore {
         &'a self,
         reply: &'a str,
         consumed: &'a [String],
+        released: &'a [String],
         after: &'a str,
         count: usize,
         block: Duration,
     ) -> BoxFuture<'a, StoreResult<Vec<StreamEntry>>> {
         Box::pin(async move {
             let mut connection = self.blocking.clone();
-            // One pipeline: the deletion does not cost a round trip of its own.
+            // One pipeline: the deletions do not cost round trips of their own.
             let mut pipeline = redis::pipe();
             if !consumed.is_empty() {
                 pipeline.cmd("XDEL").arg(reply).arg(consumed).ignore();
+            }
+            if !released.is_empty() {
+                pipeline.cmd("UNLINK").arg(released).ignore();
             }
             pipeline
                 .cmd("XREAD")

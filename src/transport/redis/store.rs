@@ -318,12 +318,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> BoxFuture<'a, StoreResult<Vec<Cancelled>>>;
 
     /// Deletes the completions `consumed` from a reply stream (`XDEL`, the ones the last
-    /// read returned), then reads those after `after`, waiting up to `block` for one: one
-    /// round trip for both. On an error the deletion may or may not have been done.
+    /// read returned) and the keys `released` (`UNLINK`: the entry_of keys of the
+    /// deliveries those completions reported), then reads those after `after`, waiting up to
+    /// `block` for one: one round trip for all three. On an error the deletions may or may
+    /// not have been done.
     fn read_replies<'a>(
         &'a self,
         reply: &'a str,
         consumed: &'a [String],
+        released: &'a [String],
         after: &'a str,
         count: usize,
         block: Duration,
