@@ -467,8 +467,9 @@ pub(crate) struct EventRing {
     workers: Workers,
     /// The registered names the entries name.
     names: Names,
-    /// A spare list for [`EventLog::unstage`], kept to allocate once.
-    unstaging: Vec<Staged>,
+    /// Per staging area, the list [`EventLog::unstage`] swaps with the area's (both keep
+    /// their room, so that moving entries allocates nothing once every area was filled).
+    unstaging: [Vec<Staged>; STAGING_AREAS],
 }
 
 impl EventRing {
@@ -484,7 +485,7 @@ impl EventRing {
             errors: VecDeque::new(),
             workers: Workers::default(),
             names: Names::default(),
-            unstaging: Vec::new(),
+            unstaging: Default::default(),
         }
     }
 
@@ -529,7 +530,52 @@ impl EventRing {
         let Staged { mut entry, name, worker, error } = staged;
         entry.name = self.names.index(name) as u16;
         entry.worker = self.workers.hold(worker.as_ref()) as u16;
-        self.push(entry, error);
+        self.push(entry, error.map(|error| *error));
+    }
+
+    /// Moves the entries taken from the staging areas (into `unstaging`) into the ring, in
+    /// the order the runs ended, as the ring was written before: each area's entries are in
+    /// its writer's order already, so this merges them (one that ended at the same time as
+    /// another goes in after those of lower areas), without sorting or a scratch list.
+    fn push_unstaged(&mut self) {
+        let mut areas = std::mem::take(&mut self.unstaging);
+        {
+            let mut drains = areas.each_mut().map(|area| area.drain(..).peekable());
+            // The areas with entries left (most are empty: one per reporting thread).
+            let mut left = [0; STAGING_AREAS];
+            let mut count = 0;
+            for (index, drain) in drains.iter_mut().enumerate() {
+                if drain.peek().is_some() {
+                    left[count] = index;
+                    count += 1;
+                }
+            }
+            while count > 1 {
+                // The area whose next run ended first (the lowest such area on a tie).
+                let mut first = 0;
+                let mut first_at = u64::MAX;
+                for (position, &index) in left[..count].iter().enumerate() {
+                    let at = drains[index].peek().map_or(u64::MAX, |staged| staged.entry.at);
+                    if at < first_at || position == 0 {
+                        (first, first_at) = (position, at);
+                    }
+                }
+                let index = left[first];
+                if let Some(staged) = drains[index].next() {
+                    self.push_staged(staged);
+                }
+                if drains[index].peek().is_none() {
+                    left.copy_within(first + 1..count, first);
+                    count -= 1;
+                }
+            }
+            if count == 1 {
+                for staged in &mut drains[left[0]] {
+                    self.push_staged(staged);
+                }
+            }
+        }
+        self.unstaging = areas;
     }
 
     pub(crate) fn failed(
@@ -711,8 +757,12 @@ struct Staged {
     entry: Entry,
     name: Option<&'static str>,
     worker: Option<Arc<str>>,
-    error: Option<TaskError>,
+    /// Boxed (failures are rare) to keep a staged entry to two cache lines.
+    error: Option<Box<TaskError>>,
 }
+
+// A staged run is copied into its area and out of it: two cache lines at most.
+const _: () = assert!(std::mem::size_of::<Staged>() <= 128);
 
 /// One staging area, on cache lines of its own.
 #[repr(align(128))]
@@ -766,24 +816,23 @@ impl EventLog {
     /// consistent cut: a run reported after another (a retry after the failed run) is never
     /// moved without it.
     fn unstage(&self, ring: &mut EventRing) -> bool {
-        let mut areas: Vec<MutexGuard<'_, Vec<Staged>>> =
-            self.staging.iter().map(|area| area.0.lock()).collect();
-        if areas.iter().all(|area| area.is_empty()) {
-            return false;
+        let mut moved = false;
+        {
+            let mut areas: [MutexGuard<'_, Vec<Staged>>; STAGING_AREAS] =
+                std::array::from_fn(|index| self.staging[index].0.lock());
+            // Each area's entries change places with the ring's empty list for it (the
+            // locks are held only for the swaps).
+            for (area, unstaged) in areas.iter_mut().zip(&mut ring.unstaging) {
+                if !area.is_empty() {
+                    std::mem::swap(&mut **area, unstaged);
+                    moved = true;
+                }
+            }
         }
-        let mut staged = std::mem::take(&mut ring.unstaging);
-        for area in &mut areas {
-            staged.append(area);
+        if moved {
+            ring.push_unstaged();
         }
-        drop(areas);
-        // In the order the runs ended, as the ring was written before (a stable sort: one
-        // area's entries are in its writer's order already).
-        staged.sort_by_key(|staged| staged.entry.at);
-        for entry in staged.drain(..) {
-            ring.push_staged(entry);
-        }
-        ring.unstaging = staged;
-        true
+        moved
     }
 
     /// A run ended (at the stamp's time); `error` is `None` for a value. Returns the wakers
@@ -807,7 +856,7 @@ impl EventLog {
             started.max(queued).min(entry.at)
         });
         entry.attempt = u16::try_from(attempt).unwrap_or(u16::MAX);
-        let staged = Staged { entry, name, worker: worker.cloned(), error };
+        let staged = Staged { entry, name, worker: worker.cloned(), error: error.map(Box::new) };
         // The flag is read under the area's lock: a stream that registers its waker sets it
         // before it locks every area to move their entries (see `register_live`), so either
         // that move finds this entry, or this finds the flag. No fence is needed: the area's
@@ -1058,9 +1107,55 @@ impl Stream for TaskStreamLive {
 mod tests {
     use std::sync::atomic::Ordering;
 
-    use super::{Kind, entry};
+    use super::{Entry, EventLog, Kind, NO_NAME, NO_WORKER, Staged, UNKNOWN, entry};
     use crate::job::Job;
     use crate::key::{TaskId, TaskKey};
+
+    /// Runs staged by several threads move into the ring in the order they ended (one that
+    /// ended at the same time as another after those of lower areas), each area's in its
+    /// writer's order, and the areas are empty afterwards; again on a second round, which
+    /// reuses the lists the first one swapped in.
+    #[test]
+    fn staged_runs_move_into_the_ring_in_the_order_they_ended() {
+        let log = EventLog::new(64);
+        let run = |key: &str, at: u64| Staged {
+            entry: Entry {
+                key: TaskKey::named(key),
+                at,
+                submitted: UNKNOWN,
+                queued: UNKNOWN,
+                started: UNKNOWN,
+                name: NO_NAME as u16,
+                worker: NO_WORKER as u16,
+                attempt: 1,
+                kind: Kind::Ran,
+                has_error: false,
+            },
+            name: None,
+            worker: None,
+            error: None,
+        };
+        let rounds: [&[&[(&str, u64)]]; 2] = [
+            &[&[("a1", 10), ("a2", 40), ("a3", 50)], &[], &[("b1", 20), ("b2", 40)], &[("c1", 5)]],
+            &[&[], &[("d1", 60), ("d2", 61)], &[], &[], &[("e1", 55)]],
+        ];
+        let expected = [
+            vec!["c1", "a1", "b1", "a2", "b2", "a3"],
+            vec!["c1", "a1", "b1", "a2", "b2", "a3", "e1", "d1", "d2"],
+        ];
+        for (areas, expected) in rounds.iter().zip(expected) {
+            for (index, runs) in areas.iter().enumerate() {
+                let mut area = log.staging[index].0.lock();
+                area.extend(runs.iter().map(|&(key, at)| run(key, at)));
+            }
+            let ring = log.lock();
+            let keys: Vec<TaskKey> = ring.entries.iter().map(|entry| entry.key.clone()).collect();
+            let expected: Vec<TaskKey> = expected.into_iter().map(TaskKey::named).collect();
+            assert_eq!(keys, expected);
+            drop(ring);
+            assert!(log.staging.iter().all(|area| area.0.lock().is_empty()));
+        }
+    }
 
     /// A stamp read for a batch before a dependent was submitted (the dependent then failed
     /// with the batch) is moved up to the submission: a story stays in time order.
