@@ -469,7 +469,7 @@ pub(crate) struct EventRing {
     names: Names,
     /// Per staging area, the list [`EventLog::unstage`] swaps with the area's (both keep
     /// their room, so that moving entries allocates nothing once every area was filled).
-    unstaging: [Vec<Staged>; STAGING_AREAS],
+    unstaging: [Staged; STAGING_AREAS],
 }
 
 impl EventRing {
@@ -524,56 +524,58 @@ impl EventRing {
         self.entries.iter().enumerate().map(move |(index, entry)| (first + index as u64, entry))
     }
 
-    /// Moves a staged run's entry into the ring, naming its worker and registered name by
-    /// their indexes in the ring's tables.
-    fn push_staged(&mut self, staged: Staged) {
-        let Staged { mut entry, name, worker, error } = staged;
-        entry.name = self.names.index(name) as u16;
-        entry.worker = self.workers.hold(worker.as_ref()) as u16;
-        self.push(entry, error.map(|error| *error));
-    }
-
-    /// Moves the entries taken from the staging areas (into `unstaging`) into the ring, in
-    /// the order the runs ended, as the ring was written before: each area's entries are in
-    /// its writer's order already, so this merges them (one that ended at the same time as
-    /// another goes in after those of lower areas), without sorting or a scratch list.
+    /// Moves the runs taken from the staging areas (into `unstaging`) into the ring, in the
+    /// order they ended, as the ring was written before: each area's runs are in its
+    /// writer's order already, so this merges them (a run that ended at the same time as
+    /// another goes in after those of lower areas), without sorting or a scratch list. Each
+    /// entry's registered name and worker, indexes into its area's tables, become indexes
+    /// into the ring's.
     fn push_unstaged(&mut self) {
         let mut areas = std::mem::take(&mut self.unstaging);
         {
-            let mut drains = areas.each_mut().map(|area| area.drain(..).peekable());
-            // The areas with entries left (most are empty: one per reporting thread).
+            let mut runs = areas.each_mut().map(|area| {
+                let Staged { entries, errors, names, workers } = area;
+                (entries.drain(..).peekable(), errors.drain(..), &*names, &*workers)
+            });
+            // The areas with runs left (most are empty: one per reporting thread).
             let mut left = [0; STAGING_AREAS];
             let mut count = 0;
-            for (index, drain) in drains.iter_mut().enumerate() {
-                if drain.peek().is_some() {
+            for (index, (entries, ..)) in runs.iter_mut().enumerate() {
+                if entries.peek().is_some() {
                     left[count] = index;
                     count += 1;
                 }
             }
-            while count > 1 {
+            while count > 0 {
                 // The area whose next run ended first (the lowest such area on a tie).
                 let mut first = 0;
-                let mut first_at = u64::MAX;
-                for (position, &index) in left[..count].iter().enumerate() {
-                    let at = drains[index].peek().map_or(u64::MAX, |staged| staged.entry.at);
-                    if at < first_at || position == 0 {
-                        (first, first_at) = (position, at);
+                if count > 1 {
+                    let mut first_at = u64::MAX;
+                    for (position, &index) in left[..count].iter().enumerate() {
+                        let at = runs[index].0.peek().map_or(u64::MAX, |entry| entry.at);
+                        if at < first_at || position == 0 {
+                            (first, first_at) = (position, at);
+                        }
                     }
                 }
-                let index = left[first];
-                if let Some(staged) = drains[index].next() {
-                    self.push_staged(staged);
+                let (entries, errors, names, workers) = &mut runs[left[first]];
+                if let Some(mut entry) = entries.next() {
+                    let error = if entry.has_error { errors.next() } else { None };
+                    entry.has_error = false;
+                    let name = names.get(usize::from(entry.name)).copied();
+                    entry.name = self.names.index(name) as u16;
+                    entry.worker = self.workers.hold(workers.get(usize::from(entry.worker))) as u16;
+                    self.push(entry, error);
                 }
-                if drains[index].peek().is_none() {
+                if entries.peek().is_none() {
                     left.copy_within(first + 1..count, first);
                     count -= 1;
                 }
             }
-            if count == 1 {
-                for staged in &mut drains[left[0]] {
-                    self.push_staged(staged);
-                }
-            }
+        }
+        for area in &mut areas {
+            area.names.clear();
+            area.workers.clear();
         }
         self.unstaging = areas;
     }
@@ -751,23 +753,75 @@ fn staging_area_of_this_thread() -> usize {
     AREA.with(|area| *area)
 }
 
-/// A run's entry waiting in a staging area: its registered name and worker are named by
-/// index only when it moves into the ring (the tables are the ring's).
+/// The runs waiting in a staging area, each one entry as the ring holds it but for its
+/// registered name and worker, which are indexes into the area's own tables (so that a run
+/// is staged without copying a name or touching its worker's reference count): they become
+/// indexes into the ring's tables when the entry moves into the ring.
+#[derive(Default)]
 struct Staged {
-    entry: Entry,
-    name: Option<&'static str>,
-    worker: Option<Arc<str>>,
-    /// Boxed (failures are rare) to keep a staged entry to two cache lines.
-    error: Option<Box<TaskError>>,
+    /// In the order they were reported.
+    entries: Vec<Entry>,
+    /// The errors of the entries that have one (`Entry::has_error`), in the same order.
+    errors: Vec<TaskError>,
+    /// The registered names the entries name (at most 65,535: past that, none).
+    names: Vec<&'static str>,
+    /// The workers the entries name (at most 65,535: past that, none).
+    workers: Vec<Arc<str>>,
 }
 
-// A staged run is copied into its area and out of it: two cache lines at most.
-const _: () = assert!(std::mem::size_of::<Staged>() <= 128);
+impl Staged {
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Adds a run's `entry`, naming its registered name and worker by their indexes in
+    /// this area's tables.
+    fn stage(
+        &mut self,
+        mut entry: Entry,
+        name: Option<&'static str>,
+        worker: Option<&Arc<str>>,
+        error: Option<TaskError>,
+    ) {
+        entry.name = match name {
+            None => NO_NAME as u16,
+            Some(name) => {
+                let same = |held: &&'static str| std::ptr::eq(*held, name) || *held == name;
+                match self.names.iter().rposition(same) {
+                    Some(index) => index as u16,
+                    None if self.names.len() < NO_NAME as usize => {
+                        self.names.push(name);
+                        (self.names.len() - 1) as u16
+                    }
+                    None => NO_NAME as u16,
+                }
+            }
+        };
+        entry.worker = match worker {
+            None => NO_WORKER as u16,
+            Some(worker) => match self.workers.iter().rposition(|held| Arc::ptr_eq(held, worker)) {
+                Some(index) => index as u16,
+                None if self.workers.len() < NO_WORKER as usize => {
+                    self.workers.push(Arc::clone(worker));
+                    (self.workers.len() - 1) as u16
+                }
+                None => NO_WORKER as u16,
+            },
+        };
+        entry.has_error = error.is_some();
+        self.errors.extend(error);
+        self.entries.push(entry);
+    }
+}
 
 /// One staging area, on cache lines of its own.
 #[repr(align(128))]
 #[derive(Default)]
-struct StagingArea(Mutex<Vec<Staged>>);
+struct StagingArea(Mutex<Staged>);
 
 /// A client's task events: the [`EventRing`], and the staging areas runs are written to
 /// first.
@@ -818,7 +872,7 @@ impl EventLog {
     fn unstage(&self, ring: &mut EventRing) -> bool {
         let mut moved = false;
         {
-            let mut areas: [MutexGuard<'_, Vec<Staged>>; STAGING_AREAS] =
+            let mut areas: [MutexGuard<'_, Staged>; STAGING_AREAS] =
                 std::array::from_fn(|index| self.staging[index].0.lock());
             // Each area's entries change places with the ring's empty list for it (the
             // locks are held only for the swaps).
@@ -856,14 +910,13 @@ impl EventLog {
             started.max(queued).min(entry.at)
         });
         entry.attempt = u16::try_from(attempt).unwrap_or(u16::MAX);
-        let staged = Staged { entry, name, worker: worker.cloned(), error: error.map(Box::new) };
         // The flag is read under the area's lock: a stream that registers its waker sets it
         // before it locks every area to move their entries (see `register_live`), so either
         // that move finds this entry, or this finds the flag. No fence is needed: the area's
         // lock orders the two.
         let (full, live_waiting) = {
             let mut area = self.staging[staging_area_of_this_thread()].0.lock();
-            area.push(staged);
+            area.stage(entry, name, worker, error);
             (area.len() >= STAGED_AT_MOST, self.live_waiting.load(Ordering::Relaxed))
         };
         if full || live_waiting {
@@ -1107,33 +1160,41 @@ impl Stream for TaskStreamLive {
 mod tests {
     use std::sync::atomic::Ordering;
 
-    use super::{Entry, EventLog, Kind, NO_NAME, NO_WORKER, Staged, UNKNOWN, entry};
+    use std::sync::Arc;
+
+    use super::{Entry, EventLog, Kind, NO_NAME, NO_WORKER, RunStatus, UNKNOWN, entry};
     use crate::job::Job;
     use crate::key::{TaskId, TaskKey};
 
     /// Runs staged by several threads move into the ring in the order they ended (one that
     /// ended at the same time as another after those of lower areas), each area's in its
-    /// writer's order, and the areas are empty afterwards; again on a second round, which
-    /// reuses the lists the first one swapped in.
+    /// writer's order, with their workers, names and errors, and the areas are empty
+    /// afterwards; again on a second round, which reuses the lists the first one swapped in.
     #[test]
     fn staged_runs_move_into_the_ring_in_the_order_they_ended() {
         let log = EventLog::new(64);
-        let run = |key: &str, at: u64| Staged {
-            entry: Entry {
+        let run = |key: &str, at: u64| Entry {
+            key: TaskKey::named(key),
+            at,
+            submitted: UNKNOWN,
+            queued: UNKNOWN,
+            started: UNKNOWN,
+            name: NO_NAME as u16,
+            worker: NO_WORKER as u16,
+            attempt: 1,
+            kind: Kind::Ran,
+            has_error: false,
+        };
+        // Each key's worker is `w` and its first letter, its name `n` and its second
+        // character; keys ending in 2 failed.
+        let workers: Vec<Arc<str>> = ["wa", "wb", "wc", "wd", "we"].map(Arc::from).into();
+        let worker_of = |key: &str| &workers[usize::from(key.as_bytes()[0] - b'a')];
+        let name_of = |key: &str| -> &'static str { if key.ends_with('1') { "n1" } else { "n2" } };
+        let error_of = |key: &str| {
+            key.ends_with('2').then(|| crate::TaskError::Failed {
                 key: TaskKey::named(key),
-                at,
-                submitted: UNKNOWN,
-                queued: UNKNOWN,
-                started: UNKNOWN,
-                name: NO_NAME as u16,
-                worker: NO_WORKER as u16,
-                attempt: 1,
-                kind: Kind::Ran,
-                has_error: false,
-            },
-            name: None,
-            worker: None,
-            error: None,
+                message: key.to_owned(),
+            })
         };
         let rounds: [&[&[(&str, u64)]]; 2] = [
             &[&[("a1", 10), ("a2", 40), ("a3", 50)], &[], &[("b1", 20), ("b2", 40)], &[("c1", 5)]],
@@ -1146,12 +1207,27 @@ mod tests {
         for (areas, expected) in rounds.iter().zip(expected) {
             for (index, runs) in areas.iter().enumerate() {
                 let mut area = log.staging[index].0.lock();
-                area.extend(runs.iter().map(|&(key, at)| run(key, at)));
+                for &(key, at) in runs.iter() {
+                    area.stage(
+                        run(key, at),
+                        Some(name_of(key)),
+                        Some(worker_of(key)),
+                        error_of(key),
+                    );
+                }
             }
             let ring = log.lock();
             let keys: Vec<TaskKey> = ring.entries.iter().map(|entry| entry.key.clone()).collect();
-            let expected: Vec<TaskKey> = expected.into_iter().map(TaskKey::named).collect();
-            assert_eq!(keys, expected);
+            assert_eq!(keys, expected.iter().map(|&key| TaskKey::named(key)).collect::<Vec<_>>());
+            let records = ring.records(0, u64::MAX);
+            for (record, key) in records.iter().zip(&expected) {
+                assert_eq!(record.worker.as_ref(), Some(worker_of(key)), "{key}");
+                assert_eq!(&*record.name, name_of(key), "{key}");
+                let failed =
+                    if key.ends_with('2') { RunStatus::Failed } else { RunStatus::Finished };
+                assert_eq!(record.status, failed, "{key}");
+            }
+            assert_eq!(records.len(), expected.len());
             drop(ring);
             assert!(log.staging.iter().all(|area| area.0.lock().is_empty()));
         }
