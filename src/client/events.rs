@@ -489,7 +489,10 @@ impl EventRing {
         }
     }
 
-    fn push(&mut self, mut entry: Entry, error: Option<TaskError>) {
+    /// Adds `entry` (with `error`, if any) as the newest, dropping the oldest when full;
+    /// returns it, where it is held. (Its small fields are set there rather than before the
+    /// entry is copied in: a copy that reads fields just written one by one waits for them.)
+    fn push(&mut self, entry: Entry, error: Option<TaskError>) -> &mut Entry {
         if self.entries.len() == self.capacity
             && let Some(oldest) = self.entries.pop_front()
         {
@@ -501,12 +504,15 @@ impl EventRing {
                 self.errors.pop_front();
             }
         }
+        let has_error = error.is_some();
         if let Some(error) = error {
-            entry.has_error = true;
             self.errors.push_back((self.recorded, error));
         }
         self.entries.push_back(entry);
         self.recorded += 1;
+        let held = self.entries.back_mut().expect("an entry was just pushed");
+        held.has_error = has_error;
+        held
     }
 
     /// The error of `entry`, the one of sequence number `seq`.
@@ -535,13 +541,13 @@ impl EventRing {
         {
             let mut runs = areas.each_mut().map(|area| {
                 let Staged { entries, errors, names, workers } = area;
-                (entries.drain(..).peekable(), errors.drain(..), &*names, &*workers)
+                (entries.drain(..), errors.drain(..), &*names, &*workers)
             });
             // The areas with runs left (most are empty: one per reporting thread).
             let mut left = [0; STAGING_AREAS];
             let mut count = 0;
-            for (index, (entries, ..)) in runs.iter_mut().enumerate() {
-                if entries.peek().is_some() {
+            for (index, (entries, ..)) in runs.iter().enumerate() {
+                if !entries.as_slice().is_empty() {
                     left[count] = index;
                     count += 1;
                 }
@@ -552,22 +558,21 @@ impl EventRing {
                 if count > 1 {
                     let mut first_at = u64::MAX;
                     for (position, &index) in left[..count].iter().enumerate() {
-                        let at = runs[index].0.peek().map_or(u64::MAX, |entry| entry.at);
+                        let at = runs[index].0.as_slice().first().map_or(u64::MAX, |e| e.at);
                         if at < first_at || position == 0 {
                             (first, first_at) = (position, at);
                         }
                     }
                 }
                 let (entries, errors, names, workers) = &mut runs[left[first]];
-                if let Some(mut entry) = entries.next() {
+                if let Some(entry) = entries.next() {
                     let error = if entry.has_error { errors.next() } else { None };
-                    entry.has_error = false;
-                    let name = names.get(usize::from(entry.name)).copied();
-                    entry.name = self.names.index(name) as u16;
-                    entry.worker = self.workers.hold(workers.get(usize::from(entry.worker))) as u16;
-                    self.push(entry, error);
+                    let name = self.names.index(names.get(usize::from(entry.name)).copied());
+                    let worker = self.workers.hold(workers.get(usize::from(entry.worker)));
+                    let held = self.push(entry, error);
+                    (held.name, held.worker) = (name as u16, worker as u16);
                 }
-                if entries.peek().is_none() {
+                if entries.as_slice().is_empty() {
                     left.copy_within(first + 1..count, first);
                     count -= 1;
                 }
@@ -778,16 +783,17 @@ impl Staged {
         self.entries.len()
     }
 
-    /// Adds a run's `entry`, naming its registered name and worker by their indexes in
-    /// this area's tables.
+    /// Adds a run's entry, made by `entry` from the indexes of its registered name and
+    /// worker in this area's tables and whether it has an error (made where it is held, so
+    /// that no copy of it waits for its small fields to be written).
     fn stage(
         &mut self,
-        mut entry: Entry,
         name: Option<&'static str>,
         worker: Option<&Arc<str>>,
         error: Option<TaskError>,
+        entry: impl FnOnce(u16, u16, bool) -> Entry,
     ) {
-        entry.name = match name {
+        let name = match name {
             None => NO_NAME as u16,
             Some(name) => {
                 let same = |held: &&'static str| std::ptr::eq(*held, name) || *held == name;
@@ -801,7 +807,7 @@ impl Staged {
                 }
             }
         };
-        entry.worker = match worker {
+        let worker = match worker {
             None => NO_WORKER as u16,
             Some(worker) => match self.workers.iter().rposition(|held| Arc::ptr_eq(held, worker)) {
                 Some(index) => index as u16,
@@ -812,9 +818,9 @@ impl Staged {
                 None => NO_WORKER as u16,
             },
         };
-        entry.has_error = error.is_some();
+        let has_error = error.is_some();
         self.errors.extend(error);
-        self.entries.push(entry);
+        self.entries.push(entry(name, worker, has_error));
     }
 }
 
@@ -903,20 +909,34 @@ impl EventLog {
         lost: bool,
         at: &mut Stamp,
     ) -> Vec<Waker> {
-        let mut entry = entry(job, NO_NAME, at.now(), if lost { Kind::Lost } else { Kind::Ran });
+        let kind = if lost { Kind::Lost } else { Kind::Ran };
+        let submitted = job.submitted_at.load(Ordering::Relaxed);
+        let queued = job.queued_at.load(Ordering::Relaxed);
+        let at = not_before(submitted, queued, at.now());
         // A start read once for a busy stretch of a worker may be older than the queueing.
-        entry.started = started.map_or(UNKNOWN, |started| {
-            let queued = Some(entry.queued).filter(|&t| t != UNKNOWN).unwrap_or(0);
-            started.max(queued).min(entry.at)
+        let started = started.map_or(UNKNOWN, |started| {
+            started.max(if queued == UNKNOWN { 0 } else { queued }).min(at)
         });
-        entry.attempt = u16::try_from(attempt).unwrap_or(u16::MAX);
+        let attempt = u16::try_from(attempt).unwrap_or(u16::MAX);
+        let entry = |name, worker, has_error| Entry {
+            key: job.key.clone(),
+            at,
+            submitted,
+            queued,
+            started,
+            name,
+            worker,
+            attempt,
+            kind,
+            has_error,
+        };
         // The flag is read under the area's lock: a stream that registers its waker sets it
         // before it locks every area to move their entries (see `register_live`), so either
         // that move finds this entry, or this finds the flag. No fence is needed: the area's
         // lock orders the two.
         let (full, live_waiting) = {
             let mut area = self.staging[staging_area_of_this_thread()].0.lock();
-            area.stage(entry, name, worker, error);
+            area.stage(name, worker, error, entry);
             (area.len() >= STAGED_AT_MOST, self.live_waiting.load(Ordering::Relaxed))
         };
         if full || live_waiting {
@@ -1036,16 +1056,21 @@ pub(crate) struct RunView {
 /// was submitted while the batch waited for the lock (its failure then comes from the
 /// batch): the entry's time is never before the task's own submission or queueing, so a
 /// story stays in time order.
+/// `at`, moved up to the task's submission or queueing if it is earlier (`UNKNOWN`: none).
+fn not_before(submitted: u64, queued: u64, at: u64) -> u64 {
+    let earliest = [submitted, queued].into_iter().filter(|&t| t != UNKNOWN).max();
+    earliest.map_or(at, |earliest| at.max(earliest))
+}
+
 fn entry(job: &Job, name: u32, at: u64, kind: Kind) -> Entry {
     // `Names` gives no index past `NO_NAME`.
     let name = name as u16;
     let submitted = job.submitted_at.load(Ordering::Relaxed);
     let queued = job.queued_at.load(Ordering::Relaxed);
-    let not_before = [submitted, queued].into_iter().filter(|&t| t != UNKNOWN).max();
     Entry {
         key: job.key.clone(),
         name,
-        at: not_before.map_or(at, |earliest| at.max(earliest)),
+        at: not_before(submitted, queued, at),
         submitted,
         queued,
         started: UNKNOWN,
@@ -1162,7 +1187,7 @@ mod tests {
 
     use std::sync::Arc;
 
-    use super::{Entry, EventLog, Kind, NO_NAME, NO_WORKER, RunStatus, UNKNOWN, entry};
+    use super::{Entry, EventLog, Kind, RunStatus, UNKNOWN, entry};
     use crate::job::Job;
     use crate::key::{TaskId, TaskKey};
 
@@ -1173,17 +1198,20 @@ mod tests {
     #[test]
     fn staged_runs_move_into_the_ring_in_the_order_they_ended() {
         let log = EventLog::new(64);
-        let run = |key: &str, at: u64| Entry {
-            key: TaskKey::named(key),
-            at,
-            submitted: UNKNOWN,
-            queued: UNKNOWN,
-            started: UNKNOWN,
-            name: NO_NAME as u16,
-            worker: NO_WORKER as u16,
-            attempt: 1,
-            kind: Kind::Ran,
-            has_error: false,
+        let run = |key: &str, at: u64| {
+            let key = TaskKey::named(key);
+            move |name, worker, has_error| Entry {
+                key,
+                at,
+                submitted: UNKNOWN,
+                queued: UNKNOWN,
+                started: UNKNOWN,
+                name,
+                worker,
+                attempt: 1,
+                kind: Kind::Ran,
+                has_error,
+            }
         };
         // Each key's worker is `w` and its first letter, its name `n` and its second
         // character; keys ending in 2 failed.
@@ -1208,12 +1236,8 @@ mod tests {
             for (index, runs) in areas.iter().enumerate() {
                 let mut area = log.staging[index].0.lock();
                 for &(key, at) in runs.iter() {
-                    area.stage(
-                        run(key, at),
-                        Some(name_of(key)),
-                        Some(worker_of(key)),
-                        error_of(key),
-                    );
+                    let (name, worker) = (Some(name_of(key)), Some(worker_of(key)));
+                    area.stage(name, worker, error_of(key), run(key, at));
                 }
             }
             let ring = log.lock();
