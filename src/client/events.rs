@@ -1213,8 +1213,8 @@ mod tests {
                 has_error,
             }
         };
-        // Each key's worker is `w` and its first letter, its name `n` and its second
-        // character; keys ending in 2 failed.
+        // A key's worker is `w` and the key's first letter, its name `n1` for a key ending
+        // in 1 (else `n2`); the runs of keys ending in 2 failed.
         let workers: Vec<Arc<str>> = ["wa", "wb", "wc", "wd", "we"].map(Arc::from).into();
         let worker_of = |key: &str| &workers[usize::from(key.as_bytes()[0] - b'a')];
         let name_of = |key: &str| -> &'static str { if key.ends_with('1') { "n1" } else { "n2" } };
