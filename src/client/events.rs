@@ -467,8 +467,9 @@ pub(crate) struct EventRing {
     workers: Workers,
     /// The registered names the entries name.
     names: Names,
-    /// A spare list for [`EventLog::unstage`], kept to allocate once.
-    unstaging: Vec<Staged>,
+    /// Per staging area, the list [`EventLog::unstage`] swaps with the area's (both keep
+    /// their room, so that moving entries allocates nothing once every area was filled).
+    unstaging: [Staged; STAGING_AREAS],
 }
 
 impl EventRing {
@@ -484,11 +485,14 @@ impl EventRing {
             errors: VecDeque::new(),
             workers: Workers::default(),
             names: Names::default(),
-            unstaging: Vec::new(),
+            unstaging: Default::default(),
         }
     }
 
-    fn push(&mut self, mut entry: Entry, error: Option<TaskError>) {
+    /// Adds `entry` (with `error`, if any) as the newest, dropping the oldest when full;
+    /// returns it, where it is held. (Its small fields are set there rather than before the
+    /// entry is copied in: a copy that reads fields just written one by one waits for them.)
+    fn push(&mut self, entry: Entry, error: Option<TaskError>) -> &mut Entry {
         if self.entries.len() == self.capacity
             && let Some(oldest) = self.entries.pop_front()
         {
@@ -500,12 +504,15 @@ impl EventRing {
                 self.errors.pop_front();
             }
         }
+        let has_error = error.is_some();
         if let Some(error) = error {
-            entry.has_error = true;
             self.errors.push_back((self.recorded, error));
         }
         self.entries.push_back(entry);
         self.recorded += 1;
+        let held = self.entries.back_mut().expect("an entry was just pushed");
+        held.has_error = has_error;
+        held
     }
 
     /// The error of `entry`, the one of sequence number `seq`.
@@ -523,13 +530,59 @@ impl EventRing {
         self.entries.iter().enumerate().map(move |(index, entry)| (first + index as u64, entry))
     }
 
-    /// Moves a staged run's entry into the ring, naming its worker and registered name by
-    /// their indexes in the ring's tables.
-    fn push_staged(&mut self, staged: Staged) {
-        let Staged { mut entry, name, worker, error } = staged;
-        entry.name = self.names.index(name) as u16;
-        entry.worker = self.workers.hold(worker.as_ref()) as u16;
-        self.push(entry, error);
+    /// Moves the runs taken from the staging areas (into `unstaging`) into the ring, in the
+    /// order they ended, as the ring was written before: each area's runs are in its
+    /// writer's order already, so this merges them (a run that ended at the same time as
+    /// another goes in after those of lower areas), without sorting or a scratch list. Each
+    /// entry's registered name and worker, indexes into its area's tables, become indexes
+    /// into the ring's.
+    fn push_unstaged(&mut self) {
+        let mut areas = std::mem::take(&mut self.unstaging);
+        {
+            let mut runs = areas.each_mut().map(|area| {
+                let Staged { entries, errors, names, workers } = area;
+                (entries.drain(..), errors.drain(..), &*names, &*workers)
+            });
+            // The areas with runs left (most are empty: one per reporting thread).
+            let mut left = [0; STAGING_AREAS];
+            let mut count = 0;
+            for (index, (entries, ..)) in runs.iter().enumerate() {
+                if !entries.as_slice().is_empty() {
+                    left[count] = index;
+                    count += 1;
+                }
+            }
+            while count > 0 {
+                // The area whose next run ended first (the lowest such area on a tie).
+                let mut first = 0;
+                if count > 1 {
+                    let mut first_at = u64::MAX;
+                    for (position, &index) in left[..count].iter().enumerate() {
+                        let at = runs[index].0.as_slice().first().map_or(u64::MAX, |e| e.at);
+                        if at < first_at || position == 0 {
+                            (first, first_at) = (position, at);
+                        }
+                    }
+                }
+                let (entries, errors, names, workers) = &mut runs[left[first]];
+                if let Some(entry) = entries.next() {
+                    let error = if entry.has_error { errors.next() } else { None };
+                    let name = self.names.index(names.get(usize::from(entry.name)).copied());
+                    let worker = self.workers.hold(workers.get(usize::from(entry.worker)));
+                    let held = self.push(entry, error);
+                    (held.name, held.worker) = (name as u16, worker as u16);
+                }
+                if entries.as_slice().is_empty() {
+                    left.copy_within(first + 1..count, first);
+                    count -= 1;
+                }
+            }
+        }
+        for area in &mut areas {
+            area.names.clear();
+            area.workers.clear();
+        }
+        self.unstaging = areas;
     }
 
     pub(crate) fn failed(
@@ -705,19 +758,76 @@ fn staging_area_of_this_thread() -> usize {
     AREA.with(|area| *area)
 }
 
-/// A run's entry waiting in a staging area: its registered name and worker are named by
-/// index only when it moves into the ring (the tables are the ring's).
+/// The runs waiting in a staging area, each one entry as the ring holds it but for its
+/// registered name and worker, which are indexes into the area's own tables (so that a run
+/// is staged without copying a name or touching its worker's reference count): they become
+/// indexes into the ring's tables when the entry moves into the ring.
+#[derive(Default)]
 struct Staged {
-    entry: Entry,
-    name: Option<&'static str>,
-    worker: Option<Arc<str>>,
-    error: Option<TaskError>,
+    /// In the order they were reported.
+    entries: Vec<Entry>,
+    /// The errors of the entries that have one (`Entry::has_error`), in the same order.
+    errors: Vec<TaskError>,
+    /// The registered names the entries name (at most 65,535: past that, none).
+    names: Vec<&'static str>,
+    /// The workers the entries name (at most 65,535: past that, none).
+    workers: Vec<Arc<str>>,
+}
+
+impl Staged {
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Adds a run's entry, made by `entry` from the indexes of its registered name and
+    /// worker in this area's tables and whether it has an error (made where it is held, so
+    /// that no copy of it waits for its small fields to be written).
+    fn stage(
+        &mut self,
+        name: Option<&'static str>,
+        worker: Option<&Arc<str>>,
+        error: Option<TaskError>,
+        entry: impl FnOnce(u16, u16, bool) -> Entry,
+    ) {
+        let name = match name {
+            None => NO_NAME as u16,
+            Some(name) => {
+                let same = |held: &&'static str| std::ptr::eq(*held, name) || *held == name;
+                match self.names.iter().rposition(same) {
+                    Some(index) => index as u16,
+                    None if self.names.len() < NO_NAME as usize => {
+                        self.names.push(name);
+                        (self.names.len() - 1) as u16
+                    }
+                    None => NO_NAME as u16,
+                }
+            }
+        };
+        let worker = match worker {
+            None => NO_WORKER as u16,
+            Some(worker) => match self.workers.iter().rposition(|held| Arc::ptr_eq(held, worker)) {
+                Some(index) => index as u16,
+                None if self.workers.len() < NO_WORKER as usize => {
+                    self.workers.push(Arc::clone(worker));
+                    (self.workers.len() - 1) as u16
+                }
+                None => NO_WORKER as u16,
+            },
+        };
+        let has_error = error.is_some();
+        self.errors.extend(error);
+        self.entries.push(entry(name, worker, has_error));
+    }
 }
 
 /// One staging area, on cache lines of its own.
 #[repr(align(128))]
 #[derive(Default)]
-struct StagingArea(Mutex<Vec<Staged>>);
+struct StagingArea(Mutex<Staged>);
 
 /// A client's task events: the [`EventRing`], and the staging areas runs are written to
 /// first.
@@ -766,24 +876,23 @@ impl EventLog {
     /// consistent cut: a run reported after another (a retry after the failed run) is never
     /// moved without it.
     fn unstage(&self, ring: &mut EventRing) -> bool {
-        let mut areas: Vec<MutexGuard<'_, Vec<Staged>>> =
-            self.staging.iter().map(|area| area.0.lock()).collect();
-        if areas.iter().all(|area| area.is_empty()) {
-            return false;
+        let mut moved = false;
+        {
+            let mut areas: [MutexGuard<'_, Staged>; STAGING_AREAS] =
+                std::array::from_fn(|index| self.staging[index].0.lock());
+            // Each area's entries change places with the ring's empty list for it (the
+            // locks are held only for the swaps).
+            for (area, unstaged) in areas.iter_mut().zip(&mut ring.unstaging) {
+                if !area.is_empty() {
+                    std::mem::swap(&mut **area, unstaged);
+                    moved = true;
+                }
+            }
         }
-        let mut staged = std::mem::take(&mut ring.unstaging);
-        for area in &mut areas {
-            staged.append(area);
+        if moved {
+            ring.push_unstaged();
         }
-        drop(areas);
-        // In the order the runs ended, as the ring was written before (a stable sort: one
-        // area's entries are in its writer's order already).
-        staged.sort_by_key(|staged| staged.entry.at);
-        for entry in staged.drain(..) {
-            ring.push_staged(entry);
-        }
-        ring.unstaging = staged;
-        true
+        moved
     }
 
     /// A run ended (at the stamp's time); `error` is `None` for a value. Returns the wakers
@@ -800,21 +909,34 @@ impl EventLog {
         lost: bool,
         at: &mut Stamp,
     ) -> Vec<Waker> {
-        let mut entry = entry(job, NO_NAME, at.now(), if lost { Kind::Lost } else { Kind::Ran });
+        let kind = if lost { Kind::Lost } else { Kind::Ran };
+        let submitted = job.submitted_at.load(Ordering::Relaxed);
+        let queued = job.queued_at.load(Ordering::Relaxed);
+        let at = not_before(submitted, queued, at.now());
         // A start read once for a busy stretch of a worker may be older than the queueing.
-        entry.started = started.map_or(UNKNOWN, |started| {
-            let queued = Some(entry.queued).filter(|&t| t != UNKNOWN).unwrap_or(0);
-            started.max(queued).min(entry.at)
+        let started = started.map_or(UNKNOWN, |started| {
+            started.max(if queued == UNKNOWN { 0 } else { queued }).min(at)
         });
-        entry.attempt = u16::try_from(attempt).unwrap_or(u16::MAX);
-        let staged = Staged { entry, name, worker: worker.cloned(), error };
+        let attempt = u16::try_from(attempt).unwrap_or(u16::MAX);
+        let entry = |name, worker, has_error| Entry {
+            key: job.key.clone(),
+            at,
+            submitted,
+            queued,
+            started,
+            name,
+            worker,
+            attempt,
+            kind,
+            has_error,
+        };
         // The flag is read under the area's lock: a stream that registers its waker sets it
         // before it locks every area to move their entries (see `register_live`), so either
         // that move finds this entry, or this finds the flag. No fence is needed: the area's
         // lock orders the two.
         let (full, live_waiting) = {
             let mut area = self.staging[staging_area_of_this_thread()].0.lock();
-            area.push(staged);
+            area.stage(name, worker, error, entry);
             (area.len() >= STAGED_AT_MOST, self.live_waiting.load(Ordering::Relaxed))
         };
         if full || live_waiting {
@@ -934,16 +1056,21 @@ pub(crate) struct RunView {
 /// was submitted while the batch waited for the lock (its failure then comes from the
 /// batch): the entry's time is never before the task's own submission or queueing, so a
 /// story stays in time order.
+/// `at`, moved up to the task's submission or queueing if it is earlier (`UNKNOWN`: none).
+fn not_before(submitted: u64, queued: u64, at: u64) -> u64 {
+    let earliest = [submitted, queued].into_iter().filter(|&t| t != UNKNOWN).max();
+    earliest.map_or(at, |earliest| at.max(earliest))
+}
+
 fn entry(job: &Job, name: u32, at: u64, kind: Kind) -> Entry {
     // `Names` gives no index past `NO_NAME`.
     let name = name as u16;
     let submitted = job.submitted_at.load(Ordering::Relaxed);
     let queued = job.queued_at.load(Ordering::Relaxed);
-    let not_before = [submitted, queued].into_iter().filter(|&t| t != UNKNOWN).max();
     Entry {
         key: job.key.clone(),
         name,
-        at: not_before.map_or(at, |earliest| at.max(earliest)),
+        at: not_before(submitted, queued, at),
         submitted,
         queued,
         started: UNKNOWN,
@@ -1058,9 +1185,77 @@ impl Stream for TaskStreamLive {
 mod tests {
     use std::sync::atomic::Ordering;
 
-    use super::{Kind, entry};
+    use std::sync::Arc;
+
+    use super::{Entry, EventLog, Kind, RunStatus, UNKNOWN, entry};
     use crate::job::Job;
     use crate::key::{TaskId, TaskKey};
+
+    /// Runs staged by several threads move into the ring in the order they ended (one that
+    /// ended at the same time as another after those of lower areas), each area's in its
+    /// writer's order, with their workers, names and errors, and the areas are empty
+    /// afterwards; again on a second round, which reuses the lists the first one swapped in.
+    #[test]
+    fn staged_runs_move_into_the_ring_in_the_order_they_ended() {
+        let log = EventLog::new(64);
+        let run = |key: &str, at: u64| {
+            let key = TaskKey::named(key);
+            move |name, worker, has_error| Entry {
+                key,
+                at,
+                submitted: UNKNOWN,
+                queued: UNKNOWN,
+                started: UNKNOWN,
+                name,
+                worker,
+                attempt: 1,
+                kind: Kind::Ran,
+                has_error,
+            }
+        };
+        // A key's worker is `w` and the key's first letter, its name `n1` for a key ending
+        // in 1 (else `n2`); the runs of keys ending in 2 failed.
+        let workers: Vec<Arc<str>> = ["wa", "wb", "wc", "wd", "we"].map(Arc::from).into();
+        let worker_of = |key: &str| &workers[usize::from(key.as_bytes()[0] - b'a')];
+        let name_of = |key: &str| -> &'static str { if key.ends_with('1') { "n1" } else { "n2" } };
+        let error_of = |key: &str| {
+            key.ends_with('2').then(|| crate::TaskError::Failed {
+                key: TaskKey::named(key),
+                message: key.to_owned(),
+            })
+        };
+        let rounds: [&[&[(&str, u64)]]; 2] = [
+            &[&[("a1", 10), ("a2", 40), ("a3", 50)], &[], &[("b1", 20), ("b2", 40)], &[("c1", 5)]],
+            &[&[], &[("d1", 60), ("d2", 61)], &[], &[], &[("e1", 55)]],
+        ];
+        let expected = [
+            vec!["c1", "a1", "b1", "a2", "b2", "a3"],
+            vec!["c1", "a1", "b1", "a2", "b2", "a3", "e1", "d1", "d2"],
+        ];
+        for (areas, expected) in rounds.iter().zip(expected) {
+            for (index, runs) in areas.iter().enumerate() {
+                let mut area = log.staging[index].0.lock();
+                for &(key, at) in runs.iter() {
+                    let (name, worker) = (Some(name_of(key)), Some(worker_of(key)));
+                    area.stage(name, worker, error_of(key), run(key, at));
+                }
+            }
+            let ring = log.lock();
+            let keys: Vec<TaskKey> = ring.entries.iter().map(|entry| entry.key.clone()).collect();
+            assert_eq!(keys, expected.iter().map(|&key| TaskKey::named(key)).collect::<Vec<_>>());
+            let records = ring.records(0, u64::MAX);
+            for (record, key) in records.iter().zip(&expected) {
+                assert_eq!(record.worker.as_ref(), Some(worker_of(key)), "{key}");
+                assert_eq!(&*record.name, name_of(key), "{key}");
+                let failed =
+                    if key.ends_with('2') { RunStatus::Failed } else { RunStatus::Finished };
+                assert_eq!(record.status, failed, "{key}");
+            }
+            assert_eq!(records.len(), expected.len());
+            drop(ring);
+            assert!(log.staging.iter().all(|area| area.0.lock().is_empty()));
+        }
+    }
 
     /// A stamp read for a batch before a dependent was submitted (the dependent then failed
     /// with the batch) is moved up to the submission: a story stays in time order.
