@@ -928,10 +928,10 @@ impl Inner {
         let mut unwritten: HashMap<String, Vec<u8>> = values.into_iter().collect();
         let mut results = self.results.lock();
         for held in results.values_mut() {
-            if held.kept.is_none() {
-                if let Some(output) = unwritten.remove(&held.key) {
-                    held.kept = Some(output);
-                }
+            if held.kept.is_none()
+                && let Some(output) = unwritten.remove(&held.key)
+            {
+                held.kept = Some(output);
             }
             if unwritten.is_empty() {
                 break;
