@@ -573,3 +573,33 @@ impl WorkerGauge {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Client, Error, TaskContext};
+
+    /// A stand-in counts its runs apart from its worker's own (see `WorkerGauge`): the
+    /// worker's statistics add both, so nothing a stand-in ran is lost.
+    #[test]
+    fn a_stand_in_counts_its_runs_into_its_workers_statistics() {
+        let client = Client::builder().workers(1).build_blocking().unwrap();
+        let first = client.submit(|x: u32| x + 1, 1);
+        assert_eq!(first.result().unwrap(), 2);
+        // The one worker runs the outer task, which gives its worker back while it waits:
+        // a stand-in runs the inner one.
+        let outer = client.try_submit_with_context(
+            |context: &TaskContext, x: u32| -> Result<u32, Error> {
+                let inner = context.client()?.submit(|x: u32| x * 2, x);
+                let _seceded = context.secede();
+                inner.result()
+            },
+            21,
+        );
+        assert_eq!(outer.result().unwrap(), 42);
+        let workers = client.stats().workers;
+        assert_eq!(workers.len(), 1, "{workers:?}");
+        assert_eq!(workers[0].completed, 3, "{workers:?}");
+        assert_eq!(workers[0].running, 0, "{workers:?}");
+        client.blocking().close().unwrap();
+    }
+}
