@@ -654,8 +654,19 @@ impl Job {
 
     /// Appends the values of the jobs this one reads to `inputs`, in argument order.
     fn dep_values_into(&self, inputs: &mut Vec<Value>) -> Result<(), NotStarted> {
+        self.dep_values_unless(inputs, false)
+    }
+
+    /// [`dep_values_into`](JobOf::dep_values_into), which also refuses (as aborted) a job
+    /// whose outcome is published already when `unless_resolved` is set: the check a worker
+    /// makes before a run, in the lock the run takes anyway to read its inputs.
+    fn dep_values_unless(
+        &self,
+        inputs: &mut Vec<Value>,
+        unless_resolved: bool,
+    ) -> Result<(), NotStarted> {
         let cell = self.cell.lock();
-        if matches!(cell.slot, Slot::Aborted) {
+        if matches!(cell.slot, Slot::Aborted) || (unless_resolved && cell.outcome().is_some()) {
             return Err(NotStarted::Aborted);
         }
         inputs.reserve(cell.deps.len());
@@ -678,10 +689,20 @@ impl Job {
 
     /// Runs a blocking body on the current thread; a panic becomes `Panicked`.
     pub(crate) fn run_blocking(&self) -> TaskOutcome {
+        self.run_blocking_unless(false)
+    }
+
+    /// Runs a blocking body on the current thread unless (with `unless_resolved`) the task
+    /// is resolved already (cancelled while it waited), when it reports
+    /// [`TaskOutcome::NotRun`] without starting: [`ReadyTask::is_resolved`] and the run in
+    /// one look at the job's cell.
+    ///
+    /// [`ReadyTask::is_resolved`]: crate::transport::ReadyTask::is_resolved
+    pub(crate) fn run_blocking_unless(&self, unless_resolved: bool) -> TaskOutcome {
         // The inputs' list is reused from the last run on this thread (no allocation per
         // task); a body that runs another on this thread meanwhile just makes its own.
         let mut inputs = SPARE_INPUTS.take();
-        let outcome = match self.dep_values_into(&mut inputs) {
+        let outcome = match self.dep_values_unless(&mut inputs, unless_resolved) {
             Err(NotStarted::Aborted) => TaskOutcome::NotRun,
             Err(NotStarted::Failed(failure)) => TaskOutcome::Failed(failure),
             Ok(()) => match catch_unwind(AssertUnwindSafe(|| self.body.call_blocking(&inputs))) {

@@ -964,6 +964,13 @@ impl ReadyTask {
         self.job.run_blocking()
     }
 
+    /// [`run`](ReadyTask::run) unless the task [`is_resolved`](ReadyTask::is_resolved)
+    /// (cancelled while it waited): then [`TaskOutcome::NotRun`], and the body never
+    /// starts. One look at the job where the two calls take two.
+    pub(crate) fn run_unless_resolved(&self) -> TaskOutcome {
+        self.job.run_blocking_unless(true)
+    }
+
     /// Runs an async body. A panic while polling it is caught and reported in the outcome;
     /// a cancel while it runs stops it, and the outcome is [`TaskOutcome::NotRun`].
     pub fn run_async(&self) -> BoxFuture<TaskOutcome> {
