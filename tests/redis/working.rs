@@ -196,6 +196,47 @@ fn small_outputs_are_written_once_and_stored_only_for_dependents() {
     });
 }
 
+/// A small output the client wrote for a first dependent can be gone from Redis by the next
+/// one (expired after `result_ttl`, or lost with a restart without persistence): the client
+/// still has its copy and writes it again, so later dependents get it instead of failing
+/// with "the result of its dependency is gone from Redis".
+#[test]
+fn a_small_output_is_written_again_for_dependents_after_its_first_write_is_gone() {
+    run(|| async {
+        let mut server = RedisServer::start();
+        let worker = worker(&server, "again", 2).await;
+        let transport = RedisTransport::builder(server.url())
+            .queue("again")
+            .result_ttl(Duration::from_millis(200))
+            .connect()
+            .await
+            .unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        let mut connection = server.connection();
+        let text = client.submit_task::<crate::tasks::Repeat>(10);
+        let first = client.after(&text).submit_task::<crate::tasks::Length>();
+        assert_eq!(first.await.unwrap(), 10);
+        // The write for the first dependent expires (the client holds `text` throughout).
+        let executor = client.executor().clone();
+        let expired = taskweave::ExecutorExt::timeout(&*executor, Duration::from_secs(10), async {
+            while result_keys(&mut connection) > 0 {
+                executor.sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(expired.is_ok(), "the written output did not expire");
+        let second = client.after(&text).submit_task::<crate::tasks::Length>();
+        assert_eq!(second.await.unwrap(), 10, "a dependent sent after the write expired");
+        // Redis restarts without persistence: everything it had is gone.
+        server.restart();
+        let third = client.after(&text).submit_task::<crate::tasks::Length>();
+        assert_eq!(third.await.unwrap(), 10, "a dependent sent after a restart");
+        client.close().await.unwrap();
+        worker.shutdown();
+        worker.stopped().await;
+    });
+}
+
 #[test]
 fn a_wrong_password_is_a_clear_error() {
     run(|| async {

@@ -98,7 +98,7 @@ pub use self::admin::{
 };
 pub use self::config::{DEFAULT_NAMESPACE, DEFAULT_QUEUE, RedisConfig};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -182,17 +182,31 @@ type KeptValue = (String, Vec<u8>);
 /// second time under the result key cost redis-server a command per task that nothing read
 /// in most programs. The client keeps such an output here and writes it under the result key
 /// only when a dependent task, which its worker reads from there, is dispatched.
+///
+/// The client keeps its copy as long as it holds the result, and writes it again for every
+/// batch of dependents: what it wrote may be gone from Redis by the next dependent (expired
+/// after [`result_ttl`](RedisTransportBuilder::result_ttl), lost in a restart without
+/// persistence, or never written when the broker stayed away), and the client's copy makes
+/// each dependent independent of that.
 #[derive(Debug)]
 struct HeldResult {
     key: String,
-    /// The output, while it is not in Redis; `None` once written, or when the worker wrote
-    /// it (or there is none yet, or it failed).
+    /// The output, when the worker left it out of Redis; `None` when the worker wrote it
+    /// (or there is none yet, or it failed).
     kept: Option<Vec<u8>>,
+    /// Whether this client wrote [`kept`](HeldResult::kept) under the key (for a
+    /// dependent), so that releasing the result deletes the key.
+    written: bool,
 }
 
 impl HeldResult {
     fn new(key: String) -> HeldResult {
-        HeldResult { key, kept: None }
+        HeldResult { key, kept: None, written: false }
+    }
+
+    /// Whether the key may exist in Redis, to be deleted when the result is released.
+    fn in_redis(&self) -> bool {
+        self.kept.is_none() || self.written
     }
 }
 
@@ -918,27 +932,6 @@ impl Inner {
         }
     }
 
-    /// Takes back outputs this client kept whose write to Redis was given up: each is kept
-    /// again by its result (if the result is still held), so the next dependent dispatched
-    /// writes it. One pass over the held results; runs only when a batch is given up.
-    fn keep_unwritten(&self, values: Vec<(String, Vec<u8>)>) {
-        if values.is_empty() {
-            return;
-        }
-        let mut unwritten: HashMap<String, Vec<u8>> = values.into_iter().collect();
-        let mut results = self.results.lock();
-        for held in results.values_mut() {
-            if held.kept.is_none()
-                && let Some(output) = unwritten.remove(&held.key)
-            {
-                held.kept = Some(output);
-            }
-            if unwritten.is_empty() {
-                break;
-            }
-        }
-    }
-
     /// Fails the tasks of `batch`, whose enqueue the server refuses however often it is tried
     /// (`error`: a permission, a script error).
     fn refuse(&self, batch: &[TaskEntry], error: &StoreError) {
@@ -1079,9 +1072,11 @@ impl Inner {
             let mut deps = Vec::with_capacity(dependency_keys.len());
             for key in &dependency_keys {
                 let Some(held) = results.get_mut(key) else { continue };
-                // Kept by this client so far: the sender writes it before this entry.
-                if let Some(output) = held.kept.take() {
-                    let _ = self.kept_values.0.send((held.key.clone(), output));
+                // Kept by this client: the sender writes it before this entry, again for every
+                // batch (an earlier write may have expired or been lost with a restart).
+                if let Some(output) = &held.kept {
+                    let _ = self.kept_values.0.send((held.key.clone(), output.clone()));
+                    held.written = true;
                 }
                 deps.push(held.key.clone());
             }
@@ -1420,7 +1415,14 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
         // Outputs kept by this client that dependents in this batch (or sent before it, or
         // cancelled since) read from Redis: written first, whether or not the batch is sent,
         // since later dependents count on them being there.
-        let values: Vec<(String, Vec<u8>)> = inner.kept_values.1.try_iter().collect();
+        let mut values: Vec<(String, Vec<u8>)> = inner.kept_values.1.try_iter().collect();
+        // Several dependents of one output in a batch: written once (the latest copy).
+        if values.len() > 1 {
+            let mut seen = HashSet::with_capacity(values.len());
+            values.reverse();
+            values.retain(|(key, _)| seen.insert(key.clone()));
+            values.reverse();
+        }
         if batch.is_empty() && values.is_empty() {
             continue;
         }
@@ -1497,9 +1499,8 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                             // batch's tasks with the reason.
                             inner.refuse(&batch, &error);
                         }
-                        // The outputs were not written: kept again, for the next dependent
-                        // to write (a later one would find them missing otherwise).
-                        inner.keep_unwritten(values);
+                        // The outputs were not written: the client still has them (see
+                        // `HeldResult`), and the next dependent's batch writes them.
                         break;
                     };
                     // Once per outage at warn (`failed`); each retry at debug.
@@ -1975,8 +1976,8 @@ impl Transport for RedisTransport {
                 return;
             }
         }
-        // An output only this client had was never in Redis: nothing to delete.
-        if result.kept.is_none() {
+        // An output only this client had and never wrote is not in Redis: nothing to delete.
+        if result.in_redis() {
             let _ = inner.releases.0.send(result.key);
         }
     }
@@ -2002,7 +2003,7 @@ impl Transport for RedisTransport {
                 .results
                 .lock()
                 .drain()
-                .filter(|(_, result)| result.kept.is_none())
+                .filter(|(_, result)| result.in_redis())
                 .map(|(_, result)| result.key)
                 .filter(|key| !held.iter().any(|share| share.result == *key))
                 .collect();
