@@ -128,6 +128,9 @@ pub const MAX_RESULT_TTL: Duration = Duration::from_millis(protocol::MAX_TTL_MS)
 
 /// How long a blocking read waits on the server before it looks around (for a stop request).
 const BLOCK: Duration = Duration::from_secs(1);
+/// The shortest time between two renewals of the held results (for a very short
+/// [`result_ttl`](RedisTransportBuilder::result_ttl), which then may expire between them).
+const MIN_RENEW_EVERY: Duration = Duration::from_millis(10);
 /// How many entries one batch of enqueues, completions or deletions holds at most.
 const BATCH: usize = 512;
 
@@ -487,8 +490,10 @@ impl RedisTransportBuilder {
 
     /// How long results and completions live in Redis when nobody releases them (default one
     /// hour; from 1 ms, a shorter one counts as 1 ms, to [`MAX_RESULT_TTL`], 365 days).
-    /// Released results are deleted at once, so a long time only keeps the results of
-    /// clients that died. [`connect`](RedisTransportBuilder::connect) refuses a longer time
+    /// Released results are deleted at once, and the client renews the expiry of the
+    /// results it holds every third of this time (at most every 10 ms), so a held result
+    /// stays readable by dependents however long ago it finished, and a long time only
+    /// keeps the results of clients that died. [`connect`](RedisTransportBuilder::connect) refuses a longer time
     /// (such as `Duration::MAX`): Redis cannot use it as an expiry.
     pub fn result_ttl(mut self, ttl: Duration) -> Self {
         self.result_ttl = ttl.max(Duration::from_millis(1));
@@ -1807,6 +1812,47 @@ async fn reconcile_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: f
     }
 }
 
+/// Renews the results this client holds that are (or may be) in Redis, every third of
+/// [`result_ttl`](RedisTransportBuilder::result_ttl), so that a result lives as long as the
+/// client holds it: a dependent submitted hours after its input finished still reads it. The
+/// expiry is for the results of clients that die. Shared keys are left to the share loop.
+async fn renew_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume::Sender<()>) {
+    let stop = inner.stop_signal.clone();
+    let every = (inner.result_ttl / 3).max(MIN_RENEW_EVERY);
+    let ttl_ms = u64::try_from(inner.result_ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, protocol::MAX_TTL_MS);
+    loop {
+        if unless_stopped(&stop, executor.sleep(every)).await.is_none() {
+            return;
+        }
+        let mut held: Vec<(TaskKey, String)> = inner
+            .results
+            .lock()
+            .iter()
+            .filter(|(_, result)| result.in_redis())
+            .map(|(task, result)| (task.clone(), result.key.clone()))
+            .collect();
+        if inner.any_shared.load(Ordering::Acquire) {
+            let shares = inner.shares.lock();
+            held.retain(|(task, _)| !shares.held.contains_key(task));
+        }
+        // In a fixed order (not the map's), so that a simulation replays the same way.
+        let mut keys: Vec<String> = held.into_iter().map(|(_, key)| key).collect();
+        keys.sort_unstable();
+        for chunk in keys.chunks(BATCH) {
+            match unless_stopped(&stop, inner.store.renew_values(chunk, ttl_ms)).await {
+                None => return,
+                Some(Ok(())) => {}
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "could not renew held results; trying again next pass");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Deletes released results in batches.
 async fn janitor_loop(inner: Arc<Inner>, _done: flume::Sender<()>) {
     let stop = inner.stop_signal.clone();
@@ -1892,6 +1938,7 @@ impl Transport for RedisTransport {
             done.clone(),
         ))?;
         executor.spawn_task(share_loop(Arc::clone(inner), Arc::clone(&executor), done.clone()))?;
+        executor.spawn_task(renew_loop(Arc::clone(inner), Arc::clone(&executor), done.clone()))?;
         executor.spawn_task(janitor_loop(Arc::clone(inner), done))?;
         Ok(())
     }
