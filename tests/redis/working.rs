@@ -290,6 +290,29 @@ fn a_dependent_queued_past_result_ttl_still_reads_its_inputs() {
     });
 }
 
+/// A scattered value stays in the client's process: a registered task that depends on it
+/// on Redis fails saying so and what to do, rather than naming only the dependency's key.
+#[test]
+fn a_task_after_a_scattered_value_fails_saying_why() {
+    run(|| async {
+        let server = RedisServer::start();
+        let worker = worker(&server, "scattered", 1).await;
+        let client = client(&server, "scattered").await;
+        let text = client.scatter("hello".to_owned());
+        let length = client.after(&text).submit_task::<crate::tasks::Length>();
+        match length.await {
+            Err(TaskError::Failed { message, .. }) => assert!(
+                message.contains("client.scatter") && message.contains("task's input"),
+                "{message}"
+            ),
+            other => panic!("expected a failure naming scatter, got {other:?}"),
+        }
+        client.close().await.unwrap();
+        worker.shutdown();
+        worker.stopped().await;
+    });
+}
+
 #[test]
 fn a_wrong_password_is_a_clear_error() {
     run(|| async {

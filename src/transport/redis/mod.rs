@@ -1072,7 +1072,12 @@ impl Inner {
         } else {
             let mut results = self.results.lock();
             if let Some(key) = dependency_keys.iter().find(|key| !results.contains_key(*key)) {
-                return Err(format!("its dependency {key} did not run on this Redis transport"));
+                return Err(format!(
+                    "its dependency {key} did not run on this Redis transport, so its workers \
+                     cannot read its value: a scattered value (client.scatter) or a closure's \
+                     result stays in the client's process; pass the value as the task's input \
+                     (client.submit_task::<T>(input)) instead"
+                ));
             }
             let mut deps = Vec::with_capacity(dependency_keys.len());
             for key in &dependency_keys {
