@@ -230,6 +230,8 @@ enum Op {
     ReadValues(Vec<(usize, u64)>),
     /// A client writes outputs it kept under their result keys.
     WriteValues(Vec<(usize, u64, Vec<u8>)>, Span),
+    /// A client renews the expiry of result keys it holds (a missing one stays missing).
+    RenewValues(Vec<(usize, u64)>, Span),
     DeleteKeys(Vec<KeyPick>),
     Heartbeat {
         worker: usize,
@@ -465,6 +467,8 @@ impl ReferenceStateMachine for Reference {
             2 => prop::collection::vec((client(), 0u64..4), 1..4).prop_map(Op::ReadValues),
             1 => (prop::collection::vec((client(), 0u64..4, bytes(6)), 1..3), span())
                 .prop_map(|(values, ttl)| Op::WriteValues(values, ttl)),
+            1 => (prop::collection::vec((client(), 0u64..4), 1..3), span())
+                .prop_map(|(keys, ttl)| Op::RenewValues(keys, ttl)),
             2 => prop::collection::vec(key_pick(), 1..3).prop_map(Op::DeleteKeys),
             1 => (consumer(), bytes(8), span()).prop_map(|(worker, announcement, ttl)| {
                 Op::Heartbeat { worker, announcement, ttl }
@@ -1018,6 +1022,17 @@ impl Pair {
                     })
                     .collect();
                 let answers = self.both(|store, _| store.write_values(&values, ttl.millis()));
+                self.compare(op, answers, |_, _, ()| Answer::Unit);
+                if *ttl == Span::Short {
+                    self.pause();
+                }
+            }
+            Op::RenewValues(which, ttl) => {
+                let names: Vec<String> = which
+                    .iter()
+                    .map(|(client, number)| self.keys.result(CLIENTS[*client], *number))
+                    .collect();
+                let answers = self.both(|store, _| store.renew_values(&names, ttl.millis()));
                 self.compare(op, answers, |_, _, ()| Answer::Unit);
                 if *ttl == Span::Short {
                     self.pause();

@@ -671,6 +671,10 @@ impl Client {
     /// as a dependency: every dependent reads the one stored value, nothing is copied per
     /// dependent (Dask's `scatter`).
     ///
+    /// The value stays in the client's process, on every transport: on Redis a registered
+    /// task cannot depend on it (its workers cannot read it) and fails saying so; pass the
+    /// value as the task's input there instead.
+    ///
     /// # Examples
     ///
     /// ```

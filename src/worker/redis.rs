@@ -2427,8 +2427,10 @@ impl Shared {
             .map(|(key, value)| {
                 value.ok_or_else(|| {
                     format!(
-                        "the result of its dependency ({key}) is gone from Redis: it expired or \
-                         was released before this task ran"
+                        "the result of its dependency ({key}) is gone from Redis: it was \
+                         released before this task ran, its client stopped renewing it (the \
+                         client died, or was away past result_ttl), or the server lost its \
+                         data (a restart without persistence)"
                     )
                 })
             })

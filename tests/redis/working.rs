@@ -232,6 +232,123 @@ fn small_outputs_are_written_once_and_stored_only_for_dependents() {
     });
 }
 
+/// A small output the client wrote for a first dependent can be gone from Redis by the next
+/// one (evicted, expired while the client was away, or lost with a restart without
+/// persistence): the client still has its copy and writes it again, so later dependents get
+/// it instead of failing with "the result of its dependency is gone from Redis".
+#[test]
+fn a_small_output_is_written_again_for_dependents_after_its_first_write_is_gone() {
+    run(|| async {
+        let mut server = RedisServer::start();
+        let worker = worker(&server, "again", 2).await;
+        let client = client(&server, "again").await;
+        let text = client.submit_task::<crate::tasks::Repeat>(10);
+        let first = client.after(&text).submit_task::<crate::tasks::Length>();
+        assert_eq!(first.await.unwrap(), 10);
+        // The write for the first dependent goes (the client holds `text` throughout), as
+        // an eviction or an expiry would take it.
+        let mut connection = server.connection();
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg("taskweave:result:*").query(&mut connection).unwrap();
+        assert_eq!(keys.len(), 1, "the output written for the first dependent");
+        let () = redis::cmd("DEL").arg(&keys).query(&mut connection).unwrap();
+        let second = client.after(&text).submit_task::<crate::tasks::Length>();
+        assert_eq!(second.await.unwrap(), 10, "a dependent sent after the write was gone");
+        // Redis restarts without persistence: everything it had is gone.
+        server.restart();
+        let third = client.after(&text).submit_task::<crate::tasks::Length>();
+        assert_eq!(third.await.unwrap(), 10, "a dependent sent after a restart");
+        client.close().await.unwrap();
+        worker.shutdown();
+        worker.stopped().await;
+    });
+}
+
+/// A result the client holds lives in Redis as long as it holds it, however short
+/// `result_ttl` (which is for the results of clients that die): the client renews it, so a
+/// dependent submitted long after its input finished reads it instead of failing with "the
+/// result of its dependency is gone from Redis".
+#[test]
+fn a_held_result_outlives_result_ttl_for_later_dependents() {
+    run(|| async {
+        let server = RedisServer::start();
+        let worker = worker(&server, "renewed", 2).await;
+        let transport = RedisTransport::builder(server.url())
+            .queue("renewed")
+            .result_ttl(Duration::from_secs(2))
+            .connect()
+            .await
+            .unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        // Over `INLINE_RESULT_MAX`: the worker writes it under its result key.
+        let text = client.submit_task::<crate::tasks::Repeat>(1000);
+        let first = client.after(&text).submit_task::<crate::tasks::Length>();
+        assert_eq!(first.await.unwrap(), 1000);
+        // Over twice the result_ttl goes by while the client holds `text` (a ttl long enough
+        // for the renewals, every third of it, to come in time on a loaded machine).
+        client.executor().sleep(Duration::from_secs(5)).await;
+        let later = client.after(&text).submit_task::<crate::tasks::Length>();
+        assert_eq!(later.await.unwrap(), 1000, "a dependent sent after result_ttl");
+        client.close().await.unwrap();
+        worker.shutdown();
+        worker.stopped().await;
+    });
+}
+
+/// A dependent that waits in the queue longer than `result_ttl` (its one worker busy) still
+/// reads its inputs, a small one the client wrote for it and a large one its worker wrote:
+/// the client renews both while it holds them.
+#[test]
+fn a_dependent_queued_past_result_ttl_still_reads_its_inputs() {
+    run(|| async {
+        let server = RedisServer::start();
+        let worker = worker(&server, "queued", 1).await;
+        let transport = RedisTransport::builder(server.url())
+            .queue("queued")
+            .result_ttl(Duration::from_secs(2))
+            .connect()
+            .await
+            .unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        let small = client.submit_task::<crate::tasks::Repeat>(10);
+        let large = client.submit_task::<crate::tasks::Repeat>(1000);
+        client.gather((&small, &large)).await.unwrap();
+        let busy = client.submit_task::<Sleepy>((5000, 1));
+        let lengths = [
+            client.after(&small).submit_task::<crate::tasks::Length>(),
+            client.after(&large).submit_task::<crate::tasks::Length>(),
+        ];
+        assert_eq!(busy.await.unwrap(), 1);
+        assert_eq!(client.gather(&lengths).await.unwrap(), vec![10, 1000]);
+        client.close().await.unwrap();
+        worker.shutdown();
+        worker.stopped().await;
+    });
+}
+
+/// A scattered value stays in the client's process: a registered task that depends on it
+/// on Redis fails saying so and what to do, rather than naming only the dependency's key.
+#[test]
+fn a_task_after_a_scattered_value_fails_saying_why() {
+    run(|| async {
+        let server = RedisServer::start();
+        let worker = worker(&server, "scattered", 1).await;
+        let client = client(&server, "scattered").await;
+        let text = client.scatter("hello".to_owned());
+        let length = client.after(&text).submit_task::<crate::tasks::Length>();
+        match length.await {
+            Err(TaskError::Failed { message, .. }) => assert!(
+                message.contains("client.scatter") && message.contains("task's input"),
+                "{message}"
+            ),
+            other => panic!("expected a failure naming scatter, got {other:?}"),
+        }
+        client.close().await.unwrap();
+        worker.shutdown();
+        worker.stopped().await;
+    });
+}
+
 #[test]
 fn a_wrong_password_is_a_clear_error() {
     run(|| async {

@@ -1368,6 +1368,21 @@ impl Store for MemoryStore {
         }))
     }
 
+    fn renew_values<'a>(
+        &'a self,
+        keys: &'a [String],
+        ttl_ms: u64,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.model.command("PEXPIRE", move |data, now, _| {
+            for key in keys {
+                expire(data, key, now);
+                if let Some((_, expires)) = data.strings.get_mut(key) {
+                    *expires = Some(now + Duration::from_millis(ttl_ms.max(1)));
+                }
+            }
+        }))
+    }
+
     fn read_values<'a>(
         &'a self,
         keys: &'a [String],

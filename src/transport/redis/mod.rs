@@ -98,7 +98,7 @@ pub use self::admin::{
 };
 pub use self::config::{DEFAULT_NAMESPACE, DEFAULT_QUEUE, RedisConfig};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -128,6 +128,9 @@ pub const MAX_RESULT_TTL: Duration = Duration::from_millis(protocol::MAX_TTL_MS)
 
 /// How long a blocking read waits on the server before it looks around (for a stop request).
 const BLOCK: Duration = Duration::from_secs(1);
+/// The shortest time between two renewals of the held results (for a very short
+/// [`result_ttl`](RedisTransportBuilder::result_ttl), which then may expire between them).
+const MIN_RENEW_EVERY: Duration = Duration::from_millis(10);
 /// How many entries one batch of enqueues, completions or deletions holds at most.
 const BATCH: usize = 512;
 
@@ -182,17 +185,31 @@ type KeptValue = (String, Vec<u8>);
 /// second time under the result key cost redis-server a command per task that nothing read
 /// in most programs. The client keeps such an output here and writes it under the result key
 /// only when a dependent task, which its worker reads from there, is dispatched.
+///
+/// The client keeps its copy as long as it holds the result, and writes it again for every
+/// batch of dependents: what it wrote may be gone from Redis by the next dependent (expired
+/// after [`result_ttl`](RedisTransportBuilder::result_ttl), lost in a restart without
+/// persistence, or never written when the broker stayed away), and the client's copy makes
+/// each dependent independent of that.
 #[derive(Debug)]
 struct HeldResult {
     key: String,
-    /// The output, while it is not in Redis; `None` once written, or when the worker wrote
-    /// it (or there is none yet, or it failed).
+    /// The output, when the worker left it out of Redis; `None` when the worker wrote it
+    /// (or there is none yet, or it failed).
     kept: Option<Vec<u8>>,
+    /// Whether this client wrote [`kept`](HeldResult::kept) under the key (for a
+    /// dependent), so that releasing the result deletes the key.
+    written: bool,
 }
 
 impl HeldResult {
     fn new(key: String) -> HeldResult {
-        HeldResult { key, kept: None }
+        HeldResult { key, kept: None, written: false }
+    }
+
+    /// Whether the key may exist in Redis, to be deleted when the result is released.
+    fn in_redis(&self) -> bool {
+        self.kept.is_none() || self.written
     }
 }
 
@@ -473,8 +490,10 @@ impl RedisTransportBuilder {
 
     /// How long results and completions live in Redis when nobody releases them (default one
     /// hour; from 1 ms, a shorter one counts as 1 ms, to [`MAX_RESULT_TTL`], 365 days).
-    /// Released results are deleted at once, so a long time only keeps the results of
-    /// clients that died. [`connect`](RedisTransportBuilder::connect) refuses a longer time
+    /// Released results are deleted at once, and the client renews the expiry of the
+    /// results it holds every third of this time (at most every 10 ms), so a held result
+    /// stays readable by dependents however long ago it finished, and a long time only
+    /// keeps the results of clients that died. [`connect`](RedisTransportBuilder::connect) refuses a longer time
     /// (such as `Duration::MAX`): Redis cannot use it as an expiry.
     pub fn result_ttl(mut self, ttl: Duration) -> Self {
         self.result_ttl = ttl.max(Duration::from_millis(1));
@@ -918,27 +937,6 @@ impl Inner {
         }
     }
 
-    /// Takes back outputs this client kept whose write to Redis was given up: each is kept
-    /// again by its result (if the result is still held), so the next dependent dispatched
-    /// writes it. One pass over the held results; runs only when a batch is given up.
-    fn keep_unwritten(&self, values: Vec<(String, Vec<u8>)>) {
-        if values.is_empty() {
-            return;
-        }
-        let mut unwritten: HashMap<String, Vec<u8>> = values.into_iter().collect();
-        let mut results = self.results.lock();
-        for held in results.values_mut() {
-            if held.kept.is_none()
-                && let Some(output) = unwritten.remove(&held.key)
-            {
-                held.kept = Some(output);
-            }
-            if unwritten.is_empty() {
-                break;
-            }
-        }
-    }
-
     /// Fails the tasks of `batch`, whose enqueue the server refuses however often it is tried
     /// (`error`: a permission, a script error).
     fn refuse(&self, batch: &[TaskEntry], error: &StoreError) {
@@ -1075,14 +1073,21 @@ impl Inner {
         } else {
             let mut results = self.results.lock();
             if let Some(key) = dependency_keys.iter().find(|key| !results.contains_key(*key)) {
-                return Err(format!("its dependency {key} did not run on this Redis transport"));
+                return Err(format!(
+                    "its dependency {key} did not run on this Redis transport, so its workers \
+                     cannot read its value: a scattered value (client.scatter) or a closure's \
+                     result stays in the client's process; pass the value as the task's input \
+                     (client.submit_task::<T>(input)) instead"
+                ));
             }
             let mut deps = Vec::with_capacity(dependency_keys.len());
             for key in &dependency_keys {
                 let Some(held) = results.get_mut(key) else { continue };
-                // Kept by this client so far: the sender writes it before this entry.
-                if let Some(output) = held.kept.take() {
-                    let _ = self.kept_values.0.send((held.key.clone(), output));
+                // Kept by this client: the sender writes it before this entry, again for every
+                // batch (an earlier write may have expired or been lost with a restart).
+                if let Some(output) = &held.kept {
+                    let _ = self.kept_values.0.send((held.key.clone(), output.clone()));
+                    held.written = true;
                 }
                 deps.push(held.key.clone());
             }
@@ -1421,7 +1426,14 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
         // Outputs kept by this client that dependents in this batch (or sent before it, or
         // cancelled since) read from Redis: written first, whether or not the batch is sent,
         // since later dependents count on them being there.
-        let values: Vec<(String, Vec<u8>)> = inner.kept_values.1.try_iter().collect();
+        let mut values: Vec<(String, Vec<u8>)> = inner.kept_values.1.try_iter().collect();
+        // Several dependents of one output in a batch: written once (the latest copy).
+        if values.len() > 1 {
+            let mut seen = HashSet::with_capacity(values.len());
+            values.reverse();
+            values.retain(|(key, _)| seen.insert(key.clone()));
+            values.reverse();
+        }
         if batch.is_empty() && values.is_empty() {
             continue;
         }
@@ -1498,9 +1510,8 @@ async fn sender_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flum
                             // batch's tasks with the reason.
                             inner.refuse(&batch, &error);
                         }
-                        // The outputs were not written: kept again, for the next dependent
-                        // to write (a later one would find them missing otherwise).
-                        inner.keep_unwritten(values);
+                        // The outputs were not written: the client still has them (see
+                        // `HeldResult`), and the next dependent's batch writes them.
                         break;
                     };
                     // Once per outage at warn (`failed`); each retry at debug.
@@ -1817,6 +1828,47 @@ async fn reconcile_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: f
     }
 }
 
+/// Renews the results this client holds that are (or may be) in Redis, every third of
+/// [`result_ttl`](RedisTransportBuilder::result_ttl), so that a result lives as long as the
+/// client holds it: a dependent submitted hours after its input finished still reads it. The
+/// expiry is for the results of clients that die. Shared keys are left to the share loop.
+async fn renew_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume::Sender<()>) {
+    let stop = inner.stop_signal.clone();
+    let every = (inner.result_ttl / 3).max(MIN_RENEW_EVERY);
+    let ttl_ms = u64::try_from(inner.result_ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, protocol::MAX_TTL_MS);
+    loop {
+        if unless_stopped(&stop, executor.sleep(every)).await.is_none() {
+            return;
+        }
+        let mut held: Vec<(TaskKey, String)> = inner
+            .results
+            .lock()
+            .iter()
+            .filter(|(_, result)| result.in_redis())
+            .map(|(task, result)| (task.clone(), result.key.clone()))
+            .collect();
+        if inner.any_shared.load(Ordering::Acquire) {
+            let shares = inner.shares.lock();
+            held.retain(|(task, _)| !shares.held.contains_key(task));
+        }
+        // In a fixed order (not the map's), so that a simulation replays the same way.
+        let mut keys: Vec<String> = held.into_iter().map(|(_, key)| key).collect();
+        keys.sort_unstable();
+        for chunk in keys.chunks(BATCH) {
+            match unless_stopped(&stop, inner.store.renew_values(chunk, ttl_ms)).await {
+                None => return,
+                Some(Ok(())) => {}
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "could not renew held results; trying again next pass");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Deletes released results in batches.
 async fn janitor_loop(inner: Arc<Inner>, _done: flume::Sender<()>) {
     let stop = inner.stop_signal.clone();
@@ -1902,6 +1954,7 @@ impl Transport for RedisTransport {
             done.clone(),
         ))?;
         executor.spawn_task(share_loop(Arc::clone(inner), Arc::clone(&executor), done.clone()))?;
+        executor.spawn_task(renew_loop(Arc::clone(inner), Arc::clone(&executor), done.clone()))?;
         executor.spawn_task(janitor_loop(Arc::clone(inner), done))?;
         Ok(())
     }
@@ -1986,8 +2039,8 @@ impl Transport for RedisTransport {
                 return;
             }
         }
-        // An output only this client had was never in Redis: nothing to delete.
-        if result.kept.is_none() {
+        // An output only this client had and never wrote is not in Redis: nothing to delete.
+        if result.in_redis() {
             let _ = inner.releases.0.send(result.key);
         }
     }
@@ -2013,7 +2066,7 @@ impl Transport for RedisTransport {
                 .results
                 .lock()
                 .drain()
-                .filter(|(_, result)| result.kept.is_none())
+                .filter(|(_, result)| result.in_redis())
                 .map(|(_, result)| result.key)
                 .filter(|key| !held.iter().any(|share| share.result == *key))
                 .collect();

@@ -456,6 +456,8 @@ impl RedisStore {
                 vec!["XREAD", "COUNT", "1", "STREAMS", &reply, "0-0"],
                 vec!["XDEL", &reply, "0-1"],
                 vec!["UNLINK", &result],
+                // The held results' renewal.
+                vec!["PEXPIRE", &result, "1"],
                 vec!["DEL", &entry_of],
                 vec!["SMEMBERS", &workers],
                 vec!["MGET", &heartbeat],
@@ -1522,6 +1524,27 @@ impl Store for RedisStore {
             }
             let mut connection = self.commands.clone();
             let _: Value = pipeline.query_async(&mut connection).await.map_err(failed("SET"))?;
+            Ok(())
+        })
+    }
+
+    fn renew_values<'a>(
+        &'a self,
+        keys: &'a [String],
+        ttl_ms: u64,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(());
+            }
+            // One pipeline: one round trip for the lot.
+            let mut pipeline = redis::pipe();
+            for key in keys {
+                pipeline.cmd("PEXPIRE").arg(key).arg(ttl_ms.max(1)).ignore();
+            }
+            let mut connection = self.commands.clone();
+            let _: Value =
+                pipeline.query_async(&mut connection).await.map_err(failed("PEXPIRE"))?;
             Ok(())
         })
     }

@@ -452,6 +452,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         ttl_ms: u64,
     ) -> BoxFuture<'a, StoreResult<()>>;
 
+    /// Gives the result keys `keys` that exist `ttl_ms` more to live (from now); a missing
+    /// key stays missing. A client renews the results it holds with it, so that they live
+    /// as long as it holds them.
+    fn renew_values<'a>(
+        &'a self,
+        keys: &'a [String],
+        ttl_ms: u64,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+
     /// [`write_values`](Store::write_values), then [`enqueue`](Store::enqueue) `entries`
     /// (whose dependents may read those values), the writes done first; on Redis both in one
     /// pipeline, so a dependent costs no round trip more than any other task.
