@@ -544,6 +544,45 @@ fn stencil_delays(stamps: &Timestamps, width: usize, steps: usize) -> Vec<(Durat
 // ---------------------------------------------------------------------------------------------
 // The scheduler lock's hold time per task
 
+/// The payload the lock parts give the pure scheduler: a pointer that carries the task's key,
+/// as the client's `Arc<Job>` does (read with `Scheduler::with_keys_in_payload`).
+type CellPayload = Arc<taskweave::scheduler::TaskKey>;
+
+/// The key of a lock part's task, read from its payload.
+fn cell_key(payload: &CellPayload) -> &taskweave::scheduler::TaskKey {
+    payload
+}
+
+/// The submission of stencil cell `i` of step `step` (task `id`), as the client's
+/// `submit_record` makes it: its dependencies (the previous step's neighbours, `previous(j)`
+/// their ids) go into `deps`, the scheduler's spare list, and it keeps the client's default
+/// `allowed_failures` (a task submitted with it keeps no cold part).
+fn stencil_cell(
+    width: usize,
+    step: usize,
+    i: usize,
+    id: taskweave::scheduler::TaskId,
+    mut deps: Vec<taskweave::scheduler::TaskId>,
+    previous: impl Fn(usize) -> taskweave::scheduler::TaskId,
+    payload: CellPayload,
+) -> taskweave::scheduler::TaskSpec<CellPayload> {
+    if step > 0 {
+        deps.extend(inputs(i, width).map(previous));
+    }
+    taskweave::scheduler::TaskSpec {
+        id,
+        key: (*payload).clone(),
+        deps,
+        priority: 0,
+        retries: 0,
+        allowed_failures: taskweave::scheduler::DEFAULT_ALLOWED_FAILURES,
+        uses_worker: true,
+        pinned: false,
+        shared_key: false,
+        payload,
+    }
+}
+
 /// What one task costs under the scheduler lock, in ns: the pure scheduler (public, the same
 /// code the client runs under its lock) driven through the stencil graph's events — each
 /// task submitted, finished (as reported by a worker, dispatching its dependents) and
@@ -555,11 +594,9 @@ fn stencil_delays(stamps: &Timestamps, width: usize, steps: usize) -> Vec<(Durat
 /// carries them out after the lock. Returns (submit, finish, release) ns per task, the best
 /// of `rounds`.
 fn scheduler_hold(width: usize, steps: usize, rounds: usize) -> (f64, f64, f64) {
-    use taskweave::scheduler::{Action, Event, Scheduler, TaskId, TaskKey, TaskSpec};
-    type Payload = std::sync::Arc<TaskKey>;
-    fn key_of(payload: &Payload) -> &TaskKey {
-        payload
-    }
+    use taskweave::scheduler::{Action, Event, Scheduler, TaskId, TaskKey};
+    type Payload = CellPayload;
+    let key_of = cell_key;
     let tasks = width * steps;
     let mut best = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
     for round in 0..rounds {
@@ -588,25 +625,9 @@ fn scheduler_hold(width: usize, steps: usize, rounds: usize) -> (f64, f64, f64) 
         let started = Instant::now();
         for (index, payload) in payloads.into_iter().enumerate() {
             let (step, i) = (index / width, index % width);
-            // As the client's `submit_record`: the dependencies go into the scheduler's spare
-            // list, the key is the job's.
-            let mut deps = scheduler.spare_ids();
-            if step > 0 {
-                deps.extend(inputs(i, width).map(|j| id(step - 1, j)));
-            }
-            let spec = TaskSpec {
-                id: id(step, i),
-                key: (*payload).clone(),
-                deps,
-                priority: 0,
-                retries: 0,
-                // The client's default: a task submitted with it keeps no cold part.
-                allowed_failures: taskweave::scheduler::DEFAULT_ALLOWED_FAILURES,
-                uses_worker: true,
-                pinned: false,
-                shared_key: false,
-                payload,
-            };
+            let deps = scheduler.spare_ids();
+            let previous = |j| id(step.saturating_sub(1), j);
+            let spec = stencil_cell(width, step, i, id(step, i), deps, previous, payload);
             scheduler.handle(Event::Submitted(spec), &mut actions);
             take(&mut actions, &mut ready, &mut spent);
         }
@@ -674,11 +695,9 @@ fn lock_cost() -> f64 {
 /// difference from task by task is what the extra holds cost.
 fn scheduler_hold_contended(width: usize, steps: usize, rounds: usize, per_hold: usize) -> f64 {
     use std::collections::VecDeque;
-    use taskweave::scheduler::{Action, Event, Scheduler, TaskId, TaskKey, TaskSpec};
-    type Payload = Arc<TaskKey>;
-    fn key_of(payload: &Payload) -> &TaskKey {
-        payload
-    }
+    use taskweave::scheduler::{Action, Event, Scheduler, TaskId, TaskKey};
+    type Payload = CellPayload;
+    let key_of = cell_key;
     fn dispatched(actions: &[Action<Payload>], into: &mut VecDeque<TaskId>) {
         for action in actions {
             if let Action::Dispatch { id, .. } = action {
@@ -729,22 +748,10 @@ fn scheduler_hold_contended(width: usize, steps: usize, rounds: usize, per_hold:
                     let mut locked = scheduler.lock();
                     for (index, payload) in payloads.by_ref().take(per_hold) {
                         let (step, i) = (index / width, index % width);
-                        let mut deps = locked.spare_ids();
-                        if step > 0 {
-                            deps.extend(inputs(i, width).map(|j| id(step - 1, j)));
-                        }
-                        let spec = TaskSpec {
-                            id: id(step, i),
-                            key: (*payload).clone(),
-                            deps,
-                            priority: 0,
-                            retries: 0,
-                            allowed_failures: taskweave::scheduler::DEFAULT_ALLOWED_FAILURES,
-                            uses_worker: true,
-                            pinned: false,
-                            shared_key: false,
-                            payload,
-                        };
+                        let deps = locked.spare_ids();
+                        let previous = |j| id(step.saturating_sub(1), j);
+                        let spec =
+                            stencil_cell(width, step, i, id(step, i), deps, previous, payload);
                         locked.handle(Event::Submitted(spec), &mut actions);
                         // Row `step` is submitted: nothing new reads row `step - 1`, whose
                         // tasks stay held while a dependent has not finished.
