@@ -9,7 +9,17 @@
 //! [`AsCompletedAdder`] go to a small shared queue first; the stream moves them into the set
 //! when it is polled, and an add wakes a stream that is waiting. The stream ends when both
 //! are empty: nothing is pending.
+//!
+//! Every poll moves everything the set has finished into a queue of finished futures before
+//! it yields the queue's first. The set yields in the order its futures were woken, but a
+//! future added and not looked at yet sits in that order where it was added: were the stream
+//! to yield as soon as the set gives one, a dependent that finished since could be yielded
+//! before its input, which finished first but was added later. Looked at all at once, every
+//! future that is not finished when first looked at is queued in the order its task finished
+//! (a task publishes its outcome, and wakes, before its dependents are dispatched); those
+//! finished already when added come first, in the order given.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,6 +47,8 @@ struct Incoming<T> {
 struct Queue<T> {
     incoming: Arc<Mutex<Incoming<T>>>,
     pending: FuturesUnordered<OutcomeWaiter<T>>,
+    /// Finished, in the order they finished, and not yielded yet.
+    finished: VecDeque<WaitedOutcome<T>>,
     /// The clock of [`AsCompleted::timeout`]: the client's executor, or else that of a
     /// future in the stream.
     executor: Option<Arc<dyn Executor>>,
@@ -47,6 +59,7 @@ impl<T> Queue<T> {
         Queue {
             incoming: Arc::new(Mutex::new(Incoming { futures: Vec::new(), waker: None })),
             pending: futures.into_iter().map(OutcomeWaiter::new).collect(),
+            finished: VecDeque::new(),
             executor: None,
         }
     }
@@ -57,17 +70,19 @@ impl<T> Queue<T> {
             return Some(Arc::clone(executor));
         }
         let from_pending = self.pending.iter().next().map(|waiter| waiter.future().clone());
-        let future = from_pending.or_else(|| self.incoming.lock().futures.first().cloned())?;
+        let from_finished = || self.finished.front().map(|(future, _)| future.clone());
+        let future = from_pending
+            .or_else(from_finished)
+            .or_else(|| self.incoming.lock().futures.first().cloned())?;
         Some(Arc::clone(&future.handle.core.executor))
     }
 
     /// Every future not yielded yet, in no particular order.
     fn into_pending(mut self) -> Vec<TaskFuture<T>> {
         self.take_incoming();
-        std::mem::take(&mut self.pending)
-            .into_iter()
-            .map(|waiter| waiter.future().clone())
-            .collect()
+        let finished = std::mem::take(&mut self.finished).into_iter().map(|(future, _)| future);
+        let pending = std::mem::take(&mut self.pending).into_iter();
+        finished.chain(pending.map(|waiter| waiter.future().clone())).collect()
     }
 
     fn adder(&self) -> AsCompletedAdder<T> {
@@ -75,7 +90,7 @@ impl<T> Queue<T> {
     }
 
     fn len(&self) -> usize {
-        self.pending.len() + self.incoming.lock().futures.len()
+        self.finished.len() + self.pending.len() + self.incoming.lock().futures.len()
     }
 
     fn take_incoming(&mut self) {
@@ -83,43 +98,51 @@ impl<T> Queue<T> {
         self.pending.extend(added.into_iter().map(OutcomeWaiter::new));
     }
 
+    /// Moves every future the set has finished into `finished`, in the order the set gives
+    /// them (see the module's documentation for why all of them).
+    fn collect_finished(&mut self, cx: &mut Context<'_>) {
+        // Ends: each turn takes a future out of the set, and the set returns `Pending` or
+        // `None` when it has no more (also when it stops to let others run, after waking
+        // itself).
+        while let Poll::Ready(Some(item)) = self.pending.poll_next_unpin(cx) {
+            self.finished.push_back(item);
+        }
+    }
+
     /// The next finished future with its outcome; `None` when nothing is pending.
     fn poll_one(&mut self, cx: &mut Context<'_>) -> Poll<Option<WaitedOutcome<T>>> {
         loop {
             self.take_incoming();
-            let polled = self.pending.poll_next_unpin(cx);
+            self.collect_finished(cx);
             // An add may have come in since `take_incoming`: check under the lock, and leave
             // the waker there only when nothing did, so that no add goes unnoticed.
             let mut incoming = self.incoming.lock();
+            if let Some(item) = self.finished.pop_front() {
+                return Poll::Ready(Some(item));
+            }
             if !incoming.futures.is_empty() {
-                if let Poll::Ready(Some(item)) = polled {
-                    return Poll::Ready(Some(item));
-                }
                 continue;
             }
-            return match polled {
-                Poll::Ready(item) => Poll::Ready(item),
-                Poll::Pending => {
-                    incoming.waker = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            };
+            if self.pending.is_empty() {
+                return Poll::Ready(None);
+            }
+            incoming.waker = Some(cx.waker().clone());
+            return Poll::Pending;
         }
     }
 
-    /// Everything finished by now (at least one); `None` when nothing is pending.
+    /// Everything finished by now (at least one), in the order it finished; `None` when
+    /// nothing is pending.
     fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<WaitedOutcome<T>>>> {
         let Some(first) = ready!(self.poll_one(cx)) else {
             return Poll::Ready(None);
         };
-        let mut batch = vec![first];
-        loop {
-            self.take_incoming();
-            match self.pending.poll_next_unpin(cx) {
-                Poll::Ready(Some(item)) => batch.push(item),
-                Poll::Ready(None) | Poll::Pending => return Poll::Ready(Some(batch)),
-            }
-        }
+        self.take_incoming();
+        self.collect_finished(cx);
+        let mut batch = Vec::with_capacity(1 + self.finished.len());
+        batch.push(first);
+        batch.extend(self.finished.drain(..));
+        Poll::Ready(Some(batch))
     }
 }
 
@@ -235,8 +258,10 @@ macro_rules! queue_methods {
 /// A [`Stream`] of futures in the order their tasks finish (a value or an error alike), as
 /// Dask's `as_completed`. Made by [`Client::as_completed`].
 ///
-/// Each future is yielded exactly once; the stream ends when nothing is pending. Futures can
-/// be added while iterating, with [`add`](AsCompleted::add) from the loop body or with an
+/// Each future is yielded exactly once; the stream ends when nothing is pending. A future
+/// whose task was finished already when it was given (or added) comes in the order given;
+/// any other comes in the order its task finished, so a dependent never comes before its
+/// input. Futures can be added while iterating, with [`add`](AsCompleted::add) from the loop body or with an
 /// [`adder`](AsCompleted::adder) from elsewhere. Other forms:
 /// [`with_results`](AsCompleted::with_results) yields each future with its result,
 /// [`batches`](AsCompleted::batches) yields everything finished so far at once, and

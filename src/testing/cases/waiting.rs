@@ -160,21 +160,27 @@ pub async fn as_completed_yields_ten_thousand_exactly_once_with_additions(client
 }
 
 /// `as_completed` yields in the order the tasks finish, not the order given: of two gated
-/// tasks, the second's gate is opened first, and a dependent of the first comes last
-/// (`local_workers`).
+/// tasks, the second's gate is opened first, and a dependent of the first comes last, even
+/// when it has finished too by the time the stream is asked again (`local_workers`).
 pub async fn as_completed_follows_completion_order(client: Client) {
     let gates: Vec<Gate> = (0..2).map(|_| Gate::new()).collect();
     let first = client.submit_task::<Gated>(gates[0].input(0));
     let second = client.submit_task::<Gated>(gates[1].input(1));
     let last = client.after(&first).submit_task::<Increment>();
+    let (second_done, last_done) = (second.clone(), last.clone());
     let mut completed = client.as_completed(vec![first, second, last]);
     assert_eq!(completed.len(), 3);
     let mut order = Vec::new();
-    for gate in gates.iter().rev() {
-        gate.open();
-        let future = completed.next().await.expect("a future per opened gate");
-        order.push(future.await.unwrap());
-    }
+    // The second task is done before the stream first looks: it is yielded at once, before
+    // the stream has looked at the tasks given after it.
+    gates[1].open();
+    assert_eq!(second_done.await, Ok(1));
+    order.push(completed.next().await.expect("the second task").await.unwrap());
+    // The first task and its dependent both finish before the stream is asked again: the
+    // dependent still comes after its input.
+    gates[0].open();
+    assert_eq!(last_done.await, Ok(1));
+    order.push(completed.next().await.expect("the first task").await.unwrap());
     order.push(completed.next().await.expect("the dependent").await.unwrap());
     assert_eq!(order, vec![1, 0, 1]);
     assert!(completed.next().await.is_none());
