@@ -1389,6 +1389,39 @@ fn a_batch_completing_one_entry_twice_is_judged_as_two_calls() {
     });
 }
 
+/// One call completing an entry and beginning it again, beginning another entry twice and
+/// one already begun: `complete_and_begin.lua` looks at the pending list once for both of its
+/// parts and `begin.lua` reads and writes the starts hash once per batch, and each answer
+/// must still be the one two separate calls, entry by entry, would give (the completed entry
+/// no longer pending, a repeated start counted once).
+#[test]
+fn a_batch_of_outcomes_and_starts_answers_as_calls_one_by_one() {
+    let done = CompletionSpec {
+        entry: Pick::Pending(0),
+        client: 0,
+        number: 0,
+        status: Status::Ok,
+        body: b"3".to_vec(),
+        store_result: false,
+    };
+    with_server(|| {
+        check(&[
+            Op::EnsureGroup,
+            Op::Enqueue(vec![entry(0, 0), entry(0, 1), entry(0, 2)]),
+            Op::ReadNew { consumer: 0, count: 3 },
+            Op::Begin { consumer: 0, entries: vec![Pick::Seen(0), Pick::Seen(2)] },
+            Op::CompleteAndBegin {
+                consumer: 0,
+                completions: vec![done],
+                begins: vec![Pick::Seen(0), Pick::Seen(1), Pick::Seen(1), Pick::Seen(2)],
+                ttl: Span::Long,
+            },
+            Op::Begin { consumer: 0, entries: vec![Pick::Seen(1), Pick::Seen(2)] },
+            Op::Begin { consumer: 1, entries: vec![Pick::Seen(1)] },
+        ]);
+    });
+}
+
 /// Cancelling a begun delivery whose task stream was deleted (with its group) forgets the
 /// entry's starts, as the model does: `cancel.lua` deleted them only when XPENDING found the
 /// entry, so they stayed in the starts hash for ever (found by a CI run of the state-machine

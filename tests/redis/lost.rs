@@ -226,6 +226,23 @@ fn an_enqueue_sent_again_after_its_reply_was_lost_runs_the_task_once() {
     });
 }
 
+/// The values of the eight fields every entry has, in the order `enqueue.lua` names them
+/// (`v`, `task`, `key`, `rid`, `result`, `reply`, `max_deliveries`, `ttl_ms`), for delivery
+/// `rid` of a task `add` on `queue`: the script takes only these values, then the further
+/// field-value pairs.
+fn fixed_entry_values(queue: &str, rid: &str) -> Vec<String> {
+    vec![
+        "1".to_owned(),
+        "add".to_owned(),
+        "c1:1".to_owned(),
+        rid.to_owned(),
+        "taskweave:result:c1:1".to_owned(),
+        format!("taskweave:{queue}:reply:c1"),
+        "3".to_owned(),
+        "60000".to_owned(),
+    ]
+}
+
 #[test]
 fn enqueue_is_idempotent_per_delivery() {
     let server = RedisServer::start();
@@ -236,9 +253,8 @@ fn enqueue_is_idempotent_per_delivery() {
                 .key("taskweave:idem:tasks")
                 .key("taskweave:idem:entry:c1:1:1")
                 .arg(60_000)
-                .arg(4)
-                .arg("rid")
-                .arg("c1:1:1")
+                .arg(2)
+                .arg(fixed_entry_values("idem", "c1:1:1"))
                 .arg("input")
                 .arg(value)
                 .invoke(connection)
@@ -313,9 +329,8 @@ fn an_outcome_for_an_entry_trimmed_while_it_ran_is_accepted_once() {
             .key(stream)
             .key(entry_of)
             .arg(60_000)
-            .arg(2)
-            .arg("rid")
-            .arg("c1:1:1")
+            .arg(0)
+            .arg(fixed_entry_values("ran", "c1:1:1"))
             .invoke(&mut connection)
             .unwrap();
     let entry = entries[0].clone();

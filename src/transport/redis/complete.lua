@@ -75,7 +75,7 @@ if not pending then
   return problem
 end
 local out = {}
-local expiring = nil
+local expiring_reply, expiring_ttl = nil, nil
 -- Acknowledged, deleted and forgotten together at the end: one XACK, XDEL and HDEL for the
 -- batch instead of one of each per entry (XDEL still costs 3-4 us per id on Redis 7.0).
 local acked, deleted, forgotten = {}, {}, {}
@@ -123,10 +123,9 @@ for i = 0, count - 1 do
     end
     redis.call('XADD', reply, '*', unpack(fields))
     -- One expiry per reply stream and ttl in a run of outcomes for the same client.
-    local expiry = reply .. '\0' .. ttl
-    if expiring ~= expiry then
+    if expiring_reply ~= reply or expiring_ttl ~= ttl then
       redis.call('PEXPIRE', reply, ttl)
-      expiring = expiry
+      expiring_reply, expiring_ttl = reply, ttl
     end
     -- The client's reconciliation pass must not take a reported delivery for a lost one.
     redis.call('SET', entry_of, 'done', 'PX', ttl)

@@ -26,11 +26,31 @@ local begin_args = {ARGV[1], ARGV[2]}
 for i = 4 + 8 * outcomes, #ARGV do
   begin_args[#begin_args + 1] = ARGV[i]
 end
+-- Where the entries of both parts stand, in one look at the pending list for both (see
+-- pending_of.lua): the starts then see the outcomes' entries as complete.lua left them.
+local all_ids = {}
+for i = 0, outcomes - 1 do
+  all_ids[#all_ids + 1] = ARGV[4 + 8 * i]
+end
+for i = 4 + 8 * outcomes, #ARGV do
+  all_ids[#all_ids + 1] = ARGV[i]
+end
+local pending, problem = pending_of(KEYS[1], ARGV[1], ARGV[2], all_ids)
+if not pending then
+  return problem
+end
+known_pending = pending
 local completed = {}
 if outcomes > 0 then
   completed = complete(KEYS, complete_args)
   if completed.err then
     return completed
+  end
+  -- An accepted outcome's entry is no longer pending (acknowledged, or it was not pending).
+  for i = 0, outcomes - 1 do
+    if completed[i + 1] == 1 then
+      known_pending[ARGV[4 + 8 * i]] = false
+    end
   end
 end
 local begun = {}

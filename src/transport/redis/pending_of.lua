@@ -8,23 +8,35 @@
 -- range the ids span, filtered to `consumer`, finds the caller's own entries (nearly always
 -- all of them) instead of one XPENDING per id; only the ids it does not list are looked up
 -- one by one. Returns nil and the error on any other failure.
+--
+-- complete_and_begin.lua sets `known_pending` to the answer of one pending_of over the ids of
+-- both its parts (one XPENDING where there were two); pending_of then answers from it, and
+-- asks Redis only when it is nil (always, in complete.lua and begin.lua on their own).
+local known_pending = nil
 local function pending_of(stream, group, consumer, ids)
   local found = {}
-  local low, high
+  if known_pending then
+    for _, id in ipairs(ids) do
+      found[id] = known_pending[id] or false
+    end
+    return found
+  end
+  -- The lowest and highest id as numbers and text, in locals (a table per id cost more).
+  local low_ms, low_seq, low, high_ms, high_seq, high
   for _, id in ipairs(ids) do
     local ms, seq = string.match(id, '^(%d+)-(%d+)$')
     if ms then
-      local at = {tonumber(ms), tonumber(seq), id}
-      if low == nil or at[1] < low[1] or (at[1] == low[1] and at[2] < low[2]) then
-        low = at
+      ms, seq = tonumber(ms), tonumber(seq)
+      if low == nil or ms < low_ms or (ms == low_ms and seq < low_seq) then
+        low_ms, low_seq, low = ms, seq, id
       end
-      if high == nil or at[1] > high[1] or (at[1] == high[1] and at[2] > high[2]) then
-        high = at
+      if high == nil or ms > high_ms or (ms == high_ms and seq > high_seq) then
+        high_ms, high_seq, high = ms, seq, id
       end
     end
   end
   if low then
-    local listed = redis.pcall('XPENDING', stream, group, low[3], high[3], #ids + 64, consumer)
+    local listed = redis.pcall('XPENDING', stream, group, low, high, #ids + 64, consumer)
     if type(listed) == 'table' and listed.err then
       if not string.find(listed.err, 'NOGROUP', 1, true) then
         return nil, listed

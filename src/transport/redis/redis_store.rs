@@ -625,6 +625,35 @@ fn run_args(invocation: &mut redis::ScriptInvocation<'_>, completion: &Completio
     invocation.arg(if completion.store_result { "1" } else { "0" });
 }
 
+/// How many fields every task entry has, first and in this order: `enqueue.lua` holds their
+/// names (its `FIXED`) and takes only their values.
+const FIXED_ENTRY_FIELDS: [&str; 8] =
+    ["v", "task", "key", "rid", "result", "reply", "max_deliveries", "ttl_ms"];
+
+/// An entry's arguments to `enqueue.lua`: how many arguments of further fields follow the
+/// values of the [`FIXED_ENTRY_FIELDS`], those values, then the further field-value pairs.
+fn enqueue_arguments(entry: &TaskEntry) -> Vec<Vec<u8>> {
+    let fields = entry.fields();
+    debug_assert!(
+        fields.iter().zip(FIXED_ENTRY_FIELDS).all(|((field, _), fixed)| *field == fixed),
+        "TaskEntry::fields starts with the fields enqueue.lua names"
+    );
+    let further = fields.len().saturating_sub(FIXED_ENTRY_FIELDS.len());
+    let mut arguments = Vec::with_capacity(1 + FIXED_ENTRY_FIELDS.len() + 2 * further);
+    arguments.push((2 * further).to_string().into_bytes());
+    let mut rest = Vec::with_capacity(2 * further);
+    for (index, (field, value)) in fields.into_iter().enumerate() {
+        if index < FIXED_ENTRY_FIELDS.len() {
+            arguments.push(value);
+        } else {
+            rest.push(field.as_bytes().to_vec());
+            rest.push(value);
+        }
+    }
+    arguments.extend(rest);
+    arguments
+}
+
 /// The answers of `enqueue.lua`: each delivery's entry id, or `None` when it was reported
 /// already.
 fn enqueued_ids(ids: &[Value]) -> StoreResult<Vec<Option<String>>> {
@@ -944,10 +973,8 @@ impl Store for RedisStore {
             }
             invocation.arg(ENTRY_KEY_TTL_MS);
             for entry in entries {
-                let fields = entry.fields();
-                invocation.arg(fields.len() * 2);
-                for (field, value) in fields {
-                    invocation.arg(field).arg(value);
+                for argument in enqueue_arguments(entry) {
+                    invocation.arg(argument);
                 }
             }
             let ids = self.invoke_per_item("enqueue", &invocation, entries.len()).await?;
@@ -982,10 +1009,8 @@ impl Store for RedisStore {
             }
             command.arg(ENTRY_KEY_TTL_MS);
             for entry in entries {
-                let fields = entry.fields();
-                command.arg(fields.len() * 2);
-                for (field, value) in fields {
-                    command.arg(field).arg(value);
+                for argument in enqueue_arguments(entry) {
+                    command.arg(argument);
                 }
             }
             let mut connection = self.commands.clone();
