@@ -631,26 +631,30 @@ const FIXED_ENTRY_FIELDS: [&str; 8] =
     ["v", "task", "key", "rid", "result", "reply", "max_deliveries", "ttl_ms"];
 
 /// An entry's arguments to `enqueue.lua`: how many arguments of further fields follow the
-/// values of the [`FIXED_ENTRY_FIELDS`], those values, then the further field-value pairs.
+/// values of the [`FIXED_ENTRY_FIELDS`], those values (found by name, so that the order of
+/// [`TaskEntry::fields`] does not matter; an empty value for one it lacks, which decoding
+/// rejects), then the further field-value pairs.
 fn enqueue_arguments(entry: &TaskEntry) -> Vec<Vec<u8>> {
-    let fields = entry.fields();
-    debug_assert!(
-        fields.iter().zip(FIXED_ENTRY_FIELDS).all(|((field, _), fixed)| *field == fixed),
-        "TaskEntry::fields starts with the fields enqueue.lua names"
-    );
-    let further = fields.len().saturating_sub(FIXED_ENTRY_FIELDS.len());
-    let mut arguments = Vec::with_capacity(1 + FIXED_ENTRY_FIELDS.len() + 2 * further);
-    arguments.push((2 * further).to_string().into_bytes());
-    let mut rest = Vec::with_capacity(2 * further);
-    for (index, (field, value)) in fields.into_iter().enumerate() {
-        if index < FIXED_ENTRY_FIELDS.len() {
+    let mut fields: Vec<(&'static str, Option<Vec<u8>>)> =
+        entry.fields().into_iter().map(|(field, value)| (field, Some(value))).collect();
+    let mut arguments = Vec::with_capacity(1 + 2 * fields.len());
+    arguments.push(Vec::new());
+    for fixed in FIXED_ENTRY_FIELDS {
+        let value = fields
+            .iter_mut()
+            .find(|(field, value)| *field == fixed && value.is_some())
+            .and_then(|(_, value)| value.take());
+        arguments.push(value.unwrap_or_default());
+    }
+    let mut further = 0;
+    for (field, value) in fields {
+        if let Some(value) = value {
+            arguments.push(field.as_bytes().to_vec());
             arguments.push(value);
-        } else {
-            rest.push(field.as_bytes().to_vec());
-            rest.push(value);
+            further += 2;
         }
     }
-    arguments.extend(rest);
+    arguments[0] = further.to_string().into_bytes();
     arguments
 }
 
@@ -1854,5 +1858,60 @@ impl Store for RedisStore {
                 .map_err(failed("sign off"))?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::transport::redis::protocol::INLINE_RESULT_MAX;
+
+    /// `enqueue.lua` puts the names of the fixed fields before their values and the further
+    /// pairs after them: the entry it writes must be the entry's own fields, whatever their
+    /// order in `TaskEntry::fields`.
+    #[test]
+    fn enqueue_arguments_name_every_field_of_the_entry_once() {
+        let keys = Keys::new("tw", "q");
+        let entry = TaskEntry {
+            task: "add".into(),
+            key: "add-01".into(),
+            rid: "c1:1:1".into(),
+            result: keys.result("c1", 1),
+            reply: keys.reply("c1"),
+            input: Some(b"[1,2]".to_vec()),
+            deps: vec![],
+            max_deliveries: 3,
+            ttl_ms: 1000,
+            resources: vec![("GPU".into(), 1)],
+            inline_max: Some(INLINE_RESULT_MAX),
+        };
+        let arguments = enqueue_arguments(&entry);
+        let further: usize = std::str::from_utf8(&arguments[0]).unwrap().parse().unwrap();
+        assert_eq!(arguments.len(), 1 + FIXED_ENTRY_FIELDS.len() + further);
+        let written = entry_fields(&arguments);
+        let expected: BTreeMap<Vec<u8>, Vec<u8>> = entry
+            .fields()
+            .into_iter()
+            .map(|(name, value)| (name.as_bytes().to_vec(), value))
+            .collect();
+        assert_eq!(written.len(), expected.len(), "no field twice");
+        assert_eq!(TaskEntry::decode(&written, &keys), Ok(entry));
+        assert_eq!(written.into_iter().collect::<BTreeMap<_, _>>(), expected);
+    }
+
+    /// The fields `enqueue.lua` writes from these arguments: the fixed names with their
+    /// values, then the further pairs.
+    fn entry_fields(arguments: &[Vec<u8>]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = FIXED_ENTRY_FIELDS
+            .iter()
+            .zip(&arguments[1..=FIXED_ENTRY_FIELDS.len()])
+            .map(|(name, value)| (name.as_bytes().to_vec(), value.clone()))
+            .collect();
+        for pair in arguments[1 + FIXED_ENTRY_FIELDS.len()..].chunks(2) {
+            fields.push((pair[0].clone(), pair[1].clone()));
+        }
+        fields
     }
 }
