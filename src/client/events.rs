@@ -28,8 +28,8 @@
 //! [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise (at most
 //! 4 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
 //! and drops its oldest entry for each new one once full: [`TaskEventCounts::dropped`] says
-//! how many. Besides the ring, up to 64 runs per staging area (16 areas) wait to be moved
-//! into it. No entry is allocated on its own: the ring is one buffer, and an entry names its
+//! how many. Besides the ring, up to 256 runs per staging area (16 areas, 256 KiB at most)
+//! wait to be moved into it. No entry is allocated on its own: the ring is one buffer, and an entry names its
 //! worker by an index into a table of the names the ring holds. With `task_events(0)`
 //! nothing is recorded and no clock is read. To keep an entry to one cache line, its worker,
 //! registered name and attempt are 16-bit: past 65,534 worker names held at once (or
@@ -768,7 +768,7 @@ const STAGING_AREAS: usize = 16;
 
 /// How many runs a staging area holds before the thread that fills it moves every staging
 /// area's entries into the ring.
-const STAGED_AT_MOST: usize = 64;
+const STAGED_AT_MOST: usize = 256;
 
 /// The staging area of the calling thread, chosen once per thread.
 fn staging_area_of_this_thread() -> usize {
