@@ -28,8 +28,8 @@
 //! [`ClientBuilder::task_events`](crate::ClientBuilder::task_events) says otherwise (at most
 //! 4 MiB by default on a 64-bit target, reserved at once but only touched as it fills),
 //! and drops its oldest entry for each new one once full: [`TaskEventCounts::dropped`] says
-//! how many. Besides the ring, up to 64 runs per staging area (16 areas) wait to be moved
-//! into it. No entry is allocated on its own: the ring is one buffer, and an entry names its
+//! how many. Besides the ring, up to 256 runs per staging area (16 areas, 256 KiB at most)
+//! wait to be moved into it. No entry is allocated on its own: the ring is one buffer, and an entry names its
 //! worker by an index into a table of the names the ring holds. With `task_events(0)`
 //! nothing is recorded and no clock is read. To keep an entry to one cache line, its worker,
 //! registered name and attempt are 16-bit: past 65,534 worker names held at once (or
@@ -341,35 +341,30 @@ struct Workers {
     /// The slot of each name held.
     index: HashMap<Arc<str>, u32>,
     free: Vec<u32>,
-    /// The slot found last: a worker reports its runs one after another.
-    last: u32,
 }
 
 impl Workers {
-    /// The slot of `name`, taken by one more entry.
-    fn hold(&mut self, name: Option<&Arc<str>>) -> u32 {
-        let Some(name) = name else { return NO_WORKER };
-        let last = self.slots.get(self.last as usize).and_then(|slot| slot.0.as_ref());
-        let index = match last {
-            Some(held) if Arc::ptr_eq(held, name) || **held == **name => self.last,
-            // A few workers (the common case): their slots, compared by address, before
-            // hashing the name.
-            _ => match self
-                .slots
-                .iter()
-                .take(8)
-                .position(|slot| slot.0.as_ref().is_some_and(|held| Arc::ptr_eq(held, name)))
-            {
-                Some(index) => index as u32,
-                None => self.find_or_add(name),
-            },
-        };
-        if index == NO_WORKER {
-            return NO_WORKER;
+    /// The slot of `name` (a new one, held by no entry yet, if it has none), before the
+    /// entries that name it are counted with [`add_holds`](Workers::add_holds).
+    fn slot_of(&mut self, name: &Arc<str>) -> u32 {
+        // A few workers (the common case): their slots, compared by address, before hashing
+        // the name.
+        match self
+            .slots
+            .iter()
+            .take(8)
+            .position(|slot| slot.0.as_ref().is_some_and(|held| Arc::ptr_eq(held, name)))
+        {
+            Some(index) => index as u32,
+            None => self.find_or_add(name),
         }
-        self.slots[index as usize].1 += 1;
-        self.last = index;
-        index
+    }
+
+    /// Slot `index` (from [`slot_of`](Workers::slot_of)) is held by `entries` more entries.
+    fn add_holds(&mut self, index: u32, entries: u32) {
+        if let Some(slot) = self.slots.get_mut(index as usize) {
+            slot.1 += entries;
+        }
     }
 
     /// The slot of `name`, found by hashing it, or a new one.
@@ -492,6 +487,7 @@ impl EventRing {
     /// Adds `entry` (with `error`, if any) as the newest, dropping the oldest when full;
     /// returns it, where it is held. (Its small fields are set there rather than before the
     /// entry is copied in: a copy that reads fields just written one by one waits for them.)
+    #[inline]
     fn push(&mut self, entry: Entry, error: Option<TaskError>) -> &mut Entry {
         if self.entries.len() == self.capacity
             && let Some(oldest) = self.entries.pop_front()
@@ -538,10 +534,34 @@ impl EventRing {
     /// into the ring's.
     fn push_unstaged(&mut self) {
         let mut areas = std::mem::take(&mut self.unstaging);
+        // Each area's names and workers become indexes into the ring's tables once per move,
+        // not once per run; and every run's worker is counted as held before any run goes in,
+        // so a slot that the entries dropped meanwhile free is never one of these.
+        for area in &mut areas {
+            if area.is_empty() {
+                continue;
+            }
+            let Staged { entries, names, workers, name_slots, worker_slots, .. } = area;
+            name_slots.clear();
+            name_slots.extend(names.iter().map(|&name| self.names.index(Some(name)) as u16));
+            worker_slots.clear();
+            worker_slots.extend(workers.iter().map(|worker| self.workers.slot_of(worker) as u16));
+            if let [only] = worker_slots.as_slice() {
+                // One worker reported every run of the area (the common case).
+                let held = entries.iter().filter(|entry| entry.worker == 0).count();
+                self.workers.add_holds(u32::from(*only), held as u32);
+            } else {
+                for entry in entries.iter() {
+                    if let Some(&slot) = worker_slots.get(usize::from(entry.worker)) {
+                        self.workers.add_holds(u32::from(slot), 1);
+                    }
+                }
+            }
+        }
         {
             let mut runs = areas.each_mut().map(|area| {
-                let Staged { entries, errors, names, workers } = area;
-                (entries.drain(..), errors.drain(..), &*names, &*workers)
+                let Staged { entries, errors, name_slots, worker_slots, .. } = area;
+                (entries.drain(..), errors.drain(..), &*name_slots, &*worker_slots)
             });
             // The areas with runs left (most are empty: one per reporting thread).
             let mut left = [0; STAGING_AREAS];
@@ -564,13 +584,14 @@ impl EventRing {
                         }
                     }
                 }
-                let (entries, errors, names, workers) = &mut runs[left[first]];
+                let (entries, errors, name_slots, worker_slots) = &mut runs[left[first]];
                 if let Some(entry) = entries.next() {
                     let error = if entry.has_error { errors.next() } else { None };
-                    let name = self.names.index(names.get(usize::from(entry.name)).copied());
-                    let worker = self.workers.hold(workers.get(usize::from(entry.worker)));
+                    let name = name_slots.get(usize::from(entry.name)).copied();
+                    let worker = worker_slots.get(usize::from(entry.worker)).copied();
                     let held = self.push(entry, error);
-                    (held.name, held.worker) = (name as u16, worker as u16);
+                    held.name = name.unwrap_or(NO_NAME as u16);
+                    held.worker = worker.unwrap_or(NO_WORKER as u16);
                 }
                 if entries.as_slice().is_empty() {
                     left.copy_within(first + 1..count, first);
@@ -747,7 +768,7 @@ const STAGING_AREAS: usize = 16;
 
 /// How many runs a staging area holds before the thread that fills it moves every staging
 /// area's entries into the ring.
-const STAGED_AT_MOST: usize = 64;
+const STAGED_AT_MOST: usize = 256;
 
 /// The staging area of the calling thread, chosen once per thread.
 fn staging_area_of_this_thread() -> usize {
@@ -772,6 +793,10 @@ struct Staged {
     names: Vec<&'static str>,
     /// The workers the entries name (at most 65,535: past that, none).
     workers: Vec<Arc<str>>,
+    /// While the entries move into the ring: the ring's index of each of `names`.
+    name_slots: Vec<u16>,
+    /// While the entries move into the ring: the ring's slot of each of `workers`.
+    worker_slots: Vec<u16>,
 }
 
 impl Staged {
@@ -1254,6 +1279,54 @@ mod tests {
             assert_eq!(records.len(), expected.len());
             drop(ring);
             assert!(log.staging.iter().all(|area| area.0.lock().is_empty()));
+        }
+    }
+
+    /// A ring that drops its oldest entries while staged runs move in keeps each moved run's
+    /// worker, even when the dropped entries were the last to name that worker, and forgets
+    /// a worker no entry names any more.
+    #[test]
+    fn moved_runs_keep_their_worker_while_the_oldest_entries_drop_out() {
+        let log = EventLog::new(1);
+        let workers: Vec<Arc<str>> = ["wa", "wb"].map(Arc::from).into();
+        let run = |key: &str, at: u64| {
+            let key = TaskKey::named(key);
+            move |name, worker, has_error| Entry {
+                key,
+                at,
+                submitted: UNKNOWN,
+                queued: UNKNOWN,
+                started: UNKNOWN,
+                name,
+                worker,
+                attempt: 1,
+                kind: Kind::Ran,
+                has_error,
+            }
+        };
+        // Each round: the runs staged in area 0 (key, worker), then the ring's one record.
+        type Round<'a> = (&'a [(&'a str, usize)], &'a str, usize);
+        let rounds: [Round; 4] = [
+            (&[("a1", 0)], "a1", 0),
+            (&[("a2", 0)], "a2", 0),
+            (&[("b1", 1), ("a3", 0)], "a3", 0),
+            (&[("b2", 1)], "b2", 1),
+        ];
+        let mut at = 0;
+        for (runs, last, worker) in rounds {
+            {
+                let mut area = log.staging[0].0.lock();
+                for &(key, worker) in runs {
+                    at += 10;
+                    area.stage(Some("n"), Some(&workers[worker]), None, run(key, at));
+                }
+            }
+            let ring = log.lock();
+            let records = ring.records(0, u64::MAX);
+            assert_eq!(records.len(), 1);
+            assert_eq!(records[0].key, TaskKey::named(last));
+            assert_eq!(records[0].worker.as_ref(), Some(&workers[worker]), "{last}");
+            assert_eq!(ring.workers.index.len(), 1, "only the held entry's worker is named");
         }
     }
 
