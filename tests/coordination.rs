@@ -48,6 +48,16 @@ async fn yield_now() {
     .await
 }
 
+/// Awaits `wait`, setting `announce` once `wait` has begun: `wait` is polled first, so its
+/// first look at the primitive precedes the announcement (in process it happens in that
+/// poll; on Redis its command is sent first on the client's one command connection, whose
+/// commands Redis runs in order). A case that waits for `announce` then knows the wait began
+/// before anything the case does next; a pause could not promise that on a loaded machine.
+async fn begun_then_announced<T>(wait: impl Future<Output = T>, announce: &taskweave::Event) -> T {
+    let (output, ()) = futures::join!(wait, async { announce.set().await.unwrap() });
+    output
+}
+
 /// The problem text of an [`Error::Coordination`], or a failure naming what came instead.
 fn problem_of<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
     match result {
@@ -638,34 +648,45 @@ mod cases {
 
     /// A set followed at once by a clear still wakes the waiters that were waiting before
     /// the set, with `true` (as Dask's, asyncio's and `threading`'s events do); `wait` too.
+    ///
+    /// Each waiter says so once its own wait has begun ([`begun_then_announced`]); the case
+    /// sets and clears only after both have: a pause would not do, as a loaded machine may
+    /// start a waiter later than any pause (the untimed one here begins late on purpose).
     pub async fn a_set_then_clear_wakes_waiters_already_waiting(client: Client) {
-        let (blink, started) = (client.event("blink"), client.event("blink-waiters-started"));
+        let blink = client.event("blink");
+        let (timed_began, untimed_began) =
+            (client.event("blink-timed-began"), client.event("blink-untimed-began"));
         let timed = {
-            let (blink, started) = (blink.clone(), started.clone());
+            let (blink, began) = (blink.clone(), timed_began.clone());
             client.submit_async(
                 move |_: ()| {
-                    let (blink, started) = (blink.clone(), started.clone());
+                    let (blink, began) = (blink.clone(), began.clone());
                     async move {
-                        started.set().await.unwrap();
-                        blink.wait_timeout(BOUND).await.unwrap()
+                        let wait = blink.wait_timeout(BOUND);
+                        begun_then_announced(wait, &began).await.unwrap()
                     }
                 },
                 (),
             )
         };
         let untimed = {
-            let blink = blink.clone();
+            let (blink, began, executor) =
+                (blink.clone(), untimed_began.clone(), client.executor().clone());
             client.submit_async(
                 move |_: ()| {
-                    let blink = blink.clone();
-                    async move { blink.wait().await.is_ok() }
+                    let (blink, began, executor) = (blink.clone(), began.clone(), executor.clone());
+                    async move {
+                        // Late, as a waiter on a busy machine may be (later than the pause
+                        // this case once took instead of waiting for it): the set must wait.
+                        executor.sleep(2 * SHORT).await;
+                        begun_then_announced(blink.wait(), &began).await.is_ok()
+                    }
                 },
                 (),
             )
         };
-        within(&client, "the waiters start", started.wait()).await.unwrap();
-        // Lets both waiters begin their wait (a longer pause changes nothing).
-        client.executor().sleep(SHORT).await;
+        within(&client, "the timed waiter begins", timed_began.wait()).await.unwrap();
+        within(&client, "the untimed waiter begins", untimed_began.wait()).await.unwrap();
         blink.set().await.unwrap();
         blink.clear().await.unwrap();
         assert!(
@@ -787,16 +808,14 @@ mod cases {
                 move |_: ()| {
                     let (variable, started) = (variable.clone(), started.clone());
                     async move {
-                        started.set().await.unwrap();
-                        variable.get_timeout(BOUND).await.map_err(|e| e.to_string())
+                        let wait = variable.get_timeout(BOUND);
+                        begun_then_announced(wait, &started).await.map_err(|e| e.to_string())
                     }
                 },
                 (),
             )
         };
-        within(&client, "the waiter starts", started.wait()).await.unwrap();
-        // Lets the waiter begin its wait (a longer pause changes nothing).
-        client.executor().sleep(SHORT).await;
+        within(&client, "the waiter begins", started.wait()).await.unwrap();
         variable.delete().await.unwrap();
         assert_eq!(variable.get_timeout(SHORT).await.unwrap(), None, "still never set");
         variable.set(5).await.unwrap();

@@ -84,13 +84,20 @@ impl Task for Occupy {
     }
 }
 
-/// A worker for `queue` running `Occupy`, with `gpus` GPUs (none for 0).
-async fn gpu_worker(server: &RedisServer, queue: &str, concurrency: usize, gpus: u64) -> Worker {
+/// A worker for `queue` running `Occupy`, with `gpus` GPUs (none for 0), that fails an entry
+/// no live worker can run after `unrunnable_after`.
+async fn gpu_worker(
+    server: &RedisServer,
+    queue: &str,
+    concurrency: usize,
+    gpus: u64,
+    unrunnable_after: Duration,
+) -> Worker {
     let builder = Worker::builder()
         .redis(server.url())
         .queue(queue)
         .concurrency(concurrency)
-        .unrunnable_after(Duration::from_secs(1))
+        .unrunnable_after(unrunnable_after)
         .register::<Occupy>();
     let builder = if gpus > 0 { builder.resources("GPU", gpus) } else { builder };
     builder.start().await.expect("start a worker")
@@ -101,14 +108,18 @@ fn a_task_that_needs_a_resource_waits_for_a_worker_that_has_it_and_shares_it() {
     run(|| async {
         let server = RedisServer::start();
         let client = client(&server, "gpu").await;
-        // Only a worker without GPU at first: the tasks wait (given back to the queue).
-        let cpu_only = gpu_worker(&server, "gpu", 4, 0).await;
+        // Only a worker without GPU at first: the tasks wait (given back to the queue), for
+        // as long as the GPU worker takes to start: with the 1 s of the case below, they
+        // failed when a loaded machine started it later than that.
+        let cpu_only = gpu_worker(&server, "gpu", 4, 0, Duration::from_secs(60)).await;
         let tasks: Vec<_> =
             (0..4).map(|x| client.task().resources("GPU", 1).submit_task::<Occupy>(x)).collect();
         let waiting = client.executor().timeout(Duration::from_millis(300), client.gather(&tasks));
         assert!(waiting.await.is_err(), "no worker with a GPU yet: nothing ran");
-        // A worker with one GPU and four slots joins: it runs them, one at a time.
-        let gpu = gpu_worker(&server, "gpu", 4, 1).await;
+        // A worker with one GPU and four slots joins, late (later than the 1 s the tasks
+        // once waited): it runs them, one at a time.
+        client.executor().sleep(Duration::from_millis(1_500)).await;
+        let gpu = gpu_worker(&server, "gpu", 4, 1, Duration::from_secs(60)).await;
         let workers = client.wait_for_workers(2, Duration::from_secs(10)).await.unwrap();
         let announced: Vec<_> = workers.iter().map(|worker| worker.resources.get("GPU")).collect();
         assert!(announced.contains(&Some(&1)) && announced.contains(&None), "{announced:?}");
@@ -135,7 +146,7 @@ fn a_task_that_needs_a_resource_no_worker_has_fails_naming_it() {
     run(|| async {
         let server = RedisServer::start();
         let client = client(&server, "nogpu").await;
-        let worker = gpu_worker(&server, "nogpu", 1, 0).await;
+        let worker = gpu_worker(&server, "nogpu", 1, 0, Duration::from_secs(1)).await;
         let task = client.task().resources("TPU", 2).submit_task::<Occupy>(7);
         let outcome =
             within(&client, Duration::from_secs(60), "the TPU task", Box::pin(task.clone())).await;

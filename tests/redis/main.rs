@@ -143,3 +143,13 @@ pub fn complete_one(
     assert_eq!(answers.len(), 1, "one answer per outcome");
     answers[0]
 }
+
+/// A test's server whose port another server took first fails to start (and is tried again
+/// on another port) instead of passing that server off as its own: a test that did shared
+/// the other test's keys and lost its connections when that test ended and killed it.
+#[test]
+fn a_test_server_never_takes_another_for_its_own() {
+    let first = RedisServer::start();
+    let second = RedisServer::start_on_taken_port(&first);
+    assert!(second.is_err(), "the second server's start was answered by the first server");
+}

@@ -48,13 +48,7 @@ impl RedisServer {
 
     /// A server configured by `options`.
     pub fn start_with(options: ServerOptions) -> RedisServer {
-        let dir = std::env::temp_dir().join(format!(
-            "taskweave-redis-{}-{}",
-            std::process::id(),
-            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create the server's temporary directory");
-        let mut server = RedisServer { child: None, port: 0, dir, options };
+        let mut server = RedisServer::unstarted(options);
         // A free port can be taken by someone else before the server binds it: try again.
         let mut last_error = String::new();
         for _ in 0..5 {
@@ -65,6 +59,25 @@ impl RedisServer {
             }
         }
         panic!("could not start redis-server: {last_error}");
+    }
+
+    /// Tries once to start a server on the port `other` listens on: it must fail, not take
+    /// `other` for its own (see `is_this_child`).
+    pub fn start_on_taken_port(other: &RedisServer) -> Result<RedisServer, String> {
+        let mut server = RedisServer::unstarted(ServerOptions::default());
+        server.port = other.port;
+        server.spawn().map(|()| server)
+    }
+
+    /// A server not started yet, with its temporary directory.
+    fn unstarted(options: ServerOptions) -> RedisServer {
+        let dir = std::env::temp_dir().join(format!(
+            "taskweave-redis-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create the server's temporary directory");
+        RedisServer { child: None, port: 0, dir, options }
     }
 
     fn spawn(&mut self) -> Result<(), String> {
@@ -145,13 +158,51 @@ impl RedisServer {
                 {
                     let answer = String::from_utf8_lossy(&answer[..read]);
                     if answer.starts_with("+PONG") || answer.starts_with("-NOAUTH") {
-                        return true;
+                        // Listening, but maybe not this child: see `is_this_child` (no
+                        // answer: look again).
+                        if let Some(mine) = self.is_this_child(&mut stream) {
+                            return mine;
+                        }
                     }
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// Whether the server answering on `stream` is this one's child process. The port was
+    /// free when `free_port` looked, but another test's server (of this process or another)
+    /// can bind it before this child does; this child then exits, and the other server
+    /// answers the PING. A test that took it for its own shared that server's keys, and lost
+    /// its connections when the server's owner killed it (a "broken pipe" seen with 32 tests
+    /// at once on two loaded cores was likely that). So the check asks the server for its process id; `None`
+    /// when it did not answer.
+    fn is_this_child(&self, stream: &mut TcpStream) -> Option<bool> {
+        let pid = self.child.as_ref().map(Child::id)?;
+        let mut request = Vec::new();
+        if let Some(password) = &self.options.password {
+            request.extend_from_slice(
+                format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n", password.len()).as_bytes(),
+            );
+        }
+        request.extend_from_slice(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n");
+        stream.write_all(&request).ok()?;
+        // The reply is read until its `process_id:` line is complete (or the read fails).
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&reply);
+            if let Some(rest) = text.split("process_id:").nth(1)
+                && let Some((id, _)) = rest.split_once("\r\n")
+            {
+                return Some(id.trim().parse::<u32>() == Ok(pid));
+            }
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(read) => reply.extend_from_slice(&chunk[..read]),
+            }
+        }
     }
 
     /// The server's URL, with the password when it has one.
