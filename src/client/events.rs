@@ -1216,6 +1216,24 @@ mod tests {
     use crate::job::Job;
     use crate::key::{TaskId, TaskKey};
 
+    /// The entry of a first run of `key` that ended at `at`, built as `EventLog::stage` asks
+    /// (from the area's name and worker slots and whether it failed).
+    fn run(key: &str, at: u64) -> impl FnOnce(u16, u16, bool) -> Entry {
+        let key = TaskKey::named(key);
+        move |name, worker, has_error| Entry {
+            key,
+            at,
+            submitted: UNKNOWN,
+            queued: UNKNOWN,
+            started: UNKNOWN,
+            name,
+            worker,
+            attempt: 1,
+            kind: Kind::Ran,
+            has_error,
+        }
+    }
+
     /// Runs staged by several threads move into the ring in the order they ended (one that
     /// ended at the same time as another after those of lower areas), each area's in its
     /// writer's order, with their workers, names and errors, and the areas are empty
@@ -1223,21 +1241,6 @@ mod tests {
     #[test]
     fn staged_runs_move_into_the_ring_in_the_order_they_ended() {
         let log = EventLog::new(64);
-        let run = |key: &str, at: u64| {
-            let key = TaskKey::named(key);
-            move |name, worker, has_error| Entry {
-                key,
-                at,
-                submitted: UNKNOWN,
-                queued: UNKNOWN,
-                started: UNKNOWN,
-                name,
-                worker,
-                attempt: 1,
-                kind: Kind::Ran,
-                has_error,
-            }
-        };
         // A key's worker is `w` and the key's first letter, its name `n1` for a key ending
         // in 1 (else `n2`); the runs of keys ending in 2 failed.
         let workers: Vec<Arc<str>> = ["wa", "wb", "wc", "wd", "we"].map(Arc::from).into();
@@ -1289,21 +1292,6 @@ mod tests {
     fn moved_runs_keep_their_worker_while_the_oldest_entries_drop_out() {
         let log = EventLog::new(1);
         let workers: Vec<Arc<str>> = ["wa", "wb"].map(Arc::from).into();
-        let run = |key: &str, at: u64| {
-            let key = TaskKey::named(key);
-            move |name, worker, has_error| Entry {
-                key,
-                at,
-                submitted: UNKNOWN,
-                queued: UNKNOWN,
-                started: UNKNOWN,
-                name,
-                worker,
-                attempt: 1,
-                kind: Kind::Ran,
-                has_error,
-            }
-        };
         // Each round: the runs staged in area 0 (key, worker), then the ring's one record.
         type Round<'a> = (&'a [(&'a str, usize)], &'a str, usize);
         let rounds: [Round; 4] = [
