@@ -87,6 +87,13 @@ struct Started {
 /// **Invariant:** while a body is seceded, at least `workers + seceded` loops live (a
 /// secede starts a loop when there are fewer), so that every slot the scheduler hands out
 /// has a loop to run it; a loop leaves only when more than that live.
+///
+/// Up to `workers` loops more than that stay as spares once their bodies rejoined: a
+/// recursion through waiting bodies secedes and rejoins all the time, and a spare that stays
+/// takes the next secede's place instead of a thread started and ended for each (fib(18)
+/// on one worker started some 4,000 threads). A spare is an idle thread waiting on the
+/// queue; the scheduler hands out no more slots for it, so it adds no parallelism. Spares
+/// end with the client, as every loop does.
 #[derive(Debug)]
 struct Pool {
     workers: usize,
@@ -101,13 +108,50 @@ impl Pool {
         self.workers + self.seceded.load(Ordering::SeqCst)
     }
 
-    /// Whether the calling loop should leave, as one too many; if so it is no longer
-    /// counted.
+    /// Counts a body that gives its worker back; true when a loop must be started for it
+    /// (counted as live already: [`not_started`](Pool::not_started) takes both counts back
+    /// if it cannot be), false when a loop that lives (a spare) takes its place.
+    fn secede_needs_loop(&self) -> bool {
+        self.seceded.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let live = self.live.load(Ordering::SeqCst);
+            if live >= self.wanted() {
+                return false;
+            }
+            if self
+                .live
+                .compare_exchange(live, live + 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return true;
+            }
+        }
+    }
+
+    /// The loop [`secede_needs_loop`](Pool::secede_needs_loop) asked for could not be
+    /// started: the body keeps its worker.
+    fn not_started(&self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+        self.seceded.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// A body that gave its worker back takes it again.
+    fn rejoin(&self) {
+        self.seceded.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// How many loops may live beyond those wanted: as many spares as workers.
+    fn spares(&self) -> usize {
+        self.workers
+    }
+
+    /// Whether the calling loop should leave, as one too many beyond the spares; if so it is
+    /// no longer counted.
     fn leave_if_surplus(&self) -> bool {
         loop {
             let live = self.live.load(Ordering::SeqCst);
             // The common case, one load: no stand-in lives.
-            if live <= self.workers || live <= self.wanted() {
+            if live <= self.workers + self.spares() || live <= self.wanted() + self.spares() {
                 return false;
             }
             if self
@@ -301,31 +345,16 @@ impl Transport for InProcessTransport {
 
     fn secede(&self) -> bool {
         let Some(started) = self.started.get() else { return false };
-        let pool = &started.pool;
-        pool.seceded.fetch_add(1, Ordering::SeqCst);
-        loop {
-            let live = pool.live.load(Ordering::SeqCst);
-            if live >= pool.wanted() {
-                return true;
-            }
-            if pool
-                .live
-                .compare_exchange(live, live + 1, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
-                if self.start_stand_in(started) {
-                    return true;
-                }
-                pool.live.fetch_sub(1, Ordering::SeqCst);
-                pool.seceded.fetch_sub(1, Ordering::SeqCst);
-                return false;
-            }
+        if !started.pool.secede_needs_loop() || self.start_stand_in(started) {
+            return true;
         }
+        started.pool.not_started();
+        false
     }
 
     fn rejoin(&self) {
         if let Some(started) = self.started.get() {
-            started.pool.seceded.fetch_sub(1, Ordering::SeqCst);
+            started.pool.rejoin();
         }
     }
 
@@ -576,7 +605,33 @@ impl WorkerGauge {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::Pool;
     use crate::{Client, Error, TaskContext};
+
+    /// A loop whose body rejoined stays as a spare, and the next secede needs no new loop;
+    /// beyond one spare per worker, loops leave.
+    #[test]
+    fn a_loop_whose_body_rejoined_stays_a_spare_for_the_next_secede() {
+        let pool = Pool {
+            workers: 1,
+            live: AtomicUsize::new(1),
+            seceded: AtomicUsize::new(0),
+            stand_ins: AtomicUsize::new(0),
+        };
+        assert!(pool.secede_needs_loop(), "the first secede needs a loop");
+        pool.rejoin();
+        assert!(!pool.leave_if_surplus(), "one spare stays");
+        assert!(!pool.secede_needs_loop(), "the spare takes the next secede's place");
+        // Two bodies wait at once: a second loop; then both rejoin.
+        assert!(pool.secede_needs_loop());
+        pool.rejoin();
+        pool.rejoin();
+        assert!(pool.leave_if_surplus(), "a second spare is one too many");
+        assert!(!pool.leave_if_surplus(), "the first spare stays");
+        assert_eq!(pool.live.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 
     /// A stand-in counts its runs apart from its worker's own (see `WorkerGauge`): the
     /// worker's statistics add both, so nothing a stand-in ran is lost.
