@@ -2,8 +2,8 @@
 //! context and waits for them, on one and on two workers, with blocking and with async bodies.
 //!
 //! ```sh
-//! cargo bench --bench subtasks                 # fib(16) and fib(20), 5 runs each
-//! cargo bench --bench subtasks -- --n 18 --runs 9
+//! cargo bench --features testing --bench subtasks                 # fib(16) and fib(20), 5 runs each
+//! cargo bench --features testing --bench subtasks -- --n 18 --runs 9
 //! ```
 //!
 //! A blocking body that waits gives its worker back: the in-process transport runs a stand-in
@@ -11,45 +11,13 @@
 //! median wall time of `--runs` runs (and the range), the tasks per second, and the time per
 //! task; the async rows are the same recursion without any stand-in (the body yields
 //! instead), for comparison. Each run builds its own client on the embedded executor, as an
-//! application would, and closes it.
+//! application would, and closes it. The recursions are `taskweave::testing::recursion`'s,
+//! which the conformance cases run too (hence the `testing` feature).
 
 use std::time::{Duration, Instant};
 
-use taskweave::{Client, Error, TaskContext, TaskFuture};
-
-/// fib(n) through blocking bodies that wait for their sub-tasks through their context.
-fn blocking_fib(client: &Client, n: u64) -> TaskFuture<u64> {
-    client.try_submit_with_context(
-        |context: &TaskContext, n: u64| -> Result<u64, Error> {
-            if n < 2 {
-                return Ok(n);
-            }
-            let client = context.client()?;
-            let parts = [blocking_fib(&client, n - 1), blocking_fib(&client, n - 2)];
-            Ok(context.gather(&parts)?.iter().sum())
-        },
-        n,
-    )
-}
-
-/// fib(n) through async bodies awaiting their sub-tasks.
-fn async_fib(client: &Client, n: u64) -> TaskFuture<Result<u64, String>> {
-    client.submit_async_with_context(
-        |context: TaskContext, n: u64| async move {
-            if n < 2 {
-                return Ok(n);
-            }
-            let client = context.client().map_err(|error| error.to_string())?;
-            let parts = (async_fib(&client, n - 1), async_fib(&client, n - 2));
-            match client.gather((&parts.0, &parts.1)).await {
-                Ok((Ok(a), Ok(b))) => Ok(a + b),
-                Ok((Err(error), _) | (_, Err(error))) => Err(error),
-                Err(error) => Err(error.to_string()),
-            }
-        },
-        n,
-    )
-}
+use taskweave::Client;
+use taskweave::testing::recursion::{async_fib, blocking_fib};
 
 /// The number of tasks fib(n) submits, root included.
 fn tasks_of_fib(n: u64) -> u64 {

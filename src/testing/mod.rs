@@ -151,6 +151,7 @@
 //! transport that lists no workers must have exactly two slots for them. Cases do not sleep to let things
 //! happen: they wait for the event they need with a bound.
 
+pub mod recursion;
 pub mod tasks;
 
 #[doc(hidden)]

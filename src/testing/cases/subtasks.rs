@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::testing::recursion::{async_fib, blocking_fib};
 use crate::{Client, Error, ExecutorExt, TaskContext, TaskError, TaskFuture};
 
 use super::eventually;
@@ -26,41 +27,6 @@ async fn in_process_client(client: &Client, workers: usize) -> Client {
         .build()
         .await
         .expect("build an in-process client")
-}
-
-/// fib(n) through tasks with blocking bodies: each submits two sub-tasks and waits for them
-/// through its context.
-fn blocking_fib(client: &Client, n: u64) -> TaskFuture<u64> {
-    client.try_submit_with_context(
-        |context: &TaskContext, n: u64| -> Result<u64, Error> {
-            if n < 2 {
-                return Ok(n);
-            }
-            let client = context.client()?;
-            let parts = [blocking_fib(&client, n - 1), blocking_fib(&client, n - 2)];
-            Ok(context.gather(&parts)?.iter().sum())
-        },
-        n,
-    )
-}
-
-/// fib(n) through tasks with async bodies, each awaiting its two sub-tasks.
-fn async_fib(client: &Client, n: u64) -> TaskFuture<Result<u64, String>> {
-    client.submit_async_with_context(
-        |context: TaskContext, n: u64| async move {
-            if n < 2 {
-                return Ok(n);
-            }
-            let client = context.client().map_err(|error| error.to_string())?;
-            let parts = (async_fib(&client, n - 1), async_fib(&client, n - 2));
-            match client.gather((&parts.0, &parts.1)).await {
-                Ok((Ok(a), Ok(b))) => Ok(a + b),
-                Ok((Err(error), _) | (_, Err(error))) => Err(error),
-                Err(error) => Err(error.to_string()),
-            }
-        },
-        n,
-    )
 }
 
 /// fib(20) through blocking bodies: 21,891 tasks on one worker, each body that waits handing
