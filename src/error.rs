@@ -278,7 +278,8 @@ pub enum TaskError {
         broker: String,
         /// The last error the broker's connection gave.
         last_error: String,
-        /// How long the broker had been unreachable (the timeout).
+        /// How long the broker had failed the client's commands, from the first that failed
+        /// (the broker timeout or a little more).
         after: Duration,
     },
 

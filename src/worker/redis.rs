@@ -2095,11 +2095,18 @@ impl Shared {
         if !overdue.is_empty() {
             match self.store.live_workers().await {
                 Ok(announcements) => {
-                    let workers: Vec<WorkerInfo> = announcements
+                    let mut workers: Vec<WorkerInfo> = announcements
                         .iter()
                         .filter_map(|raw| serde_json::from_slice::<WorkerInfo>(raw).ok())
                         .filter(|worker| worker.queue == self.keys.queue())
                         .collect();
+                    // This worker is alive too, even when its own heartbeat is late (its
+                    // announcement expired under load): the dead letter names it.
+                    if !workers.iter().any(|worker| worker.name == self.name)
+                        && let Ok(own) = serde_json::from_slice::<WorkerInfo>(&self.announcement)
+                    {
+                        workers.push(own);
+                    }
                     for (delivery, waited) in overdue {
                         if workers.iter().any(|worker| {
                             worker.tasks.contains(&delivery.entry.task)
@@ -2174,24 +2181,24 @@ impl Shared {
                 .map(|worker| format!("{} (resources {:?})", worker.name, worker.resources))
                 .collect();
             format!(
-                "task {} ({:?}) waited {} s and no live worker of queue {:?} that runs it has \
+                "task {} ({:?}) waited {:.1} s and no live worker of queue {:?} that runs it has \
                  the resources it needs ({}) (workers seen: {}); start a worker with \
                  .resources(name, amount), or submit it needing less",
                 entry.key,
                 entry.task,
-                waited.as_secs(),
+                waited.as_secs_f64(),
                 self.keys.queue(),
                 needs.join(", "),
                 seen.join(", "),
             )
         } else {
             format!(
-                "task {} ({:?}) waited {} s and no live worker of queue {:?} runs {:?} (workers \
+                "task {} ({:?}) waited {:.1} s and no live worker of queue {:?} runs {:?} (workers \
                  seen: {seen}); start a worker that registers it \
                  (Worker::builder().register::<T>()), or raise WorkerBuilder::unrunnable_after",
                 entry.key,
                 entry.task,
-                waited.as_secs(),
+                waited.as_secs_f64(),
                 self.keys.queue(),
                 entry.task,
             )

@@ -20,6 +20,57 @@ fn dead_letters(server: &RedisServer, queue: &str) -> StreamRangeReply {
 }
 
 #[test]
+fn an_unrunnable_tasks_dead_letter_names_the_deciding_worker_even_when_its_heartbeat_is_late() {
+    run(|| async {
+        let server = RedisServer::start();
+        // A reclaim time of 30 s: the worker refreshes its heartbeat every 10 s.
+        let running = crate::tasks::register_all(
+            taskweave::worker::Worker::builder()
+                .redis(server.url())
+                .queue("late")
+                .concurrency(1)
+                .reclaim_after(Duration::from_secs(30))
+                .unrunnable_after(Duration::from_millis(300)),
+        )
+        .start()
+        .await
+        .unwrap();
+        let client = crate::client(&server, "late").await;
+        // Its heartbeat expires (a loaded host), again and again until the task failed.
+        let heartbeat = format!("taskweave:late:worker:{}", running.name());
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let expirer = {
+            let (done, mut connection) = (done.clone(), server.connection());
+            std::thread::spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    let _: i64 = redis::cmd("DEL").arg(&heartbeat).query(&mut connection).unwrap();
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })
+        };
+        let outcome = within(
+            &client,
+            Duration::from_secs(30),
+            "an unrunnable task failing",
+            Box::pin(client.submit_task::<Unregistered>(1)),
+        )
+        .await;
+        done.store(true, std::sync::atomic::Ordering::Release);
+        expirer.join().unwrap();
+        match outcome {
+            Err(TaskError::Failed { message, .. }) => {
+                // Before, it said "workers seen: none" though the worker deciding was alive.
+                assert!(!message.contains("workers seen: none"), "{message}");
+                assert!(message.contains(running.name()), "names the worker: {message}");
+            }
+            other => panic!("expected Failed, got {other:?}"),
+        }
+        running.shutdown();
+        running.stopped().await;
+    });
+}
+
+#[test]
 fn entries_that_cannot_run_are_dead_lettered_and_the_worker_keeps_running() {
     run(|| async {
         let server = RedisServer::start();

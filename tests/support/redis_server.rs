@@ -241,6 +241,23 @@ impl RedisServer {
         }
     }
 
+    /// Stops the server's process without ending it (`SIGSTOP`): it keeps its connections
+    /// and answers nothing, like a hung host, until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [paused](Self::pause) server run again (`SIGCONT`).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the server runs").id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().expect("run kill");
+        assert!(status.success(), "kill {signal} {pid} failed: {status}");
+    }
+
     /// Starts the server again on the same port and directory (with append-only persistence
     /// on, its data comes back).
     pub fn restart(&mut self) {

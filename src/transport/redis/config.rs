@@ -13,6 +13,9 @@ use crate::Error;
 pub const DEFAULT_NAMESPACE: &str = "taskweave";
 /// The queue clients and workers use unless configured otherwise.
 pub const DEFAULT_QUEUE: &str = "default";
+/// How long one command may take unless configured otherwise (or the broker timeout, if
+/// shorter).
+const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How to reach a Redis server and which queue to use: the settings a client's
 /// [`RedisTransport`](super::RedisTransport) and a [`Worker`](crate::worker::Worker) share.
@@ -44,7 +47,8 @@ pub struct RedisConfig {
     url: String,
     namespace: String,
     queue: String,
-    command_timeout: Duration,
+    /// `None`: the default, [`DEFAULT_COMMAND_TIMEOUT`] or the broker timeout if shorter.
+    command_timeout: Option<Duration>,
     broker_timeout: Duration,
     tls_root_certificate: Option<Vec<u8>>,
     /// The seed nodes of a Redis Cluster; empty for a single server.
@@ -62,7 +66,7 @@ impl RedisConfig {
             url: url.into(),
             namespace: DEFAULT_NAMESPACE.to_owned(),
             queue: DEFAULT_QUEUE.to_owned(),
-            command_timeout: Duration::from_secs(5),
+            command_timeout: None,
             broker_timeout: Duration::from_secs(60),
             tls_root_certificate: None,
             cluster_nodes: Vec::new(),
@@ -162,15 +166,20 @@ impl RedisConfig {
         self
     }
 
-    /// How long one Redis command may take before it counts as failed (default 5 s; at least
-    /// 10 ms).
+    /// How long one Redis command may take before it counts as failed (default 5 s, or the
+    /// [broker timeout](Self::broker_timeout) if that is shorter; at least 10 ms).
+    ///
+    /// It may not be longer than the broker timeout: a hung server is only noticed once a
+    /// command's timeout has passed, so the broker timeout could not be kept (connecting
+    /// fails with [`Error::InvalidConfig`] saying so).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
-        self.command_timeout = timeout.max(Duration::from_millis(10));
+        self.command_timeout = Some(timeout.max(Duration::from_millis(10)));
         self
     }
 
     /// How long Redis may stay unreachable before the client or worker gives up (default
-    /// 60 s; at least 10 ms). Until then both retry with back-off and lose nothing.
+    /// 60 s; at least 10 ms). Until then both retry with back-off and lose nothing. A
+    /// shorter broker timeout than the default command timeout (5 s) shortens that too.
     ///
     /// - A client then fails every pending future with
     ///   [`TaskError::BrokerUnavailable`](crate::TaskError::BrokerUnavailable), which names
@@ -206,7 +215,7 @@ impl RedisConfig {
     }
 
     pub(crate) fn command_timeout_value(&self) -> Duration {
-        self.command_timeout
+        self.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT.min(self.broker_timeout))
     }
 
     pub(crate) fn broker_timeout_value(&self) -> Duration {
@@ -226,7 +235,7 @@ impl RedisConfig {
     /// `block`.
     pub(crate) fn connect_options(&self, block: Duration) -> ConnectOptions {
         ConnectOptions {
-            command_timeout: self.command_timeout,
+            command_timeout: self.command_timeout_value(),
             block,
             tls_root_certificate: self.tls_root_certificate.clone(),
             cluster_nodes: self.cluster_nodes.clone(),
@@ -239,8 +248,20 @@ impl RedisConfig {
     ///
     /// [`Error::InvalidConfig`] for an empty queue or namespace name, and in cluster mode
     /// for a name with `{` or `}`, for `redis://` and `rediss://` nodes mixed, and for a
-    /// `rediss://` node without the `redis-tls` feature.
+    /// `rediss://` node without the `redis-tls` feature; for a command timeout longer than
+    /// the broker timeout.
     pub(crate) fn check(&self) -> Result<(), Error> {
+        if let Some(command_timeout) = self.command_timeout.filter(|t| *t > self.broker_timeout) {
+            return Err(Error::InvalidConfig {
+                message: format!(
+                    "the Redis command timeout ({command_timeout:?}) is longer than the broker \
+                     timeout ({:?}): a server that stops answering is only noticed once a \
+                     command's timeout has passed, so the broker timeout could not be kept; \
+                     lower .command_timeout(..) or raise .broker_timeout(..)",
+                    self.broker_timeout
+                ),
+            });
+        }
         if self.is_cluster() {
             if self.cluster_nodes.is_empty() {
                 return Err(Error::InvalidConfig {

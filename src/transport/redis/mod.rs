@@ -913,9 +913,9 @@ impl Inner {
         health.gave_up = true;
         health.last_error = error.to_string();
         let since = *health.down_since.get_or_insert(now);
-        // The broker timeout when it is up (as `failed` finds it), else how long the broker
-        // has failed (a loop gave up sooner: the reply stream refused).
-        let down_for = now.saturating_duration_since(since).min(self.broker_timeout);
+        // How long the broker has failed this client's commands: at least the broker timeout
+        // when `failed` gives up, less when a loop gave up sooner (the reply stream refused).
+        let down_for = now.saturating_duration_since(since);
         let last_error = health.last_error.clone();
         drop(health);
         let mut flights: Vec<(String, Flight)> = {
