@@ -63,7 +63,8 @@ pub enum Error {
          runtime thread or a taskweave worker, which runs blocking task bodies too); use the \
          async method with .await there (for a task body: submit it with submit_async), or make \
          the task depend on the future instead of waiting for it; a blocking body that must \
-         wait: submit it with submit_with_context and wait while it holds context.secede()"
+         wait: submit it with submit_with_context and wait through context.gather(..) or \
+         context.result(..), or while it holds context.secede()"
     )]
     BlockingInAsyncContext,
 
