@@ -149,12 +149,10 @@ fn task_name(job: &Job) -> Option<&'static str> {
     job.call().map(|call| call.name)
 }
 
-/// Records what `actions` do to tasks that the events do not say already: a dispatch
-/// (its time, in the job), a failure or cancel that resolves a task (except `reported`'s, whose run was
-/// recorded with its error).
-///
-/// The ring's lock is taken only if there is a failure to record (rarely), under the
-/// scheduler lock the caller holds.
+/// Records the failures and cancels among `actions` that resolve a task without a run of
+/// its own (a run's, `reported`'s, was recorded with its error), under the scheduler lock
+/// the caller holds: the ring's lock is taken only if there is one (rarely). A dispatch's
+/// time is stored after the lock, by [`record_queued`].
 fn record_actions(
     ring: &EventLog,
     actions: &[Action<Arc<Job>>],
@@ -163,22 +161,35 @@ fn record_actions(
 ) {
     let mut held = None;
     for action in actions {
-        match action {
-            // Kept in the job, and recorded with its run (see `JobOf::queued_at`). No
-            // earlier than it was submitted: a worker's report is stamped with when its run
-            // ended, which may precede a submission that took the lock before the report.
-            Action::Dispatch { payload, .. } => {
-                let submitted = payload.submitted_at.load(Ordering::Relaxed);
-                let queued = match stamp.now() {
-                    queued if submitted != UNKNOWN => queued.max(submitted),
-                    queued => queued,
-                };
-                payload.queued_at.store(queued, Ordering::Relaxed)
-            }
-            Action::Resolve { id, payload, outcome: Err(error) } if Some(*id) != reported => held
-                .get_or_insert_with(|| ring.lock())
-                .failed(payload, task_name(payload), error, stamp),
-            _ => {}
+        if let Action::Resolve { id, payload, outcome: Err(error) } = action
+            && Some(*id) != reported
+        {
+            held.get_or_insert_with(|| ring.lock()).failed(
+                payload,
+                task_name(payload),
+                error,
+                stamp,
+            );
+        }
+    }
+}
+
+/// Stores the time of each dispatch among `actions` in its job (see `JobOf::queued_at`),
+/// where its run's entry finds it. Called after the scheduler lock is let go and before
+/// [`Core::apply`] hands the tasks to the transport: a task dispatched by a report is often
+/// one the submitting thread made long before, whose job is not in this thread's cache, and
+/// the scheduler lock need not wait for that miss. No earlier than the task was submitted:
+/// a worker's report is stamped with when its run ended, which may precede a submission
+/// that took the lock before the report.
+fn record_queued(actions: &[Action<Arc<Job>>], stamp: &mut Stamp) {
+    for action in actions {
+        if let Action::Dispatch { payload, .. } = action {
+            let submitted = payload.submitted_at.load(Ordering::Relaxed);
+            let queued = match stamp.now() {
+                queued if submitted != UNKNOWN => queued.max(submitted),
+                queued => queued,
+            };
+            payload.queued_at.store(queued, Ordering::Relaxed);
         }
     }
 }
@@ -430,7 +441,7 @@ impl Core {
             &mut actions,
             &mut stamp,
         );
-        self.apply(actions, None);
+        self.apply_stamped(actions, None, &mut stamp);
         job
     }
 
@@ -460,9 +471,9 @@ impl Core {
                 return submitted;
             }
             let mut actions = spare_actions();
+            // One clock reading per batch.
+            let mut stamp = self.submit_stamp();
             {
-                // One clock reading per batch.
-                let mut stamp = self.submit_stamp();
                 let mut locked = self.scheduler.lock();
                 for (job, shared_key) in chunk.drain(..) {
                     let job = self.submit_locked(
@@ -476,7 +487,7 @@ impl Core {
                     submitted.push(job);
                 }
             }
-            self.apply(actions, None);
+            self.apply_stamped(actions, None, &mut stamp);
         }
     }
 
@@ -586,15 +597,15 @@ impl Core {
         let mut jobs = jobs.into_iter().peekable();
         while jobs.peek().is_some() {
             let mut actions = spare_actions();
+            let mut stamp = self.submit_stamp();
             {
-                let mut stamp = self.submit_stamp();
                 let mut locked = self.scheduler.lock();
                 for (job, options) in jobs.by_ref().take(SUBMIT_BATCH) {
                     // Fresh keys find no existing task: the job is its own.
                     self.submit_locked(&mut locked, job, &options, false, &mut actions, &mut stamp);
                 }
             }
-            self.apply(actions, None);
+            self.apply_stamped(actions, None, &mut stamp);
         }
     }
 
@@ -810,6 +821,7 @@ impl Core {
             return job;
         }
         let mut actions = spare_actions();
+        let mut stamp = self.stamp();
         let job = {
             // One hold of the lock: two scatters of one shared key find one task.
             let mut scheduler = self.scheduler.lock();
@@ -838,7 +850,6 @@ impl Core {
             };
             match self.cluster.get() {
                 Some(cluster) if shared_key => {
-                    let mut stamp = self.stamp();
                     let options = SubmitOptions::default();
                     self.view_locked(
                         &mut scheduler,
@@ -852,7 +863,7 @@ impl Core {
                 _ => source,
             }
         };
-        self.apply(actions, None);
+        self.apply_stamped(actions, None, &mut stamp);
         job
     }
 
@@ -868,7 +879,7 @@ impl Core {
                 record_actions(ring, &actions, &mut stamp, None);
             }
         }
-        self.apply(actions, None);
+        self.apply_stamped(actions, None, &mut stamp);
     }
 
     /// Feeds `events` in order under one hold of the lock, and carries out what the
@@ -886,7 +897,7 @@ impl Core {
                 record_actions(ring, &actions, &mut stamp, None);
             }
         }
-        self.apply(actions, None);
+        self.apply_stamped(actions, None, &mut stamp);
     }
 
     /// A worker reports how its run of `job` (its `attempt`th) ended, and when and where it
@@ -992,7 +1003,7 @@ impl Core {
                 record_actions(ring, &actions, &mut stamp, ran.then_some(job.id));
             }
         }
-        self.apply(actions, value);
+        self.apply_stamped(actions, value, &mut stamp);
         wake_all(live);
     }
 
@@ -1015,7 +1026,7 @@ impl Core {
             }
             outcome
         };
-        self.apply(actions, None);
+        self.apply_stamped(actions, None, &mut stamp);
         outcome
     }
 
@@ -1057,7 +1068,7 @@ impl Core {
             }
             outcome
         };
-        self.apply(actions, None);
+        self.apply_stamped(actions, None, &mut stamp);
         outcome
     }
 
@@ -1085,7 +1096,7 @@ impl Core {
             }
             unfinished.len()
         };
-        self.apply(actions, None);
+        self.apply_stamped(actions, None, &mut stamp);
         cancelled
     }
 
@@ -1109,6 +1120,21 @@ impl Core {
     /// The transport gave the task up with `error` (not one the task raised: no retry).
     pub(crate) fn given_up_with(&self, job: &Arc<Job>, error: TaskError) {
         self.feed(Event::Failed { id: job.id, error });
+    }
+
+    /// [`apply`](Core::apply), after storing in each dispatched job its queue time,
+    /// `stamp`'s, when task events are recorded (see [`record_queued`]).
+    #[inline(always)]
+    fn apply_stamped(
+        &self,
+        actions: Vec<Action<Arc<Job>>>,
+        value: Option<(TaskId, Value)>,
+        stamp: &mut Stamp,
+    ) {
+        if self.events.is_some() {
+            record_queued(&actions, stamp);
+        }
+        self.apply(actions, value);
     }
 
     fn apply(&self, mut actions: Vec<Action<Arc<Job>>>, mut value: Option<(TaskId, Value)>) {
