@@ -1,6 +1,7 @@
 //! The in-process backend: worker loops in this process pulling from one MPMC queue.
 //! Tasks are closures and values stay typed Rust values; nothing is serialized.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -94,16 +95,50 @@ struct Started {
 /// on one worker started some 4,000 threads). A spare is an idle thread waiting on the
 /// queue; the scheduler hands out no more slots for it, so it adds no parallelism. Spares
 /// end with the client, as every loop does.
+///
+/// A loop beyond those spares does not end either while it may be wanted again soon: it
+/// waits on the pool's [bench](Bench), off the queue, and the next secede that needs a loop
+/// calls it back instead of starting a thread. A recursion whose depth swings between 3
+/// and 18 so keeps its loops, where ending and starting them cost a thread each per
+/// swing (`benches/subtasks.rs --n 20 --runs 1`, fib(20) on one and on two workers:
+/// 7,595 threads started without the bench, 210 with it). Benched loops do not listen on the queue: a task sent there wakes one of the
+/// few loops that do, which have just gone idle, not a loop parked long ago.
 #[derive(Debug)]
 struct Pool {
     workers: usize,
+    /// Loops that take tasks from the queue (running or idle); benched loops not included.
     live: AtomicUsize,
     seceded: AtomicUsize,
     /// How many stand-ins were started, to name them.
     stand_ins: AtomicUsize,
+    /// How many loops wait on the bench (kept beside it to skip its lock on a rejoin).
+    benched: AtomicUsize,
+    bench: Mutex<Bench>,
+}
+
+/// Loops that left the queue and wait to be called back by a secede ([`Pool::call_from_bench`]),
+/// each by the sender of its call, the most recently benched last. At most as many as are
+/// wanted wait: a rejoin sends the oldest beyond that away (the pool shrinks back when the
+/// waits are over). Closed with the client: every loop on it ends then.
+#[derive(Debug, Default)]
+struct Bench {
+    closed: bool,
+    waiting: VecDeque<flume::Sender<()>>,
 }
 
 impl Pool {
+    /// A pool of `workers` loops, with no stand-in yet.
+    fn new(workers: usize) -> Pool {
+        Pool {
+            workers,
+            live: AtomicUsize::new(workers),
+            seceded: AtomicUsize::new(0),
+            stand_ins: AtomicUsize::new(0),
+            benched: AtomicUsize::new(0),
+            bench: Mutex::new(Bench::default()),
+        }
+    }
+
     fn wanted(&self) -> usize {
         self.workers + self.seceded.load(Ordering::SeqCst)
     }
@@ -135,9 +170,59 @@ impl Pool {
         self.seceded.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// A body that gave its worker back takes it again.
+    /// A body that gave its worker back takes it again; benched loops beyond as many as are
+    /// now wanted end.
     fn rejoin(&self) {
         self.seceded.fetch_sub(1, Ordering::SeqCst);
+        // The common case, one load: no more benched than wanted.
+        if self.benched.load(Ordering::SeqCst) > self.wanted() {
+            let mut bench = self.bench.lock();
+            while bench.waiting.len() > self.wanted() {
+                // Dropping its call ends that loop.
+                drop(bench.waiting.pop_front());
+            }
+            self.benched.store(bench.waiting.len(), Ordering::SeqCst);
+        }
+    }
+
+    /// Calls back the most recently benched loop, for a loop that
+    /// [`secede_needs_loop`](Pool::secede_needs_loop) counted already; false when none
+    /// waits (then a thread must be started).
+    fn call_from_bench(&self) -> bool {
+        let mut bench = self.bench.lock();
+        while let Some(call) = bench.waiting.pop_back() {
+            self.benched.store(bench.waiting.len(), Ordering::SeqCst);
+            // Fails only if that loop is gone, which it is not while its call is here.
+            if call.send(()).is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A loop that left the queue ([`leave_if_surplus`](Pool::leave_if_surplus)) waits on
+    /// the bench until a secede calls it back (true: it is counted again and takes tasks),
+    /// or ends (false) when the bench holds as many as are wanted already, or when it is
+    /// sent away or the client closes.
+    async fn wait_on_bench(&self) -> bool {
+        let (call, called) = flume::bounded(1);
+        {
+            let mut bench = self.bench.lock();
+            if bench.closed || bench.waiting.len() >= self.wanted() {
+                return false;
+            }
+            bench.waiting.push_back(call);
+            self.benched.store(bench.waiting.len(), Ordering::SeqCst);
+        }
+        called.recv_async().await.is_ok()
+    }
+
+    /// The client closes: every benched loop ends, and none waits on the bench after.
+    fn close_bench(&self) {
+        let mut bench = self.bench.lock();
+        bench.closed = true;
+        bench.waiting.clear();
+        self.benched.store(0, Ordering::SeqCst);
     }
 
     /// How many loops may live beyond those wanted: as many spares as workers.
@@ -322,12 +407,7 @@ impl Transport for InProcessTransport {
 
     fn start(&self, executor: Arc<dyn Executor>, sink: CompletionSink) -> Result<(), Error> {
         let (stopped_sender, stopped) = flume::bounded::<()>(1);
-        let pool = Arc::new(Pool {
-            workers: self.workers,
-            live: AtomicUsize::new(self.workers),
-            seceded: AtomicUsize::new(0),
-            stand_ins: AtomicUsize::new(0),
-        });
+        let pool = Arc::new(Pool::new(self.workers));
         let mut gauges = Vec::with_capacity(self.workers);
         for index in 0..self.workers {
             let gauge = Arc::new(WorkerGauge::default());
@@ -345,7 +425,8 @@ impl Transport for InProcessTransport {
 
     fn secede(&self) -> bool {
         let Some(started) = self.started.get() else { return false };
-        if !started.pool.secede_needs_loop() || self.start_stand_in(started) {
+        let pool = &started.pool;
+        if !pool.secede_needs_loop() || pool.call_from_bench() || self.start_stand_in(started) {
             return true;
         }
         started.pool.not_started();
@@ -422,6 +503,7 @@ impl Transport for InProcessTransport {
         self.queue.0.close();
         if let Some(started) = self.started.get() {
             drop(started.stopped_sender.lock().take());
+            started.pool.close_bench();
         }
         let stopped = self.started.get().map(|started| started.stopped.clone());
         Box::pin(async move {
@@ -491,6 +573,9 @@ impl WorkerLoop {
                     }
                     last_end = ended;
                     if self.pool.leave_if_surplus() {
+                        if self.pool.wait_on_bench().await {
+                            continue;
+                        }
                         tracing::debug!("worker left: a body that waited runs on");
                         return;
                     }
@@ -605,7 +690,9 @@ impl WorkerGauge {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::Ordering;
+
+    use futures::FutureExt;
 
     use super::Pool;
     use crate::{Client, Error, TaskContext};
@@ -614,12 +701,7 @@ mod tests {
     /// beyond one spare per worker, loops leave.
     #[test]
     fn a_loop_whose_body_rejoined_stays_a_spare_for_the_next_secede() {
-        let pool = Pool {
-            workers: 1,
-            live: AtomicUsize::new(1),
-            seceded: AtomicUsize::new(0),
-            stand_ins: AtomicUsize::new(0),
-        };
+        let pool = Pool::new(1);
         assert!(pool.secede_needs_loop(), "the first secede needs a loop");
         pool.rejoin();
         assert!(!pool.leave_if_surplus(), "one spare stays");
@@ -630,7 +712,53 @@ mod tests {
         pool.rejoin();
         assert!(pool.leave_if_surplus(), "a second spare is one too many");
         assert!(!pool.leave_if_surplus(), "the first spare stays");
-        assert_eq!(pool.live.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(pool.live.load(Ordering::SeqCst), 2);
+    }
+
+    /// A loop beyond the spares waits on the bench, off the queue, and the next secede that
+    /// needs a loop calls it back instead of starting a thread (before the bench, it ended,
+    /// and each swing of a recursion's depth started its threads again).
+    #[test]
+    fn a_loop_beyond_the_spares_waits_on_the_bench_and_a_secede_calls_it_back() {
+        let pool = Pool::new(1);
+        assert!(pool.secede_needs_loop() && pool.secede_needs_loop(), "two stand-ins");
+        pool.rejoin();
+        pool.rejoin();
+        assert!(pool.leave_if_surplus(), "beyond the one spare");
+        let mut benched = Box::pin(pool.wait_on_bench());
+        assert_eq!((&mut benched).now_or_never(), None, "it waits on the bench");
+        assert_eq!(pool.live.load(Ordering::SeqCst), 2, "not counted while benched");
+        assert!(!pool.secede_needs_loop(), "the spare on the queue takes the first secede");
+        assert!(pool.secede_needs_loop(), "the second secede needs a loop");
+        assert!(pool.call_from_bench(), "the benched loop takes its place: no thread started");
+        assert_eq!((&mut benched).now_or_never(), Some(true), "called back");
+        assert!(!pool.call_from_bench(), "the bench is empty");
+    }
+
+    /// The bench holds no more loops than are wanted: a rejoin sends the oldest beyond that
+    /// away, and closing ends the rest.
+    #[test]
+    fn the_bench_shrinks_with_the_waits_and_empties_at_close() {
+        let pool = Pool::new(1);
+        for _ in 0..4 {
+            assert!(pool.secede_needs_loop());
+        }
+        for _ in 0..3 {
+            pool.rejoin();
+        }
+        assert!(pool.leave_if_surplus());
+        let mut oldest = Box::pin(pool.wait_on_bench());
+        assert_eq!((&mut oldest).now_or_never(), None);
+        assert!(pool.leave_if_surplus());
+        let mut newest = Box::pin(pool.wait_on_bench());
+        assert_eq!((&mut newest).now_or_never(), None);
+        assert!(!pool.leave_if_surplus(), "two loops live for one body and one spare");
+        pool.rejoin();
+        assert_eq!((&mut oldest).now_or_never(), Some(false), "one too many on the bench");
+        assert_eq!((&mut newest).now_or_never(), None, "as many as are wanted stay");
+        pool.close_bench();
+        assert_eq!((&mut newest).now_or_never(), Some(false), "closing ends it");
+        assert_eq!(pool.wait_on_bench().now_or_never(), Some(false), "none waits after");
     }
 
     /// A stand-in counts its runs apart from its worker's own (see `WorkerGauge`): the

@@ -1278,17 +1278,25 @@ impl Drop for HeldResources<'_> {
 }
 
 /// The worker's runner loops: `concurrency` of them, plus one stand-in per body that lent
-/// its slot while it waits (for its sub-tasks, a lock, ...). A runner leaves after its task
-/// when more than `concurrency + seceded` live, so that a body that rejoins puts the pool
-/// over its size only until the next task finishes.
+/// its slot while it waits (for its sub-tasks, a lock, ...). A runner steps out after its
+/// task when more than `concurrency + seceded` take tasks, so that a body that rejoins puts
+/// the pool over its size only until the next task finishes.
+///
+/// A runner that steps out waits on the bench, taking no task, while fewer than
+/// `concurrency + seceded` wait there, and the next body that lends its slot calls it back
+/// instead of starting a thread (a recursion through waiting bodies lends and takes back
+/// slots all the time); otherwise it ends. A body taking its slot back sends the oldest
+/// benched runners beyond that number away, and the shutdown all of them.
 #[derive(Default)]
 struct RunnerPool {
-    /// Runner loops alive.
+    /// Runner loops that take tasks (benched ones not included).
     runners: usize,
     /// Bodies that lent their slot and have not taken it back.
     seceded: usize,
     /// What a stand-in runner holds so that the shutdown waits for it (taken at shutdown).
     done: Option<flume::Sender<()>>,
+    /// The calls of the benched runners, the most recently benched last.
+    bench: std::collections::VecDeque<flume::Sender<()>>,
 }
 
 thread_local! {
@@ -1318,7 +1326,16 @@ impl Lend for Lender {
             match pool.done.clone() {
                 Some(done) if pool.runners < wanted && !shared.stopping() => {
                     pool.runners += 1;
-                    Some(done)
+                    // A benched runner takes the lent slot if one waits; a call fails
+                    // only if its runner is gone, which it is not while its call is here.
+                    let mut called = false;
+                    while let Some(call) = pool.bench.pop_back() {
+                        if call.send(()).is_ok() {
+                            called = true;
+                            break;
+                        }
+                    }
+                    (!called).then_some(done)
                 }
                 _ => None,
             }
@@ -1341,6 +1358,11 @@ impl Lend for Lender {
             {
                 let mut pool = shared.pool.lock();
                 pool.seceded = pool.seceded.saturating_sub(1);
+                let wanted = shared.concurrency + pool.seceded;
+                while pool.bench.len() > wanted {
+                    // Dropping its call ends that runner.
+                    drop(pool.bench.pop_front());
+                }
             }
             let (number, lent_at, lent) = RUNNER.with(std::cell::Cell::get);
             let now = shared.executor.now();
@@ -1476,6 +1498,22 @@ impl Shared {
             return true;
         }
         false
+    }
+
+    /// A runner that left the pool ([`surplus_runner_leaves`](Shared::surplus_runner_leaves))
+    /// waits on the bench until a body that lends its slot calls it back (true: it is
+    /// counted again and takes tasks), or ends (false) when as many as that pool wants wait
+    /// there already, when it is sent away, or when the worker shuts down.
+    async fn wait_on_bench(&self) -> bool {
+        let (call, called) = flume::bounded(1);
+        {
+            let mut pool = self.pool.lock();
+            if pool.done.is_none() || pool.bench.len() >= self.concurrency + pool.seceded {
+                return false;
+            }
+            pool.bench.push_back(call);
+        }
+        called.recv_async().await.is_ok()
     }
 
     /// Stops the worker because of `error`, which retrying cannot fix (a permission Redis
@@ -2639,8 +2677,12 @@ async fn supervise(shared: Arc<Shared>, concurrency: usize, stopped: flume::Send
 
     // Nobody sends on the stop channel: it disconnects when a shutdown starts.
     let _ = shared.stop_signal.recv_async().await;
-    // No stand-in starts any more; the shutdown waits for those that run.
-    drop(shared.pool.lock().done.take());
+    // No stand-in starts any more, benched runners end; the shutdown waits for those that run.
+    {
+        let mut pool = shared.pool.lock();
+        drop(pool.done.take());
+        pool.bench.clear();
+    }
     while readers_finished.recv_async().await.is_ok() {}
     while runners_finished.recv_async().await.is_ok() {}
     let unstarted: Vec<String> = std::iter::from_fn(|| shared.reclaimed.1.try_recv().ok())
@@ -2946,6 +2988,9 @@ async fn runner_loop(shared: Arc<Shared>, _done: flume::Sender<()>) {
         if shared.surplus_runner_leaves() {
             if let Some(outcome) = last.take() {
                 shared.write_and_begin(Some(outcome), None).await;
+            }
+            if shared.wait_on_bench().await {
+                continue;
             }
             break;
         }
