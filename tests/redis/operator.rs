@@ -134,6 +134,49 @@ fn the_builder_refuses_a_result_ttl_redis_cannot_use() {
     });
 }
 
+/// Mixed versions (issue 19's packed entries): an entry an older client wrote, one stream
+/// field per field (format version 1), runs on this worker as before; one of a format this
+/// worker does not read is refused with a reason that says to upgrade the workers, and its
+/// client is told.
+#[test]
+fn an_older_clients_entry_runs_and_an_unknown_format_is_refused_saying_what_to_upgrade() {
+    run(|| async {
+        let server = RedisServer::start();
+        let running = worker(&server, "formats", 2).await;
+        let client = crate::client(&server, "formats").await;
+        // Version 1, with no `inline_max`: the worker stores the output under the result key.
+        raw_entry(&server, "formats", "older", &[]);
+        until(&client, "the older client's entry run and its result stored", || {
+            let stored: Option<String> = redis::cmd("GET")
+                .arg("taskweave:result:older:999999")
+                .query(&mut server.connection())
+                .unwrap();
+            stored.as_deref() == Some("3")
+        })
+        .await;
+        raw_entry(&server, "formats", "newer", &[("v", "3")]);
+        until(&client, "the entry of an unknown format dead-lettered", || {
+            !dead_reasons(&server, "formats").is_empty()
+        })
+        .await;
+        let reasons = dead_reasons(&server, "formats");
+        assert_eq!(reasons.len(), 1, "{reasons:#?}");
+        assert!(reasons[0].contains("format version \"3\""), "{reasons:#?}");
+        assert!(reasons[0].contains("upgrade the workers"), "{reasons:#?}");
+        let told: StreamRangeReply = redis::cmd("XRANGE")
+            .arg("taskweave:reply:newer")
+            .arg("-")
+            .arg("+")
+            .query(&mut server.connection())
+            .unwrap();
+        assert_eq!(told.ids.len(), 1);
+        assert_eq!(told.ids[0].get::<String>("status").as_deref(), Some("rejected"));
+        client.close().await.unwrap();
+        running.shutdown();
+        running.stopped().await;
+    });
+}
+
 /// Makes `queue`'s group and one entry that `consumer` holds; returns the entry's id.
 fn held_entry(connection: &mut redis::Connection, queue: &str, consumer: &str) -> String {
     let stream = format!("taskweave:{queue}:tasks");

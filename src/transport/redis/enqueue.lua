@@ -5,16 +5,19 @@
 --
 -- KEYS[1] task stream, KEYS[2..] the entry_of key of each delivery, in order
 -- ARGV[1] ttl of the entry_of keys in ms, then per entry: how many arguments of further
--- fields follow its first eight (twice the number of those fields), the values of the eight
+-- fields follow its first three (twice the number of those fields), the values of the three
 -- fields every entry has, in the order of `FIXED` below, then the further field-value pairs.
--- The eight names are this script's constants, not arguments: an argument costs Redis more
--- (parsed, copied into Lua, converted back) than a name the script holds.
+-- The three names are this script's constants, not arguments: an argument costs Redis more
+-- (parsed, copied into Lua, converted back) than a name the script holds. Entries of format
+-- version 2 have only those three: `v`, `rid` (which hand_back.lua and requeue.lua read) and
+-- `e`, the other fields packed into one value (fewer items for Redis to parse, store and send
+-- back to the worker).
 --
 -- Returns, per entry in order, the id of its delivery's entry (the one added now, or the one
 -- added before), or 'done' when a worker has reported the delivery already.
 -- The argument counts are checked before the first write: a bad batch fails having added
 -- nothing, instead of half of it.
-local FIXED = {'v', 'task', 'key', 'rid', 'result', 'reply', 'max_deliveries', 'ttl_ms'}
+local FIXED = {'v', 'rid', 'e'}
 local check = 2
 for i = 2, #KEYS do
   local count = tonumber(ARGV[check])
@@ -44,9 +47,7 @@ for i = 2, #KEYS do
     ids[#ids + 1] = existing
   else
     local p = position
-    local fields = {FIXED[1], ARGV[p + 1], FIXED[2], ARGV[p + 2], FIXED[3], ARGV[p + 3],
-      FIXED[4], ARGV[p + 4], FIXED[5], ARGV[p + 5], FIXED[6], ARGV[p + 6], FIXED[7],
-      ARGV[p + 7], FIXED[8], ARGV[p + 8]}
+    local fields = {FIXED[1], ARGV[p + 1], FIXED[2], ARGV[p + 2], FIXED[3], ARGV[p + 3]}
     for extra = 1, count do
       fields[2 * #FIXED + extra] = ARGV[position + #FIXED + extra]
     end

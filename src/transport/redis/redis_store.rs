@@ -10,7 +10,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 
-use super::protocol::{DONE, ENTRY_KEY_TTL_MS, GROUP, Keys, Status, TaskEntry};
+use super::protocol::{self, DONE, ENTRY_KEY_TTL_MS, GROUP, Keys, Status, TaskEntry};
 use super::store::{
     Cancelled, ClaimedEntry, CompletedAndBegun, Completion, ControlRead, DeadLetter, Dispatched,
     Fields, Joined, Left, Located, Ownership, ShareKeys, Store, StoreError, StoreResult,
@@ -625,10 +625,10 @@ fn run_args(invocation: &mut redis::ScriptInvocation<'_>, completion: &Completio
     invocation.arg(if completion.store_result { "1" } else { "0" });
 }
 
-/// How many fields every task entry has, first and in this order: `enqueue.lua` holds their
-/// names (its `FIXED`) and takes only their values.
-const FIXED_ENTRY_FIELDS: [&str; 8] =
-    ["v", "task", "key", "rid", "result", "reply", "max_deliveries", "ttl_ms"];
+/// The fields every task entry has, first and in this order: `enqueue.lua` holds their
+/// names (its `FIXED`) and takes only their values. An entry of format version 2 has only
+/// these ([`TaskEntry::fields`]).
+const FIXED_ENTRY_FIELDS: [&str; 3] = ["v", "rid", protocol::PACKED_FIELD];
 
 /// An entry's arguments to `enqueue.lua`: how many arguments of further fields follow the
 /// values of the [`FIXED_ENTRY_FIELDS`], those values (found by name, so that the order of
