@@ -257,7 +257,8 @@ fn edited_entries_decode_or_are_rejected_with_a_reason() {
         let fields = edited.fields();
         if edited.edits.is_empty() {
             let keys = Keys::new("taskweave", "default");
-            assert_eq!(TaskEntry::decode(&fields, &keys).ok(), Some(edited.written.entry()));
+            let entry = TaskEntry { packed: edited.packed, ..edited.written.entry() };
+            assert_eq!(TaskEntry::decode(&fields, &keys).ok(), Some(entry));
         }
         decode_fields(&fields);
     });
@@ -611,6 +612,8 @@ struct Written {
     max_deliveries: u32,
     #[generator(1u64..10_000_000)]
     ttl_ms: u64,
+    /// Written packed (format version 2) or as an older client did.
+    packed: bool,
 }
 
 impl Written {
@@ -631,6 +634,7 @@ impl Written {
             ttl_ms: self.ttl_ms,
             resources: Vec::new(),
             inline_max: self.task_number.is_multiple_of(2).then_some(256),
+            packed: self.packed,
         }
     }
 }

@@ -2307,6 +2307,7 @@ impl Shared {
                 body,
                 ttl_ms: entry.ttl_ms,
                 run,
+                packed_reply: entry.packed,
             })
         };
         let complete = |status: Status, body: Vec<u8>| report(status, body, None);

@@ -237,6 +237,7 @@ fn the_scripts_refuse_a_bad_ttl_before_writing_anything() {
     .arg("")
     .arg("")
     .arg("1")
+    .arg("")
     .invoke(&mut connection);
     let error = completed.unwrap_err().to_string();
     assert!(error.contains("has ttl 18446744073709551615"), "{error}");

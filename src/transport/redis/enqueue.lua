@@ -11,21 +11,36 @@
 -- (parsed, copied into Lua, converted back) than a name the script holds. Entries of format
 -- version 2 have only those three: `v`, `rid` (which hand_back.lua and requeue.lua read) and
 -- `e`, the other fields packed into one value (fewer items for Redis to parse, store and send
--- back to the worker).
+-- back to the worker). An entry of format version 1 (one field per field, which the
+-- model-against-Redis tests still write) gives its count as -N, then N arguments of
+-- field-value pairs and no values of the three.
 --
 -- Returns, per entry in order, the id of its delivery's entry (the one added now, or the one
 -- added before), or 'done' when a worker has reported the delivery already.
 -- The argument counts are checked before the first write: a bad batch fails having added
 -- nothing, instead of half of it.
 local FIXED = {'v', 'rid', 'e'}
+-- How many of an entry's arguments after its count are values of the FIXED fields: all of
+-- them, or none for a count below zero (an entry of format version 1: -N, then N arguments of
+-- field-value pairs).
+local function fixed_of(count)
+  if count < 0 then
+    return 0, -count
+  end
+  return #FIXED, count
+end
 local check = 2
 for i = 2, #KEYS do
   local count = tonumber(ARGV[check])
-  if count == nil or count < 0 or count % 2 ~= 0 or check + #FIXED + count > #ARGV then
+  local fixed, further = 0, 0
+  if count ~= nil then
+    fixed, further = fixed_of(count)
+  end
+  if count == nil or further % 2 ~= 0 or check + fixed + further > #ARGV then
     return redis.error_reply('ERR enqueue.lua: entry ' .. (i - 1) ..
       ' has a bad field count ' .. tostring(ARGV[check]))
   end
-  check = check + #FIXED + count + 1
+  check = check + fixed + further + 1
 end
 local ids = {}
 -- Every entry_of key read in a few MGETs rather than one GET each (in slices: Lua's unpack
@@ -41,21 +56,24 @@ end
 local added = {}
 local position = 2
 for i = 2, #KEYS do
-  local count = tonumber(ARGV[position])
+  local fixed, count = fixed_of(tonumber(ARGV[position]))
   local existing = added[KEYS[i]] or known[i]
   if existing then
     ids[#ids + 1] = existing
   else
     local p = position
-    local fields = {FIXED[1], ARGV[p + 1], FIXED[2], ARGV[p + 2], FIXED[3], ARGV[p + 3]}
+    local fields = {}
+    if fixed > 0 then
+      fields = {FIXED[1], ARGV[p + 1], FIXED[2], ARGV[p + 2], FIXED[3], ARGV[p + 3]}
+    end
     for extra = 1, count do
-      fields[2 * #FIXED + extra] = ARGV[position + #FIXED + extra]
+      fields[2 * fixed + extra] = ARGV[position + fixed + extra]
     end
     local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
     redis.call('SET', KEYS[i], id, 'PX', ARGV[1])
     added[KEYS[i]] = id
     ids[#ids + 1] = id
   end
-  position = position + #FIXED + count + 1
+  position = position + fixed + count + 1
 end
 return ids

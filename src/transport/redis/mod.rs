@@ -1115,6 +1115,8 @@ impl Inner {
             resources: task.resources().to_vec(),
             // A small output comes back in the completion alone (see `HeldResult`).
             inline_max: Some(protocol::INLINE_RESULT_MAX),
+            // Entry format 2: this client reads packed completions too.
+            packed: true,
         })
     }
 }

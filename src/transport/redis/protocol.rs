@@ -23,6 +23,10 @@ pub const UNPACKED_FORMAT_VERSION: &str = "1";
 /// The field of a version-2 entry that holds its other fields, packed ([`pack_fields`]).
 pub const PACKED_FIELD: &str = "e";
 
+/// The field of a packed completion (written for an entry of format version 2, whose client
+/// reads it) that holds every field but `deliveries`, packed ([`pack_fields`]).
+pub const PACKED_REPLY_FIELD: &str = "p";
+
 /// Packs field-value pairs into one value: per pair, the name's length in decimal, `:`, the
 /// name, the value's length, `:`, the value. Any bytes may appear in names and values.
 pub fn pack_fields<'a>(fields: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
@@ -286,14 +290,23 @@ pub struct TaskEntry {
     /// always write it (a shared key's result, which other clients read, or an entry of a
     /// client older than this field). A worker older than the field writes every output.
     pub inline_max: Option<u64>,
+    /// Written in entry format version 2 (the fields packed, see [`TaskEntry::fields`]):
+    /// its client reads completions packed too, so the worker writes them packed (field
+    /// `p`); `false` for an entry of an older client (version 1), which reads only one
+    /// field per field.
+    pub packed: bool,
 }
 
 impl TaskEntry {
-    /// The entry's fields as they are written ([`FORMAT_VERSION`] 2): `v`, `rid`, and the
-    /// others of [`unpacked_fields`](TaskEntry::unpacked_fields) packed into
-    /// [`PACKED_FIELD`].
+    /// The entry's fields as they are written: with [`packed`](TaskEntry::packed)
+    /// ([`FORMAT_VERSION`] 2), `v`, `rid`, and the others of
+    /// [`unpacked_fields`](TaskEntry::unpacked_fields) packed into [`PACKED_FIELD`]; else
+    /// the unpacked fields.
     pub fn fields(&self) -> Vec<(&'static str, Vec<u8>)> {
         let unpacked = self.unpacked_fields();
+        if !self.packed {
+            return unpacked;
+        }
         let packed = pack_fields(
             unpacked
                 .iter()
@@ -368,7 +381,7 @@ impl TaskEntry {
         expanded.push((b"v".to_vec(), UNPACKED_FORMAT_VERSION.as_bytes().to_vec()));
         expanded.push((b"rid".to_vec(), rid));
         expanded.extend(inner.into_iter().filter(|(name, _)| name != b"v" && name != b"rid"));
-        TaskEntry::decode_unpacked(&expanded, keys)
+        TaskEntry::decode_unpacked(&expanded, keys).map(|entry| TaskEntry { packed: true, ..entry })
     }
 
     /// Decodes an entry of one stream field per field ([`UNPACKED_FORMAT_VERSION`]), or a
@@ -490,6 +503,7 @@ impl TaskEntry {
             ttl_ms,
             resources,
             inline_max,
+            packed: false,
         })
     }
 }
@@ -637,9 +651,8 @@ pub struct ReportedRun {
     pub times: RunTimes,
 }
 
-#[cfg(any(test, feature = "sim"))]
 /// The fields a completion carries for its run, after `deliveries` (as complete.lua writes
-/// them).
+/// them; a packed completion holds them packed, `Completion::packed_reply`).
 pub fn run_fields(worker: &str, times: RunTimes) -> [(&'static str, Vec<u8>); 3] {
     [
         ("worker", worker.as_bytes().to_vec()),
@@ -670,6 +683,21 @@ impl Reply {
     ///
     /// A text saying which field is missing or invalid; decoding never panics.
     pub fn decode(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Reply, String> {
+        let packed = fields.iter().find(|(field, _)| field == PACKED_REPLY_FIELD.as_bytes());
+        let Some((_, packed)) = packed else {
+            return Reply::decode_unpacked(fields);
+        };
+        // Packed (for an entry of format version 2): every field but `deliveries` inside.
+        let mut inner = unpack_fields(packed)
+            .ok_or_else(|| format!("a reply whose `{PACKED_REPLY_FIELD}` does not unpack"))?;
+        inner.extend(
+            fields.iter().filter(|(field, _)| field != PACKED_REPLY_FIELD.as_bytes()).cloned(),
+        );
+        Reply::decode_unpacked(&inner)
+    }
+
+    /// Decodes a completion of one stream field per field (or a packed one, unpacked).
+    fn decode_unpacked(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Reply, String> {
         let get = |name: &str| {
             fields.iter().find(|(field, _)| field == name.as_bytes()).map(|(_, value)| value)
         };
@@ -785,6 +813,7 @@ mod tests {
             ttl_ms: 1000,
             resources: vec![],
             inline_max: Some(INLINE_RESULT_MAX),
+            packed: true,
         }
     }
 
@@ -817,8 +846,9 @@ mod tests {
         let names: Vec<&[u8]> = fields.iter().map(|(name, _)| name.as_slice()).collect();
         assert_eq!(names, [&b"v"[..], b"rid", PACKED_FIELD.as_bytes()]);
         assert_eq!(fields[0].1, FORMAT_VERSION.as_bytes());
-        let decoded = TaskEntry::decode(&owned(entry().unpacked_fields()), &keys());
-        assert_eq!(decoded, Ok(entry()));
+        let older = TaskEntry { packed: false, ..entry() };
+        let decoded = TaskEntry::decode(&owned(older.fields()), &keys());
+        assert_eq!(decoded, Ok(older));
         // Further fields packed: every one of them but `v` and `rid`, in order.
         let inner = unpack_fields(&fields[2].1).unwrap();
         let unpacked = owned(entry().unpacked_fields());
