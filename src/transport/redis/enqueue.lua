@@ -22,19 +22,13 @@
 local FIXED = {'v', 'rid', 'e'}
 -- How many of an entry's arguments after its count are values of the FIXED fields: all of
 -- them, or none for a count below zero (an entry of format version 1: -N, then N arguments of
--- field-value pairs).
-local function fixed_of(count)
-  if count < 0 then
-    return 0, -count
-  end
-  return #FIXED, count
-end
+-- field-value pairs). Worked out inline below (no function call per entry).
 local check = 2
 for i = 2, #KEYS do
   local count = tonumber(ARGV[check])
-  local fixed, further = 0, 0
-  if count ~= nil then
-    fixed, further = fixed_of(count)
+  local fixed, further = #FIXED, count or 0
+  if further < 0 then
+    fixed, further = 0, -further
   end
   if count == nil or further % 2 ~= 0 or check + fixed + further > #ARGV then
     return redis.error_reply('ERR enqueue.lua: entry ' .. (i - 1) ..
@@ -56,7 +50,10 @@ end
 local added = {}
 local position = 2
 for i = 2, #KEYS do
-  local fixed, count = fixed_of(tonumber(ARGV[position]))
+  local fixed, count = #FIXED, tonumber(ARGV[position])
+  if count < 0 then
+    fixed, count = 0, -count
+  end
   local existing = added[KEYS[i]] or known[i]
   if existing then
     ids[#ids + 1] = existing
