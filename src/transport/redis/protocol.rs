@@ -16,6 +16,11 @@ use std::fmt;
 /// refuses, saying that the workers must be upgraded.
 pub const FORMAT_VERSION: &str = "2";
 
+/// [`FORMAT_VERSION`] as a number: the newest entry format this version's workers read,
+/// which they announce ([`WorkerInfo::entry_format`](crate::transport::WorkerInfo::entry_format)),
+/// and which a client writes once every live worker of its queue announces it.
+pub const ENTRY_FORMAT: u32 = 2;
+
 /// The version of entries whose fields are each a stream field (clients before version 2;
 /// still read).
 pub const UNPACKED_FORMAT_VERSION: &str = "1";
@@ -860,6 +865,11 @@ mod tests {
                 .cloned()
                 .collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn the_announced_entry_format_is_the_written_version() {
+        assert_eq!(FORMAT_VERSION, ENTRY_FORMAT.to_string());
     }
 
     #[test]
