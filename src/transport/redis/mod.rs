@@ -802,12 +802,10 @@ impl RedisTransport {
     /// until the next call).
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {
         let announcements = self.inner.store.live_workers().await?;
-        let queue = self.inner.keys.queue();
-        Ok(announcements
-            .iter()
-            .filter_map(|raw| serde_json::from_slice::<WorkerInfo>(raw).ok())
-            .filter(|worker| worker.queue == queue)
-            .collect())
+        let workers = self.inner.queue_workers(&announcements);
+        // The read is made anyway: it sets the entry format too (see `packing_allowed`).
+        self.inner.set_entry_format(&workers, false);
+        Ok(workers)
     }
 }
 
@@ -1909,23 +1907,37 @@ fn packing_allowed(workers: &[WorkerInfo]) -> Result<(), Vec<String>> {
 }
 
 impl Inner {
-    /// Sets the task entry format this client writes from the live workers of its queue (one
-    /// `live_workers` read; see [`packing_allowed`]), and logs when it changes (`first`: the
-    /// check at connect, which also names any older workers that hold format 2 back). A read
-    /// that fails keeps the format until the next check. Returns whether a worker is live.
+    /// The announcements of workers of this client's queue among `announcements` (those that
+    /// do not decode are left out).
+    fn queue_workers(&self, announcements: &[Vec<u8>]) -> Vec<WorkerInfo> {
+        announcements
+            .iter()
+            .filter_map(|raw| serde_json::from_slice::<WorkerInfo>(raw).ok())
+            .filter(|worker| worker.queue == self.keys.queue())
+            .collect()
+    }
+
+    /// Reads the live workers of the queue (one `live_workers` read) and sets the task entry
+    /// format from them ([`Inner::set_entry_format`]). A read that fails keeps the format
+    /// until the next check. Returns whether a worker is live (`true` when unknown).
     async fn check_entry_format(&self, first: bool) -> bool {
-        let workers: Vec<WorkerInfo> = match self.store.live_workers().await {
-            Ok(announcements) => announcements
-                .iter()
-                .filter_map(|raw| serde_json::from_slice::<WorkerInfo>(raw).ok())
-                .filter(|worker| worker.queue == self.keys.queue())
-                .collect(),
+        let workers = match self.store.live_workers().await {
+            Ok(announcements) => self.queue_workers(&announcements),
             Err(error) => {
                 tracing::debug!(%error, "could not read which entry format the workers read; keeping this one until the next check");
                 return true;
             }
         };
-        let verdict = packing_allowed(&workers);
+        self.set_entry_format(&workers, first);
+        !workers.is_empty()
+    }
+
+    /// Sets the task entry format this client writes from `workers`, the live workers of its
+    /// queue ([`packing_allowed`]), and logs when it changes (`first`: the check at connect,
+    /// which also names any older workers that hold format 2 back). Any read of the live
+    /// workers sets it ([`RedisTransport::workers`] too).
+    fn set_entry_format(&self, workers: &[WorkerInfo], first: bool) {
+        let verdict = packing_allowed(workers);
         let packed = verdict.is_ok();
         let changed = self.packed_entries.swap(packed, Ordering::Relaxed) != packed;
         let queue = self.keys.queue();
@@ -1947,7 +1959,6 @@ impl Inner {
                 tracing::debug!(queue, packed, workers = workers.len(), "task entry format checked")
             }
         }
-        !workers.is_empty()
     }
 }
 
