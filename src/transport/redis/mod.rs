@@ -574,10 +574,10 @@ impl RedisTransportBuilder {
     /// spent. A shorter interval finds lost entries sooner at the cost of a round trip per
     /// 512 unfinished tasks each time.
     ///
-    /// A shorter interval than 10 s is also how often the client checks which task entry
-    /// format the live workers of its queue read (every 10 s otherwise; every second while no
-    /// worker is live): it writes the packed format 2 only while every live worker announces
-    /// it, and format 1, which older workers read too, while one does not.
+    /// Also how often (at most every 10 s; every 100 ms while no worker is live) the client
+    /// checks which task entry format the live workers of its queue read: it writes the
+    /// packed format 2 only while every live worker announces it, and format 1, which older
+    /// workers read too, while one does not.
     pub fn reconcile_every(mut self, interval: Duration) -> Self {
         self.reconcile_every = interval.max(Duration::from_millis(10));
         self
@@ -1883,14 +1883,18 @@ async fn renew_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
     }
 }
 
-/// How often a client checks which task entry format the live workers of its queue read
-/// (at most; [`reconcile_every`](RedisTransportBuilder::reconcile_every) when shorter).
+/// The longest time between two checks of which task entry format the live workers of a
+/// client's queue read: they run every
+/// [`reconcile_every`](RedisTransportBuilder::reconcile_every) (default 5 s), or every 10 s
+/// when that is longer.
 const FORMAT_CHECK_EVERY: Duration = Duration::from_secs(10);
 
-/// How often it checks while no worker of its queue is live (at most; `reconcile_every` when
-/// shorter): a client started before its workers writes the packed format soon after the
-/// first of them announces itself.
-const FORMAT_CHECK_WITHOUT_WORKERS: Duration = Duration::from_secs(1);
+/// How often it checks while no worker of its queue is live (`reconcile_every` when shorter):
+/// a client started before its workers writes the packed format soon after the first of them
+/// announces itself (in the simulation, where clients connect as their workers boot, 1 s
+/// left a third of the entries in format 1, 100 ms a sixth: those written before the first
+/// check or while no worker was booted). Only while no worker is live: one small read.
+const FORMAT_CHECK_WITHOUT_WORKERS: Duration = Duration::from_millis(100);
 
 /// Whether a client may write task entries in format 2 (packed) to a queue whose live
 /// workers are `workers`: only when at least one is live and every one of them announces
