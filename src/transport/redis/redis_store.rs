@@ -459,6 +459,7 @@ impl RedisStore {
                 // The held results' renewal.
                 vec!["PEXPIRE", &result, "1"],
                 vec!["DEL", &entry_of],
+                // The live workers (`workers()`, and which entry format they read).
                 vec!["SMEMBERS", &workers],
                 vec!["MGET", &heartbeat],
                 vec!["SREM", &workers, "check"],
