@@ -38,7 +38,7 @@ use redis::Value;
 use taskweave::Task;
 use taskweave::sim::redis::internals::{
     Keys, Reply, Status, TaskEntry, begin_reply, claim_reply, count_reply, dependency_input,
-    ownership_of, read_reply, values_reply,
+    ownership_of, pack_fields, read_reply, values_reply,
 };
 
 /// Random inputs per harness under `cargo test` (bounded by count, not by time).
@@ -188,17 +188,44 @@ enum Edit {
 }
 
 /// A well-formed entry (as the client writes it) with a few changes: this reaches the checks
-/// behind the first fields, which fields drawn at random rarely get past.
+/// behind the first fields, which fields drawn at random rarely get past. The changes are
+/// made to the fields one by one; `packed` then packs them as format version 2 does (`v`,
+/// `rid` and the others in `e`), else they stay as version 1 wrote them.
 #[derive(Debug, TypeGenerator)]
 struct Edited {
     written: Written,
     #[generator(bolero::produce::<Vec<Edit>>().with().len(0usize..4))]
     edits: Vec<Edit>,
+    packed: bool,
 }
 
 impl Edited {
     fn fields(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut fields = fields_of_entry(&self.written.entry());
+        let fields = self.unpacked_fields();
+        if !self.packed {
+            return fields;
+        }
+        let rid = fields.iter().find(|(name, _)| name == b"rid").map(|(_, value)| value.clone());
+        let packed = pack_fields(
+            fields
+                .iter()
+                .filter(|(name, _)| name != b"v" && name != b"rid")
+                .filter_map(|(name, value)| Some((std::str::from_utf8(name).ok()?, &value[..]))),
+        );
+        let mut outer = vec![(b"v".to_vec(), b"2".to_vec())];
+        outer.extend(rid.map(|rid| (b"rid".to_vec(), rid)));
+        outer.push((b"e".to_vec(), packed));
+        outer
+    }
+
+    fn unpacked_fields(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = self
+            .written
+            .entry()
+            .unpacked_fields()
+            .into_iter()
+            .map(|(name, value)| (name.as_bytes().to_vec(), value))
+            .collect();
         for edit in &self.edits {
             let at = |index: &u8, len: usize| usize::from(*index) % len.max(1);
             match edit {
@@ -230,7 +257,8 @@ fn edited_entries_decode_or_are_rejected_with_a_reason() {
         let fields = edited.fields();
         if edited.edits.is_empty() {
             let keys = Keys::new("taskweave", "default");
-            assert_eq!(TaskEntry::decode(&fields, &keys).ok(), Some(edited.written.entry()));
+            let entry = TaskEntry { packed: edited.packed, ..edited.written.entry() };
+            assert_eq!(TaskEntry::decode(&fields, &keys).ok(), Some(entry));
         }
         decode_fields(&fields);
     });
@@ -584,6 +612,8 @@ struct Written {
     max_deliveries: u32,
     #[generator(1u64..10_000_000)]
     ttl_ms: u64,
+    /// Written packed (format version 2) or as an older client did.
+    packed: bool,
 }
 
 impl Written {
@@ -604,6 +634,7 @@ impl Written {
             ttl_ms: self.ttl_ms,
             resources: Vec::new(),
             inline_max: self.task_number.is_multiple_of(2).then_some(256),
+            packed: self.packed,
         }
     }
 }

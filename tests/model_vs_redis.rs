@@ -777,6 +777,8 @@ impl Pair {
                         ttl_ms: ttl.millis(),
                         run: None,
                         store_result: spec.store_result,
+                        // Both reply forms: packed (for a version-2 entry) and not.
+                        packed_reply: !spec.number.is_multiple_of(3),
                     }
                 })
                 .collect()
@@ -831,6 +833,8 @@ impl Pair {
                     ttl_ms: LONG.as_millis() as u64,
                     resources: Vec::new(),
                     inline_max: spec.number.is_multiple_of(2).then_some(256),
+                    // Both entry formats: packed (version 2) and one field per field.
+                    packed: !spec.number.is_multiple_of(3),
                 }
             })
             .collect()

@@ -873,6 +873,13 @@ pub struct WorkerInfo {
     /// run; empty for a worker that declares none (and for workers of older versions).
     #[serde(default)]
     pub resources: std::collections::BTreeMap<String, u64>,
+    /// The newest Redis task entry format the worker reads (`2` for a Redis worker of this
+    /// version). `0` for a worker that does not say: a Redis worker older than entry format
+    /// 2 (it reads format 1 only) and the in-process workers. A Redis client writes format 2
+    /// only while at least one worker of its queue is live and every live one announces 2 or
+    /// more; otherwise it writes format 1, which every worker reads.
+    #[serde(default)]
+    pub entry_format: u32,
 }
 
 impl WorkerInfo {
@@ -886,6 +893,7 @@ impl WorkerInfo {
             host: host_name(),
             pid: std::process::id(),
             resources: std::collections::BTreeMap::new(),
+            entry_format: 0,
         }
     }
 }

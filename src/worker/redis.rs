@@ -775,6 +775,8 @@ impl WorkerBuilder {
         let queue = self.config.queue_name().to_owned();
         let mut info = WorkerInfo::new(String::new(), queue.clone(), self.concurrency, tasks);
         info.resources = self.resources.clone();
+        // Clients write the packed format once every live worker of the queue reads it.
+        info.entry_format = crate::transport::redis::protocol::ENTRY_FORMAT;
         info.name = format!("{}-{}-w{}", info.host, info.pid, store.next_number().await?);
         let name = info.name.clone();
         let (stop, stop_signal) = flume::bounded::<()>(1);
@@ -2352,6 +2354,7 @@ impl Shared {
                 body,
                 ttl_ms: entry.ttl_ms,
                 run,
+                packed_reply: entry.packed,
             })
         };
         let complete = |status: Status, body: Vec<u8>| report(status, body, None);

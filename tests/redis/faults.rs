@@ -142,7 +142,7 @@ fn entries_that_cannot_run_are_dead_lettered_and_the_worker_keeps_running() {
         assert!(reasons[0].contains("no live worker of queue"), "{reasons:#?}");
         assert_eq!(
             reasons[1],
-            "the entry has format version \"99\", this worker reads version \"1\"; run workers built from the same taskweave version as the client"
+            "the entry has format version \"99\", this worker reads versions \"1\" and \"2\"; upgrade the workers to the taskweave version of the client"
         );
         assert_eq!(reasons[2], "the entry has no format version field `v`");
         assert!(reasons[3].starts_with("the input does not decode"), "{reasons:#?}");

@@ -138,6 +138,8 @@ pub fn complete_one(
     .arg(2_000)
     // Stored under the result key too (the test reads it there).
     .arg("1")
+    // The reply one field per field (not packed).
+    .arg("")
     .invoke(connection)
     .unwrap();
     assert_eq!(answers.len(), 1, "one answer per outcome");

@@ -134,6 +134,185 @@ fn the_builder_refuses_a_result_ttl_redis_cannot_use() {
     });
 }
 
+/// Mixed versions (issue 19's packed entries): an entry an older client wrote, one stream
+/// field per field (format version 1), runs on this worker as before; one of a format this
+/// worker does not read is refused with a reason that says to upgrade the workers, and its
+/// client is told.
+#[test]
+fn an_older_clients_entry_runs_and_an_unknown_format_is_refused_saying_what_to_upgrade() {
+    run(|| async {
+        let server = RedisServer::start();
+        let running = worker(&server, "formats", 2).await;
+        let client = crate::client(&server, "formats").await;
+        // Version 1, with no `inline_max`: the worker stores the output under the result key.
+        raw_entry(&server, "formats", "older", &[]);
+        until(&client, "the older client's entry run and its result stored", || {
+            let stored: Option<String> = redis::cmd("GET")
+                .arg("taskweave:result:older:999999")
+                .query(&mut server.connection())
+                .unwrap();
+            stored.as_deref() == Some("3")
+        })
+        .await;
+        raw_entry(&server, "formats", "newer", &[("v", "3")]);
+        until(&client, "the entry of an unknown format dead-lettered", || {
+            !dead_reasons(&server, "formats").is_empty()
+        })
+        .await;
+        let reasons = dead_reasons(&server, "formats");
+        assert_eq!(reasons.len(), 1, "{reasons:#?}");
+        assert!(reasons[0].contains("format version \"3\""), "{reasons:#?}");
+        assert!(reasons[0].contains("upgrade the workers"), "{reasons:#?}");
+        let told: StreamRangeReply = redis::cmd("XRANGE")
+            .arg("taskweave:reply:newer")
+            .arg("-")
+            .arg("+")
+            .query(&mut server.connection())
+            .unwrap();
+        assert_eq!(told.ids.len(), 1);
+        assert_eq!(told.ids[0].get::<String>("status").as_deref(), Some("rejected"));
+        client.close().await.unwrap();
+        running.shutdown();
+        running.stopped().await;
+    });
+}
+
+/// Announces a worker straight into `queue`'s worker set, live for a minute: `entry_format`
+/// `None` writes the announcement of a worker older than entry format 2 (no such field).
+fn announce(server: &RedisServer, queue: &str, name: &str, entry_format: Option<u32>) {
+    let mut info = serde_json::json!({
+        "name": name, "queue": queue, "concurrency": 1, "tasks": ["add"], "host": "h", "pid": 1,
+    });
+    if let Some(format) = entry_format {
+        info["entry_format"] = format.into();
+    }
+    let mut connection = server.connection();
+    let () = redis::cmd("SADD")
+        .arg(format!("taskweave:{queue}:workers"))
+        .arg(name)
+        .query(&mut connection)
+        .unwrap();
+    let () = redis::cmd("SET")
+        .arg(format!("taskweave:{queue}:worker:{name}"))
+        .arg(info.to_string())
+        .arg("PX")
+        .arg(60_000)
+        .query(&mut connection)
+        .unwrap();
+}
+
+/// The format version (`v`) of each entry in `queue`'s task stream, oldest first.
+fn entry_versions(server: &RedisServer, queue: &str) -> Vec<String> {
+    let entries: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("taskweave:{queue}:tasks"))
+        .arg("-")
+        .arg("+")
+        .query(&mut server.connection())
+        .unwrap();
+    entries.ids.iter().map(|entry| entry.get::<String>("v").unwrap_or_default()).collect()
+}
+
+/// A deploy that upgrades clients first (issue 19, defect 4, for entry format 2): while a
+/// worker that reads format 1 only is live, the client writes format 1, which every worker
+/// runs; once every live worker announces format 2, the client writes format 2 by itself.
+#[test]
+fn a_client_writes_the_packed_format_only_once_no_older_worker_is_live() {
+    run(|| async {
+        let server = RedisServer::start();
+        let queue = "rolling";
+        // An older worker (its announcement has no `entry_format`), which never reads here.
+        announce(&server, queue, "older-worker", None);
+        // Checks the workers' formats every 100 ms (and looks for lost entries as often).
+        let transport = RedisTransport::builder(server.url())
+            .queue(queue)
+            .reconcile_every(Duration::from_millis(100))
+            .connect()
+            .await
+            .unwrap();
+        let client = Client::builder().transport(transport).build().await.unwrap();
+        let first = client.submit_task::<Add>((1, 2));
+        until(&client, "the first entry in the stream", || {
+            !entry_versions(&server, queue).is_empty()
+        })
+        .await;
+        assert_eq!(entry_versions(&server, queue), ["1"], "written for the older worker");
+        // A new worker runs it, and a second task written while both are live.
+        let new = worker(&server, queue, 2).await;
+        let second = client.submit_task::<Add>((3, 4));
+        let futures = vec![first, second];
+        let values = within(
+            &client,
+            Duration::from_secs(30),
+            "the tasks",
+            Box::pin(async { client.gather(&futures).await }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(values, [3, 7]);
+        let workers = client.workers().await.unwrap();
+        let formats: Vec<(&str, u32)> = {
+            let mut formats: Vec<(&str, u32)> =
+                workers.iter().map(|worker| (worker.name.as_str(), worker.entry_format)).collect();
+            formats.sort_unstable();
+            formats
+        };
+        assert_eq!(formats.len(), 2, "{formats:?}");
+        assert!(formats.contains(&("older-worker", 0)), "{formats:?}");
+        assert!(
+            formats.iter().any(|(name, format)| *name != "older-worker" && *format == 2),
+            "the new worker announces format 2: {formats:?}"
+        );
+        // The older worker gone, and the new one stopped (so that entries stay in the
+        // stream to be looked at): another new worker announced, which does not read here.
+        new.shutdown();
+        new.stopped().await;
+        let mut connection = server.connection();
+        let () = redis::cmd("DEL")
+            .arg(format!("taskweave:{queue}:worker:older-worker"))
+            .query(&mut connection)
+            .unwrap();
+        announce(&server, queue, "newer-worker", Some(2));
+        // Each probe's entry is format 1 until a check of the workers' formats has passed.
+        let mut probes = Vec::new();
+        let probing = async {
+            loop {
+                let before = entry_versions(&server, queue).len();
+                probes.push(client.submit_task::<Add>((probes.len() as i64, 1)));
+                let versions = loop {
+                    let versions = entry_versions(&server, queue);
+                    if versions.len() > before {
+                        break versions;
+                    }
+                    client.executor().sleep(Duration::from_millis(5)).await;
+                };
+                if versions.last().map(String::as_str) == Some("2") {
+                    return;
+                }
+                client.executor().sleep(Duration::from_millis(20)).await;
+            }
+        };
+        within(&client, Duration::from_secs(30), "an entry written in format 2", Box::pin(probing))
+            .await;
+        let versions = entry_versions(&server, queue);
+        assert!(versions.iter().all(|v| v == "1" || v == "2"), "{versions:?}");
+        // A new worker runs them all, in either format.
+        let last = worker(&server, queue, 2).await;
+        let expected: Vec<i64> = (1..=probes.len() as i64).collect();
+        let values = within(
+            &client,
+            Duration::from_secs(30),
+            "the probes",
+            Box::pin(async { client.gather(&probes).await }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(values, expected);
+        client.close().await.unwrap();
+        last.shutdown();
+        last.stopped().await;
+    });
+}
+
 /// Makes `queue`'s group and one entry that `consumer` holds; returns the entry's id.
 fn held_entry(connection: &mut redis::Connection, queue: &str, consumer: &str) -> String {
     let stream = format!("taskweave:{queue}:tasks");
@@ -194,6 +373,7 @@ fn the_scripts_refuse_a_bad_ttl_before_writing_anything() {
     .arg("")
     .arg("")
     .arg("1")
+    .arg("")
     .invoke(&mut connection);
     let error = completed.unwrap_err().to_string();
     assert!(error.contains("has ttl 18446744073709551615"), "{error}");

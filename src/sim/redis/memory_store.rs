@@ -34,7 +34,9 @@ use crate::executor::Executor;
 #[cfg(feature = "__planted")]
 use crate::planted::PlantedBug;
 use crate::runtimes::sim::{SimExecutor, SimRng};
-use crate::transport::redis::protocol::{DONE, ENTRY_KEY_TTL_MS, Keys, MAX_TTL_MS, TaskEntry};
+use crate::transport::redis::protocol::{
+    DONE, ENTRY_KEY_TTL_MS, Keys, MAX_TTL_MS, PACKED_REPLY_FIELD, TaskEntry,
+};
 use crate::transport::redis::store::{
     Cancelled, ClaimedEntry, CompletedAndBegun, Completion, DeadLetter, Dispatched, Fields,
     Located, Ownership, Store, StoreError, StoreResult, StreamEntry,
@@ -588,16 +590,25 @@ fn store_outcome(
         data.strings.insert(completion.result.clone(), (completion.body.clone(), Some(expires)));
     }
     expire(data, &completion.reply, now);
-    let mut fields = reply_fields(&completion.rid, status, &completion.body, deliveries);
-    // As complete.lua: the worker (the consumer) and its run's times, if it ran it.
-    if let Some(times) = completion.run {
-        let run = crate::transport::redis::protocol::run_fields(consumer, times);
-        fields.extend(run.into_iter().map(|(name, value)| (name.as_bytes().to_vec(), value)));
-    }
-    // An output left out of its result key: the reply says so, and the client keeps it.
-    if status == "ok" && !completion.store_result {
-        fields.push((b"stored".to_vec(), b"0".to_vec()));
-    }
+    // As complete.lua: packed for a client of entry format 2, else one field per field.
+    let fields = if completion.packed_reply {
+        vec![
+            (b"deliveries".to_vec(), deliveries.to_string().into_bytes()),
+            (PACKED_REPLY_FIELD.as_bytes().to_vec(), completion.packed_reply(consumer)),
+        ]
+    } else {
+        let mut fields = reply_fields(&completion.rid, status, &completion.body, deliveries);
+        // The worker (the consumer) and its run's times, if it ran it.
+        if let Some(times) = completion.run {
+            let run = crate::transport::redis::protocol::run_fields(consumer, times);
+            fields.extend(run.into_iter().map(|(name, value)| (name.as_bytes().to_vec(), value)));
+        }
+        // An output left out of its result key: the reply says so, and the client keeps it.
+        if status == "ok" && !completion.store_result {
+            fields.push((b"stored".to_vec(), b"0".to_vec()));
+        }
+        fields
+    };
     publish_reply(data, &completion.reply, wall, &completion.rid, fields);
     set_expiry(data, &completion.reply, now, completion.ttl_ms);
     // The client's reconciliation pass must not take a reported delivery for a lost one.

@@ -252,7 +252,9 @@ pub mod internals {
     pub use crate::transport::redis::coordination_seam::{
         Connector, Link, Op, RedisLinks, Script, TopicMessage, arg,
     };
-    pub use crate::transport::redis::protocol::{GROUP, Keys, Notify, Reply, Status, TaskEntry};
+    pub use crate::transport::redis::protocol::{
+        GROUP, Keys, Notify, Reply, Status, TaskEntry, pack_fields, unpack_fields,
+    };
     pub use crate::transport::redis::redis_store::{
         ConnectOptions, RedisStore, begin_reply, claim_reply, count_reply, ownership_of,
         read_reply, values_reply,

@@ -12,7 +12,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{RedisError, Script, Value};
 
-use super::protocol::{GROUP, Keys};
+use super::protocol::{self, GROUP, Keys};
 use super::redis_store::{Connection, connect_one, open_client};
 use super::{RedisConfig, WorkerInfo};
 use crate::Error;
@@ -140,7 +140,8 @@ pub struct DeadLetter {
     /// Bytes of its input (`input` or `deps` field).
     pub input_bytes: usize,
     /// The entry's own fields, as they were in the task stream (values as text, with
-    /// invalid UTF-8 replaced).
+    /// invalid UTF-8 replaced), those of an entry of format version 2 unpacked (its `v`,
+    /// `rid`, then the fields its `e` holds).
     pub fields: Vec<(String, String)>,
 }
 
@@ -381,8 +382,8 @@ impl DeadLetter {
         };
         let mut own = true;
         for (name, value) in fields {
-            let value_text = String::from_utf8_lossy(&value).into_owned();
             if own && DEAD_FIELDS.contains(&name.as_str()) {
+                let value_text = String::from_utf8_lossy(&value).into_owned();
                 match name.as_str() {
                     "dead_reason" => letter.reason = value_text,
                     "dead_entry" => letter.entry = value_text,
@@ -392,16 +393,32 @@ impl DeadLetter {
                 continue;
             }
             own = false;
-            match name.as_str() {
-                "task" if letter.task.is_none() => letter.task = Some(value_text.clone()),
-                "key" if letter.key.is_none() => letter.key = Some(value_text.clone()),
-                "rid" if letter.rid.is_none() => letter.rid = Some(value_text.clone()),
-                "input" | "deps" => letter.input_bytes += value.len(),
-                _ => {}
+            // An entry of format version 2 holds its fields packed in one: shown one by one.
+            let unpacked =
+                (name == protocol::PACKED_FIELD).then(|| protocol::unpack_fields(&value)).flatten();
+            match unpacked {
+                Some(inner) => {
+                    for (name, value) in inner {
+                        letter.original(String::from_utf8_lossy(&name).into_owned(), &value);
+                    }
+                }
+                None => letter.original(name, &value),
             }
-            letter.fields.push((name, value_text));
         }
         letter
+    }
+
+    /// Notes one of the original entry's fields.
+    fn original(&mut self, name: String, value: &[u8]) {
+        let value_text = String::from_utf8_lossy(value).into_owned();
+        match name.as_str() {
+            "task" if self.task.is_none() => self.task = Some(value_text.clone()),
+            "key" if self.key.is_none() => self.key = Some(value_text.clone()),
+            "rid" if self.rid.is_none() => self.rid = Some(value_text.clone()),
+            "input" | "deps" => self.input_bytes += value.len(),
+            _ => {}
+        }
+        self.fields.push((name, value_text));
     }
 }
 

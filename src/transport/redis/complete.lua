@@ -4,13 +4,16 @@
 --
 -- KEYS[1] task stream, KEYS[2] the queue's starts hash, then per outcome three keys: the
 -- client's reply stream, the task's result key, the delivery's entry_of key
--- ARGV[1] group, ARGV[2] consumer, then per outcome eight arguments: entry id, rid, status,
+-- ARGV[1] group, ARGV[2] consumer, then per outcome nine arguments: entry id, rid, status,
 -- body, ttl in ms, when the worker started and finished the run (microseconds since the
--- Unix epoch on its clock; both empty when it did not run it), and whether to store the
+-- Unix epoch on its clock; both empty when it did not run it), whether to store the
 -- output under the result key ('1', or '0' when the client keeps a small output from the
--- reply itself: the entry's `inline_max`). The reply then also names the worker (the
+-- reply itself: the entry's `inline_max`), and the reply's fields packed by the worker
+-- (protocol.rs `pack_fields`; '' for a client older than entry format 2, which reads one
+-- field per field). The reply then also names the worker (the
 -- consumer) and carries the two times, for the client's task events (a client older than
 -- these fields ignores them), and says `stored` '0' when the result key was not written.
+-- A packed reply is `deliveries` (which only this script knows) and `p`, the packed fields.
 --
 -- Returns, per outcome in order, 1 when accepted, 0 when the entry is no longer pending
 -- (already completed, dead-lettered, handed back or cancelled: a repeated call is harmless),
@@ -29,17 +32,17 @@
 --
 -- `pending_of` is defined in pending_of.lua, which redis_store.rs puts before this file.
 
-local count = (#ARGV - 2) / 8
+local count = (#ARGV - 2) / 9
 if count ~= math.floor(count) then
-  return redis.error_reply('ERR complete.lua takes 8 arguments per outcome after 2, got ' ..
+  return redis.error_reply('ERR complete.lua takes 9 arguments per outcome after 2, got ' ..
     #ARGV)
 end
 local statuses = {ok = true, failed = true, panicked = true, lost = true, rejected = true}
 local stream_or_none = {}
 for i = 0, count - 1 do
-  local reply, id, status, ttl = KEYS[3 + 3 * i], ARGV[3 + 8 * i], ARGV[5 + 8 * i],
-    ARGV[7 + 8 * i]
-  local started, finished, store = ARGV[8 + 8 * i], ARGV[9 + 8 * i], ARGV[10 + 8 * i]
+  local reply, id, status, ttl = KEYS[3 + 3 * i], ARGV[3 + 9 * i], ARGV[5 + 9 * i],
+    ARGV[7 + 9 * i]
+  local started, finished, store = ARGV[8 + 9 * i], ARGV[9 + 9 * i], ARGV[10 + 9 * i]
   if store ~= '1' and store ~= '0' then
     return redis.error_reply('ERR complete.lua: entry ' .. id .. ' has store ' .. store ..
       ', not 1 or 0')
@@ -68,7 +71,7 @@ for i = 0, count - 1 do
 end
 local ids = {}
 for i = 0, count - 1 do
-  ids[#ids + 1] = ARGV[3 + 8 * i]
+  ids[#ids + 1] = ARGV[3 + 9 * i]
 end
 local pending, problem = pending_of(KEYS[1], ARGV[1], ARGV[2], ids)
 if not pending then
@@ -82,9 +85,10 @@ local acked, deleted, forgotten = {}, {}, {}
 local accepted = {}
 for i = 0, count - 1 do
   local reply, result, entry_of = KEYS[3 + 3 * i], KEYS[4 + 3 * i], KEYS[5 + 3 * i]
-  local id, rid, status, body, ttl = ARGV[3 + 8 * i], ARGV[4 + 8 * i], ARGV[5 + 8 * i],
-    ARGV[6 + 8 * i], ARGV[7 + 8 * i]
-  local started, finished, store = ARGV[8 + 8 * i], ARGV[9 + 8 * i], ARGV[10 + 8 * i]
+  local id, rid, status, body, ttl = ARGV[3 + 9 * i], ARGV[4 + 9 * i], ARGV[5 + 9 * i],
+    ARGV[6 + 9 * i], ARGV[7 + 9 * i]
+  local started, finished, store = ARGV[8 + 9 * i], ARGV[9 + 9 * i], ARGV[10 + 9 * i]
+  local packed = ARGV[11 + 9 * i]
   local state = pending[id]
   local deliveries
   if accepted[id] then
@@ -108,20 +112,24 @@ for i = 0, count - 1 do
     -- never leave a written result with a pending entry that another worker would run again.
     -- The output is written once where it can be: in the reply alone when the client keeps
     -- it, else also under its result key (dependents and other clients read it there).
-    local fields = {'rid', rid, 'status', status, 'body', body, 'deliveries', deliveries}
-    if started ~= '' then
-      fields[9], fields[10], fields[11], fields[12] = 'worker', ARGV[2], 'started_us', started
-      fields[13], fields[14] = 'finished_us', finished
+    if status == 'ok' and store == '1' then
+      redis.call('SET', result, body, 'PX', ttl)
     end
-    if status == 'ok' then
-      if store == '1' then
-        redis.call('SET', result, body, 'PX', ttl)
-      else
+    if packed ~= '' then
+      -- The reply's other fields, packed by the worker (its client reads them packed).
+      redis.call('XADD', reply, '*', 'deliveries', deliveries, 'p', packed)
+    else
+      local fields = {'rid', rid, 'status', status, 'body', body, 'deliveries', deliveries}
+      if started ~= '' then
+        fields[9], fields[10], fields[11], fields[12] = 'worker', ARGV[2], 'started_us', started
+        fields[13], fields[14] = 'finished_us', finished
+      end
+      if status == 'ok' and store ~= '1' then
         fields[#fields + 1] = 'stored'
         fields[#fields + 1] = '0'
       end
+      redis.call('XADD', reply, '*', unpack(fields))
     end
-    redis.call('XADD', reply, '*', unpack(fields))
     -- One expiry per reply stream and ttl in a run of outcomes for the same client.
     if expiring_reply ~= reply or expiring_ttl ~= ttl then
       redis.call('PEXPIRE', reply, ttl)

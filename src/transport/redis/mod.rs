@@ -238,6 +238,10 @@ struct Inner {
     cancels: (flume::Sender<String>, flume::Receiver<String>),
     /// How often the reconciliation loop looks for entries that vanished.
     reconcile_every: Duration,
+    /// Whether this client writes task entries in format 2 (packed, which only workers of
+    /// that version read) rather than 1: set at connect and by the format loop from the live
+    /// workers' announcements ([`packing_allowed`]).
+    packed_entries: AtomicBool,
     /// Result keys of tasks the client holds, for dependents and release.
     results: Mutex<HashMap<TaskKey, HeldResult>>,
     /// Outputs this client kept (see [`HeldResult`]) that a dependent task needs under their
@@ -569,6 +573,11 @@ impl RedisTransportBuilder {
     /// fails with [`TaskError::WorkerLost`](crate::TaskError::WorkerLost) once they are
     /// spent. A shorter interval finds lost entries sooner at the cost of a round trip per
     /// 512 unfinished tasks each time.
+    ///
+    /// Also how often (at most every 10 s; every 100 ms while no worker is live) the client
+    /// checks which task entry format the live workers of its queue read: it writes the
+    /// packed format 2 only while every live worker announces it, and format 1, which older
+    /// workers read too, while one does not.
     pub fn reconcile_every(mut self, interval: Duration) -> Self {
         self.reconcile_every = interval.max(Duration::from_millis(10));
         self
@@ -649,7 +658,7 @@ impl RedisTransportBuilder {
         let client_id = format!("c{}", store.next_number().await?);
         let reply = keys.reply(&client_id);
         let (stop, stop_signal) = flume::bounded(1);
-        Ok(RedisTransport {
+        let transport = RedisTransport {
             inner: Arc::new(Inner {
                 keys,
                 broker: self.config.url_without_password(),
@@ -666,6 +675,7 @@ impl RedisTransportBuilder {
                 in_flight: Mutex::new(InFlight::default()),
                 cancels: flume::unbounded(),
                 reconcile_every: self.reconcile_every,
+                packed_entries: AtomicBool::new(false),
                 results: Mutex::new(HashMap::new()),
                 kept_values: flume::unbounded(),
                 shared_lease: self.shared_lease,
@@ -679,7 +689,10 @@ impl RedisTransportBuilder {
                 coordination: OnceLock::new(),
                 coordination_connector: OnceLock::new(),
             }),
-        })
+        };
+        // The entry format, from the workers live now (the format loop checks again later).
+        transport.inner.check_entry_format(true).await;
+        Ok(transport)
     }
 }
 
@@ -789,12 +802,10 @@ impl RedisTransport {
     /// until the next call).
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {
         let announcements = self.inner.store.live_workers().await?;
-        let queue = self.inner.keys.queue();
-        Ok(announcements
-            .iter()
-            .filter_map(|raw| serde_json::from_slice::<WorkerInfo>(raw).ok())
-            .filter(|worker| worker.queue == queue)
-            .collect())
+        let workers = self.inner.queue_workers(&announcements);
+        // The read is made anyway: it sets the entry format too (see `packing_allowed`).
+        self.inner.set_entry_format(&workers, false);
+        Ok(workers)
     }
 }
 
@@ -1115,6 +1126,9 @@ impl Inner {
             resources: task.resources().to_vec(),
             // A small output comes back in the completion alone (see `HeldResult`).
             inline_max: Some(protocol::INLINE_RESULT_MAX),
+            // Format 2 (packed; the client reads packed completions too) once every live
+            // worker of the queue reads it, else format 1 (see `packing_allowed`).
+            packed: self.packed_entries.load(Ordering::Relaxed),
         })
     }
 }
@@ -1869,6 +1883,108 @@ async fn renew_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
     }
 }
 
+/// The longest time between two checks of which task entry format the live workers of a
+/// client's queue read: they run every
+/// [`reconcile_every`](RedisTransportBuilder::reconcile_every) (default 5 s), or every 10 s
+/// when that is longer.
+const FORMAT_CHECK_EVERY: Duration = Duration::from_secs(10);
+
+/// How often it checks while no worker of its queue is live (`reconcile_every` when shorter):
+/// a client started before its workers writes the packed format soon after the first of them
+/// announces itself (in the simulation, where clients connect as their workers boot, 1 s
+/// left a third of the entries in format 1, 100 ms a sixth: those written before the first
+/// check or while no worker was booted). Only while no worker is live: one small read.
+const FORMAT_CHECK_WITHOUT_WORKERS: Duration = Duration::from_millis(100);
+
+/// Whether a client may write task entries in format 2 (packed) to a queue whose live
+/// workers are `workers`: only when at least one is live and every one of them announces
+/// [`WorkerInfo::entry_format`] 2 or more. Otherwise the names of the live workers that read
+/// format 1 only (empty when no worker is live): the client writes format 1, which every
+/// worker reads, so that a deploy that upgrades clients before workers fails no task.
+fn packing_allowed(workers: &[WorkerInfo]) -> Result<(), Vec<String>> {
+    let older: Vec<String> = workers
+        .iter()
+        .filter(|worker| worker.entry_format < protocol::ENTRY_FORMAT)
+        .map(|worker| worker.name.clone())
+        .collect();
+    if workers.is_empty() || !older.is_empty() { Err(older) } else { Ok(()) }
+}
+
+impl Inner {
+    /// The announcements of workers of this client's queue among `announcements` (those that
+    /// do not decode are left out).
+    fn queue_workers(&self, announcements: &[Vec<u8>]) -> Vec<WorkerInfo> {
+        announcements
+            .iter()
+            .filter_map(|raw| serde_json::from_slice::<WorkerInfo>(raw).ok())
+            .filter(|worker| worker.queue == self.keys.queue())
+            .collect()
+    }
+
+    /// Reads the live workers of the queue (one `live_workers` read) and sets the task entry
+    /// format from them ([`Inner::set_entry_format`]). A read that fails keeps the format
+    /// until the next check. Returns whether a worker is live (`true` when unknown).
+    async fn check_entry_format(&self, first: bool) -> bool {
+        let workers = match self.store.live_workers().await {
+            Ok(announcements) => self.queue_workers(&announcements),
+            Err(error) => {
+                tracing::debug!(%error, "could not read which entry format the workers read; keeping this one until the next check");
+                return true;
+            }
+        };
+        self.set_entry_format(&workers, first);
+        !workers.is_empty()
+    }
+
+    /// Sets the task entry format this client writes from `workers`, the live workers of its
+    /// queue ([`packing_allowed`]), and logs when it changes (`first`: the check at connect,
+    /// which also names any older workers that hold format 2 back). Any read of the live
+    /// workers sets it ([`RedisTransport::workers`] too).
+    fn set_entry_format(&self, workers: &[WorkerInfo], first: bool) {
+        let verdict = packing_allowed(workers);
+        let packed = verdict.is_ok();
+        let changed = self.packed_entries.swap(packed, Ordering::Relaxed) != packed;
+        let queue = self.keys.queue();
+        match verdict {
+            Ok(()) if changed && !first => tracing::info!(
+                queue,
+                "every live worker of the queue reads task entry format 2: writing format 2"
+            ),
+            Err(older) if older.is_empty() && changed => tracing::info!(
+                queue,
+                "no worker of the queue is live: writing task entry format 1, which every worker reads, until one announces format 2"
+            ),
+            Err(older) if !older.is_empty() && (changed || first) => tracing::info!(
+                queue,
+                workers = ?older,
+                "live workers of the queue read task entry format 1 only (older taskweave): writing format 1 until they are gone; upgrade them"
+            ),
+            _ => {
+                tracing::debug!(queue, packed, workers = workers.len(), "task entry format checked")
+            }
+        }
+    }
+}
+
+/// Checks on its schedule which task entry format the live workers of the queue read (see
+/// [`Inner::check_entry_format`]): every [`FORMAT_CHECK_EVERY`], or
+/// [`FORMAT_CHECK_WITHOUT_WORKERS`] while none is live; `reconcile_every` when shorter.
+async fn format_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume::Sender<()>) {
+    let stop = inner.stop_signal.clone();
+    // Unknown yet (the check at connect ran): checked again soon.
+    let mut any_worker = false;
+    loop {
+        let every = if any_worker { FORMAT_CHECK_EVERY } else { FORMAT_CHECK_WITHOUT_WORKERS };
+        if unless_stopped(&stop, executor.sleep(every.min(inner.reconcile_every))).await.is_none() {
+            return;
+        }
+        match unless_stopped(&stop, inner.check_entry_format(false)).await {
+            None => return,
+            Some(live) => any_worker = live,
+        }
+    }
+}
+
 /// Deletes released results in batches.
 async fn janitor_loop(inner: Arc<Inner>, _done: flume::Sender<()>) {
     let stop = inner.stop_signal.clone();
@@ -1955,6 +2071,7 @@ impl Transport for RedisTransport {
         ))?;
         executor.spawn_task(share_loop(Arc::clone(inner), Arc::clone(&executor), done.clone()))?;
         executor.spawn_task(renew_loop(Arc::clone(inner), Arc::clone(&executor), done.clone()))?;
+        executor.spawn_task(format_loop(Arc::clone(inner), Arc::clone(&executor), done.clone()))?;
         executor.spawn_task(janitor_loop(Arc::clone(inner), done))?;
         Ok(())
     }
@@ -2126,6 +2243,27 @@ mod tests {
             worker: worker.to_owned(),
             times: protocol::RunTimes { started_us, finished_us },
         }
+    }
+
+    #[test]
+    fn entries_are_packed_only_while_every_live_worker_reads_the_packed_format() {
+        let worker = |name: &str, entry_format: u32| {
+            let mut info = WorkerInfo::new(name.into(), "q".into(), 1, Vec::new());
+            info.entry_format = entry_format;
+            info
+        };
+        assert_eq!(packing_allowed(&[]), Err(Vec::new()), "no live worker: format 1");
+        assert_eq!(packing_allowed(&[worker("new", 2)]), Ok(()));
+        assert_eq!(packing_allowed(&[worker("new", 2), worker("newer", 3)]), Ok(()));
+        assert_eq!(
+            packing_allowed(&[worker("a", 2), worker("old", 0), worker("b", 2), worker("c", 1)]),
+            Err(vec!["old".to_owned(), "c".to_owned()])
+        );
+        // An announcement of a worker older than the field says nothing: format 1 only.
+        let old = r#"{"name":"old","queue":"q","concurrency":1,"tasks":[],"host":"h","pid":1}"#;
+        let old: WorkerInfo = serde_json::from_str(old).unwrap();
+        assert_eq!(old.entry_format, 0);
+        assert_eq!(packing_allowed(&[old]), Err(vec!["old".to_owned()]));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 
-use super::protocol::{DONE, ENTRY_KEY_TTL_MS, GROUP, Keys, Status, TaskEntry};
+use super::protocol::{self, DONE, ENTRY_KEY_TTL_MS, GROUP, Keys, Status, TaskEntry};
 use super::store::{
     Cancelled, ClaimedEntry, CompletedAndBegun, Completion, ControlRead, DeadLetter, Dispatched,
     Fields, Joined, Left, Located, Ownership, ShareKeys, Store, StoreError, StoreResult,
@@ -459,6 +459,7 @@ impl RedisStore {
                 // The held results' renewal.
                 vec!["PEXPIRE", &result, "1"],
                 vec!["DEL", &entry_of],
+                // The live workers (`workers()`, and which entry format they read).
                 vec!["SMEMBERS", &workers],
                 vec!["MGET", &heartbeat],
                 vec!["SREM", &workers, "check"],
@@ -613,46 +614,84 @@ pub fn ownership_of(value: &Value) -> Option<Ownership> {
     }
 }
 
-/// A completion's run times, the last two of its arguments to complete.lua (empty when the
-/// worker did not run it: then the reply carries no run).
-/// The last three of an outcome's arguments to `complete.lua`: its run's times (both empty
-/// when it did not run) and whether to store the output under its result key.
-fn run_args(invocation: &mut redis::ScriptInvocation<'_>, completion: &Completion) {
-    match completion.run {
-        Some(times) => invocation.arg(times.started_us).arg(times.finished_us),
-        None => invocation.arg("").arg(""),
-    };
+/// An outcome's three keys and nine arguments to `complete.lua` (see there). A packed reply
+/// (for a client of entry format 2) carries the rid, the run's times and the body inside it,
+/// so those arguments are left empty then — the body too unless the script stores it under
+/// the result key: each value is sent once.
+fn outcome_args(
+    invocation: &mut redis::ScriptInvocation<'_>,
+    keys: &Keys,
+    consumer: &str,
+    completion: &Completion,
+) {
+    invocation
+        .key(&completion.reply)
+        .key(&completion.result)
+        .key(keys.entry_of(&completion.rid))
+        .arg(&completion.entry_id);
+    let stored = completion.status == Status::Ok && completion.store_result;
+    if completion.packed_reply {
+        invocation
+            .arg("")
+            .arg(completion.status.as_str())
+            .arg(if stored { completion.body.as_slice() } else { b"" })
+            .arg(completion.ttl_ms)
+            .arg("")
+            .arg("");
+    } else {
+        invocation
+            .arg(&completion.rid)
+            .arg(completion.status.as_str())
+            .arg(&completion.body)
+            .arg(completion.ttl_ms);
+        match completion.run {
+            Some(times) => invocation.arg(times.started_us).arg(times.finished_us),
+            None => invocation.arg("").arg(""),
+        };
+    }
     invocation.arg(if completion.store_result { "1" } else { "0" });
+    if completion.packed_reply {
+        invocation.arg(completion.packed_reply(consumer));
+    } else {
+        invocation.arg("");
+    }
 }
 
-/// How many fields every task entry has, first and in this order: `enqueue.lua` holds their
-/// names (its `FIXED`) and takes only their values.
-const FIXED_ENTRY_FIELDS: [&str; 8] =
-    ["v", "task", "key", "rid", "result", "reply", "max_deliveries", "ttl_ms"];
+/// The fields every task entry has, first and in this order: `enqueue.lua` holds their
+/// names (its `FIXED`) and takes only their values. An entry of format version 2 has only
+/// these ([`TaskEntry::fields`]).
+const FIXED_ENTRY_FIELDS: [&str; 3] = ["v", "rid", protocol::PACKED_FIELD];
 
 /// An entry's arguments to `enqueue.lua`: how many arguments of further fields follow the
 /// values of the [`FIXED_ENTRY_FIELDS`], those values (found by name, so that the order of
 /// [`TaskEntry::fields`] does not matter; an empty value for one it lacks, which decoding
-/// rejects), then the further field-value pairs.
+/// rejects), then the further field-value pairs. An entry not [`packed`](TaskEntry::packed)
+/// (format version 1: clients write packed ones, the model-against-Redis tests both) has no
+/// `e` and gives its count negated, then all its fields as pairs.
 fn enqueue_arguments(entry: &TaskEntry) -> Vec<Vec<u8>> {
     let mut fields: Vec<(&'static str, Option<Vec<u8>>)> =
         entry.fields().into_iter().map(|(field, value)| (field, Some(value))).collect();
     let mut arguments = Vec::with_capacity(1 + 2 * fields.len());
     arguments.push(Vec::new());
-    for fixed in FIXED_ENTRY_FIELDS {
-        let value = fields
-            .iter_mut()
-            .find(|(field, value)| *field == fixed && value.is_some())
-            .and_then(|(_, value)| value.take());
-        arguments.push(value.unwrap_or_default());
+    if entry.packed {
+        for fixed in FIXED_ENTRY_FIELDS {
+            let value = fields
+                .iter_mut()
+                .find(|(field, value)| *field == fixed && value.is_some())
+                .and_then(|(_, value)| value.take());
+            arguments.push(value.unwrap_or_default());
+        }
     }
-    let mut further = 0;
+    let mut further: i64 = 0;
     for (field, value) in fields {
         if let Some(value) = value {
             arguments.push(field.as_bytes().to_vec());
             arguments.push(value);
             further += 2;
         }
+    }
+    if !entry.packed {
+        further = -further;
     }
     arguments[0] = further.to_string().into_bytes();
     arguments
@@ -847,16 +886,7 @@ impl RedisStore {
         let mut invocation = self.scripts.complete.key(self.keys.tasks());
         invocation.key(self.keys.starts()).arg(GROUP).arg(consumer);
         for completion in completions {
-            invocation
-                .key(&completion.reply)
-                .key(&completion.result)
-                .key(self.keys.entry_of(&completion.rid))
-                .arg(&completion.entry_id)
-                .arg(&completion.rid)
-                .arg(completion.status.as_str())
-                .arg(&completion.body)
-                .arg(completion.ttl_ms);
-            run_args(&mut invocation, completion);
+            outcome_args(&mut invocation, &self.keys, consumer, completion);
         }
         let replies = self.invoke_per_item("complete", &invocation, completions.len()).await?;
         replies
@@ -877,16 +907,7 @@ impl RedisStore {
         let mut invocation = self.scripts.complete_and_begin.key(self.keys.tasks());
         invocation.key(self.keys.starts()).arg(GROUP).arg(consumer).arg(completions.len());
         for completion in completions {
-            invocation
-                .key(&completion.reply)
-                .key(&completion.result)
-                .key(self.keys.entry_of(&completion.rid))
-                .arg(&completion.entry_id)
-                .arg(&completion.rid)
-                .arg(completion.status.as_str())
-                .arg(&completion.body)
-                .arg(completion.ttl_ms);
-            run_args(&mut invocation, completion);
+            outcome_args(&mut invocation, &self.keys, consumer, completion);
         }
         for id in begins {
             invocation.arg(id);
@@ -1886,30 +1907,35 @@ mod tests {
             ttl_ms: 1000,
             resources: vec![("GPU".into(), 1)],
             inline_max: Some(INLINE_RESULT_MAX),
+            packed: true,
         };
-        let arguments = enqueue_arguments(&entry);
-        let further: usize = std::str::from_utf8(&arguments[0]).unwrap().parse().unwrap();
-        assert_eq!(arguments.len(), 1 + FIXED_ENTRY_FIELDS.len() + further);
-        let written = entry_fields(&arguments);
-        let expected: BTreeMap<Vec<u8>, Vec<u8>> = entry
-            .fields()
-            .into_iter()
-            .map(|(name, value)| (name.as_bytes().to_vec(), value))
-            .collect();
-        assert_eq!(written.len(), expected.len(), "no field twice");
-        assert_eq!(TaskEntry::decode(&written, &keys), Ok(entry));
-        assert_eq!(written.into_iter().collect::<BTreeMap<_, _>>(), expected);
+        // Packed (as clients write it), and one field per field (format version 1).
+        for entry in [entry.clone(), TaskEntry { packed: false, ..entry }] {
+            let arguments = enqueue_arguments(&entry);
+            let count: i64 = std::str::from_utf8(&arguments[0]).unwrap().parse().unwrap();
+            let fixed = if entry.packed { FIXED_ENTRY_FIELDS.len() } else { 0 };
+            assert_eq!(arguments.len() as i64, 1 + fixed as i64 + count.abs());
+            let written = entry_fields(&arguments, fixed);
+            let expected: BTreeMap<Vec<u8>, Vec<u8>> = entry
+                .fields()
+                .into_iter()
+                .map(|(name, value)| (name.as_bytes().to_vec(), value))
+                .collect();
+            assert_eq!(written.len(), expected.len(), "no field twice");
+            assert_eq!(TaskEntry::decode(&written, &keys), Ok(entry));
+            assert_eq!(written.into_iter().collect::<BTreeMap<_, _>>(), expected);
+        }
     }
 
-    /// The fields `enqueue.lua` writes from these arguments: the fixed names with their
+    /// The fields `enqueue.lua` writes from these arguments: the `fixed` names with their
     /// values, then the further pairs.
-    fn entry_fields(arguments: &[Vec<u8>]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = FIXED_ENTRY_FIELDS
+    fn entry_fields(arguments: &[Vec<u8>], fixed: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = FIXED_ENTRY_FIELDS[..fixed]
             .iter()
-            .zip(&arguments[1..=FIXED_ENTRY_FIELDS.len()])
+            .zip(&arguments[1..=fixed])
             .map(|(name, value)| (name.as_bytes().to_vec(), value.clone()))
             .collect();
-        for pair in arguments[1 + FIXED_ENTRY_FIELDS.len()..].chunks(2) {
+        for pair in arguments[1 + fixed..].chunks(2) {
             fields.push((pair[0].clone(), pair[1].clone()));
         }
         fields

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use super::protocol::{Notify, RunTimes, Status, TaskEntry};
+use super::protocol::{Notify, RunTimes, Status, TaskEntry, pack_fields, run_fields};
 
 /// A stream entry's field-value pairs, as read (untrusted).
 pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
@@ -183,6 +183,31 @@ pub struct Completion {
     /// Whether an output (status ok) is written under `result` too; false when the client
     /// keeps it from the reply (a small output, see `TaskEntry::inline_max`).
     pub store_result: bool,
+    /// Whether the reply is written packed (`PACKED_REPLY_FIELD`): the entry was (format
+    /// version 2), so its client reads packed replies.
+    pub packed_reply: bool,
+}
+
+impl Completion {
+    /// The reply's fields but `deliveries` (which `complete.lua` adds, from the pending
+    /// list), packed ([`pack_fields`]): the same fields, under the same names, as an
+    /// unpacked reply — `rid`, `status`, `body`, the run's (`worker` is `consumer`) and
+    /// `stored` `0` for an output left out of the result key.
+    pub fn packed_reply(&self, consumer: &str) -> Vec<u8> {
+        let run = self.run.map(|times| run_fields(consumer, times));
+        let mut fields: Vec<(&str, &[u8])> = vec![
+            ("rid", self.rid.as_bytes()),
+            ("status", self.status.as_str().as_bytes()),
+            ("body", &self.body),
+        ];
+        for (name, value) in run.iter().flatten() {
+            fields.push((name, value));
+        }
+        if self.status == Status::Ok && !self.store_result {
+            fields.push(("stored", b"0"));
+        }
+        pack_fields(fields)
+    }
 }
 
 /// The keys of one shared key's record and result (see `share.lua`).
