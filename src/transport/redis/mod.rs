@@ -1889,11 +1889,13 @@ async fn renew_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume
 /// when that is longer.
 const FORMAT_CHECK_EVERY: Duration = Duration::from_secs(10);
 
-/// How often it checks while no worker of its queue is live (`reconcile_every` when shorter):
-/// a client started before its workers writes the packed format soon after the first of them
-/// announces itself (in the simulation, where clients connect as their workers boot, 1 s
+/// The first wait between checks while no worker of its queue is live (`reconcile_every`
+/// when shorter), doubled after each check that finds none, up to [`FORMAT_CHECK_EVERY`]: a
+/// client started just before its workers writes the packed format soon after the first of
+/// them announces itself (in the simulation, where clients connect as their workers boot, 1 s
 /// left a third of the entries in format 1, 100 ms a sixth: those written before the first
-/// check or while no worker was booted). Only while no worker is live: one small read.
+/// check or while no worker was booted), and a client whose workers stay away (an outage of
+/// the workers, or a client-only process) reads no more than every 10 s.
 const FORMAT_CHECK_WITHOUT_WORKERS: Duration = Duration::from_millis(100);
 
 /// Whether a client may write task entries in format 2 (packed) to a queue whose live
@@ -1967,14 +1969,22 @@ impl Inner {
 }
 
 /// Checks on its schedule which task entry format the live workers of the queue read (see
-/// [`Inner::check_entry_format`]): every [`FORMAT_CHECK_EVERY`], or
-/// [`FORMAT_CHECK_WITHOUT_WORKERS`] while none is live; `reconcile_every` when shorter.
+/// [`Inner::check_entry_format`]): every [`FORMAT_CHECK_EVERY`], or while none is live from
+/// [`FORMAT_CHECK_WITHOUT_WORKERS`] doubling up to it; `reconcile_every` when shorter.
 async fn format_loop(inner: Arc<Inner>, executor: Arc<dyn Executor>, _done: flume::Sender<()>) {
     let stop = inner.stop_signal.clone();
     // Unknown yet (the check at connect ran): checked again soon.
+    let mut without_workers = FORMAT_CHECK_WITHOUT_WORKERS;
     let mut any_worker = false;
     loop {
-        let every = if any_worker { FORMAT_CHECK_EVERY } else { FORMAT_CHECK_WITHOUT_WORKERS };
+        let every = if any_worker {
+            without_workers = FORMAT_CHECK_WITHOUT_WORKERS;
+            FORMAT_CHECK_EVERY
+        } else {
+            let every = without_workers;
+            without_workers = (without_workers * 2).min(FORMAT_CHECK_EVERY);
+            every
+        };
         if unless_stopped(&stop, executor.sleep(every.min(inner.reconcile_every))).await.is_none() {
             return;
         }
