@@ -307,6 +307,9 @@ struct Tracked {
     observed: Option<Observed>,
     /// Effective `retry()` calls.
     retried: u32,
+    /// For a keyed task, which of its key's tasks it shares (a cancel gives the key up, and
+    /// the next submission makes a new one): numbered per key from 1; 0 for the others.
+    instance: u32,
 }
 
 /// The outcome of one run.
@@ -417,6 +420,7 @@ fn run_on(
         tasks: Vec::new(),
         closed: false,
         key_live_submissions: BTreeMap::new(),
+        key_instances: BTreeMap::new(),
         key_cancelled: BTreeSet::new(),
         effective_retries: 0,
         discarded_values: 0,
@@ -473,6 +477,8 @@ struct World {
     /// For each key, how many submissions found no live handle of that key, or a cancelled
     /// one (each may have made a new task, so each may add one run).
     key_live_submissions: BTreeMap<u32, u32>,
+    /// The number of the last task made for each key (see `Tracked::instance`).
+    key_instances: BTreeMap<u32, u32>,
     key_cancelled: BTreeSet<u32>,
     effective_retries: u64,
     /// Outcomes a cancel took back from finished tasks (`CancelOutcome::CancelledAfterFinishing`
@@ -645,6 +651,7 @@ impl World {
         self.sim.note(format_args!("submit #{index} {kind:?} after {parents:?}"));
         let probe = Arc::clone(&self.probe);
         let client = &self.client;
+        let mut next_instance = 0;
         let handle: TaskFuture<i64> = match kind {
             Kind::Plain { arg } => client.submit(
                 move |arg: i64| {
@@ -761,6 +768,22 @@ impl World {
                 if !live_sibling || cancelled_sibling {
                     *self.key_live_submissions.entry(key).or_default() += 1;
                 }
+                // It shares the task of a held sibling that was not cancelled; else it makes
+                // a new one.
+                let shared = self.tasks.iter().find(|task| {
+                    task.kind == Kind::Keyed { key }
+                        && task.handle.as_ref().is_some_and(|handle| {
+                            !handle.error().is_some_and(|error| error.is_cancelled())
+                        })
+                });
+                next_instance = match shared {
+                    Some(sibling) => sibling.instance,
+                    None => {
+                        let last = self.key_instances.entry(key).or_default();
+                        *last += 1;
+                        *last
+                    }
+                };
                 client.task().key(format!("key-{key}")).submit(
                     move |key: u32| {
                         probe.start(index, Some(key));
@@ -772,11 +795,15 @@ impl World {
             }
         };
         self.track(kind, handle, parents);
+        if let Some(task) = self.tasks.last_mut() {
+            task.instance = next_instance;
+        }
     }
 
     fn track(&mut self, kind: Kind, handle: TaskFuture<i64>, parents: Vec<usize>) {
         let after_close = self.closed;
         self.tasks.push(Tracked {
+            instance: 0,
             kind,
             key_text: handle.key().to_string(),
             handle: Some(handle),
@@ -791,13 +818,18 @@ impl World {
         });
     }
 
-    /// Every tracked task that (transitively) depends on `root`, plus keyed tasks sharing
-    /// its key, with `root` itself.
+    /// Every tracked task that (transitively) depends on `root`, plus the held keyed tasks
+    /// sharing its task (its key, and not a task of that key cancelled before `root` was
+    /// submitted), with `root` itself.
     fn affected_by(&self, root: usize) -> BTreeSet<usize> {
         let mut affected = BTreeSet::from([root]);
         if let Kind::Keyed { key } = self.tasks[root].kind {
+            let instance = self.tasks[root].instance;
             for (index, task) in self.tasks.iter().enumerate() {
-                if task.kind == (Kind::Keyed { key }) && task.handle.is_some() {
+                if task.kind == (Kind::Keyed { key })
+                    && task.instance == instance
+                    && task.handle.is_some()
+                {
                     affected.insert(index);
                 }
             }
