@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use super::TaskFuture;
-use super::core::{Job, Value};
+use super::core::Value;
+use crate::job::Inputs;
 
 /// The futures a task depends on, and the shape in which it receives their values.
 ///
@@ -54,7 +55,8 @@ mod sealed {
 #[doc(hidden)]
 #[derive(Default)]
 pub struct DependencyList {
-    pub(crate) jobs: Vec<Arc<Job>>,
+    /// One or two without an allocation: the new job keeps them inline.
+    pub(crate) jobs: Inputs,
     pub(crate) lengths: Vec<usize>,
     /// The address of the first job's client core, and the index of the first job of
     /// another core than that one: a dependent refuses a future of another client's core
@@ -127,7 +129,7 @@ fn collect_slice<T>(futures: &[TaskFuture<T>], list: &mut DependencyList) {
 impl DependencyList {
     /// An empty list with room for `jobs` jobs.
     pub(crate) fn with_capacity(jobs: usize) -> DependencyList {
-        DependencyList { jobs: Vec::with_capacity(jobs), ..DependencyList::default() }
+        DependencyList { jobs: Inputs::with_capacity(jobs), ..DependencyList::default() }
     }
 
     fn push<T>(&mut self, future: &TaskFuture<T>) {

@@ -11,7 +11,7 @@ use super::core::{AsyncBody, BlockingBody, Body, Core, Job, RegisteredCall, Subm
 use super::deps::{Dependencies, DependencyList, DependencyReader};
 use super::{Client, TaskFuture};
 use crate::executor::BoxFuture;
-use crate::job::TaskFailure;
+use crate::job::{Inputs, TaskFailure};
 use crate::scheduler::{TaskId, TaskKey, prefix_for_type_name};
 
 /// A new key for an impure submission of `F` to `core`'s client.
@@ -23,10 +23,7 @@ pub(crate) fn fresh_key<F>(core: &Core) -> TaskKey {
 /// of) by a bridge task the scheduler schedules: an async task under the call's key that
 /// waits for the call and gives its value (or fails with its error). Returns the new list and
 /// the bridges' handles, which the caller keeps until the dependent is submitted.
-pub(super) fn bridge_detached(
-    core: &Arc<Core>,
-    mut deps: Vec<Arc<Job>>,
-) -> (Vec<Arc<Job>>, Vec<TaskFuture<()>>) {
+pub(super) fn bridge_detached(core: &Arc<Core>, mut deps: Inputs) -> (Inputs, Vec<TaskFuture<()>>) {
     let mut bridges = Vec::new();
     for dep in deps.iter_mut().filter(|dep| dep.is_detached()) {
         let call = Arc::clone(dep);
@@ -307,11 +304,11 @@ impl<'c, D, P> TaskBuilder<'c, D, P> {
         let core = self.client.core();
         let address = Arc::as_ptr(core) as usize;
         let foreign = deps.first_foreign(address);
-        let foreign = foreign.map(|index| Arc::clone(&deps.jobs[index]));
+        let foreign = foreign.and_then(|index| deps.jobs.iter().nth(index).map(Arc::clone));
         // Kept until the dependent is submitted, which holds them from then on.
         let (deps, _bridges) = match foreign {
             // Its task id means nothing to this client's scheduler: depend on nothing.
-            Some(_) => (Vec::new(), Vec::new()),
+            Some(_) => (Inputs::default(), Vec::new()),
             None => bridge_detached(core, deps.jobs),
         };
         let refusal = foreign.map(|dep| {
@@ -829,7 +826,7 @@ impl<'c, D: Dependencies, P: 'static> TaskBuilder<'c, After<D>, P> {
     pub(super) fn dependent_key<F: 'static>(&self, list: &DependencyList) -> (TaskKey, bool) {
         let pure = if TypeId::of::<P>() == TypeId::of::<Pure>() {
             pure_key::<F>(|hasher| {
-                for job in &list.jobs {
+                for job in list.jobs.iter() {
                     job.key.hash(hasher);
                 }
                 list.lengths.hash(hasher);
