@@ -453,8 +453,9 @@ pub(crate) type Job = JobOf<dyn JobTail>;
 type Input = Option<Arc<Job>>;
 
 /// The part of a job whose type depends on what it reads and what it runs: its cell and its
-/// body, seen through this trait once the type is erased.
-pub(crate) trait JobTail: Send + Sync + 'static {
+/// body, seen through this trait once the type is erased. It is the body too (forwarding to
+/// it): a body's method is then one dynamic call, not two.
+pub(crate) trait JobTail: Body {
     /// The published outcome, the wakers of everyone waiting for it, and the jobs this one
     /// reads. One lock for all three: a job lives as long as its value is held, so its size
     /// is the client's memory per task (see `benches/overhead.rs`), and a lock of its own
@@ -462,8 +463,6 @@ pub(crate) trait JobTail: Send + Sync + 'static {
     fn cell(&self) -> &Mutex<JobCell<dyn InputSlots>>;
     /// The same, for the job's last owner.
     fn cell_mut(&mut self) -> &mut JobCell<dyn InputSlots>;
-    /// What the task runs.
-    fn body(&self) -> &dyn Body;
 }
 
 /// A job's tail: its cell, whose list of inputs is `S` (an array of as many as it reads,
@@ -481,9 +480,17 @@ impl<S: InputSlots, B: Body> JobTail for Tail<S, B> {
     fn cell_mut(&mut self) -> &mut JobCell<dyn InputSlots> {
         self.cell.get_mut()
     }
+}
 
-    fn body(&self) -> &dyn Body {
-        &self.body
+impl<S: InputSlots, B: Body> Body for Tail<S, B> {
+    forward_to_inner_body!();
+
+    fn registered_call(&self) -> Option<&RegisteredCall> {
+        self.body.registered_call()
+    }
+
+    fn async_run(&self) -> Option<&Mutex<AsyncRun>> {
+        self.body.async_run()
     }
 }
 
@@ -821,8 +828,9 @@ impl Job {
         self.tail.cell()
     }
 
+    /// What the task runs (its tail forwards to its body).
     fn body(&self) -> &dyn Body {
-        self.tail.body()
+        &self.tail
     }
 
     /// The registered call, for a registered task.
