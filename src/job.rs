@@ -736,6 +736,15 @@ enum Slot {
     Aborted,
 }
 
+impl JobCell<dyn InputSlots> {
+    /// Whether the job was made reading nothing (most tasks): its slots are an empty array.
+    /// Read from the size in the slots' vtable, without a call, so that a task without
+    /// dependencies pays nothing for the list it does not have.
+    fn reads_nothing(&self) -> bool {
+        size_of_val(&self.inputs) == 0
+    }
+}
+
 impl<S: ?Sized> JobCell<S> {
     /// The published outcome, if any.
     fn outcome(&self) -> Option<&Result<Value, Box<TaskError>>> {
@@ -753,7 +762,11 @@ impl<T: ?Sized + JobTail> Drop for JobOf<T> {
         // dependency held only here gives up its own inputs before it is dropped. (One held
         // elsewhere too is dropped by its last holder, which unlinks in turn.) A job that
         // had its value gave its inputs up already: nothing to do, nothing allocated.
-        let taken = self.tail.cell_mut().inputs.take_all();
+        let cell = self.tail.cell_mut();
+        if cell.reads_nothing() {
+            return;
+        }
+        let taken = cell.inputs.take_all();
         if taken.is_empty() {
             return;
         }
@@ -845,7 +858,10 @@ impl Job {
 
     /// Appends the ids of the jobs this one reads to `ids`, in argument order.
     pub(crate) fn dep_ids_into(&self, ids: &mut Vec<TaskId>) {
-        ids.extend(self.cell().lock().inputs.slots().iter().flatten().map(|dep| dep.id));
+        let cell = self.cell().lock();
+        if !cell.reads_nothing() {
+            ids.extend(cell.inputs.slots().iter().flatten().map(|dep| dep.id));
+        }
     }
 
     /// Calls `replace` on each job this one reads, to put another in its place.
@@ -889,6 +905,9 @@ impl Job {
         let cell = self.cell().lock();
         if matches!(cell.slot, Slot::Aborted) || (unless_resolved && cell.outcome().is_some()) {
             return Err(NotStarted::Aborted);
+        }
+        if cell.reads_nothing() {
+            return Ok(());
         }
         let deps = cell.inputs.slots();
         inputs.reserve(deps.len());
@@ -1022,7 +1041,7 @@ impl Job {
             cell.slot = Slot::Published(outcome.map_err(Box::new));
             // A finished job never reads its inputs again: let them go (after the lock). A
             // failed one keeps them for `TaskFuture::retry`.
-            let deps = succeeded.then(|| cell.inputs.take_all());
+            let deps = (succeeded && !cell.reads_nothing()).then(|| cell.inputs.take_all());
             (std::mem::take(&mut cell.wakers), deps)
         };
         wakers.wake_all();
