@@ -253,9 +253,9 @@ pub trait Executor: Send + Sync + fmt::Debug + 'static {
     /// `block_on` that, when the loop has nothing to do, keeps looking for a wake-up for up to
     /// [`DEDICATED_SPIN`] before it parks the thread: waking a parked thread costs whoever
     /// hands it work a system call and tens of microseconds, which would dominate the round
-    /// trip of a short task. A loop whose waits keep outlasting the spin (one waiting for a
-    /// broker's answer) parks at once instead, but for a probing spin now and then, until a
-    /// wait is short again. The thread counts as an async context (see
+    /// trip of a short task. A loop fewer than three in four of whose recent waits end within
+    /// the spin (one waiting for a broker's answer) parks at once instead, but for a probing
+    /// spin now and then. The thread counts as an async context (see
     /// [`enter_async_context`]). A simulated executor overrides this to run the loop as an
     /// ordinary task.
     ///
@@ -323,8 +323,8 @@ pub fn drive_on_current_thread(future: BoxFuture<()>) {
 /// caller that awaits each result in turn; short enough that an idle worker gives its core
 /// back quickly. Measured with `benches/overhead.rs` (round trip): without it the median round
 /// trip was two thread wake-ups, 10–35 µs on the 2-core benchmark machine; with it, about 1 µs.
-/// A loop whose last waits all outlasted it parks at once (but for a probe now and then), so
-/// that waiting for something slow, a broker's answer, does not burn a core.
+/// A loop most of whose recent waits outlasted it parks at once (but for a probe now and
+/// then), so that waiting for something slow, a broker's answer, does not burn a core.
 pub const DEDICATED_SPIN: Duration = Duration::from_micros(50);
 
 /// Wakes a dedicated thread: sets `notified`, and unparks the thread only if it may be
@@ -381,33 +381,46 @@ fn drive_dedicated(future: BoxFuture<()>) {
 /// A spin pays when the wake-up comes within it (a worker handed its next task while it
 /// finishes the last one); when the loop waits for something slower (a worker waiting for
 /// its broker's answer, hundreds of microseconds away) every spin is a core's time thrown
-/// away, taken from the very processes it waits for on a busy machine. So the loop stops
-/// spinning after [`LONG_WAITS`](SpinPolicy::LONG_WAITS) waits in a row that outlasted the
-/// spin, and spins again after one short wait: it then parks at once, times the wait
-/// itself, and every [`PROBE_EVERY`](SpinPolicy::PROBE_EVERY)-th wait spins anyway.
-#[derive(Debug, Default)]
+/// away, taken from the very processes it waits for on a busy machine. A loop that does
+/// both (a Redis worker's runner: short waits for the other runners' outcomes, long ones for
+/// the broker) would still spin at every wait if one short wait brought the spin back. So
+/// the policy keeps a moving share of the waits that were short (each wait weighs an
+/// eighth) and spins while at least [`SPIN_SHARE`](SpinPolicy::SPIN_SHARE) of them were;
+/// otherwise it parks at once, times the wait itself, and every
+/// [`PROBE_EVERY`](SpinPolicy::PROBE_EVERY)-th wait spins anyway.
+#[derive(Debug)]
 struct SpinPolicy {
-    /// Waits in a row that outlasted the spin.
-    long_waits: u32,
+    /// The moving share of short waits, out of [`FULL`](SpinPolicy::FULL).
+    short_share: u32,
     /// Waits since the loop started (wrapping), for the probes.
     waits: u32,
 }
 
+impl Default for SpinPolicy {
+    fn default() -> SpinPolicy {
+        // Spins at first: most dedicated loops are handed work quickly.
+        SpinPolicy { short_share: Self::FULL, waits: 0 }
+    }
+}
+
 impl SpinPolicy {
-    /// Waits in a row longer than the spin after which the loop parks at once.
-    const LONG_WAITS: u32 = 2;
+    /// The share of every wait short.
+    const FULL: u32 = 1 << 16;
+    /// The share of short waits from which the loop spins: three in four.
+    const SPIN_SHARE: u32 = Self::FULL / 4 * 3;
     /// While the loop parks at once, one wait in this many spins anyway.
     const PROBE_EVERY: u32 = 8;
 
     /// Whether the coming wait spins first.
     fn spins(&mut self) -> bool {
         self.waits = self.waits.wrapping_add(1);
-        self.long_waits < Self::LONG_WAITS || self.waits.is_multiple_of(Self::PROBE_EVERY)
+        self.short_share >= Self::SPIN_SHARE || self.waits.is_multiple_of(Self::PROBE_EVERY)
     }
 
     /// A wait ended: `short` when the wake-up came within the spin's time.
     fn waited(&mut self, short: bool) {
-        self.long_waits = if short { 0 } else { self.long_waits.saturating_add(1) };
+        let share = self.short_share;
+        self.short_share = if short { share + (Self::FULL - share) / 8 } else { share - share / 8 };
     }
 }
 
@@ -618,28 +631,37 @@ mod tests {
 
     use super::*;
 
-    /// Waits that outlast the spin stop it (but for a probe now and then); one short wait
-    /// brings it back.
+    /// Waits that outlast the spin stop it (but for a probe now and then), also when they
+    /// alternate with short ones; a run of short waits brings it back.
     #[test]
     fn a_dedicated_loop_stops_spinning_while_its_waits_are_long() {
         let mut policy = SpinPolicy::default();
-        for _ in 0..SpinPolicy::LONG_WAITS {
-            assert!(policy.spins(), "spins while its waits were short");
-            policy.waited(false);
-        }
-        let spun = (0..4 * SpinPolicy::PROBE_EVERY)
+        assert!(policy.spins(), "spins at first");
+        policy.waited(false);
+        assert!(policy.spins(), "one long wait alone does not stop it");
+        // Long and short waits in turn (a Redis runner): the spin stops but for the probes.
+        let spun = (0..64)
+            .filter(|round| {
+                let spins = policy.spins();
+                policy.waited(round % 2 == 0);
+                spins
+            })
+            .count();
+        // A few spins at first, while the share falls from all short to below three in four.
+        assert!(spun <= 64 / SpinPolicy::PROBE_EVERY as usize + 6, "spun {spun} of 64 waits");
+        let spun = (0..64)
             .filter(|_| {
                 let spins = policy.spins();
                 policy.waited(false);
                 spins
             })
             .count();
-        assert_eq!(spun, 4, "one probe in every {} long waits", SpinPolicy::PROBE_EVERY);
-        let _ = policy.spins();
-        policy.waited(true);
-        assert!(policy.spins(), "a short wait brings the spin back");
-        policy.waited(false);
-        assert!(policy.spins(), "one long wait alone does not stop it");
+        assert!(spun <= 64 / SpinPolicy::PROBE_EVERY as usize, "spun {spun} of 64 long waits");
+        for _ in 0..16 {
+            let _ = policy.spins();
+            policy.waited(true);
+        }
+        assert!(policy.spins(), "short waits bring the spin back");
     }
 
     /// A caller that waits for each answer parks its thread, sometimes for longer than the

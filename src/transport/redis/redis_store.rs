@@ -618,11 +618,14 @@ fn entries_of(value: &Value) -> Option<Vec<StreamEntry>> {
 }
 
 /// The entries of an `XREAD`/`XREADGROUP` reply for one stream (nil when the block timed out).
+/// For the decoding tests (the store reads with `read_reply_owned`, which moves the bytes).
+#[cfg(feature = "sim")]
 pub fn read_reply(value: &Value) -> Option<Vec<StreamEntry>> {
     read_reply_owned(value.clone())
 }
 
-/// [`read_reply`], moving the entries' bytes out of the reply instead of copying them.
+/// The entries of an `XREAD`/`XREADGROUP` reply for one stream (nil when the block timed out),
+/// moving their bytes out of the reply instead of copying them.
 fn read_reply_owned(value: Value) -> Option<Vec<StreamEntry>> {
     match value {
         Value::Nil => Some(Vec::new()),
