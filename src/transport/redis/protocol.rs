@@ -35,15 +35,32 @@ pub const PACKED_REPLY_FIELD: &str = "p";
 /// Packs field-value pairs into one value: per pair, the name's length in decimal, `:`, the
 /// name, the value's length, `:`, the value. Any bytes may appear in names and values.
 pub fn pack_fields<'a>(fields: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
-    let mut packed = Vec::new();
+    let mut packed = Vec::with_capacity(128);
     for (name, value) in fields {
         for part in [name.as_bytes(), value] {
-            packed.extend_from_slice(part.len().to_string().as_bytes());
+            push_decimal(&mut packed, part.len());
             packed.push(b':');
             packed.extend_from_slice(part);
         }
     }
     packed
+}
+
+/// Appends `number` in decimal, without a `String` of its own.
+fn push_decimal(out: &mut Vec<u8>, number: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = number;
+    loop {
+        at -= 1;
+        // A digit: `rest % 10` is below 10.
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// The pairs [`pack_fields`] packed, or `None` when `packed` is not in that form (a length
@@ -179,7 +196,7 @@ impl Keys {
     /// resent enqueue finds it and adds no second entry, and read by the client's
     /// reconciliation pass and by a cancel.
     pub fn entry_of(&self, rid: &str) -> String {
-        format!("{}{rid}", self.entry_prefix())
+        format!("{}:entry:{rid}", self.queue_prefix)
     }
 
     /// The prefix of every [`entry_of`](Keys::entry_of) key of this queue.
@@ -881,6 +898,11 @@ mod tests {
             pairs.iter().map(|(name, value)| (name.as_bytes().to_vec(), value.to_vec())).collect();
         assert_eq!(unpack_fields(&packed), Some(expected));
         assert_eq!(unpack_fields(b""), Some(Vec::new()));
+        let long = vec![b'x'; 1_203];
+        let mut expected = b"2:ab1203:".to_vec();
+        expected.extend_from_slice(&long);
+        expected.extend_from_slice(b"0:10:xxxxxxxxxx");
+        assert_eq!(pack_fields([("ab", long.as_slice()), ("", &long[..10])]), expected);
         for bad in [&b"1:a"[..], b"1:a2:b", b"x:a1:b", b":a1:b", b"1:a9:b", b"-1:a1:b"] {
             assert_eq!(unpack_fields(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }

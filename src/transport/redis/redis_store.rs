@@ -550,32 +550,61 @@ fn items(value: &Value) -> Option<&[Value]> {
     }
 }
 
-/// Field-value pairs of an entry; a deleted entry (nil) has none.
-fn fields_of(value: &Value) -> Option<Fields> {
+/// The bytes of a reply value, moved out of it when it holds them (a bulk string).
+fn into_bytes(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        other => bytes_of(&other),
+    }
+}
+
+/// The items of a list reply, moved out of it.
+fn into_items(value: Value) -> Option<Vec<Value>> {
+    match value {
+        Value::Array(items) | Value::Set(items) => Some(items),
+        _ => None,
+    }
+}
+
+/// Field-value pairs of an entry; a deleted entry (nil) has none. Moves the bytes out of
+/// the reply rather than copying them: a stream read is most of what a worker and a client
+/// receive.
+fn into_fields(value: Value) -> Option<Fields> {
     match value {
         Value::Nil => Some(Vec::new()),
-        Value::Map(pairs) => {
-            pairs.iter().map(|(field, value)| Some((bytes_of(field)?, bytes_of(value)?))).collect()
-        }
+        Value::Map(pairs) => pairs
+            .into_iter()
+            .map(|(field, value)| Some((into_bytes(field)?, into_bytes(value)?)))
+            .collect(),
         other => {
-            let flat = items(other)?;
+            let flat = into_items(other)?;
             if flat.len() % 2 != 0 {
                 return None;
             }
-            flat.chunks(2).map(|pair| Some((bytes_of(&pair[0])?, bytes_of(&pair[1])?))).collect()
+            let mut fields = Vec::with_capacity(flat.len() / 2);
+            let mut flat = flat.into_iter();
+            while let (Some(field), Some(value)) = (flat.next(), flat.next()) {
+                fields.push((into_bytes(field)?, into_bytes(value)?));
+            }
+            Some(fields)
         }
     }
 }
 
-/// `[id, fields]` pairs of one stream.
-fn entries_of(value: &Value) -> Option<Vec<StreamEntry>> {
-    items(value)?
-        .iter()
+/// Field-value pairs of an entry (see [`into_fields`]).
+fn fields_of(value: &Value) -> Option<Fields> {
+    into_fields(value.clone())
+}
+
+/// `[id, fields]` pairs of one stream, moved out of the reply.
+fn into_entries(value: Value) -> Option<Vec<StreamEntry>> {
+    into_items(value)?
+        .into_iter()
         .map(|entry| {
-            let parts = items(entry)?;
-            let id = text_of(parts.first()?)?;
-            let fields = match parts.get(1) {
-                Some(fields) => fields_of(fields)?,
+            let mut parts = into_items(entry)?.into_iter();
+            let id = String::from_utf8(into_bytes(parts.next()?)?).ok()?;
+            let fields = match parts.next() {
+                Some(fields) => into_fields(fields)?,
                 None => Vec::new(),
             };
             Some(StreamEntry { id, fields })
@@ -583,22 +612,35 @@ fn entries_of(value: &Value) -> Option<Vec<StreamEntry>> {
         .collect()
 }
 
+/// `[id, fields]` pairs of one stream (see [`into_entries`]).
+fn entries_of(value: &Value) -> Option<Vec<StreamEntry>> {
+    into_entries(value.clone())
+}
+
 /// The entries of an `XREAD`/`XREADGROUP` reply for one stream (nil when the block timed out).
+/// For the decoding tests (the store reads with `read_reply_owned`, which moves the bytes).
+#[cfg(feature = "sim")]
 pub fn read_reply(value: &Value) -> Option<Vec<StreamEntry>> {
+    read_reply_owned(value.clone())
+}
+
+/// The entries of an `XREAD`/`XREADGROUP` reply for one stream (nil when the block timed out),
+/// moving their bytes out of the reply instead of copying them.
+fn read_reply_owned(value: Value) -> Option<Vec<StreamEntry>> {
     match value {
         Value::Nil => Some(Vec::new()),
         Value::Map(streams) => {
             let mut all = Vec::new();
             for (_, entries) in streams {
-                all.extend(entries_of(entries)?);
+                all.extend(into_entries(entries)?);
             }
             Some(all)
         }
         other => {
             let mut all = Vec::new();
-            for stream in items(other)? {
-                let parts = items(stream)?;
-                all.extend(entries_of(parts.get(1)?)?);
+            for stream in into_items(other)? {
+                let entries = into_items(stream)?.into_iter().nth(1)?;
+                all.extend(into_entries(entries)?);
             }
             Some(all)
         }
@@ -614,24 +656,21 @@ pub fn ownership_of(value: &Value) -> Option<Ownership> {
     }
 }
 
-/// An outcome's three keys and nine arguments to `complete.lua` (see there). A packed reply
-/// (for a client of entry format 2) carries the rid, the run's times and the body inside it,
-/// so those arguments are left empty then — the body too unless the script stores it under
-/// the result key: each value is sent once.
-fn outcome_args(
-    invocation: &mut redis::ScriptInvocation<'_>,
-    keys: &Keys,
-    consumer: &str,
-    completion: &Completion,
-) {
-    invocation
-        .key(&completion.reply)
-        .key(&completion.result)
-        .key(keys.entry_of(&completion.rid))
-        .arg(&completion.entry_id);
+/// An outcome's three keys to `complete.lua` (see there), in the order of its arguments
+/// ([`outcome_args`]).
+fn outcome_keys(command: &mut redis::Cmd, keys: &Keys, completion: &Completion) {
+    command.arg(&completion.reply).arg(&completion.result).arg(keys.entry_of(&completion.rid));
+}
+
+/// An outcome's nine arguments to `complete.lua` (see there), after every outcome's keys
+/// ([`outcome_keys`]). A packed reply (for a client of entry format 2) carries the rid, the
+/// run's times and the body inside it, so those arguments are left empty then — the body
+/// too unless the script stores it under the result key: each value is sent once.
+fn outcome_args(command: &mut redis::Cmd, consumer: &str, completion: &Completion) {
+    command.arg(&completion.entry_id);
     let stored = completion.status == Status::Ok && completion.store_result;
     if completion.packed_reply {
-        invocation
+        command
             .arg("")
             .arg(completion.status.as_str())
             .arg(if stored { completion.body.as_slice() } else { b"" })
@@ -639,21 +678,21 @@ fn outcome_args(
             .arg("")
             .arg("");
     } else {
-        invocation
+        command
             .arg(&completion.rid)
             .arg(completion.status.as_str())
             .arg(&completion.body)
             .arg(completion.ttl_ms);
         match completion.run {
-            Some(times) => invocation.arg(times.started_us).arg(times.finished_us),
-            None => invocation.arg("").arg(""),
+            Some(times) => command.arg(times.started_us).arg(times.finished_us),
+            None => command.arg("").arg(""),
         };
     }
-    invocation.arg(if completion.store_result { "1" } else { "0" });
+    command.arg(if completion.store_result { "1" } else { "0" });
     if completion.packed_reply {
-        invocation.arg(completion.packed_reply(consumer));
+        command.arg(completion.packed_reply(consumer));
     } else {
-        invocation.arg("");
+        command.arg("");
     }
 }
 
@@ -874,6 +913,50 @@ impl RedisStore {
             .collect()
     }
 
+    /// Runs `script` (`EVALSHA`; loaded, and run again, when the server has it not: after a
+    /// restart) with `keys` keys, its keys and then its arguments written by `build` straight
+    /// into the one command. redis-rs's `ScriptInvocation` copies each key and argument into
+    /// an allocation of its own first, then into the command: a dozen allocations and copies
+    /// per task for the worker's outcomes and the client's entries.
+    async fn eval(
+        &self,
+        operation: &'static str,
+        script: &Script,
+        keys: usize,
+        build: impl FnOnce(&mut redis::Cmd),
+    ) -> StoreResult<Value> {
+        let mut command = redis::cmd("EVALSHA");
+        command.arg(script.get_hash()).arg(keys);
+        build(&mut command);
+        let mut connection = self.commands.clone();
+        match command.query_async(&mut connection).await {
+            Ok(value) => Ok(value),
+            Err(error) if is_no_script(&error) => {
+                script.load_async(&mut connection).await.map_err(failed("SCRIPT LOAD"))?;
+                command.query_async(&mut connection).await.map_err(failed(operation))
+            }
+            Err(error) => Err(failed(operation)(error)),
+        }
+    }
+
+    /// [`RedisStore::eval`] of a script that answers once per item of a batch
+    /// (`enqueue.lua`, `begin.lua`, `complete.lua`), checking that it gave `count` answers.
+    async fn eval_per_item(
+        &self,
+        operation: &'static str,
+        script: &Script,
+        keys: usize,
+        count: usize,
+        build: impl FnOnce(&mut redis::Cmd),
+    ) -> StoreResult<Vec<Value>> {
+        let value = self.eval(operation, script, keys, build).await?;
+        match value {
+            Value::Array(answers) if answers.len() == count => Ok(answers),
+            Value::Array(_) => Err(malformed(operation, "not one answer per item of the batch")),
+            _ => Err(malformed(operation, "not a list")),
+        }
+    }
+
     async fn complete_all(
         &self,
         consumer: &str,
@@ -883,12 +966,20 @@ impl RedisStore {
             return Ok(Vec::new());
         }
         // One script call for the whole batch (see complete.lua).
-        let mut invocation = self.scripts.complete.key(self.keys.tasks());
-        invocation.key(self.keys.starts()).arg(GROUP).arg(consumer);
-        for completion in completions {
-            outcome_args(&mut invocation, &self.keys, consumer, completion);
-        }
-        let replies = self.invoke_per_item("complete", &invocation, completions.len()).await?;
+        let keys = 2 + 3 * completions.len();
+        let script = &self.scripts.complete;
+        let replies = self
+            .eval_per_item("complete", script, keys, completions.len(), |command| {
+                command.arg(self.keys.tasks()).arg(self.keys.starts());
+                for completion in completions {
+                    outcome_keys(command, &self.keys, completion);
+                }
+                command.arg(GROUP).arg(consumer);
+                for completion in completions {
+                    outcome_args(command, consumer, completion);
+                }
+            })
+            .await?;
         replies
             .iter()
             .map(|value| ownership_of(value).ok_or_else(|| malformed("complete", "not 1, 0 or -1")))
@@ -904,17 +995,23 @@ impl RedisStore {
         begins: &[String],
     ) -> StoreResult<CompletedAndBegun> {
         const OPERATION: &str = "complete and begin";
-        let mut invocation = self.scripts.complete_and_begin.key(self.keys.tasks());
-        invocation.key(self.keys.starts()).arg(GROUP).arg(consumer).arg(completions.len());
-        for completion in completions {
-            outcome_args(&mut invocation, &self.keys, consumer, completion);
-        }
-        for id in begins {
-            invocation.arg(id);
-        }
-        let mut connection = self.commands.clone();
-        let value: Value =
-            invocation.invoke_async(&mut connection).await.map_err(failed(OPERATION))?;
+        let keys = 2 + 3 * completions.len();
+        let script = &self.scripts.complete_and_begin;
+        let value = self
+            .eval(OPERATION, script, keys, |command| {
+                command.arg(self.keys.tasks()).arg(self.keys.starts());
+                for completion in completions {
+                    outcome_keys(command, &self.keys, completion);
+                }
+                command.arg(GROUP).arg(consumer).arg(completions.len());
+                for completion in completions {
+                    outcome_args(command, consumer, completion);
+                }
+                for id in begins {
+                    command.arg(id);
+                }
+            })
+            .await?;
         let (completed, begun) = match items(&value) {
             Some([completed, begun]) => (items(completed), items(begun)),
             _ => (None, None),
@@ -931,24 +1028,6 @@ impl RedisStore {
             .collect::<StoreResult<Vec<_>>>()?;
         let starts = begun.iter().map(begin_reply).collect::<StoreResult<Vec<_>>>()?;
         Ok((ownerships, starts))
-    }
-
-    /// Runs a script that answers once per item of a batch (`enqueue.lua`, `begin.lua`,
-    /// `complete.lua`), and checks that it gave `count` answers.
-    async fn invoke_per_item(
-        &self,
-        operation: &'static str,
-        invocation: &redis::ScriptInvocation<'_>,
-        count: usize,
-    ) -> StoreResult<Vec<Value>> {
-        let mut connection = self.commands.clone();
-        let value: Value =
-            invocation.invoke_async(&mut connection).await.map_err(failed(operation))?;
-        let answers = items(&value).ok_or_else(|| malformed(operation, "not a list"))?;
-        if answers.len() != count {
-            return Err(malformed(operation, "not one answer per item of the batch"));
-        }
-        Ok(answers.to_vec())
     }
 
     async fn owner_checked_ids(
@@ -992,17 +1071,22 @@ impl Store for RedisStore {
                 return Ok(Vec::new());
             }
             // One script call for the whole batch (see enqueue.lua).
-            let mut invocation = self.scripts.enqueue.key(self.keys.tasks());
-            for entry in entries {
-                invocation.key(self.keys.entry_of(&entry.rid));
-            }
-            invocation.arg(ENTRY_KEY_TTL_MS);
-            for entry in entries {
-                for argument in enqueue_arguments(entry) {
-                    invocation.arg(argument);
-                }
-            }
-            let ids = self.invoke_per_item("enqueue", &invocation, entries.len()).await?;
+            let script = &self.scripts.enqueue;
+            let keys = 1 + entries.len();
+            let ids = self
+                .eval_per_item("enqueue", script, keys, entries.len(), |command| {
+                    command.arg(self.keys.tasks());
+                    for entry in entries {
+                        command.arg(self.keys.entry_of(&entry.rid));
+                    }
+                    command.arg(ENTRY_KEY_TTL_MS);
+                    for entry in entries {
+                        for argument in enqueue_arguments(entry) {
+                            command.arg(argument);
+                        }
+                    }
+                })
+                .await?;
             enqueued_ids(&ids)
         })
     }
@@ -1269,10 +1353,10 @@ impl Store for RedisStore {
                 .arg(after);
             let values: Vec<Value> =
                 pipeline.query_async(&mut connection).await.map_err(failed("XREAD"))?;
-            let [value] = values.as_slice() else {
+            let Ok([value]) = <[Value; 1]>::try_from(values) else {
                 return Err(malformed("XREAD", "not one reply for the read"));
             };
-            read_reply(value).ok_or_else(|| malformed("XREAD", "not a stream read reply"))
+            read_reply_owned(value).ok_or_else(|| malformed("XREAD", "not a stream read reply"))
         })
     }
 
@@ -1420,7 +1504,8 @@ impl Store for RedisStore {
                 }
                 Err(error) => return Err(failed("XREADGROUP")(error)),
             };
-            read_reply(&value).ok_or_else(|| malformed("XREADGROUP", "not a stream read reply"))
+            read_reply_owned(value)
+                .ok_or_else(|| malformed("XREADGROUP", "not a stream read reply"))
         })
     }
 
@@ -1514,12 +1599,15 @@ impl Store for RedisStore {
                 return Ok(Vec::new());
             }
             // One script call for the whole batch (see begin.lua).
-            let mut invocation = self.scripts.begin.key(self.keys.tasks());
-            invocation.key(self.keys.starts()).arg(GROUP).arg(consumer);
-            for id in entry_ids {
-                invocation.arg(id);
-            }
-            let replies = self.invoke_per_item("begin", &invocation, entry_ids.len()).await?;
+            let script = &self.scripts.begin;
+            let replies = self
+                .eval_per_item("begin", script, 2, entry_ids.len(), |command| {
+                    command.arg(self.keys.tasks()).arg(self.keys.starts()).arg(GROUP).arg(consumer);
+                    for id in entry_ids {
+                        command.arg(id);
+                    }
+                })
+                .await?;
             replies.iter().map(begin_reply).collect()
         })
     }
@@ -1838,8 +1926,8 @@ impl Store for RedisStore {
                 .query_async(&mut connection)
                 .await
                 .map_err(failed("read the control stream"))?;
-            let entries =
-                read_reply(&value).ok_or_else(|| malformed("XREAD", "not a stream read reply"))?;
+            let entries = read_reply_owned(value)
+                .ok_or_else(|| malformed("XREAD", "not a stream read reply"))?;
             let last = entries.last().map_or_else(|| after.to_owned(), |entry| entry.id.clone());
             let messages = entries
                 .into_iter()
