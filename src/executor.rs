@@ -253,9 +253,7 @@ pub trait Executor: Send + Sync + fmt::Debug + 'static {
     /// `block_on` that, when the loop has nothing to do, keeps looking for a wake-up for up to
     /// [`DEDICATED_SPIN`] before it parks the thread: waking a parked thread costs whoever
     /// hands it work a system call and tens of microseconds, which would dominate the round
-    /// trip of a short task. A loop fewer than three in four of whose recent waits end within
-    /// the spin (one waiting for a broker's answer) parks at once instead, but for a probing
-    /// spin now and then. The thread counts as an async context (see
+    /// trip of a short task. The thread counts as an async context (see
     /// [`enter_async_context`]). A simulated executor overrides this to run the loop as an
     /// ordinary task.
     ///
@@ -295,7 +293,7 @@ pub trait Executor: Send + Sync + fmt::Debug + 'static {
 /// Runs `future` to its end on the current thread, as the default
 /// [`Executor::spawn_dedicated`] does on the thread it starts: the thread counts as an async
 /// context (blocking taskweave calls are refused on it), spins briefly for a wake-up
-/// ([`DEDICATED_SPIN`], while its waits are that short) and parks after. For an executor that starts its dedicated threads
+/// ([`DEDICATED_SPIN`]) and parks after. For an executor that starts its dedicated threads
 /// itself (to name them, pin them, or enter its runtime's context on them) and wants the
 /// same driving loop.
 ///
@@ -323,8 +321,6 @@ pub fn drive_on_current_thread(future: BoxFuture<()>) {
 /// caller that awaits each result in turn; short enough that an idle worker gives its core
 /// back quickly. Measured with `benches/overhead.rs` (round trip): without it the median round
 /// trip was two thread wake-ups, 10–35 µs on the 2-core benchmark machine; with it, about 1 µs.
-/// A loop most of whose recent waits outlasted it parks at once (but for a probe now and
-/// then), so that waiting for something slow, a broker's answer, does not burn a core.
 pub const DEDICATED_SPIN: Duration = Duration::from_micros(50);
 
 /// Wakes a dedicated thread: sets `notified`, and unparks the thread only if it may be
@@ -347,7 +343,7 @@ impl Wake for DedicatedWaker {
 }
 
 /// Runs `future` to completion on the current thread: polls it, and when it is pending looks
-/// for a wake-up for [`DEDICATED_SPIN`] before parking, while spinning pays ([`SpinPolicy`]).
+/// for a wake-up for [`DEDICATED_SPIN`] before parking.
 fn drive_dedicated(future: BoxFuture<()>) {
     let mut future = future;
     let waker_state = Arc::new(DedicatedWaker {
@@ -356,71 +352,15 @@ fn drive_dedicated(future: BoxFuture<()>) {
     });
     let waker = Waker::from(Arc::clone(&waker_state));
     let mut cx = Context::from_waker(&waker);
-    let mut policy = SpinPolicy::default();
     loop {
         if future.as_mut().poll(&mut cx).is_ready() {
             return;
         }
-        let spins = policy.spins();
-        if spins && spin_until_notified(&waker_state.notified) {
-            policy.waited(true);
-            continue;
+        if !spin_until_notified(&waker_state.notified) {
+            while !waker_state.notified.swap(false, Ordering::AcqRel) {
+                std::thread::park();
+            }
         }
-        // Parked straight away: how long the wait lasted says whether a spin would have
-        // caught it. After a spin that missed, the wait was long already.
-        let parked_at = (!spins).then(Instant::now);
-        while !waker_state.notified.swap(false, Ordering::AcqRel) {
-            std::thread::park();
-        }
-        policy.waited(parked_at.is_some_and(|at| at.elapsed() < DEDICATED_SPIN));
-    }
-}
-
-/// Whether a dedicated loop looks for its wake-up before it parks ([`DEDICATED_SPIN`]).
-///
-/// A spin pays when the wake-up comes within it (a worker handed its next task while it
-/// finishes the last one); when the loop waits for something slower (a worker waiting for
-/// its broker's answer, hundreds of microseconds away) every spin is a core's time thrown
-/// away, taken from the very processes it waits for on a busy machine. A loop that does
-/// both (a Redis worker's runner: short waits for the other runners' outcomes, long ones for
-/// the broker) would still spin at every wait if one short wait brought the spin back. So
-/// the policy keeps a moving share of the waits that were short (each wait weighs an
-/// eighth) and spins while at least [`SPIN_SHARE`](SpinPolicy::SPIN_SHARE) of them were;
-/// otherwise it parks at once, times the wait itself, and every
-/// [`PROBE_EVERY`](SpinPolicy::PROBE_EVERY)-th wait spins anyway.
-#[derive(Debug)]
-struct SpinPolicy {
-    /// The moving share of short waits, out of [`FULL`](SpinPolicy::FULL).
-    short_share: u32,
-    /// Waits since the loop started (wrapping), for the probes.
-    waits: u32,
-}
-
-impl Default for SpinPolicy {
-    fn default() -> SpinPolicy {
-        // Spins at first: most dedicated loops are handed work quickly.
-        SpinPolicy { short_share: Self::FULL, waits: 0 }
-    }
-}
-
-impl SpinPolicy {
-    /// The share of every wait short.
-    const FULL: u32 = 1 << 16;
-    /// The share of short waits from which the loop spins: three in four.
-    const SPIN_SHARE: u32 = Self::FULL / 4 * 3;
-    /// While the loop parks at once, one wait in this many spins anyway.
-    const PROBE_EVERY: u32 = 8;
-
-    /// Whether the coming wait spins first.
-    fn spins(&mut self) -> bool {
-        self.waits = self.waits.wrapping_add(1);
-        self.short_share >= Self::SPIN_SHARE || self.waits.is_multiple_of(Self::PROBE_EVERY)
-    }
-
-    /// A wait ended: `short` when the wake-up came within the spin's time.
-    fn waited(&mut self, short: bool) {
-        let share = self.short_share;
-        self.short_share = if short { share + (Self::FULL - share) / 8 } else { share - share / 8 };
     }
 }
 
@@ -630,39 +570,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    /// Waits that outlast the spin stop it (but for a probe now and then), also when they
-    /// alternate with short ones; a run of short waits brings it back.
-    #[test]
-    fn a_dedicated_loop_stops_spinning_while_its_waits_are_long() {
-        let mut policy = SpinPolicy::default();
-        assert!(policy.spins(), "spins at first");
-        policy.waited(false);
-        assert!(policy.spins(), "one long wait alone does not stop it");
-        // Long and short waits in turn (a Redis runner): the spin stops but for the probes.
-        let spun = (0..64)
-            .filter(|round| {
-                let spins = policy.spins();
-                policy.waited(round % 2 == 0);
-                spins
-            })
-            .count();
-        // A few spins at first, while the share falls from all short to below three in four.
-        assert!(spun <= 64 / SpinPolicy::PROBE_EVERY as usize + 6, "spun {spun} of 64 waits");
-        let spun = (0..64)
-            .filter(|_| {
-                let spins = policy.spins();
-                policy.waited(false);
-                spins
-            })
-            .count();
-        assert!(spun <= 64 / SpinPolicy::PROBE_EVERY as usize, "spun {spun} of 64 long waits");
-        for _ in 0..16 {
-            let _ = policy.spins();
-            policy.waited(true);
-        }
-        assert!(policy.spins(), "short waits bring the spin back");
-    }
 
     /// A caller that waits for each answer parks its thread, sometimes for longer than the
     /// spin, so the dedicated loop is woken both while it still looks and after it parked.
