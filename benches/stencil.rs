@@ -790,6 +790,242 @@ fn scheduler_hold_contended(width: usize, steps: usize, rounds: usize, per_hold:
     best
 }
 
+/// A scheduler that threads share: the pure `Scheduler` behind one `parking_lot` mutex (as
+/// the client holds it today), or the `ShardedScheduler` (a lock per shard).
+trait SharedScheduler: Sync {
+    fn feed(
+        &self,
+        event: taskweave::scheduler::Event<CellPayload>,
+        out: &mut Vec<taskweave::scheduler::Action<CellPayload>>,
+    );
+    fn held(&self) -> usize;
+}
+
+impl SharedScheduler for parking_lot::Mutex<taskweave::scheduler::Scheduler<CellPayload>> {
+    fn feed(
+        &self,
+        event: taskweave::scheduler::Event<CellPayload>,
+        out: &mut Vec<taskweave::scheduler::Action<CellPayload>>,
+    ) {
+        self.lock().handle(event, out);
+    }
+    fn held(&self) -> usize {
+        self.lock().counts().held()
+    }
+}
+
+impl SharedScheduler for taskweave::scheduler::ShardedScheduler<CellPayload> {
+    fn feed(
+        &self,
+        event: taskweave::scheduler::Event<CellPayload>,
+        out: &mut Vec<taskweave::scheduler::Action<CellPayload>>,
+    ) {
+        self.handle(event, out);
+    }
+    fn held(&self) -> usize {
+        self.counts().held()
+    }
+}
+
+/// One thread's stencil graph on a shared scheduler, as the client drives it: each task
+/// submitted (one call), each row released once the next is submitted, and after each
+/// submission every task dispatched to this thread finished (one call each, its dependents'
+/// dispatches kept for it). `id` gives the ids; `inbox` is where dispatches to this thread
+/// arrive, `route` says whose inbox a dispatched task goes to.
+fn drive_graph(
+    scheduler: &impl SharedScheduler,
+    width: usize,
+    steps: usize,
+    id: impl Fn(usize, usize) -> taskweave::scheduler::TaskId,
+    inboxes: &[parking_lot::Mutex<std::collections::VecDeque<taskweave::scheduler::TaskId>>],
+    own: usize,
+    route: impl Fn(taskweave::scheduler::TaskId) -> usize,
+) {
+    use taskweave::scheduler::{Action, Event, TaskKey};
+    let tasks = width * steps;
+    let mut actions = Vec::with_capacity(64);
+    let mut finished = 0;
+    let carry_out = |actions: &mut Vec<Action<CellPayload>>| {
+        for action in actions.drain(..) {
+            if let Action::Dispatch { id, .. } = action {
+                inboxes[route(id)].lock().push_back(id);
+            }
+        }
+    };
+    let finish_own = |actions: &mut Vec<Action<CellPayload>>, finished: &mut usize| {
+        while let Some(task) = inboxes[own].lock().pop_front() {
+            scheduler.feed(Event::Finished { id: task }, actions);
+            carry_out(actions);
+            *finished += 1;
+        }
+    };
+    for index in 0..tasks {
+        let (step, i) = (index / width, index % width);
+        let task = id(step, i);
+        let payload = Arc::new(TaskKey::generated("cell", task.0));
+        let previous = |j| id(step.saturating_sub(1), j);
+        let spec = stencil_cell(width, step, i, task, Vec::new(), previous, payload);
+        scheduler.feed(Event::Submitted(spec), &mut actions);
+        carry_out(&mut actions);
+        if step > 0 && i == width - 1 {
+            for j in 0..width {
+                scheduler.feed(Event::Released { id: id(step - 1, j) }, &mut actions);
+                carry_out(&mut actions);
+            }
+        }
+        finish_own(&mut actions, &mut finished);
+    }
+    while finished < tasks {
+        finish_own(&mut actions, &mut finished);
+        std::hint::spin_loop();
+    }
+    for j in 0..width {
+        scheduler.feed(Event::Released { id: id(steps - 1, j) }, &mut actions);
+        carry_out(&mut actions);
+    }
+}
+
+/// Wall time per task, in ns, of `threads` threads each driving a stencil graph of its own
+/// on one shared scheduler (`drive_graph`), the best of `rounds`: the ids of thread `t` are
+/// in the chunks of 128 ids whose number is `t` modulo `threads`, so that with as many
+/// shards as threads (or a multiple), different threads' tasks live in different shards.
+/// With one thread this is the uncontended cost of the scheduler's calls per task.
+fn graphs_on_shared(
+    make: impl Fn(usize) -> Box<dyn Fn() -> Box<dyn SharedSchedulerBox>>,
+    width: usize,
+    steps: usize,
+    rounds: usize,
+    threads: usize,
+) -> f64 {
+    let tasks = width * steps;
+    let mut best = f64::INFINITY;
+    for round in 0..rounds {
+        let scheduler = make(width * threads)();
+        let scheduler = &*scheduler;
+        let inboxes: Vec<_> = (0..threads)
+            .map(|_| parking_lot::Mutex::new(std::collections::VecDeque::with_capacity(tasks)))
+            .collect();
+        let start = Barrier::new(threads);
+        // Chunk numbers start past the previous rounds' (ids are never reused).
+        let first_chunk = (round * (tasks / 128 + 2) * threads + threads) as u64;
+        let started = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|thread| {
+                    let (inboxes, start) = (&inboxes, &start);
+                    scope.spawn(move || {
+                        let id = move |step: usize, i: usize| {
+                            let index = (step * width + i) as u64;
+                            let chunk =
+                                first_chunk + (index / 128) * threads as u64 + thread as u64;
+                            taskweave::scheduler::TaskId(chunk * 128 + index % 128)
+                        };
+                        let route = move |task: taskweave::scheduler::TaskId| {
+                            ((task.0 / 128 - first_chunk) % threads as u64) as usize
+                        };
+                        start.wait();
+                        let started = Instant::now();
+                        drive_graph(&BoxRef(scheduler), width, steps, id, inboxes, thread, route);
+                        started
+                    })
+                })
+                .collect();
+            let starts: Vec<Instant> =
+                handles.into_iter().map(|h| h.join().expect("a driving thread panicked")).collect();
+            starts.into_iter().min().expect("one thread at least")
+        });
+        let wall = started.elapsed();
+        assert_eq!(scheduler.held_tasks(), 0, "every task was forgotten");
+        best = best.min(wall.as_nanos() as f64 / (tasks * threads) as f64);
+    }
+    best
+}
+
+/// [`SharedScheduler`] as a trait object.
+trait SharedSchedulerBox: Sync {
+    fn feed_boxed(
+        &self,
+        event: taskweave::scheduler::Event<CellPayload>,
+        out: &mut Vec<taskweave::scheduler::Action<CellPayload>>,
+    );
+    fn held_tasks(&self) -> usize;
+}
+
+impl<T: SharedScheduler> SharedSchedulerBox for T {
+    fn feed_boxed(
+        &self,
+        event: taskweave::scheduler::Event<CellPayload>,
+        out: &mut Vec<taskweave::scheduler::Action<CellPayload>>,
+    ) {
+        self.feed(event, out);
+    }
+    fn held_tasks(&self) -> usize {
+        self.held()
+    }
+}
+
+struct BoxRef<'a>(&'a dyn SharedSchedulerBox);
+
+impl SharedScheduler for BoxRef<'_> {
+    fn feed(
+        &self,
+        event: taskweave::scheduler::Event<CellPayload>,
+        out: &mut Vec<taskweave::scheduler::Action<CellPayload>>,
+    ) {
+        self.0.feed_boxed(event, out);
+    }
+    fn held(&self) -> usize {
+        self.0.held_tasks()
+    }
+}
+
+/// Makes the one-lock scheduler (`shards` = 0) or a sharded one, for `capacity` slots.
+fn shared_maker(shards: usize) -> impl Fn(usize) -> Box<dyn Fn() -> Box<dyn SharedSchedulerBox>> {
+    move |capacity| {
+        Box::new(move || -> Box<dyn SharedSchedulerBox> {
+            if shards == 0 {
+                Box::new(parking_lot::Mutex::new(
+                    taskweave::scheduler::Scheduler::with_keys_in_payload(capacity, cell_key),
+                ))
+            } else {
+                Box::new(taskweave::scheduler::ShardedScheduler::with_keys_in_payload(
+                    capacity, shards, cell_key,
+                ))
+            }
+        })
+    }
+}
+
+/// What the sharded scheduler does per task on state that every shard shares: a worker
+/// slot taken from and given back to one atomic count (`SlotPool`), here the same two
+/// operations on one cache line from two threads at once, ns per pair, the best of 5.
+fn shared_slot_cost() -> f64 {
+    let in_flight = AtomicUsize::new(0);
+    let rounds = 1_000_000;
+    let start = Barrier::new(2);
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let elapsed = std::thread::scope(|scope| {
+            let work = || {
+                start.wait();
+                let started = Instant::now();
+                for _ in 0..rounds {
+                    let _ = in_flight.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |taken| {
+                        (taken < usize::MAX / 2).then_some(taken + 1)
+                    });
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                }
+                started.elapsed()
+            };
+            let other = scope.spawn(work);
+            let mine = work();
+            mine.max(other.join().expect("the other thread panicked"))
+        });
+        // Two threads did `rounds` pairs each in `elapsed`: the line's serial time per pair.
+        best = best.min(elapsed.as_nanos() as f64 / (2 * rounds) as f64);
+    }
+    best
+}
+
 // ---------------------------------------------------------------------------------------------
 // Statistics
 
@@ -1151,6 +1387,32 @@ fn main() {
             1e3 / batched,
             amdahl(batched)
         );
+        // The sharded scheduler, measured the same ways (ARCHITECTURE.md, "Sharding").
+        let rounds = options.lock_rounds;
+        let one_lock_alone = graphs_on_shared(shared_maker(0), width, steps, rounds, 1);
+        let one_lock_two = graphs_on_shared(shared_maker(0), width, steps, rounds, 2);
+        let slot = shared_slot_cost();
+        let _ = writeln!(
+            out,
+            "two threads each driving a stencil graph of its own (submit, finish, release; \
+             wall time per task over both): one lock {one_lock_two:.0} ns (one thread alone \
+             {one_lock_alone:.0} ns); per task on state all shards share (a slot taken and \
+             given back, one atomic line, contended by 2 threads): {slot:.0} ns: a ceiling \
+             of {:.0} M tasks/s",
+            1e3 / slot
+        );
+        for shards in [1, 2, 4] {
+            let alone = graphs_on_shared(shared_maker(shards), width, steps, rounds, 1);
+            let two = graphs_on_shared(shared_maker(shards), width, steps, rounds, 2);
+            let _ = writeln!(
+                out,
+                "sharded, {shards} shard(s): per-shard work per task (one thread alone, \
+                 shard locks uncontended) {alone:.0} ns; two threads, own graphs: {two:.0} \
+                 ns per task ({:.2} M tasks/s; the one lock: {:.2} M)",
+                1e3 / two,
+                1e3 / one_lock_two
+            );
+        }
         print!("{out}");
         out.clear();
     }

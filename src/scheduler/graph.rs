@@ -2,9 +2,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use super::event::{Action, CancelOutcome, Event, RetryOutcome, TaskSpec};
 use super::ids::IdList;
+use super::sharded::{ProxyUpdate, SlotPool};
 use super::table::TaskTable;
 use crate::error::TaskError;
 use crate::key::{TaskId, TaskKey};
@@ -171,6 +173,20 @@ fn offer_withdraw<P: Clone>(id: TaskId, record: &mut Record<P>, out: &mut Vec<Ac
     }
 }
 
+/// Notes that an unfinished task's reference to `dep` was given back (`taken` false) or
+/// taken again, if `dep` is a proxy (see `Scheduler::proxy_refs_changed`).
+#[inline]
+fn note_proxy_ref(
+    proxies: &HashMap<TaskId, u64>,
+    changed: &mut Vec<(TaskId, bool)>,
+    dep: TaskId,
+    taken: bool,
+) {
+    if !proxies.is_empty() && proxies.contains_key(&dep) {
+        changed.push((dep, taken));
+    }
+}
+
 /// Where the scheduler finds a task's key (needed only for errors and shared keys).
 enum Keys<P> {
     /// In a table of their own, by task id.
@@ -253,6 +269,10 @@ impl ReadyQueue {
         self.normal.clear();
         self.others.clear();
     }
+
+    fn is_empty(&self) -> bool {
+        self.normal.is_empty() && self.others.is_empty()
+    }
 }
 
 /// The task graph as a pure state machine: [`Event`]s in, [`Action`]s out, no I/O, no
@@ -289,6 +309,31 @@ pub struct Scheduler<P> {
     /// An emptied list of dependencies kept for the next [`TaskSpec`] (see
     /// [`Scheduler::spare_ids`]).
     spare_ids: Vec<TaskId>,
+    /// The slots of every shard of a [`ShardedScheduler`](super::ShardedScheduler), when
+    /// this scheduler is one of its shards: `in_flight` then counts this shard's share, and
+    /// a dispatch takes its slot from the pool (`capacity` is unused). `None` otherwise.
+    pool: Option<Arc<SlotPool>>,
+    /// When this scheduler is a shard: the records that stand for another shard's tasks
+    /// (proxies, see `sharded.rs`), each with the version of the last update applied. Such a
+    /// record is never dispatched, is left out of the counts, and its actions are not the
+    /// client's (the sharded scheduler drops them). Empty otherwise.
+    proxies: HashMap<TaskId, u64>,
+    /// Proxies forgotten since the sharded scheduler last looked: it gives their references
+    /// back to the source shards.
+    proxies_forgotten: Vec<TaskId>,
+    /// References of unfinished tasks here to proxies, given back (`false`) or taken again
+    /// (`true`, a retry) since the sharded scheduler last looked: each stands for one on the
+    /// proxy's task in its own shard, where the sharded scheduler gives it back or takes it.
+    proxy_refs_changed: Vec<(TaskId, bool)>,
+    /// When this scheduler is a shard: the tasks a cascade (failure or cancel) terminated
+    /// whose references are not given back yet. One scheduler gives them back once the
+    /// whole cascade is done, so that no task it would reach is forgotten first; a cascade
+    /// that crosses shards is done only when every shard it reaches has run its part, after
+    /// which the sharded scheduler calls [`flush_deferred`](Scheduler::flush_deferred).
+    deferred: Vec<TaskId>,
+    /// How many times a proxy finished and failed, taken off the totals of
+    /// [`counts`](Scheduler::counts) (the source's shard counts the task once).
+    proxy_totals: (u64, u64),
     /// The bug planted in this scheduler, if any (see [`Scheduler::plant`]).
     #[cfg(feature = "__planted")]
     planted: Option<PlantedBug>,
@@ -325,6 +370,12 @@ impl<P: Clone> Scheduler<P> {
             forget_list: Vec::new(),
             visit_list: Vec::new(),
             spare_ids: Vec::new(),
+            pool: None,
+            proxies: HashMap::new(),
+            proxies_forgotten: Vec::new(),
+            proxy_refs_changed: Vec::new(),
+            deferred: Vec::new(),
+            proxy_totals: (0, 0),
             #[cfg(feature = "__planted")]
             planted: None,
         }
@@ -395,7 +446,13 @@ impl<P: Clone> Scheduler<P> {
 
     /// Task counts by state and totals.
     pub fn counts(&self) -> SchedulerCounts {
-        let count = |state: TaskState| self.counts_by_state[state.index()];
+        let mut by_state = self.counts_by_state;
+        for id in self.proxies.keys() {
+            if let Some(record) = self.tasks.get(id) {
+                by_state[record.state.index()] -= 1;
+            }
+        }
+        let count = |state: TaskState| by_state[state.index()];
         SchedulerCounts {
             waiting: count(TaskState::Waiting),
             ready: count(TaskState::Ready),
@@ -403,8 +460,8 @@ impl<P: Clone> Scheduler<P> {
             finished: count(TaskState::Finished),
             failed: count(TaskState::Failed),
             cancelled: count(TaskState::Cancelled),
-            total_finished: self.total_finished,
-            total_failed: self.total_failed,
+            total_finished: self.total_finished - self.proxy_totals.0,
+            total_failed: self.total_failed - self.proxy_totals.1,
         }
     }
 
@@ -611,6 +668,10 @@ impl<P: Clone> Scheduler<P> {
     }
 
     fn make_ready(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
+        if !self.proxies.is_empty() && self.proxies.contains_key(&id) {
+            // Another shard runs the task; this record only mirrors its outcome.
+            return;
+        }
         let record = &self.tasks[&id];
         if !record.uses_worker {
             // Async bodies run on the executor, outside the worker slots.
@@ -629,6 +690,9 @@ impl<P: Clone> Scheduler<P> {
         if record.uses_worker {
             record.holds_slot = true;
             self.in_flight += 1;
+            if let Some(pool) = &self.pool {
+                pool.take_anyway();
+            }
         }
         out.push(Action::Dispatch {
             id,
@@ -639,8 +703,11 @@ impl<P: Clone> Scheduler<P> {
 
     /// Dispatches ready tasks, highest priority first, while worker slots are free.
     fn pump(&mut self, out: &mut Vec<Action<P>>) {
-        while self.in_flight < self.capacity {
-            let Some(id) = self.ready.pop() else { break };
+        while !self.ready.is_empty() && self.take_slot() {
+            let Some(id) = self.ready.pop() else {
+                self.give_slot_back();
+                break;
+            };
             // Entries of tasks cancelled or forgotten while queued are skipped here.
             if let Some(record) = self.tasks.get_mut(&id)
                 && record.state == TaskState::Ready
@@ -657,8 +724,35 @@ impl<P: Clone> Scheduler<P> {
                     attempt: record.attempts,
                     payload: record.payload.clone(),
                 });
+            } else {
+                self.give_slot_back();
             }
         }
+    }
+
+    /// Takes a free slot for a dispatch, if there is one: this scheduler's own count, or
+    /// the pool shared by the shards. `pump` counts it in `in_flight` once it dispatches.
+    #[inline]
+    fn take_slot(&mut self) -> bool {
+        match &self.pool {
+            None => self.in_flight < self.capacity,
+            Some(pool) => pool.try_take(),
+        }
+    }
+
+    /// Gives back a slot [`take_slot`](Scheduler::take_slot) took for nothing.
+    #[inline]
+    fn give_slot_back(&self) {
+        if let Some(pool) = &self.pool {
+            pool.give_back();
+        }
+    }
+
+    /// A dispatched worker task no longer holds its slot.
+    #[inline]
+    fn free_slot(&mut self) {
+        self.in_flight -= 1;
+        self.give_slot_back();
     }
 
     /// Takes a reported task off its slot; `None` when the report is stale.
@@ -667,6 +761,9 @@ impl<P: Clone> Scheduler<P> {
         if record.holds_slot {
             record.holds_slot = false;
             self.in_flight -= 1;
+            if let Some(pool) = &self.pool {
+                pool.give_back();
+            }
         }
         record.seceded = false;
         record.withdrawing = false;
@@ -701,7 +798,7 @@ impl<P: Clone> Scheduler<P> {
         if record.holds_slot && record.state == TaskState::Running {
             record.holds_slot = false;
             record.seceded = true;
-            self.in_flight -= 1;
+            self.free_slot();
         }
     }
 
@@ -717,6 +814,9 @@ impl<P: Clone> Scheduler<P> {
         if record.state == TaskState::Running {
             record.holds_slot = true;
             self.in_flight += 1;
+            if let Some(pool) = &self.pool {
+                pool.take_anyway();
+            }
         } else {
             self.forget_unneeded(id, out);
         }
@@ -732,6 +832,9 @@ impl<P: Clone> Scheduler<P> {
         if record.holds_slot {
             record.holds_slot = false;
             self.in_flight -= 1;
+            if let Some(pool) = &self.pool {
+                pool.give_back();
+            }
         }
         record.seceded = false;
         record.withdrawing = false;
@@ -796,6 +899,9 @@ impl<P: Clone> Scheduler<P> {
         for index in n_dependents..visit.len() {
             let dep = visit[index];
             if let Some(dep_record) = self.tasks.get_mut(&dep) {
+                if !self.proxies.is_empty() && dep_record.dependent_refs > 0 {
+                    note_proxy_ref(&self.proxies, &mut self.proxy_refs_changed, dep, false);
+                }
                 dep_record.dependent_refs = dep_record.dependent_refs.saturating_sub(1);
                 if dep_record.is_needed() {
                     offer_withdraw(dep, dep_record, out);
@@ -828,6 +934,9 @@ impl<P: Clone> Scheduler<P> {
         #[cfg(feature = "__planted")]
         if self.planted == Some(PlantedBug::LeakSlotOnFailure) {
             self.in_flight += 1;
+            if let Some(pool) = &self.pool {
+                pool.take_anyway();
+            }
         }
         // Retries are for errors the task raised; a transport that gave up on lost workers
         // has already redelivered as often as allowed.
@@ -939,6 +1048,11 @@ impl<P: Clone> Scheduler<P> {
     /// Runs a failed task again, after the failed tasks it reads (see `retry_plan`).
     fn on_retry(&mut self, id: TaskId, out: &mut Vec<Action<P>>) {
         let Ok(plan) = self.retry_plan(id) else { return };
+        if !self.proxies.is_empty() && plan.iter().any(|task| self.proxies.contains_key(task)) {
+            // A failed input of another shard that did not run again first (see
+            // `ShardedScheduler::retry`): it cannot, so neither can this task.
+            return;
+        }
         for task in &plan {
             let record = self.tasks.get_mut(task).expect("planned tasks are held");
             // A failed task keeps its dependencies (see `finish_with_error`); take them again
@@ -949,6 +1063,7 @@ impl<P: Clone> Scheduler<P> {
                 for dep in &deps {
                     if let Some(dep_record) = self.tasks.get_mut(dep) {
                         dep_record.dependent_refs += 1;
+                        note_proxy_ref(&self.proxies, &mut self.proxy_refs_changed, *dep, true);
                     }
                 }
             }
@@ -981,7 +1096,7 @@ impl<P: Clone> Scheduler<P> {
         let mut unfinished: Vec<TaskId> = self
             .tasks
             .iter()
-            .filter(|(_, record)| !record.state.is_terminal())
+            .filter(|(id, record)| !record.state.is_terminal() && !self.proxies.contains_key(id))
             .map(|(id, _)| id)
             .collect();
         // Ids are handed out in submission order.
@@ -1005,6 +1120,12 @@ impl<P: Clone> Scheduler<P> {
             return;
         }
         let error = TaskError::Cancelled { key: self.key(id), reason };
+        self.cancel_with(id, error, out);
+    }
+
+    /// Cancels `id` with `error`, and every dependent the scheduler holds, transitively
+    /// (see [`on_cancel`](Scheduler::on_cancel)).
+    fn cancel_with(&mut self, id: TaskId, error: TaskError, out: &mut Vec<Action<P>>) {
         let mut cascade = std::mem::take(&mut self.worklist);
         cascade.clear();
         let mut cancelled = vec![id];
@@ -1033,6 +1154,11 @@ impl<P: Clone> Scheduler<P> {
             }
         }
         self.worklist = cascade;
+        if self.pool.is_some() {
+            // A shard: the cascade goes on in other shards first (see `deferred`).
+            self.deferred.extend(cancelled);
+            return;
+        }
         // Release references only after the whole cascade, so that no task in it is
         // forgotten while the cascade still reads it.
         for task in &cancelled {
@@ -1097,6 +1223,11 @@ impl<P: Clone> Scheduler<P> {
             }
         }
         self.worklist = cascade;
+        if self.pool.is_some() {
+            // A shard: the cascade goes on in other shards first (see `deferred`).
+            self.deferred.extend(terminated);
+            return;
+        }
         // Release references only after the whole cascade, so that no task in it is
         // forgotten while the cascade still reads it.
         for task in &terminated {
@@ -1144,6 +1275,9 @@ impl<P: Clone> Scheduler<P> {
         let deps = std::mem::take(&mut record.deps);
         for dep in &deps {
             if let Some(dep_record) = self.tasks.get_mut(dep) {
+                if !self.proxies.is_empty() && dep_record.dependent_refs > 0 {
+                    note_proxy_ref(&self.proxies, &mut self.proxy_refs_changed, *dep, false);
+                }
                 dep_record.dependent_refs = dep_record.dependent_refs.saturating_sub(1);
             }
         }
@@ -1198,6 +1332,9 @@ impl<P: Clone> Scheduler<P> {
         if !self.cold.is_empty() {
             self.cold.remove(&id);
         }
+        if !self.proxies.is_empty() && self.proxies.remove(&id).is_some() {
+            self.proxies_forgotten.push(id);
+        }
         let stored_key = match &mut self.keys {
             Keys::Stored(keys) => keys.remove(&id),
             Keys::InPayload(_) => None,
@@ -1215,7 +1352,23 @@ impl<P: Clone> Scheduler<P> {
         if !record.deps_released {
             for dep in &record.deps {
                 if let Some(dep_record) = self.tasks.get_mut(dep) {
+                    if !self.proxies.is_empty() && dep_record.dependent_refs > 0 {
+                        note_proxy_ref(&self.proxies, &mut self.proxy_refs_changed, *dep, false);
+                    }
                     dep_record.dependent_refs = dep_record.dependent_refs.saturating_sub(1);
+                    pending.push(*dep);
+                }
+            }
+        }
+        if !self.proxies.is_empty() {
+            // A task holds each proxy it reads (once, however often it lists it) for as
+            // long as it is held itself, as a dependent stays on its input's list here: a
+            // cancel of the input reaches it even after it finished.
+            let deps = record.deps.as_slice();
+            for (at, dep) in deps.iter().enumerate() {
+                if self.proxies.contains_key(dep) && !deps[..at].contains(dep) {
+                    let proxy = self.tasks.get_mut(dep).expect("a proxy is held");
+                    proxy.client_refs -= 1;
                     pending.push(*dep);
                 }
             }
@@ -1251,9 +1404,244 @@ impl<P: Clone> Scheduler<P> {
         }
     }
 
+    // -----------------------------------------------------------------------------------
+    // What a `ShardedScheduler` needs of its shards (see `sharded.rs`).
+
+    /// Makes this scheduler a shard whose dispatches take their slots from `pool`.
+    pub(super) fn share_slots(&mut self, pool: Arc<SlotPool>) {
+        self.pool = Some(pool);
+    }
+
+    /// Dispatches ready tasks while the pool has free slots.
+    pub(super) fn pump_ready(&mut self, out: &mut Vec<Action<P>>) {
+        self.pump(out);
+    }
+
+    /// Whether a task is ready to be dispatched (a slot is all it waits for).
+    pub(super) fn has_ready(&self) -> bool {
+        self.counts_by_state[TaskState::Ready.index()] > 0
+    }
+
+    /// Whether `id` is held here as a proxy of another shard's task.
+    pub(super) fn is_proxy(&self, id: TaskId) -> bool {
+        !self.proxies.is_empty() && self.proxies.contains_key(&id)
+    }
+
+    /// Whether any proxy is held or was forgotten since the last
+    /// [`take_forgotten_proxies`](Scheduler::take_forgotten_proxies).
+    pub(super) fn has_proxies(&self) -> bool {
+        !self.proxies.is_empty()
+            || !self.proxies_forgotten.is_empty()
+            || !self.proxy_refs_changed.is_empty()
+    }
+
+    /// The proxies forgotten since the last call, moved into `forgotten`, and the
+    /// references to proxies given back or taken, into `references`.
+    pub(super) fn take_proxy_changes(
+        &mut self,
+        forgotten: &mut Vec<TaskId>,
+        references: &mut Vec<(TaskId, bool)>,
+    ) {
+        forgotten.append(&mut self.proxies_forgotten);
+        references.append(&mut self.proxy_refs_changed);
+    }
+
+    /// Whether a cascade's references wait to be given back (see `deferred`).
+    pub(super) fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Gives back the references of the tasks cascades terminated (see `deferred`), and
+    /// forgets whatever that frees, as one scheduler does at the end of a cascade.
+    pub(super) fn flush_deferred(&mut self, out: &mut Vec<Action<P>>) {
+        let terminated = std::mem::take(&mut self.deferred);
+        for task in &terminated {
+            if self.state(*task) == Some(TaskState::Cancelled) {
+                self.release_deps(*task, out);
+            }
+        }
+        for task in terminated {
+            self.forget_unneeded(task, out);
+        }
+    }
+
+    /// Drops proxy `id` at once, whatever holds it here: its task was forgotten in its own
+    /// shard (so nothing will happen to it any more: the tasks here that listed it keep
+    /// their lists, as a forgotten input's dependents do).
+    pub(super) fn drop_proxy(&mut self, id: TaskId) {
+        if self.proxies.remove(&id).is_none() {
+            return;
+        }
+        if let Some(record) = self.tasks.remove(&id) {
+            self.counts_by_state[record.state.index()] -= 1;
+        }
+        self.cold.remove(&id);
+        if let Keys::Stored(keys) = &mut self.keys {
+            keys.remove(&id);
+        }
+    }
+
+    /// The key of held task `id`.
+    pub(super) fn key_of(&self, id: TaskId) -> TaskKey {
+        self.key(id)
+    }
+
+    /// The held task `id`'s state and, when it failed or was cancelled, its error.
+    pub(super) fn outcome_of(&self, id: TaskId) -> Option<(TaskState, Option<TaskError>)> {
+        let state = self.state(id)?;
+        Some((state, if state.is_terminal() { self.error(id) } else { None }))
+    }
+
+    /// Every proxy held, with the version of its last update.
+    pub(super) fn proxies(&self) -> impl Iterator<Item = (TaskId, u64)> + '_ {
+        self.proxies.iter().map(|(id, version)| (*id, *version))
+    }
+
+    /// Takes one more client reference on held task `id` (as [`Event::Retained`]).
+    pub(super) fn retain(&mut self, id: TaskId) -> bool {
+        match self.tasks.get_mut(&id) {
+            Some(record) => {
+                record.client_refs += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Holds task `id` of another shard as a proxy: a record that stands for it here, so
+    /// that this shard's tasks can read it as an input, with its `key` and `payload`. It starts in `state` (`Waiting` for
+    /// a task not yet done) with `error` if it failed or was cancelled, at `version`, with
+    /// one client reference: the dependent's, which it gives back when it is forgotten
+    /// (each task held here holds each proxy it reads once).
+    pub(super) fn insert_proxy(
+        &mut self,
+        id: TaskId,
+        key: TaskKey,
+        payload: P,
+        version: u64,
+        state: TaskState,
+        error: Option<TaskError>,
+    ) {
+        let state = match state {
+            TaskState::Ready | TaskState::Running => TaskState::Waiting,
+            other => other,
+        };
+        self.counts_by_state[state.index()] += 1;
+        if let Some(error) = error {
+            self.cold.entry(id).or_default().error = Some(error);
+        }
+        self.proxies.insert(id, version);
+        self.store_key(id, key, &payload);
+        self.tasks.insert(
+            id,
+            Record {
+                state,
+                payload,
+                deps: IdList::Empty,
+                // It reads nothing; as an unfinished task's, its (empty) list is still held.
+                deps_released: false,
+                dependents: IdList::Empty,
+                waiting_on: 0,
+                client_refs: 1,
+                dependent_refs: 0,
+                pinned: false,
+                shared_key: false,
+                uses_worker: false,
+                holds_slot: false,
+                seceded: false,
+                withdrawing: false,
+                attempts: 0,
+            },
+        );
+    }
+
+    /// Applies what happened to the source of proxy `id` (at `version`, newer than any
+    /// applied: older ones, overtaken on their way, are ignored): its dependents here are
+    /// queued, failed or cancelled exactly as a task of this shard's would make them.
+    pub(super) fn update_proxy(
+        &mut self,
+        id: TaskId,
+        version: u64,
+        update: ProxyUpdate,
+        out: &mut Vec<Action<P>>,
+    ) {
+        let Some(applied) = self.proxies.get_mut(&id) else { return };
+        if *applied >= version {
+            return;
+        }
+        *applied = version;
+        if let ProxyUpdate::Forgotten = update {
+            self.drop_proxy(id);
+            return;
+        }
+        let Some(state) = self.state(id) else { return };
+        if state == TaskState::Cancelled {
+            // Final: a cancelled task never runs again.
+            return;
+        }
+        match update {
+            ProxyUpdate::Waiting => {
+                if state != TaskState::Waiting {
+                    if let Some(cold) = self.cold.get_mut(&id) {
+                        cold.error = None;
+                    }
+                    self.set_state(id, TaskState::Waiting);
+                }
+            }
+            ProxyUpdate::Finished => {
+                if state == TaskState::Finished {
+                    return;
+                }
+                if let Some(cold) = self.cold.get_mut(&id) {
+                    cold.error = None;
+                }
+                // As a report of a run: the dependents it was the last input of are queued.
+                self.set_state(id, TaskState::Running);
+                self.proxy_totals.0 += 1;
+                self.on_finished(id, out);
+            }
+            ProxyUpdate::Failed(error) => {
+                if state == TaskState::Waiting {
+                    self.proxy_totals.1 += 1;
+                    self.finish_with_error(id, TaskState::Failed, error, Reported::Yes, out);
+                }
+            }
+            ProxyUpdate::Cancelled(error) => self.cancel_with(id, error, out),
+            ProxyUpdate::Forgotten => unreachable!("handled above"),
+        }
+    }
+
+    /// The failed proxies among the tasks a retry of `id` runs again (see `retry_plan`):
+    /// their sources must run again first.
+    pub(super) fn failed_proxies_in_retry(&self, id: TaskId) -> Vec<TaskId> {
+        match self.retry_plan(id) {
+            Ok(plan) => plan.into_iter().filter(|task| self.is_proxy(*task)).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Checks the internal bookkeeping; used by tests after every event.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
+        for id in self.proxies.keys() {
+            let Some(record) = self.tasks.get(id) else {
+                return Err(format!("{id:?}: a proxy without a record"));
+            };
+            if !record.deps.as_slice().is_empty() || record.holds_slot || record.attempts > 0 {
+                return Err(format!("{id:?}: a proxy with inputs, a slot or a run"));
+            }
+            if matches!(record.state, TaskState::Ready | TaskState::Running) {
+                return Err(format!("{id:?}: a proxy in state {:?}", record.state));
+            }
+            let readers =
+                self.tasks.iter().filter(|(_, reader)| reader.deps.contains(id)).count() as u32;
+            if record.client_refs != readers {
+                return Err(format!(
+                    "{id:?}: a proxy held {} times but read by {readers} held tasks",
+                    record.client_refs
+                ));
+            }
+        }
         let mut by_state = [0usize; 6];
         let mut slots = 0;
         for (id, record) in self.tasks.iter() {

@@ -30,6 +30,7 @@
 mod event;
 mod graph;
 mod ids;
+mod sharded;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -38,3 +39,4 @@ pub use crate::job::DEFAULT_ALLOWED_FAILURES;
 pub use crate::key::{KeyTokens, TaskId, TaskKey, prefix_for_type_name};
 pub use event::{Action, CancelOutcome, Event, RetryOutcome, TaskSpec};
 pub use graph::{Scheduler, SchedulerCounts, TaskState};
+pub use sharded::ShardedScheduler;

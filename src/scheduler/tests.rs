@@ -967,3 +967,406 @@ fn a_short_list_of_dependencies_leaves_its_buffer_for_the_next_spec() {
     assert_eq!(scheduler.state(TaskId(2)), Some(TaskState::Running));
     scheduler.check_invariants().unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The sharded scheduler (`sharded.rs`)
+
+/// The id of the `index`th task of a sharded test: spread so that neighbours often fall in
+/// different shards (a shard holds chunks of 128 ids).
+fn spread_id(index: usize) -> u64 {
+    index as u64 * 53 + 1
+}
+
+/// Every action about `id`, in order.
+fn actions_of(actions: &[Action<Payload>], id: u64) -> Vec<Action<Payload>> {
+    actions
+        .iter()
+        .filter(|action| action_task(action) == id)
+        .cloned()
+        .map(inherited_as_any)
+        .collect()
+}
+
+/// Each task's actions, in order.
+fn by_task(actions: &[Action<Payload>]) -> std::collections::BTreeMap<u64, Vec<Action<Payload>>> {
+    let mut by_task = std::collections::BTreeMap::<u64, Vec<Action<Payload>>>::new();
+    for action in actions {
+        by_task.entry(action_task(action)).or_default().push(inherited_as_any(action.clone()));
+    }
+    by_task
+}
+
+/// `action`, with an error inherited from a dependency naming none in particular: a task
+/// with two inputs cancelled (or failed) in one cascade inherits the error of the first to
+/// reach it, which in a sharded scheduler may be the other one (the cascade crosses shards
+/// in another order).
+fn inherited_as_any(action: Action<Payload>) -> Action<Payload> {
+    match action {
+        Action::Resolve { id, payload, outcome: Err(TaskError::Cancelled { key, reason }) }
+            if reason.starts_with("its dependency ") =>
+        {
+            let reason = "its dependency … was cancelled".into();
+            Action::Resolve { id, payload, outcome: Err(TaskError::Cancelled { key, reason }) }
+        }
+        Action::Resolve { id, payload, outcome: Err(TaskError::DependencyFailed { key, .. }) } => {
+            let root = Box::new(TaskError::Failed { key: key.clone(), message: "…".into() });
+            Action::Resolve { id, payload, outcome: Err(TaskError::DependencyFailed { key, root }) }
+        }
+        other => other,
+    }
+}
+
+fn action_task(action: &Action<Payload>) -> u64 {
+    match action {
+        Action::Dispatch { id, .. }
+        | Action::Resolve { id, .. }
+        | Action::Abort { id, .. }
+        | Action::Withdraw { id, .. }
+        | Action::Reset { id, .. }
+        | Action::Discard { id, .. }
+        | Action::Forget { id, .. } => id.0,
+    }
+}
+
+proptest! {
+    /// Fed one event at a time with slots to spare (so that no choice of which ready task
+    /// runs first can differ), the sharded scheduler does to every task exactly what one
+    /// scheduler does, across shards (proxies, cascades, retries of inputs in other shards),
+    /// and counts the same; its bookkeeping between shards holds after every event.
+    #[test]
+    fn sharded_acts_on_every_task_as_one_scheduler_does(
+        steps in prop::collection::vec(step(), 1..120),
+        shards in 1usize..5,
+    ) {
+        let mut one: Scheduler<u64> = Scheduler::new(1000);
+        let sharded: ShardedScheduler<u64> = ShardedScheduler::new(1000, shards);
+        let mut submitted: Vec<u64> = Vec::new();
+        let mut held: Vec<bool> = Vec::new();
+        let mut running: Vec<u64> = Vec::new();
+        let (mut all_one, mut all_sharded) = (Vec::new(), Vec::new());
+        let pick = |index: usize, from: &[u64]| from.get(index % from.len().max(1)).copied();
+        for step in steps {
+            let live: Vec<u64> = submitted
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| held[*index])
+                .map(|(_, id)| *id)
+                .collect();
+            let event = match step {
+                Step::Submit { deps, retries, priority } => {
+                    let id = spread_id(submitted.len());
+                    let mut deps: Vec<u64> = deps.iter().filter_map(|d| pick(*d, &live)).collect();
+                    deps.sort_unstable();
+                    deps.dedup();
+                    let mut task = spec(id, &deps);
+                    task.retries = retries;
+                    task.priority = i32::from(priority);
+                    submitted.push(id);
+                    held.push(true);
+                    Event::Submitted(task)
+                }
+                Step::Finish(index) | Step::Fail(index) | Step::Lose(index) if !running.is_empty() => {
+                    let id = TaskId(running.swap_remove(index % running.len()));
+                    match step {
+                        Step::Finish(_) => Event::Finished { id },
+                        Step::Fail(_) => Event::Failed { id, error: TaskError::Failed { key: key(id.0), message: "x".into() } },
+                        _ => Event::Lost { id },
+                    }
+                }
+                Step::Cancel(index) => match pick(index, &submitted) {
+                    Some(id) => Event::CancelRequested { id: TaskId(id), reason: "p".into() },
+                    None => continue,
+                },
+                Step::Secede(index) | Step::Rejoin(index) if !running.is_empty() => {
+                    let id = TaskId(running[index % running.len()]);
+                    match step {
+                        Step::Secede(_) => Event::Seceded { id },
+                        _ => Event::Rejoined { id },
+                    }
+                }
+                Step::Withdraw(index) => {
+                    let withdrawing: Vec<u64> = running.iter().copied().filter(|t| one.is_withdrawing(TaskId(*t))).collect();
+                    prop_assert_eq!(&withdrawing, &running.iter().copied().filter(|t| sharded.is_withdrawing(TaskId(*t))).collect::<Vec<_>>());
+                    let Some(id) = pick(index, &withdrawing) else { continue };
+                    running.retain(|t| *t != id);
+                    Event::Withdrawn { id: TaskId(id) }
+                }
+                Step::Retry(index) => match pick(index, &live) {
+                    Some(id) => {
+                        prop_assert_eq!(one.retry_outcome(TaskId(id)), sharded.retry_outcome(TaskId(id)));
+                        Event::RetryRequested { id: TaskId(id) }
+                    }
+                    None => continue,
+                },
+                Step::Release(index) => match pick(index, &live) {
+                    Some(id) => {
+                        let at = submitted.iter().position(|t| *t == id).expect("submitted");
+                        held[at] = false;
+                        Event::Released { id: TaskId(id) }
+                    }
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let (from_one, from_sharded) = (all_one.len(), all_sharded.len());
+            one.handle(event.clone(), &mut all_one);
+            sharded.handle(event, &mut all_sharded);
+            for action in &all_one[from_one..] {
+                if let Action::Dispatch { id, .. } = action {
+                    running.push(id.0);
+                }
+            }
+            prop_assert_eq!(by_task(&all_one[from_one..]), by_task(&all_sharded[from_sharded..]), "the same actions on each task");
+            one.check_invariants().map_err(TestCaseError::fail)?;
+            sharded.check_invariants().map_err(TestCaseError::fail)?;
+            prop_assert_eq!(one.counts(), sharded.counts());
+            prop_assert_eq!(one.in_flight(), sharded.in_flight());
+            prop_assert_eq!(one.unfinished(), sharded.unfinished());
+            for &id in &submitted {
+                prop_assert_eq!(one.state(TaskId(id)), sharded.state(TaskId(id)), "state of {}", id);
+                prop_assert_eq!(one.cancel_outcome(TaskId(id)), sharded.cancel_outcome(TaskId(id)));
+            }
+        }
+    }
+}
+
+#[test]
+fn closing_a_sharded_scheduler_cancels_every_shard_and_refuses_submissions() {
+    let scheduler: ShardedScheduler<Payload> = ShardedScheduler::new(1, 3);
+    let mut actions = Vec::new();
+    let (a, b) = (spread_id(0), spread_id(5));
+    assert_ne!(scheduler.shard_of(TaskId(a)), scheduler.shard_of(TaskId(b)));
+    scheduler.handle(Event::Submitted(spec(a, &[])), &mut actions);
+    scheduler.handle(Event::Submitted(spec(b, &[a])), &mut actions);
+    scheduler.handle(Event::Closed, &mut actions);
+    scheduler.check_invariants().unwrap();
+    let closed = |id| TaskError::Cancelled { key: key(id), reason: "the client was closed".into() };
+    assert_eq!(actions_of(&actions, a), [dispatch(a, 1), abort(a), failed_with(a, closed(a))]);
+    assert_eq!(actions_of(&actions, b), [failed_with(b, closed(b))]);
+    let mut late = Vec::new();
+    scheduler.handle(Event::Submitted(spec(spread_id(9), &[])), &mut late);
+    assert!(matches!(
+        &late[..],
+        [Action::Resolve { outcome: Err(TaskError::ClientClosed { operation: "submit", .. }), .. }]
+    ));
+    for id in [a, b] {
+        scheduler.handle(Event::Released { id: TaskId(id) }, &mut actions);
+    }
+    scheduler.handle(Event::Finished { id: TaskId(a) }, &mut actions);
+    scheduler.check_invariants().unwrap();
+    assert_eq!(scheduler.counts().held(), 0);
+    assert_eq!(scheduler.in_flight(), 0);
+}
+
+/// A slot freed in one shard goes to a ready task of another.
+#[test]
+fn a_slot_freed_in_one_shard_dispatches_a_ready_task_of_another() {
+    let scheduler: ShardedScheduler<Payload> = ShardedScheduler::new(1, 2);
+    let mut actions = Vec::new();
+    let (a, b) = (1, 129);
+    assert_ne!(scheduler.shard_of(TaskId(a)), scheduler.shard_of(TaskId(b)));
+    scheduler.handle(Event::Submitted(spec(a, &[])), &mut actions);
+    scheduler.handle(Event::Submitted(spec(b, &[])), &mut actions);
+    assert_eq!(actions, [dispatch(a, 1)]);
+    scheduler.check_invariants().unwrap();
+    actions.clear();
+    scheduler.handle(Event::Finished { id: TaskId(a) }, &mut actions);
+    assert_eq!(actions, [resolved(a), dispatch(b, 1)]);
+    scheduler.check_invariants().unwrap();
+}
+
+/// Several threads drive one sharded scheduler at once with random graphs (submissions
+/// reading tasks of other shards, reports that finish or fail, cancels, releases, retries):
+/// at quiescence the bookkeeping holds within and between shards, every task was resolved
+/// at most once net of outcomes taken back (exactly once unless it was forgotten unrun),
+/// forgotten exactly once, and never dispatched before each of its inputs reported a value.
+#[test]
+fn threads_driving_one_sharded_scheduler_keep_every_rule() {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+    const THREADS: usize = 4;
+    const STEPS: usize = 3000;
+    const MAX_TASKS: usize = THREADS * STEPS;
+
+    struct Shared {
+        scheduler: ShardedScheduler<Payload>,
+        next: AtomicU64,
+        /// Per task index: its inputs' indexes, set before it is submitted.
+        inputs: Vec<Mutex<Vec<usize>>>,
+        /// Per task index: a report that it finished was fed (set before the feeding).
+        reported_value: Vec<AtomicBool>,
+        /// Per task index: resolutions, net of outcomes taken back.
+        resolved: Vec<AtomicI64>,
+        forgotten: Vec<AtomicI64>,
+        dispatched: Mutex<VecDeque<u64>>,
+        violations: Mutex<Vec<String>>,
+    }
+    let index_of = |id: u64| ((id - 1) / 53) as usize;
+    let shared = Shared {
+        scheduler: ShardedScheduler::new(3, 4),
+        next: AtomicU64::new(0),
+        inputs: (0..MAX_TASKS).map(|_| Mutex::new(Vec::new())).collect(),
+        reported_value: (0..MAX_TASKS).map(|_| AtomicBool::new(false)).collect(),
+        resolved: (0..MAX_TASKS).map(|_| AtomicI64::new(0)).collect(),
+        forgotten: (0..MAX_TASKS).map(|_| AtomicI64::new(0)).collect(),
+        dispatched: Mutex::new(VecDeque::new()),
+        violations: Mutex::new(Vec::new()),
+    };
+    let feed = |shared: &Shared, event: Event<Payload>, actions: &mut Vec<Action<Payload>>| {
+        actions.clear();
+        shared.scheduler.handle(event, actions);
+        for action in actions.iter() {
+            let index = index_of(action_task(action));
+            match action {
+                Action::Dispatch { id, .. } => {
+                    for &input in shared.inputs[index].lock().unwrap().iter() {
+                        if !shared.reported_value[input].load(Ordering::SeqCst) {
+                            shared.violations.lock().unwrap().push(format!(
+                                "{id:?} dispatched before its input {} reported a value",
+                                spread_id(input)
+                            ));
+                        }
+                    }
+                    shared.dispatched.lock().unwrap().push_back(id.0);
+                }
+                Action::Resolve { .. } => {
+                    shared.resolved[index].fetch_add(1, Ordering::SeqCst);
+                }
+                Action::Reset { .. } | Action::Discard { .. } => {
+                    shared.resolved[index].fetch_sub(1, Ordering::SeqCst);
+                }
+                Action::Forget { .. } => {
+                    shared.forgotten[index].fetch_add(1, Ordering::SeqCst);
+                }
+                Action::Abort { .. } | Action::Withdraw { .. } => {}
+            }
+        }
+    };
+    let report = |shared: &Shared, id: u64, fail: bool, actions: &mut Vec<Action<Payload>>| {
+        let event = if fail {
+            Event::Failed {
+                id: TaskId(id),
+                error: TaskError::Failed { key: key(id), message: "x".into() },
+            }
+        } else {
+            shared.reported_value[index_of(id)].store(true, Ordering::SeqCst);
+            Event::Finished { id: TaskId(id) }
+        };
+        feed(shared, event, actions);
+    };
+    let mut leftover: Vec<Vec<u64>> = Vec::new();
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let shared = &shared;
+                scope.spawn(move || {
+                    let mut random = 0x9E37_79B9_7F4A_7C15_u64
+                        ^ (thread as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+                    let mut next = move || {
+                        random ^= random << 13;
+                        random ^= random >> 7;
+                        random ^= random << 17;
+                        random
+                    };
+                    let mut held: Vec<u64> = Vec::new();
+                    let mut actions = Vec::new();
+                    for _ in 0..STEPS {
+                        match next() % 16 {
+                            0..=5 => {
+                                let index = shared.next.fetch_add(1, Ordering::SeqCst) as usize;
+                                let id = spread_id(index);
+                                let inputs = if held.is_empty() { 0 } else { next() % 3 };
+                                let mut deps: Vec<u64> = (0..inputs)
+                                    .map(|_| held[next() as usize % held.len()])
+                                    .collect();
+                                deps.sort_unstable();
+                                deps.dedup();
+                                *shared.inputs[index].lock().unwrap() =
+                                    deps.iter().map(|d| index_of(*d)).collect();
+                                let mut task = spec(id, &deps);
+                                task.retries = (next() % 4 == 0) as u32;
+                                held.push(id);
+                                feed(shared, Event::Submitted(task), &mut actions);
+                            }
+                            6..=10 => {
+                                let id = shared.dispatched.lock().unwrap().pop_front();
+                                if let Some(id) = id {
+                                    report(shared, id, next() % 5 == 0, &mut actions);
+                                }
+                            }
+                            11 if !held.is_empty() => {
+                                let id = held[next() as usize % held.len()];
+                                feed(
+                                    shared,
+                                    Event::CancelRequested { id: TaskId(id), reason: "r".into() },
+                                    &mut actions,
+                                );
+                            }
+                            12 if !held.is_empty() => {
+                                let id = held[next() as usize % held.len()];
+                                feed(
+                                    shared,
+                                    Event::RetryRequested { id: TaskId(id) },
+                                    &mut actions,
+                                );
+                            }
+                            13..=15 if !held.is_empty() => {
+                                let id = held.swap_remove(next() as usize % held.len());
+                                feed(shared, Event::Released { id: TaskId(id) }, &mut actions);
+                            }
+                            _ => {}
+                        }
+                    }
+                    held
+                })
+            })
+            .collect();
+        for thread in threads {
+            leftover.push(thread.join().expect("a driving thread panicked"));
+        }
+    });
+    // Quiescent: every dispatched task reports a value, then every handle goes.
+    let mut actions = Vec::new();
+    loop {
+        let id = shared.dispatched.lock().unwrap().pop_front();
+        let Some(id) = id else { break };
+        report(&shared, id, false, &mut actions);
+    }
+    shared.scheduler.check_invariants().unwrap();
+    assert_eq!(shared.scheduler.in_flight(), 0);
+    let counts = shared.scheduler.counts();
+    assert_eq!(counts.waiting + counts.ready + counts.running, 0, "everything ran: {counts:?}");
+    for id in leftover.into_iter().flatten() {
+        feed(&shared, Event::Released { id: TaskId(id) }, &mut actions);
+    }
+    shared.scheduler.check_invariants().unwrap();
+    assert_eq!(shared.scheduler.counts().held(), 0);
+    let violations = shared.violations.lock().unwrap();
+    assert!(violations.is_empty(), "{violations:?}");
+    let submitted = shared.next.load(Ordering::SeqCst) as usize;
+    let mut forgotten_unresolved = 0;
+    for index in 0..submitted {
+        let resolved = shared.resolved[index].load(Ordering::SeqCst);
+        assert!(
+            resolved == 0 || resolved == 1,
+            "task {} resolved {resolved} times",
+            spread_id(index)
+        );
+        assert_eq!(
+            shared.forgotten[index].load(Ordering::SeqCst),
+            1,
+            "task {} forgotten once",
+            spread_id(index)
+        );
+        forgotten_unresolved += usize::from(resolved == 0);
+    }
+    assert!(
+        forgotten_unresolved < submitted / 2,
+        "most tasks ran: {forgotten_unresolved} of {submitted} did not"
+    );
+    let shards_used: std::collections::HashSet<usize> =
+        (0..submitted).map(|index| shared.scheduler.shard_of(TaskId(spread_id(index)))).collect();
+    assert_eq!(shards_used.len(), 4);
+}
